@@ -1,0 +1,20 @@
+//! potluck: a peer-to-peer node for community events.
+//!
+//! Each person keeps a signed append-only feed of event announcements,
+//! RSVPs, names and follows. The crate is layered so that protocol logic
+//! stays free of I/O:
+//!
+//! - [`message`]: the wire format (header, signature, ids);
+//! - [`validate`]: pure validation of a message against its feed's head;
+//! - [`content`]: the typed content of version 1 (events, RSVPs, ...);
+//! - [`index`]: pure derivation of index entries from messages;
+//! - [`store`]: the only owner of sled; atomic, durable appends;
+//! - [`identity`] and [`home`]: the key file and the home directory.
+
+pub mod content;
+pub mod home;
+pub mod identity;
+pub mod index;
+pub mod message;
+pub mod store;
+pub mod validate;

@@ -1,0 +1,395 @@
+//! Message validation: pure functions over decoded messages and the feed's
+//! current head. No I/O, no clocks. The store calls these on every message
+//! that enters it, whether published here or received from a peer.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use ed25519_dalek::{Signature, VerifyingKey};
+use serde::Deserialize;
+use serde::de::{IgnoredAny, MapAccess, Visitor};
+use thiserror::Error;
+
+use crate::message::{
+    DecodeError, FORMAT_VERSION, FeedId, MAX_CONTENT_LEN, Message, MessageId, signing_input,
+};
+
+/// Largest number of signatures verified in one ed25519 batch. Larger
+/// inputs are split; 64 is where the batch speed-up levels off.
+pub const VERIFY_BATCH: usize = 64;
+
+/// The latest message of a feed, as far as this node knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FeedHead {
+    /// Sequence of the latest message.
+    pub sequence: u64,
+    /// Id of the latest message.
+    pub id: MessageId,
+}
+
+/// Why a message was rejected. Each variant is one distinct failure.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ValidationError {
+    /// The bytes do not frame a message at all.
+    #[error("malformed message: {0}")]
+    Malformed(#[from] DecodeError),
+    /// The header's format version is not one this node understands.
+    #[error("unknown message format version {0} (this node reads version {FORMAT_VERSION})")]
+    UnknownVersion(u8),
+    /// The ed25519 signature does not verify against the author's key.
+    #[error("bad signature: the message was not signed by its author {author}, or was altered")]
+    BadSignature {
+        /// The claimed author.
+        author: FeedId,
+    },
+    /// The sequence is not the one after the feed's head.
+    #[error("sequence {got} does not follow the feed's head (expected {expected})")]
+    BadSequence {
+        /// The sequence that would follow the head.
+        expected: u64,
+        /// The sequence in the message.
+        got: u64,
+    },
+    /// `previous` is not the id of the feed's latest message.
+    #[error("wrong previous: message points to {got:?} but the feed's latest message is {expected:?}")]
+    WrongPrevious {
+        /// The id of the feed's head (zero for an empty feed).
+        expected: MessageId,
+        /// The id in the message.
+        got: MessageId,
+    },
+    /// The content's blake3 does not match the header.
+    #[error("content hash mismatch: the content is not the one the author signed")]
+    ContentHashMismatch,
+    /// The header declares more content than allowed.
+    #[error("oversize: content of {len} bytes is over the limit of {MAX_CONTENT_LEN}")]
+    Oversize {
+        /// Declared content length.
+        len: u32,
+    },
+    /// The content is not a UTF-8 JSON object with a string `type`.
+    #[error("content is not a JSON object with a string `type`: {reason}")]
+    BadContent {
+        /// What exactly is wrong.
+        reason: String,
+    },
+}
+
+/// Checks everything about a message that needs neither the feed's state
+/// nor the signature: version, size, content hash, and content shape.
+/// A message whose content was dropped passes the content checks vacuously.
+pub fn check_standalone(msg: &Message) -> Result<(), ValidationError> {
+    let header = msg.header();
+    if header.version != FORMAT_VERSION {
+        return Err(ValidationError::UnknownVersion(header.version));
+    }
+    if header.content_length as usize > MAX_CONTENT_LEN {
+        return Err(ValidationError::Oversize {
+            len: header.content_length,
+        });
+    }
+    if let Some(content) = msg.content() {
+        if blake3::hash(content).as_bytes() != &header.content_hash {
+            return Err(ValidationError::ContentHashMismatch);
+        }
+        content_type(content)?;
+    }
+    Ok(())
+}
+
+/// Checks that `msg` is the next message of a feed whose head is `head`
+/// (`None` for a feed this node has nothing of).
+pub fn check_chain(head: Option<&FeedHead>, msg: &Message) -> Result<(), ValidationError> {
+    let (expected_seq, expected_prev) = match head {
+        Some(h) => (h.sequence.saturating_add(1), h.id),
+        None => (1, MessageId::default()),
+    };
+    let header = msg.header();
+    if header.sequence != expected_seq {
+        return Err(ValidationError::BadSequence {
+            expected: expected_seq,
+            got: header.sequence,
+        });
+    }
+    if header.previous != expected_prev {
+        return Err(ValidationError::WrongPrevious {
+            expected: expected_prev,
+            got: header.previous,
+        });
+    }
+    Ok(())
+}
+
+/// Verifies one signature with `verify_strict`.
+pub fn verify_signature(msg: &Message) -> Result<(), ValidationError> {
+    let author = msg.author();
+    let bad = ValidationError::BadSignature { author };
+    let key = author.verifying_key().map_err(|_| bad.clone())?;
+    key.verify_strict(&signing_input(msg.header_bytes()), &msg.signature())
+        .map_err(|_| bad)
+}
+
+/// Full validation of one message against its feed's head.
+pub fn validate(head: Option<&FeedHead>, msg: &Message) -> Result<(), ValidationError> {
+    check_standalone(msg)?;
+    check_chain(head, msg)?;
+    verify_signature(msg)
+}
+
+/// Verifies the signatures of many messages, using ed25519 batch
+/// verification in chunks of [`VERIFY_BATCH`].
+///
+/// Returns the index of the first message whose signature is bad. A chunk
+/// that fails as a batch is re-checked one by one with `verify_strict`, so
+/// the answer is exact. Keys and `R` points of small order, which
+/// `verify_strict` rejects but a batch equation would accept, are screened
+/// out before batching (see docs/protocol.md, "Signature").
+pub fn verify_signatures(msgs: &[Message]) -> Result<(), (usize, ValidationError)> {
+    for (chunk_no, chunk) in msgs.chunks(VERIFY_BATCH).enumerate() {
+        let base = chunk_no * VERIFY_BATCH;
+        if !batch_ok(chunk) {
+            for (i, msg) in chunk.iter().enumerate() {
+                verify_signature(msg).map_err(|e| (base + i, e))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// True when every signature in `chunk` verifies as a batch and passes the
+/// screens that make batch acceptance agree with `verify_strict`.
+fn batch_ok(chunk: &[Message]) -> bool {
+    let mut inputs = Vec::with_capacity(chunk.len());
+    let mut sigs: Vec<Signature> = Vec::with_capacity(chunk.len());
+    let mut keys: Vec<VerifyingKey> = Vec::with_capacity(chunk.len());
+    for msg in chunk {
+        let Ok(key) = msg.author().verifying_key() else {
+            return false;
+        };
+        let sig = msg.signature();
+        if key.is_weak() || !r_is_strict(&sig) {
+            return false;
+        }
+        inputs.push(signing_input(msg.header_bytes()));
+        sigs.push(sig);
+        keys.push(key);
+    }
+    let refs: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
+    ed25519_dalek::verify_batch(&refs, &sigs, &keys).is_ok()
+}
+
+/// `verify_strict` rejects an `R` that is non-canonical or of small order;
+/// the batch equation alone would not.
+fn r_is_strict(sig: &Signature) -> bool {
+    use curve25519_dalek::edwards::CompressedEdwardsY;
+    let compressed = CompressedEdwardsY(*sig.r_bytes());
+    match compressed.decompress() {
+        Some(point) => !point.is_small_order() && point.compress() == compressed,
+        None => false,
+    }
+}
+
+/// Returns the `type` of a content object, checking that the content is a
+/// UTF-8 JSON object whose `type` is a string and whose top-level keys are
+/// unique (a duplicate key would let two parsers disagree on the type).
+pub fn content_type(content: &[u8]) -> Result<String, ValidationError> {
+    let text = std::str::from_utf8(content).map_err(|_| ValidationError::BadContent {
+        reason: "not valid UTF-8".into(),
+    })?;
+    let shape: ContentShape =
+        serde_json::from_str(text).map_err(|e| ValidationError::BadContent {
+            reason: e.to_string(),
+        })?;
+    shape.kind.ok_or_else(|| ValidationError::BadContent {
+        reason: "no `type` field".into(),
+    })
+}
+
+/// The top-level shape of content: an object, unique keys, a string `type`.
+struct ContentShape {
+    kind: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for ContentShape {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ShapeVisitor;
+        impl<'de> Visitor<'de> for ShapeVisitor {
+            type Value = ContentShape;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ContentShape, A::Error> {
+                let mut seen = HashSet::new();
+                let mut kind = None;
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    if !seen.insert(key.to_string()) {
+                        return Err(serde::de::Error::custom(format!("duplicate key `{key}`")));
+                    }
+                    if key == "type" {
+                        match map.next_value::<serde_json::Value>()? {
+                            serde_json::Value::String(s) => kind = Some(s),
+                            _ => return Err(serde::de::Error::custom("`type` is not a string")),
+                        }
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(ContentShape { kind })
+            }
+        }
+        d.deserialize_map(ShapeVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::SigningKey;
+
+    fn key() -> SigningKey {
+        SigningKey::from_bytes(&[1u8; 32])
+    }
+
+    fn first(content: &[u8]) -> Message {
+        Message::sign(&key(), 1, MessageId::default(), 1000, content).unwrap()
+    }
+
+    /// Re-signs arbitrary header bytes so that only the field under test is wrong.
+    fn resign(mut bytes: Vec<u8>) -> Message {
+        use ed25519_dalek::Signer;
+        let mut head = [0u8; crate::message::HEADER_LEN];
+        head.copy_from_slice(&bytes[..crate::message::HEADER_LEN]);
+        let sig = key().sign(&signing_input(&head));
+        bytes[crate::message::HEADER_LEN..crate::message::SIGNED_LEN]
+            .copy_from_slice(&sig.to_bytes());
+        Message::decode(bytes).unwrap()
+    }
+
+    #[test]
+    fn valid_first_and_second_message() {
+        let m1 = first(br#"{"type":"about","name":"Ana"}"#);
+        validate(None, &m1).unwrap();
+        let head = FeedHead {
+            sequence: 1,
+            id: m1.id(),
+        };
+        let m2 = Message::sign(&key(), 2, m1.id(), 2000, br#"{"type":"x"}"#).unwrap();
+        validate(Some(&head), &m2).unwrap();
+    }
+
+    #[test]
+    fn bad_signature() {
+        let mut bytes = first(br#"{"type":"x"}"#).into_bytes();
+        bytes[crate::message::HEADER_LEN + 3] ^= 1;
+        let msg = Message::decode(bytes).unwrap();
+        assert!(matches!(
+            validate(None, &msg),
+            Err(ValidationError::BadSignature { .. })
+        ));
+    }
+
+    #[test]
+    fn bad_sequence() {
+        let msg = Message::sign(&key(), 2, MessageId::default(), 0, br#"{"type":"x"}"#).unwrap();
+        assert_eq!(
+            validate(None, &msg),
+            Err(ValidationError::BadSequence {
+                expected: 1,
+                got: 2
+            })
+        );
+    }
+
+    #[test]
+    fn wrong_previous() {
+        let m1 = first(br#"{"type":"x"}"#);
+        let head = FeedHead {
+            sequence: 1,
+            id: m1.id(),
+        };
+        let m2 = Message::sign(&key(), 2, MessageId([5; 32]), 0, br#"{"type":"x"}"#).unwrap();
+        assert!(matches!(
+            validate(Some(&head), &m2),
+            Err(ValidationError::WrongPrevious { .. })
+        ));
+    }
+
+    #[test]
+    fn content_hash_mismatch() {
+        let mut bytes = first(br#"{"type":"x"}"#).into_bytes();
+        let last = bytes.len() - 2;
+        bytes[last] = b'y';
+        let msg = Message::decode(bytes).unwrap();
+        assert_eq!(
+            validate(None, &msg),
+            Err(ValidationError::ContentHashMismatch)
+        );
+    }
+
+    #[test]
+    fn oversize_declared_content() {
+        // A header declaring 20 KiB, signed, with content dropped.
+        let mut bytes = first(br#"{"type":"x"}"#).into_bytes();
+        bytes.truncate(crate::message::SIGNED_LEN);
+        bytes[81..85].copy_from_slice(&(20_000u32).to_be_bytes());
+        let msg = resign(bytes);
+        assert_eq!(
+            validate(None, &msg),
+            Err(ValidationError::Oversize { len: 20_000 })
+        );
+    }
+
+    #[test]
+    fn unknown_version() {
+        let mut bytes = first(br#"{"type":"x"}"#).into_bytes();
+        bytes[0] = 2;
+        let msg = resign(bytes);
+        assert_eq!(
+            validate(None, &msg),
+            Err(ValidationError::UnknownVersion(2))
+        );
+    }
+
+    #[test]
+    fn content_shapes() {
+        for bad in [
+            &br#"[1,2]"#[..],
+            br#""type""#,
+            br#"{"name":"x"}"#,
+            br#"{"type":5}"#,
+            br#"{"type":"a","type":"b"}"#,
+            b"{\"type\":\"\xff\"}",
+            br#"{"type":"x""#,
+        ] {
+            let msg = first(bad);
+            assert!(
+                matches!(validate(None, &msg), Err(ValidationError::BadContent { .. })),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert_eq!(content_type(br#"{"type":"rsvp","x":[1]}"#).unwrap(), "rsvp");
+    }
+
+    #[test]
+    fn dropped_content_still_validates() {
+        let msg = first(br#"{"type":"x"}"#).without_content();
+        validate(None, &msg).unwrap();
+    }
+
+    #[test]
+    fn batch_finds_the_bad_one() {
+        let mut msgs = Vec::new();
+        let mut prev = MessageId::default();
+        for seq in 1..=150u64 {
+            let m = Message::sign(&key(), seq, prev, 0, br#"{"type":"x"}"#).unwrap();
+            prev = m.id();
+            msgs.push(m);
+        }
+        verify_signatures(&msgs).unwrap();
+        let mut bytes = msgs[100].bytes().to_vec();
+        bytes[10] ^= 0x40;
+        msgs[100] = Message::decode(bytes).unwrap();
+        assert_eq!(verify_signatures(&msgs).unwrap_err().0, 100);
+    }
+}
