@@ -1,0 +1,1254 @@
+//! The typed content of version 1: events, event updates and cancellations,
+//! RSVPs, names ("about") and follows/blocks ("contact").
+//!
+//! Everything here is pure: no I/O, no clock. [`parse`] turns the content
+//! bytes of a message into a [`Content`], and each known type has a
+//! `to_content_bytes` method giving the exact compact JSON to publish, with
+//! `"type"` first. See `docs/content.md` for the shapes, limits and rules.
+//!
+//! The generic check that content is a UTF-8 JSON object with a string
+//! `type` and unique top-level keys lives in [`crate::validate`]; [`parse`]
+//! reuses it rather than repeating it.
+//!
+//! On parse, unknown extra fields are ignored (forward compatibility), and in
+//! every type except `event-update` a field set to JSON `null` is the same
+//! as an absent field. In `event-update`, `null` means "clear this field".
+
+use std::fmt;
+use std::str::FromStr;
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use thiserror::Error;
+
+use crate::message::{FeedId, MAX_CONTENT_LEN, MessageId};
+use crate::validate::{ValidationError, content_type};
+
+/// Longest event title, in Unicode scalar values.
+pub const MAX_TITLE_CHARS: usize = 200;
+/// Longest event location, in Unicode scalar values.
+pub const MAX_LOCATION_CHARS: usize = 500;
+/// Longest event URL, in Unicode scalar values.
+pub const MAX_URL_CHARS: usize = 2000;
+/// Longest event description, in bytes of UTF-8 (8 KiB).
+pub const MAX_DESCRIPTION_BYTES: usize = 8192;
+/// Longest reason of a cancellation, in Unicode scalar values.
+pub const MAX_REASON_CHARS: usize = 500;
+/// Most extra guests one RSVP may bring.
+pub const MAX_GUESTS: u32 = 20;
+/// Longest RSVP note, in Unicode scalar values.
+pub const MAX_NOTE_CHARS: usize = 500;
+/// Longest name in an `about`, in Unicode scalar values.
+pub const MAX_NAME_CHARS: usize = 100;
+/// Longest description in an `about`, in Unicode scalar values.
+pub const MAX_ABOUT_DESCRIPTION_CHARS: usize = 1000;
+
+/// How much of an offending value an error message repeats.
+const SHOWN_CHARS: usize = 80;
+
+/// Why content of a known type is not valid. Every failure is a distinct
+/// variant with a message a person understands.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ContentError {
+    /// The content is larger than a message may carry.
+    #[error("content is {len} bytes, more than the limit of {MAX_CONTENT_LEN}")]
+    TooLarge {
+        /// Length of the content in bytes.
+        len: usize,
+    },
+    /// The content is not a UTF-8 JSON object with a string `type` and
+    /// unique keys.
+    #[error("content is not a JSON object with a string `type`: {reason}")]
+    BadJson {
+        /// What exactly is wrong.
+        reason: String,
+    },
+    /// A required field is absent (or `null`).
+    #[error("`{0}` is required")]
+    MissingField(&'static str),
+    /// A field holds the wrong kind of JSON value.
+    #[error("`{field}` must be {expected}")]
+    WrongType {
+        /// The field.
+        field: &'static str,
+        /// What it must be, e.g. "a string".
+        expected: &'static str,
+    },
+    /// The title is empty or only white space.
+    #[error("`title` must not be empty or only spaces")]
+    EmptyTitle,
+    /// The title is longer than [`MAX_TITLE_CHARS`].
+    #[error("`title` is {chars} characters long; the limit is {MAX_TITLE_CHARS}")]
+    TitleTooLong {
+        /// Its length in Unicode scalar values.
+        chars: usize,
+    },
+    /// A time is not RFC 3339 with an offset.
+    #[error(
+        "`{field}` must be an RFC 3339 time with an offset, like 2027-01-30T16:00:00-05:00 (got `{value}`)"
+    )]
+    BadTime {
+        /// `start` or `end`.
+        field: &'static str,
+        /// The offending text, shortened.
+        value: String,
+    },
+    /// The end of an event is before its start.
+    #[error("`end` is before `start`: an event cannot end before it begins")]
+    EndBeforeStart,
+    /// The time zone is not an IANA zone name this node knows.
+    #[error("`{0}` is not a known IANA time zone name, like America/New_York or Europe/Paris")]
+    UnknownTimeZone(String),
+    /// The event description is longer than [`MAX_DESCRIPTION_BYTES`].
+    #[error(
+        "`description` is {bytes} bytes of UTF-8; the limit is {MAX_DESCRIPTION_BYTES} (8 KiB)"
+    )]
+    DescriptionTooLong {
+        /// Its length in bytes.
+        bytes: usize,
+    },
+    /// The location is longer than [`MAX_LOCATION_CHARS`].
+    #[error("`location` is {chars} characters long; the limit is {MAX_LOCATION_CHARS}")]
+    LocationTooLong {
+        /// Its length in Unicode scalar values.
+        chars: usize,
+    },
+    /// The URL is longer than [`MAX_URL_CHARS`].
+    #[error("`url` is {chars} characters long; the limit is {MAX_URL_CHARS}")]
+    UrlTooLong {
+        /// Its length in Unicode scalar values.
+        chars: usize,
+    },
+    /// The capacity is not a whole number from 1 to 4294967295.
+    #[error(
+        "`capacity` must be a whole number from 1 to {} (got {value})",
+        u32::MAX
+    )]
+    BadCapacity {
+        /// The offending JSON value, shortened.
+        value: String,
+    },
+    /// A reference to a message or feed is not a valid id.
+    #[error("`{field}` must be {expected} (got `{value}`)")]
+    BadId {
+        /// The field (`event` or `contact`).
+        field: &'static str,
+        /// The offending text, shortened.
+        value: String,
+        /// What the id should look like.
+        expected: &'static str,
+    },
+    /// An `event-update` sets `title` or `start` to `null`.
+    #[error("`{0}` cannot be cleared: an event always has one; leave it out to keep it unchanged")]
+    CannotClear(&'static str),
+    /// An `event-update` changes no field.
+    #[error("an event-update must change at least one field")]
+    EmptyUpdate,
+    /// The cancellation reason is longer than [`MAX_REASON_CHARS`].
+    #[error("`reason` is {chars} characters long; the limit is {MAX_REASON_CHARS}")]
+    ReasonTooLong {
+        /// Its length in Unicode scalar values.
+        chars: usize,
+    },
+    /// The RSVP status is not one of the three known words.
+    #[error("`status` must be \"going\", \"maybe\" or \"not-going\" (got `{0}`)")]
+    BadStatus(String),
+    /// `guests` is not a whole number from 0 up.
+    #[error("`guests` must be a whole number from 0 to {MAX_GUESTS} (got {value})")]
+    BadGuests {
+        /// The offending JSON value, shortened.
+        value: String,
+    },
+    /// More guests than [`MAX_GUESTS`].
+    #[error("{0} guests is too many: an RSVP may bring at most {MAX_GUESTS}")]
+    TooManyGuests(u32),
+    /// The RSVP note is longer than [`MAX_NOTE_CHARS`].
+    #[error("`note` is {chars} characters long; the limit is {MAX_NOTE_CHARS}")]
+    NoteTooLong {
+        /// Its length in Unicode scalar values.
+        chars: usize,
+    },
+    /// The name in an `about` is empty or only white space.
+    #[error("`name` must not be empty or only spaces")]
+    NameEmpty,
+    /// The name in an `about` is longer than [`MAX_NAME_CHARS`].
+    #[error("`name` is {chars} characters long; the limit is {MAX_NAME_CHARS}")]
+    NameTooLong {
+        /// Its length in Unicode scalar values.
+        chars: usize,
+    },
+    /// The description in an `about` is longer than
+    /// [`MAX_ABOUT_DESCRIPTION_CHARS`].
+    #[error(
+        "the `description` of an about is {chars} characters long; the limit is {MAX_ABOUT_DESCRIPTION_CHARS}"
+    )]
+    AboutDescriptionTooLong {
+        /// Its length in Unicode scalar values.
+        chars: usize,
+    },
+}
+
+// ---------------------------------------------------------------------------
+// Time
+// ---------------------------------------------------------------------------
+
+/// A point in time as the author wrote it: the original RFC 3339 text,
+/// kept unchanged for display and re-publication, plus the instant it
+/// denotes. It can only be made by parsing, so it is always valid.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct EventTime {
+    original: String,
+    instant: Timestamp,
+}
+
+impl EventTime {
+    /// Parses an RFC 3339 time with an offset; `field` names the field in
+    /// the error.
+    pub fn parse(field: &'static str, value: &str) -> Result<EventTime, ContentError> {
+        let instant = parse_time(field, value)?;
+        Ok(EventTime {
+            original: value.to_owned(),
+            instant,
+        })
+    }
+
+    /// The author's original text.
+    pub fn as_str(&self) -> &str {
+        &self.original
+    }
+
+    /// The instant.
+    pub fn timestamp(&self) -> Timestamp {
+        self.instant
+    }
+
+    /// Milliseconds since the Unix epoch (sub-millisecond digits dropped).
+    pub fn as_millisecond(&self) -> i64 {
+        self.instant.as_millisecond()
+    }
+}
+
+impl Serialize for EventTime {
+    /// Serializes as the original text.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.original)
+    }
+}
+
+impl<'de> Deserialize<'de> for EventTime {
+    /// Deserializes from RFC 3339 text, checked as by [`EventTime::parse`].
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        EventTime::parse("time", &text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for EventTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.original)
+    }
+}
+
+/// Parses an RFC 3339 time with an offset (`Z` or `±HH:MM`), such as
+/// `2027-01-30T16:00:00-05:00` or `2027-01-30T21:00:00.5Z`.
+///
+/// The syntax is checked strictly (seconds required, no zone annotation,
+/// no space instead of `T`) so that every implementation agrees on what is
+/// valid; the calendar and the offset range are then checked by jiff.
+pub fn parse_time(field: &'static str, value: &str) -> Result<Timestamp, ContentError> {
+    let bad = || ContentError::BadTime {
+        field,
+        value: shorten(value),
+    };
+    if !is_rfc3339_syntax(value) {
+        return Err(bad());
+    }
+    value.parse::<Timestamp>().map_err(|_| bad())
+}
+
+/// True if `s` matches the RFC 3339 `date-time` grammar:
+/// `YYYY-MM-DD(T|t)hh:mm:ss[.frac](Z|z|(+|-)hh:mm)`, with an offset of at
+/// most 23:59.
+fn is_rfc3339_syntax(s: &str) -> bool {
+    let b = s.as_bytes();
+    let digits = |from: usize, n: usize| {
+        b.get(from..from + n)
+            .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
+    };
+    let at = |i: usize, allowed: &[u8]| b.get(i).is_some_and(|c| allowed.contains(c));
+    let head = digits(0, 4)
+        && at(4, b"-")
+        && digits(5, 2)
+        && at(7, b"-")
+        && digits(8, 2)
+        && at(10, b"Tt")
+        && digits(11, 2)
+        && at(13, b":")
+        && digits(14, 2)
+        && at(16, b":")
+        && digits(17, 2);
+    if !head {
+        return false;
+    }
+    let mut i = 19;
+    if at(i, b".") {
+        i += 1;
+        let start = i;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        if i == start {
+            return false;
+        }
+    }
+    match b.get(i) {
+        Some(b'Z' | b'z') => i + 1 == b.len(),
+        Some(b'+' | b'-') => {
+            // time-numoffset = ("+" / "-") time-hour ":" time-minute
+            let two = |from: usize| match b.get(from..from + 2) {
+                Some(&[h, l]) if h.is_ascii_digit() && l.is_ascii_digit() => {
+                    Some((h - b'0') * 10 + (l - b'0'))
+                }
+                _ => None,
+            };
+            two(i + 1).is_some_and(|hours| hours <= 23)
+                && at(i + 3, b":")
+                && two(i + 4).is_some_and(|minutes| minutes <= 59)
+                && i + 6 == b.len()
+        }
+        _ => false,
+    }
+}
+
+/// Checks that `name` is an IANA time zone name this node knows, spelled
+/// exactly as in the time zone database (e.g. `America/New_York`).
+pub fn validate_tz(name: &str) -> Result<(), ContentError> {
+    lookup_tz(name)
+        .map(|_| ())
+        .ok_or_else(|| ContentError::UnknownTimeZone(shorten(name)))
+}
+
+/// Looks up an IANA zone, insisting on the exact spelling: the database
+/// lookup ignores ASCII case, but other implementations may not.
+fn lookup_tz(name: &str) -> Option<TimeZone> {
+    let tz = TimeZone::get(name).ok()?;
+    (tz.iana_name() == Some(name)).then_some(tz)
+}
+
+/// Formats a time for people.
+///
+/// With a time zone, the instant is shown in that zone with its offset and
+/// the zone name, e.g. `2027-01-30T16:00:00-05:00[America/New_York]`.
+/// Without one, the author's original string is returned unchanged. Never
+/// panics: if the time or the zone is not valid, the original is returned.
+pub fn display_time(original: &str, tz: Option<&str>) -> String {
+    let Some(name) = tz else {
+        return original.to_owned();
+    };
+    match (parse_time("time", original), lookup_tz(name)) {
+        (Ok(instant), Some(zone)) => instant.to_zoned_datetime(zone).to_string(),
+        _ => original.to_owned(),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Content types
+// ---------------------------------------------------------------------------
+
+/// An event announcement, `{"type":"event", ...}`.
+///
+/// Fields are public so callers can build one; call [`Event::validate`]
+/// before publishing it with [`Event::to_content_bytes`].
+///
+/// The serde implementation (used to store index state) has the same field
+/// names as the content, without `type`; it is not the published form and
+/// does not re-check limits on deserialization.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// 1 to [`MAX_TITLE_CHARS`] characters, not only white space.
+    pub title: String,
+    /// When it begins.
+    pub start: EventTime,
+    /// When it ends; not before `start`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<EventTime>,
+    /// IANA zone name in which to show the times.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tz: Option<String>,
+    /// Where; at most [`MAX_LOCATION_CHARS`] characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// A link; at most [`MAX_URL_CHARS`] characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Free text; at most [`MAX_DESCRIPTION_BYTES`] bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Most people expected, at least 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<u32>,
+}
+
+/// A change to an event by its author, `{"type":"event-update", ...}`.
+///
+/// A field that is absent is unchanged. In JSON, an optional field set to
+/// `null` is cleared; `title` and `start` cannot be cleared.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventUpdate {
+    /// The id of the `event` message being changed.
+    pub event: MessageId,
+    /// New title, or `None` to keep it.
+    pub title: Option<String>,
+    /// New start, or `None` to keep it.
+    pub start: Option<EventTime>,
+    /// Change to the end.
+    pub end: Change<EventTime>,
+    /// Change to the time zone.
+    pub tz: Change<String>,
+    /// Change to the location.
+    pub location: Change<String>,
+    /// Change to the URL.
+    pub url: Change<String>,
+    /// Change to the description.
+    pub description: Change<String>,
+    /// Change to the capacity.
+    pub capacity: Change<u32>,
+}
+
+/// What an `event-update` does to one optional field.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum Change<T> {
+    /// Absent in JSON: the field is unchanged.
+    #[default]
+    Keep,
+    /// `null` in JSON: the field is removed.
+    Clear,
+    /// A value in JSON: the field is replaced.
+    Set(T),
+}
+
+impl<T: Clone> Change<T> {
+    /// True for [`Change::Keep`].
+    pub fn is_keep(&self) -> bool {
+        matches!(self, Change::Keep)
+    }
+
+    /// The new value, if this sets one.
+    pub fn as_set(&self) -> Option<&T> {
+        match self {
+            Change::Set(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Applies this change to a field.
+    pub fn apply_to(&self, field: &mut Option<T>) {
+        match self {
+            Change::Keep => {}
+            Change::Clear => *field = None,
+            Change::Set(v) => *field = Some(v.clone()),
+        }
+    }
+}
+
+/// A cancellation of an event by its author, `{"type":"event-cancel", ...}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventCancel {
+    /// The id of the `event` message being cancelled.
+    pub event: MessageId,
+    /// Why; at most [`MAX_REASON_CHARS`] characters.
+    pub reason: Option<String>,
+}
+
+/// Whether a person is coming.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RsvpStatus {
+    /// `"going"`.
+    Going,
+    /// `"maybe"`.
+    Maybe,
+    /// `"not-going"`.
+    NotGoing,
+}
+
+impl RsvpStatus {
+    /// The JSON word: `going`, `maybe` or `not-going`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RsvpStatus::Going => "going",
+            RsvpStatus::Maybe => "maybe",
+            RsvpStatus::NotGoing => "not-going",
+        }
+    }
+}
+
+impl FromStr for RsvpStatus {
+    type Err = ContentError;
+
+    /// Parses the exact JSON word.
+    fn from_str(s: &str) -> Result<Self, ContentError> {
+        match s {
+            "going" => Ok(RsvpStatus::Going),
+            "maybe" => Ok(RsvpStatus::Maybe),
+            "not-going" => Ok(RsvpStatus::NotGoing),
+            _ => Err(ContentError::BadStatus(shorten(s))),
+        }
+    }
+}
+
+impl fmt::Display for RsvpStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A reply to an event, `{"type":"rsvp", ...}`. It speaks only for its
+/// author (plus `guests` unnamed companions).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rsvp {
+    /// The id of the `event` message.
+    pub event: MessageId,
+    /// Going, maybe, or not going.
+    pub status: RsvpStatus,
+    /// Extra people the author brings, 0 to [`MAX_GUESTS`].
+    pub guests: u32,
+    /// A short note; at most [`MAX_NOTE_CHARS`] characters.
+    pub note: Option<String>,
+}
+
+/// The author's own name and description, `{"type":"about", ...}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct About {
+    /// 1 to [`MAX_NAME_CHARS`] characters, not only white space.
+    pub name: String,
+    /// At most [`MAX_ABOUT_DESCRIPTION_CHARS`] characters.
+    pub description: Option<String>,
+}
+
+/// The author's relation to another feed, `{"type":"contact", ...}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Contact {
+    /// The other feed.
+    pub contact: FeedId,
+    /// Whether the author follows it (absent = false).
+    pub following: bool,
+    /// Whether the author blocks it (absent = false).
+    pub blocking: bool,
+}
+
+/// The parsed content of a message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Content {
+    /// `event`.
+    Event(Event),
+    /// `event-update`.
+    EventUpdate(EventUpdate),
+    /// `event-cancel`.
+    EventCancel(EventCancel),
+    /// `rsvp`.
+    Rsvp(Rsvp),
+    /// `about`.
+    About(About),
+    /// `contact`.
+    Contact(Contact),
+    /// A type this version does not know: valid, stored, not indexed.
+    Unknown {
+        /// The `type` string.
+        kind: String,
+    },
+}
+
+impl Event {
+    /// The `type` of an event.
+    pub const TYPE: &'static str = "event";
+
+    /// Checks every field and that the published content fits in a message.
+    pub fn validate(&self) -> Result<(), ContentError> {
+        self.check_fields()?;
+        check_size(&self.to_content_bytes())
+    }
+
+    /// The start in milliseconds since the Unix epoch.
+    pub fn start_ms(&self) -> i64 {
+        self.start.as_millisecond()
+    }
+
+    /// The end in milliseconds since the Unix epoch, if there is one.
+    pub fn end_ms(&self) -> Option<i64> {
+        self.end.as_ref().map(EventTime::as_millisecond)
+    }
+
+    /// The start for people: see [`display_time`] with the event's `tz`.
+    pub fn display_start(&self) -> String {
+        display_time(self.start.as_str(), self.tz.as_deref())
+    }
+
+    /// The end for people: see [`display_time`] with the event's `tz`.
+    pub fn display_end(&self) -> Option<String> {
+        self.end
+            .as_ref()
+            .map(|end| display_time(end.as_str(), self.tz.as_deref()))
+    }
+
+    /// Returns this event with `update` applied, re-validated as a whole
+    /// (e.g. an unchanged `end` before a new `start` is an error).
+    ///
+    /// Does not check that the update refers to this event or comes from
+    /// its author; that is the caller's job.
+    pub fn apply(&self, update: &EventUpdate) -> Result<Event, ContentError> {
+        let mut merged = self.clone();
+        if let Some(title) = &update.title {
+            merged.title.clone_from(title);
+        }
+        if let Some(start) = &update.start {
+            merged.start = start.clone();
+        }
+        update.end.apply_to(&mut merged.end);
+        update.tz.apply_to(&mut merged.tz);
+        update.location.apply_to(&mut merged.location);
+        update.url.apply_to(&mut merged.url);
+        update.description.apply_to(&mut merged.description);
+        update.capacity.apply_to(&mut merged.capacity);
+        merged.check_fields()?;
+        Ok(merged)
+    }
+
+    /// The exact bytes to publish: compact JSON, `"type"` first, absent
+    /// fields omitted.
+    pub fn to_content_bytes(&self) -> Vec<u8> {
+        let mut w = JsonWriter::new(Self::TYPE);
+        w.str("title", &self.title);
+        w.str("start", self.start.as_str());
+        w.opt_str("end", self.end.as_ref().map(EventTime::as_str));
+        w.opt_str("tz", self.tz.as_deref());
+        w.opt_str("location", self.location.as_deref());
+        w.opt_str("url", self.url.as_deref());
+        w.opt_str("description", self.description.as_deref());
+        if let Some(capacity) = self.capacity {
+            w.raw("capacity", &capacity.to_string());
+        }
+        w.finish()
+    }
+
+    fn from_object(obj: &Object) -> Result<Event, ContentError> {
+        let event = Event {
+            title: obj.required("title", to_string)?,
+            start: obj.required("start", to_time("start"))?,
+            end: obj.optional("end", to_time("end"))?,
+            tz: obj.optional("tz", to_string)?,
+            location: obj.optional("location", to_string)?,
+            url: obj.optional("url", to_string)?,
+            description: obj.optional("description", to_string)?,
+            capacity: obj.optional("capacity", to_capacity)?,
+        };
+        event.check_fields()?;
+        Ok(event)
+    }
+
+    fn check_fields(&self) -> Result<(), ContentError> {
+        check_title(&self.title)?;
+        if let Some(end) = &self.end
+            && end.timestamp() < self.start.timestamp()
+        {
+            return Err(ContentError::EndBeforeStart);
+        }
+        if let Some(tz) = &self.tz {
+            validate_tz(tz)?;
+        }
+        if let Some(location) = &self.location {
+            check_location(location)?;
+        }
+        if let Some(url) = &self.url {
+            check_url(url)?;
+        }
+        if let Some(description) = &self.description {
+            check_description(description)?;
+        }
+        if let Some(capacity) = self.capacity {
+            check_capacity(capacity)?;
+        }
+        Ok(())
+    }
+}
+
+impl EventUpdate {
+    /// The `type` of an event update.
+    pub const TYPE: &'static str = "event-update";
+
+    /// An update of `event` that changes nothing yet (not valid until a
+    /// field is set).
+    pub fn new(event: MessageId) -> EventUpdate {
+        EventUpdate {
+            event,
+            title: None,
+            start: None,
+            end: Change::Keep,
+            tz: Change::Keep,
+            location: Change::Keep,
+            url: Change::Keep,
+            description: Change::Keep,
+            capacity: Change::Keep,
+        }
+    }
+
+    /// Checks every changed field, that at least one field changes, and
+    /// that the published content fits in a message.
+    pub fn validate(&self) -> Result<(), ContentError> {
+        self.check_fields()?;
+        check_size(&self.to_content_bytes())
+    }
+
+    /// True if no field changes.
+    pub fn is_empty(&self) -> bool {
+        self.title.is_none()
+            && self.start.is_none()
+            && self.end.is_keep()
+            && self.tz.is_keep()
+            && self.location.is_keep()
+            && self.url.is_keep()
+            && self.description.is_keep()
+            && self.capacity.is_keep()
+    }
+
+    /// The exact bytes to publish: compact JSON, `"type"` first, kept
+    /// fields omitted, cleared fields written as `null`.
+    pub fn to_content_bytes(&self) -> Vec<u8> {
+        let mut w = JsonWriter::new(Self::TYPE);
+        w.str("event", &self.event.to_string());
+        w.opt_str("title", self.title.as_deref());
+        w.opt_str("start", self.start.as_ref().map(EventTime::as_str));
+        w.change("end", &self.end, |t| json_string(t.as_str()));
+        w.change("tz", &self.tz, |s| json_string(s));
+        w.change("location", &self.location, |s| json_string(s));
+        w.change("url", &self.url, |s| json_string(s));
+        w.change("description", &self.description, |s| json_string(s));
+        w.change("capacity", &self.capacity, u32::to_string);
+        w.finish()
+    }
+
+    fn from_object(obj: &Object) -> Result<EventUpdate, ContentError> {
+        let update = EventUpdate {
+            event: obj.required("event", to_message_id)?,
+            title: no_clear("title", obj.change("title", to_string)?)?,
+            start: no_clear("start", obj.change("start", to_time("start"))?)?,
+            end: obj.change("end", to_time("end"))?,
+            tz: obj.change("tz", to_string)?,
+            location: obj.change("location", to_string)?,
+            url: obj.change("url", to_string)?,
+            description: obj.change("description", to_string)?,
+            capacity: obj.change("capacity", to_capacity)?,
+        };
+        update.check_fields()?;
+        Ok(update)
+    }
+
+    fn check_fields(&self) -> Result<(), ContentError> {
+        if self.is_empty() {
+            return Err(ContentError::EmptyUpdate);
+        }
+        if let Some(title) = &self.title {
+            check_title(title)?;
+        }
+        if let (Some(start), Some(end)) = (&self.start, self.end.as_set())
+            && end.timestamp() < start.timestamp()
+        {
+            return Err(ContentError::EndBeforeStart);
+        }
+        if let Some(tz) = self.tz.as_set() {
+            validate_tz(tz)?;
+        }
+        if let Some(location) = self.location.as_set() {
+            check_location(location)?;
+        }
+        if let Some(url) = self.url.as_set() {
+            check_url(url)?;
+        }
+        if let Some(description) = self.description.as_set() {
+            check_description(description)?;
+        }
+        if let Some(&capacity) = self.capacity.as_set() {
+            check_capacity(capacity)?;
+        }
+        Ok(())
+    }
+}
+
+impl EventCancel {
+    /// The `type` of an event cancellation.
+    pub const TYPE: &'static str = "event-cancel";
+
+    /// Checks every field and that the published content fits in a message.
+    pub fn validate(&self) -> Result<(), ContentError> {
+        self.check_fields()?;
+        check_size(&self.to_content_bytes())
+    }
+
+    /// The exact bytes to publish: compact JSON, `"type"` first.
+    pub fn to_content_bytes(&self) -> Vec<u8> {
+        let mut w = JsonWriter::new(Self::TYPE);
+        w.str("event", &self.event.to_string());
+        w.opt_str("reason", self.reason.as_deref());
+        w.finish()
+    }
+
+    fn from_object(obj: &Object) -> Result<EventCancel, ContentError> {
+        let cancel = EventCancel {
+            event: obj.required("event", to_message_id)?,
+            reason: obj.optional("reason", to_string)?,
+        };
+        cancel.check_fields()?;
+        Ok(cancel)
+    }
+
+    fn check_fields(&self) -> Result<(), ContentError> {
+        if let Some(reason) = &self.reason {
+            check_chars(reason, MAX_REASON_CHARS, |chars| {
+                ContentError::ReasonTooLong { chars }
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl Rsvp {
+    /// The `type` of an RSVP.
+    pub const TYPE: &'static str = "rsvp";
+
+    /// Checks every field and that the published content fits in a message.
+    pub fn validate(&self) -> Result<(), ContentError> {
+        self.check_fields()?;
+        check_size(&self.to_content_bytes())
+    }
+
+    /// The exact bytes to publish: compact JSON, `"type"` first; `guests`
+    /// is always written.
+    pub fn to_content_bytes(&self) -> Vec<u8> {
+        let mut w = JsonWriter::new(Self::TYPE);
+        w.str("event", &self.event.to_string());
+        w.str("status", self.status.as_str());
+        w.raw("guests", &self.guests.to_string());
+        w.opt_str("note", self.note.as_deref());
+        w.finish()
+    }
+
+    fn from_object(obj: &Object) -> Result<Rsvp, ContentError> {
+        let rsvp = Rsvp {
+            event: obj.required("event", to_message_id)?,
+            status: obj.required("status", to_status)?,
+            guests: obj.optional("guests", to_guests)?.unwrap_or(0),
+            note: obj.optional("note", to_string)?,
+        };
+        rsvp.check_fields()?;
+        Ok(rsvp)
+    }
+
+    fn check_fields(&self) -> Result<(), ContentError> {
+        if self.guests > MAX_GUESTS {
+            return Err(ContentError::TooManyGuests(self.guests));
+        }
+        if let Some(note) = &self.note {
+            check_chars(note, MAX_NOTE_CHARS, |chars| ContentError::NoteTooLong {
+                chars,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl About {
+    /// The `type` of an about.
+    pub const TYPE: &'static str = "about";
+
+    /// Checks every field and that the published content fits in a message.
+    pub fn validate(&self) -> Result<(), ContentError> {
+        self.check_fields()?;
+        check_size(&self.to_content_bytes())
+    }
+
+    /// The exact bytes to publish: compact JSON, `"type"` first.
+    pub fn to_content_bytes(&self) -> Vec<u8> {
+        let mut w = JsonWriter::new(Self::TYPE);
+        w.str("name", &self.name);
+        w.opt_str("description", self.description.as_deref());
+        w.finish()
+    }
+
+    fn from_object(obj: &Object) -> Result<About, ContentError> {
+        let about = About {
+            name: obj.required("name", to_string)?,
+            description: obj.optional("description", to_string)?,
+        };
+        about.check_fields()?;
+        Ok(about)
+    }
+
+    fn check_fields(&self) -> Result<(), ContentError> {
+        if self.name.trim().is_empty() {
+            return Err(ContentError::NameEmpty);
+        }
+        check_chars(&self.name, MAX_NAME_CHARS, |chars| {
+            ContentError::NameTooLong { chars }
+        })?;
+        if let Some(description) = &self.description {
+            check_chars(description, MAX_ABOUT_DESCRIPTION_CHARS, |chars| {
+                ContentError::AboutDescriptionTooLong { chars }
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl Contact {
+    /// The `type` of a contact.
+    pub const TYPE: &'static str = "contact";
+
+    /// Checks that the published content fits in a message (every other
+    /// constraint is carried by the field types).
+    pub fn validate(&self) -> Result<(), ContentError> {
+        check_size(&self.to_content_bytes())
+    }
+
+    /// The exact bytes to publish: compact JSON, `"type"` first; both
+    /// booleans are always written.
+    pub fn to_content_bytes(&self) -> Vec<u8> {
+        let mut w = JsonWriter::new(Self::TYPE);
+        w.str("contact", &self.contact.to_string());
+        w.raw("following", if self.following { "true" } else { "false" });
+        w.raw("blocking", if self.blocking { "true" } else { "false" });
+        w.finish()
+    }
+
+    fn from_object(obj: &Object) -> Result<Contact, ContentError> {
+        Ok(Contact {
+            contact: obj.required("contact", to_feed_id)?,
+            following: obj
+                .optional("following", to_bool("following"))?
+                .unwrap_or(false),
+            blocking: obj
+                .optional("blocking", to_bool("blocking"))?
+                .unwrap_or(false),
+        })
+    }
+}
+
+impl Content {
+    /// The `type` string.
+    pub fn kind(&self) -> &str {
+        match self {
+            Content::Event(_) => Event::TYPE,
+            Content::EventUpdate(_) => EventUpdate::TYPE,
+            Content::EventCancel(_) => EventCancel::TYPE,
+            Content::Rsvp(_) => Rsvp::TYPE,
+            Content::About(_) => About::TYPE,
+            Content::Contact(_) => Contact::TYPE,
+            Content::Unknown { kind } => kind,
+        }
+    }
+
+    /// The exact bytes to publish for a known type; `None` for
+    /// [`Content::Unknown`], which only carries its `type`.
+    pub fn to_json_bytes(&self) -> Option<Vec<u8>> {
+        Some(match self {
+            Content::Event(c) => c.to_content_bytes(),
+            Content::EventUpdate(c) => c.to_content_bytes(),
+            Content::EventCancel(c) => c.to_content_bytes(),
+            Content::Rsvp(c) => c.to_content_bytes(),
+            Content::About(c) => c.to_content_bytes(),
+            Content::Contact(c) => c.to_content_bytes(),
+            Content::Unknown { .. } => return None,
+        })
+    }
+
+    /// Validates a known type as for publishing (see each type's
+    /// `validate`); an unknown type is always valid.
+    pub fn validate(&self) -> Result<(), ContentError> {
+        match self {
+            Content::Event(c) => c.validate(),
+            Content::EventUpdate(c) => c.validate(),
+            Content::EventCancel(c) => c.validate(),
+            Content::Rsvp(c) => c.validate(),
+            Content::About(c) => c.validate(),
+            Content::Contact(c) => c.validate(),
+            Content::Unknown { .. } => Ok(()),
+        }
+    }
+}
+
+/// Parses the content bytes of a message.
+///
+/// Dispatches on `"type"`: an unknown type gives [`Content::Unknown`]
+/// (valid, just not indexed); a known type with invalid fields is an
+/// error. Unknown extra fields are ignored.
+pub fn parse(content: &[u8]) -> Result<Content, ContentError> {
+    check_size(content)?;
+    let kind = content_type(content).map_err(|e| ContentError::BadJson {
+        reason: match e {
+            ValidationError::BadContent { reason } => reason,
+            other => other.to_string(),
+        },
+    })?;
+    let object = || -> Result<Object, ContentError> {
+        serde_json::from_slice(content)
+            .map(Object)
+            .map_err(|e| ContentError::BadJson {
+                reason: e.to_string(),
+            })
+    };
+    Ok(match kind.as_str() {
+        Event::TYPE => Content::Event(Event::from_object(&object()?)?),
+        EventUpdate::TYPE => Content::EventUpdate(EventUpdate::from_object(&object()?)?),
+        EventCancel::TYPE => Content::EventCancel(EventCancel::from_object(&object()?)?),
+        Rsvp::TYPE => Content::Rsvp(Rsvp::from_object(&object()?)?),
+        About::TYPE => Content::About(About::from_object(&object()?)?),
+        Contact::TYPE => Content::Contact(Contact::from_object(&object()?)?),
+        _ => Content::Unknown { kind },
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Field checks
+// ---------------------------------------------------------------------------
+
+fn check_size(bytes: &[u8]) -> Result<(), ContentError> {
+    if bytes.len() > MAX_CONTENT_LEN {
+        return Err(ContentError::TooLarge { len: bytes.len() });
+    }
+    Ok(())
+}
+
+fn check_chars(
+    text: &str,
+    max: usize,
+    too_long: impl FnOnce(usize) -> ContentError,
+) -> Result<(), ContentError> {
+    let chars = text.chars().count();
+    if chars > max {
+        return Err(too_long(chars));
+    }
+    Ok(())
+}
+
+fn check_title(title: &str) -> Result<(), ContentError> {
+    if title.trim().is_empty() {
+        return Err(ContentError::EmptyTitle);
+    }
+    check_chars(title, MAX_TITLE_CHARS, |chars| ContentError::TitleTooLong {
+        chars,
+    })
+}
+
+fn check_location(location: &str) -> Result<(), ContentError> {
+    check_chars(location, MAX_LOCATION_CHARS, |chars| {
+        ContentError::LocationTooLong { chars }
+    })
+}
+
+fn check_url(url: &str) -> Result<(), ContentError> {
+    check_chars(url, MAX_URL_CHARS, |chars| ContentError::UrlTooLong {
+        chars,
+    })
+}
+
+fn check_description(description: &str) -> Result<(), ContentError> {
+    if description.len() > MAX_DESCRIPTION_BYTES {
+        return Err(ContentError::DescriptionTooLong {
+            bytes: description.len(),
+        });
+    }
+    Ok(())
+}
+
+fn check_capacity(capacity: u32) -> Result<(), ContentError> {
+    if capacity == 0 {
+        return Err(ContentError::BadCapacity { value: "0".into() });
+    }
+    Ok(())
+}
+
+/// At most [`SHOWN_CHARS`] characters of `text`, for error messages.
+fn shorten(text: &str) -> String {
+    let mut short: String = text.chars().take(SHOWN_CHARS).collect();
+    if short.len() < text.len() {
+        short.push('…');
+    }
+    short
+}
+
+// ---------------------------------------------------------------------------
+// Reading JSON fields
+// ---------------------------------------------------------------------------
+
+/// A parsed top-level content object.
+struct Object(Map<String, Value>);
+
+impl Object {
+    /// A required field; absent or `null` is [`ContentError::MissingField`].
+    fn required<T>(
+        &self,
+        field: &'static str,
+        convert: impl FnOnce(&'static str, &Value) -> Result<T, ContentError>,
+    ) -> Result<T, ContentError> {
+        match self.0.get(field) {
+            None | Some(Value::Null) => Err(ContentError::MissingField(field)),
+            Some(v) => convert(field, v),
+        }
+    }
+
+    /// An optional field; `null` counts as absent.
+    fn optional<T>(
+        &self,
+        field: &'static str,
+        convert: impl FnOnce(&'static str, &Value) -> Result<T, ContentError>,
+    ) -> Result<Option<T>, ContentError> {
+        match self.0.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => convert(field, v).map(Some),
+        }
+    }
+
+    /// A field of an update: absent keeps, `null` clears, a value sets.
+    fn change<T>(
+        &self,
+        field: &'static str,
+        convert: impl FnOnce(&'static str, &Value) -> Result<T, ContentError>,
+    ) -> Result<Change<T>, ContentError> {
+        match self.0.get(field) {
+            None => Ok(Change::Keep),
+            Some(Value::Null) => Ok(Change::Clear),
+            Some(v) => convert(field, v).map(Change::Set),
+        }
+    }
+}
+
+/// A required field of an update: it may be changed but not cleared.
+fn no_clear<T>(field: &'static str, change: Change<T>) -> Result<Option<T>, ContentError> {
+    match change {
+        Change::Keep => Ok(None),
+        Change::Clear => Err(ContentError::CannotClear(field)),
+        Change::Set(v) => Ok(Some(v)),
+    }
+}
+
+fn as_str<'v>(field: &'static str, value: &'v Value) -> Result<&'v str, ContentError> {
+    value.as_str().ok_or(ContentError::WrongType {
+        field,
+        expected: "a string",
+    })
+}
+
+fn to_string(field: &'static str, value: &Value) -> Result<String, ContentError> {
+    as_str(field, value).map(str::to_owned)
+}
+
+fn to_time(
+    field: &'static str,
+) -> impl FnOnce(&'static str, &Value) -> Result<EventTime, ContentError> {
+    move |_, value| EventTime::parse(field, as_str(field, value)?)
+}
+
+fn to_bool(field: &'static str) -> impl FnOnce(&'static str, &Value) -> Result<bool, ContentError> {
+    move |_, value| {
+        value.as_bool().ok_or(ContentError::WrongType {
+            field,
+            expected: "true or false",
+        })
+    }
+}
+
+fn to_message_id(field: &'static str, value: &Value) -> Result<MessageId, ContentError> {
+    let text = as_str(field, value)?;
+    MessageId::parse(text).map_err(|_| ContentError::BadId {
+        field,
+        value: shorten(text),
+        expected: "a message id like %<base64 of 32 bytes>.blake3",
+    })
+}
+
+fn to_feed_id(field: &'static str, value: &Value) -> Result<FeedId, ContentError> {
+    let text = as_str(field, value)?;
+    FeedId::parse(text).map_err(|_| ContentError::BadId {
+        field,
+        value: shorten(text),
+        expected: "a feed id like @<base64 of 32 bytes>.ed25519",
+    })
+}
+
+fn to_status(field: &'static str, value: &Value) -> Result<RsvpStatus, ContentError> {
+    as_str(field, value)?.parse()
+}
+
+fn to_capacity(_field: &'static str, value: &Value) -> Result<u32, ContentError> {
+    value
+        .as_u64()
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|&n| n >= 1)
+        .ok_or_else(|| ContentError::BadCapacity {
+            value: shorten(&value.to_string()),
+        })
+}
+
+fn to_guests(_field: &'static str, value: &Value) -> Result<u32, ContentError> {
+    value
+        .as_u64()
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| ContentError::BadGuests {
+            value: shorten(&value.to_string()),
+        })
+}
+
+// ---------------------------------------------------------------------------
+// Writing JSON
+// ---------------------------------------------------------------------------
+
+/// A JSON string literal, escaped as serde_json does.
+fn json_string(s: &str) -> String {
+    Value::String(s.to_owned()).to_string()
+}
+
+/// Writes one compact JSON object with `"type"` first and the fields in the
+/// order they are written. Infallible.
+struct JsonWriter {
+    out: String,
+}
+
+impl JsonWriter {
+    fn new(kind: &str) -> JsonWriter {
+        let mut out = String::from("{\"type\":");
+        out.push_str(&json_string(kind));
+        JsonWriter { out }
+    }
+
+    /// A field whose value is already JSON text.
+    fn raw(&mut self, key: &str, json: &str) {
+        self.out.push(',');
+        self.out.push_str(&json_string(key));
+        self.out.push(':');
+        self.out.push_str(json);
+    }
+
+    fn str(&mut self, key: &str, value: &str) {
+        self.raw(key, &json_string(value));
+    }
+
+    fn opt_str(&mut self, key: &str, value: Option<&str>) {
+        if let Some(value) = value {
+            self.str(key, value);
+        }
+    }
+
+    fn change<T>(&mut self, key: &str, change: &Change<T>, to_json: impl FnOnce(&T) -> String) {
+        match change {
+            Change::Keep => {}
+            Change::Clear => self.raw(key, "null"),
+            Change::Set(v) => self.raw(key, &to_json(v)),
+        }
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        self.out.push('}');
+        self.out.into_bytes()
+    }
+}

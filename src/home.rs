@@ -1,0 +1,83 @@
+//! The home directory: where a node keeps its identity and its store.
+//!
+//! Resolution order: the `--home` flag, then `POTLUCK_HOME`, then the
+//! platform's data directory (`~/.local/share/potluck` on Linux).
+
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+/// Environment variable that overrides the default home.
+pub const HOME_ENV: &str = "POTLUCK_HOME";
+
+/// A failure to locate or create the home directory.
+#[derive(Debug, Error)]
+pub enum HomeError {
+    /// Neither a flag, the variable, nor the platform gave a directory.
+    #[error("cannot find a data directory for potluck: pass --home DIR or set {HOME_ENV}")]
+    NoDataDir,
+    /// The directory could not be created.
+    #[error("cannot create home directory {path}: {source}")]
+    Create {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// The home directory of one node.
+#[derive(Clone, Debug)]
+pub struct Home {
+    root: PathBuf,
+}
+
+impl Home {
+    /// Picks the home: `explicit` (from `--home` or `POTLUCK_HOME`, which
+    /// clap merges) or the platform default.
+    pub fn resolve(explicit: Option<PathBuf>) -> Result<Home, HomeError> {
+        let root = match explicit {
+            Some(dir) => dir,
+            None => dirs::data_dir()
+                .ok_or(HomeError::NoDataDir)?
+                .join("potluck"),
+        };
+        Ok(Home { root })
+    }
+
+    /// A home at an exact directory (tests, benches).
+    pub fn at(root: impl Into<PathBuf>) -> Home {
+        Home { root: root.into() }
+    }
+
+    /// Creates the directory (owner-only on Unix) if it does not exist.
+    pub fn create(&self) -> Result<(), HomeError> {
+        let err = |source| HomeError::Create {
+            path: self.root.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&self.root).map_err(err)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&self.root, std::fs::Permissions::from_mode(0o700))
+                .map_err(err)?;
+        }
+        Ok(())
+    }
+
+    /// The directory itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The secret key file.
+    pub fn secret_path(&self) -> PathBuf {
+        self.root.join("secret")
+    }
+
+    /// The sled store directory.
+    pub fn store_path(&self) -> PathBuf {
+        self.root.join("store")
+    }
+}

@@ -65,9 +65,7 @@ pub enum DecodeError {
     },
     /// The bytes after the signature are neither empty nor exactly the
     /// declared content length.
-    #[error(
-        "message carries {actual} content bytes but its header declares {declared}"
-    )]
+    #[error("message carries {actual} content bytes but its header declares {declared}")]
     ContentLengthMismatch {
         /// Length in the header.
         declared: u32,
@@ -456,7 +454,10 @@ mod tests {
     fn ids_round_trip_through_text() {
         let msg = Message::sign(&key(), 1, MessageId::default(), 0, br#"{"type":"x"}"#).unwrap();
         assert_eq!(MessageId::parse(&msg.id().to_string()).unwrap(), msg.id());
-        assert_eq!(FeedId::parse(&msg.author().to_string()).unwrap(), msg.author());
+        assert_eq!(
+            FeedId::parse(&msg.author().to_string()).unwrap(),
+            msg.author()
+        );
         assert!(FeedId::parse("@abc.ed25519").is_err());
         assert!(MessageId::parse(&msg.author().to_string()).is_err());
     }

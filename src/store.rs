@@ -1,0 +1,820 @@
+//! The local store: the only module that touches sled.
+//!
+//! Everything lives in one sled tree, split by a one-byte key prefix:
+//!
+//! | prefix | key                   | value                              |
+//! |--------|-----------------------|------------------------------------|
+//! | `L`    | author ‖ sequence     | the encoded message, as signed     |
+//! | `I`    | message id            | author ‖ sequence                  |
+//! | `H`    | author                | head sequence ‖ head id            |
+//! | `K`    | author ‖ sequence     | fork proof (two signed headers)    |
+//! | lower  | see [`crate::index`]  | index entries, rebuildable         |
+//!
+//! **Atomicity.** Keeping every entry in one tree lets an append use
+//! [`sled::Tree::apply_batch`], which sled applies atomically, also across a
+//! crash: a message, its id entry, its feed head and every index entry it
+//! causes are written together or not at all. Writes are staged in memory
+//! first ([`Staged`]), so the indexer reads its own earlier writes in the
+//! same batch. One writer at a time (a mutex) keeps the staged reads true.
+//!
+//! **Durability.** Every append flushes sled before returning, so a
+//! message that `publish` or `ingest` reported as stored survives a crash.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Mutex;
+
+use base64::Engine as _;
+use ed25519_dalek::SigningKey;
+use thiserror::Error;
+
+use crate::index::{self, AboutState, CorruptEntry, EventState, Kv, MemKv, RsvpState, Tally};
+use crate::message::{FeedId, Message, MessageId, SIGNED_LEN};
+use crate::validate::{self, FeedHead, ValidationError};
+
+const LOG: u8 = b'L';
+const ID: u8 = b'I';
+const HEAD: u8 = b'H';
+const FORK: u8 = b'K';
+
+/// Shortest event-id prefix accepted on the command line.
+pub const MIN_ID_PREFIX: usize = 6;
+
+/// A store failure.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// sled reported an error (I/O, or a damaged database file).
+    #[error("database error: {0}")]
+    Db(#[from] sled::Error),
+    /// The store directory is in use by another potluck process.
+    #[error(
+        "the store at {path} is in use by another potluck process (is `potluck serve` running?)"
+    )]
+    Locked {
+        /// The store directory.
+        path: String,
+    },
+    /// An index entry cannot be decoded.
+    #[error(transparent)]
+    CorruptIndex(#[from] CorruptEntry),
+    /// A log entry cannot be decoded.
+    #[error("log entry {key} is damaged: {reason} (run `potluck fsck`)")]
+    CorruptLog {
+        /// The key, in hex.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A message that was to be published did not validate.
+    #[error("message rejected: {0}")]
+    Rejected(#[from] ValidationError),
+    /// No known event matches the given id or prefix.
+    #[error("no known event matches `{0}`")]
+    UnknownEvent(String),
+    /// More than one known event matches the prefix.
+    #[error("`{text}` matches {count} events; give more characters of the id")]
+    AmbiguousEvent {
+        /// The prefix given.
+        text: String,
+        /// How many events match.
+        count: usize,
+    },
+    /// The prefix is too short to name an event.
+    #[error(
+        "`{0}` is too short: give the full event id or at least {MIN_ID_PREFIX} characters after `%`"
+    )]
+    PrefixTooShort(String),
+}
+
+/// A proof that an author signed two different messages at one sequence.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ForkProof {
+    /// The forked feed.
+    pub author: FeedId,
+    /// The sequence with two messages.
+    pub sequence: u64,
+    /// Header and signature of the message kept (the first seen).
+    pub kept: Vec<u8>,
+    /// Header and signature of the rejected rival.
+    pub rival: Vec<u8>,
+}
+
+/// Why ingest stopped before the end of its input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    /// Position of the offending message in the input.
+    pub index: usize,
+    /// Its claimed author.
+    pub author: FeedId,
+    /// Its claimed sequence.
+    pub sequence: u64,
+    /// What was wrong.
+    pub error: ValidationError,
+}
+
+/// The outcome of [`Store::ingest`].
+#[derive(Debug, Default)]
+pub struct IngestReport {
+    /// Messages appended, in input order.
+    pub accepted: Vec<Message>,
+    /// Messages already held (same id), skipped.
+    pub duplicates: usize,
+    /// Forks detected (the rival was rejected, the proof recorded).
+    pub forks: Vec<ForkProof>,
+    /// The first invalid message; nothing after it was stored.
+    pub rejected: Option<Rejection>,
+}
+
+/// The result of [`Store::fsck`].
+#[derive(Debug, Default)]
+pub struct FsckReport {
+    /// Feeds checked.
+    pub feeds: u64,
+    /// Messages re-verified.
+    pub messages: u64,
+    /// Index entries compared.
+    pub index_entries: u64,
+    /// Everything found wrong; empty means healthy.
+    pub problems: Vec<String>,
+}
+
+/// The node's store.
+pub struct Store {
+    db: sled::Db,
+    tree: sled::Tree,
+    writer: Mutex<()>,
+}
+
+/// Writes staged for one atomic batch, readable before they are applied.
+struct Staged<'a> {
+    tree: &'a sled::Tree,
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl Kv for Staged<'_> {
+    type Error = StoreError;
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.writes.get(key) {
+            Some(v) => Ok(v.clone()),
+            None => Ok(self.tree.get(key)?.map(|v| v.to_vec())),
+        }
+    }
+    fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.writes.insert(key, Some(value));
+    }
+    fn delete(&mut self, key: Vec<u8>) {
+        self.writes.insert(key, None);
+    }
+}
+
+impl Staged<'_> {
+    fn into_batch(self) -> sled::Batch {
+        let mut batch = sled::Batch::default();
+        for (k, v) in self.writes {
+            match v {
+                Some(v) => batch.insert(k, v),
+                None => batch.remove(k),
+            }
+        }
+        batch
+    }
+}
+
+fn log_key(author: &FeedId, sequence: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(41);
+    k.push(LOG);
+    k.extend_from_slice(&author.0);
+    k.extend_from_slice(&sequence.to_be_bytes());
+    k
+}
+
+fn feed_key(prefix: u8, author: &FeedId) -> Vec<u8> {
+    let mut k = Vec::with_capacity(33);
+    k.push(prefix);
+    k.extend_from_slice(&author.0);
+    k
+}
+
+fn id_key(id: &MessageId) -> Vec<u8> {
+    let mut k = Vec::with_capacity(33);
+    k.push(ID);
+    k.extend_from_slice(&id.0);
+    k
+}
+
+fn encode_head(head: &FeedHead) -> Vec<u8> {
+    let mut v = Vec::with_capacity(40);
+    v.extend_from_slice(&head.sequence.to_be_bytes());
+    v.extend_from_slice(&head.id.0);
+    v
+}
+
+fn decode_head(key: &[u8], v: &[u8]) -> Result<FeedHead, StoreError> {
+    let corrupt = || StoreError::CorruptLog {
+        key: hex::encode(key),
+        reason: "feed head is not 40 bytes".into(),
+    };
+    let seq: [u8; 8] = v
+        .get(..8)
+        .ok_or_else(corrupt)?
+        .try_into()
+        .map_err(|_| corrupt())?;
+    let id: [u8; 32] = v
+        .get(8..40)
+        .ok_or_else(corrupt)?
+        .try_into()
+        .map_err(|_| corrupt())?;
+    Ok(FeedHead {
+        sequence: u64::from_be_bytes(seq),
+        id: MessageId(id),
+    })
+}
+
+fn decode_logged(key: &[u8], v: &[u8]) -> Result<Message, StoreError> {
+    Message::decode(v.to_vec()).map_err(|e| StoreError::CorruptLog {
+        key: hex::encode(key),
+        reason: e.to_string(),
+    })
+}
+
+fn feed_of_key(key: &[u8]) -> Option<FeedId> {
+    Some(FeedId(key.get(1..33)?.try_into().ok()?))
+}
+
+/// Where a message stands relative to what the store holds of its feed.
+enum Position {
+    /// The next message of the feed.
+    Next,
+    /// Already held.
+    Duplicate,
+    /// A different message at a held sequence.
+    Fork { kept: Vec<u8> },
+}
+
+impl Store {
+    /// Opens (or creates) the store in `path`.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(64 * 1024 * 1024)
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(ref io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                    StoreError::Locked {
+                        path: path.display().to_string(),
+                    }
+                }
+                other => StoreError::Db(other),
+            })?;
+        let tree = db.open_tree("potluck")?;
+        Ok(Store {
+            db,
+            tree,
+            writer: Mutex::new(()),
+        })
+    }
+
+    /// The head of a feed, if the store holds any of it.
+    pub fn head(&self, author: &FeedId) -> Result<Option<FeedHead>, StoreError> {
+        let key = feed_key(HEAD, author);
+        match self.tree.get(&key)? {
+            Some(v) => decode_head(&key, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Every feed held, with its head.
+    pub fn feeds(&self) -> Result<Vec<(FeedId, FeedHead)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.tree.scan_prefix([HEAD]) {
+            let (k, v) = item?;
+            let author = feed_of_key(&k).ok_or_else(|| StoreError::CorruptLog {
+                key: hex::encode(&k),
+                reason: "short head key".into(),
+            })?;
+            out.push((author, decode_head(&k, &v)?));
+        }
+        Ok(out)
+    }
+
+    /// Signs `content` as the next message of `key`'s feed, appends and
+    /// indexes it, and returns once it is durable.
+    pub fn publish(
+        &self,
+        key: &SigningKey,
+        content: &[u8],
+        timestamp: i64,
+    ) -> Result<Message, StoreError> {
+        let _writer = self.lock();
+        let author = FeedId(key.verifying_key().to_bytes());
+        let head = self.head(&author)?;
+        let (sequence, previous) = match head {
+            Some(h) => (h.sequence + 1, h.id),
+            None => (1, MessageId::default()),
+        };
+        let msg = Message::sign(key, sequence, previous, timestamp, content)
+            .map_err(ValidationError::from)?;
+        let mut report = self.ingest_locked(vec![msg])?;
+        if let Some(rejection) = report.rejected {
+            return Err(StoreError::Rejected(rejection.error));
+        }
+        report.accepted.pop().ok_or_else(|| StoreError::CorruptLog {
+            key: hex::encode(author.0),
+            reason: "published message was not appended".into(),
+        })
+    }
+
+    /// The one ingest path: validates messages (signatures in batches),
+    /// appends the valid ones with their index entries in one atomic
+    /// batch, and flushes.
+    ///
+    /// Messages of one feed must come in sequence order; feeds may be
+    /// interleaved. Ingest stops at the first invalid message: the valid
+    /// ones before it are stored, nothing after it is.
+    pub fn ingest(&self, msgs: Vec<Message>) -> Result<IngestReport, StoreError> {
+        let _writer = self.lock();
+        self.ingest_locked(msgs)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        // A panic while holding the lock leaves no partial state behind
+        // (nothing is applied until the batch), so a poisoned lock is safe.
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn ingest_locked(&self, msgs: Vec<Message>) -> Result<IngestReport, StoreError> {
+        let mut report = IngestReport::default();
+        // Pass 1: everything but signatures, against heads staged in memory.
+        let mut heads: HashMap<FeedId, Option<FeedHead>> = HashMap::new();
+        let mut positions = Vec::with_capacity(msgs.len());
+        let mut limit = msgs.len();
+        for (i, msg) in msgs.iter().enumerate() {
+            let author = msg.author();
+            let head = match heads.get(&author) {
+                Some(h) => *h,
+                None => {
+                    let h = self.head(&author)?;
+                    heads.insert(author, h);
+                    h
+                }
+            };
+            let position = match self.position(head.as_ref(), msg) {
+                Ok(p) => p,
+                Err(error) => {
+                    report.rejected = Some(Rejection {
+                        index: i,
+                        author,
+                        sequence: msg.sequence(),
+                        error,
+                    });
+                    limit = i;
+                    break;
+                }
+            };
+            if let Position::Next = position {
+                heads.insert(
+                    author,
+                    Some(FeedHead {
+                        sequence: msg.sequence(),
+                        id: msg.id(),
+                    }),
+                );
+            }
+            positions.push(position);
+        }
+        // Pass 2: signatures of everything that passed, in batches.
+        if let Err((i, error)) = validate::verify_signatures_parallel(&msgs[..limit]) {
+            let msg = &msgs[i];
+            report.rejected = Some(Rejection {
+                index: i,
+                author: msg.author(),
+                sequence: msg.sequence(),
+                error,
+            });
+            limit = i;
+        }
+        // Pass 3: stage the valid prefix and apply it atomically.
+        let mut staged = Staged {
+            tree: &self.tree,
+            writes: BTreeMap::new(),
+        };
+        for (msg, position) in msgs.into_iter().take(limit).zip(positions) {
+            match position {
+                Position::Duplicate => report.duplicates += 1,
+                Position::Fork { kept } => {
+                    let proof = ForkProof {
+                        author: msg.author(),
+                        sequence: msg.sequence(),
+                        kept,
+                        rival: msg.signed_bytes().to_vec(),
+                    };
+                    let key = log_key(&proof.author, proof.sequence);
+                    let mut fork_key = key;
+                    fork_key[0] = FORK;
+                    if staged.get(&fork_key)?.is_none() {
+                        let mut value = proof.kept.clone();
+                        value.extend_from_slice(&proof.rival);
+                        staged.put(fork_key, value);
+                        tracing::warn!(feed = %proof.author, sequence = proof.sequence, "fork detected; keeping the first message");
+                    }
+                    report.forks.push(proof);
+                }
+                Position::Next => {
+                    stage_append(&mut staged, &msg)?;
+                    report.accepted.push(msg);
+                }
+            }
+        }
+        if !staged.writes.is_empty() {
+            self.tree.apply_batch(staged.into_batch())?;
+            self.db.flush()?;
+        }
+        Ok(report)
+    }
+
+    /// Classifies a message against the feed's head without checking its
+    /// signature (pass 2 does that for every position).
+    fn position(
+        &self,
+        head: Option<&FeedHead>,
+        msg: &Message,
+    ) -> Result<Position, ValidationError> {
+        validate::check_standalone(msg)?;
+        if let Some(h) = head {
+            if msg.sequence() >= 1 && msg.sequence() <= h.sequence {
+                let held = self
+                    .tree
+                    .get(log_key(&msg.author(), msg.sequence()))
+                    .ok()
+                    .flatten();
+                if let Some(held) = held {
+                    let held_signed = &held[..SIGNED_LEN.min(held.len())];
+                    if held_signed == msg.signed_bytes() {
+                        return Ok(Position::Duplicate);
+                    }
+                    return Ok(Position::Fork {
+                        kept: held_signed.to_vec(),
+                    });
+                }
+            }
+        }
+        validate::check_chain(head, msg)?;
+        Ok(Position::Next)
+    }
+
+    /// The message with this id.
+    pub fn message(&self, id: &MessageId) -> Result<Option<Message>, StoreError> {
+        let Some(loc) = self.tree.get(id_key(id))? else {
+            return Ok(None);
+        };
+        let corrupt = || StoreError::CorruptLog {
+            key: hex::encode(id_key(id)),
+            reason: "id entry is not author and sequence".into(),
+        };
+        let author: [u8; 32] = loc
+            .get(..32)
+            .and_then(|s| s.try_into().ok())
+            .ok_or_else(corrupt)?;
+        let seq: [u8; 8] = loc
+            .get(32..40)
+            .and_then(|s| s.try_into().ok())
+            .ok_or_else(corrupt)?;
+        self.feed_message(&FeedId(author), u64::from_be_bytes(seq))
+    }
+
+    /// The message at `sequence` of `author`'s feed.
+    pub fn feed_message(
+        &self,
+        author: &FeedId,
+        sequence: u64,
+    ) -> Result<Option<Message>, StoreError> {
+        let key = log_key(author, sequence);
+        match self.tree.get(&key)? {
+            Some(v) => decode_logged(&key, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The messages of a feed from `from_sequence` on, in order.
+    pub fn feed_messages(
+        &self,
+        author: &FeedId,
+        from_sequence: u64,
+    ) -> impl Iterator<Item = Result<Message, StoreError>> + '_ {
+        let start = log_key(author, from_sequence);
+        let end = log_key(author, u64::MAX);
+        self.tree.range(start..=end).map(|item| {
+            let (k, v) = item?;
+            decode_logged(&k, &v)
+        })
+    }
+
+    /// Fork proofs recorded against a feed.
+    pub fn forks(&self, author: &FeedId) -> Result<Vec<ForkProof>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.tree.scan_prefix(feed_key(FORK, author)) {
+            let (k, v) = item?;
+            let seq: [u8; 8] = k
+                .get(33..41)
+                .and_then(|s| s.try_into().ok())
+                .ok_or_else(|| StoreError::CorruptLog {
+                    key: hex::encode(&k),
+                    reason: "short fork key".into(),
+                })?;
+            if v.len() != 2 * SIGNED_LEN {
+                return Err(StoreError::CorruptLog {
+                    key: hex::encode(&k),
+                    reason: "fork proof is not two signed headers".into(),
+                });
+            }
+            out.push(ForkProof {
+                author: *author,
+                sequence: u64::from_be_bytes(seq),
+                kept: v[..SIGNED_LEN].to_vec(),
+                rival: v[SIGNED_LEN..].to_vec(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The current state of an event.
+    pub fn event(&self, id: &MessageId) -> Result<Option<EventState>, StoreError> {
+        index::read(&self.reader(), &index::event_key(id))
+    }
+
+    /// The current RSVPs of an event, one per person.
+    pub fn rsvps(&self, event: &MessageId) -> Result<Vec<(FeedId, RsvpState)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.tree.scan_prefix(index::rsvp_prefix(event)) {
+            let (k, v) = item?;
+            let author: [u8; 32] =
+                k.get(33..65)
+                    .and_then(|s| s.try_into().ok())
+                    .ok_or_else(|| CorruptEntry {
+                        key: hex::encode(&k),
+                        reason: "short rsvp key".into(),
+                    })?;
+            let state = serde_json::from_slice(&v).map_err(|e| CorruptEntry {
+                key: hex::encode(&k),
+                reason: e.to_string(),
+            })?;
+            out.push((FeedId(author), state));
+        }
+        Ok(out)
+    }
+
+    /// The tally of an event's current RSVPs.
+    pub fn tally(&self, event: &MessageId) -> Result<Tally, StoreError> {
+        Ok(index::read(&self.reader(), &index::tally_key(event))?.unwrap_or_default())
+    }
+
+    /// What a person says about themselves.
+    pub fn about(&self, feed: &FeedId) -> Result<Option<AboutState>, StoreError> {
+        index::read(&self.reader(), &index::about_key(feed))
+    }
+
+    /// Events that have not finished by `now_ms` (end, or start when there
+    /// is no end, at or after now), sorted by start.
+    pub fn upcoming_events(&self, now_ms: i64) -> Result<Vec<EventState>, StoreError> {
+        let from = [
+            &[index::prefix::EVENT_BY_FINISH][..],
+            &index::instant_bytes(now_ms),
+        ]
+        .concat();
+        let to = [index::prefix::EVENT_BY_FINISH + 1];
+        self.events_in(self.tree.range(from..to.to_vec()))
+    }
+
+    /// Events that finished before `now_ms`, sorted by start.
+    pub fn past_events(&self, now_ms: i64) -> Result<Vec<EventState>, StoreError> {
+        let from = vec![index::prefix::EVENT_BY_FINISH];
+        let to = [
+            &[index::prefix::EVENT_BY_FINISH][..],
+            &index::instant_bytes(now_ms),
+        ]
+        .concat();
+        self.events_in(self.tree.range(from..to))
+    }
+
+    /// Every known event, sorted by start.
+    pub fn all_events(&self) -> Result<Vec<EventState>, StoreError> {
+        self.events_in(self.tree.scan_prefix([index::prefix::EVENT_BY_START]))
+    }
+
+    fn events_in(&self, range: sled::Iter) -> Result<Vec<EventState>, StoreError> {
+        let mut out = Vec::new();
+        for item in range {
+            let (k, _) = item?;
+            let id = index::event_of_time_key(&k).ok_or_else(|| CorruptEntry {
+                key: hex::encode(&k),
+                reason: "short time key".into(),
+            })?;
+            let state = self.event(&id)?.ok_or_else(|| CorruptEntry {
+                key: hex::encode(&k),
+                reason: "time entry of a missing event".into(),
+            })?;
+            out.push(state);
+        }
+        out.sort_by_key(|e| (e.event.start_ms(), e.id));
+        Ok(out)
+    }
+
+    /// Resolves a full event id or a unique prefix of at least
+    /// [`MIN_ID_PREFIX`] characters after `%`, among known events.
+    pub fn resolve_event(&self, text: &str) -> Result<MessageId, StoreError> {
+        let trimmed = text.trim();
+        if let Ok(id) = MessageId::parse(trimmed) {
+            return match self.event(&id)? {
+                Some(_) => Ok(id),
+                None => Err(StoreError::UnknownEvent(trimmed.into())),
+            };
+        }
+        let body = trimmed.strip_prefix('%').unwrap_or(trimmed);
+        let body = body.strip_suffix(".blake3").unwrap_or(body);
+        if body.chars().count() < MIN_ID_PREFIX {
+            return Err(StoreError::PrefixTooShort(trimmed.into()));
+        }
+        // Whole 4-character groups of base64 decode to a byte prefix to
+        // scan; the remaining characters are matched on the text form.
+        let whole = body.len() / 4 * 4;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(&body[..whole])
+            .map_err(|_| StoreError::UnknownEvent(trimmed.into()))?;
+        let mut scan = vec![index::prefix::EVENT];
+        scan.extend_from_slice(&bytes);
+        let mut found = Vec::new();
+        for item in self.tree.scan_prefix(scan) {
+            let (k, _) = item?;
+            let Some(raw) = k.get(1..33).and_then(|s| <[u8; 32]>::try_from(s).ok()) else {
+                continue;
+            };
+            let id = MessageId(raw);
+            if id.base64().starts_with(body) {
+                found.push(id);
+                if found.len() > 20 {
+                    break;
+                }
+            }
+        }
+        match found.len() {
+            0 => Err(StoreError::UnknownEvent(trimmed.into())),
+            1 => Ok(found[0]),
+            count => Err(StoreError::AmbiguousEvent {
+                text: trimmed.into(),
+                count,
+            }),
+        }
+    }
+
+    /// Re-verifies every message of every feed (signatures and chains) and
+    /// checks the stored indexes against indexes rebuilt from the logs.
+    pub fn fsck(&self) -> Result<FsckReport, StoreError> {
+        let mut report = FsckReport::default();
+        let rebuilt = self.rebuild_index(Some(&mut report))?;
+        let mut stored = BTreeMap::new();
+        for p in index::prefix::ALL {
+            for item in self.tree.scan_prefix([p]) {
+                let (k, v) = item?;
+                stored.insert(k.to_vec(), v.to_vec());
+            }
+        }
+        report.index_entries = stored.len() as u64;
+        for (k, v) in &rebuilt.0 {
+            match stored.get(k) {
+                None => report
+                    .problems
+                    .push(format!("index entry {} is missing", hex::encode(k))),
+                Some(s) if s != v => report.problems.push(format!(
+                    "index entry {} differs from the logs",
+                    hex::encode(k)
+                )),
+                Some(_) => {}
+            }
+        }
+        for k in stored.keys() {
+            if !rebuilt.0.contains_key(k) {
+                report.problems.push(format!(
+                    "index entry {} has no source in the logs",
+                    hex::encode(k)
+                ));
+            }
+        }
+        Ok(report)
+    }
+
+    /// Rebuilds every index from the logs and replaces the stored indexes
+    /// in one atomic batch. Returns the number of index entries written.
+    pub fn reindex(&self) -> Result<usize, StoreError> {
+        let _writer = self.lock();
+        let rebuilt = self.rebuild_index(None)?;
+        let mut batch = sled::Batch::default();
+        for p in index::prefix::ALL {
+            for item in self.tree.scan_prefix([p]) {
+                let (k, _) = item?;
+                batch.remove(k);
+            }
+        }
+        let count = rebuilt.0.len();
+        for (k, v) in rebuilt.0 {
+            batch.insert(k, v);
+        }
+        self.tree.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(count)
+    }
+
+    /// Replays every feed into an in-memory index. With a report, also
+    /// re-verifies chains, signatures and the id and head entries.
+    fn rebuild_index(&self, mut report: Option<&mut FsckReport>) -> Result<MemKv, StoreError> {
+        let mut kv = MemKv::default();
+        for (author, head) in self.feeds()? {
+            let mut prev: Option<FeedHead> = None;
+            let mut batch = Vec::new();
+            for item in self.feed_messages(&author, 1) {
+                let msg = item?;
+                if let Some(r) = report.as_deref_mut() {
+                    r.messages += 1;
+                    if let Err(e) = validate::check_standalone(&msg)
+                        .and_then(|()| validate::check_chain(prev.as_ref(), &msg))
+                    {
+                        r.problems
+                            .push(format!("{author} #{}: {e}", msg.sequence()));
+                    }
+                    match self.tree.get(id_key(&msg.id()))? {
+                        Some(loc) if loc[..] == log_key(&author, msg.sequence())[1..] => {}
+                        _ => r.problems.push(format!(
+                            "{author} #{}: id entry missing or wrong",
+                            msg.sequence()
+                        )),
+                    }
+                }
+                prev = Some(FeedHead {
+                    sequence: msg.sequence(),
+                    id: msg.id(),
+                });
+                index::apply(&mut kv, &msg)?;
+                if report.is_some() {
+                    batch.push(msg);
+                }
+            }
+            if let Some(r) = report.as_deref_mut() {
+                r.feeds += 1;
+                if let Err((i, e)) = validate::verify_signatures_parallel(&batch) {
+                    r.problems
+                        .push(format!("{author} #{}: {e}", batch[i].sequence()));
+                }
+                if prev != Some(head) {
+                    r.problems.push(format!(
+                        "{author}: head entry says #{} but the log ends at #{}",
+                        head.sequence,
+                        prev.map_or(0, |p| p.sequence)
+                    ));
+                }
+            }
+        }
+        Ok(kv)
+    }
+
+    fn reader(&self) -> Staged<'_> {
+        Staged {
+            tree: &self.tree,
+            writes: BTreeMap::new(),
+        }
+    }
+
+    /// Flushes everything to disk.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Bytes the store occupies on disk.
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self.db.size_on_disk()?)
+    }
+}
+
+/// Stages a validated next message: log, id, head, and index entries.
+fn stage_append(staged: &mut Staged<'_>, msg: &Message) -> Result<(), StoreError> {
+    let author = msg.author();
+    let lkey = log_key(&author, msg.sequence());
+    staged.put(id_key(&msg.id()), lkey[1..].to_vec());
+    staged.put(lkey, msg.bytes().to_vec());
+    staged.put(
+        feed_key(HEAD, &author),
+        encode_head(&FeedHead {
+            sequence: msg.sequence(),
+            id: msg.id(),
+        }),
+    );
+    match index::apply(staged, msg)? {
+        index::Indexed::Applied => {}
+        index::Indexed::Ignored(why) => {
+            tracing::debug!(id = %msg.id(), why, "message stored, not indexed");
+        }
+        index::Indexed::Invalid(e) => {
+            tracing::info!(id = %msg.id(), error = %e, "message stored, but its content is invalid; not indexed");
+        }
+    }
+    Ok(())
+}
