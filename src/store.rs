@@ -671,13 +671,7 @@ impl Store {
     pub fn fsck(&self) -> Result<FsckReport, StoreError> {
         let mut report = FsckReport::default();
         let rebuilt = self.rebuild_index(Some(&mut report))?;
-        let mut stored = BTreeMap::new();
-        for p in index::prefix::ALL {
-            for item in self.tree.scan_prefix([p]) {
-                let (k, v) = item?;
-                stored.insert(k.to_vec(), v.to_vec());
-            }
-        }
+        let stored = self.index_snapshot()?;
         report.index_entries = stored.len() as u64;
         for (k, v) in &rebuilt.0 {
             match stored.get(k) {
@@ -700,6 +694,18 @@ impl Store {
             }
         }
         Ok(report)
+    }
+
+    /// Every stored index entry (not the logs), for checks and tests.
+    pub fn index_snapshot(&self) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, StoreError> {
+        let mut stored = BTreeMap::new();
+        for p in index::prefix::ALL {
+            for item in self.tree.scan_prefix([p]) {
+                let (k, v) = item?;
+                stored.insert(k.to_vec(), v.to_vec());
+            }
+        }
+        Ok(stored)
     }
 
     /// Rebuilds every index from the logs and replaces the stored indexes

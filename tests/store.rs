@@ -1,0 +1,203 @@
+//! Store behaviour: forks, duplicates, the valid prefix of a bad batch,
+//! durability across reopen, and fsck/reindex on damaged indexes.
+
+use ed25519_dalek::SigningKey;
+use potluck::content::{Event, EventTime, Rsvp, RsvpStatus};
+use potluck::message::{Message, MessageId};
+use potluck::store::Store;
+use potluck::validate::ValidationError;
+
+fn key(n: u8) -> SigningKey {
+    SigningKey::from_bytes(&[n; 32])
+}
+
+fn about(name: &str) -> Vec<u8> {
+    format!(r#"{{"type":"about","name":"{name}"}}"#).into_bytes()
+}
+
+/// A chain of `n` messages by `key`, starting at sequence 1.
+fn chain(key: &SigningKey, n: u64, tag: &str) -> Vec<Message> {
+    let mut prev = MessageId::default();
+    (1..=n)
+        .map(|seq| {
+            let m = Message::sign(key, seq, prev, seq as i64, &about(&format!("{tag}{seq}")))
+                .unwrap();
+            prev = m.id();
+            m
+        })
+        .collect()
+}
+
+fn open() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    (dir, store)
+}
+
+#[test]
+fn fork_keeps_the_first_and_records_proof() {
+    let (_dir, store) = open();
+    let k = key(1);
+    let a = chain(&k, 2, "a");
+    let b = chain(&k, 2, "b");
+    let report = store.ingest(a.clone()).unwrap();
+    assert_eq!(report.accepted.len(), 2);
+    let report = store.ingest(vec![b[0].clone()]).unwrap();
+    assert!(report.accepted.is_empty());
+    assert_eq!(report.forks.len(), 1);
+    assert!(report.rejected.is_none());
+    let head = store.head(&a[0].author()).unwrap().unwrap();
+    assert_eq!(head.id, a[1].id());
+    let proofs = store.forks(&a[0].author()).unwrap();
+    assert_eq!(proofs.len(), 1);
+    assert_eq!(proofs[0].sequence, 1);
+    assert_eq!(proofs[0].kept, a[0].signed_bytes());
+    assert_eq!(proofs[0].rival, b[0].signed_bytes());
+    assert_eq!(store.message(&b[0].id()).unwrap(), None);
+}
+
+#[test]
+fn a_fork_with_a_forged_signature_is_rejected_not_recorded() {
+    let (_dir, store) = open();
+    let k = key(1);
+    let a = chain(&k, 1, "a");
+    store.ingest(a).unwrap();
+    let mut forged = chain(&k, 1, "b")[0].bytes().to_vec();
+    forged[150] ^= 1; // inside the signature
+    let forged = Message::decode(forged).unwrap();
+    let report = store.ingest(vec![forged.clone()]).unwrap();
+    assert!(report.forks.is_empty());
+    assert!(matches!(
+        report.rejected.unwrap().error,
+        ValidationError::BadSignature { .. }
+    ));
+    assert!(store.forks(&forged.author()).unwrap().is_empty());
+}
+
+#[test]
+fn duplicates_are_skipped() {
+    let (_dir, store) = open();
+    let a = chain(&key(2), 3, "a");
+    store.ingest(a.clone()).unwrap();
+    let report = store.ingest(a.clone()).unwrap();
+    assert_eq!(report.duplicates, 3);
+    assert!(report.accepted.is_empty());
+    assert!(report.rejected.is_none());
+}
+
+#[test]
+fn ingest_keeps_the_valid_prefix_and_nothing_after_the_first_invalid() {
+    let (_dir, store) = open();
+    let a = chain(&key(3), 5, "a");
+    let other = chain(&key(4), 1, "o");
+    let mut tampered = a[2].bytes().to_vec();
+    let last = tampered.len() - 3;
+    tampered[last] ^= 0x01;
+    let input = vec![
+        a[0].clone(),
+        a[1].clone(),
+        Message::decode(tampered).unwrap(),
+        other[0].clone(), // valid, but after the invalid one
+        a[3].clone(),
+    ];
+    let report = store.ingest(input).unwrap();
+    assert_eq!(report.accepted.len(), 2);
+    let rejected = report.rejected.unwrap();
+    assert_eq!(rejected.index, 2);
+    assert_eq!(rejected.error, ValidationError::ContentHashMismatch);
+    assert_eq!(store.head(&a[0].author()).unwrap().unwrap().sequence, 2);
+    assert_eq!(store.head(&other[0].author()).unwrap(), None);
+}
+
+#[test]
+fn a_bad_signature_deep_in_a_large_batch_cuts_there() {
+    let (_dir, store) = open();
+    let mut a = chain(&key(5), 700, "a");
+    let mut bytes = a[600].bytes().to_vec();
+    bytes[75] ^= 0x10; // timestamp field: the chain holds, the signature does not
+    a[600] = Message::decode(bytes).unwrap();
+    let report = store.ingest(a).unwrap();
+    let rejected = report.rejected.unwrap();
+    assert_eq!(rejected.index, 600);
+    assert!(matches!(
+        rejected.error,
+        ValidationError::BadSignature { .. }
+    ));
+    assert_eq!(report.accepted.len(), 600);
+}
+
+#[test]
+fn published_messages_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let k = key(6);
+    let ids: Vec<MessageId> = {
+        let store = Store::open(&path).unwrap();
+        (0..5)
+            .map(|i| store.publish(&k, &about(&format!("n{i}")), i).unwrap().id())
+            .collect()
+    };
+    let store = Store::open(&path).unwrap();
+    for id in &ids {
+        assert!(store.message(id).unwrap().is_some());
+    }
+    assert_eq!(
+        store.about(&potluck::message::FeedId(k.verifying_key().to_bytes()))
+            .unwrap()
+            .unwrap()
+            .name,
+        "n4"
+    );
+    assert!(store.fsck().unwrap().problems.is_empty());
+}
+
+#[test]
+fn fsck_finds_a_damaged_index_and_reindex_repairs_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let k = key(7);
+    {
+        let store = Store::open(&path).unwrap();
+        let event = Event {
+            title: "Soup night".into(),
+            start: EventTime::parse("start", "2030-01-01T18:00:00Z").unwrap(),
+            end: None,
+            tz: None,
+            location: None,
+            url: None,
+            description: None,
+            capacity: None,
+        };
+        let e = store.publish(&k, &event.to_content_bytes(), 1).unwrap();
+        let rsvp = Rsvp {
+            event: e.id(),
+            status: RsvpStatus::Going,
+            guests: 1,
+            note: None,
+        };
+        store.publish(&k, &rsvp.to_content_bytes(), 2).unwrap();
+        assert!(store.fsck().unwrap().problems.is_empty());
+    }
+    // Damage the tally behind the store's back, through sled directly.
+    {
+        let db = sled::open(&path).unwrap();
+        let tree = db.open_tree("potluck").unwrap();
+        let tally_key = tree
+            .scan_prefix([b't'])
+            .next()
+            .unwrap()
+            .unwrap()
+            .0;
+        tree.insert(tally_key, br#"{"going":9,"maybe":0,"not_going":0,"headcount":9}"#.to_vec())
+            .unwrap();
+        tree.insert(b"n-stray", b"{}".to_vec()).unwrap();
+        db.flush().unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let report = store.fsck().unwrap();
+    assert_eq!(report.problems.len(), 2, "{:?}", report.problems);
+    store.reindex().unwrap();
+    assert!(store.fsck().unwrap().problems.is_empty());
+    let events = store.all_events().unwrap();
+    assert_eq!(store.tally(&events[0].id).unwrap().headcount, 2);
+}
