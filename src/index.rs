@@ -119,8 +119,7 @@ pub struct EventState {
     pub id: MessageId,
     /// The organizer.
     pub author: FeedId,
-    /// Current fields, stored as the event's content JSON.
-    #[serde(with = "event_as_content")]
+    /// Current fields.
     pub event: Event,
     /// Number of accepted updates and cancels.
     pub revision: u32,
@@ -128,29 +127,6 @@ pub struct EventState {
     pub status: EventStatus,
     /// The reason given when cancelling.
     pub cancel_reason: Option<String>,
-}
-
-/// Stores an [`Event`] as its content JSON, reusing the content codec so
-/// that an index entry and a message agree on every field.
-mod event_as_content {
-    use super::Event;
-    use crate::content::{self, Content};
-    use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
-
-    pub fn serialize<S: Serializer>(event: &Event, s: S) -> Result<S::Ok, S::Error> {
-        let value: serde_json::Value =
-            serde_json::from_slice(&event.to_content_bytes()).map_err(serde::ser::Error::custom)?;
-        serde::Serialize::serialize(&value, s)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Event, D::Error> {
-        let value = serde_json::Value::deserialize(d)?;
-        let bytes = serde_json::to_vec(&value).map_err(D::Error::custom)?;
-        match content::parse(&bytes).map_err(D::Error::custom)? {
-            Content::Event(event) => Ok(event),
-            _ => Err(D::Error::custom("stored event is not event content")),
-        }
-    }
 }
 
 /// A person's current answer to an event.

@@ -358,7 +358,7 @@ impl Store {
                     h
                 }
             };
-            let position = match self.position(head.as_ref(), msg) {
+            let position = match self.position(head.as_ref(), msg)? {
                 Ok(p) => p,
                 Err(error) => {
                     report.rejected = Some(Rejection {
@@ -433,33 +433,29 @@ impl Store {
     }
 
     /// Classifies a message against the feed's head without checking its
-    /// signature (pass 2 does that for every position).
+    /// signature (pass 2 does that for every position). The outer error is
+    /// the database's; the inner one is the message's.
     fn position(
         &self,
         head: Option<&FeedHead>,
         msg: &Message,
-    ) -> Result<Position, ValidationError> {
-        validate::check_standalone(msg)?;
-        if let Some(h) = head {
-            if msg.sequence() >= 1 && msg.sequence() <= h.sequence {
-                let held = self
-                    .tree
-                    .get(log_key(&msg.author(), msg.sequence()))
-                    .ok()
-                    .flatten();
-                if let Some(held) = held {
-                    let held_signed = &held[..SIGNED_LEN.min(held.len())];
-                    if held_signed == msg.signed_bytes() {
-                        return Ok(Position::Duplicate);
-                    }
-                    return Ok(Position::Fork {
-                        kept: held_signed.to_vec(),
-                    });
-                }
-            }
+    ) -> Result<Result<Position, ValidationError>, StoreError> {
+        if let Err(e) = validate::check_standalone(msg) {
+            return Ok(Err(e));
         }
-        validate::check_chain(head, msg)?;
-        Ok(Position::Next)
+        if let Some(h) = head
+            && (1..=h.sequence).contains(&msg.sequence())
+            && let Some(held) = self.tree.get(log_key(&msg.author(), msg.sequence()))?
+        {
+            let held_signed = &held[..SIGNED_LEN.min(held.len())];
+            if held_signed == msg.signed_bytes() {
+                return Ok(Ok(Position::Duplicate));
+            }
+            return Ok(Ok(Position::Fork {
+                kept: held_signed.to_vec(),
+            }));
+        }
+        Ok(validate::check_chain(head, msg).map(|()| Position::Next))
     }
 
     /// The message with this id.
