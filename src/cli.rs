@@ -387,8 +387,11 @@ fn update(home: &Home, out: &Output, event: &str, f: UpdateFields) -> Result<()>
         bail!("nothing to change: give at least one field, e.g. --title or --start");
     }
     update.validate()?;
-    // The merged event must still be valid (e.g. end not before start).
-    state.event.apply(&update)?;
+    // The merged event must still be valid (e.g. end not before start),
+    // and must differ: a no-op update would only bump the revision.
+    if state.event.apply(&update)? == state.event {
+        bail!("nothing to change: the event already has these values");
+    }
     node.publish(&update.to_content_bytes())?;
     let revision = state.revision + 1;
     out.print(json!({ "id": state.id, "revision": revision }), || {

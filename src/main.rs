@@ -1,5 +1,6 @@
 //! The `potluck` command. Parsing and printing live in `cli`; all logic
-//! lives in the library. Errors become one line on stderr and exit 1.
+//! lives in the library. Errors become one line on stderr: exit 1, or 2
+//! for unusable arguments.
 
 mod cli;
 
@@ -8,7 +9,18 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let args = cli::Args::parse();
+    let args = match cli::Args::try_parse() {
+        Ok(args) => args,
+        // Help and version go to stdout as usual; usage errors become one
+        // line, like every other error.
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            let rendered = e.to_string();
+            let first = rendered.lines().next().unwrap_or("invalid arguments");
+            eprintln!("{first} (see `potluck --help`)");
+            return ExitCode::from(2);
+        }
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(

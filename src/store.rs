@@ -630,6 +630,10 @@ impl Store {
         if body.chars().count() < MIN_ID_PREFIX {
             return Err(StoreError::PrefixTooShort(trimmed.into()));
         }
+        let is_base64 = |c: char| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=');
+        if !body.chars().all(is_base64) {
+            return Err(StoreError::UnknownEvent(trimmed.into()));
+        }
         // Whole 4-character groups of base64 decode to a byte prefix to
         // scan; the remaining characters are matched on the text form.
         let whole = body.len() / 4 * 4;

@@ -23,11 +23,15 @@ enum Step {
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        ("[a-z ]{1,20}", 0u16..2000).prop_map(|(title, start_day)| Step::Event { title, start_day }),
+        ("[a-z ]{1,20}", 0u16..2000)
+            .prop_map(|(title, start_day)| Step::Event { title, start_day }),
         (any::<usize>(), "[a-z]{1,10}").prop_map(|(pick, title)| Step::Update { pick, title }),
         any::<usize>().prop_map(|pick| Step::Cancel { pick }),
-        (any::<usize>(), 0u8..3, 0u8..25)
-            .prop_map(|(pick, status, guests)| Step::Rsvp { pick, status, guests }),
+        (any::<usize>(), 0u8..3, 0u8..25).prop_map(|(pick, status, guests)| Step::Rsvp {
+            pick,
+            status,
+            guests
+        }),
         "[A-Za-z]{1,12}".prop_map(|name| Step::About { name }),
         Just(Step::Unknown),
         Just(Step::Invalid),
@@ -37,7 +41,12 @@ fn step() -> impl Strategy<Value = Step> {
 const STATUSES: [&str; 3] = ["going", "maybe", "not-going"];
 
 fn content(step: &Step, events: &[MessageId]) -> Vec<u8> {
-    let pick = |i: usize| events.get(i % events.len().max(1)).copied().unwrap_or_default();
+    let pick = |i: usize| {
+        events
+            .get(i % events.len().max(1))
+            .copied()
+            .unwrap_or_default()
+    };
     let json = match step {
         Step::Event { title, start_day } => serde_json::json!({
             "type": "event",

@@ -20,8 +20,8 @@ fn chain(key: &SigningKey, n: u64, tag: &str) -> Vec<Message> {
     let mut prev = MessageId::default();
     (1..=n)
         .map(|seq| {
-            let m = Message::sign(key, seq, prev, seq as i64, &about(&format!("{tag}{seq}")))
-                .unwrap();
+            let m =
+                Message::sign(key, seq, prev, seq as i64, &about(&format!("{tag}{seq}"))).unwrap();
             prev = m.id();
             m
         })
@@ -142,7 +142,8 @@ fn published_messages_survive_reopen() {
         assert!(store.message(id).unwrap().is_some());
     }
     assert_eq!(
-        store.about(&potluck::message::FeedId(k.verifying_key().to_bytes()))
+        store
+            .about(&potluck::message::FeedId(k.verifying_key().to_bytes()))
             .unwrap()
             .unwrap()
             .name,
@@ -182,14 +183,12 @@ fn fsck_finds_a_damaged_index_and_reindex_repairs_it() {
     {
         let db = sled::open(&path).unwrap();
         let tree = db.open_tree("potluck").unwrap();
-        let tally_key = tree
-            .scan_prefix([b't'])
-            .next()
-            .unwrap()
-            .unwrap()
-            .0;
-        tree.insert(tally_key, br#"{"going":9,"maybe":0,"not_going":0,"headcount":9}"#.to_vec())
-            .unwrap();
+        let tally_key = tree.scan_prefix([b't']).next().unwrap().unwrap().0;
+        tree.insert(
+            tally_key,
+            br#"{"going":9,"maybe":0,"not_going":0,"headcount":9}"#.to_vec(),
+        )
+        .unwrap();
         tree.insert(b"n-stray", b"{}".to_vec()).unwrap();
         db.flush().unwrap();
     }

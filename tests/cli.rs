@@ -1,0 +1,1035 @@
+//! End-to-end tests of the `potluck` binary: every test drives the real
+//! executable in a fresh temporary home, reads `--json` output and checks
+//! concrete values.
+//!
+//! No test touches the real user's data directory: `HOME` and
+//! `XDG_DATA_HOME` point inside the test's temporary directory, and any
+//! inherited `POTLUCK_HOME` / `POTLUCK_LOG` / backtrace settings are
+//! removed. Every child process is killed if it runs longer than
+//! [`TIMEOUT`].
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+const BIN: &str = env!("CARGO_BIN_EXE_potluck");
+
+/// Longest any single invocation may take.
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// An upcoming start (the tests must not depend on today's date).
+const START: &str = "2031-06-01T18:00:00Z";
+const END: &str = "2031-06-01T21:00:00Z";
+
+/// What one run of the binary did.
+#[derive(Debug)]
+struct Run {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(self.stdout.trim()).unwrap_or_else(|e| {
+            panic!("stdout is not one JSON document ({e}): {self:?}");
+        })
+    }
+}
+
+/// Runs `cmd` with a clean environment and a time limit.
+fn run_command(cmd: Command, sandbox: &Path) -> Run {
+    run_command_with(cmd, sandbox, &[])
+}
+
+/// Runs `cmd` with a clean environment plus `envs`, and a time limit.
+fn run_command_with(mut cmd: Command, sandbox: &Path, envs: &[(&str, &Path)]) -> Run {
+    cmd.env_remove("POTLUCK_HOME")
+        .env_remove("POTLUCK_LOG")
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE")
+        .env_remove("RUST_LOG")
+        .env("HOME", sandbox.join("user"))
+        .env("XDG_DATA_HOME", sandbox.join("xdg"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, value) in envs {
+        cmd.env(key, value);
+    }
+    let mut child = cmd.spawn().expect("spawn potluck");
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out = thread::spawn(move || {
+        let mut s = String::new();
+        out.read_to_string(&mut s).map(|_| s)
+    });
+    let err = thread::spawn(move || {
+        let mut s = String::new();
+        err.read_to_string(&mut s).map(|_| s)
+    });
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for potluck") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("potluck did not finish within {TIMEOUT:?}: {cmd:?}");
+        }
+        thread::sleep(Duration::from_millis(2));
+    };
+    Run {
+        status,
+        stdout: out.join().unwrap().expect("stdout is UTF-8"),
+        stderr: err.join().unwrap().expect("stderr is UTF-8"),
+    }
+}
+
+/// One node: a temporary directory holding the home (not yet created).
+struct Node {
+    tmp: TempDir,
+    home: PathBuf,
+}
+
+impl Node {
+    fn new() -> Node {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let home = tmp.path().join("home");
+        Node { tmp, home }
+    }
+
+    /// A node after `init --name <name>`.
+    fn init(name: &str) -> Node {
+        let node = Node::new();
+        node.ok(&["init", "--name", name]);
+        node
+    }
+
+    fn secret(&self) -> PathBuf {
+        self.home.join("secret")
+    }
+
+    /// `potluck --home <home> <args>`.
+    fn run(&self, args: &[&str]) -> Run {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--home").arg(&self.home).args(args);
+        run_command(cmd, self.tmp.path())
+    }
+
+    /// Runs with `--json`, asserts success and parses stdout.
+    fn ok(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let run = self.run(&all);
+        assert!(run.status.success(), "{args:?} failed: {run:?}");
+        run.json()
+    }
+
+    /// Runs with `--json` and asserts a clean failure; returns stderr's
+    /// single line.
+    fn fails(&self, args: &[&str]) -> String {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let run = self.run(&all);
+        assert_clean_failure(&run, args);
+        run.stderr.trim_end().to_owned()
+    }
+
+    /// `log --json`, exactly as printed.
+    fn log_text(&self) -> String {
+        let run = self.run(&["log", "--json"]);
+        assert!(run.status.success(), "log failed: {run:?}");
+        run.stdout
+    }
+
+    /// `log --json`, one parsed object per line.
+    fn log(&self) -> Vec<Value> {
+        self.log_text()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}")))
+            .collect()
+    }
+
+    fn whoami(&self) -> Value {
+        self.ok(&["whoami"])
+    }
+
+    /// Announces an event and returns its id.
+    fn announce(&self, args: &[&str]) -> String {
+        let mut all = vec!["announce"];
+        all.extend_from_slice(args);
+        let doc = self.ok(&all);
+        let id = doc["id"]
+            .as_str()
+            .expect("announce prints an id")
+            .to_owned();
+        assert_eq!(doc, json!({ "id": id }));
+        assert_id(&id, '%', ".blake3");
+        id
+    }
+
+    fn event(&self, id: &str) -> Value {
+        self.ok(&["event", id])
+    }
+}
+
+/// Exit status 1, nothing on stdout, and exactly one non-empty line on
+/// stderr that is an error message, not a panic.
+fn assert_clean_failure(run: &Run, args: &[&str]) {
+    assert_eq!(run.status.code(), Some(1), "{args:?} should fail: {run:?}");
+    assert_eq!(run.stdout, "", "{args:?} printed on failure: {run:?}");
+    let line = run.stderr.trim_end_matches('\n');
+    assert!(!line.trim().is_empty(), "{args:?}: empty stderr");
+    assert!(
+        !line.contains('\n'),
+        "{args:?}: stderr is not one line: {line:?}"
+    );
+    assert!(!line.contains("panicked"), "{args:?} panicked: {line:?}");
+    assert!(line.starts_with("error: "), "{args:?}: {line:?}");
+}
+
+/// `<sigil><base64 of 32 bytes, 44 chars><suffix>`.
+fn assert_id(id: &str, sigil: char, suffix: &str) {
+    let body = id
+        .strip_prefix(sigil)
+        .and_then(|b| b.strip_suffix(suffix))
+        .unwrap_or_else(|| panic!("{id:?} is not {sigil}…{suffix}"));
+    assert_eq!(body.len(), 44, "{id:?}");
+    assert!(
+        body.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"+/=".contains(&c)),
+        "{id:?}"
+    );
+    assert_eq!(B64.decode(body).expect("base64").len(), 32, "{id:?}");
+}
+
+/// The same id with its first character changed: well-formed, unknown.
+fn other_id(id: &str) -> String {
+    let first = if id.as_bytes()[1] == b'A' { "B" } else { "A" };
+    format!("%{first}{}", &id[2..])
+}
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+// ---------------------------------------------------------------------------
+// Identity
+// ---------------------------------------------------------------------------
+
+#[test]
+fn init_prints_id_and_name_and_whoami_agrees() {
+    let node = Node::new();
+    let doc = node.ok(&["init", "--name", "Ana"]);
+    let id = doc["id"].as_str().unwrap().to_owned();
+    assert_id(&id, '@', ".ed25519");
+    assert_eq!(doc, json!({ "id": id, "name": "Ana" }));
+    assert_eq!(node.whoami(), json!({ "id": id, "name": "Ana" }));
+
+    // The key file holds the same id.
+    let key: Value = serde_json::from_slice(&std::fs::read(node.secret()).unwrap()).unwrap();
+    assert_eq!(key["curve"], "ed25519");
+    assert_eq!(key["id"], id.as_str());
+}
+
+#[test]
+fn init_without_name_has_null_name() {
+    let node = Node::new();
+    let doc = node.ok(&["init"]);
+    assert_id(doc["id"].as_str().unwrap(), '@', ".ed25519");
+    assert_eq!(doc["name"], Value::Null);
+    assert_eq!(node.whoami(), doc);
+    // Nothing is published without a name.
+    assert_eq!(node.log_text(), "");
+}
+
+#[test]
+fn two_homes_have_different_identities() {
+    let a = Node::init("Ana");
+    let b = Node::init("Ana");
+    assert_ne!(a.whoami()["id"], b.whoami()["id"]);
+}
+
+#[cfg(unix)]
+#[test]
+fn key_file_and_home_are_owner_only() {
+    let node = Node::init("Ana");
+    assert_eq!(mode(&node.secret()), 0o600);
+    assert_eq!(mode(&node.home), 0o700);
+}
+
+#[test]
+fn init_twice_refuses_and_keeps_the_key() {
+    let node = Node::init("Ana");
+    let key = std::fs::read(node.secret()).unwrap();
+    let who = node.whoami();
+    let log = node.log_text();
+
+    let err = node.fails(&["init", "--name", "Eve"]);
+    assert!(err.contains("refusing to overwrite"), "{err}");
+    assert!(err.contains("secret"), "{err}");
+    let err = node.fails(&["init"]);
+    assert!(err.contains("refusing to overwrite"), "{err}");
+
+    assert_eq!(std::fs::read(node.secret()).unwrap(), key);
+    assert_eq!(node.whoami(), who);
+    assert_eq!(node.log_text(), log, "a refused init published something");
+}
+
+#[cfg(unix)]
+#[test]
+fn key_file_readable_by_others_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let node = Node::init("Ana");
+    let log = node.log_text();
+    std::fs::set_permissions(node.secret(), std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    let err = node.fails(&["whoami"]);
+    assert!(err.contains("mode 644"), "{err}");
+    assert!(err.contains("readable by others"), "{err}");
+    assert!(err.contains("chmod 600"), "{err}");
+    // Commands that sign are refused too, and write nothing.
+    let err = node.fails(&["announce", "--title", "T", "--start", START]);
+    assert!(err.contains("chmod 600"), "{err}");
+    let err = node.fails(&["name", "Eve"]);
+    assert!(err.contains("chmod 600"), "{err}");
+
+    std::fs::set_permissions(node.secret(), std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(node.log_text(), log);
+    assert_eq!(node.whoami()["name"], "Ana");
+}
+
+#[test]
+fn damaged_key_file_is_one_line_error() {
+    let node = Node::init("Ana");
+    std::fs::write(node.secret(), "not json").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(node.secret(), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let err = node.fails(&["whoami"]);
+    assert!(err.contains("damaged"), "{err}");
+}
+
+#[test]
+fn uninitialised_home_says_run_init_and_creates_nothing() {
+    let node = Node::new();
+    let fake = "%AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=.blake3";
+    let cases: &[&[&str]] = &[
+        &["whoami"],
+        &["name", "Bob"],
+        &["announce", "--title", "T", "--start", START],
+        &["update", fake, "--title", "X"],
+        &["cancel", fake],
+        &["rsvp", fake, "going"],
+        &["events"],
+        &["events", "--all"],
+        &["event", fake],
+        &["log"],
+        &["fsck"],
+        &["reindex"],
+    ];
+    for args in cases {
+        let err = node.fails(args);
+        assert!(err.contains("run `potluck init`"), "{args:?}: {err}");
+        assert!(!node.home.exists(), "{args:?} created {:?}", node.home);
+    }
+    // An existing but empty home directory stays empty.
+    std::fs::create_dir(&node.home).unwrap();
+    for args in cases {
+        let err = node.fails(args);
+        assert!(err.contains("run `potluck init`"), "{args:?}: {err}");
+        assert_eq!(
+            std::fs::read_dir(&node.home).unwrap().count(),
+            0,
+            "{args:?} wrote into an uninitialised home"
+        );
+    }
+}
+
+#[test]
+fn name_command_changes_whoami() {
+    let node = Node::init("Ana");
+    let id = node.whoami()["id"].clone();
+    assert_eq!(
+        node.ok(&["name", "Bob"]),
+        json!({ "id": id, "name": "Bob" })
+    );
+    assert_eq!(node.whoami(), json!({ "id": id, "name": "Bob" }));
+    // The organizer name shown with events follows too.
+    let ev = node.announce(&["--title", "T", "--start", START]);
+    assert_eq!(node.event(&ev)["organizer_name"], "Bob");
+}
+
+#[test]
+fn potluck_home_variable_and_flag_precedence() {
+    let a = Node::init("Ana");
+    let b = Node::init("Bob");
+    let whoami = |flag: Option<&Path>| {
+        let mut cmd = Command::new(BIN);
+        if let Some(dir) = flag {
+            cmd.arg("--home").arg(dir);
+        }
+        cmd.args(["whoami", "--json"]);
+        let run = run_command_with(cmd, a.tmp.path(), &[("POTLUCK_HOME", &a.home)]);
+        assert!(run.status.success(), "{run:?}");
+        run.json()
+    };
+    assert_eq!(whoami(None), a.whoami());
+    assert_eq!(whoami(None)["name"], "Ana");
+    // --home wins over POTLUCK_HOME.
+    assert_eq!(whoami(Some(&b.home)), b.whoami());
+    assert_eq!(whoami(Some(&b.home))["name"], "Bob");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn default_home_is_under_xdg_data_home() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["init", "--name", "Ana", "--json"]);
+    let run = run_command(cmd, tmp.path());
+    assert!(run.status.success(), "{run:?}");
+    let id = run.json()["id"].as_str().unwrap().to_owned();
+    let home = tmp.path().join("xdg").join("potluck");
+    let key: Value = serde_json::from_slice(&std::fs::read(home.join("secret")).unwrap()).unwrap();
+    assert_eq!(key["id"], id.as_str());
+}
+
+// ---------------------------------------------------------------------------
+// Events and RSVPs
+// ---------------------------------------------------------------------------
+
+#[test]
+fn announce_rsvp_update_cancel_flow() {
+    let node = Node::init("Ana");
+    let me = node.whoami()["id"].as_str().unwrap().to_owned();
+    let id = node.announce(&[
+        "--title",
+        "Picnic",
+        "--start",
+        START,
+        "--end",
+        END,
+        "--tz",
+        "America/New_York",
+        "--location",
+        "Central Park",
+        "--url",
+        "https://example.org/picnic",
+        "--description",
+        "Bring a dish.",
+        "--capacity",
+        "12",
+    ]);
+
+    // By 6-character prefix after `%`, without the `%`, and by full id.
+    let prefix = &id[..7];
+    let doc = node.event(prefix);
+    assert_eq!(node.event(&id), doc);
+    assert_eq!(node.event(&id[1..7]), doc);
+
+    assert_eq!(doc["id"], id.as_str());
+    assert_eq!(doc["author"], me.as_str());
+    assert_eq!(doc["organizer_name"], "Ana");
+    assert_eq!(doc["title"], "Picnic");
+    let start = doc["start"].as_str().unwrap();
+    assert!(start.starts_with("2031-06-01T14:00:00-04:00"), "{start}");
+    let end = doc["end"].as_str().unwrap();
+    assert!(end.starts_with("2031-06-01T17:00:00-04:00"), "{end}");
+    assert_eq!(doc["tz"], "America/New_York");
+    assert_eq!(doc["location"], "Central Park");
+    assert_eq!(doc["url"], "https://example.org/picnic");
+    assert_eq!(doc["description"], "Bring a dish.");
+    assert_eq!(doc["capacity"], 12);
+    assert_eq!(doc["status"], "scheduled");
+    assert_eq!(doc["cancel_reason"], Value::Null);
+    assert_eq!(doc["revision"], 0);
+    assert_eq!(
+        doc["tally"],
+        json!({ "going": 0, "maybe": 0, "not_going": 0, "headcount": 0 })
+    );
+    assert_eq!(doc["rsvps"], json!([]));
+
+    // RSVP going with two guests.
+    let r = node.ok(&[
+        "rsvp",
+        prefix,
+        "going",
+        "--guests",
+        "2",
+        "--note",
+        "I bring pie",
+    ]);
+    assert_eq!(r, json!({ "event": id, "status": "going", "guests": 2 }));
+    let doc = node.event(prefix);
+    assert_eq!(
+        doc["rsvps"],
+        json!([{
+            "author": me,
+            "name": "Ana",
+            "status": "going",
+            "guests": 2,
+            "note": "I bring pie",
+        }])
+    );
+    assert_eq!(
+        doc["tally"],
+        json!({ "going": 1, "maybe": 0, "not_going": 0, "headcount": 3 })
+    );
+
+    // The latest answer replaces the earlier one.
+    let r = node.ok(&["rsvp", &id, "maybe"]);
+    assert_eq!(r, json!({ "event": id, "status": "maybe", "guests": 0 }));
+    let doc = node.event(&id);
+    assert_eq!(
+        doc["rsvps"],
+        json!([{ "author": me, "name": "Ana", "status": "maybe", "guests": 0, "note": null }])
+    );
+    assert_eq!(
+        doc["tally"],
+        json!({ "going": 0, "maybe": 1, "not_going": 0, "headcount": 0 })
+    );
+
+    // `no` (alias `not-going`) counts as not going.
+    node.ok(&["rsvp", &id, "not-going"]);
+    let doc = node.event(&id);
+    assert_eq!(doc["rsvps"].as_array().unwrap().len(), 1);
+    assert_eq!(doc["rsvps"][0]["status"], "not-going");
+    assert_eq!(
+        doc["tally"],
+        json!({ "going": 0, "maybe": 0, "not_going": 1, "headcount": 0 })
+    );
+    node.ok(&["rsvp", &id, "maybe"]);
+
+    // Listed as upcoming, same fields, no RSVP list.
+    let list = node.ok(&["events"]);
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 1);
+    let mut expected = node.event(&id);
+    expected.as_object_mut().unwrap().remove("rsvps");
+    assert_eq!(list[0], expected);
+    assert!(list[0].get("rsvps").is_none());
+    assert_eq!(node.ok(&["events", "--past"]), json!([]));
+    assert_eq!(node.ok(&["events", "--all"]), json!([expected]));
+
+    // Update: new title, location cleared; the rest kept.
+    let u = node.ok(&["update", prefix, "--title", "New", "--location", ""]);
+    assert_eq!(u, json!({ "id": id, "revision": 1 }));
+    let doc = node.event(&id);
+    assert_eq!(doc["title"], "New");
+    assert_eq!(doc["location"], Value::Null);
+    assert_eq!(doc["revision"], 1);
+    assert_eq!(doc["url"], "https://example.org/picnic");
+    assert_eq!(doc["capacity"], 12);
+    assert_eq!(doc["status"], "scheduled");
+    assert_eq!(doc["tally"]["maybe"], 1, "an update keeps the RSVPs");
+
+    // Cancel.
+    let c = node.ok(&["cancel", &id, "--reason", "rain"]);
+    assert_eq!(c, json!({ "id": id, "status": "cancelled" }));
+    let doc = node.event(&id);
+    assert_eq!(doc["status"], "cancelled");
+    assert_eq!(doc["cancel_reason"], "rain");
+    assert_eq!(doc["revision"], 2);
+    assert_eq!(doc["title"], "New");
+
+    // A cancelled event takes no RSVPs or changes, and nothing is written.
+    let log = node.log_text();
+    let err = node.fails(&["rsvp", &id, "going"]);
+    assert!(err.contains("cancelled"), "{err}");
+    let err = node.fails(&["update", &id, "--title", "Again"]);
+    assert!(err.contains("cancelled"), "{err}");
+    let err = node.fails(&["cancel", &id]);
+    assert!(err.contains("cancelled"), "{err}");
+    assert_eq!(node.log_text(), log);
+
+    // Cancelled events still show in listings, flagged by status.
+    let list = node.ok(&["events", "--all"]);
+    assert_eq!(list[0]["status"], "cancelled");
+
+    // The feed holds exactly what we did, in order.
+    let types: Vec<_> = node
+        .log()
+        .iter()
+        .map(|m| m["content"]["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "about",
+            "event",
+            "rsvp",
+            "rsvp",
+            "rsvp",
+            "rsvp",
+            "event-update",
+            "event-cancel"
+        ]
+    );
+}
+
+#[test]
+fn update_start_and_capacity_and_clearing() {
+    let node = Node::init("Ana");
+    let id = node.announce(&["--title", "T", "--start", START, "--capacity", "5"]);
+    node.ok(&[
+        "update",
+        &id,
+        "--start",
+        "2032-01-01T10:00:00Z",
+        "--capacity",
+        "0",
+    ]);
+    let doc = node.event(&id);
+    assert_eq!(
+        doc["start"], "2032-01-01T10:00:00Z",
+        "no tz: shown as written"
+    );
+    assert_eq!(doc["capacity"], Value::Null);
+    assert_eq!(doc["revision"], 1);
+    node.ok(&["update", &id, "--end", "2032-01-01T12:00:00+01:00"]);
+    assert_eq!(node.event(&id)["end"], "2032-01-01T12:00:00+01:00");
+    node.ok(&["update", &id, "--end", ""]);
+    let doc = node.event(&id);
+    assert_eq!(doc["end"], Value::Null);
+    assert_eq!(doc["revision"], 3);
+}
+
+#[test]
+fn past_and_upcoming_events_are_split_and_sorted() {
+    let node = Node::init("Ana");
+    let late = node.announce(&["--title", "Late", "--start", "2035-01-01T00:00:00Z"]);
+    let past = node.announce(&["--title", "Past", "--start", "2001-01-01T00:00:00Z"]);
+    let soon = node.announce(&["--title", "Soon", "--start", "2030-01-01T00:00:00Z"]);
+    // Started long ago but has not ended yet: still upcoming.
+    let long = node.announce(&[
+        "--title",
+        "Long",
+        "--start",
+        "2000-01-01T00:00:00Z",
+        "--end",
+        "2040-01-01T00:00:00Z",
+    ]);
+    let ids = |doc: Value| -> Vec<String> {
+        doc.as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(node.ok(&["events"])), [long.as_str(), &soon, &late]);
+    assert_eq!(ids(node.ok(&["events", "--past"])), [past.as_str()]);
+    assert_eq!(
+        ids(node.ok(&["events", "--all"])),
+        [long.as_str(), &past, &soon, &late]
+    );
+    // Moving an event into the past moves it between the lists.
+    node.ok(&["update", &soon, "--start", "2002-01-01T00:00:00Z"]);
+    assert_eq!(ids(node.ok(&["events"])), [long.as_str(), &late]);
+    assert_eq!(ids(node.ok(&["events", "--past"])), [past.as_str(), &soon]);
+}
+
+// ---------------------------------------------------------------------------
+// Time display
+// ---------------------------------------------------------------------------
+
+#[test]
+fn times_are_shown_in_the_event_time_zone() {
+    let node = Node::init("Ana");
+    let summer = node.announce(&[
+        "--title",
+        "Summer",
+        "--start",
+        "2027-07-01T20:00:00Z",
+        "--end",
+        "2027-07-01T23:30:00+00:00",
+        "--tz",
+        "America/New_York",
+    ]);
+    let winter = node.announce(&[
+        "--title",
+        "Winter",
+        "--start",
+        "2027-01-15T20:00:00Z",
+        "--tz",
+        "America/New_York",
+    ]);
+    let plain = node.announce(&["--title", "Plain", "--start", "2027-01-30T16:00:00-05:00"]);
+
+    let doc = node.event(&summer);
+    assert_eq!(doc["tz"], "America/New_York");
+    let start = doc["start"].as_str().unwrap();
+    assert!(start.starts_with("2027-07-01T16:00:00-04:00"), "{start}");
+    let end = doc["end"].as_str().unwrap();
+    assert!(end.starts_with("2027-07-01T19:30:00-04:00"), "{end}");
+
+    let doc = node.event(&winter);
+    assert_eq!(doc["tz"], "America/New_York");
+    let start = doc["start"].as_str().unwrap();
+    assert!(start.starts_with("2027-01-15T15:00:00-05:00"), "{start}");
+    assert_eq!(doc["end"], Value::Null);
+
+    // Without a zone the author's text is shown unchanged.
+    let doc = node.event(&plain);
+    assert_eq!(doc["tz"], Value::Null);
+    assert_eq!(doc["start"], "2027-01-30T16:00:00-05:00");
+
+    // The published content keeps the original text.
+    let log = node.log();
+    assert_eq!(log[1]["content"]["start"], "2027-07-01T20:00:00Z");
+    assert_eq!(log[1]["content"]["tz"], "America/New_York");
+
+    // Clearing the zone shows the original again.
+    node.ok(&["update", &summer, "--tz", ""]);
+    let doc = node.event(&summer);
+    assert_eq!(doc["tz"], Value::Null);
+    assert_eq!(doc["start"], "2027-07-01T20:00:00Z");
+}
+
+// ---------------------------------------------------------------------------
+// Bad input
+// ---------------------------------------------------------------------------
+
+/// A store with one scheduled event (`open`) and one cancelled (`closed`),
+/// for checking that bad input is refused.
+struct Rejects {
+    node: Node,
+    open: String,
+    closed: String,
+}
+
+impl Rejects {
+    fn new() -> Rejects {
+        let node = Node::init("Ana");
+        let open = node.announce(&["--title", "Open", "--start", START, "--end", END]);
+        let closed = node.announce(&["--title", "Closed", "--start", START]);
+        node.ok(&["cancel", &closed]);
+        Rejects { node, open, closed }
+    }
+
+    /// Each case fails with exit 1, one `error:` line on stderr that
+    /// mentions the given text, no stdout, and no change to the store.
+    fn check(&self, cases: &[(Vec<&str>, &str)]) {
+        let node = &self.node;
+        let before = node.log_text();
+        assert_eq!(before.lines().count(), 4);
+        let before_events = node.ok(&["events", "--all"]);
+        for (args, mention) in cases {
+            let err = node.fails(args);
+            assert!(
+                err.contains(mention),
+                "{args:?}: error should mention {mention:?}: {err}"
+            );
+            assert_eq!(node.log_text(), before, "{args:?} changed the feed");
+        }
+        assert_eq!(node.ok(&["events", "--all"]), before_events);
+        assert_eq!(node.ok(&["fsck"])["ok"], true);
+    }
+}
+
+const RFC_HINT: &str = "2027-01-30T16:00:00-05:00";
+
+#[test]
+fn bad_times_are_refused_and_write_nothing() {
+    let r = Rejects::new();
+    let open = r.open.as_str();
+    r.check(&[
+        (
+            vec!["announce", "--title", "T", "--start", "tomorrow"],
+            RFC_HINT,
+        ),
+        (
+            vec![
+                "announce",
+                "--title",
+                "T",
+                "--start",
+                "2027-01-30 16:00:00-05:00",
+            ],
+            RFC_HINT,
+        ),
+        (
+            vec!["announce", "--title", "T", "--start", "2027-01-30T16:00:00"],
+            RFC_HINT,
+        ),
+        (
+            vec![
+                "announce",
+                "--title",
+                "T",
+                "--start",
+                "2027-01-30T16:00-05:00",
+            ],
+            RFC_HINT,
+        ),
+        (
+            vec![
+                "announce",
+                "--title",
+                "T",
+                "--start",
+                "2027-02-30T16:00:00Z",
+            ],
+            RFC_HINT,
+        ),
+        (
+            vec![
+                "announce",
+                "--title",
+                "T",
+                "--start",
+                "2027-01-30T16:00:00-05:00[America/New_York]",
+            ],
+            RFC_HINT,
+        ),
+        (vec!["announce", "--title", "T", "--start", ""], RFC_HINT),
+        (
+            vec![
+                "announce", "--title", "T", "--start", START, "--end", "soon",
+            ],
+            RFC_HINT,
+        ),
+        (
+            vec!["announce", "--title", "T", "--start", END, "--end", START],
+            "before",
+        ),
+        (vec!["update", open, "--start", "not a time"], RFC_HINT),
+        (
+            vec!["update", open, "--end", "2000-01-01T00:00:00Z"],
+            "before",
+        ),
+        (
+            vec!["update", open, "--start", "2040-01-01T00:00:00Z"],
+            "before",
+        ),
+        (
+            vec![
+                "announce",
+                "--title",
+                "T",
+                "--start",
+                START,
+                "--tz",
+                "Mars/Olympus_Mons",
+            ],
+            "Mars/Olympus_Mons",
+        ),
+        (
+            vec![
+                "announce",
+                "--title",
+                "T",
+                "--start",
+                START,
+                "--tz",
+                "america/new_york",
+            ],
+            "IANA",
+        ),
+        (
+            vec!["update", open, "--tz", "Nowhere/Special"],
+            "Nowhere/Special",
+        ),
+    ]);
+}
+
+#[test]
+fn bad_fields_are_refused_and_write_nothing() {
+    let r = Rejects::new();
+    let (open, closed) = (r.open.as_str(), r.closed.as_str());
+    let long_note = "n".repeat(501);
+    let long_title = "t".repeat(201);
+    let long_reason = "r".repeat(501);
+    r.check(&[
+        (vec!["announce", "--title", "", "--start", START], "title"),
+        (
+            vec!["announce", "--title", "   ", "--start", START],
+            "title",
+        ),
+        (
+            vec!["announce", "--title", &long_title, "--start", START],
+            "200",
+        ),
+        (
+            vec![
+                "announce",
+                "--title",
+                "T",
+                "--start",
+                START,
+                "--capacity",
+                "0",
+            ],
+            "capacity",
+        ),
+        (vec!["update", open, "--title", ""], "title"),
+        (vec!["update", open], "nothing to change"),
+        (vec!["update", closed, "--title", "X"], "cancelled"),
+        (vec!["cancel", open, "--reason", &long_reason], "500"),
+        (vec!["cancel", closed], "cancelled"),
+        (vec!["name", ""], "name"),
+        (vec!["name", "   "], "name"),
+        (vec!["rsvp", closed, "going"], "cancelled"),
+        (vec!["rsvp", &closed[..7], "maybe"], "cancelled"),
+        (vec!["rsvp", open, "going", "--guests", "99"], "20"),
+        (vec!["rsvp", open, "going", "--guests", "21"], "20"),
+        (vec!["rsvp", open, "going", "--note", &long_note], "500"),
+    ]);
+}
+
+#[test]
+fn bad_event_references_are_refused_and_write_nothing() {
+    let r = Rejects::new();
+    let unknown_full = other_id(&r.open);
+    let unknown_prefix = &unknown_full[..7];
+    let short = &r.open[..6]; // `%` + 5 characters
+    let none = "no known event";
+    r.check(&[
+        (vec!["event", &unknown_full], none),
+        (vec!["event", unknown_prefix], none),
+        (vec!["event", "%!!!!!!!!"], none),
+        (vec!["rsvp", &unknown_full, "going"], none),
+        (vec!["rsvp", unknown_prefix, "going"], none),
+        (vec!["update", unknown_prefix, "--title", "X"], none),
+        (vec!["cancel", &unknown_full], none),
+        (vec!["event", short], "at least 6"),
+        (vec!["rsvp", short, "going"], "at least 6"),
+        (vec!["update", short, "--title", "X"], "at least 6"),
+        (vec!["cancel", short], "at least 6"),
+        (vec!["event", ""], "at least 6"),
+    ]);
+}
+
+#[test]
+fn guests_at_the_limit_are_accepted() {
+    let node = Node::init("Ana");
+    let id = node.announce(&["--title", "T", "--start", START]);
+    node.ok(&["rsvp", &id, "going", "--guests", "20"]);
+    assert_eq!(node.event(&id)["tally"]["headcount"], 21);
+}
+
+/// Prefix resolution slices the text at a byte offset; a prefix with
+/// multi-byte characters must be rejected, not crash the process.
+#[test]
+fn non_ascii_event_prefix_is_an_error_not_a_panic() {
+    let node = Node::init("Ana");
+    let id = node.announce(&["--title", "T", "--start", START]);
+    let before = node.log_text();
+    // 7 characters, 13 bytes: byte 12 is inside the last `é`.
+    let weird = "%aéééééé";
+    for args in [
+        vec!["event", weird],
+        vec!["rsvp", weird, "going"],
+        vec!["update", weird, "--title", "X"],
+        vec!["cancel", weird],
+    ] {
+        let err = node.fails(&args);
+        assert!(err.contains("no known event"), "{args:?}: {err}");
+    }
+    assert_eq!(node.log_text(), before);
+    assert_eq!(node.event(&id)["status"], "scheduled");
+}
+
+// ---------------------------------------------------------------------------
+// The feed
+// ---------------------------------------------------------------------------
+
+#[test]
+fn log_is_a_signed_hash_chain() {
+    let node = Node::init("Ana");
+    let me = node.whoami()["id"].as_str().unwrap().to_owned();
+    let ev = node.announce(&["--title", "T", "--start", START]);
+    node.ok(&["rsvp", &ev, "going", "--guests", "1"]);
+    node.ok(&["name", "Ana B."]);
+
+    let text = node.log_text();
+    assert!(text.ends_with('\n'));
+    let log = node.log();
+    assert_eq!(log.len(), 4);
+    let mut previous = Value::Null;
+    let mut last_ts = i64::MIN;
+    for (i, msg) in log.iter().enumerate() {
+        let obj = msg.as_object().expect("each line is an object");
+        let mut keys: Vec<_> = obj.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "author",
+                "content",
+                "id",
+                "previous",
+                "sequence",
+                "signature",
+                "timestamp"
+            ]
+        );
+        assert_id(msg["id"].as_str().unwrap(), '%', ".blake3");
+        assert_eq!(msg["author"], me.as_str());
+        assert_eq!(msg["sequence"], i as u64 + 1);
+        assert_eq!(msg["previous"], previous, "message {}", i + 1);
+        let ts = msg["timestamp"].as_i64().expect("integer timestamp");
+        assert!(ts >= last_ts && ts > 1_600_000_000_000, "{ts}");
+        last_ts = ts;
+        let sig = B64.decode(msg["signature"].as_str().unwrap()).unwrap();
+        assert_eq!(sig.len(), 64);
+        assert!(msg["content"]["type"].is_string());
+        previous = msg["id"].clone();
+    }
+    assert_eq!(log[0]["content"], json!({ "type": "about", "name": "Ana" }));
+    assert_eq!(
+        log[1]["content"],
+        json!({ "type": "event", "title": "T", "start": START })
+    );
+    assert_eq!(log[1]["id"], ev.as_str(), "the event id is its message id");
+    assert_eq!(
+        log[2]["content"],
+        json!({ "type": "rsvp", "event": ev, "status": "going", "guests": 1 })
+    );
+    assert_eq!(
+        log[3]["content"],
+        json!({ "type": "about", "name": "Ana B." })
+    );
+
+    // The feed can be named explicitly.
+    assert_eq!(node.run(&["log", &me, "--json"]).stdout, text);
+    // A malformed feed id is a clean error.
+    let err = node.fails(&["log", "@nope"]);
+    assert!(err.contains("not a valid feed id"), "{err}");
+}
+
+#[test]
+fn fsck_and_reindex_on_a_healthy_store() {
+    let node = Node::init("Ana");
+    let ev = node.announce(&["--title", "T", "--start", START]);
+    node.ok(&["rsvp", &ev, "maybe"]);
+
+    let report = node.ok(&["fsck"]);
+    assert_eq!(report["ok"], true);
+    assert_eq!(report["feeds"], 1);
+    assert_eq!(report["messages"], 3);
+    assert_eq!(report["problems"], json!([]));
+    let entries = report["index_entries"].as_u64().unwrap();
+    assert!(entries > 0);
+
+    let event_before = node.event(&ev);
+    let rebuilt = node.ok(&["reindex"]);
+    assert_eq!(rebuilt, json!({ "entries": entries }));
+
+    let again = node.ok(&["fsck"]);
+    assert_eq!(again, report);
+    assert_eq!(node.event(&ev), event_before, "reindex changed the view");
+}
