@@ -7,7 +7,7 @@ use std::fmt;
 
 use ed25519_dalek::{Signature, VerifyingKey};
 use serde::Deserialize;
-use serde::de::{IgnoredAny, MapAccess, Visitor};
+use serde::de::{MapAccess, Visitor};
 use thiserror::Error;
 
 use crate::message::{
@@ -103,7 +103,16 @@ pub fn check_standalone(msg: &Message) -> Result<(), ValidationError> {
 /// (`None` for a feed this node has nothing of).
 pub fn check_chain(head: Option<&FeedHead>, msg: &Message) -> Result<(), ValidationError> {
     let (expected_seq, expected_prev) = match head {
-        Some(h) => (h.sequence.saturating_add(1), h.id),
+        Some(h) => match h.sequence.checked_add(1) {
+            Some(next) => (next, h.id),
+            // A feed at the last possible sequence can never grow.
+            None => {
+                return Err(ValidationError::BadSequence {
+                    expected: h.sequence,
+                    got: msg.header().sequence,
+                });
+            }
+        },
         None => (1, MessageId::default()),
     };
     let header = msg.header();
@@ -266,7 +275,10 @@ impl<'de> Deserialize<'de> for ContentShape {
                             _ => return Err(serde::de::Error::custom("`type` is not a string")),
                         }
                     } else {
-                        map.next_value::<IgnoredAny>()?;
+                        // Decoded in full, not skipped: a lone surrogate
+                        // escape anywhere makes the content invalid, so
+                        // every implementation can agree on validity.
+                        map.next_value::<serde_json::Value>()?;
                     }
                 }
                 Ok(ContentShape { kind })

@@ -38,7 +38,8 @@ fn crash_writer_child() {
         println!("durable own {}", m.sequence());
         // A batch of foreign messages: all of it lands, or none.
         let head = store.head(&foreign_id).unwrap();
-        let (mut seq, mut prev) = head.map_or((1, MessageId::default()), |h| (h.sequence + 1, h.id));
+        let (mut seq, mut prev) =
+            head.map_or((1, MessageId::default()), |h| (h.sequence + 1, h.id));
         let mut batch = Vec::new();
         for i in 0..20 {
             let body = format!(r#"{{"type":"about","name":"n{round}-{i}"}}"#);
@@ -103,7 +104,10 @@ fn killed_writers_leave_a_consistent_store() {
         let foreign = FeedId(SigningKey::from_bytes(&[2; 32]).verifying_key().to_bytes());
         let own_head = store.head(&own).unwrap().map_or(0, |h| h.sequence);
         let foreign_head = store.head(&foreign).unwrap().map_or(0, |h| h.sequence);
-        assert!(own_head >= durable_own, "round {round}: lost a published message");
+        assert!(
+            own_head >= durable_own,
+            "round {round}: lost a published message"
+        );
         assert!(
             foreign_head >= durable_foreign,
             "round {round}: lost an ingested batch"
