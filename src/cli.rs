@@ -2,20 +2,26 @@
 //! (default) or scripts (`--json`). Every command checks its input fully
 //! before it opens the store for writing, so bad input changes nothing.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
 use potluck::content::{
-    About, Change, Event, EventCancel, EventTime, EventUpdate, Rsvp, RsvpStatus,
+    About, Change, Contact, Event, EventCancel, EventTime, EventUpdate, Rsvp, RsvpStatus,
 };
+use potluck::control::ControlResponse;
 use potluck::home::{HOME_ENV, Home};
 use potluck::identity::Identity;
 use potluck::index::{EventState, EventStatus};
 use potluck::message::{FeedId, Message};
+use potluck::node::Node;
 use potluck::store::Store;
+
+use crate::net;
 
 /// potluck: announce gatherings and collect RSVPs, peer to peer.
 #[derive(Parser, Debug)]
@@ -39,6 +45,48 @@ enum Command {
         /// Your display name, published in your feed.
         #[arg(long)]
         name: Option<String>,
+        /// Join a private network: 64 hex digits shared by its members
+        /// (default: the public network).
+        #[arg(long, value_name = "HEX")]
+        network_key: Option<String>,
+    },
+    /// Run the node: accept peers, dial configured ones, and replicate live.
+    /// Creates an identity on first run.
+    Serve {
+        /// Address to listen on (default from config.json, else 0.0.0.0:7643).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// A peer to keep connected: HOST:PORT or @FEED.ed25519@HOST:PORT.
+        /// Repeatable; adds to the peers in config.json.
+        #[arg(long = "peer", value_name = "ADDR")]
+        peers: Vec<String>,
+    },
+    /// Connect to a peer once, exchange everything both ways, and exit.
+    Sync {
+        /// HOST:PORT, or @FEED.ed25519@HOST:PORT to insist on that feed.
+        addr: String,
+    },
+    /// List connected and known peers.
+    Peers,
+    /// Follow a feed (publishes a contact message).
+    Follow {
+        /// Feed id, `@…ed25519`.
+        feed: String,
+    },
+    /// Stop following a feed.
+    Unfollow {
+        /// Feed id, `@…ed25519`.
+        feed: String,
+    },
+    /// Block a feed: never store or forward it.
+    Block {
+        /// Feed id, `@…ed25519`.
+        feed: String,
+    },
+    /// Unblock a feed.
+    Unblock {
+        /// Feed id, `@…ed25519`.
+        feed: String,
     },
     /// Print your feed id and name.
     Whoami,
@@ -177,42 +225,118 @@ impl From<StatusArg> for RsvpStatus {
     }
 }
 
-/// Runs one command.
-pub fn run(args: Args) -> Result<()> {
-    let home = Home::resolve(args.home)?;
-    let out = Output { json: args.json };
-    match args.command {
-        Command::Init { name } => init(&home, &out, name),
-        Command::Whoami => whoami(&home, &out),
+/// Runs one command from this process's command line. When a node runs
+/// for this home, every command but `init` and `serve` is handed to it over
+/// the control socket, since it owns the store. Returns the exit status.
+pub fn run(args: Args, raw: Vec<String>) -> Result<u8> {
+    let home = Home::resolve(args.home.clone())?;
+    if let Command::Serve { listen, peers } = args.command {
+        net::serve(&home, listen, peers)?;
+        return Ok(0);
+    }
+    #[cfg(unix)]
+    if !matches!(args.command, Command::Init { .. })
+        && let Some(answer) =
+            potluck::control::forward(&potluck::control::socket_path(&home), &raw)?
+    {
+        print!("{}", answer.stdout);
+        eprint!("{}", answer.stderr);
+        return Ok(u8::try_from(answer.code).unwrap_or(1));
+    }
+    let _ = raw;
+    let ctx = Ctx { home, node: None };
+    let mut out = Output::new(args.json);
+    let result = run_command(&ctx, args.command, &mut out);
+    print!("{}", out.text);
+    result.map(|()| 0)
+}
+
+/// Runs a command handed over by the control socket, inside the node.
+pub fn run_in_node(home: &Home, node: &Arc<Node>, args: Vec<String>) -> ControlResponse {
+    let args = match Args::try_parse_from(std::iter::once("potluck".to_owned()).chain(args)) {
+        Ok(a) => a,
+        Err(e) if !e.use_stderr() => {
+            return ControlResponse {
+                code: 0,
+                stdout: e.to_string(),
+                stderr: String::new(),
+            };
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            return ControlResponse {
+                code: 2,
+                stdout: String::new(),
+                stderr: format!("{first} (see `potluck --help`)\n"),
+            };
+        }
+    };
+    let ctx = Ctx {
+        home: home.clone(),
+        node: Some(node.clone()),
+    };
+    let mut out = Output::new(args.json);
+    let result = match args.command {
+        Command::Init { .. } => Err(anyhow::anyhow!(
+            "an identity already exists here, and a node is running for this home"
+        )),
+        command => run_command(&ctx, command, &mut out),
+    };
+    match result {
+        Ok(()) => ControlResponse {
+            code: 0,
+            stdout: out.text,
+            stderr: String::new(),
+        },
+        Err(e) => ControlResponse {
+            code: 1,
+            stdout: out.text,
+            stderr: format!("error: {e:#}\n"),
+        },
+    }
+}
+
+fn run_command(ctx: &Ctx, command: Command, out: &mut Output) -> Result<()> {
+    match command {
+        Command::Init { name, network_key } => init(ctx, out, name, network_key),
+        Command::Serve { .. } => bail!("a potluck node is already running for this home"),
+        Command::Sync { addr } => net::sync(ctx, out, &addr),
+        Command::Peers => net::peers(ctx, out),
+        Command::Follow { feed } => contact(ctx, out, &feed, ContactChange::Follow),
+        Command::Unfollow { feed } => contact(ctx, out, &feed, ContactChange::Unfollow),
+        Command::Block { feed } => contact(ctx, out, &feed, ContactChange::Block),
+        Command::Unblock { feed } => contact(ctx, out, &feed, ContactChange::Unblock),
+        Command::Whoami => whoami(ctx, out),
         Command::Name { name } => {
             let about = About {
                 name,
                 description: None,
             };
             about.validate()?;
-            let node = Node::open(&home)?;
+            let node = ctx.open()?;
             node.publish(&about.to_content_bytes())?;
-            out.print(
-                json!({ "id": node.identity.feed_id(), "name": about.name }),
-                || format!("name set to {}", about.name),
-            );
+            out.print(json!({ "id": node.feed_id()?, "name": about.name }), || {
+                format!("name set to {}", about.name)
+            });
             Ok(())
         }
-        Command::Announce(fields) => announce(&home, &out, fields),
-        Command::Update { event, fields } => update(&home, &out, &event, fields),
-        Command::Cancel { event, reason } => cancel(&home, &out, &event, reason),
+        Command::Announce(fields) => announce(ctx, out, fields),
+        Command::Update { event, fields } => update(ctx, out, &event, fields),
+        Command::Cancel { event, reason } => cancel(ctx, out, &event, reason),
         Command::Rsvp {
             event,
             status,
             guests,
             note,
-        } => rsvp(&home, &out, &event, status.into(), guests, note),
-        Command::Events { past, all } => events(&home, &out, past, all),
-        Command::Event { event } => show_event(&home, &out, &event),
-        Command::Log { feed } => log(&home, feed),
-        Command::Fsck => fsck(&home, &out),
+        } => rsvp(ctx, out, &event, status.into(), guests, note),
+        Command::Events { past, all } => events(ctx, out, past, all),
+        Command::Event { event } => show_event(ctx, out, &event),
+        Command::Log { feed } => log(ctx, out, feed),
+        Command::Fsck => fsck(ctx, out),
         Command::Reindex => {
-            let store = open_store(&home)?;
+            let opened = ctx.open_store()?;
+            let store = opened.store();
             let entries = store.reindex()?;
             out.print(json!({ "entries": entries }), || {
                 format!("rebuilt {entries} index entries from the logs")
@@ -222,47 +346,126 @@ pub fn run(args: Args) -> Result<()> {
     }
 }
 
-/// Where results go: text for people, or one JSON document.
-struct Output {
+/// Where results go: text for people, or one JSON document. Buffered, so
+/// that a command run inside the node can hand its output back.
+pub struct Output {
     json: bool,
+    text: String,
 }
 
 impl Output {
-    fn print(&self, value: Value, text: impl FnOnce() -> String) {
+    fn new(json: bool) -> Output {
+        Output {
+            json,
+            text: String::new(),
+        }
+    }
+
+    /// One document: JSON, or text for people.
+    pub fn print(&mut self, value: Value, text: impl FnOnce() -> String) {
         if self.json {
-            println!("{value}");
+            self.line(value.to_string());
         } else {
-            println!("{}", text());
+            self.line(text());
+        }
+    }
+
+    /// One raw line.
+    pub fn line(&mut self, line: impl AsRef<str>) {
+        let _ = writeln!(self.text, "{}", line.as_ref());
+    }
+}
+
+/// Where a command runs: in this process, or inside a running node.
+pub struct Ctx {
+    /// The home.
+    pub home: Home,
+    /// The running node, when the command was handed to it.
+    pub node: Option<Arc<Node>>,
+}
+
+/// An open store plus, when a command publishes, the identity.
+pub enum Opened {
+    /// This process opened the store.
+    Direct {
+        /// The store.
+        store: Arc<Store>,
+        /// Our identity, if loaded.
+        identity: Option<Box<Identity>>,
+    },
+    /// The running node's store.
+    Node(Arc<Node>),
+}
+
+impl Ctx {
+    /// The store and the identity.
+    pub fn open(&self) -> Result<Opened> {
+        match &self.node {
+            Some(node) => Ok(Opened::Node(node.clone())),
+            None => {
+                let identity = Identity::load(&self.home)?;
+                let store = open_store(&self.home)?;
+                Ok(Opened::Direct {
+                    store: Arc::new(store),
+                    identity: Some(Box::new(identity)),
+                })
+            }
+        }
+    }
+
+    /// The store alone (read-only commands need no identity).
+    pub fn open_store(&self) -> Result<Opened> {
+        match &self.node {
+            Some(node) => Ok(Opened::Node(node.clone())),
+            None => Ok(Opened::Direct {
+                store: Arc::new(open_store(&self.home)?),
+                identity: None,
+            }),
         }
     }
 }
 
-/// An open store plus the local identity.
-struct Node {
-    store: Store,
-    identity: Identity,
-}
-
-impl Node {
-    fn open(home: &Home) -> Result<Node> {
-        let identity = Identity::load(home)?;
-        let store = open_store(home)?;
-        Ok(Node { store, identity })
+impl Opened {
+    /// The store.
+    pub fn store(&self) -> &Store {
+        match self {
+            Opened::Direct { store, .. } => store,
+            Opened::Node(node) => node.store(),
+        }
     }
 
-    /// Publishes content as the next message of our feed; durable on return.
+    /// Our feed id (requires [`Ctx::open`]).
+    fn feed_id(&self) -> Result<FeedId> {
+        match self {
+            Opened::Direct {
+                identity: Some(identity),
+                ..
+            } => Ok(identity.feed_id()),
+            Opened::Direct { identity: None, .. } => bail!("no identity loaded"),
+            Opened::Node(node) => Ok(node.feed_id()),
+        }
+    }
+
+    /// Publishes content as the next message of our feed: durable on
+    /// return, and pushed to connected peers when a node runs.
     fn publish(&self, content: &[u8]) -> Result<Message> {
-        Ok(self
-            .store
-            .publish(self.identity.signing_key(), content, now_ms())?)
+        match self {
+            Opened::Direct {
+                store,
+                identity: Some(identity),
+            } => Ok(store.publish(identity.signing_key(), content, now_ms())?),
+            Opened::Direct { identity: None, .. } => bail!("no identity loaded"),
+            Opened::Node(node) => Ok(node.publish(content, now_ms())?),
+        }
     }
 
     fn name_of(&self, feed: &FeedId) -> Result<Option<String>> {
-        Ok(self.store.about(feed)?.map(|a| a.name))
+        Ok(self.store().about(feed)?.map(|a| a.name))
     }
 }
 
-fn open_store(home: &Home) -> Result<Store> {
+/// Opens the store of a home that has been initialised.
+pub fn open_store(home: &Home) -> Result<Store> {
     if !home.secret_path().exists() && !home.store_path().exists() {
         // Never create a store in a home that was never initialised.
         bail!(
@@ -273,11 +476,22 @@ fn open_store(home: &Home) -> Result<Store> {
     Ok(Store::open(&home.store_path())?)
 }
 
-fn now_ms() -> i64 {
+/// Now, in milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
 
-fn init(home: &Home, out: &Output, name: Option<String>) -> Result<()> {
+fn init(
+    ctx: &Ctx,
+    out: &mut Output,
+    name: Option<String>,
+    network_key: Option<String>,
+) -> Result<()> {
+    let home = &ctx.home;
+    let network = network_key
+        .as_deref()
+        .map(potluck::handshake::NetworkKey::from_hex)
+        .transpose()?;
     let about = match name {
         Some(name) => {
             let about = About {
@@ -296,6 +510,11 @@ fn init(home: &Home, out: &Output, name: Option<String>) -> Result<()> {
         );
     }
     home.create()?;
+    if let Some(network) = network {
+        let mut config = potluck::config::ConfigFile::load(home)?;
+        config.network_key = Some(network.to_hex());
+        config.save(home)?;
+    }
     let identity = Identity::create(home)?;
     let store = Store::open(&home.store_path())?;
     if let Some(about) = &about {
@@ -307,9 +526,9 @@ fn init(home: &Home, out: &Output, name: Option<String>) -> Result<()> {
     Ok(())
 }
 
-fn whoami(home: &Home, out: &Output) -> Result<()> {
-    let node = Node::open(home)?;
-    let id = node.identity.feed_id();
+fn whoami(ctx: &Ctx, out: &mut Output) -> Result<()> {
+    let node = ctx.open()?;
+    let id = node.feed_id()?;
     let name = node.name_of(&id)?;
     out.print(json!({ "id": id, "name": name }), || match &name {
         Some(n) => format!("{id} ({n})"),
@@ -322,7 +541,7 @@ fn optional(value: Option<String>) -> Option<String> {
     value.filter(|v| !v.is_empty())
 }
 
-fn announce(home: &Home, out: &Output, f: EventFields) -> Result<()> {
+fn announce(ctx: &Ctx, out: &mut Output, f: EventFields) -> Result<()> {
     let event = Event {
         title: f.title,
         start: EventTime::parse("start", &f.start)?,
@@ -338,7 +557,7 @@ fn announce(home: &Home, out: &Output, f: EventFields) -> Result<()> {
         capacity: f.capacity,
     };
     event.validate()?;
-    let node = Node::open(home)?;
+    let node = ctx.open()?;
     let msg = node.publish(&event.to_content_bytes())?;
     let id = msg.id();
     out.print(json!({ "id": id }), || id.to_string());
@@ -354,7 +573,7 @@ fn change_text(value: Option<String>) -> Change<String> {
     }
 }
 
-fn update(home: &Home, out: &Output, event: &str, f: UpdateFields) -> Result<()> {
+fn update(ctx: &Ctx, out: &mut Output, event: &str, f: UpdateFields) -> Result<()> {
     let end = match f.end {
         None => Change::Keep,
         Some(e) if e.is_empty() => Change::Clear,
@@ -370,7 +589,7 @@ fn update(home: &Home, out: &Output, event: &str, f: UpdateFields) -> Result<()>
         Some(0) => Change::Clear,
         Some(n) => Change::Set(n),
     };
-    let node = Node::open(home)?;
+    let node = ctx.open()?;
     let state = own_event(&node, event, "update")?;
     let update = EventUpdate {
         event: state.id,
@@ -400,8 +619,8 @@ fn update(home: &Home, out: &Output, event: &str, f: UpdateFields) -> Result<()>
     Ok(())
 }
 
-fn cancel(home: &Home, out: &Output, event: &str, reason: Option<String>) -> Result<()> {
-    let node = Node::open(home)?;
+fn cancel(ctx: &Ctx, out: &mut Output, event: &str, reason: Option<String>) -> Result<()> {
+    let node = ctx.open()?;
     let state = own_event(&node, event, "cancel")?;
     let cancel = EventCancel {
         event: state.id,
@@ -416,13 +635,13 @@ fn cancel(home: &Home, out: &Output, event: &str, reason: Option<String>) -> Res
 }
 
 /// Resolves an event that we organise and that is still scheduled.
-fn own_event(node: &Node, event: &str, verb: &str) -> Result<EventState> {
-    let id = node.store.resolve_event(event)?;
+fn own_event(node: &Opened, event: &str, verb: &str) -> Result<EventState> {
+    let id = node.store().resolve_event(event)?;
     let state = node
-        .store
+        .store()
         .event(&id)?
         .with_context(|| format!("event {id} vanished from the index"))?;
-    if state.author != node.identity.feed_id() {
+    if state.author != node.feed_id()? {
         bail!(
             "only the organizer ({}) can {verb} event {id}",
             state.author
@@ -435,8 +654,8 @@ fn own_event(node: &Node, event: &str, verb: &str) -> Result<EventState> {
 }
 
 fn rsvp(
-    home: &Home,
-    out: &Output,
+    ctx: &Ctx,
+    out: &mut Output,
     event: &str,
     status: RsvpStatus,
     guests: u32,
@@ -450,10 +669,10 @@ fn rsvp(
     };
     // Check the fields before touching the store, with a placeholder id.
     rsvp.validate()?;
-    let node = Node::open(home)?;
-    let id = node.store.resolve_event(event)?;
+    let node = ctx.open()?;
+    let id = node.store().resolve_event(event)?;
     let state = node
-        .store
+        .store()
         .event(&id)?
         .with_context(|| format!("event {id} vanished from the index"))?;
     if state.status == EventStatus::Cancelled {
@@ -468,8 +687,9 @@ fn rsvp(
     Ok(())
 }
 
-fn events(home: &Home, out: &Output, past: bool, all: bool) -> Result<()> {
-    let store = open_store(home)?;
+fn events(ctx: &Ctx, out: &mut Output, past: bool, all: bool) -> Result<()> {
+    let opened = ctx.open_store()?;
+    let store = opened.store();
     let list = if all {
         store.all_events()?
     } else if past {
@@ -479,14 +699,14 @@ fn events(home: &Home, out: &Output, past: bool, all: bool) -> Result<()> {
     };
     let mut docs = Vec::with_capacity(list.len());
     for state in &list {
-        docs.push(event_json(&store, state, false)?);
+        docs.push(event_json(store, state, false)?);
     }
     if out.json {
-        println!("{}", Value::Array(docs));
+        out.line(Value::Array(docs).to_string());
         return Ok(());
     }
     if list.is_empty() {
-        println!("no events");
+        out.line("no events");
     }
     for (state, doc) in list.iter().zip(&docs) {
         let tally = &doc["tally"];
@@ -495,7 +715,7 @@ fn events(home: &Home, out: &Output, past: bool, all: bool) -> Result<()> {
         } else {
             ""
         };
-        println!(
+        out.line(format!(
             "{}  {}{}\n    going {} (headcount {}), maybe {}, not going {}   {}",
             state.event.display_start(),
             state.event.title,
@@ -505,7 +725,7 @@ fn events(home: &Home, out: &Output, past: bool, all: bool) -> Result<()> {
             tally["maybe"],
             tally["not_going"],
             state.id
-        );
+        ));
     }
     Ok(())
 }
@@ -552,29 +772,34 @@ fn event_json(store: &Store, state: &EventState, with_rsvps: bool) -> Result<Val
     Ok(doc)
 }
 
-fn show_event(home: &Home, out: &Output, event: &str) -> Result<()> {
-    let store = open_store(home)?;
+fn show_event(ctx: &Ctx, out: &mut Output, event: &str) -> Result<()> {
+    let opened = ctx.open_store()?;
+    let store = opened.store();
     let id = store.resolve_event(event)?;
     let state = store
         .event(&id)?
         .with_context(|| format!("event {id} vanished from the index"))?;
-    let doc = event_json(&store, &state, true)?;
+    let doc = event_json(store, &state, true)?;
     if out.json {
-        println!("{doc}");
+        out.line(doc.to_string());
         return Ok(());
     }
     let e = &state.event;
-    println!("{}", e.title);
-    println!("  id:        {}", state.id);
+    let mut text = String::new();
+    // Writing to a String cannot fail.
+    macro_rules! w { ($($t:tt)*) => { let _ = writeln!(text, $($t)*); } }
+    macro_rules! wn { ($($t:tt)*) => { let _ = write!(text, $($t)*); } }
+    w!("{}", e.title);
+    w!("  id:        {}", state.id);
     let organizer = doc["organizer_name"].as_str().map(str::to_owned);
-    println!(
+    w!(
         "  organizer: {}{}",
         state.author,
         organizer.map(|n| format!(" ({n})")).unwrap_or_default()
     );
-    println!("  starts:    {}", e.display_start());
+    w!("  starts:    {}", e.display_start());
     if let Some(end) = e.display_end() {
-        println!("  ends:      {end}");
+        w!("  ends:      {end}");
     }
     for (label, value) in [
         ("location", &e.location),
@@ -582,21 +807,24 @@ fn show_event(home: &Home, out: &Output, event: &str) -> Result<()> {
         ("about", &e.description),
     ] {
         if let Some(v) = value {
-            println!("  {label:<9}  {v}");
+            w!("  {label:<9}  {v}");
         }
     }
     if let Some(c) = e.capacity {
-        println!("  capacity:  {c}");
+        w!("  capacity:  {c}");
     }
-    print!("  status:    {}", state.status.as_str());
+    wn!("  status:    {}", state.status.as_str());
     if let Some(r) = &state.cancel_reason {
-        print!(" ({r})");
+        wn!(" ({r})");
     }
-    println!(" · revision {}", state.revision);
+    w!(" · revision {}", state.revision);
     let t = &doc["tally"];
-    println!(
+    w!(
         "  going {} (headcount {}), maybe {}, not going {}",
-        t["going"], t["headcount"], t["maybe"], t["not_going"]
+        t["going"],
+        t["headcount"],
+        t["maybe"],
+        t["not_going"]
     );
     for r in doc["rsvps"].as_array().into_iter().flatten() {
         let who = r["name"]
@@ -613,19 +841,24 @@ fn show_event(home: &Home, out: &Output, event: &str) -> Result<()> {
             .as_str()
             .map(|n| format!(" \"{n}\""))
             .unwrap_or_default();
-        println!(
+        w!(
             "    {:<10} {who}{plus}{note}",
             r["status"].as_str().unwrap_or_default()
         );
     }
+    out.line(text.trim_end());
     Ok(())
 }
 
-fn log(home: &Home, feed: Option<String>) -> Result<()> {
-    let store = open_store(home)?;
+fn log(ctx: &Ctx, out: &mut Output, feed: Option<String>) -> Result<()> {
+    let opened = ctx.open_store()?;
+    let store = opened.store();
     let feed = match feed {
         Some(text) => FeedId::parse(&text)?,
-        None => Identity::load(home)?.feed_id(),
+        None => match &ctx.node {
+            Some(node) => node.feed_id(),
+            None => Identity::load(&ctx.home)?.feed_id(),
+        },
     };
     for proof in store.forks(&feed)? {
         eprintln!(
@@ -634,13 +867,14 @@ fn log(home: &Home, feed: Option<String>) -> Result<()> {
         );
     }
     for msg in store.feed_messages(&feed, 1) {
-        println!("{}", msg?.to_json());
+        out.line(msg?.to_json().to_string());
     }
     Ok(())
 }
 
-fn fsck(home: &Home, out: &Output) -> Result<()> {
-    let store = open_store(home)?;
+fn fsck(ctx: &Ctx, out: &mut Output) -> Result<()> {
+    let opened = ctx.open_store()?;
+    let store = opened.store();
     let report = store.fsck()?;
     out.print(
         json!({
@@ -668,5 +902,56 @@ fn fsck(home: &Home, out: &Output) -> Result<()> {
             report.problems.len()
         );
     }
+    Ok(())
+}
+
+/// The four contact commands.
+#[derive(Clone, Copy)]
+enum ContactChange {
+    Follow,
+    Unfollow,
+    Block,
+    Unblock,
+}
+
+fn contact(ctx: &Ctx, out: &mut Output, feed: &str, change: ContactChange) -> Result<()> {
+    let target = FeedId::parse(feed)?;
+    let opened = ctx.open()?;
+    let me = opened.feed_id()?;
+    if target == me {
+        bail!("that is your own feed");
+    }
+    let current = opened
+        .store()
+        .contacts(&me)?
+        .into_iter()
+        .find(|(f, _)| *f == target)
+        .map(|(_, c)| (c.following, c.blocking))
+        .unwrap_or((false, false));
+    let (following, blocking) = match change {
+        ContactChange::Follow => (true, false),
+        ContactChange::Unfollow => (false, current.1),
+        ContactChange::Block => (false, true),
+        ContactChange::Unblock => (current.0, false),
+    };
+    let contact = Contact {
+        contact: target,
+        following,
+        blocking,
+    };
+    contact.validate()?;
+    opened.publish(&contact.to_content_bytes())?;
+    out.print(
+        json!({ "contact": target, "following": following, "blocking": blocking }),
+        || {
+            let verb = match change {
+                ContactChange::Follow => "following",
+                ContactChange::Unfollow => "no longer following",
+                ContactChange::Block => "blocking",
+                ContactChange::Unblock => "no longer blocking",
+            };
+            format!("{verb} {target}")
+        },
+    );
     Ok(())
 }

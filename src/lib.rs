@@ -11,10 +11,17 @@
 //! - [`store`]: the only owner of sled; atomic, durable appends;
 //! - [`identity`] and [`home`]: the key file and the home directory.
 
+pub mod config;
 pub mod content;
+pub mod control;
+pub mod frame;
+pub mod handshake;
 pub mod home;
 pub mod identity;
 pub mod index;
 pub mod message;
+pub mod node;
+pub mod replicate;
 pub mod store;
 pub mod validate;
+pub mod wire;

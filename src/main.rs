@@ -3,6 +3,7 @@
 //! for unusable arguments.
 
 mod cli;
+mod net;
 
 use std::process::ExitCode;
 
@@ -28,8 +29,9 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
-    match cli::run(args) {
-        Ok(()) => ExitCode::SUCCESS,
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    match cli::run(args, raw) {
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

@@ -8,6 +8,7 @@
 //! | `I`    | message id            | author ‖ sequence                  |
 //! | `H`    | author                | head sequence ‖ head id            |
 //! | `K`    | author ‖ sequence     | fork proof (two signed headers)    |
+//! | `P`    | peer feed             | replication memory of that peer    |
 //! | lower  | see [`crate::index`]  | index entries, rebuildable         |
 //!
 //! **Atomicity.** Keeping every entry in one tree lets an append use
@@ -28,7 +29,9 @@ use base64::Engine as _;
 use ed25519_dalek::SigningKey;
 use thiserror::Error;
 
-use crate::index::{self, AboutState, CorruptEntry, EventState, Kv, MemKv, RsvpState, Tally};
+use crate::index::{
+    self, AboutState, ContactState, CorruptEntry, EventState, Kv, MemKv, RsvpState, Tally,
+};
 use crate::message::{FeedId, Message, MessageId, SIGNED_LEN};
 use crate::validate::{self, FeedHead, ValidationError};
 
@@ -36,6 +39,7 @@ const LOG: u8 = b'L';
 const ID: u8 = b'I';
 const HEAD: u8 = b'H';
 const FORK: u8 = b'K';
+const PEER: u8 = b'P';
 
 /// Shortest event-id prefix accepted on the command line.
 pub const MIN_ID_PREFIX: usize = 6;
@@ -694,6 +698,53 @@ impl Store {
             }
         }
         Ok(report)
+    }
+
+    /// The feeds `author` follows or blocks, per its latest contact messages.
+    pub fn contacts(&self, author: &FeedId) -> Result<Vec<(FeedId, ContactState)>, StoreError> {
+        let mut out = Vec::new();
+        let prefix = index::contact_key(author, &FeedId([0; 32]));
+        for item in self.tree.scan_prefix(&prefix[..33]) {
+            let (k, v) = item?;
+            let target: [u8; 32] =
+                k.get(33..65)
+                    .and_then(|s| s.try_into().ok())
+                    .ok_or_else(|| CorruptEntry {
+                        key: hex::encode(&k),
+                        reason: "short contact key".into(),
+                    })?;
+            let state = serde_json::from_slice(&v).map_err(|e| CorruptEntry {
+                key: hex::encode(&k),
+                reason: e.to_string(),
+            })?;
+            out.push((FeedId(target), state));
+        }
+        Ok(out)
+    }
+
+    /// What replication remembers about a peer (opaque bytes owned by
+    /// `replicate::PeerMemory`).
+    pub fn peer_memory(&self, peer: &FeedId) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.tree.get(feed_key(PEER, peer))?.map(|v| v.to_vec()))
+    }
+
+    /// Saves replication memory of a peer. Not flushed: losing it only
+    /// costs a full clock exchange next time.
+    pub fn set_peer_memory(&self, peer: &FeedId, memory: &[u8]) -> Result<(), StoreError> {
+        self.tree.insert(feed_key(PEER, peer), memory)?;
+        Ok(())
+    }
+
+    /// Peers with replication memory.
+    pub fn remembered_peers(&self) -> Result<Vec<FeedId>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.tree.scan_prefix([PEER]) {
+            let (k, _) = item?;
+            if let Some(feed) = feed_of_key(&k) {
+                out.push(feed);
+            }
+        }
+        Ok(out)
     }
 
     /// Every stored index entry (not the logs), for checks and tests.

@@ -1,0 +1,308 @@
+//! The node's configuration file, `config.json` in the home, and peer
+//! addresses.
+//!
+//! ```json
+//! {
+//!   "network_key": "<64 hex digits>",        // default: the public network
+//!   "listen": "0.0.0.0:7643",
+//!   "peers": ["@<feed>.ed25519@host:7643", "host:7643"],
+//!   "replication": "open"                     // or {"hops": 2}
+//! }
+//! ```
+
+use std::fmt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::handshake::{DEFAULT_NETWORK_KEY, NetworkKey};
+use crate::home::Home;
+use crate::message::FeedId;
+use crate::replicate::Policy;
+
+/// Default TCP port of a node.
+pub const DEFAULT_PORT: u16 = 7643;
+/// Default listen address: every interface, so people on the same network
+/// can reach you.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:7643";
+/// Largest config file read.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// A configuration problem.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file cannot be read or written.
+    #[error("cannot access config file {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is not valid.
+    #[error("config file {path} is not valid: {reason}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A peer address cannot be parsed.
+    #[error(
+        "`{0}` is not a peer address: use HOST:PORT, or @FEED.ed25519@HOST:PORT to pin the feed you expect"
+    )]
+    BadPeer(String),
+    /// The network key is not 64 hex digits.
+    #[error("network key must be 64 hex digits (32 bytes)")]
+    BadNetworkKey,
+}
+
+/// A peer to dial: an address and, optionally, the feed we expect there.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PeerAddr {
+    /// The feed we expect to reach; a different one aborts the connection.
+    pub feed: Option<FeedId>,
+    /// `host:port`.
+    pub addr: String,
+}
+
+impl PeerAddr {
+    /// Parses `HOST:PORT` or `@FEED.ed25519@HOST:PORT`.
+    pub fn parse(text: &str) -> Result<PeerAddr, ConfigError> {
+        let text = text.trim();
+        let bad = || ConfigError::BadPeer(text.chars().take(120).collect());
+        let (feed, addr) = match text.strip_prefix('@') {
+            Some(_) => {
+                let split = text.find(".ed25519@").ok_or_else(bad)?;
+                let feed = FeedId::parse(&text[..split + ".ed25519".len()]).map_err(|_| bad())?;
+                (Some(feed), &text[split + ".ed25519@".len()..])
+            }
+            None => (None, text),
+        };
+        let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
+        if host.is_empty() || port.parse::<u16>().is_err() {
+            return Err(bad());
+        }
+        Ok(PeerAddr {
+            feed,
+            addr: addr.to_owned(),
+        })
+    }
+}
+
+impl fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.feed {
+            Some(feed) => write!(f, "{feed}@{}", self.addr),
+            None => f.write_str(&self.addr),
+        }
+    }
+}
+
+/// How the replication policy is written in the file.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ReplicationSetting {
+    /// `"open"`.
+    #[default]
+    Open,
+    /// `{"hops": N}`.
+    Hops {
+        /// Follow hops to replicate.
+        hops: u8,
+    },
+}
+
+/// The file's contents. Every field is optional.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// The network key in hex; absent means the public network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_key: Option<String>,
+    /// Listen address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// Peers to dial.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<String>,
+    /// Replication policy.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "replication_text"
+    )]
+    pub replication: Option<ReplicationSetting>,
+}
+
+/// `"open"` or `{"hops": N}`.
+mod replication_text {
+    use super::ReplicationSetting;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer, de::Error as _};
+
+    pub fn serialize<S: Serializer>(
+        v: &Option<ReplicationSetting>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(ReplicationSetting::Hops { hops }) => {
+                serde_json::json!({ "hops": hops }).serialize(s)
+            }
+            _ => "open".serialize(s),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<ReplicationSetting>, D::Error> {
+        let value = serde_json::Value::deserialize(d)?;
+        if value == "open" {
+            return Ok(Some(ReplicationSetting::Open));
+        }
+        if let Some(hops) = value.get("hops").and_then(|h| h.as_u64()) {
+            let hops = u8::try_from(hops).map_err(|_| D::Error::custom("hops must be 0-255"))?;
+            return Ok(Some(ReplicationSetting::Hops { hops }));
+        }
+        Err(D::Error::custom(
+            r#"replication must be "open" or {"hops": N}"#,
+        ))
+    }
+}
+
+impl ConfigFile {
+    /// Path of the config file in a home.
+    pub fn path(home: &Home) -> std::path::PathBuf {
+        home.root().join("config.json")
+    }
+
+    /// Reads the file; a missing file is the default configuration.
+    pub fn load(home: &Home) -> Result<ConfigFile, ConfigError> {
+        let path = ConfigFile::path(home);
+        let shown = path.display().to_string();
+        let io = |source| ConfigError::Io {
+            path: shown.clone(),
+            source,
+        };
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ConfigFile::default()),
+            Err(e) => return Err(io(e)),
+        };
+        let mut text = String::new();
+        use std::io::Read;
+        file.take(MAX_CONFIG_BYTES)
+            .read_to_string(&mut text)
+            .map_err(io)?;
+        let config: ConfigFile = serde_json::from_str(&text).map_err(|e| ConfigError::Invalid {
+            path: shown.clone(),
+            reason: e.to_string(),
+        })?;
+        config.validate().map_err(|e| ConfigError::Invalid {
+            path: shown,
+            reason: e.to_string(),
+        })?;
+        Ok(config)
+    }
+
+    /// Writes the file (owner-only: it may hold a private network key).
+    pub fn save(&self, home: &Home) -> Result<(), ConfigError> {
+        let path = ConfigFile::path(home);
+        let text = serde_json::to_string_pretty(self).map_err(|e| ConfigError::Invalid {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        write_private(&path, text.as_bytes()).map_err(|source| ConfigError::Io {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.network_key()?;
+        for p in &self.peers {
+            PeerAddr::parse(p)?;
+        }
+        Ok(())
+    }
+
+    /// The network key.
+    pub fn network_key(&self) -> Result<NetworkKey, ConfigError> {
+        match &self.network_key {
+            Some(hex) => NetworkKey::from_hex(hex).map_err(|_| ConfigError::BadNetworkKey),
+            None => Ok(DEFAULT_NETWORK_KEY),
+        }
+    }
+
+    /// The configured peers.
+    pub fn peer_addrs(&self) -> Result<Vec<PeerAddr>, ConfigError> {
+        self.peers.iter().map(|p| PeerAddr::parse(p)).collect()
+    }
+
+    /// The replication policy.
+    pub fn policy(&self) -> Policy {
+        match self.replication {
+            Some(ReplicationSetting::Hops { hops }) => Policy::Hops(hops),
+            _ => Policy::Open,
+        }
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("json.tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options.open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_addresses() {
+        let plain = PeerAddr::parse("127.0.0.1:7643").unwrap();
+        assert_eq!(plain.feed, None);
+        let feed = FeedId([3; 32]);
+        let pinned = PeerAddr::parse(&format!("{feed}@[::1]:9000")).unwrap();
+        assert_eq!(pinned.feed, Some(feed));
+        assert_eq!(pinned.addr, "[::1]:9000");
+        assert_eq!(PeerAddr::parse(&pinned.to_string()).unwrap(), pinned);
+        for bad in ["", "host", "host:x", ":80", "@abc@host:1", "@x.ed25519@h:1"] {
+            assert!(PeerAddr::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn config_round_trips_and_rejects_junk() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path());
+        assert_eq!(ConfigFile::load(&home).unwrap(), ConfigFile::default());
+        let config = ConfigFile {
+            network_key: Some("ab".repeat(32)),
+            listen: Some("127.0.0.1:0".into()),
+            peers: vec!["127.0.0.1:9".into()],
+            replication: Some(ReplicationSetting::Hops { hops: 2 }),
+        };
+        config.save(&home).unwrap();
+        let back = ConfigFile::load(&home).unwrap();
+        assert_eq!(back, config);
+        assert_eq!(back.policy(), Policy::Hops(2));
+        std::fs::write(ConfigFile::path(&home), r#"{"peers":["nope"]}"#).unwrap();
+        assert!(matches!(
+            ConfigFile::load(&home),
+            Err(ConfigError::Invalid { .. })
+        ));
+        std::fs::write(ConfigFile::path(&home), r#"{"colour":"red"}"#).unwrap();
+        assert!(ConfigFile::load(&home).is_err());
+    }
+}

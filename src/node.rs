@@ -1,0 +1,826 @@
+//! The running node: tokio tasks that accept and dial connections, run the
+//! handshake, and drive a [`Session`] per peer. Protocol decisions live in
+//! `handshake`, `wire` and `replicate`; this module only moves bytes,
+//! runs timers and calls the store.
+//!
+//! Each connection has three tasks joined by small bounded channels, so a
+//! slow or stalled peer blocks only its own connection and nothing grows
+//! without bound:
+//!
+//! ```text
+//! socket ─► reader (frames, decrypt, decode) ─► driver (session, store) ─► writer (encrypt, frames) ─► socket
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::SigningKey;
+use serde::Serialize;
+use thiserror::Error;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{broadcast, mpsc, watch};
+
+use crate::config::PeerAddr;
+use crate::frame::{FrameDecoder, FrameError, encode_frame};
+use crate::handshake::{Handshake, HandshakeError, NetworkKey, Transport};
+use crate::message::{FeedId, Message};
+use crate::replicate::{self, Clock, Incoming, PeerMemory, Policy, ProtocolError, Session};
+use crate::store::{Store, StoreError};
+use crate::validate::ValidationError;
+use crate::wire::{FramePacker, MAX_PLAINTEXT, Packet, WireError};
+
+/// Timers and limits of a node.
+#[derive(Clone, Debug)]
+pub struct Timing {
+    /// A handshake must finish within this.
+    pub handshake: Duration,
+    /// Send a ping when nothing was sent for this long.
+    pub keepalive: Duration,
+    /// Close a connection that received nothing for this long.
+    pub idle: Duration,
+    /// First reconnect delay; doubles up to `max_backoff`.
+    pub min_backoff: Duration,
+    /// Longest reconnect delay.
+    pub max_backoff: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Timing {
+        Timing {
+            handshake: Duration::from_secs(10),
+            keepalive: Duration::from_secs(15),
+            idle: Duration::from_secs(60),
+            min_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Most messages ingested in one store batch.
+const INGEST_BATCH: usize = 2_000;
+/// Plaintext bytes gathered into one write batch (several frames).
+const WRITE_BATCH_BYTES: usize = 4 * MAX_PLAINTEXT;
+/// Most simultaneous connections; more are refused.
+const MAX_CONNECTIONS: usize = 64;
+
+/// Why a connection ended badly.
+#[derive(Debug, Error)]
+pub enum ConnectionError {
+    /// TCP failed.
+    #[error("network error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The handshake failed (wrong network key, wrong peer, garbage).
+    #[error("handshake failed: {0}")]
+    Handshake(#[from] HandshakeError),
+    /// The handshake took too long.
+    #[error("handshake timed out")]
+    HandshakeTimeout,
+    /// A frame broke the framing rules.
+    #[error("bad frame: {0}")]
+    Frame(#[from] FrameError),
+    /// A packet could not be decoded.
+    #[error("bad packet: {0}")]
+    Wire(#[from] WireError),
+    /// The peer broke the replication protocol.
+    #[error("protocol violation: {0}")]
+    Protocol(#[from] ProtocolError),
+    /// The peer sent an invalid message; the valid ones before it stay.
+    #[error("peer sent an invalid message: {0}")]
+    InvalidMessage(ValidationError),
+    /// The store failed.
+    #[error("store error: {0}")]
+    Store(#[from] StoreError),
+    /// Nothing arrived for too long.
+    #[error("peer went silent")]
+    Idle,
+    /// The peer closed the connection in the middle of the session.
+    #[error("peer closed the connection")]
+    Closed,
+    /// We are already connected to this feed.
+    #[error("already connected to {0}")]
+    Duplicate(FeedId),
+    /// A background task died.
+    #[error("internal task failed: {0}")]
+    Task(String),
+}
+
+/// What one connection exchanged.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SessionReport {
+    /// The peer's feed.
+    pub peer: Option<FeedId>,
+    /// Messages from the peer that we stored.
+    pub received: u64,
+    /// Messages we sent.
+    pub sent: u64,
+    /// Bytes read from the socket.
+    pub bytes_in: u64,
+    /// Bytes written to the socket.
+    pub bytes_out: u64,
+}
+
+/// A connected peer, for `potluck peers`.
+#[derive(Clone, Debug, Serialize)]
+pub struct PeerInfo {
+    /// The peer's feed.
+    pub feed: FeedId,
+    /// The remote address.
+    pub address: String,
+    /// Whether we dialed it.
+    pub outbound: bool,
+    /// Connected since (ms since the Unix epoch).
+    pub connected_since_ms: i64,
+    /// Messages received so far.
+    pub received: u64,
+    /// Messages sent so far.
+    pub sent: u64,
+}
+
+struct PeerEntry {
+    info: PeerInfo,
+    received: Arc<AtomicU64>,
+    sent: Arc<AtomicU64>,
+}
+
+/// Everything a node needs to run.
+#[derive(Clone)]
+pub struct NodeConfig {
+    /// Our identity.
+    pub identity: SigningKey,
+    /// The network we belong to.
+    pub network: NetworkKey,
+    /// Which feeds we replicate.
+    pub policy: Policy,
+    /// Timers.
+    pub timing: Timing,
+}
+
+/// A running node: the store, the connected peers, and the channel that
+/// announces every new message to every connection.
+pub struct Node {
+    store: Arc<Store>,
+    config: NodeConfig,
+    appended: broadcast::Sender<(FeedId, u64)>,
+    peers: Mutex<HashMap<FeedId, PeerEntry>>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Node {
+    /// A node over an open store.
+    pub fn new(store: Arc<Store>, config: NodeConfig) -> Arc<Node> {
+        let (appended, _) = broadcast::channel(4096);
+        let (shutdown, _) = watch::channel(false);
+        Arc::new(Node {
+            store,
+            config,
+            appended,
+            peers: Mutex::new(HashMap::new()),
+            shutdown,
+        })
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Our feed id.
+    pub fn feed_id(&self) -> FeedId {
+        FeedId(self.config.identity.verifying_key().to_bytes())
+    }
+
+    /// Publishes content (durably) and pushes it to connected peers.
+    pub fn publish(&self, content: &[u8], timestamp: i64) -> Result<Message, StoreError> {
+        let msg = self
+            .store
+            .publish(&self.config.identity, content, timestamp)?;
+        let _ = self.appended.send((msg.author(), msg.sequence()));
+        Ok(msg)
+    }
+
+    /// Connected peers.
+    pub fn peers(&self) -> Vec<PeerInfo> {
+        let peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<PeerInfo> = peers
+            .values()
+            .map(|e| {
+                let mut info = e.info.clone();
+                info.received = e.received.load(Ordering::Relaxed);
+                info.sent = e.sent.load(Ordering::Relaxed);
+                info
+            })
+            .collect();
+        out.sort_by_key(|p| p.connected_since_ms);
+        out
+    }
+
+    /// A receiver that changes when the node shuts down.
+    pub fn subscribe_shutdown(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// Asks every task to stop; connections say goodbye.
+    pub fn shutdown(&self) {
+        let _ = self.shutdown.send(true);
+    }
+
+    /// Accepts connections on `listener` until shutdown.
+    pub async fn accept_loop(self: Arc<Self>, listener: TcpListener) {
+        let mut stop = self.shutdown.subscribe();
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = stop.changed() => return,
+            };
+            let (stream, addr) = match accepted {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            if self.peers.lock().map(|p| p.len()).unwrap_or(0) >= MAX_CONNECTIONS {
+                tracing::warn!(%addr, "too many connections; refusing");
+                continue;
+            }
+            let node = self.clone();
+            tokio::spawn(async move {
+                match node.clone().connection(stream, addr, None, false).await {
+                    Ok(report) => tracing::info!(
+                        %addr,
+                        peer = ?report.peer,
+                        received = report.received,
+                        sent = report.sent,
+                        "connection closed"
+                    ),
+                    Err(e) => tracing::warn!(%addr, error = %e, "connection ended"),
+                }
+            });
+        }
+    }
+
+    /// Keeps a connection to `peer` up, reconnecting with exponential
+    /// backoff and jitter, until shutdown.
+    pub async fn dial_loop(self: Arc<Self>, peer: PeerAddr) {
+        let timing = self.config.timing.clone();
+        let mut stop = self.shutdown.subscribe();
+        let mut backoff = timing.min_backoff;
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let already = peer.feed.is_some_and(|f| {
+                self.peers
+                    .lock()
+                    .map(|p| p.contains_key(&f))
+                    .unwrap_or(false)
+            });
+            let started = Instant::now();
+            if !already {
+                match self.clone().dial(&peer, false).await {
+                    Ok(report) => tracing::info!(
+                        peer = %peer,
+                        received = report.received,
+                        sent = report.sent,
+                        "connection closed"
+                    ),
+                    Err(e) => tracing::warn!(peer = %peer, error = %e, "connection failed"),
+                }
+            }
+            // A connection that lasted a while resets the backoff.
+            if started.elapsed() > Duration::from_secs(30) {
+                backoff = timing.min_backoff;
+            }
+            let jitter = rand::random::<f64>() * 0.5 + 0.75;
+            let wait = backoff.mul_f64(jitter);
+            backoff = (backoff * 2).min(timing.max_backoff);
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    /// Dials `peer` once and runs a session. With `once`, the session ends
+    /// as soon as both sides have everything (for `potluck sync`).
+    pub async fn dial(
+        self: Arc<Self>,
+        peer: &PeerAddr,
+        once: bool,
+    ) -> Result<SessionReport, ConnectionError> {
+        let stream =
+            tokio::time::timeout(self.config.timing.handshake, TcpStream::connect(&peer.addr))
+                .await
+                .map_err(|_| ConnectionError::HandshakeTimeout)??;
+        let addr = stream.peer_addr()?;
+        self.connection(stream, addr, Some(peer.feed), once).await
+    }
+
+    /// Runs one connection: handshake, then replication.
+    /// `dial` is `Some(expected feed)` when we dialed.
+    async fn connection(
+        self: Arc<Self>,
+        mut stream: TcpStream,
+        addr: SocketAddr,
+        dial: Option<Option<FeedId>>,
+        once: bool,
+    ) -> Result<SessionReport, ConnectionError> {
+        stream.set_nodelay(true)?;
+        let mut report = SessionReport::default();
+        let (transport, remote) = tokio::time::timeout(
+            self.config.timing.handshake,
+            handshake(&mut stream, &self.config, dial, &mut report),
+        )
+        .await
+        .map_err(|_| ConnectionError::HandshakeTimeout)??;
+        report.peer = Some(remote);
+        if remote == self.feed_id() {
+            return Err(ConnectionError::Duplicate(remote));
+        }
+        let received = Arc::new(AtomicU64::new(0));
+        let sent = Arc::new(AtomicU64::new(0));
+        {
+            let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+            if peers.contains_key(&remote) {
+                return Err(ConnectionError::Duplicate(remote));
+            }
+            peers.insert(
+                remote,
+                PeerEntry {
+                    info: PeerInfo {
+                        feed: remote,
+                        address: addr.to_string(),
+                        outbound: dial.is_some(),
+                        connected_since_ms: jiff::Timestamp::now().as_millisecond(),
+                        received: 0,
+                        sent: 0,
+                    },
+                    received: received.clone(),
+                    sent: sent.clone(),
+                },
+            );
+        }
+        tracing::info!(peer = %remote, %addr, "connected");
+        let result = self
+            .clone()
+            .replicate(
+                stream,
+                transport,
+                remote,
+                once,
+                &received,
+                &sent,
+                &mut report,
+            )
+            .await;
+        self.peers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&remote);
+        report.received = received.load(Ordering::Relaxed);
+        report.sent = sent.load(Ordering::Relaxed);
+        result.map(|()| report)
+    }
+
+    /// Our clock under the node's policy.
+    fn clock(&self) -> Result<Clock, StoreError> {
+        let me = self.feed_id();
+        let heads: BTreeMap<FeedId, u64> = self
+            .store
+            .feeds()?
+            .into_iter()
+            .map(|(f, h)| (f, h.sequence))
+            .collect();
+        let contacts = |f: &FeedId| self.store.contacts(f).unwrap_or_default();
+        let blocked: BTreeSet<FeedId> = contacts(&me)
+            .into_iter()
+            .filter(|(_, c)| c.blocking)
+            .map(|(f, _)| f)
+            .collect();
+        let follows = |f: &FeedId| {
+            contacts(f)
+                .into_iter()
+                .filter(|(_, c)| c.following && !c.blocking)
+                .map(|(f, _)| f)
+                .collect()
+        };
+        Ok(replicate::build_clock(
+            &self.config.policy,
+            me,
+            &heads,
+            follows,
+            &blocked,
+        ))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn replicate(
+        self: Arc<Self>,
+        stream: TcpStream,
+        transport: Transport,
+        remote: FeedId,
+        once: bool,
+        received: &AtomicU64,
+        sent: &AtomicU64,
+        report: &mut SessionReport,
+    ) -> Result<(), ConnectionError> {
+        let transport = Arc::new(Mutex::new(transport));
+        let (read_half, write_half) = stream.into_split();
+        let bytes_in = Arc::new(AtomicU64::new(0));
+        let bytes_out = Arc::new(AtomicU64::new(0));
+        let (in_tx, mut in_rx) = mpsc::channel::<Result<Vec<Packet>, ConnectionError>>(4);
+        let (out_tx, out_rx) = mpsc::channel::<Vec<Vec<u8>>>(2);
+        let reader = tokio::spawn(read_task(
+            read_half,
+            transport.clone(),
+            in_tx,
+            bytes_in.clone(),
+        ));
+        let writer = tokio::spawn(write_task(write_half, transport, out_rx, bytes_out.clone()));
+
+        let node = self.clone();
+        let memory = {
+            let store = self.store.clone();
+            let (clock, memory) = tokio::task::spawn_blocking(move || {
+                let clock = node.clock();
+                let memory = store
+                    .peer_memory(&remote)
+                    .map(|m| m.and_then(|b| PeerMemory::decode(&b)));
+                (clock, memory)
+            })
+            .await
+            .map_err(|e| ConnectionError::Task(e.to_string()))?;
+            (clock?, memory?)
+        };
+        let mut session = Session::new(&self.config.policy, memory.0, memory.1);
+        let mut appended = self.appended.subscribe();
+        let mut stop = self.shutdown.subscribe();
+        let timing = self.config.timing.clone();
+        let mut last_received = Instant::now();
+        let mut last_sent = Instant::now();
+        let mut keepalive = tokio::time::interval(timing.keepalive.min(timing.idle) / 2);
+        let mut closing = false;
+
+        let outcome: Result<(), ConnectionError> = 'session: loop {
+            if once && !closing && session.is_caught_up() {
+                session.close();
+                closing = true;
+            }
+            let has_work = session.has_outgoing() || session.has_pending();
+            tokio::select! {
+                biased;
+                _ = stop.changed(), if !closing => {
+                    session.close();
+                    closing = true;
+                }
+                packets = in_rx.recv() => {
+                    let Some(packets) = packets else { break Err(ConnectionError::Closed) };
+                    last_received = Instant::now();
+                    let mut batch = Vec::new();
+                    let mut goodbye = false;
+                    match self.absorb(&mut session, packets, &mut batch, &mut goodbye) {
+                        Ok(()) => {}
+                        Err(e) => {
+                            // Keep the valid messages that came before.
+                            let _ = self.ingest(&mut session, batch, received).await;
+                            break Err(e);
+                        }
+                    }
+                    // Gather more frames that are already here into one batch.
+                    while batch.len() < INGEST_BATCH && !goodbye {
+                        match in_rx.try_recv() {
+                            Ok(more) => {
+                                if let Err(e) = self.absorb(&mut session, more, &mut batch, &mut goodbye) {
+                                    let _ = self.ingest(&mut session, batch, received).await;
+                                    break 'session Err(e);
+                                }
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    if let Err(e) = self.ingest(&mut session, batch, received).await {
+                        break Err(e);
+                    }
+                    if goodbye {
+                        break Ok(());
+                    }
+                }
+                permit = out_tx.reserve(), if has_work => {
+                    let Ok(permit) = permit else { break Err(ConnectionError::Closed) };
+                    let (frames, count, said_goodbye) = match self.pack(&mut session) {
+                        Ok(x) => x,
+                        Err(e) => break Err(e),
+                    };
+                    sent.fetch_add(count, Ordering::Relaxed);
+                    if !frames.is_empty() {
+                        permit.send(frames);
+                        last_sent = Instant::now();
+                    }
+                    if said_goodbye {
+                        break Ok(());
+                    }
+                }
+                event = appended.recv() => match event {
+                    Ok((feed, seq)) => session.on_local_append(feed, seq),
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        // We missed some notices: re-read every head.
+                        for (feed, head) in self.store.feeds()? {
+                            session.on_local_append(feed, head.sequence);
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break Ok(()),
+                },
+                _ = keepalive.tick() => {
+                    if last_received.elapsed() > timing.idle {
+                        break Err(ConnectionError::Idle);
+                    }
+                    if last_sent.elapsed() >= timing.keepalive && !closing {
+                        session.ping();
+                    }
+                }
+            }
+        };
+        drop(out_tx);
+        finish(
+            reader,
+            writer,
+            outcome,
+            &self.store,
+            remote,
+            &session,
+            report,
+            &bytes_in,
+            &bytes_out,
+        )
+        .await
+    }
+
+    /// Feeds decoded packets to the session; collects messages to ingest.
+    fn absorb(
+        &self,
+        session: &mut Session,
+        packets: Result<Vec<Packet>, ConnectionError>,
+        batch: &mut Vec<Message>,
+        goodbye: &mut bool,
+    ) -> Result<(), ConnectionError> {
+        for packet in packets? {
+            match session.on_packet(packet)? {
+                Incoming::Message(bytes) => {
+                    let msg = Message::decode(bytes)
+                        .map_err(|e| ConnectionError::InvalidMessage(e.into()))?;
+                    if session.accepts(&msg.author()) {
+                        batch.push(msg);
+                    } else {
+                        tracing::debug!(feed = %msg.author(), "dropping a message of a feed we do not replicate");
+                    }
+                }
+                Incoming::Goodbye => *goodbye = true,
+                Incoming::Nothing | Incoming::ClockReady => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Ingests a batch through the store's one ingest path and tells the
+    /// session and the other connections what is now held.
+    async fn ingest(
+        &self,
+        session: &mut Session,
+        batch: Vec<Message>,
+        received: &AtomicU64,
+    ) -> Result<(), ConnectionError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let positions: Vec<(FeedId, u64)> =
+            batch.iter().map(|m| (m.author(), m.sequence())).collect();
+        let store = self.store.clone();
+        let report = tokio::task::spawn_blocking(move || store.ingest(batch))
+            .await
+            .map_err(|e| ConnectionError::Task(e.to_string()))??;
+        let held_until = report
+            .rejected
+            .as_ref()
+            .map_or(positions.len(), |r| r.index);
+        let forked: BTreeSet<(FeedId, u64)> = report
+            .forks
+            .iter()
+            .map(|f| (f.author, f.sequence))
+            .collect();
+        for &(feed, seq) in &positions[..held_until] {
+            if !forked.contains(&(feed, seq)) {
+                session.on_received(feed, seq);
+            }
+        }
+        received.fetch_add(report.accepted.len() as u64, Ordering::Relaxed);
+        for msg in &report.accepted {
+            let _ = self.appended.send((msg.author(), msg.sequence()));
+        }
+        match report.rejected {
+            Some(r) => {
+                tracing::warn!(feed = %r.author, sequence = r.sequence, error = %r.error, "rejected a message from a peer");
+                Err(ConnectionError::InvalidMessage(r.error))
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Packs control packets and message ranges into frame plaintexts.
+    /// Returns the frames, the number of messages in them, and whether
+    /// they end with our goodbye.
+    fn pack(&self, session: &mut Session) -> Result<(Vec<Vec<u8>>, u64, bool), ConnectionError> {
+        let mut packer = FramePacker::new();
+        let mut count = 0;
+        let mut goodbye = false;
+        while let Some(p) = session.poll_packet() {
+            goodbye |= p == Packet::Goodbye;
+            packer.push(&p)?;
+        }
+        while !goodbye && packer.pending_len() < WRITE_BATCH_BYTES {
+            let Some((feed, first, last)) = session.next_range() else {
+                break;
+            };
+            for item in self
+                .store
+                .feed_messages(&feed, first)
+                .take((last - first + 1) as usize)
+            {
+                let msg = item?;
+                packer.push(&Packet::Message(msg.into_bytes()))?;
+                count += 1;
+            }
+        }
+        Ok((packer.take(), count, goodbye))
+    }
+}
+
+/// Records the session's memory, stops the tasks, and totals the bytes.
+#[allow(clippy::too_many_arguments)]
+async fn finish(
+    reader: tokio::task::JoinHandle<()>,
+    writer: tokio::task::JoinHandle<()>,
+    outcome: Result<(), ConnectionError>,
+    store: &Store,
+    remote: FeedId,
+    session: &Session,
+    report: &mut SessionReport,
+    bytes_in: &AtomicU64,
+    bytes_out: &AtomicU64,
+) -> Result<(), ConnectionError> {
+    if session.is_live()
+        && let Err(e) = store.set_peer_memory(&remote, &session.memory().encode())
+    {
+        tracing::warn!(error = %e, "could not save replication memory");
+    }
+    // Let the writer drain what is queued (the goodbye), briefly; a peer
+    // that does not read cannot hold us longer than that.
+    let mut writer = writer;
+    if tokio::time::timeout(Duration::from_secs(5), &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+    }
+    reader.abort();
+    report.bytes_in += bytes_in.load(Ordering::Relaxed);
+    report.bytes_out += bytes_out.load(Ordering::Relaxed);
+    outcome
+}
+
+/// Runs the Noise handshake over length-prefixed frames.
+async fn handshake(
+    stream: &mut TcpStream,
+    config: &NodeConfig,
+    dial: Option<Option<FeedId>>,
+    report: &mut SessionReport,
+) -> Result<(Transport, FeedId), ConnectionError> {
+    let mut hs = match dial {
+        Some(expect) => Handshake::initiator(&config.identity, &config.network, expect)?,
+        None => Handshake::responder(&config.identity, &config.network)?,
+    };
+    let mut decoder = FrameDecoder::new();
+    while !hs.is_finished() {
+        if let Some(out) = hs.next_outgoing()? {
+            let frame = encode_frame(&out)?;
+            stream.write_all(&frame).await?;
+            report.bytes_out += frame.len() as u64;
+            continue;
+        }
+        let frame = read_frame(stream, &mut decoder, &mut report.bytes_in).await?;
+        hs.read_incoming(&frame)?;
+    }
+    // The initiator still owes its last message after reading message 2.
+    if let Some(out) = hs.next_outgoing()? {
+        let frame = encode_frame(&out)?;
+        stream.write_all(&frame).await?;
+        report.bytes_out += frame.len() as u64;
+    }
+    Ok(hs.finish()?)
+}
+
+async fn read_frame(
+    stream: &mut TcpStream,
+    decoder: &mut FrameDecoder,
+    bytes_in: &mut u64,
+) -> Result<Vec<u8>, ConnectionError> {
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(frame) = decoder.next_frame()? {
+            return Ok(frame);
+        }
+        let want = decoder.room().min(buf.len());
+        let n = stream.read(&mut buf[..want]).await?;
+        if n == 0 {
+            return Err(ConnectionError::Closed);
+        }
+        *bytes_in += n as u64;
+        push_all(decoder, &buf[..n])?;
+    }
+}
+
+/// Pushes bytes that were read to fit the decoder's room.
+fn push_all(decoder: &mut FrameDecoder, bytes: &[u8]) -> Result<(), ConnectionError> {
+    if decoder.push(bytes) == bytes.len() {
+        Ok(())
+    } else {
+        Err(ConnectionError::Task("frame buffer overflow".into()))
+    }
+}
+
+/// Reads frames, decrypts and decodes them, and hands packets over. The
+/// bounded channel makes a slow driver slow down the peer (TCP backpressure).
+async fn read_task(
+    mut read: tokio::net::tcp::OwnedReadHalf,
+    transport: Arc<Mutex<Transport>>,
+    tx: mpsc::Sender<Result<Vec<Packet>, ConnectionError>>,
+    bytes_in: Arc<AtomicU64>,
+) {
+    let mut decoder = FrameDecoder::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let frame = loop {
+            match decoder.next_frame() {
+                Ok(Some(frame)) => break Ok(frame),
+                Ok(None) => {}
+                Err(e) => break Err(ConnectionError::from(e)),
+            }
+            let want = decoder.room().min(buf.len());
+            match read.read(&mut buf[..want]).await {
+                Ok(0) => break Err(ConnectionError::Closed),
+                Ok(n) => {
+                    bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+                    if let Err(e) = push_all(&mut decoder, &buf[..n]) {
+                        break Err(e);
+                    }
+                }
+                Err(e) => break Err(e.into()),
+            }
+        };
+        let packets = frame.and_then(|f| {
+            let plain = transport
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .decrypt(&f)?;
+            Ok(Packet::decode_all(&plain)?)
+        });
+        let failed = packets.is_err();
+        if tx.send(packets).await.is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// Encrypts and writes batches of frame plaintexts.
+async fn write_task(
+    mut write: tokio::net::tcp::OwnedWriteHalf,
+    transport: Arc<Mutex<Transport>>,
+    mut rx: mpsc::Receiver<Vec<Vec<u8>>>,
+    bytes_out: Arc<AtomicU64>,
+) {
+    while let Some(frames) = rx.recv().await {
+        let mut wire = Vec::new();
+        for plain in frames {
+            let sealed = transport
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .encrypt(&plain);
+            let Ok(frame) = sealed
+                .map_err(ConnectionError::from)
+                .and_then(|c| Ok(encode_frame(&c)?))
+            else {
+                return;
+            };
+            wire.extend_from_slice(&frame);
+        }
+        if write.write_all(&wire).await.is_err() {
+            return;
+        }
+        bytes_out.fetch_add(wire.len() as u64, Ordering::Relaxed);
+    }
+    let _ = write.shutdown().await;
+}
