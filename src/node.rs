@@ -76,6 +76,13 @@ pub enum ConnectionError {
     /// The handshake failed (wrong network key, wrong peer, garbage).
     #[error("handshake failed: {0}")]
     Handshake(#[from] HandshakeError),
+    /// The peer hung up during the handshake: as the dialer, this is what
+    /// a wrong network key looks like (the responder learns it from our
+    /// first message and closes without a word).
+    #[error(
+        "the peer closed the connection during the handshake: it is on another network (a different network key), or it is not a potluck node"
+    )]
+    HandshakeRejected,
     /// The handshake took too long.
     #[error("handshake timed out")]
     HandshakeTimeout,
@@ -711,7 +718,13 @@ async fn handshake(
             report.bytes_out += frame.len() as u64;
             continue;
         }
-        let frame = read_frame(stream, &mut decoder, &mut report.bytes_in).await?;
+        let frame = match read_frame(stream, &mut decoder, &mut report.bytes_in).await {
+            Err(ConnectionError::Closed) => return Err(ConnectionError::HandshakeRejected),
+            Err(ConnectionError::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return Err(ConnectionError::HandshakeRejected);
+            }
+            other => other?,
+        };
         hs.read_incoming(&frame)?;
     }
     // The initiator still owes its last message after reading message 2.
