@@ -24,7 +24,7 @@ use serde_json::{Map, Value};
 use thiserror::Error;
 
 use crate::message::{FeedId, MAX_CONTENT_LEN, MessageId};
-use crate::validate::{ValidationError, content_type};
+use crate::validate::{ValidationError, content_object};
 
 /// Longest event title, in Unicode scalar values.
 pub const MAX_TITLE_CHARS: usize = 200;
@@ -1008,26 +1008,20 @@ impl Content {
 /// error. Unknown extra fields are ignored.
 pub fn parse(content: &[u8]) -> Result<Content, ContentError> {
     check_size(content)?;
-    let kind = content_type(content).map_err(|e| ContentError::BadJson {
+    let (kind, map) = content_object(content).map_err(|e| ContentError::BadJson {
         reason: match e {
             ValidationError::BadContent { reason } => reason,
             other => other.to_string(),
         },
     })?;
-    let object = || -> Result<Object, ContentError> {
-        serde_json::from_slice(content)
-            .map(Object)
-            .map_err(|e| ContentError::BadJson {
-                reason: e.to_string(),
-            })
-    };
+    let obj = Object(map);
     Ok(match kind.as_str() {
-        Event::TYPE => Content::Event(Event::from_object(&object()?)?),
-        EventUpdate::TYPE => Content::EventUpdate(EventUpdate::from_object(&object()?)?),
-        EventCancel::TYPE => Content::EventCancel(EventCancel::from_object(&object()?)?),
-        Rsvp::TYPE => Content::Rsvp(Rsvp::from_object(&object()?)?),
-        About::TYPE => Content::About(About::from_object(&object()?)?),
-        Contact::TYPE => Content::Contact(Contact::from_object(&object()?)?),
+        Event::TYPE => Content::Event(Event::from_object(&obj)?),
+        EventUpdate::TYPE => Content::EventUpdate(EventUpdate::from_object(&obj)?),
+        EventCancel::TYPE => Content::EventCancel(EventCancel::from_object(&obj)?),
+        Rsvp::TYPE => Content::Rsvp(Rsvp::from_object(&obj)?),
+        About::TYPE => Content::About(About::from_object(&obj)?),
+        Contact::TYPE => Content::Contact(Contact::from_object(&obj)?),
         _ => Content::Unknown { kind },
     })
 }
@@ -1773,7 +1767,7 @@ mod tests {
                 String::from_utf8_lossy(&bytes)
             );
             // The generic check agrees on the type.
-            assert_eq!(content_type(&bytes).unwrap(), content.kind());
+            assert_eq!(crate::validate::content_type(&bytes).unwrap(), content.kind());
         }
     }
 

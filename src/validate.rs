@@ -2,7 +2,7 @@
 //! current head. No I/O, no clocks. The store calls these on every message
 //! that enters it, whether published here or received from a peer.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 
 use ed25519_dalek::{Signature, VerifyingKey};
@@ -254,6 +254,14 @@ fn r_is_strict(sig: &Signature) -> bool {
 /// UTF-8 JSON object whose `type` is a string and whose top-level keys are
 /// unique (a duplicate key would let two parsers disagree on the type).
 pub fn content_type(content: &[u8]) -> Result<String, ValidationError> {
+    content_object(content).map(|(kind, _)| kind)
+}
+
+/// Like [`content_type`], and also returns the decoded top-level object,
+/// so that typed parsing need not decode the JSON a second time.
+pub fn content_object(
+    content: &[u8],
+) -> Result<(String, serde_json::Map<String, serde_json::Value>), ValidationError> {
     let text = std::str::from_utf8(content).map_err(|_| ValidationError::BadContent {
         reason: "not valid UTF-8".into(),
     })?;
@@ -261,14 +269,16 @@ pub fn content_type(content: &[u8]) -> Result<String, ValidationError> {
         serde_json::from_str(text).map_err(|e| ValidationError::BadContent {
             reason: e.to_string(),
         })?;
-    shape.kind.ok_or_else(|| ValidationError::BadContent {
+    let kind = shape.kind.ok_or_else(|| ValidationError::BadContent {
         reason: "no `type` field".into(),
-    })
+    })?;
+    Ok((kind, shape.object))
 }
 
 /// The top-level shape of content: an object, unique keys, a string `type`.
 struct ContentShape {
     kind: Option<String>,
+    object: serde_json::Map<String, serde_json::Value>,
 }
 
 impl<'de> Deserialize<'de> for ContentShape {
@@ -280,25 +290,25 @@ impl<'de> Deserialize<'de> for ContentShape {
                 f.write_str("a JSON object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ContentShape, A::Error> {
-                let mut seen = HashSet::new();
+                let mut object = serde_json::Map::new();
                 let mut kind = None;
-                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                    if !seen.insert(key.to_string()) {
+                while let Some(key) = map.next_key::<String>()? {
+                    if object.contains_key(&key) {
                         return Err(serde::de::Error::custom(format!("duplicate key `{key}`")));
                     }
+                    // Every value is decoded in full, not skipped: a lone
+                    // surrogate escape anywhere makes the content invalid,
+                    // so every implementation can agree on validity.
+                    let value = map.next_value::<serde_json::Value>()?;
                     if key == "type" {
-                        match map.next_value::<serde_json::Value>()? {
-                            serde_json::Value::String(s) => kind = Some(s),
+                        match &value {
+                            serde_json::Value::String(s) => kind = Some(s.clone()),
                             _ => return Err(serde::de::Error::custom("`type` is not a string")),
                         }
-                    } else {
-                        // Decoded in full, not skipped: a lone surrogate
-                        // escape anywhere makes the content invalid, so
-                        // every implementation can agree on validity.
-                        map.next_value::<serde_json::Value>()?;
                     }
+                    object.insert(key, value);
                 }
-                Ok(ContentShape { kind })
+                Ok(ContentShape { kind, object })
             }
         }
         d.deserialize_map(ShapeVisitor)
