@@ -1767,7 +1767,10 @@ mod tests {
                 String::from_utf8_lossy(&bytes)
             );
             // The generic check agrees on the type.
-            assert_eq!(crate::validate::content_type(&bytes).unwrap(), content.kind());
+            assert_eq!(
+                crate::validate::content_type(&bytes).unwrap(),
+                content.kind()
+            );
         }
     }
 

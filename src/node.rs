@@ -8,8 +8,11 @@
 //! without bound:
 //!
 //! ```text
-//! socket ─► reader (frames, decrypt, decode) ─► driver (session, store) ─► writer (encrypt, frames) ─► socket
+//! socket ─► reader (frames, decrypt, decode, check signatures) ─► driver (session, store) ─► writer (encrypt, frames) ─► socket
 //! ```
+//!
+//! The reader checks the signatures of one frame while the driver stores
+//! the previous batch, so the two cores work at once.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -30,7 +33,7 @@ use crate::handshake::{Handshake, HandshakeError, NetworkKey, Transport};
 use crate::message::{FeedId, Message};
 use crate::replicate::{self, Clock, Incoming, PeerMemory, Policy, ProtocolError, Session};
 use crate::store::{Store, StoreError};
-use crate::validate::ValidationError;
+use crate::validate::{Checked, ValidationError};
 use crate::wire::{FramePacker, MAX_PLAINTEXT, Packet, WireError};
 
 /// Timers and limits of a node.
@@ -440,7 +443,7 @@ impl Node {
         let (read_half, write_half) = stream.into_split();
         let bytes_in = Arc::new(AtomicU64::new(0));
         let bytes_out = Arc::new(AtomicU64::new(0));
-        let (in_tx, mut in_rx) = mpsc::channel::<Result<Vec<Packet>, ConnectionError>>(4);
+        let (in_tx, mut in_rx) = mpsc::channel::<Result<Vec<Inbound>, ConnectionError>>(4);
         let (out_tx, out_rx) = mpsc::channel::<Vec<Vec<u8>>>(2);
         let reader = tokio::spawn(read_task(
             read_half,
@@ -488,7 +491,7 @@ impl Node {
                 packets = in_rx.recv() => {
                     let Some(packets) = packets else { break Err(ConnectionError::Closed) };
                     last_received = Instant::now();
-                    let mut batch = Vec::new();
+                    let mut batch = Checked::default();
                     let mut goodbye = false;
                     match self.absorb(&mut session, packets, &mut batch, &mut goodbye) {
                         Ok(()) => {}
@@ -499,7 +502,7 @@ impl Node {
                         }
                     }
                     // Gather more frames that are already here into one batch.
-                    while batch.len() < INGEST_BATCH && !goodbye {
+                    while batch.len() < INGEST_BATCH && !goodbye && !batch.has_bad() {
                         match in_rx.try_recv() {
                             Ok(more) => {
                                 if let Err(e) = self.absorb(&mut session, more, &mut batch, &mut goodbye) {
@@ -567,27 +570,34 @@ impl Node {
         .await
     }
 
-    /// Feeds decoded packets to the session; collects messages to ingest.
+    /// Feeds what the reader decoded to the session; collects messages to
+    /// ingest.
     fn absorb(
         &self,
         session: &mut Session,
-        packets: Result<Vec<Packet>, ConnectionError>,
-        batch: &mut Vec<Message>,
+        inbound: Result<Vec<Inbound>, ConnectionError>,
+        batch: &mut Checked,
         goodbye: &mut bool,
     ) -> Result<(), ConnectionError> {
-        for packet in packets? {
-            match session.on_packet(packet)? {
-                Incoming::Message(bytes) => {
-                    let msg = Message::decode(bytes)
-                        .map_err(|e| ConnectionError::InvalidMessage(e.into()))?;
-                    if session.accepts(&msg.author()) {
-                        batch.push(msg);
-                    } else {
-                        tracing::debug!(feed = %msg.author(), "dropping a message of a feed we do not replicate");
-                    }
+        for item in inbound? {
+            match item {
+                Inbound::Packet(packet) => match session.on_packet(packet)? {
+                    Incoming::Goodbye => *goodbye = true,
+                    // Messages arrive as `Inbound::Messages`, never here.
+                    Incoming::Message(_) | Incoming::Nothing | Incoming::ClockReady => {}
+                },
+                Inbound::Malformed(e) => return Err(ConnectionError::InvalidMessage(e.into())),
+                Inbound::Messages(mut checked) => {
+                    session.check_message_allowed()?;
+                    checked.retain(|msg| {
+                        let wanted = session.accepts(&msg.author());
+                        if !wanted {
+                            tracing::debug!(feed = %msg.author(), "dropping a message of a feed we do not replicate");
+                        }
+                        wanted
+                    });
+                    batch.extend(checked);
                 }
-                Incoming::Goodbye => *goodbye = true,
-                Incoming::Nothing | Incoming::ClockReady => {}
             }
         }
         Ok(())
@@ -598,16 +608,19 @@ impl Node {
     async fn ingest(
         &self,
         session: &mut Session,
-        batch: Vec<Message>,
+        batch: Checked,
         received: &AtomicU64,
     ) -> Result<(), ConnectionError> {
         if batch.is_empty() {
             return Ok(());
         }
-        let positions: Vec<(FeedId, u64)> =
-            batch.iter().map(|m| (m.author(), m.sequence())).collect();
+        let positions: Vec<(FeedId, u64)> = batch
+            .messages()
+            .iter()
+            .map(|m| (m.author(), m.sequence()))
+            .collect();
         let store = self.store.clone();
-        let report = tokio::task::spawn_blocking(move || store.ingest(batch))
+        let report = tokio::task::spawn_blocking(move || store.ingest_checked(batch))
             .await
             .map_err(|e| ConnectionError::Task(e.to_string()))??;
         let held_until = report
@@ -765,12 +778,63 @@ fn push_all(decoder: &mut FrameDecoder, bytes: &[u8]) -> Result<(), ConnectionEr
     }
 }
 
-/// Reads frames, decrypts and decodes them, and hands packets over. The
+/// What the reader hands to the driver, in the order it arrived.
+enum Inbound {
+    /// A control packet.
+    Packet(Packet),
+    /// A run of messages, decoded and signature-checked.
+    Messages(Checked),
+    /// A message packet that does not decode: the connection must close
+    /// after the messages before it are stored.
+    Malformed(crate::message::DecodeError),
+}
+
+/// Decodes one frame's packets; runs of messages are decoded and their
+/// signatures checked (CPU work, on the blocking pool).
+async fn decode_frame(plain: Vec<u8>) -> Result<Vec<Inbound>, ConnectionError> {
+    let packets = Packet::decode_all(&plain)?;
+    if !packets.iter().any(|p| matches!(p, Packet::Message(_))) {
+        return Ok(packets.into_iter().map(Inbound::Packet).collect());
+    }
+    tokio::task::spawn_blocking(move || {
+        let mut items = Vec::new();
+        let mut run = Vec::new();
+        for packet in packets {
+            match packet {
+                Packet::Message(bytes) => match Message::decode(bytes) {
+                    Ok(msg) => run.push(msg),
+                    Err(e) => {
+                        // Nothing after a malformed message counts.
+                        if !run.is_empty() {
+                            items.push(Inbound::Messages(Checked::new(std::mem::take(&mut run))));
+                        }
+                        items.push(Inbound::Malformed(e));
+                        return items;
+                    }
+                },
+                other => {
+                    if !run.is_empty() {
+                        items.push(Inbound::Messages(Checked::new(std::mem::take(&mut run))));
+                    }
+                    items.push(Inbound::Packet(other));
+                }
+            }
+        }
+        if !run.is_empty() {
+            items.push(Inbound::Messages(Checked::new(run)));
+        }
+        items
+    })
+    .await
+    .map_err(|e| ConnectionError::Task(e.to_string()))
+}
+
+/// Reads frames, decrypts and decodes them, and hands them over. The
 /// bounded channel makes a slow driver slow down the peer (TCP backpressure).
 async fn read_task(
     mut read: tokio::net::tcp::OwnedReadHalf,
     transport: Arc<Mutex<Transport>>,
-    tx: mpsc::Sender<Result<Vec<Packet>, ConnectionError>>,
+    tx: mpsc::Sender<Result<Vec<Inbound>, ConnectionError>>,
     bytes_in: Arc<AtomicU64>,
 ) {
     let mut decoder = FrameDecoder::new();
@@ -794,15 +858,18 @@ async fn read_task(
                 Err(e) => break Err(e.into()),
             }
         };
-        let packets = frame.and_then(|f| {
-            let plain = transport
+        let plain = frame.and_then(|f| {
+            Ok(transport
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .decrypt(&f)?;
-            Ok(Packet::decode_all(&plain)?)
+                .decrypt(&f)?)
         });
-        let failed = packets.is_err();
-        if tx.send(packets).await.is_err() || failed {
+        let items = match plain {
+            Ok(plain) => decode_frame(plain).await,
+            Err(e) => Err(e),
+        };
+        let failed = items.is_err();
+        if tx.send(items).await.is_err() || failed {
             return;
         }
     }

@@ -282,9 +282,7 @@ impl Session {
                 Ok(Incoming::ClockReady)
             }
             Packet::Message(bytes) => {
-                if self.phase == Phase::AwaitHello && !self.asked_resync {
-                    return Err(ProtocolError::Unexpected("message"));
-                }
+                self.check_message_allowed()?;
                 Ok(Incoming::Message(bytes))
             }
             Packet::Resync => {
@@ -298,6 +296,15 @@ impl Session {
             Packet::Ping => Ok(Incoming::Nothing),
             Packet::Goodbye => Ok(Incoming::Goodbye),
         }
+    }
+
+    /// Messages may only come after the peer's `Hello` (a driver that
+    /// decodes message packets itself asks here).
+    pub fn check_message_allowed(&self) -> Result<(), ProtocolError> {
+        if self.phase == Phase::AwaitHello && !self.asked_resync {
+            return Err(ProtocolError::Unexpected("message"));
+        }
+        Ok(())
     }
 
     /// True once the peer's clock is known.

@@ -33,7 +33,7 @@ use crate::index::{
     self, AboutState, ContactState, CorruptEntry, EventState, Kv, MemKv, RsvpState, Tally,
 };
 use crate::message::{FeedId, Message, MessageId, SIGNED_LEN};
-use crate::validate::{self, FeedHead, ValidationError};
+use crate::validate::{self, Checked, FeedHead, ValidationError};
 
 const LOG: u8 = b'L';
 const ID: u8 = b'I';
@@ -318,7 +318,7 @@ impl Store {
         };
         let msg = Message::sign(key, sequence, previous, timestamp, content)
             .map_err(ValidationError::from)?;
-        let mut report = self.ingest_locked(vec![msg])?;
+        let mut report = self.ingest_locked(Checked::new(vec![msg]))?;
         if let Some(rejection) = report.rejected {
             return Err(StoreError::Rejected(rejection.error));
         }
@@ -336,8 +336,14 @@ impl Store {
     /// interleaved. Ingest stops at the first invalid message: the valid
     /// ones before it are stored, nothing after it is.
     pub fn ingest(&self, msgs: Vec<Message>) -> Result<IngestReport, StoreError> {
+        self.ingest_checked(Checked::new(msgs))
+    }
+
+    /// [`Store::ingest`] for messages whose signatures were already checked
+    /// (so that checking the next batch can overlap storing this one).
+    pub fn ingest_checked(&self, batch: Checked) -> Result<IngestReport, StoreError> {
         let _writer = self.lock();
-        self.ingest_locked(msgs)
+        self.ingest_locked(batch)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -346,7 +352,8 @@ impl Store {
         self.writer.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn ingest_locked(&self, msgs: Vec<Message>) -> Result<IngestReport, StoreError> {
+    fn ingest_locked(&self, batch: Checked) -> Result<IngestReport, StoreError> {
+        let (msgs, bad_signature) = batch.into_parts();
         let mut report = IngestReport::default();
         // Pass 1: everything but signatures, against heads staged in memory.
         let mut heads: HashMap<FeedId, Option<FeedHead>> = HashMap::new();
@@ -386,8 +393,11 @@ impl Store {
             }
             positions.push(position);
         }
-        // Pass 2: signatures of everything that passed, in batches.
-        if let Err((i, error)) = validate::verify_signatures_parallel(&msgs[..limit]) {
+        // Pass 2: the signatures, checked already; the earliest failure of
+        // either pass wins.
+        if let Some((i, error)) = bad_signature
+            && i < limit
+        {
             let msg = &msgs[i];
             report.rejected = Some(Rejection {
                 index: i,

@@ -201,6 +201,75 @@ pub fn verify_signatures_parallel(msgs: &[Message]) -> Result<(), (usize, Valida
         .map_or(Ok(()), Err)
 }
 
+/// Messages in order, with their signatures already checked: the first
+/// bad one, if any, is recorded. Checking is pure CPU work, so it can run
+/// apart from (and at the same time as) storing an earlier batch.
+#[derive(Debug, Default)]
+pub struct Checked {
+    msgs: Vec<Message>,
+    bad: Option<(usize, ValidationError)>,
+}
+
+impl Checked {
+    /// Checks the signatures of `msgs` (in parallel when worth it).
+    pub fn new(msgs: Vec<Message>) -> Checked {
+        let bad = verify_signatures_parallel(&msgs).err();
+        Checked { msgs, bad }
+    }
+
+    /// The messages, including any after a bad one.
+    pub fn messages(&self) -> &[Message] {
+        &self.msgs
+    }
+
+    /// Number of messages.
+    pub fn len(&self) -> usize {
+        self.msgs.len()
+    }
+
+    /// True when there are no messages.
+    pub fn is_empty(&self) -> bool {
+        self.msgs.is_empty()
+    }
+
+    /// True once a bad signature was seen: nothing more may be added.
+    pub fn has_bad(&self) -> bool {
+        self.bad.is_some()
+    }
+
+    /// Appends a later run; ignored once this one holds a bad signature,
+    /// since nothing after it may be stored.
+    pub fn extend(&mut self, other: Checked) {
+        if self.bad.is_some() {
+            return;
+        }
+        let base = self.msgs.len();
+        self.bad = other.bad.map(|(i, e)| (base + i, e));
+        self.msgs.extend(other.msgs);
+    }
+
+    /// Keeps the messages for which `keep` holds. Everything after a bad
+    /// signature is cut off, and the bad mark stays at the cut.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Message) -> bool) {
+        let stop = self.bad.as_ref().map_or(self.msgs.len(), |(i, _)| *i);
+        let mut kept = Vec::with_capacity(stop);
+        for msg in self.msgs.drain(..).take(stop) {
+            if keep(&msg) {
+                kept.push(msg);
+            }
+        }
+        if let Some((i, _)) = &mut self.bad {
+            *i = kept.len();
+        }
+        self.msgs = kept;
+    }
+
+    /// The messages and the first bad signature.
+    pub fn into_parts(self) -> (Vec<Message>, Option<(usize, ValidationError)>) {
+        (self.msgs, self.bad)
+    }
+}
+
 /// True when every signature in `chunk` verifies as a batch and passes the
 /// screens that make batch acceptance agree with `verify_strict`.
 fn batch_ok(chunk: &[Message], keys_seen: &mut HashMap<FeedId, Option<VerifyingKey>>) -> bool {
@@ -210,12 +279,9 @@ fn batch_ok(chunk: &[Message], keys_seen: &mut HashMap<FeedId, Option<VerifyingK
     for msg in chunk {
         // Decompressing a key costs about a third of a verification, and a
         // batch usually holds runs of one feed: decompress each key once.
-        let key = *keys_seen.entry(msg.author()).or_insert_with(|| {
-            msg.author()
-                .verifying_key()
-                .ok()
-                .filter(|k| !k.is_weak())
-        });
+        let key = *keys_seen
+            .entry(msg.author())
+            .or_insert_with(|| msg.author().verifying_key().ok().filter(|k| !k.is_weak()));
         let Some(key) = key else {
             return false;
         };
@@ -239,9 +305,8 @@ fn r_is_strict(sig: &Signature) -> bool {
     // Canonical: the y coordinate (sign bit cleared) is below p = 2^255 - 19.
     // The other non-canonical case, x = 0 with the sign bit set, only
     // occurs for y = ±1, which are small-order points rejected below.
-    let y_at_least_p = bytes[31] & 0x7f == 0x7f
-        && bytes[1..31].iter().all(|&b| b == 0xff)
-        && bytes[0] >= 0xed;
+    let y_at_least_p =
+        bytes[31] & 0x7f == 0x7f && bytes[1..31].iter().all(|&b| b == 0xff) && bytes[0] >= 0xed;
     if y_at_least_p {
         return false;
     }
