@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use potluck::config::{ConfigFile, DEFAULT_LISTEN, PeerAddr};
 use potluck::home::Home;
 use potluck::identity::Identity;
-use potluck::node::{Node, NodeConfig, Timing};
+use potluck::node::{ConnectionError, Node, NodeConfig, SessionReport, Timing};
 use potluck::store::Store;
 
 use crate::cli::{self, Ctx, Opened, Output};
@@ -123,7 +123,14 @@ pub fn sync(ctx: &Ctx, out: &mut Output, addr: &str) -> Result<()> {
         Some(node) => {
             let handle =
                 tokio::runtime::Handle::try_current().context("the node's runtime is gone")?;
-            handle.block_on(node.clone().dial(&peer, true))
+            match handle.block_on(node.clone().dial(&peer, true)) {
+                // Already connected: everything flows live on that connection.
+                Err(ConnectionError::Duplicate(feed)) => Ok(SessionReport {
+                    peer: Some(feed),
+                    ..SessionReport::default()
+                }),
+                other => other,
+            }
         }
         None => {
             let opened = ctx.open()?;

@@ -28,6 +28,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::config::PeerAddr;
+use crate::content::{self, Content};
 use crate::frame::{FrameDecoder, FrameError, encode_frame};
 use crate::handshake::{Handshake, HandshakeError, NetworkKey, Transport};
 use crate::message::{FeedId, Message};
@@ -67,7 +68,8 @@ impl Default for Timing {
 const INGEST_BATCH: usize = 2_000;
 /// Plaintext bytes gathered into one write batch (several frames).
 const WRITE_BATCH_BYTES: usize = 4 * MAX_PLAINTEXT;
-/// Most simultaneous connections; more are refused.
+/// Most simultaneous inbound connections (including ones still in the
+/// handshake); more are refused.
 const MAX_CONNECTIONS: usize = 64;
 
 /// Why a connection ended badly.
@@ -156,6 +158,20 @@ struct PeerEntry {
     sent: Arc<AtomicU64>,
 }
 
+/// What every connection of a node hears about.
+#[derive(Clone, Debug)]
+enum NodeEvent {
+    /// The store now holds this feed up to this sequence.
+    Appended(FeedId, u64),
+    /// We blocked or unblocked a feed.
+    Blocking {
+        /// The feed.
+        feed: FeedId,
+        /// Blocked now?
+        blocked: bool,
+    },
+}
+
 /// Everything a node needs to run.
 #[derive(Clone)]
 pub struct NodeConfig {
@@ -174,21 +190,25 @@ pub struct NodeConfig {
 pub struct Node {
     store: Arc<Store>,
     config: NodeConfig,
-    appended: broadcast::Sender<(FeedId, u64)>,
+    events: broadcast::Sender<NodeEvent>,
     peers: Mutex<HashMap<FeedId, PeerEntry>>,
+    /// Inbound connections, handshaking or not: bounds what strangers can
+    /// make us hold open.
+    inbound: Arc<tokio::sync::Semaphore>,
     shutdown: watch::Sender<bool>,
 }
 
 impl Node {
     /// A node over an open store.
     pub fn new(store: Arc<Store>, config: NodeConfig) -> Arc<Node> {
-        let (appended, _) = broadcast::channel(4096);
+        let (events, _) = broadcast::channel(4096);
         let (shutdown, _) = watch::channel(false);
         Arc::new(Node {
             store,
             config,
-            appended,
+            events,
             peers: Mutex::new(HashMap::new()),
+            inbound: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
             shutdown,
         })
     }
@@ -208,7 +228,16 @@ impl Node {
         let msg = self
             .store
             .publish(&self.config.identity, content, timestamp)?;
-        let _ = self.appended.send((msg.author(), msg.sequence()));
+        let _ = self
+            .events
+            .send(NodeEvent::Appended(msg.author(), msg.sequence()));
+        // Our own block or unblock takes effect on live sessions at once.
+        if let Ok(Content::Contact(contact)) = content::parse(content) {
+            let _ = self.events.send(NodeEvent::Blocking {
+                feed: contact.contact,
+                blocked: contact.blocking,
+            });
+        }
         Ok(msg)
     }
 
@@ -254,12 +283,13 @@ impl Node {
                     continue;
                 }
             };
-            if self.peers.lock().map(|p| p.len()).unwrap_or(0) >= MAX_CONNECTIONS {
-                tracing::warn!(%addr, "too many connections; refusing");
+            let Ok(permit) = self.inbound.clone().try_acquire_owned() else {
+                tracing::warn!(%addr, "too many inbound connections; refusing");
                 continue;
-            }
+            };
             let node = self.clone();
             tokio::spawn(async move {
+                let _permit = permit;
                 match node.clone().connection(stream, addr, None, false).await {
                     Ok(report) => tracing::info!(
                         %addr,
@@ -342,7 +372,7 @@ impl Node {
     ) -> Result<SessionReport, ConnectionError> {
         stream.set_nodelay(true)?;
         let mut report = SessionReport::default();
-        let (transport, remote) = tokio::time::timeout(
+        let (transport, remote, decoder) = tokio::time::timeout(
             self.config.timing.handshake,
             handshake(&mut stream, &self.config, dial, &mut report),
         )
@@ -381,6 +411,7 @@ impl Node {
             .replicate(
                 stream,
                 transport,
+                decoder,
                 remote,
                 once,
                 &received,
@@ -433,6 +464,7 @@ impl Node {
         self: Arc<Self>,
         stream: TcpStream,
         transport: Transport,
+        decoder: FrameDecoder,
         remote: FeedId,
         once: bool,
         received: &AtomicU64,
@@ -447,6 +479,7 @@ impl Node {
         let (out_tx, out_rx) = mpsc::channel::<Vec<Vec<u8>>>(2);
         let reader = tokio::spawn(read_task(
             read_half,
+            decoder,
             transport.clone(),
             in_tx,
             bytes_in.clone(),
@@ -468,7 +501,7 @@ impl Node {
             (clock?, memory?)
         };
         let mut session = Session::new(&self.config.policy, memory.0, memory.1);
-        let mut appended = self.appended.subscribe();
+        let mut events = self.events.subscribe();
         let mut stop = self.shutdown.subscribe();
         let timing = self.config.timing.clone();
         let mut last_received = Instant::now();
@@ -535,10 +568,19 @@ impl Node {
                         break Ok(());
                     }
                 }
-                event = appended.recv() => match event {
-                    Ok((feed, seq)) => session.on_local_append(feed, seq),
+                event = events.recv() => match event {
+                    Ok(NodeEvent::Appended(feed, seq)) => session.on_local_append(feed, seq),
+                    Ok(NodeEvent::Blocking { feed, blocked }) => {
+                        let head = self.store.head(&feed)?.map_or(0, |h| h.sequence);
+                        session.set_blocked(feed, blocked, head);
+                    }
                     Err(broadcast::error::RecvError::Lagged(_)) => {
-                        // We missed some notices: re-read every head.
+                        // We missed some notices: re-read the blocks and heads.
+                        for (feed, contact) in self.store.contacts(&self.feed_id())? {
+                            if contact.blocking {
+                                session.set_blocked(feed, true, 0);
+                            }
+                        }
                         for (feed, head) in self.store.feeds()? {
                             session.on_local_append(feed, head.sequence);
                         }
@@ -639,7 +681,9 @@ impl Node {
         }
         received.fetch_add(report.accepted.len() as u64, Ordering::Relaxed);
         for msg in &report.accepted {
-            let _ = self.appended.send((msg.author(), msg.sequence()));
+            let _ = self
+                .events
+                .send(NodeEvent::Appended(msg.author(), msg.sequence()));
         }
         match report.rejected {
             Some(r) => {
@@ -713,12 +757,15 @@ async fn finish(
 }
 
 /// Runs the Noise handshake over length-prefixed frames.
+/// Returns the transport, the peer's feed, and the frame decoder, which
+/// may already hold the first transport frames (they can arrive in the
+/// same read as the last handshake message).
 async fn handshake(
     stream: &mut TcpStream,
     config: &NodeConfig,
     dial: Option<Option<FeedId>>,
     report: &mut SessionReport,
-) -> Result<(Transport, FeedId), ConnectionError> {
+) -> Result<(Transport, FeedId, FrameDecoder), ConnectionError> {
     let mut hs = match dial {
         Some(expect) => Handshake::initiator(&config.identity, &config.network, expect)?,
         None => Handshake::responder(&config.identity, &config.network)?,
@@ -746,7 +793,8 @@ async fn handshake(
         stream.write_all(&frame).await?;
         report.bytes_out += frame.len() as u64;
     }
-    Ok(hs.finish()?)
+    let (transport, remote) = hs.finish()?;
+    Ok((transport, remote, decoder))
 }
 
 async fn read_frame(
@@ -833,11 +881,11 @@ async fn decode_frame(plain: Vec<u8>) -> Result<Vec<Inbound>, ConnectionError> {
 /// bounded channel makes a slow driver slow down the peer (TCP backpressure).
 async fn read_task(
     mut read: tokio::net::tcp::OwnedReadHalf,
+    mut decoder: FrameDecoder,
     transport: Arc<Mutex<Transport>>,
     tx: mpsc::Sender<Result<Vec<Inbound>, ConnectionError>>,
     bytes_in: Arc<AtomicU64>,
 ) {
-    let mut decoder = FrameDecoder::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let frame = loop {

@@ -241,6 +241,9 @@ impl Session {
                 Ok(Incoming::Nothing)
             }
             Packet::Clock(entries) => match self.phase {
+                // A live note sent before our resync request reached the
+                // peer: the full clock that follows will include it.
+                Phase::AwaitHello if self.asked_resync => Ok(Incoming::Nothing),
                 Phase::AwaitHello => Err(ProtocolError::Unexpected("clock")),
                 Phase::ReadingClock { discard: true } => Ok(Incoming::Nothing),
                 Phase::ReadingClock { discard: false } | Phase::Live => {
@@ -408,6 +411,32 @@ impl Session {
         }
         self.mine.insert(feed, sequence);
         self.consider(feed);
+    }
+
+    /// We blocked (or unblocked) `feed`: stop taking and giving it, and
+    /// tell the peer with a clock entry. `head` is what we hold of it.
+    pub fn set_blocked(&mut self, feed: FeedId, blocked: bool, head: u64) {
+        let value = if blocked {
+            UNWANTED
+        } else if self.open {
+            head
+        } else {
+            FORGET
+        };
+        if value == FORGET {
+            if self.mine.remove(&feed).is_none() {
+                return;
+            }
+            self.mine_as_known.remove(&feed);
+        } else {
+            if self.mine.get(&feed) == Some(&value) {
+                return;
+            }
+            self.mine.insert(feed, value);
+            self.mine_as_known.insert(feed, value);
+        }
+        // Our clock went out at the start, so a live note always applies.
+        self.outbox.push_back(Packet::Clock(vec![(feed, value)]));
     }
 
     /// True when the peer has everything we can give it and we have
@@ -701,6 +730,25 @@ mod tests {
             s.on_packet(Packet::Resync),
             Err(ProtocolError::RepeatedResync)
         );
+    }
+
+    #[test]
+    fn blocking_mid_session_tells_the_peer() {
+        let mut a = Session::new(&Policy::Open, clock(&[(1, 1)]), None);
+        let mut b = Session::new(&Policy::Open, clock(&[(1, 1), (9, 4)]), None);
+        pump(&mut a, &mut b);
+        pump(&mut b, &mut a);
+        // a blocks feed 9 before b got round to sending it.
+        a.set_blocked(f(9), true, 0);
+        assert!(!a.accepts(&f(9)));
+        pump(&mut a, &mut b);
+        assert_eq!(b.next_range(), None, "b must not send a blocked feed");
+        // The memories still agree, so the next reconnect skips requests.
+        assert_eq!(a.memory().mine_as_known, b.memory().theirs);
+        a.set_blocked(f(9), false, 0);
+        assert!(a.accepts(&f(9)));
+        pump(&mut a, &mut b);
+        assert_eq!(b.next_range(), Some((f(9), 1, 4)));
     }
 
     #[test]

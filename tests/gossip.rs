@@ -1,0 +1,971 @@
+//! Gossip between in-process nodes: each test starts real `Node`s (own
+//! temporary store, own key) listening on 127.0.0.1 with an ephemeral port,
+//! connects them over TCP and checks what ends up in each store.
+//!
+//! Hostile peers are written here by hand from the library's sans-io parts
+//! (`handshake`, `frame`, `wire`, `replicate`), so they can send exactly the
+//! bytes a well-behaved node never would.
+//!
+//! Every wait polls with a deadline; no test asserts how fast anything is.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::{Signer, SigningKey};
+use potluck::config::PeerAddr;
+use potluck::content::{About, Contact, Event, EventTime, Rsvp, RsvpStatus};
+use potluck::frame::{FrameDecoder, encode_frame};
+use potluck::handshake::{DEFAULT_NETWORK_KEY, Handshake, NetworkKey, Transport};
+use potluck::message::{FeedId, HEADER_LEN, Message, MessageId, SIGNED_LEN, signing_input};
+use potluck::node::{ConnectionError, Node, NodeConfig, SessionReport, Timing};
+use potluck::replicate::{Clock, Policy, Session};
+use potluck::store::Store;
+use potluck::wire::{FramePacker, Packet};
+use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Longest any single wait may take.
+const DEADLINE: Duration = Duration::from_secs(20);
+/// Pause between two polls.
+const POLL: Duration = Duration::from_millis(25);
+/// An event start in the future (tests must not depend on today's date).
+const START: &str = "2031-06-01T18:00:00Z";
+
+fn timing() -> Timing {
+    Timing {
+        handshake: Duration::from_secs(2),
+        keepalive: Duration::from_secs(1),
+        idle: Duration::from_secs(5),
+        min_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(500),
+    }
+}
+
+fn new_key() -> SigningKey {
+    SigningKey::generate(&mut rand::rngs::OsRng)
+}
+
+fn feed_of(key: &SigningKey) -> FeedId {
+    FeedId(key.verifying_key().to_bytes())
+}
+
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+/// A running node: its own store in a temporary directory, its own key,
+/// accepting connections on 127.0.0.1 with an ephemeral port. Dropping it
+/// shuts the node down.
+struct TestNode {
+    node: Arc<Node>,
+    addr: SocketAddr,
+    key: SigningKey,
+    _dir: TempDir,
+}
+
+impl TestNode {
+    /// A node on the public network.
+    async fn start() -> TestNode {
+        TestNode::start_on(DEFAULT_NETWORK_KEY).await
+    }
+
+    /// A node on the network of `network`.
+    async fn start_on(network: NetworkKey) -> TestNode {
+        let (node, addr, key, dir) = start_node(network).await;
+        TestNode {
+            node,
+            addr,
+            key,
+            _dir: dir,
+        }
+    }
+
+    fn feed(&self) -> FeedId {
+        feed_of(&self.key)
+    }
+
+    fn store(&self) -> &Arc<Store> {
+        self.node.store()
+    }
+
+    /// `HOST:PORT`.
+    fn plain_addr(&self) -> PeerAddr {
+        PeerAddr::parse(&self.addr.to_string()).unwrap()
+    }
+
+    /// `@FEED.ed25519@HOST:PORT`.
+    fn pinned_addr(&self) -> PeerAddr {
+        let addr = PeerAddr::parse(&format!("{}@{}", self.feed(), self.addr)).unwrap();
+        assert_eq!(addr.feed, Some(self.feed()));
+        addr
+    }
+
+    fn publish(&self, content: &[u8]) -> Message {
+        self.node.publish(content, now_ms()).unwrap()
+    }
+
+    /// Dials `other` once and returns the report.
+    async fn sync_with(&self, other: &TestNode) -> SessionReport {
+        let peer = other.pinned_addr();
+        tokio::time::timeout(DEADLINE, self.node.clone().dial(&peer, true))
+            .await
+            .expect("a sync finishes")
+            .unwrap_or_else(|e| panic!("sync with {peer} failed: {e}"))
+    }
+
+    /// Keeps a connection to `other` up in the background.
+    fn keep_connected_to(&self, other: &TestNode, pinned: bool) {
+        let peer = if pinned {
+            other.pinned_addr()
+        } else {
+            other.plain_addr()
+        };
+        tokio::spawn(self.node.clone().dial_loop(peer));
+    }
+
+    fn is_connected_to(&self, other: &FeedId) -> bool {
+        self.node.peers().iter().any(|p| p.feed == *other)
+    }
+
+    fn head(&self, feed: &FeedId) -> u64 {
+        head(self.store(), feed)
+    }
+
+    fn heads(&self) -> BTreeMap<FeedId, u64> {
+        self.store()
+            .feeds()
+            .unwrap()
+            .into_iter()
+            .map(|(f, h)| (f, h.sequence))
+            .collect()
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        self.node.shutdown();
+    }
+}
+
+/// Starts a node listening on 127.0.0.1:0; returns it with its address.
+async fn start_node(network: NetworkKey) -> (Arc<Node>, SocketAddr, SigningKey, TempDir) {
+    // The node's log, shown by the test harness for a failing test only.
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("potluck=info")
+        .try_init();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(&dir.path().join("store")).unwrap());
+    let key = new_key();
+    let node = Node::new(
+        store,
+        NodeConfig {
+            identity: key.clone(),
+            network,
+            policy: Policy::Open,
+            timing: timing(),
+        },
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(node.clone().accept_loop(listener));
+    (node, addr, key, dir)
+}
+
+fn head(store: &Store, feed: &FeedId) -> u64 {
+    store.head(feed).unwrap().map_or(0, |h| h.sequence)
+}
+
+/// Polls `cond` until it holds; panics after [`DEADLINE`].
+async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {DEADLINE:?} waiting for {what}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Waits until `node` has dropped every connection to `feed` (it removes a
+/// peer only after the session's memory is saved).
+async fn wait_disconnected(node: &TestNode, feed: &FeedId) {
+    wait_until("the peer to be disconnected", || {
+        !node.is_connected_to(feed)
+    })
+    .await;
+}
+
+fn event_content(title: &str, description: Option<String>) -> Vec<u8> {
+    let event = Event {
+        title: title.into(),
+        start: EventTime::parse("start", START).unwrap(),
+        end: None,
+        tz: None,
+        location: Some("the park".into()),
+        url: None,
+        description,
+        capacity: None,
+    };
+    event.validate().unwrap();
+    event.to_content_bytes()
+}
+
+fn rsvp_content(event: MessageId, status: RsvpStatus) -> Vec<u8> {
+    Rsvp {
+        event,
+        status,
+        guests: 0,
+        note: None,
+    }
+    .to_content_bytes()
+}
+
+fn about_content(name: &str) -> Vec<u8> {
+    About {
+        name: name.into(),
+        description: None,
+    }
+    .to_content_bytes()
+}
+
+fn block_content(feed: FeedId) -> Vec<u8> {
+    Contact {
+        contact: feed,
+        following: false,
+        blocking: true,
+    }
+    .to_content_bytes()
+}
+
+/// A valid chain of `n` about messages by `key`, from sequence 1.
+fn chain(key: &SigningKey, n: u64, tag: &str) -> Vec<Message> {
+    let mut previous = MessageId::default();
+    (1..=n)
+        .map(|seq| {
+            let content = about_content(&format!("{tag}{seq}"));
+            let m = Message::sign(key, seq, previous, 1_700_000_000_000 + seq as i64, &content)
+                .unwrap();
+            previous = m.id();
+            m
+        })
+        .collect()
+}
+
+/// A correct node that is not otherwise involved dials `node` once and gets
+/// everything `node` holds: `node` still serves.
+async fn assert_still_serving(node: &TestNode) {
+    let probe = TestNode::start().await;
+    let held = node.heads();
+    let report = probe.sync_with(node).await;
+    assert_eq!(report.peer, Some(node.feed()));
+    assert_eq!(report.received, held.values().sum::<u64>());
+    assert_eq!(probe.heads(), held);
+}
+
+// ---------------------------------------------------------------------------
+// A hand-written peer.
+
+/// Reads one frame; `Ok(None)` at end of stream.
+async fn read_frame(
+    stream: &mut TcpStream,
+    decoder: &mut FrameDecoder,
+) -> std::io::Result<Option<Vec<u8>>> {
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(frame) = decoder.next_frame().map_err(std::io::Error::other)? {
+            return Ok(Some(frame));
+        }
+        let want = decoder.room().min(buf.len());
+        let n = stream.read(&mut buf[..want]).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        assert_eq!(decoder.push(&buf[..n]), n, "read at most room() bytes");
+    }
+}
+
+/// Reads (and ignores) whatever `stream` carries until the other side
+/// closes it; panics if that does not happen within [`DEADLINE`].
+async fn wait_for_close(stream: &mut TcpStream, what: &str) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let closed = tokio::time::timeout(DEADLINE, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the node did not close {what}");
+}
+
+/// A peer that completed the handshake and speaks packets by hand.
+struct RawPeer {
+    stream: TcpStream,
+    transport: Transport,
+    decoder: FrameDecoder,
+    remote: FeedId,
+}
+
+impl RawPeer {
+    /// Connects to `addr` and runs the handshake as `key`.
+    async fn connect(addr: SocketAddr, key: &SigningKey) -> RawPeer {
+        RawPeer::connect_with(addr, key, &[]).await
+    }
+
+    /// Connects to `addr`, runs the handshake as `key`, and sends `first`
+    /// in the same write as the last handshake message, as a fast dialer's
+    /// bytes may arrive.
+    async fn connect_with(addr: SocketAddr, key: &SigningKey, first: &[Packet]) -> RawPeer {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let mut hs = Handshake::initiator(key, &DEFAULT_NETWORK_KEY, None).unwrap();
+        let mut decoder = FrameDecoder::new();
+        let mut wire = Vec::new();
+        while !hs.is_finished() {
+            if let Some(out) = hs.next_outgoing().unwrap() {
+                wire.extend(encode_frame(&out).unwrap());
+                if !hs.is_finished() {
+                    stream.write_all(&wire).await.unwrap();
+                    wire.clear();
+                }
+                continue;
+            }
+            let frame = tokio::time::timeout(DEADLINE, read_frame(&mut stream, &mut decoder))
+                .await
+                .expect("handshake message within the deadline")
+                .unwrap()
+                .expect("the node closed the connection during the handshake");
+            hs.read_incoming(&frame).unwrap();
+        }
+        let (transport, remote) = hs.finish().unwrap();
+        let mut peer = RawPeer {
+            stream,
+            transport,
+            decoder,
+            remote,
+        };
+        wire.extend(peer.seal(first));
+        peer.stream.write_all(&wire).await.unwrap();
+        peer
+    }
+
+    /// Our `Hello`, clock and `ClockEnd`, as a correct session makes them.
+    fn opening(clock: Clock) -> Vec<Packet> {
+        let mut session = Session::new(&Policy::Open, clock, None);
+        std::iter::from_fn(|| session.poll_packet()).collect()
+    }
+
+    /// `packets`, packed into as few frames as fit, encrypted and framed.
+    fn seal(&mut self, packets: &[Packet]) -> Vec<u8> {
+        let mut packer = FramePacker::new();
+        for p in packets {
+            packer.push(p).unwrap();
+        }
+        let mut wire = Vec::new();
+        for plain in packer.take() {
+            let sealed = self.transport.encrypt(&plain).unwrap();
+            wire.extend(encode_frame(&sealed).unwrap());
+        }
+        wire
+    }
+
+    /// Encrypts `packets`, packed into as few frames as fit, and sends them.
+    async fn send(&mut self, packets: &[Packet]) -> std::io::Result<()> {
+        let wire = self.seal(packets);
+        self.stream.write_all(&wire).await
+    }
+
+    /// Sends each packet in a frame of its own.
+    async fn send_each(&mut self, packets: &[Packet]) -> std::io::Result<()> {
+        for p in packets {
+            self.send(std::slice::from_ref(p)).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads, decrypts and decodes packets until the node closes the
+    /// connection; returns what it sent. Panics after [`DEADLINE`].
+    async fn read_until_closed(&mut self) -> Vec<Packet> {
+        let mut packets = Vec::new();
+        let closed = tokio::time::timeout(DEADLINE, async {
+            while let Ok(Some(frame)) = read_frame(&mut self.stream, &mut self.decoder).await {
+                let plain = self.transport.decrypt(&frame).expect("the node encrypts");
+                packets.extend(Packet::decode_all(&plain).expect("the node's packets decode"));
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "the node did not close the connection");
+        packets
+    }
+}
+
+/// Messages 1..=5 of `key`'s feed; the fourth is replaced by `bad4`.
+fn poisoned_chain(key: &SigningKey, bad4: impl FnOnce(&Message) -> Message) -> Vec<Message> {
+    let mut msgs = chain(key, 5, "m");
+    msgs[3] = bad4(&msgs[3]);
+    msgs
+}
+
+/// The same message with one byte of its content flipped: the header's
+/// content hash no longer matches.
+fn tamper_content(m: &Message) -> Message {
+    let mut bytes = m.bytes().to_vec();
+    assert!(bytes.len() > SIGNED_LEN + 12);
+    // Inside the name ("m4" → "l4"), so the JSON itself stays well-formed.
+    let at = bytes.len() - 4;
+    assert_eq!(bytes[at], b'm');
+    bytes[at] ^= 1;
+    Message::decode(bytes).unwrap()
+}
+
+/// The same header (author, sequence, chain, content) signed by another
+/// key: the signature does not verify for the feed it claims.
+fn forge_signature(m: &Message) -> Message {
+    let other = new_key();
+    let header: [u8; HEADER_LEN] = *m.header_bytes();
+    let signature = other.sign(&signing_input(&header));
+    let mut bytes = header.to_vec();
+    bytes.extend_from_slice(&signature.to_bytes());
+    bytes.extend_from_slice(m.content().unwrap());
+    let forged = Message::decode(bytes).unwrap();
+    assert_eq!(forged.author(), m.author());
+    assert_ne!(forged.id(), m.id());
+    forged
+}
+
+/// A raw peer sends five messages of its own feed, the fourth bad; the node
+/// keeps the first three and hangs up.
+async fn bad_message_is_refused(bad4: fn(&Message) -> Message, one_frame: bool) {
+    let a = TestNode::start().await;
+    a.publish(&about_content("Ana"));
+    let m_key = new_key();
+    let m = feed_of(&m_key);
+    let msgs = poisoned_chain(&m_key, bad4);
+    let genuine4 = chain(&m_key, 4, "m").pop().unwrap();
+
+    let mut peer = RawPeer::connect(a.addr, &m_key).await;
+    assert_eq!(peer.remote, a.feed());
+    let mut packets = RawPeer::opening(Clock::from([(m, 5)]));
+    packets.extend(msgs.iter().map(|msg| Packet::Message(msg.bytes().to_vec())));
+    // The node may hang up before it has read everything: a write error is
+    // fine, the outcome is judged from its store.
+    let _ = if one_frame {
+        peer.send(&packets).await
+    } else {
+        peer.send_each(&packets).await
+    };
+    // The node hangs up (it may do so before it has said anything: the
+    // bad message can arrive before its own Hello goes out).
+    peer.read_until_closed().await;
+
+    // Ingest happened before the hang-up.
+    assert_eq!(a.head(&m), 3, "exactly the valid prefix is stored");
+    for (i, msg) in msgs.iter().enumerate() {
+        let held = a.store().message(&msg.id()).unwrap();
+        assert_eq!(held.is_some(), i < 3, "message {} of the feed", i + 1);
+    }
+    assert_eq!(a.store().message(&genuine4.id()).unwrap(), None);
+    assert_eq!(
+        a.store().feed_messages(&m, 1).count(),
+        3,
+        "nothing after the bad message"
+    );
+    assert_eq!(a.store().fsck().unwrap().problems, Vec::<String>::new());
+    wait_disconnected(&a, &m).await;
+    assert_still_serving(&a).await;
+}
+
+// ---------------------------------------------------------------------------
+// 1. Two nodes sync in both directions.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_sync_both_ways() {
+    let a = TestNode::start().await;
+    let b = TestNode::start().await;
+    let event = a.publish(&event_content("Picnic", None)).id();
+    b.publish(&about_content("Bea"));
+    b.publish(&rsvp_content(event, RsvpStatus::Going));
+
+    let report = b.sync_with(&a).await;
+    assert_eq!(report.peer, Some(a.feed()));
+    assert_eq!(report.received, 1);
+    assert_eq!(report.sent, 2);
+    assert!(report.bytes_in > 0 && report.bytes_out > 0);
+
+    // With `once`, the dialer returns only when it holds everything.
+    let want = BTreeMap::from([(a.feed(), 1), (b.feed(), 2)]);
+    assert_eq!(b.heads(), want);
+    let state = b.store().event(&event).unwrap().expect("B knows A's event");
+    assert_eq!(state.author, a.feed());
+    assert_eq!(state.event.title, "Picnic");
+    assert_eq!(b.store().tally(&event).unwrap().going, 1);
+
+    // The other side ingests what it was sent.
+    wait_until("A to hold B's feed", || a.heads() == want).await;
+    assert_eq!(
+        a.store().about(&b.feed()).unwrap().map(|x| x.name),
+        Some("Bea".to_owned())
+    );
+    let rsvps = a.store().rsvps(&event).unwrap();
+    assert_eq!(rsvps.len(), 1);
+    assert_eq!(rsvps[0].0, b.feed());
+    assert_eq!(rsvps[0].1.status, RsvpStatus::Going);
+    assert_eq!(a.store().tally(&event).unwrap().going, 1);
+}
+
+// ---------------------------------------------------------------------------
+// 2. A line A – B – C: messages travel through the middle node.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_cross_a_line_of_three() {
+    let a = TestNode::start().await;
+    let b = TestNode::start().await;
+    let c = TestNode::start().await;
+    a.keep_connected_to(&b, true);
+    c.keep_connected_to(&b, false);
+    wait_until("B to have both neighbours", || {
+        b.is_connected_to(&a.feed()) && b.is_connected_to(&c.feed())
+    })
+    .await;
+
+    let event = a.publish(&event_content("Barn dance", None)).id();
+    wait_until("C to learn of the event through B", || {
+        c.store().event(&event).unwrap().is_some()
+    })
+    .await;
+    assert_eq!(c.store().event(&event).unwrap().unwrap().author, a.feed());
+    assert!(!a.is_connected_to(&c.feed()) && !c.is_connected_to(&a.feed()));
+
+    c.publish(&rsvp_content(event, RsvpStatus::Going));
+    wait_until("A to see C's RSVP through B", || {
+        a.store().tally(&event).unwrap().going == 1
+    })
+    .await;
+    let rsvps = a.store().rsvps(&event).unwrap();
+    assert_eq!(rsvps.len(), 1);
+    assert_eq!(rsvps[0].0, c.feed());
+    assert_eq!(rsvps[0].1.status, RsvpStatus::Going);
+    assert_eq!(a.head(&c.feed()), 1);
+    assert_eq!(b.store().tally(&event).unwrap().going, 1);
+    // Still only the two links.
+    assert!(!a.is_connected_to(&c.feed()));
+}
+
+// ---------------------------------------------------------------------------
+// 3. A new message is pushed over the open connection.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_messages_are_pushed_without_reconnecting() {
+    let a = TestNode::start().await;
+    let b = TestNode::start().await;
+    a.publish(&about_content("Ana"));
+    b.keep_connected_to(&a, true);
+    wait_until("B to be connected and in sync", || {
+        b.is_connected_to(&a.feed()) && b.head(&a.feed()) == 1
+    })
+    .await;
+    let before = b.node.peers();
+    assert_eq!(before.len(), 1);
+    assert!(before[0].outbound);
+    let a_side = a.node.peers();
+    assert_eq!(a_side.len(), 1);
+    assert!(!a_side[0].outbound);
+
+    let event = a.publish(&event_content("Potluck", None)).id();
+    wait_until("B to receive the new event", || {
+        b.store().event(&event).unwrap().is_some()
+    })
+    .await;
+    assert_eq!(b.head(&a.feed()), 2);
+
+    let after = b.node.peers();
+    assert_eq!(after.len(), 1, "still one connection");
+    assert_eq!(after[0].feed, a.feed());
+    assert_eq!(
+        after[0].connected_since_ms, before[0].connected_since_ms,
+        "the same connection carried the new message"
+    );
+    let a_after = a.node.peers();
+    assert_eq!(a_after.len(), 1);
+    assert_eq!(a_after[0].connected_since_ms, a_side[0].connected_since_ms);
+    // The counters move just after the store: both messages went over
+    // this one connection.
+    wait_until("the connection to count both messages", || {
+        let (a_side, b_side) = (a.node.peers(), b.node.peers());
+        a_side.len() == 1 && a_side[0].sent == 2 && b_side.len() == 1 && b_side[0].received == 2
+    })
+    .await;
+    assert_eq!(
+        b.node.peers()[0].connected_since_ms,
+        before[0].connected_since_ms
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 4. Later syncs send only what is new, and little else.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_syncs_send_only_what_is_new() {
+    let a = TestNode::start().await;
+    let b = TestNode::start().await;
+    let text = "Bring a dish to share. ".repeat(25);
+    for i in 0..50 {
+        a.publish(&event_content(&format!("Event {i}"), Some(text.clone())));
+    }
+    b.publish(&about_content("Bea"));
+
+    let first = b.sync_with(&a).await;
+    assert_eq!((first.received, first.sent), (50, 1));
+    assert_eq!(b.head(&a.feed()), 50);
+    wait_until("A to hold B's message", || a.head(&b.feed()) == 1).await;
+    wait_disconnected(&a, &b.feed()).await;
+
+    for i in 50..53 {
+        a.publish(&event_content(&format!("Event {i}"), Some(text.clone())));
+    }
+    let second = b.sync_with(&a).await;
+    assert_eq!((second.received, second.sent), (3, 0), "{second:?}");
+    assert_eq!(b.head(&a.feed()), 53);
+    assert!(
+        second.bytes_in * 5 < first.bytes_in,
+        "the second sync read {} bytes, the first {}",
+        second.bytes_in,
+        first.bytes_in
+    );
+    wait_disconnected(&a, &b.feed()).await;
+
+    // Nothing new: the handshake, two clock diffs that are empty, goodbye.
+    let third = b.sync_with(&a).await;
+    assert_eq!((third.received, third.sent), (0, 0), "{third:?}");
+    assert!(third.bytes_in < 1_000, "{third:?}");
+    assert!(third.bytes_out < 1_000, "{third:?}");
+    assert_eq!(b.head(&a.feed()), 53);
+    assert_eq!(a.head(&b.feed()), 1);
+}
+
+// ---------------------------------------------------------------------------
+// 5. Another network key: no session at all.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_on_another_network_is_refused() {
+    let a = TestNode::start().await;
+    a.publish(&about_content("Ana"));
+    let b = TestNode::start_on(NetworkKey([7; 32])).await;
+    b.publish(&about_content("Bea"));
+
+    for peer in [a.plain_addr(), a.pinned_addr()] {
+        let result = tokio::time::timeout(DEADLINE, b.node.clone().dial(&peer, true))
+            .await
+            .expect("the dial ends");
+        let err = result.expect_err("a dial to another network fails");
+        assert!(
+            matches!(err, ConnectionError::HandshakeRejected),
+            "the responder hangs up on message 1: {err}"
+        );
+    }
+    assert!(a.node.peers().is_empty());
+    assert!(b.node.peers().is_empty());
+    assert_eq!(a.heads(), BTreeMap::from([(a.feed(), 1)]));
+    assert_eq!(b.heads(), BTreeMap::from([(b.feed(), 1)]));
+
+    // The reverse direction fails the same way.
+    let reverse = tokio::time::timeout(DEADLINE, a.node.clone().dial(&b.plain_addr(), true))
+        .await
+        .expect("the dial ends");
+    assert!(
+        matches!(reverse, Err(ConnectionError::HandshakeRejected)),
+        "{reverse:?}"
+    );
+    assert_eq!(b.heads(), BTreeMap::from([(b.feed(), 1)]));
+
+    assert_still_serving(&a).await;
+}
+
+// ---------------------------------------------------------------------------
+// 6. A peer that sends an invalid message is cut off after the valid prefix.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_message_ends_the_session_after_the_valid_prefix() {
+    bad_message_is_refused(tamper_content, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_message_in_its_own_frame_ends_the_session() {
+    bad_message_is_refused(tamper_content, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_signature_ends_the_session_after_the_valid_prefix() {
+    bad_message_is_refused(forge_signature, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_signature_in_its_own_frame_ends_the_session() {
+    bad_message_is_refused(forge_signature, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_before_the_clock_is_a_protocol_violation() {
+    let a = TestNode::start().await;
+    let m_key = new_key();
+    let m = feed_of(&m_key);
+    let mut peer = RawPeer::connect(a.addr, &m_key).await;
+    let msg = chain(&m_key, 1, "m").remove(0);
+    let _ = peer.send(&[Packet::Message(msg.bytes().to_vec())]).await;
+    peer.read_until_closed().await;
+    assert_eq!(a.head(&m), 0);
+    assert_still_serving(&a).await;
+}
+
+/// A dialer's first packets may arrive in the same read as its last
+/// handshake message; the responder must keep those bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packets_right_behind_the_handshake_are_not_lost() {
+    let a = TestNode::start().await;
+    a.publish(&about_content("Ana"));
+    let m_key = new_key();
+    let m = feed_of(&m_key);
+    let mut first = RawPeer::opening(Clock::from([(m, 1)]));
+    first.extend(
+        chain(&m_key, 1, "m")
+            .into_iter()
+            .map(|msg| Packet::Message(msg.into_bytes())),
+    );
+    let mut peer = RawPeer::connect_with(a.addr, &m_key, &first).await;
+    wait_until(
+        "A to store the message sent right behind the handshake",
+        || a.head(&m) == 1,
+    )
+    .await;
+    assert!(a.is_connected_to(&m));
+    peer.send(&[Packet::Goodbye]).await.unwrap();
+    peer.read_until_closed().await;
+}
+
+// ---------------------------------------------------------------------------
+// 7. Garbage and stalled connections hurt nobody else.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_and_stalled_peers_do_not_stop_the_node() {
+    let a = TestNode::start().await;
+    a.publish(&about_content("Ana"));
+    a.publish(&event_content("Still here", None));
+
+    let connect = || TcpStream::connect(a.addr);
+    // Plain garbage that happens to frame as a 48-byte first message.
+    let mut garbage = connect().await.unwrap();
+    let mut bytes = vec![0, 48];
+    bytes.extend((0..48u8).map(|i| i.wrapping_mul(37) ^ 0x5a));
+    garbage.write_all(&bytes).await.unwrap();
+    // A maximal frame of garbage: the length is valid, the content is not a
+    // handshake message.
+    let mut oversize = connect().await.unwrap();
+    let mut frame = vec![0xff, 0xff];
+    frame.extend(std::iter::repeat_n(0xa5, 65_535));
+    let _ = oversize.write_all(&frame).await;
+    // An empty frame, which nothing legitimate sends.
+    let mut empty = connect().await.unwrap();
+    empty.write_all(&[0, 0, 1, 2, 3]).await.unwrap();
+    // Connects and says nothing.
+    let mut silent = connect().await.unwrap();
+    // Half of a genuine first handshake message.
+    let mut half = connect().await.unwrap();
+    let mut hs = Handshake::initiator(&new_key(), &DEFAULT_NETWORK_KEY, None).unwrap();
+    let msg1 = encode_frame(&hs.next_outgoing().unwrap().unwrap()).unwrap();
+    half.write_all(&msg1[..msg1.len() / 2]).await.unwrap();
+    // A genuine first message, then silence after the node's answer.
+    let mut mute = connect().await.unwrap();
+    let mut hs = Handshake::initiator(&new_key(), &DEFAULT_NETWORK_KEY, None).unwrap();
+    mute.write_all(&encode_frame(&hs.next_outgoing().unwrap().unwrap()).unwrap())
+        .await
+        .unwrap();
+    let mut decoder = FrameDecoder::new();
+    let msg2 = tokio::time::timeout(DEADLINE, read_frame(&mut mute, &mut decoder))
+        .await
+        .expect("message 2 arrives")
+        .unwrap()
+        .expect("message 2 arrives");
+    hs.read_incoming(&msg2).unwrap();
+    assert_eq!(hs.remote_feed(), Some(a.feed()));
+    // A finished handshake followed by a frame that does not decrypt.
+    let mut undecryptable = RawPeer::connect(a.addr, &new_key()).await;
+    let _ = undecryptable
+        .stream
+        .write_all(&encode_frame(&[0x42; 4000]).unwrap())
+        .await;
+    // A finished handshake followed by packets that do not decode.
+    let mut undecodable = RawPeer::connect(a.addr, &new_key()).await;
+    let sealed = undecodable.transport.encrypt(&[99, 0, 0]).unwrap();
+    let _ = undecodable
+        .stream
+        .write_all(&encode_frame(&sealed).unwrap())
+        .await;
+
+    // While all of those are open, a correct peer syncs.
+    assert_still_serving(&a).await;
+    let c = TestNode::start().await;
+    c.publish(&about_content("Cy"));
+    let report = c.sync_with(&a).await;
+    assert_eq!((report.received, report.sent), (2, 1));
+    wait_until("A to hold C's message", || a.head(&c.feed()) == 1).await;
+
+    // The node hangs up on each of them (the stalled ones after the
+    // handshake time limit), and none of them became a peer.
+    wait_for_close(&mut garbage, "the garbage connection").await;
+    wait_for_close(&mut oversize, "the oversize frame").await;
+    wait_for_close(&mut empty, "the empty frame").await;
+    wait_for_close(&mut silent, "the silent connection").await;
+    wait_for_close(&mut half, "the half frame").await;
+    wait_for_close(&mut mute, "the stalled handshake").await;
+    undecryptable.read_until_closed().await;
+    undecodable.read_until_closed().await;
+    wait_until("A to have no peers left", || a.node.peers().is_empty()).await;
+    assert_eq!(
+        a.heads(),
+        BTreeMap::from([(a.feed(), 2), (c.feed(), 1)]),
+        "nothing but the correct peer's message was stored"
+    );
+    assert_still_serving(&a).await;
+}
+
+// ---------------------------------------------------------------------------
+// 8. A blocked feed is never stored.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_feed_offered_by_a_peer_is_not_taken() {
+    let a = TestNode::start().await;
+    let x_key = new_key();
+    let x = feed_of(&x_key);
+    a.publish(&block_content(x));
+
+    // B holds X's feed and its own.
+    let b = TestNode::start().await;
+    let report = b.store().ingest(chain(&x_key, 3, "x")).unwrap();
+    assert_eq!(report.accepted.len(), 3);
+    b.publish(&about_content("Bea"));
+
+    let sync = b.sync_with(&a).await;
+    assert_eq!(sync.received, 1, "A's block message");
+    assert_eq!(sync.sent, 1, "only B's own message, not X's");
+    wait_until("A to hold B's message", || a.head(&b.feed()) == 1).await;
+    assert_eq!(a.store().head(&x).unwrap(), None);
+
+    // X itself does not get its feed in either.
+    let x_node = {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("store")).unwrap());
+        store.ingest(chain(&x_key, 3, "x")).unwrap();
+        let node = Node::new(
+            store,
+            NodeConfig {
+                identity: x_key.clone(),
+                network: DEFAULT_NETWORK_KEY,
+                policy: Policy::Open,
+                timing: timing(),
+            },
+        );
+        (node, dir)
+    };
+    let report = tokio::time::timeout(DEADLINE, x_node.0.clone().dial(&a.pinned_addr(), true))
+        .await
+        .expect("the sync ends")
+        .expect("a blocked feed may still connect");
+    assert_eq!(report.sent, 0, "A's clock marks X unwanted");
+    wait_disconnected(&a, &x).await;
+    assert_eq!(a.store().head(&x).unwrap(), None);
+    x_node.0.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_feed_pushed_unasked_is_dropped() {
+    let a = TestNode::start().await;
+    let x_key = new_key();
+    let x = feed_of(&x_key);
+    a.publish(&block_content(x));
+
+    let m_key = new_key();
+    let m = feed_of(&m_key);
+    let mut peer = RawPeer::connect(a.addr, &m_key).await;
+    let mut packets = RawPeer::opening(Clock::from([(m, 1), (x, 3)]));
+    packets.extend(
+        chain(&x_key, 3, "x")
+            .into_iter()
+            .map(|msg| Packet::Message(msg.into_bytes())),
+    );
+    // A message of our own feed after X's: once it is stored, X's were seen.
+    packets.extend(
+        chain(&m_key, 1, "m")
+            .into_iter()
+            .map(|msg| Packet::Message(msg.into_bytes())),
+    );
+    peer.send(&packets).await.unwrap();
+    wait_until("A to store the pusher's own message", || a.head(&m) == 1).await;
+    assert_eq!(a.store().head(&x).unwrap(), None);
+    assert!(
+        a.is_connected_to(&m),
+        "dropping a blocked feed is not an error"
+    );
+    peer.send(&[Packet::Goodbye]).await.unwrap();
+    peer.read_until_closed().await;
+    assert_eq!(a.store().head(&x).unwrap(), None);
+}
+
+/// A block published while a connection is up must apply to that
+/// connection too, not only to the next one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feed_blocked_during_a_session_is_not_taken() {
+    let a = TestNode::start().await;
+    let b = TestNode::start().await;
+    a.keep_connected_to(&b, true);
+    wait_until("A and B to connect", || a.is_connected_to(&b.feed())).await;
+
+    let x_key = new_key();
+    let x = feed_of(&x_key);
+    a.publish(&block_content(x));
+    wait_until("B to hold A's block", || b.head(&a.feed()) == 1).await;
+    let since = a.node.peers()[0].connected_since_ms;
+
+    // X publishes and hands its messages to B, which has no reason to
+    // refuse them and passes them on live.
+    let x_node = {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("store")).unwrap());
+        let node = Node::new(
+            store,
+            NodeConfig {
+                identity: x_key.clone(),
+                network: DEFAULT_NETWORK_KEY,
+                policy: Policy::Open,
+                timing: timing(),
+            },
+        );
+        (node, dir)
+    };
+    for i in 0..2 {
+        x_node
+            .0
+            .publish(&about_content(&format!("x{i}")), now_ms())
+            .unwrap();
+    }
+    tokio::time::timeout(DEADLINE, x_node.0.clone().dial(&b.pinned_addr(), true))
+        .await
+        .expect("the sync ends")
+        .expect("X syncs with B");
+    wait_until("B to hold X's messages", || b.head(&x) == 2).await;
+    // A marker after X's messages on the same B → A stream.
+    b.publish(&about_content("Bea"));
+    wait_until("A to get B's marker", || a.head(&b.feed()) == 1).await;
+    assert_eq!(a.node.peers()[0].connected_since_ms, since);
+    assert_eq!(
+        a.store().head(&x).unwrap(),
+        None,
+        "A stored a feed it blocks"
+    );
+    x_node.0.shutdown();
+}
