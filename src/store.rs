@@ -558,21 +558,27 @@ impl Store {
 
     /// The current RSVPs of an event, one per person.
     pub fn rsvps(&self, event: &MessageId) -> Result<Vec<(FeedId, RsvpState)>, StoreError> {
+        self.entries_by_feed(&index::rsvp_prefix(event))
+    }
+
+    /// Index entries under `prefix` whose key ends in a feed id, decoded.
+    fn entries_by_feed<T: serde::de::DeserializeOwned>(
+        &self,
+        prefix: &[u8],
+    ) -> Result<Vec<(FeedId, T)>, StoreError> {
         let mut out = Vec::new();
-        for item in self.tree.scan_prefix(index::rsvp_prefix(event)) {
+        for item in self.tree.scan_prefix(prefix) {
             let (k, v) = item?;
-            let author: [u8; 32] =
-                k.get(33..65)
-                    .and_then(|s| s.try_into().ok())
-                    .ok_or_else(|| CorruptEntry {
-                        key: hex::encode(&k),
-                        reason: "short rsvp key".into(),
-                    })?;
-            let state = serde_json::from_slice(&v).map_err(|e| CorruptEntry {
+            let corrupt = |reason: String| CorruptEntry {
                 key: hex::encode(&k),
-                reason: e.to_string(),
-            })?;
-            out.push((FeedId(author), state));
+                reason,
+            };
+            let feed: [u8; 32] = k
+                .get(prefix.len()..prefix.len() + 32)
+                .and_then(|s| s.try_into().ok())
+                .ok_or_else(|| corrupt("key does not end in a feed id".into()))?;
+            let state = serde_json::from_slice(&v).map_err(|e| corrupt(e.to_string()))?;
+            out.push((FeedId(feed), state));
         }
         Ok(out)
     }
@@ -716,24 +722,8 @@ impl Store {
 
     /// The feeds `author` follows or blocks, per its latest contact messages.
     pub fn contacts(&self, author: &FeedId) -> Result<Vec<(FeedId, ContactState)>, StoreError> {
-        let mut out = Vec::new();
-        let prefix = index::contact_key(author, &FeedId([0; 32]));
-        for item in self.tree.scan_prefix(&prefix[..33]) {
-            let (k, v) = item?;
-            let target: [u8; 32] =
-                k.get(33..65)
-                    .and_then(|s| s.try_into().ok())
-                    .ok_or_else(|| CorruptEntry {
-                        key: hex::encode(&k),
-                        reason: "short contact key".into(),
-                    })?;
-            let state = serde_json::from_slice(&v).map_err(|e| CorruptEntry {
-                key: hex::encode(&k),
-                reason: e.to_string(),
-            })?;
-            out.push((FeedId(target), state));
-        }
-        Ok(out)
+        let key = index::contact_key(author, &FeedId([0; 32]));
+        self.entries_by_feed(&key[..33])
     }
 
     /// What replication remembers about a peer (opaque bytes owned by
