@@ -290,16 +290,8 @@ impl Node {
             let node = self.clone();
             tokio::spawn(async move {
                 let _permit = permit;
-                match node.clone().connection(stream, addr, None, false).await {
-                    Ok(report) => tracing::info!(
-                        %addr,
-                        peer = ?report.peer,
-                        received = report.received,
-                        sent = report.sent,
-                        "connection closed"
-                    ),
-                    Err(e) => tracing::warn!(%addr, error = %e, "connection ended"),
-                }
+                // `connection` logs how it ended.
+                let _ = node.clone().connection(stream, addr, None, false).await;
             });
         }
     }
@@ -323,13 +315,9 @@ impl Node {
             let started = Instant::now();
             if !already {
                 match self.clone().dial(&peer, false).await {
-                    Ok(report) => tracing::info!(
-                        peer = %peer,
-                        received = report.received,
-                        sent = report.sent,
-                        "connection closed"
-                    ),
-                    Err(e) => tracing::warn!(peer = %peer, error = %e, "connection failed"),
+                    // After the handshake, `connection` logs how it ended.
+                    Ok(_) => {}
+                    Err(e) => tracing::debug!(peer = %peer, error = %e, "dial ended"),
                 }
             }
             // A connection that lasted a while resets the backoff.
@@ -372,12 +360,20 @@ impl Node {
     ) -> Result<SessionReport, ConnectionError> {
         stream.set_nodelay(true)?;
         let mut report = SessionReport::default();
-        let (transport, remote, decoder) = tokio::time::timeout(
+        let shaken = tokio::time::timeout(
             self.config.timing.handshake,
             handshake(&mut stream, &self.config, dial, &mut report),
         )
         .await
-        .map_err(|_| ConnectionError::HandshakeTimeout)??;
+        .map_err(|_| ConnectionError::HandshakeTimeout)
+        .and_then(|r| r);
+        let (transport, remote, decoder) = match shaken {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(%addr, error = %e, "handshake failed");
+                return Err(e);
+            }
+        };
         report.peer = Some(remote);
         if remote == self.feed_id() {
             return Err(ConnectionError::Duplicate(remote));
@@ -425,6 +421,23 @@ impl Node {
             .remove(&remote);
         report.received = received.load(Ordering::Relaxed);
         report.sent = sent.load(Ordering::Relaxed);
+        match &result {
+            Ok(()) => tracing::info!(
+                peer = %remote,
+                %addr,
+                received = report.received,
+                sent = report.sent,
+                "disconnected"
+            ),
+            Err(e) => tracing::warn!(
+                peer = %remote,
+                %addr,
+                received = report.received,
+                sent = report.sent,
+                error = %e,
+                "disconnected"
+            ),
+        }
         result.map(|()| report)
     }
 
