@@ -10,8 +10,10 @@ use anyhow::{Context, Result, bail};
 use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
+use potluck::admission;
 use potluck::content::{
     About, Change, Contact, Event, EventCancel, EventTime, EventUpdate, Rsvp, RsvpStatus,
+    display_time, rfc3339_in_zone,
 };
 use potluck::control::ControlResponse;
 use potluck::home::{HOME_ENV, Home};
@@ -134,7 +136,12 @@ enum Command {
         /// Every known event.
         #[arg(long)]
         all: bool,
+        /// Show times in this computer's time zone instead of each event's.
+        #[arg(long)]
+        local: bool,
     },
+    /// My upcoming RSVPs (going and maybe), with admission and changes.
+    Agenda,
     /// Show one event with every current RSVP.
     Event {
         /// Event id, or a unique prefix of at least 6 characters.
@@ -330,7 +337,8 @@ fn run_command(ctx: &Ctx, command: Command, out: &mut Output) -> Result<()> {
             guests,
             note,
         } => rsvp(ctx, out, &event, status.into(), guests, note),
-        Command::Events { past, all } => events(ctx, out, past, all),
+        Command::Events { past, all, local } => events(ctx, out, past, all, local),
+        Command::Agenda => agenda(ctx, out),
         Command::Event { event } => show_event(ctx, out, &event),
         Command::Log { feed } => log(ctx, out, feed),
         Command::Fsck => fsck(ctx, out),
@@ -453,7 +461,21 @@ impl Opened {
             Opened::Direct {
                 store,
                 identity: Some(identity),
-            } => Ok(store.publish(identity.signing_key(), content, now_ms())?),
+            } => {
+                let msg = store.publish(identity.signing_key(), content, now_ms())?;
+                // As organizer, decide on requests at once (a running
+                // node does the same in `Node::publish`).
+                if let Some(event) = admission::touched_event(&msg) {
+                    admission::settle(
+                        store,
+                        identity.signing_key(),
+                        &[event],
+                        &[msg.id()],
+                        now_ms(),
+                    )?;
+                }
+                Ok(msg)
+            }
             Opened::Direct { identity: None, .. } => bail!("no identity loaded"),
             Opened::Node(node) => Ok(node.publish(content, now_ms())?),
         }
@@ -666,6 +688,7 @@ fn rsvp(
         status,
         guests,
         note: optional(note),
+        revision: None,
     };
     // Check the fields before touching the store, with a placeholder id.
     rsvp.validate()?;
@@ -679,6 +702,7 @@ fn rsvp(
         bail!("event {id} is cancelled; RSVPs are closed");
     }
     rsvp.event = id;
+    rsvp.revision = Some(state.revision);
     node.publish(&rsvp.to_content_bytes())?;
     out.print(
         json!({ "event": id, "status": status.as_str(), "guests": guests }),
@@ -687,7 +711,7 @@ fn rsvp(
     Ok(())
 }
 
-fn events(ctx: &Ctx, out: &mut Output, past: bool, all: bool) -> Result<()> {
+fn events(ctx: &Ctx, out: &mut Output, past: bool, all: bool, local: bool) -> Result<()> {
     let opened = ctx.open_store()?;
     let store = opened.store();
     let list = if all {
@@ -697,9 +721,10 @@ fn events(ctx: &Ctx, out: &mut Output, past: bool, all: bool) -> Result<()> {
     } else {
         store.upcoming_events(now_ms())?
     };
+    let zone = local.then(local_zone);
     let mut docs = Vec::with_capacity(list.len());
     for state in &list {
-        docs.push(event_json(store, state, false)?);
+        docs.push(event_json(store, state, false, zone.as_deref())?);
     }
     if out.json {
         out.line(Value::Array(docs).to_string());
@@ -717,7 +742,10 @@ fn events(ctx: &Ctx, out: &mut Output, past: bool, all: bool) -> Result<()> {
         };
         out.line(format!(
             "{}  {}{}\n    going {} (headcount {}), maybe {}, not going {}   {}",
-            state.event.display_start(),
+            display_time(
+                state.event.start.as_str(),
+                zone.as_deref().or(state.event.tz.as_deref())
+            ),
             state.event.title,
             flag,
             tally["going"],
@@ -731,16 +759,34 @@ fn events(ctx: &Ctx, out: &mut Output, past: bool, all: bool) -> Result<()> {
 }
 
 /// The JSON contract of an event (see `docs/content.md`).
-fn event_json(store: &Store, state: &EventState, with_rsvps: bool) -> Result<Value> {
+/// The viewer's IANA time zone (UTC when the system does not say).
+fn local_zone() -> String {
+    jiff::tz::TimeZone::system()
+        .iana_name()
+        .unwrap_or("UTC")
+        .to_owned()
+}
+
+/// The JSON contract of an event (see `docs/content.md`). Times are in
+/// the event's zone, or in `zone` when given (`events --local`).
+fn event_json(
+    store: &Store,
+    state: &EventState,
+    with_rsvps: bool,
+    zone: Option<&str>,
+) -> Result<Value> {
     let e = &state.event;
     let tally = store.tally(&state.id)?;
+    let rsvps = store.rsvps(&state.id)?;
+    let admissions = admission::view(store, state, &rsvps)?;
+    let show_zone = zone.or(e.tz.as_deref());
     let mut doc = json!({
         "id": state.id,
         "author": state.author,
         "organizer_name": store.about(&state.author)?.map(|a| a.name),
         "title": e.title,
-        "start": e.rfc3339_start(),
-        "end": e.rfc3339_end(),
+        "start": rfc3339_in_zone(e.start.as_str(), show_zone),
+        "end": e.end.as_ref().map(|end| rfc3339_in_zone(end.as_str(), show_zone)),
         "tz": e.tz,
         "location": e.location,
         "url": e.url,
@@ -754,20 +800,28 @@ fn event_json(store: &Store, state: &EventState, with_rsvps: bool) -> Result<Val
             "maybe": tally.maybe,
             "not_going": tally.not_going,
             "headcount": tally.headcount,
+            "admitted": admissions.admitted,
+            "admitted_headcount": admissions.admitted_headcount,
+            "waitlisted": admissions.waitlisted,
+            "pending": admissions.pending,
         },
+        "plan_revision": state.plan_revision,
     });
     if with_rsvps {
-        let mut rsvps = Vec::new();
-        for (author, r) in store.rsvps(&state.id)? {
-            rsvps.push(json!({
+        let mut list = Vec::new();
+        for (author, r) in &rsvps {
+            list.push(json!({
                 "author": author,
-                "name": store.about(&author)?.map(|a| a.name),
+                "name": store.about(author)?.map(|a| a.name),
                 "status": r.status.as_str(),
                 "guests": r.guests,
                 "note": r.note,
+                "admission": admissions.statuses.get(author).map(|s| s.as_str()),
+                "answered_revision": r.answered_revision,
+                "stale": r.is_stale(state),
             }));
         }
-        doc["rsvps"] = Value::Array(rsvps);
+        doc["rsvps"] = Value::Array(list);
     }
     Ok(doc)
 }
@@ -779,7 +833,7 @@ fn show_event(ctx: &Ctx, out: &mut Output, event: &str) -> Result<()> {
     let state = store
         .event(&id)?
         .with_context(|| format!("event {id} vanished from the index"))?;
-    let doc = event_json(store, &state, true)?;
+    let doc = event_json(store, &state, true, None)?;
     if out.json {
         out.line(doc.to_string());
         return Ok(());
@@ -826,6 +880,15 @@ fn show_event(ctx: &Ctx, out: &mut Output, event: &str) -> Result<()> {
         t["maybe"],
         t["not_going"]
     );
+    if e.capacity.is_some() {
+        w!(
+            "  admitted {} (headcount {}), waitlisted {}, pending {}",
+            t["admitted"],
+            t["admitted_headcount"],
+            t["waitlisted"],
+            t["pending"]
+        );
+    }
     for r in doc["rsvps"].as_array().into_iter().flatten() {
         let who = r["name"]
             .as_str()
@@ -837,10 +900,18 @@ fn show_event(ctx: &Ctx, out: &mut Output, event: &str) -> Result<()> {
         } else {
             String::new()
         };
-        let note = r["note"]
+        let mut note = r["note"]
             .as_str()
             .map(|n| format!(" \"{n}\""))
             .unwrap_or_default();
+        if e.capacity.is_some()
+            && let Some(admission) = r["admission"].as_str()
+        {
+            note.push_str(&format!(" [{admission}]"));
+        }
+        if r["stale"].as_bool() == Some(true) {
+            note.push_str(" (answered before the time or place changed)");
+        }
         w!(
             "    {:<10} {who}{plus}{note}",
             r["status"].as_str().unwrap_or_default()
@@ -953,5 +1024,65 @@ fn contact(ctx: &Ctx, out: &mut Output, feed: &str, change: ContactChange) -> Re
             format!("{verb} {target}")
         },
     );
+    Ok(())
+}
+
+/// `potluck agenda`: my upcoming `going` and `maybe` answers.
+fn agenda(ctx: &Ctx, out: &mut Output) -> Result<()> {
+    let opened = ctx.open()?;
+    let me = opened.feed_id()?;
+    let store = opened.store();
+    let mut items = Vec::new();
+    let mut text = Vec::new();
+    for state in store.upcoming_events(now_ms())? {
+        let Some(rsvp) = store.rsvp(&state.id, &me)? else {
+            continue;
+        };
+        if rsvp.status == RsvpStatus::NotGoing {
+            continue;
+        }
+        let decided = store
+            .admissions(&state.id)?
+            .into_iter()
+            .find(|(f, _)| *f == me)
+            .map(|(_, a)| a);
+        let status = admission::status_of(&state, &rsvp, decided.as_ref());
+        let stale = rsvp.is_stale(&state);
+        let cancelled = state.status == EventStatus::Cancelled;
+        text.push(format!(
+            "{}  {}  {}{}{}{}",
+            state.event.display_start(),
+            state.event.title,
+            rsvp.status.as_str(),
+            status
+                .map(|s| format!(" [{}]", s.as_str()))
+                .unwrap_or_default(),
+            if stale {
+                " (changed since you answered)"
+            } else {
+                ""
+            },
+            if cancelled { " CANCELLED" } else { "" },
+        ));
+        items.push(json!({
+            "event": state.id,
+            "title": state.event.title,
+            "start": state.event.rfc3339_start(),
+            "tz": state.event.tz,
+            "event_status": state.status.as_str(),
+            "status": rsvp.status.as_str(),
+            "guests": rsvp.guests,
+            "admission": status.map(|s| s.as_str()),
+            "answered_revision": rsvp.answered_revision,
+            "changed_since_answer": stale,
+        }));
+    }
+    out.print(Value::Array(items), || {
+        if text.is_empty() {
+            "nothing on your agenda".to_owned()
+        } else {
+            text.join("\n")
+        }
+    });
     Ok(())
 }

@@ -161,6 +161,15 @@ pub enum ContentError {
         /// The offending JSON value, shortened.
         value: String,
     },
+    /// `revision` is not a whole number from 0 up.
+    #[error("`revision` must be a whole number from 0 up (got {value})")]
+    BadRevision {
+        /// The offending JSON value, shortened.
+        value: String,
+    },
+    /// An admission decision is not one of the two known words.
+    #[error("`decision` must be \"admitted\" or \"waitlisted\" (got `{0}`)")]
+    BadDecision(String),
     /// More guests than [`MAX_GUESTS`].
     #[error("{0} guests is too many: an RSVP may bring at most {MAX_GUESTS}")]
     TooManyGuests(u32),
@@ -529,6 +538,45 @@ pub struct Rsvp {
     pub guests: u32,
     /// A short note; at most [`MAX_NOTE_CHARS`] characters.
     pub note: Option<String>,
+    /// The revision of the event this answers (absent in RSVPs written
+    /// before revisions were recorded).
+    pub revision: Option<u32>,
+}
+
+/// The organizer's decision on a `going` RSVP to an event with a capacity,
+/// `{"type":"admission", ...}`. Only admissions in the organizer's own
+/// feed count; the latest one about an RSVP is in force.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Admission {
+    /// The event.
+    pub event: MessageId,
+    /// The id of the `rsvp` message decided on.
+    pub rsvp: MessageId,
+    /// The author of that RSVP (so that the decision can be indexed from
+    /// the organizer's feed alone, whatever order feeds arrive in).
+    pub author: FeedId,
+    /// Admitted or waitlisted.
+    pub decision: Decision,
+}
+
+/// What the organizer decided about a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    /// There is room for the whole group.
+    Admitted,
+    /// Not enough room yet; first in line moves up first.
+    Waitlisted,
+}
+
+impl Decision {
+    /// The JSON word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Admitted => "admitted",
+            Decision::Waitlisted => "waitlisted",
+        }
+    }
 }
 
 /// The author's own name and description, `{"type":"about", ...}`.
@@ -566,6 +614,8 @@ pub enum Content {
     About(About),
     /// `contact`.
     Contact(Contact),
+    /// `admission`.
+    Admission(Admission),
     /// A type this version does not know: valid, stored, not indexed.
     Unknown {
         /// The `type` string.
@@ -855,6 +905,9 @@ impl Rsvp {
         w.str("status", self.status.as_str());
         w.raw("guests", &self.guests.to_string());
         w.opt_str("note", self.note.as_deref());
+        if let Some(revision) = self.revision {
+            w.raw("revision", &revision.to_string());
+        }
         w.finish()
     }
 
@@ -864,6 +917,7 @@ impl Rsvp {
             status: obj.required("status", to_status)?,
             guests: obj.optional("guests", to_guests)?.unwrap_or(0),
             note: obj.optional("note", to_string)?,
+            revision: obj.optional("revision", to_revision)?,
         };
         rsvp.check_fields()?;
         Ok(rsvp)
@@ -879,6 +933,36 @@ impl Rsvp {
             })?;
         }
         Ok(())
+    }
+}
+
+impl Admission {
+    /// The `type` of an admission decision.
+    pub const TYPE: &'static str = "admission";
+
+    /// Checks that the published content fits in a message (every other
+    /// constraint is carried by the field types).
+    pub fn validate(&self) -> Result<(), ContentError> {
+        check_size(&self.to_content_bytes())
+    }
+
+    /// The exact bytes to publish: compact JSON, `"type"` first.
+    pub fn to_content_bytes(&self) -> Vec<u8> {
+        let mut w = JsonWriter::new(Self::TYPE);
+        w.str("event", &self.event.to_string());
+        w.str("rsvp", &self.rsvp.to_string());
+        w.str("author", &self.author.to_string());
+        w.str("decision", self.decision.as_str());
+        w.finish()
+    }
+
+    fn from_object(obj: &Object) -> Result<Admission, ContentError> {
+        Ok(Admission {
+            event: obj.required("event", to_message_id)?,
+            rsvp: obj.required("rsvp", to_message_id)?,
+            author: obj.required("author", to_feed_id)?,
+            decision: obj.required("decision", to_decision)?,
+        })
     }
 }
 
@@ -968,6 +1052,7 @@ impl Content {
             Content::Rsvp(_) => Rsvp::TYPE,
             Content::About(_) => About::TYPE,
             Content::Contact(_) => Contact::TYPE,
+            Content::Admission(_) => Admission::TYPE,
             Content::Unknown { kind } => kind,
         }
     }
@@ -982,6 +1067,7 @@ impl Content {
             Content::Rsvp(c) => c.to_content_bytes(),
             Content::About(c) => c.to_content_bytes(),
             Content::Contact(c) => c.to_content_bytes(),
+            Content::Admission(c) => c.to_content_bytes(),
             Content::Unknown { .. } => return None,
         })
     }
@@ -996,6 +1082,7 @@ impl Content {
             Content::Rsvp(c) => c.validate(),
             Content::About(c) => c.validate(),
             Content::Contact(c) => c.validate(),
+            Content::Admission(c) => c.validate(),
             Content::Unknown { .. } => Ok(()),
         }
     }
@@ -1022,6 +1109,7 @@ pub fn parse(content: &[u8]) -> Result<Content, ContentError> {
         Rsvp::TYPE => Content::Rsvp(Rsvp::from_object(&obj)?),
         About::TYPE => Content::About(About::from_object(&obj)?),
         Contact::TYPE => Content::Contact(Contact::from_object(&obj)?),
+        Admission::TYPE => Content::Admission(Admission::from_object(&obj)?),
         _ => Content::Unknown { kind },
     })
 }
@@ -1208,6 +1296,23 @@ fn to_capacity(_field: &'static str, value: &Value) -> Result<u32, ContentError>
         })
 }
 
+fn to_revision(_field: &'static str, value: &Value) -> Result<u32, ContentError> {
+    value
+        .as_u64()
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| ContentError::BadRevision {
+            value: shorten(&value.to_string()),
+        })
+}
+
+fn to_decision(field: &'static str, value: &Value) -> Result<Decision, ContentError> {
+    match as_str(field, value)? {
+        "admitted" => Ok(Decision::Admitted),
+        "waitlisted" => Ok(Decision::Waitlisted),
+        other => Err(ContentError::BadDecision(shorten(other))),
+    }
+}
+
 fn to_guests(_field: &'static str, value: &Value) -> Result<u32, ContentError> {
     value
         .as_u64()
@@ -1369,10 +1474,12 @@ mod tests {
             ContentError::NameEmpty => "NameEmpty",
             ContentError::NameTooLong { .. } => "NameTooLong",
             ContentError::AboutDescriptionTooLong { .. } => "AboutDescriptionTooLong",
+            ContentError::BadRevision { .. } => "BadRevision",
+            ContentError::BadDecision(_) => "BadDecision",
         }
     }
 
-    const ALL_VARIANTS: [&str; 24] = [
+    const ALL_VARIANTS: [&str; 26] = [
         "TooLarge",
         "BadJson",
         "MissingField",
@@ -1397,6 +1504,8 @@ mod tests {
         "NameEmpty",
         "NameTooLong",
         "AboutDescriptionTooLong",
+        "BadRevision",
+        "BadDecision",
     ];
 
     #[test]
@@ -1515,6 +1624,21 @@ mod tests {
                     json!({"type": "about", "name": "Ana", "description": "d".repeat(1001)}),
                 ),
                 ContentError::AboutDescriptionTooLong { chars: 1001 },
+            ),
+            (
+                parse_json(json!({
+                    "type": "rsvp", "event": event_id().to_string(), "status": "going",
+                    "revision": -1
+                })),
+                ContentError::BadRevision { value: "-1".into() },
+            ),
+            (
+                parse_json(json!({
+                    "type": "admission", "event": event_id().to_string(),
+                    "rsvp": event_id().to_string(), "author": FeedId([1; 32]).to_string(),
+                    "decision": "maybe"
+                })),
+                ContentError::BadDecision("maybe".into()),
             ),
         ];
         let mut reached = std::collections::BTreeSet::new();
@@ -1735,12 +1859,14 @@ mod tests {
                 status: RsvpStatus::NotGoing,
                 guests: 0,
                 note: Some("Next time!".into()),
+                revision: None,
             }),
             Content::Rsvp(Rsvp {
                 event: event_id(),
                 status: RsvpStatus::Going,
                 guests: 3,
                 note: None,
+                revision: None,
             }),
             Content::About(About {
                 name: "Ana".into(),
@@ -1782,6 +1908,7 @@ mod tests {
             status: RsvpStatus::Maybe,
             guests: 0,
             note: None,
+            revision: None,
         };
         assert_eq!(
             String::from_utf8(rsvp.to_content_bytes()).unwrap(),
@@ -1833,6 +1960,7 @@ mod tests {
                 status: RsvpStatus::Going,
                 guests: 0,
                 note: None,
+                revision: None,
             })
         );
         // Both booleans default to false.
@@ -2006,7 +2134,8 @@ mod tests {
                 event: event_id(),
                 status: RsvpStatus::Going,
                 guests: 21,
-                note: None
+                note: None,
+                revision: None,
             }
             .validate(),
             Err(ContentError::TooManyGuests(21))

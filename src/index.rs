@@ -19,7 +19,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::content::{self, Content, Event, RsvpStatus};
+use crate::content::{self, Content, Decision, Event, RsvpStatus};
 use crate::message::{FeedId, Message, MessageId};
 
 /// Key prefixes of the index entries. Log entries use upper-case prefixes
@@ -39,8 +39,10 @@ pub mod prefix {
     pub const ABOUT: u8 = b'n';
     /// author ‖ contact → [`super::ContactState`]
     pub const CONTACT: u8 = b'c';
+    /// event id ‖ RSVP author → [`super::AdmissionState`]
+    pub const ADMISSION: u8 = b'a';
     /// All index prefixes, for reindex and fsck.
-    pub const ALL: [u8; 7] = [
+    pub const ALL: [u8; 8] = [
         EVENT,
         EVENT_BY_START,
         EVENT_BY_FINISH,
@@ -48,6 +50,7 @@ pub mod prefix {
         TALLY,
         ABOUT,
         CONTACT,
+        ADMISSION,
     ];
 }
 
@@ -127,6 +130,10 @@ pub struct EventState {
     pub status: EventStatus,
     /// The reason given when cancelling.
     pub cancel_reason: Option<String>,
+    /// The revision that last changed the start, end or location: RSVPs
+    /// given to an earlier revision answered a different plan.
+    #[serde(default)]
+    pub plan_revision: u32,
 }
 
 /// A person's current answer to an event.
@@ -139,6 +146,39 @@ pub struct RsvpState {
     /// A short note.
     pub note: Option<String>,
     /// Sequence of the RSVP in its author's feed.
+    pub sequence: u64,
+    /// Id of the RSVP message: the request that admissions decide on.
+    #[serde(default)]
+    pub message: MessageId,
+    /// The event revision this answers, if the RSVP says.
+    #[serde(default)]
+    pub answered_revision: Option<u32>,
+    /// The author's claimed time of the RSVP (only to order requests that
+    /// the organizer's node never saw arrive; see `admission`).
+    #[serde(default)]
+    pub timestamp: i64,
+}
+
+impl RsvpState {
+    /// People this answer brings if going: the author plus guests.
+    pub fn headcount(&self) -> u64 {
+        1 + u64::from(self.guests)
+    }
+
+    /// True when the answer predates the last change of time or place.
+    pub fn is_stale(&self, event: &EventState) -> bool {
+        self.answered_revision.unwrap_or(0) < event.plan_revision
+    }
+}
+
+/// The organizer's latest decision about one person's request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdmissionState {
+    /// The RSVP message decided on.
+    pub rsvp: MessageId,
+    /// Admitted or waitlisted.
+    pub decision: Decision,
+    /// Sequence of the admission in the organizer's feed: the waitlist order.
     pub sequence: u64,
 }
 
@@ -208,6 +248,16 @@ pub fn rsvp_prefix(event: &MessageId) -> Vec<u8> {
     key(prefix::RSVP, &[&event.0])
 }
 
+/// Key of the admission of one person's request to an event.
+pub fn admission_key(event: &MessageId, author: &FeedId) -> Vec<u8> {
+    key(prefix::ADMISSION, &[&event.0, &author.0])
+}
+
+/// Prefix of all admissions of one event.
+pub fn admission_prefix(event: &MessageId) -> Vec<u8> {
+    key(prefix::ADMISSION, &[&event.0])
+}
+
 /// Key of an event's tally.
 pub fn tally_key(event: &MessageId) -> Vec<u8> {
     key(prefix::TALLY, &[&event.0])
@@ -270,8 +320,11 @@ fn write<K: Kv, T: Serialize>(kv: &mut K, key: Vec<u8>, value: &T) {
 /// What indexing did with a message (for logs and reports).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Indexed {
-    /// The message changed an index.
-    Applied,
+    /// The message changed an index; `event` is the event it concerns.
+    Applied {
+        /// The event whose state, RSVPs or admissions changed.
+        event: Option<MessageId>,
+    },
     /// Valid message, but nothing to index: unknown type, dropped content,
     /// or an update by someone other than the organizer.
     Ignored(&'static str),
@@ -299,10 +352,13 @@ pub fn apply<K: Kv>(kv: &mut K, msg: &Message) -> Result<Indexed, K::Error> {
                 revision: 0,
                 status: EventStatus::Scheduled,
                 cancel_reason: None,
+                plan_revision: 0,
             };
             put_time_entries(kv, &state);
             write(kv, event_key(&state.id), &state);
-            Ok(Indexed::Applied)
+            Ok(Indexed::Applied {
+                event: Some(state.id),
+            })
         }
         Content::EventUpdate(update) => {
             let Some(mut state) = read::<K, EventState>(kv, &event_key(&update.event))? else {
@@ -318,11 +374,19 @@ pub fn apply<K: Kv>(kv: &mut K, msg: &Message) -> Result<Indexed, K::Error> {
                 Err(e) => return Ok(Indexed::Invalid(e)),
             };
             delete_time_entries(kv, &state);
+            let plan_changed = merged.start != state.event.start
+                || merged.end != state.event.end
+                || merged.location != state.event.location;
             state.event = merged;
             state.revision = state.revision.saturating_add(1);
+            if plan_changed {
+                state.plan_revision = state.revision;
+            }
             put_time_entries(kv, &state);
             write(kv, event_key(&state.id), &state);
-            Ok(Indexed::Applied)
+            Ok(Indexed::Applied {
+                event: Some(state.id),
+            })
         }
         Content::EventCancel(cancel) => {
             let Some(mut state) = read::<K, EventState>(kv, &event_key(&cancel.event))? else {
@@ -337,7 +401,9 @@ pub fn apply<K: Kv>(kv: &mut K, msg: &Message) -> Result<Indexed, K::Error> {
             state.cancel_reason = cancel.reason;
             state.revision = state.revision.saturating_add(1);
             write(kv, event_key(&state.id), &state);
-            Ok(Indexed::Applied)
+            Ok(Indexed::Applied {
+                event: Some(state.id),
+            })
         }
         Content::Rsvp(rsvp) => {
             let entry = RsvpState {
@@ -345,7 +411,11 @@ pub fn apply<K: Kv>(kv: &mut K, msg: &Message) -> Result<Indexed, K::Error> {
                 guests: rsvp.guests,
                 note: rsvp.note,
                 sequence: msg.sequence(),
+                message: msg.id(),
+                answered_revision: rsvp.revision,
+                timestamp: msg.header().timestamp,
             };
+            let event = rsvp.event;
             let rkey = rsvp_key(&rsvp.event, &author);
             let tkey = tally_key(&rsvp.event);
             let mut tally = read::<K, Tally>(kv, &tkey)?.unwrap_or_default();
@@ -355,7 +425,7 @@ pub fn apply<K: Kv>(kv: &mut K, msg: &Message) -> Result<Indexed, K::Error> {
             tally.add(&entry, 1);
             write(kv, rkey, &entry);
             write(kv, tkey, &tally);
-            Ok(Indexed::Applied)
+            Ok(Indexed::Applied { event: Some(event) })
         }
         Content::About(about) => {
             let state = AboutState {
@@ -363,7 +433,7 @@ pub fn apply<K: Kv>(kv: &mut K, msg: &Message) -> Result<Indexed, K::Error> {
                 description: about.description,
             };
             write(kv, about_key(&author), &state);
-            Ok(Indexed::Applied)
+            Ok(Indexed::Applied { event: None })
         }
         Content::Contact(contact) => {
             let state = ContactState {
@@ -371,7 +441,30 @@ pub fn apply<K: Kv>(kv: &mut K, msg: &Message) -> Result<Indexed, K::Error> {
                 blocking: contact.blocking,
             };
             write(kv, contact_key(&author, &contact.contact), &state);
-            Ok(Indexed::Applied)
+            Ok(Indexed::Applied { event: None })
+        }
+        Content::Admission(admission) => {
+            let Some(state) = read::<K, EventState>(kv, &event_key(&admission.event))? else {
+                return Ok(Indexed::Ignored("admission for an unknown event"));
+            };
+            if state.author != author {
+                return Ok(Indexed::Ignored(
+                    "admission by someone other than the organizer",
+                ));
+            }
+            let entry = AdmissionState {
+                rsvp: admission.rsvp,
+                decision: admission.decision,
+                sequence: msg.sequence(),
+            };
+            write(
+                kv,
+                admission_key(&admission.event, &admission.author),
+                &entry,
+            );
+            Ok(Indexed::Applied {
+                event: Some(admission.event),
+            })
         }
         Content::Unknown { .. } => Ok(Indexed::Ignored("unknown content type")),
     }

@@ -11,12 +11,14 @@
 //! - [`store`]: the only owner of sled; atomic, durable appends;
 //! - [`identity`] and [`home`]: the key file and the home directory.
 
+pub mod admission;
 pub mod config;
 pub mod content;
 pub mod control;
 pub mod frame;
 pub mod handshake;
 pub mod home;
+pub mod ics;
 pub mod identity;
 pub mod index;
 pub mod message;

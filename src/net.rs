@@ -56,6 +56,11 @@ pub fn serve(home: &Home, listen: Option<String>, extra_peers: Vec<String>) -> R
     let rt = runtime()?;
     rt.block_on(async move {
         let node = Node::new(store.clone(), node_config);
+        // Requests may have arrived while no node of ours was running.
+        let settler = node.clone();
+        tokio::task::spawn_blocking(move || settler.settle_all())
+            .await
+            .context("settling admissions failed")??;
         let listener = TcpListener::bind(&listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;

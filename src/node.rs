@@ -27,11 +27,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc, watch};
 
+use crate::admission;
 use crate::config::PeerAddr;
 use crate::content::{self, Content};
 use crate::frame::{FrameDecoder, FrameError, encode_frame};
 use crate::handshake::{Handshake, HandshakeError, NetworkKey, Transport};
-use crate::message::{FeedId, Message};
+use crate::message::{FeedId, Message, MessageId};
 use crate::replicate::{self, Clock, Incoming, PeerMemory, Policy, ProtocolError, Session};
 use crate::store::{Store, StoreError};
 use crate::validate::{Checked, ValidationError};
@@ -231,6 +232,9 @@ impl Node {
         let _ = self
             .events
             .send(NodeEvent::Appended(msg.author(), msg.sequence()));
+        if let Some(event) = admission::touched_event(&msg) {
+            self.settle(&[event], &[msg.id()])?;
+        }
         // Our own block or unblock takes effect on live sessions at once.
         if let Ok(Content::Contact(contact)) = content::parse(content) {
             let _ = self.events.send(NodeEvent::Blocking {
@@ -239,6 +243,43 @@ impl Node {
             });
         }
         Ok(msg)
+    }
+
+    /// As the organizer, decides pending requests to `events` (admissions
+    /// for events with a capacity), publishes the decisions and pushes
+    /// them to peers. Blocking: call from a blocking context.
+    pub fn settle(
+        &self,
+        events: &[MessageId],
+        arrivals: &[MessageId],
+    ) -> Result<Vec<Message>, StoreError> {
+        let published = admission::settle(
+            &self.store,
+            &self.config.identity,
+            events,
+            arrivals,
+            jiff::Timestamp::now().as_millisecond(),
+        )?;
+        for msg in &published {
+            let _ = self
+                .events
+                .send(NodeEvent::Appended(msg.author(), msg.sequence()));
+        }
+        Ok(published)
+    }
+
+    /// Settles every event we organize (on start: requests may have
+    /// arrived while no node of ours was running).
+    pub fn settle_all(&self) -> Result<Vec<Message>, StoreError> {
+        let me = self.feed_id();
+        let mine: Vec<MessageId> = self
+            .store
+            .all_events()?
+            .into_iter()
+            .filter(|e| e.author == me)
+            .map(|e| e.id)
+            .collect();
+        self.settle(&mine, &[])
     }
 
     /// Connected peers.
@@ -661,7 +702,7 @@ impl Node {
     /// Ingests a batch through the store's one ingest path and tells the
     /// session and the other connections what is now held.
     async fn ingest(
-        &self,
+        self: &Arc<Self>,
         session: &mut Session,
         batch: Checked,
         received: &AtomicU64,
@@ -674,10 +715,17 @@ impl Node {
             .iter()
             .map(|m| (m.author(), m.sequence()))
             .collect();
-        let store = self.store.clone();
-        let report = tokio::task::spawn_blocking(move || store.ingest_checked(batch))
-            .await
-            .map_err(|e| ConnectionError::Task(e.to_string()))??;
+        let node = self.clone();
+        let report = tokio::task::spawn_blocking(move || {
+            let report = node.store.ingest_checked(batch)?;
+            if !report.touched_events.is_empty() {
+                let arrivals: Vec<MessageId> = report.accepted.iter().map(Message::id).collect();
+                node.settle(&report.touched_events, &arrivals)?;
+            }
+            Ok::<_, StoreError>(report)
+        })
+        .await
+        .map_err(|e| ConnectionError::Task(e.to_string()))??;
         let held_until = report
             .rejected
             .as_ref()

@@ -127,6 +127,8 @@ pub struct IngestReport {
     pub forks: Vec<ForkProof>,
     /// The first invalid message; nothing after it was stored.
     pub rejected: Option<Rejection>,
+    /// Events whose state, RSVPs or admissions changed, in first-touched order.
+    pub touched_events: Vec<MessageId>,
 }
 
 /// The result of [`Store::fsck`].
@@ -438,7 +440,7 @@ impl Store {
                     report.forks.push(proof);
                 }
                 Position::Next => {
-                    stage_append(&mut staged, &msg)?;
+                    stage_append(&mut staged, &msg, &mut report.touched_events)?;
                     report.accepted.push(msg);
                 }
             }
@@ -561,6 +563,15 @@ impl Store {
         self.entries_by_feed(&index::rsvp_prefix(event))
     }
 
+    /// One person's current answer to an event.
+    pub fn rsvp(
+        &self,
+        event: &MessageId,
+        author: &FeedId,
+    ) -> Result<Option<RsvpState>, StoreError> {
+        index::read(&self.reader(), &index::rsvp_key(event, author))
+    }
+
     /// Index entries under `prefix` whose key ends in a feed id, decoded.
     fn entries_by_feed<T: serde::de::DeserializeOwned>(
         &self,
@@ -581,6 +592,14 @@ impl Store {
             out.push((FeedId(feed), state));
         }
         Ok(out)
+    }
+
+    /// The organizer's latest decision per person, for an event.
+    pub fn admissions(
+        &self,
+        event: &MessageId,
+    ) -> Result<Vec<(FeedId, index::AdmissionState)>, StoreError> {
+        self.entries_by_feed(&index::admission_prefix(event))
     }
 
     /// The tally of an event's current RSVPs.
@@ -856,7 +875,11 @@ impl Store {
 }
 
 /// Stages a validated next message: log, id, head, and index entries.
-fn stage_append(staged: &mut Staged<'_>, msg: &Message) -> Result<(), StoreError> {
+fn stage_append(
+    staged: &mut Staged<'_>,
+    msg: &Message,
+    touched: &mut Vec<MessageId>,
+) -> Result<(), StoreError> {
     let author = msg.author();
     let lkey = log_key(&author, msg.sequence());
     staged.put(id_key(&msg.id()), lkey[1..].to_vec());
@@ -869,7 +892,13 @@ fn stage_append(staged: &mut Staged<'_>, msg: &Message) -> Result<(), StoreError
         }),
     );
     match index::apply(staged, msg)? {
-        index::Indexed::Applied => {}
+        index::Indexed::Applied { event } => {
+            if let Some(event) = event
+                && !touched.contains(&event)
+            {
+                touched.push(event);
+            }
+        }
         index::Indexed::Ignored(why) => {
             tracing::debug!(id = %msg.id(), why, "message stored, not indexed");
         }

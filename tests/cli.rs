@@ -459,7 +459,7 @@ fn announce_rsvp_update_cancel_flow() {
     assert_eq!(doc["revision"], 0);
     assert_eq!(
         doc["tally"],
-        json!({ "going": 0, "maybe": 0, "not_going": 0, "headcount": 0 })
+        json!({ "going": 0, "maybe": 0, "not_going": 0, "headcount": 0, "admitted": 0, "admitted_headcount": 0, "waitlisted": 0, "pending": 0 })
     );
     assert_eq!(doc["rsvps"], json!([]));
 
@@ -483,11 +483,18 @@ fn announce_rsvp_update_cancel_flow() {
             "status": "going",
             "guests": 2,
             "note": "I bring pie",
+            // The organizer's own request, decided at once: it fits.
+            "admission": "admitted",
+            "answered_revision": 0,
+            "stale": false,
         }])
     );
     assert_eq!(
         doc["tally"],
-        json!({ "going": 1, "maybe": 0, "not_going": 0, "headcount": 3 })
+        json!({
+            "going": 1, "maybe": 0, "not_going": 0, "headcount": 3,
+            "admitted": 1, "admitted_headcount": 3, "waitlisted": 0, "pending": 0
+        })
     );
 
     // The latest answer replaces the earlier one.
@@ -496,11 +503,14 @@ fn announce_rsvp_update_cancel_flow() {
     let doc = node.event(&id);
     assert_eq!(
         doc["rsvps"],
-        json!([{ "author": me, "name": "Ana", "status": "maybe", "guests": 0, "note": null }])
+        json!([{
+            "author": me, "name": "Ana", "status": "maybe", "guests": 0, "note": null,
+            "admission": null, "answered_revision": 0, "stale": false
+        }])
     );
     assert_eq!(
         doc["tally"],
-        json!({ "going": 0, "maybe": 1, "not_going": 0, "headcount": 0 })
+        json!({ "going": 0, "maybe": 1, "not_going": 0, "headcount": 0, "admitted": 0, "admitted_headcount": 0, "waitlisted": 0, "pending": 0 })
     );
 
     // `no` (alias `not-going`) counts as not going.
@@ -510,7 +520,7 @@ fn announce_rsvp_update_cancel_flow() {
     assert_eq!(doc["rsvps"][0]["status"], "not-going");
     assert_eq!(
         doc["tally"],
-        json!({ "going": 0, "maybe": 0, "not_going": 1, "headcount": 0 })
+        json!({ "going": 0, "maybe": 0, "not_going": 1, "headcount": 0, "admitted": 0, "admitted_headcount": 0, "waitlisted": 0, "pending": 0 })
     );
     node.ok(&["rsvp", &id, "maybe"]);
 
@@ -572,6 +582,8 @@ fn announce_rsvp_update_cancel_flow() {
             "about",
             "event",
             "rsvp",
+            // The organizer decides on its own request to a capped event.
+            "admission",
             "rsvp",
             "rsvp",
             "rsvp",
@@ -997,7 +1009,7 @@ fn log_is_a_signed_hash_chain() {
     assert_eq!(log[1]["id"], ev.as_str(), "the event id is its message id");
     assert_eq!(
         log[2]["content"],
-        json!({ "type": "rsvp", "event": ev, "status": "going", "guests": 1 })
+        json!({ "type": "rsvp", "event": ev, "status": "going", "guests": 1, "revision": 0 })
     );
     assert_eq!(
         log[3]["content"],

@@ -221,6 +221,7 @@ fn rsvp_content(event: MessageId, status: RsvpStatus) -> Vec<u8> {
         status,
         guests: 0,
         note: None,
+        revision: None,
     }
     .to_content_bytes()
 }

@@ -175,6 +175,7 @@ fn fsck_finds_a_damaged_index_and_reindex_repairs_it() {
             status: RsvpStatus::Going,
             guests: 1,
             note: None,
+            revision: None,
         };
         store.publish(&k, &rsvp.to_content_bytes(), 2).unwrap();
         assert!(store.fsck().unwrap().problems.is_empty());

@@ -1,0 +1,333 @@
+//! Capacity and the waitlist, decided by the organizer's node.
+//!
+//! When an event has a capacity, a `going` RSVP is a request. The
+//! organizer's node publishes an `admission` message in the organizer's
+//! own feed for each request: admitted while the headcount (people plus
+//! guests) fits, waitlisted otherwise. Every node derives admission state
+//! from the organizer's feed alone, so all nodes agree once synced; before
+//! the organizer has decided, a request is honestly `pending`.
+//!
+//! [`decide`] is the pure rule; [`settle`] applies it to the store.
+
+use std::collections::HashMap;
+
+use ed25519_dalek::SigningKey;
+use serde::Serialize;
+
+use crate::content::{self, Admission, Content, Decision, RsvpStatus};
+use crate::index::{AdmissionState, EventState, EventStatus, RsvpState};
+use crate::message::{FeedId, Message, MessageId};
+use crate::store::{Store, StoreError};
+
+/// Where a person's current RSVP stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AdmissionStatus {
+    /// Has a place (or the event has no capacity).
+    Admitted,
+    /// Waiting for room.
+    Waitlisted,
+    /// The organizer has not decided yet (its node may be offline).
+    Pending,
+}
+
+impl AdmissionStatus {
+    /// The JSON word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdmissionStatus::Admitted => "admitted",
+            AdmissionStatus::Waitlisted => "waitlisted",
+            AdmissionStatus::Pending => "pending",
+        }
+    }
+}
+
+/// The admission status of a person's current RSVP: `None` unless it is
+/// `going`. Without a capacity every `going` answer is admitted.
+pub fn status_of(
+    event: &EventState,
+    rsvp: &RsvpState,
+    decision: Option<&AdmissionState>,
+) -> Option<AdmissionStatus> {
+    if rsvp.status != RsvpStatus::Going {
+        return None;
+    }
+    if event.event.capacity.is_none() {
+        return Some(AdmissionStatus::Admitted);
+    }
+    Some(match decision {
+        Some(d) if d.rsvp == rsvp.message => match d.decision {
+            Decision::Admitted => AdmissionStatus::Admitted,
+            Decision::Waitlisted => AdmissionStatus::Waitlisted,
+        },
+        // No decision, or one about an earlier answer.
+        _ => AdmissionStatus::Pending,
+    })
+}
+
+/// Admission state of every current answer to one event, with counts.
+#[derive(Clone, Debug, Default)]
+pub struct AdmissionView {
+    /// Per person with a `going` answer.
+    pub statuses: HashMap<FeedId, AdmissionStatus>,
+    /// People admitted.
+    pub admitted: u64,
+    /// People admitted, plus their guests.
+    pub admitted_headcount: u64,
+    /// People waitlisted.
+    pub waitlisted: u64,
+    /// People whose request the organizer has not decided yet.
+    pub pending: u64,
+}
+
+/// Derives [`AdmissionView`] from the organizer's decisions in the store.
+pub fn view(
+    store: &Store,
+    event: &EventState,
+    rsvps: &[(FeedId, RsvpState)],
+) -> Result<AdmissionView, StoreError> {
+    let decided: HashMap<FeedId, AdmissionState> = if event.event.capacity.is_some() {
+        store.admissions(&event.id)?.into_iter().collect()
+    } else {
+        HashMap::new()
+    };
+    let mut view = AdmissionView::default();
+    for (author, rsvp) in rsvps {
+        let Some(status) = status_of(event, rsvp, decided.get(author)) else {
+            continue;
+        };
+        match status {
+            AdmissionStatus::Admitted => {
+                view.admitted += 1;
+                view.admitted_headcount += rsvp.headcount();
+            }
+            AdmissionStatus::Waitlisted => view.waitlisted += 1,
+            AdmissionStatus::Pending => view.pending += 1,
+        }
+        view.statuses.insert(*author, status);
+    }
+    Ok(view)
+}
+
+/// One person's current `going` request, as [`decide`] sees it.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// Who asks.
+    pub author: FeedId,
+    /// The RSVP message.
+    pub rsvp: MessageId,
+    /// People including guests.
+    pub headcount: u64,
+    /// The organizer's latest decision about this person, if any.
+    pub decided: Option<AdmissionState>,
+    /// Position in the order the organizer's node received requests
+    /// (`None` for requests it did not see arrive in this round).
+    pub arrival: Option<usize>,
+    /// The RSVP's claimed time: orders requests without an arrival.
+    pub timestamp: i64,
+}
+
+impl Request {
+    fn current(&self) -> Option<Decision> {
+        self.decided
+            .as_ref()
+            .filter(|d| d.rsvp == self.rsvp)
+            .map(|d| d.decision)
+    }
+
+    /// The person held a place under an earlier answer (say, before
+    /// changing their note or guest count): they keep priority.
+    fn was_admitted(&self) -> bool {
+        self.decided
+            .as_ref()
+            .is_some_and(|d| d.rsvp != self.rsvp && d.decision == Decision::Admitted)
+    }
+}
+
+/// The decisions to publish for an event of `capacity`, given the current
+/// `going` requests. Admitted requests keep their place; then, in order:
+/// people who were admitted under an earlier answer, the waitlist (first
+/// waitlisted first), and new requests in arrival order. Each is admitted
+/// if its whole group fits, otherwise skipped (a group is never split) and,
+/// if new, waitlisted.
+pub fn decide(capacity: u64, requests: &[Request]) -> Vec<(FeedId, MessageId, Decision)> {
+    let mut used: u64 = requests
+        .iter()
+        .filter(|r| r.current() == Some(Decision::Admitted))
+        .map(|r| r.headcount)
+        .sum();
+    let undecided_key = |r: &&Request| (r.arrival.unwrap_or(usize::MAX), r.timestamp, r.author);
+    let mut returning: Vec<&Request> = requests
+        .iter()
+        .filter(|r| r.current().is_none() && r.was_admitted())
+        .collect();
+    returning.sort_by_key(undecided_key);
+    let mut waitlist: Vec<&Request> = requests
+        .iter()
+        .filter(|r| r.current() == Some(Decision::Waitlisted))
+        .collect();
+    waitlist.sort_by_key(|r| r.decided.as_ref().map_or(0, |d| d.sequence));
+    let mut new: Vec<&Request> = requests
+        .iter()
+        .filter(|r| r.current().is_none() && !r.was_admitted())
+        .collect();
+    new.sort_by_key(undecided_key);
+
+    let mut out = Vec::new();
+    for request in returning.into_iter().chain(waitlist).chain(new) {
+        let fits = used.saturating_add(request.headcount) <= capacity;
+        if fits {
+            used += request.headcount;
+            out.push((request.author, request.rsvp, Decision::Admitted));
+        } else if request.current().is_none() {
+            out.push((request.author, request.rsvp, Decision::Waitlisted));
+        }
+    }
+    out
+}
+
+/// The event a message concerns, if it is an RSVP, an event or an update:
+/// what [`settle`] needs to look at after a local publish.
+pub fn touched_event(msg: &Message) -> Option<MessageId> {
+    match content::parse(msg.content()?).ok()? {
+        Content::Rsvp(r) => Some(r.event),
+        Content::EventUpdate(u) => Some(u.event),
+        Content::Event(_) => Some(msg.id()),
+        _ => None,
+    }
+}
+
+/// Publishes the organizer's decisions for `events` that `key` organizes
+/// and that have a capacity. `arrivals` is the order in which this node
+/// received messages (ids), to order new requests. Returns what it
+/// published, so a running node can push it to peers.
+pub fn settle(
+    store: &Store,
+    key: &SigningKey,
+    events: &[MessageId],
+    arrivals: &[MessageId],
+    now_ms: i64,
+) -> Result<Vec<Message>, StoreError> {
+    let me = FeedId(key.verifying_key().to_bytes());
+    let arrival: HashMap<MessageId, usize> = arrivals
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (*id, i))
+        .collect();
+    let mut published = Vec::new();
+    for event_id in events {
+        let Some(state) = store.event(event_id)? else {
+            continue;
+        };
+        let Some(capacity) = state.event.capacity else {
+            continue;
+        };
+        if state.author != me || state.status != EventStatus::Scheduled {
+            continue;
+        }
+        let decided: HashMap<FeedId, AdmissionState> =
+            store.admissions(event_id)?.into_iter().collect();
+        let requests: Vec<Request> = store
+            .rsvps(event_id)?
+            .into_iter()
+            .filter(|(_, r)| r.status == RsvpStatus::Going)
+            .map(|(author, r)| Request {
+                author,
+                rsvp: r.message,
+                headcount: r.headcount(),
+                decided: decided.get(&author).cloned(),
+                arrival: arrival.get(&r.message).copied(),
+                timestamp: r.timestamp,
+            })
+            .collect();
+        for (author, rsvp, decision) in decide(u64::from(capacity), &requests) {
+            let admission = Admission {
+                event: *event_id,
+                rsvp,
+                author,
+                decision,
+            };
+            tracing::info!(event = %event_id, person = %author, decision = decision.as_str(), "admission");
+            published.push(store.publish(key, &admission.to_content_bytes(), now_ms)?);
+        }
+    }
+    Ok(published)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(n: u8, headcount: u64, decided: Option<(u8, Decision, u64)>, arrival: usize) -> Request {
+        Request {
+            author: FeedId([n; 32]),
+            rsvp: MessageId([n; 32]),
+            headcount,
+            decided: decided.map(|(m, decision, sequence)| AdmissionState {
+                rsvp: MessageId([m; 32]),
+                decision,
+                sequence,
+            }),
+            arrival: Some(arrival),
+            timestamp: 0,
+        }
+    }
+
+    fn names(out: &[(FeedId, MessageId, Decision)]) -> Vec<(u8, Decision)> {
+        out.iter().map(|(a, _, d)| (a.0[0], *d)).collect()
+    }
+
+    use Decision::{Admitted as A, Waitlisted as W};
+
+    #[test]
+    fn first_come_until_full_and_groups_are_not_split() {
+        // Capacity 3: Ana (1), Ben with a guest (2), Cy (1), Di (1).
+        let reqs = [
+            req(1, 1, None, 0),
+            req(2, 2, None, 1),
+            req(3, 1, None, 2),
+            req(4, 1, None, 3),
+        ];
+        assert_eq!(
+            names(&decide(3, &reqs)),
+            vec![(1, A), (2, A), (3, W), (4, W)]
+        );
+        // Ben's group of 2 waits while a single fits.
+        let reqs = [
+            req(1, 1, None, 0),
+            req(3, 1, None, 1),
+            req(2, 2, None, 2),
+            req(4, 1, None, 3),
+        ];
+        assert_eq!(
+            names(&decide(3, &reqs)),
+            vec![(1, A), (3, A), (2, W), (4, A)]
+        );
+    }
+
+    #[test]
+    fn the_earliest_waitlisted_that_fits_moves_up() {
+        // Ana left (not a request any more); Ben (2) and Cy (1) wait, Ben first.
+        let reqs = [
+            req(2, 2, Some((2, W, 10)), 0),
+            req(3, 1, Some((3, W, 11)), 1),
+            req(4, 1, Some((4, A, 5)), 2),
+        ];
+        assert_eq!(names(&decide(3, &reqs)), vec![(2, A)]);
+        // Capacity 2: Ben does not fit, Cy does.
+        assert_eq!(names(&decide(2, &reqs)), vec![(3, A)]);
+    }
+
+    #[test]
+    fn decided_requests_are_left_alone() {
+        let reqs = [req(1, 1, Some((1, A, 1)), 0), req(2, 1, Some((2, W, 2)), 1)];
+        assert!(decide(1, &reqs).is_empty());
+    }
+
+    #[test]
+    fn a_changed_answer_keeps_its_place_ahead_of_the_waitlist() {
+        // Ana was admitted for an older RSVP (id 9); she sent a new one.
+        let reqs = [req(1, 1, Some((9, A, 1)), 5), req(2, 1, Some((2, W, 2)), 0)];
+        assert_eq!(names(&decide(1, &reqs)), vec![(1, A)]);
+    }
+}
