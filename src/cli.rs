@@ -142,6 +142,14 @@ enum Command {
     },
     /// My upcoming RSVPs (going and maybe), with admission and changes.
     Agenda,
+    /// Export events as iCalendar (RFC 5545): one event, or every upcoming one.
+    Ics {
+        /// Event id, or a unique prefix of at least 6 characters.
+        event: Option<String>,
+        /// Write to this file instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
     /// Show one event with every current RSVP.
     Event {
         /// Event id, or a unique prefix of at least 6 characters.
@@ -241,21 +249,51 @@ pub fn run(args: Args, raw: Vec<String>) -> Result<u8> {
         net::serve(&home, listen, peers)?;
         return Ok(0);
     }
+    // `ics --out FILE` is written here, by the process the person ran,
+    // even when a running node produced the text.
+    let ics_out = match &args.command {
+        Command::Ics {
+            out: Some(path), ..
+        } if !args.json => Some(path.clone()),
+        _ => None,
+    };
     #[cfg(unix)]
     if !matches!(args.command, Command::Init { .. })
         && let Some(answer) =
             potluck::control::forward(&potluck::control::socket_path(&home), &raw)?
     {
-        print!("{}", answer.stdout);
         eprint!("{}", answer.stderr);
+        if answer.code == 0 {
+            emit(&answer.stdout, ics_out.as_deref())?;
+        } else {
+            print!("{}", answer.stdout);
+        }
         return Ok(u8::try_from(answer.code).unwrap_or(1));
     }
     let _ = raw;
     let ctx = Ctx { home, node: None };
     let mut out = Output::new(args.json);
     let result = run_command(&ctx, args.command, &mut out);
-    print!("{}", out.text);
-    result.map(|()| 0)
+    match result {
+        Ok(()) => emit(&out.text, ics_out.as_deref()).map(|()| 0),
+        Err(e) => {
+            print!("{}", out.text);
+            Err(e)
+        }
+    }
+}
+
+/// Prints a command's output, or writes it to `file`.
+fn emit(text: &str, file: Option<&std::path::Path>) -> Result<()> {
+    match file {
+        None => {
+            print!("{text}");
+            Ok(())
+        }
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+        }
+    }
 }
 
 /// Runs a command handed over by the control socket, inside the node.
@@ -339,6 +377,7 @@ fn run_command(ctx: &Ctx, command: Command, out: &mut Output) -> Result<()> {
         } => rsvp(ctx, out, &event, status.into(), guests, note),
         Command::Events { past, all, local } => events(ctx, out, past, all, local),
         Command::Agenda => agenda(ctx, out),
+        Command::Ics { event, .. } => ics(ctx, out, event.as_deref()),
         Command::Event { event } => show_event(ctx, out, &event),
         Command::Log { feed } => log(ctx, out, feed),
         Command::Fsck => fsck(ctx, out),
@@ -1084,5 +1123,49 @@ fn agenda(ctx: &Ctx, out: &mut Output) -> Result<()> {
             text.join("\n")
         }
     });
+    Ok(())
+}
+
+/// `potluck ics`: RFC 5545 text for one event or every upcoming event.
+fn ics(ctx: &Ctx, out: &mut Output, event: Option<&str>) -> Result<()> {
+    let opened = ctx.open_store()?;
+    let store = opened.store();
+    let states = match event {
+        Some(text) => {
+            let id = store.resolve_event(text)?;
+            vec![
+                store
+                    .event(&id)?
+                    .with_context(|| format!("event {id} vanished from the index"))?,
+            ]
+        }
+        None => store.upcoming_events(now_ms())?,
+    };
+    let mut events = Vec::with_capacity(states.len());
+    for state in &states {
+        let mut attendees = Vec::new();
+        for (feed, rsvp) in store.rsvps(&state.id)? {
+            attendees.push(potluck::ics::IcsAttendee {
+                feed,
+                name: store.about(&feed)?.map(|a| a.name),
+                status: rsvp.status,
+            });
+        }
+        events.push(potluck::ics::IcsEvent {
+            state,
+            organizer_name: store.about(&state.author)?.map(|a| a.name),
+            attendees,
+        });
+    }
+    let text = potluck::ics::calendar(&events, jiff::Timestamp::now());
+    if out.json {
+        out.print(
+            json!({ "events": events.len(), "calendar": text }),
+            String::new,
+        );
+    } else {
+        // The calendar is written exactly, CRLF line ends included.
+        out.text.push_str(&text);
+    }
     Ok(())
 }
