@@ -414,6 +414,7 @@ impl Store {
             limit = i;
         }
         // Pass 3: stage the valid prefix and apply it atomically.
+        let mut touched = std::collections::HashSet::new();
         let mut staged = Staged {
             tree: &self.tree,
             writes: BTreeMap::new(),
@@ -440,7 +441,7 @@ impl Store {
                     report.forks.push(proof);
                 }
                 Position::Next => {
-                    stage_append(&mut staged, &msg, &mut report.touched_events)?;
+                    stage_append(&mut staged, &msg, &mut report, &mut touched)?;
                     report.accepted.push(msg);
                 }
             }
@@ -878,7 +879,8 @@ impl Store {
 fn stage_append(
     staged: &mut Staged<'_>,
     msg: &Message,
-    touched: &mut Vec<MessageId>,
+    report: &mut IngestReport,
+    touched: &mut std::collections::HashSet<MessageId>,
 ) -> Result<(), StoreError> {
     let author = msg.author();
     let lkey = log_key(&author, msg.sequence());
@@ -894,9 +896,9 @@ fn stage_append(
     match index::apply(staged, msg)? {
         index::Indexed::Applied { event } => {
             if let Some(event) = event
-                && !touched.contains(&event)
+                && touched.insert(event)
             {
-                touched.push(event);
+                report.touched_events.push(event);
             }
         }
         index::Indexed::Ignored(why) => {
