@@ -142,6 +142,28 @@ enum Command {
     },
     /// My upcoming RSVPs (going and maybe), with admission and changes.
     Agenda,
+    /// Write a bundle file of messages, exactly as signed, for sync by file.
+    Export {
+        /// Feeds to export (default: every feed held).
+        feeds: Vec<String>,
+        /// Export only what a friend's clock file (`potluck clock`) lacks.
+        #[arg(long = "for", value_name = "CLOCKFILE")]
+        for_clock: Option<PathBuf>,
+        /// The bundle file to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Write this node's clock (what it holds), for a friend's `export --for`.
+    Clock {
+        /// The clock file to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Import a bundle file: every message is validated as if from a peer.
+    Import {
+        /// The bundle file.
+        file: PathBuf,
+    },
     /// Export events as iCalendar (RFC 5545): one event, or every upcoming one.
     Ics {
         /// Event id, or a unique prefix of at least 6 characters.
@@ -257,6 +279,8 @@ pub fn run(args: Args, raw: Vec<String>) -> Result<u8> {
         } if !args.json => Some(path.clone()),
         _ => None,
     };
+    // A running node has its own working directory: hand it whole paths.
+    let raw = absolute_paths(&args.command, raw)?;
     #[cfg(unix)]
     if !matches!(args.command, Command::Init { .. })
         && let Some(answer) =
@@ -281,6 +305,34 @@ pub fn run(args: Args, raw: Vec<String>) -> Result<u8> {
             Err(e)
         }
     }
+}
+
+/// Replaces the relative file paths of a command line with absolute ones.
+fn absolute_paths(command: &Command, mut raw: Vec<String>) -> Result<Vec<String>> {
+    let paths: Vec<&PathBuf> = match command {
+        Command::Export { for_clock, out, .. } => {
+            for_clock.iter().chain(std::iter::once(out)).collect()
+        }
+        Command::Clock { out } => vec![out],
+        Command::Import { file } => vec![file],
+        _ => return Ok(raw),
+    };
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    for path in paths.into_iter().filter(|p| p.is_relative()) {
+        let text = path.to_string_lossy().into_owned();
+        let whole = cwd.join(path).to_string_lossy().into_owned();
+        for arg in raw.iter_mut() {
+            if *arg == text {
+                *arg = whole.clone();
+            } else if let Some(value) = arg.strip_prefix("--out=").or(arg.strip_prefix("--for="))
+                && value == text
+            {
+                let flag = &arg[..arg.len() - value.len()];
+                *arg = format!("{flag}{whole}");
+            }
+        }
+    }
+    Ok(raw)
 }
 
 /// Prints a command's output, or writes it to `file`.
@@ -378,6 +430,13 @@ fn run_command(ctx: &Ctx, command: Command, out: &mut Output) -> Result<()> {
         Command::Events { past, all, local } => events(ctx, out, past, all, local),
         Command::Agenda => agenda(ctx, out),
         Command::Ics { event, .. } => ics(ctx, out, event.as_deref()),
+        Command::Export {
+            feeds,
+            for_clock,
+            out: file,
+        } => export(ctx, out, &feeds, for_clock.as_deref(), &file),
+        Command::Clock { out: file } => clock(ctx, out, &file),
+        Command::Import { file } => import(ctx, out, &file),
         Command::Event { event } => show_event(ctx, out, &event),
         Command::Log { feed } => log(ctx, out, feed),
         Command::Fsck => fsck(ctx, out),
@@ -1168,4 +1227,165 @@ fn ics(ctx: &Ctx, out: &mut Output, event: Option<&str>) -> Result<()> {
         out.text.push_str(&text);
     }
     Ok(())
+}
+
+/// `potluck export`: a bundle of messages, exactly as signed.
+fn export(
+    ctx: &Ctx,
+    out: &mut Output,
+    feeds: &[String],
+    for_clock: Option<&std::path::Path>,
+    file: &std::path::Path,
+) -> Result<()> {
+    let clock = match for_clock {
+        Some(path) => {
+            let f = std::fs::File::open(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            Some(potluck::bundle::ClockFile::read(f)?)
+        }
+        None => None,
+    };
+    // Check every feed id before touching anything.
+    let wanted: Vec<FeedId> = feeds
+        .iter()
+        .map(|f| FeedId::parse(f))
+        .collect::<Result<_, _>>()?;
+    let opened = ctx.open_store()?;
+    let store = opened.store();
+    let feeds: Vec<FeedId> = if wanted.is_empty() {
+        store.feeds()?.into_iter().map(|(f, _)| f).collect()
+    } else {
+        wanted
+    };
+    let mut messages = Vec::new();
+    for feed in &feeds {
+        let from = clock
+            .as_ref()
+            .and_then(|c| c.feeds.get(feed))
+            .map_or(1, |held| held.saturating_add(1));
+        for msg in store.feed_messages(feed, from) {
+            messages.push(msg?);
+        }
+    }
+    let tmp = file.with_extension("partial");
+    let mut writer = std::io::BufWriter::new(
+        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?,
+    );
+    let count = potluck::bundle::write_bundle(&mut writer, messages)?;
+    drop(writer);
+    std::fs::rename(&tmp, file).with_context(|| format!("cannot write {}", file.display()))?;
+    out.print(
+        json!({ "messages": count, "feeds": feeds.len(), "file": file }),
+        || {
+            format!(
+                "wrote {count} messages of {} feeds to {}",
+                feeds.len(),
+                file.display()
+            )
+        },
+    );
+    Ok(())
+}
+
+/// `potluck clock`: what this node holds, feed by feed.
+fn clock(ctx: &Ctx, out: &mut Output, file: &std::path::Path) -> Result<()> {
+    let opened = ctx.open_store()?;
+    let feeds = opened
+        .store()
+        .feeds()?
+        .into_iter()
+        .map(|(f, h)| (f, h.sequence))
+        .collect();
+    let clock = potluck::bundle::ClockFile::new(feeds);
+    let text = serde_json::to_string_pretty(&clock)?;
+    std::fs::write(file, text).with_context(|| format!("cannot write {}", file.display()))?;
+    out.print(json!({ "feeds": clock.feeds.len(), "file": file }), || {
+        format!(
+            "wrote the clock of {} feeds to {}",
+            clock.feeds.len(),
+            file.display()
+        )
+    });
+    Ok(())
+}
+
+/// `potluck import`: validates and stores a bundle's messages, in batches,
+/// stopping at the first invalid one.
+fn import(ctx: &Ctx, out: &mut Output, file: &std::path::Path) -> Result<()> {
+    const BATCH: usize = 1_000;
+    let input = std::io::BufReader::new(
+        std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?,
+    );
+    let mut reader = potluck::bundle::BundleReader::new(input);
+    let node = match &ctx.node {
+        Some(node) => node.clone(),
+        None => {
+            let Opened::Direct {
+                store,
+                identity: Some(identity),
+            } = ctx.open()?
+            else {
+                bail!("no identity loaded");
+            };
+            // A node that never opens a socket: the same ingest path.
+            crate::net::offline_node(store, &identity, &ctx.home)?
+        }
+    };
+    let (mut read, mut new, mut present, mut dropped) = (0u64, 0u64, 0u64, 0u64);
+    let mut problem: Option<String> = None;
+    loop {
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut end = false;
+        while batch.len() < BATCH {
+            match reader.next_message() {
+                Ok(Some(msg)) => batch.push(msg),
+                Ok(None) => {
+                    end = true;
+                    break;
+                }
+                Err(e) => {
+                    problem = Some(e.to_string());
+                    end = true;
+                    break;
+                }
+            }
+        }
+        read += batch.len() as u64;
+        let (report, blocked) = node.ingest_messages(batch)?;
+        new += report.accepted.len() as u64;
+        present += report.duplicates as u64;
+        dropped += blocked as u64;
+        if let Some(r) = report.rejected {
+            problem = Some(format!(
+                "the message {} #{} is invalid: {}",
+                r.author, r.sequence, r.error
+            ));
+            break;
+        }
+        if end {
+            break;
+        }
+    }
+    let rejected = read - new - present - dropped;
+    out.print(
+        json!({
+            "new": new,
+            "present": present,
+            "rejected": rejected,
+            "blocked": dropped,
+            "problem": problem,
+        }),
+        || {
+            format!(
+                "imported {new} new messages; {present} already present; {rejected} rejected; {dropped} from blocked feeds"
+            )
+        },
+    );
+    match problem {
+        Some(p) => bail!(
+            "{}: {p}; the valid messages before it were imported",
+            file.display()
+        ),
+        None => Ok(()),
+    }
 }

@@ -31,6 +31,13 @@ fn node_config(identity: &Identity, config: &ConfigFile) -> Result<NodeConfig> {
     })
 }
 
+/// A node over an open store that never opens a socket: for ingesting
+/// bundles through the same path as gossip when no node is running.
+pub fn offline_node(store: Arc<Store>, identity: &Identity, home: &Home) -> Result<Arc<Node>> {
+    let config = ConfigFile::load(home)?;
+    Ok(Node::new(store, node_config(identity, &config)?))
+}
+
 /// `potluck serve`: runs until Ctrl-C or SIGTERM.
 pub fn serve(home: &Home, listen: Option<String>, extra_peers: Vec<String>) -> Result<()> {
     let config = ConfigFile::load(home)?;

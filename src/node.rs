@@ -268,6 +268,39 @@ impl Node {
         Ok(published)
     }
 
+    /// Ingests messages that came by other means than a connection (a
+    /// bundle file): the same validation and ingest path, minus feeds we
+    /// block; then decisions and live pushes as for gossip. Blocking.
+    pub fn ingest_messages(
+        &self,
+        msgs: Vec<Message>,
+    ) -> Result<(crate::store::IngestReport, usize), StoreError> {
+        let blocked: BTreeSet<FeedId> = self
+            .store
+            .contacts(&self.feed_id())?
+            .into_iter()
+            .filter(|(_, c)| c.blocking)
+            .map(|(f, _)| f)
+            .collect();
+        let before = msgs.len();
+        let msgs: Vec<Message> = msgs
+            .into_iter()
+            .filter(|m| !blocked.contains(&m.author()))
+            .collect();
+        let dropped = before - msgs.len();
+        let report = self.store.ingest(msgs)?;
+        for msg in &report.accepted {
+            let _ = self
+                .events
+                .send(NodeEvent::Appended(msg.author(), msg.sequence()));
+        }
+        if !report.touched_events.is_empty() {
+            let arrivals: Vec<MessageId> = report.accepted.iter().map(Message::id).collect();
+            self.settle(&report.touched_events, &arrivals)?;
+        }
+        Ok((report, dropped))
+    }
+
     /// Settles every event we organize (on start: requests may have
     /// arrived while no node of ours was running).
     pub fn settle_all(&self) -> Result<Vec<Message>, StoreError> {

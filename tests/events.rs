@@ -1,0 +1,752 @@
+//! Capacity, the waitlist and answers to a changed plan, across real
+//! in-process nodes: an organizer's node O and people on nodes of their
+//! own, connected over TCP on 127.0.0.1 with ephemeral ports.
+//!
+//! Every node derives admission state from the organizer's feed alone, so
+//! each test checks the outcome on every node with
+//! [`potluck::admission::view`] and [`potluck::admission::status_of`].
+//!
+//! Every wait polls with a deadline; no test asserts how fast anything is.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::SigningKey;
+use potluck::admission::{self, AdmissionStatus, AdmissionView};
+use potluck::config::PeerAddr;
+use potluck::content::{self, Content, Decision, Event, EventTime, EventUpdate, Rsvp, RsvpStatus};
+use potluck::handshake::DEFAULT_NETWORK_KEY;
+use potluck::index::EventState;
+use potluck::message::{FeedId, Message, MessageId};
+use potluck::node::{Node, NodeConfig, SessionReport, Timing};
+use potluck::replicate::Policy;
+use potluck::store::Store;
+use tempfile::TempDir;
+use tokio::net::{TcpListener, TcpStream};
+
+use AdmissionStatus::{Admitted, Pending, Waitlisted};
+
+/// Longest any single wait may take.
+const DEADLINE: Duration = Duration::from_secs(20);
+/// Pause between two polls.
+const POLL: Duration = Duration::from_millis(25);
+/// An event start in the future (tests must not depend on today's date).
+const START: &str = "2031-06-01T18:00:00Z";
+/// Another start, for updates that move the event.
+const LATER: &str = "2031-06-01T19:30:00Z";
+
+fn timing() -> Timing {
+    Timing {
+        handshake: Duration::from_secs(2),
+        keepalive: Duration::from_secs(1),
+        idle: Duration::from_secs(5),
+        min_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(500),
+    }
+}
+
+fn new_key() -> SigningKey {
+    SigningKey::generate(&mut rand::rngs::OsRng)
+}
+
+fn feed_of(key: &SigningKey) -> FeedId {
+    FeedId(key.verifying_key().to_bytes())
+}
+
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+/// A running node: its own store in a temporary directory (or a store it
+/// was given), its own key, accepting connections on 127.0.0.1 with an
+/// ephemeral port. Dropping it shuts the node down.
+struct TestNode {
+    node: Arc<Node>,
+    addr: SocketAddr,
+    key: SigningKey,
+    _dir: Option<TempDir>,
+}
+
+impl TestNode {
+    /// A node with a new key and a new store.
+    async fn start() -> TestNode {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("store")).unwrap());
+        let mut node = TestNode::start_over(store, new_key()).await;
+        node._dir = Some(dir);
+        node
+    }
+
+    /// A node over an existing store with an existing key (a restart).
+    async fn start_over(store: Arc<Store>, key: SigningKey) -> TestNode {
+        // The node's log, shown by the test harness for a failing test only.
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter("potluck=info")
+            .try_init();
+        let node = Node::new(
+            store,
+            NodeConfig {
+                identity: key.clone(),
+                network: DEFAULT_NETWORK_KEY,
+                policy: Policy::Open,
+                timing: timing(),
+            },
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(node.clone().accept_loop(listener));
+        TestNode {
+            node,
+            addr,
+            key,
+            _dir: None,
+        }
+    }
+
+    fn feed(&self) -> FeedId {
+        feed_of(&self.key)
+    }
+
+    fn store(&self) -> &Arc<Store> {
+        self.node.store()
+    }
+
+    /// `@FEED.ed25519@HOST:PORT`.
+    fn pinned_addr(&self) -> PeerAddr {
+        PeerAddr::parse(&format!("{}@{}", self.feed(), self.addr)).unwrap()
+    }
+
+    fn publish(&self, content: &[u8]) -> Message {
+        self.node.publish(content, now_ms()).unwrap()
+    }
+
+    fn rsvp(&self, event: MessageId, status: RsvpStatus, guests: u32) -> Message {
+        self.rsvp_to(event, status, guests, None)
+    }
+
+    fn rsvp_to(
+        &self,
+        event: MessageId,
+        status: RsvpStatus,
+        guests: u32,
+        revision: Option<u32>,
+    ) -> Message {
+        let rsvp = Rsvp {
+            event,
+            status,
+            guests,
+            note: None,
+            revision,
+        };
+        rsvp.validate().unwrap();
+        self.publish(&rsvp.to_content_bytes())
+    }
+
+    /// Dials `other` once, exchanges everything both ways, and waits until
+    /// both sides have let go of the connection (so that the next sync
+    /// between the two is not refused as a duplicate).
+    async fn sync_with(&self, other: &TestNode) -> SessionReport {
+        let peer = other.pinned_addr();
+        let report = tokio::time::timeout(DEADLINE, self.node.clone().dial(&peer, true))
+            .await
+            .expect("a sync finishes")
+            .unwrap_or_else(|e| panic!("sync with {peer} failed: {e}"));
+        let me = self.feed();
+        wait_until("the peer to drop the connection", || {
+            !other.node.peers().iter().any(|p| p.feed == me)
+        })
+        .await;
+        report
+    }
+
+    fn head(&self, feed: &FeedId) -> u64 {
+        self.store().head(feed).unwrap().map_or(0, |h| h.sequence)
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        self.node.shutdown();
+    }
+}
+
+/// Polls `cond` until it holds; panics after [`DEADLINE`].
+async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {DEADLINE:?} waiting for {what}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+fn event(title: &str, capacity: Option<u32>) -> Event {
+    let event = Event {
+        title: title.into(),
+        start: EventTime::parse("start", START).unwrap(),
+        end: None,
+        tz: None,
+        location: Some("the park".into()),
+        url: None,
+        description: None,
+        capacity,
+    };
+    event.validate().unwrap();
+    event
+}
+
+/// Announces an event from `organizer`'s node; returns its id.
+fn announce(organizer: &TestNode, title: &str, capacity: Option<u32>) -> MessageId {
+    organizer
+        .publish(&event(title, capacity).to_content_bytes())
+        .id()
+}
+
+fn state_of(store: &Store, event: &MessageId) -> EventState {
+    store
+        .event(event)
+        .unwrap()
+        .expect("the node knows the event")
+}
+
+/// The admission view of `event` as `store` sees it.
+fn view_on(store: &Store, event: &MessageId) -> AdmissionView {
+    let state = state_of(store, event);
+    admission::view(store, &state, &store.rsvps(event).unwrap()).unwrap()
+}
+
+/// One person's status as `store` sees it, through `status_of`.
+fn status_on(store: &Store, event: &MessageId, person: &FeedId) -> Option<AdmissionStatus> {
+    let state = state_of(store, event);
+    let rsvp = store.rsvp(event, person).unwrap()?;
+    let decided = store
+        .admissions(event)
+        .unwrap()
+        .into_iter()
+        .find(|(f, _)| f == person)
+        .map(|(_, a)| a);
+    admission::status_of(&state, &rsvp, decided.as_ref())
+}
+
+/// The organizer's current decision about `person`, in `store`.
+fn decision_on(store: &Store, event: &MessageId, person: &FeedId) -> Option<Decision> {
+    store
+        .admissions(event)
+        .unwrap()
+        .into_iter()
+        .find(|(f, _)| f == person)
+        .map(|(_, a)| a.decision)
+}
+
+/// Checks that `node` shows exactly `expected` (people with a `going`
+/// answer and their status) and the given admitted headcount.
+fn assert_statuses(
+    name: &str,
+    node: &TestNode,
+    event: &MessageId,
+    expected: &[(&TestNode, AdmissionStatus)],
+    admitted_headcount: u64,
+) {
+    let store = node.store();
+    let view = view_on(store, event);
+    let want: HashMap<FeedId, AdmissionStatus> =
+        expected.iter().map(|(p, s)| (p.feed(), *s)).collect();
+    assert_eq!(view.statuses, want, "statuses on {name}");
+    let count = |s| want.values().filter(|v| **v == s).count() as u64;
+    assert_eq!(view.admitted, count(Admitted), "admitted on {name}");
+    assert_eq!(view.waitlisted, count(Waitlisted), "waitlisted on {name}");
+    assert_eq!(view.pending, count(Pending), "pending on {name}");
+    assert_eq!(
+        view.admitted_headcount, admitted_headcount,
+        "admitted headcount on {name}"
+    );
+    for (person, status) in expected {
+        assert_eq!(
+            status_on(store, event, &person.feed()),
+            Some(*status),
+            "status_of on {name}"
+        );
+    }
+}
+
+/// The parsed content of every message in `feed`, as `store` holds it.
+fn feed_contents(store: &Store, feed: &FeedId) -> Vec<(MessageId, Content)> {
+    store
+        .feed_messages(feed, 1)
+        .map(|m| {
+            let m = m.unwrap();
+            (m.id(), content::parse(m.content().unwrap()).unwrap())
+        })
+        .collect()
+}
+
+/// The admissions in the organizer's feed: (RSVP author, RSVP id, decision).
+fn admissions_in_feed(store: &Store, organizer: &FeedId) -> Vec<(FeedId, MessageId, Decision)> {
+    feed_contents(store, organizer)
+        .into_iter()
+        .filter_map(|(_, c)| match c {
+            Content::Admission(a) => Some((a.author, a.rsvp, a.decision)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Each of `people` syncs with `hub` in turn; afterwards each holds
+/// everything `hub` held when its sync began.
+async fn all_sync_with(hub: &TestNode, people: &[&TestNode]) {
+    for p in people {
+        p.sync_with(hub).await;
+    }
+}
+
+/// O announces capacity 3; P1..P4 answer `going` (P2 with `p2_guests`, the
+/// others with the guests given) and sync with O one at a time, each only
+/// after O has decided on the previous one, so O sees them arrive in that
+/// order.
+async fn four_requests(
+    o: &TestNode,
+    people: [&TestNode; 4],
+    guests: [u32; 4],
+    capacity: u32,
+) -> MessageId {
+    let event = announce(o, "Dinner for three", Some(capacity));
+    for (p, g) in people.iter().zip(guests) {
+        p.sync_with(o).await;
+        assert!(p.store().event(&event).unwrap().is_some());
+        p.rsvp(event, RsvpStatus::Going, g);
+        // Not decided until it reaches the organizer.
+        assert_eq!(status_on(p.store(), &event, &p.feed()), Some(Pending));
+        p.sync_with(o).await;
+        let feed = p.feed();
+        wait_until("O to decide on the request", || {
+            decision_on(o.store(), &event, &feed).is_some()
+        })
+        .await;
+    }
+    event
+}
+
+// ---------------------------------------------------------------------------
+// 1. Capacity: first come, first admitted, while the whole group fits.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capacity_admits_in_arrival_order_and_every_node_agrees() {
+    let o = TestNode::start().await;
+    let [p1, p2, p3, p4] = [
+        TestNode::start().await,
+        TestNode::start().await,
+        TestNode::start().await,
+        TestNode::start().await,
+    ];
+    let event = four_requests(&o, [&p1, &p2, &p3, &p4], [0, 1, 0, 0], 3).await;
+
+    // One decision per request, in arrival order.
+    assert_eq!(
+        admissions_in_feed(o.store(), &o.feed())
+            .iter()
+            .map(|(a, _, d)| (*a, *d))
+            .collect::<Vec<_>>(),
+        vec![
+            (p1.feed(), Decision::Admitted),
+            (p2.feed(), Decision::Admitted),
+            (p3.feed(), Decision::Waitlisted),
+            (p4.feed(), Decision::Waitlisted),
+        ]
+    );
+
+    all_sync_with(&o, &[&p1, &p2, &p3, &p4]).await;
+    let expected = [
+        (&p1, Admitted),
+        (&p2, Admitted),
+        (&p3, Waitlisted),
+        (&p4, Waitlisted),
+    ];
+    for (name, node) in [
+        ("O", &o),
+        ("P1", &p1),
+        ("P2", &p2),
+        ("P3", &p3),
+        ("P4", &p4),
+    ] {
+        assert_eq!(node.store().rsvps(&event).unwrap().len(), 4, "{name}");
+        assert_statuses(name, node, &event, &expected, 3);
+        let tally = node.store().tally(&event).unwrap();
+        assert_eq!((tally.going, tally.headcount), (4, 5), "{name}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 2. Moving up from the waitlist.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_freed_place_goes_to_the_earliest_waitlisted_request() {
+    let o = TestNode::start().await;
+    let [p1, p2, p3, p4] = [
+        TestNode::start().await,
+        TestNode::start().await,
+        TestNode::start().await,
+        TestNode::start().await,
+    ];
+    let event = four_requests(&o, [&p1, &p2, &p3, &p4], [0, 1, 0, 0], 3).await;
+    all_sync_with(&o, &[&p1, &p2, &p3, &p4]).await;
+
+    // P1 cannot come after all.
+    let before = admissions_in_feed(o.store(), &o.feed()).len();
+    p1.rsvp(event, RsvpStatus::NotGoing, 0);
+    p1.sync_with(&o).await;
+    let p3_feed = p3.feed();
+    wait_until("O to admit P3", || {
+        decision_on(o.store(), &event, &p3_feed) == Some(Decision::Admitted)
+    })
+    .await;
+    let after = admissions_in_feed(o.store(), &o.feed());
+    assert_eq!(
+        after[before..]
+            .iter()
+            .map(|(a, _, d)| (*a, *d))
+            .collect::<Vec<_>>(),
+        vec![(p3.feed(), Decision::Admitted)],
+        "only P3 moves up; P4 stays where it is"
+    );
+
+    all_sync_with(&o, &[&p1, &p2, &p3, &p4]).await;
+    let expected = [(&p2, Admitted), (&p3, Admitted), (&p4, Waitlisted)];
+    for (name, node) in [
+        ("O", &o),
+        ("P1", &p1),
+        ("P2", &p2),
+        ("P3", &p3),
+        ("P4", &p4),
+    ] {
+        assert_statuses(name, node, &event, &expected, 3);
+        assert_eq!(status_on(node.store(), &event, &p1.feed()), None, "{name}");
+        let tally = node.store().tally(&event).unwrap();
+        assert_eq!((tally.going, tally.not_going), (3, 1), "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_that_does_not_fit_waits_while_a_later_single_moves_up() {
+    let o = TestNode::start().await;
+    let [p1, p2, p3, p4] = [
+        TestNode::start().await,
+        TestNode::start().await,
+        TestNode::start().await,
+        TestNode::start().await,
+    ];
+    // Capacity 3: P1 with a guest (2) and P2 (1) fill it; P3 with a guest
+    // (2) and then P4 (1) wait.
+    let event = four_requests(&o, [&p1, &p2, &p3, &p4], [1, 0, 1, 0], 3).await;
+    all_sync_with(&o, &[&p1, &p2, &p3, &p4]).await;
+    let expected = [
+        (&p1, Admitted),
+        (&p2, Admitted),
+        (&p3, Waitlisted),
+        (&p4, Waitlisted),
+    ];
+    for (name, node) in [
+        ("O", &o),
+        ("P1", &p1),
+        ("P2", &p2),
+        ("P3", &p3),
+        ("P4", &p4),
+    ] {
+        assert_statuses(name, node, &event, &expected, 3);
+    }
+
+    // P2 leaves: one place. P3's group of two does not fit; P4 does.
+    let before = admissions_in_feed(o.store(), &o.feed()).len();
+    p2.rsvp(event, RsvpStatus::NotGoing, 0);
+    p2.sync_with(&o).await;
+    let p4_feed = p4.feed();
+    wait_until("O to admit P4", || {
+        decision_on(o.store(), &event, &p4_feed) == Some(Decision::Admitted)
+    })
+    .await;
+    let after = admissions_in_feed(o.store(), &o.feed());
+    assert_eq!(
+        after[before..]
+            .iter()
+            .map(|(a, _, d)| (*a, *d))
+            .collect::<Vec<_>>(),
+        vec![(p4.feed(), Decision::Admitted)],
+        "the group is never split, and stays first in line"
+    );
+
+    all_sync_with(&o, &[&p1, &p2, &p3, &p4]).await;
+    let expected = [(&p1, Admitted), (&p3, Waitlisted), (&p4, Admitted)];
+    for (name, node) in [
+        ("O", &o),
+        ("P1", &p1),
+        ("P2", &p2),
+        ("P3", &p3),
+        ("P4", &p4),
+    ] {
+        assert_statuses(name, node, &event, &expected, 3);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 3. The organizer's node is offline: requests stay pending, honestly.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_are_pending_until_the_organizer_node_returns() {
+    let o_dir = tempfile::tempdir().unwrap();
+    let o_store = Arc::new(Store::open(&o_dir.path().join("store")).unwrap());
+    let o_key = new_key();
+    let r = TestNode::start().await;
+    let p1 = TestNode::start().await;
+    let p2 = TestNode::start().await;
+
+    // O announces while its node runs; the event reaches the relay R.
+    let o = TestNode::start_over(o_store.clone(), o_key.clone()).await;
+    let event = announce(&o, "Garden party", Some(10));
+    r.sync_with(&o).await;
+    assert!(r.store().event(&event).unwrap().is_some());
+
+    // O's node stops and no longer answers.
+    let old_addr = o.addr;
+    drop(o);
+    let deadline = Instant::now() + DEADLINE;
+    while TcpStream::connect(old_addr).await.is_ok() {
+        assert!(Instant::now() < deadline, "O's node still accepts");
+        tokio::time::sleep(POLL).await;
+    }
+
+    // P1 and P2 answer and exchange their answers through R.
+    p1.sync_with(&r).await;
+    p2.sync_with(&r).await;
+    let p1_rsvp = p1.rsvp(event, RsvpStatus::Going, 0).id();
+    let p2_rsvp = p2.rsvp(event, RsvpStatus::Going, 2).id();
+    p1.sync_with(&r).await;
+    p2.sync_with(&r).await;
+    p1.sync_with(&r).await;
+    let pending = [(&p1, Pending), (&p2, Pending)];
+    for (name, node) in [("R", &r), ("P1", &p1), ("P2", &p2)] {
+        assert_eq!(node.store().rsvps(&event).unwrap().len(), 2, "{name}");
+        assert_statuses(name, node, &event, &pending, 0);
+    }
+    // O's store has not heard of them, and decided nothing.
+    assert!(o_store.rsvps(&event).unwrap().is_empty());
+    assert!(admissions_in_feed(&o_store, &feed_of(&o_key)).is_empty());
+
+    // O's node starts again and syncs with R: it decides on arrival.
+    let o = TestNode::start_over(o_store.clone(), o_key).await;
+    o.sync_with(&r).await;
+    let (f1, f2) = (p1.feed(), p2.feed());
+    wait_until("O to decide on both requests", || {
+        decision_on(o.store(), &event, &f1).is_some()
+            && decision_on(o.store(), &event, &f2).is_some()
+    })
+    .await;
+    let mut decided = admissions_in_feed(o.store(), &o.feed());
+    decided.sort_by_key(|(a, _, _)| *a);
+    let mut want = vec![
+        (p1.feed(), p1_rsvp, Decision::Admitted),
+        (p2.feed(), p2_rsvp, Decision::Admitted),
+    ];
+    want.sort_by_key(|(a, _, _)| *a);
+    assert_eq!(decided, want);
+
+    // The decisions travel back through R.
+    r.sync_with(&o).await;
+    p1.sync_with(&r).await;
+    p2.sync_with(&r).await;
+    let admitted = [(&p1, Admitted), (&p2, Admitted)];
+    for (name, node) in [("O", &o), ("R", &r), ("P1", &p1), ("P2", &p2)] {
+        assert_statuses(name, node, &event, &admitted, 4);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 4. Several answers before the organizer sees any: one decision, on the
+//    current one.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_organizer_decides_only_on_the_current_answer() {
+    let o = TestNode::start().await;
+    let p1 = TestNode::start().await;
+    let event = announce(&o, "Quiz night", Some(5));
+    p1.sync_with(&o).await;
+
+    p1.rsvp(event, RsvpStatus::Going, 0);
+    p1.rsvp(event, RsvpStatus::Maybe, 0);
+    let current = p1.rsvp(event, RsvpStatus::Going, 2).id();
+    assert_eq!(p1.head(&p1.feed()), 3);
+    assert_eq!(
+        p1.store()
+            .rsvp(&event, &p1.feed())
+            .unwrap()
+            .unwrap()
+            .message,
+        current
+    );
+
+    p1.sync_with(&o).await;
+    let f1 = p1.feed();
+    wait_until("O to decide", || {
+        decision_on(o.store(), &event, &f1).is_some()
+    })
+    .await;
+    assert_eq!(o.head(&p1.feed()), 3, "O holds every answer");
+    assert_eq!(
+        admissions_in_feed(o.store(), &o.feed()),
+        vec![(p1.feed(), current, Decision::Admitted)],
+        "one admission, referencing the current RSVP"
+    );
+    let (_, index) = o
+        .store()
+        .admissions(&event)
+        .unwrap()
+        .into_iter()
+        .find(|(f, _)| *f == p1.feed())
+        .unwrap();
+    assert_eq!(index.rsvp, current);
+
+    p1.sync_with(&o).await;
+    for (name, node) in [("O", &o), ("P1", &p1)] {
+        assert_statuses(name, node, &event, &[(&p1, Admitted)], 3);
+        let rsvp = node.store().rsvp(&event, &p1.feed()).unwrap().unwrap();
+        assert_eq!((rsvp.status, rsvp.guests), (RsvpStatus::Going, 2), "{name}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 5. A changed plan flags earlier answers.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_to_an_earlier_time_are_stale_until_renewed() {
+    let o = TestNode::start().await;
+    let p1 = TestNode::start().await;
+    let event = announce(&o, "Choir practice", None);
+    p1.sync_with(&o).await;
+    p1.rsvp_to(event, RsvpStatus::Going, 0, Some(0));
+    p1.sync_with(&o).await;
+    let stale_on = |node: &TestNode| {
+        let store = node.store();
+        let state = state_of(store, &event);
+        let rsvp = store.rsvp(&event, &p1.feed()).unwrap().unwrap();
+        (rsvp.answered_revision, rsvp.is_stale(&state))
+    };
+    for (name, node) in [("O", &o), ("P1", &p1)] {
+        assert_eq!(stale_on(node), (Some(0), false), "{name}");
+    }
+
+    // The start moves: revision 1 changes the plan.
+    let mut update = EventUpdate::new(event);
+    update.start = Some(EventTime::parse("start", LATER).unwrap());
+    update.validate().unwrap();
+    o.publish(&update.to_content_bytes());
+    p1.sync_with(&o).await;
+    for (name, node) in [("O", &o), ("P1", &p1)] {
+        let state = state_of(node.store(), &event);
+        assert_eq!((state.revision, state.plan_revision), (1, 1), "{name}");
+        assert_eq!(state.event.start.as_str(), LATER, "{name}");
+        assert_eq!(stale_on(node), (Some(0), true), "{name}");
+    }
+
+    // P1 answers the new plan.
+    p1.rsvp_to(event, RsvpStatus::Going, 0, Some(1));
+    p1.sync_with(&o).await;
+    for (name, node) in [("O", &o), ("P1", &p1)] {
+        assert_eq!(stale_on(node), (Some(1), false), "{name}");
+    }
+
+    // A new title is not a new plan.
+    let mut update = EventUpdate::new(event);
+    update.title = Some("Choir rehearsal".into());
+    update.validate().unwrap();
+    o.publish(&update.to_content_bytes());
+    p1.sync_with(&o).await;
+    for (name, node) in [("O", &o), ("P1", &p1)] {
+        let state = state_of(node.store(), &event);
+        assert_eq!(state.event.title, "Choir rehearsal", "{name}");
+        assert_eq!((state.revision, state.plan_revision), (2, 1), "{name}");
+        assert_eq!(stale_on(node), (Some(1), false), "{name}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 6. Without a capacity nobody needs admitting.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_without_capacity_need_no_admissions() {
+    let o = TestNode::start().await;
+    let p1 = TestNode::start().await;
+    let p2 = TestNode::start().await;
+    let event = announce(&o, "Open house", None);
+    p1.sync_with(&o).await;
+    p2.sync_with(&o).await;
+    p1.rsvp(event, RsvpStatus::Going, 3);
+    p2.rsvp(event, RsvpStatus::Maybe, 0);
+    o.rsvp(event, RsvpStatus::Going, 0);
+    p1.sync_with(&o).await;
+    p2.sync_with(&o).await;
+    p1.sync_with(&o).await;
+
+    for (name, node) in [("O", &o), ("P1", &p1), ("P2", &p2)] {
+        assert_eq!(node.store().rsvps(&event).unwrap().len(), 3, "{name}");
+        assert_statuses(name, node, &event, &[(&p1, Admitted), (&o, Admitted)], 5);
+        assert_eq!(status_on(node.store(), &event, &p2.feed()), None, "{name}");
+        assert!(
+            node.store().admissions(&event).unwrap().is_empty(),
+            "{name}"
+        );
+    }
+    let kinds: Vec<String> = feed_contents(o.store(), &o.feed())
+        .iter()
+        .map(|(_, c)| c.kind().to_owned())
+        .collect();
+    assert_eq!(kinds, ["event", "rsvp"], "O published no admission");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zz_race_probe() {
+    let mut bad = 0;
+    for round in 0..30 {
+        let o = TestNode::start().await;
+        let people = [
+            TestNode::start().await,
+            TestNode::start().await,
+            TestNode::start().await,
+            TestNode::start().await,
+        ];
+        let event = announce(&o, "Race", Some(1));
+        for p in &people {
+            p.sync_with(&o).await;
+            p.rsvp(event, RsvpStatus::Going, 0);
+        }
+        let mut tasks = Vec::new();
+        for p in &people {
+            let node = p.node.clone();
+            let peer = o.pinned_addr();
+            tasks.push(tokio::spawn(async move { node.dial(&peer, true).await }));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+        let feeds: Vec<FeedId> = people.iter().map(|p| p.feed()).collect();
+        wait_until("all decided", || {
+            feeds
+                .iter()
+                .all(|f| decision_on(o.store(), &event, f).is_some())
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let v = view_on(o.store(), &event);
+        let n = admissions_in_feed(o.store(), &o.feed()).len();
+        if v.admitted != 1 || n != 4 {
+            bad += 1;
+            eprintln!(
+                "round {round}: admitted {} waitlisted {} admissions {n}",
+                v.admitted, v.waitlisted
+            );
+        }
+    }
+    assert_eq!(bad, 0);
+}
