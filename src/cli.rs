@@ -70,6 +70,19 @@ enum Command {
     },
     /// List connected and known peers.
     Peers,
+    /// Print an invite code: your address, feed id and (on a private
+    /// network) the network key. Never a secret key.
+    Invite {
+        /// The address others should dial (default: this computer's address
+        /// and the listen port).
+        #[arg(long, value_name = "HOST:PORT")]
+        addr: Option<String>,
+    },
+    /// Join with an invite code: remember the inviter, sync once, follow them.
+    Join {
+        /// The code from `potluck invite`.
+        code: String,
+    },
     /// Follow a feed (publishes a contact message).
     Follow {
         /// Feed id, `@…ed25519`.
@@ -400,6 +413,8 @@ fn run_command(ctx: &Ctx, command: Command, out: &mut Output) -> Result<()> {
         Command::Serve { .. } => bail!("a potluck node is already running for this home"),
         Command::Sync { addr } => net::sync(ctx, out, &addr),
         Command::Peers => net::peers(ctx, out),
+        Command::Invite { addr } => net::invite(ctx, out, addr),
+        Command::Join { code } => net::join(ctx, out, &code),
         Command::Follow { feed } => contact(ctx, out, &feed, ContactChange::Follow),
         Command::Unfollow { feed } => contact(ctx, out, &feed, ContactChange::Unfollow),
         Command::Block { feed } => contact(ctx, out, &feed, ContactChange::Block),
@@ -554,7 +569,7 @@ impl Opened {
 
     /// Publishes content as the next message of our feed: durable on
     /// return, and pushed to connected peers when a node runs.
-    fn publish(&self, content: &[u8]) -> Result<Message> {
+    pub fn publish(&self, content: &[u8]) -> Result<Message> {
         match self {
             Opened::Direct {
                 store,

@@ -53,6 +53,9 @@ pub enum ConfigError {
         "`{0}` is not a peer address: use HOST:PORT, or @FEED.ed25519@HOST:PORT to pin the feed you expect"
     )]
     BadPeer(String),
+    /// An invite code cannot be read.
+    #[error("that is not a valid invite code: {0}")]
+    BadInvite(String),
     /// The network key is not 64 hex digits.
     #[error("network key must be 64 hex digits (32 bytes)")]
     BadNetworkKey,
@@ -97,6 +100,77 @@ impl fmt::Display for PeerAddr {
             Some(feed) => write!(f, "{feed}@{}", self.addr),
             None => f.write_str(&self.addr),
         }
+    }
+}
+
+/// An invite: how to reach the inviter, and (on a private network) the
+/// network key. Never a secret key of anyone's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invite {
+    /// The inviter's address and feed.
+    pub peer: PeerAddr,
+    /// The network key, for a private network.
+    pub network: Option<NetworkKey>,
+}
+
+/// The text before every invite code.
+pub const INVITE_PREFIX: &str = "potluck-invite:";
+
+#[derive(Serialize, Deserialize)]
+struct InviteBody {
+    v: u32,
+    addr: String,
+    feed: FeedId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    network: Option<String>,
+}
+
+impl Invite {
+    /// The one-line code: `potluck-invite:` and base64url of a small JSON
+    /// object (`v`, `addr`, `feed`, optional `network`).
+    pub fn to_code(&self) -> String {
+        use base64::Engine as _;
+        let body = InviteBody {
+            v: 1,
+            addr: self.peer.addr.clone(),
+            feed: self.peer.feed.unwrap_or(FeedId([0; 32])),
+            network: self.network.as_ref().map(NetworkKey::to_hex),
+        };
+        let json = serde_json::to_vec(&body).unwrap_or_default();
+        format!(
+            "{INVITE_PREFIX}{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+        )
+    }
+
+    /// Parses a code made by [`Invite::to_code`].
+    pub fn parse(code: &str) -> Result<Invite, ConfigError> {
+        use base64::Engine as _;
+        let bad = |why: &str| ConfigError::BadInvite(why.to_owned());
+        let body = code
+            .trim()
+            .strip_prefix(INVITE_PREFIX)
+            .ok_or_else(|| bad("it does not start with `potluck-invite:`"))?;
+        if body.len() > 4096 {
+            return Err(bad("it is far too long"));
+        }
+        let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(body)
+            .map_err(|_| bad("it is damaged (not base64url); copy the whole code"))?;
+        let body: InviteBody =
+            serde_json::from_slice(&json).map_err(|_| bad("it is damaged; copy the whole code"))?;
+        if body.v != 1 {
+            return Err(bad("it was made by a newer version of potluck"));
+        }
+        let peer = PeerAddr::parse(&format!("{}@{}", body.feed, body.addr))
+            .map_err(|_| bad("its address is not HOST:PORT"))?;
+        let network = match body.network {
+            Some(hex) => {
+                Some(NetworkKey::from_hex(&hex).map_err(|_| bad("its network key is damaged"))?)
+            }
+            None => None,
+        };
+        Ok(Invite { peer, network })
     }
 }
 
@@ -279,6 +353,36 @@ mod tests {
         assert_eq!(PeerAddr::parse(&pinned.to_string()).unwrap(), pinned);
         for bad in ["", "host", "host:x", ":80", "@abc@host:1", "@x.ed25519@h:1"] {
             assert!(PeerAddr::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn invites_round_trip_and_reject_junk() {
+        let invite = Invite {
+            peer: PeerAddr::parse(&format!("{}@192.0.2.4:7643", FeedId([5; 32]))).unwrap(),
+            network: Some(NetworkKey([9; 32])),
+        };
+        let code = invite.to_code();
+        assert!(code.starts_with(INVITE_PREFIX));
+        assert!(!code.contains(' '));
+        assert_eq!(Invite::parse(&code).unwrap(), invite);
+        let public = Invite {
+            network: None,
+            ..invite.clone()
+        };
+        assert_eq!(Invite::parse(&public.to_code()).unwrap(), public);
+        for bad in [
+            "",
+            "hello",
+            "potluck-invite:",
+            "potluck-invite:!!!",
+            &code[..code.len() - 5],
+            "potluck-invite:eyJ2IjoyfQ",
+        ] {
+            assert!(
+                matches!(Invite::parse(bad), Err(ConfigError::BadInvite(_))),
+                "{bad}"
+            );
         }
     }
 

@@ -7,7 +7,9 @@ use anyhow::{Context, Result, bail};
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use potluck::config::{ConfigFile, DEFAULT_LISTEN, PeerAddr};
+use potluck::config::{ConfigFile, DEFAULT_LISTEN, Invite, PeerAddr};
+use potluck::content::Contact;
+use potluck::handshake::DEFAULT_NETWORK_KEY;
 use potluck::home::Home;
 use potluck::identity::Identity;
 use potluck::node::{ConnectionError, Node, NodeConfig, SessionReport, Timing};
@@ -130,12 +132,34 @@ async fn wait_for_signal() {
 /// `potluck sync ADDR`: one exchange, both ways.
 pub fn sync(ctx: &Ctx, out: &mut Output, addr: &str) -> Result<()> {
     let peer = PeerAddr::parse(addr)?;
+    let report = sync_once(ctx, &peer)?;
+    let peer_id = report.peer.map(|p| p.to_string()).unwrap_or_default();
+    out.print(
+        json!({
+            "peer": report.peer,
+            "received": report.received,
+            "sent": report.sent,
+            "bytes_in": report.bytes_in,
+            "bytes_out": report.bytes_out,
+        }),
+        || {
+            format!(
+                "synced with {peer_id}: received {} messages, sent {}",
+                report.received, report.sent
+            )
+        },
+    );
+    Ok(())
+}
+
+/// One exchange with `peer`, through the running node or a node of our own.
+fn sync_once(ctx: &Ctx, peer: &PeerAddr) -> Result<SessionReport> {
     let report = match &ctx.node {
         // Inside a running node: use it (and its store).
         Some(node) => {
             let handle =
                 tokio::runtime::Handle::try_current().context("the node's runtime is gone")?;
-            match handle.block_on(node.clone().dial(&peer, true)) {
+            match handle.block_on(node.clone().dial(peer, true)) {
                 // Already connected: everything flows live on that connection.
                 Err(ConnectionError::Duplicate(feed)) => Ok(SessionReport {
                     peer: Some(feed),
@@ -155,25 +179,119 @@ pub fn sync(ctx: &Ctx, out: &mut Output, addr: &str) -> Result<()> {
             };
             let config = ConfigFile::load(&ctx.home)?;
             let node = Node::new(store.clone(), node_config(&identity, &config)?);
-            let report = runtime()?.block_on(node.dial(&peer, true));
+            let report = runtime()?.block_on(node.dial(peer, true));
             store.flush()?;
             report
         }
     }
     .with_context(|| format!("sync with {peer} failed"))?;
-    let peer_id = report.peer.map(|p| p.to_string()).unwrap_or_default();
+    Ok(report)
+}
+
+/// `potluck invite`: a one-line code that brings someone into this network.
+pub fn invite(ctx: &Ctx, out: &mut Output, addr: Option<String>) -> Result<()> {
+    let config = ConfigFile::load(&ctx.home)?;
+    let me = match &ctx.node {
+        Some(node) => node.feed_id(),
+        None => Identity::load(&ctx.home)?.feed_id(),
+    };
+    let addr = match addr {
+        Some(a) => a,
+        None => guess_address(&config)?,
+    };
+    let peer = PeerAddr::parse(&format!("{me}@{addr}"))?;
+    let network = config
+        .network_key
+        .is_some()
+        .then(|| config.network_key())
+        .transpose()?;
+    let code = Invite { peer, network }.to_code();
+    out.print(json!({ "code": code, "addr": addr }), || code.clone());
+    Ok(())
+}
+
+/// This computer's address for others to dial: the listen address, or,
+/// when that is every interface, the address of the interface that has a
+/// route out (found with a UDP socket's `connect`, which sends nothing).
+fn guess_address(config: &ConfigFile) -> Result<String> {
+    let listen: std::net::SocketAddr =
+        config
+            .listen
+            .as_deref()
+            .unwrap_or(DEFAULT_LISTEN)
+            .parse()
+            .context("the listen address in config.json is not IP:PORT")?;
+    if !listen.ip().is_unspecified() {
+        return Ok(listen.to_string());
+    }
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|s| s.connect("192.0.2.1:7643").map(|()| s))
+        .and_then(|s| s.local_addr());
+    match probe {
+        Ok(local) if !local.ip().is_unspecified() => {
+            Ok(std::net::SocketAddr::new(local.ip(), listen.port()).to_string())
+        }
+        _ => bail!("cannot tell this computer's address: pass --addr HOST:PORT"),
+    }
+}
+
+/// `potluck join CODE`: remember the inviter, take the network key (on a
+/// new home), sync once, and follow the inviter.
+pub fn join(ctx: &Ctx, out: &mut Output, code: &str) -> Result<()> {
+    let invite = Invite::parse(code)?;
+    let home = &ctx.home;
+    let fresh = ctx.node.is_none() && !home.secret_path().exists();
+    let mut config = ConfigFile::load(home)?;
+    let current = config.network_key()?;
+    match &invite.network {
+        Some(key) if *key != current && !fresh => bail!(
+            "this invite is for a private network, and this home is on another one; join with a new home (--home DIR)"
+        ),
+        None if current != DEFAULT_NETWORK_KEY => bail!(
+            "this invite is for the public network, and this home is on a private one; join with a new home (--home DIR)"
+        ),
+        _ => {}
+    }
+    if fresh {
+        home.create()?;
+        Identity::create(home)?;
+    }
+    if let Some(key) = &invite.network {
+        config.network_key = Some(key.to_hex());
+    }
+    let peer_text = invite.peer.to_string();
+    if !config.peers.contains(&peer_text) {
+        config.peers.push(peer_text);
+    }
+    config.save(home)?;
+    // Follow first, so the one sync also carries the follow to the inviter.
+    let inviter = invite.peer.feed.context("the invite names no feed")?;
+    let opened = ctx.open()?;
+    let contact = Contact {
+        contact: inviter,
+        following: true,
+        blocking: false,
+    };
+    opened.publish(&contact.to_content_bytes())?;
+    drop(opened);
+    let report = sync_once(ctx, &invite.peer)?;
+    if let Some(node) = &ctx.node
+        && let Ok(handle) = tokio::runtime::Handle::try_current()
+    {
+        // Keep the new peer connected from now on.
+        handle.spawn(node.clone().dial_loop(invite.peer.clone()));
+    }
     out.print(
         json!({
-            "peer": report.peer,
+            "peer": invite.peer.to_string(),
+            "following": inviter,
             "received": report.received,
             "sent": report.sent,
-            "bytes_in": report.bytes_in,
-            "bytes_out": report.bytes_out,
         }),
         || {
             format!(
-                "synced with {peer_id}: received {} messages, sent {}",
-                report.received, report.sent
+                "joined: following {inviter}, received {} messages; `potluck serve` keeps you connected",
+                report.received
             )
         },
     );

@@ -454,6 +454,19 @@ impl Node {
         }
         let received = Arc::new(AtomicU64::new(0));
         let sent = Arc::new(AtomicU64::new(0));
+        // A peer that reconnects at once may find its previous session
+        // still closing down here: give that a moment before refusing.
+        for _ in 0..20 {
+            let busy = self
+                .peers
+                .lock()
+                .map(|p| p.contains_key(&remote))
+                .unwrap_or(false);
+            if !busy {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         {
             let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
             if peers.contains_key(&remote) {
