@@ -320,6 +320,25 @@ pub fn run(args: Args, raw: Vec<String>) -> Result<u8> {
     }
 }
 
+/// An error and its causes on one line, without repeating a cause that the
+/// message already ends with (our error types include their cause's text).
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut line = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !line.ends_with(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line
+}
+
+/// True for `potluck serve`, whose log is worth reading by default.
+pub fn is_serve(args: &Args) -> bool {
+    matches!(args.command, Command::Serve { .. })
+}
+
 /// Replaces the relative file paths of a command line with absolute ones.
 fn absolute_paths(command: &Command, mut raw: Vec<String>) -> Result<Vec<String>> {
     let paths: Vec<&PathBuf> = match command {
@@ -402,7 +421,7 @@ pub fn run_in_node(home: &Home, node: &Arc<Node>, args: Vec<String>) -> ControlR
         Err(e) => ControlResponse {
             code: 1,
             stdout: out.text,
-            stderr: format!("error: {e:#}\n"),
+            stderr: format!("error: {}\n", one_line(&e)),
         },
     }
 }

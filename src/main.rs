@@ -22,18 +22,24 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // A node logs its connections; other commands report errors themselves.
+    let default_level = if cli::is_serve(&args) {
+        "info"
+    } else {
+        "error"
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("POTLUCK_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .init();
     let raw: Vec<String> = std::env::args().skip(1).collect();
     match cli::run(args, raw) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", cli::one_line(&e));
             ExitCode::FAILURE
         }
     }
