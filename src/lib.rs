@@ -24,6 +24,7 @@ pub mod identity;
 pub mod index;
 pub mod message;
 pub mod node;
+pub mod peerbook;
 pub mod replicate;
 pub mod store;
 pub mod validate;

@@ -13,6 +13,7 @@ use potluck::handshake::DEFAULT_NETWORK_KEY;
 use potluck::home::Home;
 use potluck::identity::Identity;
 use potluck::node::{ConnectionError, Node, NodeConfig, SessionReport, Timing};
+use potluck::peerbook::{PeerRecord, PeerSource};
 use potluck::store::Store;
 
 use crate::cli::{self, Ctx, Opened, Output};
@@ -80,8 +81,24 @@ pub fn serve(home: &Home, listen: Option<String>, extra_peers: Vec<String>) -> R
         tracing::info!(feed = %node.feed_id(), %local, "listening");
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(node.clone().accept_loop(listener)));
+        // Configured peers, then every other address in the peer book
+        // (discovered earlier, or from an invite), best first.
+        let mut addrs: Vec<String> = Vec::new();
         for peer in peers {
-            tasks.push(tokio::spawn(node.clone().dial_loop(peer)));
+            addrs.push(peer.addr.clone());
+            tasks.push(tokio::spawn(
+                node.clone().dial_loop(peer, PeerSource::Configured),
+            ));
+        }
+        for record in store.peer_records()? {
+            if record.source == PeerSource::Inbound || addrs.contains(&record.addr) {
+                continue;
+            }
+            let peer = PeerAddr {
+                feed: record.feed,
+                addr: record.addr.clone(),
+            };
+            tasks.push(tokio::spawn(node.clone().dial_loop(peer, record.source)));
         }
         #[cfg(unix)]
         {
@@ -275,11 +292,30 @@ pub fn join(ctx: &Ctx, out: &mut Output, code: &str) -> Result<()> {
     opened.publish(&contact.to_content_bytes())?;
     drop(opened);
     let report = sync_once(ctx, &invite.peer)?;
+    // Remember the inviter in the peer book too.
+    {
+        let opened = ctx.open_store()?;
+        let mut record = opened
+            .store()
+            .peer_record(&invite.peer.addr)?
+            .unwrap_or_else(|| {
+                PeerRecord::new(
+                    invite.peer.addr.clone(),
+                    invite.peer.feed,
+                    PeerSource::Invite,
+                )
+            });
+        record.succeeded(inviter, crate::cli::now_ms());
+        opened.store().put_peer_record(&record)?;
+    }
     if let Some(node) = &ctx.node
         && let Ok(handle) = tokio::runtime::Handle::try_current()
     {
         // Keep the new peer connected from now on.
-        handle.spawn(node.clone().dial_loop(invite.peer.clone()));
+        handle.spawn(
+            node.clone()
+                .dial_loop(invite.peer.clone(), PeerSource::Invite),
+        );
     }
     out.print(
         json!({
@@ -298,51 +334,59 @@ pub fn join(ctx: &Ctx, out: &mut Output, code: &str) -> Result<()> {
     Ok(())
 }
 
-/// `potluck peers`: connected peers (from a running node) and peers we
-/// remember from earlier sessions.
+/// `potluck peers`: connected peers (from a running node) and the peer
+/// book: every known address with when it was last seen and synced.
 pub fn peers(ctx: &Ctx, out: &mut Output) -> Result<()> {
     let connected = ctx.node.as_ref().map(|n| n.peers()).unwrap_or_default();
     let opened = ctx.open_store()?;
-    let remembered: Vec<_> = opened
-        .store()
-        .remembered_peers()?
-        .into_iter()
-        .filter(|f| !connected.iter().any(|c| c.feed == *f))
-        .collect();
-    let config = ConfigFile::load(&ctx.home)?;
-    let configured: Vec<String> = config.peers.clone();
+    let book = opened.store().peer_records()?;
     let running = ctx.node.is_some();
+    let when = |ms: Option<i64>| {
+        ms.and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+            .map_or_else(
+                || "never".to_owned(),
+                |t| t.strftime("%Y-%m-%d %H:%M").to_string(),
+            )
+    };
     out.print(
-        json!({
-            "node_running": running,
-            "connected": connected,
-            "known": remembered,
-            "configured": configured,
-        }),
+        json!({ "node_running": running, "connected": connected, "book": book }),
         || {
             let mut text = String::new();
             if !running {
                 text.push_str("no node running (start one with `potluck serve`)\n");
             }
+            if !connected.is_empty() {
+                text.push_str("connected:\n");
+            }
             for p in &connected {
-                let since = jiff::Timestamp::from_millisecond(p.connected_since_ms)
-                    .map(|t| t.to_string())
-                    .unwrap_or_default();
                 text.push_str(&format!(
-                    "{}  {}  {}  since {}  received {}  sent {}\n",
+                    "  {}  {}  {}  since {}  received {}  sent {}\n",
                     p.feed,
                     p.address,
                     if p.outbound { "out" } else { "in" },
-                    since,
+                    when(Some(p.connected_since_ms)),
                     p.received,
                     p.sent
                 ));
             }
-            for f in &remembered {
-                text.push_str(&format!("{f}  (not connected)\n"));
+            if !book.is_empty() {
+                text.push_str("known addresses:\n");
             }
-            for c in &configured {
-                text.push_str(&format!("configured: {c}\n"));
+            for r in &book {
+                let source = serde_json::to_value(r.source)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                text.push_str(&format!(
+                    "  {}  {}  {source}  seen {}  synced {}  failures {}\n",
+                    r.addr,
+                    r.feed
+                        .map(|f| f.to_string())
+                        .unwrap_or_else(|| "(feed unknown)".into()),
+                    when(r.last_seen_ms),
+                    when(r.last_success_ms),
+                    r.failures
+                ));
             }
             if text.is_empty() {
                 text.push_str("no peers yet");

@@ -33,6 +33,7 @@ use crate::content::{self, Content};
 use crate::frame::{FrameDecoder, FrameError, encode_frame};
 use crate::handshake::{Handshake, HandshakeError, NetworkKey, Transport};
 use crate::message::{FeedId, Message, MessageId};
+use crate::peerbook::{PeerRecord, PeerSource};
 use crate::replicate::{self, Clock, Incoming, PeerMemory, Policy, ProtocolError, Session};
 use crate::store::{Store, StoreError};
 use crate::validate::{Checked, ValidationError};
@@ -121,6 +122,20 @@ pub enum ConnectionError {
     Task(String),
 }
 
+impl ConnectionError {
+    /// True when the handshake completed: the address works, whatever
+    /// ended the session afterwards.
+    pub fn reached_peer(&self) -> bool {
+        !matches!(
+            self,
+            ConnectionError::Io(_)
+                | ConnectionError::Handshake(_)
+                | ConnectionError::HandshakeTimeout
+                | ConnectionError::HandshakeRejected
+        )
+    }
+}
+
 /// What one connection exchanged.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct SessionReport {
@@ -193,6 +208,8 @@ pub struct Node {
     config: NodeConfig,
     events: broadcast::Sender<NodeEvent>,
     peers: Mutex<HashMap<FeedId, PeerEntry>>,
+    /// Addresses with a running dial loop.
+    dialing: Mutex<std::collections::HashSet<String>>,
     /// Inbound connections, handshaking or not: bounds what strangers can
     /// make us hold open.
     inbound: Arc<tokio::sync::Semaphore>,
@@ -210,6 +227,7 @@ impl Node {
             events,
             peers: Mutex::new(HashMap::new()),
             inbound: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
+            dialing: Mutex::new(std::collections::HashSet::new()),
             shutdown,
         })
     }
@@ -371,13 +389,39 @@ impl Node {
     }
 
     /// Keeps a connection to `peer` up, reconnecting with exponential
-    /// backoff and jitter, until shutdown.
-    pub async fn dial_loop(self: Arc<Self>, peer: PeerAddr) {
+    /// backoff and jitter, until shutdown. Every attempt is recorded in the
+    /// peer book; an address that keeps failing is dialed less and less
+    /// often, and given up on after a week of failures.
+    pub async fn dial_loop(self: Arc<Self>, peer: PeerAddr, source: PeerSource) {
+        {
+            let mut dialing = self.dialing.lock().unwrap_or_else(|p| p.into_inner());
+            if !dialing.insert(peer.addr.clone()) {
+                return; // Another loop already keeps this address.
+            }
+        }
+        self.clone().dial_loop_inner(&peer, source).await;
+        self.dialing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&peer.addr);
+    }
+
+    async fn dial_loop_inner(self: Arc<Self>, peer: &PeerAddr, source: PeerSource) {
         let timing = self.config.timing.clone();
         let mut stop = self.shutdown.subscribe();
-        let mut backoff = timing.min_backoff;
         loop {
             if *stop.borrow() {
+                return;
+            }
+            let mut record = self
+                .store
+                .peer_record(&peer.addr)
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| PeerRecord::new(peer.addr.clone(), peer.feed, source));
+            let now = jiff::Timestamp::now().as_millisecond();
+            if record.given_up(now) {
+                tracing::info!(peer = %peer, failures = record.failures, "giving up on this address until it is seen again");
                 return;
             }
             let already = peer.feed.is_some_and(|f| {
@@ -386,21 +430,32 @@ impl Node {
                     .map(|p| p.contains_key(&f))
                     .unwrap_or(false)
             });
-            let started = Instant::now();
             if !already {
-                match self.clone().dial(&peer, false).await {
-                    // After the handshake, `connection` logs how it ended.
-                    Ok(_) => {}
-                    Err(e) => tracing::debug!(peer = %peer, error = %e, "dial ended"),
+                match self.clone().dial(peer, false).await {
+                    Ok(report) => {
+                        if let Some(feed) = report.peer {
+                            record.succeeded(feed, jiff::Timestamp::now().as_millisecond());
+                        }
+                    }
+                    Err(e) if e.reached_peer() => {
+                        if let Some(feed) = peer.feed {
+                            record.succeeded(feed, jiff::Timestamp::now().as_millisecond());
+                        }
+                        tracing::debug!(peer = %peer, error = %e, "session ended");
+                    }
+                    Err(e) => {
+                        record.failed();
+                        tracing::debug!(peer = %peer, error = %e, failures = record.failures, "dial failed");
+                    }
+                }
+                if let Err(e) = self.store.put_peer_record(&record) {
+                    tracing::warn!(error = %e, "cannot update the peer book");
                 }
             }
-            // A connection that lasted a while resets the backoff.
-            if started.elapsed() > Duration::from_secs(30) {
-                backoff = timing.min_backoff;
-            }
-            let jitter = rand::random::<f64>() * 0.5 + 0.75;
-            let wait = backoff.mul_f64(jitter);
-            backoff = (backoff * 2).min(timing.max_backoff);
+            let wait = record.backoff(rand::random::<f64>()).clamp(
+                timing.min_backoff,
+                timing.max_backoff.max(timing.min_backoff),
+            );
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = stop.changed() => return,

@@ -9,6 +9,7 @@
 //! | `H`    | author                | head sequence ‖ head id            |
 //! | `K`    | author ‖ sequence     | fork proof (two signed headers)    |
 //! | `P`    | peer feed             | replication memory of that peer    |
+//! | `B`    | peer address          | peer book record (JSON)            |
 //! | lower  | see [`crate::index`]  | index entries, rebuildable         |
 //!
 //! **Atomicity.** Keeping every entry in one tree lets an append use
@@ -33,6 +34,7 @@ use crate::index::{
     self, AboutState, ContactState, CorruptEntry, EventState, Kv, MemKv, RsvpState, Tally,
 };
 use crate::message::{FeedId, Message, MessageId, SIGNED_LEN};
+use crate::peerbook::PeerRecord;
 use crate::validate::{self, Checked, FeedHead, ValidationError};
 
 const LOG: u8 = b'L';
@@ -40,6 +42,7 @@ const ID: u8 = b'I';
 const HEAD: u8 = b'H';
 const FORK: u8 = b'K';
 const PEER: u8 = b'P';
+const BOOK: u8 = b'B';
 
 /// Shortest event-id prefix accepted on the command line.
 pub const MIN_ID_PREFIX: usize = 6;
@@ -198,6 +201,13 @@ fn feed_key(prefix: u8, author: &FeedId) -> Vec<u8> {
     let mut k = Vec::with_capacity(33);
     k.push(prefix);
     k.extend_from_slice(&author.0);
+    k
+}
+
+fn book_key(addr: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + addr.len());
+    k.push(BOOK);
+    k.extend_from_slice(addr.as_bytes());
     k
 }
 
@@ -757,6 +767,44 @@ impl Store {
     pub fn set_peer_memory(&self, peer: &FeedId, memory: &[u8]) -> Result<(), StoreError> {
         self.tree.insert(feed_key(PEER, peer), memory)?;
         Ok(())
+    }
+
+    /// The peer book record of an address.
+    pub fn peer_record(&self, addr: &str) -> Result<Option<PeerRecord>, StoreError> {
+        let key = book_key(addr);
+        match self.tree.get(&key)? {
+            Some(v) => serde_json::from_slice(&v)
+                .map(Some)
+                .map_err(|e| StoreError::CorruptLog {
+                    key: hex::encode(&key),
+                    reason: e.to_string(),
+                }),
+            None => Ok(None),
+        }
+    }
+
+    /// Saves a peer book record. Not flushed: it is advice, not data.
+    pub fn put_peer_record(&self, record: &PeerRecord) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(record).unwrap_or_default();
+        self.tree.insert(book_key(&record.addr), bytes)?;
+        Ok(())
+    }
+
+    /// Every peer book record, peers that worked most recently first.
+    pub fn peer_records(&self) -> Result<Vec<PeerRecord>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.tree.scan_prefix([BOOK]) {
+            let (k, v) = item?;
+            match serde_json::from_slice(&v) {
+                Ok(record) => out.push(record),
+                // A damaged record is only advice lost: skip it.
+                Err(e) => {
+                    tracing::warn!(key = %hex::encode(&k), error = %e, "skipping a damaged peer record")
+                }
+            }
+        }
+        crate::peerbook::preferred_order(&mut out);
+        Ok(out)
     }
 
     /// Peers with replication memory.

@@ -705,10 +705,16 @@ async fn events_without_capacity_need_no_admissions() {
     assert_eq!(kinds, ["event", "rsvp"], "O published no admission");
 }
 
+// ---------------------------------------------------------------------------
+// 7. Requests arriving on several connections at once.
+
+/// Four people, one place, all four deliver their request at the same time
+/// on four connections. Each request should be decided exactly once and
+/// the place should be filled. Repeated a few rounds, since it is a race.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn zz_race_probe() {
-    let mut bad = 0;
-    for round in 0..30 {
+#[ignore = "bug: admission::settle is not serialized; concurrent ingests on two connections decide from the same snapshot, publishing duplicate and contradictory admissions (and can leave the place empty)"]
+async fn concurrent_requests_are_decided_once_and_fill_the_place() {
+    for round in 0..10 {
         let o = TestNode::start().await;
         let people = [
             TestNode::start().await,
@@ -716,7 +722,7 @@ async fn zz_race_probe() {
             TestNode::start().await,
             TestNode::start().await,
         ];
-        let event = announce(&o, "Race", Some(1));
+        let event = announce(&o, "One seat", Some(1));
         for p in &people {
             p.sync_with(&o).await;
             p.rsvp(event, RsvpStatus::Going, 0);
@@ -725,28 +731,110 @@ async fn zz_race_probe() {
         for p in &people {
             let node = p.node.clone();
             let peer = o.pinned_addr();
-            tasks.push(tokio::spawn(async move { node.dial(&peer, true).await }));
+            tasks.push(tokio::spawn(async move {
+                tokio::time::timeout(DEADLINE, node.dial(&peer, true)).await
+            }));
         }
-        for t in tasks {
-            let _ = t.await;
+        let mut failed = Vec::new();
+        for (p, task) in people.iter().zip(tasks) {
+            if !matches!(task.await, Ok(Ok(Ok(_)))) {
+                failed.push(p);
+            }
         }
-        let feeds: Vec<FeedId> = people.iter().map(|p| p.feed()).collect();
-        wait_until("all decided", || {
-            feeds
-                .iter()
-                .all(|f| decision_on(o.store(), &event, f).is_some())
+        // A dial that failed under load is retried alone.
+        for p in failed {
+            let feed = p.feed();
+            wait_until("O to drop the failed connection", || {
+                !o.node.peers().iter().any(|x| x.feed == feed)
+            })
+            .await;
+            p.sync_with(&o).await;
+        }
+        let feeds: Vec<FeedId> = people.iter().map(TestNode::feed).collect();
+        // Every session over: every ingest and its decisions are done.
+        wait_until("O to decide on every request", || {
+            o.node.peers().is_empty()
+                && feeds
+                    .iter()
+                    .all(|f| decision_on(o.store(), &event, f).is_some())
         })
         .await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let v = view_on(o.store(), &event);
-        let n = admissions_in_feed(o.store(), &o.feed()).len();
-        if v.admitted != 1 || n != 4 {
-            bad += 1;
-            eprintln!(
-                "round {round}: admitted {} waitlisted {} admissions {n}",
-                v.admitted, v.waitlisted
-            );
-        }
+        let decided = admissions_in_feed(o.store(), &o.feed());
+        let view = view_on(o.store(), &event);
+        assert_eq!(
+            (view.admitted, view.waitlisted, decided.len()),
+            (1, 3, 4),
+            "round {round}: one admitted, three waitlisted, one decision per request; got {decided:?}"
+        );
     }
-    assert_eq!(bad, 0);
+}
+
+// ---------------------------------------------------------------------------
+// 8. Answering again while waitlisted.
+
+/// After a time change people are asked to answer again (their answers
+/// are flagged stale). Someone on the waitlist who does so should keep
+/// their place in line, as an admitted person keeps their place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: admission::decide treats a renewed answer of a waitlisted person as a new request, and the new Waitlisted admission's sequence puts them at the back of the line"]
+async fn a_waitlisted_person_who_answers_again_keeps_their_place_in_line() {
+    let o = TestNode::start().await;
+    let [p1, p2, p3] = [
+        TestNode::start().await,
+        TestNode::start().await,
+        TestNode::start().await,
+    ];
+    let event = announce(&o, "One seat", Some(1));
+    for p in [&p1, &p2, &p3] {
+        p.sync_with(&o).await;
+        p.rsvp_to(event, RsvpStatus::Going, 0, Some(0));
+        p.sync_with(&o).await;
+        let feed = p.feed();
+        wait_until("O to decide", || {
+            decision_on(o.store(), &event, &feed).is_some()
+        })
+        .await;
+    }
+    all_sync_with(&o, &[&p1, &p2, &p3]).await;
+    let expected = [(&p1, Admitted), (&p2, Waitlisted), (&p3, Waitlisted)];
+    for (name, node) in [("O", &o), ("P1", &p1), ("P2", &p2), ("P3", &p3)] {
+        assert_statuses(name, node, &event, &expected, 1);
+    }
+
+    // The start moves; P2, first in line, confirms for the new time.
+    let mut update = EventUpdate::new(event);
+    update.start = Some(EventTime::parse("start", LATER).unwrap());
+    o.publish(&update.to_content_bytes());
+    p2.sync_with(&o).await;
+    assert_eq!(state_of(p2.store(), &event).plan_revision, 1);
+    let renewed = p2.rsvp_to(event, RsvpStatus::Going, 0, Some(1)).id();
+    p2.sync_with(&o).await;
+    let f2 = p2.feed();
+    wait_until("O to decide on P2's renewed answer", || {
+        o.store()
+            .admissions(&event)
+            .unwrap()
+            .iter()
+            .any(|(f, a)| *f == f2 && a.rsvp == renewed)
+    })
+    .await;
+    assert_eq!(
+        decision_on(o.store(), &event, &f2),
+        Some(Decision::Waitlisted)
+    );
+
+    // P1 leaves: the place goes to the first in line, P2.
+    p1.rsvp(event, RsvpStatus::NotGoing, 0);
+    p1.sync_with(&o).await;
+    let (f2, f3) = (p2.feed(), p3.feed());
+    wait_until("O to give the place away", || {
+        decision_on(o.store(), &event, &f2) == Some(Decision::Admitted)
+            || decision_on(o.store(), &event, &f3) == Some(Decision::Admitted)
+    })
+    .await;
+    all_sync_with(&o, &[&p1, &p2, &p3]).await;
+    let expected = [(&p2, Admitted), (&p3, Waitlisted)];
+    for (name, node) in [("O", &o), ("P1", &p1), ("P2", &p2), ("P3", &p3)] {
+        assert_statuses(name, node, &event, &expected, 1);
+    }
 }

@@ -123,7 +123,11 @@ impl TestNode {
         } else {
             other.plain_addr()
         };
-        tokio::spawn(self.node.clone().dial_loop(peer));
+        tokio::spawn(
+            self.node
+                .clone()
+                .dial_loop(peer, potluck::peerbook::PeerSource::Configured),
+        );
     }
 
     fn is_connected_to(&self, other: &FeedId) -> bool {

@@ -1,0 +1,629 @@
+//! End-to-end tests of the event commands of the `potluck` binary that
+//! deal with capacity, changed plans, time zones, the agenda and the
+//! iCalendar export. Every test drives the real executable in a fresh
+//! temporary home and reads `--json` output (or the calendar text).
+//!
+//! No test touches the real user's data directory: `HOME` and
+//! `XDG_DATA_HOME` point inside the test's temporary directory, and any
+//! inherited `POTLUCK_HOME` / `POTLUCK_LOG` / backtrace settings are
+//! removed. Every child process is killed if it runs longer than
+//! [`TIMEOUT`].
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+const BIN: &str = env!("CARGO_BIN_EXE_potluck");
+
+/// Longest any single invocation may take.
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// An upcoming start (the tests must not depend on today's date).
+const START: &str = "2031-06-01T18:00:00Z";
+const END: &str = "2031-06-01T21:00:00Z";
+
+/// What one run of the binary did.
+#[derive(Debug)]
+struct Run {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(self.stdout.trim()).unwrap_or_else(|e| {
+            panic!("stdout is not one JSON document ({e}): {self:?}");
+        })
+    }
+}
+
+/// Runs `cmd` with a clean environment plus `envs`, and a time limit.
+fn run_command(mut cmd: Command, sandbox: &Path, envs: &[(&str, &str)]) -> Run {
+    cmd.env_remove("POTLUCK_HOME")
+        .env_remove("POTLUCK_LOG")
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE")
+        .env_remove("RUST_LOG")
+        .env_remove("TZ")
+        .env("HOME", sandbox.join("user"))
+        .env("XDG_DATA_HOME", sandbox.join("xdg"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, value) in envs {
+        cmd.env(key, value);
+    }
+    let mut child = cmd.spawn().expect("spawn potluck");
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out = thread::spawn(move || {
+        let mut s = String::new();
+        out.read_to_string(&mut s).map(|_| s)
+    });
+    let err = thread::spawn(move || {
+        let mut s = String::new();
+        err.read_to_string(&mut s).map(|_| s)
+    });
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for potluck") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("potluck did not finish within {TIMEOUT:?}: {cmd:?}");
+        }
+        thread::sleep(Duration::from_millis(2));
+    };
+    Run {
+        status,
+        stdout: out.join().unwrap().expect("stdout is UTF-8"),
+        stderr: err.join().unwrap().expect("stderr is UTF-8"),
+    }
+}
+
+/// One node: a temporary directory holding the home.
+struct Node {
+    tmp: TempDir,
+    home: PathBuf,
+}
+
+impl Node {
+    /// A node after `init --name <name>`.
+    fn init(name: &str) -> Node {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let home = tmp.path().join("home");
+        let node = Node { tmp, home };
+        node.ok(&["init", "--name", name]);
+        node
+    }
+
+    /// `potluck --home <home> <args>` with `envs` set.
+    fn run_with(&self, args: &[&str], envs: &[(&str, &str)]) -> Run {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--home").arg(&self.home).args(args);
+        run_command(cmd, self.tmp.path(), envs)
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        self.run_with(args, &[])
+    }
+
+    /// Runs with `--json` and `envs`, asserts success and parses stdout.
+    fn ok_with(&self, args: &[&str], envs: &[(&str, &str)]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let run = self.run_with(&all, envs);
+        assert!(run.status.success(), "{args:?} failed: {run:?}");
+        assert_eq!(run.stderr, "", "{args:?} succeeded with a warning");
+        run.json()
+    }
+
+    fn ok(&self, args: &[&str]) -> Value {
+        self.ok_with(args, &[])
+    }
+
+    fn me(&self) -> String {
+        self.ok(&["whoami"])["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Announces an event and returns its id.
+    fn announce(&self, args: &[&str]) -> String {
+        let mut all = vec!["announce"];
+        all.extend_from_slice(args);
+        let doc = self.ok(&all);
+        doc["id"]
+            .as_str()
+            .expect("announce prints an id")
+            .to_owned()
+    }
+
+    fn event(&self, id: &str) -> Value {
+        self.ok(&["event", id])
+    }
+
+    fn agenda(&self) -> Vec<Value> {
+        self.ok(&["agenda"]).as_array().expect("an array").clone()
+    }
+
+    /// The `content` of every message in my feed, in order.
+    fn log_contents(&self) -> Vec<Value> {
+        let run = self.run(&["log", "--json"]);
+        assert!(run.status.success(), "log failed: {run:?}");
+        run.stdout
+            .lines()
+            .map(|l| {
+                let v: Value =
+                    serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}"));
+                v["content"].clone()
+            })
+            .collect()
+    }
+
+    /// Writes `ics ARGS… --out FILE` and returns the file's text.
+    fn ics_file(&self, args: &[&str]) -> String {
+        let path = self.tmp.path().join("export.ics");
+        let _ = std::fs::remove_file(&path);
+        let mut all = vec!["ics"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--out", path.to_str().unwrap()]);
+        let run = self.run(&all);
+        assert!(run.status.success(), "{all:?} failed: {run:?}");
+        assert_eq!(run.stdout, "", "the calendar goes to the file only");
+        std::fs::read_to_string(&path).expect("the file was written")
+    }
+}
+
+/// The whole `rsvps` entry of `author` in an `event --json` document.
+fn rsvp_of<'a>(doc: &'a Value, author: &str) -> &'a Value {
+    doc["rsvps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["author"] == author)
+        .unwrap_or_else(|| panic!("no RSVP by {author} in {doc}"))
+}
+
+/// The UID the calendar gives an event: its 32 id bytes in unpadded
+/// base64url, then `@potluck`.
+fn uid_of(id: &str) -> String {
+    let body = id
+        .strip_prefix('%')
+        .and_then(|b| b.strip_suffix(".blake3"))
+        .unwrap();
+    let bytes = STANDARD.decode(body).unwrap();
+    format!("{}@potluck", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// Calendar text with folded lines joined (RFC 5545 §3.1), split in lines.
+fn unfolded_lines(text: &str) -> Vec<String> {
+    assert!(text.ends_with("\r\n"), "CRLF line ends: {text:?}");
+    assert!(
+        !text.replace("\r\n", "").contains('\n'),
+        "every line ends in CRLF: {text:?}"
+    );
+    text.replace("\r\n ", "")
+        .split("\r\n")
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The lines of the VEVENT with `uid`.
+fn vevent<'a>(lines: &'a [String], uid: &str) -> &'a [String] {
+    let uid_line = format!("UID:{uid}");
+    let at = lines
+        .iter()
+        .position(|l| *l == uid_line)
+        .unwrap_or_else(|| panic!("no {uid_line} in {lines:#?}"));
+    let begin = lines[..at]
+        .iter()
+        .rposition(|l| l == "BEGIN:VEVENT")
+        .unwrap();
+    let end = at + lines[at..].iter().position(|l| l == "END:VEVENT").unwrap();
+    &lines[begin..=end]
+}
+
+// ---------------------------------------------------------------------------
+// 1. The JSON contract of `event`: admission, revisions, the tally.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn event_json_shows_admission_and_a_group_waits_until_it_fits() {
+    let node = Node::init("Ana");
+    let me = node.me();
+    let id = node.announce(&["--title", "Supper", "--start", START, "--capacity", "1"]);
+    let doc = node.event(&id);
+    assert_eq!(doc["capacity"], 1);
+    assert_eq!(doc["plan_revision"], 0);
+
+    // The organizer goes with a guest: a group of 2 does not fit in 1.
+    node.ok(&["rsvp", &id, "going", "--guests", "1"]);
+    let doc = node.event(&id);
+    assert_eq!(
+        doc["rsvps"],
+        json!([{
+            "author": me, "name": "Ana", "status": "going", "guests": 1, "note": null,
+            "admission": "waitlisted", "answered_revision": 0, "stale": false,
+        }])
+    );
+    assert_eq!(
+        doc["tally"],
+        json!({
+            "going": 1, "maybe": 0, "not_going": 0, "headcount": 2,
+            "admitted": 0, "admitted_headcount": 0, "waitlisted": 1, "pending": 0,
+        })
+    );
+
+    // Room for two: the waiting group moves up at once.
+    assert_eq!(
+        node.ok(&["update", &id, "--capacity", "2"]),
+        json!({ "id": id, "revision": 1 })
+    );
+    let doc = node.event(&id);
+    assert_eq!(doc["capacity"], 2);
+    assert_eq!(doc["revision"], 1);
+    assert_eq!(doc["plan_revision"], 0, "capacity is not the plan");
+    assert_eq!(
+        doc["rsvps"],
+        json!([{
+            "author": me, "name": "Ana", "status": "going", "guests": 1, "note": null,
+            "admission": "admitted", "answered_revision": 0, "stale": false,
+        }])
+    );
+    assert_eq!(
+        doc["tally"],
+        json!({
+            "going": 1, "maybe": 0, "not_going": 0, "headcount": 2,
+            "admitted": 1, "admitted_headcount": 2, "waitlisted": 0, "pending": 0,
+        })
+    );
+
+    // Both decisions are in the organizer's feed, about the same RSVP.
+    let contents = node.log_contents();
+    let types: Vec<&str> = contents
+        .iter()
+        .map(|c| c["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "about",
+            "event",
+            "rsvp",
+            "admission",
+            "event-update",
+            "admission"
+        ]
+    );
+    for (at, decision) in [(3, "waitlisted"), (5, "admitted")] {
+        let a = &contents[at];
+        assert_eq!(a["event"], id.as_str());
+        assert_eq!(a["author"], me.as_str());
+        assert_eq!(a["decision"], decision);
+    }
+    assert_eq!(contents[3]["rsvp"], contents[5]["rsvp"]);
+
+    // A `maybe` is no request: no admission, and nothing counted.
+    node.ok(&["rsvp", &id, "maybe"]);
+    let doc = node.event(&id);
+    assert_eq!(rsvp_of(&doc, &me)["admission"], Value::Null);
+    assert_eq!(
+        doc["tally"],
+        json!({
+            "going": 0, "maybe": 1, "not_going": 0, "headcount": 0,
+            "admitted": 0, "admitted_headcount": 0, "waitlisted": 0, "pending": 0,
+        })
+    );
+    // Without a capacity, going is simply admitted.
+    let open = node.announce(&["--title", "Open", "--start", START]);
+    node.ok(&["rsvp", &open, "going", "--guests", "4"]);
+    let doc = node.event(&open);
+    assert_eq!(rsvp_of(&doc, &me)["admission"], "admitted");
+    assert_eq!(doc["tally"]["admitted"], 1);
+    assert_eq!(doc["tally"]["admitted_headcount"], 5);
+    assert_eq!(doc["tally"]["pending"], 0);
+}
+
+// ---------------------------------------------------------------------------
+// 2. A changed time flags earlier answers.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_time_change_flags_the_answer_until_it_is_renewed() {
+    let node = Node::init("Ana");
+    let me = node.me();
+    let id = node.announce(&["--title", "Band practice", "--start", START, "--end", END]);
+    node.ok(&["rsvp", &id, "going"]);
+    let answer = |doc: &Value| {
+        let r = rsvp_of(doc, &me);
+        (r["answered_revision"].clone(), r["stale"].clone())
+    };
+    let changed = |node: &Node| {
+        let agenda = node.agenda();
+        assert_eq!(agenda.len(), 1, "{agenda:?}");
+        assert_eq!(agenda[0]["event"], id.as_str());
+        (
+            agenda[0]["answered_revision"].clone(),
+            agenda[0]["changed_since_answer"].clone(),
+        )
+    };
+    assert_eq!(answer(&node.event(&id)), (json!(0), json!(false)));
+    assert_eq!(changed(&node), (json!(0), json!(false)));
+
+    // The start moves.
+    node.ok(&["update", &id, "--start", "2031-06-01T19:00:00Z"]);
+    let doc = node.event(&id);
+    assert_eq!(
+        (doc["revision"].clone(), doc["plan_revision"].clone()),
+        (json!(1), json!(1))
+    );
+    assert_eq!(answer(&doc), (json!(0), json!(true)));
+    assert_eq!(changed(&node), (json!(0), json!(true)));
+
+    // Answering again, to the new plan, clears the flag.
+    node.ok(&["rsvp", &id, "going"]);
+    assert_eq!(answer(&node.event(&id)), (json!(1), json!(false)));
+    assert_eq!(changed(&node), (json!(1), json!(false)));
+
+    // A new title changes nothing about the plan.
+    node.ok(&["update", &id, "--title", "Band rehearsal"]);
+    let doc = node.event(&id);
+    assert_eq!(
+        (doc["revision"].clone(), doc["plan_revision"].clone()),
+        (json!(2), json!(1))
+    );
+    assert_eq!(answer(&doc), (json!(1), json!(false)));
+    assert_eq!(changed(&node), (json!(1), json!(false)));
+
+    // A new place does.
+    node.ok(&["update", &id, "--location", "The garage"]);
+    let doc = node.event(&id);
+    assert_eq!(doc["plan_revision"], 3);
+    assert_eq!(answer(&doc), (json!(1), json!(true)));
+    assert_eq!(changed(&node), (json!(1), json!(true)));
+    // So does a new end.
+    node.ok(&["rsvp", &id, "maybe"]);
+    assert_eq!(changed(&node), (json!(3), json!(false)));
+    node.ok(&["update", &id, "--end", "2031-06-01T22:00:00Z"]);
+    assert_eq!(changed(&node), (json!(3), json!(true)));
+}
+
+// ---------------------------------------------------------------------------
+// 3. Time zones, either side of a daylight-saving change.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn wall_clock_times_keep_across_daylight_saving_and_local_shows_the_viewer_zone() {
+    let node = Node::init("Ana");
+    let zone = "America/New_York";
+    // New York moves to daylight time on 2027-03-14.
+    let before = node.announce(&[
+        "--title",
+        "Before",
+        "--start",
+        "2027-03-13T17:00:00-05:00",
+        "--tz",
+        zone,
+    ]);
+    let after = node.announce(&[
+        "--title",
+        "After",
+        "--start",
+        "2027-03-15T17:00:00-04:00",
+        "--tz",
+        zone,
+    ]);
+    let far = node.announce(&["--title", "Far", "--start", START, "--tz", zone]);
+
+    // In the event's zone, whatever the viewer's: 17:00 both days.
+    for envs in [&[][..], &[("TZ", "Asia/Tokyo")][..]] {
+        let doc = node.ok_with(&["event", &before], envs);
+        assert_eq!(doc["start"], "2027-03-13T17:00:00-05:00", "{envs:?}");
+        assert_eq!(doc["tz"], zone);
+        let doc = node.ok_with(&["event", &after], envs);
+        assert_eq!(doc["start"], "2027-03-15T17:00:00-04:00", "{envs:?}");
+        let doc = node.ok_with(&["event", &far], envs);
+        assert_eq!(doc["start"], "2031-06-01T14:00:00-04:00", "{envs:?}");
+    }
+
+    // `--local`: in the viewer's zone, Tokyo (+09:00, no daylight time).
+    // `--all` keeps the 2027 events listed whatever today's date is.
+    let tokyo = [("TZ", "Asia/Tokyo")];
+    let list = node.ok_with(&["events", "--all", "--local"], &tokyo);
+    let starts: Vec<(&str, &str)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["title"].as_str().unwrap(), e["start"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        starts,
+        [
+            ("Before", "2027-03-14T07:00:00+09:00"),
+            ("After", "2027-03-16T06:00:00+09:00"),
+            ("Far", "2031-06-02T03:00:00+09:00"),
+        ]
+    );
+    // The event's own zone is still reported.
+    assert!(list.as_array().unwrap().iter().all(|e| e["tz"] == zone));
+    // Upcoming events, `--local`.
+    let list = node.ok_with(&["events", "--local"], &tokyo);
+    let far_doc = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == far.as_str())
+        .expect("Far is upcoming");
+    assert_eq!(far_doc["start"], "2031-06-02T03:00:00+09:00");
+    // Without `--local` the same listing is in the event's zone.
+    let list = node.ok_with(&["events", "--all"], &tokyo);
+    assert_eq!(list[0]["start"], "2027-03-13T17:00:00-05:00");
+    assert_eq!(list[1]["start"], "2027-03-15T17:00:00-04:00");
+}
+
+// ---------------------------------------------------------------------------
+// 4. The agenda.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn agenda_lists_my_upcoming_going_and_maybe_answers() {
+    let node = Node::init("Ana");
+    let capped = node.announce(&[
+        "--title",
+        "Capped",
+        "--start",
+        "2031-06-01T18:00:00Z",
+        "--capacity",
+        "4",
+        "--tz",
+        "Europe/Paris",
+    ]);
+    let maybe = node.announce(&["--title", "Maybe", "--start", "2031-06-02T18:00:00Z"]);
+    let declined = node.announce(&["--title", "Declined", "--start", "2031-06-03T18:00:00Z"]);
+    let _silent = node.announce(&["--title", "Silent", "--start", "2031-06-04T18:00:00Z"]);
+    let past = node.announce(&["--title", "Past", "--start", "2001-06-01T18:00:00Z"]);
+    node.ok(&["rsvp", &capped, "going", "--guests", "1"]);
+    node.ok(&["rsvp", &maybe, "maybe"]);
+    node.ok(&["rsvp", &declined, "no"]);
+    node.ok(&["rsvp", &past, "going"]);
+
+    let expected = |changed: bool| {
+        json!([
+            {
+                "event": capped, "title": "Capped",
+                "start": "2031-06-01T20:00:00+02:00", "tz": "Europe/Paris",
+                "event_status": "scheduled", "status": "going", "guests": 1,
+                "admission": "admitted", "answered_revision": 0,
+                "changed_since_answer": changed,
+            },
+            {
+                "event": maybe, "title": "Maybe",
+                "start": "2031-06-02T18:00:00Z", "tz": null,
+                "event_status": "scheduled", "status": "maybe", "guests": 0,
+                "admission": null, "answered_revision": 0,
+                "changed_since_answer": false,
+            },
+        ])
+    };
+    assert_eq!(Value::Array(node.agenda()), expected(false));
+
+    // A moved start is flagged; the admission stays.
+    node.ok(&["update", &capped, "--start", "2031-06-01T17:00:00Z"]);
+    let mut want = expected(true);
+    want[0]["start"] = json!("2031-06-01T19:00:00+02:00");
+    assert_eq!(Value::Array(node.agenda()), want);
+
+    // Changing my mind to `no` takes it off the agenda.
+    node.ok(&["rsvp", &maybe, "no"]);
+    let agenda = node.agenda();
+    assert_eq!(agenda.len(), 1);
+    assert_eq!(agenda[0]["event"], capped.as_str());
+
+    // A cancelled event stays, marked.
+    node.ok(&["cancel", &capped]);
+    let agenda = node.agenda();
+    assert_eq!(agenda.len(), 1);
+    assert_eq!(agenda[0]["event_status"], "cancelled");
+}
+
+// ---------------------------------------------------------------------------
+// 5. iCalendar export.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn ics_exports_one_event_to_a_file_and_every_upcoming_one_to_stdout() {
+    let node = Node::init("Ana");
+    let id = node.announce(&[
+        "--title",
+        "Picnic",
+        "--start",
+        START,
+        "--end",
+        END,
+        "--tz",
+        "America/New_York",
+    ]);
+    node.ok(&["rsvp", &id, "going"]);
+    let uid = uid_of(&id);
+
+    let check = |text: &str, sequence: u32, status: &str| {
+        assert!(text.starts_with("BEGIN:VCALENDAR\r\n"), "{text}");
+        assert!(text.ends_with("END:VCALENDAR\r\n"), "{text}");
+        let lines = unfolded_lines(text);
+        assert_eq!(lines.iter().filter(|l| *l == "BEGIN:VEVENT").count(), 1);
+        let ev = vevent(&lines, &uid);
+        assert!(ev.contains(&format!("SEQUENCE:{sequence}")), "{ev:#?}");
+        assert!(ev.contains(&format!("STATUS:{status}")), "{ev:#?}");
+        assert!(
+            ev.contains(&"DTSTART:20310601T180000Z".to_owned()),
+            "{ev:#?}"
+        );
+        assert!(ev.contains(&"DTEND:20310601T210000Z".to_owned()), "{ev:#?}");
+        let attendees: Vec<&String> = ev.iter().filter(|l| l.starts_with("ATTENDEE")).collect();
+        assert_eq!(attendees.len(), 1, "{ev:#?}");
+        assert!(
+            attendees[0].contains("PARTSTAT=ACCEPTED"),
+            "{}",
+            attendees[0]
+        );
+        assert!(attendees[0].contains("CN=Ana"), "{}", attendees[0]);
+    };
+
+    let text = node.ics_file(&[&id]);
+    check(&text, 0, "CONFIRMED");
+    assert!(text.contains(&format!("UID:{uid}\r\n")));
+    // The same text on stdout without --out.
+    let run = node.run(&["ics", &id]);
+    assert!(run.status.success(), "{run:?}");
+    assert_eq!(
+        unfolded_lines(&run.stdout).len(),
+        unfolded_lines(&text).len()
+    );
+
+    node.ok(&["update", &id, "--title", "Picnic in the park"]);
+    let text = node.ics_file(&[&id[..8]]);
+    check(&text, 1, "CONFIRMED");
+    assert!(unfolded_lines(&text).contains(&"SUMMARY:Picnic in the park".to_owned()));
+
+    node.ok(&["cancel", &id, "--reason", "rain"]);
+    let text = node.ics_file(&[&id]);
+    check(&text, 2, "CANCELLED");
+    assert!(unfolded_lines(&text).contains(&"COMMENT:rain".to_owned()));
+
+    // Without an event: every upcoming event (the cancelled one included),
+    // not the past one.
+    let other = node.announce(&["--title", "Later", "--start", "2032-01-01T10:00:00Z"]);
+    let past = node.announce(&["--title", "Long ago", "--start", "2001-01-01T10:00:00Z"]);
+    let run = node.run(&["ics"]);
+    assert!(run.status.success(), "{run:?}");
+    let lines = unfolded_lines(&run.stdout);
+    assert_eq!(lines.first().map(String::as_str), Some("BEGIN:VCALENDAR"));
+    assert_eq!(lines.iter().filter(|l| *l == "BEGIN:VEVENT").count(), 2);
+    assert!(vevent(&lines, &uid).contains(&"STATUS:CANCELLED".to_owned()));
+    let later = vevent(&lines, &uid_of(&other));
+    assert!(later.contains(&"SEQUENCE:0".to_owned()));
+    assert!(!later.iter().any(|l| l.starts_with("ATTENDEE")));
+    assert!(!lines.contains(&format!("UID:{}", uid_of(&past))));
+    let file = node.ics_file(&[]);
+    assert_eq!(unfolded_lines(&file).len(), lines.len());
+
+    // `--json` wraps the calendar text.
+    let doc = node.ok(&["ics"]);
+    assert_eq!(doc["events"], 2);
+    assert!(
+        doc["calendar"]
+            .as_str()
+            .unwrap()
+            .starts_with("BEGIN:VCALENDAR\r\n")
+    );
+}
