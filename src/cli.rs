@@ -62,6 +62,8 @@ enum Command {
         /// Repeatable; adds to the peers in config.json.
         #[arg(long = "peer", value_name = "ADDR")]
         peers: Vec<String>,
+        #[command(flatten)]
+        discovery: DiscoveryArgs,
     },
     /// Connect to a peer once, exchange everything both ways, and exit.
     Sync {
@@ -201,6 +203,21 @@ enum Command {
     Reindex,
 }
 
+/// LAN discovery flags of `serve`.
+#[derive(ClapArgs, Debug, Clone, Default)]
+pub struct DiscoveryArgs {
+    /// Do not announce this node on the local network or listen for others.
+    #[arg(long)]
+    pub no_discovery: bool,
+    /// UDP port for announcements (default 7644).
+    #[arg(long, value_name = "PORT")]
+    pub discovery_port: Option<u16>,
+    /// Where to send announcements (repeatable; default: broadcast on the
+    /// LAN). On one machine, 127.255.255.255:PORT reaches every local node.
+    #[arg(long = "discovery-target", value_name = "ADDR")]
+    pub discovery_targets: Vec<String>,
+}
+
 #[derive(ClapArgs, Debug)]
 struct EventFields {
     /// Title, 1-200 characters.
@@ -280,8 +297,13 @@ impl From<StatusArg> for RsvpStatus {
 /// the control socket, since it owns the store. Returns the exit status.
 pub fn run(args: Args, raw: Vec<String>) -> Result<u8> {
     let home = Home::resolve(args.home.clone())?;
-    if let Command::Serve { listen, peers } = args.command {
-        net::serve(&home, listen, peers)?;
+    if let Command::Serve {
+        listen,
+        peers,
+        discovery,
+    } = args.command
+    {
+        net::serve(&home, listen, peers, discovery)?;
         return Ok(0);
     }
     // `ics --out FILE` is written here, by the process the person ran,

@@ -208,6 +208,16 @@ pub struct ConfigFile {
         with = "replication_text"
     )]
     pub replication: Option<ReplicationSetting>,
+    /// LAN discovery on (the default) or off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovery: Option<bool>,
+    /// UDP port for LAN announcements (default 7644).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovery_port: Option<u16>,
+    /// Where to send announcements (default: the broadcast address
+    /// `255.255.255.255` at the discovery port).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub discovery_targets: Vec<String>,
 }
 
 /// `"open"` or `{"hops": N}`.
@@ -296,6 +306,10 @@ impl ConfigFile {
         self.network_key()?;
         for p in &self.peers {
             PeerAddr::parse(p)?;
+        }
+        for t in &self.discovery_targets {
+            t.parse::<std::net::SocketAddr>()
+                .map_err(|_| ConfigError::BadPeer(t.clone()))?;
         }
         Ok(())
     }
@@ -396,6 +410,9 @@ mod tests {
             listen: Some("127.0.0.1:0".into()),
             peers: vec!["127.0.0.1:9".into()],
             replication: Some(ReplicationSetting::Hops { hops: 2 }),
+            discovery: Some(false),
+            discovery_port: Some(17644),
+            discovery_targets: vec!["127.255.255.255:17644".into()],
         };
         config.save(&home).unwrap();
         let back = ConfigFile::load(&home).unwrap();

@@ -16,6 +16,7 @@ pub mod bundle;
 pub mod config;
 pub mod content;
 pub mod control;
+pub mod discovery;
 pub mod frame;
 pub mod handshake;
 pub mod home;

@@ -16,7 +16,9 @@ use potluck::node::{ConnectionError, Node, NodeConfig, SessionReport, Timing};
 use potluck::peerbook::{PeerRecord, PeerSource};
 use potluck::store::Store;
 
-use crate::cli::{self, Ctx, Opened, Output};
+use crate::cli::{self, Ctx, DiscoveryArgs, Opened, Output};
+use potluck::discovery;
+use potluck::node::DiscoverySettings;
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -42,7 +44,12 @@ pub fn offline_node(store: Arc<Store>, identity: &Identity, home: &Home) -> Resu
 }
 
 /// `potluck serve`: runs until Ctrl-C or SIGTERM.
-pub fn serve(home: &Home, listen: Option<String>, extra_peers: Vec<String>) -> Result<()> {
+pub fn serve(
+    home: &Home,
+    listen: Option<String>,
+    extra_peers: Vec<String>,
+    discovery: DiscoveryArgs,
+) -> Result<()> {
     let config = ConfigFile::load(home)?;
     let mut peers = config.peer_addrs()?;
     for p in &extra_peers {
@@ -89,6 +96,14 @@ pub fn serve(home: &Home, listen: Option<String>, extra_peers: Vec<String>) -> R
             tasks.push(tokio::spawn(
                 node.clone().dial_loop(peer, PeerSource::Configured),
             ));
+        }
+        if let Some(settings) = discovery_settings(&config, &discovery, local.port())? {
+            let finder = node.clone();
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = finder.discovery_loop(settings).await {
+                    tracing::warn!(error = %e, "LAN discovery is off: cannot open its UDP socket");
+                }
+            }));
         }
         for record in store.peer_records()? {
             if record.source == PeerSource::Inbound || addrs.contains(&record.addr) {
@@ -144,6 +159,42 @@ async fn wait_for_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// Discovery settings from config.json and the flags (flags win); `None`
+/// when discovery is off.
+fn discovery_settings(
+    config: &ConfigFile,
+    flags: &DiscoveryArgs,
+    announce_port: u16,
+) -> Result<Option<DiscoverySettings>> {
+    if flags.no_discovery || config.discovery == Some(false) {
+        return Ok(None);
+    }
+    let port = flags
+        .discovery_port
+        .or(config.discovery_port)
+        .unwrap_or(discovery::DISCOVERY_PORT);
+    let texts: Vec<String> = if !flags.discovery_targets.is_empty() {
+        flags.discovery_targets.clone()
+    } else if !config.discovery_targets.is_empty() {
+        config.discovery_targets.clone()
+    } else {
+        vec![format!("255.255.255.255:{port}")]
+    };
+    let targets = texts
+        .iter()
+        .map(|t| {
+            t.parse::<std::net::SocketAddr>()
+                .with_context(|| format!("discovery target `{t}` is not IP:PORT"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some(DiscoverySettings {
+        bind: std::net::SocketAddr::from(([0, 0, 0, 0], port)),
+        targets,
+        announce_port,
+        every: std::time::Duration::from_secs(discovery::ANNOUNCE_EVERY_SECS),
+    }))
 }
 
 /// `potluck sync ADDR`: one exchange, both ways.

@@ -30,6 +30,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use crate::admission;
 use crate::config::PeerAddr;
 use crate::content::{self, Content};
+use crate::discovery;
 use crate::frame::{FrameDecoder, FrameError, encode_frame};
 use crate::handshake::{Handshake, HandshakeError, NetworkKey, Transport};
 use crate::message::{FeedId, Message, MessageId};
@@ -172,6 +173,21 @@ struct PeerEntry {
     info: PeerInfo,
     received: Arc<AtomicU64>,
     sent: Arc<AtomicU64>,
+}
+
+/// Where and how a node announces itself on the LAN.
+#[derive(Clone, Debug)]
+pub struct DiscoverySettings {
+    /// Local address to receive announcements on (all interfaces, the
+    /// discovery port); shared with other nodes on the same machine.
+    pub bind: SocketAddr,
+    /// Where to send announcements (the LAN broadcast address; on one
+    /// machine, `127.255.255.255:PORT` reaches every local node).
+    pub targets: Vec<SocketAddr>,
+    /// The TCP port to announce (our listen port).
+    pub announce_port: u16,
+    /// Time between announcements.
+    pub every: Duration,
 }
 
 /// What every connection of a node hears about.
@@ -388,6 +404,88 @@ impl Node {
         }
     }
 
+    /// Announces this node on the LAN and dials the nodes it hears, until
+    /// shutdown. Only nodes with our network key can read announcements.
+    pub async fn discovery_loop(
+        self: Arc<Self>,
+        settings: DiscoverySettings,
+    ) -> std::io::Result<()> {
+        let socket = discovery_socket(settings.bind)?;
+        let me = self.feed_id();
+        let mut recent = discovery::Recent::default();
+        let mut stop = self.shutdown.subscribe();
+        let mut tick = tokio::time::interval(settings.every);
+        let mut buf = [0u8; discovery::MAX_PACKET];
+        tracing::info!(bind = %settings.bind, "LAN discovery on");
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return Ok(()),
+                _ = tick.tick() => {
+                    let packet = discovery::seal(
+                        &self.config.identity,
+                        &self.config.network,
+                        settings.announce_port,
+                        jiff::Timestamp::now().as_millisecond(),
+                        rand::random(),
+                        rand::random(),
+                    );
+                    for target in &settings.targets {
+                        if let Err(e) = socket.send_to(&packet, target).await {
+                            tracing::debug!(%target, error = %e, "cannot send an announcement");
+                        }
+                    }
+                }
+                received = socket.recv_from(&mut buf) => {
+                    let Ok((n, from)) = received else { continue };
+                    match discovery::open(&buf[..n], &self.config.network) {
+                        Ok(a) if a.feed == me => {}
+                        Ok(a) => match recent.accept(&a, jiff::Timestamp::now().as_millisecond()) {
+                            Ok(()) => self.discovered(a.feed, SocketAddr::new(from.ip(), a.port)),
+                            Err(e) => tracing::debug!(%from, error = %e, "dropping an announcement"),
+                        },
+                        Err(e) => tracing::debug!(%from, error = %e, "dropping a datagram"),
+                    }
+                }
+            }
+        }
+    }
+
+    /// A peer announced itself: record it, and dial it unless we are
+    /// connected already (a dial loop per address, with backoff).
+    pub fn discovered(self: &Arc<Self>, feed: FeedId, addr: SocketAddr) {
+        let addr_text = addr.to_string();
+        let now = jiff::Timestamp::now().as_millisecond();
+        let mut record = self
+            .store
+            .peer_record(&addr_text)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| {
+                PeerRecord::new(addr_text.clone(), Some(feed), PeerSource::Discovered)
+            });
+        record.feed = Some(feed);
+        record.seen(now);
+        let _ = self.store.put_peer_record(&record);
+        let connected = self
+            .peers
+            .lock()
+            .map(|p| p.contains_key(&feed))
+            .unwrap_or(false);
+        let dialing = self
+            .dialing
+            .lock()
+            .map(|d| d.contains(&addr_text))
+            .unwrap_or(true);
+        if !connected && !dialing {
+            tracing::info!(peer = %feed, %addr, "discovered a peer on the LAN");
+            let peer = PeerAddr {
+                feed: Some(feed),
+                addr: addr_text,
+            };
+            tokio::spawn(self.clone().dial_loop(peer, PeerSource::Discovered));
+        }
+    }
+
     /// Keeps a connection to `peer` up, reconnecting with exponential
     /// backoff and jitter, until shutdown. Every attempt is recorded in the
     /// peer book; an address that keeps failing is dialed less and less
@@ -475,18 +573,21 @@ impl Node {
                 .await
                 .map_err(|_| ConnectionError::HandshakeTimeout)??;
         let addr = stream.peer_addr()?;
-        self.connection(stream, addr, Some(peer.feed), once).await
+        self.connection(stream, addr, Some((peer.feed, peer.addr.as_str())), once)
+            .await
     }
 
     /// Runs one connection: handshake, then replication.
-    /// `dial` is `Some(expected feed)` when we dialed.
+    /// `dial` is `Some((expected feed, dialed address))` when we dialed.
     async fn connection(
         self: Arc<Self>,
         mut stream: TcpStream,
         addr: SocketAddr,
-        dial: Option<Option<FeedId>>,
+        dial: Option<(Option<FeedId>, &str)>,
         once: bool,
     ) -> Result<SessionReport, ConnectionError> {
+        let book_addr = dial.map(|(_, a)| a.to_owned());
+        let dial = dial.map(|(feed, _)| feed);
         stream.set_nodelay(true)?;
         let mut report = SessionReport::default();
         let shaken = tokio::time::timeout(
@@ -506,6 +607,20 @@ impl Node {
         report.peer = Some(remote);
         if remote == self.feed_id() {
             return Err(ConnectionError::Duplicate(remote));
+        }
+        // The address works: note it in the peer book now, not when the
+        // (possibly long) session ends.
+        if let Some(addr) = book_addr.as_ref().filter(|_| !once) {
+            let mut record = self
+                .store
+                .peer_record(addr)
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| {
+                    PeerRecord::new(addr.clone(), Some(remote), PeerSource::Configured)
+                });
+            record.succeeded(remote, jiff::Timestamp::now().as_millisecond());
+            let _ = self.store.put_peer_record(&record);
         }
         let received = Arc::new(AtomicU64::new(0));
         let sent = Arc::new(AtomicU64::new(0));
@@ -977,6 +1092,20 @@ async fn read_frame(
         *bytes_in += n as u64;
         push_all(decoder, &buf[..n])?;
     }
+}
+
+/// A UDP socket for discovery: shared with other local nodes
+/// (`SO_REUSEADDR`, `SO_REUSEPORT`), allowed to broadcast.
+fn discovery_socket(bind: SocketAddr) -> std::io::Result<tokio::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(bind), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_address(true)?;
+    #[cfg(unix)]
+    socket.set_reuse_port(true)?;
+    socket.set_broadcast(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&bind.into())?;
+    tokio::net::UdpSocket::from_std(socket.into())
 }
 
 /// Pushes bytes that were read to fit the decoder's room.
