@@ -110,7 +110,9 @@ impl Sandbox {
 
     /// Starts `potluck serve ARGS…` and waits for its "listening on" line.
     fn serve(&self, home: &Path, args: &[&str]) -> Result<Server, String> {
-        let mut all = vec!["serve"];
+        // No LAN announcements from tests: only loopback traffic here
+        // (tests/discovery.rs covers discovery on 127.255.255.255).
+        let mut all = vec!["serve", "--no-discovery"];
         all.extend_from_slice(args);
         let mut child = self
             .command(home, &all)
