@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 use crate::home::Home;
 
@@ -168,5 +168,3 @@ mod imp {
 
 #[cfg(unix)]
 pub use imp::{bind, forward, serve};
-
-use tokio::io::AsyncReadExt as _;
