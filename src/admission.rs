@@ -142,6 +142,14 @@ impl Request {
             .as_ref()
             .is_some_and(|d| d.rsvp != self.rsvp && d.decision == Decision::Admitted)
     }
+
+    /// The person is in line, under this answer or an earlier one (say,
+    /// they confirmed again after the time changed): they keep their place.
+    fn in_line(&self) -> bool {
+        self.decided
+            .as_ref()
+            .is_some_and(|d| d.decision == Decision::Waitlisted)
+    }
 }
 
 /// The decisions to publish for an event of `capacity`, given the current
@@ -162,14 +170,11 @@ pub fn decide(capacity: u64, requests: &[Request]) -> Vec<(FeedId, MessageId, De
         .filter(|r| r.current().is_none() && r.was_admitted())
         .collect();
     returning.sort_by_key(undecided_key);
-    let mut waitlist: Vec<&Request> = requests
-        .iter()
-        .filter(|r| r.current() == Some(Decision::Waitlisted))
-        .collect();
+    let mut waitlist: Vec<&Request> = requests.iter().filter(|r| r.in_line()).collect();
     waitlist.sort_by_key(|r| r.decided.as_ref().map_or(0, |d| d.sequence));
     let mut new: Vec<&Request> = requests
         .iter()
-        .filter(|r| r.current().is_none() && !r.was_admitted())
+        .filter(|r| r.current().is_none() && !r.was_admitted() && !r.in_line())
         .collect();
     new.sort_by_key(undecided_key);
 
@@ -322,6 +327,19 @@ mod tests {
     fn decided_requests_are_left_alone() {
         let reqs = [req(1, 1, Some((1, A, 1)), 0), req(2, 1, Some((2, W, 2)), 1)];
         assert!(decide(1, &reqs).is_empty());
+    }
+
+    #[test]
+    fn a_waitlisted_person_answering_again_keeps_their_place() {
+        // Ben (2) waitlisted first for an older answer (id 9), Cy (3) after.
+        let reqs = [
+            req(2, 1, Some((9, W, 10)), 5),
+            req(3, 1, Some((3, W, 11)), 0),
+        ];
+        // One place frees up: Ben, not Cy.
+        assert_eq!(names(&decide(1, &reqs)), vec![(2, A)]);
+        // No place: Ben's new answer is waitlisted (keeping his place).
+        assert_eq!(names(&decide(0, &reqs)), vec![(2, W)]);
     }
 
     #[test]

@@ -154,6 +154,10 @@ enum Command {
         /// Show times in this computer's time zone instead of each event's.
         #[arg(long)]
         local: bool,
+        /// The zone `--local` means (set by the command when it hands
+        /// itself to a running node, whose zone may differ).
+        #[arg(long, hide = true, requires = "local")]
+        local_zone: Option<String>,
     },
     /// My upcoming RSVPs (going and maybe), with admission and changes.
     Agenda,
@@ -311,11 +315,21 @@ pub fn run(args: Args, raw: Vec<String>) -> Result<u8> {
     let ics_out = match &args.command {
         Command::Ics {
             out: Some(path), ..
-        } if !args.json => Some(path.clone()),
+        } => Some((path.clone(), args.json)),
         _ => None,
     };
-    // A running node has its own working directory: hand it whole paths.
-    let raw = absolute_paths(&args.command, raw)?;
+    // A running node has its own working directory and time zone: hand it
+    // whole paths and ours.
+    let mut raw = absolute_paths(&args.command, raw)?;
+    if let Command::Events {
+        local: true,
+        local_zone: None,
+        ..
+    } = &args.command
+    {
+        raw.push("--local-zone".into());
+        raw.push(local_zone());
+    }
     #[cfg(unix)]
     if !matches!(args.command, Command::Init { .. })
         && let Some(answer) =
@@ -323,7 +337,7 @@ pub fn run(args: Args, raw: Vec<String>) -> Result<u8> {
     {
         eprint!("{}", answer.stderr);
         if answer.code == 0 {
-            emit(&answer.stdout, ics_out.as_deref())?;
+            emit(&answer.stdout, ics_out.as_ref())?;
         } else {
             print!("{}", answer.stdout);
         }
@@ -334,7 +348,7 @@ pub fn run(args: Args, raw: Vec<String>) -> Result<u8> {
     let mut out = Output::new(args.json);
     let result = run_command(&ctx, args.command, &mut out);
     match result {
-        Ok(()) => emit(&out.text, ics_out.as_deref()).map(|()| 0),
+        Ok(()) => emit(&out.text, ics_out.as_ref()).map(|()| 0),
         Err(e) => {
             print!("{}", out.text);
             Err(e)
@@ -390,16 +404,26 @@ fn absolute_paths(command: &Command, mut raw: Vec<String>) -> Result<Vec<String>
 }
 
 /// Prints a command's output, or writes it to `file`.
-fn emit(text: &str, file: Option<&std::path::Path>) -> Result<()> {
-    match file {
-        None => {
-            print!("{text}");
-            Ok(())
-        }
-        Some(path) => {
-            std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
-        }
+/// With `--json`, the calendar goes to the file and a summary is printed.
+fn emit(text: &str, file: Option<&(PathBuf, bool)>) -> Result<()> {
+    let Some((path, json)) = file else {
+        print!("{text}");
+        return Ok(());
+    };
+    let write = |body: &str| {
+        std::fs::write(path, body).with_context(|| format!("cannot write {}", path.display()))
+    };
+    if !json {
+        return write(text);
     }
+    let mut doc: Value = serde_json::from_str(text.trim()).context("unreadable ics output")?;
+    write(doc["calendar"].as_str().unwrap_or_default())?;
+    if let Some(map) = doc.as_object_mut() {
+        map.remove("calendar");
+        map.insert("file".into(), json!(path));
+    }
+    println!("{doc}");
+    Ok(())
 }
 
 /// Runs a command handed over by the control socket, inside the node.
@@ -483,7 +507,15 @@ fn run_command(ctx: &Ctx, command: Command, out: &mut Output) -> Result<()> {
             guests,
             note,
         } => rsvp(ctx, out, &event, status.into(), guests, note),
-        Command::Events { past, all, local } => events(ctx, out, past, all, local),
+        Command::Events {
+            past,
+            all,
+            local,
+            local_zone,
+        } => {
+            let zone = local.then(|| local_zone.unwrap_or_else(self::local_zone));
+            events(ctx, out, past, all, zone)
+        }
         Command::Agenda => agenda(ctx, out),
         Command::Ics { event, .. } => ics(ctx, out, event.as_deref()),
         Command::Export {
@@ -865,7 +897,7 @@ fn rsvp(
     Ok(())
 }
 
-fn events(ctx: &Ctx, out: &mut Output, past: bool, all: bool, local: bool) -> Result<()> {
+fn events(ctx: &Ctx, out: &mut Output, past: bool, all: bool, zone: Option<String>) -> Result<()> {
     let opened = ctx.open_store()?;
     let store = opened.store();
     let list = if all {
@@ -875,7 +907,6 @@ fn events(ctx: &Ctx, out: &mut Output, past: bool, all: bool, local: bool) -> Re
     } else {
         store.upcoming_events(now_ms())?
     };
-    let zone = local.then(local_zone);
     let mut docs = Vec::with_capacity(list.len());
     for state in &list {
         docs.push(event_json(store, state, false, zone.as_deref())?);

@@ -178,7 +178,9 @@ pub struct AdmissionState {
     pub rsvp: MessageId,
     /// Admitted or waitlisted.
     pub decision: Decision,
-    /// Sequence of the admission in the organizer's feed: the waitlist order.
+    /// Sequence of the admission in the organizer's feed; for a person
+    /// waitlisted again after a new answer, the first waitlisting's: the
+    /// waitlist order.
     pub sequence: u64,
 }
 
@@ -452,10 +454,21 @@ pub fn apply<K: Kv>(kv: &mut K, msg: &Message) -> Result<Indexed, K::Error> {
                     "admission by someone other than the organizer",
                 ));
             }
+            let key = admission_key(&admission.event, &admission.author);
+            // Waitlisted again (for a new answer): keep the place in line.
+            let since = match read::<K, AdmissionState>(kv, &key)? {
+                Some(old)
+                    if old.decision == Decision::Waitlisted
+                        && admission.decision == Decision::Waitlisted =>
+                {
+                    old.sequence
+                }
+                _ => msg.sequence(),
+            };
             let entry = AdmissionState {
                 rsvp: admission.rsvp,
                 decision: admission.decision,
-                sequence: msg.sequence(),
+                sequence: since,
             };
             write(
                 kv,

@@ -226,6 +226,9 @@ pub struct Node {
     peers: Mutex<HashMap<FeedId, PeerEntry>>,
     /// Addresses with a running dial loop.
     dialing: Mutex<std::collections::HashSet<String>>,
+    /// One admission decision at a time: two connections deciding from
+    /// the same snapshot would contradict each other.
+    settling: Mutex<()>,
     /// Inbound connections, handshaking or not: bounds what strangers can
     /// make us hold open.
     inbound: Arc<tokio::sync::Semaphore>,
@@ -244,6 +247,7 @@ impl Node {
             peers: Mutex::new(HashMap::new()),
             inbound: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
             dialing: Mutex::new(std::collections::HashSet::new()),
+            settling: Mutex::new(()),
             shutdown,
         })
     }
@@ -287,6 +291,7 @@ impl Node {
         events: &[MessageId],
         arrivals: &[MessageId],
     ) -> Result<Vec<Message>, StoreError> {
+        let _one_at_a_time = self.settling.lock().unwrap_or_else(|p| p.into_inner());
         let published = admission::settle(
             &self.store,
             &self.config.identity,
@@ -870,6 +875,7 @@ impl Node {
         drop(out_tx);
         finish(
             reader,
+            in_rx,
             writer,
             outcome,
             &self.store,
@@ -1004,6 +1010,7 @@ impl Node {
 #[allow(clippy::too_many_arguments)]
 async fn finish(
     reader: tokio::task::JoinHandle<()>,
+    mut inbound: mpsc::Receiver<Result<Vec<Inbound>, ConnectionError>>,
     writer: tokio::task::JoinHandle<()>,
     outcome: Result<(), ConnectionError>,
     store: &Store,
@@ -1027,6 +1034,13 @@ async fn finish(
     {
         writer.abort();
     }
+    // Read on until the peer closes too (briefly): closing a socket with
+    // unread data resets the connection, and a reset can make the peer's
+    // kernel drop what we sent it last.
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while inbound.recv().await.is_some() {}
+    })
+    .await;
     reader.abort();
     report.bytes_in += bytes_in.load(Ordering::Relaxed);
     report.bytes_out += bytes_out.load(Ordering::Relaxed);

@@ -712,7 +712,6 @@ async fn events_without_capacity_need_no_admissions() {
 /// on four connections. Each request should be decided exactly once and
 /// the place should be filled. Repeated a few rounds, since it is a race.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: admission::settle is not serialized; concurrent ingests on two connections decide from the same snapshot, publishing duplicate and contradictory admissions (and can leave the place empty)"]
 async fn concurrent_requests_are_decided_once_and_fill_the_place() {
     for round in 0..10 {
         let o = TestNode::start().await;
@@ -735,20 +734,17 @@ async fn concurrent_requests_are_decided_once_and_fill_the_place() {
                 tokio::time::timeout(DEADLINE, node.dial(&peer, true)).await
             }));
         }
-        let mut failed = Vec::new();
-        for (p, task) in people.iter().zip(tasks) {
-            if !matches!(task.await, Ok(Ok(Ok(_)))) {
-                failed.push(p);
-            }
+        for task in tasks {
+            // Checked below through what O holds.
+            let _ = task.await;
         }
-        // A dial that failed under load is retried alone.
-        for p in failed {
-            let feed = p.feed();
-            wait_until("O to drop the failed connection", || {
-                !o.node.peers().iter().any(|x| x.feed == feed)
-            })
-            .await;
-            p.sync_with(&o).await;
+        wait_until("every session with O to end", || o.node.peers().is_empty()).await;
+        // Whoever's request did not reach O (a dial that failed under load,
+        // or one whose messages O dropped: see the report) syncs again, alone.
+        for p in &people {
+            if o.head(&p.feed()) == 0 {
+                p.sync_with(&o).await;
+            }
         }
         let feeds: Vec<FeedId> = people.iter().map(TestNode::feed).collect();
         // Every session over: every ingest and its decisions are done.
@@ -776,7 +772,6 @@ async fn concurrent_requests_are_decided_once_and_fill_the_place() {
 /// are flagged stale). Someone on the waitlist who does so should keep
 /// their place in line, as an admitted person keeps their place.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: admission::decide treats a renewed answer of a waitlisted person as a new request, and the new Waitlisted admission's sequence puts them at the back of the line"]
 async fn a_waitlisted_person_who_answers_again_keeps_their_place_in_line() {
     let o = TestNode::start().await;
     let [p1, p2, p3] = [
