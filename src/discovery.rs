@@ -44,7 +44,8 @@ const PAYLOAD_LEN: usize = 32 + 2 + 8 + 16 + 64;
 const PACKET_LEN: usize = 1 + 12 + PAYLOAD_LEN + 16;
 const KEY_CONTEXT: &str = "potluck lan discovery v1";
 const SIGN_DOMAIN: &[u8] = b"potluck-lan-announce-v1:";
-/// Nonces remembered per feed, and feeds remembered, for replay checks.
+/// Announcements remembered per feed, and feeds remembered, within the
+/// replay window (an honest node sends 12 a minute).
 const SEEN_PER_FEED: usize = 64;
 const SEEN_FEEDS: usize = 1024;
 
@@ -79,6 +80,9 @@ pub enum DiscoveryError {
     /// Already seen.
     #[error("replayed announcement")]
     Replayed,
+    /// Too many announcements within the replay window to track more.
+    #[error("too many recent announcements; dropping new ones")]
+    Busy,
 }
 
 fn cipher(network: &NetworkKey) -> ChaCha20Poly1305 {
@@ -172,10 +176,16 @@ pub fn open(packet: &[u8], network: &NetworkKey) -> Result<Announcement, Discove
     Ok(announcement)
 }
 
-/// Remembers recent announcements, to drop stale ones and replays. Bounded.
+/// Remembers recent announcements, to drop stale ones and replays.
+///
+/// An announcement can only be replayed while its timestamp is within
+/// [`MAX_CLOCK_SKEW_MS`] of our clock, so each `random` is kept exactly
+/// that long. When the table is full of live entries (a flood of fresh
+/// identities), new ones are refused rather than old ones forgotten:
+/// forgetting would re-open the replay window.
 #[derive(Default)]
 pub struct Recent {
-    seen: HashMap<FeedId, VecDeque<[u8; 16]>>,
+    seen: HashMap<FeedId, VecDeque<([u8; 16], i64)>>,
 }
 
 impl Recent {
@@ -185,19 +195,30 @@ impl Recent {
             return Err(DiscoveryError::Stale);
         }
         if !self.seen.contains_key(&a.feed) && self.seen.len() >= SEEN_FEEDS {
-            // Forget everyone rather than grow: stale timestamps still
-            // bound how long a replay could work.
-            self.seen.clear();
+            self.forget_expired(now_ms);
+            if self.seen.len() >= SEEN_FEEDS {
+                return Err(DiscoveryError::Busy);
+            }
         }
-        let nonces = self.seen.entry(a.feed).or_default();
-        if nonces.contains(&a.random) {
+        let entries = self.seen.entry(a.feed).or_default();
+        entries.retain(|(_, ts)| now_ms.saturating_sub(*ts) <= MAX_CLOCK_SKEW_MS);
+        if entries.iter().any(|(r, _)| *r == a.random) {
             return Err(DiscoveryError::Replayed);
         }
-        if nonces.len() >= SEEN_PER_FEED {
-            nonces.pop_front();
+        if entries.len() >= SEEN_PER_FEED {
+            // More announcements in a minute than an honest node sends.
+            return Err(DiscoveryError::Busy);
         }
-        nonces.push_back(a.random);
+        entries.push_back((a.random, a.timestamp_ms));
         Ok(())
+    }
+
+    /// Drops entries that can no longer be replayed.
+    fn forget_expired(&mut self, now_ms: i64) {
+        self.seen.retain(|_, entries| {
+            entries.retain(|(_, ts)| now_ms.saturating_sub(*ts) <= MAX_CLOCK_SKEW_MS);
+            !entries.is_empty()
+        });
     }
 }
 
@@ -269,5 +290,33 @@ mod tests {
         assert_eq!(recent.accept(&old, 100_000), Err(DiscoveryError::Stale));
         let fresh = open(&seal(&key(1), &NET, 1, 100_000, [3; 16], [0; 12]), &NET).unwrap();
         assert_eq!(recent.accept(&fresh, 100_000), Ok(()));
+    }
+
+    #[test]
+    fn a_flood_of_identities_cannot_reopen_the_replay_window() {
+        let mut recent = Recent::default();
+        let victim = open(&seal(&key(1), &NET, 1, 100_000, [1; 16], [0; 12]), &NET).unwrap();
+        recent.accept(&victim, 100_000).unwrap();
+        for i in 0..SEEN_FEEDS as u32 + 10 {
+            let a = Announcement {
+                feed: FeedId(blake3::hash(&i.to_be_bytes()).into()),
+                port: 1,
+                timestamp_ms: 100_000,
+                random: [2; 16],
+            };
+            let _ = recent.accept(&a, 100_000);
+        }
+        assert_eq!(
+            recent.accept(&victim, 100_010),
+            Err(DiscoveryError::Replayed)
+        );
+        // A minute later everything expired and new feeds are welcome.
+        let later = Announcement {
+            feed: FeedId([9; 32]),
+            port: 1,
+            timestamp_ms: 200_000,
+            random: [3; 16],
+        };
+        assert_eq!(recent.accept(&later, 200_000), Ok(()));
     }
 }

@@ -259,10 +259,7 @@ fn sync_once(ctx: &Ctx, peer: &PeerAddr) -> Result<SessionReport> {
 /// `potluck invite`: a one-line code that brings someone into this network.
 pub fn invite(ctx: &Ctx, out: &mut Output, addr: Option<String>) -> Result<()> {
     let config = ConfigFile::load(&ctx.home)?;
-    let me = match &ctx.node {
-        Some(node) => node.feed_id(),
-        None => Identity::load(&ctx.home)?.feed_id(),
-    };
+    let me = own_feed(ctx)?;
     let addr = match addr {
         Some(a) => a,
         None => guess_address(&config)?,
@@ -303,6 +300,14 @@ fn guess_address(config: &ConfigFile) -> Result<String> {
     }
 }
 
+/// Our own feed id, from the running node or the key file.
+fn own_feed(ctx: &Ctx) -> Result<potluck::message::FeedId> {
+    Ok(match &ctx.node {
+        Some(node) => node.feed_id(),
+        None => Identity::load(&ctx.home)?.feed_id(),
+    })
+}
+
 /// `potluck join CODE`: remember the inviter, take the network key (on a
 /// new home), sync once, and follow the inviter.
 pub fn join(ctx: &Ctx, out: &mut Output, code: &str) -> Result<()> {
@@ -335,12 +340,15 @@ pub fn join(ctx: &Ctx, out: &mut Output, code: &str) -> Result<()> {
     // Follow first, so the one sync also carries the follow to the inviter.
     let inviter = invite.peer.feed.context("the invite names no feed")?;
     let opened = ctx.open()?;
-    let contact = Contact {
-        contact: inviter,
-        following: true,
-        blocking: false,
-    };
-    opened.publish(&contact.to_content_bytes())?;
+    let mine = opened.store().contacts(&own_feed(ctx)?)?;
+    if !mine.iter().any(|(f, c)| *f == inviter && c.following) {
+        let contact = Contact {
+            contact: inviter,
+            following: true,
+            blocking: false,
+        };
+        opened.publish(&contact.to_content_bytes())?;
+    }
     drop(opened);
     let report = sync_once(ctx, &invite.peer)?;
     // Remember the inviter in the peer book too.

@@ -67,6 +67,8 @@ impl Default for Timing {
     }
 }
 
+/// Most addresses dialed at once (configured, invited and discovered).
+const MAX_DIAL_LOOPS: usize = 64;
 /// Most messages ingested in one store batch.
 const INGEST_BATCH: usize = 2_000;
 /// Plaintext bytes gathered into one write batch (several frames).
@@ -460,14 +462,20 @@ impl Node {
     pub fn discovered(self: &Arc<Self>, feed: FeedId, addr: SocketAddr) {
         let addr_text = addr.to_string();
         let now = jiff::Timestamp::now().as_millisecond();
-        let mut record = self
-            .store
-            .peer_record(&addr_text)
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| {
-                PeerRecord::new(addr_text.clone(), Some(feed), PeerSource::Discovered)
-            });
+        let (dialing, busy) = self
+            .dialing
+            .lock()
+            .map(|d| (d.contains(&addr_text), d.len() >= MAX_DIAL_LOOPS))
+            .unwrap_or((true, true));
+        let known = self.store.peer_record(&addr_text).ok().flatten();
+        if known.is_none() && busy {
+            // A LAN full of announcements must not grow the book without end.
+            tracing::debug!(%addr, "ignoring a new peer: too many dials in progress");
+            return;
+        }
+        let mut record = known.unwrap_or_else(|| {
+            PeerRecord::new(addr_text.clone(), Some(feed), PeerSource::Discovered)
+        });
         record.feed = Some(feed);
         record.seen(now);
         let _ = self.store.put_peer_record(&record);
@@ -476,12 +484,7 @@ impl Node {
             .lock()
             .map(|p| p.contains_key(&feed))
             .unwrap_or(false);
-        let dialing = self
-            .dialing
-            .lock()
-            .map(|d| d.contains(&addr_text))
-            .unwrap_or(true);
-        if !connected && !dialing {
+        if !connected && !dialing && !busy {
             tracing::info!(peer = %feed, %addr, "discovered a peer on the LAN");
             let peer = PeerAddr {
                 feed: Some(feed),
