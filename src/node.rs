@@ -62,7 +62,7 @@ impl Default for Timing {
             keepalive: Duration::from_secs(15),
             idle: Duration::from_secs(60),
             min_backoff: Duration::from_millis(500),
-            max_backoff: Duration::from_secs(60),
+            max_backoff: crate::peerbook::MAX_BACKOFF,
         }
     }
 }
@@ -632,18 +632,28 @@ impl Node {
         }
         let received = Arc::new(AtomicU64::new(0));
         let sent = Arc::new(AtomicU64::new(0));
-        // A peer that reconnects at once may find its previous session
-        // still closing down here: give that a moment before refusing.
-        for _ in 0..20 {
-            let busy = self
+        // Already connected to this feed? Two cases:
+        // - both sides dialed each other at once (common after discovery):
+        //   keep the connection dialed by the smaller feed id, on both
+        //   sides alike, so exactly one survives;
+        // - the peer reconnected while its previous session is still
+        //   closing here: give that a moment.
+        let outbound = dial.is_some();
+        let dialer = if outbound { self.feed_id() } else { remote };
+        let smaller = self.feed_id().min(remote);
+        for _ in 0..30 {
+            let existing = self
                 .peers
                 .lock()
-                .map(|p| p.contains_key(&remote))
-                .unwrap_or(false);
-            if !busy {
-                break;
+                .map(|p| p.get(&remote).map(|e| e.info.outbound))
+                .unwrap_or(None);
+            match existing {
+                None => break,
+                Some(existing_outbound) if existing_outbound != outbound && dialer != smaller => {
+                    return Err(ConnectionError::Duplicate(remote));
+                }
+                Some(_) => tokio::time::sleep(Duration::from_millis(100)).await,
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
         {
             let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
