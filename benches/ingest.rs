@@ -12,13 +12,17 @@
 //!   call checks chains, batch-verifies signatures on all cores, stages
 //!   log, id, head and index entries, applies one atomic sled batch and
 //!   flushes.
+//! - `ingest_pipelined`: the same store work, but the signatures of batch
+//!   `i + 1` are checked (`validate::Checked::new`) on another thread
+//!   while batch `i` is stored with `Store::ingest_checked`, as a node
+//!   does per connection.
 //! - `verify_only`: `validate::verify_signatures_parallel` on the same
 //!   5 batches of 1,000, exactly the verification `ingest` does: the
 //!   ceiling for ingest with this batch shape.
 //! - `verify_single`: `validate::verify_signatures` (one thread) on all
 //!   5,000.
 //!
-//! All three report throughput in messages per second, so the ratios can
+//! All four report throughput in messages per second, so the ratios can
 //! be read from one run. Run with `cargo bench --bench ingest`; see
 //! `docs/performance.md`.
 
@@ -80,7 +84,6 @@ fn rsvp_content(event: MessageId, i: usize) -> Vec<u8> {
         status: statuses[i % statuses.len()],
         guests: (i % 3) as u32,
         note: Some(NOTES[i % NOTES.len()].into()),
-        revision: Some(0),
         revision: None,
     }
     .to_content_bytes()
@@ -101,8 +104,13 @@ fn messages() -> Vec<Vec<Message>> {
             let content = if round % 5 == 0 {
                 event_content(feed, round)
             } else {
-                // An event of another feed, spread over everything known.
-                let target = (n * 7919 + feed) % known;
+                // An event of another feed, spread evenly over everything
+                // known (event `i` belongs to feed `i % FEEDS`).
+                let spread = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
+                let mut target = (spread % known as u64) as usize;
+                if target % FEEDS == feed {
+                    target = (target + 1) % known;
+                }
                 rsvp_content(events[target], n)
             };
             content_bytes += content.len();
@@ -154,6 +162,34 @@ fn ingest(c: &mut Criterion) {
                 }
                 // Returned so that closing the store and deleting the
                 // directory happen outside the timed section.
+                (store, dir)
+            },
+            BatchSize::PerIteration,
+        )
+    });
+
+    group.bench_function("ingest_pipelined", |b| {
+        b.iter_batched(
+            || {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let store = Store::open(dir.path()).expect("open store");
+                (store, dir, batches.clone())
+            },
+            |(store, dir, input)| {
+                let mut input = input.into_iter();
+                let mut current = input.next().map(validate::Checked::new);
+                while let Some(checked) = current.take() {
+                    let next = input.next();
+                    let report = std::thread::scope(|s| {
+                        let verifier = next.map(|batch| s.spawn(|| validate::Checked::new(batch)));
+                        let report = store.ingest_checked(checked).expect("ingest");
+                        current = verifier.map(|v| v.join().expect("verifier thread"));
+                        report
+                    });
+                    assert!(report.rejected.is_none(), "{:?}", report.rejected);
+                    assert_eq!(report.accepted.len(), BATCH);
+                    black_box(report);
+                }
                 (store, dir)
             },
             BatchSize::PerIteration,

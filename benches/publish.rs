@@ -64,7 +64,6 @@ fn rsvp_contents(events: &[MessageId]) -> Vec<Vec<u8>> {
                 status: statuses[i % statuses.len()],
                 guests: (i % 3) as u32,
                 note: Some(NOTES[i % NOTES.len()].into()),
-                revision: Some(0),
                 revision: None,
             }
             .to_content_bytes();

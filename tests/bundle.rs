@@ -3,93 +3,21 @@
 //! packet is sent). Every test runs the real binary in temporary homes with
 //! a clean environment, and every wait is bounded.
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+mod common;
 
+use std::path::{Path, PathBuf};
+
+use common::sandbox::{Sandbox, announce};
 use potluck::bundle::{MAGIC, read_bundle};
 use potluck::message::FeedId;
 use serde_json::Value;
-use tempfile::TempDir;
 
-const BIN: &str = env!("CARGO_BIN_EXE_potluck");
-/// Longest any single command may take.
-const DEADLINE: Duration = Duration::from_secs(20);
-/// An upcoming start (the tests must not depend on today's date).
-const START: &str = "2031-06-01T18:00:00Z";
 /// Bytes before the first record of a bundle: magic and version.
 const BUNDLE_HEADER: usize = MAGIC.len() + 1;
 /// Bytes of a message before its content: header and signature.
 const CONTENT_OFFSET: usize = potluck::message::SIGNED_LEN;
 
-/// A temporary directory holding the homes and files of one test.
-struct Sandbox {
-    dir: TempDir,
-}
-
 impl Sandbox {
-    fn new() -> Sandbox {
-        Sandbox {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    /// The path called `name` inside the sandbox (not created).
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// `potluck --home HOME ARGS…` with a clean environment.
-    fn command(&self, home: &Path, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.env_remove("POTLUCK_HOME")
-            .env_remove("POTLUCK_LOG")
-            .env_remove("RUST_LOG")
-            .env_remove("RUST_BACKTRACE")
-            .env_remove("RUST_LIB_BACKTRACE")
-            .env("HOME", self.dir.path().join("user"))
-            .env("XDG_DATA_HOME", self.dir.path().join("xdg"))
-            .current_dir(self.dir.path())
-            .arg("--home")
-            .arg(home)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        cmd
-    }
-
-    /// Runs one command to completion (killed after [`DEADLINE`]).
-    fn run(&self, home: &Path, args: &[&str]) -> Run {
-        let mut child = self.command(home, args).spawn().expect("spawn potluck");
-        let out = drain(child.stdout.take().unwrap());
-        let err = drain(child.stderr.take().unwrap());
-        let status = wait_with_deadline(&mut child).unwrap_or_else(|| {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "potluck --home {} {args:?} did not finish within {DEADLINE:?}",
-                home.display()
-            );
-        });
-        Run {
-            status,
-            stdout: out.join().unwrap(),
-            stderr: err.join().unwrap(),
-        }
-    }
-
-    /// Runs a command that must succeed, and parses its JSON output.
-    fn json(&self, home: &Path, args: &[&str]) -> Value {
-        let mut all = args.to_vec();
-        all.push("--json");
-        let run = self.run(home, &all);
-        assert!(run.status.success(), "{args:?}: {run:?}");
-        run.json()
-    }
-
     /// A new home with a name; returns its path and feed id.
     fn init(&self, name: &str) -> (PathBuf, String) {
         let home = self.path(name);
@@ -116,58 +44,6 @@ impl Sandbox {
         assert_eq!(doc["ok"], true, "{doc}");
         doc
     }
-}
-
-/// Reads a pipe to its end on a thread.
-fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
-    thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = pipe.read_to_end(&mut bytes);
-        String::from_utf8(bytes).expect("output is UTF-8")
-    })
-}
-
-/// Waits up to [`DEADLINE`] for `child` to exit.
-fn wait_with_deadline(child: &mut Child) -> Option<ExitStatus> {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Some(status) = child.try_wait().expect("wait for potluck") {
-            return Some(status);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// What one command did.
-#[derive(Debug)]
-struct Run {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(self.stdout.trim())
-            .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {self:?}"))
-    }
-
-    /// Asserts a failure (exit 1) with exactly one line on stderr; returns it.
-    fn one_line_error(&self) -> String {
-        assert_eq!(self.status.code(), Some(1), "{self:?}");
-        let stderr = self.stderr.trim_end();
-        assert_eq!(stderr.lines().count(), 1, "one line on stderr: {self:?}");
-        assert!(stderr.starts_with("error: "), "{self:?}");
-        stderr.to_owned()
-    }
-}
-
-fn announce(sandbox: &Sandbox, home: &Path, title: &str) -> String {
-    let doc = sandbox.json(home, &["announce", "--title", title, "--start", START]);
-    doc["id"].as_str().expect("an event id").to_owned()
 }
 
 /// The byte offset of each record (its length prefix) in a bundle, and

@@ -6,211 +6,18 @@
 //! `XDG_DATA_HOME` point inside the test's temporary directory, and any
 //! inherited `POTLUCK_HOME` / `POTLUCK_LOG` / backtrace settings are
 //! removed. Every child process is killed if it runs longer than
-//! [`TIMEOUT`].
+//! [`common::DEADLINE`].
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+mod common;
+
+use std::path::Path;
+use std::process::Command;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use common::sandbox::{BIN, Node, assert_id, run_command, run_command_with};
+use common::{END, START};
 use serde_json::{Value, json};
-use tempfile::TempDir;
-
-const BIN: &str = env!("CARGO_BIN_EXE_potluck");
-
-/// Longest any single invocation may take.
-const TIMEOUT: Duration = Duration::from_secs(20);
-
-/// An upcoming start (the tests must not depend on today's date).
-const START: &str = "2031-06-01T18:00:00Z";
-const END: &str = "2031-06-01T21:00:00Z";
-
-/// What one run of the binary did.
-#[derive(Debug)]
-struct Run {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(self.stdout.trim()).unwrap_or_else(|e| {
-            panic!("stdout is not one JSON document ({e}): {self:?}");
-        })
-    }
-}
-
-/// Runs `cmd` with a clean environment and a time limit.
-fn run_command(cmd: Command, sandbox: &Path) -> Run {
-    run_command_with(cmd, sandbox, &[])
-}
-
-/// Runs `cmd` with a clean environment plus `envs`, and a time limit.
-fn run_command_with(mut cmd: Command, sandbox: &Path, envs: &[(&str, &Path)]) -> Run {
-    cmd.env_remove("POTLUCK_HOME")
-        .env_remove("POTLUCK_LOG")
-        .env_remove("RUST_BACKTRACE")
-        .env_remove("RUST_LIB_BACKTRACE")
-        .env_remove("RUST_LOG")
-        .env("HOME", sandbox.join("user"))
-        .env("XDG_DATA_HOME", sandbox.join("xdg"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (key, value) in envs {
-        cmd.env(key, value);
-    }
-    let mut child = cmd.spawn().expect("spawn potluck");
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out = thread::spawn(move || {
-        let mut s = String::new();
-        out.read_to_string(&mut s).map(|_| s)
-    });
-    let err = thread::spawn(move || {
-        let mut s = String::new();
-        err.read_to_string(&mut s).map(|_| s)
-    });
-    let deadline = Instant::now() + TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for potluck") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("potluck did not finish within {TIMEOUT:?}: {cmd:?}");
-        }
-        thread::sleep(Duration::from_millis(2));
-    };
-    Run {
-        status,
-        stdout: out.join().unwrap().expect("stdout is UTF-8"),
-        stderr: err.join().unwrap().expect("stderr is UTF-8"),
-    }
-}
-
-/// One node: a temporary directory holding the home (not yet created).
-struct Node {
-    tmp: TempDir,
-    home: PathBuf,
-}
-
-impl Node {
-    fn new() -> Node {
-        let tmp = tempfile::tempdir().expect("temp dir");
-        let home = tmp.path().join("home");
-        Node { tmp, home }
-    }
-
-    /// A node after `init --name <name>`.
-    fn init(name: &str) -> Node {
-        let node = Node::new();
-        node.ok(&["init", "--name", name]);
-        node
-    }
-
-    fn secret(&self) -> PathBuf {
-        self.home.join("secret")
-    }
-
-    /// `potluck --home <home> <args>`.
-    fn run(&self, args: &[&str]) -> Run {
-        let mut cmd = Command::new(BIN);
-        cmd.arg("--home").arg(&self.home).args(args);
-        run_command(cmd, self.tmp.path())
-    }
-
-    /// Runs with `--json`, asserts success and parses stdout.
-    fn ok(&self, args: &[&str]) -> Value {
-        let mut all = args.to_vec();
-        all.push("--json");
-        let run = self.run(&all);
-        assert!(run.status.success(), "{args:?} failed: {run:?}");
-        run.json()
-    }
-
-    /// Runs with `--json` and asserts a clean failure; returns stderr's
-    /// single line.
-    fn fails(&self, args: &[&str]) -> String {
-        let mut all = args.to_vec();
-        all.push("--json");
-        let run = self.run(&all);
-        assert_clean_failure(&run, args);
-        run.stderr.trim_end().to_owned()
-    }
-
-    /// `log --json`, exactly as printed.
-    fn log_text(&self) -> String {
-        let run = self.run(&["log", "--json"]);
-        assert!(run.status.success(), "log failed: {run:?}");
-        run.stdout
-    }
-
-    /// `log --json`, one parsed object per line.
-    fn log(&self) -> Vec<Value> {
-        self.log_text()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}")))
-            .collect()
-    }
-
-    fn whoami(&self) -> Value {
-        self.ok(&["whoami"])
-    }
-
-    /// Announces an event and returns its id.
-    fn announce(&self, args: &[&str]) -> String {
-        let mut all = vec!["announce"];
-        all.extend_from_slice(args);
-        let doc = self.ok(&all);
-        let id = doc["id"]
-            .as_str()
-            .expect("announce prints an id")
-            .to_owned();
-        assert_eq!(doc, json!({ "id": id }));
-        assert_id(&id, '%', ".blake3");
-        id
-    }
-
-    fn event(&self, id: &str) -> Value {
-        self.ok(&["event", id])
-    }
-}
-
-/// Exit status 1, nothing on stdout, and exactly one non-empty line on
-/// stderr that is an error message, not a panic.
-fn assert_clean_failure(run: &Run, args: &[&str]) {
-    assert_eq!(run.status.code(), Some(1), "{args:?} should fail: {run:?}");
-    assert_eq!(run.stdout, "", "{args:?} printed on failure: {run:?}");
-    let line = run.stderr.trim_end_matches('\n');
-    assert!(!line.trim().is_empty(), "{args:?}: empty stderr");
-    assert!(
-        !line.contains('\n'),
-        "{args:?}: stderr is not one line: {line:?}"
-    );
-    assert!(!line.contains("panicked"), "{args:?} panicked: {line:?}");
-    assert!(line.starts_with("error: "), "{args:?}: {line:?}");
-}
-
-/// `<sigil><base64 of 32 bytes, 44 chars><suffix>`.
-fn assert_id(id: &str, sigil: char, suffix: &str) {
-    let body = id
-        .strip_prefix(sigil)
-        .and_then(|b| b.strip_suffix(suffix))
-        .unwrap_or_else(|| panic!("{id:?} is not {sigil}…{suffix}"));
-    assert_eq!(body.len(), 44, "{id:?}");
-    assert!(
-        body.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || b"+/=".contains(&c)),
-        "{id:?}"
-    );
-    assert_eq!(B64.decode(body).expect("base64").len(), 32, "{id:?}");
-}
 
 /// The same id with its first character changed: well-formed, unknown.
 fn other_id(id: &str) -> String {
@@ -383,7 +190,7 @@ fn potluck_home_variable_and_flag_precedence() {
             cmd.arg("--home").arg(dir);
         }
         cmd.args(["whoami", "--json"]);
-        let run = run_command_with(cmd, a.tmp.path(), &[("POTLUCK_HOME", &a.home)]);
+        let run = run_command_with(cmd, a.dir(), &[("POTLUCK_HOME", &a.home)]);
         assert!(run.status.success(), "{run:?}");
         run.json()
     };

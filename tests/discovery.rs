@@ -13,227 +13,29 @@
 //! As in `tests/serve.rs`: the environment of every child is cleaned, every
 //! wait is bounded, and a guard kills any `serve` a failing test leaves.
 
-use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
-use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+mod common;
 
+use std::collections::BTreeSet;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::path::Path;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::node::{feed_of, new_key};
+use common::sandbox::{Discovery, POLL, Sandbox, discovery_port, events_contain};
+use common::{START, free_tcp_port, now_ms};
 use ed25519_dalek::SigningKey;
 use potluck::discovery::{ANNOUNCE_EVERY_SECS, open, seal};
 use potluck::handshake::{DEFAULT_NETWORK_KEY, NetworkKey};
 use potluck::message::FeedId;
 use serde_json::Value;
-use tempfile::TempDir;
 
-const BIN: &str = env!("CARGO_BIN_EXE_potluck");
-/// Longest any single wait may take.
-const DEADLINE: Duration = Duration::from_secs(20);
-/// Pause between two polls.
-const POLL: Duration = Duration::from_millis(50);
-/// An upcoming start (the tests must not depend on today's date).
-const START: &str = "2031-06-01T18:00:00Z";
 /// Two announcement periods, and a margin.
 const TWO_PERIODS: Duration = Duration::from_millis(2 * ANNOUNCE_EVERY_SECS * 1000 + 1500);
 /// A private network's key.
 const PRIVATE_KEY_HEX: &str = "c0ffee0000000000000000000000000000000000000000000000000000c0ffee";
 
-/// How a node takes part in discovery. Both variants keep every packet on
-/// loopback.
-#[derive(Clone, Copy)]
-enum Discovery {
-    /// Announce to and listen on `127.255.255.255:PORT`.
-    Loopback(u16),
-    /// `--no-discovery` (and, should the flag be ignored, a loopback
-    /// target on PORT).
-    Off(u16),
-}
-
-impl Discovery {
-    fn args(self) -> Vec<String> {
-        let (off, port) = match self {
-            Discovery::Loopback(port) => (false, port),
-            Discovery::Off(port) => (true, port),
-        };
-        let mut args = Vec::new();
-        if off {
-            args.push("--no-discovery".to_owned());
-        }
-        args.push("--discovery-port".to_owned());
-        args.push(port.to_string());
-        args.push("--discovery-target".to_owned());
-        args.push(format!("127.255.255.255:{port}"));
-        args
-    }
-}
-
-/// A temporary directory holding the homes of one test.
-struct Sandbox {
-    dir: TempDir,
-}
-
 impl Sandbox {
-    fn new() -> Sandbox {
-        Sandbox {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    /// The home called `name` (not created).
-    fn home(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// `potluck --home HOME ARGS…` with a clean environment.
-    fn command(&self, home: &Path, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.env_remove("POTLUCK_HOME")
-            .env_remove("POTLUCK_LOG")
-            .env_remove("RUST_LOG")
-            .env_remove("RUST_BACKTRACE")
-            .env_remove("RUST_LIB_BACKTRACE")
-            .env("HOME", self.dir.path().join("user"))
-            .env("XDG_DATA_HOME", self.dir.path().join("xdg"))
-            .arg("--home")
-            .arg(home)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        cmd
-    }
-
-    /// Runs one command to completion (killed after [`DEADLINE`]).
-    fn run(&self, home: &Path, args: &[&str]) -> Run {
-        let mut child = self.command(home, args).spawn().expect("spawn potluck");
-        let out = drain(child.stdout.take().unwrap());
-        let err = drain(child.stderr.take().unwrap());
-        let status = wait_with_deadline(&mut child).unwrap_or_else(|| {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "potluck --home {} {args:?} did not finish within {DEADLINE:?}",
-                home.display()
-            );
-        });
-        Run {
-            status,
-            stdout: out.join().unwrap(),
-            stderr: err.join().unwrap(),
-        }
-    }
-
-    /// Runs a command that must succeed, and parses its JSON output.
-    fn json(&self, home: &Path, args: &[&str]) -> Value {
-        let mut all = args.to_vec();
-        all.push("--json");
-        let run = self.run(home, &all);
-        assert!(run.status.success(), "{args:?}: {}", run.stderr);
-        run.json()
-    }
-
-    /// Polls a JSON command until `cond` holds on its output; returns it.
-    fn json_until(
-        &self,
-        home: &Path,
-        args: &[&str],
-        what: &str,
-        cond: impl Fn(&Value) -> bool,
-    ) -> Value {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            let doc = self.json(home, args);
-            if cond(&doc) {
-                return doc;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; last output of {args:?}: {doc}"
-            );
-            thread::sleep(POLL);
-        }
-    }
-
-    /// Starts `potluck serve --listen 127.0.0.1:0` with the discovery
-    /// flags of `discovery`, and waits for its "listening on" line.
-    fn serve(&self, home: &Path, discovery: Discovery) -> Server {
-        let extra = discovery.args();
-        let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
-        args.extend(extra.iter().map(String::as_str));
-        let mut child = self
-            .command(home, &args)
-            .spawn()
-            .expect("spawn potluck serve");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        {
-            let mut pipe = child.stderr.take().unwrap();
-            let stderr = stderr.clone();
-            thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = pipe.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-                    stderr.lock().unwrap().push_str(&text);
-                }
-            });
-        }
-        let (tx, lines) = mpsc::channel();
-        {
-            let pipe = child.stdout.take().unwrap();
-            thread::spawn(move || {
-                for line in BufReader::new(pipe).lines() {
-                    let Ok(line) = line else { break };
-                    if tx.send(line).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        let mut server = Server {
-            child,
-            home: home.to_owned(),
-            feed: String::new(),
-            addr: "127.0.0.1:1".parse().unwrap(),
-            stderr,
-            started: Instant::now(),
-        };
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match lines.recv_timeout(left) {
-                Ok(line) => {
-                    // "potluck node @….ed25519 listening on 127.0.0.1:PORT"
-                    let Some((head, addr)) = line.split_once(" listening on ") else {
-                        continue;
-                    };
-                    server.feed = head
-                        .strip_prefix("potluck node ")
-                        .unwrap_or_else(|| panic!("unexpected line {line:?}"))
-                        .to_owned();
-                    server.addr = addr.trim().parse().expect("a socket address");
-                    server.started = Instant::now();
-                    return server;
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let status = wait_with_deadline(&mut server.child);
-                    panic!("serve exited ({status:?}): {}", server.stderr());
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    panic!(
-                        "serve did not listen within {DEADLINE:?}: {}",
-                        server.stderr()
-                    )
-                }
-            }
-        }
-    }
-
     /// The peer book of a node (`peers --json`, "book").
     fn book(&self, home: &Path) -> Vec<Value> {
         self.json(home, &["peers"])["book"]
@@ -243,31 +45,10 @@ impl Sandbox {
     }
 }
 
-/// A UDP port free on every address a moment ago: the discovery port of
-/// one test, so that parallel tests never hear each other.
-fn discovery_port() -> u16 {
-    let socket = UdpSocket::bind("0.0.0.0:0").unwrap();
-    socket.local_addr().unwrap().port()
-}
-
-/// A local TCP port where nobody listens (connections are refused).
-fn closed_tcp_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
-/// Now, in ms since the Unix epoch.
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
 /// A fresh identity and its feed id as text.
 fn fresh_key() -> (SigningKey, String) {
-    let key = SigningKey::from_bytes(&rand::random::<[u8; 32]>());
-    let feed = FeedId(key.verifying_key().to_bytes()).to_string();
+    let key = new_key();
+    let feed = feed_of(&key).to_string();
     (key, feed)
 }
 
@@ -281,114 +62,6 @@ fn sealed(key: &SigningKey, network: &NetworkKey, port: u16, timestamp_ms: i64) 
         rand::random(),
         rand::random(),
     )
-}
-
-/// Reads a pipe to its end on a thread.
-fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
-    thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = pipe.read_to_end(&mut bytes);
-        String::from_utf8(bytes).expect("output is UTF-8")
-    })
-}
-
-/// Waits up to [`DEADLINE`] for `child` to exit.
-fn wait_with_deadline(child: &mut Child) -> Option<ExitStatus> {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Some(status) = child.try_wait().expect("wait for potluck") {
-            return Some(status);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// What one command did.
-#[derive(Debug)]
-struct Run {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(self.stdout.trim())
-            .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {self:?}"))
-    }
-}
-
-/// A running `potluck serve`, killed when dropped.
-struct Server {
-    child: Child,
-    home: PathBuf,
-    feed: String,
-    addr: SocketAddr,
-    stderr: Arc<Mutex<String>>,
-    /// When it said it was listening.
-    started: Instant,
-}
-
-impl Server {
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    /// Waits until the node's log (stderr) contains `needle`.
-    fn wait_for_log(&self, needle: &str) {
-        let deadline = Instant::now() + DEADLINE;
-        while !self.stderr().contains(needle) {
-            assert!(
-                Instant::now() < deadline,
-                "serve never logged {needle:?}: {}",
-                self.stderr()
-            );
-            thread::sleep(POLL);
-        }
-    }
-
-    /// Panics if the process has ended.
-    fn assert_running(&mut self) {
-        let status = self.child.try_wait().expect("wait for serve");
-        assert!(
-            status.is_none(),
-            "serve exited: {status:?}: {}",
-            self.stderr()
-        );
-    }
-
-    /// Sends SIGTERM; returns the exit status once the process is gone.
-    fn terminate(&mut self) -> ExitStatus {
-        let sent = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("run kill");
-        assert!(sent.success(), "kill -TERM failed");
-        wait_with_deadline(&mut self.child).unwrap_or_else(|| {
-            panic!(
-                "serve did not exit within {DEADLINE:?} of SIGTERM: {}",
-                self.stderr()
-            )
-        })
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if thread::panicking() {
-            eprintln!(
-                "stderr of serve in {}:\n{}",
-                self.home.display(),
-                self.stderr()
-            );
-        }
-    }
 }
 
 /// A socket that hears every announcement sent to the discovery port, next
@@ -453,11 +126,6 @@ fn connected_to(peers: &Value, feed: &str) -> bool {
         .is_some_and(|c| c.iter().any(|p| p["feed"] == feed))
 }
 
-fn events_contain(doc: &Value, id: &str) -> bool {
-    doc.as_array()
-        .is_some_and(|list| list.iter().any(|e| e["id"] == id))
-}
-
 // ---------------------------------------------------------------------------
 
 #[test]
@@ -466,8 +134,8 @@ fn two_nodes_with_no_peers_find_each_other_and_sync() {
     let port = discovery_port();
     let home_a = sandbox.home("a");
     let home_b = sandbox.home("b");
-    let mut a = sandbox.serve(&home_a, Discovery::Loopback(port));
-    let mut b = sandbox.serve(&home_b, Discovery::Loopback(port));
+    let mut a = sandbox.serve_with(&home_a, Discovery::Loopback(port));
+    let mut b = sandbox.serve_with(&home_b, Discovery::Loopback(port));
     assert_ne!(a.feed, b.feed);
     assert!(!home_a.join("config.json").exists(), "no configured peers");
     assert!(!home_b.join("config.json").exists(), "no configured peers");
@@ -525,12 +193,12 @@ fn a_node_of_another_network_learns_nothing_and_is_not_learned() {
         .as_str()
         .unwrap()
         .to_owned();
-    let mut c = sandbox.serve(&home_c, Discovery::Loopback(port));
+    let mut c = sandbox.serve_with(&home_c, Discovery::Loopback(port));
     assert_eq!(c.feed, c_feed);
     let home_a = sandbox.home("a");
     let home_b = sandbox.home("b");
-    let mut a = sandbox.serve(&home_a, Discovery::Loopback(port));
-    let mut b = sandbox.serve(&home_b, Discovery::Loopback(port));
+    let mut a = sandbox.serve_with(&home_a, Discovery::Loopback(port));
+    let mut b = sandbox.serve_with(&home_b, Discovery::Loopback(port));
 
     // Two announcement periods of every node, all on the same port.
     let packets = listener.collect_until(b.started + TWO_PERIODS);
@@ -586,7 +254,7 @@ fn forged_replayed_stale_and_foreign_announcements_are_ignored() {
     let sandbox = Sandbox::new();
     let port = discovery_port();
     let home = sandbox.home("n");
-    let mut node = sandbox.serve(&home, Discovery::Loopback(port));
+    let mut node = sandbox.serve_with(&home, Discovery::Loopback(port));
     // "listening on" comes before the discovery socket is bound; a datagram
     // sent in between would be lost. The node logs once the socket is bound.
     node.wait_for_log("LAN discovery on");
@@ -616,7 +284,7 @@ fn forged_replayed_stale_and_foreign_announcements_are_ignored() {
     // (b) A correct announcement from a new identity, pointing at a closed
     // port: it lands in the book (the receive path works).
     let (key1, feed1) = fresh_key();
-    let port1 = closed_tcp_port();
+    let port1 = free_tcp_port();
     let addr1 = format!("127.0.0.1:{port1}");
     let packet1 = sealed(&key1, &DEFAULT_NETWORK_KEY, port1, now_ms());
     send(&packet1);
@@ -641,7 +309,7 @@ fn forged_replayed_stale_and_foreign_announcements_are_ignored() {
     // (d) Ten minutes old, (e) sealed with another network's key, and
     // (f) a correct one with one bit flipped.
     let (key3, feed3) = fresh_key();
-    let port3 = closed_tcp_port();
+    let port3 = free_tcp_port();
     send(&sealed(
         &key3,
         &DEFAULT_NETWORK_KEY,
@@ -649,17 +317,17 @@ fn forged_replayed_stale_and_foreign_announcements_are_ignored() {
         now_ms() - 10 * 60 * 1000,
     ));
     let (key4, feed4) = fresh_key();
-    let port4 = closed_tcp_port();
+    let port4 = free_tcp_port();
     send(&sealed(&key4, &NetworkKey([0x42; 32]), port4, now_ms()));
     let (key5, feed5) = fresh_key();
-    let port5 = closed_tcp_port();
+    let port5 = free_tcp_port();
     let mut flipped = sealed(&key5, &DEFAULT_NETWORK_KEY, port5, now_ms());
     flipped[40] ^= 0x01;
     send(&flipped);
     // A marker sent after all of them from the same socket: once it is in
     // the book, the node has read everything before it.
     let (key6, feed6) = fresh_key();
-    let port6 = closed_tcp_port();
+    let port6 = free_tcp_port();
     let addr6 = format!("127.0.0.1:{port6}");
     send(&sealed(&key6, &DEFAULT_NETWORK_KEY, port6, now_ms()));
     let peers = sandbox.json_until(&home, &["peers"], "the marker announcement", |doc| {
@@ -711,8 +379,8 @@ fn no_discovery_announces_nothing() {
     let listener = Listener::bind(port);
     let home_on = sandbox.home("on");
     let home_off = sandbox.home("off");
-    let mut on = sandbox.serve(&home_on, Discovery::Loopback(port));
-    let mut off = sandbox.serve(&home_off, Discovery::Off(port));
+    let mut on = sandbox.serve_with(&home_on, Discovery::Loopback(port));
+    let mut off = sandbox.serve_with(&home_off, Discovery::Off(port));
 
     let packets = listener.collect_until(off.started + TWO_PERIODS);
     let heard = announcers(&packets, &DEFAULT_NETWORK_KEY);
@@ -749,7 +417,7 @@ fn replays_stay_dropped_after_a_flood_of_new_identities() {
     let sandbox = Sandbox::new();
     let port = discovery_port();
     let home = sandbox.home("n");
-    let mut node = sandbox.serve(&home, Discovery::Loopback(port));
+    let mut node = sandbox.serve_with(&home, Discovery::Loopback(port));
     node.wait_for_log("LAN discovery on");
     let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
     let to = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port));
@@ -758,7 +426,7 @@ fn replays_stay_dropped_after_a_flood_of_new_identities() {
     };
 
     let (key1, _) = fresh_key();
-    let port1 = closed_tcp_port();
+    let port1 = free_tcp_port();
     let addr1 = format!("127.0.0.1:{port1}");
     let packet1 = sealed(&key1, &DEFAULT_NETWORK_KEY, port1, now_ms());
     send(&packet1);
@@ -775,7 +443,7 @@ fn replays_stay_dropped_after_a_flood_of_new_identities() {
     // them, all announcing one closed port, in batches small enough for the
     // socket's buffer. The node may refuse the ones past its table's size
     // (it must not forget the ones it has instead).
-    let flood_port = closed_tcp_port();
+    let flood_port = free_tcp_port();
     for _ in 0..22 {
         for _ in 0..50 {
             let (key, _) = fresh_key();
@@ -789,14 +457,23 @@ fn replays_stay_dropped_after_a_flood_of_new_identities() {
     // same (already known) identity, for another port. Datagrams on
     // loopback arrive in order, so the replay is handled before it.
     send(&packet1);
-    let marker_port = closed_tcp_port();
+    let marker_port = free_tcp_port();
     let marker_addr = format!("127.0.0.1:{marker_port}");
-    send(&sealed(&key1, &DEFAULT_NETWORK_KEY, marker_port, now_ms()));
-    let peers = sandbox.json_until(&home, &["peers"], "the marker", |doc| {
-        doc["book"]
+    // Under load the node's socket may overflow and drop a datagram, so the
+    // marker (a fresh announcement each time) is repeated until it lands.
+    let deadline = Instant::now() + common::DEADLINE;
+    let peers = loop {
+        send(&sealed(&key1, &DEFAULT_NETWORK_KEY, marker_port, now_ms()));
+        thread::sleep(Duration::from_millis(300));
+        let doc = sandbox.json(&home, &["peers"]);
+        if doc["book"]
             .as_array()
             .is_some_and(|book| record(book, &marker_addr).is_some())
-    });
+        {
+            break doc;
+        }
+        assert!(Instant::now() < deadline, "the marker never arrived: {doc}");
+    };
     let r = record(peers["book"].as_array().unwrap(), &addr1).unwrap();
     assert_eq!(
         r["last_seen_ms"].as_i64(),

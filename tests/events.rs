@@ -8,202 +8,30 @@
 //!
 //! Every wait polls with a deadline; no test asserts how fast anything is.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod common;
 
-use ed25519_dalek::SigningKey;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use common::DEADLINE;
+use common::node::{POLL, TestNode, event, feed_of, new_key, wait_until};
 use potluck::admission::{self, AdmissionStatus, AdmissionView};
-use potluck::config::PeerAddr;
-use potluck::content::{self, Content, Decision, Event, EventTime, EventUpdate, Rsvp, RsvpStatus};
-use potluck::handshake::DEFAULT_NETWORK_KEY;
+use potluck::content::{self, Content, Decision, EventTime, EventUpdate, RsvpStatus};
 use potluck::index::EventState;
-use potluck::message::{FeedId, Message, MessageId};
-use potluck::node::{Node, NodeConfig, SessionReport, Timing};
-use potluck::replicate::Policy;
+use potluck::message::{FeedId, MessageId};
 use potluck::store::Store;
-use tempfile::TempDir;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 use AdmissionStatus::{Admitted, Pending, Waitlisted};
 
-/// Longest any single wait may take.
-const DEADLINE: Duration = Duration::from_secs(20);
-/// Pause between two polls.
-const POLL: Duration = Duration::from_millis(25);
-/// An event start in the future (tests must not depend on today's date).
-const START: &str = "2031-06-01T18:00:00Z";
 /// Another start, for updates that move the event.
 const LATER: &str = "2031-06-01T19:30:00Z";
-
-fn timing() -> Timing {
-    Timing {
-        handshake: Duration::from_secs(2),
-        keepalive: Duration::from_secs(1),
-        idle: Duration::from_secs(5),
-        min_backoff: Duration::from_millis(50),
-        max_backoff: Duration::from_millis(500),
-    }
-}
-
-fn new_key() -> SigningKey {
-    SigningKey::generate(&mut rand::rngs::OsRng)
-}
-
-fn feed_of(key: &SigningKey) -> FeedId {
-    FeedId(key.verifying_key().to_bytes())
-}
-
-fn now_ms() -> i64 {
-    jiff::Timestamp::now().as_millisecond()
-}
-
-/// A running node: its own store in a temporary directory (or a store it
-/// was given), its own key, accepting connections on 127.0.0.1 with an
-/// ephemeral port. Dropping it shuts the node down.
-struct TestNode {
-    node: Arc<Node>,
-    addr: SocketAddr,
-    key: SigningKey,
-    _dir: Option<TempDir>,
-}
-
-impl TestNode {
-    /// A node with a new key and a new store.
-    async fn start() -> TestNode {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(&dir.path().join("store")).unwrap());
-        let mut node = TestNode::start_over(store, new_key()).await;
-        node._dir = Some(dir);
-        node
-    }
-
-    /// A node over an existing store with an existing key (a restart).
-    async fn start_over(store: Arc<Store>, key: SigningKey) -> TestNode {
-        // The node's log, shown by the test harness for a failing test only.
-        let _ = tracing_subscriber::fmt()
-            .with_test_writer()
-            .with_env_filter("potluck=info")
-            .try_init();
-        let node = Node::new(
-            store,
-            NodeConfig {
-                identity: key.clone(),
-                network: DEFAULT_NETWORK_KEY,
-                policy: Policy::Open,
-                timing: timing(),
-            },
-        );
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(node.clone().accept_loop(listener));
-        TestNode {
-            node,
-            addr,
-            key,
-            _dir: None,
-        }
-    }
-
-    fn feed(&self) -> FeedId {
-        feed_of(&self.key)
-    }
-
-    fn store(&self) -> &Arc<Store> {
-        self.node.store()
-    }
-
-    /// `@FEED.ed25519@HOST:PORT`.
-    fn pinned_addr(&self) -> PeerAddr {
-        PeerAddr::parse(&format!("{}@{}", self.feed(), self.addr)).unwrap()
-    }
-
-    fn publish(&self, content: &[u8]) -> Message {
-        self.node.publish(content, now_ms()).unwrap()
-    }
-
-    fn rsvp(&self, event: MessageId, status: RsvpStatus, guests: u32) -> Message {
-        self.rsvp_to(event, status, guests, None)
-    }
-
-    fn rsvp_to(
-        &self,
-        event: MessageId,
-        status: RsvpStatus,
-        guests: u32,
-        revision: Option<u32>,
-    ) -> Message {
-        let rsvp = Rsvp {
-            event,
-            status,
-            guests,
-            note: None,
-            revision,
-        };
-        rsvp.validate().unwrap();
-        self.publish(&rsvp.to_content_bytes())
-    }
-
-    /// Dials `other` once, exchanges everything both ways, and waits until
-    /// both sides have let go of the connection (so that the next sync
-    /// between the two is not refused as a duplicate).
-    async fn sync_with(&self, other: &TestNode) -> SessionReport {
-        let peer = other.pinned_addr();
-        let report = tokio::time::timeout(DEADLINE, self.node.clone().dial(&peer, true))
-            .await
-            .expect("a sync finishes")
-            .unwrap_or_else(|e| panic!("sync with {peer} failed: {e}"));
-        let me = self.feed();
-        wait_until("the peer to drop the connection", || {
-            !other.node.peers().iter().any(|p| p.feed == me)
-        })
-        .await;
-        report
-    }
-
-    fn head(&self, feed: &FeedId) -> u64 {
-        self.store().head(feed).unwrap().map_or(0, |h| h.sequence)
-    }
-}
-
-impl Drop for TestNode {
-    fn drop(&mut self) {
-        self.node.shutdown();
-    }
-}
-
-/// Polls `cond` until it holds; panics after [`DEADLINE`].
-async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {DEADLINE:?} waiting for {what}"
-        );
-        tokio::time::sleep(POLL).await;
-    }
-}
-
-fn event(title: &str, capacity: Option<u32>) -> Event {
-    let event = Event {
-        title: title.into(),
-        start: EventTime::parse("start", START).unwrap(),
-        end: None,
-        tz: None,
-        location: Some("the park".into()),
-        url: None,
-        description: None,
-        capacity,
-    };
-    event.validate().unwrap();
-    event
-}
 
 /// Announces an event from `organizer`'s node; returns its id.
 fn announce(organizer: &TestNode, title: &str, capacity: Option<u32>) -> MessageId {
     organizer
-        .publish(&event(title, capacity).to_content_bytes())
+        .publish(&event(title, None, capacity).to_content_bytes())
         .id()
 }
 
@@ -300,7 +128,7 @@ fn admissions_in_feed(store: &Store, organizer: &FeedId) -> Vec<(FeedId, Message
 /// everything `hub` held when its sync began.
 async fn all_sync_with(hub: &TestNode, people: &[&TestNode]) {
     for p in people {
-        p.sync_with(hub).await;
+        p.sync_settled(hub).await;
     }
 }
 
@@ -316,12 +144,12 @@ async fn four_requests(
 ) -> MessageId {
     let event = announce(o, "Dinner for three", Some(capacity));
     for (p, g) in people.iter().zip(guests) {
-        p.sync_with(o).await;
+        p.sync_settled(o).await;
         assert!(p.store().event(&event).unwrap().is_some());
         p.rsvp(event, RsvpStatus::Going, g);
         // Not decided until it reaches the organizer.
         assert_eq!(status_on(p.store(), &event, &p.feed()), Some(Pending));
-        p.sync_with(o).await;
+        p.sync_settled(o).await;
         let feed = p.feed();
         wait_until("O to decide on the request", || {
             decision_on(o.store(), &event, &feed).is_some()
@@ -398,7 +226,7 @@ async fn a_freed_place_goes_to_the_earliest_waitlisted_request() {
     // P1 cannot come after all.
     let before = admissions_in_feed(o.store(), &o.feed()).len();
     p1.rsvp(event, RsvpStatus::NotGoing, 0);
-    p1.sync_with(&o).await;
+    p1.sync_settled(&o).await;
     let p3_feed = p3.feed();
     wait_until("O to admit P3", || {
         decision_on(o.store(), &event, &p3_feed) == Some(Decision::Admitted)
@@ -462,7 +290,7 @@ async fn a_group_that_does_not_fit_waits_while_a_later_single_moves_up() {
     // P2 leaves: one place. P3's group of two does not fit; P4 does.
     let before = admissions_in_feed(o.store(), &o.feed()).len();
     p2.rsvp(event, RsvpStatus::NotGoing, 0);
-    p2.sync_with(&o).await;
+    p2.sync_settled(&o).await;
     let p4_feed = p4.feed();
     wait_until("O to admit P4", || {
         decision_on(o.store(), &event, &p4_feed) == Some(Decision::Admitted)
@@ -506,7 +334,7 @@ async fn requests_are_pending_until_the_organizer_node_returns() {
     // O announces while its node runs; the event reaches the relay R.
     let o = TestNode::start_over(o_store.clone(), o_key.clone()).await;
     let event = announce(&o, "Garden party", Some(10));
-    r.sync_with(&o).await;
+    r.sync_settled(&o).await;
     assert!(r.store().event(&event).unwrap().is_some());
 
     // O's node stops and no longer answers.
@@ -519,13 +347,13 @@ async fn requests_are_pending_until_the_organizer_node_returns() {
     }
 
     // P1 and P2 answer and exchange their answers through R.
-    p1.sync_with(&r).await;
-    p2.sync_with(&r).await;
+    p1.sync_settled(&r).await;
+    p2.sync_settled(&r).await;
     let p1_rsvp = p1.rsvp(event, RsvpStatus::Going, 0).id();
     let p2_rsvp = p2.rsvp(event, RsvpStatus::Going, 2).id();
-    p1.sync_with(&r).await;
-    p2.sync_with(&r).await;
-    p1.sync_with(&r).await;
+    p1.sync_settled(&r).await;
+    p2.sync_settled(&r).await;
+    p1.sync_settled(&r).await;
     let pending = [(&p1, Pending), (&p2, Pending)];
     for (name, node) in [("R", &r), ("P1", &p1), ("P2", &p2)] {
         assert_eq!(node.store().rsvps(&event).unwrap().len(), 2, "{name}");
@@ -537,7 +365,7 @@ async fn requests_are_pending_until_the_organizer_node_returns() {
 
     // O's node starts again and syncs with R: it decides on arrival.
     let o = TestNode::start_over(o_store.clone(), o_key).await;
-    o.sync_with(&r).await;
+    o.sync_settled(&r).await;
     let (f1, f2) = (p1.feed(), p2.feed());
     wait_until("O to decide on both requests", || {
         decision_on(o.store(), &event, &f1).is_some()
@@ -554,9 +382,9 @@ async fn requests_are_pending_until_the_organizer_node_returns() {
     assert_eq!(decided, want);
 
     // The decisions travel back through R.
-    r.sync_with(&o).await;
-    p1.sync_with(&r).await;
-    p2.sync_with(&r).await;
+    r.sync_settled(&o).await;
+    p1.sync_settled(&r).await;
+    p2.sync_settled(&r).await;
     let admitted = [(&p1, Admitted), (&p2, Admitted)];
     for (name, node) in [("O", &o), ("R", &r), ("P1", &p1), ("P2", &p2)] {
         assert_statuses(name, node, &event, &admitted, 4);
@@ -572,7 +400,7 @@ async fn the_organizer_decides_only_on_the_current_answer() {
     let o = TestNode::start().await;
     let p1 = TestNode::start().await;
     let event = announce(&o, "Quiz night", Some(5));
-    p1.sync_with(&o).await;
+    p1.sync_settled(&o).await;
 
     p1.rsvp(event, RsvpStatus::Going, 0);
     p1.rsvp(event, RsvpStatus::Maybe, 0);
@@ -587,7 +415,7 @@ async fn the_organizer_decides_only_on_the_current_answer() {
         current
     );
 
-    p1.sync_with(&o).await;
+    p1.sync_settled(&o).await;
     let f1 = p1.feed();
     wait_until("O to decide", || {
         decision_on(o.store(), &event, &f1).is_some()
@@ -608,7 +436,7 @@ async fn the_organizer_decides_only_on_the_current_answer() {
         .unwrap();
     assert_eq!(index.rsvp, current);
 
-    p1.sync_with(&o).await;
+    p1.sync_settled(&o).await;
     for (name, node) in [("O", &o), ("P1", &p1)] {
         assert_statuses(name, node, &event, &[(&p1, Admitted)], 3);
         let rsvp = node.store().rsvp(&event, &p1.feed()).unwrap().unwrap();
@@ -624,9 +452,9 @@ async fn answers_to_an_earlier_time_are_stale_until_renewed() {
     let o = TestNode::start().await;
     let p1 = TestNode::start().await;
     let event = announce(&o, "Choir practice", None);
-    p1.sync_with(&o).await;
+    p1.sync_settled(&o).await;
     p1.rsvp_to(event, RsvpStatus::Going, 0, Some(0));
-    p1.sync_with(&o).await;
+    p1.sync_settled(&o).await;
     let stale_on = |node: &TestNode| {
         let store = node.store();
         let state = state_of(store, &event);
@@ -642,7 +470,7 @@ async fn answers_to_an_earlier_time_are_stale_until_renewed() {
     update.start = Some(EventTime::parse("start", LATER).unwrap());
     update.validate().unwrap();
     o.publish(&update.to_content_bytes());
-    p1.sync_with(&o).await;
+    p1.sync_settled(&o).await;
     for (name, node) in [("O", &o), ("P1", &p1)] {
         let state = state_of(node.store(), &event);
         assert_eq!((state.revision, state.plan_revision), (1, 1), "{name}");
@@ -652,7 +480,7 @@ async fn answers_to_an_earlier_time_are_stale_until_renewed() {
 
     // P1 answers the new plan.
     p1.rsvp_to(event, RsvpStatus::Going, 0, Some(1));
-    p1.sync_with(&o).await;
+    p1.sync_settled(&o).await;
     for (name, node) in [("O", &o), ("P1", &p1)] {
         assert_eq!(stale_on(node), (Some(1), false), "{name}");
     }
@@ -662,7 +490,7 @@ async fn answers_to_an_earlier_time_are_stale_until_renewed() {
     update.title = Some("Choir rehearsal".into());
     update.validate().unwrap();
     o.publish(&update.to_content_bytes());
-    p1.sync_with(&o).await;
+    p1.sync_settled(&o).await;
     for (name, node) in [("O", &o), ("P1", &p1)] {
         let state = state_of(node.store(), &event);
         assert_eq!(state.event.title, "Choir rehearsal", "{name}");
@@ -680,14 +508,14 @@ async fn events_without_capacity_need_no_admissions() {
     let p1 = TestNode::start().await;
     let p2 = TestNode::start().await;
     let event = announce(&o, "Open house", None);
-    p1.sync_with(&o).await;
-    p2.sync_with(&o).await;
+    p1.sync_settled(&o).await;
+    p2.sync_settled(&o).await;
     p1.rsvp(event, RsvpStatus::Going, 3);
     p2.rsvp(event, RsvpStatus::Maybe, 0);
     o.rsvp(event, RsvpStatus::Going, 0);
-    p1.sync_with(&o).await;
-    p2.sync_with(&o).await;
-    p1.sync_with(&o).await;
+    p1.sync_settled(&o).await;
+    p2.sync_settled(&o).await;
+    p1.sync_settled(&o).await;
 
     for (name, node) in [("O", &o), ("P1", &p1), ("P2", &p2)] {
         assert_eq!(node.store().rsvps(&event).unwrap().len(), 3, "{name}");
@@ -723,7 +551,7 @@ async fn concurrent_requests_are_decided_once_and_fill_the_place() {
         ];
         let event = announce(&o, "One seat", Some(1));
         for p in &people {
-            p.sync_with(&o).await;
+            p.sync_settled(&o).await;
             p.rsvp(event, RsvpStatus::Going, 0);
         }
         let mut tasks = Vec::new();
@@ -743,7 +571,7 @@ async fn concurrent_requests_are_decided_once_and_fill_the_place() {
         // or one whose messages O dropped: see the report) syncs again, alone.
         for p in &people {
             if o.head(&p.feed()) == 0 {
-                p.sync_with(&o).await;
+                p.sync_settled(&o).await;
             }
         }
         let feeds: Vec<FeedId> = people.iter().map(TestNode::feed).collect();
@@ -781,9 +609,9 @@ async fn a_waitlisted_person_who_answers_again_keeps_their_place_in_line() {
     ];
     let event = announce(&o, "One seat", Some(1));
     for p in [&p1, &p2, &p3] {
-        p.sync_with(&o).await;
+        p.sync_settled(&o).await;
         p.rsvp_to(event, RsvpStatus::Going, 0, Some(0));
-        p.sync_with(&o).await;
+        p.sync_settled(&o).await;
         let feed = p.feed();
         wait_until("O to decide", || {
             decision_on(o.store(), &event, &feed).is_some()
@@ -800,10 +628,10 @@ async fn a_waitlisted_person_who_answers_again_keeps_their_place_in_line() {
     let mut update = EventUpdate::new(event);
     update.start = Some(EventTime::parse("start", LATER).unwrap());
     o.publish(&update.to_content_bytes());
-    p2.sync_with(&o).await;
+    p2.sync_settled(&o).await;
     assert_eq!(state_of(p2.store(), &event).plan_revision, 1);
     let renewed = p2.rsvp_to(event, RsvpStatus::Going, 0, Some(1)).id();
-    p2.sync_with(&o).await;
+    p2.sync_settled(&o).await;
     let f2 = p2.feed();
     wait_until("O to decide on P2's renewed answer", || {
         o.store()
@@ -820,7 +648,7 @@ async fn a_waitlisted_person_who_answers_again_keeps_their_place_in_line() {
 
     // P1 leaves: the place goes to the first in line, P2.
     p1.rsvp(event, RsvpStatus::NotGoing, 0);
-    p1.sync_with(&o).await;
+    p1.sync_settled(&o).await;
     let (f2, f3) = (p2.feed(), p3.feed());
     wait_until("O to give the place away", || {
         decision_on(o.store(), &event, &f2) == Some(Decision::Admitted)

@@ -8,227 +8,28 @@
 //!
 //! Every wait polls with a deadline; no test asserts how fast anything is.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
+use common::node::{
+    TestNode, event_content, feed_of, new_key, rsvp_content, unstarted_node, wait_disconnected,
+    wait_until,
+};
+use common::{DEADLINE, now_ms};
 use ed25519_dalek::{Signer, SigningKey};
-use potluck::config::PeerAddr;
-use potluck::content::{About, Contact, Event, EventTime, Rsvp, RsvpStatus};
+use potluck::content::{About, Contact, RsvpStatus};
 use potluck::frame::{FrameDecoder, encode_frame};
 use potluck::handshake::{DEFAULT_NETWORK_KEY, Handshake, NetworkKey, Transport};
 use potluck::message::{FeedId, HEADER_LEN, Message, MessageId, SIGNED_LEN, signing_input};
-use potluck::node::{ConnectionError, Node, NodeConfig, SessionReport, Timing};
+use potluck::node::ConnectionError;
 use potluck::replicate::{Clock, Policy, Session};
 use potluck::store::Store;
 use potluck::wire::{FramePacker, Packet};
-use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-
-/// Longest any single wait may take.
-const DEADLINE: Duration = Duration::from_secs(20);
-/// Pause between two polls.
-const POLL: Duration = Duration::from_millis(25);
-/// An event start in the future (tests must not depend on today's date).
-const START: &str = "2031-06-01T18:00:00Z";
-
-fn timing() -> Timing {
-    Timing {
-        handshake: Duration::from_secs(2),
-        keepalive: Duration::from_secs(1),
-        idle: Duration::from_secs(5),
-        min_backoff: Duration::from_millis(50),
-        max_backoff: Duration::from_millis(500),
-    }
-}
-
-fn new_key() -> SigningKey {
-    SigningKey::generate(&mut rand::rngs::OsRng)
-}
-
-fn feed_of(key: &SigningKey) -> FeedId {
-    FeedId(key.verifying_key().to_bytes())
-}
-
-fn now_ms() -> i64 {
-    jiff::Timestamp::now().as_millisecond()
-}
-
-/// A running node: its own store in a temporary directory, its own key,
-/// accepting connections on 127.0.0.1 with an ephemeral port. Dropping it
-/// shuts the node down.
-struct TestNode {
-    node: Arc<Node>,
-    addr: SocketAddr,
-    key: SigningKey,
-    _dir: TempDir,
-}
-
-impl TestNode {
-    /// A node on the public network.
-    async fn start() -> TestNode {
-        TestNode::start_on(DEFAULT_NETWORK_KEY).await
-    }
-
-    /// A node on the network of `network`.
-    async fn start_on(network: NetworkKey) -> TestNode {
-        let (node, addr, key, dir) = start_node(network).await;
-        TestNode {
-            node,
-            addr,
-            key,
-            _dir: dir,
-        }
-    }
-
-    fn feed(&self) -> FeedId {
-        feed_of(&self.key)
-    }
-
-    fn store(&self) -> &Arc<Store> {
-        self.node.store()
-    }
-
-    /// `HOST:PORT`.
-    fn plain_addr(&self) -> PeerAddr {
-        PeerAddr::parse(&self.addr.to_string()).unwrap()
-    }
-
-    /// `@FEED.ed25519@HOST:PORT`.
-    fn pinned_addr(&self) -> PeerAddr {
-        let addr = PeerAddr::parse(&format!("{}@{}", self.feed(), self.addr)).unwrap();
-        assert_eq!(addr.feed, Some(self.feed()));
-        addr
-    }
-
-    fn publish(&self, content: &[u8]) -> Message {
-        self.node.publish(content, now_ms()).unwrap()
-    }
-
-    /// Dials `other` once and returns the report.
-    async fn sync_with(&self, other: &TestNode) -> SessionReport {
-        let peer = other.pinned_addr();
-        tokio::time::timeout(DEADLINE, self.node.clone().dial(&peer, true))
-            .await
-            .expect("a sync finishes")
-            .unwrap_or_else(|e| panic!("sync with {peer} failed: {e}"))
-    }
-
-    /// Keeps a connection to `other` up in the background.
-    fn keep_connected_to(&self, other: &TestNode, pinned: bool) {
-        let peer = if pinned {
-            other.pinned_addr()
-        } else {
-            other.plain_addr()
-        };
-        tokio::spawn(
-            self.node
-                .clone()
-                .dial_loop(peer, potluck::peerbook::PeerSource::Configured),
-        );
-    }
-
-    fn is_connected_to(&self, other: &FeedId) -> bool {
-        self.node.peers().iter().any(|p| p.feed == *other)
-    }
-
-    fn head(&self, feed: &FeedId) -> u64 {
-        head(self.store(), feed)
-    }
-
-    fn heads(&self) -> BTreeMap<FeedId, u64> {
-        self.store()
-            .feeds()
-            .unwrap()
-            .into_iter()
-            .map(|(f, h)| (f, h.sequence))
-            .collect()
-    }
-}
-
-impl Drop for TestNode {
-    fn drop(&mut self) {
-        self.node.shutdown();
-    }
-}
-
-/// Starts a node listening on 127.0.0.1:0; returns it with its address.
-async fn start_node(network: NetworkKey) -> (Arc<Node>, SocketAddr, SigningKey, TempDir) {
-    // The node's log, shown by the test harness for a failing test only.
-    let _ = tracing_subscriber::fmt()
-        .with_test_writer()
-        .with_env_filter("potluck=info")
-        .try_init();
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::open(&dir.path().join("store")).unwrap());
-    let key = new_key();
-    let node = Node::new(
-        store,
-        NodeConfig {
-            identity: key.clone(),
-            network,
-            policy: Policy::Open,
-            timing: timing(),
-        },
-    );
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(node.clone().accept_loop(listener));
-    (node, addr, key, dir)
-}
-
-fn head(store: &Store, feed: &FeedId) -> u64 {
-    store.head(feed).unwrap().map_or(0, |h| h.sequence)
-}
-
-/// Polls `cond` until it holds; panics after [`DEADLINE`].
-async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {DEADLINE:?} waiting for {what}"
-        );
-        tokio::time::sleep(POLL).await;
-    }
-}
-
-/// Waits until `node` has dropped every connection to `feed` (it removes a
-/// peer only after the session's memory is saved).
-async fn wait_disconnected(node: &TestNode, feed: &FeedId) {
-    wait_until("the peer to be disconnected", || {
-        !node.is_connected_to(feed)
-    })
-    .await;
-}
-
-fn event_content(title: &str, description: Option<String>) -> Vec<u8> {
-    let event = Event {
-        title: title.into(),
-        start: EventTime::parse("start", START).unwrap(),
-        end: None,
-        tz: None,
-        location: Some("the park".into()),
-        url: None,
-        description,
-        capacity: None,
-    };
-    event.validate().unwrap();
-    event.to_content_bytes()
-}
-
-fn rsvp_content(event: MessageId, status: RsvpStatus) -> Vec<u8> {
-    Rsvp {
-        event,
-        status,
-        guests: 0,
-        note: None,
-        revision: None,
-    }
-    .to_content_bytes()
-}
+use tokio::net::TcpStream;
 
 fn about_content(name: &str) -> Vec<u8> {
     About {
@@ -866,15 +667,7 @@ async fn a_blocked_feed_offered_by_a_peer_is_not_taken() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(&dir.path().join("store")).unwrap());
         store.ingest(chain(&x_key, 3, "x")).unwrap();
-        let node = Node::new(
-            store,
-            NodeConfig {
-                identity: x_key.clone(),
-                network: DEFAULT_NETWORK_KEY,
-                policy: Policy::Open,
-                timing: timing(),
-            },
-        );
+        let node = unstarted_node(store, x_key.clone(), DEFAULT_NETWORK_KEY);
         (node, dir)
     };
     let report = tokio::time::timeout(DEADLINE, x_node.0.clone().dial(&a.pinned_addr(), true))
@@ -941,15 +734,7 @@ async fn a_feed_blocked_during_a_session_is_not_taken() {
     let x_node = {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(&dir.path().join("store")).unwrap());
-        let node = Node::new(
-            store,
-            NodeConfig {
-                identity: x_key.clone(),
-                network: DEFAULT_NETWORK_KEY,
-                policy: Policy::Open,
-                timing: timing(),
-            },
-        );
+        let node = unstarted_node(store, x_key.clone(), DEFAULT_NETWORK_KEY);
         (node, dir)
     };
     for i in 0..2 {

@@ -1,9 +1,13 @@
 //! The peer book in a running node: a dead address collects failures and
 //! is dialed less and less often; the same address working again resets it.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::node::timing;
+use common::{DEADLINE, free_tcp_port};
 use ed25519_dalek::SigningKey;
 use potluck::config::PeerAddr;
 use potluck::handshake::DEFAULT_NETWORK_KEY;
@@ -11,8 +15,6 @@ use potluck::node::{Node, NodeConfig, Timing};
 use potluck::peerbook::PeerSource;
 use potluck::replicate::Policy;
 use potluck::store::Store;
-
-const DEADLINE: Duration = Duration::from_secs(20);
 
 fn node(dir: &tempfile::TempDir, name: &str, seed: u8) -> Arc<Node> {
     let store = Arc::new(Store::open(&dir.path().join(name)).unwrap());
@@ -23,30 +25,19 @@ fn node(dir: &tempfile::TempDir, name: &str, seed: u8) -> Arc<Node> {
             network: DEFAULT_NETWORK_KEY,
             policy: Policy::Open,
             timing: Timing {
-                handshake: Duration::from_secs(2),
-                keepalive: Duration::from_secs(1),
-                idle: Duration::from_secs(5),
                 min_backoff: Duration::from_millis(20),
                 max_backoff: Duration::from_millis(200),
+                ..timing()
             },
         },
     )
-}
-
-/// A local port with nothing listening (bound, then released).
-fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_address_collects_failures_then_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let a = node(&dir, "a", 1);
-    let port = closed_port();
+    let port = free_tcp_port();
     let addr = format!("127.0.0.1:{port}");
     let peer = PeerAddr::parse(&addr).unwrap();
     tokio::spawn(a.clone().dial_loop(peer, PeerSource::Configured));

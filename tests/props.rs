@@ -1,10 +1,12 @@
 //! Property tests of the feed format, the store and the indexes.
 
+mod common;
+
 use std::collections::BTreeMap;
 
+use common::open_store;
 use ed25519_dalek::SigningKey;
 use potluck::message::{Message, MessageId};
-use potluck::store::Store;
 use potluck::validate;
 use proptest::prelude::*;
 
@@ -105,12 +107,6 @@ fn plan() -> impl Strategy<Value = Vec<Vec<Step>>> {
     prop::collection::vec(prop::collection::vec(step(), 1..12), 1..5)
 }
 
-fn open() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("store")).unwrap();
-    (dir, store)
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
@@ -118,7 +114,7 @@ proptest! {
     #[test]
     fn feeds_round_trip_and_pass_fsck(plan in plan()) {
         let feeds = build_feeds(&plan);
-        let (_dir, store) = open();
+        let (_dir, store) = open_store();
         for feed in &feeds {
             let report = store.ingest(feed.clone()).unwrap();
             prop_assert!(report.rejected.is_none(), "{:?}", report.rejected);
@@ -149,7 +145,7 @@ proptest! {
         batch in 1usize..7,
     ) {
         let feeds = build_feeds(&plan);
-        let (_a, in_order) = open();
+        let (_a, in_order) = open_store();
         for feed in &feeds {
             in_order.ingest(feed.clone()).unwrap();
         }
@@ -166,7 +162,7 @@ proptest! {
             order.push(feeds[f][cursors[f]].clone());
             cursors[f] += 1;
         }
-        let (_b, shuffled) = open();
+        let (_b, shuffled) = open_store();
         for chunk in order.chunks(batch) {
             let report = shuffled.ingest(chunk.to_vec()).unwrap();
             prop_assert!(report.rejected.is_none());

@@ -7,187 +7,32 @@
 //! wait is bounded, and a guard kills any `serve` process a failing test
 //! leaves behind.
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+mod common;
+
+use std::path::Path;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use common::sandbox::{POLL, Sandbox, Server, announce, events_contain};
+use common::{DEADLINE, free_tcp_port};
 use serde_json::Value;
-use tempfile::TempDir;
-
-const BIN: &str = env!("CARGO_BIN_EXE_potluck");
-/// Longest any single wait may take.
-const DEADLINE: Duration = Duration::from_secs(20);
-/// Pause between two polls.
-const POLL: Duration = Duration::from_millis(50);
-/// An upcoming start (the tests must not depend on today's date).
-const START: &str = "2031-06-01T18:00:00Z";
-
-/// A temporary directory holding the homes of one test.
-struct Sandbox {
-    dir: TempDir,
-}
 
 impl Sandbox {
-    fn new() -> Sandbox {
-        Sandbox {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    /// The home called `name` (not created).
-    fn home(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// `potluck --home HOME ARGS…` with a clean environment.
-    fn command(&self, home: &Path, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.env_remove("POTLUCK_HOME")
-            .env_remove("POTLUCK_LOG")
-            .env_remove("RUST_LOG")
-            .env_remove("RUST_BACKTRACE")
-            .env_remove("RUST_LIB_BACKTRACE")
-            .env("HOME", self.dir.path().join("user"))
-            .env("XDG_DATA_HOME", self.dir.path().join("xdg"))
-            .arg("--home")
-            .arg(home)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        cmd
-    }
-
-    /// Runs one command to completion (killed after [`DEADLINE`]).
-    fn run(&self, home: &Path, args: &[&str]) -> Run {
-        let mut child = self.command(home, args).spawn().expect("spawn potluck");
-        let out = drain(child.stdout.take().unwrap());
-        let err = drain(child.stderr.take().unwrap());
-        let status = wait_with_deadline(&mut child).unwrap_or_else(|| {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "potluck --home {} {args:?} did not finish within {DEADLINE:?}",
-                home.display()
-            );
-        });
-        Run {
-            status,
-            stdout: out.join().unwrap(),
-            stderr: err.join().unwrap(),
-        }
-    }
-
-    /// Runs a command that must succeed, and parses its JSON output.
-    fn json(&self, home: &Path, args: &[&str]) -> Value {
-        let mut all = args.to_vec();
-        all.push("--json");
-        let run = self.run(home, &all);
-        assert!(run.status.success(), "{run:?}");
-        run.json()
-    }
-
-    /// Polls a JSON command until `cond` holds on its output; returns it.
-    fn json_until(&self, home: &Path, args: &[&str], what: &str, cond: impl Fn(&Value) -> bool) {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            let doc = self.json(home, args);
-            if cond(&doc) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; last output of {args:?}: {doc}"
-            );
-            thread::sleep(POLL);
-        }
-    }
-
-    /// Starts `potluck serve ARGS…` and waits for its "listening on" line.
+    /// Starts `potluck serve --no-discovery ARGS…` and waits for its
+    /// "listening on" line.
     fn serve(&self, home: &Path, args: &[&str]) -> Result<Server, String> {
         // No LAN announcements from tests: only loopback traffic here
         // (tests/discovery.rs covers discovery on 127.255.255.255).
-        let mut all = vec!["serve", "--no-discovery"];
+        let mut all = vec!["--no-discovery"];
         all.extend_from_slice(args);
-        let mut child = self
-            .command(home, &all)
-            .spawn()
-            .expect("spawn potluck serve");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        {
-            let mut pipe = child.stderr.take().unwrap();
-            let stderr = stderr.clone();
-            thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = pipe.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-                    stderr.lock().unwrap().push_str(&text);
-                }
-            });
-        }
-        let (tx, lines) = mpsc::channel();
-        {
-            let pipe = child.stdout.take().unwrap();
-            thread::spawn(move || {
-                for line in BufReader::new(pipe).lines() {
-                    let Ok(line) = line else { break };
-                    if tx.send(line).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        let mut server = Server {
-            child,
-            home: home.to_owned(),
-            feed: String::new(),
-            addr: "127.0.0.1:1".parse().unwrap(),
-            stderr,
-        };
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match lines.recv_timeout(left) {
-                Ok(line) => {
-                    // "potluck node @….ed25519 listening on 127.0.0.1:PORT"
-                    let Some((head, addr)) = line.split_once(" listening on ") else {
-                        continue;
-                    };
-                    server.feed = head
-                        .strip_prefix("potluck node ")
-                        .unwrap_or_else(|| panic!("unexpected line {line:?}"))
-                        .to_owned();
-                    server.addr = addr.trim().parse().expect("a socket address");
-                    return Ok(server);
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    // stdout closed: the process ended without listening.
-                    let status = wait_with_deadline(&mut server.child);
-                    return Err(format!("serve exited ({status:?}): {}", server.stderr()));
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    panic!(
-                        "serve did not listen within {DEADLINE:?}: {}",
-                        server.stderr()
-                    )
-                }
-            }
-        }
+        self.spawn_serve(home, &all)
     }
 
     /// Starts `serve --listen 127.0.0.1:PORT ARGS…` on a port that was
     /// free a moment ago; tries another if someone took it in between.
     fn serve_on_free_port(&self, home: &Path, args: &[&str]) -> Server {
         for _ in 0..5 {
-            let port = free_port();
+            let port = free_tcp_port();
             let listen = format!("127.0.0.1:{port}");
             let mut all = vec!["--listen", listen.as_str()];
             all.extend_from_slice(args);
@@ -204,112 +49,9 @@ impl Sandbox {
     }
 }
 
-/// A port nobody listens on right now.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
-/// Reads a pipe to its end on a thread.
-fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
-    thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = pipe.read_to_end(&mut bytes);
-        String::from_utf8(bytes).expect("output is UTF-8")
-    })
-}
-
-/// Waits up to [`DEADLINE`] for `child` to exit.
-fn wait_with_deadline(child: &mut Child) -> Option<ExitStatus> {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Some(status) = child.try_wait().expect("wait for potluck") {
-            return Some(status);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// What one command did.
-#[derive(Debug)]
-struct Run {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(self.stdout.trim())
-            .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {self:?}"))
-    }
-}
-
-/// A running `potluck serve`, killed when dropped.
-struct Server {
-    child: Child,
-    home: PathBuf,
-    feed: String,
-    addr: SocketAddr,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Server {
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    fn control_socket(&self) -> PathBuf {
-        self.home.join("control.sock")
-    }
-
-    /// Sends SIGTERM; returns the exit status once the process is gone.
-    fn terminate(&mut self) -> ExitStatus {
-        let sent = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("run kill");
-        assert!(sent.success(), "kill -TERM failed");
-        wait_with_deadline(&mut self.child).unwrap_or_else(|| {
-            panic!(
-                "serve did not exit within {DEADLINE:?} of SIGTERM: {}",
-                self.stderr()
-            )
-        })
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if thread::panicking() {
-            eprintln!(
-                "stderr of serve in {}:\n{}",
-                self.home.display(),
-                self.stderr()
-            );
-        }
-    }
-}
-
 /// The connected peers in the output of `peers --json`.
 fn connected(peers: &Value) -> Vec<Value> {
     peers["connected"].as_array().cloned().unwrap_or_default()
-}
-
-fn announce(sandbox: &Sandbox, home: &Path, title: &str) -> String {
-    let doc = sandbox.json(home, &["announce", "--title", title, "--start", START]);
-    doc["id"].as_str().expect("an event id").to_owned()
-}
-
-fn events_contain(doc: &Value, id: &str) -> bool {
-    doc.as_array()
-        .is_some_and(|list| list.iter().any(|e| e["id"] == id))
 }
 
 // ---------------------------------------------------------------------------

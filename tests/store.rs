@@ -1,6 +1,9 @@
 //! Store behaviour: forks, duplicates, the valid prefix of a bad batch,
 //! durability across reopen, and fsck/reindex on damaged indexes.
 
+mod common;
+
+use common::open_store;
 use ed25519_dalek::SigningKey;
 use potluck::content::{Event, EventTime, Rsvp, RsvpStatus};
 use potluck::message::{Message, MessageId};
@@ -28,15 +31,9 @@ fn chain(key: &SigningKey, n: u64, tag: &str) -> Vec<Message> {
         .collect()
 }
 
-fn open() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("store")).unwrap();
-    (dir, store)
-}
-
 #[test]
 fn fork_keeps_the_first_and_records_proof() {
-    let (_dir, store) = open();
+    let (_dir, store) = open_store();
     let k = key(1);
     let a = chain(&k, 2, "a");
     let b = chain(&k, 2, "b");
@@ -58,7 +55,7 @@ fn fork_keeps_the_first_and_records_proof() {
 
 #[test]
 fn a_fork_with_a_forged_signature_is_rejected_not_recorded() {
-    let (_dir, store) = open();
+    let (_dir, store) = open_store();
     let k = key(1);
     let a = chain(&k, 1, "a");
     store.ingest(a).unwrap();
@@ -76,7 +73,7 @@ fn a_fork_with_a_forged_signature_is_rejected_not_recorded() {
 
 #[test]
 fn duplicates_are_skipped() {
-    let (_dir, store) = open();
+    let (_dir, store) = open_store();
     let a = chain(&key(2), 3, "a");
     store.ingest(a.clone()).unwrap();
     let report = store.ingest(a.clone()).unwrap();
@@ -87,7 +84,7 @@ fn duplicates_are_skipped() {
 
 #[test]
 fn ingest_keeps_the_valid_prefix_and_nothing_after_the_first_invalid() {
-    let (_dir, store) = open();
+    let (_dir, store) = open_store();
     let a = chain(&key(3), 5, "a");
     let other = chain(&key(4), 1, "o");
     let mut tampered = a[2].bytes().to_vec();
@@ -111,7 +108,7 @@ fn ingest_keeps_the_valid_prefix_and_nothing_after_the_first_invalid() {
 
 #[test]
 fn a_bad_signature_deep_in_a_large_batch_cuts_there() {
-    let (_dir, store) = open();
+    let (_dir, store) = open_store();
     let mut a = chain(&key(5), 700, "a");
     let mut bytes = a[600].bytes().to_vec();
     bytes[75] ^= 0x10; // timestamp field: the chain holds, the signature does not

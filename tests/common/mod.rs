@@ -1,0 +1,46 @@
+//! Harness shared by the integration tests. Every test binary declares
+//! `mod common;` and uses the parts it needs:
+//!
+//! - [`sandbox`]: drives the real `potluck` binary in temporary homes with
+//!   a clean environment (no inherited `POTLUCK_HOME`, `POTLUCK_LOG`, …),
+//!   every run and every wait bounded by [`DEADLINE`], and a guard that
+//!   kills any `serve` a failing test leaves behind;
+//! - [`node`]: in-process nodes listening on 127.0.0.1 with ephemeral
+//!   ports, and builders for event and RSVP content.
+//!
+//! Not every test binary uses every helper, hence the `dead_code` allowance.
+
+#![allow(dead_code)]
+
+pub mod node;
+pub mod sandbox;
+
+use std::time::Duration;
+
+use potluck::store::Store;
+
+/// Longest any single wait (or run of the binary) may take.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+/// An upcoming start (the tests must not depend on today's date).
+pub const START: &str = "2031-06-01T18:00:00Z";
+/// An end three hours after [`START`].
+pub const END: &str = "2031-06-01T21:00:00Z";
+
+/// Now, in ms since the Unix epoch.
+pub fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+/// A local TCP port where nobody listens right now (bound on 127.0.0.1,
+/// then released): connections to it are refused.
+pub fn free_tcp_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// A new store in a temporary directory (kept alive by the first value).
+pub fn open_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    (dir, store)
+}

@@ -1,0 +1,609 @@
+//! Driving the real `potluck` binary: temporary homes, a clean
+//! environment, bounded runs and polls, and `serve` processes that are
+//! killed when dropped.
+//!
+//! The environment of every child is cleaned (`POTLUCK_HOME`, `POTLUCK_LOG`,
+//! `RUST_LOG`, backtrace settings and `TZ` removed; `HOME` and
+//! `XDG_DATA_HOME` inside the sandbox; the sandbox is the working
+//! directory), and every wait is bounded by [`DEADLINE`].
+
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+use super::{DEADLINE, START};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_potluck");
+/// Pause between two polls.
+pub const POLL: Duration = Duration::from_millis(50);
+
+// ---------------------------------------------------------------------------
+// Running the binary.
+
+/// Removes inherited settings from `cmd`, points `HOME` and
+/// `XDG_DATA_HOME` inside `dir`, runs it in `dir`, and pipes its output.
+pub fn clean_env<'a>(cmd: &'a mut Command, dir: &Path) -> &'a mut Command {
+    cmd.env_remove("POTLUCK_HOME")
+        .env_remove("POTLUCK_LOG")
+        .env_remove("RUST_LOG")
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE")
+        .env_remove("TZ")
+        .env("HOME", dir.join("user"))
+        .env("XDG_DATA_HOME", dir.join("xdg"))
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+}
+
+/// Runs `cmd` (already set up) to completion; kills it after [`DEADLINE`].
+pub fn finish(mut cmd: Command) -> Run {
+    let mut child = cmd.spawn().expect("spawn potluck");
+    let out = drain(child.stdout.take().unwrap());
+    let err = drain(child.stderr.take().unwrap());
+    let status = wait_with_deadline(&mut child).unwrap_or_else(|| {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("potluck did not finish within {DEADLINE:?}: {cmd:?}");
+    });
+    Run {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
+
+/// Runs `cmd` with a clean environment inside `dir` and a time limit.
+pub fn run_command(cmd: Command, dir: &Path) -> Run {
+    run_command_with(cmd, dir, &[] as &[(&str, &str)])
+}
+
+/// Runs `cmd` with a clean environment inside `dir` plus `envs`, and a
+/// time limit.
+pub fn run_command_with<V: AsRef<OsStr>>(mut cmd: Command, dir: &Path, envs: &[(&str, V)]) -> Run {
+    clean_env(&mut cmd, dir);
+    for (key, value) in envs {
+        cmd.env(key, value);
+    }
+    finish(cmd)
+}
+
+/// Reads a pipe to its end on a thread.
+pub fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        pipe.read_to_end(&mut bytes).expect("read the output");
+        String::from_utf8(bytes).expect("output is UTF-8")
+    })
+}
+
+/// Waits up to [`DEADLINE`] for `child` to exit.
+pub fn wait_with_deadline(child: &mut Child) -> Option<ExitStatus> {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for potluck") {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// What one run of the binary did.
+#[derive(Debug)]
+pub struct Run {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(self.stdout.trim())
+            .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {self:?}"))
+    }
+
+    /// Asserts a failure (exit 1) with exactly one line on stderr; returns it.
+    pub fn one_line_error(&self) -> String {
+        assert_eq!(self.status.code(), Some(1), "{self:?}");
+        let stderr = self.stderr.trim_end();
+        assert_eq!(stderr.lines().count(), 1, "one line on stderr: {self:?}");
+        assert!(stderr.starts_with("error: "), "{self:?}");
+        stderr.to_owned()
+    }
+}
+
+/// Exit status 1, nothing on stdout, and exactly one non-empty line on
+/// stderr that is an error message, not a panic.
+pub fn assert_clean_failure(run: &Run, args: &[&str]) {
+    assert_eq!(run.status.code(), Some(1), "{args:?} should fail: {run:?}");
+    assert_eq!(run.stdout, "", "{args:?} printed on failure: {run:?}");
+    let line = run.stderr.trim_end_matches('\n');
+    assert!(!line.trim().is_empty(), "{args:?}: empty stderr");
+    assert!(
+        !line.contains('\n'),
+        "{args:?}: stderr is not one line: {line:?}"
+    );
+    assert!(!line.contains("panicked"), "{args:?} panicked: {line:?}");
+    assert!(line.starts_with("error: "), "{args:?}: {line:?}");
+}
+
+/// `<sigil><base64 of 32 bytes, 44 chars><suffix>`.
+pub fn assert_id(id: &str, sigil: char, suffix: &str) {
+    let body = id
+        .strip_prefix(sigil)
+        .and_then(|b| b.strip_suffix(suffix))
+        .unwrap_or_else(|| panic!("{id:?} is not {sigil}…{suffix}"));
+    assert_eq!(body.len(), 44, "{id:?}");
+    assert!(
+        body.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"+/=".contains(&c)),
+        "{id:?}"
+    );
+    assert_eq!(B64.decode(body).expect("base64").len(), 32, "{id:?}");
+}
+
+// ---------------------------------------------------------------------------
+// A sandbox of several homes.
+
+/// A temporary directory holding the homes and files of one test.
+pub struct Sandbox {
+    dir: TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        Sandbox {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// The sandbox directory itself.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The path called `name` inside the sandbox (not created).
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The home called `name` (not created).
+    pub fn home(&self, name: &str) -> PathBuf {
+        self.path(name)
+    }
+
+    /// `potluck --home HOME ARGS…` with a clean environment.
+    pub fn command(&self, home: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--home").arg(home).args(args);
+        clean_env(&mut cmd, self.dir.path());
+        cmd
+    }
+
+    /// Runs one command to completion (killed after [`DEADLINE`]).
+    pub fn run(&self, home: &Path, args: &[&str]) -> Run {
+        finish(self.command(home, args))
+    }
+
+    /// Runs one command with `envs` set, to completion.
+    pub fn run_with(&self, home: &Path, args: &[&str], envs: &[(&str, &str)]) -> Run {
+        let mut cmd = self.command(home, args);
+        for (key, value) in envs {
+            cmd.env(key, value);
+        }
+        finish(cmd)
+    }
+
+    /// Runs a command that must succeed, and parses its JSON output.
+    pub fn json(&self, home: &Path, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let run = self.run(home, &all);
+        assert!(run.status.success(), "{args:?}: {run:?}");
+        run.json()
+    }
+
+    /// Polls a JSON command until `cond` holds on its output; returns it.
+    pub fn json_until(
+        &self,
+        home: &Path,
+        args: &[&str],
+        what: &str,
+        cond: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let doc = self.json(home, args);
+            if cond(&doc) {
+                return doc;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; last output of {args:?}: {doc}"
+            );
+            thread::sleep(POLL);
+        }
+    }
+
+    /// Polls a command until `cond` holds on its standard output.
+    pub fn run_until(&self, home: &Path, args: &[&str], what: &str, cond: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let run = self.run(home, args);
+            assert!(run.status.success(), "{args:?}: {run:?}");
+            if cond(&run.stdout) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; last output of {args:?}: {run:?}"
+            );
+            thread::sleep(POLL);
+        }
+    }
+
+    /// Starts `potluck serve ARGS…` (exactly those arguments) and waits for
+    /// its "listening on" line; `Err` with its stderr if it exits first.
+    pub fn spawn_serve(&self, home: &Path, args: &[&str]) -> Result<Server, String> {
+        let mut all = vec!["serve"];
+        all.extend_from_slice(args);
+        let mut child = self
+            .command(home, &all)
+            .spawn()
+            .expect("spawn potluck serve");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let stderr_reader = {
+            let mut pipe = child.stderr.take().unwrap();
+            let stderr = stderr.clone();
+            thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = pipe.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    stderr.lock().unwrap().push_str(&text);
+                }
+            })
+        };
+        let (tx, lines) = mpsc::channel();
+        {
+            let pipe = child.stdout.take().unwrap();
+            thread::spawn(move || {
+                for line in BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        let mut server = Server {
+            child,
+            home: home.to_owned(),
+            feed: String::new(),
+            addr: "127.0.0.1:1".parse().unwrap(),
+            stderr,
+            started: Instant::now(),
+        };
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) => {
+                    // "potluck node @….ed25519 listening on 127.0.0.1:PORT"
+                    let Some((head, addr)) = line.split_once(" listening on ") else {
+                        continue;
+                    };
+                    server.feed = head
+                        .strip_prefix("potluck node ")
+                        .unwrap_or_else(|| panic!("unexpected line {line:?}"))
+                        .to_owned();
+                    server.addr = addr.trim().parse().expect("a socket address");
+                    server.started = Instant::now();
+                    return Ok(server);
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    // stdout closed: the process ended without listening.
+                    // Its stderr is complete once the reader saw EOF.
+                    let status = wait_with_deadline(&mut server.child);
+                    let _ = stderr_reader.join();
+                    return Err(format!("serve exited ({status:?}): {}", server.stderr()));
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!(
+                        "serve did not listen within {DEADLINE:?}: {}",
+                        server.stderr()
+                    )
+                }
+            }
+        }
+    }
+
+    /// Starts `potluck serve --listen 127.0.0.1:0` with the discovery
+    /// flags of `discovery`, and waits for its "listening on" line.
+    pub fn serve_with(&self, home: &Path, discovery: Discovery) -> Server {
+        let extra = discovery.args();
+        let mut args = vec!["--listen", "127.0.0.1:0"];
+        args.extend(extra.iter().map(String::as_str));
+        self.spawn_serve(home, &args)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+/// Announces an event in `home`; returns its id.
+pub fn announce(sandbox: &Sandbox, home: &Path, title: &str) -> String {
+    let doc = sandbox.json(home, &["announce", "--title", title, "--start", START]);
+    doc["id"].as_str().expect("an event id").to_owned()
+}
+
+/// Whether the JSON list `doc` holds an event with `id`.
+pub fn events_contain(doc: &Value, id: &str) -> bool {
+    doc.as_array()
+        .is_some_and(|list| list.iter().any(|e| e["id"] == id))
+}
+
+// ---------------------------------------------------------------------------
+// `potluck serve`.
+
+/// How a node takes part in discovery. Both variants keep every packet on
+/// loopback.
+#[derive(Clone, Copy)]
+pub enum Discovery {
+    /// Announce to and listen on `127.255.255.255:PORT`.
+    Loopback(u16),
+    /// `--no-discovery` (and, should the flag be ignored, a loopback
+    /// target on PORT).
+    Off(u16),
+}
+
+impl Discovery {
+    pub fn args(self) -> Vec<String> {
+        let (off, port) = match self {
+            Discovery::Loopback(port) => (false, port),
+            Discovery::Off(port) => (true, port),
+        };
+        let mut args = Vec::new();
+        if off {
+            args.push("--no-discovery".to_owned());
+        }
+        args.push("--discovery-port".to_owned());
+        args.push(port.to_string());
+        args.push("--discovery-target".to_owned());
+        args.push(format!("127.255.255.255:{port}"));
+        args
+    }
+}
+
+/// A UDP port free on every address a moment ago: the discovery port of
+/// one test, so that parallel tests never hear each other (nothing is sent
+/// from it).
+pub fn discovery_port() -> u16 {
+    let socket = UdpSocket::bind("0.0.0.0:0").unwrap();
+    socket.local_addr().unwrap().port()
+}
+
+/// A running `potluck serve`, killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub home: PathBuf,
+    pub feed: String,
+    pub addr: SocketAddr,
+    stderr: Arc<Mutex<String>>,
+    /// When it said it was listening.
+    pub started: Instant,
+}
+
+impl Server {
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    pub fn control_socket(&self) -> PathBuf {
+        self.home.join("control.sock")
+    }
+
+    /// Waits until the node's log (stderr) contains `needle`.
+    pub fn wait_for_log(&self, needle: &str) {
+        let deadline = Instant::now() + DEADLINE;
+        while !self.stderr().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "serve never logged {needle:?}: {}",
+                self.stderr()
+            );
+            thread::sleep(POLL);
+        }
+    }
+
+    /// Panics if the process has ended.
+    pub fn assert_running(&mut self) {
+        let status = self.child.try_wait().expect("wait for serve");
+        assert!(
+            status.is_none(),
+            "serve exited: {status:?}: {}",
+            self.stderr()
+        );
+    }
+
+    /// Sends SIGTERM; returns the exit status once the process is gone.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let sent = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM failed");
+        wait_with_deadline(&mut self.child).unwrap_or_else(|| {
+            panic!(
+                "serve did not exit within {DEADLINE:?} of SIGTERM: {}",
+                self.stderr()
+            )
+        })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if thread::panicking() {
+            eprintln!(
+                "stderr of serve in {}:\n{}",
+                self.home.display(),
+                self.stderr()
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// One home in a sandbox of its own.
+
+/// One node: a temporary directory holding the home (not yet created).
+pub struct Node {
+    sandbox: Sandbox,
+    pub home: PathBuf,
+}
+
+impl Node {
+    pub fn new() -> Node {
+        let sandbox = Sandbox::new();
+        let home = sandbox.path("home");
+        Node { sandbox, home }
+    }
+
+    /// A node after `init --name <name>`.
+    pub fn init(name: &str) -> Node {
+        let node = Node::new();
+        node.ok(&["init", "--name", name]);
+        node
+    }
+
+    /// The temporary directory around the home.
+    pub fn dir(&self) -> &Path {
+        self.sandbox.dir()
+    }
+
+    pub fn secret(&self) -> PathBuf {
+        self.home.join("secret")
+    }
+
+    /// `potluck --home <home> <args>` with `envs` set.
+    pub fn run_with(&self, args: &[&str], envs: &[(&str, &str)]) -> Run {
+        self.sandbox.run_with(&self.home, args, envs)
+    }
+
+    /// `potluck --home <home> <args>`.
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.sandbox.run(&self.home, args)
+    }
+
+    /// Runs with `--json` and `envs`, asserts success without a word on
+    /// stderr, and parses stdout.
+    pub fn ok_with(&self, args: &[&str], envs: &[(&str, &str)]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let run = self.run_with(&all, envs);
+        assert!(run.status.success(), "{args:?} failed: {run:?}");
+        assert_eq!(run.stderr, "", "{args:?} succeeded with a warning");
+        run.json()
+    }
+
+    /// Runs with `--json`, asserts success and parses stdout.
+    pub fn ok(&self, args: &[&str]) -> Value {
+        self.ok_with(args, &[])
+    }
+
+    /// Runs with `--json` and asserts a clean failure; returns stderr's
+    /// single line.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let run = self.run(&all);
+        assert_clean_failure(&run, args);
+        run.stderr.trim_end().to_owned()
+    }
+
+    /// `log --json`, exactly as printed.
+    pub fn log_text(&self) -> String {
+        let run = self.run(&["log", "--json"]);
+        assert!(run.status.success(), "log failed: {run:?}");
+        run.stdout
+    }
+
+    /// `log --json`, one parsed object per line.
+    pub fn log(&self) -> Vec<Value> {
+        self.log_text()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}")))
+            .collect()
+    }
+
+    /// The `content` of every message in my feed, in order.
+    pub fn log_contents(&self) -> Vec<Value> {
+        self.log()
+            .into_iter()
+            .map(|v| v["content"].clone())
+            .collect()
+    }
+
+    pub fn whoami(&self) -> Value {
+        self.ok(&["whoami"])
+    }
+
+    /// My feed id.
+    pub fn me(&self) -> String {
+        self.whoami()["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Announces an event and returns its id.
+    pub fn announce(&self, args: &[&str]) -> String {
+        let mut all = vec!["announce"];
+        all.extend_from_slice(args);
+        let doc = self.ok(&all);
+        let id = doc["id"]
+            .as_str()
+            .expect("announce prints an id")
+            .to_owned();
+        assert_eq!(doc, json!({ "id": id }));
+        assert_id(&id, '%', ".blake3");
+        id
+    }
+
+    pub fn event(&self, id: &str) -> Value {
+        self.ok(&["event", id])
+    }
+
+    pub fn agenda(&self) -> Vec<Value> {
+        self.ok(&["agenda"]).as_array().expect("an array").clone()
+    }
+
+    /// Writes `ics ARGS… --out FILE` and returns the file's text.
+    pub fn ics_file(&self, args: &[&str]) -> String {
+        let path = self.sandbox.path("export.ics");
+        let _ = std::fs::remove_file(&path);
+        let mut all = vec!["ics"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--out", path.to_str().unwrap()]);
+        let run = self.run(&all);
+        assert!(run.status.success(), "{all:?} failed: {run:?}");
+        assert_eq!(run.stdout, "", "the calendar goes to the file only");
+        std::fs::read_to_string(&path).expect("the file was written")
+    }
+}
