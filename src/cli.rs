@@ -43,6 +43,7 @@ pub struct Args {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Create the home directory and a new identity, and print its feed id.
+    #[command(display_order = 1)]
     Init {
         /// Your display name, published in your feed.
         #[arg(long)]
@@ -54,6 +55,7 @@ enum Command {
     },
     /// Run the node: accept peers, dial configured ones, and replicate live.
     /// Creates an identity on first run.
+    #[command(display_order = 12)]
     Serve {
         /// Address to listen on (default from config.json, else 0.0.0.0:7643).
         #[arg(long, value_name = "ADDR")]
@@ -66,14 +68,17 @@ enum Command {
         discovery: DiscoveryArgs,
     },
     /// Connect to a peer once, exchange everything both ways, and exit.
+    #[command(display_order = 13)]
     Sync {
         /// HOST:PORT, or @FEED.ed25519@HOST:PORT to insist on that feed.
         addr: String,
     },
     /// List connected and known peers.
+    #[command(display_order = 14)]
     Peers,
     /// Print an invite code: your address, feed id and (on a private
     /// network) the network key. Never a secret key.
+    #[command(display_order = 15)]
     Invite {
         /// The address others should dial (default: this computer's address
         /// and the listen port).
@@ -81,41 +86,50 @@ enum Command {
         addr: Option<String>,
     },
     /// Join with an invite code: remember the inviter, sync once, follow them.
+    #[command(display_order = 16)]
     Join {
         /// The code from `potluck invite`.
         code: String,
     },
     /// Follow a feed (publishes a contact message).
+    #[command(display_order = 17)]
     Follow {
         /// Feed id, `@…ed25519`.
         feed: String,
     },
     /// Stop following a feed.
+    #[command(display_order = 18)]
     Unfollow {
         /// Feed id, `@…ed25519`.
         feed: String,
     },
     /// Block a feed: never store or forward it.
+    #[command(display_order = 19)]
     Block {
         /// Feed id, `@…ed25519`.
         feed: String,
     },
     /// Unblock a feed.
+    #[command(display_order = 20)]
     Unblock {
         /// Feed id, `@…ed25519`.
         feed: String,
     },
     /// Print your feed id and name.
+    #[command(display_order = 2)]
     Whoami,
     /// Publish your display name.
+    #[command(display_order = 3)]
     Name {
         /// The name people see next to your RSVPs.
         name: String,
     },
     /// Announce an event; prints its id.
+    #[command(display_order = 4)]
     Announce(EventFields),
     /// Change an event you announced. An empty value clears an optional
     /// field (e.g. --location ""); --capacity 0 removes the capacity.
+    #[command(display_order = 5)]
     Update {
         /// Event id, or a unique prefix of at least 6 characters.
         event: String,
@@ -123,6 +137,7 @@ enum Command {
         fields: UpdateFields,
     },
     /// Cancel an event you announced.
+    #[command(display_order = 6)]
     Cancel {
         /// Event id, or a unique prefix of at least 6 characters.
         event: String,
@@ -131,6 +146,7 @@ enum Command {
         reason: Option<String>,
     },
     /// Answer an event: going, maybe or no.
+    #[command(display_order = 7)]
     Rsvp {
         /// Event id, or a unique prefix of at least 6 characters.
         event: String,
@@ -144,6 +160,7 @@ enum Command {
         note: Option<String>,
     },
     /// List upcoming events, sorted by start, with their tallies.
+    #[command(display_order = 8)]
     Events {
         /// Events that have already finished instead.
         #[arg(long, conflicts_with = "all")]
@@ -160,8 +177,10 @@ enum Command {
         local_zone: Option<String>,
     },
     /// My upcoming RSVPs (going and maybe), with admission and changes.
+    #[command(display_order = 10)]
     Agenda,
     /// Write a bundle file of messages, exactly as signed, for sync by file.
+    #[command(display_order = 21)]
     Export {
         /// Feeds to export (default: every feed held).
         feeds: Vec<String>,
@@ -173,17 +192,20 @@ enum Command {
         out: PathBuf,
     },
     /// Write this node's clock (what it holds), for a friend's `export --for`.
+    #[command(display_order = 22)]
     Clock {
         /// The clock file to write.
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
     /// Import a bundle file: every message is validated as if from a peer.
+    #[command(display_order = 23)]
     Import {
         /// The bundle file.
         file: PathBuf,
     },
     /// Export events as iCalendar (RFC 5545): one event, or every upcoming one.
+    #[command(display_order = 11)]
     Ics {
         /// Event id, or a unique prefix of at least 6 characters.
         event: Option<String>,
@@ -192,18 +214,22 @@ enum Command {
         out: Option<PathBuf>,
     },
     /// Show one event with every current RSVP.
+    #[command(display_order = 9)]
     Event {
         /// Event id, or a unique prefix of at least 6 characters.
         event: String,
     },
     /// Print a feed's messages, one JSON object per line (default: yours).
+    #[command(display_order = 24)]
     Log {
         /// Feed id, `@…ed25519`.
         feed: Option<String>,
     },
     /// Re-verify every message and check the indexes against the logs.
+    #[command(display_order = 25)]
     Fsck,
     /// Rebuild every index from the logs.
+    #[command(display_order = 26)]
     Reindex,
 }
 
