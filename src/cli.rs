@@ -231,6 +231,23 @@ enum Command {
     /// Rebuild every index from the logs.
     #[command(display_order = 26)]
     Reindex,
+    /// Developer tool: create a new home filled with deterministic,
+    /// realistic fixtures (many feeds, events, RSVPs), for scale tests.
+    #[command(hide = true, display_order = 27)]
+    Fixtures {
+        /// The new home to create (must not hold an identity yet).
+        #[arg(long, value_name = "HOME")]
+        out: PathBuf,
+        /// Number of feeds (authors).
+        #[arg(long)]
+        feeds: usize,
+        /// Total number of messages (at least one per feed).
+        #[arg(long)]
+        messages: usize,
+        /// Seed: the same seed gives byte-identical messages.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 /// LAN discovery flags of `serve`.
@@ -356,10 +373,13 @@ pub fn run(args: Args, raw: Vec<String>) -> Result<u8> {
         raw.push("--local-zone".into());
         raw.push(local_zone());
     }
+    // `fixtures` writes its own new home: never hand it to a node.
     #[cfg(unix)]
-    if !matches!(args.command, Command::Init { .. })
-        && let Some(answer) =
-            potluck::control::forward(&potluck::control::socket_path(&home), &raw)?
+    if !matches!(
+        args.command,
+        Command::Init { .. } | Command::Fixtures { .. }
+    ) && let Some(answer) =
+        potluck::control::forward(&potluck::control::socket_path(&home), &raw)?
     {
         eprint!("{}", answer.stderr);
         if answer.code == 0 {
@@ -554,6 +574,20 @@ fn run_command(ctx: &Ctx, command: Command, out: &mut Output) -> Result<()> {
         Command::Event { event } => show_event(ctx, out, &event),
         Command::Log { feed } => log(ctx, out, feed),
         Command::Fsck => fsck(ctx, out),
+        Command::Fixtures {
+            out: home,
+            feeds,
+            messages,
+            seed,
+        } => fixtures(
+            out,
+            &home,
+            &potluck::fixtures::FixtureSpec {
+                feeds,
+                messages,
+                seed,
+            },
+        ),
         Command::Reindex => {
             let opened = ctx.open_store()?;
             let store = opened.store();
@@ -1184,6 +1218,87 @@ fn fsck(ctx: &Ctx, out: &mut Output) -> Result<()> {
             report.problems.len()
         );
     }
+    Ok(())
+}
+
+/// Messages per `Store::ingest` call of `potluck fixtures`.
+const FIXTURE_BATCH: usize = 5_000;
+
+/// `potluck fixtures`: a new home at `root` holding the messages of
+/// `potluck::fixtures::generate`, ingested in order in batches.
+fn fixtures(
+    out: &mut Output,
+    root: &std::path::Path,
+    spec: &potluck::fixtures::FixtureSpec,
+) -> Result<()> {
+    spec.check()?;
+    let home = Home::at(root);
+    if home.secret_path().exists() {
+        bail!(
+            "{} already holds an identity; `potluck fixtures` only fills a new home",
+            home.secret_path().display()
+        );
+    }
+    home.create()?;
+    Identity::create(&home)?;
+    let store = Store::open(&home.store_path())?;
+    let started = std::time::Instant::now();
+    let mut messages = 0usize;
+    let mut bytes = 0u64;
+    let mut feeds = std::collections::HashSet::new();
+    let mut batch = Vec::with_capacity(FIXTURE_BATCH);
+    let mut stream = potluck::fixtures::generate(spec).peekable();
+    while stream.peek().is_some() {
+        batch.extend(stream.by_ref().take(FIXTURE_BATCH));
+        let sent = batch.len();
+        for msg in &batch {
+            bytes += msg.bytes().len() as u64;
+            feeds.insert(msg.author());
+        }
+        let report = store.ingest(std::mem::take(&mut batch))?;
+        if let Some(r) = &report.rejected {
+            bail!(
+                "fixture message {} (sequence {} of {}) was rejected: {}",
+                messages + r.index,
+                r.sequence,
+                r.author,
+                r.error
+            );
+        }
+        if report.accepted.len() != sent {
+            bail!(
+                "only {} of {sent} fixture messages were stored ({} duplicates, {} forks)",
+                report.accepted.len(),
+                report.duplicates,
+                report.forks.len()
+            );
+        }
+        messages += sent;
+    }
+    if messages != spec.messages {
+        bail!("generated {messages} messages instead of {}", spec.messages);
+    }
+    store.flush()?;
+    let size = store.size_on_disk()?;
+    let seconds = started.elapsed().as_secs_f64();
+    out.print(
+        json!({
+            "home": home.root(),
+            "messages": messages,
+            "feeds": feeds.len(),
+            "bytes": bytes,
+            "size_on_disk": size,
+            "seconds": seconds,
+        }),
+        || {
+            format!(
+                "{messages} messages from {} feeds ({bytes} bytes encoded) in {}: \
+                 {size} bytes on disk, {seconds:.1} s",
+                feeds.len(),
+                home.root().display()
+            )
+        },
+    );
     Ok(())
 }
 

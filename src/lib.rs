@@ -17,6 +17,7 @@ pub mod config;
 pub mod content;
 pub mod control;
 pub mod discovery;
+pub mod fixtures;
 pub mod frame;
 pub mod handshake;
 pub mod home;
