@@ -140,6 +140,14 @@ impl Identity {
             });
         }
         check_permissions(&path)?;
+        // A key file is about 150 bytes; never read a huge file whole.
+        let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        if len > 4096 {
+            return Err(IdentityError::Corrupt {
+                path,
+                reason: format!("{len} bytes is far too large for a key file"),
+            });
+        }
         let text = std::fs::read_to_string(&path).map_err(|source| IdentityError::Io {
             path: path.clone(),
             source,
@@ -246,6 +254,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let home = Home::at(dir.path());
         Identity::create(&home).unwrap();
+        std::fs::write(home.secret_path(), " ".repeat(5000)).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(home.secret_path(), std::fs::Permissions::from_mode(0o600))
+                .unwrap();
+        }
+        assert!(matches!(
+            Identity::load(&home),
+            Err(IdentityError::Corrupt { .. })
+        ));
         std::fs::write(home.secret_path(), "not json").unwrap();
         #[cfg(unix)]
         {
