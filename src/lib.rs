@@ -25,6 +25,7 @@ pub mod ics;
 pub mod identity;
 pub mod index;
 pub mod message;
+pub mod msglog;
 pub mod node;
 pub mod peerbook;
 pub mod replicate;

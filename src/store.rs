@@ -4,13 +4,17 @@
 //!
 //! | prefix | key                   | value                              |
 //! |--------|-----------------------|------------------------------------|
-//! | `L`    | author ‖ sequence     | the encoded message, as signed     |
-//! | `I`    | message id            | author ‖ sequence                  |
+//! | `L`    | author ‖ sequence     | where the message is in the log    |
+//! | `I`    | message id            | where the message is in the log    |
 //! | `H`    | author                | head sequence ‖ head id            |
 //! | `K`    | author ‖ sequence     | fork proof (two signed headers)    |
 //! | `P`    | peer feed             | replication memory of that peer    |
 //! | `B`    | peer address          | peer book record (JSON)            |
+//! | `M`    | `format`, `log_end`   | store format, committed log length |
 //! | lower  | see [`crate::index`]  | index entries, rebuildable         |
+//!
+//! The message bytes themselves are in the message log file beside sled
+//! ([`crate::msglog`]); sled holds where each one is.
 //!
 //! **Atomicity.** Keeping every entry in one tree lets an append use
 //! [`sled::Tree::apply_batch`], which sled applies atomically, also across a
@@ -19,8 +23,14 @@
 //! first ([`Staged`]), so the indexer reads its own earlier writes in the
 //! same batch. One writer at a time (a mutex) keeps the staged reads true.
 //!
-//! **Durability.** Every append flushes sled before returning, so a
-//! message that `publish` or `ingest` reported as stored survives a crash.
+//! The log file is written and synced before the batch that points into
+//! it, and the batch records the log's new committed length, so after a
+//! crash the index never points past what the file holds; an unreferenced
+//! tail is cut off at the next open.
+//!
+//! **Durability.** Every append syncs the log file and flushes sled before
+//! returning, so a message that `publish` or `ingest` reported as stored
+//! survives a crash.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -34,6 +44,7 @@ use crate::index::{
     self, AboutState, ContactState, CorruptEntry, EventState, Kv, MemKv, RsvpState, Tally,
 };
 use crate::message::{FeedId, Message, MessageId, SIGNED_LEN};
+use crate::msglog::{Location, LogError, MessageLog, PendingAppend};
 use crate::peerbook::PeerRecord;
 use crate::validate::{self, Checked, FeedHead, ValidationError};
 
@@ -43,6 +54,16 @@ const HEAD: u8 = b'H';
 const FORK: u8 = b'K';
 const PEER: u8 = b'P';
 const BOOK: u8 = b'B';
+
+/// Meta key of the store format.
+const FORMAT_KEY: &[u8] = b"Mformat";
+/// Meta key of the message log's committed length.
+const LOG_END_KEY: &[u8] = b"Mlog_end";
+/// The store layout this code reads and writes: 2 keeps message bytes in
+/// the log file (1 kept them in sled).
+const STORE_FORMAT: u8 = 2;
+/// The message log file, inside the store directory.
+const LOG_FILE: &str = "messages.log";
 
 /// Shortest event-id prefix accepted on the command line.
 pub const MIN_ID_PREFIX: usize = 6;
@@ -60,6 +81,19 @@ pub enum StoreError {
     Locked {
         /// The store directory.
         path: String,
+    },
+    /// The message log file failed or is damaged.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// The store was written by an incompatible version of potluck.
+    #[error(
+        "the store at {path} has format {found}, this potluck reads format {STORE_FORMAT}; move it aside (or export its feeds with the potluck that wrote it) and start a new one"
+    )]
+    Format {
+        /// The store directory.
+        path: String,
+        /// The format found (1 if unmarked).
+        found: u8,
     },
     /// An index entry cannot be decoded.
     #[error(transparent)]
@@ -151,6 +185,7 @@ pub struct FsckReport {
 pub struct Store {
     db: sled::Db,
     tree: sled::Tree,
+    log: MessageLog,
     writer: Mutex<()>,
 }
 
@@ -246,11 +281,19 @@ fn decode_head(key: &[u8], v: &[u8]) -> Result<FeedHead, StoreError> {
     })
 }
 
-fn decode_logged(key: &[u8], v: &[u8]) -> Result<Message, StoreError> {
-    Message::decode(v.to_vec()).map_err(|e| StoreError::CorruptLog {
+fn decode_location(key: &[u8], v: &[u8]) -> Result<Location, StoreError> {
+    Location::decode(v).ok_or_else(|| StoreError::CorruptLog {
         key: hex::encode(key),
-        reason: e.to_string(),
+        reason: "log entry is not a location".into(),
     })
+}
+
+fn u64_value(key: &[u8], v: &[u8]) -> Result<u64, StoreError> {
+    let bytes: [u8; 8] = v.try_into().map_err(|_| StoreError::CorruptLog {
+        key: hex::encode(key),
+        reason: "not an 8-byte number".into(),
+    })?;
+    Ok(u64::from_be_bytes(bytes))
 }
 
 fn feed_of_key(key: &[u8]) -> Option<FeedId> {
@@ -287,10 +330,44 @@ impl Store {
                 other => StoreError::Db(other),
             })?;
         let tree = db.open_tree("potluck")?;
+        match tree.get(FORMAT_KEY)? {
+            Some(v) if v[..] == [STORE_FORMAT] => {}
+            Some(v) => {
+                return Err(StoreError::Format {
+                    path: path.display().to_string(),
+                    found: v.first().copied().unwrap_or(0),
+                });
+            }
+            None if tree.scan_prefix([LOG]).next().is_some() => {
+                return Err(StoreError::Format {
+                    path: path.display().to_string(),
+                    found: 1,
+                });
+            }
+            None => {
+                tree.insert(FORMAT_KEY, &[STORE_FORMAT])?;
+                db.flush()?;
+            }
+        }
+        let committed = match tree.get(LOG_END_KEY)? {
+            Some(v) => u64_value(LOG_END_KEY, &v)?,
+            None => 0,
+        };
+        let log = MessageLog::open(&path.join(LOG_FILE), committed)?;
         Ok(Store {
             db,
             tree,
+            log,
             writer: Mutex::new(()),
+        })
+    }
+
+    /// Reads the message a log entry points at.
+    fn logged_message(&self, key: &[u8], location: &[u8]) -> Result<Message, StoreError> {
+        let bytes = self.log.read(decode_location(key, location)?)?;
+        Message::decode(bytes).map_err(|e| StoreError::CorruptLog {
+            key: hex::encode(key),
+            reason: e.to_string(),
         })
     }
 
@@ -429,6 +506,7 @@ impl Store {
             tree: &self.tree,
             writes: BTreeMap::new(),
         };
+        let mut pending = self.log.begin();
         for (msg, position) in msgs.into_iter().take(limit).zip(positions) {
             match position {
                 Position::Duplicate => report.duplicates += 1,
@@ -451,13 +529,21 @@ impl Store {
                     report.forks.push(proof);
                 }
                 Position::Next => {
-                    stage_append(&mut staged, &msg, &mut report, &mut touched)?;
+                    stage_append(&mut staged, &mut pending, &msg, &mut report, &mut touched)?;
                     report.accepted.push(msg);
                 }
             }
         }
+        if !pending.is_empty() {
+            // The records must be on disk before any entry points at them.
+            self.log.write(&pending)?;
+            staged.put(LOG_END_KEY.to_vec(), pending.end().to_be_bytes().to_vec());
+        }
         if !staged.writes.is_empty() {
             self.tree.apply_batch(staged.into_batch())?;
+            // sled now points into the records, whether or not the flush
+            // below succeeds, so they must never be overwritten.
+            self.log.mark_committed(&pending);
             self.db.flush()?;
         }
         Ok(report)
@@ -476,9 +562,13 @@ impl Store {
         }
         if let Some(h) = head
             && (1..=h.sequence).contains(&msg.sequence())
-            && let Some(held) = self.tree.get(log_key(&msg.author(), msg.sequence()))?
+            && let Some(location) = self.tree.get(log_key(&msg.author(), msg.sequence()))?
         {
-            let held_signed = &held[..SIGNED_LEN.min(held.len())];
+            let key = log_key(&msg.author(), msg.sequence());
+            let held = self
+                .log
+                .read_prefix(decode_location(&key, &location)?, SIGNED_LEN)?;
+            let held_signed = &held[..];
             if held_signed == msg.signed_bytes() {
                 return Ok(Ok(Position::Duplicate));
             }
@@ -491,22 +581,18 @@ impl Store {
 
     /// The message with this id.
     pub fn message(&self, id: &MessageId) -> Result<Option<Message>, StoreError> {
-        let Some(loc) = self.tree.get(id_key(id))? else {
+        let key = id_key(id);
+        let Some(location) = self.tree.get(&key)? else {
             return Ok(None);
         };
-        let corrupt = || StoreError::CorruptLog {
-            key: hex::encode(id_key(id)),
-            reason: "id entry is not author and sequence".into(),
-        };
-        let author: [u8; 32] = loc
-            .get(..32)
-            .and_then(|s| s.try_into().ok())
-            .ok_or_else(corrupt)?;
-        let seq: [u8; 8] = loc
-            .get(32..40)
-            .and_then(|s| s.try_into().ok())
-            .ok_or_else(corrupt)?;
-        self.feed_message(&FeedId(author), u64::from_be_bytes(seq))
+        let msg = self.logged_message(&key, &location)?;
+        if msg.id() != *id {
+            return Err(StoreError::CorruptLog {
+                key: hex::encode(&key),
+                reason: "id entry points at another message".into(),
+            });
+        }
+        Ok(Some(msg))
     }
 
     /// The message at `sequence` of `author`'s feed.
@@ -517,7 +603,7 @@ impl Store {
     ) -> Result<Option<Message>, StoreError> {
         let key = log_key(author, sequence);
         match self.tree.get(&key)? {
-            Some(v) => decode_logged(&key, &v).map(Some),
+            Some(v) => self.logged_message(&key, &v).map(Some),
             None => Ok(None),
         }
     }
@@ -532,7 +618,7 @@ impl Store {
         let end = log_key(author, u64::MAX);
         self.tree.range(start..=end).map(|item| {
             let (k, v) = item?;
-            decode_logged(&k, &v)
+            self.logged_message(&k, &v)
         })
     }
 
@@ -869,8 +955,9 @@ impl Store {
                         r.problems
                             .push(format!("{author} #{}: {e}", msg.sequence()));
                     }
+                    let logged = self.tree.get(log_key(&author, msg.sequence()))?;
                     match self.tree.get(id_key(&msg.id()))? {
-                        Some(loc) if loc[..] == log_key(&author, msg.sequence())[1..] => {}
+                        Some(loc) if Some(&loc) == logged.as_ref() => {}
                         _ => r.problems.push(format!(
                             "{author} #{}: id entry missing or wrong",
                             msg.sequence()
@@ -917,23 +1004,24 @@ impl Store {
         Ok(())
     }
 
-    /// Bytes the store occupies on disk.
+    /// Bytes the store occupies on disk: sled's files and the message log.
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
-        Ok(self.db.size_on_disk()?)
+        Ok(self.db.size_on_disk()? + self.log.size()?)
     }
 }
 
 /// Stages a validated next message: log, id, head, and index entries.
 fn stage_append(
     staged: &mut Staged<'_>,
+    pending: &mut PendingAppend,
     msg: &Message,
     report: &mut IngestReport,
     touched: &mut std::collections::HashSet<MessageId>,
 ) -> Result<(), StoreError> {
     let author = msg.author();
-    let lkey = log_key(&author, msg.sequence());
-    staged.put(id_key(&msg.id()), lkey[1..].to_vec());
-    staged.put(lkey, msg.bytes().to_vec());
+    let location = pending.push(msg.bytes()).encode().to_vec();
+    staged.put(id_key(&msg.id()), location.clone());
+    staged.put(log_key(&author, msg.sequence()), location);
     staged.put(
         feed_key(HEAD, &author),
         encode_head(&FeedHead {

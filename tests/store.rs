@@ -198,3 +198,72 @@ fn fsck_finds_a_damaged_index_and_reindex_repairs_it() {
     let events = store.all_events().unwrap();
     assert_eq!(store.tally(&events[0].id).unwrap().headcount, 2);
 }
+
+#[test]
+fn an_unindexed_tail_of_the_message_log_is_dropped_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let k = key(1);
+    let msgs = chain(&k, 6, "t");
+    {
+        let store = Store::open(&path).unwrap();
+        store.ingest(msgs[..3].to_vec()).unwrap();
+    }
+    // What a crash between writing the log and applying the index leaves:
+    // records in the file that no index entry points at.
+    let log = path.join("messages.log");
+    let committed = std::fs::metadata(&log).unwrap().len();
+    let mut bytes = std::fs::read(&log).unwrap();
+    bytes.extend_from_slice(&[0, 0, 1, 0]);
+    bytes.extend_from_slice(&[0xAB; 300]);
+    std::fs::write(&log, &bytes).unwrap();
+
+    let store = Store::open(&path).unwrap();
+    assert_eq!(std::fs::metadata(&log).unwrap().len(), committed);
+    let report = store.ingest(msgs[3..].to_vec()).unwrap();
+    assert_eq!(report.accepted.len(), 3);
+    for m in &msgs {
+        assert_eq!(store.message(&m.id()).unwrap().as_ref(), Some(m));
+    }
+    assert!(store.fsck().unwrap().problems.is_empty());
+}
+
+#[test]
+fn a_shortened_message_log_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    {
+        let store = Store::open(&path).unwrap();
+        store.ingest(chain(&key(1), 3, "s")).unwrap();
+    }
+    let log = path.join("messages.log");
+    let len = std::fs::metadata(&log).unwrap().len();
+    let file = std::fs::OpenOptions::new().write(true).open(&log).unwrap();
+    file.set_len(len - 10).unwrap();
+    drop(file);
+    let err = Store::open(&path)
+        .err()
+        .expect("a shortened log must not open");
+    let text = err.to_string();
+    assert!(text.contains("messages.log"), "{text}");
+    assert!(text.contains("damaged or replaced"), "{text}");
+}
+
+#[test]
+fn a_store_of_an_older_format_is_refused_not_misread() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    {
+        // Format 1 kept message bytes in sled and had no format mark.
+        let db = sled::open(&path).unwrap();
+        let tree = db.open_tree("potluck").unwrap();
+        let mut key = vec![b'L'];
+        key.extend_from_slice(&[1; 40]);
+        tree.insert(key, vec![0; 200]).unwrap();
+        db.flush().unwrap();
+    }
+    let err = Store::open(&path)
+        .err()
+        .expect("an old store must not open");
+    assert!(err.to_string().contains("format 1"), "{err}");
+}

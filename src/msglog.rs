@@ -1,0 +1,309 @@
+//! The message log file: the bytes of every stored message, appended to
+//! one file beside the sled index. Only [`crate::store`] uses it.
+//!
+//! Message bytes are most of a store's size and are written once and never
+//! changed, so keeping them out of sled's B-tree saves sled from carrying,
+//! rewriting and fragmenting them; sled keeps only where each message is
+//! (an 12-byte [`Location`]) together with the indexes.
+//!
+//! **Format.** A sequence of records, each a 4-byte big-endian length and
+//! then that many bytes of an encoded message. A [`Location`] points at the
+//! message bytes, after the length, so a read can check the length prefix
+//! and catch a location that does not point at a record.
+//!
+//! **Crash consistency.** The file is the data, sled says how much of it
+//! counts: a batch is written to the file and synced *before* the sled
+//! batch that points into it (and records the new committed length) is
+//! applied. After a crash the file may hold a tail that no sled entry
+//! points at; [`MessageLog::open`] cuts it off. A file shorter than the
+//! committed length means the file was damaged or replaced, and is refused.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use thiserror::Error;
+
+use crate::message::MAX_MESSAGE_LEN;
+
+/// Bytes of a record's length prefix.
+const LEN_PREFIX: u64 = 4;
+
+/// Where a message's bytes are in the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Location {
+    /// Offset of the message bytes (after the record's length prefix).
+    pub offset: u64,
+    /// Length of the message bytes.
+    pub len: u32,
+}
+
+impl Location {
+    /// Encoded size of a location.
+    pub const ENCODED_LEN: usize = 12;
+
+    /// Offset ‖ length, big-endian.
+    pub fn encode(&self) -> [u8; Self::ENCODED_LEN] {
+        let mut out = [0u8; Self::ENCODED_LEN];
+        out[..8].copy_from_slice(&self.offset.to_be_bytes());
+        out[8..].copy_from_slice(&self.len.to_be_bytes());
+        out
+    }
+
+    /// The inverse of [`Location::encode`]; `None` if `bytes` is not one.
+    pub fn decode(bytes: &[u8]) -> Option<Location> {
+        if bytes.len() != Self::ENCODED_LEN {
+            return None;
+        }
+        Some(Location {
+            offset: u64::from_be_bytes(bytes[..8].try_into().ok()?),
+            len: u32::from_be_bytes(bytes[8..].try_into().ok()?),
+        })
+    }
+}
+
+/// A failure of the message log.
+#[derive(Debug, Error)]
+pub enum LogError {
+    /// Reading or writing the file failed.
+    #[error("message log {path}: {source}")]
+    Io {
+        /// The log file.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// The file is shorter than the index says was committed to it.
+    #[error(
+        "message log {path} holds {actual} bytes but the store committed {committed}: the file was damaged or replaced"
+    )]
+    Truncated {
+        /// The log file.
+        path: PathBuf,
+        /// Its length on disk.
+        actual: u64,
+        /// The committed length recorded in the index.
+        committed: u64,
+    },
+    /// A location does not point at a whole record within the committed log.
+    #[error("message log {path}: no record of {len} bytes at offset {offset}")]
+    BadLocation {
+        /// The log file.
+        path: PathBuf,
+        /// The offset asked for.
+        offset: u64,
+        /// The length asked for.
+        len: u32,
+    },
+}
+
+/// The open message log.
+pub struct MessageLog {
+    file: File,
+    path: PathBuf,
+    /// Length of the committed part: every location handed out ends at or
+    /// before it.
+    committed: AtomicU64,
+}
+
+/// Records staged for one append, with the locations they will have.
+pub struct PendingAppend {
+    start: u64,
+    bytes: Vec<u8>,
+}
+
+impl PendingAppend {
+    /// Adds a message's bytes and returns where they will be.
+    pub fn push(&mut self, message: &[u8]) -> Location {
+        // A stored message is at most MAX_MESSAGE_LEN, far below u32::MAX.
+        let len = u32::try_from(message.len()).unwrap_or(u32::MAX);
+        self.bytes.extend_from_slice(&len.to_be_bytes());
+        let offset = self.start + self.bytes.len() as u64;
+        self.bytes.extend_from_slice(message);
+        Location { offset, len }
+    }
+
+    /// Whether nothing was staged.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// The committed length once this append is in.
+    pub fn end(&self) -> u64 {
+        self.start + self.bytes.len() as u64
+    }
+}
+
+impl MessageLog {
+    /// Opens (or creates) the log at `path`, of which `committed` bytes
+    /// count; a longer file is cut back to `committed` (the tail of a
+    /// batch whose index never landed).
+    pub fn open(path: &Path, committed: u64) -> Result<MessageLog, LogError> {
+        let io_err = |source| LogError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(io_err)?;
+        let actual = file.metadata().map_err(io_err)?.len();
+        if actual < committed {
+            return Err(LogError::Truncated {
+                path: path.to_path_buf(),
+                actual,
+                committed,
+            });
+        }
+        if actual > committed {
+            tracing::info!(
+                path = %path.display(),
+                dropped = actual - committed,
+                "dropping the uncommitted tail of the message log (left by an interrupted write)"
+            );
+            file.set_len(committed).map_err(io_err)?;
+            file.sync_all().map_err(io_err)?;
+        }
+        Ok(MessageLog {
+            file,
+            path: path.to_path_buf(),
+            committed: AtomicU64::new(committed),
+        })
+    }
+
+    fn io_err(&self, source: io::Error) -> LogError {
+        LogError::Io {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// The committed length.
+    pub fn committed(&self) -> u64 {
+        self.committed.load(Ordering::Acquire)
+    }
+
+    /// Starts staging records after the committed end. The caller must be
+    /// the store's single writer.
+    pub fn begin(&self) -> PendingAppend {
+        PendingAppend {
+            start: self.committed(),
+            bytes: Vec::new(),
+        }
+    }
+
+    /// Writes staged records and syncs them to disk. They count only once
+    /// [`MessageLog::mark_committed`] is called, after the index that points
+    /// at them has landed.
+    pub fn write(&self, pending: &PendingAppend) -> Result<(), LogError> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        self.file
+            .write_all_at(&pending.bytes, pending.start)
+            .map_err(|e| self.io_err(e))?;
+        self.file.sync_data().map_err(|e| self.io_err(e))
+    }
+
+    /// Records that the index now points into `pending`'s records.
+    pub fn mark_committed(&self, pending: &PendingAppend) {
+        self.committed.store(pending.end(), Ordering::Release);
+    }
+
+    /// Reads the message at `loc`, checking that it is a whole record
+    /// within the committed log.
+    pub fn read(&self, loc: Location) -> Result<Vec<u8>, LogError> {
+        self.read_prefix(loc, loc.len as usize)
+    }
+
+    /// Reads the first `want` bytes (at most the whole message) at `loc`.
+    pub fn read_prefix(&self, loc: Location, want: usize) -> Result<Vec<u8>, LogError> {
+        let bad = || LogError::BadLocation {
+            path: self.path.clone(),
+            offset: loc.offset,
+            len: loc.len,
+        };
+        let len = loc.len as usize;
+        if len > MAX_MESSAGE_LEN
+            || loc.offset < LEN_PREFIX
+            || loc.offset.saturating_add(u64::from(loc.len)) > self.committed()
+        {
+            return Err(bad());
+        }
+        let want = want.min(len);
+        let mut buf = vec![0u8; LEN_PREFIX as usize + want];
+        self.file
+            .read_exact_at(&mut buf, loc.offset - LEN_PREFIX)
+            .map_err(|e| self.io_err(e))?;
+        if buf[..LEN_PREFIX as usize] != loc.len.to_be_bytes() {
+            return Err(bad());
+        }
+        buf.drain(..LEN_PREFIX as usize);
+        Ok(buf)
+    }
+
+    /// Bytes the file occupies.
+    pub fn size(&self) -> Result<u64, LogError> {
+        Ok(self.file.metadata().map_err(|e| self.io_err(e))?.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_read_back_and_bad_locations_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("messages.log");
+        let log = MessageLog::open(&path, 0).unwrap();
+        let mut pending = log.begin();
+        let a = pending.push(b"first");
+        let b = pending.push(b"second message");
+        log.write(&pending).unwrap();
+        // Written but not committed: not readable yet.
+        assert!(matches!(log.read(a), Err(LogError::BadLocation { .. })));
+        log.mark_committed(&pending);
+        assert_eq!(log.read(a).unwrap(), b"first");
+        assert_eq!(log.read(b).unwrap(), b"second message");
+        assert_eq!(log.read_prefix(b, 6).unwrap(), b"second");
+        // A location that does not start at a record.
+        let off = Location {
+            offset: a.offset + 1,
+            len: 4,
+        };
+        assert!(matches!(log.read(off), Err(LogError::BadLocation { .. })));
+        assert_eq!(Location::decode(&b.encode()), Some(b));
+        assert_eq!(Location::decode(&[0; 11]), None);
+    }
+
+    #[test]
+    fn an_uncommitted_tail_is_cut_and_a_short_file_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("messages.log");
+        let log = MessageLog::open(&path, 0).unwrap();
+        let mut first = log.begin();
+        let a = first.push(b"kept");
+        log.write(&first).unwrap();
+        log.mark_committed(&first);
+        let committed = log.committed();
+        let mut second = log.begin();
+        second.push(b"never indexed");
+        log.write(&second).unwrap();
+        drop(log);
+        // Reopened with the index's committed length: the tail goes.
+        let log = MessageLog::open(&path, committed).unwrap();
+        assert_eq!(log.size().unwrap(), committed);
+        assert_eq!(log.read(a).unwrap(), b"kept");
+        drop(log);
+        assert!(matches!(
+            MessageLog::open(&path, committed + 10),
+            Err(LogError::Truncated { .. })
+        ));
+    }
+}
