@@ -64,6 +64,12 @@ const LOG_END_KEY: &[u8] = b"Mlog_end";
 const STORE_FORMAT: u8 = 2;
 /// The message log file, inside the store directory.
 const LOG_FILE: &str = "messages.log";
+/// sled's segment size. sled reclaims a segment once half of it is stale,
+/// so bigger segments waste less: 100,000 fixture messages took 154 MB of
+/// sled files with the default 512 KiB, 105 MB with 8 MiB and 97 MB with
+/// 16 MiB (the largest sled allows). The price is that even an empty
+/// store occupies one segment.
+const SEGMENT_SIZE: usize = 8 * 1024 * 1024;
 
 /// Shortest event-id prefix accepted on the command line.
 pub const MIN_ID_PREFIX: usize = 6;
@@ -316,6 +322,7 @@ impl Store {
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(64 * 1024 * 1024)
+            .segment_size(SEGMENT_SIZE)
             .open()
             .map_err(|e| match e {
                 // sled reports a held lock file as an `Other` error.
