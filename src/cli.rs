@@ -385,7 +385,7 @@ pub fn run(args: Args, raw: Vec<String>) -> Result<u8> {
         if answer.code == 0 {
             emit(&answer.stdout, ics_out.as_ref())?;
         } else {
-            print!("{}", answer.stdout);
+            write_stdout(&answer.stdout)?;
         }
         return Ok(u8::try_from(answer.code).unwrap_or(1));
     }
@@ -396,7 +396,7 @@ pub fn run(args: Args, raw: Vec<String>) -> Result<u8> {
     match result {
         Ok(()) => emit(&out.text, ics_out.as_ref()).map(|()| 0),
         Err(e) => {
-            print!("{}", out.text);
+            write_stdout(&out.text)?;
             Err(e)
         }
     }
@@ -453,8 +453,7 @@ fn absolute_paths(command: &Command, mut raw: Vec<String>) -> Result<Vec<String>
 /// With `--json`, the calendar goes to the file and a summary is printed.
 fn emit(text: &str, file: Option<&(PathBuf, bool)>) -> Result<()> {
     let Some((path, json)) = file else {
-        print!("{text}");
-        return Ok(());
+        return write_stdout(text);
     };
     let write = |body: &str| {
         std::fs::write(path, body).with_context(|| format!("cannot write {}", path.display()))
@@ -468,8 +467,18 @@ fn emit(text: &str, file: Option<&(PathBuf, bool)>) -> Result<()> {
         map.remove("calendar");
         map.insert("file".into(), json!(path));
     }
-    println!("{doc}");
-    Ok(())
+    write_stdout(&format!("{doc}\n"))
+}
+
+/// Writes command output to stdout. A reader that went away (`potluck
+/// events | head`) is not an error: there is nobody left to tell.
+pub(crate) fn write_stdout(text: &str) -> Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("cannot write to stdout"),
+    }
 }
 
 /// Runs a command handed over by the control socket, inside the node.

@@ -84,7 +84,10 @@ pub fn serve(
         let local = listener.local_addr()?;
         #[cfg(unix)]
         let control = potluck::control::bind(&potluck::control::socket_path(home))?;
-        println!("potluck node {} listening on {local}", node.feed_id());
+        crate::cli::write_stdout(&format!(
+            "potluck node {} listening on {local}\n",
+            node.feed_id()
+        ))?;
         tracing::info!(feed = %node.feed_id(), %local, "listening");
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(node.clone().accept_loop(listener)));

@@ -461,3 +461,26 @@ fn ics_exports_one_event_to_a_file_and_every_upcoming_one_to_stdout() {
             .starts_with("BEGIN:VCALENDAR\r\n")
     );
 }
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    // `potluck events | head -1`: the reader goes away before potluck
+    // writes. That is not an error and must not panic.
+    let node = Node::init("Ana");
+    node.announce(&["--title", "Soup night", "--start", START]);
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut cmd = std::process::Command::new(common::sandbox::BIN);
+    cmd.arg("--home").arg(&node.home).arg("events");
+    common::sandbox::clean_env(&mut cmd, node.dir());
+    cmd.stdout(writer);
+    let mut child = cmd.spawn().unwrap();
+    let stderr = common::sandbox::drain(child.stderr.take().unwrap());
+    let status = common::sandbox::wait_with_deadline(&mut child).unwrap_or_else(|| {
+        let _ = child.kill();
+        panic!("potluck events did not finish");
+    });
+    let stderr = stderr.join().unwrap();
+    assert!(status.success(), "{status:?}: {stderr}");
+    assert_eq!(stderr, "");
+}
