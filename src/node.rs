@@ -803,8 +803,10 @@ impl Node {
                 closing = true;
             }
             let has_work = session.has_outgoing() || session.has_pending();
+            // Not `biased`: during a long one-way sync packets are always
+            // ready, and a fixed order would starve the sending branch and
+            // the keepalive, so the peer, hearing nothing, would hang up.
             tokio::select! {
-                biased;
                 _ = stop.changed(), if !closing => {
                     session.close();
                     closing = true;
@@ -839,6 +841,14 @@ impl Node {
                     }
                     if goodbye {
                         break Ok(());
+                    }
+                    // While receiving without pause, keep telling the peer
+                    // we are here (a sender that hears nothing times out).
+                    if last_sent.elapsed() >= timing.keepalive
+                        && !closing
+                        && !session.has_outgoing()
+                    {
+                        session.ping();
                     }
                 }
                 permit = out_tx.reserve(), if has_work => {
