@@ -15,7 +15,7 @@ use ed25519_dalek::SigningKey;
 use serde::Serialize;
 
 use crate::content::{self, Admission, Content, Decision, RsvpStatus};
-use crate::index::{AdmissionState, EventState, EventStatus, RsvpState};
+use crate::index::{AdmissionState, EventState, EventStatus, RsvpState, Tally};
 use crate::message::{FeedId, Message, MessageId};
 use crate::store::{Store, StoreError};
 
@@ -81,11 +81,27 @@ pub struct AdmissionView {
 }
 
 /// Derives [`AdmissionView`] from the organizer's decisions in the store.
+/// `rsvps` must be the event's current RSVPs if it has a capacity; without
+/// one, every `going` answer is admitted, so the counts come from `tally`
+/// and `rsvps` (which may then be empty) only gives per-person statuses.
 pub fn view(
     store: &Store,
     event: &EventState,
     rsvps: &[(FeedId, RsvpState)],
+    tally: &Tally,
 ) -> Result<AdmissionView, StoreError> {
+    if event.event.capacity.is_none() {
+        return Ok(AdmissionView {
+            statuses: rsvps
+                .iter()
+                .filter_map(|(author, rsvp)| status_of(event, rsvp, None).map(|s| (*author, s)))
+                .collect(),
+            admitted: tally.going,
+            admitted_headcount: tally.headcount,
+            waitlisted: 0,
+            pending: 0,
+        });
+    }
     let decided: HashMap<FeedId, AdmissionState> = if event.event.capacity.is_some() {
         store.admissions(&event.id)?.into_iter().collect()
     } else {

@@ -168,6 +168,10 @@ enum Command {
         /// Every known event.
         #[arg(long)]
         all: bool,
+        /// Show at most this many events: the next ones, or with `--past`
+        /// the most recent ones; 0 shows all.
+        #[arg(long, default_value_t = DEFAULT_EVENTS_LIMIT)]
+        limit: usize,
         /// Show times in this computer's time zone instead of each event's.
         #[arg(long)]
         local: bool,
@@ -565,11 +569,12 @@ fn run_command(ctx: &Ctx, command: Command, out: &mut Output) -> Result<()> {
         Command::Events {
             past,
             all,
+            limit,
             local,
             local_zone,
         } => {
             let zone = local.then(|| local_zone.unwrap_or_else(self::local_zone));
-            events(ctx, out, past, all, zone)
+            events(ctx, out, past, all, limit, zone)
         }
         Command::Agenda => agenda(ctx, out),
         Command::Ics { event, .. } => ics(ctx, out, event.as_deref()),
@@ -966,16 +971,33 @@ fn rsvp(
     Ok(())
 }
 
-fn events(ctx: &Ctx, out: &mut Output, past: bool, all: bool, zone: Option<String>) -> Result<()> {
+fn events(
+    ctx: &Ctx,
+    out: &mut Output,
+    past: bool,
+    all: bool,
+    limit: usize,
+    zone: Option<String>,
+) -> Result<()> {
     let opened = ctx.open_store()?;
     let store = opened.store();
-    let list = if all {
+    // One more than shown, to know whether there are more.
+    let fetch = (limit > 0).then_some(limit.saturating_add(1));
+    let mut list = if all {
         store.all_events()?
     } else if past {
-        store.past_events(now_ms())?
+        store.past_events(now_ms(), fetch)?
     } else {
-        store.upcoming_events(now_ms())?
+        store.upcoming_events(now_ms(), fetch)?
     };
+    let more = limit > 0 && list.len() > limit;
+    if more {
+        if past {
+            list.remove(0);
+        } else {
+            list.truncate(limit);
+        }
+    }
     let mut docs = Vec::with_capacity(list.len());
     for state in &list {
         docs.push(event_json(store, state, false, zone.as_deref())?);
@@ -1009,6 +1031,11 @@ fn events(ctx: &Ctx, out: &mut Output, past: bool, all: bool, zone: Option<Strin
             state.id
         ));
     }
+    if more {
+        out.line(format!(
+            "(showing {limit}; `--limit N` shows more, `--limit 0` all)"
+        ));
+    }
     Ok(())
 }
 
@@ -1031,8 +1058,14 @@ fn event_json(
 ) -> Result<Value> {
     let e = &state.event;
     let tally = store.tally(&state.id)?;
-    let rsvps = store.rsvps(&state.id)?;
-    let admissions = admission::view(store, state, &rsvps)?;
+    // The RSVPs themselves are read only when listed, or when admission
+    // counts need them (an event with a capacity).
+    let rsvps = if with_rsvps || state.event.capacity.is_some() {
+        store.rsvps(&state.id)?
+    } else {
+        Vec::new()
+    };
+    let admissions = admission::view(store, state, &rsvps, &tally)?;
     let show_zone = zone.or(e.tz.as_deref());
     let mut doc = json!({
         "id": state.id,
@@ -1362,6 +1395,9 @@ fn contact(ctx: &Ctx, out: &mut Output, feed: &str, change: ContactChange) -> Re
     Ok(())
 }
 
+/// Events `potluck events` shows unless told otherwise.
+const DEFAULT_EVENTS_LIMIT: usize = 100;
+
 /// `potluck agenda`: my upcoming `going` and `maybe` answers.
 fn agenda(ctx: &Ctx, out: &mut Output) -> Result<()> {
     let opened = ctx.open()?;
@@ -1369,7 +1405,7 @@ fn agenda(ctx: &Ctx, out: &mut Output) -> Result<()> {
     let store = opened.store();
     let mut items = Vec::new();
     let mut text = Vec::new();
-    for state in store.upcoming_events(now_ms())? {
+    for state in store.upcoming_events(now_ms(), None)? {
         let Some(rsvp) = store.rsvp(&state.id, &me)? else {
             continue;
         };
@@ -1435,7 +1471,7 @@ fn ics(ctx: &Ctx, out: &mut Output, event: Option<&str>) -> Result<()> {
                     .with_context(|| format!("event {id} vanished from the index"))?,
             ]
         }
-        None => store.upcoming_events(now_ms())?,
+        None => store.upcoming_events(now_ms(), None)?,
     };
     let mut events = Vec::with_capacity(states.len());
     for state in &states {

@@ -29,7 +29,9 @@ pub mod prefix {
     pub const EVENT: u8 = b'e';
     /// start instant ‖ event id → ()
     pub const EVENT_BY_START: u8 = b's';
-    /// finish instant (end, or start if none) ‖ event id → (): splits upcoming from past
+    /// finish instant (end, or start if none) ‖ event id → start instant
+    /// ([`super::instant_bytes`]): splits upcoming from past, and orders
+    /// the upcoming by start without reading their states
     pub const EVENT_BY_FINISH: u8 = b'f';
     /// event id ‖ author → [`super::RsvpState`]
     pub const RSVP: u8 = b'r';
@@ -285,6 +287,12 @@ pub fn instant_bytes(ms: i64) -> [u8; 8] {
     ((ms as u64) ^ (1 << 63)).to_be_bytes()
 }
 
+/// The inverse of [`instant_bytes`]; `None` unless `bytes` is 8 bytes.
+pub fn instant_of_bytes(bytes: &[u8]) -> Option<i64> {
+    let raw: [u8; 8] = bytes.try_into().ok()?;
+    Some((u64::from_be_bytes(raw) ^ (1 << 63)) as i64)
+}
+
 /// The event id at the end of a time-index key.
 pub fn event_of_time_key(key: &[u8]) -> Option<MessageId> {
     let tail: [u8; 32] = key.get(9..41)?.try_into().ok()?;
@@ -497,7 +505,7 @@ fn put_time_entries<K: Kv>(kv: &mut K, state: &EventState) {
     );
     kv.put(
         time_key(prefix::EVENT_BY_FINISH, finish_ms(state), &state.id),
-        Vec::new(),
+        instant_bytes(state.event.start_ms()).to_vec(),
     );
 }
 

@@ -64,12 +64,30 @@ const LOG_END_KEY: &[u8] = b"Mlog_end";
 const STORE_FORMAT: u8 = 2;
 /// The message log file, inside the store directory.
 const LOG_FILE: &str = "messages.log";
-/// sled's segment size. sled reclaims a segment once half of it is stale,
+/// sled's segment size (tools that open the sled files directly must use
+/// it too). sled reclaims a segment once half of it is stale,
 /// so bigger segments waste less: 100,000 fixture messages took 154 MB of
 /// sled files with the default 512 KiB, 105 MB with 8 MiB and 97 MB with
 /// 16 MiB (the largest sled allows). The price is that even an empty
 /// store occupies one segment.
-const SEGMENT_SIZE: usize = 8 * 1024 * 1024;
+pub const SLED_SEGMENT_SIZE: usize = 8 * 1024 * 1024;
+
+/// The segment size recorded in sled's `conf` file in `dir`, if there is
+/// one (a small text file of `key: value` lines).
+fn persisted_segment_size(dir: &Path) -> Option<usize> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::fs::File::open(dir.join("conf"))
+        .ok()?
+        .take(4096)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    // The text is followed by a binary checksum.
+    String::from_utf8_lossy(&bytes)
+        .lines()
+        .find_map(|line| line.strip_prefix("segment_size: "))
+        .and_then(|v| v.trim().parse().ok())
+}
 
 /// Shortest event-id prefix accepted on the command line.
 pub const MIN_ID_PREFIX: usize = 6;
@@ -319,10 +337,20 @@ enum Position {
 impl Store {
     /// Opens (or creates) the store in `path`.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        // sled cannot open files written with another segment size, and
+        // says so in its own words; every format-2 store uses ours.
+        if let Some(size) = persisted_segment_size(path)
+            && size != SLED_SEGMENT_SIZE
+        {
+            return Err(StoreError::Format {
+                path: path.display().to_string(),
+                found: 1,
+            });
+        }
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(64 * 1024 * 1024)
-            .segment_size(SEGMENT_SIZE)
+            .segment_size(SLED_SEGMENT_SIZE)
             .open()
             .map_err(|e| match e {
                 // sled reports a held lock file as an `Other` error.
@@ -717,49 +745,94 @@ impl Store {
     }
 
     /// Events that have not finished by `now_ms` (end, or start when there
-    /// is no end, at or after now), sorted by start.
-    pub fn upcoming_events(&self, now_ms: i64) -> Result<Vec<EventState>, StoreError> {
+    /// is no end, at or after now), sorted by start; with a `limit`, the
+    /// first `limit` of them.
+    pub fn upcoming_events(
+        &self,
+        now_ms: i64,
+        limit: Option<usize>,
+    ) -> Result<Vec<EventState>, StoreError> {
         let from = [
             &[index::prefix::EVENT_BY_FINISH][..],
             &index::instant_bytes(now_ms),
         ]
         .concat();
-        let to = [index::prefix::EVENT_BY_FINISH + 1];
-        self.events_in(self.tree.range(from..to.to_vec()))
+        let to = vec![index::prefix::EVENT_BY_FINISH + 1];
+        let mut found = self.by_finish(from, to)?;
+        if let Some(n) = limit {
+            found.truncate(n);
+        }
+        self.states_of(found)
     }
 
-    /// Events that finished before `now_ms`, sorted by start.
-    pub fn past_events(&self, now_ms: i64) -> Result<Vec<EventState>, StoreError> {
+    /// Events that finished before `now_ms`, sorted by start; with a
+    /// `limit`, the last (most recent) `limit` of them.
+    pub fn past_events(
+        &self,
+        now_ms: i64,
+        limit: Option<usize>,
+    ) -> Result<Vec<EventState>, StoreError> {
         let from = vec![index::prefix::EVENT_BY_FINISH];
         let to = [
             &[index::prefix::EVENT_BY_FINISH][..],
             &index::instant_bytes(now_ms),
         ]
         .concat();
-        self.events_in(self.tree.range(from..to))
+        let mut found = self.by_finish(from, to)?;
+        if let Some(n) = limit {
+            found.drain(..found.len().saturating_sub(n));
+        }
+        self.states_of(found)
     }
 
     /// Every known event, sorted by start.
     pub fn all_events(&self) -> Result<Vec<EventState>, StoreError> {
-        self.events_in(self.tree.scan_prefix([index::prefix::EVENT_BY_START]))
+        let mut found = Vec::new();
+        for item in self.tree.scan_prefix([index::prefix::EVENT_BY_START]) {
+            let (k, _) = item?;
+            let corrupt = || CorruptEntry {
+                key: hex::encode(&k),
+                reason: "by-start entry is not an instant and an event id".into(),
+            };
+            let id = index::event_of_time_key(&k).ok_or_else(corrupt)?;
+            let start = k
+                .get(1..9)
+                .and_then(index::instant_of_bytes)
+                .ok_or_else(corrupt)?;
+            found.push((start, id));
+        }
+        self.states_of(found)
     }
 
-    fn events_in(&self, range: sled::Iter) -> Result<Vec<EventState>, StoreError> {
-        let mut out = Vec::new();
-        for item in range {
-            let (k, _) = item?;
-            let id = index::event_of_time_key(&k).ok_or_else(|| CorruptEntry {
+    /// `(start, event)` of the by-finish entries in `from..to`, sorted by
+    /// start. Reads no event state: the entries hold the start.
+    fn by_finish(&self, from: Vec<u8>, to: Vec<u8>) -> Result<Vec<(i64, MessageId)>, StoreError> {
+        let mut found = Vec::new();
+        for item in self.tree.range(from..to) {
+            let (k, v) = item?;
+            let corrupt = || CorruptEntry {
                 key: hex::encode(&k),
-                reason: "short time key".into(),
-            })?;
-            let state = self.event(&id)?.ok_or_else(|| CorruptEntry {
-                key: hex::encode(&k),
-                reason: "time entry of a missing event".into(),
-            })?;
-            out.push(state);
+                reason: "by-finish entry is not an event id and a start".into(),
+            };
+            let id = index::event_of_time_key(&k).ok_or_else(corrupt)?;
+            let start = index::instant_of_bytes(&v).ok_or_else(corrupt)?;
+            found.push((start, id));
         }
-        out.sort_by_key(|e| (e.event.start_ms(), e.id));
-        Ok(out)
+        found.sort_unstable();
+        Ok(found)
+    }
+
+    /// The states of events named by a time index, in the given order.
+    fn states_of(&self, events: Vec<(i64, MessageId)>) -> Result<Vec<EventState>, StoreError> {
+        events
+            .into_iter()
+            .map(|(_, id)| {
+                Ok(self.event(&id)?.ok_or_else(|| CorruptEntry {
+                    key: hex::encode(index::event_key(&id)),
+                    reason: "a time index names a missing event".into(),
+                })?)
+            })
+            .collect()
     }
 
     /// Resolves a full event id or a unique prefix of at least

@@ -459,6 +459,22 @@ fn past_and_upcoming_events_are_split_and_sorted() {
     node.ok(&["update", &soon, "--start", "2002-01-01T00:00:00Z"]);
     assert_eq!(ids(node.ok(&["events"])), [long.as_str(), &late]);
     assert_eq!(ids(node.ok(&["events", "--past"])), [past.as_str(), &soon]);
+
+    // A limit keeps the next events, or with --past the most recent ones;
+    // the text says when there are more.
+    assert_eq!(ids(node.ok(&["events", "--limit", "1"])), [long.as_str()]);
+    assert_eq!(
+        ids(node.ok(&["events", "--past", "--limit", "1"])),
+        [soon.as_str()]
+    );
+    assert_eq!(ids(node.ok(&["events", "--limit", "0"])).len(), 2);
+    let text = node.run(&["events", "--limit", "1"]);
+    assert!(text.status.success());
+    assert!(text.stdout.contains("Long"), "{}", text.stdout);
+    assert!(!text.stdout.contains("Late"), "{}", text.stdout);
+    assert!(text.stdout.contains("(showing 1;"), "{}", text.stdout);
+    let text = node.run(&["events", "--limit", "2"]);
+    assert!(!text.stdout.contains("showing"), "{}", text.stdout);
 }
 
 // ---------------------------------------------------------------------------

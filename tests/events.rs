@@ -45,7 +45,28 @@ fn state_of(store: &Store, event: &MessageId) -> EventState {
 /// The admission view of `event` as `store` sees it.
 fn view_on(store: &Store, event: &MessageId) -> AdmissionView {
     let state = state_of(store, event);
-    admission::view(store, &state, &store.rsvps(event).unwrap()).unwrap()
+    let rsvps = store.rsvps(event).unwrap();
+    let tally = store.tally(event).unwrap();
+    let view = admission::view(store, &state, &rsvps, &tally).unwrap();
+    if state.event.capacity.is_none() {
+        // Without a capacity the counts come from the tally alone: they
+        // must be what the RSVPs themselves say.
+        let going: Vec<_> = rsvps
+            .iter()
+            .filter(|(_, r)| r.status == RsvpStatus::Going)
+            .collect();
+        assert_eq!(view.admitted, going.len() as u64);
+        assert_eq!(
+            view.admitted_headcount,
+            going.iter().map(|(_, r)| r.headcount()).sum::<u64>()
+        );
+        let counts_only = admission::view(store, &state, &[], &tally).unwrap();
+        assert_eq!(
+            (counts_only.admitted, counts_only.admitted_headcount),
+            (view.admitted, view.admitted_headcount)
+        );
+    }
+    view
 }
 
 /// One person's status as `store` sees it, through `status_of`.

@@ -179,7 +179,11 @@ fn fsck_finds_a_damaged_index_and_reindex_repairs_it() {
     }
     // Damage the tally behind the store's back, through sled directly.
     {
-        let db = sled::open(&path).unwrap();
+        let db = sled::Config::new()
+            .path(&path)
+            .segment_size(potluck::store::SLED_SEGMENT_SIZE)
+            .open()
+            .unwrap();
         let tree = db.open_tree("potluck").unwrap();
         let tally_key = tree.scan_prefix([b't']).next().unwrap().unwrap().0;
         tree.insert(
@@ -254,7 +258,8 @@ fn a_store_of_an_older_format_is_refused_not_misread() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store");
     {
-        // Format 1 kept message bytes in sled and had no format mark.
+        // Format 1 kept message bytes in sled (with sled's default
+        // segment size) and had no format mark.
         let db = sled::open(&path).unwrap();
         let tree = db.open_tree("potluck").unwrap();
         let mut key = vec![b'L'];
