@@ -129,6 +129,10 @@ pub fn run(cmd: &mut Command, limit: Duration) -> Finished {
 /// Runs `cmd` to completion, calling `poll` with the time since spawn
 /// every `every` while it runs (and once more after it exits); kills it
 /// and panics after `limit`.
+///
+/// The child is reaped with `wait4` (for its resource usage), which clippy
+/// cannot see.
+#[allow(clippy::zombie_processes)]
 pub fn run_polling(
     cmd: &mut Command,
     limit: Duration,
