@@ -231,6 +231,7 @@ fn crowded(base: &Fixture, people: u64, seed: u64) -> Crowded {
     }
     store.flush().expect("flush");
     drop(store);
+    common::wait_closed(&Home::at(&home).store_path(), Duration::from_secs(10));
     let doc = json!({ "base": base.key, "event": event.id.to_string(), "bytes": bytes });
     std::fs::write(&marker, doc.to_string()).expect("write crowd marker");
     Crowded {

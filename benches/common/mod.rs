@@ -388,10 +388,35 @@ pub fn generate(home: &Path, feeds: u64, messages: u64, seed: u64, limit: Durati
 /// Messages held by the store of `home`, opened in this process (and
 /// closed again), or why it cannot be opened.
 pub fn held_messages(home: &Path) -> Result<u64, String> {
-    let store = potluck::store::Store::open(&potluck::home::Home::at(home).store_path())
-        .map_err(|e| e.to_string())?;
-    let feeds = store.feeds().map_err(|e| e.to_string())?;
-    Ok(feeds.iter().map(|(_, h)| h.sequence).sum())
+    let path = potluck::home::Home::at(home).store_path();
+    let held = {
+        let store = potluck::store::Store::open(&path).map_err(|e| e.to_string())?;
+        let feeds = store.feeds().map_err(|e| e.to_string())?;
+        feeds.iter().map(|(_, h)| h.sequence).sum()
+    };
+    wait_closed(&path, Duration::from_secs(10));
+    Ok(held)
+}
+
+/// Waits (at most `limit`) until no handle in this process holds the
+/// lock of the sled store at `path`: sled's background threads release
+/// it a little after the last handle is dropped, and a child opening the
+/// store before then is refused.
+pub fn wait_closed(path: &Path, limit: Duration) {
+    use std::os::fd::AsRawFd;
+    let Ok(file) = std::fs::File::open(path.join("db")) else {
+        return;
+    };
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        // SAFETY: flock on a file descriptor we own.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            // SAFETY: as above.
+            unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
+            return;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// A fixture home for `(feeds, messages, seed)`, cached under
@@ -507,18 +532,26 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-/// "n=…, min …, p50 …, p90 …, p99 …, max …" in ms, sorting `samples`.
+/// A duration in ms, or in µs when below a millisecond.
+pub fn show(d: Duration) -> String {
+    if d < Duration::from_millis(1) {
+        format!("{:.2} µs", d.as_secs_f64() * 1e6)
+    } else {
+        format!("{:.3} ms", d.as_secs_f64() * 1e3)
+    }
+}
+
+/// "n=…, min …, p50 …, p90 …, p99 …, max …", sorting `samples`.
 pub fn summary(samples: &mut [Duration]) -> String {
     samples.sort_unstable();
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
     format!(
-        "n={}, min {:.3} ms, p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+        "n={}, min {}, p50 {}, p90 {}, p99 {}, max {}",
         samples.len(),
-        ms(percentile(samples, 0.0)),
-        ms(percentile(samples, 50.0)),
-        ms(percentile(samples, 90.0)),
-        ms(percentile(samples, 99.0)),
-        ms(percentile(samples, 100.0)),
+        show(percentile(samples, 0.0)),
+        show(percentile(samples, 50.0)),
+        show(percentile(samples, 90.0)),
+        show(percentile(samples, 99.0)),
+        show(percentile(samples, 100.0)),
     )
 }
 
