@@ -22,7 +22,9 @@
 //!
 //! Run: `cargo bench --bench sync_1m` (env `SYNC1M_FEEDS`,
 //! `SYNC1M_MESSAGES`, `SYNC1M_SEED` to resize, `SYNC1M_SENDER=serve` for a
-//! `potluck serve` sender; `cargo test --benches` runs
+//! `potluck serve` sender, `SYNC1M_WRAP` to run the receiver under a
+//! profiler, e.g. `SYNC1M_WRAP="heaptrack -o /tmp/receiver"`, which then
+//! slows it down; `cargo test --benches` runs
 //! a tiny size).
 
 #[path = "common/mod.rs"]
@@ -40,7 +42,9 @@ use potluck::node::{Node, NodeConfig, Timing};
 use potluck::replicate::Policy;
 use potluck::store::Store;
 
-use common::{Serve, cached_fixture, env_or, held_messages, loadavg, mb, potluck, quick, run};
+use common::{
+    Serve, cached_fixture, env_or, held_messages, loadavg, mb, potluck, potluck_under, quick, run,
+};
 
 /// The node that holds the fixture and sends it.
 enum Sender {
@@ -142,8 +146,10 @@ fn main() {
     let receiver = dir.path().join("receiver");
     run(potluck(&receiver).args(["init"]), Duration::from_secs(30)).ok("potluck init");
 
+    let wrap = std::env::var("SYNC1M_WRAP").unwrap_or_default();
+    let wrapper: Vec<&str> = wrap.split_whitespace().collect();
     let sync = run(
-        potluck(&receiver).args(["--json", "sync", &sender.addr().to_string()]),
+        potluck_under(&wrapper, &receiver).args(["--json", "sync", &sender.addr().to_string()]),
         limit,
     )
     .ok("potluck sync");

@@ -49,7 +49,20 @@ pub fn loadavg() -> String {
 /// `POTLUCK_HOME`, `POTLUCK_LOG`, `RUST_LOG`), stdin closed and output
 /// piped.
 pub fn potluck(home: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
+    potluck_under(&[], home)
+}
+
+/// [`potluck`] run under a wrapper command such as `heaptrack -o FILE`
+/// (`wrapper` split on whitespace; empty for none).
+pub fn potluck_under(wrapper: &[&str], home: &Path) -> Command {
+    let mut cmd = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut cmd = Command::new(program);
+            cmd.args(args).arg(BIN);
+            cmd
+        }
+        None => Command::new(BIN),
+    };
     cmd.arg("--home")
         .arg(home)
         .env_remove("POTLUCK_HOME")
@@ -91,10 +104,19 @@ impl Finished {
         self
     }
 
-    /// Stdout as one JSON document.
+    /// Stdout as one JSON document (or, when a wrapper such as heaptrack
+    /// printed around it, the first line of stdout that is one).
     pub fn json(&self) -> Value {
         serde_json::from_str(self.stdout.trim())
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
+            .ok()
+            .or_else(|| {
+                self.stdout.lines().find_map(|l| {
+                    serde_json::from_str::<Value>(l)
+                        .ok()
+                        .filter(Value::is_object)
+                })
+            })
+            .unwrap_or_else(|| panic!("stdout is not JSON: {}", self.stdout))
     }
 }
 
