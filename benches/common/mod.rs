@@ -1,0 +1,583 @@
+//! Helpers shared by the process-level benches (`sync_1m`, `reconnect`,
+//! `query`, `latency`): run sizes from the environment, the real `potluck`
+//! binary run with a time limit (and its peak RSS and CPU time read from
+//! `wait4`), `potluck serve` children, cached fixture homes, and simple
+//! statistics. Each bench declares `#[path = "common/mod.rs"] mod common;`
+//! and uses the parts it needs.
+//!
+//! Every child runs on loopback only: `serve` gets `--no-discovery` and
+//! `--listen 127.0.0.1:0`. Every run and every wait is bounded; a `serve`
+//! child is stopped when its handle is dropped.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// The `potluck` binary of this build (release under `cargo bench`).
+pub const BIN: &str = env!("CARGO_BIN_EXE_potluck");
+
+/// True unless run by `cargo bench` (which passes `--bench`): under
+/// `cargo test --benches` every bench runs at a tiny size, as a smoke test.
+pub fn quick() -> bool {
+    !std::env::args().any(|a| a == "--bench")
+}
+
+/// The number in environment variable `name`, else `default`.
+pub fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().replace('_', "").parse().ok())
+        .unwrap_or(default)
+}
+
+/// The machine's load averages (`/proc/loadavg`), for the record.
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// `potluck --home HOME` with a clean environment (no inherited
+/// `POTLUCK_HOME`, `POTLUCK_LOG`, `RUST_LOG`), stdin closed and output
+/// piped.
+pub fn potluck(home: &Path) -> Command {
+    potluck_under(&[], home)
+}
+
+/// [`potluck`] run under a wrapper command such as `heaptrack -o FILE`
+/// (`wrapper` split on whitespace; empty for none).
+pub fn potluck_under(wrapper: &[&str], home: &Path) -> Command {
+    let mut cmd = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut cmd = Command::new(program);
+            cmd.args(args).arg(BIN);
+            cmd
+        }
+        None => Command::new(BIN),
+    };
+    cmd.arg("--home")
+        .arg(home)
+        .env_remove("POTLUCK_HOME")
+        .env_remove("POTLUCK_LOG")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// How a child process ended.
+#[derive(Debug)]
+pub struct Finished {
+    /// Exit code (`None` when killed by a signal).
+    pub code: Option<i32>,
+    /// Everything it printed on stdout.
+    pub stdout: String,
+    /// Everything it printed on stderr.
+    pub stderr: String,
+    /// From spawn to exit.
+    pub elapsed: Duration,
+    /// Peak resident set size (`ru_maxrss`, the same as `VmHWM`), bytes.
+    pub max_rss: u64,
+    /// User plus system CPU time.
+    pub cpu: Duration,
+}
+
+impl Finished {
+    /// Panics with the child's output unless it exited with 0.
+    pub fn ok(self, what: &str) -> Finished {
+        assert_eq!(
+            self.code,
+            Some(0),
+            "{what} failed:\nstdout: {}\nstderr: {}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// Stdout as one JSON document (or, when a wrapper such as heaptrack
+    /// printed around it, the first line of stdout that is one).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(self.stdout.trim())
+            .ok()
+            .or_else(|| {
+                self.stdout.lines().find_map(|l| {
+                    serde_json::from_str::<Value>(l)
+                        .ok()
+                        .filter(Value::is_object)
+                })
+            })
+            .unwrap_or_else(|| panic!("stdout is not JSON: {}", self.stdout))
+    }
+}
+
+/// Reads a pipe to its end on a thread.
+fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+/// Reaps `pid` if it has exited, returning its wait status and usage.
+fn try_reap(pid: u32) -> Option<(i32, libc::rusage)> {
+    let mut status = 0;
+    // SAFETY: plain FFI call with valid pointers to locals.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let ret = unsafe { libc::wait4(pid as i32, &mut status, libc::WNOHANG, &mut usage) };
+    assert!(ret >= 0, "wait4({pid}) failed");
+    (ret == pid as i32).then_some((status, usage))
+}
+
+fn duration_of(tv: libc::timeval) -> Duration {
+    Duration::from_secs(tv.tv_sec.max(0) as u64) + Duration::from_micros(tv.tv_usec.max(0) as u64)
+}
+
+/// Runs `cmd` to completion; kills it and panics after `limit`.
+pub fn run(cmd: &mut Command, limit: Duration) -> Finished {
+    run_polling(cmd, limit, Duration::from_millis(1), |_| {})
+}
+
+/// Runs `cmd` to completion, calling `poll` with the time since spawn
+/// every `every` while it runs (and once more after it exits); kills it
+/// and panics after `limit`.
+///
+/// The child is reaped with `wait4` (for its resource usage), which clippy
+/// cannot see.
+#[allow(clippy::zombie_processes)]
+pub fn run_polling(
+    cmd: &mut Command,
+    limit: Duration,
+    every: Duration,
+    mut poll: impl FnMut(Duration),
+) -> Finished {
+    let start = Instant::now();
+    let mut child = cmd.spawn().expect("spawn potluck");
+    let out = drain(child.stdout.take().expect("piped stdout"));
+    let err = drain(child.stderr.take().expect("piped stderr"));
+    let pid = child.id();
+    let (status, usage) = loop {
+        poll(start.elapsed());
+        if let Some(done) = try_reap(pid) {
+            break done;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} did not finish within {limit:?}");
+        }
+        thread::sleep(every);
+    };
+    let elapsed = start.elapsed();
+    poll(elapsed);
+    Finished {
+        code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+        elapsed,
+        max_rss: (usage.ru_maxrss.max(0) as u64) * 1024,
+        cpu: duration_of(usage.ru_utime) + duration_of(usage.ru_stime),
+    }
+}
+
+/// A running `potluck serve --no-discovery --listen 127.0.0.1:0` child,
+/// stopped (SIGTERM, then SIGKILL) when dropped.
+pub struct Serve {
+    child: Option<Child>,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its feed id, `@….ed25519`.
+    pub feed: String,
+    stderr: Option<thread::JoinHandle<String>>,
+}
+
+impl Serve {
+    /// Starts a node on `home` and waits (at most `limit`) until it listens.
+    pub fn start(home: &Path, limit: Duration) -> Serve {
+        let mut child = potluck(home)
+            .args(["serve", "--no-discovery", "--listen", "127.0.0.1:0"])
+            .spawn()
+            .expect("spawn potluck serve");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = drain(child.stderr.take().expect("piped stderr"));
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut serve = Serve {
+            child: Some(child),
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            feed: String::new(),
+            stderr: Some(stderr),
+        };
+        // "potluck node FEED listening on ADDR"
+        let line = match rx.recv_timeout(limit) {
+            Ok(line) => line,
+            Err(_) => {
+                let err = serve.stop();
+                panic!("potluck serve did not start within {limit:?}: {err}");
+            }
+        };
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let (Some(feed), Some(addr)) = (words.get(2), words.get(5)) else {
+            panic!("unexpected first line of serve: {line:?}");
+        };
+        serve.feed = (*feed).to_owned();
+        serve.addr = addr.parse().expect("serve prints its address");
+        serve
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Its peak resident set size so far (`VmHWM`), bytes.
+    pub fn peak_rss(&self) -> Option<u64> {
+        vm_hwm(self.pid())
+    }
+
+    /// Stops it (SIGTERM, SIGKILL after 10 s) and returns its stderr.
+    pub fn stop(&mut self) -> String {
+        let Some(mut child) = self.child.take() else {
+            return String::new();
+        };
+        let pid = child.id();
+        // SAFETY: signalling our own child, which has not been reaped.
+        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if matches!(child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        self.stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `VmHWM` of a live process, bytes.
+pub fn vm_hwm(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Blocks allocated under `path` (files and directories), bytes: what
+/// `du` reports.
+pub fn disk_usage(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    let mut total = meta.blocks() * 512;
+    if meta.is_dir()
+        && let Ok(entries) = std::fs::read_dir(path)
+    {
+        for entry in entries.flatten() {
+            total += disk_usage(&entry.path());
+        }
+    }
+    total
+}
+
+/// Copies a directory tree (regular files and directories only).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create copy directory");
+    for entry in std::fs::read_dir(from).expect("read directory to copy") {
+        let entry = entry.expect("directory entry");
+        let kind = entry.file_type().expect("file type");
+        let target = to.join(entry.file_name());
+        if kind.is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), &target).expect("copy file");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Fixture homes.
+
+/// A home filled by `potluck fixtures`.
+#[derive(Clone, Debug)]
+pub struct Fixture {
+    /// The home directory.
+    pub home: PathBuf,
+    /// Messages in it.
+    pub messages: u64,
+    /// Feeds in it.
+    pub feeds: u64,
+    /// The messages' own encoded bytes.
+    pub bytes: u64,
+    /// `Store::size_on_disk` right after generation.
+    pub size_on_disk: u64,
+    /// Seconds `potluck fixtures` took.
+    pub seconds: f64,
+    /// What identifies a cached home's content (its marker); empty for
+    /// an uncached one.
+    pub key: String,
+}
+
+/// Hash of the generator: a cached home made by another generator is
+/// regenerated.
+fn generator_fingerprint() -> String {
+    blake3::hash(include_bytes!("../../src/fixtures.rs")).to_hex()[..16].to_owned()
+}
+
+/// Hash of the code that decides the stored format: when it changes, a
+/// cached home must pass `potluck fsck` again (or is regenerated).
+fn format_fingerprint() -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(include_bytes!("../../src/store.rs"));
+    h.update(include_bytes!("../../src/index.rs"));
+    h.update(include_bytes!("../../src/message.rs"));
+    h.update(include_bytes!("../../src/content.rs"));
+    h.update(include_bytes!("../../src/validate.rs"));
+    h.finalize().to_hex()[..16].to_owned()
+}
+
+/// Where cached fixture homes live: `target/tmp/bench-fixtures`.
+pub fn cache_root() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-fixtures")
+}
+
+/// Runs `potluck fixtures` into the new home `home` (time limit `limit`).
+pub fn generate(home: &Path, feeds: u64, messages: u64, seed: u64, limit: Duration) -> Fixture {
+    let run = run(
+        potluck(home).args([
+            "--json",
+            "fixtures",
+            "--out",
+            &home.display().to_string(),
+            "--feeds",
+            &feeds.to_string(),
+            "--messages",
+            &messages.to_string(),
+            "--seed",
+            &seed.to_string(),
+        ]),
+        limit,
+    )
+    .ok("potluck fixtures");
+    let doc = run.json();
+    let num = |k: &str| {
+        doc[k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("fixtures: no {k}"))
+    };
+    Fixture {
+        home: home.to_owned(),
+        messages: num("messages"),
+        feeds: num("feeds"),
+        bytes: num("bytes"),
+        size_on_disk: num("size_on_disk"),
+        seconds: doc["seconds"].as_f64().unwrap_or(0.0),
+        key: String::new(),
+    }
+}
+
+/// Messages held by the store of `home`, opened in this process (and
+/// closed again), or why it cannot be opened.
+pub fn held_messages(home: &Path) -> Result<u64, String> {
+    let path = potluck::home::Home::at(home).store_path();
+    let held = {
+        let store = potluck::store::Store::open(&path).map_err(|e| e.to_string())?;
+        let feeds = store.feeds().map_err(|e| e.to_string())?;
+        feeds.iter().map(|(_, h)| h.sequence).sum()
+    };
+    wait_closed(&path, Duration::from_secs(10));
+    Ok(held)
+}
+
+/// Waits (at most `limit`) until no handle in this process holds the
+/// lock of the sled store at `path`: sled's background threads release
+/// it a little after the last handle is dropped, and a child opening the
+/// store before then is refused.
+pub fn wait_closed(path: &Path, limit: Duration) {
+    use std::os::fd::AsRawFd;
+    let Ok(file) = std::fs::File::open(path.join("db")) else {
+        return;
+    };
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        // SAFETY: flock on a file descriptor we own.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            // SAFETY: as above.
+            unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
+            return;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A fixture home for `(feeds, messages, seed)`, cached under
+/// [`cache_root`] and reused when it is still good: made by this
+/// generator, openable and holding every message; if the store code
+/// changed since it was last checked, it must also pass `potluck fsck`.
+/// Otherwise it is deleted and generated again (about 1.5 min for a
+/// million messages).
+///
+/// Running a node on the home adds peer book and replication memory
+/// entries; they are not messages and `fsck` ignores them.
+pub fn cached_fixture(feeds: u64, messages: u64, seed: u64) -> Fixture {
+    let dir = cache_root().join(format!("f{feeds}-m{messages}-s{seed}"));
+    let home = dir.join("home");
+    let marker = dir.join("fixture.json");
+    let limit = Duration::from_secs(60 + messages / 1_000);
+    if let Some(fixture) = reuse(&home, &marker, feeds, messages, seed, limit) {
+        eprintln!("fixture: reusing {}", home.display());
+        return fixture;
+    }
+    eprintln!(
+        "fixture: generating {messages} messages from {feeds} feeds into {}",
+        home.display()
+    );
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).expect("remove stale fixture");
+    }
+    std::fs::create_dir_all(&dir).expect("create fixture directory");
+    let mut fixture = generate(&home, feeds, messages, seed, limit);
+    let doc = json!({
+        "feeds": feeds,
+        "messages": fixture.messages,
+        "seed": seed,
+        "bytes": fixture.bytes,
+        "size_on_disk": fixture.size_on_disk,
+        "seconds": fixture.seconds,
+        "generator": generator_fingerprint(),
+        "format": format_fingerprint(),
+    });
+    fixture.key = doc.to_string();
+    std::fs::write(&marker, &fixture.key).expect("write fixture marker");
+    eprintln!(
+        "fixture: made in {:.1} s, {} bytes encoded, {} bytes on disk",
+        fixture.seconds, fixture.bytes, fixture.size_on_disk
+    );
+    fixture
+}
+
+/// The cached fixture, if its marker matches and the store checks out.
+fn reuse(
+    home: &Path,
+    marker: &Path,
+    feeds: u64,
+    messages: u64,
+    seed: u64,
+    limit: Duration,
+) -> Option<Fixture> {
+    let mut doc: Value = serde_json::from_slice(&std::fs::read(marker).ok()?).ok()?;
+    let same = doc["feeds"] == json!(feeds)
+        && doc["messages"] == json!(messages)
+        && doc["seed"] == json!(seed)
+        && doc["generator"] == json!(generator_fingerprint());
+    if !same {
+        return None;
+    }
+    match held_messages(home) {
+        Ok(n) if n == messages => {}
+        Ok(n) => {
+            eprintln!("fixture: holds {n} messages instead of {messages}; regenerating");
+            return None;
+        }
+        Err(e) => {
+            eprintln!("fixture: cannot open the cached store ({e}); regenerating");
+            return None;
+        }
+    }
+    if doc["format"] != json!(format_fingerprint()) {
+        eprintln!("fixture: the store code changed; checking the cached home with potluck fsck");
+        let check = run(potluck(home).args(["--json", "fsck"]), limit);
+        let ok = check.code == Some(0)
+            && serde_json::from_str::<Value>(check.stdout.trim())
+                .is_ok_and(|v| v["ok"] == json!(true) && v["messages"] == json!(messages));
+        if !ok {
+            eprintln!(
+                "fixture: fsck failed; regenerating ({})",
+                check.stderr.trim()
+            );
+            return None;
+        }
+        doc["format"] = json!(format_fingerprint());
+        std::fs::write(marker, doc.to_string()).ok()?;
+    }
+    Some(Fixture {
+        home: home.to_owned(),
+        messages,
+        feeds,
+        bytes: doc["bytes"].as_u64()?,
+        size_on_disk: doc["size_on_disk"].as_u64()?,
+        seconds: doc["seconds"].as_f64().unwrap_or(0.0),
+        key: doc.to_string(),
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Statistics.
+
+/// The `p`-th percentile (0-100) of sorted values, nearest rank.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// A duration in ms, or in µs when below a millisecond.
+pub fn show(d: Duration) -> String {
+    if d < Duration::from_millis(1) {
+        format!("{:.2} µs", d.as_secs_f64() * 1e6)
+    } else {
+        format!("{:.3} ms", d.as_secs_f64() * 1e3)
+    }
+}
+
+/// "n=…, min …, p50 …, p90 …, p99 …, max …", sorting `samples`.
+pub fn summary(samples: &mut [Duration]) -> String {
+    samples.sort_unstable();
+    format!(
+        "n={}, min {}, p50 {}, p90 {}, p99 {}, max {}",
+        samples.len(),
+        show(percentile(samples, 0.0)),
+        show(percentile(samples, 50.0)),
+        show(percentile(samples, 90.0)),
+        show(percentile(samples, 99.0)),
+        show(percentile(samples, 100.0)),
+    )
+}
+
+/// Megabytes (10^6 bytes), for printing.
+pub fn mb(bytes: u64) -> f64 {
+    bytes as f64 / 1e6
+}
