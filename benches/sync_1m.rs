@@ -4,12 +4,12 @@
 //! indexing on the receiver.
 //!
 //! - the sender serves a cached fixture home (`target/tmp/bench-fixtures`,
-//!   see `common::cached_fixture`) on 127.0.0.1: by default a library
-//!   `Node` in this process whose idle timeout is an hour, because with the
-//!   default timings a sender cuts a one-way sync after 60 s (the receiver
-//!   sends no keepalive while frames keep arriving: `docs/perf-bench.md`);
-//!   with `SYNC1M_SENDER=serve`, a `potluck serve --no-discovery --listen
-//!   127.0.0.1:0` child with the default timings;
+//!   see `common::cached_fixture`) on 127.0.0.1: by default a `potluck
+//!   serve --no-discovery --listen 127.0.0.1:0` child with the default
+//!   timings; with `SYNC1M_SENDER=library`, a library `Node` in this
+//!   process whose idle timeout is an hour (a workaround, kept for
+//!   comparison, for a bug fixed since: a receiver that sent no keepalive
+//!   while frames kept arriving, so a sender cut a one-way sync after 60 s);
 //! - the receiver is `potluck sync ADDR --json` on a new home: it exits
 //!   once both sides have everything, so its wall time from spawn to exit
 //!   (process start, store open and final flush included) is the sync
@@ -21,8 +21,8 @@
 //! the messages' own encoded bytes.
 //!
 //! Run: `cargo bench --bench sync_1m` (env `SYNC1M_FEEDS`,
-//! `SYNC1M_MESSAGES`, `SYNC1M_SEED` to resize, `SYNC1M_SENDER=serve` for a
-//! `potluck serve` sender, `SYNC1M_WRAP` to run the receiver under a
+//! `SYNC1M_MESSAGES`, `SYNC1M_SEED` to resize, `SYNC1M_SENDER=library` for an
+//! in-process sender, `SYNC1M_WRAP` to run the receiver under a
 //! profiler, e.g. `SYNC1M_WRAP="heaptrack -o /tmp/receiver"`, which then
 //! slows it down; `cargo test --benches` runs
 //! a tiny size).
@@ -137,7 +137,7 @@ fn main() {
     );
 
     let limit = Duration::from_secs(60 + messages / 2_000);
-    let mut sender = if std::env::var("SYNC1M_SENDER").as_deref() == Ok("serve") {
+    let mut sender = if std::env::var("SYNC1M_SENDER").as_deref() != Ok("library") {
         Sender::Serve(Serve::start(&fixture.home, Duration::from_secs(60)))
     } else {
         Sender::library(&fixture.home)

@@ -170,7 +170,7 @@ enum Command {
         all: bool,
         /// Show at most this many events: the next ones, or with `--past`
         /// the most recent ones; 0 shows all.
-        #[arg(long, default_value_t = DEFAULT_EVENTS_LIMIT)]
+        #[arg(long, default_value_t = potluck::store::EVENTS_PAGE)]
         limit: usize,
         /// Show times in this computer's time zone instead of each event's.
         #[arg(long)]
@@ -1394,9 +1394,6 @@ fn contact(ctx: &Ctx, out: &mut Output, feed: &str, change: ContactChange) -> Re
     );
     Ok(())
 }
-
-/// Events `potluck events` shows unless told otherwise.
-const DEFAULT_EVENTS_LIMIT: usize = 100;
 
 /// `potluck agenda`: my upcoming `going` and `maybe` answers.
 fn agenda(ctx: &Ctx, out: &mut Output) -> Result<()> {

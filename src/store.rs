@@ -89,6 +89,10 @@ fn persisted_segment_size(dir: &Path) -> Option<usize> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// Events `potluck events` shows unless told otherwise: a page, not every
+/// event a large store knows.
+pub const EVENTS_PAGE: usize = 100;
+
 /// Shortest event-id prefix accepted on the command line.
 pub const MIN_ID_PREFIX: usize = 6;
 
