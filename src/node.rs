@@ -84,12 +84,14 @@ const MAX_CONNECTIONS: usize = 64;
 /// flap; it bounds the extra latency when a source stalls.
 const SOURCE_GRACE: Duration = Duration::from_millis(400);
 /// How often a connection checks for feeds past their grace time.
-const SOURCE_CHECK: Duration = Duration::from_millis(100);
-/// Notes (latest sequences for peers that take a feed as notes only) wait
-/// up to this long to go out together: on a busy node one frame carries
-/// many feeds' notes instead of one frame per new message. They only serve
-/// to notice a lagging source, so a short delay costs nothing.
-const NOTES_EVERY: Duration = Duration::from_millis(50);
+const SOURCE_CHECK: Duration = Duration::from_millis(200);
+/// Notes (latest sequences for peers that take a feed as notes only) go
+/// out at most this often per connection, together: on a busy node one
+/// frame carries many feeds' notes instead of one frame per new message,
+/// and a note mostly arrives after the message it announces came from the
+/// source, so it costs the receiver nothing. Notes only serve to notice a
+/// lagging source, which waits at least the grace time anyway.
+const NOTES_EVERY: Duration = Duration::from_millis(200);
 
 /// Why a connection ended badly.
 #[derive(Debug, Error)]
@@ -909,6 +911,10 @@ impl Node {
         let mut session = Session::start(&self.config.policy, memory.0, memory.1, once, modes);
         let mut source_check = tokio::time::interval(SOURCE_CHECK);
         let mut notes_tick = tokio::time::interval(NOTES_EVERY);
+        // An idle connection does not wake up for these; after a pause the
+        // first tick comes at once, then at the period.
+        source_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        notes_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut notes_due = false;
         let mut events = self.events.subscribe();
         let mut stop = self.shutdown.subscribe();
@@ -923,6 +929,7 @@ impl Node {
                 session.close();
                 closing = true;
             }
+            let lagging = registered && self.sources().lagging() > 0;
             let has_work = session.has_outgoing()
                 || session.has_pending()
                 || (notes_due && session.has_notes());
@@ -1030,18 +1037,13 @@ impl Node {
                     }
                     Err(broadcast::error::RecvError::Closed) => break Ok(()),
                 },
-                _ = notes_tick.tick(), if !notes_due => notes_due = true,
-                _ = source_check.tick(), if registered => {
+                _ = notes_tick.tick(), if !notes_due && session.has_notes() => notes_due = true,
+                _ = source_check.tick(), if lagging => {
                     let changes = {
-                        let mut sources = self.sources();
-                        if sources.lagging() == 0 {
-                            Vec::new()
-                        } else {
-                            let store = &self.store;
-                            sources.poll(Instant::now(), |f| {
-                                store.head(f).ok().flatten().map_or(0, |h| h.sequence)
-                            })
-                        }
+                        let store = &self.store;
+                        self.sources().poll(Instant::now(), |f| {
+                            store.head(f).ok().flatten().map_or(0, |h| h.sequence)
+                        })
                     };
                     self.announce_modes(changes);
                 }
@@ -1165,7 +1167,8 @@ impl Node {
                 let mut sources = self.sources();
                 fed.into_iter()
                     .filter_map(|(feed, head)| {
-                        sources.delivered(peer, feed, new.contains(&feed), head, now)
+                        let pushing = session.asks_push(&feed);
+                        sources.delivered(peer, feed, pushing, new.contains(&feed), head, now)
                     })
                     .collect()
             };

@@ -738,6 +738,8 @@ impl Session {
 /// The grace time stretches with the delay a busy node sees, up to this
 /// many times its base (see [`Sources::grace`]).
 pub const MAX_GRACE_FACTOR: u32 = 40;
+/// How fast the delay estimate of [`Sources`] forgets a slow delivery.
+pub const DELAY_HALF_LIFE: Duration = Duration::from_secs(10);
 
 /// A change of push modes for one connection, decided by [`Sources`]:
 /// pass it to that connection's [`Session::set_modes`].
@@ -781,11 +783,13 @@ struct Lag {
 #[derive(Debug)]
 pub struct Sources {
     grace: Duration,
-    /// Recent time from a note to the delivery through the source (a
-    /// moving average): on a busy node, messages queue behind the ingest
-    /// while notes do not, and the grace time stretches with that delay
-    /// so that a source is not replaced merely for being queued.
+    /// The longest recent wait for a lagging feed's next delivery (it
+    /// halves every [`DELAY_HALF_LIFE`]): on a busy node, messages queue
+    /// behind the ingest while notes do not, and the grace time stretches
+    /// with that delay so that a source is not replaced merely for being
+    /// queued (which would add duplicates, and load, to a busy node).
     delay: Duration,
+    delay_at: Option<Instant>,
     peers: BTreeSet<FeedId>,
     default_peer: Option<FeedId>,
     source: HashMap<FeedId, FeedId>,
@@ -811,6 +815,7 @@ impl Sources {
         Sources {
             grace,
             delay: Duration::ZERO,
+            delay_at: None,
             peers: BTreeSet::new(),
             default_peer: None,
             source: HashMap::new(),
@@ -839,10 +844,20 @@ impl Sources {
     }
 
     /// How long a peer that is ahead waits before it is asked to push:
-    /// the base grace time, or three times the recent note-to-delivery
-    /// delay when that is longer, at most [`MAX_GRACE_FACTOR`] times the base.
-    pub fn grace(&self) -> Duration {
-        (self.delay * 3).clamp(self.grace, self.grace * MAX_GRACE_FACTOR)
+    /// the base grace time, or three times the recent longest wait for a
+    /// delivery when that is longer, at most [`MAX_GRACE_FACTOR`] times
+    /// the base.
+    pub fn grace(&self, now: Instant) -> Duration {
+        (self.delay_now(now) * 3).clamp(self.grace, self.grace * MAX_GRACE_FACTOR)
+    }
+
+    fn delay_now(&self, now: Instant) -> Duration {
+        let Some(at) = self.delay_at else {
+            return Duration::ZERO;
+        };
+        let age = now.saturating_duration_since(at).as_secs_f64();
+        self.delay
+            .mul_f64(0.5f64.powf(age / DELAY_HALF_LIFE.as_secs_f64()))
     }
 
     /// A peer connected: returns the push modes its session starts with
@@ -918,16 +933,20 @@ impl Sources {
     }
 
     /// `peer` delivered messages of `feed` (`new`: at least one we did not
-    /// hold); we now hold it up to `head`. Returns a change when the peer
-    /// should stop pushing this feed.
+    /// hold); we now hold it up to `head`. `pushing`: we last asked this
+    /// peer to push the feed (otherwise these were in flight when it
+    /// learned to send notes, and say nothing about who should be the
+    /// source). Returns a change when the peer should stop pushing.
     pub fn delivered(
         &mut self,
         peer: FeedId,
         feed: FeedId,
+        pushing: bool,
         new: bool,
         head: u64,
         now: Instant,
     ) -> Option<ModeChange> {
+        let delay = self.delay_now(now);
         if let Some(lag) = self.lag.get_mut(&feed)
             && new
         {
@@ -935,14 +954,15 @@ impl Sources {
             // The grace time counts from the last progress, and its wait
             // feeds the estimate of how slow deliveries are right now.
             let waited = now.saturating_duration_since(lag.since);
-            self.delay = (self.delay * 7 + waited) / 8;
+            self.delay = delay.max(waited);
+            self.delay_at = Some(now);
             lag.since = now;
             lag.noted.retain(|_, seq| *seq > head);
             if lag.noted.is_empty() {
                 self.lag.remove(&feed);
             }
         }
-        if !self.peers.contains(&peer) {
+        if !self.peers.contains(&peer) || !pushing {
             return None;
         }
         let source = self.source_of(&feed);
@@ -1017,7 +1037,7 @@ impl Sources {
     pub fn poll(&mut self, now: Instant, head: impl Fn(&FeedId) -> u64) -> Vec<ModeChange> {
         let mut asks: BTreeMap<FeedId, Vec<(FeedId, bool)>> = BTreeMap::new();
         let mut resolved = Vec::new();
-        let grace = self.grace();
+        let grace = self.grace(now);
         for (feed, lag) in &mut self.lag {
             let held = head(feed);
             lag.noted.retain(|_, seq| *seq > held);
@@ -1497,10 +1517,10 @@ mod tests {
         s.connect(f(1));
         s.connect(f(2));
         // f(2) was asked to push feed 9 and delivered it first.
-        assert_eq!(s.delivered(f(2), f(9), true, 1, Instant::now()), None);
+        assert_eq!(s.delivered(f(2), f(9), true, true, 1, Instant::now()), None);
         assert_eq!(s.source_of(&f(9)), Some(f(2)));
         assert_eq!(
-            s.delivered(f(1), f(9), false, 1, Instant::now()),
+            s.delivered(f(1), f(9), true, false, 1, Instant::now()),
             Some(ModeChange {
                 peer: f(1),
                 reset: None,
@@ -1508,7 +1528,10 @@ mod tests {
             })
         );
         // The source's own duplicates (a race) change nothing.
-        assert_eq!(s.delivered(f(2), f(9), false, 1, Instant::now()), None);
+        assert_eq!(
+            s.delivered(f(2), f(9), true, false, 1, Instant::now()),
+            None
+        );
         // A reconnecting peer learns its modes in one short packet.
         assert_eq!(s.modes_for(f(1)), (true, vec![(f(9), false)]));
         assert_eq!(s.modes_for(f(2)), (false, vec![(f(9), true)]));
@@ -1519,8 +1542,8 @@ mod tests {
         let mut s = Sources::new(GRACE);
         s.connect(f(1));
         s.connect(f(2));
-        s.delivered(f(2), f(9), true, 1, Instant::now());
-        s.delivered(f(1), f(9), false, 1, Instant::now());
+        s.delivered(f(2), f(9), true, true, 1, Instant::now());
+        s.delivered(f(1), f(9), true, false, 1, Instant::now());
         assert_eq!(
             s.disconnect(f(2)),
             vec![ModeChange {
@@ -1539,7 +1562,7 @@ mod tests {
         s.connect(f(1));
         s.connect(f(2));
         s.connect(f(3));
-        s.delivered(f(3), f(9), true, 1, Instant::now());
+        s.delivered(f(3), f(9), true, true, 1, Instant::now());
         assert_eq!(
             s.disconnect(f(1)),
             vec![ModeChange {
@@ -1562,7 +1585,7 @@ mod tests {
         s.connect(f(1));
         s.connect(f(2));
         s.connect(f(3));
-        s.delivered(f(1), f(9), true, 3, Instant::now());
+        s.delivered(f(1), f(9), true, true, 3, Instant::now());
         // Two peers note more than the source brought.
         assert_eq!(s.noted(f(2), f(9), 5, 3, t0), None);
         assert_eq!(s.noted(f(3), f(9), 4, 3, t0 + GRACE / 2), None);
@@ -1593,17 +1616,20 @@ mod tests {
         let mut s = Sources::new(GRACE);
         s.connect(f(1));
         s.connect(f(2));
-        s.delivered(f(1), f(9), true, 1, t0);
-        assert_eq!(s.grace(), GRACE);
+        s.delivered(f(1), f(9), true, true, 1, t0);
+        assert_eq!(s.grace(t0), GRACE);
         // Deliveries keep coming 2 s after the notes: the source is slow
         // because everything is, not because it stalled.
         for seq in 2..40u64 {
             let t = t0 + Duration::from_secs(seq);
             s.noted(f(2), f(9), seq, seq - 1, t);
-            s.delivered(f(1), f(9), true, seq, t + Duration::from_secs(2));
+            s.delivered(f(1), f(9), true, true, seq, t + Duration::from_secs(2));
         }
-        assert!(s.grace() > Duration::from_secs(5), "{:?}", s.grace());
-        assert!(s.grace() <= GRACE * MAX_GRACE_FACTOR);
+        let t = t0 + Duration::from_secs(42);
+        assert!(s.grace(t) >= Duration::from_secs(5), "{:?}", s.grace(t));
+        assert!(s.grace(t) <= GRACE * MAX_GRACE_FACTOR);
+        // Quiet again: the stretch wears off.
+        assert_eq!(s.grace(t + DELAY_HALF_LIFE * 10), GRACE);
     }
 
     #[test]
@@ -1612,19 +1638,19 @@ mod tests {
         let mut s = Sources::new(GRACE);
         s.connect(f(1));
         s.connect(f(2));
-        s.delivered(f(1), f(9), true, 3, Instant::now());
+        s.delivered(f(1), f(9), true, true, 3, Instant::now());
         s.noted(f(2), f(9), 4, 3, t0);
-        s.delivered(f(1), f(9), true, 4, Instant::now());
+        s.delivered(f(1), f(9), true, true, 4, Instant::now());
         assert_eq!(s.lagging(), 0);
         assert_eq!(s.poll(t0 + GRACE * 2, |_| 4), vec![]);
         // A source that keeps delivering, however far behind, is kept.
         let t1 = t0 + GRACE * 3;
         s.noted(f(2), f(9), 9, 4, t1);
-        s.delivered(f(1), f(9), true, 5, t1 + GRACE / 2);
-        s.delivered(f(1), f(9), true, 6, t1 + GRACE);
+        s.delivered(f(1), f(9), true, true, 5, t1 + GRACE / 2);
+        s.delivered(f(1), f(9), true, true, 6, t1 + GRACE);
         assert_eq!(s.poll(t1 + GRACE + GRACE / 2, |_| 6), vec![]);
         // It stops: the peer that is ahead gets the feed.
-        let later = t1 + GRACE + s.grace();
+        let later = t1 + GRACE + s.grace(t1 + GRACE);
         assert_eq!(s.poll(later, |_| 6)[0].peer, f(2));
     }
 
@@ -1663,6 +1689,12 @@ mod tests {
         duplicates: u64,
     }
 
+    /// What a node holds of `feed` (0 when it never heard of it: a feed
+    /// nobody wrote to need not reach everyone).
+    fn sim_head(node: &SimNode, feed: &FeedId) -> u64 {
+        node.heads.get(feed).copied().unwrap_or(0)
+    }
+
     fn sim_id(i: usize) -> FeedId {
         f(i as u8 + 1)
     }
@@ -1688,6 +1720,25 @@ mod tests {
                 wire: BTreeMap::new(),
                 now: Instant::now(),
             }
+        }
+
+        /// `n` nodes on a ring plus `n` random chords, all connected.
+        fn ring_with_chords(n: usize, rng: &mut rand::rngs::StdRng) -> Sim {
+            use rand::Rng;
+            let mut sim = Sim::new(n);
+            let mut links: BTreeSet<(usize, usize)> = (0..n)
+                .map(|i| (i.min((i + 1) % n), i.max((i + 1) % n)))
+                .collect();
+            for _ in 0..n {
+                let (a, b) = (rng.gen_range(0..n), rng.gen_range(0..n));
+                if a != b {
+                    links.insert((a.min(b), a.max(b)));
+                }
+            }
+            for &(a, b) in &links {
+                sim.connect(a, b, None);
+            }
+            sim
         }
 
         fn connect(&mut self, a: usize, b: usize, memories: Option<(PeerMemory, PeerMemory)>) {
@@ -1778,7 +1829,11 @@ mod tests {
                     }
                     s.on_received(feed, seq);
                     let head = node.heads[&feed];
-                    changes.extend(node.sources.delivered(peer, feed, new, head, self.now));
+                    let pushing = s.asks_push(&feed);
+                    changes.extend(
+                        node.sources
+                            .delivered(peer, feed, pushing, new, head, self.now),
+                    );
                     if new {
                         self.appended(to, feed, seq);
                     }
@@ -1823,19 +1878,7 @@ mod tests {
     ) -> (Sim, BTreeMap<FeedId, u64>) {
         use rand::{Rng, SeedableRng};
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let mut sim = Sim::new(n);
-        let mut links: BTreeSet<(usize, usize)> = (0..n)
-            .map(|i| (i.min((i + 1) % n), i.max((i + 1) % n)))
-            .collect();
-        for _ in 0..n {
-            let (a, b) = (rng.gen_range(0..n), rng.gen_range(0..n));
-            if a != b {
-                links.insert((a.min(b), a.max(b)));
-            }
-        }
-        for &(a, b) in &links {
-            sim.connect(a, b, None);
-        }
+        let mut sim = Sim::ring_with_chords(n, &mut rng);
         let ring_link = (0, 1);
         let mut cut_at = cut.then(|| rng.gen_range(0..800usize));
         let mut cut_memories = None;
@@ -1884,7 +1927,7 @@ mod tests {
             if sim
                 .nodes
                 .iter()
-                .all(|node| expected.iter().all(|(f, s)| node.heads.get(f) == Some(s)))
+                .all(|node| expected.iter().all(|(f, s)| sim_head(node, f) == *s))
             {
                 break;
             }
@@ -1900,19 +1943,7 @@ mod tests {
     fn run_rounds(seed: u64, n: usize, publishes: usize, every: usize) -> (u64, u64) {
         use rand::{Rng, SeedableRng};
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let mut sim = Sim::new(n);
-        let mut links: BTreeSet<(usize, usize)> = (0..n)
-            .map(|i| (i.min((i + 1) % n), i.max((i + 1) % n)))
-            .collect();
-        for _ in 0..n {
-            let (a, b) = (rng.gen_range(0..n), rng.gen_range(0..n));
-            if a != b {
-                links.insert((a.min(b), a.max(b)));
-            }
-        }
-        for &(a, b) in &links {
-            sim.connect(a, b, None);
-        }
+        let mut sim = Sim::ring_with_chords(n, &mut rng);
         let mut halves = [0, 0];
         for k in 0..publishes + 50 {
             if k < publishes {
@@ -1936,8 +1967,8 @@ mod tests {
             for x in 0..n {
                 let feed = sim_id(x);
                 assert_eq!(
-                    node.heads.get(&feed),
-                    sim.nodes[x].heads.get(&feed),
+                    sim_head(node, &feed),
+                    sim_head(&sim.nodes[x], &feed),
                     "node {i}"
                 );
             }
@@ -1961,7 +1992,7 @@ mod tests {
             let (sim, expected) = run_mesh(seed, n, 40, cut, 60);
             for (i, node) in sim.nodes.iter().enumerate() {
                 for (feed, seq) in &expected {
-                    proptest::prop_assert_eq!(node.heads.get(feed), Some(seq), "node {}", i);
+                    proptest::prop_assert_eq!(sim_head(node, feed), *seq, "node {}", i);
                 }
             }
         }
