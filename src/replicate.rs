@@ -1274,6 +1274,38 @@ mod tests {
     }
 
     #[test]
+    fn push_modes_keep_an_in_sync_reconnect_small() {
+        let big: Clock = (0..10_000u32)
+            .map(|i| {
+                let mut id = [0u8; 32];
+                id[..4].copy_from_slice(&i.to_be_bytes());
+                (FeedId(id), 7)
+            })
+            .collect();
+        let (a, b, _) = run_pair(big.clone(), big.clone(), None, None);
+        // A later connection: one side asks for notes only by default.
+        let start = |mem: PeerMemory, push: bool| {
+            Session::start(
+                &Policy::Open,
+                big.clone(),
+                Some(mem),
+                false,
+                Some((push, vec![])),
+            )
+        };
+        let mut a2 = start(a.memory(), false);
+        let mut b2 = start(b.memory(), true);
+        let mut bytes = 0;
+        for _ in 0..4 {
+            bytes += deliver(&mut a2, &mut b2);
+            bytes += deliver(&mut b2, &mut a2);
+        }
+        assert!(bytes < 200, "in-sync reconnect sent {bytes} bytes");
+        assert!(a2.is_caught_up() && b2.is_caught_up());
+        assert!(!b2.peer_asks_push(&FeedId([0; 32])));
+    }
+
+    #[test]
     fn a_diff_after_changes_carries_only_the_changes() {
         let base = clock(&[(1, 3), (2, 3), (3, 3)]);
         let (a, b, _) = run_pair(base.clone(), base.clone(), None, None);
