@@ -1256,15 +1256,20 @@ mod tests {
         (a, b, bytes)
     }
 
-    #[test]
-    fn an_in_sync_reconnect_sends_almost_nothing() {
-        let big: Clock = (0..10_000u32)
+    /// `n` feeds, each held up to 7.
+    fn big_clock(n: u32) -> Clock {
+        (0..n)
             .map(|i| {
                 let mut id = [0u8; 32];
                 id[..4].copy_from_slice(&i.to_be_bytes());
                 (FeedId(id), 7)
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn an_in_sync_reconnect_sends_almost_nothing() {
+        let big = big_clock(10_000);
         let (a, b, first) = run_pair(big.clone(), big.clone(), None, None);
         assert!(first > 10_000 * 40);
         let (a2, b2, second) =
@@ -1275,13 +1280,7 @@ mod tests {
 
     #[test]
     fn push_modes_keep_an_in_sync_reconnect_small() {
-        let big: Clock = (0..10_000u32)
-            .map(|i| {
-                let mut id = [0u8; 32];
-                id[..4].copy_from_slice(&i.to_be_bytes());
-                (FeedId(id), 7)
-            })
-            .collect();
+        let big = big_clock(10_000);
         let (a, b, _) = run_pair(big.clone(), big.clone(), None, None);
         // A later connection: one side asks for notes only by default.
         let start = |mem: PeerMemory, push: bool| {
