@@ -906,8 +906,12 @@ impl Node {
         };
         // A one-off sync takes everything from its one peer; a lasting
         // connection takes part in the node's choice of live sources.
-        let mut registered = !once;
-        let modes = registered.then(|| self.sources().connect(remote));
+        let mut registered = Registration {
+            node: &self,
+            peer: remote,
+            active: !once,
+        };
+        let modes = registered.active.then(|| self.sources().connect(remote));
         let mut session = Session::start(&self.config.policy, memory.0, memory.1, once, modes);
         let mut source_check = tokio::time::interval(SOURCE_CHECK);
         let mut notes_tick = tokio::time::interval(NOTES_EVERY);
@@ -929,7 +933,7 @@ impl Node {
                 session.close();
                 closing = true;
             }
-            let lagging = registered && self.sources().lagging() > 0;
+            let lagging = registered.active && self.sources().lagging() > 0;
             let has_work = session.has_outgoing()
                 || session.has_pending()
                 || (notes_due && session.has_notes());
@@ -964,16 +968,14 @@ impl Node {
                             Err(_) => break,
                         }
                     }
-                    if registered && session.peer_is_once() {
+                    if registered.active && session.peer_is_once() {
                         // It leaves once caught up: push it everything and
                         // take nothing from it in particular.
-                        registered = false;
-                        let changes = self.sources().disconnect(remote);
-                        self.announce_modes(changes);
+                        registered.end();
                         session.set_modes(Some(true), &[]);
                     }
                     let ahead = session.take_ahead();
-                    if registered && !ahead.is_empty() {
+                    if registered.active && !ahead.is_empty() {
                         let now = Instant::now();
                         let changes: Vec<ModeChange> = {
                             let mut sources = self.sources();
@@ -984,7 +986,7 @@ impl Node {
                         };
                         self.announce_modes(changes);
                     }
-                    if let Err(e) = self.ingest(&mut session, batch, received, registered.then_some(remote)).await {
+                    if let Err(e) = self.ingest(&mut session, batch, received, registered.active.then_some(remote)).await {
                         break Err(e);
                     }
                     if goodbye {
@@ -1011,7 +1013,7 @@ impl Node {
                 event = events.recv() => match event {
                     Ok(NodeEvent::Appended(feed, seq)) => session.on_local_append(feed, seq),
                     Ok(NodeEvent::Modes(change)) => {
-                        if registered && change.peer == remote {
+                        if registered.active && change.peer == remote {
                             session.set_modes(change.reset, &change.feeds);
                         }
                     }
@@ -1022,7 +1024,7 @@ impl Node {
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         // We missed some notices: re-read the push modes,
                         // blocks and heads.
-                        if registered {
+                        if registered.active {
                             let (default_push, feeds) = self.sources().modes_for(remote);
                             session.set_modes(Some(default_push), &feeds);
                         }
@@ -1057,10 +1059,7 @@ impl Node {
                 }
             }
         };
-        if registered {
-            let changes = self.sources().disconnect(remote);
-            self.announce_modes(changes);
-        }
+        registered.end();
         drop(out_tx);
         finish(
             reader,
@@ -1221,6 +1220,31 @@ impl Node {
             }
         }
         Ok((packer.take(), count, goodbye))
+    }
+}
+
+/// A connection's place in the node's choice of live sources; it is given
+/// up when the connection ends, however it ends (an early `?` included),
+/// so that its feeds go to another peer.
+struct Registration<'a> {
+    node: &'a Node,
+    peer: FeedId,
+    active: bool,
+}
+
+impl Registration<'_> {
+    /// Leaves the choice now: the peer's feeds fall back to others.
+    fn end(&mut self) {
+        if std::mem::take(&mut self.active) {
+            let changes = self.node.sources().disconnect(self.peer);
+            self.node.announce_modes(changes);
+        }
+    }
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        self.end();
     }
 }
 
