@@ -35,7 +35,9 @@ use crate::frame::{FrameDecoder, FrameError, encode_frame};
 use crate::handshake::{Handshake, HandshakeError, NetworkKey, Transport};
 use crate::message::{FeedId, Message, MessageId};
 use crate::peerbook::{PeerRecord, PeerSource};
-use crate::replicate::{self, Clock, Incoming, PeerMemory, Policy, ProtocolError, Session};
+use crate::replicate::{
+    self, Clock, Incoming, ModeChange, PeerMemory, Policy, ProtocolError, Session, Sources,
+};
 use crate::store::{Store, StoreError};
 use crate::validate::{Checked, ValidationError};
 use crate::wire::{FramePacker, MAX_PLAINTEXT, Packet, WireError};
@@ -76,6 +78,20 @@ const WRITE_BATCH_BYTES: usize = 4 * MAX_PLAINTEXT;
 /// Most simultaneous inbound connections (including ones still in the
 /// handshake); more are refused.
 const MAX_CONNECTIONS: usize = 64;
+/// How long a peer's note may show it holds more of a feed than we do
+/// before we ask it to push that feed (the chosen source fell behind).
+/// Well above a hop's delay on a busy machine, so that sources do not
+/// flap; it bounds the extra latency when a source stalls.
+const SOURCE_GRACE: Duration = Duration::from_millis(400);
+/// How often a connection checks for feeds past their grace time.
+const SOURCE_CHECK: Duration = Duration::from_millis(200);
+/// Notes (latest sequences for peers that take a feed as notes only) go
+/// out at most this often per connection, together: on a busy node one
+/// frame carries many feeds' notes instead of one frame per new message,
+/// and a note mostly arrives after the message it announces came from the
+/// source, so it costs the receiver nothing. Notes only serve to notice a
+/// lagging source, which waits at least the grace time anyway.
+const NOTES_EVERY: Duration = Duration::from_millis(200);
 
 /// Why a connection ended badly.
 #[derive(Debug, Error)]
@@ -192,9 +208,11 @@ pub struct DiscoverySettings {
     pub every: Duration,
 }
 
-/// What every connection of a node hears about.
+/// What every connection of a node hears about (and, through
+/// [`Node::subscribe`], anyone watching the node, e.g. a benchmark).
 #[derive(Clone, Debug)]
-enum NodeEvent {
+#[non_exhaustive]
+pub enum NodeEvent {
     /// The store now holds this feed up to this sequence.
     Appended(FeedId, u64),
     /// We blocked or unblocked a feed.
@@ -204,6 +222,40 @@ enum NodeEvent {
         /// Blocked now?
         blocked: bool,
     },
+    /// The connection to `change.peer` must ask its peer for new push
+    /// modes (which feeds it pushes live, which it only notes).
+    Modes(Arc<ModeChange>),
+}
+
+/// Running totals of a node's gossip, over every connection so far.
+#[derive(Debug, Default)]
+struct Counters {
+    received: AtomicU64,
+    duplicates: AtomicU64,
+    sent: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+}
+
+/// A snapshot of a node's gossip totals (see [`Node::stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct NodeStats {
+    /// Messages from peers that were new and stored.
+    pub received: u64,
+    /// Messages from peers that we already held (sent to us twice).
+    pub duplicates: u64,
+    /// Messages we sent to peers.
+    pub sent: u64,
+    /// Bytes read from peers' sockets, handshakes included.
+    pub bytes_in: u64,
+    /// Bytes written to peers' sockets, handshakes included.
+    pub bytes_out: u64,
+    /// Peers told to send only notes of a feed (they sent what we held).
+    pub to_notes: u64,
+    /// Peers asked to push a feed that nobody known was pushing.
+    pub asked_at_once: u64,
+    /// Peers asked to push a feed because the source fell behind.
+    pub asked_after_grace: u64,
 }
 
 /// Everything a node needs to run.
@@ -235,6 +287,9 @@ pub struct Node {
     /// make us hold open.
     inbound: Arc<tokio::sync::Semaphore>,
     shutdown: watch::Sender<bool>,
+    counters: Arc<Counters>,
+    /// Which connection each feed comes live from.
+    sources: Mutex<Sources>,
 }
 
 impl Node {
@@ -251,7 +306,55 @@ impl Node {
             dialing: Mutex::new(std::collections::HashSet::new()),
             settling: Mutex::new(()),
             shutdown,
+            counters: Arc::new(Counters::default()),
+            sources: Mutex::new(Sources::new(SOURCE_GRACE)),
         })
+    }
+
+    fn sources(&self) -> std::sync::MutexGuard<'_, Sources> {
+        self.sources.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Hands push-mode changes to the connections they concern, one event
+    /// per peer.
+    fn announce_modes(&self, changes: Vec<ModeChange>) {
+        let mut merged: Vec<ModeChange> = Vec::new();
+        for change in changes {
+            match merged
+                .iter_mut()
+                .find(|m| m.peer == change.peer && change.reset.is_none())
+            {
+                Some(m) => m.feeds.extend(change.feeds),
+                None => merged.push(change),
+            }
+        }
+        for change in merged {
+            let _ = self.events.send(NodeEvent::Modes(Arc::new(change)));
+        }
+    }
+
+    /// Totals of what this node's connections exchanged so far.
+    pub fn stats(&self) -> NodeStats {
+        let c = &self.counters;
+        let sources = self.sources().counts();
+        NodeStats {
+            received: c.received.load(Ordering::Relaxed),
+            duplicates: c.duplicates.load(Ordering::Relaxed),
+            sent: c.sent.load(Ordering::Relaxed),
+            bytes_in: c.bytes_in.load(Ordering::Relaxed),
+            bytes_out: c.bytes_out.load(Ordering::Relaxed),
+            to_notes: sources.to_notes,
+            asked_at_once: sources.asked_at_once,
+            asked_after_grace: sources.asked_after_grace,
+        }
+    }
+
+    /// Every event of the node from now on: new messages in the store
+    /// (published, imported or received) and block changes. A receiver
+    /// that falls behind loses the oldest events (see
+    /// [`broadcast::Receiver::recv`]).
+    pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
+        self.events.subscribe()
     }
 
     /// The store.
@@ -605,6 +708,12 @@ impl Node {
         .await
         .map_err(|_| ConnectionError::HandshakeTimeout)
         .and_then(|r| r);
+        self.counters
+            .bytes_in
+            .fetch_add(report.bytes_in, Ordering::Relaxed);
+        self.counters
+            .bytes_out
+            .fetch_add(report.bytes_out, Ordering::Relaxed);
         let (transport, remote, decoder) = match shaken {
             Ok(x) => x,
             Err(e) => {
@@ -771,8 +880,15 @@ impl Node {
             transport.clone(),
             in_tx,
             bytes_in.clone(),
+            self.counters.clone(),
         ));
-        let writer = tokio::spawn(write_task(write_half, transport, out_rx, bytes_out.clone()));
+        let writer = tokio::spawn(write_task(
+            write_half,
+            transport,
+            out_rx,
+            bytes_out.clone(),
+            self.counters.clone(),
+        ));
 
         let node = self.clone();
         let memory = {
@@ -788,7 +904,22 @@ impl Node {
             .map_err(|e| ConnectionError::Task(e.to_string()))?;
             (clock?, memory?)
         };
-        let mut session = Session::new(&self.config.policy, memory.0, memory.1);
+        // A one-off sync takes everything from its one peer; a lasting
+        // connection takes part in the node's choice of live sources.
+        let mut registered = Registration {
+            node: &self,
+            peer: remote,
+            active: !once,
+        };
+        let modes = registered.active.then(|| self.sources().connect(remote));
+        let mut session = Session::start(&self.config.policy, memory.0, memory.1, once, modes);
+        let mut source_check = tokio::time::interval(SOURCE_CHECK);
+        let mut notes_tick = tokio::time::interval(NOTES_EVERY);
+        // An idle connection does not wake up for these; after a pause the
+        // first tick comes at once, then at the period.
+        source_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        notes_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut notes_due = false;
         let mut events = self.events.subscribe();
         let mut stop = self.shutdown.subscribe();
         let timing = self.config.timing.clone();
@@ -802,7 +933,10 @@ impl Node {
                 session.close();
                 closing = true;
             }
-            let has_work = session.has_outgoing() || session.has_pending();
+            let lagging = registered.active && self.sources().lagging() > 0;
+            let has_work = session.has_outgoing()
+                || session.has_pending()
+                || (notes_due && session.has_notes());
             // Not `biased`: during a long one-way sync packets are always
             // ready, and a fixed order would starve the sending branch and
             // the keepalive, so the peer, hearing nothing, would hang up.
@@ -820,7 +954,7 @@ impl Node {
                         Ok(()) => {}
                         Err(e) => {
                             // Keep the valid messages that came before.
-                            let _ = self.ingest(&mut session, batch, received).await;
+                            let _ = self.ingest(&mut session, batch, received, None).await;
                             break Err(e);
                         }
                     }
@@ -829,14 +963,32 @@ impl Node {
                         match in_rx.try_recv() {
                             Ok(more) => {
                                 if let Err(e) = self.absorb(&mut session, more, &mut batch, &mut goodbye) {
-                                    let _ = self.ingest(&mut session, batch, received).await;
+                                    let _ = self.ingest(&mut session, batch, received, None).await;
                                     break 'session Err(e);
                                 }
                             }
                             Err(_) => break,
                         }
                     }
-                    if let Err(e) = self.ingest(&mut session, batch, received).await {
+                    if registered.active && session.peer_is_once() {
+                        // It leaves once caught up: push it everything and
+                        // take nothing from it in particular.
+                        registered.end();
+                        session.set_modes(Some(true), &[]);
+                    }
+                    let ahead = session.take_ahead();
+                    if registered.active && !ahead.is_empty() {
+                        let now = Instant::now();
+                        let changes: Vec<ModeChange> = {
+                            let mut sources = self.sources();
+                            ahead
+                                .into_iter()
+                                .filter_map(|(feed, seq, head)| sources.noted(remote, feed, seq, head, now))
+                                .collect()
+                        };
+                        self.announce_modes(changes);
+                    }
+                    if let Err(e) = self.ingest(&mut session, batch, received, registered.active.then_some(remote)).await {
                         break Err(e);
                     }
                     if goodbye {
@@ -858,6 +1010,8 @@ impl Node {
                         Err(e) => break Err(e),
                     };
                     sent.fetch_add(count, Ordering::Relaxed);
+                    self.counters.sent.fetch_add(count, Ordering::Relaxed);
+                    notes_due = false;
                     if !frames.is_empty() {
                         permit.send(frames);
                         last_sent = Instant::now();
@@ -868,12 +1022,22 @@ impl Node {
                 }
                 event = events.recv() => match event {
                     Ok(NodeEvent::Appended(feed, seq)) => session.on_local_append(feed, seq),
+                    Ok(NodeEvent::Modes(change)) => {
+                        if registered.active && change.peer == remote {
+                            session.set_modes(change.reset, &change.feeds);
+                        }
+                    }
                     Ok(NodeEvent::Blocking { feed, blocked }) => {
                         let head = self.store.head(&feed)?.map_or(0, |h| h.sequence);
                         session.set_blocked(feed, blocked, head);
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => {
-                        // We missed some notices: re-read the blocks and heads.
+                        // We missed some notices: re-read the push modes,
+                        // blocks and heads.
+                        if registered.active {
+                            let (default_push, feeds) = self.sources().modes_for(remote);
+                            session.set_modes(Some(default_push), &feeds);
+                        }
                         for (feed, contact) in self.store.contacts(&self.feed_id())? {
                             if contact.blocking {
                                 session.set_blocked(feed, true, 0);
@@ -885,6 +1049,16 @@ impl Node {
                     }
                     Err(broadcast::error::RecvError::Closed) => break Ok(()),
                 },
+                _ = notes_tick.tick(), if !notes_due && session.has_notes() => notes_due = true,
+                _ = source_check.tick(), if lagging => {
+                    let changes = {
+                        let store = &self.store;
+                        self.sources().poll(Instant::now(), |f| {
+                            store.head(f).ok().flatten().map_or(0, |h| h.sequence)
+                        })
+                    };
+                    self.announce_modes(changes);
+                }
                 _ = keepalive.tick() => {
                     if last_received.elapsed() > timing.idle {
                         break Err(ConnectionError::Idle);
@@ -895,6 +1069,7 @@ impl Node {
                 }
             }
         };
+        registered.end();
         drop(out_tx);
         finish(
             reader,
@@ -951,6 +1126,7 @@ impl Node {
         session: &mut Session,
         batch: Checked,
         received: &AtomicU64,
+        source: Option<FeedId>,
     ) -> Result<(), ConnectionError> {
         if batch.is_empty() {
             return Ok(());
@@ -985,7 +1161,35 @@ impl Node {
                 session.on_received(feed, seq);
             }
         }
+        if let Some(peer) = source {
+            // Per feed: did this peer bring anything new, and how far do
+            // we hold it now? A peer that only brings what we hold is not
+            // the feed's source and should send notes instead.
+            let new: BTreeSet<FeedId> = report.accepted.iter().map(Message::author).collect();
+            let mut fed: BTreeMap<FeedId, u64> = BTreeMap::new();
+            for &(feed, seq) in &positions[..held_until] {
+                let top = fed.entry(feed).or_insert(0);
+                *top = (*top).max(seq);
+            }
+            let now = Instant::now();
+            let changes: Vec<ModeChange> = {
+                let mut sources = self.sources();
+                fed.into_iter()
+                    .filter_map(|(feed, head)| {
+                        let pushing = session.asks_push(&feed);
+                        sources.delivered(peer, feed, pushing, new.contains(&feed), head, now)
+                    })
+                    .collect()
+            };
+            self.announce_modes(changes);
+        }
         received.fetch_add(report.accepted.len() as u64, Ordering::Relaxed);
+        self.counters
+            .received
+            .fetch_add(report.accepted.len() as u64, Ordering::Relaxed);
+        self.counters
+            .duplicates
+            .fetch_add(report.duplicates as u64, Ordering::Relaxed);
         for msg in &report.accepted {
             let _ = self
                 .events
@@ -1026,6 +1230,31 @@ impl Node {
             }
         }
         Ok((packer.take(), count, goodbye))
+    }
+}
+
+/// A connection's place in the node's choice of live sources; it is given
+/// up when the connection ends, however it ends (an early `?` included),
+/// so that its feeds go to another peer.
+struct Registration<'a> {
+    node: &'a Node,
+    peer: FeedId,
+    active: bool,
+}
+
+impl Registration<'_> {
+    /// Leaves the choice now: the peer's feeds fall back to others.
+    fn end(&mut self) {
+        if std::mem::take(&mut self.active) {
+            let changes = self.node.sources().disconnect(self.peer);
+            self.node.announce_modes(changes);
+        }
+    }
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        self.end();
     }
 }
 
@@ -1222,6 +1451,7 @@ async fn read_task(
     transport: Arc<Mutex<Transport>>,
     tx: mpsc::Sender<Result<Vec<Inbound>, ConnectionError>>,
     bytes_in: Arc<AtomicU64>,
+    totals: Arc<Counters>,
 ) {
     let mut buf = vec![0u8; 64 * 1024];
     // An error met while gathering extra frames, delivered after them.
@@ -1242,6 +1472,7 @@ async fn read_task(
                 Ok(0) => break Err(ConnectionError::Closed),
                 Ok(n) => {
                     bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+                    totals.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
                     if let Err(e) = push_all(&mut decoder, &buf[..n]) {
                         break Err(e);
                     }
@@ -1323,6 +1554,7 @@ async fn write_task(
     transport: Arc<Mutex<Transport>>,
     mut rx: mpsc::Receiver<Vec<Vec<u8>>>,
     bytes_out: Arc<AtomicU64>,
+    totals: Arc<Counters>,
 ) {
     while let Some(frames) = rx.recv().await {
         let mut wire = Vec::new();
@@ -1343,6 +1575,9 @@ async fn write_task(
             return;
         }
         bytes_out.fetch_add(wire.len() as u64, Ordering::Relaxed);
+        totals
+            .bytes_out
+            .fetch_add(wire.len() as u64, Ordering::Relaxed);
     }
     let _ = write.shutdown().await;
 }

@@ -15,15 +15,22 @@
 //! 2. Each side streams, per feed in sequence order, what the other lacks
 //!    and wants, and keeps doing so live as new messages arrive. It tracks
 //!    what the peer holds, so no message goes twice to the same peer.
+//! 3. As in Scuttlebutt's EBT, each side tells the other, per feed, whether
+//!    to push new messages live or only send notes (a clock entry with its
+//!    latest sequence), so that a node takes each feed from one peer at a
+//!    time. [`Sources`] makes that choice for a whole node: which peer is the
+//!    live source of each feed, who falls back when it disconnects, and
+//!    when a note shows another peer is ahead for too long.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
 use crate::message::FeedId;
 use crate::wire::{
-    self, FLAG_OPEN, FORGET, MAX_CLOCK_ENTRIES, MAX_CLOCK_SEQUENCE, PROTOCOL_VERSION, Packet,
-    UNWANTED,
+    self, FLAG_ONCE, FLAG_OPEN, FORGET, MAX_CLOCK_ENTRIES, MAX_CLOCK_SEQUENCE, MAX_PUSH_ENTRIES,
+    PROTOCOL_VERSION, Packet, UNWANTED,
 };
 
 /// Most feeds a peer's clock may name: bounds the memory a peer can make
@@ -63,6 +70,9 @@ pub enum ProtocolError {
     /// The peer asked for a full clock more than once.
     #[error("peer asked for a full clock resend twice")]
     RepeatedResync,
+    /// The peer's push modes name too many feeds.
+    #[error("peer's push modes name more than {MAX_PEER_FEEDS} feeds")]
+    TooManyModes,
 }
 
 /// What a session remembers about a peer between connections.
@@ -136,12 +146,50 @@ enum Phase {
     Live,
 }
 
+/// Push modes, one side's view: a default for every feed, and the feeds
+/// that differ from it.
+#[derive(Debug)]
+struct Modes {
+    default_push: bool,
+    differ: HashSet<FeedId>,
+}
+
+impl Modes {
+    /// Every feed pushed: what a session assumes until told otherwise
+    /// (and all a one-off sync ever uses).
+    fn all_pushed() -> Modes {
+        Modes {
+            default_push: true,
+            differ: HashSet::new(),
+        }
+    }
+
+    fn push(&self, feed: &FeedId) -> bool {
+        self.default_push != self.differ.contains(feed)
+    }
+
+    fn reset(&mut self, default_push: bool) {
+        self.default_push = default_push;
+        self.differ.clear();
+    }
+
+    fn set(&mut self, feed: FeedId, push: bool) {
+        if push == self.default_push {
+            self.differ.remove(&feed);
+        } else {
+            self.differ.insert(feed);
+        }
+    }
+}
+
 /// Replication state of one connection.
 pub struct Session {
     open: bool,
+    once: bool,
     mine: Clock,
     mine_as_known: Clock,
     peer_open: bool,
+    peer_once: bool,
     theirs: Clock,
     phase: Phase,
     asked_resync: bool,
@@ -149,18 +197,45 @@ pub struct Session {
     outbox: VecDeque<Packet>,
     pending: VecDeque<FeedId>,
     queued: HashSet<FeedId>,
+    /// How the peer wants each feed from us.
+    peer_modes: Modes,
+    /// How we asked the peer to send each feed.
+    our_modes: Modes,
+    /// Feeds whose latest sequence we owe the peer as a note.
+    notes: BTreeSet<FeedId>,
+    /// Clock entries of the peer that are ahead of us: (feed, its sequence,
+    /// ours), for [`Session::take_ahead`].
+    ahead: Vec<(FeedId, u64, u64)>,
 }
 
 impl Session {
-    /// Starts a session: queues our `Hello`, clock and `ClockEnd`.
-    /// `mine` is our current clock; `memory` what we remember of this peer.
+    /// Starts a session that takes every feed pushed from the peer: queues
+    /// our `Hello`, clock and `ClockEnd`. `mine` is our current clock;
+    /// `memory` what we remember of this peer.
     pub fn new(policy: &Policy, mine: Clock, memory: Option<PeerMemory>) -> Session {
+        Session::start(policy, mine, memory, false, None)
+    }
+
+    /// Starts a session: queues our `Hello`, our push modes (when given:
+    /// the default for every feed, and the feeds that differ from it), our
+    /// clock and `ClockEnd`. The modes go before the clock so that the peer
+    /// knows them before it starts sending ranges. `once` marks a one-off
+    /// sync (`Hello` flag `ONCE`).
+    pub fn start(
+        policy: &Policy,
+        mine: Clock,
+        memory: Option<PeerMemory>,
+        once: bool,
+        modes: Option<(bool, Vec<(FeedId, bool)>)>,
+    ) -> Session {
         let memory = memory.unwrap_or_default();
         let mut session = Session {
             open: *policy == Policy::Open,
+            once,
             mine,
             mine_as_known: memory.mine_as_known,
             peer_open: false,
+            peer_once: false,
             theirs: memory.theirs,
             phase: Phase::AwaitHello,
             asked_resync: false,
@@ -168,8 +243,22 @@ impl Session {
             outbox: VecDeque::new(),
             pending: VecDeque::new(),
             queued: HashSet::new(),
+            peer_modes: Modes::all_pushed(),
+            our_modes: Modes::all_pushed(),
+            notes: BTreeSet::new(),
+            ahead: Vec::new(),
         };
         session.send_clock(false);
+        if let Some((default_push, entries)) = modes {
+            // Right behind the Hello: the peer reads it before our clock.
+            let mut clock = std::mem::take(&mut session.outbox);
+            let hello = clock.pop_front();
+            session.set_modes(Some(default_push), &entries);
+            let modes = std::mem::take(&mut session.outbox);
+            session.outbox.extend(hello);
+            session.outbox.extend(modes);
+            session.outbox.extend(clock);
+        }
         session
     }
 
@@ -196,7 +285,10 @@ impl Session {
         } else {
             entries.extend(self.mine.iter().map(|(f, v)| (*f, *v)));
         }
-        let flags = if self.open { FLAG_OPEN } else { 0 };
+        let mut flags = if self.open { FLAG_OPEN } else { 0 };
+        if self.once {
+            flags |= FLAG_ONCE;
+        }
         self.outbox.push_back(Packet::Hello {
             version: PROTOCOL_VERSION,
             flags,
@@ -211,9 +303,101 @@ impl Session {
         self.mine_as_known = self.mine.clone();
     }
 
-    /// The next control packet to send (clocks, resync, goodbye).
+    /// The next control packet to send (clocks, notes, push modes, resync,
+    /// goodbye).
     pub fn poll_packet(&mut self) -> Option<Packet> {
+        if self.outbox.is_empty() && !self.notes.is_empty() {
+            self.flush_notes();
+        }
         self.outbox.pop_front()
+    }
+
+    /// Turns the notes we owe into clock entries: our latest sequence of
+    /// each feed, which the peer now knows (request-skipping memory).
+    fn flush_notes(&mut self) {
+        let mut entries = Vec::new();
+        for feed in std::mem::take(&mut self.notes) {
+            let head = self.my_head(&feed);
+            let known = self.known_mine(&feed);
+            // Blocked since, or the peer learned it from a range meanwhile.
+            if self
+                .mine
+                .get(&feed)
+                .is_some_and(|&v| v <= MAX_CLOCK_SEQUENCE)
+                && known < head
+            {
+                self.mine_as_known.insert(feed, head);
+                entries.push((feed, head));
+            }
+        }
+        for chunk in entries.chunks(MAX_CLOCK_ENTRIES) {
+            self.outbox.push_back(Packet::Clock(chunk.to_vec()));
+        }
+    }
+
+    /// Asks the peer how to send feeds from now on: `reset` first sets
+    /// every feed to that mode, then each entry sets one feed (`true`:
+    /// push its messages, `false`: notes only). Sends only what changes.
+    pub fn set_modes(&mut self, reset: Option<bool>, entries: &[(FeedId, bool)]) {
+        let mut changed = Vec::new();
+        if let Some(default_push) = reset {
+            self.our_modes.reset(default_push);
+        }
+        for &(feed, push) in entries {
+            let differs_from_default = push != self.our_modes.default_push;
+            if self.our_modes.push(&feed) != push || (reset.is_some() && differs_from_default) {
+                self.our_modes.set(feed, push);
+                changed.push((feed, push));
+            }
+        }
+        if reset.is_none() && changed.is_empty() {
+            return;
+        }
+        let mut default = reset;
+        let mut chunks = changed.chunks(MAX_PUSH_ENTRIES);
+        loop {
+            let entries = chunks.next().map(<[_]>::to_vec).unwrap_or_default();
+            if default.is_none() && entries.is_empty() {
+                break;
+            }
+            self.outbox.push_back(Packet::Push {
+                default: default.take(),
+                entries,
+            });
+        }
+    }
+
+    /// Did we ask the peer to push `feed` (rather than notes only)?
+    pub fn asks_push(&self, feed: &FeedId) -> bool {
+        self.our_modes.push(feed)
+    }
+
+    /// Does the peer want `feed` pushed (rather than notes only)?
+    pub fn peer_asks_push(&self, feed: &FeedId) -> bool {
+        self.peer_modes.push(feed)
+    }
+
+    /// The peer is a one-off sync (`Hello` flag `ONCE`): it should get
+    /// every feed pushed and take part in no choice of live sources.
+    pub fn peer_is_once(&self) -> bool {
+        self.peer_once
+    }
+
+    /// Feeds the peer holds further than we do, from its clock or its
+    /// notes since the last call: `(feed, its sequence, ours)`. Only feeds
+    /// we would accept. The node uses them to switch sources when the
+    /// chosen one falls behind.
+    pub fn take_ahead(&mut self) -> Vec<(FeedId, u64, u64)> {
+        std::mem::take(&mut self.ahead)
+    }
+
+    /// Records that the peer holds `feed` up to `value` when that is more
+    /// than we hold.
+    fn note_ahead(&mut self, feed: FeedId, value: u64) {
+        let head = self.my_head(&feed);
+        if value <= MAX_CLOCK_SEQUENCE && value > head && self.accepts(&feed) {
+            self.ahead.push((feed, value, head));
+        }
     }
 
     /// Handles one packet from the peer.
@@ -231,6 +415,7 @@ impl Session {
                     return Err(ProtocolError::Unexpected("hello"));
                 }
                 self.peer_open = flags & FLAG_OPEN != 0;
+                self.peer_once = flags & FLAG_ONCE != 0;
                 let discard = if baseline == [0; 32] {
                     self.theirs.clear();
                     false
@@ -255,6 +440,7 @@ impl Session {
                         }
                         if self.phase == Phase::Live {
                             self.consider(feed);
+                            self.note_ahead(feed, value);
                         }
                     }
                     if self.theirs.len() > MAX_PEER_FEEDS {
@@ -282,6 +468,11 @@ impl Session {
                 for feed in feeds {
                     self.consider(feed);
                 }
+                let theirs: Vec<(FeedId, u64)> =
+                    self.theirs.iter().map(|(f, v)| (*f, *v)).collect();
+                for (feed, value) in theirs {
+                    self.note_ahead(feed, value);
+                }
                 Ok(Incoming::ClockReady)
             }
             Packet::Message(bytes) => {
@@ -298,6 +489,33 @@ impl Session {
             }
             Packet::Ping => Ok(Incoming::Nothing),
             Packet::Goodbye => Ok(Incoming::Goodbye),
+            Packet::Push { default, entries } => {
+                self.check_message_allowed()
+                    .map_err(|_| ProtocolError::Unexpected("push"))?;
+                if let Some(default_push) = default {
+                    self.peer_modes.reset(default_push);
+                }
+                for &(feed, push) in &entries {
+                    self.peer_modes.set(feed, push);
+                }
+                if self.peer_modes.differ.len() > MAX_PEER_FEEDS {
+                    return Err(ProtocolError::TooManyModes);
+                }
+                // Feeds it now wants pushed may have ranges to go.
+                if default == Some(true) {
+                    let feeds: Vec<FeedId> = self.mine.keys().copied().collect();
+                    for feed in feeds {
+                        self.consider(feed);
+                    }
+                } else {
+                    for (feed, push) in entries {
+                        if push {
+                            self.consider(feed);
+                        }
+                    }
+                }
+                Ok(Incoming::Nothing)
+            }
         }
     }
 
@@ -335,6 +553,14 @@ impl Session {
         }
     }
 
+    /// Our latest sequence of `feed` as the peer knows it.
+    fn known_mine(&self, feed: &FeedId) -> u64 {
+        match self.mine_as_known.get(feed) {
+            Some(&v) if v <= MAX_CLOCK_SEQUENCE => v,
+            _ => 0,
+        }
+    }
+
     fn my_head(&self, feed: &FeedId) -> u64 {
         match self.mine.get(feed) {
             Some(&v) if v <= MAX_CLOCK_SEQUENCE => v,
@@ -342,14 +568,22 @@ impl Session {
         }
     }
 
-    /// Queues `feed` for sending if the peer wants it and lacks some of it.
+    /// Queues `feed` for sending if the peer wants it and lacks some of it:
+    /// its messages if the peer wants it pushed, otherwise a note of our
+    /// latest sequence (if the peer does not know it yet).
     fn consider(&mut self, feed: FeedId) {
-        if self.phase == Phase::Live
-            && self.peer_wants(&feed)
-            && self.peer_holds(&feed) < self.my_head(&feed)
-            && self.queued.insert(feed)
+        if self.phase != Phase::Live
+            || !self.peer_wants(&feed)
+            || self.peer_holds(&feed) >= self.my_head(&feed)
         {
-            self.pending.push_back(feed);
+            return;
+        }
+        if self.peer_modes.push(&feed) {
+            if self.queued.insert(feed) {
+                self.pending.push_back(feed);
+            }
+        } else if self.known_mine(&feed) < self.my_head(&feed) {
+            self.notes.insert(feed);
         }
     }
 
@@ -362,6 +596,11 @@ impl Session {
             let held = self.peer_holds(&feed);
             let head = self.my_head(&feed);
             if !self.peer_wants(&feed) || held >= head {
+                continue;
+            }
+            if !self.peer_modes.push(&feed) {
+                // Switched to notes only since it was queued.
+                self.notes.insert(feed);
                 continue;
             }
             let first = held + 1;
@@ -442,17 +681,34 @@ impl Session {
     /// True when the peer has everything we can give it and we have
     /// everything it advertised that we want.
     pub fn is_caught_up(&self) -> bool {
-        if self.phase != Phase::Live || !self.pending.is_empty() || !self.outbox.is_empty() {
+        if self.phase != Phase::Live
+            || !self.pending.is_empty()
+            || !self.outbox.is_empty()
+            || !self.notes.is_empty()
+        {
             return false;
         }
-        self.theirs.iter().all(|(feed, &v)| {
-            v > MAX_CLOCK_SEQUENCE || !self.accepts(feed) || self.my_head(feed) >= v
-        })
+        // A feed the peer takes as notes only is not sent: wait until it
+        // asks for it pushed (or gets it elsewhere).
+        let given = self.mine.iter().all(|(feed, &v)| {
+            v > MAX_CLOCK_SEQUENCE || !self.peer_wants(feed) || self.peer_holds(feed) >= v
+        });
+        given
+            && self.theirs.iter().all(|(feed, &v)| {
+                v > MAX_CLOCK_SEQUENCE || !self.accepts(feed) || self.my_head(feed) >= v
+            })
     }
 
     /// True when control packets wait in [`Session::poll_packet`].
     pub fn has_outgoing(&self) -> bool {
         !self.outbox.is_empty()
+    }
+
+    /// True when notes wait; [`Session::poll_packet`] sends them after the
+    /// control packets, so a driver may hold them back a little to batch
+    /// them.
+    pub fn has_notes(&self) -> bool {
+        !self.notes.is_empty()
     }
 
     /// True when feeds wait to be sent through [`Session::next_range`].
@@ -476,6 +732,350 @@ impl Session {
             theirs: self.theirs.clone(),
             mine_as_known: self.mine_as_known.clone(),
         }
+    }
+}
+
+/// The grace time stretches with the delay a busy node sees, up to this
+/// many times its base (see [`Sources::grace`]).
+pub const MAX_GRACE_FACTOR: u32 = 40;
+/// How fast the delay estimate of [`Sources`] forgets a slow delivery.
+pub const DELAY_HALF_LIFE: Duration = Duration::from_secs(10);
+
+/// A change of push modes for one connection, decided by [`Sources`]:
+/// pass it to that connection's [`Session::set_modes`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModeChange {
+    /// The peer (its feed) whose connection must ask for the change.
+    pub peer: FeedId,
+    /// When set, first reset every feed to this mode.
+    pub reset: Option<bool>,
+    /// Per-feed modes: `true` push, `false` notes only.
+    pub feeds: Vec<(FeedId, bool)>,
+}
+
+/// A feed for which some peer noted more than we hold.
+#[derive(Debug)]
+struct Lag {
+    /// When we first knew we were behind, or the last delivery of the
+    /// feed since, whichever is later.
+    since: Instant,
+    /// Peers that noted more than we hold, with the sequence they noted.
+    noted: BTreeMap<FeedId, u64>,
+}
+
+/// Which connected peer each feed comes live from: one node's share of
+/// EBT's spanning trees (sans-io: the caller passes the time).
+///
+/// - The first peer to connect is the **default** source: it pushes every
+///   feed, and the peers connecting after it push none (notes only), except
+///   the feeds assigned to them.
+/// - The peer that delivers a message we did not hold becomes that feed's
+///   source; a peer other than the source that delivers a message we
+///   already held is switched to notes only for that feed. So after a few
+///   messages each feed comes from the peer that delivered it first, and
+///   duplicates stop.
+/// - When a source disconnects, its feeds fall back to the default source
+///   (and when that one goes, the next connected peer becomes the default).
+/// - When a note shows a peer holds more of a feed than we do, and nobody
+///   delivers any of it within the grace time, that peer is asked to push it. So
+///   a source that falls behind, or a cycle of sources that starves, costs
+///   one grace time, and every node still converges.
+#[derive(Debug)]
+pub struct Sources {
+    grace: Duration,
+    /// The longest recent wait for a lagging feed's next delivery (it
+    /// halves every [`DELAY_HALF_LIFE`]): on a busy node, messages queue
+    /// behind the ingest while notes do not, and the grace time stretches
+    /// with that delay so that a source is not replaced merely for being
+    /// queued (which would add duplicates, and load, to a busy node).
+    delay: Duration,
+    delay_at: Option<Instant>,
+    peers: BTreeSet<FeedId>,
+    default_peer: Option<FeedId>,
+    source: HashMap<FeedId, FeedId>,
+    lag: HashMap<FeedId, Lag>,
+    counts: SourceCounts,
+}
+
+/// How often [`Sources`] changed its mind, for statistics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SourceCounts {
+    /// Peers switched to notes only after sending a message we held.
+    pub to_notes: u64,
+    /// Peers asked to push a feed nobody known was pushing.
+    pub asked_at_once: u64,
+    /// Peers asked to push a feed after the grace time ran out.
+    pub asked_after_grace: u64,
+}
+
+impl Sources {
+    /// No peers yet; a peer that is ahead gets `grace` to deliver through
+    /// the chosen source before it is asked to push.
+    pub fn new(grace: Duration) -> Sources {
+        Sources {
+            grace,
+            delay: Duration::ZERO,
+            delay_at: None,
+            peers: BTreeSet::new(),
+            default_peer: None,
+            source: HashMap::new(),
+            lag: HashMap::new(),
+            counts: SourceCounts::default(),
+        }
+    }
+
+    /// How often sources were changed so far.
+    pub fn counts(&self) -> SourceCounts {
+        self.counts
+    }
+
+    /// The connected peer that pushes `feed` to us, if any.
+    pub fn source_of(&self, feed: &FeedId) -> Option<FeedId> {
+        self.source
+            .get(feed)
+            .filter(|p| self.peers.contains(p))
+            .copied()
+            .or(self.default_peer)
+    }
+
+    /// Feeds waiting for a peer that noted more than we hold.
+    pub fn lagging(&self) -> usize {
+        self.lag.len()
+    }
+
+    /// How long a peer that is ahead waits before it is asked to push:
+    /// the base grace time, or three times the recent longest wait for a
+    /// delivery when that is longer, at most [`MAX_GRACE_FACTOR`] times
+    /// the base.
+    pub fn grace(&self, now: Instant) -> Duration {
+        (self.delay_now(now) * 3).clamp(self.grace, self.grace * MAX_GRACE_FACTOR)
+    }
+
+    fn delay_now(&self, now: Instant) -> Duration {
+        let Some(at) = self.delay_at else {
+            return Duration::ZERO;
+        };
+        let age = now.saturating_duration_since(at).as_secs_f64();
+        self.delay
+            .mul_f64(0.5f64.powf(age / DELAY_HALF_LIFE.as_secs_f64()))
+    }
+
+    /// A peer connected: returns the push modes its session starts with
+    /// (for [`Session::start`]): a default, and the feeds that differ.
+    pub fn connect(&mut self, peer: FeedId) -> (bool, Vec<(FeedId, bool)>) {
+        self.peers.insert(peer);
+        if self.default_peer.is_none() {
+            self.default_peer = Some(peer);
+        }
+        self.modes_for(peer)
+    }
+
+    /// The push modes `peer`'s session should have now (on connect, or to
+    /// resynchronise a connection that missed changes).
+    pub fn modes_for(&self, peer: FeedId) -> (bool, Vec<(FeedId, bool)>) {
+        let default_push = self.default_peer == Some(peer);
+        let mut feeds: Vec<(FeedId, bool)> = Vec::new();
+        for (feed, source) in &self.source {
+            if !self.peers.contains(source) {
+                continue;
+            }
+            let push = *source == peer;
+            if push != default_push {
+                feeds.push((*feed, push));
+            }
+        }
+        feeds.sort();
+        (default_push, feeds)
+    }
+
+    /// A peer disconnected (or turned out to be a one-off sync): its feeds
+    /// fall back to the default source. Returns the changes to ask for.
+    pub fn disconnect(&mut self, peer: FeedId) -> Vec<ModeChange> {
+        if !self.peers.remove(&peer) {
+            return Vec::new();
+        }
+        let orphans: Vec<FeedId> = self
+            .source
+            .iter()
+            .filter(|(_, s)| **s == peer)
+            .map(|(f, _)| *f)
+            .collect();
+        for feed in &orphans {
+            self.source.remove(feed);
+        }
+        for lag in self.lag.values_mut() {
+            lag.noted.remove(&peer);
+        }
+        self.lag.retain(|_, l| !l.noted.is_empty());
+        let mut changes = Vec::new();
+        if self.default_peer == Some(peer) {
+            self.default_peer = self.peers.iter().next().copied();
+            if let Some(next) = self.default_peer {
+                let (default_push, feeds) = self.modes_for(next);
+                changes.push(ModeChange {
+                    peer: next,
+                    reset: Some(default_push),
+                    feeds,
+                });
+            }
+        } else if let Some(default_peer) = self.default_peer
+            && !orphans.is_empty()
+        {
+            let mut feeds: Vec<(FeedId, bool)> = orphans.iter().map(|f| (*f, true)).collect();
+            feeds.sort();
+            changes.push(ModeChange {
+                peer: default_peer,
+                reset: None,
+                feeds,
+            });
+        }
+        changes
+    }
+
+    /// `peer` delivered messages of `feed` (`new`: at least one we did not
+    /// hold); we now hold it up to `head`. `pushing`: we last asked this
+    /// peer to push the feed (otherwise these were in flight when it
+    /// learned to send notes, and say nothing about who should be the
+    /// source). Returns a change when the peer should stop pushing.
+    pub fn delivered(
+        &mut self,
+        peer: FeedId,
+        feed: FeedId,
+        pushing: bool,
+        new: bool,
+        head: u64,
+        now: Instant,
+    ) -> Option<ModeChange> {
+        let delay = self.delay_now(now);
+        if let Some(lag) = self.lag.get_mut(&feed)
+            && new
+        {
+            // Progress: whoever brings the feed is alive, however late.
+            // The grace time counts from the last progress, and its wait
+            // feeds the estimate of how slow deliveries are right now.
+            let waited = now.saturating_duration_since(lag.since);
+            self.delay = delay.max(waited);
+            self.delay_at = Some(now);
+            lag.since = now;
+            lag.noted.retain(|_, seq| *seq > head);
+            if lag.noted.is_empty() {
+                self.lag.remove(&feed);
+            }
+        }
+        if !self.peers.contains(&peer) || !pushing {
+            return None;
+        }
+        let source = self.source_of(&feed);
+        if new {
+            // Explicitly, even for the default source: the feed's tree is
+            // now known (see `noted`).
+            self.source.insert(feed, peer);
+            None
+        } else if source.is_some_and(|s| s != peer) {
+            self.counts.to_notes += 1;
+            Some(ModeChange {
+                peer,
+                reset: None,
+                feeds: vec![(feed, false)],
+            })
+        } else {
+            None
+        }
+    }
+
+    /// `peer` told us (clock or note) that it holds `feed` up to `seq`,
+    /// while we hold `head`. For a feed whose source is not known yet
+    /// (nobody delivered it since the peer that did disconnected, or ever),
+    /// the default source may be starved in a cycle: unless the default
+    /// source noted as much itself, the peer is asked to push it at once
+    /// (the returned change), and whoever delivers first keeps the feed.
+    pub fn noted(
+        &mut self,
+        peer: FeedId,
+        feed: FeedId,
+        seq: u64,
+        head: u64,
+        now: Instant,
+    ) -> Option<ModeChange> {
+        if seq <= head || !self.peers.contains(&peer) {
+            return None;
+        }
+        let lag = self.lag.entry(feed).or_insert_with(|| Lag {
+            since: now,
+            noted: BTreeMap::new(),
+        });
+        // Anything noted before that we now hold no longer counts, and
+        // the grace time starts over.
+        lag.noted.retain(|_, s| *s > head);
+        if lag.noted.is_empty() {
+            lag.since = now;
+        }
+        let entry = lag.noted.entry(peer).or_insert(seq);
+        *entry = (*entry).max(seq);
+        let known = self
+            .source
+            .get(&feed)
+            .is_some_and(|s| self.peers.contains(s));
+        let default_has_it = self
+            .default_peer
+            .is_some_and(|d| d == peer || lag.noted.get(&d).is_some_and(|&s| s >= seq));
+        if known || default_has_it {
+            return None;
+        }
+        self.source.insert(feed, peer);
+        self.counts.asked_at_once += 1;
+        Some(ModeChange {
+            peer,
+            reset: None,
+            feeds: vec![(feed, true)],
+        })
+    }
+
+    /// Feeds that a peer noted ahead of us for longer than the grace time
+    /// and that we still lack: ask the peer that noted the most to push
+    /// them. `head(feed)` is what we hold now.
+    pub fn poll(&mut self, now: Instant, head: impl Fn(&FeedId) -> u64) -> Vec<ModeChange> {
+        let mut asks: BTreeMap<FeedId, Vec<(FeedId, bool)>> = BTreeMap::new();
+        let mut resolved = Vec::new();
+        let grace = self.grace(now);
+        for (feed, lag) in &mut self.lag {
+            let held = head(feed);
+            lag.noted.retain(|_, seq| *seq > held);
+            if lag.noted.is_empty() {
+                resolved.push(*feed);
+                continue;
+            }
+            if now.saturating_duration_since(lag.since) < grace {
+                continue;
+            }
+            // The peer that noted the most; ties go to the smallest id.
+            let Some((&peer, _)) = lag
+                .noted
+                .iter()
+                .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+            else {
+                continue;
+            };
+            // If this one does not deliver either, the next one gets a turn.
+            lag.noted.remove(&peer);
+            lag.since = now;
+            self.source.insert(*feed, peer);
+            self.counts.asked_after_grace += 1;
+            asks.entry(peer).or_default().push((*feed, true));
+        }
+        for feed in resolved {
+            self.lag.remove(&feed);
+        }
+        asks.into_iter()
+            .map(|(peer, mut feeds)| {
+                feeds.sort();
+                ModeChange {
+                    peer,
+                    reset: None,
+                    feeds,
+                }
+            })
+            .collect()
     }
 }
 
@@ -656,21 +1256,52 @@ mod tests {
         (a, b, bytes)
     }
 
-    #[test]
-    fn an_in_sync_reconnect_sends_almost_nothing() {
-        let big: Clock = (0..10_000u32)
+    /// `n` feeds, each held up to 7.
+    fn big_clock(n: u32) -> Clock {
+        (0..n)
             .map(|i| {
                 let mut id = [0u8; 32];
                 id[..4].copy_from_slice(&i.to_be_bytes());
                 (FeedId(id), 7)
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn an_in_sync_reconnect_sends_almost_nothing() {
+        let big = big_clock(10_000);
         let (a, b, first) = run_pair(big.clone(), big.clone(), None, None);
         assert!(first > 10_000 * 40);
         let (a2, b2, second) =
             run_pair(big.clone(), big.clone(), Some(a.memory()), Some(b.memory()));
         assert!(second < 200, "in-sync reconnect sent {second} bytes");
         assert!(a2.is_caught_up() && b2.is_caught_up());
+    }
+
+    #[test]
+    fn push_modes_keep_an_in_sync_reconnect_small() {
+        let big = big_clock(10_000);
+        let (a, b, _) = run_pair(big.clone(), big.clone(), None, None);
+        // A later connection: one side asks for notes only by default.
+        let start = |mem: PeerMemory, push: bool| {
+            Session::start(
+                &Policy::Open,
+                big.clone(),
+                Some(mem),
+                false,
+                Some((push, vec![])),
+            )
+        };
+        let mut a2 = start(a.memory(), false);
+        let mut b2 = start(b.memory(), true);
+        let mut bytes = 0;
+        for _ in 0..4 {
+            bytes += deliver(&mut a2, &mut b2);
+            bytes += deliver(&mut b2, &mut a2);
+        }
+        assert!(bytes < 200, "in-sync reconnect sent {bytes} bytes");
+        assert!(a2.is_caught_up() && b2.is_caught_up());
+        assert!(!b2.peer_asks_push(&FeedId([0; 32])));
     }
 
     #[test]
@@ -778,5 +1409,623 @@ mod tests {
         assert_eq!(c, clock(&[(1, 0), (2, 7), (3, UNWANTED), (4, 0)]));
         let open = build_clock(&Policy::Open, me, &heads, graph, &blocked);
         assert_eq!(open, clock(&[(1, 0), (2, 7), (3, UNWANTED), (9, 1)]));
+    }
+
+    // -----------------------------------------------------------------
+    // Push modes (one live source per feed).
+
+    fn with_modes(mine: Clock, default_push: bool, feeds: Vec<(FeedId, bool)>) -> Session {
+        Session::start(
+            &Policy::Open,
+            mine,
+            None,
+            false,
+            Some((default_push, feeds)),
+        )
+    }
+
+    #[test]
+    fn a_notes_only_feed_gets_notes_until_asked_for_pushes() {
+        let mut a = Session::new(&Policy::Open, clock(&[(1, 1)]), None);
+        let mut b = with_modes(clock(&[(1, 1)]), false, vec![]);
+        // b's modes travel between its Hello and its clock.
+        let first: Vec<Packet> = std::iter::from_fn(|| b.poll_packet()).collect();
+        assert!(matches!(first[0], Packet::Hello { .. }));
+        assert_eq!(
+            first[1],
+            Packet::Push {
+                default: Some(false),
+                entries: vec![]
+            }
+        );
+        for p in first {
+            a.on_packet(p).unwrap();
+        }
+        pump(&mut a, &mut b);
+        assert!(a.is_live() && b.is_live());
+        a.on_local_append(f(1), 2);
+        a.on_local_append(f(1), 3);
+        assert_eq!(a.next_range(), None, "notes only: no messages");
+        assert_eq!(a.poll_packet(), Some(Packet::Clock(vec![(f(1), 3)])));
+        assert_eq!(a.poll_packet(), None, "one note for both appends");
+        b.on_packet(Packet::Clock(vec![(f(1), 3)])).unwrap();
+        assert_eq!(b.take_ahead(), vec![(f(1), 3, 1)]);
+        assert_eq!(b.take_ahead(), vec![]);
+        // b asks for pushes: a sends the range the note announced.
+        b.set_modes(None, &[(f(1), true)]);
+        assert!(b.asks_push(&f(1)));
+        pump(&mut b, &mut a);
+        assert!(a.peer_asks_push(&f(1)));
+        assert_eq!(a.next_range(), Some((f(1), 2, 3)));
+        // Memories agree, so the next reconnect still skips requests.
+        b.on_received(f(1), 3);
+        assert_eq!(a.memory().mine_as_known, b.memory().theirs);
+        assert_eq!(a.memory().theirs, b.memory().mine_as_known);
+    }
+
+    #[test]
+    fn switching_to_notes_drops_queued_ranges() {
+        let mut a = Session::new(&Policy::Open, clock(&[(1, 1)]), None);
+        let mut b = Session::new(&Policy::Open, clock(&[(1, 1)]), None);
+        pump(&mut a, &mut b);
+        pump(&mut b, &mut a);
+        a.on_local_append(f(1), 2);
+        assert!(a.has_pending());
+        b.set_modes(None, &[(f(1), false)]);
+        // Asking for what is already so sends nothing.
+        b.set_modes(None, &[(f(1), false)]);
+        assert_eq!(
+            b.poll_packet(),
+            Some(Packet::Push {
+                default: None,
+                entries: vec![(f(1), false)]
+            })
+        );
+        a.on_packet(Packet::Push {
+            default: None,
+            entries: vec![(f(1), false)],
+        })
+        .unwrap();
+        assert_eq!(b.poll_packet(), None);
+        assert_eq!(a.next_range(), None);
+        assert_eq!(a.poll_packet(), Some(Packet::Clock(vec![(f(1), 2)])));
+    }
+
+    #[test]
+    fn a_reset_to_push_sends_what_was_held_back() {
+        let mut a = Session::new(&Policy::Open, clock(&[(1, 4), (2, 2)]), None);
+        let mut b = with_modes(Clock::new(), false, vec![(f(2), true)]);
+        pump(&mut b, &mut a);
+        pump(&mut a, &mut b);
+        assert_eq!(a.next_range(), Some((f(2), 1, 2)));
+        assert_eq!(a.next_range(), None);
+        assert_eq!(b.take_ahead(), vec![(f(1), 4, 0), (f(2), 2, 0)]);
+        b.set_modes(Some(true), &[]);
+        pump(&mut b, &mut a);
+        assert_eq!(a.next_range(), Some((f(1), 1, 4)));
+    }
+
+    #[test]
+    fn a_one_off_sync_waits_for_the_peer_to_take_its_feeds() {
+        let mut a = Session::start(&Policy::Open, clock(&[(1, 3)]), None, true, None);
+        let mut b = with_modes(Clock::new(), false, vec![]);
+        pump(&mut a, &mut b);
+        pump(&mut b, &mut a);
+        assert!(b.peer_is_once());
+        assert_eq!(a.next_range(), None);
+        assert!(!a.is_caught_up(), "b lacks feed 1: not done");
+        b.set_modes(Some(true), &[]);
+        pump(&mut b, &mut a);
+        assert_eq!(a.next_range(), Some((f(1), 1, 3)));
+        assert!(a.is_caught_up());
+    }
+
+    #[test]
+    fn push_before_hello_is_a_violation() {
+        let mut s = Session::new(&Policy::Open, Clock::new(), None);
+        assert_eq!(
+            s.on_packet(Packet::Push {
+                default: Some(true),
+                entries: vec![]
+            }),
+            Err(ProtocolError::Unexpected("push"))
+        );
+    }
+
+    const GRACE: Duration = Duration::from_millis(400);
+
+    #[test]
+    fn the_first_peer_is_the_default_source() {
+        let mut s = Sources::new(GRACE);
+        assert_eq!(s.connect(f(1)), (true, vec![]));
+        assert_eq!(s.connect(f(2)), (false, vec![]));
+        assert_eq!(s.source_of(&f(9)), Some(f(1)));
+    }
+
+    #[test]
+    fn a_duplicate_from_another_peer_turns_it_to_notes() {
+        let mut s = Sources::new(GRACE);
+        s.connect(f(1));
+        s.connect(f(2));
+        // f(2) was asked to push feed 9 and delivered it first.
+        assert_eq!(s.delivered(f(2), f(9), true, true, 1, Instant::now()), None);
+        assert_eq!(s.source_of(&f(9)), Some(f(2)));
+        assert_eq!(
+            s.delivered(f(1), f(9), true, false, 1, Instant::now()),
+            Some(ModeChange {
+                peer: f(1),
+                reset: None,
+                feeds: vec![(f(9), false)]
+            })
+        );
+        // The source's own duplicates (a race) change nothing.
+        assert_eq!(
+            s.delivered(f(2), f(9), true, false, 1, Instant::now()),
+            None
+        );
+        // A reconnecting peer learns its modes in one short packet.
+        assert_eq!(s.modes_for(f(1)), (true, vec![(f(9), false)]));
+        assert_eq!(s.modes_for(f(2)), (false, vec![(f(9), true)]));
+    }
+
+    #[test]
+    fn a_disconnected_source_falls_back_to_the_default() {
+        let mut s = Sources::new(GRACE);
+        s.connect(f(1));
+        s.connect(f(2));
+        s.delivered(f(2), f(9), true, true, 1, Instant::now());
+        s.delivered(f(1), f(9), true, false, 1, Instant::now());
+        assert_eq!(
+            s.disconnect(f(2)),
+            vec![ModeChange {
+                peer: f(1),
+                reset: None,
+                feeds: vec![(f(9), true)]
+            }]
+        );
+        assert_eq!(s.source_of(&f(9)), Some(f(1)));
+        assert_eq!(s.disconnect(f(2)), vec![], "only once");
+    }
+
+    #[test]
+    fn a_disconnected_default_hands_over_to_the_next_peer() {
+        let mut s = Sources::new(GRACE);
+        s.connect(f(1));
+        s.connect(f(2));
+        s.connect(f(3));
+        s.delivered(f(3), f(9), true, true, 1, Instant::now());
+        assert_eq!(
+            s.disconnect(f(1)),
+            vec![ModeChange {
+                peer: f(2),
+                reset: Some(true),
+                feeds: vec![(f(9), false)]
+            }]
+        );
+        assert_eq!(s.source_of(&f(8)), Some(f(2)));
+        assert_eq!(s.source_of(&f(9)), Some(f(3)));
+        s.disconnect(f(2));
+        s.disconnect(f(3));
+        assert_eq!(s.source_of(&f(9)), None);
+    }
+
+    #[test]
+    fn a_source_that_falls_behind_is_replaced_after_the_grace_time() {
+        let t0 = Instant::now();
+        let mut s = Sources::new(GRACE);
+        s.connect(f(1));
+        s.connect(f(2));
+        s.connect(f(3));
+        s.delivered(f(1), f(9), true, true, 3, Instant::now());
+        // Two peers note more than the source brought.
+        assert_eq!(s.noted(f(2), f(9), 5, 3, t0), None);
+        assert_eq!(s.noted(f(3), f(9), 4, 3, t0 + GRACE / 2), None);
+        let head = |_: &FeedId| 3;
+        assert_eq!(s.poll(t0 + GRACE / 2, head), vec![]);
+        let asked = s.poll(t0 + GRACE, head);
+        assert_eq!(
+            asked,
+            vec![ModeChange {
+                peer: f(2),
+                reset: None,
+                feeds: vec![(f(9), true)]
+            }]
+        );
+        assert_eq!(s.source_of(&f(9)), Some(f(2)));
+        // f(2) does not deliver either: f(3) gets a turn, a grace later.
+        assert_eq!(s.poll(t0 + GRACE + GRACE / 2, head), vec![]);
+        assert_eq!(s.poll(t0 + GRACE * 2, head)[0].peer, f(3));
+        // Once held, nothing more is asked.
+        s.noted(f(2), f(9), 6, 3, t0 + GRACE * 2);
+        assert_eq!(s.poll(t0 + GRACE * 9, |_| 6), vec![]);
+        assert_eq!(s.lagging(), 0);
+    }
+
+    #[test]
+    fn the_grace_time_stretches_on_a_busy_node() {
+        let t0 = Instant::now();
+        let mut s = Sources::new(GRACE);
+        s.connect(f(1));
+        s.connect(f(2));
+        s.delivered(f(1), f(9), true, true, 1, t0);
+        assert_eq!(s.grace(t0), GRACE);
+        // Deliveries keep coming 2 s after the notes: the source is slow
+        // because everything is, not because it stalled.
+        for seq in 2..40u64 {
+            let t = t0 + Duration::from_secs(seq);
+            s.noted(f(2), f(9), seq, seq - 1, t);
+            s.delivered(f(1), f(9), true, true, seq, t + Duration::from_secs(2));
+        }
+        let t = t0 + Duration::from_secs(42);
+        assert!(s.grace(t) >= Duration::from_secs(5), "{:?}", s.grace(t));
+        assert!(s.grace(t) <= GRACE * MAX_GRACE_FACTOR);
+        // Quiet again: the stretch wears off.
+        assert_eq!(s.grace(t + DELAY_HALF_LIFE * 10), GRACE);
+    }
+
+    #[test]
+    fn a_delivery_in_time_cancels_the_switch() {
+        let t0 = Instant::now();
+        let mut s = Sources::new(GRACE);
+        s.connect(f(1));
+        s.connect(f(2));
+        s.delivered(f(1), f(9), true, true, 3, Instant::now());
+        s.noted(f(2), f(9), 4, 3, t0);
+        s.delivered(f(1), f(9), true, true, 4, Instant::now());
+        assert_eq!(s.lagging(), 0);
+        assert_eq!(s.poll(t0 + GRACE * 2, |_| 4), vec![]);
+        // A source that keeps delivering, however far behind, is kept.
+        let t1 = t0 + GRACE * 3;
+        s.noted(f(2), f(9), 9, 4, t1);
+        s.delivered(f(1), f(9), true, true, 5, t1 + GRACE / 2);
+        s.delivered(f(1), f(9), true, true, 6, t1 + GRACE);
+        assert_eq!(s.poll(t1 + GRACE + GRACE / 2, |_| 6), vec![]);
+        // It stops: the peer that is ahead gets the feed.
+        let later = t1 + GRACE + s.grace(t1 + GRACE);
+        assert_eq!(s.poll(later, |_| 6)[0].peer, f(2));
+    }
+
+    #[test]
+    fn an_unknown_feed_noted_ahead_is_asked_for_at_once() {
+        let t0 = Instant::now();
+        let mut s = Sources::new(GRACE);
+        s.connect(f(1));
+        s.connect(f(2));
+        s.connect(f(3));
+        // The default source noted it (it is pushing it): wait for it.
+        assert_eq!(s.noted(f(1), f(8), 2, 0, t0), None);
+        assert_eq!(s.noted(f(2), f(8), 2, 0, t0), None);
+        // Nobody known pushes feed 9: ask the first peer that has it.
+        assert_eq!(
+            s.noted(f(2), f(9), 1, 0, t0),
+            Some(ModeChange {
+                peer: f(2),
+                reset: None,
+                feeds: vec![(f(9), true)]
+            })
+        );
+        assert_eq!(s.noted(f(3), f(9), 1, 0, t0), None, "asked already");
+    }
+
+    // -----------------------------------------------------------------
+    // A whole mesh of sans-io nodes: sessions on every link, one Sources
+    // per node, packets delivered in random order (FIFO per link), links
+    // cut and restored, time advancing. Every node must end up with every
+    // message, whatever the order.
+
+    struct SimNode {
+        heads: BTreeMap<FeedId, u64>,
+        sources: Sources,
+        sessions: BTreeMap<usize, Session>,
+        duplicates: u64,
+    }
+
+    /// What a node holds of `feed` (0 when it never heard of it: a feed
+    /// nobody wrote to need not reach everyone).
+    fn sim_head(node: &SimNode, feed: &FeedId) -> u64 {
+        node.heads.get(feed).copied().unwrap_or(0)
+    }
+
+    fn sim_id(i: usize) -> FeedId {
+        f(i as u8 + 1)
+    }
+
+    struct Sim {
+        nodes: Vec<SimNode>,
+        wire: BTreeMap<(usize, usize), VecDeque<Packet>>,
+        now: Instant,
+    }
+
+    impl Sim {
+        fn new(n: usize) -> Sim {
+            let nodes = (0..n)
+                .map(|i| SimNode {
+                    heads: BTreeMap::from([(sim_id(i), 0)]),
+                    sources: Sources::new(GRACE),
+                    sessions: BTreeMap::new(),
+                    duplicates: 0,
+                })
+                .collect();
+            Sim {
+                nodes,
+                wire: BTreeMap::new(),
+                now: Instant::now(),
+            }
+        }
+
+        /// `n` nodes on a ring plus `n` random chords, all connected.
+        fn ring_with_chords(n: usize, rng: &mut rand::rngs::StdRng) -> Sim {
+            use rand::Rng;
+            let mut sim = Sim::new(n);
+            let mut links: BTreeSet<(usize, usize)> = (0..n)
+                .map(|i| (i.min((i + 1) % n), i.max((i + 1) % n)))
+                .collect();
+            for _ in 0..n {
+                let (a, b) = (rng.gen_range(0..n), rng.gen_range(0..n));
+                if a != b {
+                    links.insert((a.min(b), a.max(b)));
+                }
+            }
+            for &(a, b) in &links {
+                sim.connect(a, b, None);
+            }
+            sim
+        }
+
+        fn connect(&mut self, a: usize, b: usize, memories: Option<(PeerMemory, PeerMemory)>) {
+            let (ma, mb) = memories.map_or((None, None), |(x, y)| (Some(x), Some(y)));
+            for (x, y, m) in [(a, b, ma), (b, a, mb)] {
+                let modes = self.nodes[x].sources.connect(sim_id(y));
+                let mine = self.nodes[x].heads.clone();
+                let s = Session::start(&Policy::Open, mine, m, false, Some(modes));
+                self.nodes[x].sessions.insert(y, s);
+                self.wire.insert((x, y), VecDeque::new());
+            }
+        }
+
+        fn disconnect(&mut self, a: usize, b: usize) -> (PeerMemory, PeerMemory) {
+            let mut memories = Vec::new();
+            for (x, y) in [(a, b), (b, a)] {
+                let s = self.nodes[x].sessions.remove(&y).unwrap();
+                memories.push(s.memory());
+                self.wire.remove(&(x, y));
+                let changes = self.nodes[x].sources.disconnect(sim_id(y));
+                self.apply(x, changes);
+            }
+            let b_mem = memories.pop().unwrap();
+            (memories.pop().unwrap(), b_mem)
+        }
+
+        fn apply(&mut self, x: usize, changes: Vec<ModeChange>) {
+            for c in changes {
+                let peer = usize::from(c.peer.0[0] - 1);
+                if let Some(s) = self.nodes[x].sessions.get_mut(&peer) {
+                    s.set_modes(c.reset, &c.feeds);
+                }
+            }
+        }
+
+        /// Moves what every session wants to send onto the wire.
+        fn flush(&mut self) {
+            for x in 0..self.nodes.len() {
+                for (&y, s) in &mut self.nodes[x].sessions {
+                    let q = self.wire.get_mut(&(x, y)).unwrap();
+                    while let Some(p) = s.poll_packet() {
+                        q.push_back(p);
+                    }
+                    while let Some((feed, first, last)) = s.next_range() {
+                        for seq in first..=last {
+                            let mut bytes = feed.0.to_vec();
+                            bytes.extend_from_slice(&seq.to_be_bytes());
+                            q.push_back(Packet::Message(bytes));
+                        }
+                    }
+                }
+            }
+        }
+
+        fn appended(&mut self, x: usize, feed: FeedId, seq: u64) {
+            for s in self.nodes[x].sessions.values_mut() {
+                s.on_local_append(feed, seq);
+            }
+        }
+
+        fn publish(&mut self, x: usize) {
+            let feed = sim_id(x);
+            let seq = self.nodes[x].heads[&feed] + 1;
+            self.nodes[x].heads.insert(feed, seq);
+            self.appended(x, feed, seq);
+        }
+
+        /// Delivers the next packet on link `from → to`.
+        fn deliver(&mut self, from: usize, to: usize) {
+            let Some(p) = self.wire.get_mut(&(from, to)).and_then(|q| q.pop_front()) else {
+                return;
+            };
+            let peer = sim_id(from);
+            let node = &mut self.nodes[to];
+            let s = node.sessions.get_mut(&from).unwrap();
+            let mut changes = Vec::new();
+            match s.on_packet(p).unwrap() {
+                Incoming::Message(bytes) => {
+                    let feed = FeedId(bytes[..32].try_into().unwrap());
+                    let seq = u64::from_be_bytes(bytes[32..].try_into().unwrap());
+                    let held = node.heads.get(&feed).copied().unwrap_or(0);
+                    assert!(seq <= held + 1, "a gap in a feed: {seq} after {held}");
+                    let new = seq == held + 1;
+                    if new {
+                        node.heads.insert(feed, seq);
+                    } else {
+                        node.duplicates += 1;
+                    }
+                    s.on_received(feed, seq);
+                    let head = node.heads[&feed];
+                    let pushing = s.asks_push(&feed);
+                    changes.extend(
+                        node.sources
+                            .delivered(peer, feed, pushing, new, head, self.now),
+                    );
+                    if new {
+                        self.appended(to, feed, seq);
+                    }
+                }
+                Incoming::Goodbye => unreachable!(),
+                Incoming::Nothing | Incoming::ClockReady => {
+                    for (feed, seq, head) in s.take_ahead() {
+                        changes.extend(node.sources.noted(peer, feed, seq, head, self.now));
+                    }
+                }
+            }
+            self.apply(to, changes);
+        }
+
+        fn tick(&mut self, by: Duration) {
+            self.now += by;
+            for x in 0..self.nodes.len() {
+                let heads = self.nodes[x].heads.clone();
+                let now = self.now;
+                let changes = self.nodes[x]
+                    .sources
+                    .poll(now, |f| heads.get(f).copied().unwrap_or(0));
+                self.apply(x, changes);
+            }
+        }
+
+        fn in_flight(&self) -> bool {
+            self.wire.values().any(|q| !q.is_empty())
+        }
+    }
+
+    /// Runs a random mesh to quiescence; returns (heads per node, the
+    /// expected heads, duplicates).
+    /// `max_tick_ms` is the most time that passes at once (20 % of steps):
+    /// large values make links slow against the grace time.
+    fn run_mesh(
+        seed: u64,
+        n: usize,
+        publishes: usize,
+        cut: bool,
+        max_tick_ms: u64,
+    ) -> (Sim, BTreeMap<FeedId, u64>) {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut sim = Sim::ring_with_chords(n, &mut rng);
+        let ring_link = (0, 1);
+        let mut cut_at = cut.then(|| rng.gen_range(0..800usize));
+        let mut cut_memories = None;
+        let mut published = 0;
+        let links: Vec<(usize, usize)> = sim.wire.keys().copied().collect();
+        for step in 0..3_000usize {
+            sim.flush();
+            if cut_at == Some(step) && sim.nodes[0].sessions.contains_key(&1) {
+                cut_memories = Some(sim.disconnect(ring_link.0, ring_link.1));
+                cut_at = None;
+            }
+            if step == 1_500
+                && let Some(m) = cut_memories.take()
+            {
+                sim.connect(ring_link.0, ring_link.1, Some(m));
+                continue;
+            }
+            match rng.gen_range(0..100) {
+                0..70 => {
+                    let (a, b) = links[rng.gen_range(0..links.len())];
+                    sim.deliver(a, b);
+                }
+                70..80 if published < publishes => {
+                    sim.publish(rng.gen_range(0..n));
+                    published += 1;
+                }
+                _ => sim.tick(Duration::from_millis(rng.gen_range(0..=max_tick_ms))),
+            }
+        }
+        if let Some(m) = cut_memories.take() {
+            sim.connect(ring_link.0, ring_link.1, Some(m));
+        }
+        let expected: BTreeMap<FeedId, u64> = (0..n)
+            .map(|i| (sim_id(i), sim.nodes[i].heads[&sim_id(i)]))
+            .collect();
+        // Drain: deliver everything, let grace times pass; bounded.
+        for _ in 0..200 {
+            sim.flush();
+            while sim.in_flight() {
+                let links: Vec<(usize, usize)> = sim.wire.keys().copied().collect();
+                for (a, b) in links {
+                    sim.deliver(a, b);
+                }
+                sim.flush();
+            }
+            if sim
+                .nodes
+                .iter()
+                .all(|node| expected.iter().all(|(f, s)| sim_head(node, f) == *s))
+            {
+                break;
+            }
+            sim.tick(GRACE / 2);
+        }
+        (sim, expected)
+    }
+
+    /// Links of equal speed: each round delivers what was on every link
+    /// at its start (one hop); a message is published every `every`
+    /// rounds. Returns the duplicates received in the first and the second
+    /// half of the publishes.
+    fn run_rounds(seed: u64, n: usize, publishes: usize, every: usize) -> (u64, u64) {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut sim = Sim::ring_with_chords(n, &mut rng);
+        let mut halves = [0, 0];
+        for k in 0..publishes + 50 {
+            if k < publishes {
+                sim.publish(rng.gen_range(0..n));
+            }
+            for _ in 0..every {
+                sim.flush();
+                let lens: Vec<((usize, usize), usize)> =
+                    sim.wire.iter().map(|(l, q)| (*l, q.len())).collect();
+                for ((a, b), len) in lens {
+                    for _ in 0..len {
+                        sim.deliver(a, b);
+                    }
+                }
+                sim.tick(Duration::from_millis(5));
+            }
+            let dups: u64 = sim.nodes.iter().map(|n| n.duplicates).sum();
+            halves[usize::from(k >= publishes / 2)] = dups;
+        }
+        for (i, node) in sim.nodes.iter().enumerate() {
+            for x in 0..n {
+                let feed = sim_id(x);
+                assert_eq!(
+                    sim_head(node, &feed),
+                    sim_head(&sim.nodes[x], &feed),
+                    "node {i}"
+                );
+            }
+        }
+        (halves[0], halves[1] - halves[0])
+    }
+
+    #[test]
+    fn duplicates_stop_once_each_feed_has_its_source() {
+        // Messages one hop apart: the first ones of each feed may come
+        // twice while sources are chosen; later ones come once.
+        let (first, second) = run_rounds(7, 8, 200, 1);
+        assert!(first <= 8 * 8, "{first} duplicates while choosing sources");
+        assert!(second <= 8, "{second} duplicates once sources are chosen");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        #[test]
+        fn every_node_of_a_mesh_converges(seed in proptest::prelude::any::<u64>(), n in 2usize..7, cut in proptest::prelude::any::<bool>()) {
+            let (sim, expected) = run_mesh(seed, n, 40, cut, 60);
+            for (i, node) in sim.nodes.iter().enumerate() {
+                for (feed, seq) in &expected {
+                    proptest::prop_assert_eq!(sim_head(node, feed), *seq, "node {}", i);
+                }
+            }
+        }
     }
 }

@@ -18,8 +18,13 @@ pub const PACKET_HEADER: usize = 3;
 pub const CLOCK_ENTRY: usize = 40;
 /// Most clock entries in one packet.
 pub const MAX_CLOCK_ENTRIES: usize = (MAX_PLAINTEXT - PACKET_HEADER) / CLOCK_ENTRY;
-/// Protocol version carried in `Hello`.
-pub const PROTOCOL_VERSION: u8 = 1;
+/// Bytes of one `Push` entry: feed (32) and mode (1).
+pub const PUSH_ENTRY: usize = 33;
+/// Most `Push` entries in one packet (after its one-byte default).
+pub const MAX_PUSH_ENTRIES: usize = (MAX_PLAINTEXT - PACKET_HEADER - 1) / PUSH_ENTRY;
+/// Protocol version carried in `Hello`. Version 2 added `Push` (one live
+/// source per feed) and [`FLAG_ONCE`]; version 1 peers are refused.
+pub const PROTOCOL_VERSION: u8 = 2;
 
 /// Clock value: "never send me this feed" (blocked, or not wanted).
 pub const UNWANTED: u64 = u64::MAX;
@@ -35,9 +40,18 @@ const KIND_MESSAGE: u8 = 4;
 const KIND_RESYNC: u8 = 5;
 const KIND_PING: u8 = 6;
 const KIND_GOODBYE: u8 = 7;
+const KIND_PUSH: u8 = 8;
+
+const PUSH_DEFAULT_KEEP: u8 = 0;
+const PUSH_DEFAULT_PUSH: u8 = 1;
+const PUSH_DEFAULT_NOTES: u8 = 2;
 
 /// `Hello` flag: "send me any feed you have that I have not marked unwanted".
 pub const FLAG_OPEN: u8 = 1;
+/// `Hello` flag: "this is a one-off sync that ends once caught up": the
+/// receiver pushes every feed to this peer and asks no `Push` modes of it
+/// that would leave it waiting.
+pub const FLAG_ONCE: u8 = 2;
 
 /// One replication packet.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,6 +84,17 @@ pub enum Packet {
     Ping,
     /// Clean end of the session.
     Goodbye,
+    /// How the sender wants each feed in live mode: pushed (`true`: send
+    /// me its messages as you get them) or notes only (`false`: send me
+    /// only clock entries with your latest sequence). Lets a node take
+    /// each feed from one peer at a time.
+    Push {
+        /// When set, first reset every feed to this mode (the per-feed
+        /// entries of earlier `Push` packets are forgotten).
+        default: Option<bool>,
+        /// Per-feed modes, applied after the default.
+        entries: Vec<(FeedId, bool)>,
+    },
 }
 
 /// A packet that cannot be decoded.
@@ -92,6 +117,9 @@ pub enum WireError {
     /// A clock value is above the reserved range.
     #[error("clock entry with an impossible sequence {0}")]
     BadSequence(u64),
+    /// A `Push` mode byte is not one this version knows.
+    #[error("push packet with an unknown mode {0}")]
+    BadMode(u8),
     /// The payload is larger than a frame can carry.
     #[error("packet payload of {0} bytes is too large")]
     TooLarge(usize),
@@ -107,6 +135,7 @@ impl Packet {
                 Packet::ClockEnd { .. } => 32,
                 Packet::Message(bytes) => bytes.len(),
                 Packet::Resync | Packet::Ping | Packet::Goodbye => 0,
+                Packet::Push { entries, .. } => 1 + entries.len() * PUSH_ENTRY,
             }
     }
 
@@ -124,6 +153,7 @@ impl Packet {
             Packet::Resync => KIND_RESYNC,
             Packet::Ping => KIND_PING,
             Packet::Goodbye => KIND_GOODBYE,
+            Packet::Push { .. } => KIND_PUSH,
         };
         out.push(kind);
         // Bounded by the check above.
@@ -147,6 +177,17 @@ impl Packet {
             Packet::ClockEnd { digest } => out.extend_from_slice(digest),
             Packet::Message(bytes) => out.extend_from_slice(bytes),
             Packet::Resync | Packet::Ping | Packet::Goodbye => {}
+            Packet::Push { default, entries } => {
+                out.push(match default {
+                    None => PUSH_DEFAULT_KEEP,
+                    Some(true) => PUSH_DEFAULT_PUSH,
+                    Some(false) => PUSH_DEFAULT_NOTES,
+                });
+                for (feed, push) in entries {
+                    out.extend_from_slice(&feed.0);
+                    out.push(u8::from(*push));
+                }
+            }
         }
         Ok(())
     }
@@ -223,6 +264,32 @@ impl Packet {
                     KIND_PING => Packet::Ping,
                     _ => Packet::Goodbye,
                 }
+            }
+            KIND_PUSH => {
+                let Some((&default, body)) = payload.split_first() else {
+                    return Err(bad);
+                };
+                if body.len() % PUSH_ENTRY != 0 {
+                    return Err(bad);
+                }
+                let default = match default {
+                    PUSH_DEFAULT_KEEP => None,
+                    PUSH_DEFAULT_PUSH => Some(true),
+                    PUSH_DEFAULT_NOTES => Some(false),
+                    other => return Err(WireError::BadMode(other)),
+                };
+                let mut entries = Vec::with_capacity(body.len() / PUSH_ENTRY);
+                for chunk in body.chunks_exact(PUSH_ENTRY) {
+                    let mut feed = [0u8; 32];
+                    feed.copy_from_slice(&chunk[..32]);
+                    let push = match chunk[32] {
+                        0 => false,
+                        1 => true,
+                        other => return Err(WireError::BadMode(other)),
+                    };
+                    entries.push((FeedId(feed), push));
+                }
+                Packet::Push { default, entries }
             }
             other => return Err(WireError::UnknownKind(other)),
         };
@@ -301,6 +368,14 @@ mod tests {
             Packet::Resync,
             Packet::Ping,
             Packet::Goodbye,
+            Packet::Push {
+                default: Some(false),
+                entries: vec![(FeedId([4; 32]), true), (FeedId([5; 32]), false)],
+            },
+            Packet::Push {
+                default: None,
+                entries: vec![],
+            },
         ]
     }
 
@@ -343,6 +418,23 @@ mod tests {
             Packet::decode_all(&big),
             Err(WireError::BadLength { .. })
         ));
+        // Push: an empty payload, a partial entry, unknown mode bytes.
+        assert!(matches!(
+            Packet::decode_all(&[8, 0, 0]),
+            Err(WireError::BadLength { kind: 8, .. })
+        ));
+        assert!(matches!(
+            Packet::decode_all(&[8, 0, 2, 0, 1]),
+            Err(WireError::BadLength { kind: 8, .. })
+        ));
+        assert_eq!(
+            Packet::decode_all(&[8, 0, 1, 3]),
+            Err(WireError::BadMode(3))
+        );
+        let mut push = vec![8, 0, 34, 0];
+        push.extend_from_slice(&[1; 32]);
+        push.push(2);
+        assert_eq!(Packet::decode_all(&push), Err(WireError::BadMode(2)));
     }
 
     #[test]

@@ -759,3 +759,41 @@ async fn a_feed_blocked_during_a_session_is_not_taken() {
     );
     x_node.0.shutdown();
 }
+
+// ---------------------------------------------------------------------------
+// One live source per feed.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_feed_comes_live_from_one_peer_and_a_lost_source_is_replaced() {
+    let a = TestNode::start().await;
+    let b = TestNode::start().await;
+    let c = TestNode::start().await;
+    // A triangle; C connects to B first, so B is C's default source.
+    b.keep_connected_to(&a, true);
+    wait_until("B to connect to A", || b.is_connected_to(&a.feed())).await;
+    c.keep_connected_to(&b, true);
+    wait_until("C to connect to B", || c.is_connected_to(&b.feed())).await;
+    c.keep_connected_to(&a, true);
+    wait_until("C to connect to A", || c.is_connected_to(&a.feed())).await;
+
+    let rounds = 20u64;
+    for n in 1..=rounds {
+        a.publish(&about_content(&format!("Ana {n}")));
+        wait_until("C to get the message", || c.head(&a.feed()) == n).await;
+    }
+    // Flooding would bring C nearly every message twice (from A and via B).
+    let dups = c.node.stats().duplicates;
+    assert!(dups * 2 < rounds, "C got {dups} of {rounds} messages twice");
+
+    // C's source goes away: A's feed must keep coming, now from A.
+    let b_feed = b.feed();
+    drop(b);
+    wait_disconnected(&c, &b_feed).await;
+    for n in rounds + 1..=rounds + 5 {
+        a.publish(&about_content(&format!("Ana {n}")));
+    }
+    wait_until("C to get the messages after losing B", || {
+        c.head(&a.feed()) == rounds + 5
+    })
+    .await;
+}
