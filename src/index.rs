@@ -27,7 +27,7 @@ use crate::message::{FeedId, Message, MessageId};
 pub mod prefix {
     /// event id → [`super::EventState`]
     pub const EVENT: u8 = b'e';
-    /// start instant ‖ event id → ()
+    /// start instant ‖ event id → finish instant ([`super::instant_bytes`])
     pub const EVENT_BY_START: u8 = b's';
     /// finish instant (end, or start if none) ‖ event id → start instant
     /// ([`super::instant_bytes`]): splits upcoming from past, and orders
@@ -43,11 +43,16 @@ pub mod prefix {
     pub const CONTACT: u8 = b'c';
     /// event id ‖ RSVP author → [`super::AdmissionState`]
     pub const ADMISSION: u8 = b'a';
+    /// start instant ‖ event id → finish instant, for events lasting longer
+    /// than [`super::LONG_EVENT_MS`] only: with it, the next few upcoming
+    /// events are found without reading every upcoming one.
+    pub const LONG_EVENT: u8 = b'l';
     /// All index prefixes, for reindex and fsck.
-    pub const ALL: [u8; 8] = [
+    pub const ALL: [u8; 9] = [
         EVENT,
         EVENT_BY_START,
         EVENT_BY_FINISH,
+        LONG_EVENT,
         RSVP,
         TALLY,
         ABOUT,
@@ -491,6 +496,11 @@ pub fn apply<K: Kv>(kv: &mut K, msg: &Message) -> Result<Indexed, K::Error> {
     }
 }
 
+/// Events lasting longer than this (a day) are also in the
+/// [`prefix::LONG_EVENT`] index. An event that started before now minus
+/// this and is still going on must be one of them.
+pub const LONG_EVENT_MS: i64 = 24 * 60 * 60 * 1000;
+
 fn finish_ms(state: &EventState) -> i64 {
     state
         .event
@@ -499,14 +509,25 @@ fn finish_ms(state: &EventState) -> i64 {
 }
 
 fn put_time_entries<K: Kv>(kv: &mut K, state: &EventState) {
+    let (start, finish) = (state.event.start_ms(), finish_ms(state));
     kv.put(
-        time_key(prefix::EVENT_BY_START, state.event.start_ms(), &state.id),
-        Vec::new(),
+        time_key(prefix::EVENT_BY_START, start, &state.id),
+        instant_bytes(finish).to_vec(),
     );
     kv.put(
-        time_key(prefix::EVENT_BY_FINISH, finish_ms(state), &state.id),
-        instant_bytes(state.event.start_ms()).to_vec(),
+        time_key(prefix::EVENT_BY_FINISH, finish, &state.id),
+        instant_bytes(start).to_vec(),
     );
+    if is_long(start, finish) {
+        kv.put(
+            time_key(prefix::LONG_EVENT, start, &state.id),
+            instant_bytes(finish).to_vec(),
+        );
+    }
+}
+
+fn is_long(start_ms: i64, finish_ms: i64) -> bool {
+    finish_ms.saturating_sub(start_ms) > LONG_EVENT_MS
 }
 
 fn delete_time_entries<K: Kv>(kv: &mut K, state: &EventState) {
@@ -520,4 +541,11 @@ fn delete_time_entries<K: Kv>(kv: &mut K, state: &EventState) {
         finish_ms(state),
         &state.id,
     ));
+    if is_long(state.event.start_ms(), finish_ms(state)) {
+        kv.delete(time_key(
+            prefix::LONG_EVENT,
+            state.event.start_ms(),
+            &state.id,
+        ));
+    }
 }

@@ -751,20 +751,49 @@ impl Store {
     /// Events that have not finished by `now_ms` (end, or start when there
     /// is no end, at or after now), sorted by start; with a `limit`, the
     /// first `limit` of them.
+    ///
+    /// With a limit the work does not grow with the number of upcoming
+    /// events: the ones going on now started within the last
+    /// [`index::LONG_EVENT_MS`] or are long events, and the rest are the
+    /// first entries of the by-start index from now on.
     pub fn upcoming_events(
         &self,
         now_ms: i64,
         limit: Option<usize>,
     ) -> Result<Vec<EventState>, StoreError> {
-        let from = [
-            &[index::prefix::EVENT_BY_FINISH][..],
-            &index::instant_bytes(now_ms),
-        ]
-        .concat();
-        let to = vec![index::prefix::EVENT_BY_FINISH + 1];
-        let mut found = self.by_finish(from, to)?;
-        if let Some(n) = limit {
-            found.truncate(n);
+        let Some(limit) = limit else {
+            let from = time_bound(index::prefix::EVENT_BY_FINISH, now_ms);
+            return self
+                .states_of(self.time_entries(from, vec![index::prefix::EVENT_BY_FINISH + 1])?);
+        };
+        let recent = now_ms.saturating_sub(index::LONG_EVENT_MS);
+        let mut found = Vec::new();
+        for (start, id, finish) in self
+            .time_entries(
+                time_bound(index::prefix::EVENT_BY_START, recent),
+                time_bound(index::prefix::EVENT_BY_START, now_ms),
+            )?
+            .into_iter()
+            .chain(self.time_entries(
+                vec![index::prefix::LONG_EVENT],
+                time_bound(index::prefix::LONG_EVENT, recent),
+            )?)
+        {
+            if finish >= now_ms {
+                found.push((start, id, finish));
+            }
+        }
+        found.sort_unstable();
+        found.truncate(limit);
+        // Everything starting from now on comes after what is going on.
+        let mut later = self.tree.range(
+            time_bound(index::prefix::EVENT_BY_START, now_ms)
+                ..vec![index::prefix::EVENT_BY_START + 1],
+        );
+        while found.len() < limit {
+            let Some(item) = later.next() else { break };
+            let (k, v) = item?;
+            found.push(decode_time_entry(&k, &v)?);
         }
         self.states_of(found)
     }
@@ -776,61 +805,58 @@ impl Store {
         now_ms: i64,
         limit: Option<usize>,
     ) -> Result<Vec<EventState>, StoreError> {
-        let from = vec![index::prefix::EVENT_BY_FINISH];
-        let to = [
-            &[index::prefix::EVENT_BY_FINISH][..],
-            &index::instant_bytes(now_ms),
-        ]
-        .concat();
-        let mut found = self.by_finish(from, to)?;
-        if let Some(n) = limit {
-            found.drain(..found.len().saturating_sub(n));
+        let Some(limit) = limit else {
+            let to = time_bound(index::prefix::EVENT_BY_FINISH, now_ms);
+            return self.states_of(self.time_entries(vec![index::prefix::EVENT_BY_FINISH], to)?);
+        };
+        // Walk back from now by start, skipping what is still going on.
+        let mut found = Vec::new();
+        let earlier = self.tree.range(
+            vec![index::prefix::EVENT_BY_START]..time_bound(index::prefix::EVENT_BY_START, now_ms),
+        );
+        for item in earlier.rev() {
+            if found.len() == limit {
+                break;
+            }
+            let (k, v) = item?;
+            let entry = decode_time_entry(&k, &v)?;
+            if entry.2 < now_ms {
+                found.push(entry);
+            }
         }
+        found.reverse();
         self.states_of(found)
     }
 
     /// Every known event, sorted by start.
     pub fn all_events(&self) -> Result<Vec<EventState>, StoreError> {
-        let mut found = Vec::new();
-        for item in self.tree.scan_prefix([index::prefix::EVENT_BY_START]) {
-            let (k, _) = item?;
-            let corrupt = || CorruptEntry {
-                key: hex::encode(&k),
-                reason: "by-start entry is not an instant and an event id".into(),
-            };
-            let id = index::event_of_time_key(&k).ok_or_else(corrupt)?;
-            let start = k
-                .get(1..9)
-                .and_then(index::instant_of_bytes)
-                .ok_or_else(corrupt)?;
-            found.push((start, id));
-        }
-        self.states_of(found)
+        self.states_of(self.time_entries(
+            vec![index::prefix::EVENT_BY_START],
+            vec![index::prefix::EVENT_BY_START + 1],
+        )?)
     }
 
-    /// `(start, event)` of the by-finish entries in `from..to`, sorted by
-    /// start. Reads no event state: the entries hold the start.
-    fn by_finish(&self, from: Vec<u8>, to: Vec<u8>) -> Result<Vec<(i64, MessageId)>, StoreError> {
+    /// The time-index entries in `from..to` as `(start, event, finish)`,
+    /// sorted by start.
+    fn time_entries(
+        &self,
+        from: Vec<u8>,
+        to: Vec<u8>,
+    ) -> Result<Vec<(i64, MessageId, i64)>, StoreError> {
         let mut found = Vec::new();
         for item in self.tree.range(from..to) {
             let (k, v) = item?;
-            let corrupt = || CorruptEntry {
-                key: hex::encode(&k),
-                reason: "by-finish entry is not an event id and a start".into(),
-            };
-            let id = index::event_of_time_key(&k).ok_or_else(corrupt)?;
-            let start = index::instant_of_bytes(&v).ok_or_else(corrupt)?;
-            found.push((start, id));
+            found.push(decode_time_entry(&k, &v)?);
         }
         found.sort_unstable();
         Ok(found)
     }
 
     /// The states of events named by a time index, in the given order.
-    fn states_of(&self, events: Vec<(i64, MessageId)>) -> Result<Vec<EventState>, StoreError> {
+    fn states_of(&self, events: Vec<(i64, MessageId, i64)>) -> Result<Vec<EventState>, StoreError> {
         events
             .into_iter()
-            .map(|(_, id)| {
+            .map(|(_, id, _)| {
                 Ok(self.event(&id)?.ok_or_else(|| CorruptEntry {
                     key: hex::encode(index::event_key(&id)),
                     reason: "a time index names a missing event".into(),
@@ -1092,6 +1118,32 @@ impl Store {
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
         Ok(self.db.size_on_disk()? + self.log.size()?)
     }
+}
+
+/// The first key of time index `prefix` at or after `instant_ms`.
+fn time_bound(prefix: u8, instant_ms: i64) -> Vec<u8> {
+    [&[prefix][..], &index::instant_bytes(instant_ms)].concat()
+}
+
+/// A time-index entry as `(start, event, finish)`: by-start and long-event
+/// entries have the start in the key and the finish as value, by-finish
+/// entries the other way round.
+fn decode_time_entry(key: &[u8], value: &[u8]) -> Result<(i64, MessageId, i64), StoreError> {
+    let corrupt = || CorruptEntry {
+        key: hex::encode(key),
+        reason: "time entry is not an instant, an event id and an instant".into(),
+    };
+    let in_key = key
+        .get(1..9)
+        .and_then(index::instant_of_bytes)
+        .ok_or_else(corrupt)?;
+    let id = index::event_of_time_key(key).ok_or_else(corrupt)?;
+    let in_value = index::instant_of_bytes(value).ok_or_else(corrupt)?;
+    Ok(if key.first() == Some(&index::prefix::EVENT_BY_FINISH) {
+        (in_value, id, in_key)
+    } else {
+        (in_key, id, in_value)
+    })
 }
 
 /// Stages a validated next message: log, id, head, and index entries.

@@ -194,3 +194,51 @@ proptest! {
         prop_assert!(outcome.is_err(), "flip at {} by {:#x} went unnoticed", i, mask);
     }
 }
+
+/// An RFC 3339 time `hours` after 2030-01-01T00:00:00Z.
+fn time_at(hours: i64) -> potluck::content::EventTime {
+    let t = jiff::Timestamp::from_second(1_893_456_000 + hours * 3600).unwrap();
+    potluck::content::EventTime::parse("start", &t.to_string()).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// A page of upcoming or past events (read through the by-start and
+    /// long-event indexes) is exactly the start, or the end, of the full
+    /// list (read through the by-finish index), whatever mix of short,
+    /// long, ongoing, past and future events the store holds.
+    #[test]
+    fn event_pages_agree_with_the_full_lists(
+        events in proptest::collection::vec((-200i64..200, proptest::option::of(0i64..100)), 0..14),
+        now_hours in -150i64..150,
+        limit in 1usize..6,
+    ) {
+        let (_dir, store) = open_store();
+        let key = SigningKey::from_bytes(&[5; 32]);
+        for (i, (start, hours)) in events.iter().enumerate() {
+            let event = potluck::content::Event {
+                title: format!("e{i}"),
+                start: time_at(*start),
+                end: hours.map(|h| time_at(start + h)),
+                tz: None,
+                location: None,
+                url: None,
+                description: None,
+                capacity: None,
+            };
+            store.publish(&key, &event.to_content_bytes(), i as i64).unwrap();
+        }
+        let now_ms = (1_893_456_000 + now_hours * 3600) * 1000;
+        let ids = |list: Vec<potluck::index::EventState>| -> Vec<MessageId> {
+            list.into_iter().map(|e| e.id).collect()
+        };
+        let upcoming = ids(store.upcoming_events(now_ms, None).unwrap());
+        let page = ids(store.upcoming_events(now_ms, Some(limit)).unwrap());
+        prop_assert_eq!(&page[..], &upcoming[..limit.min(upcoming.len())]);
+        let past = ids(store.past_events(now_ms, None).unwrap());
+        let page = ids(store.past_events(now_ms, Some(limit)).unwrap());
+        prop_assert_eq!(&page[..], &past[past.len().saturating_sub(limit)..]);
+        prop_assert_eq!(upcoming.len() + past.len(), events.len());
+    }
+}
