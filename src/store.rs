@@ -72,6 +72,40 @@ const LOG_FILE: &str = "messages.log";
 /// store occupies one segment.
 pub const SLED_SEGMENT_SIZE: usize = 8 * 1024 * 1024;
 
+/// How long [`Store::open`] waits for a lock that a store just closed in
+/// this process may still hold: sled finishes closing in its own threads
+/// after the last handle is dropped.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Opens sled in `path` with the store's settings. A held lock is retried
+/// for up to [`LOCK_WAIT`] before it is reported as [`StoreError::Locked`].
+fn open_sled(path: &Path) -> Result<sled::Db, StoreError> {
+    let started = std::time::Instant::now();
+    loop {
+        let result = sled::Config::new()
+            .path(path)
+            .cache_capacity(64 * 1024 * 1024)
+            .segment_size(SLED_SEGMENT_SIZE)
+            .open();
+        match result {
+            Ok(db) => return Ok(db),
+            // sled reports a held lock file as an `Other` error.
+            Err(sled::Error::Io(ref io))
+                if io.kind() == std::io::ErrorKind::WouldBlock
+                    || io.to_string().contains("could not acquire lock") =>
+            {
+                if started.elapsed() >= LOCK_WAIT {
+                    return Err(StoreError::Locked {
+                        path: path.display().to_string(),
+                    });
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(other) => return Err(StoreError::Db(other)),
+        }
+    }
+}
+
 /// The segment size recorded in sled's `conf` file in `dir`, if there is
 /// one (a small text file of `key: value` lines).
 fn persisted_segment_size(dir: &Path) -> Option<usize> {
@@ -351,23 +385,7 @@ impl Store {
                 found: 1,
             });
         }
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(64 * 1024 * 1024)
-            .segment_size(SLED_SEGMENT_SIZE)
-            .open()
-            .map_err(|e| match e {
-                // sled reports a held lock file as an `Other` error.
-                sled::Error::Io(ref io)
-                    if io.kind() == std::io::ErrorKind::WouldBlock
-                        || io.to_string().contains("could not acquire lock") =>
-                {
-                    StoreError::Locked {
-                        path: path.display().to_string(),
-                    }
-                }
-                other => StoreError::Db(other),
-            })?;
+        let db = open_sled(path)?;
         let tree = db.open_tree("potluck")?;
         match tree.get(FORMAT_KEY)? {
             Some(v) if v[..] == [STORE_FORMAT] => {}
