@@ -165,7 +165,8 @@ enum Command {
         /// Events that have already finished instead.
         #[arg(long, conflicts_with = "all")]
         past: bool,
-        /// Every known event.
+        /// Every known event, past and upcoming, from the earliest (still
+        /// at most `--limit` of them).
         #[arg(long)]
         all: bool,
         /// Show at most this many events: the next ones, or with `--past`

@@ -627,6 +627,20 @@ impl Event {
     /// The `type` of an event.
     pub const TYPE: &'static str = "event";
 
+    /// An event with just a title and a start; every optional field unset.
+    pub fn new(title: impl Into<String>, start: EventTime) -> Event {
+        Event {
+            title: title.into(),
+            start,
+            end: None,
+            tz: None,
+            location: None,
+            url: None,
+            description: None,
+            capacity: None,
+        }
+    }
+
     /// Checks every field and that the published content fits in a message.
     pub fn validate(&self) -> Result<(), ContentError> {
         self.check_fields()?;
@@ -1410,16 +1424,7 @@ mod tests {
     }
 
     fn minimal_event() -> Event {
-        Event {
-            title: "Soup".into(),
-            start: time(START),
-            end: None,
-            tz: None,
-            location: None,
-            url: None,
-            description: None,
-            capacity: None,
-        }
+        Event::new("Soup", time(START))
     }
 
     fn parse_str(s: &str) -> Result<Content, ContentError> {

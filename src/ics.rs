@@ -542,16 +542,10 @@ mod tests {
         EventState {
             id: MessageId([1; 32]),
             author: FeedId([2; 32]),
-            event: Event {
-                title: title.to_owned(),
-                start: EventTime::parse("start", "2027-01-30T16:00:00-05:00").unwrap(),
-                end: None,
-                tz: None,
-                location: None,
-                url: None,
-                description: None,
-                capacity: None,
-            },
+            event: Event::new(
+                title,
+                EventTime::parse("start", "2027-01-30T16:00:00-05:00").unwrap(),
+            ),
             revision: 0,
             status: EventStatus::Scheduled,
             cancel_reason: None,

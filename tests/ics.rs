@@ -24,14 +24,8 @@ fn time(s: &str) -> EventTime {
 
 fn event(title: &str, start: &str, end: Option<&str>) -> Event {
     Event {
-        title: title.to_owned(),
-        start: time(start),
         end: end.map(time),
-        tz: None,
-        location: None,
-        url: None,
-        description: None,
-        capacity: None,
+        ..Event::new(title, time(start))
     }
 }
 

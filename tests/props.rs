@@ -218,14 +218,8 @@ proptest! {
         let key = SigningKey::from_bytes(&[5; 32]);
         for (i, (start, hours)) in events.iter().enumerate() {
             let event = potluck::content::Event {
-                title: format!("e{i}"),
-                start: time_at(*start),
                 end: hours.map(|h| time_at(start + h)),
-                tz: None,
-                location: None,
-                url: None,
-                description: None,
-                capacity: None,
+                ..potluck::content::Event::new(format!("e{i}"), time_at(*start))
             };
             store.publish(&key, &event.to_content_bytes(), i as i64).unwrap();
         }

@@ -156,16 +156,10 @@ fn fsck_finds_a_damaged_index_and_reindex_repairs_it() {
     let k = key(7);
     {
         let store = Store::open(&path).unwrap();
-        let event = Event {
-            title: "Soup night".into(),
-            start: EventTime::parse("start", "2030-01-01T18:00:00Z").unwrap(),
-            end: None,
-            tz: None,
-            location: None,
-            url: None,
-            description: None,
-            capacity: None,
-        };
+        let event = Event::new(
+            "Soup night",
+            EventTime::parse("start", "2030-01-01T18:00:00Z").unwrap(),
+        );
         let e = store.publish(&k, &event.to_content_bytes(), 1).unwrap();
         let rsvp = Rsvp {
             event: e.id(),

@@ -236,14 +236,10 @@ pub async fn wait_disconnected(node: &TestNode, feed: &FeedId) {
 /// A valid event at [`START`] in "the park".
 pub fn event(title: &str, description: Option<String>, capacity: Option<u32>) -> Event {
     let event = Event {
-        title: title.into(),
-        start: EventTime::parse("start", START).unwrap(),
-        end: None,
-        tz: None,
         location: Some("the park".into()),
-        url: None,
         description,
         capacity,
+        ..Event::new(title, EventTime::parse("start", START).unwrap())
     };
     event.validate().unwrap();
     event
