@@ -254,27 +254,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let home = Home::at(dir.path());
         Identity::create(&home).unwrap();
-        std::fs::write(home.secret_path(), " ".repeat(5000)).unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(home.secret_path(), std::fs::Permissions::from_mode(0o600))
+        // Too long to be a key file, and not JSON at all.
+        for damaged in [" ".repeat(5000), "not json".to_owned()] {
+            std::fs::write(home.secret_path(), &damaged).unwrap();
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(
+                    home.secret_path(),
+                    std::fs::Permissions::from_mode(0o600),
+                )
                 .unwrap();
+            }
+            assert!(matches!(
+                Identity::load(&home),
+                Err(IdentityError::Corrupt { .. })
+            ));
         }
-        assert!(matches!(
-            Identity::load(&home),
-            Err(IdentityError::Corrupt { .. })
-        ));
-        std::fs::write(home.secret_path(), "not json").unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(home.secret_path(), std::fs::Permissions::from_mode(0o600))
-                .unwrap();
-        }
-        assert!(matches!(
-            Identity::load(&home),
-            Err(IdentityError::Corrupt { .. })
-        ));
     }
 }

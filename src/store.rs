@@ -785,22 +785,20 @@ impl Store {
                 .states_of(self.time_entries(from, vec![index::prefix::EVENT_BY_FINISH + 1])?);
         };
         let recent = now_ms.saturating_sub(index::LONG_EVENT_MS);
-        let mut found = Vec::new();
-        for (start, id, finish) in self
-            .time_entries(
-                time_bound(index::prefix::EVENT_BY_START, recent),
-                time_bound(index::prefix::EVENT_BY_START, now_ms),
-            )?
+        let started_recently = self.time_entries(
+            time_bound(index::prefix::EVENT_BY_START, recent),
+            time_bound(index::prefix::EVENT_BY_START, now_ms),
+        )?;
+        let long = self.time_entries(
+            vec![index::prefix::LONG_EVENT],
+            time_bound(index::prefix::LONG_EVENT, recent),
+        )?;
+        // Going on now: started before now, not finished yet.
+        let mut found: Vec<_> = started_recently
             .into_iter()
-            .chain(self.time_entries(
-                vec![index::prefix::LONG_EVENT],
-                time_bound(index::prefix::LONG_EVENT, recent),
-            )?)
-        {
-            if finish >= now_ms {
-                found.push((start, id, finish));
-            }
-        }
+            .chain(long)
+            .filter(|&(_, _, finish)| finish >= now_ms)
+            .collect();
         found.sort_unstable();
         found.truncate(limit);
         // Everything starting from now on comes after what is going on.
