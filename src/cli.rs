@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use potluck::admission;
 use potluck::content::{
     About, Change, Contact, Event, EventCancel, EventTime, EventUpdate, Rsvp, RsvpStatus,
-    display_time, rfc3339_in_zone,
+    rfc3339_in_zone,
 };
 use potluck::control::ControlResponse;
 use potluck::home::{HOME_ENV, Home};
@@ -22,6 +22,7 @@ use potluck::index::{EventState, EventStatus};
 use potluck::message::{FeedId, Message};
 use potluck::node::Node;
 use potluck::store::Store;
+use potluck::when;
 
 use crate::net;
 
@@ -275,15 +276,27 @@ struct EventFields {
     /// Title, 1-200 characters.
     #[arg(long)]
     title: String,
-    /// Start, RFC 3339 with offset, e.g. 2027-01-30T16:00:00-05:00.
+    /// Start: "2027-01-30 18:00" (or 2027-01-30T18:00, seconds optional)
+    /// in the --tz zone, else this computer's; or RFC 3339 with an offset,
+    /// e.g. 2027-01-30T18:00:00-05:00.
     #[arg(long)]
     start: String,
-    /// End, RFC 3339 with offset; not before the start.
+    /// End, written like the start; not before it.
     #[arg(long)]
     end: Option<String>,
-    /// IANA time zone to show times in, e.g. America/New_York.
+    /// IANA time zone of the event, e.g. America/New_York: wall-clock
+    /// times are read in it and people see times in it. Default: this
+    /// computer's zone, when a time is given without an offset.
     #[arg(long)]
     tz: Option<String>,
+    /// Allow an event that has already finished (it then shows only in
+    /// `potluck events --past`).
+    #[arg(long)]
+    past: bool,
+    /// The zone of the computer the command was typed on (set by the
+    /// command when it hands itself to a running node).
+    #[arg(long, hide = true)]
+    local_zone: Option<String>,
     /// Where it happens.
     #[arg(long)]
     location: Option<String>,
@@ -303,7 +316,8 @@ struct UpdateFields {
     /// New title.
     #[arg(long)]
     title: Option<String>,
-    /// New start, RFC 3339 with offset.
+    /// New start, written as for `announce` (a wall-clock time is read in
+    /// the event's zone, else this computer's).
     #[arg(long)]
     start: Option<String>,
     /// New end ("" clears it).
@@ -324,6 +338,12 @@ struct UpdateFields {
     /// New capacity (0 removes it).
     #[arg(long)]
     capacity: Option<u32>,
+    /// Allow moving the event into the past.
+    #[arg(long)]
+    past: bool,
+    /// See `announce --local-zone`.
+    #[arg(long, hide = true)]
+    local_zone: Option<String>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -369,12 +389,17 @@ pub fn run(args: Args, raw: Vec<String>) -> Result<u8> {
     // A running node has its own working directory and time zone: hand it
     // whole paths and ours.
     let mut raw = absolute_paths(&args.command, raw)?;
-    if let Command::Events {
-        local: true,
-        local_zone: None,
-        ..
-    } = &args.command
-    {
+    let needs_zone = match &args.command {
+        Command::Events {
+            local: true,
+            local_zone: None,
+            ..
+        } => true,
+        Command::Announce(fields) => fields.local_zone.is_none(),
+        Command::Update { fields, .. } => fields.local_zone.is_none(),
+        _ => false,
+    };
+    if needs_zone {
         raw.push("--local-zone".into());
         raw.push(local_zone());
     }
@@ -398,6 +423,7 @@ pub fn run(args: Args, raw: Vec<String>) -> Result<u8> {
     let ctx = Ctx { home, node: None };
     let mut out = Output::new(args.json);
     let result = run_command(&ctx, args.command, &mut out);
+    eprint!("{}", out.notes);
     match result {
         Ok(()) => emit(&out.text, ics_out.as_ref()).map(|()| 0),
         Err(e) => {
@@ -522,12 +548,12 @@ pub fn run_in_node(home: &Home, node: &Arc<Node>, args: Vec<String>) -> ControlR
         Ok(()) => ControlResponse {
             code: 0,
             stdout: out.text,
-            stderr: String::new(),
+            stderr: out.notes,
         },
         Err(e) => ControlResponse {
             code: 1,
             stdout: out.text,
-            stderr: format!("error: {}\n", one_line(&e)),
+            stderr: format!("{}error: {}\n", out.notes, one_line(&e)),
         },
     }
 }
@@ -620,6 +646,9 @@ fn run_command(ctx: &Ctx, command: Command, out: &mut Output) -> Result<()> {
 pub struct Output {
     json: bool,
     text: String,
+    /// Lines for people on stderr: confirmations and hints that are not the
+    /// command's result.
+    notes: String,
 }
 
 impl Output {
@@ -627,6 +656,15 @@ impl Output {
         Output {
             json,
             text: String::new(),
+            notes: String::new(),
+        }
+    }
+
+    /// A line for people on stderr; left out with `--json`, where the
+    /// document says it all.
+    pub fn note(&mut self, line: impl AsRef<str>) {
+        if !self.json {
+            let _ = writeln!(self.notes, "{}", line.as_ref());
         }
     }
 
@@ -825,26 +863,95 @@ fn optional(value: Option<String>) -> Option<String> {
 }
 
 fn announce(ctx: &Ctx, out: &mut Output, f: EventFields) -> Result<()> {
+    let tz = optional(f.tz);
+    let zone = typing_zone(tz.as_deref(), f.local_zone.as_deref())?;
+    let start = typed_time("start", &f.start, &zone)?;
+    let end = f
+        .end
+        .as_deref()
+        .map(|e| typed_time("end", e, &zone))
+        .transpose()?;
+    // A wall-clock time was meant in a zone: the event keeps that zone, so
+    // that everyone sees the times its organizer typed.
+    let wall_clock = start.wall_clock || end.as_ref().is_some_and(|e| e.wall_clock);
+    let tz = tz.or_else(|| {
+        wall_clock
+            .then(|| zone.iana_name().map(str::to_owned))
+            .flatten()
+    });
     let event = Event {
         title: f.title,
-        start: EventTime::parse("start", &f.start)?,
-        end: f
-            .end
-            .as_deref()
-            .map(|e| EventTime::parse("end", e))
-            .transpose()?,
-        tz: optional(f.tz),
+        start: start.time,
+        end: end.map(|e| e.time),
+        tz,
         location: optional(f.location),
         url: optional(f.url),
         description: optional(f.description),
         capacity: f.capacity,
     };
     event.validate()?;
+    check_not_past(&event, f.past, "announce")?;
     let node = ctx.open()?;
     let msg = node.publish(&event.to_content_bytes())?;
     let id = msg.id();
     out.print(json!({ "id": id }), || id.to_string());
+    out.note(format!(
+        "announced \"{}\": {}",
+        when::sanitize_line(&event.title),
+        when::event_span(&event, None)
+    ));
+    if f.past {
+        out.note("it is in the past: `potluck events --past` lists it");
+    }
     Ok(())
+}
+
+/// The zone a typed wall-clock time is read in: `--tz`, else the zone of
+/// the computer the command was typed on.
+fn typing_zone(tz: Option<&str>, local_zone: Option<&str>) -> Result<jiff::tz::TimeZone> {
+    Ok(match (tz, local_zone) {
+        (Some(name), _) => when::zone_named(name)?,
+        (None, Some(name)) => when::zone_named(name)?,
+        (None, None) => when::local_zone(),
+    })
+}
+
+/// A time typed on the command line, as published.
+struct TypedTime {
+    time: EventTime,
+    /// True when it was a wall-clock time, read in a zone.
+    wall_clock: bool,
+}
+
+/// Reads `--start` or `--end` (see [`when::parse_local`]) and turns it
+/// into the RFC 3339 text that is published, with the offset in `zone`.
+fn typed_time(field: &'static str, text: &str, zone: &jiff::tz::TimeZone) -> Result<TypedTime> {
+    let at = when::parse_local(text, zone).with_context(|| format!("--{field}"))?;
+    let wall_clock = potluck::content::parse_time(field, text.trim()).is_err();
+    let rfc3339 = if wall_clock {
+        at.timestamp().display_with_offset(at.offset()).to_string()
+    } else {
+        // An offset the author wrote is kept as written.
+        text.trim().to_owned()
+    };
+    Ok(TypedTime {
+        time: EventTime::parse(field, &rfc3339)?,
+        wall_clock,
+    })
+}
+
+/// Refuses an event that has already finished, which `potluck events`
+/// would never show, unless `--past` says that is meant.
+fn check_not_past(event: &Event, past: bool, verb: &str) -> Result<()> {
+    let finish = event.end_ms().unwrap_or(event.start_ms());
+    if past || finish >= now_ms() {
+        return Ok(());
+    }
+    bail!(
+        "{} is in the past, and `potluck events` lists only events that have not finished \
+         (past ones are in `potluck events --past`); give --past to {verb} it anyway",
+        when::event_span(event, None)
+    )
 }
 
 /// Turns an update flag into a change: absent keeps, "" clears.
@@ -857,23 +964,34 @@ fn change_text(value: Option<String>) -> Change<String> {
 }
 
 fn update(ctx: &Ctx, out: &mut Output, event: &str, f: UpdateFields) -> Result<()> {
-    let end = match f.end {
-        None => Change::Keep,
-        Some(e) if e.is_empty() => Change::Clear,
-        Some(e) => Change::Set(EventTime::parse("end", &e)?),
-    };
-    let start = f
-        .start
-        .as_deref()
-        .map(|s| EventTime::parse("start", s))
-        .transpose()?;
     let capacity = match f.capacity {
         None => Change::Keep,
         Some(0) => Change::Clear,
         Some(n) => Change::Set(n),
     };
+    // A new zone, when given, must be a real one before anything else.
+    let new_tz = optional(f.tz.clone());
+    if let Some(name) = &new_tz {
+        when::zone_named(name)?;
+    }
     let node = ctx.open()?;
     let state = own_event(&node, event, "update")?;
+    // Typed wall-clock times are read in the new zone, else the event's,
+    // else the computer's.
+    let zone = typing_zone(
+        new_tz.as_deref().or(state.event.tz.as_deref()),
+        f.local_zone.as_deref(),
+    )?;
+    let end = match f.end {
+        None => Change::Keep,
+        Some(e) if e.is_empty() => Change::Clear,
+        Some(e) => Change::Set(typed_time("end", &e, &zone)?.time),
+    };
+    let start = f
+        .start
+        .as_deref()
+        .map(|s| typed_time("start", s, &zone).map(|t| t.time))
+        .transpose()?;
     let update = EventUpdate {
         event: state.id,
         title: f.title,
@@ -891,8 +1009,12 @@ fn update(ctx: &Ctx, out: &mut Output, event: &str, f: UpdateFields) -> Result<(
     update.validate()?;
     // The merged event must still be valid (e.g. end not before start),
     // and must differ: a no-op update would only bump the revision.
-    if state.event.apply(&update)? == state.event {
+    let merged = state.event.apply(&update)?;
+    if merged == state.event {
         bail!("nothing to change: the event already has these values");
+    }
+    if update.start.is_some() || !matches!(update.end, Change::Keep) {
+        check_not_past(&merged, f.past, "move")?;
     }
     node.publish(&update.to_content_bytes())?;
     let revision = state.revision + 1;
@@ -1010,6 +1132,7 @@ fn events(
     if list.is_empty() {
         out.line("no events");
     }
+    let viewer = zone.as_deref().and_then(|z| when::zone_named(z).ok());
     for (state, doc) in list.iter().zip(&docs) {
         let tally = &doc["tally"];
         let flag = if state.status == EventStatus::Cancelled {
@@ -1019,11 +1142,8 @@ fn events(
         };
         out.line(format!(
             "{}  {}{}\n    going {} (headcount {}), maybe {}, not going {}   {}",
-            display_time(
-                state.event.start.as_str(),
-                zone.as_deref().or(state.event.tz.as_deref())
-            ),
-            state.event.title,
+            when::event_span(&state.event, viewer.as_ref()),
+            when::sanitize_line(&state.event.title),
             flag,
             tally["going"],
             tally["headcount"],
@@ -1043,10 +1163,7 @@ fn events(
 /// The JSON contract of an event (see `docs/content.md`).
 /// The viewer's IANA time zone (UTC when the system does not say).
 fn local_zone() -> String {
-    jiff::tz::TimeZone::system()
-        .iana_name()
-        .unwrap_or("UTC")
-        .to_owned()
+    when::local_zone_name().unwrap_or_else(|| "UTC".to_owned())
 }
 
 /// The JSON contract of an event (see `docs/content.md`). Times are in
@@ -1139,10 +1256,7 @@ fn show_event(ctx: &Ctx, out: &mut Output, event: &str) -> Result<()> {
         state.author,
         organizer.map(|n| format!(" ({n})")).unwrap_or_default()
     );
-    w!("  starts:    {}", e.display_start());
-    if let Some(end) = e.display_end() {
-        w!("  ends:      {end}");
-    }
+    w!("  when:      {}", when::event_span(e, None));
     for (label, value) in [
         ("location", &e.location),
         ("url", &e.url),
@@ -1420,8 +1534,8 @@ fn agenda(ctx: &Ctx, out: &mut Output) -> Result<()> {
         let cancelled = state.status == EventStatus::Cancelled;
         text.push(format!(
             "{}  {}  {}{}{}{}",
-            state.event.display_start(),
-            state.event.title,
+            when::event_span(&state.event, None),
+            when::sanitize_line(&state.event.title),
             rsvp.status.as_str(),
             status
                 .map(|s| format!(" [{}]", s.as_str()))
