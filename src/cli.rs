@@ -20,7 +20,7 @@ use potluck::home::{HOME_ENV, Home};
 use potluck::identity::Identity;
 use potluck::index::{EventState, EventStatus};
 use potluck::message::{FeedId, Message};
-use potluck::node::Node;
+use potluck::node::{ConnectionError, Node};
 use potluck::store::Store;
 use potluck::when;
 
@@ -433,6 +433,119 @@ pub fn run(args: Args, raw: Vec<String>) -> Result<u8> {
     }
 }
 
+/// What went wrong, for `{"error": {"kind": …}}` (see `docs/cli.md`).
+/// Scripts branch on it; the message is for people.
+pub fn error_kind(e: &anyhow::Error) -> &'static str {
+    use potluck::store::StoreError;
+    for cause in e.chain() {
+        if let Some(err) = cause.downcast_ref::<KindedError>() {
+            return err.kind;
+        }
+        if let Some(err) = cause.downcast_ref::<StoreError>() {
+            return match err {
+                StoreError::UnknownEvent(_) | StoreError::AmbiguousEvent { .. } => "not_found",
+                StoreError::PrefixTooShort(_) => "invalid_input",
+                StoreError::Locked { .. } => "busy",
+                _ => "storage",
+            };
+        }
+        if let Some(err) = cause.downcast_ref::<potluck::identity::IdentityError>() {
+            return match err {
+                potluck::identity::IdentityError::Missing { .. } => "no_identity",
+                _ => "identity",
+            };
+        }
+        if cause.is::<NoIdentity>() {
+            return "no_identity";
+        }
+        if cause.is::<potluck::content::ContentError>()
+            || cause.is::<when::WhenError>()
+            || cause.is::<potluck::message::DecodeError>()
+            || cause.is::<potluck::config::ConfigError>()
+            || cause.is::<potluck::handshake::HandshakeError>()
+        {
+            return "invalid_input";
+        }
+        if cause.is::<ConnectionError>() {
+            return "network";
+        }
+        if cause.is::<potluck::bundle::BundleError>() {
+            return "invalid_file";
+        }
+        if cause.is::<std::io::Error>() || cause.is::<potluck::home::HomeError>() {
+            return "io";
+        }
+    }
+    "refused"
+}
+
+/// The `--json` form of an error: one line, `{"error": {"kind": …,
+/// "message": …}}`.
+pub fn error_document(kind: &str, message: &str) -> String {
+    format!(
+        "{}\n",
+        json!({ "error": { "kind": kind, "message": message } })
+    )
+}
+
+/// Reports a failed command: one `error:` line on stderr, and with `--json`
+/// the error document on stdout.
+pub fn report_error(e: &anyhow::Error, json: bool) {
+    let message = one_line(e);
+    eprintln!("error: {message}");
+    if json {
+        let _ = write_stdout(&error_document(error_kind(e), &message));
+    }
+}
+
+/// A command line clap could not read. Returns the exit status (2), and
+/// what goes to stdout and stderr: clap's whole message (what is missing,
+/// "did you mean", the allowed values, the usage), plus with `--json` the
+/// error document. `styled` keeps clap's colours for a terminal.
+pub fn usage_failure(e: &clap::Error, json: bool, styled: bool) -> (u8, String, String) {
+    let rendered = e.render();
+    let stderr = if styled {
+        rendered.ansi().to_string()
+    } else {
+        rendered.to_string()
+    };
+    let stdout = if json {
+        let plain = rendered.to_string();
+        let message = plain.trim_end().trim_start_matches("error: ");
+        error_document("usage", message)
+    } else {
+        String::new()
+    };
+    (2, stdout, stderr)
+}
+
+/// True when a command line asks for `--json` (for errors found before it
+/// could be parsed).
+pub fn asks_for_json<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> bool {
+    args.iter()
+        .take_while(|a| a.as_ref() != "--")
+        .any(|a| a.as_ref() == "--json")
+}
+
+/// An error whose kind the command knows better than its causes' types
+/// tell (e.g. a bad bundle file found while importing).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct KindedError {
+    /// The `kind` of the JSON error document.
+    pub kind: &'static str,
+    /// What people read.
+    pub message: String,
+}
+
+/// A home that holds no identity yet, for a command that cannot make one.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "no identity in {0} yet: `potluck init --name \"Ana\"` creates one \
+     (so do serve, join, sync, import, announce and name)"
+)]
+pub struct NoIdentity(String);
+
 /// An error and its causes on one line, without repeating a cause that the
 /// message already ends with (our error types include their cause's text).
 pub fn one_line(e: &anyhow::Error) -> String {
@@ -445,6 +558,11 @@ pub fn one_line(e: &anyhow::Error) -> String {
         }
     }
     line
+}
+
+/// True when the command asked for `--json`.
+pub fn wants_json(args: &Args) -> bool {
+    args.json
 }
 
 /// True for `potluck serve`, whose log is worth reading by default.
@@ -514,6 +632,7 @@ pub(crate) fn write_stdout(text: &str) -> Result<()> {
 
 /// Runs a command handed over by the control socket, inside the node.
 pub fn run_in_node(home: &Home, node: &Arc<Node>, args: Vec<String>) -> ControlResponse {
+    let args_copy = args.clone();
     let args = match Args::try_parse_from(std::iter::once("potluck".to_owned()).chain(args)) {
         Ok(a) => a,
         Err(e) if !e.use_stderr() => {
@@ -524,12 +643,11 @@ pub fn run_in_node(home: &Home, node: &Arc<Node>, args: Vec<String>) -> ControlR
             };
         }
         Err(e) => {
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
+            let (code, stdout, stderr) = usage_failure(&e, asks_for_json(&args_copy), false);
             return ControlResponse {
-                code: 2,
-                stdout: String::new(),
-                stderr: format!("{first} (see `potluck --help`)\n"),
+                code: code.into(),
+                stdout,
+                stderr,
             };
         }
     };
@@ -550,11 +668,18 @@ pub fn run_in_node(home: &Home, node: &Arc<Node>, args: Vec<String>) -> ControlR
             stdout: out.text,
             stderr: out.notes,
         },
-        Err(e) => ControlResponse {
-            code: 1,
-            stdout: out.text,
-            stderr: format!("{}error: {}\n", out.notes, one_line(&e)),
-        },
+        Err(e) => {
+            let message = one_line(&e);
+            let mut stdout = out.text;
+            if out.json {
+                stdout.push_str(&error_document(error_kind(&e), &message));
+            }
+            ControlResponse {
+                code: 1,
+                stdout,
+                stderr: format!("{}error: {message}\n", out.notes),
+            }
+        }
     }
 }
 
@@ -1767,10 +1892,14 @@ fn import(ctx: &Ctx, out: &mut Output, file: &std::path::Path) -> Result<()> {
         },
     );
     match problem {
-        Some(p) => bail!(
-            "{}: {p}; the valid messages before it were imported",
-            file.display()
-        ),
+        Some(p) => Err(KindedError {
+            kind: "invalid_file",
+            message: format!(
+                "{}: {p}; the valid messages before it were imported",
+                file.display()
+            ),
+        }
+        .into()),
         None => Ok(()),
     }
 }

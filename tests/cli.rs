@@ -875,3 +875,73 @@ fn fsck_and_reindex_on_a_healthy_store() {
     assert_eq!(again, report);
     assert_eq!(node.event(&ev), event_before, "reindex changed the view");
 }
+
+// ---------------------------------------------------------------------------
+// Errors people and scripts can act on
+// ---------------------------------------------------------------------------
+
+#[test]
+fn usage_errors_show_claps_whole_message() {
+    let node = Node::init("Ana");
+    // Each: what clap says beyond its first line.
+    let cases: &[(&[&str], &[&str])] = &[
+        (&["rsvp"], &["<EVENT>", "<STATUS>", "Usage: potluck rsvp"]),
+        (&["annouce"], &["similar subcommands", "'announce'"]),
+        (
+            &["rsvp", "%abcdefgh", "yes"],
+            &["possible values: going, maybe, no"],
+        ),
+    ];
+    for (args, mentions) in cases {
+        let run = node.run(args);
+        assert_eq!(run.status.code(), Some(2), "{args:?}: {run:?}");
+        assert_eq!(run.stdout, "", "{args:?}: {run:?}");
+        assert!(run.stderr.starts_with("error: "), "{args:?}: {run:?}");
+        for mention in *mentions {
+            assert!(run.stderr.contains(mention), "{args:?}: {mention}: {run:?}");
+        }
+        // Not a terminal: no colour codes.
+        assert!(!run.stderr.contains('\u{1b}'), "{args:?}: {run:?}");
+        // With --json, the same message as an error document.
+        let mut all = args.to_vec();
+        all.push("--json");
+        let run = node.run(&all);
+        assert_eq!(run.status.code(), Some(2), "{args:?}: {run:?}");
+        let error = common::sandbox::json_error(&run, args);
+        assert_eq!(error["kind"], "usage");
+        for mention in *mentions {
+            let message = error["message"].as_str().unwrap();
+            assert!(message.contains(mention), "{args:?}: {mention}: {message}");
+        }
+    }
+    // Help still goes to stdout and succeeds.
+    let help = node.run(&["rsvp", "--help"]);
+    assert!(help.status.success());
+    assert!(help.stdout.contains("Usage: potluck rsvp"), "{help:?}");
+}
+
+#[test]
+fn json_errors_are_documents_with_a_kind() {
+    let node = Node::init("Ana");
+    let open = node.announce(&["--title", "Open", "--start", START]);
+    let fake = other_id(&open);
+    let cases: &[(&[&str], &str)] = &[
+        (&["event", &fake], "not_found"),
+        (&["event", "%abc"], "invalid_input"),
+        (
+            &["announce", "--title", "T", "--start", "soon"],
+            "invalid_input",
+        ),
+        (&["follow", "@nobody"], "invalid_input"),
+        (&["update", &open], "refused"),
+        (&["import", "missing.bundle"], "io"),
+    ];
+    for (args, kind) in cases {
+        let (_, got) = node.fails_with_kind(args);
+        assert_eq!(got, *kind, "{args:?}");
+    }
+    // Without --json, stdout stays empty.
+    let run = node.run(&["event", &fake]);
+    assert_eq!(run.status.code(), Some(1));
+    assert_eq!(run.stdout, "");
+}
