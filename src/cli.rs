@@ -455,9 +455,6 @@ pub fn error_kind(e: &anyhow::Error) -> &'static str {
                 _ => "identity",
             };
         }
-        if cause.is::<NoIdentity>() {
-            return "no_identity";
-        }
         if cause.is::<potluck::content::ContentError>()
             || cause.is::<when::WhenError>()
             || cause.is::<potluck::message::DecodeError>()
@@ -537,14 +534,6 @@ pub struct KindedError {
     /// What people read.
     pub message: String,
 }
-
-/// A home that holds no identity yet, for a command that cannot make one.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "no identity in {0} yet: `potluck init --name \"Ana\"` creates one \
-     (so do serve, join, sync, import, announce and name)"
-)]
-pub struct NoIdentity(String);
 
 /// An error and its causes on one line, without repeating a cause that the
 /// message already ends with (our error types include their cause's text).
@@ -657,9 +646,13 @@ pub fn run_in_node(home: &Home, node: &Arc<Node>, args: Vec<String>) -> ControlR
     };
     let mut out = Output::new(args.json);
     let result = match args.command {
-        Command::Init { .. } => Err(anyhow::anyhow!(
-            "an identity already exists here, and a node is running for this home"
-        )),
+        Command::Init { .. } => Err(KindedError {
+            kind: "exists",
+            message: "an identity already exists here, and a node is running for this home; \
+                      to set your name, use `potluck name \"Ana\"`"
+                .to_owned(),
+        }
+        .into()),
         command => run_command(&ctx, command, &mut out),
     };
     match result {
@@ -702,7 +695,7 @@ fn run_command(ctx: &Ctx, command: Command, out: &mut Output) -> Result<()> {
                 description: None,
             };
             about.validate()?;
-            let node = ctx.open()?;
+            let node = ctx.open_creating(out, false)?;
             node.publish(&about.to_content_bytes())?;
             out.print(json!({ "id": node.feed_id()?, "name": about.name }), || {
                 format!("name set to {}", about.name)
@@ -845,6 +838,27 @@ impl Ctx {
         }
     }
 
+    /// The store and the identity, which is created when the home has none:
+    /// the rule for every command that takes part (serve, join, sync,
+    /// import, announce, name, follow and the like, invite). See
+    /// [`identity_or_create`].
+    /// `ask_name`: whether a new identity's [`welcome`] asks for a name
+    /// (not when the command is about to set it).
+    pub fn open_creating(&self, out: &Output, ask_name: bool) -> Result<Opened> {
+        if self.node.is_some() {
+            return self.open();
+        }
+        let (identity, created) = identity_or_create(&self.home)?;
+        let store = Store::open(&self.home.store_path())?;
+        if created {
+            welcome(&self.home, &store, &identity, out.json, ask_name)?;
+        }
+        Ok(Opened::Direct {
+            store: Arc::new(store),
+            identity: Some(Box::new(identity)),
+        })
+    }
+
     /// The store alone (read-only commands need no identity).
     pub fn open_store(&self) -> Result<Opened> {
         match &self.node {
@@ -914,12 +928,97 @@ impl Opened {
 pub fn open_store(home: &Home) -> Result<Store> {
     if !home.secret_path().exists() && !home.store_path().exists() {
         // Never create a store in a home that was never initialised.
-        bail!(
-            "no identity in {}: run `potluck init` first",
-            home.root().display()
-        );
+        return Err(potluck::identity::IdentityError::Missing {
+            home: home.root().to_path_buf(),
+        }
+        .into());
     }
     Ok(Store::open(&home.store_path())?)
+}
+
+/// The home's identity, created (with the home) when there is none.
+/// Returns whether it was created, so that the caller can [`welcome`] the
+/// new person once the store is open.
+pub fn identity_or_create(home: &Home) -> Result<(Identity, bool)> {
+    match Identity::load(home) {
+        Ok(identity) => Ok((identity, false)),
+        Err(potluck::identity::IdentityError::Missing { .. }) => {
+            home.create()?;
+            Ok((Identity::create(home)?, true))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Longest name line read at the prompt, in bytes.
+const MAX_NAME_LINE: u64 = 1024;
+
+/// `text` quoted for a POSIX shell, for commands shown to people.
+fn shell_quote(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.,/@%+=:".contains(c));
+    if plain {
+        format!("\"{text}\"")
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
+/// Greets a new identity on stderr. In a terminal, asks for the name
+/// others will see (a node without one shows up as a long feed id in
+/// everyone's lists) and publishes it; otherwise, or when the person
+/// skips it, says how to set it later. Quiet with `--json`.
+pub fn welcome(
+    home: &Home,
+    store: &Store,
+    identity: &Identity,
+    json: bool,
+    ask_name: bool,
+) -> Result<()> {
+    use std::io::{BufRead as _, IsTerminal as _, Read as _, Write as _};
+    if json {
+        return Ok(());
+    }
+    eprintln!(
+        "created a new identity {} in {}",
+        identity.feed_id(),
+        home.root().display()
+    );
+    if !ask_name {
+        return Ok(());
+    }
+    let later =
+        "set your name with `potluck name \"Ana\"` so others see it instead of your feed id";
+    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        eprintln!("{later}");
+        return Ok(());
+    }
+    eprint!("your name, as others will see it (Enter to skip): ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    let read = std::io::stdin()
+        .lock()
+        .take(MAX_NAME_LINE)
+        .read_line(&mut line);
+    let name = line.trim();
+    if read.is_err() || name.is_empty() {
+        eprintln!("{later}");
+        return Ok(());
+    }
+    let about = About {
+        name: name.to_owned(),
+        description: None,
+    };
+    match about.validate() {
+        Ok(()) => {
+            store.publish(identity.signing_key(), &about.to_content_bytes(), now_ms())?;
+            eprintln!("name set to {name}");
+        }
+        Err(e) => eprintln!("{e}; {later}"),
+    }
+    Ok(())
 }
 
 /// Now, in milliseconds since the Unix epoch.
@@ -950,10 +1049,17 @@ fn init(
         None => None,
     };
     if home.secret_path().exists() {
-        bail!(
-            "an identity already exists at {}; refusing to overwrite it",
-            home.secret_path().display()
-        );
+        let name = about.as_ref().map_or("Ana", |a| a.name.as_str());
+        return Err(KindedError {
+            kind: "exists",
+            message: format!(
+                "an identity already exists at {}; refusing to overwrite it. \
+                 To set your name, use `potluck name {}`",
+                home.secret_path().display(),
+                shell_quote(name)
+            ),
+        }
+        .into());
     }
     home.create()?;
     if let Some(network) = network {
@@ -1016,7 +1122,7 @@ fn announce(ctx: &Ctx, out: &mut Output, f: EventFields) -> Result<()> {
     };
     event.validate()?;
     check_not_past(&event, f.past, "announce")?;
-    let node = ctx.open()?;
+    let node = ctx.open_creating(out, true)?;
     let msg = node.publish(&event.to_content_bytes())?;
     let id = msg.id();
     out.print(json!({ "id": id }), || id.to_string());
@@ -1595,7 +1701,7 @@ enum ContactChange {
 
 fn contact(ctx: &Ctx, out: &mut Output, feed: &str, change: ContactChange) -> Result<()> {
     let target = FeedId::parse(feed)?;
-    let opened = ctx.open()?;
+    let opened = ctx.open_creating(out, true)?;
     let me = opened.feed_id()?;
     if target == me {
         bail!("that is your own feed");
@@ -1827,13 +1933,19 @@ fn import(ctx: &Ctx, out: &mut Output, file: &std::path::Path) -> Result<()> {
         std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?,
     );
     let mut reader = potluck::bundle::BundleReader::new(input);
+    // The first message is read before anything is opened or created: a
+    // file that is no bundle changes nothing.
+    let first = reader.next_message().map_err(|e| KindedError {
+        kind: "invalid_file",
+        message: format!("{}: {e}; nothing was imported", file.display()),
+    })?;
     let node = match &ctx.node {
         Some(node) => node.clone(),
         None => {
             let Opened::Direct {
                 store,
                 identity: Some(identity),
-            } = ctx.open()?
+            } = ctx.open_creating(out, true)?
             else {
                 bail!("no identity loaded");
             };
@@ -1843,10 +1955,12 @@ fn import(ctx: &Ctx, out: &mut Output, file: &std::path::Path) -> Result<()> {
     };
     let (mut read, mut new, mut present, mut dropped) = (0u64, 0u64, 0u64, 0u64);
     let mut problem: Option<String> = None;
+    let mut end = first.is_none();
+    let mut pending = first;
     loop {
         let mut batch = Vec::with_capacity(BATCH);
-        let mut end = false;
-        while batch.len() < BATCH {
+        batch.extend(pending.take());
+        while !end && batch.len() < BATCH {
             match reader.next_message() {
                 Ok(Some(msg)) => batch.push(msg),
                 Ok(None) => {

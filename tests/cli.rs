@@ -83,9 +83,11 @@ fn init_twice_refuses_and_keeps_the_key() {
     let who = node.whoami();
     let log = node.log_text();
 
-    let err = node.fails(&["init", "--name", "Eve"]);
+    let (err, kind) = node.fails_with_kind(&["init", "--name", "Eve"]);
     assert!(err.contains("refusing to overwrite"), "{err}");
     assert!(err.contains("secret"), "{err}");
+    assert!(err.contains("use `potluck name \"Eve\"`"), "{err}");
+    assert_eq!(kind, "exists");
     let err = node.fails(&["init"]);
     assert!(err.contains("refusing to overwrite"), "{err}");
 
@@ -136,8 +138,6 @@ fn uninitialised_home_says_run_init_and_creates_nothing() {
     let fake = "%AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=.blake3";
     let cases: &[&[&str]] = &[
         &["whoami"],
-        &["name", "Bob"],
-        &["announce", "--title", "T", "--start", START],
         &["update", fake, "--title", "X"],
         &["cancel", fake],
         &["rsvp", fake, "going"],
@@ -150,20 +150,79 @@ fn uninitialised_home_says_run_init_and_creates_nothing() {
     ];
     for args in cases {
         let err = node.fails(args);
-        assert!(err.contains("run `potluck init`"), "{args:?}: {err}");
+        assert!(err.contains("run `potluck init --name"), "{args:?}: {err}");
         assert!(!node.home.exists(), "{args:?} created {:?}", node.home);
     }
     // An existing but empty home directory stays empty.
     std::fs::create_dir(&node.home).unwrap();
     for args in cases {
         let err = node.fails(args);
-        assert!(err.contains("run `potluck init`"), "{args:?}: {err}");
+        assert!(err.contains("run `potluck init --name"), "{args:?}: {err}");
         assert_eq!(
             std::fs::read_dir(&node.home).unwrap().count(),
             0,
             "{args:?} wrote into an uninitialised home"
         );
     }
+}
+
+/// One rule: a command that takes part creates the identity when the home
+/// has none, and says how to set a name (no terminal here, so no prompt).
+#[test]
+fn commands_that_take_part_create_the_identity_and_say_how_to_name_it() {
+    let sandbox = common::sandbox::Sandbox::new();
+    let bundle = sandbox.path("one.bundle");
+    let source = sandbox.home("source");
+    sandbox.json(&source, &["init", "--name", "Src"]);
+    sandbox.json(&source, &["export", "--out", bundle.to_str().unwrap()]);
+    let not_a_bundle = sandbox.path("junk.bundle");
+    std::fs::write(&not_a_bundle, "junk").unwrap();
+    // A file that is no bundle creates nothing.
+    let home = sandbox.home("junk");
+    let run = sandbox.run(&home, &["import", not_a_bundle.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(1), "{run:?}");
+    assert!(run.stderr.contains("nothing was imported"), "{run:?}");
+    assert!(!home.exists(), "a failed import created the home");
+
+    let cases: &[(&str, Vec<&str>)] = &[
+        ("import", vec!["import", bundle.to_str().unwrap()]),
+        (
+            "announce",
+            vec!["announce", "--title", "T", "--start", START],
+        ),
+        (
+            "follow",
+            vec![
+                "follow",
+                "@AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=.ed25519",
+            ],
+        ),
+    ];
+    for (name, args) in cases {
+        let home = sandbox.home(name);
+        let run = sandbox.run(&home, args);
+        assert!(run.status.success(), "{name}: {run:?}");
+        assert!(
+            run.stderr.starts_with("created a new identity @"),
+            "{name}: {run:?}"
+        );
+        assert!(
+            run.stderr
+                .contains("set your name with `potluck name \"Ana\"`"),
+            "{name}: {run:?}"
+        );
+        let me = sandbox.json(&home, &["whoami"]);
+        assert!(me["id"].as_str().is_some(), "{name}: {me}");
+        assert_eq!(me["name"], Value::Null);
+        // Only once: the next command says nothing of it.
+        let again = sandbox.run(&home, &["whoami"]);
+        assert_eq!(again.stderr, "", "{name}: {again:?}");
+    }
+    // `name` in a fresh home creates the identity and sets the name at once.
+    let home = sandbox.home("named");
+    let doc = sandbox.json(&home, &["name", "Ana"]);
+    assert_eq!(doc["name"], "Ana");
+    assert_eq!(sandbox.json(&home, &["whoami"])["name"], "Ana");
 }
 
 #[test]
