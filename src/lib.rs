@@ -12,6 +12,7 @@
 //! - [`identity`] and [`home`]: the key file and the home directory.
 
 pub mod admission;
+pub mod app;
 pub mod bundle;
 pub mod config;
 pub mod content;
