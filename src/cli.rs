@@ -10,16 +10,17 @@ use anyhow::{Context, Result, bail};
 use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
-use potluck::admission;
+use potluck::app::{
+    AgendaItem, App, ContactChange, EventList, EventSummary, RsvpView, text_change,
+};
 use potluck::content::{
-    About, Change, Contact, Event, EventCancel, EventTime, EventUpdate, Rsvp, RsvpStatus,
-    rfc3339_in_zone,
+    About, Change, Event, EventTime, EventUpdate, Rsvp, RsvpStatus, rfc3339_in_zone,
 };
 use potluck::control::ControlResponse;
 use potluck::home::{HOME_ENV, Home};
 use potluck::identity::Identity;
 use potluck::index::{EventState, EventStatus};
-use potluck::message::{FeedId, Message};
+use potluck::message::FeedId;
 use potluck::node::{ConnectionError, Node};
 use potluck::store::Store;
 use potluck::when;
@@ -441,7 +442,16 @@ pub fn error_kind(e: &anyhow::Error) -> &'static str {
         if let Some(err) = cause.downcast_ref::<KindedError>() {
             return err.kind;
         }
-        if let Some(err) = cause.downcast_ref::<StoreError>() {
+        // `AppError` wraps store and content errors transparently: their
+        // types are not in the chain of causes, so look inside.
+        let store_error = match cause.downcast_ref::<potluck::app::AppError>() {
+            Some(potluck::app::AppError::Store(err)) => Some(err),
+            Some(potluck::app::AppError::Content(_)) => return "invalid_input",
+            Some(potluck::app::AppError::ReadOnly) => return "no_identity",
+            Some(_) => return "refused",
+            None => cause.downcast_ref::<StoreError>(),
+        };
+        if let Some(err) = store_error {
             return match err {
                 StoreError::UnknownEvent(_) | StoreError::AmbiguousEvent { .. } => "not_found",
                 StoreError::PrefixTooShort(_) => "invalid_input",
@@ -690,15 +700,15 @@ fn run_command(ctx: &Ctx, command: Command, out: &mut Output) -> Result<()> {
         Command::Unblock { feed } => contact(ctx, out, &feed, ContactChange::Unblock),
         Command::Whoami => whoami(ctx, out),
         Command::Name { name } => {
-            let about = About {
-                name,
+            About {
+                name: name.clone(),
                 description: None,
-            };
-            about.validate()?;
-            let node = ctx.open_creating(out, false)?;
-            node.publish(&about.to_content_bytes())?;
-            out.print(json!({ "id": node.feed_id()?, "name": about.name }), || {
-                format!("name set to {}", about.name)
+            }
+            .validate()?;
+            let app = ctx.open_creating(out, false)?;
+            app.set_name(name.clone(), now_ms())?;
+            out.print(json!({ "id": app.feed_id()?, "name": name }), || {
+                format!("name set to {name}")
             });
             Ok(())
         }
@@ -748,8 +758,8 @@ fn run_command(ctx: &Ctx, command: Command, out: &mut Output) -> Result<()> {
             },
         ),
         Command::Reindex => {
-            let opened = ctx.open_store()?;
-            let store = opened.store();
+            let app = ctx.open_store()?;
+            let store = app.store();
             let entries = store.reindex()?;
             out.print(json!({ "entries": entries }), || {
                 format!("rebuilt {entries} index entries from the logs")
@@ -809,118 +819,45 @@ pub struct Ctx {
     pub node: Option<Arc<Node>>,
 }
 
-/// An open store plus, when a command publishes, the identity.
-pub enum Opened {
-    /// This process opened the store.
-    Direct {
-        /// The store.
-        store: Arc<Store>,
-        /// Our identity, if loaded.
-        identity: Option<Box<Identity>>,
-    },
-    /// The running node's store.
-    Node(Arc<Node>),
-}
-
 impl Ctx {
-    /// The store and the identity.
-    pub fn open(&self) -> Result<Opened> {
+    /// The application with our identity: inside the running node, or
+    /// over the store opened here (a node that never opens a socket, so
+    /// that publishing takes the same path).
+    pub fn open(&self) -> Result<App> {
         match &self.node {
-            Some(node) => Ok(Opened::Node(node.clone())),
+            Some(node) => Ok(App::new(node.clone())),
             None => {
                 let identity = Identity::load(&self.home)?;
-                let store = open_store(&self.home)?;
-                Ok(Opened::Direct {
-                    store: Arc::new(store),
-                    identity: Some(Box::new(identity)),
-                })
+                let store = Arc::new(open_store(&self.home)?);
+                Ok(App::new(net::offline_node(store, &identity, &self.home)?))
             }
         }
     }
 
-    /// The store and the identity, which is created when the home has none:
-    /// the rule for every command that takes part (serve, join, sync,
-    /// import, announce, name, follow and the like, invite). See
-    /// [`identity_or_create`].
-    /// `ask_name`: whether a new identity's [`welcome`] asks for a name
-    /// (not when the command is about to set it).
-    pub fn open_creating(&self, out: &Output, ask_name: bool) -> Result<Opened> {
+    /// The application with our identity, which is created when the home
+    /// has none: the rule for every command that takes part (serve, join,
+    /// sync, import, announce, name, follow and the like). See
+    /// [`identity_or_create`]. `ask_name`: whether a new identity's
+    /// [`welcome`] asks for a name (not when the command is about to set
+    /// it).
+    pub fn open_creating(&self, out: &Output, ask_name: bool) -> Result<App> {
         if self.node.is_some() {
             return self.open();
         }
         let (identity, created) = identity_or_create(&self.home)?;
-        let store = Store::open(&self.home.store_path())?;
+        let store = Arc::new(Store::open(&self.home.store_path())?);
         if created {
             welcome(&self.home, &store, &identity, out.json, ask_name)?;
         }
-        Ok(Opened::Direct {
-            store: Arc::new(store),
-            identity: Some(Box::new(identity)),
-        })
+        Ok(App::new(net::offline_node(store, &identity, &self.home)?))
     }
 
-    /// The store alone (read-only commands need no identity).
-    pub fn open_store(&self) -> Result<Opened> {
+    /// The application for reading (no identity needed).
+    pub fn open_store(&self) -> Result<App> {
         match &self.node {
-            Some(node) => Ok(Opened::Node(node.clone())),
-            None => Ok(Opened::Direct {
-                store: Arc::new(open_store(&self.home)?),
-                identity: None,
-            }),
+            Some(node) => Ok(App::new(node.clone())),
+            None => Ok(App::read_only(Arc::new(open_store(&self.home)?))),
         }
-    }
-}
-
-impl Opened {
-    /// The store.
-    pub fn store(&self) -> &Store {
-        match self {
-            Opened::Direct { store, .. } => store,
-            Opened::Node(node) => node.store(),
-        }
-    }
-
-    /// Our feed id (requires [`Ctx::open`]).
-    fn feed_id(&self) -> Result<FeedId> {
-        match self {
-            Opened::Direct {
-                identity: Some(identity),
-                ..
-            } => Ok(identity.feed_id()),
-            Opened::Direct { identity: None, .. } => bail!("no identity loaded"),
-            Opened::Node(node) => Ok(node.feed_id()),
-        }
-    }
-
-    /// Publishes content as the next message of our feed: durable on
-    /// return, and pushed to connected peers when a node runs.
-    pub fn publish(&self, content: &[u8]) -> Result<Message> {
-        match self {
-            Opened::Direct {
-                store,
-                identity: Some(identity),
-            } => {
-                let msg = store.publish(identity.signing_key(), content, now_ms())?;
-                // As organizer, decide on requests at once (a running
-                // node does the same in `Node::publish`).
-                if let Some(event) = admission::touched_event(&msg) {
-                    admission::settle(
-                        store,
-                        identity.signing_key(),
-                        &[event],
-                        &[msg.id()],
-                        now_ms(),
-                    )?;
-                }
-                Ok(msg)
-            }
-            Opened::Direct { identity: None, .. } => bail!("no identity loaded"),
-            Opened::Node(node) => Ok(node.publish(content, now_ms())?),
-        }
-    }
-
-    fn name_of(&self, feed: &FeedId) -> Result<Option<String>> {
-        Ok(self.store().about(feed)?.map(|a| a.name))
     }
 }
 
@@ -1068,9 +1005,9 @@ fn init(
         config.save(home)?;
     }
     let identity = Identity::create(home)?;
-    let store = Store::open(&home.store_path())?;
+    let app = ctx.open()?;
     if let Some(about) = &about {
-        store.publish(identity.signing_key(), &about.to_content_bytes(), now_ms())?;
+        app.set_name(about.name.clone(), now_ms())?;
     }
     let id = identity.feed_id();
     let name = about.map(|a| a.name);
@@ -1122,8 +1059,7 @@ fn announce(ctx: &Ctx, out: &mut Output, f: EventFields) -> Result<()> {
     };
     event.validate()?;
     check_not_past(&event, f.past, "announce")?;
-    let node = ctx.open_creating(out, true)?;
-    let msg = node.publish(&event.to_content_bytes())?;
+    let msg = ctx.open_creating(out, true)?.announce(&event, now_ms())?;
     let id = msg.id();
     out.print(json!({ "id": id }), || id.to_string());
     out.note(format!(
@@ -1185,15 +1121,6 @@ fn check_not_past(event: &Event, past: bool, verb: &str) -> Result<()> {
     )
 }
 
-/// Turns an update flag into a change: absent keeps, "" clears.
-fn change_text(value: Option<String>) -> Change<String> {
-    match value {
-        None => Change::Keep,
-        Some(v) if v.is_empty() => Change::Clear,
-        Some(v) => Change::Set(v),
-    }
-}
-
 fn update(ctx: &Ctx, out: &mut Output, event: &str, f: UpdateFields) -> Result<()> {
     let capacity = match f.capacity {
         None => Change::Keep,
@@ -1205,8 +1132,8 @@ fn update(ctx: &Ctx, out: &mut Output, event: &str, f: UpdateFields) -> Result<(
     if let Some(name) = &new_tz {
         when::zone_named(name)?;
     }
-    let node = ctx.open()?;
-    let state = own_event(&node, event, "update")?;
+    let app = ctx.open()?;
+    let state = app.own_event(event, "update")?;
     // Typed wall-clock times are read in the new zone, else the event's,
     // else the computer's.
     let zone = typing_zone(
@@ -1224,69 +1151,32 @@ fn update(ctx: &Ctx, out: &mut Output, event: &str, f: UpdateFields) -> Result<(
         .map(|s| typed_time("start", s, &zone).map(|t| t.time))
         .transpose()?;
     let update = EventUpdate {
-        event: state.id,
+        event: Default::default(),
         title: f.title,
         start,
         end,
-        tz: change_text(f.tz),
-        location: change_text(f.location),
-        url: change_text(f.url),
-        description: change_text(f.description),
+        tz: text_change(f.tz),
+        location: text_change(f.location),
+        url: text_change(f.url),
+        description: text_change(f.description),
         capacity,
     };
-    if update.is_empty() {
-        bail!("nothing to change: give at least one field, e.g. --title or --start");
-    }
-    update.validate()?;
-    // The merged event must still be valid (e.g. end not before start),
-    // and must differ: a no-op update would only bump the revision.
-    let merged = state.event.apply(&update)?;
-    if merged == state.event {
-        bail!("nothing to change: the event already has these values");
-    }
     if update.start.is_some() || !matches!(update.end, Change::Keep) {
-        check_not_past(&merged, f.past, "move")?;
+        check_not_past(&state.event.apply(&update)?, f.past, "move")?;
     }
-    node.publish(&update.to_content_bytes())?;
-    let revision = state.revision + 1;
-    out.print(json!({ "id": state.id, "revision": revision }), || {
-        format!("updated {} (revision {revision})", state.id)
+    let (id, revision) = app.update(event, update, now_ms())?;
+    out.print(json!({ "id": id, "revision": revision }), || {
+        format!("updated {id} (revision {revision})")
     });
     Ok(())
 }
 
 fn cancel(ctx: &Ctx, out: &mut Output, event: &str, reason: Option<String>) -> Result<()> {
-    let node = ctx.open()?;
-    let state = own_event(&node, event, "cancel")?;
-    let cancel = EventCancel {
-        event: state.id,
-        reason: optional(reason),
-    };
-    cancel.validate()?;
-    node.publish(&cancel.to_content_bytes())?;
-    out.print(json!({ "id": state.id, "status": "cancelled" }), || {
-        format!("cancelled {}", state.id)
+    let id = ctx.open()?.cancel(event, reason, now_ms())?;
+    out.print(json!({ "id": id, "status": "cancelled" }), || {
+        format!("cancelled {id}")
     });
     Ok(())
-}
-
-/// Resolves an event that we organise and that is still scheduled.
-fn own_event(node: &Opened, event: &str, verb: &str) -> Result<EventState> {
-    let id = node.store().resolve_event(event)?;
-    let state = node
-        .store()
-        .event(&id)?
-        .with_context(|| format!("event {id} vanished from the index"))?;
-    if state.author != node.feed_id()? {
-        bail!(
-            "only the organizer ({}) can {verb} event {id}",
-            state.author
-        );
-    }
-    if state.status == EventStatus::Cancelled {
-        bail!("event {id} is cancelled; it cannot be changed any more");
-    }
-    Ok(state)
 }
 
 fn rsvp(
@@ -1297,27 +1187,17 @@ fn rsvp(
     guests: u32,
     note: Option<String>,
 ) -> Result<()> {
-    let mut rsvp = Rsvp {
+    // Check the fields before opening the store, with a placeholder id.
+    Rsvp {
         event: Default::default(),
         status,
         guests,
-        note: optional(note),
+        note: optional(note.clone()),
         revision: None,
-    };
-    // Check the fields before touching the store, with a placeholder id.
-    rsvp.validate()?;
-    let node = ctx.open()?;
-    let id = node.store().resolve_event(event)?;
-    let state = node
-        .store()
-        .event(&id)?
-        .with_context(|| format!("event {id} vanished from the index"))?;
-    if state.status == EventStatus::Cancelled {
-        bail!("event {id} is cancelled; RSVPs are closed");
     }
-    rsvp.event = id;
-    rsvp.revision = Some(state.revision);
-    node.publish(&rsvp.to_content_bytes())?;
+    .validate()?;
+    let state = ctx.open()?.rsvp(event, status, guests, note, now_ms())?;
+    let id = state.id;
     out.print(
         json!({ "event": id, "status": status.as_str(), "guests": guests }),
         || format!("RSVP {} to \"{}\"", status.as_str(), state.event.title),
@@ -1333,29 +1213,19 @@ fn events(
     limit: usize,
     zone: Option<String>,
 ) -> Result<()> {
-    let opened = ctx.open_store()?;
-    let store = opened.store();
-    // One more than shown, to know whether there are more.
-    let fetch = (limit > 0).then_some(limit.saturating_add(1));
-    let mut list = if all {
-        store.all_events()?
+    let which = if all {
+        EventList::All
     } else if past {
-        store.past_events(now_ms(), fetch)?
+        EventList::Past
     } else {
-        store.upcoming_events(now_ms(), fetch)?
+        EventList::Upcoming
     };
-    let more = limit > 0 && list.len() > limit;
-    if more {
-        if past {
-            list.remove(0);
-        } else {
-            list.truncate(limit);
-        }
-    }
-    let mut docs = Vec::with_capacity(list.len());
-    for state in &list {
-        docs.push(event_json(store, state, false, zone.as_deref())?);
-    }
+    let (list, more) = ctx.open_store()?.events(which, now_ms(), limit)?;
+    let docs: Vec<Value> = list
+        .iter()
+        .map(|summary| event_json(summary, None, zone.as_deref()))
+        .collect();
+    let list: Vec<&EventState> = list.iter().map(|s| &s.state).collect();
     if out.json {
         out.line(Value::Array(docs).to_string());
         return Ok(());
@@ -1397,29 +1267,19 @@ fn local_zone() -> String {
     when::local_zone_name().unwrap_or_else(|| "UTC".to_owned())
 }
 
-/// The JSON contract of an event (see `docs/content.md`). Times are in
-/// the event's zone, or in `zone` when given (`events --local`).
-fn event_json(
-    store: &Store,
-    state: &EventState,
-    with_rsvps: bool,
-    zone: Option<&str>,
-) -> Result<Value> {
+/// The JSON contract of an event (see `docs/content.md`), with its RSVPs
+/// when given. Times are in the event's zone, or in `zone` when given
+/// (`events --local`).
+fn event_json(summary: &EventSummary, rsvps: Option<&[RsvpView]>, zone: Option<&str>) -> Value {
+    let state = &summary.state;
     let e = &state.event;
-    let tally = store.tally(&state.id)?;
-    // The RSVPs themselves are read only when listed, or when admission
-    // counts need them (an event with a capacity).
-    let rsvps = if with_rsvps || state.event.capacity.is_some() {
-        store.rsvps(&state.id)?
-    } else {
-        Vec::new()
-    };
-    let admissions = admission::view(store, state, &rsvps, &tally)?;
+    let tally = &summary.tally;
+    let admissions = &summary.admissions;
     let show_zone = zone.or(e.tz.as_deref());
     let mut doc = json!({
         "id": state.id,
         "author": state.author,
-        "organizer_name": store.about(&state.author)?.map(|a| a.name),
+        "organizer_name": summary.organizer_name,
         "title": e.title,
         "start": rfc3339_in_zone(e.start.as_str(), show_zone),
         "end": e.end.as_ref().map(|end| rfc3339_in_zone(end.as_str(), show_zone)),
@@ -1443,33 +1303,31 @@ fn event_json(
         },
         "plan_revision": state.plan_revision,
     });
-    if with_rsvps {
-        let mut list = Vec::new();
-        for (author, r) in &rsvps {
-            list.push(json!({
-                "author": author,
-                "name": store.about(author)?.map(|a| a.name),
-                "status": r.status.as_str(),
-                "guests": r.guests,
-                "note": r.note,
-                "admission": admissions.statuses.get(author).map(|s| s.as_str()),
-                "answered_revision": r.answered_revision,
-                "stale": r.is_stale(state),
-            }));
-        }
+    if let Some(rsvps) = rsvps {
+        let list = rsvps
+            .iter()
+            .map(|r| {
+                json!({
+                    "author": r.author,
+                    "name": r.name,
+                    "status": r.rsvp.status.as_str(),
+                    "guests": r.rsvp.guests,
+                    "note": r.rsvp.note,
+                    "admission": r.admission.map(|s| s.as_str()),
+                    "answered_revision": r.rsvp.answered_revision,
+                    "stale": r.stale,
+                })
+            })
+            .collect();
         doc["rsvps"] = Value::Array(list);
     }
-    Ok(doc)
+    doc
 }
 
 fn show_event(ctx: &Ctx, out: &mut Output, event: &str) -> Result<()> {
-    let opened = ctx.open_store()?;
-    let store = opened.store();
-    let id = store.resolve_event(event)?;
-    let state = store
-        .event(&id)?
-        .with_context(|| format!("event {id} vanished from the index"))?;
-    let doc = event_json(store, &state, true, None)?;
+    let detail = ctx.open_store()?.event(event)?;
+    let doc = event_json(&detail.summary, Some(&detail.rsvps), None);
+    let state = &detail.summary.state;
     if out.json {
         out.line(doc.to_string());
         return Ok(());
@@ -1690,42 +1548,11 @@ fn fixtures(
     Ok(())
 }
 
-/// The four contact commands.
-#[derive(Clone, Copy)]
-enum ContactChange {
-    Follow,
-    Unfollow,
-    Block,
-    Unblock,
-}
-
 fn contact(ctx: &Ctx, out: &mut Output, feed: &str, change: ContactChange) -> Result<()> {
     let target = FeedId::parse(feed)?;
-    let opened = ctx.open_creating(out, true)?;
-    let me = opened.feed_id()?;
-    if target == me {
-        bail!("that is your own feed");
-    }
-    let current = opened
-        .store()
-        .contacts(&me)?
-        .into_iter()
-        .find(|(f, _)| *f == target)
-        .map(|(_, c)| (c.following, c.blocking))
-        .unwrap_or((false, false));
-    let (following, blocking) = match change {
-        ContactChange::Follow => (true, false),
-        ContactChange::Unfollow => (false, current.1),
-        ContactChange::Block => (false, true),
-        ContactChange::Unblock => (current.0, false),
-    };
-    let contact = Contact {
-        contact: target,
-        following,
-        blocking,
-    };
-    contact.validate()?;
-    opened.publish(&contact.to_content_bytes())?;
+    let (following, blocking) = ctx
+        .open_creating(out, true)?
+        .contact(target, change, now_ms())?;
     out.print(
         json!({ "contact": target, "following": following, "blocking": blocking }),
         || {
@@ -1743,25 +1570,10 @@ fn contact(ctx: &Ctx, out: &mut Output, feed: &str, change: ContactChange) -> Re
 
 /// `potluck agenda`: my upcoming `going` and `maybe` answers.
 fn agenda(ctx: &Ctx, out: &mut Output) -> Result<()> {
-    let opened = ctx.open()?;
-    let me = opened.feed_id()?;
-    let store = opened.store();
     let mut items = Vec::new();
     let mut text = Vec::new();
-    for state in store.upcoming_events(now_ms(), None)? {
-        let Some(rsvp) = store.rsvp(&state.id, &me)? else {
-            continue;
-        };
-        if rsvp.status == RsvpStatus::NotGoing {
-            continue;
-        }
-        let decided = store
-            .admissions(&state.id)?
-            .into_iter()
-            .find(|(f, _)| *f == me)
-            .map(|(_, a)| a);
-        let status = admission::status_of(&state, &rsvp, decided.as_ref());
-        let stale = rsvp.is_stale(&state);
+    for AgendaItem { state, mine } in ctx.open()?.agenda(now_ms())? {
+        let (rsvp, status, stale) = (&mine.rsvp, mine.admission, mine.stale);
         let cancelled = state.status == EventStatus::Cancelled;
         text.push(format!(
             "{}  {}  {}{}{}{}",
@@ -1939,20 +1751,7 @@ fn import(ctx: &Ctx, out: &mut Output, file: &std::path::Path) -> Result<()> {
         kind: "invalid_file",
         message: format!("{}: {e}; nothing was imported", file.display()),
     })?;
-    let node = match &ctx.node {
-        Some(node) => node.clone(),
-        None => {
-            let Opened::Direct {
-                store,
-                identity: Some(identity),
-            } = ctx.open_creating(out, true)?
-            else {
-                bail!("no identity loaded");
-            };
-            // A node that never opens a socket: the same ingest path.
-            crate::net::offline_node(store, &identity, &ctx.home)?
-        }
-    };
+    let app = ctx.open_creating(out, true)?;
     let (mut read, mut new, mut present, mut dropped) = (0u64, 0u64, 0u64, 0u64);
     let mut problem: Option<String> = None;
     let mut end = first.is_none();
@@ -1975,7 +1774,7 @@ fn import(ctx: &Ctx, out: &mut Output, file: &std::path::Path) -> Result<()> {
             }
         }
         read += batch.len() as u64;
-        let (report, blocked) = node.ingest_messages(batch)?;
+        let (report, blocked) = app.ingest(batch)?;
         new += report.accepted.len() as u64;
         present += report.duplicates as u64;
         dropped += blocked as u64;

@@ -14,6 +14,7 @@
 //!   ids, terminal-safe text).
 
 pub mod admission;
+pub mod app;
 pub mod bundle;
 pub mod config;
 pub mod content;

@@ -7,8 +7,8 @@ use anyhow::{Context, Result, bail};
 use serde_json::json;
 use tokio::net::TcpListener;
 
+use potluck::app::ContactChange;
 use potluck::config::{ConfigFile, DEFAULT_LISTEN, Invite, PeerAddr};
-use potluck::content::Contact;
 use potluck::handshake::DEFAULT_NETWORK_KEY;
 use potluck::home::Home;
 use potluck::identity::Identity;
@@ -16,7 +16,7 @@ use potluck::node::{ConnectionError, Node, NodeConfig, SessionReport, Timing};
 use potluck::peerbook::{PeerRecord, PeerSource};
 use potluck::store::Store;
 
-use crate::cli::{self, Ctx, DiscoveryArgs, Opened, Output};
+use crate::cli::{self, Ctx, DiscoveryArgs, Output};
 use potluck::discovery;
 use potluck::node::DiscoverySettings;
 
@@ -255,18 +255,10 @@ fn sync_once(ctx: &Ctx, out: &Output, peer: &PeerAddr) -> Result<SessionReport> 
             }
         }
         None => {
-            let opened = ctx.open_creating(out, true)?;
-            let Opened::Direct {
-                store,
-                identity: Some(identity),
-            } = opened
-            else {
-                bail!("no identity loaded");
-            };
-            let config = ConfigFile::load(&ctx.home)?;
-            let node = Node::new(store.clone(), node_config(&identity, &config)?);
+            let app = ctx.open_creating(out, true)?;
+            let node = app.node().context("no identity loaded")?.clone();
             let report = runtime()?.block_on(node.dial(peer, true));
-            store.flush()?;
+            app.store().flush()?;
             report
         }
     }
@@ -357,17 +349,12 @@ pub fn join(ctx: &Ctx, out: &mut Output, code: &str) -> Result<()> {
     config.save(home)?;
     // Follow first, so the one sync also carries the follow to the inviter.
     let inviter = invite.peer.feed.context("the invite names no feed")?;
-    let opened = ctx.open_creating(out, true)?;
-    let mine = opened.store().contacts(&own_feed(ctx)?)?;
+    let app = ctx.open_creating(out, true)?;
+    let mine = app.store().contacts(&own_feed(ctx)?)?;
     if !mine.iter().any(|(f, c)| *f == inviter && c.following) {
-        let contact = Contact {
-            contact: inviter,
-            following: true,
-            blocking: false,
-        };
-        opened.publish(&contact.to_content_bytes())?;
+        app.contact(inviter, ContactChange::Follow, crate::cli::now_ms())?;
     }
-    drop(opened);
+    drop(app);
     let report = sync_once(ctx, out, &invite.peer)?;
     // Remember the inviter in the peer book too.
     {

@@ -32,7 +32,7 @@
 //! returning, so a message that `publish` or `ingest` reported as stored
 //! survives a crash.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -228,6 +228,44 @@ pub struct IngestReport {
     pub rejected: Option<Rejection>,
     /// Events whose state, RSVPs or admissions changed, in first-touched order.
     pub touched_events: Vec<MessageId>,
+    /// Follows and blocks among the accepted messages, in input order.
+    pub contacts: Vec<ContactChange>,
+}
+
+/// A contact message that was appended: `author` now follows and/or
+/// blocks `contact` as `state` says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ContactChange {
+    /// Who wrote the contact message.
+    pub author: FeedId,
+    /// The feed it is about.
+    pub contact: FeedId,
+    /// The author's stance now.
+    pub state: ContactState,
+}
+
+impl IngestReport {
+    /// The message that [`Store::publish`] appended (its report holds
+    /// exactly one accepted message).
+    pub fn message(&self) -> Option<&Message> {
+        self.accepted.last()
+    }
+
+    /// Adds what a later append reported (several appends, one report).
+    pub fn merge(&mut self, later: IngestReport) {
+        self.accepted.extend(later.accepted);
+        self.duplicates += later.duplicates;
+        self.forks.extend(later.forks);
+        if self.rejected.is_none() {
+            self.rejected = later.rejected;
+        }
+        for event in later.touched_events {
+            if !self.touched_events.contains(&event) {
+                self.touched_events.push(event);
+            }
+        }
+        self.contacts.extend(later.contacts);
+    }
 }
 
 /// The result of [`Store::fsck`].
@@ -452,13 +490,14 @@ impl Store {
     }
 
     /// Signs `content` as the next message of `key`'s feed, appends and
-    /// indexes it, and returns once it is durable.
+    /// indexes it, and returns once it is durable. The report holds the
+    /// message ([`IngestReport::message`]) and what it touched.
     pub fn publish(
         &self,
         key: &SigningKey,
         content: &[u8],
         timestamp: i64,
-    ) -> Result<Message, StoreError> {
+    ) -> Result<IngestReport, StoreError> {
         let _writer = self.lock();
         let author = FeedId(key.verifying_key().to_bytes());
         let head = self.head(&author)?;
@@ -468,14 +507,17 @@ impl Store {
         };
         let msg = Message::sign(key, sequence, previous, timestamp, content)
             .map_err(ValidationError::from)?;
-        let mut report = self.ingest_locked(Checked::new(vec![msg]))?;
+        let report = self.ingest_locked(Checked::new(vec![msg]))?;
         if let Some(rejection) = report.rejected {
             return Err(StoreError::Rejected(rejection.error));
         }
-        report.accepted.pop().ok_or_else(|| StoreError::CorruptLog {
-            key: hex::encode(author.0),
-            reason: "published message was not appended".into(),
-        })
+        if report.accepted.len() != 1 {
+            return Err(StoreError::CorruptLog {
+                key: hex::encode(author.0),
+                reason: "published message was not appended".into(),
+            });
+        }
+        Ok(report)
     }
 
     /// The one ingest path: validates messages (signatures in batches),
@@ -962,6 +1004,16 @@ impl Store {
         Ok(report)
     }
 
+    /// The feeds `me` blocks: never stored, sent or shown.
+    pub fn blocked_by(&self, me: &FeedId) -> Result<BTreeSet<FeedId>, StoreError> {
+        Ok(self
+            .contacts(me)?
+            .into_iter()
+            .filter(|(_, c)| c.blocking)
+            .map(|(f, _)| f)
+            .collect())
+    }
+
     /// The feeds `author` follows or blocks, per its latest contact messages.
     pub fn contacts(&self, author: &FeedId) -> Result<Vec<(FeedId, ContactState)>, StoreError> {
         let key = index::contact_key(author, &FeedId([0; 32]));
@@ -1182,11 +1234,18 @@ fn stage_append(
         }),
     );
     match index::apply(staged, msg)? {
-        index::Indexed::Applied { event } => {
+        index::Indexed::Applied { event, contact } => {
             if let Some(event) = event
                 && touched.insert(event)
             {
                 report.touched_events.push(event);
+            }
+            if let Some((contact, state)) = contact {
+                report.contacts.push(ContactChange {
+                    author,
+                    contact,
+                    state,
+                });
             }
         }
         index::Indexed::Ignored(why) => {

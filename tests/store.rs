@@ -131,7 +131,13 @@ fn published_messages_survive_reopen() {
     let ids: Vec<MessageId> = {
         let store = Store::open(&path).unwrap();
         (0..5)
-            .map(|i| store.publish(&k, &about(&format!("n{i}")), i).unwrap().id())
+            .map(|i| {
+                store
+                    .publish(&k, &about(&format!("n{i}")), i)
+                    .unwrap()
+                    .accepted[0]
+                    .id()
+            })
             .collect()
     };
     let store = Store::open(&path).unwrap();
@@ -162,7 +168,7 @@ fn fsck_finds_a_damaged_index_and_reindex_repairs_it() {
         );
         let e = store.publish(&k, &event.to_content_bytes(), 1).unwrap();
         let rsvp = Rsvp {
-            event: e.id(),
+            event: e.accepted[0].id(),
             status: RsvpStatus::Going,
             guests: 1,
             note: None,
