@@ -253,18 +253,24 @@ impl Checked {
     }
 
     /// Keeps the messages for which `keep` holds. Everything after a bad
-    /// signature is cut off, and the bad mark stays at the cut.
+    /// signature is cut off. The bad message itself is always kept, as the
+    /// last one, and the bad mark points at it: it is what makes the store
+    /// report the rejection (and the connection close), so it must not be
+    /// filtered away with the messages the receiver does not want.
     pub fn retain(&mut self, mut keep: impl FnMut(&Message) -> bool) {
         let stop = self.bad.as_ref().map_or(self.msgs.len(), |(i, _)| *i);
-        let mut kept = Vec::with_capacity(stop);
-        for msg in self.msgs.drain(..).take(stop) {
+        let mut kept = Vec::with_capacity(stop + 1);
+        let mut rest = self.msgs.drain(..);
+        for msg in rest.by_ref().take(stop) {
             if keep(&msg) {
                 kept.push(msg);
             }
         }
         if let Some((i, _)) = &mut self.bad {
             *i = kept.len();
+            kept.extend(rest.next());
         }
+        drop(rest);
         self.msgs = kept;
     }
 
@@ -521,6 +527,51 @@ mod tests {
     fn dropped_content_still_validates() {
         let msg = first(br#"{"type":"x"}"#).without_content();
         validate(None, &msg).unwrap();
+    }
+
+    /// A chain of `n` messages by [`key`].
+    fn chain(n: u64) -> Vec<Message> {
+        let mut prev = MessageId::default();
+        (1..=n)
+            .map(|seq| {
+                let m = Message::sign(&key(), seq, prev, 0, br#"{"type":"x"}"#).unwrap();
+                prev = m.id();
+                m
+            })
+            .collect()
+    }
+
+    /// Flips a bit of the signature of `msg`.
+    fn forge(msg: &Message) -> Message {
+        let mut bytes = msg.bytes().to_vec();
+        bytes[crate::message::HEADER_LEN + 5] ^= 0x04;
+        Message::decode(bytes).unwrap()
+    }
+
+    #[test]
+    fn retain_keeps_the_bad_message_and_its_mark() {
+        let mut msgs = chain(5);
+        msgs[2] = forge(&msgs[2]);
+        let bad_id = msgs[2].id();
+        // Whether the filter wants it or not, the bad message stays, last,
+        // and the mark points at it (not past the end).
+        for keep_all in [true, false] {
+            let mut checked = Checked::new(msgs.clone());
+            assert!(checked.has_bad());
+            checked.retain(|m| keep_all || m.sequence() != 3);
+            let (kept, bad) = checked.into_parts();
+            let (i, error) = bad.expect("the bad mark survives retain");
+            assert_eq!(kept.len(), 3, "two before it, and itself");
+            assert!(i < kept.len(), "the mark points at a message");
+            assert_eq!(kept[i].id(), bad_id);
+            assert!(matches!(error, ValidationError::BadSignature { .. }));
+        }
+        // Dropping the messages before it moves the mark with them.
+        let mut checked = Checked::new(msgs);
+        checked.retain(|m| m.sequence() > 2);
+        let (kept, bad) = checked.into_parts();
+        assert_eq!(bad.map(|(i, _)| i), Some(0));
+        assert_eq!(kept.len(), 1);
     }
 
     #[test]

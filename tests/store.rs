@@ -8,7 +8,7 @@ use ed25519_dalek::SigningKey;
 use potluck::content::{Event, EventTime, Rsvp, RsvpStatus};
 use potluck::message::{Message, MessageId};
 use potluck::store::Store;
-use potluck::validate::ValidationError;
+use potluck::validate::{Checked, ValidationError};
 
 fn key(n: u8) -> SigningKey {
     SigningKey::from_bytes(&[n; 32])
@@ -121,6 +121,27 @@ fn a_bad_signature_deep_in_a_large_batch_cuts_there() {
         ValidationError::BadSignature { .. }
     ));
     assert_eq!(report.accepted.len(), 600);
+}
+
+/// Messages filtered after their signatures were checked (as a connection
+/// drops feeds it does not replicate) still report the bad signature.
+#[test]
+fn a_bad_signature_survives_filtering_and_is_rejected() {
+    let (_dir, store) = open_store();
+    let mut a = chain(&key(7), 4, "a");
+    let mut bytes = a[3].bytes().to_vec();
+    bytes[150] ^= 0x02; // inside the signature
+    a[3] = Message::decode(bytes).unwrap();
+    let mut checked = Checked::new(a);
+    checked.retain(|_| true);
+    let report = store.ingest_checked(checked).unwrap();
+    assert_eq!(report.accepted.len(), 3);
+    let rejected = report.rejected.expect("the bad signature is reported");
+    assert_eq!(rejected.index, 3);
+    assert!(matches!(
+        rejected.error,
+        ValidationError::BadSignature { .. }
+    ));
 }
 
 #[test]
