@@ -587,6 +587,31 @@ async fn a_message_of_our_own_feed_signed_by_another_key_ends_the_session() {
     assert_still_serving(&a).await;
 }
 
+/// Content at the edges of the content rule (a number beyond a double, a
+/// surrogate pair, the deepest nesting allowed) is valid, so it replicates
+/// like any other message (issue 14, defect 9).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_at_the_edges_of_the_json_rule_replicates() {
+    let a = TestNode::start().await;
+    let depth = potluck::validate::MAX_CONTENT_DEPTH - 1;
+    let contents = [
+        r#"{"type":"note","n":1e400}"#.to_owned(),
+        r#"{"type":"note","text":"\ud83c\udf72"}"#.to_owned(),
+        format!(
+            r#"{{"type":"note","deep":{}{}}}"#,
+            "[".repeat(depth),
+            "]".repeat(depth)
+        ),
+    ];
+    for content in &contents {
+        a.publish(content.as_bytes());
+    }
+    let b = TestNode::start().await;
+    let report = b.sync_with(&a).await;
+    assert_eq!(report.received, contents.len() as u64);
+    assert_eq!(b.head(&a.feed()), contents.len() as u64);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_before_the_clock_is_a_protocol_violation() {
     let a = TestNode::start().await;
