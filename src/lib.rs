@@ -32,4 +32,5 @@ pub mod peerbook;
 pub mod replicate;
 pub mod store;
 pub mod validate;
+pub mod web;
 pub mod wire;
