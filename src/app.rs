@@ -541,6 +541,34 @@ impl App {
         Ok(items)
     }
 
+    /// An iCalendar (RFC 5545) file of one event (by id or id prefix), or
+    /// of every upcoming one, each with its current answers as attendees
+    /// (see [`crate::ics`]). Returns the text and how many events it holds.
+    pub fn calendar(&self, event: Option<&str>, now_ms: i64) -> Result<(String, usize), AppError> {
+        let states = match event {
+            Some(text) => vec![self.event_state(text)?],
+            None => self.store.upcoming_events(now_ms, None)?,
+        };
+        let mut events = Vec::with_capacity(states.len());
+        for state in &states {
+            let mut attendees = Vec::new();
+            for (feed, rsvp) in self.store.rsvps(&state.id)? {
+                attendees.push(crate::ics::IcsAttendee {
+                    feed,
+                    name: self.name_of(&feed)?,
+                    status: rsvp.status,
+                });
+            }
+            events.push(crate::ics::IcsEvent {
+                state,
+                organizer_name: self.name_of(&state.author)?,
+                attendees,
+            });
+        }
+        let now = jiff::Timestamp::from_millisecond(now_ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        Ok((crate::ics::calendar(&events, now), events.len()))
+    }
+
     /// Connected peers (empty without a running node) and every known
     /// address.
     pub fn network(&self) -> Result<(Vec<PeerInfo>, Vec<PeerRecord>), AppError> {

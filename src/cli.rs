@@ -1648,41 +1648,9 @@ fn agenda(ctx: &Ctx, out: &mut Output) -> Result<()> {
 
 /// `potluck ics`: RFC 5545 text for one event or every upcoming event.
 fn ics(ctx: &Ctx, out: &mut Output, event: Option<&str>) -> Result<()> {
-    let opened = ctx.open_store()?;
-    let store = opened.store();
-    let states = match event {
-        Some(text) => {
-            let id = store.resolve_event(text)?;
-            vec![
-                store
-                    .event(&id)?
-                    .with_context(|| format!("event {id} vanished from the index"))?,
-            ]
-        }
-        None => store.upcoming_events(now_ms(), None)?,
-    };
-    let mut events = Vec::with_capacity(states.len());
-    for state in &states {
-        let mut attendees = Vec::new();
-        for (feed, rsvp) in store.rsvps(&state.id)? {
-            attendees.push(potluck::ics::IcsAttendee {
-                feed,
-                name: store.about(&feed)?.map(|a| a.name),
-                status: rsvp.status,
-            });
-        }
-        events.push(potluck::ics::IcsEvent {
-            state,
-            organizer_name: store.about(&state.author)?.map(|a| a.name),
-            attendees,
-        });
-    }
-    let text = potluck::ics::calendar(&events, jiff::Timestamp::now());
+    let (text, count) = ctx.open_store()?.calendar(event, now_ms())?;
     if out.json {
-        out.print(
-            json!({ "events": events.len(), "calendar": text }),
-            String::new,
-        );
+        out.print(json!({ "events": count, "calendar": text }), String::new);
     } else {
         // The calendar is written exactly, CRLF line ends included.
         out.text.push_str(&text);
