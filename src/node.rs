@@ -1219,14 +1219,30 @@ impl Node {
             let Some((feed, first, last)) = session.next_range() else {
                 break;
             };
+            let mut sent_until = first - 1;
             for item in self
                 .store
                 .feed_messages(&feed, first)
                 .take((last - first + 1) as usize)
             {
-                let msg = item?;
-                packer.push(&Packet::Message(msg.into_bytes()))?;
-                count += 1;
+                match item {
+                    Ok(msg) => {
+                        sent_until = msg.sequence();
+                        packer.push(&Packet::Message(msg.into_bytes()))?;
+                        count += 1;
+                    }
+                    // Never send what does not verify: the peer would
+                    // refuse it and hang up, every time. The other feeds
+                    // go on.
+                    Err(StoreError::Damaged {
+                        sequence, reason, ..
+                    }) => {
+                        tracing::error!(%feed, sequence, %reason, "not sending a message that is damaged on disk, nor the rest of its feed; `potluck fsck --repair` cuts it so that peers send it again");
+                        session.withhold(feed, sent_until);
+                        break;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
         }
         Ok((packer.take(), count, goodbye))

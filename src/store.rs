@@ -10,6 +10,7 @@
 //! | `K`    | author ‖ sequence     | fork proof (two signed headers)    |
 //! | `P`    | peer feed             | replication memory of that peer    |
 //! | `B`    | peer address          | peer book record (JSON)            |
+//! | `R`    | author                | head before a repair cut the feed  |
 //! | `M`    | `format`, `log_end`   | store format, committed log length |
 //! | lower  | see [`crate::index`]  | index entries, rebuildable         |
 //!
@@ -54,6 +55,7 @@ const HEAD: u8 = b'H';
 const FORK: u8 = b'K';
 const PEER: u8 = b'P';
 const BOOK: u8 = b'B';
+const REFETCH: u8 = b'R';
 
 /// Meta key of the store format.
 const FORMAT_KEY: &[u8] = b"Mformat";
@@ -168,6 +170,29 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
+    /// A message in the log is not the one the index says is there: the
+    /// disk changed it.
+    #[error(
+        "message {author} #{sequence} is damaged in the message log ({reason}); `potluck fsck --repair` cuts the feed back before it, so that peers send it again"
+    )]
+    Damaged {
+        /// The feed.
+        author: FeedId,
+        /// The damaged message's sequence.
+        sequence: u64,
+        /// What does not match.
+        reason: String,
+    },
+    /// sled's own files are damaged.
+    #[error(
+        "the database in {path} is damaged ({reason}); `potluck fsck --repair` rebuilds it from the message log, moving the damaged files aside"
+    )]
+    DatabaseDamaged {
+        /// The store directory.
+        path: String,
+        /// sled's words.
+        reason: String,
+    },
     /// A message that was to be published did not validate.
     #[error("message rejected: {0}")]
     Rejected(#[from] ValidationError),
@@ -241,6 +266,34 @@ pub struct FsckReport {
     pub index_entries: u64,
     /// Everything found wrong; empty means healthy.
     pub problems: Vec<String>,
+    /// Per damaged feed, the first sequence that is damaged or does not
+    /// verify: [`Store::repair`] cuts the feed back before it.
+    pub damaged: BTreeMap<FeedId, u64>,
+    /// Feeds a repair cut back, still short of what they held before
+    /// (peers send the rest): feed, held now, held before.
+    pub refetching: Vec<(FeedId, u64, u64)>,
+}
+
+/// What [`Store::repair`] did.
+#[derive(Debug, Default)]
+pub struct RepairReport {
+    /// Feeds cut back: feed, first sequence removed, the head before.
+    pub cut: Vec<(FeedId, u64, u64)>,
+    /// Index entries written (every index is rebuilt).
+    pub index_entries: usize,
+}
+
+/// What [`Store::rebuild_from_log`] did.
+#[derive(Debug, Default)]
+pub struct RebuildReport {
+    /// Where the damaged store was moved.
+    pub moved_to: std::path::PathBuf,
+    /// Messages restored.
+    pub restored: u64,
+    /// Records not restored: damaged, or after damage in their feed.
+    pub skipped: u64,
+    /// Why reading the old log stopped early, if it did.
+    pub log_problem: Option<String>,
 }
 
 /// The node's store.
@@ -387,8 +440,20 @@ impl Position {
 }
 
 impl Store {
-    /// Opens (or creates) the store in `path`.
+    /// Opens (or creates) the store in `path`. Damage sled detects in its
+    /// own files is [`StoreError::DatabaseDamaged`].
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Store::open_inner(path).map_err(|e| match e {
+            StoreError::Db(sled::Error::Corruption { .. })
+            | StoreError::Log(LogError::RolledBack { .. }) => StoreError::DatabaseDamaged {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            },
+            other => other,
+        })
+    }
+
+    fn open_inner(path: &Path) -> Result<Store, StoreError> {
         // sled cannot open files written with another segment size, and
         // says so in its own words; every format-2 store uses ours.
         if let Some(size) = persisted_segment_size(path)
@@ -413,6 +478,15 @@ impl Store {
                 return Err(StoreError::Format {
                     path: path.display().to_string(),
                     found: 1,
+                });
+            }
+            // sled holds nothing, but a message log is there: sled's files
+            // were lost, or sled recovered from damage by dropping what
+            // followed it. Opening would cut the log to nothing.
+            None if std::fs::metadata(path.join(LOG_FILE)).is_ok_and(|m| m.len() > 0) => {
+                return Err(StoreError::DatabaseDamaged {
+                    path: path.display().to_string(),
+                    reason: "it has lost its contents, but the message log is there".into(),
                 });
             }
             None => {
@@ -440,6 +514,47 @@ impl Store {
             key: hex::encode(key),
             reason: e.to_string(),
         })
+    }
+
+    /// Reads message `sequence` of `author` from where its log entry
+    /// (`location`) points, and checks that it is the message that was
+    /// stored: a whole record that decodes, naming this feed and sequence,
+    /// with content (if present) matching the content hash, and whose id
+    /// entry points at the same record (so a changed header or signature
+    /// shows). Anything else is [`StoreError::Damaged`]: what is read for
+    /// sending or export is never something a peer would refuse.
+    fn feed_record(
+        &self,
+        author: &FeedId,
+        sequence: u64,
+        location: &[u8],
+    ) -> Result<Message, StoreError> {
+        let damaged = |reason: &str| StoreError::Damaged {
+            author: *author,
+            sequence,
+            reason: reason.to_owned(),
+        };
+        let key = log_key(author, sequence);
+        let bytes = match self.log.read(decode_location(&key, location)?) {
+            Ok(bytes) => bytes,
+            Err(LogError::BadLocation { .. }) => {
+                return Err(damaged("no whole record where the index points"));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let msg = Message::decode(bytes).map_err(|_| damaged("the record is not a message"))?;
+        if msg.author() != *author || msg.sequence() != sequence {
+            return Err(damaged("the record holds another message"));
+        }
+        if let Some(content) = msg.content()
+            && blake3::hash(content).as_bytes() != &msg.header().content_hash
+        {
+            return Err(damaged("its content does not match its hash"));
+        }
+        if self.tree.get(id_key(&msg.id()))?.as_deref() != Some(location) {
+            return Err(damaged("its header or signature changed"));
+        }
+        Ok(msg)
     }
 
     /// The head of a feed, if the store holds any of it.
@@ -624,6 +739,7 @@ impl Store {
             // below succeeds, so they must never be overwritten.
             self.log.mark_committed(&pending);
             self.db.flush()?;
+            self.log.note_durable()?;
         }
         Ok(report)
     }
@@ -653,7 +769,21 @@ impl Store {
             let held = self
                 .log
                 .read_prefix(decode_location(&key, &location)?, SIGNED_LEN)?;
-            return Ok(Ok(Position::against(&held, msg)));
+            let position = Position::against(&held, msg);
+            if let Position::Fork { .. } = position {
+                // Only a held message that verifies proves a fork: a copy
+                // the disk damaged differs from the genuine one too.
+                match self.feed_record(&msg.author(), msg.sequence(), &location) {
+                    Err(StoreError::Damaged { reason, .. }) => {
+                        tracing::warn!(feed = %msg.author(), sequence = msg.sequence(), %reason, "our copy of this message is damaged; `potluck fsck --repair` cuts it so that it is fetched again");
+                        return Ok(Ok(Position::Duplicate));
+                    }
+                    other => {
+                        other?;
+                    }
+                }
+            }
+            return Ok(Ok(position));
         }
         Ok(validate::check_chain(head, msg).map(|()| Position::Next))
     }
@@ -674,7 +804,8 @@ impl Store {
         Ok(Some(msg))
     }
 
-    /// The message at `sequence` of `author`'s feed.
+    /// The message at `sequence` of `author`'s feed, checked as
+    /// [`Store::feed_messages`] checks it.
     pub fn feed_message(
         &self,
         author: &FeedId,
@@ -682,12 +813,14 @@ impl Store {
     ) -> Result<Option<Message>, StoreError> {
         let key = log_key(author, sequence);
         match self.tree.get(&key)? {
-            Some(v) => self.logged_message(&key, &v).map(Some),
+            Some(v) => self.feed_record(author, sequence, &v).map(Some),
             None => Ok(None),
         }
     }
 
-    /// The messages of a feed from `from_sequence` on, in order.
+    /// The messages of a feed from `from_sequence` on, in order. Each is
+    /// checked against the index as it is read: a message the disk damaged
+    /// is an [`StoreError::Damaged`] item, never returned as if whole.
     pub fn feed_messages(
         &self,
         author: &FeedId,
@@ -695,9 +828,18 @@ impl Store {
     ) -> impl Iterator<Item = Result<Message, StoreError>> + '_ {
         let start = log_key(author, from_sequence);
         let end = log_key(author, u64::MAX);
-        self.tree.range(start..=end).map(|item| {
+        let author = *author;
+        self.tree.range(start..=end).map(move |item| {
             let (k, v) = item?;
-            self.logged_message(&k, &v)
+            let sequence = k
+                .get(33..41)
+                .and_then(|s| s.try_into().ok())
+                .map(u64::from_be_bytes)
+                .ok_or_else(|| StoreError::CorruptLog {
+                    key: hex::encode(&k),
+                    reason: "short log key".into(),
+                })?;
+            self.feed_record(&author, sequence, &v)
         })
     }
 
@@ -958,7 +1100,7 @@ impl Store {
     /// checks the stored indexes against indexes rebuilt from the logs.
     pub fn fsck(&self) -> Result<FsckReport, StoreError> {
         let mut report = FsckReport::default();
-        let rebuilt = self.rebuild_index(Some(&mut report))?;
+        let rebuilt = self.rebuild_index(Some(&mut report), &BTreeMap::new())?;
         let stored = self.index_snapshot()?;
         report.index_entries = stored.len() as u64;
         for (k, v) in &rebuilt.0 {
@@ -981,6 +1123,196 @@ impl Store {
                 ));
             }
         }
+        report.refetching = self
+            .refetch_markers()?
+            .into_iter()
+            .filter(|&(_, now, before)| now < before)
+            .collect();
+        Ok(report)
+    }
+
+    /// Repairs what [`Store::fsck`] finds, in one atomic batch: every feed
+    /// with a damaged or invalid message is cut back to the message before
+    /// it (its log and id entries from there on, and its head), the head it
+    /// had is remembered so that `fsck` shows the feed as being fetched
+    /// again, and every index is rebuilt. The damaged bytes stay in the log
+    /// file (it is append-only), but nothing points at them any more. Peers
+    /// send the cut messages again, as for any feed that is behind: our
+    /// clock now says less.
+    pub fn repair(&self) -> Result<RepairReport, StoreError> {
+        let _writer = self.lock();
+        let mut found = FsckReport::default();
+        self.rebuild_index(Some(&mut found), &BTreeMap::new())?;
+        let rebuilt = self.rebuild_index(None, &found.damaged)?;
+        let mut batch = sled::Batch::default();
+        for p in index::prefix::ALL {
+            for item in self.tree.scan_prefix([p]) {
+                let (k, _) = item?;
+                batch.remove(k);
+            }
+        }
+        let mut report = RepairReport {
+            index_entries: rebuilt.0.len(),
+            ..RepairReport::default()
+        };
+        for (k, v) in rebuilt.0 {
+            batch.insert(k, v);
+        }
+        let mut dropped = std::collections::HashSet::new();
+        for (&author, &from) in &found.damaged {
+            let old_head = self.head(&author)?.map_or(0, |h| h.sequence);
+            for item in self
+                .tree
+                .range(log_key(&author, from)..=log_key(&author, u64::MAX))
+            {
+                let (k, v) = item?;
+                dropped.insert(v.to_vec());
+                batch.remove(k);
+            }
+            match from.checked_sub(1).filter(|&s| s > 0) {
+                Some(kept) => {
+                    // Everything before the cut verified.
+                    let msg = self.feed_message(&author, kept)?.ok_or_else(|| {
+                        StoreError::CorruptLog {
+                            key: hex::encode(log_key(&author, kept)),
+                            reason: "the message before a damaged one is missing".into(),
+                        }
+                    })?;
+                    let head = FeedHead {
+                        sequence: kept,
+                        id: msg.id(),
+                    };
+                    batch.insert(feed_key(HEAD, &author), encode_head(&head));
+                }
+                None => batch.remove(feed_key(HEAD, &author)),
+            }
+            let before = self.refetch_marker(&author)?.unwrap_or(0).max(old_head);
+            batch.insert(feed_key(REFETCH, &author), before.to_be_bytes().to_vec());
+            report.cut.push((author, from, old_head));
+        }
+        if !dropped.is_empty() {
+            for item in self.tree.scan_prefix([ID]) {
+                let (k, v) = item?;
+                if dropped.contains(&v[..]) {
+                    batch.remove(k);
+                }
+            }
+        }
+        // Feeds that have caught up since an earlier repair are done.
+        for (feed, _, _) in self.refetch_markers()? {
+            if !found.damaged.contains_key(&feed) && self.refetching(&feed)?.is_none() {
+                batch.remove(feed_key(REFETCH, &feed));
+            }
+        }
+        self.tree.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(report)
+    }
+
+    /// The head a repair cut `feed` back from, if it was cut.
+    fn refetch_marker(&self, feed: &FeedId) -> Result<Option<u64>, StoreError> {
+        let key = feed_key(REFETCH, feed);
+        match self.tree.get(&key)? {
+            Some(v) => u64_value(&key, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// For a feed a repair cut back and that is still short of what it
+    /// held: `(held now, held before)`.
+    pub fn refetching(&self, feed: &FeedId) -> Result<Option<(u64, u64)>, StoreError> {
+        let Some(before) = self.refetch_marker(feed)? else {
+            return Ok(None);
+        };
+        let now = self.head(feed)?.map_or(0, |h| h.sequence);
+        Ok((now < before).then_some((now, before)))
+    }
+
+    /// Every feed a repair cut back: feed, held now, held before (caught up
+    /// when now ≥ before).
+    fn refetch_markers(&self) -> Result<Vec<(FeedId, u64, u64)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.tree.scan_prefix([REFETCH]) {
+            let (k, v) = item?;
+            let Some(feed) = feed_of_key(&k) else {
+                continue;
+            };
+            let before = u64_value(&k, &v)?;
+            let now = self.head(&feed)?.map_or(0, |h| h.sequence);
+            out.push((feed, now, before));
+        }
+        Ok(out)
+    }
+
+    /// Rebuilds a store whose sled files are damaged, from its message log:
+    /// moves the store directory aside (to `NAME.damaged-MS` beside it),
+    /// creates a new store in its place, and ingests every record of the
+    /// old log, in log order, through the one ingest path, so every
+    /// message is validated again. A record that does not validate is
+    /// skipped with the rest of its feed (they could not chain on it), and
+    /// reading stops at a record that cannot be one. Fork proofs, peer
+    /// memory and the peer book lived only in sled and are lost: they are
+    /// advice, found again by running.
+    pub fn rebuild_from_log(path: &Path, now_ms: i64) -> Result<RebuildReport, StoreError> {
+        const BATCH: usize = 1_000;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "store".into());
+        let aside = path.with_file_name(format!("{name}.damaged-{now_ms}"));
+        let io = |source| {
+            StoreError::Log(LogError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+        };
+        std::fs::rename(path, &aside).map_err(io)?;
+        let store = Store::open(path)?;
+        let old_log = std::fs::File::open(aside.join(LOG_FILE)).map_err(io)?;
+        // A tail an earlier open cut off (see `MessageLog::open`) follows
+        // the log: it may hold messages sled forgot when it rolled back.
+        let tail: Box<dyn std::io::Read> =
+            match std::fs::File::open(crate::msglog::tail_path(&aside.join(LOG_FILE))) {
+                Ok(file) => Box::new(file),
+                Err(_) => Box::new(std::io::empty()),
+            };
+        let mut records = crate::msglog::LogRecords::new(std::io::BufReader::new(
+            std::io::Read::chain(old_log, tail),
+        ));
+        let mut report = RebuildReport {
+            moved_to: aside,
+            ..RebuildReport::default()
+        };
+        let mut broken: std::collections::HashSet<FeedId> = Default::default();
+        loop {
+            let mut batch = Vec::with_capacity(BATCH);
+            for record in records.by_ref().take(BATCH) {
+                match record.map(Message::decode) {
+                    Ok(Ok(msg)) => batch.push(msg),
+                    Ok(Err(_)) => report.skipped += 1,
+                    Err(reason) => report.log_problem = Some(reason),
+                }
+            }
+            if batch.is_empty() {
+                break;
+            }
+            let mut rest: Vec<Message> = batch;
+            while !rest.is_empty() {
+                let before = rest.len();
+                rest.retain(|m| !broken.contains(&m.author()));
+                report.skipped += (before - rest.len()) as u64;
+                let ingested = store.ingest(rest.clone())?;
+                report.restored += ingested.accepted.len() as u64;
+                let Some(rejected) = ingested.rejected else {
+                    break;
+                };
+                tracing::warn!(feed = %rejected.author, sequence = rejected.sequence, error = %rejected.error, "not restoring a damaged message and the rest of its feed");
+                broken.insert(rejected.author);
+                report.skipped += 1;
+                rest.drain(..=rejected.index);
+            }
+        }
+        store.flush()?;
         Ok(report)
     }
 
@@ -1069,7 +1401,7 @@ impl Store {
     /// in one atomic batch. Returns the number of index entries written.
     pub fn reindex(&self) -> Result<usize, StoreError> {
         let _writer = self.lock();
-        let rebuilt = self.rebuild_index(None)?;
+        let rebuilt = self.rebuild_index(None, &BTreeMap::new())?;
         let mut batch = sled::Batch::default();
         for p in index::prefix::ALL {
             for item in self.tree.scan_prefix([p]) {
@@ -1086,15 +1418,40 @@ impl Store {
         Ok(count)
     }
 
-    /// Replays every feed into an in-memory index. With a report, also
-    /// re-verifies chains, signatures and the id and head entries.
-    fn rebuild_index(&self, mut report: Option<&mut FsckReport>) -> Result<MemKv, StoreError> {
+    /// Replays every feed into an in-memory index, each feed up to (not
+    /// including) its sequence in `cuts`, if any. With a report, also
+    /// re-verifies chains, signatures and the id and head entries, and
+    /// notes in `report.damaged` where each damaged feed must be cut.
+    fn rebuild_index(
+        &self,
+        mut report: Option<&mut FsckReport>,
+        cuts: &BTreeMap<FeedId, u64>,
+    ) -> Result<MemKv, StoreError> {
         let mut kv = MemKv::default();
         for (author, head) in self.feeds()? {
+            let cut = cuts.get(&author).copied().unwrap_or(u64::MAX);
             let mut prev: Option<FeedHead> = None;
             let mut batch = Vec::new();
+            // The first sequence found damaged or invalid in this feed.
+            let mut first_bad: Option<u64> = None;
             for item in self.feed_messages(&author, 1) {
-                let msg = item?;
+                let msg = match item {
+                    Err(StoreError::Damaged { sequence, .. }) if sequence >= cut => break,
+                    Err(StoreError::Damaged {
+                        sequence, reason, ..
+                    }) if report.is_some() => {
+                        if let Some(r) = report.as_deref_mut() {
+                            r.problems
+                                .push(format!("{author} #{sequence}: damaged: {reason}"));
+                        }
+                        first_bad = Some(sequence);
+                        break;
+                    }
+                    other => other?,
+                };
+                if msg.sequence() >= cut {
+                    break;
+                }
                 if let Some(r) = report.as_deref_mut() {
                     r.messages += 1;
                     if let Err(e) = validate::check_standalone(&msg)
@@ -1102,6 +1459,8 @@ impl Store {
                     {
                         r.problems
                             .push(format!("{author} #{}: {e}", msg.sequence()));
+                        first_bad = Some(msg.sequence());
+                        break;
                     }
                     let logged = self.tree.get(log_key(&author, msg.sequence()))?;
                     match self.tree.get(id_key(&msg.id()))? {
@@ -1124,15 +1483,20 @@ impl Store {
             if let Some(r) = report.as_deref_mut() {
                 r.feeds += 1;
                 if let Err((i, e)) = validate::verify_signatures_parallel(&batch) {
-                    r.problems
-                        .push(format!("{author} #{}: {e}", batch[i].sequence()));
+                    let sequence = batch[i].sequence();
+                    r.problems.push(format!("{author} #{sequence}: {e}"));
+                    first_bad = Some(first_bad.map_or(sequence, |b| b.min(sequence)));
                 }
-                if prev != Some(head) {
+                let held = prev.map_or(0, |p| p.sequence);
+                if first_bad.is_none() && prev != Some(head) {
                     r.problems.push(format!(
-                        "{author}: head entry says #{} but the log ends at #{}",
+                        "{author}: head entry says #{} but the log ends at #{held}",
                         head.sequence,
-                        prev.map_or(0, |p| p.sequence)
                     ));
+                    first_bad = Some(held.min(head.sequence) + 1);
+                }
+                if let Some(sequence) = first_bad {
+                    r.damaged.insert(author, sequence);
                 }
             }
         }
