@@ -242,6 +242,20 @@ enum Command {
     /// Rebuild every index from the logs.
     #[command(display_order = 26)]
     Reindex,
+    /// Fetch your own feed back from peers after the store was lost or cut
+    /// by a repair: publishing is refused until the store holds everything
+    /// this home published (or `--start-over`).
+    #[command(display_order = 27)]
+    Recover {
+        /// Peers to fetch from (HOST:PORT or @FEED.ed25519@HOST:PORT);
+        /// default: the configured peers, then the peer book.
+        addrs: Vec<String>,
+        /// Give up on the lost messages and publish on from what the
+        /// store holds. Peers that hold the lost ones will see your feed
+        /// fork and keep their copy; a new identity may be better.
+        #[arg(long, conflicts_with = "addrs")]
+        start_over: bool,
+    },
     /// Developer tool: create a new home filled with deterministic,
     /// realistic fixtures (many feeds, events, RSVPs), for scale tests.
     #[command(hide = true, display_order = 27)]
@@ -628,6 +642,7 @@ fn run_command(ctx: &Ctx, command: Command, out: &mut Output) -> Result<()> {
         Command::Event { event } => show_event(ctx, out, &event),
         Command::Log { feed } => log(ctx, out, feed),
         Command::Fsck { repair } => fsck(ctx, out, repair),
+        Command::Recover { addrs, start_over } => net::recover(ctx, out, &addrs, start_over),
         Command::Fixtures {
             out: home,
             feeds,
@@ -795,7 +810,17 @@ pub fn open_store(home: &Home) -> Result<Store> {
             home.root().display()
         );
     }
-    Ok(Store::open(&home.store_path())?)
+    // A key whose store is gone, in a home from before stores recorded
+    // how far they published: whatever was published is unknown, so at
+    // least one message is assumed, and publishing waits for `recover`.
+    let lost = home.secret_path().exists()
+        && !home.store_path().exists()
+        && !Store::has_published_mark(&home.store_path());
+    let store = Store::open(&home.store_path())?;
+    if lost {
+        store.mark_published_at_least(Identity::load(home)?.feed_id(), 1)?;
+    }
+    Ok(store)
 }
 
 /// Now, in milliseconds since the Unix epoch.

@@ -59,16 +59,22 @@ pub fn serve(
         .or_else(|| config.listen.clone())
         .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
     home.create()?;
-    let identity = match Identity::load(home) {
-        Ok(identity) => identity,
+    let (identity, created) = match Identity::load(home) {
+        Ok(identity) => (identity, false),
         Err(potluck::identity::IdentityError::Missing { .. }) => {
             let identity = Identity::create(home)?;
             eprintln!("created a new identity {}", identity.feed_id());
-            identity
+            (identity, true)
         }
         Err(e) => return Err(e.into()),
     };
-    let store = Arc::new(Store::open(&home.store_path())?);
+    // A new identity has published nothing; an old one's store is checked
+    // for having been lost.
+    let store = Arc::new(if created {
+        Store::open(&home.store_path())?
+    } else {
+        crate::cli::open_store(home)?
+    });
     let node_config = node_config(&identity, &config)?;
     let rt = runtime()?;
     rt.block_on(async move {
@@ -331,6 +337,8 @@ pub fn join(ctx: &Ctx, out: &mut Output, code: &str) -> Result<()> {
     if fresh {
         home.create()?;
         Identity::create(home)?;
+        // The store of a new identity, which has published nothing.
+        Store::open(&home.store_path())?;
     }
     if let Some(key) = &invite.network {
         config.network_key = Some(key.to_hex());
@@ -394,6 +402,82 @@ pub fn join(ctx: &Ctx, out: &mut Output, code: &str) -> Result<()> {
         },
     );
     Ok(())
+}
+
+/// `potluck recover`: fetches our own feed back from peers until the store
+/// holds everything this home published, so that publishing can go on
+/// without forking the feed; or, with `start_over`, accepts the loss.
+pub fn recover(ctx: &Ctx, out: &mut Output, addrs: &[String], start_over: bool) -> Result<()> {
+    let me = own_feed(ctx)?;
+    let behind = || -> Result<Option<(u64, u64)>> {
+        let opened = ctx.open_store()?;
+        Ok(opened.store().own_feed_behind(&me)?)
+    };
+    if start_over {
+        let holds = ctx.open_store()?.store().accept_published_loss(&me)?;
+        out.print(json!({ "feed": me, "holds": holds, "started_over": true }), || {
+            format!(
+                "publishing {me} on from #{holds}; peers that hold later messages of it will see a fork and keep theirs"
+            )
+        });
+        return Ok(());
+    }
+    let Some((_, published)) = behind()? else {
+        let holds = ctx
+            .open_store()?
+            .store()
+            .head(&me)?
+            .map_or(0, |h| h.sequence);
+        out.print(
+            json!({ "feed": me, "holds": holds, "recovered": true }),
+            || format!("nothing to recover: the store holds {me} up to #{holds}"),
+        );
+        return Ok(());
+    };
+    let mut peers = Vec::new();
+    if addrs.is_empty() {
+        peers.extend(ConfigFile::load(&ctx.home)?.peer_addrs()?);
+        for record in ctx.open_store()?.store().peer_records()? {
+            if !peers.iter().any(|p: &PeerAddr| p.addr == record.addr) {
+                peers.push(PeerAddr {
+                    feed: record.feed,
+                    addr: record.addr,
+                });
+            }
+        }
+    } else {
+        for addr in addrs {
+            peers.push(PeerAddr::parse(addr)?);
+        }
+    }
+    if peers.is_empty() {
+        bail!(
+            "no peer to recover {me} from: name one (`potluck recover HOST:PORT`), or `potluck import` a bundle of your feed"
+        );
+    }
+    let mut failures = Vec::new();
+    for peer in &peers {
+        if let Err(e) = sync_once(ctx, peer) {
+            failures.push(format!("{peer}: {}", cli::one_line(&e)));
+        }
+        if behind()?.is_none() {
+            out.print(
+                json!({ "feed": me, "holds": published, "recovered": true, "from": peer.to_string() }),
+                || format!("recovered {me} up to #{published} from {peer}; publishing is allowed again"),
+            );
+            return Ok(());
+        }
+    }
+    let holds = behind()?.map_or(published, |(holds, _)| holds);
+    bail!(
+        "{me} is still behind after {} peers: the store holds #{holds} of the #{published} this home published{}; try another peer, `potluck import` a bundle of your feed, or `potluck recover --start-over`",
+        peers.len(),
+        if failures.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", failures.join("; "))
+        }
+    )
 }
 
 /// `potluck peers`: connected peers (from a running node) and the peer

@@ -193,6 +193,26 @@ pub enum StoreError {
         /// sled's words.
         reason: String,
     },
+    /// The store holds less of our own feed than this home published.
+    #[error(
+        "this home published {feed} up to #{published}, but its store holds only #{holds}: publishing now would start a second history of your feed, which peers reject. Run `potluck recover` to fetch your feed back from a peer (or `potluck import` a bundle of it); `potluck recover --start-over` publishes on from #{holds} anyway"
+    )]
+    OwnFeedBehind {
+        /// Our feed.
+        feed: FeedId,
+        /// What the store holds of it.
+        holds: u64,
+        /// What this home published of it.
+        published: u64,
+    },
+    /// The file recording what this home published cannot be read.
+    #[error("cannot read {path}, which records how far this home published its feed: {reason}")]
+    PublishedMark {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A message that was to be published did not validate.
     #[error("message rejected: {0}")]
     Rejected(#[from] ValidationError),
@@ -296,12 +316,99 @@ pub struct RebuildReport {
     pub log_problem: Option<String>,
 }
 
+/// How far this home has published each of its own feeds, kept in a small
+/// JSON file beside the store directory (`NAME.published`, e.g.
+/// `HOME/store.published`: `{"@….ed25519": 12}`), so that it survives the
+/// store's loss. A store that holds less of a feed than was published
+/// from it refuses to publish more to it: the next message would start a
+/// second history that every peer holding the first rejects as a fork.
+struct PublishedMark {
+    path: std::path::PathBuf,
+    heads: Mutex<BTreeMap<FeedId, u64>>,
+}
+
+impl PublishedMark {
+    /// The mark of the store at `store_dir`.
+    fn path_for(store_dir: &Path) -> std::path::PathBuf {
+        let mut name = store_dir
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_else(|| "store".into());
+        name.push(".published");
+        store_dir.with_file_name(name)
+    }
+
+    fn load(store_dir: &Path) -> Result<PublishedMark, StoreError> {
+        let path = PublishedMark::path_for(store_dir);
+        let bad = |reason: String| StoreError::PublishedMark {
+            path: path.display().to_string(),
+            reason,
+        };
+        let heads = match std::fs::read(&path) {
+            Ok(bytes) if bytes.len() > 1024 * 1024 => return Err(bad("larger than 1 MiB".into())),
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // Every store has one from its first open: a key and a
+                // missing store without it is a home from before the mark.
+                let mark = PublishedMark {
+                    path: path.clone(),
+                    heads: Mutex::new(BTreeMap::new()),
+                };
+                mark.write(&BTreeMap::new())
+                    .map_err(|e| bad(e.to_string()))?;
+                return Ok(mark);
+            }
+            Err(e) => return Err(bad(e.to_string())),
+        };
+        Ok(PublishedMark {
+            path,
+            heads: Mutex::new(heads),
+        })
+    }
+
+    /// Whether the store at `store_dir` has a mark file.
+    fn exists_for(store_dir: &Path) -> bool {
+        PublishedMark::path_for(store_dir).exists()
+    }
+
+    fn get(&self, feed: &FeedId) -> Option<u64> {
+        self.heads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(feed)
+            .copied()
+    }
+
+    /// Sets `feed`'s mark and writes the file (whole, synced, renamed into
+    /// place, so it is never half written).
+    fn set(&self, feed: FeedId, sequence: u64) -> std::io::Result<()> {
+        let mut heads = self.heads.lock().unwrap_or_else(|p| p.into_inner());
+        heads.insert(feed, sequence);
+        self.write(&heads)
+    }
+
+    fn write(&self, heads: &BTreeMap<FeedId, u64>) -> std::io::Result<()> {
+        let text = serde_json::to_vec(heads).map_err(std::io::Error::other)?;
+        let mut tmp = self.path.clone().into_os_string();
+        tmp.push(".tmp");
+        let tmp = std::path::PathBuf::from(tmp);
+        {
+            use std::io::Write as _;
+            let mut file = std::fs::File::create(&tmp)?;
+            file.write_all(&text)?;
+            file.sync_all()?;
+        }
+        std::fs::rename(&tmp, &self.path)
+    }
+}
+
 /// The node's store.
 pub struct Store {
     db: sled::Db,
     tree: sled::Tree,
     log: MessageLog,
     writer: Mutex<()>,
+    published: PublishedMark,
 }
 
 /// Writes staged for one atomic batch, readable before they are applied.
@@ -504,6 +611,7 @@ impl Store {
             tree,
             log,
             writer: Mutex::new(()),
+            published: PublishedMark::load(path)?,
         })
     }
 
@@ -591,6 +699,13 @@ impl Store {
         let _writer = self.lock();
         let author = FeedId(key.verifying_key().to_bytes());
         let head = self.head(&author)?;
+        if let Some((holds, published)) = self.behind_published(&author, head.as_ref()) {
+            return Err(StoreError::OwnFeedBehind {
+                feed: author,
+                holds,
+                published,
+            });
+        }
         let (sequence, previous) = match head {
             Some(h) => (h.sequence + 1, h.id),
             None => (1, MessageId::default()),
@@ -601,10 +716,68 @@ impl Store {
         if let Some(rejection) = report.rejected {
             return Err(StoreError::Rejected(rejection.error));
         }
-        report.accepted.pop().ok_or_else(|| StoreError::CorruptLog {
-            key: hex::encode(author.0),
-            reason: "published message was not appended".into(),
-        })
+        let msg = report
+            .accepted
+            .pop()
+            .ok_or_else(|| StoreError::CorruptLog {
+                key: hex::encode(author.0),
+                reason: "published message was not appended".into(),
+            })?;
+        // The message is durable whatever happens to the mark; a mark
+        // left behind only makes the check above weaker.
+        if let Err(e) = self.published.set(author, msg.sequence()) {
+            tracing::warn!(path = %self.published.path.display(), error = %e, "cannot record how far this home published its feed");
+        }
+        Ok(msg)
+    }
+
+    /// `(held, published)` when the store holds less of `feed` than this
+    /// home published of it.
+    fn behind_published(&self, feed: &FeedId, head: Option<&FeedHead>) -> Option<(u64, u64)> {
+        let holds = head.map_or(0, |h| h.sequence);
+        let published = self.published.get(feed)?;
+        (holds < published).then_some((holds, published))
+    }
+
+    /// When the store holds less of our own `feed` than this home
+    /// published: `(held, published)`. Publishing is refused until then.
+    pub fn own_feed_behind(&self, feed: &FeedId) -> Result<Option<(u64, u64)>, StoreError> {
+        Ok(self.behind_published(feed, self.head(feed)?.as_ref()))
+    }
+
+    /// True when the store at `path` was opened before by a potluck that
+    /// records how far its home published (every store since this one).
+    pub fn has_published_mark(path: &Path) -> bool {
+        PublishedMark::exists_for(path)
+    }
+
+    /// Records that this home published `feed` at least up to `sequence`
+    /// (for a home whose store is gone and whose record of it predates
+    /// this file: at least one message).
+    pub fn mark_published_at_least(&self, feed: FeedId, sequence: u64) -> Result<(), StoreError> {
+        if self.published.get(&feed).unwrap_or(0) >= sequence {
+            return Ok(());
+        }
+        self.published
+            .set(feed, sequence)
+            .map_err(|e| StoreError::PublishedMark {
+                path: self.published.path.display().to_string(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// Accepts that `feed`'s messages after what the store holds are lost:
+    /// publishing goes on from the store's head (peers that hold the lost
+    /// messages will see a fork).
+    pub fn accept_published_loss(&self, feed: &FeedId) -> Result<u64, StoreError> {
+        let holds = self.head(feed)?.map_or(0, |h| h.sequence);
+        self.published
+            .set(*feed, holds)
+            .map_err(|e| StoreError::PublishedMark {
+                path: self.published.path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        Ok(holds)
     }
 
     /// The one ingest path: validates messages (signatures in batches),

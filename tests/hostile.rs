@@ -426,3 +426,63 @@ fn a_damaged_database_is_rebuilt_from_the_message_log() {
     let moved = doc["rebuilt"]["moved_to"].as_str().unwrap();
     assert!(Path::new(moved).join("messages.log").exists(), "{doc}");
 }
+
+/// Defect 3: a home that lost its store (but kept its key) refuses to
+/// publish, naming `potluck recover`; `recover` fetches the feed back from
+/// a peer, and what is published next continues the feed, which the peer
+/// takes (no fork). A home from before the published mark gets the same
+/// refusal, and `recover --start-over` lets it publish on.
+#[test]
+fn a_lost_store_refuses_to_publish_until_recovered() {
+    let sandbox = Sandbox::new();
+    let ana = sandbox.home("ana");
+    let bea = sandbox.home("bea");
+    assert!(
+        sandbox
+            .run(&ana, &["init", "--name", "Ana"])
+            .status
+            .success()
+    );
+    let me = sandbox.json(&ana, &["whoami"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    common::sandbox::announce(&sandbox, &ana, "Soup");
+    assert!(
+        sandbox
+            .run(&bea, &["init", "--name", "Bea"])
+            .status
+            .success()
+    );
+    let mut server = serve(&sandbox, &bea);
+    let addr = server.addr.to_string();
+    sandbox.json(&ana, &["sync", &addr]);
+
+    std::fs::remove_dir_all(ana.join("store")).unwrap();
+    let announce = ["announce", "--title", "Again", "--start", common::START];
+    let line = sandbox.run(&ana, &announce).one_line_error();
+    assert!(line.contains("potluck recover"), "{line}");
+    assert!(line.contains("up to #2"), "{line}");
+
+    let recovered = sandbox.json(&ana, &["recover", &addr]);
+    assert_eq!(recovered["recovered"], true, "{recovered}");
+    assert!(sandbox.run(&ana, &announce).status.success());
+    let log = sandbox.run(&ana, &["log", "--json"]);
+    assert_eq!(log.stdout.lines().count(), 3, "{log:?}");
+    // Bea takes the third message: it continues the history she holds.
+    let synced = sandbox.json(&ana, &["sync", &addr]);
+    assert_eq!(synced["sent"], 1, "{synced}");
+    server.terminate();
+    let bea_log = sandbox.run(&bea, &["log", &me, "--json"]);
+    assert_eq!(bea_log.stdout.lines().count(), 3, "{bea_log:?}");
+    sandbox.json(&bea, &["fsck"]);
+
+    // A home from before the mark: key, no store, no record.
+    std::fs::remove_dir_all(ana.join("store")).unwrap();
+    std::fs::remove_file(ana.join("store.published")).unwrap();
+    let line = sandbox.run(&ana, &announce).one_line_error();
+    assert!(line.contains("potluck recover"), "{line}");
+    let started = sandbox.json(&ana, &["recover", "--start-over"]);
+    assert_eq!(started["started_over"], true, "{started}");
+    assert!(sandbox.run(&ana, &announce).status.success());
+}

@@ -188,6 +188,39 @@ fn a_bad_signature_survives_filtering_and_is_rejected() {
     ));
 }
 
+/// Issue 14, defect 3: a store that holds less of a feed than was
+/// published from it refuses to publish more, until it holds it again.
+#[test]
+fn a_store_behind_what_was_published_refuses_to_publish() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let k = key(9);
+    let published: Vec<Message> = {
+        let store = Store::open(&path).unwrap();
+        (0..2)
+            .map(|i| store.publish(&k, &about(&format!("v{i}")), i).unwrap())
+            .collect()
+    };
+    std::fs::remove_dir_all(&path).unwrap();
+    let store = Store::open(&path).unwrap();
+    let author = published[0].author();
+    assert_eq!(store.own_feed_behind(&author).unwrap(), Some((0, 2)));
+    assert!(matches!(
+        store.publish(&k, &about("fork"), 3),
+        Err(potluck::store::StoreError::OwnFeedBehind {
+            holds: 0,
+            published: 2,
+            ..
+        })
+    ));
+    assert_eq!(store.head(&author).unwrap(), None, "nothing was published");
+    store.ingest(published.clone()).unwrap();
+    assert_eq!(store.own_feed_behind(&author).unwrap(), None);
+    let next = store.publish(&k, &about("next"), 3).unwrap();
+    assert_eq!(next.sequence(), 3);
+    assert_eq!(next.header().previous, published[1].id());
+}
+
 #[test]
 fn published_messages_survive_reopen() {
     let dir = tempfile::tempdir().unwrap();
