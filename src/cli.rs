@@ -1352,6 +1352,7 @@ fn fsck(ctx: &Ctx, out: &mut Output, repair: bool) -> Result<()> {
         );
     }
     let report = store.fsck()?;
+    let forked = store.forked_feeds()?;
     let refetching: Vec<Value> = report
         .refetching
         .iter()
@@ -1364,6 +1365,7 @@ fn fsck(ctx: &Ctx, out: &mut Output, repair: bool) -> Result<()> {
         "index_entries": report.index_entries,
         "problems": report.problems,
         "refetching": refetching,
+        "forked": forked_json(&forked),
     });
     if let Some(map) = doc.as_object_mut() {
         map.extend(done);
@@ -1383,6 +1385,7 @@ fn fsck(ctx: &Ctx, out: &mut Output, repair: bool) -> Result<()> {
                 "\n  fetching again: {feed} (holds #{holds} of the #{held} it held before a repair)"
             ));
         }
+        text.push_str(&forked_text(&forked));
         text
     });
     if !report.problems.is_empty() {
@@ -1392,6 +1395,26 @@ fn fsck(ctx: &Ctx, out: &mut Output, repair: bool) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Forked feeds (feed, sequence of the first proof) as JSON.
+pub(crate) fn forked_json(forked: &[(FeedId, u64)]) -> Value {
+    forked
+        .iter()
+        .map(|(feed, sequence)| json!({ "feed": feed, "sequence": sequence }))
+        .collect()
+}
+
+/// Forked feeds as lines for people (empty when there are none).
+pub(crate) fn forked_text(forked: &[(FeedId, u64)]) -> String {
+    forked
+        .iter()
+        .map(|(feed, sequence)| {
+            format!(
+                "\n  forked: {feed} has two histories from #{sequence}; the one seen first is kept, and peers holding the other do not exchange it"
+            )
+        })
+        .collect()
 }
 
 /// Messages per `Store::ingest` call of `potluck fixtures`.

@@ -486,6 +486,7 @@ pub fn peers(ctx: &Ctx, out: &mut Output) -> Result<()> {
     let connected = ctx.node.as_ref().map(|n| n.peers()).unwrap_or_default();
     let opened = ctx.open_store()?;
     let book = opened.store().peer_records()?;
+    let forked = opened.store().forked_feeds()?;
     let running = ctx.node.is_some();
     let when = |ms: Option<i64>| {
         ms.and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
@@ -495,7 +496,12 @@ pub fn peers(ctx: &Ctx, out: &mut Output) -> Result<()> {
             )
     };
     out.print(
-        json!({ "node_running": running, "connected": connected, "book": book }),
+        json!({
+            "node_running": running,
+            "connected": connected,
+            "book": book,
+            "forked": cli::forked_json(&forked),
+        }),
         || {
             let mut text = String::new();
             if !running {
@@ -533,6 +539,11 @@ pub fn peers(ctx: &Ctx, out: &mut Output) -> Result<()> {
                     when(r.last_success_ms),
                     r.failures
                 ));
+            }
+            if !forked.is_empty() {
+                text.push_str("forked feeds:");
+                text.push_str(&cli::forked_text(&forked));
+                text.push('\n');
             }
             if text.is_empty() {
                 text.push_str("no peers yet");

@@ -1151,13 +1151,16 @@ impl Node {
             .rejected
             .as_ref()
             .map_or(positions.len(), |r| r.index);
-        let forked: BTreeSet<(FeedId, u64)> = report
-            .forks
-            .iter()
-            .map(|f| (f.author, f.sequence))
-            .collect();
+        // A fork is a fact about one feed: stop taking (and giving) that
+        // feed on this connection, and go on with every other one.
+        let forked: BTreeSet<FeedId> = report.forks.iter().map(|f| f.author).collect();
+        for &feed in &forked {
+            let head = self.store.head(&feed)?.map_or(0, |h| h.sequence);
+            tracing::warn!(%feed, peer = ?source, "this peer holds another history of a forked feed; not exchanging that feed with it (the proof is kept, see `potluck fsck`)");
+            session.set_blocked(feed, true, head);
+        }
         for &(feed, seq) in &positions[..held_until] {
-            if !forked.contains(&(feed, seq)) {
+            if !forked.contains(&feed) {
                 session.on_received(feed, seq);
             }
         }
@@ -1167,7 +1170,10 @@ impl Node {
             // the feed's source and should send notes instead.
             let new: BTreeSet<FeedId> = report.accepted.iter().map(Message::author).collect();
             let mut fed: BTreeMap<FeedId, u64> = BTreeMap::new();
-            for &(feed, seq) in &positions[..held_until] {
+            for &(feed, seq) in positions[..held_until]
+                .iter()
+                .filter(|(feed, _)| !forked.contains(feed))
+            {
                 let top = fed.entry(feed).or_insert(0);
                 *top = (*top).max(seq);
             }

@@ -234,14 +234,18 @@ pub enum StoreError {
     PrefixTooShort(String),
 }
 
-/// A proof that an author signed two different messages at one sequence.
+/// A proof that an author wrote two histories of one feed: two messages
+/// signed by the author, either at one sequence, or at consecutive
+/// sequences where the later one's `previous` is not the earlier one's id
+/// (where a peer's history meets ours). The headers say which.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ForkProof {
     /// The forked feed.
     pub author: FeedId,
-    /// The sequence with two messages.
+    /// The rival's sequence.
     pub sequence: u64,
-    /// Header and signature of the message kept (the first seen).
+    /// Header and signature of our message: at the same sequence (the
+    /// first seen), or at the sequence before (our head then).
     pub kept: Vec<u8>,
     /// Header and signature of the rejected rival.
     pub rival: Vec<u8>,
@@ -269,6 +273,9 @@ pub struct IngestReport {
     pub duplicates: usize,
     /// Forks detected (the rival was rejected, the proof recorded).
     pub forks: Vec<ForkProof>,
+    /// Messages after a fork in the same batch, of the other history:
+    /// dropped, not stored.
+    pub rivals: usize,
     /// The first invalid message; nothing after it was stored.
     pub rejected: Option<Rejection>,
     /// Events whose state, RSVPs or admissions changed, in first-touched order.
@@ -528,8 +535,13 @@ enum Position {
     Next,
     /// Already held.
     Duplicate,
-    /// A different message at a held sequence.
+    /// A different message at a held sequence, or the next sequence with
+    /// a `previous` that is not our head: another history of the feed.
+    /// `kept` is our message (at the same sequence, or our head).
     Fork { kept: Vec<u8> },
+    /// A later message of a history that forked from ours earlier in this
+    /// batch: not stored, not an error.
+    Rival,
 }
 
 impl Position {
@@ -815,8 +827,19 @@ impl Store {
         let mut appending: HashMap<(FeedId, u64), usize> = HashMap::new();
         let mut positions = Vec::with_capacity(msgs.len());
         let mut limit = msgs.len();
+        // Feeds that forked in this batch: the rest of the other history
+        // is dropped (it can never chain onto ours), not a reason to stop.
+        let mut forked: std::collections::HashSet<FeedId> = Default::default();
         for (i, msg) in msgs.iter().enumerate() {
             let author = msg.author();
+            let reject = |report: &mut IngestReport, error| {
+                report.rejected = Some(Rejection {
+                    index: i,
+                    author,
+                    sequence: msg.sequence(),
+                    error,
+                });
+            };
             let head = match heads.get(&author) {
                 Some(h) => *h,
                 None => {
@@ -830,16 +853,39 @@ impl Store {
                 .map(|&j| msgs[j].signed_bytes());
             let position = match self.position(head.as_ref(), earlier, msg)? {
                 Ok(p) => p,
+                // After a fork in this batch, a message that does not chain
+                // onto our history belongs to the other one.
+                Err(
+                    ValidationError::BadSequence { .. } | ValidationError::WrongPrevious { .. },
+                ) if forked.contains(&author) => Position::Rival,
                 Err(error) => {
-                    report.rejected = Some(Rejection {
-                        index: i,
-                        author,
-                        sequence: msg.sequence(),
-                        error,
-                    });
-                    limit = i;
-                    break;
+                    // The next sequence, chained to something other than
+                    // our head: the peer holds another history. Our head
+                    // message and this one prove it (once the signature
+                    // checks, in pass 2).
+                    let diverges = matches!(error, ValidationError::WrongPrevious { .. })
+                        && head.is_some_and(|h| h.sequence.checked_add(1) == Some(msg.sequence()));
+                    let kept = match head {
+                        Some(h) if diverges => match appending.get(&(author, h.sequence)) {
+                            Some(&j) => Some(msgs[j].signed_bytes().to_vec()),
+                            None => self.verified_signed(&author, h.sequence)?,
+                        },
+                        _ => None,
+                    };
+                    match kept {
+                        Some(kept) => Position::Fork { kept },
+                        None => {
+                            reject(&mut report, error);
+                            limit = i;
+                            break;
+                        }
+                    }
                 }
+            };
+            let position = match position {
+                // One proof per feed and batch is enough.
+                Position::Fork { .. } if !forked.insert(author) => Position::Rival,
+                other => other,
             };
             if let Position::Next = position {
                 appending.insert((author, msg.sequence()), i);
@@ -877,6 +923,7 @@ impl Store {
         for (msg, position) in msgs.into_iter().take(limit).zip(positions) {
             match position {
                 Position::Duplicate => report.duplicates += 1,
+                Position::Rival => report.rivals += 1,
                 Position::Fork { kept } => {
                     let proof = ForkProof {
                         author: msg.author(),
@@ -959,6 +1006,43 @@ impl Store {
             return Ok(Ok(position));
         }
         Ok(validate::check_chain(head, msg).map(|()| Position::Next))
+    }
+
+    /// Header and signature of message `sequence` of `author`, when it is
+    /// held and verifies against the index (a damaged copy proves nothing).
+    fn verified_signed(
+        &self,
+        author: &FeedId,
+        sequence: u64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(location) = self.tree.get(log_key(author, sequence))? else {
+            return Ok(None);
+        };
+        match self.feed_record(author, sequence, &location) {
+            Ok(msg) => Ok(Some(msg.signed_bytes().to_vec())),
+            Err(StoreError::Damaged { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Feeds with a recorded fork proof, with the sequence of the first.
+    pub fn forked_feeds(&self) -> Result<Vec<(FeedId, u64)>, StoreError> {
+        let mut out: Vec<(FeedId, u64)> = Vec::new();
+        for item in self.tree.scan_prefix([FORK]) {
+            let (k, _) = item?;
+            let (Some(feed), Some(sequence)) = (
+                feed_of_key(&k),
+                k.get(33..41)
+                    .and_then(|s| s.try_into().ok())
+                    .map(u64::from_be_bytes),
+            ) else {
+                continue;
+            };
+            if out.last().is_none_or(|(f, _)| *f != feed) {
+                out.push((feed, sequence));
+            }
+        }
+        Ok(out)
     }
 
     /// The message with this id.

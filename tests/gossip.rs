@@ -612,6 +612,60 @@ async fn content_at_the_edges_of_the_json_rule_replicates() {
     assert_eq!(b.head(&a.feed()), contents.len() as u64);
 }
 
+/// Issue 14, defect 2: X holds one history of an author's feed, Y another
+/// (they share the first five messages). A sync between them records the
+/// fork, keeps X's history, and still brings every other feed Y holds; a
+/// second sync does the same without failing either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forked_feed_does_not_stop_the_other_feeds() {
+    let x = TestNode::start().await;
+    let y = TestNode::start().await;
+    let author = new_key();
+    let forked = feed_of(&author);
+    let a = chain(&author, 10, "a");
+    let mut b: Vec<Message> = a[..5].to_vec();
+    for seq in 6..=12u64 {
+        let previous = b.last().unwrap().id();
+        let content = about_content(&format!("b{seq}"));
+        b.push(Message::sign(&author, seq, previous, seq as i64, &content).unwrap());
+    }
+    x.store().ingest(a.clone()).unwrap();
+    y.store().ingest(b.clone()).unwrap();
+    let others: Vec<SigningKey> = (0..3).map(|_| new_key()).collect();
+    for (i, key) in others.iter().enumerate() {
+        y.store().ingest(chain(key, 300, &format!("o{i}"))).unwrap();
+    }
+
+    for round in 0..2 {
+        let report = x.sync_with(&y).await;
+        wait_disconnected(&x, &y.feed()).await;
+        for key in &others {
+            assert_eq!(
+                x.head(&feed_of(key)),
+                300,
+                "round {round}: every other feed"
+            );
+        }
+        assert_eq!(x.head(&forked), 10, "round {round}: X keeps its history");
+        assert_eq!(
+            x.store().message(&a[9].id()).unwrap().map(|m| m.id()),
+            Some(a[9].id())
+        );
+        if round == 0 {
+            assert_eq!(report.received, 900);
+        }
+    }
+    let proofs = x.store().forks(&forked).unwrap();
+    assert_eq!(proofs.len(), 1, "{proofs:?}");
+    // Where the histories meet: X's #10 and Y's #11, whose previous is
+    // not X's #10.
+    assert_eq!(proofs[0].sequence, 11);
+    assert_eq!(proofs[0].kept, a[9].signed_bytes());
+    assert_eq!(proofs[0].rival, b[10].signed_bytes());
+    assert_eq!(x.store().forked_feeds().unwrap(), vec![(forked, 11)]);
+    assert_eq!(x.store().fsck().unwrap().problems, Vec::<String>::new());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_before_the_clock_is_a_protocol_violation() {
     let a = TestNode::start().await;

@@ -486,3 +486,58 @@ fn a_lost_store_refuses_to_publish_until_recovered() {
     assert_eq!(started["started_over"], true, "{started}");
     assert!(sandbox.run(&ana, &announce).status.success());
 }
+
+/// Defect 2: two devices share a key and each publishes: two histories of
+/// one feed. A third node syncs with both: the second sync succeeds (it
+/// used to fail on "wrong previous", for good), brings that node's other
+/// feed, and `fsck` and `peers` show the forked feed.
+#[test]
+fn a_forked_feed_is_shown_and_does_not_stop_sync() {
+    let sandbox = Sandbox::new();
+    let [one, two, third] = ["one", "two", "third"].map(|n| sandbox.home(n));
+    for home in [&one, &two, &third] {
+        assert!(sandbox.run(home, &["init"]).status.success());
+    }
+    // The second device takes the first one's key.
+    std::fs::copy(one.join("secret"), two.join("secret")).unwrap();
+    common::sandbox::announce(&sandbox, &one, "From the first device");
+    // A longer history, so that the third node is offered more of it.
+    common::sandbox::announce(&sandbox, &two, "From the second device");
+    common::sandbox::announce(&sandbox, &two, "Again from the second device");
+    let other = sandbox.home("other");
+    sandbox.json(&other, &["init", "--name", "Other"]);
+
+    let mut first = serve(&sandbox, &one);
+    sandbox.json(&third, &["sync", &first.addr.to_string()]);
+    first.terminate();
+    // The second device also holds another person's feed.
+    let mut bundle_server = serve(&sandbox, &other);
+    sandbox.json(&two, &["sync", &bundle_server.addr.to_string()]);
+    bundle_server.terminate();
+
+    let mut second = serve(&sandbox, &two);
+    let synced = sandbox.json(&third, &["sync", &second.addr.to_string()]);
+    assert!(synced["received"].as_u64().unwrap() >= 1, "{synced}");
+    second.terminate();
+    let other_feed = sandbox.json(&other, &["whoami"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let log = sandbox.run(&third, &["log", &other_feed, "--json"]);
+    assert_eq!(
+        log.stdout.lines().count(),
+        1,
+        "the other feed came: {log:?}"
+    );
+
+    let shared = sandbox.json(&one, &["whoami"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let fsck = sandbox.json(&third, &["fsck"]);
+    assert_eq!(fsck["forked"][0]["feed"], shared.as_str(), "{fsck}");
+    let peers = sandbox.json(&third, &["peers"]);
+    assert_eq!(peers["forked"][0]["feed"], shared.as_str(), "{peers}");
+    let text = sandbox.run(&third, &["peers"]);
+    assert!(text.stdout.contains("forked"), "{text:?}");
+}
