@@ -666,6 +666,110 @@ async fn a_forked_feed_does_not_stop_the_other_feeds() {
     assert_eq!(x.store().fsck().unwrap().problems, Vec::<String>::new());
 }
 
+// ---------------------------------------------------------------------------
+// Issue 14, defect 4: connection starvation.
+
+/// Many silent sockets from one address (127.0.0.2) take only that
+/// address's few slots: a real peer from another address still syncs at
+/// its first try, and is not told it is "on another network".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sockets_from_one_address_do_not_lock_out_a_peer() {
+    let a = TestNode::start().await;
+    a.publish(&about_content("Ana"));
+    let mut idle = Vec::new();
+    for _ in 0..80 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        idle.push(socket.connect(a.addr).await.unwrap());
+    }
+    let b = TestNode::start().await;
+    let report = b.sync_with(&a).await;
+    assert_eq!(report.received, 1);
+    drop(idle);
+}
+
+/// Raw peers that authenticate and then only ping hold every established
+/// slot; once they have been idle for the limit, a real peer takes the
+/// slot of the idlest one, which is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ping_only_peers_make_room_for_a_real_one() {
+    let limits = potluck::limits::Limits {
+        handshaking: 8,
+        established: 3,
+        per_address: 8,
+        evict_idle: std::time::Duration::from_millis(300),
+    };
+    let a = TestNode::start_limited(limits).await;
+    a.publish(&about_content("Ana"));
+    let mut squatters = Vec::new();
+    for _ in 0..3 {
+        let key = new_key();
+        let mut peer = RawPeer::connect(a.addr, &key).await;
+        let opening = RawPeer::opening(Clock::new());
+        peer.send(&opening).await.unwrap();
+        squatters.push((feed_of(&key), peer));
+    }
+    let squatter_feeds: Vec<FeedId> = squatters.iter().map(|(f, _)| *f).collect();
+    wait_until("the squatters to be connected", || {
+        squatter_feeds
+            .iter()
+            .all(|f| a.node.peers().iter().any(|p| p.feed == *f))
+    })
+    .await;
+    // The squatters keep pinging in the background; the real peer retries
+    // while the node is busy (the squatters are not idle long enough yet).
+    let pingers: Vec<_> = squatters
+        .into_iter()
+        .map(|(_, mut peer)| tokio::spawn(async move { peer.read_until_closed_pinging().await }))
+        .collect();
+    let b = TestNode::start().await;
+    let deadline = std::time::Instant::now() + DEADLINE;
+    let report = loop {
+        let dialed =
+            tokio::time::timeout(DEADLINE, b.node.clone().dial(&a.pinned_addr(), true)).await;
+        match dialed.expect("a dial ends") {
+            Ok(report) => break report,
+            Err(ConnectionError::Busy) => {
+                assert!(std::time::Instant::now() < deadline, "never got a slot");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("sync failed: {e}"),
+        }
+    };
+    assert_eq!(report.received, 1);
+    // One squatter was closed to make room (its task ends when it is).
+    wait_until("a squatter to be closed", || {
+        pingers.iter().any(|p| p.is_finished())
+    })
+    .await;
+    assert!(
+        pingers.iter().filter(|p| !p.is_finished()).count() >= 2,
+        "only the idlest one goes"
+    );
+}
+
+/// With every slot taken by peers that are not idle, a newcomer is told
+/// the node is busy: an honest error, not "another network".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_node_says_it_is_busy() {
+    let limits = potluck::limits::Limits {
+        handshaking: 8,
+        established: 1,
+        per_address: 8,
+        evict_idle: DEADLINE * 10,
+    };
+    let a = TestNode::start_limited(limits).await;
+    let b = TestNode::start().await;
+    b.keep_connected_to(&a, true);
+    wait_until("b to be connected", || a.node.peers().len() == 1).await;
+    let c = TestNode::start().await;
+    let dialed = tokio::time::timeout(DEADLINE, c.node.clone().dial(&a.pinned_addr(), true)).await;
+    match dialed.expect("the dial ends") {
+        Err(ConnectionError::Busy) => {}
+        other => panic!("expected busy, got {other:?}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_before_the_clock_is_a_protocol_violation() {
     let a = TestNode::start().await;
