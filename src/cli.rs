@@ -19,7 +19,7 @@ use potluck::content::{
 use potluck::control::ControlResponse;
 use potluck::home::{HOME_ENV, Home};
 use potluck::identity::Identity;
-use potluck::index::{EventState, EventStatus};
+use potluck::index::EventStatus;
 use potluck::message::FeedId;
 use potluck::node::{ConnectionError, Node};
 use potluck::store::Store;
@@ -762,7 +762,10 @@ fn run_command(ctx: &Ctx, command: Command, out: &mut Output) -> Result<()> {
             let store = app.store();
             let entries = store.reindex()?;
             out.print(json!({ "entries": entries }), || {
-                format!("rebuilt {entries} index entries from the logs")
+                format!(
+                    "rebuilt {} from the logs",
+                    when::plural(entries as u64, "index entry", "index entries")
+                )
             });
             Ok(())
         }
@@ -1220,37 +1223,39 @@ fn events(
     } else {
         EventList::Upcoming
     };
-    let (list, more) = ctx.open_store()?.events(which, now_ms(), limit)?;
-    let docs: Vec<Value> = list
-        .iter()
-        .map(|summary| event_json(summary, None, zone.as_deref()))
-        .collect();
-    let list: Vec<&EventState> = list.iter().map(|s| &s.state).collect();
+    let (summaries, more) = ctx.open_store()?.events(which, now_ms(), limit)?;
     if out.json {
+        let docs: Vec<Value> = summaries
+            .iter()
+            .map(|summary| event_json(summary, None, zone.as_deref()))
+            .collect();
         out.line(Value::Array(docs).to_string());
         return Ok(());
     }
-    if list.is_empty() {
+    if summaries.is_empty() {
         out.line("no events");
     }
     let viewer = zone.as_deref().and_then(|z| when::zone_named(z).ok());
-    for (state, doc) in list.iter().zip(&docs) {
-        let tally = &doc["tally"];
-        let flag = if state.status == EventStatus::Cancelled {
-            " [CANCELLED]"
+    for summary in &summaries {
+        let state = &summary.state;
+        let flag = if summary.is_cancelled() {
+            "  [CANCELLED]"
         } else {
             ""
         };
+        let mut where_who = format!(
+            "    {}  by {}",
+            when::short_id(&state.id.to_string()),
+            person(summary.organizer_name.as_deref(), &state.author)
+        );
+        if let Some(location) = &state.event.location {
+            where_who.push_str(&format!(", at {}", when::sanitize_line(location)));
+        }
         out.line(format!(
-            "{}  {}{}\n    going {} (headcount {}), maybe {}, not going {}   {}",
+            "{}  {}{flag}\n{where_who}\n    {}",
             when::event_span(&state.event, viewer.as_ref()),
             when::sanitize_line(&state.event.title),
-            flag,
-            tally["going"],
-            tally["headcount"],
-            tally["maybe"],
-            tally["not_going"],
-            state.id
+            answers_text(summary),
         ));
     }
     if more {
@@ -1261,7 +1266,40 @@ fn events(
     Ok(())
 }
 
-/// The JSON contract of an event (see `docs/content.md`).
+/// A person for people: their name, else the short form of their feed id.
+pub(crate) fn person(name: Option<&str>, feed: &FeedId) -> String {
+    match name {
+        Some(name) if !name.trim().is_empty() => when::sanitize_line(name).into_owned(),
+        _ => when::short_id(&feed.to_string()).to_owned(),
+    }
+}
+
+/// The answers to an event in one line: `going 3 (5 people), maybe 1, not
+/// going 0`, and with a capacity `; capacity 30: 25 places left, 2 on the
+/// waitlist, 1 pending`.
+fn answers_text(summary: &EventSummary) -> String {
+    let t = &summary.tally;
+    let mut text = format!(
+        "going {} ({}), maybe {}, not going {}",
+        t.going,
+        when::plural(t.headcount, "person", "people"),
+        t.maybe,
+        t.not_going
+    );
+    if let (Some(capacity), Some(left)) = (summary.state.event.capacity, summary.places_left()) {
+        let a = &summary.admissions;
+        text.push_str(&format!(
+            "; capacity {capacity}: {} left, {} on the waitlist",
+            when::plural(left, "place", "places"),
+            a.waitlisted
+        ));
+        if a.pending > 0 {
+            text.push_str(&format!(", {} pending", a.pending));
+        }
+    }
+    text
+}
+
 /// The viewer's IANA time zone (UTC when the system does not say).
 fn local_zone() -> String {
     when::local_zone_name().unwrap_or_else(|| "UTC".to_owned())
@@ -1288,6 +1326,7 @@ fn event_json(summary: &EventSummary, rsvps: Option<&[RsvpView]>, zone: Option<&
         "url": e.url,
         "description": e.description,
         "capacity": e.capacity,
+        "places_left": summary.places_left(),
         "status": state.status.as_str(),
         "cancel_reason": state.cancel_reason,
         "revision": state.revision,
@@ -1332,80 +1371,86 @@ fn show_event(ctx: &Ctx, out: &mut Output, event: &str) -> Result<()> {
         out.line(doc.to_string());
         return Ok(());
     }
+    let summary = &detail.summary;
     let e = &state.event;
     let mut text = String::new();
     // Writing to a String cannot fail.
     macro_rules! w { ($($t:tt)*) => { let _ = writeln!(text, $($t)*); } }
-    macro_rules! wn { ($($t:tt)*) => { let _ = write!(text, $($t)*); } }
-    w!("{}", e.title);
-    w!("  id:        {}", state.id);
-    let organizer = doc["organizer_name"].as_str().map(str::to_owned);
-    w!(
-        "  organizer: {}{}",
-        state.author,
-        organizer.map(|n| format!(" ({n})")).unwrap_or_default()
+    w!("{}", when::sanitize_line(&e.title));
+    // Every line is `label:` and the value, aligned.
+    let mut field = |label: &str, value: &str| {
+        let mut lines = value.lines();
+        let first = lines.next().unwrap_or_default();
+        let line = format!("{:<11}{first}", format!("{label}:"));
+        w!("  {}", line.trim_end());
+        for more in lines {
+            w!("  {:<11}{more}", "");
+        }
+    };
+    field("id", &state.id.to_string());
+    field(
+        "organizer",
+        &match &summary.organizer_name {
+            Some(name) => format!("{} ({})", when::sanitize_line(name), state.author),
+            None => state.author.to_string(),
+        },
     );
-    w!("  when:      {}", when::event_span(e, None));
-    for (label, value) in [
-        ("location", &e.location),
-        ("url", &e.url),
-        ("about", &e.description),
-    ] {
+    field("when", &when::event_span(e, None));
+    for (label, value) in [("location", &e.location), ("url", &e.url)] {
         if let Some(v) = value {
-            w!("  {label:<9}  {v}");
+            field(label, &when::sanitize_line(v));
         }
     }
-    if let Some(c) = e.capacity {
-        w!("  capacity:  {c}");
+    if let Some(v) = &e.description {
+        field("about", &when::sanitize_for_terminal(v));
     }
-    wn!("  status:    {}", state.status.as_str());
+    let mut status = state.status.as_str().to_owned();
     if let Some(r) = &state.cancel_reason {
-        wn!(" ({r})");
+        status.push_str(&format!(" ({})", when::sanitize_line(r)));
     }
-    w!(" · revision {}", state.revision);
-    let t = &doc["tally"];
-    w!(
-        "  going {} (headcount {}), maybe {}, not going {}",
-        t["going"],
-        t["headcount"],
-        t["maybe"],
-        t["not_going"]
-    );
+    field("status", &format!("{status}, revision {}", state.revision));
+    field("answers", &answers_text(summary));
     if e.capacity.is_some() {
-        w!(
-            "  admitted {} (headcount {}), waitlisted {}, pending {}",
-            t["admitted"],
-            t["admitted_headcount"],
-            t["waitlisted"],
-            t["pending"]
+        let a = &summary.admissions;
+        field(
+            "admitted",
+            &format!(
+                "{} ({})",
+                a.admitted,
+                when::plural(a.admitted_headcount, "person", "people")
+            ),
         );
     }
-    for r in doc["rsvps"].as_array().into_iter().flatten() {
-        let who = r["name"]
-            .as_str()
-            .map(str::to_owned)
-            .unwrap_or_else(|| r["author"].as_str().unwrap_or_default().to_owned());
-        let guests = r["guests"].as_u64().unwrap_or(0);
-        let plus = if guests > 0 {
-            format!(" +{guests}")
+    if !detail.rsvps.is_empty() {
+        field("rsvps", "");
+    }
+    for r in &detail.rsvps {
+        let plus = if r.rsvp.guests > 0 {
+            format!(" +{}", r.rsvp.guests)
         } else {
             String::new()
         };
-        let mut note = r["note"]
-            .as_str()
-            .map(|n| format!(" \"{n}\""))
+        let mut note = r
+            .rsvp
+            .note
+            .as_deref()
+            .map(|n| format!(" \"{}\"", when::sanitize_line(n)))
             .unwrap_or_default();
         if e.capacity.is_some()
-            && let Some(admission) = r["admission"].as_str()
+            && let Some(admission) = r.admission
         {
-            note.push_str(&format!(" [{admission}]"));
+            match r.waitlist_position {
+                Some(place) => note.push_str(&format!(" [waitlisted, #{place} in line]")),
+                None => note.push_str(&format!(" [{}]", admission.as_str())),
+            }
         }
-        if r["stale"].as_bool() == Some(true) {
+        if r.stale {
             note.push_str(" (answered before the time or place changed)");
         }
         w!(
-            "    {:<10} {who}{plus}{note}",
-            r["status"].as_str().unwrap_or_default()
+            "    {:<10} {}{plus}{note}",
+            r.rsvp.status.as_str(),
+            person(r.name.as_deref(), &r.author)
         );
     }
     out.line(text.trim_end());
@@ -1448,8 +1493,10 @@ fn fsck(ctx: &Ctx, out: &mut Output) -> Result<()> {
         }),
         || {
             let mut text = format!(
-                "checked {} feeds, {} messages, {} index entries",
-                report.feeds, report.messages, report.index_entries
+                "checked {}, {}, {}",
+                when::plural(report.feeds, "feed", "feeds"),
+                when::plural(report.messages, "message", "messages"),
+                when::plural(report.index_entries, "index entry", "index entries")
             );
             for p in &report.problems {
                 text.push_str("\n  problem: ");
@@ -1575,20 +1622,24 @@ fn agenda(ctx: &Ctx, out: &mut Output) -> Result<()> {
     for AgendaItem { state, mine } in ctx.open()?.agenda(now_ms())? {
         let (rsvp, status, stale) = (&mine.rsvp, mine.admission, mine.stale);
         let cancelled = state.status == EventStatus::Cancelled;
+        let admission = match (status, mine.waitlist_position) {
+            (Some(_), Some(place)) => format!(" [waitlisted, #{place} in line]"),
+            (Some(s), None) => format!(" [{}]", s.as_str()),
+            (None, _) => String::new(),
+        };
         text.push(format!(
-            "{}  {}  {}{}{}{}",
+            "{}  {}  {}{}{}{}\n    {}",
             when::event_span(&state.event, None),
             when::sanitize_line(&state.event.title),
             rsvp.status.as_str(),
-            status
-                .map(|s| format!(" [{}]", s.as_str()))
-                .unwrap_or_default(),
+            admission,
             if stale {
                 " (changed since you answered)"
             } else {
                 ""
             },
-            if cancelled { " CANCELLED" } else { "" },
+            if cancelled { "  [CANCELLED]" } else { "" },
+            when::short_id(&state.id.to_string()),
         ));
         items.push(json!({
             "event": state.id,
@@ -1686,14 +1737,19 @@ fn export(
         wanted
     };
     let mut messages = Vec::new();
+    // Feeds that have something in the bundle (with --for, only those the
+    // friend lacks messages of).
+    let mut feeds_written = 0u64;
     for feed in &feeds {
         let from = clock
             .as_ref()
             .and_then(|c| c.feeds.get(feed))
             .map_or(1, |held| held.saturating_add(1));
+        let before = messages.len();
         for msg in store.feed_messages(feed, from) {
             messages.push(msg?);
         }
+        feeds_written += u64::from(messages.len() > before);
     }
     let tmp = file.with_extension("partial");
     let mut writer = std::io::BufWriter::new(
@@ -1703,11 +1759,12 @@ fn export(
     drop(writer);
     std::fs::rename(&tmp, file).with_context(|| format!("cannot write {}", file.display()))?;
     out.print(
-        json!({ "messages": count, "feeds": feeds.len(), "file": file }),
+        json!({ "messages": count, "feeds": feeds_written, "file": file }),
         || {
             format!(
-                "wrote {count} messages of {} feeds to {}",
-                feeds.len(),
+                "wrote {} from {} to {}",
+                when::plural(count as u64, "message", "messages"),
+                when::plural(feeds_written, "feed", "feeds"),
                 file.display()
             )
         },
@@ -1729,8 +1786,8 @@ fn clock(ctx: &Ctx, out: &mut Output, file: &std::path::Path) -> Result<()> {
     std::fs::write(file, text).with_context(|| format!("cannot write {}", file.display()))?;
     out.print(json!({ "feeds": clock.feeds.len(), "file": file }), || {
         format!(
-            "wrote the clock of {} feeds to {}",
-            clock.feeds.len(),
+            "wrote the clock of {} to {}",
+            when::plural(clock.feeds.len() as u64, "feed", "feeds"),
             file.display()
         )
     });
@@ -1800,7 +1857,8 @@ fn import(ctx: &Ctx, out: &mut Output, file: &std::path::Path) -> Result<()> {
         }),
         || {
             format!(
-                "imported {new} new messages; {present} already present; {rejected} rejected; {dropped} from blocked feeds"
+                "imported {}; {present} already present; {rejected} rejected; {dropped} from blocked feeds",
+                when::plural(new, "new message", "new messages")
             )
         },
     );

@@ -12,9 +12,11 @@ use potluck::config::{ConfigFile, DEFAULT_LISTEN, Invite, PeerAddr};
 use potluck::handshake::DEFAULT_NETWORK_KEY;
 use potluck::home::Home;
 use potluck::identity::Identity;
+use potluck::message::FeedId;
 use potluck::node::{ConnectionError, Node, NodeConfig, SessionReport, Timing};
 use potluck::peerbook::{PeerRecord, PeerSource};
 use potluck::store::Store;
+use potluck::when;
 
 use crate::cli::{self, Ctx, DiscoveryArgs, Output};
 use potluck::discovery;
@@ -219,7 +221,7 @@ fn discovery_settings(
 pub fn sync(ctx: &Ctx, out: &mut Output, addr: &str) -> Result<()> {
     let peer = PeerAddr::parse(addr)?;
     let report = sync_once(ctx, out, &peer)?;
-    let peer_id = report.peer.map(|p| p.to_string()).unwrap_or_default();
+    let peer_name = peer_label(ctx, report.peer.as_ref(), &peer.addr)?;
     out.print(
         json!({
             "peer": report.peer,
@@ -230,8 +232,9 @@ pub fn sync(ctx: &Ctx, out: &mut Output, addr: &str) -> Result<()> {
         }),
         || {
             format!(
-                "synced with {peer_id}: received {} messages, sent {}",
-                report.received, report.sent
+                "synced with {peer_name}: received {}, sent {}",
+                when::plural(report.received, "message", "messages"),
+                report.sent
             )
         },
     );
@@ -264,6 +267,16 @@ fn sync_once(ctx: &Ctx, out: &Output, peer: &PeerAddr) -> Result<SessionReport> 
     }
     .with_context(|| format!("sync with {peer} failed"))?;
     Ok(report)
+}
+
+/// A peer for people: its name when known, else its short feed id, else
+/// the address dialled.
+fn peer_label(ctx: &Ctx, feed: Option<&FeedId>, addr: &str) -> Result<String> {
+    let Some(feed) = feed else {
+        return Ok(addr.to_owned());
+    };
+    let name = ctx.open_store()?.name_of(feed)?;
+    Ok(cli::person(name.as_deref(), feed))
 }
 
 /// `potluck invite`: a one-line code that brings someone into this network.
@@ -390,8 +403,9 @@ pub fn join(ctx: &Ctx, out: &mut Output, code: &str) -> Result<()> {
         }),
         || {
             format!(
-                "joined: following {inviter}, received {} messages; `potluck serve` keeps you connected",
-                report.received
+                "joined: following {}, received {}; `potluck serve` keeps you connected",
+                peer_label(ctx, Some(&inviter), &invite.peer.addr).unwrap_or_default(),
+                when::plural(report.received, "message", "messages")
             )
         },
     );
@@ -405,6 +419,18 @@ pub fn peers(ctx: &Ctx, out: &mut Output) -> Result<()> {
     let opened = ctx.open_store()?;
     let book = opened.store().peer_records()?;
     let running = ctx.node.is_some();
+    // Names instead of feed ids, for people.
+    let mut names = std::collections::HashMap::new();
+    for feed in connected
+        .iter()
+        .map(|p| p.feed)
+        .chain(book.iter().filter_map(|r| r.feed))
+    {
+        if let std::collections::hash_map::Entry::Vacant(slot) = names.entry(feed) {
+            let name = opened.name_of(&feed)?;
+            slot.insert(cli::person(name.as_deref(), &feed));
+        }
+    }
     let when = |ms: Option<i64>| {
         ms.and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
             .map_or_else(
@@ -424,13 +450,18 @@ pub fn peers(ctx: &Ctx, out: &mut Output) -> Result<()> {
             }
             for p in &connected {
                 text.push_str(&format!(
-                    "  {}  {}  {}  since {}  received {}  sent {}\n",
-                    p.feed,
+                    "  {}  {}  {}  since {}  received {}, sent {}  {}\n",
+                    names.get(&p.feed).cloned().unwrap_or_default(),
                     p.address,
                     if p.outbound { "out" } else { "in" },
                     when(Some(p.connected_since_ms)),
                     p.received,
-                    p.sent
+                    p.sent,
+                    if p.caught_up {
+                        "caught up"
+                    } else {
+                        "catching up"
+                    }
                 ));
             }
             if !book.is_empty() {
@@ -445,7 +476,7 @@ pub fn peers(ctx: &Ctx, out: &mut Output) -> Result<()> {
                     "  {}  {}  {source}  seen {}  synced {}  failures {}\n",
                     r.addr,
                     r.feed
-                        .map(|f| f.to_string())
+                        .and_then(|f| names.get(&f).cloned())
                         .unwrap_or_else(|| "(feed unknown)".into()),
                     when(r.last_seen_ms),
                     when(r.last_success_ms),
