@@ -607,7 +607,14 @@ fn emit(text: &str, file: Option<&(PathBuf, bool)>) -> Result<()> {
         std::fs::write(path, body).with_context(|| format!("cannot write {}", path.display()))
     };
     if !json {
-        return write(text);
+        write(text)?;
+        // Like `export`, say what was written where.
+        let events = text.matches("BEGIN:VEVENT").count() as u64;
+        return write_stdout(&format!(
+            "wrote {} to {}\n",
+            when::plural(events, "event", "events"),
+            path.display()
+        ));
     }
     let mut doc: Value = serde_json::from_str(text.trim()).context("unreadable ics output")?;
     write(doc["calendar"].as_str().unwrap_or_default())?;
@@ -1666,35 +1673,20 @@ fn agenda(ctx: &Ctx, out: &mut Output) -> Result<()> {
 
 /// `potluck ics`: RFC 5545 text for one event or every upcoming event.
 fn ics(ctx: &Ctx, out: &mut Output, event: Option<&str>) -> Result<()> {
-    let opened = ctx.open_store()?;
-    let store = opened.store();
-    let states = match event {
-        Some(text) => {
-            let id = store.resolve_event(text)?;
-            vec![
-                store
-                    .event(&id)?
-                    .with_context(|| format!("event {id} vanished from the index"))?,
-            ]
-        }
-        None => store.upcoming_events(now_ms(), None)?,
+    let app = ctx.open_store()?;
+    let details = match event {
+        Some(text) => vec![app.event(text)?],
+        None => app
+            .events(EventList::Upcoming, now_ms(), 0)?
+            .0
+            .into_iter()
+            .map(|summary| app.detail(summary.state))
+            .collect::<Result<Vec<_>, _>>()?,
     };
-    let mut events = Vec::with_capacity(states.len());
-    for state in &states {
-        let mut attendees = Vec::new();
-        for (feed, rsvp) in store.rsvps(&state.id)? {
-            attendees.push(potluck::ics::IcsAttendee {
-                feed,
-                name: store.about(&feed)?.map(|a| a.name),
-                status: rsvp.status,
-            });
-        }
-        events.push(potluck::ics::IcsEvent {
-            state,
-            organizer_name: store.about(&state.author)?.map(|a| a.name),
-            attendees,
-        });
-    }
+    let events: Vec<potluck::ics::IcsEvent> = details
+        .iter()
+        .map(potluck::ics::IcsEvent::from_detail)
+        .collect();
     let text = potluck::ics::calendar(&events, jiff::Timestamp::now());
     if out.json {
         out.print(

@@ -824,3 +824,45 @@ fn counts_read_as_english_and_export_for_counts_what_it_wrote() {
         "{clock_text:?}"
     );
 }
+
+#[test]
+fn ics_says_waitlisted_is_not_accepted_carries_guests_and_gives_a_default_end() {
+    let node = Node::init("Ana");
+    // No end; one place, and a group of two asks: waitlisted.
+    let id = node.announce(&["--title", "Supper", "--start", START, "--capacity", "1"]);
+    node.ok(&["rsvp", &id, "going", "--guests", "1"]);
+    let text = node.ics_file(&[&id]);
+    let lines = unfolded_lines(&text);
+    let ev = vevent(&lines, &uid_of(&id));
+    // START is 18:00Z; two hours by default (docs/content.md).
+    assert!(ev.contains(&"DTEND:20310601T200000Z".to_owned()), "{ev:#?}");
+    let attendee = ev
+        .iter()
+        .find(|l| l.starts_with("ATTENDEE"))
+        .expect("one attendee");
+    assert!(attendee.contains("PARTSTAT=TENTATIVE"), "{attendee}");
+    assert!(
+        attendee.contains("X-POTLUCK-ADMISSION=waitlisted"),
+        "{attendee}"
+    );
+    assert!(attendee.contains("X-NUM-GUESTS=1"), "{attendee}");
+    // Room for both: admitted, and now accepted.
+    node.ok(&["update", &id, "--capacity", "2"]);
+    let text = node.ics_file(&[&id]);
+    let lines = unfolded_lines(&text);
+    let attendee = vevent(&lines, &uid_of(&id))
+        .iter()
+        .find(|l| l.starts_with("ATTENDEE"))
+        .expect("one attendee")
+        .clone();
+    assert!(attendee.contains("PARTSTAT=ACCEPTED"), "{attendee}");
+    assert!(!attendee.contains("X-POTLUCK-ADMISSION"), "{attendee}");
+    // `ics --out` says what it wrote, like `export`.
+    let file = node.dir().join("one.ics");
+    let run = node.run(&["ics", &id, "--out", file.to_str().unwrap()]);
+    assert_eq!(
+        run.stdout,
+        format!("wrote 1 event to {}\n", file.display()),
+        "{run:?}"
+    );
+}
