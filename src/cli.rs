@@ -421,7 +421,11 @@ pub fn run(args: Args, raw: Vec<String>) -> Result<u8> {
         return Ok(u8::try_from(answer.code).unwrap_or(1));
     }
     let _ = raw;
-    let ctx = Ctx { home, node: None };
+    let ctx = Ctx {
+        home,
+        node: None,
+        listen: None,
+    };
     let mut out = Output::new(args.json);
     let result = run_command(&ctx, args.command, &mut out);
     eprint!("{}", out.notes);
@@ -636,8 +640,14 @@ pub(crate) fn write_stdout(text: &str) -> Result<()> {
     }
 }
 
-/// Runs a command handed over by the control socket, inside the node.
-pub fn run_in_node(home: &Home, node: &Arc<Node>, args: Vec<String>) -> ControlResponse {
+/// Runs a command handed over by the control socket, inside the node,
+/// which listens for peers on `listen`.
+pub fn run_in_node(
+    home: &Home,
+    node: &Arc<Node>,
+    listen: std::net::SocketAddr,
+    args: Vec<String>,
+) -> ControlResponse {
     let args_copy = args.clone();
     let args = match Args::try_parse_from(std::iter::once("potluck".to_owned()).chain(args)) {
         Ok(a) => a,
@@ -660,6 +670,7 @@ pub fn run_in_node(home: &Home, node: &Arc<Node>, args: Vec<String>) -> ControlR
     let ctx = Ctx {
         home: home.clone(),
         node: Some(node.clone()),
+        listen: Some(listen),
     };
     let mut out = Output::new(args.json);
     let result = match args.command {
@@ -827,6 +838,9 @@ pub struct Ctx {
     pub home: Home,
     /// The running node, when the command was handed to it.
     pub node: Option<Arc<Node>>,
+    /// The address the running node listens on for peers (what it really
+    /// bound, which `config.json` may not say).
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 impl Ctx {

@@ -120,7 +120,7 @@ pub fn serve(
             let handler_node = node.clone();
             let handler_home = home.clone();
             let handler: potluck::control::Handler =
-                Arc::new(move |args| cli::run_in_node(&handler_home, &handler_node, args));
+                Arc::new(move |args| cli::run_in_node(&handler_home, &handler_node, local, args));
             tasks.push(tokio::spawn(potluck::control::serve(
                 control,
                 potluck::control::socket_path(home),
@@ -280,12 +280,27 @@ fn peer_label(ctx: &Ctx, feed: Option<&FeedId>, addr: &str) -> Result<String> {
 }
 
 /// `potluck invite`: a one-line code that brings someone into this network.
+///
+/// The address in the code is, in this order: `--addr`; the address the
+/// running node actually listens on (handed over with the command); or,
+/// with no node running, the listen address of `config.json`. An address
+/// on every interface becomes this computer's address on the network.
 pub fn invite(ctx: &Ctx, out: &mut Output, addr: Option<String>) -> Result<()> {
     let config = ConfigFile::load(&ctx.home)?;
     let me = own_feed(ctx)?;
+    let listen = match ctx.listen {
+        Some(actual) => actual,
+        None => config
+            .listen
+            .as_deref()
+            .unwrap_or(DEFAULT_LISTEN)
+            .parse()
+            .context("the listen address in config.json is not IP:PORT")?,
+    };
+    let given = addr.is_some();
     let addr = match addr {
         Some(a) => a,
-        None => guess_address(&config)?,
+        None => reachable_address(listen)?,
     };
     let peer = PeerAddr::parse(&format!("{me}@{addr}"))?;
     let network = config
@@ -294,21 +309,38 @@ pub fn invite(ctx: &Ctx, out: &mut Output, addr: Option<String>) -> Result<()> {
         .then(|| config.network_key())
         .transpose()?;
     let code = Invite { peer, network }.to_code();
-    out.print(json!({ "code": code, "addr": addr }), || code.clone());
+    let loopback_only = !given && listen.ip().is_loopback();
+    out.print(
+        json!({
+            "code": code,
+            "addr": addr,
+            "node_running": ctx.node.is_some(),
+            "loopback_only": loopback_only,
+        }),
+        || code.clone(),
+    );
+    out.note(format!("the code names {addr}"));
+    if loopback_only {
+        out.note(format!(
+            "warning: this node listens on {listen} only, so the code works only on this \
+             computer; `potluck serve --listen 0.0.0.0:{}` accepts others",
+            listen.port()
+        ));
+    }
+    if ctx.node.is_none() && !given {
+        out.note(
+            "no node is running: the address comes from config.json; start `potluck serve` \
+             so that someone can join",
+        );
+    }
     Ok(())
 }
 
-/// This computer's address for others to dial: the listen address, or,
-/// when that is every interface, the address of the interface that has a
-/// route out (found with a UDP socket's `connect`, which sends nothing).
-fn guess_address(config: &ConfigFile) -> Result<String> {
-    let listen: std::net::SocketAddr =
-        config
-            .listen
-            .as_deref()
-            .unwrap_or(DEFAULT_LISTEN)
-            .parse()
-            .context("the listen address in config.json is not IP:PORT")?;
+/// The address others should dial to reach a node listening on `listen`:
+/// itself, or, when that is every interface, the address of the
+/// interface that has a route out (found with a UDP socket's `connect`,
+/// which sends nothing) with the same port.
+fn reachable_address(listen: std::net::SocketAddr) -> Result<String> {
     if !listen.ip().is_unspecified() {
         return Ok(listen.to_string());
     }
