@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use potluck::app::ContactChange;
+use potluck::app::{App, ContactChange};
 use potluck::config::{ConfigFile, DEFAULT_LISTEN, Invite, PeerAddr};
 use potluck::handshake::DEFAULT_NETWORK_KEY;
 use potluck::home::Home;
@@ -217,11 +217,38 @@ fn discovery_settings(
     }))
 }
 
-/// `potluck sync ADDR`: one exchange, both ways.
+/// Longest a `sync` waits for the organizer's answers to the requests it
+/// brought (the organizer's node decides as soon as it stores them).
+const ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Pause between two looks for those answers.
+const ANSWER_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// `potluck sync ADDR`: one exchange, both ways. When the peer organizes
+/// an event we asked a place at and has not answered yet, `sync` waits a
+/// little (at most [`ANSWER_WAIT`]) and exchanges again, so that one sync
+/// brings back the decision.
 pub fn sync(ctx: &Ctx, out: &mut Output, addr: &str) -> Result<()> {
     let peer = PeerAddr::parse(addr)?;
-    let report = sync_once(ctx, out, &peer)?;
-    let peer_name = peer_label(ctx, report.peer.as_ref(), &peer.addr)?;
+    let app = ctx.open_creating(out, true)?;
+    let mut report = exchange(ctx, &app, &peer)?;
+    let mut waiting = match report.peer {
+        Some(organizer) => unanswered_requests(&app, &organizer)?,
+        None => 0,
+    };
+    let deadline = std::time::Instant::now() + ANSWER_WAIT;
+    while waiting > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(ANSWER_POLL);
+        let again = exchange(ctx, &app, &peer)?;
+        report.received += again.received;
+        report.sent += again.sent;
+        report.bytes_in += again.bytes_in;
+        report.bytes_out += again.bytes_out;
+        if let Some(organizer) = report.peer {
+            waiting = unanswered_requests(&app, &organizer)?;
+        }
+    }
+    app.store().flush()?;
+    let peer_name = peer_label(&app, report.peer.as_ref(), &peer.addr)?;
     out.print(
         json!({
             "peer": report.peer,
@@ -229,6 +256,7 @@ pub fn sync(ctx: &Ctx, out: &mut Output, addr: &str) -> Result<()> {
             "sent": report.sent,
             "bytes_in": report.bytes_in,
             "bytes_out": report.bytes_out,
+            "unanswered_requests": waiting,
         }),
         || {
             format!(
@@ -238,17 +266,39 @@ pub fn sync(ctx: &Ctx, out: &mut Output, addr: &str) -> Result<()> {
             )
         },
     );
+    if waiting > 0 {
+        out.note(format!(
+            "{peer_name} has not decided on {} of yours yet; \
+             `potluck agenda` shows the answer after a later sync",
+            when::plural(waiting, "request", "requests")
+        ));
+    }
     Ok(())
 }
 
-/// One exchange with `peer`, through the running node or a node of our own.
-fn sync_once(ctx: &Ctx, out: &Output, peer: &PeerAddr) -> Result<SessionReport> {
+/// Our `going` requests to upcoming events organized by `organizer` that
+/// it has not decided on yet.
+fn unanswered_requests(app: &App, organizer: &FeedId) -> Result<u64> {
+    let pending = app
+        .agenda(cli::now_ms())?
+        .iter()
+        .filter(|item| {
+            item.state.author == *organizer
+                && item.mine.admission == Some(potluck::admission::AdmissionStatus::Pending)
+        })
+        .count();
+    Ok(pending as u64)
+}
+
+/// One exchange with `peer`.
+fn exchange(ctx: &Ctx, app: &App, peer: &PeerAddr) -> Result<SessionReport> {
+    let node = app.node().context("no identity loaded")?.clone();
     let report = match &ctx.node {
-        // Inside a running node: use it (and its store).
-        Some(node) => {
+        // Inside a running node: its runtime.
+        Some(_) => {
             let handle =
                 tokio::runtime::Handle::try_current().context("the node's runtime is gone")?;
-            match handle.block_on(node.clone().dial(peer, true)) {
+            match handle.block_on(node.dial(peer, true)) {
                 // Already connected: everything flows live on that connection.
                 Err(ConnectionError::Duplicate(feed)) => Ok(SessionReport {
                     peer: Some(feed),
@@ -257,25 +307,27 @@ fn sync_once(ctx: &Ctx, out: &Output, peer: &PeerAddr) -> Result<SessionReport> 
                 other => other,
             }
         }
-        None => {
-            let app = ctx.open_creating(out, true)?;
-            let node = app.node().context("no identity loaded")?.clone();
-            let report = runtime()?.block_on(node.dial(peer, true));
-            app.store().flush()?;
-            report
-        }
+        None => runtime()?.block_on(node.dial(peer, true)),
     }
     .with_context(|| format!("sync with {peer} failed"))?;
     Ok(report)
 }
 
+/// One exchange with `peer`, through the running node or a node of our own.
+fn sync_once(ctx: &Ctx, out: &Output, peer: &PeerAddr) -> Result<SessionReport> {
+    let app = ctx.open_creating(out, true)?;
+    let report = exchange(ctx, &app, peer)?;
+    app.store().flush()?;
+    Ok(report)
+}
+
 /// A peer for people: its name when known, else its short feed id, else
 /// the address dialled.
-fn peer_label(ctx: &Ctx, feed: Option<&FeedId>, addr: &str) -> Result<String> {
+fn peer_label(app: &App, feed: Option<&FeedId>, addr: &str) -> Result<String> {
     let Some(feed) = feed else {
         return Ok(addr.to_owned());
     };
-    let name = ctx.open_store()?.name_of(feed)?;
+    let name = app.name_of(feed)?;
     Ok(cli::person(name.as_deref(), feed))
 }
 
@@ -402,8 +454,10 @@ pub fn join(ctx: &Ctx, out: &mut Output, code: &str) -> Result<()> {
     drop(app);
     let report = sync_once(ctx, out, &invite.peer)?;
     // Remember the inviter in the peer book too.
+    let inviter_name;
     {
         let opened = ctx.open_store()?;
+        inviter_name = peer_label(&opened, Some(&inviter), &invite.peer.addr)?;
         let mut record = opened
             .store()
             .peer_record(&invite.peer.addr)?
@@ -436,7 +490,7 @@ pub fn join(ctx: &Ctx, out: &mut Output, code: &str) -> Result<()> {
         || {
             format!(
                 "joined: following {}, received {}; `potluck serve` keeps you connected",
-                peer_label(ctx, Some(&inviter), &invite.peer.addr).unwrap_or_default(),
+                inviter_name,
                 when::plural(report.received, "message", "messages")
             )
         },

@@ -282,3 +282,72 @@ fn a_second_serve_on_a_home_in_use_says_so() {
         "the error should say that a node already runs here: {err}"
     );
 }
+
+/// An RSVP to an event with a capacity, synced once while the organizer's
+/// node runs, comes back decided: `sync` waits for the organizer's answer.
+#[test]
+fn one_sync_brings_back_the_organizers_admission() {
+    let sandbox = Sandbox::new();
+    let home_a = sandbox.home("a");
+    let home_b = sandbox.home("b");
+    sandbox.json(&home_a, &["init", "--name", "Ana"]);
+    sandbox.json(&home_b, &["init", "--name", "Bea"]);
+    let a = sandbox
+        .serve(&home_a, &["--listen", "127.0.0.1:0"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let target = a.addr.to_string();
+    let event = sandbox.json(
+        &home_a,
+        &[
+            "announce",
+            "--title",
+            "Supper",
+            "--start",
+            common::START,
+            "--capacity",
+            "4",
+        ],
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    sandbox.json(&home_b, &["sync", &target]);
+    sandbox.json(&home_b, &["rsvp", &event, "going", "--guests", "1"]);
+    let agenda = sandbox.json(&home_b, &["agenda"]);
+    assert_eq!(agenda[0]["admission"], "pending", "{agenda}");
+
+    // One sync: the request goes, the decision comes back.
+    let report = sandbox.json(&home_b, &["sync", &target]);
+    assert_eq!(report["unanswered_requests"], 0, "{report}");
+    let agenda = sandbox.json(&home_b, &["agenda"]);
+    assert_eq!(agenda[0]["admission"], "admitted", "{agenda}");
+    let doc = sandbox.json(&home_b, &["event", &event]);
+    assert_eq!(doc["tally"]["admitted_headcount"], 2, "{doc}");
+    // The text names the organizer, not her feed id.
+    let text = sandbox.run(&home_b, &["sync", &target]);
+    assert!(text.stdout.starts_with("synced with Ana: "), "{text:?}");
+}
+
+/// A port in use: the error says how to pick another, and nothing is
+/// created in the home that could not start. The log of a node writing to
+/// a pipe has no colour codes.
+#[test]
+fn a_port_in_use_suggests_listen_and_creates_nothing() {
+    let sandbox = Sandbox::new();
+    let home_a = sandbox.home("a");
+    let a = sandbox
+        .serve(&home_a, &["--listen", "127.0.0.1:0"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let taken = a.addr.to_string();
+    let home_b = sandbox.home("b");
+    let Err(err) = sandbox.serve(&home_b, &["--listen", &taken]) else {
+        panic!("serve started on a port in use");
+    };
+    assert!(err.contains(&format!("cannot listen on {taken}")), "{err}");
+    assert!(err.contains("--listen"), "{err}");
+    assert!(!home_b.exists(), "serve created {}", home_b.display());
+    // First run without a terminal: how to set a name, and no colour.
+    let log = a.stderr();
+    assert!(log.contains("set your name with `potluck name"), "{log}");
+    assert!(!log.contains('\u{1b}'), "{log:?}");
+}
