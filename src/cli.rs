@@ -27,7 +27,7 @@ use potluck::when;
 
 use crate::net;
 
-/// potluck: announce gatherings and collect RSVPs, peer to peer.
+/// Announce gatherings and collect RSVPs, peer to peer.
 #[derive(Parser, Debug)]
 #[command(name = "potluck", version, about, long_about = None)]
 pub struct Args {
@@ -238,6 +238,16 @@ enum Command {
     /// Rebuild every index from the logs.
     #[command(display_order = 26)]
     Reindex,
+    /// Print shell completions: `potluck completions bash >
+    /// ~/.local/share/bash-completion/completions/potluck` (see README).
+    #[command(display_order = 28)]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `potluck manpage > potluck.1`.
+    #[command(display_order = 29)]
+    Manpage,
     /// Developer tool: create a new home filled with deterministic,
     /// realistic fixtures (many feeds, events, RSVPs), for scale tests.
     #[command(hide = true, display_order = 27)]
@@ -369,6 +379,25 @@ impl From<StatusArg> for RsvpStatus {
 /// for this home, every command but `init` and `serve` is handed to it over
 /// the control socket, since it owns the store. Returns the exit status.
 pub fn run(args: Args, raw: Vec<String>) -> Result<u8> {
+    // Completions and the manual page need no home.
+    match &args.command {
+        Command::Completions { shell } => {
+            let mut command = <Args as clap::CommandFactory>::command();
+            let mut text = Vec::new();
+            clap_complete::generate(*shell, &mut command, "potluck", &mut text);
+            write_stdout(&String::from_utf8_lossy(&text))?;
+            return Ok(0);
+        }
+        Command::Manpage => {
+            let mut text = Vec::new();
+            clap_mangen::Man::new(<Args as clap::CommandFactory>::command())
+                .render(&mut text)
+                .context("cannot render the manual page")?;
+            write_stdout(&String::from_utf8_lossy(&text))?;
+            return Ok(0);
+        }
+        _ => {}
+    }
     let home = Home::resolve(args.home.clone())?;
     if let Command::Serve {
         listen,
@@ -775,6 +804,9 @@ fn run_command(ctx: &Ctx, command: Command, out: &mut Output) -> Result<()> {
                 seed,
             },
         ),
+        Command::Completions { .. } | Command::Manpage => {
+            bail!("completions and the manual page are printed by the command itself")
+        }
         Command::Reindex => {
             let app = ctx.open_store()?;
             let store = app.store();
@@ -1800,14 +1832,87 @@ fn clock(ctx: &Ctx, out: &mut Output, file: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
+/// Counts the bytes read through it, for a progress line.
+struct CountingReader<R> {
+    inner: R,
+    count: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<R: std::io::Read> std::io::Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// A progress line on stderr for long work (`import`, `sync`, `join`):
+/// shown only when stderr is a terminal, never with `--json` and never
+/// inside a running node (whose stderr is not the person's). Redrawn at
+/// most every [`ProgressLine::EVERY`], and cleared when the work ends.
+pub struct ProgressLine {
+    what: String,
+    enabled: bool,
+    started: std::time::Instant,
+    drawn: Option<std::time::Instant>,
+}
+
+impl ProgressLine {
+    /// Least time between two redraws.
+    const EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+    /// A line about `what` ("importing", "syncing with Ana").
+    pub fn new(ctx: &Ctx, out: &Output, what: impl Into<String>) -> ProgressLine {
+        use std::io::IsTerminal as _;
+        ProgressLine {
+            what: what.into(),
+            enabled: ctx.node.is_none() && !out.json && std::io::stderr().is_terminal(),
+            started: std::time::Instant::now(),
+            drawn: None,
+        }
+    }
+
+    /// Shows `messages` so far and, when known, the share done (`done` of
+    /// `total`).
+    pub fn show(&mut self, messages: u64, share: Option<(u64, u64)>) {
+        if !self.enabled || self.drawn.is_some_and(|at| at.elapsed() < Self::EVERY) {
+            return;
+        }
+        self.drawn = Some(std::time::Instant::now());
+        let text = when::progress_text(&self.what, messages, share, self.started.elapsed());
+        // Carriage return and "erase line": the line is redrawn in place.
+        eprint!("\r\u{1b}[K{text}");
+    }
+
+    /// Clears the line, if one was drawn.
+    pub fn finish(&mut self) {
+        if self.enabled && self.drawn.take().is_some() {
+            eprint!("\r\u{1b}[K");
+        }
+    }
+}
+
+impl Drop for ProgressLine {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
 /// `potluck import`: validates and stores a bundle's messages, in batches,
 /// stopping at the first invalid one.
 fn import(ctx: &Ctx, out: &mut Output, file: &std::path::Path) -> Result<()> {
     const BATCH: usize = 1_000;
-    let input = std::io::BufReader::new(
-        std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?,
-    );
+    let opened =
+        std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let size = opened.metadata().map(|m| m.len()).ok();
+    let consumed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let input = std::io::BufReader::new(CountingReader {
+        inner: opened,
+        count: consumed.clone(),
+    });
     let mut reader = potluck::bundle::BundleReader::new(input);
+    let mut progress = ProgressLine::new(ctx, out, "importing");
     // The first message is read before anything is opened or created: a
     // file that is no bundle changes nothing.
     let first = reader.next_message().map_err(|e| KindedError {
@@ -1838,6 +1943,10 @@ fn import(ctx: &Ctx, out: &mut Output, file: &std::path::Path) -> Result<()> {
         }
         read += batch.len() as u64;
         let (report, blocked) = app.ingest(batch)?;
+        progress.show(
+            read,
+            size.map(|total| (consumed.load(std::sync::atomic::Ordering::Relaxed), total)),
+        );
         new += report.accepted.len() as u64;
         present += report.duplicates as u64;
         dropped += blocked as u64;
@@ -1852,6 +1961,7 @@ fn import(ctx: &Ctx, out: &mut Output, file: &std::path::Path) -> Result<()> {
             break;
         }
     }
+    progress.finish();
     let rejected = read - new - present - dropped;
     out.print(
         json!({

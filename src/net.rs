@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use potluck::app::{App, ContactChange};
+use potluck::app::{App, Change, ContactChange};
 use potluck::config::{ConfigFile, DEFAULT_LISTEN, Invite, PeerAddr};
 use potluck::handshake::DEFAULT_NETWORK_KEY;
 use potluck::home::Home;
@@ -88,6 +88,7 @@ pub fn serve(
         tracing::info!(feed = %node.feed_id(), %local, "listening");
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(node.clone().accept_loop(listener)));
+        tasks.push(tokio::spawn(log_catch_up(App::new(node.clone()))));
         // Configured peers, then every other address in the peer book
         // (discovered earlier, or from an invite), best first.
         let mut addrs: Vec<String> = Vec::new();
@@ -137,6 +138,39 @@ pub fn serve(
         store.flush()?;
         Ok::<(), anyhow::Error>(())
     })
+}
+
+/// Logs each peer's catch-up: how many messages came so far (the node
+/// reports every few seconds while they arrive), and "caught up with
+/// NAME" once both sides hold what the other has. Ends with the node.
+async fn log_catch_up(app: App) {
+    let (Some(mut changes), Some(node)) = (app.subscribe(), app.node().cloned()) else {
+        return;
+    };
+    let mut stop = node.subscribe_shutdown();
+    loop {
+        let change = tokio::select! {
+            _ = stop.changed() => return,
+            change = changes.next() => change,
+        };
+        let Some(change) = change else { return };
+        let Change::Progress {
+            peer,
+            received,
+            caught_up,
+        } = change
+        else {
+            continue;
+        };
+        // One small read of the name; the store is local.
+        let name = app.name_of(&peer).ok().flatten();
+        let who = cli::person(name.as_deref(), &peer);
+        if caught_up {
+            tracing::info!(peer = %peer, received, "caught up with {who}");
+        } else {
+            tracing::info!(peer = %peer, received, "catching up with {who}: {received} messages so far");
+        }
+    }
 }
 
 /// Binds the node's TCP port; a port in use says how to pick another.
@@ -230,7 +264,7 @@ const ANSWER_POLL: std::time::Duration = std::time::Duration::from_millis(200);
 pub fn sync(ctx: &Ctx, out: &mut Output, addr: &str) -> Result<()> {
     let peer = PeerAddr::parse(addr)?;
     let app = ctx.open_creating(out, true)?;
-    let mut report = exchange(ctx, &app, &peer)?;
+    let mut report = exchange(ctx, out, &app, &peer)?;
     let mut waiting = match report.peer {
         Some(organizer) => unanswered_requests(&app, &organizer)?,
         None => 0,
@@ -238,7 +272,7 @@ pub fn sync(ctx: &Ctx, out: &mut Output, addr: &str) -> Result<()> {
     let deadline = std::time::Instant::now() + ANSWER_WAIT;
     while waiting > 0 && std::time::Instant::now() < deadline {
         std::thread::sleep(ANSWER_POLL);
-        let again = exchange(ctx, &app, &peer)?;
+        let again = exchange(ctx, out, &app, &peer)?;
         report.received += again.received;
         report.sent += again.sent;
         report.bytes_in += again.bytes_in;
@@ -291,7 +325,7 @@ fn unanswered_requests(app: &App, organizer: &FeedId) -> Result<u64> {
 }
 
 /// One exchange with `peer`.
-fn exchange(ctx: &Ctx, app: &App, peer: &PeerAddr) -> Result<SessionReport> {
+fn exchange(ctx: &Ctx, out: &Output, app: &App, peer: &PeerAddr) -> Result<SessionReport> {
     let node = app.node().context("no identity loaded")?.clone();
     let report = match &ctx.node {
         // Inside a running node: its runtime.
@@ -307,7 +341,29 @@ fn exchange(ctx: &Ctx, app: &App, peer: &PeerAddr) -> Result<SessionReport> {
                 other => other,
             }
         }
-        None => runtime()?.block_on(node.dial(peer, true)),
+        None => {
+            let mut line = cli::ProgressLine::new(ctx, out, format!("syncing with {}", peer.addr));
+            let changes = app.subscribe();
+            runtime()?.block_on(async move {
+                // The node reports a connection's catch-up every second.
+                let watcher = changes.map(|mut changes| {
+                    tokio::spawn(async move {
+                        while let Some(change) = changes.next().await {
+                            if let Change::Progress { received, .. } = change {
+                                line.show(received, None);
+                            }
+                        }
+                    })
+                });
+                let report = node.dial(peer, true).await;
+                if let Some(watcher) = watcher {
+                    // Dropping the line clears it.
+                    watcher.abort();
+                    let _ = watcher.await;
+                }
+                report
+            })
+        }
     }
     .with_context(|| format!("sync with {peer} failed"))?;
     Ok(report)
@@ -316,7 +372,7 @@ fn exchange(ctx: &Ctx, app: &App, peer: &PeerAddr) -> Result<SessionReport> {
 /// One exchange with `peer`, through the running node or a node of our own.
 fn sync_once(ctx: &Ctx, out: &Output, peer: &PeerAddr) -> Result<SessionReport> {
     let app = ctx.open_creating(out, true)?;
-    let report = exchange(ctx, &app, peer)?;
+    let report = exchange(ctx, out, &app, peer)?;
     app.store().flush()?;
     Ok(report)
 }

@@ -793,6 +793,8 @@ fn counts_read_as_english_and_export_for_counts_what_it_wrote() {
         import.stdout.starts_with("imported 1 new message;"),
         "{import:?}"
     );
+    // Not a terminal: no progress line.
+    assert_eq!(import.stderr, "", "{import:?}");
     // A holds two feeds; B lacks only A's one message.
     let clock = sandbox.path("b.clock");
     sandbox.json(&b, &["clock", "--out", clock.to_str().unwrap()]);

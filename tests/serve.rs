@@ -283,11 +283,8 @@ fn a_second_serve_on_a_home_in_use_says_so() {
     );
 }
 
-/// An RSVP to an event with a capacity, synced once while the organizer's
-/// node runs, comes back decided: `sync` waits for the organizer's answer.
-#[test]
-fn one_sync_brings_back_the_organizers_admission() {
-    let sandbox = Sandbox::new();
+/// Two homes, Ana's and Bea's; Ana's node serves on a loopback port.
+fn ana_serving_and_bea(sandbox: &Sandbox) -> (std::path::PathBuf, std::path::PathBuf, Server) {
     let home_a = sandbox.home("a");
     let home_b = sandbox.home("b");
     sandbox.json(&home_a, &["init", "--name", "Ana"]);
@@ -295,6 +292,15 @@ fn one_sync_brings_back_the_organizers_admission() {
     let a = sandbox
         .serve(&home_a, &["--listen", "127.0.0.1:0"])
         .unwrap_or_else(|e| panic!("{e}"));
+    (home_a, home_b, a)
+}
+
+/// An RSVP to an event with a capacity, synced once while the organizer's
+/// node runs, comes back decided: `sync` waits for the organizer's answer.
+#[test]
+fn one_sync_brings_back_the_organizers_admission() {
+    let sandbox = Sandbox::new();
+    let (home_a, home_b, a) = ana_serving_and_bea(&sandbox);
     let target = a.addr.to_string();
     let event = sandbox.json(
         &home_a,
@@ -326,6 +332,8 @@ fn one_sync_brings_back_the_organizers_admission() {
     // The text names the organizer, not her feed id.
     let text = sandbox.run(&home_b, &["sync", &target]);
     assert!(text.stdout.starts_with("synced with Ana: "), "{text:?}");
+    // Not a terminal: no progress line on stderr.
+    assert_eq!(text.stderr, "", "{text:?}");
 }
 
 /// A port in use: the error says how to pick another, and nothing is
@@ -350,4 +358,21 @@ fn a_port_in_use_suggests_listen_and_creates_nothing() {
     let log = a.stderr();
     assert!(log.contains("set your name with `potluck name"), "{log}");
     assert!(!log.contains('\u{1b}'), "{log:?}");
+}
+
+/// A lasting connection: each node logs the other's catch-up by name, and
+/// `peers` says the connection is caught up.
+#[test]
+fn serve_logs_the_catch_up_by_name() {
+    let sandbox = Sandbox::new();
+    let (_, home_b, a) = ana_serving_and_bea(&sandbox);
+    let target = a.addr.to_string();
+    let b = sandbox
+        .serve(&home_b, &["--listen", "127.0.0.1:0", "--peer", &target])
+        .unwrap_or_else(|e| panic!("{e}"));
+    a.wait_for_log("caught up with Bea");
+    b.wait_for_log("caught up with Ana");
+    sandbox.run_until(&home_b, &["peers"], "a caught-up connection", |text| {
+        text.contains("Ana  127.0.0.1:") && text.contains("caught up")
+    });
 }
