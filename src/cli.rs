@@ -1256,7 +1256,14 @@ fn rsvp(
     let id = state.id;
     out.print(
         json!({ "event": id, "status": status.as_str(), "guests": guests }),
-        || format!("RSVP {} to \"{}\"", status.as_str(), state.event.title),
+        || {
+            format!(
+                "RSVP {} to \"{}\", {}",
+                status.as_str(),
+                when::sanitize_line(&state.event.title),
+                when::event_span(&state.event, None)
+            )
+        },
     );
     Ok(())
 }
@@ -1650,9 +1657,9 @@ fn fixtures(
 
 fn contact(ctx: &Ctx, out: &mut Output, feed: &str, change: ContactChange) -> Result<()> {
     let target = FeedId::parse(feed)?;
-    let (following, blocking) = ctx
-        .open_creating(out, true)?
-        .contact(target, change, now_ms())?;
+    let app = ctx.open_creating(out, true)?;
+    let (following, blocking) = app.contact(target, change, now_ms())?;
+    let name = app.name_of(&target)?;
     out.print(
         json!({ "contact": target, "following": following, "blocking": blocking }),
         || {
@@ -1662,7 +1669,10 @@ fn contact(ctx: &Ctx, out: &mut Output, feed: &str, change: ContactChange) -> Re
                 ContactChange::Block => "blocking",
                 ContactChange::Unblock => "no longer blocking",
             };
-            format!("{verb} {target}")
+            match name {
+                Some(_) => format!("{verb} {} ({target})", person(name.as_deref(), &target)),
+                None => format!("{verb} {target}"),
+            }
         },
     );
     Ok(())
