@@ -376,3 +376,103 @@ fn serve_logs_the_catch_up_by_name() {
         text.contains("Ana  127.0.0.1:") && text.contains("caught up")
     });
 }
+
+/// A pseudo-terminal: (master, slave). What the child writes to the slave
+/// is read from the master, and what is written to the master is the
+/// child's keyboard.
+#[cfg(unix)]
+fn pty() -> (std::fs::File, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty writes two new file descriptors into the two ints;
+    // the null pointers ask for no name and default settings.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors are fresh and owned by nothing else.
+    unsafe {
+        (
+            std::fs::File::from_raw_fd(master),
+            std::os::fd::OwnedFd::from_raw_fd(slave),
+        )
+    }
+}
+
+/// First run of `serve` on a terminal asks for the name others will see,
+/// and publishes it; `import` on a terminal shows a progress line.
+#[cfg(unix)]
+#[test]
+fn on_a_terminal_serve_asks_for_a_name_and_import_shows_progress() {
+    use std::io::{Read, Write};
+    use std::process::Stdio;
+    let sandbox = Sandbox::new();
+    let home = sandbox.home("fresh");
+    let (mut master, slave) = pty();
+    let mut keyboard = master.try_clone().unwrap();
+    let screen = thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 1024];
+        // Ends when the last holder of the slave side is gone (EIO).
+        while let Ok(n) = master.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&seen).into_owned()
+    });
+    keyboard.write_all(b"Bea\n").unwrap();
+    let mut cmd = sandbox.command(
+        &home,
+        &["serve", "--no-discovery", "--listen", "127.0.0.1:0"],
+    );
+    cmd.stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stderr(Stdio::from(slave.try_clone().unwrap()));
+    /// Kills the node when the test ends, even on a panic.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Killed(cmd.spawn().unwrap());
+    // The child has its copies of the terminal; ours go with the command.
+    drop(cmd);
+    let mut stdout = std::io::BufReader::new(child.0.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert!(line.contains(" listening on "), "{line:?}");
+    let me = sandbox.json(&home, &["whoami"]);
+    assert_eq!(me["name"], "Bea", "{me}");
+    drop(child);
+
+    // import on a terminal: the progress line, then cleared.
+    let bundle = sandbox.path("b.bundle");
+    sandbox.json(&home, &["export", "--out", bundle.to_str().unwrap()]);
+    let other = sandbox.home("other");
+    let mut cmd = sandbox.command(&other, &["import", bundle.to_str().unwrap()]);
+    cmd.stderr(Stdio::from(slave));
+    let mut import = Killed(cmd.spawn().unwrap());
+    drop(cmd);
+    let out = common::sandbox::drain(import.0.stdout.take().unwrap());
+    let status = common::sandbox::wait_with_deadline(&mut import.0).expect("import ends");
+    let out = out.join().unwrap();
+    assert!(status.success(), "{status:?}: {out}");
+    assert!(out.starts_with("imported 1 new message"), "{out}");
+    let seen = screen.join().unwrap();
+    assert!(
+        seen.contains("your name, as others will see it"),
+        "{seen:?}"
+    );
+    assert!(seen.contains("importing: 100%, 1 message"), "{seen:?}");
+    // The line is erased at the end: the last thing written.
+    assert!(seen.ends_with("\r\u{1b}[K"), "{seen:?}");
+}
