@@ -541,6 +541,28 @@ impl App {
         Ok(items)
     }
 
+    /// An iCalendar (RFC 5545) file of one event (by id or id prefix), or
+    /// of every upcoming one, each with its current answers as attendees
+    /// (see [`crate::ics`]). Returns the text and how many events it holds.
+    pub fn calendar(&self, event: Option<&str>, now_ms: i64) -> Result<(String, usize), AppError> {
+        let states = match event {
+            Some(text) => vec![self.event_state(text)?],
+            None => self.store.upcoming_events(now_ms, None)?,
+        };
+        // Each event with its organizer's name and every answer with its
+        // admission state (a waitlisted answer is not an accepted one).
+        let details = states
+            .into_iter()
+            .map(|state| self.detail(state))
+            .collect::<Result<Vec<_>, _>>()?;
+        let events: Vec<crate::ics::IcsEvent> = details
+            .iter()
+            .map(crate::ics::IcsEvent::from_detail)
+            .collect();
+        let now = jiff::Timestamp::from_millisecond(now_ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        Ok((crate::ics::calendar(&events, now), events.len()))
+    }
+
     /// Connected peers (empty without a running node) and every known
     /// address.
     pub fn network(&self) -> Result<(Vec<PeerInfo>, Vec<PeerRecord>), AppError> {

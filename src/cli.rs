@@ -378,7 +378,7 @@ impl From<StatusArg> for RsvpStatus {
 /// Runs one command from this process's command line. When a node runs
 /// for this home, every command but `init` and `serve` is handed to it over
 /// the control socket, since it owns the store. Returns the exit status.
-pub fn run(args: Args, raw: Vec<String>) -> Result<u8> {
+pub fn run(args: Args, raw: Vec<std::ffi::OsString>) -> Result<u8> {
     // Completions and the manual page need no home.
     match &args.command {
         Command::Completions { shell } => {
@@ -431,15 +431,14 @@ pub fn run(args: Args, raw: Vec<String>) -> Result<u8> {
     };
     if needs_zone {
         raw.push("--local-zone".into());
-        raw.push(local_zone());
+        raw.push(local_zone().into());
     }
     // `fixtures` writes its own new home: never hand it to a node.
     #[cfg(unix)]
     if !matches!(
         args.command,
         Command::Init { .. } | Command::Fixtures { .. }
-    ) && let Some(answer) =
-        potluck::control::forward(&potluck::control::socket_path(&home), &raw)?
+    ) && let Some(answer) = forward_to_node(&home, &raw)?
     {
         eprint!("{}", answer.stderr);
         if answer.code == 0 {
@@ -578,6 +577,30 @@ pub struct KindedError {
     pub message: String,
 }
 
+/// Hands the command line to a node running for `home`; `None` when no
+/// node runs. The control socket carries text, so an argument that is not
+/// UTF-8 (a path may be any bytes) can only be refused while a node runs;
+/// without a node the command runs here with the path as it is.
+#[cfg(unix)]
+fn forward_to_node(home: &Home, raw: &[std::ffi::OsString]) -> Result<Option<ControlResponse>> {
+    let socket = potluck::control::socket_path(home);
+    let text: Option<Vec<String>> = raw.iter().map(|a| a.to_str().map(str::to_owned)).collect();
+    match text {
+        Some(args) => Ok(potluck::control::forward(&socket, &args)?),
+        None if potluck::control::is_running(&socket) => {
+            let bad = raw
+                .iter()
+                .find(|a| a.to_str().is_none())
+                .map(|a| a.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            bail!(
+                "the argument `{bad}` is not valid UTF-8, and the node running for this home takes its commands as text; use a UTF-8 path, or stop the node"
+            )
+        }
+        None => Ok(None),
+    }
+}
+
 /// An error and its causes on one line, without repeating a cause that the
 /// message already ends with (our error types include their cause's text).
 pub fn one_line(e: &anyhow::Error) -> String {
@@ -603,7 +626,10 @@ pub fn is_serve(args: &Args) -> bool {
 }
 
 /// Replaces the relative file paths of a command line with absolute ones.
-fn absolute_paths(command: &Command, mut raw: Vec<String>) -> Result<Vec<String>> {
+fn absolute_paths(
+    command: &Command,
+    mut raw: Vec<std::ffi::OsString>,
+) -> Result<Vec<std::ffi::OsString>> {
     let paths: Vec<&PathBuf> = match command {
         Command::Export { for_clock, out, .. } => {
             for_clock.iter().chain(std::iter::once(out)).collect()
@@ -614,16 +640,23 @@ fn absolute_paths(command: &Command, mut raw: Vec<String>) -> Result<Vec<String>
     };
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     for path in paths.into_iter().filter(|p| p.is_relative()) {
-        let text = path.to_string_lossy().into_owned();
-        let whole = cwd.join(path).to_string_lossy().into_owned();
+        let whole = cwd.join(path).into_os_string();
         for arg in raw.iter_mut() {
-            if *arg == text {
+            if arg.as_os_str() == path.as_os_str() {
                 *arg = whole.clone();
-            } else if let Some(value) = arg.strip_prefix("--out=").or(arg.strip_prefix("--for="))
-                && value == text
-            {
-                let flag = &arg[..arg.len() - value.len()];
-                *arg = format!("{flag}{whole}");
+                continue;
+            }
+            // `--out=FILE` and `--for=FILE`: the flag is ASCII, so it is
+            // a prefix of the bytes whatever the path's encoding.
+            let bytes = arg.as_encoded_bytes();
+            for flag in ["--out=", "--for="] {
+                if bytes.strip_prefix(flag.as_bytes()) == Some(path.as_os_str().as_encoded_bytes())
+                {
+                    let mut joined = std::ffi::OsString::from(flag);
+                    joined.push(&whole);
+                    *arg = joined;
+                    break;
+                }
             }
         }
     }
@@ -653,7 +686,7 @@ fn emit(text: &str, file: Option<&(PathBuf, bool)>) -> Result<()> {
     write(doc["calendar"].as_str().unwrap_or_default())?;
     if let Some(map) = doc.as_object_mut() {
         map.remove("calendar");
-        map.insert("file".into(), json!(path));
+        map.insert("file".into(), json!(path.to_string_lossy()));
     }
     write_stdout(&format!("{doc}\n"))
 }
@@ -1636,7 +1669,7 @@ fn fixtures(
     let seconds = started.elapsed().as_secs_f64();
     out.print(
         json!({
-            "home": home.root(),
+            "home": home.root().to_string_lossy(),
             "messages": messages,
             "feeds": feeds.len(),
             "bytes": bytes,
@@ -1729,26 +1762,9 @@ fn agenda(ctx: &Ctx, out: &mut Output) -> Result<()> {
 
 /// `potluck ics`: RFC 5545 text for one event or every upcoming event.
 fn ics(ctx: &Ctx, out: &mut Output, event: Option<&str>) -> Result<()> {
-    let app = ctx.open_store()?;
-    let details = match event {
-        Some(text) => vec![app.event(text)?],
-        None => app
-            .events(EventList::Upcoming, now_ms(), 0)?
-            .0
-            .into_iter()
-            .map(|summary| app.detail(summary.state))
-            .collect::<Result<Vec<_>, _>>()?,
-    };
-    let events: Vec<potluck::ics::IcsEvent> = details
-        .iter()
-        .map(potluck::ics::IcsEvent::from_detail)
-        .collect();
-    let text = potluck::ics::calendar(&events, jiff::Timestamp::now());
+    let (text, count) = ctx.open_store()?.calendar(event, now_ms())?;
     if out.json {
-        out.print(
-            json!({ "events": events.len(), "calendar": text }),
-            String::new,
-        );
+        out.print(json!({ "events": count, "calendar": text }), String::new);
     } else {
         // The calendar is written exactly, CRLF line ends included.
         out.text.push_str(&text);
@@ -1807,7 +1823,7 @@ fn export(
     drop(writer);
     std::fs::rename(&tmp, file).with_context(|| format!("cannot write {}", file.display()))?;
     out.print(
-        json!({ "messages": count, "feeds": feeds_written, "file": file }),
+        json!({ "messages": count, "feeds": feeds_written, "file": file.to_string_lossy() }),
         || {
             format!(
                 "wrote {} from {} to {}",
@@ -1832,13 +1848,16 @@ fn clock(ctx: &Ctx, out: &mut Output, file: &std::path::Path) -> Result<()> {
     let clock = potluck::bundle::ClockFile::new(feeds);
     let text = serde_json::to_string_pretty(&clock)?;
     std::fs::write(file, text).with_context(|| format!("cannot write {}", file.display()))?;
-    out.print(json!({ "feeds": clock.feeds.len(), "file": file }), || {
-        format!(
-            "wrote the clock of {} to {}",
-            when::plural(clock.feeds.len() as u64, "feed", "feeds"),
-            file.display()
-        )
-    });
+    out.print(
+        json!({ "feeds": clock.feeds.len(), "file": file.to_string_lossy() }),
+        || {
+            format!(
+                "wrote the clock of {} to {}",
+                when::plural(clock.feeds.len() as u64, "feed", "feeds"),
+                file.display()
+            )
+        },
+    );
     Ok(())
 }
 

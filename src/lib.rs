@@ -34,5 +34,6 @@ pub mod peerbook;
 pub mod replicate;
 pub mod store;
 pub mod validate;
+pub mod web;
 pub mod when;
 pub mod wire;

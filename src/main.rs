@@ -42,7 +42,9 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .init();
-    let raw: Vec<String> = std::env::args().skip(1).collect();
+    // Not `args()`: it panics on an argument that is not UTF-8, and a
+    // path may be any bytes.
+    let raw: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     let json = cli::wants_json(&args);
     match cli::run(args, raw) {
         Ok(code) => ExitCode::from(code),
