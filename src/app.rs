@@ -194,6 +194,8 @@ pub enum Change {
         peer: FeedId,
         /// Messages received from it on this connection.
         received: u64,
+        /// Messages its clock promises that we want and lack yet.
+        remaining: u64,
         /// Both sides hold what each wants of the other.
         caught_up: bool,
     },
@@ -219,10 +221,12 @@ impl Changes {
                 Ok(NodeEvent::Progress {
                     peer,
                     received,
+                    remaining,
                     caught_up,
                 }) => Change::Progress {
                     peer,
                     received,
+                    remaining,
                     caught_up,
                 },
                 // Connections' business, not front ends'.

@@ -1905,11 +1905,22 @@ impl ProgressLine {
     /// Shows `messages` so far and, when known, the share done (`done` of
     /// `total`).
     pub fn show(&mut self, messages: u64, share: Option<(u64, u64)>) {
+        let elapsed = self.started.elapsed();
+        self.draw(|what| when::progress_text(what, messages, share, elapsed));
+    }
+
+    /// Shows `messages` so far of `total`.
+    pub fn show_of_total(&mut self, messages: u64, total: u64) {
+        let elapsed = self.started.elapsed();
+        self.draw(|what| when::progress_of_total(what, messages, total, elapsed));
+    }
+
+    fn draw(&mut self, text: impl FnOnce(&str) -> String) {
         if !self.enabled || self.drawn.is_some_and(|at| at.elapsed() < Self::EVERY) {
             return;
         }
         self.drawn = Some(std::time::Instant::now());
-        let text = when::progress_text(&self.what, messages, share, self.started.elapsed());
+        let text = text(&self.what);
         // Carriage return and "erase line": the line is redrawn in place.
         eprint!("\r\u{1b}[K{text}");
     }

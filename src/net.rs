@@ -157,6 +157,7 @@ async fn log_catch_up(app: App) {
         let Change::Progress {
             peer,
             received,
+            remaining,
             caught_up,
         } = change
         else {
@@ -168,7 +169,14 @@ async fn log_catch_up(app: App) {
         if caught_up {
             tracing::info!(peer = %peer, received, "caught up with {who}");
         } else {
-            tracing::info!(peer = %peer, received, "catching up with {who}: {received} messages so far");
+            tracing::info!(
+                peer = %peer,
+                received,
+                remaining,
+                "catching up with {who}: {} of {} messages",
+                when::thousands(received),
+                when::thousands(received.saturating_add(remaining))
+            );
         }
     }
 }
@@ -349,8 +357,13 @@ fn exchange(ctx: &Ctx, out: &Output, app: &App, peer: &PeerAddr) -> Result<Sessi
                 let watcher = changes.map(|mut changes| {
                     tokio::spawn(async move {
                         while let Some(change) = changes.next().await {
-                            if let Change::Progress { received, .. } = change {
-                                line.show(received, None);
+                            if let Change::Progress {
+                                received,
+                                remaining,
+                                ..
+                            } = change
+                            {
+                                line.show_of_total(received, received.saturating_add(remaining));
                             }
                         }
                     })

@@ -249,6 +249,8 @@ pub enum NodeEvent {
         peer: FeedId,
         /// Messages received from it on this connection so far.
         received: u64,
+        /// Messages its clock promises that we want and lack yet.
+        remaining: u64,
         /// We hold everything it offered that we want, and it holds
         /// everything we can give it.
         caught_up: bool,
@@ -984,6 +986,7 @@ impl Node {
                     let _ = self.events.send(NodeEvent::Progress {
                         peer: remote,
                         received,
+                        remaining: session.wanted_from_peer(),
                         caught_up,
                     });
                 }

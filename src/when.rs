@@ -306,10 +306,38 @@ pub fn plural(count: u64, singular: &str, plural: &str) -> String {
 /// A progress line for long work: `importing: 1,234 messages, 2,000/s`,
 /// and with the share of the work done so far (`done` of `total` units,
 /// e.g. bytes of a file) `importing: 45%, 1,234 messages, 2,000/s, about
-/// 8 s left`. `elapsed` is the time since the work started.
+/// 8 s left`. `elapsed` is the time since the work started. See
+/// [`progress_of_total`] when the total is a number of messages.
 pub fn progress_text(
     what: &str,
     messages: u64,
+    share: Option<(u64, u64)>,
+    elapsed: std::time::Duration,
+) -> String {
+    progress_line(what, messages, None, share, elapsed)
+}
+
+/// A progress line when the work is `total` messages:
+/// `syncing: 45%, 1,234 of 2,742 messages, 2,000/s, about 1 s left`.
+pub fn progress_of_total(
+    what: &str,
+    messages: u64,
+    total: u64,
+    elapsed: std::time::Duration,
+) -> String {
+    progress_line(
+        what,
+        messages,
+        Some(total),
+        Some((messages, total)),
+        elapsed,
+    )
+}
+
+fn progress_line(
+    what: &str,
+    messages: u64,
+    total_messages: Option<u64>,
     share: Option<(u64, u64)>,
     elapsed: std::time::Duration,
 ) -> String {
@@ -326,10 +354,17 @@ pub fn progress_text(
     if let Some(fraction) = fraction {
         text.push_str(&format!("{}%, ", (fraction * 100.0).floor() as u64));
     }
+    let counted = match total_messages {
+        Some(total) => format!("{} of {}", thousands(messages), thousands(total)),
+        None => thousands(messages),
+    };
+    let noun = if total_messages.unwrap_or(messages) == 1 {
+        "message"
+    } else {
+        "messages"
+    };
     text.push_str(&format!(
-        "{} {}, {}/s",
-        thousands(messages),
-        if messages == 1 { "message" } else { "messages" },
+        "{counted} {noun}, {}/s",
         thousands(rate.round() as u64)
     ));
     if let Some(fraction) = fraction
@@ -664,6 +699,10 @@ mod tests {
         assert_eq!(
             progress_text("x", 10, Some((1, 10)), Duration::from_secs(60)),
             "x: 10%, 10 messages, 0/s, about 9 min left"
+        );
+        assert_eq!(
+            progress_of_total("syncing", 1_000, 4_000, Duration::from_secs(2)),
+            "syncing: 25%, 1,000 of 4,000 messages, 500/s, about 6 s left"
         );
     }
 
