@@ -1106,3 +1106,14 @@ fn the_systemd_unit_runs_serve_at_login() {
     assert!(readme.contains("systemctl --user enable --now potluck"));
     assert!(readme.contains("docs/potluck.service"));
 }
+
+#[test]
+fn the_package_says_what_it_is() {
+    for (field, value) in [
+        ("description", env!("CARGO_PKG_DESCRIPTION")),
+        ("license", env!("CARGO_PKG_LICENSE")),
+        ("rust-version", env!("CARGO_PKG_RUST_VERSION")),
+    ] {
+        assert!(!value.trim().is_empty(), "Cargo.toml has no {field}");
+    }
+}

@@ -364,4 +364,14 @@ fn invite_during_serve_carries_the_port_the_node_listens_on() {
         "{text:?}"
     );
     assert!(!text.stderr.contains("no node is running"), "{text:?}");
+
+    // Errors of commands the node carries out are documents too.
+    let run = sandbox.run(&home, &["event", "%zzzzzzzz", "--json"]);
+    assert_eq!(run.status.code(), Some(1), "{run:?}");
+    let error = common::sandbox::json_error(&run, &["event"]);
+    assert_eq!(error["kind"], "not_found", "{run:?}");
+    assert_eq!(
+        run.stderr.trim_end(),
+        format!("error: {}", error["message"].as_str().unwrap())
+    );
 }
