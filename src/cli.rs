@@ -1255,15 +1255,25 @@ fn update(ctx: &Ctx, out: &mut Output, event: &str, f: UpdateFields) -> Result<(
     }
     let (id, revision) = app.update(event, update, now_ms())?;
     out.print(json!({ "id": id, "revision": revision }), || {
-        format!("updated {id} (revision {revision})")
+        format!(
+            "updated \"{}\" {} (revision {revision})",
+            when::sanitize_line(&state.event.title),
+            when::short_id(&id.to_string())
+        )
     });
     Ok(())
 }
 
 fn cancel(ctx: &Ctx, out: &mut Output, event: &str, reason: Option<String>) -> Result<()> {
-    let id = ctx.open()?.cancel(event, reason, now_ms())?;
+    let app = ctx.open()?;
+    let id = app.cancel(event, reason, now_ms())?;
+    let title = app.event_state(&id.to_string())?.event.title;
     out.print(json!({ "id": id, "status": "cancelled" }), || {
-        format!("cancelled {id}")
+        format!(
+            "cancelled \"{}\" {}",
+            when::sanitize_line(&title),
+            when::short_id(&id.to_string())
+        )
     });
     Ok(())
 }
@@ -1326,7 +1336,13 @@ fn events(
         return Ok(());
     }
     if summaries.is_empty() {
-        out.line("no events");
+        out.line(match which {
+            EventList::Upcoming => {
+                "no upcoming events (`potluck events --past` lists those that are over)"
+            }
+            EventList::Past => "no past events",
+            EventList::All => "no events",
+        });
     }
     let viewer = zone.as_deref().and_then(|z| when::zone_named(z).ok());
     for summary in &summaries {
