@@ -1034,6 +1034,10 @@ pub fn identity_or_create(home: &Home) -> Result<(Identity, bool)> {
     }
 }
 
+/// How to set a name, for an identity that has none.
+const NAME_HINT: &str =
+    "set your name with `potluck name \"Ana\"` so others see it instead of your feed id";
+
 /// Longest name line read at the prompt, in bytes.
 const MAX_NAME_LINE: u64 = 1024;
 
@@ -1073,8 +1077,7 @@ pub fn welcome(
     if !ask_name {
         return Ok(());
     }
-    let later =
-        "set your name with `potluck name \"Ana\"` so others see it instead of your feed id";
+    let later = NAME_HINT;
     if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
         eprintln!("{later}");
         return Ok(());
@@ -1159,6 +1162,9 @@ fn init(
     let id = identity.feed_id();
     let name = about.map(|a| a.name);
     out.print(json!({ "id": id, "name": name }), || id.to_string());
+    if name.is_none() {
+        out.note(NAME_HINT);
+    }
     Ok(())
 }
 
@@ -1167,9 +1173,12 @@ fn whoami(ctx: &Ctx, out: &mut Output) -> Result<()> {
     let id = node.feed_id()?;
     let name = node.name_of(&id)?;
     out.print(json!({ "id": id, "name": name }), || match &name {
-        Some(n) => format!("{id} ({n})"),
+        Some(n) => format!("{id} ({})", when::sanitize_line(n)),
         None => id.to_string(),
     });
+    if name.is_none() {
+        out.note(NAME_HINT);
+    }
     Ok(())
 }
 

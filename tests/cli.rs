@@ -214,9 +214,13 @@ fn commands_that_take_part_create_the_identity_and_say_how_to_name_it() {
         let me = sandbox.json(&home, &["whoami"]);
         assert!(me["id"].as_str().is_some(), "{name}: {me}");
         assert_eq!(me["name"], Value::Null);
-        // Only once: the next command says nothing of it.
+        // Created only once; `whoami` still reminds of the missing name.
         let again = sandbox.run(&home, &["whoami"]);
-        assert_eq!(again.stderr, "", "{name}: {again:?}");
+        assert!(!again.stderr.contains("created"), "{name}: {again:?}");
+        assert!(
+            again.stderr.contains("set your name with `potluck name"),
+            "{name}: {again:?}"
+        );
     }
     // `name` in a fresh home creates the identity and sets the name at once.
     let home = sandbox.home("named");
