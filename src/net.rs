@@ -821,9 +821,9 @@ pub fn peers(ctx: &Ctx, out: &mut Output) -> Result<()> {
                     p.received,
                     p.sent,
                     if p.caught_up {
-                        "caught up"
+                        "caught up".to_owned()
                     } else {
-                        "catching up"
+                        format!("catching up, {} to go", when::thousands(p.remaining))
                     }
                 ));
             }
