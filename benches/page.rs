@@ -188,7 +188,10 @@ async fn live_rsvp(quick: bool) {
     ));
     let start = EventTime::parse("start", "2031-06-01T18:00:00Z").expect("a time");
     let event = organizer_app
-        .announce(&Event::new("Soup night", start), jiff::Timestamp::now().as_millisecond())
+        .announce(
+            &Event::new("Soup night", start),
+            jiff::Timestamp::now().as_millisecond(),
+        )
         .expect("announce")
         .id();
 
@@ -196,7 +199,11 @@ async fn live_rsvp(quick: bool) {
     let guest = node(guest_store.clone(), key());
     let guest_app = App::new(guest.clone());
     let target = potluck::config::PeerAddr::parse(&peer_addr.to_string()).expect("an address");
-    tokio::spawn(guest.clone().dial_loop(target, potluck::peerbook::PeerSource::Configured));
+    tokio::spawn(
+        guest
+            .clone()
+            .dial_loop(target, potluck::peerbook::PeerSource::Configured),
+    );
     // The guest holds the event once it has synced.
     let deadline = Instant::now() + RSVP_LIMIT;
     while guest_store.event(&event).expect("a query").is_none() {
@@ -208,8 +215,10 @@ async fn live_rsvp(quick: bool) {
     let mut stream = TcpStream::connect(page_addr).await.expect("connect");
     stream
         .write_all(
-            format!("GET /events HTTP/1.1\r\nHost: {page_addr}\r\nAccept: text/event-stream\r\n\r\n")
-                .as_bytes(),
+            format!(
+                "GET /events HTTP/1.1\r\nHost: {page_addr}\r\nAccept: text/event-stream\r\n\r\n"
+            )
+            .as_bytes(),
         )
         .await
         .expect("request the stream");
@@ -220,7 +229,11 @@ async fn live_rsvp(quick: bool) {
 
     let mut samples = Vec::with_capacity(rsvps);
     for i in 0..rsvps {
-        let status = if i % 2 == 0 { RsvpStatus::Going } else { RsvpStatus::Maybe };
+        let status = if i % 2 == 0 {
+            RsvpStatus::Going
+        } else {
+            RsvpStatus::Maybe
+        };
         let note = format!("answer {i}");
         let rsvp = Rsvp {
             event,
@@ -232,7 +245,10 @@ async fn live_rsvp(quick: bool) {
         let started = Instant::now();
         let publisher = guest_app.clone();
         tokio::task::spawn_blocking(move || {
-            publisher.publish(&rsvp.to_content_bytes(), jiff::Timestamp::now().as_millisecond())
+            publisher.publish(
+                &rsvp.to_content_bytes(),
+                jiff::Timestamp::now().as_millisecond(),
+            )
         })
         .await
         .expect("the publish task")
