@@ -19,7 +19,12 @@ pub(crate) fn event_zone(event: &Event) -> (TimeZone, String) {
         return (tz, name.to_owned());
     }
     let offset = written_offset(&event.start);
-    (TimeZone::fixed(offset), format!("UTC{offset}"))
+    let label = if offset == Offset::UTC {
+        "UTC".to_owned()
+    } else {
+        format!("UTC{offset}")
+    };
+    (TimeZone::fixed(offset), label)
 }
 
 /// The offset at the end of an RFC 3339 text (`Z` is UTC).
@@ -140,7 +145,7 @@ pub(crate) fn linkify(text: &str) -> Markup {
             .unwrap_or(from.len());
         // Punctuation that ends a sentence is not part of the link.
         let trimmed = from[..end].trim_end_matches(['.', ',', ';', ':', '!', '?', ')', ']', '\'']);
-        if before.len() > 0 {
+        if !before.is_empty() {
             parts.push((false, before));
         }
         if is_web_link(trimmed) {

@@ -176,14 +176,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let local_addr = listener.local_addr()?;
-    if settings.token.is_none() && !local_addr.ip().is_loopback() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::PermissionDenied,
-            format!(
-                "the page would listen on {local_addr}, beyond this computer, without an access token"
-            ),
-        ));
-    }
+    check_exposure(local_addr, &settings)?;
     let (router, stopping) = router_with_stop(app, settings, local_addr);
     axum::serve(listener, router)
         .with_graceful_shutdown(async move {
@@ -191,6 +184,22 @@ pub async fn serve(
             stopping.send_replace(true);
         })
         .await
+}
+
+/// Refuses (`PermissionDenied`) to serve the page beyond loopback
+/// without an access token: whoever reaches the page can publish under
+/// the person's key.
+pub fn check_exposure(local_addr: SocketAddr, settings: &WebSettings) -> std::io::Result<()> {
+    if settings.token.is_none() && !local_addr.ip().is_loopback() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "the page would listen on {local_addr}, beyond this computer, without an access \
+                 token; listen on 127.0.0.1 or set a token"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The key of an event in the page's addresses: its 32 id bytes in
