@@ -502,6 +502,7 @@ pub(crate) fn event_page(
         .and_then(|m| m.rsvp.note.clone())
         .unwrap_or_default();
     let guests_hint = format!("0 to {MAX_GUESTS}");
+    let current = s.mine.as_ref().map(|m| m.rsvp.status);
     let mut rsvp_values = rsvp_form.clone();
     if !rsvp_form.has_errors() {
         rsvp_values.set("guests", guests_default);
@@ -564,9 +565,9 @@ pub(crate) fn event_page(
                             }
                             (field_error("rsvp-", rsvp_form, "status"))
                             div.buttons role="group" aria-label="Answer" {
-                                button type="submit" name="status" value="going" { "Going" }
-                                button type="submit" name="status" value="maybe" { "Maybe" }
-                                button type="submit" name="status" value="not-going" { "Not going" }
+                                @for (status, label) in [(RsvpStatus::Going, "Going"), (RsvpStatus::Maybe, "Maybe"), (RsvpStatus::NotGoing, "Not going")] {
+                                    button.chosen[current == Some(status)] type="submit" name="status" value=(status.as_str()) { (label) }
+                                }
                             }
                         }
                     }
