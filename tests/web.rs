@@ -894,6 +894,10 @@ async fn the_lists_and_the_agenda_show_counts_capacity_and_my_answer() {
         events.contains("Your answer: <strong>going — admitted"),
         "{events}"
     );
+    assert!(
+        events.contains("data-status=\"going admitted\""),
+        "{events}"
+    );
     assert!(events.contains("the park"));
     let past_list = get(&s.router, "/past").await;
     assert!(

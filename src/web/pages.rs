@@ -23,6 +23,10 @@ use crate::store::StoreError;
 /// Most events a list shows.
 pub(crate) const LIST_LIMIT: usize = 200;
 
+/// Most people an event's page names per answer (anyone can answer, so
+/// the count is a stranger's to choose); the counts stay exact.
+pub(crate) const MAX_PEOPLE_SHOWN: usize = 500;
+
 /// Why a page could not be shown, as the person reads it.
 #[derive(Debug)]
 pub(crate) enum PageError {
@@ -353,6 +357,18 @@ fn my_answer_text(s: &EventSummary) -> Option<String> {
     Some(text)
 }
 
+/// The viewer's answer and admission as plain words for tests and
+/// scripts to read (`going admitted`, `maybe`, ...).
+fn my_status_words(s: &EventSummary) -> String {
+    match &s.mine {
+        None => String::new(),
+        Some(m) => match m.admission {
+            Some(a) => format!("{} {}", m.rsvp.status.as_str(), a.as_str()),
+            None => m.rsvp.status.as_str().to_owned(),
+        },
+    }
+}
+
 fn event_card(web: &Web, s: &EventSummary) -> Markup {
     let e = &s.state.event;
     html! {
@@ -366,7 +382,7 @@ fn event_card(web: &Web, s: &EventSummary) -> Markup {
             p.organizer { "Organized by " (person(s.organizer_name.as_deref(), &s.state.author)) }
             (counts(s))
             @if let Some(text) = my_answer_text(s) {
-                p.mine { "Your answer: " strong { (text) } }
+                p.mine data-status=(my_status_words(s)) { "Your answer: " strong { (text) } }
             }
         }
     }
@@ -474,7 +490,7 @@ pub(crate) fn event_page(
             @if list.is_empty() { p.empty { "Nobody." } }
             @else {
                 ul.people {
-                    @for r in list {
+                    @for r in list.iter().take(MAX_PEOPLE_SHOWN) {
                         li {
                             strong { (person(r.name.as_deref(), &r.author)) }
                             @if r.rsvp.guests > 0 { " +" (r.rsvp.guests) " guest" @if r.rsvp.guests > 1 { "s" } }
@@ -486,6 +502,7 @@ pub(crate) fn event_page(
                         }
                     }
                 }
+                @if list.len() > MAX_PEOPLE_SHOWN { p.more { "and " (list.len() - MAX_PEOPLE_SHOWN) " more." } }
             }
         }
     };

@@ -52,6 +52,13 @@
   }
 
   var source = new EventSource('/events');
+  // After a lost connection (the node restarted), changes may have been
+  // missed: refresh once it is back.
+  var opened = false;
+  source.addEventListener('open', function () {
+    if (opened) { schedule(); }
+    opened = true;
+  });
   source.addEventListener('change', function (e) {
     var words = String(e.data).split(' ');
     var kind = words[0];
