@@ -265,6 +265,55 @@ fn valid_cases() -> (Vec<ValidVector>, Message) {
     assert_eq!(largest.content.len(), MAX_CONTENT_LEN);
     out.push(valid_vector(&largest).0);
 
+    // The content rule below the top level (docs/protocol.md, "Content"):
+    // numbers are grammar only, surrogate pairs are fine, and nesting up to
+    // the documented bound is valid. Each is a first message of its own
+    // author, so it validates against an empty feed.
+    let depth = potluck::validate::MAX_CONTENT_DEPTH;
+    let content_rules: [(&'static str, &'static str, &'static str, String); 3] = [
+        (
+            "content_number_beyond_double",
+            "A number (1e400) beyond what an IEEE 754 double holds: numbers are checked as \
+             grammar only, never converted, so it is valid.",
+            "potluck test vector seed C",
+            r#"{"type":"note","n":1e400,"m":-123456789012345678901234567890.5e-999}"#.into(),
+        ),
+        (
+            "content_surrogate_pair",
+            "A \\u-escaped surrogate pair (U+1F372) in a nested string: a pair is one \
+             character, valid.",
+            "potluck test vector seed D",
+            r#"{"type":"note","text":["soup \ud83c\udf72"]}"#.into(),
+        ),
+        (
+            "content_nesting_at_limit",
+            "Arrays nested inside the top-level object to exactly 64 levels in all, the \
+             deepest allowed.",
+            "potluck test vector seed E",
+            format!(
+                r#"{{"type":"note","deep":{}{}}}"#,
+                "[".repeat(depth - 1),
+                "]".repeat(depth - 1)
+            ),
+        ),
+    ];
+    for (name, description, seed_label, content) in content_rules {
+        out.push(
+            valid_vector(&ValidCase {
+                name,
+                description,
+                seed_label,
+                sequence: 1,
+                previous: None,
+                timestamp: NEW_YEAR_2026,
+                content,
+                content_dropped: false,
+                head: None,
+            })
+            .0,
+        );
+    }
+
     (out, m1)
 }
 
@@ -497,7 +546,12 @@ fn invalid_cases(m1: &Message) -> Vec<Invalid> {
         "ContentHashMismatch",
     ));
 
-    let bad_contents: [(&'static str, &'static str, &[u8]); 10] = [
+    let too_deep = format!(
+        r#"{{"type":"note","deep":{}{}}}"#,
+        "[".repeat(potluck::validate::MAX_CONTENT_DEPTH),
+        "]".repeat(potluck::validate::MAX_CONTENT_DEPTH)
+    );
+    let bad_contents: [(&'static str, &'static str, &[u8]); 14] = [
         (
             "content_empty",
             "Zero-length content: present (not dropped) and not JSON.",
@@ -539,6 +593,27 @@ fn invalid_cases(m1: &Message) -> Vec<Invalid> {
             "content_trailing_data",
             "A second JSON value after the object.",
             br#"{"type":"x"} {}"#,
+        ),
+        (
+            "content_lone_surrogate",
+            "A \\u-escaped lone high surrogate in a member value.",
+            br#"{"type":"note","text":"\ud800"}"#,
+        ),
+        (
+            "content_lone_low_surrogate_nested",
+            "A \\u-escaped lone low surrogate in a string nested in an array.",
+            br#"{"type":"note","list":[{"text":"a\udc00b"}]}"#,
+        ),
+        (
+            "content_high_surrogate_then_other_escape",
+            "A high surrogate followed by an escape that is not a low surrogate.",
+            br#"{"type":"note","text":"\ud800\u0041"}"#,
+        ),
+        (
+            "content_nesting_too_deep",
+            "Arrays nested inside the top-level object to 65 levels in all, one more than \
+             allowed.",
+            too_deep.as_bytes(),
         ),
     ];
     for (name, description, content) in bad_contents {

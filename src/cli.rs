@@ -14,15 +14,16 @@ use potluck::app::{
     AgendaItem, App, ContactChange, EventList, EventSummary, RsvpView, text_change,
 };
 use potluck::content::{
-    About, Change, Event, EventTime, EventUpdate, Rsvp, RsvpStatus, display_time, rfc3339_in_zone,
+    About, Change, Event, EventTime, EventUpdate, Rsvp, RsvpStatus, rfc3339_in_zone,
 };
 use potluck::control::ControlResponse;
 use potluck::home::{HOME_ENV, Home};
 use potluck::identity::Identity;
 use potluck::index::{EventState, EventStatus};
 use potluck::message::FeedId;
-use potluck::node::Node;
+use potluck::node::{ConnectionError, Node};
 use potluck::store::Store;
+use potluck::when;
 
 use crate::net;
 
@@ -276,15 +277,27 @@ struct EventFields {
     /// Title, 1-200 characters.
     #[arg(long)]
     title: String,
-    /// Start, RFC 3339 with offset, e.g. 2027-01-30T16:00:00-05:00.
+    /// Start: "2027-01-30 18:00" (or 2027-01-30T18:00, seconds optional)
+    /// in the --tz zone, else this computer's; or RFC 3339 with an offset,
+    /// e.g. 2027-01-30T18:00:00-05:00.
     #[arg(long)]
     start: String,
-    /// End, RFC 3339 with offset; not before the start.
+    /// End, written like the start; not before it.
     #[arg(long)]
     end: Option<String>,
-    /// IANA time zone to show times in, e.g. America/New_York.
+    /// IANA time zone of the event, e.g. America/New_York: wall-clock
+    /// times are read in it and people see times in it. Default: this
+    /// computer's zone, when a time is given without an offset.
     #[arg(long)]
     tz: Option<String>,
+    /// Allow an event that has already finished (it then shows only in
+    /// `potluck events --past`).
+    #[arg(long)]
+    past: bool,
+    /// The zone of the computer the command was typed on (set by the
+    /// command when it hands itself to a running node).
+    #[arg(long, hide = true)]
+    local_zone: Option<String>,
     /// Where it happens.
     #[arg(long)]
     location: Option<String>,
@@ -304,7 +317,8 @@ struct UpdateFields {
     /// New title.
     #[arg(long)]
     title: Option<String>,
-    /// New start, RFC 3339 with offset.
+    /// New start, written as for `announce` (a wall-clock time is read in
+    /// the event's zone, else this computer's).
     #[arg(long)]
     start: Option<String>,
     /// New end ("" clears it).
@@ -325,6 +339,12 @@ struct UpdateFields {
     /// New capacity (0 removes it).
     #[arg(long)]
     capacity: Option<u32>,
+    /// Allow moving the event into the past.
+    #[arg(long)]
+    past: bool,
+    /// See `announce --local-zone`.
+    #[arg(long, hide = true)]
+    local_zone: Option<String>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -348,7 +368,7 @@ impl From<StatusArg> for RsvpStatus {
 /// Runs one command from this process's command line. When a node runs
 /// for this home, every command but `init` and `serve` is handed to it over
 /// the control socket, since it owns the store. Returns the exit status.
-pub fn run(args: Args, raw: Vec<String>) -> Result<u8> {
+pub fn run(args: Args, raw: Vec<std::ffi::OsString>) -> Result<u8> {
     let home = Home::resolve(args.home.clone())?;
     if let Command::Serve {
         listen,
@@ -370,22 +390,26 @@ pub fn run(args: Args, raw: Vec<String>) -> Result<u8> {
     // A running node has its own working directory and time zone: hand it
     // whole paths and ours.
     let mut raw = absolute_paths(&args.command, raw)?;
-    if let Command::Events {
-        local: true,
-        local_zone: None,
-        ..
-    } = &args.command
-    {
+    let needs_zone = match &args.command {
+        Command::Events {
+            local: true,
+            local_zone: None,
+            ..
+        } => true,
+        Command::Announce(fields) => fields.local_zone.is_none(),
+        Command::Update { fields, .. } => fields.local_zone.is_none(),
+        _ => false,
+    };
+    if needs_zone {
         raw.push("--local-zone".into());
-        raw.push(local_zone());
+        raw.push(local_zone().into());
     }
     // `fixtures` writes its own new home: never hand it to a node.
     #[cfg(unix)]
     if !matches!(
         args.command,
         Command::Init { .. } | Command::Fixtures { .. }
-    ) && let Some(answer) =
-        potluck::control::forward(&potluck::control::socket_path(&home), &raw)?
+    ) && let Some(answer) = forward_to_node(&home, &raw)?
     {
         eprint!("{}", answer.stderr);
         if answer.code == 0 {
@@ -399,12 +423,148 @@ pub fn run(args: Args, raw: Vec<String>) -> Result<u8> {
     let ctx = Ctx { home, node: None };
     let mut out = Output::new(args.json);
     let result = run_command(&ctx, args.command, &mut out);
+    eprint!("{}", out.notes);
     match result {
         Ok(()) => emit(&out.text, ics_out.as_ref()).map(|()| 0),
         Err(e) => {
             write_stdout(&out.text)?;
             Err(e)
         }
+    }
+}
+
+/// What went wrong, for `{"error": {"kind": …}}` (see `docs/cli.md`).
+/// Scripts branch on it; the message is for people.
+pub fn error_kind(e: &anyhow::Error) -> &'static str {
+    use potluck::store::StoreError;
+    for cause in e.chain() {
+        if let Some(err) = cause.downcast_ref::<KindedError>() {
+            return err.kind;
+        }
+        // `AppError` wraps store and content errors transparently: their
+        // types are not in the chain of causes, so look inside.
+        let store_error = match cause.downcast_ref::<potluck::app::AppError>() {
+            Some(potluck::app::AppError::Store(err)) => Some(err),
+            Some(potluck::app::AppError::Content(_)) => return "invalid_input",
+            Some(potluck::app::AppError::ReadOnly) => return "no_identity",
+            Some(_) => return "refused",
+            None => cause.downcast_ref::<StoreError>(),
+        };
+        if let Some(err) = store_error {
+            return match err {
+                StoreError::UnknownEvent(_) | StoreError::AmbiguousEvent { .. } => "not_found",
+                StoreError::PrefixTooShort(_) => "invalid_input",
+                StoreError::Locked { .. } => "busy",
+                _ => "storage",
+            };
+        }
+        if let Some(err) = cause.downcast_ref::<potluck::identity::IdentityError>() {
+            return match err {
+                potluck::identity::IdentityError::Missing { .. } => "no_identity",
+                _ => "identity",
+            };
+        }
+        if cause.is::<potluck::content::ContentError>()
+            || cause.is::<when::WhenError>()
+            || cause.is::<potluck::message::DecodeError>()
+            || cause.is::<potluck::config::ConfigError>()
+            || cause.is::<potluck::handshake::HandshakeError>()
+        {
+            return "invalid_input";
+        }
+        if cause.is::<ConnectionError>() {
+            return "network";
+        }
+        if cause.is::<potluck::bundle::BundleError>() {
+            return "invalid_file";
+        }
+        if cause.is::<std::io::Error>() || cause.is::<potluck::home::HomeError>() {
+            return "io";
+        }
+    }
+    "refused"
+}
+
+/// The `--json` form of an error: one line, `{"error": {"kind": …,
+/// "message": …}}`.
+pub fn error_document(kind: &str, message: &str) -> String {
+    format!(
+        "{}\n",
+        json!({ "error": { "kind": kind, "message": message } })
+    )
+}
+
+/// Reports a failed command: one `error:` line on stderr, and with `--json`
+/// the error document on stdout.
+pub fn report_error(e: &anyhow::Error, json: bool) {
+    let message = one_line(e);
+    eprintln!("error: {message}");
+    if json {
+        let _ = write_stdout(&error_document(error_kind(e), &message));
+    }
+}
+
+/// A command line clap could not read. Returns the exit status (2), and
+/// what goes to stdout and stderr: clap's whole message (what is missing,
+/// "did you mean", the allowed values, the usage), plus with `--json` the
+/// error document. `styled` keeps clap's colours for a terminal.
+pub fn usage_failure(e: &clap::Error, json: bool, styled: bool) -> (u8, String, String) {
+    let rendered = e.render();
+    let stderr = if styled {
+        rendered.ansi().to_string()
+    } else {
+        rendered.to_string()
+    };
+    let stdout = if json {
+        let plain = rendered.to_string();
+        let message = plain.trim_end().trim_start_matches("error: ");
+        error_document("usage", message)
+    } else {
+        String::new()
+    };
+    (2, stdout, stderr)
+}
+
+/// True when a command line asks for `--json` (for errors found before it
+/// could be parsed).
+pub fn asks_for_json<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> bool {
+    args.iter()
+        .take_while(|a| a.as_ref() != "--")
+        .any(|a| a.as_ref() == "--json")
+}
+
+/// An error whose kind the command knows better than its causes' types
+/// tell (e.g. a bad bundle file found while importing).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct KindedError {
+    /// The `kind` of the JSON error document.
+    pub kind: &'static str,
+    /// What people read.
+    pub message: String,
+}
+
+/// Hands the command line to a node running for `home`; `None` when no
+/// node runs. The control socket carries text, so an argument that is not
+/// UTF-8 (a path may be any bytes) can only be refused while a node runs;
+/// without a node the command runs here with the path as it is.
+#[cfg(unix)]
+fn forward_to_node(home: &Home, raw: &[std::ffi::OsString]) -> Result<Option<ControlResponse>> {
+    let socket = potluck::control::socket_path(home);
+    let text: Option<Vec<String>> = raw.iter().map(|a| a.to_str().map(str::to_owned)).collect();
+    match text {
+        Some(args) => Ok(potluck::control::forward(&socket, &args)?),
+        None if potluck::control::is_running(&socket) => {
+            let bad = raw
+                .iter()
+                .find(|a| a.to_str().is_none())
+                .map(|a| a.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            bail!(
+                "the argument `{bad}` is not valid UTF-8, and the node running for this home takes its commands as text; use a UTF-8 path, or stop the node"
+            )
+        }
+        None => Ok(None),
     }
 }
 
@@ -422,13 +582,21 @@ pub fn one_line(e: &anyhow::Error) -> String {
     line
 }
 
+/// True when the command asked for `--json`.
+pub fn wants_json(args: &Args) -> bool {
+    args.json
+}
+
 /// True for `potluck serve`, whose log is worth reading by default.
 pub fn is_serve(args: &Args) -> bool {
     matches!(args.command, Command::Serve { .. })
 }
 
 /// Replaces the relative file paths of a command line with absolute ones.
-fn absolute_paths(command: &Command, mut raw: Vec<String>) -> Result<Vec<String>> {
+fn absolute_paths(
+    command: &Command,
+    mut raw: Vec<std::ffi::OsString>,
+) -> Result<Vec<std::ffi::OsString>> {
     let paths: Vec<&PathBuf> = match command {
         Command::Export { for_clock, out, .. } => {
             for_clock.iter().chain(std::iter::once(out)).collect()
@@ -439,16 +607,23 @@ fn absolute_paths(command: &Command, mut raw: Vec<String>) -> Result<Vec<String>
     };
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     for path in paths.into_iter().filter(|p| p.is_relative()) {
-        let text = path.to_string_lossy().into_owned();
-        let whole = cwd.join(path).to_string_lossy().into_owned();
+        let whole = cwd.join(path).into_os_string();
         for arg in raw.iter_mut() {
-            if *arg == text {
+            if arg.as_os_str() == path.as_os_str() {
                 *arg = whole.clone();
-            } else if let Some(value) = arg.strip_prefix("--out=").or(arg.strip_prefix("--for="))
-                && value == text
-            {
-                let flag = &arg[..arg.len() - value.len()];
-                *arg = format!("{flag}{whole}");
+                continue;
+            }
+            // `--out=FILE` and `--for=FILE`: the flag is ASCII, so it is
+            // a prefix of the bytes whatever the path's encoding.
+            let bytes = arg.as_encoded_bytes();
+            for flag in ["--out=", "--for="] {
+                if bytes.strip_prefix(flag.as_bytes()) == Some(path.as_os_str().as_encoded_bytes())
+                {
+                    let mut joined = std::ffi::OsString::from(flag);
+                    joined.push(&whole);
+                    *arg = joined;
+                    break;
+                }
             }
         }
     }
@@ -471,7 +646,7 @@ fn emit(text: &str, file: Option<&(PathBuf, bool)>) -> Result<()> {
     write(doc["calendar"].as_str().unwrap_or_default())?;
     if let Some(map) = doc.as_object_mut() {
         map.remove("calendar");
-        map.insert("file".into(), json!(path));
+        map.insert("file".into(), json!(path.to_string_lossy()));
     }
     write_stdout(&format!("{doc}\n"))
 }
@@ -489,6 +664,7 @@ pub(crate) fn write_stdout(text: &str) -> Result<()> {
 
 /// Runs a command handed over by the control socket, inside the node.
 pub fn run_in_node(home: &Home, node: &Arc<Node>, args: Vec<String>) -> ControlResponse {
+    let args_copy = args.clone();
     let args = match Args::try_parse_from(std::iter::once("potluck".to_owned()).chain(args)) {
         Ok(a) => a,
         Err(e) if !e.use_stderr() => {
@@ -499,12 +675,11 @@ pub fn run_in_node(home: &Home, node: &Arc<Node>, args: Vec<String>) -> ControlR
             };
         }
         Err(e) => {
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
+            let (code, stdout, stderr) = usage_failure(&e, asks_for_json(&args_copy), false);
             return ControlResponse {
-                code: 2,
-                stdout: String::new(),
-                stderr: format!("{first} (see `potluck --help`)\n"),
+                code: code.into(),
+                stdout,
+                stderr,
             };
         }
     };
@@ -514,22 +689,33 @@ pub fn run_in_node(home: &Home, node: &Arc<Node>, args: Vec<String>) -> ControlR
     };
     let mut out = Output::new(args.json);
     let result = match args.command {
-        Command::Init { .. } => Err(anyhow::anyhow!(
-            "an identity already exists here, and a node is running for this home"
-        )),
+        Command::Init { .. } => Err(KindedError {
+            kind: "exists",
+            message: "an identity already exists here, and a node is running for this home; \
+                      to set your name, use `potluck name \"Ana\"`"
+                .to_owned(),
+        }
+        .into()),
         command => run_command(&ctx, command, &mut out),
     };
     match result {
         Ok(()) => ControlResponse {
             code: 0,
             stdout: out.text,
-            stderr: String::new(),
+            stderr: out.notes,
         },
-        Err(e) => ControlResponse {
-            code: 1,
-            stdout: out.text,
-            stderr: format!("error: {}\n", one_line(&e)),
-        },
+        Err(e) => {
+            let message = one_line(&e);
+            let mut stdout = out.text;
+            if out.json {
+                stdout.push_str(&error_document(error_kind(&e), &message));
+            }
+            ControlResponse {
+                code: 1,
+                stdout,
+                stderr: format!("{}error: {message}\n", out.notes),
+            }
+        }
     }
 }
 
@@ -552,7 +738,7 @@ fn run_command(ctx: &Ctx, command: Command, out: &mut Output) -> Result<()> {
                 description: None,
             }
             .validate()?;
-            let app = ctx.open()?;
+            let app = ctx.open_creating(out, false)?;
             app.set_name(name.clone(), now_ms())?;
             out.print(json!({ "id": app.feed_id()?, "name": name }), || {
                 format!("name set to {name}")
@@ -621,6 +807,9 @@ fn run_command(ctx: &Ctx, command: Command, out: &mut Output) -> Result<()> {
 pub struct Output {
     json: bool,
     text: String,
+    /// Lines for people on stderr: confirmations and hints that are not the
+    /// command's result.
+    notes: String,
 }
 
 impl Output {
@@ -628,6 +817,15 @@ impl Output {
         Output {
             json,
             text: String::new(),
+            notes: String::new(),
+        }
+    }
+
+    /// A line for people on stderr; left out with `--json`, where the
+    /// document says it all.
+    pub fn note(&mut self, line: impl AsRef<str>) {
+        if !self.json {
+            let _ = writeln!(self.notes, "{}", line.as_ref());
         }
     }
 
@@ -669,6 +867,24 @@ impl Ctx {
         }
     }
 
+    /// The application with our identity, which is created when the home
+    /// has none: the rule for every command that takes part (serve, join,
+    /// sync, import, announce, name, follow and the like). See
+    /// [`identity_or_create`]. `ask_name`: whether a new identity's
+    /// [`welcome`] asks for a name (not when the command is about to set
+    /// it).
+    pub fn open_creating(&self, out: &Output, ask_name: bool) -> Result<App> {
+        if self.node.is_some() {
+            return self.open();
+        }
+        let (identity, created) = identity_or_create(&self.home)?;
+        let store = Arc::new(Store::open(&self.home.store_path())?);
+        if created {
+            welcome(&self.home, &store, &identity, out.json, ask_name)?;
+        }
+        Ok(App::new(net::offline_node(store, &identity, &self.home)?))
+    }
+
     /// The application for reading (no identity needed).
     pub fn open_store(&self) -> Result<App> {
         match &self.node {
@@ -682,12 +898,97 @@ impl Ctx {
 pub fn open_store(home: &Home) -> Result<Store> {
     if !home.secret_path().exists() && !home.store_path().exists() {
         // Never create a store in a home that was never initialised.
-        bail!(
-            "no identity in {}: run `potluck init` first",
-            home.root().display()
-        );
+        return Err(potluck::identity::IdentityError::Missing {
+            home: home.root().to_path_buf(),
+        }
+        .into());
     }
     Ok(Store::open(&home.store_path())?)
+}
+
+/// The home's identity, created (with the home) when there is none.
+/// Returns whether it was created, so that the caller can [`welcome`] the
+/// new person once the store is open.
+pub fn identity_or_create(home: &Home) -> Result<(Identity, bool)> {
+    match Identity::load(home) {
+        Ok(identity) => Ok((identity, false)),
+        Err(potluck::identity::IdentityError::Missing { .. }) => {
+            home.create()?;
+            Ok((Identity::create(home)?, true))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Longest name line read at the prompt, in bytes.
+const MAX_NAME_LINE: u64 = 1024;
+
+/// `text` quoted for a POSIX shell, for commands shown to people.
+fn shell_quote(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.,/@%+=:".contains(c));
+    if plain {
+        format!("\"{text}\"")
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
+/// Greets a new identity on stderr. In a terminal, asks for the name
+/// others will see (a node without one shows up as a long feed id in
+/// everyone's lists) and publishes it; otherwise, or when the person
+/// skips it, says how to set it later. Quiet with `--json`.
+pub fn welcome(
+    home: &Home,
+    store: &Store,
+    identity: &Identity,
+    json: bool,
+    ask_name: bool,
+) -> Result<()> {
+    use std::io::{BufRead as _, IsTerminal as _, Read as _, Write as _};
+    if json {
+        return Ok(());
+    }
+    eprintln!(
+        "created a new identity {} in {}",
+        identity.feed_id(),
+        home.root().display()
+    );
+    if !ask_name {
+        return Ok(());
+    }
+    let later =
+        "set your name with `potluck name \"Ana\"` so others see it instead of your feed id";
+    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        eprintln!("{later}");
+        return Ok(());
+    }
+    eprint!("your name, as others will see it (Enter to skip): ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    let read = std::io::stdin()
+        .lock()
+        .take(MAX_NAME_LINE)
+        .read_line(&mut line);
+    let name = line.trim();
+    if read.is_err() || name.is_empty() {
+        eprintln!("{later}");
+        return Ok(());
+    }
+    let about = About {
+        name: name.to_owned(),
+        description: None,
+    };
+    match about.validate() {
+        Ok(()) => {
+            store.publish(identity.signing_key(), &about.to_content_bytes(), now_ms())?;
+            eprintln!("name set to {name}");
+        }
+        Err(e) => eprintln!("{e}; {later}"),
+    }
+    Ok(())
 }
 
 /// Now, in milliseconds since the Unix epoch.
@@ -718,10 +1019,17 @@ fn init(
         None => None,
     };
     if home.secret_path().exists() {
-        bail!(
-            "an identity already exists at {}; refusing to overwrite it",
-            home.secret_path().display()
-        );
+        let name = about.as_ref().map_or("Ana", |a| a.name.as_str());
+        return Err(KindedError {
+            kind: "exists",
+            message: format!(
+                "an identity already exists at {}; refusing to overwrite it. \
+                 To set your name, use `potluck name {}`",
+                home.secret_path().display(),
+                shell_quote(name)
+            ),
+        }
+        .into());
     }
     home.create()?;
     if let Some(network) = network {
@@ -756,43 +1064,125 @@ fn optional(value: Option<String>) -> Option<String> {
 }
 
 fn announce(ctx: &Ctx, out: &mut Output, f: EventFields) -> Result<()> {
+    let tz = optional(f.tz);
+    let zone = typing_zone(tz.as_deref(), f.local_zone.as_deref())?;
+    let start = typed_time("start", &f.start, &zone)?;
+    let end = f
+        .end
+        .as_deref()
+        .map(|e| typed_time("end", e, &zone))
+        .transpose()?;
+    // A wall-clock time was meant in a zone: the event keeps that zone, so
+    // that everyone sees the times its organizer typed.
+    let wall_clock = start.wall_clock || end.as_ref().is_some_and(|e| e.wall_clock);
+    let tz = tz.or_else(|| {
+        wall_clock
+            .then(|| zone.iana_name().map(str::to_owned))
+            .flatten()
+    });
     let event = Event {
         title: f.title,
-        start: EventTime::parse("start", &f.start)?,
-        end: f
-            .end
-            .as_deref()
-            .map(|e| EventTime::parse("end", e))
-            .transpose()?,
-        tz: optional(f.tz),
+        start: start.time,
+        end: end.map(|e| e.time),
+        tz,
         location: optional(f.location),
         url: optional(f.url),
         description: optional(f.description),
         capacity: f.capacity,
     };
     event.validate()?;
-    let msg = ctx.open()?.announce(&event, now_ms())?;
+    check_not_past(&event, f.past, "announce")?;
+    let msg = ctx.open_creating(out, true)?.announce(&event, now_ms())?;
     let id = msg.id();
     out.print(json!({ "id": id }), || id.to_string());
+    out.note(format!(
+        "announced \"{}\": {}",
+        when::sanitize_line(&event.title),
+        when::event_span(&event, None)
+    ));
+    if f.past {
+        out.note("it is in the past: `potluck events --past` lists it");
+    }
     Ok(())
 }
 
-fn update(ctx: &Ctx, out: &mut Output, event: &str, f: UpdateFields) -> Result<()> {
-    let end = match f.end {
-        None => Change::Keep,
-        Some(e) if e.is_empty() => Change::Clear,
-        Some(e) => Change::Set(EventTime::parse("end", &e)?),
+/// The zone a typed wall-clock time is read in: `--tz`, else the zone of
+/// the computer the command was typed on.
+fn typing_zone(tz: Option<&str>, local_zone: Option<&str>) -> Result<jiff::tz::TimeZone> {
+    Ok(match (tz, local_zone) {
+        (Some(name), _) => when::zone_named(name)?,
+        (None, Some(name)) => when::zone_named(name)?,
+        (None, None) => when::local_zone(),
+    })
+}
+
+/// A time typed on the command line, as published.
+struct TypedTime {
+    time: EventTime,
+    /// True when it was a wall-clock time, read in a zone.
+    wall_clock: bool,
+}
+
+/// Reads `--start` or `--end` (see [`when::parse_local`]) and turns it
+/// into the RFC 3339 text that is published, with the offset in `zone`.
+fn typed_time(field: &'static str, text: &str, zone: &jiff::tz::TimeZone) -> Result<TypedTime> {
+    let at = when::parse_local(text, zone).with_context(|| format!("--{field}"))?;
+    let wall_clock = potluck::content::parse_time(field, text.trim()).is_err();
+    let rfc3339 = if wall_clock {
+        at.timestamp().display_with_offset(at.offset()).to_string()
+    } else {
+        // An offset the author wrote is kept as written.
+        text.trim().to_owned()
     };
-    let start = f
-        .start
-        .as_deref()
-        .map(|s| EventTime::parse("start", s))
-        .transpose()?;
+    Ok(TypedTime {
+        time: EventTime::parse(field, &rfc3339)?,
+        wall_clock,
+    })
+}
+
+/// Refuses an event that has already finished, which `potluck events`
+/// would never show, unless `--past` says that is meant.
+fn check_not_past(event: &Event, past: bool, verb: &str) -> Result<()> {
+    let finish = event.end_ms().unwrap_or(event.start_ms());
+    if past || finish >= now_ms() {
+        return Ok(());
+    }
+    bail!(
+        "{} is in the past, and `potluck events` lists only events that have not finished \
+         (past ones are in `potluck events --past`); give --past to {verb} it anyway",
+        when::event_span(event, None)
+    )
+}
+
+fn update(ctx: &Ctx, out: &mut Output, event: &str, f: UpdateFields) -> Result<()> {
     let capacity = match f.capacity {
         None => Change::Keep,
         Some(0) => Change::Clear,
         Some(n) => Change::Set(n),
     };
+    // A new zone, when given, must be a real one before anything else.
+    let new_tz = optional(f.tz.clone());
+    if let Some(name) = &new_tz {
+        when::zone_named(name)?;
+    }
+    let app = ctx.open()?;
+    let state = app.own_event(event, "update")?;
+    // Typed wall-clock times are read in the new zone, else the event's,
+    // else the computer's.
+    let zone = typing_zone(
+        new_tz.as_deref().or(state.event.tz.as_deref()),
+        f.local_zone.as_deref(),
+    )?;
+    let end = match f.end {
+        None => Change::Keep,
+        Some(e) if e.is_empty() => Change::Clear,
+        Some(e) => Change::Set(typed_time("end", &e, &zone)?.time),
+    };
+    let start = f
+        .start
+        .as_deref()
+        .map(|s| typed_time("start", s, &zone).map(|t| t.time))
+        .transpose()?;
     let update = EventUpdate {
         event: Default::default(),
         title: f.title,
@@ -804,7 +1194,10 @@ fn update(ctx: &Ctx, out: &mut Output, event: &str, f: UpdateFields) -> Result<(
         description: text_change(f.description),
         capacity,
     };
-    let (id, revision) = ctx.open()?.update(event, update, now_ms())?;
+    if update.start.is_some() || !matches!(update.end, Change::Keep) {
+        check_not_past(&state.event.apply(&update)?, f.past, "move")?;
+    }
+    let (id, revision) = app.update(event, update, now_ms())?;
     out.print(json!({ "id": id, "revision": revision }), || {
         format!("updated {id} (revision {revision})")
     });
@@ -873,6 +1266,7 @@ fn events(
     if list.is_empty() {
         out.line("no events");
     }
+    let viewer = zone.as_deref().and_then(|z| when::zone_named(z).ok());
     for (state, doc) in list.iter().zip(&docs) {
         let tally = &doc["tally"];
         let flag = if state.status == EventStatus::Cancelled {
@@ -882,11 +1276,8 @@ fn events(
         };
         out.line(format!(
             "{}  {}{}\n    going {} (headcount {}), maybe {}, not going {}   {}",
-            display_time(
-                state.event.start.as_str(),
-                zone.as_deref().or(state.event.tz.as_deref())
-            ),
-            state.event.title,
+            when::event_span(&state.event, viewer.as_ref()),
+            when::sanitize_line(&state.event.title),
             flag,
             tally["going"],
             tally["headcount"],
@@ -906,10 +1297,7 @@ fn events(
 /// The JSON contract of an event (see `docs/content.md`).
 /// The viewer's IANA time zone (UTC when the system does not say).
 fn local_zone() -> String {
-    jiff::tz::TimeZone::system()
-        .iana_name()
-        .unwrap_or("UTC")
-        .to_owned()
+    when::local_zone_name().unwrap_or_else(|| "UTC".to_owned())
 }
 
 /// The JSON contract of an event (see `docs/content.md`), with its RSVPs
@@ -990,10 +1378,7 @@ fn show_event(ctx: &Ctx, out: &mut Output, event: &str) -> Result<()> {
         state.author,
         organizer.map(|n| format!(" ({n})")).unwrap_or_default()
     );
-    w!("  starts:    {}", e.display_start());
-    if let Some(end) = e.display_end() {
-        w!("  ends:      {end}");
-    }
+    w!("  when:      {}", when::event_span(e, None));
     for (label, value) in [
         ("location", &e.location),
         ("url", &e.url),
@@ -1177,7 +1562,7 @@ fn fixtures(
     let seconds = started.elapsed().as_secs_f64();
     out.print(
         json!({
-            "home": home.root(),
+            "home": home.root().to_string_lossy(),
             "messages": messages,
             "feeds": feeds.len(),
             "bytes": bytes,
@@ -1198,7 +1583,9 @@ fn fixtures(
 
 fn contact(ctx: &Ctx, out: &mut Output, feed: &str, change: ContactChange) -> Result<()> {
     let target = FeedId::parse(feed)?;
-    let (following, blocking) = ctx.open()?.contact(target, change, now_ms())?;
+    let (following, blocking) = ctx
+        .open_creating(out, true)?
+        .contact(target, change, now_ms())?;
     out.print(
         json!({ "contact": target, "following": following, "blocking": blocking }),
         || {
@@ -1223,8 +1610,8 @@ fn agenda(ctx: &Ctx, out: &mut Output) -> Result<()> {
         let cancelled = state.status == EventStatus::Cancelled;
         text.push(format!(
             "{}  {}  {}{}{}{}",
-            state.event.display_start(),
-            state.event.title,
+            when::event_span(&state.event, None),
+            when::sanitize_line(&state.event.title),
             rsvp.status.as_str(),
             status
                 .map(|s| format!(" [{}]", s.as_str()))
@@ -1317,7 +1704,7 @@ fn export(
     drop(writer);
     std::fs::rename(&tmp, file).with_context(|| format!("cannot write {}", file.display()))?;
     out.print(
-        json!({ "messages": count, "feeds": feeds.len(), "file": file }),
+        json!({ "messages": count, "feeds": feeds.len(), "file": file.to_string_lossy() }),
         || {
             format!(
                 "wrote {count} messages of {} feeds to {}",
@@ -1341,13 +1728,16 @@ fn clock(ctx: &Ctx, out: &mut Output, file: &std::path::Path) -> Result<()> {
     let clock = potluck::bundle::ClockFile::new(feeds);
     let text = serde_json::to_string_pretty(&clock)?;
     std::fs::write(file, text).with_context(|| format!("cannot write {}", file.display()))?;
-    out.print(json!({ "feeds": clock.feeds.len(), "file": file }), || {
-        format!(
-            "wrote the clock of {} feeds to {}",
-            clock.feeds.len(),
-            file.display()
-        )
-    });
+    out.print(
+        json!({ "feeds": clock.feeds.len(), "file": file.to_string_lossy() }),
+        || {
+            format!(
+                "wrote the clock of {} feeds to {}",
+                clock.feeds.len(),
+                file.display()
+            )
+        },
+    );
     Ok(())
 }
 
@@ -1359,13 +1749,21 @@ fn import(ctx: &Ctx, out: &mut Output, file: &std::path::Path) -> Result<()> {
         std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?,
     );
     let mut reader = potluck::bundle::BundleReader::new(input);
-    let app = ctx.open()?;
+    // The first message is read before anything is opened or created: a
+    // file that is no bundle changes nothing.
+    let first = reader.next_message().map_err(|e| KindedError {
+        kind: "invalid_file",
+        message: format!("{}: {e}; nothing was imported", file.display()),
+    })?;
+    let app = ctx.open_creating(out, true)?;
     let (mut read, mut new, mut present, mut dropped) = (0u64, 0u64, 0u64, 0u64);
     let mut problem: Option<String> = None;
+    let mut end = first.is_none();
+    let mut pending = first;
     loop {
         let mut batch = Vec::with_capacity(BATCH);
-        let mut end = false;
-        while batch.len() < BATCH {
+        batch.extend(pending.take());
+        while !end && batch.len() < BATCH {
             match reader.next_message() {
                 Ok(Some(msg)) => batch.push(msg),
                 Ok(None) => {
@@ -1411,10 +1809,14 @@ fn import(ctx: &Ctx, out: &mut Output, file: &std::path::Path) -> Result<()> {
         },
     );
     match problem {
-        Some(p) => bail!(
-            "{}: {p}; the valid messages before it were imported",
-            file.display()
-        ),
+        Some(p) => Err(KindedError {
+            kind: "invalid_file",
+            message: format!(
+                "{}: {p}; the valid messages before it were imported",
+                file.display()
+            ),
+        }
+        .into()),
         None => Ok(()),
     }
 }

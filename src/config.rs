@@ -260,6 +260,29 @@ impl ConfigFile {
         home.root().join("config.json")
     }
 
+    /// Parses the text of a config file. A UTF-8 byte order mark before
+    /// it is skipped (some editors write one); anything but a JSON object
+    /// is refused, naming what was found (serde would otherwise read an
+    /// empty array as a struct of defaults).
+    fn parse(text: &str) -> Result<ConfigFile, String> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let found = match &value {
+            serde_json::Value::Object(_) => None,
+            serde_json::Value::Array(_) => Some("an array"),
+            serde_json::Value::String(_) => Some("a string"),
+            serde_json::Value::Number(_) => Some("a number"),
+            serde_json::Value::Bool(_) => Some("a boolean"),
+            serde_json::Value::Null => Some("null"),
+        };
+        if let Some(found) = found {
+            return Err(format!(
+                "it must be a JSON object such as {{\"peers\": []}}, but it is {found}"
+            ));
+        }
+        serde_json::from_value(value).map_err(|e| e.to_string())
+    }
+
     /// Reads the file; a missing file is the default configuration.
     pub fn load(home: &Home) -> Result<ConfigFile, ConfigError> {
         let path = ConfigFile::path(home);
@@ -278,9 +301,9 @@ impl ConfigFile {
         file.take(MAX_CONFIG_BYTES)
             .read_to_string(&mut text)
             .map_err(io)?;
-        let config: ConfigFile = serde_json::from_str(&text).map_err(|e| ConfigError::Invalid {
+        let config = ConfigFile::parse(&text).map_err(|reason| ConfigError::Invalid {
             path: shown.clone(),
-            reason: e.to_string(),
+            reason,
         })?;
         config.validate().map_err(|e| ConfigError::Invalid {
             path: shown,
@@ -355,6 +378,31 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 14, defect 10: `[]` is refused with a clear reason, and a
+    /// byte order mark is accepted.
+    #[test]
+    fn config_text_must_be_an_object_and_may_start_with_a_bom() {
+        for (text, found) in [
+            ("[]", "an array"),
+            ("null", "null"),
+            ("\"x\"", "a string"),
+            ("7", "a number"),
+        ] {
+            let reason = ConfigFile::parse(text).unwrap_err();
+            assert!(reason.contains("must be a JSON object"), "{text}: {reason}");
+            assert!(reason.ends_with(found), "{text}: {reason}");
+        }
+        assert_eq!(
+            ConfigFile::parse("\u{feff}{\"listen\": \"127.0.0.1:1\"}").unwrap(),
+            ConfigFile {
+                listen: Some("127.0.0.1:1".into()),
+                ..ConfigFile::default()
+            }
+        );
+        assert_eq!(ConfigFile::parse("{}").unwrap(), ConfigFile::default());
+        assert!(ConfigFile::parse(r#"{"nonsense": 1}"#).is_err());
+    }
 
     #[test]
     fn peer_addresses() {

@@ -77,7 +77,7 @@ mod imp {
             source,
         };
         if path.exists() {
-            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            if is_running(path) {
                 return Err(ControlError::AlreadyRunning(path.display().to_string()));
             }
             // A socket left behind by a node that died.
@@ -138,6 +138,11 @@ mod imp {
         write.shutdown().await
     }
 
+    /// True when a node answers on the control socket at `path`.
+    pub fn is_running(path: &Path) -> bool {
+        std::os::unix::net::UnixStream::connect(path).is_ok()
+    }
+
     /// Sends `args` to a running node; `None` when no node is running.
     pub fn forward(path: &Path, args: &[String]) -> Result<Option<ControlResponse>, ControlError> {
         use std::io::{BufRead, Read, Write};
@@ -167,4 +172,4 @@ mod imp {
 }
 
 #[cfg(unix)]
-pub use imp::{bind, forward, serve};
+pub use imp::{bind, forward, is_running, serve};

@@ -51,19 +51,26 @@ impl Home {
     }
 
     /// Creates the directory (owner-only on Unix) if it does not exist.
+    /// An existing directory is used as it is: its mode is the owner's
+    /// choice (a shared 1777 directory must stay shared), and what needs
+    /// protecting inside it (the key, config.json, the control socket) is
+    /// created owner-only anyway.
     pub fn create(&self) -> Result<(), HomeError> {
         let err = |source| HomeError::Create {
             path: self.root.clone(),
             source,
         };
-        std::fs::create_dir_all(&self.root).map_err(err)?;
+        if self.root.is_dir() {
+            return Ok(());
+        }
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
         #[cfg(unix)]
         {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&self.root, std::fs::Permissions::from_mode(0o700))
-                .map_err(err)?;
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(0o700);
         }
-        Ok(())
+        builder.create(&self.root).map_err(err)
     }
 
     /// The directory itself.

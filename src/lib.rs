@@ -9,7 +9,9 @@
 //! - [`content`]: the typed content of version 1 (events, RSVPs, ...);
 //! - [`index`]: pure derivation of index entries from messages;
 //! - [`store`]: the only owner of sled; atomic, durable appends;
-//! - [`identity`] and [`home`]: the key file and the home directory.
+//! - [`identity`] and [`home`]: the key file and the home directory;
+//! - [`when`]: times and text for people (wall-clock times, spans, short
+//!   ids, terminal-safe text).
 
 pub mod admission;
 pub mod app;
@@ -33,4 +35,5 @@ pub mod replicate;
 pub mod store;
 pub mod validate;
 pub mod web;
+pub mod when;
 pub mod wire;

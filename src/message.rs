@@ -411,6 +411,9 @@ impl Message {
     }
 
     /// The JSON view for display and export (never signed or re-encoded).
+    /// Content that is valid but has no decoded form here (a number beyond
+    /// an `f64`, such as `1e400`) shows as `null`; bundles carry the exact
+    /// bytes.
     pub fn to_json(&self) -> serde_json::Value {
         let content = self
             .content()

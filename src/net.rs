@@ -58,17 +58,13 @@ pub fn serve(
     let listen = listen
         .or_else(|| config.listen.clone())
         .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
-    home.create()?;
-    let identity = match Identity::load(home) {
-        Ok(identity) => identity,
-        Err(potluck::identity::IdentityError::Missing { .. }) => {
-            let identity = Identity::create(home)?;
-            eprintln!("created a new identity {}", identity.feed_id());
-            identity
-        }
-        Err(e) => return Err(e.into()),
-    };
+    // Bind first: when the port is taken, nothing has been created yet.
+    let std_listener = bind_listener(&listen)?;
+    let (identity, created) = cli::identity_or_create(home)?;
     let store = Arc::new(Store::open(&home.store_path())?);
+    if created {
+        cli::welcome(home, &store, &identity, false, true)?;
+    }
     let node_config = node_config(&identity, &config)?;
     let rt = runtime()?;
     rt.block_on(async move {
@@ -78,8 +74,7 @@ pub fn serve(
         tokio::task::spawn_blocking(move || settler.settle_all())
             .await
             .context("settling admissions failed")??;
-        let listener = TcpListener::bind(&listen)
-            .await
+        let listener = TcpListener::from_std(std_listener)
             .with_context(|| format!("cannot listen on {listen}"))?;
         let local = listener.local_addr()?;
         #[cfg(unix)]
@@ -140,6 +135,26 @@ pub fn serve(
         store.flush()?;
         Ok::<(), anyhow::Error>(())
     })
+}
+
+/// Binds the node's TCP port; a port in use says how to pick another.
+fn bind_listener(listen: &str) -> Result<std::net::TcpListener> {
+    let listener = match std::net::TcpListener::bind(listen) {
+        Ok(listener) => listener,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            let port = listen.rsplit_once(':').map_or("7643", |(_, p)| p);
+            bail!(
+                "cannot listen on {listen}: port {port} is in use (another potluck node \
+                 for another home?); give this one its own port, e.g. \
+                 `potluck serve --listen 0.0.0.0:7653`"
+            )
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot listen on {listen}")),
+    };
+    listener
+        .set_nonblocking(true)
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    Ok(listener)
 }
 
 async fn wait_for_signal() {
@@ -203,7 +218,7 @@ fn discovery_settings(
 /// `potluck sync ADDR`: one exchange, both ways.
 pub fn sync(ctx: &Ctx, out: &mut Output, addr: &str) -> Result<()> {
     let peer = PeerAddr::parse(addr)?;
-    let report = sync_once(ctx, &peer)?;
+    let report = sync_once(ctx, out, &peer)?;
     let peer_id = report.peer.map(|p| p.to_string()).unwrap_or_default();
     out.print(
         json!({
@@ -224,7 +239,7 @@ pub fn sync(ctx: &Ctx, out: &mut Output, addr: &str) -> Result<()> {
 }
 
 /// One exchange with `peer`, through the running node or a node of our own.
-fn sync_once(ctx: &Ctx, peer: &PeerAddr) -> Result<SessionReport> {
+fn sync_once(ctx: &Ctx, out: &Output, peer: &PeerAddr) -> Result<SessionReport> {
     let report = match &ctx.node {
         // Inside a running node: use it (and its store).
         Some(node) => {
@@ -240,7 +255,7 @@ fn sync_once(ctx: &Ctx, peer: &PeerAddr) -> Result<SessionReport> {
             }
         }
         None => {
-            let app = ctx.open()?;
+            let app = ctx.open_creating(out, true)?;
             let node = app.node().context("no identity loaded")?.clone();
             let report = runtime()?.block_on(node.dial(peer, true));
             app.store().flush()?;
@@ -321,8 +336,8 @@ pub fn join(ctx: &Ctx, out: &mut Output, code: &str) -> Result<()> {
         _ => {}
     }
     if fresh {
+        // The identity itself is created below, once the network is set.
         home.create()?;
-        Identity::create(home)?;
     }
     if let Some(key) = &invite.network {
         config.network_key = Some(key.to_hex());
@@ -334,13 +349,13 @@ pub fn join(ctx: &Ctx, out: &mut Output, code: &str) -> Result<()> {
     config.save(home)?;
     // Follow first, so the one sync also carries the follow to the inviter.
     let inviter = invite.peer.feed.context("the invite names no feed")?;
-    let app = ctx.open()?;
+    let app = ctx.open_creating(out, true)?;
     let mine = app.store().contacts(&own_feed(ctx)?)?;
     if !mine.iter().any(|(f, c)| *f == inviter && c.following) {
         app.contact(inviter, ContactChange::Follow, crate::cli::now_ms())?;
     }
     drop(app);
-    let report = sync_once(ctx, &invite.peer)?;
+    let report = sync_once(ctx, out, &invite.peer)?;
     // Remember the inviter in the peer book too.
     {
         let opened = ctx.open_store()?;

@@ -410,6 +410,20 @@ enum Position {
     Fork { kept: Vec<u8> },
 }
 
+impl Position {
+    /// `msg` against the header and signature of the message already held
+    /// (or being appended) at its sequence.
+    fn against(held_signed: &[u8], msg: &Message) -> Position {
+        if held_signed == msg.signed_bytes() {
+            Position::Duplicate
+        } else {
+            Position::Fork {
+                kept: held_signed.to_vec(),
+            }
+        }
+    }
+}
+
 impl Store {
     /// Opens (or creates) the store in `path`.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
@@ -549,6 +563,10 @@ impl Store {
         let mut report = IngestReport::default();
         // Pass 1: everything but signatures, against heads staged in memory.
         let mut heads: HashMap<FeedId, Option<FeedHead>> = HashMap::new();
+        // Where each message this batch appends sits in `msgs`: a message
+        // repeated later in the same batch (a bundle may hold a record
+        // twice) is a duplicate of it, not a break in the chain.
+        let mut appending: HashMap<(FeedId, u64), usize> = HashMap::new();
         let mut positions = Vec::with_capacity(msgs.len());
         let mut limit = msgs.len();
         for (i, msg) in msgs.iter().enumerate() {
@@ -561,7 +579,10 @@ impl Store {
                     h
                 }
             };
-            let position = match self.position(head.as_ref(), msg)? {
+            let earlier = appending
+                .get(&(author, msg.sequence()))
+                .map(|&j| msgs[j].signed_bytes());
+            let position = match self.position(head.as_ref(), earlier, msg)? {
                 Ok(p) => p,
                 Err(error) => {
                     report.rejected = Some(Rejection {
@@ -575,6 +596,7 @@ impl Store {
                 }
             };
             if let Position::Next = position {
+                appending.insert((author, msg.sequence()), i);
                 heads.insert(
                     author,
                     Some(FeedHead {
@@ -649,15 +671,21 @@ impl Store {
     }
 
     /// Classifies a message against the feed's head without checking its
-    /// signature (pass 2 does that for every position). The outer error is
-    /// the database's; the inner one is the message's.
+    /// signature (pass 2 does that for every position). `earlier` is the
+    /// header and signature of the message at the same sequence that this
+    /// batch appends, if any. The outer error is the database's; the inner
+    /// one is the message's.
     fn position(
         &self,
         head: Option<&FeedHead>,
+        earlier: Option<&[u8]>,
         msg: &Message,
     ) -> Result<Result<Position, ValidationError>, StoreError> {
         if let Err(e) = validate::check_standalone(msg) {
             return Ok(Err(e));
+        }
+        if let Some(held_signed) = earlier {
+            return Ok(Ok(Position::against(held_signed, msg)));
         }
         if let Some(h) = head
             && (1..=h.sequence).contains(&msg.sequence())
@@ -667,13 +695,7 @@ impl Store {
             let held = self
                 .log
                 .read_prefix(decode_location(&key, &location)?, SIGNED_LEN)?;
-            let held_signed = &held[..];
-            if held_signed == msg.signed_bytes() {
-                return Ok(Ok(Position::Duplicate));
-            }
-            return Ok(Ok(Position::Fork {
-                kept: held_signed.to_vec(),
-            }));
+            return Ok(Ok(Position::against(&held, msg)));
         }
         Ok(validate::check_chain(head, msg).map(|()| Position::Next))
     }

@@ -253,18 +253,24 @@ impl Checked {
     }
 
     /// Keeps the messages for which `keep` holds. Everything after a bad
-    /// signature is cut off, and the bad mark stays at the cut.
+    /// signature is cut off. The bad message itself is always kept, as the
+    /// last one, and the bad mark points at it: it is what makes the store
+    /// report the rejection (and the connection close), so it must not be
+    /// filtered away with the messages the receiver does not want.
     pub fn retain(&mut self, mut keep: impl FnMut(&Message) -> bool) {
         let stop = self.bad.as_ref().map_or(self.msgs.len(), |(i, _)| *i);
-        let mut kept = Vec::with_capacity(stop);
-        for msg in self.msgs.drain(..).take(stop) {
+        let mut kept = Vec::with_capacity(stop + 1);
+        let mut rest = self.msgs.drain(..);
+        for msg in rest.by_ref().take(stop) {
             if keep(&msg) {
                 kept.push(msg);
             }
         }
         if let Some((i, _)) = &mut self.bad {
             *i = kept.len();
+            kept.extend(rest.next());
         }
+        drop(rest);
         self.msgs = kept;
     }
 
@@ -319,68 +325,174 @@ fn r_is_strict(sig: &Signature) -> bool {
         .is_some_and(|point| !point.is_small_order())
 }
 
-/// Returns the `type` of a content object, checking that the content is a
-/// UTF-8 JSON object whose `type` is a string and whose top-level keys are
-/// unique (a duplicate key would let two parsers disagree on the type).
+/// Deepest nesting of arrays and objects that content may have; the
+/// top-level object is level 1. A documented bound, low enough for every
+/// common JSON library (some stop at 100 levels, serde_json at 128), so
+/// that every implementation agrees on which content is valid
+/// (docs/protocol.md, "Content").
+pub const MAX_CONTENT_DEPTH: usize = 64;
+
+/// Returns the `type` of a content object, checking that the content is
+/// valid as docs/protocol.md ("Content") defines it: a UTF-8 JSON object
+/// whose `type` is a string, whose top-level keys are unique (a duplicate
+/// key would let two parsers disagree on the type), nested at most
+/// [`MAX_CONTENT_DEPTH`] levels, with no lone surrogate escape in any
+/// string. Numbers are checked as grammar only: `1e400` is valid.
 pub fn content_type(content: &[u8]) -> Result<String, ValidationError> {
-    content_object(content).map(|(kind, _)| kind)
+    let text = content_text(content)?;
+    let shape: ContentShape<serde::de::IgnoredAny> = parse_content(text)?;
+    Ok(shape.kind)
 }
 
-/// Like [`content_type`], and also returns the decoded top-level object,
-/// so that typed parsing need not decode the JSON a second time.
+/// Like [`content_type`], and also returns the decoded top-level object for
+/// typed parsing. Valid content can still fail here: a number beyond what
+/// an `f64` holds (such as `1e400`) has no decoded form. Such a message is
+/// valid (it is stored and forwarded) but cannot be read as typed content.
 pub fn content_object(
     content: &[u8],
 ) -> Result<(String, serde_json::Map<String, serde_json::Value>), ValidationError> {
+    let text = content_text(content)?;
+    let shape: ContentShape<serde_json::Value> = parse_content(text)?;
+    Ok((shape.kind, shape.object))
+}
+
+/// The content as text, checked for everything the JSON parser does not
+/// check: UTF-8, the nesting bound and lone surrogate escapes.
+fn content_text(content: &[u8]) -> Result<&str, ValidationError> {
     let text = std::str::from_utf8(content).map_err(|_| ValidationError::BadContent {
         reason: "not valid UTF-8".into(),
     })?;
-    let shape: ContentShape =
-        serde_json::from_str(text).map_err(|e| ValidationError::BadContent {
-            reason: e.to_string(),
-        })?;
-    let kind = shape.kind.ok_or_else(|| ValidationError::BadContent {
-        reason: "no `type` field".into(),
-    })?;
-    Ok((kind, shape.object))
+    check_depth_and_escapes(text).map_err(|reason| ValidationError::BadContent { reason })?;
+    Ok(text)
+}
+
+/// Parses checked content text as [`ContentShape`].
+fn parse_content<V: MemberValue>(text: &str) -> Result<ContentShape<V>, ValidationError> {
+    serde_json::from_str(text).map_err(|e| ValidationError::BadContent {
+        reason: e.to_string(),
+    })
+}
+
+/// Scans JSON text for nesting deeper than [`MAX_CONTENT_DEPTH`] and for
+/// `\u` escapes of a surrogate that is not half of a high-low pair. The
+/// grammar itself is the parser's job; on text that is not JSON this may
+/// pass or fail, and the parser then reports the grammar error.
+fn check_depth_and_escapes(text: &str) -> Result<(), String> {
+    let bytes = text.as_bytes();
+    let hex4 = |at: usize| -> Option<u16> {
+        let digits = std::str::from_utf8(bytes.get(at..at + 4)?).ok()?;
+        u16::from_str_radix(digits, 16).ok()
+    };
+    let is_high = |u: u16| (0xd800..0xdc00).contains(&u);
+    let is_low = |u: u16| (0xdc00..0xe000).contains(&u);
+    let lone = |unit: u16| format!("a lone surrogate escape \\u{unit:04x}");
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        match (in_string, bytes[i]) {
+            (false, b'{' | b'[') => {
+                depth += 1;
+                if depth > MAX_CONTENT_DEPTH {
+                    return Err(format!(
+                        "nested deeper than {MAX_CONTENT_DEPTH} levels of arrays and objects"
+                    ));
+                }
+            }
+            (false, b'}' | b']') => depth = depth.saturating_sub(1),
+            (_, b'"') => in_string = !in_string,
+            (true, b'\\') => {
+                let unit = (bytes.get(i + 1) == Some(&b'u'))
+                    .then(|| hex4(i + 2))
+                    .flatten();
+                match unit {
+                    Some(unit) if is_low(unit) => return Err(lone(unit)),
+                    Some(unit) if is_high(unit) => {
+                        let paired = bytes.get(i + 6..i + 8) == Some(b"\\u")
+                            && hex4(i + 8).is_some_and(is_low);
+                        if !paired {
+                            return Err(lone(unit));
+                        }
+                        i += 12;
+                    }
+                    Some(_) => i += 6,
+                    // Any other escape is two bytes (so `\"` does not end
+                    // the string).
+                    None => i += 2,
+                }
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
 }
 
 /// The top-level shape of content: an object, unique keys, a string `type`.
-struct ContentShape {
-    kind: Option<String>,
+/// Member values other than `type` are read as `V`: skipped as grammar
+/// only ([`serde::de::IgnoredAny`]) to decide validity, or decoded.
+struct ContentShape<V> {
+    kind: String,
     object: serde_json::Map<String, serde_json::Value>,
+    _values: std::marker::PhantomData<V>,
 }
 
-impl<'de> Deserialize<'de> for ContentShape {
+/// A member value as [`ContentShape`] reads it.
+trait MemberValue: for<'de> Deserialize<'de> {
+    /// The decoded value, if this reading decodes.
+    fn decoded(self) -> Option<serde_json::Value>;
+}
+
+impl MemberValue for serde::de::IgnoredAny {
+    fn decoded(self) -> Option<serde_json::Value> {
+        None
+    }
+}
+
+impl MemberValue for serde_json::Value {
+    fn decoded(self) -> Option<serde_json::Value> {
+        Some(self)
+    }
+}
+
+impl<'de, V: MemberValue> Deserialize<'de> for ContentShape<V> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct ShapeVisitor;
-        impl<'de> Visitor<'de> for ShapeVisitor {
-            type Value = ContentShape;
+        struct ShapeVisitor<V>(std::marker::PhantomData<V>);
+        impl<'de, V: MemberValue> Visitor<'de> for ShapeVisitor<V> {
+            type Value = ContentShape<V>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a JSON object")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ContentShape, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut object = serde_json::Map::new();
+                let mut seen = std::collections::HashSet::new();
                 let mut kind = None;
                 while let Some(key) = map.next_key::<String>()? {
-                    if object.contains_key(&key) {
+                    if !seen.insert(key.clone()) {
                         return Err(serde::de::Error::custom(format!("duplicate key `{key}`")));
                     }
-                    // Every value is decoded in full, not skipped: a lone
-                    // surrogate escape anywhere makes the content invalid,
-                    // so every implementation can agree on validity.
-                    let value = map.next_value::<serde_json::Value>()?;
                     if key == "type" {
-                        match &value {
-                            serde_json::Value::String(s) => kind = Some(s.clone()),
+                        match map.next_value::<serde_json::Value>()? {
+                            serde_json::Value::String(s) => {
+                                kind = Some(s.clone());
+                                object.insert(key, serde_json::Value::String(s));
+                            }
                             _ => return Err(serde::de::Error::custom("`type` is not a string")),
                         }
+                    } else if let Some(value) = map.next_value::<V>()?.decoded() {
+                        object.insert(key, value);
                     }
-                    object.insert(key, value);
                 }
-                Ok(ContentShape { kind, object })
+                let kind = kind.ok_or_else(|| serde::de::Error::custom("no `type` field"))?;
+                Ok(ContentShape {
+                    kind,
+                    object,
+                    _values: std::marker::PhantomData,
+                })
             }
         }
-        d.deserialize_map(ShapeVisitor)
+        d.deserialize_map(ShapeVisitor(std::marker::PhantomData))
     }
 }
 
@@ -517,10 +629,99 @@ mod tests {
         assert_eq!(content_type(br#"{"type":"rsvp","x":[1]}"#).unwrap(), "rsvp");
     }
 
+    /// The content rule of docs/protocol.md at every depth: numbers are
+    /// grammar only, strings must be Unicode (paired surrogates), nesting is
+    /// bounded (issue 14, defect 9).
+    #[test]
+    fn content_rule_numbers_surrogates_and_depth() {
+        let nested = |levels: usize| {
+            let inner = levels - 1;
+            format!(
+                r#"{{"type":"x","n":{}{}}}"#,
+                "[".repeat(inner),
+                "]".repeat(inner)
+            )
+        };
+        for good in [
+            r#"{"type":"x","n":1e400}"#.to_owned(),
+            r#"{"type":"x","n":[-1E-400,123456789012345678901234567890]}"#.to_owned(),
+            r#"{"type":"x","s":"\ud83c\udf72 and \u00e9 and \"\\u\""}"#.to_owned(),
+            r#"{"type":"x","s":"[[[[{{{{"}"#.to_owned(),
+            nested(MAX_CONTENT_DEPTH),
+        ] {
+            assert_eq!(content_type(good.as_bytes()), Ok("x".into()), "{good}");
+        }
+        // Valid, but a number beyond f64 has no decoded form.
+        assert!(content_object(br#"{"type":"x","n":1e400}"#).is_err());
+        assert!(content_object(nested(MAX_CONTENT_DEPTH).as_bytes()).is_ok());
+        for bad in [
+            r#"{"type":"x","s":"\ud800"}"#.to_owned(),
+            r#"{"type":"x","s":["a\udc00b"]}"#.to_owned(),
+            r#"{"type":"x","s":"\ud800\u0041"}"#.to_owned(),
+            r#"{"type":"x","\ud800":1}"#.to_owned(),
+            r#"{"type":"\ud800"}"#.to_owned(),
+            nested(MAX_CONTENT_DEPTH + 1),
+            nested(200),
+        ] {
+            assert!(
+                matches!(
+                    content_type(bad.as_bytes()),
+                    Err(ValidationError::BadContent { .. })
+                ),
+                "{bad}"
+            );
+        }
+    }
+
     #[test]
     fn dropped_content_still_validates() {
         let msg = first(br#"{"type":"x"}"#).without_content();
         validate(None, &msg).unwrap();
+    }
+
+    /// A chain of `n` messages by [`key`].
+    fn chain(n: u64) -> Vec<Message> {
+        let mut prev = MessageId::default();
+        (1..=n)
+            .map(|seq| {
+                let m = Message::sign(&key(), seq, prev, 0, br#"{"type":"x"}"#).unwrap();
+                prev = m.id();
+                m
+            })
+            .collect()
+    }
+
+    /// Flips a bit of the signature of `msg`.
+    fn forge(msg: &Message) -> Message {
+        let mut bytes = msg.bytes().to_vec();
+        bytes[crate::message::HEADER_LEN + 5] ^= 0x04;
+        Message::decode(bytes).unwrap()
+    }
+
+    #[test]
+    fn retain_keeps_the_bad_message_and_its_mark() {
+        let mut msgs = chain(5);
+        msgs[2] = forge(&msgs[2]);
+        let bad_id = msgs[2].id();
+        // Whether the filter wants it or not, the bad message stays, last,
+        // and the mark points at it (not past the end).
+        for keep_all in [true, false] {
+            let mut checked = Checked::new(msgs.clone());
+            assert!(checked.has_bad());
+            checked.retain(|m| keep_all || m.sequence() != 3);
+            let (kept, bad) = checked.into_parts();
+            let (i, error) = bad.expect("the bad mark survives retain");
+            assert_eq!(kept.len(), 3, "two before it, and itself");
+            assert!(i < kept.len(), "the mark points at a message");
+            assert_eq!(kept[i].id(), bad_id);
+            assert!(matches!(error, ValidationError::BadSignature { .. }));
+        }
+        // Dropping the messages before it moves the mark with them.
+        let mut checked = Checked::new(msgs);
+        checked.retain(|m| m.sequence() > 2);
+        let (kept, bad) = checked.into_parts();
+        assert_eq!(bad.map(|(i, _)| i), Some(0));
+        assert_eq!(kept.len(), 1);
     }
 
     #[test]

@@ -247,7 +247,10 @@ fn a_truncated_bundle_imports_its_valid_prefix_and_says_so() {
         error.contains("the valid messages before it were imported"),
         "{run:?}"
     );
-    let report = run.json();
+    let docs = run.json_lines();
+    assert_eq!(docs.len(), 2, "the report, then the error: {run:?}");
+    assert_eq!(docs[1]["error"]["kind"], "invalid_file", "{run:?}");
+    let report = &docs[0];
     assert_eq!(report["new"], 2, "{report}");
     assert_eq!(report["present"], 0, "{report}");
     assert!(report["problem"].as_str().is_some(), "{report}");
@@ -277,6 +280,33 @@ fn a_truncated_bundle_imports_its_valid_prefix_and_says_so() {
     assert_eq!(doc[0]["location"], "Park", "{doc}");
 }
 
+/// A bundle that holds a record twice imports whole: the repeat is a
+/// message already present, not a reason to drop what follows it (issue
+/// 14, defect 8).
+#[test]
+fn a_repeated_record_in_a_bundle_is_a_duplicate() {
+    let sandbox = Sandbox::new();
+    let (a_feed, _, bytes) = four_message_bundle(&sandbox);
+    let (records, end) = record_offsets(&bytes);
+    // Records 1, 2, 2, 3, 4, then an end marker counting five.
+    let mut twice = bytes[..records[2]].to_vec();
+    twice.extend_from_slice(&bytes[records[1]..records[2]]);
+    twice.extend_from_slice(&bytes[records[2]..end]);
+    twice.extend_from_slice(&0u32.to_be_bytes());
+    twice.extend_from_slice(&5u64.to_be_bytes());
+    let file = sandbox.path("twice.bundle");
+    std::fs::write(&file, &twice).unwrap();
+
+    let (home_b, _) = sandbox.init("bea");
+    let report = sandbox.json(&home_b, &["import", file.to_str().unwrap()]);
+    assert_eq!(report["new"], 4, "{report}");
+    assert_eq!(report["present"], 1, "{report}");
+    assert_eq!(report["rejected"], 0, "{report}");
+    assert_eq!(report["problem"], Value::Null, "{report}");
+    assert_eq!(sandbox.count(&home_b, &a_feed), 4);
+    sandbox.fsck_ok(&home_b);
+}
+
 #[test]
 fn a_corrupted_message_stops_the_import_at_that_message() {
     let sandbox = Sandbox::new();
@@ -301,7 +331,10 @@ fn a_corrupted_message_stops_the_import_at_that_message() {
         error.contains(&format!("{a_feed} #3 is invalid")),
         "{run:?}"
     );
-    let report = run.json();
+    let docs = run.json_lines();
+    assert_eq!(docs.len(), 2, "the report, then the error: {run:?}");
+    assert_eq!(docs[1]["error"]["kind"], "invalid_file", "{run:?}");
+    let report = &docs[0];
     assert_eq!(report["new"], 2, "{report}");
     assert_eq!(
         report["rejected"], 2,
@@ -322,7 +355,7 @@ fn a_corrupted_message_stops_the_import_at_that_message() {
     std::fs::write(&file, &bad).unwrap();
     let run = sandbox.run(&home_b, &["import", file.to_str().unwrap(), "--json"]);
     run.one_line_error();
-    let report = run.json();
+    let report = &run.json_lines()[0];
     assert_eq!(report["new"], 1, "the third message, now intact: {report}");
     assert_eq!(report["present"], 2, "{report}");
     assert_eq!(report["rejected"], 1, "{report}");

@@ -209,6 +209,32 @@ impl RawPeer {
         assert!(closed.is_ok(), "the node did not close the connection");
         packets
     }
+
+    /// Like [`RawPeer::read_until_closed`], but keeps the connection alive
+    /// with a `Ping` every half second, so that the node cannot close it
+    /// for going silent: whatever closes it is what the peer sent before.
+    async fn read_until_closed_pinging(&mut self) {
+        let closed = tokio::time::timeout(DEADLINE, async {
+            let mut ping = tokio::time::interval(std::time::Duration::from_millis(500));
+            loop {
+                tokio::select! {
+                    frame = read_frame(&mut self.stream, &mut self.decoder) => match frame {
+                        Ok(Some(frame)) => {
+                            self.transport.decrypt(&frame).expect("the node encrypts");
+                        }
+                        _ => return,
+                    },
+                    _ = ping.tick() => {
+                        if self.send(&[Packet::Ping]).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "the node did not close the connection");
+    }
 }
 
 /// Messages 1..=5 of `key`'s feed; the fourth is replaced by `bad4`.
@@ -514,6 +540,76 @@ async fn a_forged_signature_ends_the_session_after_the_valid_prefix() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_signature_in_its_own_frame_ends_the_session() {
     bad_message_is_refused(forge_signature, false).await;
+}
+
+/// A forged signature on the last message a peer sends: nothing comes
+/// after it that could end the session another way, so only the bad
+/// signature itself can make the node hang up (issue 14, defect 1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_signature_on_the_last_message_ends_the_session() {
+    let a = TestNode::start().await;
+    let m_key = new_key();
+    let m = feed_of(&m_key);
+    let mut msgs = chain(&m_key, 4, "m");
+    msgs[3] = forge_signature(&msgs[3]);
+    let mut peer = RawPeer::connect(a.addr, &m_key).await;
+    let mut packets = RawPeer::opening(Clock::from([(m, 4)]));
+    packets.extend(msgs.iter().map(|msg| Packet::Message(msg.bytes().to_vec())));
+    let _ = peer.send(&packets).await;
+    peer.read_until_closed_pinging().await;
+    assert_eq!(a.head(&m), 3, "exactly the valid prefix is stored");
+    assert_eq!(a.store().message(&msgs[3].id()).unwrap(), None);
+    wait_disconnected(&a, &m).await;
+    assert_still_serving(&a).await;
+}
+
+/// A peer offers the next message of the node's own feed, signed by the
+/// peer's key: the node hangs up and its feed is unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_of_our_own_feed_signed_by_another_key_ends_the_session() {
+    let a = TestNode::start().await;
+    let first = a.publish(&about_content("Ana"));
+    let me = a.feed();
+    // A header of our feed at sequence 2, correctly chained, signed by a
+    // stranger: only the signature is wrong.
+    let genuine = Message::sign(&a.key, 2, first.id(), now_ms(), &about_content("Eve")).unwrap();
+    let forged = forge_signature(&genuine);
+    assert_eq!(forged.author(), me);
+    let stranger = new_key();
+    let mut peer = RawPeer::connect(a.addr, &stranger).await;
+    let mut packets = RawPeer::opening(Clock::from([(me, 2)]));
+    packets.push(Packet::Message(forged.bytes().to_vec()));
+    let _ = peer.send(&packets).await;
+    peer.read_until_closed_pinging().await;
+    assert_eq!(a.head(&me), 1, "our feed did not move");
+    assert_eq!(a.store().message(&forged.id()).unwrap(), None);
+    wait_disconnected(&a, &feed_of(&stranger)).await;
+    assert_still_serving(&a).await;
+}
+
+/// Content at the edges of the content rule (a number beyond a double, a
+/// surrogate pair, the deepest nesting allowed) is valid, so it replicates
+/// like any other message (issue 14, defect 9).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_at_the_edges_of_the_json_rule_replicates() {
+    let a = TestNode::start().await;
+    let depth = potluck::validate::MAX_CONTENT_DEPTH - 1;
+    let contents = [
+        r#"{"type":"note","n":1e400}"#.to_owned(),
+        r#"{"type":"note","text":"\ud83c\udf72"}"#.to_owned(),
+        format!(
+            r#"{{"type":"note","deep":{}{}}}"#,
+            "[".repeat(depth),
+            "]".repeat(depth)
+        ),
+    ];
+    for content in &contents {
+        a.publish(content.as_bytes());
+    }
+    let b = TestNode::start().await;
+    let report = b.sync_with(&a).await;
+    assert_eq!(report.received, contents.len() as u64);
+    assert_eq!(b.head(&a.feed()), contents.len() as u64);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,7 @@ use ed25519_dalek::SigningKey;
 use potluck::content::{Event, EventTime, Rsvp, RsvpStatus};
 use potluck::message::{Message, MessageId};
 use potluck::store::Store;
-use potluck::validate::ValidationError;
+use potluck::validate::{Checked, ValidationError};
 
 fn key(n: u8) -> SigningKey {
     SigningKey::from_bytes(&[n; 32])
@@ -82,6 +82,50 @@ fn duplicates_are_skipped() {
     assert!(report.rejected.is_none());
 }
 
+/// A message repeated within one batch (a bundle holding a record twice)
+/// is a duplicate; what follows it is still stored (issue 14, defect 8).
+#[test]
+fn a_message_repeated_in_one_batch_is_a_duplicate() {
+    let (_dir, store) = open_store();
+    let a = chain(&key(2), 4, "a");
+    let other = chain(&key(3), 1, "o");
+    let input = vec![
+        a[0].clone(),
+        a[1].clone(),
+        a[1].clone(),
+        other[0].clone(),
+        a[0].clone(),
+        a[2].clone(),
+        a[3].clone(),
+    ];
+    let report = store.ingest(input).unwrap();
+    assert!(report.rejected.is_none(), "{:?}", report.rejected);
+    assert_eq!(report.accepted.len(), 5);
+    assert_eq!(report.duplicates, 2);
+    assert_eq!(store.head(&a[0].author()).unwrap().unwrap().sequence, 4);
+    assert_eq!(store.fsck().unwrap().problems, Vec::<String>::new());
+}
+
+/// A rival of a message appended earlier in the same batch is a fork: the
+/// first stays, the proof is recorded.
+#[test]
+fn a_fork_within_one_batch_keeps_the_first() {
+    let (_dir, store) = open_store();
+    let k = key(8);
+    let a = chain(&k, 2, "a");
+    let b = chain(&k, 1, "b");
+    let report = store
+        .ingest(vec![a[0].clone(), b[0].clone(), a[1].clone()])
+        .unwrap();
+    assert!(report.rejected.is_none(), "{:?}", report.rejected);
+    assert_eq!(report.accepted.len(), 2);
+    assert_eq!(report.forks.len(), 1);
+    let proofs = store.forks(&a[0].author()).unwrap();
+    assert_eq!(proofs.len(), 1);
+    assert_eq!(proofs[0].kept, a[0].signed_bytes());
+    assert_eq!(proofs[0].rival, b[0].signed_bytes());
+}
+
 #[test]
 fn ingest_keeps_the_valid_prefix_and_nothing_after_the_first_invalid() {
     let (_dir, store) = open_store();
@@ -121,6 +165,27 @@ fn a_bad_signature_deep_in_a_large_batch_cuts_there() {
         ValidationError::BadSignature { .. }
     ));
     assert_eq!(report.accepted.len(), 600);
+}
+
+/// Messages filtered after their signatures were checked (as a connection
+/// drops feeds it does not replicate) still report the bad signature.
+#[test]
+fn a_bad_signature_survives_filtering_and_is_rejected() {
+    let (_dir, store) = open_store();
+    let mut a = chain(&key(7), 4, "a");
+    let mut bytes = a[3].bytes().to_vec();
+    bytes[150] ^= 0x02; // inside the signature
+    a[3] = Message::decode(bytes).unwrap();
+    let mut checked = Checked::new(a);
+    checked.retain(|_| true);
+    let report = store.ingest_checked(checked).unwrap();
+    assert_eq!(report.accepted.len(), 3);
+    let rejected = report.rejected.expect("the bad signature is reported");
+    assert_eq!(rejected.index, 3);
+    assert!(matches!(
+        rejected.error,
+        ValidationError::BadSignature { .. }
+    ));
 }
 
 #[test]

@@ -368,10 +368,12 @@ fn valid_vectors_decode_and_validate() {
             Some(h) => h.id.as_str().into(),
         };
         assert_eq!(view["previous"], previous_view, "{name}");
+        // Valid content this implementation cannot decode (a number beyond
+        // an f64) shows as null; the message itself is valid.
         let content_view = if v.content_dropped {
             serde_json::Value::Null
         } else {
-            serde_json::from_str(&v.content).unwrap()
+            serde_json::from_str(&v.content).unwrap_or(serde_json::Value::Null)
         };
         assert_eq!(view["content"], content_view, "{name}");
         assert_eq!(
