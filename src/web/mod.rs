@@ -79,11 +79,9 @@ impl WebSettings {
 
 /// The computer's IANA time zone name, or `UTC` when it cannot be told.
 pub fn system_zone() -> String {
-    TimeZone::system()
-        .iana_name()
-        .filter(|name| crate::content::validate_tz(name).is_ok())
-        .unwrap_or("UTC")
-        .to_owned()
+    crate::when::local_zone_name()
+        .filter(|name| crate::when::zone_named(name).is_ok())
+        .unwrap_or_else(|| "UTC".to_owned())
 }
 
 /// What every handler shares. Cheap to clone.
@@ -124,13 +122,10 @@ fn router_with_stop(
     settings: WebSettings,
     local_addr: SocketAddr,
 ) -> (Router, watch::Sender<bool>) {
-    let viewer_zone = TimeZone::get(&settings.zone)
-        .ok()
-        .filter(|z| z.iana_name() == Some(settings.zone.as_str()))
-        .unwrap_or_else(|| {
-            tracing::warn!(zone = %settings.zone, "unknown time zone for the page; using UTC");
-            TimeZone::UTC
-        });
+    let viewer_zone = crate::when::zone_named(&settings.zone).unwrap_or_else(|_| {
+        tracing::warn!(zone = %settings.zone, "unknown time zone for the page; using UTC");
+        TimeZone::UTC
+    });
     let (stopping, _) = watch::channel(false);
     let web = Web(Arc::new(Inner {
         app,

@@ -8,9 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use maud::{DOCTYPE, Markup, html};
 
-use super::format::{
-    admission_words, answer_word, event_zone, is_web_link, linkify, person, short_feed, when,
-};
+use super::format::{admission_words, answer_word, is_web_link, linkify, person, short_feed, when};
 use super::{Web, event_key, event_path, parse_event_key};
 use crate::admission::AdmissionStatus;
 use crate::app::{AgendaItem, App, AppError, ContactView, EventDetail, EventList, EventSummary};
@@ -428,11 +426,9 @@ pub(crate) async fn load_event(web: &Web, key: &str) -> Result<(EventDetail, boo
 /// event's zone, or the viewer's when it has none.
 pub(crate) fn edit_values(web: &Web, detail: &EventDetail) -> FormState {
     let e = &detail.summary.state.event;
-    let (tz, zone) = match e.tz.as_deref() {
-        Some(_) => {
-            let (tz, name) = event_zone(e);
-            (tz, name)
-        }
+    let own = crate::when::event_zone(e);
+    let (tz, zone) = match own.iana_name() {
+        Some(name) => (own.clone(), name.to_owned()),
         None => (web.viewer_zone.clone(), web.settings.zone.clone()),
     };
     let start = tz.to_datetime(e.start.timestamp());
