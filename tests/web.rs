@@ -151,6 +151,26 @@ async fn post_with(router: &Router, path: &str, body: String, headers: &[(&str, 
     send(router, req.body(Body::from(body)).unwrap()).await
 }
 
+/// What a live stream sends until it names the event with page key
+/// `key` (at most 50 frames, each within a bounded wait).
+async fn read_until_event(body: &mut Body, key: &str) -> String {
+    let mut seen = String::new();
+    for _ in 0..50 {
+        let frame = tokio::time::timeout(Duration::from_secs(10), body.frame())
+            .await
+            .expect("a change within the wait")
+            .expect("stream open")
+            .unwrap();
+        if let Some(data) = frame.data_ref() {
+            seen.push_str(&String::from_utf8_lossy(data));
+        }
+        if seen.contains(&format!("data: events {key}")) {
+            break;
+        }
+    }
+    seen
+}
+
 /// The CSRF token the page puts in its forms.
 async fn csrf(router: &Router) -> String {
     let page = get(router, "/new").await;
@@ -784,20 +804,7 @@ async fn the_organizer_edits_cancels_and_sees_the_waitlist_move() {
         .unwrap();
     copy_feed(&alice.store, &org.app, &alice.feed);
     copy_feed(&org.store, &bob.app, &org.feed);
-    let mut seen = String::new();
-    for _ in 0..50 {
-        let frame = tokio::time::timeout(Duration::from_secs(10), body.frame())
-            .await
-            .expect("a change within the wait")
-            .expect("stream open")
-            .unwrap();
-        if let Some(data) = frame.data_ref() {
-            seen.push_str(&String::from_utf8_lossy(data));
-        }
-        if seen.contains(&format!("data: events {key}")) {
-            break;
-        }
-    }
+    let seen = read_until_event(&mut body, &key).await;
     assert!(seen.contains("event: change"), "{seen}");
     assert!(seen.contains(&format!("data: events {key}")), "{seen}");
     let status = get(&bob.router, &path).await;
@@ -1186,4 +1193,36 @@ fn listening_beyond_loopback_needs_a_token() {
     }
     assert!(web::check_exposure(addr(), &settings()).is_ok());
     assert!(web::check_exposure("[::1]:7645".parse().unwrap(), &settings()).is_ok());
+}
+
+#[tokio::test]
+async fn the_live_stream_names_an_event_announced_through_the_page() {
+    let s = site();
+    let token = csrf(&s.router).await;
+    let req = Request::builder()
+        .uri("/events")
+        .header("host", HOST)
+        .body(Body::empty())
+        .unwrap();
+    let resp = s.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut body = resp.into_body();
+    let a = post(
+        &s.router,
+        "/new",
+        &new_event_fields(&token, "Live", "2031-05-01", "18:00"),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    let key = a.headers[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .strip_prefix("/e/")
+        .unwrap()
+        .to_owned();
+    let seen = read_until_event(&mut body, &key).await;
+    assert!(
+        seen.contains(&format!("event: change\ndata: events {key}")),
+        "{seen}"
+    );
 }

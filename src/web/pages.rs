@@ -318,6 +318,12 @@ async fn list_page(web: Web, list: EventList) -> Result<Markup, PageError> {
                 @for e in &events { (event_card(&web, e)) }
                 @if more { p.more { "Only the first " (LIST_LIMIT) " are shown." } }
             }
+            @if list == EventList::Upcoming {
+                p.small {
+                    "Calendar apps can subscribe to " a href="/calendar.ics" { "this list as a calendar" }
+                    " (copy the link into the app's “new calendar from the network”)."
+                }
+            }
         },
     ))
 }
