@@ -114,3 +114,27 @@ fn shorten(text: &str) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_the_edit_form_writes_them() {
+        for (text, minutes) in [("2h", 120.0), ("90m", 90.0), ("1h30m", 90.0), ("26h0m", 1560.0)] {
+            let span = parse_duration(text).unwrap();
+            assert_eq!(span.total(jiff::Unit::Minute).unwrap(), minutes, "{text}");
+        }
+        for bad in ["", "0m", "2 days", "1y", "-1h", "40d"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_form_time_has_hours_and_minutes() {
+        assert_eq!(parse_time("18:30").unwrap().to_string(), "18:30:00");
+        for bad in ["1830", "6pm", "25:00", ""] {
+            assert!(parse_time(bad).is_err(), "{bad}");
+        }
+    }
+}
