@@ -1226,3 +1226,44 @@ async fn the_live_stream_names_an_event_announced_through_the_page() {
         "{seen}"
     );
 }
+
+#[tokio::test]
+async fn long_lists_come_in_pages() {
+    let s = site();
+    for i in 0..101 {
+        let mut e = event(&format!("Event {i:03}"), None, None);
+        e.start = potluck::content::EventTime::parse(
+            "start",
+            &format!("2031-06-01T{:02}:{:02}:00Z", i / 60, i % 60),
+        )
+        .unwrap();
+        s.app.announce(&e, now_ms()).unwrap();
+    }
+    let first = get(&s.router, "/").await;
+    let cards = first
+        .part("events", "</section>")
+        .matches("<article")
+        .count();
+    assert_eq!(cards, 100);
+    assert!(first.body.contains("Event 000") && first.body.contains("Event 099"));
+    assert!(!first.body.contains("Event 100"));
+    assert!(first.body.contains("href=\"/?page=2\""));
+    assert!(!first.body.contains("rel=\"prev\""));
+    assert!(first.body.len() <= 100 * 1024, "{} bytes", first.body.len());
+    let second = get(&s.router, "/?page=2").await;
+    assert_eq!(
+        second
+            .part("events", "</section>")
+            .matches("<article")
+            .count(),
+        1
+    );
+    assert!(second.body.contains("Event 100"));
+    assert!(second.body.contains("href=\"/?page=1\""));
+    assert!(!second.body.contains("rel=\"next\""));
+    for odd in ["/?page=0", "/?page=abc", "/?page=-1"] {
+        let a = get(&s.router, odd).await;
+        assert_eq!(a.status, StatusCode::OK, "{odd}");
+        assert!(a.body.contains("Event 000"), "{odd} is the first page");
+    }
+}

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use maud::{DOCTYPE, Markup, html};
 
@@ -18,8 +18,13 @@ use crate::node::PeerInfo;
 use crate::peerbook::{PeerRecord, PeerSource};
 use crate::store::StoreError;
 
-/// Most events a list shows.
-pub(crate) const LIST_LIMIT: usize = 200;
+/// Events per page of a list (about 650 bytes each: a page stays well
+/// under 100 KB).
+pub(crate) const PAGE_SIZE: usize = 100;
+
+/// Most pages of a list one can ask for (the cost of a page grows with
+/// its number).
+pub(crate) const MAX_PAGE: usize = 1000;
 
 /// Most people an event's page names per answer (anyone can answer, so
 /// the count is a stranger's to choose); the counts stay exact.
@@ -283,29 +288,48 @@ impl<'a> Input<'a> {
 // Lists of events
 // ---------------------------------------------------------------------------
 
-/// `GET /`: upcoming events.
-pub(crate) async fn upcoming(State(web): State<Web>) -> Result<Markup, PageError> {
-    list_page(web, EventList::Upcoming).await
+/// `GET /` (`?page=N` for the next ones): upcoming events, soonest first.
+pub(crate) async fn upcoming(State(web): State<Web>, uri: Uri) -> Result<Markup, PageError> {
+    list_page(web, EventList::Upcoming, page_number(&uri)).await
 }
 
-/// `GET /past`: past events, most recent first.
-pub(crate) async fn past(State(web): State<Web>) -> Result<Markup, PageError> {
-    list_page(web, EventList::Past).await
+/// `GET /past` (`?page=N` for older ones): past events, most recent first.
+pub(crate) async fn past(State(web): State<Web>, uri: Uri) -> Result<Markup, PageError> {
+    list_page(web, EventList::Past, page_number(&uri)).await
 }
 
-async fn list_page(web: Web, list: EventList) -> Result<Markup, PageError> {
+/// The `page` of a list's address: 1 when absent or not a number, at
+/// most [`MAX_PAGE`].
+fn page_number(uri: &Uri) -> usize {
+    uri.query()
+        .and_then(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "page")
+                .and_then(|(_, v)| v.parse::<usize>().ok())
+        })
+        .unwrap_or(1)
+        .clamp(1, MAX_PAGE)
+}
+
+async fn list_page(web: Web, list: EventList, page: usize) -> Result<Markup, PageError> {
     let now = now_ms();
-    let (mut events, more) = blocking(&web, move |app| app.events(list, now, LIST_LIMIT)).await?;
-    let (title, nav, empty) = if list == EventList::Past {
+    // The first `page` pages, of which this page is the last slice.
+    let (mut events, more) = blocking(&web, move |app| {
+        app.events(list, now, page.saturating_mul(PAGE_SIZE))
+    })
+    .await?;
+    let (title, nav, empty, path) = if list == EventList::Past {
         events.reverse();
-        ("Past events", Nav::Past, "No past events yet.")
+        ("Past events", Nav::Past, "No past events yet.", "/past")
     } else {
         (
             "Upcoming events",
             Nav::Upcoming,
             "No upcoming events. Announce one with “New event”.",
+            "/",
         )
     };
+    let shown: Vec<&EventSummary> = events.iter().skip((page - 1) * PAGE_SIZE).collect();
     Ok(layout(
         title,
         nav,
@@ -314,9 +338,12 @@ async fn list_page(web: Web, list: EventList) -> Result<Markup, PageError> {
         html! {
             h1 { (title) }
             section #events data-live aria-live="polite" {
-                @if events.is_empty() { p.empty { (empty) } }
-                @for e in &events { (event_card(&web, e)) }
-                @if more { p.more { "Only the first " (LIST_LIMIT) " are shown." } }
+                @if shown.is_empty() { p.empty { (empty) } }
+                @for e in &shown { (event_card(&web, e)) }
+            }
+            nav.pages aria-label="Pages" {
+                @if page > 1 { a href=(format!("{path}?page={}", page - 1)) rel="prev" { "← Previous" } " " }
+                @if more && page < MAX_PAGE { a href=(format!("{path}?page={}", page + 1)) rel="next" { "Next →" } }
             }
             @if list == EventList::Upcoming {
                 p.small {

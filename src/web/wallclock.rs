@@ -121,7 +121,12 @@ mod tests {
 
     #[test]
     fn durations_read_as_the_edit_form_writes_them() {
-        for (text, minutes) in [("2h", 120.0), ("90m", 90.0), ("1h30m", 90.0), ("26h0m", 1560.0)] {
+        for (text, minutes) in [
+            ("2h", 120.0),
+            ("90m", 90.0),
+            ("1h30m", 90.0),
+            ("26h0m", 1560.0),
+        ] {
             let span = parse_duration(text).unwrap();
             assert_eq!(span.total(jiff::Unit::Minute).unwrap(), minutes, "{text}");
         }
