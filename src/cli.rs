@@ -56,7 +56,7 @@ enum Command {
         network_key: Option<String>,
     },
     /// Run the node: accept peers, dial configured ones, and replicate live.
-    /// Creates an identity on first run.
+    /// Creates an identity on first run, and serves the web page.
     #[command(display_order = 12)]
     Serve {
         /// Address to listen on (default from config.json, else 0.0.0.0:7643).
@@ -68,6 +68,24 @@ enum Command {
         peers: Vec<String>,
         #[command(flatten)]
         discovery: DiscoveryArgs,
+        #[command(flatten)]
+        web: WebArgs,
+    },
+    /// Open the web page of the running node in the browser.
+    #[command(display_order = 12)]
+    Open {
+        /// Only print the page's address.
+        #[arg(long)]
+        print: bool,
+    },
+    /// Make the access token the web page needs when it listens beyond this
+    /// computer (`serve --web 0.0.0.0:7645`). Shown once.
+    #[command(display_order = 12)]
+    PageToken {
+        /// Replace an existing token (pages and calendars using the old one
+        /// must log in again).
+        #[arg(long)]
+        new: bool,
     },
     /// Connect to a peer once, exchange everything both ways, and exit.
     #[command(display_order = 13)]
@@ -257,6 +275,19 @@ enum Command {
     },
 }
 
+/// Web page flags of `serve`.
+#[derive(ClapArgs, Debug, Clone, Default)]
+pub struct WebArgs {
+    /// Address of the web page (default from config.json, else
+    /// 127.0.0.1:7645 or the next free port). Beyond loopback it needs an
+    /// access token: see `potluck page-token`.
+    #[arg(long = "web", value_name = "ADDR", conflicts_with = "no_web")]
+    pub addr: Option<String>,
+    /// Do not serve the web page.
+    #[arg(long)]
+    pub no_web: bool,
+}
+
 /// LAN discovery flags of `serve`.
 #[derive(ClapArgs, Debug, Clone, Default)]
 pub struct DiscoveryArgs {
@@ -374,9 +405,16 @@ pub fn run(args: Args, raw: Vec<std::ffi::OsString>) -> Result<u8> {
         listen,
         peers,
         discovery,
+        web,
     } = args.command
     {
-        net::serve(&home, listen, peers, discovery)?;
+        net::serve(&home, listen, peers, discovery, web)?;
+        return Ok(0);
+    }
+    if let Command::PageToken { new } = args.command {
+        let mut out = Output::new(args.json);
+        net::page_token(&home, &mut out, new)?;
+        emit(&out.text, None)?;
         return Ok(0);
     }
     // `ics --out FILE` is written here, by the process the person ran,
@@ -414,13 +452,26 @@ pub fn run(args: Args, raw: Vec<std::ffi::OsString>) -> Result<u8> {
         eprint!("{}", answer.stderr);
         if answer.code == 0 {
             emit(&answer.stdout, ics_out.as_ref())?;
+            if let Command::Open { print: false } = &args.command {
+                // The node said where its page is; the browser starts here,
+                // on the person's desktop, not in the node's process.
+                let url = match serde_json::from_str::<Value>(&answer.stdout) {
+                    Ok(doc) => doc["page"].as_str().unwrap_or_default().to_owned(),
+                    Err(_) => answer.stdout.trim().to_owned(),
+                };
+                net::launch_browser(&url)?;
+            }
         } else {
             write_stdout(&answer.stdout)?;
         }
         return Ok(u8::try_from(answer.code).unwrap_or(1));
     }
     let _ = raw;
-    let ctx = Ctx { home, node: None };
+    let ctx = Ctx {
+        home,
+        node: None,
+        serving: None,
+    };
     let mut out = Output::new(args.json);
     let result = run_command(&ctx, args.command, &mut out);
     eprint!("{}", out.notes);
@@ -663,7 +714,12 @@ pub(crate) fn write_stdout(text: &str) -> Result<()> {
 }
 
 /// Runs a command handed over by the control socket, inside the node.
-pub fn run_in_node(home: &Home, node: &Arc<Node>, args: Vec<String>) -> ControlResponse {
+pub fn run_in_node(
+    home: &Home,
+    node: &Arc<Node>,
+    serving: &Serving,
+    args: Vec<String>,
+) -> ControlResponse {
     let args_copy = args.clone();
     let args = match Args::try_parse_from(std::iter::once("potluck".to_owned()).chain(args)) {
         Ok(a) => a,
@@ -686,6 +742,7 @@ pub fn run_in_node(home: &Home, node: &Arc<Node>, args: Vec<String>) -> ControlR
     let ctx = Ctx {
         home: home.clone(),
         node: Some(node.clone()),
+        serving: Some(serving.clone()),
     };
     let mut out = Output::new(args.json);
     let result = match args.command {
@@ -723,6 +780,9 @@ fn run_command(ctx: &Ctx, command: Command, out: &mut Output) -> Result<()> {
     match command {
         Command::Init { name, network_key } => init(ctx, out, name, network_key),
         Command::Serve { .. } => bail!("a potluck node is already running for this home"),
+        Command::Open { print } => net::open(ctx, out, print),
+        // Handled before a node could be asked (it reads no store).
+        Command::PageToken { .. } => bail!("page-token is not run inside a node"),
         Command::Sync { addr } => net::sync(ctx, out, &addr),
         Command::Peers => net::peers(ctx, out),
         Command::Invite { addr } => net::invite(ctx, out, addr),
@@ -850,6 +910,18 @@ pub struct Ctx {
     pub home: Home,
     /// The running node, when the command was handed to it.
     pub node: Option<Arc<Node>>,
+    /// Where the running node listens, when the command was handed to it.
+    pub serving: Option<Serving>,
+}
+
+/// What a running node knows about itself that a command may need.
+#[derive(Clone, Debug)]
+pub struct Serving {
+    /// The address it accepts peers on.
+    pub listen: std::net::SocketAddr,
+    /// The web page's address (with the access token when one is needed),
+    /// unless the page is off.
+    pub page: Option<String>,
 }
 
 impl Ctx {

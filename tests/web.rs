@@ -257,7 +257,7 @@ async fn every_page_answers_with_the_security_headers_and_weighs_little() {
         );
         assert!(web::security::CSP.starts_with("default-src 'self'; frame-ancestors 'none'"));
         assert_eq!(a.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
-        assert_eq!(a.headers[header::REFERRER_POLICY], "no-referrer");
+        assert_eq!(a.headers[header::REFERRER_POLICY], "same-origin");
         if ["/", "/static/style.css", "/static/live.js"].contains(&path) {
             weight += a.body.len();
         }

@@ -4,8 +4,8 @@
 //!
 //! 1. **Headers** on every response: a Content-Security-Policy that allows
 //!    only this server's own files (no inline script or style) and no
-//!    framing, `nosniff`, no referrer, and `no-store` for pages (they
-//!    carry the CSRF token).
+//!    framing, `nosniff`, referrers only to the page itself, and
+//!    `no-store` for pages (they carry the CSRF token).
 //! 2. **Host**: the `Host` header must name this server (see
 //!    [`host_allowed`]). A page of another site whose name was made to
 //!    resolve to 127.0.0.1 (DNS rebinding) sends its own name and is
@@ -75,9 +75,13 @@ async fn headers(req: Request, next: Next) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    // Not `no-referrer`: with it, browsers send `Origin: null` on the
+    // page's own form posts, which the Origin check then accepts only with
+    // `Sec-Fetch-Site: same-origin` (older browsers send no such header).
+    // Links out (to an event's URL) still carry no referrer.
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     if !is_static {

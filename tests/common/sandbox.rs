@@ -342,6 +342,7 @@ impl Sandbox {
             home: home.to_owned(),
             feed: String::new(),
             addr: "127.0.0.1:1".parse().unwrap(),
+            page: None,
             stderr,
             started: Instant::now(),
         };
@@ -359,6 +360,17 @@ impl Sandbox {
                         .unwrap_or_else(|| panic!("unexpected line {line:?}"))
                         .to_owned();
                     server.addr = addr.trim().parse().expect("a socket address");
+                    // "page: http://127.0.0.1:PORT/" follows in the same
+                    // write, unless the page is off.
+                    if !args.contains(&"--no-web") {
+                        let line = lines
+                            .recv_timeout(DEADLINE)
+                            .unwrap_or_else(|e| panic!("no page line ({e}): {}", server.stderr()));
+                        let url = line
+                            .strip_prefix("page: ")
+                            .unwrap_or_else(|| panic!("unexpected line {line:?}"));
+                        server.page = Some(url.to_owned());
+                    }
                     server.started = Instant::now();
                     return Ok(server);
                 }
@@ -448,6 +460,8 @@ pub struct Server {
     pub home: PathBuf,
     pub feed: String,
     pub addr: SocketAddr,
+    /// The web page's address, unless started with `--no-web`.
+    pub page: Option<String>,
     stderr: Arc<Mutex<String>>,
     /// When it said it was listening.
     pub started: Instant,
