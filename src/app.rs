@@ -476,20 +476,46 @@ impl App {
         now_ms: i64,
         limit: usize,
     ) -> Result<(Vec<EventSummary>, bool), AppError> {
+        self.events_from(list, now_ms, 0, limit)
+    }
+
+    /// Like [`App::events`], after skipping the first `skip` of the list
+    /// (page N of a list): only the events returned are summarized, so a
+    /// late page costs index reads, not tallies, for what it skips.
+    pub fn events_from(
+        &self,
+        list: EventList,
+        now_ms: i64,
+        skip: usize,
+        limit: usize,
+    ) -> Result<(Vec<EventSummary>, bool), AppError> {
+        let shown = if limit > 0 {
+            skip.saturating_add(limit)
+        } else {
+            0
+        };
         // One more than shown, to know whether there are more.
-        let fetch = (limit > 0).then_some(limit.saturating_add(1));
+        let fetch = (shown > 0).then_some(shown.saturating_add(1));
         let mut states = match list {
             EventList::All => self.store.all_events()?,
             EventList::Past => self.store.past_events(now_ms, fetch)?,
             EventList::Upcoming => self.store.upcoming_events(now_ms, fetch)?,
         };
-        let more = limit > 0 && states.len() > limit;
+        let more = shown > 0 && states.len() > shown;
         if more {
             if list == EventList::Past {
                 states.remove(0);
             } else {
-                states.truncate(limit);
+                states.truncate(shown);
             }
+        }
+        // The list runs soonest first (past: most recent last); page N
+        // skips the first pages from the near end.
+        if list == EventList::Past {
+            let keep = states.len().saturating_sub(skip);
+            states.truncate(keep);
+        } else {
+            states.drain(..skip.min(states.len()));
         }
         let me = self.node.as_ref().map(|n| n.feed_id());
         let mut out = Vec::with_capacity(states.len());
