@@ -252,10 +252,30 @@ enum Command {
     },
     /// Re-verify every message and check the indexes against the logs.
     #[command(display_order = 25)]
-    Fsck,
+    Fsck {
+        /// Repair what is found: cut each damaged feed back before its
+        /// first damaged message (peers send the rest again) and rebuild
+        /// the indexes; a damaged database is rebuilt from the message log.
+        #[arg(long)]
+        repair: bool,
+    },
     /// Rebuild every index from the logs.
     #[command(display_order = 26)]
     Reindex,
+    /// Fetch your own feed back from peers after the store was lost or cut
+    /// by a repair: publishing is refused until the store holds everything
+    /// this home published (or `--start-over`).
+    #[command(display_order = 27)]
+    Recover {
+        /// Peers to fetch from (HOST:PORT or @FEED.ed25519@HOST:PORT);
+        /// default: the configured peers, then the peer book.
+        addrs: Vec<String>,
+        /// Give up on the lost messages and publish on from what the
+        /// store holds. Peers that hold the lost ones will see your feed
+        /// fork and keep their copy; a new identity may be better.
+        #[arg(long, conflicts_with = "addrs")]
+        start_over: bool,
+    },
     /// Print shell completions: `potluck completions bash >
     /// ~/.local/share/bash-completion/completions/potluck` (see README).
     #[command(display_order = 28)]
@@ -871,7 +891,8 @@ fn run_command(ctx: &Ctx, command: Command, out: &mut Output) -> Result<()> {
         Command::Import { file } => import(ctx, out, &file),
         Command::Event { event } => show_event(ctx, out, &event),
         Command::Log { feed } => log(ctx, out, feed),
-        Command::Fsck => fsck(ctx, out),
+        Command::Fsck { repair } => fsck(ctx, out, repair),
+        Command::Recover { addrs, start_over } => net::recover(ctx, out, &addrs, start_over),
         Command::Fixtures {
             out: home,
             feeds,
@@ -992,7 +1013,7 @@ impl Ctx {
             return self.open();
         }
         let (identity, created) = identity_or_create(&self.home)?;
-        let store = Arc::new(Store::open(&self.home.store_path())?);
+        let store = Arc::new(open_identity_store(&self.home, created)?);
         if created {
             welcome(&self.home, &store, &identity, out.json, ask_name)?;
         }
@@ -1017,7 +1038,28 @@ pub fn open_store(home: &Home) -> Result<Store> {
         }
         .into());
     }
-    Ok(Store::open(&home.store_path())?)
+    // A key whose store is gone, in a home from before stores recorded
+    // how far they published: whatever was published is unknown, so at
+    // least one message is assumed, and publishing waits for `recover`.
+    let lost = home.secret_path().exists()
+        && !home.store_path().exists()
+        && !Store::has_published_mark(&home.store_path());
+    let store = Store::open(&home.store_path())?;
+    if lost {
+        store.mark_published_at_least(Identity::load(home)?.feed_id(), 1)?;
+    }
+    Ok(store)
+}
+
+/// The store of a home whose identity was just `created` (it has
+/// published nothing), or else checked for having been lost
+/// ([`open_store`]).
+pub fn open_identity_store(home: &Home, created: bool) -> Result<Store> {
+    if created {
+        Ok(Store::open(&home.store_path())?)
+    } else {
+        open_store(home)
+    }
 }
 
 /// The home's identity, created (with the home) when there is none.
@@ -1655,39 +1697,126 @@ fn log(ctx: &Ctx, out: &mut Output, feed: Option<String>) -> Result<()> {
     Ok(())
 }
 
-fn fsck(ctx: &Ctx, out: &mut Output) -> Result<()> {
-    let opened = ctx.open_store()?;
-    let store = opened.store();
-    let report = store.fsck()?;
-    out.print(
-        json!({
-            "ok": report.problems.is_empty(),
-            "feeds": report.feeds,
-            "messages": report.messages,
-            "index_entries": report.index_entries,
-            "problems": report.problems,
-        }),
-        || {
-            let mut text = format!(
-                "checked {}, {}, {}",
-                when::plural(report.feeds, "feed", "feeds"),
-                when::plural(report.messages, "message", "messages"),
-                when::plural(report.index_entries, "index entry", "index entries")
+fn fsck(ctx: &Ctx, out: &mut Output, repair: bool) -> Result<()> {
+    if repair && ctx.node.is_some() {
+        bail!(
+            "stop `potluck serve` first: a repair cuts feeds that its connections may be sending"
+        );
+    }
+    // What a repair did, for the one document printed at the end.
+    let mut done = serde_json::Map::new();
+    let mut done_text = Vec::new();
+    let opened = match ctx.open_store() {
+        Err(e)
+            if repair
+                && matches!(
+                    e.downcast_ref::<potluck::store::StoreError>(),
+                    Some(potluck::store::StoreError::DatabaseDamaged { .. })
+                ) =>
+        {
+            let rebuilt = Store::rebuild_from_log(&ctx.home.store_path(), now_ms())?;
+            let moved = rebuilt.moved_to.to_string_lossy().into_owned();
+            done_text.push(format!(
+                "the database was damaged: moved it to {moved} and rebuilt the store from its message log ({} messages restored, {} skipped)",
+                rebuilt.restored, rebuilt.skipped
+            ));
+            done.insert(
+                "rebuilt".into(),
+                json!({
+                    "moved_to": moved,
+                    "restored": rebuilt.restored,
+                    "skipped": rebuilt.skipped,
+                    "log_problem": rebuilt.log_problem,
+                }),
             );
-            for p in &report.problems {
-                text.push_str("\n  problem: ");
-                text.push_str(p);
-            }
-            text
-        },
-    );
+            ctx.open_store()?
+        }
+        other => other?,
+    };
+    let store = opened.store();
+    if repair {
+        let repaired = store.repair()?;
+        done_text.push(format!(
+            "rebuilt {} index entries from the logs",
+            repaired.index_entries
+        ));
+        let mut cut = Vec::new();
+        for (feed, from, held) in &repaired.cut {
+            done_text.push(format!(
+                "cut {feed} back to #{} (it held #{held}); peers will send the rest again",
+                from - 1
+            ));
+            cut.push(json!({ "feed": feed, "from": from, "held": held }));
+        }
+        done.insert(
+            "repaired".into(),
+            json!({ "cut": cut, "index_entries": repaired.index_entries }),
+        );
+    }
+    let report = store.fsck()?;
+    let forked = store.forked_feeds()?;
+    let refetching: Vec<Value> = report
+        .refetching
+        .iter()
+        .map(|(feed, holds, held)| json!({ "feed": feed, "holds": holds, "held": held }))
+        .collect();
+    let mut doc = json!({
+        "ok": report.problems.is_empty(),
+        "feeds": report.feeds,
+        "messages": report.messages,
+        "index_entries": report.index_entries,
+        "problems": report.problems,
+        "refetching": refetching,
+        "forked": forked_json(&forked),
+    });
+    if let Some(map) = doc.as_object_mut() {
+        map.extend(done);
+    }
+    out.print(doc, || {
+        let mut text: String = done_text.iter().map(|l| format!("{l}\n")).collect();
+        text.push_str(&format!(
+            "checked {} feeds, {} messages, {} index entries",
+            report.feeds, report.messages, report.index_entries
+        ));
+        for p in &report.problems {
+            text.push_str("\n  problem: ");
+            text.push_str(p);
+        }
+        for (feed, holds, held) in &report.refetching {
+            text.push_str(&format!(
+                "\n  fetching again: {feed} (holds #{holds} of the #{held} it held before a repair)"
+            ));
+        }
+        text.push_str(&forked_text(&forked));
+        text
+    });
     if !report.problems.is_empty() {
         bail!(
-            "{} problems found; `potluck reindex` rebuilds the indexes from the logs",
+            "{} problems found; `potluck fsck --repair` repairs them (damaged messages are cut and fetched again from peers, indexes rebuilt)",
             report.problems.len()
         );
     }
     Ok(())
+}
+
+/// Forked feeds (feed, sequence of the first proof) as JSON.
+pub(crate) fn forked_json(forked: &[(FeedId, u64)]) -> Value {
+    forked
+        .iter()
+        .map(|(feed, sequence)| json!({ "feed": feed, "sequence": sequence }))
+        .collect()
+}
+
+/// Forked feeds as lines for people (empty when there are none).
+pub(crate) fn forked_text(forked: &[(FeedId, u64)]) -> String {
+    forked
+        .iter()
+        .map(|(feed, sequence)| {
+            format!(
+                "\n  forked: {feed} has two histories from #{sequence}; the one seen first is kept, and peers holding the other do not exchange it"
+            )
+        })
+        .collect()
 }
 
 /// Messages per `Store::ingest` call of `potluck fixtures`.

@@ -65,7 +65,9 @@ pub fn serve(
     let std_listener = bind_listener(&listen)?;
     let page = bind_page(home, &config, &web)?;
     let (identity, created) = cli::identity_or_create(home)?;
-    let store = Arc::new(Store::open(&home.store_path())?);
+    // A new identity has published nothing; an old one's store is checked
+    // for having been lost.
+    let store = Arc::new(cli::open_identity_store(home, created)?);
     if created {
         cli::welcome(home, &store, &identity, false, true)?;
     }
@@ -796,12 +798,89 @@ pub fn join(ctx: &Ctx, out: &mut Output, code: &str) -> Result<()> {
     Ok(())
 }
 
+/// `potluck recover`: fetches our own feed back from peers until the store
+/// holds everything this home published, so that publishing can go on
+/// without forking the feed; or, with `start_over`, accepts the loss.
+pub fn recover(ctx: &Ctx, out: &mut Output, addrs: &[String], start_over: bool) -> Result<()> {
+    let me = own_feed(ctx)?;
+    let behind = || -> Result<Option<(u64, u64)>> {
+        let opened = ctx.open_store()?;
+        Ok(opened.store().own_feed_behind(&me)?)
+    };
+    if start_over {
+        let holds = ctx.open_store()?.store().accept_published_loss(&me)?;
+        out.print(json!({ "feed": me, "holds": holds, "started_over": true }), || {
+            format!(
+                "publishing {me} on from #{holds}; peers that hold later messages of it will see a fork and keep theirs"
+            )
+        });
+        return Ok(());
+    }
+    let Some((_, published)) = behind()? else {
+        let holds = ctx
+            .open_store()?
+            .store()
+            .head(&me)?
+            .map_or(0, |h| h.sequence);
+        out.print(
+            json!({ "feed": me, "holds": holds, "recovered": true }),
+            || format!("nothing to recover: the store holds {me} up to #{holds}"),
+        );
+        return Ok(());
+    };
+    let mut peers = Vec::new();
+    if addrs.is_empty() {
+        peers.extend(ConfigFile::load(&ctx.home)?.peer_addrs()?);
+        for record in ctx.open_store()?.store().peer_records()? {
+            if !peers.iter().any(|p: &PeerAddr| p.addr == record.addr) {
+                peers.push(PeerAddr {
+                    feed: record.feed,
+                    addr: record.addr,
+                });
+            }
+        }
+    } else {
+        for addr in addrs {
+            peers.push(PeerAddr::parse(addr)?);
+        }
+    }
+    if peers.is_empty() {
+        bail!(
+            "no peer to recover {me} from: name one (`potluck recover HOST:PORT`), or `potluck import` a bundle of your feed"
+        );
+    }
+    let mut failures = Vec::new();
+    for peer in &peers {
+        if let Err(e) = sync_once(ctx, out, peer) {
+            failures.push(format!("{peer}: {}", cli::one_line(&e)));
+        }
+        if behind()?.is_none() {
+            out.print(
+                json!({ "feed": me, "holds": published, "recovered": true, "from": peer.to_string() }),
+                || format!("recovered {me} up to #{published} from {peer}; publishing is allowed again"),
+            );
+            return Ok(());
+        }
+    }
+    let holds = behind()?.map_or(published, |(holds, _)| holds);
+    bail!(
+        "{me} is still behind after {} peers: the store holds #{holds} of the #{published} this home published{}; try another peer, `potluck import` a bundle of your feed, or `potluck recover --start-over`",
+        peers.len(),
+        if failures.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", failures.join("; "))
+        }
+    )
+}
+
 /// `potluck peers`: connected peers (from a running node) and the peer
 /// book: every known address with when it was last seen and synced.
 pub fn peers(ctx: &Ctx, out: &mut Output) -> Result<()> {
     let connected = ctx.node.as_ref().map(|n| n.peers()).unwrap_or_default();
     let opened = ctx.open_store()?;
     let book = opened.store().peer_records()?;
+    let forked = opened.store().forked_feeds()?;
     let running = ctx.node.is_some();
     // Names instead of feed ids, for people.
     let mut names = std::collections::HashMap::new();
@@ -823,7 +902,12 @@ pub fn peers(ctx: &Ctx, out: &mut Output) -> Result<()> {
             )
     };
     out.print(
-        json!({ "node_running": running, "connected": connected, "book": book }),
+        json!({
+            "node_running": running,
+            "connected": connected,
+            "book": book,
+            "forked": cli::forked_json(&forked),
+        }),
         || {
             let mut text = String::new();
             if !running {
@@ -866,6 +950,11 @@ pub fn peers(ctx: &Ctx, out: &mut Output) -> Result<()> {
                     when(r.last_success_ms),
                     r.failures
                 ));
+            }
+            if !forked.is_empty() {
+                text.push_str("forked feeds:");
+                text.push_str(&cli::forked_text(&forked));
+                text.push('\n');
             }
             if text.is_empty() {
                 text.push_str("no peers yet");

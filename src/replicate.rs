@@ -206,6 +206,8 @@ pub struct Session {
     /// Clock entries of the peer that are ahead of us: (feed, its sequence,
     /// ours), for [`Session::take_ahead`].
     ahead: Vec<(FeedId, u64, u64)>,
+    /// Feeds we stopped sending in this session (see [`Session::withhold`]).
+    withheld: HashSet<FeedId>,
 }
 
 impl Session {
@@ -247,6 +249,7 @@ impl Session {
             our_modes: Modes::all_pushed(),
             notes: BTreeSet::new(),
             ahead: Vec::new(),
+            withheld: HashSet::new(),
         };
         session.send_clock(false);
         if let Some((default_push, entries)) = modes {
@@ -573,6 +576,7 @@ impl Session {
     /// latest sequence (if the peer does not know it yet).
     fn consider(&mut self, feed: FeedId) {
         if self.phase != Phase::Live
+            || self.withheld.contains(&feed)
             || !self.peer_wants(&feed)
             || self.peer_holds(&feed) >= self.my_head(&feed)
         {
@@ -615,6 +619,23 @@ impl Session {
             return Some((feed, first, last));
         }
         None
+    }
+
+    /// We cannot send `feed` beyond `sent_until` (our copy of the next
+    /// message is damaged on disk): the peer holds only that much from us,
+    /// and the session sends nothing more of the feed, neither messages nor
+    /// notes. The other feeds go on. A clock entry tells the peer we offer
+    /// the feed only up to `sent_until`, so that it does not wait for the
+    /// rest (a one-off sync would wait for ever).
+    pub fn withhold(&mut self, feed: FeedId, sent_until: u64) {
+        self.theirs.insert(feed, sent_until);
+        self.mine_as_known.insert(feed, sent_until);
+        self.withheld.insert(feed);
+        self.notes.remove(&feed);
+        self.queued.remove(&feed);
+        self.pending.retain(|f| *f != feed);
+        self.outbox
+            .push_back(Packet::Clock(vec![(feed, sent_until)]));
     }
 
     /// Should a message of `feed` from this peer be stored?
@@ -702,7 +723,10 @@ impl Session {
         // A feed the peer takes as notes only is not sent: wait until it
         // asks for it pushed (or gets it elsewhere).
         let given = self.mine.iter().all(|(feed, &v)| {
-            v > MAX_CLOCK_SEQUENCE || !self.peer_wants(feed) || self.peer_holds(feed) >= v
+            v > MAX_CLOCK_SEQUENCE
+                || !self.peer_wants(feed)
+                || self.peer_holds(feed) >= v
+                || self.withheld.contains(feed)
         });
         given
             && self.theirs.iter().all(|(feed, &v)| {

@@ -78,3 +78,33 @@ pub(crate) async fn events(
     );
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::{FeedId, MessageId};
+
+    #[test]
+    fn each_change_has_its_word_and_many_events_are_missed() {
+        let one = MessageId([1; 32]);
+        let data = change_data(&Change::Events(vec![one].into()));
+        assert_eq!(data, format!("events {}", event_key(&one)));
+        let many: Vec<MessageId> = (0..=MAX_KEYS as u8).map(|i| MessageId([i; 32])).collect();
+        assert_eq!(change_data(&Change::Events(many.into())), "missed");
+        assert_eq!(change_data(&Change::Missed), "missed");
+        let peer = FeedId([2; 32]);
+        assert_eq!(change_data(&Change::PeerConnected(peer)), "peers");
+        assert_eq!(change_data(&Change::PeerLeft(peer)), "peers");
+        let progress = Change::Progress {
+            peer,
+            received: 3,
+            caught_up: false,
+        };
+        assert_eq!(change_data(&progress), "progress");
+        let appended = Change::Appended {
+            feed: peer,
+            sequence: 1,
+        };
+        assert_eq!(change_data(&appended), "appended");
+    }
+}
