@@ -171,20 +171,32 @@ pub fn serve(
     })
 }
 
-/// Logs each peer's catch-up: how many messages came so far (the node
-/// reports every few seconds while they arrive), and "caught up with
-/// NAME" once both sides hold what the other has. Ends with the node.
+/// Least time between two "catching up" lines about one peer.
+const CATCH_UP_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Logs each peer's catch-up: how many messages came so far, at most
+/// every [`CATCH_UP_LOG_EVERY`] (the node reports every second while they
+/// arrive), and "caught up with NAME" once both sides hold what the other
+/// has. Ends with the node.
 async fn log_catch_up(app: App) {
     let (Some(mut changes), Some(node)) = (app.subscribe(), app.node().cloned()) else {
         return;
     };
     let mut stop = node.subscribe_shutdown();
+    // When each connected peer's progress was last logged (an entry goes
+    // when its peer is caught up or leaves).
+    let mut logged: std::collections::HashMap<FeedId, std::time::Instant> =
+        std::collections::HashMap::new();
     loop {
         let change = tokio::select! {
             _ = stop.changed() => return,
             change = changes.next() => change,
         };
         let Some(change) = change else { return };
+        if let Change::PeerLeft(peer) = change {
+            logged.remove(&peer);
+            continue;
+        }
         let Change::Progress {
             peer,
             received,
@@ -194,12 +206,21 @@ async fn log_catch_up(app: App) {
         else {
             continue;
         };
+        if !caught_up
+            && logged
+                .get(&peer)
+                .is_some_and(|at| at.elapsed() < CATCH_UP_LOG_EVERY)
+        {
+            continue;
+        }
         // One small read of the name; the store is local.
         let name = app.name_of(&peer).ok().flatten();
         let who = cli::person(name.as_deref(), &peer);
         if caught_up {
+            logged.remove(&peer);
             tracing::info!(peer = %peer, received, "caught up with {who}");
         } else {
+            logged.insert(peer, std::time::Instant::now());
             tracing::info!(
                 peer = %peer,
                 received,

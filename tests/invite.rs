@@ -365,6 +365,20 @@ fn invite_during_serve_carries_the_port_the_node_listens_on() {
     );
     assert!(!text.stderr.contains("no node is running"), "{text:?}");
 
+    // A command line the node cannot read (a client of another version,
+    // say) gets clap's whole message too, and the JSON document.
+    let socket = server.control_socket();
+    let answer = potluck::control::forward(&socket, &["rsvp".to_owned(), "--json".to_owned()])
+        .expect("the node answers")
+        .expect("a node runs");
+    assert_eq!(answer.code, 2, "{answer:?}");
+    assert!(
+        answer.stderr.contains("<EVENT>") && answer.stderr.contains("Usage: potluck rsvp"),
+        "{answer:?}"
+    );
+    let doc: Value = serde_json::from_str(&answer.stdout).expect("a JSON document");
+    assert_eq!(doc["error"]["kind"], "usage", "{doc}");
+
     // Errors of commands the node carries out are documents too.
     let run = sandbox.run(&home, &["event", "%zzzzzzzz", "--json"]);
     assert_eq!(run.status.code(), Some(1), "{run:?}");
