@@ -787,14 +787,12 @@ pub(crate) struct NetworkView {
     contacts: Vec<ContactView>,
 }
 
-/// Forms of the network page, as submitted (on error) or empty, and a
-/// message to show.
+/// Forms of the network page, as submitted (on error) or empty.
 #[derive(Default)]
 pub(crate) struct NetworkForms {
     pub(crate) name: FormState,
     pub(crate) contact: FormState,
     pub(crate) join: FormState,
-    pub(crate) notice: Option<Markup>,
 }
 
 pub(crate) async fn load_network(web: &Web) -> Result<NetworkView, PageError> {
@@ -866,7 +864,6 @@ pub(crate) fn network_page(web: &Web, view: &NetworkView, mut forms: NetworkForm
         None,
         html! {
             h1 { "People and network" }
-            @if let Some(n) = &forms.notice { div.notice role="status" { (n) } }
             section aria-labelledby="me-title" {
                 h2 #me-title { "You" }
                 p #me data-live {
@@ -934,7 +931,7 @@ pub(crate) fn network_page(web: &Web, view: &NetworkView, mut forms: NetworkForm
                 form.inline method="post" action="/network/join" {
                     (csrf(web))
                     (form_error(&forms.join))
-                    (Input::new("join-", "code", "Invite code").required().draw(&forms.join))
+                    (Input::new("join-", "code", "Invite code").required().hint("a code for this network: you follow the inviter and stay connected (a code for another network needs a new home: potluck join CODE --home DIR)").draw(&forms.join))
                     button type="submit" { "Join" }
                 }
             }
