@@ -208,6 +208,8 @@ pub enum Change {
         peer: FeedId,
         /// Messages received from it on this connection.
         received: u64,
+        /// Messages its clock promises that we want and lack yet.
+        remaining: u64,
         /// Both sides hold what each wants of the other.
         caught_up: bool,
     },
@@ -233,10 +235,12 @@ impl Changes {
                 Ok(NodeEvent::Progress {
                     peer,
                     received,
+                    remaining,
                     caught_up,
                 }) => Change::Progress {
                     peer,
                     received,
+                    remaining,
                     caught_up,
                 },
                 // Connections' business, not front ends'.
@@ -597,22 +601,16 @@ impl App {
             Some(text) => vec![self.event_state(text)?],
             None => self.store.upcoming_events(now_ms, None)?,
         };
-        let mut events = Vec::with_capacity(states.len());
-        for state in &states {
-            let mut attendees = Vec::new();
-            for (feed, rsvp) in self.store.rsvps(&state.id)? {
-                attendees.push(crate::ics::IcsAttendee {
-                    feed,
-                    name: self.name_of(&feed)?,
-                    status: rsvp.status,
-                });
-            }
-            events.push(crate::ics::IcsEvent {
-                state,
-                organizer_name: self.name_of(&state.author)?,
-                attendees,
-            });
-        }
+        // Each event with its organizer's name and every answer with its
+        // admission state (a waitlisted answer is not an accepted one).
+        let details = states
+            .into_iter()
+            .map(|state| self.detail(state))
+            .collect::<Result<Vec<_>, _>>()?;
+        let events: Vec<crate::ics::IcsEvent> = details
+            .iter()
+            .map(crate::ics::IcsEvent::from_detail)
+            .collect();
         let now = jiff::Timestamp::from_millisecond(now_ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
         Ok((crate::ics::calendar(&events, now), events.len()))
     }

@@ -40,6 +40,12 @@ use thiserror::Error;
 use crate::frame::MAX_FRAME;
 use crate::message::FeedId;
 
+/// What a responder with no room for another connection sends, as one
+/// frame, instead of handshake message 2, before it closes. Every message
+/// 2 is longer than these four bytes, so a dialer cannot mistake one for
+/// the other; it reports "busy" instead of guessing a wrong network key.
+pub const BUSY_MESSAGE: &[u8] = b"BUSY";
+
 /// The Noise protocol name, exactly as it is hashed into the handshake.
 pub const NOISE_PATTERN: &str = "Noise_XXpsk0_25519_ChaChaPoly_BLAKE2s";
 /// The Noise prologue: the protocol name and version. A peer speaking

@@ -27,6 +27,7 @@ pub mod home;
 pub mod ics;
 pub mod identity;
 pub mod index;
+pub mod limits;
 pub mod message;
 pub mod msglog;
 pub mod node;

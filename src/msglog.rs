@@ -87,6 +87,19 @@ pub enum LogError {
         /// The committed length recorded in the index.
         committed: u64,
     },
+    /// The index says less of the log is committed than it said before:
+    /// the index (sled) lost writes it had reported durable.
+    #[error(
+        "the store's index says {committed} bytes of message log {path} count, but it said {durable} before: the index lost data"
+    )]
+    RolledBack {
+        /// The log file.
+        path: PathBuf,
+        /// The committed length the index holds now.
+        committed: u64,
+        /// The committed length it had reported durable.
+        durable: u64,
+    },
     /// A location does not point at a whole record within the committed log.
     #[error("message log {path}: no record of {len} bytes at offset {offset}")]
     BadLocation {
@@ -103,6 +116,9 @@ pub enum LogError {
 pub struct MessageLog {
     file: File,
     path: PathBuf,
+    /// The committed length last known durable in the index, kept beside
+    /// the log (see [`MessageLog::note_durable`]).
+    durable_mark: File,
     /// Length of the committed part: every location handed out ends at or
     /// before it.
     committed: AtomicU64,
@@ -160,17 +176,41 @@ impl MessageLog {
                 committed,
             });
         }
+        let mark_path = durable_mark_path(path);
+        let durable_mark = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&mark_path)
+            .map_err(io_err)?;
+        let mut mark = [0u8; 8];
+        if durable_mark.read_exact_at(&mut mark, 0).is_ok() {
+            let durable = u64::from_be_bytes(mark);
+            if committed < durable && actual >= durable {
+                return Err(LogError::RolledBack {
+                    path: path.to_path_buf(),
+                    committed,
+                    durable,
+                });
+            }
+        }
         if actual > committed {
             tracing::info!(
                 path = %path.display(),
                 dropped = actual - committed,
                 "dropping the uncommitted tail of the message log (left by an interrupted write)"
             );
+            // Kept beside the log until the next cut: if sled rolled back
+            // further than one interrupted batch (damage), a rebuild from
+            // the log still finds these records.
+            save_tail(&file, committed, actual, &tail_path(path)).map_err(io_err)?;
             file.set_len(committed).map_err(io_err)?;
             file.sync_all().map_err(io_err)?;
         }
         Ok(MessageLog {
             file,
+            durable_mark,
             path: path.to_path_buf(),
             committed: AtomicU64::new(committed),
         })
@@ -208,6 +248,19 @@ impl MessageLog {
             .write_all_at(&pending.bytes, pending.start)
             .map_err(|e| self.io_err(e))?;
         self.file.sync_data().map_err(|e| self.io_err(e))
+    }
+
+    /// Notes that the index has durably recorded the committed length (its
+    /// flush returned), in a small file beside the log. Not synced: a lost
+    /// note only makes the check in [`MessageLog::open`] weaker, never
+    /// wrong, because the note is written after the index's flush. The
+    /// check catches an index that rolls back further than its last flush
+    /// (sled recovering from damage by dropping what followed it), which
+    /// would otherwise cut reported-durable messages off the log.
+    pub fn note_durable(&self) -> Result<(), LogError> {
+        self.durable_mark
+            .write_all_at(&self.committed().to_be_bytes(), 0)
+            .map_err(|e| self.io_err(e))
     }
 
     /// Records that the index now points into `pending`'s records.
@@ -251,6 +304,116 @@ impl MessageLog {
     pub fn size(&self) -> Result<u64, LogError> {
         Ok(self.file.metadata().map_err(|e| self.io_err(e))?.len())
     }
+}
+
+/// The file beside the log at `log` holding the committed length last
+/// known durable in the index.
+fn durable_mark_path(log: &Path) -> PathBuf {
+    let mut name = log.as_os_str().to_owned();
+    name.push(".committed");
+    PathBuf::from(name)
+}
+
+/// Where [`MessageLog::open`] keeps the last tail it cut off the log at
+/// `log`.
+pub fn tail_path(log: &Path) -> PathBuf {
+    let mut name = log.as_os_str().to_owned();
+    name.push(".tail");
+    PathBuf::from(name)
+}
+
+/// Copies bytes `from..to` of `file` to a new file at `dest`, synced.
+fn save_tail(file: &File, from: u64, to: u64, dest: &Path) -> io::Result<()> {
+    use io::{Read, Seek};
+    let mut source = file.try_clone()?;
+    source.seek(io::SeekFrom::Start(from))?;
+    let mut out = File::create(dest)?;
+    io::copy(&mut source.take(to - from), &mut out)?;
+    out.sync_all()
+}
+
+/// Reads the records of a log file from its start, one at a time, without
+/// an index (to rebuild a store whose index is lost). Stops at the end of
+/// the file, or with an error at the first record that cannot be one (a
+/// length of 0 or above the message limit, or a record cut short).
+pub struct LogRecords<R> {
+    input: R,
+    offset: u64,
+    done: bool,
+}
+
+impl<R: io::Read> LogRecords<R> {
+    /// Records of `input`, which starts at the start of a log.
+    pub fn new(input: R) -> LogRecords<R> {
+        LogRecords {
+            input,
+            offset: 0,
+            done: false,
+        }
+    }
+
+    /// The offset of the next record.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+}
+
+impl<R: io::Read> Iterator for LogRecords<R> {
+    type Item = Result<Vec<u8>, String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let mut fail = |reason: String| {
+            self.done = true;
+            Some(Err(reason))
+        };
+        let mut len = [0u8; LEN_PREFIX as usize];
+        match read_full(&mut self.input, &mut len) {
+            Ok(0) => {
+                self.done = true;
+                return None;
+            }
+            Ok(n) if n < len.len() => {
+                return fail(format!(
+                    "a record length cut short at offset {}",
+                    self.offset
+                ));
+            }
+            Ok(_) => {}
+            Err(e) => return fail(e.to_string()),
+        }
+        let n = u32::from_be_bytes(len) as usize;
+        if n == 0 || n > MAX_MESSAGE_LEN {
+            return fail(format!(
+                "an impossible record length {n} at offset {}",
+                self.offset
+            ));
+        }
+        let mut bytes = vec![0u8; n];
+        match read_full(&mut self.input, &mut bytes) {
+            Ok(got) if got == n => {}
+            Ok(_) => return fail(format!("a record cut short at offset {}", self.offset)),
+            Err(e) => return fail(e.to_string()),
+        }
+        self.offset += LEN_PREFIX + n as u64;
+        Some(Ok(bytes))
+    }
+}
+
+/// Reads until `buf` is full or the input ends; returns the bytes read.
+fn read_full(input: &mut impl io::Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match input.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 #[cfg(test)]

@@ -32,6 +32,7 @@ use crate::config::PeerAddr;
 use crate::discovery;
 use crate::frame::{FrameDecoder, FrameError, encode_frame};
 use crate::handshake::{Handshake, HandshakeError, NetworkKey, Transport};
+use crate::limits::{ConnectionId, Connections, Limits, RateLimitedLog, Refusal};
 use crate::message::{FeedId, Message, MessageId};
 use crate::peerbook::{PeerRecord, PeerSource};
 use crate::replicate::{
@@ -59,7 +60,9 @@ pub struct Timing {
 impl Default for Timing {
     fn default() -> Timing {
         Timing {
-            handshake: Duration::from_secs(10),
+            // Short: a stranger's silent socket holds a handshake slot
+            // this long at most.
+            handshake: Duration::from_secs(5),
             keepalive: Duration::from_secs(15),
             idle: Duration::from_secs(60),
             min_backoff: Duration::from_millis(500),
@@ -74,9 +77,14 @@ const MAX_DIAL_LOOPS: usize = 64;
 const INGEST_BATCH: usize = 2_000;
 /// Plaintext bytes gathered into one write batch (several frames).
 const WRITE_BATCH_BYTES: usize = 4 * MAX_PLAINTEXT;
-/// Most simultaneous inbound connections (including ones still in the
-/// handshake); more are refused.
-const MAX_CONNECTIONS: usize = 64;
+/// Most busy answers being given at once (each reads the dialer's first
+/// handshake message for at most [`BUSY_ANSWER`]); beyond that, refused
+/// connections are closed without a word.
+const MAX_BUSY_ANSWERS: usize = 64;
+/// How long a busy answer may take.
+const BUSY_ANSWER: Duration = Duration::from_secs(1);
+/// At most one log line per this long about refused connections.
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
 /// How long a peer's note may show it holds more of a feed than we do
 /// before we ask it to push that feed (the chosen source fell behind).
 /// Well above a hop's delay on a busy machine, so that sources do not
@@ -113,6 +121,9 @@ pub enum ConnectionError {
     /// The handshake took too long.
     #[error("handshake timed out")]
     HandshakeTimeout,
+    /// The peer answered that it has no room for another connection.
+    #[error("the node is busy (it has no free connection slot); try again later")]
+    Busy,
     /// A frame broke the framing rules.
     #[error("bad frame: {0}")]
     Frame(#[from] FrameError),
@@ -152,6 +163,7 @@ impl ConnectionError {
                 | ConnectionError::Handshake(_)
                 | ConnectionError::HandshakeTimeout
                 | ConnectionError::HandshakeRejected
+                | ConnectionError::Busy
         )
     }
 }
@@ -188,6 +200,9 @@ pub struct PeerInfo {
     pub sent: u64,
     /// Whether the two sides hold what each wants of the other.
     pub caught_up: bool,
+    /// Messages its clock promises that we want and lack yet (as of the
+    /// last progress check, every second or so).
+    pub remaining: u64,
 }
 
 struct PeerEntry {
@@ -201,6 +216,7 @@ struct PeerProgress {
     received: AtomicU64,
     sent: AtomicU64,
     caught_up: AtomicBool,
+    remaining: AtomicU64,
 }
 
 /// Where and how a node announces itself on the LAN.
@@ -249,6 +265,8 @@ pub enum NodeEvent {
         peer: FeedId,
         /// Messages received from it on this connection so far.
         received: u64,
+        /// Messages its clock promises that we want and lack yet.
+        remaining: u64,
         /// We hold everything it offered that we want, and it holds
         /// everything we can give it.
         caught_up: bool,
@@ -311,9 +329,17 @@ pub struct Node {
     /// One admission decision at a time: two connections deciding from
     /// the same snapshot would contradict each other.
     settling: Mutex<()>,
-    /// Inbound connections, handshaking or not: bounds what strangers can
-    /// make us hold open.
-    inbound: Arc<tokio::sync::Semaphore>,
+    /// Inbound connections, handshaking and established: bounds what
+    /// strangers can make us hold open.
+    connections: Mutex<Connections>,
+    /// How to close each established inbound connection to make room.
+    evictions: Mutex<HashMap<ConnectionId, Arc<tokio::sync::Notify>>>,
+    /// Busy answers being given.
+    busy_answers: Arc<tokio::sync::Semaphore>,
+    /// Refused connections, logged at most once per [`REFUSAL_LOG_EVERY`].
+    refusal_log: Mutex<RateLimitedLog>,
+    /// Failed inbound handshakes, likewise.
+    handshake_log: Mutex<RateLimitedLog>,
     shutdown: watch::Sender<bool>,
     counters: Arc<Counters>,
     /// Which connection each feed comes live from.
@@ -321,8 +347,14 @@ pub struct Node {
 }
 
 impl Node {
-    /// A node over an open store.
+    /// A node over an open store, with the default connection limits.
     pub fn new(store: Arc<Store>, config: NodeConfig) -> Arc<Node> {
+        Node::with_limits(store, config, Limits::default())
+    }
+
+    /// A node over an open store, with these limits on inbound
+    /// connections.
+    pub fn with_limits(store: Arc<Store>, config: NodeConfig, limits: Limits) -> Arc<Node> {
         let (events, _) = broadcast::channel(4096);
         let (shutdown, _) = watch::channel(false);
         Arc::new(Node {
@@ -330,7 +362,11 @@ impl Node {
             config,
             events,
             peers: Mutex::new(HashMap::new()),
-            inbound: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
+            connections: Mutex::new(Connections::new(limits)),
+            evictions: Mutex::new(HashMap::new()),
+            busy_answers: Arc::new(tokio::sync::Semaphore::new(MAX_BUSY_ANSWERS)),
+            refusal_log: Mutex::new(RateLimitedLog::new(REFUSAL_LOG_EVERY)),
+            handshake_log: Mutex::new(RateLimitedLog::new(REFUSAL_LOG_EVERY)),
             dialing: Mutex::new(std::collections::HashSet::new()),
             settling: Mutex::new(()),
             shutdown,
@@ -341,6 +377,18 @@ impl Node {
 
     fn sources(&self) -> std::sync::MutexGuard<'_, Sources> {
         self.sources.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn connections(&self) -> std::sync::MutexGuard<'_, Connections> {
+        self.connections.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Logs a refused connection, at most once per [`REFUSAL_LOG_EVERY`].
+    fn log_refusal(&self, addr: SocketAddr, refusal: Refusal) {
+        if let Some(earlier) = allow_line(&self.refusal_log) {
+            let (handshaking, established) = self.connections().counts();
+            tracing::warn!(%addr, reason = refusal.as_str(), refused_since_last_line = earlier, handshaking, established, "refusing a connection: the node is busy");
+        }
     }
 
     /// Hands push-mode changes to the connections they concern, one event
@@ -511,6 +559,7 @@ impl Node {
                 info.received = e.progress.received.load(Ordering::Relaxed);
                 info.sent = e.progress.sent.load(Ordering::Relaxed);
                 info.caught_up = e.progress.caught_up.load(Ordering::Relaxed);
+                info.remaining = e.progress.remaining.load(Ordering::Relaxed);
                 info
             })
             .collect();
@@ -544,13 +593,22 @@ impl Node {
                     continue;
                 }
             };
-            let Ok(permit) = self.inbound.clone().try_acquire_owned() else {
-                tracing::warn!(%addr, "too many inbound connections; refusing");
+            let admitted = self
+                .connections()
+                .begin_handshake(addr.ip(), Instant::now());
+            if let Err(refusal) = admitted {
+                self.log_refusal(addr, refusal);
+                // Say so, if not too many are being told already.
+                if let Ok(permit) = self.busy_answers.clone().try_acquire_owned() {
+                    tokio::spawn(async move {
+                        let _permit = permit;
+                        answer_busy(stream).await;
+                    });
+                }
                 continue;
-            };
+            }
             let node = self.clone();
             tokio::spawn(async move {
-                let _permit = permit;
                 // `connection` logs how it ended.
                 let _ = node.clone().connection(stream, addr, None, false).await;
             });
@@ -742,6 +800,13 @@ impl Node {
     ) -> Result<SessionReport, ConnectionError> {
         let book_addr = dial.map(|(_, a)| a.to_owned());
         let dial = dial.map(|(feed, _)| feed);
+        // An inbound connection holds a handshake slot until the handshake
+        // ends, however it ends.
+        let mut handshake_slot = dial.is_none().then(|| HandshakeSlot {
+            node: &self,
+            address: addr.ip(),
+            established: false,
+        });
         stream.set_nodelay(true)?;
         let mut report = SessionReport::default();
         let shaken = tokio::time::timeout(
@@ -759,10 +824,49 @@ impl Node {
             .fetch_add(report.bytes_out, Ordering::Relaxed);
         let (transport, remote, decoder) = match shaken {
             Ok(x) => x,
+            Err(e) if dial.is_none() => {
+                // Strangers' failed handshakes can come by the thousand.
+                tracing::debug!(%addr, error = %e, "handshake failed");
+                if let Some(earlier) = allow_line(&self.handshake_log) {
+                    tracing::warn!(%addr, error = %e, failed_since_last_line = earlier, "an inbound handshake failed");
+                }
+                return Err(e);
+            }
             Err(e) => {
                 tracing::warn!(%addr, error = %e, "handshake failed");
                 return Err(e);
             }
+        };
+        // Past the handshake, an inbound connection needs an established
+        // slot (perhaps the idlest peer's).
+        let inbound_slot = match handshake_slot.take() {
+            Some(mut slot) => {
+                slot.established = true;
+                drop(slot);
+                let established = self.connections().establish(addr.ip(), Instant::now());
+                match established {
+                    Ok((id, evict)) => {
+                        let evicted = Arc::new(tokio::sync::Notify::new());
+                        let mut evictions =
+                            self.evictions.lock().unwrap_or_else(|p| p.into_inner());
+                        if let Some(idlest) = evict.and_then(|old| evictions.remove(&old)) {
+                            tracing::info!(%addr, "making room for a new peer: closing the connection idle longest");
+                            idlest.notify_one();
+                        }
+                        evictions.insert(id, evicted.clone());
+                        Some(InboundSlot {
+                            node: &self,
+                            id,
+                            evicted,
+                        })
+                    }
+                    Err(refusal) => {
+                        self.log_refusal(addr, refusal);
+                        return Err(ConnectionError::Busy);
+                    }
+                }
+            }
+            None => None,
         };
         report.peer = Some(remote);
         if remote == self.feed_id() {
@@ -822,6 +926,7 @@ impl Node {
                         received: 0,
                         sent: 0,
                         caught_up: false,
+                        remaining: 0,
                     },
                     progress: progress.clone(),
                 },
@@ -839,6 +944,7 @@ impl Node {
                 once,
                 &progress,
                 &mut report,
+                inbound_slot.as_ref(),
             )
             .await;
         self.peers
@@ -906,8 +1012,10 @@ impl Node {
         once: bool,
         progress: &PeerProgress,
         report: &mut SessionReport,
+        slot: Option<&InboundSlot<'_>>,
     ) -> Result<(), ConnectionError> {
         let transport = Arc::new(Mutex::new(transport));
+        let evicted = slot.map(|s| s.evicted.clone());
         let (read_half, write_half) = stream.into_split();
         let bytes_in = Arc::new(AtomicU64::new(0));
         let bytes_out = Arc::new(AtomicU64::new(0));
@@ -984,11 +1092,14 @@ impl Node {
                 let caught_up = session.is_caught_up();
                 let received = progress.received.load(Ordering::Relaxed);
                 let was = progress.caught_up.swap(caught_up, Ordering::Relaxed);
+                let remaining = session.wanted_from_peer();
+                progress.remaining.store(remaining, Ordering::Relaxed);
                 if was != caught_up || received != reported_received {
                     reported_received = received;
                     let _ = self.events.send(NodeEvent::Progress {
                         peer: remote,
                         received,
+                        remaining,
                         caught_up,
                     });
                 }
@@ -1005,9 +1116,21 @@ impl Node {
                     session.close();
                     closing = true;
                 }
+                () = async { evicted.as_ref().expect("guarded").notified().await }, if evicted.is_some() && !closing => {
+                    session.close();
+                    closing = true;
+                }
                 packets = in_rx.recv() => {
                     let Some(packets) = packets else { break Err(ConnectionError::Closed) };
                     last_received = Instant::now();
+                    // Anything but pings keeps the slot from being given
+                    // to a newcomer.
+                    let useful = packets.as_ref().map_or(true, |items| {
+                        items.iter().any(|i| !matches!(i, Inbound::Packet(Packet::Ping)))
+                    });
+                    if let Some(slot) = slot.filter(|_| useful) {
+                        self.connections().useful(slot.id, last_received);
+                    }
                     let mut batch = Checked::default();
                     let mut goodbye = false;
                     match self.absorb(&mut session, packets, &mut batch, &mut goodbye) {
@@ -1209,13 +1332,16 @@ impl Node {
             .rejected
             .as_ref()
             .map_or(positions.len(), |r| r.index);
-        let forked: BTreeSet<(FeedId, u64)> = report
-            .forks
-            .iter()
-            .map(|f| (f.author, f.sequence))
-            .collect();
+        // A fork is a fact about one feed: stop taking (and giving) that
+        // feed on this connection, and go on with every other one.
+        let forked: BTreeSet<FeedId> = report.forks.iter().map(|f| f.author).collect();
+        for &feed in &forked {
+            let head = self.store.head(&feed)?.map_or(0, |h| h.sequence);
+            tracing::warn!(%feed, peer = ?source, "this peer holds another history of a forked feed; not exchanging that feed with it (the proof is kept, see `potluck fsck`)");
+            session.set_blocked(feed, true, head);
+        }
         for &(feed, seq) in &positions[..held_until] {
-            if !forked.contains(&(feed, seq)) {
+            if !forked.contains(&feed) {
                 session.on_received(feed, seq);
             }
         }
@@ -1225,7 +1351,10 @@ impl Node {
             // the feed's source and should send notes instead.
             let new: BTreeSet<FeedId> = report.accepted.iter().map(Message::author).collect();
             let mut fed: BTreeMap<FeedId, u64> = BTreeMap::new();
-            for &(feed, seq) in &positions[..held_until] {
+            for &(feed, seq) in positions[..held_until]
+                .iter()
+                .filter(|(feed, _)| !forked.contains(feed))
+            {
                 let top = fed.entry(feed).or_insert(0);
                 *top = (*top).max(seq);
             }
@@ -1274,18 +1403,97 @@ impl Node {
             let Some((feed, first, last)) = session.next_range() else {
                 break;
             };
+            let mut sent_until = first - 1;
             for item in self
                 .store
                 .feed_messages(&feed, first)
                 .take((last - first + 1) as usize)
             {
-                let msg = item?;
-                packer.push(&Packet::Message(msg.into_bytes()))?;
-                count += 1;
+                match item {
+                    Ok(msg) => {
+                        sent_until = msg.sequence();
+                        packer.push(&Packet::Message(msg.into_bytes()))?;
+                        count += 1;
+                    }
+                    // Never send what does not verify: the peer would
+                    // refuse it and hang up, every time. The other feeds
+                    // go on.
+                    Err(StoreError::Damaged {
+                        sequence, reason, ..
+                    }) => {
+                        tracing::error!(%feed, sequence, %reason, "not sending a message that is damaged on disk, nor the rest of its feed; `potluck fsck --repair` cuts it so that peers send it again");
+                        session.withhold(feed, sent_until);
+                        break;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
         }
         Ok((packer.take(), count, goodbye))
     }
+}
+
+/// Whether a rate-limited log line may be written now (see
+/// [`RateLimitedLog::allow`]).
+fn allow_line(log: &Mutex<RateLimitedLog>) -> Option<u64> {
+    log.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .allow(Instant::now())
+}
+
+/// An inbound connection's handshake slot; given back when the handshake
+/// ends, however it ends.
+struct HandshakeSlot<'a> {
+    node: &'a Node,
+    address: std::net::IpAddr,
+    /// The handshake succeeded: the address slot goes on with the
+    /// established connection.
+    established: bool,
+}
+
+impl Drop for HandshakeSlot<'_> {
+    fn drop(&mut self) {
+        self.node
+            .connections()
+            .handshake_ended(self.address, self.established);
+    }
+}
+
+/// An established inbound connection's slot; given back when the
+/// connection ends, however it ends. `evicted` fires when the slot is
+/// given to a newcomer.
+struct InboundSlot<'a> {
+    node: &'a Node,
+    id: ConnectionId,
+    evicted: Arc<tokio::sync::Notify>,
+}
+
+impl Drop for InboundSlot<'_> {
+    fn drop(&mut self) {
+        self.node.connections().end(self.id);
+        self.node
+            .evictions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.id);
+    }
+}
+
+/// Tells a dialer this node has no room: reads its first handshake
+/// message (so that closing does not reset the connection, which could
+/// discard the answer), sends the busy frame and closes; all within
+/// [`BUSY_ANSWER`].
+async fn answer_busy(mut stream: TcpStream) {
+    let _ = tokio::time::timeout(BUSY_ANSWER, async {
+        let mut decoder = FrameDecoder::new();
+        let mut read = 0;
+        let _ = read_frame(&mut stream, &mut decoder, &mut read).await;
+        if let Ok(frame) = encode_frame(crate::handshake::BUSY_MESSAGE) {
+            let _ = stream.write_all(&frame).await;
+        }
+        let _ = stream.shutdown().await;
+    })
+    .await;
 }
 
 /// A connection's place in the node's choice of live sources; it is given
@@ -1383,6 +1591,9 @@ async fn handshake(
             }
             other => other?,
         };
+        if dial.is_some() && frame == crate::handshake::BUSY_MESSAGE {
+            return Err(ConnectionError::Busy);
+        }
         hs.read_incoming(&frame)?;
     }
     // The initiator still owes its last message after reading message 2.

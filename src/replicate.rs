@@ -206,6 +206,8 @@ pub struct Session {
     /// Clock entries of the peer that are ahead of us: (feed, its sequence,
     /// ours), for [`Session::take_ahead`].
     ahead: Vec<(FeedId, u64, u64)>,
+    /// Feeds we stopped sending in this session (see [`Session::withhold`]).
+    withheld: HashSet<FeedId>,
 }
 
 impl Session {
@@ -247,6 +249,7 @@ impl Session {
             our_modes: Modes::all_pushed(),
             notes: BTreeSet::new(),
             ahead: Vec::new(),
+            withheld: HashSet::new(),
         };
         session.send_clock(false);
         if let Some((default_push, entries)) = modes {
@@ -573,6 +576,7 @@ impl Session {
     /// latest sequence (if the peer does not know it yet).
     fn consider(&mut self, feed: FeedId) {
         if self.phase != Phase::Live
+            || self.withheld.contains(&feed)
             || !self.peer_wants(&feed)
             || self.peer_holds(&feed) >= self.my_head(&feed)
         {
@@ -615,6 +619,23 @@ impl Session {
             return Some((feed, first, last));
         }
         None
+    }
+
+    /// We cannot send `feed` beyond `sent_until` (our copy of the next
+    /// message is damaged on disk): the peer holds only that much from us,
+    /// and the session sends nothing more of the feed, neither messages nor
+    /// notes. The other feeds go on. A clock entry tells the peer we offer
+    /// the feed only up to `sent_until`, so that it does not wait for the
+    /// rest (a one-off sync would wait for ever).
+    pub fn withhold(&mut self, feed: FeedId, sent_until: u64) {
+        self.theirs.insert(feed, sent_until);
+        self.mine_as_known.insert(feed, sent_until);
+        self.withheld.insert(feed);
+        self.notes.remove(&feed);
+        self.queued.remove(&feed);
+        self.pending.retain(|f| *f != feed);
+        self.outbox
+            .push_back(Packet::Clock(vec![(feed, sent_until)]));
     }
 
     /// Should a message of `feed` from this peer be stored?
@@ -678,6 +699,17 @@ impl Session {
         self.outbox.push_back(Packet::Clock(vec![(feed, value)]));
     }
 
+    /// How many messages the peer's clock promises that we want and do not
+    /// hold yet: what a catch-up has left to receive. A walk over the
+    /// peer's clock, like [`Session::is_caught_up`].
+    pub fn wanted_from_peer(&self) -> u64 {
+        self.theirs
+            .iter()
+            .filter(|&(feed, &v)| v <= MAX_CLOCK_SEQUENCE && self.accepts(feed))
+            .map(|(feed, &v)| v.saturating_sub(self.my_head(feed)))
+            .fold(0u64, u64::saturating_add)
+    }
+
     /// True when the peer has everything we can give it and we have
     /// everything it advertised that we want.
     pub fn is_caught_up(&self) -> bool {
@@ -691,7 +723,10 @@ impl Session {
         // A feed the peer takes as notes only is not sent: wait until it
         // asks for it pushed (or gets it elsewhere).
         let given = self.mine.iter().all(|(feed, &v)| {
-            v > MAX_CLOCK_SEQUENCE || !self.peer_wants(feed) || self.peer_holds(feed) >= v
+            v > MAX_CLOCK_SEQUENCE
+                || !self.peer_wants(feed)
+                || self.peer_holds(feed) >= v
+                || self.withheld.contains(feed)
         });
         given
             && self.theirs.iter().all(|(feed, &v)| {
@@ -1144,6 +1179,22 @@ mod tests {
 
     fn clock(entries: &[(u8, u64)]) -> Clock {
         entries.iter().map(|(n, s)| (f(*n), *s)).collect()
+    }
+
+    #[test]
+    fn what_is_left_to_receive_counts_wanted_feeds_only() {
+        let mut a = Session::new(&Policy::Open, clock(&[(1, 5), (2, 3)]), None);
+        let mut b = Session::new(&Policy::Open, clock(&[(2, 1), (3, 4)]), None);
+        pump(&mut a, &mut b);
+        pump(&mut b, &mut a);
+        // a lacks feed 3 (4 messages); b lacks 5 of feed 1 and 2 of feed 2.
+        assert_eq!(a.wanted_from_peer(), 4);
+        assert_eq!(b.wanted_from_peer(), 7);
+        a.on_received(f(3), 3);
+        assert_eq!(a.wanted_from_peer(), 1);
+        // A blocked feed is not wanted.
+        a.set_blocked(f(3), true, 3);
+        assert_eq!(a.wanted_from_peer(), 0);
     }
 
     #[test]

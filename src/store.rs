@@ -10,6 +10,7 @@
 //! | `K`    | author ‖ sequence     | fork proof (two signed headers)    |
 //! | `P`    | peer feed             | replication memory of that peer    |
 //! | `B`    | peer address          | peer book record (JSON)            |
+//! | `R`    | author                | head before a repair cut the feed  |
 //! | `M`    | `format`, `log_end`   | store format, committed log length |
 //! | lower  | see [`crate::index`]  | index entries, rebuildable         |
 //!
@@ -54,6 +55,7 @@ const HEAD: u8 = b'H';
 const FORK: u8 = b'K';
 const PEER: u8 = b'P';
 const BOOK: u8 = b'B';
+const REFETCH: u8 = b'R';
 
 /// Meta key of the store format.
 const FORMAT_KEY: &[u8] = b"Mformat";
@@ -168,6 +170,49 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
+    /// A message in the log is not the one the index says is there: the
+    /// disk changed it.
+    #[error(
+        "message {author} #{sequence} is damaged in the message log ({reason}); `potluck fsck --repair` cuts the feed back before it, so that peers send it again"
+    )]
+    Damaged {
+        /// The feed.
+        author: FeedId,
+        /// The damaged message's sequence.
+        sequence: u64,
+        /// What does not match.
+        reason: String,
+    },
+    /// sled's own files are damaged.
+    #[error(
+        "the database in {path} is damaged ({reason}); `potluck fsck --repair` rebuilds it from the message log, moving the damaged files aside"
+    )]
+    DatabaseDamaged {
+        /// The store directory.
+        path: String,
+        /// sled's words.
+        reason: String,
+    },
+    /// The store holds less of our own feed than this home published.
+    #[error(
+        "this home published {feed} up to #{published}, but its store holds only #{holds}: publishing now would start a second history of your feed, which peers reject. Run `potluck recover` to fetch your feed back from a peer (or `potluck import` a bundle of it); `potluck recover --start-over` publishes on from #{holds} anyway"
+    )]
+    OwnFeedBehind {
+        /// Our feed.
+        feed: FeedId,
+        /// What the store holds of it.
+        holds: u64,
+        /// What this home published of it.
+        published: u64,
+    },
+    /// The file recording what this home published cannot be read.
+    #[error("cannot read {path}, which records how far this home published its feed: {reason}")]
+    PublishedMark {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A message that was to be published did not validate.
     #[error("message rejected: {0}")]
     Rejected(#[from] ValidationError),
@@ -189,14 +234,18 @@ pub enum StoreError {
     PrefixTooShort(String),
 }
 
-/// A proof that an author signed two different messages at one sequence.
+/// A proof that an author wrote two histories of one feed: two messages
+/// signed by the author, either at one sequence, or at consecutive
+/// sequences where the later one's `previous` is not the earlier one's id
+/// (where a peer's history meets ours). The headers say which.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ForkProof {
     /// The forked feed.
     pub author: FeedId,
-    /// The sequence with two messages.
+    /// The rival's sequence.
     pub sequence: u64,
-    /// Header and signature of the message kept (the first seen).
+    /// Header and signature of our message: at the same sequence (the
+    /// first seen), or at the sequence before (our head then).
     pub kept: Vec<u8>,
     /// Header and signature of the rejected rival.
     pub rival: Vec<u8>,
@@ -224,6 +273,9 @@ pub struct IngestReport {
     pub duplicates: usize,
     /// Forks detected (the rival was rejected, the proof recorded).
     pub forks: Vec<ForkProof>,
+    /// Messages after a fork in the same batch, of the other history:
+    /// dropped, not stored.
+    pub rivals: usize,
     /// The first invalid message; nothing after it was stored.
     pub rejected: Option<Rejection>,
     /// Events whose state, RSVPs or admissions changed, in first-touched order.
@@ -279,6 +331,120 @@ pub struct FsckReport {
     pub index_entries: u64,
     /// Everything found wrong; empty means healthy.
     pub problems: Vec<String>,
+    /// Per damaged feed, the first sequence that is damaged or does not
+    /// verify: [`Store::repair`] cuts the feed back before it.
+    pub damaged: BTreeMap<FeedId, u64>,
+    /// Feeds a repair cut back, still short of what they held before
+    /// (peers send the rest): feed, held now, held before.
+    pub refetching: Vec<(FeedId, u64, u64)>,
+}
+
+/// What [`Store::repair`] did.
+#[derive(Debug, Default)]
+pub struct RepairReport {
+    /// Feeds cut back: feed, first sequence removed, the head before.
+    pub cut: Vec<(FeedId, u64, u64)>,
+    /// Index entries written (every index is rebuilt).
+    pub index_entries: usize,
+}
+
+/// What [`Store::rebuild_from_log`] did.
+#[derive(Debug, Default)]
+pub struct RebuildReport {
+    /// Where the damaged store was moved.
+    pub moved_to: std::path::PathBuf,
+    /// Messages restored.
+    pub restored: u64,
+    /// Records not restored: damaged, or after damage in their feed.
+    pub skipped: u64,
+    /// Why reading the old log stopped early, if it did.
+    pub log_problem: Option<String>,
+}
+
+/// How far this home has published each of its own feeds, kept in a small
+/// JSON file beside the store directory (`NAME.published`, e.g.
+/// `HOME/store.published`: `{"@….ed25519": 12}`), so that it survives the
+/// store's loss. A store that holds less of a feed than was published
+/// from it refuses to publish more to it: the next message would start a
+/// second history that every peer holding the first rejects as a fork.
+struct PublishedMark {
+    path: std::path::PathBuf,
+    heads: Mutex<BTreeMap<FeedId, u64>>,
+}
+
+impl PublishedMark {
+    /// The mark of the store at `store_dir`.
+    fn path_for(store_dir: &Path) -> std::path::PathBuf {
+        let mut name = store_dir
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_else(|| "store".into());
+        name.push(".published");
+        store_dir.with_file_name(name)
+    }
+
+    fn load(store_dir: &Path) -> Result<PublishedMark, StoreError> {
+        let path = PublishedMark::path_for(store_dir);
+        let bad = |reason: String| StoreError::PublishedMark {
+            path: path.display().to_string(),
+            reason,
+        };
+        let heads = match std::fs::read(&path) {
+            Ok(bytes) if bytes.len() > 1024 * 1024 => return Err(bad("larger than 1 MiB".into())),
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // Every store has one from its first open: a key and a
+                // missing store without it is a home from before the mark.
+                let mark = PublishedMark {
+                    path: path.clone(),
+                    heads: Mutex::new(BTreeMap::new()),
+                };
+                mark.write(&BTreeMap::new())
+                    .map_err(|e| bad(e.to_string()))?;
+                return Ok(mark);
+            }
+            Err(e) => return Err(bad(e.to_string())),
+        };
+        Ok(PublishedMark {
+            path,
+            heads: Mutex::new(heads),
+        })
+    }
+
+    /// Whether the store at `store_dir` has a mark file.
+    fn exists_for(store_dir: &Path) -> bool {
+        PublishedMark::path_for(store_dir).exists()
+    }
+
+    fn get(&self, feed: &FeedId) -> Option<u64> {
+        self.heads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(feed)
+            .copied()
+    }
+
+    /// Sets `feed`'s mark and writes the file (whole, synced, renamed into
+    /// place, so it is never half written).
+    fn set(&self, feed: FeedId, sequence: u64) -> std::io::Result<()> {
+        let mut heads = self.heads.lock().unwrap_or_else(|p| p.into_inner());
+        heads.insert(feed, sequence);
+        self.write(&heads)
+    }
+
+    fn write(&self, heads: &BTreeMap<FeedId, u64>) -> std::io::Result<()> {
+        let text = serde_json::to_vec(heads).map_err(std::io::Error::other)?;
+        let mut tmp = self.path.clone().into_os_string();
+        tmp.push(".tmp");
+        let tmp = std::path::PathBuf::from(tmp);
+        {
+            use std::io::Write as _;
+            let mut file = std::fs::File::create(&tmp)?;
+            file.write_all(&text)?;
+            file.sync_all()?;
+        }
+        std::fs::rename(&tmp, &self.path)
+    }
 }
 
 /// The node's store.
@@ -287,6 +453,7 @@ pub struct Store {
     tree: sled::Tree,
     log: MessageLog,
     writer: Mutex<()>,
+    published: PublishedMark,
 }
 
 /// Writes staged for one atomic batch, readable before they are applied.
@@ -406,8 +573,13 @@ enum Position {
     Next,
     /// Already held.
     Duplicate,
-    /// A different message at a held sequence.
+    /// A different message at a held sequence, or the next sequence with
+    /// a `previous` that is not our head: another history of the feed.
+    /// `kept` is our message (at the same sequence, or our head).
     Fork { kept: Vec<u8> },
+    /// A later message of a history that forked from ours earlier in this
+    /// batch: not stored, not an error.
+    Rival,
 }
 
 impl Position {
@@ -425,8 +597,20 @@ impl Position {
 }
 
 impl Store {
-    /// Opens (or creates) the store in `path`.
+    /// Opens (or creates) the store in `path`. Damage sled detects in its
+    /// own files is [`StoreError::DatabaseDamaged`].
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Store::open_inner(path).map_err(|e| match e {
+            StoreError::Db(sled::Error::Corruption { .. })
+            | StoreError::Log(LogError::RolledBack { .. }) => StoreError::DatabaseDamaged {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            },
+            other => other,
+        })
+    }
+
+    fn open_inner(path: &Path) -> Result<Store, StoreError> {
         // sled cannot open files written with another segment size, and
         // says so in its own words; every format-2 store uses ours.
         if let Some(size) = persisted_segment_size(path)
@@ -453,6 +637,15 @@ impl Store {
                     found: 1,
                 });
             }
+            // sled holds nothing, but a message log is there: sled's files
+            // were lost, or sled recovered from damage by dropping what
+            // followed it. Opening would cut the log to nothing.
+            None if std::fs::metadata(path.join(LOG_FILE)).is_ok_and(|m| m.len() > 0) => {
+                return Err(StoreError::DatabaseDamaged {
+                    path: path.display().to_string(),
+                    reason: "it has lost its contents, but the message log is there".into(),
+                });
+            }
             None => {
                 tree.insert(FORMAT_KEY, &[STORE_FORMAT])?;
                 db.flush()?;
@@ -468,6 +661,7 @@ impl Store {
             tree,
             log,
             writer: Mutex::new(()),
+            published: PublishedMark::load(path)?,
         })
     }
 
@@ -478,6 +672,47 @@ impl Store {
             key: hex::encode(key),
             reason: e.to_string(),
         })
+    }
+
+    /// Reads message `sequence` of `author` from where its log entry
+    /// (`location`) points, and checks that it is the message that was
+    /// stored: a whole record that decodes, naming this feed and sequence,
+    /// with content (if present) matching the content hash, and whose id
+    /// entry points at the same record (so a changed header or signature
+    /// shows). Anything else is [`StoreError::Damaged`]: what is read for
+    /// sending or export is never something a peer would refuse.
+    fn feed_record(
+        &self,
+        author: &FeedId,
+        sequence: u64,
+        location: &[u8],
+    ) -> Result<Message, StoreError> {
+        let damaged = |reason: &str| StoreError::Damaged {
+            author: *author,
+            sequence,
+            reason: reason.to_owned(),
+        };
+        let key = log_key(author, sequence);
+        let bytes = match self.log.read(decode_location(&key, location)?) {
+            Ok(bytes) => bytes,
+            Err(LogError::BadLocation { .. }) => {
+                return Err(damaged("no whole record where the index points"));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let msg = Message::decode(bytes).map_err(|_| damaged("the record is not a message"))?;
+        if msg.author() != *author || msg.sequence() != sequence {
+            return Err(damaged("the record holds another message"));
+        }
+        if let Some(content) = msg.content()
+            && blake3::hash(content).as_bytes() != &msg.header().content_hash
+        {
+            return Err(damaged("its content does not match its hash"));
+        }
+        if self.tree.get(id_key(&msg.id()))?.as_deref() != Some(location) {
+            return Err(damaged("its header or signature changed"));
+        }
+        Ok(msg)
     }
 
     /// The head of a feed, if the store holds any of it.
@@ -515,6 +750,13 @@ impl Store {
         let _writer = self.lock();
         let author = FeedId(key.verifying_key().to_bytes());
         let head = self.head(&author)?;
+        if let Some((holds, published)) = self.behind_published(&author, head.as_ref()) {
+            return Err(StoreError::OwnFeedBehind {
+                feed: author,
+                holds,
+                published,
+            });
+        }
         let (sequence, previous) = match head {
             Some(h) => (h.sequence + 1, h.id),
             None => (1, MessageId::default()),
@@ -531,7 +773,61 @@ impl Store {
                 reason: "published message was not appended".into(),
             });
         }
+        // The message is durable whatever happens to the mark; a mark
+        // left behind only makes the check above weaker.
+        if let Err(e) = self.published.set(author, report.accepted[0].sequence()) {
+            tracing::warn!(path = %self.published.path.display(), error = %e, "cannot record how far this home published its feed");
+        }
         Ok(report)
+    }
+
+    /// `(held, published)` when the store holds less of `feed` than this
+    /// home published of it.
+    fn behind_published(&self, feed: &FeedId, head: Option<&FeedHead>) -> Option<(u64, u64)> {
+        let holds = head.map_or(0, |h| h.sequence);
+        let published = self.published.get(feed)?;
+        (holds < published).then_some((holds, published))
+    }
+
+    /// When the store holds less of our own `feed` than this home
+    /// published: `(held, published)`. Publishing is refused until then.
+    pub fn own_feed_behind(&self, feed: &FeedId) -> Result<Option<(u64, u64)>, StoreError> {
+        Ok(self.behind_published(feed, self.head(feed)?.as_ref()))
+    }
+
+    /// True when the store at `path` was opened before by a potluck that
+    /// records how far its home published (every store since this one).
+    pub fn has_published_mark(path: &Path) -> bool {
+        PublishedMark::exists_for(path)
+    }
+
+    /// Records that this home published `feed` at least up to `sequence`
+    /// (for a home whose store is gone and whose record of it predates
+    /// this file: at least one message).
+    pub fn mark_published_at_least(&self, feed: FeedId, sequence: u64) -> Result<(), StoreError> {
+        if self.published.get(&feed).unwrap_or(0) >= sequence {
+            return Ok(());
+        }
+        self.published
+            .set(feed, sequence)
+            .map_err(|e| StoreError::PublishedMark {
+                path: self.published.path.display().to_string(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// Accepts that `feed`'s messages after what the store holds are lost:
+    /// publishing goes on from the store's head (peers that hold the lost
+    /// messages will see a fork).
+    pub fn accept_published_loss(&self, feed: &FeedId) -> Result<u64, StoreError> {
+        let holds = self.head(feed)?.map_or(0, |h| h.sequence);
+        self.published
+            .set(*feed, holds)
+            .map_err(|e| StoreError::PublishedMark {
+                path: self.published.path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        Ok(holds)
     }
 
     /// The one ingest path: validates messages (signatures in batches),
@@ -569,8 +865,19 @@ impl Store {
         let mut appending: HashMap<(FeedId, u64), usize> = HashMap::new();
         let mut positions = Vec::with_capacity(msgs.len());
         let mut limit = msgs.len();
+        // Feeds that forked in this batch: the rest of the other history
+        // is dropped (it can never chain onto ours), not a reason to stop.
+        let mut forked: std::collections::HashSet<FeedId> = Default::default();
         for (i, msg) in msgs.iter().enumerate() {
             let author = msg.author();
+            let reject = |report: &mut IngestReport, error| {
+                report.rejected = Some(Rejection {
+                    index: i,
+                    author,
+                    sequence: msg.sequence(),
+                    error,
+                });
+            };
             let head = match heads.get(&author) {
                 Some(h) => *h,
                 None => {
@@ -584,16 +891,39 @@ impl Store {
                 .map(|&j| msgs[j].signed_bytes());
             let position = match self.position(head.as_ref(), earlier, msg)? {
                 Ok(p) => p,
+                // After a fork in this batch, a message that does not chain
+                // onto our history belongs to the other one.
+                Err(
+                    ValidationError::BadSequence { .. } | ValidationError::WrongPrevious { .. },
+                ) if forked.contains(&author) => Position::Rival,
                 Err(error) => {
-                    report.rejected = Some(Rejection {
-                        index: i,
-                        author,
-                        sequence: msg.sequence(),
-                        error,
-                    });
-                    limit = i;
-                    break;
+                    // The next sequence, chained to something other than
+                    // our head: the peer holds another history. Our head
+                    // message and this one prove it (once the signature
+                    // checks, in pass 2).
+                    let diverges = matches!(error, ValidationError::WrongPrevious { .. })
+                        && head.is_some_and(|h| h.sequence.checked_add(1) == Some(msg.sequence()));
+                    let kept = match head {
+                        Some(h) if diverges => match appending.get(&(author, h.sequence)) {
+                            Some(&j) => Some(msgs[j].signed_bytes().to_vec()),
+                            None => self.verified_signed(&author, h.sequence)?,
+                        },
+                        _ => None,
+                    };
+                    match kept {
+                        Some(kept) => Position::Fork { kept },
+                        None => {
+                            reject(&mut report, error);
+                            limit = i;
+                            break;
+                        }
+                    }
                 }
+            };
+            let position = match position {
+                // One proof per feed and batch is enough.
+                Position::Fork { .. } if !forked.insert(author) => Position::Rival,
+                other => other,
             };
             if let Position::Next = position {
                 appending.insert((author, msg.sequence()), i);
@@ -631,6 +961,7 @@ impl Store {
         for (msg, position) in msgs.into_iter().take(limit).zip(positions) {
             match position {
                 Position::Duplicate => report.duplicates += 1,
+                Position::Rival => report.rivals += 1,
                 Position::Fork { kept } => {
                     let proof = ForkProof {
                         author: msg.author(),
@@ -666,6 +997,7 @@ impl Store {
             // below succeeds, so they must never be overwritten.
             self.log.mark_committed(&pending);
             self.db.flush()?;
+            self.log.note_durable()?;
         }
         Ok(report)
     }
@@ -695,9 +1027,60 @@ impl Store {
             let held = self
                 .log
                 .read_prefix(decode_location(&key, &location)?, SIGNED_LEN)?;
-            return Ok(Ok(Position::against(&held, msg)));
+            let position = Position::against(&held, msg);
+            if let Position::Fork { .. } = position {
+                // Only a held message that verifies proves a fork: a copy
+                // the disk damaged differs from the genuine one too.
+                match self.feed_record(&msg.author(), msg.sequence(), &location) {
+                    Err(StoreError::Damaged { reason, .. }) => {
+                        tracing::warn!(feed = %msg.author(), sequence = msg.sequence(), %reason, "our copy of this message is damaged; `potluck fsck --repair` cuts it so that it is fetched again");
+                        return Ok(Ok(Position::Duplicate));
+                    }
+                    other => {
+                        other?;
+                    }
+                }
+            }
+            return Ok(Ok(position));
         }
         Ok(validate::check_chain(head, msg).map(|()| Position::Next))
+    }
+
+    /// Header and signature of message `sequence` of `author`, when it is
+    /// held and verifies against the index (a damaged copy proves nothing).
+    fn verified_signed(
+        &self,
+        author: &FeedId,
+        sequence: u64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(location) = self.tree.get(log_key(author, sequence))? else {
+            return Ok(None);
+        };
+        match self.feed_record(author, sequence, &location) {
+            Ok(msg) => Ok(Some(msg.signed_bytes().to_vec())),
+            Err(StoreError::Damaged { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Feeds with a recorded fork proof, with the sequence of the first.
+    pub fn forked_feeds(&self) -> Result<Vec<(FeedId, u64)>, StoreError> {
+        let mut out: Vec<(FeedId, u64)> = Vec::new();
+        for item in self.tree.scan_prefix([FORK]) {
+            let (k, _) = item?;
+            let (Some(feed), Some(sequence)) = (
+                feed_of_key(&k),
+                k.get(33..41)
+                    .and_then(|s| s.try_into().ok())
+                    .map(u64::from_be_bytes),
+            ) else {
+                continue;
+            };
+            if out.last().is_none_or(|(f, _)| *f != feed) {
+                out.push((feed, sequence));
+            }
+        }
+        Ok(out)
     }
 
     /// The message with this id.
@@ -716,7 +1099,8 @@ impl Store {
         Ok(Some(msg))
     }
 
-    /// The message at `sequence` of `author`'s feed.
+    /// The message at `sequence` of `author`'s feed, checked as
+    /// [`Store::feed_messages`] checks it.
     pub fn feed_message(
         &self,
         author: &FeedId,
@@ -724,12 +1108,14 @@ impl Store {
     ) -> Result<Option<Message>, StoreError> {
         let key = log_key(author, sequence);
         match self.tree.get(&key)? {
-            Some(v) => self.logged_message(&key, &v).map(Some),
+            Some(v) => self.feed_record(author, sequence, &v).map(Some),
             None => Ok(None),
         }
     }
 
-    /// The messages of a feed from `from_sequence` on, in order.
+    /// The messages of a feed from `from_sequence` on, in order. Each is
+    /// checked against the index as it is read: a message the disk damaged
+    /// is an [`StoreError::Damaged`] item, never returned as if whole.
     pub fn feed_messages(
         &self,
         author: &FeedId,
@@ -737,9 +1123,18 @@ impl Store {
     ) -> impl Iterator<Item = Result<Message, StoreError>> + '_ {
         let start = log_key(author, from_sequence);
         let end = log_key(author, u64::MAX);
-        self.tree.range(start..=end).map(|item| {
+        let author = *author;
+        self.tree.range(start..=end).map(move |item| {
             let (k, v) = item?;
-            self.logged_message(&k, &v)
+            let sequence = k
+                .get(33..41)
+                .and_then(|s| s.try_into().ok())
+                .map(u64::from_be_bytes)
+                .ok_or_else(|| StoreError::CorruptLog {
+                    key: hex::encode(&k),
+                    reason: "short log key".into(),
+                })?;
+            self.feed_record(&author, sequence, &v)
         })
     }
 
@@ -1000,7 +1395,7 @@ impl Store {
     /// checks the stored indexes against indexes rebuilt from the logs.
     pub fn fsck(&self) -> Result<FsckReport, StoreError> {
         let mut report = FsckReport::default();
-        let rebuilt = self.rebuild_index(Some(&mut report))?;
+        let rebuilt = self.rebuild_index(Some(&mut report), &BTreeMap::new())?;
         let stored = self.index_snapshot()?;
         report.index_entries = stored.len() as u64;
         for (k, v) in &rebuilt.0 {
@@ -1023,6 +1418,196 @@ impl Store {
                 ));
             }
         }
+        report.refetching = self
+            .refetch_markers()?
+            .into_iter()
+            .filter(|&(_, now, before)| now < before)
+            .collect();
+        Ok(report)
+    }
+
+    /// Repairs what [`Store::fsck`] finds, in one atomic batch: every feed
+    /// with a damaged or invalid message is cut back to the message before
+    /// it (its log and id entries from there on, and its head), the head it
+    /// had is remembered so that `fsck` shows the feed as being fetched
+    /// again, and every index is rebuilt. The damaged bytes stay in the log
+    /// file (it is append-only), but nothing points at them any more. Peers
+    /// send the cut messages again, as for any feed that is behind: our
+    /// clock now says less.
+    pub fn repair(&self) -> Result<RepairReport, StoreError> {
+        let _writer = self.lock();
+        let mut found = FsckReport::default();
+        self.rebuild_index(Some(&mut found), &BTreeMap::new())?;
+        let rebuilt = self.rebuild_index(None, &found.damaged)?;
+        let mut batch = sled::Batch::default();
+        for p in index::prefix::ALL {
+            for item in self.tree.scan_prefix([p]) {
+                let (k, _) = item?;
+                batch.remove(k);
+            }
+        }
+        let mut report = RepairReport {
+            index_entries: rebuilt.0.len(),
+            ..RepairReport::default()
+        };
+        for (k, v) in rebuilt.0 {
+            batch.insert(k, v);
+        }
+        let mut dropped = std::collections::HashSet::new();
+        for (&author, &from) in &found.damaged {
+            let old_head = self.head(&author)?.map_or(0, |h| h.sequence);
+            for item in self
+                .tree
+                .range(log_key(&author, from)..=log_key(&author, u64::MAX))
+            {
+                let (k, v) = item?;
+                dropped.insert(v.to_vec());
+                batch.remove(k);
+            }
+            match from.checked_sub(1).filter(|&s| s > 0) {
+                Some(kept) => {
+                    // Everything before the cut verified.
+                    let msg = self.feed_message(&author, kept)?.ok_or_else(|| {
+                        StoreError::CorruptLog {
+                            key: hex::encode(log_key(&author, kept)),
+                            reason: "the message before a damaged one is missing".into(),
+                        }
+                    })?;
+                    let head = FeedHead {
+                        sequence: kept,
+                        id: msg.id(),
+                    };
+                    batch.insert(feed_key(HEAD, &author), encode_head(&head));
+                }
+                None => batch.remove(feed_key(HEAD, &author)),
+            }
+            let before = self.refetch_marker(&author)?.unwrap_or(0).max(old_head);
+            batch.insert(feed_key(REFETCH, &author), before.to_be_bytes().to_vec());
+            report.cut.push((author, from, old_head));
+        }
+        if !dropped.is_empty() {
+            for item in self.tree.scan_prefix([ID]) {
+                let (k, v) = item?;
+                if dropped.contains(&v[..]) {
+                    batch.remove(k);
+                }
+            }
+        }
+        // Feeds that have caught up since an earlier repair are done.
+        for (feed, _, _) in self.refetch_markers()? {
+            if !found.damaged.contains_key(&feed) && self.refetching(&feed)?.is_none() {
+                batch.remove(feed_key(REFETCH, &feed));
+            }
+        }
+        self.tree.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(report)
+    }
+
+    /// The head a repair cut `feed` back from, if it was cut.
+    fn refetch_marker(&self, feed: &FeedId) -> Result<Option<u64>, StoreError> {
+        let key = feed_key(REFETCH, feed);
+        match self.tree.get(&key)? {
+            Some(v) => u64_value(&key, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// For a feed a repair cut back and that is still short of what it
+    /// held: `(held now, held before)`.
+    pub fn refetching(&self, feed: &FeedId) -> Result<Option<(u64, u64)>, StoreError> {
+        let Some(before) = self.refetch_marker(feed)? else {
+            return Ok(None);
+        };
+        let now = self.head(feed)?.map_or(0, |h| h.sequence);
+        Ok((now < before).then_some((now, before)))
+    }
+
+    /// Every feed a repair cut back: feed, held now, held before (caught up
+    /// when now ≥ before).
+    fn refetch_markers(&self) -> Result<Vec<(FeedId, u64, u64)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.tree.scan_prefix([REFETCH]) {
+            let (k, v) = item?;
+            let Some(feed) = feed_of_key(&k) else {
+                continue;
+            };
+            let before = u64_value(&k, &v)?;
+            let now = self.head(&feed)?.map_or(0, |h| h.sequence);
+            out.push((feed, now, before));
+        }
+        Ok(out)
+    }
+
+    /// Rebuilds a store whose sled files are damaged, from its message log:
+    /// moves the store directory aside (to `NAME.damaged-MS` beside it),
+    /// creates a new store in its place, and ingests every record of the
+    /// old log, in log order, through the one ingest path, so every
+    /// message is validated again. A record that does not validate is
+    /// skipped with the rest of its feed (they could not chain on it), and
+    /// reading stops at a record that cannot be one. Fork proofs, peer
+    /// memory and the peer book lived only in sled and are lost: they are
+    /// advice, found again by running.
+    pub fn rebuild_from_log(path: &Path, now_ms: i64) -> Result<RebuildReport, StoreError> {
+        const BATCH: usize = 1_000;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "store".into());
+        let aside = path.with_file_name(format!("{name}.damaged-{now_ms}"));
+        let io = |source| {
+            StoreError::Log(LogError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+        };
+        std::fs::rename(path, &aside).map_err(io)?;
+        let store = Store::open(path)?;
+        let old_log = std::fs::File::open(aside.join(LOG_FILE)).map_err(io)?;
+        // A tail an earlier open cut off (see `MessageLog::open`) follows
+        // the log: it may hold messages sled forgot when it rolled back.
+        let tail: Box<dyn std::io::Read> =
+            match std::fs::File::open(crate::msglog::tail_path(&aside.join(LOG_FILE))) {
+                Ok(file) => Box::new(file),
+                Err(_) => Box::new(std::io::empty()),
+            };
+        let mut records = crate::msglog::LogRecords::new(std::io::BufReader::new(
+            std::io::Read::chain(old_log, tail),
+        ));
+        let mut report = RebuildReport {
+            moved_to: aside,
+            ..RebuildReport::default()
+        };
+        let mut broken: std::collections::HashSet<FeedId> = Default::default();
+        loop {
+            let mut batch = Vec::with_capacity(BATCH);
+            for record in records.by_ref().take(BATCH) {
+                match record.map(Message::decode) {
+                    Ok(Ok(msg)) => batch.push(msg),
+                    Ok(Err(_)) => report.skipped += 1,
+                    Err(reason) => report.log_problem = Some(reason),
+                }
+            }
+            if batch.is_empty() {
+                break;
+            }
+            let mut rest: Vec<Message> = batch;
+            while !rest.is_empty() {
+                let before = rest.len();
+                rest.retain(|m| !broken.contains(&m.author()));
+                report.skipped += (before - rest.len()) as u64;
+                let ingested = store.ingest(rest.clone())?;
+                report.restored += ingested.accepted.len() as u64;
+                let Some(rejected) = ingested.rejected else {
+                    break;
+                };
+                tracing::warn!(feed = %rejected.author, sequence = rejected.sequence, error = %rejected.error, "not restoring a damaged message and the rest of its feed");
+                broken.insert(rejected.author);
+                report.skipped += 1;
+                rest.drain(..=rejected.index);
+            }
+        }
+        store.flush()?;
         Ok(report)
     }
 
@@ -1121,7 +1706,7 @@ impl Store {
     /// in one atomic batch. Returns the number of index entries written.
     pub fn reindex(&self) -> Result<usize, StoreError> {
         let _writer = self.lock();
-        let rebuilt = self.rebuild_index(None)?;
+        let rebuilt = self.rebuild_index(None, &BTreeMap::new())?;
         let mut batch = sled::Batch::default();
         for p in index::prefix::ALL {
             for item in self.tree.scan_prefix([p]) {
@@ -1138,15 +1723,40 @@ impl Store {
         Ok(count)
     }
 
-    /// Replays every feed into an in-memory index. With a report, also
-    /// re-verifies chains, signatures and the id and head entries.
-    fn rebuild_index(&self, mut report: Option<&mut FsckReport>) -> Result<MemKv, StoreError> {
+    /// Replays every feed into an in-memory index, each feed up to (not
+    /// including) its sequence in `cuts`, if any. With a report, also
+    /// re-verifies chains, signatures and the id and head entries, and
+    /// notes in `report.damaged` where each damaged feed must be cut.
+    fn rebuild_index(
+        &self,
+        mut report: Option<&mut FsckReport>,
+        cuts: &BTreeMap<FeedId, u64>,
+    ) -> Result<MemKv, StoreError> {
         let mut kv = MemKv::default();
         for (author, head) in self.feeds()? {
+            let cut = cuts.get(&author).copied().unwrap_or(u64::MAX);
             let mut prev: Option<FeedHead> = None;
             let mut batch = Vec::new();
+            // The first sequence found damaged or invalid in this feed.
+            let mut first_bad: Option<u64> = None;
             for item in self.feed_messages(&author, 1) {
-                let msg = item?;
+                let msg = match item {
+                    Err(StoreError::Damaged { sequence, .. }) if sequence >= cut => break,
+                    Err(StoreError::Damaged {
+                        sequence, reason, ..
+                    }) if report.is_some() => {
+                        if let Some(r) = report.as_deref_mut() {
+                            r.problems
+                                .push(format!("{author} #{sequence}: damaged: {reason}"));
+                        }
+                        first_bad = Some(sequence);
+                        break;
+                    }
+                    other => other?,
+                };
+                if msg.sequence() >= cut {
+                    break;
+                }
                 if let Some(r) = report.as_deref_mut() {
                     r.messages += 1;
                     if let Err(e) = validate::check_standalone(&msg)
@@ -1154,6 +1764,8 @@ impl Store {
                     {
                         r.problems
                             .push(format!("{author} #{}: {e}", msg.sequence()));
+                        first_bad = Some(msg.sequence());
+                        break;
                     }
                     let logged = self.tree.get(log_key(&author, msg.sequence()))?;
                     match self.tree.get(id_key(&msg.id()))? {
@@ -1176,15 +1788,20 @@ impl Store {
             if let Some(r) = report.as_deref_mut() {
                 r.feeds += 1;
                 if let Err((i, e)) = validate::verify_signatures_parallel(&batch) {
-                    r.problems
-                        .push(format!("{author} #{}: {e}", batch[i].sequence()));
+                    let sequence = batch[i].sequence();
+                    r.problems.push(format!("{author} #{sequence}: {e}"));
+                    first_bad = Some(first_bad.map_or(sequence, |b| b.min(sequence)));
                 }
-                if prev != Some(head) {
+                let held = prev.map_or(0, |p| p.sequence);
+                if first_bad.is_none() && prev != Some(head) {
                     r.problems.push(format!(
-                        "{author}: head entry says #{} but the log ends at #{}",
+                        "{author}: head entry says #{} but the log ends at #{held}",
                         head.sequence,
-                        prev.map_or(0, |p| p.sequence)
                     ));
+                    first_bad = Some(held.min(head.sequence) + 1);
+                }
+                if let Some(sequence) = first_bad {
+                    r.damaged.insert(author, sequence);
                 }
             }
         }

@@ -612,6 +612,164 @@ async fn content_at_the_edges_of_the_json_rule_replicates() {
     assert_eq!(b.head(&a.feed()), contents.len() as u64);
 }
 
+/// Issue 14, defect 2: X holds one history of an author's feed, Y another
+/// (they share the first five messages). A sync between them records the
+/// fork, keeps X's history, and still brings every other feed Y holds; a
+/// second sync does the same without failing either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forked_feed_does_not_stop_the_other_feeds() {
+    let x = TestNode::start().await;
+    let y = TestNode::start().await;
+    let author = new_key();
+    let forked = feed_of(&author);
+    let a = chain(&author, 10, "a");
+    let mut b: Vec<Message> = a[..5].to_vec();
+    for seq in 6..=12u64 {
+        let previous = b.last().unwrap().id();
+        let content = about_content(&format!("b{seq}"));
+        b.push(Message::sign(&author, seq, previous, seq as i64, &content).unwrap());
+    }
+    x.store().ingest(a.clone()).unwrap();
+    y.store().ingest(b.clone()).unwrap();
+    let others: Vec<SigningKey> = (0..3).map(|_| new_key()).collect();
+    for (i, key) in others.iter().enumerate() {
+        y.store().ingest(chain(key, 300, &format!("o{i}"))).unwrap();
+    }
+
+    for round in 0..2 {
+        let report = x.sync_with(&y).await;
+        wait_disconnected(&x, &y.feed()).await;
+        for key in &others {
+            assert_eq!(
+                x.head(&feed_of(key)),
+                300,
+                "round {round}: every other feed"
+            );
+        }
+        assert_eq!(x.head(&forked), 10, "round {round}: X keeps its history");
+        assert_eq!(
+            x.store().message(&a[9].id()).unwrap().map(|m| m.id()),
+            Some(a[9].id())
+        );
+        if round == 0 {
+            assert_eq!(report.received, 900);
+        }
+    }
+    let proofs = x.store().forks(&forked).unwrap();
+    assert_eq!(proofs.len(), 1, "{proofs:?}");
+    // Where the histories meet: X's #10 and Y's #11, whose previous is
+    // not X's #10.
+    assert_eq!(proofs[0].sequence, 11);
+    assert_eq!(proofs[0].kept, a[9].signed_bytes());
+    assert_eq!(proofs[0].rival, b[10].signed_bytes());
+    assert_eq!(x.store().forked_feeds().unwrap(), vec![(forked, 11)]);
+    assert_eq!(x.store().fsck().unwrap().problems, Vec::<String>::new());
+}
+
+// ---------------------------------------------------------------------------
+// Issue 14, defect 4: connection starvation.
+
+/// Many silent sockets from one address (127.0.0.2) take only that
+/// address's few slots: a real peer from another address still syncs at
+/// its first try, and is not told it is "on another network".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sockets_from_one_address_do_not_lock_out_a_peer() {
+    let a = TestNode::start().await;
+    a.publish(&about_content("Ana"));
+    let mut idle = Vec::new();
+    for _ in 0..80 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        idle.push(socket.connect(a.addr).await.unwrap());
+    }
+    let b = TestNode::start().await;
+    let report = b.sync_with(&a).await;
+    assert_eq!(report.received, 1);
+    drop(idle);
+}
+
+/// Raw peers that authenticate and then only ping hold every established
+/// slot; once they have been idle for the limit, a real peer takes the
+/// slot of the idlest one, which is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ping_only_peers_make_room_for_a_real_one() {
+    let limits = potluck::limits::Limits {
+        handshaking: 8,
+        established: 3,
+        per_address: 8,
+        evict_idle: std::time::Duration::from_millis(300),
+    };
+    let a = TestNode::start_limited(limits).await;
+    a.publish(&about_content("Ana"));
+    let mut squatters = Vec::new();
+    for _ in 0..3 {
+        let key = new_key();
+        let mut peer = RawPeer::connect(a.addr, &key).await;
+        let opening = RawPeer::opening(Clock::new());
+        peer.send(&opening).await.unwrap();
+        squatters.push((feed_of(&key), peer));
+    }
+    let squatter_feeds: Vec<FeedId> = squatters.iter().map(|(f, _)| *f).collect();
+    wait_until("the squatters to be connected", || {
+        squatter_feeds
+            .iter()
+            .all(|f| a.node.peers().iter().any(|p| p.feed == *f))
+    })
+    .await;
+    // The squatters keep pinging in the background; the real peer retries
+    // while the node is busy (the squatters are not idle long enough yet).
+    let pingers: Vec<_> = squatters
+        .into_iter()
+        .map(|(_, mut peer)| tokio::spawn(async move { peer.read_until_closed_pinging().await }))
+        .collect();
+    let b = TestNode::start().await;
+    let deadline = std::time::Instant::now() + DEADLINE;
+    let report = loop {
+        let dialed =
+            tokio::time::timeout(DEADLINE, b.node.clone().dial(&a.pinned_addr(), true)).await;
+        match dialed.expect("a dial ends") {
+            Ok(report) => break report,
+            Err(ConnectionError::Busy) => {
+                assert!(std::time::Instant::now() < deadline, "never got a slot");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("sync failed: {e}"),
+        }
+    };
+    assert_eq!(report.received, 1);
+    // One squatter was closed to make room (its task ends when it is).
+    wait_until("a squatter to be closed", || {
+        pingers.iter().any(|p| p.is_finished())
+    })
+    .await;
+    assert!(
+        pingers.iter().filter(|p| !p.is_finished()).count() >= 2,
+        "only the idlest one goes"
+    );
+}
+
+/// With every slot taken by peers that are not idle, a newcomer is told
+/// the node is busy: an honest error, not "another network".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_node_says_it_is_busy() {
+    let limits = potluck::limits::Limits {
+        handshaking: 8,
+        established: 1,
+        per_address: 8,
+        evict_idle: DEADLINE * 10,
+    };
+    let a = TestNode::start_limited(limits).await;
+    let b = TestNode::start().await;
+    b.keep_connected_to(&a, true);
+    wait_until("b to be connected", || a.node.peers().len() == 1).await;
+    let c = TestNode::start().await;
+    let dialed = tokio::time::timeout(DEADLINE, c.node.clone().dial(&a.pinned_addr(), true)).await;
+    match dialed.expect("the dial ends") {
+        Err(ConnectionError::Busy) => {}
+        other => panic!("expected busy, got {other:?}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_before_the_clock_is_a_protocol_violation() {
     let a = TestNode::start().await;

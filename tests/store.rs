@@ -53,6 +53,40 @@ fn fork_keeps_the_first_and_records_proof() {
     assert_eq!(store.message(&b[0].id()).unwrap(), None);
 }
 
+/// Issue 14, defect 2: a peer's history that meets ours with another
+/// `previous` is a fork: proof kept, the rest of that history dropped, and
+/// the other feeds in the batch still stored.
+#[test]
+fn a_history_that_diverges_after_our_head_is_a_fork_not_a_rejection() {
+    let (_dir, store) = open_store();
+    let k = key(1);
+    let ours = chain(&k, 3, "a");
+    let theirs = chain(&k, 5, "b");
+    let other = chain(&key(2), 2, "o");
+    store.ingest(ours.clone()).unwrap();
+    let input = vec![
+        theirs[3].clone(),
+        other[0].clone(),
+        theirs[4].clone(),
+        other[1].clone(),
+    ];
+    let report = store.ingest(input).unwrap();
+    assert!(report.rejected.is_none(), "{:?}", report.rejected);
+    assert_eq!(report.accepted.len(), 2, "the other feed");
+    assert_eq!(report.rivals, 1);
+    let proofs = store.forks(&k_feed(&k)).unwrap();
+    assert_eq!(proofs.len(), 1);
+    assert_eq!(proofs[0].sequence, 4);
+    assert_eq!(proofs[0].kept, ours[2].signed_bytes());
+    assert_eq!(proofs[0].rival, theirs[3].signed_bytes());
+    assert_eq!(store.head(&k_feed(&k)).unwrap().unwrap().id, ours[2].id());
+    assert_eq!(store.forked_feeds().unwrap(), vec![(k_feed(&k), 4)]);
+}
+
+fn k_feed(k: &SigningKey) -> potluck::message::FeedId {
+    potluck::message::FeedId(k.verifying_key().to_bytes())
+}
+
 #[test]
 fn a_fork_with_a_forged_signature_is_rejected_not_recorded() {
     let (_dir, store) = open_store();
@@ -186,6 +220,39 @@ fn a_bad_signature_survives_filtering_and_is_rejected() {
         rejected.error,
         ValidationError::BadSignature { .. }
     ));
+}
+
+/// Issue 14, defect 3: a store that holds less of a feed than was
+/// published from it refuses to publish more, until it holds it again.
+#[test]
+fn a_store_behind_what_was_published_refuses_to_publish() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let k = key(9);
+    let published: Vec<Message> = {
+        let store = Store::open(&path).unwrap();
+        (0..2)
+            .map(|i| store.publish(&k, &about(&format!("v{i}")), i).unwrap())
+            .collect()
+    };
+    std::fs::remove_dir_all(&path).unwrap();
+    let store = Store::open(&path).unwrap();
+    let author = published[0].author();
+    assert_eq!(store.own_feed_behind(&author).unwrap(), Some((0, 2)));
+    assert!(matches!(
+        store.publish(&k, &about("fork"), 3),
+        Err(potluck::store::StoreError::OwnFeedBehind {
+            holds: 0,
+            published: 2,
+            ..
+        })
+    ));
+    assert_eq!(store.head(&author).unwrap(), None, "nothing was published");
+    store.ingest(published.clone()).unwrap();
+    assert_eq!(store.own_feed_behind(&author).unwrap(), None);
+    let next = store.publish(&k, &about("next"), 3).unwrap();
+    assert_eq!(next.sequence(), 3);
+    assert_eq!(next.header().previous, published[1].id());
 }
 
 #[test]

@@ -98,6 +98,7 @@ mod tests {
         let progress = Change::Progress {
             peer,
             received: 3,
+            remaining: 7,
             caught_up: false,
         };
         assert_eq!(change_data(&progress), "progress");

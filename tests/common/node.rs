@@ -11,6 +11,7 @@ use ed25519_dalek::SigningKey;
 use potluck::config::PeerAddr;
 use potluck::content::{Event, EventTime, Rsvp, RsvpStatus};
 use potluck::handshake::{DEFAULT_NETWORK_KEY, NetworkKey};
+use potluck::limits::Limits;
 use potluck::message::{FeedId, Message, MessageId};
 use potluck::node::{Node, NodeConfig, SessionReport, Timing};
 use potluck::replicate::Policy;
@@ -87,14 +88,46 @@ impl TestNode {
         TestNode::start_with(store, key, DEFAULT_NETWORK_KEY).await
     }
 
+    /// A node on the public network with a new key and store, and these
+    /// limits on inbound connections.
+    pub async fn start_limited(limits: Limits) -> TestNode {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("store")).unwrap());
+        let mut node =
+            TestNode::start_node(Some(limits), store, new_key(), DEFAULT_NETWORK_KEY).await;
+        node._dir = Some(dir);
+        node
+    }
+
     /// Starts a node over `store` as `key`, listening on 127.0.0.1:0.
     async fn start_with(store: Arc<Store>, key: SigningKey, network: NetworkKey) -> TestNode {
+        TestNode::start_node(None, store, key, network).await
+    }
+
+    async fn start_node(
+        limits: Option<Limits>,
+        store: Arc<Store>,
+        key: SigningKey,
+        network: NetworkKey,
+    ) -> TestNode {
         // The node's log, shown by the test harness for a failing test only.
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
             .with_env_filter("potluck=info")
             .try_init();
-        let node = unstarted_node(store, key.clone(), network);
+        let node = match limits {
+            Some(limits) => Node::with_limits(
+                store,
+                NodeConfig {
+                    identity: key.clone(),
+                    network,
+                    policy: Policy::Open,
+                    timing: timing(),
+                },
+                limits,
+            ),
+            None => unstarted_node(store, key.clone(), network),
+        };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(node.clone().accept_loop(listener));
