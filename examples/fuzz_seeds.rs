@@ -56,8 +56,14 @@ fn main() {
             .to_content_bytes(),
         ),
     ];
-    let first = Message::sign(&key, 1, MessageId::default(), 1_767_225_600_000, &contents[0].1)
-        .expect("sign");
+    let first = Message::sign(
+        &key,
+        1,
+        MessageId::default(),
+        1_767_225_600_000,
+        &contents[0].1,
+    )
+    .expect("sign");
     let rsvp = Rsvp {
         event: first.id(),
         status: RsvpStatus::Going,
@@ -65,10 +71,16 @@ fn main() {
         note: Some("soup!".into()),
         revision: Some(0),
     };
-    let second = Message::sign(&key, 2, first.id(), 1_767_225_601_000, &rsvp.to_content_bytes())
-        .expect("sign");
-    let third = Message::sign(&key, 3, second.id(), 1_767_225_602_000, &contents[1].1)
-        .expect("sign");
+    let second = Message::sign(
+        &key,
+        2,
+        first.id(),
+        1_767_225_601_000,
+        &rsvp.to_content_bytes(),
+    )
+    .expect("sign");
+    let third =
+        Message::sign(&key, 3, second.id(), 1_767_225_602_000, &contents[1].1).expect("sign");
     let messages = [first, second, third];
 
     for (name, bytes) in &contents {
@@ -86,7 +98,9 @@ fn main() {
     write(
         "clock_file",
         "one",
-        serde_json::to_string_pretty(&clock).expect("json").as_bytes(),
+        serde_json::to_string_pretty(&clock)
+            .expect("json")
+            .as_bytes(),
     );
 
     let hello = Packet::Hello {
@@ -103,11 +117,19 @@ fn main() {
     write(
         "wire_packets",
         "messages",
-        &packets(&[Packet::Message(messages[0].bytes().to_vec()), Packet::Ping, Packet::Goodbye]),
+        &packets(&[
+            Packet::Message(messages[0].bytes().to_vec()),
+            Packet::Ping,
+            Packet::Goodbye,
+        ]),
     );
     // The session target: a flag byte, then frames of (length byte, bytes).
     let mut session = vec![1u8];
-    for frame in [packets(&clock_packets[..2]), packets(&clock_packets[2..]), packets(&[Packet::Ping])] {
+    for frame in [
+        packets(&clock_packets[..2]),
+        packets(&clock_packets[2..]),
+        packets(&[Packet::Ping]),
+    ] {
         if let Ok(len) = u8::try_from(frame.len()) {
             session.push(len);
             session.extend_from_slice(&frame);
@@ -128,7 +150,10 @@ fn main() {
     let mut initiator =
         Handshake::initiator(&dialer, &DEFAULT_NETWORK_KEY, None).expect("a handshake");
     if let Ok(Some(msg1)) = initiator.next_outgoing() {
-        let mut seed = u16::try_from(msg1.len()).expect("small").to_be_bytes().to_vec();
+        let mut seed = u16::try_from(msg1.len())
+            .expect("small")
+            .to_be_bytes()
+            .to_vec();
         seed.extend_from_slice(&msg1);
         write("handshake", "msg1", &seed);
     }
@@ -166,7 +191,9 @@ fn main() {
     write(
         "config",
         "full",
-        serde_json::to_string_pretty(&config).expect("json").as_bytes(),
+        serde_json::to_string_pretty(&config)
+            .expect("json")
+            .as_bytes(),
     );
     println!("seeds written to fuzz/seeds/");
 }

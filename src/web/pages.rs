@@ -889,7 +889,13 @@ pub(crate) fn network_page(web: &Web, view: &NetworkView, mut forms: NetworkForm
                                     td { (person(name.as_deref(), &p.feed)) }
                                     td { (p.address) @if p.outbound { " (we dialed)" } }
                                     td { (p.received) " messages" }
-                                    td { @if p.caught_up { span.badge.admitted { "caught up" } } @else { span.badge.pending { "catching up" } } }
+                                    td {
+                                        @if p.caught_up { span.badge.admitted { "caught up" } }
+                                        @else {
+                                            span.badge.pending { "catching up" }
+                                            @if p.remaining > 0 { " " (p.remaining) " to go" }
+                                        }
+                                    }
                                 }
                             }
                         }
