@@ -1197,7 +1197,9 @@ fn init(
         config.save(home)?;
     }
     let identity = Identity::create(home)?;
-    let app = ctx.open()?;
+    // A new identity has published nothing: its store starts empty.
+    let store = Arc::new(open_identity_store(home, true)?);
+    let app = App::new(net::offline_node(store, &identity, home)?);
     if let Some(about) = &about {
         app.set_name(about.name.clone(), now_ms())?;
     }
