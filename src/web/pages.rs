@@ -610,7 +610,7 @@ pub(crate) fn event_page(
                                 (Input::new("rsvp-", "note", "Note").max(MAX_NOTE_CHARS).draw(&rsvp_values))
                             }
                             (field_error("rsvp-", rsvp_form, "status"))
-                            div.buttons role="group" aria-label="Answer" {
+                            div.buttons #answer-buttons data-live role="group" aria-label="Answer" {
                                 @for (status, label) in [(RsvpStatus::Going, "Going"), (RsvpStatus::Maybe, "Maybe"), (RsvpStatus::NotGoing, "Not going")] {
                                     button.chosen[current == Some(status)] type="submit" name="status" value=(status.as_str()) { (label) }
                                 }
