@@ -22,14 +22,16 @@ use thiserror::Error;
 use tokio::sync::broadcast;
 
 use crate::admission::{self, AdmissionStatus, AdmissionView};
+use crate::config::Invite;
 use crate::content::{
     About, Change as FieldChange, Contact, ContentError, Event, EventCancel, EventUpdate, Rsvp,
     RsvpStatus,
 };
+use crate::handshake::DEFAULT_NETWORK_KEY;
 use crate::index::{EventState, EventStatus, RsvpState, Tally};
 use crate::message::{FeedId, Message, MessageId};
 use crate::node::{Node, NodeEvent, PeerInfo};
-use crate::peerbook::PeerRecord;
+use crate::peerbook::{PeerRecord, PeerSource};
 use crate::store::{IngestReport, Store, StoreError};
 
 /// Why an application request failed.
@@ -68,6 +70,18 @@ pub enum AppError {
     /// A follow, block (or the reverse) of one's own feed.
     #[error("that is your own feed")]
     OwnFeed,
+    /// An invite that names no feed to follow.
+    #[error("the invite names no feed")]
+    InviteWithoutFeed,
+    /// An invite for another network than this node's.
+    #[error(
+        "this invite is for {}, and this home is on another one; join with a new home: potluck join CODE --home DIR",
+        if *.private { "a private network" } else { "the public network" }
+    )]
+    OtherNetwork {
+        /// The invite is for a private network.
+        private: bool,
+    },
 }
 
 /// Which events to list.
@@ -451,6 +465,40 @@ impl App {
         contact.validate()?;
         self.publish(&contact.to_content_bytes(), now_ms)?;
         Ok((following, blocking))
+    }
+
+    /// Takes an invite on this node: it must be for our network; follows
+    /// the inviter (unless we already do) and remembers its address in the
+    /// peer book. Returns the inviter. Connecting is the caller's job (a
+    /// running node dials it with [`Node::dial_loop`]; `serve` dials the
+    /// peer book when it starts).
+    pub fn accept_invite(&self, invite: &Invite, now_ms: i64) -> Result<FeedId, AppError> {
+        let node = self.writer()?;
+        let inviter = invite.peer.feed.ok_or(AppError::InviteWithoutFeed)?;
+        let network = invite.network.as_ref().unwrap_or(&DEFAULT_NETWORK_KEY);
+        if network != node.network_key() {
+            return Err(AppError::OtherNetwork {
+                private: invite.network.is_some(),
+            });
+        }
+        let me = node.feed_id();
+        if inviter == me {
+            return Err(AppError::OwnFeed);
+        }
+        let following = self
+            .store
+            .contacts(&me)?
+            .iter()
+            .any(|(f, c)| *f == inviter && c.following);
+        if !following {
+            self.contact(inviter, ContactChange::Follow, now_ms)?;
+        }
+        if self.store.peer_record(&invite.peer.addr)?.is_none() {
+            let record =
+                PeerRecord::new(invite.peer.addr.clone(), Some(inviter), PeerSource::Invite);
+            self.store.put_peer_record(&record)?;
+        }
+        Ok(inviter)
     }
 
     // --- Queries ---

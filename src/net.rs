@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use potluck::app::{App, Change, ContactChange};
+use potluck::app::{App, Change};
 use potluck::config::{ConfigFile, DEFAULT_LISTEN, DEFAULT_WEB, Invite, PeerAddr};
 use potluck::handshake::DEFAULT_NETWORK_KEY;
 use potluck::home::Home;
@@ -745,12 +745,8 @@ pub fn join(ctx: &Ctx, out: &mut Output, code: &str) -> Result<()> {
     }
     config.save(home)?;
     // Follow first, so the one sync also carries the follow to the inviter.
-    let inviter = invite.peer.feed.context("the invite names no feed")?;
     let app = ctx.open_creating(out, true)?;
-    let mine = app.store().contacts(&own_feed(ctx)?)?;
-    if !mine.iter().any(|(f, c)| *f == inviter && c.following) {
-        app.contact(inviter, ContactChange::Follow, crate::cli::now_ms())?;
-    }
+    let inviter = app.accept_invite(&invite, crate::cli::now_ms())?;
     drop(app);
     let report = sync_once(ctx, out, &invite.peer)?;
     // Remember the inviter in the peer book too.

@@ -438,6 +438,11 @@ impl Node {
         &self.store
     }
 
+    /// The network we belong to.
+    pub fn network_key(&self) -> &NetworkKey {
+        &self.config.network
+    }
+
     /// Our feed id.
     pub fn feed_id(&self) -> FeedId {
         FeedId(self.config.identity.verifying_key().to_bytes())

@@ -1052,23 +1052,50 @@ async fn the_network_page_names_me_and_takes_follows_blocks_and_codes() {
     .await;
     assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
     a.part("join-code-error", "</p>");
-    let code = potluck::config::Invite {
-        peer: potluck::config::PeerAddr::parse(&format!("{other}@127.0.0.1:7643")).unwrap(),
-        network: None,
-    }
-    .to_code();
+    // A code for this network: follow the inviter, remember the address.
+    let inviter = feed_of(&new_key());
+    let addr = format!("127.0.0.1:{}", common::free_tcp_port());
+    let code = |network| {
+        potluck::config::Invite {
+            peer: potluck::config::PeerAddr::parse(&format!("{inviter}@{addr}")).unwrap(),
+            network,
+        }
+        .to_code()
+    };
+    let private = code(Some(potluck::handshake::NetworkKey([9; 32])));
     let a = post(
         &s.router,
         "/network/join",
-        &[("csrf", &token), ("code", &code)],
+        &[("csrf", &token), ("code", &private)],
     )
     .await;
-    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
-        a.body.contains(&format!("potluck join {code}")),
+        a.part("join-code-error", "</p>").contains("new home"),
         "{}",
         a.body
     );
+    assert!(s.store.peer_record(&addr).unwrap().is_none());
+    let a = post(
+        &s.router,
+        "/network/join",
+        &[("csrf", &token), ("code", &code(None))],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    let record = s.store.peer_record(&addr).unwrap().expect("remembered");
+    assert_eq!(record.feed, Some(inviter));
+    assert_eq!(record.source, potluck::peerbook::PeerSource::Invite);
+    assert!(
+        s.app
+            .contacts()
+            .unwrap()
+            .iter()
+            .any(|c| c.feed == inviter && c.following)
+    );
+    let page = get(&s.router, "/network").await;
+    assert!(page.part("book", "</section>").contains(&addr));
+    assert!(page.part("book", "</section>").contains("from an invite"));
 }
 
 #[tokio::test]

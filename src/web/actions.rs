@@ -7,7 +7,6 @@ use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
-use maud::html;
 use serde::Deserialize;
 
 use super::pages::{
@@ -21,6 +20,7 @@ use crate::app::{App, AppError, ContactChange};
 use crate::config::Invite;
 use crate::content::{Change, ContentError, Event, EventTime, EventUpdate, RsvpStatus};
 use crate::message::FeedId;
+use crate::peerbook::PeerSource;
 use crate::when::{self, WhenError};
 
 /// Runs an [`App`] call on the blocking pool, keeping its error for the
@@ -436,10 +436,15 @@ pub(crate) async fn set_name(
             let mut forms = NetworkForms::default();
             forms.name.set("name", input.name.clone());
             place(&mut forms.name, e)?;
-            let view = load_network(&web).await?;
-            Ok(form_response(network_page(&web, &view, forms)))
+            network_back(&web, forms).await
         }
     }
+}
+
+/// The network page again, with a form's errors.
+async fn network_back(web: &Web, forms: NetworkForms) -> Result<Response, PageError> {
+    let view = load_network(web).await?;
+    Ok(form_response(network_page(web, &view, forms)))
 }
 
 /// The follow / block form.
@@ -481,8 +486,7 @@ pub(crate) async fn contact(
             Err(e) => place(&mut forms.contact, e)?,
         }
     }
-    let view = load_network(&web).await?;
-    Ok(form_response(network_page(&web, &view, forms)))
+    network_back(&web, forms).await
 }
 
 /// The join form.
@@ -492,9 +496,10 @@ pub(crate) struct JoinInput {
     code: String,
 }
 
-/// `POST /network/join`: checks the code and says how to join with it.
-/// Joining itself (a first sync, maybe a new network key) is the
-/// command's job: `potluck join CODE`.
+/// `POST /network/join`: takes an invite code on this (running) node:
+/// follows the inviter, remembers its address and keeps it connected. A
+/// code for another network needs a new home, which only the command
+/// (`potluck join CODE --home DIR`) can make.
 pub(crate) async fn join(
     State(web): State<Web>,
     Form(input): Form<JoinInput>,
@@ -502,20 +507,30 @@ pub(crate) async fn join(
     let code = input.code.trim().to_owned();
     let mut forms = NetworkForms::default();
     forms.join.set("code", code.clone());
-    let view = load_network(&web).await?;
-    match Invite::parse(&code) {
-        Ok(invite) => {
-            forms.notice = Some(html! {
-                p { "This code invites you to " strong { (invite.peer.addr) } "." }
-                p { "Joining is done in a terminal for now: run" }
-                pre { code { "potluck join " (code) } }
-            });
-            Ok(network_page(&web, &view, forms).into_response())
-        }
+    let invite = match Invite::parse(&code) {
+        Ok(invite) => invite,
         Err(e) => {
             forms.join.fail("code", e.to_string());
-            Ok(form_response(network_page(&web, &view, forms)))
+            return network_back(&web, forms).await;
         }
+    };
+    let taken = invite.clone();
+    match run(&web, move |app| app.accept_invite(&taken, now_ms())).await? {
+        Ok(_) => {
+            if let Some(node) = web.app.node() {
+                tokio::spawn(node.clone().dial_loop(invite.peer, PeerSource::Invite));
+            }
+            Ok(Redirect::to("/network").into_response())
+        }
+        Err(e @ (AppError::OtherNetwork { .. } | AppError::InviteWithoutFeed)) => {
+            forms.join.fail("code", e.to_string());
+            network_back(&web, forms).await
+        }
+        Err(AppError::OwnFeed) => {
+            forms.join.fail("code", "That is your own invite code.");
+            network_back(&web, forms).await
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

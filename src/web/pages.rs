@@ -612,7 +612,7 @@ pub(crate) fn event_page(
                                 (Input::new("rsvp-", "note", "Note").max(MAX_NOTE_CHARS).draw(&rsvp_values))
                             }
                             (field_error("rsvp-", rsvp_form, "status"))
-                            div.buttons role="group" aria-label="Answer" {
+                            div.buttons #answer-buttons data-live role="group" aria-label="Answer" {
                                 @for (status, label) in [(RsvpStatus::Going, "Going"), (RsvpStatus::Maybe, "Maybe"), (RsvpStatus::NotGoing, "Not going")] {
                                     button.chosen[current == Some(status)] type="submit" name="status" value=(status.as_str()) { (label) }
                                 }
@@ -789,14 +789,12 @@ pub(crate) struct NetworkView {
     contacts: Vec<ContactView>,
 }
 
-/// Forms of the network page, as submitted (on error) or empty, and a
-/// message to show.
+/// Forms of the network page, as submitted (on error) or empty.
 #[derive(Default)]
 pub(crate) struct NetworkForms {
     pub(crate) name: FormState,
     pub(crate) contact: FormState,
     pub(crate) join: FormState,
-    pub(crate) notice: Option<Markup>,
 }
 
 pub(crate) async fn load_network(web: &Web) -> Result<NetworkView, PageError> {
@@ -868,7 +866,6 @@ pub(crate) fn network_page(web: &Web, view: &NetworkView, mut forms: NetworkForm
         None,
         html! {
             h1 { "People and network" }
-            @if let Some(n) = &forms.notice { div.notice role="status" { (n) } }
             section aria-labelledby="me-title" {
                 h2 #me-title { "You" }
                 p #me data-live {
@@ -894,7 +891,13 @@ pub(crate) fn network_page(web: &Web, view: &NetworkView, mut forms: NetworkForm
                                     td { (person(name.as_deref(), &p.feed)) }
                                     td { (p.address) @if p.outbound { " (we dialed)" } }
                                     td { (p.received) " messages" }
-                                    td { @if p.caught_up { span.badge.admitted { "caught up" } } @else { span.badge.pending { "catching up" } } }
+                                    td {
+                                        @if p.caught_up { span.badge.admitted { "caught up" } }
+                                        @else {
+                                            span.badge.pending { "catching up" }
+                                            @if p.remaining > 0 { " " (p.remaining) " to go" }
+                                        }
+                                    }
                                 }
                             }
                         }
@@ -936,7 +939,7 @@ pub(crate) fn network_page(web: &Web, view: &NetworkView, mut forms: NetworkForm
                 form.inline method="post" action="/network/join" {
                     (csrf(web))
                     (form_error(&forms.join))
-                    (Input::new("join-", "code", "Invite code").required().draw(&forms.join))
+                    (Input::new("join-", "code", "Invite code").required().hint("a code for this network: you follow the inviter and stay connected (a code for another network needs a new home: potluck join CODE --home DIR)").draw(&forms.join))
                     button type="submit" { "Join" }
                 }
             }
