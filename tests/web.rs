@@ -1295,3 +1295,31 @@ async fn long_lists_come_in_pages() {
         assert!(a.body.contains("Event 000"), "{odd} is the first page");
     }
 }
+
+#[tokio::test]
+async fn live_streams_are_bounded_and_a_closed_tab_frees_its_place() {
+    let s = site();
+    let open = |router: Router| async move {
+        let req = Request::builder()
+            .uri("/events")
+            .header("host", HOST)
+            .body(Body::empty())
+            .unwrap();
+        router.oneshot(req).await.unwrap()
+    };
+    // Every open stream holds its place for as long as its body lives.
+    let mut streams = Vec::new();
+    for i in 0..32 {
+        let resp = open(s.router.clone()).await;
+        assert_eq!(resp.status(), StatusCode::OK, "stream {i}");
+        streams.push(resp.into_body());
+    }
+    let refused = open(s.router.clone()).await;
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    // The pages themselves still answer.
+    assert_eq!(get(&s.router, "/").await.status, StatusCode::OK);
+    // A tab closes: its place is free again.
+    drop(streams.pop());
+    let again = open(s.router.clone()).await;
+    assert_eq!(again.status(), StatusCode::OK);
+}

@@ -102,6 +102,9 @@ pub(crate) struct Inner {
     /// Flips to `true` when the server stops, ending live streams (which
     /// would otherwise hold a graceful shutdown open forever).
     pub(crate) stopping: watch::Sender<bool>,
+    /// Open live streams, at most [`live::MAX_STREAMS`]: each holds a
+    /// subscription to the node's changes.
+    pub(crate) live_streams: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::ops::Deref for Web {
@@ -135,6 +138,7 @@ fn router_with_stop(
         local_addr,
         zones: zone_names(),
         stopping: stopping.clone(),
+        live_streams: Arc::new(tokio::sync::Semaphore::new(live::MAX_STREAMS)),
     }));
     let routes = Router::new()
         .route("/", get(pages::upcoming))
