@@ -201,6 +201,8 @@ async fn three_people_a_waitlist_and_a_live_admission_in_the_browser() {
     let node_b = serve(&sandbox, &home_b, Some(&organizer));
     let node_c = serve(&sandbox, &home_c, Some(&organizer));
     let page = |s: &Server| s.page.clone().expect("a page address");
+    // A path on a node's page.
+    let at = |s: &Server, path: &str| format!("{}{path}", page(s).trim_end_matches('/'));
 
     let driver = start_driver();
     let profiles = tempfile::tempdir().unwrap();
@@ -247,13 +249,7 @@ async fn three_people_a_waitlist_and_a_live_admission_in_the_browser() {
     assert!(shown.contains("22:00"), "{shown}");
 
     // The second person's node receives it; their page answers Going.
-    bea.goto(&format!(
-        "{}{}",
-        page(&node_b).trim_end_matches('/'),
-        event_path
-    ))
-    .await
-    .unwrap();
+    bea.goto(&at(&node_b, &event_path)).await.unwrap();
     wait_for_text(&bea, "h1", "Soup night", true).await;
     for label in ["Going", "Maybe", "Not going"] {
         let found = bea
@@ -267,13 +263,7 @@ async fn three_people_a_waitlist_and_a_live_admission_in_the_browser() {
     wait_for_text(&bea, "#my-status", "admitted", false).await;
 
     // The third is waitlisted.
-    cy.goto(&format!(
-        "{}{}",
-        page(&node_c).trim_end_matches('/'),
-        event_path
-    ))
-    .await
-    .unwrap();
+    cy.goto(&at(&node_c, &event_path)).await.unwrap();
     wait_for_text(&cy, "h1", "Soup night", true).await;
     click_button(&cy, "Going").await;
     wait_for_text(&cy, "#my-status", "waitlisted", false).await;
@@ -295,13 +285,7 @@ async fn three_people_a_waitlist_and_a_live_admission_in_the_browser() {
     screenshot(&cy, &shots, "event-admitted-live").await;
 
     // The organizer's pages, for the README.
-    ana.goto(&format!(
-        "{}{}",
-        page(&organizer).trim_end_matches('/'),
-        event_path
-    ))
-    .await
-    .unwrap();
+    ana.goto(&at(&organizer, &event_path)).await.unwrap();
     wait_for_text(&ana, "#people", "Cy", true).await;
     screenshot(&ana, &shots, "event-organizer").await;
     ana.goto(&page(&organizer)).await.unwrap();
@@ -316,13 +300,7 @@ async fn three_people_a_waitlist_and_a_live_admission_in_the_browser() {
     screenshot(&cy, &shots, "agenda").await;
     // A phone-sized window.
     cy.set_window_size(390, 844).await.unwrap();
-    cy.goto(&format!(
-        "{}{}",
-        page(&node_c).trim_end_matches('/'),
-        event_path
-    ))
-    .await
-    .unwrap();
+    cy.goto(&at(&node_c, &event_path)).await.unwrap();
     wait_for_text(&cy, "h1", "Soup night", false).await;
     screenshot(&cy, &shots, "event-phone").await;
 
