@@ -88,6 +88,7 @@ fn publish(c: &mut Criterion) {
             store
                 .publish(&organizer, &event(n).to_content_bytes(), T0_MS + n as i64)
                 .expect("publish event")
+                .accepted[0]
                 .id()
         })
         .collect();

@@ -14,10 +14,10 @@ use std::collections::HashMap;
 use ed25519_dalek::SigningKey;
 use serde::Serialize;
 
-use crate::content::{self, Admission, Content, Decision, RsvpStatus};
+use crate::content::{Admission, Decision, RsvpStatus};
 use crate::index::{AdmissionState, EventState, EventStatus, RsvpState, Tally};
-use crate::message::{FeedId, Message, MessageId};
-use crate::store::{Store, StoreError};
+use crate::message::{FeedId, MessageId};
+use crate::store::{IngestReport, Store, StoreError};
 
 /// Where a person's current RSVP stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -76,6 +76,9 @@ pub struct AdmissionView {
     pub admitted_headcount: u64,
     /// People waitlisted.
     pub waitlisted: u64,
+    /// The waitlisted people in line order (first waitlisted first): the
+    /// order in which [`decide`] admits them when places free up.
+    pub waitlist: Vec<FeedId>,
     /// People whose request the organizer has not decided yet.
     pub pending: u64,
 }
@@ -99,6 +102,7 @@ pub fn view(
             admitted: tally.going,
             admitted_headcount: tally.headcount,
             waitlisted: 0,
+            waitlist: Vec::new(),
             pending: 0,
         });
     }
@@ -108,6 +112,7 @@ pub fn view(
         HashMap::new()
     };
     let mut view = AdmissionView::default();
+    let mut line: Vec<(u64, FeedId)> = Vec::new();
     for (author, rsvp) in rsvps {
         let Some(status) = status_of(event, rsvp, decided.get(author)) else {
             continue;
@@ -117,11 +122,16 @@ pub fn view(
                 view.admitted += 1;
                 view.admitted_headcount += rsvp.headcount();
             }
-            AdmissionStatus::Waitlisted => view.waitlisted += 1,
+            AdmissionStatus::Waitlisted => {
+                view.waitlisted += 1;
+                line.push((decided.get(author).map_or(0, |d| d.sequence), *author));
+            }
             AdmissionStatus::Pending => view.pending += 1,
         }
         view.statuses.insert(*author, status);
     }
+    line.sort();
+    view.waitlist = line.into_iter().map(|(_, f)| f).collect();
     Ok(view)
 }
 
@@ -207,35 +217,25 @@ pub fn decide(capacity: u64, requests: &[Request]) -> Vec<(FeedId, MessageId, De
     out
 }
 
-/// The event a message concerns, if it is an RSVP, an event or an update:
-/// what [`settle`] needs to look at after a local publish.
-pub fn touched_event(msg: &Message) -> Option<MessageId> {
-    match content::parse(msg.content()?).ok()? {
-        Content::Rsvp(r) => Some(r.event),
-        Content::EventUpdate(u) => Some(u.event),
-        Content::Event(_) => Some(msg.id()),
-        _ => None,
-    }
-}
-
 /// Publishes the organizer's decisions for `events` that `key` organizes
 /// and that have a capacity. `arrivals` is the order in which this node
 /// received messages (ids), to order new requests. Returns what it
-/// published, so a running node can push it to peers.
+/// published (one report for all decisions), so a running node can push
+/// it to peers.
 pub fn settle(
     store: &Store,
     key: &SigningKey,
     events: &[MessageId],
     arrivals: &[MessageId],
     now_ms: i64,
-) -> Result<Vec<Message>, StoreError> {
+) -> Result<IngestReport, StoreError> {
     let me = FeedId(key.verifying_key().to_bytes());
     let arrival: HashMap<MessageId, usize> = arrivals
         .iter()
         .enumerate()
         .map(|(i, id)| (*id, i))
         .collect();
-    let mut published = Vec::new();
+    let mut published = IngestReport::default();
     for event_id in events {
         let Some(state) = store.event(event_id)? else {
             continue;
@@ -269,7 +269,7 @@ pub fn settle(
                 decision,
             };
             tracing::info!(event = %event_id, person = %author, decision = decision.as_str(), "admission");
-            published.push(store.publish(key, &admission.to_content_bytes(), now_ms)?);
+            published.merge(store.publish(key, &admission.to_content_bytes(), now_ms)?);
         }
     }
     Ok(published)

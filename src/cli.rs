@@ -10,18 +10,20 @@ use anyhow::{Context, Result, bail};
 use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
-use potluck::admission;
+use potluck::app::{
+    AgendaItem, App, ContactChange, EventList, EventSummary, RsvpView, text_change,
+};
 use potluck::content::{
-    About, Change, Contact, Event, EventCancel, EventTime, EventUpdate, Rsvp, RsvpStatus,
-    display_time, rfc3339_in_zone,
+    About, Change, Event, EventTime, EventUpdate, Rsvp, RsvpStatus, rfc3339_in_zone,
 };
 use potluck::control::ControlResponse;
 use potluck::home::{HOME_ENV, Home};
 use potluck::identity::Identity;
 use potluck::index::{EventState, EventStatus};
-use potluck::message::{FeedId, Message};
-use potluck::node::Node;
+use potluck::message::FeedId;
+use potluck::node::{ConnectionError, Node};
 use potluck::store::Store;
+use potluck::when;
 
 use crate::net;
 
@@ -54,7 +56,7 @@ enum Command {
         network_key: Option<String>,
     },
     /// Run the node: accept peers, dial configured ones, and replicate live.
-    /// Creates an identity on first run.
+    /// Creates an identity on first run, and serves the web page.
     #[command(display_order = 12)]
     Serve {
         /// Address to listen on (default from config.json, else 0.0.0.0:7643).
@@ -66,6 +68,24 @@ enum Command {
         peers: Vec<String>,
         #[command(flatten)]
         discovery: DiscoveryArgs,
+        #[command(flatten)]
+        web: WebArgs,
+    },
+    /// Open the web page of the running node in the browser.
+    #[command(display_order = 12)]
+    Open {
+        /// Only print the page's address.
+        #[arg(long)]
+        print: bool,
+    },
+    /// Make the access token the web page needs when it listens beyond this
+    /// computer (`serve --web 0.0.0.0:7645`). Shown once.
+    #[command(display_order = 12)]
+    PageToken {
+        /// Replace an existing token (pages and calendars using the old one
+        /// must log in again).
+        #[arg(long)]
+        new: bool,
     },
     /// Connect to a peer once, exchange everything both ways, and exit.
     #[command(display_order = 13)]
@@ -275,6 +295,19 @@ enum Command {
     },
 }
 
+/// Web page flags of `serve`.
+#[derive(ClapArgs, Debug, Clone, Default)]
+pub struct WebArgs {
+    /// Address of the web page (default from config.json, else
+    /// 127.0.0.1:7645 or the next free port). Beyond loopback it needs an
+    /// access token: see `potluck page-token`.
+    #[arg(long = "web", value_name = "ADDR", conflicts_with = "no_web")]
+    pub addr: Option<String>,
+    /// Do not serve the web page.
+    #[arg(long)]
+    pub no_web: bool,
+}
+
 /// LAN discovery flags of `serve`.
 #[derive(ClapArgs, Debug, Clone, Default)]
 pub struct DiscoveryArgs {
@@ -295,15 +328,27 @@ struct EventFields {
     /// Title, 1-200 characters.
     #[arg(long)]
     title: String,
-    /// Start, RFC 3339 with offset, e.g. 2027-01-30T16:00:00-05:00.
+    /// Start: "2027-01-30 18:00" (or 2027-01-30T18:00, seconds optional)
+    /// in the --tz zone, else this computer's; or RFC 3339 with an offset,
+    /// e.g. 2027-01-30T18:00:00-05:00.
     #[arg(long)]
     start: String,
-    /// End, RFC 3339 with offset; not before the start.
+    /// End, written like the start; not before it.
     #[arg(long)]
     end: Option<String>,
-    /// IANA time zone to show times in, e.g. America/New_York.
+    /// IANA time zone of the event, e.g. America/New_York: wall-clock
+    /// times are read in it and people see times in it. Default: this
+    /// computer's zone, when a time is given without an offset.
     #[arg(long)]
     tz: Option<String>,
+    /// Allow an event that has already finished (it then shows only in
+    /// `potluck events --past`).
+    #[arg(long)]
+    past: bool,
+    /// The zone of the computer the command was typed on (set by the
+    /// command when it hands itself to a running node).
+    #[arg(long, hide = true)]
+    local_zone: Option<String>,
     /// Where it happens.
     #[arg(long)]
     location: Option<String>,
@@ -323,7 +368,8 @@ struct UpdateFields {
     /// New title.
     #[arg(long)]
     title: Option<String>,
-    /// New start, RFC 3339 with offset.
+    /// New start, written as for `announce` (a wall-clock time is read in
+    /// the event's zone, else this computer's).
     #[arg(long)]
     start: Option<String>,
     /// New end ("" clears it).
@@ -344,6 +390,12 @@ struct UpdateFields {
     /// New capacity (0 removes it).
     #[arg(long)]
     capacity: Option<u32>,
+    /// Allow moving the event into the past.
+    #[arg(long)]
+    past: bool,
+    /// See `announce --local-zone`.
+    #[arg(long, hide = true)]
+    local_zone: Option<String>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -373,9 +425,16 @@ pub fn run(args: Args, raw: Vec<std::ffi::OsString>) -> Result<u8> {
         listen,
         peers,
         discovery,
+        web,
     } = args.command
     {
-        net::serve(&home, listen, peers, discovery)?;
+        net::serve(&home, listen, peers, discovery, web)?;
+        return Ok(0);
+    }
+    if let Command::PageToken { new } = args.command {
+        let mut out = Output::new(args.json);
+        net::page_token(&home, &mut out, new)?;
+        emit(&out.text, None)?;
         return Ok(0);
     }
     // `ics --out FILE` is written here, by the process the person ran,
@@ -389,12 +448,17 @@ pub fn run(args: Args, raw: Vec<std::ffi::OsString>) -> Result<u8> {
     // A running node has its own working directory and time zone: hand it
     // whole paths and ours.
     let mut raw = absolute_paths(&args.command, raw)?;
-    if let Command::Events {
-        local: true,
-        local_zone: None,
-        ..
-    } = &args.command
-    {
+    let needs_zone = match &args.command {
+        Command::Events {
+            local: true,
+            local_zone: None,
+            ..
+        } => true,
+        Command::Announce(fields) => fields.local_zone.is_none(),
+        Command::Update { fields, .. } => fields.local_zone.is_none(),
+        _ => false,
+    };
+    if needs_zone {
         raw.push("--local-zone".into());
         raw.push(local_zone().into());
     }
@@ -408,15 +472,29 @@ pub fn run(args: Args, raw: Vec<std::ffi::OsString>) -> Result<u8> {
         eprint!("{}", answer.stderr);
         if answer.code == 0 {
             emit(&answer.stdout, ics_out.as_ref())?;
+            if let Command::Open { print: false } = &args.command {
+                // The node said where its page is; the browser starts here,
+                // on the person's desktop, not in the node's process.
+                let url = match serde_json::from_str::<Value>(&answer.stdout) {
+                    Ok(doc) => doc["page"].as_str().unwrap_or_default().to_owned(),
+                    Err(_) => answer.stdout.trim().to_owned(),
+                };
+                net::launch_browser(&url)?;
+            }
         } else {
             write_stdout(&answer.stdout)?;
         }
         return Ok(u8::try_from(answer.code).unwrap_or(1));
     }
     let _ = raw;
-    let ctx = Ctx { home, node: None };
+    let ctx = Ctx {
+        home,
+        node: None,
+        serving: None,
+    };
     let mut out = Output::new(args.json);
     let result = run_command(&ctx, args.command, &mut out);
+    eprint!("{}", out.notes);
     match result {
         Ok(()) => emit(&out.text, ics_out.as_ref()).map(|()| 0),
         Err(e) => {
@@ -424,6 +502,117 @@ pub fn run(args: Args, raw: Vec<std::ffi::OsString>) -> Result<u8> {
             Err(e)
         }
     }
+}
+
+/// What went wrong, for `{"error": {"kind": …}}` (see `docs/cli.md`).
+/// Scripts branch on it; the message is for people.
+pub fn error_kind(e: &anyhow::Error) -> &'static str {
+    use potluck::store::StoreError;
+    for cause in e.chain() {
+        if let Some(err) = cause.downcast_ref::<KindedError>() {
+            return err.kind;
+        }
+        // `AppError` wraps store and content errors transparently: their
+        // types are not in the chain of causes, so look inside.
+        let store_error = match cause.downcast_ref::<potluck::app::AppError>() {
+            Some(potluck::app::AppError::Store(err)) => Some(err),
+            Some(potluck::app::AppError::Content(_)) => return "invalid_input",
+            Some(potluck::app::AppError::ReadOnly) => return "no_identity",
+            Some(_) => return "refused",
+            None => cause.downcast_ref::<StoreError>(),
+        };
+        if let Some(err) = store_error {
+            return match err {
+                StoreError::UnknownEvent(_) | StoreError::AmbiguousEvent { .. } => "not_found",
+                StoreError::PrefixTooShort(_) => "invalid_input",
+                StoreError::Locked { .. } => "busy",
+                _ => "storage",
+            };
+        }
+        if let Some(err) = cause.downcast_ref::<potluck::identity::IdentityError>() {
+            return match err {
+                potluck::identity::IdentityError::Missing { .. } => "no_identity",
+                _ => "identity",
+            };
+        }
+        if cause.is::<potluck::content::ContentError>()
+            || cause.is::<when::WhenError>()
+            || cause.is::<potluck::message::DecodeError>()
+            || cause.is::<potluck::config::ConfigError>()
+            || cause.is::<potluck::handshake::HandshakeError>()
+        {
+            return "invalid_input";
+        }
+        if cause.is::<ConnectionError>() {
+            return "network";
+        }
+        if cause.is::<potluck::bundle::BundleError>() {
+            return "invalid_file";
+        }
+        if cause.is::<std::io::Error>() || cause.is::<potluck::home::HomeError>() {
+            return "io";
+        }
+    }
+    "refused"
+}
+
+/// The `--json` form of an error: one line, `{"error": {"kind": …,
+/// "message": …}}`.
+pub fn error_document(kind: &str, message: &str) -> String {
+    format!(
+        "{}\n",
+        json!({ "error": { "kind": kind, "message": message } })
+    )
+}
+
+/// Reports a failed command: one `error:` line on stderr, and with `--json`
+/// the error document on stdout.
+pub fn report_error(e: &anyhow::Error, json: bool) {
+    let message = one_line(e);
+    eprintln!("error: {message}");
+    if json {
+        let _ = write_stdout(&error_document(error_kind(e), &message));
+    }
+}
+
+/// A command line clap could not read. Returns the exit status (2), and
+/// what goes to stdout and stderr: clap's whole message (what is missing,
+/// "did you mean", the allowed values, the usage), plus with `--json` the
+/// error document. `styled` keeps clap's colours for a terminal.
+pub fn usage_failure(e: &clap::Error, json: bool, styled: bool) -> (u8, String, String) {
+    let rendered = e.render();
+    let stderr = if styled {
+        rendered.ansi().to_string()
+    } else {
+        rendered.to_string()
+    };
+    let stdout = if json {
+        let plain = rendered.to_string();
+        let message = plain.trim_end().trim_start_matches("error: ");
+        error_document("usage", message)
+    } else {
+        String::new()
+    };
+    (2, stdout, stderr)
+}
+
+/// True when a command line asks for `--json` (for errors found before it
+/// could be parsed).
+pub fn asks_for_json<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> bool {
+    args.iter()
+        .take_while(|a| a.as_ref() != "--")
+        .any(|a| a.as_ref() == "--json")
+}
+
+/// An error whose kind the command knows better than its causes' types
+/// tell (e.g. a bad bundle file found while importing).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct KindedError {
+    /// The `kind` of the JSON error document.
+    pub kind: &'static str,
+    /// What people read.
+    pub message: String,
 }
 
 /// Hands the command line to a node running for `home`; `None` when no
@@ -462,6 +651,11 @@ pub fn one_line(e: &anyhow::Error) -> String {
         }
     }
     line
+}
+
+/// True when the command asked for `--json`.
+pub fn wants_json(args: &Args) -> bool {
+    args.json
 }
 
 /// True for `potluck serve`, whose log is worth reading by default.
@@ -540,7 +734,13 @@ pub(crate) fn write_stdout(text: &str) -> Result<()> {
 }
 
 /// Runs a command handed over by the control socket, inside the node.
-pub fn run_in_node(home: &Home, node: &Arc<Node>, args: Vec<String>) -> ControlResponse {
+pub fn run_in_node(
+    home: &Home,
+    node: &Arc<Node>,
+    serving: &Serving,
+    args: Vec<String>,
+) -> ControlResponse {
+    let args_copy = args.clone();
     let args = match Args::try_parse_from(std::iter::once("potluck".to_owned()).chain(args)) {
         Ok(a) => a,
         Err(e) if !e.use_stderr() => {
@@ -551,37 +751,48 @@ pub fn run_in_node(home: &Home, node: &Arc<Node>, args: Vec<String>) -> ControlR
             };
         }
         Err(e) => {
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
+            let (code, stdout, stderr) = usage_failure(&e, asks_for_json(&args_copy), false);
             return ControlResponse {
-                code: 2,
-                stdout: String::new(),
-                stderr: format!("{first} (see `potluck --help`)\n"),
+                code: code.into(),
+                stdout,
+                stderr,
             };
         }
     };
     let ctx = Ctx {
         home: home.clone(),
         node: Some(node.clone()),
+        serving: Some(serving.clone()),
     };
     let mut out = Output::new(args.json);
     let result = match args.command {
-        Command::Init { .. } => Err(anyhow::anyhow!(
-            "an identity already exists here, and a node is running for this home"
-        )),
+        Command::Init { .. } => Err(KindedError {
+            kind: "exists",
+            message: "an identity already exists here, and a node is running for this home; \
+                      to set your name, use `potluck name \"Ana\"`"
+                .to_owned(),
+        }
+        .into()),
         command => run_command(&ctx, command, &mut out),
     };
     match result {
         Ok(()) => ControlResponse {
             code: 0,
             stdout: out.text,
-            stderr: String::new(),
+            stderr: out.notes,
         },
-        Err(e) => ControlResponse {
-            code: 1,
-            stdout: out.text,
-            stderr: format!("error: {}\n", one_line(&e)),
-        },
+        Err(e) => {
+            let message = one_line(&e);
+            let mut stdout = out.text;
+            if out.json {
+                stdout.push_str(&error_document(error_kind(&e), &message));
+            }
+            ControlResponse {
+                code: 1,
+                stdout,
+                stderr: format!("{}error: {message}\n", out.notes),
+            }
+        }
     }
 }
 
@@ -589,6 +800,9 @@ fn run_command(ctx: &Ctx, command: Command, out: &mut Output) -> Result<()> {
     match command {
         Command::Init { name, network_key } => init(ctx, out, name, network_key),
         Command::Serve { .. } => bail!("a potluck node is already running for this home"),
+        Command::Open { print } => net::open(ctx, out, print),
+        // Handled before a node could be asked (it reads no store).
+        Command::PageToken { .. } => bail!("page-token is not run inside a node"),
         Command::Sync { addr } => net::sync(ctx, out, &addr),
         Command::Peers => net::peers(ctx, out),
         Command::Invite { addr } => net::invite(ctx, out, addr),
@@ -599,15 +813,15 @@ fn run_command(ctx: &Ctx, command: Command, out: &mut Output) -> Result<()> {
         Command::Unblock { feed } => contact(ctx, out, &feed, ContactChange::Unblock),
         Command::Whoami => whoami(ctx, out),
         Command::Name { name } => {
-            let about = About {
-                name,
+            About {
+                name: name.clone(),
                 description: None,
-            };
-            about.validate()?;
-            let node = ctx.open()?;
-            node.publish(&about.to_content_bytes())?;
-            out.print(json!({ "id": node.feed_id()?, "name": about.name }), || {
-                format!("name set to {}", about.name)
+            }
+            .validate()?;
+            let app = ctx.open_creating(out, false)?;
+            app.set_name(name.clone(), now_ms())?;
+            out.print(json!({ "id": app.feed_id()?, "name": name }), || {
+                format!("name set to {name}")
             });
             Ok(())
         }
@@ -658,8 +872,8 @@ fn run_command(ctx: &Ctx, command: Command, out: &mut Output) -> Result<()> {
             },
         ),
         Command::Reindex => {
-            let opened = ctx.open_store()?;
-            let store = opened.store();
+            let app = ctx.open_store()?;
+            let store = app.store();
             let entries = store.reindex()?;
             out.print(json!({ "entries": entries }), || {
                 format!("rebuilt {entries} index entries from the logs")
@@ -674,6 +888,9 @@ fn run_command(ctx: &Ctx, command: Command, out: &mut Output) -> Result<()> {
 pub struct Output {
     json: bool,
     text: String,
+    /// Lines for people on stderr: confirmations and hints that are not the
+    /// command's result.
+    notes: String,
 }
 
 impl Output {
@@ -681,6 +898,15 @@ impl Output {
         Output {
             json,
             text: String::new(),
+            notes: String::new(),
+        }
+    }
+
+    /// A line for people on stderr; left out with `--json`, where the
+    /// document says it all.
+    pub fn note(&mut self, line: impl AsRef<str>) {
+        if !self.json {
+            let _ = writeln!(self.notes, "{}", line.as_ref());
         }
     }
 
@@ -705,99 +931,59 @@ pub struct Ctx {
     pub home: Home,
     /// The running node, when the command was handed to it.
     pub node: Option<Arc<Node>>,
+    /// Where the running node listens, when the command was handed to it.
+    pub serving: Option<Serving>,
 }
 
-/// An open store plus, when a command publishes, the identity.
-pub enum Opened {
-    /// This process opened the store.
-    Direct {
-        /// The store.
-        store: Arc<Store>,
-        /// Our identity, if loaded.
-        identity: Option<Box<Identity>>,
-    },
-    /// The running node's store.
-    Node(Arc<Node>),
+/// What a running node knows about itself that a command may need.
+#[derive(Clone, Debug)]
+pub struct Serving {
+    /// The address it accepts peers on.
+    pub listen: std::net::SocketAddr,
+    /// The web page's address (with the access token when one is needed),
+    /// unless the page is off.
+    pub page: Option<String>,
 }
 
 impl Ctx {
-    /// The store and the identity.
-    pub fn open(&self) -> Result<Opened> {
+    /// The application with our identity: inside the running node, or
+    /// over the store opened here (a node that never opens a socket, so
+    /// that publishing takes the same path).
+    pub fn open(&self) -> Result<App> {
         match &self.node {
-            Some(node) => Ok(Opened::Node(node.clone())),
+            Some(node) => Ok(App::new(node.clone())),
             None => {
                 let identity = Identity::load(&self.home)?;
-                let store = open_store(&self.home)?;
-                Ok(Opened::Direct {
-                    store: Arc::new(store),
-                    identity: Some(Box::new(identity)),
-                })
+                let store = Arc::new(open_store(&self.home)?);
+                Ok(App::new(net::offline_node(store, &identity, &self.home)?))
             }
         }
     }
 
-    /// The store alone (read-only commands need no identity).
-    pub fn open_store(&self) -> Result<Opened> {
+    /// The application with our identity, which is created when the home
+    /// has none: the rule for every command that takes part (serve, join,
+    /// sync, import, announce, name, follow and the like). See
+    /// [`identity_or_create`]. `ask_name`: whether a new identity's
+    /// [`welcome`] asks for a name (not when the command is about to set
+    /// it).
+    pub fn open_creating(&self, out: &Output, ask_name: bool) -> Result<App> {
+        if self.node.is_some() {
+            return self.open();
+        }
+        let (identity, created) = identity_or_create(&self.home)?;
+        let store = Arc::new(Store::open(&self.home.store_path())?);
+        if created {
+            welcome(&self.home, &store, &identity, out.json, ask_name)?;
+        }
+        Ok(App::new(net::offline_node(store, &identity, &self.home)?))
+    }
+
+    /// The application for reading (no identity needed).
+    pub fn open_store(&self) -> Result<App> {
         match &self.node {
-            Some(node) => Ok(Opened::Node(node.clone())),
-            None => Ok(Opened::Direct {
-                store: Arc::new(open_store(&self.home)?),
-                identity: None,
-            }),
+            Some(node) => Ok(App::new(node.clone())),
+            None => Ok(App::read_only(Arc::new(open_store(&self.home)?))),
         }
-    }
-}
-
-impl Opened {
-    /// The store.
-    pub fn store(&self) -> &Store {
-        match self {
-            Opened::Direct { store, .. } => store,
-            Opened::Node(node) => node.store(),
-        }
-    }
-
-    /// Our feed id (requires [`Ctx::open`]).
-    fn feed_id(&self) -> Result<FeedId> {
-        match self {
-            Opened::Direct {
-                identity: Some(identity),
-                ..
-            } => Ok(identity.feed_id()),
-            Opened::Direct { identity: None, .. } => bail!("no identity loaded"),
-            Opened::Node(node) => Ok(node.feed_id()),
-        }
-    }
-
-    /// Publishes content as the next message of our feed: durable on
-    /// return, and pushed to connected peers when a node runs.
-    pub fn publish(&self, content: &[u8]) -> Result<Message> {
-        match self {
-            Opened::Direct {
-                store,
-                identity: Some(identity),
-            } => {
-                let msg = store.publish(identity.signing_key(), content, now_ms())?;
-                // As organizer, decide on requests at once (a running
-                // node does the same in `Node::publish`).
-                if let Some(event) = admission::touched_event(&msg) {
-                    admission::settle(
-                        store,
-                        identity.signing_key(),
-                        &[event],
-                        &[msg.id()],
-                        now_ms(),
-                    )?;
-                }
-                Ok(msg)
-            }
-            Opened::Direct { identity: None, .. } => bail!("no identity loaded"),
-            Opened::Node(node) => Ok(node.publish(content, now_ms())?),
-        }
-    }
-
-    fn name_of(&self, feed: &FeedId) -> Result<Option<String>> {
-        Ok(self.store().about(feed)?.map(|a| a.name))
     }
 }
 
@@ -805,10 +991,10 @@ impl Opened {
 pub fn open_store(home: &Home) -> Result<Store> {
     if !home.secret_path().exists() && !home.store_path().exists() {
         // Never create a store in a home that was never initialised.
-        bail!(
-            "no identity in {}: run `potluck init` first",
-            home.root().display()
-        );
+        return Err(potluck::identity::IdentityError::Missing {
+            home: home.root().to_path_buf(),
+        }
+        .into());
     }
     // A key whose store is gone, in a home from before stores recorded
     // how far they published: whatever was published is unknown, so at
@@ -821,6 +1007,93 @@ pub fn open_store(home: &Home) -> Result<Store> {
         store.mark_published_at_least(Identity::load(home)?.feed_id(), 1)?;
     }
     Ok(store)
+}
+
+/// The home's identity, created (with the home) when there is none.
+/// Returns whether it was created, so that the caller can [`welcome`] the
+/// new person once the store is open.
+pub fn identity_or_create(home: &Home) -> Result<(Identity, bool)> {
+    match Identity::load(home) {
+        Ok(identity) => Ok((identity, false)),
+        Err(potluck::identity::IdentityError::Missing { .. }) => {
+            home.create()?;
+            let identity = Identity::create(home)?;
+            Store::mark_new_identity(&home.store_path())?;
+            Ok((identity, true))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Longest name line read at the prompt, in bytes.
+const MAX_NAME_LINE: u64 = 1024;
+
+/// `text` quoted for a POSIX shell, for commands shown to people.
+fn shell_quote(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.,/@%+=:".contains(c));
+    if plain {
+        format!("\"{text}\"")
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
+/// Greets a new identity on stderr. In a terminal, asks for the name
+/// others will see (a node without one shows up as a long feed id in
+/// everyone's lists) and publishes it; otherwise, or when the person
+/// skips it, says how to set it later. Quiet with `--json`.
+pub fn welcome(
+    home: &Home,
+    store: &Store,
+    identity: &Identity,
+    json: bool,
+    ask_name: bool,
+) -> Result<()> {
+    use std::io::{BufRead as _, IsTerminal as _, Read as _, Write as _};
+    if json {
+        return Ok(());
+    }
+    eprintln!(
+        "created a new identity {} in {}",
+        identity.feed_id(),
+        home.root().display()
+    );
+    if !ask_name {
+        return Ok(());
+    }
+    let later =
+        "set your name with `potluck name \"Ana\"` so others see it instead of your feed id";
+    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        eprintln!("{later}");
+        return Ok(());
+    }
+    eprint!("your name, as others will see it (Enter to skip): ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    let read = std::io::stdin()
+        .lock()
+        .take(MAX_NAME_LINE)
+        .read_line(&mut line);
+    let name = line.trim();
+    if read.is_err() || name.is_empty() {
+        eprintln!("{later}");
+        return Ok(());
+    }
+    let about = About {
+        name: name.to_owned(),
+        description: None,
+    };
+    match about.validate() {
+        Ok(()) => {
+            store.publish(identity.signing_key(), &about.to_content_bytes(), now_ms())?;
+            eprintln!("name set to {name}");
+        }
+        Err(e) => eprintln!("{e}; {later}"),
+    }
+    Ok(())
 }
 
 /// Now, in milliseconds since the Unix epoch.
@@ -851,10 +1124,17 @@ fn init(
         None => None,
     };
     if home.secret_path().exists() {
-        bail!(
-            "an identity already exists at {}; refusing to overwrite it",
-            home.secret_path().display()
-        );
+        let name = about.as_ref().map_or("Ana", |a| a.name.as_str());
+        return Err(KindedError {
+            kind: "exists",
+            message: format!(
+                "an identity already exists at {}; refusing to overwrite it. \
+                 To set your name, use `potluck name {}`",
+                home.secret_path().display(),
+                shell_quote(name)
+            ),
+        }
+        .into());
     }
     home.create()?;
     if let Some(network) = network {
@@ -863,9 +1143,10 @@ fn init(
         config.save(home)?;
     }
     let identity = Identity::create(home)?;
-    let store = Store::open(&home.store_path())?;
+    Store::mark_new_identity(&home.store_path())?;
+    let app = ctx.open()?;
     if let Some(about) = &about {
-        store.publish(identity.signing_key(), &about.to_content_bytes(), now_ms())?;
+        app.set_name(about.name.clone(), now_ms())?;
     }
     let id = identity.feed_id();
     let name = about.map(|a| a.name);
@@ -889,115 +1170,152 @@ fn optional(value: Option<String>) -> Option<String> {
 }
 
 fn announce(ctx: &Ctx, out: &mut Output, f: EventFields) -> Result<()> {
+    let tz = optional(f.tz);
+    let zone = typing_zone(tz.as_deref(), f.local_zone.as_deref())?;
+    let start = typed_time("start", &f.start, &zone)?;
+    let end = f
+        .end
+        .as_deref()
+        .map(|e| typed_time("end", e, &zone))
+        .transpose()?;
+    // A wall-clock time was meant in a zone: the event keeps that zone, so
+    // that everyone sees the times its organizer typed.
+    let wall_clock = start.wall_clock || end.as_ref().is_some_and(|e| e.wall_clock);
+    let tz = tz.or_else(|| {
+        wall_clock
+            .then(|| zone.iana_name().map(str::to_owned))
+            .flatten()
+    });
     let event = Event {
         title: f.title,
-        start: EventTime::parse("start", &f.start)?,
-        end: f
-            .end
-            .as_deref()
-            .map(|e| EventTime::parse("end", e))
-            .transpose()?,
-        tz: optional(f.tz),
+        start: start.time,
+        end: end.map(|e| e.time),
+        tz,
         location: optional(f.location),
         url: optional(f.url),
         description: optional(f.description),
         capacity: f.capacity,
     };
     event.validate()?;
-    let node = ctx.open()?;
-    let msg = node.publish(&event.to_content_bytes())?;
+    check_not_past(&event, f.past, "announce")?;
+    let msg = ctx.open_creating(out, true)?.announce(&event, now_ms())?;
     let id = msg.id();
     out.print(json!({ "id": id }), || id.to_string());
+    out.note(format!(
+        "announced \"{}\": {}",
+        when::sanitize_line(&event.title),
+        when::event_span(&event, None)
+    ));
+    if f.past {
+        out.note("it is in the past: `potluck events --past` lists it");
+    }
     Ok(())
 }
 
-/// Turns an update flag into a change: absent keeps, "" clears.
-fn change_text(value: Option<String>) -> Change<String> {
-    match value {
-        None => Change::Keep,
-        Some(v) if v.is_empty() => Change::Clear,
-        Some(v) => Change::Set(v),
+/// The zone a typed wall-clock time is read in: `--tz`, else the zone of
+/// the computer the command was typed on.
+fn typing_zone(tz: Option<&str>, local_zone: Option<&str>) -> Result<jiff::tz::TimeZone> {
+    Ok(match (tz, local_zone) {
+        (Some(name), _) => when::zone_named(name)?,
+        (None, Some(name)) => when::zone_named(name)?,
+        (None, None) => when::local_zone(),
+    })
+}
+
+/// A time typed on the command line, as published.
+struct TypedTime {
+    time: EventTime,
+    /// True when it was a wall-clock time, read in a zone.
+    wall_clock: bool,
+}
+
+/// Reads `--start` or `--end` (see [`when::parse_local`]) and turns it
+/// into the RFC 3339 text that is published, with the offset in `zone`.
+fn typed_time(field: &'static str, text: &str, zone: &jiff::tz::TimeZone) -> Result<TypedTime> {
+    let at = when::parse_local(text, zone).with_context(|| format!("--{field}"))?;
+    let wall_clock = potluck::content::parse_time(field, text.trim()).is_err();
+    let rfc3339 = if wall_clock {
+        at.timestamp().display_with_offset(at.offset()).to_string()
+    } else {
+        // An offset the author wrote is kept as written.
+        text.trim().to_owned()
+    };
+    Ok(TypedTime {
+        time: EventTime::parse(field, &rfc3339)?,
+        wall_clock,
+    })
+}
+
+/// Refuses an event that has already finished, which `potluck events`
+/// would never show, unless `--past` says that is meant.
+fn check_not_past(event: &Event, past: bool, verb: &str) -> Result<()> {
+    let finish = event.end_ms().unwrap_or(event.start_ms());
+    if past || finish >= now_ms() {
+        return Ok(());
     }
+    bail!(
+        "{} is in the past, and `potluck events` lists only events that have not finished \
+         (past ones are in `potluck events --past`); give --past to {verb} it anyway",
+        when::event_span(event, None)
+    )
 }
 
 fn update(ctx: &Ctx, out: &mut Output, event: &str, f: UpdateFields) -> Result<()> {
-    let end = match f.end {
-        None => Change::Keep,
-        Some(e) if e.is_empty() => Change::Clear,
-        Some(e) => Change::Set(EventTime::parse("end", &e)?),
-    };
-    let start = f
-        .start
-        .as_deref()
-        .map(|s| EventTime::parse("start", s))
-        .transpose()?;
     let capacity = match f.capacity {
         None => Change::Keep,
         Some(0) => Change::Clear,
         Some(n) => Change::Set(n),
     };
-    let node = ctx.open()?;
-    let state = own_event(&node, event, "update")?;
+    // A new zone, when given, must be a real one before anything else.
+    let new_tz = optional(f.tz.clone());
+    if let Some(name) = &new_tz {
+        when::zone_named(name)?;
+    }
+    let app = ctx.open()?;
+    let state = app.own_event(event, "update")?;
+    // Typed wall-clock times are read in the new zone, else the event's,
+    // else the computer's.
+    let zone = typing_zone(
+        new_tz.as_deref().or(state.event.tz.as_deref()),
+        f.local_zone.as_deref(),
+    )?;
+    let end = match f.end {
+        None => Change::Keep,
+        Some(e) if e.is_empty() => Change::Clear,
+        Some(e) => Change::Set(typed_time("end", &e, &zone)?.time),
+    };
+    let start = f
+        .start
+        .as_deref()
+        .map(|s| typed_time("start", s, &zone).map(|t| t.time))
+        .transpose()?;
     let update = EventUpdate {
-        event: state.id,
+        event: Default::default(),
         title: f.title,
         start,
         end,
-        tz: change_text(f.tz),
-        location: change_text(f.location),
-        url: change_text(f.url),
-        description: change_text(f.description),
+        tz: text_change(f.tz),
+        location: text_change(f.location),
+        url: text_change(f.url),
+        description: text_change(f.description),
         capacity,
     };
-    if update.is_empty() {
-        bail!("nothing to change: give at least one field, e.g. --title or --start");
+    if update.start.is_some() || !matches!(update.end, Change::Keep) {
+        check_not_past(&state.event.apply(&update)?, f.past, "move")?;
     }
-    update.validate()?;
-    // The merged event must still be valid (e.g. end not before start),
-    // and must differ: a no-op update would only bump the revision.
-    if state.event.apply(&update)? == state.event {
-        bail!("nothing to change: the event already has these values");
-    }
-    node.publish(&update.to_content_bytes())?;
-    let revision = state.revision + 1;
-    out.print(json!({ "id": state.id, "revision": revision }), || {
-        format!("updated {} (revision {revision})", state.id)
+    let (id, revision) = app.update(event, update, now_ms())?;
+    out.print(json!({ "id": id, "revision": revision }), || {
+        format!("updated {id} (revision {revision})")
     });
     Ok(())
 }
 
 fn cancel(ctx: &Ctx, out: &mut Output, event: &str, reason: Option<String>) -> Result<()> {
-    let node = ctx.open()?;
-    let state = own_event(&node, event, "cancel")?;
-    let cancel = EventCancel {
-        event: state.id,
-        reason: optional(reason),
-    };
-    cancel.validate()?;
-    node.publish(&cancel.to_content_bytes())?;
-    out.print(json!({ "id": state.id, "status": "cancelled" }), || {
-        format!("cancelled {}", state.id)
+    let id = ctx.open()?.cancel(event, reason, now_ms())?;
+    out.print(json!({ "id": id, "status": "cancelled" }), || {
+        format!("cancelled {id}")
     });
     Ok(())
-}
-
-/// Resolves an event that we organise and that is still scheduled.
-fn own_event(node: &Opened, event: &str, verb: &str) -> Result<EventState> {
-    let id = node.store().resolve_event(event)?;
-    let state = node
-        .store()
-        .event(&id)?
-        .with_context(|| format!("event {id} vanished from the index"))?;
-    if state.author != node.feed_id()? {
-        bail!(
-            "only the organizer ({}) can {verb} event {id}",
-            state.author
-        );
-    }
-    if state.status == EventStatus::Cancelled {
-        bail!("event {id} is cancelled; it cannot be changed any more");
-    }
-    Ok(state)
 }
 
 fn rsvp(
@@ -1008,27 +1326,17 @@ fn rsvp(
     guests: u32,
     note: Option<String>,
 ) -> Result<()> {
-    let mut rsvp = Rsvp {
+    // Check the fields before opening the store, with a placeholder id.
+    Rsvp {
         event: Default::default(),
         status,
         guests,
-        note: optional(note),
+        note: optional(note.clone()),
         revision: None,
-    };
-    // Check the fields before touching the store, with a placeholder id.
-    rsvp.validate()?;
-    let node = ctx.open()?;
-    let id = node.store().resolve_event(event)?;
-    let state = node
-        .store()
-        .event(&id)?
-        .with_context(|| format!("event {id} vanished from the index"))?;
-    if state.status == EventStatus::Cancelled {
-        bail!("event {id} is cancelled; RSVPs are closed");
     }
-    rsvp.event = id;
-    rsvp.revision = Some(state.revision);
-    node.publish(&rsvp.to_content_bytes())?;
+    .validate()?;
+    let state = ctx.open()?.rsvp(event, status, guests, note, now_ms())?;
+    let id = state.id;
     out.print(
         json!({ "event": id, "status": status.as_str(), "guests": guests }),
         || format!("RSVP {} to \"{}\"", status.as_str(), state.event.title),
@@ -1044,29 +1352,19 @@ fn events(
     limit: usize,
     zone: Option<String>,
 ) -> Result<()> {
-    let opened = ctx.open_store()?;
-    let store = opened.store();
-    // One more than shown, to know whether there are more.
-    let fetch = (limit > 0).then_some(limit.saturating_add(1));
-    let mut list = if all {
-        store.all_events()?
+    let which = if all {
+        EventList::All
     } else if past {
-        store.past_events(now_ms(), fetch)?
+        EventList::Past
     } else {
-        store.upcoming_events(now_ms(), fetch)?
+        EventList::Upcoming
     };
-    let more = limit > 0 && list.len() > limit;
-    if more {
-        if past {
-            list.remove(0);
-        } else {
-            list.truncate(limit);
-        }
-    }
-    let mut docs = Vec::with_capacity(list.len());
-    for state in &list {
-        docs.push(event_json(store, state, false, zone.as_deref())?);
-    }
+    let (list, more) = ctx.open_store()?.events(which, now_ms(), limit)?;
+    let docs: Vec<Value> = list
+        .iter()
+        .map(|summary| event_json(summary, None, zone.as_deref()))
+        .collect();
+    let list: Vec<&EventState> = list.iter().map(|s| &s.state).collect();
     if out.json {
         out.line(Value::Array(docs).to_string());
         return Ok(());
@@ -1074,6 +1372,7 @@ fn events(
     if list.is_empty() {
         out.line("no events");
     }
+    let viewer = zone.as_deref().and_then(|z| when::zone_named(z).ok());
     for (state, doc) in list.iter().zip(&docs) {
         let tally = &doc["tally"];
         let flag = if state.status == EventStatus::Cancelled {
@@ -1083,11 +1382,8 @@ fn events(
         };
         out.line(format!(
             "{}  {}{}\n    going {} (headcount {}), maybe {}, not going {}   {}",
-            display_time(
-                state.event.start.as_str(),
-                zone.as_deref().or(state.event.tz.as_deref())
-            ),
-            state.event.title,
+            when::event_span(&state.event, viewer.as_ref()),
+            when::sanitize_line(&state.event.title),
             flag,
             tally["going"],
             tally["headcount"],
@@ -1107,35 +1403,22 @@ fn events(
 /// The JSON contract of an event (see `docs/content.md`).
 /// The viewer's IANA time zone (UTC when the system does not say).
 fn local_zone() -> String {
-    jiff::tz::TimeZone::system()
-        .iana_name()
-        .unwrap_or("UTC")
-        .to_owned()
+    when::local_zone_name().unwrap_or_else(|| "UTC".to_owned())
 }
 
-/// The JSON contract of an event (see `docs/content.md`). Times are in
-/// the event's zone, or in `zone` when given (`events --local`).
-fn event_json(
-    store: &Store,
-    state: &EventState,
-    with_rsvps: bool,
-    zone: Option<&str>,
-) -> Result<Value> {
+/// The JSON contract of an event (see `docs/content.md`), with its RSVPs
+/// when given. Times are in the event's zone, or in `zone` when given
+/// (`events --local`).
+fn event_json(summary: &EventSummary, rsvps: Option<&[RsvpView]>, zone: Option<&str>) -> Value {
+    let state = &summary.state;
     let e = &state.event;
-    let tally = store.tally(&state.id)?;
-    // The RSVPs themselves are read only when listed, or when admission
-    // counts need them (an event with a capacity).
-    let rsvps = if with_rsvps || state.event.capacity.is_some() {
-        store.rsvps(&state.id)?
-    } else {
-        Vec::new()
-    };
-    let admissions = admission::view(store, state, &rsvps, &tally)?;
+    let tally = &summary.tally;
+    let admissions = &summary.admissions;
     let show_zone = zone.or(e.tz.as_deref());
     let mut doc = json!({
         "id": state.id,
         "author": state.author,
-        "organizer_name": store.about(&state.author)?.map(|a| a.name),
+        "organizer_name": summary.organizer_name,
         "title": e.title,
         "start": rfc3339_in_zone(e.start.as_str(), show_zone),
         "end": e.end.as_ref().map(|end| rfc3339_in_zone(end.as_str(), show_zone)),
@@ -1159,33 +1442,31 @@ fn event_json(
         },
         "plan_revision": state.plan_revision,
     });
-    if with_rsvps {
-        let mut list = Vec::new();
-        for (author, r) in &rsvps {
-            list.push(json!({
-                "author": author,
-                "name": store.about(author)?.map(|a| a.name),
-                "status": r.status.as_str(),
-                "guests": r.guests,
-                "note": r.note,
-                "admission": admissions.statuses.get(author).map(|s| s.as_str()),
-                "answered_revision": r.answered_revision,
-                "stale": r.is_stale(state),
-            }));
-        }
+    if let Some(rsvps) = rsvps {
+        let list = rsvps
+            .iter()
+            .map(|r| {
+                json!({
+                    "author": r.author,
+                    "name": r.name,
+                    "status": r.rsvp.status.as_str(),
+                    "guests": r.rsvp.guests,
+                    "note": r.rsvp.note,
+                    "admission": r.admission.map(|s| s.as_str()),
+                    "answered_revision": r.rsvp.answered_revision,
+                    "stale": r.stale,
+                })
+            })
+            .collect();
         doc["rsvps"] = Value::Array(list);
     }
-    Ok(doc)
+    doc
 }
 
 fn show_event(ctx: &Ctx, out: &mut Output, event: &str) -> Result<()> {
-    let opened = ctx.open_store()?;
-    let store = opened.store();
-    let id = store.resolve_event(event)?;
-    let state = store
-        .event(&id)?
-        .with_context(|| format!("event {id} vanished from the index"))?;
-    let doc = event_json(store, &state, true, None)?;
+    let detail = ctx.open_store()?.event(event)?;
+    let doc = event_json(&detail.summary, Some(&detail.rsvps), None);
+    let state = &detail.summary.state;
     if out.json {
         out.line(doc.to_string());
         return Ok(());
@@ -1203,10 +1484,7 @@ fn show_event(ctx: &Ctx, out: &mut Output, event: &str) -> Result<()> {
         state.author,
         organizer.map(|n| format!(" ({n})")).unwrap_or_default()
     );
-    w!("  starts:    {}", e.display_start());
-    if let Some(end) = e.display_end() {
-        w!("  ends:      {end}");
-    }
+    w!("  when:      {}", when::event_span(e, None));
     for (label, value) in [
         ("location", &e.location),
         ("url", &e.url),
@@ -1498,42 +1776,11 @@ fn fixtures(
     Ok(())
 }
 
-/// The four contact commands.
-#[derive(Clone, Copy)]
-enum ContactChange {
-    Follow,
-    Unfollow,
-    Block,
-    Unblock,
-}
-
 fn contact(ctx: &Ctx, out: &mut Output, feed: &str, change: ContactChange) -> Result<()> {
     let target = FeedId::parse(feed)?;
-    let opened = ctx.open()?;
-    let me = opened.feed_id()?;
-    if target == me {
-        bail!("that is your own feed");
-    }
-    let current = opened
-        .store()
-        .contacts(&me)?
-        .into_iter()
-        .find(|(f, _)| *f == target)
-        .map(|(_, c)| (c.following, c.blocking))
-        .unwrap_or((false, false));
-    let (following, blocking) = match change {
-        ContactChange::Follow => (true, false),
-        ContactChange::Unfollow => (false, current.1),
-        ContactChange::Block => (false, true),
-        ContactChange::Unblock => (current.0, false),
-    };
-    let contact = Contact {
-        contact: target,
-        following,
-        blocking,
-    };
-    contact.validate()?;
-    opened.publish(&contact.to_content_bytes())?;
+    let (following, blocking) = ctx
+        .open_creating(out, true)?
+        .contact(target, change, now_ms())?;
     out.print(
         json!({ "contact": target, "following": following, "blocking": blocking }),
         || {
@@ -1551,30 +1798,15 @@ fn contact(ctx: &Ctx, out: &mut Output, feed: &str, change: ContactChange) -> Re
 
 /// `potluck agenda`: my upcoming `going` and `maybe` answers.
 fn agenda(ctx: &Ctx, out: &mut Output) -> Result<()> {
-    let opened = ctx.open()?;
-    let me = opened.feed_id()?;
-    let store = opened.store();
     let mut items = Vec::new();
     let mut text = Vec::new();
-    for state in store.upcoming_events(now_ms(), None)? {
-        let Some(rsvp) = store.rsvp(&state.id, &me)? else {
-            continue;
-        };
-        if rsvp.status == RsvpStatus::NotGoing {
-            continue;
-        }
-        let decided = store
-            .admissions(&state.id)?
-            .into_iter()
-            .find(|(f, _)| *f == me)
-            .map(|(_, a)| a);
-        let status = admission::status_of(&state, &rsvp, decided.as_ref());
-        let stale = rsvp.is_stale(&state);
+    for AgendaItem { state, mine } in ctx.open()?.agenda(now_ms())? {
+        let (rsvp, status, stale) = (&mine.rsvp, mine.admission, mine.stale);
         let cancelled = state.status == EventStatus::Cancelled;
         text.push(format!(
             "{}  {}  {}{}{}{}",
-            state.event.display_start(),
-            state.event.title,
+            when::event_span(&state.event, None),
+            when::sanitize_line(&state.event.title),
             rsvp.status.as_str(),
             status
                 .map(|s| format!(" [{}]", s.as_str()))
@@ -1611,41 +1843,9 @@ fn agenda(ctx: &Ctx, out: &mut Output) -> Result<()> {
 
 /// `potluck ics`: RFC 5545 text for one event or every upcoming event.
 fn ics(ctx: &Ctx, out: &mut Output, event: Option<&str>) -> Result<()> {
-    let opened = ctx.open_store()?;
-    let store = opened.store();
-    let states = match event {
-        Some(text) => {
-            let id = store.resolve_event(text)?;
-            vec![
-                store
-                    .event(&id)?
-                    .with_context(|| format!("event {id} vanished from the index"))?,
-            ]
-        }
-        None => store.upcoming_events(now_ms(), None)?,
-    };
-    let mut events = Vec::with_capacity(states.len());
-    for state in &states {
-        let mut attendees = Vec::new();
-        for (feed, rsvp) in store.rsvps(&state.id)? {
-            attendees.push(potluck::ics::IcsAttendee {
-                feed,
-                name: store.about(&feed)?.map(|a| a.name),
-                status: rsvp.status,
-            });
-        }
-        events.push(potluck::ics::IcsEvent {
-            state,
-            organizer_name: store.about(&state.author)?.map(|a| a.name),
-            attendees,
-        });
-    }
-    let text = potluck::ics::calendar(&events, jiff::Timestamp::now());
+    let (text, count) = ctx.open_store()?.calendar(event, now_ms())?;
     if out.json {
-        out.print(
-            json!({ "events": events.len(), "calendar": text }),
-            String::new,
-        );
+        out.print(json!({ "events": count, "calendar": text }), String::new);
     } else {
         // The calendar is written exactly, CRLF line ends included.
         out.text.push_str(&text);
@@ -1744,26 +1944,21 @@ fn import(ctx: &Ctx, out: &mut Output, file: &std::path::Path) -> Result<()> {
         std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?,
     );
     let mut reader = potluck::bundle::BundleReader::new(input);
-    let node = match &ctx.node {
-        Some(node) => node.clone(),
-        None => {
-            let Opened::Direct {
-                store,
-                identity: Some(identity),
-            } = ctx.open()?
-            else {
-                bail!("no identity loaded");
-            };
-            // A node that never opens a socket: the same ingest path.
-            crate::net::offline_node(store, &identity, &ctx.home)?
-        }
-    };
+    // The first message is read before anything is opened or created: a
+    // file that is no bundle changes nothing.
+    let first = reader.next_message().map_err(|e| KindedError {
+        kind: "invalid_file",
+        message: format!("{}: {e}; nothing was imported", file.display()),
+    })?;
+    let app = ctx.open_creating(out, true)?;
     let (mut read, mut new, mut present, mut dropped) = (0u64, 0u64, 0u64, 0u64);
     let mut problem: Option<String> = None;
+    let mut end = first.is_none();
+    let mut pending = first;
     loop {
         let mut batch = Vec::with_capacity(BATCH);
-        let mut end = false;
-        while batch.len() < BATCH {
+        batch.extend(pending.take());
+        while !end && batch.len() < BATCH {
             match reader.next_message() {
                 Ok(Some(msg)) => batch.push(msg),
                 Ok(None) => {
@@ -1778,7 +1973,7 @@ fn import(ctx: &Ctx, out: &mut Output, file: &std::path::Path) -> Result<()> {
             }
         }
         read += batch.len() as u64;
-        let (report, blocked) = node.ingest_messages(batch)?;
+        let (report, blocked) = app.ingest(batch)?;
         new += report.accepted.len() as u64;
         present += report.duplicates as u64;
         dropped += blocked as u64;
@@ -1809,10 +2004,14 @@ fn import(ctx: &Ctx, out: &mut Output, file: &std::path::Path) -> Result<()> {
         },
     );
     match problem {
-        Some(p) => bail!(
-            "{}: {p}; the valid messages before it were imported",
-            file.display()
-        ),
+        Some(p) => Err(KindedError {
+            kind: "invalid_file",
+            message: format!(
+                "{}: {p}; the valid messages before it were imported",
+                file.display()
+            ),
+        }
+        .into()),
         None => Ok(()),
     }
 }

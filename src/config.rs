@@ -11,13 +11,12 @@
 //! ```
 
 use std::fmt;
-use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::handshake::{DEFAULT_NETWORK_KEY, NetworkKey};
-use crate::home::Home;
+use crate::home::{Home, write_private};
 use crate::message::FeedId;
 use crate::replicate::Policy;
 
@@ -26,6 +25,9 @@ pub const DEFAULT_PORT: u16 = 7643;
 /// Default listen address: every interface, so people on the same network
 /// can reach you.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:7643";
+/// Default address of the web page: this computer only. When it is taken
+/// (another home's node), `serve` takes the next free port.
+pub const DEFAULT_WEB: &str = "127.0.0.1:7645";
 /// Largest config file read.
 const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
@@ -218,6 +220,10 @@ pub struct ConfigFile {
     /// `255.255.255.255` at the discovery port).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub discovery_targets: Vec<String>,
+    /// Where `serve` serves the web page: `IP:PORT`, or `"off"`. Absent:
+    /// [`DEFAULT_WEB`], or the next free port after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web: Option<String>,
 }
 
 /// `"open"` or `{"hops": N}`.
@@ -359,22 +365,6 @@ impl ConfigFile {
     }
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("json.tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut f = options.open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -461,6 +451,7 @@ mod tests {
             discovery: Some(false),
             discovery_port: Some(17644),
             discovery_targets: vec!["127.255.255.255:17644".into()],
+            web: Some("127.0.0.1:17645".into()),
         };
         config.save(&home).unwrap();
         let back = ConfigFile::load(&home).unwrap();

@@ -284,23 +284,8 @@ pub fn parse_time(field: &'static str, value: &str) -> Result<Timestamp, Content
 /// most 23:59.
 fn is_rfc3339_syntax(s: &str) -> bool {
     let b = s.as_bytes();
-    let digits = |from: usize, n: usize| {
-        b.get(from..from + n)
-            .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
-    };
     let at = |i: usize, allowed: &[u8]| b.get(i).is_some_and(|c| allowed.contains(c));
-    let head = digits(0, 4)
-        && at(4, b"-")
-        && digits(5, 2)
-        && at(7, b"-")
-        && digits(8, 2)
-        && at(10, b"Tt")
-        && digits(11, 2)
-        && at(13, b":")
-        && digits(14, 2)
-        && at(16, b":")
-        && digits(17, 2);
-    if !head {
+    if !starts_with_shape(b, b"9999-99-99T99:99:99") {
         return false;
     }
     let mut i = 19;
@@ -333,6 +318,19 @@ fn is_rfc3339_syntax(s: &str) -> bool {
     }
 }
 
+/// True if `text` starts with `shape`, where `9` stands for an ASCII digit,
+/// `T` for `T` or `t`, `_` for `T`, `t` or a space, and any other byte for
+/// itself.
+pub(crate) fn starts_with_shape(text: &[u8], shape: &[u8]) -> bool {
+    text.len() >= shape.len()
+        && text.iter().zip(shape).all(|(&c, &s)| match s {
+            b'9' => c.is_ascii_digit(),
+            b'T' => matches!(c, b'T' | b't'),
+            b'_' => matches!(c, b'T' | b't' | b' '),
+            other => c == other,
+        })
+}
+
 /// Checks that `name` is an IANA time zone name this node knows, spelled
 /// exactly as in the time zone database (e.g. `America/New_York`).
 pub fn validate_tz(name: &str) -> Result<(), ContentError> {
@@ -343,7 +341,7 @@ pub fn validate_tz(name: &str) -> Result<(), ContentError> {
 
 /// Looks up an IANA zone, insisting on the exact spelling: the database
 /// lookup ignores ASCII case, but other implementations may not.
-fn lookup_tz(name: &str) -> Option<TimeZone> {
+pub fn lookup_tz(name: &str) -> Option<TimeZone> {
     let tz = TimeZone::get(name).ok()?;
     (tz.iana_name() == Some(name)).then_some(tz)
 }

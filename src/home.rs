@@ -87,4 +87,30 @@ impl Home {
     pub fn store_path(&self) -> PathBuf {
         self.root.join("store")
     }
+
+    /// The web page's access token (needed only when the page listens
+    /// beyond this computer).
+    pub fn page_token_path(&self) -> PathBuf {
+        self.root.join("page-token")
+    }
+}
+
+/// Writes a file only its owner can read, whole or not at all (a
+/// temporary file, synced, then renamed over `path`).
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options.open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
 }

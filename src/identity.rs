@@ -20,7 +20,10 @@ use crate::message::FeedId;
 #[derive(Debug, Error)]
 pub enum IdentityError {
     /// No key file in the home.
-    #[error("no identity in {home}: run `potluck init` first")]
+    #[error(
+        "no identity in {home} yet: run `potluck init --name \"Ana\"` (serve, join, sync, \
+         import, announce, name and follow create one too)"
+    )]
     Missing {
         /// The home directory.
         home: PathBuf,

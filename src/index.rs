@@ -339,6 +339,9 @@ pub enum Indexed {
     Applied {
         /// The event whose state, RSVPs or admissions changed.
         event: Option<MessageId>,
+        /// For a contact message: the feed it is about and the author's
+        /// new stance towards it.
+        contact: Option<(FeedId, ContactState)>,
     },
     /// Valid message, but nothing to index: unknown type, dropped content,
     /// or an update by someone other than the organizer.
@@ -373,6 +376,7 @@ pub fn apply<K: Kv>(kv: &mut K, msg: &Message) -> Result<Indexed, K::Error> {
             write(kv, event_key(&state.id), &state);
             Ok(Indexed::Applied {
                 event: Some(state.id),
+                contact: None,
             })
         }
         Content::EventUpdate(update) => {
@@ -401,6 +405,7 @@ pub fn apply<K: Kv>(kv: &mut K, msg: &Message) -> Result<Indexed, K::Error> {
             write(kv, event_key(&state.id), &state);
             Ok(Indexed::Applied {
                 event: Some(state.id),
+                contact: None,
             })
         }
         Content::EventCancel(cancel) => {
@@ -418,6 +423,7 @@ pub fn apply<K: Kv>(kv: &mut K, msg: &Message) -> Result<Indexed, K::Error> {
             write(kv, event_key(&state.id), &state);
             Ok(Indexed::Applied {
                 event: Some(state.id),
+                contact: None,
             })
         }
         Content::Rsvp(rsvp) => {
@@ -440,7 +446,10 @@ pub fn apply<K: Kv>(kv: &mut K, msg: &Message) -> Result<Indexed, K::Error> {
             tally.add(&entry, 1);
             write(kv, rkey, &entry);
             write(kv, tkey, &tally);
-            Ok(Indexed::Applied { event: Some(event) })
+            Ok(Indexed::Applied {
+                event: Some(event),
+                contact: None,
+            })
         }
         Content::About(about) => {
             let state = AboutState {
@@ -448,7 +457,10 @@ pub fn apply<K: Kv>(kv: &mut K, msg: &Message) -> Result<Indexed, K::Error> {
                 description: about.description,
             };
             write(kv, about_key(&author), &state);
-            Ok(Indexed::Applied { event: None })
+            Ok(Indexed::Applied {
+                event: None,
+                contact: None,
+            })
         }
         Content::Contact(contact) => {
             let state = ContactState {
@@ -456,7 +468,10 @@ pub fn apply<K: Kv>(kv: &mut K, msg: &Message) -> Result<Indexed, K::Error> {
                 blocking: contact.blocking,
             };
             write(kv, contact_key(&author, &contact.contact), &state);
-            Ok(Indexed::Applied { event: None })
+            Ok(Indexed::Applied {
+                event: None,
+                contact: Some((contact.contact, state)),
+            })
         }
         Content::Admission(admission) => {
             let Some(state) = read::<K, EventState>(kv, &event_key(&admission.event))? else {
@@ -490,6 +505,7 @@ pub fn apply<K: Kv>(kv: &mut K, msg: &Message) -> Result<Indexed, K::Error> {
             );
             Ok(Indexed::Applied {
                 event: Some(admission.event),
+                contact: None,
             })
         }
         Content::Unknown { .. } => Ok(Indexed::Ignored("unknown content type")),

@@ -9,9 +9,12 @@
 //! - [`content`]: the typed content of version 1 (events, RSVPs, ...);
 //! - [`index`]: pure derivation of index entries from messages;
 //! - [`store`]: the only owner of sled; atomic, durable appends;
-//! - [`identity`] and [`home`]: the key file and the home directory.
+//! - [`identity`] and [`home`]: the key file and the home directory;
+//! - [`when`]: times and text for people (wall-clock times, spans, short
+//!   ids, terminal-safe text).
 
 pub mod admission;
+pub mod app;
 pub mod bundle;
 pub mod config;
 pub mod content;
@@ -32,4 +35,6 @@ pub mod peerbook;
 pub mod replicate;
 pub mod store;
 pub mod validate;
+pub mod web;
+pub mod when;
 pub mod wire;

@@ -1,10 +1,12 @@
 //! The `potluck` command. Parsing and printing live in `cli`; all logic
-//! lives in the library. Errors become one line on stderr: exit 1, or 2
-//! for unusable arguments.
+//! lives in the library. Errors become one line on stderr (exit 1), or
+//! clap's whole message for unusable arguments (exit 2); with `--json`,
+//! stdout also gets an error document.
 
 mod cli;
 mod net;
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -12,14 +14,17 @@ use clap::Parser;
 fn main() -> ExitCode {
     let args = match cli::Args::try_parse() {
         Ok(args) => args,
-        // Help and version go to stdout as usual; usage errors become one
-        // line, like every other error.
+        // Help and version go to stdout as usual.
         Err(e) if !e.use_stderr() => e.exit(),
+        // clap's whole message: what is missing, "did you mean", the
+        // allowed values and the usage.
         Err(e) => {
-            let rendered = e.to_string();
-            let first = rendered.lines().next().unwrap_or("invalid arguments");
-            eprintln!("{first} (see `potluck --help`)");
-            return ExitCode::from(2);
+            let json = cli::asks_for_json(&std::env::args_os().collect::<Vec<_>>());
+            let styled = std::io::stderr().is_terminal();
+            let (code, stdout, stderr) = cli::usage_failure(&e, json, styled);
+            eprint!("{stderr}");
+            let _ = cli::write_stdout(&stdout);
+            return ExitCode::from(code);
         }
     };
     // A node logs its connections; other commands report errors themselves.
@@ -30,6 +35,8 @@ fn main() -> ExitCode {
     };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // Colour only for a person: not in a file or the journal.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("POTLUCK_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
@@ -38,10 +45,11 @@ fn main() -> ExitCode {
     // Not `args()`: it panics on an argument that is not UTF-8, and a
     // path may be any bytes.
     let raw: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let json = cli::wants_json(&args);
     match cli::run(args, raw) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {}", cli::one_line(&e));
+            cli::report_error(&e, json);
             ExitCode::FAILURE
         }
     }

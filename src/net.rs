@@ -7,16 +7,17 @@ use anyhow::{Context, Result, bail};
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use potluck::config::{ConfigFile, DEFAULT_LISTEN, Invite, PeerAddr};
-use potluck::content::Contact;
+use potluck::app::ContactChange;
+use potluck::config::{ConfigFile, DEFAULT_LISTEN, DEFAULT_WEB, Invite, PeerAddr};
 use potluck::handshake::DEFAULT_NETWORK_KEY;
 use potluck::home::Home;
 use potluck::identity::Identity;
+use potluck::message::FeedId;
 use potluck::node::{ConnectionError, Node, NodeConfig, SessionReport, Timing};
 use potluck::peerbook::{PeerRecord, PeerSource};
 use potluck::store::Store;
 
-use crate::cli::{self, Ctx, DiscoveryArgs, Opened, Output};
+use crate::cli::{self, Ctx, DiscoveryArgs, Output, WebArgs};
 use potluck::discovery;
 use potluck::node::DiscoverySettings;
 
@@ -49,6 +50,7 @@ pub fn serve(
     listen: Option<String>,
     extra_peers: Vec<String>,
     discovery: DiscoveryArgs,
+    web: WebArgs,
 ) -> Result<()> {
     let config = ConfigFile::load(home)?;
     let mut peers = config.peer_addrs()?;
@@ -58,23 +60,20 @@ pub fn serve(
     let listen = listen
         .or_else(|| config.listen.clone())
         .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
-    home.create()?;
-    let (identity, created) = match Identity::load(home) {
-        Ok(identity) => (identity, false),
-        Err(potluck::identity::IdentityError::Missing { .. }) => {
-            let identity = Identity::create(home)?;
-            eprintln!("created a new identity {}", identity.feed_id());
-            (identity, true)
-        }
-        Err(e) => return Err(e.into()),
-    };
+    // Bind first: when a port is taken, nothing has been created yet.
+    let std_listener = bind_listener(&listen)?;
+    let page = bind_page(home, &config, &web)?;
+    let (identity, created) = cli::identity_or_create(home)?;
     // A new identity has published nothing; an old one's store is checked
     // for having been lost.
     let store = Arc::new(if created {
         Store::open(&home.store_path())?
     } else {
-        crate::cli::open_store(home)?
+        cli::open_store(home)?
     });
+    if created {
+        cli::welcome(home, &store, &identity, false, true)?;
+    }
     let node_config = node_config(&identity, &config)?;
     let rt = runtime()?;
     rt.block_on(async move {
@@ -84,18 +83,39 @@ pub fn serve(
         tokio::task::spawn_blocking(move || settler.settle_all())
             .await
             .context("settling admissions failed")??;
-        let listener = TcpListener::bind(&listen)
-            .await
+        let listener = TcpListener::from_std(std_listener)
             .with_context(|| format!("cannot listen on {listen}"))?;
         let local = listener.local_addr()?;
         #[cfg(unix)]
         let control = potluck::control::bind(&potluck::control::socket_path(home))?;
-        crate::cli::write_stdout(&format!(
-            "potluck node {} listening on {local}\n",
-            node.feed_id()
-        ))?;
-        tracing::info!(feed = %node.feed_id(), %local, "listening");
+        let page_url = page.as_ref().map(Page::url);
+        let mut started = format!("potluck node {} listening on {local}\n", node.feed_id());
+        if let Some(url) = &page_url {
+            started.push_str(&format!("page: {url}\n"));
+        }
+        crate::cli::write_stdout(&started)?;
+        tracing::info!(feed = %node.feed_id(), %local, page = page_url.as_deref().unwrap_or("off"), "listening");
         let mut tasks = Vec::new();
+        if let Some(page) = page {
+            let settings = potluck::web::WebSettings {
+                token: page.token.clone(),
+                zone: potluck::web::system_zone(),
+                invite_code: invite_code(&config, node.feed_id(), local).ok().map(|(code, _)| code),
+                extra_hosts: Vec::new(),
+            };
+            let listener = TcpListener::from_std(page.listener)
+                .with_context(|| format!("cannot serve the page on {}", page.addr))?;
+            let mut stop = node.subscribe_shutdown();
+            let app = potluck::app::App::new(node.clone());
+            tasks.push(tokio::spawn(async move {
+                let shutdown = async move {
+                    let _ = stop.wait_for(|stopped| *stopped).await;
+                };
+                if let Err(e) = potluck::web::serve(app, listener, settings, shutdown).await {
+                    tracing::error!(error = %e, "the web page stopped");
+                }
+            }));
+        }
         tasks.push(tokio::spawn(node.clone().accept_loop(listener)));
         // Configured peers, then every other address in the peer book
         // (discovered earlier, or from an invite), best first.
@@ -128,8 +148,13 @@ pub fn serve(
         {
             let handler_node = node.clone();
             let handler_home = home.clone();
-            let handler: potluck::control::Handler =
-                Arc::new(move |args| cli::run_in_node(&handler_home, &handler_node, args));
+            let serving = cli::Serving {
+                listen: local,
+                page: page_url.clone(),
+            };
+            let handler: potluck::control::Handler = Arc::new(move |args| {
+                cli::run_in_node(&handler_home, &handler_node, &serving, args)
+            });
             tasks.push(tokio::spawn(potluck::control::serve(
                 control,
                 potluck::control::socket_path(home),
@@ -146,6 +171,188 @@ pub fn serve(
         store.flush()?;
         Ok::<(), anyhow::Error>(())
     })
+}
+
+/// The web page's bound socket, before the runtime takes it over.
+struct Page {
+    listener: std::net::TcpListener,
+    addr: std::net::SocketAddr,
+    /// Required from browsers when the page listens beyond loopback.
+    token: Option<String>,
+}
+
+impl Page {
+    /// The address people open (on this computer).
+    fn url(&self) -> String {
+        let host = if self.addr.ip().is_unspecified() {
+            // Every interface: this computer reaches it on loopback.
+            std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), self.addr.port())
+        } else {
+            self.addr
+        };
+        match &self.token {
+            Some(token) => format!("http://{host}/?token={token}"),
+            None => format!("http://{host}/"),
+        }
+    }
+}
+
+/// How many ports after the default one a second node on this computer
+/// tries for its page before it takes any free port.
+const PAGE_PORT_TRIES: u16 = 20;
+
+/// Binds the web page's port: the one given (`--web`, or `"web"` in
+/// config.json), which must be free, or the default one or the next free
+/// port after it. `None` when the page is off. Beyond loopback the page
+/// needs the access token (`potluck page-token`); without it, refuses.
+fn bind_page(home: &Home, config: &ConfigFile, web: &WebArgs) -> Result<Option<Page>> {
+    let given = match (&web.addr, config.web.as_deref()) {
+        _ if web.no_web => return Ok(None),
+        (Some(addr), _) => Some(addr.as_str()),
+        (None, Some("off")) => return Ok(None),
+        (None, Some(addr)) => Some(addr),
+        (None, None) => None,
+    };
+    let bind = |addr: std::net::SocketAddr| -> std::io::Result<std::net::TcpListener> {
+        let listener = std::net::TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        Ok(listener)
+    };
+    let listener = match given {
+        Some(text) => {
+            let addr: std::net::SocketAddr = text.parse().with_context(|| {
+                format!("the page address {text:?} is not IP:PORT (e.g. 127.0.0.1:7645)")
+            })?;
+            bind(addr).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::AddrInUse {
+                    anyhow::anyhow!(
+                        "cannot serve the page on {addr}: the port is in use; give another \
+                         with `--web 127.0.0.1:PORT`, or turn the page off with `--no-web`"
+                    )
+                } else {
+                    anyhow::anyhow!("cannot serve the page on {addr}: {e}")
+                }
+            })?
+        }
+        None => {
+            let default: std::net::SocketAddr =
+                DEFAULT_WEB.parse().context("the default page address")?;
+            let mut found = None;
+            for port in (default.port()..).take(usize::from(PAGE_PORT_TRIES)) {
+                if let Ok(listener) = bind(std::net::SocketAddr::new(default.ip(), port)) {
+                    found = Some(listener);
+                    break;
+                }
+            }
+            match found {
+                Some(listener) => listener,
+                None => bind(std::net::SocketAddr::new(default.ip(), 0))
+                    .context("cannot find a free port for the page on 127.0.0.1")?,
+            }
+        }
+    };
+    let addr = listener.local_addr()?;
+    let token = if addr.ip().is_loopback() {
+        None
+    } else {
+        match read_page_token(home)? {
+            Some(token) => Some(token),
+            None => bail!(
+                "the page would listen on {addr}, where other computers can reach it, and it \
+                 can publish as you: that needs an access token. Make one with \
+                 `potluck page-token` (it is shown once), then start `potluck serve` again; \
+                 or keep the page on this computer with `--web 127.0.0.1:7645`"
+            ),
+        }
+    };
+    Ok(Some(Page {
+        listener,
+        addr,
+        token,
+    }))
+}
+
+/// The page's access token, if one was made.
+fn read_page_token(home: &Home) -> Result<Option<String>> {
+    let path = home.page_token_path();
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let token = text.trim();
+            if token.len() < 32 || !token.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                bail!(
+                    "{} is damaged; make a new token with `potluck page-token --new`",
+                    path.display()
+                );
+            }
+            Ok(Some(token.to_owned()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// `potluck page-token`: makes the page's access token and shows it once.
+pub fn page_token(home: &Home, out: &mut Output, new: bool) -> Result<()> {
+    let path = home.page_token_path();
+    if !new && read_page_token(home)?.is_some() {
+        bail!(
+            "a page token exists already ({}); `potluck page-token --new` replaces it",
+            path.display()
+        );
+    }
+    home.create()?;
+    let token = potluck::web::security::new_secret();
+    potluck::home::write_private(&path, format!("{token}\n").as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    out.print(json!({ "token": token, "file": path }), || {
+        format!(
+            "page token (shown once; kept in {}): {token}\n\
+             Open the page from another computer as http://HOST:PORT/?token={token}; \
+             a running `potluck serve` must be restarted to use it.",
+            path.display()
+        )
+    });
+    Ok(())
+}
+
+/// `potluck open`: the running node's page, opened in the default browser
+/// by the process the person ran (a node may run as a service).
+pub fn open(ctx: &Ctx, out: &mut Output, print: bool) -> Result<()> {
+    let Some(serving) = &ctx.serving else {
+        bail!(
+            "no node is running for this home: start one with `potluck serve`, then `potluck open`"
+        );
+    };
+    let Some(url) = &serving.page else {
+        bail!("the running node serves no page (it was started with --no-web or \"web\": \"off\")");
+    };
+    out.print(json!({ "page": url, "open": !print }), || url.clone());
+    Ok(())
+}
+
+/// Opens `url` in the default browser (`$BROWSER` is honoured).
+pub fn launch_browser(url: &str) -> Result<()> {
+    webbrowser::open(url).with_context(|| format!("cannot start a browser; open {url} yourself"))
+}
+
+/// Binds the node's TCP port; a port in use says how to pick another.
+fn bind_listener(listen: &str) -> Result<std::net::TcpListener> {
+    let listener = match std::net::TcpListener::bind(listen) {
+        Ok(listener) => listener,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            let port = listen.rsplit_once(':').map_or("7643", |(_, p)| p);
+            bail!(
+                "cannot listen on {listen}: port {port} is in use (another potluck node \
+                 for another home?); give this one its own port, e.g. \
+                 `potluck serve --listen 0.0.0.0:7653`"
+            )
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot listen on {listen}")),
+    };
+    listener
+        .set_nonblocking(true)
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    Ok(listener)
 }
 
 async fn wait_for_signal() {
@@ -209,7 +416,7 @@ fn discovery_settings(
 /// `potluck sync ADDR`: one exchange, both ways.
 pub fn sync(ctx: &Ctx, out: &mut Output, addr: &str) -> Result<()> {
     let peer = PeerAddr::parse(addr)?;
-    let report = sync_once(ctx, &peer)?;
+    let report = sync_once(ctx, out, &peer)?;
     let peer_id = report.peer.map(|p| p.to_string()).unwrap_or_default();
     out.print(
         json!({
@@ -230,7 +437,7 @@ pub fn sync(ctx: &Ctx, out: &mut Output, addr: &str) -> Result<()> {
 }
 
 /// One exchange with `peer`, through the running node or a node of our own.
-fn sync_once(ctx: &Ctx, peer: &PeerAddr) -> Result<SessionReport> {
+fn sync_once(ctx: &Ctx, out: &Output, peer: &PeerAddr) -> Result<SessionReport> {
     let report = match &ctx.node {
         // Inside a running node: use it (and its store).
         Some(node) => {
@@ -246,18 +453,10 @@ fn sync_once(ctx: &Ctx, peer: &PeerAddr) -> Result<SessionReport> {
             }
         }
         None => {
-            let opened = ctx.open()?;
-            let Opened::Direct {
-                store,
-                identity: Some(identity),
-            } = opened
-            else {
-                bail!("no identity loaded");
-            };
-            let config = ConfigFile::load(&ctx.home)?;
-            let node = Node::new(store.clone(), node_config(&identity, &config)?);
+            let app = ctx.open_creating(out, true)?;
+            let node = app.node().context("no identity loaded")?.clone();
             let report = runtime()?.block_on(node.dial(peer, true));
-            store.flush()?;
+            app.store().flush()?;
             report
         }
     }
@@ -269,32 +468,60 @@ fn sync_once(ctx: &Ctx, peer: &PeerAddr) -> Result<SessionReport> {
 pub fn invite(ctx: &Ctx, out: &mut Output, addr: Option<String>) -> Result<()> {
     let config = ConfigFile::load(&ctx.home)?;
     let me = own_feed(ctx)?;
-    let addr = match addr {
-        Some(a) => a,
-        None => guess_address(&config)?,
+    let (code, addr) = match addr {
+        Some(addr) => (invite_for(&config, me, &addr)?, addr),
+        None => {
+            // The running node's real address, else what config.json says.
+            let listen = match &ctx.serving {
+                Some(serving) => serving.listen,
+                None => config
+                    .listen
+                    .as_deref()
+                    .unwrap_or(DEFAULT_LISTEN)
+                    .parse()
+                    .context("the listen address in config.json is not IP:PORT")?,
+            };
+            invite_code(&config, me, listen)?
+        }
     };
+    out.print(json!({ "code": code, "addr": addr }), || code.clone());
+    if addr
+        .parse::<std::net::SocketAddr>()
+        .is_ok_and(|a| a.ip().is_loopback())
+    {
+        out.note(format!(
+            "note: {addr} is a loopback address: this code works only on this computer \
+             (listen on another address with `serve --listen`, or give `--addr HOST:PORT`)"
+        ));
+    }
+    Ok(())
+}
+
+/// The invite code of `me` at `addr` on the configured network.
+fn invite_for(config: &ConfigFile, me: FeedId, addr: &str) -> Result<String> {
     let peer = PeerAddr::parse(&format!("{me}@{addr}"))?;
     let network = config
         .network_key
         .is_some()
         .then(|| config.network_key())
         .transpose()?;
-    let code = Invite { peer, network }.to_code();
-    out.print(json!({ "code": code, "addr": addr }), || code.clone());
-    Ok(())
+    Ok(Invite { peer, network }.to_code())
+}
+
+/// The invite code of a node listening on `listen`, and the address in it.
+fn invite_code(
+    config: &ConfigFile,
+    me: FeedId,
+    listen: std::net::SocketAddr,
+) -> Result<(String, String)> {
+    let addr = guess_address(listen)?;
+    Ok((invite_for(config, me, &addr)?, addr))
 }
 
 /// This computer's address for others to dial: the listen address, or,
 /// when that is every interface, the address of the interface that has a
 /// route out (found with a UDP socket's `connect`, which sends nothing).
-fn guess_address(config: &ConfigFile) -> Result<String> {
-    let listen: std::net::SocketAddr =
-        config
-            .listen
-            .as_deref()
-            .unwrap_or(DEFAULT_LISTEN)
-            .parse()
-            .context("the listen address in config.json is not IP:PORT")?;
+fn guess_address(listen: std::net::SocketAddr) -> Result<String> {
     if !listen.ip().is_unspecified() {
         return Ok(listen.to_string());
     }
@@ -335,10 +562,8 @@ pub fn join(ctx: &Ctx, out: &mut Output, code: &str) -> Result<()> {
         _ => {}
     }
     if fresh {
+        // The identity itself is created below, once the network is set.
         home.create()?;
-        Identity::create(home)?;
-        // The store of a new identity, which has published nothing.
-        Store::open(&home.store_path())?;
     }
     if let Some(key) = &invite.network {
         config.network_key = Some(key.to_hex());
@@ -350,18 +575,13 @@ pub fn join(ctx: &Ctx, out: &mut Output, code: &str) -> Result<()> {
     config.save(home)?;
     // Follow first, so the one sync also carries the follow to the inviter.
     let inviter = invite.peer.feed.context("the invite names no feed")?;
-    let opened = ctx.open()?;
-    let mine = opened.store().contacts(&own_feed(ctx)?)?;
+    let app = ctx.open_creating(out, true)?;
+    let mine = app.store().contacts(&own_feed(ctx)?)?;
     if !mine.iter().any(|(f, c)| *f == inviter && c.following) {
-        let contact = Contact {
-            contact: inviter,
-            following: true,
-            blocking: false,
-        };
-        opened.publish(&contact.to_content_bytes())?;
+        app.contact(inviter, ContactChange::Follow, crate::cli::now_ms())?;
     }
-    drop(opened);
-    let report = sync_once(ctx, &invite.peer)?;
+    drop(app);
+    let report = sync_once(ctx, out, &invite.peer)?;
     // Remember the inviter in the peer book too.
     {
         let opened = ctx.open_store()?;
@@ -457,7 +677,7 @@ pub fn recover(ctx: &Ctx, out: &mut Output, addrs: &[String], start_over: bool) 
     }
     let mut failures = Vec::new();
     for peer in &peers {
-        if let Err(e) = sync_once(ctx, peer) {
+        if let Err(e) = sync_once(ctx, out, peer) {
             failures.push(format!("{peer}: {}", cli::one_line(&e)));
         }
         if behind()?.is_none() {

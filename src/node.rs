@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,7 +29,6 @@ use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::admission;
 use crate::config::PeerAddr;
-use crate::content::{self, Content};
 use crate::discovery;
 use crate::frame::{FrameDecoder, FrameError, encode_frame};
 use crate::handshake::{Handshake, HandshakeError, NetworkKey, Transport};
@@ -39,7 +38,7 @@ use crate::peerbook::{PeerRecord, PeerSource};
 use crate::replicate::{
     self, Clock, Incoming, ModeChange, PeerMemory, Policy, ProtocolError, Session, Sources,
 };
-use crate::store::{Store, StoreError};
+use crate::store::{IngestReport, Store, StoreError};
 use crate::validate::{Checked, ValidationError};
 use crate::wire::{FramePacker, MAX_PLAINTEXT, Packet, WireError};
 
@@ -100,6 +99,8 @@ const SOURCE_CHECK: Duration = Duration::from_millis(200);
 /// source, so it costs the receiver nothing. Notes only serve to notice a
 /// lagging source, which waits at least the grace time anyway.
 const NOTES_EVERY: Duration = Duration::from_millis(200);
+/// How often a connection tells front ends how its catch-up goes.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
 /// Why a connection ended badly.
 #[derive(Debug, Error)]
@@ -197,12 +198,21 @@ pub struct PeerInfo {
     pub received: u64,
     /// Messages sent so far.
     pub sent: u64,
+    /// Whether the two sides hold what each wants of the other.
+    pub caught_up: bool,
 }
 
 struct PeerEntry {
     info: PeerInfo,
-    received: Arc<AtomicU64>,
-    sent: Arc<AtomicU64>,
+    progress: Arc<PeerProgress>,
+}
+
+/// What a connection's driver reports as it goes, read by [`Node::peers`].
+#[derive(Default)]
+struct PeerProgress {
+    received: AtomicU64,
+    sent: AtomicU64,
+    caught_up: AtomicBool,
 }
 
 /// Where and how a node announces itself on the LAN.
@@ -237,6 +247,24 @@ pub enum NodeEvent {
     /// The connection to `change.peer` must ask its peer for new push
     /// modes (which feeds it pushes live, which it only notes).
     Modes(Arc<ModeChange>),
+    /// These events' state, RSVPs or admissions changed (for front ends:
+    /// a page shows them anew).
+    EventsChanged(Arc<[MessageId]>),
+    /// A peer connected (after the handshake).
+    PeerConnected(FeedId),
+    /// A peer's connection ended.
+    PeerLeft(FeedId),
+    /// How far a connected peer's catch-up is: sent when it starts or
+    /// stops being caught up, and every few seconds while messages arrive.
+    Progress {
+        /// The peer.
+        peer: FeedId,
+        /// Messages received from it on this connection so far.
+        received: u64,
+        /// We hold everything it offered that we want, and it holds
+        /// everything we can give it.
+        caught_up: bool,
+    },
 }
 
 /// Running totals of a node's gossip, over every connection so far.
@@ -411,23 +439,51 @@ impl Node {
 
     /// Publishes content (durably) and pushes it to connected peers.
     pub fn publish(&self, content: &[u8], timestamp: i64) -> Result<Message, StoreError> {
-        let msg = self
+        let report = self
             .store
             .publish(&self.config.identity, content, timestamp)?;
-        let _ = self
-            .events
-            .send(NodeEvent::Appended(msg.author(), msg.sequence()));
-        if let Some(event) = admission::touched_event(&msg) {
-            self.settle(&[event], &[msg.id()])?;
+        self.after_append(&report)?;
+        report
+            .message()
+            .cloned()
+            .ok_or_else(|| StoreError::CorruptLog {
+                key: self.feed_id().to_string(),
+                reason: "published message was not appended".into(),
+            })
+    }
+
+    /// The one step after anything was appended (published here, received
+    /// from a peer, or imported): tell every connection and front end what
+    /// is new, let our own blocks take effect on live sessions, and, as the
+    /// organizer, decide on new requests to our events. Blocking.
+    pub fn after_append(&self, report: &IngestReport) -> Result<(), StoreError> {
+        self.announce(report);
+        if !report.touched_events.is_empty() {
+            let arrivals: Vec<MessageId> = report.accepted.iter().map(Message::id).collect();
+            self.settle(&report.touched_events, &arrivals)?;
         }
-        // Our own block or unblock takes effect on live sessions at once.
-        if let Ok(Content::Contact(contact)) = content::parse(content) {
+        Ok(())
+    }
+
+    /// Announces an append on the node's channel (no decisions).
+    fn announce(&self, report: &IngestReport) {
+        for msg in &report.accepted {
+            let _ = self
+                .events
+                .send(NodeEvent::Appended(msg.author(), msg.sequence()));
+        }
+        let me = self.feed_id();
+        for change in report.contacts.iter().filter(|c| c.author == me) {
             let _ = self.events.send(NodeEvent::Blocking {
-                feed: contact.contact,
-                blocked: contact.blocking,
+                feed: change.contact,
+                blocked: change.state.blocking,
             });
         }
-        Ok(msg)
+        if !report.touched_events.is_empty() {
+            let _ = self.events.send(NodeEvent::EventsChanged(Arc::from(
+                report.touched_events.as_slice(),
+            )));
+        }
     }
 
     /// As the organizer, decides pending requests to `events` (admissions
@@ -437,7 +493,7 @@ impl Node {
         &self,
         events: &[MessageId],
         arrivals: &[MessageId],
-    ) -> Result<Vec<Message>, StoreError> {
+    ) -> Result<IngestReport, StoreError> {
         let _one_at_a_time = self.settling.lock().unwrap_or_else(|p| p.into_inner());
         let published = admission::settle(
             &self.store,
@@ -446,28 +502,17 @@ impl Node {
             arrivals,
             jiff::Timestamp::now().as_millisecond(),
         )?;
-        for msg in &published {
-            let _ = self
-                .events
-                .send(NodeEvent::Appended(msg.author(), msg.sequence()));
-        }
+        // Decisions touch only our own events, which we just settled.
+        self.announce(&published);
         Ok(published)
     }
 
     /// Ingests messages that came by other means than a connection (a
     /// bundle file): the same validation and ingest path, minus feeds we
-    /// block; then decisions and live pushes as for gossip. Blocking.
-    pub fn ingest_messages(
-        &self,
-        msgs: Vec<Message>,
-    ) -> Result<(crate::store::IngestReport, usize), StoreError> {
-        let blocked: BTreeSet<FeedId> = self
-            .store
-            .contacts(&self.feed_id())?
-            .into_iter()
-            .filter(|(_, c)| c.blocking)
-            .map(|(f, _)| f)
-            .collect();
+    /// block; then [`Node::after_append`] as for gossip. Blocking. Returns
+    /// the report and how many messages of blocked feeds were dropped.
+    pub fn ingest_messages(&self, msgs: Vec<Message>) -> Result<(IngestReport, usize), StoreError> {
+        let blocked = self.store.blocked_by(&self.feed_id())?;
         let before = msgs.len();
         let msgs: Vec<Message> = msgs
             .into_iter()
@@ -475,21 +520,13 @@ impl Node {
             .collect();
         let dropped = before - msgs.len();
         let report = self.store.ingest(msgs)?;
-        for msg in &report.accepted {
-            let _ = self
-                .events
-                .send(NodeEvent::Appended(msg.author(), msg.sequence()));
-        }
-        if !report.touched_events.is_empty() {
-            let arrivals: Vec<MessageId> = report.accepted.iter().map(Message::id).collect();
-            self.settle(&report.touched_events, &arrivals)?;
-        }
+        self.after_append(&report)?;
         Ok((report, dropped))
     }
 
     /// Settles every event we organize (on start: requests may have
     /// arrived while no node of ours was running).
-    pub fn settle_all(&self) -> Result<Vec<Message>, StoreError> {
+    pub fn settle_all(&self) -> Result<IngestReport, StoreError> {
         let me = self.feed_id();
         let mine: Vec<MessageId> = self
             .store
@@ -508,8 +545,9 @@ impl Node {
             .values()
             .map(|e| {
                 let mut info = e.info.clone();
-                info.received = e.received.load(Ordering::Relaxed);
-                info.sent = e.sent.load(Ordering::Relaxed);
+                info.received = e.progress.received.load(Ordering::Relaxed);
+                info.sent = e.progress.sent.load(Ordering::Relaxed);
+                info.caught_up = e.progress.caught_up.load(Ordering::Relaxed);
                 info
             })
             .collect();
@@ -836,8 +874,7 @@ impl Node {
             record.succeeded(remote, jiff::Timestamp::now().as_millisecond());
             let _ = self.store.put_peer_record(&record);
         }
-        let received = Arc::new(AtomicU64::new(0));
-        let sent = Arc::new(AtomicU64::new(0));
+        let progress = Arc::new(PeerProgress::default());
         // Already connected to this feed? Two cases:
         // - both sides dialed each other at once (common after discovery):
         //   keep the connection dialed by the smaller feed id, on both
@@ -876,13 +913,14 @@ impl Node {
                         connected_since_ms: jiff::Timestamp::now().as_millisecond(),
                         received: 0,
                         sent: 0,
+                        caught_up: false,
                     },
-                    received: received.clone(),
-                    sent: sent.clone(),
+                    progress: progress.clone(),
                 },
             );
         }
         tracing::info!(peer = %remote, %addr, "connected");
+        let _ = self.events.send(NodeEvent::PeerConnected(remote));
         let result = self
             .clone()
             .replicate(
@@ -891,8 +929,7 @@ impl Node {
                 decoder,
                 remote,
                 once,
-                &received,
-                &sent,
+                &progress,
                 &mut report,
                 inbound_slot.as_ref(),
             )
@@ -901,8 +938,9 @@ impl Node {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&remote);
-        report.received = received.load(Ordering::Relaxed);
-        report.sent = sent.load(Ordering::Relaxed);
+        let _ = self.events.send(NodeEvent::PeerLeft(remote));
+        report.received = progress.received.load(Ordering::Relaxed);
+        report.sent = progress.sent.load(Ordering::Relaxed);
         match &result {
             Ok(()) => tracing::info!(
                 peer = %remote,
@@ -932,14 +970,11 @@ impl Node {
             .into_iter()
             .map(|(f, h)| (f, h.sequence))
             .collect();
-        let contacts = |f: &FeedId| self.store.contacts(f).unwrap_or_default();
-        let blocked: BTreeSet<FeedId> = contacts(&me)
-            .into_iter()
-            .filter(|(_, c)| c.blocking)
-            .map(|(f, _)| f)
-            .collect();
+        let blocked = self.store.blocked_by(&me)?;
         let follows = |f: &FeedId| {
-            contacts(f)
+            self.store
+                .contacts(f)
+                .unwrap_or_default()
                 .into_iter()
                 .filter(|(_, c)| c.following && !c.blocking)
                 .map(|(f, _)| f)
@@ -962,8 +997,7 @@ impl Node {
         decoder: FrameDecoder,
         remote: FeedId,
         once: bool,
-        received: &AtomicU64,
-        sent: &AtomicU64,
+        progress: &PeerProgress,
         report: &mut SessionReport,
         slot: Option<&InboundSlot<'_>>,
     ) -> Result<(), ConnectionError> {
@@ -1027,11 +1061,32 @@ impl Node {
         let mut last_sent = Instant::now();
         let mut keepalive = tokio::time::interval(timing.keepalive.min(timing.idle) / 2);
         let mut closing = false;
+        let mut progress_at: Option<Instant> = None;
+        // Wakes an otherwise idle connection to notice it caught up.
+        let mut progress_tick = tokio::time::interval(PROGRESS_EVERY);
+        progress_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut reported_received = 0;
 
         let outcome: Result<(), ConnectionError> = 'session: loop {
             if once && !closing && session.is_caught_up() {
                 session.close();
                 closing = true;
+            }
+            // Tell front ends how the catch-up goes, at most once per
+            // PROGRESS_EVERY (checking is a walk over both clocks).
+            if progress_at.is_none_or(|at| at.elapsed() >= PROGRESS_EVERY) {
+                progress_at = Some(Instant::now());
+                let caught_up = session.is_caught_up();
+                let received = progress.received.load(Ordering::Relaxed);
+                let was = progress.caught_up.swap(caught_up, Ordering::Relaxed);
+                if was != caught_up || received != reported_received {
+                    reported_received = received;
+                    let _ = self.events.send(NodeEvent::Progress {
+                        peer: remote,
+                        received,
+                        caught_up,
+                    });
+                }
             }
             let lagging = registered.active && self.sources().lagging() > 0;
             let has_work = session.has_outgoing()
@@ -1066,7 +1121,7 @@ impl Node {
                         Ok(()) => {}
                         Err(e) => {
                             // Keep the valid messages that came before.
-                            let _ = self.ingest(&mut session, batch, received, None).await;
+                            let _ = self.ingest(&mut session, batch, progress, None).await;
                             break Err(e);
                         }
                     }
@@ -1075,7 +1130,7 @@ impl Node {
                         match in_rx.try_recv() {
                             Ok(more) => {
                                 if let Err(e) = self.absorb(&mut session, more, &mut batch, &mut goodbye) {
-                                    let _ = self.ingest(&mut session, batch, received, None).await;
+                                    let _ = self.ingest(&mut session, batch, progress, None).await;
                                     break 'session Err(e);
                                 }
                             }
@@ -1100,7 +1155,7 @@ impl Node {
                         };
                         self.announce_modes(changes);
                     }
-                    if let Err(e) = self.ingest(&mut session, batch, received, registered.active.then_some(remote)).await {
+                    if let Err(e) = self.ingest(&mut session, batch, progress, registered.active.then_some(remote)).await {
                         break Err(e);
                     }
                     if goodbye {
@@ -1121,7 +1176,7 @@ impl Node {
                         Ok(x) => x,
                         Err(e) => break Err(e),
                     };
-                    sent.fetch_add(count, Ordering::Relaxed);
+                    progress.sent.fetch_add(count, Ordering::Relaxed);
                     self.counters.sent.fetch_add(count, Ordering::Relaxed);
                     notes_due = false;
                     if !frames.is_empty() {
@@ -1150,18 +1205,19 @@ impl Node {
                             let (default_push, feeds) = self.sources().modes_for(remote);
                             session.set_modes(Some(default_push), &feeds);
                         }
-                        for (feed, contact) in self.store.contacts(&self.feed_id())? {
-                            if contact.blocking {
-                                session.set_blocked(feed, true, 0);
-                            }
+                        for feed in self.store.blocked_by(&self.feed_id())? {
+                            session.set_blocked(feed, true, 0);
                         }
                         for (feed, head) in self.store.feeds()? {
                             session.on_local_append(feed, head.sequence);
                         }
                     }
                     Err(broadcast::error::RecvError::Closed) => break Ok(()),
+                    // For front ends.
+                    Ok(NodeEvent::EventsChanged(_) | NodeEvent::PeerConnected(_) | NodeEvent::PeerLeft(_) | NodeEvent::Progress { .. }) => {}
                 },
                 _ = notes_tick.tick(), if !notes_due && session.has_notes() => notes_due = true,
+                _ = progress_tick.tick(), if !progress.caught_up.load(Ordering::Relaxed) => {}
                 _ = source_check.tick(), if lagging => {
                     let changes = {
                         let store = &self.store;
@@ -1237,7 +1293,7 @@ impl Node {
         self: &Arc<Self>,
         session: &mut Session,
         batch: Checked,
-        received: &AtomicU64,
+        progress: &PeerProgress,
         source: Option<FeedId>,
     ) -> Result<(), ConnectionError> {
         if batch.is_empty() {
@@ -1251,10 +1307,7 @@ impl Node {
         let node = self.clone();
         let report = tokio::task::spawn_blocking(move || {
             let report = node.store.ingest_checked(batch)?;
-            if !report.touched_events.is_empty() {
-                let arrivals: Vec<MessageId> = report.accepted.iter().map(Message::id).collect();
-                node.settle(&report.touched_events, &arrivals)?;
-            }
+            node.after_append(&report)?;
             Ok::<_, StoreError>(report)
         })
         .await
@@ -1301,18 +1354,15 @@ impl Node {
             };
             self.announce_modes(changes);
         }
-        received.fetch_add(report.accepted.len() as u64, Ordering::Relaxed);
+        progress
+            .received
+            .fetch_add(report.accepted.len() as u64, Ordering::Relaxed);
         self.counters
             .received
             .fetch_add(report.accepted.len() as u64, Ordering::Relaxed);
         self.counters
             .duplicates
             .fetch_add(report.duplicates as u64, Ordering::Relaxed);
-        for msg in &report.accepted {
-            let _ = self
-                .events
-                .send(NodeEvent::Appended(msg.author(), msg.sequence()));
-        }
         match report.rejected {
             Some(r) => {
                 tracing::warn!(feed = %r.author, sequence = r.sequence, error = %r.error, "rejected a message from a peer");

@@ -33,7 +33,7 @@
 //! returning, so a message that `publish` or `ingest` reported as stored
 //! survives a crash.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -280,6 +280,44 @@ pub struct IngestReport {
     pub rejected: Option<Rejection>,
     /// Events whose state, RSVPs or admissions changed, in first-touched order.
     pub touched_events: Vec<MessageId>,
+    /// Follows and blocks among the accepted messages, in input order.
+    pub contacts: Vec<ContactChange>,
+}
+
+/// A contact message that was appended: `author` now follows and/or
+/// blocks `contact` as `state` says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ContactChange {
+    /// Who wrote the contact message.
+    pub author: FeedId,
+    /// The feed it is about.
+    pub contact: FeedId,
+    /// The author's stance now.
+    pub state: ContactState,
+}
+
+impl IngestReport {
+    /// The message that [`Store::publish`] appended (its report holds
+    /// exactly one accepted message).
+    pub fn message(&self) -> Option<&Message> {
+        self.accepted.last()
+    }
+
+    /// Adds what a later append reported (several appends, one report).
+    pub fn merge(&mut self, later: IngestReport) {
+        self.accepted.extend(later.accepted);
+        self.duplicates += later.duplicates;
+        self.forks.extend(later.forks);
+        if self.rejected.is_none() {
+            self.rejected = later.rejected;
+        }
+        for event in later.touched_events {
+            if !self.touched_events.contains(&event) {
+                self.touched_events.push(event);
+            }
+        }
+        self.contacts.extend(later.contacts);
+    }
 }
 
 /// The result of [`Store::fsck`].
@@ -701,13 +739,14 @@ impl Store {
     }
 
     /// Signs `content` as the next message of `key`'s feed, appends and
-    /// indexes it, and returns once it is durable.
+    /// indexes it, and returns once it is durable. The report holds the
+    /// message ([`IngestReport::message`]) and what it touched.
     pub fn publish(
         &self,
         key: &SigningKey,
         content: &[u8],
         timestamp: i64,
-    ) -> Result<Message, StoreError> {
+    ) -> Result<IngestReport, StoreError> {
         let _writer = self.lock();
         let author = FeedId(key.verifying_key().to_bytes());
         let head = self.head(&author)?;
@@ -724,23 +763,22 @@ impl Store {
         };
         let msg = Message::sign(key, sequence, previous, timestamp, content)
             .map_err(ValidationError::from)?;
-        let mut report = self.ingest_locked(Checked::new(vec![msg]))?;
+        let report = self.ingest_locked(Checked::new(vec![msg]))?;
         if let Some(rejection) = report.rejected {
             return Err(StoreError::Rejected(rejection.error));
         }
-        let msg = report
-            .accepted
-            .pop()
-            .ok_or_else(|| StoreError::CorruptLog {
+        if report.accepted.len() != 1 {
+            return Err(StoreError::CorruptLog {
                 key: hex::encode(author.0),
                 reason: "published message was not appended".into(),
-            })?;
+            });
+        }
         // The message is durable whatever happens to the mark; a mark
         // left behind only makes the check above weaker.
-        if let Err(e) = self.published.set(author, msg.sequence()) {
+        if let Err(e) = self.published.set(author, report.accepted[0].sequence()) {
             tracing::warn!(path = %self.published.path.display(), error = %e, "cannot record how far this home published its feed");
         }
-        Ok(msg)
+        Ok(report)
     }
 
     /// `(held, published)` when the store holds less of `feed` than this
@@ -755,6 +793,13 @@ impl Store {
     /// published: `(held, published)`. Publishing is refused until then.
     pub fn own_feed_behind(&self, feed: &FeedId) -> Result<Option<(u64, u64)>, StoreError> {
         Ok(self.behind_published(feed, self.head(feed)?.as_ref()))
+    }
+
+    /// Prepares the store directory `path` for a new identity, which has
+    /// published nothing: writes the empty record of what it published, so
+    /// that the store missing later is not taken for a lost one.
+    pub fn mark_new_identity(path: &Path) -> Result<(), StoreError> {
+        PublishedMark::load(path).map(|_| ())
     }
 
     /// True when the store at `path` was opened before by a potluck that
@@ -1573,6 +1618,16 @@ impl Store {
         Ok(report)
     }
 
+    /// The feeds `me` blocks: never stored, sent or shown.
+    pub fn blocked_by(&self, me: &FeedId) -> Result<BTreeSet<FeedId>, StoreError> {
+        Ok(self
+            .contacts(me)?
+            .into_iter()
+            .filter(|(_, c)| c.blocking)
+            .map(|(f, _)| f)
+            .collect())
+    }
+
     /// The feeds `author` follows or blocks, per its latest contact messages.
     pub fn contacts(&self, author: &FeedId) -> Result<Vec<(FeedId, ContactState)>, StoreError> {
         let key = index::contact_key(author, &FeedId([0; 32]));
@@ -1825,11 +1880,18 @@ fn stage_append(
         }),
     );
     match index::apply(staged, msg)? {
-        index::Indexed::Applied { event } => {
+        index::Indexed::Applied { event, contact } => {
             if let Some(event) = event
                 && touched.insert(event)
             {
                 report.touched_events.push(event);
+            }
+            if let Some((contact, state)) = contact {
+                report.contacts.push(ContactChange {
+                    author,
+                    contact,
+                    state,
+                });
             }
         }
         index::Indexed::Ignored(why) => {

@@ -83,9 +83,11 @@ fn init_twice_refuses_and_keeps_the_key() {
     let who = node.whoami();
     let log = node.log_text();
 
-    let err = node.fails(&["init", "--name", "Eve"]);
+    let (err, kind) = node.fails_with_kind(&["init", "--name", "Eve"]);
     assert!(err.contains("refusing to overwrite"), "{err}");
     assert!(err.contains("secret"), "{err}");
+    assert!(err.contains("use `potluck name \"Eve\"`"), "{err}");
+    assert_eq!(kind, "exists");
     let err = node.fails(&["init"]);
     assert!(err.contains("refusing to overwrite"), "{err}");
 
@@ -136,8 +138,6 @@ fn uninitialised_home_says_run_init_and_creates_nothing() {
     let fake = "%AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=.blake3";
     let cases: &[&[&str]] = &[
         &["whoami"],
-        &["name", "Bob"],
-        &["announce", "--title", "T", "--start", START],
         &["update", fake, "--title", "X"],
         &["cancel", fake],
         &["rsvp", fake, "going"],
@@ -150,20 +150,79 @@ fn uninitialised_home_says_run_init_and_creates_nothing() {
     ];
     for args in cases {
         let err = node.fails(args);
-        assert!(err.contains("run `potluck init`"), "{args:?}: {err}");
+        assert!(err.contains("run `potluck init --name"), "{args:?}: {err}");
         assert!(!node.home.exists(), "{args:?} created {:?}", node.home);
     }
     // An existing but empty home directory stays empty.
     std::fs::create_dir(&node.home).unwrap();
     for args in cases {
         let err = node.fails(args);
-        assert!(err.contains("run `potluck init`"), "{args:?}: {err}");
+        assert!(err.contains("run `potluck init --name"), "{args:?}: {err}");
         assert_eq!(
             std::fs::read_dir(&node.home).unwrap().count(),
             0,
             "{args:?} wrote into an uninitialised home"
         );
     }
+}
+
+/// One rule: a command that takes part creates the identity when the home
+/// has none, and says how to set a name (no terminal here, so no prompt).
+#[test]
+fn commands_that_take_part_create_the_identity_and_say_how_to_name_it() {
+    let sandbox = common::sandbox::Sandbox::new();
+    let bundle = sandbox.path("one.bundle");
+    let source = sandbox.home("source");
+    sandbox.json(&source, &["init", "--name", "Src"]);
+    sandbox.json(&source, &["export", "--out", bundle.to_str().unwrap()]);
+    let not_a_bundle = sandbox.path("junk.bundle");
+    std::fs::write(&not_a_bundle, "junk").unwrap();
+    // A file that is no bundle creates nothing.
+    let home = sandbox.home("junk");
+    let run = sandbox.run(&home, &["import", not_a_bundle.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(1), "{run:?}");
+    assert!(run.stderr.contains("nothing was imported"), "{run:?}");
+    assert!(!home.exists(), "a failed import created the home");
+
+    let cases: &[(&str, Vec<&str>)] = &[
+        ("import", vec!["import", bundle.to_str().unwrap()]),
+        (
+            "announce",
+            vec!["announce", "--title", "T", "--start", START],
+        ),
+        (
+            "follow",
+            vec![
+                "follow",
+                "@AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=.ed25519",
+            ],
+        ),
+    ];
+    for (name, args) in cases {
+        let home = sandbox.home(name);
+        let run = sandbox.run(&home, args);
+        assert!(run.status.success(), "{name}: {run:?}");
+        assert!(
+            run.stderr.starts_with("created a new identity @"),
+            "{name}: {run:?}"
+        );
+        assert!(
+            run.stderr
+                .contains("set your name with `potluck name \"Ana\"`"),
+            "{name}: {run:?}"
+        );
+        let me = sandbox.json(&home, &["whoami"]);
+        assert!(me["id"].as_str().is_some(), "{name}: {me}");
+        assert_eq!(me["name"], Value::Null);
+        // Only once: the next command says nothing of it.
+        let again = sandbox.run(&home, &["whoami"]);
+        assert_eq!(again.stderr, "", "{name}: {again:?}");
+    }
+    // `name` in a fresh home creates the identity and sets the name at once.
+    let home = sandbox.home("named");
+    let doc = sandbox.json(&home, &["name", "Ana"]);
+    assert_eq!(doc["name"], "Ana");
+    assert_eq!(sandbox.json(&home, &["whoami"])["name"], "Ana");
 }
 
 #[test]
@@ -431,7 +490,13 @@ fn update_start_and_capacity_and_clearing() {
 fn past_and_upcoming_events_are_split_and_sorted() {
     let node = Node::init("Ana");
     let late = node.announce(&["--title", "Late", "--start", "2035-01-01T00:00:00Z"]);
-    let past = node.announce(&["--title", "Past", "--start", "2001-01-01T00:00:00Z"]);
+    let past = node.announce(&[
+        "--title",
+        "Past",
+        "--start",
+        "2001-01-01T00:00:00Z",
+        "--past",
+    ]);
     let soon = node.announce(&["--title", "Soon", "--start", "2030-01-01T00:00:00Z"]);
     // Started long ago but has not ended yet: still upcoming.
     let long = node.announce(&[
@@ -456,7 +521,7 @@ fn past_and_upcoming_events_are_split_and_sorted() {
         [long.as_str(), &past, &soon, &late]
     );
     // Moving an event into the past moves it between the lists.
-    node.ok(&["update", &soon, "--start", "2002-01-01T00:00:00Z"]);
+    node.ok(&["update", &soon, "--start", "2002-01-01T00:00:00Z", "--past"]);
     assert_eq!(ids(node.ok(&["events"])), [long.as_str(), &late]);
     assert_eq!(ids(node.ok(&["events", "--past"])), [past.as_str(), &soon]);
 
@@ -575,7 +640,8 @@ impl Rejects {
     }
 }
 
-const RFC_HINT: &str = "2027-01-30T16:00:00-05:00";
+/// Part of the error for a time that is none of the accepted forms.
+const RFC_HINT: &str = "2027-01-30T18:00:00-05:00";
 
 #[test]
 fn bad_times_are_refused_and_write_nothing() {
@@ -597,7 +663,7 @@ fn bad_times_are_refused_and_write_nothing() {
             RFC_HINT,
         ),
         (
-            vec!["announce", "--title", "T", "--start", "2027-01-30T16:00:00"],
+            vec!["announce", "--title", "T", "--start", "2027-01-30T16"],
             RFC_HINT,
         ),
         (
@@ -867,4 +933,74 @@ fn fsck_and_reindex_on_a_healthy_store() {
     let again = node.ok(&["fsck"]);
     assert_eq!(again, report);
     assert_eq!(node.event(&ev), event_before, "reindex changed the view");
+}
+
+// ---------------------------------------------------------------------------
+// Errors people and scripts can act on
+// ---------------------------------------------------------------------------
+
+#[test]
+fn usage_errors_show_claps_whole_message() {
+    let node = Node::init("Ana");
+    // Each: what clap says beyond its first line.
+    let cases: &[(&[&str], &[&str])] = &[
+        (&["rsvp"], &["<EVENT>", "<STATUS>", "Usage: potluck rsvp"]),
+        (&["annouce"], &["similar subcommands", "'announce'"]),
+        (
+            &["rsvp", "%abcdefgh", "yes"],
+            &["possible values: going, maybe, no"],
+        ),
+    ];
+    for (args, mentions) in cases {
+        let run = node.run(args);
+        assert_eq!(run.status.code(), Some(2), "{args:?}: {run:?}");
+        assert_eq!(run.stdout, "", "{args:?}: {run:?}");
+        assert!(run.stderr.starts_with("error: "), "{args:?}: {run:?}");
+        for mention in *mentions {
+            assert!(run.stderr.contains(mention), "{args:?}: {mention}: {run:?}");
+        }
+        // Not a terminal: no colour codes.
+        assert!(!run.stderr.contains('\u{1b}'), "{args:?}: {run:?}");
+        // With --json, the same message as an error document.
+        let mut all = args.to_vec();
+        all.push("--json");
+        let run = node.run(&all);
+        assert_eq!(run.status.code(), Some(2), "{args:?}: {run:?}");
+        let error = common::sandbox::json_error(&run, args);
+        assert_eq!(error["kind"], "usage");
+        for mention in *mentions {
+            let message = error["message"].as_str().unwrap();
+            assert!(message.contains(mention), "{args:?}: {mention}: {message}");
+        }
+    }
+    // Help still goes to stdout and succeeds.
+    let help = node.run(&["rsvp", "--help"]);
+    assert!(help.status.success());
+    assert!(help.stdout.contains("Usage: potluck rsvp"), "{help:?}");
+}
+
+#[test]
+fn json_errors_are_documents_with_a_kind() {
+    let node = Node::init("Ana");
+    let open = node.announce(&["--title", "Open", "--start", START]);
+    let fake = other_id(&open);
+    let cases: &[(&[&str], &str)] = &[
+        (&["event", &fake], "not_found"),
+        (&["event", "%abc"], "invalid_input"),
+        (
+            &["announce", "--title", "T", "--start", "soon"],
+            "invalid_input",
+        ),
+        (&["follow", "@nobody"], "invalid_input"),
+        (&["update", &open], "refused"),
+        (&["import", "missing.bundle"], "io"),
+    ];
+    for (args, kind) in cases {
+        let (_, got) = node.fails_with_kind(args);
+        assert_eq!(got, *kind, "{args:?}");
+    }
+    // Without --json, stdout stays empty.
+    let run = node.run(&["event", &fake]);
+    assert_eq!(run.status.code(), Some(1));
+    assert_eq!(run.stdout, "");
 }

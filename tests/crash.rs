@@ -35,7 +35,7 @@ fn crash_writer_child() {
             round % 5
         );
         let m = store.publish(&own, rsvp.as_bytes(), round as i64).unwrap();
-        println!("durable own {}", m.sequence());
+        println!("durable own {}", m.accepted[0].sequence());
         // A batch of foreign messages: all of it lands, or none.
         let head = store.head(&foreign_id).unwrap();
         let (mut seq, mut prev) =

@@ -325,7 +325,13 @@ fn agenda_lists_my_upcoming_going_and_maybe_answers() {
     let maybe = node.announce(&["--title", "Maybe", "--start", "2031-06-02T18:00:00Z"]);
     let declined = node.announce(&["--title", "Declined", "--start", "2031-06-03T18:00:00Z"]);
     let _silent = node.announce(&["--title", "Silent", "--start", "2031-06-04T18:00:00Z"]);
-    let past = node.announce(&["--title", "Past", "--start", "2001-06-01T18:00:00Z"]);
+    let past = node.announce(&[
+        "--title",
+        "Past",
+        "--start",
+        "2001-06-01T18:00:00Z",
+        "--past",
+    ]);
     node.ok(&["rsvp", &capped, "going", "--guests", "1"]);
     node.ok(&["rsvp", &maybe, "maybe"]);
     node.ok(&["rsvp", &declined, "no"]);
@@ -437,7 +443,13 @@ fn ics_exports_one_event_to_a_file_and_every_upcoming_one_to_stdout() {
     // Without an event: every upcoming event (the cancelled one included),
     // not the past one.
     let other = node.announce(&["--title", "Later", "--start", "2032-01-01T10:00:00Z"]);
-    let past = node.announce(&["--title", "Long ago", "--start", "2001-01-01T10:00:00Z"]);
+    let past = node.announce(&[
+        "--title",
+        "Long ago",
+        "--start",
+        "2001-01-01T10:00:00Z",
+        "--past",
+    ]);
     let run = node.run(&["ics"]);
     assert!(run.status.success(), "{run:?}");
     let lines = unfolded_lines(&run.stdout);
@@ -483,4 +495,188 @@ fn output_into_a_closed_pipe_ends_quietly() {
     let stderr = stderr.join().unwrap();
     assert!(status.success(), "{status:?}: {stderr}");
     assert_eq!(stderr, "");
+}
+
+// ---------------------------------------------------------------------------
+// 6. Typing times: wall-clock times in a zone, DST, the past.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn wall_clock_starts_are_read_in_the_tz_or_the_computers_zone() {
+    let node = Node::init("Ana");
+    let zone = "America/New_York";
+    let soup = node.announce(&[
+        "--title",
+        "Soup night",
+        "--start",
+        "2027-01-30 18:00",
+        "--end",
+        "2027-01-30T20:00",
+        "--tz",
+        zone,
+    ]);
+    let doc = node.event(&soup);
+    assert_eq!(doc["start"], "2027-01-30T18:00:00-05:00");
+    assert_eq!(doc["end"], "2027-01-30T20:00:00-05:00");
+    assert_eq!(doc["tz"], zone);
+    // People read the span; scripts keep RFC 3339 (above).
+    let text = node.run(&["event", &soup]);
+    assert!(text.status.success(), "{text:?}");
+    assert!(
+        text.stdout
+            .contains("when:      Sat 30 Jan 2027, 18:00–20:00 EST"),
+        "{}",
+        text.stdout
+    );
+    let list = node.run(&["events"]);
+    assert!(
+        list.stdout
+            .contains("Sat 30 Jan 2027, 18:00–20:00 EST  Soup night"),
+        "{}",
+        list.stdout
+    );
+    // The text of `announce` says how the time was read, on stderr; the
+    // id alone is on stdout.
+    let run = node.run(&[
+        "announce",
+        "--title",
+        "Tea",
+        "--start",
+        "2027-02-01 10:30:15",
+        "--tz",
+        zone,
+    ]);
+    assert!(run.status.success(), "{run:?}");
+    assert_eq!(run.stdout.trim().len(), 52, "{run:?}");
+    assert_eq!(
+        run.stderr, "announced \"Tea\": Mon 1 Feb 2027, 10:30 EST\n",
+        "{run:?}"
+    );
+
+    // Without --tz: the computer's zone, which the event then keeps.
+    let berlin = node.ok_with(
+        &[
+            "announce",
+            "--title",
+            "Berlin",
+            "--start",
+            "2027-07-01 19:00",
+        ],
+        &[("TZ", "Europe/Berlin")],
+    );
+    let doc = node.event(berlin["id"].as_str().unwrap());
+    assert_eq!(doc["start"], "2027-07-01T19:00:00+02:00");
+    assert_eq!(doc["tz"], "Europe/Berlin");
+    // A time with an offset is one instant, kept as written, with no zone.
+    let fixed = node.ok_with(
+        &[
+            "announce",
+            "--title",
+            "Fixed",
+            "--start",
+            "2027-07-01T19:00:00-03:00",
+        ],
+        &[("TZ", "Europe/Berlin")],
+    );
+    let doc = node.event(fixed["id"].as_str().unwrap());
+    assert_eq!(doc["start"], "2027-07-01T19:00:00-03:00");
+    assert_eq!(doc["tz"], Value::Null);
+    // An update's wall-clock time is read in the event's zone.
+    node.ok(&["update", &soup, "--start", "2027-01-30 17:00"]);
+    assert_eq!(node.event(&soup)["start"], "2027-01-30T17:00:00-05:00");
+}
+
+#[test]
+fn daylight_saving_gaps_and_folds_are_refused_with_the_instants_named() {
+    let node = Node::init("Ana");
+    let before = node.log_text();
+    let gap = node.fails(&[
+        "announce",
+        "--title",
+        "Gap",
+        "--start",
+        "2027-03-14 02:30",
+        "--tz",
+        "America/New_York",
+    ]);
+    assert!(
+        gap.contains("2027-03-14 02:30 does not exist in America/New_York")
+            && gap.contains("from 02:00 EST to 03:00 EDT"),
+        "{gap}"
+    );
+    let fold = node.fails(&[
+        "announce",
+        "--title",
+        "Fold",
+        "--start",
+        "2027-11-07 01:30",
+        "--tz",
+        "America/New_York",
+    ]);
+    assert!(
+        fold.contains("happens twice")
+            && fold.contains("2027-11-07T01:30:00-04:00")
+            && fold.contains("2027-11-07T01:30:00-05:00"),
+        "{fold}"
+    );
+    assert_eq!(node.log_text(), before, "nothing was published");
+    // Either instant it names is accepted.
+    let id = node.announce(&[
+        "--title",
+        "Fold",
+        "--start",
+        "2027-11-07T01:30:00-05:00",
+        "--tz",
+        "America/New_York",
+    ]);
+    let text = node.run(&["event", &id]);
+    assert!(
+        text.stdout.contains("Sun 7 Nov 2027, 01:30 EST"),
+        "{}",
+        text.stdout
+    );
+}
+
+#[test]
+fn a_start_in_the_past_is_refused_unless_past_is_given() {
+    let node = Node::init("Ana");
+    let before = node.log_text();
+    let err = node.fails(&["announce", "--title", "Old", "--start", "2020-01-01 10:00"]);
+    assert!(
+        err.contains("is in the past")
+            && err.contains("potluck events --past")
+            && err.contains("--past to announce it anyway"),
+        "{err}"
+    );
+    assert_eq!(node.log_text(), before, "nothing was published");
+    // Started long ago but not finished: not in the past.
+    node.announce(&[
+        "--title",
+        "Long",
+        "--start",
+        "2020-01-01T00:00:00Z",
+        "--end",
+        END,
+    ]);
+    // With --past it is announced, and the text says where to see it.
+    let run = node.run(&[
+        "announce",
+        "--title",
+        "Old",
+        "--start",
+        "2020-01-01 10:00",
+        "--past",
+    ]);
+    assert!(run.status.success(), "{run:?}");
+    assert!(
+        run.stderr.contains("`potluck events --past` lists it"),
+        "{run:?}"
+    );
+    let past = node.ok(&["events", "--past"]);
+    assert_eq!(past[0]["title"], "Old");
+    // Moving an event into the past needs --past too.
+    let soon = node.announce(&["--title", "Soon", "--start", START]);
+    let err = node.fails(&["update", &soon, "--start", "2020-02-01T00:00:00Z"]);
+    assert!(err.contains("--past to move it anyway"), "{err}");
+    node.ok(&["update", &soon, "--start", "2020-02-01T00:00:00Z", "--past"]);
 }

@@ -257,7 +257,12 @@ fn a_malformed_code_is_refused_and_creates_nothing() {
                 error.contains("invite code"),
                 "the error says what is wrong: {run:?}"
             );
-            assert!(run.stdout.is_empty(), "{run:?}");
+            if json {
+                let error = common::sandbox::json_error(&run, &args);
+                assert_eq!(error["kind"], "invalid_input", "{run:?}");
+            } else {
+                assert!(run.stdout.is_empty(), "{run:?}");
+            }
             assert!(!fresh.exists(), "join {code:?} created {}", fresh.display());
         }
     }

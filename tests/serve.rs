@@ -191,7 +191,8 @@ fn sync_against_a_serving_node() {
     let run = sandbox.run(&home_c, &["sync", &target, "--json"]);
     assert!(!run.status.success(), "{run:?}");
     assert_eq!(run.status.code(), Some(1), "{run:?}");
-    assert!(run.stdout.is_empty(), "{run:?}");
+    let error = common::sandbox::json_error(&run, &["sync"]);
+    assert_eq!(error["kind"], "network", "{run:?}");
     let stderr = run.stderr.trim_end();
     assert_eq!(stderr.lines().count(), 1, "one line: {run:?}");
     assert!(stderr.starts_with("error: sync with"), "{run:?}");

@@ -232,7 +232,13 @@ fn a_store_behind_what_was_published_refuses_to_publish() {
     let published: Vec<Message> = {
         let store = Store::open(&path).unwrap();
         (0..2)
-            .map(|i| store.publish(&k, &about(&format!("v{i}")), i).unwrap())
+            .map(|i| {
+                store
+                    .publish(&k, &about(&format!("v{i}")), i)
+                    .unwrap()
+                    .accepted[0]
+                    .clone()
+            })
             .collect()
     };
     std::fs::remove_dir_all(&path).unwrap();
@@ -250,7 +256,7 @@ fn a_store_behind_what_was_published_refuses_to_publish() {
     assert_eq!(store.head(&author).unwrap(), None, "nothing was published");
     store.ingest(published.clone()).unwrap();
     assert_eq!(store.own_feed_behind(&author).unwrap(), None);
-    let next = store.publish(&k, &about("next"), 3).unwrap();
+    let next = store.publish(&k, &about("next"), 3).unwrap().accepted[0].clone();
     assert_eq!(next.sequence(), 3);
     assert_eq!(next.header().previous, published[1].id());
 }
@@ -263,7 +269,13 @@ fn published_messages_survive_reopen() {
     let ids: Vec<MessageId> = {
         let store = Store::open(&path).unwrap();
         (0..5)
-            .map(|i| store.publish(&k, &about(&format!("n{i}")), i).unwrap().id())
+            .map(|i| {
+                store
+                    .publish(&k, &about(&format!("n{i}")), i)
+                    .unwrap()
+                    .accepted[0]
+                    .id()
+            })
             .collect()
     };
     let store = Store::open(&path).unwrap();
@@ -294,7 +306,7 @@ fn fsck_finds_a_damaged_index_and_reindex_repairs_it() {
         );
         let e = store.publish(&k, &event.to_content_bytes(), 1).unwrap();
         let rsvp = Rsvp {
-            event: e.id(),
+            event: e.accepted[0].id(),
             status: RsvpStatus::Going,
             guests: 1,
             note: None,

@@ -117,6 +117,18 @@ impl Run {
             .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {self:?}"))
     }
 
+    /// Every line of stdout as a JSON document (with `--json`, a failure
+    /// after some output ends with the error document).
+    pub fn json_lines(&self) -> Vec<Value> {
+        self.stdout
+            .lines()
+            .map(|l| {
+                serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("line {l:?} is not JSON ({e}): {self:?}"))
+            })
+            .collect()
+    }
+
     /// Asserts a failure (exit 1) with exactly one line on stderr; returns it.
     pub fn one_line_error(&self) -> String {
         assert_eq!(self.status.code(), Some(1), "{self:?}");
@@ -127,11 +139,19 @@ impl Run {
     }
 }
 
-/// Exit status 1, nothing on stdout, and exactly one non-empty line on
-/// stderr that is an error message, not a panic.
+/// Exit status 1, exactly one non-empty line on stderr that is an error
+/// message, not a panic, and on stdout nothing, or (with `--json`) only
+/// the error document carrying that same message.
 pub fn assert_clean_failure(run: &Run, args: &[&str]) {
     assert_eq!(run.status.code(), Some(1), "{args:?} should fail: {run:?}");
-    assert_eq!(run.stdout, "", "{args:?} printed on failure: {run:?}");
+    if !run.stdout.is_empty() {
+        let message = json_error(run, args)["message"].clone();
+        assert_eq!(
+            Some(run.stderr.trim_end()),
+            message.as_str().map(|m| format!("error: {m}")).as_deref(),
+            "{args:?}: the JSON error says what stderr says: {run:?}"
+        );
+    }
     let line = run.stderr.trim_end_matches('\n');
     assert!(!line.trim().is_empty(), "{args:?}: empty stderr");
     assert!(
@@ -140,6 +160,30 @@ pub fn assert_clean_failure(run: &Run, args: &[&str]) {
     );
     assert!(!line.contains("panicked"), "{args:?} panicked: {line:?}");
     assert!(line.starts_with("error: "), "{args:?}: {line:?}");
+}
+
+/// The `error` object of the one JSON error document on stdout, checked
+/// for its shape: `{"error": {"kind": "…", "message": "…"}}`, nothing else.
+pub fn json_error(run: &Run, args: &[&str]) -> Value {
+    assert_eq!(
+        run.stdout.lines().count(),
+        1,
+        "{args:?}: one document on stdout: {run:?}"
+    );
+    let doc: Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("{args:?}: stdout is not JSON ({e}): {run:?}"));
+    let error = &doc["error"];
+    assert_eq!(doc.as_object().map(|o| o.len()), Some(1), "{doc}");
+    assert_eq!(error.as_object().map(|o| o.len()), Some(2), "{doc}");
+    assert!(
+        error["kind"].as_str().is_some_and(|k| !k.is_empty()),
+        "{doc}"
+    );
+    assert!(
+        error["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{doc}"
+    );
+    error.clone()
 }
 
 /// `<sigil><base64 of 32 bytes, 44 chars><suffix>`.
@@ -298,6 +342,7 @@ impl Sandbox {
             home: home.to_owned(),
             feed: String::new(),
             addr: "127.0.0.1:1".parse().unwrap(),
+            page: None,
             stderr,
             started: Instant::now(),
         };
@@ -315,6 +360,17 @@ impl Sandbox {
                         .unwrap_or_else(|| panic!("unexpected line {line:?}"))
                         .to_owned();
                     server.addr = addr.trim().parse().expect("a socket address");
+                    // "page: http://127.0.0.1:PORT/" follows in the same
+                    // write, unless the page is off.
+                    if !args.contains(&"--no-web") {
+                        let line = lines
+                            .recv_timeout(DEADLINE)
+                            .unwrap_or_else(|e| panic!("no page line ({e}): {}", server.stderr()));
+                        let url = line
+                            .strip_prefix("page: ")
+                            .unwrap_or_else(|| panic!("unexpected line {line:?}"));
+                        server.page = Some(url.to_owned());
+                    }
                     server.started = Instant::now();
                     return Ok(server);
                 }
@@ -404,6 +460,8 @@ pub struct Server {
     pub home: PathBuf,
     pub feed: String,
     pub addr: SocketAddr,
+    /// The web page's address, unless started with `--no-web`.
+    pub page: Option<String>,
     stderr: Arc<Mutex<String>>,
     /// When it said it was listening.
     pub started: Instant,
@@ -530,14 +588,23 @@ impl Node {
         self.ok_with(args, &[])
     }
 
-    /// Runs with `--json` and asserts a clean failure; returns stderr's
-    /// single line.
+    /// Runs with `--json` and asserts a clean failure with the JSON error
+    /// document on stdout; returns stderr's single line.
     pub fn fails(&self, args: &[&str]) -> String {
+        self.fails_with_kind(args).0
+    }
+
+    /// Like [`Node::fails`]; returns stderr's line and the error's `kind`.
+    pub fn fails_with_kind(&self, args: &[&str]) -> (String, String) {
         let mut all = args.to_vec();
         all.push("--json");
         let run = self.run(&all);
         assert_clean_failure(&run, args);
-        run.stderr.trim_end().to_owned()
+        let kind = json_error(&run, args)["kind"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        (run.stderr.trim_end().to_owned(), kind)
     }
 
     /// `log --json`, exactly as printed.

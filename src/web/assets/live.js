@@ -1,0 +1,62 @@
+// potluck's page script: live updates and the copy button. Every action
+// works without it. It listens to /events and, when a change concerns the
+// page, fetches the page again and swaps in the parts marked data-live.
+(function () {
+  'use strict';
+  var body = document.body;
+
+  document.querySelectorAll('[data-copy]').forEach(function (button) {
+    button.hidden = false;
+    button.addEventListener('click', function () {
+      var field = document.getElementById(button.dataset.copy);
+      if (!field || !navigator.clipboard) { return; }
+      navigator.clipboard.writeText(field.value || field.textContent).then(function () {
+        button.textContent = 'Copied';
+      });
+    });
+  });
+
+  var kinds = (body.dataset.liveOn || '').split(' ').filter(Boolean);
+  if (!kinds.length || !window.EventSource || !window.fetch) { return; }
+  var eventKey = body.dataset.event;
+  var timer = null;
+  var busy = false;
+  var again = false;
+
+  function refresh() {
+    if (busy) { again = true; return; }
+    busy = true;
+    fetch(location.href, { credentials: 'same-origin', headers: { Accept: 'text/html' } })
+      .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, 'text/html');
+        document.querySelectorAll('[data-live]').forEach(function (part) {
+          var next = part.id && fresh.getElementById(part.id);
+          if (next && next.innerHTML !== part.innerHTML) {
+            part.innerHTML = next.innerHTML;
+            part.classList.add('changed');
+            setTimeout(function () { part.classList.remove('changed'); }, 50);
+          }
+        });
+      })
+      .catch(function () {})
+      .then(function () {
+        busy = false;
+        if (again) { again = false; schedule(); }
+      });
+  }
+
+  function schedule() {
+    if (timer) { return; }
+    timer = setTimeout(function () { timer = null; refresh(); }, 100);
+  }
+
+  var source = new EventSource('/events');
+  source.addEventListener('change', function (e) {
+    var words = String(e.data).split(' ');
+    var kind = words[0];
+    if (kind !== 'missed' && kinds.indexOf(kind) < 0) { return; }
+    if (kind === 'events' && eventKey && words.indexOf(eventKey) < 0) { return; }
+    schedule();
+  });
+})();

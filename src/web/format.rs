@@ -1,0 +1,210 @@
+//! Small pieces of HTML shared by the pages: times in two zones, people,
+//! answers and admission states, and descriptions with their web links.
+
+use jiff::Timestamp;
+use jiff::tz::{Offset, TimeZone};
+use maud::{Markup, html};
+
+use crate::admission::AdmissionStatus;
+use crate::content::{Event, EventTime, RsvpStatus};
+use crate::message::FeedId;
+
+/// The zone an event's times are shown in: its `tz`, else the offset its
+/// author wrote.
+pub(crate) fn event_zone(event: &Event) -> (TimeZone, String) {
+    if let Some(name) = event.tz.as_deref()
+        && crate::content::validate_tz(name).is_ok()
+        && let Ok(tz) = TimeZone::get(name)
+    {
+        return (tz, name.to_owned());
+    }
+    let offset = written_offset(&event.start);
+    (TimeZone::fixed(offset), format!("UTC{offset}"))
+}
+
+/// The offset at the end of an RFC 3339 text (`Z` is UTC).
+fn written_offset(time: &EventTime) -> Offset {
+    let text = time.as_str();
+    let Some(tail) = text.get(text.len().saturating_sub(6)..) else {
+        return Offset::UTC;
+    };
+    let sign = match tail.as_bytes().first() {
+        Some(b'+') => 1,
+        Some(b'-') => -1,
+        _ => return Offset::UTC,
+    };
+    let hours: i32 = tail.get(1..3).and_then(|h| h.parse().ok()).unwrap_or(0);
+    let minutes: i32 = tail.get(4..6).and_then(|m| m.parse().ok()).unwrap_or(0);
+    Offset::from_seconds(sign * (hours * 3600 + minutes * 60)).unwrap_or(Offset::UTC)
+}
+
+fn day_and_time(ts: Timestamp, tz: &TimeZone) -> String {
+    ts.to_zoned_datetime(tz.clone())
+        .strftime("%a %-d %b %Y, %H:%M")
+        .to_string()
+}
+
+fn time_only(ts: Timestamp, tz: &TimeZone) -> String {
+    ts.to_zoned_datetime(tz.clone())
+        .strftime("%H:%M")
+        .to_string()
+}
+
+/// One line for a span of time in one zone: `Sat 30 Jan 2027, 16:00–18:00`.
+fn span_text(start: Timestamp, end: Option<Timestamp>, tz: &TimeZone) -> String {
+    let from = day_and_time(start, tz);
+    match end {
+        None => from,
+        Some(end) => {
+            let same_day = tz.to_datetime(start).date() == tz.to_datetime(end).date();
+            if same_day {
+                format!("{from}–{}", time_only(end, tz))
+            } else {
+                format!("{from} – {}", day_and_time(end, tz))
+            }
+        }
+    }
+}
+
+/// When an event happens: in its own zone, and in the viewer's when their
+/// clocks read differently.
+pub(crate) fn when(event: &Event, viewer: &TimeZone, viewer_name: &str) -> Markup {
+    let start = event.start.timestamp();
+    let end = event.end.as_ref().map(EventTime::timestamp);
+    let (tz, label) = event_zone(event);
+    let differs = tz.to_offset(start) != viewer.to_offset(start)
+        || end.is_some_and(|e| tz.to_offset(e) != viewer.to_offset(e));
+    html! {
+        span.when {
+            time datetime=(event.start.as_str()) { (span_text(start, end, &tz)) }
+            " " span.zone { "(" (label) ")" }
+        }
+        @if differs {
+            br;
+            span.when.viewer {
+                "Your time: " (span_text(start, end, viewer)) " " span.zone { "(" (viewer_name) ")" }
+            }
+        }
+    }
+}
+
+/// A person as shown: their name, or the start of their feed id.
+pub(crate) fn person(name: Option<&str>, feed: &FeedId) -> String {
+    match name {
+        Some(n) if !n.trim().is_empty() => n.to_owned(),
+        _ => short_feed(feed),
+    }
+}
+
+/// The first characters of a feed id, enough to tell people apart.
+pub(crate) fn short_feed(feed: &FeedId) -> String {
+    let text = feed.to_string();
+    let head: String = text.chars().take(9).collect();
+    format!("{head}…")
+}
+
+/// An answer in words.
+pub(crate) fn answer_word(status: RsvpStatus) -> &'static str {
+    match status {
+        RsvpStatus::Going => "going",
+        RsvpStatus::Maybe => "maybe",
+        RsvpStatus::NotGoing => "not going",
+    }
+}
+
+/// An admission state in words (`admitted`, `waitlisted (2nd in line)`,
+/// `pending`).
+pub(crate) fn admission_words(status: AdmissionStatus, position: Option<usize>) -> String {
+    match (status, position) {
+        (AdmissionStatus::Waitlisted, Some(p)) => format!("waitlisted (number {p} in line)"),
+        (s, _) => s.as_str().to_owned(),
+    }
+}
+
+/// Whether a link may be made clickable: `http:` and `https:` only.
+pub(crate) fn is_web_link(url: &str) -> bool {
+    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    (lower.starts_with("http://") && url.len() > 7)
+        || (lower.starts_with("https://") && url.len() > 8)
+}
+
+/// Text with its `http:` and `https:` links made clickable; everything
+/// else (other schemes included) stays text, escaped.
+pub(crate) fn linkify(text: &str) -> Markup {
+    let mut parts: Vec<(bool, &str)> = Vec::new();
+    let mut rest = text;
+    while let Some(at) = find_link(rest) {
+        let (before, from) = rest.split_at(at);
+        let end = from
+            .find(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"'))
+            .unwrap_or(from.len());
+        // Punctuation that ends a sentence is not part of the link.
+        let trimmed = from[..end].trim_end_matches(['.', ',', ';', ':', '!', '?', ')', ']', '\'']);
+        if !before.is_empty() {
+            parts.push((false, before));
+        }
+        if is_web_link(trimmed) {
+            parts.push((true, trimmed));
+        } else {
+            parts.push((false, trimmed));
+        }
+        rest = &from[trimmed.len()..];
+        if trimmed.is_empty() {
+            // Cannot happen (a link starts with a letter), but never loop.
+            break;
+        }
+    }
+    if !rest.is_empty() {
+        parts.push((false, rest));
+    }
+    html! {
+        @for (link, part) in parts {
+            @if link {
+                a href=(part) rel="noopener noreferrer nofollow" { (part) }
+            } @else {
+                (part)
+            }
+        }
+    }
+}
+
+/// Where the next `http://` or `https://` starts (any letter case).
+fn find_link(text: &str) -> Option<usize> {
+    let lower = text.to_ascii_lowercase();
+    let http = lower.find("http://");
+    let https = lower.find("https://");
+    match (http, https) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_web_links_become_links_and_the_rest_is_escaped() {
+        let html = linkify(
+            "See https://example.org/a?b=1&c=2. Not javascript:alert(1) nor <b>bold</b>, \
+             http://x.test)",
+        )
+        .into_string();
+        assert!(
+            html.contains(r#"<a href="https://example.org/a?b=1&amp;c=2""#),
+            "{html}"
+        );
+        assert!(html.contains(r#"<a href="http://x.test""#), "{html}");
+        assert!(html.contains("&lt;b&gt;bold&lt;/b&gt;"), "{html}");
+        assert!(!html.contains("href=\"javascript"), "{html}");
+        assert_eq!(html.matches("<a ").count(), 2, "{html}");
+    }
+
+    #[test]
+    fn a_bare_scheme_is_not_a_link() {
+        assert!(!is_web_link("http://"));
+        assert!(is_web_link("HTTPS://example.org"));
+        assert!(!is_web_link("javascript:alert(1)"));
+        assert_eq!(linkify("http://").into_string(), "http://");
+    }
+}

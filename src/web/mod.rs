@@ -1,0 +1,241 @@
+//! The web page: a local site served by `potluck serve`, through which a
+//! person reads events, answers them, announces their own and watches the
+//! network, in a browser, live, and offline.
+//!
+//! Plain server-rendered HTML ([`maud`], which escapes everything unless
+//! told otherwise) with forms, so every action works without JavaScript;
+//! a small script (`assets/live.js`) listens to `GET /events` (server-sent
+//! events fed by [`App::subscribe`]) and refreshes the parts of the page
+//! marked live. The CSS and the script are compiled into the binary.
+//!
+//! The page can publish under the person's key, so it is guarded as the
+//! key is (see [`security`]): the `Host` header must name this server
+//! (DNS rebinding), every POST carries a per-process CSRF token and must
+//! not come from another site (`Origin`, `Sec-Fetch-Site`), GETs change
+//! nothing, a Content-Security-Policy forbids inline scripts and framing,
+//! and, when the server listens beyond loopback, an access token is
+//! required.
+//!
+//! Every [`App`] call runs on the blocking pool (`spawn_blocking`): a
+//! publish syncs the disk, and store reads may wait on it.
+
+mod actions;
+mod calendar;
+mod format;
+mod live;
+mod pages;
+pub mod security;
+pub mod wallclock;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jiff::tz::TimeZone;
+use tokio::sync::watch;
+
+use crate::app::App;
+use crate::message::MessageId;
+
+/// Largest request body accepted, in bytes: far more than any form needs
+/// (an event's description is at most 8 KiB).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// How the page is served.
+#[derive(Clone, Debug, Default)]
+pub struct WebSettings {
+    /// The access token. Required when listening beyond loopback: every
+    /// request must then carry it (a cookie set by `/login` or by
+    /// `?token=` on any GET, which is how a calendar app subscribes).
+    pub token: Option<String>,
+    /// The viewer's IANA time zone: the default of the new-event form, and
+    /// the second time shown next to each event's own. An unknown name
+    /// falls back to UTC.
+    pub zone: String,
+    /// This node's invite code (from `Invite::to_code`), shown on the
+    /// network page with a copy button; `None` shows how to make one.
+    pub invite_code: Option<String>,
+    /// Further `Host` header values to accept (e.g. `myhost.lan:7645`
+    /// when listening on every interface); see [`security::host_allowed`].
+    pub extra_hosts: Vec<String>,
+}
+
+impl WebSettings {
+    /// Settings for a loopback page in the computer's time zone.
+    pub fn local() -> WebSettings {
+        WebSettings {
+            zone: system_zone(),
+            ..WebSettings::default()
+        }
+    }
+}
+
+/// The computer's IANA time zone name, or `UTC` when it cannot be told.
+pub fn system_zone() -> String {
+    TimeZone::system()
+        .iana_name()
+        .filter(|name| crate::content::validate_tz(name).is_ok())
+        .unwrap_or("UTC")
+        .to_owned()
+}
+
+/// What every handler shares. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Web(Arc<Inner>);
+
+pub(crate) struct Inner {
+    pub(crate) app: App,
+    pub(crate) settings: WebSettings,
+    /// The viewer's zone, looked up once.
+    pub(crate) viewer_zone: TimeZone,
+    /// The per-process secret that forms carry (see [`security`]).
+    pub(crate) csrf: String,
+    /// The address the server listens on (for the `Host` check).
+    pub(crate) local_addr: SocketAddr,
+    /// IANA zone names for the zone picker, sorted.
+    pub(crate) zones: Vec<String>,
+    /// Flips to `true` when the server stops, ending live streams (which
+    /// would otherwise hold a graceful shutdown open forever).
+    pub(crate) stopping: watch::Sender<bool>,
+}
+
+impl std::ops::Deref for Web {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// The page's routes with every security layer, for a server listening
+/// on `local_addr`. [`serve`] uses it; tests drive it directly.
+pub fn router(app: App, settings: WebSettings, local_addr: SocketAddr) -> Router {
+    router_with_stop(app, settings, local_addr).0
+}
+
+fn router_with_stop(
+    app: App,
+    settings: WebSettings,
+    local_addr: SocketAddr,
+) -> (Router, watch::Sender<bool>) {
+    let viewer_zone = TimeZone::get(&settings.zone)
+        .ok()
+        .filter(|z| z.iana_name() == Some(settings.zone.as_str()))
+        .unwrap_or_else(|| {
+            tracing::warn!(zone = %settings.zone, "unknown time zone for the page; using UTC");
+            TimeZone::UTC
+        });
+    let (stopping, _) = watch::channel(false);
+    let web = Web(Arc::new(Inner {
+        app,
+        settings,
+        viewer_zone,
+        csrf: security::new_secret(),
+        local_addr,
+        zones: zone_names(),
+        stopping: stopping.clone(),
+    }));
+    let routes = Router::new()
+        .route("/", get(pages::upcoming))
+        .route("/past", get(pages::past))
+        .route("/e/{key}", get(pages::event))
+        .route("/e/{key}/event.ics", get(calendar::one_event))
+        .route("/e/{key}/rsvp", post(actions::rsvp))
+        .route("/e/{key}/edit", post(actions::edit))
+        .route("/e/{key}/cancel", post(actions::cancel))
+        .route("/new", get(pages::new_event).post(actions::new_event))
+        .route("/agenda", get(pages::agenda))
+        .route("/network", get(pages::network))
+        .route("/network/name", post(actions::set_name))
+        .route("/network/contact", post(actions::contact))
+        .route("/network/join", post(actions::join))
+        .route("/login", get(pages::login).post(actions::login))
+        .route("/events", get(live::events))
+        .route("/calendar.ics", get(calendar::feed))
+        .route("/static/style.css", get(style))
+        .route("/static/live.js", get(script))
+        .fallback(pages::not_found);
+    let router = security::layer(routes, web.clone())
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(web);
+    (router, stopping)
+}
+
+/// Serves the page on `listener` until `shutdown` completes; then stops
+/// accepting, ends the live streams and waits for requests in flight.
+pub async fn serve(
+    app: App,
+    listener: tokio::net::TcpListener,
+    settings: WebSettings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let local_addr = listener.local_addr()?;
+    if settings.token.is_none() && !local_addr.ip().is_loopback() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "the page would listen on {local_addr}, beyond this computer, without an access token"
+            ),
+        ));
+    }
+    let (router, stopping) = router_with_stop(app, settings, local_addr);
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            stopping.send_replace(true);
+        })
+        .await
+}
+
+/// The key of an event in the page's addresses: its 32 id bytes in
+/// unpadded base64url (a `MessageId`'s text holds `/` and `+`).
+pub fn event_key(id: &MessageId) -> String {
+    URL_SAFE_NO_PAD.encode(id.0)
+}
+
+/// The event id in a page address made by [`event_key`].
+pub fn parse_event_key(key: &str) -> Option<MessageId> {
+    if key.len() != 43 {
+        return None;
+    }
+    let bytes = URL_SAFE_NO_PAD.decode(key).ok()?;
+    Some(MessageId(bytes.try_into().ok()?))
+}
+
+/// The page address of an event.
+pub fn event_path(id: &MessageId) -> String {
+    format!("/e/{}", event_key(id))
+}
+
+/// Every IANA name of the bundled database that the content rules accept
+/// (exact spelling), sorted.
+fn zone_names() -> Vec<String> {
+    let mut names: Vec<String> = jiff::tz::db()
+        .available()
+        .map(|n| n.as_str().to_owned())
+        .filter(|n| crate::content::validate_tz(n).is_ok())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+async fn style() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("assets/style.css"),
+    )
+}
+
+async fn script() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("assets/live.js"),
+    )
+}

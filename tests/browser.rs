@@ -1,0 +1,332 @@
+//! End to end in a real browser: three people, each with their own node
+//! (`potluck serve` in its own home) and their own headless Chromium,
+//! driven through ChromeDriver.
+//!
+//! The organizer announces an event with room for one through the page;
+//! the second person's page shows it and answers **Going** (admitted); the
+//! third answers **Going** and is waitlisted; the second drops out; the
+//! third's page, never reloaded, shows "admitted".
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs
+//! them). Without them the test fails and says so, unless
+//! `POTLUCK_SKIP_BROWSER=1` asks to skip it (it then prints that it was
+//! skipped). Screenshots of the main pages go to `target/screenshots/`.
+//!
+//! Every server listens on 127.0.0.1; Chromium is started with the flags
+//! that keep it off the network; every wait is bounded.
+
+mod common;
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::sandbox::{Sandbox, Server};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// Longest wait for anything in the browser (replication included).
+const WAIT: Duration = Duration::from_secs(30);
+const POLL: Duration = Duration::from_millis(100);
+
+/// ChromeDriver on a loopback port, killed when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_driver() -> Driver {
+    let port = common::free_tcp_port();
+    let child = Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .arg("--allowed-ips=127.0.0.1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let deadline = Instant::now() + WAIT;
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "chromedriver did not listen");
+        std::thread::sleep(POLL);
+    }
+    Driver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+/// A headless Chromium with a profile of its own, kept off the network.
+async fn browser(driver: &Driver, profile: &Path) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": CHROMIUM,
+            "args": [
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--window-size=1100,900",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        }),
+    );
+    ClientBuilder::rustls()
+        .expect("a TLS setup (unused: chromedriver speaks plain HTTP)")
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a Chromium session")
+}
+
+/// Text of the first element matching `css`, or "" when there is none.
+async fn text_of(client: &Client, css: &str) -> String {
+    match client.find(Locator::Css(css)).await {
+        Ok(element) => element.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+/// Waits until `css`'s text contains `needle`, reloading the page between
+/// tries only when `reload` (otherwise the page must change by itself).
+async fn wait_for_text(client: &Client, css: &str, needle: &str, reload: bool) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let text = text_of(client, css).await;
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{css} never said {needle:?}; it says {text:?} at {}",
+            client
+                .current_url()
+                .await
+                .map(|u| u.to_string())
+                .unwrap_or_default()
+        );
+        if reload {
+            client.refresh().await.expect("reload");
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+async fn click_button(client: &Client, label: &str) {
+    client
+        .find(Locator::XPath(&format!(
+            "//button[normalize-space(.)='{label}']"
+        )))
+        .await
+        .unwrap_or_else(|e| panic!("no button {label:?}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("cannot click {label:?}: {e}"));
+}
+
+/// Sets a form field by id through the DOM (date and time inputs take
+/// typed text in the browser's locale; the value is what is submitted).
+async fn set_field(client: &Client, id: &str, value: &str) {
+    client
+        .execute(
+            "const f = document.getElementById(arguments[0]); f.value = arguments[1]; return f.value;",
+            vec![json!(id), json!(value)],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("cannot set #{id}: {e}"));
+}
+
+async fn screenshot(client: &Client, dir: &Path, name: &str) {
+    let png = client.screenshot().await.expect("a screenshot");
+    std::fs::write(dir.join(format!("{name}.png")), png).expect("write a screenshot");
+}
+
+fn serve(sandbox: &Sandbox, home: &Path, peer: Option<&Server>) -> Server {
+    let peer_addr = peer.map(|p| p.addr.to_string());
+    let mut args = vec!["--listen", "127.0.0.1:0", "--no-discovery"];
+    if let Some(addr) = &peer_addr {
+        args.extend(["--peer", addr.as_str()]);
+    }
+    sandbox
+        .spawn_serve(home, &args)
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn tools_present() -> bool {
+    if Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists() {
+        return true;
+    }
+    if std::env::var_os("POTLUCK_SKIP_BROWSER").is_some() {
+        eprintln!("SKIPPED: the browser test (POTLUCK_SKIP_BROWSER is set)");
+        return false;
+    }
+    panic!(
+        "the browser test needs {CHROMIUM} and {CHROMEDRIVER}: \
+         `apt-get install -y chromium chromium-driver` (or set POTLUCK_SKIP_BROWSER=1 to skip it)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_people_a_waitlist_and_a_live_admission_in_the_browser() {
+    if !tools_present() {
+        return;
+    }
+    let shots: PathBuf = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap_or(Path::new("target"))
+        .join("screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+
+    let sandbox = Sandbox::new();
+    let (home_o, home_b, home_c) = (sandbox.home("ana"), sandbox.home("bea"), sandbox.home("cy"));
+    for (home, name) in [(&home_o, "Ana"), (&home_b, "Bea"), (&home_c, "Cy")] {
+        sandbox.json(home, &["init", "--name", name]);
+    }
+    let organizer = serve(&sandbox, &home_o, None);
+    let node_b = serve(&sandbox, &home_b, Some(&organizer));
+    let node_c = serve(&sandbox, &home_c, Some(&organizer));
+    let page = |s: &Server| s.page.clone().expect("a page address");
+
+    let driver = start_driver();
+    let profiles = tempfile::tempdir().unwrap();
+    let ana = browser(&driver, &profiles.path().join("ana")).await;
+    let bea = browser(&driver, &profiles.path().join("bea")).await;
+    let cy = browser(&driver, &profiles.path().join("cy")).await;
+
+    // The organizer announces through the page, with room for one.
+    ana.goto(&format!("{}new", page(&organizer))).await.unwrap();
+    screenshot(&ana, &shots, "new-event").await;
+    set_field(&ana, "title", "Soup night").await;
+    set_field(&ana, "date", "2031-06-01").await;
+    set_field(&ana, "start", "18:00").await;
+    set_field(&ana, "end", "21:00").await;
+    set_field(&ana, "zone", "America/New_York").await;
+    set_field(&ana, "location", "Community hall").await;
+    set_field(
+        &ana,
+        "description",
+        "Bring a bowl. Recipes: https://example.org/soup",
+    )
+    .await;
+    set_field(&ana, "capacity", "1").await;
+    click_button(&ana, "Announce").await;
+    let deadline = Instant::now() + WAIT;
+    let event_path = loop {
+        let url = ana.current_url().await.unwrap();
+        if url.path().starts_with("/e/") {
+            break url.path().to_owned();
+        }
+        if Instant::now() >= deadline {
+            screenshot(&ana, &shots, "failed-announce").await;
+            panic!(
+                "announcing did not lead to the event's page: {url} {}",
+                ana.source().await.unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(POLL).await;
+    };
+    // 18:00 in New York on 1 June 2031 is daylight saving time (UTC-4):
+    // 22:00 for a viewer in UTC (the nodes run without TZ), not 23:00.
+    let shown = text_of(&ana, "main").await;
+    assert!(shown.contains("18:00"), "{shown}");
+    assert!(shown.contains("22:00"), "{shown}");
+
+    // The second person's node receives it; their page answers Going.
+    bea.goto(&format!(
+        "{}{}",
+        page(&node_b).trim_end_matches('/'),
+        event_path
+    ))
+    .await
+    .unwrap();
+    wait_for_text(&bea, "h1", "Soup night", true).await;
+    for label in ["Going", "Maybe", "Not going"] {
+        let found = bea
+            .find(Locator::XPath(&format!(
+                "//button[normalize-space(.)='{label}']"
+            )))
+            .await;
+        assert!(found.is_ok(), "no button named exactly {label:?}");
+    }
+    click_button(&bea, "Going").await;
+    wait_for_text(&bea, "#my-status", "admitted", false).await;
+
+    // The third is waitlisted.
+    cy.goto(&format!(
+        "{}{}",
+        page(&node_c).trim_end_matches('/'),
+        event_path
+    ))
+    .await
+    .unwrap();
+    wait_for_text(&cy, "h1", "Soup night", true).await;
+    click_button(&cy, "Going").await;
+    wait_for_text(&cy, "#my-status", "waitlisted", false).await;
+    screenshot(&cy, &shots, "event-waitlisted").await;
+
+    // From here on, Cy's page is never reloaded: a marker set now would
+    // vanish with a reload.
+    cy.execute("window.potluckMarker = 'still here'; return true;", vec![])
+        .await
+        .unwrap();
+    click_button(&bea, "Not going").await;
+    let status = wait_for_text(&cy, "#my-status", "admitted", false).await;
+    assert!(!status.contains("waitlisted"), "{status}");
+    let marker = cy
+        .execute("return window.potluckMarker || null;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(marker, json!("still here"), "Cy's page was reloaded");
+    screenshot(&cy, &shots, "event-admitted-live").await;
+
+    // The organizer's pages, for the README.
+    ana.goto(&format!(
+        "{}{}",
+        page(&organizer).trim_end_matches('/'),
+        event_path
+    ))
+    .await
+    .unwrap();
+    wait_for_text(&ana, "#people", "Cy", true).await;
+    screenshot(&ana, &shots, "event-organizer").await;
+    ana.goto(&page(&organizer)).await.unwrap();
+    wait_for_text(&ana, "main", "Soup night", true).await;
+    screenshot(&ana, &shots, "upcoming").await;
+    ana.goto(&format!("{}network", page(&organizer)))
+        .await
+        .unwrap();
+    screenshot(&ana, &shots, "network").await;
+    cy.goto(&format!("{}agenda", page(&node_c))).await.unwrap();
+    wait_for_text(&cy, "main", "Soup night", true).await;
+    screenshot(&cy, &shots, "agenda").await;
+    // A phone-sized window.
+    cy.set_window_size(390, 844).await.unwrap();
+    cy.goto(&format!(
+        "{}{}",
+        page(&node_c).trim_end_matches('/'),
+        event_path
+    ))
+    .await
+    .unwrap();
+    wait_for_text(&cy, "h1", "Soup night", false).await;
+    screenshot(&cy, &shots, "event-phone").await;
+
+    for client in [ana, bea, cy] {
+        let _ = client.close().await;
+    }
+}
