@@ -971,7 +971,12 @@ impl Ctx {
             return self.open();
         }
         let (identity, created) = identity_or_create(&self.home)?;
-        let store = Arc::new(Store::open(&self.home.store_path())?);
+        // An old identity's store is checked for having been lost.
+        let store = Arc::new(if created {
+            Store::open(&self.home.store_path())?
+        } else {
+            open_store(&self.home)?
+        });
         if created {
             welcome(&self.home, &store, &identity, out.json, ask_name)?;
         }
