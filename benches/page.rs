@@ -127,6 +127,8 @@ async fn upcoming_on_big_store(quick: bool) {
 
     let (status, first) = get(&router, addr, "/").await;
     assert_eq!(status, StatusCode::OK);
+    let (_, past) = get(&router, addr, "/past").await;
+    let cards = |body: &[u8]| String::from_utf8_lossy(body).matches("<article").count();
     let (upcoming, _) = app
         .events(
             potluck::app::EventList::Upcoming,
@@ -135,10 +137,12 @@ async fn upcoming_on_big_store(quick: bool) {
         )
         .expect("upcoming events");
     println!(
-        "upcoming page: {} messages, {} events on the page, {} bytes",
+        "store: {} messages; / shows {} events in {} bytes, /past {} events in {} bytes",
         base.messages,
-        upcoming.len(),
-        first.len()
+        cards(&first),
+        first.len(),
+        cards(&past),
+        past.len()
     );
     let busiest = upcoming
         .iter()

@@ -22,14 +22,16 @@ use thiserror::Error;
 use tokio::sync::broadcast;
 
 use crate::admission::{self, AdmissionStatus, AdmissionView};
+use crate::config::Invite;
 use crate::content::{
     About, Change as FieldChange, Contact, ContentError, Event, EventCancel, EventUpdate, Rsvp,
     RsvpStatus,
 };
+use crate::handshake::DEFAULT_NETWORK_KEY;
 use crate::index::{EventState, EventStatus, RsvpState, Tally};
 use crate::message::{FeedId, Message, MessageId};
 use crate::node::{Node, NodeEvent, PeerInfo};
-use crate::peerbook::PeerRecord;
+use crate::peerbook::{PeerRecord, PeerSource};
 use crate::store::{IngestReport, Store, StoreError};
 
 /// Why an application request failed.
@@ -68,6 +70,18 @@ pub enum AppError {
     /// A follow, block (or the reverse) of one's own feed.
     #[error("that is your own feed")]
     OwnFeed,
+    /// An invite that names no feed to follow.
+    #[error("the invite names no feed")]
+    InviteWithoutFeed,
+    /// An invite for another network than this node's.
+    #[error(
+        "this invite is for {}, and this home is on another one; join with a new home: potluck join CODE --home DIR",
+        if *.private { "a private network" } else { "the public network" }
+    )]
+    OtherNetwork {
+        /// The invite is for a private network.
+        private: bool,
+    },
 }
 
 /// Which events to list.
@@ -194,6 +208,8 @@ pub enum Change {
         peer: FeedId,
         /// Messages received from it on this connection.
         received: u64,
+        /// Messages its clock promises that we want and lack yet.
+        remaining: u64,
         /// Both sides hold what each wants of the other.
         caught_up: bool,
     },
@@ -219,10 +235,12 @@ impl Changes {
                 Ok(NodeEvent::Progress {
                     peer,
                     received,
+                    remaining,
                     caught_up,
                 }) => Change::Progress {
                     peer,
                     received,
+                    remaining,
                     caught_up,
                 },
                 // Connections' business, not front ends'.
@@ -449,6 +467,40 @@ impl App {
         Ok((following, blocking))
     }
 
+    /// Takes an invite on this node: it must be for our network; follows
+    /// the inviter (unless we already do) and remembers its address in the
+    /// peer book. Returns the inviter. Connecting is the caller's job (a
+    /// running node dials it with [`Node::dial_loop`]; `serve` dials the
+    /// peer book when it starts).
+    pub fn accept_invite(&self, invite: &Invite, now_ms: i64) -> Result<FeedId, AppError> {
+        let node = self.writer()?;
+        let inviter = invite.peer.feed.ok_or(AppError::InviteWithoutFeed)?;
+        let network = invite.network.as_ref().unwrap_or(&DEFAULT_NETWORK_KEY);
+        if network != node.network_key() {
+            return Err(AppError::OtherNetwork {
+                private: invite.network.is_some(),
+            });
+        }
+        let me = node.feed_id();
+        if inviter == me {
+            return Err(AppError::OwnFeed);
+        }
+        let following = self
+            .store
+            .contacts(&me)?
+            .iter()
+            .any(|(f, c)| *f == inviter && c.following);
+        if !following {
+            self.contact(inviter, ContactChange::Follow, now_ms)?;
+        }
+        if self.store.peer_record(&invite.peer.addr)?.is_none() {
+            let record =
+                PeerRecord::new(invite.peer.addr.clone(), Some(inviter), PeerSource::Invite);
+            self.store.put_peer_record(&record)?;
+        }
+        Ok(inviter)
+    }
+
     // --- Queries ---
 
     /// A person's display name, if known.
@@ -472,20 +524,46 @@ impl App {
         now_ms: i64,
         limit: usize,
     ) -> Result<(Vec<EventSummary>, bool), AppError> {
+        self.events_from(list, now_ms, 0, limit)
+    }
+
+    /// Like [`App::events`], after skipping the first `skip` of the list
+    /// (page N of a list): only the events returned are summarized, so a
+    /// late page costs index reads, not tallies, for what it skips.
+    pub fn events_from(
+        &self,
+        list: EventList,
+        now_ms: i64,
+        skip: usize,
+        limit: usize,
+    ) -> Result<(Vec<EventSummary>, bool), AppError> {
+        let shown = if limit > 0 {
+            skip.saturating_add(limit)
+        } else {
+            0
+        };
         // One more than shown, to know whether there are more.
-        let fetch = (limit > 0).then_some(limit.saturating_add(1));
+        let fetch = (shown > 0).then_some(shown.saturating_add(1));
         let mut states = match list {
             EventList::All => self.store.all_events()?,
             EventList::Past => self.store.past_events(now_ms, fetch)?,
             EventList::Upcoming => self.store.upcoming_events(now_ms, fetch)?,
         };
-        let more = limit > 0 && states.len() > limit;
+        let more = shown > 0 && states.len() > shown;
         if more {
             if list == EventList::Past {
                 states.remove(0);
             } else {
-                states.truncate(limit);
+                states.truncate(shown);
             }
+        }
+        // The list runs soonest first (past: most recent last); page N
+        // skips the first pages from the near end.
+        if list == EventList::Past {
+            let keep = states.len().saturating_sub(skip);
+            states.truncate(keep);
+        } else {
+            states.drain(..skip.min(states.len()));
         }
         let me = self.node.as_ref().map(|n| n.feed_id());
         let mut out = Vec::with_capacity(states.len());
@@ -549,22 +627,16 @@ impl App {
             Some(text) => vec![self.event_state(text)?],
             None => self.store.upcoming_events(now_ms, None)?,
         };
-        let mut events = Vec::with_capacity(states.len());
-        for state in &states {
-            let mut attendees = Vec::new();
-            for (feed, rsvp) in self.store.rsvps(&state.id)? {
-                attendees.push(crate::ics::IcsAttendee {
-                    feed,
-                    name: self.name_of(&feed)?,
-                    status: rsvp.status,
-                });
-            }
-            events.push(crate::ics::IcsEvent {
-                state,
-                organizer_name: self.name_of(&state.author)?,
-                attendees,
-            });
-        }
+        // Each event with its organizer's name and every answer with its
+        // admission state (a waitlisted answer is not an accepted one).
+        let details = states
+            .into_iter()
+            .map(|state| self.detail(state))
+            .collect::<Result<Vec<_>, _>>()?;
+        let events: Vec<crate::ics::IcsEvent> = details
+            .iter()
+            .map(crate::ics::IcsEvent::from_detail)
+            .collect();
         let now = jiff::Timestamp::from_millisecond(now_ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
         Ok((crate::ics::calendar(&events, now), events.len()))
     }

@@ -19,7 +19,7 @@ use potluck::content::{
 use potluck::control::ControlResponse;
 use potluck::home::{HOME_ENV, Home};
 use potluck::identity::Identity;
-use potluck::index::{EventState, EventStatus};
+use potluck::index::EventStatus;
 use potluck::message::FeedId;
 use potluck::node::{ConnectionError, Node};
 use potluck::store::Store;
@@ -27,7 +27,7 @@ use potluck::when;
 
 use crate::net;
 
-/// potluck: announce gatherings and collect RSVPs, peer to peer.
+/// Announce gatherings and collect RSVPs, peer to peer.
 #[derive(Parser, Debug)]
 #[command(name = "potluck", version, about, long_about = None)]
 pub struct Args {
@@ -276,6 +276,16 @@ enum Command {
         #[arg(long, conflicts_with = "addrs")]
         start_over: bool,
     },
+    /// Print shell completions: `potluck completions bash >
+    /// ~/.local/share/bash-completion/completions/potluck` (see README).
+    #[command(display_order = 28)]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `potluck manpage > potluck.1`.
+    #[command(display_order = 29)]
+    Manpage,
     /// Developer tool: create a new home filled with deterministic,
     /// realistic fixtures (many feeds, events, RSVPs), for scale tests.
     #[command(hide = true, display_order = 27)]
@@ -420,6 +430,25 @@ impl From<StatusArg> for RsvpStatus {
 /// for this home, every command but `init` and `serve` is handed to it over
 /// the control socket, since it owns the store. Returns the exit status.
 pub fn run(args: Args, raw: Vec<std::ffi::OsString>) -> Result<u8> {
+    // Completions and the manual page need no home.
+    match &args.command {
+        Command::Completions { shell } => {
+            let mut command = <Args as clap::CommandFactory>::command();
+            let mut text = Vec::new();
+            clap_complete::generate(*shell, &mut command, "potluck", &mut text);
+            write_stdout(&String::from_utf8_lossy(&text))?;
+            return Ok(0);
+        }
+        Command::Manpage => {
+            let mut text = Vec::new();
+            clap_mangen::Man::new(<Args as clap::CommandFactory>::command())
+                .render(&mut text)
+                .context("cannot render the manual page")?;
+            write_stdout(&String::from_utf8_lossy(&text))?;
+            return Ok(0);
+        }
+        _ => {}
+    }
     let home = Home::resolve(args.home.clone())?;
     if let Command::Serve {
         listen,
@@ -711,7 +740,14 @@ fn emit(text: &str, file: Option<&(PathBuf, bool)>) -> Result<()> {
         std::fs::write(path, body).with_context(|| format!("cannot write {}", path.display()))
     };
     if !json {
-        return write(text);
+        write(text)?;
+        // Like `export`, say what was written where.
+        let events = text.matches("BEGIN:VEVENT").count() as u64;
+        return write_stdout(&format!(
+            "wrote {} to {}\n",
+            when::plural(events, "event", "events"),
+            path.display()
+        ));
     }
     let mut doc: Value = serde_json::from_str(text.trim()).context("unreadable ics output")?;
     write(doc["calendar"].as_str().unwrap_or_default())?;
@@ -871,12 +907,18 @@ fn run_command(ctx: &Ctx, command: Command, out: &mut Output) -> Result<()> {
                 seed,
             },
         ),
+        Command::Completions { .. } | Command::Manpage => {
+            bail!("completions and the manual page are printed by the command itself")
+        }
         Command::Reindex => {
             let app = ctx.open_store()?;
             let store = app.store();
             let entries = store.reindex()?;
             out.print(json!({ "entries": entries }), || {
-                format!("rebuilt {entries} index entries from the logs")
+                format!(
+                    "rebuilt {} from the logs",
+                    when::plural(entries as u64, "index entry", "index entries")
+                )
             });
             Ok(())
         }
@@ -971,12 +1013,7 @@ impl Ctx {
             return self.open();
         }
         let (identity, created) = identity_or_create(&self.home)?;
-        // An old identity's store is checked for having been lost.
-        let store = Arc::new(if created {
-            Store::open(&self.home.store_path())?
-        } else {
-            open_store(&self.home)?
-        });
+        let store = Arc::new(open_identity_store(&self.home, created)?);
         if created {
             welcome(&self.home, &store, &identity, out.json, ask_name)?;
         }
@@ -1014,6 +1051,17 @@ pub fn open_store(home: &Home) -> Result<Store> {
     Ok(store)
 }
 
+/// The store of a home whose identity was just `created` (it has
+/// published nothing), or else checked for having been lost
+/// ([`open_store`]).
+pub fn open_identity_store(home: &Home, created: bool) -> Result<Store> {
+    if created {
+        Ok(Store::open(&home.store_path())?)
+    } else {
+        open_store(home)
+    }
+}
+
 /// The home's identity, created (with the home) when there is none.
 /// Returns whether it was created, so that the caller can [`welcome`] the
 /// new person once the store is open.
@@ -1022,13 +1070,15 @@ pub fn identity_or_create(home: &Home) -> Result<(Identity, bool)> {
         Ok(identity) => Ok((identity, false)),
         Err(potluck::identity::IdentityError::Missing { .. }) => {
             home.create()?;
-            let identity = Identity::create(home)?;
-            Store::mark_new_identity(&home.store_path())?;
-            Ok((identity, true))
+            Ok((Identity::create(home)?, true))
         }
         Err(e) => Err(e.into()),
     }
 }
+
+/// How to set a name, for an identity that has none.
+const NAME_HINT: &str =
+    "set your name with `potluck name \"Ana\"` so others see it instead of your feed id";
 
 /// Longest name line read at the prompt, in bytes.
 const MAX_NAME_LINE: u64 = 1024;
@@ -1069,8 +1119,7 @@ pub fn welcome(
     if !ask_name {
         return Ok(());
     }
-    let later =
-        "set your name with `potluck name \"Ana\"` so others see it instead of your feed id";
+    let later = NAME_HINT;
     if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
         eprintln!("{later}");
         return Ok(());
@@ -1148,14 +1197,18 @@ fn init(
         config.save(home)?;
     }
     let identity = Identity::create(home)?;
-    Store::mark_new_identity(&home.store_path())?;
-    let app = ctx.open()?;
+    // A new identity has published nothing: its store starts empty.
+    let store = Arc::new(open_identity_store(home, true)?);
+    let app = App::new(net::offline_node(store, &identity, home)?);
     if let Some(about) = &about {
         app.set_name(about.name.clone(), now_ms())?;
     }
     let id = identity.feed_id();
     let name = about.map(|a| a.name);
     out.print(json!({ "id": id, "name": name }), || id.to_string());
+    if name.is_none() {
+        out.note(NAME_HINT);
+    }
     Ok(())
 }
 
@@ -1164,9 +1217,12 @@ fn whoami(ctx: &Ctx, out: &mut Output) -> Result<()> {
     let id = node.feed_id()?;
     let name = node.name_of(&id)?;
     out.print(json!({ "id": id, "name": name }), || match &name {
-        Some(n) => format!("{id} ({n})"),
+        Some(n) => format!("{id} ({})", when::sanitize_line(n)),
         None => id.to_string(),
     });
+    if name.is_none() {
+        out.note(NAME_HINT);
+    }
     Ok(())
 }
 
@@ -1310,15 +1366,25 @@ fn update(ctx: &Ctx, out: &mut Output, event: &str, f: UpdateFields) -> Result<(
     }
     let (id, revision) = app.update(event, update, now_ms())?;
     out.print(json!({ "id": id, "revision": revision }), || {
-        format!("updated {id} (revision {revision})")
+        format!(
+            "updated \"{}\" {} (revision {revision})",
+            when::sanitize_line(&state.event.title),
+            when::short_id(&id.to_string())
+        )
     });
     Ok(())
 }
 
 fn cancel(ctx: &Ctx, out: &mut Output, event: &str, reason: Option<String>) -> Result<()> {
-    let id = ctx.open()?.cancel(event, reason, now_ms())?;
+    let app = ctx.open()?;
+    let id = app.cancel(event, reason, now_ms())?;
+    let title = app.event_state(&id.to_string())?.event.title;
     out.print(json!({ "id": id, "status": "cancelled" }), || {
-        format!("cancelled {id}")
+        format!(
+            "cancelled \"{}\" {}",
+            when::sanitize_line(&title),
+            when::short_id(&id.to_string())
+        )
     });
     Ok(())
 }
@@ -1344,7 +1410,14 @@ fn rsvp(
     let id = state.id;
     out.print(
         json!({ "event": id, "status": status.as_str(), "guests": guests }),
-        || format!("RSVP {} to \"{}\"", status.as_str(), state.event.title),
+        || {
+            format!(
+                "RSVP {} to \"{}\", {}",
+                status.as_str(),
+                when::sanitize_line(&state.event.title),
+                when::event_span(&state.event, None)
+            )
+        },
     );
     Ok(())
 }
@@ -1364,37 +1437,45 @@ fn events(
     } else {
         EventList::Upcoming
     };
-    let (list, more) = ctx.open_store()?.events(which, now_ms(), limit)?;
-    let docs: Vec<Value> = list
-        .iter()
-        .map(|summary| event_json(summary, None, zone.as_deref()))
-        .collect();
-    let list: Vec<&EventState> = list.iter().map(|s| &s.state).collect();
+    let (summaries, more) = ctx.open_store()?.events(which, now_ms(), limit)?;
     if out.json {
+        let docs: Vec<Value> = summaries
+            .iter()
+            .map(|summary| event_json(summary, None, zone.as_deref()))
+            .collect();
         out.line(Value::Array(docs).to_string());
         return Ok(());
     }
-    if list.is_empty() {
-        out.line("no events");
+    if summaries.is_empty() {
+        out.line(match which {
+            EventList::Upcoming => {
+                "no upcoming events (`potluck events --past` lists those that are over)"
+            }
+            EventList::Past => "no past events",
+            EventList::All => "no events",
+        });
     }
     let viewer = zone.as_deref().and_then(|z| when::zone_named(z).ok());
-    for (state, doc) in list.iter().zip(&docs) {
-        let tally = &doc["tally"];
-        let flag = if state.status == EventStatus::Cancelled {
-            " [CANCELLED]"
+    for summary in &summaries {
+        let state = &summary.state;
+        let flag = if summary.is_cancelled() {
+            "  [CANCELLED]"
         } else {
             ""
         };
+        let mut where_who = format!(
+            "    {}  by {}",
+            when::short_id(&state.id.to_string()),
+            person(summary.organizer_name.as_deref(), &state.author)
+        );
+        if let Some(location) = &state.event.location {
+            where_who.push_str(&format!(", at {}", when::sanitize_line(location)));
+        }
         out.line(format!(
-            "{}  {}{}\n    going {} (headcount {}), maybe {}, not going {}   {}",
+            "{}  {}{flag}\n{where_who}\n    {}",
             when::event_span(&state.event, viewer.as_ref()),
             when::sanitize_line(&state.event.title),
-            flag,
-            tally["going"],
-            tally["headcount"],
-            tally["maybe"],
-            tally["not_going"],
-            state.id
+            answers_text(summary),
         ));
     }
     if more {
@@ -1405,7 +1486,40 @@ fn events(
     Ok(())
 }
 
-/// The JSON contract of an event (see `docs/content.md`).
+/// A person for people: their name, else the short form of their feed id.
+pub(crate) fn person(name: Option<&str>, feed: &FeedId) -> String {
+    match name {
+        Some(name) if !name.trim().is_empty() => when::sanitize_line(name).into_owned(),
+        _ => when::short_id(&feed.to_string()).to_owned(),
+    }
+}
+
+/// The answers to an event in one line: `going 3 (5 people), maybe 1, not
+/// going 0`, and with a capacity `; capacity 30: 25 places left, 2 on the
+/// waitlist, 1 pending`.
+fn answers_text(summary: &EventSummary) -> String {
+    let t = &summary.tally;
+    let mut text = format!(
+        "going {} ({}), maybe {}, not going {}",
+        t.going,
+        when::plural(t.headcount, "person", "people"),
+        t.maybe,
+        t.not_going
+    );
+    if let (Some(capacity), Some(left)) = (summary.state.event.capacity, summary.places_left()) {
+        let a = &summary.admissions;
+        text.push_str(&format!(
+            "; capacity {capacity}: {} left, {} on the waitlist",
+            when::plural(left, "place", "places"),
+            a.waitlisted
+        ));
+        if a.pending > 0 {
+            text.push_str(&format!(", {} pending", a.pending));
+        }
+    }
+    text
+}
+
 /// The viewer's IANA time zone (UTC when the system does not say).
 fn local_zone() -> String {
     when::local_zone_name().unwrap_or_else(|| "UTC".to_owned())
@@ -1432,6 +1546,7 @@ fn event_json(summary: &EventSummary, rsvps: Option<&[RsvpView]>, zone: Option<&
         "url": e.url,
         "description": e.description,
         "capacity": e.capacity,
+        "places_left": summary.places_left(),
         "status": state.status.as_str(),
         "cancel_reason": state.cancel_reason,
         "revision": state.revision,
@@ -1476,80 +1591,86 @@ fn show_event(ctx: &Ctx, out: &mut Output, event: &str) -> Result<()> {
         out.line(doc.to_string());
         return Ok(());
     }
+    let summary = &detail.summary;
     let e = &state.event;
     let mut text = String::new();
     // Writing to a String cannot fail.
     macro_rules! w { ($($t:tt)*) => { let _ = writeln!(text, $($t)*); } }
-    macro_rules! wn { ($($t:tt)*) => { let _ = write!(text, $($t)*); } }
-    w!("{}", e.title);
-    w!("  id:        {}", state.id);
-    let organizer = doc["organizer_name"].as_str().map(str::to_owned);
-    w!(
-        "  organizer: {}{}",
-        state.author,
-        organizer.map(|n| format!(" ({n})")).unwrap_or_default()
+    w!("{}", when::sanitize_line(&e.title));
+    // Every line is `label:` and the value, aligned.
+    let mut field = |label: &str, value: &str| {
+        let mut lines = value.lines();
+        let first = lines.next().unwrap_or_default();
+        let line = format!("{:<11}{first}", format!("{label}:"));
+        w!("  {}", line.trim_end());
+        for more in lines {
+            w!("  {:<11}{more}", "");
+        }
+    };
+    field("id", &state.id.to_string());
+    field(
+        "organizer",
+        &match &summary.organizer_name {
+            Some(name) => format!("{} ({})", when::sanitize_line(name), state.author),
+            None => state.author.to_string(),
+        },
     );
-    w!("  when:      {}", when::event_span(e, None));
-    for (label, value) in [
-        ("location", &e.location),
-        ("url", &e.url),
-        ("about", &e.description),
-    ] {
+    field("when", &when::event_span(e, None));
+    for (label, value) in [("location", &e.location), ("url", &e.url)] {
         if let Some(v) = value {
-            w!("  {label:<9}  {v}");
+            field(label, &when::sanitize_line(v));
         }
     }
-    if let Some(c) = e.capacity {
-        w!("  capacity:  {c}");
+    if let Some(v) = &e.description {
+        field("about", &when::sanitize_for_terminal(v));
     }
-    wn!("  status:    {}", state.status.as_str());
+    let mut status = state.status.as_str().to_owned();
     if let Some(r) = &state.cancel_reason {
-        wn!(" ({r})");
+        status.push_str(&format!(" ({})", when::sanitize_line(r)));
     }
-    w!(" · revision {}", state.revision);
-    let t = &doc["tally"];
-    w!(
-        "  going {} (headcount {}), maybe {}, not going {}",
-        t["going"],
-        t["headcount"],
-        t["maybe"],
-        t["not_going"]
-    );
+    field("status", &format!("{status}, revision {}", state.revision));
+    field("answers", &answers_text(summary));
     if e.capacity.is_some() {
-        w!(
-            "  admitted {} (headcount {}), waitlisted {}, pending {}",
-            t["admitted"],
-            t["admitted_headcount"],
-            t["waitlisted"],
-            t["pending"]
+        let a = &summary.admissions;
+        field(
+            "admitted",
+            &format!(
+                "{} ({})",
+                a.admitted,
+                when::plural(a.admitted_headcount, "person", "people")
+            ),
         );
     }
-    for r in doc["rsvps"].as_array().into_iter().flatten() {
-        let who = r["name"]
-            .as_str()
-            .map(str::to_owned)
-            .unwrap_or_else(|| r["author"].as_str().unwrap_or_default().to_owned());
-        let guests = r["guests"].as_u64().unwrap_or(0);
-        let plus = if guests > 0 {
-            format!(" +{guests}")
+    if !detail.rsvps.is_empty() {
+        field("rsvps", "");
+    }
+    for r in &detail.rsvps {
+        let plus = if r.rsvp.guests > 0 {
+            format!(" +{}", r.rsvp.guests)
         } else {
             String::new()
         };
-        let mut note = r["note"]
-            .as_str()
-            .map(|n| format!(" \"{n}\""))
+        let mut note = r
+            .rsvp
+            .note
+            .as_deref()
+            .map(|n| format!(" \"{}\"", when::sanitize_line(n)))
             .unwrap_or_default();
         if e.capacity.is_some()
-            && let Some(admission) = r["admission"].as_str()
+            && let Some(admission) = r.admission
         {
-            note.push_str(&format!(" [{admission}]"));
+            match r.waitlist_position {
+                Some(place) => note.push_str(&format!(" [waitlisted, #{place} in line]")),
+                None => note.push_str(&format!(" [{}]", admission.as_str())),
+            }
         }
-        if r["stale"].as_bool() == Some(true) {
+        if r.stale {
             note.push_str(" (answered before the time or place changed)");
         }
         w!(
-            "    {:<10} {who}{plus}{note}",
-            r["status"].as_str().unwrap_or_default()
+            "    {:<10} {}{plus}{note}",
+            r.rsvp.status.as_str(),
+            person(r.name.as_deref(), &r.author)
         );
     }
     out.line(text.trim_end());
@@ -1783,9 +1904,9 @@ fn fixtures(
 
 fn contact(ctx: &Ctx, out: &mut Output, feed: &str, change: ContactChange) -> Result<()> {
     let target = FeedId::parse(feed)?;
-    let (following, blocking) = ctx
-        .open_creating(out, true)?
-        .contact(target, change, now_ms())?;
+    let app = ctx.open_creating(out, true)?;
+    let (following, blocking) = app.contact(target, change, now_ms())?;
+    let name = app.name_of(&target)?;
     out.print(
         json!({ "contact": target, "following": following, "blocking": blocking }),
         || {
@@ -1795,7 +1916,10 @@ fn contact(ctx: &Ctx, out: &mut Output, feed: &str, change: ContactChange) -> Re
                 ContactChange::Block => "blocking",
                 ContactChange::Unblock => "no longer blocking",
             };
-            format!("{verb} {target}")
+            match name {
+                Some(_) => format!("{verb} {} ({target})", person(name.as_deref(), &target)),
+                None => format!("{verb} {target}"),
+            }
         },
     );
     Ok(())
@@ -1808,20 +1932,24 @@ fn agenda(ctx: &Ctx, out: &mut Output) -> Result<()> {
     for AgendaItem { state, mine } in ctx.open()?.agenda(now_ms())? {
         let (rsvp, status, stale) = (&mine.rsvp, mine.admission, mine.stale);
         let cancelled = state.status == EventStatus::Cancelled;
+        let admission = match (status, mine.waitlist_position) {
+            (Some(_), Some(place)) => format!(" [waitlisted, #{place} in line]"),
+            (Some(s), None) => format!(" [{}]", s.as_str()),
+            (None, _) => String::new(),
+        };
         text.push(format!(
-            "{}  {}  {}{}{}{}",
+            "{}  {}  {}{}{}{}\n    {}",
             when::event_span(&state.event, None),
             when::sanitize_line(&state.event.title),
             rsvp.status.as_str(),
-            status
-                .map(|s| format!(" [{}]", s.as_str()))
-                .unwrap_or_default(),
+            admission,
             if stale {
                 " (changed since you answered)"
             } else {
                 ""
             },
-            if cancelled { " CANCELLED" } else { "" },
+            if cancelled { "  [CANCELLED]" } else { "" },
+            when::short_id(&state.id.to_string()),
         ));
         items.push(json!({
             "event": state.id,
@@ -1887,14 +2015,19 @@ fn export(
         wanted
     };
     let mut messages = Vec::new();
+    // Feeds that have something in the bundle (with --for, only those the
+    // friend lacks messages of).
+    let mut feeds_written = 0u64;
     for feed in &feeds {
         let from = clock
             .as_ref()
             .and_then(|c| c.feeds.get(feed))
             .map_or(1, |held| held.saturating_add(1));
+        let before = messages.len();
         for msg in store.feed_messages(feed, from) {
             messages.push(msg?);
         }
+        feeds_written += u64::from(messages.len() > before);
     }
     let tmp = file.with_extension("partial");
     let mut writer = std::io::BufWriter::new(
@@ -1904,11 +2037,12 @@ fn export(
     drop(writer);
     std::fs::rename(&tmp, file).with_context(|| format!("cannot write {}", file.display()))?;
     out.print(
-        json!({ "messages": count, "feeds": feeds.len(), "file": file.to_string_lossy() }),
+        json!({ "messages": count, "feeds": feeds_written, "file": file.to_string_lossy() }),
         || {
             format!(
-                "wrote {count} messages of {} feeds to {}",
-                feeds.len(),
+                "wrote {} from {} to {}",
+                when::plural(count as u64, "message", "messages"),
+                when::plural(feeds_written, "feed", "feeds"),
                 file.display()
             )
         },
@@ -1932,8 +2066,8 @@ fn clock(ctx: &Ctx, out: &mut Output, file: &std::path::Path) -> Result<()> {
         json!({ "feeds": clock.feeds.len(), "file": file.to_string_lossy() }),
         || {
             format!(
-                "wrote the clock of {} feeds to {}",
-                clock.feeds.len(),
+                "wrote the clock of {} to {}",
+                when::plural(clock.feeds.len() as u64, "feed", "feeds"),
                 file.display()
             )
         },
@@ -1941,14 +2075,98 @@ fn clock(ctx: &Ctx, out: &mut Output, file: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
+/// Counts the bytes read through it, for a progress line.
+struct CountingReader<R> {
+    inner: R,
+    count: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<R: std::io::Read> std::io::Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// A progress line on stderr for long work (`import`, `sync`, `join`):
+/// shown only when stderr is a terminal, never with `--json` and never
+/// inside a running node (whose stderr is not the person's). Redrawn at
+/// most every [`ProgressLine::EVERY`], and cleared when the work ends.
+pub struct ProgressLine {
+    what: String,
+    enabled: bool,
+    started: std::time::Instant,
+    drawn: Option<std::time::Instant>,
+}
+
+impl ProgressLine {
+    /// Least time between two redraws.
+    const EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+    /// A line about `what` ("importing", "syncing with Ana").
+    pub fn new(ctx: &Ctx, out: &Output, what: impl Into<String>) -> ProgressLine {
+        use std::io::IsTerminal as _;
+        ProgressLine {
+            what: what.into(),
+            enabled: ctx.node.is_none() && !out.json && std::io::stderr().is_terminal(),
+            started: std::time::Instant::now(),
+            drawn: None,
+        }
+    }
+
+    /// Shows `messages` so far and, when known, the share done (`done` of
+    /// `total`).
+    pub fn show(&mut self, messages: u64, share: Option<(u64, u64)>) {
+        let elapsed = self.started.elapsed();
+        self.draw(|what| when::progress_text(what, messages, share, elapsed));
+    }
+
+    /// Shows `messages` so far of `total`.
+    pub fn show_of_total(&mut self, messages: u64, total: u64) {
+        let elapsed = self.started.elapsed();
+        self.draw(|what| when::progress_of_total(what, messages, total, elapsed));
+    }
+
+    fn draw(&mut self, text: impl FnOnce(&str) -> String) {
+        if !self.enabled || self.drawn.is_some_and(|at| at.elapsed() < Self::EVERY) {
+            return;
+        }
+        self.drawn = Some(std::time::Instant::now());
+        let text = text(&self.what);
+        // Carriage return and "erase line": the line is redrawn in place.
+        eprint!("\r\u{1b}[K{text}");
+    }
+
+    /// Clears the line, if one was drawn.
+    pub fn finish(&mut self) {
+        if self.enabled && self.drawn.take().is_some() {
+            eprint!("\r\u{1b}[K");
+        }
+    }
+}
+
+impl Drop for ProgressLine {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
 /// `potluck import`: validates and stores a bundle's messages, in batches,
 /// stopping at the first invalid one.
 fn import(ctx: &Ctx, out: &mut Output, file: &std::path::Path) -> Result<()> {
     const BATCH: usize = 1_000;
-    let input = std::io::BufReader::new(
-        std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?,
-    );
+    let opened =
+        std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let size = opened.metadata().map(|m| m.len()).ok();
+    let consumed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let input = std::io::BufReader::new(CountingReader {
+        inner: opened,
+        count: consumed.clone(),
+    });
     let mut reader = potluck::bundle::BundleReader::new(input);
+    let mut progress = ProgressLine::new(ctx, out, "importing");
     // The first message is read before anything is opened or created: a
     // file that is no bundle changes nothing.
     let first = reader.next_message().map_err(|e| KindedError {
@@ -1979,6 +2197,10 @@ fn import(ctx: &Ctx, out: &mut Output, file: &std::path::Path) -> Result<()> {
         }
         read += batch.len() as u64;
         let (report, blocked) = app.ingest(batch)?;
+        progress.show(
+            read,
+            size.map(|total| (consumed.load(std::sync::atomic::Ordering::Relaxed), total)),
+        );
         new += report.accepted.len() as u64;
         present += report.duplicates as u64;
         dropped += blocked as u64;
@@ -1993,6 +2215,7 @@ fn import(ctx: &Ctx, out: &mut Output, file: &std::path::Path) -> Result<()> {
             break;
         }
     }
+    progress.finish();
     let rejected = read - new - present - dropped;
     out.print(
         json!({
@@ -2004,7 +2227,8 @@ fn import(ctx: &Ctx, out: &mut Output, file: &std::path::Path) -> Result<()> {
         }),
         || {
             format!(
-                "imported {new} new messages; {present} already present; {rejected} rejected; {dropped} from blocked feeds"
+                "imported {}; {present} already present; {rejected} rejected; {dropped} from blocked feeds",
+                when::plural(new, "new message", "new messages")
             )
         },
     );

@@ -270,7 +270,7 @@ impl ConfigFile {
     /// it is skipped (some editors write one); anything but a JSON object
     /// is refused, naming what was found (serde would otherwise read an
     /// empty array as a struct of defaults).
-    fn parse(text: &str) -> Result<ConfigFile, String> {
+    pub fn parse(text: &str) -> Result<ConfigFile, String> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let value: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
         let found = match &value {

@@ -13,6 +13,8 @@
 //! - [`when`]: times and text for people (wall-clock times, spans, short
 //!   ids, terminal-safe text).
 
+#![warn(missing_docs)]
+
 pub mod admission;
 pub mod app;
 pub mod bundle;

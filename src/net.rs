@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use potluck::app::ContactChange;
+use potluck::app::{App, Change};
 use potluck::config::{ConfigFile, DEFAULT_LISTEN, DEFAULT_WEB, Invite, PeerAddr};
 use potluck::handshake::DEFAULT_NETWORK_KEY;
 use potluck::home::Home;
@@ -16,6 +16,7 @@ use potluck::message::FeedId;
 use potluck::node::{ConnectionError, Node, NodeConfig, SessionReport, Timing};
 use potluck::peerbook::{PeerRecord, PeerSource};
 use potluck::store::Store;
+use potluck::when;
 
 use crate::cli::{self, Ctx, DiscoveryArgs, Output, WebArgs};
 use potluck::discovery;
@@ -66,11 +67,7 @@ pub fn serve(
     let (identity, created) = cli::identity_or_create(home)?;
     // A new identity has published nothing; an old one's store is checked
     // for having been lost.
-    let store = Arc::new(if created {
-        Store::open(&home.store_path())?
-    } else {
-        cli::open_store(home)?
-    });
+    let store = Arc::new(cli::open_identity_store(home, created)?);
     if created {
         cli::welcome(home, &store, &identity, false, true)?;
     }
@@ -117,6 +114,7 @@ pub fn serve(
             }));
         }
         tasks.push(tokio::spawn(node.clone().accept_loop(listener)));
+        tasks.push(tokio::spawn(log_catch_up(App::new(node.clone()))));
         // Configured peers, then every other address in the peer book
         // (discovered earlier, or from an invite), best first.
         let mut addrs: Vec<String> = Vec::new();
@@ -171,6 +169,68 @@ pub fn serve(
         store.flush()?;
         Ok::<(), anyhow::Error>(())
     })
+}
+
+/// Least time between two "catching up" lines about one peer.
+const CATCH_UP_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Logs each peer's catch-up: how many messages came so far, at most
+/// every [`CATCH_UP_LOG_EVERY`] (the node reports every second while they
+/// arrive), and "caught up with NAME" once both sides hold what the other
+/// has. Ends with the node.
+async fn log_catch_up(app: App) {
+    let (Some(mut changes), Some(node)) = (app.subscribe(), app.node().cloned()) else {
+        return;
+    };
+    let mut stop = node.subscribe_shutdown();
+    // When each connected peer's progress was last logged (an entry goes
+    // when its peer is caught up or leaves).
+    let mut logged: std::collections::HashMap<FeedId, std::time::Instant> =
+        std::collections::HashMap::new();
+    loop {
+        let change = tokio::select! {
+            _ = stop.changed() => return,
+            change = changes.next() => change,
+        };
+        let Some(change) = change else { return };
+        if let Change::PeerLeft(peer) = change {
+            logged.remove(&peer);
+            continue;
+        }
+        let Change::Progress {
+            peer,
+            received,
+            remaining,
+            caught_up,
+        } = change
+        else {
+            continue;
+        };
+        if !caught_up
+            && logged
+                .get(&peer)
+                .is_some_and(|at| at.elapsed() < CATCH_UP_LOG_EVERY)
+        {
+            continue;
+        }
+        // One small read of the name; the store is local.
+        let name = app.name_of(&peer).ok().flatten();
+        let who = cli::person(name.as_deref(), &peer);
+        if caught_up {
+            logged.remove(&peer);
+            tracing::info!(peer = %peer, received, "caught up with {who}");
+        } else {
+            logged.insert(peer, std::time::Instant::now());
+            tracing::info!(
+                peer = %peer,
+                received,
+                remaining,
+                "catching up with {who}: {} of {} messages",
+                when::thousands(received),
+                when::thousands(received.saturating_add(remaining))
+            );
+        }
+    }
 }
 
 /// The web page's bound socket, before the runtime takes it over.
@@ -413,11 +473,38 @@ fn discovery_settings(
     }))
 }
 
-/// `potluck sync ADDR`: one exchange, both ways.
+/// Longest a `sync` waits for the organizer's answers to the requests it
+/// brought (the organizer's node decides as soon as it stores them).
+const ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Pause between two looks for those answers.
+const ANSWER_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// `potluck sync ADDR`: one exchange, both ways. When the peer organizes
+/// an event we asked a place at and has not answered yet, `sync` waits a
+/// little (at most [`ANSWER_WAIT`]) and exchanges again, so that one sync
+/// brings back the decision.
 pub fn sync(ctx: &Ctx, out: &mut Output, addr: &str) -> Result<()> {
     let peer = PeerAddr::parse(addr)?;
-    let report = sync_once(ctx, out, &peer)?;
-    let peer_id = report.peer.map(|p| p.to_string()).unwrap_or_default();
+    let app = ctx.open_creating(out, true)?;
+    let mut report = exchange(ctx, out, &app, &peer)?;
+    let mut waiting = match report.peer {
+        Some(organizer) => unanswered_requests(&app, &organizer)?,
+        None => 0,
+    };
+    let deadline = std::time::Instant::now() + ANSWER_WAIT;
+    while waiting > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(ANSWER_POLL);
+        let again = exchange(ctx, out, &app, &peer)?;
+        report.received += again.received;
+        report.sent += again.sent;
+        report.bytes_in += again.bytes_in;
+        report.bytes_out += again.bytes_out;
+        if let Some(organizer) = report.peer {
+            waiting = unanswered_requests(&app, &organizer)?;
+        }
+    }
+    app.store().flush()?;
+    let peer_name = peer_label(&app, report.peer.as_ref(), &peer.addr)?;
     out.print(
         json!({
             "peer": report.peer,
@@ -425,25 +512,49 @@ pub fn sync(ctx: &Ctx, out: &mut Output, addr: &str) -> Result<()> {
             "sent": report.sent,
             "bytes_in": report.bytes_in,
             "bytes_out": report.bytes_out,
+            "unanswered_requests": waiting,
         }),
         || {
             format!(
-                "synced with {peer_id}: received {} messages, sent {}",
-                report.received, report.sent
+                "synced with {peer_name}: received {}, sent {}",
+                when::plural(report.received, "message", "messages"),
+                report.sent
             )
         },
     );
+    if waiting > 0 {
+        out.note(format!(
+            "{peer_name} has not decided on {} of yours yet; \
+             `potluck agenda` shows the answer after a later sync",
+            when::plural(waiting, "request", "requests")
+        ));
+    }
     Ok(())
 }
 
-/// One exchange with `peer`, through the running node or a node of our own.
-fn sync_once(ctx: &Ctx, out: &Output, peer: &PeerAddr) -> Result<SessionReport> {
+/// Our `going` requests to upcoming events organized by `organizer` that
+/// it has not decided on yet.
+fn unanswered_requests(app: &App, organizer: &FeedId) -> Result<u64> {
+    let pending = app
+        .agenda(cli::now_ms())?
+        .iter()
+        .filter(|item| {
+            item.state.author == *organizer
+                && item.mine.admission == Some(potluck::admission::AdmissionStatus::Pending)
+        })
+        .count();
+    Ok(pending as u64)
+}
+
+/// One exchange with `peer`.
+fn exchange(ctx: &Ctx, out: &Output, app: &App, peer: &PeerAddr) -> Result<SessionReport> {
+    let node = app.node().context("no identity loaded")?.clone();
     let report = match &ctx.node {
-        // Inside a running node: use it (and its store).
-        Some(node) => {
+        // Inside a running node: its runtime.
+        Some(_) => {
             let handle =
                 tokio::runtime::Handle::try_current().context("the node's runtime is gone")?;
-            match handle.block_on(node.clone().dial(peer, true)) {
+            match handle.block_on(node.dial(peer, true)) {
                 // Already connected: everything flows live on that connection.
                 Err(ConnectionError::Duplicate(feed)) => Ok(SessionReport {
                     peer: Some(feed),
@@ -453,21 +564,66 @@ fn sync_once(ctx: &Ctx, out: &Output, peer: &PeerAddr) -> Result<SessionReport> 
             }
         }
         None => {
-            let app = ctx.open_creating(out, true)?;
-            let node = app.node().context("no identity loaded")?.clone();
-            let report = runtime()?.block_on(node.dial(peer, true));
-            app.store().flush()?;
-            report
+            let mut line = cli::ProgressLine::new(ctx, out, format!("syncing with {}", peer.addr));
+            let changes = app.subscribe();
+            runtime()?.block_on(async move {
+                // The node reports a connection's catch-up every second.
+                let watcher = changes.map(|mut changes| {
+                    tokio::spawn(async move {
+                        while let Some(change) = changes.next().await {
+                            if let Change::Progress {
+                                received,
+                                remaining,
+                                ..
+                            } = change
+                            {
+                                line.show_of_total(received, received.saturating_add(remaining));
+                            }
+                        }
+                    })
+                });
+                let report = node.dial(peer, true).await;
+                if let Some(watcher) = watcher {
+                    // Dropping the line clears it.
+                    watcher.abort();
+                    let _ = watcher.await;
+                }
+                report
+            })
         }
     }
     .with_context(|| format!("sync with {peer} failed"))?;
     Ok(report)
 }
 
+/// One exchange with `peer`, through the running node or a node of our own.
+fn sync_once(ctx: &Ctx, out: &Output, peer: &PeerAddr) -> Result<SessionReport> {
+    let app = ctx.open_creating(out, true)?;
+    let report = exchange(ctx, out, &app, peer)?;
+    app.store().flush()?;
+    Ok(report)
+}
+
+/// A peer for people: its name when known, else its short feed id, else
+/// the address dialled.
+fn peer_label(app: &App, feed: Option<&FeedId>, addr: &str) -> Result<String> {
+    let Some(feed) = feed else {
+        return Ok(addr.to_owned());
+    };
+    let name = app.name_of(feed)?;
+    Ok(cli::person(name.as_deref(), feed))
+}
+
 /// `potluck invite`: a one-line code that brings someone into this network.
+///
+/// The address in the code is, in this order: `--addr`; the address the
+/// running node actually listens on (handed over with the command); or,
+/// with no node running, the listen address of `config.json`. An address
+/// on every interface becomes this computer's address on the network.
 pub fn invite(ctx: &Ctx, out: &mut Output, addr: Option<String>) -> Result<()> {
     let config = ConfigFile::load(&ctx.home)?;
     let me = own_feed(ctx)?;
+    let given = addr.is_some();
     let (code, addr) = match addr {
         Some(addr) => (invite_for(&config, me, &addr)?, addr),
         None => {
@@ -484,15 +640,30 @@ pub fn invite(ctx: &Ctx, out: &mut Output, addr: Option<String>) -> Result<()> {
             invite_code(&config, me, listen)?
         }
     };
-    out.print(json!({ "code": code, "addr": addr }), || code.clone());
-    if addr
+    let loopback_only = addr
         .parse::<std::net::SocketAddr>()
-        .is_ok_and(|a| a.ip().is_loopback())
-    {
+        .is_ok_and(|a| a.ip().is_loopback());
+    out.print(
+        json!({
+            "code": code,
+            "addr": addr,
+            "node_running": ctx.node.is_some(),
+            "loopback_only": loopback_only,
+        }),
+        || code.clone(),
+    );
+    out.note(format!("the code names {addr}"));
+    if loopback_only {
         out.note(format!(
             "note: {addr} is a loopback address: this code works only on this computer \
              (listen on another address with `serve --listen`, or give `--addr HOST:PORT`)"
         ));
+    }
+    if ctx.node.is_none() && !given {
+        out.note(
+            "no node is running: the address comes from config.json; start `potluck serve` \
+             so that someone can join",
+        );
     }
     Ok(())
 }
@@ -574,17 +745,15 @@ pub fn join(ctx: &Ctx, out: &mut Output, code: &str) -> Result<()> {
     }
     config.save(home)?;
     // Follow first, so the one sync also carries the follow to the inviter.
-    let inviter = invite.peer.feed.context("the invite names no feed")?;
     let app = ctx.open_creating(out, true)?;
-    let mine = app.store().contacts(&own_feed(ctx)?)?;
-    if !mine.iter().any(|(f, c)| *f == inviter && c.following) {
-        app.contact(inviter, ContactChange::Follow, crate::cli::now_ms())?;
-    }
+    let inviter = app.accept_invite(&invite, crate::cli::now_ms())?;
     drop(app);
     let report = sync_once(ctx, out, &invite.peer)?;
     // Remember the inviter in the peer book too.
+    let inviter_name;
     {
         let opened = ctx.open_store()?;
+        inviter_name = peer_label(&opened, Some(&inviter), &invite.peer.addr)?;
         let mut record = opened
             .store()
             .peer_record(&invite.peer.addr)?
@@ -616,8 +785,9 @@ pub fn join(ctx: &Ctx, out: &mut Output, code: &str) -> Result<()> {
         }),
         || {
             format!(
-                "joined: following {inviter}, received {} messages; `potluck serve` keeps you connected",
-                report.received
+                "joined: following {}, received {}; `potluck serve` keeps you connected",
+                inviter_name,
+                when::plural(report.received, "message", "messages")
             )
         },
     );
@@ -708,6 +878,18 @@ pub fn peers(ctx: &Ctx, out: &mut Output) -> Result<()> {
     let book = opened.store().peer_records()?;
     let forked = opened.store().forked_feeds()?;
     let running = ctx.node.is_some();
+    // Names instead of feed ids, for people.
+    let mut names = std::collections::HashMap::new();
+    for feed in connected
+        .iter()
+        .map(|p| p.feed)
+        .chain(book.iter().filter_map(|r| r.feed))
+    {
+        if let std::collections::hash_map::Entry::Vacant(slot) = names.entry(feed) {
+            let name = opened.name_of(&feed)?;
+            slot.insert(cli::person(name.as_deref(), &feed));
+        }
+    }
     let when = |ms: Option<i64>| {
         ms.and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
             .map_or_else(
@@ -732,13 +914,18 @@ pub fn peers(ctx: &Ctx, out: &mut Output) -> Result<()> {
             }
             for p in &connected {
                 text.push_str(&format!(
-                    "  {}  {}  {}  since {}  received {}  sent {}\n",
-                    p.feed,
+                    "  {}  {}  {}  since {}  received {}, sent {}  {}\n",
+                    names.get(&p.feed).cloned().unwrap_or_default(),
                     p.address,
                     if p.outbound { "out" } else { "in" },
                     when(Some(p.connected_since_ms)),
                     p.received,
-                    p.sent
+                    p.sent,
+                    if p.caught_up {
+                        "caught up".to_owned()
+                    } else {
+                        format!("catching up, {} to go", when::thousands(p.remaining))
+                    }
                 ));
             }
             if !book.is_empty() {
@@ -753,7 +940,7 @@ pub fn peers(ctx: &Ctx, out: &mut Output) -> Result<()> {
                     "  {}  {}  {source}  seen {}  synced {}  failures {}\n",
                     r.addr,
                     r.feed
-                        .map(|f| f.to_string())
+                        .and_then(|f| names.get(&f).cloned())
                         .unwrap_or_else(|| "(feed unknown)".into()),
                     when(r.last_seen_ms),
                     when(r.last_success_ms),

@@ -200,6 +200,9 @@ pub struct PeerInfo {
     pub sent: u64,
     /// Whether the two sides hold what each wants of the other.
     pub caught_up: bool,
+    /// Messages its clock promises that we want and lack yet (as of the
+    /// last progress check, every second or so).
+    pub remaining: u64,
 }
 
 struct PeerEntry {
@@ -213,6 +216,7 @@ struct PeerProgress {
     received: AtomicU64,
     sent: AtomicU64,
     caught_up: AtomicBool,
+    remaining: AtomicU64,
 }
 
 /// Where and how a node announces itself on the LAN.
@@ -261,6 +265,8 @@ pub enum NodeEvent {
         peer: FeedId,
         /// Messages received from it on this connection so far.
         received: u64,
+        /// Messages its clock promises that we want and lack yet.
+        remaining: u64,
         /// We hold everything it offered that we want, and it holds
         /// everything we can give it.
         caught_up: bool,
@@ -432,6 +438,11 @@ impl Node {
         &self.store
     }
 
+    /// The network we belong to.
+    pub fn network_key(&self) -> &NetworkKey {
+        &self.config.network
+    }
+
     /// Our feed id.
     pub fn feed_id(&self) -> FeedId {
         FeedId(self.config.identity.verifying_key().to_bytes())
@@ -548,6 +559,7 @@ impl Node {
                 info.received = e.progress.received.load(Ordering::Relaxed);
                 info.sent = e.progress.sent.load(Ordering::Relaxed);
                 info.caught_up = e.progress.caught_up.load(Ordering::Relaxed);
+                info.remaining = e.progress.remaining.load(Ordering::Relaxed);
                 info
             })
             .collect();
@@ -914,6 +926,7 @@ impl Node {
                         received: 0,
                         sent: 0,
                         caught_up: false,
+                        remaining: 0,
                     },
                     progress: progress.clone(),
                 },
@@ -1079,11 +1092,14 @@ impl Node {
                 let caught_up = session.is_caught_up();
                 let received = progress.received.load(Ordering::Relaxed);
                 let was = progress.caught_up.swap(caught_up, Ordering::Relaxed);
+                let remaining = session.wanted_from_peer();
+                progress.remaining.store(remaining, Ordering::Relaxed);
                 if was != caught_up || received != reported_received {
                     reported_received = received;
                     let _ = self.events.send(NodeEvent::Progress {
                         peer: remote,
                         received,
+                        remaining,
                         caught_up,
                     });
                 }

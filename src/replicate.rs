@@ -699,6 +699,17 @@ impl Session {
         self.outbox.push_back(Packet::Clock(vec![(feed, value)]));
     }
 
+    /// How many messages the peer's clock promises that we want and do not
+    /// hold yet: what a catch-up has left to receive. A walk over the
+    /// peer's clock, like [`Session::is_caught_up`].
+    pub fn wanted_from_peer(&self) -> u64 {
+        self.theirs
+            .iter()
+            .filter(|&(feed, &v)| v <= MAX_CLOCK_SEQUENCE && self.accepts(feed))
+            .map(|(feed, &v)| v.saturating_sub(self.my_head(feed)))
+            .fold(0u64, u64::saturating_add)
+    }
+
     /// True when the peer has everything we can give it and we have
     /// everything it advertised that we want.
     pub fn is_caught_up(&self) -> bool {
@@ -1168,6 +1179,22 @@ mod tests {
 
     fn clock(entries: &[(u8, u64)]) -> Clock {
         entries.iter().map(|(n, s)| (f(*n), *s)).collect()
+    }
+
+    #[test]
+    fn what_is_left_to_receive_counts_wanted_feeds_only() {
+        let mut a = Session::new(&Policy::Open, clock(&[(1, 5), (2, 3)]), None);
+        let mut b = Session::new(&Policy::Open, clock(&[(2, 1), (3, 4)]), None);
+        pump(&mut a, &mut b);
+        pump(&mut b, &mut a);
+        // a lacks feed 3 (4 messages); b lacks 5 of feed 1 and 2 of feed 2.
+        assert_eq!(a.wanted_from_peer(), 4);
+        assert_eq!(b.wanted_from_peer(), 7);
+        a.on_received(f(3), 3);
+        assert_eq!(a.wanted_from_peer(), 1);
+        // A blocked feed is not wanted.
+        a.set_blocked(f(3), true, 3);
+        assert_eq!(a.wanted_from_peer(), 0);
     }
 
     #[test]

@@ -795,13 +795,6 @@ impl Store {
         Ok(self.behind_published(feed, self.head(feed)?.as_ref()))
     }
 
-    /// Prepares the store directory `path` for a new identity, which has
-    /// published nothing: writes the empty record of what it published, so
-    /// that the store missing later is not taken for a lost one.
-    pub fn mark_new_identity(path: &Path) -> Result<(), StoreError> {
-        PublishedMark::load(path).map(|_| ())
-    }
-
     /// True when the store at `path` was opened before by a potluck that
     /// records how far its home published (every store since this one).
     pub fn has_published_mark(path: &Path) -> bool {

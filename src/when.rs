@@ -303,6 +303,104 @@ pub fn plural(count: u64, singular: &str, plural: &str) -> String {
     }
 }
 
+/// A progress line for long work: `importing: 1,234 messages, 2,000/s`,
+/// and with the share of the work done so far (`done` of `total` units,
+/// e.g. bytes of a file) `importing: 45%, 1,234 messages, 2,000/s, about
+/// 8 s left`. `elapsed` is the time since the work started. See
+/// [`progress_of_total`] when the total is a number of messages.
+pub fn progress_text(
+    what: &str,
+    messages: u64,
+    share: Option<(u64, u64)>,
+    elapsed: std::time::Duration,
+) -> String {
+    progress_line(what, messages, None, share, elapsed)
+}
+
+/// A progress line when the work is `total` messages:
+/// `syncing: 45%, 1,234 of 2,742 messages, 2,000/s, about 1 s left`.
+pub fn progress_of_total(
+    what: &str,
+    messages: u64,
+    total: u64,
+    elapsed: std::time::Duration,
+) -> String {
+    progress_line(
+        what,
+        messages,
+        Some(total),
+        Some((messages, total)),
+        elapsed,
+    )
+}
+
+fn progress_line(
+    what: &str,
+    messages: u64,
+    total_messages: Option<u64>,
+    share: Option<(u64, u64)>,
+    elapsed: std::time::Duration,
+) -> String {
+    let seconds = elapsed.as_secs_f64();
+    let rate = if seconds > 0.0 {
+        messages as f64 / seconds
+    } else {
+        0.0
+    };
+    let mut text = format!("{what}: ");
+    let fraction = share
+        .filter(|&(_, total)| total > 0)
+        .map(|(done, total)| (done.min(total) as f64) / (total as f64));
+    if let Some(fraction) = fraction {
+        text.push_str(&format!("{}%, ", (fraction * 100.0).floor() as u64));
+    }
+    let counted = match total_messages {
+        Some(total) => format!("{} of {}", thousands(messages), thousands(total)),
+        None => thousands(messages),
+    };
+    let noun = if total_messages.unwrap_or(messages) == 1 {
+        "message"
+    } else {
+        "messages"
+    };
+    text.push_str(&format!(
+        "{counted} {noun}, {}/s",
+        thousands(rate.round() as u64)
+    ));
+    if let Some(fraction) = fraction
+        && fraction > 0.0
+        && fraction < 1.0
+        && seconds >= 1.0
+    {
+        let left = seconds * (1.0 - fraction) / fraction;
+        text.push_str(&format!(", about {} left", duration_words(left)));
+    }
+    text
+}
+
+/// `1234567` as `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A number of seconds, rounded, as people say it: `8 s`, `3 min`, `2 h`.
+fn duration_words(seconds: f64) -> String {
+    let s = seconds.round() as u64;
+    match s {
+        0..=99 => format!("{s} s"),
+        100..=5999 => format!("{} min", (s + 30) / 60),
+        _ => format!("{} h", (s + 1800) / 3600),
+    }
+}
+
 /// Text from a peer made safe to print on a terminal: escape sequences
 /// (CSI `ESC [ … final`, OSC/DCS/APC/PM/SOS strings up to their
 /// terminator, and two-character `ESC x`) are removed whole, and every
@@ -573,6 +671,39 @@ mod tests {
         assert_eq!(short_id("abcdefghijk"), "abcdefgh");
         assert_eq!(short_id("%abc"), "%abc");
         assert_eq!(short_id(""), "");
+    }
+
+    #[test]
+    fn progress_lines() {
+        use std::time::Duration;
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(
+            progress_text("syncing with Ana", 12_000, None, Duration::from_secs(4)),
+            "syncing with Ana: 12,000 messages, 3,000/s"
+        );
+        assert_eq!(
+            progress_text("importing", 1, Some((25, 100)), Duration::from_secs(2)),
+            "importing: 25%, 1 message, 1/s, about 6 s left"
+        );
+        // No time left to guess before a second has passed, or when done.
+        assert_eq!(
+            progress_text("importing", 0, Some((0, 100)), Duration::ZERO),
+            "importing: 0%, 0 messages, 0/s"
+        );
+        assert_eq!(
+            progress_text("importing", 9, Some((100, 100)), Duration::from_secs(3)),
+            "importing: 100%, 9 messages, 3/s"
+        );
+        assert_eq!(
+            progress_text("x", 10, Some((1, 10)), Duration::from_secs(60)),
+            "x: 10%, 10 messages, 0/s, about 9 min left"
+        );
+        assert_eq!(
+            progress_of_total("syncing", 1_000, 4_000, Duration::from_secs(2)),
+            "syncing: 25%, 1,000 of 4,000 messages, 500/s, about 6 s left"
+        );
     }
 
     #[test]

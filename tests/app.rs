@@ -259,3 +259,44 @@ async fn an_own_block_reaches_live_sessions_through_the_one_path() {
             .contains(&stranger)
     );
 }
+
+#[tokio::test]
+async fn a_late_page_of_a_list_skips_the_earlier_ones() {
+    let (_dir, store) = open_store();
+    let (me, _) = app_for(Arc::new(store));
+    let now = now_ms();
+    let mut upcoming = Vec::new();
+    let mut past = Vec::new();
+    for i in 0..7i64 {
+        let start = |ms: i64| {
+            potluck::content::EventTime::parse(
+                "start",
+                &jiff::Timestamp::from_millisecond(ms).unwrap().to_string(),
+            )
+            .unwrap()
+        };
+        let day = 86_400_000;
+        let mut e = event(&format!("soon {i}"), None, None);
+        e.start = start(now + (i + 1) * day);
+        upcoming.push(me.announce(&e, now).unwrap().id());
+        let mut e = event(&format!("gone {i}"), None, None);
+        e.start = start(now - (7 - i) * day);
+        past.push(me.announce(&e, now).unwrap().id());
+    }
+    let ids = |list: &[potluck::app::EventSummary]| -> Vec<MessageId> {
+        list.iter().map(|s| s.state.id).collect()
+    };
+    // Upcoming, soonest first: pages of 3 are 0-2, 3-5, 6.
+    let (page, more) = me.events_from(EventList::Upcoming, now, 3, 3).unwrap();
+    assert_eq!((ids(&page), more), (upcoming[3..6].to_vec(), true));
+    let (page, more) = me.events_from(EventList::Upcoming, now, 6, 3).unwrap();
+    assert_eq!((ids(&page), more), (upcoming[6..].to_vec(), false));
+    // Past, most recent last: page 1 is the three most recent, page 2 the
+    // three before them.
+    let (page, more) = me.events_from(EventList::Past, now, 0, 3).unwrap();
+    assert_eq!((ids(&page), more), (past[4..].to_vec(), true));
+    let (page, more) = me.events_from(EventList::Past, now, 3, 3).unwrap();
+    assert_eq!((ids(&page), more), (past[1..4].to_vec(), true));
+    let (page, more) = me.events_from(EventList::Past, now, 6, 3).unwrap();
+    assert_eq!((ids(&page), more), (past[..1].to_vec(), false));
+}

@@ -214,9 +214,13 @@ fn commands_that_take_part_create_the_identity_and_say_how_to_name_it() {
         let me = sandbox.json(&home, &["whoami"]);
         assert!(me["id"].as_str().is_some(), "{name}: {me}");
         assert_eq!(me["name"], Value::Null);
-        // Only once: the next command says nothing of it.
+        // Created only once; `whoami` still reminds of the missing name.
         let again = sandbox.run(&home, &["whoami"]);
-        assert_eq!(again.stderr, "", "{name}: {again:?}");
+        assert!(!again.stderr.contains("created"), "{name}: {again:?}");
+        assert!(
+            again.stderr.contains("set your name with `potluck name"),
+            "{name}: {again:?}"
+        );
     }
     // `name` in a fresh home creates the identity and sets the name at once.
     let home = sandbox.home("named");
@@ -1003,4 +1007,117 @@ fn json_errors_are_documents_with_a_kind() {
     let run = node.run(&["event", &fake]);
     assert_eq!(run.status.code(), Some(1));
     assert_eq!(run.stdout, "");
+}
+
+// ---------------------------------------------------------------------------
+// The README, completions, manual page, systemd unit
+// ---------------------------------------------------------------------------
+
+/// The first ```sh block after `heading` in the README.
+fn readme_block(heading: &str) -> String {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = &readme[readme.find(heading).unwrap_or_else(|| panic!("{heading}"))..];
+    let start = section.find("```sh\n").expect("a sh block") + "```sh\n".len();
+    let end = section[start..].find("```").expect("its end");
+    section[start..start + end].to_owned()
+}
+
+/// "Using it" runs top to bottom in a fresh home, with `potluck` on the
+/// PATH as the install step puts it, and the install step comes right
+/// after the quickstart.
+#[test]
+fn readme_install_and_using_it_run_on_a_fresh_home() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let quickstart = readme.find("## Quickstart").unwrap();
+    let install = readme.find("## Install").unwrap();
+    assert!(install > quickstart);
+    assert!(
+        !readme[quickstart + 1..install].contains("\n## "),
+        "nothing in between"
+    );
+    assert!(readme_block("## Install").contains("cargo install --locked --path ."));
+
+    let script = readme_block("## Using it");
+    let sandbox = common::sandbox::Sandbox::new();
+    let bin_dir = Path::new(BIN).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut cmd = Command::new("bash");
+    cmd.arg("-euo").arg("pipefail").arg("-c").arg(&script);
+    let run = run_command_with(
+        cmd,
+        sandbox.dir(),
+        &[
+            ("PATH", path.as_str()),
+            ("POTLUCK_HOME", sandbox.path("home").to_str().unwrap()),
+        ],
+    );
+    assert!(
+        run.status.success(),
+        "the README's commands failed: {run:?}"
+    );
+    assert!(
+        run.stdout
+            .contains("Sat 26 Jan 2030, 18:00–21:00 EST  Soup night"),
+        "{}",
+        run.stdout
+    );
+    assert!(sandbox.path("events.ics").exists());
+}
+
+#[test]
+fn completions_and_manual_page() {
+    let node = Node::new();
+    for (shell, mark) in [
+        ("bash", "_potluck()"),
+        ("zsh", "#compdef potluck"),
+        ("fish", "complete -c potluck"),
+    ] {
+        let run = node.run(&["completions", shell]);
+        assert!(run.status.success(), "{shell}: {run:?}");
+        assert!(run.stdout.contains(mark), "{shell}: {}", run.stdout);
+        assert!(run.stdout.contains("announce"), "{shell}");
+    }
+    let man = node.run(&["manpage"]);
+    assert!(man.status.success(), "{man:?}");
+    assert!(man.stdout.contains(".TH potluck 1"), "{}", man.stdout);
+    assert!(man.stdout.contains("announce"));
+    // Neither needs nor creates a home.
+    assert!(!node.home.exists());
+}
+
+#[test]
+fn the_systemd_unit_runs_serve_at_login() {
+    let unit =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/potluck.service"))
+            .unwrap();
+    let lines: Vec<&str> = unit.lines().map(str::trim).collect();
+    for needed in [
+        "[Service]",
+        "ExecStart=%h/.cargo/bin/potluck serve",
+        "[Install]",
+        "WantedBy=default.target",
+    ] {
+        assert!(lines.contains(&needed), "{needed} missing:\n{unit}");
+    }
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    assert!(readme.contains("systemctl --user enable --now potluck"));
+    assert!(readme.contains("docs/potluck.service"));
+}
+
+#[test]
+fn the_package_says_what_it_is() {
+    for (field, value) in [
+        ("description", env!("CARGO_PKG_DESCRIPTION")),
+        ("license", env!("CARGO_PKG_LICENSE")),
+        ("rust-version", env!("CARGO_PKG_RUST_VERSION")),
+    ] {
+        assert!(!value.trim().is_empty(), "Cargo.toml has no {field}");
+    }
 }

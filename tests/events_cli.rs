@@ -680,3 +680,191 @@ fn a_start_in_the_past_is_refused_unless_past_is_given() {
     assert!(err.contains("--past to move it anyway"), "{err}");
     node.ok(&["update", &soon, "--start", "2020-02-01T00:00:00Z", "--past"]);
 }
+
+// ---------------------------------------------------------------------------
+// 7. What people read: capacity, names, short ids, labels, safe text.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn text_output_shows_capacity_names_short_ids_and_no_escape_sequences() {
+    let node = Node::init("Ana");
+    let hostile = "Soup\u{1b}]0;owned\u{7}\u{1b}[2J night";
+    let id = node.announce(&[
+        "--title",
+        hostile,
+        "--start",
+        START,
+        "--capacity",
+        "1",
+        "--location",
+        "Hall",
+        "--description",
+        "first line\nsecond \u{1b}[31mline",
+    ]);
+    // A group of two does not fit in one place: waitlisted, first in line.
+    node.ok(&[
+        "rsvp",
+        &id,
+        "going",
+        "--guests",
+        "1",
+        "--note",
+        "hi\u{1b}[5m",
+    ]);
+    let short = &id[..9];
+
+    let list = node.run(&["events"]);
+    assert!(list.status.success(), "{list:?}");
+    let text = &list.stdout;
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{7}'),
+        "{text:?}"
+    );
+    assert!(text.contains("Soup night"), "{text}");
+    assert!(
+        text.contains(&format!("    {short}  by Ana, at Hall")),
+        "{text}"
+    );
+    assert!(!text.contains(&id), "lists show short ids: {text}");
+    assert!(
+        text.contains(
+            "going 1 (2 people), maybe 0, not going 0; \
+             capacity 1: 1 place left, 1 on the waitlist"
+        ),
+        "{text}"
+    );
+    // The short id is enough to name the event again.
+    assert_eq!(node.event(short)["id"], id.as_str());
+    // Scripts get the exact text and the numbers.
+    let doc = node.ok(&["events"]);
+    assert_eq!(doc[0]["title"], hostile);
+    assert_eq!(doc[0]["places_left"], 1);
+    assert_eq!(doc[0]["tally"]["waitlisted"], 1);
+
+    let detail = node.run(&["event", short]);
+    let text = &detail.stdout;
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "Soup night");
+    assert!(lines.contains(&"  location:  Hall"), "{text}");
+    assert!(lines.contains(&"  about:     first line"), "{text}");
+    assert!(lines.contains(&"             second line"), "{text}");
+    assert!(text.contains("\n  organizer: Ana (@"), "{text}");
+    assert!(
+        text.contains("    going      Ana +1 \"hi\" [waitlisted, #1 in line]"),
+        "{text}"
+    );
+    // Every field line is `label:` then the value at one column.
+    for line in &lines[1..] {
+        if line.starts_with("    ") {
+            continue;
+        }
+        let (label, value) = line
+            .split_once(':')
+            .unwrap_or_else(|| panic!("no label: {line:?}"));
+        assert!(
+            label.starts_with("  ") && !label[2..].contains(' '),
+            "{line:?}"
+        );
+        if !value.is_empty() {
+            assert_eq!(line.find(value.trim_start()), Some(13), "{line:?}");
+        }
+    }
+
+    let agenda = node.run(&["agenda"]);
+    assert!(
+        agenda.stdout.contains("going [waitlisted, #1 in line]"),
+        "{agenda:?}"
+    );
+    assert!(!agenda.stdout.contains('\u{1b}'), "{agenda:?}");
+}
+
+#[test]
+fn counts_read_as_english_and_export_for_counts_what_it_wrote() {
+    let sandbox = common::sandbox::Sandbox::new();
+    let a = sandbox.home("a");
+    let b = sandbox.home("b");
+    sandbox.json(&a, &["init", "--name", "Ana"]);
+    sandbox.json(&b, &["init", "--name", "Bea"]);
+    let b_all = sandbox.path("b.bundle");
+    sandbox.json(&b, &["export", "--out", b_all.to_str().unwrap()]);
+    let import = sandbox.run(&a, &["import", b_all.to_str().unwrap()]);
+    assert!(
+        import.stdout.starts_with("imported 1 new message;"),
+        "{import:?}"
+    );
+    // Not a terminal: no progress line.
+    assert_eq!(import.stderr, "", "{import:?}");
+    // A holds two feeds; B lacks only A's one message.
+    let clock = sandbox.path("b.clock");
+    sandbox.json(&b, &["clock", "--out", clock.to_str().unwrap()]);
+    let out = sandbox.path("for-b.bundle");
+    let export = sandbox.run(
+        &a,
+        &[
+            "export",
+            "--for",
+            clock.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        export.stdout.starts_with("wrote 1 message from 1 feed to "),
+        "{export:?}"
+    );
+    let fsck = sandbox.run(&a, &["fsck"]);
+    assert!(
+        fsck.stdout.starts_with("checked 2 feeds, 2 messages, "),
+        "{fsck:?}"
+    );
+    let clock_text = sandbox.run(&b, &["clock", "--out", clock.to_str().unwrap()]);
+    assert!(
+        clock_text
+            .stdout
+            .starts_with("wrote the clock of 1 feed to "),
+        "{clock_text:?}"
+    );
+}
+
+#[test]
+fn ics_says_waitlisted_is_not_accepted_carries_guests_and_gives_a_default_end() {
+    let node = Node::init("Ana");
+    // No end; one place, and a group of two asks: waitlisted.
+    let id = node.announce(&["--title", "Supper", "--start", START, "--capacity", "1"]);
+    node.ok(&["rsvp", &id, "going", "--guests", "1"]);
+    let text = node.ics_file(&[&id]);
+    let lines = unfolded_lines(&text);
+    let ev = vevent(&lines, &uid_of(&id));
+    // START is 18:00Z; two hours by default (docs/content.md).
+    assert!(ev.contains(&"DTEND:20310601T200000Z".to_owned()), "{ev:#?}");
+    let attendee = ev
+        .iter()
+        .find(|l| l.starts_with("ATTENDEE"))
+        .expect("one attendee");
+    assert!(attendee.contains("PARTSTAT=TENTATIVE"), "{attendee}");
+    assert!(
+        attendee.contains("X-POTLUCK-ADMISSION=waitlisted"),
+        "{attendee}"
+    );
+    assert!(attendee.contains("X-NUM-GUESTS=1"), "{attendee}");
+    // Room for both: admitted, and now accepted.
+    node.ok(&["update", &id, "--capacity", "2"]);
+    let text = node.ics_file(&[&id]);
+    let lines = unfolded_lines(&text);
+    let attendee = vevent(&lines, &uid_of(&id))
+        .iter()
+        .find(|l| l.starts_with("ATTENDEE"))
+        .expect("one attendee")
+        .clone();
+    assert!(attendee.contains("PARTSTAT=ACCEPTED"), "{attendee}");
+    assert!(!attendee.contains("X-POTLUCK-ADMISSION"), "{attendee}");
+    // `ics --out` says what it wrote, like `export`.
+    let file = node.dir().join("one.ics");
+    let run = node.run(&["ics", &id, "--out", file.to_str().unwrap()]);
+    assert_eq!(
+        run.stdout,
+        format!("wrote 1 event to {}\n", file.display()),
+        "{run:?}"
+    );
+}

@@ -7,6 +7,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use icalendar::parser::{Component, Property, read_calendar, unfold};
 use icalendar::{CalendarComponent, CalendarDateTime, Component as _, DatePerhapsTime, EventLike};
 use jiff::Timestamp;
+use potluck::admission::AdmissionStatus;
 use potluck::content::{Event, EventTime, RsvpStatus};
 use potluck::ics::{IcsAttendee, IcsEvent, calendar};
 use potluck::index::{EventState, EventStatus};
@@ -89,16 +90,22 @@ fn attendees() -> Vec<IcsAttendee> {
             feed: FeedId([10; 32]),
             name: Some("Bob; Jr.".to_owned()),
             status: RsvpStatus::Going,
+            admission: Some(AdmissionStatus::Admitted),
+            guests: 0,
         },
         IcsAttendee {
             feed: FeedId([11; 32]),
             name: None,
             status: RsvpStatus::Maybe,
+            admission: None,
+            guests: 0,
         },
         IcsAttendee {
             feed: FeedId([12; 32]),
             name: Some("Zoë \"Z\"\nLine:two".to_owned()),
             status: RsvpStatus::NotGoing,
+            admission: None,
+            guests: 0,
         },
     ]
 }
@@ -329,8 +336,13 @@ fn cancelled_event_properties() {
     assert_eq!(value(p, "UID"), format!("{}@potluck", b64url(&[9; 32])));
     assert_eq!(value(p, "DTSTAMP"), "20270101T123456Z");
     assert_eq!(value(p, "DTSTART"), "20270601T100000Z");
-    // No end: DTEND (and DURATION) left out.
-    assert!(p.iter().all(|prop| prop.name != "DTEND"));
+    // No end: the default two hours, as DTEND (no DURATION).
+    assert_eq!(value(p, "DTEND"), "20270601T120000Z");
+    assert_eq!(
+        potluck::ics::DEFAULT_DURATION_MINUTES,
+        120,
+        "docs/content.md says two hours"
+    );
     assert!(p.iter().all(|prop| prop.name != "DURATION"));
     assert_eq!(value(p, "STATUS"), "CANCELLED");
     assert_eq!(
@@ -406,6 +418,8 @@ fn empty_calendar_and_hostile_input_parse() {
                 feed: FeedId([5; 32]),
                 name: Some("   ".to_owned()),
                 status: RsvpStatus::Going,
+                admission: None,
+                guests: 0,
             }],
         }],
         now(),
@@ -421,8 +435,9 @@ fn empty_calendar_and_hostile_input_parse() {
     );
     assert_eq!(value(p, "URL"), "https://x.org/%0D%0AUID:evil%22%3C%3E");
     assert_eq!(value(p, "UID"), format!("{}@potluck", b64url(&[3; 32])));
-    // End equal to start: DTEND left out (RFC 5545 wants it later).
-    assert!(p.iter().all(|prop| prop.name != "DTEND"));
+    // End equal to start: RFC 5545 wants DTEND later, so the default
+    // duration applies.
+    assert_eq!(value(p, "DTEND"), "20270130T180000Z");
     assert_eq!(param(one(p, "ORGANIZER"), "CN"), Some("  X:1'"));
     let attendee = one(p, "ATTENDEE");
     // A blank name falls back to the feed id.

@@ -325,3 +325,67 @@ fn a_home_on_the_public_network_cannot_join_a_private_one() {
     let error = run.one_line_error();
     assert!(error.contains("private network"), "{run:?}");
 }
+
+/// The code carries the address the running node really listens on, not
+/// what `config.json` says, and warns when that is loopback only.
+#[test]
+fn invite_during_serve_carries_the_port_the_node_listens_on() {
+    let sandbox = Sandbox::new();
+    let home = sandbox.home("a");
+    sandbox.json(&home, &["init", "--name", "Ana"]);
+    // Without a node: config.json's (default) port, and a note saying so.
+    let offline = sandbox.run(&home, &["invite"]);
+    assert!(offline.status.success(), "{offline:?}");
+    let (_, body) = decode_invite(offline.stdout.trim());
+    assert!(body["addr"].as_str().unwrap().ends_with(":7643"), "{body}");
+    assert!(offline.stderr.contains("no node is running"), "{offline:?}");
+
+    // `serve --listen 127.0.0.1:0`: the port the kernel picked is in no file.
+    let server = sandbox.serve(&home);
+    let port = server.addr.port();
+    let doc = sandbox.json(&home, &["invite"]);
+    let (_, body) = decode_invite(doc["code"].as_str().unwrap());
+    assert_eq!(body["addr"], format!("127.0.0.1:{port}"), "{body}");
+    assert_eq!(doc["addr"], format!("127.0.0.1:{port}"));
+    assert_eq!(doc["node_running"], true);
+    assert_eq!(doc["loopback_only"], true);
+    // The text form: the code alone on stdout; the address and the
+    // loopback warning for people on stderr.
+    let text = sandbox.run(&home, &["invite"]);
+    assert!(text.status.success(), "{text:?}");
+    assert_eq!(text.stdout.trim(), doc["code"].as_str().unwrap());
+    assert!(
+        text.stderr
+            .contains(&format!("the code names 127.0.0.1:{port}")),
+        "{text:?}"
+    );
+    assert!(
+        text.stderr.contains("works only on this computer"),
+        "{text:?}"
+    );
+    assert!(!text.stderr.contains("no node is running"), "{text:?}");
+
+    // A command line the node cannot read (a client of another version,
+    // say) gets clap's whole message too, and the JSON document.
+    let socket = server.control_socket();
+    let answer = potluck::control::forward(&socket, &["rsvp".to_owned(), "--json".to_owned()])
+        .expect("the node answers")
+        .expect("a node runs");
+    assert_eq!(answer.code, 2, "{answer:?}");
+    assert!(
+        answer.stderr.contains("<EVENT>") && answer.stderr.contains("Usage: potluck rsvp"),
+        "{answer:?}"
+    );
+    let doc: Value = serde_json::from_str(&answer.stdout).expect("a JSON document");
+    assert_eq!(doc["error"]["kind"], "usage", "{doc}");
+
+    // Errors of commands the node carries out are documents too.
+    let run = sandbox.run(&home, &["event", "%zzzzzzzz", "--json"]);
+    assert_eq!(run.status.code(), Some(1), "{run:?}");
+    let error = common::sandbox::json_error(&run, &["event"]);
+    assert_eq!(error["kind"], "not_found", "{run:?}");
+    assert_eq!(
+        run.stderr.trim_end(),
+        format!("error: {}", error["message"].as_str().unwrap())
+    );
+}

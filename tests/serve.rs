@@ -230,12 +230,8 @@ fn serve_on_a_fresh_home_creates_an_identity() {
     assert!(node.feed.starts_with('@') && node.feed.ends_with(".ed25519"));
     assert!(node.addr.ip().is_loopback() && node.addr.port() != 0);
     assert!(node.control_socket().exists());
-    assert!(
-        node.stderr()
-            .contains(&format!("created a new identity {}", node.feed)),
-        "{}",
-        node.stderr()
-    );
+    // stderr is read by another thread: wait (bounded) for the line.
+    node.wait_for_log(&format!("created a new identity {}", node.feed));
 
     // Through the control socket: the node holds the store, so a command
     // that opened it directly would fail.
@@ -281,4 +277,198 @@ fn a_second_serve_on_a_home_in_use_says_so() {
         last.contains("in use by another potluck process") || last.contains("already running"),
         "the error should say that a node already runs here: {err}"
     );
+}
+
+/// Two homes, Ana's and Bea's; Ana's node serves on a loopback port.
+fn ana_serving_and_bea(sandbox: &Sandbox) -> (std::path::PathBuf, std::path::PathBuf, Server) {
+    let home_a = sandbox.home("a");
+    let home_b = sandbox.home("b");
+    sandbox.json(&home_a, &["init", "--name", "Ana"]);
+    sandbox.json(&home_b, &["init", "--name", "Bea"]);
+    let a = sandbox
+        .serve(&home_a, &["--listen", "127.0.0.1:0"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    (home_a, home_b, a)
+}
+
+/// An RSVP to an event with a capacity, synced once while the organizer's
+/// node runs, comes back decided: `sync` waits for the organizer's answer.
+#[test]
+fn one_sync_brings_back_the_organizers_admission() {
+    let sandbox = Sandbox::new();
+    let (home_a, home_b, a) = ana_serving_and_bea(&sandbox);
+    let target = a.addr.to_string();
+    let event = sandbox.json(
+        &home_a,
+        &[
+            "announce",
+            "--title",
+            "Supper",
+            "--start",
+            common::START,
+            "--capacity",
+            "4",
+        ],
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    sandbox.json(&home_b, &["sync", &target]);
+    sandbox.json(&home_b, &["rsvp", &event, "going", "--guests", "1"]);
+    let agenda = sandbox.json(&home_b, &["agenda"]);
+    assert_eq!(agenda[0]["admission"], "pending", "{agenda}");
+
+    // One sync: the request goes, the decision comes back.
+    let report = sandbox.json(&home_b, &["sync", &target]);
+    assert_eq!(report["unanswered_requests"], 0, "{report}");
+    let agenda = sandbox.json(&home_b, &["agenda"]);
+    assert_eq!(agenda[0]["admission"], "admitted", "{agenda}");
+    let doc = sandbox.json(&home_b, &["event", &event]);
+    assert_eq!(doc["tally"]["admitted_headcount"], 2, "{doc}");
+    // The text names the organizer, not her feed id.
+    let text = sandbox.run(&home_b, &["sync", &target]);
+    assert!(text.stdout.starts_with("synced with Ana: "), "{text:?}");
+    // Not a terminal: no progress line on stderr.
+    assert_eq!(text.stderr, "", "{text:?}");
+}
+
+/// A port in use: the error says how to pick another, and nothing is
+/// created in the home that could not start. The log of a node writing to
+/// a pipe has no colour codes.
+#[test]
+fn a_port_in_use_suggests_listen_and_creates_nothing() {
+    let sandbox = Sandbox::new();
+    let home_a = sandbox.home("a");
+    let a = sandbox
+        .serve(&home_a, &["--listen", "127.0.0.1:0"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let taken = a.addr.to_string();
+    let home_b = sandbox.home("b");
+    let Err(err) = sandbox.serve(&home_b, &["--listen", &taken]) else {
+        panic!("serve started on a port in use");
+    };
+    assert!(err.contains(&format!("cannot listen on {taken}")), "{err}");
+    assert!(err.contains("--listen"), "{err}");
+    assert!(!home_b.exists(), "serve created {}", home_b.display());
+    // First run without a terminal: how to set a name, and no colour.
+    let log = a.stderr();
+    assert!(log.contains("set your name with `potluck name"), "{log}");
+    assert!(!log.contains('\u{1b}'), "{log:?}");
+}
+
+/// A lasting connection: each node logs the other's catch-up by name, and
+/// `peers` says the connection is caught up.
+#[test]
+fn serve_logs_the_catch_up_by_name() {
+    let sandbox = Sandbox::new();
+    let (_, home_b, a) = ana_serving_and_bea(&sandbox);
+    let target = a.addr.to_string();
+    let b = sandbox
+        .serve(&home_b, &["--listen", "127.0.0.1:0", "--peer", &target])
+        .unwrap_or_else(|e| panic!("{e}"));
+    a.wait_for_log("caught up with Bea");
+    b.wait_for_log("caught up with Ana");
+    sandbox.run_until(&home_b, &["peers"], "a caught-up connection", |text| {
+        text.contains("Ana  127.0.0.1:") && text.contains("caught up")
+    });
+}
+
+/// A pseudo-terminal: (master, slave). What the child writes to the slave
+/// is read from the master, and what is written to the master is the
+/// child's keyboard.
+#[cfg(unix)]
+fn pty() -> (std::fs::File, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty writes two new file descriptors into the two ints;
+    // the null pointers ask for no name and default settings.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors are fresh and owned by nothing else.
+    unsafe {
+        (
+            std::fs::File::from_raw_fd(master),
+            std::os::fd::OwnedFd::from_raw_fd(slave),
+        )
+    }
+}
+
+/// First run of `serve` on a terminal asks for the name others will see,
+/// and publishes it; `import` on a terminal shows a progress line.
+#[cfg(unix)]
+#[test]
+fn on_a_terminal_serve_asks_for_a_name_and_import_shows_progress() {
+    use std::io::{Read, Write};
+    use std::process::Stdio;
+    let sandbox = Sandbox::new();
+    let home = sandbox.home("fresh");
+    let (mut master, slave) = pty();
+    let mut keyboard = master.try_clone().unwrap();
+    let screen = thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 1024];
+        // Ends when the last holder of the slave side is gone (EIO).
+        while let Ok(n) = master.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&seen).into_owned()
+    });
+    keyboard.write_all(b"Bea\n").unwrap();
+    let mut cmd = sandbox.command(
+        &home,
+        &["serve", "--no-discovery", "--listen", "127.0.0.1:0"],
+    );
+    cmd.stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stderr(Stdio::from(slave.try_clone().unwrap()));
+    /// Kills the node when the test ends, even on a panic.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Killed(cmd.spawn().unwrap());
+    // The child has its copies of the terminal; ours go with the command.
+    drop(cmd);
+    let mut stdout = std::io::BufReader::new(child.0.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert!(line.contains(" listening on "), "{line:?}");
+    let me = sandbox.json(&home, &["whoami"]);
+    assert_eq!(me["name"], "Bea", "{me}");
+    drop(child);
+
+    // import on a terminal: the progress line, then cleared.
+    let bundle = sandbox.path("b.bundle");
+    sandbox.json(&home, &["export", "--out", bundle.to_str().unwrap()]);
+    let other = sandbox.home("other");
+    let mut cmd = sandbox.command(&other, &["import", bundle.to_str().unwrap()]);
+    cmd.stderr(Stdio::from(slave));
+    let mut import = Killed(cmd.spawn().unwrap());
+    drop(cmd);
+    let out = common::sandbox::drain(import.0.stdout.take().unwrap());
+    let status = common::sandbox::wait_with_deadline(&mut import.0).expect("import ends");
+    let out = out.join().unwrap();
+    assert!(status.success(), "{status:?}: {out}");
+    assert!(out.starts_with("imported 1 new message"), "{out}");
+    let seen = screen.join().unwrap();
+    assert!(
+        seen.contains("your name, as others will see it"),
+        "{seen:?}"
+    );
+    assert!(seen.contains("importing: 100%, 1 message"), "{seen:?}");
+    // The line is erased at the end: the last thing written.
+    assert!(seen.ends_with("\r\u{1b}[K"), "{seen:?}");
 }

@@ -1,4 +1,4 @@
-//! A clock file from a friend.
+//! A clock file (`potluck clock --out`, read by `export --for`).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 

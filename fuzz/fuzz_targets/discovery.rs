@@ -1,4 +1,4 @@
-//! A LAN announcement datagram, opened with the default network key.
+//! A LAN announcement, sealed with the network key, from anyone on the LAN.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use potluck::handshake::DEFAULT_NETWORK_KEY;

@@ -1,26 +1,29 @@
-//! Handshake messages from a stranger: as the responder (message 1, then
-//! message 3) and as the initiator (message 2).
+//! What a stranger sends a listening node during the Noise handshake: each
+//! message (a length byte pair, then that many bytes) handed to the
+//! responder, which must fail cleanly or finish.
 #![no_main]
+use ed25519_dalek::SigningKey;
 use libfuzzer_sys::fuzz_target;
 use potluck::handshake::{DEFAULT_NETWORK_KEY, Handshake};
 
 fuzz_target!(|data: &[u8]| {
-    let key = ed25519_dalek_key();
-    // The first byte splits the input into two messages.
-    let split = usize::from(data.first().copied().unwrap_or(0)).min(data.len());
-    let (one, two) = data.split_at(split);
-    if let Ok(mut responder) = Handshake::responder(&key, &DEFAULT_NETWORK_KEY)
-        && responder.read_incoming(one).is_ok()
-    {
-        let _ = responder.next_outgoing();
-        let _ = responder.read_incoming(two);
-    }
-    if let Ok(mut initiator) = Handshake::initiator(&key, &DEFAULT_NETWORK_KEY, None) {
-        let _ = initiator.next_outgoing();
-        let _ = initiator.read_incoming(data);
+    let key = SigningKey::from_bytes(&[7; 32]);
+    let Ok(mut responder) = Handshake::responder(&key, &DEFAULT_NETWORK_KEY) else {
+        return;
+    };
+    let mut rest = data;
+    while rest.len() >= 2 {
+        let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+        rest = &rest[2..];
+        let message = &rest[..len.min(rest.len())];
+        rest = &rest[message.len()..];
+        if responder.read_incoming(message).is_err() {
+            return;
+        }
+        while let Ok(Some(_)) = responder.next_outgoing() {}
+        if responder.is_finished() {
+            let _ = responder.finish();
+            return;
+        }
     }
 });
-
-fn ed25519_dalek_key() -> ed25519_dalek::SigningKey {
-    ed25519_dalek::SigningKey::from_bytes(&[7u8; 32])
-}

@@ -1,4 +1,4 @@
-//! An invite code and a peer address typed or pasted by a person.
+//! An invite code and a peer address, as a person pastes them.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 

@@ -7,7 +7,6 @@ use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
-use maud::html;
 use serde::Deserialize;
 
 use super::pages::{
@@ -21,6 +20,8 @@ use crate::app::{App, AppError, ContactChange};
 use crate::config::Invite;
 use crate::content::{Change, ContentError, Event, EventTime, EventUpdate, RsvpStatus};
 use crate::message::FeedId;
+use crate::peerbook::PeerSource;
+use crate::when::{self, WhenError};
 
 /// Runs an [`App`] call on the blocking pool, keeping its error for the
 /// caller to place on a form.
@@ -114,9 +115,9 @@ fn optional(text: &str) -> Option<String> {
 
 fn wall_field(e: &WallClockError, time_field: &'static str) -> &'static str {
     match e {
-        WallClockError::BadDate(_) | WallClockError::OutOfRange => "date",
+        WallClockError::BadDate(_) | WallClockError::When(WhenError::OutOfRange(_)) => "date",
         WallClockError::BadDuration(_) => "duration",
-        WallClockError::Zone(_) => "zone",
+        WallClockError::When(WhenError::UnknownZone(_)) => "zone",
         _ => time_field,
     }
 }
@@ -129,7 +130,8 @@ fn build_event(input: &EventInput, form: &mut FormState) -> Option<Event> {
     if title.is_empty() {
         form.fail("title", "Give the event a title.");
     }
-    let zone = wallclock::zone(input.zone.trim())
+    let zone_name = input.zone.trim();
+    let zone = when::zone_named(zone_name)
         .map_err(|e| form.fail("zone", e.to_string()))
         .ok();
     let date = wallclock::parse_date(&input.date)
@@ -141,8 +143,7 @@ fn build_event(input: &EventInput, form: &mut FormState) -> Option<Event> {
     let (Some(tz), Some(date), Some(start_time)) = (zone, date, start_time) else {
         return None;
     };
-    let zone_name = input.zone.trim();
-    let start = match wallclock::to_instant(date, start_time, zone_name, &tz) {
+    let start = match wallclock::event_time("start", date, start_time, &tz) {
         Ok(t) => t,
         Err(e) => {
             form.fail(wall_field(&e, "start"), e.to_string());
@@ -155,15 +156,17 @@ fn build_event(input: &EventInput, form: &mut FormState) -> Option<Event> {
             None
         }
         (Some(end), None) => {
-            let end_instant = wallclock::parse_time(&end).and_then(|t| {
-                let same_day = wallclock::to_instant(date, t, zone_name, &tz)?;
-                if same_day > start {
+            let end_time = wallclock::parse_time(&end).and_then(|t| {
+                let same_day = wallclock::event_time("end", date, t, &tz)?;
+                if same_day.timestamp() > start.timestamp() {
                     return Ok(same_day);
                 }
-                let next = date.tomorrow().map_err(|_| WallClockError::OutOfRange)?;
-                wallclock::to_instant(next, t, zone_name, &tz)
+                let next = date
+                    .tomorrow()
+                    .map_err(|_| WhenError::OutOfRange(date.to_string()))?;
+                wallclock::event_time("end", next, t, &tz)
             });
-            match end_instant {
+            match end_time {
                 Ok(t) => Some(t),
                 Err(e) => {
                     form.fail(wall_field(&e, "end"), e.to_string());
@@ -172,9 +175,11 @@ fn build_event(input: &EventInput, form: &mut FormState) -> Option<Event> {
             }
         }
         (None, Some(d)) => match wallclock::parse_duration(&d).and_then(|span| {
-            start
+            let end = start
+                .timestamp()
                 .checked_add(span)
-                .map_err(|_| WallClockError::OutOfRange)
+                .map_err(|_| WallClockError::BadDuration(d.clone()))?;
+            wallclock::instant_time("end", end, &tz)
         }) {
             Ok(t) => Some(t),
             Err(e) => {
@@ -197,18 +202,10 @@ fn build_event(input: &EventInput, form: &mut FormState) -> Option<Event> {
             }
         },
     };
-    let start = wallclock::event_time("start", start, &tz)
-        .map_err(|e| form.fail("start", e.to_string()))
-        .ok();
-    let end = end.and_then(|t| {
-        wallclock::event_time("end", t, &tz)
-            .map_err(|e| form.fail("end", e.to_string()))
-            .ok()
-    });
     if form.has_errors() {
         return None;
     }
-    let mut event = Event::new(title, start?);
+    let mut event = Event::new(title, start);
     event.end = end;
     event.tz = Some(zone_name.to_owned());
     event.location = optional(&input.location);
@@ -439,10 +436,15 @@ pub(crate) async fn set_name(
             let mut forms = NetworkForms::default();
             forms.name.set("name", input.name.clone());
             place(&mut forms.name, e)?;
-            let view = load_network(&web).await?;
-            Ok(form_response(network_page(&web, &view, forms)))
+            network_back(&web, forms).await
         }
     }
+}
+
+/// The network page again, with a form's errors.
+async fn network_back(web: &Web, forms: NetworkForms) -> Result<Response, PageError> {
+    let view = load_network(web).await?;
+    Ok(form_response(network_page(web, &view, forms)))
 }
 
 /// The follow / block form.
@@ -484,8 +486,7 @@ pub(crate) async fn contact(
             Err(e) => place(&mut forms.contact, e)?,
         }
     }
-    let view = load_network(&web).await?;
-    Ok(form_response(network_page(&web, &view, forms)))
+    network_back(&web, forms).await
 }
 
 /// The join form.
@@ -495,9 +496,10 @@ pub(crate) struct JoinInput {
     code: String,
 }
 
-/// `POST /network/join`: checks the code and says how to join with it.
-/// Joining itself (a first sync, maybe a new network key) is the
-/// command's job: `potluck join CODE`.
+/// `POST /network/join`: takes an invite code on this (running) node:
+/// follows the inviter, remembers its address and keeps it connected. A
+/// code for another network needs a new home, which only the command
+/// (`potluck join CODE --home DIR`) can make.
 pub(crate) async fn join(
     State(web): State<Web>,
     Form(input): Form<JoinInput>,
@@ -505,20 +507,30 @@ pub(crate) async fn join(
     let code = input.code.trim().to_owned();
     let mut forms = NetworkForms::default();
     forms.join.set("code", code.clone());
-    let view = load_network(&web).await?;
-    match Invite::parse(&code) {
-        Ok(invite) => {
-            forms.notice = Some(html! {
-                p { "This code invites you to " strong { (invite.peer.addr) } "." }
-                p { "Joining is done in a terminal for now: run" }
-                pre { code { "potluck join " (code) } }
-            });
-            Ok(network_page(&web, &view, forms).into_response())
-        }
+    let invite = match Invite::parse(&code) {
+        Ok(invite) => invite,
         Err(e) => {
             forms.join.fail("code", e.to_string());
-            Ok(form_response(network_page(&web, &view, forms)))
+            return network_back(&web, forms).await;
         }
+    };
+    let taken = invite.clone();
+    match run(&web, move |app| app.accept_invite(&taken, now_ms())).await? {
+        Ok(_) => {
+            if let Some(node) = web.app.node() {
+                tokio::spawn(node.clone().dial_loop(invite.peer, PeerSource::Invite));
+            }
+            Ok(Redirect::to("/network").into_response())
+        }
+        Err(e @ (AppError::OtherNetwork { .. } | AppError::InviteWithoutFeed)) => {
+            forms.join.fail("code", e.to_string());
+            network_back(&web, forms).await
+        }
+        Err(AppError::OwnFeed) => {
+            forms.join.fail("code", "That is your own invite code.");
+            network_back(&web, forms).await
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

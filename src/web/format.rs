@@ -1,88 +1,31 @@
 //! Small pieces of HTML shared by the pages: times in two zones, people,
 //! answers and admission states, and descriptions with their web links.
 
-use jiff::Timestamp;
-use jiff::tz::{Offset, TimeZone};
+use jiff::tz::TimeZone;
 use maud::{Markup, html};
 
 use crate::admission::AdmissionStatus;
 use crate::content::{Event, EventTime, RsvpStatus};
 use crate::message::FeedId;
+use crate::when;
 
-/// The zone an event's times are shown in: its `tz`, else the offset its
-/// author wrote.
-pub(crate) fn event_zone(event: &Event) -> (TimeZone, String) {
-    if let Some(name) = event.tz.as_deref()
-        && crate::content::validate_tz(name).is_ok()
-        && let Ok(tz) = TimeZone::get(name)
-    {
-        return (tz, name.to_owned());
-    }
-    let offset = written_offset(&event.start);
-    (TimeZone::fixed(offset), format!("UTC{offset}"))
-}
-
-/// The offset at the end of an RFC 3339 text (`Z` is UTC).
-fn written_offset(time: &EventTime) -> Offset {
-    let text = time.as_str();
-    let Some(tail) = text.get(text.len().saturating_sub(6)..) else {
-        return Offset::UTC;
-    };
-    let sign = match tail.as_bytes().first() {
-        Some(b'+') => 1,
-        Some(b'-') => -1,
-        _ => return Offset::UTC,
-    };
-    let hours: i32 = tail.get(1..3).and_then(|h| h.parse().ok()).unwrap_or(0);
-    let minutes: i32 = tail.get(4..6).and_then(|m| m.parse().ok()).unwrap_or(0);
-    Offset::from_seconds(sign * (hours * 3600 + minutes * 60)).unwrap_or(Offset::UTC)
-}
-
-fn day_and_time(ts: Timestamp, tz: &TimeZone) -> String {
-    ts.to_zoned_datetime(tz.clone())
-        .strftime("%a %-d %b %Y, %H:%M")
-        .to_string()
-}
-
-fn time_only(ts: Timestamp, tz: &TimeZone) -> String {
-    ts.to_zoned_datetime(tz.clone())
-        .strftime("%H:%M")
-        .to_string()
-}
-
-/// One line for a span of time in one zone: `Sat 30 Jan 2027, 16:00–18:00`.
-fn span_text(start: Timestamp, end: Option<Timestamp>, tz: &TimeZone) -> String {
-    let from = day_and_time(start, tz);
-    match end {
-        None => from,
-        Some(end) => {
-            let same_day = tz.to_datetime(start).date() == tz.to_datetime(end).date();
-            if same_day {
-                format!("{from}–{}", time_only(end, tz))
-            } else {
-                format!("{from} – {}", day_and_time(end, tz))
-            }
-        }
-    }
-}
-
-/// When an event happens: in its own zone, and in the viewer's when their
-/// clocks read differently.
+/// When an event happens: in its own zone (see [`when::event_span`]),
+/// and in the viewer's when their clocks read differently.
 pub(crate) fn when(event: &Event, viewer: &TimeZone, viewer_name: &str) -> Markup {
     let start = event.start.timestamp();
     let end = event.end.as_ref().map(EventTime::timestamp);
-    let (tz, label) = event_zone(event);
-    let differs = tz.to_offset(start) != viewer.to_offset(start)
-        || end.is_some_and(|e| tz.to_offset(e) != viewer.to_offset(e));
+    let zone = when::event_zone(event);
+    let differs = zone.to_offset(start) != viewer.to_offset(start)
+        || end.is_some_and(|e| zone.to_offset(e) != viewer.to_offset(e));
     html! {
         span.when {
-            time datetime=(event.start.as_str()) { (span_text(start, end, &tz)) }
-            " " span.zone { "(" (label) ")" }
+            time datetime=(event.start.as_str()) { (when::event_span(event, None)) }
+            @if let Some(name) = zone.iana_name() { " " span.zone { "(" (name) ")" } }
         }
         @if differs {
             br;
             span.when.viewer {
-                "Your time: " (span_text(start, end, viewer)) " " span.zone { "(" (viewer_name) ")" }
+                "Your time: " (when::event_span(event, Some(viewer))) " " span.zone { "(" (viewer_name) ")" }
             }
         }
     }
@@ -98,9 +41,7 @@ pub(crate) fn person(name: Option<&str>, feed: &FeedId) -> String {
 
 /// The first characters of a feed id, enough to tell people apart.
 pub(crate) fn short_feed(feed: &FeedId) -> String {
-    let text = feed.to_string();
-    let head: String = text.chars().take(9).collect();
-    format!("{head}…")
+    format!("{}…", when::short_id(&feed.to_string()))
 }
 
 /// An answer in words.

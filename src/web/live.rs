@@ -12,8 +12,9 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use futures_util::Stream;
+use axum::response::{IntoResponse, Response};
 use tokio::sync::watch;
 
 use super::{Web, event_key};
@@ -22,6 +23,11 @@ use crate::app::{Change, Changes};
 /// Most event keys one SSE event names; beyond that it says `missed`
 /// (a big catch-up changes many events at once).
 const MAX_KEYS: usize = 64;
+
+/// Most live streams open at once (one per open tab): each holds a
+/// subscription, so any program on this computer could otherwise pile
+/// them up. Beyond it, 503: the page still works, without live updates.
+pub(crate) const MAX_STREAMS: usize = 32;
 
 /// The SSE data for a change.
 pub(crate) fn change_data(change: &Change) -> String {
@@ -63,18 +69,58 @@ async fn next(
 }
 
 /// `GET /events`.
-pub(crate) async fn events(
-    State(web): State<Web>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+pub(crate) async fn events(State(web): State<Web>) -> Response {
+    // Held by the stream: released when the tab closes or the server stops.
+    let Ok(permit) = web.live_streams.clone().try_acquire_owned() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many pages are open with live updates; close some tabs",
+        )
+            .into_response();
+    };
     let changes = web.app.subscribe();
     let stopping = web.stopping.subscribe();
     let stream = futures_util::stream::unfold(
-        (changes, stopping),
-        |(mut changes, mut stopping)| async move {
+        (changes, stopping, permit),
+        |(mut changes, mut stopping, permit)| async move {
             let change = next(&mut changes, &mut stopping).await?;
-            let event = Event::default().event("change").data(change_data(&change));
-            Some((Ok(event), (changes, stopping)))
+            let event: Result<Event, Infallible> =
+                Ok(Event::default().event("change").data(change_data(&change)));
+            Some((event, (changes, stopping, permit)))
         },
     );
-    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::{FeedId, MessageId};
+
+    #[test]
+    fn each_change_has_its_word_and_many_events_are_missed() {
+        let one = MessageId([1; 32]);
+        let data = change_data(&Change::Events(vec![one].into()));
+        assert_eq!(data, format!("events {}", event_key(&one)));
+        let many: Vec<MessageId> = (0..=MAX_KEYS as u8).map(|i| MessageId([i; 32])).collect();
+        assert_eq!(change_data(&Change::Events(many.into())), "missed");
+        assert_eq!(change_data(&Change::Missed), "missed");
+        let peer = FeedId([2; 32]);
+        assert_eq!(change_data(&Change::PeerConnected(peer)), "peers");
+        assert_eq!(change_data(&Change::PeerLeft(peer)), "peers");
+        let progress = Change::Progress {
+            peer,
+            received: 3,
+            remaining: 7,
+            caught_up: false,
+        };
+        assert_eq!(change_data(&progress), "progress");
+        let appended = Change::Appended {
+            feed: peer,
+            sequence: 1,
+        };
+        assert_eq!(change_data(&appended), "appended");
+    }
 }

@@ -79,11 +79,9 @@ impl WebSettings {
 
 /// The computer's IANA time zone name, or `UTC` when it cannot be told.
 pub fn system_zone() -> String {
-    TimeZone::system()
-        .iana_name()
-        .filter(|name| crate::content::validate_tz(name).is_ok())
-        .unwrap_or("UTC")
-        .to_owned()
+    crate::when::local_zone_name()
+        .filter(|name| crate::when::zone_named(name).is_ok())
+        .unwrap_or_else(|| "UTC".to_owned())
 }
 
 /// What every handler shares. Cheap to clone.
@@ -104,6 +102,9 @@ pub(crate) struct Inner {
     /// Flips to `true` when the server stops, ending live streams (which
     /// would otherwise hold a graceful shutdown open forever).
     pub(crate) stopping: watch::Sender<bool>,
+    /// Open live streams, at most [`live::MAX_STREAMS`]: each holds a
+    /// subscription to the node's changes.
+    pub(crate) live_streams: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::ops::Deref for Web {
@@ -124,13 +125,10 @@ fn router_with_stop(
     settings: WebSettings,
     local_addr: SocketAddr,
 ) -> (Router, watch::Sender<bool>) {
-    let viewer_zone = TimeZone::get(&settings.zone)
-        .ok()
-        .filter(|z| z.iana_name() == Some(settings.zone.as_str()))
-        .unwrap_or_else(|| {
-            tracing::warn!(zone = %settings.zone, "unknown time zone for the page; using UTC");
-            TimeZone::UTC
-        });
+    let viewer_zone = crate::when::zone_named(&settings.zone).unwrap_or_else(|_| {
+        tracing::warn!(zone = %settings.zone, "unknown time zone for the page; using UTC");
+        TimeZone::UTC
+    });
     let (stopping, _) = watch::channel(false);
     let web = Web(Arc::new(Inner {
         app,
@@ -140,6 +138,7 @@ fn router_with_stop(
         local_addr,
         zones: zone_names(),
         stopping: stopping.clone(),
+        live_streams: Arc::new(tokio::sync::Semaphore::new(live::MAX_STREAMS)),
     }));
     let routes = Router::new()
         .route("/", get(pages::upcoming))
@@ -176,14 +175,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let local_addr = listener.local_addr()?;
-    if settings.token.is_none() && !local_addr.ip().is_loopback() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::PermissionDenied,
-            format!(
-                "the page would listen on {local_addr}, beyond this computer, without an access token"
-            ),
-        ));
-    }
+    check_exposure(local_addr, &settings)?;
     let (router, stopping) = router_with_stop(app, settings, local_addr);
     axum::serve(listener, router)
         .with_graceful_shutdown(async move {
@@ -191,6 +183,22 @@ pub async fn serve(
             stopping.send_replace(true);
         })
         .await
+}
+
+/// Refuses (`PermissionDenied`) to serve the page beyond loopback
+/// without an access token: whoever reaches the page can publish under
+/// the person's key.
+pub fn check_exposure(local_addr: SocketAddr, settings: &WebSettings) -> std::io::Result<()> {
+    if settings.token.is_none() && !local_addr.ip().is_loopback() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "the page would listen on {local_addr}, beyond this computer, without an access \
+                 token; listen on 127.0.0.1 or set a token"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The key of an event in the page's addresses: its 32 id bytes in

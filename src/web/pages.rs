@@ -4,13 +4,11 @@
 use std::collections::HashMap;
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use maud::{DOCTYPE, Markup, html};
 
-use super::format::{
-    admission_words, answer_word, event_zone, is_web_link, linkify, person, short_feed, when,
-};
+use super::format::{admission_words, answer_word, is_web_link, linkify, person, short_feed, when};
 use super::{Web, event_key, event_path, parse_event_key};
 use crate::admission::AdmissionStatus;
 use crate::app::{AgendaItem, App, AppError, ContactView, EventDetail, EventList, EventSummary};
@@ -20,8 +18,18 @@ use crate::node::PeerInfo;
 use crate::peerbook::{PeerRecord, PeerSource};
 use crate::store::StoreError;
 
-/// Most events a list shows.
-pub(crate) const LIST_LIMIT: usize = 200;
+/// Events per page of a list: an event with a place and a description
+/// takes about 1.3 KB (measured on the million-message fixture), so a
+/// page stays under 100 KB.
+pub(crate) const PAGE_SIZE: usize = 50;
+
+/// Most pages of a list one can ask for (the cost of a page grows with
+/// its number).
+pub(crate) const MAX_PAGE: usize = 1000;
+
+/// Most people an event's page names per answer (anyone can answer, so
+/// the count is a stranger's to choose); the counts stay exact.
+pub(crate) const MAX_PEOPLE_SHOWN: usize = 500;
 
 /// Why a page could not be shown, as the person reads it.
 #[derive(Debug)]
@@ -281,29 +289,49 @@ impl<'a> Input<'a> {
 // Lists of events
 // ---------------------------------------------------------------------------
 
-/// `GET /`: upcoming events.
-pub(crate) async fn upcoming(State(web): State<Web>) -> Result<Markup, PageError> {
-    list_page(web, EventList::Upcoming).await
+/// `GET /` (`?page=N` for the next ones): upcoming events, soonest first.
+pub(crate) async fn upcoming(State(web): State<Web>, uri: Uri) -> Result<Markup, PageError> {
+    list_page(web, EventList::Upcoming, page_number(&uri)).await
 }
 
-/// `GET /past`: past events, most recent first.
-pub(crate) async fn past(State(web): State<Web>) -> Result<Markup, PageError> {
-    list_page(web, EventList::Past).await
+/// `GET /past` (`?page=N` for older ones): past events, most recent first.
+pub(crate) async fn past(State(web): State<Web>, uri: Uri) -> Result<Markup, PageError> {
+    list_page(web, EventList::Past, page_number(&uri)).await
 }
 
-async fn list_page(web: Web, list: EventList) -> Result<Markup, PageError> {
+/// The `page` of a list's address: 1 when absent or not a number, at
+/// most [`MAX_PAGE`].
+fn page_number(uri: &Uri) -> usize {
+    uri.query()
+        .and_then(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "page")
+                .and_then(|(_, v)| v.parse::<usize>().ok())
+        })
+        .unwrap_or(1)
+        .clamp(1, MAX_PAGE)
+}
+
+async fn list_page(web: Web, list: EventList, page: usize) -> Result<Markup, PageError> {
     let now = now_ms();
-    let (mut events, more) = blocking(&web, move |app| app.events(list, now, LIST_LIMIT)).await?;
-    let (title, nav, empty) = if list == EventList::Past {
+    // Only this page's events are summarized; earlier pages are skipped
+    // in the index.
+    let (mut events, more) = blocking(&web, move |app| {
+        app.events_from(list, now, (page - 1).saturating_mul(PAGE_SIZE), PAGE_SIZE)
+    })
+    .await?;
+    let (title, nav, empty, path) = if list == EventList::Past {
         events.reverse();
-        ("Past events", Nav::Past, "No past events yet.")
+        ("Past events", Nav::Past, "No past events yet.", "/past")
     } else {
         (
             "Upcoming events",
             Nav::Upcoming,
             "No upcoming events. Announce one with “New event”.",
+            "/",
         )
     };
+    let shown: Vec<&EventSummary> = events.iter().collect();
     Ok(layout(
         title,
         nav,
@@ -312,9 +340,18 @@ async fn list_page(web: Web, list: EventList) -> Result<Markup, PageError> {
         html! {
             h1 { (title) }
             section #events data-live aria-live="polite" {
-                @if events.is_empty() { p.empty { (empty) } }
-                @for e in &events { (event_card(&web, e)) }
-                @if more { p.more { "Only the first " (LIST_LIMIT) " are shown." } }
+                @if shown.is_empty() { p.empty { (empty) } }
+                @for e in &shown { (event_card(&web, e)) }
+            }
+            nav.pages aria-label="Pages" {
+                @if page > 1 { a href=(format!("{path}?page={}", page - 1)) rel="prev" { "← Previous" } " " }
+                @if more && page < MAX_PAGE { a href=(format!("{path}?page={}", page + 1)) rel="next" { "Next →" } }
+            }
+            @if list == EventList::Upcoming {
+                p.small {
+                    "Calendar apps can subscribe to " a href="/calendar.ics" { "this list as a calendar" }
+                    " (copy the link into the app's “new calendar from the network”)."
+                }
             }
         },
     ))
@@ -353,6 +390,18 @@ fn my_answer_text(s: &EventSummary) -> Option<String> {
     Some(text)
 }
 
+/// The viewer's answer and admission as plain words for tests and
+/// scripts to read (`going admitted`, `maybe`, ...).
+fn my_status_words(s: &EventSummary) -> String {
+    match &s.mine {
+        None => String::new(),
+        Some(m) => match m.admission {
+            Some(a) => format!("{} {}", m.rsvp.status.as_str(), a.as_str()),
+            None => m.rsvp.status.as_str().to_owned(),
+        },
+    }
+}
+
 fn event_card(web: &Web, s: &EventSummary) -> Markup {
     let e = &s.state.event;
     html! {
@@ -366,7 +415,7 @@ fn event_card(web: &Web, s: &EventSummary) -> Markup {
             p.organizer { "Organized by " (person(s.organizer_name.as_deref(), &s.state.author)) }
             (counts(s))
             @if let Some(text) = my_answer_text(s) {
-                p.mine { "Your answer: " strong { (text) } }
+                p.mine data-status=(my_status_words(s)) { "Your answer: " strong { (text) } }
             }
         }
     }
@@ -412,11 +461,9 @@ pub(crate) async fn load_event(web: &Web, key: &str) -> Result<(EventDetail, boo
 /// event's zone, or the viewer's when it has none.
 pub(crate) fn edit_values(web: &Web, detail: &EventDetail) -> FormState {
     let e = &detail.summary.state.event;
-    let (tz, zone) = match e.tz.as_deref() {
-        Some(_) => {
-            let (tz, name) = event_zone(e);
-            (tz, name)
-        }
+    let own = crate::when::event_zone(e);
+    let (tz, zone) = match own.iana_name() {
+        Some(name) => (own.clone(), name.to_owned()),
         None => (web.viewer_zone.clone(), web.settings.zone.clone()),
     };
     let start = tz.to_datetime(e.start.timestamp());
@@ -474,7 +521,7 @@ pub(crate) fn event_page(
             @if list.is_empty() { p.empty { "Nobody." } }
             @else {
                 ul.people {
-                    @for r in list {
+                    @for r in list.iter().take(MAX_PEOPLE_SHOWN) {
                         li {
                             strong { (person(r.name.as_deref(), &r.author)) }
                             @if r.rsvp.guests > 0 { " +" (r.rsvp.guests) " guest" @if r.rsvp.guests > 1 { "s" } }
@@ -486,6 +533,7 @@ pub(crate) fn event_page(
                         }
                     }
                 }
+                @if list.len() > MAX_PEOPLE_SHOWN { p.more { "and " (list.len() - MAX_PEOPLE_SHOWN) " more." } }
             }
         }
     };
@@ -502,6 +550,7 @@ pub(crate) fn event_page(
         .and_then(|m| m.rsvp.note.clone())
         .unwrap_or_default();
     let guests_hint = format!("0 to {MAX_GUESTS}");
+    let current = s.mine.as_ref().map(|m| m.rsvp.status);
     let mut rsvp_values = rsvp_form.clone();
     if !rsvp_form.has_errors() {
         rsvp_values.set("guests", guests_default);
@@ -563,10 +612,10 @@ pub(crate) fn event_page(
                                 (Input::new("rsvp-", "note", "Note").max(MAX_NOTE_CHARS).draw(&rsvp_values))
                             }
                             (field_error("rsvp-", rsvp_form, "status"))
-                            div.buttons role="group" aria-label="Answer" {
-                                button type="submit" name="status" value="going" { "Going" }
-                                button type="submit" name="status" value="maybe" { "Maybe" }
-                                button type="submit" name="status" value="not-going" { "Not going" }
+                            div.buttons #answer-buttons data-live role="group" aria-label="Answer" {
+                                @for (status, label) in [(RsvpStatus::Going, "Going"), (RsvpStatus::Maybe, "Maybe"), (RsvpStatus::NotGoing, "Not going")] {
+                                    button.chosen[current == Some(status)] type="submit" name="status" value=(status.as_str()) { (label) }
+                                }
                             }
                         }
                     }
@@ -740,14 +789,12 @@ pub(crate) struct NetworkView {
     contacts: Vec<ContactView>,
 }
 
-/// Forms of the network page, as submitted (on error) or empty, and a
-/// message to show.
+/// Forms of the network page, as submitted (on error) or empty.
 #[derive(Default)]
 pub(crate) struct NetworkForms {
     pub(crate) name: FormState,
     pub(crate) contact: FormState,
     pub(crate) join: FormState,
-    pub(crate) notice: Option<Markup>,
 }
 
 pub(crate) async fn load_network(web: &Web) -> Result<NetworkView, PageError> {
@@ -819,7 +866,6 @@ pub(crate) fn network_page(web: &Web, view: &NetworkView, mut forms: NetworkForm
         None,
         html! {
             h1 { "People and network" }
-            @if let Some(n) = &forms.notice { div.notice role="status" { (n) } }
             section aria-labelledby="me-title" {
                 h2 #me-title { "You" }
                 p #me data-live {
@@ -845,7 +891,13 @@ pub(crate) fn network_page(web: &Web, view: &NetworkView, mut forms: NetworkForm
                                     td { (person(name.as_deref(), &p.feed)) }
                                     td { (p.address) @if p.outbound { " (we dialed)" } }
                                     td { (p.received) " messages" }
-                                    td { @if p.caught_up { span.badge.admitted { "caught up" } } @else { span.badge.pending { "catching up" } } }
+                                    td {
+                                        @if p.caught_up { span.badge.admitted { "caught up" } }
+                                        @else {
+                                            span.badge.pending { "catching up" }
+                                            @if p.remaining > 0 { " " (p.remaining) " to go" }
+                                        }
+                                    }
                                 }
                             }
                         }
@@ -887,7 +939,7 @@ pub(crate) fn network_page(web: &Web, view: &NetworkView, mut forms: NetworkForm
                 form.inline method="post" action="/network/join" {
                     (csrf(web))
                     (form_error(&forms.join))
-                    (Input::new("join-", "code", "Invite code").required().draw(&forms.join))
+                    (Input::new("join-", "code", "Invite code").required().hint("a code for this network: you follow the inviter and stay connected (a code for another network needs a new home: potluck join CODE --home DIR)").draw(&forms.join))
                     button type="submit" { "Join" }
                 }
             }

@@ -4,8 +4,8 @@
 //!
 //! 1. **Headers** on every response: a Content-Security-Policy that allows
 //!    only this server's own files (no inline script or style) and no
-//!    framing, `nosniff`, no referrer, and `no-store` for pages (they
-//!    carry the CSRF token).
+//!    framing, `nosniff`, referrers only to the page itself, and
+//!    `no-store` for pages (they carry the CSRF token).
 //! 2. **Host**: the `Host` header must name this server (see
 //!    [`host_allowed`]). A page of another site whose name was made to
 //!    resolve to 127.0.0.1 (DNS rebinding) sends its own name and is
@@ -76,8 +76,9 @@ async fn headers(req: Request, next: Next) -> Response {
         HeaderValue::from_static("nosniff"),
     );
     // Not `no-referrer`: with it, browsers send `Origin: null` on the
-    // page's own form posts, which the Origin check must refuse. Links
-    // out (to an event's URL) still carry no referrer.
+    // page's own form posts, which the Origin check then accepts only with
+    // `Sec-Fetch-Site: same-origin` (older browsers send no such header).
+    // Links out (to an event's URL) still carry no referrer.
     h.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("same-origin"),
@@ -264,17 +265,23 @@ async fn check_post(State(web): State<Web>, req: Request, next: Next) -> Respons
 /// Why a POST's headers say it came from another site, if they do.
 ///
 /// `Origin` must be `http://` plus the request's own `Host` (a browser
-/// sends it with every POST); `Sec-Fetch-Site`, when present, must be
-/// `same-origin` or `none` (typed by the person). `same-site` is refused
-/// too: another program on another port of localhost is same-site.
+/// sends it with every POST), or `null` (what a browser sends under
+/// `Referrer-Policy: no-referrer`) with `Sec-Fetch-Site: same-origin`;
+/// `Sec-Fetch-Site`, when present, must be `same-origin` or `none` (typed
+/// by the person). `same-site` is refused too: another program on another
+/// port of localhost is same-site.
 pub fn cross_site(headers: &HeaderMap) -> Option<&'static str> {
     let text = |name| headers.get(name).map(|v| v.to_str().unwrap_or("?"));
-    if let Some(site) = text("sec-fetch-site")
-        && !matches!(site, "same-origin" | "none")
-    {
+    let fetch_site = text("sec-fetch-site");
+    if fetch_site.is_some_and(|site| !matches!(site, "same-origin" | "none")) {
         return Some("Sec-Fetch-Site");
     }
     if let Some(origin) = text(header::ORIGIN.as_str()) {
+        // Under `Referrer-Policy: no-referrer` a browser sends `Origin:
+        // null` with its own forms; then `Sec-Fetch-Site` must vouch.
+        if origin == "null" {
+            return (fetch_site != Some("same-origin")).then_some("Origin");
+        }
         let host = text(header::HOST.as_str()).unwrap_or("");
         let own = origin
             .strip_prefix("http://")

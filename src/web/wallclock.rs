@@ -1,14 +1,16 @@
-//! From what a person types (a date, a wall-clock time, a zone) to the
-//! instant it means, with daylight saving time handled here: a time that
-//! does not exist (clocks jump forward over it) or that happens twice
-//! (clocks fall back over it) is an error that says so, never a guess.
+//! The new-event form's fields (a date, a wall-clock time, a duration, a
+//! zone) read one by one, so that each error lands by its field, and
+//! turned into event times by [`when::parse_local`], which owns daylight
+//! saving time: a time the clocks skip or repeat is an error, never a
+//! guess.
 
-use jiff::civil::{Date, DateTime, Time};
-use jiff::tz::{AmbiguousOffset, TimeZone};
+use jiff::civil::{Date, Time};
+use jiff::tz::TimeZone;
 use jiff::{Span, Timestamp};
 use thiserror::Error;
 
-use crate::content::{ContentError, EventTime};
+use crate::content::EventTime;
+use crate::when::{self, WhenError};
 
 /// Why a date, time or zone typed into a form does not give one instant.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -22,46 +24,27 @@ pub enum WallClockError {
     /// The duration is not like `2h`, `90m` or `1h30m`.
     #[error("the duration must look like 2h, 90m or 1h30m (got `{0}`)")]
     BadDuration(String),
-    /// The zone is not an IANA name this node knows.
-    #[error(transparent)]
-    Zone(#[from] ContentError),
-    /// Clocks jump forward over this time: it does not exist that day.
-    #[error(
-        "{time} does not exist on {date} in {zone}: the clocks jump forward over it (from \
-         {before} to {after}, daylight saving time); choose another time"
-    )]
-    Gap {
-        /// The date typed.
-        date: Date,
-        /// The time typed.
-        time: Time,
-        /// The zone.
-        zone: String,
-        /// The offset before the jump.
-        before: String,
-        /// The offset after it.
-        after: String,
-    },
-    /// Clocks fall back over this time: it happens twice that day.
-    #[error(
-        "{time} happens twice on {date} in {zone} (once at {before}, once at {after}, when the \
-         clocks go back); choose a time outside that hour"
-    )]
-    Fold {
-        /// The date typed.
-        date: Date,
-        /// The time typed.
-        time: Time,
-        /// The zone.
-        zone: String,
-        /// The offset of the first time.
-        before: String,
-        /// The offset of the second time.
-        after: String,
-    },
-    /// The date is beyond what the calendar arithmetic supports.
-    #[error("the date is out of range")]
-    OutOfRange,
+    /// The zone is unknown, or the time is skipped or repeated there (see
+    /// [`when::parse_local`]).
+    #[error("{}", when_message(.0))]
+    When(#[from] WhenError),
+}
+
+/// [`WhenError`]'s message, except that a repeated time asks for another
+/// time: a form's time field cannot take an offset.
+fn when_message(e: &WhenError) -> String {
+    match e {
+        WhenError::Fold {
+            time,
+            zone,
+            earlier,
+            later,
+        } => format!(
+            "{time} happens twice in {zone} (the clocks go back that night: {earlier}, then \
+             {later}); choose a time outside that hour"
+        ),
+        e => e.to_string(),
+    }
 }
 
 /// Parses a date as typed in a form (`YYYY-MM-DD`).
@@ -98,52 +81,30 @@ pub fn parse_duration(text: &str) -> Result<Span, WallClockError> {
     Ok(span)
 }
 
-/// Looks up a zone by its exact IANA name.
-pub fn zone(name: &str) -> Result<TimeZone, WallClockError> {
-    crate::content::validate_tz(name)?;
-    TimeZone::get(name)
-        .map_err(|_| WallClockError::Zone(ContentError::UnknownTimeZone(shorten(name))))
-}
-
-/// The one instant that `date` at wall-clock `time` in `zone` names.
-pub fn to_instant(
-    date: Date,
-    time: Time,
-    zone_name: &str,
-    tz: &TimeZone,
-) -> Result<Timestamp, WallClockError> {
-    let dt = DateTime::from_parts(date, time);
-    let ambiguous = tz.to_ambiguous_timestamp(dt);
-    match ambiguous.offset() {
-        AmbiguousOffset::Unambiguous { .. } => ambiguous
-            .unambiguous()
-            .map_err(|_| WallClockError::OutOfRange),
-        AmbiguousOffset::Gap { before, after } => Err(WallClockError::Gap {
-            date,
-            time,
-            zone: zone_name.to_owned(),
-            before: format!("UTC{before}"),
-            after: format!("UTC{after}"),
-        }),
-        AmbiguousOffset::Fold { before, after } => Err(WallClockError::Fold {
-            date,
-            time,
-            zone: zone_name.to_owned(),
-            before: format!("UTC{before}"),
-            after: format!("UTC{after}"),
-        }),
-    }
-}
-
-/// The RFC 3339 text of `instant` with `tz`'s offset then, as an event's
-/// time is published (the author's wall clock, with its offset).
+/// The instant that `date` at wall-clock `time` in `zone` names, as an
+/// event time: RFC 3339 with the zone's offset then (the author's wall
+/// clock). A time the clocks skip or repeat there is an error.
 pub fn event_time(
     field: &'static str,
+    date: Date,
+    time: Time,
+    zone: &TimeZone,
+) -> Result<EventTime, WallClockError> {
+    let text = format!("{date} {}", time.strftime("%H:%M:%S"));
+    let at = when::parse_local(&text, zone)?;
+    instant_time(field, at.timestamp(), zone)
+}
+
+/// An instant as an event time, with `zone`'s offset then.
+pub fn instant_time(
+    field: &'static str,
     instant: Timestamp,
-    tz: &TimeZone,
-) -> Result<EventTime, ContentError> {
-    let offset = tz.to_offset(instant);
-    EventTime::parse(field, &instant.display_with_offset(offset).to_string())
+    zone: &TimeZone,
+) -> Result<EventTime, WallClockError> {
+    let text = instant
+        .display_with_offset(zone.to_offset(instant))
+        .to_string();
+    EventTime::parse(field, &text).map_err(|_| WallClockError::When(WhenError::OutOfRange(text)))
 }
 
 fn shorten(text: &str) -> String {
@@ -152,4 +113,33 @@ fn shorten(text: &str) -> String {
         s.push('…');
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_the_edit_form_writes_them() {
+        for (text, minutes) in [
+            ("2h", 120.0),
+            ("90m", 90.0),
+            ("1h30m", 90.0),
+            ("26h0m", 1560.0),
+        ] {
+            let span = parse_duration(text).unwrap();
+            assert_eq!(span.total(jiff::Unit::Minute).unwrap(), minutes, "{text}");
+        }
+        for bad in ["", "0m", "2 days", "1y", "-1h", "40d"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_form_time_has_hours_and_minutes() {
+        assert_eq!(parse_time("18:30").unwrap().to_string(), "18:30:00");
+        for bad in ["1830", "6pm", "25:00", ""] {
+            assert!(parse_time(bad).is_err(), "{bad}");
+        }
+    }
 }

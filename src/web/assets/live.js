@@ -52,6 +52,11 @@
   }
 
   var source = new EventSource('/events');
+  // Changes between the page being rendered and the stream opening (an
+  // organizer's admission can arrive within milliseconds of an answer),
+  // or while the connection was lost (the node restarted), were not
+  // heard: refresh each time the stream opens.
+  source.addEventListener('open', schedule);
   source.addEventListener('change', function (e) {
     var words = String(e.data).split(' ');
     var kind = words[0];
