@@ -28,8 +28,9 @@ use serde_json::json;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-/// Longest wait for anything in the browser (replication included).
-const WAIT: Duration = Duration::from_secs(30);
+/// Longest wait for anything in the browser (replication included); long,
+/// because a loaded CI machine runs three nodes and three browsers here.
+const WAIT: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(100);
 
 /// ChromeDriver on a loopback port, killed when dropped.
@@ -111,15 +112,20 @@ async fn wait_for_text(client: &Client, css: &str, needle: &str, reload: bool) -
         if text.contains(needle) {
             return text;
         }
-        assert!(
-            Instant::now() < deadline,
-            "{css} never said {needle:?}; it says {text:?} at {}",
-            client
-                .current_url()
-                .await
-                .map(|u| u.to_string())
-                .unwrap_or_default()
-        );
+        if Instant::now() >= deadline {
+            // Everything that helps to tell why, before failing.
+            let shot = std::env::temp_dir().join("potluck-browser-failure.png");
+            if let Ok(png) = client.screenshot().await {
+                let _ = std::fs::write(&shot, png);
+            }
+            let url = client.current_url().await.map(|u| u.to_string());
+            let source = client.source().await.unwrap_or_default();
+            panic!(
+                "{css} never said {needle:?}; it says {text:?} at {} (screenshot: {}); the page:\n{source}",
+                url.unwrap_or_default(),
+                shot.display()
+            );
+        }
         if reload {
             client.refresh().await.expect("reload");
         }
