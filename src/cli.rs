@@ -1777,8 +1777,10 @@ fn fsck(ctx: &Ctx, out: &mut Output, repair: bool) -> Result<()> {
     out.print(doc, || {
         let mut text: String = done_text.iter().map(|l| format!("{l}\n")).collect();
         text.push_str(&format!(
-            "checked {} feeds, {} messages, {} index entries",
-            report.feeds, report.messages, report.index_entries
+            "checked {}, {}, {}",
+            when::plural(report.feeds, "feed", "feeds"),
+            when::plural(report.messages, "message", "messages"),
+            when::plural(report.index_entries, "index entry", "index entries")
         ));
         for p in &report.problems {
             text.push_str("\n  problem: ");

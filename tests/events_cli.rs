@@ -818,6 +818,13 @@ fn counts_read_as_english_and_export_for_counts_what_it_wrote() {
         fsck.stdout.starts_with("checked 2 feeds, 2 messages, "),
         "{fsck:?}"
     );
+    let lone = sandbox.home("lone");
+    sandbox.json(&lone, &["init", "--name", "Lone"]);
+    let fsck = sandbox.run(&lone, &["fsck"]);
+    assert!(
+        fsck.stdout.starts_with("checked 1 feed, 1 message, "),
+        "{fsck:?}"
+    );
     let clock_text = sandbox.run(&b, &["clock", "--out", clock.to_str().unwrap()]);
     assert!(
         clock_text

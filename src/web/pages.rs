@@ -890,7 +890,7 @@ pub(crate) fn network_page(web: &Web, view: &NetworkView, mut forms: NetworkForm
                                 tr {
                                     td { (person(name.as_deref(), &p.feed)) }
                                     td { (p.address) @if p.outbound { " (we dialed)" } }
-                                    td { (p.received) " messages" }
+                                    td { (crate::when::plural(p.received, "message", "messages")) }
                                     td {
                                         @if p.caught_up { span.badge.admitted { "caught up" } }
                                         @else {
