@@ -255,7 +255,13 @@ async fn every_page_answers_with_the_security_headers_and_weighs_little() {
             web::security::CSP,
             "{path}"
         );
-        assert!(web::security::CSP.starts_with("default-src 'self'; frame-ancestors 'none'"));
+        assert!(
+            a.headers[header::CONTENT_SECURITY_POLICY]
+                .to_str()
+                .unwrap()
+                .starts_with("default-src 'self'; frame-ancestors 'none'"),
+            "{path}"
+        );
         assert_eq!(a.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
         assert_eq!(a.headers[header::REFERRER_POLICY], "same-origin");
         if ["/", "/static/style.css", "/static/live.js"].contains(&path) {
@@ -1322,4 +1328,29 @@ async fn live_streams_are_bounded_and_a_closed_tab_frees_its_place() {
     drop(streams.pop());
     let again = open(s.router.clone()).await;
     assert_eq!(again.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_edit_form_gives_long_and_clock_change_events_their_real_length() {
+    let s = site();
+    let at = |text: &str| potluck::content::EventTime::parse("start", text).unwrap();
+    let mut long = event("Weekend camp", None, None);
+    long.start = at("2031-06-06T18:00:00-04:00");
+    long.end = Some(at("2031-06-07T20:00:00-04:00"));
+    long.tz = Some("America/New_York".into());
+    // The clocks go forward at 02:00 on 9 March 2031 in New York: 22:00
+    // to 04:00 is five hours, not six.
+    let mut night = event("Night market", None, None);
+    night.start = at("2031-03-08T22:00:00-05:00");
+    night.end = Some(at("2031-03-09T04:00:00-04:00"));
+    night.tz = Some("America/New_York".into());
+    for (e, length) in [(long, "26h0m"), (night, "5h0m")] {
+        let id = s.app.announce(&e, now_ms()).unwrap().id();
+        let page = get(&s.router, &event_path(&id)).await;
+        assert!(
+            page.body.contains(&format!("value=\"{length}\"")),
+            "{}: the edit form should say {length}",
+            e.title
+        );
+    }
 }

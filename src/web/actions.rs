@@ -210,8 +210,11 @@ fn build_event(input: &EventInput, form: &mut FormState) -> Option<Event> {
     event.tz = Some(zone_name.to_owned());
     event.location = optional(&input.location);
     event.url = optional(&input.url);
-    // The description keeps its inner line breaks and spacing.
-    event.description = (!input.description.trim().is_empty()).then(|| input.description.clone());
+    // The description keeps its inner line breaks and spacing; browsers
+    // send a textarea's breaks as CRLF, messages hold LF (so an unchanged
+    // description compares equal and an edit changes only what changed).
+    event.description =
+        (!input.description.trim().is_empty()).then(|| input.description.replace("\r\n", "\n"));
     event.capacity = capacity;
     if let Err(e) = event.validate() {
         form.fail(field_of(&e), e.to_string());

@@ -53,8 +53,8 @@ pub(crate) fn answer_word(status: RsvpStatus) -> &'static str {
     }
 }
 
-/// An admission state in words (`admitted`, `waitlisted (2nd in line)`,
-/// `pending`).
+/// An admission state in words (`admitted`, `waitlisted (number 2 in
+/// line)`, `pending`).
 pub(crate) fn admission_words(status: AdmissionStatus, position: Option<usize>) -> String {
     match (status, position) {
         (AdmissionStatus::Waitlisted, Some(p)) => format!("waitlisted (number {p} in line)"),

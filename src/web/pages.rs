@@ -471,12 +471,14 @@ pub(crate) fn edit_values(web: &Web, detail: &EventDetail) -> FormState {
     form.set("title", e.title.clone());
     form.set("date", start.date().to_string());
     form.set("start", start.time().strftime("%H:%M").to_string());
-    if let Some(end) = &e.end {
-        let end = tz.to_datetime(end.timestamp());
+    if let Some(e_end) = &e.end {
+        let end = tz.to_datetime(e_end.timestamp());
         if end.date() == start.date() {
             form.set("end", end.time().strftime("%H:%M").to_string());
         } else {
-            let minutes = (end - start).total(jiff::Unit::Minute).unwrap_or(0.0) as i64;
+            // Between the instants, not the wall clocks: a clock change
+            // in between does not count, and days need no calendar.
+            let minutes = (e_end.as_millisecond() - e.start.as_millisecond()).max(0) / 60_000;
             form.set("duration", format!("{}h{}m", minutes / 60, minutes % 60));
         }
     }
@@ -637,11 +639,12 @@ pub(crate) fn event_page(
                             @if list.is_empty() { p.empty { "Nobody is waiting." } }
                             @else {
                                 ol.waitlist {
-                                    @for r in list {
+                                    @for r in list.iter().take(MAX_PEOPLE_SHOWN) {
                                         li { (person(r.name.as_deref(), &r.author))
                                             @if r.rsvp.guests > 0 { " +" (r.rsvp.guests) } }
                                     }
                                 }
+                                @if list.len() > MAX_PEOPLE_SHOWN { p.more { "and " (list.len() - MAX_PEOPLE_SHOWN) " more." } }
                             }
                         }
                         @if !s.is_cancelled() {

@@ -264,7 +264,8 @@ async fn check_post(State(web): State<Web>, req: Request, next: Next) -> Respons
 
 /// Why a POST's headers say it came from another site, if they do.
 ///
-/// `Origin` must be `http://` plus the request's own `Host` (a browser
+/// `Origin` must be `http://` (or `https://`, behind a proxy) plus the
+/// request's own `Host` (a browser
 /// sends it with every POST), or `null` (what a browser sends under
 /// `Referrer-Policy: no-referrer`) with `Sec-Fetch-Site: same-origin`;
 /// `Sec-Fetch-Site`, when present, must be `same-origin` or `none` (typed
