@@ -487,9 +487,28 @@ pub fn run(args: Args, raw: Vec<std::ffi::OsString>) -> Result<u8> {
         Command::Update { fields, .. } => fields.local_zone.is_none(),
         _ => false,
     };
+    let names_a_zone = match &args.command {
+        Command::Announce(fields) => fields.tz.is_some(),
+        Command::Update { fields, .. } => fields.tz.is_some(),
+        _ => false,
+    };
     if needs_zone {
-        raw.push("--local-zone".into());
-        raw.push(local_zone().into());
+        // A zone without an IANA name (a POSIX `TZ` string) cannot be
+        // handed over: this process reads such times itself, or, with a
+        // node running, asks for a zone by name rather than guess one.
+        match when::local_zone_name() {
+            Some(name) => {
+                raw.push("--local-zone".into());
+                raw.push(name.into());
+            }
+            #[cfg(unix)]
+            None if !names_a_zone
+                && potluck::control::is_running(&potluck::control::socket_path(&home)) =>
+            {
+                return Err(unnamed_zone_error());
+            }
+            None => {}
+        }
     }
     // `fixtures` writes its own new home: never hand it to a node.
     #[cfg(unix)]
@@ -877,7 +896,11 @@ fn run_command(ctx: &Ctx, command: Command, out: &mut Output) -> Result<()> {
             local,
             local_zone,
         } => {
-            let zone = local.then(|| local_zone.unwrap_or_else(self::local_zone));
+            let zone = match (local, local_zone) {
+                (false, _) => None,
+                (true, Some(zone)) => Some(zone),
+                (true, None) => Some(self::local_zone()?),
+            };
             events(ctx, out, past, all, limit, zone)
         }
         Command::Agenda => agenda(ctx, out),
@@ -1520,9 +1543,26 @@ fn answers_text(summary: &EventSummary) -> String {
     text
 }
 
-/// The viewer's IANA time zone (UTC when the system does not say).
-fn local_zone() -> String {
-    when::local_zone_name().unwrap_or_else(|| "UTC".to_owned())
+/// The viewer's IANA time zone; an error when the computer's zone has no
+/// IANA name (events are labelled by zone name, never by a guess).
+fn local_zone() -> Result<String> {
+    when::local_zone_name().ok_or_else(unnamed_zone_error)
+}
+
+/// The computer's zone has no IANA name: say how to name one.
+fn unnamed_zone_error() -> anyhow::Error {
+    KindedError {
+        kind: "invalid_input",
+        message: format!(
+            "this computer's time zone{} has no IANA name, and potluck needs one to read or \
+             show times in it: give --tz ZONE (e.g. --tz Europe/Moscow), or set TZ to a zone \
+             name (e.g. TZ=Europe/Moscow)",
+            std::env::var("TZ")
+                .map(|tz| format!(" (TZ={tz})"))
+                .unwrap_or_default()
+        ),
+    }
+    .into()
 }
 
 /// The JSON contract of an event (see `docs/content.md`), with its RSVPs

@@ -175,3 +175,68 @@ fn invite_during_serve_carries_the_port_the_node_listens_on() {
         "a loopback address is only good here: {run:?}"
     );
 }
+
+#[test]
+fn a_computer_zone_without_a_name_is_never_replaced_by_utc() {
+    let sandbox = Sandbox::new();
+    let posix = [("TZ", "XYZ-3")];
+    // Without a node, the command reads the time in the computer's zone.
+    let alone = sandbox.home("alone");
+    let run = sandbox.run_with(
+        &alone,
+        &[
+            "announce",
+            "--title",
+            "Here",
+            "--start",
+            "2030-01-01 10:00",
+            "--json",
+        ],
+        &posix,
+    );
+    assert!(run.status.success(), "{run:?}");
+    let id = run.json()["id"].as_str().unwrap().to_owned();
+    let shown = sandbox.json(&alone, &["event", &id]);
+    assert!(
+        shown["start"]
+            .as_str()
+            .unwrap()
+            .starts_with("2030-01-01T10:00:00+03:00"),
+        "{shown}"
+    );
+    // A running node cannot be told an unnamed zone: refused, with the
+    // way out, instead of a time three hours off.
+    let home = sandbox.home("served");
+    let _server = sandbox.serve_with(&home, Discovery::Off(discovery_port()));
+    let run = sandbox.run_with(
+        &home,
+        &[
+            "announce",
+            "--title",
+            "There",
+            "--start",
+            "2030-01-01 10:00",
+        ],
+        &posix,
+    );
+    assert_eq!(run.status.code(), Some(1), "{run:?}");
+    assert!(run.stderr.contains("--tz ZONE"), "{run:?}");
+    let listed = sandbox.json(&home, &["events", "--all"]);
+    assert_eq!(listed.as_array().map(Vec::len), Some(0), "{listed}");
+    // Naming the zone works.
+    let run = sandbox.run_with(
+        &home,
+        &[
+            "announce",
+            "--title",
+            "There",
+            "--start",
+            "2030-01-01 10:00",
+            "--tz",
+            "Europe/Moscow",
+            "--json",
+        ],
+        &posix,
+    );
+    assert!(run.status.success(), "{run:?}");
+}
