@@ -1333,8 +1333,7 @@ fn typed_time(field: &'static str, text: &str, zone: &jiff::tz::TimeZone) -> Res
 /// Refuses an event that has already finished, which `potluck events`
 /// would never show, unless `--past` says that is meant.
 fn check_not_past(event: &Event, past: bool, verb: &str) -> Result<()> {
-    let finish = event.end_ms().unwrap_or(event.start_ms());
-    if past || finish >= now_ms() {
+    if past || event.finish_ms() >= now_ms() {
         return Ok(());
     }
     bail!(

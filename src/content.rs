@@ -655,6 +655,14 @@ impl Event {
         self.end.as_ref().map(EventTime::as_millisecond)
     }
 
+    /// When the event is over, for "upcoming" and "past": its end, or its
+    /// start when it has none. (Calendar exports give an event without an
+    /// end a default length so that calendar apps draw it; that is a
+    /// display choice, not when potluck counts it as past.)
+    pub fn finish_ms(&self) -> i64 {
+        self.end_ms().unwrap_or_else(|| self.start_ms())
+    }
+
     /// The start for people: see [`display_time`] with the event's `tz`.
     pub fn display_start(&self) -> String {
         display_time(self.start.as_str(), self.tz.as_deref())

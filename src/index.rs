@@ -518,10 +518,7 @@ pub fn apply<K: Kv>(kv: &mut K, msg: &Message) -> Result<Indexed, K::Error> {
 pub const LONG_EVENT_MS: i64 = 24 * 60 * 60 * 1000;
 
 fn finish_ms(state: &EventState) -> i64 {
-    state
-        .event
-        .end_ms()
-        .unwrap_or_else(|| state.event.start_ms())
+    state.event.finish_ms()
 }
 
 fn put_time_entries<K: Kv>(kv: &mut K, state: &EventState) {

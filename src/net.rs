@@ -366,9 +366,10 @@ pub fn page_token(home: &Home, out: &mut Output, new: bool) -> Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))?;
     out.print(json!({ "token": token, "file": path }), || {
         format!(
-            "page token (shown once; kept in {}): {token}\n\
-             Open the page from another computer as http://HOST:PORT/?token={token}; \
-             a running `potluck serve` must be restarted to use it.",
+            "page token (shown here once; kept, readable only by you, in {}): {token}\n\
+             To reach the page from another device, serve it beyond this computer \
+             (`potluck serve --web 0.0.0.0:7645`, restarting a running one) and open \
+             http://HOST:7645/?token={token} there.",
             path.display()
         )
     });
@@ -894,7 +895,8 @@ pub fn peers(ctx: &Ctx, out: &mut Output) -> Result<()> {
         ms.and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
             .map_or_else(
                 || "never".to_owned(),
-                |t| t.strftime("%Y-%m-%d %H:%M").to_string(),
+                // In this computer's zone, labelled, as everywhere else.
+                |t| potluck::when::format_instant(t, &potluck::when::local_zone()),
             )
     };
     out.print(

@@ -8,8 +8,8 @@
 //!
 //! A wall-clock time in a zone is not always one instant: when the clocks
 //! jump forward (a *gap*) some wall-clock times never happen, and when they
-//! fall back (a *fold*) some happen twice. [`parse_local`] refuses both
-//! and says which instants were possible, rather than guessing.
+//! fall back (a *fold*) some happen twice. [`parse_local`] refuses both,
+//! naming the gap or the two possible instants, rather than guessing.
 
 use std::borrow::Cow;
 
