@@ -329,7 +329,9 @@ fn save_tail(file: &File, from: u64, to: u64, dest: &Path) -> io::Result<()> {
     source.seek(io::SeekFrom::Start(from))?;
     let mut out = File::create(dest)?;
     io::copy(&mut source.take(to - from), &mut out)?;
-    out.sync_all()
+    out.sync_all()?;
+    // The log is cut right after this: the tail's name must be on disk.
+    crate::home::sync_parent(dest)
 }
 
 /// Reads the records of a log file from its start, one at a time, without

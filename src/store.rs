@@ -308,6 +308,7 @@ impl IngestReport {
         self.accepted.extend(later.accepted);
         self.duplicates += later.duplicates;
         self.forks.extend(later.forks);
+        self.rivals += later.rivals;
         if self.rejected.is_none() {
             self.rejected = later.rejected;
         }
@@ -443,7 +444,8 @@ impl PublishedMark {
             file.write_all(&text)?;
             file.sync_all()?;
         }
-        std::fs::rename(&tmp, &self.path)
+        std::fs::rename(&tmp, &self.path)?;
+        crate::home::sync_parent(&self.path)
     }
 }
 
@@ -1561,13 +1563,20 @@ impl Store {
                 source,
             })
         };
-        std::fs::rename(path, &aside).map_err(io)?;
-        let store = Store::open(path)?;
-        let old_log = std::fs::File::open(aside.join(LOG_FILE)).map_err(io)?;
+        // Built beside the damaged store and swapped in only when whole: a
+        // rebuild cut short leaves the damaged store in place (which
+        // refuses to open, so the repair runs again), never a partial one
+        // that looks healthy.
+        let building = path.with_file_name(format!("{name}.rebuilding"));
+        if building.exists() {
+            std::fs::remove_dir_all(&building).map_err(io)?;
+        }
+        let store = Store::open(&building)?;
+        let old_log = std::fs::File::open(path.join(LOG_FILE)).map_err(io)?;
         // A tail an earlier open cut off (see `MessageLog::open`) follows
         // the log: it may hold messages sled forgot when it rolled back.
         let tail: Box<dyn std::io::Read> =
-            match std::fs::File::open(crate::msglog::tail_path(&aside.join(LOG_FILE))) {
+            match std::fs::File::open(crate::msglog::tail_path(&path.join(LOG_FILE))) {
                 Ok(file) => Box::new(file),
                 Err(_) => Box::new(std::io::empty()),
             };
@@ -1608,6 +1617,15 @@ impl Store {
             }
         }
         store.flush()?;
+        drop(store);
+        std::fs::rename(path, &report.moved_to).map_err(io)?;
+        std::fs::rename(&building, path).map_err(io)?;
+        crate::home::sync_parent(path).map_err(io)?;
+        // The mark that `Store::open` made beside the building directory;
+        // the home's own mark (beside `path`) is the one that counts.
+        let mut stray = building.into_os_string();
+        stray.push(".published");
+        let _ = std::fs::remove_file(stray);
         Ok(report)
     }
 
