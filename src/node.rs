@@ -101,6 +101,10 @@ const SOURCE_CHECK: Duration = Duration::from_millis(200);
 const NOTES_EVERY: Duration = Duration::from_millis(200);
 /// How often a connection tells front ends how its catch-up goes.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+/// While nothing moves on a connection, how often its progress is checked
+/// anyway: the check walks both clocks (a peer's may hold 200,000
+/// entries), so an idle or stalling peer must not make it run every second.
+const PROGRESS_IDLE_RECHECK: Duration = Duration::from_secs(10);
 
 /// Why a connection ended badly.
 #[derive(Debug, Error)]
@@ -1075,6 +1079,8 @@ impl Node {
         let mut keepalive = tokio::time::interval(timing.keepalive.min(timing.idle) / 2);
         let mut closing = false;
         let mut progress_at: Option<Instant> = None;
+        // (received, sent) at the last check.
+        let mut progress_moved = (0u64, 0u64);
         // Wakes an otherwise idle connection to notice it caught up.
         let mut progress_tick = tokio::time::interval(PROGRESS_EVERY);
         progress_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -1087,8 +1093,18 @@ impl Node {
             }
             // Tell front ends how the catch-up goes, at most once per
             // PROGRESS_EVERY (checking is a walk over both clocks).
-            if progress_at.is_none_or(|at| at.elapsed() >= PROGRESS_EVERY) {
+            let moved = (
+                progress.received.load(Ordering::Relaxed),
+                progress.sent.load(Ordering::Relaxed),
+            );
+            let due = match progress_at {
+                None => true,
+                Some(at) if moved != progress_moved => at.elapsed() >= PROGRESS_EVERY,
+                Some(at) => at.elapsed() >= PROGRESS_IDLE_RECHECK,
+            };
+            if due {
                 progress_at = Some(Instant::now());
+                progress_moved = moved;
                 let caught_up = session.is_caught_up();
                 let received = progress.received.load(Ordering::Relaxed);
                 let was = progress.caught_up.swap(caught_up, Ordering::Relaxed);
