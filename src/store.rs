@@ -569,6 +569,11 @@ fn feed_of_key(key: &[u8]) -> Option<FeedId> {
     Some(FeedId(key.get(1..33)?.try_into().ok()?))
 }
 
+/// The sequence in a `prefix ‖ feed ‖ sequence` key.
+fn sequence_of_key(key: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(key.get(33..41)?.try_into().ok()?))
+}
+
 /// Where a message stands relative to what the store holds of its feed.
 enum Position {
     /// The next message of the feed.
@@ -810,6 +815,11 @@ impl Store {
         if self.published.get(&feed).unwrap_or(0) >= sequence {
             return Ok(());
         }
+        self.set_published(feed, sequence)
+    }
+
+    /// Records the published mark of `feed`, or says which file failed.
+    fn set_published(&self, feed: FeedId, sequence: u64) -> Result<(), StoreError> {
         self.published
             .set(feed, sequence)
             .map_err(|e| StoreError::PublishedMark {
@@ -823,12 +833,7 @@ impl Store {
     /// messages will see a fork).
     pub fn accept_published_loss(&self, feed: &FeedId) -> Result<u64, StoreError> {
         let holds = self.head(feed)?.map_or(0, |h| h.sequence);
-        self.published
-            .set(*feed, holds)
-            .map_err(|e| StoreError::PublishedMark {
-                path: self.published.path.display().to_string(),
-                reason: e.to_string(),
-            })?;
+        self.set_published(*feed, holds)?;
         Ok(holds)
     }
 
@@ -1070,12 +1075,7 @@ impl Store {
         let mut out: Vec<(FeedId, u64)> = Vec::new();
         for item in self.tree.scan_prefix([FORK]) {
             let (k, _) = item?;
-            let (Some(feed), Some(sequence)) = (
-                feed_of_key(&k),
-                k.get(33..41)
-                    .and_then(|s| s.try_into().ok())
-                    .map(u64::from_be_bytes),
-            ) else {
+            let (Some(feed), Some(sequence)) = (feed_of_key(&k), sequence_of_key(&k)) else {
                 continue;
             };
             if out.last().is_none_or(|(f, _)| *f != feed) {
@@ -1128,14 +1128,10 @@ impl Store {
         let author = *author;
         self.tree.range(start..=end).map(move |item| {
             let (k, v) = item?;
-            let sequence = k
-                .get(33..41)
-                .and_then(|s| s.try_into().ok())
-                .map(u64::from_be_bytes)
-                .ok_or_else(|| StoreError::CorruptLog {
-                    key: hex::encode(&k),
-                    reason: "short log key".into(),
-                })?;
+            let sequence = sequence_of_key(&k).ok_or_else(|| StoreError::CorruptLog {
+                key: hex::encode(&k),
+                reason: "short log key".into(),
+            })?;
             self.feed_record(&author, sequence, &v)
         })
     }
@@ -1145,13 +1141,10 @@ impl Store {
         let mut out = Vec::new();
         for item in self.tree.scan_prefix(feed_key(FORK, author)) {
             let (k, v) = item?;
-            let seq: [u8; 8] = k
-                .get(33..41)
-                .and_then(|s| s.try_into().ok())
-                .ok_or_else(|| StoreError::CorruptLog {
-                    key: hex::encode(&k),
-                    reason: "short fork key".into(),
-                })?;
+            let sequence = sequence_of_key(&k).ok_or_else(|| StoreError::CorruptLog {
+                key: hex::encode(&k),
+                reason: "short fork key".into(),
+            })?;
             if v.len() != 2 * SIGNED_LEN {
                 return Err(StoreError::CorruptLog {
                     key: hex::encode(&k),
@@ -1160,7 +1153,7 @@ impl Store {
             }
             out.push(ForkProof {
                 author: *author,
-                sequence: u64::from_be_bytes(seq),
+                sequence,
                 kept: v[..SIGNED_LEN].to_vec(),
                 rival: v[SIGNED_LEN..].to_vec(),
             });
