@@ -1354,3 +1354,19 @@ async fn the_edit_form_gives_long_and_clock_change_events_their_real_length() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_event_already_over_is_refused_by_the_form_and_nothing_is_published() {
+    let s = site();
+    let token = csrf(&s.router).await;
+    let a = post(
+        &s.router,
+        "/new",
+        &new_event_fields(&token, "Long gone", "2020-01-01", "18:00"),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(a.body.contains("already over"), "{}", a.body);
+    let (all, _) = s.app.events(EventList::All, now_ms(), 0).unwrap();
+    assert!(all.is_empty(), "an event was published");
+}

@@ -223,6 +223,22 @@ fn build_event(input: &EventInput, form: &mut FormState) -> Option<Event> {
     Some(event)
 }
 
+/// An event that is already over would never show among the upcoming
+/// ones (the command line asks for `--past`): the form says so instead.
+fn not_over(event: &Event, form: &mut FormState) -> bool {
+    if event.finish_ms() >= now_ms() {
+        return true;
+    }
+    form.fail(
+        "date",
+        format!(
+            "{} is already over, so it would never show among the upcoming events; pick a later date or time.",
+            crate::when::event_span(event, None)
+        ),
+    );
+    false
+}
+
 fn form_response(markup: maud::Markup) -> Response {
     (FORM_ERROR_STATUS, markup).into_response()
 }
@@ -236,6 +252,9 @@ pub(crate) async fn new_event(
     let Some(event) = build_event(&input, &mut form) else {
         return Ok(form_response(new_event_page(&web, &form)));
     };
+    if !not_over(&event, &mut form) {
+        return Ok(form_response(new_event_page(&web, &form)));
+    }
     match run(&web, move |app| app.announce(&event, now_ms())).await? {
         Ok(msg) => Ok(Redirect::to(&event_path(&msg.id())).into_response()),
         Err(e) => {
@@ -349,6 +368,10 @@ pub(crate) async fn edit(
     };
     let state = &detail.0.summary.state;
     let old = &state.event;
+    let moved = wanted.start != old.start || wanted.end != old.end;
+    if moved && !not_over(&wanted, &mut form) {
+        return Ok(back(form));
+    }
     let mut update = EventUpdate::new(state.id);
     if wanted.title != old.title {
         update.title = Some(wanted.title.clone());
