@@ -519,3 +519,7 @@ impl Link {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "link_tests.rs"]
+mod tests;
