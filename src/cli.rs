@@ -10,20 +10,20 @@ use anyhow::{Context, Result, bail};
 use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
+use potluck::app::when;
 use potluck::app::{
     AgendaItem, App, ContactChange, EventList, EventSummary, RsvpView, text_change,
 };
 use potluck::content::{
     About, Change, Event, EventTime, EventUpdate, Rsvp, RsvpStatus, rfc3339_in_zone,
 };
-use potluck::control::ControlResponse;
+use potluck::feed::message::FeedId;
+use potluck::home::identity::Identity;
 use potluck::home::{HOME_ENV, Home};
-use potluck::identity::Identity;
 use potluck::index::EventStatus;
-use potluck::message::FeedId;
+use potluck::node::control::ControlResponse;
 use potluck::node::{ConnectionError, Node};
 use potluck::store::Store;
-use potluck::when;
 
 use crate::net;
 
@@ -503,7 +503,9 @@ pub fn run(args: Args, raw: Vec<std::ffi::OsString>) -> Result<u8> {
             }
             #[cfg(unix)]
             None if !names_a_zone
-                && potluck::control::is_running(&potluck::control::socket_path(&home)) =>
+                && potluck::node::control::is_running(&potluck::node::control::socket_path(
+                    &home,
+                )) =>
             {
                 return Err(unnamed_zone_error());
             }
@@ -577,24 +579,24 @@ pub fn error_kind(e: &anyhow::Error) -> &'static str {
                 _ => "storage",
             };
         }
-        if let Some(err) = cause.downcast_ref::<potluck::identity::IdentityError>() {
+        if let Some(err) = cause.downcast_ref::<potluck::home::identity::IdentityError>() {
             return match err {
-                potluck::identity::IdentityError::Missing { .. } => "no_identity",
+                potluck::home::identity::IdentityError::Missing { .. } => "no_identity",
                 _ => "identity",
             };
         }
         if cause.is::<potluck::content::ContentError>()
             || cause.is::<when::WhenError>()
-            || cause.is::<potluck::message::DecodeError>()
-            || cause.is::<potluck::config::ConfigError>()
-            || cause.is::<potluck::handshake::HandshakeError>()
+            || cause.is::<potluck::feed::message::DecodeError>()
+            || cause.is::<potluck::home::config::ConfigError>()
+            || cause.is::<potluck::proto::handshake::HandshakeError>()
         {
             return "invalid_input";
         }
         if cause.is::<ConnectionError>() {
             return "network";
         }
-        if cause.is::<potluck::bundle::BundleError>() {
+        if cause.is::<potluck::feed::bundle::BundleError>() {
             return "invalid_file";
         }
         if cause.is::<std::io::Error>() || cause.is::<potluck::home::HomeError>() {
@@ -669,11 +671,11 @@ pub struct KindedError {
 /// without a node the command runs here with the path as it is.
 #[cfg(unix)]
 fn forward_to_node(home: &Home, raw: &[std::ffi::OsString]) -> Result<Option<ControlResponse>> {
-    let socket = potluck::control::socket_path(home);
+    let socket = potluck::node::control::socket_path(home);
     let text: Option<Vec<String>> = raw.iter().map(|a| a.to_str().map(str::to_owned)).collect();
     match text {
-        Some(args) => Ok(potluck::control::forward(&socket, &args)?),
-        None if potluck::control::is_running(&socket) => {
+        Some(args) => Ok(potluck::node::control::forward(&socket, &args)?),
+        None if potluck::node::control::is_running(&socket) => {
             let bad = raw
                 .iter()
                 .find(|a| a.to_str().is_none())
@@ -1056,7 +1058,7 @@ impl Ctx {
 pub fn open_store(home: &Home) -> Result<Store> {
     if !home.secret_path().exists() && !home.store_path().exists() {
         // Never create a store in a home that was never initialised.
-        return Err(potluck::identity::IdentityError::Missing {
+        return Err(potluck::home::identity::IdentityError::Missing {
             home: home.root().to_path_buf(),
         }
         .into());
@@ -1091,7 +1093,7 @@ pub fn open_identity_store(home: &Home, created: bool) -> Result<Store> {
 pub fn identity_or_create(home: &Home) -> Result<(Identity, bool)> {
     match Identity::load(home) {
         Ok(identity) => Ok((identity, false)),
-        Err(potluck::identity::IdentityError::Missing { .. }) => {
+        Err(potluck::home::identity::IdentityError::Missing { .. }) => {
             home.create()?;
             Ok((Identity::create(home)?, true))
         }
@@ -1187,7 +1189,7 @@ fn init(
     let home = &ctx.home;
     let network = network_key
         .as_deref()
-        .map(potluck::handshake::NetworkKey::from_hex)
+        .map(potluck::proto::handshake::NetworkKey::from_hex)
         .transpose()?;
     let about = match name {
         Some(name) => {
@@ -1215,7 +1217,7 @@ fn init(
     }
     home.create()?;
     if let Some(network) = network {
-        let mut config = potluck::config::ConfigFile::load(home)?;
+        let mut config = potluck::home::config::ConfigFile::load(home)?;
         config.network_key = Some(network.to_hex());
         config.save(home)?;
     }
@@ -2039,7 +2041,7 @@ fn export(
         Some(path) => {
             let f = std::fs::File::open(path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
-            Some(potluck::bundle::ClockFile::read(f)?)
+            Some(potluck::feed::bundle::ClockFile::read(f)?)
         }
         None => None,
     };
@@ -2074,7 +2076,7 @@ fn export(
     let mut writer = std::io::BufWriter::new(
         std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?,
     );
-    let count = potluck::bundle::write_bundle(&mut writer, messages)?;
+    let count = potluck::feed::bundle::write_bundle(&mut writer, messages)?;
     drop(writer);
     std::fs::rename(&tmp, file).with_context(|| format!("cannot write {}", file.display()))?;
     out.print(
@@ -2100,7 +2102,7 @@ fn clock(ctx: &Ctx, out: &mut Output, file: &std::path::Path) -> Result<()> {
         .into_iter()
         .map(|(f, h)| (f, h.sequence))
         .collect();
-    let clock = potluck::bundle::ClockFile::new(feeds);
+    let clock = potluck::feed::bundle::ClockFile::new(feeds);
     let text = serde_json::to_string_pretty(&clock)?;
     std::fs::write(file, text).with_context(|| format!("cannot write {}", file.display()))?;
     out.print(
@@ -2206,7 +2208,7 @@ fn import(ctx: &Ctx, out: &mut Output, file: &std::path::Path) -> Result<()> {
         inner: opened,
         count: consumed.clone(),
     });
-    let mut reader = potluck::bundle::BundleReader::new(input);
+    let mut reader = potluck::feed::bundle::BundleReader::new(input);
     let mut progress = ProgressLine::new(ctx, out, "importing");
     // The first message is read before anything is opened or created: a
     // file that is no bundle changes nothing.

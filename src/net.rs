@@ -7,20 +7,20 @@ use anyhow::{Context, Result, bail};
 use serde_json::json;
 use tokio::net::TcpListener;
 
+use potluck::app::when;
 use potluck::app::{App, Change};
-use potluck::config::{ConfigFile, DEFAULT_LISTEN, DEFAULT_WEB, Invite, PeerAddr};
-use potluck::handshake::DEFAULT_NETWORK_KEY;
+use potluck::feed::message::FeedId;
 use potluck::home::Home;
-use potluck::identity::Identity;
-use potluck::message::FeedId;
+use potluck::home::config::{ConfigFile, DEFAULT_LISTEN, DEFAULT_WEB, Invite, PeerAddr};
+use potluck::home::identity::Identity;
 use potluck::node::{ConnectionError, Node, NodeConfig, SessionReport, Timing};
-use potluck::peerbook::{PeerRecord, PeerSource};
+use potluck::proto::handshake::DEFAULT_NETWORK_KEY;
+use potluck::proto::peerbook::{PeerRecord, PeerSource};
 use potluck::store::Store;
-use potluck::when;
 
 use crate::cli::{self, Ctx, DiscoveryArgs, Output, WebArgs};
-use potluck::discovery;
 use potluck::node::DiscoverySettings;
+use potluck::proto::discovery;
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -84,7 +84,7 @@ pub fn serve(
             .with_context(|| format!("cannot listen on {listen}"))?;
         let local = listener.local_addr()?;
         #[cfg(unix)]
-        let control = potluck::control::bind(&potluck::control::socket_path(home))?;
+        let control = potluck::node::control::bind(&potluck::node::control::socket_path(home))?;
         let page_url = page.as_ref().map(Page::url);
         let mut started = format!("potluck node {} listening on {local}\n", node.feed_id());
         if let Some(url) = &page_url {
@@ -150,12 +150,12 @@ pub fn serve(
                 listen: local,
                 page: page_url.clone(),
             };
-            let handler: potluck::control::Handler = Arc::new(move |args| {
+            let handler: potluck::node::control::Handler = Arc::new(move |args| {
                 cli::run_in_node(&handler_home, &handler_node, &serving, args)
             });
-            tasks.push(tokio::spawn(potluck::control::serve(
+            tasks.push(tokio::spawn(potluck::node::control::serve(
                 control,
-                potluck::control::socket_path(home),
+                potluck::node::control::socket_path(home),
                 handler,
                 node.subscribe_shutdown(),
             )));
@@ -541,7 +541,7 @@ fn unanswered_requests(app: &App, organizer: &FeedId) -> Result<u64> {
         .iter()
         .filter(|item| {
             item.state.author == *organizer
-                && item.mine.admission == Some(potluck::admission::AdmissionStatus::Pending)
+                && item.mine.admission == Some(potluck::app::admission::AdmissionStatus::Pending)
         })
         .count();
     Ok(pending as u64)
@@ -709,7 +709,7 @@ fn guess_address(listen: std::net::SocketAddr) -> Result<String> {
 }
 
 /// Our own feed id, from the running node or the key file.
-fn own_feed(ctx: &Ctx) -> Result<potluck::message::FeedId> {
+fn own_feed(ctx: &Ctx) -> Result<potluck::feed::message::FeedId> {
     Ok(match &ctx.node {
         Some(node) => node.feed_id(),
         None => Identity::load(&ctx.home)?.feed_id(),
@@ -896,7 +896,7 @@ pub fn peers(ctx: &Ctx, out: &mut Output) -> Result<()> {
             .map_or_else(
                 || "never".to_owned(),
                 // In this computer's zone, labelled, as everywhere else.
-                |t| potluck::when::format_instant(t, &potluck::when::local_zone()),
+                |t| potluck::app::when::format_instant(t, &potluck::app::when::local_zone()),
             )
     };
     out.print(

@@ -1,6 +1,6 @@
 //! What a session remembers about a peer between connections.
 
-use crate::message::FeedId;
+use crate::feed::message::FeedId;
 
 use super::{Clock, MAX_PEER_FEEDS};
 

@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
 
-use crate::message::FeedId;
-use crate::wire::{
+use crate::feed::message::FeedId;
+use crate::proto::wire::{
     self, FLAG_ONCE, FLAG_OPEN, FORGET, MAX_CLOCK_ENTRIES, MAX_CLOCK_SEQUENCE, MAX_PUSH_ENTRIES,
     PROTOCOL_VERSION, Packet, UNWANTED,
 };

@@ -26,8 +26,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use thiserror::Error;
 
-use crate::message::FeedId;
-use crate::wire::{PROTOCOL_VERSION, UNWANTED};
+use crate::feed::message::FeedId;
+use crate::proto::wire::{PROTOCOL_VERSION, UNWANTED};
 
 mod link;
 mod memory;

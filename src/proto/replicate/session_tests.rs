@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::replicate::build_clock;
+use crate::proto::replicate::build_clock;
 
 fn f(n: u8) -> FeedId {
     FeedId([n; 32])

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::replicate::Clock;
+use crate::proto::replicate::Clock;
 
 fn f(n: u8) -> FeedId {
     FeedId([n; 32])

@@ -30,8 +30,8 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-use crate::message::FeedId;
-use crate::wire::Packet;
+use crate::feed::message::FeedId;
+use crate::proto::wire::Packet;
 
 use super::{Clock, ModeChange, PeerMemory, Policy, ProtocolError, Session, Sources};
 

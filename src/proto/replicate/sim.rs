@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 
-use crate::message::FeedId;
-use crate::wire::Packet;
+use crate::feed::message::FeedId;
+use crate::proto::wire::Packet;
 
 use super::{Ingested, Link, LinkTiming, ModeChange, PeerMemory, Policy, Sources};
 

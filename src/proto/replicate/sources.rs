@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-use crate::message::FeedId;
+use crate::feed::message::FeedId;
 
 /// The grace time stretches with the delay a busy node sees, up to this
 /// many times its base (see [`Sources::grace`]).

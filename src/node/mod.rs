@@ -14,6 +14,9 @@
 //! The reader checks the signatures of one frame while the driver stores
 //! the previous batch, so the two cores work at once.
 
+pub mod control;
+pub mod limits;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -27,21 +30,21 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc, watch};
 
-use crate::admission;
-use crate::config::PeerAddr;
-use crate::discovery;
-use crate::frame::{FrameDecoder, FrameError, encode_frame};
-use crate::handshake::{Handshake, HandshakeError, NetworkKey, Transport};
-use crate::limits::{ConnectionId, Connections, Limits, RateLimitedLog, Refusal};
-use crate::message::{FeedId, Message, MessageId};
-use crate::peerbook::{PeerRecord, PeerSource};
-use crate::replicate::{
+use crate::app::admission;
+use crate::feed::message::{FeedId, Message, MessageId};
+use crate::feed::validate::{Checked, ValidationError};
+use crate::home::config::PeerAddr;
+use crate::node::limits::{ConnectionId, Connections, Limits, RateLimitedLog, Refusal};
+use crate::proto::discovery;
+use crate::proto::frame::{FrameDecoder, FrameError, encode_frame};
+use crate::proto::handshake::{Handshake, HandshakeError, NetworkKey, Transport};
+use crate::proto::peerbook::{PeerRecord, PeerSource};
+use crate::proto::replicate::{
     self, Clock, Ingested, Link, LinkError, LinkTiming, ModeChange, PeerMemory, Policy,
     ProtocolError, Sources,
 };
+use crate::proto::wire::{FramePacker, MAX_PLAINTEXT, Packet, WireError};
 use crate::store::{IngestReport, Store, StoreError};
-use crate::validate::{Checked, ValidationError};
-use crate::wire::{FramePacker, MAX_PLAINTEXT, Packet, WireError};
 
 /// Timers and limits of a node.
 #[derive(Clone, Debug)]
@@ -67,7 +70,7 @@ impl Default for Timing {
             keepalive: Duration::from_secs(15),
             idle: Duration::from_secs(60),
             min_backoff: Duration::from_millis(500),
-            max_backoff: crate::peerbook::MAX_BACKOFF,
+            max_backoff: crate::proto::peerbook::MAX_BACKOFF,
         }
     }
 }
@@ -1383,7 +1386,7 @@ async fn answer_busy(mut stream: TcpStream) {
         let mut decoder = FrameDecoder::new();
         let mut read = 0;
         let _ = read_frame(&mut stream, &mut decoder, &mut read).await;
-        if let Ok(frame) = encode_frame(crate::handshake::BUSY_MESSAGE) {
+        if let Ok(frame) = encode_frame(crate::proto::handshake::BUSY_MESSAGE) {
             let _ = stream.write_all(&frame).await;
         }
         let _ = stream.shutdown().await;
@@ -1496,7 +1499,7 @@ async fn handshake(
             }
             other => other?,
         };
-        if dial.is_some() && frame == crate::handshake::BUSY_MESSAGE {
+        if dial.is_some() && frame == crate::proto::handshake::BUSY_MESSAGE {
             return Err(ConnectionError::Busy);
         }
         hs.read_incoming(&frame)?;
@@ -1562,7 +1565,7 @@ enum Inbound {
     Messages(Checked),
     /// A message packet that does not decode: the connection must close
     /// after the messages before it are stored.
-    Malformed(crate::message::DecodeError),
+    Malformed(crate::feed::message::DecodeError),
 }
 
 /// Most frames decoded together: frames that have already arrived are
