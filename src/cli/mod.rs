@@ -25,7 +25,7 @@ use potluck::node::{ConnectionError, Node};
 use potluck::store::Store;
 use potluck::when;
 
-use crate::net;
+mod net;
 
 /// Announce gatherings and collect RSVPs, peer to peer.
 #[derive(Parser, Debug)]
