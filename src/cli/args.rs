@@ -23,6 +23,7 @@ pub struct Args {
     pub(crate) command: Command,
 }
 
+/// Every command, with its own arguments.
 #[derive(Subcommand, Debug)]
 pub(crate) enum Command {
     /// Create the home directory and a new identity, and print its feed id.
@@ -314,6 +315,7 @@ pub struct DiscoveryArgs {
     pub discovery_targets: Vec<String>,
 }
 
+/// The fields of `announce`.
 #[derive(ClapArgs, Debug)]
 pub(crate) struct EventFields {
     /// Title, 1-200 characters.
@@ -354,6 +356,7 @@ pub(crate) struct EventFields {
     pub(crate) capacity: Option<u32>,
 }
 
+/// The fields of `update`: each one given is changed.
 #[derive(ClapArgs, Debug)]
 pub(crate) struct UpdateFields {
     /// New title.
@@ -389,6 +392,7 @@ pub(crate) struct UpdateFields {
     pub(crate) local_zone: Option<String>,
 }
 
+/// An answer as typed (`rsvp EVENT going`).
 #[derive(ValueEnum, Clone, Copy, Debug)]
 pub(crate) enum StatusArg {
     Going,

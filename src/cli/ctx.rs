@@ -201,6 +201,7 @@ pub fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
 
+/// The tokio runtime of a command that runs a node or dials a peer.
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -208,6 +209,8 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
+/// The node's settings: our key, the network and policy of `config.json`,
+/// and the default timing.
 pub(crate) fn node_config(identity: &Identity, config: &ConfigFile) -> Result<NodeConfig> {
     Ok(NodeConfig {
         identity: identity.signing_key().clone(),

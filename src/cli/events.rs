@@ -16,6 +16,7 @@ use super::args::{EventFields, UpdateFields};
 use super::ctx::{Ctx, now_ms};
 use super::output::{KindedError, Output, person};
 
+/// `potluck announce`: publishes a new event and prints its id.
 pub(crate) fn announce(ctx: &Ctx, out: &mut Output, f: EventFields) -> Result<()> {
     let tz = optional(f.tz);
     let zone = typing_zone(tz.as_deref(), f.local_zone.as_deref())?;
@@ -59,6 +60,7 @@ pub(crate) fn announce(ctx: &Ctx, out: &mut Output, f: EventFields) -> Result<()
     Ok(())
 }
 
+/// `potluck update EVENT`: publishes a revision of an event we organize.
 pub(crate) fn update(ctx: &Ctx, out: &mut Output, event: &str, f: UpdateFields) -> Result<()> {
     let capacity = match f.capacity {
         None => Change::Keep,
@@ -113,6 +115,7 @@ pub(crate) fn update(ctx: &Ctx, out: &mut Output, event: &str, f: UpdateFields) 
     Ok(())
 }
 
+/// `potluck cancel EVENT`: cancels an event we organize.
 pub(crate) fn cancel(
     ctx: &Ctx,
     out: &mut Output,
@@ -132,6 +135,7 @@ pub(crate) fn cancel(
     Ok(())
 }
 
+/// `potluck rsvp EVENT STATUS`: publishes our answer to an event.
 pub(crate) fn rsvp(
     ctx: &Ctx,
     out: &mut Output,
@@ -165,6 +169,8 @@ pub(crate) fn rsvp(
     Ok(())
 }
 
+/// `potluck events`: upcoming, past or all events with their tallies;
+/// times in each event's zone, or in `zone` (`--local`).
 pub(crate) fn events(
     ctx: &Ctx,
     out: &mut Output,
@@ -229,6 +235,7 @@ pub(crate) fn events(
     Ok(())
 }
 
+/// `potluck event EVENT`: one event with every current RSVP.
 pub(crate) fn show_event(ctx: &Ctx, out: &mut Output, event: &str) -> Result<()> {
     let detail = ctx.open_store()?.event(event)?;
     let doc = event_json(&detail.summary, Some(&detail.rsvps), None);

@@ -15,6 +15,8 @@ use potluck::when;
 use super::ctx::{Ctx, NAME_HINT, now_ms, offline_node, open_identity_store};
 use super::output::{KindedError, Output, person};
 
+/// `potluck init`: a new home and identity, on the public network or a
+/// private one, with a name when given.
 pub(crate) fn init(
     ctx: &Ctx,
     out: &mut Output,
@@ -85,6 +87,7 @@ fn shell_quote(text: &str) -> String {
     }
 }
 
+/// `potluck whoami`: our feed id and name.
 pub(crate) fn whoami(ctx: &Ctx, out: &mut Output) -> Result<()> {
     let node = ctx.open()?;
     let id = node.feed_id()?;
@@ -99,6 +102,8 @@ pub(crate) fn whoami(ctx: &Ctx, out: &mut Output) -> Result<()> {
     Ok(())
 }
 
+/// `potluck follow`, `unfollow`, `block` and `unblock`: publishes a
+/// contact message about `feed`.
 pub(crate) fn contact(
     ctx: &Ctx,
     out: &mut Output,

@@ -17,6 +17,9 @@ use potluck::when;
 use super::ctx::{Ctx, now_ms};
 use super::output::{KindedError, Output, ProgressLine, forked_json, forked_text};
 
+/// `potluck fsck`: re-verifies every message and checks the indexes;
+/// with `repair`, cuts damaged feeds back and rebuilds the indexes (or a
+/// damaged database from its message log) first.
 pub(crate) fn fsck(ctx: &Ctx, out: &mut Output, repair: bool) -> Result<()> {
     if repair && ctx.node.is_some() {
         bail!(
