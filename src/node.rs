@@ -1,5 +1,5 @@
 //! The running node: tokio tasks that accept and dial connections, run the
-//! handshake, and drive a [`Session`] per peer. Protocol decisions live in
+//! handshake, and drive a [`Link`] (a `Session` joined to the node's `Sources`) per peer. Protocol decisions live in
 //! `handshake`, `wire` and `replicate`; this module only moves bytes,
 //! runs timers and calls the store.
 //!
@@ -36,7 +36,8 @@ use crate::limits::{ConnectionId, Connections, Limits, RateLimitedLog, Refusal};
 use crate::message::{FeedId, Message, MessageId};
 use crate::peerbook::{PeerRecord, PeerSource};
 use crate::replicate::{
-    self, Clock, Incoming, ModeChange, PeerMemory, Policy, ProtocolError, Session, Sources,
+    self, Clock, Ingested, Link, LinkError, LinkTiming, ModeChange, PeerMemory, Policy,
+    ProtocolError, Sources,
 };
 use crate::store::{IngestReport, Store, StoreError};
 use crate::validate::{Checked, ValidationError};
@@ -90,22 +91,6 @@ const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
 /// Well above a hop's delay on a busy machine, so that sources do not
 /// flap; it bounds the extra latency when a source stalls.
 const SOURCE_GRACE: Duration = Duration::from_millis(400);
-/// How often a connection checks for feeds past their grace time.
-const SOURCE_CHECK: Duration = Duration::from_millis(200);
-/// Notes (latest sequences for peers that take a feed as notes only) go
-/// out at most this often per connection, together: on a busy node one
-/// frame carries many feeds' notes instead of one frame per new message,
-/// and a note mostly arrives after the message it announces came from the
-/// source, so it costs the receiver nothing. Notes only serve to notice a
-/// lagging source, which waits at least the grace time anyway.
-const NOTES_EVERY: Duration = Duration::from_millis(200);
-/// How often a connection tells front ends how its catch-up goes.
-const PROGRESS_EVERY: Duration = Duration::from_secs(1);
-/// While nothing moves on a connection, how often its progress is checked
-/// anyway: the check walks both clocks (a peer's may hold 200,000
-/// entries), so an idle or stalling peer must not make it run every second.
-const PROGRESS_IDLE_RECHECK: Duration = Duration::from_secs(10);
-
 /// Why a connection ended badly.
 #[derive(Debug, Error)]
 pub enum ConnectionError {
@@ -1057,219 +1042,135 @@ impl Node {
         };
         // A one-off sync takes everything from its one peer; a lasting
         // connection takes part in the node's choice of live sources.
-        let mut registered = Registration {
-            node: &self,
-            peer: remote,
-            active: !once,
-        };
-        let modes = registered.active.then(|| self.sources().connect(remote));
-        let mut session = Session::start(&self.config.policy, memory.0, memory.1, once, modes);
-        let mut source_check = tokio::time::interval(SOURCE_CHECK);
-        let mut notes_tick = tokio::time::interval(NOTES_EVERY);
-        // An idle connection does not wake up for these; after a pause the
-        // first tick comes at once, then at the period.
-        source_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        notes_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut notes_due = false;
+        let link = Link::open(
+            remote,
+            &self.config.policy,
+            memory.0,
+            memory.1,
+            once,
+            &mut self.sources(),
+            LinkTiming::new(self.config.timing.keepalive, self.config.timing.idle),
+            Instant::now(),
+        );
+        let mut link = Registered { node: &self, link };
         let mut events = self.events.subscribe();
         let mut stop = self.shutdown.subscribe();
-        let timing = self.config.timing.clone();
-        let mut last_received = Instant::now();
-        let mut last_sent = Instant::now();
-        let mut keepalive = tokio::time::interval(timing.keepalive.min(timing.idle) / 2);
-        let mut closing = false;
-        let mut progress_at: Option<Instant> = None;
-        // (received, sent) at the last check.
-        let mut progress_moved = (0u64, 0u64);
-        // Wakes an otherwise idle connection to notice it caught up.
-        let mut progress_tick = tokio::time::interval(PROGRESS_EVERY);
-        progress_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut reported_received = 0;
 
         let outcome: Result<(), ConnectionError> = 'session: loop {
-            if once && !closing && session.is_caught_up() {
-                session.close();
-                closing = true;
-            }
-            // Tell front ends how the catch-up goes, at most once per
-            // PROGRESS_EVERY (checking is a walk over both clocks).
-            let moved = (
-                progress.received.load(Ordering::Relaxed),
-                progress.sent.load(Ordering::Relaxed),
-            );
-            let due = match progress_at {
-                None => true,
-                Some(at) if moved != progress_moved => at.elapsed() >= PROGRESS_EVERY,
-                Some(at) => at.elapsed() >= PROGRESS_IDLE_RECHECK,
-            };
-            if due {
-                progress_at = Some(Instant::now());
-                progress_moved = moved;
-                let caught_up = session.is_caught_up();
-                let received = progress.received.load(Ordering::Relaxed);
-                let was = progress.caught_up.swap(caught_up, Ordering::Relaxed);
-                let remaining = session.wanted_from_peer();
-                progress.remaining.store(remaining, Ordering::Relaxed);
-                if was != caught_up || received != reported_received {
-                    reported_received = received;
+            link.poll_finish();
+            if let Some(p) = link.poll_progress(Instant::now()) {
+                progress.caught_up.store(p.caught_up, Ordering::Relaxed);
+                progress.remaining.store(p.remaining, Ordering::Relaxed);
+                if p.changed {
                     let _ = self.events.send(NodeEvent::Progress {
                         peer: remote,
-                        received,
-                        remaining,
-                        caught_up,
+                        received: p.received,
+                        remaining: p.remaining,
+                        caught_up: p.caught_up,
                     });
                 }
             }
-            let lagging = registered.active && self.sources().lagging() > 0;
-            let has_work = session.has_outgoing()
-                || session.has_pending()
-                || (notes_due && session.has_notes());
+            let closing = link.is_closing();
+            let wants_to_send = link.wants_to_send();
+            let deadline = tokio::time::Instant::from_std(link.poll_timeout());
             // Not `biased`: during a long one-way sync packets are always
             // ready, and a fixed order would starve the sending branch and
             // the keepalive, so the peer, hearing nothing, would hang up.
             tokio::select! {
-                _ = stop.changed(), if !closing => {
-                    session.close();
-                    closing = true;
-                }
+                _ = stop.changed(), if !closing => link.close(),
                 () = async { evicted.as_ref().expect("guarded").notified().await }, if evicted.is_some() && !closing => {
-                    session.close();
-                    closing = true;
+                    link.close();
                 }
                 packets = in_rx.recv() => {
                     let Some(packets) = packets else { break Err(ConnectionError::Closed) };
-                    last_received = Instant::now();
+                    let now = Instant::now();
                     // Anything but pings keeps the slot from being given
                     // to a newcomer.
                     let useful = packets.as_ref().map_or(true, |items| {
                         items.iter().any(|i| !matches!(i, Inbound::Packet(Packet::Ping)))
                     });
                     if let Some(slot) = slot.filter(|_| useful) {
-                        self.connections().useful(slot.id, last_received);
+                        self.connections().useful(slot.id, now);
                     }
                     let mut batch = Checked::default();
                     let mut goodbye = false;
-                    match self.absorb(&mut session, packets, &mut batch, &mut goodbye) {
-                        Ok(()) => {}
-                        Err(e) => {
-                            // Keep the valid messages that came before.
-                            let _ = self.ingest(&mut session, batch, progress, None).await;
-                            break Err(e);
-                        }
+                    if let Err(e) = absorb(&mut link, packets, &mut batch, &mut goodbye, now) {
+                        // Keep the valid messages that came before.
+                        let _ = self.ingest(&mut link, batch, progress).await;
+                        break Err(e);
                     }
                     // Gather more frames that are already here into one batch.
                     while batch.len() < INGEST_BATCH && !goodbye && !batch.has_bad() {
                         match in_rx.try_recv() {
                             Ok(more) => {
-                                if let Err(e) = self.absorb(&mut session, more, &mut batch, &mut goodbye) {
-                                    let _ = self.ingest(&mut session, batch, progress, None).await;
+                                if let Err(e) = absorb(&mut link, more, &mut batch, &mut goodbye, now) {
+                                    let _ = self.ingest(&mut link, batch, progress).await;
                                     break 'session Err(e);
                                 }
                             }
                             Err(_) => break,
                         }
                     }
-                    if registered.active && session.peer_is_once() {
-                        // It leaves once caught up: push it everything and
-                        // take nothing from it in particular.
-                        registered.end();
-                        session.set_modes(Some(true), &[]);
-                    }
-                    let ahead = session.take_ahead();
-                    if registered.active && !ahead.is_empty() {
-                        let now = Instant::now();
-                        let changes: Vec<ModeChange> = {
-                            let mut sources = self.sources();
-                            ahead
-                                .into_iter()
-                                .filter_map(|(feed, seq, head)| sources.noted(remote, feed, seq, head, now))
-                                .collect()
-                        };
-                        self.announce_modes(changes);
-                    }
-                    if let Err(e) = self.ingest(&mut session, batch, progress, registered.active.then_some(remote)).await {
+                    let changes = link.after_packets(&mut self.sources(), now);
+                    self.announce_modes(changes);
+                    if let Err(e) = self.ingest(&mut link, batch, progress).await {
                         break Err(e);
                     }
                     if goodbye {
                         break Ok(());
                     }
-                    // While receiving without pause, keep telling the peer
-                    // we are here (a sender that hears nothing times out).
-                    if last_sent.elapsed() >= timing.keepalive
-                        && !closing
-                        && !session.has_outgoing()
-                    {
-                        session.ping();
-                    }
                 }
-                permit = out_tx.reserve(), if has_work => {
+                permit = out_tx.reserve(), if wants_to_send => {
                     let Ok(permit) = permit else { break Err(ConnectionError::Closed) };
-                    let (frames, count, said_goodbye) = match self.pack(&mut session) {
+                    let (frames, count, said_goodbye) = match self.pack(&mut link) {
                         Ok(x) => x,
                         Err(e) => break Err(e),
                     };
                     progress.sent.fetch_add(count, Ordering::Relaxed);
                     self.counters.sent.fetch_add(count, Ordering::Relaxed);
-                    notes_due = false;
-                    if !frames.is_empty() {
+                    let wrote = !frames.is_empty();
+                    if wrote {
                         permit.send(frames);
-                        last_sent = Instant::now();
                     }
+                    link.on_sent(count, wrote, Instant::now());
                     if said_goodbye {
                         break Ok(());
                     }
                 }
                 event = events.recv() => match event {
-                    Ok(NodeEvent::Appended(feed, seq)) => session.on_local_append(feed, seq),
-                    Ok(NodeEvent::Modes(change)) => {
-                        if registered.active && change.peer == remote {
-                            session.set_modes(change.reset, &change.feeds);
-                        }
-                    }
+                    Ok(NodeEvent::Appended(feed, seq)) => link.handle_local_append(feed, seq),
+                    Ok(NodeEvent::Modes(change)) => link.handle_modes(&change),
                     Ok(NodeEvent::Blocking { feed, blocked }) => {
                         let head = self.store.head(&feed)?.map_or(0, |h| h.sequence);
-                        session.set_blocked(feed, blocked, head);
+                        link.handle_blocking(feed, blocked, head);
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         // We missed some notices: re-read the push modes,
                         // blocks and heads.
-                        if registered.active {
-                            let (default_push, feeds) = self.sources().modes_for(remote);
-                            session.set_modes(Some(default_push), &feeds);
-                        }
-                        for feed in self.store.blocked_by(&self.feed_id())? {
-                            session.set_blocked(feed, true, 0);
-                        }
-                        for (feed, head) in self.store.feeds()? {
-                            session.on_local_append(feed, head.sequence);
-                        }
+                        let blocked = self.store.blocked_by(&self.feed_id())?;
+                        let heads = self.store.feeds()?;
+                        let sources = self.sources();
+                        link.handle_missed(&sources, blocked, heads.into_iter().map(|(f, h)| (f, h.sequence)));
                     }
                     Err(broadcast::error::RecvError::Closed) => break Ok(()),
                     // For front ends.
                     Ok(NodeEvent::EventsChanged(_) | NodeEvent::PeerConnected(_) | NodeEvent::PeerLeft(_) | NodeEvent::Progress { .. }) => {}
                 },
-                _ = notes_tick.tick(), if !notes_due && session.has_notes() => notes_due = true,
-                _ = progress_tick.tick(), if !progress.caught_up.load(Ordering::Relaxed) => {}
-                _ = source_check.tick(), if lagging => {
+                () = tokio::time::sleep_until(deadline) => {
                     let changes = {
                         let store = &self.store;
-                        self.sources().poll(Instant::now(), |f| {
+                        link.handle_timeout(Instant::now(), &mut self.sources(), |f| {
                             store.head(f).ok().flatten().map_or(0, |h| h.sequence)
                         })
                     };
-                    self.announce_modes(changes);
-                }
-                _ = keepalive.tick() => {
-                    if last_received.elapsed() > timing.idle {
-                        break Err(ConnectionError::Idle);
-                    }
-                    if last_sent.elapsed() >= timing.keepalive && !closing {
-                        session.ping();
+                    match changes {
+                        Ok(changes) => self.announce_modes(changes),
+                        Err(LinkError::Idle) => break Err(ConnectionError::Idle),
                     }
                 }
             }
         };
-        registered.end();
+        link.leave();
         drop(out_tx);
         finish(
             reader,
@@ -1278,7 +1179,7 @@ impl Node {
             outcome,
             &self.store,
             remote,
-            &session,
+            &link,
             report,
             &bytes_in,
             &bytes_out,
@@ -1286,47 +1187,13 @@ impl Node {
         .await
     }
 
-    /// Feeds what the reader decoded to the session; collects messages to
-    /// ingest.
-    fn absorb(
-        &self,
-        session: &mut Session,
-        inbound: Result<Vec<Inbound>, ConnectionError>,
-        batch: &mut Checked,
-        goodbye: &mut bool,
-    ) -> Result<(), ConnectionError> {
-        for item in inbound? {
-            match item {
-                Inbound::Packet(packet) => match session.on_packet(packet)? {
-                    Incoming::Goodbye => *goodbye = true,
-                    // Messages arrive as `Inbound::Messages`, never here.
-                    Incoming::Message(_) | Incoming::Nothing | Incoming::ClockReady => {}
-                },
-                Inbound::Malformed(e) => return Err(ConnectionError::InvalidMessage(e.into())),
-                Inbound::Messages(mut checked) => {
-                    session.check_message_allowed()?;
-                    checked.retain(|msg| {
-                        let wanted = session.accepts(&msg.author());
-                        if !wanted {
-                            tracing::debug!(feed = %msg.author(), "dropping a message of a feed we do not replicate");
-                        }
-                        wanted
-                    });
-                    batch.extend(checked);
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// Ingests a batch through the store's one ingest path and tells the
-    /// session and the other connections what is now held.
+    /// link (and through it the node's choice of sources) what is now held.
     async fn ingest(
         self: &Arc<Self>,
-        session: &mut Session,
+        link: &mut Link,
         batch: Checked,
         progress: &PeerProgress,
-        source: Option<FeedId>,
     ) -> Result<(), ConnectionError> {
         if batch.is_empty() {
             return Ok(());
@@ -1344,54 +1211,37 @@ impl Node {
         })
         .await
         .map_err(|e| ConnectionError::Task(e.to_string()))??;
-        let held_until = report
-            .rejected
-            .as_ref()
-            .map_or(positions.len(), |r| r.index);
         // A fork is a fact about one feed: stop taking (and giving) that
         // feed on this connection, and go on with every other one.
-        let forked: BTreeSet<FeedId> = report.forks.iter().map(|f| f.author).collect();
-        for &feed in &forked {
+        let mut forked: Vec<(FeedId, u64)> = Vec::new();
+        for feed in report
+            .forks
+            .iter()
+            .map(|f| f.author)
+            .collect::<BTreeSet<_>>()
+        {
             let head = self.store.head(&feed)?.map_or(0, |h| h.sequence);
-            tracing::warn!(%feed, peer = ?source, "this peer holds another history of a forked feed; not exchanging that feed with it (the proof is kept, see `potluck fsck`)");
-            session.set_blocked(feed, true, head);
+            tracing::warn!(%feed, peer = %link.peer(), "this peer holds another history of a forked feed; not exchanging that feed with it (the proof is kept, see `potluck fsck`)");
+            forked.push((feed, head));
         }
-        for &(feed, seq) in &positions[..held_until] {
-            if !forked.contains(&feed) {
-                session.on_received(feed, seq);
-            }
-        }
-        if let Some(peer) = source {
-            // Per feed: did this peer bring anything new, and how far do
-            // we hold it now? A peer that only brings what we hold is not
-            // the feed's source and should send notes instead.
-            let new: BTreeSet<FeedId> = report.accepted.iter().map(Message::author).collect();
-            let mut fed: BTreeMap<FeedId, u64> = BTreeMap::new();
-            for &(feed, seq) in positions[..held_until]
-                .iter()
-                .filter(|(feed, _)| !forked.contains(feed))
-            {
-                let top = fed.entry(feed).or_insert(0);
-                *top = (*top).max(seq);
-            }
-            let now = Instant::now();
-            let changes: Vec<ModeChange> = {
-                let mut sources = self.sources();
-                fed.into_iter()
-                    .filter_map(|(feed, head)| {
-                        let pushing = session.asks_push(&feed);
-                        sources.delivered(peer, feed, pushing, new.contains(&feed), head, now)
-                    })
-                    .collect()
-            };
-            self.announce_modes(changes);
-        }
-        progress
-            .received
-            .fetch_add(report.accepted.len() as u64, Ordering::Relaxed);
+        let new: BTreeSet<FeedId> = report.accepted.iter().map(Message::author).collect();
+        let accepted = report.accepted.len() as u64;
+        let ingested = Ingested {
+            positions: &positions,
+            held: report
+                .rejected
+                .as_ref()
+                .map_or(positions.len(), |r| r.index),
+            new: &new,
+            forked: &forked,
+            accepted,
+        };
+        let changes = link.handle_ingested(&mut self.sources(), &ingested, Instant::now());
+        self.announce_modes(changes);
+        progress.received.fetch_add(accepted, Ordering::Relaxed);
         self.counters
             .received
-            .fetch_add(report.accepted.len() as u64, Ordering::Relaxed);
+            .fetch_add(accepted, Ordering::Relaxed);
         self.counters
             .duplicates
             .fetch_add(report.duplicates as u64, Ordering::Relaxed);
@@ -1407,16 +1257,16 @@ impl Node {
     /// Packs control packets and message ranges into frame plaintexts.
     /// Returns the frames, the number of messages in them, and whether
     /// they end with our goodbye.
-    fn pack(&self, session: &mut Session) -> Result<(Vec<Vec<u8>>, u64, bool), ConnectionError> {
+    fn pack(&self, link: &mut Link) -> Result<(Vec<Vec<u8>>, u64, bool), ConnectionError> {
         let mut packer = FramePacker::new();
         let mut count = 0;
         let mut goodbye = false;
-        while let Some(p) = session.poll_packet() {
+        while let Some(p) = link.poll_packet() {
             goodbye |= p == Packet::Goodbye;
             packer.push(&p)?;
         }
         while !goodbye && packer.pending_len() < WRITE_BATCH_BYTES {
-            let Some((feed, first, last)) = session.next_range() else {
+            let Some((feed, first, last)) = link.next_range() else {
                 break;
             };
             let mut sent_until = first - 1;
@@ -1438,7 +1288,7 @@ impl Node {
                         sequence, reason, ..
                     }) => {
                         tracing::error!(%feed, sequence, %reason, "not sending a message that is damaged on disk, nor the rest of its feed; `potluck fsck --repair` cuts it so that peers send it again");
-                        session.withhold(feed, sent_until);
+                        link.withhold(feed, sent_until);
                         break;
                     }
                     Err(e) => return Err(e.into()),
@@ -1447,6 +1297,35 @@ impl Node {
         }
         Ok((packer.take(), count, goodbye))
     }
+}
+
+/// Feeds what the reader decoded to the link; collects the messages to
+/// ingest (those of feeds the link accepts).
+fn absorb(
+    link: &mut Link,
+    inbound: Result<Vec<Inbound>, ConnectionError>,
+    batch: &mut Checked,
+    goodbye: &mut bool,
+    now: Instant,
+) -> Result<(), ConnectionError> {
+    for item in inbound? {
+        match item {
+            Inbound::Packet(packet) => *goodbye |= link.handle_packet(packet, now)?,
+            Inbound::Malformed(e) => return Err(ConnectionError::InvalidMessage(e.into())),
+            Inbound::Messages(mut checked) => {
+                link.accept_messages(now)?;
+                checked.retain(|msg| {
+                    let wanted = link.accepts(&msg.author());
+                    if !wanted {
+                        tracing::debug!(feed = %msg.author(), "dropping a message of a feed we do not replicate");
+                    }
+                    wanted
+                });
+                batch.extend(checked);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Whether a rate-limited log line may be written now (see
@@ -1512,28 +1391,38 @@ async fn answer_busy(mut stream: TcpStream) {
     .await;
 }
 
-/// A connection's place in the node's choice of live sources; it is given
-/// up when the connection ends, however it ends (an early `?` included),
-/// so that its feeds go to another peer.
-struct Registration<'a> {
+/// A connection's link, registered in the node's choice of live sources;
+/// it leaves the choice when the connection ends, however it ends (an
+/// early `?` included), so that its feeds go to another peer.
+struct Registered<'a> {
     node: &'a Node,
-    peer: FeedId,
-    active: bool,
+    link: Link,
 }
 
-impl Registration<'_> {
+impl Registered<'_> {
     /// Leaves the choice now: the peer's feeds fall back to others.
-    fn end(&mut self) {
-        if std::mem::take(&mut self.active) {
-            let changes = self.node.sources().disconnect(self.peer);
-            self.node.announce_modes(changes);
-        }
+    fn leave(&mut self) {
+        let changes = self.link.leave(&mut self.node.sources());
+        self.node.announce_modes(changes);
     }
 }
 
-impl Drop for Registration<'_> {
+impl std::ops::Deref for Registered<'_> {
+    type Target = Link;
+    fn deref(&self) -> &Link {
+        &self.link
+    }
+}
+
+impl std::ops::DerefMut for Registered<'_> {
+    fn deref_mut(&mut self) -> &mut Link {
+        &mut self.link
+    }
+}
+
+impl Drop for Registered<'_> {
     fn drop(&mut self) {
-        self.end();
+        self.leave();
     }
 }
 
@@ -1546,13 +1435,13 @@ async fn finish(
     outcome: Result<(), ConnectionError>,
     store: &Store,
     remote: FeedId,
-    session: &Session,
+    link: &Link,
     report: &mut SessionReport,
     bytes_in: &AtomicU64,
     bytes_out: &AtomicU64,
 ) -> Result<(), ConnectionError> {
-    if session.is_live()
-        && let Err(e) = store.set_peer_memory(&remote, &session.memory().encode())
+    if link.session().is_live()
+        && let Err(e) = store.set_peer_memory(&remote, &link.memory().encode())
     {
         tracing::warn!(error = %e, "could not save replication memory");
     }
