@@ -13,7 +13,7 @@ use std::path::Path;
 use ed25519_dalek::SigningKey;
 use potluck::bundle::{ClockFile, write_bundle};
 use potluck::config::{ConfigFile, Invite, PeerAddr};
-use potluck::content::{About, Event, EventTime, Rsvp, RsvpStatus};
+use potluck::content::{About, Event, EventTime, KnownContent, Rsvp, RsvpStatus};
 use potluck::handshake::{DEFAULT_NETWORK_KEY, Handshake};
 use potluck::message::{FeedId, Message, MessageId};
 use potluck::wire::{FLAG_OPEN, Packet};

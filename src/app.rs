@@ -24,8 +24,8 @@ use tokio::sync::broadcast;
 use crate::admission::{self, AdmissionStatus, AdmissionView};
 use crate::config::Invite;
 use crate::content::{
-    About, Change as FieldChange, Contact, ContentError, Event, EventCancel, EventUpdate, Rsvp,
-    RsvpStatus,
+    About, Change as FieldChange, Contact, ContentError, Event, EventCancel, EventUpdate,
+    KnownContent, Rsvp, RsvpStatus,
 };
 use crate::handshake::DEFAULT_NETWORK_KEY;
 use crate::index::{EventState, EventStatus, RsvpState, Tally};

@@ -14,7 +14,7 @@ use potluck::app::{
     AgendaItem, App, ContactChange, EventList, EventSummary, RsvpView, text_change,
 };
 use potluck::content::{
-    About, Change, Event, EventTime, EventUpdate, Rsvp, RsvpStatus, rfc3339_in_zone,
+    About, Change, Event, EventTime, EventUpdate, KnownContent, Rsvp, RsvpStatus, rfc3339_in_zone,
 };
 use potluck::control::ControlResponse;
 use potluck::home::{HOME_ENV, Home};

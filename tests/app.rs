@@ -14,7 +14,7 @@ use common::node::{event, feed_of, new_key, rsvp, unstarted_node};
 use common::{now_ms, open_store};
 use potluck::admission::AdmissionStatus;
 use potluck::app::{App, AppError, Change, ContactChange, EventList};
-use potluck::content::RsvpStatus;
+use potluck::content::{KnownContent, RsvpStatus};
 use potluck::handshake::DEFAULT_NETWORK_KEY;
 use potluck::message::MessageId;
 

@@ -20,7 +20,7 @@ use common::node::{
 };
 use common::{DEADLINE, now_ms};
 use ed25519_dalek::{Signer, SigningKey};
-use potluck::content::{About, Contact, RsvpStatus};
+use potluck::content::{About, Contact, KnownContent, RsvpStatus};
 use potluck::frame::{FrameDecoder, encode_frame};
 use potluck::handshake::{DEFAULT_NETWORK_KEY, Handshake, NetworkKey, Transport};
 use potluck::message::{FeedId, HEADER_LEN, Message, MessageId, SIGNED_LEN, signing_input};

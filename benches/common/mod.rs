@@ -362,7 +362,13 @@ fn format_fingerprint() -> String {
     h.update(include_bytes!("../../src/store.rs"));
     h.update(include_bytes!("../../src/index.rs"));
     h.update(include_bytes!("../../src/message.rs"));
-    h.update(include_bytes!("../../src/content.rs"));
+    h.update(include_bytes!("../../src/content/mod.rs"));
+    h.update(include_bytes!("../../src/content/error.rs"));
+    h.update(include_bytes!("../../src/content/event.rs"));
+    h.update(include_bytes!("../../src/content/json.rs"));
+    h.update(include_bytes!("../../src/content/rsvp.rs"));
+    h.update(include_bytes!("../../src/content/social.rs"));
+    h.update(include_bytes!("../../src/content/time.rs"));
     h.update(include_bytes!("../../src/validate.rs"));
     h.finalize().to_hex()[..16].to_owned()
 }

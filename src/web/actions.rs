@@ -18,7 +18,9 @@ use super::wallclock::{self, WallClockError};
 use super::{Web, event_path};
 use crate::app::{App, AppError, ContactChange};
 use crate::config::Invite;
-use crate::content::{Change, ContentError, Event, EventTime, EventUpdate, RsvpStatus};
+use crate::content::{
+    Change, ContentError, Event, EventTime, EventUpdate, KnownContent, RsvpStatus,
+};
 use crate::message::FeedId;
 use crate::peerbook::PeerSource;
 use crate::when::{self, WhenError};

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
 use potluck::config::PeerAddr;
-use potluck::content::{Event, EventTime, Rsvp, RsvpStatus};
+use potluck::content::{Event, EventTime, KnownContent, Rsvp, RsvpStatus};
 use potluck::handshake::{DEFAULT_NETWORK_KEY, NetworkKey};
 use potluck::limits::Limits;
 use potluck::message::{FeedId, Message, MessageId};
