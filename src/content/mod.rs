@@ -2,9 +2,10 @@
 //! RSVPs, names ("about") and follows/blocks ("contact").
 //!
 //! Everything here is pure: no I/O, no clock. [`parse`] turns the content
-//! bytes of a message into a [`Content`], and each known type has a
-//! `to_content_bytes` method giving the exact compact JSON to publish, with
-//! `"type"` first. See `docs/content.md` for the shapes, limits and rules.
+//! bytes of a message into a [`Content`], and each known type implements
+//! [`KnownContent`], whose `to_content_bytes` gives the exact compact JSON
+//! to publish, with `"type"` first (bring the trait into scope to call it).
+//! See `docs/content.md` for the shapes, limits and rules.
 //!
 //! The generic check that content is a UTF-8 JSON object with a string
 //! `type` and unique top-level keys lives in [`crate::validate`]; [`parse`]
