@@ -41,13 +41,13 @@ use base64::Engine as _;
 use ed25519_dalek::SigningKey;
 use thiserror::Error;
 
+use crate::feed::message::{FeedId, Message, MessageId, SIGNED_LEN};
+use crate::feed::validate::{self, Checked, FeedHead, ValidationError};
 use crate::index::{
     self, AboutState, ContactState, CorruptEntry, EventState, Kv, MemKv, RsvpState, Tally,
 };
-use crate::message::{FeedId, Message, MessageId, SIGNED_LEN};
 use crate::msglog::{Location, LogError, MessageLog, PendingAppend};
-use crate::peerbook::PeerRecord;
-use crate::validate::{self, Checked, FeedHead, ValidationError};
+use crate::proto::peerbook::PeerRecord;
 
 const LOG: u8 = b'L';
 const ID: u8 = b'I';
@@ -1685,7 +1685,7 @@ impl Store {
                 }
             }
         }
-        crate::peerbook::preferred_order(&mut out);
+        crate::proto::peerbook::preferred_order(&mut out);
         Ok(out)
     }
 

@@ -6,7 +6,7 @@ use super::{
     MAX_ABOUT_DESCRIPTION_CHARS, MAX_DESCRIPTION_BYTES, MAX_GUESTS, MAX_LOCATION_CHARS,
     MAX_NAME_CHARS, MAX_NOTE_CHARS, MAX_REASON_CHARS, MAX_TITLE_CHARS, MAX_URL_CHARS,
 };
-use crate::message::MAX_CONTENT_LEN;
+use crate::feed::message::MAX_CONTENT_LEN;
 
 /// How much of an offending value an error message repeats.
 pub(crate) const SHOWN_CHARS: usize = 80;

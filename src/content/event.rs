@@ -9,7 +9,7 @@ use super::json::{
 use super::{
     ContentError, EventTime, KnownContent, check_chars, display_time, rfc3339_in_zone, validate_tz,
 };
-use crate::message::MessageId;
+use crate::feed::message::MessageId;
 
 /// Longest event title, in Unicode scalar values.
 pub const MAX_TITLE_CHARS: usize = 200;

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use super::error::shorten;
 use super::{Change, ContentError, Decision, EventTime, RsvpStatus};
-use crate::message::{FeedId, MessageId};
+use crate::feed::message::{FeedId, MessageId};
 
 // ---------------------------------------------------------------------------
 // Reading

@@ -8,7 +8,7 @@
 //! See `docs/content.md` for the shapes, limits and rules.
 //!
 //! The generic check that content is a UTF-8 JSON object with a string
-//! `type` and unique top-level keys lives in [`crate::validate`]; [`parse`]
+//! `type` and unique top-level keys lives in [`crate::feed::validate`]; [`parse`]
 //! reuses it rather than repeating it.
 //!
 //! On parse, unknown extra fields are ignored (forward compatibility), and in
@@ -24,8 +24,8 @@
 //! - `time`: times and zones; `error`: [`ContentError`];
 //! - `json`: how fields are read from JSON and the exact bytes written.
 
-use crate::message::MAX_CONTENT_LEN;
-use crate::validate::{ValidationError, content_object};
+use crate::feed::message::MAX_CONTENT_LEN;
+use crate::feed::validate::{ValidationError, content_object};
 
 mod error;
 mod event;

@@ -12,7 +12,7 @@ use super::json::{
     to_string,
 };
 use super::{ContentError, KnownContent, check_chars};
-use crate::message::{FeedId, MessageId};
+use crate::feed::message::{FeedId, MessageId};
 
 /// Most extra guests one RSVP may bring.
 pub const MAX_GUESTS: u32 = 20;

@@ -3,7 +3,7 @@
 
 use super::json::{JsonWriter, Object, to_bool, to_feed_id, to_string};
 use super::{ContentError, KnownContent, check_chars};
-use crate::message::FeedId;
+use crate::feed::message::FeedId;
 
 /// Longest name in an `about`, in Unicode scalar values.
 pub const MAX_NAME_CHARS: usize = 100;

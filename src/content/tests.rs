@@ -5,7 +5,7 @@ use proptest::prelude::*;
 
 use super::error::SHOWN_CHARS;
 use super::*;
-use crate::message::{FeedId, MAX_CONTENT_LEN, MessageId};
+use crate::feed::message::{FeedId, MAX_CONTENT_LEN, MessageId};
 
 const START: &str = "2027-01-30T16:00:00-05:00";
 const END: &str = "2027-01-30T19:00:00-05:00";
@@ -509,7 +509,7 @@ fn every_type_round_trips() {
         );
         // The generic check agrees on the type.
         assert_eq!(
-            crate::validate::content_type(&bytes).unwrap(),
+            crate::feed::validate::content_type(&bytes).unwrap(),
             content.kind()
         );
     }

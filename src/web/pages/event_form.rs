@@ -14,7 +14,7 @@ use crate::web::Web;
 /// event's zone, or the viewer's when it has none.
 pub(crate) fn edit_values(web: &Web, detail: &EventDetail) -> FormState {
     let e = &detail.summary.state.event;
-    let own = crate::when::event_zone(e);
+    let own = crate::app::when::event_zone(e);
     let (tz, zone) = match own.iana_name() {
         Some(name) => (own.clone(), name.to_owned()),
         None => (web.viewer_zone.clone(), web.settings.zone.clone()),

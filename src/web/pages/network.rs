@@ -8,9 +8,9 @@ use maud::{Markup, html};
 
 use super::{FormState, Input, Nav, PageError, blocking, csrf, form_error, layout};
 use crate::app::ContactView;
-use crate::message::FeedId;
+use crate::feed::message::FeedId;
 use crate::node::PeerInfo;
-use crate::peerbook::{PeerRecord, PeerSource};
+use crate::proto::peerbook::{PeerRecord, PeerSource};
 use crate::web::Web;
 use crate::web::format::{person, short_feed};
 
@@ -124,7 +124,7 @@ pub(crate) fn network_page(web: &Web, view: &NetworkView, mut forms: NetworkForm
                                 tr {
                                     td { (person(name.as_deref(), &p.feed)) }
                                     td { (p.address) @if p.outbound { " (we dialed)" } }
-                                    td { (crate::when::plural(p.received, "message", "messages")) }
+                                    td { (crate::app::when::plural(p.received, "message", "messages")) }
                                     td {
                                         @if p.caught_up { span.badge.admitted { "caught up" } }
                                         @else {
