@@ -164,7 +164,14 @@ pub enum ContentError {
 
 /// At most [`SHOWN_CHARS`] characters of `text`, for error messages.
 pub(crate) fn shorten(text: &str) -> String {
-    let mut short: String = text.chars().take(SHOWN_CHARS).collect();
+    shorten_to(text, SHOWN_CHARS)
+}
+
+/// At most `max_chars` characters of `text`, with `…` when cut: what an
+/// error message quotes of a value it refuses (which may be long, or
+/// anything at all).
+pub fn shorten_to(text: &str, max_chars: usize) -> String {
+    let mut short: String = text.chars().take(max_chars).collect();
     if short.len() < text.len() {
         short.push('…');
     }

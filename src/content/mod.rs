@@ -37,7 +37,7 @@ mod time;
 #[cfg(test)]
 mod tests;
 
-pub use error::ContentError;
+pub use error::{ContentError, shorten_to};
 pub use event::{
     Change, Event, EventCancel, EventUpdate, MAX_DESCRIPTION_BYTES, MAX_LOCATION_CHARS,
     MAX_REASON_CHARS, MAX_TITLE_CHARS, MAX_URL_CHARS,
