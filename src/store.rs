@@ -1907,3 +1907,15 @@ fn stage_append(
     }
     Ok(())
 }
+
+// quota (limits branch): peer book and peer memory upkeep for the limits
+// on strangers (issue 14, defects 5 and 6). Kept in one block so that it
+// can move with the store's split.
+impl Store {
+    /// Forgets a peer book record (an address that never worked, pushed
+    /// out by newer sightings).
+    pub fn remove_peer_record(&self, addr: &str) -> Result<(), StoreError> {
+        self.tree.remove(book_key(addr))?;
+        Ok(())
+    }
+}
