@@ -34,6 +34,7 @@ pub mod message;
 pub mod msglog;
 pub mod node;
 pub mod peerbook;
+pub mod quota;
 pub mod replicate;
 pub mod store;
 pub mod validate;

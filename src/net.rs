@@ -75,6 +75,9 @@ pub fn serve(
     let rt = runtime()?;
     rt.block_on(async move {
         let node = Node::new(store.clone(), node_config);
+        if let Some(quotas) = config.quotas.clone() {
+            node.set_quota_limits(quotas);
+        }
         // Requests may have arrived while no node of ours was running.
         let settler = node.clone();
         tokio::task::spawn_blocking(move || settler.settle_all())

@@ -35,6 +35,7 @@ use crate::handshake::{Handshake, HandshakeError, NetworkKey, Transport};
 use crate::limits::{ConnectionId, Connections, Limits, RateLimitedLog, Refusal};
 use crate::message::{FeedId, Message, MessageId};
 use crate::peerbook::{PeerRecord, PeerSource};
+use crate::quota;
 use crate::replicate::{
     self, Clock, Incoming, ModeChange, PeerMemory, Policy, ProtocolError, Session, Sources,
 };
@@ -150,6 +151,9 @@ pub enum ConnectionError {
     /// We are already connected to this feed.
     #[error("already connected to {0}")]
     Duplicate(FeedId),
+    /// A stranger went over a quota that ends the session.
+    #[error("{0}")]
+    Quota(quota::QuotaError),
     /// A background task died.
     #[error("internal task failed: {0}")]
     Task(String),
@@ -350,6 +354,8 @@ pub struct Node {
     counters: Arc<Counters>,
     /// Which connection each feed comes live from.
     sources: Mutex<Sources>,
+    /// What strangers may make us store (see [`crate::quota`]).
+    quotas: Mutex<quota::Quotas>,
 }
 
 impl Node {
@@ -378,6 +384,7 @@ impl Node {
             shutdown,
             counters: Arc::new(Counters::default()),
             sources: Mutex::new(Sources::new(SOURCE_GRACE)),
+            quotas: Mutex::new(quota::Quotas::new(quota::QuotaLimits::default())),
         })
     }
 
@@ -1164,6 +1171,7 @@ impl Node {
         };
         let modes = registered.active.then(|| self.sources().connect(remote));
         let mut session = Session::start(&self.config.policy, memory.0, memory.1, once, modes);
+        let stranger = self.stranger(remote, slot.is_none(), once);
         let mut source_check = tokio::time::interval(SOURCE_CHECK);
         let mut notes_tick = tokio::time::interval(NOTES_EVERY);
         // An idle connection does not wake up for these; after a pause the
@@ -1249,7 +1257,7 @@ impl Node {
                     }
                     let mut batch = Checked::default();
                     let mut goodbye = false;
-                    match self.absorb(&mut session, packets, &mut batch, &mut goodbye) {
+                    match self.absorb(&mut session, packets, &mut batch, &mut goodbye, stranger) {
                         Ok(()) => {}
                         Err(e) => {
                             // Keep the valid messages that came before.
@@ -1261,7 +1269,7 @@ impl Node {
                     while batch.len() < INGEST_BATCH && !goodbye && !batch.has_bad() {
                         match in_rx.try_recv() {
                             Ok(more) => {
-                                if let Err(e) = self.absorb(&mut session, more, &mut batch, &mut goodbye) {
+                                if let Err(e) = self.absorb(&mut session, more, &mut batch, &mut goodbye, stranger) {
                                     let _ = self.ingest(&mut session, batch, progress, None).await;
                                     break 'session Err(e);
                                 }
@@ -1372,16 +1380,7 @@ impl Node {
         registered.end();
         drop(out_tx);
         finish(
-            reader,
-            in_rx,
-            writer,
-            outcome,
-            &self.store,
-            remote,
-            &session,
-            report,
-            &bytes_in,
-            &bytes_out,
+            reader, in_rx, writer, outcome, &self, remote, &session, report, &bytes_in, &bytes_out,
         )
         .await
     }
@@ -1394,29 +1393,163 @@ impl Node {
         inbound: Result<Vec<Inbound>, ConnectionError>,
         batch: &mut Checked,
         goodbye: &mut bool,
+        stranger: Option<FeedId>,
     ) -> Result<(), ConnectionError> {
         for item in inbound? {
             match item {
-                Inbound::Packet(packet) => match session.on_packet(packet)? {
-                    Incoming::Goodbye => *goodbye = true,
-                    // Messages arrive as `Inbound::Messages`, never here.
-                    Incoming::Message(_) | Incoming::Nothing | Incoming::ClockReady => {}
-                },
+                Inbound::Packet(packet) => {
+                    let clock = matches!(packet, Packet::Clock(_));
+                    match session.on_packet(packet)? {
+                        Incoming::Goodbye => *goodbye = true,
+                        // Messages arrive as `Inbound::Messages`, never here.
+                        Incoming::Message(_) | Incoming::Nothing | Incoming::ClockReady => {}
+                    }
+                    if clock && stranger.is_some() {
+                        self.quotas()
+                            .check_clock(session.peer_clock_len())
+                            .map_err(ConnectionError::Quota)?;
+                    }
+                }
                 Inbound::Malformed(e) => return Err(ConnectionError::InvalidMessage(e.into())),
                 Inbound::Messages(mut checked) => {
                     session.check_message_allowed()?;
+                    let mut over_quota = BTreeSet::new();
+                    let followed = stranger.map(|_| self.followed()).unwrap_or_default();
                     checked.retain(|msg| {
-                        let wanted = session.accepts(&msg.author());
+                        let wanted = session.accepts(&msg.author())
+                            && !over_quota.contains(&msg.author())
+                            && self.within_quota(stranger, &followed, msg, &mut over_quota);
                         if !wanted {
                             tracing::debug!(feed = %msg.author(), "dropping a message of a feed we do not replicate");
                         }
                         wanted
                     });
+                    // Not taken from this peer for the rest of the session
+                    // (it is told, and stops sending it).
+                    for feed in over_quota {
+                        let head = self.store.head(&feed)?.map_or(0, |h| h.sequence);
+                        session.set_blocked(feed, true, head);
+                    }
                     batch.extend(checked);
                 }
             }
         }
         Ok(())
+    }
+
+    fn quotas(&self) -> std::sync::MutexGuard<'_, quota::Quotas> {
+        self.quotas.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sets the quotas for strangers (from `config.json`).
+    pub fn set_quota_limits(&self, limits: quota::QuotaLimits) {
+        *self.quotas() = quota::Quotas::new(limits);
+    }
+
+    /// `Some(remote)` when the peer is a stranger, held to the quotas:
+    /// neither followed by us, nor a configured or invited peer, nor one
+    /// we dialed (other than an address heard on the LAN, which anyone
+    /// can announce), nor the peer of a one-off sync we were asked for.
+    fn stranger(&self, remote: FeedId, outbound: bool, once: bool) -> Option<FeedId> {
+        if outbound && once || self.followed().contains(&remote) {
+            return None;
+        }
+        let records = self.store.peer_records().unwrap_or_default();
+        let of_remote = || records.iter().filter(|r| r.feed == Some(remote));
+        let chosen =
+            of_remote().any(|r| matches!(r.source, PeerSource::Configured | PeerSource::Invite));
+        let discovered = of_remote().any(|r| r.source == PeerSource::Discovered);
+        if chosen || (outbound && !discovered) {
+            return None;
+        }
+        Some(remote)
+    }
+
+    /// Whether a stranger's message fits its quotas; a feed over them is
+    /// added to `over`. Anything from a trusted peer (`None`) fits.
+    fn within_quota(
+        &self,
+        stranger: Option<FeedId>,
+        followed: &BTreeSet<FeedId>,
+        msg: &Message,
+        over: &mut BTreeSet<FeedId>,
+    ) -> bool {
+        let Some(peer) = stranger else { return true };
+        let feed = msg.author();
+        let arrival = quota::Arrival {
+            peer,
+            feed,
+            new_feed: matches!(self.store.head(&feed), Ok(None)),
+            followed: followed.contains(&feed),
+            bytes: msg.bytes().len() as u64,
+        };
+        let now = jiff::Timestamp::now().as_millisecond();
+        match self.quotas().admit(&arrival, now) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::info!(%peer, %feed, reason = %e, "not storing a stranger's feed for now");
+                over.insert(feed);
+                false
+            }
+        }
+    }
+
+    /// Our own feed and the feeds we follow.
+    fn followed(&self) -> BTreeSet<FeedId> {
+        let me = self.feed_id();
+        let mut followed: BTreeSet<FeedId> = self
+            .store
+            .contacts(&me)
+            .map(|c| {
+                c.into_iter()
+                    .filter(|(_, s)| s.following)
+                    .map(|(f, _)| f)
+                    .collect()
+            })
+            .unwrap_or_default();
+        followed.insert(me);
+        followed
+    }
+
+    /// Saves a peer's replication memory within the quotas: a memory
+    /// bigger than one peer may keep is dropped instead, and once a
+    /// minute memory that expired or does not fit the total is forgotten.
+    fn keep_memory(&self, remote: FeedId, memory: &[u8]) {
+        let now = jiff::Timestamp::now().as_millisecond();
+        let (keeps, limits, trim) = {
+            let mut quotas = self.quotas();
+            (
+                quotas.keeps_memory(memory.len()),
+                quotas.limits().clone(),
+                quotas.trim_due(now),
+            )
+        };
+        let saved = if keeps {
+            self.store.keep_peer_memory(&remote, memory, now)
+        } else {
+            tracing::debug!(peer = %remote, bytes = memory.len(), "not keeping replication memory this big");
+            self.store.forget_peer_memory(&[remote])
+        };
+        if let Err(e) = saved {
+            tracing::warn!(error = %e, "could not save replication memory");
+        }
+        if trim {
+            let forget = self
+                .store
+                .kept_peer_memory()
+                .map(|kept| quota::memory_to_forget(&kept, &limits, now));
+            match forget.and_then(|peers| {
+                self.store.forget_peer_memory(&peers)?;
+                Ok(peers.len())
+            }) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    peers = n,
+                    "forgot replication memory of peers (expired, or over the total)"
+                ),
+                Err(e) => tracing::warn!(error = %e, "could not trim replication memory"),
+            }
+        }
     }
 
     /// Ingests a batch through the store's one ingest path and tells the
@@ -1644,17 +1777,15 @@ async fn finish(
     mut inbound: mpsc::Receiver<Result<Vec<Inbound>, ConnectionError>>,
     writer: tokio::task::JoinHandle<()>,
     outcome: Result<(), ConnectionError>,
-    store: &Store,
+    node: &Node,
     remote: FeedId,
     session: &Session,
     report: &mut SessionReport,
     bytes_in: &AtomicU64,
     bytes_out: &AtomicU64,
 ) -> Result<(), ConnectionError> {
-    if session.is_live()
-        && let Err(e) = store.set_peer_memory(&remote, &session.memory().encode())
-    {
-        tracing::warn!(error = %e, "could not save replication memory");
+    if session.is_live() {
+        node.keep_memory(remote, &session.memory().encode());
     }
     // Let the writer drain what is queued (the goodbye), briefly; a peer
     // that does not read cannot hold us longer than that.
