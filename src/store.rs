@@ -1907,3 +1907,94 @@ fn stage_append(
     }
     Ok(())
 }
+
+// quota (limits branch): peer book and peer memory upkeep for the limits
+// on strangers (issue 14, defects 5 and 6). Kept in one block so that it
+// can move with the store's split.
+impl Store {
+    /// Forgets a peer book record (an address that never worked, pushed
+    /// out by newer sightings).
+    pub fn remove_peer_record(&self, addr: &str) -> Result<(), StoreError> {
+        self.tree.remove(book_key(addr))?;
+        Ok(())
+    }
+
+    /// Saves replication memory of a peer with when it was saved and its
+    /// size (in one atomic batch), so that old memory can expire and the
+    /// total be bounded ([`Store::forget_peer_memory`]). Not flushed, as
+    /// [`Store::set_peer_memory`].
+    pub fn keep_peer_memory(
+        &self,
+        peer: &FeedId,
+        memory: &[u8],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        batch.insert(feed_key(PEER, peer), memory);
+        batch.insert(
+            feed_key(PEER_KEPT, peer),
+            kept_value(memory.len() as u64, now_ms).to_vec(),
+        );
+        self.tree.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// The replication memory kept for every peer: size and when it was
+    /// saved. Memory saved before this was recorded counts as saved at
+    /// time 0 (so it expires first).
+    pub fn kept_peer_memory(&self) -> Result<Vec<crate::node::quota::KeptMemory>, StoreError> {
+        let mut saved: HashMap<FeedId, (u64, i64)> = HashMap::new();
+        for item in self.tree.scan_prefix([PEER_KEPT]) {
+            let (k, v) = item?;
+            let (Some(peer), Some(bytes), Some(saved_ms)) = (
+                feed_of_key(&k),
+                v.get(..8)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u64::from_be_bytes),
+                v.get(8..16)
+                    .and_then(|b| b.try_into().ok())
+                    .map(i64::from_be_bytes),
+            ) else {
+                continue;
+            };
+            saved.insert(peer, (bytes, saved_ms));
+        }
+        let mut out = Vec::new();
+        for item in self.tree.scan_prefix([PEER]) {
+            let (k, v) = item?;
+            let Some(peer) = feed_of_key(&k) else {
+                continue;
+            };
+            let (_, saved_ms) = saved.get(&peer).copied().unwrap_or((0, 0));
+            out.push(crate::node::quota::KeptMemory {
+                peer,
+                bytes: v.len() as u64,
+                saved_ms,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Forgets the replication memory of these peers (the next session
+    /// with each exchanges full clocks), in one atomic batch.
+    pub fn forget_peer_memory(&self, peers: &[FeedId]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for peer in peers {
+            batch.remove(feed_key(PEER, peer));
+            batch.remove(feed_key(PEER_KEPT, peer));
+        }
+        self.tree.apply_batch(batch)?;
+        Ok(())
+    }
+}
+
+/// Key prefix: when each peer's replication memory was saved, and its
+/// size (`size u64 BE ‖ saved ms i64 BE`).
+const PEER_KEPT: u8 = b'Q';
+
+fn kept_value(bytes: u64, saved_ms: i64) -> [u8; 16] {
+    let mut v = [0u8; 16];
+    v[..8].copy_from_slice(&bytes.to_be_bytes());
+    v[8..].copy_from_slice(&saved_ms.to_be_bytes());
+    v
+}

@@ -112,6 +112,35 @@ fn announcers(packets: &[(Vec<u8>, SocketAddr)], network: &NetworkKey) -> BTreeS
         .collect()
 }
 
+/// Sends datagrams straight to one node's discovery socket.
+struct Sender {
+    socket: UdpSocket,
+    to: SocketAddr,
+}
+
+impl Sender {
+    fn send(&self, packet: &[u8]) {
+        self.socket
+            .send_to(packet, self.to)
+            .expect("send to loopback");
+    }
+}
+
+/// A node with discovery on a loopback port of its own, once its discovery
+/// socket is bound ("listening on" comes before it; a datagram sent in
+/// between would be lost), and a socket that sends to it.
+fn node_and_sender(sandbox: &Sandbox) -> (std::path::PathBuf, common::sandbox::Server, Sender) {
+    let port = discovery_port();
+    let home = sandbox.home("n");
+    let node = sandbox.serve_with(&home, Discovery::Loopback(port));
+    node.wait_for_log("LAN discovery on");
+    let sender = Sender {
+        socket: UdpSocket::bind("127.0.0.1:0").unwrap(),
+        to: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)),
+    };
+    (home, node, sender)
+}
+
 fn record<'a>(book: &'a [Value], addr: &str) -> Option<&'a Value> {
     book.iter().find(|r| r["addr"] == addr)
 }
@@ -252,17 +281,8 @@ fn a_node_of_another_network_learns_nothing_and_is_not_learned() {
 #[test]
 fn forged_replayed_stale_and_foreign_announcements_are_ignored() {
     let sandbox = Sandbox::new();
-    let port = discovery_port();
-    let home = sandbox.home("n");
-    let mut node = sandbox.serve_with(&home, Discovery::Loopback(port));
-    // "listening on" comes before the discovery socket is bound; a datagram
-    // sent in between would be lost. The node logs once the socket is bound.
-    node.wait_for_log("LAN discovery on");
-    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let to = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port));
-    let send = |packet: &[u8]| {
-        sender.send_to(packet, to).expect("send to loopback");
-    };
+    let (home, mut node, sender) = node_and_sender(&sandbox);
+    let send = |packet: &[u8]| sender.send(packet);
     let (probe_key, _) = fresh_key();
     let packet_len = sealed(&probe_key, &DEFAULT_NETWORK_KEY, 1, now_ms()).len();
 
@@ -415,15 +435,8 @@ fn no_discovery_announces_nothing() {
 #[test]
 fn replays_stay_dropped_after_a_flood_of_new_identities() {
     let sandbox = Sandbox::new();
-    let port = discovery_port();
-    let home = sandbox.home("n");
-    let mut node = sandbox.serve_with(&home, Discovery::Loopback(port));
-    node.wait_for_log("LAN discovery on");
-    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let to = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port));
-    let send = |packet: &[u8]| {
-        sender.send_to(packet, to).expect("send to loopback");
-    };
+    let (home, mut node, sender) = node_and_sender(&sandbox);
+    let send = |packet: &[u8]| sender.send(packet);
 
     let (key1, _) = fresh_key();
     let port1 = free_tcp_port();
@@ -481,4 +494,118 @@ fn replays_stay_dropped_after_a_flood_of_new_identities() {
         "the replay was accepted after the flood: {r}"
     );
     node.assert_running();
+}
+
+#[test]
+fn a_flood_of_forged_announcements_does_not_hide_a_real_node() {
+    let sandbox = Sandbox::new();
+    let (home, mut node, sender) = node_and_sender(&sandbox);
+    // Anyone on the public network can make up identities: 80 of them,
+    // each announcing a closed port of its own (more than the 64 dial
+    // slots the node once shared between every kind of peer).
+    for batch in 0..4 {
+        for _ in 0..20 {
+            let (key, _) = fresh_key();
+            sender.send(&sealed(
+                &key,
+                &DEFAULT_NETWORK_KEY,
+                free_tcp_port(),
+                now_ms(),
+            ));
+        }
+        if batch < 3 {
+            // Pacing, not a timing assertion: lets the node drain its socket.
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+    // Then a real node. It announces to the node's discovery port but
+    // listens on a port of its own, so it never hears the node and never
+    // dials it: the node must find it.
+    let real_port = discovery_port();
+    let home_real = sandbox.home("real");
+    let target = format!("127.255.255.255:{}", sender.to.port());
+    let real_port_text = real_port.to_string();
+    let mut real = sandbox
+        .spawn_serve(
+            &home_real,
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--discovery-port",
+                &real_port_text,
+                "--discovery-target",
+                &target,
+            ],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    sandbox.json_until(&home, &["peers"], "the node to dial the real node", |doc| {
+        connected_to(doc, &real.feed)
+    });
+    let book = sandbox.book(&home);
+    let r = record(&book, &real.addr.to_string()).expect("the real node in the book");
+    assert!(r["last_success_ms"].is_i64(), "{book:?}");
+    // The real node did not dial: it is connected because the node dialed.
+    let real_peers = sandbox.json(&home_real, &["peers"]);
+    let theirs = real_peers["connected"].as_array().expect("connected");
+    assert!(
+        theirs
+            .iter()
+            .any(|p| p["feed"] == node.feed.as_str() && p["outbound"] == false),
+        "{real_peers}"
+    );
+    node.assert_running();
+    real.assert_running();
+}
+
+/// The local addresses bound to UDP `port` on this machine, from
+/// `/proc/net/udp` (hexadecimal, as the kernel writes them).
+fn udp_binds(port: u16) -> Vec<String> {
+    let table = std::fs::read_to_string("/proc/net/udp").expect("/proc/net/udp");
+    let suffix = format!(":{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_whitespace().nth(1))
+        .filter(|local| local.ends_with(&suffix))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_node_listening_on_loopback_discovers_on_loopback_only() {
+    let sandbox = Sandbox::new();
+    let port = discovery_port();
+    let home = sandbox.home("n");
+    let node = sandbox.serve_with(&home, Discovery::Loopback(port));
+    node.wait_for_log("LAN discovery on");
+    // It listens on 127.0.0.1 and the loopback broadcast address, not on
+    // every interface (the kernel writes 127.0.0.1 as 0100007F).
+    let binds = udp_binds(port);
+    assert!(!binds.is_empty(), "nothing bound to {port}");
+    let any = format!("00000000:{port:04X}");
+    assert!(!binds.contains(&any), "bound to every interface: {binds:?}");
+    assert!(binds.contains(&format!("0100007F:{port:04X}")), "{binds:?}");
+    assert!(binds.contains(&format!("FFFFFF7F:{port:04X}")), "{binds:?}");
+    drop(node);
+
+    // Announcing off the machine is refused before anything is sent
+    // (192.0.2.1 is a documentation address, routed nowhere).
+    let home_b = sandbox.home("b");
+    let port_text = port.to_string();
+    let off_machine = format!("192.0.2.1:{port}");
+    let run = sandbox.run(
+        &home_b,
+        &[
+            "serve",
+            "--no-web",
+            "--listen",
+            "127.0.0.1:0",
+            "--discovery-port",
+            &port_text,
+            "--discovery-target",
+            &off_machine,
+        ],
+    );
+    assert!(!run.status.success(), "{run:?}");
+    assert!(run.stderr.contains("is not on loopback"), "{}", run.stderr);
 }

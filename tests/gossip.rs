@@ -1051,3 +1051,83 @@ async fn each_feed_comes_live_from_one_peer_and_a_lost_source_is_replaced() {
     })
     .await;
 }
+
+/// One message each of `n` new feeds.
+fn new_feeds(n: usize) -> Vec<Message> {
+    (0..n)
+        .flat_map(|i| chain(&new_key(), 1, &format!("stranger feed {i} ")))
+        .collect()
+}
+
+/// Feeds `node` holds, its own left out.
+fn feeds_held(node: &TestNode) -> usize {
+    let me = node.feed();
+    node.store()
+        .feeds()
+        .unwrap()
+        .iter()
+        .filter(|(f, _)| *f != me)
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_brings_a_bounded_number_of_new_feeds() {
+    // A small quota, so that the test is light (the default is 1,000).
+    let limit = 20;
+    let a = TestNode::start().await;
+    a.node.set_quota_limits(potluck::node::quota::QuotaLimits {
+        new_feeds_per_peer_per_hour: limit as u32,
+        ..Default::default()
+    });
+    let stranger = TestNode::start().await;
+    let (report, _) = stranger
+        .node
+        .ingest_messages(new_feeds(limit + 30))
+        .unwrap();
+    assert_eq!(report.accepted.len(), limit + 30);
+    // The stranger dials and offers everything it holds: the node takes
+    // new feeds up to the quota and tells it it does not want the rest.
+    stranger.keep_connected_to(&a, true);
+    let me = stranger.feed();
+    wait_until("the node to be caught up with the stranger", || {
+        a.node.peers().iter().any(|p| p.feed == me && p.caught_up) && feeds_held(&a) >= limit
+    })
+    .await;
+    assert_eq!(feeds_held(&a), limit);
+    assert_still_serving(&a).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strangers_huge_clock_ends_the_session_and_leaves_no_memory() {
+    let a = TestNode::start().await;
+    let key = new_key();
+    let max = potluck::node::quota::QuotaLimits::default().clock_entries_per_peer;
+    // A clock naming more feeds than a stranger may (all made up).
+    let clock: Clock = (0..max as u32 + 10)
+        .map(|i| (FeedId(blake3::hash(&i.to_be_bytes()).into()), 1))
+        .collect();
+    let mut peer = RawPeer::connect(a.addr, &key).await;
+    peer.send(&RawPeer::opening(clock)).await.unwrap();
+    peer.read_until_closed().await;
+    wait_disconnected(&a, &feed_of(&key)).await;
+    assert_eq!(a.store().peer_memory(&feed_of(&key)).unwrap(), None);
+    assert_still_serving(&a).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replication_memory_of_peers_expires() {
+    let a = TestNode::start().await;
+    // Memory of a peer saved before its age was recorded (an older node,
+    // or a peer gone for good): it counts as saved long ago.
+    let gone = feed_of(&new_key());
+    a.store().set_peer_memory(&gone, &[0; 8]).unwrap();
+    let b = TestNode::start().await;
+    b.publish(&about_content("b"));
+    b.sync_settled(&a).await;
+    // Saving B's memory trims the rest: B's is kept, the old one is gone.
+    assert!(a.store().peer_memory(&b.feed()).unwrap().is_some());
+    assert_eq!(a.store().peer_memory(&gone).unwrap(), None);
+    let kept = a.store().kept_peer_memory().unwrap();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(kept[0].peer, b.feed());
+}

@@ -310,7 +310,8 @@ pub struct DiscoveryArgs {
     #[arg(long, value_name = "PORT")]
     pub discovery_port: Option<u16>,
     /// Where to send announcements (repeatable; default: broadcast on the
-    /// LAN). On one machine, 127.255.255.255:PORT reaches every local node.
+    /// LAN, or on loopback only when listening on loopback). On one
+    /// machine, 127.255.255.255:PORT reaches every local node.
     #[arg(long = "discovery-target", value_name = "ADDR")]
     pub discovery_targets: Vec<String>,
 }

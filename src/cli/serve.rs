@@ -65,6 +65,9 @@ pub fn serve(
     let rt = runtime()?;
     rt.block_on(async move {
         let node = Node::new(store.clone(), node_config);
+        if let Some(quotas) = config.quotas.clone() {
+            node.set_quota_limits(quotas);
+        }
         // Requests may have arrived while no node of ours was running.
         let settler = node.clone();
         tokio::task::spawn_blocking(move || settler.settle_all())
@@ -114,7 +117,7 @@ pub fn serve(
                 node.clone().dial_loop(peer, PeerSource::Configured),
             ));
         }
-        if let Some(settings) = discovery_settings(&config, &discovery, local.port())? {
+        if let Some(settings) = discovery_settings(&config, &discovery, local)? {
             let finder = node.clone();
             tasks.push(tokio::spawn(async move {
                 if let Err(e) = finder.discovery_loop(settings).await {
@@ -124,6 +127,11 @@ pub fn serve(
         }
         for record in store.peer_records()? {
             if record.source == PeerSource::Inbound || addrs.contains(&record.addr) {
+                continue;
+            }
+            // A discovered address that never worked may be a forgery:
+            // discovery dials it again if it is heard again.
+            if record.source == PeerSource::Discovered && record.last_success_ms.is_none() {
                 continue;
             }
             let peer = PeerAddr {
@@ -429,15 +437,21 @@ async fn wait_for_signal() {
 }
 
 /// Discovery settings from config.json and the flags (flags win); `None`
-/// when discovery is off.
+/// when discovery is off. A node listening on loopback (`local`) discovers
+/// on loopback only: it listens there, announces only to loopback targets
+/// and dials only loopback addresses it hears (see `discovery::Reach`).
 fn discovery_settings(
     config: &ConfigFile,
     flags: &DiscoveryArgs,
-    announce_port: u16,
+    local: std::net::SocketAddr,
 ) -> Result<Option<DiscoverySettings>> {
     if flags.no_discovery || config.discovery == Some(false) {
         return Ok(None);
     }
+    let Some(reach) = discovery::Reach::for_listen(local.ip()) else {
+        tracing::info!(listen = %local, "LAN discovery is off: it has no broadcast on IPv6 loopback");
+        return Ok(None);
+    };
     let port = flags
         .discovery_port
         .or(config.discovery_port)
@@ -447,19 +461,28 @@ fn discovery_settings(
     } else if !config.discovery_targets.is_empty() {
         config.discovery_targets.clone()
     } else {
-        vec![format!("255.255.255.255:{port}")]
+        vec![reach.default_target(port).to_string()]
     };
     let targets = texts
         .iter()
         .map(|t| {
-            t.parse::<std::net::SocketAddr>()
-                .with_context(|| format!("discovery target `{t}` is not IP:PORT"))
+            let target = t
+                .parse::<std::net::SocketAddr>()
+                .with_context(|| format!("discovery target `{t}` is not IP:PORT"))?;
+            if !reach.allows_target(target) {
+                anyhow::bail!(
+                    "discovery target `{t}` is not on loopback, but the node listens on loopback ({}): announcing there would tell other machines about a port they cannot reach",
+                    local.ip()
+                );
+            }
+            Ok(target)
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(Some(DiscoverySettings {
-        bind: std::net::SocketAddr::from(([0, 0, 0, 0], port)),
+        reach,
+        port,
         targets,
-        announce_port,
+        announce_port: local.port(),
         every: std::time::Duration::from_secs(discovery::ANNOUNCE_EVERY_SECS),
     }))
 }

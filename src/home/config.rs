@@ -224,6 +224,12 @@ pub struct ConfigFile {
     /// [`DEFAULT_WEB`], or the next free port after it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub web: Option<String>,
+    /// What strangers may make the node store, and how much replication
+    /// memory of peers it keeps (any subset of
+    /// [`crate::node::quota::QuotaLimits`]'s fields; the rest keep their
+    /// defaults).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quotas: Option<crate::node::quota::QuotaLimits>,
 }
 
 /// `"open"` or `{"hops": N}`.
@@ -452,6 +458,10 @@ mod tests {
             discovery_port: Some(17644),
             discovery_targets: vec!["127.255.255.255:17644".into()],
             web: Some("127.0.0.1:17645".into()),
+            quotas: Some(crate::node::quota::QuotaLimits {
+                new_feeds_per_peer_per_hour: 5,
+                ..Default::default()
+            }),
         };
         config.save(&home).unwrap();
         let back = ConfigFile::load(&home).unwrap();

@@ -280,6 +280,7 @@ impl Node {
             Instant::now(),
         );
         let mut link = Registered { node: &self, link };
+        let stranger = self.stranger(remote, slot.is_none(), once);
         let mut events = self.events.subscribe();
         let mut stop = self.shutdown.subscribe();
 
@@ -321,7 +322,7 @@ impl Node {
                     }
                     let mut batch = Checked::default();
                     let mut goodbye = false;
-                    if let Err(e) = absorb(&mut link, packets, &mut batch, &mut goodbye, now) {
+                    if let Err(e) = absorb(&self, &mut link, packets, &mut batch, &mut goodbye, now, stranger) {
                         // Keep the valid messages that came before.
                         let _ = self.ingest(&mut link, batch, progress).await;
                         break Err(e);
@@ -330,7 +331,7 @@ impl Node {
                     while batch.len() < INGEST_BATCH && !goodbye && !batch.has_bad() {
                         match in_rx.try_recv() {
                             Ok(more) => {
-                                if let Err(e) = absorb(&mut link, more, &mut batch, &mut goodbye, now) {
+                                if let Err(e) = absorb(&self, &mut link, more, &mut batch, &mut goodbye, now, stranger) {
                                     let _ = self.ingest(&mut link, batch, progress).await;
                                     break 'session Err(e);
                                 }
@@ -400,16 +401,7 @@ impl Node {
         link.leave();
         drop(out_tx);
         finish(
-            reader,
-            in_rx,
-            writer,
-            outcome,
-            &self.store,
-            remote,
-            &link,
-            report,
-            &bytes_in,
-            &bytes_out,
+            reader, in_rx, writer, outcome, &self, remote, &link, report, &bytes_in, &bytes_out,
         )
         .await
     }
@@ -527,27 +519,49 @@ impl Node {
 }
 
 /// Feeds what the reader decoded to the link; collects the messages to
-/// ingest (those of feeds the link accepts).
+/// ingest (those of feeds the link accepts and, from a `stranger`, within
+/// its quotas).
+#[allow(clippy::too_many_arguments)]
 fn absorb(
+    node: &Node,
     link: &mut Link,
     inbound: Result<Vec<Inbound>, ConnectionError>,
     batch: &mut Checked,
     goodbye: &mut bool,
     now: Instant,
+    stranger: Option<FeedId>,
 ) -> Result<(), ConnectionError> {
     for item in inbound? {
         match item {
-            Inbound::Packet(packet) => *goodbye |= link.handle_packet(packet, now)?,
+            Inbound::Packet(packet) => {
+                let clock = matches!(packet, Packet::Clock(_));
+                *goodbye |= link.handle_packet(packet, now)?;
+                if clock && stranger.is_some() {
+                    node.quotas()
+                        .check_clock(link.session().peer_clock_len())
+                        .map_err(ConnectionError::Quota)?;
+                }
+            }
             Inbound::Malformed(e) => return Err(ConnectionError::InvalidMessage(e.into())),
             Inbound::Messages(mut checked) => {
                 link.accept_messages(now)?;
+                let mut over_quota = BTreeSet::new();
+                let followed = stranger.map(|_| node.followed()).unwrap_or_default();
                 checked.retain(|msg| {
-                    let wanted = link.accepts(&msg.author());
+                    let wanted = link.accepts(&msg.author())
+                        && !over_quota.contains(&msg.author())
+                        && node.within_quota(stranger, &followed, msg, &mut over_quota);
                     if !wanted {
                         tracing::debug!(feed = %msg.author(), "dropping a message of a feed we do not replicate");
                     }
                     wanted
                 });
+                // Not taken from this peer for the rest of the session
+                // (it is told, and stops sending it).
+                for feed in over_quota {
+                    let head = node.store.head(&feed)?.map_or(0, |h| h.sequence);
+                    link.handle_blocking(feed, true, head);
+                }
                 batch.extend(checked);
             }
         }
@@ -643,17 +657,15 @@ async fn finish(
     mut inbound: mpsc::Receiver<Result<Vec<Inbound>, ConnectionError>>,
     writer: tokio::task::JoinHandle<()>,
     outcome: Result<(), ConnectionError>,
-    store: &Store,
+    node: &Node,
     remote: FeedId,
     link: &Link,
     report: &mut SessionReport,
     bytes_in: &AtomicU64,
     bytes_out: &AtomicU64,
 ) -> Result<(), ConnectionError> {
-    if link.session().is_live()
-        && let Err(e) = store.set_peer_memory(&remote, &link.memory().encode())
-    {
-        tracing::warn!(error = %e, "could not save replication memory");
+    if link.session().is_live() {
+        node.keep_memory(remote, &link.memory().encode());
     }
     // Let the writer drain what is queued (the goodbye), briefly; a peer
     // that does not read cannot hold us longer than that.

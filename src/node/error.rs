@@ -48,6 +48,9 @@ pub enum ConnectionError {
     /// We are already connected to this feed.
     #[error("already connected to {0}")]
     Duplicate(FeedId),
+    /// A stranger went over a quota that ends the session.
+    #[error("{0}")]
+    Quota(quota::QuotaError),
     /// A background task died.
     #[error("internal task failed: {0}")]
     Task(String),

@@ -44,19 +44,32 @@ impl Node {
 
     /// Announces this node on the LAN and dials the nodes it hears, until
     /// shutdown. Only nodes with our network key can read announcements.
+    /// Discovered addresses are dialed within a small budget of their own
+    /// (see [`discovery::DialPlan`]), one attempt at a time per address:
+    /// a node is dialed again when it is heard again.
     pub async fn discovery_loop(
         self: Arc<Self>,
         settings: DiscoverySettings,
     ) -> std::io::Result<()> {
-        let socket = discovery_socket(settings.bind)?;
+        let binds = settings.reach.binds(settings.port);
+        let socket = discovery_socket(binds[0])?;
+        // On loopback, a second socket hears the loopback broadcasts.
+        let second = match binds.get(1) {
+            Some(bind) => Some(discovery_socket(*bind)?),
+            None => None,
+        };
         let me = self.feed_id();
         let mut recent = discovery::Recent::default();
+        let mut plan = discovery::DialPlan::default();
+        let (done_tx, mut done_rx) =
+            tokio::sync::mpsc::channel::<(SocketAddr, bool)>(discovery::DISCOVERY_DIALS);
         let mut stop = self.shutdown.subscribe();
         let mut tick = tokio::time::interval(settings.every);
         let mut buf = [0u8; discovery::MAX_PACKET];
-        tracing::info!(bind = %settings.bind, "LAN discovery on");
+        let mut buf2 = [0u8; discovery::MAX_PACKET];
+        tracing::info!(binds = ?binds, "LAN discovery on");
         loop {
-            tokio::select! {
+            let received = tokio::select! {
                 _ = stop.changed() => return Ok(()),
                 _ = tick.tick() => {
                     let packet = discovery::seal(
@@ -72,56 +85,129 @@ impl Node {
                             tracing::debug!(%target, error = %e, "cannot send an announcement");
                         }
                     }
+                    None
                 }
-                received = socket.recv_from(&mut buf) => {
-                    let Ok((n, from)) = received else { continue };
-                    match discovery::open(&buf[..n], &self.config.network) {
-                        Ok(a) if a.feed == me => {}
-                        Ok(a) => match recent.accept(&a, jiff::Timestamp::now().as_millisecond()) {
-                            Ok(()) => self.discovered(a.feed, SocketAddr::new(from.ip(), a.port)),
-                            Err(e) => tracing::debug!(%from, error = %e, "dropping an announcement"),
-                        },
-                        Err(e) => tracing::debug!(%from, error = %e, "dropping a datagram"),
-                    }
+                Some((addr, reached)) = done_rx.recv() => {
+                    self.discovery_dial_ended(&mut plan, addr, reached);
+                    None
+                }
+                r = socket.recv_from(&mut buf) => r.ok().map(|(n, from)| (buf[..n].to_vec(), from)),
+                r = recv_maybe(second.as_ref(), &mut buf2) => r.ok().map(|(n, from)| (buf2[..n].to_vec(), from)),
+            };
+            if let Some((packet, from)) = received {
+                if !settings.reach.hears(from.ip()) {
+                    tracing::debug!(%from, "dropping an announcement from off this machine");
+                    continue;
+                }
+                match discovery::open(&packet, &self.config.network) {
+                    Ok(a) if a.feed == me => {}
+                    Ok(a) => match recent.accept(&a, jiff::Timestamp::now().as_millisecond()) {
+                        Ok(()) => {
+                            self.discovered(&mut plan, a.feed, SocketAddr::new(from.ip(), a.port))
+                        }
+                        Err(e) => tracing::debug!(%from, error = %e, "dropping an announcement"),
+                    },
+                    Err(e) => tracing::debug!(%from, error = %e, "dropping a datagram"),
                 }
             }
+            self.start_discovery_dials(&mut plan, &done_tx);
         }
     }
 
-    /// A peer announced itself: record it, and dial it unless we are
-    /// connected already (a dial loop per address, with backoff).
-    pub fn discovered(self: &Arc<Self>, feed: FeedId, addr: SocketAddr) {
-        let addr_text = addr.to_string();
+    /// A peer announced itself: record the sighting in the plan and the
+    /// peer book (an address the plan has no room for is dropped, so a
+    /// flood of announcements cannot grow the book without end).
+    fn discovered(&self, plan: &mut discovery::DialPlan, feed: FeedId, addr: SocketAddr) {
         let now = jiff::Timestamp::now().as_millisecond();
-        let (dialing, busy) = self
-            .dialing
-            .lock()
-            .map(|d| (d.contains(&addr_text), d.len() >= MAX_DIAL_LOOPS))
-            .unwrap_or((true, true));
+        let addr_text = addr.to_string();
         let known = self.store.peer_record(&addr_text).ok().flatten();
-        if known.is_none() && busy {
-            // A LAN full of announcements must not grow the book without end.
-            tracing::debug!(%addr, "ignoring a new peer: too many dials in progress");
+        let Some((record, evicted)) = plan.heard(feed, addr, known, now) else {
+            tracing::debug!(%addr, "ignoring a new peer: too many candidates");
             return;
+        };
+        if let Some(gone) = evicted {
+            let gone = gone.to_string();
+            let never_worked = self
+                .store
+                .peer_record(&gone)
+                .ok()
+                .flatten()
+                .is_some_and(|r| r.source == PeerSource::Discovered && r.last_success_ms.is_none());
+            if never_worked && let Err(e) = self.store.remove_peer_record(&gone) {
+                tracing::warn!(error = %e, "cannot update the peer book");
+            }
         }
-        let mut record = known.unwrap_or_else(|| {
-            PeerRecord::new(addr_text.clone(), Some(feed), PeerSource::Discovered)
-        });
-        record.feed = Some(feed);
-        record.seen(now);
-        let _ = self.store.put_peer_record(&record);
-        let connected = self
-            .peers
-            .lock()
-            .map(|p| p.contains_key(&feed))
-            .unwrap_or(false);
-        if !connected && !dialing && !busy {
-            tracing::info!(peer = %feed, %addr, "discovered a peer on the LAN");
-            let peer = PeerAddr {
-                feed: Some(feed),
-                addr: addr_text,
+        if let Err(e) = self.store.put_peer_record(&record) {
+            tracing::warn!(error = %e, "cannot update the peer book");
+        }
+    }
+
+    /// Starts the dials the plan has room for. Each runs a session; its
+    /// slot is given back as soon as the peer is connected (or the dial
+    /// failed), so that connected peers do not use up the budget.
+    fn start_discovery_dials(
+        self: &Arc<Self>,
+        plan: &mut discovery::DialPlan,
+        done: &tokio::sync::mpsc::Sender<(SocketAddr, bool)>,
+    ) {
+        let now = jiff::Timestamp::now().as_millisecond();
+        // At most one dial per free slot: bounded by the budget.
+        for _ in 0..discovery::DISCOVERY_DIALS {
+            let connected =
+                |f: &FeedId| self.peers.lock().map(|p| p.contains_key(f)).unwrap_or(true);
+            let Some((feed, addr)) = plan.next(now, connected) else {
+                return;
             };
-            tokio::spawn(self.clone().dial_loop(peer, PeerSource::Discovered));
+            tracing::info!(peer = %feed, %addr, "dialing a peer discovered on the LAN");
+            let node = self.clone();
+            let done = done.clone();
+            tokio::spawn(async move {
+                let peer = PeerAddr {
+                    feed: Some(feed),
+                    addr: addr.to_string(),
+                };
+                let mut events = node.subscribe();
+                let session = node.clone().dial(&peer, false);
+                tokio::pin!(session);
+                // Until the session ends or the peer is connected (the
+                // session ends by the handshake deadline at the latest).
+                let ended = loop {
+                    tokio::select! {
+                        r = &mut session => break Some(r),
+                        event = events.recv() => match event {
+                            Ok(NodeEvent::PeerConnected(f)) if f == feed => break None,
+                            Err(broadcast::error::RecvError::Closed) => break None,
+                            _ => {}
+                        },
+                    }
+                };
+                let reached = ended.as_ref().is_none_or(|r| match r {
+                    Ok(_) => true,
+                    Err(e) => e.reached_peer(),
+                });
+                if let Some(Err(e)) = &ended {
+                    tracing::debug!(peer = %peer, error = %e, "dial of a discovered peer ended");
+                }
+                let _ = done.send((addr, reached)).await;
+                if ended.is_none() {
+                    let _ = session.await;
+                }
+            });
+        }
+    }
+
+    /// A dial started by discovery ended (or its peer is connected).
+    fn discovery_dial_ended(
+        &self,
+        plan: &mut discovery::DialPlan,
+        addr: SocketAddr,
+        reached: bool,
+    ) {
+        let now = jiff::Timestamp::now().as_millisecond();
+        if let Some(record) = plan.finished(addr, reached, now, rand::random::<f64>())
+            && let Err(e) = self.store.put_peer_record(&record)
+        {
+            tracing::warn!(error = %e, "cannot update the peer book");
         }
     }
 
@@ -211,6 +297,18 @@ impl Node {
             tokio::time::timeout(self.config.timing.handshake, TcpStream::connect(&peer.addr))
                 .await
                 .map_err(|_| ConnectionError::HandshakeTimeout)??;
+        self.dial_over(stream, peer, once).await
+    }
+
+    /// Runs a session as the dialer over `stream`, already connected to
+    /// `peer` (a caller that must choose the local address, such as a load
+    /// test with many loopback sources, connects the socket itself).
+    pub async fn dial_over(
+        self: Arc<Self>,
+        stream: TcpStream,
+        peer: &PeerAddr,
+        once: bool,
+    ) -> Result<SessionReport, ConnectionError> {
         let addr = stream.peer_addr()?;
         self.connection(stream, addr, Some((peer.feed, peer.addr.as_str())), once)
             .await
@@ -232,6 +330,17 @@ async fn answer_busy(mut stream: TcpStream) {
         let _ = stream.shutdown().await;
     })
     .await;
+}
+
+/// Receives on `socket` if there is one; else never.
+async fn recv_maybe(
+    socket: Option<&tokio::net::UdpSocket>,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr)> {
+    match socket {
+        Some(socket) => socket.recv_from(buf).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// A UDP socket for discovery: shared with other local nodes

@@ -20,6 +20,8 @@ mod error;
 mod io;
 pub mod limits;
 mod listen;
+pub mod quota;
+mod strangers;
 
 use connection::{allow_line, read_frame};
 pub use error::ConnectionError;
@@ -83,8 +85,6 @@ impl Default for Timing {
     }
 }
 
-/// Most addresses dialed at once (configured, invited and discovered).
-const MAX_DIAL_LOOPS: usize = 64;
 /// Most messages ingested in one store batch.
 const INGEST_BATCH: usize = 2_000;
 /// Plaintext bytes gathered into one write batch (several frames).
@@ -156,9 +156,13 @@ struct PeerProgress {
 /// Where and how a node announces itself on the LAN.
 #[derive(Clone, Debug)]
 pub struct DiscoverySettings {
-    /// Local address to receive announcements on (all interfaces, the
-    /// discovery port); shared with other nodes on the same machine.
-    pub bind: SocketAddr,
+    /// Whether discovery reaches the LAN or only this machine (a node
+    /// listening on loopback); decides where the node listens for
+    /// announcements and whose it hears.
+    pub reach: discovery::Reach,
+    /// The discovery UDP port; shared with other nodes on the same
+    /// machine.
+    pub port: u16,
     /// Where to send announcements (the LAN broadcast address; on one
     /// machine, `127.255.255.255:PORT` reaches every local node).
     pub targets: Vec<SocketAddr>,
@@ -282,6 +286,8 @@ pub struct Node {
     counters: Arc<Counters>,
     /// Which connection each feed comes live from.
     sources: Mutex<Sources>,
+    /// What strangers may make us store (see [`quota`]).
+    quotas: Mutex<quota::Quotas>,
 }
 
 impl Node {
@@ -310,6 +316,7 @@ impl Node {
             shutdown,
             counters: Arc::new(Counters::default()),
             sources: Mutex::new(Sources::new(SOURCE_GRACE)),
+            quotas: Mutex::new(quota::Quotas::new(quota::QuotaLimits::default())),
         })
     }
 

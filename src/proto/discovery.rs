@@ -19,6 +19,7 @@
 //! sans-io; `node.rs` sends and receives the datagrams.
 
 use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
@@ -27,6 +28,7 @@ use thiserror::Error;
 
 use crate::feed::message::FeedId;
 use crate::proto::handshake::NetworkKey;
+use crate::proto::peerbook::{PeerRecord, PeerSource};
 
 /// Default UDP port for announcements.
 pub const DISCOVERY_PORT: u16 = 7644;
@@ -222,6 +224,253 @@ impl Recent {
     }
 }
 
+/// Where discovery reaches: the whole LAN, or this machine only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reach {
+    /// Listen on every interface, announce to the LAN's broadcast
+    /// address, dial what is heard from anywhere.
+    Lan,
+    /// The node listens on this loopback address only: discovery listens
+    /// on loopback, announces to `127.255.255.255`, and hears (so dials)
+    /// only loopback sources. Announcing a port that other machines cannot
+    /// reach, or dialing their addresses, would only leak who is here.
+    Loopback(Ipv4Addr),
+}
+
+impl Reach {
+    /// The reach of a node listening on `listen`; `None` when discovery
+    /// cannot work there: an IPv6 loopback address (IPv6 has no
+    /// broadcast, and an announcement sent over IPv4 would name an
+    /// address the node does not listen on).
+    pub fn for_listen(listen: IpAddr) -> Option<Reach> {
+        match listen {
+            IpAddr::V4(ip) if ip.is_loopback() => Some(Reach::Loopback(ip)),
+            IpAddr::V6(ip) if ip.is_loopback() => None,
+            IpAddr::V6(ip) => match ip.to_ipv4_mapped() {
+                Some(v4) if v4.is_loopback() => Some(Reach::Loopback(v4)),
+                _ => Some(Reach::Lan),
+            },
+            IpAddr::V4(_) => Some(Reach::Lan),
+        }
+    }
+
+    /// The local addresses to receive announcements on: every interface;
+    /// or, on loopback, the node's own address (which announcements are
+    /// sent from, and which hears datagrams sent to it directly) and the
+    /// loopback broadcast address (which hears the other local nodes).
+    pub fn binds(self, port: u16) -> Vec<SocketAddr> {
+        match self {
+            Reach::Lan => vec![SocketAddr::from((Ipv4Addr::UNSPECIFIED, port))],
+            Reach::Loopback(ip) => vec![
+                SocketAddr::from((ip, port)),
+                SocketAddr::from((LOOPBACK_BROADCAST, port)),
+            ],
+        }
+    }
+
+    /// Where to announce when nothing is configured.
+    pub fn default_target(self, port: u16) -> SocketAddr {
+        match self {
+            Reach::Lan => SocketAddr::from((Ipv4Addr::BROADCAST, port)),
+            Reach::Loopback(_) => SocketAddr::from((LOOPBACK_BROADCAST, port)),
+        }
+    }
+
+    /// Whether announcements may go to `target`.
+    pub fn allows_target(self, target: SocketAddr) -> bool {
+        self.hears(target.ip())
+    }
+
+    /// Whether an announcement from `source` is heard (and so dialed).
+    pub fn hears(self, source: IpAddr) -> bool {
+        match self {
+            Reach::Lan => true,
+            Reach::Loopback(_) => match source {
+                IpAddr::V4(ip) => ip.is_loopback(),
+                IpAddr::V6(ip) => {
+                    ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+                }
+            },
+        }
+    }
+}
+
+/// The loopback network's broadcast address: reaches every local socket
+/// bound to the port, and nothing off the machine.
+pub const LOOPBACK_BROADCAST: Ipv4Addr = Ipv4Addr::new(127, 255, 255, 255);
+
+/// Discovered addresses dialed at once. Separate from the dial loops of
+/// configured and invited peers, so that forged announcements (anyone on
+/// the LAN can make up identities on the public network) cannot take the
+/// slots those need, and small, because an honest LAN has few nodes and
+/// each dial either fails or connects within the handshake deadline.
+pub const DISCOVERY_DIALS: usize = 4;
+/// Discovered addresses remembered as candidates to dial.
+pub const DISCOVERY_CANDIDATES: usize = 256;
+
+/// One address heard on the LAN.
+#[derive(Clone, Debug)]
+struct Candidate {
+    /// What the peer book knows (or would know) about it.
+    record: PeerRecord,
+    /// Not to be dialed before this (ms), after a failure.
+    not_before_ms: i64,
+    /// Order of the last sighting: among equals, the most recently heard
+    /// goes first, so a real node's repeated announcements overtake
+    /// forged ones heard once.
+    heard: u64,
+    /// Being dialed now.
+    dialing: bool,
+}
+
+impl Candidate {
+    /// Sort key: addresses that have worked first, then fewer failures,
+    /// then the most recently heard (smaller is better).
+    fn rank(&self) -> (bool, u32, std::cmp::Reverse<u64>) {
+        (
+            self.record.last_success_ms.is_none(),
+            self.record.failures,
+            std::cmp::Reverse(self.heard),
+        )
+    }
+}
+
+/// Which discovered addresses to dial, and when: a small budget of dials
+/// of its own ([`DISCOVERY_DIALS`]), addresses that have worked before
+/// first, and a backoff (the peer book's) for addresses that failed.
+/// Sans-io: the node tells it what it heard and how each dial ended, and
+/// asks it what to dial next.
+#[derive(Debug)]
+pub struct DialPlan {
+    candidates: HashMap<SocketAddr, Candidate>,
+    max_dials: usize,
+    max_candidates: usize,
+    sightings: u64,
+}
+
+impl Default for DialPlan {
+    fn default() -> DialPlan {
+        DialPlan::new(DISCOVERY_DIALS, DISCOVERY_CANDIDATES)
+    }
+}
+
+impl DialPlan {
+    /// A plan with these bounds.
+    pub fn new(max_dials: usize, max_candidates: usize) -> DialPlan {
+        DialPlan {
+            candidates: HashMap::new(),
+            max_dials: max_dials.max(1),
+            max_candidates: max_candidates.max(1),
+            sightings: 0,
+        }
+    }
+
+    /// `feed` announced `addr` at `now_ms`; `known` is the peer book's
+    /// record of the address, if any. Returns the record to keep in the
+    /// book, or `None` when the table is full of better candidates (the
+    /// sighting is dropped). `Some((record, evicted))` may name an address
+    /// that made room and is forgotten (never worked; the caller removes
+    /// it from the book too).
+    pub fn heard(
+        &mut self,
+        feed: FeedId,
+        addr: SocketAddr,
+        known: Option<PeerRecord>,
+        now_ms: i64,
+    ) -> Option<(PeerRecord, Option<SocketAddr>)> {
+        self.sightings += 1;
+        let heard = self.sightings;
+        let mut evicted = None;
+        if !self.candidates.contains_key(&addr) && self.candidates.len() >= self.max_candidates {
+            let newcomer_worked = known.as_ref().is_some_and(|r| r.last_success_ms.is_some());
+            let worst = self
+                .candidates
+                .iter()
+                .filter(|(_, c)| !c.dialing)
+                .max_by_key(|(_, c)| c.rank())
+                .map(|(a, c)| (*a, c.record.last_success_ms.is_some(), c.record.failures));
+            match worst {
+                // Only an address that never worked, and that failed, or
+                // that is no better than the newcomer, makes room.
+                Some((a, false, failures)) if failures > 0 || newcomer_worked => {
+                    self.candidates.remove(&a);
+                    evicted = Some(a);
+                }
+                _ => return None,
+            }
+        }
+        let candidate = self.candidates.entry(addr).or_insert_with(|| Candidate {
+            record: known.unwrap_or_else(|| {
+                PeerRecord::new(addr.to_string(), Some(feed), PeerSource::Discovered)
+            }),
+            not_before_ms: now_ms,
+            heard,
+            dialing: false,
+        });
+        candidate.record.feed = Some(feed);
+        candidate.record.seen(now_ms);
+        candidate.heard = heard;
+        Some((candidate.record.clone(), evicted))
+    }
+
+    /// The next address to dial now, if the budget has room: the best
+    /// candidate that is not being dialed, not waiting after a failure,
+    /// and whose feed is not `connected` already. It counts as being
+    /// dialed until [`DialPlan::finished`].
+    pub fn next(
+        &mut self,
+        now_ms: i64,
+        connected: impl Fn(&FeedId) -> bool,
+    ) -> Option<(FeedId, SocketAddr)> {
+        let dialing = self.candidates.values().filter(|c| c.dialing).count();
+        if dialing >= self.max_dials {
+            return None;
+        }
+        let (addr, candidate) = self
+            .candidates
+            .iter_mut()
+            .filter(|(_, c)| {
+                !c.dialing
+                    && c.not_before_ms <= now_ms
+                    && c.record.feed.as_ref().is_some_and(|f| !connected(f))
+            })
+            .min_by_key(|(_, c)| c.rank())?;
+        let feed = candidate.record.feed?;
+        candidate.dialing = true;
+        Some((feed, *addr))
+    }
+
+    /// The dial of `addr` ended: `reached` when the handshake completed
+    /// (the session may go on), else it failed. `jitter` in `[0, 1)`
+    /// spreads retries. Returns the record to keep in the book.
+    pub fn finished(
+        &mut self,
+        addr: SocketAddr,
+        reached: bool,
+        now_ms: i64,
+        jitter: f64,
+    ) -> Option<PeerRecord> {
+        let candidate = self.candidates.get_mut(&addr)?;
+        candidate.dialing = false;
+        if reached {
+            let feed = candidate.record.feed?;
+            candidate.record.succeeded(feed, now_ms);
+            candidate.not_before_ms = now_ms;
+        } else {
+            candidate.record.failed();
+            let wait = candidate.record.backoff(jitter);
+            candidate.not_before_ms =
+                now_ms.saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
+        }
+        Some(candidate.record.clone())
+    }
+
+    /// Addresses being dialed now.
+    pub fn dialing(&self) -> usize {
+        self.candidates.values().filter(|c| c.dialing).count()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,5 +567,144 @@ mod tests {
             random: [3; 16],
         };
         assert_eq!(recent.accept(&later, 200_000), Ok(()));
+    }
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    fn forged(n: u32) -> FeedId {
+        FeedId(blake3::hash(&n.to_be_bytes()).into())
+    }
+
+    #[test]
+    fn a_flood_of_forged_announcements_does_not_hide_a_real_node() {
+        let mut plan = DialPlan::default();
+        let nobody = |_: &FeedId| false;
+        for n in 0..80 {
+            plan.heard(forged(n), addr(10_000 + n as u16), None, 1_000)
+                .unwrap();
+        }
+        // The budget fills with forged addresses, and stops there.
+        let mut in_flight = Vec::new();
+        while let Some((_, a)) = plan.next(1_000, nobody) {
+            in_flight.push(a);
+            assert!(in_flight.len() <= DISCOVERY_DIALS, "the budget holds");
+        }
+        assert_eq!(in_flight.len(), DISCOVERY_DIALS);
+        let real = FeedId([7; 32]);
+        let (record, evicted) = plan.heard(real, addr(7643), None, 1_001).unwrap();
+        assert_eq!(record.feed, Some(real));
+        assert_eq!(evicted, None);
+        assert_eq!(plan.next(1_001, nobody), None, "no room yet");
+        // One forged dial fails (closed port): the real node goes next,
+        // ahead of the 76 forged addresses heard before it.
+        plan.finished(in_flight[0], false, 1_002, 0.5).unwrap();
+        assert_eq!(plan.next(1_002, nobody), Some((real, addr(7643))));
+        // The failed address waits out its backoff.
+        for a in &in_flight[1..] {
+            plan.finished(*a, false, 1_003, 0.5);
+        }
+        let mut next = Vec::new();
+        while let Some((_, a)) = plan.next(1_003, nobody) {
+            next.push(a);
+        }
+        assert_eq!(next.len(), DISCOVERY_DIALS - 1);
+        assert!(next.iter().all(|a| !in_flight.contains(a)), "{next:?}");
+        assert_eq!(plan.dialing(), DISCOVERY_DIALS);
+    }
+
+    #[test]
+    fn addresses_that_worked_go_first_and_connected_feeds_are_skipped() {
+        let mut plan = DialPlan::default();
+        let nobody = |_: &FeedId| false;
+        for n in 0..10 {
+            plan.heard(forged(n), addr(10_000 + n as u16), None, 1_000);
+        }
+        let mut worked = PeerRecord::new(addr(7000).to_string(), None, PeerSource::Discovered);
+        worked.succeeded(FeedId([1; 32]), 500);
+        worked.failed();
+        plan.heard(FeedId([1; 32]), addr(7000), Some(worked), 900);
+        // Heard before the others, and failed once since: still first.
+        assert_eq!(
+            plan.next(1_000, nobody),
+            Some((FeedId([1; 32]), addr(7000)))
+        );
+        let record = plan.finished(addr(7000), true, 1_100, 0.5).unwrap();
+        assert_eq!(record.last_success_ms, Some(1_100));
+        assert_eq!(record.failures, 0);
+        // Connected now: not dialed again while it is.
+        let connected = |f: &FeedId| *f == FeedId([1; 32]);
+        let (feed, _) = plan.next(1_100, connected).unwrap();
+        assert_ne!(feed, FeedId([1; 32]));
+        // Once the session is over, it is first again.
+        assert_eq!(
+            plan.next(1_200, nobody),
+            Some((FeedId([1; 32]), addr(7000)))
+        );
+    }
+
+    #[test]
+    fn the_candidate_table_is_bounded_and_keeps_what_worked() {
+        let mut plan = DialPlan::new(2, 8);
+        for n in 0..8 {
+            assert!(
+                plan.heard(forged(n), addr(10_000 + n as u16), None, 1_000)
+                    .is_some()
+            );
+        }
+        // Full of untried addresses: a new stranger is not taken.
+        assert!(plan.heard(forged(99), addr(9_999), None, 1_000).is_none());
+        // Dial two and let them fail: a failed one makes room.
+        let a = plan.next(1_000, |_| false).unwrap().1;
+        let b = plan.next(1_000, |_| false).unwrap().1;
+        plan.finished(a, false, 1_001, 0.5);
+        plan.finished(b, false, 1_001, 0.5);
+        let (_, evicted) = plan.heard(forged(99), addr(9_999), None, 1_002).unwrap();
+        assert!(evicted == Some(a) || evicted == Some(b), "{evicted:?}");
+        assert_eq!(plan.candidates.len(), 8);
+        // An address that worked before always gets in.
+        let mut worked = PeerRecord::new(addr(7000).to_string(), None, PeerSource::Discovered);
+        worked.succeeded(FeedId([1; 32]), 500);
+        let (_, evicted) = plan
+            .heard(FeedId([1; 32]), addr(7000), Some(worked), 1_003)
+            .unwrap();
+        assert!(evicted.is_some());
+        assert_eq!(plan.candidates.len(), 8);
+    }
+
+    #[test]
+    fn a_loopback_node_discovers_on_loopback_only() {
+        let lo = Reach::for_listen("127.0.0.1".parse().unwrap()).unwrap();
+        assert_eq!(lo, Reach::Loopback(Ipv4Addr::LOCALHOST));
+        assert_eq!(
+            lo.binds(7644),
+            vec![addr(7644), "127.255.255.255:7644".parse().unwrap()]
+        );
+        assert_eq!(
+            lo.default_target(7644),
+            "127.255.255.255:7644".parse::<SocketAddr>().unwrap()
+        );
+        assert!(lo.hears("127.0.0.9".parse().unwrap()));
+        assert!(lo.hears("::1".parse().unwrap()));
+        assert!(!lo.hears("192.168.1.20".parse().unwrap()));
+        assert!(!lo.hears("::ffff:10.0.0.1".parse().unwrap()));
+        assert!(!lo.allows_target("255.255.255.255:7644".parse().unwrap()));
+        assert!(lo.allows_target("127.255.255.255:7644".parse().unwrap()));
+        assert_eq!(
+            Reach::for_listen("::ffff:127.0.0.2".parse().unwrap()),
+            Some(Reach::Loopback(Ipv4Addr::new(127, 0, 0, 2)))
+        );
+        assert_eq!(Reach::for_listen("::1".parse().unwrap()), None);
+        // Any other address: the whole LAN.
+        for listen in ["0.0.0.0", "192.168.1.5", "::"] {
+            let reach = Reach::for_listen(listen.parse().unwrap()).unwrap();
+            assert_eq!(reach, Reach::Lan, "{listen}");
+            assert!(reach.hears("192.168.1.20".parse().unwrap()));
+            assert_eq!(
+                reach.binds(7644),
+                vec!["0.0.0.0:7644".parse::<SocketAddr>().unwrap()]
+            );
+        }
     }
 }

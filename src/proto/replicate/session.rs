@@ -526,6 +526,12 @@ impl Session {
             .push_back(Packet::Clock(vec![(feed, sent_until)]));
     }
 
+    /// Entries in the peer's clock as we know it (what the session holds
+    /// for it).
+    pub fn peer_clock_len(&self) -> usize {
+        self.theirs.len()
+    }
+
     /// Should a message of `feed` from this peer be stored?
     /// No for feeds we marked unwanted, or that we don't replicate.
     pub fn accepts(&self, feed: &FeedId) -> bool {
