@@ -15,8 +15,8 @@ use ed25519_dalek::SigningKey;
 use serde::Serialize;
 
 use crate::content::{Admission, Decision, RsvpStatus};
-use crate::index::{AdmissionState, EventState, EventStatus, RsvpState, Tally};
 use crate::message::{FeedId, MessageId};
+use crate::store::index::{AdmissionState, EventState, EventStatus, RsvpState, Tally};
 use crate::store::{IngestReport, Store, StoreError};
 
 /// Where a person's current RSVP stands.

@@ -28,10 +28,10 @@ use crate::content::{
     RsvpStatus,
 };
 use crate::handshake::DEFAULT_NETWORK_KEY;
-use crate::index::{EventState, EventStatus, RsvpState, Tally};
 use crate::message::{FeedId, Message, MessageId};
 use crate::node::{Node, NodeEvent, PeerInfo};
 use crate::peerbook::{PeerRecord, PeerSource};
+use crate::store::index::{EventState, EventStatus, RsvpState, Tally};
 use crate::store::{IngestReport, Store, StoreError};
 
 /// Why an application request failed.

@@ -19,10 +19,10 @@ use potluck::content::{
 use potluck::control::ControlResponse;
 use potluck::home::{HOME_ENV, Home};
 use potluck::identity::Identity;
-use potluck::index::EventStatus;
 use potluck::message::FeedId;
 use potluck::node::{ConnectionError, Node};
 use potluck::store::Store;
+use potluck::store::index::EventStatus;
 use potluck::when;
 
 use crate::net;

@@ -71,8 +71,8 @@ use jiff::{SignedDuration, Timestamp};
 use crate::admission::AdmissionStatus;
 use crate::app::EventDetail;
 use crate::content::RsvpStatus;
-use crate::index::{EventState, EventStatus};
 use crate::message::{FeedId, MessageId};
+use crate::store::index::{EventState, EventStatus};
 
 /// The `PRODID` of every calendar this module writes.
 pub const PRODID: &str = concat!("-//potluck//potluck ", env!("CARGO_PKG_VERSION"), "//EN");

@@ -7,7 +7,7 @@
 //! - [`message`]: the wire format (header, signature, ids);
 //! - [`validate`]: pure validation of a message against its feed's head;
 //! - [`content`]: the typed content of version 1 (events, RSVPs, ...);
-//! - [`index`]: pure derivation of index entries from messages;
+//! - [`store::index`]: pure derivation of index entries from messages;
 //! - [`store`]: the only owner of sled; atomic, durable appends;
 //! - [`identity`] and [`home`]: the key file and the home directory;
 //! - [`when`]: times and text for people (wall-clock times, spans, short
@@ -28,14 +28,15 @@ pub mod handshake;
 pub mod home;
 pub mod ics;
 pub mod identity;
-pub mod index;
 pub mod limits;
 pub mod message;
-pub mod msglog;
 pub mod node;
 pub mod peerbook;
 pub mod replicate;
 pub mod store;
+/// The indexes kept their old path too (`crate::index`), for code written
+/// before they moved into the store's folder.
+pub use store::index;
 pub mod validate;
 pub mod web;
 pub mod when;

@@ -18,9 +18,9 @@ use common::DEADLINE;
 use common::node::{POLL, TestNode, event, feed_of, new_key, wait_until};
 use potluck::admission::{self, AdmissionStatus, AdmissionView};
 use potluck::content::{self, Content, Decision, EventTime, EventUpdate, RsvpStatus};
-use potluck::index::EventState;
 use potluck::message::{FeedId, MessageId};
 use potluck::store::Store;
+use potluck::store::index::EventState;
 use tokio::net::TcpStream;
 
 use AdmissionStatus::{Admitted, Pending, Waitlisted};

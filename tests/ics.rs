@@ -10,8 +10,8 @@ use jiff::Timestamp;
 use potluck::admission::AdmissionStatus;
 use potluck::content::{Event, EventTime, RsvpStatus};
 use potluck::ics::{IcsAttendee, IcsEvent, calendar};
-use potluck::index::{EventState, EventStatus};
 use potluck::message::{FeedId, MessageId};
+use potluck::store::index::{EventState, EventStatus};
 
 const NOW: &str = "2027-01-01T12:34:56.789Z";
 

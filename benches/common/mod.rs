@@ -359,8 +359,8 @@ fn generator_fingerprint() -> String {
 /// cached home must pass `potluck fsck` again (or is regenerated).
 fn format_fingerprint() -> String {
     let mut h = blake3::Hasher::new();
-    h.update(include_bytes!("../../src/store.rs"));
-    h.update(include_bytes!("../../src/index.rs"));
+    h.update(include_bytes!("../../src/store/mod.rs"));
+    h.update(include_bytes!("../../src/store/index.rs"));
     h.update(include_bytes!("../../src/message.rs"));
     h.update(include_bytes!("../../src/content.rs"));
     h.update(include_bytes!("../../src/validate.rs"));

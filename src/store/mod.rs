@@ -12,10 +12,10 @@
 //! | `B`    | peer address          | peer book record (JSON)            |
 //! | `R`    | author                | head before a repair cut the feed  |
 //! | `M`    | `format`, `log_end`   | store format, committed log length |
-//! | lower  | see [`crate::index`]  | index entries, rebuildable         |
+//! | lower  | see [`index`]         | index entries, rebuildable         |
 //!
 //! The message bytes themselves are in the message log file beside sled
-//! ([`crate::msglog`]); sled holds where each one is.
+//! ([`msglog`]); sled holds where each one is.
 //!
 //! **Atomicity.** Keeping every entry in one tree lets an append use
 //! [`sled::Tree::apply_batch`], which sled applies atomically, also across a
@@ -41,11 +41,14 @@ use base64::Engine as _;
 use ed25519_dalek::SigningKey;
 use thiserror::Error;
 
-use crate::index::{
-    self, AboutState, ContactState, CorruptEntry, EventState, Kv, MemKv, RsvpState, Tally,
+pub mod index;
+pub mod msglog;
+
+use self::index::{
+    AboutState, ContactState, CorruptEntry, EventState, Kv, MemKv, RsvpState, Tally,
 };
+use self::msglog::{Location, LogError, MessageLog, PendingAppend};
 use crate::message::{FeedId, Message, MessageId, SIGNED_LEN};
-use crate::msglog::{Location, LogError, MessageLog, PendingAppend};
 use crate::peerbook::PeerRecord;
 use crate::validate::{self, Checked, FeedHead, ValidationError};
 
@@ -1569,13 +1572,12 @@ impl Store {
         // A tail an earlier open cut off (see `MessageLog::open`) follows
         // the log: it may hold messages sled forgot when it rolled back.
         let tail: Box<dyn std::io::Read> =
-            match std::fs::File::open(crate::msglog::tail_path(&path.join(LOG_FILE))) {
+            match std::fs::File::open(msglog::tail_path(&path.join(LOG_FILE))) {
                 Ok(file) => Box::new(file),
                 Err(_) => Box::new(std::io::empty()),
             };
-        let mut records = crate::msglog::LogRecords::new(std::io::BufReader::new(
-            std::io::Read::chain(old_log, tail),
-        ));
+        let mut records =
+            msglog::LogRecords::new(std::io::BufReader::new(std::io::Read::chain(old_log, tail)));
         let mut report = RebuildReport {
             moved_to: aside,
             ..RebuildReport::default()
