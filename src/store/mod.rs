@@ -9,7 +9,9 @@
 //! atomic batch); `published.rs` how far this home published its own
 //! feeds; `query.rs` the reads; `peers.rs` the peer book and replication
 //! memory; `check.rs` fsck, repair, reindex and the rebuild from the log;
-//! [`msglog`] the message log file; [`index`] the pure index rules.
+//! [`msglog`] the message log file, reached through the [`LogFile`] trait
+//! (`log_file.rs`; tests put a faulty file in its place); [`index`] the
+//! pure index rules.
 //!
 //! **Atomicity.** Keeping every entry in one tree lets an append use
 //! [`sled::Tree::apply_batch`], which sled applies atomically, also across a
@@ -37,6 +39,7 @@ mod check;
 pub mod index;
 mod ingest;
 mod keys;
+mod log_file;
 pub mod msglog;
 mod peers;
 mod published;
@@ -44,6 +47,7 @@ mod query;
 
 pub use check::{FsckReport, RebuildReport, RepairReport};
 pub use ingest::{ContactChange, ForkProof, IngestReport, Rejection};
+pub use log_file::{LogFile, LogFileOpener, RealLogFile};
 
 use self::keys::{FORMAT_KEY, LOG, LOG_END_KEY, u64_value};
 use self::published::PublishedMark;
@@ -274,7 +278,14 @@ impl Store {
     /// Opens (or creates) the store in `path`. Damage sled detects in its
     /// own files is [`StoreError::DatabaseDamaged`].
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        Store::open_inner(path).map_err(|e| match e {
+        Store::open_with_log_file(path, &RealLogFile::open_boxed)
+    }
+
+    /// [`Store::open`], reaching the message log through the file
+    /// `open_log` opens (given the log's path) instead of the real one:
+    /// how tests inject storage faults.
+    pub fn open_with_log_file(path: &Path, open_log: &LogFileOpener) -> Result<Store, StoreError> {
+        Store::open_inner(path, open_log).map_err(|e| match e {
             StoreError::Db(sled::Error::Corruption { .. })
             | StoreError::Log(LogError::RolledBack { .. }) => StoreError::DatabaseDamaged {
                 path: path.display().to_string(),
@@ -284,7 +295,7 @@ impl Store {
         })
     }
 
-    fn open_inner(path: &Path) -> Result<Store, StoreError> {
+    fn open_inner(path: &Path, open_log: &LogFileOpener) -> Result<Store, StoreError> {
         // sled cannot open files written with another segment size, and
         // says so in its own words; every format-2 store uses ours.
         if let Some(size) = persisted_segment_size(path)
@@ -329,7 +340,12 @@ impl Store {
             Some(v) => u64_value(LOG_END_KEY, &v)?,
             None => 0,
         };
-        let log = MessageLog::open(&path.join(LOG_FILE), committed)?;
+        let log_path = path.join(LOG_FILE);
+        let file = open_log(&log_path).map_err(|source| LogError::Io {
+            path: log_path.clone(),
+            source,
+        })?;
+        let log = MessageLog::open_file(&log_path, file, committed)?;
         Ok(Store {
             db,
             tree,
