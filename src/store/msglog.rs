@@ -236,6 +236,12 @@ impl MessageLog {
             file.set_len(committed).map_err(io_err)?;
             file.sync_data().map_err(io_err)?;
         }
+        if committed == 0 {
+            // Nothing counts yet, so the file may have just been created:
+            // its name must be on disk before the first batch counts on it,
+            // or a crash could take the file and leave sled pointing into it.
+            crate::home::sync_parent(path).map_err(io_err)?;
+        }
         Ok(MessageLog {
             file,
             durable_mark,
