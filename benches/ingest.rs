@@ -32,9 +32,9 @@ use std::time::Duration;
 use criterion::{BatchSize, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use ed25519_dalek::SigningKey;
 use potluck::content::{Event, EventTime, Rsvp, RsvpStatus};
-use potluck::message::{Message, MessageId};
+use potluck::feed::message::{Message, MessageId};
+use potluck::feed::validate;
 use potluck::store::Store;
-use potluck::validate;
 
 const FEEDS: usize = 100;
 const PER_FEED: usize = 50;

@@ -22,12 +22,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
-use potluck::config::PeerAddr;
-use potluck::handshake::DEFAULT_NETWORK_KEY;
-use potluck::message::FeedId;
+use potluck::feed::message::FeedId;
+use potluck::home::config::PeerAddr;
 use potluck::node::{Node, NodeConfig, Timing};
-use potluck::peerbook::PeerSource;
-use potluck::replicate::Policy;
+use potluck::proto::handshake::DEFAULT_NETWORK_KEY;
+use potluck::proto::peerbook::PeerSource;
+use potluck::proto::replicate::Policy;
 use potluck::store::Store;
 
 use common::{Serve, env_or, loadavg, potluck, quick, run, run_polling, summary};

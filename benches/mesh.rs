@@ -27,12 +27,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
-use potluck::config::PeerAddr;
-use potluck::handshake::DEFAULT_NETWORK_KEY;
-use potluck::message::{FeedId, MessageId};
+use potluck::feed::message::{FeedId, MessageId};
+use potluck::home::config::PeerAddr;
 use potluck::node::{Node, NodeConfig, NodeEvent, NodeStats, Timing};
-use potluck::peerbook::PeerSource;
-use potluck::replicate::Policy;
+use potluck::proto::handshake::DEFAULT_NETWORK_KEY;
+use potluck::proto::peerbook::PeerSource;
+use potluck::proto::replicate::Policy;
 use potluck::store::Store;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

@@ -40,9 +40,9 @@ use ed25519_dalek::SigningKey;
 use http_body_util::BodyExt as _;
 use potluck::app::App;
 use potluck::content::{Event, EventTime, Rsvp, RsvpStatus};
-use potluck::handshake::DEFAULT_NETWORK_KEY;
 use potluck::node::{Node, NodeConfig, Timing};
-use potluck::replicate::Policy;
+use potluck::proto::handshake::DEFAULT_NETWORK_KEY;
+use potluck::proto::replicate::Policy;
 use potluck::store::Store;
 use potluck::web::{WebSettings, event_path, router};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -202,11 +202,12 @@ async fn live_rsvp(quick: bool) {
     let guest_store = Arc::new(Store::open(&dir.path().join("g")).expect("a store"));
     let guest = node(guest_store.clone(), key());
     let guest_app = App::new(guest.clone());
-    let target = potluck::config::PeerAddr::parse(&peer_addr.to_string()).expect("an address");
+    let target =
+        potluck::home::config::PeerAddr::parse(&peer_addr.to_string()).expect("an address");
     tokio::spawn(
         guest
             .clone()
-            .dial_loop(target, potluck::peerbook::PeerSource::Configured),
+            .dial_loop(target, potluck::proto::peerbook::PeerSource::Configured),
     );
     // The guest holds the event once it has synced.
     let deadline = Instant::now() + RSVP_LIMIT;

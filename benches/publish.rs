@@ -15,7 +15,7 @@ use std::time::Duration;
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use ed25519_dalek::SigningKey;
 use potluck::content::{Event, EventTime, Rsvp, RsvpStatus};
-use potluck::message::MessageId;
+use potluck::feed::message::MessageId;
 use potluck::store::Store;
 
 /// Events the organizer announces before the benchmark, for RSVPs to name.
@@ -117,7 +117,9 @@ fn publish(c: &mut Criterion) {
     group.finish();
 
     let head = store
-        .head(&potluck::message::FeedId(guest.verifying_key().to_bytes()))
+        .head(&potluck::feed::message::FeedId(
+            guest.verifying_key().to_bytes(),
+        ))
         .expect("head")
         .expect("guest feed exists");
     assert_eq!(head.sequence, n as u64, "every publish was appended");

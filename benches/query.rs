@@ -36,9 +36,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use potluck::content::{Rsvp, RsvpStatus};
+use potluck::feed::message::{Message, MessageId};
 use potluck::fixtures::{MAX_FEEDS, feed_key};
 use potluck::home::Home;
-use potluck::message::{Message, MessageId};
 use potluck::store::Store;
 use serde_json::{Value, json};
 

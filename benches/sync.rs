@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ed25519_dalek::SigningKey;
-use potluck::config::PeerAddr;
-use potluck::handshake::DEFAULT_NETWORK_KEY;
-use potluck::message::{Message, MessageId};
+use potluck::feed::message::{Message, MessageId};
+use potluck::home::config::PeerAddr;
 use potluck::node::{Node, NodeConfig, Timing};
-use potluck::replicate::Policy;
+use potluck::proto::handshake::DEFAULT_NETWORK_KEY;
+use potluck::proto::replicate::Policy;
 use potluck::store::Store;
 
 fn env_or(name: &str, default: usize) -> usize {

@@ -36,10 +36,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
-use potluck::handshake::DEFAULT_NETWORK_KEY;
 use potluck::home::Home;
 use potluck::node::{Node, NodeConfig, Timing};
-use potluck::replicate::Policy;
+use potluck::proto::handshake::DEFAULT_NETWORK_KEY;
+use potluck::proto::replicate::Policy;
 use potluck::store::Store;
 
 use common::{

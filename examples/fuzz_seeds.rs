@@ -11,12 +11,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use ed25519_dalek::SigningKey;
-use potluck::bundle::{ClockFile, write_bundle};
-use potluck::config::{ConfigFile, Invite, PeerAddr};
 use potluck::content::{About, Event, EventTime, Rsvp, RsvpStatus};
-use potluck::handshake::{DEFAULT_NETWORK_KEY, Handshake};
-use potluck::message::{FeedId, Message, MessageId};
-use potluck::wire::{FLAG_OPEN, Packet};
+use potluck::feed::bundle::{ClockFile, write_bundle};
+use potluck::feed::message::{FeedId, Message, MessageId};
+use potluck::home::config::{ConfigFile, Invite, PeerAddr};
+use potluck::proto::handshake::{DEFAULT_NETWORK_KEY, Handshake};
+use potluck::proto::wire::{FLAG_OPEN, Packet};
 
 fn write(target: &str, name: &str, bytes: &[u8]) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -158,7 +158,7 @@ fn main() {
         write("handshake", "msg1", &seed);
     }
 
-    let announcement = potluck::discovery::seal(
+    let announcement = potluck::proto::discovery::seal(
         &key,
         &DEFAULT_NETWORK_KEY,
         7643,

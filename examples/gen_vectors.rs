@@ -23,11 +23,11 @@ use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::{Identity, IsIdentity};
 use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
-use potluck::message::{
+use potluck::feed::message::{
     FORMAT_VERSION, FeedId, HEADER_LEN, Header, MAX_CONTENT_LEN, Message, MessageId, SIGNED_LEN,
     signing_input,
 };
-use potluck::validate::{FeedHead, ValidationError, validate, verify_signatures};
+use potluck::feed::validate::{FeedHead, ValidationError, validate, verify_signatures};
 use serde::Serialize;
 
 /// 2026-01-01T00:00:00Z in milliseconds.
@@ -269,7 +269,7 @@ fn valid_cases() -> (Vec<ValidVector>, Message) {
     // numbers are grammar only, surrogate pairs are fine, and nesting up to
     // the documented bound is valid. Each is a first message of its own
     // author, so it validates against an empty feed.
-    let depth = potluck::validate::MAX_CONTENT_DEPTH;
+    let depth = potluck::feed::validate::MAX_CONTENT_DEPTH;
     let content_rules: [(&'static str, &'static str, &'static str, String); 3] = [
         (
             "content_number_beyond_double",
@@ -369,8 +369,8 @@ fn error_kind(err: &ValidationError) -> &'static str {
     }
 }
 
-fn decode_kind(err: &potluck::message::DecodeError) -> &'static str {
-    use potluck::message::DecodeError as D;
+fn decode_kind(err: &potluck::feed::message::DecodeError) -> &'static str {
+    use potluck::feed::message::DecodeError as D;
     match err {
         D::Truncated { .. } => "Truncated",
         D::Oversize { .. } => "Oversize",
@@ -548,8 +548,8 @@ fn invalid_cases(m1: &Message) -> Vec<Invalid> {
 
     let too_deep = format!(
         r#"{{"type":"note","deep":{}{}}}"#,
-        "[".repeat(potluck::validate::MAX_CONTENT_DEPTH),
-        "]".repeat(potluck::validate::MAX_CONTENT_DEPTH)
+        "[".repeat(potluck::feed::validate::MAX_CONTENT_DEPTH),
+        "]".repeat(potluck::feed::validate::MAX_CONTENT_DEPTH)
     );
     let bad_contents: [(&'static str, &'static str, &[u8]); 14] = [
         (

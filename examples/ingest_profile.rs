@@ -16,7 +16,7 @@
 use std::time::Instant;
 
 use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
-use potluck::message::{HEADER_LEN, Message, MessageId, SIGNATURE_DOMAIN, SIGNATURE_LEN};
+use potluck::feed::message::{HEADER_LEN, Message, MessageId, SIGNATURE_DOMAIN, SIGNATURE_LEN};
 use potluck::store::Store;
 
 const FEEDS: usize = 100;

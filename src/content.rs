@@ -7,7 +7,7 @@
 //! `"type"` first. See `docs/content.md` for the shapes, limits and rules.
 //!
 //! The generic check that content is a UTF-8 JSON object with a string
-//! `type` and unique top-level keys lives in [`crate::validate`]; [`parse`]
+//! `type` and unique top-level keys lives in [`crate::feed::validate`]; [`parse`]
 //! reuses it rather than repeating it.
 //!
 //! On parse, unknown extra fields are ignored (forward compatibility), and in
@@ -23,8 +23,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use thiserror::Error;
 
-use crate::message::{FeedId, MAX_CONTENT_LEN, MessageId};
-use crate::validate::{ValidationError, content_object};
+use crate::feed::message::{FeedId, MAX_CONTENT_LEN, MessageId};
+use crate::feed::validate::{ValidationError, content_object};
 
 /// Longest event title, in Unicode scalar values.
 pub const MAX_TITLE_CHARS: usize = 200;
@@ -1905,7 +1905,7 @@ mod tests {
             );
             // The generic check agrees on the type.
             assert_eq!(
-                crate::validate::content_type(&bytes).unwrap(),
+                crate::feed::validate::content_type(&bytes).unwrap(),
                 content.kind()
             );
         }

@@ -36,7 +36,7 @@ use rand::{Rng, SeedableRng};
 use thiserror::Error;
 
 use crate::content::{About, Contact, Event, EventTime, Rsvp, RsvpStatus, rfc3339_in_zone};
-use crate::message::{FeedId, Message, MessageId};
+use crate::feed::message::{FeedId, Message, MessageId};
 
 /// Most feeds a spec may ask for.
 pub const MAX_FEEDS: usize = 100_000;

@@ -4,7 +4,6 @@
 //! stdout also gets an error document.
 
 mod cli;
-mod net;
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;

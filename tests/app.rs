@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use common::node::{event, feed_of, new_key, rsvp, unstarted_node};
 use common::{now_ms, open_store};
-use potluck::admission::AdmissionStatus;
+use potluck::app::admission::AdmissionStatus;
 use potluck::app::{App, AppError, Change, ContactChange, EventList};
 use potluck::content::RsvpStatus;
-use potluck::handshake::DEFAULT_NETWORK_KEY;
-use potluck::message::MessageId;
+use potluck::feed::message::MessageId;
+use potluck::proto::handshake::DEFAULT_NETWORK_KEY;
 
 fn app_for(store: Arc<potluck::store::Store>) -> (App, ed25519_dalek::SigningKey) {
     let key = new_key();
@@ -114,7 +114,7 @@ async fn the_waitlist_has_an_order_and_moves_when_someone_drops_out() {
     let guests: Vec<_> = (0..3).map(|_| new_key()).collect();
     for (i, g) in guests.iter().enumerate() {
         let content = rsvp(id, RsvpStatus::Going, 0, Some(0));
-        let msg = potluck::message::Message::sign(
+        let msg = potluck::feed::message::Message::sign(
             g,
             1,
             MessageId::default(),
@@ -132,7 +132,7 @@ async fn the_waitlist_has_an_order_and_moves_when_someone_drops_out() {
 
     // The admitted guest drops out: the first in line moves up.
     let drop_out = rsvp(id, RsvpStatus::NotGoing, 0, Some(0));
-    let msg = potluck::message::Message::sign(
+    let msg = potluck::feed::message::Message::sign(
         &guests[0],
         2,
         store.head(&feed_of(&guests[0])).unwrap().unwrap().id,

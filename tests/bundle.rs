@@ -8,14 +8,14 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::sandbox::{Sandbox, announce};
-use potluck::bundle::{MAGIC, read_bundle};
-use potluck::message::FeedId;
+use potluck::feed::bundle::{MAGIC, read_bundle};
+use potluck::feed::message::FeedId;
 use serde_json::Value;
 
 /// Bytes before the first record of a bundle: magic and version.
 const BUNDLE_HEADER: usize = MAGIC.len() + 1;
 /// Bytes of a message before its content: header and signature.
-const CONTENT_OFFSET: usize = potluck::message::SIGNED_LEN;
+const CONTENT_OFFSET: usize = potluck::feed::message::SIGNED_LEN;
 
 impl Sandbox {
     /// A new home with a name; returns its path and feed id.
@@ -351,7 +351,7 @@ fn a_corrupted_message_stops_the_import_at_that_message() {
 
     // A damaged signature is rejected the same way.
     let mut bad = bytes.clone();
-    bad[records[3] + 4 + potluck::message::HEADER_LEN + 5] ^= 0x80;
+    bad[records[3] + 4 + potluck::feed::message::HEADER_LEN + 5] ^= 0x80;
     std::fs::write(&file, &bad).unwrap();
     let run = sandbox.run(&home_b, &["import", file.to_str().unwrap(), "--json"]);
     run.one_line_error();

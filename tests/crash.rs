@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
-use potluck::message::{FeedId, Message, MessageId};
+use potluck::feed::message::{FeedId, Message, MessageId};
 use potluck::store::Store;
 
 const CHILD_ENV: &str = "POTLUCK_CRASH_TEST_STORE";

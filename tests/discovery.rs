@@ -25,9 +25,9 @@ use common::node::{feed_of, new_key};
 use common::sandbox::{Discovery, POLL, Sandbox, discovery_port, events_contain};
 use common::{START, free_tcp_port, now_ms};
 use ed25519_dalek::SigningKey;
-use potluck::discovery::{ANNOUNCE_EVERY_SECS, open, seal};
-use potluck::handshake::{DEFAULT_NETWORK_KEY, NetworkKey};
-use potluck::message::FeedId;
+use potluck::feed::message::FeedId;
+use potluck::proto::discovery::{ANNOUNCE_EVERY_SECS, open, seal};
+use potluck::proto::handshake::{DEFAULT_NETWORK_KEY, NetworkKey};
 use serde_json::Value;
 
 /// Two announcement periods, and a margin.

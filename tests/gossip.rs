@@ -21,13 +21,13 @@ use common::node::{
 use common::{DEADLINE, now_ms};
 use ed25519_dalek::{Signer, SigningKey};
 use potluck::content::{About, Contact, RsvpStatus};
-use potluck::frame::{FrameDecoder, encode_frame};
-use potluck::handshake::{DEFAULT_NETWORK_KEY, Handshake, NetworkKey, Transport};
-use potluck::message::{FeedId, HEADER_LEN, Message, MessageId, SIGNED_LEN, signing_input};
+use potluck::feed::message::{FeedId, HEADER_LEN, Message, MessageId, SIGNED_LEN, signing_input};
 use potluck::node::ConnectionError;
-use potluck::replicate::{Clock, Policy, Session};
+use potluck::proto::frame::{FrameDecoder, encode_frame};
+use potluck::proto::handshake::{DEFAULT_NETWORK_KEY, Handshake, NetworkKey, Transport};
+use potluck::proto::replicate::{Clock, Policy, Session};
+use potluck::proto::wire::{FramePacker, Packet};
 use potluck::store::Store;
-use potluck::wire::{FramePacker, Packet};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -593,7 +593,7 @@ async fn a_message_of_our_own_feed_signed_by_another_key_ends_the_session() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn content_at_the_edges_of_the_json_rule_replicates() {
     let a = TestNode::start().await;
-    let depth = potluck::validate::MAX_CONTENT_DEPTH - 1;
+    let depth = potluck::feed::validate::MAX_CONTENT_DEPTH - 1;
     let contents = [
         r#"{"type":"note","n":1e400}"#.to_owned(),
         r#"{"type":"note","text":"\ud83c\udf72"}"#.to_owned(),
@@ -693,7 +693,7 @@ async fn idle_sockets_from_one_address_do_not_lock_out_a_peer() {
 /// slot of the idlest one, which is closed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ping_only_peers_make_room_for_a_real_one() {
-    let limits = potluck::limits::Limits {
+    let limits = potluck::node::limits::Limits {
         handshaking: 8,
         established: 3,
         per_address: 8,
@@ -752,7 +752,7 @@ async fn ping_only_peers_make_room_for_a_real_one() {
 /// the node is busy: an honest error, not "another network".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_node_says_it_is_busy() {
-    let limits = potluck::limits::Limits {
+    let limits = potluck::node::limits::Limits {
         handshaking: 8,
         established: 1,
         per_address: 8,

@@ -72,12 +72,12 @@ fn serve(sandbox: &Sandbox, home: &Path) -> Server {
 /// can end the session. Returns its address and its thread, which ends
 /// when the peer hangs up or after [`common::DEADLINE`].
 fn hostile_server(
-    msgs: Vec<potluck::message::Message>,
+    msgs: Vec<potluck::feed::message::Message>,
 ) -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
-    use potluck::frame::{FrameDecoder, encode_frame};
-    use potluck::handshake::{DEFAULT_NETWORK_KEY, Handshake, Transport};
-    use potluck::replicate::{Clock, Policy, Session};
-    use potluck::wire::{FramePacker, Packet};
+    use potluck::proto::frame::{FrameDecoder, encode_frame};
+    use potluck::proto::handshake::{DEFAULT_NETWORK_KEY, Handshake, Transport};
+    use potluck::proto::replicate::{Clock, Policy, Session};
+    use potluck::proto::wire::{FramePacker, Packet};
     use std::io::{Read, Write};
 
     fn read_frame(stream: &mut std::net::TcpStream, decoder: &mut FrameDecoder) -> Option<Vec<u8>> {
@@ -167,7 +167,7 @@ fn hostile_server(
 #[test]
 fn sync_ends_with_an_error_on_a_bad_signature_from_a_hostile_node() {
     use ed25519_dalek::Signer;
-    use potluck::message::{HEADER_LEN, Message, MessageId, signing_input};
+    use potluck::feed::message::{HEADER_LEN, Message, MessageId, signing_input};
     let author = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
     let mut previous = MessageId::default();
     let mut msgs: Vec<Message> = (1..=5u64)

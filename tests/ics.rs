@@ -7,10 +7,10 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use icalendar::parser::{Component, Property, read_calendar, unfold};
 use icalendar::{CalendarComponent, CalendarDateTime, Component as _, DatePerhapsTime, EventLike};
 use jiff::Timestamp;
-use potluck::admission::AdmissionStatus;
+use potluck::app::admission::AdmissionStatus;
+use potluck::app::ics::{IcsAttendee, IcsEvent, calendar};
 use potluck::content::{Event, EventTime, RsvpStatus};
-use potluck::ics::{IcsAttendee, IcsEvent, calendar};
-use potluck::message::{FeedId, MessageId};
+use potluck::feed::message::{FeedId, MessageId};
 use potluck::store::index::{EventState, EventStatus};
 
 const NOW: &str = "2027-01-01T12:34:56.789Z";
@@ -210,9 +210,9 @@ fn calendar_properties() {
     let unfolded = unfold(&text);
     let cal = read_calendar(&unfolded).unwrap();
     assert_eq!(value(&cal.properties, "VERSION"), "2.0");
-    assert_eq!(value(&cal.properties, "PRODID"), potluck::ics::PRODID);
-    assert!(potluck::ics::PRODID.starts_with("-//potluck//potluck "));
-    assert!(potluck::ics::PRODID.ends_with("//EN"));
+    assert_eq!(value(&cal.properties, "PRODID"), potluck::app::ics::PRODID);
+    assert!(potluck::app::ics::PRODID.starts_with("-//potluck//potluck "));
+    assert!(potluck::app::ics::PRODID.ends_with("//EN"));
     assert_eq!(value(&cal.properties, "CALSCALE"), "GREGORIAN");
     assert_eq!(events(&cal.components).len(), 2);
     assert_eq!(cal.components.len(), 2);
@@ -339,7 +339,7 @@ fn cancelled_event_properties() {
     // No end: the default two hours, as DTEND (no DURATION).
     assert_eq!(value(p, "DTEND"), "20270601T120000Z");
     assert_eq!(
-        potluck::ics::DEFAULT_DURATION_MINUTES,
+        potluck::app::ics::DEFAULT_DURATION_MINUTES,
         120,
         "docs/content.md says two hours"
     );
@@ -394,7 +394,7 @@ fn empty_calendar_and_hostile_input_parse() {
         empty,
         format!(
             "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:{}\r\nCALSCALE:GREGORIAN\r\nEND:VCALENDAR\r\n",
-            potluck::ics::PRODID
+            potluck::app::ics::PRODID
         )
     );
 

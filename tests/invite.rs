@@ -368,9 +368,10 @@ fn invite_during_serve_carries_the_port_the_node_listens_on() {
     // A command line the node cannot read (a client of another version,
     // say) gets clap's whole message too, and the JSON document.
     let socket = server.control_socket();
-    let answer = potluck::control::forward(&socket, &["rsvp".to_owned(), "--json".to_owned()])
-        .expect("the node answers")
-        .expect("a node runs");
+    let answer =
+        potluck::node::control::forward(&socket, &["rsvp".to_owned(), "--json".to_owned()])
+            .expect("the node answers")
+            .expect("a node runs");
     assert_eq!(answer.code, 2, "{answer:?}");
     assert!(
         answer.stderr.contains("<EVENT>") && answer.stderr.contains("Usage: potluck rsvp"),

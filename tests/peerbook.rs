@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 use common::node::timing;
 use common::{DEADLINE, free_tcp_port};
 use ed25519_dalek::SigningKey;
-use potluck::config::PeerAddr;
-use potluck::handshake::DEFAULT_NETWORK_KEY;
+use potluck::home::config::PeerAddr;
 use potluck::node::{Node, NodeConfig, Timing};
-use potluck::peerbook::PeerSource;
-use potluck::replicate::Policy;
+use potluck::proto::handshake::DEFAULT_NETWORK_KEY;
+use potluck::proto::peerbook::PeerSource;
+use potluck::proto::replicate::Policy;
 use potluck::store::Store;
 
 fn node(dir: &tempfile::TempDir, name: &str, seed: u8) -> Arc<Node> {
@@ -59,7 +59,7 @@ async fn a_dead_address_collects_failures_then_recovers() {
     let record = a.store().peer_record(&addr).unwrap().unwrap();
     assert_eq!(record.last_success_ms, None);
     assert_eq!(record.source, PeerSource::Configured);
-    assert!(record.backoff(0.5) > potluck::peerbook::BASE_BACKOFF);
+    assert!(record.backoff(0.5) > potluck::proto::peerbook::BASE_BACKOFF);
 
     // Something starts listening there: the next dial works and the record
     // is reset.

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use common::open_store;
 use ed25519_dalek::SigningKey;
-use potluck::message::{Message, MessageId};
-use potluck::validate;
+use potluck::feed::message::{Message, MessageId};
+use potluck::feed::validate;
 use proptest::prelude::*;
 
 /// What one message of a generated feed says; event references are

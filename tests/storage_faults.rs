@@ -21,9 +21,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use ed25519_dalek::SigningKey;
-use potluck::message::{FeedId, Message, MessageId};
 use potluck::store::msglog::LogError;
 use potluck::store::{LogFile, Store, StoreError};
+use potluck::{FeedId, Message, MessageId};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

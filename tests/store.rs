@@ -6,9 +6,9 @@ mod common;
 use common::open_store;
 use ed25519_dalek::SigningKey;
 use potluck::content::{Event, EventTime, Rsvp, RsvpStatus};
-use potluck::message::{Message, MessageId};
+use potluck::feed::message::{Message, MessageId};
+use potluck::feed::validate::{Checked, ValidationError};
 use potluck::store::Store;
-use potluck::validate::{Checked, ValidationError};
 
 fn key(n: u8) -> SigningKey {
     SigningKey::from_bytes(&[n; 32])
@@ -83,8 +83,8 @@ fn a_history_that_diverges_after_our_head_is_a_fork_not_a_rejection() {
     assert_eq!(store.forked_feeds().unwrap(), vec![(k_feed(&k), 4)]);
 }
 
-fn k_feed(k: &SigningKey) -> potluck::message::FeedId {
-    potluck::message::FeedId(k.verifying_key().to_bytes())
+fn k_feed(k: &SigningKey) -> potluck::feed::message::FeedId {
+    potluck::feed::message::FeedId(k.verifying_key().to_bytes())
 }
 
 #[test]
@@ -284,7 +284,9 @@ fn published_messages_survive_reopen() {
     }
     assert_eq!(
         store
-            .about(&potluck::message::FeedId(k.verifying_key().to_bytes()))
+            .about(&potluck::feed::message::FeedId(
+                k.verifying_key().to_bytes()
+            ))
             .unwrap()
             .unwrap()
             .name,

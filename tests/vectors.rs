@@ -18,8 +18,8 @@ use std::path::Path;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
-use potluck::message::{DecodeError, Message, MessageId};
-use potluck::validate::{
+use potluck::feed::message::{DecodeError, Message, MessageId};
+use potluck::feed::validate::{
     FeedHead, ValidationError, validate, verify_signatures, verify_signatures_parallel,
 };
 use serde::Deserialize;

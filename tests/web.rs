@@ -21,8 +21,8 @@ use common::node::{event, feed_of, new_key, rsvp, unstarted_node};
 use common::{now_ms, open_store};
 use potluck::app::{App, EventList};
 use potluck::content::RsvpStatus;
-use potluck::handshake::DEFAULT_NETWORK_KEY;
-use potluck::message::{FeedId, MessageId};
+use potluck::feed::message::{FeedId, MessageId};
+use potluck::proto::handshake::DEFAULT_NETWORK_KEY;
 use potluck::store::Store;
 use potluck::web::{self, WebSettings, event_key, event_path};
 
@@ -955,11 +955,14 @@ async fn the_calendar_feeds_parse_with_the_expected_properties() {
         assert!(a.body.starts_with("BEGIN:VCALENDAR\r\n"));
         let cal: Calendar = a.body.parse().expect("parses");
         assert_eq!(cal.property_value("VERSION"), Some("2.0"));
-        assert_eq!(cal.property_value("PRODID"), Some(potluck::ics::PRODID));
+        assert_eq!(
+            cal.property_value("PRODID"),
+            Some(potluck::app::ics::PRODID)
+        );
         let events: Vec<_> = cal.events().collect();
         assert_eq!(events.len(), 1, "{path}");
         let e = events[0];
-        assert_eq!(e.get_uid(), Some(potluck::ics::uid(&id).as_str()));
+        assert_eq!(e.get_uid(), Some(potluck::app::ics::uid(&id).as_str()));
         assert_eq!(e.get_summary(), Some("Soup, night; \\ & more"));
         assert_eq!(e.property_value("DTSTART"), Some("20310601T180000Z"));
         assert!(
@@ -1062,13 +1065,13 @@ async fn the_network_page_names_me_and_takes_follows_blocks_and_codes() {
     let inviter = feed_of(&new_key());
     let addr = format!("127.0.0.1:{}", common::free_tcp_port());
     let code = |network| {
-        potluck::config::Invite {
-            peer: potluck::config::PeerAddr::parse(&format!("{inviter}@{addr}")).unwrap(),
+        potluck::home::config::Invite {
+            peer: potluck::home::config::PeerAddr::parse(&format!("{inviter}@{addr}")).unwrap(),
             network,
         }
         .to_code()
     };
-    let private = code(Some(potluck::handshake::NetworkKey([9; 32])));
+    let private = code(Some(potluck::proto::handshake::NetworkKey([9; 32])));
     let a = post(
         &s.router,
         "/network/join",
@@ -1091,7 +1094,7 @@ async fn the_network_page_names_me_and_takes_follows_blocks_and_codes() {
     assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
     let record = s.store.peer_record(&addr).unwrap().expect("remembered");
     assert_eq!(record.feed, Some(inviter));
-    assert_eq!(record.source, potluck::peerbook::PeerSource::Invite);
+    assert_eq!(record.source, potluck::proto::peerbook::PeerSource::Invite);
     assert!(
         s.app
             .contacts()

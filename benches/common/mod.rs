@@ -356,26 +356,45 @@ fn generator_fingerprint() -> String {
 }
 
 /// Hash of the code that decides the stored format: when it changes, a
-/// cached home must pass `potluck fsck` again (or is regenerated).
+/// cached home must pass `potluck fsck` again (or is regenerated). Read
+/// at run time, so that it follows the files wherever they are.
 fn format_fingerprint() -> String {
-    let mut h = blake3::Hasher::new();
-    // What was `src/store.rs` before it became a folder.
-    for file in [
-        &include_bytes!("../../src/store/mod.rs")[..],
-        include_bytes!("../../src/store/keys.rs"),
-        include_bytes!("../../src/store/ingest.rs"),
-        include_bytes!("../../src/store/published.rs"),
-        include_bytes!("../../src/store/query.rs"),
-        include_bytes!("../../src/store/peers.rs"),
-        include_bytes!("../../src/store/check.rs"),
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    for part in [
+        "feed",
+        "content",
+        "content.rs",
+        "store",
+        "store.rs",
+        "index.rs",
+        "msglog.rs",
     ] {
-        h.update(file);
+        collect_rs(&src.join(part), &mut files);
     }
-    h.update(include_bytes!("../../src/store/index.rs"));
-    h.update(include_bytes!("../../src/message.rs"));
-    h.update(include_bytes!("../../src/content.rs"));
-    h.update(include_bytes!("../../src/validate.rs"));
+    files.sort();
+    let mut h = blake3::Hasher::new();
+    for file in files {
+        h.update(
+            file.strip_prefix(&src)
+                .unwrap_or(&file)
+                .to_string_lossy()
+                .as_bytes(),
+        );
+        h.update(&std::fs::read(&file).unwrap_or_default());
+    }
     h.finalize().to_hex()[..16].to_owned()
+}
+
+/// Every `.rs` file at `path` (a file, or a folder walked to any depth).
+fn collect_rs(path: &Path, out: &mut Vec<PathBuf>) {
+    if path.is_file() && path.extension().is_some_and(|e| e == "rs") {
+        out.push(path.to_path_buf());
+    } else if let Ok(entries) = std::fs::read_dir(path) {
+        for entry in entries.flatten() {
+            collect_rs(&entry.path(), out);
+        }
+    }
 }
 
 /// Where cached fixture homes live: `target/tmp/bench-fixtures`.

@@ -4,7 +4,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let mut reader = potluck::bundle::BundleReader::new(data);
+    let mut reader = potluck::feed::bundle::BundleReader::new(data);
     // Each message is at least a header long, so this ends; the bound
     // keeps the target's time per input small regardless.
     for _ in 0..10_000 {

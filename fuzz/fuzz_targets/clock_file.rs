@@ -3,5 +3,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = potluck::bundle::ClockFile::read(data);
+    let _ = potluck::feed::bundle::ClockFile::read(data);
 });

@@ -1,8 +1,8 @@
 //! A LAN announcement, sealed with the network key, from anyone on the LAN.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use potluck::handshake::DEFAULT_NETWORK_KEY;
+use potluck::proto::handshake::DEFAULT_NETWORK_KEY;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = potluck::discovery::open(data, &DEFAULT_NETWORK_KEY);
+    let _ = potluck::proto::discovery::open(data, &DEFAULT_NETWORK_KEY);
 });

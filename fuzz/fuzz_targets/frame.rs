@@ -3,7 +3,7 @@
 //! decoder's bound buffered.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use potluck::frame::FrameDecoder;
+use potluck::proto::frame::FrameDecoder;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&step, mut rest)) = data.split_first() else {

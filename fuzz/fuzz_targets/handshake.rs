@@ -4,7 +4,7 @@
 #![no_main]
 use ed25519_dalek::SigningKey;
 use libfuzzer_sys::fuzz_target;
-use potluck::handshake::{DEFAULT_NETWORK_KEY, Handshake};
+use potluck::proto::handshake::{DEFAULT_NETWORK_KEY, Handshake};
 
 fuzz_target!(|data: &[u8]| {
     let key = SigningKey::from_bytes(&[7; 32]);

@@ -4,7 +4,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = potluck::config::Invite::parse(text);
-        let _ = potluck::config::PeerAddr::parse(text);
+        let _ = potluck::home::config::Invite::parse(text);
+        let _ = potluck::home::config::PeerAddr::parse(text);
     }
 });

@@ -4,8 +4,8 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(msg) = potluck::message::Message::decode(data.to_vec()) {
-        let _ = potluck::validate::check_standalone(&msg);
+    if let Ok(msg) = potluck::feed::message::Message::decode(data.to_vec()) {
+        let _ = potluck::feed::validate::check_standalone(&msg);
         let _ = msg.to_json();
     }
 });

@@ -7,9 +7,9 @@
 use std::collections::BTreeMap;
 
 use libfuzzer_sys::fuzz_target;
-use potluck::message::FeedId;
-use potluck::replicate::{Policy, Session};
-use potluck::wire::Packet;
+use potluck::feed::message::FeedId;
+use potluck::proto::replicate::{Policy, Session};
+use potluck::proto::wire::Packet;
 
 fuzz_target!(|data: &[u8]| {
     let mine: BTreeMap<FeedId, u64> = (1..=3u8).map(|i| (FeedId([i; 32]), u64::from(i) * 5)).collect();

@@ -3,5 +3,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = potluck::wire::Packet::decode_all(data);
+    let _ = potluck::proto::wire::Packet::decode_all(data);
 });

@@ -10,8 +10,8 @@ use super::keys::{
 };
 use super::msglog::{self, LogError};
 use super::{LOG_FILE, Store, StoreError};
-use crate::message::{FeedId, Message};
-use crate::validate::{self, FeedHead};
+use crate::feed::message::{FeedId, Message};
+use crate::feed::validate::{self, FeedHead};
 
 /// The result of [`Store::fsck`].
 #[derive(Debug, Default)]

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::content::{self, Content, Decision, Event, RsvpStatus};
-use crate::message::{FeedId, Message, MessageId};
+use crate::feed::message::{FeedId, Message, MessageId};
 
 /// Key prefixes of the index entries. Log entries use upper-case prefixes
 /// (owned by the store); every lower-case prefix is rebuildable index.

@@ -12,8 +12,8 @@ use super::keys::{
 };
 use super::msglog::PendingAppend;
 use super::{Staged, Store, StoreError};
-use crate::message::{FeedId, Message, MessageId, SIGNED_LEN};
-use crate::validate::{self, Checked, FeedHead, ValidationError};
+use crate::feed::message::{FeedId, Message, MessageId, SIGNED_LEN};
+use crate::feed::validate::{self, Checked, FeedHead, ValidationError};
 
 /// A proof that an author wrote two histories of one feed: two messages
 /// signed by the author, either at one sequence, or at consecutive

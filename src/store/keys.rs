@@ -15,8 +15,8 @@
 
 use super::StoreError;
 use super::msglog::Location;
-use crate::message::{FeedId, MessageId};
-use crate::validate::FeedHead;
+use crate::feed::message::{FeedId, MessageId};
+use crate::feed::validate::FeedHead;
 
 /// author ‖ sequence → location of the message in the log
 pub(super) const LOG: u8 = b'L';

@@ -54,8 +54,8 @@ use self::published::PublishedMark;
 
 use self::index::{CorruptEntry, Kv};
 use self::msglog::{LogError, MessageLog};
-use crate::message::FeedId;
-use crate::validate::ValidationError;
+use crate::feed::message::FeedId;
+use crate::feed::validate::ValidationError;
 
 /// The store layout this code reads and writes: 2 keeps message bytes in
 /// the log file (1 kept them in sled).

@@ -35,7 +35,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use thiserror::Error;
 
 use super::log_file::{LogFile, RealLogFile};
-use crate::message::MAX_MESSAGE_LEN;
+use crate::feed::message::MAX_MESSAGE_LEN;
 
 /// Bytes of a record's length prefix.
 const LEN_PREFIX: u64 = 4;

@@ -4,8 +4,8 @@
 
 use super::keys::{BOOK, PEER, book_key, feed_key, feed_of_key};
 use super::{Store, StoreError};
-use crate::message::FeedId;
-use crate::peerbook::PeerRecord;
+use crate::feed::message::FeedId;
+use crate::proto::peerbook::PeerRecord;
 
 impl Store {
     /// What replication remembers about a peer (opaque bytes owned by
@@ -55,7 +55,7 @@ impl Store {
                 }
             }
         }
-        crate::peerbook::preferred_order(&mut out);
+        crate::proto::peerbook::preferred_order(&mut out);
         Ok(out)
     }
 

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use super::{Store, StoreError};
-use crate::message::FeedId;
-use crate::validate::FeedHead;
+use crate::feed::message::FeedId;
+use crate::feed::validate::FeedHead;
 
 /// How far this home has published each of its own feeds, kept in a small
 /// JSON file beside the store directory (`NAME.published`, e.g.

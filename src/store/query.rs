@@ -13,8 +13,8 @@ use super::keys::{
 };
 use super::msglog::LogError;
 use super::{MIN_ID_PREFIX, Store, StoreError};
-use crate::message::{FeedId, Message, MessageId, SIGNED_LEN};
-use crate::validate::FeedHead;
+use crate::feed::message::{FeedId, Message, MessageId, SIGNED_LEN};
+use crate::feed::validate::FeedHead;
 
 impl Store {
     /// Reads the message a log entry points at.

@@ -16,12 +16,12 @@ use super::pages::{
 use super::security::{same_secret, token_cookie};
 use super::wallclock::{self, WallClockError};
 use super::{Web, event_path};
+use crate::app::when::{self, WhenError};
 use crate::app::{App, AppError, ContactChange};
-use crate::config::Invite;
 use crate::content::{Change, ContentError, Event, EventTime, EventUpdate, RsvpStatus};
-use crate::message::FeedId;
-use crate::peerbook::PeerSource;
-use crate::when::{self, WhenError};
+use crate::feed::message::FeedId;
+use crate::home::config::Invite;
+use crate::proto::peerbook::PeerSource;
 
 /// Runs an [`App`] call on the blocking pool, keeping its error for the
 /// caller to place on a form.
@@ -233,7 +233,7 @@ fn not_over(event: &Event, form: &mut FormState) -> bool {
         "date",
         format!(
             "{} is already over, so it would never show among the upcoming events; pick a later date or time.",
-            crate::when::event_span(event, None)
+            crate::app::when::event_span(event, None)
         ),
     );
     false

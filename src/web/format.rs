@@ -4,10 +4,10 @@
 use jiff::tz::TimeZone;
 use maud::{Markup, html};
 
-use crate::admission::AdmissionStatus;
+use crate::app::admission::AdmissionStatus;
+use crate::app::when;
 use crate::content::{Event, EventTime, RsvpStatus};
-use crate::message::FeedId;
-use crate::when;
+use crate::feed::message::FeedId;
 
 /// When an event happens: in its own zone (see [`when::event_span`]),
 /// and in the viewer's when their clocks read differently.

@@ -97,7 +97,7 @@ pub(crate) async fn events(State(web): State<Web>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::{FeedId, MessageId};
+    use crate::feed::message::{FeedId, MessageId};
 
     #[test]
     fn each_change_has_its_word_and_many_events_are_missed() {

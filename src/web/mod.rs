@@ -42,7 +42,7 @@ use jiff::tz::TimeZone;
 use tokio::sync::watch;
 
 use crate::app::App;
-use crate::message::MessageId;
+use crate::feed::message::MessageId;
 
 /// Largest request body accepted, in bytes: far more than any form needs
 /// (an event's description is at most 8 KiB).
@@ -79,8 +79,8 @@ impl WebSettings {
 
 /// The computer's IANA time zone name, or `UTC` when it cannot be told.
 pub fn system_zone() -> String {
-    crate::when::local_zone_name()
-        .filter(|name| crate::when::zone_named(name).is_ok())
+    crate::app::when::local_zone_name()
+        .filter(|name| crate::app::when::zone_named(name).is_ok())
         .unwrap_or_else(|| "UTC".to_owned())
 }
 
@@ -125,7 +125,7 @@ fn router_with_stop(
     settings: WebSettings,
     local_addr: SocketAddr,
 ) -> (Router, watch::Sender<bool>) {
-    let viewer_zone = crate::when::zone_named(&settings.zone).unwrap_or_else(|_| {
+    let viewer_zone = crate::app::when::zone_named(&settings.zone).unwrap_or_else(|_| {
         tracing::warn!(zone = %settings.zone, "unknown time zone for the page; using UTC");
         TimeZone::UTC
     });

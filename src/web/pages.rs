@@ -10,12 +10,12 @@ use maud::{DOCTYPE, Markup, html};
 
 use super::format::{admission_words, answer_word, is_web_link, linkify, person, short_feed, when};
 use super::{Web, event_key, event_path, parse_event_key};
-use crate::admission::AdmissionStatus;
+use crate::app::admission::AdmissionStatus;
 use crate::app::{AgendaItem, App, AppError, ContactView, EventDetail, EventList, EventSummary};
 use crate::content::{MAX_GUESTS, MAX_NOTE_CHARS, MAX_REASON_CHARS, MAX_TITLE_CHARS, RsvpStatus};
-use crate::message::FeedId;
+use crate::feed::message::FeedId;
 use crate::node::PeerInfo;
-use crate::peerbook::{PeerRecord, PeerSource};
+use crate::proto::peerbook::{PeerRecord, PeerSource};
 use crate::store::StoreError;
 
 /// Events per page of a list: an event with a place and a description
@@ -461,7 +461,7 @@ pub(crate) async fn load_event(web: &Web, key: &str) -> Result<(EventDetail, boo
 /// event's zone, or the viewer's when it has none.
 pub(crate) fn edit_values(web: &Web, detail: &EventDetail) -> FormState {
     let e = &detail.summary.state.event;
-    let own = crate::when::event_zone(e);
+    let own = crate::app::when::event_zone(e);
     let (tz, zone) = match own.iana_name() {
         Some(name) => (own.clone(), name.to_owned()),
         None => (web.viewer_zone.clone(), web.settings.zone.clone()),
@@ -893,7 +893,7 @@ pub(crate) fn network_page(web: &Web, view: &NetworkView, mut forms: NetworkForm
                                 tr {
                                     td { (person(name.as_deref(), &p.feed)) }
                                     td { (p.address) @if p.outbound { " (we dialed)" } }
-                                    td { (crate::when::plural(p.received, "message", "messages")) }
+                                    td { (crate::app::when::plural(p.received, "message", "messages")) }
                                     td {
                                         @if p.caught_up { span.badge.admitted { "caught up" } }
                                         @else {

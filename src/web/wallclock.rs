@@ -9,8 +9,8 @@ use jiff::tz::TimeZone;
 use jiff::{Span, Timestamp};
 use thiserror::Error;
 
+use crate::app::when::{self, WhenError};
 use crate::content::EventTime;
-use crate::when::{self, WhenError};
 
 /// Why a date, time or zone typed into a form does not give one instant.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]

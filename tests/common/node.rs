@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
-use potluck::config::PeerAddr;
 use potluck::content::{Event, EventTime, Rsvp, RsvpStatus};
-use potluck::handshake::{DEFAULT_NETWORK_KEY, NetworkKey};
-use potluck::limits::Limits;
-use potluck::message::{FeedId, Message, MessageId};
+use potluck::feed::message::{FeedId, Message, MessageId};
+use potluck::home::config::PeerAddr;
+use potluck::node::limits::Limits;
 use potluck::node::{Node, NodeConfig, SessionReport, Timing};
-use potluck::replicate::Policy;
+use potluck::proto::handshake::{DEFAULT_NETWORK_KEY, NetworkKey};
+use potluck::proto::replicate::Policy;
 use potluck::store::Store;
 use tempfile::TempDir;
 use tokio::net::TcpListener;
@@ -209,7 +209,7 @@ impl TestNode {
         tokio::spawn(
             self.node
                 .clone()
-                .dial_loop(peer, potluck::peerbook::PeerSource::Configured),
+                .dial_loop(peer, potluck::proto::peerbook::PeerSource::Configured),
         );
     }
 

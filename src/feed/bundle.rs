@@ -17,7 +17,7 @@ use std::io::{Read, Write};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::message::{DecodeError, FeedId, MAX_MESSAGE_LEN, Message};
+use crate::feed::message::{DecodeError, FeedId, MAX_MESSAGE_LEN, Message};
 
 /// The first bytes of every bundle.
 pub const MAGIC: &[u8; 15] = b"POTLUCK-BUNDLE\n";
@@ -224,7 +224,7 @@ impl ClockFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::MessageId;
+    use crate::feed::message::MessageId;
     use ed25519_dalek::SigningKey;
 
     fn feed(n: u64) -> Vec<Message> {

@@ -3,7 +3,7 @@
 //!
 //! This module is sans-io. A [`Handshake`] produces the bytes to send and
 //! consumes the bytes received (each one Noise message, carried in one frame
-//! of [`crate::frame`]); once finished it yields a [`Transport`] that
+//! of [`crate::proto::frame`]); once finished it yields a [`Transport`] that
 //! encrypts and decrypts the messages of the replication protocol, and the
 //! verified [`FeedId`] of the peer. See `docs/protocol.md`, section
 //! "Handshake".
@@ -37,8 +37,8 @@ use std::fmt;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use thiserror::Error;
 
-use crate::frame::MAX_FRAME;
-use crate::message::FeedId;
+use crate::feed::message::FeedId;
+use crate::proto::frame::MAX_FRAME;
 
 /// What a responder with no room for another connection sends, as one
 /// frame, instead of handshake message 2, before it closes. Every message

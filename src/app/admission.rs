@@ -15,7 +15,7 @@ use ed25519_dalek::SigningKey;
 use serde::Serialize;
 
 use crate::content::{Admission, Decision, RsvpStatus};
-use crate::message::{FeedId, MessageId};
+use crate::feed::message::{FeedId, MessageId};
 use crate::store::index::{AdmissionState, EventState, EventStatus, RsvpState, Tally};
 use crate::store::{IngestReport, Store, StoreError};
 

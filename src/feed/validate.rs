@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde::de::{MapAccess, Visitor};
 use thiserror::Error;
 
-use crate::message::{
+use crate::feed::message::{
     DecodeError, FORMAT_VERSION, FeedId, MAX_CONTENT_LEN, Message, MessageId, signing_input,
 };
 
@@ -512,10 +512,10 @@ mod tests {
     /// Re-signs arbitrary header bytes so that only the field under test is wrong.
     fn resign(mut bytes: Vec<u8>) -> Message {
         use ed25519_dalek::Signer;
-        let mut head = [0u8; crate::message::HEADER_LEN];
-        head.copy_from_slice(&bytes[..crate::message::HEADER_LEN]);
+        let mut head = [0u8; crate::feed::message::HEADER_LEN];
+        head.copy_from_slice(&bytes[..crate::feed::message::HEADER_LEN]);
         let sig = key().sign(&signing_input(&head));
-        bytes[crate::message::HEADER_LEN..crate::message::SIGNED_LEN]
+        bytes[crate::feed::message::HEADER_LEN..crate::feed::message::SIGNED_LEN]
             .copy_from_slice(&sig.to_bytes());
         Message::decode(bytes).unwrap()
     }
@@ -535,7 +535,7 @@ mod tests {
     #[test]
     fn bad_signature() {
         let mut bytes = first(br#"{"type":"x"}"#).into_bytes();
-        bytes[crate::message::HEADER_LEN + 3] ^= 1;
+        bytes[crate::feed::message::HEADER_LEN + 3] ^= 1;
         let msg = Message::decode(bytes).unwrap();
         assert!(matches!(
             validate(None, &msg),
@@ -585,7 +585,7 @@ mod tests {
     fn oversize_declared_content() {
         // A header declaring 20 KiB, signed, with content dropped.
         let mut bytes = first(br#"{"type":"x"}"#).into_bytes();
-        bytes.truncate(crate::message::SIGNED_LEN);
+        bytes.truncate(crate::feed::message::SIGNED_LEN);
         bytes[81..85].copy_from_slice(&(20_000u32).to_be_bytes());
         let msg = resign(bytes);
         assert_eq!(
@@ -694,7 +694,7 @@ mod tests {
     /// Flips a bit of the signature of `msg`.
     fn forge(msg: &Message) -> Message {
         let mut bytes = msg.bytes().to_vec();
-        bytes[crate::message::HEADER_LEN + 5] ^= 0x04;
+        bytes[crate::feed::message::HEADER_LEN + 5] ^= 0x04;
         Message::decode(bytes).unwrap()
     }
 

@@ -15,22 +15,26 @@
 //! admissions, names, their own answer), so that no front end combines
 //! store queries by itself. Front ends only format them.
 
+pub mod admission;
+pub mod ics;
+pub mod when;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use thiserror::Error;
 use tokio::sync::broadcast;
 
-use crate::admission::{self, AdmissionStatus, AdmissionView};
-use crate::config::Invite;
+use crate::app::admission::{AdmissionStatus, AdmissionView};
 use crate::content::{
     About, Change as FieldChange, Contact, ContentError, Event, EventCancel, EventUpdate, Rsvp,
     RsvpStatus,
 };
-use crate::handshake::DEFAULT_NETWORK_KEY;
-use crate::message::{FeedId, Message, MessageId};
+use crate::feed::message::{FeedId, Message, MessageId};
+use crate::home::config::Invite;
 use crate::node::{Node, NodeEvent, PeerInfo};
-use crate::peerbook::{PeerRecord, PeerSource};
+use crate::proto::handshake::DEFAULT_NETWORK_KEY;
+use crate::proto::peerbook::{PeerRecord, PeerSource};
 use crate::store::index::{EventState, EventStatus, RsvpState, Tally};
 use crate::store::{IngestReport, Store, StoreError};
 
@@ -165,6 +169,26 @@ pub struct EventDetail {
 }
 
 impl EventDetail {
+    /// The event as a calendar file shows it: its organizer's name and
+    /// every current answer with its admission state (see [`crate::app::ics`]).
+    pub fn to_ics(&self) -> crate::app::ics::IcsEvent<'_> {
+        crate::app::ics::IcsEvent {
+            state: &self.summary.state,
+            organizer_name: self.summary.organizer_name.clone(),
+            attendees: self
+                .rsvps
+                .iter()
+                .map(|r| crate::app::ics::IcsAttendee {
+                    feed: r.author,
+                    name: r.name.clone(),
+                    status: r.rsvp.status,
+                    admission: r.admission,
+                    guests: r.rsvp.guests,
+                })
+                .collect(),
+        }
+    }
+
     /// The waitlist in order (first in line first).
     pub fn waitlist(&self) -> Vec<&RsvpView> {
         let mut list: Vec<&RsvpView> = self
@@ -621,7 +645,7 @@ impl App {
 
     /// An iCalendar (RFC 5545) file of one event (by id or id prefix), or
     /// of every upcoming one, each with its current answers as attendees
-    /// (see [`crate::ics`]). Returns the text and how many events it holds.
+    /// (see [`crate::app::ics`]). Returns the text and how many events it holds.
     pub fn calendar(&self, event: Option<&str>, now_ms: i64) -> Result<(String, usize), AppError> {
         let states = match event {
             Some(text) => vec![self.event_state(text)?],
@@ -633,12 +657,10 @@ impl App {
             .into_iter()
             .map(|state| self.detail(state))
             .collect::<Result<Vec<_>, _>>()?;
-        let events: Vec<crate::ics::IcsEvent> = details
-            .iter()
-            .map(crate::ics::IcsEvent::from_detail)
-            .collect();
+        let events: Vec<crate::app::ics::IcsEvent> =
+            details.iter().map(EventDetail::to_ics).collect();
         let now = jiff::Timestamp::from_millisecond(now_ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-        Ok((crate::ics::calendar(&events, now), events.len()))
+        Ok((crate::app::ics::calendar(&events, now), events.len()))
     }
 
     /// Connected peers (empty without a running node) and every known

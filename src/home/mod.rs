@@ -3,6 +3,9 @@
 //! Resolution order: the `--home` flag, then `POTLUCK_HOME`, then the
 //! platform's data directory (`~/.local/share/potluck` on Linux).
 
+pub mod config;
+pub mod identity;
+
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;

@@ -8,7 +8,7 @@
 
 use thiserror::Error;
 
-use crate::message::{FeedId, MAX_MESSAGE_LEN};
+use crate::feed::message::{FeedId, MAX_MESSAGE_LEN};
 
 /// Largest plaintext in one frame (a 65,535-byte Noise message minus its tag).
 pub const MAX_PLAINTEXT: usize = 65_535 - 16;

@@ -68,10 +68,9 @@ use icalendar::{Component as _, Property};
 use jiff::tz::Offset;
 use jiff::{SignedDuration, Timestamp};
 
-use crate::admission::AdmissionStatus;
-use crate::app::EventDetail;
+use crate::app::admission::AdmissionStatus;
 use crate::content::RsvpStatus;
-use crate::message::{FeedId, MessageId};
+use crate::feed::message::{FeedId, MessageId};
 use crate::store::index::{EventState, EventStatus};
 
 /// The `PRODID` of every calendar this module writes.
@@ -107,28 +106,6 @@ pub struct IcsEvent<'a> {
     pub organizer_name: Option<String>,
     /// The current RSVPs, one ATTENDEE each, in this order.
     pub attendees: Vec<IcsAttendee>,
-}
-
-impl<'a> IcsEvent<'a> {
-    /// The export of an event as the application shows it: its organizer's
-    /// name and every current answer with its admission state.
-    pub fn from_detail(detail: &'a EventDetail) -> IcsEvent<'a> {
-        IcsEvent {
-            state: &detail.summary.state,
-            organizer_name: detail.summary.organizer_name.clone(),
-            attendees: detail
-                .rsvps
-                .iter()
-                .map(|r| IcsAttendee {
-                    feed: r.author,
-                    name: r.name.clone(),
-                    status: r.rsvp.status,
-                    admission: r.admission,
-                    guests: r.rsvp.guests,
-                })
-                .collect(),
-        }
-    }
 }
 
 /// A whole VCALENDAR with one VEVENT per event, as RFC 5545 text (CRLF

@@ -15,10 +15,10 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::handshake::{DEFAULT_NETWORK_KEY, NetworkKey};
+use crate::feed::message::FeedId;
 use crate::home::{Home, write_private};
-use crate::message::FeedId;
-use crate::replicate::Policy;
+use crate::proto::handshake::{DEFAULT_NETWORK_KEY, NetworkKey};
+use crate::proto::replicate::Policy;
 
 /// Default TCP port of a node.
 pub const DEFAULT_PORT: u16 = 7643;

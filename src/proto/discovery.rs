@@ -25,8 +25,8 @@ use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use ed25519_dalek::{Signature, Signer, SigningKey};
 use thiserror::Error;
 
-use crate::handshake::NetworkKey;
-use crate::message::FeedId;
+use crate::feed::message::FeedId;
+use crate::proto::handshake::NetworkKey;
 
 /// Default UDP port for announcements.
 pub const DISCOVERY_PORT: u16 = 7644;

@@ -3,7 +3,7 @@
 //! A TCP stream carries a sequence of frames. A frame is a 2-byte big-endian
 //! length `L` followed by exactly `L` bytes, with `1 <= L <= 65535`. Each
 //! frame holds one Noise message: a handshake message (see
-//! [`crate::handshake`]) or, after the handshake, one transport ciphertext.
+//! [`crate::proto::handshake`]) or, after the handshake, one transport ciphertext.
 //! See `docs/protocol.md`, section "Framing".
 //!
 //! This module is sans-io: [`encode_frame`] turns a payload into bytes to
@@ -63,7 +63,7 @@ pub fn encode_frame(payload: &[u8]) -> Result<Vec<u8>, FrameError> {
 /// always fits, so a driver loop looks like this:
 ///
 /// ```
-/// use potluck::frame::FrameDecoder;
+/// use potluck::proto::frame::FrameDecoder;
 ///
 /// let mut decoder = FrameDecoder::new();
 /// let mut incoming: &[u8] = &[0, 3, b'a', b'b', b'c', 0, 1, b'z'];
@@ -77,7 +77,7 @@ pub fn encode_frame(payload: &[u8]) -> Result<Vec<u8>, FrameError> {
 ///     }
 /// }
 /// assert_eq!(frames, vec![b"abc".to_vec(), b"z".to_vec()]);
-/// # Ok::<(), potluck::frame::FrameError>(())
+/// # Ok::<(), potluck::proto::frame::FrameError>(())
 /// ```
 ///
 /// A zero-length frame makes `next_frame` fail with [`FrameError::Empty`],

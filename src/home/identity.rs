@@ -13,8 +13,8 @@ use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::feed::message::FeedId;
 use crate::home::Home;
-use crate::message::FeedId;
 
 /// A failure to create or load the identity.
 #[derive(Debug, Error)]

@@ -10,7 +10,7 @@
 //! ```
 //!
 //! This module only encodes and decodes; it never decides whether a message
-//! fits a feed (that is [`crate::validate`]).
+//! fits a feed (that is [`crate::feed::validate`]).
 
 use std::fmt;
 
@@ -287,7 +287,7 @@ impl fmt::Debug for Message {
 
 impl Message {
     /// Decodes an encoded message. Checks only the framing (lengths); the
-    /// signature, chain and content are judged by [`crate::validate`].
+    /// signature, chain and content are judged by [`crate::feed::validate`].
     pub fn decode(bytes: Vec<u8>) -> Result<Message, DecodeError> {
         if bytes.len() < SIGNED_LEN {
             return Err(DecodeError::Truncated { len: bytes.len() });

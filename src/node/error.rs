@@ -1,0 +1,69 @@
+//! Why a connection ended badly.
+
+use super::*;
+
+/// Why a connection ended badly.
+#[derive(Debug, Error)]
+pub enum ConnectionError {
+    /// TCP failed.
+    #[error("network error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The handshake failed (wrong network key, wrong peer, garbage).
+    #[error("handshake failed: {0}")]
+    Handshake(#[from] HandshakeError),
+    /// The peer hung up during the handshake: as the dialer, this is what
+    /// a wrong network key looks like (the responder learns it from our
+    /// first message and closes without a word).
+    #[error(
+        "the peer closed the connection during the handshake: it is on another network (a different network key), or it is not a potluck node"
+    )]
+    HandshakeRejected,
+    /// The handshake took too long.
+    #[error("handshake timed out")]
+    HandshakeTimeout,
+    /// The peer answered that it has no room for another connection.
+    #[error("the node is busy (it has no free connection slot); try again later")]
+    Busy,
+    /// A frame broke the framing rules.
+    #[error("bad frame: {0}")]
+    Frame(#[from] FrameError),
+    /// A packet could not be decoded.
+    #[error("bad packet: {0}")]
+    Wire(#[from] WireError),
+    /// The peer broke the replication protocol.
+    #[error("protocol violation: {0}")]
+    Protocol(#[from] ProtocolError),
+    /// The peer sent an invalid message; the valid ones before it stay.
+    #[error("peer sent an invalid message: {0}")]
+    InvalidMessage(ValidationError),
+    /// The store failed.
+    #[error("store error: {0}")]
+    Store(#[from] StoreError),
+    /// Nothing arrived for too long.
+    #[error("peer went silent")]
+    Idle,
+    /// The peer closed the connection in the middle of the session.
+    #[error("peer closed the connection")]
+    Closed,
+    /// We are already connected to this feed.
+    #[error("already connected to {0}")]
+    Duplicate(FeedId),
+    /// A background task died.
+    #[error("internal task failed: {0}")]
+    Task(String),
+}
+
+impl ConnectionError {
+    /// True when the handshake completed: the address works, whatever
+    /// ended the session afterwards.
+    pub fn reached_peer(&self) -> bool {
+        !matches!(
+            self,
+            ConnectionError::Io(_)
+                | ConnectionError::Handshake(_)
+                | ConnectionError::HandshakeTimeout
+                | ConnectionError::HandshakeRejected
+                | ConnectionError::Busy
+        )
+    }
+}

@@ -1,0 +1,17 @@
+//! The network protocol, sans-io: each module takes bytes or events and
+//! returns bytes or actions; the node moves them.
+//!
+//! - [`handshake`]: the Noise handshake with its identity checks;
+//! - [`frame`]: length-prefixed frames on the stream;
+//! - [`wire`]: replication packets inside the frames;
+//! - [`replicate`]: the replication state machine of a connection and the
+//!   node's choice of live sources;
+//! - [`discovery`]: LAN announcements;
+//! - [`peerbook`]: which addresses to dial, and when.
+
+pub mod discovery;
+pub mod frame;
+pub mod handshake;
+pub mod peerbook;
+pub mod replicate;
+pub mod wire;

@@ -1,0 +1,525 @@
+//! One connection's replication joined to the node's choice of live
+//! sources (sans-io): the glue between a connection's [`Session`] and the
+//! node-wide [`Sources`], with the connection's timers as data.
+//!
+//! A driver (the tokio node, or the [simulator](super::sim)) owns one
+//! `Link` per connection and one [`Sources`] per node. Each time it wakes
+//! up it calls, in this order:
+//!
+//! 1. **`handle_*`** for what happened: packets from the peer
+//!    ([`Link::handle_packet`], then [`Link::after_packets`] once per
+//!    batch), messages from the peer ([`Link::accept_messages`] and
+//!    [`Link::accepts`] before the store sees them, and
+//!    [`Link::handle_ingested`] after), news from the node (local appends,
+//!    push-mode changes, blocks, missed notices), and
+//!    [`Link::handle_timeout`] once [`Link::poll_timeout`] has passed;
+//! 2. **`poll_*`** for what to do: [`Link::poll_finish`] (a one-off sync
+//!    says goodbye once caught up), [`Link::poll_progress`] (what to tell
+//!    front ends), and, while [`Link::wants_to_send`], [`Link::poll_packet`]
+//!    and [`Link::next_range`], then [`Link::on_sent`];
+//! 3. it sleeps until [`Link::poll_timeout`] or the next event.
+//!
+//! Every method that touches [`Sources`] returns the push-mode changes it
+//! decided; the driver hands each to the link of the peer it names
+//! ([`Link::handle_modes`]). A link that takes part in the choice of
+//! sources must [`Link::leave`] it when the connection ends, however it
+//! ends.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+
+use crate::feed::message::FeedId;
+use crate::proto::wire::Packet;
+
+use super::{Clock, ModeChange, PeerMemory, Policy, ProtocolError, Session, Sources};
+
+/// How often a link that saw a lagging feed checks [`Sources`] for feeds
+/// past their grace time.
+pub const SOURCE_CHECK: Duration = Duration::from_millis(200);
+/// Notes (latest sequences for peers that take a feed as notes only) go
+/// out at most this often per connection, together: on a busy node one
+/// frame carries many feeds' notes instead of one frame per new message,
+/// and a note mostly arrives after the message it announces came from the
+/// source, so it costs the receiver nothing. Notes only serve to notice a
+/// lagging source, which waits at least the grace time anyway.
+pub const NOTES_EVERY: Duration = Duration::from_millis(200);
+/// How often a connection tells front ends how its catch-up goes.
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+/// While nothing moves on a connection, how often its progress is checked
+/// anyway: the check walks both clocks (a peer's may hold 200,000
+/// entries), so an idle or stalling peer must not make it run every second.
+pub const PROGRESS_IDLE_RECHECK: Duration = Duration::from_secs(10);
+
+/// The timers of one link.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkTiming {
+    /// Send a ping when nothing was sent for this long.
+    pub keepalive: Duration,
+    /// The connection is dead when nothing arrived for this long.
+    pub idle: Duration,
+    /// See [`NOTES_EVERY`].
+    pub notes_every: Duration,
+    /// See [`SOURCE_CHECK`].
+    pub source_check: Duration,
+    /// See [`PROGRESS_EVERY`].
+    pub progress_every: Duration,
+    /// See [`PROGRESS_IDLE_RECHECK`].
+    pub progress_idle_recheck: Duration,
+}
+
+impl LinkTiming {
+    /// The given keepalive and idle times, and the default for the rest.
+    pub fn new(keepalive: Duration, idle: Duration) -> LinkTiming {
+        LinkTiming {
+            keepalive,
+            idle,
+            notes_every: NOTES_EVERY,
+            source_check: SOURCE_CHECK,
+            progress_every: PROGRESS_EVERY,
+            progress_idle_recheck: PROGRESS_IDLE_RECHECK,
+        }
+    }
+
+    /// How often the keepalive and the idle time are checked.
+    fn keepalive_check(&self) -> Duration {
+        self.keepalive.min(self.idle) / 2
+    }
+}
+
+/// Why a link ended.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum LinkError {
+    /// Nothing arrived from the peer for the idle time.
+    #[error("peer went silent")]
+    Idle,
+}
+
+/// What the store made of a batch of the peer's messages, for
+/// [`Link::handle_ingested`].
+#[derive(Clone, Copy, Debug)]
+pub struct Ingested<'a> {
+    /// `(feed, sequence)` of every message of the batch, in order.
+    pub positions: &'a [(FeedId, u64)],
+    /// How many of `positions`, from the start, the store now holds
+    /// (stored now or before); the rest follow a message it refused.
+    pub held: usize,
+    /// Feeds of which the batch brought at least one message we lacked.
+    pub new: &'a BTreeSet<FeedId>,
+    /// Feeds found forked by the batch, with what we hold of each: they
+    /// are no longer exchanged on this link.
+    pub forked: &'a [(FeedId, u64)],
+    /// How many messages were newly stored.
+    pub accepted: u64,
+}
+
+/// How a link's catch-up goes, for front ends ([`Link::poll_progress`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Messages received from this peer and newly stored so far.
+    pub received: u64,
+    /// Messages the peer's clock promises that we want and lack.
+    pub remaining: u64,
+    /// Both sides hold what the other can give.
+    pub caught_up: bool,
+    /// `caught_up` or `received` changed since the last report: worth
+    /// telling front ends.
+    pub changed: bool,
+}
+
+/// One connection's replication: its [`Session`], its place in the node's
+/// [`Sources`], and its timers.
+pub struct Link {
+    session: Session,
+    peer: FeedId,
+    /// Our side is a one-off sync: it leaves once caught up.
+    once: bool,
+    /// Takes part in the node's choice of live sources.
+    active: bool,
+    /// Our goodbye is queued.
+    closing: bool,
+    timing: LinkTiming,
+    last_received: Instant,
+    last_sent: Instant,
+    /// When the keepalive and idle time are checked next.
+    keepalive_at: Instant,
+    /// When held-back notes may go out next.
+    notes_at: Instant,
+    /// Notes are due: send them even if nothing else goes.
+    notes_due: bool,
+    /// When to ask [`Sources`] for feeds past their grace time.
+    source_check_at: Option<Instant>,
+    /// Messages received and stored, and messages sent, on this link.
+    received: u64,
+    sent: u64,
+    /// When progress was last checked, and (received, sent) then.
+    progress_at: Option<Instant>,
+    progress_moved: (u64, u64),
+    reported_received: u64,
+    caught_up: bool,
+}
+
+impl Link {
+    /// Opens a link to `peer`: starts the session (`mine`: our clock,
+    /// `memory`: what we remember of the peer). A lasting connection
+    /// (`once` false) joins the choice of live sources and starts with the
+    /// push modes [`Sources::connect`] gives it; a one-off sync takes every
+    /// feed pushed and leaves once caught up.
+    #[allow(clippy::too_many_arguments)]
+    pub fn open(
+        peer: FeedId,
+        policy: &Policy,
+        mine: Clock,
+        memory: Option<PeerMemory>,
+        once: bool,
+        sources: &mut Sources,
+        timing: LinkTiming,
+        now: Instant,
+    ) -> Link {
+        let modes = (!once).then(|| sources.connect(peer));
+        let session = Session::start(policy, mine, memory, once, modes);
+        Link {
+            session,
+            peer,
+            once,
+            active: !once,
+            closing: false,
+            keepalive_at: now + timing.keepalive_check(),
+            timing,
+            last_received: now,
+            last_sent: now,
+            notes_at: now,
+            notes_due: false,
+            source_check_at: None,
+            received: 0,
+            sent: 0,
+            progress_at: None,
+            progress_moved: (0, 0),
+            reported_received: 0,
+            caught_up: false,
+        }
+    }
+
+    // ----- getters
+
+    /// The peer's feed.
+    pub fn peer(&self) -> FeedId {
+        self.peer
+    }
+
+    /// The session, for what it knows.
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// Still takes part in the node's choice of live sources.
+    pub fn is_active(&self) -> bool {
+        self.active
+    }
+
+    /// Our goodbye is queued.
+    pub fn is_closing(&self) -> bool {
+        self.closing
+    }
+
+    /// Should a message of `feed` from this peer be stored?
+    pub fn accepts(&self, feed: &FeedId) -> bool {
+        self.session.accepts(feed)
+    }
+
+    /// What to remember about this peer for the next session.
+    pub fn memory(&self) -> PeerMemory {
+        self.session.memory()
+    }
+
+    // ----- handle_*: what happened
+
+    /// A control packet from the peer. Returns true when it is the peer's
+    /// goodbye. Message packets go through [`Link::accept_messages`]
+    /// instead: a driver decodes and checks them before the link sees them.
+    pub fn handle_packet(&mut self, packet: Packet, now: Instant) -> Result<bool, ProtocolError> {
+        self.last_received = now;
+        Ok(self.session.on_packet(packet)? == super::Incoming::Goodbye)
+    }
+
+    /// Messages arrived from the peer: fails if the peer may not send any
+    /// yet. Store only those of them that [`Link::accepts`].
+    pub fn accept_messages(&mut self, now: Instant) -> Result<(), ProtocolError> {
+        self.last_received = now;
+        self.session.check_message_allowed()
+    }
+
+    /// After a batch of packets: a peer that turned out to be a one-off
+    /// sync leaves the choice of sources (it gets every feed pushed), and
+    /// feeds the peer noted ahead of us go to [`Sources`]. While receiving
+    /// without pause, a ping now and then tells the peer we are here (a
+    /// sender that hears nothing times out).
+    pub fn after_packets(&mut self, sources: &mut Sources, now: Instant) -> Vec<ModeChange> {
+        let mut changes = Vec::new();
+        if self.active && self.session.peer_is_once() {
+            changes = self.leave(sources);
+            self.session.set_modes(Some(true), &[]);
+        }
+        let ahead = self.session.take_ahead();
+        if self.active {
+            changes.extend(
+                ahead
+                    .into_iter()
+                    .filter_map(|(feed, seq, head)| sources.noted(self.peer, feed, seq, head, now)),
+            );
+        }
+        self.schedule_source_check(sources, now);
+        if now.saturating_duration_since(self.last_sent) >= self.timing.keepalive
+            && !self.closing
+            && !self.session.has_outgoing()
+        {
+            self.session.ping();
+        }
+        changes
+    }
+
+    /// The store ingested a batch of the peer's messages: forked feeds
+    /// stop being exchanged on this link, the session learns what we now
+    /// hold, and [`Sources`] learns who brought what (a peer that only
+    /// brings what we hold is not the feed's source and should send notes
+    /// instead).
+    pub fn handle_ingested(
+        &mut self,
+        sources: &mut Sources,
+        ingested: &Ingested<'_>,
+        now: Instant,
+    ) -> Vec<ModeChange> {
+        let forked: BTreeSet<FeedId> = ingested.forked.iter().map(|(f, _)| *f).collect();
+        for &(feed, head) in ingested.forked {
+            self.session.set_blocked(feed, true, head);
+        }
+        let held = &ingested.positions[..ingested.held.min(ingested.positions.len())];
+        let mut fed: BTreeMap<FeedId, u64> = BTreeMap::new();
+        for &(feed, seq) in held.iter().filter(|(f, _)| !forked.contains(f)) {
+            self.session.on_received(feed, seq);
+            let top = fed.entry(feed).or_insert(0);
+            *top = (*top).max(seq);
+        }
+        self.received += ingested.accepted;
+        if !self.active {
+            return Vec::new();
+        }
+        let changes = fed
+            .into_iter()
+            .filter_map(|(feed, head)| {
+                let pushing = self.session.asks_push(&feed);
+                let new = ingested.new.contains(&feed);
+                sources.delivered(self.peer, feed, pushing, new, head, now)
+            })
+            .collect();
+        self.schedule_source_check(sources, now);
+        changes
+    }
+
+    /// We now hold `feed` up to `sequence` (published here or received
+    /// from any peer).
+    pub fn handle_local_append(&mut self, feed: FeedId, sequence: u64) {
+        self.session.on_local_append(feed, sequence);
+    }
+
+    /// [`Sources`] changed push modes; applies the change if it is for
+    /// this link's peer.
+    pub fn handle_modes(&mut self, change: &ModeChange) {
+        if self.active && change.peer == self.peer {
+            self.session.set_modes(change.reset, &change.feeds);
+        }
+    }
+
+    /// We blocked (or unblocked) `feed`, of which we hold `head`.
+    pub fn handle_blocking(&mut self, feed: FeedId, blocked: bool, head: u64) {
+        self.session.set_blocked(feed, blocked, head);
+    }
+
+    /// The driver missed some of the node's notices: re-reads the push
+    /// modes, every blocked feed and every head.
+    pub fn handle_missed(
+        &mut self,
+        sources: &Sources,
+        blocked: impl IntoIterator<Item = FeedId>,
+        heads: impl IntoIterator<Item = (FeedId, u64)>,
+    ) {
+        if self.active {
+            let (default_push, feeds) = sources.modes_for(self.peer);
+            self.session.set_modes(Some(default_push), &feeds);
+        }
+        for feed in blocked {
+            self.session.set_blocked(feed, true, 0);
+        }
+        for (feed, head) in heads {
+            self.session.on_local_append(feed, head);
+        }
+    }
+
+    /// Time passed: fails when the peer went silent; otherwise queues a
+    /// keepalive when due, lets held-back notes go, and asks [`Sources`]
+    /// for feeds past their grace time (`head(feed)`: what we hold now).
+    pub fn handle_timeout(
+        &mut self,
+        now: Instant,
+        sources: &mut Sources,
+        head: impl Fn(&FeedId) -> u64,
+    ) -> Result<Vec<ModeChange>, LinkError> {
+        if now.saturating_duration_since(self.last_received) >= self.timing.idle {
+            return Err(LinkError::Idle);
+        }
+        if now >= self.keepalive_at {
+            self.keepalive_at = now + self.timing.keepalive_check();
+            if now.saturating_duration_since(self.last_sent) >= self.timing.keepalive
+                && !self.closing
+            {
+                self.session.ping();
+            }
+        }
+        if now >= self.notes_at && self.session.has_notes() {
+            self.notes_due = true;
+        }
+        let mut changes = Vec::new();
+        if self.source_check_at.is_some_and(|at| now >= at) {
+            self.source_check_at = None;
+            if self.active {
+                changes = sources.poll(now, head);
+            }
+            self.schedule_source_check(sources, now);
+        }
+        Ok(changes)
+    }
+
+    /// Queues our goodbye (once).
+    pub fn close(&mut self) {
+        if !self.closing {
+            self.session.close();
+            self.closing = true;
+        }
+    }
+
+    /// Leaves the node's choice of live sources (the connection ends, or
+    /// the peer is a one-off sync): its feeds fall back to other peers.
+    /// Returns the changes to hand out. Does nothing the second time.
+    pub fn leave(&mut self, sources: &mut Sources) -> Vec<ModeChange> {
+        if std::mem::take(&mut self.active) {
+            sources.disconnect(self.peer)
+        } else {
+            Vec::new()
+        }
+    }
+
+    // ----- poll_*: what to do
+
+    /// A one-off sync says goodbye once both sides are caught up.
+    pub fn poll_finish(&mut self) {
+        if self.once && !self.closing && self.session.is_caught_up() {
+            self.close();
+        }
+    }
+
+    /// How the catch-up goes, at most once per [`PROGRESS_EVERY`] while
+    /// messages move, once per [`PROGRESS_IDLE_RECHECK`] while nothing
+    /// does (the check is a walk over both clocks). `None` when no check
+    /// is due.
+    pub fn poll_progress(&mut self, now: Instant) -> Option<Progress> {
+        let moved = (self.received, self.sent);
+        let due = match self.progress_at {
+            None => true,
+            Some(at) => {
+                let every = if moved != self.progress_moved {
+                    self.timing.progress_every
+                } else {
+                    self.timing.progress_idle_recheck
+                };
+                now.saturating_duration_since(at) >= every
+            }
+        };
+        if !due {
+            return None;
+        }
+        self.progress_at = Some(now);
+        self.progress_moved = moved;
+        let caught_up = self.session.is_caught_up();
+        let changed = caught_up != self.caught_up || self.received != self.reported_received;
+        self.caught_up = caught_up;
+        self.reported_received = self.received;
+        Some(Progress {
+            received: self.received,
+            remaining: self.session.wanted_from_peer(),
+            caught_up,
+            changed,
+        })
+    }
+
+    /// When the driver must call [`Link::handle_timeout`] (or
+    /// [`Link::poll_progress`]) next, if nothing else happens before.
+    pub fn poll_timeout(&self) -> Instant {
+        let mut at = (self.last_received + self.timing.idle).min(self.keepalive_at);
+        if self.session.has_notes() && !self.notes_due {
+            at = at.min(self.notes_at);
+        }
+        if let Some(check) = self.source_check_at {
+            at = at.min(check);
+        }
+        if !self.caught_up
+            && let Some(progress_at) = self.progress_at
+        {
+            let every = if (self.received, self.sent) != self.progress_moved {
+                self.timing.progress_every
+            } else {
+                self.timing.progress_idle_recheck
+            };
+            at = at.min(progress_at + every);
+        }
+        at
+    }
+
+    /// Something waits to be sent: control packets, ranges of messages,
+    /// or notes that are due.
+    pub fn wants_to_send(&self) -> bool {
+        self.session.has_outgoing()
+            || self.session.has_pending()
+            || (self.notes_due && self.session.has_notes())
+    }
+
+    /// The next control packet to send (see [`Session::poll_packet`]).
+    pub fn poll_packet(&mut self) -> Option<Packet> {
+        self.session.poll_packet()
+    }
+
+    /// The next range of messages to send (see [`Session::next_range`]).
+    pub fn next_range(&mut self) -> Option<(FeedId, u64, u64)> {
+        self.session.next_range()
+    }
+
+    /// Our copy of `feed` cannot be sent beyond `sent_until` (see
+    /// [`Session::withhold`]).
+    pub fn withhold(&mut self, feed: FeedId, sent_until: u64) {
+        self.session.withhold(feed, sent_until);
+    }
+
+    /// The driver sent what it polled: `messages` messages, and `wrote`
+    /// tells whether anything went on the wire at all.
+    pub fn on_sent(&mut self, messages: u64, wrote: bool, now: Instant) {
+        self.sent += messages;
+        if std::mem::take(&mut self.notes_due) {
+            self.notes_at = now + self.timing.notes_every;
+        }
+        if wrote {
+            self.last_sent = now;
+        }
+    }
+
+    /// Checks [`Sources`] again after [`SOURCE_CHECK`] while some feed
+    /// waits for a peer that is ahead.
+    fn schedule_source_check(&mut self, sources: &Sources, now: Instant) {
+        if self.active && self.source_check_at.is_none() && sources.lagging() > 0 {
+            self.source_check_at = Some(now + self.timing.source_check);
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "link_tests.rs"]
+mod tests;

@@ -1,0 +1,663 @@
+//! One connection's replication state machine (sans-io): clocks, ranges,
+//! notes and push modes.
+
+use std::collections::{BTreeSet, HashSet, VecDeque};
+
+use crate::feed::message::FeedId;
+use crate::proto::wire::{
+    self, FLAG_ONCE, FLAG_OPEN, FORGET, MAX_CLOCK_ENTRIES, MAX_CLOCK_SEQUENCE, MAX_PUSH_ENTRIES,
+    PROTOCOL_VERSION, Packet, UNWANTED,
+};
+
+use super::{Clock, MAX_PEER_FEEDS, PeerMemory, Policy, ProtocolError, RANGE_CHUNK};
+
+/// What the driver must do with an incoming control packet. (Messages
+/// have one way in: the driver decodes and validates them, asks
+/// [`Session::check_message_allowed`] and [`Session::accepts`], and reports
+/// what the store held with [`Session::on_received`]; see
+/// [`Link`](super::Link).)
+#[derive(Debug, PartialEq, Eq)]
+pub enum Incoming {
+    /// Nothing beyond any packets now waiting in [`Session::poll_packet`].
+    Nothing,
+    /// The peer's clock is complete; streaming can start.
+    ClockReady,
+    /// The peer closed the session cleanly.
+    Goodbye,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for the peer's `Hello`.
+    AwaitHello,
+    /// Reading the peer's clock; `discard` when its baseline is unknown.
+    ReadingClock { discard: bool },
+    /// The peer's clock is known.
+    Live,
+}
+
+/// Push modes, one side's view: a default for every feed, and the feeds
+/// that differ from it.
+#[derive(Debug)]
+struct Modes {
+    default_push: bool,
+    differ: HashSet<FeedId>,
+}
+
+impl Modes {
+    /// Every feed pushed: what a session assumes until told otherwise
+    /// (and all a one-off sync ever uses).
+    fn all_pushed() -> Modes {
+        Modes {
+            default_push: true,
+            differ: HashSet::new(),
+        }
+    }
+
+    fn push(&self, feed: &FeedId) -> bool {
+        self.default_push != self.differ.contains(feed)
+    }
+
+    fn reset(&mut self, default_push: bool) {
+        self.default_push = default_push;
+        self.differ.clear();
+    }
+
+    fn set(&mut self, feed: FeedId, push: bool) {
+        if push == self.default_push {
+            self.differ.remove(&feed);
+        } else {
+            self.differ.insert(feed);
+        }
+    }
+}
+
+/// Replication state of one connection.
+pub struct Session {
+    open: bool,
+    once: bool,
+    mine: Clock,
+    mine_as_known: Clock,
+    peer_open: bool,
+    peer_once: bool,
+    theirs: Clock,
+    phase: Phase,
+    asked_resync: bool,
+    resent_full: bool,
+    outbox: VecDeque<Packet>,
+    pending: VecDeque<FeedId>,
+    queued: HashSet<FeedId>,
+    /// How the peer wants each feed from us.
+    peer_modes: Modes,
+    /// How we asked the peer to send each feed.
+    our_modes: Modes,
+    /// Feeds whose latest sequence we owe the peer as a note.
+    notes: BTreeSet<FeedId>,
+    /// Clock entries of the peer that are ahead of us: (feed, its sequence,
+    /// ours), for [`Session::take_ahead`].
+    ahead: Vec<(FeedId, u64, u64)>,
+    /// Feeds we stopped sending in this session (see [`Session::withhold`]).
+    withheld: HashSet<FeedId>,
+}
+
+impl Session {
+    /// Starts a session that takes every feed pushed from the peer: queues
+    /// our `Hello`, clock and `ClockEnd`. `mine` is our current clock;
+    /// `memory` what we remember of this peer.
+    pub fn new(policy: &Policy, mine: Clock, memory: Option<PeerMemory>) -> Session {
+        Session::start(policy, mine, memory, false, None)
+    }
+
+    /// Starts a session: queues our `Hello`, our push modes (when given:
+    /// the default for every feed, and the feeds that differ from it), our
+    /// clock and `ClockEnd`. The modes go before the clock so that the peer
+    /// knows them before it starts sending ranges. `once` marks a one-off
+    /// sync (`Hello` flag `ONCE`).
+    pub fn start(
+        policy: &Policy,
+        mine: Clock,
+        memory: Option<PeerMemory>,
+        once: bool,
+        modes: Option<(bool, Vec<(FeedId, bool)>)>,
+    ) -> Session {
+        let memory = memory.unwrap_or_default();
+        let mut session = Session {
+            open: *policy == Policy::Open,
+            once,
+            mine,
+            mine_as_known: memory.mine_as_known,
+            peer_open: false,
+            peer_once: false,
+            theirs: memory.theirs,
+            phase: Phase::AwaitHello,
+            asked_resync: false,
+            resent_full: false,
+            outbox: VecDeque::new(),
+            pending: VecDeque::new(),
+            queued: HashSet::new(),
+            peer_modes: Modes::all_pushed(),
+            our_modes: Modes::all_pushed(),
+            notes: BTreeSet::new(),
+            ahead: Vec::new(),
+            withheld: HashSet::new(),
+        };
+        session.send_clock(false);
+        if let Some((default_push, entries)) = modes {
+            // Right behind the Hello: the peer reads it before our clock.
+            let mut clock = std::mem::take(&mut session.outbox);
+            let hello = clock.pop_front();
+            session.set_modes(Some(default_push), &entries);
+            let modes = std::mem::take(&mut session.outbox);
+            session.outbox.extend(hello);
+            session.outbox.extend(modes);
+            session.outbox.extend(clock);
+        }
+        session
+    }
+
+    /// Queues our clock: a diff against what the peer knows, or in full.
+    fn send_clock(&mut self, full: bool) {
+        let remembered = !self.mine_as_known.is_empty() && !full;
+        let baseline = if remembered {
+            wire::clock_digest(&self.mine_as_known)
+        } else {
+            [0; 32]
+        };
+        let mut entries: Vec<(FeedId, u64)> = Vec::new();
+        if remembered {
+            for (feed, value) in &self.mine {
+                if self.mine_as_known.get(feed) != Some(value) {
+                    entries.push((*feed, *value));
+                }
+            }
+            for feed in self.mine_as_known.keys() {
+                if !self.mine.contains_key(feed) {
+                    entries.push((*feed, FORGET));
+                }
+            }
+        } else {
+            entries.extend(self.mine.iter().map(|(f, v)| (*f, *v)));
+        }
+        let mut flags = if self.open { FLAG_OPEN } else { 0 };
+        if self.once {
+            flags |= FLAG_ONCE;
+        }
+        self.outbox.push_back(Packet::Hello {
+            version: PROTOCOL_VERSION,
+            flags,
+            baseline,
+        });
+        for chunk in entries.chunks(MAX_CLOCK_ENTRIES) {
+            self.outbox.push_back(Packet::Clock(chunk.to_vec()));
+        }
+        self.outbox.push_back(Packet::ClockEnd {
+            digest: wire::clock_digest(&self.mine),
+        });
+        self.mine_as_known = self.mine.clone();
+    }
+
+    /// The next control packet to send (clocks, notes, push modes, resync,
+    /// goodbye).
+    pub fn poll_packet(&mut self) -> Option<Packet> {
+        if self.outbox.is_empty() && !self.notes.is_empty() {
+            self.flush_notes();
+        }
+        self.outbox.pop_front()
+    }
+
+    /// Turns the notes we owe into clock entries: our latest sequence of
+    /// each feed, which the peer now knows (request-skipping memory).
+    fn flush_notes(&mut self) {
+        let mut entries = Vec::new();
+        for feed in std::mem::take(&mut self.notes) {
+            let head = self.my_head(&feed);
+            let known = self.known_mine(&feed);
+            // Blocked since, or the peer learned it from a range meanwhile.
+            if self
+                .mine
+                .get(&feed)
+                .is_some_and(|&v| v <= MAX_CLOCK_SEQUENCE)
+                && known < head
+            {
+                self.mine_as_known.insert(feed, head);
+                entries.push((feed, head));
+            }
+        }
+        for chunk in entries.chunks(MAX_CLOCK_ENTRIES) {
+            self.outbox.push_back(Packet::Clock(chunk.to_vec()));
+        }
+    }
+
+    /// Asks the peer how to send feeds from now on: `reset` first sets
+    /// every feed to that mode, then each entry sets one feed (`true`:
+    /// push its messages, `false`: notes only). Sends only what changes.
+    pub fn set_modes(&mut self, reset: Option<bool>, entries: &[(FeedId, bool)]) {
+        let mut changed = Vec::new();
+        if let Some(default_push) = reset {
+            self.our_modes.reset(default_push);
+        }
+        for &(feed, push) in entries {
+            let differs_from_default = push != self.our_modes.default_push;
+            if self.our_modes.push(&feed) != push || (reset.is_some() && differs_from_default) {
+                self.our_modes.set(feed, push);
+                changed.push((feed, push));
+            }
+        }
+        if reset.is_none() && changed.is_empty() {
+            return;
+        }
+        let mut default = reset;
+        let mut chunks = changed.chunks(MAX_PUSH_ENTRIES);
+        loop {
+            let entries = chunks.next().map(<[_]>::to_vec).unwrap_or_default();
+            if default.is_none() && entries.is_empty() {
+                break;
+            }
+            self.outbox.push_back(Packet::Push {
+                default: default.take(),
+                entries,
+            });
+        }
+    }
+
+    /// Did we ask the peer to push `feed` (rather than notes only)?
+    pub fn asks_push(&self, feed: &FeedId) -> bool {
+        self.our_modes.push(feed)
+    }
+
+    /// Does the peer want `feed` pushed (rather than notes only)?
+    pub fn peer_asks_push(&self, feed: &FeedId) -> bool {
+        self.peer_modes.push(feed)
+    }
+
+    /// The peer is a one-off sync (`Hello` flag `ONCE`): it should get
+    /// every feed pushed and take part in no choice of live sources.
+    pub fn peer_is_once(&self) -> bool {
+        self.peer_once
+    }
+
+    /// Feeds the peer holds further than we do, from its clock or its
+    /// notes since the last call: `(feed, its sequence, ours)`. Only feeds
+    /// we would accept. The node uses them to switch sources when the
+    /// chosen one falls behind.
+    pub fn take_ahead(&mut self) -> Vec<(FeedId, u64, u64)> {
+        std::mem::take(&mut self.ahead)
+    }
+
+    /// Records that the peer holds `feed` up to `value` when that is more
+    /// than we hold.
+    fn note_ahead(&mut self, feed: FeedId, value: u64) {
+        let head = self.my_head(&feed);
+        if value <= MAX_CLOCK_SEQUENCE && value > head && self.accepts(&feed) {
+            self.ahead.push((feed, value, head));
+        }
+    }
+
+    /// Handles one packet from the peer.
+    pub fn on_packet(&mut self, packet: Packet) -> Result<Incoming, ProtocolError> {
+        match packet {
+            Packet::Hello {
+                version,
+                flags,
+                baseline,
+            } => {
+                if version != PROTOCOL_VERSION {
+                    return Err(ProtocolError::Version(version));
+                }
+                if self.phase != Phase::AwaitHello {
+                    return Err(ProtocolError::Unexpected("hello"));
+                }
+                self.peer_open = flags & FLAG_OPEN != 0;
+                self.peer_once = flags & FLAG_ONCE != 0;
+                let discard = if baseline == [0; 32] {
+                    self.theirs.clear();
+                    false
+                } else {
+                    baseline != wire::clock_digest(&self.theirs)
+                };
+                self.phase = Phase::ReadingClock { discard };
+                Ok(Incoming::Nothing)
+            }
+            Packet::Clock(entries) => match self.phase {
+                // A live note sent before our resync request reached the
+                // peer: the full clock that follows will include it.
+                Phase::AwaitHello if self.asked_resync => Ok(Incoming::Nothing),
+                Phase::AwaitHello => Err(ProtocolError::Unexpected("clock")),
+                Phase::ReadingClock { discard: true } => Ok(Incoming::Nothing),
+                Phase::ReadingClock { discard: false } | Phase::Live => {
+                    for (feed, value) in entries {
+                        if value == FORGET {
+                            self.theirs.remove(&feed);
+                        } else {
+                            self.theirs.insert(feed, value);
+                        }
+                        if self.phase == Phase::Live {
+                            self.consider(feed);
+                            self.note_ahead(feed, value);
+                        }
+                    }
+                    if self.theirs.len() > MAX_PEER_FEEDS {
+                        return Err(ProtocolError::ClockTooLarge);
+                    }
+                    Ok(Incoming::Nothing)
+                }
+            },
+            Packet::ClockEnd { digest } => {
+                let Phase::ReadingClock { discard } = self.phase else {
+                    return Err(ProtocolError::Unexpected("clock end"));
+                };
+                if discard || digest != wire::clock_digest(&self.theirs) {
+                    if self.asked_resync {
+                        return Err(ProtocolError::ClockMismatch);
+                    }
+                    self.asked_resync = true;
+                    self.theirs.clear();
+                    self.phase = Phase::AwaitHello;
+                    self.outbox.push_back(Packet::Resync);
+                    return Ok(Incoming::Nothing);
+                }
+                self.phase = Phase::Live;
+                let feeds: Vec<FeedId> = self.mine.keys().copied().collect();
+                for feed in feeds {
+                    self.consider(feed);
+                }
+                let theirs: Vec<(FeedId, u64)> =
+                    self.theirs.iter().map(|(f, v)| (*f, *v)).collect();
+                for (feed, value) in theirs {
+                    self.note_ahead(feed, value);
+                }
+                Ok(Incoming::ClockReady)
+            }
+            // Messages come through the driver's decoder, never here.
+            Packet::Message(_) => Err(ProtocolError::Unexpected("undecoded message")),
+            Packet::Resync => {
+                if self.resent_full {
+                    return Err(ProtocolError::RepeatedResync);
+                }
+                self.resent_full = true;
+                self.send_clock(true);
+                Ok(Incoming::Nothing)
+            }
+            Packet::Ping => Ok(Incoming::Nothing),
+            Packet::Goodbye => Ok(Incoming::Goodbye),
+            Packet::Push { default, entries } => {
+                self.check_message_allowed()
+                    .map_err(|_| ProtocolError::Unexpected("push"))?;
+                if let Some(default_push) = default {
+                    self.peer_modes.reset(default_push);
+                }
+                for &(feed, push) in &entries {
+                    self.peer_modes.set(feed, push);
+                }
+                if self.peer_modes.differ.len() > MAX_PEER_FEEDS {
+                    return Err(ProtocolError::TooManyModes);
+                }
+                // Feeds it now wants pushed may have ranges to go.
+                if default == Some(true) {
+                    let feeds: Vec<FeedId> = self.mine.keys().copied().collect();
+                    for feed in feeds {
+                        self.consider(feed);
+                    }
+                } else {
+                    for (feed, push) in entries {
+                        if push {
+                            self.consider(feed);
+                        }
+                    }
+                }
+                Ok(Incoming::Nothing)
+            }
+        }
+    }
+
+    /// Messages may only come after the peer's `Hello` (a driver that
+    /// decodes message packets itself asks here).
+    pub fn check_message_allowed(&self) -> Result<(), ProtocolError> {
+        if self.phase == Phase::AwaitHello && !self.asked_resync {
+            return Err(ProtocolError::Unexpected("message"));
+        }
+        Ok(())
+    }
+
+    /// True once the peer's clock is known.
+    pub fn is_live(&self) -> bool {
+        self.phase == Phase::Live
+    }
+
+    /// The peer asked to be sent any feed it has not marked unwanted.
+    pub fn peer_is_open(&self) -> bool {
+        self.peer_open
+    }
+
+    fn peer_wants(&self, feed: &FeedId) -> bool {
+        match self.theirs.get(feed) {
+            Some(&UNWANTED) => false,
+            Some(_) => true,
+            None => self.peer_open,
+        }
+    }
+
+    fn peer_holds(&self, feed: &FeedId) -> u64 {
+        match self.theirs.get(feed) {
+            Some(&v) if v <= MAX_CLOCK_SEQUENCE => v,
+            _ => 0,
+        }
+    }
+
+    /// Our latest sequence of `feed` as the peer knows it.
+    fn known_mine(&self, feed: &FeedId) -> u64 {
+        match self.mine_as_known.get(feed) {
+            Some(&v) if v <= MAX_CLOCK_SEQUENCE => v,
+            _ => 0,
+        }
+    }
+
+    fn my_head(&self, feed: &FeedId) -> u64 {
+        match self.mine.get(feed) {
+            Some(&v) if v <= MAX_CLOCK_SEQUENCE => v,
+            _ => 0,
+        }
+    }
+
+    /// Queues `feed` for sending if the peer wants it and lacks some of it:
+    /// its messages if the peer wants it pushed, otherwise a note of our
+    /// latest sequence (if the peer does not know it yet).
+    fn consider(&mut self, feed: FeedId) {
+        if self.phase != Phase::Live
+            || self.withheld.contains(&feed)
+            || !self.peer_wants(&feed)
+            || self.peer_holds(&feed) >= self.my_head(&feed)
+        {
+            return;
+        }
+        if self.peer_modes.push(&feed) {
+            if self.queued.insert(feed) {
+                self.pending.push_back(feed);
+            }
+        } else if self.known_mine(&feed) < self.my_head(&feed) {
+            self.notes.insert(feed);
+        }
+    }
+
+    /// The next range of our messages to send: `(feed, first, last)`,
+    /// inclusive. The driver must send exactly those messages, in order.
+    /// Feeds take turns, [`RANGE_CHUNK`] messages at a time.
+    pub fn next_range(&mut self) -> Option<(FeedId, u64, u64)> {
+        while let Some(feed) = self.pending.pop_front() {
+            self.queued.remove(&feed);
+            let held = self.peer_holds(&feed);
+            let head = self.my_head(&feed);
+            if !self.peer_wants(&feed) || held >= head {
+                continue;
+            }
+            if !self.peer_modes.push(&feed) {
+                // Switched to notes only since it was queued.
+                self.notes.insert(feed);
+                continue;
+            }
+            let first = held + 1;
+            let last = head.min(held + RANGE_CHUNK);
+            // The peer will hold these once they arrive, and will know we do.
+            self.theirs.insert(feed, last);
+            self.mine_as_known.insert(feed, last);
+            if last < head {
+                self.queued.insert(feed);
+                self.pending.push_back(feed);
+            }
+            return Some((feed, first, last));
+        }
+        None
+    }
+
+    /// We cannot send `feed` beyond `sent_until` (our copy of the next
+    /// message is damaged on disk): the peer holds only that much from us,
+    /// and the session sends nothing more of the feed, neither messages nor
+    /// notes. The other feeds go on. A clock entry tells the peer we offer
+    /// the feed only up to `sent_until`, so that it does not wait for the
+    /// rest (a one-off sync would wait for ever).
+    pub fn withhold(&mut self, feed: FeedId, sent_until: u64) {
+        self.theirs.insert(feed, sent_until);
+        self.mine_as_known.insert(feed, sent_until);
+        self.withheld.insert(feed);
+        self.notes.remove(&feed);
+        self.queued.remove(&feed);
+        self.pending.retain(|f| *f != feed);
+        self.outbox
+            .push_back(Packet::Clock(vec![(feed, sent_until)]));
+    }
+
+    /// Should a message of `feed` from this peer be stored?
+    /// No for feeds we marked unwanted, or that we don't replicate.
+    pub fn accepts(&self, feed: &FeedId) -> bool {
+        match self.mine.get(feed) {
+            Some(&UNWANTED) => false,
+            Some(_) => true,
+            None => self.open,
+        }
+    }
+
+    /// The peer sent us `feed` up to `sequence` and we now hold it
+    /// (ingested, or already held).
+    pub fn on_received(&mut self, feed: FeedId, sequence: u64) {
+        let up = |clock: &mut Clock| {
+            let v = clock.entry(feed).or_insert(0);
+            *v = (*v).max(sequence);
+        };
+        up(&mut self.theirs);
+        up(&mut self.mine_as_known);
+        up(&mut self.mine);
+    }
+
+    /// We now hold `feed` up to `sequence` (published here or received
+    /// from another peer): queue it for this peer if it wants it.
+    pub fn on_local_append(&mut self, feed: FeedId, sequence: u64) {
+        match self.mine.get(&feed) {
+            Some(&UNWANTED) => return,
+            Some(&v) if v >= sequence => return,
+            None if !self.open => return,
+            _ => {}
+        }
+        self.mine.insert(feed, sequence);
+        self.consider(feed);
+    }
+
+    /// We blocked (or unblocked) `feed`: stop taking and giving it, and
+    /// tell the peer with a clock entry. `head` is what we hold of it.
+    pub fn set_blocked(&mut self, feed: FeedId, blocked: bool, head: u64) {
+        let value = if blocked {
+            UNWANTED
+        } else if self.open {
+            head
+        } else {
+            FORGET
+        };
+        if value == FORGET {
+            if self.mine.remove(&feed).is_none() {
+                return;
+            }
+            self.mine_as_known.remove(&feed);
+        } else {
+            if self.mine.get(&feed) == Some(&value) {
+                return;
+            }
+            self.mine.insert(feed, value);
+            self.mine_as_known.insert(feed, value);
+        }
+        // Our clock went out at the start, so a live note always applies.
+        self.outbox.push_back(Packet::Clock(vec![(feed, value)]));
+    }
+
+    /// How many messages the peer's clock promises that we want and do not
+    /// hold yet: what a catch-up has left to receive. A walk over the
+    /// peer's clock, like [`Session::is_caught_up`].
+    pub fn wanted_from_peer(&self) -> u64 {
+        self.theirs
+            .iter()
+            .filter(|&(feed, &v)| v <= MAX_CLOCK_SEQUENCE && self.accepts(feed))
+            .map(|(feed, &v)| v.saturating_sub(self.my_head(feed)))
+            .fold(0u64, u64::saturating_add)
+    }
+
+    /// True when the peer has everything we can give it and we have
+    /// everything it advertised that we want.
+    pub fn is_caught_up(&self) -> bool {
+        if self.phase != Phase::Live
+            || !self.pending.is_empty()
+            || !self.outbox.is_empty()
+            || !self.notes.is_empty()
+        {
+            return false;
+        }
+        // A feed the peer takes as notes only is not sent: wait until it
+        // asks for it pushed (or gets it elsewhere).
+        let given = self.mine.iter().all(|(feed, &v)| {
+            v > MAX_CLOCK_SEQUENCE
+                || !self.peer_wants(feed)
+                || self.peer_holds(feed) >= v
+                || self.withheld.contains(feed)
+        });
+        given
+            && self.theirs.iter().all(|(feed, &v)| {
+                v > MAX_CLOCK_SEQUENCE || !self.accepts(feed) || self.my_head(feed) >= v
+            })
+    }
+
+    /// True when control packets wait in [`Session::poll_packet`].
+    pub fn has_outgoing(&self) -> bool {
+        !self.outbox.is_empty()
+    }
+
+    /// True when notes wait; [`Session::poll_packet`] sends them after the
+    /// control packets, so a driver may hold them back a little to batch
+    /// them.
+    pub fn has_notes(&self) -> bool {
+        !self.notes.is_empty()
+    }
+
+    /// True when feeds wait to be sent through [`Session::next_range`].
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Queues a keepalive.
+    pub fn ping(&mut self) {
+        self.outbox.push_back(Packet::Ping);
+    }
+
+    /// Queues a clean goodbye.
+    pub fn close(&mut self) {
+        self.outbox.push_back(Packet::Goodbye);
+    }
+
+    /// What to remember about this peer for the next session.
+    pub fn memory(&self) -> PeerMemory {
+        PeerMemory {
+            theirs: self.theirs.clone(),
+            mine_as_known: self.mine_as_known.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

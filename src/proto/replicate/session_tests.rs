@@ -1,0 +1,429 @@
+//! Unit tests of [`Session`](super::Session).
+
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::proto::replicate::build_clock;
+
+fn f(n: u8) -> FeedId {
+    FeedId([n; 32])
+}
+
+/// Delivers every queued control packet from `a` to `b`.
+fn pump(a: &mut Session, b: &mut Session) -> Vec<Incoming> {
+    let mut out = Vec::new();
+    while let Some(p) = a.poll_packet() {
+        out.push(b.on_packet(p).unwrap());
+    }
+    out
+}
+
+fn clock(entries: &[(u8, u64)]) -> Clock {
+    entries.iter().map(|(n, s)| (f(*n), *s)).collect()
+}
+
+#[test]
+fn what_is_left_to_receive_counts_wanted_feeds_only() {
+    let mut a = Session::new(&Policy::Open, clock(&[(1, 5), (2, 3)]), None);
+    let mut b = Session::new(&Policy::Open, clock(&[(2, 1), (3, 4)]), None);
+    pump(&mut a, &mut b);
+    pump(&mut b, &mut a);
+    // a lacks feed 3 (4 messages); b lacks 5 of feed 1 and 2 of feed 2.
+    assert_eq!(a.wanted_from_peer(), 4);
+    assert_eq!(b.wanted_from_peer(), 7);
+    a.on_received(f(3), 3);
+    assert_eq!(a.wanted_from_peer(), 1);
+    // A blocked feed is not wanted.
+    a.set_blocked(f(3), true, 3);
+    assert_eq!(a.wanted_from_peer(), 0);
+}
+
+#[test]
+fn fresh_sessions_exchange_full_clocks_and_ranges() {
+    let mut a = Session::new(&Policy::Open, clock(&[(1, 5), (2, 3)]), None);
+    let mut b = Session::new(&Policy::Open, clock(&[(2, 1), (3, 4)]), None);
+    assert!(pump(&mut a, &mut b).contains(&Incoming::ClockReady));
+    assert!(pump(&mut b, &mut a).contains(&Incoming::ClockReady));
+    let mut a_sends = Vec::new();
+    while let Some(r) = a.next_range() {
+        a_sends.push(r);
+    }
+    a_sends.sort();
+    assert_eq!(a_sends, vec![(f(1), 1, 5), (f(2), 2, 3)]);
+    assert_eq!(b.next_range(), Some((f(3), 1, 4)));
+    assert_eq!(b.next_range(), None);
+}
+
+#[test]
+fn unwanted_feeds_are_neither_sent_nor_accepted() {
+    let mut a = Session::new(&Policy::Open, clock(&[(1, 5), (9, 2)]), None);
+    let mut b = Session::new(&Policy::Open, clock(&[(9, UNWANTED)]), None);
+    pump(&mut a, &mut b);
+    pump(&mut b, &mut a);
+    assert_eq!(a.next_range(), Some((f(1), 1, 5)));
+    assert_eq!(a.next_range(), None);
+    assert!(!b.accepts(&f(9)));
+    assert!(b.accepts(&f(1)));
+}
+
+#[test]
+fn a_closed_peer_gets_only_what_it_lists() {
+    let mut a = Session::new(&Policy::Open, clock(&[(1, 5), (2, 2)]), None);
+    let mut b = Session::new(&Policy::Hops(1), clock(&[(2, 0)]), None);
+    pump(&mut a, &mut b);
+    pump(&mut b, &mut a);
+    assert_eq!(a.next_range(), Some((f(2), 1, 2)));
+    assert_eq!(a.next_range(), None);
+    assert!(!b.accepts(&f(1)));
+}
+
+#[test]
+fn live_appends_are_sent_once() {
+    let mut a = Session::new(&Policy::Open, clock(&[(1, 1)]), None);
+    let mut b = Session::new(&Policy::Open, clock(&[(1, 1)]), None);
+    pump(&mut a, &mut b);
+    pump(&mut b, &mut a);
+    assert_eq!(a.next_range(), None);
+    a.on_local_append(f(1), 2);
+    a.on_local_append(f(1), 2);
+    assert_eq!(a.next_range(), Some((f(1), 2, 2)));
+    assert_eq!(a.next_range(), None);
+    // b receives it; b must not echo it back to a.
+    b.on_received(f(1), 2);
+    b.on_local_append(f(1), 2);
+    assert_eq!(b.next_range(), None);
+}
+
+#[test]
+fn long_feeds_take_turns() {
+    let mut a = Session::new(&Policy::Open, clock(&[(1, 600), (2, 10)]), None);
+    let mut b = Session::new(&Policy::Open, Clock::new(), None);
+    pump(&mut a, &mut b);
+    pump(&mut b, &mut a);
+    let order: Vec<_> = std::iter::from_fn(|| a.next_range()).collect();
+    assert_eq!(
+        order,
+        vec![
+            (f(1), 1, 256),
+            (f(2), 1, 10),
+            (f(1), 257, 512),
+            (f(1), 513, 600)
+        ]
+    );
+}
+
+fn deliver(x: &mut Session, y: &mut Session) -> usize {
+    let mut bytes = 0;
+    while let Some(p) = x.poll_packet() {
+        bytes += p.encoded_len();
+        y.on_packet(p).unwrap();
+    }
+    bytes
+}
+
+fn send_ranges(x: &mut Session, y: &mut Session) {
+    while let Some((feed, _, last)) = x.next_range() {
+        y.on_received(feed, last);
+    }
+}
+
+/// Runs a session pair to the point where both have sent their ranges
+/// and received the other's; returns the bytes of control packets.
+fn run_pair(
+    a_clock: Clock,
+    b_clock: Clock,
+    a_mem: Option<PeerMemory>,
+    b_mem: Option<PeerMemory>,
+) -> (Session, Session, usize) {
+    let mut a = Session::new(&Policy::Open, a_clock, a_mem);
+    let mut b = Session::new(&Policy::Open, b_clock, b_mem);
+    let mut bytes = 0;
+    for _ in 0..4 {
+        bytes += deliver(&mut a, &mut b);
+        bytes += deliver(&mut b, &mut a);
+    }
+    // Deliver the ranges as if the messages arrived.
+    send_ranges(&mut a, &mut b);
+    send_ranges(&mut b, &mut a);
+    (a, b, bytes)
+}
+
+/// `n` feeds, each held up to 7.
+fn big_clock(n: u32) -> Clock {
+    (0..n)
+        .map(|i| {
+            let mut id = [0u8; 32];
+            id[..4].copy_from_slice(&i.to_be_bytes());
+            (FeedId(id), 7)
+        })
+        .collect()
+}
+
+#[test]
+fn an_in_sync_reconnect_sends_almost_nothing() {
+    let big = big_clock(10_000);
+    let (a, b, first) = run_pair(big.clone(), big.clone(), None, None);
+    assert!(first > 10_000 * 40);
+    let (a2, b2, second) = run_pair(big.clone(), big.clone(), Some(a.memory()), Some(b.memory()));
+    assert!(second < 200, "in-sync reconnect sent {second} bytes");
+    assert!(a2.is_caught_up() && b2.is_caught_up());
+}
+
+#[test]
+fn push_modes_keep_an_in_sync_reconnect_small() {
+    let big = big_clock(10_000);
+    let (a, b, _) = run_pair(big.clone(), big.clone(), None, None);
+    // A later connection: one side asks for notes only by default.
+    let start = |mem: PeerMemory, push: bool| {
+        Session::start(
+            &Policy::Open,
+            big.clone(),
+            Some(mem),
+            false,
+            Some((push, vec![])),
+        )
+    };
+    let mut a2 = start(a.memory(), false);
+    let mut b2 = start(b.memory(), true);
+    let mut bytes = 0;
+    for _ in 0..4 {
+        bytes += deliver(&mut a2, &mut b2);
+        bytes += deliver(&mut b2, &mut a2);
+    }
+    assert!(bytes < 200, "in-sync reconnect sent {bytes} bytes");
+    assert!(a2.is_caught_up() && b2.is_caught_up());
+    assert!(!b2.peer_asks_push(&FeedId([0; 32])));
+}
+
+#[test]
+fn a_diff_after_changes_carries_only_the_changes() {
+    let base = clock(&[(1, 3), (2, 3), (3, 3)]);
+    let (a, b, _) = run_pair(base.clone(), base.clone(), None, None);
+    let mut changed = base.clone();
+    changed.insert(f(2), 5);
+    changed.remove(&f(3));
+    let mut a2 = Session::new(&Policy::Open, changed, Some(a.memory()));
+    let mut b2 = Session::new(&Policy::Open, base.clone(), Some(b.memory()));
+    let mut entries = 0;
+    while let Some(p) = a2.poll_packet() {
+        if let Packet::Clock(e) = &p {
+            entries += e.len();
+        }
+        b2.on_packet(p).unwrap();
+    }
+    assert_eq!(entries, 2);
+    assert!(b2.is_live());
+    assert_eq!(b2.theirs.get(&f(2)), Some(&5));
+    assert_eq!(b2.theirs.get(&f(3)), None);
+}
+
+#[test]
+fn forgotten_memory_falls_back_to_a_full_clock() {
+    let base = clock(&[(1, 3), (2, 3)]);
+    let (a, _b, _) = run_pair(base.clone(), base.clone(), None, None);
+    // b lost its memory (say, a wiped store); a still sends a diff.
+    let (a2, b2, _) = run_pair(base.clone(), base.clone(), Some(a.memory()), None);
+    assert!(a2.is_live() && b2.is_live());
+    assert_eq!(b2.theirs, base);
+    assert!(a2.resent_full);
+}
+
+#[test]
+fn protocol_violations_are_errors() {
+    let mut s = Session::new(&Policy::Open, Clock::new(), None);
+    assert_eq!(
+        s.on_packet(Packet::Clock(vec![(f(1), 1)])),
+        Err(ProtocolError::Unexpected("clock"))
+    );
+    assert_eq!(
+        s.on_packet(Packet::Hello {
+            version: 9,
+            flags: 0,
+            baseline: [0; 32]
+        }),
+        Err(ProtocolError::Version(9))
+    );
+    assert_eq!(
+        s.check_message_allowed(),
+        Err(ProtocolError::Unexpected("message"))
+    );
+    // Messages have one way in, through the driver's decoder.
+    assert_eq!(
+        s.on_packet(Packet::Message(vec![1])),
+        Err(ProtocolError::Unexpected("undecoded message"))
+    );
+    s.on_packet(Packet::Resync).unwrap();
+    assert_eq!(
+        s.on_packet(Packet::Resync),
+        Err(ProtocolError::RepeatedResync)
+    );
+}
+
+#[test]
+fn blocking_mid_session_tells_the_peer() {
+    let mut a = Session::new(&Policy::Open, clock(&[(1, 1)]), None);
+    let mut b = Session::new(&Policy::Open, clock(&[(1, 1), (9, 4)]), None);
+    pump(&mut a, &mut b);
+    pump(&mut b, &mut a);
+    // a blocks feed 9 before b got round to sending it.
+    a.set_blocked(f(9), true, 0);
+    assert!(!a.accepts(&f(9)));
+    pump(&mut a, &mut b);
+    assert_eq!(b.next_range(), None, "b must not send a blocked feed");
+    // The memories still agree, so the next reconnect skips requests.
+    assert_eq!(a.memory().mine_as_known, b.memory().theirs);
+    a.set_blocked(f(9), false, 0);
+    assert!(a.accepts(&f(9)));
+    pump(&mut a, &mut b);
+    assert_eq!(b.next_range(), Some((f(9), 1, 4)));
+}
+
+#[test]
+fn memory_round_trips() {
+    let m = PeerMemory {
+        theirs: clock(&[(1, 2), (3, UNWANTED)]),
+        mine_as_known: clock(&[(4, 0)]),
+    };
+    assert_eq!(PeerMemory::decode(&m.encode()), Some(m.clone()));
+    let mut bad = m.encode();
+    bad.pop();
+    assert_eq!(PeerMemory::decode(&bad), None);
+}
+
+#[test]
+fn hops_follow_the_graph_and_skip_blocked() {
+    let me = f(1);
+    let graph = |x: &FeedId| match x.0[0] {
+        1 => vec![f(2), f(3)],
+        2 => vec![f(4)],
+        4 => vec![f(5)],
+        _ => vec![],
+    };
+    let heads: BTreeMap<FeedId, u64> = [(f(2), 7), (f(9), 1)].into();
+    let blocked = BTreeSet::from([f(3)]);
+    let c = build_clock(&Policy::Hops(2), me, &heads, graph, &blocked);
+    assert_eq!(c, clock(&[(1, 0), (2, 7), (3, UNWANTED), (4, 0)]));
+    let open = build_clock(&Policy::Open, me, &heads, graph, &blocked);
+    assert_eq!(open, clock(&[(1, 0), (2, 7), (3, UNWANTED), (9, 1)]));
+}
+
+// -----------------------------------------------------------------
+// Push modes (one live source per feed).
+
+fn with_modes(mine: Clock, default_push: bool, feeds: Vec<(FeedId, bool)>) -> Session {
+    Session::start(
+        &Policy::Open,
+        mine,
+        None,
+        false,
+        Some((default_push, feeds)),
+    )
+}
+
+#[test]
+fn a_notes_only_feed_gets_notes_until_asked_for_pushes() {
+    let mut a = Session::new(&Policy::Open, clock(&[(1, 1)]), None);
+    let mut b = with_modes(clock(&[(1, 1)]), false, vec![]);
+    // b's modes travel between its Hello and its clock.
+    let first: Vec<Packet> = std::iter::from_fn(|| b.poll_packet()).collect();
+    assert!(matches!(first[0], Packet::Hello { .. }));
+    assert_eq!(
+        first[1],
+        Packet::Push {
+            default: Some(false),
+            entries: vec![]
+        }
+    );
+    for p in first {
+        a.on_packet(p).unwrap();
+    }
+    pump(&mut a, &mut b);
+    assert!(a.is_live() && b.is_live());
+    a.on_local_append(f(1), 2);
+    a.on_local_append(f(1), 3);
+    assert_eq!(a.next_range(), None, "notes only: no messages");
+    assert_eq!(a.poll_packet(), Some(Packet::Clock(vec![(f(1), 3)])));
+    assert_eq!(a.poll_packet(), None, "one note for both appends");
+    b.on_packet(Packet::Clock(vec![(f(1), 3)])).unwrap();
+    assert_eq!(b.take_ahead(), vec![(f(1), 3, 1)]);
+    assert_eq!(b.take_ahead(), vec![]);
+    // b asks for pushes: a sends the range the note announced.
+    b.set_modes(None, &[(f(1), true)]);
+    assert!(b.asks_push(&f(1)));
+    pump(&mut b, &mut a);
+    assert!(a.peer_asks_push(&f(1)));
+    assert_eq!(a.next_range(), Some((f(1), 2, 3)));
+    // Memories agree, so the next reconnect still skips requests.
+    b.on_received(f(1), 3);
+    assert_eq!(a.memory().mine_as_known, b.memory().theirs);
+    assert_eq!(a.memory().theirs, b.memory().mine_as_known);
+}
+
+#[test]
+fn switching_to_notes_drops_queued_ranges() {
+    let mut a = Session::new(&Policy::Open, clock(&[(1, 1)]), None);
+    let mut b = Session::new(&Policy::Open, clock(&[(1, 1)]), None);
+    pump(&mut a, &mut b);
+    pump(&mut b, &mut a);
+    a.on_local_append(f(1), 2);
+    assert!(a.has_pending());
+    b.set_modes(None, &[(f(1), false)]);
+    // Asking for what is already so sends nothing.
+    b.set_modes(None, &[(f(1), false)]);
+    assert_eq!(
+        b.poll_packet(),
+        Some(Packet::Push {
+            default: None,
+            entries: vec![(f(1), false)]
+        })
+    );
+    a.on_packet(Packet::Push {
+        default: None,
+        entries: vec![(f(1), false)],
+    })
+    .unwrap();
+    assert_eq!(b.poll_packet(), None);
+    assert_eq!(a.next_range(), None);
+    assert_eq!(a.poll_packet(), Some(Packet::Clock(vec![(f(1), 2)])));
+}
+
+#[test]
+fn a_reset_to_push_sends_what_was_held_back() {
+    let mut a = Session::new(&Policy::Open, clock(&[(1, 4), (2, 2)]), None);
+    let mut b = with_modes(Clock::new(), false, vec![(f(2), true)]);
+    pump(&mut b, &mut a);
+    pump(&mut a, &mut b);
+    assert_eq!(a.next_range(), Some((f(2), 1, 2)));
+    assert_eq!(a.next_range(), None);
+    assert_eq!(b.take_ahead(), vec![(f(1), 4, 0), (f(2), 2, 0)]);
+    b.set_modes(Some(true), &[]);
+    pump(&mut b, &mut a);
+    assert_eq!(a.next_range(), Some((f(1), 1, 4)));
+}
+
+#[test]
+fn a_one_off_sync_waits_for_the_peer_to_take_its_feeds() {
+    let mut a = Session::start(&Policy::Open, clock(&[(1, 3)]), None, true, None);
+    let mut b = with_modes(Clock::new(), false, vec![]);
+    pump(&mut a, &mut b);
+    pump(&mut b, &mut a);
+    assert!(b.peer_is_once());
+    assert_eq!(a.next_range(), None);
+    assert!(!a.is_caught_up(), "b lacks feed 1: not done");
+    b.set_modes(Some(true), &[]);
+    pump(&mut b, &mut a);
+    assert_eq!(a.next_range(), Some((f(1), 1, 3)));
+    assert!(a.is_caught_up());
+}
+
+#[test]
+fn push_before_hello_is_a_violation() {
+    let mut s = Session::new(&Policy::Open, Clock::new(), None);
+    assert_eq!(
+        s.on_packet(Packet::Push {
+            default: Some(true),
+            entries: vec![]
+        }),
+        Err(ProtocolError::Unexpected("push"))
+    );
+}
