@@ -14,8 +14,10 @@
 //! publishing time), `MESH_SEED` (1), `MESH_TIMEOUT` (120, seconds per wait),
 //! and for the restart scenario `MESH_RESTART_NODES` (20),
 //! `MESH_RESTART_MESSAGES` (300), `MESH_RESTARTS` (6), `MESH_DIR` (where
-//! the stores go; `/dev/shm` by default, see `store_root`). `MESH_SCENARIO`
-//! = `live` or `restart` runs one scenario only. Under `cargo test
+//! the stores go; `/dev/shm` by default, see `store_root`). A third
+//! scenario runs the same mesh (`MESH_NODES`, `MESH_MESSAGES`) in the
+//! sans-io simulator, `replicate::sim`. `MESH_SCENARIO` = `live`,
+//! `restart` or `sim` runs one scenario only. Under `cargo test
 //! --benches` it runs a tiny size as a smoke test. LAN discovery is never
 //! started: all traffic stays on loopback.
 
@@ -33,6 +35,7 @@ use potluck::node::{Node, NodeConfig, NodeEvent, NodeStats, Timing};
 use potluck::proto::handshake::DEFAULT_NETWORK_KEY;
 use potluck::proto::peerbook::PeerSource;
 use potluck::proto::replicate::Policy;
+use potluck::proto::replicate::sim::{Sim, sim_id};
 use potluck::store::Store;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -624,6 +627,59 @@ async fn restart(
     );
 }
 
+/// The same mesh without sockets, keys or stores: the sans-io simulator
+/// (`replicate::sim`), whose links join sessions to each node's sources
+/// exactly as the node's connections do. Each round delivers what was on
+/// every link at its start (one hop) and lets 5 ms pass; messages are
+/// published `messages / 100` per round. Prints the rounds to converge
+/// after the last publish and the duplicate deliveries: what the choice of
+/// one live source per feed costs, free of any timing noise.
+fn simulated(n: usize, messages: usize, seed: u64) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut sim = Sim::ring_with_chords(n, &mut rng);
+    let per_round = (messages / 100).max(1);
+    let started = Instant::now();
+    let mut published = 0;
+    let mut rounds_after = None;
+    // Bounded: publishing takes messages / per_round rounds, and a mesh
+    // converges within a few hundred more.
+    for round in 0..(messages / per_round + 2_000) {
+        for _ in 0..per_round.min(messages - published) {
+            sim.publish(rng.gen_range(0..n));
+            published += 1;
+        }
+        sim.flush();
+        let lens: Vec<((usize, usize), usize)> =
+            sim.wire.iter().map(|(l, q)| (*l, q.len())).collect();
+        for ((a, b), len) in lens {
+            for _ in 0..len {
+                sim.deliver(a, b);
+            }
+        }
+        sim.tick(Duration::from_millis(5));
+        let done = published == messages
+            && (0..n).all(|x| {
+                let feed = sim_id(x);
+                let head = sim.nodes[x].head(&feed);
+                sim.nodes.iter().all(|node| node.head(&feed) == head)
+            });
+        if done {
+            rounds_after = Some(round + 1 - messages.div_ceil(per_round));
+            break;
+        }
+    }
+    let duplicates: u64 = sim.nodes.iter().map(|node| node.duplicates).sum();
+    let deliveries = (messages * (n - 1)) as u64;
+    match rounds_after {
+        Some(rounds) => println!(
+            "sim: {n} nodes, {messages} messages: converged {rounds} rounds after the last publish; {duplicates} duplicates ({:.1} % of {deliveries} deliveries); simulated in {:.2} s",
+            100.0 * duplicates as f64 / deliveries as f64,
+            started.elapsed().as_secs_f64()
+        ),
+        None => panic!("sim: {n} nodes did not converge"),
+    }
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; under `cargo test --benches` run a
     // tiny size, so the bench is also a smoke test.
@@ -655,6 +711,9 @@ fn main() {
             restart(rn, degree, rmessages, restarts, seed, timeout).await;
         }
     });
+    if scenario.is_empty() || scenario == "sim" {
+        simulated(n, messages, seed);
+    }
     // Let connection tasks say goodbye before the stores' directories go.
     rt.shutdown_timeout(Duration::from_secs(5));
 }

@@ -32,6 +32,7 @@ use crate::content::{
 };
 use crate::feed::message::{FeedId, Message, MessageId};
 use crate::home::config::Invite;
+pub use crate::node::CatchUp;
 use crate::node::{Node, NodeEvent, PeerInfo};
 use crate::proto::handshake::DEFAULT_NETWORK_KEY;
 use crate::proto::peerbook::{PeerRecord, PeerSource};
@@ -227,16 +228,7 @@ pub enum Change {
     /// A peer's connection ended.
     PeerLeft(FeedId),
     /// A connected peer's catch-up progress.
-    Progress {
-        /// The peer.
-        peer: FeedId,
-        /// Messages received from it on this connection.
-        received: u64,
-        /// Messages its clock promises that we want and lack yet.
-        remaining: u64,
-        /// Both sides hold what each wants of the other.
-        caught_up: bool,
-    },
+    Progress(CatchUp),
     /// Changes were missed (the subscriber fell behind): show everything
     /// anew.
     Missed,
@@ -256,17 +248,7 @@ impl Changes {
                 Ok(NodeEvent::EventsChanged(ids)) => Change::Events(ids),
                 Ok(NodeEvent::PeerConnected(peer)) => Change::PeerConnected(peer),
                 Ok(NodeEvent::PeerLeft(peer)) => Change::PeerLeft(peer),
-                Ok(NodeEvent::Progress {
-                    peer,
-                    received,
-                    remaining,
-                    caught_up,
-                }) => Change::Progress {
-                    peer,
-                    received,
-                    remaining,
-                    caught_up,
-                },
+                Ok(NodeEvent::Progress(progress)) => Change::Progress(progress),
                 // Connections' business, not front ends'.
                 Ok(_) => continue,
                 Err(broadcast::error::RecvError::Lagged(_)) => Change::Missed,

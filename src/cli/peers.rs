@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::json;
 
 use potluck::app::when;
-use potluck::app::{App, Change};
+use potluck::app::{App, CatchUp, Change};
 use potluck::feed::message::FeedId;
 use potluck::home::config::{ConfigFile, DEFAULT_LISTEN, Invite, PeerAddr};
 use potluck::node::{ConnectionError, SessionReport};
@@ -120,11 +120,11 @@ fn exchange(ctx: &Ctx, out: &Output, app: &App, peer: &PeerAddr) -> Result<Sessi
                 let watcher = changes.map(|mut changes| {
                     tokio::spawn(async move {
                         while let Some(change) = changes.next().await {
-                            if let Change::Progress {
+                            if let Change::Progress(CatchUp {
                                 received,
                                 remaining,
                                 ..
-                            } = change
+                            }) = change
                             {
                                 line.show_of_total(received, received.saturating_add(remaining));
                             }

@@ -9,7 +9,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 use potluck::app::when;
-use potluck::app::{App, Change};
+use potluck::app::{App, CatchUp, Change};
 use potluck::feed::message::FeedId;
 use potluck::home::Home;
 use potluck::home::config::{ConfigFile, DEFAULT_LISTEN, DEFAULT_WEB, PeerAddr};
@@ -187,12 +187,12 @@ async fn log_catch_up(app: App) {
             logged.remove(&peer);
             continue;
         }
-        let Change::Progress {
+        let Change::Progress(CatchUp {
             peer,
             received,
             remaining,
             caught_up,
-        } = change
+        }) = change
         else {
             continue;
         };

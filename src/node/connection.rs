@@ -289,12 +289,12 @@ impl Node {
                 progress.caught_up.store(p.caught_up, Ordering::Relaxed);
                 progress.remaining.store(p.remaining, Ordering::Relaxed);
                 if p.changed {
-                    let _ = self.events.send(NodeEvent::Progress {
+                    let _ = self.events.send(NodeEvent::Progress(CatchUp {
                         peer: remote,
                         received: p.received,
                         remaining: p.remaining,
                         caught_up: p.caught_up,
-                    });
+                    }));
                 }
             }
             let closing = link.is_closing();
@@ -381,7 +381,7 @@ impl Node {
                     }
                     Err(broadcast::error::RecvError::Closed) => break Ok(()),
                     // For front ends.
-                    Ok(NodeEvent::EventsChanged(_) | NodeEvent::PeerConnected(_) | NodeEvent::PeerLeft(_) | NodeEvent::Progress { .. }) => {}
+                    Ok(NodeEvent::EventsChanged(_) | NodeEvent::PeerConnected(_) | NodeEvent::PeerLeft(_) | NodeEvent::Progress(_)) => {}
                 },
                 () = tokio::time::sleep_until(deadline) => {
                     let changes = {

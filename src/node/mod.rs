@@ -194,17 +194,21 @@ pub enum NodeEvent {
     PeerLeft(FeedId),
     /// How far a connected peer's catch-up is: sent when it starts or
     /// stops being caught up, and every few seconds while messages arrive.
-    Progress {
-        /// The peer.
-        peer: FeedId,
-        /// Messages received from it on this connection so far.
-        received: u64,
-        /// Messages its clock promises that we want and lack yet.
-        remaining: u64,
-        /// We hold everything it offered that we want, and it holds
-        /// everything we can give it.
-        caught_up: bool,
-    },
+    Progress(CatchUp),
+}
+
+/// How far a connected peer's catch-up is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CatchUp {
+    /// The peer.
+    pub peer: FeedId,
+    /// Messages received from it on this connection so far.
+    pub received: u64,
+    /// Messages its clock promises that we want and lack yet.
+    pub remaining: u64,
+    /// We hold everything it offered that we want, and it holds
+    /// everything we can give it.
+    pub caught_up: bool,
 }
 
 /// Running totals of a node's gossip, over every connection so far.

@@ -42,7 +42,7 @@ pub(crate) fn change_data(change: &Change) -> String {
         }
         Change::Events(_) | Change::Missed => "missed".into(),
         Change::PeerConnected(_) | Change::PeerLeft(_) => "peers".into(),
-        Change::Progress { .. } => "progress".into(),
+        Change::Progress(_) => "progress".into(),
         Change::Appended { .. } => "appended".into(),
     }
 }
@@ -97,6 +97,7 @@ pub(crate) async fn events(State(web): State<Web>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::app::CatchUp;
     use crate::feed::message::{FeedId, MessageId};
 
     #[test]
@@ -110,12 +111,12 @@ mod tests {
         let peer = FeedId([2; 32]);
         assert_eq!(change_data(&Change::PeerConnected(peer)), "peers");
         assert_eq!(change_data(&Change::PeerLeft(peer)), "peers");
-        let progress = Change::Progress {
+        let progress = Change::Progress(CatchUp {
             peer,
             received: 3,
             remaining: 7,
             caught_up: false,
-        };
+        });
         assert_eq!(change_data(&progress), "progress");
         let appended = Change::Appended {
             feed: peer,
