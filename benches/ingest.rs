@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use ed25519_dalek::SigningKey;
-use potluck::content::{Event, EventTime, Rsvp, RsvpStatus};
+use potluck::content::{Event, EventTime, KnownContent, Rsvp, RsvpStatus};
 use potluck::feed::message::{Message, MessageId};
 use potluck::feed::validate;
 use potluck::store::Store;

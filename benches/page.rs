@@ -39,7 +39,7 @@ use axum::http::{Request, StatusCode};
 use ed25519_dalek::SigningKey;
 use http_body_util::BodyExt as _;
 use potluck::app::App;
-use potluck::content::{Event, EventTime, Rsvp, RsvpStatus};
+use potluck::content::{Event, EventTime, KnownContent, Rsvp, RsvpStatus};
 use potluck::node::{Node, NodeConfig, Timing};
 use potluck::proto::handshake::DEFAULT_NETWORK_KEY;
 use potluck::proto::replicate::Policy;

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use ed25519_dalek::SigningKey;
-use potluck::content::{Event, EventTime, Rsvp, RsvpStatus};
+use potluck::content::{Event, EventTime, KnownContent, Rsvp, RsvpStatus};
 use potluck::feed::message::MessageId;
 use potluck::store::Store;
 

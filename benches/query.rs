@@ -35,7 +35,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use potluck::content::{Rsvp, RsvpStatus};
+use potluck::content::{KnownContent, Rsvp, RsvpStatus};
 use potluck::feed::message::{Message, MessageId};
 use potluck::fixtures::{MAX_FEEDS, feed_key};
 use potluck::home::Home;

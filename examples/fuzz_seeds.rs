@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use ed25519_dalek::SigningKey;
-use potluck::content::{About, Event, EventTime, Rsvp, RsvpStatus};
+use potluck::content::{About, Event, EventTime, KnownContent, Rsvp, RsvpStatus};
 use potluck::feed::bundle::{ClockFile, write_bundle};
 use potluck::feed::message::{FeedId, Message, MessageId};
 use potluck::home::config::{ConfigFile, Invite, PeerAddr};

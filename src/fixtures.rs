@@ -35,7 +35,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use thiserror::Error;
 
-use crate::content::{About, Contact, Event, EventTime, Rsvp, RsvpStatus, rfc3339_in_zone};
+use crate::content::{
+    About, Contact, Event, EventTime, KnownContent, Rsvp, RsvpStatus, rfc3339_in_zone,
+};
 use crate::feed::message::{FeedId, Message, MessageId};
 
 /// Most feeds a spec may ask for.

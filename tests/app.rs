@@ -14,7 +14,7 @@ use common::node::{event, feed_of, new_key, rsvp, unstarted_node};
 use common::{now_ms, open_store};
 use potluck::app::admission::AdmissionStatus;
 use potluck::app::{App, AppError, Change, ContactChange, EventList};
-use potluck::content::RsvpStatus;
+use potluck::content::{KnownContent, RsvpStatus};
 use potluck::feed::message::MessageId;
 use potluck::proto::handshake::DEFAULT_NETWORK_KEY;
 

@@ -17,7 +17,7 @@ use std::time::Instant;
 use common::DEADLINE;
 use common::node::{POLL, TestNode, event, feed_of, new_key, wait_until};
 use potluck::app::admission::{self, AdmissionStatus, AdmissionView};
-use potluck::content::{self, Content, Decision, EventTime, EventUpdate, RsvpStatus};
+use potluck::content::{self, Content, Decision, EventTime, EventUpdate, KnownContent, RsvpStatus};
 use potluck::feed::message::{FeedId, MessageId};
 use potluck::store::Store;
 use potluck::store::index::EventState;

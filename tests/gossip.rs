@@ -20,7 +20,7 @@ use common::node::{
 };
 use common::{DEADLINE, now_ms};
 use ed25519_dalek::{Signer, SigningKey};
-use potluck::content::{About, Contact, RsvpStatus};
+use potluck::content::{About, Contact, KnownContent, RsvpStatus};
 use potluck::feed::message::{FeedId, HEADER_LEN, Message, MessageId, SIGNED_LEN, signing_input};
 use potluck::node::ConnectionError;
 use potluck::proto::frame::{FrameDecoder, encode_frame};

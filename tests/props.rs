@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use common::open_store;
 use ed25519_dalek::SigningKey;
+use potluck::content::KnownContent;
 use potluck::feed::message::{Message, MessageId};
 use potluck::feed::validate;
 use proptest::prelude::*;

@@ -5,7 +5,7 @@ mod common;
 
 use common::open_store;
 use ed25519_dalek::SigningKey;
-use potluck::content::{Event, EventTime, Rsvp, RsvpStatus};
+use potluck::content::{Event, EventTime, KnownContent, Rsvp, RsvpStatus};
 use potluck::feed::message::{Message, MessageId};
 use potluck::feed::validate::{Checked, ValidationError};
 use potluck::store::Store;

@@ -20,7 +20,7 @@ use tower::ServiceExt as _;
 use common::node::{event, feed_of, new_key, rsvp, unstarted_node};
 use common::{now_ms, open_store};
 use potluck::app::{App, EventList};
-use potluck::content::RsvpStatus;
+use potluck::content::{KnownContent, RsvpStatus};
 use potluck::feed::message::{FeedId, MessageId};
 use potluck::proto::handshake::DEFAULT_NETWORK_KEY;
 use potluck::store::Store;

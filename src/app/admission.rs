@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use ed25519_dalek::SigningKey;
 use serde::Serialize;
 
-use crate::content::{Admission, Decision, RsvpStatus};
+use crate::content::{Admission, Decision, KnownContent, RsvpStatus};
 use crate::feed::message::{FeedId, MessageId};
 use crate::store::index::{AdmissionState, EventState, EventStatus, RsvpState, Tally};
 use crate::store::{IngestReport, Store, StoreError};

@@ -27,8 +27,8 @@ use tokio::sync::broadcast;
 
 use crate::app::admission::{AdmissionStatus, AdmissionView};
 use crate::content::{
-    About, Change as FieldChange, Contact, ContentError, Event, EventCancel, EventUpdate, Rsvp,
-    RsvpStatus,
+    About, Change as FieldChange, Contact, ContentError, Event, EventCancel, EventUpdate,
+    KnownContent, Rsvp, RsvpStatus,
 };
 use crate::feed::message::{FeedId, Message, MessageId};
 use crate::home::config::Invite;

@@ -491,12 +491,7 @@ pub fn local_zone_name() -> Option<String> {
 
 /// At most 60 characters of `text`, for error messages.
 fn shorten(text: &str) -> String {
-    const SHOWN: usize = 60;
-    let mut short: String = text.chars().take(SHOWN).collect();
-    if short.len() < text.len() {
-        short.push('…');
-    }
-    short
+    crate::content::shorten_to(text, 60)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 
 use potluck::app::App;
-use potluck::content::About;
+use potluck::content::{About, KnownContent};
 use potluck::feed::message::FeedId;
 use potluck::home::Home;
 use potluck::home::config::ConfigFile;

@@ -9,7 +9,9 @@ use serde_json::{Value, json};
 
 use potluck::app::when;
 use potluck::app::{AgendaItem, EventList, EventSummary, RsvpView, text_change};
-use potluck::content::{Change, Event, EventTime, EventUpdate, Rsvp, RsvpStatus, rfc3339_in_zone};
+use potluck::content::{
+    Change, Event, EventTime, EventUpdate, KnownContent, Rsvp, RsvpStatus, rfc3339_in_zone,
+};
 use potluck::store::index::EventStatus;
 
 use super::args::{EventFields, UpdateFields};

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use potluck::app::when;
 use potluck::app::{App, ContactChange};
-use potluck::content::About;
+use potluck::content::{About, KnownContent};
 use potluck::feed::message::FeedId;
 use potluck::home::identity::Identity;
 

@@ -706,10 +706,10 @@ async fn handshake(
             }
             other => other?,
         };
-        if dial.is_some() && frame == crate::proto::handshake::BUSY_MESSAGE {
-            return Err(ConnectionError::Busy);
-        }
-        hs.read_incoming(&frame)?;
+        hs.read_incoming(&frame).map_err(|e| match e {
+            HandshakeError::Busy => ConnectionError::Busy,
+            e => e.into(),
+        })?;
     }
     // The initiator still owes its last message after reading message 2.
     if let Some(out) = hs.next_outgoing()? {

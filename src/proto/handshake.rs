@@ -122,6 +122,10 @@ pub enum HandshakeError {
         /// The limit.
         max: usize,
     },
+    /// The responder answered [`BUSY_MESSAGE`] instead of message 2: it
+    /// has no room for another connection now.
+    #[error("the node is busy (it has no free connection slot); try again later")]
+    Busy,
     /// A call at the wrong moment: reading when it is our turn to write,
     /// reading after the handshake finished, or finishing before it did.
     #[error("handshake step out of order (wrong turn, or not finished yet)")]
@@ -405,6 +409,8 @@ impl Handshake {
     fn read_step(&mut self, message: &[u8]) -> Result<(), HandshakeError> {
         let number = match self.step {
             Step::AwaitMsg1 => 1,
+            // Distinct from every message 2, which is longer.
+            Step::AwaitMsg2 if message == BUSY_MESSAGE => return Err(HandshakeError::Busy),
             Step::AwaitMsg2 => 2,
             Step::AwaitMsg3 => 3,
             Step::Failed => return Err(HandshakeError::Aborted),
@@ -705,6 +711,20 @@ mod tests {
         }
         let empty = ti.encrypt(b"").unwrap();
         assert_eq!(tr.decrypt(&empty).unwrap(), b"");
+    }
+
+    #[test]
+    fn a_busy_answer_instead_of_message_two_says_busy() {
+        let (_, _, mut i, mut r) = pair(None);
+        let m1 = i.next_outgoing().unwrap().unwrap();
+        r.read_incoming(&m1).unwrap();
+        assert_eq!(i.read_incoming(BUSY_MESSAGE), Err(HandshakeError::Busy));
+        // Only the dialer waiting for message 2 takes it as busy.
+        let (_, _, _, mut r) = pair(None);
+        assert_eq!(
+            r.read_incoming(BUSY_MESSAGE),
+            Err(HandshakeError::WrongNetworkKey)
+        );
     }
 
     #[test]

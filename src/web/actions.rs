@@ -18,7 +18,9 @@ use super::wallclock::{self, WallClockError};
 use super::{Web, event_path};
 use crate::app::when::{self, WhenError};
 use crate::app::{App, AppError, ContactChange};
-use crate::content::{Change, ContentError, Event, EventTime, EventUpdate, RsvpStatus};
+use crate::content::{
+    Change, ContentError, Event, EventTime, EventUpdate, KnownContent, RsvpStatus,
+};
 use crate::feed::message::FeedId;
 use crate::home::config::Invite;
 use crate::proto::peerbook::PeerSource;

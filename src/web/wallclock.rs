@@ -107,12 +107,9 @@ pub fn instant_time(
     EventTime::parse(field, &text).map_err(|_| WallClockError::When(WhenError::OutOfRange(text)))
 }
 
+/// At most 40 characters of `text`, for error messages.
 fn shorten(text: &str) -> String {
-    let mut s: String = text.chars().take(40).collect();
-    if s.len() < text.len() {
-        s.push('…');
-    }
-    s
+    crate::content::shorten_to(text, 40)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
-use potluck::content::{Event, EventTime, Rsvp, RsvpStatus};
+use potluck::content::{Event, EventTime, KnownContent, Rsvp, RsvpStatus};
 use potluck::feed::message::{FeedId, Message, MessageId};
 use potluck::home::config::PeerAddr;
 use potluck::node::limits::Limits;

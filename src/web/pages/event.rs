@@ -1,0 +1,232 @@
+//! One event's page: what it is, who comes, the answer form, and for its
+//! organizer the waitlist, the edit form and the cancel form.
+
+use axum::extract::{Path, State};
+use maud::{Markup, html};
+
+use super::event_form::{edit_values, event_fields};
+use super::form::field_error;
+use super::lists::counts;
+use super::{FormState, Input, Nav, PageError, blocking, csrf, form_error, layout};
+use crate::app::EventDetail;
+use crate::app::admission::AdmissionStatus;
+use crate::content::{MAX_GUESTS, MAX_NOTE_CHARS, MAX_REASON_CHARS, RsvpStatus};
+use crate::web::format::{admission_words, answer_word, is_web_link, linkify, person, when};
+use crate::web::{Web, event_key, event_path, parse_event_key};
+
+/// Most people an event's page names per answer (anyone can answer, so
+/// the count is a stranger's to choose); the counts stay exact.
+pub(crate) const MAX_PEOPLE_SHOWN: usize = 500;
+
+/// The forms of an event's page, as submitted (on error) or empty.
+#[derive(Default)]
+pub(crate) struct EventForms {
+    pub(crate) rsvp: FormState,
+    pub(crate) edit: Option<FormState>,
+    pub(crate) cancel: FormState,
+}
+
+/// `GET /e/{key}`.
+pub(crate) async fn event(
+    State(web): State<Web>,
+    Path(key): Path<String>,
+) -> Result<Markup, PageError> {
+    let detail = load_event(&web, &key).await?;
+    Ok(event_page(&web, &detail, EventForms::default()))
+}
+
+/// Everything about the event with page key `key`, and whether we
+/// organize it.
+pub(crate) async fn load_event(web: &Web, key: &str) -> Result<(EventDetail, bool), PageError> {
+    let id = parse_event_key(key)
+        .ok_or_else(|| PageError::NotFound("There is no such event here.".into()))?;
+    blocking(web, move |app| {
+        let detail = app.event(&id.to_string())?;
+        let mine = app
+            .feed_id()
+            .is_ok_and(|me| me == detail.summary.state.author);
+        Ok((detail, mine))
+    })
+    .await
+}
+
+pub(crate) fn event_page(
+    web: &Web,
+    (detail, organizer): &(EventDetail, bool),
+    forms: EventForms,
+) -> Markup {
+    let s = &detail.summary;
+    let e = &s.state.event;
+    let key = event_key(&s.state.id);
+    let path = event_path(&s.state.id);
+    let going: Vec<_> = detail
+        .rsvps
+        .iter()
+        .filter(|r| r.rsvp.status == RsvpStatus::Going)
+        .collect();
+    let maybe: Vec<_> = detail
+        .rsvps
+        .iter()
+        .filter(|r| r.rsvp.status == RsvpStatus::Maybe)
+        .collect();
+    let not_going: Vec<_> = detail
+        .rsvps
+        .iter()
+        .filter(|r| r.rsvp.status == RsvpStatus::NotGoing)
+        .collect();
+    let people = |title: &str, list: &[&crate::app::RsvpView]| {
+        html! {
+            h3 { (title) " (" (list.len()) ")" }
+            @if list.is_empty() { p.empty { "Nobody." } }
+            @else {
+                ul.people {
+                    @for r in list.iter().take(MAX_PEOPLE_SHOWN) {
+                        li {
+                            strong { (person(r.name.as_deref(), &r.author)) }
+                            @if r.rsvp.guests > 0 { " +" (r.rsvp.guests) " guest" @if r.rsvp.guests > 1 { "s" } }
+                            @if let Some(a) = r.admission {
+                                " " span class=(format!("badge {}", a.as_str())) { (admission_words(a, r.waitlist_position)) }
+                            }
+                            @if r.stale { " " span.badge.stale title="This answer was given before the time or place changed" { "answered an earlier plan" } }
+                            @if let Some(note) = &r.rsvp.note { br; span.note { "“" (note) "”" } }
+                        }
+                    }
+                }
+                @if list.len() > MAX_PEOPLE_SHOWN { p.more { "and " (list.len() - MAX_PEOPLE_SHOWN) " more." } }
+            }
+        }
+    };
+    let edit = forms.edit.unwrap_or_else(|| edit_values(web, detail));
+    let rsvp_form = &forms.rsvp;
+    let guests_default = s
+        .mine
+        .as_ref()
+        .map(|m| m.rsvp.guests.to_string())
+        .unwrap_or_default();
+    let note_default = s
+        .mine
+        .as_ref()
+        .and_then(|m| m.rsvp.note.clone())
+        .unwrap_or_default();
+    let guests_hint = format!("0 to {MAX_GUESTS}");
+    let current = s.mine.as_ref().map(|m| m.rsvp.status);
+    let mut rsvp_values = rsvp_form.clone();
+    if !rsvp_form.has_errors() {
+        rsvp_values.set("guests", guests_default);
+        rsvp_values.set("note", note_default);
+    }
+    layout(
+        &e.title,
+        Nav::None,
+        "events",
+        Some(&key),
+        html! {
+            article.event {
+                div #summary data-live {
+                    h1 {
+                        (e.title)
+                        @if s.is_cancelled() { " " span.badge.cancelled { "Cancelled" } }
+                    }
+                    @if s.is_cancelled() {
+                        p.cancelled-note { "This event is cancelled"
+                            @if let Some(r) = &s.state.cancel_reason { ": " (r) } "." }
+                    }
+                    p { (when(e, &web.viewer_zone, &web.settings.zone)) }
+                    @if let Some(place) = &e.location { p.place { "Where: " (place) } }
+                    @if let Some(url) = &e.url {
+                        p.link { "Link: "
+                            @if is_web_link(url) { a href=(url) rel="noopener noreferrer nofollow" { (url) } }
+                            @else { (url) }
+                        }
+                    }
+                    p.organizer { "Organized by " strong { (person(s.organizer_name.as_deref(), &s.state.author)) } }
+                    (counts(s))
+                    @if let Some(d) = &e.description { div.description { (linkify(d)) } }
+                    @if s.state.revision > 0 { p.revision { "Changed " (s.state.revision) " time" @if s.state.revision > 1 { "s" } " since it was announced." } }
+                }
+                p.actions { a.button href=(format!("{path}/event.ics")) { "Add to calendar" } }
+
+                section #answer aria-labelledby="answer-title" {
+                    h2 #answer-title { "Your answer" }
+                    p #my-status data-live aria-live="polite" {
+                        @match &s.mine {
+                            None => "You have not answered yet.",
+                            Some(mine) => {
+                                "You answered " strong { (answer_word(mine.rsvp.status)) }
+                                @if let Some(a) = mine.admission {
+                                    ": " strong class=(format!("status {}", a.as_str())) { (admission_words(a, mine.waitlist_position)) }
+                                    @if a == AdmissionStatus::Pending { " (the organizer's computer has not decided yet)" }
+                                }
+                                @if mine.stale { " — you answered an earlier plan; answer again to confirm." }
+                                "."
+                            }
+                        }
+                    }
+                    @if !s.is_cancelled() {
+                        form.rsvp method="post" action=(format!("{path}/rsvp")) {
+                            (csrf(web))
+                            (form_error(rsvp_form))
+                            div.row {
+                                (Input::new("rsvp-", "guests", "Guests you bring").kind("number").hint(&guests_hint).draw(&rsvp_values))
+                                (Input::new("rsvp-", "note", "Note").max(MAX_NOTE_CHARS).draw(&rsvp_values))
+                            }
+                            (field_error("rsvp-", rsvp_form, "status"))
+                            div.buttons #answer-buttons data-live role="group" aria-label="Answer" {
+                                @for (status, label) in [(RsvpStatus::Going, "Going"), (RsvpStatus::Maybe, "Maybe"), (RsvpStatus::NotGoing, "Not going")] {
+                                    button.chosen[current == Some(status)] type="submit" name="status" value=(status.as_str()) { (label) }
+                                }
+                            }
+                        }
+                    }
+                }
+
+                section #people data-live aria-labelledby="people-title" {
+                    h2 #people-title { "Who is coming" }
+                    (people("Going", &going))
+                    (people("Maybe", &maybe))
+                    (people("Not going", &not_going))
+                }
+
+                @if *organizer {
+                    section.organizer aria-labelledby="organizer-title" {
+                        h2 #organizer-title { "You organize this" }
+                        div #waitlist data-live {
+                            h3 { "Waitlist" }
+                            @let list = detail.waitlist();
+                            @if list.is_empty() { p.empty { "Nobody is waiting." } }
+                            @else {
+                                ol.waitlist {
+                                    @for r in list.iter().take(MAX_PEOPLE_SHOWN) {
+                                        li { (person(r.name.as_deref(), &r.author))
+                                            @if r.rsvp.guests > 0 { " +" (r.rsvp.guests) } }
+                                    }
+                                }
+                                @if list.len() > MAX_PEOPLE_SHOWN { p.more { "and " (list.len() - MAX_PEOPLE_SHOWN) " more." } }
+                            }
+                        }
+                        @if !s.is_cancelled() {
+                            details open[edit.has_errors()] {
+                                summary { "Edit the event" }
+                                form method="post" action=(format!("{path}/edit")) {
+                                    (csrf(web))
+                                    (form_error(&edit))
+                                    (event_fields(web, "edit-", &edit))
+                                    button type="submit" { "Save changes" }
+                                }
+                            }
+                            details open[forms.cancel.has_errors()] {
+                                summary { "Cancel the event" }
+                                form method="post" action=(format!("{path}/cancel")) {
+                                    (csrf(web))
+                                    (form_error(&forms.cancel))
+                                    (Input::new("cancel-", "reason", "Reason (optional)").max(MAX_REASON_CHARS).draw(&forms.cancel))
+                                    button.danger type="submit" { "Cancel event" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}

@@ -1,0 +1,23 @@
+//! The pages (GET handlers) and what they share: the layout, forms with
+//! their errors next to the fields, and error pages.
+//!
+//! One file per page, plus `layout` (the frame, the error page) and
+//! `form` (form state and inputs) that every page uses.
+
+mod agenda;
+mod event;
+mod event_form;
+mod form;
+mod layout;
+mod lists;
+mod login;
+mod network;
+
+pub(crate) use agenda::agenda;
+pub(crate) use event::{EventForms, event, event_page, load_event};
+pub(crate) use event_form::{new_event, new_event_page};
+pub(crate) use form::{FormState, Input, csrf, form_error};
+pub(crate) use layout::{FORM_ERROR_STATUS, Nav, PageError, blocking, layout, not_found, now_ms};
+pub(crate) use lists::{past, upcoming};
+pub(crate) use login::{login, login_page};
+pub(crate) use network::{NetworkForms, load_network, network, network_page};

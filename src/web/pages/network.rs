@@ -1,0 +1,215 @@
+//! People and network: who I am, who is connected, the addresses known,
+//! invites, and whom I follow or block.
+
+use std::collections::HashMap;
+
+use axum::extract::State;
+use maud::{Markup, html};
+
+use super::{FormState, Input, Nav, PageError, blocking, csrf, form_error, layout};
+use crate::app::ContactView;
+use crate::feed::message::FeedId;
+use crate::node::PeerInfo;
+use crate::proto::peerbook::{PeerRecord, PeerSource};
+use crate::web::Web;
+use crate::web::format::{person, short_feed};
+
+/// What the network page shows.
+pub(crate) struct NetworkView {
+    me: FeedId,
+    my_name: Option<String>,
+    peers: Vec<(PeerInfo, Option<String>)>,
+    book: Vec<PeerRecord>,
+    contacts: Vec<ContactView>,
+}
+
+/// Forms of the network page, as submitted (on error) or empty.
+#[derive(Default)]
+pub(crate) struct NetworkForms {
+    pub(crate) name: FormState,
+    pub(crate) contact: FormState,
+    pub(crate) join: FormState,
+}
+
+pub(crate) async fn load_network(web: &Web) -> Result<NetworkView, PageError> {
+    blocking(web, |app| {
+        let me = app.feed_id()?;
+        let (connected, book) = app.network()?;
+        let mut peers = Vec::with_capacity(connected.len());
+        for p in connected {
+            let name = app.name_of(&p.feed)?;
+            peers.push((p, name));
+        }
+        Ok(NetworkView {
+            my_name: app.name_of(&me)?,
+            me,
+            peers,
+            book,
+            contacts: app.contacts()?,
+        })
+    })
+    .await
+}
+
+/// `GET /network`.
+pub(crate) async fn network(State(web): State<Web>) -> Result<Markup, PageError> {
+    let view = load_network(&web).await?;
+    Ok(network_page(&web, &view, NetworkForms::default()))
+}
+
+fn table_head(columns: &[&str]) -> Markup {
+    html! { thead { tr { @for c in columns { th scope="col" { (c) } } } } }
+}
+
+fn source_word(s: PeerSource) -> &'static str {
+    match s {
+        PeerSource::Configured => "configured",
+        PeerSource::Discovered => "found on the local network",
+        PeerSource::Invite => "from an invite",
+        PeerSource::Inbound => "connected to us",
+    }
+}
+
+fn ago(ms: Option<i64>) -> String {
+    match ms.and_then(|m| jiff::Timestamp::from_millisecond(m).ok()) {
+        Some(t) => t.strftime("%Y-%m-%d %H:%M UTC").to_string(),
+        None => "never".into(),
+    }
+}
+
+pub(crate) fn network_page(web: &Web, view: &NetworkView, mut forms: NetworkForms) -> Markup {
+    if !forms.name.values.contains_key("name") {
+        forms
+            .name
+            .set("name", view.my_name.clone().unwrap_or_default());
+    }
+    let names: HashMap<FeedId, &str> = view
+        .peers
+        .iter()
+        .filter_map(|(p, n)| n.as_deref().map(|n| (p.feed, n)))
+        .chain(
+            view.contacts
+                .iter()
+                .filter_map(|c| c.name.as_deref().map(|n| (c.feed, n))),
+        )
+        .collect();
+    layout(
+        "People and network",
+        Nav::Network,
+        "peers progress appended",
+        None,
+        html! {
+            h1 { "People and network" }
+            section aria-labelledby="me-title" {
+                h2 #me-title { "You" }
+                p #me data-live {
+                    "You are " strong { (person(view.my_name.as_deref(), &view.me)) }
+                    br; small.feed { (view.me.to_string()) }
+                }
+                form.inline method="post" action="/network/name" {
+                    (csrf(web))
+                    (form_error(&forms.name))
+                    (Input::new("me-", "name", "Your name").required().max(crate::content::MAX_NAME_CHARS).draw(&forms.name))
+                    button type="submit" { "Save name" }
+                }
+            }
+            section #peers data-live aria-labelledby="peers-title" {
+                h2 #peers-title { "Connected now" }
+                @if view.peers.is_empty() { p.empty { "No peer is connected." } }
+                @else {
+                    div.scroll { table {
+                        (table_head(&["Who", "Address", "Received", "Sync"]))
+                        tbody {
+                            @for (p, name) in &view.peers {
+                                tr {
+                                    td { (person(name.as_deref(), &p.feed)) }
+                                    td { (p.address) @if p.outbound { " (we dialed)" } }
+                                    td { (crate::app::when::plural(p.received, "message", "messages")) }
+                                    td {
+                                        @if p.caught_up { span.badge.admitted { "caught up" } }
+                                        @else {
+                                            span.badge.pending { "catching up" }
+                                            @if p.remaining > 0 { " " (p.remaining) " to go" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    } }
+                }
+            }
+            section #book data-live aria-labelledby="book-title" {
+                h2 #book-title { "Known addresses" }
+                @if view.book.is_empty() { p.empty { "No address is known yet." } }
+                @else {
+                    div.scroll { table {
+                        (table_head(&["Address", "Who", "From", "Last reached"]))
+                        tbody {
+                            @for r in &view.book {
+                                tr {
+                                    td { (r.addr) }
+                                    td { @match r.feed { Some(f) => (person(names.get(&f).copied(), &f)), None => "unknown" } }
+                                    td { (source_word(r.source)) }
+                                    td { (ago(r.last_success_ms)) @if r.failures > 0 { " (" (r.failures) " failures since)" } }
+                                }
+                            }
+                        }
+                    } }
+                }
+            }
+            section aria-labelledby="invite-title" {
+                h2 #invite-title { "Invite someone" }
+                @match &web.settings.invite_code {
+                    Some(code) => {
+                        p { "Give this code to someone you trust; they join with it." }
+                        div.copy-row {
+                            input #invite-code type="text" readonly value=(code) aria-label="Invite code";
+                            button type="button" data-copy="invite-code" hidden { "Copy" }
+                        }
+                    }
+                    None => p { "Make a code with " code { "potluck invite" } " in a terminal." },
+                }
+                h3 { "Join with a code" }
+                form.inline method="post" action="/network/join" {
+                    (csrf(web))
+                    (form_error(&forms.join))
+                    (Input::new("join-", "code", "Invite code").required().hint("a code for this network: you follow the inviter and stay connected (a code for another network needs a new home: potluck join CODE --home DIR)").draw(&forms.join))
+                    button type="submit" { "Join" }
+                }
+            }
+            section aria-labelledby="contacts-title" {
+                h2 #contacts-title { "Follow and block" }
+                div #contacts data-live {
+                    @if view.contacts.is_empty() { p.empty { "You follow and block nobody yet." } }
+                    @else {
+                        ul.contacts {
+                            @for c in &view.contacts {
+                                li {
+                                    strong { (person(c.name.as_deref(), &c.feed)) } " "
+                                    @if c.following { span.badge.admitted { "following" } " " }
+                                    @if c.blocking { span.badge.cancelled { "blocked" } " " }
+                                    form.mini method="post" action="/network/contact" {
+                                        (csrf(web))
+                                        input type="hidden" name="feed" value=(c.feed.to_string());
+                                        @if c.following { button type="submit" name="action" value="unfollow" aria-label=(format!("Unfollow {}", person(c.name.as_deref(), &c.feed))) { "Unfollow" } }
+                                        @if c.blocking { button type="submit" name="action" value="unblock" aria-label=(format!("Unblock {}", person(c.name.as_deref(), &c.feed))) { "Unblock" } }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                form method="post" action="/network/contact" {
+                    (csrf(web))
+                    (form_error(&forms.contact))
+                    (Input::new("contact-", "feed", "Feed id").required().hint("like @AbC…=.ed25519").draw(&forms.contact))
+                    div.buttons {
+                        button type="submit" name="action" value="follow" { "Follow" }
+                        button.danger type="submit" name="action" value="block" { "Block" }
+                    }
+                }
+            }
+            p.small { "Peers are shown by name when they have one; otherwise by the start of their feed id, like " (short_feed(&view.me)) "." }
+        },
+    )
+}
