@@ -14,9 +14,9 @@
 //!   validation against its feed's head, and bundles of feeds in a file;
 //! - [`content`]: the typed content of version 1 (events, RSVPs, names,
 //!   follows, blocks);
-//! - [`store`], [`msglog`], [`index`]: the only owner of the disk: the
-//!   message log, sled and the indexes derived from messages; atomic,
-//!   durable appends;
+//! - [`store`] (with [`store::msglog`] and [`store::index`]): the only
+//!   owner of the disk: the message log, sled and the indexes derived
+//!   from messages; atomic, durable appends;
 //! - [`proto`]: the network protocol, sans-io: the Noise handshake,
 //!   frames, replication packets, the replication state machine
 //!   ([`proto::replicate`]), LAN discovery and the peer book;
@@ -39,8 +39,6 @@ pub mod content;
 pub mod feed;
 pub mod fixtures;
 pub mod home;
-pub mod index;
-pub mod msglog;
 pub mod node;
 pub mod proto;
 pub mod store;

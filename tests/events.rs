@@ -19,8 +19,8 @@ use common::node::{POLL, TestNode, event, feed_of, new_key, wait_until};
 use potluck::app::admission::{self, AdmissionStatus, AdmissionView};
 use potluck::content::{self, Content, Decision, EventTime, EventUpdate, KnownContent, RsvpStatus};
 use potluck::feed::message::{FeedId, MessageId};
-use potluck::index::EventState;
 use potluck::store::Store;
+use potluck::store::index::EventState;
 use tokio::net::TcpStream;
 
 use AdmissionStatus::{Admitted, Pending, Waitlisted};

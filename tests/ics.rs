@@ -11,7 +11,7 @@ use potluck::app::admission::AdmissionStatus;
 use potluck::app::ics::{IcsAttendee, IcsEvent, calendar};
 use potluck::content::{Event, EventTime, RsvpStatus};
 use potluck::feed::message::{FeedId, MessageId};
-use potluck::index::{EventState, EventStatus};
+use potluck::store::index::{EventState, EventStatus};
 
 const NOW: &str = "2027-01-01T12:34:56.789Z";
 

@@ -225,7 +225,7 @@ proptest! {
             store.publish(&key, &event.to_content_bytes(), i as i64).unwrap();
         }
         let now_ms = (1_893_456_000 + now_hours * 3600) * 1000;
-        let ids = |list: Vec<potluck::index::EventState>| -> Vec<MessageId> {
+        let ids = |list: Vec<potluck::store::index::EventState>| -> Vec<MessageId> {
             list.into_iter().map(|e| e.id).collect()
         };
         let upcoming = ids(store.upcoming_events(now_ms, None).unwrap());

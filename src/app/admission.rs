@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::content::{Admission, Decision, KnownContent, RsvpStatus};
 use crate::feed::message::{FeedId, MessageId};
-use crate::index::{AdmissionState, EventState, EventStatus, RsvpState, Tally};
+use crate::store::index::{AdmissionState, EventState, EventStatus, RsvpState, Tally};
 use crate::store::{IngestReport, Store, StoreError};
 
 /// Where a person's current RSVP stands.

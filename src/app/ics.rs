@@ -71,7 +71,7 @@ use jiff::{SignedDuration, Timestamp};
 use crate::app::admission::AdmissionStatus;
 use crate::content::RsvpStatus;
 use crate::feed::message::{FeedId, MessageId};
-use crate::index::{EventState, EventStatus};
+use crate::store::index::{EventState, EventStatus};
 
 /// The `PRODID` of every calendar this module writes.
 pub const PRODID: &str = concat!("-//potluck//potluck ", env!("CARGO_PKG_VERSION"), "//EN");

@@ -32,11 +32,11 @@ use crate::content::{
 };
 use crate::feed::message::{FeedId, Message, MessageId};
 use crate::home::config::Invite;
-use crate::index::{EventState, EventStatus, RsvpState, Tally};
 pub use crate::node::CatchUp;
 use crate::node::{Node, NodeEvent, PeerInfo};
 use crate::proto::handshake::DEFAULT_NETWORK_KEY;
 use crate::proto::peerbook::{PeerRecord, PeerSource};
+use crate::store::index::{EventState, EventStatus, RsvpState, Tally};
 use crate::store::{IngestReport, Store, StoreError};
 
 /// Why an application request failed.

@@ -12,7 +12,7 @@ use potluck::app::{AgendaItem, EventList, EventSummary, RsvpView, text_change};
 use potluck::content::{
     Change, Event, EventTime, EventUpdate, KnownContent, Rsvp, RsvpStatus, rfc3339_in_zone,
 };
-use potluck::index::EventStatus;
+use potluck::store::index::EventStatus;
 
 use super::args::{EventFields, UpdateFields};
 use super::ctx::{Ctx, now_ms};

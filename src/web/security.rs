@@ -13,7 +13,7 @@
 //! 3. **Access token**, when the settings have one: a cookie set by
 //!    `/login`, or `?token=` on a GET (which also sets the cookie).
 //! 4. **POST**: refused when `Origin` or `Sec-Fetch-Site` says another site
-//!    (403); the body is read (at most [`MAX_BODY_BYTES`](super::MAX_BODY_BYTES),
+//!    (403); the body is read (at most [`MAX_BODY_BYTES`],
 //!    else 413) and must carry the form field `csrf` equal to this
 //!    process's secret (403 otherwise). Only then does a handler run.
 //!

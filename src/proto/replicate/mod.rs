@@ -36,7 +36,10 @@ mod session;
 pub mod sim;
 mod sources;
 
-pub use link::{Ingested, Link, LinkError, LinkTiming, Progress};
+pub use link::{
+    Ingested, Link, LinkError, LinkTiming, NOTES_EVERY, PROGRESS_EVERY, PROGRESS_IDLE_RECHECK,
+    Progress, SOURCE_CHECK,
+};
 pub use memory::PeerMemory;
 pub use session::{Incoming, Session};
 pub use sources::{DELAY_HALF_LIFE, MAX_GRACE_FACTOR, ModeChange, SourceCounts, Sources};

@@ -17,6 +17,14 @@
 //! applied. After a crash the file may hold a tail that no sled entry
 //! points at; [`MessageLog::open`] cuts it off. A file shorter than the
 //! committed length means the file was damaged or replaced, and is refused.
+//!
+//! **Failed writes.** A write or sync that fails leaves the committed
+//! length where it was: the batch is an error to its caller and is never
+//! counted, and the next batch is written over the same bytes and synced
+//! anew, so nothing counted rests on bytes whose write-back failed (see
+//! [`LogFile`] for why a failed sync is never retried). A full disk is
+//! [`LogError::DiskFull`]. The file is reached through [`LogFile`], so
+//! tests can inject these faults.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -26,6 +34,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use thiserror::Error;
 
+use super::log_file::{LogFile, RealLogFile};
 use crate::feed::message::MAX_MESSAGE_LEN;
 
 /// Bytes of a record's length prefix.
@@ -67,6 +76,18 @@ impl Location {
 /// A failure of the message log.
 #[derive(Debug, Error)]
 pub enum LogError {
+    /// The disk holding the log is full (or the user's quota is used
+    /// up): the batch being written was not stored, and nothing stored
+    /// before it was harmed.
+    #[error(
+        "the disk holding message log {path} is full ({source}): the new messages were not stored, and nothing stored before was harmed; free some space and try again"
+    )]
+    DiskFull {
+        /// The log file.
+        path: PathBuf,
+        /// The I/O error (`ENOSPC` or `EDQUOT`).
+        source: io::Error,
+    },
     /// Reading or writing the file failed.
     #[error("message log {path}: {source}")]
     Io {
@@ -114,7 +135,7 @@ pub enum LogError {
 
 /// The open message log.
 pub struct MessageLog {
-    file: File,
+    file: Box<dyn LogFile>,
     path: PathBuf,
     /// The committed length last known durable in the index, kept beside
     /// the log (see [`MessageLog::note_durable`]).
@@ -157,18 +178,25 @@ impl MessageLog {
     /// count; a longer file is cut back to `committed` (the tail of a
     /// batch whose index never landed).
     pub fn open(path: &Path, committed: u64) -> Result<MessageLog, LogError> {
+        let file = RealLogFile::open(path).map_err(|source| LogError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        MessageLog::open_file(path, Box::new(file), committed)
+    }
+
+    /// [`MessageLog::open`] over `file`, the log's file at `path` opened
+    /// already (the real one, or one that injects faults).
+    pub fn open_file(
+        path: &Path,
+        file: Box<dyn LogFile>,
+        committed: u64,
+    ) -> Result<MessageLog, LogError> {
         let io_err = |source| LogError::Io {
             path: path.to_path_buf(),
             source,
         };
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(io_err)?;
-        let actual = file.metadata().map_err(io_err)?.len();
+        let actual = file.size().map_err(io_err)?;
         if actual < committed {
             return Err(LogError::Truncated {
                 path: path.to_path_buf(),
@@ -204,9 +232,15 @@ impl MessageLog {
             // Kept beside the log until the next cut: if sled rolled back
             // further than one interrupted batch (damage), a rebuild from
             // the log still finds these records.
-            save_tail(&file, committed, actual, &tail_path(path)).map_err(io_err)?;
+            save_tail(file.as_ref(), committed, actual, &tail_path(path)).map_err(io_err)?;
             file.set_len(committed).map_err(io_err)?;
-            file.sync_all().map_err(io_err)?;
+            file.sync_data().map_err(io_err)?;
+        }
+        if committed == 0 {
+            // Nothing counts yet, so the file may have just been created:
+            // its name must be on disk before the first batch counts on it,
+            // or a crash could take the file and leave sled pointing into it.
+            crate::home::sync_parent(path).map_err(io_err)?;
         }
         Ok(MessageLog {
             file,
@@ -220,6 +254,18 @@ impl MessageLog {
         LogError::Io {
             path: self.path.clone(),
             source,
+        }
+    }
+
+    /// A failed write or sync of new records: [`LogError::DiskFull`] when
+    /// the disk is full.
+    fn write_err(&self, source: io::Error) -> LogError {
+        match source.kind() {
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => LogError::DiskFull {
+                path: self.path.clone(),
+                source,
+            },
+            _ => self.io_err(source),
         }
     }
 
@@ -239,15 +285,17 @@ impl MessageLog {
 
     /// Writes staged records and syncs them to disk. They count only once
     /// [`MessageLog::mark_committed`] is called, after the index that points
-    /// at them has landed.
+    /// at them has landed. On an error they never count: the caller must
+    /// not point at them, and the next batch starts at the same offset
+    /// (see "Failed writes" above).
     pub fn write(&self, pending: &PendingAppend) -> Result<(), LogError> {
         if pending.is_empty() {
             return Ok(());
         }
         self.file
             .write_all_at(&pending.bytes, pending.start)
-            .map_err(|e| self.io_err(e))?;
-        self.file.sync_data().map_err(|e| self.io_err(e))
+            .map_err(|e| self.write_err(e))?;
+        self.file.sync_data().map_err(|e| self.write_err(e))
     }
 
     /// Notes that the index has durably recorded the committed length (its
@@ -302,7 +350,7 @@ impl MessageLog {
 
     /// Bytes the file occupies.
     pub fn size(&self) -> Result<u64, LogError> {
-        Ok(self.file.metadata().map_err(|e| self.io_err(e))?.len())
+        self.file.size().map_err(|e| self.io_err(e))
     }
 }
 
@@ -323,12 +371,20 @@ pub fn tail_path(log: &Path) -> PathBuf {
 }
 
 /// Copies bytes `from..to` of `file` to a new file at `dest`, synced.
-fn save_tail(file: &File, from: u64, to: u64, dest: &Path) -> io::Result<()> {
-    use io::{Read, Seek};
-    let mut source = file.try_clone()?;
-    source.seek(io::SeekFrom::Start(from))?;
+fn save_tail(file: &dyn LogFile, from: u64, to: u64, dest: &Path) -> io::Result<()> {
+    use io::Write as _;
+    const CHUNK: u64 = 1 << 20;
     let mut out = File::create(dest)?;
-    io::copy(&mut source.take(to - from), &mut out)?;
+    let mut buf = Vec::new();
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(CHUNK);
+        // `n` is at most CHUNK, so it fits a usize.
+        buf.resize(n as usize, 0);
+        file.read_exact_at(&mut buf, at)?;
+        out.write_all(&buf)?;
+        at += n;
+    }
     out.sync_all()?;
     // The log is cut right after this: the tail's name must be on disk.
     crate::home::sync_parent(dest)

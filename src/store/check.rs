@@ -1,0 +1,410 @@
+//! Checks and repairs: [`Store::fsck`], [`Store::repair`],
+//! [`Store::reindex`] and [`Store::rebuild_from_log`].
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::index::{self, MemKv};
+use super::keys::{
+    HEAD, ID, REFETCH, encode_head, feed_key, feed_of_key, id_key, log_key, u64_value,
+};
+use super::msglog::{self, LogError};
+use super::{LOG_FILE, Store, StoreError};
+use crate::feed::message::{FeedId, Message};
+use crate::feed::validate::{self, FeedHead};
+
+/// The result of [`Store::fsck`].
+#[derive(Debug, Default)]
+pub struct FsckReport {
+    /// Feeds checked.
+    pub feeds: u64,
+    /// Messages re-verified.
+    pub messages: u64,
+    /// Index entries compared.
+    pub index_entries: u64,
+    /// Everything found wrong; empty means healthy.
+    pub problems: Vec<String>,
+    /// Per damaged feed, the first sequence that is damaged or does not
+    /// verify: [`Store::repair`] cuts the feed back before it.
+    pub damaged: BTreeMap<FeedId, u64>,
+    /// Feeds a repair cut back, still short of what they held before
+    /// (peers send the rest): feed, held now, held before.
+    pub refetching: Vec<(FeedId, u64, u64)>,
+}
+
+/// What [`Store::repair`] did.
+#[derive(Debug, Default)]
+pub struct RepairReport {
+    /// Feeds cut back: feed, first sequence removed, the head before.
+    pub cut: Vec<(FeedId, u64, u64)>,
+    /// Index entries written (every index is rebuilt).
+    pub index_entries: usize,
+}
+
+/// What [`Store::rebuild_from_log`] did.
+#[derive(Debug, Default)]
+pub struct RebuildReport {
+    /// Where the damaged store was moved.
+    pub moved_to: std::path::PathBuf,
+    /// Messages restored.
+    pub restored: u64,
+    /// Records not restored: damaged, or after damage in their feed.
+    pub skipped: u64,
+    /// Why reading the old log stopped early, if it did.
+    pub log_problem: Option<String>,
+}
+
+impl Store {
+    /// Re-verifies every message of every feed (signatures and chains) and
+    /// checks the stored indexes against indexes rebuilt from the logs.
+    pub fn fsck(&self) -> Result<FsckReport, StoreError> {
+        let mut report = FsckReport::default();
+        let rebuilt = self.rebuild_index(Some(&mut report), &BTreeMap::new())?;
+        let stored = self.index_snapshot()?;
+        report.index_entries = stored.len() as u64;
+        for (k, v) in &rebuilt.0 {
+            match stored.get(k) {
+                None => report
+                    .problems
+                    .push(format!("index entry {} is missing", hex::encode(k))),
+                Some(s) if s != v => report.problems.push(format!(
+                    "index entry {} differs from the logs",
+                    hex::encode(k)
+                )),
+                Some(_) => {}
+            }
+        }
+        for k in stored.keys() {
+            if !rebuilt.0.contains_key(k) {
+                report.problems.push(format!(
+                    "index entry {} has no source in the logs",
+                    hex::encode(k)
+                ));
+            }
+        }
+        report.refetching = self
+            .refetch_markers()?
+            .into_iter()
+            .filter(|&(_, now, before)| now < before)
+            .collect();
+        Ok(report)
+    }
+
+    /// Repairs what [`Store::fsck`] finds, in one atomic batch: every feed
+    /// with a damaged or invalid message is cut back to the message before
+    /// it (its log and id entries from there on, and its head), the head it
+    /// had is remembered so that `fsck` shows the feed as being fetched
+    /// again, and every index is rebuilt. The damaged bytes stay in the log
+    /// file (it is append-only), but nothing points at them any more. Peers
+    /// send the cut messages again, as for any feed that is behind: our
+    /// clock now says less.
+    pub fn repair(&self) -> Result<RepairReport, StoreError> {
+        let _writer = self.lock();
+        let mut found = FsckReport::default();
+        self.rebuild_index(Some(&mut found), &BTreeMap::new())?;
+        let rebuilt = self.rebuild_index(None, &found.damaged)?;
+        let mut batch = sled::Batch::default();
+        for p in index::prefix::ALL {
+            for item in self.tree.scan_prefix([p]) {
+                let (k, _) = item?;
+                batch.remove(k);
+            }
+        }
+        let mut report = RepairReport {
+            index_entries: rebuilt.0.len(),
+            ..RepairReport::default()
+        };
+        for (k, v) in rebuilt.0 {
+            batch.insert(k, v);
+        }
+        let mut dropped = std::collections::HashSet::new();
+        for (&author, &from) in &found.damaged {
+            let old_head = self.head(&author)?.map_or(0, |h| h.sequence);
+            for item in self
+                .tree
+                .range(log_key(&author, from)..=log_key(&author, u64::MAX))
+            {
+                let (k, v) = item?;
+                dropped.insert(v.to_vec());
+                batch.remove(k);
+            }
+            match from.checked_sub(1).filter(|&s| s > 0) {
+                Some(kept) => {
+                    // Everything before the cut verified.
+                    let msg = self.feed_message(&author, kept)?.ok_or_else(|| {
+                        StoreError::CorruptLog {
+                            key: hex::encode(log_key(&author, kept)),
+                            reason: "the message before a damaged one is missing".into(),
+                        }
+                    })?;
+                    let head = FeedHead {
+                        sequence: kept,
+                        id: msg.id(),
+                    };
+                    batch.insert(feed_key(HEAD, &author), encode_head(&head));
+                }
+                None => batch.remove(feed_key(HEAD, &author)),
+            }
+            let before = self.refetch_marker(&author)?.unwrap_or(0).max(old_head);
+            batch.insert(feed_key(REFETCH, &author), before.to_be_bytes().to_vec());
+            report.cut.push((author, from, old_head));
+        }
+        if !dropped.is_empty() {
+            for item in self.tree.scan_prefix([ID]) {
+                let (k, v) = item?;
+                if dropped.contains(&v[..]) {
+                    batch.remove(k);
+                }
+            }
+        }
+        // Feeds that have caught up since an earlier repair are done.
+        for (feed, _, _) in self.refetch_markers()? {
+            if !found.damaged.contains_key(&feed) && self.refetching(&feed)?.is_none() {
+                batch.remove(feed_key(REFETCH, &feed));
+            }
+        }
+        self.tree.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(report)
+    }
+
+    /// The head a repair cut `feed` back from, if it was cut.
+    fn refetch_marker(&self, feed: &FeedId) -> Result<Option<u64>, StoreError> {
+        let key = feed_key(REFETCH, feed);
+        match self.tree.get(&key)? {
+            Some(v) => u64_value(&key, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// For a feed a repair cut back and that is still short of what it
+    /// held: `(held now, held before)`.
+    pub fn refetching(&self, feed: &FeedId) -> Result<Option<(u64, u64)>, StoreError> {
+        let Some(before) = self.refetch_marker(feed)? else {
+            return Ok(None);
+        };
+        let now = self.head(feed)?.map_or(0, |h| h.sequence);
+        Ok((now < before).then_some((now, before)))
+    }
+
+    /// Every feed a repair cut back: feed, held now, held before (caught up
+    /// when now ≥ before).
+    fn refetch_markers(&self) -> Result<Vec<(FeedId, u64, u64)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.tree.scan_prefix([REFETCH]) {
+            let (k, v) = item?;
+            let Some(feed) = feed_of_key(&k) else {
+                continue;
+            };
+            let before = u64_value(&k, &v)?;
+            let now = self.head(&feed)?.map_or(0, |h| h.sequence);
+            out.push((feed, now, before));
+        }
+        Ok(out)
+    }
+
+    /// Rebuilds a store whose sled files are damaged, from its message log:
+    /// moves the store directory aside (to `NAME.damaged-MS` beside it),
+    /// creates a new store in its place, and ingests every record of the
+    /// old log, in log order, through the one ingest path, so every
+    /// message is validated again. A record that does not validate is
+    /// skipped with the rest of its feed (they could not chain on it), and
+    /// reading stops at a record that cannot be one. Fork proofs, peer
+    /// memory and the peer book lived only in sled and are lost: they are
+    /// advice, found again by running.
+    pub fn rebuild_from_log(path: &Path, now_ms: i64) -> Result<RebuildReport, StoreError> {
+        const BATCH: usize = 1_000;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "store".into());
+        let aside = path.with_file_name(format!("{name}.damaged-{now_ms}"));
+        let io = |source| {
+            StoreError::Log(LogError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+        };
+        // Built beside the damaged store and swapped in only when whole: a
+        // rebuild cut short leaves the damaged store in place (which
+        // refuses to open, so the repair runs again), never a partial one
+        // that looks healthy.
+        let building = path.with_file_name(format!("{name}.rebuilding"));
+        if building.exists() {
+            std::fs::remove_dir_all(&building).map_err(io)?;
+        }
+        let store = Store::open(&building)?;
+        let old_log = std::fs::File::open(path.join(LOG_FILE)).map_err(io)?;
+        // A tail an earlier open cut off (see `MessageLog::open`) follows
+        // the log: it may hold messages sled forgot when it rolled back.
+        let tail: Box<dyn std::io::Read> =
+            match std::fs::File::open(msglog::tail_path(&path.join(LOG_FILE))) {
+                Ok(file) => Box::new(file),
+                Err(_) => Box::new(std::io::empty()),
+            };
+        let mut records =
+            msglog::LogRecords::new(std::io::BufReader::new(std::io::Read::chain(old_log, tail)));
+        let mut report = RebuildReport {
+            moved_to: aside,
+            ..RebuildReport::default()
+        };
+        let mut broken: std::collections::HashSet<FeedId> = Default::default();
+        loop {
+            let mut batch = Vec::with_capacity(BATCH);
+            for record in records.by_ref().take(BATCH) {
+                match record.map(Message::decode) {
+                    Ok(Ok(msg)) => batch.push(msg),
+                    Ok(Err(_)) => report.skipped += 1,
+                    Err(reason) => report.log_problem = Some(reason),
+                }
+            }
+            if batch.is_empty() {
+                break;
+            }
+            let mut rest: Vec<Message> = batch;
+            while !rest.is_empty() {
+                let before = rest.len();
+                rest.retain(|m| !broken.contains(&m.author()));
+                report.skipped += (before - rest.len()) as u64;
+                let ingested = store.ingest(rest.clone())?;
+                report.restored += ingested.accepted.len() as u64;
+                let Some(rejected) = ingested.rejected else {
+                    break;
+                };
+                tracing::warn!(feed = %rejected.author, sequence = rejected.sequence, error = %rejected.error, "not restoring a damaged message and the rest of its feed");
+                broken.insert(rejected.author);
+                report.skipped += 1;
+                rest.drain(..=rejected.index);
+            }
+        }
+        store.flush()?;
+        drop(store);
+        std::fs::rename(path, &report.moved_to).map_err(io)?;
+        std::fs::rename(&building, path).map_err(io)?;
+        crate::home::sync_parent(path).map_err(io)?;
+        // The mark that `Store::open` made beside the building directory;
+        // the home's own mark (beside `path`) is the one that counts.
+        let mut stray = building.into_os_string();
+        stray.push(".published");
+        let _ = std::fs::remove_file(stray);
+        Ok(report)
+    }
+
+    /// Every stored index entry (not the logs), for checks and tests.
+    pub fn index_snapshot(&self) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, StoreError> {
+        let mut stored = BTreeMap::new();
+        for p in index::prefix::ALL {
+            for item in self.tree.scan_prefix([p]) {
+                let (k, v) = item?;
+                stored.insert(k.to_vec(), v.to_vec());
+            }
+        }
+        Ok(stored)
+    }
+
+    /// Rebuilds every index from the logs and replaces the stored indexes
+    /// in one atomic batch. Returns the number of index entries written.
+    pub fn reindex(&self) -> Result<usize, StoreError> {
+        let _writer = self.lock();
+        let rebuilt = self.rebuild_index(None, &BTreeMap::new())?;
+        let mut batch = sled::Batch::default();
+        for p in index::prefix::ALL {
+            for item in self.tree.scan_prefix([p]) {
+                let (k, _) = item?;
+                batch.remove(k);
+            }
+        }
+        let count = rebuilt.0.len();
+        for (k, v) in rebuilt.0 {
+            batch.insert(k, v);
+        }
+        self.tree.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(count)
+    }
+
+    /// Replays every feed into an in-memory index, each feed up to (not
+    /// including) its sequence in `cuts`, if any. With a report, also
+    /// re-verifies chains, signatures and the id and head entries, and
+    /// notes in `report.damaged` where each damaged feed must be cut.
+    fn rebuild_index(
+        &self,
+        mut report: Option<&mut FsckReport>,
+        cuts: &BTreeMap<FeedId, u64>,
+    ) -> Result<MemKv, StoreError> {
+        let mut kv = MemKv::default();
+        for (author, head) in self.feeds()? {
+            let cut = cuts.get(&author).copied().unwrap_or(u64::MAX);
+            let mut prev: Option<FeedHead> = None;
+            let mut batch = Vec::new();
+            // The first sequence found damaged or invalid in this feed.
+            let mut first_bad: Option<u64> = None;
+            for item in self.feed_messages(&author, 1) {
+                let msg = match item {
+                    Err(StoreError::Damaged { sequence, .. }) if sequence >= cut => break,
+                    Err(StoreError::Damaged {
+                        sequence, reason, ..
+                    }) if report.is_some() => {
+                        if let Some(r) = report.as_deref_mut() {
+                            r.problems
+                                .push(format!("{author} #{sequence}: damaged: {reason}"));
+                        }
+                        first_bad = Some(sequence);
+                        break;
+                    }
+                    other => other?,
+                };
+                if msg.sequence() >= cut {
+                    break;
+                }
+                if let Some(r) = report.as_deref_mut() {
+                    r.messages += 1;
+                    if let Err(e) = validate::check_standalone(&msg)
+                        .and_then(|()| validate::check_chain(prev.as_ref(), &msg))
+                    {
+                        r.problems
+                            .push(format!("{author} #{}: {e}", msg.sequence()));
+                        first_bad = Some(msg.sequence());
+                        break;
+                    }
+                    let logged = self.tree.get(log_key(&author, msg.sequence()))?;
+                    match self.tree.get(id_key(&msg.id()))? {
+                        Some(loc) if Some(&loc) == logged.as_ref() => {}
+                        _ => r.problems.push(format!(
+                            "{author} #{}: id entry missing or wrong",
+                            msg.sequence()
+                        )),
+                    }
+                }
+                prev = Some(FeedHead {
+                    sequence: msg.sequence(),
+                    id: msg.id(),
+                });
+                index::apply(&mut kv, &msg)?;
+                if report.is_some() {
+                    batch.push(msg);
+                }
+            }
+            if let Some(r) = report.as_deref_mut() {
+                r.feeds += 1;
+                if let Err((i, e)) = validate::verify_signatures_parallel(&batch) {
+                    let sequence = batch[i].sequence();
+                    r.problems.push(format!("{author} #{sequence}: {e}"));
+                    first_bad = Some(first_bad.map_or(sequence, |b| b.min(sequence)));
+                }
+                let held = prev.map_or(0, |p| p.sequence);
+                if first_bad.is_none() && prev != Some(head) {
+                    r.problems.push(format!(
+                        "{author}: head entry says #{} but the log ends at #{held}",
+                        head.sequence,
+                    ));
+                    first_bad = Some(held.min(head.sequence) + 1);
+                }
+                if let Some(sequence) = first_bad {
+                    r.damaged.insert(author, sequence);
+                }
+            }
+        }
+        Ok(kv)
+    }
+}

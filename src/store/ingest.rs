@@ -1,0 +1,448 @@
+//! The one way messages get in: [`Store::publish`] and [`Store::ingest`]
+//! validate, append to the message log, and apply one atomic sled batch
+//! (message, id, head, fork proofs and every index entry), then flush.
+
+use std::collections::{BTreeMap, HashMap};
+
+use ed25519_dalek::SigningKey;
+
+use super::index::{self, ContactState, Kv};
+use super::keys::{
+    FORK, HEAD, LOG_END_KEY, decode_location, encode_head, feed_key, id_key, log_key,
+};
+use super::msglog::PendingAppend;
+use super::{Staged, Store, StoreError};
+use crate::feed::message::{FeedId, Message, MessageId, SIGNED_LEN};
+use crate::feed::validate::{self, Checked, FeedHead, ValidationError};
+
+/// A proof that an author wrote two histories of one feed: two messages
+/// signed by the author, either at one sequence, or at consecutive
+/// sequences where the later one's `previous` is not the earlier one's id
+/// (where a peer's history meets ours). The headers say which.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ForkProof {
+    /// The forked feed.
+    pub author: FeedId,
+    /// The rival's sequence.
+    pub sequence: u64,
+    /// Header and signature of our message: at the same sequence (the
+    /// first seen), or at the sequence before (our head then).
+    pub kept: Vec<u8>,
+    /// Header and signature of the rejected rival.
+    pub rival: Vec<u8>,
+}
+
+/// Why ingest stopped before the end of its input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    /// Position of the offending message in the input.
+    pub index: usize,
+    /// Its claimed author.
+    pub author: FeedId,
+    /// Its claimed sequence.
+    pub sequence: u64,
+    /// What was wrong.
+    pub error: ValidationError,
+}
+
+/// The outcome of [`Store::ingest`].
+#[derive(Debug, Default)]
+pub struct IngestReport {
+    /// Messages appended, in input order.
+    pub accepted: Vec<Message>,
+    /// Messages already held (same id), skipped.
+    pub duplicates: usize,
+    /// Forks detected (the rival was rejected, the proof recorded).
+    pub forks: Vec<ForkProof>,
+    /// Messages after a fork in the same batch, of the other history:
+    /// dropped, not stored.
+    pub rivals: usize,
+    /// The first invalid message; nothing after it was stored.
+    pub rejected: Option<Rejection>,
+    /// Events whose state, RSVPs or admissions changed, in first-touched order.
+    pub touched_events: Vec<MessageId>,
+    /// Follows and blocks among the accepted messages, in input order.
+    pub contacts: Vec<ContactChange>,
+}
+
+/// A contact message that was appended: `author` now follows and/or
+/// blocks `contact` as `state` says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ContactChange {
+    /// Who wrote the contact message.
+    pub author: FeedId,
+    /// The feed it is about.
+    pub contact: FeedId,
+    /// The author's stance now.
+    pub state: ContactState,
+}
+
+impl IngestReport {
+    /// The message that [`Store::publish`] appended (its report holds
+    /// exactly one accepted message).
+    pub fn message(&self) -> Option<&Message> {
+        self.accepted.last()
+    }
+
+    /// Adds what a later append reported (several appends, one report).
+    pub fn merge(&mut self, later: IngestReport) {
+        self.accepted.extend(later.accepted);
+        self.duplicates += later.duplicates;
+        self.forks.extend(later.forks);
+        self.rivals += later.rivals;
+        if self.rejected.is_none() {
+            self.rejected = later.rejected;
+        }
+        for event in later.touched_events {
+            if !self.touched_events.contains(&event) {
+                self.touched_events.push(event);
+            }
+        }
+        self.contacts.extend(later.contacts);
+    }
+}
+
+/// Where a message stands relative to what the store holds of its feed.
+enum Position {
+    /// The next message of the feed.
+    Next,
+    /// Already held.
+    Duplicate,
+    /// A different message at a held sequence, or the next sequence with
+    /// a `previous` that is not our head: another history of the feed.
+    /// `kept` is our message (at the same sequence, or our head).
+    Fork { kept: Vec<u8> },
+    /// A later message of a history that forked from ours earlier in this
+    /// batch: not stored, not an error.
+    Rival,
+}
+
+impl Position {
+    /// `msg` against the header and signature of the message already held
+    /// (or being appended) at its sequence.
+    fn against(held_signed: &[u8], msg: &Message) -> Position {
+        if held_signed == msg.signed_bytes() {
+            Position::Duplicate
+        } else {
+            Position::Fork {
+                kept: held_signed.to_vec(),
+            }
+        }
+    }
+}
+
+impl Store {
+    /// Signs `content` as the next message of `key`'s feed, appends and
+    /// indexes it, and returns once it is durable. The report holds the
+    /// message ([`IngestReport::message`]) and what it touched.
+    pub fn publish(
+        &self,
+        key: &SigningKey,
+        content: &[u8],
+        timestamp: i64,
+    ) -> Result<IngestReport, StoreError> {
+        let _writer = self.lock();
+        let author = FeedId(key.verifying_key().to_bytes());
+        let head = self.head(&author)?;
+        if let Some((holds, published)) = self.behind_published(&author, head.as_ref()) {
+            return Err(StoreError::OwnFeedBehind {
+                feed: author,
+                holds,
+                published,
+            });
+        }
+        let (sequence, previous) = match head {
+            Some(h) => (h.sequence + 1, h.id),
+            None => (1, MessageId::default()),
+        };
+        let msg = Message::sign(key, sequence, previous, timestamp, content)
+            .map_err(ValidationError::from)?;
+        let report = self.ingest_locked(Checked::new(vec![msg]))?;
+        if let Some(rejection) = report.rejected {
+            return Err(StoreError::Rejected(rejection.error));
+        }
+        if report.accepted.len() != 1 {
+            return Err(StoreError::CorruptLog {
+                key: hex::encode(author.0),
+                reason: "published message was not appended".into(),
+            });
+        }
+        // The message is durable whatever happens to the mark; a mark
+        // left behind only makes the check above weaker.
+        if let Err(e) = self.published.set(author, report.accepted[0].sequence()) {
+            tracing::warn!(path = %self.published.path.display(), error = %e, "cannot record how far this home published its feed");
+        }
+        Ok(report)
+    }
+
+    /// The one ingest path: validates messages (signatures in batches),
+    /// appends the valid ones with their index entries in one atomic
+    /// batch, and flushes.
+    ///
+    /// Messages of one feed must come in sequence order; feeds may be
+    /// interleaved. Ingest stops at the first invalid message: the valid
+    /// ones before it are stored, nothing after it is.
+    pub fn ingest(&self, msgs: Vec<Message>) -> Result<IngestReport, StoreError> {
+        self.ingest_checked(Checked::new(msgs))
+    }
+
+    /// [`Store::ingest`] for messages whose signatures were already checked
+    /// (so that checking the next batch can overlap storing this one).
+    pub fn ingest_checked(&self, batch: Checked) -> Result<IngestReport, StoreError> {
+        let _writer = self.lock();
+        self.ingest_locked(batch)
+    }
+
+    fn ingest_locked(&self, batch: Checked) -> Result<IngestReport, StoreError> {
+        let (msgs, bad_signature) = batch.into_parts();
+        let mut report = IngestReport::default();
+        // Pass 1: everything but signatures, against heads staged in memory.
+        let mut heads: HashMap<FeedId, Option<FeedHead>> = HashMap::new();
+        // Where each message this batch appends sits in `msgs`: a message
+        // repeated later in the same batch (a bundle may hold a record
+        // twice) is a duplicate of it, not a break in the chain.
+        let mut appending: HashMap<(FeedId, u64), usize> = HashMap::new();
+        let mut positions = Vec::with_capacity(msgs.len());
+        let mut limit = msgs.len();
+        // Feeds that forked in this batch: the rest of the other history
+        // is dropped (it can never chain onto ours), not a reason to stop.
+        let mut forked: std::collections::HashSet<FeedId> = Default::default();
+        for (i, msg) in msgs.iter().enumerate() {
+            let author = msg.author();
+            let reject = |report: &mut IngestReport, error| {
+                report.rejected = Some(Rejection {
+                    index: i,
+                    author,
+                    sequence: msg.sequence(),
+                    error,
+                });
+            };
+            let head = match heads.get(&author) {
+                Some(h) => *h,
+                None => {
+                    let h = self.head(&author)?;
+                    heads.insert(author, h);
+                    h
+                }
+            };
+            let earlier = appending
+                .get(&(author, msg.sequence()))
+                .map(|&j| msgs[j].signed_bytes());
+            let position = match self.position(head.as_ref(), earlier, msg)? {
+                Ok(p) => p,
+                // After a fork in this batch, a message that does not chain
+                // onto our history belongs to the other one.
+                Err(
+                    ValidationError::BadSequence { .. } | ValidationError::WrongPrevious { .. },
+                ) if forked.contains(&author) => Position::Rival,
+                Err(error) => {
+                    // The next sequence, chained to something other than
+                    // our head: the peer holds another history. Our head
+                    // message and this one prove it (once the signature
+                    // checks, in pass 2).
+                    let diverges = matches!(error, ValidationError::WrongPrevious { .. })
+                        && head.is_some_and(|h| h.sequence.checked_add(1) == Some(msg.sequence()));
+                    let kept = match head {
+                        Some(h) if diverges => match appending.get(&(author, h.sequence)) {
+                            Some(&j) => Some(msgs[j].signed_bytes().to_vec()),
+                            None => self.verified_signed(&author, h.sequence)?,
+                        },
+                        _ => None,
+                    };
+                    match kept {
+                        Some(kept) => Position::Fork { kept },
+                        None => {
+                            reject(&mut report, error);
+                            limit = i;
+                            break;
+                        }
+                    }
+                }
+            };
+            let position = match position {
+                // One proof per feed and batch is enough.
+                Position::Fork { .. } if !forked.insert(author) => Position::Rival,
+                other => other,
+            };
+            if let Position::Next = position {
+                appending.insert((author, msg.sequence()), i);
+                heads.insert(
+                    author,
+                    Some(FeedHead {
+                        sequence: msg.sequence(),
+                        id: msg.id(),
+                    }),
+                );
+            }
+            positions.push(position);
+        }
+        // Pass 2: the signatures, checked already; the earliest failure of
+        // either pass wins.
+        if let Some((i, error)) = bad_signature
+            && i < limit
+        {
+            let msg = &msgs[i];
+            report.rejected = Some(Rejection {
+                index: i,
+                author: msg.author(),
+                sequence: msg.sequence(),
+                error,
+            });
+            limit = i;
+        }
+        // Pass 3: stage the valid prefix and apply it atomically.
+        let mut touched = std::collections::HashSet::new();
+        let mut staged = Staged {
+            tree: &self.tree,
+            writes: BTreeMap::new(),
+        };
+        let mut pending = self.log.begin();
+        for (msg, position) in msgs.into_iter().take(limit).zip(positions) {
+            match position {
+                Position::Duplicate => report.duplicates += 1,
+                Position::Rival => report.rivals += 1,
+                Position::Fork { kept } => {
+                    let proof = ForkProof {
+                        author: msg.author(),
+                        sequence: msg.sequence(),
+                        kept,
+                        rival: msg.signed_bytes().to_vec(),
+                    };
+                    let key = log_key(&proof.author, proof.sequence);
+                    let mut fork_key = key;
+                    fork_key[0] = FORK;
+                    if staged.get(&fork_key)?.is_none() {
+                        let mut value = proof.kept.clone();
+                        value.extend_from_slice(&proof.rival);
+                        staged.put(fork_key, value);
+                        tracing::warn!(feed = %proof.author, sequence = proof.sequence, "fork detected; keeping the first message");
+                    }
+                    report.forks.push(proof);
+                }
+                Position::Next => {
+                    stage_append(&mut staged, &mut pending, &msg, &mut report, &mut touched)?;
+                    report.accepted.push(msg);
+                }
+            }
+        }
+        if !pending.is_empty() {
+            // The records must be on disk before any entry points at them.
+            self.log.write(&pending)?;
+            staged.put(LOG_END_KEY.to_vec(), pending.end().to_be_bytes().to_vec());
+        }
+        if !staged.writes.is_empty() {
+            self.tree.apply_batch(staged.into_batch())?;
+            // sled now points into the records, whether or not the flush
+            // below succeeds, so they must never be overwritten.
+            self.log.mark_committed(&pending);
+            self.db.flush()?;
+            self.log.note_durable()?;
+        }
+        Ok(report)
+    }
+
+    /// Classifies a message against the feed's head without checking its
+    /// signature (pass 2 does that for every position). `earlier` is the
+    /// header and signature of the message at the same sequence that this
+    /// batch appends, if any. The outer error is the database's; the inner
+    /// one is the message's.
+    fn position(
+        &self,
+        head: Option<&FeedHead>,
+        earlier: Option<&[u8]>,
+        msg: &Message,
+    ) -> Result<Result<Position, ValidationError>, StoreError> {
+        if let Err(e) = validate::check_standalone(msg) {
+            return Ok(Err(e));
+        }
+        if let Some(held_signed) = earlier {
+            return Ok(Ok(Position::against(held_signed, msg)));
+        }
+        if let Some(h) = head
+            && (1..=h.sequence).contains(&msg.sequence())
+            && let Some(location) = self.tree.get(log_key(&msg.author(), msg.sequence()))?
+        {
+            let key = log_key(&msg.author(), msg.sequence());
+            let held = self
+                .log
+                .read_prefix(decode_location(&key, &location)?, SIGNED_LEN)?;
+            let position = Position::against(&held, msg);
+            if let Position::Fork { .. } = position {
+                // Only a held message that verifies proves a fork: a copy
+                // the disk damaged differs from the genuine one too.
+                match self.feed_record(&msg.author(), msg.sequence(), &location) {
+                    Err(StoreError::Damaged { reason, .. }) => {
+                        tracing::warn!(feed = %msg.author(), sequence = msg.sequence(), %reason, "our copy of this message is damaged; `potluck fsck --repair` cuts it so that it is fetched again");
+                        return Ok(Ok(Position::Duplicate));
+                    }
+                    other => {
+                        other?;
+                    }
+                }
+            }
+            return Ok(Ok(position));
+        }
+        Ok(validate::check_chain(head, msg).map(|()| Position::Next))
+    }
+
+    /// Header and signature of message `sequence` of `author`, when it is
+    /// held and verifies against the index (a damaged copy proves nothing).
+    fn verified_signed(
+        &self,
+        author: &FeedId,
+        sequence: u64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(location) = self.tree.get(log_key(author, sequence))? else {
+            return Ok(None);
+        };
+        match self.feed_record(author, sequence, &location) {
+            Ok(msg) => Ok(Some(msg.signed_bytes().to_vec())),
+            Err(StoreError::Damaged { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Stages a validated next message: log, id, head, and index entries.
+fn stage_append(
+    staged: &mut Staged<'_>,
+    pending: &mut PendingAppend,
+    msg: &Message,
+    report: &mut IngestReport,
+    touched: &mut std::collections::HashSet<MessageId>,
+) -> Result<(), StoreError> {
+    let author = msg.author();
+    let location = pending.push(msg.bytes()).encode().to_vec();
+    staged.put(id_key(&msg.id()), location.clone());
+    staged.put(log_key(&author, msg.sequence()), location);
+    staged.put(
+        feed_key(HEAD, &author),
+        encode_head(&FeedHead {
+            sequence: msg.sequence(),
+            id: msg.id(),
+        }),
+    );
+    match index::apply(staged, msg)? {
+        index::Indexed::Applied { event, contact } => {
+            if let Some(event) = event
+                && touched.insert(event)
+            {
+                report.touched_events.push(event);
+            }
+            if let Some((contact, state)) = contact {
+                report.contacts.push(ContactChange {
+                    author,
+                    contact,
+                    state,
+                });
+            }
+        }
+        index::Indexed::Ignored(why) => {
+            tracing::debug!(id = %msg.id(), why, "message stored, not indexed");
+        }
+        index::Indexed::Invalid(e) => {
+            tracing::info!(id = %msg.id(), error = %e, "message stored, but its content is invalid; not indexed");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,132 @@
+//! The store's key layout in its one sled tree, and how keys and the
+//! small values (heads, locations, numbers) are encoded:
+//!
+//! | prefix | key                   | value                              |
+//! |--------|-----------------------|------------------------------------|
+//! | `L`    | author ‖ sequence     | where the message is in the log    |
+//! | `I`    | message id            | where the message is in the log    |
+//! | `H`    | author                | head sequence ‖ head id            |
+//! | `K`    | author ‖ sequence     | fork proof (two signed headers)    |
+//! | `P`    | peer feed             | replication memory of that peer    |
+//! | `Q`    | peer feed             | size ‖ when its memory was saved   |
+//! | `B`    | peer address          | peer book record (JSON)            |
+//! | `R`    | author                | head before a repair cut the feed  |
+//! | `M`    | `format`, `log_end`   | store format, committed log length |
+//! | lower  | see [`super::index`]  | index entries, rebuildable         |
+
+use super::StoreError;
+use super::msglog::Location;
+use crate::feed::message::{FeedId, MessageId};
+use crate::feed::validate::FeedHead;
+
+/// author ‖ sequence → location of the message in the log
+pub(super) const LOG: u8 = b'L';
+/// message id → location of the message in the log
+pub(super) const ID: u8 = b'I';
+/// author → head sequence ‖ head id
+pub(super) const HEAD: u8 = b'H';
+/// author ‖ sequence → fork proof (two signed headers)
+pub(super) const FORK: u8 = b'K';
+/// peer feed → replication memory of that peer
+pub(super) const PEER: u8 = b'P';
+/// peer address → peer book record (JSON)
+pub(super) const BOOK: u8 = b'B';
+/// author → head before a repair cut the feed
+pub(super) const REFETCH: u8 = b'R';
+
+/// Meta key of the store format.
+pub(super) const FORMAT_KEY: &[u8] = b"Mformat";
+/// Meta key of the message log's committed length.
+pub(super) const LOG_END_KEY: &[u8] = b"Mlog_end";
+
+pub(super) fn log_key(author: &FeedId, sequence: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(41);
+    k.push(LOG);
+    k.extend_from_slice(&author.0);
+    k.extend_from_slice(&sequence.to_be_bytes());
+    k
+}
+
+pub(super) fn feed_key(prefix: u8, author: &FeedId) -> Vec<u8> {
+    let mut k = Vec::with_capacity(33);
+    k.push(prefix);
+    k.extend_from_slice(&author.0);
+    k
+}
+
+pub(super) fn book_key(addr: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + addr.len());
+    k.push(BOOK);
+    k.extend_from_slice(addr.as_bytes());
+    k
+}
+
+pub(super) fn id_key(id: &MessageId) -> Vec<u8> {
+    let mut k = Vec::with_capacity(33);
+    k.push(ID);
+    k.extend_from_slice(&id.0);
+    k
+}
+
+pub(super) fn encode_head(head: &FeedHead) -> Vec<u8> {
+    let mut v = Vec::with_capacity(40);
+    v.extend_from_slice(&head.sequence.to_be_bytes());
+    v.extend_from_slice(&head.id.0);
+    v
+}
+
+pub(super) fn decode_head(key: &[u8], v: &[u8]) -> Result<FeedHead, StoreError> {
+    let corrupt = || StoreError::CorruptLog {
+        key: hex::encode(key),
+        reason: "feed head is not 40 bytes".into(),
+    };
+    let seq: [u8; 8] = v
+        .get(..8)
+        .ok_or_else(corrupt)?
+        .try_into()
+        .map_err(|_| corrupt())?;
+    let id: [u8; 32] = v
+        .get(8..40)
+        .ok_or_else(corrupt)?
+        .try_into()
+        .map_err(|_| corrupt())?;
+    Ok(FeedHead {
+        sequence: u64::from_be_bytes(seq),
+        id: MessageId(id),
+    })
+}
+
+pub(super) fn decode_location(key: &[u8], v: &[u8]) -> Result<Location, StoreError> {
+    Location::decode(v).ok_or_else(|| StoreError::CorruptLog {
+        key: hex::encode(key),
+        reason: "log entry is not a location".into(),
+    })
+}
+
+pub(super) fn u64_value(key: &[u8], v: &[u8]) -> Result<u64, StoreError> {
+    let bytes: [u8; 8] = v.try_into().map_err(|_| StoreError::CorruptLog {
+        key: hex::encode(key),
+        reason: "not an 8-byte number".into(),
+    })?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+pub(super) fn feed_of_key(key: &[u8]) -> Option<FeedId> {
+    Some(FeedId(key.get(1..33)?.try_into().ok()?))
+}
+
+/// The sequence in a `prefix ‖ feed ‖ sequence` key.
+pub(super) fn sequence_of_key(key: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(key.get(33..41)?.try_into().ok()?))
+}
+
+/// Key prefix: when each peer's replication memory was saved, and its
+/// size (`size u64 BE ‖ saved ms i64 BE`).
+pub(super) const PEER_KEPT: u8 = b'Q';
+
+pub(super) fn kept_value(bytes: u64, saved_ms: i64) -> [u8; 16] {
+    let mut v = [0u8; 16];
+    v[..8].copy_from_slice(&bytes.to_be_bytes());
+    v[8..].copy_from_slice(&saved_ms.to_be_bytes());
+    v
+}

@@ -1,0 +1,450 @@
+//! Reads: feeds and their messages (each checked against the index as it
+//! is read), fork proofs, events, RSVPs, admissions, names and contacts.
+
+use std::collections::BTreeSet;
+
+use base64::Engine as _;
+
+use super::ForkProof;
+use super::index::{self, AboutState, ContactState, CorruptEntry, EventState, RsvpState, Tally};
+use super::keys::{
+    FORK, HEAD, decode_head, decode_location, feed_key, feed_of_key, id_key, log_key,
+    sequence_of_key,
+};
+use super::msglog::LogError;
+use super::{MIN_ID_PREFIX, Store, StoreError};
+use crate::feed::message::{FeedId, Message, MessageId, SIGNED_LEN};
+use crate::feed::validate::FeedHead;
+
+impl Store {
+    /// Reads the message a log entry points at.
+    fn logged_message(&self, key: &[u8], location: &[u8]) -> Result<Message, StoreError> {
+        let bytes = self.log.read(decode_location(key, location)?)?;
+        Message::decode(bytes).map_err(|e| StoreError::CorruptLog {
+            key: hex::encode(key),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Reads message `sequence` of `author` from where its log entry
+    /// (`location`) points, and checks that it is the message that was
+    /// stored: a whole record that decodes, naming this feed and sequence,
+    /// with content (if present) matching the content hash, and whose id
+    /// entry points at the same record (so a changed header or signature
+    /// shows). Anything else is [`StoreError::Damaged`]: what is read for
+    /// sending or export is never something a peer would refuse.
+    pub(super) fn feed_record(
+        &self,
+        author: &FeedId,
+        sequence: u64,
+        location: &[u8],
+    ) -> Result<Message, StoreError> {
+        let damaged = |reason: &str| StoreError::Damaged {
+            author: *author,
+            sequence,
+            reason: reason.to_owned(),
+        };
+        let key = log_key(author, sequence);
+        let bytes = match self.log.read(decode_location(&key, location)?) {
+            Ok(bytes) => bytes,
+            Err(LogError::BadLocation { .. }) => {
+                return Err(damaged("no whole record where the index points"));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let msg = Message::decode(bytes).map_err(|_| damaged("the record is not a message"))?;
+        if msg.author() != *author || msg.sequence() != sequence {
+            return Err(damaged("the record holds another message"));
+        }
+        if let Some(content) = msg.content()
+            && blake3::hash(content).as_bytes() != &msg.header().content_hash
+        {
+            return Err(damaged("its content does not match its hash"));
+        }
+        if self.tree.get(id_key(&msg.id()))?.as_deref() != Some(location) {
+            return Err(damaged("its header or signature changed"));
+        }
+        Ok(msg)
+    }
+
+    /// The head of a feed, if the store holds any of it.
+    pub fn head(&self, author: &FeedId) -> Result<Option<FeedHead>, StoreError> {
+        let key = feed_key(HEAD, author);
+        match self.tree.get(&key)? {
+            Some(v) => decode_head(&key, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Every feed held, with its head.
+    pub fn feeds(&self) -> Result<Vec<(FeedId, FeedHead)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.tree.scan_prefix([HEAD]) {
+            let (k, v) = item?;
+            let author = feed_of_key(&k).ok_or_else(|| StoreError::CorruptLog {
+                key: hex::encode(&k),
+                reason: "short head key".into(),
+            })?;
+            out.push((author, decode_head(&k, &v)?));
+        }
+        Ok(out)
+    }
+
+    /// Feeds with a recorded fork proof, with the sequence of the first.
+    pub fn forked_feeds(&self) -> Result<Vec<(FeedId, u64)>, StoreError> {
+        let mut out: Vec<(FeedId, u64)> = Vec::new();
+        for item in self.tree.scan_prefix([FORK]) {
+            let (k, _) = item?;
+            let (Some(feed), Some(sequence)) = (feed_of_key(&k), sequence_of_key(&k)) else {
+                continue;
+            };
+            if out.last().is_none_or(|(f, _)| *f != feed) {
+                out.push((feed, sequence));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The message with this id.
+    pub fn message(&self, id: &MessageId) -> Result<Option<Message>, StoreError> {
+        let key = id_key(id);
+        let Some(location) = self.tree.get(&key)? else {
+            return Ok(None);
+        };
+        let msg = self.logged_message(&key, &location)?;
+        if msg.id() != *id {
+            return Err(StoreError::CorruptLog {
+                key: hex::encode(&key),
+                reason: "id entry points at another message".into(),
+            });
+        }
+        Ok(Some(msg))
+    }
+
+    /// The message at `sequence` of `author`'s feed, checked as
+    /// [`Store::feed_messages`] checks it.
+    pub fn feed_message(
+        &self,
+        author: &FeedId,
+        sequence: u64,
+    ) -> Result<Option<Message>, StoreError> {
+        let key = log_key(author, sequence);
+        match self.tree.get(&key)? {
+            Some(v) => self.feed_record(author, sequence, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The messages of a feed from `from_sequence` on, in order. Each is
+    /// checked against the index as it is read: a message the disk damaged
+    /// is an [`StoreError::Damaged`] item, never returned as if whole.
+    pub fn feed_messages(
+        &self,
+        author: &FeedId,
+        from_sequence: u64,
+    ) -> impl Iterator<Item = Result<Message, StoreError>> + '_ {
+        let start = log_key(author, from_sequence);
+        let end = log_key(author, u64::MAX);
+        let author = *author;
+        self.tree.range(start..=end).map(move |item| {
+            let (k, v) = item?;
+            let sequence = sequence_of_key(&k).ok_or_else(|| StoreError::CorruptLog {
+                key: hex::encode(&k),
+                reason: "short log key".into(),
+            })?;
+            self.feed_record(&author, sequence, &v)
+        })
+    }
+
+    /// Fork proofs recorded against a feed.
+    pub fn forks(&self, author: &FeedId) -> Result<Vec<ForkProof>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.tree.scan_prefix(feed_key(FORK, author)) {
+            let (k, v) = item?;
+            let sequence = sequence_of_key(&k).ok_or_else(|| StoreError::CorruptLog {
+                key: hex::encode(&k),
+                reason: "short fork key".into(),
+            })?;
+            if v.len() != 2 * SIGNED_LEN {
+                return Err(StoreError::CorruptLog {
+                    key: hex::encode(&k),
+                    reason: "fork proof is not two signed headers".into(),
+                });
+            }
+            out.push(ForkProof {
+                author: *author,
+                sequence,
+                kept: v[..SIGNED_LEN].to_vec(),
+                rival: v[SIGNED_LEN..].to_vec(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The current state of an event.
+    pub fn event(&self, id: &MessageId) -> Result<Option<EventState>, StoreError> {
+        index::read(&self.reader(), &index::event_key(id))
+    }
+
+    /// The current RSVPs of an event, one per person.
+    pub fn rsvps(&self, event: &MessageId) -> Result<Vec<(FeedId, RsvpState)>, StoreError> {
+        self.entries_by_feed(&index::rsvp_prefix(event))
+    }
+
+    /// One person's current answer to an event.
+    pub fn rsvp(
+        &self,
+        event: &MessageId,
+        author: &FeedId,
+    ) -> Result<Option<RsvpState>, StoreError> {
+        index::read(&self.reader(), &index::rsvp_key(event, author))
+    }
+
+    /// Index entries under `prefix` whose key ends in a feed id, decoded.
+    fn entries_by_feed<T: serde::de::DeserializeOwned>(
+        &self,
+        prefix: &[u8],
+    ) -> Result<Vec<(FeedId, T)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.tree.scan_prefix(prefix) {
+            let (k, v) = item?;
+            let corrupt = |reason: String| CorruptEntry {
+                key: hex::encode(&k),
+                reason,
+            };
+            let feed: [u8; 32] = k
+                .get(prefix.len()..prefix.len() + 32)
+                .and_then(|s| s.try_into().ok())
+                .ok_or_else(|| corrupt("key does not end in a feed id".into()))?;
+            let state = serde_json::from_slice(&v).map_err(|e| corrupt(e.to_string()))?;
+            out.push((FeedId(feed), state));
+        }
+        Ok(out)
+    }
+
+    /// The organizer's latest decision per person, for an event.
+    pub fn admissions(
+        &self,
+        event: &MessageId,
+    ) -> Result<Vec<(FeedId, index::AdmissionState)>, StoreError> {
+        self.entries_by_feed(&index::admission_prefix(event))
+    }
+
+    /// The tally of an event's current RSVPs.
+    pub fn tally(&self, event: &MessageId) -> Result<Tally, StoreError> {
+        Ok(index::read(&self.reader(), &index::tally_key(event))?.unwrap_or_default())
+    }
+
+    /// What a person says about themselves.
+    pub fn about(&self, feed: &FeedId) -> Result<Option<AboutState>, StoreError> {
+        index::read(&self.reader(), &index::about_key(feed))
+    }
+
+    /// Events that have not finished by `now_ms` (end, or start when there
+    /// is no end, at or after now), sorted by start; with a `limit`, the
+    /// first `limit` of them.
+    ///
+    /// With a limit the work does not grow with the number of upcoming
+    /// events: the ones going on now started within the last
+    /// [`index::LONG_EVENT_MS`] or are long events, and the rest are the
+    /// first entries of the by-start index from now on.
+    pub fn upcoming_events(
+        &self,
+        now_ms: i64,
+        limit: Option<usize>,
+    ) -> Result<Vec<EventState>, StoreError> {
+        let Some(limit) = limit else {
+            let from = time_bound(index::prefix::EVENT_BY_FINISH, now_ms);
+            return self
+                .states_of(self.time_entries(from, vec![index::prefix::EVENT_BY_FINISH + 1])?);
+        };
+        let recent = now_ms.saturating_sub(index::LONG_EVENT_MS);
+        let started_recently = self.time_entries(
+            time_bound(index::prefix::EVENT_BY_START, recent),
+            time_bound(index::prefix::EVENT_BY_START, now_ms),
+        )?;
+        let long = self.time_entries(
+            vec![index::prefix::LONG_EVENT],
+            time_bound(index::prefix::LONG_EVENT, recent),
+        )?;
+        // Going on now: started before now, not finished yet.
+        let mut found: Vec<_> = started_recently
+            .into_iter()
+            .chain(long)
+            .filter(|&(_, _, finish)| finish >= now_ms)
+            .collect();
+        found.sort_unstable();
+        found.truncate(limit);
+        // Everything starting from now on comes after what is going on.
+        let mut later = self.tree.range(
+            time_bound(index::prefix::EVENT_BY_START, now_ms)
+                ..vec![index::prefix::EVENT_BY_START + 1],
+        );
+        while found.len() < limit {
+            let Some(item) = later.next() else { break };
+            let (k, v) = item?;
+            found.push(decode_time_entry(&k, &v)?);
+        }
+        self.states_of(found)
+    }
+
+    /// Events that finished before `now_ms`, sorted by start; with a
+    /// `limit`, the last (most recent) `limit` of them.
+    pub fn past_events(
+        &self,
+        now_ms: i64,
+        limit: Option<usize>,
+    ) -> Result<Vec<EventState>, StoreError> {
+        let Some(limit) = limit else {
+            let to = time_bound(index::prefix::EVENT_BY_FINISH, now_ms);
+            return self.states_of(self.time_entries(vec![index::prefix::EVENT_BY_FINISH], to)?);
+        };
+        // Walk back from now by start, skipping what is still going on.
+        let mut found = Vec::new();
+        let earlier = self.tree.range(
+            vec![index::prefix::EVENT_BY_START]..time_bound(index::prefix::EVENT_BY_START, now_ms),
+        );
+        for item in earlier.rev() {
+            if found.len() == limit {
+                break;
+            }
+            let (k, v) = item?;
+            let entry = decode_time_entry(&k, &v)?;
+            if entry.2 < now_ms {
+                found.push(entry);
+            }
+        }
+        found.reverse();
+        self.states_of(found)
+    }
+
+    /// Every known event, sorted by start.
+    pub fn all_events(&self) -> Result<Vec<EventState>, StoreError> {
+        self.states_of(self.time_entries(
+            vec![index::prefix::EVENT_BY_START],
+            vec![index::prefix::EVENT_BY_START + 1],
+        )?)
+    }
+
+    /// The time-index entries in `from..to` as `(start, event, finish)`,
+    /// sorted by start.
+    fn time_entries(
+        &self,
+        from: Vec<u8>,
+        to: Vec<u8>,
+    ) -> Result<Vec<(i64, MessageId, i64)>, StoreError> {
+        let mut found = Vec::new();
+        for item in self.tree.range(from..to) {
+            let (k, v) = item?;
+            found.push(decode_time_entry(&k, &v)?);
+        }
+        found.sort_unstable();
+        Ok(found)
+    }
+
+    /// The states of events named by a time index, in the given order.
+    fn states_of(&self, events: Vec<(i64, MessageId, i64)>) -> Result<Vec<EventState>, StoreError> {
+        events
+            .into_iter()
+            .map(|(_, id, _)| {
+                Ok(self.event(&id)?.ok_or_else(|| CorruptEntry {
+                    key: hex::encode(index::event_key(&id)),
+                    reason: "a time index names a missing event".into(),
+                })?)
+            })
+            .collect()
+    }
+
+    /// Resolves a full event id or a unique prefix of at least
+    /// [`MIN_ID_PREFIX`] characters after `%`, among known events.
+    pub fn resolve_event(&self, text: &str) -> Result<MessageId, StoreError> {
+        let trimmed = text.trim();
+        if let Ok(id) = MessageId::parse(trimmed) {
+            return match self.event(&id)? {
+                Some(_) => Ok(id),
+                None => Err(StoreError::UnknownEvent(trimmed.into())),
+            };
+        }
+        let body = trimmed.strip_prefix('%').unwrap_or(trimmed);
+        let body = body.strip_suffix(".blake3").unwrap_or(body);
+        if body.chars().count() < MIN_ID_PREFIX {
+            return Err(StoreError::PrefixTooShort(trimmed.into()));
+        }
+        let is_base64 = |c: char| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=');
+        if !body.chars().all(is_base64) {
+            return Err(StoreError::UnknownEvent(trimmed.into()));
+        }
+        // Whole 4-character groups of base64 decode to a byte prefix to
+        // scan; the remaining characters are matched on the text form.
+        let whole = body.len() / 4 * 4;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(&body[..whole])
+            .map_err(|_| StoreError::UnknownEvent(trimmed.into()))?;
+        let mut scan = vec![index::prefix::EVENT];
+        scan.extend_from_slice(&bytes);
+        let mut found = Vec::new();
+        for item in self.tree.scan_prefix(scan) {
+            let (k, _) = item?;
+            let Some(raw) = k.get(1..33).and_then(|s| <[u8; 32]>::try_from(s).ok()) else {
+                continue;
+            };
+            let id = MessageId(raw);
+            if id.base64().starts_with(body) {
+                found.push(id);
+                if found.len() > 20 {
+                    break;
+                }
+            }
+        }
+        match found.len() {
+            0 => Err(StoreError::UnknownEvent(trimmed.into())),
+            1 => Ok(found[0]),
+            count => Err(StoreError::AmbiguousEvent {
+                text: trimmed.into(),
+                count,
+            }),
+        }
+    }
+
+    /// The feeds `me` blocks: never stored, sent or shown.
+    pub fn blocked_by(&self, me: &FeedId) -> Result<BTreeSet<FeedId>, StoreError> {
+        Ok(self
+            .contacts(me)?
+            .into_iter()
+            .filter(|(_, c)| c.blocking)
+            .map(|(f, _)| f)
+            .collect())
+    }
+
+    /// The feeds `author` follows or blocks, per its latest contact messages.
+    pub fn contacts(&self, author: &FeedId) -> Result<Vec<(FeedId, ContactState)>, StoreError> {
+        let key = index::contact_key(author, &FeedId([0; 32]));
+        self.entries_by_feed(&key[..33])
+    }
+}
+
+/// The first key of time index `prefix` at or after `instant_ms`.
+fn time_bound(prefix: u8, instant_ms: i64) -> Vec<u8> {
+    [&[prefix][..], &index::instant_bytes(instant_ms)].concat()
+}
+
+/// A time-index entry as `(start, event, finish)`: by-start and long-event
+/// entries have the start in the key and the finish as value, by-finish
+/// entries the other way round.
+fn decode_time_entry(key: &[u8], value: &[u8]) -> Result<(i64, MessageId, i64), StoreError> {
+    let corrupt = || CorruptEntry {
+        key: hex::encode(key),
+        reason: "time entry is not an instant, an event id and an instant".into(),
+    };
+    let in_key = key
+        .get(1..9)
+        .and_then(index::instant_of_bytes)
+        .ok_or_else(corrupt)?;
+    let id = index::event_of_time_key(key).ok_or_else(corrupt)?;
+    let in_value = index::instant_of_bytes(value).ok_or_else(corrupt)?;
+    Ok(if key.first() == Some(&index::prefix::EVENT_BY_FINISH) {
+        (in_value, id, in_key)
+    } else {
+        (in_key, id, in_value)
+    })
+}
