@@ -676,13 +676,20 @@ async fn finish(
     {
         writer.abort();
     }
-    // Read on until the peer closes too (briefly): closing a socket with
-    // unread data resets the connection, and a reset can make the peer's
-    // kernel drop what we sent it last.
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while inbound.recv().await.is_some() {}
-    })
-    .await;
+    // Read on until the peer closes too: closing a socket with unread
+    // data resets the connection, and a reset makes the peer's kernel drop
+    // what it received but its node has not read yet, our last messages
+    // included. After our goodbye the peer closes once it has read and
+    // stored everything before it, which on a busy node takes a while: a
+    // one-off sync must not end before that, or the node it synced with
+    // may never store what it was sent. Otherwise (an error, the peer's
+    // goodbye) briefly. Bounded by the idle time, as any silence is.
+    let wait = if outcome.is_ok() && link.is_closing() {
+        node.config.timing.idle
+    } else {
+        Duration::from_secs(2)
+    };
+    let _ = tokio::time::timeout(wait, async { while inbound.recv().await.is_some() {} }).await;
     reader.abort();
     report.bytes_in += bytes_in.load(Ordering::Relaxed);
     report.bytes_out += bytes_out.load(Ordering::Relaxed);
