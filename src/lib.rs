@@ -14,16 +14,16 @@
 //!   validation against its feed's head, and bundles of feeds in a file;
 //! - [`content`]: the typed content of version 1 (events, RSVPs, names,
 //!   follows, blocks);
+//! - [`proto`]: the network protocol, sans-io: the Noise handshake,
+//!   frames, replication packets, the replication state machine
+//!   ([`proto::replicate`]), LAN discovery, the peer book and the quotas for strangers;
+//! - [`home`]: the home directory, its key file and its settings;
 //! - [`store`] (with [`store::msglog`] and [`store::index`]): the only
 //!   owner of the disk: the message log, sled and the indexes derived
 //!   from messages; atomic, durable appends;
-//! - [`proto`]: the network protocol, sans-io: the Noise handshake,
-//!   frames, replication packets, the replication state machine
-//!   ([`proto::replicate`]), LAN discovery and the peer book;
-//! - [`home`]: the home directory, its key file and its settings;
 //! - [`node`]: the running node: tokio tasks that move bytes between
 //!   sockets, the protocol types and the store; connection limits; the
-//!   control socket;
+//!   organizer's admissions; the control socket;
 //! - [`app`]: the application layer every front end goes through:
 //!   publish, query and hear about changes, with or without a running
 //!   node; times and text for people; calendar files;

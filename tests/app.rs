@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use common::node::{event, feed_of, new_key, rsvp, unstarted_node};
 use common::{now_ms, open_store};
-use potluck::app::admission::AdmissionStatus;
 use potluck::app::{App, AppError, Change, ContactChange, EventList};
 use potluck::content::{KnownContent, RsvpStatus};
 use potluck::feed::message::MessageId;
+use potluck::node::admission::AdmissionStatus;
 use potluck::proto::handshake::DEFAULT_NETWORK_KEY;
 
 fn app_for(store: Arc<potluck::store::Store>) -> (App, ed25519_dalek::SigningKey) {

@@ -4,7 +4,7 @@
 //!
 //! Every node derives admission state from the organizer's feed alone, so
 //! each test checks the outcome on every node with
-//! [`potluck::app::admission::view`] and [`potluck::app::admission::status_of`].
+//! [`potluck::node::admission::view`] and [`potluck::node::admission::status_of`].
 //!
 //! Every wait polls with a deadline; no test asserts how fast anything is.
 
@@ -16,9 +16,9 @@ use std::time::Instant;
 
 use common::DEADLINE;
 use common::node::{POLL, TestNode, event, feed_of, new_key, wait_until};
-use potluck::app::admission::{self, AdmissionStatus, AdmissionView};
 use potluck::content::{self, Content, Decision, EventTime, EventUpdate, KnownContent, RsvpStatus};
 use potluck::feed::message::{FeedId, MessageId};
+use potluck::node::admission::{self, AdmissionStatus, AdmissionView};
 use potluck::store::Store;
 use potluck::store::index::EventState;
 use tokio::net::TcpStream;

@@ -1075,7 +1075,7 @@ async fn a_stranger_brings_a_bounded_number_of_new_feeds() {
     // A small quota, so that the test is light (the default is 1,000).
     let limit = 20;
     let a = TestNode::start().await;
-    a.node.set_quota_limits(potluck::node::quota::QuotaLimits {
+    a.node.set_quota_limits(potluck::proto::quota::QuotaLimits {
         new_feeds_per_peer_per_hour: limit as u32,
         ..Default::default()
     });
@@ -1101,7 +1101,7 @@ async fn a_stranger_brings_a_bounded_number_of_new_feeds() {
 async fn a_strangers_huge_clock_ends_the_session_and_leaves_no_memory() {
     let a = TestNode::start().await;
     let key = new_key();
-    let max = potluck::node::quota::QuotaLimits::default().clock_entries_per_peer;
+    let max = potluck::proto::quota::QuotaLimits::default().clock_entries_per_peer;
     // A clock naming more feeds than a stranger may (all made up).
     let clock: Clock = (0..max as u32 + 10)
         .map(|i| (FeedId(blake3::hash(&i.to_be_bytes()).into()), 1))

@@ -7,10 +7,10 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use icalendar::parser::{Component, Property, read_calendar, unfold};
 use icalendar::{CalendarComponent, CalendarDateTime, Component as _, DatePerhapsTime, EventLike};
 use jiff::Timestamp;
-use potluck::app::admission::AdmissionStatus;
 use potluck::app::ics::{IcsAttendee, IcsEvent, calendar};
 use potluck::content::{Event, EventTime, RsvpStatus};
 use potluck::feed::message::{FeedId, MessageId};
+use potluck::node::admission::AdmissionStatus;
 use potluck::store::index::{EventState, EventStatus};
 
 const NOW: &str = "2027-01-01T12:34:56.789Z";

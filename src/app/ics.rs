@@ -68,9 +68,9 @@ use icalendar::{Component as _, Property};
 use jiff::tz::Offset;
 use jiff::{SignedDuration, Timestamp};
 
-use crate::app::admission::AdmissionStatus;
 use crate::content::RsvpStatus;
 use crate::feed::message::{FeedId, MessageId};
+use crate::node::admission::AdmissionStatus;
 use crate::store::index::{EventState, EventStatus};
 
 /// The `PRODID` of every calendar this module writes.

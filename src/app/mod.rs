@@ -15,7 +15,6 @@
 //! admissions, names, their own answer), so that no front end combines
 //! store queries by itself. Front ends only format them.
 
-pub mod admission;
 pub mod ics;
 pub mod when;
 
@@ -25,7 +24,6 @@ use std::sync::Arc;
 use thiserror::Error;
 use tokio::sync::broadcast;
 
-use crate::app::admission::{AdmissionStatus, AdmissionView};
 use crate::content::{
     About, Change as FieldChange, Contact, ContentError, Event, EventCancel, EventUpdate,
     KnownContent, Rsvp, RsvpStatus,
@@ -33,6 +31,7 @@ use crate::content::{
 use crate::feed::message::{FeedId, Message, MessageId};
 use crate::home::config::Invite;
 pub use crate::node::CatchUp;
+use crate::node::admission::{self, AdmissionStatus, AdmissionView};
 use crate::node::{Node, NodeEvent, PeerInfo};
 use crate::proto::handshake::DEFAULT_NETWORK_KEY;
 use crate::proto::peerbook::{PeerRecord, PeerSource};

@@ -85,7 +85,7 @@ fn unanswered_requests(app: &App, organizer: &FeedId) -> Result<u64> {
         .iter()
         .filter(|item| {
             item.state.author == *organizer
-                && item.mine.admission == Some(potluck::app::admission::AdmissionStatus::Pending)
+                && item.mine.admission == Some(potluck::node::admission::AdmissionStatus::Pending)
         })
         .count();
     Ok(pending as u64)

@@ -226,10 +226,10 @@ pub struct ConfigFile {
     pub web: Option<String>,
     /// What strangers may make the node store, and how much replication
     /// memory of peers it keeps (any subset of
-    /// [`crate::node::quota::QuotaLimits`]'s fields; the rest keep their
+    /// [`crate::proto::quota::QuotaLimits`]'s fields; the rest keep their
     /// defaults).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub quotas: Option<crate::node::quota::QuotaLimits>,
+    pub quotas: Option<crate::proto::quota::QuotaLimits>,
 }
 
 /// `"open"` or `{"hops": N}`.
@@ -458,7 +458,7 @@ mod tests {
             discovery_port: Some(17644),
             discovery_targets: vec!["127.255.255.255:17644".into()],
             web: Some("127.0.0.1:17645".into()),
-            quotas: Some(crate::node::quota::QuotaLimits {
+            quotas: Some(crate::proto::quota::QuotaLimits {
                 new_feeds_per_peer_per_hour: 5,
                 ..Default::default()
             }),

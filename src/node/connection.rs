@@ -2,6 +2,7 @@
 //! moves bytes and timers between the socket tasks ([`super::io`]), the
 //! connection's [`Link`] and the store.
 
+use super::io::{Inbound, push_all, read_task, write_task};
 use super::*;
 
 impl Node {
@@ -567,14 +568,6 @@ fn absorb(
         }
     }
     Ok(())
-}
-
-/// Whether a rate-limited log line may be written now (see
-/// [`RateLimitedLog::allow`]).
-pub(super) fn allow_line(log: &Mutex<RateLimitedLog>) -> Option<u64> {
-    log.lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .allow(Instant::now())
 }
 
 /// An inbound connection's handshake slot; given back when the handshake

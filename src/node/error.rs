@@ -1,6 +1,15 @@
 //! Why a connection ended badly.
 
-use super::*;
+use thiserror::Error;
+
+use crate::feed::message::FeedId;
+use crate::feed::validate::ValidationError;
+use crate::proto::frame::FrameError;
+use crate::proto::handshake::HandshakeError;
+use crate::proto::quota;
+use crate::proto::replicate::ProtocolError;
+use crate::proto::wire::WireError;
+use crate::store::StoreError;
 
 /// Why a connection ended badly.
 #[derive(Debug, Error)]

@@ -1,6 +1,7 @@
 //! Accepting, dialing and LAN discovery: the loops that make
 //! connections, each then run by [`super::connection`].
 
+use super::connection::read_frame;
 use super::*;
 
 impl Node {

@@ -14,18 +14,16 @@
 //! The reader checks the signatures of one frame while the driver stores
 //! the previous batch, so the two cores work at once.
 
+pub mod admission;
 mod connection;
 pub mod control;
 mod error;
 mod io;
 pub mod limits;
 mod listen;
-pub mod quota;
 mod strangers;
 
-use connection::{allow_line, read_frame};
 pub use error::ConnectionError;
-use io::{Inbound, push_all, read_task, write_task};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -35,25 +33,23 @@ use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
 use serde::Serialize;
-use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc, watch};
 
-use crate::app::admission;
 use crate::feed::message::{FeedId, Message, MessageId};
-use crate::feed::validate::{Checked, ValidationError};
+use crate::feed::validate::Checked;
 use crate::home::config::PeerAddr;
 use crate::node::limits::{ConnectionId, Connections, Limits, RateLimitedLog, Refusal};
 use crate::proto::discovery;
-use crate::proto::frame::{FrameDecoder, FrameError, encode_frame};
+use crate::proto::frame::{FrameDecoder, encode_frame};
 use crate::proto::handshake::{Handshake, HandshakeError, NetworkKey, Transport};
 use crate::proto::peerbook::{PeerRecord, PeerSource};
+use crate::proto::quota;
 use crate::proto::replicate::{
-    self, Clock, Ingested, Link, LinkError, LinkTiming, ModeChange, PeerMemory, Policy,
-    ProtocolError, Sources,
+    self, Clock, Ingested, Link, LinkError, LinkTiming, ModeChange, PeerMemory, Policy, Sources,
 };
-use crate::proto::wire::{FramePacker, MAX_PLAINTEXT, Packet, WireError};
+use crate::proto::wire::{FramePacker, MAX_PLAINTEXT, Packet};
 use crate::store::{IngestReport, Store, StoreError};
 
 /// Timers and limits of a node.
@@ -288,6 +284,14 @@ pub struct Node {
     sources: Mutex<Sources>,
     /// What strangers may make us store (see [`quota`]).
     quotas: Mutex<quota::Quotas>,
+}
+
+/// Whether a rate-limited log line may be written now (see
+/// [`RateLimitedLog::allow`]).
+fn allow_line(log: &Mutex<RateLimitedLog>) -> Option<u64> {
+    log.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .allow(Instant::now())
 }
 
 impl Node {

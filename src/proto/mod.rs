@@ -7,11 +7,13 @@
 //! - [`replicate`]: the replication state machine of a connection and the
 //!   node's choice of live sources;
 //! - [`discovery`]: LAN announcements;
-//! - [`peerbook`]: which addresses to dial, and when.
+//! - [`peerbook`]: which addresses to dial, and when;
+//! - [`quota`]: what strangers may make a node store.
 
 pub mod discovery;
 pub mod frame;
 pub mod handshake;
 pub mod peerbook;
+pub mod quota;
 pub mod replicate;
 pub mod wire;

@@ -74,7 +74,7 @@ impl Store {
     }
 }
 
-// Upkeep for the limits on strangers (see `crate::node::quota`).
+// Upkeep for the limits on strangers (see `crate::proto::quota`).
 impl Store {
     /// Forgets a peer book record (an address that never worked, pushed
     /// out by newer sightings).
@@ -106,7 +106,7 @@ impl Store {
     /// The replication memory kept for every peer: size and when it was
     /// saved. Memory saved before this was recorded counts as saved at
     /// time 0 (so it expires first).
-    pub fn kept_peer_memory(&self) -> Result<Vec<crate::node::quota::KeptMemory>, StoreError> {
+    pub fn kept_peer_memory(&self) -> Result<Vec<crate::proto::quota::KeptMemory>, StoreError> {
         let mut saved: HashMap<FeedId, (u64, i64)> = HashMap::new();
         for item in self.tree.scan_prefix([PEER_KEPT]) {
             let (k, v) = item?;
@@ -130,7 +130,7 @@ impl Store {
                 continue;
             };
             let (_, saved_ms) = saved.get(&peer).copied().unwrap_or((0, 0));
-            out.push(crate::node::quota::KeptMemory {
+            out.push(crate::proto::quota::KeptMemory {
                 peer,
                 bytes: v.len() as u64,
                 saved_ms,
