@@ -284,6 +284,13 @@ impl Node {
         let stranger = self.stranger(remote, slot.is_none(), once);
         let mut events = self.events.subscribe();
         let mut stop = self.shutdown.subscribe();
+        // One timer for the link's deadlines. It is moved only when the
+        // link needs waking earlier: most deadlines only move later (each
+        // packet pushes the idle time back), and waking early is cheap
+        // (`handle_timeout` does what is due and nothing else), while
+        // re-arming a timer at every batch is not.
+        let timer = tokio::time::sleep_until(tokio::time::Instant::from_std(link.poll_timeout()));
+        tokio::pin!(timer);
 
         let outcome: Result<(), ConnectionError> = 'session: loop {
             link.poll_finish();
@@ -302,6 +309,9 @@ impl Node {
             let closing = link.is_closing();
             let wants_to_send = link.wants_to_send();
             let deadline = tokio::time::Instant::from_std(link.poll_timeout());
+            if deadline < timer.deadline() {
+                timer.as_mut().reset(deadline);
+            }
             // Not `biased`: during a long one-way sync packets are always
             // ready, and a fixed order would starve the sending branch and
             // the keepalive, so the peer, hearing nothing, would hang up.
@@ -385,7 +395,7 @@ impl Node {
                     // For front ends.
                     Ok(NodeEvent::EventsChanged(_) | NodeEvent::PeerConnected(_) | NodeEvent::PeerLeft(_) | NodeEvent::Progress(_)) => {}
                 },
-                () = tokio::time::sleep_until(deadline) => {
+                () = &mut timer => {
                     let changes = {
                         let store = &self.store;
                         link.handle_timeout(Instant::now(), &mut self.sources(), |f| {
@@ -396,6 +406,7 @@ impl Node {
                         Ok(changes) => self.announce_modes(changes),
                         Err(LinkError::Idle) => break Err(ConnectionError::Idle),
                     }
+                    timer.as_mut().reset(tokio::time::Instant::from_std(link.poll_timeout()));
                 }
             }
         };
