@@ -1123,11 +1123,28 @@ async fn replication_memory_of_peers_expires() {
     a.store().set_peer_memory(&gone, &[0; 8]).unwrap();
     let b = TestNode::start().await;
     b.publish(&about_content("b"));
-    b.sync_settled(&a).await;
+    // A syncs with B (a peer it chose, so A keeps its memory of B).
+    a.sync_settled(&b).await;
     // Saving B's memory trims the rest: B's is kept, the old one is gone.
     assert!(a.store().peer_memory(&b.feed()).unwrap().is_some());
     assert_eq!(a.store().peer_memory(&gone).unwrap(), None);
     let kept = a.store().kept_peer_memory().unwrap();
     assert_eq!(kept.len(), 1, "{kept:?}");
     assert_eq!(kept[0].peer, b.feed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strangers_one_off_sync_leaves_no_memory() {
+    // Memory of a stranger's one-off sync would be written at every such
+    // session, and grow with every feed we hold, for a peer that may
+    // never come back (the churn bench's node grew by 150 KB a session).
+    let a = TestNode::start().await;
+    let b = TestNode::start().await;
+    b.publish(&about_content("b"));
+    b.sync_settled(&a).await;
+    assert_eq!(a.head(&b.feed()), 1, "A stored the stranger's message");
+    wait_disconnected(&a, &b.feed()).await;
+    assert_eq!(a.store().peer_memory(&b.feed()).unwrap(), None);
+    // The syncing side chose its peer, and remembers it.
+    assert!(b.store().peer_memory(&a.feed()).unwrap().is_some());
 }

@@ -412,8 +412,21 @@ impl Node {
         };
         link.leave();
         drop(out_tx);
+        // A stranger's one-off sync leaves no replication memory: it
+        // would be written at every such session (and grow with every
+        // feed we hold) for a peer that may never come back.
+        let remember = !(stranger.is_some() && link.session().peer_is_once());
         finish(
-            reader, in_rx, writer, outcome, &self, remote, &link, report, &bytes_in, &bytes_out,
+            reader,
+            in_rx,
+            writer,
+            outcome,
+            &self,
+            remember.then_some(remote),
+            &link,
+            report,
+            &bytes_in,
+            &bytes_out,
         )
         .await
     }
@@ -654,7 +667,8 @@ impl Drop for Registered<'_> {
     }
 }
 
-/// Records the session's memory, stops the tasks, and totals the bytes.
+/// Records the session's memory of `remember` (when given), stops the tasks,
+/// and totals the bytes.
 #[allow(clippy::too_many_arguments)]
 async fn finish(
     reader: tokio::task::JoinHandle<()>,
@@ -662,13 +676,15 @@ async fn finish(
     writer: tokio::task::JoinHandle<()>,
     outcome: Result<(), ConnectionError>,
     node: &Node,
-    remote: FeedId,
+    remember: Option<FeedId>,
     link: &Link,
     report: &mut SessionReport,
     bytes_in: &AtomicU64,
     bytes_out: &AtomicU64,
 ) -> Result<(), ConnectionError> {
-    if link.session().is_live() {
+    if let Some(remote) = remember
+        && link.session().is_live()
+    {
         node.keep_memory(remote, &link.memory().encode());
     }
     // Let the writer drain what is queued (the goodbye), briefly; a peer
