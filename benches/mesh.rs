@@ -648,15 +648,7 @@ fn simulated(n: usize, messages: usize, seed: u64) {
             sim.publish(rng.gen_range(0..n));
             published += 1;
         }
-        sim.flush();
-        let lens: Vec<((usize, usize), usize)> =
-            sim.wire.iter().map(|(l, q)| (*l, q.len())).collect();
-        for ((a, b), len) in lens {
-            for _ in 0..len {
-                sim.deliver(a, b);
-            }
-        }
-        sim.tick(Duration::from_millis(5));
+        sim.round(Duration::from_millis(5));
         let done = published == messages
             && (0..n).all(|x| {
                 let feed = sim_id(x);

@@ -282,6 +282,21 @@ impl Sim {
         }
     }
 
+    /// One hop on every link: flushes what every link wants to send,
+    /// delivers exactly what was then on each link (links of equal speed),
+    /// and lets `by` pass.
+    pub fn round(&mut self, by: Duration) {
+        self.flush();
+        let lens: Vec<((usize, usize), usize)> =
+            self.wire.iter().map(|(l, q)| (*l, q.len())).collect();
+        for ((a, b), len) in lens {
+            for _ in 0..len {
+                self.deliver(a, b);
+            }
+        }
+        self.tick(by);
+    }
+
     /// Packets are still in flight.
     pub fn in_flight(&self) -> bool {
         self.wire.values().any(|q| !q.is_empty())
@@ -377,15 +392,7 @@ mod tests {
                 sim.publish(rng.gen_range(0..n));
             }
             for _ in 0..every {
-                sim.flush();
-                let lens: Vec<((usize, usize), usize)> =
-                    sim.wire.iter().map(|(l, q)| (*l, q.len())).collect();
-                for ((a, b), len) in lens {
-                    for _ in 0..len {
-                        sim.deliver(a, b);
-                    }
-                }
-                sim.tick(Duration::from_millis(5));
+                sim.round(Duration::from_millis(5));
             }
             let dups: u64 = sim.nodes.iter().map(|n| n.duplicates).sum();
             halves[usize::from(k >= publishes / 2)] = dups;
