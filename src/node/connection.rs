@@ -703,8 +703,10 @@ async fn finish(
     // stored everything before it, which on a busy node takes a while: a
     // one-off sync must not end before that, or the node it synced with
     // may never store what it was sent. Otherwise (an error, the peer's
-    // goodbye) briefly. Bounded by the idle time, as any silence is.
-    let wait = if outcome.is_ok() && link.is_closing() {
+    // goodbye, a lasting connection closed at shutdown or for a newcomer)
+    // briefly, so that a silent peer cannot hold up a shutdown. Bounded by
+    // the idle time, as any silence is.
+    let wait = if outcome.is_ok() && link.is_one_off() && link.is_closing() {
         node.config.timing.idle
     } else {
         Duration::from_secs(2)

@@ -218,6 +218,11 @@ impl Link {
         self.active
     }
 
+    /// Our side is a one-off sync: it says goodbye once caught up.
+    pub fn is_one_off(&self) -> bool {
+        self.once
+    }
+
     /// Our goodbye is queued.
     pub fn is_closing(&self) -> bool {
         self.closing

@@ -102,6 +102,7 @@ fn a_one_off_sync_says_goodbye_once_caught_up_and_never_joins_the_sources() {
         "a one-off sync takes no part in the sources"
     );
     assert!(b.is_active());
+    assert!(a.is_one_off() && !b.is_one_off());
     assert_eq!(a_sources.source_of(&f(9)), None);
     pump(&mut a, &mut b, &mut b_sources, t0);
     // B learned its peer is a one-off sync: it leaves B's choice of sources.
