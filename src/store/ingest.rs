@@ -7,10 +7,8 @@ use std::collections::{BTreeMap, HashMap};
 use ed25519_dalek::SigningKey;
 
 use super::index::{self, ContactState, Kv};
-use super::keys::{
-    FORK, HEAD, LOG_END_KEY, decode_location, encode_head, feed_key, id_key, log_key,
-};
-use super::msglog::PendingAppend;
+use super::keys::{HEAD, LOG_END_KEY, POSITIONS_KEY, encode_head, feed_key, fork_key};
+use super::positions::{ENTRY_LEN, Entry, SYNC_EVERY};
 use super::{Staged, Store, StoreError};
 use crate::feed::message::{FeedId, Message, MessageId, SIGNED_LEN};
 use crate::feed::validate::{self, Checked, FeedHead, ValidationError};
@@ -297,6 +295,7 @@ impl Store {
             writes: BTreeMap::new(),
         };
         let mut pending = self.log.begin();
+        let mut entries = Vec::new();
         for (msg, position) in msgs.into_iter().take(limit).zip(positions) {
             match position {
                 Position::Duplicate => report.duplicates += 1,
@@ -308,19 +307,19 @@ impl Store {
                         kept,
                         rival: msg.signed_bytes().to_vec(),
                     };
-                    let key = log_key(&proof.author, proof.sequence);
-                    let mut fork_key = key;
-                    fork_key[0] = FORK;
-                    if staged.get(&fork_key)?.is_none() {
+                    let key = fork_key(&proof.author, proof.sequence);
+                    if staged.get(&key)?.is_none() {
                         let mut value = proof.kept.clone();
                         value.extend_from_slice(&proof.rival);
-                        staged.put(fork_key, value);
+                        staged.put(key, value);
                         tracing::warn!(feed = %proof.author, sequence = proof.sequence, "fork detected; keeping the first message");
                     }
                     report.forks.push(proof);
                 }
                 Position::Next => {
-                    stage_append(&mut staged, &mut pending, &msg, &mut report, &mut touched)?;
+                    let location = pending.push(msg.bytes());
+                    entries.push(Entry::of_message(&msg, location));
+                    stage_append(&mut staged, &msg, &mut report, &mut touched)?;
                     report.accepted.push(msg);
                 }
             }
@@ -330,11 +329,33 @@ impl Store {
             self.log.write(&pending)?;
             staged.put(LOG_END_KEY.to_vec(), pending.end().to_be_bytes().to_vec());
         }
+        // Enough new position entries: write them, with those waiting,
+        // before the batch that records them as durable.
+        let positions_synced = {
+            let positions = self.positions_read()?;
+            let waiting = positions.unsynced().len() / ENTRY_LEN;
+            if !entries.is_empty() && waiting + entries.len() >= SYNC_EVERY {
+                let mut bytes = Vec::with_capacity((waiting + entries.len()) * ENTRY_LEN);
+                bytes.extend_from_slice(positions.unsynced());
+                for entry in &entries {
+                    bytes.extend_from_slice(&entry.encode());
+                }
+                self.positions_file
+                    .write_and_sync(positions.synced(), &bytes)?;
+                let count = positions.entries() + entries.len() as u64;
+                staged.put(POSITIONS_KEY.to_vec(), count.to_be_bytes().to_vec());
+                true
+            } else {
+                false
+            }
+        };
         if !staged.writes.is_empty() {
             self.tree.apply_batch(staged.into_batch())?;
             // sled now points into the records, whether or not the flush
             // below succeeds, so they must never be overwritten.
             self.log.mark_committed(&pending);
+            self.positions_write()?
+                .commit(&entries, positions_synced);
             self.db.flush()?;
             self.log.note_durable()?;
         }
@@ -360,17 +381,14 @@ impl Store {
         }
         if let Some(h) = head
             && (1..=h.sequence).contains(&msg.sequence())
-            && let Some(location) = self.tree.get(log_key(&msg.author(), msg.sequence()))?
+            && let Some(slot) = self.slot(&msg.author(), msg.sequence())?
         {
-            let key = log_key(&msg.author(), msg.sequence());
-            let held = self
-                .log
-                .read_prefix(decode_location(&key, &location)?, SIGNED_LEN)?;
+            let held = self.log.read_prefix(slot.location, SIGNED_LEN)?;
             let position = Position::against(&held, msg);
             if let Position::Fork { .. } = position {
                 // Only a held message that verifies proves a fork: a copy
                 // the disk damaged differs from the genuine one too.
-                match self.feed_record(&msg.author(), msg.sequence(), &location) {
+                match self.feed_record(&msg.author(), msg.sequence(), slot) {
                     Err(StoreError::Damaged { reason, .. }) => {
                         tracing::warn!(feed = %msg.author(), sequence = msg.sequence(), %reason, "our copy of this message is damaged; `potluck fsck --repair` cuts it so that it is fetched again");
                         return Ok(Ok(Position::Duplicate));
@@ -392,10 +410,10 @@ impl Store {
         author: &FeedId,
         sequence: u64,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        let Some(location) = self.tree.get(log_key(author, sequence))? else {
+        let Some(slot) = self.slot(author, sequence)? else {
             return Ok(None);
         };
-        match self.feed_record(author, sequence, &location) {
+        match self.feed_record(author, sequence, slot) {
             Ok(msg) => Ok(Some(msg.signed_bytes().to_vec())),
             Err(StoreError::Damaged { .. }) => Ok(None),
             Err(e) => Err(e),
@@ -403,18 +421,15 @@ impl Store {
     }
 }
 
-/// Stages a validated next message: log, id, head, and index entries.
+/// Stages a validated next message's sled writes: its feed's head and its
+/// index entries (the log record and position entry are the caller's).
 fn stage_append(
     staged: &mut Staged<'_>,
-    pending: &mut PendingAppend,
     msg: &Message,
     report: &mut IngestReport,
     touched: &mut std::collections::HashSet<MessageId>,
 ) -> Result<(), StoreError> {
     let author = msg.author();
-    let location = pending.push(msg.bytes()).encode().to_vec();
-    staged.put(id_key(&msg.id()), location.clone());
-    staged.put(log_key(&author, msg.sequence()), location);
     staged.put(
         feed_key(HEAD, &author),
         encode_head(&FeedHead {
