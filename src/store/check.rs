@@ -124,9 +124,7 @@ impl Store {
                     let msg = self.feed_message(&author, kept)?.ok_or_else(|| {
                         StoreError::CorruptLog {
                             key: hex::encode(author.0),
-                            reason: format!(
-                                "message #{kept}, before a damaged one, is missing"
-                            ),
+                            reason: format!("message #{kept}, before a damaged one, is missing"),
                         }
                     })?;
                     let head = FeedHead {

@@ -8,7 +8,7 @@ use ed25519_dalek::SigningKey;
 
 use super::index::{self, ContactState, Kv};
 use super::keys::{HEAD, LOG_END_KEY, POSITIONS_KEY, encode_head, feed_key, fork_key};
-use super::positions::{ENTRY_LEN, Entry, SYNC_EVERY};
+use super::positions::{ENTRY_LEN, Entry};
 use super::{Staged, Store, StoreError};
 use crate::feed::message::{FeedId, Message, MessageId, SIGNED_LEN};
 use crate::feed::validate::{self, Checked, FeedHead, ValidationError};
@@ -334,7 +334,10 @@ impl Store {
         let positions_synced = {
             let positions = self.positions_read()?;
             let waiting = positions.unsynced().len() / ENTRY_LEN;
-            if !entries.is_empty() && waiting + entries.len() >= SYNC_EVERY {
+            let every = self
+                .positions_sync_every
+                .load(std::sync::atomic::Ordering::Relaxed);
+            if !entries.is_empty() && waiting + entries.len() >= every {
                 let mut bytes = Vec::with_capacity((waiting + entries.len()) * ENTRY_LEN);
                 bytes.extend_from_slice(positions.unsynced());
                 for entry in &entries {
@@ -354,8 +357,7 @@ impl Store {
             // sled now points into the records, whether or not the flush
             // below succeeds, so they must never be overwritten.
             self.log.mark_committed(&pending);
-            self.positions_write()?
-                .commit(&entries, positions_synced);
+            self.positions_write()?.commit(&entries, positions_synced);
             self.db.flush()?;
             self.log.note_durable()?;
         }

@@ -254,6 +254,9 @@ pub struct Store {
     /// The position index, read from its file on first use (opening a
     /// store to read its indexes never reads it).
     positions: OnceLock<RwLock<Positions>>,
+    /// New position entries gathered before a commit writes them
+    /// ([`positions::SYNC_EVERY`]; tests lower it).
+    positions_sync_every: std::sync::atomic::AtomicUsize,
     writer: Mutex<()>,
     published: PublishedMark,
 }
@@ -373,6 +376,7 @@ impl Store {
             log,
             positions_file: PositionFile::open(path)?,
             positions: OnceLock::new(),
+            positions_sync_every: positions::SYNC_EVERY.into(),
             writer: Mutex::new(()),
             published: PublishedMark::load(path)?,
         };
@@ -401,7 +405,11 @@ impl Store {
         self.tree.apply_batch(batch)?;
         self.db.flush()?;
         self.remove_old_keys()?;
-        tracing::info!(index_entries = entries, messages = count, "store upgraded to format 3");
+        tracing::info!(
+            index_entries = entries,
+            messages = count,
+            "store upgraded to format 3"
+        );
         Ok(())
     }
 
@@ -441,9 +449,7 @@ impl Store {
             &self.log,
             &self.head_sequences()?,
         )?;
-        Ok(self
-            .positions
-            .get_or_init(|| RwLock::new(loaded)))
+        Ok(self.positions.get_or_init(|| RwLock::new(loaded)))
     }
 
     /// The position index, read on first use, for reading.
@@ -494,6 +500,15 @@ impl Store {
         self.db.flush()?;
         positions.note_synced();
         Ok(())
+    }
+
+    /// Makes commits write the position index's new entries to its file
+    /// once `entries` have gathered instead of [`positions::SYNC_EVERY`]:
+    /// for tests that crash a store between such writes.
+    #[doc(hidden)]
+    pub fn set_positions_sync_every(&self, entries: usize) {
+        self.positions_sync_every
+            .store(entries.max(1), std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Every feed's head sequence.

@@ -295,12 +295,12 @@ impl Positions {
         });
         let key = u64::from_be_bytes(id_prefix(id));
         let mut out = Vec::new();
-        let hits = ids.first.get(&key).into_iter().copied().chain(
-            ids.more
-                .iter()
-                .filter(|(k, _)| *k == key)
-                .map(|&(_, v)| v),
-        );
+        let hits = ids
+            .first
+            .get(&key)
+            .into_iter()
+            .copied()
+            .chain(ids.more.iter().filter(|(k, _)| *k == key).map(|&(_, v)| v));
         for value in hits {
             let number = (value >> 32) as usize;
             let sequence = (value & 0xffff_ffff) + 1;
@@ -549,7 +549,10 @@ mod tests {
     #[test]
     fn ids_are_found_also_when_their_first_bytes_collide() {
         let mut p = Positions::default();
-        p.commit(&[entry(1, 1, 4, 7), entry(2, 1, 108, 7), entry(2, 2, 212, 8)], false);
+        p.commit(
+            &[entry(1, 1, 4, 7), entry(2, 1, 108, 7), entry(2, 2, 212, 8)],
+            false,
+        );
         let mut id = MessageId([7; 32]);
         let mut found = p.find_id(&id);
         found.sort_by_key(|(f, _)| f.0);
