@@ -258,6 +258,9 @@ pub struct Store {
     /// ([`positions::SYNC_EVERY`]; tests lower it).
     positions_sync_every: std::sync::atomic::AtomicUsize,
     writer: Mutex<()>,
+    /// Batches waiting for the next group commit (see
+    /// [`Store::ingest_checked`]).
+    queue: Mutex<Vec<std::sync::Arc<ingest::Queued>>>,
     published: PublishedMark,
 }
 
@@ -378,6 +381,7 @@ impl Store {
             positions: OnceLock::new(),
             positions_sync_every: positions::SYNC_EVERY.into(),
             writer: Mutex::new(()),
+            queue: Mutex::new(Vec::new()),
             published: PublishedMark::load(path)?,
         };
         if upgrade {
