@@ -201,7 +201,7 @@ impl Store {
     }
 
     /// Index entries under `prefix` whose key ends in a feed id, decoded.
-    fn entries_by_feed<T: serde::de::DeserializeOwned>(
+    fn entries_by_feed<T: index::IndexValue>(
         &self,
         prefix: &[u8],
     ) -> Result<Vec<(FeedId, T)>, StoreError> {
@@ -216,7 +216,7 @@ impl Store {
                 .get(prefix.len()..prefix.len() + 32)
                 .and_then(|s| s.try_into().ok())
                 .ok_or_else(|| corrupt("key does not end in a feed id".into()))?;
-            let state = serde_json::from_slice(&v).map_err(|e| corrupt(e.to_string()))?;
+            let state = index::decode_entry(&k, &v)?;
             out.push((FeedId(feed), state));
         }
         Ok(out)
