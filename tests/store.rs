@@ -326,11 +326,15 @@ fn fsck_finds_a_damaged_index_and_reindex_repairs_it() {
             .unwrap();
         let tree = db.open_tree("potluck").unwrap();
         let tally_key = tree.scan_prefix([b't']).next().unwrap().unwrap().0;
-        tree.insert(
-            tally_key,
-            br#"{"going":9,"maybe":0,"not_going":0,"headcount":9}"#.to_vec(),
-        )
-        .unwrap();
+        // A plausible, well-formed tally that the logs do not support.
+        use potluck::store::index::{IndexValue, Tally};
+        let wrong = Tally {
+            going: 9,
+            maybe: 0,
+            not_going: 0,
+            headcount: 9,
+        };
+        tree.insert(tally_key, wrong.encode()).unwrap();
         tree.insert(b"n-stray", b"{}".to_vec()).unwrap();
         db.flush().unwrap();
     }
