@@ -260,3 +260,33 @@ fn a_format_2_store_is_upgraded_on_open() {
     assert_eq!(store.head(&feed(2)).unwrap().unwrap().sequence, 2);
     assert!(store.fsck().unwrap().problems.is_empty());
 }
+
+#[test]
+fn an_interrupted_index_rebuild_is_finished_at_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let all = filled_store(&path);
+    let before = {
+        let store = Store::open(&path).unwrap();
+        store.index_snapshot().unwrap()
+    };
+    assert!(!before.is_empty());
+    // What a crash in the middle of a rebuild leaves: the mark, and only
+    // some of the index entries.
+    {
+        let db = sled::Config::new()
+            .path(&path)
+            .segment_size(potluck::store::SLED_SEGMENT_SIZE)
+            .open()
+            .unwrap();
+        let tree = db.open_tree("potluck").unwrap();
+        for key in before.keys().step_by(2) {
+            tree.remove(key).unwrap();
+        }
+        tree.insert(b"Mreindexing", vec![1]).unwrap();
+        db.flush().unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.index_snapshot().unwrap(), before);
+    assert_holds(&store, &all);
+}

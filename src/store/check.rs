@@ -4,10 +4,18 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::index::{self, MemKv};
-use super::keys::{HEAD, REFETCH, encode_head, feed_key, feed_of_key, u64_value};
+use super::index;
+use super::keys::{HEAD, REFETCH, REINDEXING_KEY, encode_head, feed_key, feed_of_key, u64_value};
 use super::msglog::{self, LogError};
-use super::{LOG_FILE, Store, StoreError};
+use super::{LOG_FILE, Staged, Store, StoreError};
+
+/// The sled tree `fsck` rebuilds the indexes into, to compare them with
+/// the stored ones; dropped when done.
+const SCRATCH_TREE: &str = "fsck-scratch";
+
+/// Messages replayed (and signatures checked) per chunk when indexes are
+/// rebuilt: what bounds the memory of a rebuild.
+const REBUILD_CHUNK: usize = 20_000;
 use crate::feed::message::{FeedId, Message};
 use crate::feed::validate::{self, FeedHead};
 
@@ -55,32 +63,19 @@ pub struct RebuildReport {
 impl Store {
     /// Re-verifies every message of every feed (signatures and chains) and
     /// checks the stored indexes against indexes rebuilt from the logs.
+    ///
+    /// The rebuilt indexes go to a scratch sled tree, a chunk at a time,
+    /// and are compared with the stored ones by walking both in key order,
+    /// so memory stays bounded however large the store.
     pub fn fsck(&self) -> Result<FsckReport, StoreError> {
         let mut report = FsckReport::default();
         self.check_positions(&mut report)?;
-        let rebuilt = self.rebuild_index(Some(&mut report), &BTreeMap::new())?;
-        let stored = self.index_snapshot()?;
-        report.index_entries = stored.len() as u64;
-        for (k, v) in &rebuilt.0 {
-            match stored.get(k) {
-                None => report
-                    .problems
-                    .push(format!("index entry {} is missing", hex::encode(k))),
-                Some(s) if s != v => report.problems.push(format!(
-                    "index entry {} differs from the logs",
-                    hex::encode(k)
-                )),
-                Some(_) => {}
-            }
-        }
-        for k in stored.keys() {
-            if !rebuilt.0.contains_key(k) {
-                report.problems.push(format!(
-                    "index entry {} has no source in the logs",
-                    hex::encode(k)
-                ));
-            }
-        }
+        let scratch = self.scratch_tree()?;
+        self.rebuild_index(&scratch, Some(&mut report), &BTreeMap::new())?;
+        let result = self.compare_indexes(&scratch, &mut report);
+        drop(scratch);
+        self.db.drop_tree(SCRATCH_TREE)?;
+        result?;
         report.refetching = self
             .refetch_markers()?
             .into_iter()
@@ -89,33 +84,102 @@ impl Store {
         Ok(report)
     }
 
-    /// Repairs what [`Store::fsck`] finds, in one atomic batch: every feed
-    /// with a damaged or invalid message is cut back to the message before
-    /// it (its log and id entries from there on, and its head), the head it
-    /// had is remembered so that `fsck` shows the feed as being fetched
-    /// again, and every index is rebuilt. The damaged bytes stay in the log
-    /// file (it is append-only), but nothing points at them any more. Peers
-    /// send the cut messages again, as for any feed that is behind: our
-    /// clock now says less.
-    pub fn repair(&self) -> Result<RepairReport, StoreError> {
-        let _writer = self.lock();
-        let mut found = FsckReport::default();
-        self.rebuild_index(Some(&mut found), &BTreeMap::new())?;
-        let rebuilt = self.rebuild_index(None, &found.damaged)?;
-        let mut batch = sled::Batch::default();
+    /// A new, empty scratch tree (left over from an interrupted check, it
+    /// is emptied).
+    fn scratch_tree(&self) -> Result<sled::Tree, StoreError> {
+        let tree = self.db.open_tree(SCRATCH_TREE)?;
+        tree.clear()?;
+        Ok(tree)
+    }
+
+    /// Notes every difference between the stored index entries and those
+    /// in `rebuilt`, walking both in key order.
+    fn compare_indexes(
+        &self,
+        rebuilt: &sled::Tree,
+        report: &mut FsckReport,
+    ) -> Result<(), StoreError> {
+        use std::cmp::Ordering;
         for p in index::prefix::ALL {
-            for item in self.tree.scan_prefix([p]) {
-                let (k, _) = item?;
-                batch.remove(k);
+            let mut stored = self.tree.scan_prefix([p]).peekable();
+            let mut fresh = rebuilt.scan_prefix([p]).peekable();
+            loop {
+                let order = match (stored.peek(), fresh.peek()) {
+                    (None, None) => break,
+                    (Some(_), None) => Ordering::Less,
+                    (None, Some(_)) => Ordering::Greater,
+                    (Some(Ok((a, _))), Some(Ok((b, _)))) => a.cmp(b),
+                    (Some(Err(_)), _) => {
+                        stored.next().transpose()?;
+                        continue;
+                    }
+                    (_, Some(Err(_))) => {
+                        fresh.next().transpose()?;
+                        continue;
+                    }
+                };
+                match order {
+                    Ordering::Less => {
+                        if let Some((k, _)) = stored.next().transpose()? {
+                            report.index_entries += 1;
+                            report.problems.push(format!(
+                                "index entry {} has no source in the logs",
+                                hex::encode(k)
+                            ));
+                        }
+                    }
+                    Ordering::Greater => {
+                        if let Some((k, _)) = fresh.next().transpose()? {
+                            report
+                                .problems
+                                .push(format!("index entry {} is missing", hex::encode(k)));
+                        }
+                    }
+                    Ordering::Equal => {
+                        let (Some((k, a)), Some((_, b))) =
+                            (stored.next().transpose()?, fresh.next().transpose()?)
+                        else {
+                            break;
+                        };
+                        report.index_entries += 1;
+                        if a != b {
+                            report.problems.push(format!(
+                                "index entry {} differs from the logs",
+                                hex::encode(k)
+                            ));
+                        }
+                    }
+                }
             }
         }
-        let mut report = RepairReport {
-            index_entries: rebuilt.0.len(),
-            ..RepairReport::default()
-        };
-        for (k, v) in rebuilt.0 {
-            batch.insert(k, v);
+        Ok(())
+    }
+
+    /// Repairs what [`Store::fsck`] finds: the position index is made
+    /// again from the log; every feed with a damaged or invalid message is
+    /// cut back to the message before it (its head), in one atomic batch
+    /// that also remembers the head it had, so that `fsck` shows the feed
+    /// as being fetched again; then every index is rebuilt (an interrupted
+    /// rebuild is finished at the next open). The damaged bytes stay in
+    /// the log file (it is append-only), but the head ends the feed before
+    /// them. Peers send the cut messages again, as for any feed that is
+    /// behind: our clock now says less.
+    pub fn repair(&self) -> Result<RepairReport, StoreError> {
+        let _writer = self.lock();
+        // Damage is looked for through positions made from the log as it is.
+        self.rebuild_positions()?;
+        let mut found = FsckReport::default();
+        {
+            let scratch = self.scratch_tree()?;
+            self.rebuild_index(&scratch, Some(&mut found), &BTreeMap::new())?;
         }
+        self.db.drop_tree(SCRATCH_TREE)?;
+        let mut batch = sled::Batch::default();
+        // The indexes are rebuilt after this batch; until they are, the
+        // mark makes an interrupted repair finish the rebuild at the next
+        // open.
+        batch.insert(REINDEXING_KEY, &[1]);
+        let mut report = RepairReport::default();
         for (&author, &from) in &found.damaged {
             let old_head = self.head(&author)?.map_or(0, |h| h.sequence);
             match from.checked_sub(1).filter(|&s| s > 0) {
@@ -155,6 +219,7 @@ impl Store {
             }
         }
         self.db.flush()?;
+        report.index_entries = self.rebuild_index_in_place(&found.damaged)?;
         Ok(report)
     }
 
@@ -317,42 +382,73 @@ impl Store {
     }
 
     /// Makes the position index again from the message log, then rebuilds
-    /// every index from the logs and replaces the stored indexes in one
-    /// atomic batch. Returns the number of index entries written.
+    /// every index from the logs. Returns the number of index entries.
+    ///
+    /// The rebuild replaces the indexes in place, a chunk at a time, so
+    /// memory stays bounded however large the store; a mark in sled
+    /// (`M reindexing`) says it is under way, and a store opened with the
+    /// mark set (the rebuild was interrupted) rebuilds again before
+    /// anything reads it.
     pub fn reindex(&self) -> Result<usize, StoreError> {
         let _writer = self.lock();
         self.rebuild_positions()?;
-        let rebuilt = self.rebuild_index(None, &BTreeMap::new())?;
-        let mut batch = sled::Batch::default();
+        self.tree.insert(REINDEXING_KEY, &[1])?;
+        self.db.flush()?;
+        self.rebuild_index_in_place(&BTreeMap::new())
+    }
+
+    /// Removes every index entry and replays every feed (each cut at its
+    /// sequence in `cuts`) into the store's own tree, a chunk at a time,
+    /// then clears the reindexing mark. The caller has set the mark.
+    pub(super) fn rebuild_index_in_place(
+        &self,
+        cuts: &BTreeMap<FeedId, u64>,
+    ) -> Result<usize, StoreError> {
         for p in index::prefix::ALL {
-            for item in self.tree.scan_prefix([p]) {
-                let (k, _) = item?;
-                batch.remove(k);
+            loop {
+                let mut batch = sled::Batch::default();
+                let mut n = 0;
+                for item in self.tree.scan_prefix([p]).take(REBUILD_CHUNK) {
+                    batch.remove(item?.0);
+                    n += 1;
+                }
+                if n == 0 {
+                    break;
+                }
+                self.tree.apply_batch(batch)?;
             }
         }
-        let count = rebuilt.0.len();
-        for (k, v) in rebuilt.0 {
-            batch.insert(k, v);
-        }
-        self.tree.apply_batch(batch)?;
+        self.rebuild_index(&self.tree, None, cuts)?;
+        self.tree.remove(REINDEXING_KEY)?;
         self.db.flush()?;
+        let mut count = 0;
+        for p in index::prefix::ALL {
+            count += self.tree.scan_prefix([p]).count();
+        }
         Ok(count)
     }
 
-    /// Replays every feed into an in-memory index, each feed up to (not
-    /// including) its sequence in `cuts`, if any. With a report, also
-    /// re-verifies chains, signatures and the head entries, and
-    /// notes in `report.damaged` where each damaged feed must be cut.
+    /// Replays every feed through the index rules into `target`, each
+    /// feed up to (not including) its sequence in `cuts`, if any, applying
+    /// the entries a chunk of messages at a time (the rules read what
+    /// earlier chunks wrote). With a report, also re-verifies chains and
+    /// signatures and the head entries, and notes in `report.damaged`
+    /// where each damaged feed must be cut.
     fn rebuild_index(
         &self,
+        target: &sled::Tree,
         mut report: Option<&mut FsckReport>,
         cuts: &BTreeMap<FeedId, u64>,
-    ) -> Result<MemKv, StoreError> {
-        let mut kv = MemKv::default();
+    ) -> Result<(), StoreError> {
+        let mut staged = Staged {
+            tree: target,
+            writes: BTreeMap::new(),
+        };
+        let mut staged_messages = 0;
         for (author, head) in self.feeds()? {
             let cut = cuts.get(&author).copied().unwrap_or(u64::MAX);
             let mut prev: Option<FeedHead> = None;
-            let mut batch = Vec::new();
+            let mut unverified = Vec::new();
             // The first sequence found damaged or invalid in this feed.
             let mut first_bad: Option<u64> = None;
             for item in self.feed_messages(&author, 1) {
@@ -388,17 +484,26 @@ impl Store {
                     sequence: msg.sequence(),
                     id: msg.id(),
                 });
-                index::apply(&mut kv, &msg)?;
+                index::apply(&mut staged, &msg)?;
+                staged_messages += 1;
+                if staged_messages >= REBUILD_CHUNK {
+                    target.apply_batch(staged.take_batch())?;
+                    staged_messages = 0;
+                }
                 if report.is_some() {
-                    batch.push(msg);
+                    unverified.push(msg);
+                    if unverified.len() >= REBUILD_CHUNK
+                        && let Some(bad) =
+                            first_bad_signature(&mut unverified, report.as_deref_mut())
+                    {
+                        first_bad = Some(bad);
+                    }
                 }
             }
             if let Some(r) = report.as_deref_mut() {
                 r.feeds += 1;
-                if let Err((i, e)) = validate::verify_signatures_parallel(&batch) {
-                    let sequence = batch[i].sequence();
-                    r.problems.push(format!("{author} #{sequence}: {e}"));
-                    first_bad = Some(first_bad.map_or(sequence, |b| b.min(sequence)));
+                if let Some(bad) = first_bad_signature(&mut unverified, Some(r)) {
+                    first_bad = Some(first_bad.map_or(bad, |b| b.min(bad)));
                 }
                 let held = prev.map_or(0, |p| p.sequence);
                 if first_bad.is_none() && prev != Some(head) {
@@ -413,6 +518,23 @@ impl Store {
                 }
             }
         }
-        Ok(kv)
+        target.apply_batch(staged.take_batch())?;
+        Ok(())
     }
+}
+
+/// Checks the signatures of `msgs` (one feed's, in order), empties it, and
+/// returns the sequence of the first bad one, noting it in the report.
+fn first_bad_signature(msgs: &mut Vec<Message>, report: Option<&mut FsckReport>) -> Option<u64> {
+    let result = validate::verify_signatures_parallel(msgs);
+    let bad = result.err().map(|(i, e)| {
+        let msg = &msgs[i];
+        if let Some(r) = report {
+            r.problems
+                .push(format!("{} #{}: {e}", msg.author(), msg.sequence()));
+        }
+        msg.sequence()
+    });
+    msgs.clear();
+    bad
 }

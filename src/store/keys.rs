@@ -9,7 +9,7 @@
 //! | `Q`    | peer feed             | size ‖ when its memory was saved   |
 //! | `B`    | peer address          | peer book record (JSON)            |
 //! | `R`    | author                | head before a repair cut the feed  |
-//! | `M`    | `format`, `log_end`, `positions` | store format, committed log length, entries the position file holds durably |
+//! | `M`    | `format`, `log_end`, `positions`, `reindexing` | store format, committed log length, entries the position file holds durably, an index rebuild under way |
 //! | lower  | see [`super::index`]  | index entries, rebuildable         |
 //!
 //! Format 2 also kept `L` (author ‖ sequence → location) and `I` (message
@@ -41,6 +41,9 @@ pub(super) const REFETCH: u8 = b'R';
 pub(super) const FORMAT_KEY: &[u8] = b"Mformat";
 /// Meta key of the message log's committed length.
 pub(super) const LOG_END_KEY: &[u8] = b"Mlog_end";
+/// Meta key present while the indexes are being rebuilt in place: a
+/// store opened with it set was interrupted, and rebuilds them again.
+pub(super) const REINDEXING_KEY: &[u8] = b"Mreindexing";
 /// Meta key of the number of entries the position file holds durably.
 pub(super) const POSITIONS_KEY: &[u8] = b"Mpositions";
 

@@ -58,7 +58,9 @@ pub use check::{FsckReport, RebuildReport, RepairReport};
 pub use ingest::{ContactChange, ForkProof, IngestReport, Rejection};
 pub use log_file::{LogFile, LogFileOpener, RealLogFile};
 
-use self::keys::{FORMAT_KEY, LOG_END_KEY, OLD_ID, OLD_LOG, POSITIONS_KEY, u64_value};
+use self::keys::{
+    FORMAT_KEY, LOG_END_KEY, OLD_ID, OLD_LOG, POSITIONS_KEY, REINDEXING_KEY, u64_value,
+};
 use self::positions::{PositionFile, Positions, PositionsError};
 use self::published::PublishedMark;
 
@@ -287,9 +289,14 @@ impl Kv for Staged<'_> {
 }
 
 impl Staged<'_> {
-    fn into_batch(self) -> sled::Batch {
+    fn into_batch(mut self) -> sled::Batch {
+        self.take_batch()
+    }
+
+    /// The writes staged so far as a batch, leaving none staged.
+    fn take_batch(&mut self) -> sled::Batch {
         let mut batch = sled::Batch::default();
-        for (k, v) in self.writes {
+        for (k, v) in std::mem::take(&mut self.writes) {
             match v {
                 Some(v) => batch.insert(k, v),
                 None => batch.remove(k),
@@ -386,6 +393,9 @@ impl Store {
         };
         if upgrade {
             store.upgrade_from_2(path)?;
+        } else if store.tree.contains_key(REINDEXING_KEY)? {
+            tracing::warn!(path = %path.display(), "an index rebuild was interrupted; rebuilding the indexes from the message log");
+            store.reindex()?;
         } else if store.tree.scan_prefix([OLD_LOG]).next().is_some()
             || store.tree.scan_prefix([OLD_ID]).next().is_some()
         {
