@@ -43,6 +43,7 @@ use std::time::{Duration, Instant};
 use ed25519_dalek::SigningKey;
 use potluck::content::{About, Contact, KnownContent, RsvpStatus};
 use potluck::feed::message::{FeedId, Message, MessageId};
+use potluck::feed::validate::Checked;
 use potluck::store::Store;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -268,12 +269,24 @@ fn publish_reported(store: &Store, writer: usize, feed: &mut ChildFeed, content:
     print_durable(writer, &[feed]);
 }
 
+/// How a batch goes in.
+#[derive(Clone, Copy)]
+enum IngestPath {
+    /// [`Store::ingest`]: signatures checked inside the write.
+    Plain,
+    /// Signatures checked first ([`Checked::new`]), then
+    /// [`Store::ingest_checked`], as a sync connection does: the write is
+    /// then almost all storage, so that more kills land in it.
+    PreChecked,
+}
+
 /// Ingests, in one call, `counts[i]` new messages of `feeds[i]` for every
 /// `i`, interleaved across the feeds as a sync delivers them, reporting it
 /// (a feed with a count of 0 is not part of the write).
 fn ingest_reported(
     store: &Store,
     writer: usize,
+    path: IngestPath,
     feeds: &mut [&mut ChildFeed],
     counts: &[u64],
     content: &mut dyn FnMut(u64) -> Vec<u8>,
@@ -295,9 +308,17 @@ fn ingest_reported(
         .filter(|(_, count)| **count > 0)
         .map(|(f, _)| &**f)
         .collect();
-    print_plan(writer, written.iter().map(|f| (f.index, f.sequence)));
     let total = batch.len();
-    let report = store.ingest(batch).expect("ingest succeeds");
+    let checked = match path {
+        IngestPath::Plain => None,
+        IngestPath::PreChecked => Some(Checked::new(batch.clone())),
+    };
+    print_plan(writer, written.iter().map(|f| (f.index, f.sequence)));
+    let report = match checked {
+        None => store.ingest(batch),
+        Some(checked) => store.ingest_checked(checked),
+    }
+    .expect("ingest succeeds");
     assert!(
         report.rejected.is_none() && report.accepted.len() == total,
         "the batch is taken whole: {total} messages, {} accepted, {} duplicates, rejected {:?}",
@@ -325,6 +346,7 @@ fn own_and_foreign(store: &Store, deadline: Instant) {
         ingest_reported(
             store,
             0,
+            IngestPath::Plain,
             &mut [&mut foreign],
             &[FOREIGN_BATCH],
             &mut |seq| format!(r#"{{"type":"about","name":"n{round}-{seq}"}}"#).into_bytes(),
@@ -342,11 +364,18 @@ fn many_feeds(store: &Store, seed: u64, deadline: Instant) {
         if Instant::now() > deadline {
             break;
         }
-        // Several feeds, a few messages each, in random order.
-        let how_many = rng.gen_range(6..=16);
+        // Several feeds, a few messages each; one batch in four is just
+        // a message or two of one to three feeds (a sync's last batches).
+        let small = rng.gen_bool(0.25);
+        let how_many = if small {
+            rng.gen_range(1..=3)
+        } else {
+            rng.gen_range(4..=12)
+        };
+        let most = if small { 2 } else { 3 };
         let mut chosen = rand::seq::index::sample(&mut rng, MANY_FEEDS, how_many).into_vec();
         chosen.sort_unstable();
-        let counts: Vec<u64> = chosen.iter().map(|_| rng.gen_range(1..=3)).collect();
+        let counts: Vec<u64> = chosen.iter().map(|_| rng.gen_range(1..=most)).collect();
         let mut picked: Vec<&mut ChildFeed> = feeds
             .iter_mut()
             .enumerate()
@@ -354,9 +383,14 @@ fn many_feeds(store: &Store, seed: u64, deadline: Instant) {
             .map(|(_, f)| f)
             .collect();
         let mut content_rng = StdRng::seed_from_u64(rng.r#gen());
-        ingest_reported(store, 0, &mut picked, &counts, &mut |seq| {
-            random_content(&mut content_rng, workload, seq)
-        });
+        ingest_reported(
+            store,
+            0,
+            IngestPath::PreChecked,
+            &mut picked,
+            &counts,
+            &mut |seq| random_content(&mut content_rng, workload, seq),
+        );
     }
 }
 
@@ -384,6 +418,7 @@ fn concurrent(store: &Arc<Store>, seed: u64, deadline: Instant) {
                         ingest_reported(
                             &store,
                             writer,
+                            IngestPath::PreChecked,
                             &mut [&mut a, &mut b],
                             &counts,
                             &mut |seq| random_content(&mut content_rng, workload, seq),
@@ -684,6 +719,16 @@ impl KillPlan {
         }
     }
 
+    /// A kill `delay` after the child announced write number `write` (from
+    /// 1) of this run: with a delay shorter than a write, inside it.
+    fn inside_write(write: usize, delay: Duration) -> KillPlan {
+        KillPlan {
+            counts: |r| matches!(r, Report::Plan { .. }),
+            after: write,
+            delay,
+        }
+    }
+
     /// A kill `delay` after the child started: while it starts, or opens
     /// the store (and recovers it from the last kill), or soon after.
     fn after_start(delay: Duration) -> KillPlan {
@@ -712,6 +757,26 @@ impl Killed {
             .iter()
             .find(|(_, r)| *r == Report::Opened)
             .map(|(at, _)| *at - self.started)
+    }
+
+    /// The mean time from a `plan` to its `durable`: how long the store
+    /// takes to write (not counting the work before, such as signing).
+    fn mean_write_time(&self) -> Option<Duration> {
+        let mut planned: BTreeMap<usize, Instant> = BTreeMap::new();
+        let mut writes: Vec<Duration> = Vec::new();
+        for (at, report) in &self.reports {
+            match report {
+                Report::Plan { writer, .. } => {
+                    planned.insert(*writer, *at);
+                }
+                Report::Durable { writer, .. } => {
+                    writes.extend(planned.remove(writer).map(|start| *at - start));
+                }
+                _ => {}
+            }
+        }
+        let count = u32::try_from(writes.len()).ok().filter(|&n| n > 0)?;
+        Some(writes.iter().sum::<Duration>() / count)
     }
 
     /// The mean time between two reports that `which` picks (how long one
@@ -843,6 +908,12 @@ impl Estimate {
     }
 }
 
+/// The length of the store's message log (0 if there is none yet): only
+/// for [`KillStats`], the checks do not depend on the store's files.
+fn log_len(store: &Path) -> u64 {
+    std::fs::metadata(store.join("messages.log")).map_or(0, |m| m.len())
+}
+
 /// Where the kills of one test landed.
 #[derive(Default)]
 struct KillStats {
@@ -855,14 +926,26 @@ struct KillStats {
     in_flight: usize,
     /// Writes in flight at a kill that the store holds afterwards.
     landed: usize,
+    /// Kills that left `messages.log` longer than what the store kept: the
+    /// kill came after a write reached the log and before it counted.
+    log_tail_dropped: usize,
     /// Writes reported durable, in all.
     durable_writes: usize,
 }
 
 impl KillStats {
-    fn count(&mut self, killed: &Killed, in_flight: bool, landed: usize) {
+    /// Counts one kill; `log_before` and `log_after` are the length of
+    /// `messages.log` after the kill and after the store was opened again.
+    fn count(
+        &mut self,
+        killed: &Killed,
+        in_flight: bool,
+        landed: usize,
+        (log_before, log_after): (u64, u64),
+    ) {
         self.kills += 1;
         self.landed += landed;
+        self.log_tail_dropped += usize::from(log_before > log_after);
         self.running += usize::from(killed.was_running);
         self.before_open += usize::from(killed.open_time().is_none());
         self.in_flight += usize::from(in_flight);
@@ -873,62 +956,83 @@ impl KillStats {
             .count();
     }
 
-    fn print(&self, test: &str, what: &str, took: &Estimate) {
+    fn print(&self, test: &str, started: Instant, what: &str, took: &Estimate) {
         eprintln!(
-            "{test}: {} kills ({} of a running child): {} before the store opened, {} inside a {what}; {} writes reported durable, {} more landed; a {what} takes about {:?}",
+            "{test} ({:.1?}): {} kills ({} of a running child): {} before the store opened, {} inside a {what}; {} writes reported durable, {} more landed; {} left a log tail that was dropped; a {what} takes about {:?}",
+            started.elapsed(),
             self.kills,
             self.running,
             self.before_open,
             self.in_flight,
             self.durable_writes,
             self.landed,
+            self.log_tail_dropped,
             took.0
         );
     }
 }
 
-/// Kills writers of `workload`, `kills` times, on a new store every
-/// `rounds_per_store` kills: mostly after a random number (up to
-/// `max_writes`) of durable writes and a random delay of about one write,
-/// one time in six a random time after the start.
-fn kill_writers(
-    test: &'static str,
-    workload: Workload,
+/// How many kills, and where.
+struct Schedule {
     kills: usize,
-    rounds_per_store: usize,
+    /// A new store after this many kills (fsck re-verifies the whole store
+    /// after each, which is slow in debug builds).
+    kills_per_store: usize,
+    /// At most this many writes are reported durable before a kill.
     max_writes: usize,
-) {
+}
+
+/// Kills writers of `workload` as `schedule` says, at one of three kinds
+/// of random points: half the time inside a write (a random delay shorter
+/// than a write after the writer announced it), a third of the time after
+/// a random number of durable writes and a random delay of up to one
+/// writer's step (signing, checking and writing), one time in six at a
+/// random time after the start (while the store opens and recovers).
+fn kill_writers(test: &'static str, workload: Workload, schedule: Schedule) {
+    let Schedule {
+        kills,
+        kills_per_store,
+        max_writes,
+    } = schedule;
+    let started = Instant::now();
     let seed = test_seed(test);
     let mut rng = StdRng::seed_from_u64(seed);
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let mut write_time = Estimate(Duration::from_millis(50));
+    let mut step_time = Estimate(Duration::from_millis(50));
+    let mut write_time = Estimate(Duration::from_millis(20));
     let mut open_time = Estimate(Duration::from_millis(300));
     let mut model = Model::default();
     let mut path = PathBuf::new();
     let mut stats = KillStats::default();
     for round in 0..kills {
         let ctx = Ctx { test, seed, round };
-        if round % rounds_per_store == 0 {
+        if round % kills_per_store == 0 {
             path = dir.path().join(format!("store-{round}"));
             model = Model::default();
         }
-        let plan = if rng.gen_bool(1.0 / 6.0) {
-            KillPlan::after_start(open_time.random_delay(&mut rng))
-        } else {
-            KillPlan::after_writes(
+        let plan = match rng.gen_range(0..6) {
+            0 => KillPlan::after_start(open_time.random_delay(&mut rng)),
+            1..=2 => KillPlan::after_writes(
                 rng.gen_range(0..=max_writes),
+                step_time.random_delay(&mut rng),
+            ),
+            _ => KillPlan::inside_write(
+                rng.gen_range(1..=max_writes + 1),
                 write_time.random_delay(&mut rng),
-            )
+            ),
         };
         let killed = run_and_kill(workload, &path, rng.r#gen(), &plan, ctx);
-        write_time.learn(killed.mean_gap(|r| matches!(r, Report::Durable { .. })));
+        step_time.learn(killed.mean_gap(|r| matches!(r, Report::Durable { .. })));
+        write_time.learn(killed.mean_write_time());
         open_time.learn(killed.open_time());
         for (_, report) in &killed.reports {
             model.apply(report, ctx);
         }
         let in_flight = !model.in_flight.is_empty();
-        let (_, landed) = model.check(&path, workload, ctx);
-        stats.count(&killed, in_flight, landed);
+        let log_before = log_len(&path);
+        let (store, landed) = model.check(&path, workload, ctx);
+        drop(store);
+        stats.count(&killed, in_flight, landed, (log_before, log_len(&path)));
         if workload == Workload::OwnAndForeign {
             // Batches are atomic: a foreign head is always at a batch
             // boundary.
@@ -936,7 +1040,7 @@ fn kill_writers(
             assert_eq!(foreign % FOREIGN_BATCH, 0, "{ctx}: half a batch landed");
         }
     }
-    stats.print(test, "write", &write_time);
+    stats.print(test, started, "write", &write_time);
     assert!(
         stats.durable_writes > 0,
         "no write was ever reported durable"
@@ -948,9 +1052,11 @@ fn killed_writers_leave_a_consistent_store() {
     kill_writers(
         "killed_writers_leave_a_consistent_store",
         Workload::OwnAndForeign,
-        8,
-        8,
-        12,
+        Schedule {
+            kills: 8,
+            kills_per_store: 8,
+            max_writes: 12,
+        },
     );
 }
 
@@ -959,9 +1065,11 @@ fn killed_while_ingesting_many_feeds() {
     kill_writers(
         "killed_while_ingesting_many_feeds",
         Workload::ManyFeeds,
-        36,
-        6,
-        3,
+        Schedule {
+            kills: 36,
+            kills_per_store: 4,
+            max_writes: 4,
+        },
     );
 }
 
@@ -970,9 +1078,11 @@ fn killed_while_writing_concurrently() {
     kill_writers(
         "killed_while_writing_concurrently",
         Workload::Concurrent,
-        32,
-        6,
-        10,
+        Schedule {
+            kills: 32,
+            kills_per_store: 4,
+            max_writes: 10,
+        },
     );
 }
 
@@ -1053,6 +1163,7 @@ fn fill_reindex_store(store: &Store, rng: &mut StdRng) -> BTreeMap<usize, (u64, 
 fn killed_while_reindexing() {
     const TEST: &str = "killed_while_reindexing";
     const KILLS: usize = 26;
+    let started = Instant::now();
     let seed = test_seed(TEST);
     let mut rng = StdRng::seed_from_u64(seed);
     let dir = tempfile::tempdir().expect("a temporary directory");
@@ -1100,8 +1211,9 @@ fn killed_while_reindexing() {
         open_time.learn(killed.open_time());
         reindex_time.learn(killed.mean_gap(|r| *r == Report::ReindexDone));
         let in_reindex = matches!(killed.reports.last(), Some((_, Report::ReindexStart)));
-        stats.count(&killed, in_reindex, 0);
+        let log_before = log_len(&path);
         let (store, _) = model.check(&path, Workload::Reindex, ctx);
+        stats.count(&killed, in_reindex, 0, (log_before, log_len(&path)));
         assert_eq!(model.heads, held, "{ctx}: the feeds changed");
         assert_eq!(
             index_view(&store, ctx),
@@ -1109,5 +1221,5 @@ fn killed_while_reindexing() {
             "{ctx}: the indexes answer differently after the kill"
         );
     }
-    stats.print(TEST, "reindex", &reindex_time);
+    stats.print(TEST, started, "reindex", &reindex_time);
 }
