@@ -12,10 +12,11 @@
 //! which [`Workload`] to run on which store. It prints one line per step
 //! (see [`Report`]): `plan` before each write (the heads its feeds will have
 //! if the write lands) and `durable` after the write returned. The parent
-//! kills it at a random point (after a random number of `durable` lines,
-//! then a random delay of about one write, so kills land inside writes),
-//! reads every line the child printed before it died, and checks the store
-//! against them ([`Model::check`]).
+//! kills it at a random point ([`kill_writers`]: inside a write, between
+//! writes, or while the store opens), reads every line the child printed
+//! before it died, and checks the store against them ([`Model::check`]).
+//! A child that fails (a write or reindex returns an error on a store that
+//! recovered from the last kill) reports it, and the test fails.
 //!
 //! **Replay.** Every random choice (the writers' batches, the kill points)
 //! comes from one seed, printed at the start of each test and in every
@@ -157,6 +158,12 @@ fn crash_writer_child() {
     ) else {
         return;
     };
+    // Any failure, in any thread, is reported to the parent at once (it
+    // may kill the child before the test harness would say so).
+    std::panic::set_hook(Box::new(|info| {
+        println!("failed {}", info.to_string().replace('\n', " | "));
+        std::process::abort();
+    }));
     let workload = Workload::from_name(&workload).expect("a known workload");
     let seed: u64 = seed.parse().expect("a numeric child seed");
     let store = Arc::new(Store::open(Path::new(&path)).expect("the store opens"));
@@ -499,6 +506,8 @@ enum Report {
     },
     ReindexStart,
     ReindexDone,
+    /// The child failed (it panicked, with this message).
+    Failed(String),
 }
 
 impl Report {
@@ -508,6 +517,7 @@ impl Report {
         let tag = words.next()?;
         let report = match tag {
             "opened" => Report::Opened,
+            "failed" => Report::Failed(line["failed".len()..].trim().to_owned()),
             "reindex" => match words.next()? {
                 "start" => Report::ReindexStart,
                 "done" => Report::ReindexDone,
@@ -574,6 +584,7 @@ impl Model {
                     self.heads.insert(*feed, (*sequence, id.clone()));
                 }
             }
+            Report::Failed(failure) => panic!("{ctx}: the child failed: {failure}"),
             Report::Opened | Report::ReindexStart | Report::ReindexDone => {}
         }
     }
@@ -848,6 +859,11 @@ fn run_and_kill(
     reader.join().expect("the report reader ends");
     reports.extend(incoming.try_iter());
     let stderr = stderr.join().unwrap_or_default();
+    for (_, report) in &reports {
+        if let Report::Failed(failure) = report {
+            panic!("{ctx}: the child failed: {failure}\n{stderr}");
+        }
+    }
     if let Some(status) = exited {
         assert!(
             status.success(),
