@@ -602,8 +602,9 @@ impl Model {
             .unwrap_or_else(|e| panic!("{ctx}: fsck fails after the kill: {e}"));
         assert!(
             fsck.problems.is_empty() && fsck.damaged.is_empty(),
-            "{ctx}: fsck finds problems after the kill: {:?}",
-            fsck.problems
+            "{ctx}: fsck finds {} problems after the kill, first {:?}",
+            fsck.problems.len(),
+            &fsck.problems[..fsck.problems.len().min(5)]
         );
 
         let mut actual = BTreeMap::new();
