@@ -17,8 +17,10 @@
 //!   `VmHWM`).
 //!
 //! Prints messages/s (target ≥ 50,000), the receiver's peak RSS (target
-//! ≤ 300 MB), its CPU time per message, and wire bytes to the receiver ÷
-//! the messages' own encoded bytes.
+//! ≤ 300 MB), its CPU time per message, wire bytes to the receiver ÷
+//! the messages' own encoded bytes, the receiver's store on disk ÷ those
+//! bytes, and the sync rate ÷ this machine's all-core signature
+//! verification rate measured right after (`common::verification_rate`).
 //!
 //! Run: `cargo bench --bench sync_1m` (env `SYNC1M_FEEDS`,
 //! `SYNC1M_MESSAGES`, `SYNC1M_SEED` to resize, `SYNC1M_SENDER=library` for an
@@ -187,9 +189,19 @@ fn main() {
         fixture.bytes,
         num("bytes_in") as f64 / fixture.bytes as f64
     );
+    let on_disk = common::disk_usage(&receiver);
     println!(
-        "sync_1m: receiver store {:.1} MB on disk (du); load average {}",
-        mb(common::disk_usage(&receiver)),
+        "sync_1m: receiver store {:.1} MB on disk (du) = {:.2}× the messages' encoded bytes; load average {}",
+        mb(on_disk),
+        on_disk as f64 / fixture.bytes.max(1) as f64,
         loadavg()
+    );
+    let verify = common::verification_rate(
+        (feeds as usize).min(1_000),
+        if quick { 2_000 } else { 100_000 },
+    );
+    println!(
+        "sync_1m: this machine verifies {verify:.0} signatures/s on all cores (same run); sync rate ÷ that = {:.3}",
+        received as f64 / secs / verify
     );
 }

@@ -412,3 +412,54 @@ fn a_store_of_an_older_format_is_refused_not_misread() {
         .expect("an old store must not open");
     assert!(err.to_string().contains("format 1"), "{err}");
 }
+
+/// Many threads ingest at once (what group commit gathers): each its own
+/// feed, and all of them the same shared feed. Every message is stored
+/// exactly once, each batch's report counts it once, and fsck is clean.
+#[test]
+fn concurrent_ingests_store_every_message_once() {
+    let (_dir, store) = open_store();
+    let store = std::sync::Arc::new(store);
+    let shared = chain(&key(100), 60, "s");
+    let threads: Vec<_> = (0..6u8)
+        .map(|t| {
+            let store = store.clone();
+            let shared = shared.clone();
+            std::thread::spawn(move || {
+                let own = chain(&key(t + 1), 40, "o");
+                let (mut accepted_shared, mut duplicates) = (0, 0);
+                for i in 0..10 {
+                    let mut batch = own[i * 4..i * 4 + 4].to_vec();
+                    batch.extend_from_slice(&shared[i * 6..i * 6 + 6]);
+                    let report = store.ingest(batch).unwrap();
+                    assert!(report.rejected.is_none(), "{:?}", report.rejected);
+                    accepted_shared += report
+                        .accepted
+                        .iter()
+                        .filter(|m| m.author() == shared[0].author())
+                        .count();
+                    duplicates += report.duplicates;
+                }
+                (accepted_shared, duplicates)
+            })
+        })
+        .collect();
+    let (mut accepted, mut duplicates) = (0, 0);
+    for t in threads {
+        let (a, d) = t.join().unwrap();
+        accepted += a;
+        duplicates += d;
+    }
+    assert_eq!(accepted, 60);
+    assert_eq!(duplicates, 60 * 5);
+    for t in 0..6u8 {
+        let feed = potluck::feed::message::FeedId(key(t + 1).verifying_key().to_bytes());
+        assert_eq!(store.head(&feed).unwrap().unwrap().sequence, 40);
+    }
+    let held: Vec<Message> = store
+        .feed_messages(&shared[0].author(), 1)
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(held, shared);
+    assert!(store.fsck().unwrap().problems.is_empty());
+}

@@ -611,3 +611,30 @@ pub fn summary(samples: &mut [Duration]) -> String {
 pub fn mb(bytes: u64) -> f64 {
     bytes as f64 / 1e6
 }
+
+/// This machine's ed25519 verification rate on all its cores, in messages
+/// per second: `verify_signatures_parallel` over batches of 2,000 of
+/// `messages` fixture messages from `feeds` feeds (the receiver's batch
+/// size), best of three passes. Measured in the same run as a sync, it is
+/// the physical bound the sync rate is divided by, so that the ratio
+/// means the same on another machine.
+#[allow(dead_code)]
+pub fn verification_rate(feeds: usize, messages: usize) -> f64 {
+    use potluck::feed::validate;
+    use potluck::fixtures::{FixtureSpec, generate};
+    let all: Vec<potluck::feed::message::Message> = generate(&FixtureSpec {
+        feeds,
+        messages,
+        seed: 7,
+    })
+    .collect();
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        let started = Instant::now();
+        for batch in all.chunks(2_000) {
+            validate::verify_signatures_parallel(batch).expect("fixture signatures verify");
+        }
+        best = best.min(started.elapsed().as_secs_f64());
+    }
+    all.len() as f64 / best.max(1e-9)
+}

@@ -241,7 +241,8 @@ pub(crate) enum Command {
         #[arg(long)]
         repair: bool,
     },
-    /// Rebuild every index from the logs.
+    /// Rebuild every index from the logs: where each message is, and the
+    /// events, RSVPs, names and contacts.
     #[command(display_order = 26)]
     Reindex,
     /// Fetch your own feed back from peers after the store was lost or cut

@@ -332,13 +332,14 @@ pub(crate) fn ics(ctx: &Ctx, out: &mut Output, event: Option<&str>) -> Result<()
     Ok(())
 }
 
-/// `potluck reindex`: every index rebuilt from the logs.
+/// `potluck reindex`: the position index and every index rebuilt from the
+/// logs.
 pub(crate) fn reindex(ctx: &Ctx, out: &mut Output) -> Result<()> {
     let app = ctx.open_store()?;
     let entries = app.store().reindex()?;
     out.print(json!({ "entries": entries }), || {
         format!(
-            "rebuilt {} from the logs",
+            "rebuilt where each message is, and {}, from the logs",
             when::plural(entries as u64, "index entry", "index entries")
         )
     });

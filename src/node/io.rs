@@ -36,40 +36,58 @@ pub(super) async fn decode_frames(plains: Vec<Vec<u8>>) -> Result<Vec<Inbound>, 
     for plain in &plains {
         packets.extend(Packet::decode_all(plain)?);
     }
-    if !packets.iter().any(|p| matches!(p, Packet::Message(_))) {
+    let messages = packets
+        .iter()
+        .filter(|p| matches!(p, Packet::Message(_)))
+        .count();
+    if messages == 0 {
         return Ok(packets.into_iter().map(Inbound::Packet).collect());
     }
-    tokio::task::spawn_blocking(move || {
-        let mut items = Vec::new();
-        let mut run = Vec::new();
-        for packet in packets {
-            match packet {
-                Packet::Message(bytes) => match Message::decode(bytes) {
-                    Ok(msg) => run.push(msg),
-                    Err(e) => {
-                        // Nothing after a malformed message counts.
-                        if !run.is_empty() {
-                            items.push(Inbound::Messages(Checked::new(std::mem::take(&mut run))));
-                        }
-                        items.push(Inbound::Malformed(e));
-                        return items;
-                    }
-                },
-                other => {
+    // A message or two (a live push) is checked here: a signature takes
+    // tens of microseconds, less than handing it to another thread and
+    // waking this task again.
+    if messages <= INLINE_MESSAGES {
+        return Ok(decode_and_check(packets));
+    }
+    tokio::task::spawn_blocking(move || decode_and_check(packets))
+        .await
+        .map_err(|e| ConnectionError::Task(e.to_string()))
+}
+
+/// Most messages in the frames read at once that are checked on the
+/// connection's own task rather than on the blocking pool.
+const INLINE_MESSAGES: usize = 2;
+
+/// Decodes and signature-checks the message packets among `packets`,
+/// keeping their order with the control packets.
+fn decode_and_check(packets: Vec<Packet>) -> Vec<Inbound> {
+    let mut items = Vec::new();
+    let mut run = Vec::new();
+    for packet in packets {
+        match packet {
+            Packet::Message(bytes) => match Message::decode(bytes) {
+                Ok(msg) => run.push(msg),
+                Err(e) => {
+                    // Nothing after a malformed message counts.
                     if !run.is_empty() {
                         items.push(Inbound::Messages(Checked::new(std::mem::take(&mut run))));
                     }
-                    items.push(Inbound::Packet(other));
+                    items.push(Inbound::Malformed(e));
+                    return items;
                 }
+            },
+            other => {
+                if !run.is_empty() {
+                    items.push(Inbound::Messages(Checked::new(std::mem::take(&mut run))));
+                }
+                items.push(Inbound::Packet(other));
             }
         }
-        if !run.is_empty() {
-            items.push(Inbound::Messages(Checked::new(run)));
-        }
-        items
-    })
-    .await
-    .map_err(|e| ConnectionError::Task(e.to_string()))
+    }
+    if !run.is_empty() {
+        items.push(Inbound::Messages(Checked::new(run)));
+    }
+    items
 }
 
 /// Reads frames, decrypts and decodes them, and hands them over. The

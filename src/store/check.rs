@@ -5,9 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::index::{self, MemKv};
-use super::keys::{
-    HEAD, ID, REFETCH, encode_head, feed_key, feed_of_key, id_key, log_key, u64_value,
-};
+use super::keys::{HEAD, REFETCH, encode_head, feed_key, feed_of_key, u64_value};
 use super::msglog::{self, LogError};
 use super::{LOG_FILE, Store, StoreError};
 use crate::feed::message::{FeedId, Message};
@@ -59,6 +57,7 @@ impl Store {
     /// checks the stored indexes against indexes rebuilt from the logs.
     pub fn fsck(&self) -> Result<FsckReport, StoreError> {
         let mut report = FsckReport::default();
+        self.check_positions(&mut report)?;
         let rebuilt = self.rebuild_index(Some(&mut report), &BTreeMap::new())?;
         let stored = self.index_snapshot()?;
         report.index_entries = stored.len() as u64;
@@ -117,24 +116,15 @@ impl Store {
         for (k, v) in rebuilt.0 {
             batch.insert(k, v);
         }
-        let mut dropped = std::collections::HashSet::new();
         for (&author, &from) in &found.damaged {
             let old_head = self.head(&author)?.map_or(0, |h| h.sequence);
-            for item in self
-                .tree
-                .range(log_key(&author, from)..=log_key(&author, u64::MAX))
-            {
-                let (k, v) = item?;
-                dropped.insert(v.to_vec());
-                batch.remove(k);
-            }
             match from.checked_sub(1).filter(|&s| s > 0) {
                 Some(kept) => {
                     // Everything before the cut verified.
                     let msg = self.feed_message(&author, kept)?.ok_or_else(|| {
                         StoreError::CorruptLog {
-                            key: hex::encode(log_key(&author, kept)),
-                            reason: "the message before a damaged one is missing".into(),
+                            key: hex::encode(author.0),
+                            reason: format!("message #{kept}, before a damaged one, is missing"),
                         }
                     })?;
                     let head = FeedHead {
@@ -149,14 +139,6 @@ impl Store {
             batch.insert(feed_key(REFETCH, &author), before.to_be_bytes().to_vec());
             report.cut.push((author, from, old_head));
         }
-        if !dropped.is_empty() {
-            for item in self.tree.scan_prefix([ID]) {
-                let (k, v) = item?;
-                if dropped.contains(&v[..]) {
-                    batch.remove(k);
-                }
-            }
-        }
         // Feeds that have caught up since an earlier repair are done.
         for (feed, _, _) in self.refetch_markers()? {
             if !found.damaged.contains_key(&feed) && self.refetching(&feed)?.is_none() {
@@ -164,8 +146,40 @@ impl Store {
             }
         }
         self.tree.apply_batch(batch)?;
+        {
+            // The cut messages' records stay in the log and their entries
+            // in the position file; the head now ends the feed.
+            let mut positions = self.positions_write()?;
+            for (author, from, _) in &report.cut {
+                positions.cut(author, from.saturating_sub(1));
+            }
+        }
         self.db.flush()?;
         Ok(report)
+    }
+
+    /// Compares the position index with one made again from the whole log.
+    fn check_positions(&self, report: &mut FsckReport) -> Result<(), StoreError> {
+        let heads = self.head_sequences()?;
+        let fresh = super::positions::load(&self.positions_file, 0, &self.log, &heads)?;
+        let held = self.positions_read()?;
+        let fresh_feeds: std::collections::HashMap<&FeedId, _> = fresh.feeds().collect();
+        for (feed, slots) in held.feeds() {
+            let from_log = fresh_feeds.get(feed).copied().unwrap_or(&[]);
+            if slots != from_log {
+                report.problems.push(format!(
+                    "{feed}: the position index differs from the message log (`potluck reindex` makes it again)"
+                ));
+            }
+        }
+        for (feed, slots) in fresh.feeds() {
+            if !slots.is_empty() && held.feed_len(feed) == 0 {
+                report.problems.push(format!(
+                    "{feed}: the message log holds messages the position index lacks (`potluck reindex` makes it again)"
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The head a repair cut `feed` back from, if it was cut.
@@ -302,10 +316,12 @@ impl Store {
         Ok(stored)
     }
 
-    /// Rebuilds every index from the logs and replaces the stored indexes
-    /// in one atomic batch. Returns the number of index entries written.
+    /// Makes the position index again from the message log, then rebuilds
+    /// every index from the logs and replaces the stored indexes in one
+    /// atomic batch. Returns the number of index entries written.
     pub fn reindex(&self) -> Result<usize, StoreError> {
         let _writer = self.lock();
+        self.rebuild_positions()?;
         let rebuilt = self.rebuild_index(None, &BTreeMap::new())?;
         let mut batch = sled::Batch::default();
         for p in index::prefix::ALL {
@@ -325,7 +341,7 @@ impl Store {
 
     /// Replays every feed into an in-memory index, each feed up to (not
     /// including) its sequence in `cuts`, if any. With a report, also
-    /// re-verifies chains, signatures and the id and head entries, and
+    /// re-verifies chains, signatures and the head entries, and
     /// notes in `report.damaged` where each damaged feed must be cut.
     fn rebuild_index(
         &self,
@@ -366,14 +382,6 @@ impl Store {
                             .push(format!("{author} #{}: {e}", msg.sequence()));
                         first_bad = Some(msg.sequence());
                         break;
-                    }
-                    let logged = self.tree.get(log_key(&author, msg.sequence()))?;
-                    match self.tree.get(id_key(&msg.id()))? {
-                        Some(loc) if Some(&loc) == logged.as_ref() => {}
-                        _ => r.problems.push(format!(
-                            "{author} #{}: id entry missing or wrong",
-                            msg.sequence()
-                        )),
                     }
                 }
                 prev = Some(FeedHead {

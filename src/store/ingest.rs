@@ -3,14 +3,13 @@
 //! (message, id, head, fork proofs and every index entry), then flush.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
 
 use ed25519_dalek::SigningKey;
 
 use super::index::{self, ContactState, Kv};
-use super::keys::{
-    FORK, HEAD, LOG_END_KEY, decode_location, encode_head, feed_key, id_key, log_key,
-};
-use super::msglog::PendingAppend;
+use super::keys::{HEAD, LOG_END_KEY, POSITIONS_KEY, encode_head, feed_key, fork_key};
+use super::positions::{ENTRY_LEN, Entry};
 use super::{Staged, Store, StoreError};
 use crate::feed::message::{FeedId, Message, MessageId, SIGNED_LEN};
 use crate::feed::validate::{self, Checked, FeedHead, ValidationError};
@@ -102,6 +101,21 @@ impl IngestReport {
     }
 }
 
+/// A batch's messages and its first bad signature, if any.
+type Batch = (Vec<Message>, Option<(usize, ValidationError)>);
+
+/// A batch waiting for a group commit, and then its outcome.
+pub(super) struct Queued {
+    batch: Mutex<Option<Checked>>,
+    result: Mutex<Option<Result<IngestReport, StoreError>>>,
+}
+
+/// Locks a mutex whose holder may have panicked: every value guarded here
+/// is replaced whole, never left half-changed.
+fn lock_ignoring_poison<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Where a message stands relative to what the store holds of its feed.
 enum Position {
     /// The next message of the feed.
@@ -142,6 +156,8 @@ impl Store {
         timestamp: i64,
     ) -> Result<IngestReport, StoreError> {
         let _writer = self.lock();
+        // Batches queued meanwhile first: one may hold this feed.
+        self.commit_queued();
         let author = FeedId(key.verifying_key().to_bytes());
         let head = self.head(&author)?;
         if let Some((holds, published)) = self.behind_published(&author, head.as_ref()) {
@@ -188,35 +204,207 @@ impl Store {
 
     /// [`Store::ingest`] for messages whose signatures were already checked
     /// (so that checking the next batch can overlap storing this one).
+    ///
+    /// **Group commit.** Batches that arrive while another commit runs
+    /// (from other connections, the CLI, a file) wait in a queue; the next
+    /// caller to get the writer lock commits every waiting batch together:
+    /// one log write and sync, one sled batch and one flush for all of
+    /// them, each with its own report, as if committed one after another.
     pub fn ingest_checked(&self, batch: Checked) -> Result<IngestReport, StoreError> {
+        let queued = std::sync::Arc::new(Queued {
+            batch: Mutex::new(Some(batch)),
+            result: Mutex::new(None),
+        });
+        lock_ignoring_poison(&self.queue).push(queued.clone());
         let _writer = self.lock();
-        self.ingest_locked(batch)
+        if let Some(result) = lock_ignoring_poison(&queued.result).take() {
+            return result;
+        }
+        self.commit_queued();
+        lock_ignoring_poison(&queued.result)
+            .take()
+            .unwrap_or_else(|| {
+                Err(StoreError::CorruptLog {
+                    key: String::new(),
+                    reason: "a queued batch was not committed".into(),
+                })
+            })
+    }
+
+    /// Commits every queued batch (the caller holds the writer lock) and
+    /// leaves each its result. If the group fails, each batch is tried
+    /// alone, so that each caller gets its own outcome.
+    pub(super) fn commit_queued(&self) {
+        let waiting: Vec<std::sync::Arc<Queued>> =
+            std::mem::take(&mut *lock_ignoring_poison(&self.queue));
+        if waiting.is_empty() {
+            return;
+        }
+        let batches: Vec<Batch> = waiting
+            .iter()
+            .map(|q| {
+                lock_ignoring_poison(&q.batch)
+                    .take()
+                    .unwrap_or_default()
+                    .into_parts()
+            })
+            .collect();
+        let alone = |batch: &Batch| {
+            self.commit_group(std::slice::from_ref(batch))
+                .map(|mut reports| reports.pop().unwrap_or_default())
+        };
+        if let [batch] = &batches[..] {
+            *lock_ignoring_poison(&waiting[0].result) = Some(alone(batch));
+            return;
+        }
+        match self.commit_group(&batches) {
+            Ok(reports) => {
+                for (q, report) in waiting.iter().zip(reports) {
+                    *lock_ignoring_poison(&q.result) = Some(Ok(report));
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, batches = waiting.len(), "a group commit failed; committing its batches one by one");
+                for (q, batch) in waiting.iter().zip(&batches) {
+                    *lock_ignoring_poison(&q.result) = Some(alone(batch));
+                }
+            }
+        }
     }
 
     fn ingest_locked(&self, batch: Checked) -> Result<IngestReport, StoreError> {
-        let (msgs, bad_signature) = batch.into_parts();
-        let mut report = IngestReport::default();
-        // Pass 1: everything but signatures, against heads staged in memory.
+        // Batches that queued meanwhile go first, in their own commit.
+        self.commit_queued();
+        self.commit_group(&[batch.into_parts()])
+            .map(|mut reports| reports.pop().unwrap_or_default())
+    }
+
+    /// Validates and appends batches, in order, in one commit: one log
+    /// write and sync, one atomic sled batch, one flush. Each batch gets
+    /// its own report, the same as if it had been committed alone after
+    /// the ones before it.
+    fn commit_group(&self, batches: &[Batch]) -> Result<Vec<IngestReport>, StoreError> {
+        // Heads as the group's earlier appends leave them.
         let mut heads: HashMap<FeedId, Option<FeedHead>> = HashMap::new();
-        // Where each message this batch appends sits in `msgs`: a message
-        // repeated later in the same batch (a bundle may hold a record
-        // twice) is a duplicate of it, not a break in the chain.
-        let mut appending: HashMap<(FeedId, u64), usize> = HashMap::new();
+        // Where each message this group appends sits (batch, index): a
+        // message repeated later (a bundle may hold a record twice, two
+        // peers may send it) is a duplicate of it, not a break in the chain.
+        let mut appending: HashMap<(FeedId, u64), (usize, usize)> = HashMap::new();
+        let mut plans = Vec::with_capacity(batches.len());
+        for (b, (msgs, bad_signature)) in batches.iter().enumerate() {
+            plans.push(self.plan_batch(
+                b,
+                msgs,
+                bad_signature,
+                batches,
+                &mut heads,
+                &mut appending,
+            )?);
+        }
+        // Stage the valid prefix of every batch and apply them atomically.
+        let mut staged = Staged {
+            tree: &self.tree,
+            writes: BTreeMap::new(),
+        };
+        let mut pending = self.log.begin();
+        let mut entries = Vec::new();
+        let mut reports = Vec::with_capacity(batches.len());
+        for ((msgs, _), (mut report, positions)) in batches.iter().zip(plans) {
+            let mut touched = std::collections::HashSet::new();
+            for (msg, position) in msgs.iter().zip(positions) {
+                match position {
+                    Position::Duplicate => report.duplicates += 1,
+                    Position::Rival => report.rivals += 1,
+                    Position::Fork { kept } => {
+                        let proof = ForkProof {
+                            author: msg.author(),
+                            sequence: msg.sequence(),
+                            kept,
+                            rival: msg.signed_bytes().to_vec(),
+                        };
+                        let key = fork_key(&proof.author, proof.sequence);
+                        if staged.get(&key)?.is_none() {
+                            let mut value = proof.kept.clone();
+                            value.extend_from_slice(&proof.rival);
+                            staged.put(key, value);
+                            tracing::warn!(feed = %proof.author, sequence = proof.sequence, "fork detected; keeping the first message");
+                        }
+                        report.forks.push(proof);
+                    }
+                    Position::Next => {
+                        let location = pending.push(msg.bytes());
+                        entries.push(Entry::of_message(msg, location));
+                        stage_append(&mut staged, msg, &mut report, &mut touched)?;
+                        report.accepted.push(msg.clone());
+                    }
+                }
+            }
+            reports.push(report);
+        }
+        if !pending.is_empty() {
+            // The records must be on disk before any entry points at them.
+            self.log.write(&pending)?;
+            staged.put(LOG_END_KEY.to_vec(), pending.end().to_be_bytes().to_vec());
+        }
+        // Enough new position entries: write them, with those waiting,
+        // before the batch that records them as durable.
+        let positions_synced = {
+            let positions = self.positions_read()?;
+            let waiting = positions.unsynced().len() / ENTRY_LEN;
+            let every = self
+                .positions_sync_every
+                .load(std::sync::atomic::Ordering::Relaxed);
+            if !entries.is_empty() && waiting + entries.len() >= every {
+                let mut bytes = Vec::with_capacity((waiting + entries.len()) * ENTRY_LEN);
+                bytes.extend_from_slice(positions.unsynced());
+                for entry in &entries {
+                    bytes.extend_from_slice(&entry.encode());
+                }
+                self.positions_file
+                    .write_and_sync(positions.synced(), &bytes)?;
+                let count = positions.entries() + entries.len() as u64;
+                staged.put(POSITIONS_KEY.to_vec(), count.to_be_bytes().to_vec());
+                true
+            } else {
+                false
+            }
+        };
+        if !staged.writes.is_empty() {
+            self.tree.apply_batch(staged.into_batch())?;
+            // sled now points into the records, whether or not the flush
+            // below succeeds, so they must never be overwritten.
+            self.log.mark_committed(&pending);
+            self.positions_write()?.commit(&entries, positions_synced);
+            self.db.flush()?;
+            self.log.note_durable()?;
+        }
+        Ok(reports)
+    }
+
+    /// Passes 1 and 2 over one batch of a group: classifies each message
+    /// of the batch's valid prefix against the heads the group's earlier
+    /// appends leave (updating them), and finds where the batch must stop
+    /// (the earliest invalid message, by signature or otherwise).
+    fn plan_batch(
+        &self,
+        b: usize,
+        msgs: &[Message],
+        bad_signature: &Option<(usize, ValidationError)>,
+        batches: &[Batch],
+        heads: &mut HashMap<FeedId, Option<FeedHead>>,
+        appending: &mut HashMap<(FeedId, u64), (usize, usize)>,
+    ) -> Result<(IngestReport, Vec<Position>), StoreError> {
+        let mut report = IngestReport::default();
         let mut positions = Vec::with_capacity(msgs.len());
-        let mut limit = msgs.len();
+        // Nothing from the first bad signature on counts, so the group's
+        // heads never run ahead of what is appended.
+        let signed = bad_signature.as_ref().map_or(msgs.len(), |(i, _)| *i);
         // Feeds that forked in this batch: the rest of the other history
         // is dropped (it can never chain onto ours), not a reason to stop.
         let mut forked: std::collections::HashSet<FeedId> = Default::default();
-        for (i, msg) in msgs.iter().enumerate() {
+        let signed_at = |(b, i): (usize, usize)| batches[b].0[i].signed_bytes();
+        for (i, msg) in msgs.iter().enumerate().take(signed) {
             let author = msg.author();
-            let reject = |report: &mut IngestReport, error| {
-                report.rejected = Some(Rejection {
-                    index: i,
-                    author,
-                    sequence: msg.sequence(),
-                    error,
-                });
-            };
             let head = match heads.get(&author) {
                 Some(h) => *h,
                 None => {
@@ -227,7 +415,7 @@ impl Store {
             };
             let earlier = appending
                 .get(&(author, msg.sequence()))
-                .map(|&j| msgs[j].signed_bytes());
+                .map(|&at| signed_at(at));
             let position = match self.position(head.as_ref(), earlier, msg)? {
                 Ok(p) => p,
                 // After a fork in this batch, a message that does not chain
@@ -238,13 +426,12 @@ impl Store {
                 Err(error) => {
                     // The next sequence, chained to something other than
                     // our head: the peer holds another history. Our head
-                    // message and this one prove it (once the signature
-                    // checks, in pass 2).
+                    // message and this one prove it (its signature checked).
                     let diverges = matches!(error, ValidationError::WrongPrevious { .. })
                         && head.is_some_and(|h| h.sequence.checked_add(1) == Some(msg.sequence()));
                     let kept = match head {
                         Some(h) if diverges => match appending.get(&(author, h.sequence)) {
-                            Some(&j) => Some(msgs[j].signed_bytes().to_vec()),
+                            Some(&at) => Some(signed_at(at).to_vec()),
                             None => self.verified_signed(&author, h.sequence)?,
                         },
                         _ => None,
@@ -252,9 +439,13 @@ impl Store {
                     match kept {
                         Some(kept) => Position::Fork { kept },
                         None => {
-                            reject(&mut report, error);
-                            limit = i;
-                            break;
+                            report.rejected = Some(Rejection {
+                                index: i,
+                                author,
+                                sequence: msg.sequence(),
+                                error,
+                            });
+                            return Ok((report, positions));
                         }
                     }
                 }
@@ -265,7 +456,7 @@ impl Store {
                 other => other,
             };
             if let Position::Next = position {
-                appending.insert((author, msg.sequence()), i);
+                appending.insert((author, msg.sequence()), (b, i));
                 heads.insert(
                     author,
                     Some(FeedHead {
@@ -276,69 +467,17 @@ impl Store {
             }
             positions.push(position);
         }
-        // Pass 2: the signatures, checked already; the earliest failure of
-        // either pass wins.
         if let Some((i, error)) = bad_signature
-            && i < limit
+            && let Some(msg) = msgs.get(*i)
         {
-            let msg = &msgs[i];
             report.rejected = Some(Rejection {
-                index: i,
+                index: *i,
                 author: msg.author(),
                 sequence: msg.sequence(),
-                error,
+                error: error.clone(),
             });
-            limit = i;
         }
-        // Pass 3: stage the valid prefix and apply it atomically.
-        let mut touched = std::collections::HashSet::new();
-        let mut staged = Staged {
-            tree: &self.tree,
-            writes: BTreeMap::new(),
-        };
-        let mut pending = self.log.begin();
-        for (msg, position) in msgs.into_iter().take(limit).zip(positions) {
-            match position {
-                Position::Duplicate => report.duplicates += 1,
-                Position::Rival => report.rivals += 1,
-                Position::Fork { kept } => {
-                    let proof = ForkProof {
-                        author: msg.author(),
-                        sequence: msg.sequence(),
-                        kept,
-                        rival: msg.signed_bytes().to_vec(),
-                    };
-                    let key = log_key(&proof.author, proof.sequence);
-                    let mut fork_key = key;
-                    fork_key[0] = FORK;
-                    if staged.get(&fork_key)?.is_none() {
-                        let mut value = proof.kept.clone();
-                        value.extend_from_slice(&proof.rival);
-                        staged.put(fork_key, value);
-                        tracing::warn!(feed = %proof.author, sequence = proof.sequence, "fork detected; keeping the first message");
-                    }
-                    report.forks.push(proof);
-                }
-                Position::Next => {
-                    stage_append(&mut staged, &mut pending, &msg, &mut report, &mut touched)?;
-                    report.accepted.push(msg);
-                }
-            }
-        }
-        if !pending.is_empty() {
-            // The records must be on disk before any entry points at them.
-            self.log.write(&pending)?;
-            staged.put(LOG_END_KEY.to_vec(), pending.end().to_be_bytes().to_vec());
-        }
-        if !staged.writes.is_empty() {
-            self.tree.apply_batch(staged.into_batch())?;
-            // sled now points into the records, whether or not the flush
-            // below succeeds, so they must never be overwritten.
-            self.log.mark_committed(&pending);
-            self.db.flush()?;
-            self.log.note_durable()?;
-        }
-        Ok(report)
+        Ok((report, positions))
     }
 
     /// Classifies a message against the feed's head without checking its
@@ -360,17 +499,14 @@ impl Store {
         }
         if let Some(h) = head
             && (1..=h.sequence).contains(&msg.sequence())
-            && let Some(location) = self.tree.get(log_key(&msg.author(), msg.sequence()))?
+            && let Some(slot) = self.slot(&msg.author(), msg.sequence())?
         {
-            let key = log_key(&msg.author(), msg.sequence());
-            let held = self
-                .log
-                .read_prefix(decode_location(&key, &location)?, SIGNED_LEN)?;
+            let held = self.log.read_prefix(slot.location, SIGNED_LEN)?;
             let position = Position::against(&held, msg);
             if let Position::Fork { .. } = position {
                 // Only a held message that verifies proves a fork: a copy
                 // the disk damaged differs from the genuine one too.
-                match self.feed_record(&msg.author(), msg.sequence(), &location) {
+                match self.feed_record(&msg.author(), msg.sequence(), slot) {
                     Err(StoreError::Damaged { reason, .. }) => {
                         tracing::warn!(feed = %msg.author(), sequence = msg.sequence(), %reason, "our copy of this message is damaged; `potluck fsck --repair` cuts it so that it is fetched again");
                         return Ok(Ok(Position::Duplicate));
@@ -392,10 +528,10 @@ impl Store {
         author: &FeedId,
         sequence: u64,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        let Some(location) = self.tree.get(log_key(author, sequence))? else {
+        let Some(slot) = self.slot(author, sequence)? else {
             return Ok(None);
         };
-        match self.feed_record(author, sequence, &location) {
+        match self.feed_record(author, sequence, slot) {
             Ok(msg) => Ok(Some(msg.signed_bytes().to_vec())),
             Err(StoreError::Damaged { .. }) => Ok(None),
             Err(e) => Err(e),
@@ -403,18 +539,15 @@ impl Store {
     }
 }
 
-/// Stages a validated next message: log, id, head, and index entries.
+/// Stages a validated next message's sled writes: its feed's head and its
+/// index entries (the log record and position entry are the caller's).
 fn stage_append(
     staged: &mut Staged<'_>,
-    pending: &mut PendingAppend,
     msg: &Message,
     report: &mut IngestReport,
     touched: &mut std::collections::HashSet<MessageId>,
 ) -> Result<(), StoreError> {
     let author = msg.author();
-    let location = pending.push(msg.bytes()).encode().to_vec();
-    staged.put(id_key(&msg.id()), location.clone());
-    staged.put(log_key(&author, msg.sequence()), location);
     staged.put(
         feed_key(HEAD, &author),
         encode_head(&FeedHead {
@@ -446,3 +579,7 @@ fn stage_append(
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "ingest_tests.rs"]
+mod tests;

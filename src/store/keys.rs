@@ -3,26 +3,29 @@
 //!
 //! | prefix | key                   | value                              |
 //! |--------|-----------------------|------------------------------------|
-//! | `L`    | author ‖ sequence     | where the message is in the log    |
-//! | `I`    | message id            | where the message is in the log    |
 //! | `H`    | author                | head sequence ‖ head id            |
 //! | `K`    | author ‖ sequence     | fork proof (two signed headers)    |
 //! | `P`    | peer feed             | replication memory of that peer    |
 //! | `Q`    | peer feed             | size ‖ when its memory was saved   |
 //! | `B`    | peer address          | peer book record (JSON)            |
 //! | `R`    | author                | head before a repair cut the feed  |
-//! | `M`    | `format`, `log_end`   | store format, committed log length |
+//! | `M`    | `format`, `log_end`, `positions` | store format, committed log length, entries the position file holds durably |
 //! | lower  | see [`super::index`]  | index entries, rebuildable         |
+//!
+//! Format 2 also kept `L` (author ‖ sequence → location) and `I` (message
+//! id → location) for every message; format 3 keeps those in the position
+//! index ([`super::positions`]) and removes them when it upgrades a store.
 
 use super::StoreError;
-use super::msglog::Location;
 use crate::feed::message::{FeedId, MessageId};
 use crate::feed::validate::FeedHead;
 
-/// author ‖ sequence → location of the message in the log
-pub(super) const LOG: u8 = b'L';
-/// message id → location of the message in the log
-pub(super) const ID: u8 = b'I';
+/// Format 2 (and 1): author ‖ sequence → location of the message in the
+/// log. Only to recognize and upgrade an old store.
+pub(super) const OLD_LOG: u8 = b'L';
+/// Format 2: message id → location of the message in the log. Only to
+/// upgrade an old store.
+pub(super) const OLD_ID: u8 = b'I';
 /// author → head sequence ‖ head id
 pub(super) const HEAD: u8 = b'H';
 /// author ‖ sequence → fork proof (two signed headers)
@@ -38,10 +41,13 @@ pub(super) const REFETCH: u8 = b'R';
 pub(super) const FORMAT_KEY: &[u8] = b"Mformat";
 /// Meta key of the message log's committed length.
 pub(super) const LOG_END_KEY: &[u8] = b"Mlog_end";
+/// Meta key of the number of entries the position file holds durably.
+pub(super) const POSITIONS_KEY: &[u8] = b"Mpositions";
 
-pub(super) fn log_key(author: &FeedId, sequence: u64) -> Vec<u8> {
+/// The key of the fork proof at `sequence` of `author`'s feed.
+pub(super) fn fork_key(author: &FeedId, sequence: u64) -> Vec<u8> {
     let mut k = Vec::with_capacity(41);
-    k.push(LOG);
+    k.push(FORK);
     k.extend_from_slice(&author.0);
     k.extend_from_slice(&sequence.to_be_bytes());
     k
@@ -58,13 +64,6 @@ pub(super) fn book_key(addr: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + addr.len());
     k.push(BOOK);
     k.extend_from_slice(addr.as_bytes());
-    k
-}
-
-pub(super) fn id_key(id: &MessageId) -> Vec<u8> {
-    let mut k = Vec::with_capacity(33);
-    k.push(ID);
-    k.extend_from_slice(&id.0);
     k
 }
 
@@ -93,13 +92,6 @@ pub(super) fn decode_head(key: &[u8], v: &[u8]) -> Result<FeedHead, StoreError> 
     Ok(FeedHead {
         sequence: u64::from_be_bytes(seq),
         id: MessageId(id),
-    })
-}
-
-pub(super) fn decode_location(key: &[u8], v: &[u8]) -> Result<Location, StoreError> {
-    Location::decode(v).ok_or_else(|| StoreError::CorruptLog {
-        key: hex::encode(key),
-        reason: "log entry is not a location".into(),
     })
 }
 

@@ -1,29 +1,37 @@
 //! The local store: the only module that touches sled.
 //!
-//! Everything lives in one sled tree, split by a one-byte key prefix (the
-//! table is in `keys.rs`); the message bytes themselves are in the message
-//! log file beside sled ([`msglog`]), and sled holds where each one is.
+//! The message bytes are in the message log file ([`msglog`],
+//! `messages.log`), where each message of each feed is in the position
+//! index ([`positions`], `messages.idx`, and in memory), and everything
+//! queries need (heads, fork proofs, peers, and the indexes of events,
+//! RSVPs, names and contacts) in one sled tree, split by a one-byte key
+//! prefix (the table is in `keys.rs`). sled holds no key per message, only
+//! what a message changes.
 //!
-//! **Files.** `mod.rs` opens the store and holds the error type; `keys.rs`
-//! is the key layout; `ingest.rs` the one way in (publish and ingest, one
-//! atomic batch); `published.rs` how far this home published its own
-//! feeds; `query.rs` the reads; `peers.rs` the peer book and replication
-//! memory; `check.rs` fsck, repair, reindex and the rebuild from the log;
-//! [`msglog`] the message log file, reached through the [`LogFile`] trait
-//! (`log_file.rs`; tests put a faulty file in its place); [`index`] the
-//! pure index rules.
+//! **Files.** `mod.rs` opens the store (and upgrades an old one) and holds
+//! the error type; `keys.rs` is the key layout; `ingest.rs` the one way in
+//! (publish and ingest, one atomic batch); `published.rs` how far this
+//! home published its own feeds; `query.rs` the reads; `peers.rs` the peer
+//! book and replication memory; `check.rs` fsck, repair, reindex and the
+//! rebuild from the log; [`msglog`] the message log file, reached through
+//! the [`LogFile`] trait (`log_file.rs`; tests put a faulty file in its
+//! place); [`positions`] the position index; [`index`] the pure index
+//! rules.
 //!
-//! **Atomicity.** Keeping every entry in one tree lets an append use
+//! **Atomicity.** Keeping every sled entry in one tree lets an append use
 //! [`sled::Tree::apply_batch`], which sled applies atomically, also across a
-//! crash: a message, its id entry, its feed head and every index entry it
-//! causes are written together or not at all. Writes are staged in memory
-//! first (`Staged`), so the indexer reads its own earlier writes in the
-//! same batch. One writer at a time (a mutex) keeps the staged reads true.
+//! crash: a message's head, its fork proofs and every index entry it
+//! causes are written together or not at all, with the log's new committed
+//! length. Writes are staged in memory first (`Staged`), so the indexer
+//! reads its own earlier writes in the same batch, and a feed's head or an
+//! event's tally is written once per batch however many messages change
+//! it. One writer at a time (a mutex) keeps the staged reads true.
 //!
 //! The log file is written and synced before the batch that points into
 //! it, and the batch records the log's new committed length, so after a
 //! crash the index never points past what the file holds; an unreferenced
-//! tail is cut off at the next open.
+//! tail is cut off at the next open. The position index is derived from
+//! the log and synced less often (see [`positions`]).
 //!
 //! **Durability.** Every append syncs the log file and flushes sled before
 //! returning, so a message that `publish` or `ingest` reported as stored
@@ -31,7 +39,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use thiserror::Error;
 
@@ -42,6 +50,7 @@ mod keys;
 mod log_file;
 pub mod msglog;
 mod peers;
+pub mod positions;
 mod published;
 mod query;
 
@@ -49,7 +58,8 @@ pub use check::{FsckReport, RebuildReport, RepairReport};
 pub use ingest::{ContactChange, ForkProof, IngestReport, Rejection};
 pub use log_file::{LogFile, LogFileOpener, RealLogFile};
 
-use self::keys::{FORMAT_KEY, LOG, LOG_END_KEY, u64_value};
+use self::keys::{FORMAT_KEY, LOG_END_KEY, OLD_ID, OLD_LOG, POSITIONS_KEY, u64_value};
+use self::positions::{PositionFile, Positions, PositionsError};
 use self::published::PublishedMark;
 
 use self::index::{CorruptEntry, Kv};
@@ -57,9 +67,10 @@ use self::msglog::{LogError, MessageLog};
 use crate::feed::message::FeedId;
 use crate::feed::validate::ValidationError;
 
-/// The store layout this code reads and writes: 2 keeps message bytes in
-/// the log file (1 kept them in sled).
-const STORE_FORMAT: u8 = 2;
+/// The store layout this code reads and writes: 3 keeps where each
+/// message is in the position index; 2 kept it in sled (and is upgraded
+/// on open); 1 kept the message bytes in sled too.
+const STORE_FORMAT: u8 = 3;
 /// The message log file, inside the store directory.
 const LOG_FILE: &str = "messages.log";
 /// sled's segment size (tools that open the sled files directly must use
@@ -145,6 +156,9 @@ pub enum StoreError {
     /// The message log file failed or is damaged.
     #[error(transparent)]
     Log(#[from] LogError),
+    /// The position index's file failed.
+    #[error(transparent)]
+    Positions(#[from] PositionsError),
     /// The store was written by an incompatible version of potluck.
     #[error(
         "the store at {path} has format {found}, this potluck reads format {STORE_FORMAT}; move it aside (or export its feeds with the potluck that wrote it) and start a new one"
@@ -235,7 +249,18 @@ pub struct Store {
     db: sled::Db,
     tree: sled::Tree,
     log: MessageLog,
+    /// The position index's file.
+    positions_file: PositionFile,
+    /// The position index, read from its file on first use (opening a
+    /// store to read its indexes never reads it).
+    positions: OnceLock<RwLock<Positions>>,
+    /// New position entries gathered before a commit writes them
+    /// ([`positions::SYNC_EVERY`]; tests lower it).
+    positions_sync_every: std::sync::atomic::AtomicUsize,
     writer: Mutex<()>,
+    /// Batches waiting for the next group commit (see
+    /// [`Store::ingest_checked`]).
+    queue: Mutex<Vec<std::sync::Arc<ingest::Queued>>>,
     published: PublishedMark,
 }
 
@@ -308,15 +333,17 @@ impl Store {
         }
         let db = open_sled(path)?;
         let tree = db.open_tree("potluck")?;
+        let mut upgrade = false;
         match tree.get(FORMAT_KEY)? {
             Some(v) if v[..] == [STORE_FORMAT] => {}
+            Some(v) if v[..] == [2] => upgrade = true,
             Some(v) => {
                 return Err(StoreError::Format {
                     path: path.display().to_string(),
                     found: v.first().copied().unwrap_or(0),
                 });
             }
-            None if tree.scan_prefix([LOG]).next().is_some() => {
+            None if tree.scan_prefix([OLD_LOG]).next().is_some() => {
                 return Err(StoreError::Format {
                     path: path.display().to_string(),
                     found: 1,
@@ -346,13 +373,155 @@ impl Store {
             source,
         })?;
         let log = MessageLog::open_file(&log_path, file, committed)?;
-        Ok(Store {
+        let store = Store {
             db,
             tree,
             log,
+            positions_file: PositionFile::open(path)?,
+            positions: OnceLock::new(),
+            positions_sync_every: positions::SYNC_EVERY.into(),
             writer: Mutex::new(()),
+            queue: Mutex::new(Vec::new()),
             published: PublishedMark::load(path)?,
-        })
+        };
+        if upgrade {
+            store.upgrade_from_2(path)?;
+        } else if store.tree.scan_prefix([OLD_LOG]).next().is_some()
+            || store.tree.scan_prefix([OLD_ID]).next().is_some()
+        {
+            // An upgrade stopped while removing the old keys.
+            store.remove_old_keys()?;
+        }
+        Ok(store)
+    }
+
+    /// Upgrades a format-2 store: makes the position index from the log,
+    /// rebuilds every index (their values changed encoding), switches the
+    /// format, and then removes the per-message keys of format 2. Until
+    /// the switch, a crash leaves a format-2 store that upgrades again.
+    fn upgrade_from_2(&self, path: &Path) -> Result<(), StoreError> {
+        tracing::warn!(path = %path.display(), "upgrading the store from format 2 to 3: making its position index and indexes again from the message log (once; this can take a minute for a large store)");
+        let entries = self.reindex()?;
+        let count = self.positions_read()?.entries();
+        let mut batch = sled::Batch::default();
+        batch.insert(FORMAT_KEY, &[STORE_FORMAT]);
+        batch.insert(POSITIONS_KEY, &count.to_be_bytes());
+        self.tree.apply_batch(batch)?;
+        self.db.flush()?;
+        self.remove_old_keys()?;
+        tracing::info!(
+            index_entries = entries,
+            messages = count,
+            "store upgraded to format 3"
+        );
+        Ok(())
+    }
+
+    /// Removes format 2's per-message keys, a batch at a time.
+    fn remove_old_keys(&self) -> Result<(), StoreError> {
+        const CHUNK: usize = 50_000;
+        for prefix in [OLD_LOG, OLD_ID] {
+            loop {
+                let mut batch = sled::Batch::default();
+                let mut n = 0;
+                for item in self.tree.scan_prefix([prefix]).take(CHUNK) {
+                    batch.remove(item?.0);
+                    n += 1;
+                }
+                if n == 0 {
+                    break;
+                }
+                self.tree.apply_batch(batch)?;
+            }
+        }
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The position index, read on first use.
+    fn positions(&self) -> Result<&RwLock<Positions>, StoreError> {
+        if let Some(p) = self.positions.get() {
+            return Ok(p);
+        }
+        let synced = match self.tree.get(POSITIONS_KEY)? {
+            Some(v) => u64_value(POSITIONS_KEY, &v)?,
+            None => 0,
+        };
+        let loaded = positions::load(
+            &self.positions_file,
+            synced,
+            &self.log,
+            &self.head_sequences()?,
+        )?;
+        Ok(self.positions.get_or_init(|| RwLock::new(loaded)))
+    }
+
+    /// The position index, read on first use, for reading.
+    fn positions_read(&self) -> Result<RwLockReadGuard<'_, Positions>, StoreError> {
+        // A panic while holding the lock leaves the index whole: every
+        // change to it is one call on a value in a consistent state.
+        Ok(self.positions()?.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The position index, read on first use, for changing.
+    fn positions_write(&self) -> Result<RwLockWriteGuard<'_, Positions>, StoreError> {
+        Ok(self.positions()?.write().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Makes the position index again from the whole log, replaces its
+    /// file (synced) and records it in sled.
+    fn rebuild_positions(&self) -> Result<(), StoreError> {
+        let mut positions =
+            positions::load(&self.positions_file, 0, &self.log, &self.head_sequences()?)?;
+        self.positions_file.replace(positions.unsynced())?;
+        positions.note_synced();
+        let count = positions.entries();
+        match self.positions.get() {
+            Some(lock) => *lock.write().unwrap_or_else(|e| e.into_inner()) = positions,
+            None => {
+                let _ = self.positions.set(RwLock::new(positions));
+            }
+        }
+        self.tree.insert(POSITIONS_KEY, &count.to_be_bytes())?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Writes the position entries still in memory to their file and
+    /// records them (at close, so that the next open reads no log).
+    fn sync_positions(&self) -> Result<(), StoreError> {
+        let Some(lock) = self.positions.get() else {
+            return Ok(());
+        };
+        let mut positions = lock.write().unwrap_or_else(|e| e.into_inner());
+        if positions.unsynced().is_empty() {
+            return Ok(());
+        }
+        self.positions_file
+            .write_and_sync(positions.synced(), positions.unsynced())?;
+        self.tree
+            .insert(POSITIONS_KEY, &positions.entries().to_be_bytes())?;
+        self.db.flush()?;
+        positions.note_synced();
+        Ok(())
+    }
+
+    /// Makes commits write the position index's new entries to its file
+    /// once `entries` have gathered instead of [`positions::SYNC_EVERY`]:
+    /// for tests that crash a store between such writes.
+    #[doc(hidden)]
+    pub fn set_positions_sync_every(&self, entries: usize) {
+        self.positions_sync_every
+            .store(entries.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Every feed's head sequence.
+    fn head_sequences(&self) -> Result<std::collections::HashMap<FeedId, u64>, StoreError> {
+        Ok(self
+            .feeds()?
+            .into_iter()
+            .map(|(feed, head)| (feed, head.sequence))
+            .collect())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -374,8 +543,17 @@ impl Store {
         Ok(())
     }
 
-    /// Bytes the store occupies on disk: sled's files and the message log.
+    /// Bytes the store occupies on disk: sled's files, the message log
+    /// and the position index.
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
-        Ok(self.db.size_on_disk()? + self.log.size()?)
+        Ok(self.db.size_on_disk()? + self.log.size()? + self.positions_file.size()?)
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Err(e) = self.sync_positions() {
+            tracing::warn!(error = %e, "could not save the position index at close; the next open makes its latest entries again from the message log");
+        }
     }
 }

@@ -121,6 +121,15 @@ pub enum LogError {
         /// The committed length it had reported durable.
         durable: u64,
     },
+    /// A committed record cannot be read as one (its length is
+    /// impossible, or the file ends inside it): the file was damaged.
+    #[error("message log {path} is damaged: {reason} (run `potluck fsck`)")]
+    Unreadable {
+        /// The log file.
+        path: PathBuf,
+        /// What is wrong, and where.
+        reason: String,
+    },
     /// A location does not point at a whole record within the committed log.
     #[error("message log {path}: no record of {len} bytes at offset {offset}")]
     BadLocation {
@@ -348,6 +357,42 @@ impl MessageLog {
         Ok(buf)
     }
 
+    /// The committed records from offset `from` (the start of a record)
+    /// on, each with its location, read in order through a buffer.
+    pub fn records(
+        &self,
+        from: u64,
+    ) -> impl Iterator<Item = Result<(Location, Vec<u8>), LogError>> + '_ {
+        let end = self.committed();
+        let reader = io::BufReader::with_capacity(
+            1 << 20,
+            FileReader {
+                file: self.file.as_ref(),
+                at: from.min(end),
+                end,
+            },
+        );
+        let mut records = LogRecords::starting_at(reader, from.min(end));
+        std::iter::from_fn(move || {
+            let start = records.offset();
+            let item = records.next()?;
+            Some(match item {
+                Ok(bytes) => Ok((
+                    Location {
+                        offset: start + LEN_PREFIX,
+                        // At most MAX_MESSAGE_LEN: LogRecords checks.
+                        len: bytes.len() as u32,
+                    },
+                    bytes,
+                )),
+                Err(reason) => Err(LogError::Unreadable {
+                    path: self.path.clone(),
+                    reason,
+                }),
+            })
+        })
+    }
+
     /// Bytes the file occupies.
     pub fn size(&self) -> Result<u64, LogError> {
         self.file.size().map_err(|e| self.io_err(e))
@@ -403,9 +448,15 @@ pub struct LogRecords<R> {
 impl<R: io::Read> LogRecords<R> {
     /// Records of `input`, which starts at the start of a log.
     pub fn new(input: R) -> LogRecords<R> {
+        LogRecords::starting_at(input, 0)
+    }
+
+    /// Records of `input`, which starts at the start of the record at
+    /// `offset` of a log.
+    pub fn starting_at(input: R, offset: u64) -> LogRecords<R> {
         LogRecords {
             input,
-            offset: 0,
+            offset,
             done: false,
         }
     }
@@ -457,6 +508,26 @@ impl<R: io::Read> Iterator for LogRecords<R> {
         }
         self.offset += LEN_PREFIX + n as u64;
         Some(Ok(bytes))
+    }
+}
+
+/// Reads a log file from `at` up to `end` through positioned reads.
+struct FileReader<'a> {
+    file: &'a dyn LogFile,
+    at: u64,
+    end: u64,
+}
+
+impl io::Read for FileReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.end.saturating_sub(self.at);
+        let n = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+        if n == 0 {
+            return Ok(0);
+        }
+        self.file.read_exact_at(&mut buf[..n], self.at)?;
+        self.at += n as u64;
+        Ok(n)
     }
 }
 

@@ -7,45 +7,33 @@ use base64::Engine as _;
 
 use super::ForkProof;
 use super::index::{self, AboutState, ContactState, CorruptEntry, EventState, RsvpState, Tally};
-use super::keys::{
-    FORK, HEAD, decode_head, decode_location, feed_key, feed_of_key, id_key, log_key,
-    sequence_of_key,
-};
+use super::keys::{FORK, HEAD, decode_head, feed_key, feed_of_key, sequence_of_key};
 use super::msglog::LogError;
+use super::positions::{Slot, id_prefix};
 use super::{MIN_ID_PREFIX, Store, StoreError};
 use crate::feed::message::{FeedId, Message, MessageId, SIGNED_LEN};
 use crate::feed::validate::FeedHead;
 
 impl Store {
-    /// Reads the message a log entry points at.
-    fn logged_message(&self, key: &[u8], location: &[u8]) -> Result<Message, StoreError> {
-        let bytes = self.log.read(decode_location(key, location)?)?;
-        Message::decode(bytes).map_err(|e| StoreError::CorruptLog {
-            key: hex::encode(key),
-            reason: e.to_string(),
-        })
-    }
-
-    /// Reads message `sequence` of `author` from where its log entry
-    /// (`location`) points, and checks that it is the message that was
+    /// Reads message `sequence` of `author` from where its slot in the
+    /// position index points, and checks that it is the message that was
     /// stored: a whole record that decodes, naming this feed and sequence,
     /// with content (if present) matching the content hash, and whose id
-    /// entry points at the same record (so a changed header or signature
-    /// shows). Anything else is [`StoreError::Damaged`]: what is read for
-    /// sending or export is never something a peer would refuse.
+    /// starts as the slot says (so a changed header or signature shows).
+    /// Anything else is [`StoreError::Damaged`]: what is read for sending
+    /// or export is never something a peer would refuse.
     pub(super) fn feed_record(
         &self,
         author: &FeedId,
         sequence: u64,
-        location: &[u8],
+        slot: Slot,
     ) -> Result<Message, StoreError> {
         let damaged = |reason: &str| StoreError::Damaged {
             author: *author,
             sequence,
             reason: reason.to_owned(),
         };
-        let key = log_key(author, sequence);
-        let bytes = match self.log.read(decode_location(&key, location)?) {
+        let bytes = match self.log.read(slot.location) {
             Ok(bytes) => bytes,
             Err(LogError::BadLocation { .. }) => {
                 return Err(damaged("no whole record where the index points"));
@@ -61,10 +49,15 @@ impl Store {
         {
             return Err(damaged("its content does not match its hash"));
         }
-        if self.tree.get(id_key(&msg.id()))?.as_deref() != Some(location) {
+        if id_prefix(&msg.id()) != slot.id_prefix {
             return Err(damaged("its header or signature changed"));
         }
         Ok(msg)
+    }
+
+    /// Where message `sequence` of `author` is, if the store holds it.
+    pub(super) fn slot(&self, author: &FeedId, sequence: u64) -> Result<Option<Slot>, StoreError> {
+        Ok(self.positions_read()?.slot(author, sequence))
     }
 
     /// The head of a feed, if the store holds any of it.
@@ -105,20 +98,21 @@ impl Store {
         Ok(out)
     }
 
-    /// The message with this id.
+    /// The message with this id. The first call makes a map of every
+    /// message id's first 8 bytes (about 20 bytes a message, kept while
+    /// the store is open); the node itself never asks.
     pub fn message(&self, id: &MessageId) -> Result<Option<Message>, StoreError> {
-        let key = id_key(id);
-        let Some(location) = self.tree.get(&key)? else {
-            return Ok(None);
-        };
-        let msg = self.logged_message(&key, &location)?;
-        if msg.id() != *id {
-            return Err(StoreError::CorruptLog {
-                key: hex::encode(&key),
-                reason: "id entry points at another message".into(),
-            });
+        let candidates = self.positions_write()?.find_id(id);
+        for (author, sequence) in candidates {
+            let Some(slot) = self.slot(&author, sequence)? else {
+                continue;
+            };
+            let msg = self.feed_record(&author, sequence, slot)?;
+            if msg.id() == *id {
+                return Ok(Some(msg));
+            }
         }
-        Ok(Some(msg))
+        Ok(None)
     }
 
     /// The message at `sequence` of `author`'s feed, checked as
@@ -128,9 +122,8 @@ impl Store {
         author: &FeedId,
         sequence: u64,
     ) -> Result<Option<Message>, StoreError> {
-        let key = log_key(author, sequence);
-        match self.tree.get(&key)? {
-            Some(v) => self.feed_record(author, sequence, &v).map(Some),
+        match self.slot(author, sequence)? {
+            Some(slot) => self.feed_record(author, sequence, slot).map(Some),
             None => Ok(None),
         }
     }
@@ -143,16 +136,23 @@ impl Store {
         author: &FeedId,
         from_sequence: u64,
     ) -> impl Iterator<Item = Result<Message, StoreError>> + '_ {
-        let start = log_key(author, from_sequence);
-        let end = log_key(author, u64::MAX);
         let author = *author;
-        self.tree.range(start..=end).map(move |item| {
-            let (k, v) = item?;
-            let sequence = sequence_of_key(&k).ok_or_else(|| StoreError::CorruptLog {
-                key: hex::encode(&k),
-                reason: "short log key".into(),
-            })?;
-            self.feed_record(&author, sequence, &v)
+        let mut sequence = from_sequence.max(1);
+        let mut done = false;
+        std::iter::from_fn(move || {
+            if done {
+                return None;
+            }
+            let item = match self.slot(&author, sequence) {
+                Ok(Some(slot)) => self.feed_record(&author, sequence, slot),
+                Ok(None) => return None,
+                Err(e) => {
+                    done = true;
+                    Err(e)
+                }
+            };
+            sequence = sequence.saturating_add(1);
+            Some(item)
         })
     }
 
@@ -201,7 +201,7 @@ impl Store {
     }
 
     /// Index entries under `prefix` whose key ends in a feed id, decoded.
-    fn entries_by_feed<T: serde::de::DeserializeOwned>(
+    fn entries_by_feed<T: index::IndexValue>(
         &self,
         prefix: &[u8],
     ) -> Result<Vec<(FeedId, T)>, StoreError> {
@@ -216,7 +216,7 @@ impl Store {
                 .get(prefix.len()..prefix.len() + 32)
                 .and_then(|s| s.try_into().ok())
                 .ok_or_else(|| corrupt("key does not end in a feed id".into()))?;
-            let state = serde_json::from_slice(&v).map_err(|e| corrupt(e.to_string()))?;
+            let state = index::decode_entry(&k, &v)?;
             out.push((FeedId(feed), state));
         }
         Ok(out)

@@ -1,0 +1,262 @@
+//! The store's files (format 3): the position index beside the message
+//! log, made again when it is lost, damaged or behind; checked by fsck and
+//! remade by reindex; and the upgrade of a format-2 store on open.
+
+use std::path::Path;
+
+use ed25519_dalek::SigningKey;
+use potluck::content::{Event, EventTime, KnownContent};
+use potluck::feed::message::{FeedId, Message, MessageId};
+use potluck::store::Store;
+
+fn key(n: u8) -> SigningKey {
+    SigningKey::from_bytes(&[n; 32])
+}
+
+fn feed(n: u8) -> FeedId {
+    FeedId(key(n).verifying_key().to_bytes())
+}
+
+/// A chain of `n` `about` messages by `key`, starting at sequence 1.
+fn chain(key: &SigningKey, n: u64) -> Vec<Message> {
+    let mut prev = MessageId::default();
+    (1..=n)
+        .map(|seq| {
+            let body = format!(r#"{{"type":"about","name":"n{seq}"}}"#);
+            let m = Message::sign(key, seq, prev, seq as i64, body.as_bytes()).unwrap();
+            prev = m.id();
+            m
+        })
+        .collect()
+}
+
+/// Three feeds of 30 messages, ingested in batches of 9 with the position
+/// file written every 10 entries, so that it holds some and misses some.
+fn filled_store(path: &Path) -> Vec<Message> {
+    let store = Store::open(path).unwrap();
+    store.set_positions_sync_every(10);
+    let mut all = Vec::new();
+    for n in 1..=3 {
+        all.extend(chain(&key(n), 30));
+    }
+    // Interleave the feeds, each in order.
+    all.sort_by_key(|m| (m.sequence(), m.author().0));
+    for batch in all.chunks(9) {
+        let report = store.ingest(batch.to_vec()).unwrap();
+        assert_eq!(report.accepted.len(), batch.len());
+    }
+    all
+}
+
+/// Every message is where it should be, by feed and by id, and fsck is
+/// clean.
+fn assert_holds(store: &Store, all: &[Message]) {
+    for n in 1..=3 {
+        let held: Vec<Message> = store
+            .feed_messages(&feed(n), 1)
+            .map(Result::unwrap)
+            .collect();
+        let want: Vec<&Message> = all.iter().filter(|m| m.author() == feed(n)).collect();
+        assert_eq!(held.iter().collect::<Vec<_>>(), want);
+    }
+    for m in all.iter().step_by(7) {
+        assert_eq!(store.message(&m.id()).unwrap().as_ref(), Some(m));
+    }
+    let report = store.fsck().unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
+
+fn idx(path: &Path) -> std::path::PathBuf {
+    path.join("messages.idx")
+}
+
+#[test]
+fn a_closed_store_reads_its_positions_back_and_writes_nothing_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let all = filled_store(&path);
+    // Closing wrote every entry.
+    assert_eq!(std::fs::metadata(idx(&path)).unwrap().len(), 90 * 64);
+    let before = std::fs::read(idx(&path)).unwrap();
+    {
+        let store = Store::open(&path).unwrap();
+        assert_holds(&store, &all);
+    }
+    assert_eq!(std::fs::read(idx(&path)).unwrap(), before);
+}
+
+#[test]
+fn a_lost_or_garbled_position_file_is_made_again_from_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let all = filled_store(&path);
+    let good = std::fs::read(idx(&path)).unwrap();
+
+    std::fs::remove_file(idx(&path)).unwrap();
+    {
+        let store = Store::open(&path).unwrap();
+        assert_holds(&store, &all);
+    }
+    assert_eq!(std::fs::read(idx(&path)).unwrap(), good);
+
+    // An entry that is not one (its reserved bytes set).
+    let mut garbled = good.clone();
+    garbled[64 * 5 + 13] = 0xff;
+    std::fs::write(idx(&path), &garbled).unwrap();
+    {
+        let store = Store::open(&path).unwrap();
+        assert_holds(&store, &all);
+    }
+    assert_eq!(std::fs::read(idx(&path)).unwrap(), good);
+
+    // Cut short (a file from before the last sync).
+    std::fs::write(idx(&path), &good[..64 * 20]).unwrap();
+    let store = Store::open(&path).unwrap();
+    assert_holds(&store, &all);
+}
+
+#[test]
+fn fsck_finds_a_position_entry_that_points_elsewhere_and_reindex_mends_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let all = filled_store(&path);
+    // Entry 4 now points at record 3's bytes: a well-formed entry, wrong.
+    let mut file = std::fs::read(idx(&path)).unwrap();
+    let record3: [u8; 12] = file[64 * 3..64 * 3 + 12].try_into().unwrap();
+    file[64 * 4..64 * 4 + 12].copy_from_slice(&record3);
+    std::fs::write(idx(&path), &file).unwrap();
+
+    let store = Store::open(&path).unwrap();
+    let report = store.fsck().unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains("position index differs from the message log")),
+        "{:?}",
+        report.problems
+    );
+    store.reindex().unwrap();
+    assert_holds(&store, &all);
+}
+
+#[test]
+fn a_store_killed_between_position_writes_makes_the_rest_from_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let all = filled_store(&path);
+    // What a crash leaves: the file as of an earlier commit, and sled
+    // saying it holds more than that only if that write landed.
+    let good = std::fs::read(idx(&path)).unwrap();
+    std::fs::write(idx(&path), &good[..64 * 27]).unwrap();
+    {
+        let store = Store::open(&path).unwrap();
+        assert_holds(&store, &all);
+        // And it goes on from there.
+        store.ingest(chain(&key(4), 5)).unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.head(&feed(4)).unwrap().unwrap().sequence, 5);
+    assert_holds(&store, &all);
+}
+
+/// Writes a log record (length ‖ bytes) and returns the location sled's
+/// format-2 entries held: offset ‖ length, big-endian.
+fn append_record(log: &mut Vec<u8>, msg: &Message) -> Vec<u8> {
+    let len = msg.bytes().len() as u32;
+    log.extend_from_slice(&len.to_be_bytes());
+    let offset = log.len() as u64;
+    log.extend_from_slice(msg.bytes());
+    let mut location = offset.to_be_bytes().to_vec();
+    location.extend_from_slice(&len.to_be_bytes());
+    location
+}
+
+#[test]
+fn a_format_2_store_is_upgraded_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let organizer = key(9);
+    let event = Event::new(
+        "Soup night",
+        EventTime::parse("start", "2030-01-01T18:00:00Z").unwrap(),
+    );
+    let announce = Message::sign(
+        &organizer,
+        1,
+        MessageId::default(),
+        1,
+        &event.to_content_bytes(),
+    )
+    .unwrap();
+    let mut all = chain(&key(1), 4);
+    all.push(announce.clone());
+    // Format 2: messages in the log, and in sled `L` author ‖ sequence
+    // and `I` id → location, `H` heads, `M` meta, JSON index entries.
+    {
+        std::fs::create_dir_all(&path).unwrap();
+        let db = sled::Config::new()
+            .path(&path)
+            .segment_size(potluck::store::SLED_SEGMENT_SIZE)
+            .open()
+            .unwrap();
+        let tree = db.open_tree("potluck").unwrap();
+        let mut log = Vec::new();
+        for m in &all {
+            let location = append_record(&mut log, m);
+            let mut l = vec![b'L'];
+            l.extend_from_slice(&m.author().0);
+            l.extend_from_slice(&m.sequence().to_be_bytes());
+            tree.insert(l, location.clone()).unwrap();
+            let mut i = vec![b'I'];
+            i.extend_from_slice(&m.id().0);
+            tree.insert(i, location).unwrap();
+            let mut h = vec![b'H'];
+            h.extend_from_slice(&m.author().0);
+            let mut head = m.sequence().to_be_bytes().to_vec();
+            head.extend_from_slice(&m.id().0);
+            tree.insert(h, head).unwrap();
+        }
+        // An index entry of the old encoding, which the upgrade replaces.
+        let mut stray = vec![b'n'];
+        stray.extend_from_slice(&feed(1).0);
+        tree.insert(stray, br#"{"name":"old"}"#.to_vec()).unwrap();
+        tree.insert(b"Mformat", vec![2]).unwrap();
+        tree.insert(b"Mlog_end", (log.len() as u64).to_be_bytes().to_vec())
+            .unwrap();
+        std::fs::write(path.join("messages.log"), &log).unwrap();
+        db.flush().unwrap();
+    }
+    {
+        let store = Store::open(&path).unwrap();
+        for m in &all {
+            assert_eq!(store.message(&m.id()).unwrap().as_ref(), Some(m));
+        }
+        assert_eq!(
+            store.feed_messages(&feed(1), 1).count(),
+            4,
+            "the feed reads back in order"
+        );
+        assert_eq!(store.about(&feed(1)).unwrap().unwrap().name, "n4");
+        assert!(store.event(&announce.id()).unwrap().is_some());
+        let report = store.fsck().unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        store.ingest(chain(&key(2), 2)).unwrap();
+    }
+    // Upgraded once: the old per-message keys are gone and it reopens as
+    // format 3.
+    {
+        let db = sled::Config::new()
+            .path(&path)
+            .segment_size(potluck::store::SLED_SEGMENT_SIZE)
+            .open()
+            .unwrap();
+        let tree = db.open_tree("potluck").unwrap();
+        assert_eq!(tree.get(b"Mformat").unwrap().unwrap().as_ref(), &[3]);
+        assert!(tree.scan_prefix([b'L']).next().is_none());
+        assert!(tree.scan_prefix([b'I']).next().is_none());
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.head(&feed(2)).unwrap().unwrap().sequence, 2);
+    assert!(store.fsck().unwrap().problems.is_empty());
+}
