@@ -171,8 +171,18 @@ fn crash_writer_child() {
     }));
     let workload = Workload::from_name(&workload).expect("a known workload");
     let seed: u64 = seed.parse().expect("a numeric child seed");
+    println!("opening");
     let store = Arc::new(open_when_free(Path::new(&path)));
     println!("opened");
+    // Commits write the position index's file every few entries (not
+    // every 16,384), so that kills land between and inside those writes.
+    let mut rng = StdRng::seed_from_u64(seed);
+    store.set_positions_sync_every(if rng.gen_bool(0.25) {
+        1
+    } else {
+        rng.gen_range(2..=40)
+    });
+    let seed = rng.r#gen();
     let deadline = Instant::now() + CHILD_TIME_LIMIT;
     match workload {
         Workload::OwnAndForeign => own_and_foreign(&store, deadline),
@@ -514,6 +524,8 @@ fn test_seed(test: &'static str) -> u64 {
 /// One line the child printed.
 #[derive(Debug, PartialEq, Eq)]
 enum Report {
+    /// The child is about to open the store.
+    Opening,
     /// The store opened.
     Opened,
     /// Writer `writer` is about to write; if it lands, these feeds have
@@ -540,6 +552,7 @@ impl Report {
         let mut words = line.split_whitespace();
         let tag = words.next()?;
         let report = match tag {
+            "opening" => Report::Opening,
             "opened" => Report::Opened,
             "failed" => Report::Failed(line["failed".len()..].trim().to_owned()),
             "reindex" => match words.next()? {
@@ -609,7 +622,7 @@ impl Model {
                 }
             }
             Report::Failed(failure) => panic!("{ctx}: the child failed: {failure}"),
-            Report::Opened | Report::ReindexStart | Report::ReindexDone => {}
+            Report::Opening | Report::Opened | Report::ReindexStart | Report::ReindexDone => {}
         }
     }
 
@@ -765,12 +778,13 @@ impl KillPlan {
         }
     }
 
-    /// A kill `delay` after the child started: while it starts, or opens
-    /// the store (and recovers it from the last kill), or soon after.
-    fn after_start(delay: Duration) -> KillPlan {
+    /// A kill `delay` after the child starts to open the store: with a
+    /// delay shorter than opening takes, while it opens (and recovers the
+    /// store from the last kill).
+    fn while_opening(delay: Duration) -> KillPlan {
         KillPlan {
-            counts: |_| false,
-            after: 0,
+            counts: |r| *r == Report::Opening,
+            after: 1,
             delay,
         }
     }
@@ -778,8 +792,6 @@ impl KillPlan {
 
 /// What the child printed before it died, and how it ended.
 struct Killed {
-    /// When the child was started.
-    started: Instant,
     /// Every report, with when it came.
     reports: Vec<(Instant, Report)>,
     /// Whether the child was still running when it was killed.
@@ -787,12 +799,20 @@ struct Killed {
 }
 
 impl Killed {
+    /// Whether the child had opened the store.
+    fn opened(&self) -> bool {
+        self.reports.iter().any(|(_, r)| *r == Report::Opened)
+    }
+
     /// How long the child took to open the store, if it got that far.
     fn open_time(&self) -> Option<Duration> {
-        self.reports
-            .iter()
-            .find(|(_, r)| *r == Report::Opened)
-            .map(|(at, _)| *at - self.started)
+        let at = |which: Report| {
+            self.reports
+                .iter()
+                .find(|(_, r)| *r == which)
+                .map(|(at, _)| *at)
+        };
+        Some(at(Report::Opened)? - at(Report::Opening)?)
     }
 
     /// The mean time from a `plan` to its `durable`: how long the store
@@ -896,7 +916,6 @@ fn run_and_kill(
         );
     }
     Killed {
-        started,
         reports,
         was_running: exited.is_none(),
     }
@@ -990,7 +1009,7 @@ impl KillStats {
         self.landed += landed;
         self.log_tail_dropped += usize::from(log_before > log_after);
         self.running += usize::from(killed.was_running);
-        self.before_open += usize::from(killed.open_time().is_none());
+        self.before_open += usize::from(!killed.opened());
         self.in_flight += usize::from(in_flight);
         self.durable_writes += killed
             .reports
@@ -1030,8 +1049,8 @@ struct Schedule {
 /// of random points: half the time inside a write (a random delay shorter
 /// than a write after the writer announced it), a third of the time after
 /// a random number of durable writes and a random delay of up to one
-/// writer's step (signing, checking and writing), one time in six at a
-/// random time after the start (while the store opens and recovers).
+/// writer's step (signing, checking and writing), one time in six while
+/// the store opens (and recovers from the last kill).
 fn kill_writers(test: &'static str, workload: Workload, schedule: Schedule) {
     let Schedule {
         kills,
@@ -1044,7 +1063,7 @@ fn kill_writers(test: &'static str, workload: Workload, schedule: Schedule) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let mut step_time = Estimate(Duration::from_millis(50));
     let mut write_time = Estimate(Duration::from_millis(20));
-    let mut open_time = Estimate(Duration::from_millis(300));
+    let mut open_time = Estimate(Duration::from_millis(50));
     let mut model = Model::default();
     let mut path = PathBuf::new();
     let mut stats = KillStats::default();
@@ -1055,7 +1074,7 @@ fn kill_writers(test: &'static str, workload: Workload, schedule: Schedule) {
             model = Model::default();
         }
         let plan = match rng.gen_range(0..6) {
-            0 => KillPlan::after_start(open_time.random_delay(&mut rng)),
+            0 => KillPlan::while_opening(open_time.random_delay(&mut rng)),
             1..=2 => KillPlan::after_writes(
                 rng.gen_range(0..=max_writes),
                 step_time.random_delay(&mut rng),
@@ -1237,7 +1256,7 @@ fn killed_while_reindexing() {
     };
     drop(model.check(&path, Workload::Reindex, setup));
 
-    let mut open_time = Estimate(Duration::from_millis(300));
+    let mut open_time = Estimate(Duration::from_millis(50));
     let mut stats = KillStats::default();
     for round in 0..KILLS {
         let ctx = Ctx {
@@ -1246,10 +1265,9 @@ fn killed_while_reindexing() {
             round,
         };
         // Mostly while it reindexes (it does nothing else once the store
-        // is open); one kill in four from the start, so that some land
-        // while the store opens.
+        // is open); one kill in four while the store opens.
         let plan = if rng.gen_bool(0.25) {
-            KillPlan::after_start(open_time.random_delay(&mut rng))
+            KillPlan::while_opening(open_time.random_delay(&mut rng))
         } else {
             KillPlan::after_writes(0, reindex_time.0.mul_f64(rng.gen_range(0.0..4.0)))
         };
