@@ -87,6 +87,10 @@ enum Workload {
     Concurrent,
     /// Reindexes the store over and over (the parent filled it).
     Reindex,
+    /// Opens a format-2 store that the parent wrote (opening upgrades it),
+    /// then ingests batches as [`Workload::ManyFeeds`] does, to
+    /// [`UPGRADE_NEW_FEEDS`] feeds after the [`UPGRADE_OLD_FEEDS`] it held.
+    Upgrade,
 }
 
 /// Feeds of [`Workload::ManyFeeds`].
@@ -96,15 +100,20 @@ const MANY_FEEDS: usize = 50;
 const CONCURRENT_WRITERS: usize = 4;
 /// Feeds of the store [`Workload::Reindex`] runs on.
 const REINDEX_FEEDS: usize = 8;
+/// Feeds of the format-2 store [`Workload::Upgrade`] opens.
+const UPGRADE_OLD_FEEDS: usize = 8;
+/// Feeds [`Workload::Upgrade`] writes once the store is upgraded.
+const UPGRADE_NEW_FEEDS: usize = 8;
 /// Messages in each foreign batch of [`Workload::OwnAndForeign`].
 const FOREIGN_BATCH: u64 = 20;
 
 impl Workload {
-    const ALL: [Workload; 4] = [
+    const ALL: [Workload; 5] = [
         Workload::OwnAndForeign,
         Workload::ManyFeeds,
         Workload::Concurrent,
         Workload::Reindex,
+        Workload::Upgrade,
     ];
 
     fn name(self) -> &'static str {
@@ -113,6 +122,7 @@ impl Workload {
             Workload::ManyFeeds => "many-feeds",
             Workload::Concurrent => "concurrent",
             Workload::Reindex => "reindex",
+            Workload::Upgrade => "upgrade",
         }
     }
 
@@ -127,6 +137,7 @@ impl Workload {
             Workload::ManyFeeds => MANY_FEEDS,
             Workload::Concurrent => 3 * CONCURRENT_WRITERS,
             Workload::Reindex => REINDEX_FEEDS,
+            Workload::Upgrade => UPGRADE_OLD_FEEDS + UPGRADE_NEW_FEEDS,
         }
     }
 
@@ -186,7 +197,14 @@ fn crash_writer_child() {
     let deadline = Instant::now() + CHILD_TIME_LIMIT;
     match workload {
         Workload::OwnAndForeign => own_and_foreign(&store, deadline),
-        Workload::ManyFeeds => many_feeds(&store, seed, deadline),
+        Workload::ManyFeeds => sync_batches(&store, workload, 0..MANY_FEEDS, seed, deadline),
+        Workload::Upgrade => sync_batches(
+            &store,
+            workload,
+            UPGRADE_OLD_FEEDS..UPGRADE_OLD_FEEDS + UPGRADE_NEW_FEEDS,
+            seed,
+            deadline,
+        ),
         Workload::Concurrent => concurrent(&store, seed, deadline),
         Workload::Reindex => reindex_forever(&store, deadline),
     }
@@ -390,12 +408,19 @@ fn own_and_foreign(store: &Store, deadline: Instant) {
     }
 }
 
-fn many_feeds(store: &Store, seed: u64, deadline: Instant) {
-    let workload = Workload::ManyFeeds;
+/// Ingests batches as a sync does to the feeds `written` of `workload`.
+fn sync_batches(
+    store: &Store,
+    workload: Workload,
+    written: std::ops::Range<usize>,
+    seed: u64,
+    deadline: Instant,
+) {
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut feeds: Vec<ChildFeed> = (0..MANY_FEEDS)
+    let mut feeds: Vec<ChildFeed> = written
         .map(|i| ChildFeed::resume(store, workload, i))
         .collect();
+    let count = feeds.len();
     for _ in 0..1_000 {
         if Instant::now() > deadline {
             break;
@@ -406,12 +431,12 @@ fn many_feeds(store: &Store, seed: u64, deadline: Instant) {
         // sync's first batches; fewer, as the parent's fsck re-verifies
         // every message after every kill, slowly in a debug build).
         let (feed_range, most_each) = match rng.gen_range(0..20) {
-            0..=1 => (MANY_FEEDS / 2..=MANY_FEEDS, 4),
+            0..=1 => (count / 2..=count, 4),
             2..=6 => (1..=3, 2),
             _ => (4..=12, 3),
         };
-        let how_many = rng.gen_range(feed_range);
-        let mut chosen = rand::seq::index::sample(&mut rng, MANY_FEEDS, how_many).into_vec();
+        let how_many = rng.gen_range(feed_range).min(count);
+        let mut chosen = rand::seq::index::sample(&mut rng, count, how_many).into_vec();
         chosen.sort_unstable();
         let counts: Vec<u64> = chosen
             .iter()
@@ -982,7 +1007,7 @@ struct KillStats {
     running: usize,
     /// Kills before the child had opened the store.
     before_open: usize,
-    /// Kills while a write (or a reindex) was in flight.
+    /// Kills while a write (or a reindex, or the open) was in flight.
     in_flight: usize,
     /// Writes in flight at a kill that the store holds afterwards.
     landed: usize,
@@ -1020,7 +1045,7 @@ impl KillStats {
 
     fn print(&self, test: &str, started: Instant, what: &str, took: &Estimate) {
         eprintln!(
-            "{test} ({:.1?}, {:.1?} of it checking): {} kills ({} of a running child): {} before the store opened, {} inside a {what}; {} writes reported durable, {} more landed; {} left a log tail that was dropped; a {what} takes about {:?}",
+            "{test} ({:.1?}, {:.1?} of it checking): {} kills ({} of a running child): {} before the store opened, {} inside {what}; {} writes reported durable, {} more landed; {} left a log tail that was dropped; {what} takes about {:?}",
             started.elapsed(),
             self.checking,
             self.kills,
@@ -1105,7 +1130,7 @@ fn kill_writers(test: &'static str, workload: Workload, schedule: Schedule) {
             assert_eq!(foreign % FOREIGN_BATCH, 0, "{ctx}: half a batch landed");
         }
     }
-    stats.print(test, started, "write", &write_time);
+    stats.print(test, started, "a write", &write_time);
     assert!(
         stats.durable_writes > 0,
         "no write was ever reported durable"
@@ -1173,15 +1198,26 @@ fn index_view(store: &Store, ctx: Ctx) -> String {
     view
 }
 
-/// Fills a store for the reindex test: two feeds announce two events
-/// each; every feed names itself, answers every event (some twice) and
-/// follows two others. Returns the feeds' heads (as [`Model::heads`]).
-fn fill_reindex_store(store: &Store, rng: &mut StdRng) -> BTreeMap<usize, (u64, String)> {
-    let workload = Workload::Reindex;
-    let mut feeds: Vec<ChildFeed> = (0..REINDEX_FEEDS)
-        .map(|i| ChildFeed::resume(store, workload, i))
+/// A small community's messages, for feeds `0..feeds` of `workload`
+/// starting from nothing: two feeds announce two events each; every feed
+/// names itself, answers every event (some twice) and follows two others.
+/// Returns the messages (each feed's in order) and the feeds' heads (as
+/// [`Model::heads`]).
+fn community(
+    workload: Workload,
+    feeds: usize,
+    rng: &mut StdRng,
+) -> (Vec<Message>, BTreeMap<usize, (u64, String)>) {
+    let mut feeds: Vec<ChildFeed> = (0..feeds)
+        .map(|index| ChildFeed {
+            index,
+            key: workload.key(index),
+            sequence: 0,
+            previous: MessageId::default(),
+        })
         .collect();
-    let mut batch = Vec::new();
+    let count = feeds.len();
+    let mut messages = Vec::new();
     let mut events = Vec::new();
     for feed in feeds.iter_mut().take(2) {
         for n in 0..2 {
@@ -1190,7 +1226,7 @@ fn fill_reindex_store(store: &Store, rng: &mut StdRng) -> BTreeMap<usize, (u64, 
                 None,
             ));
             events.push(msg.id());
-            batch.push(msg);
+            messages.push(msg);
         }
     }
     for feed in &mut feeds {
@@ -1198,30 +1234,28 @@ fn fill_reindex_store(store: &Store, rng: &mut StdRng) -> BTreeMap<usize, (u64, 
             name: format!("member {}", feed.index),
             description: None,
         };
-        batch.push(feed.sign_next(&name.to_content_bytes()));
+        messages.push(feed.sign_next(&name.to_content_bytes()));
         let answers = events.len() + rng.gen_range(0..=2);
         for n in 0..answers {
             let status =
                 [RsvpStatus::Going, RsvpStatus::Maybe, RsvpStatus::NotGoing][rng.gen_range(0..3)];
             let answer = rsvp(events[n % events.len()], status, rng.gen_range(0..3), None);
-            batch.push(feed.sign_next(&answer.to_content_bytes()));
+            messages.push(feed.sign_next(&answer.to_content_bytes()));
         }
         for step in [1, 3] {
             let follow = Contact {
-                contact: workload.feed((feed.index + step) % REINDEX_FEEDS),
+                contact: workload.feed((feed.index + step) % count),
                 following: true,
                 blocking: false,
             };
-            batch.push(feed.sign_next(&follow.to_content_bytes()));
+            messages.push(feed.sign_next(&follow.to_content_bytes()));
         }
     }
-    let total = batch.len();
-    let report = store.ingest(batch).expect("the reindex store fills");
-    assert_eq!(report.accepted.len(), total, "every message is taken");
-    feeds
+    let heads = feeds
         .iter()
         .map(|f| (f.index, (f.sequence, hex::encode(f.previous.0))))
-        .collect()
+        .collect();
+    (messages, heads)
 }
 
 #[test]
@@ -1240,7 +1274,10 @@ fn killed_while_reindexing() {
     };
     let (held, view, mut reindex_time) = {
         let store = Store::open(&path).expect("the store opens");
-        let held = fill_reindex_store(&store, &mut rng);
+        let (messages, held) = community(Workload::Reindex, REINDEX_FEEDS, &mut rng);
+        let total = messages.len();
+        let report = store.ingest(messages).expect("the reindex store fills");
+        assert_eq!(report.accepted.len(), total, "every message is taken");
         let started = Instant::now();
         let entries = store.reindex().expect("reindex succeeds");
         // At least a name and two contacts per feed, and the events.
@@ -1287,5 +1324,55 @@ fn killed_while_reindexing() {
             "{ctx}: the indexes answer differently after the kill"
         );
     }
-    stats.print(TEST, started, "reindex", &reindex_time);
+    stats.print(TEST, started, "a reindex", &reindex_time);
+}
+
+#[test]
+fn killed_while_upgrading_a_format_2_store() {
+    const TEST: &str = "killed_while_upgrading_a_format_2_store";
+    const KILLS: usize = 12;
+    let started = Instant::now();
+    let seed = test_seed(TEST);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut open_time = Estimate(Duration::from_millis(50));
+    let mut step_time = Estimate(Duration::from_millis(50));
+    let mut stats = KillStats::default();
+    // A store upgrades once, and the check after a kill finishes the
+    // upgrade: a new format-2 store for every kill.
+    for round in 0..KILLS {
+        let ctx = Ctx {
+            test: TEST,
+            seed,
+            round,
+        };
+        let path = dir.path().join(format!("store-{round}"));
+        let (messages, heads) = community(Workload::Upgrade, UPGRADE_OLD_FEEDS, &mut rng);
+        common::format2::write_store(&path, &messages, &[]);
+        let mut model = Model {
+            heads,
+            in_flight: BTreeMap::new(),
+        };
+        // Mostly while the store opens (and upgrades); else once it writes.
+        let plan = if rng.gen_bool(0.75) {
+            KillPlan::while_opening(open_time.random_delay(&mut rng))
+        } else {
+            KillPlan::after_writes(rng.gen_range(0..=2), step_time.random_delay(&mut rng))
+        };
+        let killed = run_and_kill(Workload::Upgrade, &path, rng.r#gen(), &plan, ctx);
+        open_time.learn(killed.open_time());
+        step_time.learn(killed.mean_gap(|r| matches!(r, Report::Durable { .. })));
+        for (_, report) in &killed.reports {
+            model.apply(report, ctx);
+        }
+        let opening = killed.reports.iter().any(|(_, r)| *r == Report::Opening);
+        let in_open = opening && !killed.opened();
+        let log_before = log_len(&path);
+        let checking = Instant::now();
+        let (store, landed) = model.check(&path, Workload::Upgrade, ctx);
+        drop(store);
+        stats.checking += checking.elapsed();
+        stats.count(&killed, in_open, landed, (log_before, log_len(&path)));
+    }
+    stats.print(TEST, started, "the open", &open_time);
 }
