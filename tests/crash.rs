@@ -24,7 +24,7 @@
 //! same workloads and kill plans (where a kill lands inside a write also
 //! depends on the machine's speed).
 //!
-//! **Cost.** 102 kills in all. The tests run in debug builds, where
+//! **Cost.** 114 kills in all. The tests run in debug builds, where
 //! verifying one signature takes milliseconds, and fsck re-verifies the
 //! whole store after every kill (most of the tests' time); so the stores
 //! stay small (a new store every few kills, about a hundred messages for
@@ -101,7 +101,7 @@ const CONCURRENT_WRITERS: usize = 4;
 /// Feeds of the store [`Workload::Reindex`] runs on.
 const REINDEX_FEEDS: usize = 8;
 /// Feeds of the format-2 store [`Workload::Upgrade`] opens.
-const UPGRADE_OLD_FEEDS: usize = 8;
+const UPGRADE_OLD_FEEDS: usize = 24;
 /// Feeds [`Workload::Upgrade`] writes once the store is upgraded.
 const UPGRADE_NEW_FEEDS: usize = 8;
 /// Messages in each foreign batch of [`Workload::OwnAndForeign`].
@@ -1353,9 +1353,10 @@ fn killed_while_upgrading_a_format_2_store() {
             heads,
             in_flight: BTreeMap::new(),
         };
-        // Mostly while the store opens (and upgrades); else once it writes.
+        // Mostly while the store opens, late in it, where it upgrades
+        // (first comes opening sled); else once it writes.
         let plan = if rng.gen_bool(0.75) {
-            KillPlan::while_opening(open_time.random_delay(&mut rng))
+            KillPlan::while_opening(open_time.0.mul_f64(rng.gen_range(0.5..1.2)))
         } else {
             KillPlan::after_writes(rng.gen_range(0..=2), step_time.random_delay(&mut rng))
         };
