@@ -6,12 +6,15 @@
 //!   every run and every wait bounded by [`DEADLINE`], and a guard that
 //!   kills any `serve` a failing test leaves behind;
 //! - [`node`]: in-process nodes listening on 127.0.0.1 with ephemeral
-//!   ports, and builders for event and RSVP content.
+//!   ports, and builders for event and RSVP content;
+//! - [`format2`]: a store of the format before the position index, written
+//!   directly, for tests of the upgrade.
 //!
 //! Not every test binary uses every helper, hence the `dead_code` allowance.
 
 #![allow(dead_code)]
 
+pub mod format2;
 pub mod node;
 pub mod sandbox;
 
