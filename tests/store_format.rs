@@ -2,6 +2,8 @@
 //! log, made again when it is lost, damaged or behind; checked by fsck and
 //! remade by reindex; and the upgrade of a format-2 store on open.
 
+mod common;
+
 use std::path::Path;
 
 use ed25519_dalek::SigningKey;
@@ -160,18 +162,6 @@ fn a_store_killed_between_position_writes_makes_the_rest_from_the_log() {
     assert_holds(&store, &all);
 }
 
-/// Writes a log record (length ‖ bytes) and returns the location sled's
-/// format-2 entries held: offset ‖ length, big-endian.
-fn append_record(log: &mut Vec<u8>, msg: &Message) -> Vec<u8> {
-    let len = msg.bytes().len() as u32;
-    log.extend_from_slice(&len.to_be_bytes());
-    let offset = log.len() as u64;
-    log.extend_from_slice(msg.bytes());
-    let mut location = offset.to_be_bytes().to_vec();
-    location.extend_from_slice(&len.to_be_bytes());
-    location
-}
-
 #[test]
 fn a_format_2_store_is_upgraded_on_open() {
     let dir = tempfile::tempdir().unwrap();
@@ -192,41 +182,11 @@ fn a_format_2_store_is_upgraded_on_open() {
     let mut all = chain(&key(1), 4);
     all.push(announce.clone());
     // Format 2: messages in the log, and in sled `L` author ‖ sequence
-    // and `I` id → location, `H` heads, `M` meta, JSON index entries.
-    {
-        std::fs::create_dir_all(&path).unwrap();
-        let db = sled::Config::new()
-            .path(&path)
-            .segment_size(potluck::store::SLED_SEGMENT_SIZE)
-            .open()
-            .unwrap();
-        let tree = db.open_tree("potluck").unwrap();
-        let mut log = Vec::new();
-        for m in &all {
-            let location = append_record(&mut log, m);
-            let mut l = vec![b'L'];
-            l.extend_from_slice(&m.author().0);
-            l.extend_from_slice(&m.sequence().to_be_bytes());
-            tree.insert(l, location.clone()).unwrap();
-            let mut i = vec![b'I'];
-            i.extend_from_slice(&m.id().0);
-            tree.insert(i, location).unwrap();
-            let mut h = vec![b'H'];
-            h.extend_from_slice(&m.author().0);
-            let mut head = m.sequence().to_be_bytes().to_vec();
-            head.extend_from_slice(&m.id().0);
-            tree.insert(h, head).unwrap();
-        }
-        // An index entry of the old encoding, which the upgrade replaces.
-        let mut stray = vec![b'n'];
-        stray.extend_from_slice(&feed(1).0);
-        tree.insert(stray, br#"{"name":"old"}"#.to_vec()).unwrap();
-        tree.insert(b"Mformat", vec![2]).unwrap();
-        tree.insert(b"Mlog_end", (log.len() as u64).to_be_bytes().to_vec())
-            .unwrap();
-        std::fs::write(path.join("messages.log"), &log).unwrap();
-        db.flush().unwrap();
-    }
+    // and `I` id → location, `H` heads, `M` meta; plus an index entry of
+    // the old encoding, which the upgrade replaces.
+    let mut stray = vec![b'n'];
+    stray.extend_from_slice(&feed(1).0);
+    common::format2::write_store(&path, &all, &[(stray, br#"{"name":"old"}"#.to_vec())]);
     {
         let store = Store::open(&path).unwrap();
         for m in &all {
