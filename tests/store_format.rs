@@ -68,6 +68,17 @@ fn assert_holds(store: &Store, all: &[Message]) {
     assert!(report.problems.is_empty(), "{:?}", report.problems);
 }
 
+/// The store's sled tree, opened directly (the store must be closed).
+fn raw_tree(path: &Path) -> (sled::Db, sled::Tree) {
+    let db = sled::Config::new()
+        .path(path)
+        .segment_size(potluck::store::SLED_SEGMENT_SIZE)
+        .open()
+        .unwrap();
+    let tree = db.open_tree("potluck").unwrap();
+    (db, tree)
+}
+
 fn idx(path: &Path) -> std::path::PathBuf {
     path.join("messages.idx")
 }
@@ -206,12 +217,7 @@ fn a_format_2_store_is_upgraded_on_open() {
     // Upgraded once: the old per-message keys are gone and it reopens as
     // format 3.
     {
-        let db = sled::Config::new()
-            .path(&path)
-            .segment_size(potluck::store::SLED_SEGMENT_SIZE)
-            .open()
-            .unwrap();
-        let tree = db.open_tree("potluck").unwrap();
+        let (_db, tree) = raw_tree(&path);
         assert_eq!(tree.get(b"Mformat").unwrap().unwrap().as_ref(), &[3]);
         assert!(tree.scan_prefix([b'L']).next().is_none());
         assert!(tree.scan_prefix([b'I']).next().is_none());
@@ -234,12 +240,7 @@ fn an_interrupted_index_rebuild_is_finished_at_the_next_open() {
     // What a crash in the middle of a rebuild leaves: the mark, and only
     // some of the index entries.
     {
-        let db = sled::Config::new()
-            .path(&path)
-            .segment_size(potluck::store::SLED_SEGMENT_SIZE)
-            .open()
-            .unwrap();
-        let tree = db.open_tree("potluck").unwrap();
+        let (db, tree) = raw_tree(&path);
         for key in before.keys().step_by(2) {
             tree.remove(key).unwrap();
         }
@@ -249,4 +250,107 @@ fn an_interrupted_index_rebuild_is_finished_at_the_next_open() {
     let store = Store::open(&path).unwrap();
     assert_eq!(store.index_snapshot().unwrap(), before);
     assert_holds(&store, &all);
+}
+
+/// One feed of 30 messages in batches of 9; returns them.
+fn one_feed_store(path: &Path) -> Vec<Message> {
+    let store = Store::open(path).unwrap();
+    let all = chain(&key(1), 30);
+    for batch in all.chunks(9) {
+        store.ingest(batch.to_vec()).unwrap();
+    }
+    all
+}
+
+/// Where entry `i` of the position file says its message is.
+fn entry_location(path: &Path, i: usize) -> (usize, usize) {
+    let idx = std::fs::read(idx(path)).unwrap();
+    let e = 64 * i;
+    let offset = u64::from_be_bytes(idx[e..e + 8].try_into().unwrap()) as usize;
+    let len = u32::from_be_bytes(idx[e + 8..e + 12].try_into().unwrap()) as usize;
+    (offset, len)
+}
+
+fn set_durable_positions(path: &Path, n: u64) {
+    let (db, tree) = raw_tree(path);
+    tree.insert(b"Mpositions", &n.to_be_bytes()).unwrap();
+    db.flush().unwrap();
+}
+
+#[test]
+fn a_last_durable_entry_that_does_not_match_its_record_is_not_trusted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let all = one_feed_store(&path);
+    let feed1: Vec<Message> = all.clone();
+    // A flipped bit in the length of the last durable entry (as after a
+    // crash, sled says 20 are durable; the rest come from the log), then
+    // an offset near the end of the number range.
+    set_durable_positions(&path, 20);
+    let good = std::fs::read(idx(&path)).unwrap();
+    let mut flipped = good.clone();
+    flipped[64 * 19 + 11] ^= 0x04;
+    let mut far = good.clone();
+    let last = far.len() - 64;
+    far[last..last + 8].copy_from_slice(&(u64::MAX - 8).to_be_bytes());
+    for damaged in [flipped, far] {
+        std::fs::write(idx(&path), &damaged).unwrap();
+        let store = Store::open(&path).unwrap();
+        let held: Vec<Message> = store
+            .feed_messages(&feed(1), 1)
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(held, feed1);
+        assert!(store.fsck().unwrap().problems.is_empty());
+    }
+}
+
+#[test]
+fn a_damaged_length_in_the_log_is_found_by_fsck_and_cut_by_repair() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    one_feed_store(&path);
+    // Record 5 (message #6) loses its length prefix.
+    let (offset, _) = entry_location(&path, 5);
+    let mut log = std::fs::read(path.join("messages.log")).unwrap();
+    log[offset - 4..offset].copy_from_slice(&0u32.to_be_bytes());
+    std::fs::write(path.join("messages.log"), &log).unwrap();
+    let store = Store::open(&path).unwrap();
+    let report = store.fsck().unwrap();
+    assert_eq!(
+        report.damaged.get(&feed(1)),
+        Some(&6),
+        "{:?}",
+        report.problems
+    );
+    let repaired = store.repair().unwrap();
+    assert_eq!(repaired.cut, vec![(feed(1), 6, 30)]);
+    let after = store.fsck().unwrap();
+    assert!(after.problems.is_empty(), "{:?}", after.problems);
+    assert_eq!(after.refetching, vec![(feed(1), 5, 30)]);
+    assert_eq!(store.head(&feed(1)).unwrap().unwrap().sequence, 5);
+}
+
+#[test]
+fn reindex_over_a_damaged_message_indexes_what_it_can_and_repair_cuts_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    one_feed_store(&path);
+    // A byte of message #10's content changed on disk.
+    let (offset, len) = entry_location(&path, 9);
+    let mut log = std::fs::read(path.join("messages.log")).unwrap();
+    log[offset + len - 3] ^= 0x01;
+    std::fs::write(path.join("messages.log"), &log).unwrap();
+    {
+        let store = Store::open(&path).unwrap();
+        store.reindex().unwrap();
+        // Indexed up to the damage.
+        assert_eq!(store.about(&feed(1)).unwrap().unwrap().name, "n9");
+    }
+    let store = Store::open(&path).expect("opens after the reindex");
+    let report = store.fsck().unwrap();
+    assert_eq!(report.damaged.get(&feed(1)), Some(&10));
+    store.repair().unwrap();
+    assert!(store.fsck().unwrap().problems.is_empty());
+    assert_eq!(store.head(&feed(1)).unwrap().unwrap().sequence, 9);
 }

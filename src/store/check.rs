@@ -71,8 +71,9 @@ impl Store {
         let mut report = FsckReport::default();
         self.check_positions(&mut report)?;
         let scratch = self.scratch_tree()?;
-        self.rebuild_index(&scratch, Some(&mut report), &BTreeMap::new())?;
-        let result = self.compare_indexes(&scratch, &mut report);
+        let result = self
+            .rebuild_index(&scratch, Some(&mut report), &BTreeMap::new())
+            .and_then(|()| self.compare_indexes(&scratch, &mut report));
         drop(scratch);
         self.db.drop_tree(SCRATCH_TREE)?;
         result?;
@@ -169,11 +170,11 @@ impl Store {
         // Damage is looked for through positions made from the log as it is.
         self.rebuild_positions()?;
         let mut found = FsckReport::default();
-        {
-            let scratch = self.scratch_tree()?;
-            self.rebuild_index(&scratch, Some(&mut found), &BTreeMap::new())?;
-        }
+        let scratch = self.scratch_tree()?;
+        let found_all = self.rebuild_index(&scratch, Some(&mut found), &BTreeMap::new());
+        drop(scratch);
         self.db.drop_tree(SCRATCH_TREE)?;
+        found_all?;
         let mut batch = sled::Batch::default();
         // The indexes are rebuilt after this batch; until they are, the
         // mark makes an interrupted repair finish the rebuild at the next
@@ -456,10 +457,16 @@ impl Store {
                     Err(StoreError::Damaged { sequence, .. }) if sequence >= cut => break,
                     Err(StoreError::Damaged {
                         sequence, reason, ..
-                    }) if report.is_some() => {
-                        if let Some(r) = report.as_deref_mut() {
-                            r.problems
-                                .push(format!("{author} #{sequence}: damaged: {reason}"));
+                    }) => {
+                        match report.as_deref_mut() {
+                            Some(r) => r
+                                .problems
+                                .push(format!("{author} #{sequence}: damaged: {reason}")),
+                            // A rebuild indexes what can be read; fsck
+                            // shows the damage and repair cuts it.
+                            None => {
+                                tracing::warn!(feed = %author, sequence, %reason, "a damaged message and the rest of its feed are not indexed; `potluck fsck --repair` cuts the feed so that peers send it again");
+                            }
                         }
                         first_bad = Some(sequence);
                         break;

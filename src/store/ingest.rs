@@ -104,6 +104,22 @@ impl IngestReport {
 /// A batch's messages and its first bad signature, if any.
 type Batch = (Vec<Message>, Option<(usize, ValidationError)>);
 
+/// A commit that failed, and whether its batch had reached sled (then
+/// its messages are in the index, but perhaps not on disk).
+pub(super) struct GroupFailure {
+    error: StoreError,
+    applied: bool,
+}
+
+impl<E: Into<StoreError>> From<E> for GroupFailure {
+    fn from(error: E) -> GroupFailure {
+        GroupFailure {
+            error: error.into(),
+            applied: false,
+        }
+    }
+}
+
 /// A batch waiting for a group commit, and then its outcome.
 pub(super) struct Queued {
     batch: Mutex<Option<Checked>>,
@@ -252,6 +268,7 @@ impl Store {
         let alone = |batch: &Batch| {
             self.commit_group(std::slice::from_ref(batch))
                 .map(|mut reports| reports.pop().unwrap_or_default())
+                .map_err(|f| f.error)
         };
         if let [batch] = &batches[..] {
             *lock_ignoring_poison(&waiting[0].result) = Some(alone(batch));
@@ -263,10 +280,30 @@ impl Store {
                     *lock_ignoring_poison(&q.result) = Some(Ok(report));
                 }
             }
-            Err(e) => {
-                tracing::debug!(error = %e, batches = waiting.len(), "a group commit failed; committing its batches one by one");
+            // Nothing of the group reached the index: each batch alone.
+            Err(GroupFailure {
+                error,
+                applied: false,
+            }) => {
+                tracing::debug!(%error, batches = waiting.len(), "a group commit failed; committing its batches one by one");
                 for (q, batch) in waiting.iter().zip(&batches) {
                     *lock_ignoring_poison(&q.result) = Some(alone(batch));
+                }
+            }
+            // The group reached the index but its flush failed: trying
+            // again would find its messages held and call them
+            // duplicates, so every batch gets the failure.
+            Err(GroupFailure {
+                error,
+                applied: true,
+            }) => {
+                let reason = error.to_string();
+                let mut first = Some(error);
+                for q in &waiting {
+                    let error = first.take().unwrap_or_else(|| StoreError::CommitFailed {
+                        reason: reason.clone(),
+                    });
+                    *lock_ignoring_poison(&q.result) = Some(Err(error));
                 }
             }
         }
@@ -277,13 +314,14 @@ impl Store {
         self.commit_queued();
         self.commit_group(&[batch.into_parts()])
             .map(|mut reports| reports.pop().unwrap_or_default())
+            .map_err(|f| f.error)
     }
 
     /// Validates and appends batches, in order, in one commit: one log
     /// write and sync, one atomic sled batch, one flush. Each batch gets
     /// its own report, the same as if it had been committed alone after
     /// the ones before it.
-    fn commit_group(&self, batches: &[Batch]) -> Result<Vec<IngestReport>, StoreError> {
+    fn commit_group(&self, batches: &[Batch]) -> Result<Vec<IngestReport>, GroupFailure> {
         // Heads as the group's earlier appends leave them.
         let mut heads: HashMap<FeedId, Option<FeedHead>> = HashMap::new();
         // Where each message this group appends sits (batch, index): a
@@ -370,13 +408,22 @@ impl Store {
             }
         };
         if !staged.writes.is_empty() {
-            self.tree.apply_batch(staged.into_batch())?;
-            // sled now points into the records, whether or not the flush
-            // below succeeds, so they must never be overwritten.
-            self.log.mark_committed(&pending);
-            self.positions_write()?.commit(&entries, positions_synced);
-            self.db.flush()?;
-            self.log.note_durable()?;
+            {
+                // Held across the batch, so that no reader sees a head
+                // whose messages the position index does not have yet.
+                let mut positions = self.positions_write()?;
+                self.tree.apply_batch(staged.into_batch())?;
+                // sled now points into the records, whether or not the
+                // flush below succeeds, so they must never be overwritten.
+                self.log.mark_committed(&pending);
+                positions.commit(&entries, positions_synced);
+            }
+            let applied = |e: StoreError| GroupFailure {
+                error: e,
+                applied: true,
+            };
+            self.db.flush().map_err(|e| applied(e.into()))?;
+            self.log.note_durable().map_err(|e| applied(e.into()))?;
         }
         Ok(reports)
     }

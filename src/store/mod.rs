@@ -161,6 +161,16 @@ pub enum StoreError {
     /// The position index's file failed.
     #[error(transparent)]
     Positions(#[from] PositionsError),
+    /// This batch was committed together with others, and that commit
+    /// failed after it reached the index (its flush): the messages may not
+    /// be on disk.
+    #[error(
+        "storing failed while this batch was committed with others ({reason}); its messages may not be on disk"
+    )]
+    CommitFailed {
+        /// The failure, as the first batch of the commit got it.
+        reason: String,
+    },
     /// The store was written by an incompatible version of potluck.
     #[error(
         "the store at {path} has format {found}, this potluck reads format {STORE_FORMAT}; move it aside (or export its feeds with the potluck that wrote it) and start a new one"
@@ -486,11 +496,13 @@ impl Store {
         self.positions_file.replace(positions.unsynced())?;
         positions.note_synced();
         let count = positions.entries();
-        match self.positions.get() {
-            Some(lock) => *lock.write().unwrap_or_else(|e| e.into_inner()) = positions,
-            None => {
-                let _ = self.positions.set(RwLock::new(positions));
-            }
+        // A reader may read the index in between; whichever is set, this
+        // one replaces it.
+        if let Err(fresh) = self.positions.set(RwLock::new(positions))
+            && let Some(lock) = self.positions.get()
+        {
+            *lock.write().unwrap_or_else(|e| e.into_inner()) =
+                fresh.into_inner().unwrap_or_else(|e| e.into_inner());
         }
         self.tree.insert(POSITIONS_KEY, &count.to_be_bytes())?;
         self.db.flush()?;

@@ -42,7 +42,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::msglog::{Location, MessageLog};
+use super::msglog::{Location, LogError, MessageLog};
 use crate::feed::message::{FeedId, Message, MessageId};
 
 /// The position index's file, inside the store directory.
@@ -217,7 +217,8 @@ impl Positions {
         };
         let slots = &mut self.feeds[number as usize].1;
         if index > slots.len() {
-            tracing::warn!(feed = %entry.author, sequence = entry.sequence, "a log record skips sequences of its feed; not indexed");
+            // After a damaged record, or records a repair cut off.
+            tracing::debug!(feed = %entry.author, sequence = entry.sequence, "a log record skips sequences of its feed; not indexed");
             return;
         }
         slots.truncate(index);
@@ -393,8 +394,30 @@ impl PositionFile {
         if size < bytes {
             return Ok(None);
         }
-        const CHUNK_ENTRIES: u64 = 16_384;
         let mut out = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+        let mut whole = true;
+        self.each_entry(&file, count, |bytes| match Entry::decode(bytes) {
+            Some(entry) => {
+                out.push(entry);
+                true
+            }
+            None => {
+                whole = false;
+                false
+            }
+        })?;
+        Ok(whole.then_some(out))
+    }
+
+    /// Calls `visit` with each of the first `count` entries' bytes, read a
+    /// chunk at a time, until it returns false.
+    fn each_entry(
+        &self,
+        file: &File,
+        count: u64,
+        mut visit: impl FnMut(&[u8]) -> bool,
+    ) -> Result<(), PositionsError> {
+        const CHUNK_ENTRIES: u64 = 16_384;
         let mut buf = Vec::new();
         let mut at = 0u64;
         while at < count {
@@ -403,15 +426,28 @@ impl PositionFile {
             buf.resize(n as usize * ENTRY_LEN, 0);
             file.read_exact_at(&mut buf, at * ENTRY_LEN as u64)
                 .map_err(|e| self.io_err(e))?;
-            for chunk in buf.chunks_exact(ENTRY_LEN) {
-                match Entry::decode(chunk) {
-                    Some(entry) => out.push(entry),
-                    None => return Ok(None),
+            for bytes in buf.chunks_exact(ENTRY_LEN) {
+                if !visit(bytes) {
+                    return Ok(());
                 }
             }
             at += n;
         }
-        Ok(Some(out))
+        Ok(())
+    }
+
+    /// Offset → length of every well-formed entry the file holds, synced
+    /// or not (hints for stepping over a damaged log record).
+    fn all_locations(&self) -> Result<HashMap<u64, u32>, PositionsError> {
+        let count = self.size()? / ENTRY_LEN as u64;
+        let mut out = HashMap::new();
+        self.each_entry(&self.file(), count, |bytes| {
+            if let Some(entry) = Entry::decode(bytes) {
+                out.insert(entry.location.offset, entry.location.len);
+            }
+            true
+        })?;
+        Ok(out)
     }
 
     /// Bytes the file occupies.
@@ -449,9 +485,15 @@ impl PositionFile {
 /// Builds the position index from the first `synced` entries of `file`,
 /// then from the log records after them, cut to `heads` (every feed's
 /// head sequence; a feed missing from it holds nothing). A head beyond
-/// what the log holds is left for `fsck` to find. A file that does
-/// not hold `synced` good entries is not used: every entry is made again
-/// from the whole log.
+/// what the log holds is left for `fsck` to find.
+///
+/// The file's entries are used only if it holds that many well-formed
+/// ones and the last of them describes the record the log holds there
+/// (its length prefix, feed, sequence and id); otherwise every entry is
+/// made again from the whole log. A log record that cannot be read (a
+/// damaged length) is stepped over where the file's own entry for it
+/// says how long it is, as a placeholder; without one, the index stops
+/// there, and `fsck` reports the feeds whose heads it does not reach.
 pub(super) fn load(
     file: &PositionFile,
     synced: u64,
@@ -459,13 +501,7 @@ pub(super) fn load(
     heads: &HashMap<FeedId, u64>,
 ) -> Result<Positions, super::StoreError> {
     let entries = match file.read_entries(synced)? {
-        Some(entries)
-            if entries.last().is_none_or(|e| {
-                e.location.offset + u64::from(e.location.len) <= log.committed()
-            }) =>
-        {
-            entries
-        }
+        Some(entries) if entries.last().is_none_or(|e| describes_its_record(e, log)) => entries,
         _ => {
             tracing::warn!(path = %file.path.display(), "the position index is damaged or missing; making it again from the message log");
             Vec::new()
@@ -476,13 +512,48 @@ pub(super) fn load(
         positions.apply(entry);
     }
     positions.synced = entries.len() as u64;
-    let from = entries
+    // `describes_its_record` checked that this end is within the log.
+    let mut next = entries
         .last()
         .map_or(0, |e| e.location.offset + u64::from(e.location.len));
     let mut made = Vec::new();
-    for record in log.records(from) {
-        let (location, bytes) = record?;
-        made.push(Entry::of_record(bytes, location));
+    let mut hints: Option<HashMap<u64, u32>> = None;
+    'scan: loop {
+        for record in log.records(next) {
+            match record {
+                Ok((location, bytes)) => {
+                    next = location.offset + u64::from(location.len);
+                    made.push(Entry::of_record(bytes, location));
+                }
+                Err(LogError::Unreadable { reason, .. }) => {
+                    let hints = match &mut hints {
+                        Some(h) => h,
+                        None => hints.insert(file.all_locations()?),
+                    };
+                    let offset = next + LEN_PREFIX;
+                    match hints.get(&offset) {
+                        Some(&len)
+                            if len > 0
+                                && offset
+                                    .checked_add(u64::from(len))
+                                    .is_some_and(|end| end <= log.committed()) =>
+                        {
+                            tracing::warn!(offset = next, %reason, "a record of the message log cannot be read; stepping over it as the position index says");
+                            let location = Location { offset, len };
+                            made.push(Entry::of_record(Vec::new(), location));
+                            next = offset + u64::from(len);
+                            continue 'scan;
+                        }
+                        _ => {
+                            tracing::warn!(offset = next, %reason, "the message log cannot be read past a damaged record; the messages after it are not indexed (`potluck fsck` shows which feeds)");
+                            break 'scan;
+                        }
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        break;
     }
     positions.commit(&made, false);
     if !made.is_empty() {
@@ -496,6 +567,32 @@ pub(super) fn load(
         positions.cut(&feed, heads.get(&feed).copied().unwrap_or(0));
     }
     Ok(positions)
+}
+
+/// Bytes of a log record's length prefix.
+const LEN_PREFIX: u64 = 4;
+
+/// Whether `entry` describes the record the log holds where it points:
+/// within the committed log, the length prefix before it matching, and,
+/// for a message, the same feed, sequence and id.
+fn describes_its_record(entry: &Entry, log: &MessageLog) -> bool {
+    let Some(end) = entry
+        .location
+        .offset
+        .checked_add(u64::from(entry.location.len))
+    else {
+        return false;
+    };
+    if end > log.committed() {
+        return false;
+    }
+    let Ok(bytes) = log.read(entry.location) else {
+        return false;
+    };
+    if entry.sequence == 0 {
+        return true;
+    }
+    Message::decode(bytes).is_ok_and(|m| Entry::of_message(&m, entry.location) == *entry)
 }
 
 #[cfg(test)]
