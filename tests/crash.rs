@@ -534,6 +534,25 @@ impl fmt::Display for Ctx {
 
 /// The seed of a test: [`SEED_ENV`] if set, else a fresh one (printed, so
 /// that a failure's output shows it).
+/// What every kill test starts with: its clock, its seed (printed) and
+/// the generator seeded from it, and a directory for its stores.
+struct Begun {
+    started: Instant,
+    seed: u64,
+    rng: StdRng,
+    dir: tempfile::TempDir,
+}
+
+fn begin(test: &'static str) -> Begun {
+    let seed = test_seed(test);
+    Begun {
+        started: Instant::now(),
+        seed,
+        rng: StdRng::seed_from_u64(seed),
+        dir: tempfile::tempdir().expect("a temporary directory"),
+    }
+}
+
 fn test_seed(test: &'static str) -> u64 {
     let seed = match std::env::var(SEED_ENV) {
         Ok(text) => text
@@ -1082,10 +1101,12 @@ fn kill_writers(test: &'static str, workload: Workload, schedule: Schedule) {
         kills_per_store,
         max_writes,
     } = schedule;
-    let started = Instant::now();
-    let seed = test_seed(test);
-    let mut rng = StdRng::seed_from_u64(seed);
-    let dir = tempfile::tempdir().expect("a temporary directory");
+    let Begun {
+        started,
+        seed,
+        mut rng,
+        dir,
+    } = begin(test);
     let mut step_time = Estimate(Duration::from_millis(50));
     let mut write_time = Estimate(Duration::from_millis(20));
     let mut open_time = Estimate(Duration::from_millis(50));
@@ -1262,10 +1283,12 @@ fn community(
 fn killed_while_reindexing() {
     const TEST: &str = "killed_while_reindexing";
     const KILLS: usize = 26;
-    let started = Instant::now();
-    let seed = test_seed(TEST);
-    let mut rng = StdRng::seed_from_u64(seed);
-    let dir = tempfile::tempdir().expect("a temporary directory");
+    let Begun {
+        started,
+        seed,
+        mut rng,
+        dir,
+    } = begin(TEST);
     let path = dir.path().join("store");
     let setup = Ctx {
         test: TEST,
@@ -1331,10 +1354,12 @@ fn killed_while_reindexing() {
 fn killed_while_upgrading_a_format_2_store() {
     const TEST: &str = "killed_while_upgrading_a_format_2_store";
     const KILLS: usize = 12;
-    let started = Instant::now();
-    let seed = test_seed(TEST);
-    let mut rng = StdRng::seed_from_u64(seed);
-    let dir = tempfile::tempdir().expect("a temporary directory");
+    let Begun {
+        started,
+        seed,
+        mut rng,
+        dir,
+    } = begin(TEST);
     let mut open_time = Estimate(Duration::from_millis(50));
     let mut step_time = Estimate(Duration::from_millis(50));
     let mut stats = KillStats::default();

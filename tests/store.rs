@@ -319,12 +319,7 @@ fn fsck_finds_a_damaged_index_and_reindex_repairs_it() {
     }
     // Damage the tally behind the store's back, through sled directly.
     {
-        let db = sled::Config::new()
-            .path(&path)
-            .segment_size(potluck::store::SLED_SEGMENT_SIZE)
-            .open()
-            .unwrap();
-        let tree = db.open_tree("potluck").unwrap();
+        let (db, tree) = common::raw_tree(&path);
         let tally_key = tree.scan_prefix([b't']).next().unwrap().unwrap().0;
         // A plausible, well-formed tally that the logs do not support.
         use potluck::store::index::{IndexValue, Tally};

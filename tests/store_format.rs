@@ -68,17 +68,6 @@ fn assert_holds(store: &Store, all: &[Message]) {
     assert!(report.problems.is_empty(), "{:?}", report.problems);
 }
 
-/// The store's sled tree, opened directly (the store must be closed).
-fn raw_tree(path: &Path) -> (sled::Db, sled::Tree) {
-    let db = sled::Config::new()
-        .path(path)
-        .segment_size(potluck::store::SLED_SEGMENT_SIZE)
-        .open()
-        .unwrap();
-    let tree = db.open_tree("potluck").unwrap();
-    (db, tree)
-}
-
 fn idx(path: &Path) -> std::path::PathBuf {
     path.join("messages.idx")
 }
@@ -217,7 +206,7 @@ fn a_format_2_store_is_upgraded_on_open() {
     // Upgraded once: the old per-message keys are gone and it reopens as
     // format 3.
     {
-        let (_db, tree) = raw_tree(&path);
+        let (_db, tree) = common::raw_tree(&path);
         assert_eq!(tree.get(b"Mformat").unwrap().unwrap().as_ref(), &[3]);
         assert!(tree.scan_prefix([b'L']).next().is_none());
         assert!(tree.scan_prefix([b'I']).next().is_none());
@@ -240,7 +229,7 @@ fn an_interrupted_index_rebuild_is_finished_at_the_next_open() {
     // What a crash in the middle of a rebuild leaves: the mark, and only
     // some of the index entries.
     {
-        let (db, tree) = raw_tree(&path);
+        let (db, tree) = common::raw_tree(&path);
         for key in before.keys().step_by(2) {
             tree.remove(key).unwrap();
         }
@@ -272,7 +261,7 @@ fn entry_location(path: &Path, i: usize) -> (usize, usize) {
 }
 
 fn set_durable_positions(path: &Path, n: u64) {
-    let (db, tree) = raw_tree(path);
+    let (db, tree) = common::raw_tree(path);
     tree.insert(b"Mpositions", &n.to_be_bytes()).unwrap();
     db.flush().unwrap();
 }

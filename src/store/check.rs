@@ -405,20 +405,8 @@ impl Store {
         &self,
         cuts: &BTreeMap<FeedId, u64>,
     ) -> Result<usize, StoreError> {
-        for p in index::prefix::ALL {
-            loop {
-                let mut batch = sled::Batch::default();
-                let mut n = 0;
-                for item in self.tree.scan_prefix([p]).take(REBUILD_CHUNK) {
-                    batch.remove(item?.0);
-                    n += 1;
-                }
-                if n == 0 {
-                    break;
-                }
-                self.tree.apply_batch(batch)?;
-            }
-        }
+        // Safe to repeat: the mark makes an interrupted rebuild start over.
+        self.remove_prefixes(&index::prefix::ALL)?;
         self.rebuild_index(&self.tree, None, cuts)?;
         self.tree.remove(REINDEXING_KEY)?;
         self.db.flush()?;

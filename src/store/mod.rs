@@ -439,8 +439,17 @@ impl Store {
 
     /// Removes format 2's per-message keys, a batch at a time.
     fn remove_old_keys(&self) -> Result<(), StoreError> {
+        self.remove_prefixes(&[OLD_LOG, OLD_ID])?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Removes every key under the one-byte `prefixes`, in batches of
+    /// 50,000 keys, so that memory stays bounded however many there are.
+    /// Not atomic: callers make an interrupted removal safe to repeat.
+    fn remove_prefixes(&self, prefixes: &[u8]) -> Result<(), StoreError> {
         const CHUNK: usize = 50_000;
-        for prefix in [OLD_LOG, OLD_ID] {
+        for &prefix in prefixes {
             loop {
                 let mut batch = sled::Batch::default();
                 let mut n = 0;
@@ -454,7 +463,6 @@ impl Store {
                 self.tree.apply_batch(batch)?;
             }
         }
-        self.db.flush()?;
         Ok(())
     }
 

@@ -26,12 +26,7 @@ pub fn append_record(log: &mut Vec<u8>, msg: &Message) -> Vec<u8> {
 /// order, from 1) in `path`, and `extra` raw entries in its sled tree.
 pub fn write_store(path: &Path, messages: &[Message], extra: &[(Vec<u8>, Vec<u8>)]) {
     std::fs::create_dir_all(path).unwrap();
-    let db = sled::Config::new()
-        .path(path)
-        .segment_size(potluck::store::SLED_SEGMENT_SIZE)
-        .open()
-        .unwrap();
-    let tree = db.open_tree("potluck").unwrap();
+    let (db, tree) = super::raw_tree(path);
     let mut log = Vec::new();
     for m in messages {
         let location = append_record(&mut log, m);

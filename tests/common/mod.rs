@@ -22,6 +22,18 @@ use std::time::Duration;
 
 use potluck::store::Store;
 
+/// A closed store's sled database and tree, opened directly, for tests
+/// that damage or inspect what the store keeps there.
+pub fn raw_tree(path: &std::path::Path) -> (sled::Db, sled::Tree) {
+    let db = sled::Config::new()
+        .path(path)
+        .segment_size(potluck::store::SLED_SEGMENT_SIZE)
+        .open()
+        .unwrap();
+    let tree = db.open_tree("potluck").unwrap();
+    (db, tree)
+}
+
 /// Longest any single wait (or run of the binary) may take.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 /// An upcoming start (the tests must not depend on today's date).
