@@ -343,3 +343,30 @@ fn reindex_over_a_damaged_message_indexes_what_it_can_and_repair_cuts_the_rest()
     assert!(store.fsck().unwrap().problems.is_empty());
     assert_eq!(store.head(&feed(1)).unwrap().unwrap().sequence, 9);
 }
+
+/// A person running any command on a home whose store is of format 2 is
+/// told why it waits, once; the command then works on the upgraded store.
+#[test]
+fn the_command_line_says_when_it_upgrades_a_store() {
+    let sandbox = common::sandbox::Sandbox::new();
+    let home = sandbox.home("ana");
+    let init = sandbox.run(&home, &["init"]);
+    assert!(init.status.success(), "{}", init.stderr);
+    let store = home.join("store");
+    std::fs::remove_dir_all(&store).unwrap();
+    common::format2::write_store(&store, &chain(&key(3), 3), &[]);
+
+    let first = sandbox.run(&home, &["whoami"]);
+    assert!(first.status.success(), "{}", first.stderr);
+    assert!(
+        first
+            .stderr
+            .contains("upgrading the store from format 2 to 3"),
+        "{}",
+        first.stderr
+    );
+    let again = sandbox.run(&home, &["fsck"]);
+    assert!(again.status.success(), "{}", again.stderr);
+    assert!(!again.stderr.contains("upgrading"), "{}", again.stderr);
+    assert!(again.stdout.contains("3 messages"), "{}", again.stdout);
+}

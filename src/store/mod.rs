@@ -83,6 +83,11 @@ const LOG_FILE: &str = "messages.log";
 /// store occupies one segment.
 pub const SLED_SEGMENT_SIZE: usize = 8 * 1024 * 1024;
 
+/// The log target of the long, one-time work an open may do (an upgrade,
+/// finishing an interrupted rebuild): front ends show it even when they
+/// show no other log, so that a person knows why the command waits.
+pub const UPGRADE_LOG: &str = "potluck::upgrade";
+
 /// How long [`Store::open`] waits for a lock that a store just closed in
 /// this process may still hold: sled finishes closing in its own threads
 /// after the last handle is dropped.
@@ -404,7 +409,7 @@ impl Store {
         if upgrade {
             store.upgrade_from_2(path)?;
         } else if store.tree.contains_key(REINDEXING_KEY)? {
-            tracing::warn!(path = %path.display(), "an index rebuild was interrupted; rebuilding the indexes from the message log");
+            tracing::warn!(target: UPGRADE_LOG, path = %path.display(), "an index rebuild was interrupted; rebuilding the indexes from the message log (this can take a minute for a large store)");
             store.reindex()?;
         } else if store.tree.scan_prefix([OLD_LOG]).next().is_some()
             || store.tree.scan_prefix([OLD_ID]).next().is_some()
@@ -420,7 +425,7 @@ impl Store {
     /// format, and then removes the per-message keys of format 2. Until
     /// the switch, a crash leaves a format-2 store that upgrades again.
     fn upgrade_from_2(&self, path: &Path) -> Result<(), StoreError> {
-        tracing::warn!(path = %path.display(), "upgrading the store from format 2 to 3: making its position index and indexes again from the message log (once; this can take a minute for a large store)");
+        tracing::warn!(target: UPGRADE_LOG, path = %path.display(), "upgrading the store from format 2 to 3: making its position index and indexes again from the message log (once; this can take a minute for a large store)");
         let entries = self.reindex()?;
         let count = self.positions_read()?.entries();
         let mut batch = sled::Batch::default();
@@ -430,6 +435,7 @@ impl Store {
         self.db.flush()?;
         self.remove_old_keys()?;
         tracing::info!(
+            target: UPGRADE_LOG,
             index_entries = entries,
             messages = count,
             "store upgraded to format 3"
