@@ -21,6 +21,7 @@ mod error;
 mod io;
 pub mod limits;
 mod listen;
+mod start;
 mod strangers;
 
 pub use error::ConnectionError;

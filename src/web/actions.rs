@@ -11,31 +11,17 @@ use serde::Deserialize;
 
 use super::pages::{
     EventForms, FORM_ERROR_STATUS, FormState, NetworkForms, PageError, event_page, load_event,
-    load_network, login_page, network_page, new_event_page, now_ms,
+    load_network, login_page, network_page, new_event_page,
 };
 use super::security::{same_secret, token_cookie};
 use super::wallclock::{self, WallClockError};
 use super::{Web, event_path};
 use crate::app::when::{self, WhenError};
-use crate::app::{App, AppError, ContactChange};
+use crate::app::{AppError, ContactChange, Invite, Past, now_ms};
 use crate::content::{
     Change, ContentError, Event, EventTime, EventUpdate, KnownContent, RsvpStatus,
 };
 use crate::feed::message::FeedId;
-use crate::home::config::Invite;
-use crate::proto::peerbook::PeerSource;
-
-/// Runs an [`App`] call on the blocking pool, keeping its error for the
-/// caller to place on a form.
-async fn run<T: Send + 'static>(
-    web: &Web,
-    f: impl FnOnce(&App) -> Result<T, AppError> + Send + 'static,
-) -> Result<Result<T, AppError>, PageError> {
-    let app = web.app.clone();
-    tokio::task::spawn_blocking(move || f(&app))
-        .await
-        .map_err(|e| PageError::Internal(format!("the request's task failed: {e}")))
-}
 
 /// The form field a content error is about (`""`: the whole form).
 fn field_of(e: &ContentError) -> &'static str {
@@ -68,6 +54,10 @@ fn place(form: &mut FormState, e: AppError) -> Result<(), PageError> {
             form.fail("", "Nothing to change: the event already has these values.")
         }
         AppError::OwnFeed => form.fail("feed", "That is your own feed."),
+        // The command line asks for `--past`; the form says so instead.
+        e @ AppError::AlreadyOver { .. } => {
+            form.fail("date", format!("{e}; pick a later date or time."))
+        }
         e => return Err(e.into()),
     }
     Ok(())
@@ -225,22 +215,6 @@ fn build_event(input: &EventInput, form: &mut FormState) -> Option<Event> {
     Some(event)
 }
 
-/// An event that is already over would never show among the upcoming
-/// ones (the command line asks for `--past`): the form says so instead.
-fn not_over(event: &Event, form: &mut FormState) -> bool {
-    if event.finish_ms() >= now_ms() {
-        return true;
-    }
-    form.fail(
-        "date",
-        format!(
-            "{} is already over, so it would never show among the upcoming events; pick a later date or time.",
-            crate::app::when::event_span(event, None)
-        ),
-    );
-    false
-}
-
 fn form_response(markup: maud::Markup) -> Response {
     (FORM_ERROR_STATUS, markup).into_response()
 }
@@ -254,10 +228,7 @@ pub(crate) async fn new_event(
     let Some(event) = build_event(&input, &mut form) else {
         return Ok(form_response(new_event_page(&web, &form)));
     };
-    if !not_over(&event, &mut form) {
-        return Ok(form_response(new_event_page(&web, &form)));
-    }
-    match run(&web, move |app| app.announce(&event, now_ms())).await? {
+    match web.call(move |app| app.announce(&event, Past::Refuse, now_ms())).await? {
         Ok(msg) => Ok(Redirect::to(&event_path(&msg.id())).into_response()),
         Err(e) => {
             place(&mut form, e)?;
@@ -317,10 +288,9 @@ pub(crate) async fn rsvp(
     };
     let id = detail.0.summary.state.id;
     let note = optional(&input.note);
-    match run(&web, move |app| {
-        app.rsvp(&id.to_string(), status, guests, note, now_ms())
-    })
-    .await?
+    match web
+        .call(move |app| app.rsvp(&id, status, guests, note, now_ms()))
+        .await?
     {
         Ok(_) => Ok(Redirect::to(&format!("{}#answer", event_path(&id))).into_response()),
         Err(e) => {
@@ -370,10 +340,6 @@ pub(crate) async fn edit(
     };
     let state = &detail.0.summary.state;
     let old = &state.event;
-    let moved = wanted.start != old.start || wanted.end != old.end;
-    if moved && !not_over(&wanted, &mut form) {
-        return Ok(back(form));
-    }
     let mut update = EventUpdate::new(state.id);
     if wanted.title != old.title {
         update.title = Some(wanted.title.clone());
@@ -397,10 +363,9 @@ pub(crate) async fn edit(
         return Ok(back(form));
     }
     let id = state.id;
-    match run(&web, move |app| {
-        app.update(&id.to_string(), update, now_ms())
-    })
-    .await?
+    match web
+        .call(move |app| app.update(&id, update, Past::Refuse, now_ms()))
+        .await?
     {
         Ok(_) => Ok(Redirect::to(&event_path(&id)).into_response()),
         Err(e) => {
@@ -426,10 +391,9 @@ pub(crate) async fn cancel(
     let detail = load_event(&web, &key).await?;
     let id = detail.0.summary.state.id;
     let reason = optional(&input.reason);
-    match run(&web, move |app| {
-        app.cancel(&id.to_string(), reason, now_ms())
-    })
-    .await?
+    match web
+        .call(move |app| app.cancel(&id, reason, now_ms()))
+        .await?
     {
         Ok(_) => Ok(Redirect::to(&event_path(&id)).into_response()),
         Err(e) => {
@@ -458,7 +422,7 @@ pub(crate) async fn set_name(
     Form(input): Form<NameInput>,
 ) -> Result<Response, PageError> {
     let name = input.name.trim().to_owned();
-    match run(&web, move |app| app.set_name(name, now_ms())).await? {
+    match web.call(move |app| app.set_name(name, now_ms())).await? {
         Ok(()) => Ok(Redirect::to("/network").into_response()),
         Err(e) => {
             let mut forms = NetworkForms::default();
@@ -509,7 +473,7 @@ pub(crate) async fn contact(
         })
         .ok();
     if let (Some(feed), Some(change)) = (feed, change) {
-        match run(&web, move |app| app.contact(feed, change, now_ms())).await? {
+        match web.call(move |app| app.contact(feed, change, now_ms())).await? {
             Ok(_) => return Ok(Redirect::to("/network").into_response()),
             Err(e) => place(&mut forms.contact, e)?,
         }
@@ -542,14 +506,10 @@ pub(crate) async fn join(
             return network_back(&web, forms).await;
         }
     };
-    let taken = invite.clone();
-    match run(&web, move |app| app.accept_invite(&taken, now_ms())).await? {
-        Ok(_) => {
-            if let Some(node) = web.app.node() {
-                tokio::spawn(node.clone().dial_loop(invite.peer, PeerSource::Invite));
-            }
-            Ok(Redirect::to("/network").into_response())
-        }
+    // The page does not wait for the first exchange: the node keeps the
+    // inviter connected, and the page shows what arrives, live.
+    match web.call(move |app| app.join(&invite, false, |_, _| {})).await? {
+        Ok(_) => Ok(Redirect::to("/network").into_response()),
         Err(e @ (AppError::OtherNetwork { .. } | AppError::InviteWithoutFeed)) => {
             forms.join.fail("code", e.to_string());
             network_back(&web, forms).await

@@ -8,7 +8,8 @@ use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
-use super::pages::{PageError, blocking, now_ms};
+use super::pages::{PageError, blocking};
+use crate::app::now_ms;
 use super::{Web, parse_event_key};
 
 fn ics_response(text: String, filename: &str) -> Response {
@@ -43,6 +44,6 @@ pub(crate) async fn one_event(
     let id = parse_event_key(&key)
         .ok_or_else(|| PageError::NotFound("There is no such event here.".into()))?;
     let now = now_ms();
-    let (text, _) = blocking(&web, move |app| app.calendar(Some(&id.to_string()), now)).await?;
+    let (text, _) = blocking(&web, move |app| app.calendar(Some(&id), now)).await?;
     Ok(ics_response(text, "event.ics"))
 }

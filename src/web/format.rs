@@ -6,8 +6,7 @@ use maud::{Markup, html};
 
 use crate::app::when;
 use crate::content::{Event, EventTime, RsvpStatus};
-use crate::feed::message::FeedId;
-use crate::node::admission::AdmissionStatus;
+use crate::app::AdmissionStatus;
 
 /// When an event happens: in its own zone (see [`when::event_span`]),
 /// and in the viewer's when their clocks read differently.
@@ -29,19 +28,6 @@ pub(crate) fn when(event: &Event, viewer: &TimeZone, viewer_name: &str) -> Marku
             }
         }
     }
-}
-
-/// A person as shown: their name, or the start of their feed id.
-pub(crate) fn person(name: Option<&str>, feed: &FeedId) -> String {
-    match name {
-        Some(n) if !n.trim().is_empty() => n.to_owned(),
-        _ => short_feed(feed),
-    }
-}
-
-/// The first characters of a feed id, enough to tell people apart.
-pub(crate) fn short_feed(feed: &FeedId) -> String {
-    format!("{}…", when::short_id(&feed.to_string()))
 }
 
 /// An answer in words.

@@ -25,6 +25,7 @@ mod format;
 mod live;
 mod pages;
 pub mod security;
+mod state;
 pub mod wallclock;
 
 use std::future::Future;
@@ -40,6 +41,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jiff::tz::TimeZone;
 use tokio::sync::watch;
+
+pub(crate) use state::{Inner, Web};
 
 use crate::app::App;
 use crate::feed::message::MessageId;
@@ -82,36 +85,6 @@ pub fn system_zone() -> String {
     crate::app::when::local_zone_name()
         .filter(|name| crate::app::when::zone_named(name).is_ok())
         .unwrap_or_else(|| "UTC".to_owned())
-}
-
-/// What every handler shares. Cheap to clone.
-#[derive(Clone)]
-pub(crate) struct Web(Arc<Inner>);
-
-pub(crate) struct Inner {
-    pub(crate) app: App,
-    pub(crate) settings: WebSettings,
-    /// The viewer's zone, looked up once.
-    pub(crate) viewer_zone: TimeZone,
-    /// The per-process secret that forms carry (see [`security`]).
-    pub(crate) csrf: String,
-    /// The address the server listens on (for the `Host` check).
-    pub(crate) local_addr: SocketAddr,
-    /// IANA zone names for the zone picker, sorted.
-    pub(crate) zones: Vec<String>,
-    /// Flips to `true` when the server stops, ending live streams (which
-    /// would otherwise hold a graceful shutdown open forever).
-    pub(crate) stopping: watch::Sender<bool>,
-    /// Open live streams, at most [`live::MAX_STREAMS`]: each holds a
-    /// subscription to the node's changes.
-    pub(crate) live_streams: Arc<tokio::sync::Semaphore>,
-}
-
-impl std::ops::Deref for Web {
-    type Target = Inner;
-    fn deref(&self) -> &Inner {
-        &self.0
-    }
 }
 
 /// The page's routes with every security layer, for a server listening
@@ -159,6 +132,9 @@ fn router_with_stop(
         .route("/calendar.ics", get(calendar::feed))
         .route("/static/style.css", get(style))
         .route("/static/live.js", get(script))
+        // Browsers ask for `/favicon.ico` whatever the page links.
+        .route("/static/icon.svg", get(icon))
+        .route("/favicon.ico", get(icon))
         .fallback(pages::not_found);
     let router = security::layer(routes, web.clone())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -245,5 +221,16 @@ async fn script() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
         include_str!("assets/live.js"),
+    )
+}
+
+/// The page's icon (browsers take an SVG icon at any address).
+async fn icon() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "max-age=86400"),
+        ],
+        include_str!("assets/icon.svg"),
     )
 }

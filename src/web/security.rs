@@ -40,13 +40,7 @@ pub const TOKEN_COOKIE: &str = "potluck_token";
 /// The form field that carries the CSRF token.
 pub const CSRF_FIELD: &str = "csrf";
 
-/// A fresh random secret (32 bytes, hex).
-pub fn new_secret() -> String {
-    use rand::RngCore as _;
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    hex::encode(bytes)
-}
+pub use crate::app::new_secret;
 
 /// Compares two secrets in time that does not depend on where they differ.
 pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
@@ -63,8 +57,14 @@ pub(crate) fn layer(routes: Router<Web>, web: Web) -> Router<Web> {
         .layer(middleware::from_fn(headers))
 }
 
+/// The compiled-in files (style, script, icon): the same for everyone,
+/// public, cacheable.
+fn is_asset(path: &str) -> bool {
+    path.starts_with("/static/") || path == "/favicon.ico"
+}
+
 async fn headers(req: Request, next: Next) -> Response {
-    let is_static = req.uri().path().starts_with("/static/");
+    let is_static = is_asset(req.uri().path());
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();
     h.insert(
@@ -177,7 +177,7 @@ async fn check_token(State(web): State<Web>, req: Request, next: Next) -> Respon
         return next.run(req).await;
     };
     let path = req.uri().path();
-    if path == "/login" || path.starts_with("/static/") {
+    if path == "/login" || is_asset(path) {
         return next.run(req).await;
     }
     if cookie(req.headers(), TOKEN_COOKIE)

@@ -8,10 +8,9 @@ use super::event_form::{edit_values, event_fields};
 use super::form::field_error;
 use super::lists::counts;
 use super::{FormState, Input, Nav, PageError, blocking, csrf, form_error, layout};
-use crate::app::EventDetail;
+use crate::app::{AdmissionStatus, EventDetail, person};
 use crate::content::{MAX_GUESTS, MAX_NOTE_CHARS, MAX_REASON_CHARS, RsvpStatus};
-use crate::node::admission::AdmissionStatus;
-use crate::web::format::{admission_words, answer_word, is_web_link, linkify, person, when};
+use crate::web::format::{admission_words, answer_word, is_web_link, linkify, when};
 use crate::web::{Web, event_key, event_path, parse_event_key};
 
 /// Most people an event's page names per answer (anyone can answer, so
@@ -41,7 +40,7 @@ pub(crate) async fn load_event(web: &Web, key: &str) -> Result<(EventDetail, boo
     let id = parse_event_key(key)
         .ok_or_else(|| PageError::NotFound("There is no such event here.".into()))?;
     blocking(web, move |app| {
-        let detail = app.event(&id.to_string())?;
+        let detail = app.event(&id)?;
         let mine = app
             .feed_id()
             .is_ok_and(|me| me == detail.summary.state.author);

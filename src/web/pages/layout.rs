@@ -6,7 +6,6 @@ use axum::response::{IntoResponse, Response};
 use maud::{DOCTYPE, Markup, html};
 
 use crate::app::{App, AppError};
-use crate::store::StoreError;
 use crate::web::Web;
 
 /// Why a page could not be shown, as the person reads it.
@@ -25,7 +24,7 @@ pub(crate) enum PageError {
 impl From<AppError> for PageError {
     fn from(e: AppError) -> PageError {
         match e {
-            AppError::Store(StoreError::UnknownEvent(_) | StoreError::PrefixTooShort(_)) => {
+            AppError::UnknownEvent(_) | AppError::AmbiguousEvent { .. } | AppError::PrefixTooShort(_) => {
                 PageError::NotFound("There is no such event here.".into())
             }
             e @ (AppError::NotOrganizer { .. } | AppError::ReadOnly | AppError::OwnFeed) => {
@@ -64,16 +63,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
     web: &Web,
     f: impl FnOnce(&App) -> Result<T, AppError> + Send + 'static,
 ) -> Result<T, PageError> {
-    let app = web.app.clone();
-    tokio::task::spawn_blocking(move || f(&app))
-        .await
-        .map_err(|e| PageError::Internal(format!("the request's task failed: {e}")))?
-        .map_err(PageError::from)
-}
-
-/// The current time, in ms since the Unix epoch.
-pub(crate) fn now_ms() -> i64 {
-    jiff::Timestamp::now().as_millisecond()
+    web.call(f).await?.map_err(PageError::from)
 }
 
 /// Which main tab a page belongs to.
@@ -111,6 +101,7 @@ pub(crate) fn layout(
                 meta name="color-scheme" content="light dark";
                 title { (title) " · potluck" }
                 link rel="stylesheet" href="/static/style.css";
+                link rel="icon" type="image/svg+xml" href="/static/icon.svg";
                 script src="/static/live.js" defer {}
             }
             body data-live-on=(live_on) data-event=[event] {

@@ -4,9 +4,11 @@ use axum::extract::State;
 use axum::http::Uri;
 use maud::{Markup, html};
 
-use super::{Nav, PageError, blocking, layout, now_ms};
+use super::{Nav, PageError, blocking, layout};
+use crate::app::now_ms;
 use crate::app::{EventList, EventSummary};
-use crate::web::format::{admission_words, answer_word, person, when};
+use crate::app::person;
+use crate::web::format::{admission_words, answer_word, when};
 use crate::web::{Web, event_path};
 
 /// Events per page of a list: an event with a place and a description

@@ -17,7 +17,7 @@ pub(crate) use agenda::agenda;
 pub(crate) use event::{EventForms, event, event_page, load_event};
 pub(crate) use event_form::{new_event, new_event_page};
 pub(crate) use form::{FormState, Input, csrf, form_error};
-pub(crate) use layout::{FORM_ERROR_STATUS, Nav, PageError, blocking, layout, not_found, now_ms};
+pub(crate) use layout::{FORM_ERROR_STATUS, Nav, PageError, blocking, layout, not_found};
 pub(crate) use lists::{past, upcoming};
 pub(crate) use login::{login, login_page};
 pub(crate) use network::{NetworkForms, load_network, network, network_page};

@@ -1,27 +1,12 @@
 //! People and network: who I am, who is connected, the addresses known,
 //! invites, and whom I follow or block.
 
-use std::collections::HashMap;
-
 use axum::extract::State;
 use maud::{Markup, html};
 
 use super::{FormState, Input, Nav, PageError, blocking, csrf, form_error, layout};
-use crate::app::ContactView;
-use crate::feed::message::FeedId;
-use crate::node::PeerInfo;
-use crate::proto::peerbook::{PeerRecord, PeerSource};
+use crate::app::{NetworkView, person, short_feed, source_words};
 use crate::web::Web;
-use crate::web::format::{person, short_feed};
-
-/// What the network page shows.
-pub(crate) struct NetworkView {
-    me: FeedId,
-    my_name: Option<String>,
-    peers: Vec<(PeerInfo, Option<String>)>,
-    book: Vec<PeerRecord>,
-    contacts: Vec<ContactView>,
-}
 
 /// Forms of the network page, as submitted (on error) or empty.
 #[derive(Default)]
@@ -32,23 +17,7 @@ pub(crate) struct NetworkForms {
 }
 
 pub(crate) async fn load_network(web: &Web) -> Result<NetworkView, PageError> {
-    blocking(web, |app| {
-        let me = app.feed_id()?;
-        let (connected, book) = app.network()?;
-        let mut peers = Vec::with_capacity(connected.len());
-        for p in connected {
-            let name = app.name_of(&p.feed)?;
-            peers.push((p, name));
-        }
-        Ok(NetworkView {
-            my_name: app.name_of(&me)?,
-            me,
-            peers,
-            book,
-            contacts: app.contacts()?,
-        })
-    })
-    .await
+    blocking(web, |app| app.network()).await
 }
 
 /// `GET /network`.
@@ -59,15 +28,6 @@ pub(crate) async fn network(State(web): State<Web>) -> Result<Markup, PageError>
 
 fn table_head(columns: &[&str]) -> Markup {
     html! { thead { tr { @for c in columns { th scope="col" { (c) } } } } }
-}
-
-fn source_word(s: PeerSource) -> &'static str {
-    match s {
-        PeerSource::Configured => "configured",
-        PeerSource::Discovered => "found on the local network",
-        PeerSource::Invite => "from an invite",
-        PeerSource::Inbound => "connected to us",
-    }
 }
 
 fn ago(ms: Option<i64>) -> String {
@@ -83,16 +43,10 @@ pub(crate) fn network_page(web: &Web, view: &NetworkView, mut forms: NetworkForm
             .name
             .set("name", view.my_name.clone().unwrap_or_default());
     }
-    let names: HashMap<FeedId, &str> = view
-        .peers
-        .iter()
-        .filter_map(|(p, n)| n.as_deref().map(|n| (p.feed, n)))
-        .chain(
-            view.contacts
-                .iter()
-                .filter_map(|c| c.name.as_deref().map(|n| (c.feed, n))),
-        )
-        .collect();
+    // The page is the running node's, which has an identity.
+    let Some(me) = view.me else {
+        return layout("People and network", Nav::Network, "", None, html! { p { "No identity." } });
+    };
     layout(
         "People and network",
         Nav::Network,
@@ -103,8 +57,8 @@ pub(crate) fn network_page(web: &Web, view: &NetworkView, mut forms: NetworkForm
             section aria-labelledby="me-title" {
                 h2 #me-title { "You" }
                 p #me data-live {
-                    "You are " strong { (person(view.my_name.as_deref(), &view.me)) }
-                    br; small.feed { (view.me.to_string()) }
+                    "You are " strong { (person(view.my_name.as_deref(), &me)) }
+                    br; small.feed { (me.to_string()) }
                 }
                 form.inline method="post" action="/network/name" {
                     (csrf(web))
@@ -115,14 +69,15 @@ pub(crate) fn network_page(web: &Web, view: &NetworkView, mut forms: NetworkForm
             }
             section #peers data-live aria-labelledby="peers-title" {
                 h2 #peers-title { "Connected now" }
-                @if view.peers.is_empty() { p.empty { "No peer is connected." } }
+                @if view.connected.is_empty() { p.empty { "No peer is connected." } }
                 @else {
                     div.scroll { table {
                         (table_head(&["Who", "Address", "Received", "Sync"]))
                         tbody {
-                            @for (p, name) in &view.peers {
+                            @for peer in &view.connected {
+                                @let p = &peer.info;
                                 tr {
-                                    td { (person(name.as_deref(), &p.feed)) }
+                                    td { (person(peer.name.as_deref(), &p.feed)) }
                                     td { (p.address) @if p.outbound { " (we dialed)" } }
                                     td { (crate::app::when::plural(p.received, "message", "messages")) }
                                     td {
@@ -145,11 +100,12 @@ pub(crate) fn network_page(web: &Web, view: &NetworkView, mut forms: NetworkForm
                     div.scroll { table {
                         (table_head(&["Address", "Who", "From", "Last reached"]))
                         tbody {
-                            @for r in &view.book {
+                            @for known in &view.book {
+                                @let r = &known.record;
                                 tr {
                                     td { (r.addr) }
-                                    td { @match r.feed { Some(f) => (person(names.get(&f).copied(), &f)), None => "unknown" } }
-                                    td { (source_word(r.source)) }
+                                    td { @match r.feed { Some(f) => (person(known.name.as_deref(), &f)), None => "unknown" } }
+                                    td { (source_words(r.source)) }
                                     td { (ago(r.last_success_ms)) @if r.failures > 0 { " (" (r.failures) " failures since)" } }
                                 }
                             }
@@ -209,7 +165,7 @@ pub(crate) fn network_page(web: &Web, view: &NetworkView, mut forms: NetworkForm
                     }
                 }
             }
-            p.small { "Peers are shown by name when they have one; otherwise by the start of their feed id, like " (short_feed(&view.me)) "." }
+            p.small { "Peers are shown by name when they have one; otherwise by the start of their feed id, like " (short_feed(&me)) "." }
         },
     )
 }

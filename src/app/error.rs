@@ -1,0 +1,226 @@
+//! Why an application request failed ([`AppError`]), and the stable kind
+//! of each failure that front ends show scripts ([`AppError::kind`]).
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+use crate::content::ContentError;
+use crate::feed::bundle::BundleError;
+use crate::feed::message::{DecodeError, FeedId, MessageId};
+use crate::home::HomeError;
+use crate::home::config::ConfigError;
+use crate::home::identity::IdentityError;
+use crate::node::ConnectionError;
+use crate::node::control::ControlError;
+use crate::proto::handshake::HandshakeError;
+use crate::store::StoreError;
+
+use super::when::WhenError;
+
+/// Shortest event id prefix accepted, in characters after `%`: shorter
+/// ones match too many events to be meant.
+pub const MIN_ID_PREFIX: usize = 6;
+
+/// Why an application request failed.
+#[derive(Debug, Error)]
+pub enum AppError {
+    /// The store failed or refused (I/O, damage, a fork...).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The content is not valid (a field too long, end before start...).
+    #[error(transparent)]
+    Content(#[from] ContentError),
+    /// A typed time or zone could not be read.
+    #[error(transparent)]
+    When(#[from] WhenError),
+    /// The home's key file is missing, damaged or unsafe.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// `config.json` or an address or code in it is malformed.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The home directory cannot be found or made.
+    #[error(transparent)]
+    Home(#[from] HomeError),
+    /// A connection to a peer failed.
+    #[error(transparent)]
+    Connection(#[from] ConnectionError),
+    /// A network key or handshake setting is malformed.
+    #[error(transparent)]
+    Handshake(#[from] HandshakeError),
+    /// A bundle or clock file is malformed.
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    /// A feed or message id is malformed.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// The control socket of a running node failed.
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    /// A file the request reads or writes.
+    #[error("cannot {verb} {path}: {source}")]
+    File {
+        /// What was attempted ("read", "write").
+        verb: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The home holds a store (this person's published messages) but its
+    /// key file is gone: a new identity would take over nothing and
+    /// leave every event, organizer right and answer behind.
+    #[error(
+        "the key file {key} is missing, but {home} holds a store with what this home published; \
+         a new identity would not own any of it. Restore the key file from a backup (copy it \
+         back to {key}, mode 600), or, to start over as a new person, run \
+         `potluck init --new-identity` (the old feed stays in the store, read-only)"
+    )]
+    IdentityLost {
+        /// The home.
+        home: PathBuf,
+        /// Where the key file belongs.
+        key: PathBuf,
+    },
+    /// No known event matches the given id or prefix.
+    #[error("no known event matches `{0}`")]
+    UnknownEvent(String),
+    /// More than one known event matches the prefix.
+    #[error("`{text}` matches {count} events; give more characters of the id")]
+    AmbiguousEvent {
+        /// The prefix given.
+        text: String,
+        /// How many events match.
+        count: usize,
+    },
+    /// The prefix is too short to name an event.
+    #[error(
+        "`{0}` is too short: give the full event id or at least {MIN_ID_PREFIX} characters after `%`"
+    )]
+    PrefixTooShort(String),
+    /// The event (as announced or as it would be after a change) has
+    /// already finished: no list of upcoming events would show it.
+    #[error("{span} is already over, so it would never show among the upcoming events")]
+    AlreadyOver {
+        /// The event's time, for people.
+        span: String,
+    },
+    /// Publishing needs the identity, and this app was opened without it.
+    #[error("no identity loaded: this request can only read")]
+    ReadOnly,
+    /// Only an event's organizer may change or cancel it.
+    #[error("only the organizer ({organizer}) can {verb} event {event}")]
+    NotOrganizer {
+        /// The event.
+        event: MessageId,
+        /// Its organizer.
+        organizer: FeedId,
+        /// What was attempted ("update", "cancel").
+        verb: &'static str,
+    },
+    /// The event is cancelled: no changes, no RSVPs.
+    #[error("event {event} is cancelled; {what}")]
+    Cancelled {
+        /// The event.
+        event: MessageId,
+        /// What is closed ("it cannot be changed any more", "RSVPs are closed").
+        what: &'static str,
+    },
+    /// An update that would change nothing.
+    #[error("nothing to change: {0}")]
+    NothingToChange(&'static str),
+    /// A follow, block (or the reverse) of one's own feed.
+    #[error("that is your own feed")]
+    OwnFeed,
+    /// An invite that names no feed to follow.
+    #[error("the invite names no feed")]
+    InviteWithoutFeed,
+    /// An invite for another network than this node's.
+    #[error(
+        "this invite is for {}, and this home is on another one; join with a new home: potluck join CODE --home DIR",
+        if *.private { "a private network" } else { "the public network" }
+    )]
+    OtherNetwork {
+        /// The invite is for a private network.
+        private: bool,
+    },
+    /// A request that needs a running node (its page, its address).
+    #[error("{0}")]
+    NotRunning(&'static str),
+    /// A request that must not run while a node runs for the home.
+    #[error("{0}")]
+    NodeRunning(&'static str),
+    /// The request cannot be done as asked; the text says why and what
+    /// to do instead.
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl AppError {
+    /// The kind of failure, for the `{"error": {"kind": …}}` document of
+    /// `--json` (`docs/cli.md` lists them). Scripts branch on it; the
+    /// message is for people.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AppError::Store(e) => match e {
+                StoreError::Locked { .. } => "busy",
+                _ => "storage",
+            },
+            AppError::Content(_)
+            | AppError::When(_)
+            | AppError::Config(_)
+            | AppError::Handshake(_)
+            | AppError::Decode(_)
+            | AppError::PrefixTooShort(_) => "invalid_input",
+            AppError::Identity(IdentityError::Missing { .. }) | AppError::ReadOnly => {
+                "no_identity"
+            }
+            AppError::Identity(_) | AppError::IdentityLost { .. } => "identity",
+            AppError::Connection(_) => "network",
+            AppError::Bundle(_) => "invalid_file",
+            AppError::Home(_) | AppError::File { .. } | AppError::Control(_) => "io",
+            AppError::UnknownEvent(_) | AppError::AmbiguousEvent { .. } => "not_found",
+            AppError::NotOrganizer { .. }
+            | AppError::AlreadyOver { .. }
+            | AppError::Cancelled { .. }
+            | AppError::NothingToChange(_)
+            | AppError::OwnFeed
+            | AppError::InviteWithoutFeed
+            | AppError::OtherNetwork { .. }
+            | AppError::NotRunning(_)
+            | AppError::NodeRunning(_)
+            | AppError::Refused(_) => "refused",
+        }
+    }
+
+    /// A file error, for the path and what was done with it.
+    pub(crate) fn file(verb: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> AppError {
+        let path = path.to_path_buf();
+        move |source| AppError::File { verb, path, source }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_failures_have_the_kinds_scripts_branch_on() {
+        assert_eq!(AppError::UnknownEvent("%abcdef".into()).kind(), "not_found");
+        assert_eq!(
+            AppError::AmbiguousEvent {
+                text: "%abcdef".into(),
+                count: 2
+            }
+            .kind(),
+            "not_found"
+        );
+        assert_eq!(AppError::PrefixTooShort("%ab".into()).kind(), "invalid_input");
+        assert_eq!(AppError::ReadOnly.kind(), "no_identity");
+        assert_eq!(
+            AppError::AlreadyOver { span: "yesterday".into() }.kind(),
+            "refused"
+        );
+    }
+}

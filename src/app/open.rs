@@ -1,0 +1,207 @@
+//! Opening a home: the one composition root (identity, store, node), with
+//! the rules about a home's identity in one place.
+//!
+//! - Only an empty home gets a new identity. A home whose key file is
+//!   gone but which holds a store, or a record of what it published,
+//!   refuses ([`AppError::IdentityLost`]): a new identity would take over
+//!   nothing, and everything the person published would be left behind.
+//! - Opening holds the home's open lock (`HOME/open.lock`) while it looks
+//!   at the key and the store and opens them, so that a command run while
+//!   `potluck serve` creates the home sees either nothing or a whole home,
+//!   never a key without its store (which the lost-store rule would take
+//!   for a store that was lost).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::home::Home;
+use crate::home::config::ConfigFile;
+use crate::home::identity::{Identity, IdentityError};
+use crate::node::{Node, NodeConfig, Timing};
+use crate::store::Store;
+
+use super::{App, AppError};
+
+/// What a front end needs of a home.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Reading only: no identity is needed (nor loaded).
+    Read,
+    /// Publishing: the home's identity must exist.
+    Write,
+    /// Publishing, creating the identity (and the home) when the home is
+    /// empty: the rule for every command that takes part (serve, join,
+    /// sync, import, announce, name, follow and the like).
+    Create,
+    /// Like `Create`, also when the home holds a store whose key is gone:
+    /// starting over as a new person, on purpose (`init --new-identity`).
+    NewIdentity,
+}
+
+/// Longest wait for another process that is opening the same home.
+const OPEN_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl App {
+    /// Opens `home` for `access`: the identity (created when allowed),
+    /// the store, and a node over them that opens no socket until
+    /// [`App::start`]. [`App::created_identity`] tells whether the
+    /// identity is new.
+    pub fn open(home: &Home, access: Access) -> Result<App, AppError> {
+        let key_exists = home.secret_path().exists();
+        let creating = !key_exists && matches!(access, Access::Create | Access::NewIdentity);
+        if !key_exists && !creating && !home.store_path().exists() {
+            // Never create a store in a home that was never initialised.
+            return Err(IdentityError::Missing {
+                home: home.root().to_path_buf(),
+            }
+            .into());
+        }
+        if creating {
+            home.create()?;
+        }
+        let _lock = OpenLock::take(home)?;
+        // Looked at again under the lock: another process may have made
+        // the home meanwhile.
+        let key_exists = home.secret_path().exists();
+        let store_exists = home.store_path().exists();
+        let published_mark = Store::has_published_mark(&home.store_path());
+        let identity = match (key_exists, access) {
+            (true, Access::Read) => None,
+            (true, _) => Some(Identity::load(home)?),
+            (false, Access::Read) => None,
+            (false, Access::Write) => {
+                if store_exists || published_mark {
+                    return Err(lost(home));
+                }
+                return Err(IdentityError::Missing {
+                    home: home.root().to_path_buf(),
+                }
+                .into());
+            }
+            (false, Access::Create) if store_exists || published_mark => return Err(lost(home)),
+            (false, Access::Create | Access::NewIdentity) => Some(Identity::create(home)?),
+        };
+        let created = identity.is_some() && !key_exists;
+        // A key whose store is gone, in a home from before stores recorded
+        // how far they published: whatever was published is unknown, so at
+        // least one message is assumed, and publishing waits for `recover`.
+        let lost_store = key_exists && !store_exists && !published_mark;
+        let store = Arc::new(Store::open(&home.store_path())?);
+        if lost_store && let Some(identity) = &identity {
+            store.mark_published_at_least(identity.feed_id(), 1)?;
+        }
+        let mut app = match identity {
+            Some(identity) => App::new(Node::new(store, node_config(home, &identity)?)),
+            None => App::read_only(store),
+        };
+        app.home = Some(home.clone());
+        app.created = created;
+        Ok(app)
+    }
+}
+
+fn lost(home: &Home) -> AppError {
+    AppError::IdentityLost {
+        home: home.root().to_path_buf(),
+        key: home.secret_path(),
+    }
+}
+
+/// The node's settings: our key, the network and policy of `config.json`,
+/// and the default timing.
+fn node_config(home: &Home, identity: &Identity) -> Result<NodeConfig, AppError> {
+    let config = ConfigFile::load(home)?;
+    Ok(NodeConfig {
+        identity: identity.signing_key().clone(),
+        network: config.network_key()?,
+        policy: config.policy(),
+        timing: Timing::default(),
+    })
+}
+
+/// The home's open lock, held while a process opens the home.
+struct OpenLock {
+    _file: std::fs::File,
+}
+
+impl OpenLock {
+    fn take(home: &Home) -> Result<OpenLock, AppError> {
+        let path = home.root().join("open.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(AppError::file("open", &path))?;
+        let started = std::time::Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(OpenLock { _file: file }),
+                Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < OPEN_LOCK_WAIT => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(AppError::Refused(format!(
+                        "another potluck process has been opening {} for {} s; try again when it is done",
+                        home.root().display(),
+                        OPEN_LOCK_WAIT.as_secs()
+                    )));
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(AppError::file("lock", &path)(e)),
+            }
+        }
+    }
+}
+
+/// The page's access token, made by `potluck page-token`.
+pub struct PageToken;
+
+impl PageToken {
+    /// The token of `home`, if one was made; an error when its file is
+    /// damaged.
+    pub fn read(home: &Home) -> Result<Option<String>, AppError> {
+        let path = home.page_token_path();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let token = text.trim();
+                if token.len() < 32 || !token.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                    return Err(AppError::Refused(format!(
+                        "{} is damaged; make a new token with `potluck page-token --new`",
+                        path.display()
+                    )));
+                }
+                Ok(Some(token.to_owned()))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(AppError::file("read", &path)(e)),
+        }
+    }
+
+    /// Makes a new token for `home` (replacing one only when `replace`),
+    /// kept readable only by its owner. Returns it and its file.
+    pub fn make(home: &Home, replace: bool) -> Result<(String, std::path::PathBuf), AppError> {
+        let path = home.page_token_path();
+        if !replace && PageToken::read(home)?.is_some() {
+            return Err(AppError::Refused(format!(
+                "a page token exists already ({}); `potluck page-token --new` replaces it",
+                path.display()
+            )));
+        }
+        home.create()?;
+        let token = new_secret();
+        write_private(&path, format!("{token}\n").as_bytes())?;
+        Ok((token, path))
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), AppError> {
+    crate::home::write_private(path, bytes).map_err(AppError::file("write", path))
+}
+
+/// A fresh random secret (32 bytes, hex): page tokens, CSRF secrets.
+pub fn new_secret() -> String {
+    use rand::RngCore as _;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}

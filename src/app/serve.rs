@@ -1,0 +1,296 @@
+//! Running the node: the ports it listens on, what it dials and whether
+//! it looks for peers on the LAN, from `config.json` and the flags of
+//! `potluck serve`; its start and its end. The page and the control
+//! socket are front ends, composed by the binary around this.
+
+use std::net::SocketAddr;
+
+use tokio::task::JoinHandle;
+
+use crate::home::Home;
+use crate::home::config::{ConfigFile, DEFAULT_LISTEN, DEFAULT_WEB, PeerAddr};
+use crate::node::DiscoverySettings;
+use crate::proto::discovery;
+
+use super::{App, AppError, Change, CatchUp, person, when};
+
+/// LAN discovery as the flags of `serve` set it (each flag wins over
+/// `config.json`).
+#[derive(Clone, Debug, Default)]
+pub struct DiscoveryOptions {
+    /// Discovery off.
+    pub off: bool,
+    /// The discovery UDP port.
+    pub port: Option<u16>,
+    /// Where announcements go (`IP:PORT`).
+    pub targets: Vec<String>,
+}
+
+/// How `serve` runs, as its flags say.
+#[derive(Clone, Debug, Default)]
+pub struct StartOptions {
+    /// Where to accept peers (`IP:PORT`; else `config.json`, else
+    /// [`DEFAULT_LISTEN`]).
+    pub listen: Option<String>,
+    /// Peers to keep connected besides those of `config.json`.
+    pub extra_peers: Vec<String>,
+    /// LAN discovery.
+    pub discovery: DiscoveryOptions,
+}
+
+/// Where the running node serves: what a command handed to it may need.
+#[derive(Clone, Debug)]
+pub struct Serving {
+    /// The address it accepts peers on.
+    pub listen: SocketAddr,
+    /// The web page's address (with the access token when one is needed),
+    /// unless the page is off.
+    pub page: Option<String>,
+}
+
+/// The node's TCP port, bound before anything else of `serve` is made:
+/// when the port is taken, nothing has been created yet.
+pub struct NodePort {
+    listener: std::net::TcpListener,
+    /// The configured peers (and `--peer`s), read with the port so that a
+    /// malformed one is refused before anything is created.
+    peers: Vec<PeerAddr>,
+}
+
+impl NodePort {
+    /// Binds the port of `options.listen`, `config.json`'s or the default.
+    pub fn bind(home: &Home, options: &StartOptions) -> Result<NodePort, AppError> {
+        let config = ConfigFile::load(home)?;
+        let mut peers = config.peer_addrs()?;
+        for p in &options.extra_peers {
+            peers.push(PeerAddr::parse(p)?);
+        }
+        let listen = options
+            .listen
+            .clone()
+            .or_else(|| config.listen.clone())
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listener = match std::net::TcpListener::bind(&listen) {
+            Ok(listener) => listener,
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                let port = listen.rsplit_once(':').map_or("7643", |(_, p)| p);
+                return Err(AppError::Refused(format!(
+                    "cannot listen on {listen}: port {port} is in use (another potluck node \
+                     for another home?); give this one its own port, e.g. \
+                     `potluck serve --listen 0.0.0.0:7653`"
+                )));
+            }
+            Err(e) => return Err(listen_error(&listen, e)),
+        };
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| listen_error(&listen, e))?;
+        Ok(NodePort { listener, peers })
+    }
+}
+
+fn listen_error(listen: &str, e: std::io::Error) -> AppError {
+    AppError::Refused(format!("cannot listen on {listen}: {e}"))
+}
+
+/// The page's port as `config.json` and the flags of `serve` choose it.
+#[derive(Clone, Debug)]
+pub enum PageChoice {
+    /// No page (`--no-web`, or `"web": "off"`).
+    Off,
+    /// This address, which must be free.
+    Given(String),
+    /// The default address, or the next free port after it.
+    Default,
+}
+
+impl PageChoice {
+    /// The choice of `--web` (wins), `--no-web`, or `config.json`.
+    pub fn of(home: &Home, flag: Option<String>, no_web: bool) -> Result<PageChoice, AppError> {
+        if no_web {
+            return Ok(PageChoice::Off);
+        }
+        if let Some(addr) = flag {
+            return Ok(PageChoice::Given(addr));
+        }
+        Ok(match ConfigFile::load(home)?.web {
+            Some(off) if off == "off" => PageChoice::Off,
+            Some(addr) => PageChoice::Given(addr),
+            None => PageChoice::Default,
+        })
+    }
+
+    /// The default page address.
+    pub fn default_addr() -> &'static str {
+        DEFAULT_WEB
+    }
+}
+
+impl App {
+    /// Makes this app's node the running one: admissions that waited are
+    /// settled, then it accepts peers on `port`, dials the configured
+    /// peers and the peer book, runs LAN discovery, and logs each peer's
+    /// catch-up. `page` is the page's address, for commands handed over.
+    /// Returns where it serves and its tasks, which end at
+    /// [`App::shutdown`].
+    pub async fn start(
+        &self,
+        port: NodePort,
+        options: &StartOptions,
+        page: Option<String>,
+    ) -> Result<(Serving, Vec<JoinHandle<()>>), AppError> {
+        let node = self.writer()?.clone();
+        let config = ConfigFile::load(self.home()?)?;
+        if let Some(quotas) = config.quotas.clone() {
+            node.set_quota_limits(quotas);
+        }
+        // Requests may have arrived while no node of ours was running.
+        let settler = node.clone();
+        tokio::task::spawn_blocking(move || settler.settle_all())
+            .await
+            .map_err(|e| AppError::Refused(format!("settling admissions failed: {e}")))??;
+        let listener = tokio::net::TcpListener::from_std(port.listener)
+            .map_err(|e| AppError::Refused(format!("cannot listen: {e}")))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| AppError::Refused(format!("cannot listen: {e}")))?;
+        let discovery = discovery_settings(&config, &options.discovery, local)?;
+        let mut tasks = node.start(listener, port.peers, discovery)?;
+        tasks.push(tokio::spawn(log_catch_up(self.clone())));
+        let serving = Serving {
+            listen: local,
+            page,
+        };
+        // A second start of the same app keeps the first record.
+        let _ = self.serving.set(serving.clone());
+        Ok((serving, tasks))
+    }
+
+    /// Stops the running node: its connections and tasks end.
+    pub fn shutdown(&self) {
+        if let Some(node) = &self.node {
+            node.shutdown();
+        }
+    }
+
+    /// Completes once the node is shutting down.
+    pub async fn stopped(&self) {
+        let Some(node) = &self.node else {
+            return;
+        };
+        let mut stop = node.subscribe_shutdown();
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    }
+}
+
+/// Least time between two "catching up" lines about one peer.
+const CATCH_UP_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Logs each peer's catch-up: how many messages came so far, at most
+/// every [`CATCH_UP_LOG_EVERY`] (the node reports every second while they
+/// arrive), and "caught up with NAME" once both sides hold what the other
+/// has. Ends with the node.
+async fn log_catch_up(app: App) {
+    let Some(mut changes) = app.subscribe() else {
+        return;
+    };
+    // When each connected peer's progress was last logged (an entry goes
+    // when its peer is caught up or leaves).
+    let mut logged: std::collections::HashMap<crate::feed::message::FeedId, std::time::Instant> =
+        std::collections::HashMap::new();
+    loop {
+        let change = tokio::select! {
+            _ = app.stopped() => return,
+            change = changes.next() => change,
+        };
+        let Some(change) = change else { return };
+        if let Change::PeerLeft(peer) = change {
+            logged.remove(&peer);
+            continue;
+        }
+        let Change::Progress(CatchUp {
+            peer,
+            received,
+            remaining,
+            caught_up,
+        }) = change
+        else {
+            continue;
+        };
+        if !caught_up
+            && logged
+                .get(&peer)
+                .is_some_and(|at| at.elapsed() < CATCH_UP_LOG_EVERY)
+        {
+            continue;
+        }
+        // One small read of the name; the store is local.
+        let name = app.name_of(&peer).ok().flatten();
+        let who = person(name.as_deref(), &peer);
+        if caught_up {
+            logged.remove(&peer);
+            tracing::info!(peer = %peer, received, "caught up with {who}");
+        } else {
+            logged.insert(peer, std::time::Instant::now());
+            tracing::info!(
+                peer = %peer,
+                received,
+                remaining,
+                "catching up with {who}: {} of {} messages",
+                when::thousands(received),
+                when::thousands(received.saturating_add(remaining))
+            );
+        }
+    }
+}
+
+/// Discovery settings from config.json and the flags (flags win); `None`
+/// when discovery is off. A node listening on loopback (`local`) discovers
+/// on loopback only: it listens there, announces only to loopback targets
+/// and dials only loopback addresses it hears (see `discovery::Reach`).
+fn discovery_settings(
+    config: &ConfigFile,
+    flags: &DiscoveryOptions,
+    local: SocketAddr,
+) -> Result<Option<DiscoverySettings>, AppError> {
+    if flags.off || config.discovery == Some(false) {
+        return Ok(None);
+    }
+    let Some(reach) = discovery::Reach::for_listen(local.ip()) else {
+        tracing::info!(listen = %local, "LAN discovery is off: it has no broadcast on IPv6 loopback");
+        return Ok(None);
+    };
+    let port = flags
+        .port
+        .or(config.discovery_port)
+        .unwrap_or(discovery::DISCOVERY_PORT);
+    let texts: Vec<String> = if !flags.targets.is_empty() {
+        flags.targets.clone()
+    } else if !config.discovery_targets.is_empty() {
+        config.discovery_targets.clone()
+    } else {
+        vec![reach.default_target(port).to_string()]
+    };
+    let targets = texts
+        .iter()
+        .map(|t| {
+            let target = t.parse::<SocketAddr>().map_err(|_| {
+                AppError::Refused(format!("discovery target `{t}` is not IP:PORT"))
+            })?;
+            if !reach.allows_target(target) {
+                return Err(AppError::Refused(format!(
+                    "discovery target `{t}` is not on loopback, but the node listens on loopback ({}): announcing there would tell other machines about a port they cannot reach",
+                    local.ip()
+                )));
+            }
+            Ok(target)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(DiscoverySettings {
+        reach,
+        port,
+        targets,
+        announce_port: local.port(),
+        every: std::time::Duration::from_secs(discovery::ANNOUNCE_EVERY_SECS),
+    }))
+}
