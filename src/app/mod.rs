@@ -19,6 +19,7 @@
 //! [`NetworkView`]) that gather what a person reads, so that no front end
 //! combines store queries by itself. Front ends only format them.
 
+pub mod control;
 mod error;
 pub mod ics;
 mod maintenance;
@@ -58,7 +59,6 @@ pub use crate::fixtures::FixtureSpec;
 pub use crate::home::config::{DEFAULT_LISTEN, DEFAULT_WEB, Invite, PeerAddr};
 pub use crate::home::{HOME_ENV, Home};
 pub use crate::node::admission::{AdmissionStatus, AdmissionView};
-pub use crate::node::control::{ControlResponse, Handler as ControlHandler};
 pub use crate::node::{CatchUp, PeerInfo, SessionReport};
 pub use crate::proto::peerbook::{PeerRecord, PeerSource};
 pub use crate::store::index::{EventState, EventStatus, RsvpState, Tally};

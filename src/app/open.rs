@@ -18,6 +18,7 @@ use crate::home::Home;
 use crate::home::config::ConfigFile;
 use crate::home::identity::{Identity, IdentityError};
 use crate::node::{Node, NodeConfig, Timing};
+use crate::proto::handshake::NetworkKey;
 use crate::store::Store;
 
 use super::{App, AppError};
@@ -97,6 +98,22 @@ impl App {
         app.home = Some(home.clone());
         app.created = created;
         Ok(app)
+    }
+}
+
+impl App {
+    /// Sets the network of a home that has no identity yet (`init
+    /// --network-key HEX`: a private network's key, 64 hex digits).
+    pub fn set_network(home: &Home, network_key_hex: Option<&str>) -> Result<(), AppError> {
+        let Some(hex) = network_key_hex else {
+            return Ok(());
+        };
+        let network = NetworkKey::from_hex(hex)?;
+        home.create()?;
+        let mut config = ConfigFile::load(home)?;
+        config.network_key = Some(network.to_hex());
+        config.save(home)?;
+        Ok(())
     }
 }
 

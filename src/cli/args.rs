@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 
 use potluck::content::RsvpStatus;
-use potluck::home::HOME_ENV;
+use potluck::app::HOME_ENV;
 
 /// Announce gatherings and collect RSVPs, peer to peer.
 #[derive(Parser, Debug)]
@@ -36,6 +36,11 @@ pub(crate) enum Command {
         /// (default: the public network).
         #[arg(long, value_name = "HEX")]
         network_key: Option<String>,
+        /// Start over as a new person in a home whose key file is lost but
+        /// whose store remains (the old feed stays there, read-only).
+        /// Restoring the key file from a backup keeps everything instead.
+        #[arg(long)]
+        new_identity: bool,
     },
     /// Run the node: accept peers, dial configured ones, and replicate live.
     /// Creates an identity on first run, and serves the web page.
@@ -173,7 +178,7 @@ pub(crate) enum Command {
         all: bool,
         /// Show at most this many events: the next ones, or with `--past`
         /// the most recent ones; 0 shows all.
-        #[arg(long, default_value_t = potluck::store::EVENTS_PAGE)]
+        #[arg(long, default_value_t = potluck::app::EVENTS_PAGE)]
         limit: usize,
         /// Show times in this computer's time zone instead of each event's.
         #[arg(long)]

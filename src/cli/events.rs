@@ -4,19 +4,20 @@
 
 use std::fmt::Write as _;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use serde_json::{Value, json};
 
-use potluck::app::when;
-use potluck::app::{AgendaItem, EventList, EventSummary, RsvpView, text_change};
-use potluck::content::{
-    Change, Event, EventTime, EventUpdate, KnownContent, Rsvp, RsvpStatus, rfc3339_in_zone,
+use potluck::app::{
+    AgendaItem, AppError, EventList, EventStatus, EventSummary, Past, RsvpView, now_ms,
+    person, rsvp_draft, text_change, when,
 };
-use potluck::store::index::EventStatus;
+use potluck::content::{
+    Change, Event, EventTime, EventUpdate, KnownContent, RsvpStatus, rfc3339_in_zone,
+};
 
 use super::args::{EventFields, UpdateFields};
-use super::ctx::{Ctx, now_ms};
-use super::output::{KindedError, Output, person};
+use super::ctx::Ctx;
+use super::output::{KindedError, Output};
 
 /// `potluck announce`: publishes a new event and prints its id.
 pub(crate) fn announce(ctx: &Ctx, out: &mut Output, f: EventFields) -> Result<()> {
@@ -47,8 +48,11 @@ pub(crate) fn announce(ctx: &Ctx, out: &mut Output, f: EventFields) -> Result<()
         capacity: f.capacity,
     };
     event.validate()?;
-    check_not_past(&event, f.past, "announce")?;
-    let msg = ctx.open_creating(out, true)?.announce(&event, now_ms())?;
+    potluck::app::check_not_over(&event, past(f.past), now_ms()).map_err(|e| over(e, "announce"))?;
+    let msg = ctx
+        .open_creating(out, true)?
+        .announce(&event, past(f.past), now_ms())
+        .map_err(|e| over(e, "announce"))?;
     let id = msg.id();
     out.print(json!({ "id": id }), || id.to_string());
     out.note(format!(
@@ -75,7 +79,8 @@ pub(crate) fn update(ctx: &Ctx, out: &mut Output, event: &str, f: UpdateFields) 
         when::zone_named(name)?;
     }
     let app = ctx.open()?;
-    let state = app.own_event(event, "update")?;
+    let event = app.resolve_event(event)?;
+    let state = app.own_event(&event, "update")?;
     // Typed wall-clock times are read in the new zone, else the event's,
     // else the computer's.
     let zone = typing_zone(
@@ -103,10 +108,10 @@ pub(crate) fn update(ctx: &Ctx, out: &mut Output, event: &str, f: UpdateFields) 
         description: text_change(f.description),
         capacity,
     };
-    if update.start.is_some() || !matches!(update.end, Change::Keep) {
-        check_not_past(&state.event.apply(&update)?, f.past, "move")?;
-    }
-    let (id, revision) = app.update(event, update, now_ms())?;
+    let revision = app
+        .update(&event, update, past(f.past), now_ms())
+        .map_err(|e| over(e, "move"))?;
+    let id = event;
     out.print(json!({ "id": id, "revision": revision }), || {
         format!(
             "updated \"{}\" {} (revision {revision})",
@@ -125,8 +130,9 @@ pub(crate) fn cancel(
     reason: Option<String>,
 ) -> Result<()> {
     let app = ctx.open()?;
-    let id = app.cancel(event, reason, now_ms())?;
-    let title = app.event_state(&id.to_string())?.event.title;
+    let event = app.resolve_event(event)?;
+    let state = app.cancel(&event, reason, now_ms())?;
+    let (id, title) = (state.id, state.event.title);
     out.print(json!({ "id": id, "status": "cancelled" }), || {
         format!(
             "cancelled \"{}\" {}",
@@ -146,16 +152,11 @@ pub(crate) fn rsvp(
     guests: u32,
     note: Option<String>,
 ) -> Result<()> {
-    // Check the fields before opening the store, with a placeholder id.
-    Rsvp {
-        event: Default::default(),
-        status,
-        guests,
-        note: optional(note.clone()),
-        revision: None,
-    }
-    .validate()?;
-    let state = ctx.open()?.rsvp(event, status, guests, note, now_ms())?;
+    // Check the fields before opening the store.
+    rsvp_draft(status, guests, note.clone())?;
+    let app = ctx.open()?;
+    let event = app.resolve_event(event)?;
+    let state = app.rsvp(&event, status, guests, note, now_ms())?;
     let id = state.id;
     out.print(
         json!({ "event": id, "status": status.as_str(), "guests": guests }),
@@ -239,7 +240,8 @@ pub(crate) fn events(
 
 /// `potluck event EVENT`: one event with every current RSVP.
 pub(crate) fn show_event(ctx: &Ctx, out: &mut Output, event: &str) -> Result<()> {
-    let detail = ctx.open_store()?.event(event)?;
+    let app = ctx.open_store()?;
+    let detail = app.event(&app.resolve_event(event)?)?;
     let doc = event_json(&detail.summary, Some(&detail.rsvps), None);
     let state = &detail.summary.state;
     if out.json {
@@ -419,17 +421,24 @@ fn typed_time(field: &'static str, text: &str, zone: &jiff::tz::TimeZone) -> Res
     })
 }
 
-/// Refuses an event that has already finished, which `potluck events`
-/// would never show, unless `--past` says that is meant.
-fn check_not_past(event: &Event, past: bool, verb: &str) -> Result<()> {
-    if past || event.finish_ms() >= now_ms() {
-        return Ok(());
+/// `--past` as the app takes it.
+fn past(allowed: bool) -> Past {
+    if allowed { Past::Allow } else { Past::Refuse }
+}
+
+/// The already-over refusal with what the command line offers instead.
+fn over(e: AppError, verb: &str) -> anyhow::Error {
+    match e {
+        AppError::AlreadyOver { span } => KindedError {
+            kind: "refused",
+            message: format!(
+                "{span} is in the past, and `potluck events` lists only events that have not finished \
+                 (past ones are in `potluck events --past`); give --past to {verb} it anyway"
+            ),
+        }
+        .into(),
+        e => e.into(),
     }
-    bail!(
-        "{} is in the past, and `potluck events` lists only events that have not finished \
-         (past ones are in `potluck events --past`); give --past to {verb} it anyway",
-        when::event_span(event, None)
-    )
 }
 
 /// The answers to an event in one line: `going 3 (5 people), maybe 1, not

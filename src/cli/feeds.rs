@@ -1,19 +1,15 @@
 //! The commands about feeds and people: `init`, `whoami`, `name`,
 //! `follow`, `unfollow`, `block`, `unblock` and `log`.
 
-use std::sync::Arc;
-
 use anyhow::Result;
 use serde_json::json;
 
-use potluck::app::when;
-use potluck::app::{App, ContactChange};
+use potluck::app::{Access, App, ContactChange, person, when};
 use potluck::content::{About, KnownContent};
 use potluck::feed::message::FeedId;
-use potluck::home::identity::Identity;
 
-use super::ctx::{Ctx, NAME_HINT, now_ms, offline_node, open_identity_store};
-use super::output::{KindedError, Output, person};
+use super::ctx::{Ctx, NAME_HINT};
+use super::output::{KindedError, Output};
 
 /// `potluck init`: a new home and identity, on the public network or a
 /// private one, with a name when given.
@@ -22,12 +18,9 @@ pub(crate) fn init(
     out: &mut Output,
     name: Option<String>,
     network_key: Option<String>,
+    new_identity: bool,
 ) -> Result<()> {
     let home = &ctx.home;
-    let network = network_key
-        .as_deref()
-        .map(potluck::proto::handshake::NetworkKey::from_hex)
-        .transpose()?;
     let about = match name {
         Some(name) => {
             let about = About {
@@ -52,20 +45,17 @@ pub(crate) fn init(
         }
         .into());
     }
-    home.create()?;
-    if let Some(network) = network {
-        let mut config = potluck::home::config::ConfigFile::load(home)?;
-        config.network_key = Some(network.to_hex());
-        config.save(home)?;
-    }
-    let identity = Identity::create(home)?;
-    // A new identity has published nothing: its store starts empty.
-    let store = Arc::new(open_identity_store(home, true)?);
-    let app = App::new(offline_node(store, &identity, home)?);
+    let access = if new_identity {
+        Access::NewIdentity
+    } else {
+        Access::Create
+    };
+    App::set_network(home, network_key.as_deref())?;
+    let app = App::open(home, access)?;
     if let Some(about) = &about {
-        app.set_name(about.name.clone(), now_ms())?;
+        app.set_name(about.name.clone(), potluck::app::now_ms())?;
     }
-    let id = identity.feed_id();
+    let id = app.feed_id()?;
     let name = about.map(|a| a.name);
     out.print(json!({ "id": id, "name": name }), || id.to_string());
     if name.is_none() {
@@ -112,7 +102,7 @@ pub(crate) fn contact(
 ) -> Result<()> {
     let target = FeedId::parse(feed)?;
     let app = ctx.open_creating(out, true)?;
-    let (following, blocking) = app.contact(target, change, now_ms())?;
+    let (following, blocking) = app.contact(target, change, potluck::app::now_ms())?;
     let name = app.name_of(&target)?;
     out.print(
         json!({ "contact": target, "following": following, "blocking": blocking }),
@@ -140,7 +130,7 @@ pub(crate) fn name(ctx: &Ctx, out: &mut Output, name: String) -> Result<()> {
     }
     .validate()?;
     let app = ctx.open_creating(out, false)?;
-    app.set_name(name.clone(), now_ms())?;
+    app.set_name(name.clone(), potluck::app::now_ms())?;
     out.print(json!({ "id": app.feed_id()?, "name": name }), || {
         format!("name set to {name}")
     });
@@ -149,19 +139,21 @@ pub(crate) fn name(ctx: &Ctx, out: &mut Output, name: String) -> Result<()> {
 
 /// `potluck log [FEED]`: a feed's messages, one JSON object per line.
 pub(crate) fn log(ctx: &Ctx, out: &mut Output, feed: Option<String>) -> Result<()> {
-    let opened = ctx.open_store()?;
-    let store = opened.store();
+    let app = match &feed {
+        Some(_) => ctx.open_store()?,
+        None => ctx.open()?,
+    };
     let feed = match feed {
         Some(text) => FeedId::parse(&text)?,
-        None => ctx.own_feed()?,
+        None => app.feed_id()?,
     };
-    for proof in store.forks(&feed)? {
-        eprintln!(
-            "warning: feed {feed} is forked at #{}: its author signed two different messages",
-            proof.sequence
-        );
+    let (forks, messages) = app.feed_log(&feed)?;
+    for sequence in forks {
+        out.note(format!(
+            "warning: feed {feed} is forked at #{sequence}: its author signed two different messages"
+        ));
     }
-    for msg in store.feed_messages(&feed, 1) {
+    for msg in messages {
         out.line(msg?.to_json().to_string());
     }
     Ok(())

@@ -4,61 +4,42 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-use potluck::app::when;
+use potluck::app::{BundleReader, ClockFile, CountingReader, FixtureSpec, now_ms, when};
 use potluck::feed::message::FeedId;
-use potluck::home::Home;
-use potluck::home::identity::Identity;
-use potluck::store::Store;
 
-use super::ctx::{Ctx, now_ms};
+use super::ctx::Ctx;
 use super::output::{KindedError, Output, ProgressLine, forked_json, forked_text};
 
 /// `potluck fsck`: re-verifies every message and checks the indexes;
 /// with `repair`, cuts damaged feeds back and rebuilds the indexes (or a
 /// damaged database from its message log) first.
 pub(crate) fn fsck(ctx: &Ctx, out: &mut Output, repair: bool) -> Result<()> {
-    if repair && ctx.node.is_some() {
-        bail!(
-            "stop `potluck serve` first: a repair cuts feeds that its connections may be sending"
-        );
-    }
+    let outcome = potluck::app::fsck(&ctx.home, ctx.running.as_ref(), repair)?;
     // What a repair did, for the one document printed at the end.
     let mut done = serde_json::Map::new();
     let mut done_text = Vec::new();
-    let opened = match ctx.open_store() {
-        Err(e)
-            if repair
-                && matches!(
-                    e.downcast_ref::<potluck::store::StoreError>(),
-                    Some(potluck::store::StoreError::DatabaseDamaged { .. })
-                ) =>
-        {
-            let rebuilt = Store::rebuild_from_log(&ctx.home.store_path(), now_ms())?;
-            let moved = rebuilt.moved_to.to_string_lossy().into_owned();
-            done_text.push(format!(
-                "the database was damaged: moved it to {moved} and rebuilt the store from its message log ({} messages restored, {} skipped)",
-                rebuilt.restored, rebuilt.skipped
-            ));
-            done.insert(
-                "rebuilt".into(),
-                json!({
-                    "moved_to": moved,
-                    "restored": rebuilt.restored,
-                    "skipped": rebuilt.skipped,
-                    "log_problem": rebuilt.log_problem,
-                }),
-            );
-            ctx.open_store()?
-        }
-        other => other?,
-    };
-    let store = opened.store();
-    if repair {
-        let repaired = store.repair()?;
+    if let Some(rebuilt) = &outcome.rebuilt {
+        let moved = rebuilt.moved_to.to_string_lossy().into_owned();
+        done_text.push(format!(
+            "the database was damaged: moved it to {moved} and rebuilt the store from its message log ({} messages restored, {} skipped)",
+            rebuilt.restored, rebuilt.skipped
+        ));
+        done.insert(
+            "rebuilt".into(),
+            json!({
+                "moved_to": moved,
+                "restored": rebuilt.restored,
+                "skipped": rebuilt.skipped,
+                "log_problem": rebuilt.log_problem,
+            }),
+        );
+    }
+    if let Some(repaired) = &outcome.repaired {
         done_text.push(format!(
             "rebuilt {} index entries from the logs",
             repaired.index_entries
@@ -76,8 +57,8 @@ pub(crate) fn fsck(ctx: &Ctx, out: &mut Output, repair: bool) -> Result<()> {
             json!({ "cut": cut, "index_entries": repaired.index_entries }),
         );
     }
-    let report = store.fsck()?;
-    let forked = store.forked_feeds()?;
+    let report = &outcome.report;
+    let forked = &outcome.forked;
     let refetching: Vec<Value> = report
         .refetching
         .iter()
@@ -90,7 +71,7 @@ pub(crate) fn fsck(ctx: &Ctx, out: &mut Output, repair: bool) -> Result<()> {
         "index_entries": report.index_entries,
         "problems": report.problems,
         "refetching": refetching,
-        "forked": forked_json(&forked),
+        "forked": forked_json(forked),
     });
     if let Some(map) = doc.as_object_mut() {
         map.extend(done);
@@ -112,7 +93,7 @@ pub(crate) fn fsck(ctx: &Ctx, out: &mut Output, repair: bool) -> Result<()> {
                 "\n  fetching again: {feed} (holds #{holds} of the #{held} it held before a repair)"
             ));
         }
-        text.push_str(&forked_text(&forked));
+        text.push_str(&forked_text(forked));
         text
     });
     if !report.problems.is_empty() {
@@ -136,7 +117,7 @@ pub(crate) fn export(
         Some(path) => {
             let f = std::fs::File::open(path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
-            Some(potluck::feed::bundle::ClockFile::read(f)?)
+            Some(ClockFile::read(f).map_err(potluck::app::AppError::from)?)
         }
         None => None,
     };
@@ -145,41 +126,13 @@ pub(crate) fn export(
         .iter()
         .map(|f| FeedId::parse(f))
         .collect::<Result<_, _>>()?;
-    let opened = ctx.open_store()?;
-    let store = opened.store();
-    let feeds: Vec<FeedId> = if wanted.is_empty() {
-        store.feeds()?.into_iter().map(|(f, _)| f).collect()
-    } else {
-        wanted
-    };
-    let mut messages = Vec::new();
-    // Feeds that have something in the bundle (with --for, only those the
-    // friend lacks messages of).
-    let mut feeds_written = 0u64;
-    for feed in &feeds {
-        let from = clock
-            .as_ref()
-            .and_then(|c| c.feeds.get(feed))
-            .map_or(1, |held| held.saturating_add(1));
-        let before = messages.len();
-        for msg in store.feed_messages(feed, from) {
-            messages.push(msg?);
-        }
-        feeds_written += u64::from(messages.len() > before);
-    }
-    let tmp = file.with_extension("partial");
-    let mut writer = std::io::BufWriter::new(
-        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?,
-    );
-    let count = potluck::feed::bundle::write_bundle(&mut writer, messages)?;
-    drop(writer);
-    std::fs::rename(&tmp, file).with_context(|| format!("cannot write {}", file.display()))?;
+    let (count, feeds_written) = ctx.open_store()?.export(&wanted, clock.as_ref(), file)?;
     out.print(
         json!({ "messages": count, "feeds": feeds_written, "file": file.to_string_lossy() }),
         || {
             format!(
                 "wrote {} from {} to {}",
-                when::plural(count as u64, "message", "messages"),
+                when::plural(count, "message", "messages"),
                 when::plural(feeds_written, "feed", "feeds"),
                 file.display()
             )
@@ -190,14 +143,7 @@ pub(crate) fn export(
 
 /// `potluck clock`: what this node holds, feed by feed.
 pub(crate) fn clock(ctx: &Ctx, out: &mut Output, file: &Path) -> Result<()> {
-    let opened = ctx.open_store()?;
-    let feeds = opened
-        .store()
-        .feeds()?
-        .into_iter()
-        .map(|(f, h)| (f, h.sequence))
-        .collect();
-    let clock = potluck::feed::bundle::ClockFile::new(feeds);
+    let clock = ctx.open_store()?.clock()?;
     let text = serde_json::to_string_pretty(&clock)?;
     std::fs::write(file, text).with_context(|| format!("cannot write {}", file.display()))?;
     out.print(
@@ -216,17 +162,13 @@ pub(crate) fn clock(ctx: &Ctx, out: &mut Output, file: &Path) -> Result<()> {
 /// `potluck import`: validates and stores a bundle's messages, in batches,
 /// stopping at the first invalid one.
 pub(crate) fn import(ctx: &Ctx, out: &mut Output, file: &Path) -> Result<()> {
-    const BATCH: usize = 1_000;
     let opened =
         std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?;
     let size = opened.metadata().map(|m| m.len()).ok();
-    let consumed = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let input = std::io::BufReader::new(CountingReader {
-        inner: opened,
-        count: consumed.clone(),
-    });
-    let mut reader = potluck::feed::bundle::BundleReader::new(input);
-    let mut progress = ProgressLine::new(out, ctx.node.is_some(), "importing");
+    let consumed = Arc::new(AtomicU64::new(0));
+    let input = std::io::BufReader::new(CountingReader::new(opened, consumed.clone()));
+    let mut reader = BundleReader::new(input);
+    let mut progress = ProgressLine::new(out, ctx.running.is_some(), "importing");
     // The first message is read before anything is opened or created: a
     // file that is no bundle changes nothing.
     let first = reader.next_message().map_err(|e| KindedError {
@@ -234,49 +176,13 @@ pub(crate) fn import(ctx: &Ctx, out: &mut Output, file: &Path) -> Result<()> {
         message: format!("{}: {e}; nothing was imported", file.display()),
     })?;
     let app = ctx.open_creating(out, true)?;
-    let (mut read, mut new, mut present, mut dropped) = (0u64, 0u64, 0u64, 0u64);
-    let mut problem: Option<String> = None;
-    let mut end = first.is_none();
-    let mut pending = first;
-    loop {
-        let mut batch = Vec::with_capacity(BATCH);
-        batch.extend(pending.take());
-        while !end && batch.len() < BATCH {
-            match reader.next_message() {
-                Ok(Some(msg)) => batch.push(msg),
-                Ok(None) => {
-                    end = true;
-                    break;
-                }
-                Err(e) => {
-                    problem = Some(e.to_string());
-                    end = true;
-                    break;
-                }
-            }
-        }
-        read += batch.len() as u64;
-        let (report, blocked) = app.ingest(batch)?;
-        progress.show(
-            read,
-            size.map(|total| (consumed.load(std::sync::atomic::Ordering::Relaxed), total)),
-        );
-        new += report.accepted.len() as u64;
-        present += report.duplicates as u64;
-        dropped += blocked as u64;
-        if let Some(r) = report.rejected {
-            problem = Some(format!(
-                "the message {} #{} is invalid: {}",
-                r.author, r.sequence, r.error
-            ));
-            break;
-        }
-        if end {
-            break;
-        }
-    }
+    let report = app.import(&mut reader, first, |read| {
+        progress.show(read, size.map(|total| (consumed.load(Ordering::Relaxed), total)));
+    })?;
+    let (new, present, rejected, dropped) =
+        (report.new, report.present, report.rejected, report.blocked);
+    let problem = report.problem;
     progress.finish();
-    let rejected = read - new - present - dropped;
     out.print(
         json!({
             "new": new,
@@ -305,24 +211,11 @@ pub(crate) fn import(ctx: &Ctx, out: &mut Output, file: &Path) -> Result<()> {
     }
 }
 
-/// Counts the bytes read through it, for a progress line.
-struct CountingReader<R> {
-    inner: R,
-    count: Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl<R: std::io::Read> std::io::Read for CountingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.count
-            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-        Ok(n)
-    }
-}
-
 /// `potluck ics`: RFC 5545 text for one event or every upcoming event.
 pub(crate) fn ics(ctx: &Ctx, out: &mut Output, event: Option<&str>) -> Result<()> {
-    let (text, count) = ctx.open_store()?.calendar(event, now_ms())?;
+    let app = ctx.open_store()?;
+    let event = event.map(|text| app.resolve_event(text)).transpose()?;
+    let (text, count) = app.calendar(event.as_ref(), now_ms())?;
     if out.json {
         out.print(json!({ "events": count, "calendar": text }), String::new);
     } else {
@@ -335,8 +228,7 @@ pub(crate) fn ics(ctx: &Ctx, out: &mut Output, event: Option<&str>) -> Result<()
 /// `potluck reindex`: the position index and every index rebuilt from the
 /// logs.
 pub(crate) fn reindex(ctx: &Ctx, out: &mut Output) -> Result<()> {
-    let app = ctx.open_store()?;
-    let entries = app.store().reindex()?;
+    let entries = ctx.open_store()?.reindex()?;
     out.print(json!({ "entries": entries }), || {
         format!(
             "rebuilt where each message is, and {}, from the logs",
@@ -346,71 +238,23 @@ pub(crate) fn reindex(ctx: &Ctx, out: &mut Output) -> Result<()> {
     Ok(())
 }
 
-/// Messages per `Store::ingest` call of `potluck fixtures`.
-const FIXTURE_BATCH: usize = 5_000;
-
 /// `potluck fixtures`: a new home at `root` holding the messages of
 /// `potluck::fixtures::generate`, ingested in order in batches.
-pub(crate) fn fixtures(
-    out: &mut Output,
-    root: &Path,
-    spec: &potluck::fixtures::FixtureSpec,
-) -> Result<()> {
-    spec.check()?;
-    let home = Home::at(root);
-    if home.secret_path().exists() {
-        bail!(
-            "{} already holds an identity; `potluck fixtures` only fills a new home",
-            home.secret_path().display()
-        );
-    }
-    home.create()?;
-    Identity::create(&home)?;
-    let store = Store::open(&home.store_path())?;
-    let started = std::time::Instant::now();
-    let mut messages = 0usize;
-    let mut bytes = 0u64;
-    let mut feeds = std::collections::HashSet::new();
-    let mut batch = Vec::with_capacity(FIXTURE_BATCH);
-    let mut stream = potluck::fixtures::generate(spec).peekable();
-    while stream.peek().is_some() {
-        batch.extend(stream.by_ref().take(FIXTURE_BATCH));
-        let sent = batch.len();
-        for msg in &batch {
-            bytes += msg.bytes().len() as u64;
-            feeds.insert(msg.author());
-        }
-        let report = store.ingest(std::mem::take(&mut batch))?;
-        if let Some(r) = &report.rejected {
-            bail!(
-                "fixture message {} (sequence {} of {}) was rejected: {}",
-                messages + r.index,
-                r.sequence,
-                r.author,
-                r.error
-            );
-        }
-        if report.accepted.len() != sent {
-            bail!(
-                "only {} of {sent} fixture messages were stored ({} duplicates, {} forks)",
-                report.accepted.len(),
-                report.duplicates,
-                report.forks.len()
-            );
-        }
-        messages += sent;
-    }
-    if messages != spec.messages {
-        bail!("generated {messages} messages instead of {}", spec.messages);
-    }
-    store.flush()?;
-    let size = store.size_on_disk()?;
-    let seconds = started.elapsed().as_secs_f64();
+pub(crate) fn fixtures(out: &mut Output, root: &Path, spec: &FixtureSpec) -> Result<()> {
+    let report = potluck::app::fixtures(root, spec)?;
+    let (messages, bytes, size, seconds) = (
+        report.messages,
+        report.bytes,
+        report.size_on_disk,
+        report.seconds,
+    );
+    let feeds = report.feeds;
+    let home_dir = report.home;
     out.print(
         json!({
-            "home": home.root().to_string_lossy(),
+            "home": home_dir.to_string_lossy(),
             "messages": messages,
-            "feeds": feeds.len(),
+            "feeds": feeds,
             "bytes": bytes,
             "size_on_disk": size,
             "seconds": seconds,
@@ -419,8 +263,8 @@ pub(crate) fn fixtures(
             format!(
                 "{messages} messages from {} feeds ({bytes} bytes encoded) in {}: \
                  {size} bytes on disk, {seconds:.1} s",
-                feeds.len(),
-                home.root().display()
+                feeds,
+                home_dir.display()
             )
         },
     );

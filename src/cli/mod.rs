@@ -28,21 +28,17 @@ mod peers;
 mod serve;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use serde_json::Value;
 
-use potluck::app::ContactChange;
-use potluck::app::when;
-use potluck::home::Home;
-use potluck::node::Node;
-use potluck::node::control::ControlResponse;
+use potluck::app::control::ControlResponse;
+use potluck::app::{App, ContactChange, Home, when};
 
 pub use args::Args;
 use args::Command;
-use ctx::{Ctx, Serving};
+use ctx::Ctx;
 use output::{KindedError, Output, emit, error_document, error_kind, one_line};
 pub use output::{asks_for_json, report_error, usage_failure, write_stdout};
 
@@ -122,11 +118,7 @@ pub fn run(args: Args, raw: Vec<std::ffi::OsString>) -> Result<u8> {
                 raw.push(name.into());
             }
             #[cfg(unix)]
-            None if !names_a_zone
-                && potluck::node::control::is_running(&potluck::node::control::socket_path(
-                    &home,
-                )) =>
-            {
+            None if !names_a_zone && potluck::app::control::is_running(&home) => {
                 return Err(events::unnamed_zone_error());
             }
             None => {}
@@ -159,8 +151,7 @@ pub fn run(args: Args, raw: Vec<std::ffi::OsString>) -> Result<u8> {
     let _ = raw;
     let ctx = Ctx {
         home,
-        node: None,
-        serving: None,
+        running: None,
     };
     let mut out = Output::new(args.json);
     let result = run_command(&ctx, args.command, &mut out);
@@ -175,12 +166,7 @@ pub fn run(args: Args, raw: Vec<std::ffi::OsString>) -> Result<u8> {
 }
 
 /// Runs a command handed over by the control socket, inside the node.
-pub fn run_in_node(
-    home: &Home,
-    node: &Arc<Node>,
-    serving: &Serving,
-    args: Vec<String>,
-) -> ControlResponse {
+pub fn run_in_node(home: &Home, app: &App, args: Vec<String>) -> ControlResponse {
     let args_copy = args.clone();
     let args = match Args::try_parse_from(std::iter::once("potluck".to_owned()).chain(args)) {
         Ok(a) => a,
@@ -202,8 +188,7 @@ pub fn run_in_node(
     };
     let ctx = Ctx {
         home: home.clone(),
-        node: Some(node.clone()),
-        serving: Some(serving.clone()),
+        running: Some(app.clone()),
     };
     let mut out = Output::new(args.json);
     let result = match args.command {
@@ -239,7 +224,11 @@ pub fn run_in_node(
 
 fn run_command(ctx: &Ctx, command: Command, out: &mut Output) -> Result<()> {
     match command {
-        Command::Init { name, network_key } => feeds::init(ctx, out, name, network_key),
+        Command::Init {
+            name,
+            network_key,
+            new_identity,
+        } => feeds::init(ctx, out, name, network_key, new_identity),
         Command::Serve { .. } => bail!("a potluck node is already running for this home"),
         Command::Open { print } => serve::open(ctx, out, print),
         // Handled before a node could be asked (it reads no store).
@@ -298,7 +287,7 @@ fn run_command(ctx: &Ctx, command: Command, out: &mut Output) -> Result<()> {
         } => files::fixtures(
             out,
             &home,
-            &potluck::fixtures::FixtureSpec {
+            &potluck::app::FixtureSpec {
                 feeds,
                 messages,
                 seed,
@@ -317,11 +306,10 @@ fn run_command(ctx: &Ctx, command: Command, out: &mut Output) -> Result<()> {
 /// without a node the command runs here with the path as it is.
 #[cfg(unix)]
 fn forward_to_node(home: &Home, raw: &[std::ffi::OsString]) -> Result<Option<ControlResponse>> {
-    let socket = potluck::node::control::socket_path(home);
     let text: Option<Vec<String>> = raw.iter().map(|a| a.to_str().map(str::to_owned)).collect();
     match text {
-        Some(args) => Ok(potluck::node::control::forward(&socket, &args)?),
-        None if potluck::node::control::is_running(&socket) => {
+        Some(args) => Ok(potluck::app::control::forward(home, &args)?),
+        None if potluck::app::control::is_running(home) => {
             let bad = raw
                 .iter()
                 .find(|a| a.to_str().is_none())

@@ -9,9 +9,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
 
-use potluck::app::when;
+use potluck::app::{AppError, when};
 use potluck::feed::message::FeedId;
-use potluck::node::ConnectionError;
 
 /// Where results go: text for people, or one JSON document. Buffered, so
 /// that a command run inside the node can hand its output back.
@@ -97,14 +96,6 @@ pub(crate) fn emit(text: &str, file: Option<&(PathBuf, bool)>) -> Result<()> {
     write_stdout(&format!("{doc}\n"))
 }
 
-/// A person for people: their name, else the short form of their feed id.
-pub(crate) fn person(name: Option<&str>, feed: &FeedId) -> String {
-    match name {
-        Some(name) if !name.trim().is_empty() => when::sanitize_line(name).into_owned(),
-        _ => when::short_id(&feed.to_string()).to_owned(),
-    }
-}
-
 /// Forked feeds (feed, sequence of the first proof) as JSON.
 pub(crate) fn forked_json(forked: &[(FeedId, u64)]) -> Value {
     forked
@@ -137,51 +128,23 @@ pub struct KindedError {
 }
 
 /// What went wrong, for `{"error": {"kind": …}}` (see `docs/cli.md`).
-/// Scripts branch on it; the message is for people.
+/// Scripts branch on it; the message is for people. The application
+/// names the kind of its own failures ([`AppError::kind`]).
 pub fn error_kind(e: &anyhow::Error) -> &'static str {
-    use potluck::store::StoreError;
     for cause in e.chain() {
         if let Some(err) = cause.downcast_ref::<KindedError>() {
             return err.kind;
         }
-        // `AppError` wraps store and content errors transparently: their
-        // types are not in the chain of causes, so look inside.
-        let store_error = match cause.downcast_ref::<potluck::app::AppError>() {
-            Some(potluck::app::AppError::Store(err)) => Some(err),
-            Some(potluck::app::AppError::Content(_)) => return "invalid_input",
-            Some(potluck::app::AppError::ReadOnly) => return "no_identity",
-            Some(_) => return "refused",
-            None => cause.downcast_ref::<StoreError>(),
-        };
-        if let Some(err) = store_error {
-            return match err {
-                StoreError::UnknownEvent(_) | StoreError::AmbiguousEvent { .. } => "not_found",
-                StoreError::PrefixTooShort(_) => "invalid_input",
-                StoreError::Locked { .. } => "busy",
-                _ => "storage",
-            };
-        }
-        if let Some(err) = cause.downcast_ref::<potluck::home::identity::IdentityError>() {
-            return match err {
-                potluck::home::identity::IdentityError::Missing { .. } => "no_identity",
-                _ => "identity",
-            };
+        if let Some(err) = cause.downcast_ref::<AppError>() {
+            return err.kind();
         }
         if cause.is::<potluck::content::ContentError>()
             || cause.is::<when::WhenError>()
             || cause.is::<potluck::feed::message::DecodeError>()
-            || cause.is::<potluck::home::config::ConfigError>()
-            || cause.is::<potluck::proto::handshake::HandshakeError>()
         {
             return "invalid_input";
         }
-        if cause.is::<ConnectionError>() {
-            return "network";
-        }
-        if cause.is::<potluck::feed::bundle::BundleError>() {
-            return "invalid_file";
-        }
-        if cause.is::<std::io::Error>() || cause.is::<potluck::home::HomeError>() {
+        if cause.is::<std::io::Error>() {
             return "io";
         }
     }

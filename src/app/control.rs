@@ -1,0 +1,61 @@
+//! The control socket as front ends use it: a command line typed while a
+//! node runs for the home is handed to that node, which owns the store,
+//! and run there ([`serve`]); the typing process prints the answer.
+
+use crate::home::Home;
+use crate::node::control;
+
+#[cfg(unix)]
+use super::App;
+use super::AppError;
+
+pub use crate::node::control::{ControlResponse, Handler};
+
+/// Whether a node runs for `home` (it answers on its control socket).
+pub fn is_running(home: &Home) -> bool {
+    #[cfg(unix)]
+    {
+        control::is_running(&control::socket_path(home))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = home;
+        false
+    }
+}
+
+/// Hands `args` to the node running for `home`; `None` when none runs.
+#[cfg(unix)]
+pub fn forward(home: &Home, args: &[String]) -> Result<Option<ControlResponse>, AppError> {
+    Ok(control::forward(&control::socket_path(home), args)?)
+}
+
+/// The control socket of `home`, bound (owner-only) before the node is
+/// announced, so that a second `serve` for the same home is refused.
+#[cfg(unix)]
+pub struct ControlSocket {
+    listener: tokio::net::UnixListener,
+    path: std::path::PathBuf,
+}
+
+#[cfg(unix)]
+impl ControlSocket {
+    /// Binds the socket of `home`, refusing when a live node holds it.
+    /// Needs a tokio runtime.
+    pub fn bind(home: &Home) -> Result<ControlSocket, AppError> {
+        let path = control::socket_path(home);
+        Ok(ControlSocket {
+            listener: control::bind(&path)?,
+            path,
+        })
+    }
+
+    /// Answers handed-over commands with `handler` until `app`'s node
+    /// shuts down; removes the socket afterwards.
+    pub async fn serve(self, app: &App, handler: Handler) {
+        let Ok(node) = app.writer() else {
+            return;
+        };
+        control::serve(self.listener, self.path, handler, node.subscribe_shutdown()).await
+    }
+}
