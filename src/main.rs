@@ -30,7 +30,7 @@ fn main() -> ExitCode {
     // A node logs its connections; other commands report errors themselves.
     // Other commands show errors only, and the notice that opening the
     // store takes a while because it is being upgraded.
-    let quiet = format!("error,{}=info", potluck::store::UPGRADE_LOG);
+    let quiet = format!("error,{}=info", potluck::app::UPGRADE_LOG);
     let default_level = if cli::is_serve(&args) {
         "info"
     } else {

@@ -62,7 +62,7 @@ pub use crate::node::admission::{AdmissionStatus, AdmissionView};
 pub use crate::node::{CatchUp, PeerInfo, SessionReport};
 pub use crate::proto::peerbook::{PeerRecord, PeerSource};
 pub use crate::store::index::{EventState, EventStatus, RsvpState, Tally};
-pub use crate::store::IngestReport;
+pub use crate::store::{IngestReport, UPGRADE_LOG};
 
 /// Events per page of `potluck events` unless `--limit` says otherwise.
 pub const EVENTS_PAGE: usize = 100;
