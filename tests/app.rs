@@ -49,7 +49,7 @@ async fn publishing_through_the_app_decides_admissions_once_and_announces_them()
         .expect("an app with a node can subscribe");
 
     let msg = organizer
-        .announce(&event("Soup night", None, Some(1)), now_ms())
+        .announce(&event("Soup night", None, Some(1)), potluck::app::Past::Allow, now_ms())
         .unwrap();
     let id = msg.id();
     assert_eq!(
@@ -70,10 +70,10 @@ async fn publishing_through_the_app_decides_admissions_once_and_announces_them()
         DEFAULT_NETWORK_KEY,
     ));
     guest_app
-        .rsvp(&id.to_string(), RsvpStatus::Going, 0, None, now_ms())
+        .rsvp(&id, RsvpStatus::Going, 0, None, now_ms())
         .unwrap();
     // The guest is not the organizer: nothing was decided on its side.
-    let detail = guest_app.event(&id.to_string()).unwrap();
+    let detail = guest_app.event(&id).unwrap();
     assert_eq!(
         detail.summary.mine.as_ref().unwrap().admission,
         Some(AdmissionStatus::Pending)
@@ -86,7 +86,7 @@ async fn publishing_through_the_app_decides_admissions_once_and_announces_them()
     assert_eq!((report.accepted.len(), dropped), (1, 0));
     assert_eq!(report.touched_events, vec![id]);
 
-    let detail = organizer.event(&id.to_string()).unwrap();
+    let detail = organizer.event(&id).unwrap();
     assert_eq!(detail.rsvps.len(), 1);
     assert_eq!(detail.rsvps[0].admission, Some(AdmissionStatus::Admitted));
     assert_eq!(detail.summary.places_left(), Some(0));
@@ -108,7 +108,7 @@ async fn the_waitlist_has_an_order_and_moves_when_someone_drops_out() {
     let store = Arc::new(store);
     let (organizer, _) = app_for(store.clone());
     let id = organizer
-        .announce(&event("Tiny dinner", None, Some(1)), now_ms())
+        .announce(&event("Tiny dinner", None, Some(1)), potluck::app::Past::Allow, now_ms())
         .unwrap()
         .id();
     let guests: Vec<_> = (0..3).map(|_| new_key()).collect();
@@ -124,7 +124,7 @@ async fn the_waitlist_has_an_order_and_moves_when_someone_drops_out() {
         .unwrap();
         organizer.ingest(vec![msg]).unwrap();
     }
-    let detail = organizer.event(&id.to_string()).unwrap();
+    let detail = organizer.event(&id).unwrap();
     let line: Vec<_> = detail.waitlist().iter().map(|r| r.author).collect();
     assert_eq!(line, vec![feed_of(&guests[1]), feed_of(&guests[2])]);
     assert_eq!(detail.waitlist()[0].waitlist_position, Some(1));
@@ -141,7 +141,7 @@ async fn the_waitlist_has_an_order_and_moves_when_someone_drops_out() {
     )
     .unwrap();
     organizer.ingest(vec![msg]).unwrap();
-    let detail = organizer.event(&id.to_string()).unwrap();
+    let detail = organizer.event(&id).unwrap();
     let status = |k: &ed25519_dalek::SigningKey| {
         detail
             .rsvps
@@ -159,15 +159,15 @@ async fn lists_and_agenda_carry_the_viewers_answer() {
     let (_dir, store) = open_store();
     let store = Arc::new(store);
     let (me, _) = app_for(store.clone());
-    let a = me.announce(&event("A", None, None), now_ms()).unwrap().id();
+    let a = me.announce(&event("A", None, None), potluck::app::Past::Allow, now_ms()).unwrap().id();
     let b = me
-        .announce(&event("B", None, Some(10)), now_ms())
+        .announce(&event("B", None, Some(10)), potluck::app::Past::Allow, now_ms())
         .unwrap()
         .id();
-    me.rsvp(&a.to_string(), RsvpStatus::Maybe, 0, None, now_ms())
+    me.rsvp(&a, RsvpStatus::Maybe, 0, None, now_ms())
         .unwrap();
     me.rsvp(
-        &b.to_string(),
+        &b,
         RsvpStatus::Going,
         2,
         Some("soup".into()),
@@ -199,7 +199,7 @@ async fn the_apps_rules_refuse_clearly_and_publish_nothing() {
     let (me, _) = app_for(store.clone());
     let (other, _) = app_for(store.clone());
     let id = me
-        .announce(&event("Mine", None, None), now_ms())
+        .announce(&event("Mine", None, None), potluck::app::Past::Allow, now_ms())
         .unwrap()
         .id();
     let head = |app: &App| {
@@ -208,15 +208,15 @@ async fn the_apps_rules_refuse_clearly_and_publish_nothing() {
             .unwrap()
             .map_or(0, |h| h.sequence)
     };
-    let err = other.cancel(&id.to_string(), None, now_ms()).unwrap_err();
+    let err = other.cancel(&id, None, now_ms()).unwrap_err();
     assert!(matches!(err, AppError::NotOrganizer { .. }), "{err}");
     assert_eq!(head(&other), 0);
     let err = me.contact(me.feed_id().unwrap(), ContactChange::Block, now_ms());
     assert!(matches!(err, Err(AppError::OwnFeed)));
-    me.cancel(&id.to_string(), Some("rain".into()), now_ms())
+    me.cancel(&id, Some("rain".into()), now_ms())
         .unwrap();
     let err = other
-        .rsvp(&id.to_string(), RsvpStatus::Going, 0, None, now_ms())
+        .rsvp(&id, RsvpStatus::Going, 0, None, now_ms())
         .unwrap_err();
     assert!(matches!(err, AppError::Cancelled { .. }), "{err}");
     assert_eq!(head(&other), 0);
@@ -278,10 +278,10 @@ async fn a_late_page_of_a_list_skips_the_earlier_ones() {
         let day = 86_400_000;
         let mut e = event(&format!("soon {i}"), None, None);
         e.start = start(now + (i + 1) * day);
-        upcoming.push(me.announce(&e, now).unwrap().id());
+        upcoming.push(me.announce(&e, potluck::app::Past::Allow, now).unwrap().id());
         let mut e = event(&format!("gone {i}"), None, None);
         e.start = start(now - (7 - i) * day);
-        past.push(me.announce(&e, now).unwrap().id());
+        past.push(me.announce(&e, potluck::app::Past::Allow, now).unwrap().id());
     }
     let ids = |list: &[potluck::app::EventSummary]| -> Vec<MessageId> {
         list.iter().map(|s| s.state.id).collect()

@@ -189,6 +189,7 @@ fn event_count(app: &App) -> usize {
 fn announce(app: &App, title: &str, description: Option<&str>, capacity: Option<u32>) -> MessageId {
     app.announce(
         &event(title, description.map(str::to_owned), capacity),
+        potluck::app::Past::Allow,
         now_ms(),
     )
     .unwrap()
@@ -385,7 +386,7 @@ async fn posts_without_the_token_or_from_another_site_are_refused_and_publish_no
     let id = announce(&s.app, "Soup", None, None);
     let a = get(&s.router, &format!("{}/rsvp?status=going", event_path(&id))).await;
     assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED);
-    assert!(s.app.event(&id.to_string()).unwrap().summary.mine.is_none());
+    assert!(s.app.event(&id).unwrap().summary.mine.is_none());
     let req = Request::builder()
         .method("PUT")
         .uri("/new")
@@ -484,7 +485,7 @@ async fn hostile_titles_and_descriptions_are_escaped_and_only_web_links_are_link
     let mut e = event(title, Some(description.into()), None);
     e.url = Some("javascript:alert(5)".into());
     e.location = Some("<b>the park</b>".into());
-    let id = s.app.announce(&e, now_ms()).unwrap().id();
+    let id = s.app.announce(&e, potluck::app::Past::Allow, now_ms()).unwrap().id();
     s.app.set_name("<i>Mallory</i>".into(), now_ms()).unwrap();
     for path in ["/", &event_path(&id)] {
         let a = get(&s.router, path).await;
@@ -567,7 +568,7 @@ async fn rsvp_through_the_page_sets_and_changes_the_answer() {
     .await;
     assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
     assert_eq!(a.headers[header::LOCATION], format!("{path}#answer"));
-    let mine = s.app.event(&id.to_string()).unwrap().summary.mine.unwrap();
+    let mine = s.app.event(&id).unwrap().summary.mine.unwrap();
     assert_eq!(mine.rsvp.status, RsvpStatus::Going);
     assert_eq!(mine.rsvp.guests, 2);
     let page = get(&s.router, &path).await;
@@ -590,7 +591,7 @@ async fn rsvp_through_the_page_sets_and_changes_the_answer() {
     )
     .await;
     assert_eq!(a.status, StatusCode::SEE_OTHER);
-    let mine = s.app.event(&id.to_string()).unwrap().summary.mine.unwrap();
+    let mine = s.app.event(&id).unwrap().summary.mine.unwrap();
     assert_eq!(mine.rsvp.status, RsvpStatus::NotGoing);
     assert!(
         get(&s.router, &path)
@@ -620,7 +621,7 @@ async fn rsvp_through_the_page_sets_and_changes_the_answer() {
     .await;
     assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(a.part("rsvp-status-error", "</p>").contains("Going"));
-    let mine = s.app.event(&id.to_string()).unwrap().summary.mine.unwrap();
+    let mine = s.app.event(&id).unwrap().summary.mine.unwrap();
     assert_eq!(
         mine.rsvp.status,
         RsvpStatus::NotGoing,
@@ -851,12 +852,12 @@ async fn the_organizer_edits_cancels_and_sees_the_waitlist_move() {
     let a = post(&org.router, &format!("{path}/edit"), &pairs(&fields)).await;
     assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
     assert!(a.body.contains("Nothing to change"));
-    assert_eq!(org.app.event_state(&id.to_string()).unwrap().revision, 0);
+    assert_eq!(org.app.event_state(&id).unwrap().revision, 0);
 
     let fields = edit(&token, "Soup & bread night");
     let a = post(&org.router, &format!("{path}/edit"), &pairs(&fields)).await;
     assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
-    let state = org.app.event_state(&id.to_string()).unwrap();
+    let state = org.app.event_state(&id).unwrap();
     assert_eq!(state.event.title, "Soup & bread night");
     assert_eq!(state.revision, 1);
     assert_eq!(state.plan_revision, 0, "the title alone is not a new plan");
@@ -888,11 +889,11 @@ async fn the_lists_and_the_agenda_show_counts_capacity_and_my_answer() {
     let s = site();
     let id = announce(&s.app, "Soup night", None, Some(10));
     s.app
-        .rsvp(&id.to_string(), RsvpStatus::Going, 2, None, now_ms())
+        .rsvp(&id, RsvpStatus::Going, 2, None, now_ms())
         .unwrap();
     let mut past = event("Old picnic", None, None);
     past.start = potluck::content::EventTime::parse("start", "2020-01-01T10:00:00Z").unwrap();
-    s.app.announce(&past, now_ms()).unwrap();
+    s.app.announce(&past, potluck::app::Past::Allow, now_ms()).unwrap();
 
     let list = get(&s.router, "/").await;
     let events = list.part("events", "</section>");
@@ -938,7 +939,7 @@ async fn the_calendar_feeds_parse_with_the_expected_properties() {
     let id = announce(&s.app, "Soup, night; \\ & more", None, None);
     s.app.set_name("Ann".into(), now_ms()).unwrap();
     s.app
-        .rsvp(&id.to_string(), RsvpStatus::Going, 0, None, now_ms())
+        .rsvp(&id, RsvpStatus::Going, 0, None, now_ms())
         .unwrap();
     for path in [
         "/calendar.ics".to_owned(),
@@ -1273,7 +1274,7 @@ async fn long_lists_come_in_pages() {
             &format!("2031-06-01T{:02}:{:02}:00Z", i / 60, i % 60),
         )
         .unwrap();
-        s.app.announce(&e, now_ms()).unwrap();
+        s.app.announce(&e, potluck::app::Past::Allow, now_ms()).unwrap();
     }
     let cards = |page: &Answer| {
         page.part("events", "</section>")
@@ -1348,7 +1349,7 @@ async fn the_edit_form_gives_long_and_clock_change_events_their_real_length() {
     night.end = Some(at("2031-03-09T04:00:00-04:00"));
     night.tz = Some("America/New_York".into());
     for (e, length) in [(long, "26h0m"), (night, "5h0m")] {
-        let id = s.app.announce(&e, now_ms()).unwrap().id();
+        let id = s.app.announce(&e, potluck::app::Past::Allow, now_ms()).unwrap().id();
         let page = get(&s.router, &event_path(&id)).await;
         assert!(
             page.body.contains(&format!("value=\"{length}\"")),

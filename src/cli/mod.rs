@@ -125,36 +125,33 @@ pub fn run(args: Args, raw: Vec<std::ffi::OsString>) -> Result<u8> {
         }
     }
     // `fixtures` writes its own new home: never hand it to a node.
-    #[cfg(unix)]
-    if !matches!(
+    let may_hand_over = !matches!(
         args.command,
         Command::Init { .. } | Command::Fixtures { .. }
-    ) && let Some(answer) = forward_to_node(&home, &raw)?
-    {
-        eprint!("{}", answer.stderr);
-        if answer.code == 0 {
-            emit(&answer.stdout, ics_out.as_ref())?;
-            if let Command::Open { print: false } = &args.command {
-                // The node said where its page is; the browser starts here,
-                // on the person's desktop, not in the node's process.
-                let url = match serde_json::from_str::<Value>(&answer.stdout) {
-                    Ok(doc) => doc["page"].as_str().unwrap_or_default().to_owned(),
-                    Err(_) => answer.stdout.trim().to_owned(),
-                };
-                serve::launch_browser(&url)?;
-            }
-        } else {
-            write_stdout(&answer.stdout)?;
-        }
-        return Ok(u8::try_from(answer.code).unwrap_or(1));
+    );
+    let opens_page = matches!(args.command, Command::Open { print: false });
+    #[cfg(unix)]
+    if may_hand_over && let Some(answer) = forward_to_node(&home, &raw)? {
+        return print_answer(answer, ics_out.as_ref(), opens_page);
     }
-    let _ = raw;
     let ctx = Ctx {
         home,
         running: None,
     };
     let mut out = Output::new(args.json);
     let result = run_command(&ctx, args.command, &mut out);
+    // A node that is starting holds the store before it answers on its
+    // control socket: the command goes to it once it does.
+    #[cfg(unix)]
+    if may_hand_over
+        && let Err(e) = &result
+        && error_kind(e) == "busy"
+        && let Some(answer) = forward_when_running(&ctx.home, &raw)?
+    {
+        return print_answer(answer, ics_out.as_ref(), opens_page);
+    }
+    #[cfg(not(unix))]
+    let _ = (raw, may_hand_over, opens_page);
     eprint!("{}", out.notes);
     match result {
         Ok(()) => emit(&out.text, ics_out.as_ref()).map(|()| 0),
@@ -321,6 +318,52 @@ fn forward_to_node(home: &Home, raw: &[std::ffi::OsString]) -> Result<Option<Con
         }
         None => Ok(None),
     }
+}
+
+/// Longest wait for a starting node to answer on its control socket.
+#[cfg(unix)]
+const STARTING_NODE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Hands the command line to the node running for `home` once it answers
+/// (it is starting: it holds the store already); `None` when no node
+/// answers within [`STARTING_NODE_WAIT`].
+#[cfg(unix)]
+fn forward_when_running(
+    home: &Home,
+    raw: &[std::ffi::OsString],
+) -> Result<Option<ControlResponse>> {
+    let started = std::time::Instant::now();
+    while started.elapsed() < STARTING_NODE_WAIT {
+        if let Some(answer) = forward_to_node(home, raw)? {
+            return Ok(Some(answer));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Ok(None)
+}
+
+/// Prints what the running node answered; returns the exit status.
+fn print_answer(
+    answer: ControlResponse,
+    ics_out: Option<&(PathBuf, bool)>,
+    opens_page: bool,
+) -> Result<u8> {
+    eprint!("{}", answer.stderr);
+    if answer.code == 0 {
+        emit(&answer.stdout, ics_out)?;
+        if opens_page {
+            // The node said where its page is; the browser starts here,
+            // on the person's desktop, not in the node's process.
+            let url = match serde_json::from_str::<Value>(&answer.stdout) {
+                Ok(doc) => doc["page"].as_str().unwrap_or_default().to_owned(),
+                Err(_) => answer.stdout.trim().to_owned(),
+            };
+            serve::launch_browser(&url)?;
+        }
+    } else {
+        write_stdout(&answer.stdout)?;
+    }
+    Ok(u8::try_from(answer.code).unwrap_or(1))
 }
 
 /// Replaces the relative file paths of a command line with absolute ones.
