@@ -1121,3 +1121,31 @@ fn the_package_says_what_it_is() {
         assert!(!value.trim().is_empty(), "Cargo.toml has no {field}");
     }
 }
+
+#[test]
+fn a_home_whose_key_is_gone_refuses_a_new_identity_until_asked() {
+    let node = Node::init("Ana");
+    let me = node.me();
+    let event = node.announce(&["--title", "Soup night", "--start", START, "--end", END]);
+    std::fs::remove_file(node.secret()).unwrap();
+
+    // Publishing would have made a stranger of Ana: refused, with what is
+    // missing and both ways out, and no key is written.
+    let (line, kind) = node.fails_with_kind(&[
+        "announce", "--title", "Again", "--start", START, "--end", END,
+    ]);
+    assert_eq!(kind, "identity", "{line}");
+    assert!(line.contains("key file") && line.contains("is missing"), "{line}");
+    assert!(line.contains("init --new-identity"), "{line}");
+    assert!(!node.secret().exists(), "a new key was written");
+    let (line, kind) = node.fails_with_kind(&["rsvp", &event, "going"]);
+    assert_eq!(kind, "identity", "{line}");
+    assert!(!node.secret().exists());
+
+    // Reading still works; starting over is explicit, and the old feed stays.
+    assert_eq!(node.event(&event)["author"], me.as_str());
+    let fresh = node.ok(&["init", "--new-identity"]);
+    assert_ne!(fresh["id"], me.as_str());
+    assert_eq!(node.whoami()["id"], fresh["id"]);
+    assert_eq!(node.event(&event)["author"], me.as_str());
+}

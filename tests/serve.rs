@@ -472,3 +472,46 @@ fn on_a_terminal_serve_asks_for_a_name_and_import_shows_progress() {
     // The line is erased at the end: the last thing written.
     assert!(seen.ends_with("\r\u{1b}[K"), "{seen:?}");
 }
+
+#[test]
+fn a_command_run_while_a_new_node_starts_publishes_without_a_false_fork() {
+    // As a person following the README would: start `serve` on a fresh
+    // home, and as soon as `whoami` answers, announce. The command must
+    // never be told that its feed forked (it was, in 1 of 8 to 7 of 12
+    // tries, when it took the half-made home for a lost store).
+    let sandbox = Sandbox::new();
+    for attempt in 0..6 {
+        let home = sandbox.home(&format!("fresh-{attempt}"));
+        let listen = format!("127.0.0.1:{}", free_tcp_port());
+        let mut child = sandbox
+            .command(
+                &home,
+                &["serve", "--no-discovery", "--no-web", "--listen", &listen],
+            )
+            .spawn()
+            .expect("spawn potluck serve");
+        let started = Instant::now();
+        let mut answered = false;
+        while started.elapsed() < DEADLINE {
+            if sandbox.run(&home, &["whoami", "--json"]).status.success() {
+                answered = true;
+                break;
+            }
+            thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let run = sandbox.run(
+            &home,
+            &[
+                "announce", "--title", "Soup night", "--start", "2099-01-26 18:00", "--json",
+            ],
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(answered, "whoami never answered");
+        assert!(
+            run.status.success(),
+            "attempt {attempt}: announce failed while the node started: {run:?}"
+        );
+        assert!(!run.stderr.contains("recover"), "{run:?}");
+    }
+}
