@@ -16,7 +16,7 @@
 //! id → location) for every message; format 3 keeps those in the position
 //! index ([`super::positions`]) and removes them when it upgrades a store.
 
-use super::StoreError;
+use super::error::StoreError;
 use crate::feed::message::{FeedId, MessageId};
 use crate::feed::validate::FeedHead;
 
@@ -36,6 +36,11 @@ pub(super) const PEER: u8 = b'P';
 pub(super) const BOOK: u8 = b'B';
 /// author → head before a repair cut the feed
 pub(super) const REFETCH: u8 = b'R';
+
+/// The store layout this code reads and writes (under [`FORMAT_KEY`]): 3
+/// keeps where each message is in the position index; 2 kept it in sled
+/// (and is upgraded on open); 1 kept the message bytes in sled too.
+pub(super) const STORE_FORMAT: u8 = 3;
 
 /// Meta key of the store format.
 pub(super) const FORMAT_KEY: &[u8] = b"Mformat";
