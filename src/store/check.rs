@@ -4,10 +4,15 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use super::Store;
+use super::error::StoreError;
 use super::index;
 use super::keys::{HEAD, REFETCH, REINDEXING_KEY, encode_head, feed_key, feed_of_key, u64_value};
-use super::msglog::{self, LogError};
-use super::{LOG_FILE, Staged, Store, StoreError};
+use super::msglog::{self, LOG_FILE, LogError};
+use super::positions;
+use super::staged::Staged;
+use crate::feed::message::{FeedId, Message};
+use crate::feed::validate::{self, FeedHead};
 
 /// The sled tree `fsck` rebuilds the indexes into, to compare them with
 /// the stored ones; dropped when done.
@@ -16,8 +21,6 @@ const SCRATCH_TREE: &str = "fsck-scratch";
 /// Messages replayed (and signatures checked) per chunk when indexes are
 /// rebuilt: what bounds the memory of a rebuild.
 const REBUILD_CHUNK: usize = 20_000;
-use crate::feed::message::{FeedId, Message};
-use crate::feed::validate::{self, FeedHead};
 
 /// The result of [`Store::fsck`].
 #[derive(Debug, Default)]
@@ -186,12 +189,12 @@ impl Store {
             match from.checked_sub(1).filter(|&s| s > 0) {
                 Some(kept) => {
                     // Everything before the cut verified.
-                    let msg = self.feed_message(&author, kept)?.ok_or_else(|| {
-                        StoreError::CorruptLog {
-                            key: hex::encode(author.0),
-                            reason: format!("message #{kept}, before a damaged one, is missing"),
-                        }
-                    })?;
+                    let msg =
+                        self.feed_message(&author, kept)?
+                            .ok_or(StoreError::MissingMessage {
+                                author,
+                                sequence: kept,
+                            })?;
                     let head = FeedHead {
                         sequence: kept,
                         id: msg.id(),
@@ -227,7 +230,7 @@ impl Store {
     /// Compares the position index with one made again from the whole log.
     fn check_positions(&self, report: &mut FsckReport) -> Result<(), StoreError> {
         let heads = self.head_sequences()?;
-        let fresh = super::positions::load(&self.positions_file, 0, &self.log, &heads)?;
+        let fresh = positions::load(&self.positions_file, 0, &self.log, &heads)?;
         let held = self.positions_read()?;
         let fresh_feeds: std::collections::HashMap<&FeedId, _> = fresh.feeds().collect();
         for (feed, slots) in held.feeds() {
@@ -429,10 +432,7 @@ impl Store {
         mut report: Option<&mut FsckReport>,
         cuts: &BTreeMap<FeedId, u64>,
     ) -> Result<(), StoreError> {
-        let mut staged = Staged {
-            tree: target,
-            writes: BTreeMap::new(),
-        };
+        let mut staged = Staged::over(target);
         let mut staged_messages = 0;
         for (author, head) in self.feeds()? {
             let cut = cuts.get(&author).copied().unwrap_or(u64::MAX);

@@ -2,15 +2,17 @@
 //! validate, append to the message log, and apply one atomic sled batch
 //! (message, id, head, fork proofs and every index entry), then flush.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use ed25519_dalek::SigningKey;
 
+use super::Store;
+use super::error::StoreError;
 use super::index::{self, ContactState, Kv};
 use super::keys::{HEAD, LOG_END_KEY, POSITIONS_KEY, encode_head, feed_key, fork_key};
 use super::positions::{ENTRY_LEN, Entry};
-use super::{Staged, Store, StoreError};
+use super::staged::Staged;
 use crate::feed::message::{FeedId, Message, MessageId, SIGNED_LEN};
 use crate::feed::validate::{self, Checked, FeedHead, ValidationError};
 
@@ -194,10 +196,7 @@ impl Store {
             return Err(StoreError::Rejected(rejection.error));
         }
         if report.accepted.len() != 1 {
-            return Err(StoreError::CorruptLog {
-                key: hex::encode(author.0),
-                reason: "published message was not appended".into(),
-            });
+            return Err(StoreError::Bug("a published message was not appended"));
         }
         // The message is durable whatever happens to the mark; a mark
         // left behind only makes the check above weaker.
@@ -239,12 +238,7 @@ impl Store {
         self.commit_queued();
         lock_ignoring_poison(&queued.result)
             .take()
-            .unwrap_or_else(|| {
-                Err(StoreError::CorruptLog {
-                    key: String::new(),
-                    reason: "a queued batch was not committed".into(),
-                })
-            })
+            .unwrap_or(Err(StoreError::Bug("a queued batch was not committed")))
     }
 
     /// Commits every queued batch (the caller holds the writer lock) and
@@ -340,10 +334,7 @@ impl Store {
             )?);
         }
         // Stage the valid prefix of every batch and apply them atomically.
-        let mut staged = Staged {
-            tree: &self.tree,
-            writes: BTreeMap::new(),
-        };
+        let mut staged = Staged::over(&self.tree);
         let mut pending = self.log.begin();
         let mut entries = Vec::new();
         let mut reports = Vec::with_capacity(batches.len());
@@ -407,7 +398,7 @@ impl Store {
                 false
             }
         };
-        if !staged.writes.is_empty() {
+        if !staged.is_empty() {
             {
                 // Held across the batch, so that no reader sees a head
                 // whose messages the position index does not have yet.

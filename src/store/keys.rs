@@ -16,7 +16,8 @@
 //! id → location) for every message; format 3 keeps those in the position
 //! index ([`super::positions`]) and removes them when it upgrades a store.
 
-use super::StoreError;
+use super::error::StoreError;
+use super::index::compose_key;
 use crate::feed::message::{FeedId, MessageId};
 use crate::feed::validate::FeedHead;
 
@@ -37,6 +38,11 @@ pub(super) const BOOK: u8 = b'B';
 /// author → head before a repair cut the feed
 pub(super) const REFETCH: u8 = b'R';
 
+/// The store layout this code reads and writes (under [`FORMAT_KEY`]): 3
+/// keeps where each message is in the position index; 2 kept it in sled
+/// (and is upgraded on open); 1 kept the message bytes in sled too.
+pub(super) const STORE_FORMAT: u8 = 3;
+
 /// Meta key of the store format.
 pub(super) const FORMAT_KEY: &[u8] = b"Mformat";
 /// Meta key of the message log's committed length.
@@ -49,25 +55,17 @@ pub(super) const POSITIONS_KEY: &[u8] = b"Mpositions";
 
 /// The key of the fork proof at `sequence` of `author`'s feed.
 pub(super) fn fork_key(author: &FeedId, sequence: u64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(41);
-    k.push(FORK);
-    k.extend_from_slice(&author.0);
-    k.extend_from_slice(&sequence.to_be_bytes());
-    k
+    compose_key(FORK, &[&author.0, &sequence.to_be_bytes()])
 }
 
+/// The key `prefix ‖ author` (a head, peer memory, a refetch marker).
 pub(super) fn feed_key(prefix: u8, author: &FeedId) -> Vec<u8> {
-    let mut k = Vec::with_capacity(33);
-    k.push(prefix);
-    k.extend_from_slice(&author.0);
-    k
+    compose_key(prefix, &[&author.0])
 }
 
+/// The key of an address's peer book record.
 pub(super) fn book_key(addr: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(1 + addr.len());
-    k.push(BOOK);
-    k.extend_from_slice(addr.as_bytes());
-    k
+    compose_key(BOOK, &[addr.as_bytes()])
 }
 
 pub(super) fn encode_head(head: &FeedHead) -> Vec<u8> {

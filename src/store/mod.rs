@@ -8,13 +8,16 @@
 //! prefix (the table is in `keys.rs`). sled holds no key per message, only
 //! what a message changes.
 //!
-//! **Files.** `mod.rs` opens the store (and upgrades an old one) and holds
-//! the error type; `keys.rs` is the key layout; `ingest.rs` the one way in
-//! (publish and ingest, one atomic batch); `published.rs` how far this
-//! home published its own feeds; `query.rs` the reads; `peers.rs` the peer
-//! book and replication memory; `check.rs` fsck, repair, reindex and the
-//! rebuild from the log; [`msglog`] the message log file, reached through
-//! the [`LogFile`] trait (`log_file.rs`; tests put a faulty file in its
+//! **Files.** `mod.rs` opens the store (and upgrades an old one);
+//! [`StoreError`] (`error.rs`) is how it fails; `sled_files.rs` opens
+//! sled's files and tells damage to them from another layout; `keys.rs`
+//! is the key layout; `staged.rs` the writes of one atomic batch;
+//! `ingest.rs` the one way in (publish and ingest, one atomic batch);
+//! `published.rs` how far this home published its own feeds; `query.rs`
+//! the reads; `peers.rs` the peer book and
+//! replication memory; `check.rs` fsck, repair, reindex and the rebuild
+//! from the log; [`msglog`] the message log file, reached through the
+//! [`LogFile`] trait (`log_file.rs`; tests put a faulty file in its
 //! place); [`positions`] the position index; [`index`] the pure index
 //! rules.
 //!
@@ -37,13 +40,11 @@
 //! returning, so a message that `publish` or `ingest` reported as stored
 //! survives a crash.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use thiserror::Error;
-
 mod check;
+mod error;
 pub mod index;
 mod ingest;
 mod keys;
@@ -53,91 +54,29 @@ mod peers;
 pub mod positions;
 mod published;
 mod query;
+mod sled_files;
+mod staged;
 
 pub use check::{FsckReport, RebuildReport, RepairReport};
+pub use error::StoreError;
 pub use ingest::{ContactChange, ForkProof, IngestReport, Rejection};
 pub use log_file::{LogFile, LogFileOpener, RealLogFile};
+pub use sled_files::SLED_SEGMENT_SIZE;
 
 use self::keys::{
-    FORMAT_KEY, LOG_END_KEY, OLD_ID, OLD_LOG, POSITIONS_KEY, REINDEXING_KEY, u64_value,
+    FORMAT_KEY, LOG_END_KEY, OLD_ID, OLD_LOG, POSITIONS_KEY, REINDEXING_KEY, STORE_FORMAT,
+    u64_value,
 };
-use self::positions::{PositionFile, Positions, PositionsError};
+use self::msglog::{LOG_FILE, LogError, MessageLog};
+use self::positions::{PositionFile, Positions};
 use self::published::PublishedMark;
-
-use self::index::{CorruptEntry, Kv};
-use self::msglog::{LogError, MessageLog};
+use self::staged::Staged;
 use crate::feed::message::FeedId;
-use crate::feed::validate::ValidationError;
-
-/// The store layout this code reads and writes: 3 keeps where each
-/// message is in the position index; 2 kept it in sled (and is upgraded
-/// on open); 1 kept the message bytes in sled too.
-const STORE_FORMAT: u8 = 3;
-/// The message log file, inside the store directory.
-const LOG_FILE: &str = "messages.log";
-/// sled's segment size (tools that open the sled files directly must use
-/// it too). sled reclaims a segment once half of it is stale,
-/// so bigger segments waste less: 100,000 fixture messages took 154 MB of
-/// sled files with the default 512 KiB, 105 MB with 8 MiB and 97 MB with
-/// 16 MiB (the largest sled allows). The price is that even an empty
-/// store occupies one segment.
-pub const SLED_SEGMENT_SIZE: usize = 8 * 1024 * 1024;
 
 /// The log target of the long, one-time work an open may do (an upgrade,
 /// finishing an interrupted rebuild): front ends show it even when they
 /// show no other log, so that a person knows why the command waits.
 pub const UPGRADE_LOG: &str = "potluck::upgrade";
-
-/// How long [`Store::open`] waits for a lock that a store just closed in
-/// this process may still hold: sled finishes closing in its own threads
-/// after the last handle is dropped.
-const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Opens sled in `path` with the store's settings. A held lock is retried
-/// for up to [`LOCK_WAIT`] before it is reported as [`StoreError::Locked`].
-fn open_sled(path: &Path) -> Result<sled::Db, StoreError> {
-    let started = std::time::Instant::now();
-    loop {
-        let result = sled::Config::new()
-            .path(path)
-            .cache_capacity(64 * 1024 * 1024)
-            .segment_size(SLED_SEGMENT_SIZE)
-            .open();
-        match result {
-            Ok(db) => return Ok(db),
-            // sled reports a held lock file as an `Other` error.
-            Err(sled::Error::Io(ref io))
-                if io.kind() == std::io::ErrorKind::WouldBlock
-                    || io.to_string().contains("could not acquire lock") =>
-            {
-                if started.elapsed() >= LOCK_WAIT {
-                    return Err(StoreError::Locked {
-                        path: path.display().to_string(),
-                    });
-                }
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            Err(other) => return Err(StoreError::Db(other)),
-        }
-    }
-}
-
-/// The segment size recorded in sled's `conf` file in `dir`, if there is
-/// one (a small text file of `key: value` lines).
-fn persisted_segment_size(dir: &Path) -> Option<usize> {
-    use std::io::Read as _;
-    let mut bytes = Vec::new();
-    std::fs::File::open(dir.join("conf"))
-        .ok()?
-        .take(4096)
-        .read_to_end(&mut bytes)
-        .ok()?;
-    // The text is followed by a binary checksum.
-    String::from_utf8_lossy(&bytes)
-        .lines()
-        .find_map(|line| line.strip_prefix("segment_size: "))
-        .and_then(|v| v.trim().parse().ok())
-}
 
 /// Events `potluck events` shows unless told otherwise: a page, not every
 /// event a large store knows.
@@ -145,121 +84,6 @@ pub const EVENTS_PAGE: usize = 100;
 
 /// Shortest event-id prefix accepted on the command line.
 pub const MIN_ID_PREFIX: usize = 6;
-
-/// A store failure.
-#[derive(Debug, Error)]
-pub enum StoreError {
-    /// sled reported an error (I/O, or a damaged database file).
-    #[error("database error: {0}")]
-    Db(#[from] sled::Error),
-    /// The store directory is in use by another potluck process.
-    #[error(
-        "the store at {path} is in use by another potluck process (is `potluck serve` running?)"
-    )]
-    Locked {
-        /// The store directory.
-        path: String,
-    },
-    /// The message log file failed or is damaged.
-    #[error(transparent)]
-    Log(#[from] LogError),
-    /// The position index's file failed.
-    #[error(transparent)]
-    Positions(#[from] PositionsError),
-    /// This batch was committed together with others, and that commit
-    /// failed after it reached the index (its flush): the messages may not
-    /// be on disk.
-    #[error(
-        "storing failed while this batch was committed with others ({reason}); its messages may not be on disk"
-    )]
-    CommitFailed {
-        /// The failure, as the first batch of the commit got it.
-        reason: String,
-    },
-    /// The store was written by an incompatible version of potluck.
-    #[error(
-        "the store at {path} has format {found}, this potluck reads format {STORE_FORMAT}; move it aside (or export its feeds with the potluck that wrote it) and start a new one"
-    )]
-    Format {
-        /// The store directory.
-        path: String,
-        /// The format found (1 if unmarked).
-        found: u8,
-    },
-    /// An index entry cannot be decoded.
-    #[error(transparent)]
-    CorruptIndex(#[from] CorruptEntry),
-    /// A log entry cannot be decoded.
-    #[error("log entry {key} is damaged: {reason} (run `potluck fsck`)")]
-    CorruptLog {
-        /// The key, in hex.
-        key: String,
-        /// What is wrong.
-        reason: String,
-    },
-    /// A message in the log is not the one the index says is there: the
-    /// disk changed it.
-    #[error(
-        "message {author} #{sequence} is damaged in the message log ({reason}); `potluck fsck --repair` cuts the feed back before it, so that peers send it again"
-    )]
-    Damaged {
-        /// The feed.
-        author: FeedId,
-        /// The damaged message's sequence.
-        sequence: u64,
-        /// What does not match.
-        reason: String,
-    },
-    /// sled's own files are damaged.
-    #[error(
-        "the database in {path} is damaged ({reason}); `potluck fsck --repair` rebuilds it from the message log, moving the damaged files aside"
-    )]
-    DatabaseDamaged {
-        /// The store directory.
-        path: String,
-        /// sled's words.
-        reason: String,
-    },
-    /// The store holds less of our own feed than this home published.
-    #[error(
-        "this home published {feed} up to #{published}, but its store holds only #{holds}: publishing now would start a second history of your feed, which peers reject. Run `potluck recover` to fetch your feed back from a peer (or `potluck import` a bundle of it); `potluck recover --start-over` publishes on from #{holds} anyway"
-    )]
-    OwnFeedBehind {
-        /// Our feed.
-        feed: FeedId,
-        /// What the store holds of it.
-        holds: u64,
-        /// What this home published of it.
-        published: u64,
-    },
-    /// The file recording what this home published cannot be read.
-    #[error("cannot read {path}, which records how far this home published its feed: {reason}")]
-    PublishedMark {
-        /// The file.
-        path: String,
-        /// What is wrong.
-        reason: String,
-    },
-    /// A message that was to be published did not validate.
-    #[error("message rejected: {0}")]
-    Rejected(#[from] ValidationError),
-    /// No known event matches the given id or prefix.
-    #[error("no known event matches `{0}`")]
-    UnknownEvent(String),
-    /// More than one known event matches the prefix.
-    #[error("`{text}` matches {count} events; give more characters of the id")]
-    AmbiguousEvent {
-        /// The prefix given.
-        text: String,
-        /// How many events match.
-        count: usize,
-    },
-    /// The prefix is too short to name an event.
-    #[error(
-        "`{0}` is too short: give the full event id or at least {MIN_ID_PREFIX} characters after `%`"
-    )]
-    PrefixTooShort(String),
-}
 
 /// The node's store.
 pub struct Store {
@@ -279,46 +103,6 @@ pub struct Store {
     /// [`Store::ingest_checked`]).
     queue: Mutex<Vec<std::sync::Arc<ingest::Queued>>>,
     published: PublishedMark,
-}
-
-/// Writes staged for one atomic batch, readable before they are applied.
-struct Staged<'a> {
-    tree: &'a sled::Tree,
-    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
-}
-
-impl Kv for Staged<'_> {
-    type Error = StoreError;
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        match self.writes.get(key) {
-            Some(v) => Ok(v.clone()),
-            None => Ok(self.tree.get(key)?.map(|v| v.to_vec())),
-        }
-    }
-    fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        self.writes.insert(key, Some(value));
-    }
-    fn delete(&mut self, key: Vec<u8>) {
-        self.writes.insert(key, None);
-    }
-}
-
-impl Staged<'_> {
-    fn into_batch(mut self) -> sled::Batch {
-        self.take_batch()
-    }
-
-    /// The writes staged so far as a batch, leaving none staged.
-    fn take_batch(&mut self) -> sled::Batch {
-        let mut batch = sled::Batch::default();
-        for (k, v) in std::mem::take(&mut self.writes) {
-            match v {
-                Some(v) => batch.insert(k, v),
-                None => batch.remove(k),
-            }
-        }
-        batch
-    }
 }
 
 impl Store {
@@ -343,17 +127,7 @@ impl Store {
     }
 
     fn open_inner(path: &Path, open_log: &LogFileOpener) -> Result<Store, StoreError> {
-        // sled cannot open files written with another segment size, and
-        // says so in its own words; every format-2 store uses ours.
-        if let Some(size) = persisted_segment_size(path)
-            && size != SLED_SEGMENT_SIZE
-        {
-            return Err(StoreError::Format {
-                path: path.display().to_string(),
-                found: 1,
-            });
-        }
-        let db = open_sled(path)?;
+        let db = sled_files::open(path)?;
         let tree = db.open_tree("potluck")?;
         let mut upgrade = false;
         match tree.get(FORMAT_KEY)? {
@@ -567,10 +341,7 @@ impl Store {
     }
 
     fn reader(&self) -> Staged<'_> {
-        Staged {
-            tree: &self.tree,
-            writes: BTreeMap::new(),
-        }
+        Staged::over(&self.tree)
     }
 
     /// Flushes everything to disk.

@@ -37,6 +37,9 @@ use thiserror::Error;
 use super::log_file::{LogFile, RealLogFile};
 use crate::feed::message::MAX_MESSAGE_LEN;
 
+/// The message log file, inside the store directory.
+pub(super) const LOG_FILE: &str = "messages.log";
+
 /// Bytes of a record's length prefix.
 const LEN_PREFIX: u64 = 4;
 

@@ -4,8 +4,9 @@
 
 use std::collections::HashMap;
 
+use super::Store;
+use super::error::StoreError;
 use super::keys::{BOOK, PEER, PEER_KEPT, book_key, feed_key, feed_of_key, kept_value};
-use super::{Store, StoreError};
 use crate::feed::message::FeedId;
 use crate::proto::peerbook::PeerRecord;
 

@@ -499,7 +499,7 @@ pub(super) fn load(
     synced: u64,
     log: &MessageLog,
     heads: &HashMap<FeedId, u64>,
-) -> Result<Positions, super::StoreError> {
+) -> Result<Positions, super::error::StoreError> {
     let entries = match file.read_entries(synced)? {
         Some(entries) if entries.last().is_none_or(|e| describes_its_record(e, log)) => entries,
         _ => {

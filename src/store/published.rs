@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
 
-use super::{Store, StoreError};
+use super::Store;
+use super::error::StoreError;
 use crate::feed::message::FeedId;
 use crate::feed::validate::FeedHead;
 

@@ -5,12 +5,13 @@ use std::collections::BTreeSet;
 
 use base64::Engine as _;
 
-use super::ForkProof;
+use super::error::StoreError;
 use super::index::{self, AboutState, ContactState, CorruptEntry, EventState, RsvpState, Tally};
+use super::ingest::ForkProof;
 use super::keys::{FORK, HEAD, decode_head, feed_key, feed_of_key, sequence_of_key};
 use super::msglog::LogError;
 use super::positions::{Slot, id_prefix};
-use super::{MIN_ID_PREFIX, Store, StoreError};
+use super::{MIN_ID_PREFIX, Store};
 use crate::feed::message::{FeedId, Message, MessageId, SIGNED_LEN};
 use crate::feed::validate::FeedHead;
 
