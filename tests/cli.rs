@@ -132,6 +132,35 @@ fn damaged_key_file_is_one_line_error() {
     assert!(err.contains("damaged"), "{err}");
 }
 
+/// Issue 19, defect 1: a `config.json` that gives a key twice is refused
+/// like any other malformed setting, naming the key and its object,
+/// rather than the last value silently winning.
+#[test]
+fn config_json_with_a_key_written_twice_is_refused() {
+    let node = Node::init("Ana");
+    let config = node.home.join("config.json");
+    for (text, says) in [
+        (
+            "{\n  \"listen\": \"127.0.0.1:7001\",\n  \"listen\": \"127.0.0.1:7002\"\n}\n",
+            "the key `listen` is written twice at the top level, the second time at line 3",
+        ),
+        (
+            r#"{"quotas": {"new_feeds_per_peer_per_hour": 5, "new_feeds_per_peer_per_hour": 9}}"#,
+            "the key `new_feeds_per_peer_per_hour` is written twice in `quotas`",
+        ),
+    ] {
+        std::fs::write(&config, text).unwrap();
+        let (err, kind) = node.fails_with_kind(&["invite", "--addr", "127.0.0.1:7643"]);
+        assert!(err.starts_with("error: config file "), "{err}");
+        assert!(err.contains(" is not valid: "), "{err}");
+        assert!(err.contains(says), "{err}");
+        assert_eq!(kind, "invalid_input", "{err}");
+    }
+    // Written once, the same settings are read.
+    std::fs::write(&config, r#"{"listen": "127.0.0.1:7002"}"#).unwrap();
+    assert!(node.ok(&["invite", "--addr", "127.0.0.1:7643"])["code"].is_string());
+}
+
 #[test]
 fn uninitialised_home_says_run_init_and_creates_nothing() {
     let node = Node::new();
