@@ -38,7 +38,7 @@ use potluck::app::ContactChange;
 use potluck::app::when;
 use potluck::home::Home;
 use potluck::node::Node;
-use potluck::node::control::ControlResponse;
+use potluck::node::control::{ControlResponse, Stream};
 
 pub use args::Args;
 use args::Command;
@@ -137,24 +137,42 @@ pub fn run(args: Args, raw: Vec<std::ffi::OsString>) -> Result<u8> {
     if !matches!(
         args.command,
         Command::Init { .. } | Command::Fixtures { .. }
-    ) && let Some(answer) = forward_to_node(&home, &raw)?
-    {
-        eprint!("{}", answer.stderr);
-        if answer.code == 0 {
-            emit(&answer.stdout, ics_out.as_ref())?;
-            if let Command::Open { print: false } = &args.command {
-                // The node said where its page is; the browser starts here,
-                // on the person's desktop, not in the node's process.
-                let url = match serde_json::from_str::<Value>(&answer.stdout) {
-                    Ok(doc) => doc["page"].as_str().unwrap_or_default().to_owned(),
-                    Err(_) => answer.stdout.trim().to_owned(),
-                };
-                serve::launch_browser(&url)?;
+    ) {
+        // `ics --out` and `open` act on the node's whole answer (a file to
+        // write, a page to open); any other answer is passed on as it
+        // arrives, whatever its size.
+        let keep_whole =
+            ics_out.is_some() || matches!(args.command, Command::Open { print: false });
+        let mut whole = String::new();
+        let answered = forward_to_node(&home, &raw, |stream, text| match stream {
+            Stream::Stderr => {
+                eprint!("{text}");
+                Ok(())
             }
-        } else {
-            write_stdout(&answer.stdout)?;
+            Stream::Stdout if keep_whole => {
+                whole.push_str(text);
+                Ok(())
+            }
+            Stream::Stdout => write_stdout(text),
+        })?;
+        if let Some(code) = answered {
+            if code == 0 {
+                emit(&whole, ics_out.as_ref())?;
+                if let Command::Open { print: false } = &args.command {
+                    // The node said where its page is; the browser starts
+                    // here, on the person's desktop, not in the node's
+                    // process.
+                    let url = match serde_json::from_str::<Value>(&whole) {
+                        Ok(doc) => doc["page"].as_str().unwrap_or_default().to_owned(),
+                        Err(_) => whole.trim().to_owned(),
+                    };
+                    serve::launch_browser(&url)?;
+                }
+            } else {
+                write_stdout(&whole)?;
+            }
+            return Ok(u8::try_from(code).unwrap_or(1));
         }
-        return Ok(u8::try_from(answer.code).unwrap_or(1));
     }
     let _ = raw;
     let ctx = Ctx {
@@ -311,16 +329,21 @@ fn run_command(ctx: &Ctx, command: Command, out: &mut Output) -> Result<()> {
     }
 }
 
-/// Hands the command line to a node running for `home`; `None` when no
+/// Hands the command line to a node running for `home`, and each piece
+/// of its answer to `piece`; returns the exit status, or `None` when no
 /// node runs. The control socket carries text, so an argument that is not
 /// UTF-8 (a path may be any bytes) can only be refused while a node runs;
 /// without a node the command runs here with the path as it is.
 #[cfg(unix)]
-fn forward_to_node(home: &Home, raw: &[std::ffi::OsString]) -> Result<Option<ControlResponse>> {
+fn forward_to_node(
+    home: &Home,
+    raw: &[std::ffi::OsString],
+    piece: impl FnMut(Stream, &str) -> Result<()>,
+) -> Result<Option<i32>> {
     let socket = potluck::node::control::socket_path(home);
     let text: Option<Vec<String>> = raw.iter().map(|a| a.to_str().map(str::to_owned)).collect();
     match text {
-        Some(args) => Ok(potluck::node::control::forward(&socket, &args)?),
+        Some(args) => potluck::node::control::forward_each(&socket, &args, piece),
         None if potluck::node::control::is_running(&socket) => {
             let bad = raw
                 .iter()
