@@ -144,16 +144,13 @@ pub fn error_kind(e: &anyhow::Error) -> &'static str {
         if let Some(err) = cause.downcast_ref::<KindedError>() {
             return err.kind;
         }
-        // `AppError` wraps store and content errors transparently: their
-        // types are not in the chain of causes, so look inside.
-        let store_error = match cause.downcast_ref::<potluck::app::AppError>() {
-            Some(potluck::app::AppError::Store(err)) => Some(err),
+        match cause.downcast_ref::<potluck::app::AppError>() {
             Some(potluck::app::AppError::Content(_)) => return "invalid_input",
             Some(potluck::app::AppError::ReadOnly) => return "no_identity",
+            Some(potluck::app::AppError::Store(_)) | None => {}
             Some(_) => return "refused",
-            None => cause.downcast_ref::<StoreError>(),
-        };
-        if let Some(err) = store_error {
+        }
+        if let Some(err) = store_error(cause) {
             return match err {
                 StoreError::UnknownEvent(_) | StoreError::AmbiguousEvent { .. } => "not_found",
                 StoreError::PrefixTooShort(_) => "invalid_input",
@@ -186,6 +183,31 @@ pub fn error_kind(e: &anyhow::Error) -> &'static str {
         }
     }
     "refused"
+}
+
+/// The store error that `cause` is or wraps. `AppError` wraps store
+/// errors transparently: their types are not in the chain of causes, so
+/// look inside.
+fn store_error<'a>(
+    cause: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a potluck::store::StoreError> {
+    match cause.downcast_ref::<potluck::app::AppError>() {
+        Some(potluck::app::AppError::Store(err)) => Some(err),
+        Some(_) => None,
+        None => cause.downcast_ref(),
+    }
+}
+
+/// The line for a store whose database could not be opened: what is
+/// damaged and what to run, in place of sled's own words about it
+/// (offsets, backtraces), which help nobody at a terminal.
+fn damaged_store_line(e: &anyhow::Error) -> Option<String> {
+    e.chain().find_map(|cause| match store_error(cause) {
+        Some(potluck::store::StoreError::DatabaseDamaged { path, .. }) => Some(format!(
+            "the store's database in {path} is damaged; run `potluck fsck --repair` to rebuild it from the message log (the damaged files are moved aside)"
+        )),
+        _ => None,
+    })
 }
 
 /// The `--json` form of an error: one line, `{"error": {"kind": …,
@@ -237,8 +259,12 @@ pub fn asks_for_json<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> bool {
 }
 
 /// An error and its causes on one line, without repeating a cause that the
-/// message already ends with (our error types include their cause's text).
+/// message already ends with (our error types include their cause's text);
+/// for a damaged store's database, what is damaged and what to run.
 pub fn one_line(e: &anyhow::Error) -> String {
+    if let Some(line) = damaged_store_line(e) {
+        return line;
+    }
     let mut line = e.to_string();
     for cause in e.chain().skip(1) {
         let text = cause.to_string();
