@@ -28,9 +28,11 @@ fn main() -> ExitCode {
         }
     };
     // A node logs its connections; other commands report errors themselves.
-    // Other commands show errors only, and the notice that opening the
-    // store takes a while because it is being upgraded.
-    let quiet = format!("error,{}=info", potluck::app::UPGRADE_LOG);
+    // Other commands show potluck's own errors only, and the notice that
+    // opening the store takes a while because it is being upgraded: the
+    // lines of the libraries below (sled's, on a damaged store) are for
+    // whoever asks with `POTLUCK_LOG`, the person gets the error line.
+    let quiet = format!("potluck=error,{}=info", potluck::app::UPGRADE_LOG);
     let default_level = if cli::is_serve(&args) {
         "info"
     } else {

@@ -132,6 +132,77 @@ fn damaged_key_file_is_one_line_error() {
     assert!(err.contains("damaged"), "{err}");
 }
 
+/// Issue 19, defect 3: a store whose sled files are damaged makes every
+/// command say so in one line, with what to run; sled's own log lines
+/// stay out of the terminal unless `POTLUCK_LOG` asks for them.
+#[test]
+fn a_damaged_store_is_one_clear_line_without_sleds_log() {
+    let node = Node::init("Ana");
+    node.announce(&["--title", "Soup night", "--start", START]);
+    // sled's file cut short, its snapshot left: sled logs an ERROR of its
+    // own while it opens the database, and potluck fails.
+    let db = node.home.join("store").join("db");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&db)
+        .unwrap()
+        .set_len(100)
+        .unwrap();
+    for args in [&["events"][..], &["fsck"], &["whoami"]] {
+        let run = node.run(args);
+        let line = run.one_line_error();
+        assert!(!run.stderr.contains("sled"), "{args:?}: {run:?}");
+        assert!(
+            line.contains("the store's database in") && line.contains("is damaged"),
+            "{args:?}: {line}"
+        );
+        assert!(line.contains("run `potluck fsck --repair`"), "{line}");
+        assert!(!line.contains("backtrace"), "{line}");
+    }
+    let (line, kind) = node.fails_with_kind(&["events"]);
+    assert!(line.contains("is damaged"), "{line}");
+    assert_eq!(kind, "storage");
+    // Asked for, sled's lines are there.
+    let run = node.run_with(&["events"], &[("POTLUCK_LOG", "error")]);
+    assert!(run.stderr.contains("ERROR sled::"), "{run:?}");
+
+    // What the line says to run brings the events back.
+    let run = node.run(&["fsck", "--repair"]);
+    assert!(run.status.success(), "{run:?}");
+    assert!(!run.stderr.contains("sled"), "{run:?}");
+    let events = node.ok(&["events"]);
+    assert_eq!(events[0]["title"], "Soup night", "{events}");
+}
+
+/// Issue 19, defect 1: a `config.json` that gives a key twice is refused
+/// like any other malformed setting, naming the key and its object,
+/// rather than the last value silently winning.
+#[test]
+fn config_json_with_a_key_written_twice_is_refused() {
+    let node = Node::init("Ana");
+    let config = node.home.join("config.json");
+    for (text, says) in [
+        (
+            "{\n  \"listen\": \"127.0.0.1:7001\",\n  \"listen\": \"127.0.0.1:7002\"\n}\n",
+            "the key `listen` is written twice at the top level, the second time at line 3",
+        ),
+        (
+            r#"{"quotas": {"new_feeds_per_peer_per_hour": 5, "new_feeds_per_peer_per_hour": 9}}"#,
+            "the key `new_feeds_per_peer_per_hour` is written twice in `quotas`",
+        ),
+    ] {
+        std::fs::write(&config, text).unwrap();
+        let (err, kind) = node.fails_with_kind(&["invite", "--addr", "127.0.0.1:7643"]);
+        assert!(err.starts_with("error: config file "), "{err}");
+        assert!(err.contains(" is not valid: "), "{err}");
+        assert!(err.contains(says), "{err}");
+        assert_eq!(kind, "invalid_input", "{err}");
+    }
+    // Written once, the same settings are read.
+    std::fs::write(&config, r#"{"listen": "127.0.0.1:7002"}"#).unwrap();
+    assert!(node.ok(&["invite", "--addr", "127.0.0.1:7643"])["code"].is_string());
+}
+
 #[test]
 fn uninitialised_home_says_run_init_and_creates_nothing() {
     let node = Node::new();

@@ -515,3 +515,63 @@ fn a_command_run_while_a_new_node_starts_publishes_without_a_false_fork() {
         assert!(!run.stderr.contains("recover"), "{run:?}");
     }
 }
+
+/// Issue 19, defect 2: with a node running, `log` of a feed that prints
+/// more than 4 MiB prints every line, as it does without a node (the
+/// control socket's answer used to be cut at 4 MiB and fail).
+#[test]
+fn a_log_over_4_mib_comes_whole_through_a_running_node() {
+    use potluck::feed::message::{MAX_CONTENT_LEN, Message, MessageId};
+    const MESSAGES: u64 = 300;
+    let sandbox = Sandbox::new();
+    let home = sandbox.home("a");
+    sandbox.json(&home, &["init", "--name", "Ana"]);
+
+    // Someone's feed of messages near the content limit, in a bundle.
+    let key = common::node::new_key();
+    let feed = common::node::feed_of(&key).to_string();
+    let pad = "x".repeat(MAX_CONTENT_LEN - 100);
+    let mut previous = MessageId::default();
+    let mut messages = Vec::new();
+    for sequence in 1..=MESSAGES {
+        let content = format!(r#"{{"type":"big","n":{sequence},"pad":"{pad}"}}"#);
+        let msg = Message::sign(
+            &key,
+            sequence,
+            previous,
+            1_700_000_000_000,
+            content.as_bytes(),
+        )
+        .unwrap();
+        previous = msg.id();
+        messages.push(msg);
+    }
+    let bundle = sandbox.path("big.bundle");
+    let mut file = std::fs::File::create(&bundle).unwrap();
+    potluck::feed::bundle::write_bundle(&mut file, messages).unwrap();
+    drop(file);
+    let report = sandbox.json(&home, &["import", bundle.to_str().unwrap()]);
+    assert_eq!(report["new"], MESSAGES, "{report}");
+
+    let check = |run: &common::sandbox::Run| {
+        assert!(run.status.success(), "{:?}", run.stderr);
+        assert!(run.stdout.len() > 4 * 1024 * 1024, "{}", run.stdout.len());
+        let lines = run.json_lines();
+        assert_eq!(lines.len() as u64, MESSAGES);
+        for (line, sequence) in lines.iter().zip(1..) {
+            assert_eq!(line["sequence"], sequence);
+            assert_eq!(line["content"]["n"], sequence);
+        }
+    };
+    let alone = sandbox.run(&home, &["log", &feed]);
+    check(&alone);
+
+    let mut node = sandbox
+        .serve(&home, &["--listen", "127.0.0.1:0"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let through = sandbox.run(&home, &["log", &feed]);
+    check(&through);
+    assert_eq!(through.stdout, alone.stdout);
+    assert_eq!(through.stderr, "");
+    assert!(node.terminate().success(), "{}", node.stderr());
+}

@@ -9,7 +9,7 @@ use crate::node::control;
 use super::App;
 use super::AppError;
 
-pub use crate::node::control::{ControlResponse, Handler};
+pub use crate::node::control::{ControlError, ControlResponse, Handler, Stream};
 
 /// Whether a node runs for `home` (it answers on its control socket).
 pub fn is_running(home: &Home) -> bool {
@@ -24,10 +24,16 @@ pub fn is_running(home: &Home) -> bool {
     }
 }
 
-/// Hands `args` to the node running for `home`; `None` when none runs.
+/// Hands `args` to the node running for `home` and each piece of its
+/// answer to `piece` as it arrives; the exit status, or `None` when no
+/// node runs.
 #[cfg(unix)]
-pub fn forward(home: &Home, args: &[String]) -> Result<Option<ControlResponse>, AppError> {
-    Ok(control::forward(&control::socket_path(home), args)?)
+pub fn forward_each<E: From<ControlError>>(
+    home: &Home,
+    args: &[String],
+    piece: impl FnMut(Stream, &str) -> Result<(), E>,
+) -> Result<Option<i32>, E> {
+    control::forward_each(&control::socket_path(home), args, piece)
 }
 
 /// The control socket of `home`, bound (owner-only) before the node is

@@ -194,6 +194,18 @@ impl AppError {
         }
     }
 
+    /// For a store whose database could not be opened, the one line a
+    /// person reads instead of sled's own words (offsets, backtraces):
+    /// what is damaged and what to run.
+    pub fn damaged_store_line(&self) -> Option<String> {
+        match self {
+            AppError::Store(StoreError::DatabaseDamaged { path, .. }) => Some(format!(
+                "the store's database in {path} is damaged; run `potluck fsck --repair` to rebuild it from the message log (the damaged files are moved aside)"
+            )),
+            _ => None,
+        }
+    }
+
     /// A file error, for the path and what was done with it.
     pub(crate) fn file(verb: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> AppError {
         let path = path.to_path_buf();

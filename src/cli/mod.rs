@@ -33,7 +33,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use serde_json::Value;
 
-use potluck::app::control::ControlResponse;
+use potluck::app::control::{ControlResponse, Stream};
 use potluck::app::{App, ContactChange, Home, when};
 
 pub use args::Args;
@@ -129,10 +129,16 @@ pub fn run(args: Args, raw: Vec<std::ffi::OsString>) -> Result<u8> {
         args.command,
         Command::Init { .. } | Command::Fixtures { .. }
     );
+    // `ics --out` and `open` act on the node's whole answer (a file to
+    // write, a page to open); any other answer is passed on as it
+    // arrives, whatever its size.
     let opens_page = matches!(args.command, Command::Open { print: false });
+    let keep_whole = ics_out.is_some() || opens_page;
     #[cfg(unix)]
-    if may_hand_over && let Some(answer) = forward_to_node(&home, &raw)? {
-        return print_answer(answer, ics_out.as_ref(), opens_page);
+    if may_hand_over
+        && let Some(code) = hand_over(&home, &raw, keep_whole, ics_out.as_ref(), opens_page)?
+    {
+        return Ok(code);
     }
     let ctx = Ctx {
         home,
@@ -146,12 +152,13 @@ pub fn run(args: Args, raw: Vec<std::ffi::OsString>) -> Result<u8> {
     if may_hand_over
         && let Err(e) = &result
         && error_kind(e) == "busy"
-        && let Some(answer) = forward_when_running(&ctx.home, &raw)?
+        && wait_for_node(&ctx.home)
+        && let Some(code) = hand_over(&ctx.home, &raw, keep_whole, ics_out.as_ref(), opens_page)?
     {
-        return print_answer(answer, ics_out.as_ref(), opens_page);
+        return Ok(code);
     }
     #[cfg(not(unix))]
-    let _ = (raw, may_hand_over, opens_page);
+    let _ = (raw, may_hand_over, keep_whole);
     eprint!("{}", out.notes);
     match result {
         Ok(()) => emit(&out.text, ics_out.as_ref()).map(|()| 0),
@@ -297,15 +304,20 @@ fn run_command(ctx: &Ctx, command: Command, out: &mut Output) -> Result<()> {
     }
 }
 
-/// Hands the command line to a node running for `home`; `None` when no
+/// Hands the command line to a node running for `home`, and each piece
+/// of its answer to `piece`; returns the exit status, or `None` when no
 /// node runs. The control socket carries text, so an argument that is not
 /// UTF-8 (a path may be any bytes) can only be refused while a node runs;
 /// without a node the command runs here with the path as it is.
 #[cfg(unix)]
-fn forward_to_node(home: &Home, raw: &[std::ffi::OsString]) -> Result<Option<ControlResponse>> {
+fn forward_to_node(
+    home: &Home,
+    raw: &[std::ffi::OsString],
+    piece: impl FnMut(Stream, &str) -> Result<()>,
+) -> Result<Option<i32>> {
     let text: Option<Vec<String>> = raw.iter().map(|a| a.to_str().map(str::to_owned)).collect();
     match text {
-        Some(args) => Ok(potluck::app::control::forward(home, &args)?),
+        Some(args) => potluck::app::control::forward_each(home, &args, piece),
         None if potluck::app::control::is_running(home) => {
             let bad = raw
                 .iter()
@@ -324,46 +336,61 @@ fn forward_to_node(home: &Home, raw: &[std::ffi::OsString]) -> Result<Option<Con
 #[cfg(unix)]
 const STARTING_NODE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Hands the command line to the node running for `home` once it answers
-/// (it is starting: it holds the store already); `None` when no node
-/// answers within [`STARTING_NODE_WAIT`].
+/// Waits, at most [`STARTING_NODE_WAIT`], for a node starting for `home`
+/// to answer on its control socket; whether one does.
 #[cfg(unix)]
-fn forward_when_running(
-    home: &Home,
-    raw: &[std::ffi::OsString],
-) -> Result<Option<ControlResponse>> {
+fn wait_for_node(home: &Home) -> bool {
     let started = std::time::Instant::now();
     while started.elapsed() < STARTING_NODE_WAIT {
-        if let Some(answer) = forward_to_node(home, raw)? {
-            return Ok(Some(answer));
+        if potluck::app::control::is_running(home) {
+            return true;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    Ok(None)
+    false
 }
 
-/// Prints what the running node answered; returns the exit status.
-fn print_answer(
-    answer: ControlResponse,
+/// Hands the command line to the node running for `home` and prints its
+/// answer as it arrives (whole, when `keep_whole`: a file to write, a page
+/// to open); the exit status, or `None` when no node runs.
+#[cfg(unix)]
+fn hand_over(
+    home: &Home,
+    raw: &[std::ffi::OsString],
+    keep_whole: bool,
     ics_out: Option<&(PathBuf, bool)>,
     opens_page: bool,
-) -> Result<u8> {
-    eprint!("{}", answer.stderr);
-    if answer.code == 0 {
-        emit(&answer.stdout, ics_out)?;
+) -> Result<Option<u8>> {
+    let mut whole = String::new();
+    let answered = forward_to_node(home, raw, |stream, text| match stream {
+        Stream::Stderr => {
+            eprint!("{text}");
+            Ok(())
+        }
+        Stream::Stdout if keep_whole => {
+            whole.push_str(text);
+            Ok(())
+        }
+        Stream::Stdout => write_stdout(text),
+    })?;
+    let Some(code) = answered else {
+        return Ok(None);
+    };
+    if code == 0 {
+        emit(&whole, ics_out)?;
         if opens_page {
             // The node said where its page is; the browser starts here,
             // on the person's desktop, not in the node's process.
-            let url = match serde_json::from_str::<Value>(&answer.stdout) {
+            let url = match serde_json::from_str::<Value>(&whole) {
                 Ok(doc) => doc["page"].as_str().unwrap_or_default().to_owned(),
-                Err(_) => answer.stdout.trim().to_owned(),
+                Err(_) => whole.trim().to_owned(),
             };
             serve::launch_browser(&url)?;
         }
     } else {
-        write_stdout(&answer.stdout)?;
+        write_stdout(&whole)?;
     }
-    Ok(u8::try_from(answer.code).unwrap_or(1))
+    Ok(Some(u8::try_from(code).unwrap_or(1)))
 }
 
 /// Replaces the relative file paths of a command line with absolute ones.

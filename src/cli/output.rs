@@ -151,6 +151,14 @@ pub fn error_kind(e: &anyhow::Error) -> &'static str {
     "refused"
 }
 
+/// The line for a store whose database could not be opened: what is
+/// damaged and what to run, in place of sled's own words about it
+/// (offsets, backtraces), which help nobody at a terminal.
+fn damaged_store_line(e: &anyhow::Error) -> Option<String> {
+    e.chain()
+        .find_map(|cause| cause.downcast_ref::<AppError>().and_then(AppError::damaged_store_line))
+}
+
 /// The `--json` form of an error: one line, `{"error": {"kind": …,
 /// "message": …}}`.
 pub fn error_document(kind: &str, message: &str) -> String {
@@ -200,8 +208,12 @@ pub fn asks_for_json<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> bool {
 }
 
 /// An error and its causes on one line, without repeating a cause that the
-/// message already ends with (our error types include their cause's text).
+/// message already ends with (our error types include their cause's text);
+/// for a damaged store's database, what is damaged and what to run.
 pub fn one_line(e: &anyhow::Error) -> String {
+    if let Some(line) = damaged_store_line(e) {
+        return line;
+    }
     let mut line = e.to_string();
     for cause in e.chain().skip(1) {
         let text = cause.to_string();

@@ -266,6 +266,131 @@ mod replication_text {
     }
 }
 
+/// Refuses a key written twice in any object of a JSON text. serde_json
+/// keeps the last of two equal keys (into a `Value`, or a struct through
+/// one), so this walks the text itself once, before it is read for real.
+mod unique_keys {
+    use std::collections::HashSet;
+    use std::fmt;
+
+    use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+    /// `Ok` when no object in `text` has a key twice; otherwise what to
+    /// tell the person (or serde_json's syntax error, which parsing the
+    /// text again would give too).
+    pub(super) fn check(text: &str) -> Result<(), String> {
+        let mut reader = serde_json::Deserializer::from_str(text);
+        Walk { place: Place::Top }
+            .deserialize(&mut reader)
+            .and_then(|()| reader.end())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Where a value is, for the message: the top level, or the path of
+    /// keys and array indexes to its object (`quotas`, `peers[1]`).
+    enum Place {
+        Top,
+        Inside(String),
+    }
+
+    impl Place {
+        /// The place of the value under `key` in this object.
+        fn key(&self, key: &str) -> Place {
+            Place::Inside(match self {
+                Place::Top => key.to_owned(),
+                Place::Inside(path) => format!("{path}.{key}"),
+            })
+        }
+
+        /// The place of element `index` of this array.
+        fn index(&self, index: usize) -> Place {
+            Place::Inside(match self {
+                Place::Top => format!("[{index}]"),
+                Place::Inside(path) => format!("{path}[{index}]"),
+            })
+        }
+    }
+
+    impl fmt::Display for Place {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            match self {
+                Place::Top => f.write_str("at the top level"),
+                Place::Inside(path) => write!(f, "in `{path}`"),
+            }
+        }
+    }
+
+    /// Reads one value, checking the keys of every object in it.
+    struct Walk {
+        place: Place,
+    }
+
+    impl<'de> DeserializeSeed<'de> for Walk {
+        type Value = ();
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Walk {
+        type Value = ();
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON value")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut seen = HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if seen.contains(&key) {
+                    // serde_json adds where: "at line L column C".
+                    return Err(de::Error::custom(format_args!(
+                        "the key `{key}` is written twice {}, the second time",
+                        self.place
+                    )));
+                }
+                let place = self.place.key(&key);
+                seen.insert(key);
+                map.next_value_seed(Walk { place })?;
+            }
+            Ok(())
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let mut index = 0usize;
+            while seq
+                .next_element_seed(Walk {
+                    place: self.place.index(index),
+                })?
+                .is_some()
+            {
+                index += 1;
+            }
+            Ok(())
+        }
+
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+    }
+}
+
 impl ConfigFile {
     /// Path of the config file in a home.
     pub fn path(home: &Home) -> std::path::PathBuf {
@@ -276,8 +401,12 @@ impl ConfigFile {
     /// it is skipped (some editors write one); anything but a JSON object
     /// is refused, naming what was found (serde would otherwise read an
     /// empty array as a struct of defaults).
+    ///
+    /// A key written twice in one object is refused, naming the key and
+    /// the object: serde_json would silently keep the last value.
     pub fn parse(text: &str) -> Result<ConfigFile, String> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        unique_keys::check(text)?;
         let value: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
         let found = match &value {
             serde_json::Value::Object(_) => None,
@@ -398,6 +527,51 @@ mod tests {
         );
         assert_eq!(ConfigFile::parse("{}").unwrap(), ConfigFile::default());
         assert!(ConfigFile::parse(r#"{"nonsense": 1}"#).is_err());
+    }
+
+    /// Issue 19, defect 1: a key written twice, at the top level or in
+    /// any nested object, is refused with the key and where it is.
+    #[test]
+    fn a_key_written_twice_is_refused_wherever_it_is() {
+        for (text, key, place) in [
+            (
+                r#"{"listen": "127.0.0.1:1", "listen": "127.0.0.1:2"}"#,
+                "listen",
+                "at the top level",
+            ),
+            (
+                r#"{"quotas": {"new_feeds_per_peer_per_hour": 1, "new_feeds_per_peer_per_hour": 2}}"#,
+                "new_feeds_per_peer_per_hour",
+                "in `quotas`",
+            ),
+            (
+                r#"{"replication": {"hops": 1, "hops": 2}}"#,
+                "hops",
+                "in `replication`",
+            ),
+            (
+                r#"{"peers": ["127.0.0.1:1", {"a": {"b": 1, "b": 2}}]}"#,
+                "b",
+                "in `peers[1].a`",
+            ),
+        ] {
+            let reason = ConfigFile::parse(text).unwrap_err();
+            assert!(
+                reason.starts_with(&format!(
+                    "the key `{key}` is written twice {place}, the second time at line 1 column"
+                )),
+                "{text}: {reason}"
+            );
+        }
+        // The same key in two different objects is fine.
+        let config = ConfigFile::parse(r#"{"replication": {"hops": 2}, "quotas": {}}"#).unwrap();
+        assert_eq!(config.policy(), Policy::Hops(2));
+        // Syntax errors still read as serde_json's.
+        assert!(
+            ConfigFile::parse("{\"listen\": ")
+                .unwrap_err()
+                .contains("EOF")
+        );
     }
 
     #[test]
