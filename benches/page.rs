@@ -194,6 +194,7 @@ async fn live_rsvp(quick: bool) {
     let event = organizer_app
         .announce(
             &Event::new("Soup night", start),
+            potluck::app::Past::Allow,
             jiff::Timestamp::now().as_millisecond(),
         )
         .expect("announce")
@@ -203,7 +204,7 @@ async fn live_rsvp(quick: bool) {
     let guest = node(guest_store.clone(), key());
     let guest_app = App::new(guest.clone());
     let target =
-        potluck::home::config::PeerAddr::parse(&peer_addr).expect("an address");
+        potluck::home::config::PeerAddr::parse(&peer_addr.to_string()).expect("an address");
     tokio::spawn(
         guest
             .clone()

@@ -49,7 +49,11 @@ async fn publishing_through_the_app_decides_admissions_once_and_announces_them()
         .expect("an app with a node can subscribe");
 
     let msg = organizer
-        .announce(&event("Soup night", None, Some(1)), potluck::app::Past::Allow, now_ms())
+        .announce(
+            &event("Soup night", None, Some(1)),
+            potluck::app::Past::Allow,
+            now_ms(),
+        )
         .unwrap();
     let id = msg.id();
     assert_eq!(
@@ -108,7 +112,11 @@ async fn the_waitlist_has_an_order_and_moves_when_someone_drops_out() {
     let store = Arc::new(store);
     let (organizer, _) = app_for(store.clone());
     let id = organizer
-        .announce(&event("Tiny dinner", None, Some(1)), potluck::app::Past::Allow, now_ms())
+        .announce(
+            &event("Tiny dinner", None, Some(1)),
+            potluck::app::Past::Allow,
+            now_ms(),
+        )
         .unwrap()
         .id();
     let guests: Vec<_> = (0..3).map(|_| new_key()).collect();
@@ -159,21 +167,21 @@ async fn lists_and_agenda_carry_the_viewers_answer() {
     let (_dir, store) = open_store();
     let store = Arc::new(store);
     let (me, _) = app_for(store.clone());
-    let a = me.announce(&event("A", None, None), potluck::app::Past::Allow, now_ms()).unwrap().id();
-    let b = me
-        .announce(&event("B", None, Some(10)), potluck::app::Past::Allow, now_ms())
+    let a = me
+        .announce(&event("A", None, None), potluck::app::Past::Allow, now_ms())
         .unwrap()
         .id();
-    me.rsvp(&a, RsvpStatus::Maybe, 0, None, now_ms())
+    let b = me
+        .announce(
+            &event("B", None, Some(10)),
+            potluck::app::Past::Allow,
+            now_ms(),
+        )
+        .unwrap()
+        .id();
+    me.rsvp(&a, RsvpStatus::Maybe, 0, None, now_ms()).unwrap();
+    me.rsvp(&b, RsvpStatus::Going, 2, Some("soup".into()), now_ms())
         .unwrap();
-    me.rsvp(
-        &b,
-        RsvpStatus::Going,
-        2,
-        Some("soup".into()),
-        now_ms(),
-    )
-    .unwrap();
     let (list, more) = me.events(EventList::Upcoming, now_ms(), 100).unwrap();
     assert!(!more);
     assert_eq!(list.len(), 2);
@@ -199,7 +207,11 @@ async fn the_apps_rules_refuse_clearly_and_publish_nothing() {
     let (me, _) = app_for(store.clone());
     let (other, _) = app_for(store.clone());
     let id = me
-        .announce(&event("Mine", None, None), potluck::app::Past::Allow, now_ms())
+        .announce(
+            &event("Mine", None, None),
+            potluck::app::Past::Allow,
+            now_ms(),
+        )
         .unwrap()
         .id();
     let head = |app: &App| {
@@ -213,8 +225,7 @@ async fn the_apps_rules_refuse_clearly_and_publish_nothing() {
     assert_eq!(head(&other), 0);
     let err = me.contact(me.feed_id().unwrap(), ContactChange::Block, now_ms());
     assert!(matches!(err, Err(AppError::OwnFeed)));
-    me.cancel(&id, Some("rain".into()), now_ms())
-        .unwrap();
+    me.cancel(&id, Some("rain".into()), now_ms()).unwrap();
     let err = other
         .rsvp(&id, RsvpStatus::Going, 0, None, now_ms())
         .unwrap_err();
@@ -278,10 +289,18 @@ async fn a_late_page_of_a_list_skips_the_earlier_ones() {
         let day = 86_400_000;
         let mut e = event(&format!("soon {i}"), None, None);
         e.start = start(now + (i + 1) * day);
-        upcoming.push(me.announce(&e, potluck::app::Past::Allow, now).unwrap().id());
+        upcoming.push(
+            me.announce(&e, potluck::app::Past::Allow, now)
+                .unwrap()
+                .id(),
+        );
         let mut e = event(&format!("gone {i}"), None, None);
         e.start = start(now - (7 - i) * day);
-        past.push(me.announce(&e, potluck::app::Past::Allow, now).unwrap().id());
+        past.push(
+            me.announce(&e, potluck::app::Past::Allow, now)
+                .unwrap()
+                .id(),
+        );
     }
     let ids = |list: &[potluck::app::EventSummary]| -> Vec<MessageId> {
         list.iter().map(|s| s.state.id).collect()

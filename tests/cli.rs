@@ -1206,7 +1206,10 @@ fn a_home_whose_key_is_gone_refuses_a_new_identity_until_asked() {
         "announce", "--title", "Again", "--start", START, "--end", END,
     ]);
     assert_eq!(kind, "identity", "{line}");
-    assert!(line.contains("key file") && line.contains("is missing"), "{line}");
+    assert!(
+        line.contains("key file") && line.contains("is missing"),
+        "{line}"
+    );
     assert!(line.contains("init --new-identity"), "{line}");
     assert!(!node.secret().exists(), "a new key was written");
     let (line, kind) = node.fails_with_kind(&["rsvp", &event, "going"]);

@@ -502,7 +502,12 @@ fn a_command_run_while_a_new_node_starts_publishes_without_a_false_fork() {
         let run = sandbox.run(
             &home,
             &[
-                "announce", "--title", "Soup night", "--start", "2099-01-26 18:00", "--json",
+                "announce",
+                "--title",
+                "Soup night",
+                "--start",
+                "2099-01-26 18:00",
+                "--json",
             ],
         );
         let _ = child.kill();

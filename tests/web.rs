@@ -485,7 +485,11 @@ async fn hostile_titles_and_descriptions_are_escaped_and_only_web_links_are_link
     let mut e = event(title, Some(description.into()), None);
     e.url = Some("javascript:alert(5)".into());
     e.location = Some("<b>the park</b>".into());
-    let id = s.app.announce(&e, potluck::app::Past::Allow, now_ms()).unwrap().id();
+    let id = s
+        .app
+        .announce(&e, potluck::app::Past::Allow, now_ms())
+        .unwrap()
+        .id();
     s.app.set_name("<i>Mallory</i>".into(), now_ms()).unwrap();
     for path in ["/", &event_path(&id)] {
         let a = get(&s.router, path).await;
@@ -893,7 +897,9 @@ async fn the_lists_and_the_agenda_show_counts_capacity_and_my_answer() {
         .unwrap();
     let mut past = event("Old picnic", None, None);
     past.start = potluck::content::EventTime::parse("start", "2020-01-01T10:00:00Z").unwrap();
-    s.app.announce(&past, potluck::app::Past::Allow, now_ms()).unwrap();
+    s.app
+        .announce(&past, potluck::app::Past::Allow, now_ms())
+        .unwrap();
 
     let list = get(&s.router, "/").await;
     let events = list.part("events", "</section>");
@@ -1274,7 +1280,9 @@ async fn long_lists_come_in_pages() {
             &format!("2031-06-01T{:02}:{:02}:00Z", i / 60, i % 60),
         )
         .unwrap();
-        s.app.announce(&e, potluck::app::Past::Allow, now_ms()).unwrap();
+        s.app
+            .announce(&e, potluck::app::Past::Allow, now_ms())
+            .unwrap();
     }
     let cards = |page: &Answer| {
         page.part("events", "</section>")
@@ -1349,7 +1357,11 @@ async fn the_edit_form_gives_long_and_clock_change_events_their_real_length() {
     night.end = Some(at("2031-03-09T04:00:00-04:00"));
     night.tz = Some("America/New_York".into());
     for (e, length) in [(long, "26h0m"), (night, "5h0m")] {
-        let id = s.app.announce(&e, potluck::app::Past::Allow, now_ms()).unwrap().id();
+        let id = s
+            .app
+            .announce(&e, potluck::app::Past::Allow, now_ms())
+            .unwrap()
+            .id();
         let page = get(&s.router, &event_path(&id)).await;
         assert!(
             page.body.contains(&format!("value=\"{length}\"")),

@@ -173,9 +173,7 @@ impl AppError {
             | AppError::Handshake(_)
             | AppError::Decode(_)
             | AppError::PrefixTooShort(_) => "invalid_input",
-            AppError::Identity(IdentityError::Missing { .. }) | AppError::ReadOnly => {
-                "no_identity"
-            }
+            AppError::Identity(IdentityError::Missing { .. }) | AppError::ReadOnly => "no_identity",
             AppError::Identity(_) | AppError::IdentityLost { .. } => "identity",
             AppError::Connection(_) => "network",
             AppError::Bundle(_) => "invalid_file",
@@ -207,7 +205,10 @@ impl AppError {
     }
 
     /// A file error, for the path and what was done with it.
-    pub(crate) fn file(verb: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> AppError {
+    pub(crate) fn file(
+        verb: &'static str,
+        path: &std::path::Path,
+    ) -> impl FnOnce(std::io::Error) -> AppError {
         let path = path.to_path_buf();
         move |source| AppError::File { verb, path, source }
     }
@@ -228,10 +229,16 @@ mod tests {
             .kind(),
             "not_found"
         );
-        assert_eq!(AppError::PrefixTooShort("%ab".into()).kind(), "invalid_input");
+        assert_eq!(
+            AppError::PrefixTooShort("%ab".into()).kind(),
+            "invalid_input"
+        );
         assert_eq!(AppError::ReadOnly.kind(), "no_identity");
         assert_eq!(
-            AppError::AlreadyOver { span: "yesterday".into() }.kind(),
+            AppError::AlreadyOver {
+                span: "yesterday".into()
+            }
+            .kind(),
             "refused"
         );
     }

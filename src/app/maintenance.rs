@@ -144,7 +144,13 @@ impl App {
     pub fn feed_log(
         &self,
         feed: &FeedId,
-    ) -> Result<(Vec<u64>, impl Iterator<Item = Result<Message, AppError>> + '_), AppError> {
+    ) -> Result<
+        (
+            Vec<u64>,
+            impl Iterator<Item = Result<Message, AppError>> + '_,
+        ),
+        AppError,
+    > {
         let forks = self.store.forks(feed)?.iter().map(|p| p.sequence).collect();
         let messages = self
             .store

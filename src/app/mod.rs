@@ -54,13 +54,13 @@ pub use views::{
 
 // The vocabulary of the layers below that front ends name.
 pub use crate::feed::bundle::{BundleReader, ClockFile};
-pub use crate::store::FsckReport;
 pub use crate::fixtures::FixtureSpec;
 pub use crate::home::config::{DEFAULT_LISTEN, DEFAULT_WEB, Invite, PeerAddr};
 pub use crate::home::{HOME_ENV, Home};
 pub use crate::node::admission::{AdmissionStatus, AdmissionView};
 pub use crate::node::{CatchUp, PeerInfo, SessionReport};
 pub use crate::proto::peerbook::{PeerRecord, PeerSource};
+pub use crate::store::FsckReport;
 pub use crate::store::index::{EventState, EventStatus, RsvpState, Tally};
 pub use crate::store::{IngestReport, UPGRADE_LOG};
 
@@ -161,9 +161,9 @@ impl App {
     }
 
     fn home(&self) -> Result<&Home, AppError> {
-        self.home
-            .as_ref()
-            .ok_or(AppError::Refused("this app was opened without a home".into()))
+        self.home.as_ref().ok_or(AppError::Refused(
+            "this app was opened without a home".into(),
+        ))
     }
 
     /// Whether this open created the home's identity (a new person, to be

@@ -164,7 +164,9 @@ impl OpenLock {
                         OPEN_LOCK_WAIT.as_secs()
                     )));
                 }
-                Err(std::fs::TryLockError::Error(e)) => return Err(AppError::file("lock", &path)(e)),
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(AppError::file("lock", &path)(e));
+                }
             }
         }
     }

@@ -231,7 +231,9 @@ mod tests {
 
     #[test]
     fn an_answer_is_checked_before_any_store() {
-        assert!(rsvp_draft(RsvpStatus::Going, 1, Some(String::new())).is_ok_and(|r| r.note.is_none()));
+        assert!(
+            rsvp_draft(RsvpStatus::Going, 1, Some(String::new())).is_ok_and(|r| r.note.is_none())
+        );
         assert!(matches!(
             rsvp_draft(RsvpStatus::Going, 1, Some("x".repeat(100_000))),
             Err(AppError::Content(_))

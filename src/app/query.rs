@@ -200,10 +200,10 @@ impl App {
         };
         let admissions = admission::view(&self.store, &state, rsvps, &tally)?;
         let mine = match me {
-            Some(me) => match self.store.rsvp(&state.id, me)? {
-                Some(rsvp) => Some(my_answer_in(&state, rsvp, &admissions, me)),
-                None => None,
-            },
+            Some(me) => self
+                .store
+                .rsvp(&state.id, me)?
+                .map(|rsvp| my_answer_in(&state, rsvp, &admissions, me)),
             None => None,
         };
         Ok(EventSummary {

@@ -12,7 +12,7 @@ use crate::home::config::{ConfigFile, DEFAULT_LISTEN, DEFAULT_WEB, PeerAddr};
 use crate::node::DiscoverySettings;
 use crate::proto::discovery;
 
-use super::{App, AppError, Change, CatchUp, person, when};
+use super::{App, AppError, CatchUp, Change, person, when};
 
 /// LAN discovery as the flags of `serve` set it (each flag wins over
 /// `config.json`).

@@ -121,7 +121,11 @@ fn a_join_follows_the_inviter_and_remembers_it_once() {
         Err(AppError::OwnFeed)
     ));
     assert!(matches!(
-        app.join(&invite_from(inviter, Some(NetworkKey([1; 32]))), false, |_, _| {}),
+        app.join(
+            &invite_from(inviter, Some(NetworkKey([1; 32]))),
+            false,
+            |_, _| {}
+        ),
         Err(AppError::OtherNetwork { private: true })
     ));
     let mut no_feed = invite_from(inviter, None);

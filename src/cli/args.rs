@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 
-use potluck::content::RsvpStatus;
 use potluck::app::HOME_ENV;
+use potluck::content::RsvpStatus;
 
 /// Announce gatherings and collect RSVPs, peer to peer.
 #[derive(Parser, Debug)]

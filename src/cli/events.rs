@@ -8,8 +8,8 @@ use anyhow::{Context, Result};
 use serde_json::{Value, json};
 
 use potluck::app::{
-    AgendaItem, AppError, EventList, EventStatus, EventSummary, Past, RsvpView, now_ms,
-    person, rsvp_draft, text_change, when,
+    AgendaItem, AppError, EventList, EventStatus, EventSummary, Past, RsvpView, now_ms, person,
+    rsvp_draft, text_change, when,
 };
 use potluck::content::{
     Change, Event, EventTime, EventUpdate, KnownContent, RsvpStatus, rfc3339_in_zone,
@@ -48,7 +48,8 @@ pub(crate) fn announce(ctx: &Ctx, out: &mut Output, f: EventFields) -> Result<()
         capacity: f.capacity,
     };
     event.validate()?;
-    potluck::app::check_not_over(&event, past(f.past), now_ms()).map_err(|e| over(e, "announce"))?;
+    potluck::app::check_not_over(&event, past(f.past), now_ms())
+        .map_err(|e| over(e, "announce"))?;
     let msg = ctx
         .open_creating(out, true)?
         .announce(&event, past(f.past), now_ms())

@@ -177,7 +177,10 @@ pub(crate) fn import(ctx: &Ctx, out: &mut Output, file: &Path) -> Result<()> {
     })?;
     let app = ctx.open_creating(out, true)?;
     let report = app.import(&mut reader, first, |read| {
-        progress.show(read, size.map(|total| (consumed.load(Ordering::Relaxed), total)));
+        progress.show(
+            read,
+            size.map(|total| (consumed.load(Ordering::Relaxed), total)),
+        );
     })?;
     let (new, present, rejected, dropped) =
         (report.new, report.present, report.rejected, report.blocked);

@@ -155,8 +155,11 @@ pub fn error_kind(e: &anyhow::Error) -> &'static str {
 /// damaged and what to run, in place of sled's own words about it
 /// (offsets, backtraces), which help nobody at a terminal.
 fn damaged_store_line(e: &anyhow::Error) -> Option<String> {
-    e.chain()
-        .find_map(|cause| cause.downcast_ref::<AppError>().and_then(AppError::damaged_store_line))
+    e.chain().find_map(|cause| {
+        cause
+            .downcast_ref::<AppError>()
+            .and_then(AppError::damaged_store_line)
+    })
 }
 
 /// The `--json` form of an error: one line, `{"error": {"kind": …,

@@ -228,7 +228,10 @@ pub(crate) async fn new_event(
     let Some(event) = build_event(&input, &mut form) else {
         return Ok(form_response(new_event_page(&web, &form)));
     };
-    match web.call(move |app| app.announce(&event, Past::Refuse, now_ms())).await? {
+    match web
+        .call(move |app| app.announce(&event, Past::Refuse, now_ms()))
+        .await?
+    {
         Ok(msg) => Ok(Redirect::to(&event_path(&msg.id())).into_response()),
         Err(e) => {
             place(&mut form, e)?;
@@ -473,7 +476,10 @@ pub(crate) async fn contact(
         })
         .ok();
     if let (Some(feed), Some(change)) = (feed, change) {
-        match web.call(move |app| app.contact(feed, change, now_ms())).await? {
+        match web
+            .call(move |app| app.contact(feed, change, now_ms()))
+            .await?
+        {
             Ok(_) => return Ok(Redirect::to("/network").into_response()),
             Err(e) => place(&mut forms.contact, e)?,
         }
@@ -508,7 +514,10 @@ pub(crate) async fn join(
     };
     // The page does not wait for the first exchange: the node keeps the
     // inviter connected, and the page shows what arrives, live.
-    match web.call(move |app| app.join(&invite, false, |_, _| {})).await? {
+    match web
+        .call(move |app| app.join(&invite, false, |_, _| {}))
+        .await?
+    {
         Ok(_) => Ok(Redirect::to("/network").into_response()),
         Err(e @ (AppError::OtherNetwork { .. } | AppError::InviteWithoutFeed)) => {
             forms.join.fail("code", e.to_string());

@@ -4,9 +4,9 @@
 use jiff::tz::TimeZone;
 use maud::{Markup, html};
 
+use crate::app::AdmissionStatus;
 use crate::app::when;
 use crate::content::{Event, EventTime, RsvpStatus};
-use crate::app::AdmissionStatus;
 
 /// When an event happens: in its own zone (see [`when::event_span`]),
 /// and in the viewer's when their clocks read differently.

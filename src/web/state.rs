@@ -52,6 +52,8 @@ impl Web {
         let app = self.app.clone();
         tokio::task::spawn_blocking(move || f(&app))
             .await
-            .map_err(|e| super::pages::PageError::Internal(format!("the request's task failed: {e}")))
+            .map_err(|e| {
+                super::pages::PageError::Internal(format!("the request's task failed: {e}"))
+            })
     }
 }

@@ -4,8 +4,8 @@ use axum::extract::State;
 use maud::{Markup, html};
 
 use super::{Nav, PageError, blocking, layout};
-use crate::app::now_ms;
 use crate::app::AgendaItem;
+use crate::app::now_ms;
 use crate::web::format::{admission_words, answer_word, when};
 use crate::web::{Web, event_key, event_path};
 

@@ -24,7 +24,9 @@ pub(crate) enum PageError {
 impl From<AppError> for PageError {
     fn from(e: AppError) -> PageError {
         match e {
-            AppError::UnknownEvent(_) | AppError::AmbiguousEvent { .. } | AppError::PrefixTooShort(_) => {
+            AppError::UnknownEvent(_)
+            | AppError::AmbiguousEvent { .. }
+            | AppError::PrefixTooShort(_) => {
                 PageError::NotFound("There is no such event here.".into())
             }
             e @ (AppError::NotOrganizer { .. } | AppError::ReadOnly | AppError::OwnFeed) => {

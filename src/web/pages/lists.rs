@@ -6,8 +6,8 @@ use maud::{Markup, html};
 
 use super::{Nav, PageError, blocking, layout};
 use crate::app::now_ms;
-use crate::app::{EventList, EventSummary};
 use crate::app::person;
+use crate::app::{EventList, EventSummary};
 use crate::web::format::{admission_words, answer_word, when};
 use crate::web::{Web, event_path};
 

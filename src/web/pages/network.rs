@@ -45,7 +45,13 @@ pub(crate) fn network_page(web: &Web, view: &NetworkView, mut forms: NetworkForm
     }
     // The page is the running node's, which has an identity.
     let Some(me) = view.me else {
-        return layout("People and network", Nav::Network, "", None, html! { p { "No identity." } });
+        return layout(
+            "People and network",
+            Nav::Network,
+            "",
+            None,
+            html! { p { "No identity." } },
+        );
     };
     layout(
         "People and network",
