@@ -1,6 +1,7 @@
 //! The control socket as front ends use it: a command line typed while a
 //! node runs for the home is handed to that node, which owns the store,
-//! and run there ([`serve`]); the typing process prints the answer.
+//! and run there ([`ControlSocket::serve`]); the typing process prints
+//! the answer as it arrives.
 
 use crate::home::Home;
 use crate::node::control;

@@ -139,7 +139,7 @@ impl App {
 
     /// `potluck sync`: one exchange, and when the peer organizes an event
     /// we asked a place at and has not answered yet, a little wait (at
-    /// most [`ANSWER_WAIT`]) and another exchange, so that one sync
+    /// most five seconds) and another exchange, so that one sync
     /// brings back the decision.
     pub fn sync(
         &self,
