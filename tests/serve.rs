@@ -532,3 +532,78 @@ fn a_log_over_4_mib_comes_whole_through_a_running_node() {
     assert_eq!(through.stderr, "");
     assert!(node.terminate().success(), "{}", node.stderr());
 }
+
+/// The one JSON document on stdout; fails on none, or on more than one.
+fn one_document(run: &common::sandbox::Run) -> Value {
+    let docs: Vec<Value> = serde_json::Deserializer::from_str(&run.stdout)
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {run:?}"));
+    assert_eq!(docs.len(), 1, "one document on stdout: {run:?}");
+    docs.into_iter().next().unwrap_or_default()
+}
+
+/// Issue 19, defect 4: with `--json`, an `import` that fails after
+/// importing the messages before a damaged one prints one document, the
+/// error holding the report, with or without a node running (it used to
+/// print the report, then the error).
+#[test]
+fn a_failing_import_prints_one_json_document_holding_its_report() {
+    use potluck::feed::message::{Message, MessageId};
+    let sandbox = Sandbox::new();
+    let home = sandbox.home("a");
+    sandbox.json(&home, &["init", "--name", "Ana"]);
+    // Three messages of someone's feed; the bundle is cut inside the last.
+    let key = common::node::new_key();
+    let mut previous = MessageId::default();
+    let mut messages = Vec::new();
+    for sequence in 1..=3 {
+        let content = format!(r#"{{"type":"note","n":{sequence}}}"#);
+        let msg = Message::sign(
+            &key,
+            sequence,
+            previous,
+            1_700_000_000_000,
+            content.as_bytes(),
+        )
+        .unwrap();
+        previous = msg.id();
+        messages.push(msg);
+    }
+    let mut bytes = Vec::new();
+    potluck::feed::bundle::write_bundle(&mut bytes, messages).unwrap();
+    let bundle = sandbox.path("cut.bundle");
+    std::fs::write(&bundle, &bytes[..bytes.len() - 40]).unwrap();
+    let import = ["import", bundle.to_str().unwrap(), "--json"];
+
+    let check = |run: &common::sandbox::Run, new, present| {
+        let line = run.one_line_error();
+        let doc = one_document(run);
+        let error = &doc["error"];
+        assert_eq!(doc.as_object().map(|o| o.len()), Some(1), "{doc}");
+        assert_eq!(error["kind"], "invalid_file", "{doc}");
+        assert_eq!(
+            line,
+            format!("error: {}", error["message"].as_str().unwrap())
+        );
+        let report = &error["report"];
+        assert_eq!(
+            (&report["new"], &report["present"]),
+            (&new, &present),
+            "{doc}"
+        );
+        assert!(report["problem"].as_str().is_some(), "{doc}");
+    };
+    check(&sandbox.run(&home, &import), 2.into(), 0.into());
+
+    // The same through a running node.
+    let mut node = sandbox
+        .serve(&home, &["--listen", "127.0.0.1:0"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    check(&sandbox.run(&home, &import), 0.into(), 2.into());
+    // An error with no report is the plain error document, as before.
+    let run = sandbox.run(&home, &["event", "%zzzzzzzz", "--json"]);
+    let error = common::sandbox::json_error(&run, &["event"]);
+    assert_eq!(error["kind"], "not_found", "{run:?}");
+    assert!(node.terminate().success(), "{}", node.stderr());
+}

@@ -43,7 +43,7 @@ use potluck::node::control::{ControlResponse, Stream};
 pub use args::Args;
 use args::Command;
 use ctx::{Ctx, Serving};
-use output::{KindedError, Output, emit, error_document, error_kind, one_line};
+use output::{KindedError, Output, emit};
 pub use output::{asks_for_json, report_error, usage_failure, write_stdout};
 
 /// Runs one command from this process's command line. When a node runs
@@ -156,22 +156,24 @@ pub fn run(args: Args, raw: Vec<std::ffi::OsString>) -> Result<u8> {
             Stream::Stdout => write_stdout(text),
         })?;
         if let Some(code) = answered {
-            if code == 0 {
-                emit(&whole, ics_out.as_ref())?;
-                if let Command::Open { print: false } = &args.command {
-                    // The node said where its page is; the browser starts
-                    // here, on the person's desktop, not in the node's
-                    // process.
-                    let url = match serde_json::from_str::<Value>(&whole) {
-                        Ok(doc) => doc["page"].as_str().unwrap_or_default().to_owned(),
-                        Err(_) => whole.trim().to_owned(),
-                    };
-                    serve::launch_browser(&url)?;
-                }
-            } else {
+            if code != 0 {
                 write_stdout(&whole)?;
+                return Ok(u8::try_from(code).unwrap_or(1));
             }
-            return Ok(u8::try_from(code).unwrap_or(1));
+            if let Command::Open { print: false } = &args.command {
+                // The node said where its page is; the browser starts
+                // here, on the person's desktop, not in the node's
+                // process.
+                let url = match serde_json::from_str::<Value>(&whole) {
+                    Ok(doc) => doc["page"].as_str().unwrap_or_default().to_owned(),
+                    Err(_) => whole.trim().to_owned(),
+                };
+                if let Err(e) = serve::launch_browser(&url) {
+                    return print_failure(Output::holding(args.json, whole), &e);
+                }
+            }
+            emit(&whole, ics_out.as_ref())?;
+            return Ok(0);
         }
     }
     let _ = raw;
@@ -181,15 +183,22 @@ pub fn run(args: Args, raw: Vec<std::ffi::OsString>) -> Result<u8> {
         serving: None,
     };
     let mut out = Output::new(args.json);
-    let result = run_command(&ctx, args.command, &mut out);
-    eprint!("{}", out.notes);
-    match result {
-        Ok(()) => emit(&out.text, ics_out.as_ref()).map(|()| 0),
-        Err(e) => {
-            write_stdout(&out.text)?;
-            Err(e)
+    match run_command(&ctx, args.command, &mut out) {
+        Ok(()) => {
+            eprint!("{}", out.notes);
+            emit(&out.text, ics_out.as_ref()).map(|()| 0)
         }
+        Err(e) => print_failure(out, &e),
     }
+}
+
+/// Prints what a command that failed with `e` prints (see
+/// [`Output::failed`]); returns its exit status.
+fn print_failure(out: Output, e: &anyhow::Error) -> Result<u8> {
+    let (stdout, stderr) = out.failed(e);
+    eprint!("{stderr}");
+    write_stdout(&stdout)?;
+    Ok(1)
 }
 
 /// Runs a command handed over by the control socket, inside the node.
@@ -241,15 +250,11 @@ pub fn run_in_node(
             stderr: out.notes,
         },
         Err(e) => {
-            let message = one_line(&e);
-            let mut stdout = out.text;
-            if out.json {
-                stdout.push_str(&error_document(error_kind(&e), &message));
-            }
+            let (stdout, stderr) = out.failed(&e);
             ControlResponse {
                 code: 1,
                 stdout,
-                stderr: format!("{}error: {message}\n", out.notes),
+                stderr,
             }
         }
     }
