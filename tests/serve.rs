@@ -473,40 +473,48 @@ fn on_a_terminal_serve_asks_for_a_name_and_import_shows_progress() {
     assert!(seen.ends_with("\r\u{1b}[K"), "{seen:?}");
 }
 
+/// A bundle of a new feed of `count` messages, `content(n)` the content
+/// of message `n`; returns the feed's id and the bundle's bytes.
+fn someones_bundle(count: u64, content: impl Fn(u64) -> String) -> (String, Vec<u8>) {
+    use potluck::feed::message::{Message, MessageId};
+    let key = common::node::new_key();
+    let mut previous = MessageId::default();
+    let mut messages = Vec::new();
+    for sequence in 1..=count {
+        let msg = Message::sign(
+            &key,
+            sequence,
+            previous,
+            1_700_000_000_000,
+            content(sequence).as_bytes(),
+        )
+        .unwrap();
+        previous = msg.id();
+        messages.push(msg);
+    }
+    let mut bytes = Vec::new();
+    potluck::feed::bundle::write_bundle(&mut bytes, messages).unwrap();
+    (common::node::feed_of(&key).to_string(), bytes)
+}
+
 /// Issue 19, defect 2: with a node running, `log` of a feed that prints
 /// more than 4 MiB prints every line, as it does without a node (the
 /// control socket's answer used to be cut at 4 MiB and fail).
 #[test]
 fn a_log_over_4_mib_comes_whole_through_a_running_node() {
-    use potluck::feed::message::{MAX_CONTENT_LEN, Message, MessageId};
+    use potluck::feed::message::MAX_CONTENT_LEN;
     const MESSAGES: u64 = 300;
     let sandbox = Sandbox::new();
     let home = sandbox.home("a");
     sandbox.json(&home, &["init", "--name", "Ana"]);
 
     // Someone's feed of messages near the content limit, in a bundle.
-    let key = common::node::new_key();
-    let feed = common::node::feed_of(&key).to_string();
     let pad = "x".repeat(MAX_CONTENT_LEN - 100);
-    let mut previous = MessageId::default();
-    let mut messages = Vec::new();
-    for sequence in 1..=MESSAGES {
-        let content = format!(r#"{{"type":"big","n":{sequence},"pad":"{pad}"}}"#);
-        let msg = Message::sign(
-            &key,
-            sequence,
-            previous,
-            1_700_000_000_000,
-            content.as_bytes(),
-        )
-        .unwrap();
-        previous = msg.id();
-        messages.push(msg);
-    }
+    let (feed, bytes) = someones_bundle(MESSAGES, |n| {
+        format!(r#"{{"type":"big","n":{n},"pad":"{pad}"}}"#)
+    });
     let bundle = sandbox.path("big.bundle");
-    let mut file = std::fs::File::create(&bundle).unwrap();
-    potluck::feed::bundle::write_bundle(&mut file, messages).unwrap();
-    drop(file);
+    std::fs::write(&bundle, bytes).unwrap();
     let report = sandbox.json(&home, &["import", bundle.to_str().unwrap()]);
     assert_eq!(report["new"], MESSAGES, "{report}");
 
@@ -549,29 +557,11 @@ fn one_document(run: &common::sandbox::Run) -> Value {
 /// print the report, then the error).
 #[test]
 fn a_failing_import_prints_one_json_document_holding_its_report() {
-    use potluck::feed::message::{Message, MessageId};
     let sandbox = Sandbox::new();
     let home = sandbox.home("a");
     sandbox.json(&home, &["init", "--name", "Ana"]);
     // Three messages of someone's feed; the bundle is cut inside the last.
-    let key = common::node::new_key();
-    let mut previous = MessageId::default();
-    let mut messages = Vec::new();
-    for sequence in 1..=3 {
-        let content = format!(r#"{{"type":"note","n":{sequence}}}"#);
-        let msg = Message::sign(
-            &key,
-            sequence,
-            previous,
-            1_700_000_000_000,
-            content.as_bytes(),
-        )
-        .unwrap();
-        previous = msg.id();
-        messages.push(msg);
-    }
-    let mut bytes = Vec::new();
-    potluck::feed::bundle::write_bundle(&mut bytes, messages).unwrap();
+    let (_, bytes) = someones_bundle(3, |n| format!(r#"{{"type":"note","n":{n}}}"#));
     let bundle = sandbox.path("cut.bundle");
     std::fs::write(&bundle, &bytes[..bytes.len() - 40]).unwrap();
     let import = ["import", bundle.to_str().unwrap(), "--json"];
