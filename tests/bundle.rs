@@ -247,10 +247,9 @@ fn a_truncated_bundle_imports_its_valid_prefix_and_says_so() {
         error.contains("the valid messages before it were imported"),
         "{run:?}"
     );
-    let docs = run.json_lines();
-    assert_eq!(docs.len(), 2, "the report, then the error: {run:?}");
-    assert_eq!(docs[1]["error"]["kind"], "invalid_file", "{run:?}");
-    let report = &docs[0];
+    let doc = run.json();
+    assert_eq!(doc["error"]["kind"], "invalid_file", "{run:?}");
+    let report = &doc["error"]["report"];
     assert_eq!(report["new"], 2, "{report}");
     assert_eq!(report["present"], 0, "{report}");
     assert!(report["problem"].as_str().is_some(), "{report}");
@@ -331,10 +330,9 @@ fn a_corrupted_message_stops_the_import_at_that_message() {
         error.contains(&format!("{a_feed} #3 is invalid")),
         "{run:?}"
     );
-    let docs = run.json_lines();
-    assert_eq!(docs.len(), 2, "the report, then the error: {run:?}");
-    assert_eq!(docs[1]["error"]["kind"], "invalid_file", "{run:?}");
-    let report = &docs[0];
+    let doc = run.json();
+    assert_eq!(doc["error"]["kind"], "invalid_file", "{run:?}");
+    let report = &doc["error"]["report"];
     assert_eq!(report["new"], 2, "{report}");
     assert_eq!(
         report["rejected"], 2,
@@ -355,7 +353,7 @@ fn a_corrupted_message_stops_the_import_at_that_message() {
     std::fs::write(&file, &bad).unwrap();
     let run = sandbox.run(&home_b, &["import", file.to_str().unwrap(), "--json"]);
     run.one_line_error();
-    let report = &run.json_lines()[0];
+    let report = &run.json()["error"]["report"];
     assert_eq!(report["new"], 1, "the third message, now intact: {report}");
     assert_eq!(report["present"], 2, "{report}");
     assert_eq!(report["rejected"], 1, "{report}");

@@ -180,11 +180,47 @@ async fn four_requests(
     event
 }
 
+/// O and the four people of [`four_requests`], named for messages.
+fn everyone<'a>(o: &'a TestNode, people: [&'a TestNode; 4]) -> [(&'static str, &'a TestNode); 5] {
+    let [p1, p2, p3, p4] = people;
+    [("O", o), ("P1", p1), ("P2", p2), ("P3", p3), ("P4", p4)]
+}
+
+/// `leaver` cannot come after all and says so to O; waits for O to admit
+/// `next`, and checks that this is O's only new decision (`why`: why
+/// nobody else moves).
+async fn a_place_frees_up(
+    o: &TestNode,
+    event: MessageId,
+    leaver: &TestNode,
+    next: &TestNode,
+    why: &str,
+) {
+    let before = admissions_in_feed(o.store(), &o.feed()).len();
+    leaver.rsvp(event, RsvpStatus::NotGoing, 0);
+    leaver.sync_settled(o).await;
+    let next_feed = next.feed();
+    wait_until("O to admit the next in line", || {
+        decision_on(o.store(), &event, &next_feed) == Some(Decision::Admitted)
+    })
+    .await;
+    let after = admissions_in_feed(o.store(), &o.feed());
+    assert_eq!(
+        after[before..]
+            .iter()
+            .map(|(a, _, d)| (*a, *d))
+            .collect::<Vec<_>>(),
+        vec![(next.feed(), Decision::Admitted)],
+        "{why}"
+    );
+}
+
 // ---------------------------------------------------------------------------
-// 1. Capacity: first come, first admitted, while the whole group fits.
+// 1. Capacity: first come, first admitted, while the whole group fits;
+//    a freed place goes to the earliest on the waitlist.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn capacity_admits_in_arrival_order_and_every_node_agrees() {
+async fn capacity_admits_in_arrival_order_and_a_freed_place_goes_to_the_earliest_waitlisted() {
     let o = TestNode::start().await;
     let [p1, p2, p3, p4] = [
         TestNode::start().await,
@@ -215,69 +251,35 @@ async fn capacity_admits_in_arrival_order_and_every_node_agrees() {
         (&p3, Waitlisted),
         (&p4, Waitlisted),
     ];
-    for (name, node) in [
-        ("O", &o),
-        ("P1", &p1),
-        ("P2", &p2),
-        ("P3", &p3),
-        ("P4", &p4),
-    ] {
+    for (name, node) in everyone(&o, [&p1, &p2, &p3, &p4]) {
         assert_eq!(node.store().rsvps(&event).unwrap().len(), 4, "{name}");
         assert_statuses(name, node, &event, &expected, 3);
         let tally = node.store().tally(&event).unwrap();
         assert_eq!((tally.going, tally.headcount), (4, 5), "{name}");
     }
-}
-
-// ---------------------------------------------------------------------------
-// 2. Moving up from the waitlist.
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_freed_place_goes_to_the_earliest_waitlisted_request() {
-    let o = TestNode::start().await;
-    let [p1, p2, p3, p4] = [
-        TestNode::start().await,
-        TestNode::start().await,
-        TestNode::start().await,
-        TestNode::start().await,
-    ];
-    let event = four_requests(&o, [&p1, &p2, &p3, &p4], [0, 1, 0, 0], 3).await;
-    all_sync_with(&o, &[&p1, &p2, &p3, &p4]).await;
 
     // P1 cannot come after all.
-    let before = admissions_in_feed(o.store(), &o.feed()).len();
-    p1.rsvp(event, RsvpStatus::NotGoing, 0);
-    p1.sync_settled(&o).await;
-    let p3_feed = p3.feed();
-    wait_until("O to admit P3", || {
-        decision_on(o.store(), &event, &p3_feed) == Some(Decision::Admitted)
-    })
+    a_place_frees_up(
+        &o,
+        event,
+        &p1,
+        &p3,
+        "only P3 moves up; P4 stays where it is",
+    )
     .await;
-    let after = admissions_in_feed(o.store(), &o.feed());
-    assert_eq!(
-        after[before..]
-            .iter()
-            .map(|(a, _, d)| (*a, *d))
-            .collect::<Vec<_>>(),
-        vec![(p3.feed(), Decision::Admitted)],
-        "only P3 moves up; P4 stays where it is"
-    );
 
     all_sync_with(&o, &[&p1, &p2, &p3, &p4]).await;
     let expected = [(&p2, Admitted), (&p3, Admitted), (&p4, Waitlisted)];
-    for (name, node) in [
-        ("O", &o),
-        ("P1", &p1),
-        ("P2", &p2),
-        ("P3", &p3),
-        ("P4", &p4),
-    ] {
+    for (name, node) in everyone(&o, [&p1, &p2, &p3, &p4]) {
         assert_statuses(name, node, &event, &expected, 3);
         assert_eq!(status_on(node.store(), &event, &p1.feed()), None, "{name}");
         let tally = node.store().tally(&event).unwrap();
         assert_eq!((tally.going, tally.not_going), (3, 1), "{name}");
     }
 }
+
+// ---------------------------------------------------------------------------
+// 2. A group on the waitlist.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_that_does_not_fit_waits_while_a_later_single_moves_up() {
@@ -298,44 +300,23 @@ async fn a_group_that_does_not_fit_waits_while_a_later_single_moves_up() {
         (&p3, Waitlisted),
         (&p4, Waitlisted),
     ];
-    for (name, node) in [
-        ("O", &o),
-        ("P1", &p1),
-        ("P2", &p2),
-        ("P3", &p3),
-        ("P4", &p4),
-    ] {
+    for (name, node) in everyone(&o, [&p1, &p2, &p3, &p4]) {
         assert_statuses(name, node, &event, &expected, 3);
     }
 
     // P2 leaves: one place. P3's group of two does not fit; P4 does.
-    let before = admissions_in_feed(o.store(), &o.feed()).len();
-    p2.rsvp(event, RsvpStatus::NotGoing, 0);
-    p2.sync_settled(&o).await;
-    let p4_feed = p4.feed();
-    wait_until("O to admit P4", || {
-        decision_on(o.store(), &event, &p4_feed) == Some(Decision::Admitted)
-    })
+    a_place_frees_up(
+        &o,
+        event,
+        &p2,
+        &p4,
+        "the group is never split, and stays first in line",
+    )
     .await;
-    let after = admissions_in_feed(o.store(), &o.feed());
-    assert_eq!(
-        after[before..]
-            .iter()
-            .map(|(a, _, d)| (*a, *d))
-            .collect::<Vec<_>>(),
-        vec![(p4.feed(), Decision::Admitted)],
-        "the group is never split, and stays first in line"
-    );
 
     all_sync_with(&o, &[&p1, &p2, &p3, &p4]).await;
     let expected = [(&p1, Admitted), (&p3, Waitlisted), (&p4, Admitted)];
-    for (name, node) in [
-        ("O", &o),
-        ("P1", &p1),
-        ("P2", &p2),
-        ("P3", &p3),
-        ("P4", &p4),
-    ] {
+    for (name, node) in everyone(&o, [&p1, &p2, &p3, &p4]) {
         assert_statuses(name, node, &event, &expected, 3);
     }
 }

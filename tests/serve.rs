@@ -521,40 +521,48 @@ fn a_command_run_while_a_new_node_starts_publishes_without_a_false_fork() {
     }
 }
 
+/// A bundle of a new feed of `count` messages, `content(n)` the content
+/// of message `n`; returns the feed's id and the bundle's bytes.
+fn someones_bundle(count: u64, content: impl Fn(u64) -> String) -> (String, Vec<u8>) {
+    use potluck::feed::message::{Message, MessageId};
+    let key = common::node::new_key();
+    let mut previous = MessageId::default();
+    let mut messages = Vec::new();
+    for sequence in 1..=count {
+        let msg = Message::sign(
+            &key,
+            sequence,
+            previous,
+            1_700_000_000_000,
+            content(sequence).as_bytes(),
+        )
+        .unwrap();
+        previous = msg.id();
+        messages.push(msg);
+    }
+    let mut bytes = Vec::new();
+    potluck::feed::bundle::write_bundle(&mut bytes, messages).unwrap();
+    (common::node::feed_of(&key).to_string(), bytes)
+}
+
 /// Issue 19, defect 2: with a node running, `log` of a feed that prints
 /// more than 4 MiB prints every line, as it does without a node (the
 /// control socket's answer used to be cut at 4 MiB and fail).
 #[test]
 fn a_log_over_4_mib_comes_whole_through_a_running_node() {
-    use potluck::feed::message::{MAX_CONTENT_LEN, Message, MessageId};
+    use potluck::feed::message::MAX_CONTENT_LEN;
     const MESSAGES: u64 = 300;
     let sandbox = Sandbox::new();
     let home = sandbox.home("a");
     sandbox.json(&home, &["init", "--name", "Ana"]);
 
     // Someone's feed of messages near the content limit, in a bundle.
-    let key = common::node::new_key();
-    let feed = common::node::feed_of(&key).to_string();
     let pad = "x".repeat(MAX_CONTENT_LEN - 100);
-    let mut previous = MessageId::default();
-    let mut messages = Vec::new();
-    for sequence in 1..=MESSAGES {
-        let content = format!(r#"{{"type":"big","n":{sequence},"pad":"{pad}"}}"#);
-        let msg = Message::sign(
-            &key,
-            sequence,
-            previous,
-            1_700_000_000_000,
-            content.as_bytes(),
-        )
-        .unwrap();
-        previous = msg.id();
-        messages.push(msg);
-    }
+    let (feed, bytes) = someones_bundle(MESSAGES, |n| {
+        format!(r#"{{"type":"big","n":{n},"pad":"{pad}"}}"#)
+    });
     let bundle = sandbox.path("big.bundle");
-    let mut file = std::fs::File::create(&bundle).unwrap();
-    potluck::feed::bundle::write_bundle(&mut file, messages).unwrap();
-    drop(file);
+    std::fs::write(&bundle, bytes).unwrap();
     let report = sandbox.json(&home, &["import", bundle.to_str().unwrap()]);
     assert_eq!(report["new"], MESSAGES, "{report}");
 
@@ -578,5 +586,62 @@ fn a_log_over_4_mib_comes_whole_through_a_running_node() {
     check(&through);
     assert_eq!(through.stdout, alone.stdout);
     assert_eq!(through.stderr, "");
+    assert!(node.terminate().success(), "{}", node.stderr());
+}
+
+/// The one JSON document on stdout; fails on none, or on more than one.
+fn one_document(run: &common::sandbox::Run) -> Value {
+    let docs: Vec<Value> = serde_json::Deserializer::from_str(&run.stdout)
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {run:?}"));
+    assert_eq!(docs.len(), 1, "one document on stdout: {run:?}");
+    docs.into_iter().next().unwrap_or_default()
+}
+
+/// Issue 19, defect 4: with `--json`, an `import` that fails after
+/// importing the messages before a damaged one prints one document, the
+/// error holding the report, with or without a node running (it used to
+/// print the report, then the error).
+#[test]
+fn a_failing_import_prints_one_json_document_holding_its_report() {
+    let sandbox = Sandbox::new();
+    let home = sandbox.home("a");
+    sandbox.json(&home, &["init", "--name", "Ana"]);
+    // Three messages of someone's feed; the bundle is cut inside the last.
+    let (_, bytes) = someones_bundle(3, |n| format!(r#"{{"type":"note","n":{n}}}"#));
+    let bundle = sandbox.path("cut.bundle");
+    std::fs::write(&bundle, &bytes[..bytes.len() - 40]).unwrap();
+    let import = ["import", bundle.to_str().unwrap(), "--json"];
+
+    let check = |run: &common::sandbox::Run, new, present| {
+        let line = run.one_line_error();
+        let doc = one_document(run);
+        let error = &doc["error"];
+        assert_eq!(doc.as_object().map(|o| o.len()), Some(1), "{doc}");
+        assert_eq!(error["kind"], "invalid_file", "{doc}");
+        assert_eq!(
+            line,
+            format!("error: {}", error["message"].as_str().unwrap())
+        );
+        let report = &error["report"];
+        assert_eq!(
+            (&report["new"], &report["present"]),
+            (&new, &present),
+            "{doc}"
+        );
+        assert!(report["problem"].as_str().is_some(), "{doc}");
+    };
+    check(&sandbox.run(&home, &import), 2.into(), 0.into());
+
+    // The same through a running node.
+    let mut node = sandbox
+        .serve(&home, &["--listen", "127.0.0.1:0"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    check(&sandbox.run(&home, &import), 0.into(), 2.into());
+    // An error with no report is the plain error document, as before.
+    let run = sandbox.run(&home, &["event", "%zzzzzzzz", "--json"]);
+    let error = common::sandbox::json_error(&run, &["event"]);
+    assert_eq!(error["kind"], "not_found", "{run:?}");
     assert!(node.terminate().success(), "{}", node.stderr());
 }

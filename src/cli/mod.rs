@@ -39,7 +39,7 @@ use potluck::app::{App, ContactChange, Home, when};
 pub use args::Args;
 use args::Command;
 use ctx::Ctx;
-use output::{KindedError, Output, emit, error_document, error_kind, one_line};
+use output::{KindedError, Output, emit, error_kind};
 pub use output::{asks_for_json, report_error, usage_failure, write_stdout};
 
 /// Runs one command from this process's command line. When a node runs
@@ -134,9 +134,10 @@ pub fn run(args: Args, raw: Vec<std::ffi::OsString>) -> Result<u8> {
     // arrives, whatever its size.
     let opens_page = matches!(args.command, Command::Open { print: false });
     let keep_whole = ics_out.is_some() || opens_page;
+    let json = args.json;
     #[cfg(unix)]
     if may_hand_over
-        && let Some(code) = hand_over(&home, &raw, keep_whole, ics_out.as_ref(), opens_page)?
+        && let Some(code) = hand_over(&home, &raw, keep_whole, ics_out.as_ref(), opens_page, json)?
     {
         return Ok(code);
     }
@@ -153,20 +154,35 @@ pub fn run(args: Args, raw: Vec<std::ffi::OsString>) -> Result<u8> {
         && let Err(e) = &result
         && error_kind(e) == "busy"
         && wait_for_node(&ctx.home)
-        && let Some(code) = hand_over(&ctx.home, &raw, keep_whole, ics_out.as_ref(), opens_page)?
+        && let Some(code) = hand_over(
+            &ctx.home,
+            &raw,
+            keep_whole,
+            ics_out.as_ref(),
+            opens_page,
+            json,
+        )?
     {
         return Ok(code);
     }
     #[cfg(not(unix))]
     let _ = (raw, may_hand_over, keep_whole);
-    eprint!("{}", out.notes);
     match result {
-        Ok(()) => emit(&out.text, ics_out.as_ref()).map(|()| 0),
-        Err(e) => {
-            write_stdout(&out.text)?;
-            Err(e)
+        Ok(()) => {
+            eprint!("{}", out.notes);
+            emit(&out.text, ics_out.as_ref()).map(|()| 0)
         }
+        Err(e) => print_failure(out, &e),
     }
+}
+
+/// Prints what a command that failed with `e` prints (see
+/// [`Output::failed`]); returns its exit status.
+fn print_failure(out: Output, e: &anyhow::Error) -> Result<u8> {
+    let (stdout, stderr) = out.failed(e);
+    eprint!("{stderr}");
+    write_stdout(&stdout)?;
+    Ok(1)
 }
 
 /// Runs a command handed over by the control socket, inside the node.
@@ -212,15 +228,11 @@ pub fn run_in_node(home: &Home, app: &App, args: Vec<String>) -> ControlResponse
             stderr: out.notes,
         },
         Err(e) => {
-            let message = one_line(&e);
-            let mut stdout = out.text;
-            if out.json {
-                stdout.push_str(&error_document(error_kind(&e), &message));
-            }
+            let (stdout, stderr) = out.failed(&e);
             ControlResponse {
                 code: 1,
                 stdout,
-                stderr: format!("{}error: {message}\n", out.notes),
+                stderr,
             }
         }
     }
@@ -360,6 +372,7 @@ fn hand_over(
     keep_whole: bool,
     ics_out: Option<&(PathBuf, bool)>,
     opens_page: bool,
+    json: bool,
 ) -> Result<Option<u8>> {
     let mut whole = String::new();
     let answered = forward_to_node(home, raw, |stream, text| match stream {
@@ -376,21 +389,23 @@ fn hand_over(
     let Some(code) = answered else {
         return Ok(None);
     };
-    if code == 0 {
-        emit(&whole, ics_out)?;
-        if opens_page {
-            // The node said where its page is; the browser starts here,
-            // on the person's desktop, not in the node's process.
-            let url = match serde_json::from_str::<Value>(&whole) {
-                Ok(doc) => doc["page"].as_str().unwrap_or_default().to_owned(),
-                Err(_) => whole.trim().to_owned(),
-            };
-            serve::launch_browser(&url)?;
-        }
-    } else {
+    if code != 0 {
         write_stdout(&whole)?;
+        return Ok(Some(u8::try_from(code).unwrap_or(1)));
     }
-    Ok(Some(u8::try_from(code).unwrap_or(1)))
+    if opens_page {
+        // The node said where its page is; the browser starts here, on
+        // the person's desktop, not in the node's process.
+        let url = match serde_json::from_str::<Value>(&whole) {
+            Ok(doc) => doc["page"].as_str().unwrap_or_default().to_owned(),
+            Err(_) => whole.trim().to_owned(),
+        };
+        if let Err(e) = serve::launch_browser(&url) {
+            return print_failure(Output::holding(json, whole), &e).map(Some);
+        }
+    }
+    emit(&whole, ics_out)?;
+    Ok(Some(0))
 }
 
 /// Replaces the relative file paths of a command line with absolute ones.

@@ -22,6 +22,9 @@ pub struct Output {
     /// Lines for people on stderr: confirmations and hints that are not the
     /// command's result.
     pub(crate) notes: String,
+    /// How many documents [`Output::print`] wrote with `--json`: a failure
+    /// after exactly one carries it as the error's report.
+    documents: usize,
 }
 
 impl Output {
@@ -31,6 +34,17 @@ impl Output {
             json,
             text: String::new(),
             notes: String::new(),
+            documents: 0,
+        }
+    }
+
+    /// An output that already holds `text`, the whole result of a command
+    /// (with `--json`, its one document), for a failure that comes after it.
+    pub(crate) fn holding(json: bool, text: String) -> Output {
+        Output {
+            text,
+            documents: usize::from(json),
+            ..Output::new(json)
         }
     }
 
@@ -45,6 +59,7 @@ impl Output {
     /// One document: JSON, or text for people.
     pub fn print(&mut self, value: Value, text: impl FnOnce() -> String) {
         if self.json {
+            self.documents += 1;
             self.line(value.to_string());
         } else {
             self.line(text());
@@ -54,6 +69,31 @@ impl Output {
     /// One raw line.
     pub fn line(&mut self, line: impl AsRef<str>) {
         let _ = writeln!(self.text, "{}", line.as_ref());
+    }
+
+    /// What a command that failed with `e` prints, as (stdout, stderr).
+    /// stderr: the notes, then the `error:` line. stdout without `--json`:
+    /// what the command printed before it failed. With `--json`, still one
+    /// document: the error document, holding the report the command
+    /// printed before it failed (`import`'s counts, `fsck`'s findings) as
+    /// `report`; only `log`'s lines, one document each, stay as they are,
+    /// with the error document as the last line.
+    pub(crate) fn failed(self, e: &anyhow::Error) -> (String, String) {
+        let message = one_line(e);
+        let stderr = format!("{}error: {message}\n", self.notes);
+        if !self.json {
+            return (self.text, stderr);
+        }
+        let report = match self.documents {
+            1 => serde_json::from_str::<Value>(self.text.trim()).ok(),
+            _ => None,
+        };
+        let kind = error_kind(e);
+        let stdout = match report {
+            Some(report) => error_document(kind, &message, Some(report)),
+            None => self.text + &error_document(kind, &message, None),
+        };
+        (stdout, stderr)
     }
 }
 
@@ -163,22 +203,22 @@ fn damaged_store_line(e: &anyhow::Error) -> Option<String> {
 }
 
 /// The `--json` form of an error: one line, `{"error": {"kind": …,
-/// "message": …}}`.
-pub fn error_document(kind: &str, message: &str) -> String {
-    format!(
-        "{}\n",
-        json!({ "error": { "kind": kind, "message": message } })
-    )
+/// "message": …}}`, and the command's `report` when it printed one before
+/// it failed.
+pub fn error_document(kind: &str, message: &str, report: Option<Value>) -> String {
+    let mut error = json!({ "kind": kind, "message": message });
+    if let (Some(report), Some(fields)) = (report, error.as_object_mut()) {
+        fields.insert("report".into(), report);
+    }
+    format!("{}\n", json!({ "error": error }))
 }
 
-/// Reports a failed command: one `error:` line on stderr, and with `--json`
-/// the error document on stdout.
+/// Reports a command line that failed before a command ran: one `error:`
+/// line on stderr, and with `--json` the error document on stdout.
 pub fn report_error(e: &anyhow::Error, json: bool) {
-    let message = one_line(e);
-    eprintln!("error: {message}");
-    if json {
-        let _ = write_stdout(&error_document(error_kind(e), &message));
-    }
+    let (stdout, stderr) = Output::new(json).failed(e);
+    eprint!("{stderr}");
+    let _ = write_stdout(&stdout);
 }
 
 /// A command line clap could not read. Returns the exit status (2), and
@@ -195,7 +235,7 @@ pub fn usage_failure(e: &clap::Error, json: bool, styled: bool) -> (u8, String, 
     let stdout = if json {
         let plain = rendered.to_string();
         let message = plain.trim_end().trim_start_matches("error: ");
-        error_document("usage", message)
+        error_document("usage", message, None)
     } else {
         String::new()
     };
@@ -289,5 +329,53 @@ impl ProgressLine {
 impl Drop for ProgressLine {
     fn drop(&mut self) {
         self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 19, defect 4: with `--json`, a failure is one document, and
+    /// the report printed before it goes inside; `log`'s lines stay.
+    #[test]
+    fn a_failure_after_a_report_is_one_document() {
+        let failure = || {
+            anyhow::Error::from(KindedError {
+                kind: "refused",
+                message: "2 problems found".to_owned(),
+            })
+        };
+        let mut out = Output::new(true);
+        out.print(json!({ "ok": false }), String::new);
+        let (stdout, stderr) = out.failed(&failure());
+        assert_eq!(stderr, "error: 2 problems found\n");
+        assert_eq!(
+            serde_json::from_str::<Value>(&stdout).unwrap(),
+            json!({ "error": { "kind": "refused", "message": "2 problems found", "report": { "ok": false } } })
+        );
+        assert_eq!(stdout.lines().count(), 1);
+
+        // Lines of `log`: each stays, the error document comes last.
+        let mut out = Output::new(true);
+        out.line(r#"{"sequence":1}"#);
+        out.line(r#"{"sequence":2}"#);
+        let (stdout, _) = out.failed(&failure());
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(lines.len(), 3, "{stdout}");
+        assert!(lines[2].starts_with(r#"{"error":"#), "{stdout}");
+        assert!(!lines[2].contains("report"), "{stdout}");
+
+        // For people: what was printed, notes, then the error line.
+        let mut out = Output::new(false);
+        out.print(json!({}), || "checked 2 feeds".to_owned());
+        out.note("a note");
+        assert_eq!(
+            out.failed(&failure()),
+            (
+                "checked 2 feeds\n".to_owned(),
+                "a note\nerror: 2 problems found\n".to_owned()
+            )
+        );
     }
 }

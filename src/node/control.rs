@@ -4,7 +4,7 @@
 //!
 //! One request per connection: a JSON line `{"args": [...]}`. The answer
 //! is a stream of JSON lines, so that output of any size gets through
-//! while each side holds at most one line of it at a time:
+//! while each line stays small, and the client holds one line at a time:
 //!
 //! - `{"stderr": "..."}` and `{"stdout": "..."}`: the next piece of the
 //!   command's stderr or stdout, in order (stderr first), each at most
@@ -84,6 +84,10 @@ fn pieces(text: &str, max: usize) -> impl Iterator<Item = &str> {
         let mut end = rest.len().min(max);
         while !rest.is_char_boundary(end) {
             end -= 1;
+        }
+        if end == 0 {
+            // A character longer than `max`: it goes whole.
+            end = rest.chars().next().map_or(rest.len(), char::len_utf8);
         }
         let (piece, after) = rest.split_at(end);
         rest = after;
@@ -279,9 +283,9 @@ mod imp {
                 .map_err(io)?;
             if line.last() != Some(&b'\n') {
                 let why = if line.len() == MAX_LINE {
-                    format!("a line of its answer is longer than {MAX_LINE} bytes")
+                    format!("a line of it is longer than {MAX_LINE} bytes")
                 } else {
-                    "its answer ended before its exit status (did the node stop?)".to_owned()
+                    "it ended before its exit status (did the node stop?)".to_owned()
                 };
                 return Err(ControlError::BadResponse(why).into());
             }
@@ -315,6 +319,7 @@ mod tests {
         assert!(parts.iter().all(|p| !p.is_empty() && p.len() <= 7));
         assert_eq!(parts.concat(), text);
         assert_eq!(pieces("", 7).count(), 0);
+        assert_eq!(pieces("😀😀", 2).collect::<Vec<_>>(), ["😀", "😀"]);
     }
 
     /// A node on a socket in a temporary directory that reads one request
