@@ -31,10 +31,10 @@ use crate::content::{
 use crate::feed::message::{FeedId, Message, MessageId};
 use crate::home::config::Invite;
 pub use crate::node::CatchUp;
-use crate::node::admission::{self, AdmissionStatus, AdmissionView};
 use crate::node::{Node, NodeEvent, PeerInfo};
 use crate::proto::handshake::DEFAULT_NETWORK_KEY;
 use crate::proto::peerbook::{PeerRecord, PeerSource};
+use crate::store::admission::{self, AdmissionStatus, AdmissionView};
 use crate::store::index::{EventState, EventStatus, RsvpState, Tally};
 use crate::store::{IngestReport, Store, StoreError};
 

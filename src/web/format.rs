@@ -7,7 +7,7 @@ use maud::{Markup, html};
 use crate::app::when;
 use crate::content::{Event, EventTime, RsvpStatus};
 use crate::feed::message::FeedId;
-use crate::node::admission::AdmissionStatus;
+use crate::store::admission::AdmissionStatus;
 
 /// When an event happens: in its own zone (see [`when::event_span`]),
 /// and in the viewer's when their clocks read differently.

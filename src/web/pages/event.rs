@@ -10,7 +10,7 @@ use super::lists::counts;
 use super::{FormState, Input, Nav, PageError, blocking, csrf, form_error, layout};
 use crate::app::EventDetail;
 use crate::content::{MAX_GUESTS, MAX_NOTE_CHARS, MAX_REASON_CHARS, RsvpStatus};
-use crate::node::admission::AdmissionStatus;
+use crate::store::admission::AdmissionStatus;
 use crate::web::format::{admission_words, answer_word, is_web_link, linkify, person, when};
 use crate::web::{Web, event_key, event_path, parse_event_key};
 
