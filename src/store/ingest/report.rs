@@ -36,7 +36,7 @@ pub struct Rejection {
     pub error: ValidationError,
 }
 
-/// The outcome of [`Store::ingest`].
+/// The outcome of [`Store::ingest`](crate::store::Store::ingest).
 #[derive(Debug, Default)]
 pub struct IngestReport {
     /// Messages appended, in input order.
@@ -69,7 +69,7 @@ pub struct ContactChange {
 }
 
 impl IngestReport {
-    /// The message that [`Store::publish`] appended (its report holds
+    /// The message that [`Store::publish`](crate::store::Store::publish) appended (its report holds
     /// exactly one accepted message).
     pub fn message(&self) -> Option<&Message> {
         self.accepted.last()
