@@ -42,6 +42,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use super::error::StoreError;
 use super::msglog::{Location, LogError, MessageLog};
 use crate::feed::message::{FeedId, Message, MessageId};
 
@@ -499,7 +500,7 @@ pub(super) fn load(
     synced: u64,
     log: &MessageLog,
     heads: &HashMap<FeedId, u64>,
-) -> Result<Positions, super::error::StoreError> {
+) -> Result<Positions, StoreError> {
     let entries = match file.read_entries(synced)? {
         Some(entries) if entries.last().is_none_or(|e| describes_its_record(e, log)) => entries,
         _ => {
