@@ -15,8 +15,8 @@ use common::{now_ms, open_store};
 use potluck::app::{App, AppError, Change, ContactChange, EventList};
 use potluck::content::{KnownContent, RsvpStatus};
 use potluck::feed::message::MessageId;
-use potluck::node::admission::AdmissionStatus;
 use potluck::proto::handshake::DEFAULT_NETWORK_KEY;
+use potluck::store::admission::AdmissionStatus;
 
 fn app_for(store: Arc<potluck::store::Store>) -> (App, ed25519_dalek::SigningKey) {
     let key = new_key();

@@ -4,7 +4,7 @@
 //!
 //! Every node derives admission state from the organizer's feed alone, so
 //! each test checks the outcome on every node with
-//! [`potluck::node::admission::view`] and [`potluck::node::admission::status_of`].
+//! [`potluck::store::admission::view`] and [`potluck::store::admission::status_of`].
 //!
 //! Every wait polls with a deadline; no test asserts how fast anything is.
 
@@ -18,8 +18,8 @@ use common::DEADLINE;
 use common::node::{POLL, TestNode, event, feed_of, new_key, wait_until};
 use potluck::content::{self, Content, Decision, EventTime, EventUpdate, KnownContent, RsvpStatus};
 use potluck::feed::message::{FeedId, MessageId};
-use potluck::node::admission::{self, AdmissionStatus, AdmissionView};
 use potluck::store::Store;
+use potluck::store::admission::{self, AdmissionStatus, AdmissionView};
 use potluck::store::index::EventState;
 use tokio::net::TcpStream;
 

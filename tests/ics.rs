@@ -10,7 +10,7 @@ use jiff::Timestamp;
 use potluck::app::ics::{IcsAttendee, IcsEvent, calendar};
 use potluck::content::{Event, EventTime, RsvpStatus};
 use potluck::feed::message::{FeedId, MessageId};
-use potluck::node::admission::AdmissionStatus;
+use potluck::store::admission::AdmissionStatus;
 use potluck::store::index::{EventState, EventStatus};
 
 const NOW: &str = "2027-01-01T12:34:56.789Z";

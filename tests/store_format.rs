@@ -370,3 +370,29 @@ fn the_command_line_says_when_it_upgrades_a_store() {
     assert!(!again.stderr.contains("upgrading"), "{}", again.stderr);
     assert!(again.stdout.contains("3 messages"), "{}", again.stdout);
 }
+
+/// sled's settings file damaged before the store wrote its first message
+/// (say, torn by a crash as the store was made): the store is damaged, and
+/// the rebuild from the log, of which there is none yet, makes it anew.
+#[test]
+fn a_store_damaged_before_it_had_a_log_is_rebuilt_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    drop(Store::open(&path).unwrap());
+    std::fs::remove_file(path.join("messages.log")).unwrap();
+    let conf = path.join("conf");
+    let mut bytes = std::fs::read(&conf).unwrap();
+    bytes[0] ^= 0x80;
+    std::fs::write(&conf, &bytes).unwrap();
+    assert!(matches!(
+        Store::open(&path),
+        Err(potluck::store::StoreError::DatabaseDamaged { .. })
+    ));
+
+    let rebuilt = Store::rebuild_from_log(&path, 1).unwrap();
+    assert_eq!((rebuilt.restored, rebuilt.skipped), (0, 0));
+    assert_eq!(std::fs::read(rebuilt.moved_to.join("conf")).unwrap(), bytes);
+    let store = Store::open(&path).unwrap();
+    assert!(store.feeds().unwrap().is_empty());
+    assert_eq!(store.fsck().unwrap().problems, Vec::<String>::new());
+}

@@ -70,7 +70,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::content::RsvpStatus;
 use crate::feed::message::{FeedId, MessageId};
-use crate::node::admission::AdmissionStatus;
+use crate::store::admission::AdmissionStatus;
 use crate::store::index::{EventState, EventStatus};
 
 /// The `PRODID` of every calendar this module writes.

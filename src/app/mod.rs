@@ -57,10 +57,10 @@ pub use crate::feed::bundle::{BundleReader, ClockFile};
 pub use crate::fixtures::FixtureSpec;
 pub use crate::home::config::{DEFAULT_LISTEN, DEFAULT_WEB, Invite, PeerAddr};
 pub use crate::home::{HOME_ENV, Home};
-pub use crate::node::admission::{AdmissionStatus, AdmissionView};
 pub use crate::node::{CatchUp, PeerInfo, SessionReport};
 pub use crate::proto::peerbook::{PeerRecord, PeerSource};
 pub use crate::store::FsckReport;
+pub use crate::store::admission::{AdmissionStatus, AdmissionView};
 pub use crate::store::index::{EventState, EventStatus, RsvpState, Tally};
 pub use crate::store::{IngestReport, UPGRADE_LOG};
 

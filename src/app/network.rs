@@ -8,10 +8,10 @@ use std::future::Future;
 
 use crate::feed::message::FeedId;
 use crate::home::config::{ConfigFile, DEFAULT_LISTEN, Invite, PeerAddr};
-use crate::node::admission::AdmissionStatus;
 use crate::node::{CatchUp, ConnectionError, SessionReport};
 use crate::proto::handshake::DEFAULT_NETWORK_KEY;
 use crate::proto::peerbook::{PeerRecord, PeerSource};
+use crate::store::admission::AdmissionStatus;
 
 use super::views::{ConnectedPeer, ContactChange, KnownAddress, NetworkView, person};
 use super::{App, AppError, Change, now_ms};

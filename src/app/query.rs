@@ -3,8 +3,8 @@
 
 use crate::content::RsvpStatus;
 use crate::feed::message::{FeedId, MessageId};
-use crate::node::admission::{self, AdmissionView};
 use crate::store::StoreError;
+use crate::store::admission::{self, AdmissionView};
 use crate::store::index::{EventState, RsvpState};
 
 use super::views::{

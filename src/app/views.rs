@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use crate::content::Change as FieldChange;
 use crate::feed::message::FeedId;
 use crate::node::PeerInfo;
-use crate::node::admission::{AdmissionStatus, AdmissionView};
 use crate::proto::peerbook::{PeerRecord, PeerSource};
+use crate::store::admission::{AdmissionStatus, AdmissionView};
 use crate::store::index::{EventState, EventStatus, RsvpState, Tally};
 
 use super::ics::{IcsAttendee, IcsEvent};

@@ -317,14 +317,13 @@ impl Store {
             std::fs::remove_dir_all(&building).map_err(io)?;
         }
         let store = Store::open(&building)?;
-        let old_log = std::fs::File::open(path.join(LOG_FILE)).map_err(io)?;
+        // A store damaged before it wrote its first message may have no
+        // log yet: nothing to restore.
+        let old_log = file_or_nothing(&path.join(LOG_FILE)).map_err(io)?;
         // A tail an earlier open cut off (see `MessageLog::open`) follows
         // the log: it may hold messages sled forgot when it rolled back.
-        let tail: Box<dyn std::io::Read> =
-            match std::fs::File::open(msglog::tail_path(&path.join(LOG_FILE))) {
-                Ok(file) => Box::new(file),
-                Err(_) => Box::new(std::io::empty()),
-            };
+        let tail = file_or_nothing(&msglog::tail_path(&path.join(LOG_FILE)))
+            .unwrap_or_else(|_| Box::new(std::io::empty()));
         let mut records =
             msglog::LogRecords::new(std::io::BufReader::new(std::io::Read::chain(old_log, tail)));
         let mut report = RebuildReport {
@@ -515,6 +514,15 @@ impl Store {
         }
         target.apply_batch(staged.take_batch())?;
         Ok(())
+    }
+}
+
+/// The file at `path` to read, or nothing if there is none.
+fn file_or_nothing(path: &Path) -> std::io::Result<Box<dyn std::io::Read>> {
+    match std::fs::File::open(path) {
+        Ok(file) => Ok(Box::new(file)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Box::new(std::io::empty())),
+        Err(e) => Err(e),
     }
 }
 

@@ -12,9 +12,10 @@
 //! [`StoreError`] (`error.rs`) is how it fails; `sled_files.rs` opens
 //! sled's files and tells damage to them from another layout; `keys.rs`
 //! is the key layout; `staged.rs` the writes of one atomic batch;
-//! `ingest.rs` the one way in (publish and ingest, one atomic batch);
+//! `ingest/` the one way in (publish and ingest, one atomic batch);
 //! `published.rs` how far this home published its own feeds; `query.rs`
-//! the reads; `peers.rs` the peer book and
+//! the reads; [`admission`] the admission state of an event's answers,
+//! read from the organizer's decisions; `peers.rs` the peer book and
 //! replication memory; `check.rs` fsck, repair, reindex and the rebuild
 //! from the log; [`msglog`] the message log file, reached through the
 //! [`LogFile`] trait (`log_file.rs`; tests put a faulty file in its
@@ -43,6 +44,7 @@
 use std::path::Path;
 use std::sync::{Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+pub mod admission;
 mod check;
 mod error;
 pub mod index;

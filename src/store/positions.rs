@@ -2,9 +2,9 @@
 //! index, kept in a file beside the log (`messages.idx`) and in memory, so
 //! that sled holds no key per message.
 //!
-//! **File format.** One 64-byte [`Entry`] per record of `messages.log`, in
-//! the log's order (entry *i* describes record *i*), all integers
-//! big-endian:
+//! **File format.** One 64-byte entry (`Entry`) per record of
+//! `messages.log`, in the log's order (entry *i* describes record *i*),
+//! all integers big-endian:
 //!
 //! | bytes  | field                                                    |
 //! |--------|----------------------------------------------------------|
@@ -15,9 +15,9 @@
 //! | 24..56 | the message's author (feed id)                           |
 //! | 56..64 | the first 8 bytes of the message id                      |
 //!
-//! **In memory** ([`Positions`]), each feed's messages in sequence order
-//! are an array of [`Slot`]s (24 bytes each), built from the file on first
-//! use. Reading entry after entry, an entry at sequence *s* sets the
+//! **In memory** (`Positions`), each feed's messages in sequence order
+//! are an array of slots (`Slot`, 24 bytes each), built from the file on
+//! first use. Reading entry after entry, an entry at sequence *s* sets the
 //! feed's slot *s* and cuts the feed's array after it; at the end each
 //! feed is cut to the head sled records. So a feed that a repair cut back
 //! (its later records stay in the log) and that peers then sent again
@@ -27,11 +27,11 @@
 //!
 //! **Crash consistency.** The file is derived from the log, so it is not
 //! synced at every commit: new entries wait in memory and are written and
-//! synced when [`SYNC_EVERY`] have gathered (and when the store closes),
+//! synced when `SYNC_EVERY` have gathered (and when the store closes),
 //! and the sled batch of that commit records how many entries the file
 //! holds durably (`Mpositions`). After a crash the file is read up to that
 //! count and the entries of the log records after it (at most
-//! [`SYNC_EVERY`] and one batch) are made again from the log. Only whole
+//! `SYNC_EVERY` and one batch) are made again from the log. Only whole
 //! unsynced runs are ever written, each time from the last durable entry
 //! on, so a failed sync (whose pages the kernel may have dropped) is
 //! written again in full before the next sync counts it.
@@ -42,6 +42,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use super::error::StoreError;
 use super::msglog::{Location, LogError, MessageLog};
 use crate::feed::message::{FeedId, Message, MessageId};
 
@@ -499,7 +500,7 @@ pub(super) fn load(
     synced: u64,
     log: &MessageLog,
     heads: &HashMap<FeedId, u64>,
-) -> Result<Positions, super::error::StoreError> {
+) -> Result<Positions, StoreError> {
     let entries = match file.read_entries(synced)? {
         Some(entries) if entries.last().is_none_or(|e| describes_its_record(e, log)) => entries,
         _ => {

@@ -7,104 +7,20 @@ use std::sync::Mutex;
 
 use ed25519_dalek::SigningKey;
 
+mod plan;
+mod report;
+
+pub use report::{ContactChange, ForkProof, IngestReport, Rejection};
+
+use self::plan::{Batch, Position};
 use super::Store;
 use super::error::StoreError;
-use super::index::{self, ContactState, Kv};
+use super::index::{self, Kv};
 use super::keys::{HEAD, LOG_END_KEY, POSITIONS_KEY, encode_head, feed_key, fork_key};
 use super::positions::{ENTRY_LEN, Entry};
 use super::staged::Staged;
-use crate::feed::message::{FeedId, Message, MessageId, SIGNED_LEN};
-use crate::feed::validate::{self, Checked, FeedHead, ValidationError};
-
-/// A proof that an author wrote two histories of one feed: two messages
-/// signed by the author, either at one sequence, or at consecutive
-/// sequences where the later one's `previous` is not the earlier one's id
-/// (where a peer's history meets ours). The headers say which.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ForkProof {
-    /// The forked feed.
-    pub author: FeedId,
-    /// The rival's sequence.
-    pub sequence: u64,
-    /// Header and signature of our message: at the same sequence (the
-    /// first seen), or at the sequence before (our head then).
-    pub kept: Vec<u8>,
-    /// Header and signature of the rejected rival.
-    pub rival: Vec<u8>,
-}
-
-/// Why ingest stopped before the end of its input.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Rejection {
-    /// Position of the offending message in the input.
-    pub index: usize,
-    /// Its claimed author.
-    pub author: FeedId,
-    /// Its claimed sequence.
-    pub sequence: u64,
-    /// What was wrong.
-    pub error: ValidationError,
-}
-
-/// The outcome of [`Store::ingest`].
-#[derive(Debug, Default)]
-pub struct IngestReport {
-    /// Messages appended, in input order.
-    pub accepted: Vec<Message>,
-    /// Messages already held (same id), skipped.
-    pub duplicates: usize,
-    /// Forks detected (the rival was rejected, the proof recorded).
-    pub forks: Vec<ForkProof>,
-    /// Messages after a fork in the same batch, of the other history:
-    /// dropped, not stored.
-    pub rivals: usize,
-    /// The first invalid message; nothing after it was stored.
-    pub rejected: Option<Rejection>,
-    /// Events whose state, RSVPs or admissions changed, in first-touched order.
-    pub touched_events: Vec<MessageId>,
-    /// Follows and blocks among the accepted messages, in input order.
-    pub contacts: Vec<ContactChange>,
-}
-
-/// A contact message that was appended: `author` now follows and/or
-/// blocks `contact` as `state` says.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ContactChange {
-    /// Who wrote the contact message.
-    pub author: FeedId,
-    /// The feed it is about.
-    pub contact: FeedId,
-    /// The author's stance now.
-    pub state: ContactState,
-}
-
-impl IngestReport {
-    /// The message that [`Store::publish`] appended (its report holds
-    /// exactly one accepted message).
-    pub fn message(&self) -> Option<&Message> {
-        self.accepted.last()
-    }
-
-    /// Adds what a later append reported (several appends, one report).
-    pub fn merge(&mut self, later: IngestReport) {
-        self.accepted.extend(later.accepted);
-        self.duplicates += later.duplicates;
-        self.forks.extend(later.forks);
-        self.rivals += later.rivals;
-        if self.rejected.is_none() {
-            self.rejected = later.rejected;
-        }
-        for event in later.touched_events {
-            if !self.touched_events.contains(&event) {
-                self.touched_events.push(event);
-            }
-        }
-        self.contacts.extend(later.contacts);
-    }
-}
-
-/// A batch's messages and its first bad signature, if any.
-type Batch = (Vec<Message>, Option<(usize, ValidationError)>);
+use crate::feed::message::{FeedId, Message, MessageId};
+use crate::feed::validate::{Checked, FeedHead, ValidationError};
 
 /// A commit that failed, and whether its batch had reached sled (then
 /// its messages are in the index, but perhaps not on disk).
@@ -132,35 +48,6 @@ pub(super) struct Queued {
 /// is replaced whole, never left half-changed.
 fn lock_ignoring_poison<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Where a message stands relative to what the store holds of its feed.
-enum Position {
-    /// The next message of the feed.
-    Next,
-    /// Already held.
-    Duplicate,
-    /// A different message at a held sequence, or the next sequence with
-    /// a `previous` that is not our head: another history of the feed.
-    /// `kept` is our message (at the same sequence, or our head).
-    Fork { kept: Vec<u8> },
-    /// A later message of a history that forked from ours earlier in this
-    /// batch: not stored, not an error.
-    Rival,
-}
-
-impl Position {
-    /// `msg` against the header and signature of the message already held
-    /// (or being appended) at its sequence.
-    fn against(held_signed: &[u8], msg: &Message) -> Position {
-        if held_signed == msg.signed_bytes() {
-            Position::Duplicate
-        } else {
-            Position::Fork {
-                kept: held_signed.to_vec(),
-            }
-        }
-    }
 }
 
 impl Store {
@@ -418,163 +305,6 @@ impl Store {
         }
         Ok(reports)
     }
-
-    /// Passes 1 and 2 over one batch of a group: classifies each message
-    /// of the batch's valid prefix against the heads the group's earlier
-    /// appends leave (updating them), and finds where the batch must stop
-    /// (the earliest invalid message, by signature or otherwise).
-    fn plan_batch(
-        &self,
-        b: usize,
-        msgs: &[Message],
-        bad_signature: &Option<(usize, ValidationError)>,
-        batches: &[Batch],
-        heads: &mut HashMap<FeedId, Option<FeedHead>>,
-        appending: &mut HashMap<(FeedId, u64), (usize, usize)>,
-    ) -> Result<(IngestReport, Vec<Position>), StoreError> {
-        let mut report = IngestReport::default();
-        let mut positions = Vec::with_capacity(msgs.len());
-        // Nothing from the first bad signature on counts, so the group's
-        // heads never run ahead of what is appended.
-        let signed = bad_signature.as_ref().map_or(msgs.len(), |(i, _)| *i);
-        // Feeds that forked in this batch: the rest of the other history
-        // is dropped (it can never chain onto ours), not a reason to stop.
-        let mut forked: std::collections::HashSet<FeedId> = Default::default();
-        let signed_at = |(b, i): (usize, usize)| batches[b].0[i].signed_bytes();
-        for (i, msg) in msgs.iter().enumerate().take(signed) {
-            let author = msg.author();
-            let head = match heads.get(&author) {
-                Some(h) => *h,
-                None => {
-                    let h = self.head(&author)?;
-                    heads.insert(author, h);
-                    h
-                }
-            };
-            let earlier = appending
-                .get(&(author, msg.sequence()))
-                .map(|&at| signed_at(at));
-            let position = match self.position(head.as_ref(), earlier, msg)? {
-                Ok(p) => p,
-                // After a fork in this batch, a message that does not chain
-                // onto our history belongs to the other one.
-                Err(
-                    ValidationError::BadSequence { .. } | ValidationError::WrongPrevious { .. },
-                ) if forked.contains(&author) => Position::Rival,
-                Err(error) => {
-                    // The next sequence, chained to something other than
-                    // our head: the peer holds another history. Our head
-                    // message and this one prove it (its signature checked).
-                    let diverges = matches!(error, ValidationError::WrongPrevious { .. })
-                        && head.is_some_and(|h| h.sequence.checked_add(1) == Some(msg.sequence()));
-                    let kept = match head {
-                        Some(h) if diverges => match appending.get(&(author, h.sequence)) {
-                            Some(&at) => Some(signed_at(at).to_vec()),
-                            None => self.verified_signed(&author, h.sequence)?,
-                        },
-                        _ => None,
-                    };
-                    match kept {
-                        Some(kept) => Position::Fork { kept },
-                        None => {
-                            report.rejected = Some(Rejection {
-                                index: i,
-                                author,
-                                sequence: msg.sequence(),
-                                error,
-                            });
-                            return Ok((report, positions));
-                        }
-                    }
-                }
-            };
-            let position = match position {
-                // One proof per feed and batch is enough.
-                Position::Fork { .. } if !forked.insert(author) => Position::Rival,
-                other => other,
-            };
-            if let Position::Next = position {
-                appending.insert((author, msg.sequence()), (b, i));
-                heads.insert(
-                    author,
-                    Some(FeedHead {
-                        sequence: msg.sequence(),
-                        id: msg.id(),
-                    }),
-                );
-            }
-            positions.push(position);
-        }
-        if let Some((i, error)) = bad_signature
-            && let Some(msg) = msgs.get(*i)
-        {
-            report.rejected = Some(Rejection {
-                index: *i,
-                author: msg.author(),
-                sequence: msg.sequence(),
-                error: error.clone(),
-            });
-        }
-        Ok((report, positions))
-    }
-
-    /// Classifies a message against the feed's head without checking its
-    /// signature (pass 2 does that for every position). `earlier` is the
-    /// header and signature of the message at the same sequence that this
-    /// batch appends, if any. The outer error is the database's; the inner
-    /// one is the message's.
-    fn position(
-        &self,
-        head: Option<&FeedHead>,
-        earlier: Option<&[u8]>,
-        msg: &Message,
-    ) -> Result<Result<Position, ValidationError>, StoreError> {
-        if let Err(e) = validate::check_standalone(msg) {
-            return Ok(Err(e));
-        }
-        if let Some(held_signed) = earlier {
-            return Ok(Ok(Position::against(held_signed, msg)));
-        }
-        if let Some(h) = head
-            && (1..=h.sequence).contains(&msg.sequence())
-            && let Some(slot) = self.slot(&msg.author(), msg.sequence())?
-        {
-            let held = self.log.read_prefix(slot.location, SIGNED_LEN)?;
-            let position = Position::against(&held, msg);
-            if let Position::Fork { .. } = position {
-                // Only a held message that verifies proves a fork: a copy
-                // the disk damaged differs from the genuine one too.
-                match self.feed_record(&msg.author(), msg.sequence(), slot) {
-                    Err(StoreError::Damaged { reason, .. }) => {
-                        tracing::warn!(feed = %msg.author(), sequence = msg.sequence(), %reason, "our copy of this message is damaged; `potluck fsck --repair` cuts it so that it is fetched again");
-                        return Ok(Ok(Position::Duplicate));
-                    }
-                    other => {
-                        other?;
-                    }
-                }
-            }
-            return Ok(Ok(position));
-        }
-        Ok(validate::check_chain(head, msg).map(|()| Position::Next))
-    }
-
-    /// Header and signature of message `sequence` of `author`, when it is
-    /// held and verifies against the index (a damaged copy proves nothing).
-    fn verified_signed(
-        &self,
-        author: &FeedId,
-        sequence: u64,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
-        let Some(slot) = self.slot(author, sequence)? else {
-            return Ok(None);
-        };
-        match self.feed_record(author, sequence, slot) {
-            Ok(msg) => Ok(Some(msg.signed_bytes().to_vec())),
-            Err(StoreError::Damaged { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
 }
 
 /// Stages a validated next message's sled writes: its feed's head and its
@@ -619,5 +349,4 @@ fn stage_append(
 }
 
 #[cfg(test)]
-#[path = "ingest_tests.rs"]
 mod tests;
