@@ -39,7 +39,7 @@ pub enum Indexed {
 
 impl Indexed {
     /// Applied, changing `event`'s state, RSVPs or admissions.
-    fn to_event(event: MessageId) -> Indexed {
+    fn for_event(event: MessageId) -> Indexed {
         Indexed::Applied {
             event: Some(event),
             contact: None,
@@ -101,7 +101,7 @@ fn announce<K: Kv>(kv: &mut K, msg: &Message, event: Event) -> Indexed {
     };
     put_time_entries(kv, &state);
     write(kv, event_key(&state.id), &state);
-    Indexed::to_event(state.id)
+    Indexed::for_event(state.id)
 }
 
 /// A person's answer replaces their earlier one, in the entry and in the
@@ -125,7 +125,7 @@ fn answer<K: Kv>(kv: &mut K, msg: &Message, rsvp: Rsvp) -> Result<Indexed, K::Er
     tally.add(&entry, 1);
     write(kv, rkey, &entry);
     write(kv, tkey, &tally);
-    Ok(Indexed::to_event(rsvp.event))
+    Ok(Indexed::for_event(rsvp.event))
 }
 
 /// What a person says about themselves replaces what they said before.
@@ -220,7 +220,7 @@ fn update_event<K: Kv>(
     }
     put_time_entries(kv, &state);
     write(kv, event_key(&state.id), &state);
-    Ok(Indexed::to_event(state.id))
+    Ok(Indexed::for_event(state.id))
 }
 
 /// The organizer cancelled the event, with the reason given.
@@ -229,7 +229,7 @@ fn cancel_event<K: Kv>(kv: &mut K, mut state: EventState, reason: Option<String>
     state.cancel_reason = reason;
     state.revision = state.revision.saturating_add(1);
     write(kv, event_key(&state.id), &state);
-    Indexed::to_event(state.id)
+    Indexed::for_event(state.id)
 }
 
 /// The organizer's decision about one person's request (in `msg`, whose
@@ -252,7 +252,7 @@ fn admit<K: Kv>(kv: &mut K, msg: &Message, admission: Admission) -> Result<Index
         sequence: since,
     };
     write(kv, key, &entry);
-    Ok(Indexed::to_event(admission.event))
+    Ok(Indexed::for_event(admission.event))
 }
 
 /// Events lasting longer than this (a day) are also in the
