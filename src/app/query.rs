@@ -3,7 +3,6 @@
 
 use crate::content::RsvpStatus;
 use crate::feed::message::{FeedId, MessageId};
-use crate::store::StoreError;
 use crate::store::admission::{self, AdmissionView};
 use crate::store::index::{EventState, RsvpState};
 
@@ -11,7 +10,7 @@ use super::views::{
     AgendaItem, ContactView, EventDetail, EventList, EventSummary, MyAnswer, RsvpView,
     waitlist_positions,
 };
-use super::{App, AppError, ics};
+use super::{App, AppError, MIN_ID_PREFIX, ics};
 
 impl App {
     /// The event that a person typed: a full event id, or a unique prefix
@@ -19,12 +18,33 @@ impl App {
     /// known events. Front ends resolve text once; every other operation
     /// takes the [`MessageId`].
     pub fn resolve_event(&self, text: &str) -> Result<MessageId, AppError> {
-        self.store.resolve_event(text).map_err(|e| match e {
-            StoreError::UnknownEvent(text) => AppError::UnknownEvent(text),
-            StoreError::AmbiguousEvent { text, count } => AppError::AmbiguousEvent { text, count },
-            StoreError::PrefixTooShort(text) => AppError::PrefixTooShort(text),
-            e => AppError::Store(e),
-        })
+        let trimmed = text.trim();
+        let unknown = || AppError::UnknownEvent(trimmed.into());
+        if let Ok(id) = MessageId::parse(trimmed) {
+            return match self.store.event(&id)? {
+                Some(_) => Ok(id),
+                None => Err(unknown()),
+            };
+        }
+        let body = trimmed.strip_prefix('%').unwrap_or(trimmed);
+        let body = body.strip_suffix(".blake3").unwrap_or(body);
+        if body.chars().count() < MIN_ID_PREFIX {
+            return Err(AppError::PrefixTooShort(trimmed.into()));
+        }
+        let is_base64 = |c: char| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=');
+        if !body.chars().all(is_base64) {
+            return Err(unknown());
+        }
+        // More than one is all an error needs; a few more tell how many.
+        let found = self.store.events_with_id_prefix(body, 21)?;
+        match found.as_slice() {
+            [] => Err(unknown()),
+            [id] => Ok(*id),
+            _ => Err(AppError::AmbiguousEvent {
+                text: trimmed.into(),
+                count: found.len(),
+            }),
+        }
     }
 
     /// A person's display name, if known.

@@ -17,9 +17,6 @@ use ed25519_dalek::SigningKey;
 
 use crate::content::{Admission, Decision, KnownContent, RsvpStatus};
 use crate::feed::message::{FeedId, MessageId};
-// Front ends name the status here from before the read model moved to
-// the store (`cli/peers.rs`); new code names `store::admission`.
-pub use crate::store::admission::AdmissionStatus;
 use crate::store::index::{AdmissionState, EventStatus};
 use crate::store::{IngestReport, Store, StoreError};
 

@@ -407,10 +407,7 @@ impl Node {
         report
             .message()
             .cloned()
-            .ok_or_else(|| StoreError::CorruptLog {
-                key: self.feed_id().to_string(),
-                reason: "published message was not appended".into(),
-            })
+            .ok_or(StoreError::Bug("a published message was not appended"))
     }
 
     /// The one step after anything was appended (published here, received

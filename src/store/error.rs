@@ -3,7 +3,6 @@
 
 use thiserror::Error;
 
-use super::MIN_ID_PREFIX;
 use super::index::CorruptEntry;
 use super::keys::STORE_FORMAT;
 use super::msglog::LogError;
@@ -129,20 +128,4 @@ pub enum StoreError {
     /// never committed): a bug in potluck, not damage on disk.
     #[error("the store broke its own rule: {0} (a bug in potluck; please report it)")]
     Bug(&'static str),
-    /// No known event matches the given id or prefix.
-    #[error("no known event matches `{0}`")]
-    UnknownEvent(String),
-    /// More than one known event matches the prefix.
-    #[error("`{text}` matches {count} events; give more characters of the id")]
-    AmbiguousEvent {
-        /// The prefix given.
-        text: String,
-        /// How many events match.
-        count: usize,
-    },
-    /// The prefix is too short to name an event.
-    #[error(
-        "`{0}` is too short: give the full event id or at least {MIN_ID_PREFIX} characters after `%`"
-    )]
-    PrefixTooShort(String),
 }

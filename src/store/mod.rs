@@ -80,13 +80,6 @@ use crate::feed::message::FeedId;
 /// show no other log, so that a person knows why the command waits.
 pub const UPGRADE_LOG: &str = "potluck::upgrade";
 
-/// Events `potluck events` shows unless told otherwise: a page, not every
-/// event a large store knows.
-pub const EVENTS_PAGE: usize = 100;
-
-/// Shortest event-id prefix accepted on the command line.
-pub const MIN_ID_PREFIX: usize = 6;
-
 /// The node's store.
 pub struct Store {
     db: sled::Db,

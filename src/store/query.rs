@@ -5,13 +5,13 @@ use std::collections::BTreeSet;
 
 use base64::Engine as _;
 
+use super::Store;
 use super::error::StoreError;
 use super::index::{self, AboutState, ContactState, CorruptEntry, EventState, RsvpState, Tally};
 use super::ingest::ForkProof;
 use super::keys::{FORK, HEAD, decode_head, feed_key, feed_of_key, sequence_of_key};
 use super::msglog::LogError;
 use super::positions::{Slot, id_prefix};
-use super::{MIN_ID_PREFIX, Store};
 use crate::feed::message::{FeedId, Message, MessageId, SIGNED_LEN};
 use crate::feed::validate::FeedHead;
 
@@ -356,31 +356,20 @@ impl Store {
             .collect()
     }
 
-    /// Resolves a full event id or a unique prefix of at least
-    /// [`MIN_ID_PREFIX`] characters after `%`, among known events.
-    pub fn resolve_event(&self, text: &str) -> Result<MessageId, StoreError> {
-        let trimmed = text.trim();
-        if let Ok(id) = MessageId::parse(trimmed) {
-            return match self.event(&id)? {
-                Some(_) => Ok(id),
-                None => Err(StoreError::UnknownEvent(trimmed.into())),
-            };
-        }
-        let body = trimmed.strip_prefix('%').unwrap_or(trimmed);
-        let body = body.strip_suffix(".blake3").unwrap_or(body);
-        if body.chars().count() < MIN_ID_PREFIX {
-            return Err(StoreError::PrefixTooShort(trimmed.into()));
-        }
-        let is_base64 = |c: char| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=');
-        if !body.chars().all(is_base64) {
-            return Err(StoreError::UnknownEvent(trimmed.into()));
-        }
-        // Whole 4-character groups of base64 decode to a byte prefix to
-        // scan; the remaining characters are matched on the text form.
-        let whole = body.len() / 4 * 4;
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(&body[..whole])
-            .map_err(|_| StoreError::UnknownEvent(trimmed.into()))?;
+    /// Known events whose id's base64 text starts with `text` (base64
+    /// characters only, at least one whole group of four), at most
+    /// `limit` of them. Whole 4-character groups decode to a byte prefix
+    /// to scan; the rest is matched on the text form. Reading people's
+    /// typed ids (the `%` sigil, a minimum length) is the application's.
+    pub fn events_with_id_prefix(
+        &self,
+        text: &str,
+        limit: usize,
+    ) -> Result<Vec<MessageId>, StoreError> {
+        let whole = text.len() / 4 * 4;
+        let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(&text[..whole]) else {
+            return Ok(Vec::new());
+        };
         let mut scan = vec![index::prefix::EVENT];
         scan.extend_from_slice(&bytes);
         let mut found = Vec::new();
@@ -390,21 +379,14 @@ impl Store {
                 continue;
             };
             let id = MessageId(raw);
-            if id.base64().starts_with(body) {
+            if id.base64().starts_with(text) {
                 found.push(id);
-                if found.len() > 20 {
+                if found.len() >= limit {
                     break;
                 }
             }
         }
-        match found.len() {
-            0 => Err(StoreError::UnknownEvent(trimmed.into())),
-            1 => Ok(found[0]),
-            count => Err(StoreError::AmbiguousEvent {
-                text: trimmed.into(),
-                count,
-            }),
-        }
+        Ok(found)
     }
 
     /// The feeds `me` blocks: never stored, sent or shown.
