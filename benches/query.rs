@@ -85,7 +85,7 @@ fn main() {
         started.elapsed().as_secs_f64() * 1e3
     );
     let now = jiff::Timestamp::now().as_millisecond();
-    let page = potluck::store::EVENTS_PAGE;
+    let page = potluck::app::EVENTS_PAGE;
     let mut count = 0;
     let upcoming = repeat(if quick { 3 } else { 50 }, Duration::from_secs(30), || {
         count = store
