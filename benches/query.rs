@@ -17,7 +17,7 @@
 //!   query and output. `potluck whoami` (same start and store open, no
 //!   query) is timed alongside as a baseline;
 //! - `Store::upcoming_events` through the library, store already open
-//!   (target ≤ 10 ms): the next `store::EVENTS_PAGE` events, what
+//!   (target ≤ 10 ms): the next `app::EVENTS_PAGE` events, what
 //!   `potluck events` shows, and for comparison all upcoming events;
 //! - `Store::tally` of the crowded event (target ≤ 5 ms), and, for
 //!   comparison, `Store::rsvps` of it (what `potluck events` and `show`

@@ -197,8 +197,8 @@ impl AppError {
     /// what is damaged and what to run.
     pub fn damaged_store_line(&self) -> Option<String> {
         match self {
-            AppError::Store(StoreError::DatabaseDamaged { path, .. }) => Some(format!(
-                "the store's database in {path} is damaged; run `potluck fsck --repair` to rebuild it from the message log (the damaged files are moved aside)"
+            AppError::Store(StoreError::DatabaseDamaged { path, reason }) => Some(format!(
+                "the store's database in {path} is damaged ({reason}); run `potluck fsck --repair` to rebuild it from the message log (the damaged files are moved aside)"
             )),
             _ => None,
         }

@@ -204,16 +204,10 @@ mod tests {
     use crate::content::EventTime;
 
     fn event_at(start: &str) -> Event {
-        Event {
-            title: "Soup night".into(),
-            start: EventTime::parse("start", start).expect("a valid time"),
-            end: None,
-            tz: None,
-            location: None,
-            url: None,
-            description: None,
-            capacity: None,
-        }
+        Event::new(
+            "Soup night",
+            EventTime::parse("start", start).expect("a valid time"),
+        )
     }
 
     #[test]

@@ -17,16 +17,10 @@ fn home() -> (tempfile::TempDir, Home) {
 }
 
 fn event(title: &str) -> Event {
-    Event {
-        title: title.into(),
-        start: EventTime::parse("start", "2099-01-26T18:00:00Z").expect("a valid time"),
-        end: None,
-        tz: None,
-        location: None,
-        url: None,
-        description: None,
-        capacity: None,
-    }
+    Event::new(
+        title,
+        EventTime::parse("start", "2099-01-26T18:00:00Z").expect("a valid time"),
+    )
 }
 
 fn invite_from(feed: FeedId, network: Option<NetworkKey>) -> Invite {

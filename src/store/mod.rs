@@ -112,8 +112,16 @@ impl Store {
     /// how tests inject storage faults.
     pub fn open_with_log_file(path: &Path, open_log: &LogFileOpener) -> Result<Store, StoreError> {
         Store::open_inner(path, open_log).map_err(|e| match e {
-            StoreError::Db(sled::Error::Corruption { .. })
-            | StoreError::Log(LogError::RolledBack { .. }) => StoreError::DatabaseDamaged {
+            // sled's own words (file offsets, a backtrace) help nobody
+            // reading the error; they are in the log for whoever asks.
+            StoreError::Db(sled::Error::Corruption { .. }) => {
+                tracing::debug!(error = %e, "the index database is corrupt");
+                StoreError::DatabaseDamaged {
+                    path: path.display().to_string(),
+                    reason: "its index files are corrupt".into(),
+                }
+            }
+            StoreError::Log(LogError::RolledBack { .. }) => StoreError::DatabaseDamaged {
                 path: path.display().to_string(),
                 reason: e.to_string(),
             },

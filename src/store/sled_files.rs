@@ -113,7 +113,7 @@ pub(super) fn open(path: &Path) -> Result<sled::Db, StoreError> {
         Conf::Damaged => {
             return Err(StoreError::DatabaseDamaged {
                 path: path.display().to_string(),
-                reason: format!("sled's settings file `{CONF_FILE}` fails its checksum"),
+                reason: format!("its settings file `{CONF_FILE}` fails its checksum"),
             });
         }
         // sled cannot open files written with another segment size, and
