@@ -46,6 +46,16 @@ pub enum AppError {
     /// A connection to a peer failed.
     #[error(transparent)]
     Connection(#[from] ConnectionError),
+    /// An exchange with a peer (`sync`, the first one of `join`,
+    /// `recover`) failed.
+    #[error("sync with {peer} failed")]
+    Sync {
+        /// The peer, as dialled.
+        peer: String,
+        /// Why.
+        #[source]
+        source: ConnectionError,
+    },
     /// A network key or handshake setting is malformed.
     #[error(transparent)]
     Handshake(#[from] HandshakeError),
@@ -175,7 +185,7 @@ impl AppError {
             | AppError::PrefixTooShort(_) => "invalid_input",
             AppError::Identity(IdentityError::Missing { .. }) | AppError::ReadOnly => "no_identity",
             AppError::Identity(_) | AppError::IdentityLost { .. } => "identity",
-            AppError::Connection(_) => "network",
+            AppError::Connection(_) | AppError::Sync { .. } => "network",
             AppError::Bundle(_) => "invalid_file",
             AppError::Home(_) | AppError::File { .. } | AppError::Control(_) => "io",
             AppError::UnknownEvent(_) | AppError::AmbiguousEvent { .. } => "not_found",

@@ -133,7 +133,10 @@ impl App {
                 peer: Some(feed),
                 ..SessionReport::default()
             }),
-            other => Ok(other?),
+            other => other.map_err(|source| AppError::Sync {
+                peer: peer.to_string(),
+                source,
+            }),
         }
     }
 
@@ -370,6 +373,7 @@ impl App {
         for peer in &peers {
             match self.exchange(peer, |_, _| {}) {
                 Ok(_) => self.flush()?,
+                Err(AppError::Sync { source, .. }) => failures.push(format!("{peer}: {source}")),
                 Err(e) => failures.push(format!("{peer}: {e}")),
             }
             if self.store.own_feed_behind(&me)?.is_none() {
