@@ -271,13 +271,15 @@ impl Node {
         // A one-off sync takes everything from its one peer; a lasting
         // connection takes part in the node's choice of live sources.
         let link = Link::open(
-            remote,
-            &self.config.policy,
-            memory.0,
-            memory.1,
-            once,
+            Opening {
+                peer: remote,
+                policy: &self.config.policy,
+                mine: memory.0,
+                memory: memory.1,
+                once,
+                timing: LinkTiming::new(self.config.timing.keepalive, self.config.timing.idle),
+            },
             &mut self.sources(),
-            LinkTiming::new(self.config.timing.keepalive, self.config.timing.idle),
             Instant::now(),
         );
         let mut link = Registered { node: &self, link };
@@ -289,7 +291,8 @@ impl Node {
         // packet pushes the idle time back), and waking early is cheap
         // (`handle_timeout` does what is due and nothing else), while
         // re-arming a timer at every batch is not.
-        let timer = tokio::time::sleep_until(tokio::time::Instant::from_std(link.poll_timeout()));
+        let idle = self.config.timing.idle;
+        let timer = tokio::time::sleep_until(deadline(&link, idle));
         tokio::pin!(timer);
 
         let outcome: Result<(), ConnectionError> = 'session: loop {
@@ -308,9 +311,9 @@ impl Node {
             }
             let closing = link.is_closing();
             let wants_to_send = link.wants_to_send();
-            let deadline = tokio::time::Instant::from_std(link.poll_timeout());
-            if deadline < timer.deadline() {
-                timer.as_mut().reset(deadline);
+            let due = deadline(&link, idle);
+            if due < timer.deadline() {
+                timer.as_mut().reset(due);
             }
             // Not `biased`: during a long one-way sync packets are always
             // ready, and a fixed order would starve the sending branch and
@@ -350,7 +353,7 @@ impl Node {
                             Err(_) => break,
                         }
                     }
-                    let changes = link.after_packets(&mut self.sources(), now);
+                    let changes = link.handle_batch_end(&mut self.sources(), now);
                     self.announce_modes(changes);
                     if let Err(e) = self.ingest(&mut link, batch, progress).await {
                         break Err(e);
@@ -371,7 +374,7 @@ impl Node {
                     if wrote {
                         permit.send(frames);
                     }
-                    link.on_sent(count, wrote, Instant::now());
+                    link.handle_sent(count, wrote, Instant::now());
                     if said_goodbye {
                         break Ok(());
                     }
@@ -406,7 +409,7 @@ impl Node {
                         Ok(changes) => self.announce_modes(changes),
                         Err(LinkError::Idle) => break Err(ConnectionError::Idle),
                     }
-                    timer.as_mut().reset(tokio::time::Instant::from_std(link.poll_timeout()));
+                    timer.as_mut().reset(deadline(&link, idle));
                 }
             }
         };
@@ -415,7 +418,7 @@ impl Node {
         // A stranger's one-off sync leaves no replication memory: it
         // would be written at every such session (and grow with every
         // feed we hold) for a peer that may never come back.
-        let remember = !(stranger.is_some() && link.session().peer_is_once());
+        let remember = !(stranger.is_some() && link.peer_is_once());
         finish(
             reader,
             in_rx,
@@ -510,7 +513,7 @@ impl Node {
             packer.push(&p)?;
         }
         while !goodbye && packer.pending_len() < WRITE_BATCH_BYTES {
-            let Some((feed, first, last)) = link.next_range() else {
+            let Some((feed, first, last)) = link.poll_range() else {
                 break;
             };
             let mut sent_until = first - 1;
@@ -532,7 +535,7 @@ impl Node {
                         sequence, reason, ..
                     }) => {
                         tracing::error!(%feed, sequence, %reason, "not sending a message that is damaged on disk, nor the rest of its feed; `potluck fsck --repair` cuts it so that peers send it again");
-                        link.withhold(feed, sent_until);
+                        link.handle_damaged(feed, sent_until);
                         break;
                     }
                     Err(e) => return Err(e.into()),
@@ -563,13 +566,13 @@ fn absorb(
                 *goodbye |= link.handle_packet(packet, now)?;
                 if clock && stranger.is_some() {
                     node.quotas()
-                        .check_clock(link.session().peer_clock_len())
+                        .check_clock(link.peer_clock_len())
                         .map_err(ConnectionError::Quota)?;
                 }
             }
             Inbound::Malformed(e) => return Err(ConnectionError::InvalidMessage(e.into())),
             Inbound::Messages(mut checked) => {
-                link.accept_messages(now)?;
+                link.handle_messages(now)?;
                 let mut over_quota = BTreeSet::new();
                 let followed = stranger.map(|_| node.followed()).unwrap_or_default();
                 checked.retain(|msg| {
@@ -592,6 +595,14 @@ fn absorb(
         }
     }
     Ok(())
+}
+
+/// When the link must be woken next (at the latest after the idle time).
+fn deadline(link: &Link, idle: Duration) -> tokio::time::Instant {
+    link.poll_timeout().map_or_else(
+        || tokio::time::Instant::now() + idle,
+        tokio::time::Instant::from_std,
+    )
 }
 
 /// An inbound connection's handshake slot; given back when the handshake
@@ -683,7 +694,7 @@ async fn finish(
     bytes_out: &AtomicU64,
 ) -> Result<(), ConnectionError> {
     if let Some(remote) = remember
-        && link.session().is_live()
+        && link.is_live()
     {
         node.keep_memory(remote, &link.memory().encode());
     }

@@ -47,7 +47,8 @@ use crate::proto::handshake::{Handshake, HandshakeError, NetworkKey, Transport};
 use crate::proto::peerbook::{PeerRecord, PeerSource};
 use crate::proto::quota;
 use crate::proto::replicate::{
-    self, Clock, Ingested, Link, LinkError, LinkTiming, ModeChange, PeerMemory, Policy, Sources,
+    self, Clock, Ingested, Link, LinkError, LinkTiming, ModeChange, Opening, PeerMemory, Policy,
+    Sources,
 };
 use crate::proto::wire::{FramePacker, MAX_PLAINTEXT, Packet};
 use crate::store::{IngestReport, Store, StoreError};
