@@ -1,8 +1,21 @@
 //! Accepting, dialing and LAN discovery: the loops that make
 //! connections, each then run by [`super::connection`].
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::broadcast;
+
 use super::connection::read_frame;
-use super::*;
+use super::{BUSY_ANSWER, ConnectionError, DiscoverySettings, Node, NodeEvent, SessionReport};
+use crate::feed::message::FeedId;
+use crate::home::config::PeerAddr;
+use crate::proto::discovery;
+use crate::proto::frame::{FrameDecoder, encode_frame};
+use crate::proto::peerbook::{PeerRecord, PeerSource};
 
 impl Node {
     /// Accepts connections on `listener` until shutdown.

@@ -207,3 +207,29 @@ fn what_the_store_held_reaches_the_session_and_the_sources() {
     );
     assert!(!a.accepts(&f(5)));
 }
+
+#[test]
+fn progress_is_checked_sooner_while_messages_move_and_not_once_caught_up() {
+    let t0 = Instant::now();
+    let mut sources = Sources::new(Duration::from_millis(400));
+    let mut link = open(2, Clock::from([(f(1), 0)]), false, &mut sources, t0);
+    while link.poll_packet().is_some() {}
+    link.handle_sent(0, true, t0);
+    // The first check is due at once; the peer's clock is not known yet.
+    assert!(link.poll_progress(t0).is_some_and(|p| !p.caught_up));
+    assert_eq!(link.poll_progress(t0), None);
+    let idle = link.timers.get(Timer::Progress);
+    assert_eq!(idle, Some(t0 + PROGRESS_IDLE_RECHECK));
+    // Messages move: the next check comes sooner.
+    link.handle_sent(3, true, t0);
+    assert_eq!(link.timers.get(Timer::Progress), Some(t0 + PROGRESS_EVERY));
+    assert!(link.poll_progress(t0 + PROGRESS_EVERY).is_some());
+    // Caught up: no timer for progress (the link is checked when
+    // something else wakes it).
+    let mut peer_sources = Sources::new(Duration::from_millis(400));
+    let mut peer = open(1, Clock::from([(f(1), 0)]), false, &mut peer_sources, t0);
+    pump(&mut peer, &mut link, &mut sources, t0);
+    let later = t0 + PROGRESS_EVERY + PROGRESS_IDLE_RECHECK;
+    assert!(link.poll_progress(later).is_some_and(|p| p.caught_up));
+    assert_eq!(link.timers.get(Timer::Progress), None);
+}
