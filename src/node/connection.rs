@@ -24,6 +24,11 @@ use crate::feed::message::FeedId;
 use crate::proto::frame::{FrameDecoder, encode_frame};
 use crate::proto::handshake::{Handshake, HandshakeError, Transport};
 use crate::proto::peerbook::{PeerRecord, PeerSource};
+use crate::proto::wire::{FramePacker, Packet, RefuseReason};
+
+/// How long a refused peer may take to read why and close, before we
+/// close anyway.
+const REFUSAL_WAIT: Duration = Duration::from_secs(2);
 
 /// A connection past the handshake.
 pub(super) struct Established {
@@ -72,8 +77,13 @@ impl Node {
             self.note_reached(addr, remote);
         }
         let progress = Arc::new(PeerProgress::default());
-        self.register(remote, addr, dial.is_some(), &progress)
-            .await?;
+        if let Err(reason) = self.register(remote, addr, dial.is_some(), &progress).await {
+            // Say why: the person behind the other node (say, a second
+            // node with the same identity) learns what happened.
+            tracing::info!(peer = %remote, %addr, %reason, "closing a second connection of a peer that is already connected, and telling it why");
+            self.refuse(conn, reason).await;
+            return Err(ConnectionError::Duplicate(remote));
+        }
         tracing::info!(peer = %remote, %addr, "connected");
         let _ = self.events.send(NodeEvent::PeerConnected(remote));
         let result = self
@@ -240,20 +250,22 @@ impl Node {
         let _ = self.store.put_peer_record(&record);
     }
 
-    /// Makes this connection the one of `remote`, unless another one is.
-    /// Already connected to this feed? Two cases:
+    /// Makes this connection the one of `remote`, unless another one is
+    /// (then returns what to tell the peer). Already connected to this
+    /// feed? Two cases:
     /// - both sides dialed each other at once (common after discovery):
     ///   keep the connection dialed by the smaller feed id, on both sides
     ///   alike, so exactly one survives;
     /// - the peer reconnected while its previous session is still closing
-    ///   here: give that a moment.
+    ///   here: give that a moment (a second node with the same identity
+    ///   is still connected after it).
     async fn register(
         &self,
         remote: FeedId,
         addr: SocketAddr,
         outbound: bool,
         progress: &Arc<PeerProgress>,
-    ) -> Result<(), ConnectionError> {
+    ) -> Result<(), RefuseReason> {
         let dialer = if outbound { self.feed_id() } else { remote };
         let smaller = self.feed_id().min(remote);
         for _ in 0..30 {
@@ -265,14 +277,14 @@ impl Node {
             match existing {
                 None => break,
                 Some(existing_outbound) if existing_outbound != outbound && dialer != smaller => {
-                    return Err(ConnectionError::Duplicate(remote));
+                    return Err(RefuseReason::Crossed);
                 }
                 Some(_) => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         }
         let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
         if peers.contains_key(&remote) {
-            return Err(ConnectionError::Duplicate(remote));
+            return Err(RefuseReason::AlreadyConnected);
         }
         peers.insert(
             remote,
@@ -291,6 +303,18 @@ impl Node {
             },
         );
         Ok(())
+    }
+
+    /// Ends an established connection at once, telling the peer why (a
+    /// `Refuse` packet instead of our `Hello`), and closes it once the
+    /// peer has read that (or after [`REFUSAL_WAIT`]).
+    async fn refuse(&self, conn: Established, reason: RefuseReason) {
+        let socket = Socket::open(conn.stream, conn.transport, conn.decoder, &self.counters);
+        let mut packer = FramePacker::new();
+        if packer.push(&Packet::Refuse(reason)).is_ok() {
+            let _ = socket.outbound.send(packer.take()).await;
+        }
+        socket.close(REFUSAL_WAIT).await;
     }
 }
 

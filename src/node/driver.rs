@@ -23,7 +23,7 @@ use super::{
 use crate::feed::message::{FeedId, Message};
 use crate::feed::validate::Checked;
 use crate::proto::replicate::{
-    self, Clock, Ingested, Link, LinkError, LinkTiming, Opening, PeerMemory,
+    self, Clock, Ingested, Link, LinkError, LinkTiming, Opening, PeerEnd, PeerMemory,
 };
 use crate::proto::wire::{FramePacker, Packet};
 use crate::store::StoreError;
@@ -322,7 +322,13 @@ impl<'a> Driver<'a> {
             match item {
                 Inbound::Packet(packet) => {
                     let clock = matches!(packet, Packet::Clock(_));
-                    batch.goodbye |= self.link.handle_packet(packet, now)?;
+                    match self.link.handle_packet(packet, now)? {
+                        Some(PeerEnd::Goodbye) => batch.goodbye = true,
+                        Some(PeerEnd::Refused(reason)) => {
+                            return Err(ConnectionError::Refused(reason));
+                        }
+                        None => {}
+                    }
                     if clock && self.stranger.is_some() {
                         self.node
                             .quotas()

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 
 use crate::feed::message::FeedId;
-use crate::proto::wire::Packet;
+use crate::proto::wire::{Packet, RefuseReason};
 
 use super::session::{Incoming, Session};
 use super::timer::{Timer, TimerTable};
@@ -118,6 +118,15 @@ pub struct Ingested<'a> {
     pub forked: &'a [(FeedId, u64)],
     /// How many messages were newly stored.
     pub accepted: u64,
+}
+
+/// How the peer ended the session ([`Link::handle_packet`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerEnd {
+    /// A clean goodbye: store what came before it, then close.
+    Goodbye,
+    /// The peer refused the session (right after the handshake), and why.
+    Refused(RefuseReason),
 }
 
 /// How a link's catch-up goes, for front ends ([`Link::poll_progress`]).
@@ -275,12 +284,21 @@ impl Link {
         self.timers.set(Timer::Idle, now + self.timing.idle);
     }
 
-    /// A control packet from the peer. Returns true when it is the peer's
-    /// goodbye. Message packets go through [`Link::handle_messages`]
-    /// instead: a driver decodes and checks them before the link sees them.
-    pub fn handle_packet(&mut self, packet: Packet, now: Instant) -> Result<bool, ProtocolError> {
+    /// A control packet from the peer. Returns how the peer ended the
+    /// session, if this packet ends it. Message packets go through
+    /// [`Link::handle_messages`] instead: a driver decodes and checks them
+    /// before the link sees them.
+    pub fn handle_packet(
+        &mut self,
+        packet: Packet,
+        now: Instant,
+    ) -> Result<Option<PeerEnd>, ProtocolError> {
         self.heard(now);
-        Ok(self.session.handle_packet(packet)? == Incoming::Goodbye)
+        Ok(match self.session.handle_packet(packet)? {
+            Incoming::Goodbye => Some(PeerEnd::Goodbye),
+            Incoming::Refused(reason) => Some(PeerEnd::Refused(reason)),
+            Incoming::Nothing | Incoming::ClockReady => None,
+        })
     }
 
     /// Messages arrived from the peer: fails if the peer may not send any

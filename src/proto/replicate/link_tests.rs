@@ -31,7 +31,7 @@ fn open(peer: u8, mine: Clock, once: bool, sources: &mut Sources, now: Instant) 
 fn pump(a: &mut Link, b: &mut Link, b_sources: &mut Sources, now: Instant) -> bool {
     let mut goodbye = false;
     while let Some(p) = a.poll_packet() {
-        goodbye |= b.handle_packet(p, now).unwrap();
+        goodbye |= b.handle_packet(p, now).unwrap() == Some(PeerEnd::Goodbye);
     }
     let changes = b.handle_batch_end(b_sources, now);
     for c in &changes {
@@ -206,6 +206,18 @@ fn what_the_store_held_reaches_the_session_and_the_sources() {
         t0,
     );
     assert!(!a.accepts(&f(5)));
+}
+
+#[test]
+fn a_refusal_ends_the_link_even_before_the_peers_hello() {
+    let t0 = Instant::now();
+    let mut sources = Sources::new(Duration::from_millis(400));
+    let mut link = open(2, Clock::new(), false, &mut sources, t0);
+    let refusal = Packet::Refuse(RefuseReason::AlreadyConnected);
+    assert_eq!(
+        link.handle_packet(refusal, t0),
+        Ok(Some(PeerEnd::Refused(RefuseReason::AlreadyConnected)))
+    );
 }
 
 #[test]

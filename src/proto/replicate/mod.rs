@@ -41,7 +41,7 @@ mod timer;
 
 pub use link::{
     Ingested, Link, LinkError, LinkTiming, NOTES_EVERY, Opening, PROGRESS_EVERY,
-    PROGRESS_IDLE_RECHECK, Progress, SOURCE_CHECK,
+    PROGRESS_IDLE_RECHECK, PeerEnd, Progress, SOURCE_CHECK,
 };
 pub use memory::PeerMemory;
 pub use sources::{DELAY_HALF_LIFE, MAX_GRACE_FACTOR, ModeChange, SourceCounts, Sources};

@@ -7,7 +7,8 @@ use std::collections::{BTreeSet, HashSet, VecDeque};
 
 use crate::feed::message::FeedId;
 use crate::proto::wire::{
-    self, FLAG_ONCE, FLAG_OPEN, FORGET, MAX_CLOCK_SEQUENCE, PROTOCOL_VERSION, Packet, UNWANTED,
+    self, FLAG_ONCE, FLAG_OPEN, FORGET, MAX_CLOCK_SEQUENCE, PROTOCOL_VERSION, Packet, RefuseReason,
+    UNWANTED,
 };
 
 use super::{Clock, MAX_PEER_FEEDS, PeerMemory, Policy, ProtocolError};
@@ -25,6 +26,8 @@ pub(super) enum Incoming {
     ClockReady,
     /// The peer closed the session cleanly.
     Goodbye,
+    /// The peer refused the session.
+    Refused(RefuseReason),
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -278,6 +281,8 @@ impl Session {
             }
             Packet::Ping => Ok(Incoming::Nothing),
             Packet::Goodbye => Ok(Incoming::Goodbye),
+            // Sent instead of `Hello`, but it ends the session at any point.
+            Packet::Refuse(reason) => Ok(Incoming::Refused(reason)),
             Packet::Push { default, entries } => {
                 self.check_message_allowed()
                     .map_err(|_| ProtocolError::Unexpected("push"))?;

@@ -255,10 +255,10 @@ impl Sim {
                 link.handle_ingested(&mut node.sources, &ingested, now)
             }
             control => {
-                let goodbye = link
+                let end = link
                     .handle_packet(control, now)
                     .expect("a protocol violation");
-                assert!(!goodbye, "simulated nodes never say goodbye");
+                assert_eq!(end, None, "simulated nodes never end a session");
                 link.handle_batch_end(&mut node.sources, now)
             }
         };
