@@ -3,7 +3,7 @@
 //! node-wide [`Sources`], with the connection's timers as data (a
 //! [`TimerTable`]).
 //!
-//! A driver (the tokio node, or the [simulator](super::sim)) owns one
+//! A driver (the tokio node, or the simulator `replicate::sim`) owns one
 //! `Link` per connection and one [`Sources`] per node. Its methods come in
 //! three kinds: **`handle_*`** tells the link what happened (time is one
 //! more input, never read from a clock), **`poll_*`** asks what to do, and

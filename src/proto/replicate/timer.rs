@@ -24,6 +24,9 @@ impl Timer {
     pub(super) const COUNT: usize = 5;
 }
 
+// The table has a slot for every timer: the last one is at `COUNT - 1`.
+const _: () = assert!(Timer::Progress as usize + 1 == Timer::COUNT);
+
 /// A deadline per [`Timer`], or none when it is stopped.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(super) struct TimerTable {
