@@ -25,7 +25,8 @@ use potluck::feed::message::{FeedId, HEADER_LEN, Message, MessageId, SIGNED_LEN,
 use potluck::node::ConnectionError;
 use potluck::proto::frame::{FrameDecoder, encode_frame};
 use potluck::proto::handshake::{DEFAULT_NETWORK_KEY, Handshake, NetworkKey, Transport};
-use potluck::proto::replicate::{Clock, Policy, Session};
+use potluck::proto::replicate::sim;
+use potluck::proto::replicate::{Clock, Policy};
 use potluck::proto::wire::{FramePacker, Packet};
 use potluck::store::Store;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -163,8 +164,7 @@ impl RawPeer {
 
     /// Our `Hello`, clock and `ClockEnd`, as a correct session makes them.
     fn opening(clock: Clock) -> Vec<Packet> {
-        let mut session = Session::new(&Policy::Open, clock, None);
-        std::iter::from_fn(|| session.poll_packet()).collect()
+        sim::opening(&Policy::Open, clock)
     }
 
     /// `packets`, packed into as few frames as fit, encrypted and framed.

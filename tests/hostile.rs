@@ -76,7 +76,8 @@ fn hostile_server(
 ) -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
     use potluck::proto::frame::{FrameDecoder, encode_frame};
     use potluck::proto::handshake::{DEFAULT_NETWORK_KEY, Handshake, Transport};
-    use potluck::proto::replicate::{Clock, Policy, Session};
+    use potluck::proto::replicate::sim::opening;
+    use potluck::proto::replicate::{Clock, Policy};
     use potluck::proto::wire::{FramePacker, Packet};
     use std::io::{Read, Write};
 
@@ -131,8 +132,7 @@ fn hostile_server(
         let (mut transport, _) = hs.finish().unwrap();
         let feed = msgs[0].author();
         let clock = Clock::from([(feed, msgs.len() as u64)]);
-        let mut session = Session::new(&Policy::Open, clock, None);
-        let mut packets: Vec<Packet> = std::iter::from_fn(|| session.poll_packet()).collect();
+        let mut packets = opening(&Policy::Open, clock);
         packets.extend(msgs.iter().map(|m| Packet::Message(m.bytes().to_vec())));
         if !send(&mut stream, &mut transport, &packets) {
             return;

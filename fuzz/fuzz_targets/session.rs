@@ -1,14 +1,15 @@
-//! A replication session driven by a peer that sends arbitrary packets:
-//! the input is cut into frames (a length byte, then that many bytes), each
-//! decoded as packets and handed to the session, which is polled for what
-//! it would send after each. It may refuse the peer, never panic or grow
-//! without bound.
+//! A replication link driven by a peer that sends arbitrary packets: the
+//! input is cut into frames (a length byte, then that many bytes), each
+//! decoded as packets and handed to the link (the one way into a
+//! session), which is polled for what it would send after each. It may
+//! refuse the peer, never panic or grow without bound.
 #![no_main]
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
 use potluck::feed::message::FeedId;
-use potluck::proto::replicate::{Policy, Session};
+use potluck::proto::replicate::{Link, LinkTiming, Opening, Policy, Sources};
 use potluck::proto::wire::Packet;
 
 fuzz_target!(|data: &[u8]| {
@@ -18,7 +19,17 @@ fuzz_target!(|data: &[u8]| {
     } else {
         Policy::Hops(1)
     };
-    let mut session = Session::new(&policy, mine, None);
+    let now = Instant::now();
+    let mut sources = Sources::new(Duration::from_millis(400));
+    let opening = Opening {
+        peer: FeedId([9; 32]),
+        policy: &policy,
+        mine,
+        memory: None,
+        once: data.first().is_some_and(|b| b & 2 == 2),
+        timing: LinkTiming::new(Duration::from_secs(15), Duration::from_secs(60)),
+    };
+    let mut link = Link::open(opening, &mut sources, now);
     let mut rest = data.get(1..).unwrap_or_default();
     while let Some((&len, tail)) = rest.split_first() {
         let frame = &tail[..usize::from(len).min(tail.len())];
@@ -27,23 +38,26 @@ fuzz_target!(|data: &[u8]| {
             return;
         };
         for packet in packets {
-            if session.on_packet(packet).is_err() {
+            if link.handle_packet(packet, now).is_err() {
                 return;
             }
         }
-        let _ = session.take_ahead();
+        for change in link.handle_batch_end(&mut sources, now) {
+            link.handle_modes(&change);
+        }
         // What it would send: bounded by what it holds and what it was told.
         for _ in 0..1_000 {
-            if session.poll_packet().is_none() {
+            if link.poll_packet().is_none() {
                 break;
             }
         }
         for _ in 0..100 {
-            match session.next_range() {
+            match link.poll_range() {
                 Some((_, first, last)) => assert!(first <= last, "an empty range"),
                 None => break,
             }
         }
-        let _ = session.is_caught_up();
+        link.poll_finish();
+        let _ = link.poll_progress(now);
     }
 });

@@ -1,16 +1,52 @@
-//! One connection: the handshake, then the replication driver, which
-//! moves bytes and timers between the socket tasks ([`super::io`]), the
-//! connection's [`Link`] and the store.
+//! One connection: the handshake, the admission of the peer (an inbound
+//! slot, one connection per feed), then replication, a short loop that
+//! waits for what happens next and hands it to the connection's
+//! [`Driver`]. The socket tasks are in [`super::io`].
 
-use super::io::{Inbound, push_all, read_task, write_task};
-use super::*;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+use super::driver::Driver;
+use super::io::{Socket, push_all};
+use super::limits::ConnectionId;
+use super::{
+    ConnectionError, Node, NodeConfig, NodeEvent, PeerEntry, PeerInfo, PeerProgress, SessionReport,
+    allow_line,
+};
+use crate::feed::message::FeedId;
+use crate::proto::frame::{FrameDecoder, encode_frame};
+use crate::proto::handshake::{Handshake, HandshakeError, Transport};
+use crate::proto::peerbook::{PeerRecord, PeerSource};
+use crate::proto::wire::{FramePacker, Packet, RefuseReason};
+
+/// How long a refused peer may take to read why and close, before we
+/// close anyway.
+const REFUSAL_WAIT: Duration = Duration::from_secs(2);
+
+/// A connection past the handshake.
+pub(super) struct Established {
+    stream: TcpStream,
+    transport: Transport,
+    /// May already hold the first transport frames (they can arrive in the
+    /// same read as the last handshake message).
+    decoder: FrameDecoder,
+    /// The peer's feed.
+    remote: FeedId,
+}
 
 impl Node {
     /// Runs one connection: handshake, then replication.
     /// `dial` is `Some((expected feed, dialed address))` when we dialed.
     pub(super) async fn connection(
         self: Arc<Self>,
-        mut stream: TcpStream,
+        stream: TcpStream,
         addr: SocketAddr,
         dial: Option<(Option<FeedId>, &str)>,
         once: bool,
@@ -19,150 +55,39 @@ impl Node {
         let dial = dial.map(|(feed, _)| feed);
         // An inbound connection holds a handshake slot until the handshake
         // ends, however it ends.
-        let mut handshake_slot = dial.is_none().then(|| HandshakeSlot {
+        let handshake_slot = dial.is_none().then(|| HandshakeSlot {
             node: &self,
             address: addr.ip(),
             established: false,
         });
-        stream.set_nodelay(true)?;
         let mut report = SessionReport::default();
-        let shaken = tokio::time::timeout(
-            self.config.timing.handshake,
-            handshake(&mut stream, &self.config, dial, &mut report),
-        )
-        .await
-        .map_err(|_| ConnectionError::HandshakeTimeout)
-        .and_then(|r| r);
-        self.counters
-            .bytes_in
-            .fetch_add(report.bytes_in, Ordering::Relaxed);
-        self.counters
-            .bytes_out
-            .fetch_add(report.bytes_out, Ordering::Relaxed);
-        let (transport, remote, decoder) = match shaken {
-            Ok(x) => x,
-            Err(e) if dial.is_none() => {
-                // Strangers' failed handshakes can come by the thousand.
-                tracing::debug!(%addr, error = %e, "handshake failed");
-                if let Some(earlier) = allow_line(&self.handshake_log) {
-                    tracing::warn!(%addr, error = %e, failed_since_last_line = earlier, "an inbound handshake failed");
-                }
-                return Err(e);
-            }
-            Err(e) => {
-                tracing::warn!(%addr, error = %e, "handshake failed");
-                return Err(e);
-            }
-        };
+        let conn = self.shake(stream, addr, dial, &mut report).await?;
         // Past the handshake, an inbound connection needs an established
         // slot (perhaps the idlest peer's).
-        let inbound_slot = match handshake_slot.take() {
-            Some(mut slot) => {
-                slot.established = true;
-                drop(slot);
-                let established = self.connections().establish(addr.ip(), Instant::now());
-                match established {
-                    Ok((id, evict)) => {
-                        let evicted = Arc::new(tokio::sync::Notify::new());
-                        let mut evictions =
-                            self.evictions.lock().unwrap_or_else(|p| p.into_inner());
-                        if let Some(idlest) = evict.and_then(|old| evictions.remove(&old)) {
-                            tracing::info!(%addr, "making room for a new peer: closing the connection idle longest");
-                            idlest.notify_one();
-                        }
-                        evictions.insert(id, evicted.clone());
-                        Some(InboundSlot {
-                            node: &self,
-                            id,
-                            evicted,
-                        })
-                    }
-                    Err(refusal) => {
-                        self.log_refusal(addr, refusal);
-                        return Err(ConnectionError::Busy);
-                    }
-                }
-            }
+        let inbound_slot = match handshake_slot {
+            Some(slot) => Some(self.establish(slot, addr)?),
             None => None,
         };
+        let remote = conn.remote;
         report.peer = Some(remote);
         if remote == self.feed_id() {
             return Err(ConnectionError::Duplicate(remote));
         }
-        // The address works: note it in the peer book now, not when the
-        // (possibly long) session ends.
-        if let Some(addr) = book_addr.as_ref().filter(|_| !once) {
-            let mut record = self
-                .store
-                .peer_record(addr)
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| {
-                    PeerRecord::new(addr.clone(), Some(remote), PeerSource::Configured)
-                });
-            record.succeeded(remote, jiff::Timestamp::now().as_millisecond());
-            let _ = self.store.put_peer_record(&record);
+        if let Some(addr) = book_addr.as_deref().filter(|_| !once) {
+            self.note_reached(addr, remote);
         }
         let progress = Arc::new(PeerProgress::default());
-        // Already connected to this feed? Two cases:
-        // - both sides dialed each other at once (common after discovery):
-        //   keep the connection dialed by the smaller feed id, on both
-        //   sides alike, so exactly one survives;
-        // - the peer reconnected while its previous session is still
-        //   closing here: give that a moment.
-        let outbound = dial.is_some();
-        let dialer = if outbound { self.feed_id() } else { remote };
-        let smaller = self.feed_id().min(remote);
-        for _ in 0..30 {
-            let existing = self
-                .peers
-                .lock()
-                .map(|p| p.get(&remote).map(|e| e.info.outbound))
-                .unwrap_or(None);
-            match existing {
-                None => break,
-                Some(existing_outbound) if existing_outbound != outbound && dialer != smaller => {
-                    return Err(ConnectionError::Duplicate(remote));
-                }
-                Some(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
-        {
-            let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
-            if peers.contains_key(&remote) {
-                return Err(ConnectionError::Duplicate(remote));
-            }
-            peers.insert(
-                remote,
-                PeerEntry {
-                    info: PeerInfo {
-                        feed: remote,
-                        address: addr.to_string(),
-                        outbound: dial.is_some(),
-                        connected_since_ms: jiff::Timestamp::now().as_millisecond(),
-                        received: 0,
-                        sent: 0,
-                        caught_up: false,
-                        remaining: 0,
-                    },
-                    progress: progress.clone(),
-                },
-            );
+        if let Err(reason) = self.register(remote, addr, dial.is_some(), &progress).await {
+            // Say why: the person behind the other node (say, a second
+            // node with the same identity) learns what happened.
+            tracing::info!(peer = %remote, %addr, %reason, "closing a second connection of a peer that is already connected, and telling it why");
+            self.refuse(conn, reason).await;
+            return Err(ConnectionError::Duplicate(remote));
         }
         tracing::info!(peer = %remote, %addr, "connected");
         let _ = self.events.send(NodeEvent::PeerConnected(remote));
         let result = self
-            .clone()
-            .replicate(
-                stream,
-                transport,
-                decoder,
-                remote,
-                once,
-                &progress,
-                &mut report,
-                inbound_slot.as_ref(),
-            )
+            .replicate(conn, once, inbound_slot.as_ref(), &progress, &mut report)
             .await;
         self.peers
             .lock()
@@ -191,414 +116,222 @@ impl Node {
         result.map(|()| report)
     }
 
-    /// Our clock under the node's policy.
-    fn clock(&self) -> Result<Clock, StoreError> {
-        let me = self.feed_id();
-        let heads: BTreeMap<FeedId, u64> = self
-            .store
-            .feeds()?
-            .into_iter()
-            .map(|(f, h)| (f, h.sequence))
-            .collect();
-        let blocked = self.store.blocked_by(&me)?;
-        let follows = |f: &FeedId| {
-            self.store
-                .contacts(f)
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|(_, c)| c.following && !c.blocking)
-                .map(|(f, _)| f)
-                .collect()
-        };
-        Ok(replicate::build_clock(
-            &self.config.policy,
-            me,
-            &heads,
-            follows,
-            &blocked,
-        ))
-    }
-
-    #[allow(clippy::too_many_arguments)]
+    /// Replicates over an established connection until either side ends
+    /// it: waits for the next thing to happen and hands it to the
+    /// [`Driver`].
     async fn replicate(
-        self: Arc<Self>,
-        stream: TcpStream,
-        transport: Transport,
-        decoder: FrameDecoder,
-        remote: FeedId,
+        self: &Arc<Self>,
+        conn: Established,
         once: bool,
+        slot: Option<&InboundSlot<'_>>,
         progress: &PeerProgress,
         report: &mut SessionReport,
-        slot: Option<&InboundSlot<'_>>,
     ) -> Result<(), ConnectionError> {
-        let transport = Arc::new(Mutex::new(transport));
-        let evicted = slot.map(|s| s.evicted.clone());
-        let (read_half, write_half) = stream.into_split();
-        let bytes_in = Arc::new(AtomicU64::new(0));
-        let bytes_out = Arc::new(AtomicU64::new(0));
-        let (in_tx, mut in_rx) = mpsc::channel::<Result<Vec<Inbound>, ConnectionError>>(4);
-        let (out_tx, out_rx) = mpsc::channel::<Vec<Vec<u8>>>(2);
-        let reader = tokio::spawn(read_task(
-            read_half,
-            decoder,
-            transport.clone(),
-            in_tx,
-            bytes_in.clone(),
-            self.counters.clone(),
-        ));
-        let writer = tokio::spawn(write_task(
-            write_half,
-            transport,
-            out_rx,
-            bytes_out.clone(),
-            self.counters.clone(),
-        ));
-
-        let node = self.clone();
-        let memory = {
-            let store = self.store.clone();
-            let (clock, memory) = tokio::task::spawn_blocking(move || {
-                let clock = node.clock();
-                let memory = store
-                    .peer_memory(&remote)
-                    .map(|m| m.and_then(|b| PeerMemory::decode(&b)));
-                (clock, memory)
-            })
-            .await
-            .map_err(|e| ConnectionError::Task(e.to_string()))?;
-            (clock?, memory?)
-        };
-        // A one-off sync takes everything from its one peer; a lasting
-        // connection takes part in the node's choice of live sources.
-        let link = Link::open(
-            remote,
-            &self.config.policy,
-            memory.0,
-            memory.1,
-            once,
-            &mut self.sources(),
-            LinkTiming::new(self.config.timing.keepalive, self.config.timing.idle),
-            Instant::now(),
-        );
-        let mut link = Registered { node: &self, link };
-        let stranger = self.stranger(remote, slot.is_none(), once);
+        let mut socket = Socket::open(conn.stream, conn.transport, conn.decoder, &self.counters);
+        let mut driver = Driver::open(self, conn.remote, once, slot, progress).await?;
+        let evicted = slot.map(|s| &*s.evicted);
         let mut events = self.events.subscribe();
         let mut stop = self.shutdown.subscribe();
-        // One timer for the link's deadlines. It is moved only when the
-        // link needs waking earlier: most deadlines only move later (each
-        // packet pushes the idle time back), and waking early is cheap
-        // (`handle_timeout` does what is due and nothing else), while
-        // re-arming a timer at every batch is not.
-        let timer = tokio::time::sleep_until(tokio::time::Instant::from_std(link.poll_timeout()));
+        let timer = tokio::time::sleep_until(driver.deadline());
         tokio::pin!(timer);
-
-        let outcome: Result<(), ConnectionError> = 'session: loop {
-            link.poll_finish();
-            if let Some(p) = link.poll_progress(Instant::now()) {
-                progress.caught_up.store(p.caught_up, Ordering::Relaxed);
-                progress.remaining.store(p.remaining, Ordering::Relaxed);
-                if p.changed {
-                    let _ = self.events.send(NodeEvent::Progress(CatchUp {
-                        peer: remote,
-                        received: p.received,
-                        remaining: p.remaining,
-                        caught_up: p.caught_up,
-                    }));
-                }
-            }
-            let closing = link.is_closing();
-            let wants_to_send = link.wants_to_send();
-            let deadline = tokio::time::Instant::from_std(link.poll_timeout());
-            if deadline < timer.deadline() {
-                timer.as_mut().reset(deadline);
-            }
+        let outcome = loop {
+            driver.poll(timer.as_mut());
+            let closing = driver.is_closing();
             // Not `biased`: during a long one-way sync packets are always
             // ready, and a fixed order would starve the sending branch and
             // the keepalive, so the peer, hearing nothing, would hang up.
-            tokio::select! {
-                _ = stop.changed(), if !closing => link.close(),
-                () = async { evicted.as_ref().expect("guarded").notified().await }, if evicted.is_some() && !closing => {
-                    link.close();
+            let step = tokio::select! {
+                _ = stop.changed(), if !closing => driver.close(),
+                () = notified(evicted), if !closing => driver.close(),
+                first = socket.inbound.recv() => {
+                    driver.handle_inbound(first, &mut socket.inbound).await
                 }
-                packets = in_rx.recv() => {
-                    let Some(packets) = packets else { break Err(ConnectionError::Closed) };
-                    let now = Instant::now();
-                    // Anything but pings keeps the slot from being given
-                    // to a newcomer.
-                    let useful = packets.as_ref().map_or(true, |items| {
-                        items.iter().any(|i| !matches!(i, Inbound::Packet(Packet::Ping)))
-                    });
-                    if let Some(slot) = slot.filter(|_| useful) {
-                        self.connections().useful(slot.id, now);
-                    }
-                    let mut batch = Checked::default();
-                    let mut goodbye = false;
-                    if let Err(e) = absorb(&self, &mut link, packets, &mut batch, &mut goodbye, now, stranger) {
-                        // Keep the valid messages that came before.
-                        let _ = self.ingest(&mut link, batch, progress).await;
-                        break Err(e);
-                    }
-                    // Gather more frames that are already here into one batch.
-                    while batch.len() < INGEST_BATCH && !goodbye && !batch.has_bad() {
-                        match in_rx.try_recv() {
-                            Ok(more) => {
-                                if let Err(e) = absorb(&self, &mut link, more, &mut batch, &mut goodbye, now, stranger) {
-                                    let _ = self.ingest(&mut link, batch, progress).await;
-                                    break 'session Err(e);
-                                }
-                            }
-                            Err(_) => break,
-                        }
-                    }
-                    let changes = link.after_packets(&mut self.sources(), now);
-                    self.announce_modes(changes);
-                    if let Err(e) = self.ingest(&mut link, batch, progress).await {
-                        break Err(e);
-                    }
-                    if goodbye {
-                        break Ok(());
-                    }
+                room = socket.outbound.reserve(), if driver.wants_to_send() => {
+                    driver.handle_writable(room)
                 }
-                permit = out_tx.reserve(), if wants_to_send => {
-                    let Ok(permit) = permit else { break Err(ConnectionError::Closed) };
-                    let (frames, count, said_goodbye) = match self.pack(&mut link) {
-                        Ok(x) => x,
-                        Err(e) => break Err(e),
-                    };
-                    progress.sent.fetch_add(count, Ordering::Relaxed);
-                    self.counters.sent.fetch_add(count, Ordering::Relaxed);
-                    let wrote = !frames.is_empty();
-                    if wrote {
-                        permit.send(frames);
-                    }
-                    link.on_sent(count, wrote, Instant::now());
-                    if said_goodbye {
-                        break Ok(());
-                    }
-                }
-                event = events.recv() => match event {
-                    Ok(NodeEvent::Appended(feed, seq)) => link.handle_local_append(feed, seq),
-                    Ok(NodeEvent::Modes(change)) => link.handle_modes(&change),
-                    Ok(NodeEvent::Blocking { feed, blocked }) => {
-                        let head = self.store.head(&feed)?.map_or(0, |h| h.sequence);
-                        link.handle_blocking(feed, blocked, head);
-                    }
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        // We missed some notices: re-read the push modes,
-                        // blocks and heads.
-                        let blocked = self.store.blocked_by(&self.feed_id())?;
-                        let heads = self.store.feeds()?;
-                        let sources = self.sources();
-                        link.handle_missed(&sources, blocked, heads.into_iter().map(|(f, h)| (f, h.sequence)));
-                    }
-                    Err(broadcast::error::RecvError::Closed) => break Ok(()),
-                    // For front ends.
-                    Ok(NodeEvent::EventsChanged(_) | NodeEvent::PeerConnected(_) | NodeEvent::PeerLeft(_) | NodeEvent::Progress(_)) => {}
-                },
-                () = &mut timer => {
-                    let changes = {
-                        let store = &self.store;
-                        link.handle_timeout(Instant::now(), &mut self.sources(), |f| {
-                            store.head(f).ok().flatten().map_or(0, |h| h.sequence)
-                        })
-                    };
-                    match changes {
-                        Ok(changes) => self.announce_modes(changes),
-                        Err(LinkError::Idle) => break Err(ConnectionError::Idle),
-                    }
-                    timer.as_mut().reset(tokio::time::Instant::from_std(link.poll_timeout()));
-                }
+                event = events.recv() => driver.handle_event(event),
+                () = &mut timer => driver.handle_timeout(timer.as_mut()),
+            };
+            match step {
+                Ok(ControlFlow::Continue(())) => {}
+                Ok(ControlFlow::Break(())) => break Ok(()),
+                Err(e) => break Err(e),
             }
         };
-        link.leave();
-        drop(out_tx);
-        // A stranger's one-off sync leaves no replication memory: it
-        // would be written at every such session (and grow with every
-        // feed we hold) for a peer that may never come back.
-        let remember = !(stranger.is_some() && link.session().peer_is_once());
-        finish(
-            reader,
-            in_rx,
-            writer,
-            outcome,
-            &self,
-            remember.then_some(remote),
-            &link,
-            report,
-            &bytes_in,
-            &bytes_out,
+        driver.finish(socket, outcome, report).await
+    }
+
+    /// Runs the handshake within the node's deadline, counting its bytes;
+    /// logs how it failed (a stranger's failures rate-limited).
+    async fn shake(
+        &self,
+        mut stream: TcpStream,
+        addr: SocketAddr,
+        dial: Option<Option<FeedId>>,
+        report: &mut SessionReport,
+    ) -> Result<Established, ConnectionError> {
+        stream.set_nodelay(true)?;
+        let shaken = tokio::time::timeout(
+            self.config.timing.handshake,
+            handshake(&mut stream, &self.config, dial, report),
         )
         .await
-    }
-
-    /// Ingests a batch through the store's one ingest path and tells the
-    /// link (and through it the node's choice of sources) what is now held.
-    async fn ingest(
-        self: &Arc<Self>,
-        link: &mut Link,
-        batch: Checked,
-        progress: &PeerProgress,
-    ) -> Result<(), ConnectionError> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let positions: Vec<(FeedId, u64)> = batch
-            .messages()
-            .iter()
-            .map(|m| (m.author(), m.sequence()))
-            .collect();
-        let node = self.clone();
-        let report = tokio::task::spawn_blocking(move || {
-            let report = node.store.ingest_checked(batch)?;
-            node.after_append(&report)?;
-            Ok::<_, StoreError>(report)
-        })
-        .await
-        .map_err(|e| ConnectionError::Task(e.to_string()))??;
-        // A fork is a fact about one feed: stop taking (and giving) that
-        // feed on this connection, and go on with every other one.
-        let mut forked: Vec<(FeedId, u64)> = Vec::new();
-        for feed in report
-            .forks
-            .iter()
-            .map(|f| f.author)
-            .collect::<BTreeSet<_>>()
-        {
-            let head = self.store.head(&feed)?.map_or(0, |h| h.sequence);
-            tracing::warn!(%feed, peer = %link.peer(), "this peer holds another history of a forked feed; not exchanging that feed with it (the proof is kept, see `potluck fsck`)");
-            forked.push((feed, head));
-        }
-        let new: BTreeSet<FeedId> = report.accepted.iter().map(Message::author).collect();
-        let accepted = report.accepted.len() as u64;
-        let ingested = Ingested {
-            positions: &positions,
-            held: report
-                .rejected
-                .as_ref()
-                .map_or(positions.len(), |r| r.index),
-            new: &new,
-            forked: &forked,
-            accepted,
-        };
-        let changes = link.handle_ingested(&mut self.sources(), &ingested, Instant::now());
-        self.announce_modes(changes);
-        progress.received.fetch_add(accepted, Ordering::Relaxed);
+        .map_err(|_| ConnectionError::HandshakeTimeout)
+        .and_then(|r| r);
         self.counters
-            .received
-            .fetch_add(accepted, Ordering::Relaxed);
+            .bytes_in
+            .fetch_add(report.bytes_in, Ordering::Relaxed);
         self.counters
-            .duplicates
-            .fetch_add(report.duplicates as u64, Ordering::Relaxed);
-        match report.rejected {
-            Some(r) => {
-                tracing::warn!(feed = %r.author, sequence = r.sequence, error = %r.error, "rejected a message from a peer");
-                Err(ConnectionError::InvalidMessage(r.error))
-            }
-            None => Ok(()),
-        }
-    }
-
-    /// Packs control packets and message ranges into frame plaintexts.
-    /// Returns the frames, the number of messages in them, and whether
-    /// they end with our goodbye.
-    fn pack(&self, link: &mut Link) -> Result<(Vec<Vec<u8>>, u64, bool), ConnectionError> {
-        let mut packer = FramePacker::new();
-        let mut count = 0;
-        let mut goodbye = false;
-        while let Some(p) = link.poll_packet() {
-            goodbye |= p == Packet::Goodbye;
-            packer.push(&p)?;
-        }
-        while !goodbye && packer.pending_len() < WRITE_BATCH_BYTES {
-            let Some((feed, first, last)) = link.next_range() else {
-                break;
-            };
-            let mut sent_until = first - 1;
-            for item in self
-                .store
-                .feed_messages(&feed, first)
-                .take((last - first + 1) as usize)
-            {
-                match item {
-                    Ok(msg) => {
-                        sent_until = msg.sequence();
-                        packer.push(&Packet::Message(msg.into_bytes()))?;
-                        count += 1;
-                    }
-                    // Never send what does not verify: the peer would
-                    // refuse it and hang up, every time. The other feeds
-                    // go on.
-                    Err(StoreError::Damaged {
-                        sequence, reason, ..
-                    }) => {
-                        tracing::error!(%feed, sequence, %reason, "not sending a message that is damaged on disk, nor the rest of its feed; `potluck fsck --repair` cuts it so that peers send it again");
-                        link.withhold(feed, sent_until);
-                        break;
-                    }
-                    Err(e) => return Err(e.into()),
+            .bytes_out
+            .fetch_add(report.bytes_out, Ordering::Relaxed);
+        match shaken {
+            Ok((transport, remote, decoder)) => Ok(Established {
+                stream,
+                transport,
+                decoder,
+                remote,
+            }),
+            Err(e) if dial.is_none() => {
+                // Strangers' failed handshakes can come by the thousand.
+                tracing::debug!(%addr, error = %e, "handshake failed");
+                if let Some(earlier) = allow_line(&self.handshake_log) {
+                    tracing::warn!(%addr, error = %e, failed_since_last_line = earlier, "an inbound handshake failed");
                 }
+                Err(e)
+            }
+            Err(e) => {
+                tracing::warn!(%addr, error = %e, "handshake failed");
+                Err(e)
             }
         }
-        Ok((packer.take(), count, goodbye))
+    }
+
+    /// Trades an inbound connection's handshake slot for an established
+    /// one, closing the idlest peer's connection to make room if needed.
+    fn establish(
+        &self,
+        mut handshake: HandshakeSlot<'_>,
+        addr: SocketAddr,
+    ) -> Result<InboundSlot<'_>, ConnectionError> {
+        handshake.established = true;
+        drop(handshake);
+        // Its own statement: `log_refusal` takes the lock again.
+        let established = self.connections().establish(addr.ip(), Instant::now());
+        let (id, evict) = established.map_err(|refusal| {
+            self.log_refusal(addr, refusal);
+            ConnectionError::Busy
+        })?;
+        let evicted = Arc::new(Notify::new());
+        let mut evictions = self.evictions.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(idlest) = evict.and_then(|old| evictions.remove(&old)) {
+            tracing::info!(%addr, "making room for a new peer: closing the connection idle longest");
+            idlest.notify_one();
+        }
+        evictions.insert(id, evicted.clone());
+        Ok(InboundSlot {
+            node: self,
+            id,
+            evicted,
+        })
+    }
+
+    /// The dialed address works: note it in the peer book now, not when
+    /// the (possibly long) session ends.
+    fn note_reached(&self, addr: &str, remote: FeedId) {
+        let mut record = self
+            .store
+            .peer_record(addr)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| {
+                PeerRecord::new(addr.to_owned(), Some(remote), PeerSource::Configured)
+            });
+        record.succeeded(remote, jiff::Timestamp::now().as_millisecond());
+        let _ = self.store.put_peer_record(&record);
+    }
+
+    /// Makes this connection the one of `remote`, unless another one is
+    /// (then returns what to tell the peer). Already connected to this
+    /// feed? Two cases:
+    /// - both sides dialed each other at once (common after discovery):
+    ///   keep the connection dialed by the smaller feed id, on both sides
+    ///   alike, so exactly one survives;
+    /// - the peer reconnected while its previous session is still closing
+    ///   here: give that a moment (a second node with the same identity
+    ///   is still connected after it).
+    async fn register(
+        &self,
+        remote: FeedId,
+        addr: SocketAddr,
+        outbound: bool,
+        progress: &Arc<PeerProgress>,
+    ) -> Result<(), RefuseReason> {
+        let dialer = if outbound { self.feed_id() } else { remote };
+        let smaller = self.feed_id().min(remote);
+        for _ in 0..30 {
+            let existing = self
+                .peers
+                .lock()
+                .map(|p| p.get(&remote).map(|e| e.info.outbound))
+                .unwrap_or(None);
+            match existing {
+                None => break,
+                Some(existing_outbound) if existing_outbound != outbound && dialer != smaller => {
+                    return Err(RefuseReason::Crossed);
+                }
+                Some(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        if peers.contains_key(&remote) {
+            return Err(RefuseReason::AlreadyConnected);
+        }
+        peers.insert(
+            remote,
+            PeerEntry {
+                info: PeerInfo {
+                    feed: remote,
+                    address: addr.to_string(),
+                    outbound,
+                    connected_since_ms: jiff::Timestamp::now().as_millisecond(),
+                    received: 0,
+                    sent: 0,
+                    caught_up: false,
+                    remaining: 0,
+                },
+                progress: progress.clone(),
+            },
+        );
+        Ok(())
+    }
+
+    /// Ends an established connection at once, telling the peer why (a
+    /// `Refuse` packet instead of our `Hello`), and closes it once the
+    /// peer has read that (or after [`REFUSAL_WAIT`]).
+    async fn refuse(&self, conn: Established, reason: RefuseReason) {
+        let socket = Socket::open(conn.stream, conn.transport, conn.decoder, &self.counters);
+        let mut packer = FramePacker::new();
+        if packer.push(&Packet::Refuse(reason)).is_ok() {
+            let _ = socket.outbound.send(packer.take()).await;
+        }
+        socket.close(REFUSAL_WAIT).await;
     }
 }
 
-/// Feeds what the reader decoded to the link; collects the messages to
-/// ingest (those of feeds the link accepts and, from a `stranger`, within
-/// its quotas).
-#[allow(clippy::too_many_arguments)]
-fn absorb(
-    node: &Node,
-    link: &mut Link,
-    inbound: Result<Vec<Inbound>, ConnectionError>,
-    batch: &mut Checked,
-    goodbye: &mut bool,
-    now: Instant,
-    stranger: Option<FeedId>,
-) -> Result<(), ConnectionError> {
-    for item in inbound? {
-        match item {
-            Inbound::Packet(packet) => {
-                let clock = matches!(packet, Packet::Clock(_));
-                *goodbye |= link.handle_packet(packet, now)?;
-                if clock && stranger.is_some() {
-                    node.quotas()
-                        .check_clock(link.session().peer_clock_len())
-                        .map_err(ConnectionError::Quota)?;
-                }
-            }
-            Inbound::Malformed(e) => return Err(ConnectionError::InvalidMessage(e.into())),
-            Inbound::Messages(mut checked) => {
-                link.accept_messages(now)?;
-                let mut over_quota = BTreeSet::new();
-                let followed = stranger.map(|_| node.followed()).unwrap_or_default();
-                checked.retain(|msg| {
-                    let wanted = link.accepts(&msg.author())
-                        && !over_quota.contains(&msg.author())
-                        && node.within_quota(stranger, &followed, msg, &mut over_quota);
-                    if !wanted {
-                        tracing::debug!(feed = %msg.author(), "dropping a message of a feed we do not replicate");
-                    }
-                    wanted
-                });
-                // Not taken from this peer for the rest of the session
-                // (it is told, and stops sending it).
-                for feed in over_quota {
-                    let head = node.store.head(&feed)?.map_or(0, |h| h.sequence);
-                    link.handle_blocking(feed, true, head);
-                }
-                batch.extend(checked);
-            }
-        }
+/// Waits until the connection's slot is given to a newcomer, if it has
+/// one (an outbound connection has none: never).
+async fn notified(evicted: Option<&Notify>) {
+    match evicted {
+        Some(evicted) => evicted.notified().await,
+        None => std::future::pending().await,
     }
-    Ok(())
 }
 
 /// An inbound connection's handshake slot; given back when the handshake
 /// ends, however it ends.
 pub(super) struct HandshakeSlot<'a> {
     node: &'a Node,
-    address: std::net::IpAddr,
+    address: IpAddr,
     /// The handshake succeeded: the address slot goes on with the
     /// established connection.
     established: bool,
@@ -617,8 +350,8 @@ impl Drop for HandshakeSlot<'_> {
 /// given to a newcomer.
 pub(super) struct InboundSlot<'a> {
     node: &'a Node,
-    id: ConnectionId,
-    evicted: Arc<tokio::sync::Notify>,
+    pub(super) id: ConnectionId,
+    evicted: Arc<Notify>,
 }
 
 impl Drop for InboundSlot<'_> {
@@ -630,92 +363,6 @@ impl Drop for InboundSlot<'_> {
             .unwrap_or_else(|p| p.into_inner())
             .remove(&self.id);
     }
-}
-
-/// A connection's link, registered in the node's choice of live sources;
-/// it leaves the choice when the connection ends, however it ends (an
-/// early `?` included), so that its feeds go to another peer.
-struct Registered<'a> {
-    node: &'a Node,
-    link: Link,
-}
-
-impl Registered<'_> {
-    /// Leaves the choice now: the peer's feeds fall back to others.
-    fn leave(&mut self) {
-        let changes = self.link.leave(&mut self.node.sources());
-        self.node.announce_modes(changes);
-    }
-}
-
-impl std::ops::Deref for Registered<'_> {
-    type Target = Link;
-    fn deref(&self) -> &Link {
-        &self.link
-    }
-}
-
-impl std::ops::DerefMut for Registered<'_> {
-    fn deref_mut(&mut self) -> &mut Link {
-        &mut self.link
-    }
-}
-
-impl Drop for Registered<'_> {
-    fn drop(&mut self) {
-        self.leave();
-    }
-}
-
-/// Records the session's memory of `remember` (when given), stops the tasks,
-/// and totals the bytes.
-#[allow(clippy::too_many_arguments)]
-async fn finish(
-    reader: tokio::task::JoinHandle<()>,
-    mut inbound: mpsc::Receiver<Result<Vec<Inbound>, ConnectionError>>,
-    writer: tokio::task::JoinHandle<()>,
-    outcome: Result<(), ConnectionError>,
-    node: &Node,
-    remember: Option<FeedId>,
-    link: &Link,
-    report: &mut SessionReport,
-    bytes_in: &AtomicU64,
-    bytes_out: &AtomicU64,
-) -> Result<(), ConnectionError> {
-    if let Some(remote) = remember
-        && link.session().is_live()
-    {
-        node.keep_memory(remote, &link.memory().encode());
-    }
-    // Let the writer drain what is queued (the goodbye), briefly; a peer
-    // that does not read cannot hold us longer than that.
-    let mut writer = writer;
-    if tokio::time::timeout(Duration::from_secs(5), &mut writer)
-        .await
-        .is_err()
-    {
-        writer.abort();
-    }
-    // Read on until the peer closes too: closing a socket with unread
-    // data resets the connection, and a reset makes the peer's kernel drop
-    // what it received but its node has not read yet, our last messages
-    // included. After our goodbye the peer closes once it has read and
-    // stored everything before it, which on a busy node takes a while: a
-    // one-off sync must not end before that, or the node it synced with
-    // may never store what it was sent. Otherwise (an error, the peer's
-    // goodbye, a lasting connection closed at shutdown or for a newcomer)
-    // briefly, so that a silent peer cannot hold up a shutdown. Bounded by
-    // the idle time, as any silence is.
-    let wait = if outcome.is_ok() && link.is_one_off() && link.is_closing() {
-        node.config.timing.idle
-    } else {
-        Duration::from_secs(2)
-    };
-    let _ = tokio::time::timeout(wait, async { while inbound.recv().await.is_some() {} }).await;
-    reader.abort();
-    report.bytes_in += bytes_in.load(Ordering::Relaxed);
-    report.bytes_out += bytes_out.load(Ordering::Relaxed);
-    outcome
 }
 
 /// Runs the Noise handshake over length-prefixed frames.
@@ -762,6 +409,7 @@ async fn handshake(
     Ok((transport, remote, decoder))
 }
 
+/// Reads one frame (the handshake's, or a busy answer's).
 pub(super) async fn read_frame(
     stream: &mut TcpStream,
     decoder: &mut FrameDecoder,

@@ -8,7 +8,7 @@ use crate::proto::frame::FrameError;
 use crate::proto::handshake::HandshakeError;
 use crate::proto::quota;
 use crate::proto::replicate::ProtocolError;
-use crate::proto::wire::WireError;
+use crate::proto::wire::{RefuseReason, WireError};
 use crate::store::StoreError;
 
 /// Why a connection ended badly.
@@ -57,6 +57,10 @@ pub enum ConnectionError {
     /// We are already connected to this feed.
     #[error("already connected to {0}")]
     Duplicate(FeedId),
+    /// The peer refused the session right after the handshake, and said
+    /// why (for instance, it is already connected to our feed).
+    #[error("the peer refused the session: {0}")]
+    Refused(RefuseReason),
     /// A stranger went over a quota that ends the session.
     #[error("{0}")]
     Quota(quota::QuotaError),

@@ -1,7 +1,112 @@
 //! The socket tasks of a connection: the reader (frames, decryption,
-//! decoding, signature checks off the driver's task) and the writer.
+//! decoding, signature checks off the driver's task) and the writer,
+//! joined to the driver by small bounded channels ([`Socket`]).
 
-use super::*;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::{ConnectionError, Counters};
+use crate::feed::message::Message;
+use crate::feed::validate::Checked;
+use crate::proto::frame::{FrameDecoder, encode_frame};
+use crate::proto::handshake::Transport;
+use crate::proto::wire::Packet;
+
+/// How long the writer may take to send what is queued when the
+/// connection ends: a peer that does not read cannot hold us longer.
+const WRITER_DRAIN: Duration = Duration::from_secs(5);
+
+/// What the reader hands over: a run of decoded items, or why it stopped.
+pub(super) type Decoded = Result<Vec<Inbound>, ConnectionError>;
+
+/// A connection's socket past the handshake: the reader and writer tasks,
+/// the channels to them, and the bytes they moved.
+pub(super) struct Socket {
+    /// What the reader decoded, in the order it arrived.
+    pub(super) inbound: mpsc::Receiver<Decoded>,
+    /// Batches of frame plaintexts for the writer.
+    pub(super) outbound: mpsc::Sender<Vec<Vec<u8>>>,
+    reader: JoinHandle<()>,
+    writer: JoinHandle<()>,
+    bytes_in: Arc<AtomicU64>,
+    bytes_out: Arc<AtomicU64>,
+}
+
+impl Socket {
+    /// Starts the reader and writer over `stream`. `decoder` may already
+    /// hold the first transport frames; `totals` are the node's counters.
+    pub(super) fn open(
+        stream: TcpStream,
+        transport: Transport,
+        decoder: FrameDecoder,
+        totals: &Arc<Counters>,
+    ) -> Socket {
+        let transport = Arc::new(Mutex::new(transport));
+        let (read_half, write_half) = stream.into_split();
+        let bytes_in = Arc::new(AtomicU64::new(0));
+        let bytes_out = Arc::new(AtomicU64::new(0));
+        let (in_tx, inbound) = mpsc::channel(4);
+        let (outbound, out_rx) = mpsc::channel(2);
+        let reader = tokio::spawn(read_task(
+            read_half,
+            decoder,
+            transport.clone(),
+            in_tx,
+            bytes_in.clone(),
+            totals.clone(),
+        ));
+        let writer = tokio::spawn(write_task(
+            write_half,
+            transport,
+            out_rx,
+            bytes_out.clone(),
+            totals.clone(),
+        ));
+        Socket {
+            inbound,
+            outbound,
+            reader,
+            writer,
+            bytes_in,
+            bytes_out,
+        }
+    }
+
+    /// Ends the connection: lets the writer send what is queued and close
+    /// its side, then reads on until the peer closes too, for at most
+    /// `wait`. Closing a socket with unread data resets the connection, and
+    /// a reset makes the peer's kernel drop what its node has not read yet,
+    /// our last packets included. Returns the bytes read and written.
+    pub(super) async fn close(self, wait: Duration) -> (u64, u64) {
+        let Socket {
+            mut inbound,
+            outbound,
+            reader,
+            mut writer,
+            bytes_in,
+            bytes_out,
+        } = self;
+        drop(outbound);
+        if tokio::time::timeout(WRITER_DRAIN, &mut writer)
+            .await
+            .is_err()
+        {
+            writer.abort();
+        }
+        let _ = tokio::time::timeout(wait, async { while inbound.recv().await.is_some() {} }).await;
+        reader.abort();
+        (
+            bytes_in.load(Ordering::Relaxed),
+            bytes_out.load(Ordering::Relaxed),
+        )
+    }
+}
 
 /// Pushes bytes that were read to fit the decoder's room.
 pub(super) fn push_all(decoder: &mut FrameDecoder, bytes: &[u8]) -> Result<(), ConnectionError> {
@@ -31,7 +136,7 @@ const MAX_FRAMES_PER_DECODE: usize = 8;
 /// Decodes the packets of consecutive frames, in order; runs of messages
 /// are decoded and their signatures checked (CPU work, on the blocking
 /// pool).
-pub(super) async fn decode_frames(plains: Vec<Vec<u8>>) -> Result<Vec<Inbound>, ConnectionError> {
+async fn decode_frames(plains: Vec<Vec<u8>>) -> Result<Vec<Inbound>, ConnectionError> {
     let mut packets = Vec::new();
     for plain in &plains {
         packets.extend(Packet::decode_all(plain)?);
@@ -92,11 +197,11 @@ fn decode_and_check(packets: Vec<Packet>) -> Vec<Inbound> {
 
 /// Reads frames, decrypts and decodes them, and hands them over. The
 /// bounded channel makes a slow driver slow down the peer (TCP backpressure).
-pub(super) async fn read_task(
+async fn read_task(
     mut read: tokio::net::tcp::OwnedReadHalf,
     mut decoder: FrameDecoder,
     transport: Arc<Mutex<Transport>>,
-    tx: mpsc::Sender<Result<Vec<Inbound>, ConnectionError>>,
+    tx: mpsc::Sender<Decoded>,
     bytes_in: Arc<AtomicU64>,
     totals: Arc<Counters>,
 ) {
@@ -196,7 +301,7 @@ pub(super) async fn read_task(
 }
 
 /// Encrypts and writes batches of frame plaintexts.
-pub(super) async fn write_task(
+async fn write_task(
     mut write: tokio::net::tcp::OwnedWriteHalf,
     transport: Arc<Mutex<Transport>>,
     mut rx: mpsc::Receiver<Vec<Vec<u8>>>,

@@ -1,8 +1,22 @@
 //! Accepting, dialing and LAN discovery: the loops that make
 //! connections, each then run by [`super::connection`].
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::broadcast;
+
 use super::connection::read_frame;
-use super::*;
+use super::{BUSY_ANSWER, ConnectionError, DiscoverySettings, Node, NodeEvent, SessionReport};
+use crate::feed::message::FeedId;
+use crate::home::config::PeerAddr;
+use crate::proto::discovery;
+use crate::proto::frame::{FrameDecoder, encode_frame};
+use crate::proto::peerbook::{PeerRecord, PeerSource};
+use crate::proto::wire::RefuseReason;
 
 impl Node {
     /// Accepts connections on `listener` until shutdown.
@@ -260,6 +274,17 @@ impl Node {
                         if let Some(feed) = report.peer {
                             record.succeeded(feed, jiff::Timestamp::now().as_millisecond());
                         }
+                    }
+                    // A person must see this one (their second node with
+                    // the same identity, say); dialing on at the usual
+                    // pace would only be refused again, so back off. (A
+                    // crossed dial is not news: the other connection
+                    // goes on.)
+                    Err(e @ ConnectionError::Refused(reason))
+                        if reason != RefuseReason::Crossed =>
+                    {
+                        record.failed();
+                        tracing::warn!(peer = %peer, error = %e, "the peer refused the session; trying again later");
                     }
                     Err(e) if e.reached_peer() => {
                         if let Some(feed) = peer.feed {

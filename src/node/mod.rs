@@ -1,7 +1,8 @@
 //! The running node: tokio tasks that accept and dial connections, run the
-//! handshake, and drive a [`Link`] (a `Session` joined to the node's `Sources`) per peer. Protocol decisions live in
-//! `handshake`, `wire` and `replicate`; this module only moves bytes,
-//! runs timers and calls the store.
+//! handshake, and drive a [`Link`](crate::proto::replicate::Link) (a
+//! session joined to the node's `Sources`) per peer. Protocol decisions
+//! live in `handshake`, `wire` and `replicate`; this module only moves
+//! bytes, runs timers and calls the store.
 //!
 //! Each connection has three tasks joined by small bounded channels, so a
 //! slow or stalled peer blocks only its own connection and nothing grows
@@ -17,6 +18,7 @@
 pub mod admission;
 mod connection;
 pub mod control;
+mod driver;
 mod error;
 mod io;
 pub mod limits;
@@ -26,7 +28,7 @@ mod strangers;
 
 pub use error::ConnectionError;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,23 +36,15 @@ use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, watch};
 
 use crate::feed::message::{FeedId, Message, MessageId};
-use crate::feed::validate::Checked;
-use crate::home::config::PeerAddr;
 use crate::node::limits::{ConnectionId, Connections, Limits, RateLimitedLog, Refusal};
 use crate::proto::discovery;
-use crate::proto::frame::{FrameDecoder, encode_frame};
-use crate::proto::handshake::{Handshake, HandshakeError, NetworkKey, Transport};
-use crate::proto::peerbook::{PeerRecord, PeerSource};
+use crate::proto::handshake::NetworkKey;
 use crate::proto::quota;
-use crate::proto::replicate::{
-    self, Clock, Ingested, Link, LinkError, LinkTiming, ModeChange, PeerMemory, Policy, Sources,
-};
-use crate::proto::wire::{FramePacker, MAX_PLAINTEXT, Packet};
+use crate::proto::replicate::{ModeChange, Policy, Sources};
+use crate::proto::wire::MAX_PLAINTEXT;
 use crate::store::{IngestReport, Store, StoreError};
 
 /// Timers and limits of a node.

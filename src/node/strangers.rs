@@ -3,7 +3,12 @@
 //! is kept for peers. The decisions are [`quota::Quotas`]' (sans-io); this
 //! is the glue to the store.
 
-use super::*;
+use std::collections::BTreeSet;
+
+use super::Node;
+use crate::feed::message::{FeedId, Message};
+use crate::proto::peerbook::PeerSource;
+use crate::proto::quota;
 
 impl Node {
     pub(super) fn quotas(&self) -> std::sync::MutexGuard<'_, quota::Quotas> {

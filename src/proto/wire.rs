@@ -41,6 +41,7 @@ const KIND_RESYNC: u8 = 5;
 const KIND_PING: u8 = 6;
 const KIND_GOODBYE: u8 = 7;
 const KIND_PUSH: u8 = 8;
+const KIND_REFUSE: u8 = 9;
 
 const PUSH_DEFAULT_KEEP: u8 = 0;
 const PUSH_DEFAULT_PUSH: u8 = 1;
@@ -52,6 +53,49 @@ pub const FLAG_OPEN: u8 = 1;
 /// receiver pushes every feed to this peer and asks no `Push` modes of it
 /// that would leave it waiting.
 pub const FLAG_ONCE: u8 = 2;
+
+/// Why a node refuses a session (the `Refuse` packet). Codes this version
+/// does not know are kept as [`RefuseReason::Other`]: a newer node may
+/// give reasons an older one can still report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum RefuseReason {
+    /// The node already has a session with the dialer's feed, over another
+    /// connection (code 1).
+    #[error(
+        "it is already connected to your feed over another connection: another node of yours with the same identity, or an earlier connection that has not closed yet"
+    )]
+    AlreadyConnected,
+    /// The two nodes dialed each other at the same time; both keep the one
+    /// connection dialed by the smaller feed key, and this is the other
+    /// (code 2).
+    #[error(
+        "you dialed each other at the same time, and only the connection dialed by the smaller feed key is kept"
+    )]
+    Crossed,
+    /// A reason this version does not know.
+    #[error("reason {0}, which this version does not know")]
+    Other(u8),
+}
+
+impl RefuseReason {
+    /// The reason's code on the wire.
+    pub fn code(self) -> u8 {
+        match self {
+            RefuseReason::AlreadyConnected => 1,
+            RefuseReason::Crossed => 2,
+            RefuseReason::Other(code) => code,
+        }
+    }
+
+    /// The reason a code stands for.
+    pub fn from_code(code: u8) -> RefuseReason {
+        match code {
+            1 => RefuseReason::AlreadyConnected,
+            2 => RefuseReason::Crossed,
+            other => RefuseReason::Other(other),
+        }
+    }
+}
 
 /// One replication packet.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,6 +139,9 @@ pub enum Packet {
         /// Per-feed modes, applied after the default.
         entries: Vec<(FeedId, bool)>,
     },
+    /// "I will not hold this session, for this reason": sent instead of
+    /// `Hello`, right after the handshake; the sender then closes.
+    Refuse(RefuseReason),
 }
 
 /// A packet that cannot be decoded.
@@ -136,6 +183,7 @@ impl Packet {
                 Packet::Message(bytes) => bytes.len(),
                 Packet::Resync | Packet::Ping | Packet::Goodbye => 0,
                 Packet::Push { entries, .. } => 1 + entries.len() * PUSH_ENTRY,
+                Packet::Refuse(_) => 1,
             }
     }
 
@@ -154,6 +202,7 @@ impl Packet {
             Packet::Ping => KIND_PING,
             Packet::Goodbye => KIND_GOODBYE,
             Packet::Push { .. } => KIND_PUSH,
+            Packet::Refuse(_) => KIND_REFUSE,
         };
         out.push(kind);
         // Bounded by the check above.
@@ -188,6 +237,7 @@ impl Packet {
                     out.push(u8::from(*push));
                 }
             }
+            Packet::Refuse(reason) => out.push(reason.code()),
         }
         Ok(())
     }
@@ -291,6 +341,10 @@ impl Packet {
                 }
                 Packet::Push { default, entries }
             }
+            KIND_REFUSE => match payload {
+                &[code] => Packet::Refuse(RefuseReason::from_code(code)),
+                _ => return Err(bad),
+            },
             other => return Err(WireError::UnknownKind(other)),
         };
         Ok((packet, rest))
@@ -376,6 +430,9 @@ mod tests {
                 default: None,
                 entries: vec![],
             },
+            Packet::Refuse(RefuseReason::AlreadyConnected),
+            Packet::Refuse(RefuseReason::Crossed),
+            Packet::Refuse(RefuseReason::Other(77)),
         ]
     }
 
@@ -435,6 +492,28 @@ mod tests {
         push.extend_from_slice(&[1; 32]);
         push.push(2);
         assert_eq!(Packet::decode_all(&push), Err(WireError::BadMode(2)));
+        // Refuse: exactly one reason byte.
+        for bytes in [&[9, 0, 0][..], &[9, 0, 2, 1, 1]] {
+            let decoded = Packet::decode_all(bytes);
+            assert!(
+                matches!(decoded, Err(WireError::BadLength { kind: 9, .. })),
+                "{bytes:?}: {decoded:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_refusal_is_one_reason_byte_and_unknown_reasons_are_kept() {
+        let mut out = Vec::new();
+        Packet::Refuse(RefuseReason::AlreadyConnected)
+            .encode_into(&mut out)
+            .unwrap();
+        assert_eq!(out, [9, 0, 1, 1]);
+        assert_eq!(
+            Packet::decode_all(&[9, 0, 1, 200]),
+            Ok(vec![Packet::Refuse(RefuseReason::Other(200))])
+        );
+        assert_eq!(RefuseReason::from_code(200).code(), 200);
     }
 
     #[test]

@@ -1,22 +1,26 @@
 //! One connection's replication joined to the node's choice of live
-//! sources (sans-io): the glue between a connection's [`Session`] and the
-//! node-wide [`Sources`], with the connection's timers as data.
+//! sources (sans-io): the glue between a connection's session and the
+//! node-wide [`Sources`], with the connection's timers as data (a
+//! [`TimerTable`]).
 //!
-//! A driver (the tokio node, or the [simulator](super::sim)) owns one
-//! `Link` per connection and one [`Sources`] per node. Each time it wakes
-//! up it calls, in this order:
+//! A driver (the tokio node, or the simulator `replicate::sim`) owns one
+//! `Link` per connection and one [`Sources`] per node. Its methods come in
+//! three kinds: **`handle_*`** tells the link what happened (time is one
+//! more input, never read from a clock), **`poll_*`** asks what to do, and
+//! a few commands ([`Link::close`], [`Link::leave`]) end it. Each time the
+//! driver wakes up it calls, in this order:
 //!
-//! 1. **`handle_*`** for what happened: packets from the peer
-//!    ([`Link::handle_packet`], then [`Link::after_packets`] once per
-//!    batch), messages from the peer ([`Link::accept_messages`] and
+//! 1. `handle_*` for what happened: packets from the peer
+//!    ([`Link::handle_packet`], then [`Link::handle_batch_end`] once per
+//!    batch), messages from the peer ([`Link::handle_messages`] and
 //!    [`Link::accepts`] before the store sees them, and
 //!    [`Link::handle_ingested`] after), news from the node (local appends,
 //!    push-mode changes, blocks, missed notices), and
 //!    [`Link::handle_timeout`] once [`Link::poll_timeout`] has passed;
-//! 2. **`poll_*`** for what to do: [`Link::poll_finish`] (a one-off sync
+//! 2. `poll_*` for what to do: [`Link::poll_finish`] (a one-off sync
 //!    says goodbye once caught up), [`Link::poll_progress`] (what to tell
 //!    front ends), and, while [`Link::wants_to_send`], [`Link::poll_packet`]
-//!    and [`Link::next_range`], then [`Link::on_sent`];
+//!    and [`Link::poll_range`], then [`Link::handle_sent`];
 //! 3. it sleeps until [`Link::poll_timeout`] or the next event.
 //!
 //! Every method that touches [`Sources`] returns the push-mode changes it
@@ -31,9 +35,11 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 
 use crate::feed::message::FeedId;
-use crate::proto::wire::Packet;
+use crate::proto::wire::{Packet, RefuseReason};
 
-use super::{Clock, ModeChange, PeerMemory, Policy, ProtocolError, Session, Sources};
+use super::session::{Incoming, Session};
+use super::timer::{Timer, TimerTable};
+use super::{Clock, ModeChange, PeerMemory, Policy, ProtocolError, Sources};
 
 /// How often a link that saw a lagging feed checks [`Sources`] for feeds
 /// past their grace time.
@@ -114,6 +120,15 @@ pub struct Ingested<'a> {
     pub accepted: u64,
 }
 
+/// How the peer ended the session ([`Link::handle_packet`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerEnd {
+    /// A clean goodbye: store what came before it, then close.
+    Goodbye,
+    /// The peer refused the session (right after the handshake), and why.
+    Refused(RefuseReason),
+}
+
 /// How a link's catch-up goes, for front ends ([`Link::poll_progress`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Progress {
@@ -128,8 +143,26 @@ pub struct Progress {
     pub changed: bool,
 }
 
-/// One connection's replication: its [`Session`], its place in the node's
-/// [`Sources`], and its timers.
+/// What a link starts from (see [`Link::open`]).
+#[derive(Clone, Debug)]
+pub struct Opening<'a> {
+    /// The peer's feed.
+    pub peer: FeedId,
+    /// Which feeds we replicate.
+    pub policy: &'a Policy,
+    /// Our clock.
+    pub mine: Clock,
+    /// What we remember of the peer from the last session.
+    pub memory: Option<PeerMemory>,
+    /// Our side is a one-off sync: it takes every feed pushed and leaves
+    /// once caught up.
+    pub once: bool,
+    /// The link's timers.
+    pub timing: LinkTiming,
+}
+
+/// One connection's replication: its session (clocks, ranges, notes and
+/// push modes), its place in the node's [`Sources`], and its timers.
 pub struct Link {
     session: Session,
     peer: FeedId,
@@ -140,16 +173,13 @@ pub struct Link {
     /// Our goodbye is queued.
     closing: bool,
     timing: LinkTiming,
-    last_received: Instant,
+    timers: TimerTable,
+    /// When anything last went on the wire (a keepalive is due after
+    /// [`LinkTiming::keepalive`] of silence).
     last_sent: Instant,
-    /// When the keepalive and idle time are checked next.
-    keepalive_at: Instant,
-    /// When held-back notes may go out next.
-    notes_at: Instant,
-    /// Notes are due: send them even if nothing else goes.
-    notes_due: bool,
-    /// When to ask [`Sources`] for feeds past their grace time.
-    source_check_at: Option<Instant>,
+    /// Notes went out in what the driver polled since it last reported a
+    /// send: the next ones are held back for [`LinkTiming::notes_every`].
+    notes_sent: bool,
     /// Messages received and stored, and messages sent, on this link.
     received: u64,
     sent: u64,
@@ -161,37 +191,34 @@ pub struct Link {
 }
 
 impl Link {
-    /// Opens a link to `peer`: starts the session (`mine`: our clock,
-    /// `memory`: what we remember of the peer). A lasting connection
-    /// (`once` false) joins the choice of live sources and starts with the
-    /// push modes [`Sources::connect`] gives it; a one-off sync takes every
+    /// Opens a link: starts the session. A lasting connection (`once`
+    /// false) joins the choice of live sources and starts with the push
+    /// modes [`Sources::connect`] gives it; a one-off sync takes every
     /// feed pushed and leaves once caught up.
-    #[allow(clippy::too_many_arguments)]
-    pub fn open(
-        peer: FeedId,
-        policy: &Policy,
-        mine: Clock,
-        memory: Option<PeerMemory>,
-        once: bool,
-        sources: &mut Sources,
-        timing: LinkTiming,
-        now: Instant,
-    ) -> Link {
+    pub fn open(opening: Opening<'_>, sources: &mut Sources, now: Instant) -> Link {
+        let Opening {
+            peer,
+            policy,
+            mine,
+            memory,
+            once,
+            timing,
+        } = opening;
         let modes = (!once).then(|| sources.connect(peer));
         let session = Session::start(policy, mine, memory, once, modes);
+        let mut timers = TimerTable::default();
+        timers.set(Timer::Idle, now + timing.idle);
+        timers.set(Timer::KeepAlive, now + timing.keepalive_check());
         Link {
             session,
             peer,
             once,
             active: !once,
             closing: false,
-            keepalive_at: now + timing.keepalive_check(),
             timing,
-            last_received: now,
+            timers,
             last_sent: now,
-            notes_at: now,
-            notes_due: false,
-            source_check_at: None,
+            notes_sent: false,
             received: 0,
             sent: 0,
             progress_at: None,
@@ -208,11 +235,6 @@ impl Link {
         self.peer
     }
 
-    /// The session, for what it knows.
-    pub fn session(&self) -> &Session {
-        &self.session
-    }
-
     /// Still takes part in the node's choice of live sources.
     pub fn is_active(&self) -> bool {
         self.active
@@ -223,9 +245,26 @@ impl Link {
         self.once
     }
 
+    /// The peer is a one-off sync (its `Hello` said so).
+    pub fn peer_is_once(&self) -> bool {
+        self.session.peer_is_once()
+    }
+
     /// Our goodbye is queued.
     pub fn is_closing(&self) -> bool {
         self.closing
+    }
+
+    /// The peer's clock is known (the session got past its opening): only
+    /// then is [`Link::memory`] worth keeping.
+    pub fn is_live(&self) -> bool {
+        self.session.is_live()
+    }
+
+    /// Entries in the peer's clock as we know it (what this link holds for
+    /// it; a node bounds it for strangers).
+    pub fn peer_clock_len(&self) -> usize {
+        self.session.peer_clock_len()
     }
 
     /// Should a message of `feed` from this peer be stored?
@@ -240,33 +279,47 @@ impl Link {
 
     // ----- handle_*: what happened
 
-    /// A control packet from the peer. Returns true when it is the peer's
-    /// goodbye. Message packets go through [`Link::accept_messages`]
-    /// instead: a driver decodes and checks them before the link sees them.
-    pub fn handle_packet(&mut self, packet: Packet, now: Instant) -> Result<bool, ProtocolError> {
-        self.last_received = now;
-        Ok(self.session.on_packet(packet)? == super::Incoming::Goodbye)
+    /// Something arrived from the peer: it is alive.
+    fn heard(&mut self, now: Instant) {
+        self.timers.set(Timer::Idle, now + self.timing.idle);
+    }
+
+    /// A control packet from the peer. Returns how the peer ended the
+    /// session, if this packet ends it. Message packets go through
+    /// [`Link::handle_messages`] instead: a driver decodes and checks them
+    /// before the link sees them.
+    pub fn handle_packet(
+        &mut self,
+        packet: Packet,
+        now: Instant,
+    ) -> Result<Option<PeerEnd>, ProtocolError> {
+        self.heard(now);
+        Ok(match self.session.handle_packet(packet)? {
+            Incoming::Goodbye => Some(PeerEnd::Goodbye),
+            Incoming::Refused(reason) => Some(PeerEnd::Refused(reason)),
+            Incoming::Nothing | Incoming::ClockReady => None,
+        })
     }
 
     /// Messages arrived from the peer: fails if the peer may not send any
     /// yet. Store only those of them that [`Link::accepts`].
-    pub fn accept_messages(&mut self, now: Instant) -> Result<(), ProtocolError> {
-        self.last_received = now;
+    pub fn handle_messages(&mut self, now: Instant) -> Result<(), ProtocolError> {
+        self.heard(now);
         self.session.check_message_allowed()
     }
 
-    /// After a batch of packets: a peer that turned out to be a one-off
-    /// sync leaves the choice of sources (it gets every feed pushed), and
-    /// feeds the peer noted ahead of us go to [`Sources`]. While receiving
-    /// without pause, a ping now and then tells the peer we are here (a
-    /// sender that hears nothing times out).
-    pub fn after_packets(&mut self, sources: &mut Sources, now: Instant) -> Vec<ModeChange> {
+    /// The end of a batch of packets: a peer that turned out to be a
+    /// one-off sync leaves the choice of sources (it gets every feed
+    /// pushed), and feeds the peer noted ahead of us go to [`Sources`].
+    /// While receiving without pause, a ping now and then tells the peer
+    /// we are here (a sender that hears nothing times out).
+    pub fn handle_batch_end(&mut self, sources: &mut Sources, now: Instant) -> Vec<ModeChange> {
         let mut changes = Vec::new();
         if self.active && self.session.peer_is_once() {
             changes = self.leave(sources);
-            self.session.set_modes(Some(true), &[]);
+            self.session.handle_modes(Some(true), &[]);
         }
-        let ahead = self.session.take_ahead();
+        let ahead = self.session.poll_ahead();
         if self.active {
             changes.extend(
                 ahead
@@ -297,16 +350,17 @@ impl Link {
     ) -> Vec<ModeChange> {
         let forked: BTreeSet<FeedId> = ingested.forked.iter().map(|(f, _)| *f).collect();
         for &(feed, head) in ingested.forked {
-            self.session.set_blocked(feed, true, head);
+            self.session.handle_blocking(feed, true, head);
         }
         let held = &ingested.positions[..ingested.held.min(ingested.positions.len())];
         let mut fed: BTreeMap<FeedId, u64> = BTreeMap::new();
         for &(feed, seq) in held.iter().filter(|(f, _)| !forked.contains(f)) {
-            self.session.on_received(feed, seq);
+            self.session.handle_received(feed, seq);
             let top = fed.entry(feed).or_insert(0);
             *top = (*top).max(seq);
         }
         self.received += ingested.accepted;
+        self.schedule_progress();
         if !self.active {
             return Vec::new();
         }
@@ -325,20 +379,20 @@ impl Link {
     /// We now hold `feed` up to `sequence` (published here or received
     /// from any peer).
     pub fn handle_local_append(&mut self, feed: FeedId, sequence: u64) {
-        self.session.on_local_append(feed, sequence);
+        self.session.handle_local_append(feed, sequence);
     }
 
     /// [`Sources`] changed push modes; applies the change if it is for
     /// this link's peer.
     pub fn handle_modes(&mut self, change: &ModeChange) {
         if self.active && change.peer == self.peer {
-            self.session.set_modes(change.reset, &change.feeds);
+            self.session.handle_modes(change.reset, &change.feeds);
         }
     }
 
     /// We blocked (or unblocked) `feed`, of which we hold `head`.
     pub fn handle_blocking(&mut self, feed: FeedId, blocked: bool, head: u64) {
-        self.session.set_blocked(feed, blocked, head);
+        self.session.handle_blocking(feed, blocked, head);
     }
 
     /// The driver missed some of the node's notices: re-reads the push
@@ -351,13 +405,33 @@ impl Link {
     ) {
         if self.active {
             let (default_push, feeds) = sources.modes_for(self.peer);
-            self.session.set_modes(Some(default_push), &feeds);
+            self.session.handle_modes(Some(default_push), &feeds);
         }
         for feed in blocked {
-            self.session.set_blocked(feed, true, 0);
+            self.session.handle_blocking(feed, true, 0);
         }
         for (feed, head) in heads {
-            self.session.on_local_append(feed, head);
+            self.session.handle_local_append(feed, head);
+        }
+    }
+
+    /// Our copy of `feed` cannot be sent beyond `sent_until`: the next
+    /// message is damaged on disk. The link sends nothing more of that
+    /// feed, and tells the peer it offers it only that far.
+    pub fn handle_damaged(&mut self, feed: FeedId, sent_until: u64) {
+        self.session.handle_damaged(feed, sent_until);
+    }
+
+    /// The driver sent what it polled: `messages` messages, and `wrote`
+    /// tells whether anything went on the wire at all.
+    pub fn handle_sent(&mut self, messages: u64, wrote: bool, now: Instant) {
+        self.sent += messages;
+        self.schedule_progress();
+        if std::mem::take(&mut self.notes_sent) && self.timers.get(Timer::Notes).is_none() {
+            self.timers.set(Timer::Notes, now + self.timing.notes_every);
+        }
+        if wrote {
+            self.last_sent = now;
         }
     }
 
@@ -370,23 +444,24 @@ impl Link {
         sources: &mut Sources,
         head: impl Fn(&FeedId) -> u64,
     ) -> Result<Vec<ModeChange>, LinkError> {
-        if now.saturating_duration_since(self.last_received) >= self.timing.idle {
+        if self.timers.is_expired(Timer::Idle, now) {
             return Err(LinkError::Idle);
         }
-        if now >= self.keepalive_at {
-            self.keepalive_at = now + self.timing.keepalive_check();
+        if self.timers.is_expired(Timer::KeepAlive, now) {
+            self.timers
+                .set(Timer::KeepAlive, now + self.timing.keepalive_check());
             if now.saturating_duration_since(self.last_sent) >= self.timing.keepalive
                 && !self.closing
             {
                 self.session.ping();
             }
         }
-        if now >= self.notes_at && self.session.has_notes() {
-            self.notes_due = true;
+        if self.timers.is_expired(Timer::Notes, now) {
+            self.timers.stop(Timer::Notes);
         }
         let mut changes = Vec::new();
-        if self.source_check_at.is_some_and(|at| now >= at) {
-            self.source_check_at = None;
+        if self.timers.is_expired(Timer::SourceCheck, now) {
+            self.timers.stop(Timer::SourceCheck);
             if self.active {
                 changes = sources.poll(now, head);
             }
@@ -394,6 +469,8 @@ impl Link {
         }
         Ok(changes)
     }
+
+    // ----- commands
 
     /// Queues our goodbye (once).
     pub fn close(&mut self) {
@@ -428,27 +505,16 @@ impl Link {
     /// does (the check is a walk over both clocks). `None` when no check
     /// is due.
     pub fn poll_progress(&mut self, now: Instant) -> Option<Progress> {
-        let moved = (self.received, self.sent);
-        let due = match self.progress_at {
-            None => true,
-            Some(at) => {
-                let every = if moved != self.progress_moved {
-                    self.timing.progress_every
-                } else {
-                    self.timing.progress_idle_recheck
-                };
-                now.saturating_duration_since(at) >= every
-            }
-        };
-        if !due {
+        if self.progress_due().is_some_and(|at| now < at) {
             return None;
         }
         self.progress_at = Some(now);
-        self.progress_moved = moved;
+        self.progress_moved = (self.received, self.sent);
         let caught_up = self.session.is_caught_up();
         let changed = caught_up != self.caught_up || self.received != self.reported_received;
         self.caught_up = caught_up;
         self.reported_received = self.received;
+        self.schedule_progress();
         Some(Progress {
             received: self.received,
             remaining: self.session.wanted_from_peer(),
@@ -458,69 +524,65 @@ impl Link {
     }
 
     /// When the driver must call [`Link::handle_timeout`] (or
-    /// [`Link::poll_progress`]) next, if nothing else happens before.
-    pub fn poll_timeout(&self) -> Instant {
-        let mut at = (self.last_received + self.timing.idle).min(self.keepalive_at);
-        if self.session.has_notes() && !self.notes_due {
-            at = at.min(self.notes_at);
-        }
-        if let Some(check) = self.source_check_at {
-            at = at.min(check);
-        }
-        if !self.caught_up
-            && let Some(progress_at) = self.progress_at
-        {
-            let every = if (self.received, self.sent) != self.progress_moved {
-                self.timing.progress_every
-            } else {
-                self.timing.progress_idle_recheck
-            };
-            at = at.min(progress_at + every);
-        }
-        at
+    /// [`Link::poll_progress`]) next, if nothing else happens before: the
+    /// earliest running timer. The idle timer always runs, so there is
+    /// always one while the link is open.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next_timeout()
     }
 
     /// Something waits to be sent: control packets, ranges of messages,
-    /// or notes that are due.
+    /// or notes no longer held back.
     pub fn wants_to_send(&self) -> bool {
         self.session.has_outgoing()
             || self.session.has_pending()
-            || (self.notes_due && self.session.has_notes())
+            || (self.session.has_notes() && self.timers.get(Timer::Notes).is_none())
     }
 
-    /// The next control packet to send (see [`Session::poll_packet`]).
+    /// The next control packet to send (clocks, notes, push modes, resync,
+    /// keepalive, goodbye).
     pub fn poll_packet(&mut self) -> Option<Packet> {
-        self.session.poll_packet()
+        let notes = self.session.has_notes();
+        let packet = self.session.poll_packet();
+        self.notes_sent |= notes && !self.session.has_notes();
+        packet
     }
 
-    /// The next range of messages to send (see [`Session::next_range`]).
-    pub fn next_range(&mut self) -> Option<(FeedId, u64, u64)> {
-        self.session.next_range()
+    /// The next range of our messages to send: `(feed, first, last)`,
+    /// inclusive. The driver must send exactly those messages, in order
+    /// (or report the first it cannot read with [`Link::handle_damaged`]).
+    pub fn poll_range(&mut self) -> Option<(FeedId, u64, u64)> {
+        self.session.poll_range()
     }
 
-    /// Our copy of `feed` cannot be sent beyond `sent_until` (see
-    /// [`Session::withhold`]).
-    pub fn withhold(&mut self, feed: FeedId, sent_until: u64) {
-        self.session.withhold(feed, sent_until);
-    }
-
-    /// The driver sent what it polled: `messages` messages, and `wrote`
-    /// tells whether anything went on the wire at all.
-    pub fn on_sent(&mut self, messages: u64, wrote: bool, now: Instant) {
-        self.sent += messages;
-        if std::mem::take(&mut self.notes_due) {
-            self.notes_at = now + self.timing.notes_every;
-        }
-        if wrote {
-            self.last_sent = now;
-        }
-    }
+    // ----- timers
 
     /// Checks [`Sources`] again after [`SOURCE_CHECK`] while some feed
     /// waits for a peer that is ahead.
     fn schedule_source_check(&mut self, sources: &Sources, now: Instant) {
-        if self.active && self.source_check_at.is_none() && sources.lagging() > 0 {
-            self.source_check_at = Some(now + self.timing.source_check);
+        if self.active && self.timers.get(Timer::SourceCheck).is_none() && sources.lagging() > 0 {
+            self.timers
+                .set(Timer::SourceCheck, now + self.timing.source_check);
+        }
+    }
+
+    /// When the next progress check is due: sooner while messages move
+    /// than while nothing does. `None` before the first.
+    fn progress_due(&self) -> Option<Instant> {
+        let every = if (self.received, self.sent) != self.progress_moved {
+            self.timing.progress_every
+        } else {
+            self.timing.progress_idle_recheck
+        };
+        self.progress_at.map(|at| at + every)
+    }
+
+    /// Wakes the driver for the next progress check until caught up (a
+    /// caught-up link is checked when something else wakes it).
+    fn schedule_progress(&mut self) {
+        match self.progress_due() {
+            Some(at) if !self.caught_up => self.timers.set(Timer::Progress, at),
+            _ => self.timers.stop(Timer::Progress),
         }
     }
 }

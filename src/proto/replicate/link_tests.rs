@@ -16,25 +16,24 @@ fn timing() -> LinkTiming {
 }
 
 fn open(peer: u8, mine: Clock, once: bool, sources: &mut Sources, now: Instant) -> Link {
-    Link::open(
-        f(peer),
-        &Policy::Open,
+    let opening = Opening {
+        peer: f(peer),
+        policy: &Policy::Open,
         mine,
-        None,
+        memory: None,
         once,
-        sources,
-        timing(),
-        now,
-    )
+        timing: timing(),
+    };
+    Link::open(opening, sources, now)
 }
 
 /// Moves every control packet from `a` to `b`; true if `b` heard a goodbye.
 fn pump(a: &mut Link, b: &mut Link, b_sources: &mut Sources, now: Instant) -> bool {
     let mut goodbye = false;
     while let Some(p) = a.poll_packet() {
-        goodbye |= b.handle_packet(p, now).unwrap();
+        goodbye |= b.handle_packet(p, now).unwrap() == Some(PeerEnd::Goodbye);
     }
-    let changes = b.after_packets(b_sources, now);
+    let changes = b.handle_batch_end(b_sources, now);
     for c in &changes {
         b.handle_modes(c);
     }
@@ -46,7 +45,10 @@ fn a_silent_peer_ends_the_link_at_the_idle_time_and_not_before() {
     let t0 = Instant::now();
     let mut sources = Sources::new(Duration::from_millis(400));
     let mut link = open(2, Clock::new(), false, &mut sources, t0);
-    assert!(link.poll_timeout() <= t0 + Duration::from_secs(60));
+    assert!(
+        link.poll_timeout()
+            .is_some_and(|at| at <= t0 + Duration::from_secs(60))
+    );
     let almost = t0 + Duration::from_secs(59);
     assert_eq!(link.handle_timeout(almost, &mut sources, |_| 0), Ok(vec![]));
     let late = t0 + Duration::from_secs(60);
@@ -58,7 +60,7 @@ fn a_silent_peer_ends_the_link_at_the_idle_time_and_not_before() {
     let mut link = open(3, Clock::new(), false, &mut sources, t0);
     link.handle_packet(Packet::Ping, almost).unwrap();
     assert_eq!(link.handle_timeout(late, &mut sources, |_| 0), Ok(vec![]));
-    assert!(link.poll_timeout() > late);
+    assert!(link.poll_timeout().is_some_and(|at| at > late));
 }
 
 #[test]
@@ -68,10 +70,10 @@ fn a_keepalive_goes_out_when_nothing_was_sent_for_a_while() {
     let mut link = open(2, Clock::new(), false, &mut sources, t0);
     // The opening packets (hello, modes, clock) go out at once.
     while link.poll_packet().is_some() {}
-    link.on_sent(0, true, t0);
+    link.handle_sent(0, true, t0);
     assert!(!link.wants_to_send());
     // Before the keepalive time: nothing to send.
-    let soon = link.poll_timeout();
+    let soon = link.poll_timeout().unwrap();
     assert!(soon > t0 && soon <= t0 + Duration::from_secs(15));
     link.handle_timeout(t0 + Duration::from_secs(8), &mut sources, |_| 0)
         .unwrap();
@@ -118,7 +120,7 @@ fn a_one_off_sync_says_goodbye_once_caught_up_and_never_joins_the_sources() {
 }
 
 #[test]
-fn held_back_notes_are_due_after_the_notes_time() {
+fn notes_go_at_most_once_per_notes_time() {
     let t0 = Instant::now();
     let mut sources = Sources::new(Duration::from_millis(400));
     // Our peer 3 is not the default source (peer 2 is), so it takes
@@ -131,19 +133,26 @@ fn held_back_notes_are_due_after_the_notes_time() {
     pump(&mut a, &mut b, &mut peer_sources, t0);
     pump(&mut b, &mut a, &mut sources, t0);
     while b.poll_packet().is_some() {}
-    b.on_sent(0, true, t0);
-    // B publishes; A takes B's feeds as notes only, so B owes a note.
+    b.handle_sent(0, true, t0);
+    // B publishes; A takes B's feeds as notes only, so B owes a note. No
+    // note went out yet: it goes at once.
     b.handle_local_append(f(1), 1);
-    assert!(b.session().has_notes());
-    assert!(!b.wants_to_send(), "a note alone waits for the notes time");
-    let due = b.poll_timeout();
-    assert!(due <= t0 + NOTES_EVERY);
-    b.handle_packet(Packet::Ping, due).unwrap();
-    b.handle_timeout(due, &mut peer_sources, |_| 1).unwrap();
+    assert!(b.session.has_notes());
     assert!(b.wants_to_send());
     assert!(matches!(b.poll_packet(), Some(Packet::Clock(e)) if e == vec![(f(1), 1)]));
-    b.on_sent(0, true, due);
-    assert!(b.poll_timeout() > due);
+    b.handle_sent(0, true, t0);
+    // The next note waits for the notes time.
+    b.handle_local_append(f(1), 2);
+    assert!(b.session.has_notes());
+    assert!(!b.wants_to_send(), "a note alone waits for the notes time");
+    let due = b.poll_timeout().unwrap();
+    assert_eq!(due, t0 + NOTES_EVERY);
+    b.handle_packet(Packet::Ping, due).unwrap();
+    b.handle_timeout(due, &mut peer_sources, |_| 2).unwrap();
+    assert!(b.wants_to_send());
+    assert!(matches!(b.poll_packet(), Some(Packet::Clock(e)) if e == vec![(f(1), 2)]));
+    b.handle_sent(0, true, due);
+    assert!(b.poll_timeout().is_some_and(|at| at > due));
 }
 
 #[test]
@@ -161,7 +170,7 @@ fn what_the_store_held_reaches_the_session_and_the_sources() {
     );
     pump(&mut a, &mut b, &mut b_sources, t0);
     pump(&mut b, &mut a, &mut sources, t0);
-    a.accept_messages(t0).unwrap();
+    a.handle_messages(t0).unwrap();
     let positions = [(f(5), 1), (f(5), 2), (f(5), 3)];
     let new = BTreeSet::from([f(5)]);
     // The store refused the third: the link holds two.
@@ -179,11 +188,7 @@ fn what_the_store_held_reaches_the_session_and_the_sources() {
     assert!(changes.is_empty());
     assert_eq!(sources.source_of(&f(5)), Some(f(2)));
     assert_eq!(a.memory().theirs.get(&f(5)), Some(&3), "the peer's clock");
-    assert_eq!(
-        a.session().wanted_from_peer(),
-        1,
-        "one message still to come"
-    );
+    assert_eq!(a.session.wanted_from_peer(), 1, "one message still to come");
     assert_eq!(
         a.poll_progress(t0).map(|p| (p.received, p.remaining)),
         Some((2, 1))
@@ -201,4 +206,42 @@ fn what_the_store_held_reaches_the_session_and_the_sources() {
         t0,
     );
     assert!(!a.accepts(&f(5)));
+}
+
+#[test]
+fn a_refusal_ends_the_link_even_before_the_peers_hello() {
+    let t0 = Instant::now();
+    let mut sources = Sources::new(Duration::from_millis(400));
+    let mut link = open(2, Clock::new(), false, &mut sources, t0);
+    let refusal = Packet::Refuse(RefuseReason::AlreadyConnected);
+    assert_eq!(
+        link.handle_packet(refusal, t0),
+        Ok(Some(PeerEnd::Refused(RefuseReason::AlreadyConnected)))
+    );
+}
+
+#[test]
+fn progress_is_checked_sooner_while_messages_move_and_not_once_caught_up() {
+    let t0 = Instant::now();
+    let mut sources = Sources::new(Duration::from_millis(400));
+    let mut link = open(2, Clock::from([(f(1), 0)]), false, &mut sources, t0);
+    while link.poll_packet().is_some() {}
+    link.handle_sent(0, true, t0);
+    // The first check is due at once; the peer's clock is not known yet.
+    assert!(link.poll_progress(t0).is_some_and(|p| !p.caught_up));
+    assert_eq!(link.poll_progress(t0), None);
+    let idle = link.timers.get(Timer::Progress);
+    assert_eq!(idle, Some(t0 + PROGRESS_IDLE_RECHECK));
+    // Messages move: the next check comes sooner.
+    link.handle_sent(3, true, t0);
+    assert_eq!(link.timers.get(Timer::Progress), Some(t0 + PROGRESS_EVERY));
+    assert!(link.poll_progress(t0 + PROGRESS_EVERY).is_some());
+    // Caught up: no timer for progress (the link is checked when
+    // something else wakes it).
+    let mut peer_sources = Sources::new(Duration::from_millis(400));
+    let mut peer = open(1, Clock::from([(f(1), 0)]), false, &mut peer_sources, t0);
+    pump(&mut peer, &mut link, &mut sources, t0);
+    let later = t0 + PROGRESS_EVERY + PROGRESS_IDLE_RECHECK;
+    assert!(link.poll_progress(later).is_some_and(|p| p.caught_up));
+    assert_eq!(link.timers.get(Timer::Progress), None);
 }

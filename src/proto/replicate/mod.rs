@@ -3,8 +3,10 @@
 //! It takes packets and local events, and returns packets to send and
 //! messages to ingest; it never touches a socket, a clock or the store.
 //! The driver (`crate::node`) moves bytes and timers, reads messages
-//! from the store when [`Session::next_range`] asks for a range, and
-//! reports what it ingested.
+//! from the store when [`Link::poll_range`] asks for a range, and
+//! reports what it ingested. A [`Link`] is the one way in: it joins a
+//! connection's session (private to this module) to the node's
+//! [`Sources`] and keeps its timers.
 //!
 //! Protocol in short (details in `docs/protocol.md`, "Replication"):
 //! 1. Each side sends `Hello`, its clock (feed → latest sequence held, or
@@ -35,19 +37,19 @@ mod session;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod sim;
 mod sources;
+mod timer;
 
 pub use link::{
-    Ingested, Link, LinkError, LinkTiming, NOTES_EVERY, PROGRESS_EVERY, PROGRESS_IDLE_RECHECK,
-    Progress, SOURCE_CHECK,
+    Ingested, Link, LinkError, LinkTiming, NOTES_EVERY, Opening, PROGRESS_EVERY,
+    PROGRESS_IDLE_RECHECK, PeerEnd, Progress, SOURCE_CHECK,
 };
 pub use memory::PeerMemory;
-pub use session::{Incoming, Session};
 pub use sources::{DELAY_HALF_LIFE, MAX_GRACE_FACTOR, ModeChange, SourceCounts, Sources};
 
 /// Most feeds a peer's clock may name: bounds the memory a peer can make
 /// us spend on its clock.
 pub const MAX_PEER_FEEDS: usize = 200_000;
-/// Most messages handed out per [`Session::next_range`] call, so that one
+/// Most messages handed out per [`Link::poll_range`] call, so that one
 /// long feed cannot starve the others.
 pub const RANGE_CHUNK: u64 = 256;
 

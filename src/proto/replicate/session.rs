@@ -1,29 +1,33 @@
 //! One connection's replication state machine (sans-io): clocks, ranges,
-//! notes and push modes.
+//! notes and push modes. Private to [`replicate`](super): drivers reach it
+//! through a [`Link`](super::Link). What it hears and knows is here; what
+//! it sends, in [`send`].
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
 
 use crate::feed::message::FeedId;
 use crate::proto::wire::{
-    self, FLAG_ONCE, FLAG_OPEN, FORGET, MAX_CLOCK_ENTRIES, MAX_CLOCK_SEQUENCE, MAX_PUSH_ENTRIES,
-    PROTOCOL_VERSION, Packet, UNWANTED,
+    self, FLAG_ONCE, FLAG_OPEN, FORGET, MAX_CLOCK_SEQUENCE, PROTOCOL_VERSION, Packet, RefuseReason,
+    UNWANTED,
 };
 
-use super::{Clock, MAX_PEER_FEEDS, PeerMemory, Policy, ProtocolError, RANGE_CHUNK};
+use super::{Clock, MAX_PEER_FEEDS, PeerMemory, Policy, ProtocolError};
 
 /// What the driver must do with an incoming control packet. (Messages
 /// have one way in: the driver decodes and validates them, asks
 /// [`Session::check_message_allowed`] and [`Session::accepts`], and reports
-/// what the store held with [`Session::on_received`]; see
+/// what the store held with [`Session::handle_received`]; see
 /// [`Link`](super::Link).)
 #[derive(Debug, PartialEq, Eq)]
-pub enum Incoming {
+pub(super) enum Incoming {
     /// Nothing beyond any packets now waiting in [`Session::poll_packet`].
     Nothing,
     /// The peer's clock is complete; streaming can start.
     ClockReady,
     /// The peer closed the session cleanly.
     Goodbye,
+    /// The peer refused the session.
+    Refused(RefuseReason),
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -73,7 +77,7 @@ impl Modes {
 }
 
 /// Replication state of one connection.
-pub struct Session {
+pub(super) struct Session {
     open: bool,
     once: bool,
     mine: Clock,
@@ -94,9 +98,9 @@ pub struct Session {
     /// Feeds whose latest sequence we owe the peer as a note.
     notes: BTreeSet<FeedId>,
     /// Clock entries of the peer that are ahead of us: (feed, its sequence,
-    /// ours), for [`Session::take_ahead`].
+    /// ours), for [`Session::poll_ahead`].
     ahead: Vec<(FeedId, u64, u64)>,
-    /// Feeds we stopped sending in this session (see [`Session::withhold`]).
+    /// Feeds we stopped sending in this session (see [`Session::handle_damaged`]).
     withheld: HashSet<FeedId>,
 }
 
@@ -104,6 +108,7 @@ impl Session {
     /// Starts a session that takes every feed pushed from the peer: queues
     /// our `Hello`, clock and `ClockEnd`. `mine` is our current clock;
     /// `memory` what we remember of this peer.
+    #[cfg(test)]
     pub fn new(policy: &Policy, mine: Clock, memory: Option<PeerMemory>) -> Session {
         Session::start(policy, mine, memory, false, None)
     }
@@ -146,7 +151,7 @@ impl Session {
             // Right behind the Hello: the peer reads it before our clock.
             let mut clock = std::mem::take(&mut session.outbox);
             let hello = clock.pop_front();
-            session.set_modes(Some(default_push), &entries);
+            session.handle_modes(Some(default_push), &entries);
             let modes = std::mem::take(&mut session.outbox);
             session.outbox.extend(hello);
             session.outbox.extend(modes);
@@ -155,117 +160,13 @@ impl Session {
         session
     }
 
-    /// Queues our clock: a diff against what the peer knows, or in full.
-    fn send_clock(&mut self, full: bool) {
-        let remembered = !self.mine_as_known.is_empty() && !full;
-        let baseline = if remembered {
-            wire::clock_digest(&self.mine_as_known)
-        } else {
-            [0; 32]
-        };
-        let mut entries: Vec<(FeedId, u64)> = Vec::new();
-        if remembered {
-            for (feed, value) in &self.mine {
-                if self.mine_as_known.get(feed) != Some(value) {
-                    entries.push((*feed, *value));
-                }
-            }
-            for feed in self.mine_as_known.keys() {
-                if !self.mine.contains_key(feed) {
-                    entries.push((*feed, FORGET));
-                }
-            }
-        } else {
-            entries.extend(self.mine.iter().map(|(f, v)| (*f, *v)));
-        }
-        let mut flags = if self.open { FLAG_OPEN } else { 0 };
-        if self.once {
-            flags |= FLAG_ONCE;
-        }
-        self.outbox.push_back(Packet::Hello {
-            version: PROTOCOL_VERSION,
-            flags,
-            baseline,
-        });
-        for chunk in entries.chunks(MAX_CLOCK_ENTRIES) {
-            self.outbox.push_back(Packet::Clock(chunk.to_vec()));
-        }
-        self.outbox.push_back(Packet::ClockEnd {
-            digest: wire::clock_digest(&self.mine),
-        });
-        self.mine_as_known = self.mine.clone();
-    }
-
-    /// The next control packet to send (clocks, notes, push modes, resync,
-    /// goodbye).
-    pub fn poll_packet(&mut self) -> Option<Packet> {
-        if self.outbox.is_empty() && !self.notes.is_empty() {
-            self.flush_notes();
-        }
-        self.outbox.pop_front()
-    }
-
-    /// Turns the notes we owe into clock entries: our latest sequence of
-    /// each feed, which the peer now knows (request-skipping memory).
-    fn flush_notes(&mut self) {
-        let mut entries = Vec::new();
-        for feed in std::mem::take(&mut self.notes) {
-            let head = self.my_head(&feed);
-            let known = self.known_mine(&feed);
-            // Blocked since, or the peer learned it from a range meanwhile.
-            if self
-                .mine
-                .get(&feed)
-                .is_some_and(|&v| v <= MAX_CLOCK_SEQUENCE)
-                && known < head
-            {
-                self.mine_as_known.insert(feed, head);
-                entries.push((feed, head));
-            }
-        }
-        for chunk in entries.chunks(MAX_CLOCK_ENTRIES) {
-            self.outbox.push_back(Packet::Clock(chunk.to_vec()));
-        }
-    }
-
-    /// Asks the peer how to send feeds from now on: `reset` first sets
-    /// every feed to that mode, then each entry sets one feed (`true`:
-    /// push its messages, `false`: notes only). Sends only what changes.
-    pub fn set_modes(&mut self, reset: Option<bool>, entries: &[(FeedId, bool)]) {
-        let mut changed = Vec::new();
-        if let Some(default_push) = reset {
-            self.our_modes.reset(default_push);
-        }
-        for &(feed, push) in entries {
-            let differs_from_default = push != self.our_modes.default_push;
-            if self.our_modes.push(&feed) != push || (reset.is_some() && differs_from_default) {
-                self.our_modes.set(feed, push);
-                changed.push((feed, push));
-            }
-        }
-        if reset.is_none() && changed.is_empty() {
-            return;
-        }
-        let mut default = reset;
-        let mut chunks = changed.chunks(MAX_PUSH_ENTRIES);
-        loop {
-            let entries = chunks.next().map(<[_]>::to_vec).unwrap_or_default();
-            if default.is_none() && entries.is_empty() {
-                break;
-            }
-            self.outbox.push_back(Packet::Push {
-                default: default.take(),
-                entries,
-            });
-        }
-    }
-
     /// Did we ask the peer to push `feed` (rather than notes only)?
     pub fn asks_push(&self, feed: &FeedId) -> bool {
         self.our_modes.push(feed)
     }
 
     /// Does the peer want `feed` pushed (rather than notes only)?
+    #[cfg(test)]
     pub fn peer_asks_push(&self, feed: &FeedId) -> bool {
         self.peer_modes.push(feed)
     }
@@ -280,7 +181,7 @@ impl Session {
     /// notes since the last call: `(feed, its sequence, ours)`. Only feeds
     /// we would accept. The node uses them to switch sources when the
     /// chosen one falls behind.
-    pub fn take_ahead(&mut self) -> Vec<(FeedId, u64, u64)> {
+    pub fn poll_ahead(&mut self) -> Vec<(FeedId, u64, u64)> {
         std::mem::take(&mut self.ahead)
     }
 
@@ -294,7 +195,7 @@ impl Session {
     }
 
     /// Handles one packet from the peer.
-    pub fn on_packet(&mut self, packet: Packet) -> Result<Incoming, ProtocolError> {
+    pub fn handle_packet(&mut self, packet: Packet) -> Result<Incoming, ProtocolError> {
         match packet {
             Packet::Hello {
                 version,
@@ -380,6 +281,8 @@ impl Session {
             }
             Packet::Ping => Ok(Incoming::Nothing),
             Packet::Goodbye => Ok(Incoming::Goodbye),
+            // Sent instead of `Hello`, but it ends the session at any point.
+            Packet::Refuse(reason) => Ok(Incoming::Refused(reason)),
             Packet::Push { default, entries } => {
                 self.check_message_allowed()
                     .map_err(|_| ProtocolError::Unexpected("push"))?;
@@ -424,11 +327,6 @@ impl Session {
         self.phase == Phase::Live
     }
 
-    /// The peer asked to be sent any feed it has not marked unwanted.
-    pub fn peer_is_open(&self) -> bool {
-        self.peer_open
-    }
-
     fn peer_wants(&self, feed: &FeedId) -> bool {
         match self.theirs.get(feed) {
             Some(&UNWANTED) => false,
@@ -459,73 +357,6 @@ impl Session {
         }
     }
 
-    /// Queues `feed` for sending if the peer wants it and lacks some of it:
-    /// its messages if the peer wants it pushed, otherwise a note of our
-    /// latest sequence (if the peer does not know it yet).
-    fn consider(&mut self, feed: FeedId) {
-        if self.phase != Phase::Live
-            || self.withheld.contains(&feed)
-            || !self.peer_wants(&feed)
-            || self.peer_holds(&feed) >= self.my_head(&feed)
-        {
-            return;
-        }
-        if self.peer_modes.push(&feed) {
-            if self.queued.insert(feed) {
-                self.pending.push_back(feed);
-            }
-        } else if self.known_mine(&feed) < self.my_head(&feed) {
-            self.notes.insert(feed);
-        }
-    }
-
-    /// The next range of our messages to send: `(feed, first, last)`,
-    /// inclusive. The driver must send exactly those messages, in order.
-    /// Feeds take turns, [`RANGE_CHUNK`] messages at a time.
-    pub fn next_range(&mut self) -> Option<(FeedId, u64, u64)> {
-        while let Some(feed) = self.pending.pop_front() {
-            self.queued.remove(&feed);
-            let held = self.peer_holds(&feed);
-            let head = self.my_head(&feed);
-            if !self.peer_wants(&feed) || held >= head {
-                continue;
-            }
-            if !self.peer_modes.push(&feed) {
-                // Switched to notes only since it was queued.
-                self.notes.insert(feed);
-                continue;
-            }
-            let first = held + 1;
-            let last = head.min(held + RANGE_CHUNK);
-            // The peer will hold these once they arrive, and will know we do.
-            self.theirs.insert(feed, last);
-            self.mine_as_known.insert(feed, last);
-            if last < head {
-                self.queued.insert(feed);
-                self.pending.push_back(feed);
-            }
-            return Some((feed, first, last));
-        }
-        None
-    }
-
-    /// We cannot send `feed` beyond `sent_until` (our copy of the next
-    /// message is damaged on disk): the peer holds only that much from us,
-    /// and the session sends nothing more of the feed, neither messages nor
-    /// notes. The other feeds go on. A clock entry tells the peer we offer
-    /// the feed only up to `sent_until`, so that it does not wait for the
-    /// rest (a one-off sync would wait for ever).
-    pub fn withhold(&mut self, feed: FeedId, sent_until: u64) {
-        self.theirs.insert(feed, sent_until);
-        self.mine_as_known.insert(feed, sent_until);
-        self.withheld.insert(feed);
-        self.notes.remove(&feed);
-        self.queued.remove(&feed);
-        self.pending.retain(|f| *f != feed);
-        self.outbox
-            .push_back(Packet::Clock(vec![(feed, sent_until)]));
-    }
-
     /// Entries in the peer's clock as we know it (what the session holds
     /// for it).
     pub fn peer_clock_len(&self) -> usize {
@@ -544,7 +375,7 @@ impl Session {
 
     /// The peer sent us `feed` up to `sequence` and we now hold it
     /// (ingested, or already held).
-    pub fn on_received(&mut self, feed: FeedId, sequence: u64) {
+    pub fn handle_received(&mut self, feed: FeedId, sequence: u64) {
         let up = |clock: &mut Clock| {
             let v = clock.entry(feed).or_insert(0);
             *v = (*v).max(sequence);
@@ -556,7 +387,7 @@ impl Session {
 
     /// We now hold `feed` up to `sequence` (published here or received
     /// from another peer): queue it for this peer if it wants it.
-    pub fn on_local_append(&mut self, feed: FeedId, sequence: u64) {
+    pub fn handle_local_append(&mut self, feed: FeedId, sequence: u64) {
         match self.mine.get(&feed) {
             Some(&UNWANTED) => return,
             Some(&v) if v >= sequence => return,
@@ -569,7 +400,7 @@ impl Session {
 
     /// We blocked (or unblocked) `feed`: stop taking and giving it, and
     /// tell the peer with a clock entry. `head` is what we hold of it.
-    pub fn set_blocked(&mut self, feed: FeedId, blocked: bool, head: u64) {
+    pub fn handle_blocking(&mut self, feed: FeedId, blocked: bool, head: u64) {
         let value = if blocked {
             UNWANTED
         } else if self.open {
@@ -628,33 +459,6 @@ impl Session {
             })
     }
 
-    /// True when control packets wait in [`Session::poll_packet`].
-    pub fn has_outgoing(&self) -> bool {
-        !self.outbox.is_empty()
-    }
-
-    /// True when notes wait; [`Session::poll_packet`] sends them after the
-    /// control packets, so a driver may hold them back a little to batch
-    /// them.
-    pub fn has_notes(&self) -> bool {
-        !self.notes.is_empty()
-    }
-
-    /// True when feeds wait to be sent through [`Session::next_range`].
-    pub fn has_pending(&self) -> bool {
-        !self.pending.is_empty()
-    }
-
-    /// Queues a keepalive.
-    pub fn ping(&mut self) {
-        self.outbox.push_back(Packet::Ping);
-    }
-
-    /// Queues a clean goodbye.
-    pub fn close(&mut self) {
-        self.outbox.push_back(Packet::Goodbye);
-    }
-
     /// What to remember about this peer for the next session.
     pub fn memory(&self) -> PeerMemory {
         PeerMemory {
@@ -663,6 +467,9 @@ impl Session {
         }
     }
 }
+
+#[path = "session_send.rs"]
+mod send;
 
 #[cfg(test)]
 #[path = "session_tests.rs"]

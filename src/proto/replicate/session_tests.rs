@@ -13,7 +13,7 @@ fn f(n: u8) -> FeedId {
 fn pump(a: &mut Session, b: &mut Session) -> Vec<Incoming> {
     let mut out = Vec::new();
     while let Some(p) = a.poll_packet() {
-        out.push(b.on_packet(p).unwrap());
+        out.push(b.handle_packet(p).unwrap());
     }
     out
 }
@@ -31,10 +31,10 @@ fn what_is_left_to_receive_counts_wanted_feeds_only() {
     // a lacks feed 3 (4 messages); b lacks 5 of feed 1 and 2 of feed 2.
     assert_eq!(a.wanted_from_peer(), 4);
     assert_eq!(b.wanted_from_peer(), 7);
-    a.on_received(f(3), 3);
+    a.handle_received(f(3), 3);
     assert_eq!(a.wanted_from_peer(), 1);
     // A blocked feed is not wanted.
-    a.set_blocked(f(3), true, 3);
+    a.handle_blocking(f(3), true, 3);
     assert_eq!(a.wanted_from_peer(), 0);
 }
 
@@ -45,13 +45,13 @@ fn fresh_sessions_exchange_full_clocks_and_ranges() {
     assert!(pump(&mut a, &mut b).contains(&Incoming::ClockReady));
     assert!(pump(&mut b, &mut a).contains(&Incoming::ClockReady));
     let mut a_sends = Vec::new();
-    while let Some(r) = a.next_range() {
+    while let Some(r) = a.poll_range() {
         a_sends.push(r);
     }
     a_sends.sort();
     assert_eq!(a_sends, vec![(f(1), 1, 5), (f(2), 2, 3)]);
-    assert_eq!(b.next_range(), Some((f(3), 1, 4)));
-    assert_eq!(b.next_range(), None);
+    assert_eq!(b.poll_range(), Some((f(3), 1, 4)));
+    assert_eq!(b.poll_range(), None);
 }
 
 #[test]
@@ -60,8 +60,8 @@ fn unwanted_feeds_are_neither_sent_nor_accepted() {
     let mut b = Session::new(&Policy::Open, clock(&[(9, UNWANTED)]), None);
     pump(&mut a, &mut b);
     pump(&mut b, &mut a);
-    assert_eq!(a.next_range(), Some((f(1), 1, 5)));
-    assert_eq!(a.next_range(), None);
+    assert_eq!(a.poll_range(), Some((f(1), 1, 5)));
+    assert_eq!(a.poll_range(), None);
     assert!(!b.accepts(&f(9)));
     assert!(b.accepts(&f(1)));
 }
@@ -72,8 +72,8 @@ fn a_closed_peer_gets_only_what_it_lists() {
     let mut b = Session::new(&Policy::Hops(1), clock(&[(2, 0)]), None);
     pump(&mut a, &mut b);
     pump(&mut b, &mut a);
-    assert_eq!(a.next_range(), Some((f(2), 1, 2)));
-    assert_eq!(a.next_range(), None);
+    assert_eq!(a.poll_range(), Some((f(2), 1, 2)));
+    assert_eq!(a.poll_range(), None);
     assert!(!b.accepts(&f(1)));
 }
 
@@ -83,15 +83,15 @@ fn live_appends_are_sent_once() {
     let mut b = Session::new(&Policy::Open, clock(&[(1, 1)]), None);
     pump(&mut a, &mut b);
     pump(&mut b, &mut a);
-    assert_eq!(a.next_range(), None);
-    a.on_local_append(f(1), 2);
-    a.on_local_append(f(1), 2);
-    assert_eq!(a.next_range(), Some((f(1), 2, 2)));
-    assert_eq!(a.next_range(), None);
+    assert_eq!(a.poll_range(), None);
+    a.handle_local_append(f(1), 2);
+    a.handle_local_append(f(1), 2);
+    assert_eq!(a.poll_range(), Some((f(1), 2, 2)));
+    assert_eq!(a.poll_range(), None);
     // b receives it; b must not echo it back to a.
-    b.on_received(f(1), 2);
-    b.on_local_append(f(1), 2);
-    assert_eq!(b.next_range(), None);
+    b.handle_received(f(1), 2);
+    b.handle_local_append(f(1), 2);
+    assert_eq!(b.poll_range(), None);
 }
 
 #[test]
@@ -100,7 +100,7 @@ fn long_feeds_take_turns() {
     let mut b = Session::new(&Policy::Open, Clock::new(), None);
     pump(&mut a, &mut b);
     pump(&mut b, &mut a);
-    let order: Vec<_> = std::iter::from_fn(|| a.next_range()).collect();
+    let order: Vec<_> = std::iter::from_fn(|| a.poll_range()).collect();
     assert_eq!(
         order,
         vec![
@@ -116,14 +116,14 @@ fn deliver(x: &mut Session, y: &mut Session) -> usize {
     let mut bytes = 0;
     while let Some(p) = x.poll_packet() {
         bytes += p.encoded_len();
-        y.on_packet(p).unwrap();
+        y.handle_packet(p).unwrap();
     }
     bytes
 }
 
 fn send_ranges(x: &mut Session, y: &mut Session) {
-    while let Some((feed, _, last)) = x.next_range() {
-        y.on_received(feed, last);
+    while let Some((feed, _, last)) = x.poll_range() {
+        y.handle_received(feed, last);
     }
 }
 
@@ -209,7 +209,7 @@ fn a_diff_after_changes_carries_only_the_changes() {
         if let Packet::Clock(e) = &p {
             entries += e.len();
         }
-        b2.on_packet(p).unwrap();
+        b2.handle_packet(p).unwrap();
     }
     assert_eq!(entries, 2);
     assert!(b2.is_live());
@@ -232,11 +232,11 @@ fn forgotten_memory_falls_back_to_a_full_clock() {
 fn protocol_violations_are_errors() {
     let mut s = Session::new(&Policy::Open, Clock::new(), None);
     assert_eq!(
-        s.on_packet(Packet::Clock(vec![(f(1), 1)])),
+        s.handle_packet(Packet::Clock(vec![(f(1), 1)])),
         Err(ProtocolError::Unexpected("clock"))
     );
     assert_eq!(
-        s.on_packet(Packet::Hello {
+        s.handle_packet(Packet::Hello {
             version: 9,
             flags: 0,
             baseline: [0; 32]
@@ -249,12 +249,12 @@ fn protocol_violations_are_errors() {
     );
     // Messages have one way in, through the driver's decoder.
     assert_eq!(
-        s.on_packet(Packet::Message(vec![1])),
+        s.handle_packet(Packet::Message(vec![1])),
         Err(ProtocolError::Unexpected("undecoded message"))
     );
-    s.on_packet(Packet::Resync).unwrap();
+    s.handle_packet(Packet::Resync).unwrap();
     assert_eq!(
-        s.on_packet(Packet::Resync),
+        s.handle_packet(Packet::Resync),
         Err(ProtocolError::RepeatedResync)
     );
 }
@@ -266,16 +266,16 @@ fn blocking_mid_session_tells_the_peer() {
     pump(&mut a, &mut b);
     pump(&mut b, &mut a);
     // a blocks feed 9 before b got round to sending it.
-    a.set_blocked(f(9), true, 0);
+    a.handle_blocking(f(9), true, 0);
     assert!(!a.accepts(&f(9)));
     pump(&mut a, &mut b);
-    assert_eq!(b.next_range(), None, "b must not send a blocked feed");
+    assert_eq!(b.poll_range(), None, "b must not send a blocked feed");
     // The memories still agree, so the next reconnect skips requests.
     assert_eq!(a.memory().mine_as_known, b.memory().theirs);
-    a.set_blocked(f(9), false, 0);
+    a.handle_blocking(f(9), false, 0);
     assert!(a.accepts(&f(9)));
     pump(&mut a, &mut b);
-    assert_eq!(b.next_range(), Some((f(9), 1, 4)));
+    assert_eq!(b.poll_range(), Some((f(9), 1, 4)));
 }
 
 #[test]
@@ -335,26 +335,26 @@ fn a_notes_only_feed_gets_notes_until_asked_for_pushes() {
         }
     );
     for p in first {
-        a.on_packet(p).unwrap();
+        a.handle_packet(p).unwrap();
     }
     pump(&mut a, &mut b);
     assert!(a.is_live() && b.is_live());
-    a.on_local_append(f(1), 2);
-    a.on_local_append(f(1), 3);
-    assert_eq!(a.next_range(), None, "notes only: no messages");
+    a.handle_local_append(f(1), 2);
+    a.handle_local_append(f(1), 3);
+    assert_eq!(a.poll_range(), None, "notes only: no messages");
     assert_eq!(a.poll_packet(), Some(Packet::Clock(vec![(f(1), 3)])));
     assert_eq!(a.poll_packet(), None, "one note for both appends");
-    b.on_packet(Packet::Clock(vec![(f(1), 3)])).unwrap();
-    assert_eq!(b.take_ahead(), vec![(f(1), 3, 1)]);
-    assert_eq!(b.take_ahead(), vec![]);
+    b.handle_packet(Packet::Clock(vec![(f(1), 3)])).unwrap();
+    assert_eq!(b.poll_ahead(), vec![(f(1), 3, 1)]);
+    assert_eq!(b.poll_ahead(), vec![]);
     // b asks for pushes: a sends the range the note announced.
-    b.set_modes(None, &[(f(1), true)]);
+    b.handle_modes(None, &[(f(1), true)]);
     assert!(b.asks_push(&f(1)));
     pump(&mut b, &mut a);
     assert!(a.peer_asks_push(&f(1)));
-    assert_eq!(a.next_range(), Some((f(1), 2, 3)));
+    assert_eq!(a.poll_range(), Some((f(1), 2, 3)));
     // Memories agree, so the next reconnect still skips requests.
-    b.on_received(f(1), 3);
+    b.handle_received(f(1), 3);
     assert_eq!(a.memory().mine_as_known, b.memory().theirs);
     assert_eq!(a.memory().theirs, b.memory().mine_as_known);
 }
@@ -365,11 +365,11 @@ fn switching_to_notes_drops_queued_ranges() {
     let mut b = Session::new(&Policy::Open, clock(&[(1, 1)]), None);
     pump(&mut a, &mut b);
     pump(&mut b, &mut a);
-    a.on_local_append(f(1), 2);
+    a.handle_local_append(f(1), 2);
     assert!(a.has_pending());
-    b.set_modes(None, &[(f(1), false)]);
+    b.handle_modes(None, &[(f(1), false)]);
     // Asking for what is already so sends nothing.
-    b.set_modes(None, &[(f(1), false)]);
+    b.handle_modes(None, &[(f(1), false)]);
     assert_eq!(
         b.poll_packet(),
         Some(Packet::Push {
@@ -377,13 +377,13 @@ fn switching_to_notes_drops_queued_ranges() {
             entries: vec![(f(1), false)]
         })
     );
-    a.on_packet(Packet::Push {
+    a.handle_packet(Packet::Push {
         default: None,
         entries: vec![(f(1), false)],
     })
     .unwrap();
     assert_eq!(b.poll_packet(), None);
-    assert_eq!(a.next_range(), None);
+    assert_eq!(a.poll_range(), None);
     assert_eq!(a.poll_packet(), Some(Packet::Clock(vec![(f(1), 2)])));
 }
 
@@ -393,12 +393,12 @@ fn a_reset_to_push_sends_what_was_held_back() {
     let mut b = with_modes(Clock::new(), false, vec![(f(2), true)]);
     pump(&mut b, &mut a);
     pump(&mut a, &mut b);
-    assert_eq!(a.next_range(), Some((f(2), 1, 2)));
-    assert_eq!(a.next_range(), None);
-    assert_eq!(b.take_ahead(), vec![(f(1), 4, 0), (f(2), 2, 0)]);
-    b.set_modes(Some(true), &[]);
+    assert_eq!(a.poll_range(), Some((f(2), 1, 2)));
+    assert_eq!(a.poll_range(), None);
+    assert_eq!(b.poll_ahead(), vec![(f(1), 4, 0), (f(2), 2, 0)]);
+    b.handle_modes(Some(true), &[]);
     pump(&mut b, &mut a);
-    assert_eq!(a.next_range(), Some((f(1), 1, 4)));
+    assert_eq!(a.poll_range(), Some((f(1), 1, 4)));
 }
 
 #[test]
@@ -408,11 +408,11 @@ fn a_one_off_sync_waits_for_the_peer_to_take_its_feeds() {
     pump(&mut a, &mut b);
     pump(&mut b, &mut a);
     assert!(b.peer_is_once());
-    assert_eq!(a.next_range(), None);
+    assert_eq!(a.poll_range(), None);
     assert!(!a.is_caught_up(), "b lacks feed 1: not done");
-    b.set_modes(Some(true), &[]);
+    b.handle_modes(Some(true), &[]);
     pump(&mut b, &mut a);
-    assert_eq!(a.next_range(), Some((f(1), 1, 3)));
+    assert_eq!(a.poll_range(), Some((f(1), 1, 3)));
     assert!(a.is_caught_up());
 }
 
@@ -420,7 +420,7 @@ fn a_one_off_sync_waits_for_the_peer_to_take_its_feeds() {
 fn push_before_hello_is_a_violation() {
     let mut s = Session::new(&Policy::Open, Clock::new(), None);
     assert_eq!(
-        s.on_packet(Packet::Push {
+        s.handle_packet(Packet::Push {
             default: Some(true),
             entries: vec![]
         }),

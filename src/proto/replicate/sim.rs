@@ -15,7 +15,8 @@ use rand::Rng;
 use crate::feed::message::FeedId;
 use crate::proto::wire::Packet;
 
-use super::{Ingested, Link, LinkTiming, ModeChange, PeerMemory, Policy, Sources};
+use super::session::Session;
+use super::{Clock, Ingested, Link, LinkTiming, ModeChange, Opening, PeerMemory, Policy, Sources};
 
 /// The grace time of every simulated node's [`Sources`].
 pub const GRACE: Duration = Duration::from_millis(400);
@@ -38,6 +39,14 @@ impl SimNode {
     pub fn head(&self, feed: &FeedId) -> u64 {
         self.heads.get(feed).copied().unwrap_or(0)
     }
+}
+
+/// The packets a correct session opens with (`Hello`, clock, `ClockEnd`),
+/// taking every feed pushed and remembering nothing: for peers written by
+/// hand in tests, which then send what a correct node never would.
+pub fn opening(policy: &Policy, mine: Clock) -> Vec<Packet> {
+    let mut session = Session::start(policy, mine, None, false, None);
+    std::iter::from_fn(|| session.poll_packet()).collect()
 }
 
 /// The feed of simulated node `i`.
@@ -119,16 +128,15 @@ impl Sim {
         for (x, y, m) in [(a, b, ma), (b, a, mb)] {
             let node = &mut self.nodes[x];
             let mine = node.heads.clone();
-            let link = Link::open(
-                sim_id(y),
-                &Policy::Open,
+            let opening = Opening {
+                peer: sim_id(y),
+                policy: &Policy::Open,
                 mine,
-                m,
-                false,
-                &mut node.sources,
-                sim_timing(),
-                now,
-            );
+                memory: m,
+                once: false,
+                timing: sim_timing(),
+            };
+            let link = Link::open(opening, &mut node.sources, now);
             node.links.insert(y, link);
             self.wire.insert((x, y), VecDeque::new());
         }
@@ -172,7 +180,7 @@ impl Sim {
                 while let Some(p) = link.poll_packet() {
                     q.push_back(p);
                 }
-                while let Some((feed, first, last)) = link.next_range() {
+                while let Some((feed, first, last)) = link.poll_range() {
                     for seq in first..=last {
                         let mut bytes = feed.0.to_vec();
                         bytes.extend_from_slice(&seq.to_be_bytes());
@@ -180,7 +188,7 @@ impl Sim {
                         messages += 1;
                     }
                 }
-                link.on_sent(messages, q.len() > before, now);
+                link.handle_sent(messages, q.len() > before, now);
             }
         }
     }
@@ -217,7 +225,7 @@ impl Sim {
         let mut appended = None;
         let changes = match p {
             Packet::Message(bytes) => {
-                link.accept_messages(now).expect("a message before hello");
+                link.handle_messages(now).expect("a message before hello");
                 let feed = FeedId(bytes[..32].try_into().expect("a simulated message"));
                 let seq = u64::from_be_bytes(bytes[32..].try_into().expect("a simulated message"));
                 if !link.accepts(&feed) {
@@ -247,11 +255,11 @@ impl Sim {
                 link.handle_ingested(&mut node.sources, &ingested, now)
             }
             control => {
-                let goodbye = link
+                let end = link
                     .handle_packet(control, now)
                     .expect("a protocol violation");
-                assert!(!goodbye, "simulated nodes never say goodbye");
-                link.after_packets(&mut node.sources, now)
+                assert_eq!(end, None, "simulated nodes never end a session");
+                link.handle_batch_end(&mut node.sources, now)
             }
         };
         self.apply(to, changes);
@@ -269,7 +277,7 @@ impl Sim {
             let heads = &node.heads;
             let mut changes = Vec::new();
             for link in node.links.values_mut() {
-                if link.poll_timeout() <= now {
+                if link.poll_timeout().is_some_and(|at| at <= now) {
                     changes.extend(
                         link.handle_timeout(now, &mut node.sources, |f| {
                             heads.get(f).copied().unwrap_or(0)

@@ -12,7 +12,7 @@ pub const MAX_GRACE_FACTOR: u32 = 40;
 pub const DELAY_HALF_LIFE: Duration = Duration::from_secs(10);
 
 /// A change of push modes for one connection, decided by [`Sources`]:
-/// pass it to that connection's [`Session::set_modes`](super::Session::set_modes).
+/// pass it to that connection's [`Link::handle_modes`](super::Link::handle_modes).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ModeChange {
     /// The peer (its feed) whose connection must ask for the change.
@@ -131,7 +131,7 @@ impl Sources {
     }
 
     /// A peer connected: returns the push modes its session starts with
-    /// (for [`Session::start`](super::Session::start)): a default, and the feeds that differ.
+    /// (for [`Link::open`](super::Link::open)): a default, and the feeds that differ.
     pub fn connect(&mut self, peer: FeedId) -> (bool, Vec<(FeedId, bool)>) {
         self.peers.insert(peer);
         if self.default_peer.is_none() {
