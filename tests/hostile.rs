@@ -482,6 +482,13 @@ fn a_lost_store_refuses_to_publish_until_recovered() {
     std::fs::remove_file(ana.join("store.published")).unwrap();
     let line = sandbox.run(&ana, &announce).one_line_error();
     assert!(line.contains("potluck recover"), "{line}");
+    // Again, with a command that only reads first: the store it opens
+    // must not pass for a whole one afterwards (a publish would fork).
+    std::fs::remove_dir_all(ana.join("store")).unwrap();
+    std::fs::remove_file(ana.join("store.published")).unwrap();
+    assert!(sandbox.run(&ana, &["events", "--json"]).status.success());
+    let line = sandbox.run(&ana, &announce).one_line_error();
+    assert!(line.contains("potluck recover"), "{line}");
     let started = sandbox.json(&ana, &["recover", "--start-over"]);
     assert_eq!(started["started_over"], true, "{started}");
     assert!(sandbox.run(&ana, &announce).status.success());

@@ -50,6 +50,8 @@ impl ControlSocket {
     /// Binds the socket of `home`, refusing when a live node holds it.
     /// Needs a tokio runtime.
     pub fn bind(home: &Home) -> Result<ControlSocket, AppError> {
+        // `serve` binds it before the home is opened, on a first run too.
+        home.create()?;
         let path = control::socket_path(home);
         Ok(ControlSocket {
             listener: control::bind(&path)?,

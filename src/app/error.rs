@@ -82,10 +82,11 @@ pub enum AppError {
     /// key file is gone: a new identity would take over nothing and
     /// leave every event, organizer right and answer behind.
     #[error(
-        "the key file {key} is missing, but {home} holds a store with what this home published; \
-         a new identity would not own any of it. Restore the key file from a backup (copy it \
-         back to {key}, mode 600), or, to start over as a new person, run \
-         `potluck init --new-identity` (the old feed stays in the store, read-only)"
+        "the key file {key} is missing, but {home} holds what this home published (its store, \
+         or the record of how far it published); a new identity would not own any of it. \
+         Restore the key file from a backup (copy it back to {key}, mode 600), or, to start \
+         over as a new person, run `potluck init --new-identity` (the old feed stays in the \
+         store, read-only)"
     )]
     IdentityLost {
         /// The home.

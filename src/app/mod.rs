@@ -46,7 +46,7 @@ pub use maintenance::{
 pub use network::{InviteView, JoinReport, RecoverOutcome, SyncReport};
 pub use open::{Access, PageToken, new_secret};
 pub use publish::{Past, check_not_over, rsvp_draft};
-pub use serve::{DiscoveryOptions, NodePort, PageChoice, Serving, StartOptions};
+pub use serve::{DiscoveryOptions, NodePort, PagePort, Serving, StartOptions};
 pub use views::{
     AgendaItem, ConnectedPeer, ContactChange, ContactView, EventDetail, EventList, EventSummary,
     KnownAddress, MyAnswer, NetworkView, RsvpView, person, short_feed, source_words, text_change,

@@ -9,10 +9,11 @@ use std::future::Future;
 use crate::feed::message::FeedId;
 use crate::home::config::{ConfigFile, DEFAULT_LISTEN, Invite, PeerAddr};
 use crate::node::{CatchUp, ConnectionError, SessionReport};
-use crate::proto::handshake::DEFAULT_NETWORK_KEY;
+use crate::proto::handshake::{DEFAULT_NETWORK_KEY, NetworkKey};
 use crate::proto::peerbook::{PeerRecord, PeerSource};
 use crate::store::admission::AdmissionStatus;
 
+use super::open::{HomeState, lost};
 use super::views::{ConnectedPeer, ContactChange, KnownAddress, NetworkView, person};
 use super::{App, AppError, Change, now_ms};
 
@@ -204,16 +205,16 @@ impl App {
     /// invite's network; the inviter joins the configured peers. The one
     /// first step of a join by any front end that may make a home.
     pub fn prepare_join(home: &crate::home::Home, invite: &Invite) -> Result<(), AppError> {
-        let fresh = !home.secret_path().exists() && !home.store_path().exists();
-        let mut config = ConfigFile::load(home)?;
-        let current = config.network_key()?;
-        let invite_network = invite.network.as_ref().unwrap_or(&DEFAULT_NETWORK_KEY);
-        if *invite_network != current && !fresh {
-            return Err(AppError::OtherNetwork {
-                private: invite.network.is_some(),
-            });
+        let state = HomeState::of(home);
+        if state == HomeState::KeyLost {
+            // Refused before config.json changes.
+            return Err(lost(home));
         }
-        if fresh {
+        let mut config = ConfigFile::load(home)?;
+        if state != HomeState::Empty {
+            check_network(invite, &config.network_key()?)?;
+        }
+        if state == HomeState::Empty {
             home.create()?;
         }
         if let Some(key) = &invite.network {
@@ -240,12 +241,7 @@ impl App {
     ) -> Result<JoinReport, AppError> {
         let node = self.writer()?.clone();
         let inviter = invite.peer.feed.ok_or(AppError::InviteWithoutFeed)?;
-        let network = invite.network.as_ref().unwrap_or(&DEFAULT_NETWORK_KEY);
-        if network != node.network_key() {
-            return Err(AppError::OtherNetwork {
-                private: invite.network.is_some(),
-            });
-        }
+        check_network(invite, node.network_key())?;
         let me = node.feed_id();
         if inviter == me {
             return Err(AppError::OwnFeed);
@@ -436,6 +432,17 @@ impl App {
             contacts,
         })
     }
+}
+
+/// An invite must be for the network a home is on.
+fn check_network(invite: &Invite, current: &NetworkKey) -> Result<(), AppError> {
+    let network = invite.network.as_ref().unwrap_or(&DEFAULT_NETWORK_KEY);
+    if network != current {
+        return Err(AppError::OtherNetwork {
+            private: invite.network.is_some(),
+        });
+    }
+    Ok(())
 }
 
 /// This computer's address for others to dial: the listen address, or,

@@ -48,9 +48,8 @@ impl App {
     /// [`App::start`]. [`App::created_identity`] tells whether the
     /// identity is new.
     pub fn open(home: &Home, access: Access) -> Result<App, AppError> {
-        let key_exists = home.secret_path().exists();
-        let creating = !key_exists && matches!(access, Access::Create | Access::NewIdentity);
-        if !key_exists && !creating && !home.store_path().exists() {
+        let creating = matches!(access, Access::Create | Access::NewIdentity);
+        if HomeState::of(home) == HomeState::Empty && !creating {
             // Never create a store in a home that was never initialised.
             return Err(IdentityError::Missing {
                 home: home.root().to_path_buf(),
@@ -63,33 +62,39 @@ impl App {
         let _lock = OpenLock::take(home)?;
         // Looked at again under the lock: another process may have made
         // the home meanwhile.
-        let key_exists = home.secret_path().exists();
-        let store_exists = home.store_path().exists();
-        let published_mark = Store::has_published_mark(&home.store_path());
-        let identity = match (key_exists, access) {
-            (true, Access::Read) => None,
-            (true, _) => Some(Identity::load(home)?),
-            (false, Access::Read) => None,
-            (false, Access::Write) => {
-                if store_exists || published_mark {
-                    return Err(lost(home));
-                }
+        let state = HomeState::of(home);
+        let identity = match (state, access) {
+            (HomeState::Identity, Access::Read) => None,
+            (HomeState::Identity, _) => Some(Identity::load(home)?),
+            (HomeState::KeyLost, Access::Read) => None,
+            (HomeState::KeyLost, Access::NewIdentity) => Some(Identity::create(home)?),
+            (HomeState::KeyLost, _) => return Err(lost(home)),
+            (HomeState::Empty, Access::Create | Access::NewIdentity) => {
+                Some(Identity::create(home)?)
+            }
+            (HomeState::Empty, _) => {
                 return Err(IdentityError::Missing {
                     home: home.root().to_path_buf(),
                 }
                 .into());
             }
-            (false, Access::Create) if store_exists || published_mark => return Err(lost(home)),
-            (false, Access::Create | Access::NewIdentity) => Some(Identity::create(home)?),
         };
-        let created = identity.is_some() && !key_exists;
+        let created = identity.is_some() && state != HomeState::Identity;
         // A key whose store is gone, in a home from before stores recorded
         // how far they published: whatever was published is unknown, so at
         // least one message is assumed, and publishing waits for `recover`.
-        let lost_store = key_exists && !store_exists && !published_mark;
+        // Marked on any open, reading ones too: the store made now would
+        // otherwise be taken for a whole one by the next.
+        let store_lost = state == HomeState::Identity
+            && !home.store_path().exists()
+            && !Store::has_published_mark(&home.store_path());
         let store = Arc::new(Store::open(&home.store_path())?);
-        if lost_store && let Some(identity) = &identity {
-            store.mark_published_at_least(identity.feed_id(), 1)?;
+        if store_lost {
+            let feed = match &identity {
+                Some(identity) => identity.feed_id(),
+                None => Identity::load(home)?.feed_id(),
+            };
+            store.mark_published_at_least(feed, 1)?;
         }
         let mut app = match identity {
             Some(identity) => App::new(Node::new(store, node_config(home, &identity)?)),
@@ -101,6 +106,32 @@ impl App {
     }
 }
 
+/// What a home holds, as far as its identity goes: the one rule for
+/// whether a new identity may be made in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HomeState {
+    /// No key file, no store, no record of publishing: a new person may
+    /// start here.
+    Empty,
+    /// A key file.
+    Identity,
+    /// No key file, but a store or a record of what this home published:
+    /// the key was lost, and a new one would own none of it.
+    KeyLost,
+}
+
+impl HomeState {
+    pub(crate) fn of(home: &Home) -> HomeState {
+        if home.secret_path().exists() {
+            HomeState::Identity
+        } else if home.store_path().exists() || Store::has_published_mark(&home.store_path()) {
+            HomeState::KeyLost
+        } else {
+            HomeState::Empty
+        }
+    }
+}
+
 impl App {
     /// Sets the network of a home that has no identity yet (`init
     /// --network-key HEX`: a private network's key, 64 hex digits).
@@ -109,6 +140,10 @@ impl App {
             return Ok(());
         };
         let network = NetworkKey::from_hex(hex)?;
+        if HomeState::of(home) == HomeState::KeyLost {
+            // Refused before config.json changes.
+            return Err(lost(home));
+        }
         home.create()?;
         let mut config = ConfigFile::load(home)?;
         config.network_key = Some(network.to_hex());
@@ -117,7 +152,8 @@ impl App {
     }
 }
 
-fn lost(home: &Home) -> AppError {
+/// The refusal of a home whose key is lost.
+pub(crate) fn lost(home: &Home) -> AppError {
     AppError::IdentityLost {
         home: home.root().to_path_buf(),
         key: home.secret_path(),
@@ -157,12 +193,12 @@ impl OpenLock {
                 Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < OPEN_LOCK_WAIT => {
                     std::thread::sleep(std::time::Duration::from_millis(10));
                 }
+                // Another process has been opening the home for long (a
+                // store upgrade takes minutes): the store is in use.
                 Err(std::fs::TryLockError::WouldBlock) => {
-                    return Err(AppError::Refused(format!(
-                        "another potluck process has been opening {} for {} s; try again when it is done",
-                        home.root().display(),
-                        OPEN_LOCK_WAIT.as_secs()
-                    )));
+                    return Err(AppError::Store(crate::store::StoreError::Locked {
+                        path: home.store_path().display().to_string(),
+                    }));
                 }
                 Err(std::fs::TryLockError::Error(e)) => {
                     return Err(AppError::file("lock", &path)(e));

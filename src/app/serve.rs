@@ -12,7 +12,7 @@ use crate::home::config::{ConfigFile, DEFAULT_LISTEN, DEFAULT_WEB, PeerAddr};
 use crate::node::DiscoverySettings;
 use crate::proto::discovery;
 
-use super::{App, AppError, CatchUp, Change, person, when};
+use super::{App, AppError, CatchUp, Change, PageToken, person, when};
 
 /// LAN discovery as the flags of `serve` set it (each flag wins over
 /// `config.json`).
@@ -93,36 +93,131 @@ fn listen_error(listen: &str, e: std::io::Error) -> AppError {
     AppError::Refused(format!("cannot listen on {listen}: {e}"))
 }
 
-/// The page's port as `config.json` and the flags of `serve` choose it.
-#[derive(Clone, Debug)]
-pub enum PageChoice {
-    /// No page (`--no-web`, or `"web": "off"`).
-    Off,
-    /// This address, which must be free.
-    Given(String),
-    /// The default address, or the next free port after it.
-    Default,
+/// How many ports after the default one a second node on this computer
+/// tries for its page before it takes any free port.
+const PAGE_PORT_TRIES: u16 = 20;
+
+/// The web page's port, bound before the runtime takes it over: the one
+/// given (`--web`, or `"web"` in config.json), which must be free, or the
+/// default one or the next free port after it. Beyond loopback the page
+/// can publish as the person, so it needs the access token (`potluck
+/// page-token`); without it, binding refuses.
+pub struct PagePort {
+    listener: std::net::TcpListener,
+    addr: SocketAddr,
+    token: Option<String>,
 }
 
-impl PageChoice {
-    /// The choice of `--web` (wins), `--no-web`, or `config.json`.
-    pub fn of(home: &Home, flag: Option<String>, no_web: bool) -> Result<PageChoice, AppError> {
-        if no_web {
-            return Ok(PageChoice::Off);
-        }
-        if let Some(addr) = flag {
-            return Ok(PageChoice::Given(addr));
-        }
-        Ok(match ConfigFile::load(home)?.web {
-            Some(off) if off == "off" => PageChoice::Off,
-            Some(addr) => PageChoice::Given(addr),
-            None => PageChoice::Default,
-        })
+impl PagePort {
+    /// Binds the page's port as `flag` (`--web`), `no_web` (`--no-web`)
+    /// and `config.json` say; `None` when the page is off.
+    pub fn bind(
+        home: &Home,
+        flag: Option<String>,
+        no_web: bool,
+    ) -> Result<Option<PagePort>, AppError> {
+        let given = if no_web {
+            return Ok(None);
+        } else if let Some(addr) = flag {
+            Some(addr)
+        } else {
+            match ConfigFile::load(home)?.web {
+                Some(off) if off == "off" => return Ok(None),
+                other => other,
+            }
+        };
+        let bind = |addr: SocketAddr| -> std::io::Result<std::net::TcpListener> {
+            let listener = std::net::TcpListener::bind(addr)?;
+            listener.set_nonblocking(true)?;
+            Ok(listener)
+        };
+        let listener = match given {
+            Some(text) => {
+                let addr: SocketAddr = text.parse().map_err(|_| {
+                    AppError::Refused(format!(
+                        "the page address {text:?} is not IP:PORT (e.g. 127.0.0.1:7645)"
+                    ))
+                })?;
+                bind(addr).map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::AddrInUse {
+                        AppError::Refused(format!(
+                            "cannot serve the page on {addr}: the port is in use; give another \
+                             with `--web 127.0.0.1:PORT`, or turn the page off with `--no-web`"
+                        ))
+                    } else {
+                        AppError::Refused(format!("cannot serve the page on {addr}: {e}"))
+                    }
+                })?
+            }
+            None => {
+                let default: SocketAddr = DEFAULT_WEB
+                    .parse()
+                    .map_err(|_| AppError::Refused("the default page address".into()))?;
+                let found = (default.port()..)
+                    .take(usize::from(PAGE_PORT_TRIES))
+                    .find_map(|port| bind(SocketAddr::new(default.ip(), port)).ok());
+                match found {
+                    Some(listener) => listener,
+                    None => bind(SocketAddr::new(default.ip(), 0)).map_err(|e| {
+                        AppError::Refused(format!(
+                            "cannot find a free port for the page on 127.0.0.1: {e}"
+                        ))
+                    })?,
+                }
+            }
+        };
+        let addr = listener
+            .local_addr()
+            .map_err(|e| AppError::Refused(format!("cannot serve the page: {e}")))?;
+        let token = if addr.ip().is_loopback() {
+            None
+        } else {
+            match PageToken::read(home)? {
+                Some(token) => Some(token),
+                None => {
+                    return Err(AppError::Refused(format!(
+                        "the page would listen on {addr}, where other computers can reach it, and it \
+                         can publish as you: that needs an access token. Make one with \
+                         `potluck page-token` (it is shown once), then start `potluck serve` again; \
+                         or keep the page on this computer with `--web 127.0.0.1:7645`"
+                    )));
+                }
+            }
+        };
+        Ok(Some(PagePort {
+            listener,
+            addr,
+            token,
+        }))
     }
 
-    /// The default page address.
-    pub fn default_addr() -> &'static str {
-        DEFAULT_WEB
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The access token browsers must give (beyond loopback).
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// The address people open (on this computer).
+    pub fn url(&self) -> String {
+        let host = if self.addr.ip().is_unspecified() {
+            // Every interface: this computer reaches it on loopback.
+            SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), self.addr.port())
+        } else {
+            self.addr
+        };
+        match &self.token {
+            Some(token) => format!("http://{host}/?token={token}"),
+            None => format!("http://{host}/"),
+        }
+    }
+
+    /// The bound socket, for the page's server.
+    pub fn into_listener(self) -> std::net::TcpListener {
+        self.listener
     }
 }
 

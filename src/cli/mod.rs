@@ -39,7 +39,7 @@ use potluck::app::{App, ContactChange, Home, when};
 pub use args::Args;
 use args::Command;
 use ctx::Ctx;
-use output::{KindedError, Output, emit, error_kind};
+use output::{KindedError, Output, emit};
 pub use output::{asks_for_json, report_error, usage_failure, write_stdout};
 
 /// Runs one command from this process's command line. When a node runs
@@ -147,26 +147,8 @@ pub fn run(args: Args, raw: Vec<std::ffi::OsString>) -> Result<u8> {
     };
     let mut out = Output::new(args.json);
     let result = run_command(&ctx, args.command, &mut out);
-    // A node that is starting holds the store before it answers on its
-    // control socket: the command goes to it once it does.
-    #[cfg(unix)]
-    if may_hand_over
-        && let Err(e) = &result
-        && error_kind(e) == "busy"
-        && wait_for_node(&ctx.home)
-        && let Some(code) = hand_over(
-            &ctx.home,
-            &raw,
-            keep_whole,
-            ics_out.as_ref(),
-            opens_page,
-            json,
-        )?
-    {
-        return Ok(code);
-    }
     #[cfg(not(unix))]
-    let _ = (raw, may_hand_over, keep_whole);
+    let _ = (raw, may_hand_over, keep_whole, json);
     match result {
         Ok(()) => {
             eprint!("{}", out.notes);
@@ -342,24 +324,6 @@ fn forward_to_node(
         }
         None => Ok(None),
     }
-}
-
-/// Longest wait for a starting node to answer on its control socket.
-#[cfg(unix)]
-const STARTING_NODE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Waits, at most [`STARTING_NODE_WAIT`], for a node starting for `home`
-/// to answer on its control socket; whether one does.
-#[cfg(unix)]
-fn wait_for_node(home: &Home) -> bool {
-    let started = std::time::Instant::now();
-    while started.elapsed() < STARTING_NODE_WAIT {
-        if potluck::app::control::is_running(home) {
-            return true;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    false
 }
 
 /// Hands the command line to the node running for `home` and prints its

@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 
 use potluck::app::control::ControlResponse;
 use potluck::app::{
-    Access, App, DiscoveryOptions, Home, NodePort, PageChoice, PageToken, StartOptions,
+    Access, App, DiscoveryOptions, Home, NodePort, PagePort, PageToken, StartOptions,
 };
 
 use super::args::{DiscoveryArgs, WebArgs};
@@ -44,17 +44,23 @@ pub fn serve(
     };
     // Bind first: when a port is taken, nothing has been created yet.
     let port = NodePort::bind(home, &options)?;
-    let page = bind_page(home, &web)?;
+    let page = PagePort::bind(home, web.addr.clone(), web.no_web)?;
+    let rt = runtime()?;
+    // Then the control socket, before the home is opened: a command typed
+    // from now on is handed to this node and answered once it runs,
+    // instead of opening a home that is being made.
+    #[cfg(unix)]
+    let control = {
+        let _runtime = rt.enter();
+        potluck::app::control::ControlSocket::bind(home)?
+    };
     let app = App::open(home, Access::Create)?;
     if app.created_identity() {
         welcome(home, &app, false, true)?;
     }
-    let rt = runtime()?;
     rt.block_on(async move {
-        let page_url = page.as_ref().map(Page::url);
+        let page_url = page.as_ref().map(PagePort::url);
         let (serving, mut tasks) = app.start(port, &options, page_url.clone()).await?;
-        #[cfg(unix)]
-        let control = potluck::app::control::ControlSocket::bind(home)?;
         let me = app.feed_id()?;
         let mut started = format!("potluck node {me} listening on {}\n", serving.listen);
         if let Some(url) = &page_url {
@@ -64,13 +70,14 @@ pub fn serve(
         tracing::info!(feed = %me, local = %serving.listen, page = page_url.as_deref().unwrap_or("off"), "listening");
         if let Some(page) = page {
             let settings = potluck::web::WebSettings {
-                token: page.token.clone(),
+                token: page.token().map(str::to_owned),
                 zone: potluck::web::system_zone(),
                 invite_code: app.invite(None).ok().map(|invite| invite.code),
                 extra_hosts: Vec::new(),
             };
-            let listener = TcpListener::from_std(page.listener)
-                .with_context(|| format!("cannot serve the page on {}", page.addr))?;
+            let addr = page.addr();
+            let listener = TcpListener::from_std(page.into_listener())
+                .with_context(|| format!("cannot serve the page on {addr}"))?;
             let page_app = app.clone();
             tasks.push(tokio::spawn(async move {
                 let stopping = page_app.clone();
@@ -100,104 +107,6 @@ pub fn serve(
         app.flush()?;
         Ok::<(), anyhow::Error>(())
     })
-}
-
-/// The web page's bound socket, before the runtime takes it over.
-struct Page {
-    listener: std::net::TcpListener,
-    addr: std::net::SocketAddr,
-    /// Required from browsers when the page listens beyond loopback.
-    token: Option<String>,
-}
-
-impl Page {
-    /// The address people open (on this computer).
-    fn url(&self) -> String {
-        let host = if self.addr.ip().is_unspecified() {
-            // Every interface: this computer reaches it on loopback.
-            std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), self.addr.port())
-        } else {
-            self.addr
-        };
-        match &self.token {
-            Some(token) => format!("http://{host}/?token={token}"),
-            None => format!("http://{host}/"),
-        }
-    }
-}
-
-/// How many ports after the default one a second node on this computer
-/// tries for its page before it takes any free port.
-const PAGE_PORT_TRIES: u16 = 20;
-
-/// Binds the web page's port: the one given (`--web`, or `"web"` in
-/// config.json), which must be free, or the default one or the next free
-/// port after it. `None` when the page is off. Beyond loopback the page
-/// needs the access token (`potluck page-token`); without it, refuses.
-fn bind_page(home: &Home, web: &WebArgs) -> Result<Option<Page>> {
-    let given = match PageChoice::of(home, web.addr.clone(), web.no_web)? {
-        PageChoice::Off => return Ok(None),
-        PageChoice::Given(addr) => Some(addr),
-        PageChoice::Default => None,
-    };
-    let bind = |addr: std::net::SocketAddr| -> std::io::Result<std::net::TcpListener> {
-        let listener = std::net::TcpListener::bind(addr)?;
-        listener.set_nonblocking(true)?;
-        Ok(listener)
-    };
-    let listener = match given {
-        Some(text) => {
-            let addr: std::net::SocketAddr = text.parse().with_context(|| {
-                format!("the page address {text:?} is not IP:PORT (e.g. 127.0.0.1:7645)")
-            })?;
-            bind(addr).map_err(|e| {
-                if e.kind() == std::io::ErrorKind::AddrInUse {
-                    anyhow::anyhow!(
-                        "cannot serve the page on {addr}: the port is in use; give another \
-                         with `--web 127.0.0.1:PORT`, or turn the page off with `--no-web`"
-                    )
-                } else {
-                    anyhow::anyhow!("cannot serve the page on {addr}: {e}")
-                }
-            })?
-        }
-        None => {
-            let default: std::net::SocketAddr = PageChoice::default_addr()
-                .parse()
-                .context("the default page address")?;
-            let mut found = None;
-            for port in (default.port()..).take(usize::from(PAGE_PORT_TRIES)) {
-                if let Ok(listener) = bind(std::net::SocketAddr::new(default.ip(), port)) {
-                    found = Some(listener);
-                    break;
-                }
-            }
-            match found {
-                Some(listener) => listener,
-                None => bind(std::net::SocketAddr::new(default.ip(), 0))
-                    .context("cannot find a free port for the page on 127.0.0.1")?,
-            }
-        }
-    };
-    let addr = listener.local_addr()?;
-    let token = if addr.ip().is_loopback() {
-        None
-    } else {
-        match PageToken::read(home)? {
-            Some(token) => Some(token),
-            None => bail!(
-                "the page would listen on {addr}, where other computers can reach it, and it \
-                 can publish as you: that needs an access token. Make one with \
-                 `potluck page-token` (it is shown once), then start `potluck serve` again; \
-                 or keep the page on this computer with `--web 127.0.0.1:7645`"
-            ),
-        }
-    };
-    Ok(Some(Page {
-        listener,
-        addr,
-        token,
-    }))
 }
 
 /// `potluck page-token`: makes the page's access token and shows it once.

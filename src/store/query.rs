@@ -366,6 +366,9 @@ impl Store {
         text: &str,
         limit: usize,
     ) -> Result<Vec<MessageId>, StoreError> {
+        if !text.is_ascii() {
+            return Ok(Vec::new());
+        }
         let whole = text.len() / 4 * 4;
         let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(&text[..whole]) else {
             return Ok(Vec::new());
