@@ -13,9 +13,10 @@ use super::pages::{
     EventForms, FORM_ERROR_STATUS, FormState, NetworkForms, PageError, event_page, load_event,
     load_network, login_page, network_page, new_event_page,
 };
+use super::paths::event_path;
 use super::security::{same_secret, token_cookie};
+use super::state::Web;
 use super::wallclock::{self, WallClockError};
-use super::{Web, event_path};
 use crate::app::when::{self, WhenError};
 use crate::app::{AppError, ContactChange, Invite, Past, now_ms};
 use crate::content::{

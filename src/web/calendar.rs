@@ -9,7 +9,8 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
 use super::pages::{PageError, blocking};
-use super::{Web, parse_event_key};
+use super::paths::parse_event_key;
+use super::state::Web;
 use crate::app::now_ms;
 
 fn ics_response(text: String, filename: &str) -> Response {

@@ -17,7 +17,8 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::watch;
 
-use super::{Web, event_key};
+use super::paths::event_key;
+use super::state::Web;
 use crate::app::{Change, Changes};
 
 /// Most event keys one SSE event names; beyond that it says `missed`

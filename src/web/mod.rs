@@ -24,6 +24,7 @@ mod calendar;
 mod format;
 mod live;
 mod pages;
+mod paths;
 pub mod security;
 mod state;
 pub mod wallclock;
@@ -37,55 +38,14 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jiff::tz::TimeZone;
 use tokio::sync::watch;
 
+pub use paths::{event_key, event_path, parse_event_key};
 pub(crate) use state::{Inner, Web};
+pub use state::{MAX_BODY_BYTES, WebSettings, system_zone};
 
 use crate::app::App;
-use crate::feed::message::MessageId;
-
-/// Largest request body accepted, in bytes: far more than any form needs
-/// (an event's description is at most 8 KiB).
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
-
-/// How the page is served.
-#[derive(Clone, Debug, Default)]
-pub struct WebSettings {
-    /// The access token. Required when listening beyond loopback: every
-    /// request must then carry it (a cookie set by `/login` or by
-    /// `?token=` on any GET, which is how a calendar app subscribes).
-    pub token: Option<String>,
-    /// The viewer's IANA time zone: the default of the new-event form, and
-    /// the second time shown next to each event's own. An unknown name
-    /// falls back to UTC.
-    pub zone: String,
-    /// This node's invite code (from `Invite::to_code`), shown on the
-    /// network page with a copy button; `None` shows how to make one.
-    pub invite_code: Option<String>,
-    /// Further `Host` header values to accept (e.g. `myhost.lan:7645`
-    /// when listening on every interface); see [`security::host_allowed`].
-    pub extra_hosts: Vec<String>,
-}
-
-impl WebSettings {
-    /// Settings for a loopback page in the computer's time zone.
-    pub fn local() -> WebSettings {
-        WebSettings {
-            zone: system_zone(),
-            ..WebSettings::default()
-        }
-    }
-}
-
-/// The computer's IANA time zone name, or `UTC` when it cannot be told.
-pub fn system_zone() -> String {
-    crate::app::when::local_zone_name()
-        .filter(|name| crate::app::when::zone_named(name).is_ok())
-        .unwrap_or_else(|| "UTC".to_owned())
-}
 
 /// The page's routes with every security layer, for a server listening
 /// on `local_addr`. [`serve`] uses it; tests drive it directly.
@@ -175,26 +135,6 @@ pub fn check_exposure(local_addr: SocketAddr, settings: &WebSettings) -> std::io
         ));
     }
     Ok(())
-}
-
-/// The key of an event in the page's addresses: its 32 id bytes in
-/// unpadded base64url (a `MessageId`'s text holds `/` and `+`).
-pub fn event_key(id: &MessageId) -> String {
-    URL_SAFE_NO_PAD.encode(id.0)
-}
-
-/// The event id in a page address made by [`event_key`].
-pub fn parse_event_key(key: &str) -> Option<MessageId> {
-    if key.len() != 43 {
-        return None;
-    }
-    let bytes = URL_SAFE_NO_PAD.decode(key).ok()?;
-    Some(MessageId(bytes.try_into().ok()?))
-}
-
-/// The page address of an event.
-pub fn event_path(id: &MessageId) -> String {
-    format!("/e/{}", event_key(id))
 }
 
 /// Every IANA name of the bundled database that the content rules accept

@@ -28,7 +28,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use std::net::{IpAddr, SocketAddr};
 
-use super::{MAX_BODY_BYTES, Web};
+use super::state::{MAX_BODY_BYTES, Web};
 
 /// The Content-Security-Policy of every response.
 pub const CSP: &str =

@@ -1,4 +1,5 @@
-//! What every handler shares ([`Web`]), and the one way handlers call the
+//! How the page is served ([`WebSettings`]), what every handler shares
+//! ([`Web`]), and the one way handlers call the
 //! application: on the blocking pool, since a publish syncs the disk and
 //! store reads may wait on it.
 
@@ -8,8 +9,47 @@ use std::sync::Arc;
 use jiff::tz::TimeZone;
 use tokio::sync::watch;
 
-use super::WebSettings;
 use crate::app::{App, AppError};
+
+/// Largest request body accepted, in bytes: far more than any form needs
+/// (an event's description is at most 8 KiB).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// How the page is served.
+#[derive(Clone, Debug, Default)]
+pub struct WebSettings {
+    /// The access token. Required when listening beyond loopback: every
+    /// request must then carry it (a cookie set by `/login` or by
+    /// `?token=` on any GET, which is how a calendar app subscribes).
+    pub token: Option<String>,
+    /// The viewer's IANA time zone: the default of the new-event form, and
+    /// the second time shown next to each event's own. An unknown name
+    /// falls back to UTC.
+    pub zone: String,
+    /// This node's invite code (from `Invite::to_code`), shown on the
+    /// network page with a copy button; `None` shows how to make one.
+    pub invite_code: Option<String>,
+    /// Further `Host` header values to accept (e.g. `myhost.lan:7645`
+    /// when listening on every interface); see [`super::security::host_allowed`].
+    pub extra_hosts: Vec<String>,
+}
+
+impl WebSettings {
+    /// Settings for a loopback page in the computer's time zone.
+    pub fn local() -> WebSettings {
+        WebSettings {
+            zone: system_zone(),
+            ..WebSettings::default()
+        }
+    }
+}
+
+/// The computer's IANA time zone name, or `UTC` when it cannot be told.
+pub fn system_zone() -> String {
+    crate::app::when::local_zone_name()
+        .filter(|name| crate::app::when::zone_named(name).is_ok())
+        .unwrap_or_else(|| "UTC".to_owned())
+}
 
 /// What every handler shares. Cheap to clone.
 #[derive(Clone)]

@@ -7,7 +7,8 @@ use super::{Nav, PageError, blocking, layout};
 use crate::app::AgendaItem;
 use crate::app::now_ms;
 use crate::web::format::{admission_words, answer_word, when};
-use crate::web::{Web, event_key, event_path};
+use crate::web::paths::{event_key, event_path};
+use crate::web::state::Web;
 
 /// `GET /agenda`: my answers to upcoming events.
 pub(crate) async fn agenda(State(web): State<Web>) -> Result<Markup, PageError> {

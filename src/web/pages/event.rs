@@ -11,7 +11,8 @@ use super::{FormState, Input, Nav, PageError, blocking, csrf, form_error, layout
 use crate::app::{AdmissionStatus, EventDetail, person};
 use crate::content::{MAX_GUESTS, MAX_NOTE_CHARS, MAX_REASON_CHARS, RsvpStatus};
 use crate::web::format::{admission_words, answer_word, is_web_link, linkify, when};
-use crate::web::{Web, event_key, event_path, parse_event_key};
+use crate::web::paths::{event_key, event_path, parse_event_key};
+use crate::web::state::Web;
 
 /// Most people an event's page names per answer (anyone can answer, so
 /// the count is a stranger's to choose); the counts stay exact.

@@ -8,7 +8,7 @@ use super::form::field_error;
 use super::{FormState, Input, Nav, csrf, form_error, layout};
 use crate::app::EventDetail;
 use crate::content::MAX_TITLE_CHARS;
-use crate::web::Web;
+use crate::web::state::Web;
 
 /// The values of the edit form for an event as it is now: times in the
 /// event's zone, or the viewer's when it has none.

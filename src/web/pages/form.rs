@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use maud::{Markup, html};
 
-use crate::web::Web;
+use crate::web::state::Web;
 
 /// What a form holds after a failed submission: the values typed and the
 /// errors, by field (`""` for the form as a whole).

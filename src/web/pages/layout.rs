@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use maud::{DOCTYPE, Markup, html};
 
 use crate::app::{App, AppError};
-use crate::web::Web;
+use crate::web::state::Web;
 
 /// Why a page could not be shown, as the person reads it.
 #[derive(Debug)]

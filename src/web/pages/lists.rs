@@ -9,7 +9,8 @@ use crate::app::now_ms;
 use crate::app::person;
 use crate::app::{EventList, EventSummary};
 use crate::web::format::{admission_words, answer_word, when};
-use crate::web::{Web, event_path};
+use crate::web::paths::event_path;
+use crate::web::state::Web;
 
 /// Events per page of a list: an event with a place and a description
 /// takes about 1.3 KB (measured on the million-message fixture), so a

@@ -4,7 +4,7 @@ use axum::extract::State;
 use maud::{Markup, html};
 
 use super::{FormState, Input, Nav, csrf, form_error, layout};
-use crate::web::Web;
+use crate::web::state::Web;
 
 /// `GET /login`: the access-token form (only needed beyond loopback).
 pub(crate) async fn login(State(web): State<Web>) -> Markup {

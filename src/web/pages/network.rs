@@ -6,7 +6,7 @@ use maud::{Markup, html};
 
 use super::{FormState, Input, Nav, PageError, blocking, csrf, form_error, layout};
 use crate::app::{NetworkView, person, short_feed, source_words};
-use crate::web::Web;
+use crate::web::state::Web;
 
 /// Forms of the network page, as submitted (on error) or empty.
 #[derive(Default)]
