@@ -3,7 +3,7 @@
 use axum::extract::State;
 use maud::{Markup, html};
 
-use super::{Nav, PageError, blocking, layout};
+use super::layout::{Nav, PageError, blocking, layout};
 use crate::app::AgendaItem;
 use crate::app::now_ms;
 use crate::web::format::{admission_words, answer_word, when};

@@ -6,8 +6,9 @@ use maud::{Markup, html};
 
 use super::event_form::{edit_values, event_fields};
 use super::form::field_error;
+use super::form::{FormState, Input, csrf, form_error};
+use super::layout::{Nav, PageError, blocking, layout};
 use super::lists::counts;
-use super::{FormState, Input, Nav, PageError, blocking, csrf, form_error, layout};
 use crate::app::{AdmissionStatus, EventDetail, person};
 use crate::content::{MAX_GUESTS, MAX_NOTE_CHARS, MAX_REASON_CHARS, RsvpStatus};
 use crate::web::format::{admission_words, answer_word, is_web_link, linkify, when};

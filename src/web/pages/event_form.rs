@@ -5,7 +5,8 @@ use axum::extract::State;
 use maud::{Markup, html};
 
 use super::form::field_error;
-use super::{FormState, Input, Nav, csrf, form_error, layout};
+use super::form::{FormState, Input, csrf, form_error};
+use super::layout::{Nav, layout};
 use crate::app::EventDetail;
 use crate::content::MAX_TITLE_CHARS;
 use crate::web::state::Web;

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::Uri;
 use maud::{Markup, html};
 
-use super::{Nav, PageError, blocking, layout};
+use super::layout::{Nav, PageError, blocking, layout};
 use crate::app::now_ms;
 use crate::app::person;
 use crate::app::{EventList, EventSummary};

@@ -3,7 +3,8 @@
 use axum::extract::State;
 use maud::{Markup, html};
 
-use super::{FormState, Input, Nav, csrf, form_error, layout};
+use super::form::{FormState, Input, csrf, form_error};
+use super::layout::{Nav, layout};
 use crate::web::state::Web;
 
 /// `GET /login`: the access-token form (only needed beyond loopback).

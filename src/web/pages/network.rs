@@ -4,7 +4,8 @@
 use axum::extract::State;
 use maud::{Markup, html};
 
-use super::{FormState, Input, Nav, PageError, blocking, csrf, form_error, layout};
+use super::form::{FormState, Input, csrf, form_error};
+use super::layout::{Nav, PageError, blocking, layout};
 use crate::app::{NetworkView, person, short_feed, source_words};
 use crate::web::state::Web;
 
