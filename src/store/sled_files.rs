@@ -10,7 +10,23 @@
 //! before sled reads the file: a `conf` that fails it was damaged on disk
 //! and the store is [`StoreError::DatabaseDamaged`], which `potluck fsck
 //! --repair` rebuilds from the message log; one that passes it was
-//! written by some sled, and what it records is taken at its word.
+//! written by some sled, and what it records is taken at its word. The
+//! one damage that is not: sled writes `conf` (its text, then the
+//! checksum, two writes) when it creates its files, before its data file
+//! `db`; a process killed between the two leaves text without its
+//! checksum and no `db`. Such a `conf` describes no files and is removed,
+//! as if the kill had come a moment earlier: sled writes it anew.
+//!
+//! sled also writes a snapshot of where its pages are when it opens
+//! files that have grown: to `snap.<lsn>.generating`, which it syncs and
+//! then renames to `snap.<lsn>`. Recovery takes the newest `snap.*` file,
+//! and sled 0.34 counts a `.generating` one among them: a process killed
+//! while it wrote one (a few writes, before the sync) leaves a torn
+//! snapshot that every later open reads as [`sled::Error::Corruption`].
+//! No snapshot is ever read from a `.generating` file that sled finished,
+//! so [`open`] removes such leftovers first (while no sled holds the
+//! store), which is what sled finds when the kill comes a moment before
+//! the file is created: it recovers from the snapshot before and its log.
 
 use std::io::Read as _;
 use std::path::Path;
@@ -28,6 +44,12 @@ pub const SLED_SEGMENT_SIZE: usize = 8 * 1024 * 1024;
 
 /// sled's settings file, in the store directory.
 const CONF_FILE: &str = "conf";
+
+/// sled's data file, in the store directory (sled locks it while open).
+const DATA_FILE: &str = "db";
+
+/// The end of the name of a snapshot sled has not finished writing.
+const UNFINISHED_SNAPSHOT: &str = ".generating";
 
 /// Bytes of `conf` read at most: sled writes about 60.
 const CONF_MAX: u64 = 4096;
@@ -104,12 +126,24 @@ fn crc32(bytes: &[u8]) -> u32 {
 
 /// Opens sled in the store directory `path` with the store's settings.
 ///
-/// A `conf` that fails its checksum is [`StoreError::DatabaseDamaged`];
-/// sled files written with another segment size are
-/// [`StoreError::Format`]. A held lock is retried for up to [`LOCK_WAIT`]
-/// before it is reported as [`StoreError::Locked`].
+/// A `conf` that fails its checksum is [`StoreError::DatabaseDamaged`],
+/// unless sled never made its data file (then it is removed, see the
+/// module docs); sled files written with another segment size are
+/// [`StoreError::Format`]. Snapshots sled never finished are removed
+/// first. A held lock is retried for up to [`LOCK_WAIT`] before it is
+/// reported as [`StoreError::Locked`].
 pub(super) fn open(path: &Path) -> Result<sled::Db, StoreError> {
     match read_conf(path) {
+        Conf::Damaged if no_data_file(path) => {
+            // The creation of sled's files was cut short (module docs).
+            tracing::info!(dir = %path.display(), "removing the settings file of sled files that were never created");
+            if let Err(e) = std::fs::remove_file(path.join(CONF_FILE)) {
+                return Err(StoreError::DatabaseDamaged {
+                    path: path.display().to_string(),
+                    reason: format!("its settings file `{CONF_FILE}` fails its checksum ({e})"),
+                });
+            }
+        }
         Conf::Damaged => {
             return Err(StoreError::DatabaseDamaged {
                 path: path.display().to_string(),
@@ -128,7 +162,57 @@ pub(super) fn open(path: &Path) -> Result<sled::Db, StoreError> {
         }
         Conf::Unread | Conf::Intact { .. } => {}
     }
+    remove_unfinished_snapshots(path);
     open_waiting_for_lock(path)
+}
+
+/// Whether sled's data file `db` is certainly not in `dir`.
+fn no_data_file(dir: &Path) -> bool {
+    std::fs::symlink_metadata(dir.join(DATA_FILE))
+        .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+}
+
+/// Removes the snapshots sled began in `dir` and never finished
+/// (`snap.*.generating`, see the module docs), unless a sled holds the
+/// store (its lock on the `db` file): then they may be its own, being
+/// written, and sled's open reports the lock. Failing to remove one is
+/// no error here: sled then reads it, as it would have.
+fn remove_unfinished_snapshots(dir: &Path) {
+    let unfinished: Vec<_> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .filter(|path| {
+                path.file_name()
+                    .and_then(|name| name.to_str())
+                    .is_some_and(|name| {
+                        name.starts_with("snap.") && name.ends_with(UNFINISHED_SNAPSHOT)
+                    })
+            })
+            .collect(),
+        Err(_) => return,
+    };
+    if unfinished.is_empty() {
+        return;
+    }
+    // sled locks the whole `db` file (flock) for as long as it is open;
+    // held here, no sled is writing a snapshot. Released when dropped.
+    let Ok(db) = std::fs::File::open(dir.join(DATA_FILE)) else {
+        return;
+    };
+    if db.try_lock().is_err() {
+        return;
+    }
+    for path in unfinished {
+        match std::fs::remove_file(&path) {
+            Ok(()) => {
+                tracing::info!(file = %path.display(), "removed a snapshot sled did not finish writing")
+            }
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "cannot remove a snapshot sled did not finish writing")
+            }
+        }
+    }
 }
 
 /// Opens sled in `path`, retrying a held lock for up to [`LOCK_WAIT`].
@@ -209,6 +293,83 @@ mod tests {
             "{err:?}"
         );
         assert_eq!(std::fs::read(&conf).unwrap(), bytes);
+    }
+
+    /// sled files in a new directory, with a finished snapshot (sled
+    /// writes one when it opens files that grew), closed.
+    fn sled_with_a_snapshot() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for round in 0..2u8 {
+            let db = open(dir.path()).unwrap();
+            db.insert([round], vec![round; 100]).unwrap();
+            db.flush().unwrap();
+        }
+        dir
+    }
+
+    /// The names of the `snap.*` files in `dir`, in order.
+    fn snapshots(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with("snap."))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// What a writer killed inside sled's snapshot write leaves: the
+    /// newest snapshot file, torn.
+    fn plant_a_torn_snapshot(dir: &Path) -> std::path::PathBuf {
+        let torn = dir.join(format!("snap.{:016X}{UNFINISHED_SNAPSHOT}", u64::MAX >> 1));
+        let finished = dir.join(&snapshots(dir)[0]);
+        let bytes = std::fs::read(finished).unwrap();
+        std::fs::write(&torn, &bytes[..bytes.len() / 2]).unwrap();
+        torn
+    }
+
+    #[test]
+    fn a_snapshot_sled_did_not_finish_is_removed_and_the_files_open() {
+        let dir = sled_with_a_snapshot();
+        let finished = snapshots(dir.path());
+        assert_eq!(finished.len(), 1, "{finished:?}");
+        let torn = plant_a_torn_snapshot(dir.path());
+        // What sled 0.34 does with it on its own.
+        let sled_alone = sled::Config::new()
+            .path(dir.path())
+            .segment_size(SLED_SEGMENT_SIZE)
+            .open();
+        assert!(
+            matches!(sled_alone, Err(sled::Error::Corruption { .. })),
+            "{:?}",
+            sled_alone.err()
+        );
+        let db = open(dir.path()).unwrap();
+        assert!(!torn.exists());
+        for round in 0..2u8 {
+            assert_eq!(db.get([round]).unwrap().unwrap(), vec![round; 100]);
+        }
+    }
+
+    #[test]
+    fn a_conf_cut_short_before_sled_made_its_data_file_is_written_anew() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = good_conf();
+        // What sled leaves when killed between its two writes of `conf`.
+        std::fs::write(dir.path().join(CONF_FILE), &good[..good.len() - 4]).unwrap();
+        let db = open(dir.path()).unwrap();
+        drop(db);
+        assert_eq!(std::fs::read(dir.path().join(CONF_FILE)).unwrap(), good);
+    }
+
+    #[test]
+    fn an_unfinished_snapshot_of_an_open_store_is_left_alone() {
+        let dir = sled_with_a_snapshot();
+        let db = open(dir.path()).unwrap();
+        let torn = plant_a_torn_snapshot(dir.path());
+        remove_unfinished_snapshots(dir.path());
+        assert!(torn.exists(), "removed under a running sled");
+        drop(db);
     }
 
     #[test]
