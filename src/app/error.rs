@@ -156,6 +156,45 @@ pub enum AppError {
         /// The invite is for a private network.
         private: bool,
     },
+    /// A port `serve` needs is taken by another program; `hint` says how
+    /// to pick another.
+    #[error("cannot {what} on {addr}: the port is in use; {hint}")]
+    PortInUse {
+        /// What was to listen there ("listen", "serve the page").
+        what: &'static str,
+        /// The address asked for.
+        addr: String,
+        /// How to pick another port, or go without.
+        hint: &'static str,
+    },
+    /// A socket `serve` needs could not be opened.
+    #[error("cannot {what} on {addr}: {source}")]
+    Socket {
+        /// What was to listen there ("listen", "serve the page").
+        what: &'static str,
+        /// The address asked for.
+        addr: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// An address given in a setting or flag is not `IP:PORT`.
+    #[error("the {what} `{text}` is not IP:PORT (e.g. {example})")]
+    BadAddress {
+        /// Which setting ("page address", "discovery target").
+        what: &'static str,
+        /// What was given.
+        text: String,
+        /// A good one, for people.
+        example: &'static str,
+    },
+    /// A task of the running node died, or its runtime could not start.
+    #[error("{what} failed: {reason}")]
+    Runtime {
+        /// What was being done.
+        what: &'static str,
+        /// Why, as the runtime says.
+        reason: String,
+    },
     /// A request that needs a running node (its page, its address).
     #[error("{0}")]
     NotRunning(&'static str),
@@ -188,7 +227,11 @@ impl AppError {
             AppError::Identity(_) | AppError::IdentityLost { .. } => "identity",
             AppError::Connection(_) | AppError::Sync { .. } => "network",
             AppError::Bundle(_) => "invalid_file",
-            AppError::Home(_) | AppError::File { .. } | AppError::Control(_) => "io",
+            AppError::Home(_)
+            | AppError::File { .. }
+            | AppError::Control(_)
+            | AppError::Socket { .. }
+            | AppError::Runtime { .. } => "io",
             AppError::UnknownEvent(_) | AppError::AmbiguousEvent { .. } => "not_found",
             AppError::NotOrganizer { .. }
             | AppError::AlreadyOver { .. }
@@ -197,6 +240,8 @@ impl AppError {
             | AppError::OwnFeed
             | AppError::InviteWithoutFeed
             | AppError::OtherNetwork { .. }
+            | AppError::PortInUse { .. }
+            | AppError::BadAddress { .. }
             | AppError::NotRunning(_)
             | AppError::NodeRunning(_)
             | AppError::Refused(_) => "refused",

@@ -7,6 +7,7 @@
 use std::future::Future;
 
 use crate::feed::message::FeedId;
+use crate::home::Home;
 use crate::home::config::{ConfigFile, DEFAULT_LISTEN, Invite, PeerAddr};
 use crate::node::{CatchUp, ConnectionError, SessionReport};
 use crate::proto::handshake::{DEFAULT_NETWORK_KEY, NetworkKey};
@@ -91,7 +92,10 @@ impl App {
             Err(_) => Ok(tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
-                .map_err(|e| AppError::Refused(format!("cannot start the async runtime: {e}")))?
+                .map_err(|e| AppError::Runtime {
+                    what: "starting the async runtime",
+                    reason: e.to_string(),
+                })?
                 .block_on(work)),
         }
     }
@@ -204,28 +208,22 @@ impl App {
     /// for the home's network, unless the home is new, which takes the
     /// invite's network; the inviter joins the configured peers. The one
     /// first step of a join by any front end that may make a home.
-    pub fn prepare_join(home: &crate::home::Home, invite: &Invite) -> Result<(), AppError> {
+    pub fn prepare_join(home: &Home, invite: &Invite) -> Result<(), AppError> {
         let state = HomeState::of(home);
         if state == HomeState::KeyLost {
             // Refused before config.json changes.
             return Err(lost(home));
         }
         let mut config = ConfigFile::load(home)?;
-        if state != HomeState::Empty {
-            check_network(invite, &config.network_key()?)?;
-        }
         if state == HomeState::Empty {
             home.create()?;
+            if let Some(key) = &invite.network {
+                config.network_key = Some(key.to_hex());
+            }
+        } else {
+            check_network(invite, &config.network_key()?)?;
         }
-        if let Some(key) = &invite.network {
-            config.network_key = Some(key.to_hex());
-        }
-        let peer_text = invite.peer.to_string();
-        if !config.peers.contains(&peer_text) {
-            config.peers.push(peer_text);
-        }
-        config.save(home)?;
-        Ok(())
+        remember_inviter(home, config, invite)
     }
 
     /// Takes an invite on this node: it must be for our network; follows
@@ -247,7 +245,7 @@ impl App {
             return Err(AppError::OwnFeed);
         }
         if let Some(home) = &self.home {
-            App::prepare_join(home, invite)?;
+            remember_inviter(home, ConfigFile::load(home)?, invite)?;
         }
         let following = self
             .store
@@ -304,10 +302,10 @@ impl App {
                         .as_deref()
                         .unwrap_or(DEFAULT_LISTEN)
                         .parse()
-                        .map_err(|_| {
-                            AppError::Refused(
-                                "the listen address in config.json is not IP:PORT".into(),
-                            )
+                        .map_err(|_| AppError::BadAddress {
+                            what: "listen address in config.json",
+                            text: config.listen.clone().unwrap_or_default(),
+                            example: "0.0.0.0:7643",
                         })?,
                 };
                 guess_address(listen)?
@@ -432,6 +430,17 @@ impl App {
             contacts,
         })
     }
+}
+
+/// Adds the inviter to the configured peers of `config` (once), and saves
+/// it in `home`: `serve` keeps configured peers connected.
+fn remember_inviter(home: &Home, mut config: ConfigFile, invite: &Invite) -> Result<(), AppError> {
+    let peer_text = invite.peer.to_string();
+    if !config.peers.contains(&peer_text) {
+        config.peers.push(peer_text);
+    }
+    config.save(home)?;
+    Ok(())
 }
 
 /// An invite must be for the network a home is on.

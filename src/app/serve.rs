@@ -73,12 +73,12 @@ impl NodePort {
         let listener = match std::net::TcpListener::bind(&listen) {
             Ok(listener) => listener,
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-                let port = listen.rsplit_once(':').map_or("7643", |(_, p)| p);
-                return Err(AppError::Refused(format!(
-                    "cannot listen on {listen}: port {port} is in use (another potluck node \
-                     for another home?); give this one its own port, e.g. \
-                     `potluck serve --listen 0.0.0.0:7653`"
-                )));
+                return Err(AppError::PortInUse {
+                    what: "listen",
+                    addr: listen,
+                    hint: "another potluck node for another home? Give this one its own port, \
+                           e.g. `potluck serve --listen 0.0.0.0:7653`",
+                });
             }
             Err(e) => return Err(listen_error(&listen, e)),
         };
@@ -89,8 +89,20 @@ impl NodePort {
     }
 }
 
-fn listen_error(listen: &str, e: std::io::Error) -> AppError {
-    AppError::Refused(format!("cannot listen on {listen}: {e}"))
+fn listen_error(listen: &str, source: std::io::Error) -> AppError {
+    AppError::Socket {
+        what: "listen",
+        addr: listen.to_owned(),
+        source,
+    }
+}
+
+fn page_error(addr: impl ToString, source: std::io::Error) -> AppError {
+    AppError::Socket {
+        what: "serve the page",
+        addr: addr.to_string(),
+        source,
+    }
 }
 
 /// How many ports after the default one a second node on this computer
@@ -133,42 +145,44 @@ impl PagePort {
         };
         let listener = match given {
             Some(text) => {
-                let addr: SocketAddr = text.parse().map_err(|_| {
-                    AppError::Refused(format!(
-                        "the page address {text:?} is not IP:PORT (e.g. 127.0.0.1:7645)"
-                    ))
+                let addr: SocketAddr = text.parse().map_err(|_| AppError::BadAddress {
+                    what: "page address",
+                    text: text.clone(),
+                    example: "127.0.0.1:7645",
                 })?;
                 bind(addr).map_err(|e| {
                     if e.kind() == std::io::ErrorKind::AddrInUse {
-                        AppError::Refused(format!(
-                            "cannot serve the page on {addr}: the port is in use; give another \
-                             with `--web 127.0.0.1:PORT`, or turn the page off with `--no-web`"
-                        ))
+                        AppError::PortInUse {
+                            what: "serve the page",
+                            addr: addr.to_string(),
+                            hint: "give another with `--web 127.0.0.1:PORT`, or turn the page \
+                                   off with `--no-web`",
+                        }
                     } else {
-                        AppError::Refused(format!("cannot serve the page on {addr}: {e}"))
+                        page_error(addr, e)
                     }
                 })?
             }
             None => {
-                let default: SocketAddr = DEFAULT_WEB
-                    .parse()
-                    .map_err(|_| AppError::Refused("the default page address".into()))?;
+                let default: SocketAddr =
+                    DEFAULT_WEB.parse().map_err(|_| AppError::BadAddress {
+                        what: "default page address",
+                        text: DEFAULT_WEB.into(),
+                        example: "127.0.0.1:7645",
+                    })?;
                 let found = (default.port()..)
                     .take(usize::from(PAGE_PORT_TRIES))
                     .find_map(|port| bind(SocketAddr::new(default.ip(), port)).ok());
                 match found {
                     Some(listener) => listener,
-                    None => bind(SocketAddr::new(default.ip(), 0)).map_err(|e| {
-                        AppError::Refused(format!(
-                            "cannot find a free port for the page on 127.0.0.1: {e}"
-                        ))
-                    })?,
+                    None => bind(SocketAddr::new(default.ip(), 0))
+                        .map_err(|e| page_error(default.ip(), e))?,
                 }
             }
         };
         let addr = listener
             .local_addr()
-            .map_err(|e| AppError::Refused(format!("cannot serve the page: {e}")))?;
+            .map_err(|e| page_error("its port", e))?;
         let token = if addr.ip().is_loopback() {
             None
         } else {
@@ -243,12 +257,15 @@ impl App {
         let settler = node.clone();
         tokio::task::spawn_blocking(move || settler.settle_all())
             .await
-            .map_err(|e| AppError::Refused(format!("settling admissions failed: {e}")))??;
+            .map_err(|e| AppError::Runtime {
+                what: "settling admissions",
+                reason: e.to_string(),
+            })??;
         let listener = tokio::net::TcpListener::from_std(port.listener)
-            .map_err(|e| AppError::Refused(format!("cannot listen: {e}")))?;
+            .map_err(|e| listen_error("its port", e))?;
         let local = listener
             .local_addr()
-            .map_err(|e| AppError::Refused(format!("cannot listen: {e}")))?;
+            .map_err(|e| listen_error("its port", e))?;
         let discovery = discovery_settings(&config, &options.discovery, local)?;
         let mut tasks = node.start(listener, port.peers, discovery)?;
         tasks.push(tokio::spawn(log_catch_up(self.clone())));
@@ -369,8 +386,10 @@ fn discovery_settings(
     let targets = texts
         .iter()
         .map(|t| {
-            let target = t.parse::<SocketAddr>().map_err(|_| {
-                AppError::Refused(format!("discovery target `{t}` is not IP:PORT"))
+            let target = t.parse::<SocketAddr>().map_err(|_| AppError::BadAddress {
+                what: "discovery target",
+                text: t.clone(),
+                example: "192.168.1.255:7644",
             })?;
             if !reach.allows_target(target) {
                 return Err(AppError::Refused(format!(
