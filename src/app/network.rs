@@ -84,8 +84,11 @@ pub enum RecoverOutcome {
 }
 
 impl App {
-    /// Runs `work` on the running node's runtime (this call is on its
-    /// blocking pool), or on a runtime of its own when no node runs.
+    /// Runs `work` on the running node's runtime, or on a runtime of its
+    /// own when no node runs. Like every network method of `App` it
+    /// blocks: inside a runtime it must be called from its blocking pool
+    /// (`spawn_blocking`, as the page and the control socket do), never
+    /// from an async task, where tokio refuses to block.
     fn block_on<T>(&self, work: impl Future<Output = T>) -> Result<T, AppError> {
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => Ok(handle.block_on(work)),
@@ -101,7 +104,8 @@ impl App {
     }
 
     /// One exchange with `peer`, both ways; `progress` hears the
-    /// catch-up (messages received, of how many). Already connected: the
+    /// catch-up (messages received, of how many). Blocking (see
+    /// [`App::sync`]). Already connected: the
     /// connection carries everything live, and an empty report is given.
     pub fn exchange(
         &self,
@@ -148,7 +152,8 @@ impl App {
     /// `potluck sync`: one exchange, and when the peer organizes an event
     /// we asked a place at and has not answered yet, a little wait (at
     /// most five seconds) and another exchange, so that one sync
-    /// brings back the decision.
+    /// brings back the decision. Blocking: from inside a runtime, call it
+    /// on the blocking pool (`spawn_blocking`).
     pub fn sync(
         &self,
         peer: &PeerAddr,
