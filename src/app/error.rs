@@ -144,6 +144,11 @@ pub enum AppError {
     /// A follow, block (or the reverse) of one's own feed.
     #[error("that is your own feed")]
     OwnFeed,
+    /// A hub's command on a node that is not a hub.
+    #[error(
+        "this node is not a hub: start it with `potluck serve --hub`, or set \"hub\": true in config.json"
+    )]
+    NotAHub,
     /// An invite that names no feed to follow.
     #[error("the invite names no feed")]
     InviteWithoutFeed,
@@ -239,6 +244,7 @@ impl AppError {
             | AppError::NothingToChange(_)
             | AppError::OwnFeed
             | AppError::InviteWithoutFeed
+            | AppError::NotAHub
             | AppError::OtherNetwork { .. }
             | AppError::PortInUse { .. }
             | AppError::BadAddress { .. }

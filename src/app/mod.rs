@@ -21,6 +21,7 @@
 
 pub mod control;
 mod error;
+mod hub;
 pub mod ics;
 mod maintenance;
 mod network;
@@ -43,6 +44,7 @@ pub use error::{AppError, MIN_ID_PREFIX};
 pub use maintenance::{
     CountingReader, FixtureReport, FsckOutcome, ImportReport, Rebuilt, Repaired, fixtures, fsck,
 };
+pub use hub::{MAX_CODE_NOTE, MemberCodeOptions, MemberView};
 pub use network::{InviteView, JoinReport, RecoverOutcome, SyncReport};
 pub use open::{Access, PageToken, new_secret};
 pub use publish::{Past, check_not_over, rsvp_draft};

@@ -16,6 +16,7 @@ use crate::store::admission::AdmissionStatus;
 
 use super::open::{HomeState, lost};
 use super::views::{ConnectedPeer, ContactChange, KnownAddress, NetworkView, person};
+use super::hub::MemberCodeOptions;
 use super::{App, AppError, Change, now_ms};
 
 /// Longest a `sync` waits for the organizer's answers to the requests it
@@ -89,7 +90,7 @@ impl App {
     /// blocks: inside a runtime it must be called from its blocking pool
     /// (`spawn_blocking`, as the page and the control socket do), never
     /// from an async task, where tokio refuses to block.
-    fn block_on<T>(&self, work: impl Future<Output = T>) -> Result<T, AppError> {
+    pub(super) fn block_on<T>(&self, work: impl Future<Output = T>) -> Result<T, AppError> {
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => Ok(handle.block_on(work)),
             Err(_) => Ok(tokio::runtime::Builder::new_multi_thread()
@@ -201,7 +202,7 @@ impl App {
 
     /// A peer for people: its name when known, else its short feed id,
     /// else the address dialled.
-    fn peer_label(&self, feed: Option<&FeedId>, addr: &str) -> Result<String, AppError> {
+    pub(super) fn peer_label(&self, feed: Option<&FeedId>, addr: &str) -> Result<String, AppError> {
         let Some(feed) = feed else {
             return Ok(addr.to_owned());
         };
@@ -242,6 +243,9 @@ impl App {
         wait: bool,
         progress: impl FnMut(u64, u64) + Send + 'static,
     ) -> Result<JoinReport, AppError> {
+        if invite.member.is_some() {
+            return self.join_hub(invite, progress);
+        }
         let node = self.writer()?.clone();
         let inviter = invite.peer.feed.ok_or(AppError::InviteWithoutFeed)?;
         check_network(invite, node.network_key())?;
@@ -294,6 +298,16 @@ impl App {
     /// `config.json`. An address on every interface becomes this
     /// computer's address on the network.
     pub fn invite(&self, addr: Option<String>) -> Result<InviteView, AppError> {
+        self.invite_with(addr, &MemberCodeOptions::default())
+    }
+
+    /// [`App::invite`], and on a hub a member code with these options (a
+    /// member's invite carries its hubs instead).
+    pub fn invite_with(
+        &self,
+        addr: Option<String>,
+        options: &MemberCodeOptions,
+    ) -> Result<InviteView, AppError> {
         let config = ConfigFile::load(self.home()?)?;
         let me = self.feed_id()?;
         let from_config = addr.is_none() && self.serving().is_none();
@@ -326,7 +340,13 @@ impl App {
             .parse::<std::net::SocketAddr>()
             .is_ok_and(|a| a.ip().is_loopback());
         Ok(InviteView {
-            code: Invite { peer, network }.to_code(),
+            code: Invite {
+                peer,
+                network,
+                member: self.make_member_code(&config, options)?,
+                hubs: config.hub_addrs()?,
+            }
+            .to_code(),
             addr,
             loopback_only,
             from_config,
@@ -439,17 +459,30 @@ impl App {
 
 /// Adds the inviter to the configured peers of `config` (once), and saves
 /// it in `home`: `serve` keeps configured peers connected.
-fn remember_inviter(home: &Home, mut config: ConfigFile, invite: &Invite) -> Result<(), AppError> {
-    let peer_text = invite.peer.to_string();
-    if !config.peers.contains(&peer_text) {
-        config.peers.push(peer_text);
+pub(super) fn remember_inviter(
+    home: &Home,
+    mut config: ConfigFile,
+    invite: &Invite,
+) -> Result<(), AppError> {
+    if invite.member.is_some() {
+        // A hub's member code: the hub goes to `hubs` (see `App::join_hub`).
+        config.save(home)?;
+        return Ok(());
+    }
+    // The inviter's hubs too: through them a newcomer on another network
+    // reaches the inviter.
+    for peer in std::iter::once(&invite.peer).chain(&invite.hubs) {
+        let peer_text = peer.to_string();
+        if !config.peers.contains(&peer_text) && !config.hubs.contains(&peer_text) {
+            config.peers.push(peer_text);
+        }
     }
     config.save(home)?;
     Ok(())
 }
 
 /// An invite must be for the network a home is on.
-fn check_network(invite: &Invite, current: &NetworkKey) -> Result<(), AppError> {
+pub(super) fn check_network(invite: &Invite, current: &NetworkKey) -> Result<(), AppError> {
     let network = invite.network.as_ref().unwrap_or(&DEFAULT_NETWORK_KEY);
     if network != current {
         return Err(AppError::OtherNetwork {

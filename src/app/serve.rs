@@ -36,6 +36,8 @@ pub struct StartOptions {
     pub extra_peers: Vec<String>,
     /// LAN discovery.
     pub discovery: DiscoveryOptions,
+    /// Run as a hub (`--hub`) even if `config.json` does not say so.
+    pub hub: bool,
 }
 
 /// Where the running node serves: what a command handed to it may need.
@@ -62,6 +64,8 @@ impl NodePort {
     pub fn bind(home: &Home, options: &StartOptions) -> Result<NodePort, AppError> {
         let config = ConfigFile::load(home)?;
         let mut peers = config.peer_addrs()?;
+        // Our hubs are kept connected like configured peers.
+        peers.extend(config.hub_addrs()?);
         for p in &options.extra_peers {
             peers.push(PeerAddr::parse(p)?);
         }
@@ -253,6 +257,18 @@ impl App {
         if let Some(quotas) = config.quotas.clone() {
             node.set_quota_limits(quotas);
         }
+        match config.hub_limits() {
+            Some(limits) => node.make_hub(limits),
+            None if options.hub => node.make_hub(Default::default()),
+            None => {}
+        }
+        if node.hub_limits().is_some() {
+            tracing::info!("serving as a hub: members' feeds are stored and forwarded");
+        }
+        node.set_member_settings(crate::node::MemberSettings {
+            hubs: config.hub_addrs()?,
+            tunnels_from_hub_members: config.tunnels_from_hub_members.unwrap_or(false),
+        });
         // Requests may have arrived while no node of ours was running.
         let settler = node.clone();
         tokio::task::spawn_blocking(move || settler.settle_all())

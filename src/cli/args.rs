@@ -23,6 +23,35 @@ pub struct Args {
     pub(crate) command: Command,
 }
 
+/// `potluck hub …`.
+#[derive(Subcommand, Debug)]
+pub enum HubCommand {
+    /// On a hub: list its members, with what each stored.
+    Members,
+    /// On a hub: remove a member; its connections are refused from now on.
+    Remove {
+        /// The member's feed id, `@…ed25519`.
+        feed: String,
+    },
+    /// On a hub: make a feed a member without a code (again, after
+    /// `remove`).
+    Admit {
+        /// The feed id, `@…ed25519`.
+        feed: String,
+        /// A note kept with the member.
+        #[arg(long, value_name = "TEXT")]
+        note: Option<String>,
+    },
+    /// Join a hub with its member code: it keeps your feed for others
+    /// while you are offline.
+    Add {
+        /// The member code from the hub's `potluck invite`.
+        code: String,
+    },
+    /// List the hubs this node belongs to.
+    List,
+}
+
 /// Every command, with its own arguments.
 #[derive(Subcommand, Debug)]
 pub(crate) enum Command {
@@ -57,6 +86,11 @@ pub(crate) enum Command {
         discovery: DiscoveryArgs,
         #[command(flatten)]
         web: WebArgs,
+        /// Run as a community hub: store and forward members' feeds, and
+        /// make member codes with `potluck invite` (docs/hub.md). Same as
+        /// `"hub": true` in config.json.
+        #[arg(long)]
+        hub: bool,
     },
     /// Open the web page of the running node in the browser.
     #[command(display_order = 12)]
@@ -91,7 +125,20 @@ pub(crate) enum Command {
         /// and the listen port).
         #[arg(long, value_name = "HOST:PORT")]
         addr: Option<String>,
+        /// On a hub: how many people may join with this member code.
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        uses: u32,
+        /// On a hub: how long the member code works: 30m, 12h, 7d.
+        #[arg(long, default_value = "7d", value_name = "TIME")]
+        expires: String,
+        /// On a hub: a note kept with the members who join with it
+        /// ("the garden group").
+        #[arg(long, value_name = "TEXT")]
+        note: Option<String>,
     },
+    /// Hubs: members of this hub, or the hubs this node belongs to.
+    #[command(display_order = 16, subcommand)]
+    Hub(HubCommand),
     /// Join with an invite code: remember the inviter, sync once, follow them.
     #[command(display_order = 16)]
     Join {

@@ -23,6 +23,7 @@ mod ctx;
 mod events;
 mod feeds;
 mod files;
+mod hub;
 mod output;
 mod peers;
 mod serve;
@@ -71,9 +72,10 @@ pub fn run(args: Args, raw: Vec<std::ffi::OsString>) -> Result<u8> {
         peers,
         discovery,
         web,
+        hub,
     } = args.command
     {
-        serve::serve(&home, listen, peers, discovery, web, run_in_node)?;
+        serve::serve(&home, listen, peers, discovery, web, hub, run_in_node)?;
         return Ok(0);
     }
     if let Command::PageToken { new } = args.command {
@@ -233,7 +235,13 @@ fn run_command(ctx: &Ctx, command: Command, out: &mut Output) -> Result<()> {
         Command::PageToken { .. } => bail!("page-token is not run inside a node"),
         Command::Sync { addr } => peers::sync(ctx, out, &addr),
         Command::Peers => peers::peers(ctx, out),
-        Command::Invite { addr } => peers::invite(ctx, out, addr),
+        Command::Invite {
+            addr,
+            uses,
+            expires,
+            note,
+        } => peers::invite(ctx, out, addr, hub::code_options(uses, &expires, note)?),
+        Command::Hub(command) => hub::run(ctx, out, command),
         Command::Join { code } => peers::join(ctx, out, &code),
         Command::Follow { feed } => feeds::contact(ctx, out, &feed, ContactChange::Follow),
         Command::Unfollow { feed } => feeds::contact(ctx, out, &feed, ContactChange::Unfollow),

@@ -6,7 +6,7 @@
 use anyhow::Result;
 use serde_json::json;
 
-use potluck::app::{App, AppError, Invite, PeerAddr, RecoverOutcome, when};
+use potluck::app::{App, AppError, Invite, MemberCodeOptions, PeerAddr, RecoverOutcome, when};
 
 use super::ctx::Ctx;
 use super::output::{Output, ProgressLine, forked_json, forked_text};
@@ -64,8 +64,15 @@ pub fn sync(ctx: &Ctx, out: &mut Output, addr: &str) -> Result<()> {
 
 /// `potluck invite`: a one-line code that brings someone into this network
 /// (see [`App::invite`] for the address in it).
-pub fn invite(ctx: &Ctx, out: &mut Output, addr: Option<String>) -> Result<()> {
-    let invite = ctx.open()?.invite(addr)?;
+pub fn invite(
+    ctx: &Ctx,
+    out: &mut Output,
+    addr: Option<String>,
+    options: MemberCodeOptions,
+) -> Result<()> {
+    let app = ctx.open()?;
+    let invite = app.invite_with(addr, &options)?;
+    let hub = app.is_hub()?;
     let addr = &invite.addr;
     out.print(
         json!({
@@ -73,10 +80,22 @@ pub fn invite(ctx: &Ctx, out: &mut Output, addr: Option<String>) -> Result<()> {
             "addr": addr,
             "node_running": ctx.running.is_some(),
             "loopback_only": invite.loopback_only,
+            "member_code": hub,
         }),
         || invite.code.clone(),
     );
     out.note(format!("the code names {addr}"));
+    if hub {
+        out.note(format!(
+            "a member code of this hub: {} within {}; `potluck hub members` lists who joined",
+            when::plural(u64::from(options.uses), "person may join", "people may join"),
+            when::plural(
+                u64::try_from(options.valid_for_ms / 3_600_000).unwrap_or(0),
+                "hour",
+                "hours"
+            )
+        ));
+    }
     if invite.loopback_only {
         out.note(format!(
             "note: {addr} is a loopback address: this code works only on this computer \

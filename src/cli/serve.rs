@@ -28,6 +28,7 @@ pub fn serve(
     extra_peers: Vec<String>,
     discovery: DiscoveryArgs,
     web: WebArgs,
+    hub: bool,
     run_in_node: RunInNode,
 ) -> Result<()> {
     // Only a Unix control socket hands commands over.
@@ -41,6 +42,7 @@ pub fn serve(
             port: discovery.discovery_port,
             targets: discovery.discovery_targets,
         },
+        hub,
     };
     // Bind first: when a port is taken, nothing has been created yet.
     let port = NodePort::bind(home, &options)?;

@@ -19,6 +19,7 @@ use crate::feed::message::FeedId;
 use crate::home::{Home, write_private};
 use crate::proto::handshake::{DEFAULT_NETWORK_KEY, NetworkKey};
 use crate::proto::replicate::Policy;
+use crate::proto::wire::TOKEN_LEN;
 
 /// Default TCP port of a node.
 pub const DEFAULT_PORT: u16 = 7643;
@@ -113,7 +114,16 @@ pub struct Invite {
     pub peer: PeerAddr,
     /// The network key, for a private network.
     pub network: Option<NetworkKey>,
+    /// A hub's member code: the secret that makes the joiner a member of
+    /// the inviting hub.
+    pub member: Option<[u8; TOKEN_LEN]>,
+    /// The inviter's hubs, through which a newcomer on another network
+    /// reaches it.
+    pub hubs: Vec<PeerAddr>,
 }
+
+/// Most hubs an invite carries.
+pub const MAX_INVITE_HUBS: usize = 8;
 
 /// The text before every invite code.
 pub const INVITE_PREFIX: &str = "potluck-invite:";
@@ -125,6 +135,11 @@ struct InviteBody {
     feed: FeedId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     network: Option<String>,
+    /// base64url of a hub's member code secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    member: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    hubs: Vec<String>,
 }
 
 impl Invite {
@@ -137,6 +152,10 @@ impl Invite {
             addr: self.peer.addr.clone(),
             feed: self.peer.feed.unwrap_or(FeedId([0; 32])),
             network: self.network.as_ref().map(NetworkKey::to_hex),
+            member: self
+                .member
+                .map(|t| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(t)),
+            hubs: self.hubs.iter().map(PeerAddr::to_string).collect(),
         };
         let json = serde_json::to_vec(&body).unwrap_or_default();
         format!(
@@ -172,7 +191,33 @@ impl Invite {
             }
             None => None,
         };
-        Ok(Invite { peer, network })
+        let member = match body.member {
+            Some(text) => Some(
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(text)
+                    .ok()
+                    .and_then(|b| <[u8; TOKEN_LEN]>::try_from(b).ok())
+                    .ok_or_else(|| bad("its member code is damaged"))?,
+            ),
+            None => None,
+        };
+        if body.hubs.len() > MAX_INVITE_HUBS {
+            return Err(bad("it names too many hubs"));
+        }
+        let hubs = body
+            .hubs
+            .iter()
+            .map(|h| match PeerAddr::parse(h) {
+                Ok(p) if p.feed.is_some() => Ok(p),
+                _ => Err(bad("one of its hubs is not @FEED@HOST:PORT")),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Invite {
+            peer,
+            network,
+            member,
+            hubs,
+        })
     }
 }
 
@@ -230,6 +275,29 @@ pub struct ConfigFile {
     /// defaults).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quotas: Option<crate::proto::quota::QuotaLimits>,
+    /// Hub mode: `true`, or an object setting any of
+    /// [`crate::proto::hub::HubLimits`]' fields; absent or `false`: not a
+    /// hub.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hub: Option<HubSetting>,
+    /// The hubs this node is a member of (`@FEED@HOST:PORT`): it keeps a
+    /// connection to each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hubs: Vec<String>,
+    /// Take tunnels from any member of our hubs, not only from feeds we
+    /// follow (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnels_from_hub_members: Option<bool>,
+}
+
+/// How hub mode is written in the file: `true`/`false`, or the limits.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum HubSetting {
+    /// `true` (a hub with the default limits) or `false`.
+    On(bool),
+    /// A hub with these limits.
+    Limits(crate::proto::hub::HubLimits),
 }
 
 /// `"open"` or `{"hops": N}`.
@@ -471,6 +539,7 @@ impl ConfigFile {
         for p in &self.peers {
             PeerAddr::parse(p)?;
         }
+        self.hub_addrs()?;
         for t in &self.discovery_targets {
             t.parse::<std::net::SocketAddr>()
                 .map_err(|_| ConfigError::BadPeer(t.clone()))?;
@@ -489,6 +558,28 @@ impl ConfigFile {
     /// The configured peers.
     pub fn peer_addrs(&self) -> Result<Vec<PeerAddr>, ConfigError> {
         self.peers.iter().map(|p| PeerAddr::parse(p)).collect()
+    }
+
+    /// The hubs we are a member of; each names its feed.
+    pub fn hub_addrs(&self) -> Result<Vec<PeerAddr>, ConfigError> {
+        self.hubs
+            .iter()
+            .map(|h| match PeerAddr::parse(h)? {
+                p if p.feed.is_some() => Ok(p),
+                _ => Err(ConfigError::BadPeer(format!(
+                    "{h} (a hub must be written @FEED@HOST:PORT)"
+                ))),
+            })
+            .collect()
+    }
+
+    /// The hub's limits when this node is a hub.
+    pub fn hub_limits(&self) -> Option<crate::proto::hub::HubLimits> {
+        match &self.hub {
+            Some(HubSetting::On(true)) => Some(Default::default()),
+            Some(HubSetting::Limits(limits)) => Some(limits.clone()),
+            Some(HubSetting::On(false)) | None => None,
+        }
     }
 
     /// The replication policy.

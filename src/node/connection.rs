@@ -23,6 +23,7 @@ use super::{
 use crate::feed::message::FeedId;
 use crate::proto::frame::{FrameDecoder, encode_frame};
 use crate::proto::handshake::{Handshake, HandshakeError, Transport};
+use crate::proto::hub::Intake;
 use crate::proto::peerbook::{PeerRecord, PeerSource};
 use crate::proto::wire::{FramePacker, Packet, RefuseReason};
 
@@ -32,24 +33,28 @@ const REFUSAL_WAIT: Duration = Duration::from_secs(2);
 
 /// A connection past the handshake.
 pub(super) struct Established {
-    stream: TcpStream,
-    transport: Transport,
+    pub(super) stream: TcpStream,
+    pub(super) transport: Transport,
     /// May already hold the first transport frames (they can arrive in the
     /// same read as the last handshake message).
-    decoder: FrameDecoder,
+    pub(super) decoder: FrameDecoder,
     /// The peer's feed.
-    remote: FeedId,
+    pub(super) remote: FeedId,
+    /// The peer's first packets, already read (see [`Node::intake`]).
+    pub(super) first: Vec<Packet>,
 }
 
 impl Node {
     /// Runs one connection: handshake, then replication.
-    /// `dial` is `Some((expected feed, dialed address))` when we dialed.
+    /// `dial` is `Some((expected feed, dialed address))` when we dialed;
+    /// `request`, a hub request to send first (a member code's `Join`).
     pub(super) async fn connection(
         self: Arc<Self>,
         stream: TcpStream,
         addr: SocketAddr,
         dial: Option<(Option<FeedId>, &str)>,
         once: bool,
+        request: Option<Packet>,
     ) -> Result<SessionReport, ConnectionError> {
         let book_addr = dial.map(|(_, a)| a.to_owned());
         let dial = dial.map(|(feed, _)| feed);
@@ -61,7 +66,7 @@ impl Node {
             established: false,
         });
         let mut report = SessionReport::default();
-        let conn = self.shake(stream, addr, dial, &mut report).await?;
+        let mut conn = self.shake(stream, addr, dial, &mut report).await?;
         // Past the handshake, an inbound connection needs an established
         // slot (perhaps the idlest peer's).
         let inbound_slot = match handshake_slot {
@@ -72,6 +77,23 @@ impl Node {
         report.peer = Some(remote);
         if remote == self.feed_id() {
             return Err(ConnectionError::Duplicate(remote));
+        }
+        match (dial, request) {
+            (Some(_), Some(request)) => self.ask_hub(&mut conn, &request).await?,
+            (Some(_), None) => {}
+            (None, _) if self.was_removed(&remote) => {
+                tracing::info!(peer = %remote, %addr, "refusing a removed member");
+                self.refuse(conn, RefuseReason::Removed).await;
+                return Err(ConnectionError::RefusedThem(RefuseReason::Removed));
+            }
+            (None, _) => match self.intake(&mut conn).await? {
+                Intake::Session(first) => conn.first = first,
+                Intake::Join(token) => self.handle_join(&mut conn, token).await?,
+                Intake::Tunnel(_) | Intake::TunnelAccept(_) => {
+                    self.refuse(conn, RefuseReason::NotAHub).await;
+                    return Err(ConnectionError::RefusedThem(RefuseReason::NotAHub));
+                }
+            },
         }
         if let Some(addr) = book_addr.as_deref().filter(|_| !once) {
             self.note_reached(addr, remote);
@@ -93,6 +115,7 @@ impl Node {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&remote);
+        self.save_member_bytes(&remote);
         let _ = self.events.send(NodeEvent::PeerLeft(remote));
         report.received = progress.received.load(Ordering::Relaxed);
         report.sent = progress.sent.load(Ordering::Relaxed);
@@ -127,7 +150,13 @@ impl Node {
         progress: &PeerProgress,
         report: &mut SessionReport,
     ) -> Result<(), ConnectionError> {
-        let mut socket = Socket::open(conn.stream, conn.transport, conn.decoder, &self.counters);
+        let mut socket = Socket::open(
+            conn.stream,
+            conn.transport,
+            conn.decoder,
+            conn.first,
+            &self.counters,
+        );
         let mut driver = Driver::open(self, conn.remote, once, slot, progress).await?;
         let evicted = slot.map(|s| &*s.evicted);
         let mut events = self.events.subscribe();
@@ -190,6 +219,7 @@ impl Node {
                 transport,
                 decoder,
                 remote,
+                first: Vec::new(),
             }),
             Err(e) if dial.is_none() => {
                 // Strangers' failed handshakes can come by the thousand.
@@ -309,7 +339,13 @@ impl Node {
     /// `Refuse` packet instead of our `Hello`), and closes it once the
     /// peer has read that (or after [`REFUSAL_WAIT`]).
     async fn refuse(&self, conn: Established, reason: RefuseReason) {
-        let socket = Socket::open(conn.stream, conn.transport, conn.decoder, &self.counters);
+        let socket = Socket::open(
+            conn.stream,
+            conn.transport,
+            conn.decoder,
+            Vec::new(),
+            &self.counters,
+        );
         let mut packer = FramePacker::new();
         if packer.push(&Packet::Refuse(reason)).is_ok() {
             let _ = socket.outbound.send(packer.take()).await;

@@ -44,6 +44,9 @@ pub(super) struct Driver<'a> {
     link: Registered<'a>,
     /// `Some(peer)` when the peer is held to the quotas of strangers.
     stranger: Option<FeedId>,
+    /// `Some(peer)` when we are a hub and the peer is a member, held to
+    /// the member's storage quota.
+    member: Option<FeedId>,
     /// The connection's slot, when the peer dialed us.
     slot: Option<&'a InboundSlot<'a>>,
     /// What [`Node::peers`] shows of this connection.
@@ -97,6 +100,7 @@ impl<'a> Driver<'a> {
             node,
             link: Registered { node, link },
             stranger: node.stranger(remote, slot.is_none(), once),
+            member: node.is_member(&remote).then_some(remote),
             slot,
             progress,
         })
@@ -340,13 +344,14 @@ impl<'a> Driver<'a> {
                 Inbound::Messages(mut checked) => {
                     self.link.handle_messages(now)?;
                     let node = self.node;
-                    let (link, stranger) = (&self.link, self.stranger);
+                    let (link, stranger, member) = (&self.link, self.stranger, self.member);
                     let mut over_quota = BTreeSet::new();
                     let followed = stranger.map(|_| node.followed()).unwrap_or_default();
                     checked.retain(|msg| {
                         let wanted = link.accepts(&msg.author())
                             && !over_quota.contains(&msg.author())
-                            && node.within_quota(stranger, &followed, msg, &mut over_quota);
+                            && node.within_quota(stranger, &followed, msg, &mut over_quota)
+                            && node.within_member_quota(member, msg, &mut over_quota);
                         if !wanted {
                             tracing::debug!(feed = %msg.author(), "dropping a message of a feed we do not replicate");
                         }
@@ -486,14 +491,22 @@ impl Node {
             .map(|(f, h)| (f, h.sequence))
             .collect();
         let blocked = self.store.blocked_by(&me)?;
+        // A hub's replication starts from its members, as if its own
+        // feed followed them.
+        let members = self.member_roots();
         let follows = |f: &FeedId| {
-            self.store
+            let mut out: Vec<FeedId> = self
+                .store
                 .contacts(f)
                 .unwrap_or_default()
                 .into_iter()
                 .filter(|(_, c)| c.following && !c.blocking)
                 .map(|(f, _)| f)
-                .collect()
+                .collect();
+            if *f == me {
+                out.extend(members.iter().copied());
+            }
+            out
         };
         Ok(replicate::build_clock(
             &self.config.policy,

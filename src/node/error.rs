@@ -61,6 +61,13 @@ pub enum ConnectionError {
     /// why (for instance, it is already connected to our feed).
     #[error("the peer refused the session: {0}")]
     Refused(RefuseReason),
+    /// We refused the peer's request (a member code, a tunnel) and told it
+    /// why.
+    #[error("refused the peer's request: {0}")]
+    RefusedThem(RefuseReason),
+    /// The peer's first frame was not a session's start or one hub request.
+    #[error("bad first frame: {0}")]
+    Hub(String),
     /// A stranger went over a quota that ends the session.
     #[error("{0}")]
     Quota(quota::QuotaError),

@@ -40,11 +40,14 @@ pub(super) struct Socket {
 
 impl Socket {
     /// Starts the reader and writer over `stream`. `decoder` may already
-    /// hold the first transport frames; `totals` are the node's counters.
+    /// hold the first transport frames, and `first` holds packets already
+    /// read and decrypted (a responder reads the dialer's first frame
+    /// itself: see `Node::intake`); `totals` are the node's counters.
     pub(super) fn open(
         stream: TcpStream,
         transport: Transport,
         decoder: FrameDecoder,
+        first: Vec<Packet>,
         totals: &Arc<Counters>,
     ) -> Socket {
         let transport = Arc::new(Mutex::new(transport));
@@ -56,6 +59,7 @@ impl Socket {
         let reader = tokio::spawn(read_task(
             read_half,
             decoder,
+            first,
             transport.clone(),
             in_tx,
             bytes_in.clone(),
@@ -200,11 +204,21 @@ fn decode_and_check(packets: Vec<Packet>) -> Vec<Inbound> {
 async fn read_task(
     mut read: tokio::net::tcp::OwnedReadHalf,
     mut decoder: FrameDecoder,
+    first: Vec<Packet>,
     transport: Arc<Mutex<Transport>>,
     tx: mpsc::Sender<Decoded>,
     bytes_in: Arc<AtomicU64>,
     totals: Arc<Counters>,
 ) {
+    if !first.is_empty() {
+        let items = tokio::task::spawn_blocking(move || decode_and_check(first))
+            .await
+            .map_err(|e| ConnectionError::Task(e.to_string()));
+        let failed = items.is_err();
+        if tx.send(items).await.is_err() || failed {
+            return;
+        }
+    }
     let mut buf = vec![0u8; 64 * 1024];
     // An error met while gathering extra frames, delivered after them.
     let mut pending_error: Option<ConnectionError> = None;

@@ -52,7 +52,7 @@ impl Node {
             let node = self.clone();
             tokio::spawn(async move {
                 // `connection` logs how it ended.
-                let _ = node.clone().connection(stream, addr, None, false).await;
+                let _ = node.clone().connection(stream, addr, None, false, None).await;
             });
         }
     }
@@ -336,8 +336,38 @@ impl Node {
         once: bool,
     ) -> Result<SessionReport, ConnectionError> {
         let addr = stream.peer_addr()?;
-        self.connection(stream, addr, Some((peer.feed, peer.addr.as_str())), once)
-            .await
+        self.connection(
+            stream,
+            addr,
+            Some((peer.feed, peer.addr.as_str())),
+            once,
+            None,
+        )
+        .await
+    }
+
+    /// Dials a hub once with a member code, then runs a session (`once`:
+    /// a one-off sync).
+    pub async fn dial_with_code(
+        self: Arc<Self>,
+        hub: &PeerAddr,
+        code: [u8; crate::proto::wire::TOKEN_LEN],
+        once: bool,
+    ) -> Result<SessionReport, ConnectionError> {
+        let stream =
+            tokio::time::timeout(self.config.timing.handshake, TcpStream::connect(&hub.addr))
+                .await
+                .map_err(|_| ConnectionError::HandshakeTimeout)??;
+        let addr = stream.peer_addr()?;
+        let join = crate::proto::wire::Packet::Join { token: code };
+        self.connection(
+            stream,
+            addr,
+            Some((hub.feed, hub.addr.as_str())),
+            once,
+            Some(join),
+        )
+        .await
     }
 }
 

@@ -20,6 +20,7 @@ mod connection;
 pub mod control;
 mod driver;
 mod error;
+mod hub;
 mod io;
 pub mod limits;
 mod listen;
@@ -27,6 +28,7 @@ mod start;
 mod strangers;
 
 pub use error::ConnectionError;
+pub use hub::MemberSettings;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -279,6 +281,8 @@ pub struct Node {
     sources: Mutex<Sources>,
     /// What strangers may make us store (see [`quota`]).
     quotas: Mutex<quota::Quotas>,
+    /// Hub mode, and the hubs we are a member of.
+    hub_parts: hub::HubParts,
 }
 
 /// Whether a rate-limited log line may be written now (see
@@ -316,6 +320,7 @@ impl Node {
             counters: Arc::new(Counters::default()),
             sources: Mutex::new(Sources::new(SOURCE_GRACE)),
             quotas: Mutex::new(quota::Quotas::new(quota::QuotaLimits::default())),
+            hub_parts: hub::HubParts::default(),
         })
     }
 

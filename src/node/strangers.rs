@@ -25,7 +25,7 @@ impl Node {
     /// we dialed (other than an address heard on the LAN, which anyone
     /// can announce), nor the peer of a one-off sync we were asked for.
     pub(super) fn stranger(&self, remote: FeedId, outbound: bool, once: bool) -> Option<FeedId> {
-        if outbound && once || self.followed().contains(&remote) {
+        if outbound && once || self.followed().contains(&remote) || self.is_member(&remote) {
             return None;
         }
         let records = self.store.peer_records().unwrap_or_default();

@@ -13,6 +13,7 @@
 pub mod discovery;
 pub mod frame;
 pub mod handshake;
+pub mod hub;
 pub mod peerbook;
 pub mod quota;
 pub mod replicate;

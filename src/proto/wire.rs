@@ -42,6 +42,19 @@ const KIND_PING: u8 = 6;
 const KIND_GOODBYE: u8 = 7;
 const KIND_PUSH: u8 = 8;
 const KIND_REFUSE: u8 = 9;
+const KIND_JOIN: u8 = 10;
+const KIND_WELCOME: u8 = 11;
+const KIND_TUNNEL: u8 = 12;
+const KIND_TUNNEL_ACCEPT: u8 = 13;
+const KIND_TUNNEL_READY: u8 = 14;
+const KIND_TUNNEL_CALL: u8 = 15;
+const KIND_TUNNEL_DECLINE: u8 = 16;
+const KIND_MEMBERS: u8 = 17;
+
+/// Bytes of a member code's secret and of a tunnel's token.
+pub const TOKEN_LEN: usize = 16;
+/// Longest address text in a `Members` entry.
+pub const MAX_MEMBER_ADDR: usize = 64;
 
 const PUSH_DEFAULT_KEEP: u8 = 0;
 const PUSH_DEFAULT_PUSH: u8 = 1;
@@ -72,6 +85,32 @@ pub enum RefuseReason {
         "you dialed each other at the same time, and only the connection dialed by the smaller feed key is kept"
     )]
     Crossed,
+    /// A hub-only request (a member code, a tunnel) reached a node that is
+    /// not a hub (code 3).
+    #[error("it is not a hub: member codes and tunnels work only with a hub")]
+    NotAHub,
+    /// The hub opens tunnels only between its members, and the asking side
+    /// or the other end is not one (any more) (code 4).
+    #[error("the hub opens tunnels only between its members, and one of you is not a member")]
+    NotAMember,
+    /// The member code is unknown, used up or expired (code 5).
+    #[error("the member code is unknown, used up or expired: ask the hub's operator for a new one")]
+    BadCode,
+    /// The other end of a tunnel is not connected to the hub now (code 6).
+    #[error("the member you asked for is not connected to the hub right now")]
+    Offline,
+    /// The other end of a tunnel declined it, now or a short while ago
+    /// (code 7).
+    #[error(
+        "the member you asked for does not take tunnels from you (it does not follow you); the hub will not ask it again for a while"
+    )]
+    Declined,
+    /// Too many tunnels are open or pending for the asking member (code 8).
+    #[error("you have too many tunnels open through this hub; try again when one has closed")]
+    TooManyTunnels,
+    /// The hub's operator removed the dialer from its members (code 9).
+    #[error("the hub's operator removed you from its members")]
+    Removed,
     /// A reason this version does not know.
     #[error("reason {0}, which this version does not know")]
     Other(u8),
@@ -83,6 +122,13 @@ impl RefuseReason {
         match self {
             RefuseReason::AlreadyConnected => 1,
             RefuseReason::Crossed => 2,
+            RefuseReason::NotAHub => 3,
+            RefuseReason::NotAMember => 4,
+            RefuseReason::BadCode => 5,
+            RefuseReason::Offline => 6,
+            RefuseReason::Declined => 7,
+            RefuseReason::TooManyTunnels => 8,
+            RefuseReason::Removed => 9,
             RefuseReason::Other(code) => code,
         }
     }
@@ -92,6 +138,13 @@ impl RefuseReason {
         match code {
             1 => RefuseReason::AlreadyConnected,
             2 => RefuseReason::Crossed,
+            3 => RefuseReason::NotAHub,
+            4 => RefuseReason::NotAMember,
+            5 => RefuseReason::BadCode,
+            6 => RefuseReason::Offline,
+            7 => RefuseReason::Declined,
+            8 => RefuseReason::TooManyTunnels,
+            9 => RefuseReason::Removed,
             other => RefuseReason::Other(other),
         }
     }
@@ -142,6 +195,59 @@ pub enum Packet {
     /// "I will not hold this session, for this reason": sent instead of
     /// `Hello`, right after the handshake; the sender then closes.
     Refuse(RefuseReason),
+    /// "Make me a member": a member code's secret, sent alone as the
+    /// initiator's first packet to a hub; answered by `Welcome` or
+    /// `Refuse`.
+    Join {
+        /// The code's secret.
+        token: [u8; TOKEN_LEN],
+    },
+    /// The hub took the member code: the sender is now a member. The
+    /// session goes on with `Hello`.
+    Welcome,
+    /// "Connect me to this member": sent alone as the initiator's first
+    /// packet to a hub; answered by `TunnelReady` or `Refuse`.
+    Tunnel {
+        /// The member to reach.
+        target: FeedId,
+    },
+    /// "This connection is my end of that tunnel": sent alone as the
+    /// initiator's first packet to a hub, after a `TunnelCall`.
+    TunnelAccept {
+        /// The token of the `TunnelCall`.
+        token: [u8; TOKEN_LEN],
+    },
+    /// The hub joined both ends: every byte after this frame is the other
+    /// end's, relayed as it is (both ends start their own handshake).
+    TunnelReady,
+    /// In a live session, hub to member: "this member asks for a tunnel to
+    /// you"; answered by a new connection with `TunnelAccept`, or by
+    /// `TunnelDecline` in this session.
+    TunnelCall {
+        /// Names the tunnel.
+        token: [u8; TOKEN_LEN],
+        /// Who asks.
+        from: FeedId,
+    },
+    /// In a live session, member to hub: "I do not take that tunnel".
+    TunnelDecline {
+        /// The token of the `TunnelCall`.
+        token: [u8; TOKEN_LEN],
+    },
+    /// In a live session, hub to member: the members connected to the hub
+    /// now, each with an address it can be dialed at directly, if the hub
+    /// knows one. Replaces the previous list.
+    Members(Vec<MemberEntry>),
+}
+
+/// A member connected to a hub (the `Members` packet).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberEntry {
+    /// The member's feed.
+    pub feed: FeedId,
+    /// `HOST:PORT` where it says it can be dialed (a port mapped on its
+    /// router), at most [`MAX_MEMBER_ADDR`] bytes of text.
+    pub direct: Option<String>,
 }
 
 /// A packet that cannot be decoded.
@@ -184,6 +290,16 @@ impl Packet {
                 Packet::Resync | Packet::Ping | Packet::Goodbye => 0,
                 Packet::Push { entries, .. } => 1 + entries.len() * PUSH_ENTRY,
                 Packet::Refuse(_) => 1,
+                Packet::Join { .. } | Packet::TunnelAccept { .. } | Packet::TunnelDecline { .. } => {
+                    TOKEN_LEN
+                }
+                Packet::Welcome | Packet::TunnelReady => 0,
+                Packet::Tunnel { .. } => 32,
+                Packet::TunnelCall { .. } => TOKEN_LEN + 32,
+                Packet::Members(entries) => entries
+                    .iter()
+                    .map(|e| 33 + e.direct.as_ref().map_or(0, String::len))
+                    .sum(),
             }
     }
 
@@ -203,6 +319,14 @@ impl Packet {
             Packet::Goodbye => KIND_GOODBYE,
             Packet::Push { .. } => KIND_PUSH,
             Packet::Refuse(_) => KIND_REFUSE,
+            Packet::Join { .. } => KIND_JOIN,
+            Packet::Welcome => KIND_WELCOME,
+            Packet::Tunnel { .. } => KIND_TUNNEL,
+            Packet::TunnelAccept { .. } => KIND_TUNNEL_ACCEPT,
+            Packet::TunnelReady => KIND_TUNNEL_READY,
+            Packet::TunnelCall { .. } => KIND_TUNNEL_CALL,
+            Packet::TunnelDecline { .. } => KIND_TUNNEL_DECLINE,
+            Packet::Members(_) => KIND_MEMBERS,
         };
         out.push(kind);
         // Bounded by the check above.
@@ -238,6 +362,27 @@ impl Packet {
                 }
             }
             Packet::Refuse(reason) => out.push(reason.code()),
+            Packet::Join { token }
+            | Packet::TunnelAccept { token }
+            | Packet::TunnelDecline { token } => out.extend_from_slice(token),
+            Packet::Welcome | Packet::TunnelReady => {}
+            Packet::Tunnel { target } => out.extend_from_slice(&target.0),
+            Packet::TunnelCall { token, from } => {
+                out.extend_from_slice(token);
+                out.extend_from_slice(&from.0);
+            }
+            Packet::Members(entries) => {
+                for entry in entries {
+                    let direct = entry.direct.as_deref().unwrap_or("");
+                    if direct.len() > MAX_MEMBER_ADDR {
+                        return Err(WireError::TooLarge(direct.len()));
+                    }
+                    out.extend_from_slice(&entry.feed.0);
+                    // Bounded by the check above.
+                    out.push(direct.len() as u8);
+                    out.extend_from_slice(direct.as_bytes());
+                }
+            }
         }
         Ok(())
     }
@@ -345,10 +490,63 @@ impl Packet {
                 &[code] => Packet::Refuse(RefuseReason::from_code(code)),
                 _ => return Err(bad),
             },
+            KIND_JOIN | KIND_TUNNEL_ACCEPT | KIND_TUNNEL_DECLINE => {
+                let token: [u8; TOKEN_LEN] = payload.try_into().map_err(|_| bad)?;
+                match kind {
+                    KIND_JOIN => Packet::Join { token },
+                    KIND_TUNNEL_ACCEPT => Packet::TunnelAccept { token },
+                    _ => Packet::TunnelDecline { token },
+                }
+            }
+            KIND_WELCOME | KIND_TUNNEL_READY => {
+                if len != 0 {
+                    return Err(bad);
+                }
+                if kind == KIND_WELCOME {
+                    Packet::Welcome
+                } else {
+                    Packet::TunnelReady
+                }
+            }
+            KIND_TUNNEL => Packet::Tunnel {
+                target: FeedId(payload.try_into().map_err(|_| bad)?),
+            },
+            KIND_TUNNEL_CALL => {
+                if len != TOKEN_LEN + 32 {
+                    return Err(bad);
+                }
+                let (token, from) = payload.split_at(TOKEN_LEN);
+                Packet::TunnelCall {
+                    token: token.try_into().map_err(|_| bad.clone())?,
+                    from: FeedId(from.try_into().map_err(|_| bad)?),
+                }
+            }
+            KIND_MEMBERS => Packet::Members(decode_members(payload).ok_or(bad)?),
             other => return Err(WireError::UnknownKind(other)),
         };
         Ok((packet, rest))
     }
+}
+
+/// The entries of a `Members` payload: `feed (32) ‖ length (u8) ‖
+/// address text`, repeated; `None` when malformed (an entry cut short, an
+/// address too long or not UTF-8).
+fn decode_members(mut payload: &[u8]) -> Option<Vec<MemberEntry>> {
+    let mut entries = Vec::new();
+    while !payload.is_empty() {
+        let feed = FeedId(payload.get(..32)?.try_into().ok()?);
+        let len = usize::from(*payload.get(32)?);
+        if len > MAX_MEMBER_ADDR {
+            return None;
+        }
+        let text = std::str::from_utf8(payload.get(33..33 + len)?).ok()?;
+        entries.push(MemberEntry {
+            feed,
+            direct: (!text.is_empty()).then(|| text.to_owned()),
+        });
+        payload = &payload[33 + len..];
+    }
+    Some(entries)
 }
 
 /// Digest of a full clock: blake3 over its entries sorted by feed, each
@@ -409,8 +607,53 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    #[test]
+    fn members_entries_are_bounded_and_checked() {
+        // An address over the limit is refused on both sides.
+        let long = Packet::Members(vec![MemberEntry {
+            feed: FeedId([1; 32]),
+            direct: Some("a".repeat(MAX_MEMBER_ADDR + 1)),
+        }]);
+        assert!(long.encode_into(&mut Vec::new()).is_err());
+        let mut bad = vec![KIND_MEMBERS, 0, 34];
+        bad.extend_from_slice(&[1; 32]);
+        bad.extend_from_slice(&[1, 0xff]);
+        assert!(matches!(
+            Packet::decode_all(&bad),
+            Err(WireError::BadLength { kind: KIND_MEMBERS, .. })
+        ));
+        // An entry cut short.
+        let cut = [KIND_MEMBERS, 0, 10, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+        assert!(Packet::decode_all(&cut).is_err());
+        // Every refusal code round-trips; unknown ones are kept.
+        for code in 1..=12u8 {
+            assert_eq!(RefuseReason::from_code(code).code(), code);
+        }
+    }
+
     fn sample() -> Vec<Packet> {
         vec![
+            Packet::Join { token: [7; TOKEN_LEN] },
+            Packet::Welcome,
+            Packet::Tunnel { target: FeedId([4; 32]) },
+            Packet::TunnelAccept { token: [8; TOKEN_LEN] },
+            Packet::TunnelReady,
+            Packet::TunnelCall {
+                token: [9; TOKEN_LEN],
+                from: FeedId([5; 32]),
+            },
+            Packet::TunnelDecline { token: [10; TOKEN_LEN] },
+            Packet::Members(vec![
+                MemberEntry {
+                    feed: FeedId([6; 32]),
+                    direct: Some("203.0.113.7:7878".into()),
+                },
+                MemberEntry {
+                    feed: FeedId([7; 32]),
+                    direct: None,
+                },
+            ]),
+            Packet::Refuse(RefuseReason::Declined),
             Packet::Hello {
                 version: 1,
                 flags: FLAG_OPEN,

@@ -9,6 +9,8 @@
 //! | `Q`    | peer feed             | size ‖ when its memory was saved   |
 //! | `B`    | peer address          | peer book record (JSON)            |
 //! | `R`    | author                | head before a repair cut the feed  |
+//! | `G`    | member feed           | a hub's member (JSON, [`super::hub`]) |
+//! | `C`    | member code id        | a hub's member code (JSON)         |
 //! | `M`    | `format`, `log_end`, `positions`, `reindexing` | store format, committed log length, entries the position file holds durably, an index rebuild under way |
 //! | lower  | see [`super::index`]  | index entries, rebuildable         |
 //!
@@ -37,6 +39,10 @@ pub(super) const PEER: u8 = b'P';
 pub(super) const BOOK: u8 = b'B';
 /// author → head before a repair cut the feed
 pub(super) const REFETCH: u8 = b'R';
+/// member feed → a hub's member record (JSON)
+pub(super) const MEMBER: u8 = b'G';
+/// member code id → a hub's member code record (JSON)
+pub(super) const MEMBER_CODE: u8 = b'C';
 
 /// The store layout this code reads and writes (under [`FORMAT_KEY`]): 3
 /// keeps where each message is in the position index; 2 kept it in sled

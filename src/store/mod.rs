@@ -47,6 +47,7 @@ use std::sync::{Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub mod admission;
 mod check;
 mod error;
+pub mod hub;
 pub mod index;
 mod ingest;
 mod keys;
@@ -98,6 +99,8 @@ pub struct Store {
     /// [`Store::ingest_checked`]).
     queue: Mutex<Vec<std::sync::Arc<ingest::Queued>>>,
     published: PublishedMark,
+    /// One member-code redemption at a time (see [`hub`]).
+    hub_lock: Mutex<()>,
 }
 
 impl Store {
@@ -182,6 +185,7 @@ impl Store {
             writer: Mutex::new(()),
             queue: Mutex::new(Vec::new()),
             published: PublishedMark::load(path)?,
+            hub_lock: Mutex::new(()),
         };
         if upgrade {
             store.upgrade_from_2(path)?;

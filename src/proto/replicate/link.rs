@@ -188,7 +188,13 @@ pub struct Link {
     progress_moved: (u64, u64),
     reported_received: u64,
     caught_up: bool,
+    /// Hub packets from the peer that the node has not taken yet.
+    hub_inbox: std::collections::VecDeque<Packet>,
 }
+
+/// Most hub packets waiting for the node at once; a peer that sends more
+/// before the node takes them breaks the protocol.
+const MAX_HUB_INBOX: usize = 64;
 
 impl Link {
     /// Opens a link: starts the session. A lasting connection (`once`
@@ -225,6 +231,7 @@ impl Link {
             progress_moved: (0, 0),
             reported_received: 0,
             caught_up: false,
+            hub_inbox: std::collections::VecDeque::new(),
         }
     }
 
@@ -297,8 +304,26 @@ impl Link {
         Ok(match self.session.handle_packet(packet)? {
             Incoming::Goodbye => Some(PeerEnd::Goodbye),
             Incoming::Refused(reason) => Some(PeerEnd::Refused(reason)),
+            Incoming::Hub(packet) => {
+                if self.hub_inbox.len() >= MAX_HUB_INBOX {
+                    return Err(ProtocolError::Unexpected("hub packets faster than we handle"));
+                }
+                self.hub_inbox.push_back(packet);
+                None
+            }
             Incoming::Nothing | Incoming::ClockReady => None,
         })
+    }
+
+    /// Queues a hub packet to send to the peer (a hub's `TunnelCall` or
+    /// `Members`, a member's `TunnelDecline`).
+    pub fn handle_hub_send(&mut self, packet: Packet) {
+        self.session.queue_hub_packet(packet);
+    }
+
+    /// The next hub packet the peer sent, for the node to act on.
+    pub fn poll_hub_packet(&mut self) -> Option<Packet> {
+        self.hub_inbox.pop_front()
     }
 
     /// Messages arrived from the peer: fails if the peer may not send any

@@ -28,6 +28,9 @@ pub(super) enum Incoming {
     Goodbye,
     /// The peer refused the session.
     Refused(RefuseReason),
+    /// A hub's packet in a live session (`TunnelCall`, `TunnelDecline`,
+    /// `Members`): the node decides what to do with it.
+    Hub(Packet),
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -283,6 +286,17 @@ impl Session {
             Packet::Goodbye => Ok(Incoming::Goodbye),
             // Sent instead of `Hello`, but it ends the session at any point.
             Packet::Refuse(reason) => Ok(Incoming::Refused(reason)),
+            Packet::TunnelCall { .. } | Packet::TunnelDecline { .. } | Packet::Members(_) => {
+                self.check_message_allowed()
+                    .map_err(|_| ProtocolError::Unexpected("hub packet before hello"))?;
+                Ok(Incoming::Hub(packet))
+            }
+            // These open a connection (before `Hello`), never in a session.
+            Packet::Join { .. } => Err(ProtocolError::Unexpected("join")),
+            Packet::Welcome => Err(ProtocolError::Unexpected("welcome")),
+            Packet::Tunnel { .. } => Err(ProtocolError::Unexpected("tunnel")),
+            Packet::TunnelAccept { .. } => Err(ProtocolError::Unexpected("tunnel accept")),
+            Packet::TunnelReady => Err(ProtocolError::Unexpected("tunnel ready")),
             Packet::Push { default, entries } => {
                 self.check_message_allowed()
                     .map_err(|_| ProtocolError::Unexpected("push"))?;
@@ -311,6 +325,12 @@ impl Session {
                 Ok(Incoming::Nothing)
             }
         }
+    }
+
+    /// Queues a hub packet (`TunnelCall`, `TunnelDecline`, `Members`) to
+    /// send in this session.
+    pub fn queue_hub_packet(&mut self, packet: Packet) {
+        self.outbox.push_back(packet);
     }
 
     /// Messages may only come after the peer's `Hello` (a driver that
