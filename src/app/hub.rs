@@ -90,7 +90,11 @@ impl App {
                 "a member code must allow at least one use, for some time".into(),
             ));
         }
-        if options.note.as_ref().is_some_and(|n| n.len() > MAX_CODE_NOTE) {
+        if options
+            .note
+            .as_ref()
+            .is_some_and(|n| n.len() > MAX_CODE_NOTE)
+        {
             return Err(AppError::Refused(format!(
                 "the note is longer than {MAX_CODE_NOTE} bytes"
             )));

@@ -41,10 +41,10 @@ use crate::node::{Node, NodeEvent};
 use crate::store::Store;
 
 pub use error::{AppError, MIN_ID_PREFIX};
+pub use hub::{MAX_CODE_NOTE, MemberCodeOptions, MemberView};
 pub use maintenance::{
     CountingReader, FixtureReport, FsckOutcome, ImportReport, Rebuilt, Repaired, fixtures, fsck,
 };
-pub use hub::{MAX_CODE_NOTE, MemberCodeOptions, MemberView};
 pub use network::{InviteView, JoinReport, RecoverOutcome, SyncReport};
 pub use open::{Access, PageToken, new_secret};
 pub use publish::{Past, check_not_over, rsvp_draft};

@@ -14,9 +14,9 @@ use crate::proto::handshake::{DEFAULT_NETWORK_KEY, NetworkKey};
 use crate::proto::peerbook::{PeerRecord, PeerSource};
 use crate::store::admission::AdmissionStatus;
 
+use super::hub::MemberCodeOptions;
 use super::open::{HomeState, lost};
 use super::views::{ConnectedPeer, ContactChange, KnownAddress, NetworkView, person};
-use super::hub::MemberCodeOptions;
 use super::{App, AppError, Change, now_ms};
 
 /// Longest a `sync` waits for the organizer's answers to the requests it

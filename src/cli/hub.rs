@@ -139,7 +139,11 @@ pub fn valid_for_ms(text: &str) -> Result<i64> {
         .parse()
         .ok()
         .filter(|n| (1..=3650).contains(n))
-        .ok_or_else(|| anyhow::anyhow!("--expires takes a number from 1 to 3650 and m, h or d (30m, 12h, 7d), not {text:?}"))?;
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "--expires takes a number from 1 to 3650 and m, h or d (30m, 12h, 7d), not {text:?}"
+            )
+        })?;
     Ok(n * unit_ms)
 }
 

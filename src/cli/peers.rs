@@ -88,7 +88,11 @@ pub fn invite(
     if hub {
         out.note(format!(
             "a member code of this hub: {} within {}; `potluck hub members` lists who joined",
-            when::plural(u64::from(options.uses), "person may join", "people may join"),
+            when::plural(
+                u64::from(options.uses),
+                "person may join",
+                "people may join"
+            ),
             when::plural(
                 u64::try_from(options.valid_for_ms / 3_600_000).unwrap_or(0),
                 "hour",
@@ -120,6 +124,11 @@ pub fn join(ctx: &Ctx, out: &mut Output, code: &str) -> Result<()> {
         App::prepare_join(&ctx.home, &invite)?;
     }
     let app = ctx.open_creating(out, true)?;
+    if invite.member.is_some() {
+        // A hub's member code: the same as `potluck hub add CODE`.
+        drop(app);
+        return super::hub::run(ctx, out, super::args::HubCommand::Add { code: code.into() });
+    }
     let joined = app.join(&invite, true, progress(ctx, out, &invite.peer.addr))?;
     let session = joined.session.unwrap_or_default();
     out.print(

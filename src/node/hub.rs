@@ -93,10 +93,7 @@ impl Node {
     /// Reads the dialer's first frame and says what it asks for. Bounded
     /// by the handshake's deadline: a dialer that shook hands and then
     /// says nothing does not hold the connection long.
-    pub(super) async fn intake(
-        &self,
-        conn: &mut Established,
-    ) -> Result<Intake, ConnectionError> {
+    pub(super) async fn intake(&self, conn: &mut Established) -> Result<Intake, ConnectionError> {
         let packets = tokio::time::timeout(self.config.timing.handshake, read_packets(conn))
             .await
             .map_err(|_| ConnectionError::HandshakeTimeout)??;

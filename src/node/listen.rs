@@ -52,7 +52,10 @@ impl Node {
             let node = self.clone();
             tokio::spawn(async move {
                 // `connection` logs how it ended.
-                let _ = node.clone().connection(stream, addr, None, false, None).await;
+                let _ = node
+                    .clone()
+                    .connection(stream, addr, None, false, None)
+                    .await;
             });
         }
     }

@@ -290,9 +290,9 @@ impl Packet {
                 Packet::Resync | Packet::Ping | Packet::Goodbye => 0,
                 Packet::Push { entries, .. } => 1 + entries.len() * PUSH_ENTRY,
                 Packet::Refuse(_) => 1,
-                Packet::Join { .. } | Packet::TunnelAccept { .. } | Packet::TunnelDecline { .. } => {
-                    TOKEN_LEN
-                }
+                Packet::Join { .. }
+                | Packet::TunnelAccept { .. }
+                | Packet::TunnelDecline { .. } => TOKEN_LEN,
                 Packet::Welcome | Packet::TunnelReady => 0,
                 Packet::Tunnel { .. } => 32,
                 Packet::TunnelCall { .. } => TOKEN_LEN + 32,
@@ -620,7 +620,10 @@ mod tests {
         bad.extend_from_slice(&[1, 0xff]);
         assert!(matches!(
             Packet::decode_all(&bad),
-            Err(WireError::BadLength { kind: KIND_MEMBERS, .. })
+            Err(WireError::BadLength {
+                kind: KIND_MEMBERS,
+                ..
+            })
         ));
         // An entry cut short.
         let cut = [KIND_MEMBERS, 0, 10, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
@@ -633,16 +636,24 @@ mod tests {
 
     fn sample() -> Vec<Packet> {
         vec![
-            Packet::Join { token: [7; TOKEN_LEN] },
+            Packet::Join {
+                token: [7; TOKEN_LEN],
+            },
             Packet::Welcome,
-            Packet::Tunnel { target: FeedId([4; 32]) },
-            Packet::TunnelAccept { token: [8; TOKEN_LEN] },
+            Packet::Tunnel {
+                target: FeedId([4; 32]),
+            },
+            Packet::TunnelAccept {
+                token: [8; TOKEN_LEN],
+            },
             Packet::TunnelReady,
             Packet::TunnelCall {
                 token: [9; TOKEN_LEN],
                 from: FeedId([5; 32]),
             },
-            Packet::TunnelDecline { token: [10; TOKEN_LEN] },
+            Packet::TunnelDecline {
+                token: [10; TOKEN_LEN],
+            },
             Packet::Members(vec![
                 MemberEntry {
                     feed: FeedId([6; 32]),

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::Store;
 use super::error::StoreError;
-use super::keys::{MEMBER, MEMBER_CODE, feed_key, feed_of_key};
 use super::index::compose_key;
+use super::keys::{MEMBER, MEMBER_CODE, feed_key, feed_of_key};
 use crate::feed::message::FeedId;
 use crate::proto::wire::TOKEN_LEN;
 
@@ -179,9 +179,7 @@ impl Store {
 
     /// The member record of `feed`, if it is a member.
     pub fn member(&self, feed: &FeedId) -> Result<Option<Member>, StoreError> {
-        Ok(self
-            .member_record(feed)?
-            .filter(|m| m.removed_ms.is_none()))
+        Ok(self.member_record(feed)?.filter(|m| m.removed_ms.is_none()))
     }
 
     /// Whether the operator removed `feed` from the members (and has not
@@ -250,12 +248,27 @@ mod tests {
         };
         store.put_member_code(&[1; 16], &code).unwrap();
         let (a, b, c) = (FeedId([1; 32]), FeedId([2; 32]), FeedId([3; 32]));
-        assert_eq!(store.redeem_member_code(&[1; 16], a, 5).unwrap(), Redeemed::Member);
+        assert_eq!(
+            store.redeem_member_code(&[1; 16], a, 5).unwrap(),
+            Redeemed::Member
+        );
         // A member again uses nothing.
-        assert_eq!(store.redeem_member_code(&[1; 16], a, 5).unwrap(), Redeemed::Member);
-        assert_eq!(store.redeem_member_code(&[1; 16], b, 5).unwrap(), Redeemed::Member);
-        assert_eq!(store.redeem_member_code(&[1; 16], c, 5).unwrap(), Redeemed::Refused);
-        assert_eq!(store.redeem_member_code(&[9; 16], c, 5).unwrap(), Redeemed::Refused);
+        assert_eq!(
+            store.redeem_member_code(&[1; 16], a, 5).unwrap(),
+            Redeemed::Member
+        );
+        assert_eq!(
+            store.redeem_member_code(&[1; 16], b, 5).unwrap(),
+            Redeemed::Member
+        );
+        assert_eq!(
+            store.redeem_member_code(&[1; 16], c, 5).unwrap(),
+            Redeemed::Refused
+        );
+        assert_eq!(
+            store.redeem_member_code(&[9; 16], c, 5).unwrap(),
+            Redeemed::Refused
+        );
         let members = store.members().unwrap();
         assert_eq!(members.len(), 2);
         assert_eq!(members[0].note.as_deref(), Some("for the garden group"));
@@ -279,7 +292,10 @@ mod tests {
         store.put_member_code(&[2; 16], &code).unwrap();
         assert_eq!(store.member_codes(999).unwrap().len(), 1);
         let a = FeedId([1; 32]);
-        assert_eq!(store.redeem_member_code(&[2; 16], a, 1_000).unwrap(), Redeemed::Refused);
+        assert_eq!(
+            store.redeem_member_code(&[2; 16], a, 1_000).unwrap(),
+            Redeemed::Refused
+        );
         assert!(store.members().unwrap().is_empty());
     }
 

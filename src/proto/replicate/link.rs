@@ -306,7 +306,9 @@ impl Link {
             Incoming::Refused(reason) => Some(PeerEnd::Refused(reason)),
             Incoming::Hub(packet) => {
                 if self.hub_inbox.len() >= MAX_HUB_INBOX {
-                    return Err(ProtocolError::Unexpected("hub packets faster than we handle"));
+                    return Err(ProtocolError::Unexpected(
+                        "hub packets faster than we handle",
+                    ));
                 }
                 self.hub_inbox.push_back(packet);
                 None

@@ -1,0 +1,543 @@
+//! A community hub between two home networks behind real NATs, all in
+//! network namespaces this test makes (docs/hub.md):
+//!
+//! ```text
+//!   "internet": bridge in namespace INET, 203.0.113.0/24
+//!     ├── hub            203.0.113.10   potluck serve --hub
+//!     ├── router r1 wan  203.0.113.1 ── masquerade ── lan 192.168.1.1/24: a1 .11, a2 .12
+//!     └── router r2 wan  203.0.113.2 ── masquerade ── lan 192.168.2.1/24: b1 .11, b2 .12
+//! ```
+//!
+//! Each router forwards what its laptops send out and answers to it, and
+//! drops everything else (nftables, as field-notes.md's NAT recipe): a
+//! laptop can dial the hub but never a laptop of the other home. The test
+//! shows that first, then that events and RSVPs flow both ways through the
+//! hub, that an RSVP published while its reader is offline reaches it when
+//! it comes back (store and forward), that members reconnect after the hub
+//! restarts and nothing is lost, and that a member the operator removed
+//! can no longer store anything on the hub.
+//!
+//! No packet leaves the namespaces (203.0.113.0/24 is TEST-NET-3 and
+//! exists only on the test's bridge). Commands other than `serve` run in
+//! the test's own namespace and reach each node through its control
+//! socket (a file). Needs root, `ip` and `nft`; where namespaces cannot be
+//! made the test says so on stderr and passes without running (`.ci/run`
+//! runs as root and installs both, so there it runs).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::sandbox::{BIN, Sandbox, clean_env};
+use serde_json::Value;
+
+/// Longest wait for something to cross the hub.
+const CROSS: Duration = Duration::from_secs(30);
+const POLL: Duration = Duration::from_millis(100);
+const HUB_ADDR: &str = "203.0.113.10";
+
+fn sh(program: &str, args: &[&str]) -> Result<(), String> {
+    let out = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{program}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{program} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// Runs `nft -f -` with `rules` inside namespace `ns`.
+fn nft(ns: &str, rules: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", ns, "nft", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("nft: {e}"))?;
+    child
+        .stdin
+        .take()
+        .ok_or("nft: no stdin")?
+        .write_all(rules.as_bytes())
+        .map_err(|e| format!("nft: {e}"))?;
+    let out = child.wait_with_output().map_err(|e| format!("nft: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("nft: {}", String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
+/// The namespaces of one run; deleted when dropped.
+struct NatNet {
+    prefix: String,
+    made: Vec<String>,
+}
+
+/// A laptop: its namespace and address.
+#[derive(Clone)]
+struct Laptop {
+    ns: String,
+    addr: String,
+}
+
+impl NatNet {
+    fn ns(&self, name: &str) -> String {
+        format!("{}-{name}", self.prefix)
+    }
+
+    fn add_ns(&mut self, name: &str) -> Result<String, String> {
+        let ns = self.ns(name);
+        sh("ip", &["netns", "add", &ns])?;
+        self.made.push(ns.clone());
+        sh("ip", &["-n", &ns, "link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    /// A veth pair from `ns` (named `inside`, with `cidr`) to a bridge
+    /// `bridge` in `bridge_ns`.
+    fn wire(
+        &self,
+        ns: &str,
+        inside: &str,
+        cidr: &str,
+        bridge_ns: &str,
+        bridge: &str,
+        outside: &str,
+    ) -> Result<(), String> {
+        sh(
+            "ip",
+            &[
+                "link", "add", inside, "netns", ns, "type", "veth", "peer", "name", outside,
+                "netns", bridge_ns,
+            ],
+        )?;
+        sh(
+            "ip",
+            &[
+                "-n", bridge_ns, "link", "set", outside, "master", bridge, "up",
+            ],
+        )?;
+        sh("ip", &["-n", ns, "addr", "add", cidr, "dev", inside])?;
+        sh("ip", &["-n", ns, "link", "set", inside, "up"])
+    }
+
+    fn build() -> Result<(NatNet, [Laptop; 4]), String> {
+        let mut net = NatNet {
+            prefix: format!("ph{}", std::process::id() % 100_000),
+            made: Vec::new(),
+        };
+        let p = net.prefix.clone();
+        let inet = net.add_ns("inet")?;
+        sh("ip", &["-n", &inet, "link", "add", "br0", "type", "bridge"])?;
+        sh("ip", &["-n", &inet, "link", "set", "br0", "up"])?;
+        let hub = net.add_ns("hub")?;
+        net.wire(
+            &hub,
+            "eth0",
+            &format!("{HUB_ADDR}/24"),
+            &inet,
+            "br0",
+            &format!("{p}hub"),
+        )?;
+        let mut laptops = Vec::new();
+        for home in 1..=2u8 {
+            let router = net.add_ns(&format!("r{home}"))?;
+            net.wire(
+                &router,
+                "wan",
+                &format!("203.0.113.{home}/24"),
+                &inet,
+                "br0",
+                &format!("{p}r{home}"),
+            )?;
+            sh(
+                "ip",
+                &["-n", &router, "link", "add", "lanbr", "type", "bridge"],
+            )?;
+            sh(
+                "ip",
+                &[
+                    "-n",
+                    &router,
+                    "addr",
+                    "add",
+                    &format!("192.168.{home}.1/24"),
+                    "dev",
+                    "lanbr",
+                ],
+            )?;
+            sh("ip", &["-n", &router, "link", "set", "lanbr", "up"])?;
+            sh(
+                "ip",
+                &[
+                    "netns",
+                    "exec",
+                    &router,
+                    "sysctl",
+                    "-qw",
+                    "net.ipv4.ip_forward=1",
+                ],
+            )?;
+            nft(
+                &router,
+                "table ip nat { chain natpost { type nat hook postrouting priority 100; oifname \"wan\" masquerade; }; }\n\
+                 table ip filter { chain lanfw { type filter hook forward priority 0; policy drop; \
+                 iifname \"lanbr\" accept; ct state established,related accept; }; }\n",
+            )?;
+            for n in 1..=2u8 {
+                let name = format!("{}{n}", if home == 1 { 'a' } else { 'b' });
+                let ns = net.add_ns(&name)?;
+                let addr = format!("192.168.{home}.{}", 10 + n);
+                net.wire(
+                    &ns,
+                    "eth0",
+                    &format!("{addr}/24"),
+                    &router,
+                    "lanbr",
+                    &format!("{p}{name}"),
+                )?;
+                sh(
+                    "ip",
+                    &[
+                        "-n",
+                        &ns,
+                        "route",
+                        "add",
+                        "default",
+                        "via",
+                        &format!("192.168.{home}.1"),
+                    ],
+                )?;
+                laptops.push(Laptop { ns, addr });
+            }
+        }
+        let laptops: [Laptop; 4] = laptops.try_into().map_err(|_| "four laptops".to_owned())?;
+        Ok((net, laptops))
+    }
+}
+
+impl Drop for NatNet {
+    fn drop(&mut self) {
+        for ns in self.made.iter().rev() {
+            let _ = sh("ip", &["netns", "del", ns]);
+        }
+    }
+}
+
+/// `potluck serve` in a namespace, killed when dropped.
+struct NsServer {
+    child: Child,
+}
+
+impl Drop for NsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve_in(ns: &str, sandbox: &Sandbox, home: &Path, listen: &str, hub: bool) -> NsServer {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", ns, BIN, "--home"])
+        .arg(home)
+        .args(["serve", "--listen", listen, "--no-discovery", "--no-web"]);
+    if hub {
+        cmd.arg("--hub");
+    }
+    clean_env(&mut cmd, sandbox.dir());
+    let mut child = cmd.spawn().expect("spawn potluck serve in a namespace");
+    let (tx, lines) = mpsc::channel();
+    let stdout = child.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let stderr = child.stderr.take().expect("stderr");
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut BufReader::new(stderr), &mut std::io::sink());
+    });
+    let deadline = Instant::now() + common::DEADLINE;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if line.contains(" listening on ") => break,
+            Ok(_) => continue,
+            Err(e) => panic!("{ns}: serve did not start listening: {e}"),
+        }
+    }
+    NsServer { child }
+}
+
+/// Polls `potluck --json ARGS` on `home` until `cond` holds; returns how
+/// long it took. Panics after [`CROSS`].
+fn wait_for(
+    sandbox: &Sandbox,
+    home: &Path,
+    args: &[&str],
+    what: &str,
+    cond: impl Fn(&Value) -> bool,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let run = sandbox.run(home, &all);
+        if run.status.success() && cond(&run.json()) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < CROSS,
+            "timed out after {CROSS:?} waiting for {what}; last: {run:?}"
+        );
+        std::thread::sleep(POLL);
+    }
+}
+
+/// The statuses of the RSVPs of an event document, by author.
+fn rsvp_of(doc: &Value, author: &str) -> Option<String> {
+    doc["rsvps"]
+        .as_array()?
+        .iter()
+        .find(|r| r["author"] == author)
+        .and_then(|r| r["status"].as_str().map(str::to_owned))
+}
+
+fn feed_of(sandbox: &Sandbox, home: &Path) -> String {
+    sandbox.json(home, &["whoami"])["id"]
+        .as_str()
+        .expect("whoami id")
+        .to_owned()
+}
+
+/// How far `home`'s store holds `feed` (0: none).
+fn held(sandbox: &Sandbox, home: &Path, feed: &str) -> u64 {
+    let run = sandbox.run(home, &["log", feed, "--json"]);
+    run.json_lines()
+        .iter()
+        .filter_map(|m| m["sequence"].as_u64())
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn two_homes_behind_nats_meet_through_a_hub() {
+    let (net, laptops) = match NatNet::build() {
+        Ok(built) => built,
+        Err(e) => {
+            eprintln!(
+                "SKIPPED: two_homes_behind_nats_meet_through_a_hub: cannot make network namespaces here ({e}); run as root with iproute2 and nftables"
+            );
+            return;
+        }
+    };
+    let sandbox = Sandbox::new();
+    let hub_home = sandbox.home("hub");
+    sandbox.json(&hub_home, &["init", "--name", "Co-op hub"]);
+    let hub_listen = format!("{HUB_ADDR}:7643");
+    let mut hub = serve_in(&net.ns("hub"), &sandbox, &hub_home, &hub_listen, true);
+    let code = sandbox.json(
+        &hub_home,
+        &[
+            "invite",
+            "--addr",
+            &hub_listen,
+            "--uses",
+            "4",
+            "--note",
+            "test",
+        ],
+    )["code"]
+        .as_str()
+        .expect("a member code")
+        .to_owned();
+
+    let names = ["Ana", "Abe", "Bea", "Bo"];
+    let homes: Vec<PathBuf> = names.iter().map(|n| sandbox.home(n)).collect();
+    let mut servers: Vec<Option<NsServer>> = Vec::new();
+    for (i, home) in homes.iter().enumerate() {
+        sandbox.json(home, &["init", "--name", names[i]]);
+        let listen = format!("{}:7643", laptops[i].addr);
+        servers.push(Some(serve_in(
+            &laptops[i].ns,
+            &sandbox,
+            home,
+            &listen,
+            false,
+        )));
+        // Handed to the running node, so it dials from its namespace.
+        let joined = sandbox.json(home, &["hub", "add", &code]);
+        assert_eq!(
+            joined["hub"].as_str().map(|h| h.ends_with(&hub_listen)),
+            Some(true)
+        );
+    }
+    let feeds: Vec<String> = homes.iter().map(|h| feed_of(&sandbox, h)).collect();
+    let members = sandbox.json(&hub_home, &["hub", "members"]);
+    assert_eq!(
+        members["members"].as_array().map(Vec::len),
+        Some(4),
+        "{members}"
+    );
+
+    // First: no laptop reaches a laptop of the other home, neither at its
+    // own address nor at its router's public one.
+    for target in [
+        format!("{}:7643", laptops[2].addr),
+        "203.0.113.2:7643".to_owned(),
+    ] {
+        let run = sandbox.run(&homes[0], &["sync", &target]);
+        assert!(
+            !run.status.success(),
+            "a laptop behind one NAT dialed {target} behind the other: {run:?}"
+        );
+    }
+
+    // Events and RSVPs flow both ways through the hub.
+    let event = sandbox.json(
+        &homes[0],
+        &[
+            "announce",
+            "--title",
+            "Soup night",
+            "--start",
+            common::START,
+        ],
+    )["id"]
+        .as_str()
+        .expect("event id")
+        .to_owned();
+    wait_for(
+        &sandbox,
+        &homes[2],
+        &["event", &event],
+        "Bea sees Ana's event",
+        |d| d["title"] == "Soup night",
+    );
+    sandbox.json(&homes[2], &["rsvp", &event, "going"]);
+    let crossed = wait_for(
+        &sandbox,
+        &homes[0],
+        &["event", &event],
+        "Ana sees Bea's RSVP",
+        |d| rsvp_of(d, &feeds[2]).as_deref() == Some("going"),
+    );
+    eprintln!("an RSVP crossed both NATs through the hub in {crossed:?} (polled every {POLL:?})");
+    let other = sandbox.json(
+        &homes[3],
+        &[
+            "announce",
+            "--title",
+            "Repair café",
+            "--start",
+            common::START,
+        ],
+    )["id"]
+        .as_str()
+        .expect("event id")
+        .to_owned();
+    sandbox.json_until(&homes[1], &["event", &other], "Abe sees Bo's event", |d| {
+        d["title"] == "Repair café"
+    });
+
+    // Store and forward: Bo goes offline, Abe answers Ana, Bo comes back
+    // and finds the answer without ever reaching Abe.
+    servers[3] = None;
+    sandbox.json(&homes[1], &["rsvp", &event, "maybe"]);
+    wait_for(
+        &sandbox,
+        &hub_home,
+        &["event", &event],
+        "the hub holds Abe's RSVP",
+        |d| rsvp_of(d, &feeds[1]).as_deref() == Some("maybe"),
+    );
+    servers[3] = Some(serve_in(
+        &laptops[3].ns,
+        &sandbox,
+        &homes[3],
+        &format!("{}:7643", laptops[3].addr),
+        false,
+    ));
+    let back = wait_for(
+        &sandbox,
+        &homes[3],
+        &["event", &event],
+        "Bo gets Abe's RSVP",
+        |d| rsvp_of(d, &feeds[1]).as_deref() == Some("maybe"),
+    );
+    eprintln!("Bo held the RSVP made while it was offline {back:?} after its node listened");
+
+    // The hub restarts: members reconnect and nothing is lost.
+    drop(hub);
+    hub = serve_in(&net.ns("hub"), &sandbox, &hub_home, &hub_listen, true);
+    let after = sandbox.json(
+        &homes[2],
+        &[
+            "announce",
+            "--title",
+            "After the restart",
+            "--start",
+            common::START,
+        ],
+    )["id"]
+        .as_str()
+        .expect("event id")
+        .to_owned();
+    wait_for(
+        &sandbox,
+        &homes[1],
+        &["event", &after],
+        "Abe sees Bea's event after the hub restarted",
+        |d| d["title"] == "After the restart",
+    );
+    for (i, home) in homes.iter().enumerate() {
+        let doc = sandbox.json(home, &["event", &event]);
+        assert_eq!(
+            rsvp_of(&doc, &feeds[2]).as_deref(),
+            Some("going"),
+            "{}",
+            names[i]
+        );
+    }
+
+    // The operator removes Bo: the hub stores nothing more of Bo's.
+    sandbox.json(&hub_home, &["hub", "remove", &feeds[3]]);
+    let before = held(&sandbox, &hub_home, &feeds[3]);
+    sandbox.json(&homes[3], &["rsvp", &event, "no"]);
+    let bo_now = held(&sandbox, &homes[3], &feeds[3]);
+    assert!(bo_now > before);
+    // Bea's next message shows the hub is still forwarding the others'.
+    sandbox.json(&homes[2], &["rsvp", &after, "going"]);
+    wait_for(
+        &sandbox,
+        &homes[0],
+        &["event", &after],
+        "Ana sees Bea's RSVP after the removal",
+        |d| rsvp_of(d, &feeds[2]).as_deref() == Some("going"),
+    );
+    assert_eq!(
+        held(&sandbox, &hub_home, &feeds[3]),
+        before,
+        "the hub stored a message of a member it removed"
+    );
+    let doc = sandbox.json(&homes[0], &["event", &event]);
+    assert_ne!(rsvp_of(&doc, &feeds[3]).as_deref(), Some("no"));
+    drop(servers);
+    drop(hub);
+    drop(net);
+}
