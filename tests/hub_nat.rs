@@ -451,9 +451,13 @@ fn two_homes_behind_nats_meet_through_a_hub() {
         .as_str()
         .expect("event id")
         .to_owned();
-    sandbox.json_until(&homes[1], &["event", &other], "Abe sees Bo's event", |d| {
-        d["title"] == "Repair café"
-    });
+    wait_for(
+        &sandbox,
+        &homes[1],
+        &["event", &other],
+        "Abe sees Bo's event",
+        |d| d["title"] == "Repair café",
+    );
 
     // Store and forward: Bo goes offline, Abe answers Ana, Bo comes back
     // and finds the answer without ever reaching Abe.
