@@ -175,6 +175,8 @@ fn main() {
         Invite {
             peer,
             network: None,
+            member: None,
+            hubs: Vec::new(),
         }
         .to_code()
         .as_bytes(),

@@ -1075,6 +1075,8 @@ async fn the_network_page_names_me_and_takes_follows_blocks_and_codes() {
         potluck::home::config::Invite {
             peer: potluck::home::config::PeerAddr::parse(&format!("{inviter}@{addr}")).unwrap(),
             network,
+            member: None,
+            hubs: Vec::new(),
         }
         .to_code()
     };

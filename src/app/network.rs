@@ -131,7 +131,11 @@ impl App {
                     }
                 })
             });
-            let report = node.dial(peer, true).await;
+            let report = if peer.is_through_hubs() {
+                node.dial_through_hubs(peer.feed, true).await
+            } else {
+                node.dial(peer, true).await
+            };
             if let Some(watcher) = watcher {
                 watcher.abort();
                 let _ = watcher.await;

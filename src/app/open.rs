@@ -97,7 +97,17 @@ impl App {
             store.mark_published_at_least(feed, 1)?;
         }
         let mut app = match identity {
-            Some(identity) => App::new(Node::new(store, node_config(home, &identity)?)),
+            Some(identity) => {
+                let node = Node::new(store, node_config(home, &identity)?);
+                // Our hubs, for a tunnel even from a command without a
+                // running node.
+                let config = ConfigFile::load(home)?;
+                node.set_member_settings(crate::node::MemberSettings {
+                    hubs: config.hub_addrs()?,
+                    tunnels_from_hub_members: config.tunnels_from_hub_members.unwrap_or(false),
+                });
+                App::new(node)
+            }
             None => App::read_only(store),
         };
         app.home = Some(home.clone());

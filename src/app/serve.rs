@@ -265,10 +265,7 @@ impl App {
         if node.hub_limits().is_some() {
             tracing::info!("serving as a hub: members' feeds are stored and forwarded");
         }
-        node.set_member_settings(crate::node::MemberSettings {
-            hubs: config.hub_addrs()?,
-            tunnels_from_hub_members: config.tunnels_from_hub_members.unwrap_or(false),
-        });
+
         // Requests may have arrived while no node of ours was running.
         let settler = node.clone();
         tokio::task::spawn_blocking(move || settler.settle_all())

@@ -30,6 +30,8 @@ fn invite_from(feed: FeedId, network: Option<NetworkKey>) -> Invite {
             addr: "127.0.0.1:9".into(),
         },
         network,
+        member: None,
+        hubs: Vec::new(),
     }
 }
 

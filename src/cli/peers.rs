@@ -28,7 +28,11 @@ fn progress(ctx: &Ctx, out: &Output, addr: &str) -> impl FnMut(u64, u64) + Send 
 /// `potluck sync ADDR`: one exchange, both ways, waiting a little for the
 /// organizer's answers to the requests it brought (see [`App::sync`]).
 pub fn sync(ctx: &Ctx, out: &mut Output, addr: &str) -> Result<()> {
-    let peer = PeerAddr::parse(addr).map_err(AppError::from)?;
+    // A feed id alone: reach it through our hubs (a tunnel).
+    let peer = match potluck::feed::message::FeedId::parse(addr.trim()) {
+        Ok(feed) => PeerAddr::through_hubs(feed),
+        Err(_) => PeerAddr::parse(addr).map_err(AppError::from)?,
+    };
     let app = ctx.open_creating(out, true)?;
     let synced = app.sync(&peer, progress(ctx, out, &peer.addr))?;
     let report = &synced.session;

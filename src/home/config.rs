@@ -97,9 +97,26 @@ impl PeerAddr {
     }
 }
 
+impl PeerAddr {
+    /// A feed to reach through our hubs (`@FEED.ed25519` alone, for
+    /// `potluck sync`): no address of its own.
+    pub fn through_hubs(feed: FeedId) -> PeerAddr {
+        PeerAddr {
+            feed: Some(feed),
+            addr: String::new(),
+        }
+    }
+
+    /// Whether this is a feed to reach through our hubs.
+    pub fn is_through_hubs(&self) -> bool {
+        self.addr.is_empty()
+    }
+}
+
 impl fmt::Display for PeerAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.feed {
+            Some(feed) if self.addr.is_empty() => write!(f, "{feed} (through a hub)"),
             Some(feed) => write!(f, "{feed}@{}", self.addr),
             None => f.write_str(&self.addr),
         }
@@ -684,6 +701,8 @@ mod tests {
         let invite = Invite {
             peer: PeerAddr::parse(&format!("{}@192.0.2.4:7643", FeedId([5; 32]))).unwrap(),
             network: Some(NetworkKey([9; 32])),
+            member: None,
+            hubs: Vec::new(),
         };
         let code = invite.to_code();
         assert!(code.starts_with(INVITE_PREFIX));
@@ -694,6 +713,19 @@ mod tests {
             ..invite.clone()
         };
         assert_eq!(Invite::parse(&public.to_code()).unwrap(), public);
+        // A hub's member code, and a member's invite naming its hubs.
+        let hub = PeerAddr::parse(&format!("{}@203.0.113.9:7643", FeedId([6; 32]))).unwrap();
+        let member = Invite {
+            member: Some([3; TOKEN_LEN]),
+            hubs: vec![hub.clone()],
+            ..invite.clone()
+        };
+        assert_eq!(Invite::parse(&member.to_code()).unwrap(), member);
+        let eleven = Invite {
+            hubs: vec![hub; MAX_INVITE_HUBS + 1],
+            ..invite.clone()
+        };
+        assert!(Invite::parse(&eleven.to_code()).is_err());
         for bad in [
             "",
             "hello",
@@ -727,11 +759,36 @@ mod tests {
                 new_feeds_per_peer_per_hour: 5,
                 ..Default::default()
             }),
+            hub: Some(HubSetting::Limits(crate::proto::hub::HubLimits {
+                member_bytes: 1_000,
+                ..Default::default()
+            })),
+            hubs: vec![format!("{}@203.0.113.9:7643", FeedId([6; 32]))],
+            tunnels_from_hub_members: Some(true),
         };
         config.save(&home).unwrap();
         let back = ConfigFile::load(&home).unwrap();
         assert_eq!(back, config);
         assert_eq!(back.policy(), Policy::Hops(2));
+        assert_eq!(back.hub_limits().map(|l| l.member_bytes), Some(1_000));
+        assert_eq!(back.hub_addrs().unwrap().len(), 1);
+        for (text, hub) in [
+            (r#"{"hub":true}"#, true),
+            (r#"{"hub":false}"#, false),
+            ("{}", false),
+        ] {
+            std::fs::write(ConfigFile::path(&home), text).unwrap();
+            assert_eq!(
+                ConfigFile::load(&home).unwrap().hub_limits().is_some(),
+                hub,
+                "{text}"
+            );
+        }
+        // A hub must name its feed.
+        std::fs::write(ConfigFile::path(&home), r#"{"hubs":["203.0.113.9:7643"]}"#).unwrap();
+        assert!(ConfigFile::load(&home).is_err());
+        std::fs::write(ConfigFile::path(&home), r#"{"hub":{"member_byte":1}}"#).unwrap();
+        assert!(ConfigFile::load(&home).is_err());
         std::fs::write(ConfigFile::path(&home), r#"{"peers":["nope"]}"#).unwrap();
         assert!(matches!(
             ConfigFile::load(&home),

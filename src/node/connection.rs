@@ -66,7 +66,9 @@ impl Node {
             established: false,
         });
         let mut report = SessionReport::default();
-        let mut conn = self.shake(stream, addr, dial, &mut report).await?;
+        let mut conn = self
+            .shake(stream, FrameDecoder::new(), addr, dial, &mut report)
+            .await?;
         // Past the handshake, an inbound connection needs an established
         // slot (perhaps the idlest peer's).
         let inbound_slot = match handshake_slot {
@@ -89,17 +91,44 @@ impl Node {
             (None, _) => match self.intake(&mut conn).await? {
                 Intake::Session(first) => conn.first = first,
                 Intake::Join(token) => self.handle_join(&mut conn, token).await?,
-                Intake::Tunnel(_) | Intake::TunnelAccept(_) => {
-                    self.refuse(conn, RefuseReason::NotAHub).await;
-                    return Err(ConnectionError::RefusedThem(RefuseReason::NotAHub));
+                // The connection is one end of a tunnel: it holds its slot
+                // while the tunnel lasts.
+                Intake::Tunnel(target) => return self.relay_tunnel(conn, target, report).await,
+                Intake::TunnelAccept(token) => {
+                    return self.tunnel_end_arrived(conn, token, report).await;
                 }
             },
         }
         if let Some(addr) = book_addr.as_deref().filter(|_| !once) {
             self.note_reached(addr, remote);
         }
+        self.session(
+            conn,
+            addr,
+            dial.is_some(),
+            once,
+            inbound_slot.as_ref(),
+            report,
+        )
+        .await
+    }
+
+    /// The session of a connection past the handshake (and any hub
+    /// request): one connection per peer, then replication until either
+    /// side ends it.
+    pub(super) async fn session(
+        self: &Arc<Self>,
+        conn: Established,
+        addr: SocketAddr,
+        outbound: bool,
+        once: bool,
+        inbound_slot: Option<&InboundSlot<'_>>,
+        mut report: SessionReport,
+    ) -> Result<SessionReport, ConnectionError> {
+        let remote = conn.remote;
+        report.peer = Some(remote);
         let progress = Arc::new(PeerProgress::default());
-        if let Err(reason) = self.register(remote, addr, dial.is_some(), &progress).await {
+        if let Err(reason) = self.register(remote, addr, outbound, &progress).await {
             // Say why: the person behind the other node (say, a second
             // node with the same identity) learns what happened.
             tracing::info!(peer = %remote, %addr, %reason, "closing a second connection of a peer that is already connected, and telling it why");
@@ -109,7 +138,7 @@ impl Node {
         tracing::info!(peer = %remote, %addr, "connected");
         let _ = self.events.send(NodeEvent::PeerConnected(remote));
         let result = self
-            .replicate(conn, once, inbound_slot.as_ref(), &progress, &mut report)
+            .replicate(conn, once, inbound_slot, &progress, &mut report)
             .await;
         self.peers
             .lock()
@@ -192,9 +221,10 @@ impl Node {
 
     /// Runs the handshake within the node's deadline, counting its bytes;
     /// logs how it failed (a stranger's failures rate-limited).
-    async fn shake(
+    pub(super) async fn shake(
         &self,
         mut stream: TcpStream,
+        decoder: FrameDecoder,
         addr: SocketAddr,
         dial: Option<Option<FeedId>>,
         report: &mut SessionReport,
@@ -202,7 +232,7 @@ impl Node {
         stream.set_nodelay(true)?;
         let shaken = tokio::time::timeout(
             self.config.timing.handshake,
-            handshake(&mut stream, &self.config, dial, report),
+            handshake(&mut stream, decoder, &self.config, dial, report),
         )
         .await
         .map_err(|_| ConnectionError::HandshakeTimeout)
@@ -407,6 +437,7 @@ impl Drop for InboundSlot<'_> {
 /// same read as the last handshake message).
 async fn handshake(
     stream: &mut TcpStream,
+    mut decoder: FrameDecoder,
     config: &NodeConfig,
     dial: Option<Option<FeedId>>,
     report: &mut SessionReport,
@@ -415,7 +446,6 @@ async fn handshake(
         Some(expect) => Handshake::initiator(&config.identity, &config.network, expect)?,
         None => Handshake::responder(&config.identity, &config.network)?,
     };
-    let mut decoder = FrameDecoder::new();
     while !hs.is_finished() {
         if let Some(out) = hs.next_outgoing()? {
             let frame = encode_frame(&out)?;

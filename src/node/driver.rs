@@ -235,6 +235,11 @@ impl<'a> Driver<'a> {
                 let head = self.head(&feed)?;
                 self.link.handle_blocking(feed, blocked, head);
             }
+            Ok(NodeEvent::HubPacket { to, packet }) => {
+                if to == self.link.peer() {
+                    self.link.handle_hub_send((*packet).clone());
+                }
+            }
             Err(RecvError::Lagged(_)) => {
                 // We missed some notices: re-read the push modes, blocks
                 // and heads.
@@ -332,6 +337,12 @@ impl<'a> Driver<'a> {
                             return Err(ConnectionError::Refused(reason));
                         }
                         None => {}
+                    }
+                    while let Some(hub_packet) = self.link.poll_hub_packet() {
+                        let peer = self.link.peer();
+                        if let Some(reply) = self.node.handle_hub_packet(peer, hub_packet) {
+                            self.link.handle_hub_send(reply);
+                        }
                     }
                     if clock && self.stranger.is_some() {
                         self.node

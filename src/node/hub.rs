@@ -46,6 +46,9 @@ pub(super) struct HubParts {
     /// What each member's connections stored since it connected, not yet
     /// added to its record.
     pub(super) unsaved_bytes: Mutex<HashMap<FeedId, u64>>,
+    /// Tunnel calls waiting for the called member's connection.
+    pub(super) calls:
+        Mutex<HashMap<[u8; TOKEN_LEN], tokio::sync::oneshot::Sender<super::tunnel::CalledEnd>>>,
 }
 
 impl Node {
@@ -211,6 +214,25 @@ impl Node {
             && let Err(e) = self.store.add_member_bytes(member, bytes)
         {
             tracing::warn!(%member, error = %e, "could not count what a member stored");
+        }
+    }
+
+    /// A hub packet that came in a session with `peer`: a hub's
+    /// `TunnelCall` (we answer, or decline), a member's `TunnelDecline`.
+    /// Returns a packet to send back in that session.
+    pub(super) fn handle_hub_packet(
+        self: &std::sync::Arc<Self>,
+        peer: FeedId,
+        packet: Packet,
+    ) -> Option<Packet> {
+        match packet {
+            Packet::TunnelCall { token, from } => self.tunnel_called(peer, token, from),
+            Packet::TunnelDecline { token } => {
+                self.tunnel_declined(peer, token);
+                None
+            }
+            // Which members are online: not used yet by this version.
+            _ => None,
         }
     }
 

@@ -26,6 +26,7 @@ pub mod limits;
 mod listen;
 mod start;
 mod strangers;
+mod tunnel;
 
 pub use error::ConnectionError;
 pub use hub::MemberSettings;
@@ -192,6 +193,14 @@ pub enum NodeEvent {
     /// How far a connected peer's catch-up is: sent when it starts or
     /// stops being caught up, and every few seconds while messages arrive.
     Progress(CatchUp),
+    /// A hub packet for the session with `to` to send (a hub's
+    /// `TunnelCall`).
+    HubPacket {
+        /// The peer whose session sends it.
+        to: FeedId,
+        /// The packet.
+        packet: Arc<crate::proto::wire::Packet>,
+    },
 }
 
 /// How far a connected peer's catch-up is.

@@ -127,6 +127,15 @@ impl FrameDecoder {
         MAX_BUFFERED - self.buffered()
     }
 
+    /// Takes every unread byte, whole frames or not (a hub relaying a
+    /// tunnel passes on what arrived after the request, as it is).
+    pub fn take_unread(&mut self) -> Vec<u8> {
+        let unread = self.buf[self.start..].to_vec();
+        self.buf.clear();
+        self.start = 0;
+        unread
+    }
+
     /// Takes the next whole frame's payload out of the buffer.
     ///
     /// Returns `Ok(None)` while the next frame is incomplete, and

@@ -240,8 +240,9 @@ impl Tunnels {
         }
     }
 
-    /// `by` declined the call `token`: the asking side is refused, and so
-    /// is the pair for [`TunnelLimits::declined_for`]. Returns the call.
+    /// `by` declined the call `token`: the asking side is refused (and
+    /// calls [`Tunnels::closed`] as for any tunnel), and so is the pair
+    /// for [`TunnelLimits::declined_for`]. Returns the call.
     pub fn decline(
         &mut self,
         token: &[u8; TOKEN_LEN],
@@ -250,16 +251,14 @@ impl Tunnels {
     ) -> Option<Pending> {
         let call = *self.pending.get(token).filter(|p| p.to == by)?;
         self.pending.remove(token);
-        self.closed(call.from);
-        if self.declined.len() >= MAX_DECLINED {
-            if let Some(oldest) = self
+        if self.declined.len() >= MAX_DECLINED
+            && let Some(oldest) = self
                 .declined
                 .iter()
                 .min_by_key(|(_, until)| **until)
                 .map(|(k, _)| *k)
-            {
-                self.declined.remove(&oldest);
-            }
+        {
+            self.declined.remove(&oldest);
         }
         self.declined
             .insert((call.from, call.to), now + self.limits.declined_for);
@@ -374,6 +373,9 @@ mod tests {
         // Only the called side can decline.
         assert!(t.decline(&[1; 16], C, now).is_none());
         assert!(t.decline(&[1; 16], B, now).is_some());
+        // The asking side's end counts it closed.
+        assert_eq!(t.open(), 1);
+        t.closed(A);
         assert_eq!(t.open(), 0);
         assert_eq!(
             t.request(A, B, members(), [2; 16], now),

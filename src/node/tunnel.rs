@@ -1,0 +1,368 @@
+//! Tunnels through a hub: live sessions between two members that cannot
+//! dial each other, end to end (docs/protocol.md, "Hubs").
+//!
+//! The hub joins two connections it shook hands with (the asking
+//! member's `Tunnel`, the called member's `TunnelAccept`), answers both
+//! `TunnelReady`, and from then on only copies bytes between them. The
+//! two members run the ordinary Noise XXpsk0 handshake over those bytes,
+//! each pinned to the other's feed, so the hub relays ciphertext it can
+//! neither read nor alter: a changed byte fails the Noise tag and ends the
+//! session at both ends. The decisions (who may, how many, refusals
+//! remembered) are [`crate::proto::hub::Tunnels`]'.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+
+use super::connection::Established;
+use super::hub::write_packet;
+use super::{ConnectionError, Node, NodeEvent, SessionReport};
+use crate::feed::message::FeedId;
+use crate::home::config::PeerAddr;
+use crate::proto::frame::FrameDecoder;
+use crate::proto::hub::Ends;
+use crate::proto::wire::{Packet, RefuseReason, TOKEN_LEN};
+
+/// A tunnel carrying nothing either way for this long is closed (a live
+/// session inside sends a ping every 15 s).
+const TUNNEL_IDLE: Duration = Duration::from_secs(120);
+
+/// What the called member's connection brings to the waiting one.
+pub(super) type CalledEnd = Result<Established, RefuseReason>;
+
+impl Node {
+    /// On a hub, a member's `Tunnel { target }`: calls the target through
+    /// its session, waits for its connection, and relays between the two
+    /// until either closes. Refuses (and says why) otherwise.
+    pub(super) async fn relay_tunnel(
+        self: &Arc<Self>,
+        mut conn: Established,
+        target: FeedId,
+        mut report: SessionReport,
+    ) -> Result<SessionReport, ConnectionError> {
+        let from = conn.remote;
+        let Some(hub) = self.hub_parts.hub.get() else {
+            return self.refuse_request(conn, RefuseReason::NotAHub).await;
+        };
+        let ends = Ends {
+            from_member: self.is_member(&from),
+            to_member: self.is_member(&target),
+            to_online: self
+                .peers
+                .lock()
+                .map(|p| p.contains_key(&target))
+                .unwrap_or(false),
+        };
+        let token: [u8; TOKEN_LEN] = rand::random();
+        let asked = hub
+            .tunnels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .request(from, target, ends, token, Instant::now());
+        if let Err(reason) = asked {
+            tracing::debug!(%from, %target, %reason, "refusing a tunnel");
+            return self.refuse_request(conn, reason).await;
+        }
+        let (answer, called) = oneshot::channel::<CalledEnd>();
+        self.hub_parts
+            .calls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(token, answer);
+        let _ = self.events.send(NodeEvent::HubPacket {
+            to: target,
+            packet: Arc::new(Packet::TunnelCall { token, from }),
+        });
+        let within = hub.limits.tunnels().answer_within;
+        let other = match tokio::time::timeout(within, called).await {
+            Ok(Ok(Ok(other))) => Ok(other),
+            Ok(Ok(Err(reason))) => Err(reason),
+            // The call lapsed, or its session ended before it answered.
+            Ok(Err(_)) | Err(_) => Err(RefuseReason::Offline),
+        };
+        self.hub_parts
+            .calls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&token);
+        let result = match other {
+            Ok(mut other) => {
+                let ready = write_packet(&mut conn, &Packet::TunnelReady).await;
+                let ready = ready.and(write_packet(&mut other, &Packet::TunnelReady).await);
+                match ready {
+                    Ok(()) => {
+                        tracing::info!(%from, to = %target, "tunnel open");
+                        let (a_to_b, b_to_a) = splice(conn, other, TUNNEL_IDLE).await;
+                        tracing::info!(%from, to = %target, bytes_there = a_to_b, bytes_back = b_to_a, "tunnel closed");
+                        report.bytes_in += a_to_b + b_to_a;
+                        report.bytes_out += a_to_b + b_to_a;
+                        Ok(report)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Err(reason) => {
+                tracing::debug!(%from, %target, %reason, "tunnel not opened");
+                self.refuse_request(conn, reason).await
+            }
+        };
+        hub.tunnels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .closed(from);
+        result
+    }
+
+    /// On a hub, the called member's `TunnelAccept { token }`: hands this
+    /// connection to the waiting side, which relays.
+    pub(super) async fn tunnel_end_arrived(
+        self: &Arc<Self>,
+        conn: Established,
+        token: [u8; TOKEN_LEN],
+        report: SessionReport,
+    ) -> Result<SessionReport, ConnectionError> {
+        let Some(hub) = self.hub_parts.hub.get() else {
+            return self.refuse_request(conn, RefuseReason::NotAHub).await;
+        };
+        let accepted = hub
+            .tunnels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .accept(&token, conn.remote, Instant::now());
+        if let Err(reason) = accepted {
+            return self.refuse_request(conn, reason).await;
+        }
+        let waiting = self
+            .hub_parts
+            .calls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&token);
+        match waiting {
+            // The waiting side relays from now on.
+            Some(waiting) => match waiting.send(Ok(conn)) {
+                Ok(()) => Ok(report),
+                Err(Ok(conn)) => self.refuse_request(conn, RefuseReason::Offline).await,
+                Err(Err(_)) => Ok(report),
+            },
+            None => self.refuse_request(conn, RefuseReason::Offline).await,
+        }
+    }
+
+    /// On a hub, a member declined a tunnel (`TunnelDecline` in its
+    /// session): the asking side is told, and the pair is not asked again
+    /// for a while.
+    pub(super) fn tunnel_declined(&self, by: FeedId, token: [u8; TOKEN_LEN]) {
+        let Some(hub) = self.hub_parts.hub.get() else {
+            return;
+        };
+        let declined = hub
+            .tunnels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .decline(&token, by, Instant::now());
+        if declined.is_some() {
+            // The waiting side counts the tunnel closed (`relay_tunnel`).
+            if let Some(waiting) = self
+                .hub_parts
+                .calls
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&token)
+            {
+                let _ = waiting.send(Err(RefuseReason::Declined));
+            }
+        }
+    }
+
+    /// On a member, a hub's `TunnelCall`: answers it with a new connection
+    /// if we take tunnels from `from` (a feed we follow, or any member
+    /// when `config.json` says so); otherwise returns the `TunnelDecline`
+    /// to send in the hub's session.
+    pub(super) fn tunnel_called(
+        self: &Arc<Self>,
+        hub: FeedId,
+        token: [u8; TOKEN_LEN],
+        from: FeedId,
+    ) -> Option<Packet> {
+        let settings = self.member_settings();
+        let Some(hub_addr) = settings.hubs.iter().find(|h| h.feed == Some(hub)).cloned() else {
+            // Only our hubs may call us.
+            return Some(Packet::TunnelDecline { token });
+        };
+        let takes =
+            settings.tunnels_from_hub_members || self.followed().contains(&from) && from != hub;
+        if !takes {
+            tracing::info!(%from, %hub, "declining a tunnel from a feed we do not follow");
+            return Some(Packet::TunnelDecline { token });
+        }
+        let node = self.clone();
+        tokio::spawn(async move {
+            match node.answer_tunnel(&hub_addr, token, from).await {
+                Ok(report) => {
+                    tracing::debug!(peer = %from, received = report.received, "tunnel session ended")
+                }
+                Err(e) => {
+                    tracing::info!(peer = %from, hub = %hub_addr, error = %e, "tunnel session ended")
+                }
+            }
+        });
+        None
+    }
+
+    /// Dials `target` through `hub`: a tunnel, then an ordinary session
+    /// over it, end to end (`once`: a one-off sync).
+    pub async fn dial_tunnel(
+        self: Arc<Self>,
+        hub: &PeerAddr,
+        target: FeedId,
+        once: bool,
+    ) -> Result<SessionReport, ConnectionError> {
+        let (conn, addr, mut report) = self.hub_request(hub, Packet::Tunnel { target }).await?;
+        // The hub now relays: the inner handshake runs over the same
+        // bytes, pinned to the target's feed.
+        let Established {
+            stream, decoder, ..
+        } = conn;
+        let inner = self
+            .shake(stream, decoder, addr, Some(Some(target)), &mut report)
+            .await?;
+        self.session(inner, addr, true, once, None, report).await
+    }
+
+    /// Dials `target` through each of our hubs in turn until one tunnel
+    /// works (`once`: a one-off sync). The last hub's refusal is the
+    /// error when none does.
+    pub async fn dial_through_hubs(
+        self: Arc<Self>,
+        target: Option<FeedId>,
+        once: bool,
+    ) -> Result<SessionReport, ConnectionError> {
+        let target = target.ok_or(ConnectionError::Refused(RefuseReason::NotAMember))?;
+        let hubs = self.member_settings().hubs;
+        let mut last = ConnectionError::Hub(
+            "this node belongs to no hub: add one with `potluck hub add CODE`".into(),
+        );
+        for hub in &hubs {
+            match self.clone().dial_tunnel(hub, target, once).await {
+                Ok(report) => return Ok(report),
+                Err(e) => {
+                    tracing::info!(%hub, %target, error = %e, "no tunnel through this hub");
+                    last = e;
+                }
+            }
+        }
+        Err(last)
+    }
+
+    /// The called side: connects to the hub with `TunnelAccept`, then
+    /// runs an ordinary session as the responder, pinned to `from`.
+    async fn answer_tunnel(
+        self: Arc<Self>,
+        hub: &PeerAddr,
+        token: [u8; TOKEN_LEN],
+        from: FeedId,
+    ) -> Result<SessionReport, ConnectionError> {
+        let (conn, addr, mut report) = self
+            .hub_request(hub, Packet::TunnelAccept { token })
+            .await?;
+        let Established {
+            stream, decoder, ..
+        } = conn;
+        let mut inner = self.shake(stream, decoder, addr, None, &mut report).await?;
+        if inner.remote != from {
+            return Err(ConnectionError::Hub(format!(
+                "the tunnel brought {} instead of {from}",
+                inner.remote
+            )));
+        }
+        match self.intake(&mut inner).await? {
+            crate::proto::hub::Intake::Session(first) => inner.first = first,
+            _ => {
+                return Err(ConnectionError::Hub("a hub request inside a tunnel".into()));
+            }
+        }
+        self.session(inner, addr, false, false, None, report).await
+    }
+
+    /// Connects to `hub`, shakes hands pinned to its feed, sends
+    /// `request` and reads `TunnelReady` (or the refusal, as an error).
+    async fn hub_request(
+        &self,
+        hub: &PeerAddr,
+        request: Packet,
+    ) -> Result<(Established, std::net::SocketAddr, SessionReport), ConnectionError> {
+        let stream =
+            tokio::time::timeout(self.config.timing.handshake, TcpStream::connect(&hub.addr))
+                .await
+                .map_err(|_| ConnectionError::HandshakeTimeout)??;
+        let addr = stream.peer_addr()?;
+        let mut report = SessionReport::default();
+        let mut conn = self
+            .shake(
+                stream,
+                FrameDecoder::new(),
+                addr,
+                Some(hub.feed),
+                &mut report,
+            )
+            .await?;
+        self.ask_hub(&mut conn, &request).await?;
+        Ok((conn, addr, report))
+    }
+
+    /// Refuses a hub request: says why, and closes.
+    async fn refuse_request(
+        &self,
+        mut conn: Established,
+        reason: RefuseReason,
+    ) -> Result<SessionReport, ConnectionError> {
+        let _ = write_packet(&mut conn, &Packet::Refuse(reason)).await;
+        let _ = conn.stream.shutdown().await;
+        Err(ConnectionError::RefusedThem(reason))
+    }
+}
+
+/// Copies bytes both ways between two connections until either closes,
+/// or nothing moves for `idle`. Bytes that arrived after a side's request
+/// (still in its decoder) go first. Returns the bytes each way.
+async fn splice(mut a: Established, mut b: Established, idle: Duration) -> (u64, u64) {
+    let a_early = a.decoder.take_unread();
+    let b_early = b.decoder.take_unread();
+    if b.stream.write_all(&a_early).await.is_err() || a.stream.write_all(&b_early).await.is_err() {
+        return (0, 0);
+    }
+    let (mut a_read, mut a_write) = a.stream.split();
+    let (mut b_read, mut b_write) = b.stream.split();
+    let mut a_buf = vec![0u8; 16 * 1024];
+    let mut b_buf = vec![0u8; 16 * 1024];
+    let (mut there, mut back) = (a_early.len() as u64, b_early.len() as u64);
+    loop {
+        let step = tokio::time::timeout(idle, async {
+            tokio::select! {
+                n = a_read.read(&mut a_buf) => match n {
+                    Ok(0) | Err(_) => None,
+                    Ok(n) => b_write.write_all(&a_buf[..n]).await.ok().map(|()| (n as u64, 0)),
+                },
+                n = b_read.read(&mut b_buf) => match n {
+                    Ok(0) | Err(_) => None,
+                    Ok(n) => a_write.write_all(&b_buf[..n]).await.ok().map(|()| (0, n as u64)),
+                },
+            }
+        })
+        .await;
+        match step {
+            Ok(Some((x, y))) => {
+                there += x;
+                back += y;
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    let _ = a_write.shutdown().await;
+    let _ = b_write.shutdown().await;
+    (there, back)
+}
