@@ -42,6 +42,8 @@ pub(super) struct Established {
     pub(super) remote: FeedId,
     /// The peer's first packets, already read (see [`Node::intake`]).
     pub(super) first: Vec<Packet>,
+    /// The hub whose tunnel carries this connection, if any.
+    pub(super) via_hub: Option<FeedId>,
 }
 
 impl Node {
@@ -128,15 +130,23 @@ impl Node {
         let remote = conn.remote;
         report.peer = Some(remote);
         let progress = Arc::new(PeerProgress::default());
-        if let Err(reason) = self.register(remote, addr, outbound, &progress).await {
+        let via_hub = conn.via_hub;
+        if let Err(reason) = self
+            .register(remote, addr, outbound, via_hub, &progress)
+            .await
+        {
             // Say why: the person behind the other node (say, a second
             // node with the same identity) learns what happened.
             tracing::info!(peer = %remote, %addr, %reason, "closing a second connection of a peer that is already connected, and telling it why");
             self.refuse(conn, reason).await;
             return Err(ConnectionError::Duplicate(remote));
         }
-        tracing::info!(peer = %remote, %addr, "connected");
+        match via_hub {
+            Some(hub) => tracing::info!(peer = %remote, %hub, "connected through a hub's tunnel"),
+            None => tracing::info!(peer = %remote, %addr, "connected"),
+        }
         let _ = self.events.send(NodeEvent::PeerConnected(remote));
+        self.member_came_online(remote);
         let result = self
             .replicate(conn, once, inbound_slot, &progress, &mut report)
             .await;
@@ -250,6 +260,7 @@ impl Node {
                 decoder,
                 remote,
                 first: Vec::new(),
+                via_hub: None,
             }),
             Err(e) if dial.is_none() => {
                 // Strangers' failed handshakes can come by the thousand.
@@ -324,6 +335,7 @@ impl Node {
         remote: FeedId,
         addr: SocketAddr,
         outbound: bool,
+        via_hub: Option<FeedId>,
         progress: &Arc<PeerProgress>,
     ) -> Result<(), RefuseReason> {
         let dialer = if outbound { self.feed_id() } else { remote };
@@ -358,6 +370,7 @@ impl Node {
                     sent: 0,
                     caught_up: false,
                     remaining: 0,
+                    via_hub,
                 },
                 progress: progress.clone(),
             },

@@ -46,6 +46,8 @@ pub(super) struct HubParts {
     /// What each member's connections stored since it connected, not yet
     /// added to its record.
     pub(super) unsaved_bytes: Mutex<HashMap<FeedId, u64>>,
+    /// Feeds with a live tunnel session being kept (on a member).
+    pub(super) tunneling: Mutex<std::collections::HashSet<FeedId>>,
     /// Tunnel calls waiting for the called member's connection.
     pub(super) calls:
         Mutex<HashMap<[u8; TOKEN_LEN], tokio::sync::oneshot::Sender<super::tunnel::CalledEnd>>>,
@@ -231,7 +233,10 @@ impl Node {
                 self.tunnel_declined(peer, token);
                 None
             }
-            // Which members are online: not used yet by this version.
+            Packet::Members(entries) => {
+                self.members_online(peer, entries);
+                None
+            }
             _ => None,
         }
     }

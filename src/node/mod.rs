@@ -131,6 +131,8 @@ pub struct PeerInfo {
     /// Messages its clock promises that we want and lack yet (as of the
     /// last progress check, every second or so).
     pub remaining: u64,
+    /// The hub this session runs through (a tunnel), if not direct.
+    pub via_hub: Option<FeedId>,
 }
 
 struct PeerEntry {

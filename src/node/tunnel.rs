@@ -24,7 +24,7 @@ use crate::feed::message::FeedId;
 use crate::home::config::PeerAddr;
 use crate::proto::frame::FrameDecoder;
 use crate::proto::hub::Ends;
-use crate::proto::wire::{Packet, RefuseReason, TOKEN_LEN};
+use crate::proto::wire::{MemberEntry, Packet, RefuseReason, TOKEN_LEN};
 
 /// A tunnel carrying nothing either way for this long is closed (a live
 /// session inside sends a ping every 15 s).
@@ -227,10 +227,98 @@ impl Node {
         let Established {
             stream, decoder, ..
         } = conn;
-        let inner = self
+        let mut inner = self
             .shake(stream, decoder, addr, Some(Some(target)), &mut report)
             .await?;
+        inner.via_hub = hub.feed;
         self.session(inner, addr, true, once, None, report).await
+    }
+
+    /// On a member, a hub's `Members`: keeps a live session, through that
+    /// hub's tunnel, with each member it names that we follow and are not
+    /// connected to (one at a time per feed; a session that ends is
+    /// opened again at the hub's next word).
+    pub(super) fn members_online(self: &Arc<Self>, hub: FeedId, entries: Vec<MemberEntry>) {
+        let settings = self.member_settings();
+        let Some(hub_addr) = settings.hubs.iter().find(|h| h.feed == Some(hub)).cloned() else {
+            return;
+        };
+        let followed = self.followed();
+        let me = self.feed_id();
+        for entry in entries {
+            let feed = entry.feed;
+            let connected = self
+                .peers
+                .lock()
+                .map(|p| p.contains_key(&feed))
+                .unwrap_or(true);
+            if feed == me || feed == hub || connected || !followed.contains(&feed) {
+                continue;
+            }
+            if !self
+                .hub_parts
+                .tunneling
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(feed)
+            {
+                continue;
+            }
+            let node = self.clone();
+            let hub_addr = hub_addr.clone();
+            tokio::spawn(async move {
+                let ended = node.clone().dial_tunnel(&hub_addr, feed, false).await;
+                if let Err(e) = ended {
+                    tracing::debug!(peer = %feed, hub = %hub_addr, error = %e, "tunnel session ended");
+                }
+                node.hub_parts
+                    .tunneling
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&feed);
+            });
+        }
+    }
+
+    /// On a hub, a member connected: tells it which connected members it
+    /// follows, and tells each connected member that follows it that it
+    /// is here (`Members`), so that they can open tunnels.
+    pub(super) fn member_came_online(&self, member: FeedId) {
+        if self.hub_parts.hub.get().is_none() || !self.is_member(&member) {
+            return;
+        }
+        let online: Vec<FeedId> = self
+            .peers
+            .lock()
+            .map(|p| p.keys().copied().collect())
+            .unwrap_or_default();
+        let follows = |who: &FeedId, whom: &FeedId| {
+            self.store
+                .contacts(who)
+                .is_ok_and(|c| c.iter().any(|(f, s)| f == whom && s.following))
+        };
+        let entry = |feed| MemberEntry { feed, direct: None };
+        let mut theirs = Vec::new();
+        for other in online
+            .into_iter()
+            .filter(|o| *o != member && self.is_member(o))
+        {
+            if follows(&member, &other) {
+                theirs.push(entry(other));
+            }
+            if follows(&other, &member) {
+                let _ = self.events.send(NodeEvent::HubPacket {
+                    to: other,
+                    packet: Arc::new(Packet::Members(vec![entry(member)])),
+                });
+            }
+        }
+        if !theirs.is_empty() {
+            let _ = self.events.send(NodeEvent::HubPacket {
+                to: member,
+                packet: Arc::new(Packet::Members(theirs)),
+            });
+        }
     }
 
     /// Dials `target` through each of our hubs in turn until one tunnel
@@ -273,6 +361,7 @@ impl Node {
             stream, decoder, ..
         } = conn;
         let mut inner = self.shake(stream, decoder, addr, None, &mut report).await?;
+        inner.via_hub = hub.feed;
         if inner.remote != from {
             return Err(ConnectionError::Hub(format!(
                 "the tunnel brought {} instead of {from}",

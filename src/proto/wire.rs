@@ -234,9 +234,9 @@ pub enum Packet {
         /// The token of the `TunnelCall`.
         token: [u8; TOKEN_LEN],
     },
-    /// In a live session, hub to member: the members connected to the hub
-    /// now, each with an address it can be dialed at directly, if the hub
-    /// knows one. Replaces the previous list.
+    /// In a live session, hub to member: members connected to the hub now
+    /// that the receiver follows (or that follow it), each with an address
+    /// it can be dialed at directly, if the hub knows one.
     Members(Vec<MemberEntry>),
 }
 

@@ -1,0 +1,400 @@
+//! A hostile hub: a hub written for this test, which speaks the hub
+//! protocol well enough to splice a tunnel between two real nodes, and
+//! records (and, when told to, alters) every byte it relays.
+//!
+//! - What it relays teaches it nothing: the event sent only through the
+//!   tunnel (this hub stores nothing) does not appear in the recorded
+//!   bytes, nor does either member's feed key (the Noise handshake inside
+//!   encrypts both identities).
+//! - One altered byte ends the tunnel's session at both ends: the end that
+//!   reads it says a message failed to authenticate, and the other that
+//!   the peer closed the connection (it cannot tell more: the channel that
+//!   would carry a reason is the one that was tampered with).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::sandbox::{Sandbox, Server};
+use potluck::feed::message::FeedId;
+use potluck::proto::frame::{FrameDecoder, encode_frame};
+use potluck::proto::handshake::{DEFAULT_NETWORK_KEY, Handshake, Transport};
+use potluck::proto::replicate::sim::opening;
+use potluck::proto::replicate::{Clock, Policy};
+use potluck::proto::wire::{FramePacker, Packet, RefuseReason};
+
+/// One side of a connection to the hostile hub, past the handshake.
+struct Conn {
+    stream: TcpStream,
+    transport: Transport,
+    decoder: FrameDecoder,
+    remote: FeedId,
+}
+
+fn read_frame(stream: &mut TcpStream, decoder: &mut FrameDecoder) -> Option<Vec<u8>> {
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(frame) = decoder.next_frame().ok()? {
+            return Some(frame);
+        }
+        let want = decoder.room().min(buf.len());
+        let n = stream.read(&mut buf[..want]).ok()?;
+        if n == 0 {
+            return None;
+        }
+        assert_eq!(decoder.push(&buf[..n]), n);
+    }
+}
+
+fn send(conn: &mut Conn, packets: &[Packet]) -> bool {
+    let mut packer = FramePacker::new();
+    for p in packets {
+        packer.push(p).expect("packet fits");
+    }
+    let mut wire = Vec::new();
+    for plain in packer.take() {
+        wire.extend(
+            encode_frame(&conn.transport.encrypt(&plain).expect("encrypt")).expect("frame"),
+        );
+    }
+    conn.stream.write_all(&wire).is_ok()
+}
+
+fn shake(mut stream: TcpStream, key: &ed25519_dalek::SigningKey) -> Option<Conn> {
+    stream.set_read_timeout(Some(common::DEADLINE)).ok()?;
+    let mut hs = Handshake::responder(key, &DEFAULT_NETWORK_KEY).ok()?;
+    let mut decoder = FrameDecoder::new();
+    while !hs.is_finished() {
+        if let Some(out) = hs.next_outgoing().ok()? {
+            stream.write_all(&encode_frame(&out).ok()?).ok()?;
+            continue;
+        }
+        let frame = read_frame(&mut stream, &mut decoder)?;
+        hs.read_incoming(&frame).ok()?;
+    }
+    let (transport, remote) = hs.finish().ok()?;
+    Some(Conn {
+        stream,
+        transport,
+        decoder,
+        remote,
+    })
+}
+
+/// Which byte the hostile hub flips, counted in each direction of a
+/// tunnel (the asking member's bytes "there", the called member's "back").
+#[derive(Clone, Copy, Default)]
+struct Alter {
+    there: Option<usize>,
+    back: Option<usize>,
+}
+
+/// What the hostile hub recorded of one tunnel.
+#[derive(Default)]
+struct Recorded {
+    there: Vec<u8>,
+    back: Vec<u8>,
+}
+
+/// Copies `from` → `to`, recording, and flipping the byte at `alter_at`
+/// (counted in this direction) when given.
+fn relay(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    tap: Arc<Mutex<Vec<u8>>>,
+    alter_at: Option<usize>,
+) {
+    let mut buf = [0u8; 4096];
+    let mut seen = 0usize;
+    let _ = from.set_read_timeout(Some(common::DEADLINE));
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if let Some(at) = alter_at
+            && (seen..seen + n).contains(&at)
+        {
+            buf[at - seen] ^= 0x20;
+        }
+        seen += n;
+        tap.lock().unwrap().extend_from_slice(&buf[..n]);
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Write);
+}
+
+/// Runs the hostile hub on `listener` until `sessions` connections were
+/// taken (bounded by the sandbox's deadline): sessions of members are
+/// answered with an empty clock and kept open; a `Tunnel` is called
+/// through the target's session and spliced with its `TunnelAccept`.
+fn hostile_hub(
+    listener: TcpListener,
+    key: ed25519_dalek::SigningKey,
+    alter: Alter,
+    done: mpsc::Receiver<()>,
+) -> Arc<Mutex<Recorded>> {
+    let recorded = Arc::new(Mutex::new(Recorded::default()));
+    let out = recorded.clone();
+    let members: Arc<Mutex<Vec<Conn>>> = Arc::default();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + common::DEADLINE * 2;
+        let mut waiting: Option<Conn> = None;
+        while Instant::now() < deadline && done.try_recv().is_err() {
+            let stream = match listener.accept() {
+                Ok((stream, _)) => stream,
+                Err(_) => {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                }
+            };
+            stream.set_nonblocking(false).unwrap();
+            let Some(mut conn) = shake(stream, &key) else {
+                continue;
+            };
+            let Some(first) = read_frame(&mut conn.stream, &mut conn.decoder)
+                .and_then(|f| conn.transport.decrypt(&f).ok())
+                .and_then(|p| Packet::decode_all(&p).ok())
+            else {
+                continue;
+            };
+            match first.first() {
+                Some(Packet::Tunnel { target }) => {
+                    let mut members = members.lock().unwrap();
+                    let Some(callee) = members.iter_mut().find(|m| m.remote == *target) else {
+                        send(&mut conn, &[Packet::Refuse(RefuseReason::Offline)]);
+                        continue;
+                    };
+                    let from = conn.remote;
+                    assert!(send(
+                        callee,
+                        &[Packet::TunnelCall {
+                            token: [7; 16],
+                            from
+                        }]
+                    ));
+                    waiting = Some(conn);
+                }
+                Some(Packet::TunnelAccept { token }) => {
+                    assert_eq!(*token, [7; 16]);
+                    let Some(mut asker) = waiting.take() else {
+                        continue;
+                    };
+                    assert!(send(&mut asker, &[Packet::TunnelReady]));
+                    assert!(send(&mut conn, &[Packet::TunnelReady]));
+                    let (a, b) = (asker, conn);
+                    let (a_read, b_read) =
+                        (a.stream.try_clone().unwrap(), b.stream.try_clone().unwrap());
+                    let there = Arc::new(Mutex::new(Vec::new()));
+                    let back = Arc::new(Mutex::new(Vec::new()));
+                    let t1 = {
+                        let (to, tap) = (b.stream.try_clone().unwrap(), there.clone());
+                        std::thread::spawn(move || relay(a_read, to, tap, alter.there))
+                    };
+                    let t2 = {
+                        let (to, tap) = (a.stream.try_clone().unwrap(), back.clone());
+                        std::thread::spawn(move || relay(b_read, to, tap, alter.back))
+                    };
+                    let _ = t1.join();
+                    let _ = t2.join();
+                    let mut rec = out.lock().unwrap();
+                    rec.there.extend_from_slice(&there.lock().unwrap());
+                    rec.back.extend_from_slice(&back.lock().unwrap());
+                }
+                Some(Packet::Hello { .. }) => {
+                    // A member keeps a session: an empty clock, and a thread
+                    // that reads (and drops) what it sends.
+                    let mut packets = opening(&Policy::Open, Clock::new());
+                    packets.retain(|p| !matches!(p, Packet::Clock(_)));
+                    if send(&mut conn, &packets) {
+                        let mut reader = conn.stream.try_clone().unwrap();
+                        std::thread::spawn(move || {
+                            let mut buf = [0u8; 4096];
+                            while matches!(reader.read(&mut buf), Ok(n) if n > 0) {}
+                        });
+                        members.lock().unwrap().push(conn);
+                    }
+                }
+                _ => {}
+            }
+        }
+    });
+    recorded
+}
+
+/// A home whose only hub is the hostile one at `hub`.
+fn member_home(sandbox: &Sandbox, name: &str, hub: &str) -> std::path::PathBuf {
+    let home = sandbox.home(name);
+    sandbox.json(&home, &["init", "--name", name]);
+    let config = serde_json::json!({ "hubs": [hub], "discovery": false });
+    std::fs::write(home.join("config.json"), config.to_string()).unwrap();
+    home
+}
+
+fn feed(sandbox: &Sandbox, home: &Path) -> String {
+    sandbox.json(home, &["whoami"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Starts the hostile hub, Bea's node (a member that follows Ana), and
+/// returns what is needed to tunnel from Ana.
+fn setup(
+    sandbox: &Sandbox,
+    alter: Alter,
+) -> (
+    std::path::PathBuf,
+    String,
+    Server,
+    Arc<Mutex<Recorded>>,
+    mpsc::Sender<()>,
+) {
+    let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+    let hub_feed = FeedId(key.verifying_key().to_bytes());
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let hub = format!("{hub_feed}@{}", listener.local_addr().unwrap());
+    let (stop, done) = mpsc::channel();
+    let recorded = hostile_hub(listener, key, alter, done);
+    let ana = member_home(sandbox, "ana", &hub);
+    let bea = member_home(sandbox, "bea", &hub);
+    let ana_feed = feed(sandbox, &ana);
+    sandbox.json(&bea, &["follow", &ana_feed]);
+    let server = sandbox
+        .spawn_serve(
+            &bea,
+            &["--listen", "127.0.0.1:0", "--no-web", "--no-discovery"],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    (ana, server.feed.clone(), server, recorded, stop)
+}
+
+#[test]
+fn a_hub_that_records_the_tunnel_learns_nothing_of_what_passes() {
+    let sandbox = Sandbox::new();
+    let (ana, bea_feed, bea, recorded, stop) = setup(&sandbox, Alter::default());
+    let ana_feed = feed(&sandbox, &ana);
+    let title = "a secret supper 7f3a";
+    let event = common::sandbox::announce(&sandbox, &ana, title);
+    // Bea's node reaches the hub in its own time.
+    let synced = {
+        let deadline = Instant::now() + common::DEADLINE;
+        loop {
+            let run = sandbox.run(&ana, &["sync", &bea_feed, "--json"]);
+            if run.status.success() {
+                break run.json();
+            }
+            assert!(Instant::now() < deadline, "no tunnel to Bea: {run:?}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    assert_eq!(synced["peer"], bea_feed, "{synced}");
+    assert!(synced["sent"].as_u64() > Some(0), "{synced}");
+    sandbox.json_until(&bea.home, &["events"], "Bea holds Ana's event", |d| {
+        common::sandbox::events_contain(d, &event)
+    });
+    let _ = stop.send(());
+    let rec = recorded.lock().unwrap();
+    assert!(
+        rec.there.len() > 400 && rec.back.len() > 200,
+        "the hub relayed the tunnel ({} and {} bytes)",
+        rec.there.len(),
+        rec.back.len()
+    );
+    let contains = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+    for bytes in [&rec.there, &rec.back] {
+        assert!(
+            !contains(bytes, title.as_bytes()),
+            "the event's title crossed in clear"
+        );
+        for f in [&ana_feed, &bea_feed] {
+            let key = FeedId::parse(f).unwrap().0;
+            assert!(!contains(bytes, &key), "a feed key crossed in clear");
+        }
+    }
+    drop(bea);
+}
+
+/// Runs a sync from Ana to Bea through a hub that flips one byte as
+/// `alter` says; returns Ana's error and Bea's log.
+fn altered_sync(alter: Alter) -> (String, String) {
+    let sandbox = Sandbox::new();
+    let (ana, bea_feed, bea, _recorded, stop) = setup(&sandbox, alter);
+    common::sandbox::announce(&sandbox, &ana, "soup");
+    let deadline = Instant::now() + common::DEADLINE;
+    let error = loop {
+        let run = sandbox.run(&ana, &["sync", &bea_feed]);
+        assert!(
+            !run.status.success(),
+            "a sync through an altering hub succeeded: {run:?}"
+        );
+        let line = run.one_line_error();
+        // Before Bea's node has joined the hub, the hub has nobody to call.
+        if !line.contains("not connected to the hub") {
+            break line;
+        }
+        assert!(Instant::now() < deadline, "no tunnel to Bea: {line}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    // Bea's node logs how its end of the tunnel ended.
+    let deadline = Instant::now() + common::DEADLINE;
+    while !bea.stderr().contains("tunnel session ended") {
+        assert!(
+            Instant::now() < deadline,
+            "Bea's side said nothing: {}",
+            bea.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = stop.send(());
+    (error, bea.stderr())
+}
+
+/// Past the handshake (messages 1 and 3 are 50 + 162 bytes one way,
+/// message 2 is 194 the other): inside the first transport frames.
+const PAST_HANDSHAKE: usize = 230;
+
+#[test]
+fn a_byte_altered_toward_the_asking_member_ends_the_session_at_both_ends() {
+    let (ana, bea) = altered_sync(Alter {
+        back: Some(PAST_HANDSHAKE),
+        ..Alter::default()
+    });
+    assert!(ana.contains("failed to authenticate"), "Ana's side: {ana}");
+    let line = bea
+        .lines()
+        .find(|l| l.contains("tunnel session ended"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("error=peer closed the connection"),
+        "Bea's side: {line}"
+    );
+}
+
+#[test]
+fn a_byte_altered_toward_the_called_member_ends_the_session_at_both_ends() {
+    let (ana, bea) = altered_sync(Alter {
+        there: Some(PAST_HANDSHAKE),
+        ..Alter::default()
+    });
+    assert!(
+        ana.contains("peer closed the connection"),
+        "Ana's side: {ana}"
+    );
+    let line = bea
+        .lines()
+        .find(|l| l.contains("tunnel session ended"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("failed to authenticate"),
+        "Bea's side: {line}"
+    );
+}
