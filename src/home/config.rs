@@ -6,7 +6,8 @@
 //!   "network_key": "<64 hex digits>",        // default: the public network
 //!   "listen": "0.0.0.0:7643",
 //!   "peers": ["@<feed>.ed25519@host:7643", "host:7643"],
-//!   "replication": "open"                     // or {"hops": 2}
+//!   "replication": "open",                    // or {"hops": 2}
+//!   "port_mapping": true                      // default: on beyond loopback
 //! }
 //! ```
 
@@ -230,6 +231,11 @@ pub struct ConfigFile {
     /// defaults).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quotas: Option<crate::proto::quota::QuotaLimits>,
+    /// Ask the home router (PCP, NAT-PMP, UPnP-IGD) to forward the node's
+    /// port, so that other homes can dial it directly. Absent: on when
+    /// the node listens on IPv4 beyond loopback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_mapping: Option<bool>,
 }
 
 /// `"open"` or `{"hops": N}`.
@@ -636,6 +642,7 @@ mod tests {
                 new_feeds_per_peer_per_hour: 5,
                 ..Default::default()
             }),
+            port_mapping: Some(false),
         };
         config.save(&home).unwrap();
         let back = ConfigFile::load(&home).unwrap();

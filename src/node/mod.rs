@@ -23,10 +23,12 @@ mod error;
 mod io;
 pub mod limits;
 mod listen;
+mod portmap;
 mod start;
 mod strangers;
 
 pub use error::ConnectionError;
+pub use portmap::PortMapError;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -279,6 +281,8 @@ pub struct Node {
     sources: Mutex<Sources>,
     /// What strangers may make us store (see [`quota`]).
     quotas: Mutex<quota::Quotas>,
+    /// The router's address for our port, while mapped (`portmap.rs`).
+    mapped: watch::Sender<Option<SocketAddr>>,
 }
 
 /// Whether a rate-limited log line may be written now (see
@@ -316,6 +320,7 @@ impl Node {
             counters: Arc::new(Counters::default()),
             sources: Mutex::new(Sources::new(SOURCE_GRACE)),
             quotas: Mutex::new(quota::Quotas::new(quota::QuotaLimits::default())),
+            mapped: portmap::mapped_channel(),
         })
     }
 
