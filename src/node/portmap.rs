@@ -297,6 +297,8 @@ async fn map_upnp(listen: SocketAddr, port: NonZeroU16) -> Result<(Held, Mapped)
         options.bind_addr = SocketAddr::new(bind_ip, 0);
         options.timeout = Some(UPNP_SEARCH);
         options.single_search_timeout = Some(UPNP_SEARCH);
+        // Only IPv4 ports need mapping (see `worth_mapping`).
+        options.gateway_ip_version = igd_next::GatewayIpVersion::V4;
         let gateway = igd_next::search_gateway(options).map_err(|e| e.to_string())?;
         let local = SocketAddr::new(local_ip(listen, gateway.addr.ip()), port.get());
         let external_ip = gateway.get_external_ip().map_err(|e| e.to_string())?;
