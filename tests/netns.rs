@@ -20,35 +20,18 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::sandbox::{BIN, Sandbox, clean_env};
+use common::sh;
 
 const NODES: usize = 5;
 /// Longest wait for the nodes to converge (TCP retransmits after a
 /// partition back off for a few seconds).
 const CONVERGE: Duration = Duration::from_secs(90);
 const POLL: Duration = Duration::from_millis(250);
-
-/// Runs `ip`/`tc` arguments; `Err` with their stderr on failure.
-fn sh(program: &str, args: &[&str]) -> Result<(), String> {
-    let out = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("{program}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{program} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
 
 /// The namespaces, bridge and links of one run; all deleted when dropped.
 struct Net {
@@ -135,14 +118,14 @@ fn impair(ns: &str, dev: &str) -> &'static str {
     }
     let nft = |rule: &str| sh("ip", &["netns", "exec", ns, "nft", rule]);
     let lossy = nft("add table inet faults")
-        .and_then(|()| {
+        .and_then(|_| {
             nft("add chain inet faults out { type filter hook output priority 0; policy accept; }")
         })
-        .and_then(|()| {
+        .and_then(|_| {
             nft("add rule inet faults out oifname != \"lo\" numgen random mod 100 < 5 drop")
         });
     match lossy {
-        Ok(()) => "nftables: 5 % loss on every link (no sch_netem in this kernel: no delay)",
+        Ok(_) => "nftables: 5 % loss on every link (no sch_netem in this kernel: no delay)",
         Err(_) => "none (neither tc netem nor nftables works here)",
     }
 }

@@ -281,6 +281,9 @@ impl App {
             .map_err(|e| listen_error("its port", e))?;
         let discovery = discovery_settings(&config, &options.discovery, local)?;
         let mut tasks = node.start(listener, port.peers, discovery)?;
+        if port_mapping_on(&config, local) {
+            tasks.push(node.start_port_mapping(local));
+        }
         tasks.push(tokio::spawn(log_catch_up(self.clone())));
         let serving = Serving {
             listen: local,
@@ -420,4 +423,20 @@ fn discovery_settings(
         announce_port: local.port(),
         every: std::time::Duration::from_secs(discovery::ANNOUNCE_EVERY_SECS),
     }))
+}
+
+/// Whether the node keeps its port mapped on the home router:
+/// `config.json`'s `port_mapping`, else on when it listens on IPv4 beyond
+/// loopback (see `proto::portmap::worth_mapping`). Asked for where it
+/// cannot help (loopback, IPv6), it is said and skipped.
+fn port_mapping_on(config: &ConfigFile, local: SocketAddr) -> bool {
+    let worth = crate::proto::portmap::worth_mapping(local);
+    match config.port_mapping {
+        Some(true) if !worth => {
+            tracing::info!(listen = %local, "port mapping is off: the router cannot forward to a node on loopback or IPv6");
+            false
+        }
+        Some(on) => on,
+        None => worth,
+    }
 }

@@ -6,7 +6,8 @@
 //!   "network_key": "<64 hex digits>",        // default: the public network
 //!   "listen": "0.0.0.0:7643",
 //!   "peers": ["@<feed>.ed25519@host:7643", "host:7643"],
-//!   "replication": "open"                     // or {"hops": 2}
+//!   "replication": "open",                    // or {"hops": 2}
+//!   "port_mapping": true                      // default: on beyond loopback
 //! }
 //! ```
 
@@ -305,6 +306,11 @@ pub struct ConfigFile {
     /// follow (default false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tunnels_from_hub_members: Option<bool>,
+    /// Ask the home router (PCP, NAT-PMP, UPnP-IGD) to forward the node's
+    /// port, so that other homes can dial it directly. Absent: on when
+    /// the node listens on IPv4 beyond loopback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_mapping: Option<bool>,
 }
 
 /// How hub mode is written in the file: `true`/`false`, or the limits.
@@ -765,6 +771,7 @@ mod tests {
             })),
             hubs: vec![format!("{}@203.0.113.9:7643", FeedId([6; 32]))],
             tunnels_from_hub_members: Some(true),
+            port_mapping: Some(false),
         };
         config.save(&home).unwrap();
         let back = ConfigFile::load(&home).unwrap();

@@ -24,12 +24,14 @@ mod hub;
 mod io;
 pub mod limits;
 mod listen;
+mod portmap;
 mod start;
 mod strangers;
 mod tunnel;
 
 pub use error::ConnectionError;
 pub use hub::MemberSettings;
+pub use portmap::PortMapError;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -294,6 +296,8 @@ pub struct Node {
     quotas: Mutex<quota::Quotas>,
     /// Hub mode, and the hubs we are a member of.
     hub_parts: hub::HubParts,
+    /// The router's address for our port, while mapped (`portmap.rs`).
+    mapped: watch::Sender<Option<SocketAddr>>,
 }
 
 /// Whether a rate-limited log line may be written now (see
@@ -332,6 +336,7 @@ impl Node {
             sources: Mutex::new(Sources::new(SOURCE_GRACE)),
             quotas: Mutex::new(quota::Quotas::new(quota::QuotaLimits::default())),
             hub_parts: hub::HubParts::default(),
+            mapped: portmap::mapped_channel(),
         })
     }
 

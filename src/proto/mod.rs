@@ -8,13 +8,16 @@
 //!   node's choice of live sources;
 //! - [`discovery`]: LAN announcements;
 //! - [`peerbook`]: which addresses to dial, and when;
-//! - [`quota`]: what strangers may make a node store.
+//! - [`quota`]: what strangers may make a node store;
+//! - [`portmap`]: when to map, renew and retry the node's port on the
+//!   home router.
 
 pub mod discovery;
 pub mod frame;
 pub mod handshake;
 pub mod hub;
 pub mod peerbook;
+pub mod portmap;
 pub mod quota;
 pub mod replicate;
 pub mod wire;

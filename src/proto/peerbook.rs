@@ -91,9 +91,7 @@ impl PeerRecord {
     /// in a row, up to [`MAX_BACKOFF`]. `jitter` in `[0, 1)` spreads
     /// reconnects of many nodes (±25 %).
     pub fn backoff(&self, jitter: f64) -> Duration {
-        let doublings = self.failures.min(20);
-        let base = BASE_BACKOFF.saturating_mul(1u32 << doublings.min(31));
-        base.min(MAX_BACKOFF)
+        doubling(BASE_BACKOFF, MAX_BACKOFF, self.failures)
             .mul_f64(0.75 + 0.5 * jitter.clamp(0.0, 1.0))
     }
 
@@ -106,6 +104,13 @@ impl PeerRecord {
             .is_some_and(|t| now_ms.saturating_sub(t) < GIVE_UP_AFTER_MS);
         self.failures >= GIVE_UP_FAILURES && !recent
     }
+}
+
+/// `base` doubled once per failure in a row, up to `max`: the wait
+/// before trying again (a dial here, a port mapping in
+/// [`super::portmap`]).
+pub fn doubling(base: Duration, max: Duration, failures: u32) -> Duration {
+    base.saturating_mul(1u32 << failures.min(20)).min(max)
 }
 
 /// Orders records so that peers that worked most recently come first,

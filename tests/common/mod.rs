@@ -34,6 +34,25 @@ pub fn raw_tree(path: &std::path::Path) -> (sled::Db, sled::Tree) {
     (db, tree)
 }
 
+/// Runs a system command (`ip`, `tc`, `nft`… for the network-namespace
+/// tests); its stdout, or `Err` with the command and its stderr.
+pub fn sh(program: &str, args: &[&str]) -> Result<String, String> {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("{program}: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "{program} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
 /// Longest any single wait (or run of the binary) may take.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 /// An upcoming start (the tests must not depend on today's date).

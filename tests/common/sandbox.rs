@@ -233,7 +233,20 @@ impl Sandbox {
 
     /// `potluck --home HOME ARGS…` with a clean environment.
     pub fn command(&self, home: &Path, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
+        self.command_in(None, home, args)
+    }
+
+    /// [`Sandbox::command`], inside network namespace `netns` when given
+    /// (`ip netns exec` runs the binary itself: its PID is the child's).
+    pub fn command_in(&self, netns: Option<&str>, home: &Path, args: &[&str]) -> Command {
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut cmd = Command::new("ip");
+                cmd.args(["netns", "exec", ns, BIN]);
+                cmd
+            }
+            None => Command::new(BIN),
+        };
         cmd.arg("--home").arg(home).args(args);
         clean_env(&mut cmd, self.dir.path());
         cmd
@@ -304,10 +317,21 @@ impl Sandbox {
     /// Starts `potluck serve ARGS…` (exactly those arguments) and waits for
     /// its "listening on" line; `Err` with its stderr if it exits first.
     pub fn spawn_serve(&self, home: &Path, args: &[&str]) -> Result<Server, String> {
+        self.spawn_serve_in(None, home, args)
+    }
+
+    /// [`Sandbox::spawn_serve`], inside network namespace `netns` when
+    /// given.
+    pub fn spawn_serve_in(
+        &self,
+        netns: Option<&str>,
+        home: &Path,
+        args: &[&str],
+    ) -> Result<Server, String> {
         let mut all = vec!["serve"];
         all.extend_from_slice(args);
         let mut child = self
-            .command(home, &all)
+            .command_in(netns, home, &all)
             .spawn()
             .expect("spawn potluck serve");
         let stderr = Arc::new(Mutex::new(String::new()));
