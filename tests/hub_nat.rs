@@ -349,6 +349,12 @@ fn two_homes_behind_nats_meet_through_a_hub() {
     let sandbox = Sandbox::new();
     let hub_home = sandbox.home("hub");
     sandbox.json(&hub_home, &["init", "--name", "Co-op hub"]);
+    // The hub stores its members' own feeds and nothing else.
+    std::fs::write(
+        hub_home.join("config.json"),
+        r#"{"replication": {"hops": 0}}"#,
+    )
+    .unwrap();
     let hub_listen = format!("{HUB_ADDR}:7643");
     let mut hub = serve_in(&net.ns("hub"), &sandbox, &hub_home, &hub_listen, true);
     let code = sandbox.json(
@@ -518,6 +524,59 @@ fn two_homes_behind_nats_meet_through_a_hub() {
             names[i]
         );
     }
+
+    // Ana and Bea follow each other: their nodes open a live session
+    // through the hub's tunnel, and a feed the hub does not store (Cy's,
+    // who is no member and whom Ana has from a file) reaches Bea over it.
+    let hub_feed = feed_of(&sandbox, &hub_home);
+    sandbox.json(&homes[0], &["follow", &feeds[2]]);
+    sandbox.json(&homes[2], &["follow", &feeds[0]]);
+    let through = wait_for(
+        &sandbox,
+        &homes[0],
+        &["peers"],
+        "Ana's tunnel to Bea",
+        |d| {
+            d["connected"].as_array().is_some_and(|peers| {
+                peers
+                    .iter()
+                    .any(|p| p["feed"] == feeds[2].as_str() && p["via_hub"] == hub_feed.as_str())
+            })
+        },
+    );
+    eprintln!("a live tunnel opened {through:?} after the follows");
+    let cy = sandbox.home("cy");
+    sandbox.json(&cy, &["init", "--name", "Cy"]);
+    let cy_feed = feed_of(&sandbox, &cy);
+    let private = sandbox.json(
+        &cy,
+        &[
+            "announce",
+            "--title",
+            "Cy's supper",
+            "--start",
+            common::START,
+        ],
+    )["id"]
+        .as_str()
+        .expect("event id")
+        .to_owned();
+    let bundle = sandbox.dir().join("cy.bundle");
+    let bundle_text = bundle.to_str().expect("a UTF-8 path");
+    sandbox.json(&cy, &["export", &cy_feed, "--out", bundle_text]);
+    sandbox.json(&homes[0], &["import", bundle_text]);
+    wait_for(
+        &sandbox,
+        &homes[2],
+        &["event", &private],
+        "Bea gets Cy's event through the tunnel",
+        |d| d["title"] == "Cy's supper",
+    );
+    assert_eq!(
+        held(&sandbox, &hub_home, &cy_feed),
+        0,
+        "the hub stored a feed it does not keep"
+    );
 
     // The operator removes Bo: the hub stores nothing more of Bo's.
     sandbox.json(&hub_home, &["hub", "remove", &feeds[3]]);

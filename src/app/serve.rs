@@ -283,6 +283,7 @@ impl App {
         let mut tasks = node.start(listener, port.peers, discovery)?;
         if port_mapping_on(&config, local) {
             tasks.push(node.start_port_mapping(local));
+            tasks.push(tokio::spawn(node.clone().tell_hubs_direct_loop()));
         }
         tasks.push(tokio::spawn(log_catch_up(self.clone())));
         let serving = Serving {

@@ -267,5 +267,6 @@ pub fn source_words(source: PeerSource) -> &'static str {
         PeerSource::Discovered => "found on the local network",
         PeerSource::Invite => "from an invite",
         PeerSource::Inbound => "connected to us",
+        PeerSource::Hub => "from a hub (the member's mapped port)",
     }
 }

@@ -27,6 +27,10 @@ use crate::proto::hub::Intake;
 use crate::proto::peerbook::{PeerRecord, PeerSource};
 use crate::proto::wire::{FramePacker, Packet, RefuseReason};
 
+/// How long a hub waits after a member connected before it tells the
+/// members that follow it.
+const MEMBER_ANNOUNCE_DELAY: Duration = Duration::from_millis(300);
+
 /// How long a refused peer may take to read why and close, before we
 /// close anyway.
 const REFUSAL_WAIT: Duration = Duration::from_secs(2);
@@ -146,7 +150,23 @@ impl Node {
             None => tracing::info!(peer = %remote, %addr, "connected"),
         }
         let _ = self.events.send(NodeEvent::PeerConnected(remote));
-        self.member_came_online(remote);
+        if self.is_member(&remote) {
+            // A moment for the member's own word on where it can be dialed
+            // directly (sent right after its Hello), so that the others
+            // are told that at once.
+            let hub = self.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(MEMBER_ANNOUNCE_DELAY).await;
+                if hub
+                    .peers
+                    .lock()
+                    .map(|p| p.contains_key(&remote))
+                    .unwrap_or(false)
+                {
+                    hub.member_came_online(remote);
+                }
+            });
+        }
         let result = self
             .replicate(conn, once, inbound_slot, &progress, &mut report)
             .await;

@@ -95,7 +95,11 @@ impl<'a> Driver<'a> {
             once,
             timing: LinkTiming::new(timing.keepalive, timing.idle),
         };
-        let link = Link::open(opening, &mut node.sources(), Instant::now());
+        let mut link = Link::open(opening, &mut node.sources(), Instant::now());
+        // A member tells its hub where it can be dialed directly.
+        if let Some(word) = node.direct_word_for(remote) {
+            link.handle_hub_send(word);
+        }
         Ok(Driver {
             node,
             link: Registered { node, link },
@@ -519,12 +523,15 @@ impl Node {
             }
             out
         };
+        // On a hub, `hops N` counts from its members.
+        let policy = match self.config.policy {
+            replicate::Policy::Hops(hops) if self.hub_limits().is_some() => {
+                replicate::Policy::Hops(hops.saturating_add(1))
+            }
+            ref policy => policy.clone(),
+        };
         Ok(replicate::build_clock(
-            &self.config.policy,
-            me,
-            &heads,
-            follows,
-            &blocked,
+            &policy, me, &heads, follows, &blocked,
         ))
     }
 }

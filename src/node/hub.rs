@@ -46,6 +46,8 @@ pub(super) struct HubParts {
     /// What each member's connections stored since it connected, not yet
     /// added to its record.
     pub(super) unsaved_bytes: Mutex<HashMap<FeedId, u64>>,
+    /// On a hub: where each member says it can be dialed directly.
+    pub(super) directs: Mutex<HashMap<FeedId, std::net::SocketAddr>>,
     /// Feeds with a live tunnel session being kept (on a member).
     pub(super) tunneling: Mutex<std::collections::HashSet<FeedId>>,
     /// Tunnel calls waiting for the called member's connection.
@@ -231,6 +233,11 @@ impl Node {
             Packet::TunnelCall { token, from } => self.tunnel_called(peer, token, from),
             Packet::TunnelDecline { token } => {
                 self.tunnel_declined(peer, token);
+                None
+            }
+            // From a member to its hub: where it can be dialed directly.
+            Packet::Members(entries) if self.is_member(&peer) => {
+                self.member_says_direct(peer, &entries);
                 None
             }
             Packet::Members(entries) => {

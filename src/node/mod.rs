@@ -431,6 +431,7 @@ impl Node {
     /// organizer, decide on new requests to our events. Blocking.
     pub fn after_append(&self, report: &IngestReport) -> Result<(), StoreError> {
         self.announce(report);
+        self.follows_stored(report);
         if !report.touched_events.is_empty() {
             let arrivals: Vec<MessageId> = report.accepted.iter().map(Message::id).collect();
             self.settle(&report.touched_events, &arrivals)?;

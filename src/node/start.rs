@@ -49,7 +49,9 @@ impl Node {
             }
             // A discovered address that never worked may be a forgery:
             // discovery dials it again if it is heard again.
-            if record.source == PeerSource::Discovered && record.last_success_ms.is_none() {
+            if matches!(record.source, PeerSource::Discovered | PeerSource::Hub)
+                && record.last_success_ms.is_none()
+            {
                 continue;
             }
             let peer = PeerAddr {

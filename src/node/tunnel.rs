@@ -266,9 +266,33 @@ impl Node {
             }
             let node = self.clone();
             let hub_addr = hub_addr.clone();
+            let direct = entry
+                .direct
+                .filter(|d| d.parse::<std::net::SocketAddr>().is_ok());
             tokio::spawn(async move {
-                let ended = node.clone().dial_tunnel(&hub_addr, feed, false).await;
-                if let Err(e) = ended {
+                // A direct path first, where the member's router maps a
+                // port; a tunnel through the hub otherwise.
+                let direct_ended = match direct {
+                    Some(addr) => {
+                        let peer = PeerAddr {
+                            feed: Some(feed),
+                            addr,
+                        };
+                        node.remember_hub_address(&peer);
+                        let ended = node.clone().dial(&peer, false).await;
+                        match &ended {
+                            Err(e) if !e.reached_peer() => {
+                                tracing::info!(peer = %feed, addr = %peer.addr, error = %e, "cannot dial this member directly; going through the hub");
+                                false
+                            }
+                            _ => true,
+                        }
+                    }
+                    None => false,
+                };
+                if !direct_ended
+                    && let Err(e) = node.clone().dial_tunnel(&hub_addr, feed, false).await
+                {
                     tracing::debug!(peer = %feed, hub = %hub_addr, error = %e, "tunnel session ended");
                 }
                 node.hub_parts
@@ -277,6 +301,115 @@ impl Node {
                     .unwrap_or_else(|p| p.into_inner())
                     .remove(&feed);
             });
+        }
+    }
+
+    /// On a hub, a member's `Members` naming itself: the address where it
+    /// can be dialed directly (a port mapped on its router). Kept while
+    /// the hub runs and told to the members that follow it. An address on
+    /// loopback, unspecified or multicast is ignored.
+    pub(super) fn member_says_direct(self: &Arc<Self>, member: FeedId, entries: &[MemberEntry]) {
+        let Some(addr) = entries
+            .iter()
+            .find(|e| e.feed == member)
+            .and_then(|e| e.direct.as_deref())
+            .and_then(|d| d.parse::<std::net::SocketAddr>().ok())
+            .filter(|a| {
+                !(a.ip().is_loopback() || a.ip().is_unspecified() || a.ip().is_multicast())
+            })
+        else {
+            return;
+        };
+        let changed = self
+            .hub_parts
+            .directs
+            .lock()
+            .map(|mut d| d.insert(member, addr) != Some(addr))
+            .unwrap_or(false);
+        if changed {
+            tracing::debug!(%member, %addr, "a member can be dialed directly");
+            self.member_came_online(member);
+        }
+    }
+
+    /// On a member, for a session with one of our hubs: the `Members`
+    /// naming where we can be dialed directly, when a port is mapped on
+    /// our router.
+    pub(super) fn direct_word_for(&self, peer: FeedId) -> Option<Packet> {
+        let mapped = self.mapped_address()?;
+        let ours = self
+            .member_settings()
+            .hubs
+            .iter()
+            .any(|h| h.feed == Some(peer));
+        ours.then(|| {
+            Packet::Members(vec![MemberEntry {
+                feed: self.feed_id(),
+                direct: Some(mapped.to_string()),
+            }])
+        })
+    }
+
+    /// On a member: tells each connected hub of ours where we can be
+    /// dialed directly (the mapped address changed).
+    fn tell_hubs_direct(&self) {
+        let connected: Vec<FeedId> = self
+            .peers
+            .lock()
+            .map(|p| p.keys().copied().collect())
+            .unwrap_or_default();
+        for hub in connected {
+            if let Some(packet) = self.direct_word_for(hub) {
+                let _ = self.events.send(NodeEvent::HubPacket {
+                    to: hub,
+                    packet: Arc::new(packet),
+                });
+            }
+        }
+    }
+
+    /// Keeps our hubs told of our mapped address as it changes; ends with
+    /// the node.
+    pub async fn tell_hubs_direct_loop(self: Arc<Self>) {
+        let mut mapped = self.watch_mapped_address();
+        let mut stop = self.shutdown.subscribe();
+        loop {
+            tokio::select! {
+                changed = mapped.changed() => if changed.is_err() { return },
+                _ = stop.changed() => return,
+            }
+            self.tell_hubs_direct();
+        }
+    }
+
+    /// On a hub, follows just stored: a member that now follows another
+    /// member who is connected is told so (`Members`), so that it can open
+    /// a tunnel at once rather than at the next connect.
+    pub(super) fn follows_stored(&self, report: &crate::store::IngestReport) {
+        if self.hub_parts.hub.get().is_none() {
+            return;
+        }
+        for change in report.contacts.iter().filter(|c| c.state.following) {
+            let online = self
+                .peers
+                .lock()
+                .map(|p| p.contains_key(&change.author) && p.contains_key(&change.contact))
+                .unwrap_or(false);
+            if online && self.is_member(&change.author) && self.is_member(&change.contact) {
+                let direct = self
+                    .hub_parts
+                    .directs
+                    .lock()
+                    .ok()
+                    .and_then(|d| d.get(&change.contact).map(ToString::to_string));
+                let _ = self.events.send(NodeEvent::HubPacket {
+                    to: change.author,
+                    packet: Arc::new(Packet::Members(vec![MemberEntry {
+                        feed: change.contact,
+                        direct,
+                    }])),
+                });
+            }
         }
     }
 
@@ -297,7 +430,15 @@ impl Node {
                 .contacts(who)
                 .is_ok_and(|c| c.iter().any(|(f, s)| f == whom && s.following))
         };
-        let entry = |feed| MemberEntry { feed, direct: None };
+        let entry = |feed| MemberEntry {
+            feed,
+            direct: self
+                .hub_parts
+                .directs
+                .lock()
+                .ok()
+                .and_then(|d| d.get(&feed).map(ToString::to_string)),
+        };
         let mut theirs = Vec::new();
         for other in online
             .into_iter()
@@ -318,6 +459,22 @@ impl Node {
                 to: member,
                 packet: Arc::new(Packet::Members(theirs)),
             });
+        }
+    }
+
+    /// Notes in the peer book an address a hub gave for a member (dialed
+    /// again at the next start only once it worked).
+    fn remember_hub_address(&self, peer: &PeerAddr) {
+        if matches!(self.store.peer_record(&peer.addr), Ok(Some(_))) {
+            return;
+        }
+        let record = crate::proto::peerbook::PeerRecord::new(
+            peer.addr.clone(),
+            peer.feed,
+            crate::proto::peerbook::PeerSource::Hub,
+        );
+        if let Err(e) = self.store.put_peer_record(&record) {
+            tracing::warn!(error = %e, "cannot update the peer book");
         }
     }
 

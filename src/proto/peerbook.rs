@@ -25,6 +25,9 @@ pub enum PeerSource {
     Invite,
     /// It connected to us.
     Inbound,
+    /// A hub told us a member can be dialed here (a port mapped on the
+    /// member's router).
+    Hub,
 }
 
 /// What the node knows about one peer address.

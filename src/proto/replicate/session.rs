@@ -408,10 +408,12 @@ impl Session {
     /// We now hold `feed` up to `sequence` (published here or received
     /// from another peer): queue it for this peer if it wants it.
     pub fn handle_local_append(&mut self, feed: FeedId, sequence: u64) {
+        // A feed absent from a closed clock that the store took anyway
+        // (a follow, or a hub's new member, since the session began) is
+        // one we replicate now.
         match self.mine.get(&feed) {
             Some(&UNWANTED) => return,
             Some(&v) if v >= sequence => return,
-            None if !self.open => return,
             _ => {}
         }
         self.mine.insert(feed, sequence);
