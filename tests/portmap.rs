@@ -508,3 +508,88 @@ fn a_laptop_behind_a_router_speaking_pcp_is_dialed_directly() {
 fn a_laptop_behind_a_router_speaking_only_upnp_is_dialed_directly() {
     dialed_directly_through_the_router("u", false, "UPnP-IGD");
 }
+
+/// With a hub on the "internet": the laptop (behind the mapping router)
+/// and the other home are members; the other home follows the laptop.
+/// The hub tells it where the laptop can be dialed (the mapped port), and
+/// it dials the laptop directly rather than through the hub's tunnel:
+/// its `peers` shows the laptop at the router's address, `via_hub` empty.
+#[test]
+fn a_member_dials_another_directly_at_the_port_its_router_mapped() {
+    require_tools();
+    let mut net = Net::build("h").unwrap_or_else(|e| panic!("cannot build the namespaces: {e}"));
+    let sandbox = Sandbox::new();
+    let router_dir = sandbox.path("router");
+    std::fs::create_dir_all(&router_dir).expect("router dir");
+    net.start_router(&router_dir, true);
+    let homes = homes(&sandbox);
+    // The hub runs on the other home's host, at another port.
+    let hub_home = sandbox.home("hub");
+    sandbox.json(&hub_home, &["init", "--name", "Hub"]);
+    let hub_listen = format!("{OUTSIDE}:7650");
+    let _hub = sandbox
+        .spawn_serve_in(
+            Some(&net.ns("out")),
+            &hub_home,
+            &[
+                "--listen",
+                &hub_listen,
+                "--no-web",
+                "--no-discovery",
+                "--hub",
+            ],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let code = sandbox.json(&hub_home, &["invite", "--addr", &hub_listen, "--uses", "2"])["code"]
+        .as_str()
+        .expect("a member code")
+        .to_owned();
+    let laptop = serve_on_laptop(&sandbox, &net, &homes.laptop);
+    laptop.wait_for_log("port mapped on the router");
+    let mapped = mapped_address(&laptop.stderr());
+    let outside = sandbox
+        .spawn_serve_in(
+            Some(&net.ns("out")),
+            &homes.outside,
+            &[
+                "--listen",
+                &format!("{OUTSIDE}:{PORT}"),
+                "--no-web",
+                "--no-discovery",
+            ],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    sandbox.json(&homes.laptop, &["hub", "add", &code]);
+    sandbox.json(&homes.outside, &["hub", "add", &code]);
+    sandbox.json(&homes.outside, &["follow", &laptop.feed]);
+    let doc = sandbox.json_until(
+        &homes.outside,
+        &["peers"],
+        "the other home connected to the laptop",
+        |d| {
+            d["connected"]
+                .as_array()
+                .is_some_and(|p| p.iter().any(|p| p["feed"] == laptop.feed.as_str()))
+        },
+    );
+    let session = doc["connected"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["feed"] == laptop.feed.as_str()))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(session["via_hub"], serde_json::Value::Null, "{session}");
+    assert_eq!(session["address"], mapped.to_string().as_str(), "{session}");
+    assert!(
+        outside_holds(&sandbox, &homes) || {
+            sandbox.json_until(
+                &homes.outside,
+                &["events", "--limit", "0"],
+                "the laptop's event",
+                |d| common::sandbox::events_contain(d, &homes.event),
+            );
+            true
+        }
+    );
+    drop(outside);
+    drop(laptop);
+}
