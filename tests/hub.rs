@@ -1,0 +1,170 @@
+//! A hub's refusals, each through the real binary on loopback: every one
+//! reaches the side that asked as a clear, one-line error, and none lets a
+//! stranger, a removed member or a member over its quota make the hub
+//! store anything (docs/protocol.md, "Hubs"; docs/hub.md, "Limits").
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::sandbox::{Sandbox, Server};
+
+fn feed(sandbox: &Sandbox, home: &Path) -> String {
+    sandbox.json(home, &["whoami"])["id"]
+        .as_str()
+        .expect("whoami id")
+        .to_owned()
+}
+
+fn serve(sandbox: &Sandbox, home: &Path, hub: bool) -> Server {
+    let mut args = vec!["--listen", "127.0.0.1:0", "--no-web", "--no-discovery"];
+    if hub {
+        args.push("--hub");
+    }
+    sandbox
+        .spawn_serve(home, &args)
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A hub (with `config` as its config.json) and a member code for `uses`.
+fn hub(sandbox: &Sandbox, config: &str, uses: &str) -> (PathBuf, Server, String) {
+    let home = sandbox.home("hub");
+    sandbox.json(&home, &["init", "--name", "Hub"]);
+    std::fs::write(home.join("config.json"), config).unwrap();
+    let server = serve(sandbox, &home, true);
+    let addr = server.addr.to_string();
+    let code = sandbox.json(&home, &["invite", "--addr", &addr, "--uses", uses])["code"]
+        .as_str()
+        .expect("a member code")
+        .to_owned();
+    (home, server, code)
+}
+
+/// How far `home`'s store holds `feed` (0: none).
+fn held(sandbox: &Sandbox, home: &Path, feed: &str) -> u64 {
+    sandbox
+        .run(home, &["log", feed, "--json"])
+        .json_lines()
+        .iter()
+        .filter_map(|m| m["sequence"].as_u64())
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_used_up_code_and_a_code_for_no_hub_are_refused_clearly() {
+    let sandbox = Sandbox::new();
+    let (_hub_home, hub, code) = hub(&sandbox, "{}", "1");
+    let ana = sandbox.home("ana");
+    sandbox.json(&ana, &["init", "--name", "Ana"]);
+    sandbox.json(&ana, &["hub", "add", &code]);
+    let bea = sandbox.home("bea");
+    sandbox.json(&bea, &["init", "--name", "Bea"]);
+    let line = sandbox.run(&bea, &["hub", "add", &code]).one_line_error();
+    assert!(
+        line.contains("member code is unknown, used up or expired"),
+        "{line}"
+    );
+    // A member code from a node that is not (or no longer) a hub.
+    drop(hub);
+    let plain = sandbox.home("plain");
+    sandbox.json(&plain, &["init"]);
+    let node = serve(&sandbox, &plain, false);
+    let fake = code.clone();
+    let mut invite = potluck::app::Invite::parse(&fake).unwrap();
+    invite.peer = potluck::app::PeerAddr::parse(&format!("{}@{}", node.feed, node.addr)).unwrap();
+    let line = sandbox
+        .run(&bea, &["hub", "add", &invite.to_code()])
+        .one_line_error();
+    assert!(line.contains("it is not a hub"), "{line}");
+    // And the hub commands on a node that is none.
+    let line = sandbox.run(&plain, &["hub", "members"]).one_line_error();
+    assert!(line.contains("not a hub"), "{line}");
+}
+
+#[test]
+fn a_stranger_cannot_open_a_tunnel_and_a_declined_pair_is_refused_at_once() {
+    let sandbox = Sandbox::new();
+    let (_hub_home, hub, code) = hub(&sandbox, "{}", "3");
+    let hub_at = format!("{}@{}", hub.feed, hub.addr);
+    let homes: Vec<PathBuf> = ["ana", "bea"].iter().map(|n| sandbox.home(n)).collect();
+    for home in &homes {
+        sandbox.json(home, &["init"]);
+    }
+    let ana = serve(&sandbox, &homes[0], false);
+    sandbox.json(&homes[0], &["hub", "add", &code]);
+    let bea_feed = feed(&sandbox, &homes[1]);
+    // Bea is no member yet: Ana cannot reach her through the hub.
+    sandbox.json(&homes[1], &["hub", "add", &code]);
+    let bea = serve(&sandbox, &homes[1], false);
+
+    // A stranger (no member) that knows the hub asks for Ana.
+    let stranger = sandbox.home("stranger");
+    sandbox.json(&stranger, &["init"]);
+    std::fs::write(
+        stranger.join("config.json"),
+        serde_json::json!({ "hubs": [hub_at] }).to_string(),
+    )
+    .unwrap();
+    let line = sandbox
+        .run(&stranger, &["sync", &ana.feed])
+        .one_line_error();
+    assert!(line.contains("only between its members"), "{line}");
+
+    // Bea does not follow Ana: she declines, and the hub refuses the pair
+    // at once afterwards without asking her again.
+    let deadline = std::time::Instant::now() + common::DEADLINE;
+    let first = loop {
+        let line = sandbox
+            .run(&homes[0], &["sync", &bea_feed])
+            .one_line_error();
+        if !line.contains("not connected to the hub") {
+            break line;
+        }
+        assert!(std::time::Instant::now() < deadline, "{line}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(first.contains("does not take tunnels from you"), "{first}");
+    let declines = |s: &str| s.matches("declining a tunnel").count();
+    let before = declines(&bea.stderr());
+    assert_eq!(before, 1, "{}", bea.stderr());
+    let again = sandbox
+        .run(&homes[0], &["sync", &bea_feed])
+        .one_line_error();
+    assert!(again.contains("does not take tunnels from you"), "{again}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(declines(&bea.stderr()), before, "Bea was asked again");
+}
+
+#[test]
+fn a_member_cannot_make_the_hub_store_past_its_quota() {
+    let sandbox = Sandbox::new();
+    // Room for a few messages of a member, not for many.
+    let (hub_home, _hub, code) = hub(&sandbox, r#"{"hub": {"member_bytes": 3000}}"#, "1");
+    let ana = sandbox.home("ana");
+    sandbox.json(&ana, &["init", "--name", "Ana"]);
+    let ana_feed = feed(&sandbox, &ana);
+    for i in 0..20 {
+        sandbox.json(
+            &ana,
+            &[
+                "announce",
+                "--title",
+                &format!("Event {i} with a longer title to take room"),
+                "--start",
+                common::START,
+            ],
+        );
+    }
+    let mine = held(&sandbox, &ana, &ana_feed);
+    assert!(mine >= 21);
+    sandbox.json(&ana, &["hub", "add", &code]);
+    let stored = held(&sandbox, &hub_home, &ana_feed);
+    assert!(
+        stored > 0 && stored < mine,
+        "the hub stored {stored} of {mine}"
+    );
+    let members = sandbox.json(&hub_home, &["hub", "members"]);
+    let used = members["members"][0]["stored_bytes"].as_u64().unwrap_or(0);
+    assert!(used > 0 && used <= 3000, "{members}");
+}
