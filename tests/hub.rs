@@ -168,3 +168,44 @@ fn a_member_cannot_make_the_hub_store_past_its_quota() {
     let used = members["members"][0]["stored_bytes"].as_u64().unwrap_or(0);
     assert!(used > 0 && used <= 3000, "{members}");
 }
+
+/// A member's invite names its hubs. A newcomer who cannot reach the
+/// inviter (here: the inviter's node is off) joins through the hub: it
+/// gets the inviter's event from the hub, and its answer reaches the
+/// inviter through the hub once the inviter is back.
+#[test]
+fn a_newcomer_reaches_the_inviter_through_the_hubs_its_invite_names() {
+    let sandbox = Sandbox::new();
+    let (_hub_home, hub, code) = hub(&sandbox, "{}", "1");
+    let ana = sandbox.home("ana");
+    sandbox.json(&ana, &["init", "--name", "Ana"]);
+    sandbox.json(&ana, &["hub", "add", &code]);
+    let event = common::sandbox::announce(&sandbox, &ana, "Garden day");
+    // Ana's node is not running: her invite names an address nobody
+    // answers at, and her hub.
+    let dead = format!("127.0.0.1:{}", common::free_tcp_port());
+    let invite = sandbox.json(&ana, &["invite", "--addr", &dead])["code"]
+        .as_str()
+        .expect("a code")
+        .to_owned();
+    let parsed = potluck::app::Invite::parse(&invite).unwrap();
+    assert_eq!(parsed.hubs.len(), 1, "{parsed:?}");
+    assert_eq!(parsed.hubs[0].feed.map(|f| f.to_string()), Some(hub.feed.clone()));
+    // Ana's own sync brought her event to the hub.
+    sandbox.json(&ana, &["sync", &format!("{}@{}", hub.feed, hub.addr)]);
+
+    let newcomer = sandbox.home("newcomer");
+    let joined = sandbox.json(&newcomer, &["join", &invite]);
+    assert_eq!(joined["through_hub"], format!("{}@{}", hub.feed, hub.addr).as_str(), "{joined}");
+    let doc = sandbox.json(&newcomer, &["event", &event]);
+    assert_eq!(doc["title"], "Garden day");
+    sandbox.json(&newcomer, &["rsvp", &event, "going"]);
+    sandbox.json(&newcomer, &["sync", &format!("{}@{}", hub.feed, hub.addr)]);
+    let newcomer_feed = feed(&sandbox, &newcomer);
+    sandbox.json(&ana, &["sync", &format!("{}@{}", hub.feed, hub.addr)]);
+    let doc = sandbox.json(&ana, &["event", &event]);
+    let answered = doc["rsvps"]
+        .as_array()
+        .is_some_and(|r| r.iter().any(|r| r["author"] == newcomer_feed.as_str()));
+    assert!(answered, "{doc}");
+}

@@ -239,6 +239,7 @@ impl App {
             inviter: hub,
             inviter_label: self.peer_label(Some(&hub), &invite.peer.addr)?,
             session: Some(session),
+            through: None,
         })
     }
 }

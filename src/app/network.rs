@@ -47,6 +47,9 @@ pub struct JoinReport {
     pub inviter_label: String,
     /// The first exchange with the inviter, when one was waited for.
     pub session: Option<SessionReport>,
+    /// The inviter's hub that first exchange went through, when the
+    /// inviter could not be reached directly.
+    pub through: Option<String>,
 }
 
 /// An invite code and the address in it.
@@ -275,11 +278,33 @@ impl App {
                 PeerRecord::new(invite.peer.addr.clone(), Some(inviter), PeerSource::Invite)
             });
         self.store.put_peer_record(&record)?;
+        let mut through = None;
         let session = if wait {
-            let report = self.exchange(&invite.peer, progress)?;
+            let report = match self.exchange(&invite.peer, progress) {
+                Ok(report) => {
+                    record.succeeded(inviter, now_ms());
+                    self.store.put_peer_record(&record)?;
+                    report
+                }
+                // The inviter is on another network: its hubs hold its
+                // feed and take ours.
+                Err(direct) if !invite.hubs.is_empty() => {
+                    let mut reached = None;
+                    for hub in &invite.hubs {
+                        if let Ok(report) = self.exchange(hub, |_, _| {}) {
+                            reached = Some((hub.to_string(), report));
+                            break;
+                        }
+                    }
+                    let Some((hub, report)) = reached else {
+                        return Err(direct);
+                    };
+                    through = Some(hub);
+                    report
+                }
+                Err(e) => return Err(e),
+            };
             self.flush()?;
-            record.succeeded(inviter, now_ms());
-            self.store.put_peer_record(&record)?;
             Some(report)
         } else {
             None
@@ -293,6 +318,7 @@ impl App {
             inviter,
             inviter_label: self.peer_label(Some(&inviter), &invite.peer.addr)?,
             session,
+            through,
         })
     }
 

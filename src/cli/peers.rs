@@ -141,10 +141,16 @@ pub fn join(ctx: &Ctx, out: &mut Output, code: &str) -> Result<()> {
             "following": joined.inviter,
             "received": session.received,
             "sent": session.sent,
+            "through_hub": joined.through,
         }),
         || {
+            let via = joined
+                .through
+                .as_deref()
+                .map(|hub| format!(" through their hub {hub}"))
+                .unwrap_or_default();
             format!(
-                "joined: following {}, received {}; `potluck serve` keeps you connected",
+                "joined: following {}, received {}{via}; `potluck serve` keeps you connected",
                 joined.inviter_label,
                 when::plural(session.received, "message", "messages")
             )
