@@ -118,8 +118,7 @@ async fn saturated(flood: &Flood) {
 /// Waits (at most 10 s) until `node` has let go of `feed`.
 async fn let_go(node: &Node, feed: potluck::feed::message::FeedId) {
     let start = Instant::now();
-    while node.peers().iter().any(|p| p.feed == feed) && start.elapsed() < Duration::from_secs(10)
-    {
+    while node.peers().iter().any(|p| p.feed == feed) && start.elapsed() < Duration::from_secs(10) {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
