@@ -19,7 +19,7 @@
 //!
 //! A peer that is refused (busy, or closed during the handshake) tries
 //! again after 250 ms; the time is from its first try to a finished sync
-//! (one message each way), given up after 60 s.
+//! (one message each way), given up after 60 s (10 s in a smoke run).
 //!
 //! Run: `cargo bench --bench flood` (env `FLOOD_ROUNDS`, default 5;
 //! `FLOOD_ADDRESSES`, default 300). `cargo test --benches` runs one round
@@ -51,8 +51,10 @@ use tokio::net::TcpSocket;
 const FLOOD_PAUSE: Duration = Duration::from_millis(50);
 /// Pause of a peer after a refusal.
 const RETRY: Duration = Duration::from_millis(250);
-/// A peer gives up after this long.
-const GIVE_UP: Duration = Duration::from_secs(60);
+/// A peer gives up after this long (10 s in a smoke run).
+fn give_up() -> Duration {
+    Duration::from_secs(if quick() { 10 } else { 60 })
+}
 
 /// A node with a new key over a new store in `dir`, default timings and
 /// limits, and one message of its own.
@@ -81,7 +83,7 @@ fn node_in(dir: &std::path::Path) -> Arc<Node> {
 
 /// `peer` syncs once with `target` from `source`, retrying every
 /// [`RETRY`] while refused: the time from the first try to a finished
-/// sync and the tries, or `None` after [`GIVE_UP`].
+/// sync and the tries, or `None` after [`give_up`].
 async fn get_in(
     peer: &Arc<Node>,
     source: IpAddr,
@@ -90,7 +92,7 @@ async fn get_in(
 ) -> (Option<Duration>, u32) {
     let start = Instant::now();
     let mut tries = 0;
-    while start.elapsed() < GIVE_UP {
+    while start.elapsed() < give_up() {
         tries += 1;
         let attempt = async {
             let socket = TcpSocket::new_v4().ok()?;
@@ -98,7 +100,7 @@ async fn get_in(
             let stream = socket.connect(addr).await.ok()?;
             peer.clone().dial_over(stream, target, true).await.ok()
         };
-        if let Ok(Some(_)) = tokio::time::timeout(GIVE_UP, attempt).await {
+        if let Ok(Some(_)) = tokio::time::timeout(give_up(), attempt).await {
             return (Some(start.elapsed()), tries);
         }
         tokio::time::sleep(RETRY).await;
@@ -106,13 +108,40 @@ async fn get_in(
     (None, tries)
 }
 
-/// Waits (at most 30 s) until the flood holds what it can: refused 50
-/// times since it started.
-async fn saturated(flood: &Flood) {
+/// Starts a flood from `sources` against `addr` for `limit` at most, and
+/// waits (at most 30 s) until it holds what it can: refused 50 times.
+async fn flood_of(addr: SocketAddr, sources: &[IpAddr], limit: Duration) -> Flood {
+    let flood = Flood::start(addr, sources, DEFAULT_NETWORK_KEY, FLOOD_PAUSE, limit);
     let start = Instant::now();
     while flood.counts().1 < 50 && start.elapsed() < Duration::from_secs(30) {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+    flood
+}
+
+/// Prints what the flood saw, and stops it.
+fn ended(flood: &mut Flood) {
+    let (admitted, refused) = flood.counts();
+    println!("  flood connections admitted {admitted}, refused {refused}");
+    flood.stop();
+}
+
+/// `rounds` new peers (in directories under `dir`) get in to `node`
+/// (`target`, at `addr`) from `from`, one after the other.
+async fn newcomers(
+    node: &Node,
+    (target, addr): (&PeerAddr, SocketAddr),
+    dir: &std::path::Path,
+    from: IpAddr,
+    rounds: u64,
+) -> Vec<(Option<Duration>, u32)> {
+    let mut times = Vec::new();
+    for i in 0..rounds {
+        let newcomer = node_in(&dir.join(format!("newcomer-{from}-{i}")));
+        times.push(get_in(&newcomer, from, target, addr).await);
+        let_go(node, newcomer.feed_id()).await;
+    }
+    times
 }
 
 /// Waits (at most 10 s) until `node` has let go of `feed`.
@@ -129,7 +158,7 @@ fn report(case: &str, times: &[(Option<Duration>, u32)]) {
         .iter()
         .map(|(t, tries)| match t {
             Some(t) => format!("{} ({tries} tries)", show(*t)),
-            None => format!("> {} s ({tries} tries)", GIVE_UP.as_secs()),
+            None => format!("> {} s ({tries} tries)", give_up().as_secs()),
         })
         .collect();
     println!("{case}: {}", shown.join(", "));
@@ -172,56 +201,27 @@ fn main() {
         assert!(first.is_some(), "the member's first sync failed");
         let_go(&node, member.feed_id()).await;
 
-        let limit = GIVE_UP * (rounds as u32 + 1) * 2;
-        let mut many = Flood::start(
-            addr,
-            &sources(addresses, 150),
-            DEFAULT_NETWORK_KEY,
-            FLOOD_PAUSE,
-            limit,
-        );
-        saturated(&many).await;
+        let limit = give_up() * (rounds as u32 + 1) * 2;
+        let mut many = flood_of(addr, &sources(addresses, 150), limit).await;
         let mut times = Vec::new();
         for _ in 0..rounds {
             times.push(get_in(&member, home, &target, addr).await);
             let_go(&node, member.feed_id()).await;
         }
         report("member, flood from 150 /24s", &times);
-        let mut times = Vec::new();
-        for i in 0..rounds {
-            let newcomer = node_in(&dir.path().join(format!("newcomer{i}")));
-            let from = IpAddr::V4(Ipv4Addr::new(127, 0, 200, 1));
-            times.push(get_in(&newcomer, from, &target, addr).await);
-            let_go(&node, newcomer.feed_id()).await;
-        }
+        let far = IpAddr::V4(Ipv4Addr::new(127, 0, 200, 1));
+        let times = newcomers(&node, (&target, addr), dir.path(), far, rounds).await;
         report("newcomer, flood from 150 /24s", &times);
-        let (admitted, refused) = many.counts();
-        println!("  flood connections admitted {admitted}, refused {refused}");
-        many.stop();
-        drop(many);
+        ended(&mut many);
         // Let the flood's slots go (the handshake deadline) before the
         // next case.
         tokio::time::sleep(Duration::from_secs(6)).await;
 
-        let mut one = Flood::start(
-            addr,
-            &sources(addresses.min(200), 1),
-            DEFAULT_NETWORK_KEY,
-            FLOOD_PAUSE,
-            limit,
-        );
-        saturated(&one).await;
-        let mut times = Vec::new();
-        for i in 0..rounds {
-            let newcomer = node_in(&dir.path().join(format!("subnet{i}")));
-            let from = IpAddr::V4(Ipv4Addr::new(127, 0, 2, 1));
-            times.push(get_in(&newcomer, from, &target, addr).await);
-            let_go(&node, newcomer.feed_id()).await;
-        }
+        let mut one = flood_of(addr, &sources(addresses.min(200), 1), limit).await;
+        let near = IpAddr::V4(Ipv4Addr::new(127, 0, 2, 1));
+        let times = newcomers(&node, (&target, addr), dir.path(), near, rounds).await;
         report("newcomer, flood from one /24", &times);
-        let (admitted, refused) = one.counts();
-        println!("  flood connections admitted {admitted}, refused {refused}");
-        one.stop();
+        ended(&mut one);
         node.shutdown();
     });
 }
