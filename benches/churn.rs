@@ -7,8 +7,9 @@
 //! set (`VmRSS`, `VmHWM` from `/proc`) is the node's alone. The peers are
 //! in-process `Node`s: `CHURN_PEERS` tasks at once, each again and again
 //! making a fresh identity and store, publishing `CHURN_OWN` messages,
-//! dialing the node from its own loopback source address (127.0.0.2 …, as
-//! the node takes at most 8 connections per address), syncing once and
+//! dialing the node from its own loopback source address (127.0.2.1,
+//! 127.0.3.1 …, as the node takes at most 8 connections per address and
+//! 8 handshakes at once from the unknown addresses of one /24), syncing once and
 //! dropping everything. Every peer is a stranger, so the node's store grows
 //! by one feed and one peer memory per session: the end of the run shows
 //! what that growth costs in memory and on disk.
@@ -145,7 +146,7 @@ fn main() {
             let hub = hub.clone();
             let tally = tally.clone();
             // 127.0.0.2 … 127.0.0.(2 + peers/4): at most 4 peers per address.
-            let source = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (p / 4) as u8));
+            let source = IpAddr::V4(Ipv4Addr::new(127, 0, 2 + (p / 4) as u8, 1));
             tasks.push(tokio::spawn(async move {
                 while Instant::now() < end {
                     match one_peer(&hub, hub_addr, source, own, &tally).await {

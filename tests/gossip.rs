@@ -669,9 +669,11 @@ async fn a_forked_feed_does_not_stop_the_other_feeds() {
 // ---------------------------------------------------------------------------
 // Issue 14, defect 4: connection starvation.
 
-/// Many silent sockets from one address (127.0.0.2) take only that
+/// Many silent sockets from one address (127.0.2.2) take only that
 /// address's few slots: a real peer from another address still syncs at
-/// its first try, and is not told it is "on another network".
+/// its first try, and is not told it is "on another network". (The peer
+/// dials from 127.0.0.1, another /24: the unknown addresses of one /24
+/// share 8 handshake slots, which the silent sockets alone can fill.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_sockets_from_one_address_do_not_lock_out_a_peer() {
     let a = TestNode::start().await;
@@ -679,7 +681,7 @@ async fn idle_sockets_from_one_address_do_not_lock_out_a_peer() {
     let mut idle = Vec::new();
     for _ in 0..80 {
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        socket.bind("127.0.2.2:0".parse().unwrap()).unwrap();
         idle.push(socket.connect(a.addr).await.unwrap());
     }
     let b = TestNode::start().await;
@@ -698,6 +700,9 @@ async fn ping_only_peers_make_room_for_a_real_one() {
         established: 3,
         per_address: 8,
         evict_idle: std::time::Duration::from_millis(300),
+        // Every peer here is unknown: no slot is kept for known ones.
+        reserved: 0,
+        ..potluck::node::limits::Limits::default()
     };
     let a = TestNode::start_limited(limits).await;
     a.publish(&about_content("Ana"));
@@ -757,6 +762,9 @@ async fn a_full_node_says_it_is_busy() {
         established: 1,
         per_address: 8,
         evict_idle: DEADLINE * 10,
+        // Every peer here is unknown: no slot is kept for known ones.
+        reserved: 0,
+        ..potluck::node::limits::Limits::default()
     };
     let a = TestNode::start_limited(limits).await;
     let b = TestNode::start().await;

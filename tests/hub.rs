@@ -190,13 +190,20 @@ fn a_newcomer_reaches_the_inviter_through_the_hubs_its_invite_names() {
         .to_owned();
     let parsed = potluck::app::Invite::parse(&invite).unwrap();
     assert_eq!(parsed.hubs.len(), 1, "{parsed:?}");
-    assert_eq!(parsed.hubs[0].feed.map(|f| f.to_string()), Some(hub.feed.clone()));
+    assert_eq!(
+        parsed.hubs[0].feed.map(|f| f.to_string()),
+        Some(hub.feed.clone())
+    );
     // Ana's own sync brought her event to the hub.
     sandbox.json(&ana, &["sync", &format!("{}@{}", hub.feed, hub.addr)]);
 
     let newcomer = sandbox.home("newcomer");
     let joined = sandbox.json(&newcomer, &["join", &invite]);
-    assert_eq!(joined["through_hub"], format!("{}@{}", hub.feed, hub.addr).as_str(), "{joined}");
+    assert_eq!(
+        joined["through_hub"],
+        format!("{}@{}", hub.feed, hub.addr).as_str(),
+        "{joined}"
+    );
     let doc = sandbox.json(&newcomer, &["event", &event]);
     assert_eq!(doc["title"], "Garden day");
     sandbox.json(&newcomer, &["rsvp", &event, "going"]);

@@ -6,8 +6,9 @@
 //! read from `/proc` at the end. The 200 peers are in-process `Node`s, each
 //! with its own key and store and one message of its own; all start at
 //! once, each from a loopback source address of its own group
-//! (127.0.0.10 … 127.0.0.49, five peers each), because the node takes at
-//! most 8 connections per address. The node holds at most 64 established
+//! (127.0.10.1 … 127.0.49.1, five peers each), because the node takes at
+//! most 8 connections per address, and at most 8 handshakes at once from
+//! the unknown addresses of one /24. The node holds at most 64 established
 //! connections and 32 in the handshake, so most peers are told it is
 //! busy at first: they try again (a bounded number of times), as a real
 //! dialer does. Every wait is bounded; all traffic stays on loopback.
@@ -144,7 +145,7 @@ async fn two_hundred_peers_sync_with_one_node_and_its_memory_stays_bounded() {
         let dir = dirs.path().join(format!("peer{i}"));
         std::fs::create_dir_all(&dir).unwrap();
         let hub = hub.clone();
-        let source = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 10 + (i / PER_ADDRESS) as u8));
+        let source = IpAddr::V4(Ipv4Addr::new(127, 0, 10 + (i / PER_ADDRESS) as u8, 1));
         tasks.push(tokio::spawn(async move {
             one_peer(&dir, &hub, hub_addr, source).await
         }));

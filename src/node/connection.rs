@@ -68,13 +68,14 @@ impl Node {
         // ends, however it ends.
         let handshake_slot = dial.is_none().then(|| HandshakeSlot {
             node: &self,
-            address: addr.ip(),
+            remote: addr,
             established: false,
         });
         let mut report = SessionReport::default();
         let mut conn = self
             .shake(stream, FrameDecoder::new(), addr, dial, &mut report)
             .await?;
+        self.remember_if_trusted(conn.remote, addr.ip());
         // Past the handshake, an inbound connection needs an established
         // slot (perhaps the idlest peer's).
         let inbound_slot = match handshake_slot {
@@ -326,6 +327,15 @@ impl Node {
         })
     }
 
+    /// A handshake with `remote` from `address` succeeded: if the peer
+    /// is trusted, `address` is known from now on and gets a reserved
+    /// handshake slot (issue 20), whichever side dialed.
+    fn remember_if_trusted(&self, remote: FeedId, address: IpAddr) {
+        if remote != self.feed_id() && self.is_trusted_peer(remote) {
+            self.connections().remember_known(address, Instant::now());
+        }
+    }
+
     /// The dialed address works: note it in the peer book now, not when
     /// the (possibly long) session ends.
     fn note_reached(&self, addr: &str, remote: FeedId) {
@@ -430,7 +440,7 @@ async fn notified(evicted: Option<&Notify>) {
 /// ends, however it ends.
 pub(super) struct HandshakeSlot<'a> {
     node: &'a Node,
-    address: IpAddr,
+    remote: SocketAddr,
     /// The handshake succeeded: the address slot goes on with the
     /// established connection.
     established: bool,
@@ -440,7 +450,7 @@ impl Drop for HandshakeSlot<'_> {
     fn drop(&mut self) {
         self.node
             .connections()
-            .handshake_ended(self.address, self.established);
+            .handshake_ended(self.remote, self.established);
     }
 }
 

@@ -35,9 +35,7 @@ impl Node {
                     continue;
                 }
             };
-            let admitted = self
-                .connections()
-                .begin_handshake(addr.ip(), Instant::now());
+            let admitted = self.connections().begin_handshake(addr, Instant::now());
             if let Err(refusal) = admitted {
                 self.log_refusal(addr, refusal);
                 // Say so, if not too many are being told already.

@@ -39,6 +39,15 @@ impl Node {
         Some(remote)
     }
 
+    /// Whether `remote` is a peer this node trusts: not a stranger to an
+    /// inbound connection (followed, or a configured or invited peer).
+    /// The address a trusted peer authenticates from gets a reserved
+    /// handshake slot (issue 20); this is the one place that says who
+    /// is trusted that way.
+    pub(crate) fn is_trusted_peer(&self, remote: FeedId) -> bool {
+        self.stranger(remote, false, false).is_none()
+    }
+
     /// Whether a stranger's message fits its quotas; a feed over them is
     /// added to `over`. Anything from a trusted peer (`None`) fits.
     pub(super) fn within_quota(

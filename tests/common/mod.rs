@@ -7,6 +7,7 @@
 //!   kills any `serve` a failing test leaves behind;
 //! - [`node`]: in-process nodes listening on 127.0.0.1 with ephemeral
 //!   ports, and builders for event and RSVP content;
+//! - [`flood`]: a handshake flood from many loopback addresses;
 //! - [`format2`]: a store of the format before the position index, written
 //!   directly, for tests of the upgrade.
 //!
@@ -14,6 +15,7 @@
 
 #![allow(dead_code)]
 
+pub mod flood;
 pub mod format2;
 pub mod node;
 pub mod sandbox;
