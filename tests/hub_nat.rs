@@ -581,9 +581,29 @@ fn two_homes_behind_nats_meet_through_a_hub() {
     // The operator removes Bo: the hub stores nothing more of Bo's.
     sandbox.json(&hub_home, &["hub", "remove", &feeds[3]]);
     let before = held(&sandbox, &hub_home, &feeds[3]);
+    let sent_to_hub = |doc: &Value| {
+        doc["connected"]
+            .as_array()
+            .and_then(|p| p.iter().find(|p| p["feed"] == hub_feed.as_str()))
+            .and_then(|p| p["sent"].as_u64())
+    };
+    let sent_before = sent_to_hub(&sandbox.json(&homes[3], &["peers"]));
     sandbox.json(&homes[3], &["rsvp", &event, "no"]);
     let bo_now = held(&sandbox, &homes[3], &feeds[3]);
     assert!(bo_now > before);
+    // Bo's node sent it on its open session with the hub (or, refused
+    // since, has none): the hub had its chance to store it.
+    wait_for(
+        &sandbox,
+        &homes[3],
+        &["peers"],
+        "Bo's RSVP sent to the hub",
+        |d| match (sent_before, sent_to_hub(d)) {
+            (Some(before), Some(now)) => now > before,
+            (_, None) => true,
+            (None, Some(_)) => false,
+        },
+    );
     // Bea's next message shows the hub is still forwarding the others'.
     sandbox.json(&homes[2], &["rsvp", &after, "going"]);
     wait_for(

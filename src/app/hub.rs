@@ -137,7 +137,11 @@ impl App {
                     feed: m.feed,
                     since_ms: m.since_ms,
                     note: m.note,
-                    stored_bytes: m.stored_bytes,
+                    stored_bytes: m.stored_bytes.saturating_add(
+                        self.node
+                            .as_ref()
+                            .map_or(0, |n| n.unsaved_member_bytes(&m.feed)),
+                    ),
                     quota_bytes: quota,
                     connected: connected.contains(&m.feed),
                 })
@@ -195,6 +199,14 @@ impl App {
         if hub == node.feed_id() {
             return Err(AppError::OwnFeed);
         }
+        // Our hub from the first session on: a tunnel call it passes on
+        // while we join is ours to answer.
+        let before = node.member_settings();
+        let mut joining = before.clone();
+        if !joining.hubs.contains(&invite.peer) {
+            joining.hubs.push(invite.peer.clone());
+        }
+        node.set_member_settings(joining);
         let peer = invite.peer.clone();
         let dialer = node.clone();
         let report = self.block_on(async move {
@@ -206,6 +218,7 @@ impl App {
             Ok(report) => report,
             Err(ConnectionError::Duplicate(_)) => Default::default(),
             Err(source) => {
+                node.set_member_settings(before);
                 return Err(AppError::Sync {
                     peer: invite.peer.to_string(),
                     source,

@@ -128,12 +128,12 @@ fn members(ctx: &Ctx, out: &mut Output) -> Result<()> {
 /// How long a member code works, from `--expires`: `30m`, `12h` or `7d`.
 pub fn valid_for_ms(text: &str) -> Result<i64> {
     let text = text.trim();
-    let (number, unit) = text.split_at(text.len().saturating_sub(1));
-    let unit_ms: i64 = match unit {
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => anyhow::bail!("--expires takes a number and m, h or d (30m, 12h, 7d), not {text:?}"),
+    let units = [('m', 60_000), ('h', 3_600_000), ('d', 86_400_000)];
+    let Some((number, unit_ms)) = units
+        .iter()
+        .find_map(|&(unit, ms)| text.strip_suffix(unit).map(|n| (n, ms)))
+    else {
+        anyhow::bail!("--expires takes a number and m, h or d (30m, 12h, 7d), not {text:?}");
     };
     let n: i64 = number
         .parse()
@@ -165,7 +165,9 @@ mod tests {
         assert_eq!(valid_for_ms("30m").unwrap(), 1_800_000);
         assert_eq!(valid_for_ms("12h").unwrap(), 43_200_000);
         assert_eq!(valid_for_ms("7d").unwrap(), 604_800_000);
-        for bad in ["", "d", "7", "7w", "0d", "-1d", "99999d", "１d"] {
+        for bad in [
+            "", "d", "7", "7w", "0d", "-1d", "99999d", "１d", "7é", "7日", "日",
+        ] {
             assert!(valid_for_ms(bad).is_err(), "{bad}");
         }
     }

@@ -97,11 +97,7 @@ pub fn invite(
                 "person may join",
                 "people may join"
             ),
-            when::plural(
-                u64::try_from(options.valid_for_ms / 3_600_000).unwrap_or(0),
-                "hour",
-                "hours"
-            )
+            validity_words(options.valid_for_ms)
         ));
     }
     if invite.loopback_only {
@@ -117,6 +113,20 @@ pub fn invite(
         );
     }
     Ok(())
+}
+
+/// How long a member code works, in words: days, hours or minutes.
+fn validity_words(ms: i64) -> String {
+    let ms = u64::try_from(ms).unwrap_or(0);
+    match ms {
+        ms if ms >= 86_400_000 && ms % 86_400_000 == 0 => {
+            when::plural(ms / 86_400_000, "day", "days")
+        }
+        ms if ms >= 3_600_000 && ms % 3_600_000 == 0 => {
+            when::plural(ms / 3_600_000, "hour", "hours")
+        }
+        ms => when::plural(ms.div_ceil(60_000), "minute", "minutes"),
+    }
 }
 
 /// `potluck join CODE`: take the network key (on a new home), follow the

@@ -314,13 +314,30 @@ pub struct ConfigFile {
 }
 
 /// How hub mode is written in the file: `true`/`false`, or the limits.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum HubSetting {
     /// `true` (a hub with the default limits) or `false`.
     On(bool),
     /// A hub with these limits.
     Limits(crate::proto::hub::HubLimits),
+}
+
+impl<'de> Deserialize<'de> for HubSetting {
+    /// `true`, `false`, or an object of limits whose own error (an unknown
+    /// key, a wrong type) is the one reported.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<HubSetting, D::Error> {
+        use serde::de::Error as _;
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::Bool(on) => Ok(HubSetting::On(on)),
+            object @ serde_json::Value::Object(_) => serde_json::from_value(object)
+                .map(HubSetting::Limits)
+                .map_err(|e| D::Error::custom(format!("in \"hub\": {e}"))),
+            _ => Err(D::Error::custom(
+                "\"hub\" must be true, false, or an object of limits such as {\"member_bytes\": 100000000}",
+            )),
+        }
+    }
 }
 
 /// `"open"` or `{"hops": N}`.
@@ -795,7 +812,11 @@ mod tests {
         std::fs::write(ConfigFile::path(&home), r#"{"hubs":["203.0.113.9:7643"]}"#).unwrap();
         assert!(ConfigFile::load(&home).is_err());
         std::fs::write(ConfigFile::path(&home), r#"{"hub":{"member_byte":1}}"#).unwrap();
-        assert!(ConfigFile::load(&home).is_err());
+        let err = ConfigFile::load(&home).unwrap_err().to_string();
+        assert!(err.contains("member_byte"), "{err}");
+        std::fs::write(ConfigFile::path(&home), r#"{"hub":"yes"}"#).unwrap();
+        let err = ConfigFile::load(&home).unwrap_err().to_string();
+        assert!(err.contains("true, false, or an object"), "{err}");
         std::fs::write(ConfigFile::path(&home), r#"{"peers":["nope"]}"#).unwrap();
         assert!(matches!(
             ConfigFile::load(&home),

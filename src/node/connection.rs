@@ -35,6 +35,14 @@ const MEMBER_ANNOUNCE_DELAY: Duration = Duration::from_millis(300);
 /// close anyway.
 const REFUSAL_WAIT: Duration = Duration::from_secs(2);
 
+/// How a session starts: who dialed, whether it is a one-off sync, and the
+/// node's events, subscribed before the peer was registered.
+struct SessionStart {
+    outbound: bool,
+    once: bool,
+    events: tokio::sync::broadcast::Receiver<NodeEvent>,
+}
+
 /// A connection past the handshake.
 pub(super) struct Established {
     pub(super) stream: TcpStream,
@@ -98,10 +106,15 @@ impl Node {
             (None, _) => match self.intake(&mut conn).await? {
                 Intake::Session(first) => conn.first = first,
                 Intake::Join(token) => self.handle_join(&mut conn, token).await?,
-                // The connection is one end of a tunnel: it holds its slot
-                // while the tunnel lasts.
-                Intake::Tunnel(target) => return self.relay_tunnel(conn, target, report).await,
+                // One end of a tunnel: bounded by the hub's tunnel limits
+                // rather than by connection slots (a tunnel is busy, not
+                // idle, and must not be taken for the idlest peer).
+                Intake::Tunnel(target) => {
+                    drop(inbound_slot);
+                    return self.relay_tunnel(conn, target, report).await;
+                }
                 Intake::TunnelAccept(token) => {
+                    drop(inbound_slot);
                     return self.tunnel_end_arrived(conn, token, report).await;
                 }
             },
@@ -135,6 +148,10 @@ impl Node {
         let remote = conn.remote;
         report.peer = Some(remote);
         let progress = Arc::new(PeerProgress::default());
+        // Subscribed before the peer is registered: what is sent to this
+        // session from then on (a hub's `TunnelCall`, `Members`) waits
+        // here while the driver opens.
+        let events = self.events.subscribe();
         let via_hub = conn.via_hub;
         if let Err(reason) = self
             .register(remote, addr, outbound, via_hub, &progress)
@@ -169,7 +186,17 @@ impl Node {
             });
         }
         let result = self
-            .replicate(conn, once, inbound_slot, &progress, &mut report)
+            .replicate(
+                conn,
+                SessionStart {
+                    outbound,
+                    once,
+                    events,
+                },
+                inbound_slot,
+                &progress,
+                &mut report,
+            )
             .await;
         self.peers
             .lock()
@@ -205,11 +232,16 @@ impl Node {
     async fn replicate(
         self: &Arc<Self>,
         conn: Established,
-        once: bool,
+        start: SessionStart,
         slot: Option<&InboundSlot<'_>>,
         progress: &PeerProgress,
         report: &mut SessionReport,
     ) -> Result<(), ConnectionError> {
+        let SessionStart {
+            outbound,
+            once,
+            mut events,
+        } = start;
         let mut socket = Socket::open(
             conn.stream,
             conn.transport,
@@ -217,9 +249,8 @@ impl Node {
             conn.first,
             &self.counters,
         );
-        let mut driver = Driver::open(self, conn.remote, once, slot, progress).await?;
+        let mut driver = Driver::open(self, conn.remote, outbound, once, slot, progress).await?;
         let evicted = slot.map(|s| &*s.evicted);
-        let mut events = self.events.subscribe();
         let mut stop = self.shutdown.subscribe();
         let timer = tokio::time::sleep_until(driver.deadline());
         tokio::pin!(timer);

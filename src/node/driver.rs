@@ -64,11 +64,13 @@ struct Batch {
 
 impl<'a> Driver<'a> {
     /// Opens the link to `remote` from our clock and what we remember of
-    /// the peer. `once`: our side is a one-off sync. `slot`: the
-    /// connection's slot when the peer dialed us.
+    /// the peer. `outbound`: we dialed (a tunnel's called end did not);
+    /// `once`: our side is a one-off sync. `slot`: the connection's slot
+    /// when the peer dialed us.
     pub(super) async fn open(
         node: &'a Arc<Node>,
         remote: FeedId,
+        outbound: bool,
         once: bool,
         slot: Option<&'a InboundSlot<'a>>,
         progress: &'a PeerProgress,
@@ -103,7 +105,7 @@ impl<'a> Driver<'a> {
         Ok(Driver {
             node,
             link: Registered { node, link },
-            stranger: node.stranger(remote, slot.is_none(), once),
+            stranger: node.stranger(remote, outbound, once),
             member: node.is_member(&remote).then_some(remote),
             slot,
             progress,

@@ -22,6 +22,10 @@ use crate::proto::hub::{HubLimits, Intake, Tunnels, intake};
 use crate::proto::wire::{FramePacker, Packet, RefuseReason, TOKEN_LEN};
 use crate::store::hub::Redeemed;
 
+/// A member's stored bytes are added to its record at least every this
+/// many bytes.
+const SAVE_MEMBER_BYTES_EVERY: u64 = 1024 * 1024;
+
 /// A hub's running state.
 pub(super) struct HubRuntime {
     pub(super) limits: HubLimits,
@@ -46,8 +50,9 @@ pub(super) struct HubParts {
     /// What each member's connections stored since it connected, not yet
     /// added to its record.
     pub(super) unsaved_bytes: Mutex<HashMap<FeedId, u64>>,
-    /// On a hub: where each member says it can be dialed directly.
-    pub(super) directs: Mutex<HashMap<FeedId, std::net::SocketAddr>>,
+    /// On a hub: where each member says it can be dialed directly, and
+    /// when that was last taken.
+    pub(super) directs: Mutex<HashMap<FeedId, (std::net::SocketAddr, std::time::Instant)>>,
     /// Feeds with a live tunnel session being kept (on a member).
     pub(super) tunneling: Mutex<std::collections::HashSet<FeedId>>,
     /// Tunnel calls waiting for the called member's connection.
@@ -150,12 +155,22 @@ impl Node {
         request: &Packet,
     ) -> Result<(), ConnectionError> {
         write_packet(conn, request).await?;
-        let answer = tokio::time::timeout(self.config.timing.handshake, read_packets(conn))
+        // A tunnel waits for the called member's answer (at most the
+        // hub's call time) on top of the usual.
+        let wait = match request {
+            Packet::Tunnel { .. } => {
+                self.config.timing.handshake
+                    + crate::proto::hub::TunnelLimits::default().answer_within
+            }
+            _ => self.config.timing.handshake,
+        };
+        let answer = tokio::time::timeout(wait, read_packets(conn))
             .await
             .map_err(|_| ConnectionError::HandshakeTimeout)??;
-        match answer.first() {
-            Some(Packet::Welcome | Packet::TunnelReady) if answer.len() == 1 => Ok(()),
-            Some(Packet::Refuse(reason)) => Err(ConnectionError::Refused(*reason)),
+        match (request, answer.as_slice()) {
+            (Packet::Join { .. }, [Packet::Welcome]) => Ok(()),
+            (Packet::Tunnel { .. } | Packet::TunnelAccept { .. }, [Packet::TunnelReady]) => Ok(()),
+            (_, [Packet::Refuse(reason), ..]) => Err(ConnectionError::Refused(*reason)),
             _ => Err(ConnectionError::Refused(RefuseReason::NotAHub)),
         }
     }
@@ -169,8 +184,19 @@ impl Node {
         msg: &Message,
         over: &mut BTreeSet<FeedId>,
     ) -> bool {
-        let Some(member) = member else { return true };
-        let fits = self.member_may_store(&member, msg.bytes().len() as u64);
+        let bytes = msg.bytes().len() as u64;
+        let Some(member) = member else {
+            // Anyone else: the hub's total still holds.
+            let fits = self.hub_parts.hub.get().is_none_or(|hub| {
+                self.store.log_bytes().saturating_add(bytes) <= hub.limits.total_bytes
+            });
+            if !fits {
+                tracing::info!(feed = %msg.author(), "not storing: the hub's store is full (`hub.total_bytes`)");
+                over.insert(msg.author());
+            }
+            return fits;
+        };
+        let fits = self.member_may_store(&member, bytes);
         if !fits {
             tracing::info!(%member, feed = %msg.author(), "not storing more from this member: it is over its storage quota (`hub.member_bytes`, or the hub's `hub.total_bytes`)");
             over.insert(msg.author());
@@ -198,10 +224,28 @@ impl Node {
         let used = record.stored_bytes.saturating_add(*pending);
         if crate::proto::hub::fits(&hub.limits, used, self.store.log_bytes(), bytes) {
             *pending += bytes;
+            // Counted on disk as it goes, not only when the session ends:
+            // a long session on a hub that crashes keeps most of its count.
+            if *pending >= SAVE_MEMBER_BYTES_EVERY {
+                let saving = std::mem::take(pending);
+                drop(unsaved);
+                if let Err(e) = self.store.add_member_bytes(member, saving) {
+                    tracing::warn!(%member, error = %e, "could not count what a member stored");
+                }
+            }
             true
         } else {
             false
         }
+    }
+
+    /// Bytes a member's connections stored that are not yet in its record.
+    pub fn unsaved_member_bytes(&self, member: &FeedId) -> u64 {
+        self.hub_parts
+            .unsaved_bytes
+            .lock()
+            .map(|u| u.get(member).copied().unwrap_or(0))
+            .unwrap_or(0)
     }
 
     /// Adds what a member's connection stored to its record (at the end
@@ -237,7 +281,14 @@ impl Node {
             }
             // From a member to its hub: where it can be dialed directly.
             Packet::Members(entries) if self.is_member(&peer) => {
-                self.member_says_direct(peer, &entries);
+                let from = self
+                    .peers
+                    .lock()
+                    .ok()
+                    .and_then(|p| p.get(&peer).map(|e| e.info.address.clone()))
+                    .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+                    .map(|a| a.ip());
+                self.member_says_direct(peer, from, &entries);
                 None
             }
             Packet::Members(entries) => {

@@ -30,6 +30,55 @@ use crate::proto::wire::{MemberEntry, Packet, RefuseReason, TOKEN_LEN};
 /// session inside sends a ping every 15 s).
 const TUNNEL_IDLE: Duration = Duration::from_secs(120);
 
+/// Most tunnels a member node has open or opening at once (either end).
+const MAX_TUNNELS: usize = 64;
+
+/// Tries of a lasting tunnel that cannot open yet (1 s, 2 s, 4 s… apart).
+const TUNNEL_TRIES: u32 = 5;
+
+/// A member's direct address changes at most this often at a hub.
+const DIRECT_CHANGE_EVERY: Duration = Duration::from_secs(60);
+
+/// Entries of a hub's `Members` packet: each at most 97 bytes, so that a
+/// packet stays well inside a frame.
+const MEMBERS_PER_PACKET: usize = 500;
+
+/// Whether an address is one the internet routes to a single host (not
+/// loopback, private, link-local, shared, documentation, benchmarking,
+/// reserved, multicast or unspecified): the only kind a member is told to
+/// dial.
+pub(super) fn is_global(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 198 && (b == 18 || b == 19))
+                || (a == 192 && b == 0 && c == 0)
+                || a >= 240)
+        }
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_global(v4.into()),
+            None => {
+                let [first, second, ..] = v6.segments();
+                !(v6.is_loopback()
+                    || v6.is_unspecified()
+                    || v6.is_multicast()
+                    || (first & 0xfe00) == 0xfc00
+                    || (first & 0xffc0) == 0xfe80
+                    || (first == 0x2001 && second == 0xdb8))
+            }
+        },
+    }
+}
+
 /// What the called member's connection brings to the waiting one.
 pub(super) type CalledEnd = Result<Established, RefuseReason>;
 
@@ -199,9 +248,28 @@ impl Node {
             tracing::info!(%from, %hub, "declining a tunnel from a feed we do not follow");
             return Some(Packet::TunnelDecline { token });
         }
+        // One tunnel per feed, and a few at once in all: a hub cannot make
+        // us open connection after connection.
+        {
+            let mut tunneling = self
+                .hub_parts
+                .tunneling
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if tunneling.len() >= MAX_TUNNELS || !tunneling.insert(from) {
+                tracing::debug!(%from, %hub, "declining a tunnel: one is open or opening already, or too many are");
+                return Some(Packet::TunnelDecline { token });
+            }
+        }
         let node = self.clone();
         tokio::spawn(async move {
-            match node.answer_tunnel(&hub_addr, token, from).await {
+            let ended = node.clone().answer_tunnel(&hub_addr, token, from).await;
+            node.hub_parts
+                .tunneling
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&from);
+            match ended {
                 Ok(report) => {
                     tracing::debug!(peer = %from, received = report.received, "tunnel session ended")
                 }
@@ -255,20 +323,32 @@ impl Node {
             if feed == me || feed == hub || connected || !followed.contains(&feed) {
                 continue;
             }
-            if !self
-                .hub_parts
-                .tunneling
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(feed)
-            {
+            // Two members who follow each other are both told: only the
+            // smaller feed dials, the other waits for it.
+            let follows_us = self
+                .store
+                .contacts(&feed)
+                .is_ok_and(|c| c.iter().any(|(f, c)| *f == me && c.following));
+            if follows_us && me > feed {
                 continue;
+            }
+            {
+                let mut tunneling = self
+                    .hub_parts
+                    .tunneling
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                if tunneling.len() >= MAX_TUNNELS || !tunneling.insert(feed) {
+                    continue;
+                }
             }
             let node = self.clone();
             let hub_addr = hub_addr.clone();
             let direct = entry
                 .direct
-                .filter(|d| d.parse::<std::net::SocketAddr>().is_ok());
+                .and_then(|d| d.parse::<std::net::SocketAddr>().ok())
+                .filter(|a| is_global(a.ip()))
+                .map(|a| a.to_string());
             tokio::spawn(async move {
                 // A direct path first, where the member's router maps a
                 // port; a tunnel through the hub otherwise.
@@ -290,10 +370,8 @@ impl Node {
                     }
                     None => false,
                 };
-                if !direct_ended
-                    && let Err(e) = node.clone().dial_tunnel(&hub_addr, feed, false).await
-                {
-                    tracing::debug!(peer = %feed, hub = %hub_addr, error = %e, "tunnel session ended");
+                if !direct_ended {
+                    node.keep_tunnel(&hub_addr, feed).await;
                 }
                 node.hub_parts
                     .tunneling
@@ -304,31 +382,81 @@ impl Node {
         }
     }
 
+    /// A lasting tunnel session with `feed` through `hub`, tried again a
+    /// few times with growing pauses when it cannot open for a reason
+    /// that may pass (the other end is still connecting, busy); ends when
+    /// a session ran, the other end refused for good, or it is connected
+    /// otherwise.
+    async fn keep_tunnel(self: &Arc<Self>, hub: &PeerAddr, feed: FeedId) {
+        let mut pause = Duration::from_secs(1);
+        for _ in 0..TUNNEL_TRIES {
+            match self.clone().dial_tunnel(hub, feed, false).await {
+                Ok(_) => return,
+                Err(ConnectionError::Refused(
+                    RefuseReason::Declined
+                    | RefuseReason::NotAMember
+                    | RefuseReason::Removed
+                    | RefuseReason::NotAHub,
+                )) => return,
+                Err(e) if e.reached_peer() && !matches!(e, ConnectionError::Refused(_)) => {
+                    tracing::debug!(peer = %feed, %hub, error = %e, "tunnel session ended");
+                    return;
+                }
+                Err(e) => tracing::debug!(peer = %feed, %hub, error = %e, "no tunnel yet"),
+            }
+            tokio::time::sleep(pause).await;
+            pause *= 2;
+            let connected = self
+                .peers
+                .lock()
+                .map(|p| p.contains_key(&feed))
+                .unwrap_or(true);
+            if connected || *self.shutdown.borrow() {
+                return;
+            }
+        }
+    }
+
     /// On a hub, a member's `Members` naming itself: the address where it
-    /// can be dialed directly (a port mapped on its router). Kept while
-    /// the hub runs and told to the members that follow it. An address on
-    /// loopback, unspecified or multicast is ignored.
-    pub(super) fn member_says_direct(self: &Arc<Self>, member: FeedId, entries: &[MemberEntry]) {
+    /// can be dialed directly (a port mapped on its router). Taken only
+    /// when it is a global unicast address at the IP the member connects
+    /// from (a port mapped on its own router), at most once a minute per
+    /// member; kept while the hub runs and told to the members that follow
+    /// it.
+    pub(super) fn member_says_direct(
+        self: &Arc<Self>,
+        member: FeedId,
+        from: Option<std::net::IpAddr>,
+        entries: &[MemberEntry],
+    ) {
         let Some(addr) = entries
             .iter()
             .find(|e| e.feed == member)
             .and_then(|e| e.direct.as_deref())
             .and_then(|d| d.parse::<std::net::SocketAddr>().ok())
-            .filter(|a| {
-                !(a.ip().is_loopback() || a.ip().is_unspecified() || a.ip().is_multicast())
-            })
+            .filter(|a| is_global(a.ip()) && Some(a.ip()) == from)
         else {
             return;
         };
+        let now = Instant::now();
         let changed = self
             .hub_parts
             .directs
             .lock()
-            .map(|mut d| d.insert(member, addr) != Some(addr))
+            .map(|mut d| match d.get(&member) {
+                Some((old, _)) if *old == addr => false,
+                Some((_, at)) if now.duration_since(*at) < DIRECT_CHANGE_EVERY => false,
+                _ => {
+                    d.insert(member, (addr, now));
+                    true
+                }
+            })
             .unwrap_or(false);
         if changed {
             tracing::debug!(%member, %addr, "a member can be dialed directly");
-            self.member_came_online(member);
+            // Store reads for every member online: off the driver.
+            let hub = self.clone();
+            tokio::task::spawn_blocking(move || hub.member_came_online(member));
         }
     }
 
@@ -401,7 +529,7 @@ impl Node {
                     .directs
                     .lock()
                     .ok()
-                    .and_then(|d| d.get(&change.contact).map(ToString::to_string));
+                    .and_then(|d| d.get(&change.contact).map(|(a, _)| a.to_string()));
                 let _ = self.events.send(NodeEvent::HubPacket {
                     to: change.author,
                     packet: Arc::new(Packet::Members(vec![MemberEntry {
@@ -437,7 +565,7 @@ impl Node {
                 .directs
                 .lock()
                 .ok()
-                .and_then(|d| d.get(&feed).map(ToString::to_string)),
+                .and_then(|d| d.get(&feed).map(|(a, _)| a.to_string())),
         };
         let mut theirs = Vec::new();
         for other in online
@@ -454,10 +582,11 @@ impl Node {
                 });
             }
         }
-        if !theirs.is_empty() {
+        // In pieces that fit a frame whatever their addresses.
+        for piece in theirs.chunks(MEMBERS_PER_PACKET) {
             let _ = self.events.send(NodeEvent::HubPacket {
                 to: member,
-                packet: Arc::new(Packet::Members(theirs)),
+                packet: Arc::new(Packet::Members(piece.to_vec())),
             });
         }
     }
@@ -578,7 +707,11 @@ impl Node {
 async fn splice(mut a: Established, mut b: Established, idle: Duration) -> (u64, u64) {
     let a_early = a.decoder.take_unread();
     let b_early = b.decoder.take_unread();
-    if b.stream.write_all(&a_early).await.is_err() || a.stream.write_all(&b_early).await.is_err() {
+    let early = async {
+        b.stream.write_all(&a_early).await?;
+        a.stream.write_all(&b_early).await
+    };
+    if !matches!(tokio::time::timeout(idle, early).await, Ok(Ok(()))) {
         return (0, 0);
     }
     let (mut a_read, mut a_write) = a.stream.split();

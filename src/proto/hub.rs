@@ -61,9 +61,6 @@ pub fn intake(first: Vec<Packet>) -> Result<Intake, IntakeError> {
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HubLimits {
-    /// Follow hops from members that the hub stores: 0 only members'
-    /// own feeds, 1 also the feeds they follow, and so on.
-    pub hops: u8,
     /// Bytes of messages one member's connections may make the hub
     /// store, in all; past it, the hub takes nothing new from that member
     /// (it still sends what it holds).
@@ -84,7 +81,6 @@ impl Default for HubLimits {
     fn default() -> HubLimits {
         let tunnels = TunnelLimits::default();
         HubLimits {
-            hops: 1,
             member_bytes: 256 * 1024 * 1024,
             total_bytes: 16 * 1024 * 1024 * 1024,
             tunnels_per_member: tunnels.per_member,

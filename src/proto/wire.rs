@@ -628,9 +628,23 @@ mod tests {
         // An entry cut short.
         let cut = [KIND_MEMBERS, 0, 10, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
         assert!(Packet::decode_all(&cut).is_err());
-        // Every refusal code round-trips; unknown ones are kept.
-        for code in 1..=12u8 {
-            assert_eq!(RefuseReason::from_code(code).code(), code);
+        // Each refusal has the code protocol.md gives it; unknown ones are
+        // kept.
+        let named = [
+            (1, RefuseReason::AlreadyConnected),
+            (2, RefuseReason::Crossed),
+            (3, RefuseReason::NotAHub),
+            (4, RefuseReason::NotAMember),
+            (5, RefuseReason::BadCode),
+            (6, RefuseReason::Offline),
+            (7, RefuseReason::Declined),
+            (8, RefuseReason::TooManyTunnels),
+            (9, RefuseReason::Removed),
+            (10, RefuseReason::Other(10)),
+        ];
+        for (code, reason) in named {
+            assert_eq!(RefuseReason::from_code(code), reason);
+            assert_eq!(reason.code(), code);
         }
     }
 

@@ -95,15 +95,17 @@ impl Store {
         // One redemption at a time: two joiners must not both take the
         // last use of a code.
         let _one = self.hub_lock.lock().unwrap_or_else(|p| p.into_inner());
+        // A member stays one, whatever the code (joining twice with a
+        // code used up by the first join works).
+        if self.member(&feed)?.is_some() {
+            return Ok(Redeemed::Member);
+        }
         let Some(bytes) = self.tree.get(&key)? else {
             return Ok(Redeemed::Refused);
         };
         let mut code: MemberCode = serde_json::from_slice(&bytes).map_err(|e| corrupt(&key, e))?;
         if code.uses_left == 0 || code.expires_ms <= now_ms {
             return Ok(Redeemed::Refused);
-        }
-        if self.member(&feed)?.is_some() {
-            return Ok(Redeemed::Member);
         }
         // A removed member comes back only if the operator admits it.
         if self.was_removed(&feed)? {
@@ -131,10 +133,20 @@ impl Store {
         Ok(Redeemed::Member)
     }
 
-    /// Makes `feed` a member without a code (the operator's `hub add`),
-    /// durably.
+    /// Makes `member.feed` a member without a code (the operator's `hub
+    /// admit`), durably. A feed with a record already (a member, or one
+    /// removed) keeps it, what it stored included; only its removal ends.
     pub fn add_member(&self, member: &Member) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(member).map_err(|e| corrupt(b"G", e))?;
+        let _one = self.hub_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let record = match self.member_record(&member.feed)? {
+            Some(old) => Member {
+                removed_ms: None,
+                note: member.note.clone().or(old.note.clone()),
+                ..old
+            },
+            None => member.clone(),
+        };
+        let bytes = serde_json::to_vec(&record).map_err(|e| corrupt(b"G", e))?;
         self.tree.insert(feed_key(MEMBER, &member.feed), bytes)?;
         self.flush()
     }
@@ -265,6 +277,11 @@ mod tests {
             store.redeem_member_code(&[1; 16], c, 5).unwrap(),
             Redeemed::Refused
         );
+        // A member joining again with the used-up code is still one.
+        assert_eq!(
+            store.redeem_member_code(&[1; 16], b, 5).unwrap(),
+            Redeemed::Member
+        );
         assert_eq!(
             store.redeem_member_code(&[9; 16], c, 5).unwrap(),
             Redeemed::Refused
@@ -278,6 +295,19 @@ mod tests {
         assert!(store.was_removed(&a).unwrap());
         assert_eq!(store.members().unwrap().len(), 1);
         assert!(store.member_codes(5).unwrap().is_empty());
+        // Admitted again, it keeps what it stored.
+        store.add_member_bytes(&b, 70).unwrap();
+        store
+            .add_member(&Member {
+                feed: a,
+                since_ms: 9,
+                note: None,
+                stored_bytes: 0,
+                removed_ms: None,
+            })
+            .unwrap();
+        assert!(store.member(&a).unwrap().is_some());
+        assert_eq!(store.member(&b).unwrap().unwrap().stored_bytes, 70);
     }
 
     #[test]
