@@ -7,6 +7,9 @@
 //! third answers **Going** and is waitlisted; the second drops out; the
 //! third's page, never reloaded, shows "admitted".
 //!
+//! A member joins a hub by pasting its member code on the network page,
+//! which then shows the hub connected and holding the member's messages.
+//!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs
 //! them). Without them the test fails and says so, unless
 //! `POTLUCK_SKIP_BROWSER=1` asks to skip it (it then prints that it was
@@ -162,6 +165,16 @@ async fn screenshot(client: &Client, dir: &Path, name: &str) {
     std::fs::write(dir.join(format!("{name}.png")), png).expect("write a screenshot");
 }
 
+/// Where screenshots go (`target/screenshots/`), made if needed.
+fn screenshots_dir() -> PathBuf {
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap_or(Path::new("target"))
+        .join("screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    shots
+}
+
 fn serve(sandbox: &Sandbox, home: &Path, peer: Option<&Server>) -> Server {
     let peer_addr = peer.map(|p| p.addr.to_string());
     let mut args = vec!["--listen", "127.0.0.1:0", "--no-discovery"];
@@ -192,11 +205,7 @@ async fn three_people_a_waitlist_and_a_live_admission_in_the_browser() {
     if !tools_present() {
         return;
     }
-    let shots: PathBuf = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .unwrap_or(Path::new("target"))
-        .join("screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
+    let shots = screenshots_dir();
 
     let sandbox = Sandbox::new();
     let (home_o, home_b, home_c) = (sandbox.home("ana"), sandbox.home("bea"), sandbox.home("cy"));
@@ -313,4 +322,46 @@ async fn three_people_a_waitlist_and_a_live_admission_in_the_browser() {
     for client in [ana, bea, cy] {
         let _ = client.close().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_code_pasted_on_the_page_joins_a_hub_that_then_holds_my_messages() {
+    if !tools_present() {
+        return;
+    }
+    let shots = screenshots_dir();
+
+    let sandbox = Sandbox::new();
+    let (home_hub, home_d) = (sandbox.home("hub"), sandbox.home("dee"));
+    sandbox.json(&home_hub, &["init", "--name", "Town hub"]);
+    sandbox.json(&home_d, &["init", "--name", "Dee"]);
+    let hub = sandbox
+        .spawn_serve(
+            &home_hub,
+            &["--listen", "127.0.0.1:0", "--no-discovery", "--hub"],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let node_d = serve(&sandbox, &home_d, None);
+    // Through the running hub: a member code naming its loopback address.
+    let code = sandbox.json(&home_hub, &["invite"])["code"]
+        .as_str()
+        .expect("a code")
+        .to_owned();
+
+    let driver = start_driver();
+    let profiles = tempfile::tempdir().unwrap();
+    let dee = browser(&driver, &profiles.path().join("dee")).await;
+    let page = node_d.page.clone().expect("a page address");
+    dee.goto(&format!("{page}network")).await.unwrap();
+    wait_for_text(&dee, "#hubs", "You belong to no hub", false).await;
+    set_field(&dee, "hub-code", &code).await;
+    click_button(&dee, "Join hub").await;
+    // Connected, and holding Dee's one message (her name).
+    wait_for_text(&dee, "#hubs .badge.admitted", "connected", true).await;
+    let hubs = text_of(&dee, "#hubs").await;
+    assert!(hubs.contains("holds your one message"), "{hubs}");
+    wait_for_text(&dee, "#peers", "direct", true).await;
+    screenshot(&dee, &shots, "network-hubs").await;
+    drop(hub);
+    let _ = dee.close().await;
 }

@@ -357,7 +357,7 @@ fn a_port_in_use_suggests_listen_and_creates_nothing() {
 }
 
 /// A lasting connection: each node logs the other's catch-up by name, and
-/// `peers` says the connection is caught up.
+/// `peers` says the connection is direct and caught up.
 #[test]
 fn serve_logs_the_catch_up_by_name() {
     let sandbox = Sandbox::new();
@@ -369,7 +369,9 @@ fn serve_logs_the_catch_up_by_name() {
     a.wait_for_log("caught up with Bea");
     b.wait_for_log("caught up with Ana");
     sandbox.run_until(&home_b, &["peers"], "a caught-up connection", |text| {
-        text.contains("Ana  127.0.0.1:") && text.contains("caught up")
+        text.contains("Ana  127.0.0.1:")
+            && text.contains("  direct  ")
+            && text.contains("caught up")
     });
 }
 

@@ -1388,3 +1388,217 @@ async fn an_event_already_over_is_refused_by_the_form_and_nothing_is_published()
     let (all, _) = s.app.events(EventList::All, now_ms(), 0).unwrap();
     assert!(all.is_empty(), "an event was published");
 }
+
+/// The app of `home`, started on loopback without LAN discovery (a hub
+/// with `hub`), and its page's router.
+async fn started(home: &std::path::Path, hub: bool) -> (App, Router) {
+    let home = potluck::app::Home::at(home);
+    let options = potluck::app::StartOptions {
+        listen: Some("127.0.0.1:0".into()),
+        discovery: potluck::app::DiscoveryOptions {
+            off: true,
+            ..Default::default()
+        },
+        hub,
+        ..Default::default()
+    };
+    let app = App::open(&home, potluck::app::Access::Create).unwrap();
+    let port = potluck::app::NodePort::bind(&home, &options).unwrap();
+    app.start(port, &options, None).await.unwrap();
+    let router = web::router(app.clone(), settings(), addr());
+    (app, router)
+}
+
+/// Reloads `path` until the part `id` (up to `close`) holds every one of
+/// `needles`; returns it. Bounded by [`common::DEADLINE`] twice over (a
+/// loaded machine runs three nodes here).
+async fn page_part_until(
+    router: &Router,
+    path: &str,
+    id: &str,
+    close: &str,
+    needles: &[&str],
+) -> String {
+    let deadline = std::time::Instant::now() + 2 * common::DEADLINE;
+    loop {
+        let page = get(router, path).await;
+        let part = page.part(id, close).to_owned();
+        if needles.iter().all(|n| part.contains(n)) {
+            return part;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "#{id} of {path} never held {needles:?}: {part}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_network_page_shows_my_hubs_what_they_hold_and_sessions_through_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, hub_router) = started(&dir.path().join("hub"), true).await;
+    let (ann, router) = started(&dir.path().join("ann"), false).await;
+    let hub_feed = hub.feed_id().unwrap();
+    let ann_feed = ann.feed_id().unwrap();
+    let hub_listen = hub.serving().expect("the hub serves").listen.to_string();
+    let hub_addr = format!("{hub_feed}@{hub_listen}");
+    let token = csrf(&router).await;
+
+    // No hub yet.
+    let hubs = get(&router, "/network").await;
+    assert!(
+        hubs.part("hubs", "</div>").contains("You belong to no hub"),
+        "{}",
+        hubs.body
+    );
+
+    // A code that is no code, and an invite that is no member code, come
+    // back on the form; nothing is configured.
+    let a = post(
+        &router,
+        "/network/hub",
+        &[("csrf", &token), ("code", "hello")],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
+    a.part("hub-code-error", "</p>");
+    let plain = potluck::app::Invite {
+        peer: potluck::app::PeerAddr::parse(&hub_addr).unwrap(),
+        network: None,
+        member: None,
+        hubs: Vec::new(),
+    }
+    .to_code();
+    let a = post(
+        &router,
+        "/network/hub",
+        &[("csrf", &token), ("code", &plain)],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        a.part("hub-code-error", "</p>").contains("member code"),
+        "{}",
+        a.body
+    );
+    assert!(ann.hubs().unwrap().is_empty());
+
+    // Bo has the hub in config.json and follows Ann; Ann follows Bo and
+    // announces, then joins with a member code through the page.
+    let bo_home = potluck::app::Home::at(dir.path().join("bo"));
+    bo_home.create().unwrap();
+    let mut config = potluck::home::config::ConfigFile::load(&bo_home).unwrap();
+    config.hubs.push(hub_addr.clone());
+    config.save(&bo_home).unwrap();
+    let bo = App::open(&bo_home, potluck::app::Access::Create).unwrap();
+    let bo_feed = bo.feed_id().unwrap();
+    bo.contact(ann_feed, potluck::app::ContactChange::Follow, now_ms())
+        .unwrap();
+    drop(bo);
+    ann.contact(bo_feed, potluck::app::ContactChange::Follow, now_ms())
+        .unwrap();
+    announce(&ann, "Soup night", None, None);
+    let code = hub
+        .invite_with(
+            Some(hub_listen.clone()),
+            &potluck::app::MemberCodeOptions::default(),
+        )
+        .unwrap()
+        .code;
+    let a = post(
+        &router,
+        "/network/hub",
+        &[("csrf", &token), ("code", &code)],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    assert_eq!(ann.hubs().unwrap()[0].feed, Some(hub_feed));
+
+    // The hub is connected, directly, and holds all of Ann's messages.
+    let held = ann.clock().unwrap().feeds[&ann_feed];
+    assert_eq!(held, 2, "a follow and an event");
+    let label = potluck::app::short_feed(&hub_feed);
+    let all = format!("holds all your {held} messages");
+    let part = page_part_until(
+        &router,
+        "/network",
+        "hubs",
+        "</div>",
+        &["<span class=\"badge admitted\">connected</span>", &all],
+    )
+    .await;
+    assert!(part.contains(&label), "{part}");
+    assert!(!part.contains("not connected"), "{part}");
+    let peers = get(&router, "/network").await;
+    let peers = peers.part("peers", "</section>");
+    assert!(peers.contains("<th scope=\"col\">How</th>"), "{peers}");
+    assert!(peers.contains("<td>direct</td>"), "{peers}");
+
+    // The operator admits Bo, whose node then connects to the hub: the
+    // hub tells Ann, whose node reaches Bo through the hub's tunnel.
+    hub.hub_admit(&bo_feed, None).unwrap();
+    let (bo, _bo_router) = started(bo_home.root(), false).await;
+    page_part_until(
+        &router,
+        "/network",
+        "peers",
+        "</section>",
+        &[&format!("through hub {label}"), "<td>direct</td>"],
+    )
+    .await;
+    assert!(
+        ann.network()
+            .unwrap()
+            .connected
+            .iter()
+            .any(|p| p.info.feed == bo_feed && p.info.via_hub == Some(hub_feed))
+    );
+    // The hub's own page counts its members.
+    page_part_until(
+        &hub_router,
+        "/network",
+        "members",
+        "</p>",
+        &["This node is a hub: 2 members, 2 connected now"],
+    )
+    .await;
+
+    // What Ann publishes now goes up in the live session, which says so
+    // (the memory of the last session, her join, still says 2).
+    announce(&ann, "Tea night", None, None);
+    let held = held + 1;
+    let all = format!("holds all your {held} messages");
+    page_part_until(
+        &router,
+        "/network",
+        "hubs",
+        "</div>",
+        &["<span class=\"badge admitted\">connected</span>", &all],
+    )
+    .await;
+
+    // The hub goes away: not connected, and what it held stays known
+    // (from the memory of the last session), behind what Ann publishes now.
+    hub.shutdown();
+    page_part_until(
+        &router,
+        "/network",
+        "hubs",
+        "</div>",
+        &["not connected", &all],
+    )
+    .await;
+    announce(&ann, "Bread night", None, None);
+    let part = page_part_until(
+        &router,
+        "/network",
+        "hubs",
+        "</div>",
+        &[&format!("holds {held} of your {} messages", held + 1)],
+    )
+    .await;
+    assert!(part.contains("not connected"), "{part}");
+    ann.shutdown();
+    bo.shutdown();
+}

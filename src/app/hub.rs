@@ -5,13 +5,14 @@
 
 use crate::feed::message::FeedId;
 use crate::home::config::{ConfigFile, Invite, PeerAddr};
-use crate::node::{ConnectionError, MemberSettings};
+use crate::node::{ConnectionError, MemberSettings, PeerInfo};
 use crate::proto::peerbook::{PeerRecord, PeerSource};
+use crate::proto::replicate::{Holding, PeerMemory};
 use crate::proto::wire::TOKEN_LEN;
 use crate::store::hub::{Member, MemberCode};
 
 use super::network::{JoinReport, check_network};
-use super::views::person;
+use super::views::{HubView, MembersSummary, person};
 use super::{App, AppError, now_ms};
 
 /// One day, in ms.
@@ -176,6 +177,62 @@ impl App {
     /// The hubs this node is a member of (`config.json`'s `"hubs"`).
     pub fn hubs(&self) -> Result<Vec<PeerAddr>, AppError> {
         Ok(ConfigFile::load(self.home()?)?.hub_addrs()?)
+    }
+
+    /// Our hubs for the network view: each connected or not (a direct
+    /// session in `connected`), and how far it holds `me`'s feed (the
+    /// live session's knowledge, else the memory of the last session).
+    /// None for an app without a home (no `config.json` to read).
+    pub(super) fn hub_views(
+        &self,
+        me: &FeedId,
+        connected: &[PeerInfo],
+    ) -> Result<Vec<HubView>, AppError> {
+        if self.home.is_none() {
+            return Ok(Vec::new());
+        }
+        let my_head = self.store.head(me)?.map_or(0, |h| h.sequence);
+        let mut views = Vec::new();
+        for addr in self.hubs()? {
+            // `hub_addrs` takes only hubs with a feed.
+            let Some(feed) = addr.feed else { continue };
+            let session = connected
+                .iter()
+                .find(|p| p.feed == feed && p.via_hub.is_none());
+            let remembered = || -> Result<Option<Holding>, AppError> {
+                Ok(self
+                    .store
+                    .peer_memory(&feed)?
+                    .and_then(|bytes| PeerMemory::decode(&bytes))
+                    .and_then(|memory| memory.theirs_of(me)))
+            };
+            let holds = match session.and_then(|p| p.holds_mine) {
+                Some(live) => Some(live),
+                None => remembered()?,
+            };
+            views.push(HubView {
+                label: self.peer_label(Some(&feed), &addr.addr)?,
+                connected: session.is_some(),
+                addr,
+                feed,
+                holds,
+                my_head,
+            });
+        }
+        Ok(views)
+    }
+
+    /// On a hub, how many members it has and how many are connected;
+    /// otherwise (or for an app without a home) none.
+    pub(super) fn members_summary(&self) -> Result<Option<MembersSummary>, AppError> {
+        if self.home.is_none() || !self.is_hub()? {
+            return Ok(None);
+        }
+        let members = self.hub_members()?;
+        Ok(Some(MembersSummary {
+            count: members.len(),
+            connected: members.iter().filter(|m| m.connected).count(),
+        }))
     }
 
     /// Joins a hub with its member code (`potluck hub add CODE`, or

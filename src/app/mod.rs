@@ -51,7 +51,8 @@ pub use publish::{Past, check_not_over, rsvp_draft};
 pub use serve::{DiscoveryOptions, NodePort, PagePort, Serving, StartOptions};
 pub use views::{
     AgendaItem, ConnectedPeer, ContactChange, ContactView, EventDetail, EventList, EventSummary,
-    KnownAddress, MyAnswer, NetworkView, RsvpView, person, short_feed, source_words, text_change,
+    HubView, KnownAddress, MembersSummary, MyAnswer, NetworkView, RsvpView, person, short_feed,
+    source_words, text_change,
 };
 
 // The vocabulary of the layers below that front ends name.
@@ -61,6 +62,7 @@ pub use crate::home::config::{DEFAULT_LISTEN, DEFAULT_WEB, Invite, PeerAddr};
 pub use crate::home::{HOME_ENV, Home};
 pub use crate::node::{CatchUp, PeerInfo, SessionReport};
 pub use crate::proto::peerbook::{PeerRecord, PeerSource};
+pub use crate::proto::replicate::Holding;
 pub use crate::store::FsckReport;
 pub use crate::store::admission::{AdmissionStatus, AdmissionView};
 pub use crate::store::index::{EventState, EventStatus, RsvpState, Tally};

@@ -458,9 +458,12 @@ impl App {
         // A node that never opened a socket has no peers.
         let connected = self.node.as_ref().map(|n| n.peers()).unwrap_or_default();
         let mut peers = Vec::with_capacity(connected.len());
-        for info in connected {
+        for info in &connected {
             let name = self.name_of(&info.feed)?;
-            peers.push(ConnectedPeer { info, name });
+            peers.push(ConnectedPeer {
+                info: info.clone(),
+                name,
+            });
         }
         let mut book = Vec::new();
         for record in self.store.peer_records()? {
@@ -470,10 +473,9 @@ impl App {
             };
             book.push(KnownAddress { record, name });
         }
-        let contacts = if me.is_some() {
-            self.contacts()?
-        } else {
-            Vec::new()
+        let (contacts, hubs) = match &me {
+            Some(me) => (self.contacts()?, self.hub_views(me, &connected)?),
+            None => (Vec::new(), Vec::new()),
         };
         Ok(NetworkView {
             me,
@@ -483,6 +485,8 @@ impl App {
             book,
             forked: self.store.forked_feeds()?,
             contacts,
+            hubs,
+            members: self.members_summary()?,
         })
     }
 }

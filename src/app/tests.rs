@@ -164,3 +164,38 @@ fn a_new_home_takes_the_invites_network_and_an_old_one_refuses_another() {
         Err(AppError::OtherNetwork { private: false })
     ));
 }
+
+#[test]
+fn a_hub_holding_is_said_in_words_from_its_clock_entry() {
+    use super::HubView;
+    use crate::proto::replicate::Holding;
+    let feed = FeedId([7; 32]);
+    let hub = |holds, my_head| HubView {
+        addr: PeerAddr {
+            feed: Some(feed),
+            addr: "127.0.0.1:9".into(),
+        },
+        feed,
+        label: "hub".into(),
+        connected: false,
+        holds,
+        my_head,
+    };
+    let words = |holds, my_head| hub(holds, my_head).holding_words();
+    assert_eq!(
+        words(Some(Holding::Holds(4)), 4),
+        "holds all your 4 messages"
+    );
+    assert_eq!(words(Some(Holding::Holds(1)), 1), "holds your one message");
+    assert_eq!(
+        words(Some(Holding::Holds(2)), 5),
+        "holds 2 of your 5 messages"
+    );
+    assert_eq!(
+        words(Some(Holding::Holds(0)), 1),
+        "holds 0 of your 1 message"
+    );
+    assert!(words(Some(Holding::Refuses), 3).starts_with("takes none of your 3 messages"));
+    assert!(words(None, 3).starts_with("not known yet"));
+    assert!(words(Some(Holding::Holds(9)), 0).contains("published nothing"));
+}

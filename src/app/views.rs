@@ -6,12 +6,15 @@ use std::collections::HashMap;
 
 use crate::content::Change as FieldChange;
 use crate::feed::message::FeedId;
+use crate::home::config::PeerAddr;
 use crate::node::PeerInfo;
 use crate::proto::peerbook::{PeerRecord, PeerSource};
+use crate::proto::replicate::Holding;
 use crate::store::admission::{AdmissionStatus, AdmissionView};
 use crate::store::index::{EventState, EventStatus, RsvpState, Tally};
 
 use super::ics::{IcsAttendee, IcsEvent};
+use super::when::plural;
 
 /// Which events to list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -233,6 +236,10 @@ pub struct NetworkView {
     pub forked: Vec<(FeedId, u64)>,
     /// The feeds we follow or block (empty when read-only).
     pub contacts: Vec<ContactView>,
+    /// The hubs this node is a member of (`config.json`'s `"hubs"`).
+    pub hubs: Vec<HubView>,
+    /// On a hub, its members.
+    pub members: Option<MembersSummary>,
 }
 
 impl NetworkView {
@@ -258,6 +265,53 @@ impl NetworkView {
                     .and_then(|c| c.name.as_deref())
             })
     }
+}
+
+/// A hub this node is a member of, and what it holds of our feed.
+#[derive(Clone, Debug)]
+pub struct HubView {
+    /// Its address, as in `config.json` (`@FEED@HOST:PORT`).
+    pub addr: PeerAddr,
+    /// The hub's feed.
+    pub feed: FeedId,
+    /// The hub for people: its name, else its short id.
+    pub label: String,
+    /// A session with the hub runs now.
+    pub connected: bool,
+    /// How far it holds our feed: as the live session knows it, else as
+    /// the last session left it (`None`: not known yet).
+    pub holds: Option<Holding>,
+    /// How many messages we published (our feed's head here).
+    pub my_head: u64,
+}
+
+impl HubView {
+    /// What the hub holds of ours, in words: the one wording for every
+    /// front end.
+    pub fn holding_words(&self) -> String {
+        let mine = plural(self.my_head, "message", "messages");
+        match self.holds {
+            _ if self.my_head == 0 => "nothing to hold yet: you have published nothing".into(),
+            None => "not known yet: it has not synced with you".into(),
+            Some(Holding::Refuses) => {
+                format!("takes none of your {mine} (its room for you may be full)")
+            }
+            Some(Holding::Holds(n)) if n >= self.my_head && self.my_head == 1 => {
+                "holds your one message".into()
+            }
+            Some(Holding::Holds(n)) if n >= self.my_head => format!("holds all your {mine}"),
+            Some(Holding::Holds(n)) => format!("holds {n} of your {mine}"),
+        }
+    }
+}
+
+/// A hub's members, in short (`potluck hub members` lists them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MembersSummary {
+    /// Members now.
+    pub count: usize,
+    /// Members connected now.
+    pub connected: usize,
 }
 
 /// How a known address was learned, in words.

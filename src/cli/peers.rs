@@ -227,8 +227,17 @@ pub fn peers(ctx: &Ctx, out: &mut Output) -> Result<()> {
                 text.push_str("connected:\n");
             }
             for p in &connected {
+                let route = match p.via_hub {
+                    Some(hub) => {
+                        format!(
+                            "through hub {}",
+                            potluck::app::person(view.name_of(&hub), &hub)
+                        )
+                    }
+                    None => "direct".to_owned(),
+                };
                 text.push_str(&format!(
-                    "  {}  {}  {}  since {}  received {}, sent {}  {}\n",
+                    "  {}  {}  {}  {route}  since {}  received {}, sent {}  {}\n",
                     potluck::app::person(view.name_of(&p.feed), &p.feed),
                     p.address,
                     if p.outbound { "out" } else { "in" },

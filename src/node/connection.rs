@@ -432,6 +432,7 @@ impl Node {
                     caught_up: false,
                     remaining: 0,
                     via_hub,
+                    holds_mine: None,
                 },
                 progress: progress.clone(),
             },

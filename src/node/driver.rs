@@ -161,6 +161,16 @@ impl<'a> Driver<'a> {
                 }));
             }
         }
+        // Cheap (one clock lookup), so kept exact rather than with the
+        // progress: a caught-up link reports progress rarely.
+        let holding = self.link.peer_holding(&self.node.feed_id());
+        let mut holds_mine = self
+            .progress
+            .holds_mine
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        *holds_mine = holding;
+        drop(holds_mine);
         let due = self.deadline();
         if due < timer.deadline() {
             timer.reset(due);

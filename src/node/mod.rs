@@ -48,7 +48,7 @@ use crate::node::limits::{ConnectionId, Connections, Limits, RateLimitedLog, Ref
 use crate::proto::discovery;
 use crate::proto::handshake::NetworkKey;
 use crate::proto::quota;
-use crate::proto::replicate::{ModeChange, Policy, Sources};
+use crate::proto::replicate::{Holding, ModeChange, Policy, Sources};
 use crate::proto::wire::MAX_PLAINTEXT;
 use crate::store::{IngestReport, Store, StoreError};
 
@@ -135,6 +135,11 @@ pub struct PeerInfo {
     pub remaining: u64,
     /// The hub this session runs through (a tunnel), if not direct.
     pub via_hub: Option<FeedId>,
+    /// How far the peer holds our own feed, as this session knows its
+    /// clock (`None` until the clock names it). What the page shows of a
+    /// hub; not in `potluck peers --json`.
+    #[serde(skip)]
+    pub holds_mine: Option<Holding>,
 }
 
 struct PeerEntry {
@@ -149,6 +154,7 @@ struct PeerProgress {
     sent: AtomicU64,
     caught_up: AtomicBool,
     remaining: AtomicU64,
+    holds_mine: Mutex<Option<Holding>>,
 }
 
 /// Where and how a node announces itself on the LAN.
@@ -523,6 +529,11 @@ impl Node {
                 info.sent = e.progress.sent.load(Ordering::Relaxed);
                 info.caught_up = e.progress.caught_up.load(Ordering::Relaxed);
                 info.remaining = e.progress.remaining.load(Ordering::Relaxed);
+                info.holds_mine = *e
+                    .progress
+                    .holds_mine
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
                 info
             })
             .collect();

@@ -495,6 +495,16 @@ pub(crate) struct JoinInput {
     code: String,
 }
 
+/// The code pasted in one of the network page's code forms, kept on the
+/// form and parsed (`None`: the error is next to the field).
+fn pasted_code(form: &mut FormState, input: &JoinInput) -> Option<Invite> {
+    let code = input.code.trim();
+    form.set("code", code.to_owned());
+    Invite::parse(code)
+        .map_err(|e| form.fail("code", e.to_string()))
+        .ok()
+}
+
 /// `POST /network/join`: takes an invite code on this (running) node:
 /// follows the inviter, remembers its address and keeps it connected. A
 /// code for another network needs a new home, which only the command
@@ -503,15 +513,9 @@ pub(crate) async fn join(
     State(web): State<Web>,
     Form(input): Form<JoinInput>,
 ) -> Result<Response, PageError> {
-    let code = input.code.trim().to_owned();
     let mut forms = NetworkForms::default();
-    forms.join.set("code", code.clone());
-    let invite = match Invite::parse(&code) {
-        Ok(invite) => invite,
-        Err(e) => {
-            forms.join.fail("code", e.to_string());
-            return network_back(&web, forms).await;
-        }
+    let Some(invite) = pasted_code(&mut forms.join, &input) else {
+        return network_back(&web, forms).await;
     };
     // The page does not wait for the first exchange: the node keeps the
     // inviter connected, and the page shows what arrives, live.
@@ -530,6 +534,36 @@ pub(crate) async fn join(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// `POST /network/hub`: joins a hub with its member code (see
+/// [`crate::app::App::join_hub`]): the code is redeemed in one exchange,
+/// so a refused code or an unreachable hub comes back on the form.
+pub(crate) async fn join_hub(
+    State(web): State<Web>,
+    Form(input): Form<JoinInput>,
+) -> Result<Response, PageError> {
+    let mut forms = NetworkForms::default();
+    let Some(invite) = pasted_code(&mut forms.hub, &input) else {
+        return network_back(&web, forms).await;
+    };
+    match web
+        .call(move |app| app.join_hub(&invite, |_, _| {}))
+        .await?
+    {
+        Ok(_) => return Ok(Redirect::to("/network").into_response()),
+        Err(AppError::OwnFeed) => forms.hub.fail("code", "That is your own code."),
+        Err(AppError::Sync { peer, source }) => forms.hub.fail(
+            "code",
+            format!("Could not join the hub at {peer}: {source}."),
+        ),
+        Err(
+            e
+            @ (AppError::OtherNetwork { .. } | AppError::InviteWithoutFeed | AppError::Refused(_)),
+        ) => forms.hub.fail("code", e.to_string()),
+        Err(e) => return Err(e.into()),
+    }
+    network_back(&web, forms).await
 }
 
 /// The login form.

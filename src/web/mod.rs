@@ -87,6 +87,7 @@ fn router_with_stop(
         .route("/network/name", post(actions::set_name))
         .route("/network/contact", post(actions::contact))
         .route("/network/join", post(actions::join))
+        .route("/network/hub", post(actions::join_hub))
         .route("/login", get(pages::login).post(actions::login))
         .route("/events", get(live::events))
         .route("/calendar.ics", get(calendar::feed))

@@ -39,7 +39,7 @@ use crate::proto::wire::{Packet, RefuseReason};
 
 use super::session::{Incoming, Session};
 use super::timer::{Timer, TimerTable};
-use super::{Clock, ModeChange, PeerMemory, Policy, ProtocolError, Sources};
+use super::{Clock, Holding, ModeChange, PeerMemory, Policy, ProtocolError, Sources};
 
 /// How often a link that saw a lagging feed checks [`Sources`] for feeds
 /// past their grace time.
@@ -272,6 +272,11 @@ impl Link {
     /// it; a node bounds it for strangers).
     pub fn peer_clock_len(&self) -> usize {
         self.session.peer_clock_len()
+    }
+
+    /// How far the peer holds `feed`, as this link knows its clock.
+    pub fn peer_holding(&self, feed: &FeedId) -> Option<Holding> {
+        self.session.peer_holding(feed)
     }
 
     /// Should a message of `feed` from this peer be stored?

@@ -1,8 +1,33 @@
 //! What a session remembers about a peer between connections.
 
 use crate::feed::message::FeedId;
+use crate::proto::wire::{MAX_CLOCK_SEQUENCE, UNWANTED};
 
 use super::{Clock, MAX_PEER_FEEDS};
+
+/// How far a peer holds one feed, as its clock says: what a node shows of
+/// a hub that keeps its feed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Holding {
+    /// It holds the feed up to this sequence (0: it wants the feed and
+    /// holds none of it yet).
+    Holds(u64),
+    /// It takes none of the feed: it blocks it, or (a hub) the feed's
+    /// quota is full.
+    Refuses,
+}
+
+impl Holding {
+    /// The entry of `feed` in a peer's `clock`; `None` when the clock does
+    /// not name it (or names it with a value no clock may hold).
+    pub fn of(clock: &Clock, feed: &FeedId) -> Option<Holding> {
+        match clock.get(feed).copied()? {
+            UNWANTED => Some(Holding::Refuses),
+            v if v <= MAX_CLOCK_SEQUENCE => Some(Holding::Holds(v)),
+            _ => None,
+        }
+    }
+}
 
 /// What a session remembers about a peer between connections.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -14,6 +39,11 @@ pub struct PeerMemory {
 }
 
 impl PeerMemory {
+    /// How far the peer held `feed` when the last session with it ended.
+    pub fn theirs_of(&self, feed: &FeedId) -> Option<Holding> {
+        Holding::of(&self.theirs, feed)
+    }
+
     /// Compact encoding: two length-prefixed lists of 40-byte entries.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(8 + 40 * (self.theirs.len() + self.mine_as_known.len()));
@@ -49,5 +79,33 @@ impl PeerMemory {
             theirs,
             mine_as_known,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clock_entry_reads_as_held_refused_or_unknown_and_survives_the_encoding() {
+        let (held, refused, odd, absent) = (
+            FeedId([1; 32]),
+            FeedId([2; 32]),
+            FeedId([3; 32]),
+            FeedId([4; 32]),
+        );
+        let memory = PeerMemory {
+            theirs: Clock::from([
+                (held, 12),
+                (refused, UNWANTED),
+                (odd, MAX_CLOCK_SEQUENCE + 1),
+            ]),
+            mine_as_known: Clock::new(),
+        };
+        let memory = PeerMemory::decode(&memory.encode()).expect("decodes");
+        assert_eq!(memory.theirs_of(&held), Some(Holding::Holds(12)));
+        assert_eq!(memory.theirs_of(&refused), Some(Holding::Refuses));
+        assert_eq!(memory.theirs_of(&odd), None);
+        assert_eq!(memory.theirs_of(&absent), None);
     }
 }

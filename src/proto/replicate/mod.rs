@@ -43,7 +43,7 @@ pub use link::{
     Ingested, Link, LinkError, LinkTiming, NOTES_EVERY, Opening, PROGRESS_EVERY,
     PROGRESS_IDLE_RECHECK, PeerEnd, Progress, SOURCE_CHECK,
 };
-pub use memory::PeerMemory;
+pub use memory::{Holding, PeerMemory};
 pub use sources::{DELAY_HALF_LIFE, MAX_GRACE_FACTOR, ModeChange, SourceCounts, Sources};
 
 /// Most feeds a peer's clock may name: bounds the memory a peer can make

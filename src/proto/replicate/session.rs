@@ -11,7 +11,7 @@ use crate::proto::wire::{
     UNWANTED,
 };
 
-use super::{Clock, MAX_PEER_FEEDS, PeerMemory, Policy, ProtocolError};
+use super::{Clock, Holding, MAX_PEER_FEEDS, PeerMemory, Policy, ProtocolError};
 
 /// What the driver must do with an incoming control packet. (Messages
 /// have one way in: the driver decodes and validates them, asks
@@ -375,6 +375,12 @@ impl Session {
             Some(&v) if v <= MAX_CLOCK_SEQUENCE => v,
             _ => 0,
         }
+    }
+
+    /// How far the peer holds `feed`, as this session knows its clock
+    /// (what we sent counts as held).
+    pub fn peer_holding(&self, feed: &FeedId) -> Option<Holding> {
+        Holding::of(&self.theirs, feed)
     }
 
     /// Entries in the peer's clock as we know it (what the session holds

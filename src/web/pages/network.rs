@@ -1,12 +1,13 @@
-//! People and network: who I am, who is connected, the addresses known,
-//! invites, and whom I follow or block.
+//! People and network: who I am, who is connected (directly or through a
+//! hub), my hubs and what they hold of mine, the addresses known, invites,
+//! and whom I follow or block.
 
 use axum::extract::State;
 use maud::{Markup, html};
 
 use super::form::{FormState, Input, csrf, form_error};
 use super::layout::{Nav, PageError, blocking, layout};
-use crate::app::{NetworkView, person, short_feed, source_words};
+use crate::app::{ConnectedPeer, HubView, NetworkView, person, short_feed, source_words};
 use crate::web::state::Web;
 
 /// Forms of the network page, as submitted (on error) or empty.
@@ -15,6 +16,7 @@ pub(crate) struct NetworkForms {
     pub(crate) name: FormState,
     pub(crate) contact: FormState,
     pub(crate) join: FormState,
+    pub(crate) hub: FormState,
 }
 
 pub(crate) async fn load_network(web: &Web) -> Result<NetworkView, PageError> {
@@ -35,6 +37,27 @@ fn ago(ms: Option<i64>) -> String {
     match ms.and_then(|m| jiff::Timestamp::from_millisecond(m).ok()) {
         Some(t) => t.strftime("%Y-%m-%d %H:%M UTC").to_string(),
         None => "never".into(),
+    }
+}
+
+/// How a session runs: through which hub's tunnel, or direct.
+fn route(view: &NetworkView, peer: &ConnectedPeer) -> String {
+    match peer.info.via_hub {
+        Some(hub) => format!("through hub {}", person(view.name_of(&hub), &hub)),
+        None => "direct".into(),
+    }
+}
+
+/// One of my hubs: connected or not, and what it holds of mine.
+fn hub_item(hub: &HubView) -> Markup {
+    html! {
+        li {
+            strong { (hub.label) } " "
+            @if hub.connected { span.badge.admitted { "connected" } }
+            @else { span.badge.pending { "not connected" } }
+            " " (hub.holding_words())
+            br; small.feed { (hub.addr.addr) }
+        }
     }
 }
 
@@ -79,13 +102,14 @@ pub(crate) fn network_page(web: &Web, view: &NetworkView, mut forms: NetworkForm
                 @if view.connected.is_empty() { p.empty { "No peer is connected." } }
                 @else {
                     div.scroll { table {
-                        (table_head(&["Who", "Address", "Received", "Sync"]))
+                        (table_head(&["Who", "Address", "How", "Received", "Sync"]))
                         tbody {
                             @for peer in &view.connected {
                                 @let p = &peer.info;
                                 tr {
                                     td { (person(peer.name.as_deref(), &p.feed)) }
                                     td { (p.address) @if p.outbound { " (we dialed)" } }
+                                    td { (route(view, peer)) }
                                     td { (crate::app::when::plural(p.received, "message", "messages")) }
                                     td {
                                         @if p.caught_up { span.badge.admitted { "caught up" } }
@@ -98,6 +122,31 @@ pub(crate) fn network_page(web: &Web, view: &NetworkView, mut forms: NetworkForm
                             }
                         }
                     } }
+                }
+            }
+            section aria-labelledby="hubs-title" {
+                h2 #hubs-title { "Hubs" }
+                div #hubs data-live {
+                    @if let Some(members) = view.members {
+                        p #members {
+                            "This node is a hub: "
+                            (crate::app::when::plural(members.count as u64, "member", "members"))
+                            ", " (members.connected) " connected now. "
+                            code { "potluck hub members" } " lists them; "
+                            code { "potluck invite" } " makes a member code."
+                        }
+                    }
+                    @if view.hubs.is_empty() {
+                        p.empty { "You belong to no hub. A hub keeps your messages for people who cannot reach you directly, and joins you to them when you are both online." }
+                    } @else {
+                        ul.contacts { @for hub in &view.hubs { (hub_item(hub)) } }
+                    }
+                }
+                form.inline method="post" action="/network/hub" {
+                    (csrf(web))
+                    (form_error(&forms.hub))
+                    (Input::new("hub-", "code", "Hub member code").required().hint("a member code from the hub's operator; the hub then keeps your messages and stays connected").draw(&forms.hub))
+                    button type="submit" { "Join hub" }
                 }
             }
             section #book data-live aria-labelledby="book-title" {
