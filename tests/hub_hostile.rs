@@ -398,3 +398,89 @@ fn a_byte_altered_toward_the_called_member_ends_the_session_at_both_ends() {
         "Bea's side: {line}"
     );
 }
+
+/// A hostile hub calls a member fifty times at once for the same feed:
+/// the member opens one connection to answer, and declines the rest in
+/// its session (one tunnel per feed; it cannot be made to open connection
+/// after connection).
+#[test]
+fn a_hub_flooding_a_member_with_calls_gets_one_answer_per_feed() {
+    let sandbox = Sandbox::new();
+    let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+    let hub_feed = FeedId(key.verifying_key().to_bytes());
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let hub = format!("{hub_feed}@{}", listener.local_addr().unwrap());
+    let ana = member_home(&sandbox, "ana", &hub);
+    let bea = member_home(&sandbox, "bea", &hub);
+    let ana_feed = FeedId::parse(&feed(&sandbox, &ana)).unwrap();
+    sandbox.json(&bea, &["follow", &ana_feed.to_string()]);
+    let _bea = sandbox
+        .spawn_serve(
+            &bea,
+            &["--listen", "127.0.0.1:0", "--no-web", "--no-discovery"],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    listener.set_nonblocking(true).unwrap();
+    let deadline = Instant::now() + common::DEADLINE;
+    let mut session: Option<Conn> = None;
+    let mut answers = 0;
+    let mut declines_seen = 0;
+    let mut flooded_at: Option<Instant> = None;
+    // Take connections until the flood has had 3 s to be answered.
+    while Instant::now() < deadline
+        && flooded_at.is_none_or(|t| t.elapsed() < Duration::from_secs(3))
+    {
+        let Ok((stream, _)) = listener.accept() else {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        };
+        stream.set_nonblocking(false).unwrap();
+        let Some(mut conn) = shake(stream, &key) else {
+            continue;
+        };
+        let Some(first) = read_frame(&mut conn.stream, &mut conn.decoder)
+            .and_then(|f| conn.transport.decrypt(&f).ok())
+            .and_then(|p| Packet::decode_all(&p).ok())
+        else {
+            continue;
+        };
+        match first.first() {
+            Some(Packet::Hello { .. }) if session.is_none() => {
+                let mut packets = opening(&Policy::Open, Clock::new());
+                packets.extend((0..50u8).map(|i| Packet::TunnelCall {
+                    token: [i; 16],
+                    from: ana_feed,
+                }));
+                assert!(send(&mut conn, &packets));
+                flooded_at = Some(Instant::now());
+                session = Some(conn);
+            }
+            Some(Packet::TunnelAccept { .. }) => answers += 1,
+            _ => {}
+        }
+    }
+    assert!(
+        flooded_at.is_some(),
+        "Bea's node never connected to the hub"
+    );
+    // The declines came back in Bea's session.
+    if let Some(mut conn) = session {
+        conn.stream
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        while let Some(plain) = read_frame(&mut conn.stream, &mut conn.decoder)
+            .and_then(|f| conn.transport.decrypt(&f).ok())
+        {
+            declines_seen += Packet::decode_all(&plain)
+                .unwrap_or_default()
+                .iter()
+                .filter(|p| matches!(p, Packet::TunnelDecline { .. }))
+                .count();
+            if declines_seen >= 49 {
+                break;
+            }
+        }
+    }
+    assert_eq!(answers, 1, "connections that answered the flood of calls");
+    assert_eq!(declines_seen, 49, "calls declined in the session");
+}

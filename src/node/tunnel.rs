@@ -745,3 +745,38 @@ async fn splice(mut a: Established, mut b: Established, idle: Duration) -> (u64,
     let _ = b_write.shutdown().await;
     (there, back)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::is_global;
+
+    #[test]
+    fn only_global_unicast_addresses_are_dialed() {
+        for ip in ["1.2.3.1", "8.8.8.8", "2a00:1450::1", "::ffff:1.2.3.4"] {
+            assert!(is_global(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in [
+            "127.0.0.1",
+            "10.0.0.1",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.1.1",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "203.0.113.7",
+            "198.18.0.1",
+            "240.0.0.1",
+            "::1",
+            "::",
+            "fe80::1",
+            "fd00::1",
+            "ff02::1",
+            "2001:db8::1",
+            "::ffff:192.168.1.1",
+        ] {
+            assert!(!is_global(ip.parse().unwrap()), "{ip}");
+        }
+    }
+}
