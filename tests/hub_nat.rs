@@ -624,3 +624,81 @@ fn two_homes_behind_nats_meet_through_a_hub() {
     drop(hub);
     drop(net);
 }
+
+/// A benchmark, not run by `cargo test` (docs/performance.md, "Hubs"):
+/// 100 RSVPs from a laptop of one home to an event of a laptop of the
+/// other, through the hub; for each, the time from the `rsvp` command's
+/// return (durable at the answerer) until the organizer's node shows it,
+/// polled through its control socket every 20 ms. Prints p50, p99, max.
+///
+/// `cargo test --release --test hub_nat -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn rsvp_latency_across_two_nats() {
+    let (net, laptops) = NatNet::build().unwrap_or_else(|e| panic!("namespaces: {e}"));
+    let sandbox = Sandbox::new();
+    let hub_home = sandbox.home("hub");
+    sandbox.json(&hub_home, &["init", "--name", "Hub"]);
+    let hub_listen = format!("{HUB_ADDR}:7643");
+    let _hub = serve_in(&net.ns("hub"), &sandbox, &hub_home, &hub_listen, true);
+    let code = sandbox.json(&hub_home, &["invite", "--addr", &hub_listen, "--uses", "2"])["code"]
+        .as_str()
+        .expect("a member code")
+        .to_owned();
+    let (ana, bea) = (sandbox.home("ana"), sandbox.home("bea"));
+    let mut servers = Vec::new();
+    for (home, laptop) in [(&ana, &laptops[0]), (&bea, &laptops[2])] {
+        sandbox.json(home, &["init"]);
+        let listen = format!("{}:7643", laptop.addr);
+        servers.push(serve_in(&laptop.ns, &sandbox, home, &listen, false));
+        sandbox.json(home, &["hub", "add", &code]);
+    }
+    let bea_feed = feed_of(&sandbox, &bea);
+    let event = sandbox.json(
+        &ana,
+        &["announce", "--title", "Bench", "--start", common::START],
+    )["id"]
+        .as_str()
+        .expect("event id")
+        .to_owned();
+    wait_for(
+        &sandbox,
+        &bea,
+        &["event", &event],
+        "Bea sees the event",
+        |d| d["title"] == "Bench",
+    );
+    let mut took = Vec::new();
+    for i in 0..100u32 {
+        let note = format!("answer {i}");
+        sandbox.json(&bea, &["rsvp", &event, "going", "--note", &note]);
+        let start = Instant::now();
+        loop {
+            let doc = sandbox.json(&ana, &["event", &event]);
+            let seen = doc["rsvps"].as_array().is_some_and(|r| {
+                r.iter()
+                    .any(|r| r["author"] == bea_feed.as_str() && r["note"] == note.as_str())
+            });
+            if seen {
+                break;
+            }
+            assert!(
+                start.elapsed() < CROSS,
+                "RSVP {i} did not cross in {CROSS:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        took.push(start.elapsed());
+    }
+    took.sort();
+    let at = |q: f64| took[((took.len() as f64 * q).ceil() as usize).saturating_sub(1)];
+    eprintln!(
+        "RSVP across two NATs through the hub, {} RSVPs: p50 {:?}, p99 {:?}, max {:?} (polled every 20 ms)",
+        took.len(),
+        at(0.5),
+        at(0.99),
+        took[took.len() - 1]
+    );
+    drop(servers);
+    drop(net);
+}
