@@ -78,6 +78,15 @@ pub struct HubLimits {
     /// Minutes during which the hub refuses a tunnel that its called end
     /// declined, without asking it again.
     pub declined_minutes: u64,
+    /// Established inbound connections (members' and strangers') the hub
+    /// holds at once; absent: the node's default (64), too few for a
+    /// community of hundreds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connections: Option<usize>,
+    /// Inbound connections from one IP address, which a household or a
+    /// venue behind one router shares; absent: the node's default (8).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connections_per_address: Option<usize>,
 }
 
 impl Default for HubLimits {
@@ -90,6 +99,8 @@ impl Default for HubLimits {
             tunnels_per_member: tunnels.per_member,
             tunnels_total: tunnels.total,
             declined_minutes: tunnels.declined_for.as_secs() / 60,
+            connections: None,
+            connections_per_address: None,
         }
     }
 }
@@ -424,5 +435,19 @@ mod tests {
             intake(vec![Packet::Ping, Packet::Goodbye]),
             Ok(Intake::Session(vec![Packet::Ping, Packet::Goodbye]))
         );
+    }
+
+    #[test]
+    fn a_hub_may_raise_its_connection_limits_in_config() {
+        let raised: HubLimits =
+            serde_json::from_str(r#"{"connections": 1200, "connections_per_address": 2}"#)
+                .unwrap();
+        assert_eq!(raised.connections, Some(1200));
+        assert_eq!(raised.connections_per_address, Some(2));
+        // Absent: the node's defaults, and nothing written back.
+        let default: HubLimits = serde_json::from_str("{}").unwrap();
+        assert_eq!(default.connections, None);
+        let text = serde_json::to_string(&default).unwrap();
+        assert!(!text.contains("connections"), "{text}");
     }
 }
