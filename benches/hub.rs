@@ -316,6 +316,20 @@ enum Failed {
     Other(String),
 }
 
+/// What member sessions connect to, and what they say.
+#[derive(Clone)]
+struct HubTarget {
+    /// The hub's address.
+    addr: SocketAddr,
+    /// The hub's feed, which the handshake insists on.
+    feed: FeedId,
+    /// The member code's secret.
+    code: [u8; TOKEN_LEN],
+    /// The clock every member sends: empty, or the hub's own (members
+    /// in sync with it).
+    clock: Arc<Clock>,
+}
+
 /// A member session past `Join` and the hub's opening.
 struct Session {
     stream: TcpStream,
@@ -372,18 +386,17 @@ async fn open_session(
     member: usize,
     key: &SigningKey,
     source: IpAddr,
-    hub: SocketAddr,
-    hub_feed: FeedId,
-    code: [u8; TOKEN_LEN],
+    target: &HubTarget,
     receipts: &mpsc::UnboundedSender<Receipt>,
 ) -> Result<Session, Failed> {
     let socket = tokio::net::TcpSocket::new_v4().map_err(other)?;
     socket.bind(SocketAddr::new(source, 0)).map_err(other)?;
-    let mut stream = socket.connect(hub).await.map_err(other)?;
+    let mut stream = socket.connect(target.addr).await.map_err(other)?;
     let _ = stream.set_nodelay(true);
     let mut decoder = FrameDecoder::new();
     let mut buf = vec![0u8; 16 * 1024];
-    let mut hs = Handshake::initiator(key, &DEFAULT_NETWORK_KEY, Some(hub_feed)).map_err(other)?;
+    let mut hs =
+        Handshake::initiator(key, &DEFAULT_NETWORK_KEY, Some(target.feed)).map_err(other)?;
     while !hs.is_finished() {
         if let Some(out) = hs.next_outgoing().map_err(other)? {
             let frame = encode_frame(&out).map_err(other)?;
@@ -398,7 +411,10 @@ async fn open_session(
         }
     }
     let (mut transport, _) = hs.finish().map_err(other)?;
-    send(&mut stream, &mut transport, &[Packet::Join { token: code }]).await?;
+    let join = Packet::Join {
+        token: target.code,
+    };
+    send(&mut stream, &mut transport, &[join]).await?;
     let answer = read_frame(&mut stream, &mut decoder, &mut buf).await?;
     let answer = Packet::decode_all(&transport.decrypt(&answer).map_err(other)?).map_err(other)?;
     match answer.first() {
@@ -409,7 +425,7 @@ async fn open_session(
     send(
         &mut stream,
         &mut transport,
-        &opening(&Policy::Open, Clock::new()),
+        &opening(&Policy::Open, (*target.clock).clone()),
     )
     .await?;
     loop {
@@ -500,12 +516,16 @@ fn member_source(i: usize) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, 0, 10 + (i / 250) as u8, 1 + (i % 250) as u8))
 }
 
+/// One address for every member: a household or a venue behind one router.
+fn shared_source(_: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 0, 9, 1))
+}
+
 async fn start_members(
     count: usize,
     first_key: u64,
-    hub: SocketAddr,
-    hub_feed: FeedId,
-    code: [u8; TOKEN_LEN],
+    source: fn(usize) -> IpAddr,
+    target: &HubTarget,
     retries: u32,
     receipts: mpsc::UnboundedSender<Receipt>,
 ) -> Members {
@@ -519,6 +539,7 @@ async fn start_members(
         answers.push(answer);
         let key = common::sync_feed_key(first_key + member as u64);
         let (gate, receipts, stopped) = (gate.clone(), receipts.clone(), stopped.clone());
+        let target = target.clone();
         tasks.push(tokio::spawn(async move {
             let mut outcome = Err(Failed::Other("not tried".into()));
             for attempt in 0..=retries {
@@ -526,15 +547,7 @@ async fn start_members(
                     let _permit = gate.acquire().await;
                     tokio::time::timeout(
                         Duration::from_secs(20),
-                        open_session(
-                            member,
-                            &key,
-                            member_source(member),
-                            hub,
-                            hub_feed,
-                            code,
-                            &receipts,
-                        ),
+                        open_session(member, &key, source(member), &target, &receipts),
                     )
                     .await
                     .unwrap_or_else(|_| Err(Failed::Other("timed out".into())))
@@ -614,9 +627,14 @@ impl Members {
     }
 }
 
-/// `potluck init` a hub home with this `"hub"` setting in `config.json`.
-fn hub_home(home: &Path, hub: serde_json::Value) {
+/// `potluck init` a new home.
+fn init_home(home: &Path) {
     run(potluck(home).args(["init", "--name", "Bench hub"]), CLI_LIMIT).ok("potluck init");
+}
+
+/// Sets `config.json`'s `"hub"` (and turns discovery and port mapping
+/// off) in an existing home.
+fn hub_config(home: &Path, hub: serde_json::Value) {
     let path = home.join("config.json");
     let mut config: serde_json::Value = std::fs::read_to_string(&path)
         .ok()
@@ -719,62 +737,112 @@ async fn fan_out(
 fn members(quick: bool) {
     let count = env_or("HUB_MEMBERS", if quick { 20 } else { 1_000 }) as usize;
     let probe = env_or("HUB_PROBE", if quick { 10 } else { 200 }) as usize;
-    let idle = Duration::from_secs(env_or("HUB_IDLE_SECS", if quick { 2 } else { 30 }));
+    let feeds = env_or("HUB_MEMBER_FEEDS", if quick { 20 } else { 1_000 });
     let dir = tempfile::tempdir().expect("tempdir");
     let rt = runtime();
-
-    // The defaults: how many members a hub holds without configuration.
     if probe > 0 {
-        let home = dir.path().join("probe");
-        hub_home(&home, json!(true));
-        let serve = Serve::start_with(&home, &["--no-web"], CLI_LIMIT);
-        let hub_feed = FeedId::parse(&serve.feed).expect("the hub's feed");
-        let (_, code) = member_code(&home, serve.addr, probe);
-        let (receipts, _kept) = mpsc::unbounded_channel();
-        rt.block_on(async {
-            // One try each: a busy answer counts as not held.
-            let members =
-                start_members(probe, 5_000_000, serve.addr, hub_feed, code, 0, receipts).await;
-            println!(
-                "members: at the default limits ({:?} in config.json), {probe} members from {probe} addresses: {} ({:.1} s)",
-                "hub: true",
-                members.tally(),
-                members.elapsed.as_secs_f64()
-            );
-            members.stop().await;
-        });
-        drop(serve);
+        probe_defaults(&rt, &dir.path().join("probe"), probe);
     }
+    // Light members (they hold nothing), then members in sync with a hub
+    // that holds `feeds` feeds: each clock lists them all, as a member's
+    // of a community that size would.
+    many_members(&rt, &dir.path().join("light"), count, 0, quick);
+    if feeds > 0 {
+        many_members(&rt, &dir.path().join("feeds"), count, feeds, quick);
+    }
+}
 
-    // A hub configured for them.
-    let home = dir.path().join("hub");
+/// How many members a hub holds at its default connection limits, from
+/// `probe` addresses and from one.
+fn probe_defaults(rt: &tokio::runtime::Runtime, home: &Path, probe: usize) {
+    let behind_one_router = 16;
+    init_home(home);
+    hub_config(home, json!(true));
+    let serve = Serve::start_with(home, &["--no-web"], CLI_LIMIT);
+    let (_, code) = member_code(home, serve.addr, probe + behind_one_router);
+    let target = HubTarget {
+        addr: serve.addr,
+        feed: FeedId::parse(&serve.feed).expect("the hub's feed"),
+        code,
+        clock: Arc::new(Clock::new()),
+    };
+    let (receipts, _kept) = mpsc::unbounded_channel();
+    rt.block_on(async {
+        // One try each: a busy answer counts as not held.
+        let members =
+            start_members(probe, 5_000_000, member_source, &target, 0, receipts.clone()).await;
+        println!(
+            "members: at the default limits (\"hub\": true), {probe} members from {probe} addresses: {} ({:.1} s)",
+            members.tally(),
+            members.elapsed.as_secs_f64()
+        );
+        members.stop().await;
+        // The hub sees them leave.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let members = start_members(
+            behind_one_router,
+            5_100_000,
+            shared_source,
+            &target,
+            0,
+            receipts,
+        )
+        .await;
+        println!(
+            "members: at the default limits, {behind_one_router} members from one address: {}",
+            members.tally(),
+        );
+        members.stop().await;
+    });
+}
+
+/// A hub configured for `count` members, and `count` member sessions
+/// whose clocks list the hub's `feeds` feeds (none: an empty clock).
+fn many_members(rt: &tokio::runtime::Runtime, home: &Path, count: usize, feeds: u64, quick: bool) {
+    let idle = Duration::from_secs(env_or("HUB_IDLE_SECS", if quick { 2 } else { 30 }));
+    let clock = if feeds == 0 {
+        init_home(home);
+        Clock::new()
+    } else {
+        common::generate(home, feeds, feeds * 10, 3, Duration::from_secs(300));
+        let path = potluck::home::Home::at(home).store_path();
+        let clock = {
+            let store = Store::open(&path).expect("the hub's store");
+            store.feeds().expect("feeds").into_iter().map(|(f, h)| (f, h.sequence)).collect()
+        };
+        common::wait_closed(&path, Duration::from_secs(10));
+        clock
+    };
+    let label = if feeds == 0 {
+        "light members (empty clocks)".to_owned()
+    } else {
+        format!("members in sync with the hub's {feeds} feeds")
+    };
     let connections = count + 64;
-    hub_home(&home, json!({ "connections": connections }));
-    let serve = Serve::start_with(&home, &["--no-web"], CLI_LIMIT);
+    hub_config(home, json!({ "connections": connections }));
+    let serve = Serve::start_with(home, &["--no-web"], CLI_LIMIT);
     let pid = serve.pid();
     let hub_feed = FeedId::parse(&serve.feed).expect("the hub's feed");
     let hub = peer_addr(hub_feed, serve.addr);
-    let (_, code) = member_code(&home, serve.addr, count + 1);
+    let (_, code) = member_code(home, serve.addr, count + 1);
+    let target = HubTarget {
+        addr: serve.addr,
+        feed: hub_feed,
+        code,
+        clock: Arc::new(clock),
+    };
     let (rss_start, _) = rss(pid);
     println!(
-        "members: hub pid {pid} with \"hub\": {{\"connections\": {connections}}}; RSS at start {:.1} MB",
+        "members, {label}: hub pid {pid} with \"hub\": {{\"connections\": {connections}}}; RSS at start {:.1} MB",
         mb(rss_start)
     );
     let (receipts_tx, mut receipts) = mpsc::unbounded_channel();
     rt.block_on(async {
-        let members = start_members(
-            count,
-            6_000_000,
-            serve.addr,
-            hub_feed,
-            code,
-            8,
-            receipts_tx.clone(),
-        )
-        .await;
+        let members =
+            start_members(count, 6_000_000, member_source, &target, 8, receipts_tx.clone()).await;
         let (now, peak) = rss(pid);
         println!(
-            "members: {count} members joined and connected in {:.1} s: {}; hub RSS {:.1} MB (peak {:.1} MB)",
+            "members, {label}: {count} joined and connected in {:.1} s: {}; hub RSS {:.1} MB (peak {:.1} MB)",
             members.elapsed.as_secs_f64(),
             members.tally(),
             mb(now),
@@ -784,7 +852,7 @@ fn members(quick: bool) {
         assert!(up > 0, "no member session started: {}", members.tally());
 
         // A member node that publishes: a real node, joined with the code.
-        let pub_dir = dir.path().join("publisher");
+        let pub_dir = home.with_extension("publisher");
         let pub_store = Arc::new(Store::open(&pub_dir).expect("publisher store"));
         let publisher = Node::new(
             pub_store.clone(),
@@ -794,11 +862,14 @@ fn members(quick: bool) {
             let (publisher, hub) = (publisher.clone(), hub.clone());
             async move { publisher.dial_with_code(&hub, code, false).await }
         });
-        let connected = wait_until(Duration::from_secs(30), || !publisher.peers().is_empty()).await;
-        assert!(connected.is_some(), "the publishing member did not connect");
+        let connected = wait_until(Duration::from_secs(60), || {
+            publisher.peers().iter().any(|p| p.caught_up)
+        })
+        .await;
+        assert!(connected.is_some(), "the publishing member did not catch up");
         println!(
-            "members: the hub counts {} connected peers (`potluck peers`)",
-            connected_peers(&home)
+            "members, {label}: the hub counts {} connected peers (`potluck peers`)",
+            connected_peers(home)
         );
         let mut heads = HashMap::new();
         let limit = Duration::from_secs(30);
@@ -825,7 +896,7 @@ fn members(quick: bool) {
             )
             .await;
             println!(
-                "members: a member's message #{} reached {got} of {up} member sessions; first after {}, last after {}",
+                "members, {label}: a member's message #{} reached {got} of {up} member sessions; first after {}, last after {}",
                 round + 1,
                 show(first),
                 show(last)
@@ -836,12 +907,18 @@ fn members(quick: bool) {
         }
         for round in 0..rounds {
             tokio::time::sleep(Duration::from_secs(1)).await;
-            // Everything the hub published so far has reached the members
-            // (its name at init): the next is one more.
-            let sequence = heads.get(&hub_feed).copied().unwrap_or(0) + 1;
+            // The hub's own messages so far reached every member at its
+            // start (the clock, or the first sync): the next is one more.
+            let sequence = target
+                .clock
+                .get(&hub_feed)
+                .copied()
+                .unwrap_or(0)
+                .max(heads.get(&hub_feed).copied().unwrap_or(0))
+                + 1;
             let t0 = Instant::now();
             let announce = tokio::task::spawn_blocking({
-                let home = home.clone();
+                let home = home.to_owned();
                 move || {
                     run(
                         potluck(&home).args([
@@ -860,7 +937,7 @@ fn members(quick: bool) {
                 fan_out(&mut receipts, &mut heads, hub_feed, sequence, up, t0, limit).await;
             let cli = announce.await.expect("announce task").ok("potluck announce");
             println!(
-                "members: the hub's event #{} (`potluck announce` on the hub, {:.0} ms to exit) reached {got} of {up}; first after {}, last after {}",
+                "members, {label}: the hub's event #{} (`potluck announce` on the hub, {:.0} ms to exit) reached {got} of {up}; first after {}, last after {}",
                 round + 1,
                 cli.elapsed.as_secs_f64() * 1e3,
                 show(first),
@@ -869,7 +946,7 @@ fn members(quick: bool) {
         }
         if !lasts.is_empty() {
             println!(
-                "members: a member's message to all {up} sessions, median {:.3} s (goal ≤ 2 s)",
+                "members, {label}: a member's message to all {up} sessions, median {:.3} s (goal ≤ 2 s)",
                 median(&lasts)
             );
         }
@@ -882,7 +959,7 @@ fn members(quick: bool) {
         let used = cpu_time(pid).saturating_sub(before);
         let (now, peak) = rss(pid);
         println!(
-            "members: idle with {} sessions for {:.1} s: hub CPU {:.2} s = {:.2} % of a core (goal ≤ 2 %); RSS {:.1} MB, peak {:.1} MB (goal ≤ 150 MB); load average {}",
+            "members, {label}: idle with {} sessions for {:.1} s: hub CPU {:.2} s = {:.2} % of a core (goal ≤ 2 %); RSS {:.1} MB, peak {:.1} MB (goal ≤ 150 MB); load average {}",
             up + 1,
             t.elapsed().as_secs_f64(),
             used.as_secs_f64(),
@@ -912,7 +989,8 @@ fn catch_up(quick: bool) {
     let fresh = (feeds * per_feed) as u64;
     let dir = tempfile::tempdir().expect("tempdir");
     let home = dir.path().join("hub");
-    hub_home(&home, json!(true));
+    init_home(&home);
+    hub_config(&home, json!(true));
     let serve = Serve::start_with(&home, &["--no-web"], CLI_LIMIT);
     let hub = peer_addr(
         FeedId::parse(&serve.feed).expect("the hub's feed"),
