@@ -411,9 +411,7 @@ async fn open_session(
         }
     }
     let (mut transport, _) = hs.finish().map_err(other)?;
-    let join = Packet::Join {
-        token: target.code,
-    };
+    let join = Packet::Join { token: target.code };
     send(&mut stream, &mut transport, &[join]).await?;
     let answer = read_frame(&mut stream, &mut decoder, &mut buf).await?;
     let answer = Packet::decode_all(&transport.decrypt(&answer).map_err(other)?).map_err(other)?;
@@ -513,7 +511,12 @@ struct Members {
 
 /// The loopback address member `i` connects from: 127.0.(10 + i / 250).(1 + i % 250).
 fn member_source(i: usize) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(127, 0, 10 + (i / 250) as u8, 1 + (i % 250) as u8))
+    IpAddr::V4(Ipv4Addr::new(
+        127,
+        0,
+        10 + (i / 250) as u8,
+        1 + (i % 250) as u8,
+    ))
 }
 
 /// One address for every member: a household or a venue behind one router.
@@ -629,7 +632,11 @@ impl Members {
 
 /// `potluck init` a new home.
 fn init_home(home: &Path) {
-    run(potluck(home).args(["init", "--name", "Bench hub"]), CLI_LIMIT).ok("potluck init");
+    run(
+        potluck(home).args(["init", "--name", "Bench hub"]),
+        CLI_LIMIT,
+    )
+    .ok("potluck init");
 }
 
 /// Sets `config.json`'s `"hub"` (and turns discovery and port mapping
@@ -673,15 +680,7 @@ fn member_code(home: &Path, addr: SocketAddr, uses: usize) -> (Invite, [u8; TOKE
 
 /// `VmRSS` and `VmHWM` of a live process, bytes.
 fn rss(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-            .map_or(0, |kb| kb * 1024)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+    (common::vm_rss(pid), common::vm_hwm(pid).unwrap_or(0))
 }
 
 /// User plus system CPU time of a live process (`/proc/PID/stat`).
@@ -690,7 +689,12 @@ fn cpu_time(pid: u32) -> Duration {
     // Fields after the command name (which may hold spaces), from field 3.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     // utime and stime are fields 14 and 15: indexes 11 and 12 here.
     // SAFETY: sysconf has no preconditions.
     let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
@@ -720,7 +724,10 @@ async fn fan_out(
     let mut last = None;
     let deadline = t0 + limit;
     while got.len() < members {
-        let Ok(Some(r)) = tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), receipts.recv()).await else {
+        let Ok(Some(r)) =
+            tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), receipts.recv())
+                .await
+        else {
             break;
         };
         let head = heads.entry(r.author).or_insert(0);
@@ -808,7 +815,12 @@ fn many_members(rt: &tokio::runtime::Runtime, home: &Path, count: usize, feeds: 
         let path = potluck::home::Home::at(home).store_path();
         let clock = {
             let store = Store::open(&path).expect("the hub's store");
-            store.feeds().expect("feeds").into_iter().map(|(f, h)| (f, h.sequence)).collect()
+            store
+                .feeds()
+                .expect("feeds")
+                .into_iter()
+                .map(|(f, h)| (f, h.sequence))
+                .collect()
         };
         common::wait_closed(&path, Duration::from_secs(10));
         clock
@@ -976,7 +988,10 @@ fn many_members(rt: &tokio::runtime::Runtime, home: &Path, count: usize, feeds: 
 }
 
 fn show(d: Option<Duration>) -> String {
-    d.map_or_else(|| "never".into(), |d| format!("{:.1} ms", d.as_secs_f64() * 1e3))
+    d.map_or_else(
+        || "never".into(),
+        |d| format!("{:.1} ms", d.as_secs_f64() * 1e3),
+    )
 }
 
 // ---------------------------------------------------------------------------

@@ -291,12 +291,25 @@ impl Drop for Serve {
     }
 }
 
-/// `VmHWM` of a live process, bytes.
-pub fn vm_hwm(pid: u32) -> Option<u64> {
+/// A line of a live process's `/proc/PID/status` given in kB
+/// (`"VmHWM"`, `"VmRSS"`), bytes.
+pub fn vm_status(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status
+        .lines()
+        .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
+}
+
+/// `VmHWM` of a live process (its peak resident set), bytes.
+pub fn vm_hwm(pid: u32) -> Option<u64> {
+    vm_status(pid, "VmHWM")
+}
+
+/// `VmRSS` of a live process (its resident set now), bytes; 0 if gone.
+pub fn vm_rss(pid: u32) -> u64 {
+    vm_status(pid, "VmRSS").unwrap_or(0)
 }
 
 /// Blocks allocated under `path` (files and directories), bytes: what
@@ -582,11 +595,7 @@ fn reuse(
 // The in-process sync fixture (`sync`, `hub`).
 
 /// Realistic content, ~250-350 bytes: RSVPs with notes and some events.
-fn sync_content(
-    feed: u64,
-    seq: usize,
-    event: potluck::feed::message::MessageId,
-) -> Vec<u8> {
+fn sync_content(feed: u64, seq: usize, event: potluck::feed::message::MessageId) -> Vec<u8> {
     if seq % 10 == 1 {
         format!(
             r#"{{"type":"event","title":"Potluck number {feed}-{seq}","start":"2031-05-{:02}T18:00:00-04:00","tz":"America/New_York","location":"Community hall, 12 Main Street","description":"Bring a dish to share. Plates and cutlery provided."}}"#,

@@ -59,7 +59,12 @@ impl Node {
     pub fn make_hub(&self, limits: HubLimits) {
         let tunnels = Mutex::new(Tunnels::new(limits.tunnels()));
         let (established, per_address) = (limits.connections, limits.connections_per_address);
-        if self.hub_parts.hub.set(HubRuntime { limits, tunnels }).is_ok() {
+        if self
+            .hub_parts
+            .hub
+            .set(HubRuntime { limits, tunnels })
+            .is_ok()
+        {
             // A hub may hold more connections than an ordinary node.
             let mut connections = self.connections();
             let mut raised = connections.limits().clone();

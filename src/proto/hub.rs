@@ -440,8 +440,7 @@ mod tests {
     #[test]
     fn a_hub_may_raise_its_connection_limits_in_config() {
         let raised: HubLimits =
-            serde_json::from_str(r#"{"connections": 1200, "connections_per_address": 2}"#)
-                .unwrap();
+            serde_json::from_str(r#"{"connections": 1200, "connections_per_address": 2}"#).unwrap();
         assert_eq!(raised.connections, Some(1200));
         assert_eq!(raised.connections_per_address, Some(2));
         // Absent: the node's defaults, and nothing written back.
