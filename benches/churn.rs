@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Serve, disk_usage, env_or, generate, loadavg, mb, quick};
+use common::{Serve, disk_usage, env_or, generate, loadavg, mb, quick, vm_rss};
 use ed25519_dalek::SigningKey;
 use potluck::content::{About, KnownContent};
 use potluck::home::config::PeerAddr;
@@ -42,16 +42,6 @@ struct Tally {
     served: AtomicU64,
     failed: AtomicU64,
     received: AtomicU64,
-}
-
-/// `VmRSS` of a live process, bytes.
-fn vm_rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
 }
 
 /// One peer's life: a fresh identity and store, `own` messages of its

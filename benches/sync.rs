@@ -13,29 +13,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ed25519_dalek::SigningKey;
-use potluck::feed::message::{Message, MessageId};
 use potluck::home::config::PeerAddr;
 use potluck::node::{Node, NodeConfig, Timing};
 use potluck::proto::handshake::DEFAULT_NETWORK_KEY;
 use potluck::proto::replicate::Policy;
 use potluck::store::Store;
-
-/// Realistic content, ~250-350 bytes: RSVPs with notes and some events.
-fn content(feed: usize, seq: usize, event: MessageId) -> Vec<u8> {
-    if seq % 10 == 1 {
-        format!(
-            r#"{{"type":"event","title":"Potluck number {feed}-{seq}","start":"2031-05-{:02}T18:00:00-04:00","tz":"America/New_York","location":"Community hall, 12 Main Street","description":"Bring a dish to share. Plates and cutlery provided."}}"#,
-            seq % 28 + 1
-        )
-        .into_bytes()
-    } else {
-        format!(
-            r#"{{"type":"rsvp","event":"{event}","status":"going","guests":{},"note":"Looking forward to it! I will bring a salad and some bread, feed {feed} message {seq}."}}"#,
-            seq % 3
-        )
-        .into_bytes()
-    }
-}
 
 fn config(seed: u8) -> NodeConfig {
     NodeConfig {
@@ -57,33 +39,7 @@ fn main() {
     // Fixtures: signed outside the timed part, ingested into the sender.
     let t0 = Instant::now();
     let sender_store = Arc::new(Store::open(&dir.path().join("a")).expect("store a"));
-    let mut total_bytes = 0usize;
-    let mut batch = Vec::new();
-    for f in 0..feeds {
-        let mut seed = [0u8; 32];
-        seed[..8].copy_from_slice(&(f as u64 + 1000).to_be_bytes());
-        let key = SigningKey::from_bytes(&seed);
-        let mut prev = MessageId::default();
-        let mut event = MessageId::default();
-        for seq in 1..=per_feed {
-            let msg = Message::sign(&key, seq as u64, prev, seq as i64, &content(f, seq, event))
-                .expect("sign");
-            if seq % 10 == 1 {
-                event = msg.id();
-            }
-            prev = msg.id();
-            total_bytes += msg.bytes().len();
-            batch.push(msg);
-            if batch.len() >= 5_000 {
-                let r = sender_store
-                    .ingest(std::mem::take(&mut batch))
-                    .expect("ingest");
-                assert!(r.rejected.is_none());
-            }
-        }
-    }
-    let r = sender_store.ingest(batch).expect("ingest");
-    assert!(r.rejected.is_none());
+    let total_bytes = common::fill_sync_fixture(&sender_store, 1000, feeds, per_feed);
     let total = feeds * per_feed;
     eprintln!(
         "fixtures: {total} messages, {feeds} feeds, {total_bytes} bytes, made in {:.1} s",
@@ -111,12 +67,7 @@ fn main() {
         (report, elapsed)
     });
     let (report, elapsed) = report;
-    let held: u64 = receiver_store
-        .feeds()
-        .expect("feeds")
-        .iter()
-        .map(|(_, h)| h.sequence)
-        .sum();
+    let held = common::held(&receiver_store);
     assert_eq!(held as usize, total, "receiver holds every message");
     let rate = report.received as f64 / elapsed.as_secs_f64();
     println!(

@@ -204,8 +204,14 @@ pub struct Serve {
 impl Serve {
     /// Starts a node on `home` and waits (at most `limit`) until it listens.
     pub fn start(home: &Path, limit: Duration) -> Serve {
+        Serve::start_with(home, &[], limit)
+    }
+
+    /// [`Serve::start`] with more arguments for `serve` (`--hub`).
+    pub fn start_with(home: &Path, extra: &[&str], limit: Duration) -> Serve {
         let mut child = potluck(home)
             .args(["serve", "--no-discovery", "--listen", "127.0.0.1:0"])
+            .args(extra)
             .spawn()
             .expect("spawn potluck serve");
         let stdout = child.stdout.take().expect("piped stdout");
@@ -285,12 +291,25 @@ impl Drop for Serve {
     }
 }
 
-/// `VmHWM` of a live process, bytes.
-pub fn vm_hwm(pid: u32) -> Option<u64> {
+/// A line of a live process's `/proc/PID/status` given in kB
+/// (`"VmHWM"`, `"VmRSS"`), bytes.
+pub fn vm_status(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status
+        .lines()
+        .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
+}
+
+/// `VmHWM` of a live process (its peak resident set), bytes.
+pub fn vm_hwm(pid: u32) -> Option<u64> {
+    vm_status(pid, "VmHWM")
+}
+
+/// `VmRSS` of a live process (its resident set now), bytes; 0 if gone.
+pub fn vm_rss(pid: u32) -> u64 {
+    vm_status(pid, "VmRSS").unwrap_or(0)
 }
 
 /// Blocks allocated under `path` (files and directories), bytes: what
@@ -570,6 +589,86 @@ fn reuse(
         seconds: doc["seconds"].as_f64().unwrap_or(0.0),
         key: doc.to_string(),
     })
+}
+
+// ---------------------------------------------------------------------------
+// The in-process sync fixture (`sync`, `hub`).
+
+/// Realistic content, ~250-350 bytes: RSVPs with notes and some events.
+fn sync_content(feed: u64, seq: usize, event: potluck::feed::message::MessageId) -> Vec<u8> {
+    if seq % 10 == 1 {
+        format!(
+            r#"{{"type":"event","title":"Potluck number {feed}-{seq}","start":"2031-05-{:02}T18:00:00-04:00","tz":"America/New_York","location":"Community hall, 12 Main Street","description":"Bring a dish to share. Plates and cutlery provided."}}"#,
+            seq % 28 + 1
+        )
+        .into_bytes()
+    } else {
+        format!(
+            r#"{{"type":"rsvp","event":"{event}","status":"going","guests":{},"note":"Looking forward to it! I will bring a salad and some bread, feed {feed} message {seq}."}}"#,
+            seq % 3
+        )
+        .into_bytes()
+    }
+}
+
+/// The key of sync fixture feed number `feed`.
+pub fn sync_feed_key(feed: u64) -> ed25519_dalek::SigningKey {
+    let mut seed = [0u8; 32];
+    seed[..8].copy_from_slice(&feed.to_be_bytes());
+    ed25519_dalek::SigningKey::from_bytes(&seed)
+}
+
+/// Signs `per_feed` messages (one event in ten, the rest RSVPs to it)
+/// for each of the feeds numbered `first_feed ..` `first_feed + feeds`
+/// and ingests them into `store` in batches of 5,000. Returns the
+/// messages' own encoded bytes.
+pub fn fill_sync_fixture(
+    store: &potluck::store::Store,
+    first_feed: u64,
+    feeds: usize,
+    per_feed: usize,
+) -> usize {
+    use potluck::feed::message::{Message, MessageId};
+    let mut total_bytes = 0usize;
+    let mut batch = Vec::new();
+    for f in first_feed..first_feed + feeds as u64 {
+        let key = sync_feed_key(f);
+        let mut prev = MessageId::default();
+        let mut event = MessageId::default();
+        for seq in 1..=per_feed {
+            let msg = Message::sign(
+                &key,
+                seq as u64,
+                prev,
+                seq as i64,
+                &sync_content(f - first_feed, seq, event),
+            )
+            .expect("sign");
+            if seq % 10 == 1 {
+                event = msg.id();
+            }
+            prev = msg.id();
+            total_bytes += msg.bytes().len();
+            batch.push(msg);
+            if batch.len() >= 5_000 {
+                let r = store.ingest(std::mem::take(&mut batch)).expect("ingest");
+                assert!(r.rejected.is_none());
+            }
+        }
+    }
+    let r = store.ingest(batch).expect("ingest");
+    assert!(r.rejected.is_none());
+    total_bytes
+}
+
+/// Messages held by an open store, all feeds.
+pub fn held(store: &potluck::store::Store) -> u64 {
+    store
+        .feeds()
+        .expect("feeds")
+        .iter()
+        .map(|(_, h)| h.sequence)
+        .sum()
 }
 
 // ---------------------------------------------------------------------------

@@ -65,7 +65,20 @@ impl Node {
     /// nothing).
     pub fn make_hub(&self, limits: HubLimits) {
         let tunnels = Mutex::new(Tunnels::new(limits.tunnels()));
-        let _ = self.hub_parts.hub.set(HubRuntime { limits, tunnels });
+        let (established, per_address) = (limits.connections, limits.connections_per_address);
+        if self
+            .hub_parts
+            .hub
+            .set(HubRuntime { limits, tunnels })
+            .is_ok()
+        {
+            // A hub may hold more connections than an ordinary node.
+            let mut connections = self.connections();
+            let mut raised = connections.limits().clone();
+            raised.established = established;
+            raised.per_address = per_address;
+            connections.set_limits(raised);
+        }
     }
 
     /// The hub's limits, when this node is a hub.
@@ -333,4 +346,49 @@ async fn read_packets(conn: &mut Established) -> Result<Vec<Packet>, ConnectionE
     let frame = read_frame(&mut conn.stream, &mut conn.decoder, &mut bytes_in).await?;
     let plain = conn.transport.decrypt(&frame)?;
     Ok(Packet::decode_all(&plain)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::node::{NodeConfig, Timing};
+    use crate::proto::handshake::DEFAULT_NETWORK_KEY;
+    use crate::proto::replicate::Policy;
+    use crate::store::Store;
+
+    #[test]
+    fn a_hub_holds_as_many_connections_as_its_limits_say() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let node = Node::new(
+            store,
+            NodeConfig {
+                identity: ed25519_dalek::SigningKey::from_bytes(&[9; 32]),
+                network: DEFAULT_NETWORK_KEY,
+                policy: Policy::Open,
+                timing: Timing::default(),
+            },
+        );
+        let before = node.connections().limits().clone();
+        node.make_hub(HubLimits {
+            connections: 1_200,
+            ..HubLimits::default()
+        });
+        let after = node.connections().limits().clone();
+        assert_eq!(after.established, 1_200);
+        assert!(after.established > before.established);
+        assert_eq!(
+            after.per_address,
+            crate::proto::hub::HUB_CONNECTIONS_PER_ADDRESS
+        );
+        // A second call changes nothing, as for the rest of hub mode.
+        node.make_hub(HubLimits {
+            connections: 5,
+            connections_per_address: 1,
+            ..HubLimits::default()
+        });
+        assert_eq!(node.connections().limits().established, 1_200);
+    }
 }

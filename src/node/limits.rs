@@ -148,6 +148,18 @@ impl Connections {
         }
     }
 
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Changes the limits (a hub's own, `HubLimits::connections`): the
+    /// connections already held stay, later ones are counted against the
+    /// new limits.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
     /// A connection from `remote` was accepted: may it start the
     /// handshake? On `Ok`, [`Connections::handshake_ended`] must follow.
     /// A known address may take any free slot; an unknown one only those

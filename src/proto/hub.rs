@@ -75,6 +75,13 @@ pub struct HubLimits {
     /// Minutes during which the hub refuses a tunnel that its called end
     /// declined, without asking it again.
     pub declined_minutes: u64,
+    /// Established inbound connections (members' and strangers') the hub
+    /// holds at once (an ordinary node holds 64, too few for a community
+    /// of hundreds).
+    pub connections: usize,
+    /// Inbound connections from one IP address, which a household or a
+    /// venue behind one router shares (an ordinary node allows 8).
+    pub connections_per_address: usize,
 }
 
 impl Default for HubLimits {
@@ -86,6 +93,8 @@ impl Default for HubLimits {
             tunnels_per_member: tunnels.per_member,
             tunnels_total: tunnels.total,
             declined_minutes: tunnels.declined_for.as_secs() / 60,
+            connections: HUB_CONNECTIONS,
+            connections_per_address: HUB_CONNECTIONS_PER_ADDRESS,
         }
     }
 }
@@ -107,6 +116,11 @@ pub fn fits(limits: &HubLimits, member_used: u64, log_bytes: u64, bytes: u64) ->
     member_used.saturating_add(bytes) <= limits.member_bytes
         && log_bytes.saturating_add(bytes) <= limits.total_bytes
 }
+
+/// Established inbound connections a hub holds at once by default.
+pub const HUB_CONNECTIONS: usize = 1_024;
+/// Inbound connections from one address a hub allows by default.
+pub const HUB_CONNECTIONS_PER_ADDRESS: usize = 16;
 
 /// A hub's limits on tunnels (part of [`HubLimits`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -420,5 +434,17 @@ mod tests {
             intake(vec![Packet::Ping, Packet::Goodbye]),
             Ok(Intake::Session(vec![Packet::Ping, Packet::Goodbye]))
         );
+    }
+
+    #[test]
+    fn a_hub_may_raise_its_connection_limits_in_config() {
+        let raised: HubLimits =
+            serde_json::from_str(r#"{"connections": 1200, "connections_per_address": 2}"#).unwrap();
+        assert_eq!(raised.connections, 1200);
+        assert_eq!(raised.connections_per_address, 2);
+        // Absent: a hub's defaults, above an ordinary node's.
+        let default: HubLimits = serde_json::from_str("{}").unwrap();
+        assert_eq!(default.connections, HUB_CONNECTIONS);
+        assert_eq!(default.connections_per_address, HUB_CONNECTIONS_PER_ADDRESS);
     }
 }

@@ -190,6 +190,11 @@ pub struct Link {
     caught_up: bool,
     /// Hub packets from the peer that the node has not taken yet.
     hub_inbox: std::collections::VecDeque<Packet>,
+    /// Something that can change the catch-up happened since the last
+    /// progress check (anything but a ping): a caught-up link is checked
+    /// again only then, so that an idle hub with many members does not
+    /// walk every member's clocks every few seconds.
+    changed_since_check: bool,
 }
 
 /// Most hub packets waiting for the node at once; a peer that sends more
@@ -232,6 +237,7 @@ impl Link {
             reported_received: 0,
             caught_up: false,
             hub_inbox: std::collections::VecDeque::new(),
+            changed_since_check: true,
         }
     }
 
@@ -306,6 +312,7 @@ impl Link {
         now: Instant,
     ) -> Result<Option<PeerEnd>, ProtocolError> {
         self.heard(now);
+        self.changed_since_check |= !matches!(packet, Packet::Ping);
         Ok(match self.session.handle_packet(packet)? {
             Incoming::Goodbye => Some(PeerEnd::Goodbye),
             Incoming::Refused(reason) => Some(PeerEnd::Refused(reason)),
@@ -337,6 +344,7 @@ impl Link {
     /// yet. Store only those of them that [`Link::accepts`].
     pub fn handle_messages(&mut self, now: Instant) -> Result<(), ProtocolError> {
         self.heard(now);
+        self.changed_since_check = true;
         self.session.check_message_allowed()
     }
 
@@ -380,6 +388,7 @@ impl Link {
         ingested: &Ingested<'_>,
         now: Instant,
     ) -> Vec<ModeChange> {
+        self.changed_since_check = true;
         let forked: BTreeSet<FeedId> = ingested.forked.iter().map(|(f, _)| *f).collect();
         for &(feed, head) in ingested.forked {
             self.session.handle_blocking(feed, true, head);
@@ -411,6 +420,7 @@ impl Link {
     /// We now hold `feed` up to `sequence` (published here or received
     /// from any peer).
     pub fn handle_local_append(&mut self, feed: FeedId, sequence: u64) {
+        self.changed_since_check = true;
         self.session.handle_local_append(feed, sequence);
     }
 
@@ -418,12 +428,14 @@ impl Link {
     /// this link's peer.
     pub fn handle_modes(&mut self, change: &ModeChange) {
         if self.active && change.peer == self.peer {
+            self.changed_since_check = true;
             self.session.handle_modes(change.reset, &change.feeds);
         }
     }
 
     /// We blocked (or unblocked) `feed`, of which we hold `head`.
     pub fn handle_blocking(&mut self, feed: FeedId, blocked: bool, head: u64) {
+        self.changed_since_check = true;
         self.session.handle_blocking(feed, blocked, head);
     }
 
@@ -435,6 +447,7 @@ impl Link {
         blocked: impl IntoIterator<Item = FeedId>,
         heads: impl IntoIterator<Item = (FeedId, u64)>,
     ) {
+        self.changed_since_check = true;
         if self.active {
             let (default_push, feeds) = sources.modes_for(self.peer);
             self.session.handle_modes(Some(default_push), &feeds);
@@ -451,6 +464,7 @@ impl Link {
     /// message is damaged on disk. The link sends nothing more of that
     /// feed, and tells the peer it offers it only that far.
     pub fn handle_damaged(&mut self, feed: FeedId, sent_until: u64) {
+        self.changed_since_check = true;
         self.session.handle_damaged(feed, sent_until);
     }
 
@@ -540,6 +554,14 @@ impl Link {
         if self.progress_due().is_some_and(|at| now < at) {
             return None;
         }
+        // Caught up, and only pings since: nothing to learn.
+        if self.caught_up
+            && !self.changed_since_check
+            && (self.received, self.sent) == self.progress_moved
+        {
+            return None;
+        }
+        self.changed_since_check = false;
         self.progress_at = Some(now);
         self.progress_moved = (self.received, self.sent);
         let caught_up = self.session.is_caught_up();

@@ -244,4 +244,12 @@ fn progress_is_checked_sooner_while_messages_move_and_not_once_caught_up() {
     let later = t0 + PROGRESS_EVERY + PROGRESS_IDLE_RECHECK;
     assert!(link.poll_progress(later).is_some_and(|p| p.caught_up));
     assert_eq!(link.timers.get(Timer::Progress), None);
+    // Caught up and only pings since: no walk over the clocks however
+    // long it stays so (an idle hub with many members).
+    let much_later = later + PROGRESS_IDLE_RECHECK * 10;
+    assert_eq!(link.handle_packet(Packet::Ping, much_later), Ok(None));
+    assert_eq!(link.poll_progress(much_later), None);
+    // Something that may change the catch-up: checked again.
+    link.handle_local_append(f(1), 1);
+    assert!(link.poll_progress(much_later).is_some());
 }
