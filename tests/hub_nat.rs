@@ -578,8 +578,20 @@ fn two_homes_behind_nats_meet_through_a_hub() {
         "the hub stored a feed it does not keep"
     );
 
-    // The operator removes Bo: the hub stores nothing more of Bo's.
+    // The operator removes Bo: Bo's session with the hub ends, and the hub
+    // stores nothing more of Bo's.
     sandbox.json(&hub_home, &["hub", "remove", &feeds[3]]);
+    wait_for(
+        &sandbox,
+        &homes[3],
+        &["peers"],
+        "Bo's session with the hub ends",
+        |d| {
+            d["connected"]
+                .as_array()
+                .is_some_and(|p| !p.iter().any(|p| p["feed"] == hub_feed.as_str()))
+        },
+    );
     let before = held(&sandbox, &hub_home, &feeds[3]);
     let sent_to_hub = |doc: &Value| {
         doc["connected"]

@@ -64,14 +64,18 @@ pub struct MemberView {
 
 impl App {
     /// Whether this node is a hub: the running node says; with none
-    /// running, `config.json` does.
+    /// running, `config.json` does, or a store that has members (a hub
+    /// started with `serve --hub`).
     pub fn is_hub(&self) -> Result<bool, AppError> {
         if let Some(node) = &self.node
             && node.hub_limits().is_some()
         {
             return Ok(true);
         }
-        Ok(ConfigFile::load(self.home()?)?.hub_limits().is_some())
+        if ConfigFile::load(self.home()?)?.hub_limits().is_some() {
+            return Ok(true);
+        }
+        Ok(!self.store.members()?.is_empty())
     }
 
     /// On a hub, a new member code's secret, saved (as a hash) with its
@@ -82,7 +86,8 @@ impl App {
         options: &MemberCodeOptions,
     ) -> Result<Option<[u8; TOKEN_LEN]>, AppError> {
         let hub = self.node.as_ref().is_some_and(|n| n.hub_limits().is_some())
-            || config.hub_limits().is_some();
+            || config.hub_limits().is_some()
+            || !self.store.members()?.is_empty();
         if !hub {
             return Ok(None);
         }
@@ -150,14 +155,18 @@ impl App {
             .collect()
     }
 
-    /// `potluck hub remove FEED`: ends a membership. The hub refuses the
-    /// feed's connections from now on (a live one stores nothing more)
+    /// `potluck hub remove FEED`: ends a membership. A live session of
+    /// the member ends, and the hub refuses its connections from now on
     /// until `hub admit` takes it back. Returns whether it was a member.
     pub fn hub_remove(&self, feed: &FeedId) -> Result<bool, AppError> {
         if !self.is_hub()? {
             return Err(AppError::NotAHub);
         }
-        Ok(self.store.remove_member(feed, now_ms())?)
+        let was = self.store.remove_member(feed, now_ms())?;
+        if was && let Some(node) = &self.node {
+            node.end_session_of(*feed);
+        }
+        Ok(was)
     }
 
     /// `potluck hub admit FEED`: makes a feed a member without a code.

@@ -256,6 +256,8 @@ impl<'a> Driver<'a> {
                     self.link.handle_hub_send((*packet).clone());
                 }
             }
+            Ok(NodeEvent::Close(peer)) if peer == self.link.peer() => return self.close(),
+            Ok(NodeEvent::Close(_)) => {}
             Err(RecvError::Lagged(_)) => {
                 // We missed some notices: re-read the push modes, blocks
                 // and heads.

@@ -14,7 +14,7 @@ use std::sync::{Mutex, OnceLock};
 use tokio::io::AsyncWriteExt;
 
 use super::connection::{Established, read_frame};
-use super::{ConnectionError, Node};
+use super::{ConnectionError, Node, NodeEvent};
 use crate::feed::message::{FeedId, Message};
 use crate::home::config::PeerAddr;
 use crate::proto::frame::encode_frame;
@@ -102,6 +102,12 @@ impl Node {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Ends the hub's removed member's live session (it says goodbye);
+    /// its next connection is refused.
+    pub fn end_session_of(&self, feed: FeedId) {
+        let _ = self.events.send(NodeEvent::Close(feed));
     }
 
     /// Whether the hub's operator removed `feed` from its members (false

@@ -203,6 +203,8 @@ pub enum NodeEvent {
     /// How far a connected peer's catch-up is: sent when it starts or
     /// stops being caught up, and every few seconds while messages arrive.
     Progress(CatchUp),
+    /// The session with this peer must end (a hub removed the member).
+    Close(FeedId),
     /// A hub packet for the session with `to` to send (a hub's
     /// `TunnelCall`).
     HubPacket {
