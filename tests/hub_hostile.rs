@@ -94,6 +94,25 @@ struct Alter {
     back: Option<usize>,
 }
 
+/// Takes one connection from the (non-blocking) `listener`, shakes hands
+/// as the hub and reads its first frame; `None` when none is waiting (after
+/// a short pause) or it fails.
+fn accept_one(
+    listener: &TcpListener,
+    key: &ed25519_dalek::SigningKey,
+) -> Option<(Conn, Vec<Packet>)> {
+    let Ok((stream, _)) = listener.accept() else {
+        std::thread::sleep(Duration::from_millis(20));
+        return None;
+    };
+    stream.set_nonblocking(false).ok()?;
+    let mut conn = shake(stream, key)?;
+    let first = read_frame(&mut conn.stream, &mut conn.decoder)
+        .and_then(|f| conn.transport.decrypt(&f).ok())
+        .and_then(|p| Packet::decode_all(&p).ok())?;
+    Some((conn, first))
+}
+
 /// What the hostile hub recorded of one tunnel.
 #[derive(Default)]
 struct Recorded {
@@ -149,21 +168,7 @@ fn hostile_hub(
         let deadline = Instant::now() + common::DEADLINE * 2;
         let mut waiting: Option<Conn> = None;
         while Instant::now() < deadline && done.try_recv().is_err() {
-            let stream = match listener.accept() {
-                Ok((stream, _)) => stream,
-                Err(_) => {
-                    std::thread::sleep(Duration::from_millis(20));
-                    continue;
-                }
-            };
-            stream.set_nonblocking(false).unwrap();
-            let Some(mut conn) = shake(stream, &key) else {
-                continue;
-            };
-            let Some(first) = read_frame(&mut conn.stream, &mut conn.decoder)
-                .and_then(|f| conn.transport.decrypt(&f).ok())
-                .and_then(|p| Packet::decode_all(&p).ok())
-            else {
+            let Some((mut conn, first)) = accept_one(&listener, &key) else {
                 continue;
             };
             match first.first() {
@@ -430,18 +435,7 @@ fn a_hub_flooding_a_member_with_calls_gets_one_answer_per_feed() {
     while Instant::now() < deadline
         && flooded_at.is_none_or(|t| t.elapsed() < Duration::from_secs(3))
     {
-        let Ok((stream, _)) = listener.accept() else {
-            std::thread::sleep(Duration::from_millis(20));
-            continue;
-        };
-        stream.set_nonblocking(false).unwrap();
-        let Some(mut conn) = shake(stream, &key) else {
-            continue;
-        };
-        let Some(first) = read_frame(&mut conn.stream, &mut conn.decoder)
-            .and_then(|f| conn.transport.decrypt(&f).ok())
-            .and_then(|p| Packet::decode_all(&p).ok())
-        else {
+        let Some((mut conn, first)) = accept_one(&listener, &key) else {
             continue;
         };
         match first.first() {

@@ -26,13 +26,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::sandbox::{BIN, Sandbox, clean_env};
+use common::sandbox::{Sandbox, Server};
 use serde_json::Value;
 
 /// Longest wait for something to cross the hub.
@@ -134,9 +132,11 @@ impl NatNet {
         sh("ip", &["-n", ns, "link", "set", inside, "up"])
     }
 
-    fn build() -> Result<(NatNet, [Laptop; 4]), String> {
+    /// Builds the namespaces; `tag` keeps two tests of this binary (one
+    /// process) apart.
+    fn build(tag: &str) -> Result<(NatNet, [Laptop; 4]), String> {
         let mut net = NatNet {
-            prefix: format!("ph{}", std::process::id() % 100_000),
+            prefix: format!("ph{}{tag}", std::process::id() % 100_000),
             made: Vec::new(),
         };
         let p = net.prefix.clone();
@@ -237,51 +237,36 @@ impl Drop for NatNet {
     }
 }
 
-/// `potluck serve` in a namespace, killed when dropped.
-struct NsServer {
-    child: Child,
-}
-
-impl Drop for NsServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve_in(ns: &str, sandbox: &Sandbox, home: &Path, listen: &str, hub: bool) -> NsServer {
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", ns, BIN, "--home"])
-        .arg(home)
-        .args(["serve", "--listen", listen, "--no-discovery", "--no-web"]);
+/// `potluck serve` in namespace `ns` (with `--hub` when `hub`), killed
+/// when dropped.
+fn serve_in(ns: &str, sandbox: &Sandbox, home: &Path, listen: &str, hub: bool) -> Server {
+    let mut args = vec!["--listen", listen, "--no-discovery", "--no-web"];
     if hub {
-        cmd.arg("--hub");
+        args.push("--hub");
     }
-    clean_env(&mut cmd, sandbox.dir());
-    let mut child = cmd.spawn().expect("spawn potluck serve in a namespace");
-    let (tx, lines) = mpsc::channel();
-    let stdout = child.stdout.take().expect("stdout");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let stderr = child.stderr.take().expect("stderr");
-    std::thread::spawn(move || {
-        let _ = std::io::copy(&mut BufReader::new(stderr), &mut std::io::sink());
-    });
-    let deadline = Instant::now() + common::DEADLINE;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match lines.recv_timeout(left) {
-            Ok(line) if line.contains(" listening on ") => break,
-            Ok(_) => continue,
-            Err(e) => panic!("{ns}: serve did not start listening: {e}"),
-        }
-    }
-    NsServer { child }
+    sandbox
+        .spawn_serve_in(Some(ns), home, &args)
+        .unwrap_or_else(|e| panic!("{ns}: {e}"))
+}
+
+/// The hub's home, its node in its namespace, and a member code for
+/// `uses` people; `config` is written to its config.json first.
+fn start_hub(
+    net: &NatNet,
+    sandbox: &Sandbox,
+    config: &str,
+    uses: &str,
+) -> (PathBuf, Server, String) {
+    let home = sandbox.home("hub");
+    sandbox.json(&home, &["init", "--name", "Co-op hub"]);
+    std::fs::write(home.join("config.json"), config).unwrap();
+    let listen = format!("{HUB_ADDR}:7643");
+    let server = serve_in(&net.ns("hub"), sandbox, &home, &listen, true);
+    let code = sandbox.json(&home, &["invite", "--addr", &listen, "--uses", uses])["code"]
+        .as_str()
+        .expect("a member code")
+        .to_owned();
+    (home, server, code)
 }
 
 /// Polls `potluck --json ARGS` on `home` until `cond` holds; returns how
@@ -337,7 +322,7 @@ fn held(sandbox: &Sandbox, home: &Path, feed: &str) -> u64 {
 
 #[test]
 fn two_homes_behind_nats_meet_through_a_hub() {
-    let (net, laptops) = match NatNet::build() {
+    let (net, laptops) = match NatNet::build("m") {
         Ok(built) => built,
         Err(e) => {
             eprintln!(
@@ -347,35 +332,13 @@ fn two_homes_behind_nats_meet_through_a_hub() {
         }
     };
     let sandbox = Sandbox::new();
-    let hub_home = sandbox.home("hub");
-    sandbox.json(&hub_home, &["init", "--name", "Co-op hub"]);
     // The hub stores its members' own feeds and nothing else.
-    std::fs::write(
-        hub_home.join("config.json"),
-        r#"{"replication": {"hops": 0}}"#,
-    )
-    .unwrap();
+    let (hub_home, mut hub, code) =
+        start_hub(&net, &sandbox, r#"{"replication": {"hops": 0}}"#, "4");
     let hub_listen = format!("{HUB_ADDR}:7643");
-    let mut hub = serve_in(&net.ns("hub"), &sandbox, &hub_home, &hub_listen, true);
-    let code = sandbox.json(
-        &hub_home,
-        &[
-            "invite",
-            "--addr",
-            &hub_listen,
-            "--uses",
-            "4",
-            "--note",
-            "test",
-        ],
-    )["code"]
-        .as_str()
-        .expect("a member code")
-        .to_owned();
-
     let names = ["Ana", "Abe", "Bea", "Bo"];
     let homes: Vec<PathBuf> = names.iter().map(|n| sandbox.home(n)).collect();
-    let mut servers: Vec<Option<NsServer>> = Vec::new();
+    let mut servers: Vec<Option<Server>> = Vec::new();
     for (i, home) in homes.iter().enumerate() {
         sandbox.json(home, &["init", "--name", names[i]]);
         let listen = format!("{}:7643", laptops[i].addr);
@@ -647,16 +610,9 @@ fn two_homes_behind_nats_meet_through_a_hub() {
 #[test]
 #[ignore]
 fn rsvp_latency_across_two_nats() {
-    let (net, laptops) = NatNet::build().unwrap_or_else(|e| panic!("namespaces: {e}"));
+    let (net, laptops) = NatNet::build("b").unwrap_or_else(|e| panic!("namespaces: {e}"));
     let sandbox = Sandbox::new();
-    let hub_home = sandbox.home("hub");
-    sandbox.json(&hub_home, &["init", "--name", "Hub"]);
-    let hub_listen = format!("{HUB_ADDR}:7643");
-    let _hub = serve_in(&net.ns("hub"), &sandbox, &hub_home, &hub_listen, true);
-    let code = sandbox.json(&hub_home, &["invite", "--addr", &hub_listen, "--uses", "2"])["code"]
-        .as_str()
-        .expect("a member code")
-        .to_owned();
+    let (_hub_home, _hub, code) = start_hub(&net, &sandbox, "{}", "2");
     let (ana, bea) = (sandbox.home("ana"), sandbox.home("bea"));
     let mut servers = Vec::new();
     for (home, laptop) in [(&ana, &laptops[0]), (&bea, &laptops[2])] {
