@@ -378,19 +378,7 @@ fn two_homes_behind_nats_meet_through_a_hub() {
     }
 
     // Events and RSVPs flow both ways through the hub.
-    let event = sandbox.json(
-        &homes[0],
-        &[
-            "announce",
-            "--title",
-            "Soup night",
-            "--start",
-            common::START,
-        ],
-    )["id"]
-        .as_str()
-        .expect("event id")
-        .to_owned();
+    let event = common::sandbox::announce(&sandbox, &homes[0], "Soup night");
     wait_for(
         &sandbox,
         &homes[2],
@@ -407,19 +395,7 @@ fn two_homes_behind_nats_meet_through_a_hub() {
         |d| rsvp_of(d, &feeds[2]).as_deref() == Some("going"),
     );
     eprintln!("an RSVP crossed both NATs through the hub in {crossed:?} (polled every {POLL:?})");
-    let other = sandbox.json(
-        &homes[3],
-        &[
-            "announce",
-            "--title",
-            "Repair café",
-            "--start",
-            common::START,
-        ],
-    )["id"]
-        .as_str()
-        .expect("event id")
-        .to_owned();
+    let other = common::sandbox::announce(&sandbox, &homes[3], "Repair café");
     wait_for(
         &sandbox,
         &homes[1],
@@ -458,19 +434,7 @@ fn two_homes_behind_nats_meet_through_a_hub() {
     // The hub restarts: members reconnect and nothing is lost.
     drop(hub);
     hub = serve_in(&net.ns("hub"), &sandbox, &hub_home, &hub_listen, true);
-    let after = sandbox.json(
-        &homes[2],
-        &[
-            "announce",
-            "--title",
-            "After the restart",
-            "--start",
-            common::START,
-        ],
-    )["id"]
-        .as_str()
-        .expect("event id")
-        .to_owned();
+    let after = common::sandbox::announce(&sandbox, &homes[2], "After the restart");
     wait_for(
         &sandbox,
         &homes[1],
@@ -511,19 +475,7 @@ fn two_homes_behind_nats_meet_through_a_hub() {
     let cy = sandbox.home("cy");
     sandbox.json(&cy, &["init", "--name", "Cy"]);
     let cy_feed = feed_of(&sandbox, &cy);
-    let private = sandbox.json(
-        &cy,
-        &[
-            "announce",
-            "--title",
-            "Cy's supper",
-            "--start",
-            common::START,
-        ],
-    )["id"]
-        .as_str()
-        .expect("event id")
-        .to_owned();
+    let private = common::sandbox::announce(&sandbox, &cy, "Cy's supper");
     let bundle = sandbox.dir().join("cy.bundle");
     let bundle_text = bundle.to_str().expect("a UTF-8 path");
     sandbox.json(&cy, &["export", &cy_feed, "--out", bundle_text]);
@@ -622,13 +574,7 @@ fn rsvp_latency_across_two_nats() {
         sandbox.json(home, &["hub", "add", &code]);
     }
     let bea_feed = feed_of(&sandbox, &bea);
-    let event = sandbox.json(
-        &ana,
-        &["announce", "--title", "Bench", "--start", common::START],
-    )["id"]
-        .as_str()
-        .expect("event id")
-        .to_owned();
+    let event = common::sandbox::announce(&sandbox, &ana, "Bench");
     wait_for(
         &sandbox,
         &bea,
