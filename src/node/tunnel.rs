@@ -23,7 +23,7 @@ use super::{ConnectionError, Node, NodeEvent, SessionReport};
 use crate::feed::message::FeedId;
 use crate::home::config::PeerAddr;
 use crate::proto::frame::FrameDecoder;
-use crate::proto::hub::Ends;
+use crate::proto::hub::{Ends, dials_first, is_global, takes_call};
 use crate::proto::wire::{MemberEntry, Packet, RefuseReason, TOKEN_LEN};
 
 /// A tunnel carrying nothing either way for this long is closed (a live
@@ -42,42 +42,6 @@ const DIRECT_CHANGE_EVERY: Duration = Duration::from_secs(60);
 /// Entries of a hub's `Members` packet: each at most 97 bytes, so that a
 /// packet stays well inside a frame.
 const MEMBERS_PER_PACKET: usize = 500;
-
-/// Whether an address is one the internet routes to a single host (not
-/// loopback, private, link-local, shared, documentation, benchmarking,
-/// reserved, multicast or unspecified): the only kind a member is told to
-/// dial.
-pub(super) fn is_global(ip: std::net::IpAddr) -> bool {
-    match ip {
-        std::net::IpAddr::V4(v4) => {
-            let [a, b, c, _] = v4.octets();
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_multicast()
-                || v4.is_broadcast()
-                || v4.is_documentation()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b))
-                || (a == 198 && (b == 18 || b == 19))
-                || (a == 192 && b == 0 && c == 0)
-                || a >= 240)
-        }
-        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => is_global(v4.into()),
-            None => {
-                let [first, second, ..] = v6.segments();
-                !(v6.is_loopback()
-                    || v6.is_unspecified()
-                    || v6.is_multicast()
-                    || (first & 0xfe00) == 0xfc00
-                    || (first & 0xffc0) == 0xfe80
-                    || (first == 0x2001 && second == 0xdb8))
-            }
-        },
-    }
-}
 
 /// What the called member's connection brings to the waiting one.
 pub(super) type CalledEnd = Result<Established, RefuseReason>;
@@ -242,9 +206,8 @@ impl Node {
             // Only our hubs may call us.
             return Some(Packet::TunnelDecline { token });
         };
-        let takes =
-            settings.tunnels_from_hub_members || self.followed().contains(&from) && from != hub;
-        if !takes {
+        let follows = self.followed().contains(&from);
+        if !takes_call(from, hub, follows, settings.tunnels_from_hub_members) {
             tracing::info!(%from, %hub, "declining a tunnel from a feed we do not follow");
             return Some(Packet::TunnelDecline { token });
         }
@@ -329,7 +292,7 @@ impl Node {
                 .store
                 .contacts(&feed)
                 .is_ok_and(|c| c.iter().any(|(f, c)| *f == me && c.following));
-            if follows_us && me > feed {
+            if !dials_first(me, feed, follows_us) {
                 continue;
             }
             {
@@ -744,39 +707,4 @@ async fn splice(mut a: Established, mut b: Established, idle: Duration) -> (u64,
     let _ = a_write.shutdown().await;
     let _ = b_write.shutdown().await;
     (there, back)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_global;
-
-    #[test]
-    fn only_global_unicast_addresses_are_dialed() {
-        for ip in ["1.2.3.1", "8.8.8.8", "2a00:1450::1", "::ffff:1.2.3.4"] {
-            assert!(is_global(ip.parse().unwrap()), "{ip}");
-        }
-        for ip in [
-            "127.0.0.1",
-            "10.0.0.1",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.1.1",
-            "100.64.0.1",
-            "0.0.0.0",
-            "255.255.255.255",
-            "224.0.0.1",
-            "203.0.113.7",
-            "198.18.0.1",
-            "240.0.0.1",
-            "::1",
-            "::",
-            "fe80::1",
-            "fd00::1",
-            "ff02::1",
-            "2001:db8::1",
-            "::ffff:192.168.1.1",
-        ] {
-            assert!(!is_global(ip.parse().unwrap()), "{ip}");
-        }
-    }
 }

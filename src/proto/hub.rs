@@ -122,6 +122,56 @@ pub const HUB_CONNECTIONS: usize = 1_024;
 /// Inbound connections from one address a hub allows by default.
 pub const HUB_CONNECTIONS_PER_ADDRESS: usize = 16;
 
+/// Whether an address is one the internet routes to a single host (not
+/// loopback, private, link-local, shared, documentation, benchmarking,
+/// reserved, multicast or unspecified): the only kind a member is told to
+/// dial.
+pub fn is_global(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 198 && (b == 18 || b == 19))
+                || (a == 192 && b == 0 && c == 0)
+                || a >= 240)
+        }
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_global(v4.into()),
+            None => {
+                let [first, second, ..] = v6.segments();
+                !(v6.is_loopback()
+                    || v6.is_unspecified()
+                    || v6.is_multicast()
+                    || (first & 0xfe00) == 0xfc00
+                    || (first & 0xffc0) == 0xfe80
+                    || (first == 0x2001 && second == 0xdb8))
+            }
+        },
+    }
+}
+
+/// Whether a member takes a tunnel call from `from`, passed on by its hub
+/// `hub`: from a feed it follows (`follows`), or from any member when it
+/// said so (`from_any_member`); never from the hub itself.
+pub fn takes_call(from: FeedId, hub: FeedId, follows: bool, from_any_member: bool) -> bool {
+    from != hub && (follows || from_any_member)
+}
+
+/// Of two members told of each other, whether `me` dials `other`: always
+/// when `other` does not follow us (it will not dial), else only the
+/// smaller feed key, so that one session is opened, not two.
+pub fn dials_first(me: FeedId, other: FeedId, other_follows_me: bool) -> bool {
+    !other_follows_me || me < other
+}
+
 /// A hub's limits on tunnels (part of [`HubLimits`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TunnelLimits {
@@ -446,5 +496,47 @@ mod tests {
         let default: HubLimits = serde_json::from_str("{}").unwrap();
         assert_eq!(default.connections, HUB_CONNECTIONS);
         assert_eq!(default.connections_per_address, HUB_CONNECTIONS_PER_ADDRESS);
+    }
+
+    #[test]
+    fn only_global_unicast_addresses_are_dialed() {
+        for ip in ["1.2.3.1", "8.8.8.8", "2a00:1450::1", "::ffff:1.2.3.4"] {
+            assert!(is_global(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in [
+            "127.0.0.1",
+            "10.0.0.1",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.1.1",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "203.0.113.7",
+            "198.18.0.1",
+            "240.0.0.1",
+            "::1",
+            "::",
+            "fe80::1",
+            "fd00::1",
+            "ff02::1",
+            "2001:db8::1",
+            "::ffff:192.168.1.1",
+        ] {
+            assert!(!is_global(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn a_member_takes_calls_from_whom_it_follows_and_one_of_two_dials() {
+        assert!(takes_call(A, C, true, false));
+        assert!(takes_call(A, C, false, true));
+        assert!(!takes_call(A, C, false, false));
+        // The hub never calls in its own name.
+        assert!(!takes_call(C, C, true, true));
+        assert!(dials_first(A, B, true));
+        assert!(!dials_first(B, A, true));
+        assert!(dials_first(B, A, false));
     }
 }
