@@ -75,41 +75,13 @@ fn hostile_server(
     msgs: Vec<potluck::feed::message::Message>,
 ) -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
     use potluck::proto::frame::{FrameDecoder, encode_frame};
-    use potluck::proto::handshake::{DEFAULT_NETWORK_KEY, Handshake, Transport};
+    use potluck::proto::handshake::{DEFAULT_NETWORK_KEY, Handshake};
     use potluck::proto::replicate::sim::opening;
     use potluck::proto::replicate::{Clock, Policy};
-    use potluck::proto::wire::{FramePacker, Packet};
+    use potluck::proto::wire::Packet;
     use std::io::{Read, Write};
 
-    fn read_frame(stream: &mut std::net::TcpStream, decoder: &mut FrameDecoder) -> Option<Vec<u8>> {
-        let mut buf = [0u8; 4096];
-        loop {
-            if let Some(frame) = decoder.next_frame().ok()? {
-                return Some(frame);
-            }
-            let want = decoder.room().min(buf.len());
-            let n = stream.read(&mut buf[..want]).ok()?;
-            if n == 0 {
-                return None;
-            }
-            assert_eq!(decoder.push(&buf[..n]), n, "read at most room() bytes");
-        }
-    }
-    fn send(
-        stream: &mut std::net::TcpStream,
-        transport: &mut Transport,
-        packets: &[Packet],
-    ) -> bool {
-        let mut packer = FramePacker::new();
-        for p in packets {
-            packer.push(p).unwrap();
-        }
-        let mut wire = Vec::new();
-        for plain in packer.take() {
-            wire.extend(encode_frame(&transport.encrypt(&plain).unwrap()).unwrap());
-        }
-        stream.write_all(&wire).is_ok()
-    }
+    use common::raw::{read_frame, send};
 
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();

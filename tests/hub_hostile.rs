@@ -20,13 +20,14 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::raw::read_frame;
 use common::sandbox::{Sandbox, Server};
 use potluck::feed::message::FeedId;
 use potluck::proto::frame::{FrameDecoder, encode_frame};
 use potluck::proto::handshake::{DEFAULT_NETWORK_KEY, Handshake, Transport};
 use potluck::proto::replicate::sim::opening;
 use potluck::proto::replicate::{Clock, Policy};
-use potluck::proto::wire::{FramePacker, Packet, RefuseReason};
+use potluck::proto::wire::{Packet, RefuseReason};
 
 /// One side of a connection to the hostile hub, past the handshake.
 struct Conn {
@@ -36,33 +37,8 @@ struct Conn {
     remote: FeedId,
 }
 
-fn read_frame(stream: &mut TcpStream, decoder: &mut FrameDecoder) -> Option<Vec<u8>> {
-    let mut buf = [0u8; 4096];
-    loop {
-        if let Some(frame) = decoder.next_frame().ok()? {
-            return Some(frame);
-        }
-        let want = decoder.room().min(buf.len());
-        let n = stream.read(&mut buf[..want]).ok()?;
-        if n == 0 {
-            return None;
-        }
-        assert_eq!(decoder.push(&buf[..n]), n);
-    }
-}
-
 fn send(conn: &mut Conn, packets: &[Packet]) -> bool {
-    let mut packer = FramePacker::new();
-    for p in packets {
-        packer.push(p).expect("packet fits");
-    }
-    let mut wire = Vec::new();
-    for plain in packer.take() {
-        wire.extend(
-            encode_frame(&conn.transport.encrypt(&plain).expect("encrypt")).expect("frame"),
-        );
-    }
-    conn.stream.write_all(&wire).is_ok()
+    common::raw::send(&mut conn.stream, &mut conn.transport, packets)
 }
 
 fn shake(mut stream: TcpStream, key: &ed25519_dalek::SigningKey) -> Option<Conn> {

@@ -28,7 +28,8 @@ pub struct Args {
 pub enum HubCommand {
     /// On a hub: list its members, with what each stored.
     Members,
-    /// On a hub: remove a member; its connections are refused from now on.
+    /// On a hub: remove a member; its open session ends and its
+    /// connections are refused from now on.
     Remove {
         /// The member's feed id, `@…ed25519`.
         feed: String,
@@ -111,7 +112,8 @@ pub(crate) enum Command {
     /// Connect to a peer once, exchange everything both ways, and exit.
     #[command(display_order = 13)]
     Sync {
-        /// HOST:PORT, or @FEED.ed25519@HOST:PORT to insist on that feed.
+        /// HOST:PORT, or @FEED.ed25519@HOST:PORT to insist on that feed, or
+        /// @FEED.ed25519 alone to reach that member through your hubs.
         addr: String,
     },
     /// List connected and known peers.

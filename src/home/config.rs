@@ -54,7 +54,7 @@ pub enum ConfigError {
     },
     /// A peer address cannot be parsed.
     #[error(
-        "`{0}` is not a peer address: use HOST:PORT, or @FEED.ed25519@HOST:PORT to pin the feed you expect"
+        "`{0}` is not a peer address: use HOST:PORT, @FEED.ed25519@HOST:PORT to pin the feed you expect, or @FEED.ed25519 alone to go through your hubs"
     )]
     BadPeer(String),
     /// An invite code cannot be read.

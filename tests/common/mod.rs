@@ -18,6 +18,7 @@
 pub mod flood;
 pub mod format2;
 pub mod node;
+pub mod raw;
 pub mod sandbox;
 
 use std::time::Duration;
