@@ -95,6 +95,10 @@ fn a_stranger_cannot_open_a_tunnel_and_a_declined_pair_is_refused_at_once() {
     sandbox.json(&homes[0], &["hub", "add", &code]);
     let bea_feed = feed(&sandbox, &homes[1]);
     // Bea is no member yet: Ana cannot reach her through the hub.
+    let line = sandbox
+        .run(&homes[0], &["sync", &bea_feed])
+        .one_line_error();
+    assert!(line.contains("only between its members"), "{line}");
     sandbox.json(&homes[1], &["hub", "add", &code]);
     let bea = serve(&sandbox, &homes[1], false);
 
