@@ -832,7 +832,10 @@ fn many_members(rt: &tokio::runtime::Runtime, home: &Path, count: usize, feeds: 
     };
     let connections = count + 64;
     hub_config(home, json!({ "connections": connections }));
-    let serve = Serve::start_with(home, &["--no-web"], CLI_LIMIT);
+    // `HUB_WRAP="heaptrack -o FILE"` runs the hub under a profiler.
+    let wrap = std::env::var("HUB_WRAP").unwrap_or_default();
+    let wrapper: Vec<&str> = wrap.split_whitespace().collect();
+    let serve = Serve::start_under(&wrapper, home, &["--no-web"], CLI_LIMIT);
     let pid = serve.pid();
     let hub_feed = FeedId::parse(&serve.feed).expect("the hub's feed");
     let hub = peer_addr(hub_feed, serve.addr);

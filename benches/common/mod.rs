@@ -209,7 +209,14 @@ impl Serve {
 
     /// [`Serve::start`] with more arguments for `serve` (`--hub`).
     pub fn start_with(home: &Path, extra: &[&str], limit: Duration) -> Serve {
-        let mut child = potluck(home)
+        Serve::start_under(&[], home, extra, limit)
+    }
+
+    /// [`Serve::start_with`] under a wrapper such as `heaptrack -o FILE`
+    /// (see [`potluck_under`]); lines the wrapper prints before the node's
+    /// first are skipped.
+    pub fn start_under(wrapper: &[&str], home: &Path, extra: &[&str], limit: Duration) -> Serve {
+        let mut child = potluck_under(wrapper, home)
             .args(["serve", "--no-discovery", "--listen", "127.0.0.1:0"])
             .args(extra)
             .spawn()
@@ -232,11 +239,15 @@ impl Serve {
             stderr: Some(stderr),
         };
         // "potluck node FEED listening on ADDR"
-        let line = match rx.recv_timeout(limit) {
-            Ok(line) => line,
-            Err(_) => {
-                let err = serve.stop();
-                panic!("potluck serve did not start within {limit:?}: {err}");
+        let started = Instant::now();
+        let line = loop {
+            match rx.recv_timeout(limit.saturating_sub(started.elapsed())) {
+                Ok(line) if line.starts_with("potluck node ") => break line,
+                Ok(_) => continue,
+                Err(_) => {
+                    let err = serve.stop();
+                    panic!("potluck serve did not start within {limit:?}: {err}");
+                }
             }
         };
         let words: Vec<&str> = line.split_whitespace().collect();

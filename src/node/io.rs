@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -21,6 +21,8 @@ use crate::proto::wire::Packet;
 /// How long the writer may take to send what is queued when the
 /// connection ends: a peer that does not read cannot hold us longer.
 const WRITER_DRAIN: Duration = Duration::from_secs(5);
+/// The most bytes the reader takes from the socket at once.
+const READ_CHUNK: usize = 64 * 1024;
 
 /// What the reader hands over: a run of decoded items, or why it stopped.
 pub(super) type Decoded = Result<Vec<Inbound>, ConnectionError>;
@@ -202,7 +204,7 @@ fn decode_and_check(packets: Vec<Packet>) -> Vec<Inbound> {
 /// Reads frames, decrypts and decodes them, and hands them over. The
 /// bounded channel makes a slow driver slow down the peer (TCP backpressure).
 async fn read_task(
-    mut read: tokio::net::tcp::OwnedReadHalf,
+    read: tokio::net::tcp::OwnedReadHalf,
     mut decoder: FrameDecoder,
     first: Vec<Packet>,
     transport: Arc<Mutex<Transport>>,
@@ -219,7 +221,10 @@ async fn read_task(
             return;
         }
     }
-    let mut buf = vec![0u8; 64 * 1024];
+    // Allocated when bytes are there to read, freed when the socket would
+    // block: most of a hub's thousand connections wait most of the time,
+    // and each would otherwise hold READ_CHUNK for nothing.
+    let mut buf: Vec<u8> = Vec::new();
     // An error met while gathering extra frames, delivered after them.
     let mut pending_error: Option<ConnectionError> = None;
     loop {
@@ -233,14 +238,24 @@ async fn read_task(
                 Ok(None) => {}
                 Err(e) => break Err(ConnectionError::from(e)),
             }
-            let want = decoder.room().min(buf.len());
-            match read.read(&mut buf[..want]).await {
+            let want = decoder.room().min(READ_CHUNK);
+            if buf.is_empty() {
+                buf = vec![0u8; READ_CHUNK];
+            }
+            match read.try_read(&mut buf[..want]) {
                 Ok(0) => break Err(ConnectionError::Closed),
                 Ok(n) => {
                     bytes_in.fetch_add(n as u64, Ordering::Relaxed);
                     totals.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
                     if let Err(e) = push_all(&mut decoder, &buf[..n]) {
                         break Err(e);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    buf = Vec::new();
+                    decoder.release_idle();
+                    if let Err(e) = read.readable().await {
+                        break Err(e.into());
                     }
                 }
                 Err(e) => break Err(e.into()),
@@ -266,7 +281,10 @@ async fn read_task(
                     break;
                 }
             }
-            let want = decoder.room().min(buf.len());
+            let want = decoder.room().min(READ_CHUNK);
+            if buf.is_empty() {
+                buf = vec![0u8; READ_CHUNK];
+            }
             match read.try_read(&mut buf[..want]) {
                 Ok(0) => {
                     pending_error = Some(ConnectionError::Closed);
@@ -274,6 +292,7 @@ async fn read_task(
                 }
                 Ok(n) => {
                     bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+                    totals.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
                     if let Err(e) = push_all(&mut decoder, &buf[..n]) {
                         pending_error = Some(e);
                         break;

@@ -20,6 +20,9 @@ pub const MAX_FRAME: usize = 65535;
 /// The most bytes a [`FrameDecoder`] ever buffers: one maximal frame with
 /// its header.
 pub const MAX_BUFFERED: usize = FRAME_HEADER_LEN + MAX_FRAME;
+/// The most buffer a waiting [`FrameDecoder`] keeps (see
+/// [`FrameDecoder::release_idle`]).
+pub const IDLE_BUFFER: usize = 4 * 1024;
 
 /// A frame that cannot be encoded or decoded.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -161,6 +164,17 @@ impl FrameDecoder {
         Ok(Some(frame))
     }
 
+    /// Gives back memory while the connection waits: a buffer that grew
+    /// past [`IDLE_BUFFER`] for a burst (a clock, a run of messages) is
+    /// cut to what is still unread. A hub keeps a thousand connections
+    /// that mostly wait, and each would otherwise keep its largest burst.
+    pub fn release_idle(&mut self) {
+        if self.buf.capacity() > IDLE_BUFFER && self.buffered() <= IDLE_BUFFER {
+            self.buf = self.buf[self.start..].to_vec();
+            self.start = 0;
+        }
+    }
+
     /// Bytes received but not yet returned as a frame.
     pub fn buffered(&self) -> usize {
         self.buf.len() - self.start
@@ -191,6 +205,26 @@ mod tests {
             }
         }
         Ok((frames, decoder.buffered()))
+    }
+
+    #[test]
+    fn a_waiting_decoder_gives_back_its_burst_buffer_and_keeps_what_is_unread() {
+        let mut decoder = FrameDecoder::new();
+        let big = encode_frame(&vec![1u8; 40_000]).unwrap();
+        let next = encode_frame(b"next").unwrap();
+        let mut bytes = big.clone();
+        bytes.extend_from_slice(&next[..3]);
+        assert_eq!(decoder.push(&bytes), bytes.len());
+        assert_eq!(decoder.next_frame().unwrap().map(|f| f.len()), Some(40_000));
+        assert!(decoder.buf.capacity() > IDLE_BUFFER);
+        decoder.release_idle();
+        assert!(decoder.buf.capacity() <= IDLE_BUFFER, "the burst's buffer went back");
+        assert_eq!(decoder.buffered(), 3, "the partial frame stays");
+        assert_eq!(decoder.push(&next[3..]), next.len() - 3);
+        assert_eq!(decoder.next_frame().unwrap(), Some(b"next".to_vec()));
+        // Nothing to give back: a small buffer stays as it is.
+        decoder.release_idle();
+        assert_eq!(decoder.next_frame().unwrap(), None);
     }
 
     #[test]
