@@ -23,11 +23,10 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
 use potluck::feed::message::FeedId;
-use potluck::proto::replicate::{Clock, Link, LinkTiming, Opening, Policy, Sources};
+use potluck::proto::replicate::{Clock, ClockBase, Link, LinkTiming, Opening, Policy, Sources};
 use potluck::proto::wire::{self, MAX_CLOCK_ENTRIES, PROTOCOL_VERSION, Packet};
 
 #[path = "common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 /// The system allocator, counting the bytes currently allocated.
@@ -51,7 +50,10 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        HELD.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        HELD.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
         // SAFETY: forwarded unchanged.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -92,6 +94,15 @@ fn main() {
     let timing = LinkTiming::new(Duration::from_secs(15), Duration::from_secs(60));
     let mut hub_clock: Clock = (0..feeds).map(|i| (feed(i), 10)).collect();
     let mut sources = Sources::new(Duration::from_secs(2));
+    // What the node does (`src/node/driver.rs`): one base for all links,
+    // handed on when a link asks.
+    let mut base = ClockBase::default();
+    let share = |link: &mut Link, base: &mut ClockBase| {
+        if link.wants_new_base() {
+            let newer = base.newer_for(link);
+            link.rebase(&newer);
+        }
+    };
 
     let before = held();
     let mut open = Vec::with_capacity(links as usize);
@@ -102,6 +113,7 @@ fn main() {
                 peer,
                 policy: &policy,
                 mine: hub_clock.clone(),
+                base: base.current(),
                 memory: None,
                 once: false,
                 timing: timing.clone(),
@@ -132,9 +144,11 @@ fn main() {
         }
         assert!(link.is_live(), "member {member} is live");
         drain(&mut link, now);
+        share(&mut link, &mut base);
         open.push(link);
     }
     let live = held() - before;
+    let live_time = started.elapsed();
 
     let mut sent = 0;
     for round in 1..=rounds {
@@ -145,10 +159,12 @@ fn main() {
             for link in &mut open {
                 link.handle_local_append(f, head);
                 sent += drain(link, now);
+                share(link, &mut base);
             }
         }
     }
     let after_traffic = held() - before;
+    let traffic_time = started.elapsed() - live_time;
     assert_eq!(
         sent,
         rounds * feeds * links,
@@ -159,22 +175,23 @@ fn main() {
         let _ = link.leave(&mut sources);
     }
     drop(open);
+    drop(base);
     let after_close = held() - before;
 
     let per = |bytes: isize| bytes as f64 / links as f64 / 1e3;
+    println!("link memory: {links} members, {feeds} feeds, {rounds} rounds of traffic");
     println!(
-        "link memory: {links} members, {feeds} feeds, {rounds} rounds of traffic ({:.1} s)",
-        started.elapsed().as_secs_f64()
-    );
-    println!(
-        "  live:          {:8.1} MB = {:7.1} KB per member",
+        "  live:          {:8.1} MB = {:7.1} KB per member ({:.2} s to open them all)",
         live as f64 / 1e6,
-        per(live)
+        per(live),
+        live_time.as_secs_f64()
     );
     println!(
-        "  after traffic: {:8.1} MB = {:7.1} KB per member",
+        "  after traffic: {:8.1} MB = {:7.1} KB per member ({:.2} s: {:.2} µs per message and member)",
         after_traffic as f64 / 1e6,
-        per(after_traffic)
+        per(after_traffic),
+        traffic_time.as_secs_f64(),
+        traffic_time.as_secs_f64() * 1e6 / (rounds * feeds * links) as f64
     );
     println!(
         "  after close:   {:8.1} MB (the node's own state)",

@@ -93,6 +93,7 @@ impl<'a> Driver<'a> {
             peer: remote,
             policy: &node.config.policy,
             mine: clock?,
+            base: node.clock_base().current(),
             memory: memory?,
             once,
             timing: LinkTiming::new(timing.keepalive, timing.idle),
@@ -145,6 +146,10 @@ impl<'a> Driver<'a> {
     /// every batch is not.
     pub(super) fn poll(&mut self, timer: Pin<&mut Sleep>) {
         self.link.poll_finish();
+        if self.link.wants_new_base() {
+            let base = self.node.clock_base().newer_for(&self.link);
+            self.link.rebase(&base);
+        }
         if let Some(p) = self.link.poll_progress(Instant::now()) {
             self.progress
                 .caught_up

@@ -48,7 +48,7 @@ use crate::node::limits::{ConnectionId, Connections, Limits, RateLimitedLog, Ref
 use crate::proto::discovery;
 use crate::proto::handshake::NetworkKey;
 use crate::proto::quota;
-use crate::proto::replicate::{Holding, ModeChange, Policy, Sources};
+use crate::proto::replicate::{ClockBase, Holding, ModeChange, Policy, Sources};
 use crate::proto::wire::MAX_PLAINTEXT;
 use crate::store::{IngestReport, Store, StoreError};
 
@@ -300,6 +300,9 @@ pub struct Node {
     counters: Arc<Counters>,
     /// Which connection each feed comes live from.
     sources: Mutex<Sources>,
+    /// The clock base the sessions share (memory only: a hub's thousand
+    /// member sessions each keep three clocks of its size).
+    clock_base: Mutex<ClockBase>,
     /// What strangers may make us store (see [`quota`]).
     quotas: Mutex<quota::Quotas>,
     /// Hub mode, and the hubs we are a member of.
@@ -342,6 +345,7 @@ impl Node {
             shutdown,
             counters: Arc::new(Counters::default()),
             sources: Mutex::new(Sources::new(SOURCE_GRACE)),
+            clock_base: Mutex::new(ClockBase::default()),
             quotas: Mutex::new(quota::Quotas::new(quota::QuotaLimits::default())),
             hub_parts: hub::HubParts::default(),
             mapped: portmap::mapped_channel(),
@@ -350,6 +354,10 @@ impl Node {
 
     fn sources(&self) -> std::sync::MutexGuard<'_, Sources> {
         self.sources.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn clock_base(&self) -> std::sync::MutexGuard<'_, ClockBase> {
+        self.clock_base.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn connections(&self) -> std::sync::MutexGuard<'_, Connections> {

@@ -218,7 +218,10 @@ mod tests {
         assert_eq!(decoder.next_frame().unwrap().map(|f| f.len()), Some(40_000));
         assert!(decoder.buf.capacity() > IDLE_BUFFER);
         decoder.release_idle();
-        assert!(decoder.buf.capacity() <= IDLE_BUFFER, "the burst's buffer went back");
+        assert!(
+            decoder.buf.capacity() <= IDLE_BUFFER,
+            "the burst's buffer went back"
+        );
         assert_eq!(decoder.buffered(), 3, "the partial frame stays");
         assert_eq!(decoder.push(&next[3..]), next.len() - 3);
         assert_eq!(decoder.next_frame().unwrap(), Some(b"next".to_vec()));

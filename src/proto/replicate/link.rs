@@ -30,6 +30,7 @@
 //! ends.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
@@ -152,6 +153,10 @@ pub struct Opening<'a> {
     pub policy: &'a Policy,
     /// Our clock.
     pub mine: Clock,
+    /// A clock the node's sessions share, against which this link keeps
+    /// its clocks (see [`Link::wants_new_base`]); any clock will do, an
+    /// empty one shares nothing.
+    pub base: Arc<Clock>,
     /// What we remember of the peer from the last session.
     pub memory: Option<PeerMemory>,
     /// Our side is a one-off sync: it takes every feed pushed and leaves
@@ -195,7 +200,14 @@ pub struct Link {
     /// again only then, so that an idle hub with many members does not
     /// walk every member's clocks every few seconds.
     changed_since_check: bool,
+    /// The link asks for a new base once its clocks keep more entries
+    /// of their own than this (see [`Link::wants_new_base`]).
+    rebase_at: usize,
 }
+
+/// A link keeps this many clock entries of its own before it asks for a
+/// new base, however small its clocks.
+const MIN_REBASE_AT: usize = 64;
 
 /// Most hub packets waiting for the node at once; a peer that sends more
 /// before the node takes them breaks the protocol.
@@ -211,12 +223,13 @@ impl Link {
             peer,
             policy,
             mine,
+            base,
             memory,
             once,
             timing,
         } = opening;
         let modes = (!once).then(|| sources.connect(peer));
-        let session = Session::start(policy, mine, memory, once, modes);
+        let session = Session::start(policy, mine, memory, once, modes, base);
         let mut timers = TimerTable::default();
         timers.set(Timer::Idle, now + timing.idle);
         timers.set(Timer::KeepAlive, now + timing.keepalive_check());
@@ -238,6 +251,7 @@ impl Link {
             caught_up: false,
             hub_inbox: std::collections::VecDeque::new(),
             changed_since_check: true,
+            rebase_at: MIN_REBASE_AT,
         }
     }
 
@@ -293,6 +307,37 @@ impl Link {
     /// What to remember about this peer for the next session.
     pub fn memory(&self) -> PeerMemory {
         self.session.memory()
+    }
+
+    // ----- the clocks' shared base
+
+    /// The link's clocks keep so many entries of their own that a newer
+    /// base would save memory: the node should hand it one with
+    /// [`Link::rebase`] (a base made from [`Link::own_clock`] when it has
+    /// none newer than [`Link::clock_base`]). The threshold grows with the
+    /// clocks and with what a rebase could not remove (a peer that is far
+    /// behind, or holds feeds we do not), so rebasing costs a constant per
+    /// change, amortized.
+    pub fn wants_new_base(&self) -> bool {
+        self.session.clock_differences() > self.rebase_at
+    }
+
+    /// The base the link's clocks are kept against.
+    pub fn clock_base(&self) -> &Arc<Clock> {
+        self.session.clock_base()
+    }
+
+    /// Our clock as this link holds it.
+    pub fn own_clock(&self) -> Clock {
+        self.session.own_clock()
+    }
+
+    /// Keeps the link's clocks against `base` (what they hold does not
+    /// change; only the memory they take).
+    pub fn rebase(&mut self, base: &Arc<Clock>) {
+        self.session.rebase(base);
+        let left = self.session.clock_differences();
+        self.rebase_at = MIN_REBASE_AT.max(base.len() / 8) + 2 * left;
     }
 
     // ----- handle_*: what happened

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::proto::replicate::Clock;
+use crate::proto::replicate::{Clock, ClockBase};
 
 fn f(n: u8) -> FeedId {
     FeedId([n; 32])
@@ -20,6 +20,7 @@ fn open(peer: u8, mine: Clock, once: bool, sources: &mut Sources, now: Instant) 
         peer: f(peer),
         policy: &Policy::Open,
         mine,
+        base: Default::default(),
         memory: None,
         once,
         timing: timing(),
@@ -252,4 +253,64 @@ fn progress_is_checked_sooner_while_messages_move_and_not_once_caught_up() {
     // Something that may change the catch-up: checked again.
     link.handle_local_append(f(1), 1);
     assert!(link.poll_progress(much_later).is_some());
+}
+
+/// A hub's member links share their clocks' base (see [`ClockBase`]):
+/// rebasing, as the node does whenever a link asks, changes nothing that
+/// goes on the wire; it only keeps what each link holds of its own small.
+#[test]
+fn links_that_share_a_base_send_what_links_that_do_not_send() {
+    let t0 = Instant::now();
+    let big = |head: u64| -> Clock { (0..200u8).map(|n| (f(n), head)).collect() };
+    // Two hubs with the same 200 feeds at 5, each with a member in sync;
+    // one hub shares a base among its links, the other does not.
+    let run = |share: bool| {
+        let mut hub_sources = Sources::new(Duration::from_millis(400));
+        let mut member_sources = Sources::new(Duration::from_millis(400));
+        let mut base = ClockBase::default();
+        let mut hub = Link::open(
+            Opening {
+                peer: f(250),
+                policy: &Policy::Open,
+                mine: big(5),
+                base: base.current(),
+                memory: None,
+                once: false,
+                timing: timing(),
+            },
+            &mut hub_sources,
+            t0,
+        );
+        let mut member = open(251, big(5), false, &mut member_sources, t0);
+        pump(&mut member, &mut hub, &mut hub_sources, t0);
+        pump(&mut hub, &mut member, &mut member_sources, t0);
+        let mut wire = Vec::new();
+        // Every feed moves on twice at the hub; the member takes each range.
+        for head in [6, 7] {
+            for n in 0..200u8 {
+                hub.handle_local_append(f(n), head);
+                while let Some(p) = hub.poll_packet() {
+                    wire.push(format!("{p:?}"));
+                }
+                while let Some(range) = hub.poll_range() {
+                    wire.push(format!("{range:?}"));
+                }
+                if share && hub.wants_new_base() {
+                    let newer = base.newer_for(&hub);
+                    hub.rebase(&newer);
+                }
+            }
+        }
+        assert!(hub.is_live());
+        (wire, hub.memory(), hub.session.clock_differences())
+    };
+    let (plain_wire, plain_memory, plain_own) = run(false);
+    let (shared_wire, shared_memory, shared_own) = run(true);
+    assert_eq!(shared_wire, plain_wire, "the same packets and ranges");
+    assert_eq!(shared_memory, plain_memory, "the same memory of the peer");
+    assert_eq!(plain_wire.len(), 400, "a range per new message");
+    // Without a shared base the three clocks are all its own (3 × 200);
+    // shared, only what moved since the last rebase.
+    assert_eq!(plain_own, 600);
+    assert!(shared_own <= 64, "{shared_own} entries of its own");
 }

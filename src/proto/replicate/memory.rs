@@ -21,7 +21,13 @@ impl Holding {
     /// The entry of `feed` in a peer's `clock`; `None` when the clock does
     /// not name it (or names it with a value no clock may hold).
     pub fn of(clock: &Clock, feed: &FeedId) -> Option<Holding> {
-        match clock.get(feed).copied()? {
+        Holding::of_entry(clock.get(feed).copied())
+    }
+
+    /// A clock's entry for one feed (`None`: the clock does not name it),
+    /// read as [`Holding::of`] reads it.
+    pub fn of_entry(entry: Option<u64>) -> Option<Holding> {
+        match entry? {
             UNWANTED => Some(Holding::Refuses),
             v if v <= MAX_CLOCK_SEQUENCE => Some(Holding::Holds(v)),
             _ => None,

@@ -34,6 +34,7 @@ use crate::proto::wire::{PROTOCOL_VERSION, UNWANTED};
 mod link;
 mod memory;
 mod session;
+mod shared;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod sim;
 mod sources;
@@ -44,6 +45,7 @@ pub use link::{
     PROGRESS_IDLE_RECHECK, PeerEnd, Progress, SOURCE_CHECK,
 };
 pub use memory::{Holding, PeerMemory};
+pub use shared::{ClockBase, SharedClock};
 pub use sources::{DELAY_HALF_LIFE, MAX_GRACE_FACTOR, ModeChange, SourceCounts, Sources};
 
 /// Most feeds a peer's clock may name: bounds the memory a peer can make

@@ -4,6 +4,7 @@
 //! it sends, in [`send`].
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::sync::Arc;
 
 use crate::feed::message::FeedId;
 use crate::proto::wire::{
@@ -11,6 +12,7 @@ use crate::proto::wire::{
     UNWANTED,
 };
 
+use super::shared::SharedClock;
 use super::{Clock, Holding, MAX_PEER_FEEDS, PeerMemory, Policy, ProtocolError};
 
 /// What the driver must do with an incoming control packet. (Messages
@@ -80,14 +82,18 @@ impl Modes {
 }
 
 /// Replication state of one connection.
+///
+/// Its three clocks (ours, ours as the peer knows it, and the peer's) are
+/// [`SharedClock`]s against one base that the node shares among its
+/// sessions (see [`Session::rebase`]).
 pub(super) struct Session {
     open: bool,
     once: bool,
-    mine: Clock,
-    mine_as_known: Clock,
+    mine: SharedClock,
+    mine_as_known: SharedClock,
     peer_open: bool,
     peer_once: bool,
-    theirs: Clock,
+    theirs: SharedClock,
     phase: Phase,
     asked_resync: bool,
     resent_full: bool,
@@ -113,30 +119,32 @@ impl Session {
     /// `memory` what we remember of this peer.
     #[cfg(test)]
     pub fn new(policy: &Policy, mine: Clock, memory: Option<PeerMemory>) -> Session {
-        Session::start(policy, mine, memory, false, None)
+        Session::start(policy, mine, memory, false, None, Arc::default())
     }
 
     /// Starts a session: queues our `Hello`, our push modes (when given:
     /// the default for every feed, and the feeds that differ from it), our
     /// clock and `ClockEnd`. The modes go before the clock so that the peer
     /// knows them before it starts sending ranges. `once` marks a one-off
-    /// sync (`Hello` flag `ONCE`).
+    /// sync (`Hello` flag `ONCE`). The clocks are kept against `base`
+    /// (any clock: it decides only how much memory they take).
     pub fn start(
         policy: &Policy,
         mine: Clock,
         memory: Option<PeerMemory>,
         once: bool,
         modes: Option<(bool, Vec<(FeedId, bool)>)>,
+        base: Arc<Clock>,
     ) -> Session {
         let memory = memory.unwrap_or_default();
         let mut session = Session {
             open: *policy == Policy::Open,
             once,
-            mine,
-            mine_as_known: memory.mine_as_known,
+            mine: SharedClock::new(mine, base.clone()),
+            mine_as_known: SharedClock::new(memory.mine_as_known, base.clone()),
             peer_open: false,
             peer_once: false,
-            theirs: memory.theirs,
+            theirs: SharedClock::new(memory.theirs, base),
             phase: Phase::AwaitHello,
             asked_resync: false,
             resent_full: false,
@@ -217,7 +225,7 @@ impl Session {
                     self.theirs.clear();
                     false
                 } else {
-                    baseline != wire::clock_digest(&self.theirs)
+                    baseline != wire::clock_digest(self.theirs.iter())
                 };
                 self.phase = Phase::ReadingClock { discard };
                 Ok(Incoming::Nothing)
@@ -250,7 +258,7 @@ impl Session {
                 let Phase::ReadingClock { discard } = self.phase else {
                     return Err(ProtocolError::Unexpected("clock end"));
                 };
-                if discard || digest != wire::clock_digest(&self.theirs) {
+                if discard || digest != wire::clock_digest(self.theirs.iter()) {
                     if self.asked_resync {
                         return Err(ProtocolError::ClockMismatch);
                     }
@@ -261,6 +269,9 @@ impl Session {
                     return Ok(Incoming::Nothing);
                 }
                 self.phase = Phase::Live;
+                // A clock read from scratch shares nothing yet.
+                let base = self.mine.base().clone();
+                self.theirs.rebase(&base);
                 let feeds: Vec<FeedId> = self.mine.keys().copied().collect();
                 for feed in feeds {
                     self.consider(feed);
@@ -349,7 +360,7 @@ impl Session {
 
     fn peer_wants(&self, feed: &FeedId) -> bool {
         match self.theirs.get(feed) {
-            Some(&UNWANTED) => false,
+            Some(UNWANTED) => false,
             Some(_) => true,
             None => self.peer_open,
         }
@@ -357,7 +368,7 @@ impl Session {
 
     fn peer_holds(&self, feed: &FeedId) -> u64 {
         match self.theirs.get(feed) {
-            Some(&v) if v <= MAX_CLOCK_SEQUENCE => v,
+            Some(v) if v <= MAX_CLOCK_SEQUENCE => v,
             _ => 0,
         }
     }
@@ -365,14 +376,14 @@ impl Session {
     /// Our latest sequence of `feed` as the peer knows it.
     fn known_mine(&self, feed: &FeedId) -> u64 {
         match self.mine_as_known.get(feed) {
-            Some(&v) if v <= MAX_CLOCK_SEQUENCE => v,
+            Some(v) if v <= MAX_CLOCK_SEQUENCE => v,
             _ => 0,
         }
     }
 
     fn my_head(&self, feed: &FeedId) -> u64 {
         match self.mine.get(feed) {
-            Some(&v) if v <= MAX_CLOCK_SEQUENCE => v,
+            Some(v) if v <= MAX_CLOCK_SEQUENCE => v,
             _ => 0,
         }
     }
@@ -380,7 +391,7 @@ impl Session {
     /// How far the peer holds `feed`, as this session knows its clock
     /// (what we sent counts as held).
     pub fn peer_holding(&self, feed: &FeedId) -> Option<Holding> {
-        Holding::of(&self.theirs, feed)
+        Holding::of_entry(self.theirs.get(feed))
     }
 
     /// Entries in the peer's clock as we know it (what the session holds
@@ -393,7 +404,7 @@ impl Session {
     /// No for feeds we marked unwanted, or that we don't replicate.
     pub fn accepts(&self, feed: &FeedId) -> bool {
         match self.mine.get(feed) {
-            Some(&UNWANTED) => false,
+            Some(UNWANTED) => false,
             Some(_) => true,
             None => self.open,
         }
@@ -402,9 +413,9 @@ impl Session {
     /// The peer sent us `feed` up to `sequence` and we now hold it
     /// (ingested, or already held).
     pub fn handle_received(&mut self, feed: FeedId, sequence: u64) {
-        let up = |clock: &mut Clock| {
-            let v = clock.entry(feed).or_insert(0);
-            *v = (*v).max(sequence);
+        let up = |clock: &mut SharedClock| {
+            let held = clock.get(&feed).unwrap_or(0);
+            clock.insert(feed, held.max(sequence));
         };
         up(&mut self.theirs);
         up(&mut self.mine_as_known);
@@ -418,8 +429,8 @@ impl Session {
         // (a follow, or a hub's new member, since the session began) is
         // one we replicate now.
         match self.mine.get(&feed) {
-            Some(&UNWANTED) => return,
-            Some(&v) if v >= sequence => return,
+            Some(UNWANTED) => return,
+            Some(v) if v >= sequence => return,
             _ => {}
         }
         self.mine.insert(feed, sequence);
@@ -442,7 +453,7 @@ impl Session {
             }
             self.mine_as_known.remove(&feed);
         } else {
-            if self.mine.get(&feed) == Some(&value) {
+            if self.mine.get(&feed) == Some(value) {
                 return;
             }
             self.mine.insert(feed, value);
@@ -490,9 +501,34 @@ impl Session {
     /// What to remember about this peer for the next session.
     pub fn memory(&self) -> PeerMemory {
         PeerMemory {
-            theirs: self.theirs.clone(),
-            mine_as_known: self.mine_as_known.clone(),
+            theirs: self.theirs.to_clock(),
+            mine_as_known: self.mine_as_known.to_clock(),
         }
+    }
+
+    /// Entries the session's clocks keep of their own, beyond the shared
+    /// base: what it costs in memory.
+    pub fn clock_differences(&self) -> usize {
+        self.mine.differences() + self.mine_as_known.differences() + self.theirs.differences()
+    }
+
+    /// The base the clocks are kept against.
+    pub fn clock_base(&self) -> &Arc<Clock> {
+        self.mine.base()
+    }
+
+    /// Our clock as this session holds it, in full: a good base for the
+    /// node's sessions to share.
+    pub fn own_clock(&self) -> Clock {
+        self.mine.to_clock()
+    }
+
+    /// Keeps the clocks against `base` instead (what they hold does not
+    /// change).
+    pub fn rebase(&mut self, base: &Arc<Clock>) {
+        self.mine.rebase(base);
+        self.mine_as_known.rebase(base);
+        self.theirs.rebase(base);
     }
 }
 

@@ -15,14 +15,14 @@ impl Session {
     pub(super) fn send_clock(&mut self, full: bool) {
         let remembered = !self.mine_as_known.is_empty() && !full;
         let baseline = if remembered {
-            wire::clock_digest(&self.mine_as_known)
+            wire::clock_digest(self.mine_as_known.iter())
         } else {
             [0; 32]
         };
         let mut entries: Vec<(FeedId, u64)> = Vec::new();
         if remembered {
-            for (feed, value) in &self.mine {
-                if self.mine_as_known.get(feed) != Some(value) {
+            for (feed, value) in self.mine.iter() {
+                if self.mine_as_known.get(feed) != Some(*value) {
                     entries.push((*feed, *value));
                 }
             }
@@ -47,7 +47,7 @@ impl Session {
             self.outbox.push_back(Packet::Clock(chunk.to_vec()));
         }
         self.outbox.push_back(Packet::ClockEnd {
-            digest: wire::clock_digest(&self.mine),
+            digest: wire::clock_digest(self.mine.iter()),
         });
         self.mine_as_known = self.mine.clone();
     }
@@ -72,7 +72,7 @@ impl Session {
             if self
                 .mine
                 .get(&feed)
-                .is_some_and(|&v| v <= MAX_CLOCK_SEQUENCE)
+                .is_some_and(|v| v <= MAX_CLOCK_SEQUENCE)
                 && known < head
             {
                 self.mine_as_known.insert(feed, head);

@@ -16,7 +16,9 @@ use crate::feed::message::FeedId;
 use crate::proto::wire::Packet;
 
 use super::session::Session;
-use super::{Clock, Ingested, Link, LinkTiming, ModeChange, Opening, PeerMemory, Policy, Sources};
+use super::{
+    Clock, ClockBase, Ingested, Link, LinkTiming, ModeChange, Opening, PeerMemory, Policy, Sources,
+};
 
 /// The grace time of every simulated node's [`Sources`].
 pub const GRACE: Duration = Duration::from_millis(400);
@@ -31,6 +33,8 @@ pub struct SimNode {
     pub links: BTreeMap<usize, Link>,
     /// Messages it received that it already held.
     pub duplicates: u64,
+    /// The base its links keep their clocks against.
+    pub base: ClockBase,
 }
 
 impl SimNode {
@@ -45,7 +49,7 @@ impl SimNode {
 /// taking every feed pushed and remembering nothing: for peers written by
 /// hand in tests, which then send what a correct node never would.
 pub fn opening(policy: &Policy, mine: Clock) -> Vec<Packet> {
-    let mut session = Session::start(policy, mine, None, false, None);
+    let mut session = Session::start(policy, mine, None, false, None, Default::default());
     std::iter::from_fn(|| session.poll_packet()).collect()
 }
 
@@ -94,6 +98,7 @@ impl Sim {
                 sources: Sources::new(GRACE),
                 links: BTreeMap::new(),
                 duplicates: 0,
+                base: ClockBase::default(),
             })
             .collect();
         Sim {
@@ -132,6 +137,7 @@ impl Sim {
                 peer: sim_id(y),
                 policy: &Policy::Open,
                 mine,
+                base: node.base.current(),
                 memory: m,
                 once: false,
                 timing: sim_timing(),
@@ -195,8 +201,13 @@ impl Sim {
 
     /// Node `x` now holds `feed` up to `seq`: every link hears of it.
     fn appended(&mut self, x: usize, feed: FeedId, seq: u64) {
-        for link in self.nodes[x].links.values_mut() {
+        let SimNode { links, base, .. } = &mut self.nodes[x];
+        for link in links.values_mut() {
             link.handle_local_append(feed, seq);
+            if link.wants_new_base() {
+                let newer = base.newer_for(link);
+                link.rebase(&newer);
+            }
         }
     }
 
