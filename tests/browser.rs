@@ -10,93 +10,22 @@
 //! A member joins a hub by pasting its member code on the network page,
 //! which then shows the hub connected and holding the member's messages.
 //!
-//! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs
-//! them). Without them the test fails and says so, unless
-//! `POTLUCK_SKIP_BROWSER=1` asks to skip it (it then prints that it was
-//! skipped). Screenshots of the main pages go to `target/screenshots/`.
+//! Needs Debian's `chromium` and `chromium-driver`, or
+//! `POTLUCK_SKIP_BROWSER=1` to skip (see `common/chrome.rs`). Screenshots
+//! of the main pages go to `target/screenshots/`.
 //!
 //! Every server listens on 127.0.0.1; Chromium is started with the flags
 //! that keep it off the network; every wait is bounded.
 
 mod common;
 
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use common::chrome::{POLL, WAIT, browser, start_driver, tools_present};
 use common::sandbox::{Sandbox, Server};
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use serde_json::json;
-
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-/// Longest wait for anything in the browser (replication included); long,
-/// because a loaded CI machine runs three nodes and three browsers here.
-const WAIT: Duration = Duration::from_secs(60);
-const POLL: Duration = Duration::from_millis(100);
-
-/// ChromeDriver on a loopback port, killed when dropped.
-struct Driver {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_driver() -> Driver {
-    let port = common::free_tcp_port();
-    let child = Command::new(CHROMEDRIVER)
-        .arg(format!("--port={port}"))
-        .arg("--allowed-ips=127.0.0.1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start chromedriver");
-    let deadline = Instant::now() + WAIT;
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "chromedriver did not listen");
-        std::thread::sleep(POLL);
-    }
-    Driver {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    }
-}
-
-/// A headless Chromium with a profile of its own, kept off the network.
-async fn browser(driver: &Driver, profile: &Path) -> Client {
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": CHROMIUM,
-            "args": [
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--window-size=1100,900",
-                format!("--user-data-dir={}", profile.display()),
-            ],
-        }),
-    );
-    ClientBuilder::rustls()
-        .expect("a TLS setup (unused: chromedriver speaks plain HTTP)")
-        .capabilities(caps)
-        .connect(&driver.url)
-        .await
-        .expect("a Chromium session")
-}
 
 /// Text of the first element matching `css`, or "" when there is none.
 async fn text_of(client: &Client, css: &str) -> String {
@@ -184,20 +113,6 @@ fn serve(sandbox: &Sandbox, home: &Path, peer: Option<&Server>) -> Server {
     sandbox
         .spawn_serve(home, &args)
         .unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn tools_present() -> bool {
-    if Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists() {
-        return true;
-    }
-    if std::env::var_os("POTLUCK_SKIP_BROWSER").is_some() {
-        eprintln!("SKIPPED: the browser test (POTLUCK_SKIP_BROWSER is set)");
-        return false;
-    }
-    panic!(
-        "the browser test needs {CHROMIUM} and {CHROMEDRIVER}: \
-         `apt-get install -y chromium chromium-driver` (or set POTLUCK_SKIP_BROWSER=1 to skip it)"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,50 +12,24 @@
 //!   crate, text forms with the `base64` crate, and signatures are checked
 //!   with `ed25519_dalek` over the literal domain tag and header bytes.
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use common::vectors::{HeadVector, load, valid_vectors};
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use potluck::feed::message::{DecodeError, Message, MessageId};
 use potluck::feed::validate::{
     FeedHead, ValidationError, validate, verify_signatures, verify_signatures_parallel,
 };
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 
 /// The domain tag, spelled out here rather than taken from the crate.
 const DOMAIN: &[u8] = b"potluck-message-v1:";
 const HEADER: usize = 117;
 const SIGNED: usize = 181;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HeadVector {
-    sequence: u64,
-    id: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ValidVector {
-    name: String,
-    #[allow(dead_code)]
-    description: String,
-    seed_hex: String,
-    sequence: u64,
-    previous: Option<String>,
-    timestamp: i64,
-    content: String,
-    content_dropped: bool,
-    head: Option<HeadVector>,
-    header_hex: String,
-    signature_hex: String,
-    message_hex: String,
-    id: String,
-    author: String,
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -69,21 +43,6 @@ struct InvalidVector {
     decode_error: Option<String>,
     plain_verify_accepts: Option<bool>,
     mixed_order: Option<bool>,
-}
-
-fn load<T: DeserializeOwned>(file: &str) -> Vec<T> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/vectors")
-        .join(file);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
-}
-
-fn valid_vectors() -> Vec<ValidVector> {
-    let vectors: Vec<ValidVector> = load("messages.json");
-    assert!(vectors.len() >= 5, "too few valid vectors");
-    vectors
 }
 
 fn invalid_vectors() -> Vec<InvalidVector> {

@@ -248,6 +248,7 @@ async fn every_page_answers_with_the_security_headers_and_weighs_little() {
         "/calendar.ics",
         "/static/style.css",
         "/static/live.js",
+        "/static/feed.js",
     ] {
         let a = get(&s.router, path).await;
         assert_eq!(a.status, StatusCode::OK, "{path}: {}", a.body);

@@ -93,6 +93,7 @@ fn router_with_stop(
         .route("/calendar.ics", get(calendar::feed))
         .route("/static/style.css", get(style))
         .route("/static/live.js", get(script))
+        .route("/static/feed.js", get(feed_script))
         // Browsers ask for `/favicon.ico` whatever the page links.
         .route("/static/icon.svg", get(icon))
         .route("/favicon.ico", get(icon))
@@ -159,9 +160,21 @@ async fn style() -> impl IntoResponse {
 }
 
 async fn script() -> impl IntoResponse {
+    javascript(include_str!("assets/live.js"))
+}
+
+/// The feed library for guests who answer from a browser with no install
+/// (docs/browser-keys.md). No page of this server loads it; it is served
+/// here so that pages answering from a link can, and so that the browser
+/// test runs it from a real node.
+async fn feed_script() -> impl IntoResponse {
+    javascript(include_str!("assets/feed.js"))
+}
+
+fn javascript(source: &'static str) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        include_str!("assets/live.js"),
+        source,
     )
 }
 

@@ -7,7 +7,10 @@
 //!   kills any `serve` a failing test leaves behind;
 //! - [`node`]: in-process nodes listening on 127.0.0.1 with ephemeral
 //!   ports, and builders for event and RSVP content;
+//! - [`chrome`]: headless Chromium through ChromeDriver, for the browser
+//!   tests;
 //! - [`flood`]: a handshake flood from many loopback addresses;
+//! - [`vectors`]: the message test vectors of `tests/vectors/`;
 //! - [`format2`]: a store of the format before the position index, written
 //!   directly, for tests of the upgrade.
 //!
@@ -15,11 +18,13 @@
 
 #![allow(dead_code)]
 
+pub mod chrome;
 pub mod flood;
 pub mod format2;
 pub mod node;
 pub mod raw;
 pub mod sandbox;
+pub mod vectors;
 
 use std::time::Duration;
 
