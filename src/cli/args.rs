@@ -410,6 +410,16 @@ pub(crate) struct EventFields {
     /// Most people (with guests) who can come.
     #[arg(long)]
     pub(crate) capacity: Option<u32>,
+    /// Keep it off the lists of hubs' public pages. On the public network
+    /// a hub's public pages (`serve --hub --public-web`) list its members'
+    /// events; an unlisted one is shown only to whoever has its link.
+    #[arg(long)]
+    pub(crate) unlisted: bool,
+    /// Show it on the public pages of a private network's hubs whose
+    /// operator turned them on (`"public_web_private_network": true`).
+    /// On a private network nothing is shown there without it.
+    #[arg(long)]
+    pub(crate) public: bool,
 }
 
 /// The fields of `update`: each one given is changed.
@@ -440,6 +450,14 @@ pub(crate) struct UpdateFields {
     /// New capacity (0 removes it).
     #[arg(long)]
     pub(crate) capacity: Option<u32>,
+    /// Unlisted on hubs' public pages (`--unlisted` or `--unlisted true`)
+    /// or listed again (`--unlisted false`); see `announce --unlisted`.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub(crate) unlisted: Option<bool>,
+    /// Shown on a private network's public hub pages (`--public` or
+    /// `--public true`) or not (`--public false`); see `announce --public`.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub(crate) public: Option<bool>,
     /// Allow moving the event into the past.
     #[arg(long)]
     pub(crate) past: bool,
