@@ -75,24 +75,7 @@ pub(crate) enum Command {
     /// Run the node: accept peers, dial configured ones, and replicate live.
     /// Creates an identity on first run, and serves the web page.
     #[command(display_order = 12)]
-    Serve {
-        /// Address to listen on (default from config.json, else 0.0.0.0:7643).
-        #[arg(long, value_name = "ADDR")]
-        listen: Option<String>,
-        /// A peer to keep connected: HOST:PORT or @FEED.ed25519@HOST:PORT.
-        /// Repeatable; adds to the peers in config.json.
-        #[arg(long = "peer", value_name = "ADDR")]
-        peers: Vec<String>,
-        #[command(flatten)]
-        discovery: DiscoveryArgs,
-        #[command(flatten)]
-        web: WebArgs,
-        /// Run as a community hub: store and forward members' feeds, and
-        /// make member codes with `potluck invite` (docs/hub.md). Same as
-        /// `"hub": true` in config.json.
-        #[arg(long)]
-        hub: bool,
-    },
+    Serve(ServeArgs),
     /// Open the web page of the running node in the browser.
     #[command(display_order = 12)]
     Open {
@@ -340,6 +323,33 @@ pub(crate) enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+}
+
+/// The flags of `serve`.
+#[derive(ClapArgs, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on (default from config.json, else 0.0.0.0:7643).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// A peer to keep connected: HOST:PORT or @FEED.ed25519@HOST:PORT.
+    /// Repeatable; adds to the peers in config.json.
+    #[arg(long = "peer", value_name = "ADDR")]
+    pub peers: Vec<String>,
+    #[command(flatten)]
+    pub discovery: DiscoveryArgs,
+    #[command(flatten)]
+    pub web: WebArgs,
+    /// Run as a community hub: store and forward members' feeds, and
+    /// make member codes with `potluck invite` (docs/hub.md). Same as
+    /// `"hub": true` in config.json.
+    #[arg(long)]
+    pub hub: bool,
+    /// On a hub: serve read-only public pages of the members' events
+    /// at this address (e.g. 0.0.0.0:8080), for anyone with a link;
+    /// default from config.json's "public_web", else none. Which
+    /// events they show: docs/hub.md, "Public pages".
+    #[arg(long, value_name = "ADDR")]
+    pub public_web: Option<String>,
 }
 
 /// Web page flags of `serve`.

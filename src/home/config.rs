@@ -7,7 +7,11 @@
 //!   "listen": "0.0.0.0:7643",
 //!   "peers": ["@<feed>.ed25519@host:7643", "host:7643"],
 //!   "replication": "open",                    // or {"hops": 2}
-//!   "port_mapping": true                      // default: on beyond loopback
+//!   "port_mapping": true,                     // default: on beyond loopback
+//!   "hub": true,                              // a hub; then, optionally:
+//!   "public_web": "0.0.0.0:8080",             // its public pages of members' events
+//!   "public_web_private_network": false,      // show `public` events on a private network
+//!   "public_url": "https://events.example.org" // their address, for link previews
 //! }
 //! ```
 
