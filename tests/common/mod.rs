@@ -8,6 +8,7 @@
 //! - [`node`]: in-process nodes listening on 127.0.0.1 with ephemeral
 //!   ports, and builders for event and RSVP content;
 //! - [`flood`]: a handshake flood from many loopback addresses;
+//! - [`http`]: plain HTTP/1.1 requests to a page `serve` runs;
 //! - [`format2`]: a store of the format before the position index, written
 //!   directly, for tests of the upgrade.
 //!
@@ -17,6 +18,7 @@
 
 pub mod flood;
 pub mod format2;
+pub mod http;
 pub mod node;
 pub mod raw;
 pub mod sandbox;
