@@ -132,24 +132,39 @@ pub async fn serve_public(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let router = public_router(app, settings);
-    axum::serve(accept(listener), router)
+    let bounds = Bounds {
+        connections: MAX_PUBLIC_CONNECTIONS,
+        idle: PUBLIC_IDLE,
+    };
+    axum::serve(accept(listener, bounds), router)
         .with_graceful_shutdown(shutdown)
         .await
 }
 
+/// What the public pages' listener bounds.
+#[derive(Clone, Copy, Debug)]
+struct Bounds {
+    /// Connections held at once ([`MAX_PUBLIC_CONNECTIONS`]).
+    connections: usize,
+    /// Quiet time after which a connection is closed ([`PUBLIC_IDLE`]).
+    idle: Duration,
+}
+
 /// The one listener the public pages accept connections through, with
 /// their bounds. (A TLS acceptor wraps the connections here.)
-fn accept(listener: TcpListener) -> Bounded {
+fn accept(listener: TcpListener, bounds: Bounds) -> Bounded {
     Bounded {
         listener,
-        slots: Arc::new(Semaphore::new(MAX_PUBLIC_CONNECTIONS)),
+        slots: Arc::new(Semaphore::new(bounds.connections)),
+        idle: bounds.idle,
     }
 }
 
-/// A listener that holds at most [`MAX_PUBLIC_CONNECTIONS`] connections.
+/// A listener that holds at most so many connections.
 struct Bounded {
     listener: TcpListener,
     slots: Arc<Semaphore>,
+    idle: Duration,
 }
 
 impl axum::serve::Listener for Bounded {
@@ -167,7 +182,8 @@ impl axum::serve::Listener for Bounded {
         (
             Quiet {
                 stream,
-                idle: Box::pin(tokio::time::sleep(PUBLIC_IDLE)),
+                idle: Box::pin(tokio::time::sleep(self.idle)),
+                idle_for: self.idle,
                 _slot: slot,
             },
             addr,
@@ -179,11 +195,12 @@ impl axum::serve::Listener for Bounded {
     }
 }
 
-/// A connection that fails once [`PUBLIC_IDLE`] passes without a byte
+/// A connection that fails once its quiet time passes without a byte
 /// read or written, and gives its slot back when it ends.
 struct Quiet {
     stream: TcpStream,
     idle: Pin<Box<Sleep>>,
+    idle_for: Duration,
     _slot: OwnedSemaphorePermit,
 }
 
@@ -205,7 +222,8 @@ impl Quiet {
             }
             Poll::Pending => Poll::Pending,
             ready => {
-                self.idle.as_mut().reset(Instant::now() + PUBLIC_IDLE);
+                let until = Instant::now() + self.idle_for;
+                self.idle.as_mut().reset(until);
                 ready
             }
         }
@@ -321,4 +339,52 @@ async fn not_found() -> PublicError {
     PublicError(PageError::NotFound(
         "There is no page at this address.".into(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::serve::Listener as _;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// The listener holds at most its number of connections (the next
+    /// waits in the backlog) and closes a quiet one, which frees its slot.
+    #[tokio::test]
+    async fn connections_are_bounded_and_quiet_ones_closed() {
+        let tcp = TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let addr = tcp.local_addr().expect("its address");
+        let idle = Duration::from_millis(300);
+        let mut listener = accept(
+            tcp,
+            Bounds {
+                connections: 1,
+                idle,
+            },
+        );
+        let mut first = TcpStream::connect(addr).await.expect("connected");
+        let (mut held, _) = listener.accept().await;
+        let _second = TcpStream::connect(addr).await.expect("in the backlog");
+        let waiting = tokio::time::timeout(idle / 3, listener.accept()).await;
+        assert!(waiting.is_err(), "a second connection was taken");
+
+        // Bytes keep the first one open past the quiet time.
+        let started = std::time::Instant::now();
+        let mut buf = [0u8; 8];
+        for _ in 0..3 {
+            tokio::time::sleep(idle / 2).await;
+            first.write_all(b"x").await.expect("written");
+            let n = held.read(&mut buf).await.expect("read");
+            assert_eq!(n, 1);
+        }
+        assert!(started.elapsed() > idle);
+        // Then nothing: it is closed, with an error, and the slot is free.
+        let quiet = tokio::time::timeout(idle * 3, held.read(&mut buf))
+            .await
+            .expect("closed within the wait");
+        assert_eq!(quiet.map_err(|e| e.kind()), Err(io::ErrorKind::TimedOut));
+        drop(held);
+        tokio::time::timeout(idle * 3, listener.accept())
+            .await
+            .expect("the second connection is taken");
+    }
 }
