@@ -73,6 +73,8 @@ fn event_content(feed: usize, round: usize) -> Vec<u8> {
                 .into(),
         ),
         capacity: Some(30 + (feed % 20) as u32),
+        unlisted: false,
+        public: false,
     }
     .to_content_bytes()
 }

@@ -51,6 +51,8 @@ fn event(n: usize) -> Event {
         url: None,
         description: Some("Bring a dish to share and your own plate.".into()),
         capacity: Some(40),
+        unlisted: false,
+        public: false,
     }
 }
 

@@ -458,6 +458,8 @@ fn event(rng: &mut StdRng, index: usize, sequence: u64) -> Vec<u8> {
         url: None,
         description,
         capacity,
+        unlisted: false,
+        public: false,
     }
     .to_content_bytes()
 }

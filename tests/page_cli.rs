@@ -10,38 +10,10 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::time::Duration;
+use std::net::TcpListener;
 
+use common::http::{http_status, page_addr};
 use common::sandbox::{Discovery, Sandbox, discovery_port};
-
-/// A plain HTTP/1.1 GET to a loopback page; returns the status code.
-fn http_status(addr: SocketAddr, host: &str, path: &str) -> u16 {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = Vec::new();
-    let _ = stream.take(64 * 1024).read_to_end(&mut response);
-    let text = String::from_utf8_lossy(&response);
-    text.split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP status in {text:?}"))
-}
-
-fn page_addr(url: &str) -> SocketAddr {
-    url.strip_prefix("http://")
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("not a page address: {url}"))
-}
 
 #[test]
 fn serve_prints_its_page_and_a_second_node_takes_another_port() {

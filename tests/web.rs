@@ -1603,3 +1603,61 @@ async fn the_network_page_shows_my_hubs_what_they_hold_and_sessions_through_them
     ann.shutdown();
     bo.shutdown();
 }
+
+/// The event form's marks for hubs' public pages: `unlisted` everywhere,
+/// `public` only on a private network (where nothing is shown without
+/// it); a new event takes them, and an edit changes them.
+#[tokio::test]
+async fn the_event_form_marks_an_event_unlisted_or_on_a_private_network_public() {
+    let s = site();
+    let new = get(&s.router, "/new").await;
+    assert!(
+        new.body.contains(r#"name="unlisted" type="checkbox""#),
+        "{}",
+        new.body
+    );
+    assert!(!new.body.contains(r#"name="public""#), "{}", new.body);
+    let token = csrf(&s.router).await;
+    let mut fields = new_event_fields(&token, "Quiet dinner", "2031-03-08", "19:00");
+    fields.push(("unlisted", "on"));
+    let a = post(&s.router, "/new", &fields).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    let path = a.headers[header::LOCATION].to_str().unwrap().to_owned();
+    let marks = |app: &App| {
+        let (events, _) = app.events(EventList::All, now_ms(), 0).unwrap();
+        let e = &events[0].state.event;
+        (e.unlisted, e.public)
+    };
+    assert_eq!(marks(&s.app), (true, false));
+    let page = get(&s.router, &path).await;
+    assert!(
+        page.body
+            .contains(r#"name="unlisted" type="checkbox" value="on" checked"#),
+        "{}",
+        page.body
+    );
+    // Unticked in the edit form: listed again.
+    let fields = new_event_fields(&token, "Quiet dinner", "2031-03-08", "19:00");
+    let a = post(&s.router, &format!("{path}/edit"), &fields).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    assert_eq!(marks(&s.app), (false, false));
+
+    // On a private network the form asks for `public` too.
+    let (_dir, store) = open_store();
+    let key = new_key();
+    let network = potluck::proto::handshake::NetworkKey([5; 32]);
+    let app = App::new(unstarted_node(Arc::new(store), key, network));
+    let router = web::router(app.clone(), settings(), addr());
+    let new = get(&router, "/new").await;
+    assert!(
+        new.body.contains(r#"name="public" type="checkbox""#),
+        "{}",
+        new.body
+    );
+    let token = csrf(&router).await;
+    let mut fields = new_event_fields(&token, "Open supper", "2031-03-08", "19:00");
+    fields.push(("public", "on"));
+    let a = post(&router, "/new", &fields).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    assert_eq!(marks(&app), (false, true));
+}

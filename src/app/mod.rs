@@ -26,6 +26,7 @@ pub mod ics;
 mod maintenance;
 mod network;
 mod open;
+mod public;
 mod publish;
 mod query;
 mod serve;
@@ -47,8 +48,9 @@ pub use maintenance::{
 };
 pub use network::{InviteView, JoinReport, RecoverOutcome, SyncReport};
 pub use open::{Access, PageToken, new_secret};
+pub use public::{MAX_PUBLIC_SCAN, PublicNetwork, Reach, reach};
 pub use publish::{Past, check_not_over, rsvp_draft};
-pub use serve::{DiscoveryOptions, NodePort, PagePort, Serving, StartOptions};
+pub use serve::{DiscoveryOptions, NodePort, PagePort, PublicPort, Serving, StartOptions};
 pub use views::{
     AgendaItem, ConnectedPeer, ContactChange, ContactView, EventDetail, EventList, EventSummary,
     HubView, KnownAddress, MembersSummary, MyAnswer, NetworkView, RsvpView, person, short_feed,

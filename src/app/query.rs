@@ -124,9 +124,18 @@ impl App {
 
     /// Everything about an event whose state is at hand.
     pub fn detail(&self, state: EventState) -> Result<EventDetail, AppError> {
-        let rsvps = self.store.rsvps(&state.id)?;
         let me = self.node.as_ref().map(|n| n.feed_id());
-        let summary = self.summarize(state, me.as_ref(), Some(&rsvps))?;
+        self.detail_for(state, me.as_ref())
+    }
+
+    /// [`App::detail`] with `me`'s own answer (`mine`), if any.
+    pub(super) fn detail_for(
+        &self,
+        state: EventState,
+        me: Option<&FeedId>,
+    ) -> Result<EventDetail, AppError> {
+        let rsvps = self.store.rsvps(&state.id)?;
+        let summary = self.summarize(state, me, Some(&rsvps))?;
         let positions = waitlist_positions(&summary.admissions);
         let mut views = Vec::with_capacity(rsvps.len());
         for (author, rsvp) in rsvps {
@@ -200,7 +209,9 @@ impl App {
         Ok(out)
     }
 
-    fn summarize(
+    /// An event's summary, with `me`'s answer when given; `rsvps` when
+    /// the caller read them already.
+    pub(super) fn summarize(
         &self,
         state: EventState,
         me: Option<&FeedId>,

@@ -12,7 +12,7 @@ use crate::home::config::{ConfigFile, DEFAULT_LISTEN, DEFAULT_WEB, PeerAddr};
 use crate::node::DiscoverySettings;
 use crate::proto::discovery;
 
-use super::{App, AppError, CatchUp, Change, PageToken, person, when};
+use super::{App, AppError, CatchUp, Change, PageToken, PublicNetwork, person, when};
 
 /// LAN discovery as the flags of `serve` set it (each flag wins over
 /// `config.json`).
@@ -109,6 +109,44 @@ fn page_error(addr: impl ToString, source: std::io::Error) -> AppError {
     }
 }
 
+/// A non-blocking listener on `addr`, for the runtime to take over.
+fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// Binds an address a flag or `config.json` gave for a web server: `what`
+/// it is for (in errors), an `example` of a good address, and how to pick
+/// another when it is taken (`hint`).
+fn bind_given(
+    text: &str,
+    what: &'static str,
+    example: &'static str,
+    hint: &'static str,
+) -> Result<std::net::TcpListener, AppError> {
+    let addr: SocketAddr = text.parse().map_err(|_| AppError::BadAddress {
+        what,
+        text: text.to_owned(),
+        example,
+    })?;
+    bind(addr).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            AppError::PortInUse {
+                what,
+                addr: addr.to_string(),
+                hint,
+            }
+        } else {
+            AppError::Socket {
+                what,
+                addr: addr.to_string(),
+                source: e,
+            }
+        }
+    })
+}
+
 /// How many ports after the default one a second node on this computer
 /// tries for its page before it takes any free port.
 const PAGE_PORT_TRIES: u16 = 20;
@@ -142,31 +180,13 @@ impl PagePort {
                 other => other,
             }
         };
-        let bind = |addr: SocketAddr| -> std::io::Result<std::net::TcpListener> {
-            let listener = std::net::TcpListener::bind(addr)?;
-            listener.set_nonblocking(true)?;
-            Ok(listener)
-        };
         let listener = match given {
-            Some(text) => {
-                let addr: SocketAddr = text.parse().map_err(|_| AppError::BadAddress {
-                    what: "page address",
-                    text: text.clone(),
-                    example: "127.0.0.1:7645",
-                })?;
-                bind(addr).map_err(|e| {
-                    if e.kind() == std::io::ErrorKind::AddrInUse {
-                        AppError::PortInUse {
-                            what: "serve the page",
-                            addr: addr.to_string(),
-                            hint: "give another with `--web 127.0.0.1:PORT`, or turn the page \
-                                   off with `--no-web`",
-                        }
-                    } else {
-                        page_error(addr, e)
-                    }
-                })?
-            }
+            Some(text) => bind_given(
+                &text,
+                "serve the page",
+                "127.0.0.1:7645",
+                "give another with `--web 127.0.0.1:PORT`, or turn the page off with `--no-web`",
+            )?,
             None => {
                 let default: SocketAddr =
                     DEFAULT_WEB.parse().map_err(|_| AppError::BadAddress {
@@ -234,6 +254,81 @@ impl PagePort {
     }
 
     /// The bound socket, for the page's server.
+    pub fn into_listener(self) -> std::net::TcpListener {
+        self.listener
+    }
+}
+
+/// The port of a hub's public pages (`serve --hub --public-web ADDR`, or
+/// `"public_web"` in config.json), bound with the node's other ports, and
+/// what the pages show there. They are read-only and for everyone, so
+/// they need no token wherever they listen; only a hub serves them.
+pub struct PublicPort {
+    listener: std::net::TcpListener,
+    addr: SocketAddr,
+    network: PublicNetwork,
+    base_url: Option<String>,
+}
+
+impl PublicPort {
+    /// Binds the public pages' port as `flag` (`--public-web`) or
+    /// `config.json` say; `None` when neither asks for them. `hub` is
+    /// `serve --hub`: without it or `"hub"` in config.json, asking for
+    /// them is an error.
+    pub fn bind(
+        home: &Home,
+        flag: Option<String>,
+        hub: bool,
+    ) -> Result<Option<PublicPort>, AppError> {
+        let config = ConfigFile::load(home)?;
+        let Some(text) = flag.or_else(|| config.public_web.clone()) else {
+            return Ok(None);
+        };
+        if !hub && config.hub_limits().is_none() {
+            return Err(AppError::Refused(
+                "public pages (--public-web, or \"public_web\" in config.json) show a hub's \
+                 members' events: start the hub with `potluck serve --hub --public-web ADDR`, \
+                 or set \"hub\": true in config.json"
+                    .into(),
+            ));
+        }
+        let network = PublicNetwork::of_config(&config)?;
+        let base_url = config.public_base_url()?;
+        let listener = bind_given(
+            &text,
+            "serve the public pages",
+            "0.0.0.0:8080",
+            "give another with `--public-web IP:PORT`",
+        )?;
+        let addr = listener.local_addr().map_err(|source| AppError::Socket {
+            what: "serve the public pages",
+            addr: text,
+            source,
+        })?;
+        Ok(Some(PublicPort {
+            listener,
+            addr,
+            network,
+            base_url,
+        }))
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Which events the pages show.
+    pub fn network(&self) -> PublicNetwork {
+        self.network
+    }
+
+    /// `"public_url"` of config.json, checked, without a trailing `/`.
+    pub fn base_url(&self) -> Option<&str> {
+        self.base_url.as_deref()
+    }
+
+    /// The bound socket, for the public pages' server.
     pub fn into_listener(self) -> std::net::TcpListener {
         self.listener
     }

@@ -199,3 +199,119 @@ fn a_hub_holding_is_said_in_words_from_its_clock_entry() {
     assert!(words(None, 3).starts_with("not known yet"));
     assert!(words(Some(Holding::Holds(9)), 0).contains("published nothing"));
 }
+
+/// The hub's public list through the app: members' events only, in
+/// order, unlisted ones left out but reachable, a page at a time.
+#[test]
+fn a_hubs_public_list_shows_members_listed_events_a_page_at_a_time() {
+    use super::{PublicNetwork, Reach};
+
+    let (_hub_dir, hub_home) = home();
+    std::fs::create_dir_all(hub_home.root()).expect("the hub's home");
+    std::fs::write(ConfigFile::path(&hub_home), r#"{"hub": true}"#).expect("config.json");
+    let hub = App::open(&hub_home, Access::Create).expect("the hub");
+    let at = |day: u32| {
+        EventTime::parse("start", &format!("2099-01-{day:02}T18:00:00Z")).expect("a valid time")
+    };
+    // A member's events (one unlisted, one public) and a stranger's.
+    let (_member_dir, member_home) = home();
+    let member = App::open(&member_home, Access::Create).expect("a member");
+    let (_other_dir, other_home) = home();
+    let stranger = App::open(&other_home, Access::Create).expect("a stranger");
+    let mut ids = Vec::new();
+    for (day, unlisted, public) in [(3, false, false), (4, true, false), (5, false, true)] {
+        let e = Event {
+            unlisted,
+            public,
+            ..Event::new(format!("Day {day}"), at(day))
+        };
+        ids.push(
+            member
+                .announce(&e, Past::Refuse, super::now_ms())
+                .expect("announced")
+                .id(),
+        );
+    }
+    let theirs = stranger
+        .announce(
+            &Event::new("Not a member's", at(2)),
+            Past::Refuse,
+            super::now_ms(),
+        )
+        .expect("announced")
+        .id();
+    for app in [&member, &stranger] {
+        let me = app.feed_id().expect("an identity");
+        let msgs = app
+            .store
+            .feed_messages(&me, 1)
+            .collect::<Result<Vec<_>, _>>()
+            .expect("its feed");
+        hub.ingest(msgs).expect("ingested");
+    }
+    hub.hub_admit(&member.feed_id().expect("an identity"), None)
+        .expect("admitted");
+    let own = hub
+        .announce(
+            &Event::new("The hub's own", at(6)),
+            Past::Refuse,
+            super::now_ms(),
+        )
+        .expect("announced")
+        .id();
+    let now = super::now_ms();
+    let titles = |network, skip, limit| {
+        let (events, more) = hub
+            .public_events(network, now, skip, limit)
+            .expect("listed");
+        let titles: Vec<String> = events.iter().map(|e| e.state.event.title.clone()).collect();
+        assert!(
+            events.iter().all(|e| e.mine.is_none()),
+            "nobody's answer is shown"
+        );
+        (titles, more)
+    };
+    assert_eq!(
+        titles(PublicNetwork::Open, 0, 10),
+        (
+            vec!["Day 3".into(), "Day 5".into(), "The hub's own".into()],
+            false
+        )
+    );
+    assert_eq!(
+        titles(PublicNetwork::Open, 1, 1),
+        (vec!["Day 5".into()], true)
+    );
+    assert_eq!(
+        titles(PublicNetwork::Open, 2, 1),
+        (vec!["The hub's own".into()], false)
+    );
+    assert_eq!(
+        titles(PublicNetwork::PrivateAllowed, 0, 10),
+        (vec!["Day 5".into()], false)
+    );
+    assert_eq!(
+        titles(PublicNetwork::PrivateClosed, 0, 10),
+        (Vec::new(), false)
+    );
+
+    let reach = |network, id| hub.public_event(network, id).map(|(_, reach)| reach);
+    assert_eq!(
+        reach(PublicNetwork::Open, &ids[1]).expect("by its link"),
+        Reach::LinkOnly
+    );
+    assert_eq!(
+        reach(PublicNetwork::Open, &own).expect("the hub's"),
+        Reach::Listed
+    );
+    for (network, id) in [
+        (PublicNetwork::Open, &theirs),
+        (PublicNetwork::PrivateAllowed, &ids[0]),
+        (PublicNetwork::PrivateClosed, &ids[2]),
+    ] {
+        assert!(
+            matches!(reach(network, id), Err(AppError::UnknownEvent(_))),
+            "{network:?}: {id}"
+        );
+    }
+}

@@ -75,24 +75,7 @@ pub(crate) enum Command {
     /// Run the node: accept peers, dial configured ones, and replicate live.
     /// Creates an identity on first run, and serves the web page.
     #[command(display_order = 12)]
-    Serve {
-        /// Address to listen on (default from config.json, else 0.0.0.0:7643).
-        #[arg(long, value_name = "ADDR")]
-        listen: Option<String>,
-        /// A peer to keep connected: HOST:PORT or @FEED.ed25519@HOST:PORT.
-        /// Repeatable; adds to the peers in config.json.
-        #[arg(long = "peer", value_name = "ADDR")]
-        peers: Vec<String>,
-        #[command(flatten)]
-        discovery: DiscoveryArgs,
-        #[command(flatten)]
-        web: WebArgs,
-        /// Run as a community hub: store and forward members' feeds, and
-        /// make member codes with `potluck invite` (docs/hub.md). Same as
-        /// `"hub": true` in config.json.
-        #[arg(long)]
-        hub: bool,
-    },
+    Serve(ServeArgs),
     /// Open the web page of the running node in the browser.
     #[command(display_order = 12)]
     Open {
@@ -342,6 +325,33 @@ pub(crate) enum Command {
     },
 }
 
+/// The flags of `serve`.
+#[derive(ClapArgs, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on (default from config.json, else 0.0.0.0:7643).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// A peer to keep connected: HOST:PORT or @FEED.ed25519@HOST:PORT.
+    /// Repeatable; adds to the peers in config.json.
+    #[arg(long = "peer", value_name = "ADDR")]
+    pub peers: Vec<String>,
+    #[command(flatten)]
+    pub discovery: DiscoveryArgs,
+    #[command(flatten)]
+    pub web: WebArgs,
+    /// Run as a community hub: store and forward members' feeds, and
+    /// make member codes with `potluck invite` (docs/hub.md). Same as
+    /// `"hub": true` in config.json.
+    #[arg(long)]
+    pub hub: bool,
+    /// On a hub: serve read-only public pages of the members' events
+    /// at this address (e.g. 0.0.0.0:8080), for anyone with a link;
+    /// default from config.json's "public_web", else none. Which
+    /// events they show: docs/hub.md, "Public pages".
+    #[arg(long, value_name = "ADDR")]
+    pub public_web: Option<String>,
+}
+
 /// Web page flags of `serve`.
 #[derive(ClapArgs, Debug, Clone, Default)]
 pub struct WebArgs {
@@ -410,6 +420,16 @@ pub(crate) struct EventFields {
     /// Most people (with guests) who can come.
     #[arg(long)]
     pub(crate) capacity: Option<u32>,
+    /// Keep it off the lists of hubs' public pages. On the public network
+    /// a hub's public pages (`serve --hub --public-web`) list its members'
+    /// events; an unlisted one is shown only to whoever has its link.
+    #[arg(long)]
+    pub(crate) unlisted: bool,
+    /// Show it on the public pages of a private network's hubs whose
+    /// operator turned them on (`"public_web_private_network": true`).
+    /// On a private network nothing is shown there without it.
+    #[arg(long)]
+    pub(crate) public: bool,
 }
 
 /// The fields of `update`: each one given is changed.
@@ -440,6 +460,14 @@ pub(crate) struct UpdateFields {
     /// New capacity (0 removes it).
     #[arg(long)]
     pub(crate) capacity: Option<u32>,
+    /// Unlisted on hubs' public pages (`--unlisted` or `--unlisted true`)
+    /// or listed again (`--unlisted false`); see `announce --unlisted`.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub(crate) unlisted: Option<bool>,
+    /// Shown on a private network's public hub pages (`--public` or
+    /// `--public true`) or not (`--public false`); see `announce --public`.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub(crate) public: Option<bool>,
     /// Allow moving the event into the past.
     #[arg(long)]
     pub(crate) past: bool,

@@ -46,6 +46,8 @@ pub(crate) fn announce(ctx: &Ctx, out: &mut Output, f: EventFields) -> Result<()
         url: optional(f.url),
         description: optional(f.description),
         capacity: f.capacity,
+        unlisted: f.unlisted,
+        public: f.public,
     };
     event.validate()?;
     potluck::app::check_not_over(&event, past(f.past), now_ms())
@@ -108,6 +110,8 @@ pub(crate) fn update(ctx: &Ctx, out: &mut Output, event: &str, f: UpdateFields) 
         url: text_change(f.url),
         description: text_change(f.description),
         capacity,
+        unlisted: flag_change(f.unlisted),
+        public: flag_change(f.public),
     };
     let revision = app
         .update(&event, update, past(f.past), now_ms())
@@ -384,6 +388,11 @@ pub(crate) fn agenda(ctx: &Ctx, out: &mut Output) -> Result<()> {
     Ok(())
 }
 
+/// A flag of `update`: given, it is set (to true or false).
+fn flag_change(value: Option<bool>) -> Change<bool> {
+    value.map_or(Change::Keep, Change::Set)
+}
+
 fn optional(value: Option<String>) -> Option<String> {
     value.filter(|v| !v.is_empty())
 }
@@ -511,6 +520,8 @@ fn event_json(summary: &EventSummary, rsvps: Option<&[RsvpView]>, zone: Option<&
         "url": e.url,
         "description": e.description,
         "capacity": e.capacity,
+        "unlisted": e.unlisted,
+        "public": e.public,
         "places_left": summary.places_left(),
         "status": state.status.as_str(),
         "cancel_reason": state.cancel_reason,

@@ -67,15 +67,8 @@ pub fn run(args: Args, raw: Vec<std::ffi::OsString>) -> Result<u8> {
         _ => {}
     }
     let home = Home::resolve(args.home.clone())?;
-    if let Command::Serve {
-        listen,
-        peers,
-        discovery,
-        web,
-        hub,
-    } = args.command
-    {
-        serve::serve(&home, listen, peers, discovery, web, hub, run_in_node)?;
+    if let Command::Serve(flags) = args.command {
+        serve::serve(&home, flags, run_in_node)?;
         return Ok(0);
     }
     if let Command::PageToken { new } = args.command {
@@ -229,7 +222,7 @@ fn run_command(ctx: &Ctx, command: Command, out: &mut Output) -> Result<()> {
             network_key,
             new_identity,
         } => feeds::init(ctx, out, name, network_key, new_identity),
-        Command::Serve { .. } => bail!("a potluck node is already running for this home"),
+        Command::Serve(_) => bail!("a potluck node is already running for this home"),
         Command::Open { print } => serve::open(ctx, out, print),
         // Handled before a node could be asked (it reads no store).
         Command::PageToken { .. } => bail!("page-token is not run inside a node"),
@@ -425,5 +418,5 @@ pub fn wants_json(args: &Args) -> bool {
 
 /// True for `potluck serve`, whose log is worth reading by default.
 pub fn is_serve(args: &Args) -> bool {
-    matches!(args.command, Command::Serve { .. })
+    matches!(args.command, Command::Serve(_))
 }

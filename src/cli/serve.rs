@@ -8,10 +8,10 @@ use tokio::net::TcpListener;
 
 use potluck::app::control::ControlResponse;
 use potluck::app::{
-    Access, App, DiscoveryOptions, Home, NodePort, PagePort, PageToken, StartOptions,
+    Access, App, DiscoveryOptions, Home, NodePort, PagePort, PageToken, PublicPort, StartOptions,
 };
 
-use super::args::{DiscoveryArgs, WebArgs};
+use super::args::ServeArgs;
 use super::ctx::{Ctx, runtime, welcome};
 use super::output::{Output, write_stdout};
 
@@ -22,21 +22,21 @@ pub(crate) type RunInNode = fn(&Home, &App, Vec<String>) -> ControlResponse;
 
 /// `potluck serve`: runs until Ctrl-C or SIGTERM. Commands that arrive on
 /// the control socket are run with `run_in_node`.
-pub fn serve(
-    home: &Home,
-    listen: Option<String>,
-    extra_peers: Vec<String>,
-    discovery: DiscoveryArgs,
-    web: WebArgs,
-    hub: bool,
-    run_in_node: RunInNode,
-) -> Result<()> {
+pub(crate) fn serve(home: &Home, flags: ServeArgs, run_in_node: RunInNode) -> Result<()> {
     // Only a Unix control socket hands commands over.
     #[cfg(not(unix))]
     let _ = run_in_node;
+    let ServeArgs {
+        listen,
+        peers,
+        discovery,
+        web,
+        hub,
+        public_web,
+    } = flags;
     let options = StartOptions {
         listen,
-        extra_peers,
+        extra_peers: peers,
         discovery: DiscoveryOptions {
             off: discovery.no_discovery,
             port: discovery.discovery_port,
@@ -47,6 +47,7 @@ pub fn serve(
     // Bind first: when a port is taken, nothing has been created yet.
     let port = NodePort::bind(home, &options)?;
     let page = PagePort::bind(home, web.addr.clone(), web.no_web)?;
+    let public = PublicPort::bind(home, public_web, hub)?;
     let rt = runtime()?;
     // Then the control socket, before the home is opened: a command typed
     // from now on is handed to this node and answered once it runs,
@@ -68,8 +69,14 @@ pub fn serve(
         if let Some(url) = &page_url {
             started.push_str(&format!("page: {url}\n"));
         }
+        if let Some(public) = &public {
+            started.push_str(&format!("public pages: http://{}/\n", public.addr()));
+        }
         write_stdout(&started)?;
         tracing::info!(feed = %me, local = %serving.listen, page = page_url.as_deref().unwrap_or("off"), "listening");
+        if let Some(public) = public {
+            tasks.push(serve_public_pages(&app, public)?);
+        }
         if let Some(page) = page {
             let settings = potluck::web::WebSettings {
                 token: page.token().map(str::to_owned),
@@ -109,6 +116,31 @@ pub fn serve(
         app.flush()?;
         Ok::<(), anyhow::Error>(())
     })
+}
+
+/// Starts the hub's public pages on their port, until the node stops.
+fn serve_public_pages(app: &App, public: PublicPort) -> Result<tokio::task::JoinHandle<()>> {
+    let settings = potluck::web::PublicSettings {
+        network: public.network(),
+        base_url: public.base_url().map(str::to_owned),
+    };
+    let addr = public.addr();
+    tracing::info!(
+        public_web = %addr,
+        public_url = settings.base_url.as_deref().unwrap_or("none"),
+        network = ?settings.network,
+        "serving the hub's public pages"
+    );
+    let listener = TcpListener::from_std(public.into_listener())
+        .with_context(|| format!("cannot serve the public pages on {addr}"))?;
+    let public_app = app.clone();
+    Ok(tokio::spawn(async move {
+        let stopping = public_app.clone();
+        let shutdown = async move { stopping.stopped().await };
+        if let Err(e) = potluck::web::serve_public(public_app, listener, settings, shutdown).await {
+            tracing::error!(error = %e, "the public pages stopped");
+        }
+    }))
 }
 
 /// `potluck page-token`: makes the page's access token and shows it once.

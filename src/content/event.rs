@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::json::{
-    JsonWriter, Object, json_string, no_clear, to_capacity, to_message_id, to_string, to_time,
+    JsonWriter, Object, json_string, no_clear, to_bool, to_capacity, to_message_id, to_string,
+    to_time,
 };
 use super::{
     ContentError, EventTime, KnownContent, check_chars, display_time, rfc3339_in_zone, validate_tz,
@@ -54,6 +55,21 @@ pub struct Event {
     /// Most people expected, at least 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity: Option<u32>,
+    /// Kept off the lists of hubs' public pages, though reachable there by
+    /// its link (`"unlisted": true`; absent means false). Meant for the
+    /// public network, where members' events are listed by default.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub unlisted: bool,
+    /// Shown on the public pages of a hub of a private network whose
+    /// operator allows it (`"public": true`; absent means false). On a
+    /// private network nothing is shown without it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub public: bool,
+}
+
+/// For serde: a flag that is off is left out of the stored state.
+fn is_false(flag: &bool) -> bool {
+    !*flag
 }
 
 /// A change to an event by its author, `{"type":"event-update", ...}`.
@@ -80,6 +96,10 @@ pub struct EventUpdate {
     pub description: Change<String>,
     /// Change to the capacity.
     pub capacity: Change<u32>,
+    /// Change to `unlisted` (cleared: false).
+    pub unlisted: Change<bool>,
+    /// Change to `public` (cleared: false).
+    pub public: Change<bool>,
 }
 
 /// What an `event-update` does to one optional field.
@@ -118,6 +138,17 @@ impl<T: Clone> Change<T> {
     }
 }
 
+impl Change<bool> {
+    /// Applies this change to a flag whose absence means false.
+    pub fn apply_to_flag(&self, flag: &mut bool) {
+        match self {
+            Change::Keep => {}
+            Change::Clear => *flag = false,
+            Change::Set(v) => *flag = *v,
+        }
+    }
+}
+
 /// A cancellation of an event by its author, `{"type":"event-cancel", ...}`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EventCancel {
@@ -139,6 +170,8 @@ impl Event {
             url: None,
             description: None,
             capacity: None,
+            unlisted: false,
+            public: false,
         }
     }
 
@@ -203,6 +236,8 @@ impl Event {
         update.url.apply_to(&mut merged.url);
         update.description.apply_to(&mut merged.description);
         update.capacity.apply_to(&mut merged.capacity);
+        update.unlisted.apply_to_flag(&mut merged.unlisted);
+        update.public.apply_to_flag(&mut merged.public);
         merged.check_fields()?;
         Ok(merged)
     }
@@ -221,6 +256,10 @@ impl KnownContent for Event {
             url: obj.optional("url", to_string)?,
             description: obj.optional("description", to_string)?,
             capacity: obj.optional("capacity", to_capacity)?,
+            unlisted: obj
+                .optional("unlisted", to_bool("unlisted"))?
+                .unwrap_or(false),
+            public: obj.optional("public", to_bool("public"))?.unwrap_or(false),
         })
     }
 
@@ -252,6 +291,13 @@ impl KnownContent for Event {
         if let Some(capacity) = self.capacity {
             w.raw("capacity", &capacity.to_string());
         }
+        // A flag that is off is left out, like any absent field.
+        if self.unlisted {
+            w.raw("unlisted", "true");
+        }
+        if self.public {
+            w.raw("public", "true");
+        }
     }
 }
 
@@ -269,6 +315,8 @@ impl EventUpdate {
             url: Change::Keep,
             description: Change::Keep,
             capacity: Change::Keep,
+            unlisted: Change::Keep,
+            public: Change::Keep,
         }
     }
 
@@ -282,6 +330,8 @@ impl EventUpdate {
             && self.url.is_keep()
             && self.description.is_keep()
             && self.capacity.is_keep()
+            && self.unlisted.is_keep()
+            && self.public.is_keep()
     }
 }
 
@@ -299,6 +349,8 @@ impl KnownContent for EventUpdate {
             url: obj.change("url", to_string)?,
             description: obj.change("description", to_string)?,
             capacity: obj.change("capacity", to_capacity)?,
+            unlisted: obj.change("unlisted", to_bool("unlisted"))?,
+            public: obj.change("public", to_bool("public"))?,
         })
     }
 
@@ -335,6 +387,8 @@ impl KnownContent for EventUpdate {
         w.change("url", &self.url, |s| json_string(s));
         w.change("description", &self.description, |s| json_string(s));
         w.change("capacity", &self.capacity, u32::to_string);
+        w.change("unlisted", &self.unlisted, bool::to_string);
+        w.change("public", &self.public, bool::to_string);
     }
 }
 

@@ -32,6 +32,8 @@ fn full_event() -> Event {
         url: Some("https://example.org/potluck".into()),
         description: Some("Bring a dish.\nVegetarian welcome \"of course\".".into()),
         capacity: Some(40),
+        unlisted: false,
+        public: false,
     }
 }
 
@@ -928,10 +930,111 @@ fn rsvp_status_words() {
 }
 
 #[test]
+fn the_public_page_marks_are_optional_flags_that_updates_change() {
+    use serde_json::json;
+    let ev = event_json;
+    // Absent is false, and old content stays valid.
+    assert_eq!(
+        parse_json(event_json()),
+        Ok(Content::Event(minimal_event()))
+    );
+    let marked = Event {
+        unlisted: true,
+        public: true,
+        ..full_event()
+    };
+    marked.validate().unwrap();
+    let bytes = marked.to_content_bytes();
+    // Written last, only when set, like every optional field.
+    assert!(
+        String::from_utf8(bytes.clone())
+            .unwrap()
+            .ends_with(r#""capacity":40,"unlisted":true,"public":true}"#)
+    );
+    assert_eq!(parse(&bytes), Ok(Content::Event(marked.clone())));
+    assert_eq!(
+        String::from_utf8(
+            Event {
+                unlisted: true,
+                ..minimal_event()
+            }
+            .to_content_bytes()
+        )
+        .unwrap(),
+        r#"{"type":"event","title":"Soup","start":"2027-01-30T16:00:00-05:00","unlisted":true}"#
+    );
+    // `false` and `null` read as absent.
+    for value in [json!(false), json!(null)] {
+        assert_eq!(
+            parse_json(with(with(ev(), "unlisted", value.clone()), "public", value)),
+            Ok(Content::Event(minimal_event()))
+        );
+    }
+    for bad in [json!(1), json!("true"), json!([])] {
+        for field in ["unlisted", "public"] {
+            let err = parse_json(with(ev(), field, bad.clone())).unwrap_err();
+            assert_eq!(
+                err,
+                ContentError::WrongType {
+                    field,
+                    expected: "true or false"
+                },
+                "{field}: {bad}"
+            );
+        }
+    }
+
+    // An update sets, unsets or clears (false) each, or keeps it.
+    let mut update = EventUpdate::new(event_id());
+    update.unlisted = Change::Set(true);
+    update.public = Change::Clear;
+    update.validate().unwrap();
+    let bytes = update.to_content_bytes();
+    assert_eq!(
+        String::from_utf8(bytes.clone()).unwrap(),
+        format!(
+            r#"{{"type":"event-update","event":"{}","unlisted":true,"public":null}}"#,
+            event_id()
+        )
+    );
+    assert_eq!(parse(&bytes), Ok(Content::EventUpdate(update.clone())));
+    let changed = Event {
+        public: true,
+        ..full_event()
+    }
+    .apply(&update)
+    .unwrap();
+    assert!(changed.unlisted && !changed.public);
+    let mut back = EventUpdate::new(event_id());
+    back.unlisted = Change::Set(false);
+    assert!(!back.is_empty());
+    assert_eq!(changed.apply(&back).unwrap(), full_event());
+    assert_eq!(
+        String::from_utf8(back.to_content_bytes()).unwrap(),
+        format!(
+            r#"{{"type":"event-update","event":"{}","unlisted":false}}"#,
+            event_id()
+        )
+    );
+    // Kept when the update does not name them.
+    let mut retitle = EventUpdate::new(event_id());
+    retitle.title = Some("Renamed".into());
+    assert!(marked.apply(&retitle).unwrap().unlisted);
+}
+
+#[test]
 fn event_serde_for_storage() {
-    for event in [full_event(), minimal_event()] {
+    let marked = Event {
+        unlisted: true,
+        public: true,
+        ..minimal_event()
+    };
+    for event in [full_event(), minimal_event(), marked] {
         let json = serde_json::to_string(&event).unwrap();
         assert!(!json.contains("null"), "{json}");
+        // Off flags are left out, so states stored before they existed
+        // read the same.
+        assert_eq!(json.contains("unlisted"), event.unlisted, "{json}");
         assert_eq!(serde_json::from_str::<Event>(&json).unwrap(), event);
     }
     assert!(serde_json::from_str::<Event>(r#"{"title":"x","start":"not a time"}"#).is_err());

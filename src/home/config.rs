@@ -7,7 +7,11 @@
 //!   "listen": "0.0.0.0:7643",
 //!   "peers": ["@<feed>.ed25519@host:7643", "host:7643"],
 //!   "replication": "open",                    // or {"hops": 2}
-//!   "port_mapping": true                      // default: on beyond loopback
+//!   "port_mapping": true,                     // default: on beyond loopback
+//!   "hub": true,                              // a hub; then, optionally:
+//!   "public_web": "0.0.0.0:8080",             // its public pages of members' events
+//!   "public_web_private_network": false,      // show `public` events on a private network
+//!   "public_url": "https://events.example.org" // their address, for link previews
 //! }
 //! ```
 
@@ -63,6 +67,11 @@ pub enum ConfigError {
     /// The network key is not 64 hex digits.
     #[error("network key must be 64 hex digits (32 bytes)")]
     BadNetworkKey,
+    /// `public_url` is not a web address people can open.
+    #[error(
+        "\"public_url\" must be the http:// or https:// address people open the public pages at, like https://events.example.org (got `{0}`)"
+    )]
+    BadPublicUrl(String),
 }
 
 /// A peer to dial: an address and, optionally, the feed we expect there.
@@ -311,6 +320,20 @@ pub struct ConfigFile {
     /// the node listens on IPv4 beyond loopback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port_mapping: Option<bool>,
+    /// On a hub: where `serve` serves the read-only public pages of
+    /// members' events (`IP:PORT`, like `--public-web`). Absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_web: Option<String>,
+    /// On a hub of a private network: show events their organizer marked
+    /// `public` on the public pages (default false: a private network's
+    /// events never appear there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_web_private_network: Option<bool>,
+    /// The address people use for the public pages
+    /// (`https://events.example.org`), for the links that previews show
+    /// (`og:url`). Absent: the pages name no address of their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
 }
 
 /// How hub mode is written in the file: `true`/`false`, or the limits.
@@ -580,6 +603,7 @@ impl ConfigFile {
             PeerAddr::parse(p)?;
         }
         self.hub_addrs()?;
+        self.public_base_url()?;
         for t in &self.discovery_targets {
             t.parse::<std::net::SocketAddr>()
                 .map_err(|_| ConfigError::BadPeer(t.clone()))?;
@@ -611,6 +635,29 @@ impl ConfigFile {
                 ))),
             })
             .collect()
+    }
+
+    /// `public_url` without a trailing `/`, checked: an `http://` or
+    /// `https://` address with a host and no white space or quotes (it
+    /// goes into the pages' links as it is).
+    pub fn public_base_url(&self) -> Result<Option<String>, ConfigError> {
+        let Some(url) = &self.public_url else {
+            return Ok(None);
+        };
+        let bad = || ConfigError::BadPublicUrl(url.chars().take(120).collect());
+        let rest = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"))
+            .ok_or_else(bad)?;
+        let host = rest.split('/').next().unwrap_or_default();
+        if host.is_empty()
+            || url
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '<' | '>'))
+        {
+            return Err(bad());
+        }
+        Ok(Some(url.trim_end_matches('/').to_owned()))
     }
 
     /// The hub's limits when this node is a hub.
@@ -789,6 +836,9 @@ mod tests {
             hubs: vec![format!("{}@203.0.113.9:7643", FeedId([6; 32]))],
             tunnels_from_hub_members: Some(true),
             port_mapping: Some(false),
+            public_web: Some("0.0.0.0:8080".into()),
+            public_web_private_network: Some(true),
+            public_url: Some("https://events.example.org".into()),
         };
         config.save(&home).unwrap();
         let back = ConfigFile::load(&home).unwrap();
@@ -824,5 +874,39 @@ mod tests {
         ));
         std::fs::write(ConfigFile::path(&home), r#"{"colour":"red"}"#).unwrap();
         assert!(ConfigFile::load(&home).is_err());
+    }
+
+    #[test]
+    fn the_public_url_must_be_a_web_address() {
+        let with = |url: &str| ConfigFile {
+            public_url: Some(url.into()),
+            ..ConfigFile::default()
+        };
+        assert_eq!(
+            with("https://events.example.org/")
+                .public_base_url()
+                .unwrap(),
+            Some("https://events.example.org".into())
+        );
+        assert_eq!(
+            with("http://192.0.2.7:8080/hub").public_base_url().unwrap(),
+            Some("http://192.0.2.7:8080/hub".into())
+        );
+        for bad in [
+            "events.example.org",
+            "https://",
+            "ftp://x",
+            "https://a b",
+            "https://x/\"<",
+        ] {
+            assert!(
+                matches!(
+                    with(bad).public_base_url(),
+                    Err(ConfigError::BadPublicUrl(_))
+                ),
+                "{bad}"
+            );
+        }
+        assert_eq!(ConfigFile::default().public_base_url().unwrap(), None);
     }
 }

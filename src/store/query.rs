@@ -259,6 +259,25 @@ impl Store {
             return self
                 .states_of(self.time_entries(from, vec![index::prefix::EVENT_BY_FINISH + 1])?);
         };
+        let ids = self
+            .upcoming_event_ids(now_ms)?
+            .take(limit)
+            .collect::<Result<Vec<_>, _>>()?;
+        ids.iter().map(|id| self.indexed_event(id)).collect()
+    }
+
+    /// The ids of the events that have not finished by `now_ms`, in the
+    /// order of [`Store::upcoming_events`], read from the indexes as the
+    /// iterator advances: a caller that filters them (a hub's public
+    /// pages) stops reading where its page is full.
+    ///
+    /// The ones going on now are read at once (they started within the
+    /// last [`index::LONG_EVENT_MS`] or are long events); the rest are
+    /// the by-start index from now on.
+    pub fn upcoming_event_ids(
+        &self,
+        now_ms: i64,
+    ) -> Result<impl Iterator<Item = Result<MessageId, StoreError>> + '_, StoreError> {
         let recent = now_ms.saturating_sub(index::LONG_EVENT_MS);
         let started_recently = self.time_entries(
             time_bound(index::prefix::EVENT_BY_START, recent),
@@ -269,24 +288,24 @@ impl Store {
             time_bound(index::prefix::LONG_EVENT, recent),
         )?;
         // Going on now: started before now, not finished yet.
-        let mut found: Vec<_> = started_recently
+        let mut now_on: Vec<_> = started_recently
             .into_iter()
             .chain(long)
             .filter(|&(_, _, finish)| finish >= now_ms)
             .collect();
-        found.sort_unstable();
-        found.truncate(limit);
+        now_on.sort_unstable();
         // Everything starting from now on comes after what is going on.
-        let mut later = self.tree.range(
-            time_bound(index::prefix::EVENT_BY_START, now_ms)
-                ..vec![index::prefix::EVENT_BY_START + 1],
-        );
-        while found.len() < limit {
-            let Some(item) = later.next() else { break };
-            let (k, v) = item?;
-            found.push(decode_time_entry(&k, &v)?);
-        }
-        self.states_of(found)
+        let later = self
+            .tree
+            .range(
+                time_bound(index::prefix::EVENT_BY_START, now_ms)
+                    ..vec![index::prefix::EVENT_BY_START + 1],
+            )
+            .map(|item| {
+                let (k, v) = item?;
+                Ok(decode_time_entry(&k, &v)?.1)
+            });
+        Ok(now_on.into_iter().map(|(_, id, _)| Ok(id)).chain(later))
     }
 
     /// Events that finished before `now_ms`, sorted by start; with a
@@ -347,13 +366,17 @@ impl Store {
     fn states_of(&self, events: Vec<(i64, MessageId, i64)>) -> Result<Vec<EventState>, StoreError> {
         events
             .into_iter()
-            .map(|(_, id, _)| {
-                Ok(self.event(&id)?.ok_or_else(|| CorruptEntry {
-                    key: hex::encode(index::event_key(&id)),
-                    reason: "a time index names a missing event".into(),
-                })?)
-            })
+            .map(|(_, id, _)| self.indexed_event(&id))
             .collect()
+    }
+
+    /// The state of an event a time index names (missing: the index is
+    /// damaged).
+    fn indexed_event(&self, id: &MessageId) -> Result<EventState, StoreError> {
+        Ok(self.event(id)?.ok_or_else(|| CorruptEntry {
+            key: hex::encode(index::event_key(id)),
+            reason: "a time index names a missing event".into(),
+        })?)
     }
 
     /// Known events whose id's base64 text starts with `text` (base64

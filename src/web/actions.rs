@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::pages::{
-    EventForms, FORM_ERROR_STATUS, FormState, NetworkForms, PageError, event_page, load_event,
-    load_network, login_page, network_page, new_event_page,
+    CHECKED, EventForms, FORM_ERROR_STATUS, FormState, NetworkForms, PageError, event_page,
+    load_event, load_network, login_page, network_page, new_event_page,
 };
 use super::paths::event_path;
 use super::security::{same_secret, token_cookie};
@@ -78,6 +78,10 @@ pub(crate) struct EventInput {
     url: String,
     description: String,
     capacity: String,
+    /// A checkbox: [`CHECKED`] when ticked, empty otherwise.
+    unlisted: String,
+    /// A checkbox, shown on a private network only.
+    public: String,
 }
 
 impl EventInput {
@@ -94,6 +98,8 @@ impl EventInput {
             ("url", &self.url),
             ("description", &self.description),
             ("capacity", &self.capacity),
+            ("unlisted", &self.unlisted),
+            ("public", &self.public),
         ] {
             f.set(name, value.clone());
         }
@@ -209,6 +215,8 @@ fn build_event(input: &EventInput, form: &mut FormState) -> Option<Event> {
     event.description =
         (!input.description.trim().is_empty()).then(|| input.description.replace("\r\n", "\n"));
     event.capacity = capacity;
+    event.unlisted = input.unlisted == CHECKED;
+    event.public = input.public == CHECKED;
     if let Err(e) = event.validate() {
         form.fail(field_of(&e), e.to_string());
         return None;
@@ -362,6 +370,12 @@ pub(crate) async fn edit(
     update.url = field_change(&old.url, wanted.url.clone());
     update.description = field_change(&old.description, wanted.description.clone());
     update.capacity = field_change(&old.capacity, wanted.capacity);
+    update.unlisted = field_change(&Some(old.unlisted), Some(wanted.unlisted));
+    // The form has no `public` box on the public network: the event keeps
+    // what it has (which only the command line could have set).
+    if web.private_network {
+        update.public = field_change(&Some(old.public), Some(wanted.public));
+    }
     if update.is_empty() {
         form.fail("", "Nothing to change: the event already has these values.");
         return Ok(back(form));

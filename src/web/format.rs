@@ -8,23 +8,36 @@ use crate::app::AdmissionStatus;
 use crate::app::when;
 use crate::content::{Event, EventTime, RsvpStatus};
 
+/// Whose clocks a page shows times on besides each event's own zone.
+#[derive(Clone, Copy)]
+pub(crate) struct Viewer<'a> {
+    /// The viewer's zone.
+    pub(crate) zone: &'a TimeZone,
+    /// Its IANA name.
+    pub(crate) name: &'a str,
+}
+
 /// When an event happens: in its own zone (see [`when::event_span`]),
-/// and in the viewer's when their clocks read differently.
-pub(crate) fn when(event: &Event, viewer: &TimeZone, viewer_name: &str) -> Markup {
+/// and in the `viewer`'s when their clocks read differently. A hub's
+/// public pages have no viewer: without a script they cannot know a
+/// visitor's zone.
+pub(crate) fn when(event: &Event, viewer: Option<Viewer<'_>>) -> Markup {
     let start = event.start.timestamp();
     let end = event.end.as_ref().map(EventTime::timestamp);
     let zone = when::event_zone(event);
-    let differs = zone.to_offset(start) != viewer.to_offset(start)
-        || end.is_some_and(|e| zone.to_offset(e) != viewer.to_offset(e));
+    let other = viewer.filter(|v| {
+        zone.to_offset(start) != v.zone.to_offset(start)
+            || end.is_some_and(|e| zone.to_offset(e) != v.zone.to_offset(e))
+    });
     html! {
         span.when {
             time datetime=(event.start.as_str()) { (when::event_span(event, None)) }
             @if let Some(name) = zone.iana_name() { " " span.zone { "(" (name) ")" } }
         }
-        @if differs {
+        @if let Some(v) = other {
             br;
             span.when.viewer {
-                "Your time: " (when::event_span(event, Some(viewer))) " " span.zone { "(" (viewer_name) ")" }
+                "Your time: " (when::event_span(event, Some(v.zone))) " " span.zone { "(" (v.name) ")" }
             }
         }
     }

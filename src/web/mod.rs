@@ -25,6 +25,7 @@ mod format;
 mod live;
 mod pages;
 mod paths;
+pub mod public;
 pub mod security;
 mod state;
 pub mod wallclock;
@@ -42,6 +43,7 @@ use jiff::tz::TimeZone;
 use tokio::sync::watch;
 
 pub use paths::{event_key, event_path, parse_event_key};
+pub use public::{PublicSettings, public_router, serve_public};
 pub(crate) use state::{Inner, Web};
 pub use state::{MAX_BODY_BYTES, WebSettings, system_zone};
 
@@ -63,7 +65,9 @@ fn router_with_stop(
         TimeZone::UTC
     });
     let (stopping, _) = watch::channel(false);
+    let private_network = app.network_is_private();
     let web = Web(Arc::new(Inner {
+        private_network,
         app,
         settings,
         viewer_zone,

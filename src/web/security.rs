@@ -63,7 +63,9 @@ fn is_asset(path: &str) -> bool {
     path.starts_with("/static/") || path == "/favicon.ico"
 }
 
-async fn headers(req: Request, next: Next) -> Response {
+/// The headers of every response (item 1 above); also those of a hub's
+/// public pages.
+pub(crate) async fn headers(req: Request, next: Next) -> Response {
     let is_static = is_asset(req.uri().path());
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use jiff::tz::TimeZone;
 use tokio::sync::watch;
 
+use super::format::Viewer;
 use crate::app::{App, AppError};
 
 /// Largest request body accepted, in bytes: far more than any form needs
@@ -72,6 +73,9 @@ pub(crate) struct Inner {
     /// Open live streams, at most [`super::live::MAX_STREAMS`]: each holds a
     /// subscription to the node's changes.
     pub(crate) live_streams: Arc<tokio::sync::Semaphore>,
+    /// Whether the node is on a private network (the event form then asks
+    /// whether an event may be public on hubs' public pages).
+    pub(crate) private_network: bool,
 }
 
 impl std::ops::Deref for Web {
@@ -82,18 +86,32 @@ impl std::ops::Deref for Web {
 }
 
 impl Web {
-    /// Runs an [`App`] call on the blocking pool. The outer error is the
-    /// page's (the task died); the inner one is the call's, for the caller
-    /// to place on a form or turn into the page's error.
+    /// Runs an [`App`] call on the blocking pool (see [`call_app`]).
     pub(crate) async fn call<T: Send + 'static>(
         &self,
         f: impl FnOnce(&App) -> Result<T, AppError> + Send + 'static,
     ) -> Result<Result<T, AppError>, super::pages::PageError> {
-        let app = self.app.clone();
-        tokio::task::spawn_blocking(move || f(&app))
-            .await
-            .map_err(|e| {
-                super::pages::PageError::Internal(format!("the request's task failed: {e}"))
-            })
+        call_app(&self.app, f).await
     }
+
+    /// The person at the page, whose clock times are also shown on.
+    pub(crate) fn viewer(&self) -> Viewer<'_> {
+        Viewer {
+            zone: &self.viewer_zone,
+            name: &self.settings.zone,
+        }
+    }
+}
+
+/// Runs an [`App`] call on the blocking pool. The outer error is the
+/// page's (the task died); the inner one is the call's, for the caller
+/// to place on a form or turn into the page's error.
+pub(crate) async fn call_app<T: Send + 'static>(
+    app: &App,
+    f: impl FnOnce(&App) -> Result<T, AppError> + Send + 'static,
+) -> Result<Result<T, AppError>, super::pages::PageError> {
+    let app = app.clone();
+    tokio::task::spawn_blocking(move || f(&app))
+        .await
+        .map_err(|e| super::pages::PageError::Internal(format!("the request's task failed: {e}")))
 }

@@ -11,6 +11,7 @@
 //!   tests;
 //! - [`flood`]: a handshake flood from many loopback addresses;
 //! - [`vectors`]: the message test vectors of `tests/vectors/`;
+//! - [`http`]: plain HTTP/1.1 requests to a page `serve` runs;
 //! - [`format2`]: a store of the format before the position index, written
 //!   directly, for tests of the upgrade.
 //!
@@ -21,6 +22,7 @@
 pub mod chrome;
 pub mod flood;
 pub mod format2;
+pub mod http;
 pub mod node;
 pub mod raw;
 pub mod sandbox;

@@ -367,6 +367,7 @@ impl Sandbox {
             feed: String::new(),
             addr: "127.0.0.1:1".parse().unwrap(),
             page: None,
+            public: None,
             stderr,
             started: Instant::now(),
         };
@@ -394,6 +395,17 @@ impl Sandbox {
                             .strip_prefix("page: ")
                             .unwrap_or_else(|| panic!("unexpected line {line:?}"));
                         server.page = Some(url.to_owned());
+                    }
+                    // "public pages: http://IP:PORT/" follows on a hub
+                    // serving them (asked for here, or in config.json).
+                    if args.contains(&"--public-web") || public_in_config(home) {
+                        let line = lines.recv_timeout(DEADLINE).unwrap_or_else(|e| {
+                            panic!("no public pages line ({e}): {}", server.stderr())
+                        });
+                        let url = line
+                            .strip_prefix("public pages: ")
+                            .unwrap_or_else(|| panic!("unexpected line {line:?}"));
+                        server.public = Some(url.to_owned());
                     }
                     server.started = Instant::now();
                     return Ok(server);
@@ -424,6 +436,14 @@ impl Sandbox {
         self.spawn_serve(home, &args)
             .unwrap_or_else(|e| panic!("{e}"))
     }
+}
+
+/// Whether `home`'s config.json asks for a hub's public pages.
+fn public_in_config(home: &Path) -> bool {
+    std::fs::read_to_string(home.join("config.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+        .is_some_and(|config| config.get("public_web").is_some())
 }
 
 /// Announces an event in `home`; returns its id.
@@ -486,6 +506,8 @@ pub struct Server {
     pub addr: SocketAddr,
     /// The web page's address, unless started with `--no-web`.
     pub page: Option<String>,
+    /// The hub's public pages (`http://IP:PORT/`), when it serves them.
+    pub public: Option<String>,
     stderr: Arc<Mutex<String>>,
     /// When it said it was listening.
     pub started: Instant,

@@ -27,7 +27,7 @@ pub(crate) async fn agenda(State(web): State<Web>) -> Result<Markup, PageError> 
                     @for item in &items {
                         li.card {
                             h2 { a href=(event_path(&item.state.id)) { (item.state.event.title) } }
-                            p { (when(&item.state.event, &web.viewer_zone, &web.settings.zone)) }
+                            p { (when(&item.state.event, Some(web.viewer()))) }
                             p.my-status data-event=(event_key(&item.state.id)) {
                                 "You answered " strong { (answer_word(item.mine.rsvp.status)) }
                                 @if let Some(a) = item.mine.admission {

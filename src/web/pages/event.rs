@@ -9,9 +9,9 @@ use super::form::field_error;
 use super::form::{FormState, Input, csrf, form_error};
 use super::layout::{Nav, PageError, blocking, layout};
 use super::lists::counts;
-use crate::app::{AdmissionStatus, EventDetail, person};
+use crate::app::{AdmissionStatus, EventDetail, EventSummary, RsvpView, person};
 use crate::content::{MAX_GUESTS, MAX_NOTE_CHARS, MAX_REASON_CHARS, RsvpStatus};
-use crate::web::format::{admission_words, answer_word, is_web_link, linkify, when};
+use crate::web::format::{Viewer, admission_words, answer_word, is_web_link, linkify, when};
 use crate::web::paths::{event_key, event_path, parse_event_key};
 use crate::web::state::Web;
 
@@ -60,43 +60,6 @@ pub(crate) fn event_page(
     let e = &s.state.event;
     let key = event_key(&s.state.id);
     let path = event_path(&s.state.id);
-    let going: Vec<_> = detail
-        .rsvps
-        .iter()
-        .filter(|r| r.rsvp.status == RsvpStatus::Going)
-        .collect();
-    let maybe: Vec<_> = detail
-        .rsvps
-        .iter()
-        .filter(|r| r.rsvp.status == RsvpStatus::Maybe)
-        .collect();
-    let not_going: Vec<_> = detail
-        .rsvps
-        .iter()
-        .filter(|r| r.rsvp.status == RsvpStatus::NotGoing)
-        .collect();
-    let people = |title: &str, list: &[&crate::app::RsvpView]| {
-        html! {
-            h3 { (title) " (" (list.len()) ")" }
-            @if list.is_empty() { p.empty { "Nobody." } }
-            @else {
-                ul.people {
-                    @for r in list.iter().take(MAX_PEOPLE_SHOWN) {
-                        li {
-                            strong { (person(r.name.as_deref(), &r.author)) }
-                            @if r.rsvp.guests > 0 { " +" (r.rsvp.guests) " guest" @if r.rsvp.guests > 1 { "s" } }
-                            @if let Some(a) = r.admission {
-                                " " span class=(format!("badge {}", a.as_str())) { (admission_words(a, r.waitlist_position)) }
-                            }
-                            @if r.stale { " " span.badge.stale title="This answer was given before the time or place changed" { "answered an earlier plan" } }
-                            @if let Some(note) = &r.rsvp.note { br; span.note { "“" (note) "”" } }
-                        }
-                    }
-                }
-                @if list.len() > MAX_PEOPLE_SHOWN { p.more { "and " (list.len() - MAX_PEOPLE_SHOWN) " more." } }
-            }
-        }
-    };
     let edit = forms.edit.unwrap_or_else(|| edit_values(web, detail));
     let rsvp_form = &forms.rsvp;
     let guests_default = s
@@ -123,28 +86,7 @@ pub(crate) fn event_page(
         Some(&key),
         html! {
             article.event {
-                div #summary data-live {
-                    h1 {
-                        (e.title)
-                        @if s.is_cancelled() { " " span.badge.cancelled { "Cancelled" } }
-                    }
-                    @if s.is_cancelled() {
-                        p.cancelled-note { "This event is cancelled"
-                            @if let Some(r) = &s.state.cancel_reason { ": " (r) } "." }
-                    }
-                    p { (when(e, &web.viewer_zone, &web.settings.zone)) }
-                    @if let Some(place) = &e.location { p.place { "Where: " (place) } }
-                    @if let Some(url) = &e.url {
-                        p.link { "Link: "
-                            @if is_web_link(url) { a href=(url) rel="noopener noreferrer nofollow" { (url) } }
-                            @else { (url) }
-                        }
-                    }
-                    p.organizer { "Organized by " strong { (person(s.organizer_name.as_deref(), &s.state.author)) } }
-                    (counts(s))
-                    @if let Some(d) = &e.description { div.description { (linkify(d)) } }
-                    @if s.state.revision > 0 { p.revision { "Changed " (s.state.revision) " time" @if s.state.revision > 1 { "s" } " since it was announced." } }
-                }
+                (summary_block(Some(web.viewer()), s))
                 p.actions { a.button href=(format!("{path}/event.ics")) { "Add to calendar" } }
 
                 section #answer aria-labelledby="answer-title" {
@@ -181,12 +123,7 @@ pub(crate) fn event_page(
                     }
                 }
 
-                section #people data-live aria-labelledby="people-title" {
-                    h2 #people-title { "Who is coming" }
-                    (people("Going", &going))
-                    (people("Maybe", &maybe))
-                    (people("Not going", &not_going))
-                }
+                (people_section(detail))
 
                 @if *organizer {
                     section.organizer aria-labelledby="organizer-title" {
@@ -230,4 +167,80 @@ pub(crate) fn event_page(
             }
         },
     )
+}
+
+/// What the event is: title, state, when and where, who organizes it, the
+/// counts, the description. The same on the local page and on a hub's
+/// public pages.
+pub(crate) fn summary_block(viewer: Option<Viewer<'_>>, s: &EventSummary) -> Markup {
+    let e = &s.state.event;
+    html! {
+        div #summary data-live {
+            h1 {
+                (e.title)
+                @if s.is_cancelled() { " " span.badge.cancelled { "Cancelled" } }
+            }
+            @if s.is_cancelled() {
+                p.cancelled-note { "This event is cancelled"
+                    @if let Some(r) = &s.state.cancel_reason { ": " (r) } "." }
+            }
+            p { (when(e, viewer)) }
+            @if let Some(place) = &e.location { p.place { "Where: " (place) } }
+            @if let Some(url) = &e.url {
+                p.link { "Link: "
+                    @if is_web_link(url) { a href=(url) rel="noopener noreferrer nofollow" { (url) } }
+                    @else { (url) }
+                }
+            }
+            p.organizer { "Organized by " strong { (person(s.organizer_name.as_deref(), &s.state.author)) } }
+            (counts(s))
+            @if let Some(d) = &e.description { div.description { (linkify(d)) } }
+            @if s.state.revision > 0 { p.revision { "Changed " (s.state.revision) " time" @if s.state.revision > 1 { "s" } " since it was announced." } }
+        }
+    }
+}
+
+/// Who answered, by answer: each person's name (or short id), guests,
+/// admission, whether they answered an earlier plan, and their note. The
+/// same on the local page and on a hub's public pages.
+pub(crate) fn people_section(detail: &EventDetail) -> Markup {
+    let with = |status: RsvpStatus| -> Vec<&RsvpView> {
+        detail
+            .rsvps
+            .iter()
+            .filter(|r| r.rsvp.status == status)
+            .collect()
+    };
+    html! {
+        section #people data-live aria-labelledby="people-title" {
+            h2 #people-title { "Who is coming" }
+            (people("Going", &with(RsvpStatus::Going)))
+            (people("Maybe", &with(RsvpStatus::Maybe)))
+            (people("Not going", &with(RsvpStatus::NotGoing)))
+        }
+    }
+}
+
+/// The people who gave one answer, at most [`MAX_PEOPLE_SHOWN`] of them.
+fn people(title: &str, list: &[&RsvpView]) -> Markup {
+    html! {
+        h3 { (title) " (" (list.len()) ")" }
+        @if list.is_empty() { p.empty { "Nobody." } }
+        @else {
+            ul.people {
+                @for r in list.iter().take(MAX_PEOPLE_SHOWN) {
+                    li {
+                        strong { (person(r.name.as_deref(), &r.author)) }
+                        @if r.rsvp.guests > 0 { " +" (r.rsvp.guests) " guest" @if r.rsvp.guests > 1 { "s" } }
+                        @if let Some(a) = r.admission {
+                            " " span class=(format!("badge {}", a.as_str())) { (admission_words(a, r.waitlist_position)) }
+                        }
+                        @if r.stale { " " span.badge.stale title="This answer was given before the time or place changed" { "answered an earlier plan" } }
+                        @if let Some(note) = &r.rsvp.note { br; span.note { "“" (note) "”" } }
+                    }
+                }
+            }
+            @if list.len() > MAX_PEOPLE_SHOWN { p.more { "and " (list.len() - MAX_PEOPLE_SHOWN) " more." } }
+        }
+    }
 }

@@ -5,7 +5,7 @@ use axum::extract::State;
 use maud::{Markup, html};
 
 use super::form::field_error;
-use super::form::{FormState, Input, csrf, form_error};
+use super::form::{CHECKED, FormState, Input, csrf, form_error};
 use super::layout::{Nav, layout};
 use crate::app::EventDetail;
 use crate::content::MAX_TITLE_CHARS;
@@ -44,6 +44,11 @@ pub(crate) fn edit_values(web: &Web, detail: &EventDetail) -> FormState {
         "capacity",
         e.capacity.map(|c| c.to_string()).unwrap_or_default(),
     );
+    for (name, on) in [("unlisted", e.unlisted), ("public", e.public)] {
+        if on {
+            form.set(name, CHECKED);
+        }
+    }
     form
 }
 
@@ -76,6 +81,16 @@ pub(crate) fn event_fields(web: &Web, prefix: &str, form: &FormState) -> Markup 
         (Input::new(prefix, "url", "Link").kind("url").max(crate::content::MAX_URL_CHARS).draw(form))
         (Input::new(prefix, "description", "Description").kind("textarea").draw(form))
         (Input::new(prefix, "capacity", "Capacity").kind("number").hint("optional: how many people can come, guests included").draw(form))
+        fieldset.public-pages {
+            legend { "On hubs' public web pages" }
+            // Only a private network asks for consent first (docs/hub.md).
+            @if web.private_network {
+                (Input::new(prefix, "public", "Public").kind("checkbox").hint("this network's hubs may show it on their public web pages, where their operator turned them on; without it they never do").draw(form))
+                (Input::new(prefix, "unlisted", "Unlisted").kind("checkbox").hint("when public, shown only to people who have its link, not in the hubs' lists").draw(form))
+            } @else {
+                (Input::new(prefix, "unlisted", "Unlisted").kind("checkbox").hint("your hubs' public web pages show it only to people who have its link; otherwise they list it with your other upcoming events").draw(form))
+            }
+        }
     }
 }
 

@@ -64,6 +64,10 @@ pub(super) fn field_error(prefix: &str, form: &FormState, name: &str) -> Markup 
     }
 }
 
+/// The value a ticked checkbox sends, and that a [`FormState`] holds for
+/// one that is ticked.
+pub(crate) const CHECKED: &str = "on";
+
 /// How one input is drawn.
 pub(crate) struct Input<'a> {
     pub(crate) name: &'static str,
@@ -115,6 +119,23 @@ impl<'a> Input<'a> {
             (false, true) => Some(hint_id.clone()),
             (false, false) => None,
         };
+        if self.kind == "checkbox" {
+            // The box before its label, as people expect a tick box; the
+            // form sends `on` when it is ticked, nothing otherwise.
+            return html! {
+                div.field.check {
+                    div {
+                        input id=(id) name=(self.name) type="checkbox" value=(CHECKED)
+                            checked[form.value(self.name) == CHECKED]
+                            aria-describedby=[described.as_deref()];
+                        " "
+                        label for=(id) { (self.label) }
+                    }
+                    @if let Some(h) = self.hint { small.hint id=(hint_id) { (h) } }
+                    (field_error(self.prefix, form, self.name))
+                }
+            };
+        }
         html! {
             div.field {
                 label for=(id) { (self.label) @if self.required { " " span.req aria-hidden="true" { "*" } } }

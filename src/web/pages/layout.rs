@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use maud::{DOCTYPE, Markup, html};
 
 use crate::app::{App, AppError};
-use crate::web::state::Web;
+use crate::web::state::{Web, call_app};
 
 /// Why a page could not be shown, as the person reads it.
 #[derive(Debug)]
@@ -41,22 +41,32 @@ impl From<AppError> for PageError {
     }
 }
 
-impl IntoResponse for PageError {
-    fn into_response(self) -> Response {
+impl PageError {
+    /// The error as a page in `site`'s frame.
+    pub(crate) fn into_page(self, site: Site<'_>) -> Response {
         let (status, title, text) = match self {
             PageError::NotFound(t) => (StatusCode::NOT_FOUND, "Not found", t),
             PageError::Forbidden(t) => (StatusCode::FORBIDDEN, "Not allowed", t),
             PageError::Conflict(t) => (StatusCode::CONFLICT, "Not possible now", t),
             PageError::Internal(t) => (StatusCode::INTERNAL_SERVER_ERROR, "Something failed", t),
         };
-        let body = layout(
+        let body = frame(
             title,
-            Nav::None,
-            "",
-            None,
+            site,
             html! { h1 { (title) } p { (text) } p { a href="/" { "Back to upcoming events" } } },
         );
         (status, body).into_response()
+    }
+}
+
+impl IntoResponse for PageError {
+    /// The error page of the local page.
+    fn into_response(self) -> Response {
+        self.into_page(Site::Local {
+            nav: Nav::None,
+            live_on: "",
+            event: None,
+        })
     }
 }
 
@@ -65,7 +75,15 @@ pub(crate) async fn blocking<T: Send + 'static>(
     web: &Web,
     f: impl FnOnce(&App) -> Result<T, AppError> + Send + 'static,
 ) -> Result<T, PageError> {
-    web.call(f).await?.map_err(PageError::from)
+    blocking_on(&web.app, f).await
+}
+
+/// [`blocking`] for a server that shares no [`Web`] (a hub's public pages).
+pub(crate) async fn blocking_on<T: Send + 'static>(
+    app: &App,
+    f: impl FnOnce(&App) -> Result<T, AppError> + Send + 'static,
+) -> Result<T, PageError> {
+    call_app(app, f).await?.map_err(PageError::from)
 }
 
 /// Which main tab a page belongs to.
@@ -79,9 +97,31 @@ pub(crate) enum Nav {
     None,
 }
 
-/// The frame of every page. `live_on` lists the kinds of change (see
-/// `live`) after which the script refreshes the page's live parts;
-/// `event` narrows `events` changes to one event.
+/// Which site a page belongs to, and what that site puts around it.
+pub(crate) enum Site<'a> {
+    /// The person's own page: the main tabs and the live script.
+    /// `live_on` lists the kinds of change (see `live`) after which the
+    /// script refreshes the page's live parts; `event` narrows `events`
+    /// changes to one event.
+    Local {
+        /// The tab the page belongs to.
+        nav: Nav,
+        /// The kinds of change the page listens to.
+        live_on: &'a str,
+        /// The page key of the page's event.
+        event: Option<&'a str>,
+    },
+    /// A hub's public pages: read-only, no script (reading needs none),
+    /// one tab, and `meta` (the tags for link previews) in the head.
+    Public {
+        /// Whether the page is the list of upcoming events.
+        on_list: bool,
+        /// Extra tags in the head.
+        meta: Markup,
+    },
+}
+
+/// The frame of every local page (see [`Site::Local`]).
 pub(crate) fn layout(
     title: &str,
     nav: Nav,
@@ -89,10 +129,50 @@ pub(crate) fn layout(
     event: Option<&str>,
     main: Markup,
 ) -> Markup {
-    let tab = |target: Nav, href: &str, label: &str| {
+    frame(
+        title,
+        Site::Local {
+            nav,
+            live_on,
+            event,
+        },
+        main,
+    )
+}
+
+/// The frame of every page of either site: the head, the skip link, the
+/// header with the site's tabs, and `main`.
+pub(crate) fn frame(title: &str, site: Site<'_>, main: Markup) -> Markup {
+    let tab = |current: bool, href: &str, label: &str| {
         html! {
-            li { a href=(href) aria-current=[(nav == target).then_some("page")] { (label) } }
+            li { a href=(href) aria-current=[current.then_some("page")] { (label) } }
         }
+    };
+    let (tabs, live_on, event, meta, script) = match site {
+        Site::Local {
+            nav,
+            live_on,
+            event,
+        } => (
+            html! {
+                (tab(nav == Nav::Upcoming, "/", "Upcoming"))
+                (tab(nav == Nav::Past, "/past", "Past"))
+                (tab(nav == Nav::New, "/new", "New event"))
+                (tab(nav == Nav::Agenda, "/agenda", "My agenda"))
+                (tab(nav == Nav::Network, "/network", "People & network"))
+            },
+            Some(live_on),
+            event,
+            None,
+            true,
+        ),
+        Site::Public { on_list, meta } => (
+            html! { (tab(on_list, "/", "Upcoming events")) },
+            None,
+            None,
+            Some(meta),
+            false,
+        ),
     };
     html! {
         (DOCTYPE)
@@ -102,23 +182,16 @@ pub(crate) fn layout(
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 meta name="color-scheme" content="light dark";
                 title { (title) " · potluck" }
+                @if let Some(meta) = meta { (meta) }
                 link rel="stylesheet" href="/static/style.css";
                 link rel="icon" type="image/svg+xml" href="/static/icon.svg";
-                script src="/static/live.js" defer {}
+                @if script { script src="/static/live.js" defer {} }
             }
-            body data-live-on=(live_on) data-event=[event] {
+            body data-live-on=[live_on] data-event=[event] {
                 a.skip href="#main" { "Skip to content" }
                 header.site {
                     a.brand href="/" { "potluck" }
-                    nav aria-label="Main" {
-                        ul {
-                            (tab(Nav::Upcoming, "/", "Upcoming"))
-                            (tab(Nav::Past, "/past", "Past"))
-                            (tab(Nav::New, "/new", "New event"))
-                            (tab(Nav::Agenda, "/agenda", "My agenda"))
-                            (tab(Nav::Network, "/network", "People & network"))
-                        }
-                    }
+                    nav aria-label="Main" { ul { (tabs) } }
                 }
                 main #main { (main) }
             }

@@ -8,7 +8,7 @@ use super::layout::{Nav, PageError, blocking, layout};
 use crate::app::now_ms;
 use crate::app::person;
 use crate::app::{EventList, EventSummary};
-use crate::web::format::{admission_words, answer_word, when};
+use crate::web::format::{Viewer, admission_words, answer_word, when};
 use crate::web::paths::event_path;
 use crate::web::state::Web;
 
@@ -33,7 +33,7 @@ pub(crate) async fn past(State(web): State<Web>, uri: Uri) -> Result<Markup, Pag
 
 /// The `page` of a list's address: 1 when absent or not a number, at
 /// most [`MAX_PAGE`].
-fn page_number(uri: &Uri) -> usize {
+pub(crate) fn page_number(uri: &Uri) -> usize {
     uri.query()
         .and_then(|q| {
             form_urlencoded::parse(q.as_bytes())
@@ -63,7 +63,13 @@ async fn list_page(web: Web, list: EventList, page: usize) -> Result<Markup, Pag
             "/",
         )
     };
-    let shown: Vec<&EventSummary> = events.iter().collect();
+    let shown = ListPage {
+        events: &events,
+        empty,
+        path,
+        page,
+        more,
+    };
     Ok(layout(
         title,
         nav,
@@ -71,14 +77,7 @@ async fn list_page(web: Web, list: EventList, page: usize) -> Result<Markup, Pag
         None,
         html! {
             h1 { (title) }
-            section #events data-live aria-live="polite" {
-                @if shown.is_empty() { p.empty { (empty) } }
-                @for e in &shown { (event_card(&web, e)) }
-            }
-            nav.pages aria-label="Pages" {
-                @if page > 1 { a href=(format!("{path}?page={}", page - 1)) rel="prev" { "← Previous" } " " }
-                @if more && page < MAX_PAGE { a href=(format!("{path}?page={}", page + 1)) rel="next" { "Next →" } }
-            }
+            (shown.draw(Some(web.viewer())))
             @if list == EventList::Upcoming {
                 p.small {
                     "Calendar apps can subscribe to " a href="/calendar.ics" { "this list as a calendar" }
@@ -87,6 +86,38 @@ async fn list_page(web: Web, list: EventList, page: usize) -> Result<Markup, Pag
             }
         },
     ))
+}
+
+/// One page of a list of events, as the local page and a hub's public
+/// pages show it: a card per event, and links to the pages around it.
+pub(crate) struct ListPage<'a> {
+    /// The page's events.
+    pub(crate) events: &'a [EventSummary],
+    /// What to say when there are none.
+    pub(crate) empty: &'a str,
+    /// The list's address, for the links to other pages.
+    pub(crate) path: &'a str,
+    /// The page's number, from 1.
+    pub(crate) page: usize,
+    /// Whether a next page has events.
+    pub(crate) more: bool,
+}
+
+impl ListPage<'_> {
+    /// The cards and the page links; times also on `viewer`'s clocks.
+    pub(crate) fn draw(&self, viewer: Option<Viewer<'_>>) -> Markup {
+        let (path, page) = (self.path, self.page);
+        html! {
+            section #events data-live aria-live="polite" {
+                @if self.events.is_empty() { p.empty { (self.empty) } }
+                @for e in self.events { (event_card(viewer, e)) }
+            }
+            nav.pages aria-label="Pages" {
+                @if page > 1 { a href=(format!("{path}?page={}", page - 1)) rel="prev" { "← Previous" } " " }
+                @if self.more && page < MAX_PAGE { a href=(format!("{path}?page={}", page + 1)) rel="next" { "Next →" } }
+            }
+        }
+    }
 }
 
 /// The answer counts of an event, and its places left when it has a
@@ -136,7 +167,7 @@ fn my_status_words(s: &EventSummary) -> String {
     }
 }
 
-fn event_card(web: &Web, s: &EventSummary) -> Markup {
+fn event_card(viewer: Option<Viewer<'_>>, s: &EventSummary) -> Markup {
     let e = &s.state.event;
     html! {
         article.card.cancelled[s.is_cancelled()] {
@@ -144,7 +175,7 @@ fn event_card(web: &Web, s: &EventSummary) -> Markup {
                 a href=(event_path(&s.state.id)) { (e.title) }
                 @if s.is_cancelled() { " " span.badge.cancelled { "Cancelled" } }
             }
-            p { (when(e, &web.viewer_zone, &web.settings.zone)) }
+            p { (when(e, viewer)) }
             @if let Some(place) = &e.location { p.place { "Where: " (place) } }
             p.organizer { "Organized by " (person(s.organizer_name.as_deref(), &s.state.author)) }
             (counts(s))

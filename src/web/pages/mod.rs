@@ -12,12 +12,14 @@ mod layout;
 mod lists;
 mod login;
 mod network;
+mod public;
 
 pub(crate) use agenda::agenda;
 pub(crate) use event::{EventForms, event, event_page, load_event};
 pub(crate) use event_form::{new_event, new_event_page};
-pub(crate) use form::FormState;
-pub(crate) use layout::{FORM_ERROR_STATUS, PageError, blocking, not_found};
-pub(crate) use lists::{past, upcoming};
+pub(crate) use form::{CHECKED, FormState};
+pub(crate) use layout::{FORM_ERROR_STATUS, PageError, Site, blocking, blocking_on, not_found};
+pub(crate) use lists::{ListPage, PAGE_SIZE, page_number, past, upcoming};
 pub(crate) use login::{login, login_page};
 pub(crate) use network::{NetworkForms, load_network, network, network_page};
+pub(crate) use public::{public_event_page, public_list_page};

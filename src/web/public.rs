@@ -1,0 +1,390 @@
+//! A hub's public pages (`potluck serve --hub --public-web ADDR`): the
+//! members' events, read-only, for anyone with a link, at an address of
+//! their own. The operator's own page stays on loopback, unchanged.
+//!
+//! Another front end behind [`App`]: each page is one app call
+//! ([`App::public_events`], [`App::public_event`]) on the blocking pool,
+//! which applies the rule of what is shown ([`crate::app::reach`]). The
+//! pages reuse the local page's parts (`pages/public.rs`).
+//!
+//! What the server guards, since anyone on the internet reaches it:
+//!
+//! - **Nothing changes state.** GET and HEAD only (anything else: 405);
+//!   no form, no login, no cookie, no script.
+//! - **Headers** as on the local page ([`super::security`]): a CSP of
+//!   the server's own files only (no inline script or style, no framing),
+//!   `nosniff`, referrers only to the site itself; the pages make no
+//!   request to any other site.
+//! - **Bounds**: at most [`MAX_PUBLIC_CONNECTIONS`] connections at once
+//!   (further ones wait in the kernel's backlog), each closed after
+//!   [`PUBLIC_IDLE`] without a byte either way; request bodies bounded as
+//!   on the local page ([`MAX_BODY_BYTES`]); the list reads the
+//!   upcoming-events index, never every message.
+//! - No `Host` check: the pages are public under any name, and can
+//!   publish nothing (the local page's check keeps other sites from
+//!   reaching a page that can).
+//!
+//! TLS comes later: `accept` makes the one listener every connection
+//! comes through, and is where a TLS acceptor goes.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use maud::Markup;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::{Instant, Sleep};
+
+use super::pages::{
+    ListPage, PAGE_SIZE, PageError, Site, blocking_on, page_number, public_event_page,
+    public_list_page,
+};
+use super::paths::parse_event_key;
+use super::state::MAX_BODY_BYTES;
+use crate::app::{App, PublicNetwork, now_ms};
+
+/// Most connections the public pages hold at once: each costs a task and
+/// buffers, and a client may open many.
+pub const MAX_PUBLIC_CONNECTIONS: usize = 256;
+
+/// How long a connection may send and receive nothing before it is
+/// closed: a slot is not held by a client that went quiet (or that
+/// trickles nothing at all after connecting).
+pub const PUBLIC_IDLE: Duration = Duration::from_secs(30);
+
+/// How the public pages are served.
+#[derive(Clone, Debug)]
+pub struct PublicSettings {
+    /// Which events they show.
+    pub network: PublicNetwork,
+    /// The address people open them at (`"public_url"`), without a
+    /// trailing `/`: the pages then name their own address in previews.
+    pub base_url: Option<String>,
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+struct Public(Arc<(App, PublicSettings)>);
+
+impl Public {
+    fn app(&self) -> &App {
+        &self.0.0
+    }
+
+    fn settings(&self) -> &PublicSettings {
+        &self.0.1
+    }
+}
+
+/// A page's error, as a page in the public frame.
+struct PublicError(PageError);
+
+impl From<PageError> for PublicError {
+    fn from(e: PageError) -> PublicError {
+        PublicError(e)
+    }
+}
+
+impl IntoResponse for PublicError {
+    fn into_response(self) -> Response {
+        self.0.into_page(Site::Public {
+            on_list: false,
+            meta: Markup::default(),
+        })
+    }
+}
+
+/// The public pages' routes with their guards. [`serve_public`] uses it;
+/// tests drive it directly.
+pub fn public_router(app: App, settings: PublicSettings) -> Router {
+    let routes = Router::new()
+        .route("/", get(list))
+        .route("/e/{key}", get(event))
+        .route("/static/style.css", get(super::style))
+        .route("/static/icon.svg", get(super::icon))
+        .route("/favicon.ico", get(super::icon))
+        .fallback(not_found);
+    routes
+        .layer(middleware::from_fn(only_reads))
+        .layer(middleware::from_fn(super::security::headers))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(Public(Arc::new((app, settings))))
+}
+
+/// Serves the public pages on `listener` until `shutdown` completes; then
+/// stops accepting and waits for requests in flight.
+pub async fn serve_public(
+    app: App,
+    listener: TcpListener,
+    settings: PublicSettings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let router = public_router(app, settings);
+    let bounds = Bounds {
+        connections: MAX_PUBLIC_CONNECTIONS,
+        idle: PUBLIC_IDLE,
+    };
+    axum::serve(accept(listener, bounds), router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// What the public pages' listener bounds.
+#[derive(Clone, Copy, Debug)]
+struct Bounds {
+    /// Connections held at once ([`MAX_PUBLIC_CONNECTIONS`]).
+    connections: usize,
+    /// Quiet time after which a connection is closed ([`PUBLIC_IDLE`]).
+    idle: Duration,
+}
+
+/// The one listener the public pages accept connections through, with
+/// their bounds. (A TLS acceptor wraps the connections here.)
+fn accept(listener: TcpListener, bounds: Bounds) -> Bounded {
+    Bounded {
+        listener,
+        slots: Arc::new(Semaphore::new(bounds.connections)),
+        idle: bounds.idle,
+    }
+}
+
+/// A listener that holds at most so many connections.
+struct Bounded {
+    listener: TcpListener,
+    slots: Arc<Semaphore>,
+    idle: Duration,
+}
+
+impl axum::serve::Listener for Bounded {
+    type Io = Quiet;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Quiet, SocketAddr) {
+        // A slot first: beyond the limit, connections wait in the kernel's
+        // backlog instead of in this process.
+        let Ok(slot) = self.slots.clone().acquire_owned().await else {
+            // The semaphore is never closed; should it be, accept nothing.
+            return std::future::pending().await;
+        };
+        let (stream, addr) = axum::serve::Listener::accept(&mut self.listener).await;
+        (
+            Quiet {
+                stream,
+                idle: Box::pin(tokio::time::sleep(self.idle)),
+                idle_for: self.idle,
+                _slot: slot,
+            },
+            addr,
+        )
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+}
+
+/// A connection that fails once its quiet time passes without a byte
+/// read or written, and gives its slot back when it ends.
+struct Quiet {
+    stream: TcpStream,
+    idle: Pin<Box<Sleep>>,
+    idle_for: Duration,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Quiet {
+    /// What a read or write that was `polled` comes to: progress starts
+    /// the quiet time again; while it waits, the quiet time running out
+    /// (the timer wakes the task then) is an error.
+    fn watch<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        match polled {
+            Poll::Pending if self.idle.as_mut().poll(cx).is_ready() => {
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "a public-page connection was quiet too long",
+                )))
+            }
+            Poll::Pending => Poll::Pending,
+            ready => {
+                let until = Instant::now() + self.idle_for;
+                self.idle.as_mut().reset(until);
+                ready
+            }
+        }
+    }
+}
+
+impl AsyncRead for Quiet {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
+        self.watch(cx, polled)
+    }
+}
+
+impl AsyncWrite for Quiet {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.watch(cx, polled)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// GET and HEAD only: the public pages change nothing.
+async fn only_reads(req: Request, next: Next) -> Response {
+    if matches!(*req.method(), Method::GET | Method::HEAD) {
+        return next.run(req).await;
+    }
+    let mut resp = (
+        StatusCode::METHOD_NOT_ALLOWED,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "These pages can only be read (GET and HEAD).\n",
+    )
+        .into_response();
+    resp.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    resp
+}
+
+/// `GET /` (`?page=N` for the next ones): the listed upcoming events,
+/// soonest first.
+async fn list(State(public): State<Public>, uri: Uri) -> Result<Markup, PublicError> {
+    let page = page_number(&uri);
+    let network = public.settings().network;
+    let now = now_ms();
+    let (events, more) = blocking_on(public.app(), move |app| {
+        app.public_events(
+            network,
+            now,
+            (page - 1).saturating_mul(PAGE_SIZE),
+            PAGE_SIZE,
+        )
+    })
+    .await?;
+    let shown = ListPage {
+        events: &events,
+        empty: "No upcoming events to show.",
+        path: "/",
+        page,
+        more,
+    };
+    Ok(public_list_page(
+        public.settings().base_url.as_deref(),
+        &shown,
+    ))
+}
+
+/// `GET /e/{key}`: one event, if the public pages show it.
+async fn event(
+    State(public): State<Public>,
+    Path(key): Path<String>,
+) -> Result<Markup, PublicError> {
+    let id = parse_event_key(&key).ok_or_else(no_such_event)?;
+    let network = public.settings().network;
+    let (detail, reach) = blocking_on(public.app(), move |app| app.public_event(network, &id))
+        .await
+        .map_err(|e| match e {
+            PageError::NotFound(_) => no_such_event(),
+            e => PublicError(e),
+        })?;
+    Ok(public_event_page(
+        public.settings().base_url.as_deref(),
+        &detail,
+        reach,
+    ))
+}
+
+/// Unknown, hidden and malformed event addresses all read the same, so
+/// that a link tells a stranger nothing about what the hub holds.
+fn no_such_event() -> PublicError {
+    PublicError(PageError::NotFound(
+        "There is no such event here: it is unknown to this hub, or its organizer has not made \
+         it public."
+            .into(),
+    ))
+}
+
+/// Any other address.
+async fn not_found() -> PublicError {
+    PublicError(PageError::NotFound(
+        "There is no page at this address.".into(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::serve::Listener as _;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// The listener holds at most its number of connections (the next
+    /// waits in the backlog) and closes a quiet one, which frees its slot.
+    #[tokio::test]
+    async fn connections_are_bounded_and_quiet_ones_closed() {
+        let tcp = TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let addr = tcp.local_addr().expect("its address");
+        let idle = Duration::from_millis(300);
+        let mut listener = accept(
+            tcp,
+            Bounds {
+                connections: 1,
+                idle,
+            },
+        );
+        let mut first = TcpStream::connect(addr).await.expect("connected");
+        let (mut held, _) = listener.accept().await;
+        let _second = TcpStream::connect(addr).await.expect("in the backlog");
+        let waiting = tokio::time::timeout(idle / 3, listener.accept()).await;
+        assert!(waiting.is_err(), "a second connection was taken");
+
+        // Bytes keep the first one open past the quiet time.
+        let started = std::time::Instant::now();
+        let mut buf = [0u8; 8];
+        for _ in 0..3 {
+            tokio::time::sleep(idle / 2).await;
+            first.write_all(b"x").await.expect("written");
+            let n = held.read(&mut buf).await.expect("read");
+            assert_eq!(n, 1);
+        }
+        assert!(started.elapsed() > idle);
+        // Then nothing: it is closed, with an error, and the slot is free.
+        let quiet = tokio::time::timeout(idle * 3, held.read(&mut buf))
+            .await
+            .expect("closed within the wait");
+        assert_eq!(quiet.map_err(|e| e.kind()), Err(io::ErrorKind::TimedOut));
+        drop(held);
+        tokio::time::timeout(idle * 3, listener.accept())
+            .await
+            .expect("the second connection is taken");
+    }
+}
