@@ -342,6 +342,58 @@ fn fsck_finds_a_damaged_index_and_reindex_repairs_it() {
     assert_eq!(store.tally(&events[0].id).unwrap().headcount, 2);
 }
 
+/// A store whose indexes were made by a potluck that did not keep events'
+/// `unlisted` mark (index revision 0) rebuilds them once on open: else a
+/// hub's public pages would list an event its organizer marked unlisted.
+#[test]
+fn indexes_of_an_older_revision_are_rebuilt_once_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let k = key(8);
+    let id = {
+        let store = Store::open(&path).unwrap();
+        let mut event = Event::new(
+            "Quiet dinner",
+            EventTime::parse("start", "2030-01-01T18:00:00Z").unwrap(),
+        );
+        event.unlisted = true;
+        let e = store.publish(&k, &event.to_content_bytes(), 1).unwrap();
+        e.accepted[0].id()
+    };
+    // What an older potluck left: the event indexed without the mark, and
+    // no revision.
+    {
+        let (db, tree) = common::raw_tree(&path);
+        assert_eq!(
+            tree.get(b"Mindex_revision").unwrap().as_deref(),
+            Some(&[1u8][..]),
+            "a new store starts at the current revision"
+        );
+        let (key, value) = tree.scan_prefix([b'e']).next().unwrap().unwrap();
+        let mut state: serde_json::Value = serde_json::from_slice(&value).unwrap();
+        let fields = state["event"].as_object_mut().expect("the event's fields");
+        assert_eq!(
+            fields.remove("unlisted"),
+            Some(serde_json::Value::Bool(true))
+        );
+        tree.insert(key, serde_json::to_vec(&state).unwrap())
+            .unwrap();
+        tree.remove(b"Mindex_revision").unwrap();
+        db.flush().unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let state = store.event(&id).unwrap().expect("the event");
+    assert!(state.event.unlisted, "the rebuilt index has the mark again");
+    assert!(store.fsck().unwrap().problems.is_empty());
+    drop(store);
+    let (_db, tree) = common::raw_tree(&path);
+    assert_eq!(
+        tree.get(b"Mindex_revision").unwrap().as_deref(),
+        Some(&[1u8][..]),
+        "rebuilt once: the revision is current"
+    );
+}
+
 #[test]
 fn an_unindexed_tail_of_the_message_log_is_dropped_on_open() {
     let dir = tempfile::tempdir().unwrap();

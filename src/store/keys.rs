@@ -58,6 +58,14 @@ pub(super) const LOG_END_KEY: &[u8] = b"Mlog_end";
 pub(super) const REINDEXING_KEY: &[u8] = b"Mreindexing";
 /// Meta key of the number of entries the position file holds durably.
 pub(super) const POSITIONS_KEY: &[u8] = b"Mpositions";
+/// Meta key of the indexes' revision within the format (see
+/// [`INDEX_REVISION`]).
+pub(super) const INDEX_REVISION_KEY: &[u8] = b"Mindex_revision";
+/// What the indexes hold, within [`STORE_FORMAT`]; a store whose indexes
+/// are of an older revision rebuilds them once on open. 1: events keep
+/// their `unlisted` and `public` marks (an older potluck indexed such an
+/// event without them, and a hub's public pages would list it).
+pub(super) const INDEX_REVISION: u8 = 1;
 
 /// The key of the fork proof at `sequence` of `author`'s feed.
 pub(super) fn fork_key(author: &FeedId, sequence: u64) -> Vec<u8> {

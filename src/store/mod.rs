@@ -67,8 +67,8 @@ pub use log_file::{LogFile, LogFileOpener, RealLogFile};
 pub use sled_files::SLED_SEGMENT_SIZE;
 
 use self::keys::{
-    FORMAT_KEY, LOG_END_KEY, OLD_ID, OLD_LOG, POSITIONS_KEY, REINDEXING_KEY, STORE_FORMAT,
-    u64_value,
+    FORMAT_KEY, INDEX_REVISION, INDEX_REVISION_KEY, LOG_END_KEY, OLD_ID, OLD_LOG, POSITIONS_KEY,
+    REINDEXING_KEY, STORE_FORMAT, u64_value,
 };
 use self::msglog::{LOG_FILE, LogError, MessageLog};
 use self::positions::{PositionFile, Positions};
@@ -162,6 +162,7 @@ impl Store {
             }
             None => {
                 tree.insert(FORMAT_KEY, &[STORE_FORMAT])?;
+                tree.insert(INDEX_REVISION_KEY, &[INDEX_REVISION])?;
                 db.flush()?;
             }
         }
@@ -187,16 +188,31 @@ impl Store {
             published: PublishedMark::load(path)?,
             hub_lock: Mutex::new(()),
         };
-        if upgrade {
+        let revision = store.tree.get(INDEX_REVISION_KEY)?.map_or(0, |v| v[0]);
+        // Whether the indexes were just made again from the log.
+        let rebuilt = if upgrade {
             store.upgrade_from_2(path)?;
+            true
         } else if store.tree.contains_key(REINDEXING_KEY)? {
             tracing::warn!(target: UPGRADE_LOG, path = %path.display(), "an index rebuild was interrupted; rebuilding the indexes from the message log (this can take a minute for a large store)");
             store.reindex()?;
-        } else if store.tree.scan_prefix([OLD_LOG]).next().is_some()
-            || store.tree.scan_prefix([OLD_ID]).next().is_some()
-        {
-            // An upgrade stopped while removing the old keys.
-            store.remove_old_keys()?;
+            true
+        } else {
+            if store.tree.scan_prefix([OLD_LOG]).next().is_some()
+                || store.tree.scan_prefix([OLD_ID]).next().is_some()
+            {
+                // An upgrade stopped while removing the old keys.
+                store.remove_old_keys()?;
+            }
+            false
+        };
+        if revision < INDEX_REVISION {
+            if !rebuilt && committed > 0 {
+                tracing::warn!(target: UPGRADE_LOG, path = %path.display(), from = revision, to = INDEX_REVISION, "the indexes lack what this potluck keeps (events' unlisted and public marks); rebuilding them from the message log once (this can take a minute for a large store)");
+                store.reindex()?;
+            }
+            store.tree.insert(INDEX_REVISION_KEY, &[INDEX_REVISION])?;
+            store.db.flush()?;
         }
         Ok(store)
     }
