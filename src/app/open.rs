@@ -14,7 +14,6 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::feed::message::FeedId;
 use crate::home::Home;
 use crate::home::config::ConfigFile;
 use crate::home::identity::{Identity, IdentityError, MAX_KEY_FILE_LEN};
@@ -192,11 +191,6 @@ impl ImportedKey {
                 .into(),
         })?;
         Ok(ImportedKey(Identity::from_export(text, from)?))
-    }
-
-    /// The feed this key writes.
-    pub fn feed(&self) -> FeedId {
-        self.0.feed_id()
     }
 }
 

@@ -1,10 +1,10 @@
 //! The commands about feeds and people: `init`, `whoami`, `name`,
 //! `follow`, `unfollow`, `block`, `unblock` and `log`.
 
+use std::path::Path;
+
 use anyhow::Result;
 use serde_json::json;
-
-use std::path::Path;
 
 use potluck::app::{Access, App, ContactChange, Home, ImportedKey, RecoverOutcome, person, when};
 use potluck::content::{About, KnownContent};
