@@ -17,13 +17,7 @@ fn feed(sandbox: &Sandbox, home: &Path) -> String {
 }
 
 fn serve(sandbox: &Sandbox, home: &Path, hub: bool) -> Server {
-    let mut args = vec!["--listen", "127.0.0.1:0", "--no-web", "--no-discovery"];
-    if hub {
-        args.push("--hub");
-    }
-    sandbox
-        .spawn_serve(home, &args)
-        .unwrap_or_else(|e| panic!("{e}"))
+    sandbox.serve_loopback(home, hub)
 }
 
 /// A hub (with `config` as its config.json) and a member code for `uses`.

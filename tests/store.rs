@@ -261,6 +261,26 @@ fn a_store_behind_what_was_published_refuses_to_publish() {
     assert_eq!(next.header().previous, published[1].id());
 }
 
+/// A mark written before the store exists (an imported key: at least one
+/// message) holds for the store opened after it, and never lowers a
+/// mark that is higher.
+#[test]
+fn a_mark_written_before_the_store_is_opened_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let k = key(10);
+    let author = potluck::feed::message::FeedId(k.verifying_key().to_bytes());
+    Store::mark_published_before_open(&path, author, 3).unwrap();
+    Store::mark_published_before_open(&path, author, 1).unwrap();
+    assert!(!path.exists(), "no store is made");
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.own_feed_behind(&author).unwrap(), Some((0, 3)));
+    assert!(matches!(
+        store.publish(&k, &about("fork"), 1),
+        Err(potluck::store::StoreError::OwnFeedBehind { published: 3, .. })
+    ));
+}
+
 #[test]
 fn published_messages_survive_reopen() {
     let dir = tempfile::tempdir().unwrap();

@@ -229,6 +229,8 @@ impl AppError {
             | AppError::Decode(_)
             | AppError::PrefixTooShort(_) => "invalid_input",
             AppError::Identity(IdentityError::Missing { .. }) | AppError::ReadOnly => "no_identity",
+            AppError::Identity(IdentityError::AlreadyExists { .. }) => "exists",
+            AppError::Identity(IdentityError::NotAKey { .. }) => "invalid_file",
             AppError::Identity(_) | AppError::IdentityLost { .. } => "identity",
             AppError::Connection(_) | AppError::Sync { .. } => "network",
             AppError::Bundle(_) => "invalid_file",

@@ -319,6 +319,7 @@ impl App {
             inviter_label: self.peer_label(Some(&hub), &invite.peer.addr)?,
             session: Some(session),
             through: None,
+            follow_waits: false,
         })
     }
 }

@@ -47,7 +47,7 @@ pub use maintenance::{
     CountingReader, FixtureReport, FsckOutcome, ImportReport, Rebuilt, Repaired, fixtures, fsck,
 };
 pub use network::{InviteView, JoinReport, RecoverOutcome, SyncReport};
-pub use open::{Access, PageToken, new_secret};
+pub use open::{Access, ImportedKey, PageToken, new_secret};
 pub use public::{MAX_PUBLIC_SCAN, PublicNetwork, Reach, reach};
 pub use publish::{Past, check_not_over, rsvp_draft};
 pub use serve::{DiscoveryOptions, NodePort, PagePort, PublicPort, Serving, StartOptions};

@@ -17,7 +17,7 @@ use crate::store::admission::AdmissionStatus;
 use super::hub::MemberCodeOptions;
 use super::open::{HomeState, lost};
 use super::views::{ConnectedPeer, ContactChange, KnownAddress, NetworkView, person};
-use super::{App, AppError, Change, now_ms};
+use super::{App, AppError, Change, now_ms, when};
 
 /// Longest a `sync` waits for the organizer's answers to the requests it
 /// brought (the organizer's node decides as soon as it stores them).
@@ -50,6 +50,10 @@ pub struct JoinReport {
     /// The inviter's hub that first exchange went through, when the
     /// inviter could not be reached directly.
     pub through: Option<String>,
+    /// The inviter is not followed yet: our own feed is still to be
+    /// fetched back ([`App::own_feed_behind`]), and a follow published
+    /// before would fork it. `potluck follow` it once the feed is back.
+    pub follow_waits: bool,
 }
 
 /// An invite code and the address in it.
@@ -75,7 +79,8 @@ pub enum RecoverOutcome {
     },
     /// Recovered from a peer.
     Recovered {
-        /// How far the feed was published, and now held.
+        /// How far the feed is now held (at least as far as it was
+        /// published).
         holds: u64,
         /// The peer it came from.
         from: String,
@@ -244,6 +249,9 @@ impl App {
     /// carries the follow; remembers its address in the peer book and in
     /// `config.json`; with `wait`, exchanges once with it (the report says
     /// what came); and, on a running node, keeps it connected from now on.
+    /// A home whose own feed is still to be fetched back (an imported
+    /// key, a lost store) follows only after the exchange, once it
+    /// brought the feed back, and not at all while it did not.
     pub fn join(
         &self,
         invite: &Invite,
@@ -268,7 +276,8 @@ impl App {
             .contacts(&me)?
             .iter()
             .any(|(f, c)| *f == inviter && c.following);
-        if !following {
+        let follow_first = !following && self.own_feed_behind()?.is_none();
+        if follow_first {
             self.contact(inviter, ContactChange::Follow, now_ms())?;
         }
         let mut record = self
@@ -309,6 +318,13 @@ impl App {
         } else {
             None
         };
+        // The exchange may have brought our feed back: the follow can
+        // go out now (with the next exchange, or live on a running node).
+        let follow_after = !following && !follow_first;
+        let follow_waits = follow_after && self.own_feed_behind()?.is_some();
+        if follow_after && !follow_waits {
+            self.contact(inviter, ContactChange::Follow, now_ms())?;
+        }
         // Inside a running node's runtime (a command handed to it, or the
         // page): keep the inviter connected from now on.
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
@@ -319,6 +335,7 @@ impl App {
             inviter_label: self.peer_label(Some(&inviter), &invite.peer.addr)?,
             session,
             through,
+            follow_waits,
         })
     }
 
@@ -393,7 +410,7 @@ impl App {
             let holds = self.store.accept_published_loss(&me)?;
             return Ok(RecoverOutcome::StartedOver { holds });
         }
-        let Some((_, published)) = self.store.own_feed_behind(&me)? else {
+        let Some((_, published)) = self.own_feed_behind()? else {
             let holds = self.store.head(&me)?.map_or(0, |h| h.sequence);
             return Ok(RecoverOutcome::NothingToRecover { holds });
         };
@@ -425,26 +442,36 @@ impl App {
                 Err(AppError::Sync { source, .. }) => failures.push(format!("{peer}: {source}")),
                 Err(e) => failures.push(format!("{peer}: {e}")),
             }
-            if self.store.own_feed_behind(&me)?.is_none() {
+            if self.own_feed_behind()?.is_none() {
+                // The peer may hold more than was known to be published
+                // (an imported key's feed, known only to start at #1).
+                let holds = self.store.head(&me)?.map_or(published, |h| h.sequence);
                 return Ok(RecoverOutcome::Recovered {
-                    holds: published,
+                    holds,
                     from: peer.to_string(),
                 });
             }
         }
         let holds = self
-            .store
-            .own_feed_behind(&me)?
+            .own_feed_behind()?
             .map_or(published, |(holds, _)| holds);
         Err(AppError::Refused(format!(
-            "{me} is still behind after {} peers: the store holds #{holds} of the #{published} this home published{}; try another peer, `potluck import` a bundle of your feed, or `potluck recover --start-over`",
-            peers.len(),
+            "{me} is still behind after {}: the store holds #{holds} of it, and it was published at least up to #{published}{}; try a peer or hub that holds it, `potluck import` a bundle of your feed, or `potluck recover --start-over`",
+            when::plural(peers.len() as u64, "peer", "peers"),
             if failures.is_empty() {
                 String::new()
             } else {
                 format!(" ({})", failures.join("; "))
             }
         )))
+    }
+
+    /// While publishing waits for our own feed to be fetched back (a
+    /// lost store, an imported key): `(held, published)`, how far the
+    /// store holds it and how far it was published at least. `None` once
+    /// publishing goes on.
+    pub fn own_feed_behind(&self) -> Result<Option<(u64, u64)>, AppError> {
+        Ok(self.store.own_feed_behind(&self.feed_id()?)?)
     }
 
     /// Who I am, who is connected (empty without a running node), every

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use crate::home::Home;
 use crate::home::config::ConfigFile;
-use crate::home::identity::{Identity, IdentityError};
+use crate::home::identity::{Identity, IdentityError, MAX_KEY_FILE_LEN};
 use crate::node::{Node, NodeConfig, Timing};
 use crate::proto::handshake::NetworkKey;
 use crate::store::Store;
@@ -48,7 +48,24 @@ impl App {
     /// [`App::start`]. [`App::created_identity`] tells whether the
     /// identity is new.
     pub fn open(home: &Home, access: Access) -> Result<App, AppError> {
-        let creating = matches!(access, Access::Create | Access::NewIdentity);
+        App::open_with(home, access, None)
+    }
+
+    /// Makes `home`, which must be empty, the home of a key made
+    /// elsewhere (`potluck init --import-key`: the browser page's export)
+    /// and opens it for publishing. Its feed may already hold messages
+    /// that this home has never seen, so the home starts as one whose
+    /// store lost its feed: nothing is published until the feed is
+    /// fetched back ([`App::recover`], or any exchange that brings it:
+    /// `join`, `hub add`, `sync`, `serve`) or the loss is accepted
+    /// (`recover --start-over`). A home with an identity refuses
+    /// ([`IdentityError::AlreadyExists`]), as does one whose key was lost.
+    pub fn open_imported(home: &Home, key: ImportedKey) -> Result<App, AppError> {
+        App::open_with(home, Access::Write, Some(key.0))
+    }
+
+    fn open_with(home: &Home, access: Access, imported: Option<Identity>) -> Result<App, AppError> {
+        let creating = matches!(access, Access::Create | Access::NewIdentity) || imported.is_some();
         if HomeState::of(home) == HomeState::Empty && !creating {
             // Never create a store in a home that was never initialised.
             return Err(IdentityError::Missing {
@@ -63,39 +80,40 @@ impl App {
         // Looked at again under the lock: another process may have made
         // the home meanwhile.
         let state = HomeState::of(home);
-        let identity = match (state, access) {
-            (HomeState::Identity, Access::Read) => None,
-            (HomeState::Identity, _) => Some(Identity::load(home)?),
-            (HomeState::KeyLost, Access::Read) => None,
-            (HomeState::KeyLost, Access::NewIdentity) => Some(Identity::create(home)?),
-            (HomeState::KeyLost, _) => return Err(lost(home)),
-            (HomeState::Empty, Access::Create | Access::NewIdentity) => {
-                Some(Identity::create(home)?)
+        let is_import = imported.is_some();
+        let identity = match (state, imported) {
+            (HomeState::Empty, Some(identity)) => {
+                identity.write_new(home)?;
+                Some(identity)
             }
-            (HomeState::Empty, _) => {
-                return Err(IdentityError::Missing {
-                    home: home.root().to_path_buf(),
+            (HomeState::Identity, Some(_)) => {
+                return Err(IdentityError::AlreadyExists {
+                    path: home.secret_path(),
                 }
                 .into());
             }
+            (HomeState::KeyLost, Some(_)) => return Err(lost(home)),
+            (state, None) => App::identity_for(home, state, access)?,
         };
         let created = identity.is_some() && state != HomeState::Identity;
         // A key whose store is gone, in a home from before stores recorded
-        // how far they published: whatever was published is unknown, so at
-        // least one message is assumed, and publishing waits for `recover`.
-        // Marked on any open, reading ones too: the store made now would
-        // otherwise be taken for a whole one by the next.
-        let store_lost = state == HomeState::Identity
-            && !home.store_path().exists()
-            && !Store::has_published_mark(&home.store_path());
-        let store = Arc::new(Store::open(&home.store_path())?);
+        // how far they published, or a key imported from elsewhere:
+        // whatever was published is unknown, so at least one message is
+        // assumed, and publishing waits for `recover`. Marked on any open,
+        // reading ones too, and before the store is made: a store without
+        // the mark would be taken for a whole one by the next open.
+        let store_lost = is_import
+            || (state == HomeState::Identity
+                && !home.store_path().exists()
+                && !Store::has_published_mark(&home.store_path()));
         if store_lost {
             let feed = match &identity {
                 Some(identity) => identity.feed_id(),
                 None => Identity::load(home)?.feed_id(),
             };
-            store.mark_published_at_least(feed, 1)?;
+            Store::mark_published_before_open(&home.store_path(), feed, 1)?;
         }
+        let store = Arc::new(Store::open(&home.store_path())?);
         let mut app = match identity {
             Some(identity) => {
                 let node = Node::new(store, node_config(home, &identity)?);
@@ -113,6 +131,66 @@ impl App {
         app.home = Some(home.clone());
         app.created = created;
         Ok(app)
+    }
+}
+
+impl App {
+    /// The identity an open of a home in `state` for `access` uses:
+    /// loaded, created (only where the rules above allow), or none for
+    /// reading.
+    fn identity_for(
+        home: &Home,
+        state: HomeState,
+        access: Access,
+    ) -> Result<Option<Identity>, AppError> {
+        Ok(match (state, access) {
+            (HomeState::Identity, Access::Read) => None,
+            (HomeState::Identity, _) => Some(Identity::load(home)?),
+            (HomeState::KeyLost, Access::Read) => None,
+            (HomeState::KeyLost, Access::NewIdentity) => Some(Identity::create(home)?),
+            (HomeState::KeyLost, _) => return Err(lost(home)),
+            (HomeState::Empty, Access::Create | Access::NewIdentity) => {
+                Some(Identity::create(home)?)
+            }
+            (HomeState::Empty, _) => {
+                return Err(IdentityError::Missing {
+                    home: home.root().to_path_buf(),
+                }
+                .into());
+            }
+        })
+    }
+}
+
+/// A key made elsewhere, read and checked, for [`App::open_imported`]:
+/// the browser page's key file or recovery code (docs/browser-keys.md).
+pub struct ImportedKey(Identity);
+
+impl ImportedKey {
+    /// Reads the key in `path`: a key file, or a text file holding a
+    /// recovery code. Anything else is refused, naming what is wrong.
+    pub fn read(path: &Path) -> Result<ImportedKey, AppError> {
+        let file = std::fs::File::open(path).map_err(AppError::file("read", path))?;
+        ImportedKey::read_from(file, &path.display().to_string())
+    }
+
+    /// Reads a key, as [`ImportedKey::read`] takes them, from `input`,
+    /// which people know as `from` (standard input, say).
+    pub fn read_from(input: impl std::io::Read, from: &str) -> Result<ImportedKey, AppError> {
+        use std::io::Read as _;
+        // One byte more than a key file may have, so that a larger input
+        // is refused as such rather than read whole.
+        let mut bytes = Vec::new();
+        input
+            .take(MAX_KEY_FILE_LEN + 1)
+            .read_to_end(&mut bytes)
+            .map_err(AppError::file("read", Path::new(from)))?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| IdentityError::NotAKey {
+            from: from.to_owned(),
+            reason: "it is not text (a key file is JSON, a recovery code letters and digits)"
+                .into(),
+        })?;
+        Ok(ImportedKey(Identity::from_export(text, from)?))
     }
 }
 

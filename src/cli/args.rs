@@ -56,22 +56,10 @@ pub enum HubCommand {
 /// Every command, with its own arguments.
 #[derive(Subcommand, Debug)]
 pub(crate) enum Command {
-    /// Create the home directory and a new identity, and print its feed id.
+    /// Create the home directory and a new identity (or one a browser
+    /// exported, with --import-key), and print its feed id.
     #[command(display_order = 1)]
-    Init {
-        /// Your display name, published in your feed.
-        #[arg(long)]
-        name: Option<String>,
-        /// Join a private network: 64 hex digits shared by its members
-        /// (default: the public network).
-        #[arg(long, value_name = "HEX")]
-        network_key: Option<String>,
-        /// Start over as a new person in a home whose key file is lost but
-        /// whose store remains (the old feed stays there, read-only).
-        /// Restoring the key file from a backup keeps everything instead.
-        #[arg(long)]
-        new_identity: bool,
-    },
+    Init(InitArgs),
     /// Run the node: accept peers, dial configured ones, and replicate live.
     /// Creates an identity on first run, and serves the web page.
     #[command(display_order = 12)]
@@ -379,6 +367,36 @@ pub struct DiscoveryArgs {
     /// machine, 127.255.255.255:PORT reaches every local node.
     #[arg(long = "discovery-target", value_name = "ADDR")]
     pub discovery_targets: Vec<String>,
+}
+
+/// The arguments of `init`.
+#[derive(ClapArgs, Debug)]
+pub(crate) struct InitArgs {
+    /// Your display name, published in your feed.
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+    /// Join a private network: 64 hex digits shared by its members
+    /// (default: the public network).
+    #[arg(long, value_name = "HEX")]
+    pub(crate) network_key: Option<String>,
+    /// Start over as a new person in a home whose key file is lost but
+    /// whose store remains (the old feed stays there, read-only).
+    /// Restoring the key file from a backup keeps everything instead.
+    #[arg(long)]
+    pub(crate) new_identity: bool,
+    /// Take the identity a browser page exported ("keep this answer on
+    /// your own computer") into this new home: FILE is the key file, or a
+    /// text file holding the recovery code; `-` reads either from standard
+    /// input. The feed goes on without forking: nothing is published until
+    /// it is fetched back from a node that holds it (--from, `potluck hub
+    /// add CODE`, `potluck join CODE` or `potluck recover HOST:PORT`).
+    #[arg(long, value_name = "FILE", conflicts_with = "new_identity")]
+    pub(crate) import_key: Option<PathBuf>,
+    /// With --import-key: fetch the feed at once from this peer or hub
+    /// (HOST:PORT or @FEED.ed25519@HOST:PORT), as `potluck recover ADDR`
+    /// does. Repeatable.
+    #[arg(long = "from", value_name = "ADDR", requires = "import_key")]
+    pub(crate) from: Vec<String>,
 }
 
 /// The fields of `announce`.

@@ -45,6 +45,7 @@ pub fn run(ctx: &Ctx, out: &mut Output, command: HubCommand) -> Result<()> {
             }
             let app = ctx.open()?;
             let joined = app.join_hub(&invite, |_, _| {})?;
+            super::peers::note_feed_not_back(&app, out)?;
             let session = joined.session.unwrap_or_default();
             out.print(
                 json!({

@@ -217,11 +217,7 @@ pub fn run_in_node(home: &Home, app: &App, args: Vec<String>) -> ControlResponse
 
 fn run_command(ctx: &Ctx, command: Command, out: &mut Output) -> Result<()> {
     match command {
-        Command::Init {
-            name,
-            network_key,
-            new_identity,
-        } => feeds::init(ctx, out, name, network_key, new_identity),
+        Command::Init(init) => feeds::init(ctx, out, init),
         Command::Serve(_) => bail!("a potluck node is already running for this home"),
         Command::Open { print } => serve::open(ctx, out, print),
         // Handled before a node could be asked (it reads no store).

@@ -144,6 +144,13 @@ pub fn join(ctx: &Ctx, out: &mut Output, code: &str) -> Result<()> {
         return super::hub::run(ctx, out, super::args::HubCommand::Add { code: code.into() });
     }
     let joined = app.join(&invite, true, progress(ctx, out, &invite.peer.addr))?;
+    note_feed_not_back(&app, out)?;
+    if joined.follow_waits {
+        out.note(format!(
+            "{} is not followed yet, since that would be published: `potluck follow {}` once your feed is back",
+            joined.inviter_label, joined.inviter
+        ));
+    }
     let session = joined.session.unwrap_or_default();
     out.print(
         json!({
@@ -166,6 +173,20 @@ pub fn join(ctx: &Ctx, out: &mut Output, code: &str) -> Result<()> {
             )
         },
     );
+    Ok(())
+}
+
+/// After an exchange that may have brought our own feed back (`join`,
+/// `hub add`): when it did not, says so and what to do, since publishing
+/// waits for it.
+pub(crate) fn note_feed_not_back(app: &App, out: &mut Output) -> Result<()> {
+    if let Some((holds, published)) = app.own_feed_behind()? {
+        out.note(format!(
+            "your own feed is not back yet (held up to #{holds}, published at least up to #{published}), \
+             so nothing can be published: `potluck recover HOST:PORT` from a node that holds it, or \
+             `potluck serve` to fetch it from your peers and hubs as they connect"
+        ));
+    }
     Ok(())
 }
 

@@ -3,6 +3,10 @@
 //! The key file is JSON (`{"curve":"ed25519","secret":"<base64 seed>","id":"@…"}`),
 //! written once with mode 0600 and never overwritten. A key file that group
 //! or others can read is refused: a leaked key lets anyone write as you.
+//!
+//! A key made elsewhere (the browser page's export: this key file, or a
+//! recovery code) is read by [`Identity::from_export`] with the same rules
+//! as the home's own key file, and written with the same care.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -52,6 +56,15 @@ pub enum IdentityError {
         /// What is wrong.
         reason: String,
     },
+    /// A key to import (a key file or a recovery code made elsewhere) is
+    /// not a usable key. Found before anything is written.
+    #[error("cannot import the key in {from}: {reason}; nothing was written")]
+    NotAKey {
+        /// Where it came from (a file, standard input).
+        from: String,
+        /// What is wrong, for people.
+        reason: String,
+    },
     /// Reading or writing the key file failed.
     #[error("cannot access key file {path}: {source}")]
     Io {
@@ -62,11 +75,20 @@ pub enum IdentityError {
     },
 }
 
+/// Largest key file read: one is about 150 bytes, so never read a huge
+/// file whole.
+pub const MAX_KEY_FILE_LEN: u64 = 4096;
+
+/// The only curve of a potluck key.
+const CURVE: &str = "ed25519";
+
+/// The key file as written. `id` is read as text, so that a malformed id
+/// is named as such rather than as a JSON error.
 #[derive(Serialize, Deserialize)]
 struct KeyFile {
     curve: String,
     secret: String,
-    id: FeedId,
+    id: String,
 }
 
 /// A node's signing identity.
@@ -99,12 +121,19 @@ impl Identity {
 
     /// Creates a new identity in `home`, refusing if a key file exists.
     pub fn create(home: &Home) -> Result<Identity, IdentityError> {
-        let path = home.secret_path();
         let identity = Identity::generate();
+        identity.write_new(home)?;
+        Ok(identity)
+    }
+
+    /// Writes this identity as `home`'s key file (mode 0600), refusing if
+    /// one exists: a key file is never overwritten, whatever replaces it.
+    pub fn write_new(&self, home: &Home) -> Result<(), IdentityError> {
+        let path = home.secret_path();
         let file = KeyFile {
-            curve: "ed25519".into(),
-            secret: B64.encode(identity.key.to_bytes()),
-            id: identity.feed_id(),
+            curve: CURVE.into(),
+            secret: B64.encode(self.key.to_bytes()),
+            id: self.feed_id().to_string(),
         };
         let io = |source| IdentityError::Io {
             path: path.clone(),
@@ -131,7 +160,76 @@ impl Identity {
         out.write_all(text.as_bytes()).map_err(io)?;
         out.write_all(b"\n").map_err(io)?;
         out.sync_all().map_err(io)?;
+        // The file's own sync does not cover the name that makes it the
+        // home's key.
+        crate::home::sync_parent(&path).map_err(io)
+    }
+
+    /// The identity in a key exported elsewhere: the text of a key file
+    /// (JSON, as [`Identity::write_new`] writes it and the browser page
+    /// exports it) or a recovery code (see [`recovery_code`]). `from`
+    /// names where the text came from, for the error.
+    ///
+    /// [`recovery_code`]: crate::home::recovery_code
+    pub fn from_export(text: &str, from: &str) -> Result<Identity, IdentityError> {
+        let not_a_key = |reason: String| IdentityError::NotAKey {
+            from: from.to_owned(),
+            reason,
+        };
+        if text.len() as u64 > MAX_KEY_FILE_LEN {
+            return Err(not_a_key(format!(
+                "over {MAX_KEY_FILE_LEN} bytes is far too large for a key file or a recovery code"
+            )));
+        }
+        // A key file is a JSON object; anything else can only be a code.
+        if text.trim_start().starts_with('{') {
+            Identity::from_key_file(text).map_err(not_a_key)
+        } else {
+            crate::home::recovery_code::decode(text)
+                .map(|seed| Identity::from_key(SigningKey::from_bytes(&seed)))
+                .map_err(not_a_key)
+        }
+    }
+
+    /// The identity in a key file's text, checked whole: the curve, a
+    /// base64 seed of 32 bytes, and an id that is the seed's own (a file
+    /// whose id names another feed was put together wrongly, and taking
+    /// its seed would write as someone the file does not name).
+    fn from_key_file(text: &str) -> Result<Identity, String> {
+        let file: KeyFile = serde_json::from_str(text)
+            .map_err(|e| format!("not a key file (JSON with curve, secret and id): {e}"))?;
+        if file.curve != CURVE {
+            return Err(format!(
+                "the curve is `{}`, and potluck keys are `{CURVE}`",
+                shown(&file.curve)
+            ));
+        }
+        let secret = B64
+            .decode(file.secret.trim())
+            .map_err(|e| format!("the secret is not base64: {e}"))?;
+        let seed: [u8; 32] = secret
+            .as_slice()
+            .try_into()
+            .map_err(|_| format!("the secret is {} bytes, not 32", secret.len()))?;
+        let identity = Identity::from_key(SigningKey::from_bytes(&seed));
+        let id = FeedId::parse(&file.id).map_err(|_| {
+            format!(
+                "the id `{}` is no feed id (@<base64 of 32 bytes>.ed25519)",
+                shown(&file.id)
+            )
+        })?;
+        if identity.feed_id() != id {
+            return Err(format!(
+                "the id {id} does not match the secret, whose feed is {}",
+                identity.feed_id()
+            ));
+        }
         Ok(identity)
+    }
+
+    /// This identity's recovery code (what the browser page shows).
+    pub fn recovery_code(&self) -> String {
+        crate::home::recovery_code::encode(&self.key.to_bytes())
     }
 
     /// Loads the identity from `home`.
@@ -143,9 +241,8 @@ impl Identity {
             });
         }
         check_permissions(&path)?;
-        // A key file is about 150 bytes; never read a huge file whole.
         let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        if len > 4096 {
+        if len > MAX_KEY_FILE_LEN {
             return Err(IdentityError::Corrupt {
                 path,
                 reason: format!("{len} bytes is far too large for a key file"),
@@ -155,26 +252,7 @@ impl Identity {
             path: path.clone(),
             source,
         })?;
-        let corrupt = |reason: String| IdentityError::Corrupt {
-            path: path.clone(),
-            reason,
-        };
-        let file: KeyFile = serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
-        if file.curve != "ed25519" {
-            return Err(corrupt(format!("unknown curve `{}`", file.curve)));
-        }
-        let seed: [u8; 32] = B64
-            .decode(file.secret.trim())
-            .map_err(|e| corrupt(format!("secret is not base64: {e}")))?
-            .try_into()
-            .map_err(|_| corrupt("secret is not 32 bytes".into()))?;
-        let identity = Identity {
-            key: SigningKey::from_bytes(&seed),
-        };
-        if identity.feed_id() != file.id {
-            return Err(corrupt("the id does not match the secret".into()));
-        }
-        Ok(identity)
+        Identity::from_key_file(&text).map_err(|reason| IdentityError::Corrupt { path, reason })
     }
 
     /// Loads the identity, or creates one if the home has none
@@ -185,6 +263,21 @@ impl Identity {
             other => other,
         }
     }
+}
+
+/// A value read from a key file, for an error line: escaped (it may hold
+/// a line break or a terminal's escape sequence) and cut short.
+fn shown(text: &str) -> String {
+    const MOST: usize = 60;
+    let mut out: String = text
+        .chars()
+        .take(MOST)
+        .flat_map(char::escape_debug)
+        .collect();
+    if text.chars().nth(MOST).is_some() {
+        out.push('…');
+    }
+    out
 }
 
 #[cfg(unix)]
@@ -250,6 +343,46 @@ mod tests {
             Identity::load(&home),
             Err(IdentityError::InsecurePermissions { mode: 0o644, .. })
         ));
+    }
+
+    #[test]
+    fn an_exported_key_is_read_strictly() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path());
+        let made = Identity::create(&home).unwrap();
+        let text = std::fs::read_to_string(home.secret_path()).unwrap();
+        let read = Identity::from_export(&text, "key.json").unwrap();
+        assert_eq!(read.feed_id(), made.feed_id());
+        let code = Identity::from_export(&made.recovery_code(), "code.txt").unwrap();
+        assert_eq!(code.feed_id(), made.feed_id());
+
+        let other = Identity::generate();
+        let seed = B64.encode(made.key.to_bytes());
+        let id = made.feed_id().to_string();
+        let file = |curve: &str, secret: &str, id: &str| {
+            serde_json::json!({ "curve": curve, "secret": secret, "id": id }).to_string()
+        };
+        for (text, expected) in [
+            (file("x25519", &seed, &id), "the curve is `x25519`"),
+            (file("ed25519", "not base64!", &id), "not base64"),
+            (
+                file("ed25519", &B64.encode([1u8; 16]), &id),
+                "16 bytes, not 32",
+            ),
+            (file("ed25519", &seed, "@nobody"), "is no feed id"),
+            (
+                file("ed25519", &seed, &other.feed_id().to_string()),
+                "does not match the secret",
+            ),
+            (format!("{{{text}"), "not a key file"),
+            ("ABCD-EFGH".to_owned(), "56 letters and digits"),
+        ] {
+            let error = Identity::from_export(&text, "key.json").err().unwrap();
+            assert!(matches!(error, IdentityError::NotAKey { .. }), "{error}");
+            let message = error.to_string();
+            assert!(message.contains(expected), "{message}");
+            assert!(message.contains("key.json"), "{message}");
+        }
     }
 
     #[test]

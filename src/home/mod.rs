@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod identity;
+pub mod recovery_code;
 
 use std::path::{Path, PathBuf};
 

@@ -101,16 +101,17 @@ pub enum StoreError {
         /// What is damaged, in sled's words or ours.
         reason: String,
     },
-    /// The store holds less of our own feed than this home published.
+    /// The store holds less of our own feed than was published of it
+    /// (by this home before its store was lost, or with a key imported).
     #[error(
-        "this home published {feed} up to #{published}, but its store holds only #{holds}: publishing now would start a second history of your feed, which peers reject. Run `potluck recover` to fetch your feed back from a peer (or `potluck import` a bundle of it); `potluck recover --start-over` publishes on from #{holds} anyway"
+        "{feed} was published at least up to #{published}, but this home's store holds only #{holds} of it (the store was lost, or the key came from elsewhere): publishing now would start a second history of your feed, which peers reject. Fetch your feed back first: `potluck recover HOST:PORT` from a peer or hub that holds it, `potluck hub add CODE` or `potluck join CODE` (then `potluck serve` fetches it from them), or `potluck import` a bundle of it; `potluck recover --start-over` publishes on from #{holds} anyway"
     )]
     OwnFeedBehind {
         /// Our feed.
         feed: FeedId,
         /// What the store holds of it.
         holds: u64,
-        /// What this home published of it.
+        /// How far it was published, at least.
         published: u64,
     },
     /// The file recording what this home published cannot be read.

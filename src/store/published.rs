@@ -33,31 +33,45 @@ impl PublishedMark {
     }
 
     pub(super) fn load(store_dir: &Path) -> Result<PublishedMark, StoreError> {
+        let (mark, found) = PublishedMark::read(store_dir)?;
+        if !found {
+            // Every store has one from its first open: a key and a
+            // missing store without it is a home from before the mark.
+            mark.write(&BTreeMap::new()).map_err(|e| mark.error(e))?;
+        }
+        Ok(mark)
+    }
+
+    /// The mark of the store at `store_dir`, empty when it has no file
+    /// (and whether it had one); writes nothing.
+    fn read(store_dir: &Path) -> Result<(PublishedMark, bool), StoreError> {
         let path = PublishedMark::path_for(store_dir);
         let bad = |reason: String| StoreError::PublishedMark {
             path: path.display().to_string(),
             reason,
         };
-        let heads = match std::fs::read(&path) {
+        let (heads, found) = match std::fs::read(&path) {
             Ok(bytes) if bytes.len() > 1024 * 1024 => return Err(bad("larger than 1 MiB".into())),
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                // Every store has one from its first open: a key and a
-                // missing store without it is a home from before the mark.
-                let mark = PublishedMark {
-                    path: path.clone(),
-                    heads: Mutex::new(BTreeMap::new()),
-                };
-                mark.write(&BTreeMap::new())
-                    .map_err(|e| bad(e.to_string()))?;
-                return Ok(mark);
-            }
+            Ok(bytes) => (
+                serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?,
+                true,
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (BTreeMap::new(), false),
             Err(e) => return Err(bad(e.to_string())),
         };
-        Ok(PublishedMark {
+        let mark = PublishedMark {
             path,
             heads: Mutex::new(heads),
-        })
+        };
+        Ok((mark, found))
+    }
+
+    /// The error of a failed write of this mark.
+    fn error(&self, e: std::io::Error) -> StoreError {
+        StoreError::PublishedMark {
+            path: self.path.display().to_string(),
+            reason: e.to_string(),
+        }
     }
 
     /// Whether the store at `store_dir` has a mark file.
@@ -122,24 +136,30 @@ impl Store {
         PublishedMark::exists_for(path)
     }
 
-    /// Records that this home published `feed` at least up to `sequence`
-    /// (for a home whose store is gone and whose record of it predates
-    /// this file: at least one message).
-    pub fn mark_published_at_least(&self, feed: FeedId, sequence: u64) -> Result<(), StoreError> {
-        if self.published.get(&feed).unwrap_or(0) >= sequence {
+    /// Records, before the store at `path` is opened (it need not exist
+    /// yet), that this home published `feed` at least up to `sequence`:
+    /// for a home whose store is gone and whose record of it predates the
+    /// mark, or whose key was made elsewhere (an import), so that whatever
+    /// was published is unknown. Written before the store exists, so that
+    /// no crash can leave a store without it, which the next open would
+    /// take for a whole one and let publish over the feed.
+    pub fn mark_published_before_open(
+        path: &Path,
+        feed: FeedId,
+        sequence: u64,
+    ) -> Result<(), StoreError> {
+        let (mark, _) = PublishedMark::read(path)?;
+        if mark.get(&feed).unwrap_or(0) >= sequence {
             return Ok(());
         }
-        self.set_published(feed, sequence)
+        mark.set(feed, sequence).map_err(|e| mark.error(e))
     }
 
     /// Records the published mark of `feed`, or says which file failed.
     fn set_published(&self, feed: FeedId, sequence: u64) -> Result<(), StoreError> {
         self.published
             .set(feed, sequence)
-            .map_err(|e| StoreError::PublishedMark {
-                path: self.published.path.display().to_string(),
-                reason: e.to_string(),
-            })
+            .map_err(|e| self.published.error(e))
     }
 
     /// Accepts that `feed`'s messages after what the store holds are lost:

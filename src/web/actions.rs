@@ -537,6 +537,15 @@ pub(crate) async fn join(
         .call(move |app| app.join(&invite, false, |_, _| {}))
         .await?
     {
+        Ok(report) if report.follow_waits => {
+            forms.join.fail(
+                "code",
+                "Your own feed is still to be fetched back (your key came from elsewhere, or the \
+                 store lost it), so nothing can be published yet: the inviter is remembered and \
+                 kept connected, and you can follow them once your feed is back.",
+            );
+            network_back(&web, forms).await
+        }
         Ok(_) => Ok(Redirect::to("/network").into_response()),
         Err(e @ (AppError::OtherNetwork { .. } | AppError::InviteWithoutFeed)) => {
             forms.join.fail("code", e.to_string());

@@ -446,6 +446,19 @@ fn public_in_config(home: &Path) -> bool {
         .is_some_and(|config| config.get("public_web").is_some())
 }
 
+impl Sandbox {
+    /// `potluck serve` on 127.0.0.1 (an ephemeral port) without the page
+    /// or discovery, as a hub with `hub`; waits for it to listen.
+    pub fn serve_loopback(&self, home: &Path, hub: bool) -> Server {
+        let mut args = vec!["--listen", "127.0.0.1:0", "--no-web", "--no-discovery"];
+        if hub {
+            args.push("--hub");
+        }
+        self.spawn_serve(home, &args)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
 /// Announces an event in `home`; returns its id.
 pub fn announce(sandbox: &Sandbox, home: &Path, title: &str) -> String {
     let doc = sandbox.json(home, &["announce", "--title", title, "--start", START]);
