@@ -589,6 +589,11 @@ return {
     let file: Value = serde_json::from_str(text).expect("the key file is JSON");
     assert_eq!(file["curve"], json!("ed25519"), "{text}");
     assert_eq!(file["id"], json!(feed.to_string()), "{text}");
+    assert_eq!(
+        file["published"],
+        json!(4),
+        "the key file says how far this browser signed: {text}"
+    );
     let seed: [u8; 32] = unbase64(&file["secret"])
         .try_into()
         .expect("a 32-byte seed");

@@ -253,6 +253,53 @@ fn an_imported_key_goes_on_with_its_feed_after_recover() {
     assert_eq!(fsck["forked"], json!([]), "{fsck}");
 }
 
+/// A browser's key file says how far the browser signed (`published`):
+/// a peer holding only the start of the feed does not let the home
+/// publish (that would fork the feed at #3); the whole feed does.
+#[test]
+fn a_key_file_that_says_how_far_it_published_waits_for_all_of_it() {
+    let sandbox = Sandbox::new();
+    let (hub, _server, addr, event) = organizer(&sandbox, false);
+    let key = new_key();
+    let feed = feed_text(&key);
+    let messages = guest_feed(&key, MessageId::parse(&event).unwrap());
+    let text = key_file(&key).replace("\n}\n", ",\n  \"published\": 3\n}\n");
+    let file = write(&sandbox, "potluck-key.json", &text);
+    // The peer holds only the first two of the browser's three messages.
+    let bundle = sandbox.path("start.bundle");
+    write_bundle(
+        &mut std::fs::File::create(&bundle).unwrap(),
+        messages[..2].to_vec(),
+    )
+    .unwrap();
+    sandbox.json(&hub, &["import", bundle.to_str().unwrap()]);
+    let (home, _) = import_into(&sandbox, "guest", &file);
+    let partial = sandbox.run(&home, &["recover", &addr]).one_line_error();
+    assert!(
+        partial.contains("holds #2 of it, and it was published at least up to #3"),
+        "{partial}"
+    );
+    let line = sandbox.run(&home, &["rsvp", &event, "no"]).one_line_error();
+    assert!(line.contains("published at least up to #3"), "{line}");
+    assert_eq!(log(&sandbox, &home, &feed).len(), 2);
+
+    // The rest reaches the peer; now the feed is back, and the next
+    // answer goes on from #3.
+    let rest = sandbox.path("rest.bundle");
+    write_bundle(
+        &mut std::fs::File::create(&rest).unwrap(),
+        messages[2..].to_vec(),
+    )
+    .unwrap();
+    sandbox.json(&hub, &["import", rest.to_str().unwrap()]);
+    let whole = sandbox.json(&home, &["recover", &addr]);
+    assert_eq!(whole["recovered"], true, "{whole}");
+    sandbox.json(&home, &["rsvp", &event, "no"]);
+    let mine = log(&sandbox, &home, &feed);
+    assert_eq!(mine.len(), 4, "{mine:?}");
+    assert_eq!(mine[3]["previous"], json!(messages[2].id().to_string()));
+}
+
 /// The guest joins a real hub with a member code before the hub holds
 /// their feed (the command says the feed is not back), then the browser's
 /// messages reach the hub, and `potluck serve`, connected to the hub,

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use crate::home::Home;
 use crate::home::config::ConfigFile;
-use crate::home::identity::{Identity, IdentityError, MAX_KEY_FILE_LEN};
+use crate::home::identity::{ExportedKey, Identity, IdentityError, MAX_KEY_FILE_LEN};
 use crate::node::{Node, NodeConfig, Timing};
 use crate::proto::handshake::NetworkKey;
 use crate::store::Store;
@@ -64,7 +64,11 @@ impl App {
         App::open_with(home, Access::Write, Some(key.0))
     }
 
-    fn open_with(home: &Home, access: Access, imported: Option<Identity>) -> Result<App, AppError> {
+    fn open_with(
+        home: &Home,
+        access: Access,
+        imported: Option<ExportedKey>,
+    ) -> Result<App, AppError> {
         let creating = matches!(access, Access::Create | Access::NewIdentity) || imported.is_some();
         if HomeState::of(home) == HomeState::Empty && !creating {
             // Never create a store in a home that was never initialised.
@@ -80,9 +84,13 @@ impl App {
         // Looked at again under the lock: another process may have made
         // the home meanwhile.
         let state = HomeState::of(home);
-        let is_import = imported.is_some();
+        // How much of the feed the imported key published, at least: what
+        // the export says (a browser's key file), else one message.
+        let imported_published = imported
+            .as_ref()
+            .map(|key| key.published.unwrap_or(1).max(1));
         let identity = match (state, imported) {
-            (HomeState::Empty, Some(identity)) => {
+            (HomeState::Empty, Some(ExportedKey { identity, .. })) => {
                 identity.write_new(home)?;
                 Some(identity)
             }
@@ -102,7 +110,7 @@ impl App {
         // assumed, and publishing waits for `recover`. Marked on any open,
         // reading ones too, and before the store is made: a store without
         // the mark would be taken for a whole one by the next open.
-        let store_lost = is_import
+        let store_lost = imported_published.is_some()
             || (state == HomeState::Identity
                 && !home.store_path().exists()
                 && !Store::has_published_mark(&home.store_path()));
@@ -111,7 +119,8 @@ impl App {
                 Some(identity) => identity.feed_id(),
                 None => Identity::load(home)?.feed_id(),
             };
-            Store::mark_published_before_open(&home.store_path(), feed, 1)?;
+            let at_least = imported_published.unwrap_or(1);
+            Store::mark_published_before_open(&home.store_path(), feed, at_least)?;
         }
         let store = Arc::new(Store::open(&home.store_path())?);
         let mut app = match identity {
@@ -164,7 +173,7 @@ impl App {
 
 /// A key made elsewhere, read and checked, for [`App::open_imported`]:
 /// the browser page's key file or recovery code (docs/browser-keys.md).
-pub struct ImportedKey(Identity);
+pub struct ImportedKey(ExportedKey);
 
 impl ImportedKey {
     /// Reads the key in `path`: a key file, or a text file holding a

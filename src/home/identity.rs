@@ -89,7 +89,25 @@ struct KeyFile {
     curve: String,
     secret: String,
     id: String,
+    /// The latest sequence the exporter had signed: a browser's key file
+    /// says it, so that a node taking the key waits until it holds that
+    /// much of the feed before it publishes (else it would fork the feed).
+    /// A node's own key file leaves it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    published: Option<u64>,
 }
+
+/// A key exported elsewhere, as [`Identity::from_export`] reads it.
+pub struct ExportedKey {
+    /// The identity.
+    pub identity: Identity,
+    /// How far the exporter had published the feed, when the export says
+    /// (a key file from the browser page; a recovery code cannot).
+    pub published: Option<u64>,
+}
+
+/// The most a key file's `published` may say: a clock's largest sequence.
+const MAX_PUBLISHED: u64 = crate::proto::wire::MAX_CLOCK_SEQUENCE;
 
 /// A node's signing identity.
 pub struct Identity {
@@ -134,6 +152,7 @@ impl Identity {
             curve: CURVE.into(),
             secret: B64.encode(self.key.to_bytes()),
             id: self.feed_id().to_string(),
+            published: None,
         };
         let io = |source| IdentityError::Io {
             path: path.clone(),
@@ -171,7 +190,7 @@ impl Identity {
     /// names where the text came from, for the error.
     ///
     /// [`recovery_code`]: crate::home::recovery_code
-    pub fn from_export(text: &str, from: &str) -> Result<Identity, IdentityError> {
+    pub fn from_export(text: &str, from: &str) -> Result<ExportedKey, IdentityError> {
         let not_a_key = |reason: String| IdentityError::NotAKey {
             from: from.to_owned(),
             reason,
@@ -186,7 +205,10 @@ impl Identity {
             Identity::from_key_file(text).map_err(not_a_key)
         } else {
             crate::home::recovery_code::decode(text)
-                .map(|seed| Identity::from_key(SigningKey::from_bytes(&seed)))
+                .map(|seed| ExportedKey {
+                    identity: Identity::from_key(SigningKey::from_bytes(&seed)),
+                    published: None,
+                })
                 .map_err(not_a_key)
         }
     }
@@ -195,7 +217,7 @@ impl Identity {
     /// base64 seed of 32 bytes, and an id that is the seed's own (a file
     /// whose id names another feed was put together wrongly, and taking
     /// its seed would write as someone the file does not name).
-    fn from_key_file(text: &str) -> Result<Identity, String> {
+    fn from_key_file(text: &str) -> Result<ExportedKey, String> {
         let file: KeyFile = serde_json::from_str(text)
             .map_err(|e| format!("not a key file (JSON with curve, secret and id): {e}"))?;
         if file.curve != CURVE {
@@ -224,7 +246,17 @@ impl Identity {
                 identity.feed_id()
             ));
         }
-        Ok(identity)
+        if let Some(published) = file.published
+            && !(1..=MAX_PUBLISHED).contains(&published)
+        {
+            return Err(format!(
+                "`published` is {published}; a feed's sequences run from 1 to {MAX_PUBLISHED}"
+            ));
+        }
+        Ok(ExportedKey {
+            identity,
+            published: file.published,
+        })
     }
 
     /// This identity's recovery code (what the browser page shows).
@@ -252,7 +284,9 @@ impl Identity {
             path: path.clone(),
             source,
         })?;
-        Identity::from_key_file(&text).map_err(|reason| IdentityError::Corrupt { path, reason })
+        Identity::from_key_file(&text)
+            .map(|key| key.identity)
+            .map_err(|reason| IdentityError::Corrupt { path, reason })
     }
 
     /// Loads the identity, or creates one if the home has none
@@ -352,9 +386,11 @@ mod tests {
         let made = Identity::create(&home).unwrap();
         let text = std::fs::read_to_string(home.secret_path()).unwrap();
         let read = Identity::from_export(&text, "key.json").unwrap();
-        assert_eq!(read.feed_id(), made.feed_id());
+        assert_eq!(read.identity.feed_id(), made.feed_id());
+        assert_eq!(read.published, None, "a node's key file says nothing of it");
         let code = Identity::from_export(&made.recovery_code(), "code.txt").unwrap();
-        assert_eq!(code.feed_id(), made.feed_id());
+        assert_eq!(code.identity.feed_id(), made.feed_id());
+        assert_eq!(code.published, None);
 
         let other = Identity::generate();
         let seed = B64.encode(made.key.to_bytes());
@@ -375,6 +411,11 @@ mod tests {
                 "does not match the secret",
             ),
             (format!("{{{text}"), "not a key file"),
+            (
+                serde_json::json!({ "curve": "ed25519", "secret": seed, "id": id, "published": 0 })
+                    .to_string(),
+                "`published` is 0",
+            ),
             ("ABCD-EFGH".to_owned(), "56 letters and digits"),
         ] {
             let error = Identity::from_export(&text, "key.json").err().unwrap();
@@ -383,6 +424,21 @@ mod tests {
             assert!(message.contains(expected), "{message}");
             assert!(message.contains("key.json"), "{message}");
         }
+    }
+
+    #[test]
+    fn a_browsers_key_file_says_how_far_it_published() {
+        let made = Identity::generate();
+        let text = serde_json::json!({
+            "curve": "ed25519",
+            "secret": B64.encode(made.key.to_bytes()),
+            "id": made.feed_id().to_string(),
+            "published": 3,
+        })
+        .to_string();
+        let read = Identity::from_export(&text, "key.json").unwrap();
+        assert_eq!(read.identity.feed_id(), made.feed_id());
+        assert_eq!(read.published, Some(3));
     }
 
     #[test]

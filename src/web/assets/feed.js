@@ -418,8 +418,13 @@
   }
 
   // The node's key file (src/home/identity.rs), as `potluck` writes it.
-  function keyFileText(seed, author) {
-    return JSON.stringify({ curve: 'ed25519', secret: base64(seed), id: feedIdText(author) }, null, 2) + '\n';
+  // `published`: the latest sequence this browser signed, so that a node
+  // taking the key waits until it holds that much before it publishes
+  // (else it would fork the feed); left out when unknown or none.
+  function keyFileText(seed, author, published) {
+    var file = { curve: 'ed25519', secret: base64(seed), id: feedIdText(author) };
+    if (published > 0) { file.published = published; }
+    return JSON.stringify(file, null, 2) + '\n';
   }
 
   // The recovery code: the seed and a 3-byte check (the start of
@@ -629,14 +634,14 @@
   async function storedSeed() {
     var head = await getHead();
     if (!head) { throw new Error('this browser has no key yet'); }
-    return { seed: await seedOf(head), author: head.author };
+    return { seed: await seedOf(head), author: head.author, sequence: head.sequence };
   }
 
   // The key in the node's key-file format, to keep: with it, `potluck`
   // writes as this same person (docs/browser-keys.md).
   async function exportKeyFile() {
     var k = await storedSeed();
-    return keyFileText(k.seed, k.author);
+    return keyFileText(k.seed, k.author, k.sequence);
   }
 
   async function recoveryCode() {
