@@ -1,5 +1,5 @@
 //! Two home networks behind real NATs and a hub on a "public" segment, all
-//! in network namespaces (tests/hub_nat.rs):
+//! in network namespaces (tests/hub_nat.rs, tests/hub_hostile.rs):
 //!
 //! ```text
 //!   "internet": bridge in namespace INET, 203.0.113.0/24
@@ -16,6 +16,8 @@
 //! exists only on the test's bridge). Needs root, `ip` and `nft`.
 
 use std::io::Write;
+use std::net::TcpListener;
+use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -205,6 +207,28 @@ impl NatNet {
         }
         let laptops: [Laptop; 4] = laptops.try_into().map_err(|_| "four laptops".to_owned())?;
         Ok((net, laptops))
+    }
+
+    /// A TCP listener bound to `addr` inside this run's namespace `name`,
+    /// made by the test process itself (for a hub written for a test).
+    /// A thread joins the namespace (`setns` moves only the calling
+    /// thread), binds and ends; the socket keeps the namespace it was made
+    /// in, so whoever accepts on it, on any thread, talks inside that
+    /// namespace, and the test's other threads never left their own.
+    pub fn listen_in(&self, name: &str, addr: &str) -> Result<TcpListener, String> {
+        let path = format!("/var/run/netns/{}", self.ns(name));
+        let addr = addr.to_owned();
+        std::thread::spawn(move || {
+            let file = std::fs::File::open(&path).map_err(|e| format!("{path}: {e}"))?;
+            // SAFETY: `file` is an open namespace file for the duration of
+            // the call, and the namespace changes only for this thread.
+            if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(format!("setns {path}: {}", std::io::Error::last_os_error()));
+            }
+            TcpListener::bind(&addr).map_err(|e| format!("bind {addr} in {path}: {e}"))
+        })
+        .join()
+        .map_err(|_| "the thread binding in a namespace panicked".to_owned())?
     }
 }
 
