@@ -10,18 +10,34 @@
 //!   reads it says a message failed to authenticate, and the other that
 //!   the peer closed the connection (it cannot tell more: the channel that
 //!   would carry a reason is the one that was tampered with).
+//!
+//! Each of these runs twice, with the same body: on loopback
+//! (`on_loopback::…`), and across two real NATs (`across_two_nats::…`,
+//! in the network namespaces of `tests/common/nat.rs`): the hostile hub
+//! listens in the hub's namespace at 203.0.113.10, Ana's `sync` runs on a
+//! laptop of one home and Bea's node on a laptop of the other, each behind
+//! its masquerading router, and the test first shows that Ana cannot dial
+//! Bea, so the hostile hub is the only path between them. The hub runs in
+//! this test's process: only its listening socket is made in the hub's
+//! namespace ([`NatNet::listen_in`]). Across the NATs needs root, `ip` and
+//! `nft`; where namespaces cannot be made those tests say so on stderr and
+//! pass without running (`.ci/run` runs as root, so there they run).
+//!
+//! A member flooded with tunnel calls is tested on loopback only: what it
+//! shows is the member's answer to the hub, which no NAT changes.
 
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{IpAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::nat::{HUB_ADDR, Laptop, NatNet, assert_no_direct_path};
 use common::raw::read_frame;
-use common::sandbox::{Sandbox, Server};
+use common::sandbox::{Run, Sandbox, Server, finish};
 use potluck::feed::message::FeedId;
 use potluck::proto::frame::{FrameDecoder, encode_frame};
 use potluck::proto::handshake::{DEFAULT_NETWORK_KEY, Handshake, Transport};
@@ -94,6 +110,8 @@ fn accept_one(
 struct Recorded {
     there: Vec<u8>,
     back: Vec<u8>,
+    /// Where the asking and the called member's connections came from.
+    from: Vec<(IpAddr, IpAddr)>,
 }
 
 /// Copies `from` → `to`, recording, and flipping the byte at `alter_at`
@@ -172,6 +190,10 @@ fn hostile_hub(
                     assert!(send(&mut asker, &[Packet::TunnelReady]));
                     assert!(send(&mut conn, &[Packet::TunnelReady]));
                     let (a, b) = (asker, conn);
+                    // Taken now: once the relay ends, a closed socket no
+                    // longer has a peer address.
+                    let ip = |c: &Conn| c.stream.peer_addr().unwrap().ip();
+                    let ends = (ip(&a), ip(&b));
                     let (a_read, b_read) =
                         (a.stream.try_clone().unwrap(), b.stream.try_clone().unwrap());
                     let there = Arc::new(Mutex::new(Vec::new()));
@@ -189,6 +211,7 @@ fn hostile_hub(
                     let mut rec = out.lock().unwrap();
                     rec.there.extend_from_slice(&there.lock().unwrap());
                     rec.back.extend_from_slice(&back.lock().unwrap());
+                    rec.from.push(ends);
                 }
                 Some(Packet::Hello { .. }) => {
                     // A member keeps a session: an empty clock, and a thread
@@ -227,10 +250,83 @@ fn feed(sandbox: &Sandbox, home: &Path) -> String {
         .to_owned()
 }
 
-/// Starts the hostile hub, Bea's node (a member that follows Ana), and
-/// returns what is needed to tunnel from Ana.
+/// Where a test runs: on loopback, or across two NATs.
+struct Place {
+    /// Across the NATs, the namespaces (deleted when the place is
+    /// dropped: a test takes it as an argument, so after its nodes) and
+    /// the laptops.
+    nat: Option<(NatNet, [Laptop; 4])>,
+}
+
+/// The port Bea's node listens on across the NATs (a known one, for the
+/// dials that show Ana cannot reach it).
+const BEA_PORT: u16 = 7643;
+
+impl Place {
+    fn loopback() -> Place {
+        Place { nat: None }
+    }
+
+    /// Two NATs apart (namespaces tagged `tag`, one per test), or `None`
+    /// after saying on stderr that `test` is skipped where namespaces
+    /// cannot be made.
+    fn across_nats(tag: &str, test: &str) -> Option<Place> {
+        match NatNet::build("hh", tag) {
+            Ok(nat) => Some(Place { nat: Some(nat) }),
+            Err(e) => {
+                eprintln!(
+                    "SKIPPED: across_two_nats::{test}: cannot make network namespaces here ({e}); run as root with iproute2 and nftables"
+                );
+                None
+            }
+        }
+    }
+
+    /// Ana's laptop (a1, home 1) and Bea's (b1, home 2).
+    fn laptops(&self) -> Option<(&Laptop, &Laptop)> {
+        self.nat.as_ref().map(|(_, l)| (&l[0], &l[2]))
+    }
+
+    /// The hostile hub's listening socket: on loopback, or at the hub's
+    /// address in the hub's namespace.
+    fn hub_listener(&self) -> TcpListener {
+        match &self.nat {
+            None => TcpListener::bind("127.0.0.1:0").unwrap(),
+            Some((net, _)) => net
+                .listen_in("hub", &format!("{HUB_ADDR}:0"))
+                .unwrap_or_else(|e| panic!("{e}")),
+        }
+    }
+
+    /// Runs a command of Ana's (who runs no node) on her laptop.
+    fn run_ana(&self, sandbox: &Sandbox, ana: &Path, args: &[&str]) -> Run {
+        let ns = self.laptops().map(|(a, _)| a.ns.as_str());
+        finish(sandbox.command_in(ns, ana, args))
+    }
+
+    /// Bea's node, on her laptop.
+    fn serve_bea(&self, sandbox: &Sandbox, bea: &Path) -> Server {
+        let (ns, listen) = match self.laptops() {
+            None => (None, "127.0.0.1:0".to_owned()),
+            Some((_, b)) => (Some(b.ns.as_str()), format!("{}:{BEA_PORT}", b.addr)),
+        };
+        sandbox
+            .spawn_serve_in(
+                ns,
+                bea,
+                &["--listen", &listen, "--no-web", "--no-discovery"],
+            )
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+/// Starts the hostile hub and Bea's node (a member that follows Ana) in
+/// `place`, and returns what is needed to tunnel from Ana. Across the
+/// NATs, first shows that Ana cannot dial Bea's node: the hub is the only
+/// path.
 fn setup(
     sandbox: &Sandbox,
+    place: &Place,
     alter: Alter,
 ) -> (
     std::path::PathBuf,
@@ -241,7 +337,7 @@ fn setup(
 ) {
     let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
     let hub_feed = FeedId(key.verifying_key().to_bytes());
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = place.hub_listener();
     let hub = format!("{hub_feed}@{}", listener.local_addr().unwrap());
     let (stop, done) = mpsc::channel();
     let recorded = hostile_hub(listener, key, alter, done);
@@ -249,19 +345,18 @@ fn setup(
     let bea = member_home(sandbox, "bea", &hub);
     let ana_feed = feed(sandbox, &ana);
     sandbox.json(&bea, &["follow", &ana_feed]);
-    let server = sandbox
-        .spawn_serve(
-            &bea,
-            &["--listen", "127.0.0.1:0", "--no-web", "--no-discovery"],
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+    let server = place.serve_bea(sandbox, &bea);
+    if let Some((a, b)) = place.laptops() {
+        assert_no_direct_path(sandbox, &ana, a, b, BEA_PORT);
+    }
     (ana, server.feed.clone(), server, recorded, stop)
 }
 
-#[test]
-fn a_hub_that_records_the_tunnel_learns_nothing_of_what_passes() {
+/// The hostile hub relays a sync from Ana to Bea and records it: neither
+/// the event's title nor a feed key is in what it recorded.
+fn a_hub_that_records_the_tunnel_learns_nothing_of_what_passes(place: Place) {
     let sandbox = Sandbox::new();
-    let (ana, bea_feed, bea, recorded, stop) = setup(&sandbox, Alter::default());
+    let (ana, bea_feed, bea, recorded, stop) = setup(&sandbox, &place, Alter::default());
     let ana_feed = feed(&sandbox, &ana);
     let title = "a secret supper 7f3a";
     let event = common::sandbox::announce(&sandbox, &ana, title);
@@ -269,7 +364,7 @@ fn a_hub_that_records_the_tunnel_learns_nothing_of_what_passes() {
     let synced = {
         let deadline = Instant::now() + common::DEADLINE;
         loop {
-            let run = sandbox.run(&ana, &["sync", &bea_feed, "--json"]);
+            let run = place.run_ana(&sandbox, &ana, &["sync", &bea_feed, "--json"]);
             if run.status.success() {
                 break run.json();
             }
@@ -284,6 +379,12 @@ fn a_hub_that_records_the_tunnel_learns_nothing_of_what_passes() {
     });
     let _ = stop.send(());
     let rec = recorded.lock().unwrap();
+    // Across the NATs, both ends reached the hub from their routers'
+    // public addresses: the tunnel crossed both masquerades.
+    if let Some((a, b)) = place.laptops() {
+        let routers = (a.wan.parse().unwrap(), b.wan.parse().unwrap());
+        assert_eq!(rec.from, [routers], "where the tunnel's ends came from");
+    }
     assert!(
         rec.there.len() > 400 && rec.back.len() > 200,
         "the hub relayed the tunnel ({} and {} bytes)",
@@ -305,14 +406,14 @@ fn a_hub_that_records_the_tunnel_learns_nothing_of_what_passes() {
 }
 
 /// Runs a sync from Ana to Bea through a hub that flips one byte as
-/// `alter` says; returns Ana's error and Bea's log.
-fn altered_sync(alter: Alter) -> (String, String) {
+/// `alter` says, in `place`; returns Ana's error and Bea's log.
+fn altered_sync(place: Place, alter: Alter) -> (String, String) {
     let sandbox = Sandbox::new();
-    let (ana, bea_feed, bea, _recorded, stop) = setup(&sandbox, alter);
+    let (ana, bea_feed, bea, _recorded, stop) = setup(&sandbox, &place, alter);
     common::sandbox::announce(&sandbox, &ana, "soup");
     let deadline = Instant::now() + common::DEADLINE;
     let error = loop {
-        let run = sandbox.run(&ana, &["sync", &bea_feed]);
+        let run = place.run_ana(&sandbox, &ana, &["sync", &bea_feed]);
         assert!(
             !run.status.success(),
             "a sync through an altering hub succeeded: {run:?}"
@@ -343,12 +444,14 @@ fn altered_sync(alter: Alter) -> (String, String) {
 /// message 2 is 194 the other): inside the first transport frames.
 const PAST_HANDSHAKE: usize = 230;
 
-#[test]
-fn a_byte_altered_toward_the_asking_member_ends_the_session_at_both_ends() {
-    let (ana, bea) = altered_sync(Alter {
-        back: Some(PAST_HANDSHAKE),
-        ..Alter::default()
-    });
+fn a_byte_altered_toward_the_asking_member_ends_the_session_at_both_ends(place: Place) {
+    let (ana, bea) = altered_sync(
+        place,
+        Alter {
+            back: Some(PAST_HANDSHAKE),
+            ..Alter::default()
+        },
+    );
     assert!(ana.contains("failed to authenticate"), "Ana's side: {ana}");
     let line = bea
         .lines()
@@ -360,12 +463,14 @@ fn a_byte_altered_toward_the_asking_member_ends_the_session_at_both_ends() {
     );
 }
 
-#[test]
-fn a_byte_altered_toward_the_called_member_ends_the_session_at_both_ends() {
-    let (ana, bea) = altered_sync(Alter {
-        there: Some(PAST_HANDSHAKE),
-        ..Alter::default()
-    });
+fn a_byte_altered_toward_the_called_member_ends_the_session_at_both_ends(place: Place) {
+    let (ana, bea) = altered_sync(
+        place,
+        Alter {
+            there: Some(PAST_HANDSHAKE),
+            ..Alter::default()
+        },
+    );
     assert!(
         ana.contains("peer closed the connection"),
         "Ana's side: {ana}"
@@ -378,6 +483,39 @@ fn a_byte_altered_toward_the_called_member_ends_the_session_at_both_ends() {
         line.contains("failed to authenticate"),
         "Bea's side: {line}"
     );
+}
+
+/// Each body above, as a test on loopback and as one across two NATs
+/// (`tag` names its namespaces: the tests of this binary run at once).
+macro_rules! on_loopback_and_across_two_nats {
+    ($($name:ident, $tag:literal;)*) => {
+        mod on_loopback {
+            use super::*;
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(Place::loopback());
+                }
+            )*
+        }
+        mod across_two_nats {
+            use super::*;
+            $(
+                #[test]
+                fn $name() {
+                    if let Some(place) = Place::across_nats($tag, stringify!($name)) {
+                        super::$name(place);
+                    }
+                }
+            )*
+        }
+    };
+}
+
+on_loopback_and_across_two_nats! {
+    a_hub_that_records_the_tunnel_learns_nothing_of_what_passes, "r";
+    a_byte_altered_toward_the_asking_member_ends_the_session_at_both_ends, "a";
+    a_byte_altered_toward_the_called_member_ends_the_session_at_both_ends, "c";
 }
 
 /// A hostile hub calls a member fifty times at once for the same feed:

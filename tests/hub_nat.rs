@@ -1,253 +1,36 @@
 //! A community hub between two home networks behind real NATs, all in
-//! network namespaces this test makes (docs/hub.md):
+//! network namespaces this test makes (`tests/common/nat.rs` draws them):
+//! the hub (`potluck serve --hub`) at 203.0.113.10 on the "internet", and
+//! two homes, each behind a router that masquerades, with two laptops in
+//! each. Every node is a real `potluck serve` in its own namespace
+//! (docs/hub.md).
 //!
-//! ```text
-//!   "internet": bridge in namespace INET, 203.0.113.0/24
-//!     ├── hub            203.0.113.10   potluck serve --hub
-//!     ├── router r1 wan  203.0.113.1 ── masquerade ── lan 192.168.1.1/24: a1 .11, a2 .12
-//!     └── router r2 wan  203.0.113.2 ── masquerade ── lan 192.168.2.1/24: b1 .11, b2 .12
-//! ```
+//! A laptop can dial the hub but never a laptop of the other home. The
+//! test shows that first, then that events and RSVPs flow both ways through
+//! the hub, that an RSVP published while its reader is offline reaches it
+//! when it comes back (store and forward), that members reconnect after the
+//! hub restarts and nothing is lost, and that a member the operator removed
+//! can no longer store anything on the hub. (`tests/hub_hostile.rs` puts a
+//! hub written to record and alter what it relays in the same place.)
 //!
-//! Each router forwards what its laptops send out and answers to it, and
-//! drops everything else (nftables, as field-notes.md's NAT recipe): a
-//! laptop can dial the hub but never a laptop of the other home. The test
-//! shows that first, then that events and RSVPs flow both ways through the
-//! hub, that an RSVP published while its reader is offline reaches it when
-//! it comes back (store and forward), that members reconnect after the hub
-//! restarts and nothing is lost, and that a member the operator removed
-//! can no longer store anything on the hub.
-//!
-//! No packet leaves the namespaces (203.0.113.0/24 is TEST-NET-3 and
-//! exists only on the test's bridge). Commands other than `serve` run in
-//! the test's own namespace and reach each node through its control
-//! socket (a file). Needs root, `ip` and `nft`; where namespaces cannot be
-//! made the test says so on stderr and passes without running (`.ci/run`
-//! runs as root and installs both, so there it runs).
+//! Commands other than `serve` run in the test's own namespace and reach
+//! each node through its control socket (a file). Needs root, `ip` and
+//! `nft`; where namespaces cannot be made the test says so on stderr and
+//! passes without running (`.ci/run` runs as root and installs both, so
+//! there it runs).
 
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::nat::{HUB_ADDR, NatNet, assert_no_direct_path, serve_in};
 use common::sandbox::{Sandbox, Server};
 use serde_json::Value;
 
 /// Longest wait for something to cross the hub.
 const CROSS: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(100);
-const HUB_ADDR: &str = "203.0.113.10";
-
-fn sh(program: &str, args: &[&str]) -> Result<(), String> {
-    let out = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("{program}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{program} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-/// Runs `nft -f -` with `rules` inside namespace `ns`.
-fn nft(ns: &str, rules: &str) -> Result<(), String> {
-    use std::io::Write;
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", ns, "nft", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("nft: {e}"))?;
-    child
-        .stdin
-        .take()
-        .ok_or("nft: no stdin")?
-        .write_all(rules.as_bytes())
-        .map_err(|e| format!("nft: {e}"))?;
-    let out = child.wait_with_output().map_err(|e| format!("nft: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!("nft: {}", String::from_utf8_lossy(&out.stderr)))
-    }
-}
-
-/// The namespaces of one run; deleted when dropped.
-struct NatNet {
-    prefix: String,
-    made: Vec<String>,
-}
-
-/// A laptop: its namespace and address.
-#[derive(Clone)]
-struct Laptop {
-    ns: String,
-    addr: String,
-}
-
-impl NatNet {
-    fn ns(&self, name: &str) -> String {
-        format!("{}-{name}", self.prefix)
-    }
-
-    fn add_ns(&mut self, name: &str) -> Result<String, String> {
-        let ns = self.ns(name);
-        sh("ip", &["netns", "add", &ns])?;
-        self.made.push(ns.clone());
-        sh("ip", &["-n", &ns, "link", "set", "lo", "up"])?;
-        Ok(ns)
-    }
-
-    /// A veth pair from `ns` (named `inside`, with `cidr`) to a bridge
-    /// `bridge` in `bridge_ns`.
-    fn wire(
-        &self,
-        ns: &str,
-        inside: &str,
-        cidr: &str,
-        bridge_ns: &str,
-        bridge: &str,
-        outside: &str,
-    ) -> Result<(), String> {
-        sh(
-            "ip",
-            &[
-                "link", "add", inside, "netns", ns, "type", "veth", "peer", "name", outside,
-                "netns", bridge_ns,
-            ],
-        )?;
-        sh(
-            "ip",
-            &[
-                "-n", bridge_ns, "link", "set", outside, "master", bridge, "up",
-            ],
-        )?;
-        sh("ip", &["-n", ns, "addr", "add", cidr, "dev", inside])?;
-        sh("ip", &["-n", ns, "link", "set", inside, "up"])
-    }
-
-    /// Builds the namespaces; `tag` keeps two tests of this binary (one
-    /// process) apart.
-    fn build(tag: &str) -> Result<(NatNet, [Laptop; 4]), String> {
-        let mut net = NatNet {
-            prefix: format!("ph{}{tag}", std::process::id() % 100_000),
-            made: Vec::new(),
-        };
-        let p = net.prefix.clone();
-        let inet = net.add_ns("inet")?;
-        sh("ip", &["-n", &inet, "link", "add", "br0", "type", "bridge"])?;
-        sh("ip", &["-n", &inet, "link", "set", "br0", "up"])?;
-        let hub = net.add_ns("hub")?;
-        net.wire(
-            &hub,
-            "eth0",
-            &format!("{HUB_ADDR}/24"),
-            &inet,
-            "br0",
-            &format!("{p}hub"),
-        )?;
-        let mut laptops = Vec::new();
-        for home in 1..=2u8 {
-            let router = net.add_ns(&format!("r{home}"))?;
-            net.wire(
-                &router,
-                "wan",
-                &format!("203.0.113.{home}/24"),
-                &inet,
-                "br0",
-                &format!("{p}r{home}"),
-            )?;
-            sh(
-                "ip",
-                &["-n", &router, "link", "add", "lanbr", "type", "bridge"],
-            )?;
-            sh(
-                "ip",
-                &[
-                    "-n",
-                    &router,
-                    "addr",
-                    "add",
-                    &format!("192.168.{home}.1/24"),
-                    "dev",
-                    "lanbr",
-                ],
-            )?;
-            sh("ip", &["-n", &router, "link", "set", "lanbr", "up"])?;
-            sh(
-                "ip",
-                &[
-                    "netns",
-                    "exec",
-                    &router,
-                    "sysctl",
-                    "-qw",
-                    "net.ipv4.ip_forward=1",
-                ],
-            )?;
-            nft(
-                &router,
-                "table ip nat { chain natpost { type nat hook postrouting priority 100; oifname \"wan\" masquerade; }; }\n\
-                 table ip filter { chain lanfw { type filter hook forward priority 0; policy drop; \
-                 iifname \"lanbr\" accept; ct state established,related accept; }; }\n",
-            )?;
-            for n in 1..=2u8 {
-                let name = format!("{}{n}", if home == 1 { 'a' } else { 'b' });
-                let ns = net.add_ns(&name)?;
-                let addr = format!("192.168.{home}.{}", 10 + n);
-                net.wire(
-                    &ns,
-                    "eth0",
-                    &format!("{addr}/24"),
-                    &router,
-                    "lanbr",
-                    &format!("{p}{name}"),
-                )?;
-                sh(
-                    "ip",
-                    &[
-                        "-n",
-                        &ns,
-                        "route",
-                        "add",
-                        "default",
-                        "via",
-                        &format!("192.168.{home}.1"),
-                    ],
-                )?;
-                laptops.push(Laptop { ns, addr });
-            }
-        }
-        let laptops: [Laptop; 4] = laptops.try_into().map_err(|_| "four laptops".to_owned())?;
-        Ok((net, laptops))
-    }
-}
-
-impl Drop for NatNet {
-    fn drop(&mut self) {
-        for ns in self.made.iter().rev() {
-            let _ = sh("ip", &["netns", "del", ns]);
-        }
-    }
-}
-
-/// `potluck serve` in namespace `ns` (with `--hub` when `hub`), killed
-/// when dropped.
-fn serve_in(ns: &str, sandbox: &Sandbox, home: &Path, listen: &str, hub: bool) -> Server {
-    let mut args = vec!["--listen", listen, "--no-discovery", "--no-web"];
-    if hub {
-        args.push("--hub");
-    }
-    sandbox
-        .spawn_serve_in(Some(ns), home, &args)
-        .unwrap_or_else(|e| panic!("{ns}: {e}"))
-}
 
 /// The hub's home, its node in its namespace, and a member code for
 /// `uses` people; `config` is written to its config.json first.
@@ -322,7 +105,7 @@ fn held(sandbox: &Sandbox, home: &Path, feed: &str) -> u64 {
 
 #[test]
 fn two_homes_behind_nats_meet_through_a_hub() {
-    let (net, laptops) = match NatNet::build("m") {
+    let (net, laptops) = match NatNet::build("ph", "m") {
         Ok(built) => built,
         Err(e) => {
             eprintln!(
@@ -366,16 +149,7 @@ fn two_homes_behind_nats_meet_through_a_hub() {
 
     // First: no laptop reaches a laptop of the other home, neither at its
     // own address nor at its router's public one.
-    for target in [
-        format!("{}:7643", laptops[2].addr),
-        "203.0.113.2:7643".to_owned(),
-    ] {
-        let run = sandbox.run(&homes[0], &["sync", &target]);
-        assert!(
-            !run.status.success(),
-            "a laptop behind one NAT dialed {target} behind the other: {run:?}"
-        );
-    }
+    assert_no_direct_path(&sandbox, &homes[0], &laptops[0], &laptops[2], 7643);
 
     // Events and RSVPs flow both ways through the hub.
     let event = common::sandbox::announce(&sandbox, &homes[0], "Soup night");
@@ -562,7 +336,7 @@ fn two_homes_behind_nats_meet_through_a_hub() {
 #[test]
 #[ignore]
 fn rsvp_latency_across_two_nats() {
-    let (net, laptops) = NatNet::build("b").unwrap_or_else(|e| panic!("namespaces: {e}"));
+    let (net, laptops) = NatNet::build("ph", "b").unwrap_or_else(|e| panic!("namespaces: {e}"));
     let sandbox = Sandbox::new();
     let (_hub_home, _hub, code) = start_hub(&net, &sandbox, "{}", "2");
     let (ana, bea) = (sandbox.home("ana"), sandbox.home("bea"));

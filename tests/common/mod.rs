@@ -10,6 +10,8 @@
 //! - [`chrome`]: headless Chromium through ChromeDriver, for the browser
 //!   tests;
 //! - [`flood`]: a handshake flood from many loopback addresses;
+//! - [`nat`]: two homes behind masquerading routers and a hub, in network
+//!   namespaces, for the hub tests that cross real NATs;
 //! - [`vectors`]: the message test vectors of `tests/vectors/`;
 //! - [`http`]: plain HTTP/1.1 requests to a page `serve` runs;
 //! - [`format2`]: a store of the format before the position index, written
@@ -23,6 +25,7 @@ pub mod chrome;
 pub mod flood;
 pub mod format2;
 pub mod http;
+pub mod nat;
 pub mod node;
 pub mod raw;
 pub mod sandbox;
