@@ -25,6 +25,13 @@
 //! PCP/NAT-PMP and UPnP-IGD (the node takes PCP first), the other only
 //! UPnP-IGD.
 //!
+//! The renewal test has the router grant PCP leases of 20 s only
+//! (`max_lifetime`) and watches the router (its lease file and its
+//! forward rule) while the node renews the mapping twice, has the other
+//! home dial the laptop directly once the first lease is over, then kills
+//! the node (so it cannot delete the mapping) and sees the router drop
+//! the mapping when its last lease ends. About 50 s.
+//!
 //! Needs root, `ip` (iproute2), `nft` (nftables) and `/usr/sbin/miniupnpd`
 //! (`miniupnpd-nftables`); `.ci/run` installs them and runs as root.
 //! Without them the tests fail, saying what is missing.
@@ -36,7 +43,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::sandbox::{POLL, Sandbox, Server};
 use common::{DEADLINE, START, sh};
@@ -47,6 +54,15 @@ const ROUTER_LAN: &str = "192.168.77.1";
 const ROUTER_WAN: &str = "1.2.3.1";
 const OUTSIDE: &str = "1.2.3.2";
 const PORT: u16 = 7643;
+/// miniupnpd's lease file, in the router's directory: a line per mapping,
+/// `PROTO:EXT_PORT:INT_ADDR:INT_PORT:EXPIRES:DESCRIPTION` (`EXPIRES` in
+/// Unix seconds).
+const LEASE_FILE: &str = "upnp.leases";
+/// The lease the router grants by PCP in the renewal test: short enough
+/// to watch it be renewed twice and then run out within a minute, long
+/// enough that a renewal (at 15 s, see `proto::portmap::Schedule`) is
+/// well before its end.
+const SHORT_LEASE: u32 = 20;
 
 /// Fails the test, saying what is missing, unless it can run here.
 fn require_tools() {
@@ -239,10 +255,12 @@ table inet filter {
     }
 
     /// Starts miniupnpd on the router, with NAT-PMP/PCP or UPnP-IGD only,
-    /// and waits until it listens.
-    fn start_router(&mut self, dir: &Path, pmp: bool) {
+    /// and waits until it listens. `pcp_lease` caps the lease the router
+    /// grants by PCP (`max_lifetime`; its default is a day), so that a
+    /// test can watch renewals happen in seconds.
+    fn start_router(&mut self, dir: &Path, pmp: bool, pcp_lease: Option<u32>) {
         let conf = dir.join("miniupnpd.conf");
-        let text = format!(
+        let mut text = format!(
             "ext_ifname=wan1\n\
              listening_ip=lan\n\
              http_port=0\n\
@@ -254,8 +272,17 @@ table inet filter {
              allow 1024-65535 192.168.77.0/24 1024-65535\n\
              deny 0-65535 0.0.0.0/0 0-65535\n",
             if pmp { "yes" } else { "no" },
-            dir.join("upnp.leases").display()
+            dir.join(LEASE_FILE).display()
         );
+        if let Some(lease) = pcp_lease {
+            // miniupnpd refuses to start unless min_lifetime (default
+            // 120 s) is below max_lifetime; a PCP request for more than
+            // max_lifetime is granted max_lifetime.
+            text.push_str(&format!(
+                "min_lifetime={}\nmax_lifetime={lease}\n",
+                lease / 2
+            ));
+        }
         std::fs::write(&conf, text).expect("write miniupnpd.conf");
         let pid = dir.join("miniupnpd.pid");
         let mut child = Command::new("ip")
@@ -402,6 +429,20 @@ fn homes(sandbox: &Sandbox) -> Homes {
     }
 }
 
+/// One test's world: the namespaces (`tag` as in [`Net::build`]) with
+/// miniupnpd running on the router ([`Net::start_router`]), a sandbox, the
+/// router's directory in it (config, lease file) and the two homes.
+fn with_router(tag: &str, pmp: bool, pcp_lease: Option<u32>) -> (Net, Sandbox, PathBuf, Homes) {
+    require_tools();
+    let mut net = Net::build(tag).unwrap_or_else(|e| panic!("cannot build the namespaces: {e}"));
+    let sandbox = Sandbox::new();
+    let router_dir = sandbox.path("router");
+    std::fs::create_dir_all(&router_dir).expect("router dir");
+    net.start_router(&router_dir, pmp, pcp_lease);
+    let homes = homes(&sandbox);
+    (net, sandbox, router_dir, homes)
+}
+
 /// `potluck sync ADDR` run by the other home, from its namespace.
 fn sync_from_outside(
     sandbox: &Sandbox,
@@ -421,16 +462,30 @@ fn outside_holds(sandbox: &Sandbox, homes: &Homes) -> bool {
     common::sandbox::events_contain(&doc, &homes.event)
 }
 
+/// The other home syncs from the laptop through `mapped` and gets its
+/// event, directly: the laptop (`server`) saw the other home's own
+/// address (the router forwarded the connection to it, with no relay or
+/// masquerade between).
+fn synced_directly(
+    sandbox: &Sandbox,
+    net: &Net,
+    homes: &Homes,
+    server: &Server,
+    mapped: SocketAddr,
+) {
+    let synced = sync_from_outside(sandbox, net, homes, &mapped.to_string());
+    assert!(synced.status.success(), "{synced:?}");
+    assert!(
+        outside_holds(sandbox, homes),
+        "the other home synced but lacks the laptop's event"
+    );
+    server.wait_for_log(&format!("addr={OUTSIDE}:"));
+}
+
 /// The whole story with a router that speaks PCP/NAT-PMP (`pmp`) or only
 /// UPnP-IGD; `method` is what the node must say it used.
 fn dialed_directly_through_the_router(tag: &str, pmp: bool, method: &str) {
-    require_tools();
-    let mut net = Net::build(tag).unwrap_or_else(|e| panic!("cannot build the namespaces: {e}"));
-    let sandbox = Sandbox::new();
-    let router_dir = sandbox.path("router");
-    std::fs::create_dir_all(&router_dir).expect("router dir");
-    net.start_router(&router_dir, pmp);
-    let homes = homes(&sandbox);
+    let (net, sandbox, _router_dir, homes) = with_router(tag, pmp, None);
     let config = homes.laptop.join("config.json");
     let at_router = format!("{ROUTER_WAN}:{PORT}");
 
@@ -473,15 +528,7 @@ fn dialed_directly_through_the_router(tag: &str, pmp: bool, method: &str) {
     );
 
     // The other home dials the mapped address and syncs.
-    let synced = sync_from_outside(&sandbox, &net, &homes, &mapped.to_string());
-    assert!(synced.status.success(), "{synced:?}");
-    assert!(
-        outside_holds(&sandbox, &homes),
-        "the other home synced but lacks the laptop's event"
-    );
-    // Directly: the laptop saw the other home's own address (the router
-    // forwarded the connection to it, with no relay or masquerade between).
-    server.wait_for_log(&format!("addr={OUTSIDE}:"));
+    synced_directly(&sandbox, &net, &homes, &server, mapped);
 
     // Stopping the node deletes the mapping.
     let status = server.terminate();
@@ -516,13 +563,7 @@ fn a_laptop_behind_a_router_speaking_only_upnp_is_dialed_directly() {
 /// its `peers` shows the laptop at the router's address, `via_hub` empty.
 #[test]
 fn a_member_dials_another_directly_at_the_port_its_router_mapped() {
-    require_tools();
-    let mut net = Net::build("h").unwrap_or_else(|e| panic!("cannot build the namespaces: {e}"));
-    let sandbox = Sandbox::new();
-    let router_dir = sandbox.path("router");
-    std::fs::create_dir_all(&router_dir).expect("router dir");
-    net.start_router(&router_dir, true);
-    let homes = homes(&sandbox);
+    let (net, sandbox, _router_dir, homes) = with_router("h", true, None);
     // The hub runs on the other home's host, at another port.
     let hub_home = sandbox.home("hub");
     sandbox.json(&hub_home, &["init", "--name", "Hub"]);
@@ -587,4 +628,145 @@ fn a_member_dials_another_directly_at_the_port_its_router_mapped() {
     );
     drop(outside);
     drop(laptop);
+}
+
+/// When miniupnpd's lease for external TCP `port` ends (Unix seconds), as
+/// its lease file says; `None` while it holds no lease for it.
+fn lease_expiry(router_dir: &Path, port: u16) -> Option<u64> {
+    let text = std::fs::read_to_string(router_dir.join(LEASE_FILE)).ok()?;
+    text.lines().find_map(|line| {
+        let mut fields = line.splitn(6, ':');
+        let proto = fields.next()?;
+        let ext_port = fields.next()?.parse::<u16>().ok()?;
+        let expires = fields.nth(2)?.parse().ok()?;
+        (proto == "TCP" && ext_port == port).then_some(expires)
+    })
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The router grants only a 20 s lease (PCP `max_lifetime`). The node
+/// renews it before it ends, again and again: the router's lease file
+/// shows the lease's end moving forward twice, its forward rule is there
+/// throughout (checked every 250 ms), well after the first lease ended
+/// the other home still dials the laptop directly through it, and the
+/// node said "port mapped" once (a renewal, not a new mapping). Then the
+/// node is killed (SIGKILL: it cannot delete the mapping): the rule stays
+/// until its last lease ends, the router then drops it, and the other
+/// home's dial fails. (A node stopped with SIGTERM deletes its mapping at
+/// once: the two tests above.)
+#[test]
+fn a_short_lease_is_renewed_on_the_router_and_expires_once_the_node_is_gone() {
+    let (net, sandbox, router_dir, homes) = with_router("r", true, Some(SHORT_LEASE));
+    std::fs::write(homes.laptop.join("config.json"), "{}").expect("write config.json");
+    let mut server = serve_on_laptop(&sandbox, &net, &homes.laptop);
+    server.wait_for_log("port mapped on the router");
+    let log = server.stderr();
+    let mapped = mapped_address(&log);
+    assert!(log.contains("method=PCP"), "{log}");
+    assert!(
+        log.contains(&format!("lease_s={SHORT_LEASE}")),
+        "the router was to grant a {SHORT_LEASE} s lease: {log}"
+    );
+    let rule = forward_rule(mapped.port());
+    let lease = Duration::from_secs(u64::from(SHORT_LEASE));
+
+    // Watch the router until it has seen two renewals and the first
+    // lease is over. A renewal replaces the rule (miniupnpd deletes and
+    // re-adds it), so a single look may fall between the two; a rule
+    // absent for a whole second is a lost mapping.
+    let started = Instant::now();
+    let mut expiries: Vec<u64> = Vec::new();
+    let mut absent_since: Option<Instant> = None;
+    loop {
+        if net.forwards().contains(&rule) {
+            absent_since = None;
+        } else {
+            let since = *absent_since.get_or_insert_with(Instant::now);
+            assert!(
+                since.elapsed() < Duration::from_secs(1),
+                "the router dropped the mapping after {:?} (leases ending at {expiries:?}): {}\n{}",
+                started.elapsed(),
+                net.forwards(),
+                server.stderr()
+            );
+        }
+        if let Some(expires) = lease_expiry(&router_dir, mapped.port())
+            && expiries.last() != Some(&expires)
+        {
+            assert!(
+                expiries.last().is_none_or(|&last| expires > last),
+                "the lease's end moved back: {expiries:?} then {expires}"
+            );
+            expiries.push(expires);
+        }
+        // Two renewals, and the first lease's end is past.
+        if expiries.len() >= 3 && unix_now() > expiries[0] {
+            break;
+        }
+        assert!(
+            started.elapsed() < lease * 3 + DEADLINE,
+            "the mapping was not renewed twice in {:?} (leases ending at {expiries:?}): {}",
+            started.elapsed(),
+            server.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let renewed_after = started.elapsed();
+    server.assert_running();
+    let log = server.stderr();
+    assert_eq!(
+        log.matches("port mapped on the router").count(),
+        1,
+        "renewals are quiet; a second line means the mapping was made anew: {log}"
+    );
+    assert!(!log.contains("lost the port mapping"), "{log}");
+
+    // The first lease is over; the other home still dials the laptop
+    // directly through the renewed mapping.
+    synced_directly(&sandbox, &net, &homes, &server, mapped);
+
+    // The node dies without deleting its mapping: nobody renews it, and
+    // the router drops it when its last lease ends.
+    server.child.kill().expect("kill serve");
+    let _ = server.child.wait();
+    let last = lease_expiry(&router_dir, mapped.port())
+        .unwrap_or_else(|| panic!("no lease left for {mapped}: {}", net.router_log()));
+    assert!(
+        net.forwards().contains(&rule),
+        "the mapping went with the node, not with its lease"
+    );
+    let killed = Instant::now();
+    while net.forwards().contains(&rule) {
+        assert!(
+            killed.elapsed() < lease + DEADLINE,
+            "the router kept the mapping {:?} after the node died (lease ending at {last}, now {}): {}",
+            killed.elapsed(),
+            unix_now(),
+            net.router_log()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let gone_at = unix_now();
+    assert!(
+        gone_at + 1 >= last,
+        "the router dropped the mapping at {gone_at}, before its lease ended at {last}"
+    );
+    assert_eq!(lease_expiry(&router_dir, mapped.port()), None);
+    let refused = sync_from_outside(&sandbox, &net, &homes, &mapped.to_string());
+    assert!(
+        !refused.status.success(),
+        "the other home reached the dead laptop's port: {refused:?}"
+    );
+    eprintln!(
+        "a {SHORT_LEASE} s lease renewed {} times in {renewed_after:?} (ends {expiries:?}); \
+         the other home synced directly after the first lease; \
+         dropped by the router {:?} after the node was killed",
+        expiries.len() - 1,
+        killed.elapsed()
+    );
 }

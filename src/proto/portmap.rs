@@ -155,9 +155,9 @@ impl Schedule {
     }
 
     /// A try (to map or renew) failed at `now`. While a mapping's lease
-    /// lasts it is kept and renewing is tried again (no later than its
-    /// end); otherwise the next try waits, doubling from [`FIRST_RETRY`]
-    /// to [`MAX_RETRY`].
+    /// lasts it is kept and renewing is tried again, after the backoff
+    /// but no later than halfway to the lease's end; otherwise the next
+    /// try waits, doubling from [`FIRST_RETRY`] to [`MAX_RETRY`].
     pub fn failed(&mut self, now: Instant) -> Note {
         let wait = doubling(FIRST_RETRY, MAX_RETRY, self.failures);
         self.failures = self.failures.saturating_add(1);
@@ -166,9 +166,17 @@ impl Schedule {
             State::Mapped {
                 mapped, expires, ..
             } if now < expires => {
+                // Halfway, so that a short lease (renewed 5 s before its
+                // end) or a run of failures late in a long one still gets
+                // tries while the router holds the mapping, as RFC 6887
+                // retransmits a renewal until the lease ends; a try at the
+                // end itself would come too late. At least a second apart,
+                // so the tries near the end stay few.
+                let halfway = now + (expires - now) / 2;
+                let retry = (now + wait).min(halfway.max(now + Duration::from_secs(1)));
                 self.state = State::Mapped {
                     mapped,
-                    renew_at: (now + wait).min(expires),
+                    renew_at: retry.min(expires),
                     expires,
                 };
                 Note::Quiet
@@ -307,13 +315,52 @@ mod tests {
         assert!(!s.expired(t1));
         assert_eq!(s.failed(t1), Note::Quiet);
         assert_eq!(s.external(t1), Some(m.external));
-        // Retried no later than the end of the lease.
-        assert_eq!(s.next_at(), t0 + Duration::from_secs(80));
-        assert_eq!(s.failed(s.next_at()), Note::Quiet);
-        assert_eq!(s.next_at(), t0 + Duration::from_secs(100));
+        // Retried after the backoff (30 s) but no later than halfway to
+        // the end (75 s), then halfway again, at least a second apart,
+        // until the lease is over.
+        assert_eq!(s.next_at(), t0 + Duration::from_secs(75));
+        let mut tries = 1;
+        while !s.expired(s.next_at()) {
+            let at = s.next_at();
+            assert_eq!(s.external(at), Some(m.external));
+            assert_eq!(s.failed(at), Note::Quiet);
+            assert!(s.next_at() > at && s.next_at() <= t0 + Duration::from_secs(100));
+            tries += 1;
+            assert!(tries < 20, "retrying ever faster toward the end");
+        }
+        assert!(
+            tries >= 5,
+            "only {tries} tries in the last half of the lease"
+        );
         let end = s.next_at();
+        assert_eq!(end, t0 + Duration::from_secs(100));
         assert_eq!(s.external(end), None);
         assert_eq!(s.failed(end), Note::Lost(m.external));
+    }
+
+    #[test]
+    fn a_short_lease_whose_renewal_failed_is_tried_again_before_it_ends() {
+        // A router granting 20 s: renewed at 15 s. That renewal fails
+        // (after about 2 s of the node's own resends): the next try is
+        // while the router still holds the mapping, not at its end, when
+        // it is gone.
+        let t0 = Instant::now();
+        let mut s = Schedule::new(t0);
+        let m = mapping(7643, 20);
+        s.mapped(t0, m);
+        assert_eq!(s.next_at(), t0 + Duration::from_secs(15));
+        let t1 = t0 + Duration::from_secs(17);
+        assert_eq!(s.failed(t1), Note::Quiet);
+        let retry = s.next_at();
+        assert!(
+            retry > t1 && retry < t0 + Duration::from_secs(20),
+            "{:?}",
+            retry - t0
+        );
+        assert!(!s.expired(retry));
+        // It works: renewed for another 20 s, nothing new to say.
+        assert_eq!(s.mapped(retry, m), Note::Quiet);
+        assert_eq!(s.external(t0 + Duration::from_secs(25)), Some(m.external));
     }
 
     #[test]
