@@ -214,3 +214,68 @@ fn a_newcomer_reaches_the_inviter_through_the_hubs_its_invite_names() {
         .is_some_and(|r| r.iter().any(|r| r["author"] == newcomer_feed.as_str()));
     assert!(answered, "{doc}");
 }
+
+/// Two members follow each other, one after the other: the first one's
+/// node calls at once, the second declines (it does not follow yet), and
+/// the hub keeps the first from calling again for a while. When the
+/// second follows too, its node must dial, even where the rule "the
+/// smaller feed dials" gives the turn to the first: the live tunnel opens
+/// at once, not minutes later. (The first to follow is the smaller feed
+/// here, the case that waited before.)
+#[test]
+fn a_member_that_declined_a_call_dials_once_it_follows_back() {
+    let sandbox = Sandbox::new();
+    let (hub_home, _hub, code) = hub(&sandbox, "{}", "2");
+    let hub_feed = feed(&sandbox, &hub_home);
+    let mut people: Vec<(PathBuf, String)> = ["ana", "bea"]
+        .iter()
+        .map(|name| {
+            let home = sandbox.home(name);
+            sandbox.json(&home, &["init", "--name", name]);
+            let id = feed(&sandbox, &home);
+            (home, id)
+        })
+        .collect();
+    // The first to follow has the smaller key.
+    people.sort_by_key(|(_, id)| potluck::feed::message::FeedId::parse(id).unwrap());
+    let [(first, first_id), (second, second_id)] = [people[0].clone(), people[1].clone()];
+    let _first_node = serve(&sandbox, &first, false);
+    let second_node = serve(&sandbox, &second, false);
+    for home in [&first, &second] {
+        sandbox.json(home, &["hub", "add", &code]);
+    }
+    let in_session = |home: &Path, other: &str| {
+        sandbox.json(home, &["peers"])["connected"]
+            .as_array()
+            .is_some_and(|peers| {
+                peers
+                    .iter()
+                    .any(|p| p["feed"] == other && p["via_hub"] == hub_feed.as_str())
+            })
+    };
+    let wait = |what: &str, cond: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + common::DEADLINE;
+        while !cond() {
+            assert!(std::time::Instant::now() < deadline, "never: {what}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    // Both members connected to the hub, then the first follows.
+    wait("both members at the hub", &|| {
+        let members = sandbox.json(&hub_home, &["peers"]);
+        [&first_id, &second_id].iter().all(|id| {
+            members["connected"]
+                .as_array()
+                .is_some_and(|p| p.iter().any(|p| p["feed"] == id.as_str()))
+        })
+    });
+    sandbox.json(&first, &["follow", &second_id]);
+    wait("the second declines the first's call", &|| {
+        second_node.stderr().contains("declining a tunnel")
+    });
+    assert!(!in_session(&first, &second_id));
+    sandbox.json(&second, &["follow", &first_id]);
+    wait("a live tunnel between them", &|| {
+        in_session(&first, &second_id) && in_session(&second, &first_id)
+    });
+}

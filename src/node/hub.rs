@@ -55,6 +55,10 @@ pub(super) struct HubParts {
     pub(super) directs: Mutex<HashMap<FeedId, (std::net::SocketAddr, std::time::Instant)>>,
     /// Feeds with a live tunnel session being kept (on a member).
     pub(super) tunneling: Mutex<std::collections::HashSet<FeedId>>,
+    /// Feeds whose tunnel calls we declined lately, newest last, at most
+    /// [`DECLINED_KEPT`](super::tunnel::DECLINED_KEPT) (on a member): if we
+    /// follow one later, we dial it, since its hub keeps it from calling.
+    pub(super) declined: Mutex<std::collections::VecDeque<FeedId>>,
     /// Tunnel calls waiting for the called member's connection.
     pub(super) calls:
         Mutex<HashMap<[u8; TOKEN_LEN], tokio::sync::oneshot::Sender<super::tunnel::CalledEnd>>>,

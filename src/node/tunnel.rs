@@ -32,6 +32,8 @@ const TUNNEL_IDLE: Duration = Duration::from_secs(120);
 
 /// Most tunnels a member node has open or opening at once (either end).
 const MAX_TUNNELS: usize = 64;
+/// Feeds whose declined calls a member remembers (see `HubParts::declined`).
+pub(super) const DECLINED_KEPT: usize = 64;
 
 /// Tries of a lasting tunnel that cannot open yet (1 s, 2 s, 4 s… apart).
 const TUNNEL_TRIES: u32 = 5;
@@ -209,6 +211,16 @@ impl Node {
         let follows = self.followed().contains(&from);
         if !takes_call(from, hub, follows, settings.tunnels_from_hub_members) {
             tracing::info!(%from, %hub, "declining a tunnel from a feed we do not follow");
+            let mut declined = self
+                .hub_parts
+                .declined
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            declined.retain(|f| *f != from);
+            if declined.len() >= DECLINED_KEPT {
+                declined.pop_front();
+            }
+            declined.push_back(from);
             return Some(Packet::TunnelDecline { token });
         }
         // One tunnel per feed, and a few at once in all: a hub cannot make
@@ -292,8 +304,19 @@ impl Node {
                 .store
                 .contacts(&feed)
                 .is_ok_and(|c| c.iter().any(|(f, c)| *f == me && c.following));
-            if !dials_first(me, feed, follows_us) {
+            let we_declined_it = self
+                .hub_parts
+                .declined
+                .lock()
+                .is_ok_and(|d| d.contains(&feed));
+            if !dials_first(me, feed, follows_us, we_declined_it) {
                 continue;
+            }
+            if we_declined_it {
+                // Our turn this once; after it the usual rule holds again.
+                if let Ok(mut declined) = self.hub_parts.declined.lock() {
+                    declined.retain(|f| *f != feed);
+                }
             }
             {
                 let mut tunneling = self

@@ -167,9 +167,16 @@ pub fn takes_call(from: FeedId, hub: FeedId, follows: bool, from_any_member: boo
 
 /// Of two members told of each other, whether `me` dials `other`: always
 /// when `other` does not follow us (it will not dial), else only the
-/// smaller feed key, so that one session is opened, not two.
-pub fn dials_first(me: FeedId, other: FeedId, other_follows_me: bool) -> bool {
-    !other_follows_me || me < other
+/// smaller feed key, so that one session is opened, not two. Also when we
+/// declined a call from `other` (`we_declined_it`, before we followed it):
+/// its hub keeps it from calling us again for a while, so it is our turn.
+pub fn dials_first(
+    me: FeedId,
+    other: FeedId,
+    other_follows_me: bool,
+    we_declined_it: bool,
+) -> bool {
+    !other_follows_me || me < other || we_declined_it
 }
 
 /// A hub's limits on tunnels (part of [`HubLimits`]).
@@ -535,8 +542,11 @@ mod tests {
         assert!(!takes_call(A, C, false, false));
         // The hub never calls in its own name.
         assert!(!takes_call(C, C, true, true));
-        assert!(dials_first(A, B, true));
-        assert!(!dials_first(B, A, true));
-        assert!(dials_first(B, A, false));
+        assert!(dials_first(A, B, true, false));
+        assert!(!dials_first(B, A, true, false));
+        assert!(dials_first(B, A, false, false));
+        // B declined A's call before it followed A: A will not call again
+        // soon (its hub remembers the refusal), so B dials.
+        assert!(dials_first(B, A, true, true));
     }
 }
