@@ -239,7 +239,7 @@ fn a_member_that_declined_a_call_dials_once_it_follows_back() {
     // The first to follow has the smaller key.
     people.sort_by_key(|(_, id)| potluck::feed::message::FeedId::parse(id).unwrap());
     let [(first, first_id), (second, second_id)] = [people[0].clone(), people[1].clone()];
-    let _first_node = serve(&sandbox, &first, false);
+    let first_node = serve(&sandbox, &first, false);
     let second_node = serve(&sandbox, &second, false);
     for home in [&first, &second] {
         sandbox.json(home, &["hub", "add", &code]);
@@ -275,7 +275,14 @@ fn a_member_that_declined_a_call_dials_once_it_follows_back() {
     });
     assert!(!in_session(&first, &second_id));
     sandbox.json(&second, &["follow", &first_id]);
-    wait("a live tunnel between them", &|| {
-        in_session(&first, &second_id) && in_session(&second, &first_id)
-    });
+    let deadline = std::time::Instant::now() + common::DEADLINE;
+    while !(in_session(&first, &second_id) && in_session(&second, &first_id)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no live tunnel between them; the first's log:\n{}\nthe second's:\n{}",
+            first_node.stderr(),
+            second_node.stderr()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }

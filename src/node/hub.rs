@@ -59,6 +59,9 @@ pub(super) struct HubParts {
     /// [`DECLINED_KEPT`](super::tunnel::DECLINED_KEPT) (on a member): if we
     /// follow one later, we dial it, since its hub keeps it from calling.
     pub(super) declined: Mutex<std::collections::VecDeque<FeedId>>,
+    /// Feeds whose call we took while our own tunnel to them was still
+    /// being tried (on a member): one such call per feed at a time.
+    pub(super) crossing: Mutex<std::collections::HashSet<FeedId>>,
     /// Tunnel calls waiting for the called member's connection.
     pub(super) calls:
         Mutex<HashMap<[u8; TOKEN_LEN], tokio::sync::oneshot::Sender<super::tunnel::CalledEnd>>>,

@@ -224,26 +224,47 @@ impl Node {
             return Some(Packet::TunnelDecline { token });
         }
         // One tunnel per feed, and a few at once in all: a hub cannot make
-        // us open connection after connection.
-        {
+        // us open connection after connection. A call from a feed we are
+        // still trying to reach ourselves (our calls refused, waiting to
+        // try again) is taken, once: it is the session we want, and if
+        // both open, the node keeps one (`AlreadyConnected`, `Crossed`).
+        let crossing = {
             let mut tunneling = self
                 .hub_parts
                 .tunneling
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
-            if tunneling.len() >= MAX_TUNNELS || !tunneling.insert(from) {
-                tracing::debug!(%from, %hub, "declining a tunnel: one is open or opening already, or too many are");
-                return Some(Packet::TunnelDecline { token });
+            let connected = self
+                .peers
+                .lock()
+                .map(|p| p.contains_key(&from))
+                .unwrap_or(true);
+            if tunneling.len() >= MAX_TUNNELS || connected {
+                None
+            } else if tunneling.insert(from) {
+                Some(false)
+            } else {
+                self.hub_parts
+                    .crossing
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(from)
+                    .then_some(true)
             }
-        }
+        };
+        let Some(crossing) = crossing else {
+            tracing::debug!(%from, %hub, "declining a tunnel: one is open already, or too many are");
+            return Some(Packet::TunnelDecline { token });
+        };
         let node = self.clone();
         tokio::spawn(async move {
             let ended = node.clone().answer_tunnel(&hub_addr, token, from).await;
-            node.hub_parts
-                .tunneling
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&from);
+            let held = if crossing {
+                &node.hub_parts.crossing
+            } else {
+                &node.hub_parts.tunneling
+            };
+            held.lock().unwrap_or_else(|p| p.into_inner()).remove(&from);
             match ended {
                 Ok(report) => {
                     tracing::debug!(peer = %from, received = report.received, "tunnel session ended")
