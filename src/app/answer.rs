@@ -200,7 +200,7 @@ impl App {
     ) -> Result<GuestStatus, AnswerError> {
         if !answers.enabled() {
             return Err(AnswerError::Closed(
-                "this hub does not take answers from browsers",
+                "This hub takes no answers from browsers",
             ));
         }
         if raw.is_empty() || raw.len() > MAX_ANSWER_MESSAGES {
@@ -283,18 +283,10 @@ impl App {
             AppError::UnknownEvent(_) => AnswerError::UnknownEvent,
             e => AnswerError::App(e),
         })?;
-        if state.status == EventStatus::Cancelled {
-            return Err(AnswerError::Closed("this event is cancelled"));
+        match closed_to_web(&state, true, now_ms) {
+            Some(reason) => Err(AnswerError::Closed(reason)),
+            None => Ok(state),
         }
-        if state.event.finish_ms() < now_ms {
-            return Err(AnswerError::Closed("this event is over"));
-        }
-        if state.event.closed_to_web {
-            return Err(AnswerError::Closed(
-                "the organizer takes no answers from browsers for this event",
-            ));
-        }
-        Ok(state)
     }
 
     /// Whether `msgs` (one feed's, in order) continue exactly where the
@@ -334,6 +326,24 @@ impl App {
             });
         }
         Ok(())
+    }
+}
+
+/// Why `event`'s public page takes no answers from browsers at `now_ms`,
+/// if it does not: the hub's operator turned them off (`enabled` false),
+/// the organizer closed the event to them, or it is cancelled or over.
+/// The one rule for the page (which then shows no form) and the endpoint.
+pub fn closed_to_web(event: &EventState, enabled: bool, now_ms: i64) -> Option<&'static str> {
+    if !enabled {
+        Some("This hub takes no answers from browsers")
+    } else if event.status == EventStatus::Cancelled {
+        Some("This event is cancelled")
+    } else if event.event.finish_ms() < now_ms {
+        Some("This event is over")
+    } else if event.event.closed_to_web {
+        Some("The organizer takes no answers from browsers for this event")
+    } else {
+        None
     }
 }
 
