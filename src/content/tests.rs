@@ -34,6 +34,7 @@ fn full_event() -> Event {
         capacity: Some(40),
         unlisted: false,
         public: false,
+        closed_to_web: false,
     }
 }
 
