@@ -1630,13 +1630,12 @@ async fn the_event_form_marks_an_event_unlisted_or_on_a_private_network_public()
         (e.unlisted, e.public)
     };
     assert_eq!(marks(&s.app), (true, false));
-    let page = get(&s.router, &path).await;
-    assert!(
-        page.body
-            .contains(r#"name="unlisted" type="checkbox" value="on" checked"#),
-        "{}",
-        page.body
-    );
+    // The event's page holds its edit form, with the box ticked.
+    let ticked = |body: &str, name: &str| {
+        let box_on = format!(r#"name="{name}" type="checkbox" value="on" checked"#);
+        assert!(body.contains(&box_on), "{name}: {body}");
+    };
+    ticked(&get(&s.router, &path).await.body, "unlisted");
     // Unticked in the edit form: listed again.
     let fields = new_event_fields(&token, "Quiet dinner", "2031-03-08", "19:00");
     let a = post(&s.router, &format!("{path}/edit"), &fields).await;
@@ -1650,13 +1649,7 @@ async fn the_event_form_marks_an_event_unlisted_or_on_a_private_network_public()
     assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
     let (events, _) = s.app.events(EventList::All, now_ms(), 0).unwrap();
     assert!(events[0].state.event.closed_to_web);
-    let page = get(&s.router, &path).await;
-    assert!(
-        page.body
-            .contains(r#"name="closed_to_web" type="checkbox" value="on" checked"#),
-        "{}",
-        page.body
-    );
+    ticked(&get(&s.router, &path).await.body, "closed_to_web");
 
     // On a private network the form asks for `public` too.
     let (_dir, store) = open_store();
