@@ -142,6 +142,37 @@ fn an_answer_is_stored_whole_and_refusals_store_nothing() {
     let (hub, ana, event) = hub_with_event(&sandbox, json!({}));
     let mut guest = Guest::new(7);
 
+    // The page: reading needs no script; the form stays hidden until the
+    // hub's own scripts find a browser that can sign, and a note says
+    // what is needed in its place.
+    let url = hub.public.as_deref().expect("public pages");
+    let page = request(
+        page_addr(url),
+        "GET",
+        "events.example.org",
+        &event_paths(&event).0,
+    );
+    assert_eq!(page.status, 200, "{page:?}");
+    for part in [
+        r#"<form id="answer-form" hidden>"#,
+        r#"id="answer-note""#,
+        "What becomes public: your answer, the name you give and the number of guests",
+        r#"<script src="/static/feed.js" defer></script>"#,
+        r#"<script src="/static/answer.js" defer></script>"#,
+    ] {
+        assert!(page.body.contains(part), "{part}: {}", page.body);
+    }
+    for script in ["/static/feed.js", "/static/answer.js"] {
+        let js = request(page_addr(url), "GET", "events.example.org", script);
+        assert_eq!(js.status, 200, "{script}");
+        assert!(
+            js.header("content-type")
+                .is_some_and(|t| t.starts_with("text/javascript")),
+            "{script}: {}",
+            js.head
+        );
+    }
+
     // A name and an answer: stored, and the hub says so.
     let name = guest.about("Guest One");
     let going = guest.rsvp(&event, RsvpStatus::Going);
@@ -231,7 +262,6 @@ fn an_answer_is_stored_whole_and_refusals_store_nothing() {
         refused(&post_raw(&hub, &event, huge.as_bytes())),
         (413, "too_large".into())
     );
-    let url = hub.public.as_deref().expect("public pages");
     let form = request_with(
         page_addr(url),
         "POST",
