@@ -107,12 +107,16 @@ fn post_raw(hub: &Server, event: &str, body: &[u8]) -> Answer {
     )
 }
 
+/// `GET path` on the hub's public pages.
+fn get(hub: &Server, path: &str) -> Answer {
+    let url = hub.public.as_deref().expect("public pages");
+    request(page_addr(url), "GET", "events.example.org", path)
+}
+
 /// The guest's status as the page's script reads it.
 fn status(hub: &Server, event: &str, guest: &Guest) -> Value {
-    let url = hub.public.as_deref().expect("public pages");
     let feed: String = form_urlencoded::byte_serialize(guest.feed().as_bytes()).collect();
-    let path = format!("{}?feed={feed}", answer_path(event));
-    let answer = request(page_addr(url), "GET", "events.example.org", &path);
+    let answer = get(hub, &format!("{}?feed={feed}", answer_path(event)));
     assert_eq!(answer.status, 200, "{answer:?}");
     serde_json::from_str(&answer.body).expect("JSON")
 }
@@ -145,13 +149,7 @@ fn an_answer_is_stored_whole_and_refusals_store_nothing() {
     // The page: reading needs no script; the form stays hidden until the
     // hub's own scripts find a browser that can sign, and a note says
     // what is needed in its place.
-    let url = hub.public.as_deref().expect("public pages");
-    let page = request(
-        page_addr(url),
-        "GET",
-        "events.example.org",
-        &event_paths(&event).0,
-    );
+    let page = get(&hub, &event_paths(&event).0);
     assert_eq!(page.status, 200, "{page:?}");
     for part in [
         r#"<form id="answer-form" hidden>"#,
@@ -163,7 +161,7 @@ fn an_answer_is_stored_whole_and_refusals_store_nothing() {
         assert!(page.body.contains(part), "{part}: {}", page.body);
     }
     for script in ["/static/feed.js", "/static/answer.js"] {
-        let js = request(page_addr(url), "GET", "events.example.org", script);
+        let js = get(&hub, script);
         assert_eq!(js.status, 200, "{script}");
         assert!(
             js.header("content-type")
@@ -262,6 +260,7 @@ fn an_answer_is_stored_whole_and_refusals_store_nothing() {
         refused(&post_raw(&hub, &event, huge.as_bytes())),
         (413, "too_large".into())
     );
+    let url = hub.public.as_deref().expect("public pages");
     let form = request_with(
         page_addr(url),
         "POST",
@@ -356,13 +355,7 @@ fn banned_blocked_and_closed_to_the_web_are_refused() {
         (403, "closed".into())
     );
     // And its page shows no form.
-    let url = hub.public.as_deref().expect("public pages");
-    let page = request(
-        page_addr(url),
-        "GET",
-        "events.example.org",
-        &event_paths(&event).0,
-    );
+    let page = get(&hub, &event_paths(&event).0);
     assert_eq!(page.status, 200);
     assert!(!page.body.contains("answer-form"), "{}", page.body);
     assert!(page.body.contains("takes no answers"), "{}", page.body);
