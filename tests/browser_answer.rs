@@ -161,11 +161,22 @@ async fn guests_answer_from_the_hub_link_and_see_the_organizers_decision_live() 
     // The organizer sees both guests by name: `potluck event` (handed to
     // the running node) and the local page.
     let shown = sandbox.json(&ana, &["event", &event]);
-    let text = shown.to_string();
-    assert!(
-        text.contains("Guest One") && text.contains("Guest Two"),
-        "{text}"
+    let rsvps = shown["rsvps"].as_array().expect("the answers");
+    let answer_of = |name: &str| {
+        let found: Vec<_> = rsvps.iter().filter(|r| r["name"] == name).collect();
+        // One feed per browser: changing the answer continued it.
+        assert_eq!(found.len(), 1, "{name}: {shown}");
+        (
+            found[0]["status"].as_str().unwrap_or_default().to_owned(),
+            found[0]["admission"].as_str().map(str::to_owned),
+        )
+    };
+    assert_eq!(answer_of("Guest One"), ("not-going".to_owned(), None));
+    assert_eq!(
+        answer_of("Guest Two"),
+        ("going".to_owned(), Some("admitted".to_owned()))
     );
+    assert_eq!(rsvps.len(), 2, "{shown}");
     let page = ana_node.page.as_deref().expect("Ana's page");
     let addr = page_addr(page);
     let local = request(addr, "GET", &addr.to_string(), &page_path);
