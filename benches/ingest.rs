@@ -75,6 +75,7 @@ fn event_content(feed: usize, round: usize) -> Vec<u8> {
         capacity: Some(30 + (feed % 20) as u32),
         unlisted: false,
         public: false,
+        closed_to_web: false,
     }
     .to_content_bytes()
 }

@@ -53,6 +53,7 @@ fn event(n: usize) -> Event {
         capacity: Some(40),
         unlisted: false,
         public: false,
+        closed_to_web: false,
     }
 }
 

@@ -460,6 +460,7 @@ fn event(rng: &mut StdRng, index: usize, sequence: u64) -> Vec<u8> {
         capacity,
         unlisted: false,
         public: false,
+        closed_to_web: false,
     }
     .to_content_bytes()
 }

@@ -1604,9 +1604,10 @@ async fn the_network_page_shows_my_hubs_what_they_hold_and_sessions_through_them
     bo.shutdown();
 }
 
-/// The event form's marks for hubs' public pages: `unlisted` everywhere,
-/// `public` only on a private network (where nothing is shown without
-/// it); a new event takes them, and an edit changes them.
+/// The event form's marks for hubs' public pages: `unlisted` and
+/// `closed_to_web` everywhere, `public` only on a private network (where
+/// nothing is shown without it); a new event takes them, and an edit
+/// changes them.
 #[tokio::test]
 async fn the_event_form_marks_an_event_unlisted_or_on_a_private_network_public() {
     let s = site();
@@ -1629,18 +1630,26 @@ async fn the_event_form_marks_an_event_unlisted_or_on_a_private_network_public()
         (e.unlisted, e.public)
     };
     assert_eq!(marks(&s.app), (true, false));
-    let page = get(&s.router, &path).await;
-    assert!(
-        page.body
-            .contains(r#"name="unlisted" type="checkbox" value="on" checked"#),
-        "{}",
-        page.body
-    );
+    // The event's page holds its edit form, with the box ticked.
+    let ticked = |body: &str, name: &str| {
+        let box_on = format!(r#"name="{name}" type="checkbox" value="on" checked"#);
+        assert!(body.contains(&box_on), "{name}: {body}");
+    };
+    ticked(&get(&s.router, &path).await.body, "unlisted");
     // Unticked in the edit form: listed again.
     let fields = new_event_fields(&token, "Quiet dinner", "2031-03-08", "19:00");
     let a = post(&s.router, &format!("{path}/edit"), &fields).await;
     assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
     assert_eq!(marks(&s.app), (false, false));
+
+    // The box for answers from browsers closes the event to them.
+    let mut fields = new_event_fields(&token, "Quiet dinner", "2031-03-08", "19:00");
+    fields.push(("closed_to_web", "on"));
+    let a = post(&s.router, &format!("{path}/edit"), &fields).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    let (events, _) = s.app.events(EventList::All, now_ms(), 0).unwrap();
+    assert!(events[0].state.event.closed_to_web);
+    ticked(&get(&s.router, &path).await.body, "closed_to_web");
 
     // On a private network the form asks for `public` too.
     let (_dir, store) = open_store();

@@ -19,6 +19,7 @@
 //! [`NetworkView`]) that gather what a person reads, so that no front end
 //! combines store queries by itself. Front ends only format them.
 
+mod answer;
 pub mod control;
 mod error;
 mod hub;
@@ -41,6 +42,7 @@ use crate::feed::message::{FeedId, Message, MessageId};
 use crate::node::{Node, NodeEvent};
 use crate::store::Store;
 
+pub use answer::{AnswerError, GuestStatus, MAX_ANSWER_MESSAGES, WebAnswers, closed_to_web};
 pub use error::{AppError, MIN_ID_PREFIX};
 pub use hub::{MAX_CODE_NOTE, MemberCodeOptions, MemberView};
 pub use maintenance::{
@@ -63,6 +65,7 @@ pub use crate::fixtures::FixtureSpec;
 pub use crate::home::config::{DEFAULT_LISTEN, DEFAULT_WEB, Invite, PeerAddr};
 pub use crate::home::{HOME_ENV, Home};
 pub use crate::node::{CatchUp, PeerInfo, SessionReport};
+pub use crate::proto::guests::{GuestLimitError, GuestLimits};
 pub use crate::proto::peerbook::{PeerRecord, PeerSource};
 pub use crate::proto::replicate::Holding;
 pub use crate::store::FsckReport;

@@ -23,6 +23,7 @@ use crate::proto::handshake::DEFAULT_NETWORK_KEY;
 
 use super::views::{EventDetail, EventSummary};
 use super::{App, AppError};
+use crate::store::index::EventState;
 
 /// Most entries of the upcoming-events index one page of the public list
 /// reads. Each costs an index read or two; events the list leaves out
@@ -182,12 +183,23 @@ impl App {
         network: PublicNetwork,
         event: &MessageId,
     ) -> Result<(EventDetail, Reach), AppError> {
+        let (state, shown) = self.shown_event(network, event)?;
+        Ok((self.detail_for(state, None)?, shown))
+    }
+
+    /// An event the public pages show, and where; one they do not is
+    /// [`AppError::UnknownEvent`], like one the hub does not know.
+    pub(super) fn shown_event(
+        &self,
+        network: PublicNetwork,
+        event: &MessageId,
+    ) -> Result<(EventState, Reach), AppError> {
         let unknown = || AppError::UnknownEvent(event.to_string());
         let state = self.store.event(event)?.ok_or_else(unknown)?;
         let by_member = Organizers::new(self).includes(&state.author)?;
         match reach(&state.event, by_member, network) {
             Reach::Hidden => Err(unknown()),
-            shown => Ok((self.detail_for(state, None)?, shown)),
+            shown => Ok((state, shown)),
         }
     }
 }

@@ -12,7 +12,7 @@ use crate::home::config::{ConfigFile, DEFAULT_LISTEN, DEFAULT_WEB, PeerAddr};
 use crate::node::DiscoverySettings;
 use crate::proto::discovery;
 
-use super::{App, AppError, CatchUp, Change, PageToken, PublicNetwork, person, when};
+use super::{App, AppError, CatchUp, Change, GuestLimits, PageToken, PublicNetwork, person, when};
 
 /// LAN discovery as the flags of `serve` set it (each flag wins over
 /// `config.json`).
@@ -268,6 +268,7 @@ pub struct PublicPort {
     addr: SocketAddr,
     network: PublicNetwork,
     base_url: Option<String>,
+    answers: GuestLimits,
 }
 
 impl PublicPort {
@@ -310,6 +311,7 @@ impl PublicPort {
             addr,
             network,
             base_url,
+            answers: config.web_answers.clone().unwrap_or_default(),
         }))
     }
 
@@ -326,6 +328,12 @@ impl PublicPort {
     /// `"public_url"` of config.json, checked, without a trailing `/`.
     pub fn base_url(&self) -> Option<&str> {
         self.base_url.as_deref()
+    }
+
+    /// The limits on answers from browsers (`"web_answers"` of
+    /// config.json).
+    pub fn answers(&self) -> &GuestLimits {
+        &self.answers
     }
 
     /// The bound socket, for the public pages' server.

@@ -448,6 +448,10 @@ pub(crate) struct EventFields {
     /// On a private network nothing is shown there without it.
     #[arg(long)]
     pub(crate) public: bool,
+    /// Take no answers from browsers on hubs' public pages (by default a
+    /// public event takes them; people with a node can still answer).
+    #[arg(long)]
+    pub(crate) closed_to_web: bool,
 }
 
 /// The fields of `update`: each one given is changed.
@@ -486,6 +490,11 @@ pub(crate) struct UpdateFields {
     /// `--public true`) or not (`--public false`); see `announce --public`.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub(crate) public: Option<bool>,
+    /// Closed to answers from browsers (`--closed-to-web` or `--closed-to-web
+    /// true`) or open again (`--closed-to-web false`); see `announce
+    /// --closed-to-web`.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub(crate) closed_to_web: Option<bool>,
     /// Allow moving the event into the past.
     #[arg(long)]
     pub(crate) past: bool,

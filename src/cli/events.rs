@@ -48,6 +48,7 @@ pub(crate) fn announce(ctx: &Ctx, out: &mut Output, f: EventFields) -> Result<()
         capacity: f.capacity,
         unlisted: f.unlisted,
         public: f.public,
+        closed_to_web: f.closed_to_web,
     };
     event.validate()?;
     potluck::app::check_not_over(&event, past(f.past), now_ms())
@@ -112,6 +113,7 @@ pub(crate) fn update(ctx: &Ctx, out: &mut Output, event: &str, f: UpdateFields) 
         capacity,
         unlisted: flag_change(f.unlisted),
         public: flag_change(f.public),
+        closed_to_web: flag_change(f.closed_to_web),
     };
     let revision = app
         .update(&event, update, past(f.past), now_ms())
@@ -522,6 +524,7 @@ fn event_json(summary: &EventSummary, rsvps: Option<&[RsvpView]>, zone: Option<&
         "capacity": e.capacity,
         "unlisted": e.unlisted,
         "public": e.public,
+        "closed_to_web": e.closed_to_web,
         "places_left": summary.places_left(),
         "status": state.status.as_str(),
         "cancel_reason": state.cancel_reason,

@@ -123,6 +123,7 @@ fn serve_public_pages(app: &App, public: PublicPort) -> Result<tokio::task::Join
     let settings = potluck::web::PublicSettings {
         network: public.network(),
         base_url: public.base_url().map(str::to_owned),
+        answers: public.answers().clone(),
     };
     let addr = public.addr();
     tracing::info!(

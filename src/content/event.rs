@@ -65,6 +65,11 @@ pub struct Event {
     /// private network nothing is shown without it.
     #[serde(default, skip_serializing_if = "is_false")]
     pub public: bool,
+    /// Closed to answers from browsers on hubs' public pages
+    /// (`"closed_to_web": true`; absent means false: a public event takes
+    /// them). People with a node of their own can still answer.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub closed_to_web: bool,
 }
 
 /// For serde: a flag that is off is left out of the stored state.
@@ -100,6 +105,8 @@ pub struct EventUpdate {
     pub unlisted: Change<bool>,
     /// Change to `public` (cleared: false).
     pub public: Change<bool>,
+    /// Change to `closed_to_web` (cleared: false).
+    pub closed_to_web: Change<bool>,
 }
 
 /// What an `event-update` does to one optional field.
@@ -172,6 +179,7 @@ impl Event {
             capacity: None,
             unlisted: false,
             public: false,
+            closed_to_web: false,
         }
     }
 
@@ -238,6 +246,9 @@ impl Event {
         update.capacity.apply_to(&mut merged.capacity);
         update.unlisted.apply_to_flag(&mut merged.unlisted);
         update.public.apply_to_flag(&mut merged.public);
+        update
+            .closed_to_web
+            .apply_to_flag(&mut merged.closed_to_web);
         merged.check_fields()?;
         Ok(merged)
     }
@@ -260,6 +271,9 @@ impl KnownContent for Event {
                 .optional("unlisted", to_bool("unlisted"))?
                 .unwrap_or(false),
             public: obj.optional("public", to_bool("public"))?.unwrap_or(false),
+            closed_to_web: obj
+                .optional("closed_to_web", to_bool("closed_to_web"))?
+                .unwrap_or(false),
         })
     }
 
@@ -298,6 +312,9 @@ impl KnownContent for Event {
         if self.public {
             w.raw("public", "true");
         }
+        if self.closed_to_web {
+            w.raw("closed_to_web", "true");
+        }
     }
 }
 
@@ -317,6 +334,7 @@ impl EventUpdate {
             capacity: Change::Keep,
             unlisted: Change::Keep,
             public: Change::Keep,
+            closed_to_web: Change::Keep,
         }
     }
 
@@ -332,6 +350,7 @@ impl EventUpdate {
             && self.capacity.is_keep()
             && self.unlisted.is_keep()
             && self.public.is_keep()
+            && self.closed_to_web.is_keep()
     }
 }
 
@@ -351,6 +370,7 @@ impl KnownContent for EventUpdate {
             capacity: obj.change("capacity", to_capacity)?,
             unlisted: obj.change("unlisted", to_bool("unlisted"))?,
             public: obj.change("public", to_bool("public"))?,
+            closed_to_web: obj.change("closed_to_web", to_bool("closed_to_web"))?,
         })
     }
 
@@ -389,6 +409,7 @@ impl KnownContent for EventUpdate {
         w.change("capacity", &self.capacity, u32::to_string);
         w.change("unlisted", &self.unlisted, bool::to_string);
         w.change("public", &self.public, bool::to_string);
+        w.change("closed_to_web", &self.closed_to_web, bool::to_string);
     }
 }
 

@@ -34,6 +34,7 @@ fn full_event() -> Event {
         capacity: Some(40),
         unlisted: false,
         public: false,
+        closed_to_web: false,
     }
 }
 
@@ -1080,4 +1081,34 @@ proptest! {
         let shown = display_time(&t, Some("America/New_York"));
         prop_assert!(shown.ends_with("[America/New_York]"), "{}", shown);
     }
+}
+
+#[test]
+fn closed_to_web_is_an_optional_flag_that_updates_change() {
+    let closed = Event {
+        unlisted: true,
+        closed_to_web: true,
+        ..minimal_event()
+    };
+    let bytes = closed.to_content_bytes();
+    assert_eq!(
+        String::from_utf8(bytes.clone()).unwrap(),
+        r#"{"type":"event","title":"Soup","start":"2027-01-30T16:00:00-05:00","unlisted":true,"closed_to_web":true}"#
+    );
+    assert_eq!(parse(&bytes), Ok(Content::Event(closed.clone())));
+    let err = parse_json(with(event_json(), "closed_to_web", serde_json::json!(1))).unwrap_err();
+    assert_eq!(
+        err,
+        ContentError::WrongType {
+            field: "closed_to_web",
+            expected: "true or false"
+        }
+    );
+    let mut open = EventUpdate::new(event_id());
+    open.closed_to_web = Change::Set(false);
+    assert!(!open.is_empty());
+    let bytes = open.to_content_bytes();
+    assert_eq!(parse(&bytes), Ok(Content::EventUpdate(open.clone())));
+    let opened = closed.apply(&open).unwrap();
+    assert!(!opened.closed_to_web && opened.unlisted);
 }

@@ -11,7 +11,8 @@
 //!   "hub": true,                              // a hub; then, optionally:
 //!   "public_web": "0.0.0.0:8080",             // its public pages of members' events
 //!   "public_web_private_network": false,      // show `public` events on a private network
-//!   "public_url": "https://events.example.org" // their address, for link previews
+//!   "public_url": "https://events.example.org", // their address, for link previews
+//!   "web_answers": {"new_guests_per_ip_per_hour": 10} // limits on answers from browsers
 //! }
 //! ```
 
@@ -334,6 +335,11 @@ pub struct ConfigFile {
     /// (`og:url`). Absent: the pages name no address of their own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
+    /// On a hub with public pages: the limits on answers from browsers
+    /// (any subset of [`crate::proto::guests::GuestLimits`]' fields; the
+    /// rest keep their defaults).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web_answers: Option<crate::proto::guests::GuestLimits>,
 }
 
 /// How hub mode is written in the file: `true`/`false`, or the limits.
@@ -839,6 +845,10 @@ mod tests {
             public_web: Some("0.0.0.0:8080".into()),
             public_web_private_network: Some(true),
             public_url: Some("https://events.example.org".into()),
+            web_answers: Some(crate::proto::guests::GuestLimits {
+                new_guests_per_ip_per_hour: 3,
+                ..Default::default()
+            }),
         };
         config.save(&home).unwrap();
         let back = ConfigFile::load(&home).unwrap();

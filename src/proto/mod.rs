@@ -9,11 +9,13 @@
 //! - [`discovery`]: LAN announcements;
 //! - [`peerbook`]: which addresses to dial, and when;
 //! - [`quota`]: what strangers may make a node store;
+//! - [`guests`]: what guests answering from a browser may make a hub store;
 //! - [`portmap`]: when to map, renew and retry the node's port on the
 //!   home router.
 
 pub mod discovery;
 pub mod frame;
+pub mod guests;
 pub mod handshake;
 pub mod hub;
 pub mod peerbook;

@@ -82,6 +82,8 @@ pub(crate) struct EventInput {
     unlisted: String,
     /// A checkbox, shown on a private network only.
     public: String,
+    /// A checkbox: no answers from browsers on hubs' public pages.
+    closed_to_web: String,
 }
 
 impl EventInput {
@@ -100,6 +102,7 @@ impl EventInput {
             ("capacity", &self.capacity),
             ("unlisted", &self.unlisted),
             ("public", &self.public),
+            ("closed_to_web", &self.closed_to_web),
         ] {
             f.set(name, value.clone());
         }
@@ -217,6 +220,7 @@ fn build_event(input: &EventInput, form: &mut FormState) -> Option<Event> {
     event.capacity = capacity;
     event.unlisted = input.unlisted == CHECKED;
     event.public = input.public == CHECKED;
+    event.closed_to_web = input.closed_to_web == CHECKED;
     if let Err(e) = event.validate() {
         form.fail(field_of(&e), e.to_string());
         return None;
@@ -371,6 +375,7 @@ pub(crate) async fn edit(
     update.description = field_change(&old.description, wanted.description.clone());
     update.capacity = field_change(&old.capacity, wanted.capacity);
     update.unlisted = field_change(&Some(old.unlisted), Some(wanted.unlisted));
+    update.closed_to_web = field_change(&Some(old.closed_to_web), Some(wanted.closed_to_web));
     // The form has no `public` box on the public network: the event keeps
     // what it has (which only the command line could have set).
     if web.private_network {

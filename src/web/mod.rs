@@ -20,6 +20,7 @@
 //! publish syncs the disk, and store reads may wait on it.
 
 mod actions;
+mod answer;
 mod calendar;
 mod format;
 mod live;
@@ -168,9 +169,8 @@ async fn script() -> impl IntoResponse {
 }
 
 /// The feed library for guests who answer from a browser with no install
-/// (docs/browser-keys.md). No page of this server loads it; it is served
-/// here so that pages answering from a link can, and so that the browser
-/// test runs it from a real node.
+/// (docs/browser-keys.md). A hub's public event pages load it; the local
+/// page serves it too, so that the browser test runs it from a real node.
 async fn feed_script() -> impl IntoResponse {
     javascript(include_str!("assets/feed.js"))
 }

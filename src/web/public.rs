@@ -9,8 +9,11 @@
 //!
 //! What the server guards, since anyone on the internet reaches it:
 //!
-//! - **Nothing changes state.** GET and HEAD only (anything else: 405);
-//!   no form, no login, no cookie, no script.
+//! - **Nothing changes state but an answer.** GET and HEAD only
+//!   (anything else: 405), but for `POST /e/{key}/answer`, where a guest's
+//!   browser sends the messages it signed (`web/answer.rs`); no login, no
+//!   cookie; the only scripts are the server's own (`feed.js` and
+//!   `answer.js`, for answering; reading needs none).
 //! - **Headers** as on the local page ([`super::security`]): a CSP of
 //!   the server's own files only (no inline script or style, no framing),
 //!   `nosniff`, referrers only to the site itself; the pages make no
@@ -47,13 +50,14 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 
+use super::answer::{answer_routes, answer_script};
 use super::pages::{
     ListPage, PAGE_SIZE, PageError, Site, blocking_on, page_number, public_event_page,
     public_list_page,
 };
 use super::paths::parse_event_key;
 use super::state::MAX_BODY_BYTES;
-use crate::app::{App, PublicNetwork, now_ms};
+use crate::app::{App, GuestLimits, PublicNetwork, WebAnswers, closed_to_web, now_ms};
 
 /// Most connections the public pages hold at once: each costs a task and
 /// buffers, and a client may open many.
@@ -72,6 +76,8 @@ pub struct PublicSettings {
     /// The address people open them at (`"public_url"`), without a
     /// trailing `/`: the pages then name their own address in previews.
     pub base_url: Option<String>,
+    /// The limits on answers from browsers (`"web_answers"`).
+    pub answers: GuestLimits,
 }
 
 /// What every handler shares.
@@ -109,18 +115,27 @@ impl IntoResponse for PublicError {
 /// The public pages' routes with their guards. [`serve_public`] uses it;
 /// tests drive it directly.
 pub fn public_router(app: App, settings: PublicSettings) -> Router {
-    let routes = Router::new()
+    let answers = answer_routes(
+        app.clone(),
+        settings.network,
+        WebAnswers::new(settings.answers.clone()),
+    );
+    let reads = Router::new()
         .route("/", get(list))
         .route("/e/{key}", get(event))
         .route("/static/style.css", get(super::style))
         .route("/static/icon.svg", get(super::icon))
+        .route("/static/feed.js", get(super::feed_script))
+        .route("/static/answer.js", get(answer_script))
         .route("/favicon.ico", get(super::icon))
-        .fallback(not_found);
-    routes
+        .fallback(not_found)
         .layer(middleware::from_fn(only_reads))
+        .with_state(Public(Arc::new((app, settings))));
+    // The answer routes take the one POST, with a bound of their own.
+    reads
+        .merge(answers)
         .layer(middleware::from_fn(super::security::headers))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(Public(Arc::new((app, settings))))
 }
 
 /// Serves the public pages on `listener` until `shutdown` completes; then
@@ -136,9 +151,24 @@ pub async fn serve_public(
         connections: MAX_PUBLIC_CONNECTIONS,
         idle: PUBLIC_IDLE,
     };
-    axum::serve(accept(listener, bounds), router)
+    // Answers are counted per client address (`web_answers`' limits).
+    let service = router.into_make_service_with_connect_info::<ClientAddr>();
+    axum::serve(accept(listener, bounds), service)
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// The address a public-page connection came from, for the answers'
+/// limits per address (`web/answer.rs`).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct ClientAddr(pub(super) SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Bounded>>
+    for ClientAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, Bounded>) -> ClientAddr {
+        ClientAddr(*stream.remote_addr())
+    }
 }
 
 /// What the public pages' listener bounds.
@@ -321,6 +351,11 @@ async fn event(
         public.settings().base_url.as_deref(),
         &detail,
         reach,
+        closed_to_web(
+            &detail.summary.state,
+            public.settings().answers.enabled,
+            now_ms(),
+        ),
     ))
 }
 

@@ -110,6 +110,15 @@ pub(crate) async fn call_app<T: Send + 'static>(
     app: &App,
     f: impl FnOnce(&App) -> Result<T, AppError> + Send + 'static,
 ) -> Result<Result<T, AppError>, super::pages::PageError> {
+    on_blocking_pool(app, f).await
+}
+
+/// [`call_app`] for a call with an outcome of its own (an error type
+/// other than [`AppError`]).
+pub(crate) async fn on_blocking_pool<R: Send + 'static>(
+    app: &App,
+    f: impl FnOnce(&App) -> R + Send + 'static,
+) -> Result<R, super::pages::PageError> {
     let app = app.clone();
     tokio::task::spawn_blocking(move || f(&app))
         .await

@@ -29,15 +29,35 @@ impl Answer {
 /// `METHOD path` to `addr` with `Host: host` and an empty body; the whole
 /// answer (at most 1 MiB).
 pub fn request(addr: SocketAddr, method: &str, host: &str, path: &str) -> Answer {
+    request_with(addr, method, host, path, None)
+}
+
+/// [`request`] with a body of the given content type.
+pub fn request_with(
+    addr: SocketAddr,
+    method: &str,
+    host: &str,
+    path: &str,
+    body: Option<(&str, &[u8])>,
+) -> Answer {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
+    let (kind, bytes) = body.unwrap_or(("", b""));
+    let kind = if kind.is_empty() {
+        String::new()
+    } else {
+        format!("Content-Type: {kind}\r\n")
+    };
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{kind}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        bytes.len()
     )
     .unwrap();
+    // A server may answer (413) and close before reading a body it refuses.
+    let _ = stream.write_all(bytes);
     let mut response = Vec::new();
     let _ = stream.take(1024 * 1024).read_to_end(&mut response);
     let text = String::from_utf8_lossy(&response).into_owned();

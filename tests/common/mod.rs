@@ -14,6 +14,8 @@
 //!   namespaces, for the hub tests that cross real NATs;
 //! - [`vectors`]: the message test vectors of `tests/vectors/`;
 //! - [`http`]: plain HTTP/1.1 requests to a page `serve` runs;
+//! - [`public`]: a hub with public pages and a member's event, for the
+//!   tests of answers from a browser;
 //! - [`format2`]: a store of the format before the position index, written
 //!   directly, for tests of the upgrade.
 //!
@@ -27,6 +29,7 @@ pub mod format2;
 pub mod http;
 pub mod nat;
 pub mod node;
+pub mod public;
 pub mod raw;
 pub mod sandbox;
 pub mod vectors;

@@ -577,6 +577,12 @@
     return exclusive(function () { return ensureHead().then(describe); });
   }
 
+  // This browser's feed as `identity()` gives it, or null when it has no
+  // key yet (a page that only reads makes none).
+  function existingIdentity() {
+    return getHead().then(function (head) { return head ? describe(head) : null; });
+  }
+
   // Signs `content` (bytes from `about` or `rsvp`) as the next message of
   // this browser's feed and records it as the head; returns
   // {sequence, id (text), bytes}. The head is stored before the message is
@@ -652,6 +658,7 @@
     // This browser's feed.
     supported: supported,
     identity: identity,
+    existingIdentity: existingIdentity,
     publish: publish,
     messages: messages,
     exportKeyFile: exportKeyFile,

@@ -44,7 +44,11 @@ pub(crate) fn edit_values(web: &Web, detail: &EventDetail) -> FormState {
         "capacity",
         e.capacity.map(|c| c.to_string()).unwrap_or_default(),
     );
-    for (name, on) in [("unlisted", e.unlisted), ("public", e.public)] {
+    for (name, on) in [
+        ("unlisted", e.unlisted),
+        ("public", e.public),
+        ("closed_to_web", e.closed_to_web),
+    ] {
         if on {
             form.set(name, CHECKED);
         }
@@ -90,6 +94,7 @@ pub(crate) fn event_fields(web: &Web, prefix: &str, form: &FormState) -> Markup 
             } @else {
                 (Input::new(prefix, "unlisted", "Unlisted").kind("checkbox").hint("your hubs' public web pages show it only to people who have its link; otherwise they list it with your other upcoming events").draw(form))
             }
+            (Input::new(prefix, "closed_to_web", "No answers from browsers").kind("checkbox").hint("people who open the hub's page cannot answer there; people with potluck still can").draw(form))
         }
     }
 }

@@ -111,7 +111,8 @@ pub(crate) enum Site<'a> {
         /// The page key of the page's event.
         event: Option<&'a str>,
     },
-    /// A hub's public pages: read-only, no script (reading needs none),
+    /// A hub's public pages: no live script (reading needs none; an
+    /// event's page adds its answer form's own two),
     /// one tab, and `meta` (the tags for link previews) in the head.
     Public {
         /// Whether the page is the list of upcoming events.

@@ -11,6 +11,7 @@ use super::event::{people_section, summary_block};
 use super::layout::{Site, frame};
 use super::lists::ListPage;
 use crate::app::{EventDetail, Reach, when};
+use crate::content::{MAX_GUESTS, MAX_NAME_CHARS};
 use crate::web::paths::event_path;
 
 /// What a link preview shows (Open Graph and the standard tags).
@@ -70,6 +71,7 @@ pub(crate) fn public_event_page(
     base_url: Option<&str>,
     detail: &EventDetail,
     reach: Reach,
+    closed: Option<&str>,
 ) -> Markup {
     let s = &detail.summary;
     let e = &s.state.event;
@@ -108,12 +110,66 @@ pub(crate) fn public_event_page(
                         "and any note. They are signed messages that every potluck node holding this event can read."
                     }
                     p {
-                        "Answering from this page is not possible yet. People who use potluck answer from their "
-                        "own node: " code { "potluck rsvp" } " or the page that " code { "potluck serve" } " opens."
+                        "An answer given below is public too: the answer, the name you give and the number "
+                        "of guests. People who use potluck can also answer from their own node."
                     }
                 }
+                (answer_section(detail, closed))
                 (people_section(detail))
             }
         },
     )
+}
+
+/// The answer form, driven by `feed.js` and `answer.js`: hidden until the
+/// script finds a browser that can keep a key and sign; without one (or
+/// without scripts) the note in its place explains. `closed` says why
+/// the event takes no answers from browsers, if it does not.
+fn answer_section(detail: &EventDetail, closed: Option<&str>) -> Markup {
+    let state = &detail.summary.state;
+    html! {
+        section #answer aria-labelledby="answer-title" data-event=(state.id) data-revision=(state.revision) {
+            h2 #answer-title { "Your answer" }
+            @if let Some(reason) = closed {
+                p { (reason) ": this page takes no answers. People who use potluck can still answer from their own node." }
+            } @else {
+                p #answer-note {
+                    "Answering here needs a recent browser with JavaScript on (Chrome or Edge 137, "
+                    "Firefox 129, Safari 17 or later), which keeps a key for you. People who use potluck "
+                    "can answer from their own node."
+                }
+                form #answer-form hidden {
+                    fieldset {
+                        legend { "Will you come?" }
+                        @for (value, label) in [("going", "Going"), ("maybe", "Maybe"), ("not-going", "Not going")] {
+                            label.choice {
+                                input type="radio" name="status" value=(value) required;
+                                " " (label)
+                            }
+                        }
+                    }
+                    p {
+                        label for="answer-name" { "Your name" }
+                        input #answer-name type="text" name="name" maxlength=(MAX_NAME_CHARS) autocomplete="name" required;
+                    }
+                    p {
+                        label for="answer-guests" { "Guests you bring" }
+                        input #answer-guests type="number" name="guests" min="0" max=(MAX_GUESTS) value="0" inputmode="numeric";
+                    }
+                    p.small {
+                        "What becomes public: your answer, the name you give and the number of guests. "
+                        "This browser makes a key for you and signs them; this hub and every potluck node "
+                        "that holds this event keep them, and anyone with this link sees them. "
+                        "Answering again from this browser changes your answer."
+                    }
+                    p { button type="submit" { "Send my answer" } }
+                }
+                p #answer-status role="status" aria-live="polite" {}
+            }
+        }
+        @if closed.is_none() {
+            script src="/static/feed.js" defer {}
+            script src="/static/answer.js" defer {}
+        }
+    }
 }
