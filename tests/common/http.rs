@@ -40,7 +40,12 @@ pub fn request(addr: SocketAddr, method: &str, host: &str, path: &str) -> Answer
     .unwrap();
     let mut response = Vec::new();
     let _ = stream.take(1024 * 1024).read_to_end(&mut response);
-    let text = String::from_utf8_lossy(&response).into_owned();
+    parse_answer(&response)
+}
+
+/// A whole HTTP/1.1 answer as read from a connection (plain or TLS).
+pub fn parse_answer(response: &[u8]) -> Answer {
+    let text = String::from_utf8_lossy(response).into_owned();
     let (head, body) = text
         .split_once("\r\n\r\n")
         .unwrap_or_else(|| panic!("no HTTP answer: {text:?}"));
