@@ -226,7 +226,7 @@ fn accept(listener: TcpListener, bounds: Bounds, tls: Option<TlsAcceptor>) -> Bo
 }
 
 /// axum's own connection address is for its `TcpListener` only; this
-/// gives handlers the peer of a [`Bounded`] connection.
+/// gives handlers the peer of a `Bounded` connection.
 impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Bounded>> for Peer {
     fn connect_info(stream: axum::serve::IncomingStream<'_, Bounded>) -> Peer {
         Peer(*stream.remote_addr())

@@ -10,10 +10,10 @@
 //!   `serve`), so a renewed certificate needs no restart; a reload that
 //!   fails keeps the one in use.
 //! - **The handshake** runs on the connection's own task, on its first
-//!   read or write ([`MaybeTls`]), never in the accept loop: a client that
+//!   read or write (`MaybeTls`), never in the accept loop: a client that
 //!   stalls its handshake holds only its own slot, and for at most
 //!   [`TLS_HANDSHAKE`].
-//! - **HSTS** ([`hsts`]) on every response of a TLS server; a server
+//! - **HSTS** ([`HSTS`]) on every response of a TLS server; a server
 //!   without TLS never sends it, since a browser would then refuse the
 //!   plain pages it was just given.
 //!
