@@ -65,7 +65,7 @@ pub(crate) fn serve(home: &Home, flags: ServeArgs, run_in_node: RunInNode) -> Re
     // error at start, not at a guest's first visit.
     let public_tls = match public.as_ref().and_then(PublicPort::tls) {
         Some(files) => Some(
-            potluck::web::PublicTls::load(&files.cert, &files.key)
+            PublicTls::load(&files.cert, &files.key)
                 .context("cannot serve the public pages over HTTPS")?,
         ),
         None => None,
