@@ -104,6 +104,14 @@ fn assert_guarded(answer: &Answer) {
         answer.head
     );
     assert_eq!(answer.header("set-cookie"), None, "{}", answer.head);
+    // HSTS only over TLS (tests/public_tls.rs): over plain HTTP a browser
+    // would then refuse these very pages.
+    assert_eq!(
+        answer.header("strict-transport-security"),
+        None,
+        "{}",
+        answer.head
+    );
     // No inline script (only the server's own files, for answering), and
     // nothing from another site.
     for script in answer.body.split("<script").skip(1) {

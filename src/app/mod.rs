@@ -52,7 +52,9 @@ pub use network::{InviteView, JoinReport, RecoverOutcome, SyncReport};
 pub use open::{Access, ImportedKey, PageToken, new_secret};
 pub use public::{MAX_PUBLIC_SCAN, PublicNetwork, Reach, reach};
 pub use publish::{Past, check_not_over, rsvp_draft};
-pub use serve::{DiscoveryOptions, NodePort, PagePort, PublicPort, Serving, StartOptions};
+pub use serve::{
+    DiscoveryOptions, NodePort, PagePort, PublicFlags, PublicPort, Serving, StartOptions,
+};
 pub use views::{
     AgendaItem, ConnectedPeer, ContactChange, ContactView, EventDetail, EventList, EventSummary,
     HubView, KnownAddress, MembersSummary, MyAnswer, NetworkView, RsvpView, person, short_feed,
@@ -62,7 +64,7 @@ pub use views::{
 // The vocabulary of the layers below that front ends name.
 pub use crate::feed::bundle::{BundleReader, ClockFile};
 pub use crate::fixtures::FixtureSpec;
-pub use crate::home::config::{DEFAULT_LISTEN, DEFAULT_WEB, Invite, PeerAddr};
+pub use crate::home::config::{DEFAULT_LISTEN, DEFAULT_WEB, Invite, PeerAddr, TlsFiles};
 pub use crate::home::{HOME_ENV, Home};
 pub use crate::node::{CatchUp, PeerInfo, SessionReport};
 pub use crate::proto::guests::{GuestLimitError, GuestLimits};

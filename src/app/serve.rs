@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use tokio::task::JoinHandle;
 
 use crate::home::Home;
-use crate::home::config::{ConfigFile, DEFAULT_LISTEN, DEFAULT_WEB, PeerAddr};
+use crate::home::config::{ConfigFile, DEFAULT_LISTEN, DEFAULT_WEB, PeerAddr, TlsFiles};
 use crate::node::DiscoverySettings;
 use crate::proto::discovery;
 
@@ -269,20 +269,42 @@ pub struct PublicPort {
     network: PublicNetwork,
     base_url: Option<String>,
     answers: GuestLimits,
+    tls: Option<TlsFiles>,
+    trusted_proxy: Option<std::net::IpAddr>,
+}
+
+/// `serve`'s flags for the public pages; each overrides its key of
+/// config.json.
+#[derive(Clone, Debug, Default)]
+pub struct PublicFlags {
+    /// `--public-web ADDR` (`"public_web"`).
+    pub addr: Option<String>,
+    /// `--tls-cert FILE` and `--tls-key FILE`, given together
+    /// (`"public_tls"`).
+    pub tls: Option<TlsFiles>,
 }
 
 impl PublicPort {
-    /// Binds the public pages' port as `flag` (`--public-web`) or
-    /// `config.json` say; `None` when neither asks for them. `hub` is
-    /// `serve --hub`: without it or `"hub"` in config.json, asking for
-    /// them is an error.
+    /// Binds the public pages' port as `flags` or `config.json` say;
+    /// `None` when neither asks for them. `hub` is `serve --hub`: without
+    /// it or `"hub"` in config.json, asking for them is an error, and so
+    /// is a certificate without them.
     pub fn bind(
         home: &Home,
-        flag: Option<String>,
+        flags: PublicFlags,
         hub: bool,
     ) -> Result<Option<PublicPort>, AppError> {
         let config = ConfigFile::load(home)?;
-        let Some(text) = flag.or_else(|| config.public_web.clone()) else {
+        let tls = flags.tls.or_else(|| config.public_tls.clone());
+        let Some(text) = flags.addr.or_else(|| config.public_web.clone()) else {
+            if tls.is_some() {
+                return Err(AppError::Refused(
+                    "a TLS certificate (--tls-cert/--tls-key, or \"public_tls\" in config.json) \
+                     is for the hub's public pages: give them an address too, with \
+                     `--public-web ADDR` or \"public_web\""
+                        .into(),
+                ));
+            }
             return Ok(None);
         };
         if !hub && config.hub_limits().is_none() {
@@ -295,6 +317,7 @@ impl PublicPort {
         }
         let network = PublicNetwork::of_config(&config)?;
         let base_url = config.public_base_url()?;
+        let trusted_proxy = config.public_trusted_proxy()?;
         let listener = bind_given(
             &text,
             "serve the public pages",
@@ -312,7 +335,20 @@ impl PublicPort {
             network,
             base_url,
             answers: config.web_answers.clone().unwrap_or_default(),
+            tls,
+            trusted_proxy,
         }))
+    }
+
+    /// The certificate and key to serve HTTPS with, if any.
+    pub fn tls(&self) -> Option<&TlsFiles> {
+        self.tls.as_ref()
+    }
+
+    /// The reverse proxy whose `X-Forwarded-For` counts
+    /// (`"public_trusted_proxy"`).
+    pub fn trusted_proxy(&self) -> Option<std::net::IpAddr> {
+        self.trusted_proxy
     }
 
     /// Where it listens.

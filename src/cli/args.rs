@@ -338,6 +338,15 @@ pub struct ServeArgs {
     /// events they show: docs/hub.md, "Public pages".
     #[arg(long, value_name = "ADDR")]
     pub public_web: Option<String>,
+    /// Serve the public pages over HTTPS with this certificate chain
+    /// (PEM, the server's certificate first: an ACME client's
+    /// fullchain.pem); with --tls-key. Default from config.json's
+    /// "public_tls". SIGHUP reads both files again (docs/hub.md, "HTTPS").
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 /// Web page flags of `serve`.

@@ -2,14 +2,18 @@
 //! web page and control socket, until Ctrl-C), `page-token` and `open`.
 //! The protocol itself lives in the library.
 
+use std::sync::Arc;
+
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 use tokio::net::TcpListener;
 
 use potluck::app::control::ControlResponse;
 use potluck::app::{
-    Access, App, DiscoveryOptions, Home, NodePort, PagePort, PageToken, PublicPort, StartOptions,
+    Access, App, DiscoveryOptions, Home, NodePort, PagePort, PageToken, PublicFlags, PublicPort,
+    StartOptions, TlsFiles,
 };
+use potluck::web::{PublicTls, PublicTransport};
 
 use super::args::ServeArgs;
 use super::ctx::{Ctx, runtime, welcome};
@@ -33,6 +37,8 @@ pub(crate) fn serve(home: &Home, flags: ServeArgs, run_in_node: RunInNode) -> Re
         web,
         hub,
         public_web,
+        tls_cert,
+        tls_key,
     } = flags;
     let options = StartOptions {
         listen,
@@ -47,7 +53,23 @@ pub(crate) fn serve(home: &Home, flags: ServeArgs, run_in_node: RunInNode) -> Re
     // Bind first: when a port is taken, nothing has been created yet.
     let port = NodePort::bind(home, &options)?;
     let page = PagePort::bind(home, web.addr.clone(), web.no_web)?;
-    let public = PublicPort::bind(home, public_web, hub)?;
+    let public_flags = PublicFlags {
+        addr: public_web,
+        // clap asks for both or neither.
+        tls: tls_cert
+            .zip(tls_key)
+            .map(|(cert, key)| TlsFiles { cert, key }),
+    };
+    let public = PublicPort::bind(home, public_flags, hub)?;
+    // The certificate too, before anything is made: a wrong file is an
+    // error at start, not at a guest's first visit.
+    let public_tls = match public.as_ref().and_then(PublicPort::tls) {
+        Some(files) => Some(
+            PublicTls::load(&files.cert, &files.key)
+                .context("cannot serve the public pages over HTTPS")?,
+        ),
+        None => None,
+    };
     let rt = runtime()?;
     // Then the control socket, before the home is opened: a command typed
     // from now on is handed to this node and answered once it runs,
@@ -70,12 +92,16 @@ pub(crate) fn serve(home: &Home, flags: ServeArgs, run_in_node: RunInNode) -> Re
             started.push_str(&format!("page: {url}\n"));
         }
         if let Some(public) = &public {
-            started.push_str(&format!("public pages: http://{}/\n", public.addr()));
+            let scheme = if public_tls.is_some() { "https" } else { "http" };
+            started.push_str(&format!("public pages: {scheme}://{}/\n", public.addr()));
         }
         write_stdout(&started)?;
         tracing::info!(feed = %me, local = %serving.listen, page = page_url.as_deref().unwrap_or("off"), "listening");
         if let Some(public) = public {
-            tasks.push(serve_public_pages(&app, public)?);
+            if let Some(tls) = &public_tls {
+                tasks.push(reload_on_hangup(&app, tls.clone())?);
+            }
+            tasks.push(serve_public_pages(&app, public, public_tls)?);
         }
         if let Some(page) = page {
             let settings = potluck::web::WebSettings {
@@ -118,18 +144,29 @@ pub(crate) fn serve(home: &Home, flags: ServeArgs, run_in_node: RunInNode) -> Re
     })
 }
 
-/// Starts the hub's public pages on their port, until the node stops.
-fn serve_public_pages(app: &App, public: PublicPort) -> Result<tokio::task::JoinHandle<()>> {
+/// Starts the hub's public pages on their port, over TLS with `tls`,
+/// until the node stops.
+fn serve_public_pages(
+    app: &App,
+    public: PublicPort,
+    tls: Option<Arc<PublicTls>>,
+) -> Result<tokio::task::JoinHandle<()>> {
     let settings = potluck::web::PublicSettings {
         network: public.network(),
         base_url: public.base_url().map(str::to_owned),
         answers: public.answers().clone(),
+    };
+    let transport = PublicTransport {
+        tls,
+        trusted_proxy: public.trusted_proxy(),
     };
     let addr = public.addr();
     tracing::info!(
         public_web = %addr,
         public_url = settings.base_url.as_deref().unwrap_or("none"),
         network = ?settings.network,
+        tls = transport.tls.as_ref().map(|t| t.cert_path().display().to_string()).as_deref().unwrap_or("off"),
+        trusted_proxy = ?transport.trusted_proxy,
         "serving the hub's public pages"
     );
     let listener = TcpListener::from_std(public.into_listener())
@@ -138,10 +175,47 @@ fn serve_public_pages(app: &App, public: PublicPort) -> Result<tokio::task::Join
     Ok(tokio::spawn(async move {
         let stopping = public_app.clone();
         let shutdown = async move { stopping.stopped().await };
-        if let Err(e) = potluck::web::serve_public(public_app, listener, settings, shutdown).await {
+        if let Err(e) =
+            potluck::web::serve_public(public_app, listener, settings, transport, shutdown).await
+        {
             tracing::error!(error = %e, "the public pages stopped");
         }
     }))
+}
+
+/// Reads the public pages' certificate and key again on each SIGHUP
+/// (after a renewal), until the node stops; a reload that fails is
+/// logged and the certificate in use stays. Without TLS nothing listens
+/// for SIGHUP, which then ends the process as it always did.
+fn reload_on_hangup(app: &App, tls: Arc<PublicTls>) -> Result<tokio::task::JoinHandle<()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = signal(SignalKind::hangup())
+            .context("cannot listen for SIGHUP (certificate reloads)")?;
+        let stopping = app.clone();
+        Ok(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = stopping.stopped() => return,
+                    got = hangups.recv() => if got.is_none() { return },
+                }
+                match tls.reload() {
+                    Ok(()) => {
+                        tracing::info!(cert = %tls.cert_path().display(), "TLS certificate reloaded")
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "TLS certificate not reloaded: the one in use stays")
+                    }
+                }
+            }
+        }))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (app, tls);
+        Ok(tokio::spawn(async {}))
+    }
 }
 
 /// `potluck page-token`: makes the page's access token and shows it once.

@@ -12,7 +12,10 @@
 //!   "public_web": "0.0.0.0:8080",             // its public pages of members' events
 //!   "public_web_private_network": false,      // show `public` events on a private network
 //!   "public_url": "https://events.example.org", // their address, for link previews
-//!   "web_answers": {"new_guests_per_ip_per_hour": 10} // limits on answers from browsers
+//!   "web_answers": {"new_guests_per_ip_per_hour": 10}, // limits on answers from browsers
+//!   "public_tls": {"cert": "/etc/potluck/fullchain.pem", "key": "/etc/potluck/key.pem"},
+//!                                             // serve them over HTTPS
+//!   "public_trusted_proxy": "127.0.0.1"       // or behind this reverse proxy
 //! }
 //! ```
 
@@ -73,6 +76,11 @@ pub enum ConfigError {
         "\"public_url\" must be the http:// or https:// address people open the public pages at, like https://events.example.org (got `{0}`)"
     )]
     BadPublicUrl(String),
+    /// `public_trusted_proxy` is not an IP address.
+    #[error(
+        "\"public_trusted_proxy\" must be the IP address the reverse proxy connects from, like 127.0.0.1 (got `{0}`)"
+    )]
+    BadTrustedProxy(String),
 }
 
 /// A peer to dial: an address and, optionally, the feed we expect there.
@@ -340,6 +348,26 @@ pub struct ConfigFile {
     /// rest keep their defaults).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub web_answers: Option<crate::proto::guests::GuestLimits>,
+    /// On a hub: serve the public pages over HTTPS with this certificate
+    /// and key (like `--tls-cert`/`--tls-key`). Absent: plain HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_tls: Option<TlsFiles>,
+    /// On a hub behind a reverse proxy (Caddy): the proxy's IP address.
+    /// Requests from it are counted against the client its
+    /// `X-Forwarded-For` names. Absent: that header is ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_trusted_proxy: Option<String>,
+}
+
+/// A certificate and its key, as files (`"public_tls"`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// The certificate chain, PEM, the server's own first
+    /// (`fullchain.pem`).
+    pub cert: std::path::PathBuf,
+    /// Its private key, PEM.
+    pub key: std::path::PathBuf,
 }
 
 /// How hub mode is written in the file: `true`/`false`, or the limits.
@@ -666,6 +694,18 @@ impl ConfigFile {
         Ok(Some(url.trim_end_matches('/').to_owned()))
     }
 
+    /// `public_trusted_proxy`, checked: an IP address.
+    pub fn public_trusted_proxy(&self) -> Result<Option<std::net::IpAddr>, ConfigError> {
+        self.public_trusted_proxy
+            .as_deref()
+            .map(|text| {
+                text.trim()
+                    .parse()
+                    .map_err(|_| ConfigError::BadTrustedProxy(text.chars().take(60).collect()))
+            })
+            .transpose()
+    }
+
     /// The hub's limits when this node is a hub.
     pub fn hub_limits(&self) -> Option<crate::proto::hub::HubLimits> {
         match &self.hub {
@@ -849,6 +889,11 @@ mod tests {
                 new_guests_per_ip_per_hour: 3,
                 ..Default::default()
             }),
+            public_tls: Some(TlsFiles {
+                cert: "/etc/potluck/fullchain.pem".into(),
+                key: "/etc/potluck/key.pem".into(),
+            }),
+            public_trusted_proxy: Some("127.0.0.1".into()),
         };
         config.save(&home).unwrap();
         let back = ConfigFile::load(&home).unwrap();
@@ -856,6 +901,18 @@ mod tests {
         assert_eq!(back.policy(), Policy::Hops(2));
         assert_eq!(back.hub_limits().map(|l| l.member_bytes), Some(1_000));
         assert_eq!(back.hub_addrs().unwrap().len(), 1);
+        assert_eq!(
+            back.public_trusted_proxy().unwrap(),
+            Some(std::net::IpAddr::from([127, 0, 0, 1]))
+        );
+        let proxy_by_name = ConfigFile {
+            public_trusted_proxy: Some("localhost".into()),
+            ..ConfigFile::default()
+        };
+        assert!(matches!(
+            proxy_by_name.public_trusted_proxy(),
+            Err(ConfigError::BadTrustedProxy(_))
+        ));
         for (text, hub) in [
             (r#"{"hub":true}"#, true),
             (r#"{"hub":false}"#, false),

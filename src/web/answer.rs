@@ -17,9 +17,9 @@
 
 use std::sync::Arc;
 
-use axum::Router;
+use axum::{Extension, Router};
 use axum::body::{Body, to_bytes};
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -29,7 +29,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::paths::parse_event_key;
-use super::public::ClientAddr;
+use super::ClientIp;
 use super::state::on_blocking_pool;
 use crate::app::{
     AnswerError, App, AppError, GuestLimitError, GuestStatus, MAX_ANSWER_MESSAGES, PublicNetwork,
@@ -134,7 +134,7 @@ struct Submission {
 /// `POST /e/{key}/answer`: the guest's signed messages.
 async fn answer(
     State(answers): State<Arc<Answers>>,
-    ConnectInfo(ClientAddr(client)): ConnectInfo<ClientAddr>,
+    Extension(ClientIp(client)): Extension<ClientIp>,
     Path(key): Path<String>,
     headers: HeaderMap,
     body: Body,
@@ -187,7 +187,7 @@ async fn answer(
     let network = answers.network;
     let shared = answers.clone();
     let outcome = on_blocking_pool(&answers.app, move |app| {
-        app.web_answer(&shared.web, network, &event, raw, client.ip(), now_ms())
+        app.web_answer(&shared.web, network, &event, raw, client, now_ms())
     })
     .await;
     match outcome {

@@ -22,6 +22,7 @@
 mod actions;
 mod answer;
 mod calendar;
+pub mod client_ip;
 mod format;
 mod live;
 mod pages;
@@ -29,6 +30,7 @@ mod paths;
 pub mod public;
 pub mod security;
 mod state;
+pub mod tls;
 pub mod wallclock;
 
 use std::future::Future;
@@ -43,10 +45,14 @@ use axum::routing::{get, post};
 use jiff::tz::TimeZone;
 use tokio::sync::watch;
 
+pub use client_ip::ClientIp;
 pub use paths::{event_key, event_path, parse_event_key};
-pub use public::{PublicSettings, public_router, serve_public};
+pub use public::{
+    PublicSettings, PublicTransport, ServePublicError, public_router, serve_front, serve_public,
+};
 pub(crate) use state::{Inner, Web};
 pub use state::{MAX_BODY_BYTES, WebSettings, system_zone};
+pub use tls::{PublicTls, TlsError};
 
 use crate::app::App;
 

@@ -27,12 +27,19 @@
 //!   publish nothing (the local page's check keeps other sites from
 //!   reaching a page that can).
 //!
-//! TLS comes later: `accept` makes the one listener every connection
-//! comes through, and is where a TLS acceptor goes.
+//! - **HTTPS** when the operator gives a certificate ([`super::tls`]):
+//!   then every connection is TLS, its handshake bounded, and every
+//!   response carries HSTS.
+//! - **The client's address** for limits per address
+//!   ([`super::client_ip`]): the connection's peer, or behind the
+//!   operator's trusted reverse proxy, the client it names.
+//!
+//! `accept` makes the one listener every connection comes through, and
+//! [`serve_front`] the one server over it.
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -49,14 +56,17 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
+use tokio_rustls::TlsAcceptor;
 
 use super::answer::{answer_routes, answer_script};
+use super::client_ip::Peer;
 use super::pages::{
     ListPage, PAGE_SIZE, PageError, Site, blocking_on, page_number, public_event_page,
     public_list_page,
 };
 use super::paths::parse_event_key;
 use super::state::MAX_BODY_BYTES;
+use super::tls::{MaybeTls, PublicTls, TlsError};
 use crate::app::{App, GuestLimits, PublicNetwork, WebAnswers, closed_to_web, now_ms};
 
 /// Most connections the public pages hold at once: each costs a task and
@@ -78,6 +88,18 @@ pub struct PublicSettings {
     pub base_url: Option<String>,
     /// The limits on answers from browsers (`"web_answers"`).
     pub answers: GuestLimits,
+}
+
+/// How the public pages' server meets the network, apart from what it
+/// serves: TLS, and whose `X-Forwarded-For` it believes.
+#[derive(Clone, Debug, Default)]
+pub struct PublicTransport {
+    /// The certificate to serve HTTPS with (`--tls-cert`/`--tls-key`,
+    /// `"public_tls"`); `None`: plain HTTP.
+    pub tls: Option<Arc<PublicTls>>,
+    /// The reverse proxy whose `X-Forwarded-For` names the client
+    /// (`"public_trusted_proxy"`); `None`: the header is ignored.
+    pub trusted_proxy: Option<IpAddr>,
 }
 
 /// What every handler shares.
@@ -138,37 +160,67 @@ pub fn public_router(app: App, settings: PublicSettings) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 
-/// Serves the public pages on `listener` until `shutdown` completes; then
-/// stops accepting and waits for requests in flight.
+/// Why the public pages' server stopped, or could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServePublicError {
+    /// The TLS settings cannot be made.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// Serving failed.
+    #[error("the public pages' server failed: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Serves the public pages on `listener`, over `transport`, until
+/// `shutdown` completes; then stops accepting and waits for requests in
+/// flight.
 pub async fn serve_public(
     app: App,
     listener: TcpListener,
     settings: PublicSettings,
+    transport: PublicTransport,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> io::Result<()> {
-    let router = public_router(app, settings);
+) -> Result<(), ServePublicError> {
+    serve_front(public_router(app, settings), listener, transport, shutdown).await
+}
+
+/// Serves `router` as the public pages are served: through the bounded
+/// listener, over TLS and with HSTS when `transport` has a certificate,
+/// and with each request's [`ClientIp`](super::ClientIp) in its
+/// extensions. [`serve_public`] uses it; tests serve routes of their own
+/// with it.
+pub async fn serve_front(
+    router: Router,
+    listener: TcpListener,
+    transport: PublicTransport,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServePublicError> {
+    let acceptor = transport
+        .tls
+        .as_ref()
+        .map(|tls| tls.acceptor())
+        .transpose()?;
+    let mut router = router.layer(middleware::from_fn_with_state(
+        transport.trusted_proxy,
+        super::client_ip::layer,
+    ));
+    if acceptor.is_some() {
+        router = router.layer(middleware::from_fn(super::tls::hsts));
+    }
     let bounds = Bounds {
         connections: MAX_PUBLIC_CONNECTIONS,
         idle: PUBLIC_IDLE,
     };
-    // Answers are counted per client address (`web_answers`' limits).
-    let service = router.into_make_service_with_connect_info::<ClientAddr>();
-    axum::serve(accept(listener, bounds), service)
-        .with_graceful_shutdown(shutdown)
-        .await
-}
-
-/// The address a public-page connection came from, for the answers'
-/// limits per address (`web/answer.rs`).
-#[derive(Clone, Copy, Debug)]
-pub(super) struct ClientAddr(pub(super) SocketAddr);
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Bounded>>
-    for ClientAddr
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, Bounded>) -> ClientAddr {
-        ClientAddr(*stream.remote_addr())
-    }
+    // Answers are counted per client address (`web_answers`' limits):
+    // the connection's peer, or the client a trusted proxy names
+    // (`ClientIp`, set by the layer above from this connect info).
+    axum::serve(
+        accept(listener, bounds, acceptor),
+        router.into_make_service_with_connect_info::<Peer>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
+    Ok(())
 }
 
 /// What the public pages' listener bounds.
@@ -181,12 +233,21 @@ struct Bounds {
 }
 
 /// The one listener the public pages accept connections through, with
-/// their bounds. (A TLS acceptor wraps the connections here.)
-fn accept(listener: TcpListener, bounds: Bounds) -> Bounded {
+/// their bounds, over TLS with `tls`.
+fn accept(listener: TcpListener, bounds: Bounds, tls: Option<TlsAcceptor>) -> Bounded {
     Bounded {
         listener,
         slots: Arc::new(Semaphore::new(bounds.connections)),
         idle: bounds.idle,
+        tls,
+    }
+}
+
+/// axum's own connection address is for its `TcpListener` only; this
+/// gives handlers the peer of a `Bounded` connection.
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Bounded>> for Peer {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, Bounded>) -> Peer {
+        Peer(*stream.remote_addr())
     }
 }
 
@@ -195,13 +256,14 @@ struct Bounded {
     listener: TcpListener,
     slots: Arc<Semaphore>,
     idle: Duration,
+    tls: Option<TlsAcceptor>,
 }
 
 impl axum::serve::Listener for Bounded {
-    type Io = Quiet;
+    type Io = MaybeTls<Quiet>;
     type Addr = SocketAddr;
 
-    async fn accept(&mut self) -> (Quiet, SocketAddr) {
+    async fn accept(&mut self) -> (MaybeTls<Quiet>, SocketAddr) {
         // A slot first: beyond the limit, connections wait in the kernel's
         // backlog instead of in this process.
         let Ok(slot) = self.slots.clone().acquire_owned().await else {
@@ -209,15 +271,14 @@ impl axum::serve::Listener for Bounded {
             return std::future::pending().await;
         };
         let (stream, addr) = axum::serve::Listener::accept(&mut self.listener).await;
-        (
-            Quiet {
-                stream,
-                idle: Box::pin(tokio::time::sleep(self.idle)),
-                idle_for: self.idle,
-                _slot: slot,
-            },
-            addr,
-        )
+        let quiet = Quiet {
+            stream,
+            idle: Box::pin(tokio::time::sleep(self.idle)),
+            idle_for: self.idle,
+            _slot: slot,
+        };
+        // The handshake, if any, runs later on the connection's own task.
+        (MaybeTls::new(quiet, self.tls.as_ref()), addr)
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -395,6 +456,7 @@ mod tests {
                 connections: 1,
                 idle,
             },
+            None,
         );
         let mut first = TcpStream::connect(addr).await.expect("connected");
         let (mut held, _) = listener.accept().await;

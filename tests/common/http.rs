@@ -60,7 +60,12 @@ pub fn request_with(
     let _ = stream.write_all(bytes);
     let mut response = Vec::new();
     let _ = stream.take(1024 * 1024).read_to_end(&mut response);
-    let text = String::from_utf8_lossy(&response).into_owned();
+    parse_answer(&response)
+}
+
+/// A whole HTTP/1.1 answer as read from a connection (plain or TLS).
+pub fn parse_answer(response: &[u8]) -> Answer {
+    let text = String::from_utf8_lossy(response).into_owned();
     let (head, body) = text
         .split_once("\r\n\r\n")
         .unwrap_or_else(|| panic!("no HTTP answer: {text:?}"));

@@ -558,14 +558,19 @@ impl Server {
         );
     }
 
-    /// Sends SIGTERM; returns the exit status once the process is gone.
-    pub fn terminate(&mut self) -> ExitStatus {
+    /// Sends signal `name` (`TERM`, `HUP`…) to the process.
+    pub fn signal(&self, name: &str) {
         let sent = Command::new("kill")
-            .arg("-TERM")
+            .arg(format!("-{name}"))
             .arg(self.child.id().to_string())
             .status()
             .expect("run kill");
-        assert!(sent.success(), "kill -TERM failed");
+        assert!(sent.success(), "kill -{name} failed");
+    }
+
+    /// Sends SIGTERM; returns the exit status once the process is gone.
+    pub fn terminate(&mut self) -> ExitStatus {
+        self.signal("TERM");
         wait_with_deadline(&mut self.child).unwrap_or_else(|| {
             panic!(
                 "serve did not exit within {DEADLINE:?} of SIGTERM: {}",
