@@ -17,19 +17,19 @@
 
 use std::sync::Arc;
 
-use axum::{Extension, Router};
 use axum::body::{Body, to_bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::{Extension, Router};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::paths::parse_event_key;
 use super::ClientIp;
+use super::paths::parse_event_key;
 use super::state::on_blocking_pool;
 use crate::app::{
     AnswerError, App, AppError, GuestLimitError, GuestStatus, MAX_ANSWER_MESSAGES, PublicNetwork,
