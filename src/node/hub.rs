@@ -53,15 +53,15 @@ pub(super) struct HubParts {
     /// On a hub: where each member says it can be dialed directly, and
     /// when that was last taken.
     pub(super) directs: Mutex<HashMap<FeedId, (std::net::SocketAddr, std::time::Instant)>>,
-    /// Feeds with a live tunnel session being kept (on a member).
+    /// Feeds with a live tunnel session we dial being kept (on a member).
     pub(super) tunneling: Mutex<std::collections::HashSet<FeedId>>,
     /// Feeds whose tunnel calls we declined lately, newest last, at most
     /// [`DECLINED_KEPT`](super::tunnel::DECLINED_KEPT) (on a member): if we
     /// follow one later, we dial it, since its hub keeps it from calling.
     pub(super) declined: Mutex<std::collections::VecDeque<FeedId>>,
-    /// Feeds whose call we took while our own tunnel to them was still
-    /// being tried (on a member): one such call per feed at a time.
-    pub(super) crossing: Mutex<std::collections::HashSet<FeedId>>,
+    /// Feeds whose tunnel call we are answering (on a member): one call
+    /// per feed at a time.
+    pub(super) answering: Mutex<std::collections::HashSet<FeedId>>,
     /// Tunnel calls waiting for the called member's connection.
     pub(super) calls:
         Mutex<HashMap<[u8; TOKEN_LEN], tokio::sync::oneshot::Sender<super::tunnel::CalledEnd>>>,

@@ -223,48 +223,43 @@ impl Node {
             declined.push_back(from);
             return Some(Packet::TunnelDecline { token });
         }
-        // One tunnel per feed, and a few at once in all: a hub cannot make
-        // us open connection after connection. A call from a feed we are
-        // still trying to reach ourselves (our calls refused, waiting to
-        // try again) is taken, once: it is the session we want, and if
-        // both open, the node keeps one (`AlreadyConnected`, `Crossed`).
-        let crossing = {
-            let mut tunneling = self
+        // One answered call per feed at a time, and a few tunnels at once
+        // in all: a hub cannot make us open connection after connection.
+        // A call from a feed we are still trying to reach ourselves (our
+        // calls refused, waiting to try again) is taken: it is the session
+        // we want, and if both open, the node keeps one
+        // (`AlreadyConnected`, `Crossed`).
+        let taken = {
+            let dialing = self
                 .hub_parts
                 .tunneling
                 .lock()
-                .unwrap_or_else(|p| p.into_inner());
+                .unwrap_or_else(|p| p.into_inner())
+                .len();
             let connected = self
                 .peers
                 .lock()
                 .map(|p| p.contains_key(&from))
                 .unwrap_or(true);
-            if tunneling.len() >= MAX_TUNNELS || connected {
-                None
-            } else if tunneling.insert(from) {
-                Some(false)
-            } else {
-                self.hub_parts
-                    .crossing
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(from)
-                    .then_some(true)
-            }
+            let mut answering = self
+                .hub_parts
+                .answering
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            !connected && answering.len() + dialing < MAX_TUNNELS && answering.insert(from)
         };
-        let Some(crossing) = crossing else {
-            tracing::debug!(%from, %hub, "declining a tunnel: one is open already, or too many are");
+        if !taken {
+            tracing::debug!(%from, %hub, "declining a tunnel: one is open or being answered already, or too many are");
             return Some(Packet::TunnelDecline { token });
-        };
+        }
         let node = self.clone();
         tokio::spawn(async move {
             let ended = node.clone().answer_tunnel(&hub_addr, token, from).await;
-            let held = if crossing {
-                &node.hub_parts.crossing
-            } else {
-                &node.hub_parts.tunneling
-            };
-            held.lock().unwrap_or_else(|p| p.into_inner()).remove(&from);
+            node.hub_parts
+                .answering
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&from);
             match ended {
                 Ok(report) => {
                     tracing::debug!(peer = %from, received = report.received, "tunnel session ended")
@@ -316,7 +311,13 @@ impl Node {
                 .lock()
                 .map(|p| p.contains_key(&feed))
                 .unwrap_or(true);
-            if feed == me || feed == hub || connected || !followed.contains(&feed) {
+            let answering = self
+                .hub_parts
+                .answering
+                .lock()
+                .map(|a| a.contains(&feed))
+                .unwrap_or(true);
+            if feed == me || feed == hub || connected || answering || !followed.contains(&feed) {
                 continue;
             }
             // Two members who follow each other are both told: only the
