@@ -24,6 +24,8 @@ fuzz_target!(|data: &[u8]| {
     let opening = Opening {
         peer: FeedId([9; 32]),
         policy: &policy,
+        // Kept against a base, as a node's sessions are.
+        base: std::sync::Arc::new(mine.clone()),
         mine,
         memory: None,
         once: data.first().is_some_and(|b| b & 2 == 2),
