@@ -63,8 +63,9 @@ pub(super) const POSITIONS_KEY: &[u8] = b"Mpositions";
 pub(super) const INDEX_REVISION_KEY: &[u8] = b"Mindex_revision";
 /// What the indexes hold, within [`STORE_FORMAT`]; a store whose indexes
 /// are of an older revision rebuilds them once on open. 1: events keep
-/// their `unlisted` and `public` marks (an older potluck indexed such an
-/// event without them, and a hub's public pages would list it).
+/// their `unlisted`, `public` and `closed_to_web` marks (an older potluck
+/// indexed such an event without them: a hub's public pages would list
+/// it, and take answers its organizer closed).
 pub(super) const INDEX_REVISION: u8 = 1;
 
 /// The key of the fork proof at `sequence` of `author`'s feed.
