@@ -19,10 +19,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
-use common::chrome::{POLL, WAIT, browser, start_driver, tools_present};
+use common::chrome::{
+    POLL, WAIT, browser, screenshot, screenshots_dir, start_driver, tools_present,
+};
 use common::sandbox::{Sandbox, Server};
 use fantoccini::{Client, Locator};
 use serde_json::json;
@@ -87,21 +89,6 @@ async fn set_field(client: &Client, id: &str, value: &str) {
         )
         .await
         .unwrap_or_else(|e| panic!("cannot set #{id}: {e}"));
-}
-
-async fn screenshot(client: &Client, dir: &Path, name: &str) {
-    let png = client.screenshot().await.expect("a screenshot");
-    std::fs::write(dir.join(format!("{name}.png")), png).expect("write a screenshot");
-}
-
-/// Where screenshots go (`target/screenshots/`), made if needed.
-fn screenshots_dir() -> PathBuf {
-    let shots = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .unwrap_or(Path::new("target"))
-        .join("screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
-    shots
 }
 
 fn serve(sandbox: &Sandbox, home: &Path, peer: Option<&Server>) -> Server {
