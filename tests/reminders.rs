@@ -61,7 +61,8 @@ impl Bus {
             .arg("--print-address")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            // It says, harmlessly, that it may not raise its fd limit.
+            .stderr(Stdio::null())
             .spawn()
             .expect("dbus-daemon (Debian's dbus-daemon package; .ci/run installs it)");
         // The address is its first line; read it on a thread, bounded.
@@ -291,4 +292,86 @@ fn without_a_session_bus_the_node_runs_and_says_nothing() {
         }
         assert_eq!(server.terminate().code(), Some(0), "{}", server.stderr());
     }
+}
+
+/// Issue 22: open pages hear the node's reminders on their live stream
+/// (`GET /events`, an SSE event named `reminder` with JSON data), which
+/// the page's script shows as browser notifications where the person
+/// asked for them.
+#[test]
+fn an_open_page_hears_the_reminder_on_its_live_stream() {
+    use std::io::{Read, Write};
+    let node = Node::init("Ana");
+    let mut server = node
+        .sandbox()
+        .spawn_serve_with(
+            &node.home,
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--web",
+                "127.0.0.1:0",
+                "--no-discovery",
+            ],
+            &[],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let page = server.page.clone().expect("the page's address");
+    let addr = common::http::page_addr(&page);
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, DEADLINE).unwrap();
+    stream.set_read_timeout(Some(POLL)).unwrap();
+    write!(
+        stream,
+        "GET /events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .unwrap();
+    // The stream is open once its head came.
+    let mut seen = String::new();
+    let read_until = |stream: &mut std::net::TcpStream, seen: &mut String, needle: &str| {
+        let deadline = Instant::now() + DEADLINE;
+        let mut buf = [0u8; 4096];
+        while !seen.contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} on the stream: {seen}"
+            );
+            match stream.read(&mut buf) {
+                Ok(0) => panic!("the stream ended: {seen}"),
+                Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+                Err(_) => {}
+            }
+        }
+    };
+    read_until(&mut stream, &mut seen, "\r\n\r\n");
+    assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
+    // Going to an event in 30 minutes, through the running node.
+    let id = node.announce(&["--title", "Page soup", "--start", &in_minutes(30)]);
+    node.ok(&["rsvp", &id, "going"]);
+    read_until(&mut stream, &mut seen, "event: reminder\n");
+    let at = seen.find("event: reminder\n").unwrap();
+    read_until(&mut stream, &mut seen, "\n\n");
+    let data = seen[at..]
+        .lines()
+        .find_map(|l| l.strip_prefix("data: "))
+        .expect("the reminder's data");
+    let value: serde_json::Value = serde_json::from_str(data).expect("JSON data");
+    assert_eq!(value["kind"], "hour", "{value}");
+    assert!(
+        value["title"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("Page soup starts in ")),
+        "{value}"
+    );
+    assert!(value["event"].is_string(), "{value}");
+    // The page offers the opt-in, hidden until its script finds that the
+    // browser can notify.
+    let home = common::http::request(addr, "GET", &addr.to_string(), "/");
+    assert!(
+        home.body
+            .contains("<button id=\"remind-browser\" type=\"button\" hidden>"),
+        "{}",
+        home.body
+    );
+    server.assert_running();
+    assert_eq!(server.terminate().code(), Some(0), "{}", server.stderr());
 }
