@@ -16,7 +16,7 @@
 //! [`MAX_MEMORY_BYTES`]; a damaged file is set aside and started anew),
 //! so a restart does not notify again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -26,7 +26,7 @@ use tokio::task::JoinHandle;
 use crate::home::config::ConfigFile;
 use crate::home::{Home, write_private};
 
-use super::reminders::{Memory, Reminder, Snapshot, plan};
+use super::reminders::{Memory, Reminder, Snapshot, concerns, plan};
 use super::{App, AppError, Change, when};
 
 /// Longest the task sleeps without looking again (clock changes, a
@@ -214,6 +214,11 @@ async fn run(app: App, home: Home, desktop_on: bool, page: broadcast::Sender<Rem
     } else {
         None
     };
+    let Ok(me) = app.feed_id() else {
+        return;
+    };
+    // The events of the last snapshot: changes to others are ignored.
+    let mut known = HashSet::new();
     let memory_home = home.clone();
     let mut memory = tokio::task::spawn_blocking(move || load_memory(&memory_home))
         .await
@@ -226,6 +231,7 @@ async fn run(app: App, home: Home, desktop_on: bool, page: broadcast::Sender<Rem
                 .await;
         let next_wake = match snapshot {
             Ok(Ok(snapshot)) => {
+                known = snapshot.event_ids();
                 let planned = plan(&snapshot, &mut memory, now, &zone);
                 for reminder in &planned.due {
                     show(&mut desktop, &page, reminder).await;
@@ -249,7 +255,7 @@ async fn run(app: App, home: Home, desktop_on: bool, page: broadcast::Sender<Rem
                 None
             }
         };
-        if !wait(&app, &mut changes, next_wake).await {
+        if !wait(&app, &mut changes, next_wake, |c| concerns(c, &known, &me)).await {
             return;
         }
     }
@@ -274,9 +280,14 @@ async fn show(desktop: &mut Option<Desktop>, page: &broadcast::Sender<Reminder>,
     let _ = page.send(r.clone());
 }
 
-/// Sleeps until `next_wake` (at most [`MAX_SLEEP`]) or a change of
-/// events; false when the node stops.
-async fn wait(app: &App, changes: &mut super::Changes, next_wake: Option<Timestamp>) -> bool {
+/// Sleeps until `next_wake` (at most [`MAX_SLEEP`]) or a change that is
+/// `worth` a look; false when the node stops.
+async fn wait(
+    app: &App,
+    changes: &mut super::Changes,
+    next_wake: Option<Timestamp>,
+    worth: impl Fn(&Change) -> bool,
+) -> bool {
     let sleep = next_wake
         .map(|at| {
             let ms = at
@@ -294,7 +305,7 @@ async fn wait(app: &App, changes: &mut super::Changes, next_wake: Option<Timesta
             _ = &mut timer => return true,
             change = changes.next() => match change {
                 None => return false,
-                Some(Change::Events(_) | Change::Missed) => {
+                Some(change) if worth(&change) => {
                     tokio::time::sleep(SETTLE).await;
                     return true;
                 }

@@ -30,19 +30,19 @@
 //! a laptop woken) later skips it, so a start-up does not bring a burst
 //! of old reminders.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::content::RsvpStatus;
-use crate::feed::message::MessageId;
+use crate::feed::message::{FeedId, MessageId};
 use crate::store::admission::AdmissionStatus;
 use crate::store::index::EventStatus;
 
 use super::views::AgendaItem;
-use super::when;
+use super::{Change, when};
 
 /// How long before an event's start its last reminder comes.
 pub const HOUR_BEFORE: SignedDuration = SignedDuration::from_hours(1);
@@ -221,6 +221,28 @@ pub struct Plan {
     pub next_wake: Option<Timestamp>,
     /// Whether the memory changed (and is worth saving).
     pub changed: bool,
+}
+
+impl Snapshot {
+    /// The events it holds, for [`concerns`].
+    pub fn event_ids(&self) -> HashSet<MessageId> {
+        self.events.iter().map(|e| e.id).collect()
+    }
+}
+
+/// Whether `change` may change what to remind of, given the events of
+/// the last snapshot (`known`) and my feed (`me`): a change to one of
+/// those events (moved, cancelled, my admission), an append to my own
+/// feed (a new answer), or missed changes. Other events' changes (a
+/// busy sync of strangers' events) are not worth reading the agenda
+/// again.
+pub fn concerns(change: &Change, known: &HashSet<MessageId>, me: &FeedId) -> bool {
+    match change {
+        Change::Events(ids) => ids.iter().any(|id| known.contains(id)),
+        Change::Appended { feed, .. } => feed == me,
+        Change::Missed => true,
+        Change::PeerConnected(_) | Change::PeerLeft(_) | Change::Progress(_) => false,
+    }
 }
 
 /// One planned moment of an event.
@@ -697,6 +719,25 @@ mod tests {
             .unwrap();
         plan(&Snapshot::default(), &mut memory, later, &zone());
         assert!(memory.sent.is_empty());
+    }
+
+    #[test]
+    fn only_changes_to_my_events_or_my_feed_are_worth_a_look() {
+        let me = FeedId([9; 32]);
+        let known: HashSet<MessageId> = [MessageId([1; 32])].into();
+        let events = |ids: Vec<MessageId>| Change::Events(ids.into());
+        assert!(concerns(&events(vec![MessageId([1; 32])]), &known, &me));
+        assert!(concerns(
+            &events(vec![MessageId([2; 32]), MessageId([1; 32])]),
+            &known,
+            &me
+        ));
+        assert!(!concerns(&events(vec![MessageId([2; 32])]), &known, &me));
+        let appended = |feed| Change::Appended { feed, sequence: 4 };
+        assert!(concerns(&appended(me), &known, &me));
+        assert!(!concerns(&appended(FeedId([8; 32])), &known, &me));
+        assert!(concerns(&Change::Missed, &known, &me));
+        assert!(!concerns(&Change::PeerLeft(FeedId([8; 32])), &known, &me));
     }
 
     #[test]
