@@ -12,13 +12,14 @@ mod common;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Instant;
 
 use common::DEADLINE;
-use common::sandbox::{Node, POLL, Server};
+use common::sandbox::{Node, POLL, Sandbox, Server};
 use futures_util::StreamExt as _;
 
 /// `dbus-daemon` on a unix socket of its own; killed when dropped.
@@ -374,4 +375,109 @@ fn an_open_page_hears_the_reminder_on_its_live_stream() {
     );
     server.assert_running();
     assert_eq!(server.terminate().code(), Some(0), "{}", server.stderr());
+}
+
+/// Issue 22: a waitlisted answer of mine that gets a place is notified
+/// on the session bus. Three running nodes on loopback: the organizer
+/// (room for one), a guest who takes the place, and me, waitlisted until
+/// the guest steps back.
+#[test]
+fn a_waitlisted_answer_admitted_is_notified_on_the_session_bus() {
+    let bus = Bus::start();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let calls = fake_notifications(&runtime, &bus.address);
+    let sandbox = Sandbox::new();
+    let (ana, bea, me) = (sandbox.home("ana"), sandbox.home("bea"), sandbox.home("me"));
+    for (home, name) in [(&ana, "Ana"), (&bea, "Bea"), (&me, "Me")] {
+        sandbox.json(home, &["init", "--name", name]);
+    }
+    let loopback = ["--listen", "127.0.0.1:0", "--no-web", "--no-discovery"];
+    let organizer = sandbox
+        .spawn_serve_with(&ana, &loopback, &[])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let peer = organizer.addr.to_string();
+    let with_peer: Vec<&str> = loopback.iter().copied().chain(["--peer", &peer]).collect();
+    let _guest = sandbox
+        .spawn_serve_with(&bea, &with_peer, &[])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mine = sandbox
+        .spawn_serve_with(
+            &me,
+            &with_peer,
+            &[("DBUS_SESSION_BUS_ADDRESS", bus.address.as_str())],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    // In three hours: no hour-before reminder yet.
+    let start = in_minutes(180);
+    let doc = sandbox.json(
+        &ana,
+        &[
+            "announce",
+            "--title",
+            "Waitlist soup",
+            "--start",
+            &start,
+            "--capacity",
+            "1",
+        ],
+    );
+    let id = doc["id"].as_str().expect("an event id").to_owned();
+    // Polls `event ID` at `home` (which fails until the event has come)
+    // until its tally's `key` is `n`.
+    let tally_at = |home: &Path, what: &str, key: &str, n: u64| {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let run = sandbox.run(home, &["event", &id, "--json"]);
+            if run.status.success() && run.json()["tally"][key] == n {
+                return;
+            }
+            assert!(Instant::now() < deadline, "no {what}: {run:?}");
+            thread::sleep(POLL);
+        }
+    };
+    tally_at(&bea, "the event at the guest's", "going", 0);
+    sandbox.json(&bea, &["rsvp", &id, "going"]);
+    tally_at(&me, "the guest admitted, seen from mine", "admitted", 1);
+    sandbox.json(&me, &["rsvp", &id, "going"]);
+    tally_at(&me, "my answer waitlisted", "waitlisted", 1);
+    // The planner has seen me waitlisted before the place comes.
+    let deadline = Instant::now() + DEADLINE;
+    while !std::fs::read_to_string(me.join("reminders.json"))
+        .is_ok_and(|text| text.contains("waitlisted\":[\""))
+    {
+        assert!(Instant::now() < deadline, "{}", mine.stderr());
+        thread::sleep(POLL);
+    }
+    assert!(
+        calls
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|c| !c.summary.contains("place"))
+    );
+
+    sandbox.json(&bea, &["rsvp", &id, "not-going"]);
+    let deadline = Instant::now() + DEADLINE;
+    let call = loop {
+        let found = calls
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|c| c.summary.starts_with("You have a place"))
+            .cloned();
+        if let Some(call) = found {
+            break call;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no admission notified: {:?} {}",
+            calls.lock().unwrap(),
+            mine.stderr()
+        );
+        thread::sleep(POLL);
+    };
+    assert_eq!(call.summary, "You have a place: Waitlist soup");
+    assert!(call.body.contains("waitlist"), "{call:?}");
+    assert_eq!(call.app_name, "potluck");
 }
