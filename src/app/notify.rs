@@ -180,7 +180,8 @@ impl App {
         let home = self.home.clone()?;
         self.node.as_ref()?;
         let (page, _) = broadcast::channel(PAGE_CHANNEL);
-        let _ = self.reminder_feed.set(page.clone());
+        // One task per app, however often it is started.
+        self.reminder_feed.set(page.clone()).ok()?;
         let desktop = config.desktop_reminders();
         if !desktop {
             tracing::debug!(

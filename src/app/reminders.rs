@@ -269,6 +269,11 @@ pub fn plan(snapshot: &Snapshot, memory: &mut Memory, now: Timestamp, zone: &Tim
             Attendance::Waitlisted => {
                 waitlisted.insert(hex.clone());
             }
+            // A changed answer waits for the organizer's node again: still
+            // off the list of those with a place.
+            Attendance::Pending if memory.waitlisted.contains(&hex) => {
+                waitlisted.insert(hex.clone());
+            }
             Attendance::Going if memory.waitlisted.contains(&hex) => {
                 let key = format!("admitted {hex} {}", event.answer);
                 if !event.cancelled && !memory.sent.contains_key(&key) && now < event.start {
@@ -632,6 +637,17 @@ mod tests {
         let mut restarted = saved;
         assert!(plan(&snap, &mut memory, now, &zone()).due.is_empty());
         assert!(plan(&snap, &mut restarted, now, &zone()).due.is_empty());
+        // Waitlisted, then a changed answer pending, then a place: news.
+        let mut again = Memory::default();
+        for attendance in [Attendance::Waitlisted, Attendance::Pending] {
+            event.attendance = attendance;
+            event.answer = 4;
+            let p = plan(&snapshot(vec![event.clone()]), &mut again, now, &zone());
+            assert!(p.due.is_empty());
+        }
+        event.attendance = Attendance::Going;
+        let p = plan(&snapshot(vec![event.clone()]), &mut again, now, &zone());
+        assert_eq!(p.due.len(), 1, "{p:?}");
         // Admitted without having been seen waitlisted: nothing (the
         // first run knows no history).
         let mut fresh = Memory::default();
