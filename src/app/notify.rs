@@ -234,9 +234,8 @@ async fn run(app: App, home: Home, desktop_on: bool, page: broadcast::Sender<Rem
             Ok(Ok(snapshot)) => {
                 known = snapshot.event_ids();
                 let planned = plan(&snapshot, &mut memory, now, &zone);
-                for reminder in &planned.due {
-                    show(&mut desktop, &page, reminder).await;
-                }
+                // Remembered before shown: a crash in between loses a
+                // reminder rather than showing it twice.
                 if planned.changed {
                     let (home, saved) = (home.clone(), memory.clone());
                     let written =
@@ -244,6 +243,9 @@ async fn run(app: App, home: Home, desktop_on: bool, page: broadcast::Sender<Rem
                     if let Ok(Err(e)) = written {
                         tracing::warn!(error = %e, "cannot save which reminders were sent");
                     }
+                }
+                for reminder in &planned.due {
+                    show(&mut desktop, &page, reminder).await;
                 }
                 planned.next_wake
             }
