@@ -533,6 +533,8 @@ fn own_cpu() -> Duration {
 struct Burst {
     statuses: BTreeMap<u16, usize>,
     latencies: Vec<Duration>,
+    /// When the 200s came, from the start.
+    finished: Vec<Duration>,
     elapsed: Duration,
     own_cpu: Duration,
     hub_cpu: Duration,
@@ -548,7 +550,7 @@ fn burst(
     let next = AtomicUsize::new(0);
     let (own0, hub0) = (own_cpu(), cpu_time(hub_pid));
     let started = Instant::now();
-    let results: Vec<Vec<(u16, Duration)>> = std::thread::scope(|s| {
+    let results: Vec<Vec<(u16, Duration, Duration)>> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..clients)
             .map(|_| {
                 s.spawn(|| {
@@ -560,7 +562,7 @@ fn burst(
                         }
                         let t = Instant::now();
                         let status = one(i);
-                        mine.push((status, t.elapsed()));
+                        mine.push((status, t.elapsed(), started.elapsed()));
                     }
                 })
             })
@@ -573,13 +575,19 @@ fn burst(
     let elapsed = started.elapsed();
     let mut statuses = BTreeMap::new();
     let mut latencies = Vec::new();
-    for (status, latency) in results.into_iter().flatten() {
+    let mut finished = Vec::new();
+    for (status, latency, at) in results.into_iter().flatten() {
         *statuses.entry(status).or_insert(0) += 1;
         latencies.push(latency);
+        if status == 200 {
+            finished.push(at);
+        }
     }
+    finished.sort_unstable();
     Burst {
         statuses,
         latencies,
+        finished,
         elapsed,
         own_cpu: own_cpu().saturating_sub(own0),
         hub_cpu: cpu_time(hub_pid).saturating_sub(hub0),
@@ -599,6 +607,17 @@ impl Burst {
             self.own_cpu.as_secs_f64(),
             summary(&mut self.latencies)
         );
+        // The first half of the 200s against the second: whether the
+        // pace holds as the event gathers answers.
+        let half = self.finished.len() / 2;
+        if let (Some(mid), Some(end)) = (self.finished.get(half), self.finished.last()) {
+            println!(
+                "rate: {what}: first {half} at {:.0}/s, last {} at {:.0}/s",
+                half as f64 / mid.as_secs_f64().max(1e-9),
+                self.finished.len() - half,
+                (self.finished.len() - half) as f64 / (*end - *mid).as_secs_f64().max(1e-9)
+            );
+        }
         rate
     }
 }
