@@ -334,3 +334,65 @@ fn the_first_load_of_an_event_page_is_at_most_100_kb() {
         "the first load is {total} B, over 100 KB: {files:#?}"
     );
 }
+
+/// Submissions of different guests are taken side by side, and two
+/// different messages 1 of one guest posted at the same moment never
+/// both get in: one is taken, the other refused as a fork, and the hub
+/// holds one feed with no fork.
+#[test]
+fn answers_at_the_same_moment_are_all_taken_and_never_fork() {
+    let sandbox = Sandbox::new();
+    let (hub, _ana, event) = hub_with_event(
+        &sandbox,
+        json!({ "new_guests_per_ip_per_hour": 1000, "new_guests_per_hour": 1000 }),
+    );
+    // Sixteen guests at once.
+    let mut guests: Vec<Guest> = (20..36).map(Guest::new).collect();
+    let bodies: Vec<String> = guests
+        .iter_mut()
+        .map(|g| {
+            let name = g.about("Someone");
+            let going = g.rsvp(&event, RsvpStatus::Going);
+            answer_body(&[&name, &going])
+        })
+        .collect();
+    let answers: Vec<Answer> = std::thread::scope(|s| {
+        let posts: Vec<_> = bodies
+            .iter()
+            .map(|body| s.spawn(|| post_raw(&hub, &event, body.as_bytes())))
+            .collect();
+        posts.into_iter().map(|p| p.join().unwrap()).collect()
+    });
+    for answer in &answers {
+        assert_eq!(answer.status, 200, "{answer:?}");
+    }
+    for guest in &guests {
+        assert_eq!(status(&hub, &event, guest)["held"], 2);
+    }
+
+    // One guest's two rival first messages, eight times over.
+    for seed in 40..48 {
+        let mut one = Guest::new(seed);
+        let mut rival = Guest::new(seed);
+        let a = answer_body(&[&one.rsvp(&event, RsvpStatus::Going)]);
+        let b = answer_body(&[&rival.rsvp(&event, RsvpStatus::Maybe)]);
+        let (first, second) = std::thread::scope(|s| {
+            let first = s.spawn(|| post_raw(&hub, &event, a.as_bytes()));
+            let second = s.spawn(|| post_raw(&hub, &event, b.as_bytes()));
+            (first.join().unwrap(), second.join().unwrap())
+        });
+        let mut outcomes = [first.status, second.status];
+        outcomes.sort_unstable();
+        assert_eq!(outcomes, [200, 409], "{first:?} {second:?}");
+        let (taken, other) = if first.status == 200 {
+            (&first, &second)
+        } else {
+            (&second, &first)
+        };
+        assert_eq!(refused(other), (409, "fork".into()));
+        let taken: Value = serde_json::from_str(&taken.body).expect("JSON");
+        let now = status(&hub, &event, &one);
+        assert_eq!(now["held"], 1, "{now}");
+        assert_eq!(now["answer"]["status"], taken["answer"]["status"], "{now}");
+    }
+}
