@@ -35,12 +35,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Serve, env_or, fill_sync_fixture, held, loadavg, mb, potluck, quick, run};
+use common::{
+    CLI_LIMIT, Serve, cpu_time, env_or, fill_sync_fixture, held, hub_config, init_home, loadavg,
+    mb, member_code, node_config, potluck, quick, run, runtime,
+};
 use ed25519_dalek::SigningKey;
 use potluck::content::{About, KnownContent};
 use potluck::feed::message::{FeedId, Message};
-use potluck::home::config::{Invite, PeerAddr};
-use potluck::node::{MemberSettings, Node, NodeConfig, SessionReport, Timing};
+use potluck::home::config::PeerAddr;
+use potluck::node::{MemberSettings, Node, SessionReport};
 use potluck::proto::frame::{FrameDecoder, encode_frame};
 use potluck::proto::handshake::{DEFAULT_NETWORK_KEY, Handshake, HandshakeError, Transport};
 use potluck::proto::hub::HubLimits;
@@ -53,9 +56,6 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
-
-/// Longest wait for a child command (init, invite, announce, peers).
-const CLI_LIMIT: Duration = Duration::from_secs(60);
 
 fn main() {
     let quick = quick();
@@ -85,22 +85,6 @@ fn raise_open_files() {
             limit.rlim_cur = limit.rlim_max;
             libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
         }
-    }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
-fn node_config(identity: SigningKey) -> NodeConfig {
-    NodeConfig {
-        identity,
-        network: DEFAULT_NETWORK_KEY,
-        policy: Policy::Open,
-        timing: Timing::default(),
     }
 }
 
@@ -630,75 +614,9 @@ impl Members {
     }
 }
 
-/// `potluck init` a new home.
-fn init_home(home: &Path) {
-    run(
-        potluck(home).args(["init", "--name", "Bench hub"]),
-        CLI_LIMIT,
-    )
-    .ok("potluck init");
-}
-
-/// Sets `config.json`'s `"hub"` (and turns discovery and port mapping
-/// off) in an existing home.
-fn hub_config(home: &Path, hub: serde_json::Value) {
-    let path = home.join("config.json");
-    let mut config: serde_json::Value = std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_else(|| json!({}));
-    config["hub"] = hub;
-    config["discovery"] = json!(false);
-    config["port_mapping"] = json!(false);
-    std::fs::write(&path, config.to_string()).expect("write config.json");
-}
-
-/// A member code of the running hub at `home`, good for `uses` joins.
-fn member_code(home: &Path, addr: SocketAddr, uses: usize) -> (Invite, [u8; TOKEN_LEN]) {
-    let made = run(
-        potluck(home).args([
-            "--json",
-            "invite",
-            "--addr",
-            &addr.to_string(),
-            "--uses",
-            &uses.to_string(),
-            "--expires",
-            "1d",
-        ]),
-        CLI_LIMIT,
-    )
-    .ok("potluck invite");
-    let code = made.json()["code"]
-        .as_str()
-        .expect("invite prints a code")
-        .to_owned();
-    let invite = Invite::parse(&code).expect("the code parses");
-    let secret = invite.member.expect("a hub's invite holds a member code");
-    (invite, secret)
-}
-
 /// `VmRSS` and `VmHWM` of a live process, bytes.
 fn rss(pid: u32) -> (u64, u64) {
     (common::vm_rss(pid), common::vm_hwm(pid).unwrap_or(0))
-}
-
-/// User plus system CPU time of a live process (`/proc/PID/stat`).
-fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces), from field 3.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // utime and stime are fields 14 and 15: indexes 11 and 12 here.
-    // SAFETY: sysconf has no preconditions.
-    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Duration::from_secs_f64((ticks(11) + ticks(12)) as f64 / per_second as f64)
 }
 
 /// Connected peers of the running node at `home` (`potluck peers`).

@@ -34,22 +34,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use ed25519_dalek::SigningKey;
-use http_body_util::BodyExt as _;
 use potluck::app::App;
 use potluck::content::{Event, EventTime, KnownContent, Rsvp, RsvpStatus};
-use potluck::node::{Node, NodeConfig, Timing};
-use potluck::proto::handshake::DEFAULT_NETWORK_KEY;
-use potluck::proto::replicate::Policy;
+use potluck::node::Node;
 use potluck::store::Store;
 use potluck::web::{WebSettings, event_path, router};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use tower::ServiceExt as _;
 
-use common::{cache_root, cached_fixture, copy_tree, env_or, loadavg, quick, summary};
+use common::{cached_fixture, env_or, loadavg, quick, summary, work_copy};
 
 /// The page script's pause between hearing of a change and fetching.
 const SCRIPT_DELAY: Duration = Duration::from_millis(100);
@@ -57,15 +52,7 @@ const SCRIPT_DELAY: Duration = Duration::from_millis(100);
 const RSVP_LIMIT: Duration = Duration::from_secs(10);
 
 fn node(store: Arc<Store>, key: SigningKey) -> Arc<Node> {
-    Node::new(
-        store,
-        NodeConfig {
-            identity: key,
-            network: DEFAULT_NETWORK_KEY,
-            policy: Policy::Open,
-            timing: Timing::default(),
-        },
-    )
+    Node::new(store, common::node_config(key))
 }
 
 fn key() -> SigningKey {
@@ -79,21 +66,9 @@ fn settings() -> WebSettings {
     }
 }
 
-/// One GET through the router; returns the status and the body's length.
+/// One GET through the router; returns the status and the body.
 async fn get(router: &axum::Router, addr: SocketAddr, path: &str) -> (StatusCode, Vec<u8>) {
-    let request = Request::get(path)
-        .header("host", addr.to_string())
-        .body(Body::empty())
-        .expect("a request");
-    let response = router.clone().oneshot(request).await.expect("a response");
-    let status = response.status();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("a body")
-        .to_bytes();
-    (status, body.to_vec())
+    common::router_get(router, &addr.to_string(), path).await
 }
 
 fn main() {
@@ -115,11 +90,7 @@ async fn upcoming_on_big_store(quick: bool) {
     let seed = env_or("PAGE_SEED", 1);
     let requests = env_or("PAGE_REQUESTS", if quick { 5 } else { 300 }) as usize;
     let base = cached_fixture(feeds, messages, seed);
-    let work = cache_root().join(format!("page-work-f{feeds}-m{messages}-s{seed}"));
-    if work.exists() {
-        std::fs::remove_dir_all(&work).expect("remove an old work copy");
-    }
-    copy_tree(&base.home, &work);
+    let work = work_copy(&base, &format!("page-work-f{feeds}-m{messages}-s{seed}"));
     let store = Arc::new(Store::open(&work.join("store")).expect("open the fixture's store"));
     let app = App::new(node(store.clone(), key()));
     let addr: SocketAddr = "127.0.0.1:7645".parse().expect("an address");

@@ -13,15 +13,13 @@ mod common;
 
 use std::path::PathBuf;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
-use common::http::{Answer, page_addr, request, request_with};
+use common::guest::{Guest, answer_body};
+use common::http::{Answer, first_load, page_addr, request, request_with};
 use common::public::{
     announce, event_paths, hub_with_public_pages, organizer_with_event, sync_with_hub,
 };
 use common::sandbox::{Sandbox, Server};
-use ed25519_dalek::SigningKey;
-use potluck::content::{About, KnownContent, Rsvp, RsvpStatus};
+use potluck::content::RsvpStatus;
 use potluck::feed::message::{Message, MessageId};
 use serde_json::{Value, json};
 
@@ -34,66 +32,13 @@ fn hub_with_event(sandbox: &Sandbox, answers: Value) -> (Server, PathBuf, String
     (hub, ana, event)
 }
 
-/// A guest's key and what it signed so far, as `feed.js` keeps them.
-struct Guest {
-    key: SigningKey,
-    head: Option<Message>,
-}
-
-impl Guest {
-    fn new(seed: u8) -> Guest {
-        Guest {
-            key: SigningKey::from_bytes(&[seed; 32]),
-            head: None,
-        }
-    }
-
-    fn feed(&self) -> String {
-        potluck::feed::message::FeedId(self.key.verifying_key().to_bytes()).to_string()
-    }
-
-    /// Signs `content` as the next message of the feed.
-    fn sign(&mut self, content: &[u8]) -> Message {
-        let (sequence, previous) = match &self.head {
-            Some(h) => (h.sequence() + 1, h.id()),
-            None => (1, MessageId::default()),
-        };
-        let msg = Message::sign(&self.key, sequence, previous, 1_800_000_000_000, content)
-            .expect("signed");
-        self.head = Some(msg.clone());
-        msg
-    }
-
-    fn about(&mut self, name: &str) -> Message {
-        let about = About {
-            name: name.into(),
-            description: None,
-        };
-        self.sign(&about.to_content_bytes())
-    }
-
-    fn rsvp(&mut self, event: &str, status: RsvpStatus) -> Message {
-        let rsvp = Rsvp {
-            event: MessageId::parse(event).expect("an event id"),
-            status,
-            guests: 0,
-            note: None,
-            revision: Some(0),
-        };
-        self.sign(&rsvp.to_content_bytes())
-    }
-}
-
 fn answer_path(event: &str) -> String {
     event_paths(event).1
 }
 
 /// Posts `msgs` to the event's answer endpoint.
 fn post(hub: &Server, event: &str, msgs: &[&Message]) -> Answer {
-    let body = json!({
-        "messages": msgs.iter().map(|m| STANDARD.encode(m.bytes())).collect::<Vec<_>>(),
-    });
-    post_raw(hub, event, body.to_string().as_bytes())
+    post_raw(hub, event, answer_body(msgs).as_bytes())
 }
 
 fn post_raw(hub: &Server, event: &str, body: &[u8]) -> Answer {
@@ -359,4 +304,95 @@ fn banned_blocked_and_closed_to_the_web_are_refused() {
     assert_eq!(page.status, 200);
     assert!(!page.body.contains("answer-form"), "{}", page.body);
     assert!(page.body.contains("takes no answers"), "{}", page.body);
+}
+
+/// Issue 21's budget: the first load of an event's public page with its
+/// answer form, scripts included, is at most 100 KB as served (the hub
+/// does not compress). benches/public_web.rs prints the same sizes.
+#[test]
+fn the_first_load_of_an_event_page_is_at_most_100_kb() {
+    let sandbox = Sandbox::new();
+    let (hub, _ana, event) = hub_with_event(&sandbox, json!({}));
+    let url = hub.public.as_deref().expect("public pages");
+    let files = first_load(page_addr(url), "events.example.org", &event_paths(&event).0);
+    let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    for needed in [
+        "/static/style.css",
+        "/static/icon.svg",
+        "/static/feed.js",
+        "/static/answer.js",
+    ] {
+        assert!(paths.contains(&needed), "{needed} not loaded: {paths:?}");
+    }
+    assert!(
+        files.iter().all(|f| f.body_bytes > 0),
+        "an empty file: {files:#?}"
+    );
+    let total: usize = files.iter().map(|f| f.head_bytes + f.body_bytes).sum();
+    assert!(
+        total <= 100_000,
+        "the first load is {total} B, over 100 KB: {files:#?}"
+    );
+}
+
+/// Submissions of different guests are taken side by side, and two
+/// different messages 1 of one guest posted at the same moment never
+/// both get in: one is taken, the other refused as a fork, and the hub
+/// holds one feed with no fork.
+#[test]
+fn answers_at_the_same_moment_are_all_taken_and_never_fork() {
+    let sandbox = Sandbox::new();
+    let (hub, _ana, event) = hub_with_event(
+        &sandbox,
+        json!({ "new_guests_per_ip_per_hour": 1000, "new_guests_per_hour": 1000 }),
+    );
+    // Sixteen guests at once.
+    let mut guests: Vec<Guest> = (20..36).map(Guest::new).collect();
+    let bodies: Vec<String> = guests
+        .iter_mut()
+        .map(|g| {
+            let name = g.about("Someone");
+            let going = g.rsvp(&event, RsvpStatus::Going);
+            answer_body(&[&name, &going])
+        })
+        .collect();
+    let answers: Vec<Answer> = std::thread::scope(|s| {
+        let posts: Vec<_> = bodies
+            .iter()
+            .map(|body| s.spawn(|| post_raw(&hub, &event, body.as_bytes())))
+            .collect();
+        posts.into_iter().map(|p| p.join().unwrap()).collect()
+    });
+    for answer in &answers {
+        assert_eq!(answer.status, 200, "{answer:?}");
+    }
+    for guest in &guests {
+        assert_eq!(status(&hub, &event, guest)["held"], 2);
+    }
+
+    // One guest's two rival first messages, eight times over.
+    for seed in 40..48 {
+        let mut one = Guest::new(seed);
+        let mut rival = Guest::new(seed);
+        let a = answer_body(&[&one.rsvp(&event, RsvpStatus::Going)]);
+        let b = answer_body(&[&rival.rsvp(&event, RsvpStatus::Maybe)]);
+        let (first, second) = std::thread::scope(|s| {
+            let first = s.spawn(|| post_raw(&hub, &event, a.as_bytes()));
+            let second = s.spawn(|| post_raw(&hub, &event, b.as_bytes()));
+            (first.join().unwrap(), second.join().unwrap())
+        });
+        let mut outcomes = [first.status, second.status];
+        outcomes.sort_unstable();
+        assert_eq!(outcomes, [200, 409], "{first:?} {second:?}");
+        let (taken, other) = if first.status == 200 {
+            (&first, &second)
+        } else {
+            (&second, &first)
+        };
+        assert_eq!(refused(other), (409, "fork".into()));
+        let taken: Value = serde_json::from_str(&taken.body).expect("JSON");
+        let now = status(&hub, &event, &one);
+        assert_eq!(now["held"], 1, "{now}");
+        assert_eq!(now["answer"]["status"], taken["answer"]["status"], "{now}");
+    }
 }

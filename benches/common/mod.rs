@@ -199,6 +199,8 @@ pub struct Serve {
     /// Its feed id, `@….ed25519`.
     pub feed: String,
     stderr: Option<thread::JoinHandle<String>>,
+    /// Its stdout after the first line, line by line.
+    lines: Option<mpsc::Receiver<String>>,
 }
 
 impl Serve {
@@ -237,6 +239,7 @@ impl Serve {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             feed: String::new(),
             stderr: Some(stderr),
+            lines: None,
         };
         // "potluck node FEED listening on ADDR"
         let started = Instant::now();
@@ -256,7 +259,32 @@ impl Serve {
         };
         serve.feed = (*feed).to_owned();
         serve.addr = addr.parse().expect("serve prints its address");
+        serve.lines = Some(rx);
         serve
+    }
+
+    /// Where its public pages listen (a hub with `"public_web"`): the
+    /// address of the "public pages: http://IP:PORT/" line that follows
+    /// the first, waited for at most `limit`.
+    pub fn public_pages(&mut self, limit: Duration) -> SocketAddr {
+        let started = Instant::now();
+        let rx = self.lines.as_ref().expect("serve's stdout");
+        loop {
+            match rx.recv_timeout(limit.saturating_sub(started.elapsed())) {
+                Ok(line) => {
+                    if let Some(url) = line.strip_prefix("public pages: http://") {
+                        return url
+                            .trim_end_matches('/')
+                            .parse()
+                            .expect("the public pages' address");
+                    }
+                }
+                Err(_) => {
+                    let err = self.stop();
+                    panic!("no public pages line within {limit:?}: {err}");
+                }
+            }
+        }
     }
 
     /// Its process id.
@@ -357,6 +385,142 @@ pub fn copy_tree(from: &Path, to: &Path) {
 }
 
 // ---------------------------------------------------------------------------
+// In-process nodes.
+
+/// A multi-thread runtime for in-process nodes.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// A node's settings: `identity` on the public network, open
+/// replication, default timings.
+pub fn node_config(identity: ed25519_dalek::SigningKey) -> potluck::node::NodeConfig {
+    potluck::node::NodeConfig {
+        identity,
+        network: potluck::proto::handshake::DEFAULT_NETWORK_KEY,
+        policy: potluck::proto::replicate::Policy::Open,
+        timing: potluck::node::Timing::default(),
+    }
+}
+
+/// One GET of `path` with `Host: host` through `router`, with no socket
+/// (`tower::ServiceExt::oneshot`); the status and the body.
+pub async fn router_get(
+    router: &axum::Router,
+    host: &str,
+    path: &str,
+) -> (axum::http::StatusCode, Vec<u8>) {
+    use http_body_util::BodyExt as _;
+    use tower::ServiceExt as _;
+    let request = axum::http::Request::get(path)
+        .header("host", host)
+        .body(axum::body::Body::empty())
+        .expect("a request");
+    let response = router.clone().oneshot(request).await.expect("a response");
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("a body")
+        .to_bytes();
+    (status, body.to_vec())
+}
+
+// ---------------------------------------------------------------------------
+// Hub homes (`hub`, `public_web`).
+
+/// Longest wait for a child command (init, invite, announce, peers).
+pub const CLI_LIMIT: Duration = Duration::from_secs(60);
+
+/// `potluck init` a new home.
+pub fn init_home(home: &Path) {
+    run(
+        potluck(home).args(["init", "--name", "Bench hub"]),
+        CLI_LIMIT,
+    )
+    .ok("potluck init");
+}
+
+/// Sets `config.json`'s `"hub"` (and turns discovery and port mapping
+/// off) in an existing home.
+pub fn hub_config(home: &Path, hub: serde_json::Value) {
+    set_config(
+        home,
+        json!({ "hub": hub, "discovery": false, "port_mapping": false }),
+    );
+}
+
+/// Sets each key of the object `entries` in `config.json` of an existing
+/// home, keeping the others.
+pub fn set_config(home: &Path, entries: serde_json::Value) {
+    let path = home.join("config.json");
+    let mut config: serde_json::Value = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_else(|| json!({}));
+    if let (Some(config), Some(entries)) = (config.as_object_mut(), entries.as_object()) {
+        for (key, value) in entries {
+            config.insert(key.clone(), value.clone());
+        }
+    }
+    std::fs::write(&path, config.to_string()).expect("write config.json");
+}
+
+/// A member code of the running hub at `home`, good for `uses` joins.
+pub fn member_code(
+    home: &Path,
+    addr: SocketAddr,
+    uses: usize,
+) -> (
+    potluck::home::config::Invite,
+    [u8; potluck::proto::wire::TOKEN_LEN],
+) {
+    let made = run(
+        potluck(home).args([
+            "--json",
+            "invite",
+            "--addr",
+            &addr.to_string(),
+            "--uses",
+            &uses.to_string(),
+            "--expires",
+            "1d",
+        ]),
+        CLI_LIMIT,
+    )
+    .ok("potluck invite");
+    let code = made.json()["code"]
+        .as_str()
+        .expect("invite prints a code")
+        .to_owned();
+    let invite = potluck::home::config::Invite::parse(&code).expect("the code parses");
+    let secret = invite.member.expect("a hub's invite holds a member code");
+    (invite, secret)
+}
+
+/// User plus system CPU time of a live process (`/proc/PID/stat`).
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces), from field 3.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15: indexes 11 and 12 here.
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_secs_f64((ticks(11) + ticks(12)) as f64 / per_second as f64)
+}
+
+// ---------------------------------------------------------------------------
 // Fixture homes.
 
 /// A home filled by `potluck fixtures`.
@@ -425,6 +589,18 @@ fn collect_rs(path: &Path, out: &mut Vec<PathBuf>) {
             collect_rs(&entry.path(), out);
         }
     }
+}
+
+/// A fresh copy of `fixture`'s home at `cache_root()/name` (an older copy
+/// there is removed first), for a bench that changes it: the cache stays
+/// untouched. The caller removes it when done.
+pub fn work_copy(fixture: &Fixture, name: &str) -> PathBuf {
+    let work = cache_root().join(name);
+    if work.exists() {
+        std::fs::remove_dir_all(&work).expect("remove an old work copy");
+    }
+    copy_tree(&fixture.home, &work);
+    work
 }
 
 /// Where cached fixture homes live: `target/tmp/bench-fixtures`.

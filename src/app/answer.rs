@@ -13,8 +13,9 @@
 //! the page it came from, a feed that continues exactly where the hub's
 //! copy ends, within the guests' limits ([`GuestQuota`]).
 
+use std::collections::HashSet;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 
 use thiserror::Error;
 
@@ -141,12 +142,59 @@ impl AnswerError {
 }
 
 /// What a hub's public pages keep between submissions: the guests'
-/// counters, and one submission at a time, so that two from one browser
-/// cannot both pass the checks and then meet in the store as a fork.
+/// counters, and the feeds whose submissions are being checked and
+/// stored ([`InFlight`]).
 #[derive(Debug)]
 pub struct WebAnswers {
     quota: Mutex<GuestQuota>,
-    one_at_a_time: Mutex<()>,
+    in_flight: InFlight,
+}
+
+/// One submission per feed at a time, so that two from one browser
+/// cannot both pass the checks and then meet in the store as a fork.
+/// Submissions of different feeds go on together: their store commits
+/// share one log sync and one flush (the store's group commit), and each
+/// is acknowledged only once its own commit is durable.
+#[derive(Debug, Default)]
+struct InFlight {
+    feeds: Mutex<HashSet<FeedId>>,
+    done: Condvar,
+}
+
+impl InFlight {
+    /// Waits until no other submission of `feed` is in flight, then holds
+    /// the feed until the guard is dropped.
+    fn hold(&self, feed: FeedId) -> Held<'_> {
+        // The set is changed whole by one insert or remove: a panic
+        // elsewhere leaves it usable.
+        let mut feeds = self.feeds.lock().unwrap_or_else(|p| p.into_inner());
+        while feeds.contains(&feed) {
+            feeds = self.done.wait(feeds).unwrap_or_else(|p| p.into_inner());
+        }
+        feeds.insert(feed);
+        Held {
+            in_flight: self,
+            feed,
+        }
+    }
+}
+
+/// A feed held by [`InFlight::hold`]; released when dropped (a panic
+/// included).
+struct Held<'a> {
+    in_flight: &'a InFlight,
+    feed: FeedId,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.in_flight
+            .feeds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.feed);
+        self.in_flight.done.notify_all();
+    }
 }
 
 impl WebAnswers {
@@ -154,7 +202,7 @@ impl WebAnswers {
     pub fn new(limits: GuestLimits) -> WebAnswers {
         WebAnswers {
             quota: Mutex::new(GuestQuota::new(limits)),
-            one_at_a_time: Mutex::new(()),
+            in_flight: InFlight::default(),
         }
     }
 
@@ -227,29 +275,26 @@ impl App {
             return Err(AnswerError::Banned);
         }
 
-        let _one = answers
-            .one_at_a_time
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let held = answers.in_flight.hold(author);
         let head = self.store.head(&author)?;
         self.check_continues(&author, head, &msgs)?;
         let last = msgs.last().map_or(0, |m| m.sequence());
-        answers
-            .quota()
-            .check(client, head.is_none(), last, now_ms)?;
-
-        let (report, dropped) = node.ingest_messages(msgs)?;
-        if dropped > 0 {
-            return Err(AnswerError::Banned);
+        let new_guest = head.is_none();
+        {
+            // Checked and counted at once: submissions of other feeds from
+            // the same address, in flight meanwhile, see this one counted.
+            let mut quota = answers.quota();
+            quota.check(client, new_guest, last, now_ms)?;
+            if new_guest {
+                quota.count(client, now_ms);
+            }
         }
-        if let Some(rejected) = report.rejected {
-            // The checks above are the ingest's own: a refusal here means
-            // the store changed under them (a peer brought the feed).
-            return Err(AnswerError::Invalid(rejected.error));
+        let stored = store_answer(node, msgs);
+        if new_guest && stored.is_err() {
+            answers.quota().uncount(client, now_ms);
         }
-        if head.is_none() {
-            answers.quota().count(client, now_ms);
-        }
+        stored?;
+        drop(held);
         Ok(self.guest_status(network, event, &author)?)
     }
 
@@ -327,6 +372,21 @@ impl App {
         }
         Ok(())
     }
+}
+
+/// Stores a checked submission through the one ingest path; durable when
+/// this returns `Ok`.
+fn store_answer(node: &crate::node::Node, msgs: Vec<Message>) -> Result<(), AnswerError> {
+    let (report, dropped) = node.ingest_messages(msgs)?;
+    if dropped > 0 {
+        return Err(AnswerError::Banned);
+    }
+    if let Some(rejected) = report.rejected {
+        // The checks before are the ingest's own: a refusal here means
+        // the store changed under them (a peer brought the feed).
+        return Err(AnswerError::Invalid(rejected.error));
+    }
+    Ok(())
 }
 
 /// Why `event`'s public page takes no answers from browsers at `now_ms`,

@@ -147,6 +147,22 @@ impl GuestQuota {
         }
     }
 
+    /// Takes back a [`GuestQuota::count`] made at `counted_ms` for a feed
+    /// that was not stored after all (nothing if a new window began
+    /// since: its counters never held it).
+    pub fn uncount(&mut self, address: IpAddr, counted_ms: i64) {
+        if counted_ms < self.window_start_ms {
+            return;
+        }
+        self.total = self.total.saturating_sub(1);
+        if let Some(n) = self.per_address.get_mut(&address) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_address.remove(&address);
+            }
+        }
+    }
+
     /// Counts a new guest's feed, stored after [`GuestQuota::check`].
     pub fn count(&mut self, address: IpAddr, now_ms: i64) {
         self.roll(now_ms);
@@ -194,6 +210,25 @@ mod tests {
         let mut q = quota(2, 3);
         assert_eq!(q.check(A, false, 5, 0), Ok(()));
         assert_eq!(q.check(A, false, 6, 0), Err(GuestLimitError::FeedFull(5)));
+    }
+
+    #[test]
+    fn a_count_taken_back_frees_its_place_in_its_window_only() {
+        let mut q = quota(1, 10);
+        assert_eq!(q.check(A, true, 2, 0), Ok(()));
+        q.count(A, 0);
+        assert_eq!(q.check(A, true, 2, 5), Err(GuestLimitError::PerAddress(1)));
+        q.uncount(A, 0);
+        assert_eq!(q.check(A, true, 2, 5), Ok(()));
+        q.count(A, 5);
+        // Counted in a window that is over: the new one never held it.
+        assert_eq!(q.check(A, true, 2, WINDOW_MS + 5), Ok(()));
+        q.count(A, WINDOW_MS + 5);
+        q.uncount(A, 5);
+        assert_eq!(
+            q.check(A, true, 2, WINDOW_MS + 6),
+            Err(GuestLimitError::PerAddress(1))
+        );
     }
 
     #[test]

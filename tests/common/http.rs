@@ -93,3 +93,55 @@ pub fn page_addr(url: &str) -> SocketAddr {
         .and_then(|a| a.parse().ok())
         .unwrap_or_else(|| panic!("not a page address: {url}"))
 }
+
+/// One file of a page's first load: its path, and the bytes of its
+/// status line and headers and of its body, as served.
+#[derive(Debug)]
+pub struct Loaded {
+    pub path: String,
+    pub head_bytes: usize,
+    pub body_bytes: usize,
+    pub body: String,
+}
+
+/// What a browser fetches to show the page at `path` the first time,
+/// with an empty cache: the page, then every file of this site it names
+/// to load (`src="/…"`, and `href="/static/…"` for stylesheets and
+/// icons; links to other pages are not loaded), each once. Panics unless
+/// each is a 200.
+pub fn first_load(addr: SocketAddr, host: &str, path: &str) -> Vec<Loaded> {
+    let fetch = |path: &str| {
+        let answer = request(addr, "GET", host, path);
+        assert_eq!(answer.status, 200, "{path}: {answer:?}");
+        let body_bytes = answer
+            .header("content-length")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(answer.body.len());
+        Loaded {
+            path: path.to_owned(),
+            head_bytes: answer.head.len() + 4,
+            body_bytes,
+            body: answer.body,
+        }
+    };
+    let page = fetch(path);
+    let html = page.body.clone();
+    let mut files = vec![page];
+    let mut named: Vec<String> = Vec::new();
+    for (attribute, loaded) in [("src=\"", "/"), ("href=\"", "/static/")] {
+        for (at, _) in html.match_indices(attribute) {
+            let value = &html[at + attribute.len()..];
+            let file = &value[..value.find('"').unwrap_or(0)];
+            if file.starts_with(loaded)
+                && !file.starts_with("//")
+                && !named.iter().any(|n| n == file)
+            {
+                named.push(file.to_owned());
+            }
+        }
+    }
+    for file in named {
+        files.push(fetch(&file));
+    }
+    files
+}

@@ -16,6 +16,8 @@
 //! - [`http`]: plain HTTP/1.1 requests to a page `serve` runs;
 //! - [`public`]: a hub with public pages and a member's event, for the
 //!   tests of answers from a browser;
+//! - [`guest`]: a guest's key and feed, signed as a browser signs them,
+//!   for the tests (and the bench) of answers from a browser;
 //! - [`format2`]: a store of the format before the position index, written
 //!   directly, for tests of the upgrade.
 //!
@@ -26,6 +28,7 @@
 pub mod chrome;
 pub mod flood;
 pub mod format2;
+pub mod guest;
 pub mod http;
 pub mod nat;
 pub mod node;
