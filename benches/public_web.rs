@@ -129,23 +129,6 @@ fn get_ok(addr: SocketAddr, path: &str) -> http::Answer {
     answer
 }
 
-/// The length of `bytes` compressed by `gzip -6`, if `gzip` runs.
-fn gzip_len(bytes: &[u8]) -> Option<usize> {
-    use std::io::Write as _;
-    let mut child = std::process::Command::new("gzip")
-        .arg("-6")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .ok()?;
-    let mut stdin = child.stdin.take()?;
-    let input = bytes.to_vec();
-    let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let out = child.wait_with_output().ok()?;
-    writer.join().ok()?.ok()?;
-    Some(out.stdout.len())
-}
-
 /// Polls `done` every `every` until it holds or `limit` passes; the time
 /// it took, or `None`.
 fn poll_until(
@@ -294,11 +277,12 @@ fn page(quick: bool) {
         ("/", "/".to_owned()),
         ("/e/{busiest upcoming event}", busiest),
     ] {
-        let first = get_ok(public, &path);
+        let first = http::fetch_as_browser(public, HOST, &path);
         println!(
-            "page: {label} is {} B ({} B gzipped, which the hub does not do)",
+            "page: {label} is {} B ({} B as sent to a browser, Content-Encoding {:?})",
             first.body.len(),
-            gzip_len(first.body.as_bytes()).map_or("?".into(), |n| n.to_string())
+            first.body_bytes,
+            first.encoding
         );
         let mut samples = Vec::with_capacity(requests);
         for _ in 0..requests {
@@ -437,23 +421,24 @@ fn decision(quick: bool, timed: bool, weigh: bool) {
         let files = http::first_load(public, HOST, &page);
         let mut total_body = 0;
         let mut total_head = 0;
-        let mut total_gzip = 0;
+        let mut total_plain = 0;
         for f in &files {
-            let gzipped = gzip_len(f.body.as_bytes()).unwrap_or(0);
             println!(
-                "weight: {} {} B (+ {} B status line and headers; {gzipped} B gzipped)",
-                f.path, f.body_bytes, f.head_bytes
+                "weight: {} {} B as sent ({:?}; {} B decoded) + {} B status line and headers",
+                f.path,
+                f.body_bytes,
+                f.encoding,
+                f.body.len(),
+                f.head_bytes
             );
             total_body += f.body_bytes;
             total_head += f.head_bytes;
-            total_gzip += gzipped;
+            total_plain += f.body.len();
         }
-        let encoding = http::request(public, "GET", HOST, "/static/feed.js");
         println!(
-            "weight: first load of an event's public page: {} files, {total_body} B of bodies, {} B with headers (goal ≤ 100 KB); bodies gzipped {total_gzip} B; Content-Encoding sent: {:?}",
+            "weight: first load of an event's public page: {} files, {total_body} B of bodies as sent, {} B with headers (goal ≤ 100 KB); {total_plain} B of bodies decoded",
             files.len(),
-            total_body + total_head,
-            encoding.header("content-encoding")
+            total_body + total_head
         );
     }
 

@@ -57,6 +57,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 use tokio_rustls::TlsAcceptor;
+use tower_http::compression::CompressionLayer;
 
 use super::answer::{answer_routes, answer_script};
 use super::client_ip::Peer;
@@ -152,6 +153,11 @@ pub fn public_router(app: App, settings: PublicSettings) -> Router {
         .route("/favicon.ico", get(super::icon))
         .fallback(not_found)
         .layer(middleware::from_fn(only_reads))
+        // Gzip for browsers that ask: a busy event's page is 100 KB of
+        // answers, a fifth of that gzipped, on a guest's phone. These
+        // pages hold nothing secret (no cookie, no token), so compressing
+        // them leaks nothing (BREACH needs a secret beside attacker text).
+        .layer(CompressionLayer::new().gzip(true))
         .with_state(Public(Arc::new((app, settings))));
     // The answer routes take the one POST, with a bound of their own.
     reads

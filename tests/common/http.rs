@@ -95,36 +95,107 @@ pub fn page_addr(url: &str) -> SocketAddr {
 }
 
 /// One file of a page's first load: its path, and the bytes of its
-/// status line and headers and of its body, as served.
+/// status line and headers and of its body, as sent (gzipped when the
+/// server gzips), and the body as the browser reads it.
 #[derive(Debug)]
 pub struct Loaded {
     pub path: String,
     pub head_bytes: usize,
     pub body_bytes: usize,
+    /// `Content-Encoding`, if the server sent one.
+    pub encoding: Option<String>,
+    /// The body, decoded.
     pub body: String,
 }
 
-/// What a browser fetches to show the page at `path` the first time,
-/// with an empty cache: the page, then every file of this site it names
-/// to load (`src="/…"`, and `href="/static/…"` for stylesheets and
-/// icons; links to other pages are not loaded), each once. Panics unless
-/// each is a 200.
-pub fn first_load(addr: SocketAddr, host: &str, path: &str) -> Vec<Loaded> {
-    let fetch = |path: &str| {
-        let answer = request(addr, "GET", host, path);
-        assert_eq!(answer.status, 200, "{path}: {answer:?}");
-        let body_bytes = answer
-            .header("content-length")
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(answer.body.len());
-        Loaded {
-            path: path.to_owned(),
-            head_bytes: answer.head.len() + 4,
-            body_bytes,
-            body: answer.body,
-        }
+/// `GET path` as a browser asks for it (`Accept-Encoding: gzip`); what
+/// came, with the body's bytes counted as they were sent (without the
+/// chunked framing) and decoded. Panics unless it is a 200.
+pub fn fetch_as_browser(addr: SocketAddr, host: &str, path: &str) -> Loaded {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    let _ = stream.take(4 * 1024 * 1024).read_to_end(&mut response);
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("GET {path}: no HTTP answer"));
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let answer = Answer {
+        status: head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or(0),
+        head,
+        body: String::new(),
     };
-    let page = fetch(path);
+    assert_eq!(answer.status, 200, "GET {path}: {answer:?}");
+    let raw = &response[split + 4..];
+    let sent = if answer
+        .header("transfer-encoding")
+        .is_some_and(|t| t.eq_ignore_ascii_case("chunked"))
+    {
+        dechunk(raw)
+    } else {
+        raw.to_vec()
+    };
+    let encoding = answer.header("content-encoding").map(str::to_owned);
+    let body = match encoding.as_deref() {
+        Some("gzip") => {
+            let mut text = String::new();
+            flate2::read::GzDecoder::new(&sent[..])
+                .read_to_string(&mut text)
+                .unwrap_or_else(|e| panic!("GET {path}: bad gzip: {e}"));
+            text
+        }
+        None => String::from_utf8_lossy(&sent).into_owned(),
+        Some(other) => panic!("GET {path}: an encoding no browser asked for: {other}"),
+    };
+    Loaded {
+        path: path.to_owned(),
+        head_bytes: answer.head.len() + 4,
+        body_bytes: sent.len(),
+        encoding,
+        body,
+    }
+}
+
+/// The body of a chunked HTTP/1.1 answer without its framing.
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    loop {
+        let Some(end) = raw.windows(2).position(|w| w == b"\r\n") else {
+            panic!("a chunk with no size line");
+        };
+        let size_line = String::from_utf8_lossy(&raw[..end]);
+        let size_hex = size_line.split(';').next().unwrap_or("").trim();
+        let size = usize::from_str_radix(size_hex, 16)
+            .unwrap_or_else(|_| panic!("a bad chunk size {size_line:?}"));
+        raw = &raw[end + 2..];
+        if size == 0 {
+            return body;
+        }
+        assert!(raw.len() >= size + 2, "a cut chunk");
+        body.extend_from_slice(&raw[..size]);
+        raw = &raw[size + 2..];
+    }
+}
+
+/// What a browser fetches to show the page at `path` the first time,
+/// with an empty cache (each with [`fetch_as_browser`]): the page, then
+/// every file of this site it names to load (`src="/…"`, and
+/// `href="/static/…"` for stylesheets and icons; links to other pages
+/// are not loaded), each once. Panics unless each is a 200.
+pub fn first_load(addr: SocketAddr, host: &str, path: &str) -> Vec<Loaded> {
+    let page = fetch_as_browser(addr, host, path);
     let html = page.body.clone();
     let mut files = vec![page];
     let mut named: Vec<String> = Vec::new();
@@ -141,7 +212,7 @@ pub fn first_load(addr: SocketAddr, host: &str, path: &str) -> Vec<Loaded> {
         }
     }
     for file in named {
-        files.push(fetch(&file));
+        files.push(fetch_as_browser(addr, host, &file));
     }
     files
 }
