@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 
 use potluck::app::HOME_ENV;
-use potluck::content::RsvpStatus;
+use potluck::content::{CommentPolicy, RsvpStatus};
 
 /// Announce gatherings and collect RSVPs, peer to peer.
 #[derive(Parser, Debug)]
@@ -461,6 +461,10 @@ pub(crate) struct EventFields {
     /// public event takes them; people with a node can still answer).
     #[arg(long)]
     pub(crate) closed_to_web: bool,
+    /// Whose comments nodes show: everyone (the default), people who
+    /// answered, or nobody but the organizer.
+    #[arg(long, value_enum, value_name = "WHO")]
+    pub(crate) comments: Option<CommentsArg>,
 }
 
 /// The fields of `update`: each one given is changed.
@@ -504,12 +508,36 @@ pub(crate) struct UpdateFields {
     /// --closed-to-web`.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub(crate) closed_to_web: Option<bool>,
+    /// Whose comments nodes show from now on; see `announce --comments`.
+    #[arg(long, value_enum, value_name = "WHO")]
+    pub(crate) comments: Option<CommentsArg>,
     /// Allow moving the event into the past.
     #[arg(long)]
     pub(crate) past: bool,
     /// See `announce --local-zone`.
     #[arg(long, hide = true)]
     pub(crate) local_zone: Option<String>,
+}
+
+/// Whose comments an event shows, as typed (`--comments answered`).
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub(crate) enum CommentsArg {
+    /// Anyone's.
+    Everyone,
+    /// Those of people who answered the event.
+    Answered,
+    /// Only the organizer's.
+    Nobody,
+}
+
+impl From<CommentsArg> for CommentPolicy {
+    fn from(who: CommentsArg) -> CommentPolicy {
+        match who {
+            CommentsArg::Everyone => CommentPolicy::Everyone,
+            CommentsArg::Answered => CommentPolicy::Answered,
+            CommentsArg::Nobody => CommentPolicy::Nobody,
+        }
+    }
 }
 
 /// An answer as typed (`rsvp EVENT going`).

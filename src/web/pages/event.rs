@@ -10,8 +10,9 @@ use super::form::{FormState, Input, csrf, form_error};
 use super::layout::{Nav, PageError, blocking, layout};
 use super::lists::counts;
 use crate::app::{AdmissionStatus, EventDetail, EventSummary, RsvpView, person};
+use crate::content::is_web_link;
 use crate::content::{MAX_GUESTS, MAX_NOTE_CHARS, MAX_REASON_CHARS, RsvpStatus};
-use crate::web::format::{Viewer, admission_words, answer_word, is_web_link, linkify, when};
+use crate::web::format::{Viewer, admission_words, answer_word, linkify, when};
 use crate::web::paths::{event_key, event_path, parse_event_key};
 use crate::web::state::Web;
 
