@@ -186,6 +186,26 @@ pub(crate) enum Command {
         #[arg(long)]
         note: Option<String>,
     },
+    /// Comment on an event, or reply to a comment (--reply); change your
+    /// own comment (--edit, --delete), or, as the organizer, hide one
+    /// (--hide, --unhide).
+    #[command(display_order = 7)]
+    Comment(CommentArgs),
+    /// Show an event's comments in thread order, a page at a time.
+    #[command(display_order = 7)]
+    Comments {
+        /// Event id, or a unique prefix of at least 6 characters.
+        event: String,
+        /// Start after this comment (the last one of the page before).
+        #[arg(long, value_name = "COMMENT")]
+        after: Option<String>,
+        /// Comments in the page (1-500).
+        #[arg(long, default_value_t = potluck::app::THREAD_PAGE)]
+        limit: usize,
+        /// List the links shared in the thread instead (latest first).
+        #[arg(long, conflicts_with_all = ["after"])]
+        links: bool,
+    },
     /// List upcoming events, sorted by start, with their tallies.
     #[command(display_order = 8)]
     Events {
@@ -465,6 +485,32 @@ pub(crate) struct EventFields {
     /// answered, or nobody but the organizer.
     #[arg(long, value_enum, value_name = "WHO")]
     pub(crate) comments: Option<CommentsArg>,
+}
+
+/// `comment EVENT TEXT`, and what else it can do to a comment.
+#[derive(ClapArgs, Debug)]
+pub(crate) struct CommentArgs {
+    /// Event id, or a unique prefix of at least 6 characters.
+    pub(crate) event: String,
+    /// The text (plain; at most 8 KiB). Not with --delete, --hide or
+    /// --unhide.
+    pub(crate) text: Option<String>,
+    /// Reply to this comment (its id, or a unique prefix of 6 or more
+    /// characters).
+    #[arg(long, value_name = "COMMENT", group = "comment_action")]
+    pub(crate) reply: Option<String>,
+    /// Replace the text of your own comment.
+    #[arg(long, value_name = "COMMENT", group = "comment_action")]
+    pub(crate) edit: Option<String>,
+    /// Remove your own comment; it shows as removed.
+    #[arg(long, value_name = "COMMENT", group = "comment_action")]
+    pub(crate) delete: Option<String>,
+    /// Organizer: hide a comment on your event; its text is not shown.
+    #[arg(long, value_name = "COMMENT", group = "comment_action")]
+    pub(crate) hide: Option<String>,
+    /// Organizer: show a hidden comment again.
+    #[arg(long, value_name = "COMMENT", group = "comment_action")]
+    pub(crate) unhide: Option<String>,
 }
 
 /// The fields of `update`: each one given is changed.

@@ -529,6 +529,7 @@ fn event_json(summary: &EventSummary, rsvps: Option<&[RsvpView]>, zone: Option<&
         "unlisted": e.unlisted,
         "public": e.public,
         "closed_to_web": e.closed_to_web,
+        "comments": e.comments.as_str(),
         "places_left": summary.places_left(),
         "status": state.status.as_str(),
         "cancel_reason": state.cancel_reason,
