@@ -157,6 +157,12 @@ async fn three_nodes_comment_while_offline_and_show_one_thread_once_synced() {
     let links = app_b.links_shared(&event).unwrap();
     assert_eq!(links.len(), 1);
     assert_eq!(links[0].url, "https://a.test/map");
+    // Each store's thread index is what a rebuild from its logs gives,
+    // feed by feed, in another order than the messages arrived.
+    for node in [&a, &b, &c] {
+        let report = node.store().fsck().unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+    }
 }
 
 #[test]
