@@ -90,6 +90,9 @@ pub struct ThreadView {
     /// The last comment of the page when more follow: the next page
     /// starts after it.
     pub next_after: Option<MessageId>,
+    /// Whether this node's person may comment (the setting lets them, and
+    /// they have an identity).
+    pub may_comment: bool,
 }
 
 /// A link from a comment of a thread.
@@ -333,12 +336,17 @@ impl App {
         } else {
             None
         };
+        let may_comment = match self.feed_id() {
+            Ok(me) => shown.allows(&me)?,
+            Err(_) => false,
+        };
         Ok(ThreadView {
             event: state.id,
             organizer: state.author,
             policy: state.event.comments,
             comments,
             next_after,
+            may_comment,
         })
     }
 

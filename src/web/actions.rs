@@ -268,7 +268,7 @@ pub(crate) async fn rsvp(
     Path(key): Path<String>,
     Form(input): Form<RsvpInput>,
 ) -> Result<Response, PageError> {
-    let detail = load_event(&web, &key).await?;
+    let detail = load_event(&web, &key, None).await?;
     let mut form = FormState::default();
     form.set("guests", input.guests.clone());
     form.set("note", input.note.clone());
@@ -302,7 +302,7 @@ pub(crate) async fn rsvp(
     let (Some(status), Some(guests)) = (status, guests) else {
         return Ok(back(form));
     };
-    let id = detail.0.summary.state.id;
+    let id = detail.detail.summary.state.id;
     let note = optional(&input.note);
     match web
         .call(move |app| app.rsvp(&id, status, guests, note, now_ms()))
@@ -342,7 +342,7 @@ pub(crate) async fn edit(
     Path(key): Path<String>,
     Form(input): Form<EventInput>,
 ) -> Result<Response, PageError> {
-    let detail = load_event(&web, &key).await?;
+    let detail = load_event(&web, &key, None).await?;
     let mut form = input.to_form();
     let back = |form: FormState| {
         let forms = EventForms {
@@ -354,7 +354,7 @@ pub(crate) async fn edit(
     let Some(wanted) = build_event(&input, &mut form) else {
         return Ok(back(form));
     };
-    let state = &detail.0.summary.state;
+    let state = &detail.detail.summary.state;
     let old = &state.event;
     let mut update = EventUpdate::new(state.id);
     if wanted.title != old.title {
@@ -411,8 +411,8 @@ pub(crate) async fn cancel(
     Path(key): Path<String>,
     Form(input): Form<CancelInput>,
 ) -> Result<Response, PageError> {
-    let detail = load_event(&web, &key).await?;
-    let id = detail.0.summary.state.id;
+    let detail = load_event(&web, &key, None).await?;
+    let id = detail.detail.summary.state.id;
     let reason = optional(&input.reason);
     match web
         .call(move |app| app.cancel(&id, reason, now_ms()))

@@ -64,10 +64,21 @@ pub(crate) fn admission_words(status: AdmissionStatus, position: Option<usize>) 
 /// Text with its `http:` and `https:` links made clickable; everything
 /// else (other schemes included) stays text, escaped.
 pub(crate) fn linkify(text: &str) -> Markup {
+    links_with_rel(text, "noopener noreferrer nofollow")
+}
+
+/// A comment's text as [`linkify`] makes it, its links marked as content
+/// written by the people of the thread (`ugc`).
+pub(crate) fn linkify_comment(text: &str) -> Markup {
+    links_with_rel(text, "noopener noreferrer nofollow ugc")
+}
+
+/// `text`, escaped, with its web links as links with `rel`.
+fn links_with_rel(text: &str, rel: &str) -> Markup {
     html! {
         @for part in split_links(text) {
             @match part {
-                TextPart::Link(link) => a href=(link) rel="noopener noreferrer nofollow" { (link) },
+                TextPart::Link(link) => a href=(link) rel=(rel) { (link) },
                 TextPart::Plain(plain) => (plain),
             }
         }

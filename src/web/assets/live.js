@@ -32,6 +32,14 @@
         var fresh = new DOMParser().parseFromString(html, 'text/html');
         document.querySelectorAll('[data-live]').forEach(function (part) {
           var next = part.id && fresh.getElementById(part.id);
+          // Never under the hands of someone typing (a reply, an edit):
+          // the part is refreshed once they leave it.
+          var typing = part.contains(document.activeElement) &&
+            /^(TEXTAREA|INPUT)$/.test(document.activeElement.tagName);
+          if (next && typing) {
+            part.addEventListener('focusout', schedule, { once: true });
+            return;
+          }
           if (next && next.innerHTML !== part.innerHTML) {
             part.innerHTML = next.innerHTML;
             part.classList.add('changed');
