@@ -1817,3 +1817,45 @@ async fn the_thread_under_an_event_takes_comments_replies_edits_and_the_organize
             .contains("Removed by its author")
     );
 }
+
+#[tokio::test]
+async fn a_new_event_sets_whose_comments_show_and_an_edit_changes_it() {
+    let s = site();
+    let token = csrf(&s.router).await;
+    let mut fields = new_event_fields(&token, "Quiet supper", "2099-05-01", "18:00");
+    fields.push(("comments", "answered"));
+    let a = post(&s.router, "/new", &fields).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    let path = a.headers[header::LOCATION].to_str().unwrap().to_owned();
+    let (events, _) = s.app.events(EventList::All, now_ms(), 0).unwrap();
+    let id = events[0].state.id;
+    assert_eq!(
+        events[0].state.event.comments,
+        potluck::content::CommentPolicy::Answered
+    );
+    let page = get(&s.router, &path).await;
+    assert!(
+        page.body.contains("comments of people who answered"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains(r#"<option value="answered" selected>"#),
+        "{}",
+        page.body
+    );
+
+    let mut fields = new_event_fields(&token, "Quiet supper", "2099-05-01", "18:00");
+    fields.push(("comments", "nobody"));
+    let a = post(&s.router, &format!("{path}/edit"), &fields).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    let state = s.app.event_state(&id).unwrap();
+    assert_eq!(
+        state.event.comments,
+        potluck::content::CommentPolicy::Nobody
+    );
+    let mut fields = new_event_fields(&token, "Quiet supper", "2099-05-01", "18:00");
+    fields.push(("comments", "friends"));
+    let a = post(&s.router, &format!("{path}/edit"), &fields).await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
+}
