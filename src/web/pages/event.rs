@@ -10,10 +10,9 @@ use super::form::field_error;
 use super::form::{FormState, Input, csrf, form_error};
 use super::layout::{Nav, PageError, blocking, layout};
 use super::lists::counts;
-use super::thread::{Reader, thread_section};
+use super::thread::{Reader, after_param, load_thread, thread_section};
 use crate::app::{
-    AdmissionStatus, EventDetail, EventSummary, RsvpView, SharedLink, THREAD_PAGE, ThreadPage,
-    ThreadView, person,
+    AdmissionStatus, EventDetail, EventSummary, RsvpView, SharedLink, ThreadView, person,
 };
 use crate::content::is_web_link;
 use crate::content::{MAX_GUESTS, MAX_NOTE_CHARS, MAX_REASON_CHARS, RsvpStatus};
@@ -52,12 +51,7 @@ pub(crate) async fn event(
     Path(key): Path<String>,
     uri: Uri,
 ) -> Result<Markup, PageError> {
-    let after = uri.query().and_then(|q| {
-        form_urlencoded::parse(q.as_bytes())
-            .find(|(k, _)| k == "after")
-            .and_then(|(_, v)| parse_event_key(&v))
-    });
-    let loaded = load_event(&web, &key, after).await?;
+    let loaded = load_event(&web, &key, after_param(&uri)).await?;
     Ok(event_page(&web, &loaded, EventForms::default()))
 }
 
@@ -74,16 +68,7 @@ pub(crate) async fn load_event(
         let detail = app.event(&id)?;
         let me = app.feed_id().ok();
         let organizer = me == Some(detail.summary.state.author);
-        let page = |after| ThreadPage {
-            after,
-            limit: THREAD_PAGE,
-        };
-        // A page key of no comment of this event starts from the first.
-        let thread = match app.thread(&id, page(after)) {
-            Err(crate::app::AppError::UnknownComment(_)) => app.thread(&id, page(None)),
-            other => other,
-        }?;
-        let links = app.links_shared(&id)?;
+        let (thread, links) = load_thread(app, &id, after)?;
         Ok(LoadedEvent {
             detail,
             organizer,
