@@ -16,6 +16,29 @@
     });
   });
 
+  // What is new in an event's thread since my last visit: the comments
+  // this browser has not shown before are marked (nothing on a first
+  // visit), and those shown are remembered when the page is left.
+  var threadKey = body.dataset.event && 'potluck-seen-' + body.dataset.event;
+  var seenBefore = null;
+  function markNew() {
+    if (!threadKey || !seenBefore) { return; }
+    document.querySelectorAll('li.comment').forEach(function (item) {
+      item.classList.toggle('new', seenBefore.indexOf(item.id) < 0);
+    });
+  }
+  if (threadKey && window.localStorage) {
+    try { seenBefore = JSON.parse(localStorage.getItem(threadKey) || 'null'); } catch (e) { seenBefore = null; }
+    markNew();
+    window.addEventListener('pagehide', function () {
+      var shown = (seenBefore || []).slice();
+      document.querySelectorAll('li.comment').forEach(function (item) {
+        if (shown.indexOf(item.id) < 0) { shown.push(item.id); }
+      });
+      try { localStorage.setItem(threadKey, JSON.stringify(shown.slice(-1000))); } catch (e) { /* full: forget */ }
+    });
+  }
+
   var kinds = (body.dataset.liveOn || '').split(' ').filter(Boolean);
   if (!kinds.length || !window.EventSource || !window.fetch) { return; }
   var eventKey = body.dataset.event;
@@ -42,6 +65,7 @@
           }
           if (next && next.innerHTML !== part.innerHTML) {
             part.innerHTML = next.innerHTML;
+            markNew();
             part.classList.add('changed');
             setTimeout(function () { part.classList.remove('changed'); }, 50);
           }
