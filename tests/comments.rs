@@ -399,4 +399,27 @@ fn ten_thousand_comments_on_one_event_come_a_page_at_a_time() {
             .iter()
             .all(|c| page.comments.iter().all(|p| p.id != c.id))
     );
+
+    // Closed to all but the organizer, who wrote none of them: a page
+    // reads a bounded part of the thread and says where to go on.
+    let mut update = EventUpdate::new(event);
+    update.comments = potluck::content::Change::Set(CommentPolicy::Nobody);
+    organizer
+        .update(&event, update, Past::Allow, now_ms())
+        .unwrap();
+    let mut after = None;
+    let mut pages = 0;
+    loop {
+        let page = organizer
+            .thread(&event, ThreadPage { after, limit: 50 })
+            .unwrap();
+        assert!(page.comments.is_empty());
+        pages += 1;
+        match page.next_after {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+        assert!(pages < 10, "the pages end");
+    }
+    assert!(pages > 1, "no page reads the whole thread");
 }

@@ -300,7 +300,9 @@ impl App {
     /// A page of an event's thread, as the event's setting and the
     /// organizer's hiding let everyone see it. Reads the page's entries
     /// of the thread index, not the whole thread (more only when the
-    /// setting leaves comments out, and at most [`MAX_THREAD_SCAN`]).
+    /// setting leaves comments out, and at most [`MAX_THREAD_SCAN`]: a
+    /// page that reaches that bound ends early, and the next one goes on
+    /// from where it stopped).
     pub fn thread(&self, event: &MessageId, page: ThreadPage) -> Result<ThreadView, AppError> {
         let state = self.event_state(event)?;
         let limit = page.limit.clamp(1, MAX_THREAD_PAGE);
@@ -311,13 +313,18 @@ impl App {
         let mut shown = Shown::new(self, &state);
         let mut names: HashMap<FeedId, Option<String>> = HashMap::new();
         let mut comments = Vec::new();
-        let mut more = false;
-        for item in self
-            .store
-            .thread(&state.id, after, false)
-            .take(MAX_THREAD_SCAN)
-        {
+        // Where the next page starts: after the last comment shown when
+        // more follow, or after the last one read when the scan stopped
+        // at its bound before the page was full.
+        let mut next_after = None;
+        let mut last_read = None;
+        for (scanned, item) in self.store.thread(&state.id, after, false).enumerate() {
             let (place, id) = item?;
+            if scanned == MAX_THREAD_SCAN {
+                next_after = last_read;
+                break;
+            }
+            last_read = Some(id);
             let Some(comment) = self.store.comment(&id)? else {
                 continue;
             };
@@ -325,17 +332,12 @@ impl App {
                 continue;
             }
             if comments.len() == limit {
-                more = true;
+                next_after = comments.last().map(|c: &CommentView| c.id);
                 break;
             }
             let view = self.comment_view(&state, id, place, comment, &mut names)?;
             comments.push(view);
         }
-        let next_after = if more {
-            comments.last().map(|c| c.id)
-        } else {
-            None
-        };
         let may_comment = match self.feed_id() {
             Ok(me) => shown.allows(&me)?,
             Err(_) => false,
