@@ -10,6 +10,10 @@
 //! A member joins a hub by pasting its member code on the network page,
 //! which then shows the hub connected and holding the member's messages.
 //!
+//! "Remind me in this browser" asks for permission only when pressed,
+//! and a reminder of the node then shows as a browser notification (the
+//! Notification API replaced by a recorder).
+//!
 //! Needs Debian's `chromium` and `chromium-driver`, or
 //! `POTLUCK_SKIP_BROWSER=1` to skip (see `common/chrome.rs`). Screenshots
 //! of the main pages go to `target/screenshots/`.
@@ -19,10 +23,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
-use common::chrome::{POLL, WAIT, browser, start_driver, tools_present};
+use common::chrome::{
+    POLL, WAIT, browser, screenshot, screenshots_dir, start_driver, tools_present,
+};
 use common::sandbox::{Sandbox, Server};
 use fantoccini::{Client, Locator};
 use serde_json::json;
@@ -87,21 +93,6 @@ async fn set_field(client: &Client, id: &str, value: &str) {
         )
         .await
         .unwrap_or_else(|e| panic!("cannot set #{id}: {e}"));
-}
-
-async fn screenshot(client: &Client, dir: &Path, name: &str) {
-    let png = client.screenshot().await.expect("a screenshot");
-    std::fs::write(dir.join(format!("{name}.png")), png).expect("write a screenshot");
-}
-
-/// Where screenshots go (`target/screenshots/`), made if needed.
-fn screenshots_dir() -> PathBuf {
-    let shots = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .unwrap_or(Path::new("target"))
-        .join("screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
-    shots
 }
 
 fn serve(sandbox: &Sandbox, home: &Path, peer: Option<&Server>) -> Server {
@@ -279,4 +270,118 @@ async fn a_member_code_pasted_on_the_page_joins_a_hub_that_then_holds_my_message
     screenshot(&dee, &shots, "network-hubs").await;
     drop(hub);
     let _ = dee.close().await;
+}
+
+/// A stand-in for the browser's Notification API, installed by the test
+/// (WebDriver scripts are not the page's, so the CSP does not apply):
+/// it counts permission requests, grants them, and records notifications
+/// in `window.__notes` instead of showing them.
+const FAKE_NOTIFICATIONS: &str = r#"
+window.__asked = 0;
+window.__notes = [];
+function Fake(title, options) {
+  window.__notes.push({ title: title, body: options.body, tag: options.tag });
+  this.addEventListener = function () {};
+}
+Fake.permission = 'default';
+Fake.requestPermission = function () {
+  window.__asked += 1;
+  Fake.permission = 'granted';
+  return Promise.resolve('granted');
+};
+window.Notification = Fake;
+"#;
+
+/// Issue 22: "Remind me in this browser" asks for permission only when
+/// pressed; then a reminder of the running node (an event I go to starts
+/// within the hour) reaches the open page and is shown as a browser
+/// notification.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remind_me_in_this_browser_asks_when_pressed_and_shows_reminders() {
+    if !tools_present() {
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let home = sandbox.home("ana");
+    sandbox.json(&home, &["init", "--name", "Ana"]);
+    let node = serve(&sandbox, &home, None);
+    let driver = start_driver();
+    let profiles = tempfile::tempdir().unwrap();
+    let client = browser(&driver, &profiles.path().join("ana")).await;
+    client
+        .goto(node.page.as_deref().expect("a page"))
+        .await
+        .unwrap();
+    // The script shows the button where the browser can notify.
+    wait_for_text(
+        &client,
+        "#remind-browser",
+        "Remind me in this browser",
+        false,
+    )
+    .await;
+    client.execute(FAKE_NOTIFICATIONS, vec![]).await.unwrap();
+    let asked = |client: &Client| {
+        let client = client.clone();
+        async move {
+            client
+                .execute("return window.__asked", vec![])
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(asked(&client).await, json!(0), "asked before the button");
+    click_button(&client, "Remind me in this browser").await;
+    wait_for_text(
+        &client,
+        "#remind-browser",
+        "Reminders on in this browser",
+        false,
+    )
+    .await;
+    assert_eq!(asked(&client).await, json!(1));
+
+    // An event I go to, starting in 30 minutes: due at once.
+    let start = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_mins(30))
+        .unwrap()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let doc = sandbox.json(
+        &home,
+        &["announce", "--title", "Browser soup", "--start", &start],
+    );
+    let id = doc["id"].as_str().unwrap().to_owned();
+    sandbox.json(&home, &["rsvp", &id, "going"]);
+    let deadline = Instant::now() + WAIT;
+    let notes = loop {
+        let notes = client
+            .execute("return window.__notes", vec![])
+            .await
+            .unwrap();
+        if notes.as_array().is_some_and(|n| !n.is_empty()) {
+            break notes;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no notification: {}",
+            node.stderr()
+        );
+        tokio::time::sleep(POLL).await;
+    };
+    let notes = notes.as_array().unwrap();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    let title = notes[0]["title"].as_str().unwrap_or_default();
+    assert!(title.starts_with("Browser soup starts in "), "{notes:?}");
+    assert!(
+        notes[0]["tag"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("potluck hour ")),
+        "{notes:?}"
+    );
+    assert!(
+        notes[0]["body"].as_str().is_some_and(|b| !b.is_empty()),
+        "{notes:?}"
+    );
+    client.close().await.unwrap();
 }

@@ -929,3 +929,46 @@ fn comments_are_written_replied_edited_removed_and_listed_with_json() {
     assert!(text.contains("<script>alert(1)</script>"), "{text}");
     assert!(text.contains("(removed)"), "{text}");
 }
+
+/// Issue 22: `reminders.calendar_alarm_minutes` in config.json sets the
+/// `.ics` alarm (an hour by default), 0 leaves it out, and a value out of
+/// range is refused with the key and the value.
+#[test]
+fn the_calendar_alarm_follows_config_json() {
+    let node = Node::init("Ana");
+    let id = node.announce(&["--title", "Soup", "--start", "2031-06-01T18:00:00Z"]);
+    let uid = uid_of(&id);
+    let alarm_lines = |text: &str| -> Vec<String> {
+        let lines = unfolded_lines(text);
+        let ev = vevent(&lines, &uid);
+        let begin = ev.iter().position(|l| l == "BEGIN:VALARM");
+        let Some(begin) = begin else { return vec![] };
+        let end = ev.iter().position(|l| l == "END:VALARM").expect("closed");
+        ev[begin + 1..end].to_vec()
+    };
+    let mut default = alarm_lines(&node.ics_file(&[&id]));
+    default.sort();
+    assert_eq!(
+        default,
+        [
+            "ACTION:DISPLAY",
+            "DESCRIPTION:Reminder: Soup",
+            "TRIGGER:-PT1H"
+        ]
+    );
+    let config = node.home.join("config.json");
+    std::fs::write(&config, r#"{"reminders": {"calendar_alarm_minutes": 15}}"#).unwrap();
+    let fifteen = alarm_lines(&node.ics_file(&[&id]));
+    assert!(
+        fifteen.contains(&"TRIGGER:-PT15M".to_owned()),
+        "{fifteen:?}"
+    );
+    std::fs::write(&config, r#"{"reminders": {"calendar_alarm_minutes": 0}}"#).unwrap();
+    assert!(!node.ics_file(&[&id]).contains("VALARM"));
+    std::fs::write(&config, r#"{"reminders": {"calendar_alarm_minutes": -30}}"#).unwrap();
+    let error = node.fails(&["ics", &id]);
+    assert!(
+        error.contains("calendar_alarm_minutes") && error.contains("-30"),
+        "{error}"
+    );
+}

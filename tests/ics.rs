@@ -125,6 +125,7 @@ fn export(full: &EventState, cancelled: &EventState) -> String {
             },
         ],
         now(),
+        Some(60),
     )
 }
 
@@ -216,6 +217,8 @@ fn calendar_properties() {
     assert_eq!(value(&cal.properties, "CALSCALE"), "GREGORIAN");
     assert_eq!(events(&cal.components).len(), 2);
     assert_eq!(cal.components.len(), 2);
+    // The alarms sit inside the events, not beside them.
+    assert!(cal.components.iter().all(|c| c.name != "VALARM"));
 }
 
 #[test]
@@ -378,6 +381,7 @@ fn uid_is_stable_across_exports_and_revisions() {
             attendees: vec![],
         }],
         Timestamp::UNIX_EPOCH,
+        Some(60),
     );
     let uid_of = |text: &str| {
         let unfolded = unfold(text);
@@ -389,7 +393,7 @@ fn uid_is_stable_across_exports_and_revisions() {
 
 #[test]
 fn empty_calendar_and_hostile_input_parse() {
-    let empty = calendar(&[], now());
+    let empty = calendar(&[], now(), Some(60));
     assert_eq!(
         empty,
         format!(
@@ -423,6 +427,7 @@ fn empty_calendar_and_hostile_input_parse() {
             }],
         }],
         now(),
+        Some(60),
     );
     let unfolded = unfold(&text);
     let cal = read_calendar(&unfolded).unwrap();
@@ -451,5 +456,86 @@ fn empty_calendar_and_hostile_input_parse() {
     );
     for physical in text.strip_suffix("\r\n").unwrap().split("\r\n") {
         assert!(physical.len() <= 75 && !physical.contains(['\r', '\n']));
+    }
+}
+
+/// The only sub-component `name` of a component.
+fn only<'a>(component: &'a Component<'a>, name: &str) -> &'a Component<'a> {
+    let found: Vec<_> = component
+        .components
+        .iter()
+        .filter(|c| c.name == name)
+        .collect();
+    assert_eq!(found.len(), 1, "expected exactly one {name}");
+    found[0]
+}
+
+/// Issue 22: each scheduled event carries one display alarm an hour
+/// before its start (by default), with each property RFC 5545 requires of
+/// a DISPLAY alarm (ACTION, TRIGGER, DESCRIPTION) present once; the
+/// cancelled event carries none.
+#[test]
+fn each_scheduled_event_has_a_display_alarm_an_hour_before() {
+    let (full, cancelled) = fixture();
+    let text = export(&full, &cancelled);
+    let unfolded = unfold(&text);
+    // The raw lines, in order, inside the VEVENT.
+    assert!(
+        unfolded.contains("BEGIN:VALARM\r\n"),
+        "no VALARM: {unfolded}"
+    );
+    let cal = read_calendar(&unfolded).unwrap();
+    let vevents = events(&cal.components);
+    let alarm = only(vevents[0], "VALARM");
+    let p = &alarm.properties;
+    assert_eq!(value(p, "ACTION"), "DISPLAY");
+    assert_eq!(value(p, "TRIGGER"), "-PT1H");
+    // Relative to the start (the default): no RELATED=END, no VALUE.
+    assert!(one(p, "TRIGGER").params.is_empty());
+    assert_eq!(
+        value(p, "DESCRIPTION"),
+        format!("Reminder: {}", long_title())
+    );
+    // DURATION and REPEAT come together or not at all: neither here.
+    for absent in ["DURATION", "REPEAT"] {
+        assert!(p.iter().all(|prop| prop.name != absent), "{absent}");
+    }
+    assert_eq!(p.len(), 3, "{:?}", p);
+    // The cancelled event has no alarm.
+    assert!(vevents[1].components.is_empty());
+}
+
+/// Other alarm times are written in the largest whole unit, and no alarm
+/// (config.json's 0 or null) means no VALARM at all.
+#[test]
+fn alarm_minutes_are_written_in_whole_units_or_left_out() {
+    let (full, _) = fixture();
+    let one_event = |minutes| {
+        let text = calendar(
+            &[IcsEvent {
+                state: &full,
+                organizer_name: None,
+                attendees: vec![],
+            }],
+            now(),
+            minutes,
+        );
+        unfold(&text)
+    };
+    for (minutes, trigger) in [
+        (15, "-PT15M"),
+        (90, "-PT90M"),
+        (120, "-PT2H"),
+        (1440, "-P1D"),
+    ] {
+        let unfolded = one_event(Some(minutes));
+        let cal = read_calendar(&unfolded).unwrap();
+        let alarm = only(events(&cal.components)[0], "VALARM");
+        assert_eq!(value(&alarm.properties, "TRIGGER"), trigger);
+        assert_eq!(value(&alarm.properties, "ACTION"), "DISPLAY");
+    }
+    for minutes in [None, Some(0)] {
+        let unfolded = one_event(minutes);
+        assert!(!unfolded.contains("VALARM"), "{minutes:?}: {unfolded}");
     }
 }

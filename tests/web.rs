@@ -983,6 +983,11 @@ async fn the_calendar_feeds_parse_with_the_expected_properties() {
         assert_eq!(attendees.len(), 1);
         assert_eq!(attendees[0].params()["PARTSTAT"].value(), "ACCEPTED");
         assert_eq!(attendees[0].params()["CN"].value(), "Ann");
+        // The default alarm (no "reminders" in config.json): an hour
+        // before (tests/ics.rs reads every property of it).
+        assert_eq!(a.body.matches("BEGIN:VALARM\r\n").count(), 1, "{path}");
+        assert!(a.body.contains("\r\nTRIGGER:-PT1H\r\n"), "{path}");
+        assert!(a.body.contains("\r\nACTION:DISPLAY\r\n"), "{path}");
     }
 }
 

@@ -58,13 +58,21 @@
 //!   or `pending`; `DECLINED` for not going. Guests are in `X-NUM-GUESTS`
 //!   (the parameter Google Calendar writes).
 //!
+//! - **VALARM**: with `alarm_minutes` (config.json's
+//!   `reminders.calendar_alarm_minutes`, an hour by default), each
+//!   scheduled event carries one display alarm that many minutes before
+//!   its start: `ACTION:DISPLAY`, `TRIGGER:-PT1H` (relative to the start,
+//!   written in whole days, hours or minutes: [`alarm_trigger`]) and a
+//!   `DESCRIPTION` naming the event. A cancelled event carries none.
+//!   Calendar apps that subscribe to the feed remind without any server.
+//!
 //! RFC 5545's grammar wants at least one component in a calendar; with no
 //! events, [`calendar`] still returns an empty `VCALENDAR`, which is what an
 //! empty subscription feed looks like.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use icalendar::{Component as _, Property};
+use icalendar::{Alarm, Component as _, Property, Trigger};
 use jiff::tz::Offset;
 use jiff::{SignedDuration, Timestamp};
 
@@ -109,17 +117,32 @@ pub struct IcsEvent<'a> {
 }
 
 /// A whole VCALENDAR with one VEVENT per event, as RFC 5545 text (CRLF
-/// line ends, folded lines). `now` becomes every `DTSTAMP`.
-pub fn calendar(events: &[IcsEvent], now: Timestamp) -> String {
+/// line ends, folded lines). `now` becomes every `DTSTAMP`. With
+/// `alarm_minutes`, each scheduled event has a `VALARM` that many minutes
+/// before its start.
+pub fn calendar(events: &[IcsEvent], now: Timestamp, alarm_minutes: Option<u32>) -> String {
     let mut cal = icalendar::Calendar::empty();
     cal.append_property(Property::new("VERSION", "2.0"));
     cal.append_property(Property::new("PRODID", PRODID));
     cal.append_property(Property::new("CALSCALE", "GREGORIAN"));
     let stamp = utc_datetime(now);
+    // The events are written one by one into the calendar's text, each
+    // with its alarm's lines inside (see [`alarm_lines`]).
+    let end = "END:VCALENDAR\r\n";
+    let mut text = cal.to_string();
+    text.truncate(text.strip_suffix(end).unwrap_or(&text).len());
     for event in events {
-        cal.push(vevent(event, &stamp));
+        let mut vevent = vevent(event, &stamp).to_string();
+        if event.state.status == EventStatus::Scheduled
+            && let Some(minutes) = alarm_minutes
+            && let Some(at) = vevent.rfind("END:VEVENT\r\n")
+        {
+            vevent.insert_str(at, &alarm_lines(&event.state.event.title, minutes));
+        }
+        text.push_str(&vevent);
     }
-    refold(&cal.to_string())
+    text.push_str(end);
+    refold(&text)
 }
 
 fn vevent(ics: &IcsEvent, stamp: &str) -> icalendar::Event {
@@ -180,6 +203,52 @@ fn vevent(ics: &IcsEvent, stamp: &str) -> icalendar::Event {
             property.add_parameter("X-POTLUCK-ADMISSION", admission.as_str());
         }
         out.append_multi_property(property.done());
+    }
+    out
+}
+
+/// The `TRIGGER` value of an alarm `minutes` before the start: a negative
+/// RFC 5545 duration in whole days (`-P1D`), hours (`-PT1H`) or minutes
+/// (`-PT90M`), whichever is the largest unit that divides it.
+pub fn alarm_trigger(minutes: u32) -> String {
+    const DAY: u32 = 24 * 60;
+    if minutes > 0 && minutes.is_multiple_of(DAY) {
+        format!("-P{}D", minutes / DAY)
+    } else if minutes > 0 && minutes.is_multiple_of(60) {
+        format!("-PT{}H", minutes / 60)
+    } else {
+        format!("-PT{minutes}M")
+    }
+}
+
+/// The `VALARM` of an event titled `title`, `minutes` before its start,
+/// as CRLF-ended content lines (unfolded); empty for 0 minutes.
+///
+/// The crate writes the component (and escapes the DESCRIPTION), but it
+/// builds a trigger only from a chrono duration, written in seconds, and
+/// it stamps every component it writes with the wall clock (`DTSTAMP`)
+/// and a random `UID`, which a VALARM does not need (RFC 5545 §3.6.6) and
+/// which would make the same calendar differ at each export. So the
+/// alarm is made with a placeholder trigger, its `TRIGGER` replaced by
+/// [`alarm_trigger`]'s text, and the two stamps' lines left out.
+fn alarm_lines(title: &str, minutes: u32) -> String {
+    if minutes == 0 {
+        return String::new();
+    }
+    let Ok(placeholder) = Trigger::try_from(&Property::new("TRIGGER", "PT0S")) else {
+        return String::new();
+    };
+    let description = clean_text(&format!("Reminder: {title}"));
+    let mut alarm = Alarm::display(&description, placeholder);
+    alarm.add_property("TRIGGER", alarm_trigger(minutes));
+    let written = alarm.done().to_string().replace("\r\n ", "");
+    let mut out = String::with_capacity(written.len());
+    for line in written.split("\r\n").filter(|l| !l.is_empty()) {
+        if line.starts_with("DTSTAMP:") || line.starts_with("UID:") {
+            continue;
+        }
+        out.push_str(line);
+        out.push_str("\r\n");
     }
     out
 }
@@ -564,7 +633,54 @@ mod tests {
                 attendees,
             }],
             Timestamp::UNIX_EPOCH,
+            None,
         )
+    }
+
+    #[test]
+    fn alarm_triggers_use_the_largest_whole_unit() {
+        assert_eq!(alarm_trigger(60), "-PT1H");
+        assert_eq!(alarm_trigger(15), "-PT15M");
+        assert_eq!(alarm_trigger(90), "-PT90M");
+        assert_eq!(alarm_trigger(120), "-PT2H");
+        assert_eq!(alarm_trigger(1440), "-P1D");
+        assert_eq!(alarm_trigger(7 * 1440), "-P7D");
+        assert_eq!(alarm_trigger(1500), "-PT25H");
+        assert_eq!(alarm_lines("x", 0), "");
+    }
+
+    #[test]
+    fn only_a_scheduled_event_gets_an_alarm() {
+        let mut s = state("Soup; night");
+        let with = |s: &EventState, minutes| {
+            let text = calendar(
+                &[IcsEvent {
+                    state: s,
+                    organizer_name: None,
+                    attendees: vec![],
+                }],
+                Timestamp::UNIX_EPOCH,
+                minutes,
+            );
+            check_lines(&text)
+        };
+        let text = with(&s, Some(60));
+        assert_eq!(text.matches("BEGIN:VALARM").count(), 1, "{text}");
+        assert!(text.contains("\r\nTRIGGER:-PT1H\r\n"), "{text}");
+        assert!(text.contains("\r\nACTION:DISPLAY\r\n"), "{text}");
+        // Nothing of the crate's own: no clock, no random UID.
+        let alarm = &text[text.find("BEGIN:VALARM").unwrap()..text.find("END:VALARM").unwrap()];
+        assert!(
+            !alarm.contains("DTSTAMP") && !alarm.contains("UID"),
+            "{alarm}"
+        );
+        assert!(
+            text.contains("DESCRIPTION:Reminder: Soup\\; night"),
+            "{text}"
+        );
+        assert!(!with(&s, None).contains("VALARM"));
+        s.status = EventStatus::Cancelled;
+        assert!(!with(&s, Some(60)).contains("VALARM"));
     }
 
     #[test]
@@ -663,7 +779,7 @@ mod tests {
                     guests: 0,
                 }],
             };
-            let text = calendar(&[ics], Timestamp::UNIX_EPOCH);
+            let text = calendar(&[ics], Timestamp::UNIX_EPOCH, Some(60));
             let unfolded = check_lines(&text);
             prop_assert!(unfolded.starts_with("BEGIN:VCALENDAR\r\n"));
             prop_assert!(unfolded.ends_with("END:VCALENDAR"));

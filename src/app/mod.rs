@@ -27,10 +27,12 @@ mod hub;
 pub mod ics;
 mod maintenance;
 mod network;
+mod notify;
 mod open;
 mod public;
 mod publish;
 mod query;
+pub mod reminders;
 mod serve;
 mod views;
 pub mod when;
@@ -145,6 +147,9 @@ pub struct App {
     serving: Arc<OnceLock<Serving>>,
     /// Whether [`App::open`] created the identity just now.
     created: bool,
+    /// Where the running node's reminder task tells open pages, once it
+    /// runs (`App::subscribe_reminders`).
+    reminder_feed: Arc<OnceLock<broadcast::Sender<reminders::Reminder>>>,
 }
 
 impl App {
@@ -158,6 +163,7 @@ impl App {
             home: None,
             serving: Arc::default(),
             created: false,
+            reminder_feed: Arc::default(),
         }
     }
 
@@ -169,6 +175,7 @@ impl App {
             home: None,
             serving: Arc::default(),
             created: false,
+            reminder_feed: Arc::default(),
         }
     }
 

@@ -3,6 +3,7 @@
 
 use crate::content::RsvpStatus;
 use crate::feed::message::{FeedId, MessageId};
+use crate::home::config::{ConfigFile, DEFAULT_ALARM_MINUTES};
 use crate::store::admission::{self, AdmissionView};
 use crate::store::index::{EventState, RsvpState};
 
@@ -172,8 +173,10 @@ impl App {
     }
 
     /// An iCalendar (RFC 5545) file of one event, or of every upcoming
-    /// one, each with its current answers as attendees (see
-    /// [`crate::app::ics`]). Returns the text and how many events it holds.
+    /// one, each with its current answers as attendees and the alarm of
+    /// config.json's `reminders.calendar_alarm_minutes` (an hour before by
+    /// default; see [`crate::app::ics`]). Returns the text and how many
+    /// events it holds.
     pub fn calendar(
         &self,
         event: Option<&MessageId>,
@@ -191,7 +194,11 @@ impl App {
             .collect::<Result<Vec<_>, _>>()?;
         let events: Vec<ics::IcsEvent> = details.iter().map(EventDetail::to_ics).collect();
         let now = jiff::Timestamp::from_millisecond(now_ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-        Ok((ics::calendar(&events, now), events.len()))
+        let alarm = match &self.home {
+            Some(home) => ConfigFile::load(home)?.calendar_alarm_minutes()?,
+            None => Some(DEFAULT_ALARM_MINUTES),
+        };
+        Ok((ics::calendar(&events, now, alarm), events.len()))
     }
 
     /// The feeds we follow or block, with names.

@@ -381,8 +381,8 @@ impl PublicPort {
 impl App {
     /// Makes this app's node the running one: admissions that waited are
     /// settled, then it accepts peers on `port`, dials the configured
-    /// peers and the peer book, runs LAN discovery, and logs each peer's
-    /// catch-up. `page` is the page's address, for commands handed over.
+    /// peers and the peer book, runs LAN discovery, logs each peer's
+    /// catch-up, and reminds of the events I am going to. `page` is the page's address, for commands handed over.
     /// Returns where it serves and its tasks, which end at
     /// [`App::shutdown`].
     pub async fn start(
@@ -425,6 +425,9 @@ impl App {
             tasks.push(tokio::spawn(node.clone().tell_hubs_direct_loop()));
         }
         tasks.push(tokio::spawn(log_catch_up(self.clone())));
+        // Reminders (docs/reminders.md): desktop notifications where a
+        // session bus is, and the page's.
+        tasks.extend(self.start_reminders(&config));
         let serving = Serving {
             listen: local,
             page,

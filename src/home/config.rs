@@ -15,7 +15,10 @@
 //!   "web_answers": {"new_guests_per_ip_per_hour": 10}, // limits on answers from browsers
 //!   "public_tls": {"cert": "/etc/potluck/fullchain.pem", "key": "/etc/potluck/key.pem"},
 //!                                             // serve them over HTTPS
-//!   "public_trusted_proxy": "127.0.0.1"       // or behind this reverse proxy
+//!   "public_trusted_proxy": "127.0.0.1",      // or behind this reverse proxy
+//!   "reminders": {"calendar_alarm_minutes": 60, "desktop": true}
+//!                                             // the .ics alarm (0 or null: none) and
+//!                                             // the running node's desktop notifications
 //! }
 //! ```
 
@@ -81,6 +84,47 @@ pub enum ConfigError {
         "\"public_trusted_proxy\" must be the IP address the reverse proxy connects from, like 127.0.0.1 (got `{0}`)"
     )]
     BadTrustedProxy(String),
+    /// `reminders.calendar_alarm_minutes` is out of range.
+    #[error(
+        "\"reminders\": \"calendar_alarm_minutes\" must be a whole number of minutes from 0 (no alarm) to {max} (a week), or null (no alarm); got {0}",
+        max = MAX_ALARM_MINUTES
+    )]
+    BadAlarmMinutes(i64),
+}
+
+/// Default of `reminders.calendar_alarm_minutes`: calendars remind an
+/// hour before each event.
+pub const DEFAULT_ALARM_MINUTES: u32 = 60;
+
+/// Most minutes before an event that `reminders.calendar_alarm_minutes`
+/// may say: a week.
+pub const MAX_ALARM_MINUTES: i64 = 7 * 24 * 60;
+
+/// `"reminders"` of config.json: the calendar's alarm and the running
+/// node's desktop notifications. Every field is optional.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemindersSetting {
+    /// Minutes before an event that the `.ics` files' `VALARM` goes off.
+    /// Absent: [`DEFAULT_ALARM_MINUTES`]; `0` or `null`: no alarm.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub calendar_alarm_minutes: Option<Option<i64>>,
+    /// Desktop notifications from `potluck serve` (default true; off by
+    /// itself where there is no session bus).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desktop: Option<bool>,
+}
+
+/// A field that is present, `null` included (`Some(None)`); absent is
+/// the `default` (`None`).
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// A peer to dial: an address and, optionally, the feed we expect there.
@@ -357,6 +401,9 @@ pub struct ConfigFile {
     /// `X-Forwarded-For` names. Absent: that header is ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_trusted_proxy: Option<String>,
+    /// Reminders: the calendar files' alarm and desktop notifications.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reminders: Option<RemindersSetting>,
 }
 
 /// A certificate and its key, as files (`"public_tls"`).
@@ -638,6 +685,7 @@ impl ConfigFile {
         }
         self.hub_addrs()?;
         self.public_base_url()?;
+        self.calendar_alarm_minutes()?;
         for t in &self.discovery_targets {
             t.parse::<std::net::SocketAddr>()
                 .map_err(|_| ConfigError::BadPeer(t.clone()))?;
@@ -704,6 +752,33 @@ impl ConfigFile {
                     .map_err(|_| ConfigError::BadTrustedProxy(text.chars().take(60).collect()))
             })
             .transpose()
+    }
+
+    /// How many minutes before an event the calendar files' alarm goes
+    /// off, checked; `None`: no alarm (`0` or `null`). Absent:
+    /// [`DEFAULT_ALARM_MINUTES`].
+    pub fn calendar_alarm_minutes(&self) -> Result<Option<u32>, ConfigError> {
+        let given = self
+            .reminders
+            .as_ref()
+            .and_then(|r| r.calendar_alarm_minutes);
+        match given {
+            None => Ok(Some(DEFAULT_ALARM_MINUTES)),
+            Some(None) | Some(Some(0)) => Ok(None),
+            Some(Some(minutes)) if (1..=MAX_ALARM_MINUTES).contains(&minutes) => {
+                Ok(u32::try_from(minutes).ok())
+            }
+            Some(Some(minutes)) => Err(ConfigError::BadAlarmMinutes(minutes)),
+        }
+    }
+
+    /// Whether `potluck serve` shows desktop notifications (`"reminders":
+    /// {"desktop": false}` turns them off; on by default).
+    pub fn desktop_reminders(&self) -> bool {
+        self.reminders
+            .as_ref()
+            .and_then(|r| r.desktop)
+            .unwrap_or(true)
     }
 
     /// The hub's limits when this node is a hub.
@@ -894,6 +969,10 @@ mod tests {
                 key: "/etc/potluck/key.pem".into(),
             }),
             public_trusted_proxy: Some("127.0.0.1".into()),
+            reminders: Some(RemindersSetting {
+                calendar_alarm_minutes: Some(Some(15)),
+                desktop: Some(false),
+            }),
         };
         config.save(&home).unwrap();
         let back = ConfigFile::load(&home).unwrap();
@@ -975,5 +1054,64 @@ mod tests {
             );
         }
         assert_eq!(ConfigFile::default().public_base_url().unwrap(), None);
+    }
+
+    /// Issue 22: `reminders.calendar_alarm_minutes` defaults to an hour,
+    /// `0` and `null` mean no alarm, and a value out of range is refused
+    /// by `load` with the key, the range and the value.
+    #[test]
+    fn calendar_alarm_minutes_default_none_and_range() {
+        let alarm = |text: &str| ConfigFile::parse(text).unwrap().calendar_alarm_minutes();
+        assert_eq!(alarm("{}").unwrap(), Some(DEFAULT_ALARM_MINUTES));
+        assert_eq!(alarm(r#"{"reminders": {}}"#).unwrap(), Some(60));
+        assert_eq!(
+            alarm(r#"{"reminders": {"calendar_alarm_minutes": 15}}"#).unwrap(),
+            Some(15)
+        );
+        assert_eq!(
+            alarm(r#"{"reminders": {"calendar_alarm_minutes": 0}}"#).unwrap(),
+            None
+        );
+        assert_eq!(
+            alarm(r#"{"reminders": {"calendar_alarm_minutes": null}}"#).unwrap(),
+            None
+        );
+        assert_eq!(
+            alarm(r#"{"reminders": {"calendar_alarm_minutes": 10080}}"#).unwrap(),
+            Some(10080)
+        );
+        for bad in [-5, 10081, i64::MAX] {
+            let text = format!(r#"{{"reminders": {{"calendar_alarm_minutes": {bad}}}}}"#);
+            let err = alarm(&text).unwrap_err();
+            assert!(matches!(err, ConfigError::BadAlarmMinutes(m) if m == bad));
+            let shown = err.to_string();
+            assert!(shown.contains("calendar_alarm_minutes"), "{shown}");
+            assert!(shown.contains(&bad.to_string()), "{shown}");
+        }
+        // Not a number, or an unknown key: refused when parsed.
+        assert!(ConfigFile::parse(r#"{"reminders": {"calendar_alarm_minutes": "60"}}"#).is_err());
+        assert!(ConfigFile::parse(r#"{"reminders": {"alarm": 60}}"#).is_err());
+        // load() refuses an out-of-range value with the file named.
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path());
+        std::fs::write(
+            ConfigFile::path(&home),
+            r#"{"reminders": {"calendar_alarm_minutes": -1}}"#,
+        )
+        .unwrap();
+        let err = ConfigFile::load(&home).unwrap_err().to_string();
+        assert!(err.contains("config.json") && err.contains("-1"), "{err}");
+        // The desktop switch: on unless set false.
+        assert!(ConfigFile::default().desktop_reminders());
+        assert!(
+            !ConfigFile::parse(r#"{"reminders": {"desktop": false}}"#)
+                .unwrap()
+                .desktop_reminders()
+        );
+        // A null survives a save and load.
+        let config =
+            ConfigFile::parse(r#"{"reminders": {"calendar_alarm_minutes": null}}"#).unwrap();
+        let text = serde_json::to_string(&config).unwrap();
+        assert_eq!(ConfigFile::parse(&text).unwrap(), config);
     }
 }

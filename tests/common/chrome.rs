@@ -9,7 +9,7 @@
 //! the network.
 
 use std::net::TcpStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -109,4 +109,20 @@ pub fn tools_present() -> bool {
         "the browser test needs {CHROMIUM} and {CHROMEDRIVER}: \
          `apt-get install -y chromium chromium-driver` (or set POTLUCK_SKIP_BROWSER=1 to skip it)"
     );
+}
+
+/// Saves what `client` shows as `{name}.png` in `dir`.
+pub async fn screenshot(client: &Client, dir: &Path, name: &str) {
+    let png = client.screenshot().await.expect("a screenshot");
+    std::fs::write(dir.join(format!("{name}.png")), png).expect("write a screenshot");
+}
+
+/// Where screenshots go (`target/screenshots/`), made if needed.
+pub fn screenshots_dir() -> PathBuf {
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap_or(Path::new("target"))
+        .join("screenshots");
+    std::fs::create_dir_all(&shots).expect("make target/screenshots");
+    shots
 }

@@ -40,6 +40,9 @@ pub fn clean_env<'a>(cmd: &'a mut Command, dir: &Path) -> &'a mut Command {
         .env_remove("RUST_BACKTRACE")
         .env_remove("RUST_LIB_BACKTRACE")
         .env_remove("TZ")
+        // Never a developer's desktop: tests that want a session bus
+        // start their own (tests/reminders.rs).
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
         .env("HOME", dir.join("user"))
         .env("XDG_DATA_HOME", dir.join("xdg"))
         .current_dir(dir)
@@ -330,10 +333,33 @@ impl Sandbox {
     ) -> Result<Server, String> {
         let mut all = vec!["serve"];
         all.extend_from_slice(args);
-        let mut child = self
-            .command_in(netns, home, &all)
-            .spawn()
-            .expect("spawn potluck serve");
+        self.spawn_serve_command(self.command_in(netns, home, &all), home, args)
+    }
+
+    /// [`Sandbox::spawn_serve`] with `envs` set in its environment.
+    pub fn spawn_serve_with(
+        &self,
+        home: &Path,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Result<Server, String> {
+        let mut all = vec!["serve"];
+        all.extend_from_slice(args);
+        let mut cmd = self.command(home, &all);
+        for (key, value) in envs {
+            cmd.env(key, value);
+        }
+        self.spawn_serve_command(cmd, home, args)
+    }
+
+    /// Spawns `cmd`, a `serve` with `args`, and waits for it to listen.
+    fn spawn_serve_command(
+        &self,
+        mut cmd: Command,
+        home: &Path,
+        args: &[&str],
+    ) -> Result<Server, String> {
+        let mut child = cmd.spawn().expect("spawn potluck serve");
         let stderr = Arc::new(Mutex::new(String::new()));
         let stderr_reader = {
             let mut pipe = child.stderr.take().unwrap();
@@ -620,6 +646,11 @@ impl Node {
     /// The temporary directory around the home.
     pub fn dir(&self) -> &Path {
         self.sandbox.dir()
+    }
+
+    /// The sandbox the home is in.
+    pub fn sandbox(&self) -> &Sandbox {
+        &self.sandbox
     }
 
     pub fn secret(&self) -> PathBuf {

@@ -118,6 +118,9 @@
     } catch (err) {
       say('Your answer was not sent: ' + (err && err.message ? err.message : err));
     } finally {
+      // On a phone the line that says what happened is below the button:
+      // bring it into view (it is also read out, being a live region).
+      if (shown.scrollIntoView) { shown.scrollIntoView({ block: 'nearest' }); }
       button.disabled = false;
     }
   }

@@ -39,8 +39,68 @@
     });
   }
 
+  // Browser notifications, opt-in: the button asks for permission only
+  // when pressed, and this browser's choice is kept (localStorage). The
+  // node's reminders then come over /events while a page is open.
+  var remindKey = 'potluck-remind';
+  var remindButton = document.getElementById('remind-browser');
+  function canNotify() {
+    return !!(window.Notification && window.isSecureContext);
+  }
+  function remindOn() {
+    try {
+      return canNotify() && Notification.permission === 'granted' &&
+        localStorage.getItem(remindKey) === '1';
+    } catch (e) { return false; }
+  }
+  function showRemindButton() {
+    if (!remindButton || !canNotify() || Notification.permission === 'denied') { return; }
+    remindButton.hidden = false;
+    remindButton.setAttribute('aria-pressed', remindOn() ? 'true' : 'false');
+    remindButton.textContent = remindOn() ? 'Reminders on in this browser'
+      : 'Remind me in this browser';
+  }
+  if (remindButton) {
+    remindButton.addEventListener('click', function () {
+      if (!canNotify()) { return; }
+      if (remindOn()) {
+        try { localStorage.removeItem(remindKey); } catch (e) {}
+        showRemindButton();
+        return;
+      }
+      Notification.requestPermission().then(function (choice) {
+        if (choice === 'granted') {
+          try { localStorage.setItem(remindKey, '1'); } catch (e) {}
+          if (!source && window.EventSource) { listen(); }
+        }
+        if (choice === 'denied') { remindButton.hidden = true; }
+        showRemindButton();
+      });
+    });
+    showRemindButton();
+  }
+  function remind(e) {
+    if (!remindOn()) { return; }
+    var r;
+    try { r = JSON.parse(String(e.data)); } catch (err) { return; }
+    if (!r || typeof r.title !== 'string') { return; }
+    // One notification per reminder however many tabs are open: the tag
+    // replaces an earlier one with the same tag.
+    var n = new Notification(r.title, {
+      body: typeof r.body === 'string' ? r.body : '',
+      tag: 'potluck ' + r.kind + ' ' + (r.event || r.title),
+      icon: '/static/icon.svg'
+    });
+    if (r.event) {
+      n.addEventListener('click', function () {
+        window.focus();
+        location.href = '/e/' + encodeURIComponent(r.event);
+      });
+    }
+  }
+
   var kinds = (body.dataset.liveOn || '').split(' ').filter(Boolean);
-  if (!kinds.length || !window.EventSource || !window.fetch) { return; }
+  var source = null;
   var eventKey = body.dataset.event;
   var timer = null;
   var busy = false;
@@ -83,17 +143,24 @@
     timer = setTimeout(function () { timer = null; refresh(); }, 100);
   }
 
-  var source = new EventSource('/events');
-  // Changes between the page being rendered and the stream opening (an
-  // organizer's admission can arrive within milliseconds of an answer),
-  // or while the connection was lost (the node restarted), were not
-  // heard: refresh each time the stream opens.
-  source.addEventListener('open', schedule);
-  source.addEventListener('change', function (e) {
-    var words = String(e.data).split(' ');
-    var kind = words[0];
-    if (kind !== 'missed' && kinds.indexOf(kind) < 0) { return; }
-    if (kind === 'events' && eventKey && words.indexOf(eventKey) < 0) { return; }
-    schedule();
-  });
+  function listen() {
+    source = new EventSource('/events');
+    source.addEventListener('reminder', remind);
+    if (!kinds.length) { return; }
+    // Changes between the page being rendered and the stream opening (an
+    // organizer's admission can arrive within milliseconds of an answer),
+    // or while the connection was lost (the node restarted), were not
+    // heard: refresh each time the stream opens.
+    source.addEventListener('open', schedule);
+    source.addEventListener('change', function (e) {
+      var words = String(e.data).split(' ');
+      var kind = words[0];
+      if (kind !== 'missed' && kinds.indexOf(kind) < 0) { return; }
+      if (kind === 'events' && eventKey && words.indexOf(eventKey) < 0) { return; }
+      schedule();
+    });
+  }
+
+  if (!window.EventSource || !window.fetch) { return; }
+  if (kinds.length || remindOn()) { listen(); }
 })();

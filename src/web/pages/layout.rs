@@ -200,6 +200,13 @@ pub(crate) fn frame(title: &str, site: Site<'_>, main: Markup) -> Markup {
                 header.site {
                     a.brand href="/" { "potluck" }
                     nav aria-label="Main" { ul { (tabs) } }
+                    // Browser notifications, opt-in (docs/reminders.md):
+                    // shown by live.js where the browser can show them.
+                    @if script {
+                        button #remind-browser type="button" hidden {
+                            "Remind me in this browser"
+                        }
+                    }
                 }
                 main #main { (main) }
             }

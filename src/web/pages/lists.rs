@@ -134,7 +134,8 @@ pub(super) fn counts(s: &EventSummary) -> Markup {
         @if let Some(cap) = s.state.event.capacity {
             p.capacity {
                 "Capacity " (cap) ": "
-                strong { (s.places_left().unwrap_or(0)) } " places left"
+                @let left = s.places_left().unwrap_or(0);
+                strong { (left) } @if left == 1 { " place left" } @else { " places left" }
                 @if s.admissions.waitlisted > 0 { " · " (s.admissions.waitlisted) " on the waitlist" }
                 @if s.admissions.pending > 0 { " · " (s.admissions.pending) " not yet decided" }
             }
