@@ -76,6 +76,7 @@ fn event_content(feed: usize, round: usize) -> Vec<u8> {
         unlisted: false,
         public: false,
         closed_to_web: false,
+        comments: Default::default(),
     }
     .to_content_bytes()
 }

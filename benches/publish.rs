@@ -54,6 +54,7 @@ fn event(n: usize) -> Event {
         unlisted: false,
         public: false,
         closed_to_web: false,
+        comments: Default::default(),
     }
 }
 

@@ -202,7 +202,8 @@ fn valid_cases() -> (Vec<ValidVector>, Message) {
             id: m2.id(),
         }),
     };
-    out.push(valid_vector(&third).0);
+    let (v, m3) = valid_vector(&third);
+    out.push(v);
 
     let negative = ValidCase {
         name: "negative_timestamp",
@@ -234,7 +235,51 @@ fn valid_cases() -> (Vec<ValidVector>, Message) {
             id: b1.id(),
         }),
     };
-    out.push(valid_vector(&whitespace).0);
+    let (v, b2) = valid_vector(&whitespace);
+    out.push(v);
+
+    // Comments (docs/content.md, "Comments"): B answers A's event, then
+    // A, its organizer, hides B's comment.
+    let comment = ValidCase {
+        name: "comment_reply",
+        description: "A comment on second_message's event (as content v1 reads it), \
+                      naming what its author had seen and answering it; markup is plain \
+                      text, kept as written.",
+        seed_label: author_b,
+        sequence: 3,
+        previous: Some(b2.id()),
+        timestamp: NEW_YEAR_2026 + 180_000,
+        content: format!(
+            r#"{{"type":"comment","event":"{event}","reply":"{event}","seen":["{event}"],"text":"I'll bring <b>bread</b>: https://example.org/bread"}}"#,
+            event = m2.id()
+        ),
+        content_dropped: false,
+        head: Some(FeedHead {
+            sequence: 2,
+            id: b2.id(),
+        }),
+    };
+    let (v, b3) = valid_vector(&comment);
+    out.push(v);
+    let hide = ValidCase {
+        name: "comment_hide",
+        description: "The organizer of second_message's event hides comment_reply on it.",
+        seed_label: author_a,
+        sequence: 4,
+        previous: Some(m3.id()),
+        timestamp: NEW_YEAR_2026 + 240_000,
+        content: format!(
+            r#"{{"type":"comment-hide","event":"{}","comment":"{}","hidden":true}}"#,
+            m2.id(),
+            b3.id()
+        ),
+        content_dropped: false,
+        head: Some(FeedHead {
+            sequence: 3,
+            id: m3.id(),
+        }),
+    };
+    out.push(valid_vector(&hide).0);
 
     let dropped = ValidCase {
         name: "content_dropped",

@@ -461,6 +461,7 @@ fn event(rng: &mut StdRng, index: usize, sequence: u64) -> Vec<u8> {
         unlisted: false,
         public: false,
         closed_to_web: false,
+        comments: Default::default(),
     }
     .to_content_bytes()
 }

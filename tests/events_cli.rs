@@ -876,6 +876,60 @@ fn ics_says_waitlisted_is_not_accepted_carries_guests_and_gives_a_default_end() 
     );
 }
 
+#[test]
+fn comments_are_written_replied_edited_removed_and_listed_with_json() {
+    let node = Node::init("Ana");
+    let id = node.announce(&[
+        "--title",
+        "Supper",
+        "--start",
+        START,
+        "--comments",
+        "answered",
+    ]);
+    assert_eq!(node.event(&id)["comments"], "answered");
+    let first = node.ok(&["comment", &id, "Bring <b>bread</b>: https://a.test/x."]);
+    let first_id = first["comment"].as_str().unwrap().to_owned();
+    assert_eq!(first["done"], "commented");
+    let reply = node.ok(&["comment", &id, "I will", "--reply", &first_id[..10]]);
+    assert_eq!(reply["done"], "replied");
+    node.ok(&[
+        "comment",
+        &id,
+        "--edit",
+        &first_id,
+        "Bring bread: https://a.test/x.",
+    ]);
+
+    let thread = node.ok(&["comments", &id]);
+    let comments = thread["comments"].as_array().unwrap();
+    assert_eq!(comments.len(), 2);
+    assert_eq!(comments[0]["id"], first_id.as_str());
+    assert_eq!(comments[0]["shown"], "edited");
+    assert_eq!(comments[0]["name"], "Ana");
+    assert_eq!(comments[1]["reply_to"], first_id.as_str());
+    assert_eq!(thread["policy"], "answered");
+    let page = node.ok(&["comments", &id, "--limit", "1"]);
+    assert_eq!(page["next_after"], first_id.as_str());
+    let links = node.ok(&["comments", &id, "--links"]);
+    assert_eq!(links[0]["url"], "https://a.test/x");
+
+    node.ok(&["comment", &id, "--delete", &first_id]);
+    let thread = node.ok(&["comments", &id]);
+    assert_eq!(thread["comments"][0]["shown"], "removed");
+    assert_eq!(thread["comments"][0]["text"], Value::Null);
+    let (line, kind) = node.fails_with_kind(&["comment", &id, "--edit", &first_id, "again"]);
+    assert_eq!(kind, "refused", "{line}");
+    let (line, kind) = node.fails_with_kind(&["comment", &id, "--delete", &first_id, "text"]);
+    assert!(line.contains("takes no text"), "{line}");
+    assert_eq!(kind, "invalid_input", "{line}");
+    // Text is plain and kept as written, markup included.
+    node.ok(&["comment", &id, "<script>alert(1)</script>"]);
+    let text = node.run(&["comments", &id]).stdout;
+    assert!(text.contains("<script>alert(1)</script>"), "{text}");
+    assert!(text.contains("(removed)"), "{text}");
+}
+
 /// Issue 22: `reminders.calendar_alarm_minutes` in config.json sets the
 /// `.ics` alarm (an hour by default), 0 leaves it out, and a value out of
 /// range is refused with the key and the value.

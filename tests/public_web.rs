@@ -150,6 +150,10 @@ fn a_hub_shows_its_members_events_by_the_organizers_marks() {
     sync_with(&sandbox, &ana, &hub);
     sync_with(&sandbox, &bea, &hub);
     sandbox.json(&bea, &["rsvp", &soup, "going", "--guests", "1"]);
+    sandbox.json(
+        &bea,
+        &["comment", &soup, "<b>Yum</b> recipe: https://a.test/r"],
+    );
     sync_with(&sandbox, &bea, &hub);
     // A stranger's event reaches the hub too, but is no member's.
     let cy = person(&sandbox, "Cy", &[]);
@@ -179,6 +183,11 @@ fn a_hub_shows_its_members_events_by_the_organizers_marks() {
     let page = get(&hub, &path_of(&soup));
     assert_eq!(page.status, 200, "{page:?}");
     assert_guarded(&page);
+    assert!(
+        !page.body.contains("/comment\""),
+        "no comment forms: {}",
+        page.body
+    );
     for text in [
         "Soup night",
         "Community hall",
@@ -189,6 +198,10 @@ fn a_hub_shows_its_members_events_by_the_organizers_marks() {
         "the name its author gives, the number of guests",
         r#"<meta property="og:title" content="Soup night">"#,
         r#"<meta property="og:type" content="website">"#,
+        // The thread, read only, escaped, its links marked as the guests'.
+        "&lt;b&gt;Yum&lt;/b&gt;",
+        r#"<a href="https://a.test/r" rel="noopener noreferrer nofollow ugc">"#,
+        "Links shared",
     ] {
         assert!(page.body.contains(text), "{text:?} in {}", page.body);
     }

@@ -462,3 +462,56 @@ fn invalid_vectors_fail_with_the_named_error() {
         );
     }
 }
+
+/// The comment vectors (docs/content.md, "Comments") read as the content
+/// they are, and index as the rules say: the organizer's hide applies to
+/// the reply on their event.
+#[test]
+fn comment_vectors_read_as_comments_and_the_organizers_hide_applies() {
+    use potluck::content::{Content, parse};
+    use potluck::store::index::{MemKv, apply, comment_key, hidden_key, read};
+
+    let vectors = valid_vectors();
+    let by_name = |name: &str| {
+        let v = vectors
+            .iter()
+            .find(|v| v.name == name)
+            .unwrap_or_else(|| panic!("no vector {name}"));
+        Message::decode(unhex(&v.message_hex)).unwrap()
+    };
+    let event = by_name("second_message");
+    let comment = by_name("comment_reply");
+    let hide = by_name("comment_hide");
+    let Ok(Content::Comment(c)) = parse(comment.content().unwrap()) else {
+        panic!("comment_reply is a comment")
+    };
+    assert_eq!(
+        (c.event, c.reply, c.seen.clone()),
+        (event.id(), Some(event.id()), vec![event.id()])
+    );
+    assert!(c.text.contains("<b>bread</b>"), "kept as written");
+    assert!(matches!(
+        parse(hide.content().unwrap()),
+        Ok(Content::CommentHide(h)) if h.comment == comment.id() && h.hidden
+    ));
+    // second_message is a v1 event (its `place` is an unknown field,
+    // ignored), so the hide by its author counts, even before the comment.
+    let mut kv = MemKv::default();
+    for msg in [
+        by_name("first_message"),
+        event.clone(),
+        by_name("non_ascii_content"),
+    ] {
+        apply(&mut kv, &msg).unwrap();
+    }
+    apply(&mut kv, &hide).unwrap();
+    apply(&mut kv, &comment).unwrap();
+    let state: potluck::store::index::CommentState =
+        read(&kv, &comment_key(&comment.id())).unwrap().unwrap();
+    assert_eq!(
+        state.reply,
+        Some(event.id()),
+        "a reply to a non-comment, shown at the top level"
+    );
+    assert!(kv.0.contains_key(&hidden_key(&event.id(), &comment.id())));
+}

@@ -1675,3 +1675,192 @@ async fn the_event_form_marks_an_event_unlisted_or_on_a_private_network_public()
     assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
     assert_eq!(marks(&app), (false, true));
 }
+
+#[tokio::test]
+async fn the_thread_under_an_event_takes_comments_replies_edits_and_the_organizers_hide() {
+    let s = site();
+    let id = announce(&s.app, "Soup night", None, None);
+    let path = event_path(&id);
+    let token = csrf(&s.router).await;
+    let page = get(&s.router, &path).await;
+    assert!(page.part("thread", "</div>").contains("No comments yet."));
+
+    let a = post(
+        &s.router,
+        &format!("{path}/comment"),
+        &[
+            ("csrf", &token),
+            (
+                "text",
+                "<script>alert(1)</script> recipe: https://a.test/soup?x=1&y=2.",
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    let thread = s
+        .app
+        .thread(
+            &id,
+            potluck::app::ThreadPage {
+                after: None,
+                limit: 50,
+            },
+        )
+        .unwrap();
+    let first = thread.comments[0].id;
+    let anchor = format!("c-{}", event_key(&first));
+    assert_eq!(a.headers[header::LOCATION], format!("{path}#{anchor}"));
+    let page = get(&s.router, &path).await;
+    let shown = page.part("thread", "</ol>");
+    assert!(
+        shown.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{shown}"
+    );
+    assert!(!shown.contains("<script>"), "{shown}");
+    assert!(
+        shown.contains(
+            r#"<a href="https://a.test/soup?x=1&amp;y=2" rel="noopener noreferrer nofollow ugc">"#
+        ),
+        "{shown}"
+    );
+    assert!(page.body.contains("Links shared"));
+
+    // A reply, then an edit of the first.
+    let first_text = first.to_string();
+    let a = post(
+        &s.router,
+        &format!("{path}/comment"),
+        &[("csrf", &token), ("text", "Thanks"), ("reply", &first_text)],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    let a = post(
+        &s.router,
+        &format!("{path}/comment/edit"),
+        &[
+            ("csrf", &token),
+            ("comment", &first_text),
+            ("text", "plain soup"),
+        ],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    let page = get(&s.router, &path).await;
+    let shown = page.part("thread", "</ol>");
+    assert!(
+        shown.contains("plain soup") && shown.contains("edited"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!("href=\"#{anchor}\"")),
+        "the reply links to what it answers"
+    );
+
+    // An empty comment comes back with the reason; nothing is published.
+    let a = post(
+        &s.router,
+        &format!("{path}/comment"),
+        &[("csrf", &token), ("text", "   ")],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
+    assert!(a.body.contains("must not be empty"), "{}", a.body);
+
+    // A guest's comment, hidden by the organizer (this page's person).
+    let (_dir, guest_store) = open_store();
+    let guest_store = Arc::new(guest_store);
+    let guest_key = new_key();
+    let guest = App::new(unstarted_node(
+        guest_store.clone(),
+        guest_key.clone(),
+        DEFAULT_NETWORK_KEY,
+    ));
+    copy_feed(&s.store, &guest, &s.feed);
+    let rude = guest
+        .comment(&id, "rude".into(), None, now_ms())
+        .unwrap()
+        .id();
+    copy_feed(&guest_store, &s.app, &feed_of(&guest_key));
+    let page = get(&s.router, &path).await;
+    assert!(page.part("thread", "</ol>").contains("rude"));
+    let a = post(
+        &s.router,
+        &format!("{path}/comment/hide"),
+        &[
+            ("csrf", &token),
+            ("comment", &rude.to_string()),
+            ("hidden", "true"),
+        ],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    let page = get(&s.router, &path).await;
+    let shown = page.part("thread", "</ol>");
+    assert!(
+        !shown.contains("rude") && shown.contains("Hidden by the organizer"),
+        "{shown}"
+    );
+    // The organizer cannot delete a guest's comment.
+    let a = post(
+        &s.router,
+        &format!("{path}/comment/delete"),
+        &[("csrf", &token), ("comment", &rude.to_string())],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.body);
+    let a = post(
+        &s.router,
+        &format!("{path}/comment/delete"),
+        &[("csrf", &token), ("comment", &first_text)],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    let page = get(&s.router, &path).await;
+    assert!(
+        page.part("thread", "</ol>")
+            .contains("Removed by its author")
+    );
+}
+
+#[tokio::test]
+async fn a_new_event_sets_whose_comments_show_and_an_edit_changes_it() {
+    let s = site();
+    let token = csrf(&s.router).await;
+    let mut fields = new_event_fields(&token, "Quiet supper", "2099-05-01", "18:00");
+    fields.push(("comments", "answered"));
+    let a = post(&s.router, "/new", &fields).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    let path = a.headers[header::LOCATION].to_str().unwrap().to_owned();
+    let (events, _) = s.app.events(EventList::All, now_ms(), 0).unwrap();
+    let id = events[0].state.id;
+    assert_eq!(
+        events[0].state.event.comments,
+        potluck::content::CommentPolicy::Answered
+    );
+    let page = get(&s.router, &path).await;
+    assert!(
+        page.body.contains("comments of people who answered"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains(r#"<option value="answered" selected>"#),
+        "{}",
+        page.body
+    );
+
+    let mut fields = new_event_fields(&token, "Quiet supper", "2099-05-01", "18:00");
+    fields.push(("comments", "nobody"));
+    let a = post(&s.router, &format!("{path}/edit"), &fields).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    let state = s.app.event_state(&id).unwrap();
+    assert_eq!(
+        state.event.comments,
+        potluck::content::CommentPolicy::Nobody
+    );
+    let mut fields = new_event_fields(&token, "Quiet supper", "2099-05-01", "18:00");
+    fields.push(("comments", "friends"));
+    let a = post(&s.router, &format!("{path}/edit"), &fields).await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
+}

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
-use crate::content::ContentError;
+use crate::content::{CommentPolicy, ContentError};
 use crate::feed::bundle::BundleError;
 use crate::feed::message::{DecodeError, FeedId, MessageId};
 use crate::home::HomeError;
@@ -206,6 +206,34 @@ pub enum AppError {
     /// A request that must not run while a node runs for the home.
     #[error("{0}")]
     NodeRunning(&'static str),
+    /// No comment of the event matches the given id or prefix.
+    #[error("no known comment on this event matches `{0}`")]
+    UnknownComment(String),
+    /// The event's setting would not show a comment by this person.
+    #[error(
+        "commenting is closed for event {event}: its organizer shows {}",
+        match policy {
+            CommentPolicy::Answered => "only the comments of people who answered it (answer it first, with `potluck rsvp`)",
+            _ => "no comments but their own",
+        }
+    )]
+    CommentsClosed {
+        /// The event.
+        event: MessageId,
+        /// Its comment setting.
+        policy: CommentPolicy,
+    },
+    /// Only a comment's author may edit or delete it.
+    #[error("comment {comment} is not yours: only its author can {verb} it")]
+    NotCommentAuthor {
+        /// The comment.
+        comment: MessageId,
+        /// What was attempted ("edit", "delete").
+        verb: &'static str,
+    },
+    /// The comment was removed by its author.
+    #[error("comment {0} was removed; it cannot be changed any more")]
+    CommentRemoved(MessageId),
     /// The request cannot be done as asked; the text says why and what
     /// to do instead.
     #[error("{0}")]
@@ -239,7 +267,9 @@ impl AppError {
             | AppError::Control(_)
             | AppError::Socket { .. }
             | AppError::Runtime { .. } => "io",
-            AppError::UnknownEvent(_) | AppError::AmbiguousEvent { .. } => "not_found",
+            AppError::UnknownEvent(_)
+            | AppError::AmbiguousEvent { .. }
+            | AppError::UnknownComment(_) => "not_found",
             AppError::NotOrganizer { .. }
             | AppError::AlreadyOver { .. }
             | AppError::Cancelled { .. }
@@ -252,6 +282,9 @@ impl AppError {
             | AppError::BadAddress { .. }
             | AppError::NotRunning(_)
             | AppError::NodeRunning(_)
+            | AppError::CommentsClosed { .. }
+            | AppError::NotCommentAuthor { .. }
+            | AppError::CommentRemoved(_)
             | AppError::Refused(_) => "refused",
         }
     }

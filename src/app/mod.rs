@@ -20,6 +20,7 @@
 //! combines store queries by itself. Front ends only format them.
 
 mod answer;
+mod comments;
 pub mod control;
 mod error;
 mod hub;
@@ -45,6 +46,10 @@ use crate::node::{Node, NodeEvent};
 use crate::store::Store;
 
 pub use answer::{AnswerError, GuestStatus, MAX_ANSWER_MESSAGES, WebAnswers, closed_to_web};
+pub use comments::{
+    CommentShown, CommentView, MAX_LINKS_SHARED, MAX_THREAD_PAGE, SharedLink, THREAD_PAGE,
+    ThreadPage, ThreadView,
+};
 pub use error::{AppError, MIN_ID_PREFIX};
 pub use hub::{MAX_CODE_NOTE, MemberCodeOptions, MemberView};
 pub use maintenance::{

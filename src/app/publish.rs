@@ -58,19 +58,29 @@ impl App {
     /// An event that we organize and that is still scheduled, for `verb`
     /// ("update", "cancel").
     pub fn own_event(&self, event: &MessageId, verb: &'static str) -> Result<EventState, AppError> {
-        let state = self.event_state(event)?;
-        let me = self.feed_id()?;
-        if state.author != me {
-            return Err(AppError::NotOrganizer {
-                event: state.id,
-                organizer: state.author,
-                verb,
-            });
-        }
+        let state = self.organized_event(event, verb)?;
         if state.status == EventStatus::Cancelled {
             return Err(AppError::Cancelled {
                 event: state.id,
                 what: "it cannot be changed any more",
+            });
+        }
+        Ok(state)
+    }
+
+    /// An event that we organize, cancelled or not, for `verb` ("hide
+    /// comments on").
+    pub fn organized_event(
+        &self,
+        event: &MessageId,
+        verb: &'static str,
+    ) -> Result<EventState, AppError> {
+        let state = self.event_state(event)?;
+        if state.author != self.feed_id()? {
+            return Err(AppError::NotOrganizer {
+                event: state.id,
+                organizer: state.author,
+                verb,
             });
         }
         Ok(state)

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 
 use potluck::app::HOME_ENV;
-use potluck::content::RsvpStatus;
+use potluck::content::{CommentPolicy, RsvpStatus};
 
 /// Announce gatherings and collect RSVPs, peer to peer.
 #[derive(Parser, Debug)]
@@ -185,6 +185,26 @@ pub(crate) enum Command {
         /// A short note (at most 500 characters).
         #[arg(long)]
         note: Option<String>,
+    },
+    /// Comment on an event, or reply to a comment (--reply); change your
+    /// own comment (--edit, --delete), or, as the organizer, hide one
+    /// (--hide, --unhide).
+    #[command(display_order = 7)]
+    Comment(CommentArgs),
+    /// Show an event's comments in thread order, a page at a time.
+    #[command(display_order = 7)]
+    Comments {
+        /// Event id, or a unique prefix of at least 6 characters.
+        event: String,
+        /// Start after this comment (the last one of the page before).
+        #[arg(long, value_name = "COMMENT")]
+        after: Option<String>,
+        /// Comments in the page (1-500).
+        #[arg(long, default_value_t = potluck::app::THREAD_PAGE)]
+        limit: usize,
+        /// List the links shared in the thread instead (latest first).
+        #[arg(long, conflicts_with_all = ["after"])]
+        links: bool,
     },
     /// List upcoming events, sorted by start, with their tallies.
     #[command(display_order = 8)]
@@ -461,6 +481,36 @@ pub(crate) struct EventFields {
     /// public event takes them; people with a node can still answer).
     #[arg(long)]
     pub(crate) closed_to_web: bool,
+    /// Whose comments nodes show: everyone (the default), people who
+    /// answered, or nobody but the organizer.
+    #[arg(long, value_enum, value_name = "WHO")]
+    pub(crate) comments: Option<CommentsArg>,
+}
+
+/// `comment EVENT TEXT`, and what else it can do to a comment.
+#[derive(ClapArgs, Debug)]
+pub(crate) struct CommentArgs {
+    /// Event id, or a unique prefix of at least 6 characters.
+    pub(crate) event: String,
+    /// The text (plain; at most 8 KiB). Not with --delete, --hide or
+    /// --unhide.
+    pub(crate) text: Option<String>,
+    /// Reply to this comment (its id, or a unique prefix of 6 or more
+    /// characters).
+    #[arg(long, value_name = "COMMENT", group = "comment_action")]
+    pub(crate) reply: Option<String>,
+    /// Replace the text of your own comment.
+    #[arg(long, value_name = "COMMENT", group = "comment_action")]
+    pub(crate) edit: Option<String>,
+    /// Remove your own comment; it shows as removed.
+    #[arg(long, value_name = "COMMENT", group = "comment_action")]
+    pub(crate) delete: Option<String>,
+    /// Organizer: hide a comment on your event; its text is not shown.
+    #[arg(long, value_name = "COMMENT", group = "comment_action")]
+    pub(crate) hide: Option<String>,
+    /// Organizer: show a hidden comment again.
+    #[arg(long, value_name = "COMMENT", group = "comment_action")]
+    pub(crate) unhide: Option<String>,
 }
 
 /// The fields of `update`: each one given is changed.
@@ -504,12 +554,36 @@ pub(crate) struct UpdateFields {
     /// --closed-to-web`.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub(crate) closed_to_web: Option<bool>,
+    /// Whose comments nodes show from now on; see `announce --comments`.
+    #[arg(long, value_enum, value_name = "WHO")]
+    pub(crate) comments: Option<CommentsArg>,
     /// Allow moving the event into the past.
     #[arg(long)]
     pub(crate) past: bool,
     /// See `announce --local-zone`.
     #[arg(long, hide = true)]
     pub(crate) local_zone: Option<String>,
+}
+
+/// Whose comments an event shows, as typed (`--comments answered`).
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub(crate) enum CommentsArg {
+    /// Anyone's.
+    Everyone,
+    /// Those of people who answered the event.
+    Answered,
+    /// Only the organizer's.
+    Nobody,
+}
+
+impl From<CommentsArg> for CommentPolicy {
+    fn from(who: CommentsArg) -> CommentPolicy {
+        match who {
+            CommentsArg::Everyone => CommentPolicy::Everyone,
+            CommentsArg::Answered => CommentPolicy::Answered,
+            CommentsArg::Nobody => CommentPolicy::Nobody,
+        }
+    }
 }
 
 /// An answer as typed (`rsvp EVENT going`).

@@ -49,6 +49,7 @@ pub(crate) fn announce(ctx: &Ctx, out: &mut Output, f: EventFields) -> Result<()
         unlisted: f.unlisted,
         public: f.public,
         closed_to_web: f.closed_to_web,
+        comments: f.comments.map(Into::into).unwrap_or_default(),
     };
     event.validate()?;
     potluck::app::check_not_over(&event, past(f.past), now_ms())
@@ -114,6 +115,9 @@ pub(crate) fn update(ctx: &Ctx, out: &mut Output, event: &str, f: UpdateFields) 
         unlisted: flag_change(f.unlisted),
         public: flag_change(f.public),
         closed_to_web: flag_change(f.closed_to_web),
+        comments: f
+            .comments
+            .map_or(Change::Keep, |who| Change::Set(who.into())),
     };
     let revision = app
         .update(&event, update, past(f.past), now_ms())
@@ -525,6 +529,7 @@ fn event_json(summary: &EventSummary, rsvps: Option<&[RsvpView]>, zone: Option<&
         "unlisted": e.unlisted,
         "public": e.public,
         "closed_to_web": e.closed_to_web,
+        "comments": e.comments.as_str(),
         "places_left": summary.places_left(),
         "status": state.status.as_str(),
         "cancel_reason": state.cancel_reason,

@@ -11,6 +11,7 @@
 //!   home, hand the command to it; dispatch each command to its function.
 //! - Commands, one file per group, each function `(ctx, out, arguments)`:
 //!   `events` (announce, update, cancel, rsvp, events, event, agenda),
+//!   `comments` (comment, comments),
 //!   `feeds` (init, whoami, name, follow, block, log), `files` (export,
 //!   clock, import, ics, fsck, reindex, fixtures), `peers` (sync, join,
 //!   recover, invite, peers) and `serve` (serve, page-token, open).
@@ -19,6 +20,7 @@
 //!   progress lines, errors and their kinds).
 
 mod args;
+mod comments;
 mod ctx;
 mod events;
 mod feeds;
@@ -271,6 +273,13 @@ fn run_command(ctx: &Ctx, command: Command, out: &mut Output) -> Result<()> {
         Command::Clock { out: file } => files::clock(ctx, out, &file),
         Command::Import { file } => files::import(ctx, out, &file),
         Command::Event { event } => events::show_event(ctx, out, &event),
+        Command::Comment(args) => comments::comment(ctx, out, args),
+        Command::Comments {
+            event,
+            after,
+            limit,
+            links,
+        } => comments::comments(ctx, out, &event, after.as_deref(), limit, links),
         Command::Log { feed } => feeds::log(ctx, out, feed),
         Command::Fsck { repair } => files::fsck(ctx, out, repair),
         Command::Recover { addrs, start_over } => peers::recover(ctx, out, &addrs, start_over),

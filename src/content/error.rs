@@ -3,8 +3,9 @@
 use thiserror::Error;
 
 use super::{
-    MAX_ABOUT_DESCRIPTION_CHARS, MAX_DESCRIPTION_BYTES, MAX_GUESTS, MAX_LOCATION_CHARS,
-    MAX_NAME_CHARS, MAX_NOTE_CHARS, MAX_REASON_CHARS, MAX_TITLE_CHARS, MAX_URL_CHARS,
+    MAX_ABOUT_DESCRIPTION_CHARS, MAX_COMMENT_TEXT_BYTES, MAX_DESCRIPTION_BYTES, MAX_GUESTS,
+    MAX_LOCATION_CHARS, MAX_NAME_CHARS, MAX_NOTE_CHARS, MAX_REASON_CHARS, MAX_SEEN,
+    MAX_TITLE_CHARS, MAX_URL_CHARS,
 };
 use crate::feed::message::MAX_CONTENT_LEN;
 
@@ -160,6 +161,21 @@ pub enum ContentError {
         /// Its length in Unicode scalar values.
         chars: usize,
     },
+    /// The comment policy is not one of the three known words.
+    #[error("`comments` must be \"everyone\", \"answered\" or \"nobody\" (got `{0}`)")]
+    BadCommentPolicy(String),
+    /// A comment's text is empty or only white space.
+    #[error("`text` must not be empty or only spaces")]
+    EmptyCommentText,
+    /// A comment's text is longer than [`MAX_COMMENT_TEXT_BYTES`].
+    #[error("`text` is {bytes} bytes of UTF-8; the limit is {MAX_COMMENT_TEXT_BYTES} (8 KiB)")]
+    CommentTextTooLong {
+        /// Its length in bytes.
+        bytes: usize,
+    },
+    /// A comment's `seen` names more than [`MAX_SEEN`] comments.
+    #[error("`seen` names {0} comments; the limit is {MAX_SEEN}")]
+    TooManySeen(usize),
 }
 
 /// At most [`SHOWN_CHARS`] characters of `text`, for error messages.

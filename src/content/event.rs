@@ -4,11 +4,12 @@
 use serde::{Deserialize, Serialize};
 
 use super::json::{
-    JsonWriter, Object, json_string, no_clear, to_bool, to_capacity, to_message_id, to_string,
-    to_time,
+    JsonWriter, Object, json_string, no_clear, to_bool, to_capacity, to_comment_policy,
+    to_message_id, to_string, to_time,
 };
 use super::{
-    ContentError, EventTime, KnownContent, check_chars, display_time, rfc3339_in_zone, validate_tz,
+    CommentPolicy, ContentError, EventTime, KnownContent, check_chars, display_time,
+    rfc3339_in_zone, validate_tz,
 };
 use crate::feed::message::MessageId;
 
@@ -70,6 +71,10 @@ pub struct Event {
     /// them). People with a node of their own can still answer.
     #[serde(default, skip_serializing_if = "is_false")]
     pub closed_to_web: bool,
+    /// Whose comments nodes show (`"comments"`; absent means
+    /// [`CommentPolicy::Everyone`]).
+    #[serde(default, skip_serializing_if = "CommentPolicy::is_everyone")]
+    pub comments: CommentPolicy,
 }
 
 /// For serde: a flag that is off is left out of the stored state.
@@ -107,6 +112,8 @@ pub struct EventUpdate {
     pub public: Change<bool>,
     /// Change to `closed_to_web` (cleared: false).
     pub closed_to_web: Change<bool>,
+    /// Change to `comments` (cleared: everyone).
+    pub comments: Change<CommentPolicy>,
 }
 
 /// What an `event-update` does to one optional field.
@@ -180,6 +187,7 @@ impl Event {
             unlisted: false,
             public: false,
             closed_to_web: false,
+            comments: CommentPolicy::Everyone,
         }
     }
 
@@ -249,6 +257,9 @@ impl Event {
         update
             .closed_to_web
             .apply_to_flag(&mut merged.closed_to_web);
+        let mut comments = Some(merged.comments);
+        update.comments.apply_to(&mut comments);
+        merged.comments = comments.unwrap_or_default();
         merged.check_fields()?;
         Ok(merged)
     }
@@ -274,6 +285,9 @@ impl KnownContent for Event {
             closed_to_web: obj
                 .optional("closed_to_web", to_bool("closed_to_web"))?
                 .unwrap_or(false),
+            comments: obj
+                .optional("comments", to_comment_policy)?
+                .unwrap_or_default(),
         })
     }
 
@@ -315,6 +329,9 @@ impl KnownContent for Event {
         if self.closed_to_web {
             w.raw("closed_to_web", "true");
         }
+        if !self.comments.is_everyone() {
+            w.str("comments", self.comments.as_str());
+        }
     }
 }
 
@@ -335,6 +352,7 @@ impl EventUpdate {
             unlisted: Change::Keep,
             public: Change::Keep,
             closed_to_web: Change::Keep,
+            comments: Change::Keep,
         }
     }
 
@@ -351,6 +369,7 @@ impl EventUpdate {
             && self.unlisted.is_keep()
             && self.public.is_keep()
             && self.closed_to_web.is_keep()
+            && self.comments.is_keep()
     }
 }
 
@@ -371,6 +390,7 @@ impl KnownContent for EventUpdate {
             unlisted: obj.change("unlisted", to_bool("unlisted"))?,
             public: obj.change("public", to_bool("public"))?,
             closed_to_web: obj.change("closed_to_web", to_bool("closed_to_web"))?,
+            comments: obj.change("comments", to_comment_policy)?,
         })
     }
 
@@ -410,6 +430,7 @@ impl KnownContent for EventUpdate {
         w.change("unlisted", &self.unlisted, bool::to_string);
         w.change("public", &self.public, bool::to_string);
         w.change("closed_to_web", &self.closed_to_web, bool::to_string);
+        w.change("comments", &self.comments, |p| json_string(p.as_str()));
     }
 }
 

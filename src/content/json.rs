@@ -5,7 +5,7 @@
 use serde_json::{Map, Value};
 
 use super::error::shorten;
-use super::{Change, ContentError, Decision, EventTime, RsvpStatus};
+use super::{Change, CommentPolicy, ContentError, Decision, EventTime, RsvpStatus};
 use crate::feed::message::{FeedId, MessageId};
 
 // ---------------------------------------------------------------------------
@@ -102,6 +102,33 @@ pub(super) fn to_message_id(field: &'static str, value: &Value) -> Result<Messag
         MessageId::parse,
         "a message id like %<base64 of 32 bytes>.blake3",
     )
+}
+
+/// A JSON array of at most `max` message ids; a longer one is refused
+/// before any id is read.
+pub(super) fn to_message_ids(
+    max: usize,
+) -> impl FnOnce(&'static str, &Value) -> Result<Vec<MessageId>, ContentError> {
+    move |field, value| {
+        let items = value.as_array().ok_or(ContentError::WrongType {
+            field,
+            expected: "an array of message ids",
+        })?;
+        if items.len() > max {
+            return Err(ContentError::TooManySeen(items.len()));
+        }
+        items
+            .iter()
+            .map(|item| to_message_id(field, item))
+            .collect()
+    }
+}
+
+pub(super) fn to_comment_policy(
+    field: &'static str,
+    value: &Value,
+) -> Result<CommentPolicy, ContentError> {
+    as_str(field, value)?.parse()
 }
 
 pub(super) fn to_feed_id(field: &'static str, value: &Value) -> Result<FeedId, ContentError> {

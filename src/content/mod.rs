@@ -1,5 +1,5 @@
 //! The typed content of version 1: events, event updates and cancellations,
-//! RSVPs, names ("about") and follows/blocks ("contact").
+//! RSVPs, names ("about"), follows/blocks ("contact") and comments.
 //!
 //! Everything here is pure: no I/O, no clock. [`parse`] turns the content
 //! bytes of a message into a [`Content`], and each known type implements
@@ -16,20 +16,25 @@
 //! as an absent field. In `event-update`, `null` means "clear this field".
 //!
 //! # Layout
-//! - [`KnownContent`], the one trait of the seven known types, and [`parse`],
+//! - [`KnownContent`], the one trait of the eleven known types, and [`parse`],
 //!   the one place that maps a `type` string to a type, are here;
 //! - `event`: `event`, `event-update` and `event-cancel`;
 //! - `rsvp`: `rsvp` and `admission`;
 //! - `social`: `about` and `contact`;
+//! - `comment`: `comment`, `comment-edit`, `comment-delete`,
+//!   `comment-hide` and the event's [`CommentPolicy`];
+//! - `links`: the web links in plain text;
 //! - `time`: times and zones; `error`: [`ContentError`];
 //! - `json`: how fields are read from JSON and the exact bytes written.
 
 use crate::feed::message::MAX_CONTENT_LEN;
 use crate::feed::validate::{ValidationError, content_object};
 
+mod comment;
 mod error;
 mod event;
 mod json;
+mod links;
 mod rsvp;
 mod social;
 mod time;
@@ -37,18 +42,23 @@ mod time;
 #[cfg(test)]
 mod tests;
 
+pub use comment::{
+    Comment, CommentDelete, CommentEdit, CommentHide, CommentPolicy, MAX_COMMENT_TEXT_BYTES,
+    MAX_SEEN,
+};
 pub use error::{ContentError, shorten_to};
 pub use event::{
     Change, Event, EventCancel, EventUpdate, MAX_DESCRIPTION_BYTES, MAX_LOCATION_CHARS,
     MAX_REASON_CHARS, MAX_TITLE_CHARS, MAX_URL_CHARS,
 };
 use json::{JsonWriter, Object};
+pub use links::{TextPart, is_web_link, links_in, split_links};
 pub use rsvp::{Admission, Decision, MAX_GUESTS, MAX_NOTE_CHARS, Rsvp, RsvpStatus};
 pub use social::{About, Contact, MAX_ABOUT_DESCRIPTION_CHARS, MAX_NAME_CHARS};
 pub(crate) use time::starts_with_shape;
 pub use time::{EventTime, display_time, lookup_tz, parse_time, rfc3339_in_zone, validate_tz};
 
-/// What the seven known types of content share: the `type` they are
+/// What the eleven known types of content share: the `type` they are
 /// published under, how they are read from JSON, the rules their fields
 /// obey, and the exact bytes to publish.
 ///
@@ -136,6 +146,14 @@ pub enum Content {
     Contact(Contact),
     /// `admission`.
     Admission(Admission),
+    /// `comment`.
+    Comment(Comment),
+    /// `comment-edit`.
+    CommentEdit(CommentEdit),
+    /// `comment-delete`.
+    CommentDelete(CommentDelete),
+    /// `comment-hide`.
+    CommentHide(CommentHide),
     /// A type this version does not know: valid, stored, not indexed.
     Unknown {
         /// The `type` string.
@@ -155,6 +173,10 @@ impl Content {
             Content::About(c) => c,
             Content::Contact(c) => c,
             Content::Admission(c) => c,
+            Content::Comment(c) => c,
+            Content::CommentEdit(c) => c,
+            Content::CommentDelete(c) => c,
+            Content::CommentHide(c) => c,
             Content::Unknown { kind } => return Err(kind),
         })
     }
@@ -202,6 +224,10 @@ pub fn parse(content: &[u8]) -> Result<Content, ContentError> {
         About::TYPE => Content::About(read(&obj)?),
         Contact::TYPE => Content::Contact(read(&obj)?),
         Admission::TYPE => Content::Admission(read(&obj)?),
+        Comment::TYPE => Content::Comment(read(&obj)?),
+        CommentEdit::TYPE => Content::CommentEdit(read(&obj)?),
+        CommentDelete::TYPE => Content::CommentDelete(read(&obj)?),
+        CommentHide::TYPE => Content::CommentHide(read(&obj)?),
         _ => Content::Unknown { kind },
     })
 }

@@ -35,6 +35,7 @@ fn full_event() -> Event {
         unlisted: false,
         public: false,
         closed_to_web: false,
+        comments: CommentPolicy::Everyone,
     }
 }
 
@@ -96,10 +97,14 @@ fn variant(e: &ContentError) -> &'static str {
         ContentError::AboutDescriptionTooLong { .. } => "AboutDescriptionTooLong",
         ContentError::BadRevision { .. } => "BadRevision",
         ContentError::BadDecision(_) => "BadDecision",
+        ContentError::BadCommentPolicy(_) => "BadCommentPolicy",
+        ContentError::EmptyCommentText => "EmptyCommentText",
+        ContentError::CommentTextTooLong { .. } => "CommentTextTooLong",
+        ContentError::TooManySeen(_) => "TooManySeen",
     }
 }
 
-const ALL_VARIANTS: [&str; 26] = [
+const ALL_VARIANTS: [&str; 30] = [
     "TooLarge",
     "BadJson",
     "MissingField",
@@ -126,6 +131,10 @@ const ALL_VARIANTS: [&str; 26] = [
     "AboutDescriptionTooLong",
     "BadRevision",
     "BadDecision",
+    "BadCommentPolicy",
+    "EmptyCommentText",
+    "CommentTextTooLong",
+    "TooManySeen",
 ];
 
 #[test]
@@ -257,6 +266,25 @@ fn every_error_variant_is_reached() {
                 "decision": "maybe"
             })),
             ContentError::BadDecision("maybe".into()),
+        ),
+        (
+            parse_json(with(event_json(), "comments", json!("some"))),
+            ContentError::BadCommentPolicy("some".into()),
+        ),
+        (parse_json(comment_json("")), ContentError::EmptyCommentText),
+        (
+            parse_json(comment_json(&"x".repeat(MAX_COMMENT_TEXT_BYTES + 1))),
+            ContentError::CommentTextTooLong {
+                bytes: MAX_COMMENT_TEXT_BYTES + 1,
+            },
+        ),
+        (
+            parse_json(with(
+                comment_json("x"),
+                "seen",
+                json!(vec![event_id().to_string(); MAX_SEEN + 1]),
+            )),
+            ContentError::TooManySeen(MAX_SEEN + 1),
         ),
     ];
     let mut reached = std::collections::BTreeSet::new();
@@ -1111,4 +1139,202 @@ fn closed_to_web_is_an_optional_flag_that_updates_change() {
     assert_eq!(parse(&bytes), Ok(Content::EventUpdate(open.clone())));
     let opened = closed.apply(&open).unwrap();
     assert!(!opened.closed_to_web && opened.unlisted);
+}
+
+// ---------------------------------------------------------------------------
+// Comments
+// ---------------------------------------------------------------------------
+
+fn comment_id(n: u8) -> MessageId {
+    MessageId([n; 32])
+}
+
+fn comment_json(text: &str) -> serde_json::Value {
+    serde_json::json!({"type": "comment", "event": event_id().to_string(), "text": text})
+}
+
+#[test]
+fn a_comment_round_trips_with_its_reply_and_seen() {
+    let comment = Comment {
+        event: event_id(),
+        reply: Some(comment_id(1)),
+        seen: vec![comment_id(1), comment_id(2)],
+        text: "I'll bring <b>bread</b> & soup".into(),
+    };
+    comment.validate().unwrap();
+    let bytes = comment.to_content_bytes();
+    let text = String::from_utf8(bytes.clone()).unwrap();
+    assert!(
+        text.starts_with(r#"{"type":"comment","event":"%Bw"#),
+        "{text}"
+    );
+    assert!(text.contains(r#""seen":["%AQ"#), "{text}");
+    assert!(
+        text.ends_with(r#""text":"I'll bring <b>bread</b> & soup"}"#),
+        "{text}"
+    );
+    assert_eq!(parse(&bytes).unwrap(), Content::Comment(comment));
+    // The smallest: no reply, nothing seen (absent or null).
+    let smallest = parse_json(comment_json("hi")).unwrap();
+    let Content::Comment(c) = smallest else {
+        panic!("a comment")
+    };
+    assert_eq!((c.reply, c.seen.len()), (None, 0));
+    assert!(parse_json(with(comment_json("hi"), "seen", serde_json::Value::Null)).is_ok());
+}
+
+#[test]
+fn comment_text_is_required_not_empty_and_bounded() {
+    assert_eq!(
+        parse_json(comment_json(" \n\t")),
+        Err(ContentError::EmptyCommentText)
+    );
+    let mut missing = comment_json("x");
+    missing.as_object_mut().unwrap().remove("text");
+    assert_eq!(parse_json(missing), Err(ContentError::MissingField("text")));
+    let longest = "é".repeat(MAX_COMMENT_TEXT_BYTES / 2);
+    assert!(parse_json(comment_json(&longest)).is_ok());
+    assert_eq!(
+        parse_json(comment_json(&format!("{longest}x"))),
+        Err(ContentError::CommentTextTooLong {
+            bytes: MAX_COMMENT_TEXT_BYTES + 1
+        })
+    );
+}
+
+#[test]
+fn a_comment_at_the_content_limit_is_valid_and_one_byte_more_is_not() {
+    // Control characters are written as \u00XX: 6 bytes for each 1 of text.
+    let fill = |n: usize| Comment {
+        event: event_id(),
+        reply: None,
+        seen: Vec::new(),
+        text: format!("a{}", "\u{1}".repeat(n)),
+    };
+    let base = fill(0).to_content_bytes().len();
+    let controls = (MAX_CONTENT_LEN - base) / 6;
+    let pad = MAX_CONTENT_LEN - base - controls * 6;
+    let mut at_limit = fill(controls);
+    at_limit.text.push_str(&"b".repeat(pad));
+    assert_eq!(at_limit.to_content_bytes().len(), MAX_CONTENT_LEN);
+    at_limit.validate().unwrap();
+    assert!(parse(&at_limit.to_content_bytes()).is_ok());
+    at_limit.text.push('c');
+    assert_eq!(
+        at_limit.validate(),
+        Err(ContentError::TooLarge {
+            len: MAX_CONTENT_LEN + 1
+        })
+    );
+}
+
+#[test]
+fn seen_is_a_bounded_list_of_message_ids() {
+    let ids: Vec<String> = (0..=MAX_SEEN as u8)
+        .map(|n| comment_id(n).to_string())
+        .collect();
+    let at_most = with(
+        comment_json("x"),
+        "seen",
+        serde_json::json!(ids[..MAX_SEEN]),
+    );
+    assert!(parse_json(at_most).is_ok());
+    assert_eq!(
+        parse_json(with(comment_json("x"), "seen", serde_json::json!(ids))),
+        Err(ContentError::TooManySeen(MAX_SEEN + 1))
+    );
+    assert!(matches!(
+        parse_json(with(
+            comment_json("x"),
+            "seen",
+            serde_json::json!(["%nope"])
+        )),
+        Err(ContentError::BadId { field: "seen", .. })
+    ));
+    assert!(matches!(
+        parse_json(with(comment_json("x"), "seen", serde_json::json!("%x"))),
+        Err(ContentError::WrongType { field: "seen", .. })
+    ));
+}
+
+#[test]
+fn edits_deletes_and_hides_round_trip() {
+    let edit = CommentEdit {
+        comment: comment_id(3),
+        text: "fixed typo".into(),
+    };
+    let delete = CommentDelete {
+        comment: comment_id(3),
+    };
+    let hide = CommentHide {
+        event: event_id(),
+        comment: comment_id(3),
+        hidden: true,
+    };
+    assert_eq!(
+        parse(&edit.to_content_bytes()).unwrap(),
+        Content::CommentEdit(edit.clone())
+    );
+    assert_eq!(
+        parse(&delete.to_content_bytes()).unwrap(),
+        Content::CommentDelete(delete)
+    );
+    let hide_bytes = hide.to_content_bytes();
+    assert!(
+        String::from_utf8(hide_bytes.clone())
+            .unwrap()
+            .ends_with(r#""hidden":true}"#)
+    );
+    assert_eq!(parse(&hide_bytes).unwrap(), Content::CommentHide(hide));
+    let empty_edit = CommentEdit {
+        text: " ".into(),
+        ..edit
+    };
+    assert_eq!(empty_edit.validate(), Err(ContentError::EmptyCommentText));
+    let no_hidden = serde_json::json!({"type": "comment-hide", "event": event_id().to_string(), "comment": comment_id(3).to_string()});
+    assert_eq!(
+        parse_json(no_hidden),
+        Err(ContentError::MissingField("hidden"))
+    );
+}
+
+#[test]
+fn the_comment_policy_is_an_event_field_that_updates_change() {
+    let closed = Event {
+        comments: CommentPolicy::Answered,
+        ..minimal_event()
+    };
+    let bytes = closed.to_content_bytes();
+    assert!(
+        String::from_utf8(bytes.clone())
+            .unwrap()
+            .ends_with(r#","comments":"answered"}"#)
+    );
+    assert_eq!(parse(&bytes).unwrap(), Content::Event(closed.clone()));
+    // The default is not written.
+    assert!(
+        !String::from_utf8(minimal_event().to_content_bytes())
+            .unwrap()
+            .contains("comments")
+    );
+    assert!(matches!(
+        parse_json(with(event_json(), "comments", serde_json::json!("friends"))),
+        Err(ContentError::BadCommentPolicy(_))
+    ));
+    let mut update = EventUpdate::new(event_id());
+    update.comments = Change::Set(CommentPolicy::Nobody);
+    assert_eq!(
+        closed.apply(&update).unwrap().comments,
+        CommentPolicy::Nobody
+    );
+    update.comments = Change::Clear;
+    assert_eq!(
+        closed.apply(&update).unwrap().comments,
+        CommentPolicy::Everyone
+    );
+    assert!(
+        String::from_utf8(update.to_content_bytes())
+            .unwrap()
+            .ends_with(r#""comments":null}"#)
+    );
 }

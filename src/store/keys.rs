@@ -65,8 +65,10 @@ pub(super) const INDEX_REVISION_KEY: &[u8] = b"Mindex_revision";
 /// are of an older revision rebuilds them once on open. 1: events keep
 /// their `unlisted`, `public` and `closed_to_web` marks (an older potluck
 /// indexed such an event without them: a hub's public pages would list
-/// it, and take answers its organizer closed).
-pub(super) const INDEX_REVISION: u8 = 1;
+/// it, and take answers its organizer closed). 2: comments, their threads
+/// and the organizer's hiding, and events' comment setting (an older
+/// potluck stored comments without indexing them).
+pub(super) const INDEX_REVISION: u8 = 2;
 
 /// The key of the fork proof at `sequence` of `author`'s feed.
 pub(super) fn fork_key(author: &FeedId, sequence: u64) -> Vec<u8> {

@@ -208,7 +208,7 @@ impl Store {
         };
         if revision < INDEX_REVISION {
             if !rebuilt && committed > 0 {
-                tracing::warn!(target: UPGRADE_LOG, path = %path.display(), from = revision, to = INDEX_REVISION, "the indexes lack what this potluck keeps (events' unlisted, public and closed-to-web marks); rebuilding them from the message log once (this can take a minute for a large store)");
+                tracing::warn!(target: UPGRADE_LOG, path = %path.display(), from = revision, to = INDEX_REVISION, "the indexes lack what this potluck keeps (events' unlisted, public and closed-to-web marks, comments and their threads); rebuilding them from the message log once (this can take a minute for a large store)");
                 store.reindex()?;
             }
             store.tree.insert(INDEX_REVISION_KEY, &[INDEX_REVISION])?;

@@ -457,3 +457,70 @@ fn decode_time_entry(key: &[u8], value: &[u8]) -> Result<(i64, MessageId, i64), 
         (in_key, id, in_value)
     })
 }
+
+/// Reads of an event's thread of comments (docs/content.md, "Comments"):
+/// a page is a range read of the thread index, however long the thread.
+impl Store {
+    /// A comment's state.
+    pub fn comment(&self, id: &MessageId) -> Result<Option<index::CommentState>, StoreError> {
+        index::read(&self.reader(), &index::comment_key(id))
+    }
+
+    /// The comments of an event's thread in order, as (place, id), from
+    /// just after `after` (a place and id from an earlier page) or from
+    /// the start; read as the iterator advances. With `links_only`, only
+    /// the comments whose text has a web link.
+    pub fn thread(
+        &self,
+        event: &MessageId,
+        after: Option<(i64, MessageId)>,
+        links_only: bool,
+    ) -> impl DoubleEndedIterator<Item = Result<(i64, MessageId), StoreError>> + '_ {
+        let thread = if links_only {
+            index::prefix::THREAD_LINKS
+        } else {
+            index::prefix::THREAD
+        };
+        let start = match after {
+            // The smallest key after the one of `after`.
+            Some((place, id)) => {
+                let mut key = index::thread_key(thread, event, place, &id);
+                key.push(0);
+                key
+            }
+            None => index::thread_prefix(thread, event),
+        };
+        // Above every key of the thread: a place and an id are 40 bytes.
+        let mut end = index::thread_prefix(thread, event);
+        end.extend_from_slice(&[0xFF; 41]);
+        self.tree.range(start..end).map(|item| {
+            let (k, _) = item?;
+            decode_thread_key(&k)
+        })
+    }
+
+    /// The last `count` comments of an event's thread, latest first.
+    pub fn thread_latest(
+        &self,
+        event: &MessageId,
+        count: usize,
+    ) -> Result<Vec<(i64, MessageId)>, StoreError> {
+        self.thread(event, None, false).rev().take(count).collect()
+    }
+
+    /// Whether the organizer of `event` hid `comment`.
+    pub fn is_hidden(&self, event: &MessageId, comment: &MessageId) -> Result<bool, StoreError> {
+        Ok(self.tree.contains_key(index::hidden_key(event, comment))?)
+    }
+}
+
+/// The place and comment id of a thread key.
+fn decode_thread_key(key: &[u8]) -> Result<(i64, MessageId), StoreError> {
+    index::place_of_thread_key(key).ok_or_else(|| {
+        CorruptEntry {
+            key: hex::encode(key),
+            reason: "a thread key does not end in a place and a comment id".into(),
+        }
+        .into()
+    })
+}

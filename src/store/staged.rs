@@ -26,6 +26,23 @@ impl Kv for Staged<'_> {
     fn delete(&mut self, key: Vec<u8>) {
         self.writes.insert(key, None);
     }
+    fn keys_with_prefix(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut keys = std::collections::BTreeSet::new();
+        for item in self.tree.scan_prefix(prefix) {
+            keys.insert(item?.0.to_vec());
+        }
+        let staged = self
+            .writes
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix));
+        for (k, v) in staged {
+            match v {
+                Some(_) => keys.insert(k.clone()),
+                None => keys.remove(k),
+            };
+        }
+        Ok(keys.into_iter().collect())
+    }
 }
 
 impl<'a> Staged<'a> {

@@ -20,7 +20,7 @@ use super::wallclock::{self, WallClockError};
 use crate::app::when::{self, WhenError};
 use crate::app::{AppError, ContactChange, Invite, Past, now_ms};
 use crate::content::{
-    Change, ContentError, Event, EventTime, EventUpdate, KnownContent, RsvpStatus,
+    Change, CommentPolicy, ContentError, Event, EventTime, EventUpdate, KnownContent, RsvpStatus,
 };
 use crate::feed::message::FeedId;
 
@@ -84,6 +84,8 @@ pub(crate) struct EventInput {
     public: String,
     /// A checkbox: no answers from browsers on hubs' public pages.
     closed_to_web: String,
+    /// Whose comments are shown: `everyone`, `answered` or `nobody`.
+    comments: String,
 }
 
 impl EventInput {
@@ -103,6 +105,7 @@ impl EventInput {
             ("unlisted", &self.unlisted),
             ("public", &self.public),
             ("closed_to_web", &self.closed_to_web),
+            ("comments", &self.comments),
         ] {
             f.set(name, value.clone());
         }
@@ -221,6 +224,16 @@ fn build_event(input: &EventInput, form: &mut FormState) -> Option<Event> {
     event.unlisted = input.unlisted == CHECKED;
     event.public = input.public == CHECKED;
     event.closed_to_web = input.closed_to_web == CHECKED;
+    event.comments = match input.comments.as_str() {
+        "" => CommentPolicy::Everyone,
+        words => match words.parse() {
+            Ok(policy) => policy,
+            Err(e) => {
+                form.fail("comments", e.to_string());
+                return None;
+            }
+        },
+    };
     if let Err(e) = event.validate() {
         form.fail(field_of(&e), e.to_string());
         return None;
@@ -268,7 +281,7 @@ pub(crate) async fn rsvp(
     Path(key): Path<String>,
     Form(input): Form<RsvpInput>,
 ) -> Result<Response, PageError> {
-    let detail = load_event(&web, &key).await?;
+    let detail = load_event(&web, &key, None).await?;
     let mut form = FormState::default();
     form.set("guests", input.guests.clone());
     form.set("note", input.note.clone());
@@ -302,7 +315,7 @@ pub(crate) async fn rsvp(
     let (Some(status), Some(guests)) = (status, guests) else {
         return Ok(back(form));
     };
-    let id = detail.0.summary.state.id;
+    let id = detail.detail.summary.state.id;
     let note = optional(&input.note);
     match web
         .call(move |app| app.rsvp(&id, status, guests, note, now_ms()))
@@ -342,7 +355,7 @@ pub(crate) async fn edit(
     Path(key): Path<String>,
     Form(input): Form<EventInput>,
 ) -> Result<Response, PageError> {
-    let detail = load_event(&web, &key).await?;
+    let detail = load_event(&web, &key, None).await?;
     let mut form = input.to_form();
     let back = |form: FormState| {
         let forms = EventForms {
@@ -354,7 +367,7 @@ pub(crate) async fn edit(
     let Some(wanted) = build_event(&input, &mut form) else {
         return Ok(back(form));
     };
-    let state = &detail.0.summary.state;
+    let state = &detail.detail.summary.state;
     let old = &state.event;
     let mut update = EventUpdate::new(state.id);
     if wanted.title != old.title {
@@ -376,6 +389,7 @@ pub(crate) async fn edit(
     update.capacity = field_change(&old.capacity, wanted.capacity);
     update.unlisted = field_change(&Some(old.unlisted), Some(wanted.unlisted));
     update.closed_to_web = field_change(&Some(old.closed_to_web), Some(wanted.closed_to_web));
+    update.comments = field_change(&Some(old.comments), Some(wanted.comments));
     // The form has no `public` box on the public network: the event keeps
     // what it has (which only the command line could have set).
     if web.private_network {
@@ -411,8 +425,8 @@ pub(crate) async fn cancel(
     Path(key): Path<String>,
     Form(input): Form<CancelInput>,
 ) -> Result<Response, PageError> {
-    let detail = load_event(&web, &key).await?;
-    let id = detail.0.summary.state.id;
+    let detail = load_event(&web, &key, None).await?;
+    let id = detail.detail.summary.state.id;
     let reason = optional(&input.reason);
     match web
         .call(move |app| app.cancel(&id, reason, now_ms()))

@@ -6,7 +6,7 @@ use maud::{Markup, html};
 
 use crate::app::AdmissionStatus;
 use crate::app::when;
-use crate::content::{Event, EventTime, RsvpStatus};
+use crate::content::{Event, EventTime, RsvpStatus, TextPart, split_links};
 
 /// Whose clocks a page shows times on besides each event's own zone.
 #[derive(Clone, Copy)]
@@ -61,67 +61,34 @@ pub(crate) fn admission_words(status: AdmissionStatus, position: Option<usize>) 
     }
 }
 
-/// Whether a link may be made clickable: `http:` and `https:` only.
-pub(crate) fn is_web_link(url: &str) -> bool {
-    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
-    (lower.starts_with("http://") && url.len() > 7)
-        || (lower.starts_with("https://") && url.len() > 8)
-}
-
 /// Text with its `http:` and `https:` links made clickable; everything
 /// else (other schemes included) stays text, escaped.
 pub(crate) fn linkify(text: &str) -> Markup {
-    let mut parts: Vec<(bool, &str)> = Vec::new();
-    let mut rest = text;
-    while let Some(at) = find_link(rest) {
-        let (before, from) = rest.split_at(at);
-        let end = from
-            .find(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"'))
-            .unwrap_or(from.len());
-        // Punctuation that ends a sentence is not part of the link.
-        let trimmed = from[..end].trim_end_matches(['.', ',', ';', ':', '!', '?', ')', ']', '\'']);
-        if !before.is_empty() {
-            parts.push((false, before));
-        }
-        if is_web_link(trimmed) {
-            parts.push((true, trimmed));
-        } else {
-            parts.push((false, trimmed));
-        }
-        rest = &from[trimmed.len()..];
-        if trimmed.is_empty() {
-            // Cannot happen (a link starts with a letter), but never loop.
-            break;
-        }
-    }
-    if !rest.is_empty() {
-        parts.push((false, rest));
-    }
-    html! {
-        @for (link, part) in parts {
-            @if link {
-                a href=(part) rel="noopener noreferrer nofollow" { (part) }
-            } @else {
-                (part)
-            }
-        }
-    }
+    links_with_rel(text, "noopener noreferrer nofollow")
 }
 
-/// Where the next `http://` or `https://` starts (any letter case).
-fn find_link(text: &str) -> Option<usize> {
-    let lower = text.to_ascii_lowercase();
-    let http = lower.find("http://");
-    let https = lower.find("https://");
-    match (http, https) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
+/// A comment's text as [`linkify`] makes it, its links marked as content
+/// written by the people of the thread (`ugc`).
+pub(crate) fn linkify_comment(text: &str) -> Markup {
+    links_with_rel(text, "noopener noreferrer nofollow ugc")
+}
+
+/// `text`, escaped, with its web links as links with `rel`.
+fn links_with_rel(text: &str, rel: &str) -> Markup {
+    html! {
+        @for part in split_links(text) {
+            @match part {
+                TextPart::Link(link) => a href=(link) rel=(rel) { (link) },
+                TextPart::Plain(plain) => (plain),
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::content::is_web_link;
 
     #[test]
     fn only_web_links_become_links_and_the_rest_is_escaped() {

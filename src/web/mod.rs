@@ -23,6 +23,7 @@ mod actions;
 mod answer;
 mod calendar;
 pub mod client_ip;
+mod comment_actions;
 mod format;
 mod live;
 mod pages;
@@ -92,6 +93,10 @@ fn router_with_stop(
         .route("/e/{key}/rsvp", post(actions::rsvp))
         .route("/e/{key}/edit", post(actions::edit))
         .route("/e/{key}/cancel", post(actions::cancel))
+        .route("/e/{key}/comment", post(comment_actions::comment))
+        .route("/e/{key}/comment/edit", post(comment_actions::edit))
+        .route("/e/{key}/comment/delete", post(comment_actions::delete))
+        .route("/e/{key}/comment/hide", post(comment_actions::hide))
         .route("/new", get(pages::new_event).post(actions::new_event))
         .route("/agenda", get(pages::agenda))
         .route("/network", get(pages::network))

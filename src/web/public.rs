@@ -62,8 +62,8 @@ use tower_http::compression::CompressionLayer;
 use super::answer::{answer_routes, answer_script};
 use super::client_ip::Peer;
 use super::pages::{
-    ListPage, PAGE_SIZE, PageError, Site, blocking_on, page_number, public_event_page,
-    public_list_page,
+    ListPage, PAGE_SIZE, PageError, Site, after_param, blocking_on, load_thread, page_number,
+    public_event_page, public_list_page,
 };
 use super::paths::parse_event_key;
 use super::state::MAX_BODY_BYTES;
@@ -405,15 +405,20 @@ async fn list(State(public): State<Public>, uri: Uri) -> Result<Markup, PublicEr
 async fn event(
     State(public): State<Public>,
     Path(key): Path<String>,
+    uri: Uri,
 ) -> Result<Markup, PublicError> {
     let id = parse_event_key(&key).ok_or_else(no_such_event)?;
     let network = public.settings().network;
-    let (detail, reach) = blocking_on(public.app(), move |app| app.public_event(network, &id))
-        .await
-        .map_err(|e| match e {
-            PageError::NotFound(_) => no_such_event(),
-            e => PublicError(e),
-        })?;
+    let after = after_param(&uri);
+    let (detail, reach, thread) = blocking_on(public.app(), move |app| {
+        let (detail, reach) = app.public_event(network, &id)?;
+        Ok((detail, reach, load_thread(app, &id, after)?))
+    })
+    .await
+    .map_err(|e| match e {
+        PageError::NotFound(_) => no_such_event(),
+        e => PublicError(e),
+    })?;
     Ok(public_event_page(
         public.settings().base_url.as_deref(),
         &detail,
@@ -423,6 +428,7 @@ async fn event(
             public.settings().answers.enabled,
             now_ms(),
         ),
+        &thread,
     ))
 }
 

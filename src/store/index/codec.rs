@@ -7,7 +7,9 @@ use serde::Serialize;
 use thiserror::Error;
 
 use super::kv::{CorruptEntry, Kv};
-use super::state::{AboutState, AdmissionState, ContactState, EventState, RsvpState, Tally};
+use super::state::{
+    AboutState, AdmissionState, CommentState, ContactState, EventState, RsvpState, Tally,
+};
 use crate::content::{Decision, MAX_NOTE_CHARS, RsvpStatus};
 use crate::feed::message::MessageId;
 
@@ -76,8 +78,10 @@ pub(super) fn write<K: Kv, T: IndexValue>(kv: &mut K, key: Vec<u8>, value: &T) {
 /// `following`, bit 1 (value 2) `blocking`; the other bits are zero.
 ///
 /// The time indexes (`s`, `f`, `l`) hold an instant as 8 bytes
-/// ([`instant_bytes`](crate::store::index::instant_bytes)). [`EventState`] (`e`) and [`AboutState`] (`n`) stay
-/// JSON: one entry per event or person, written only by the rare messages
+/// ([`instant_bytes`](crate::store::index::instant_bytes)); the thread
+/// entries (`o`, `x`, `w`, `h`) are all key and no value.
+/// [`CommentState`] (`k`) is JSON, mostly text. [`EventState`] (`e`) and
+/// [`AboutState`] (`n`) stay JSON: one entry per event or person, written only by the rare messages
 /// that announce, change or cancel an event or rename a person, and made of
 /// optional, variable-length text that a fixed layout would not shrink.
 pub trait IndexValue: Sized {
@@ -416,6 +420,16 @@ impl IndexValue for EventState {
 
     fn decode(bytes: &[u8]) -> Result<Self, BadValue> {
         decode_json("event", bytes)
+    }
+}
+
+impl IndexValue for CommentState {
+    fn encode(&self) -> Vec<u8> {
+        encode_json(self)
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, BadValue> {
+        decode_json("comment", bytes)
     }
 }
 

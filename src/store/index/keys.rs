@@ -30,8 +30,23 @@ pub mod prefix {
     /// than [`crate::store::index::LONG_EVENT_MS`] only: with it, the next few upcoming
     /// events are found without reading every upcoming one.
     pub const LONG_EVENT: u8 = b'l';
+    /// comment id → [`crate::store::index::CommentState`]
+    pub const COMMENT: u8 = b'k';
+    /// event id ‖ place ([`crate::store::index::instant_bytes`]) ‖ comment
+    /// id → nothing: the thread of an event in its order, read a page at a
+    /// time
+    pub const THREAD: u8 = b'o';
+    /// event id ‖ place ‖ comment id → nothing, for the comments of the
+    /// thread with a link in their text: the "links shared"
+    pub const THREAD_LINKS: u8 = b'x';
+    /// named id ‖ comment id → nothing: a comment names another in its
+    /// `seen` or `reply` (so that it moves after it when that one arrives
+    /// later)
+    pub const NAMED_BY: u8 = b'w';
+    /// event id ‖ comment id → nothing: the organizer hid the comment
+    pub const HIDDEN: u8 = b'h';
     /// All index prefixes, for reindex and fsck.
-    pub const ALL: [u8; 9] = [
+    pub const ALL: [u8; 14] = [
         EVENT,
         EVENT_BY_START,
         EVENT_BY_FINISH,
@@ -41,6 +56,11 @@ pub mod prefix {
         ABOUT,
         CONTACT,
         ADMISSION,
+        COMMENT,
+        THREAD,
+        THREAD_LINKS,
+        NAMED_BY,
+        HIDDEN,
     ];
 }
 
@@ -82,6 +102,45 @@ pub fn about_key(author: &FeedId) -> Vec<u8> {
 /// Key of a contact entry.
 pub fn contact_key(author: &FeedId, contact: &FeedId) -> Vec<u8> {
     compose_key(prefix::CONTACT, &[&author.0, &contact.0])
+}
+
+/// Key of a comment's state.
+pub fn comment_key(id: &MessageId) -> Vec<u8> {
+    compose_key(prefix::COMMENT, &[&id.0])
+}
+
+/// Key of a comment's place in its event's thread (`prefix::THREAD`) or
+/// among the comments with links (`prefix::THREAD_LINKS`).
+pub fn thread_key(prefix: u8, event: &MessageId, place_ms: i64, comment: &MessageId) -> Vec<u8> {
+    compose_key(prefix, &[&event.0, &instant_bytes(place_ms), &comment.0])
+}
+
+/// Prefix of an event's thread (`prefix::THREAD`) or its comments with
+/// links (`prefix::THREAD_LINKS`).
+pub fn thread_prefix(prefix: u8, event: &MessageId) -> Vec<u8> {
+    compose_key(prefix, &[&event.0])
+}
+
+/// The place and comment id at the end of a thread key.
+pub fn place_of_thread_key(key: &[u8]) -> Option<(i64, MessageId)> {
+    let place = instant_of_bytes(key.get(33..41)?)?;
+    let comment: [u8; 32] = key.get(41..73)?.try_into().ok()?;
+    Some((place, MessageId(comment)))
+}
+
+/// Key saying that `comment` names `named` in its `seen` or `reply`.
+pub fn named_by_key(named: &MessageId, comment: &MessageId) -> Vec<u8> {
+    compose_key(prefix::NAMED_BY, &[&named.0, &comment.0])
+}
+
+/// Prefix of the comments that name `named`.
+pub fn named_by_prefix(named: &MessageId) -> Vec<u8> {
+    compose_key(prefix::NAMED_BY, &[&named.0])
+}
+
+/// Key of the organizer's hiding of a comment on their event.
+pub fn hidden_key(event: &MessageId, comment: &MessageId) -> Vec<u8> {
+    compose_key(prefix::HIDDEN, &[&event.0, &comment.0])
 }
 
 /// Key of an entry in a time index (`EVENT_BY_START` or `EVENT_BY_FINISH`).

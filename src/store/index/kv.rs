@@ -27,6 +27,9 @@ pub trait Kv {
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>);
     /// Deletes a key.
     fn delete(&mut self, key: Vec<u8>);
+    /// The keys that start with `prefix`, in order, including the writes
+    /// made earlier through the same view.
+    fn keys_with_prefix(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>, Self::Error>;
 }
 
 /// An in-memory [`Kv`], used to rebuild and check indexes.
@@ -43,5 +46,13 @@ impl Kv for MemKv {
     }
     fn delete(&mut self, key: Vec<u8>) {
         self.0.remove(&key);
+    }
+    fn keys_with_prefix(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>, CorruptEntry> {
+        Ok(self
+            .0
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, _)| k.clone())
+            .collect())
     }
 }

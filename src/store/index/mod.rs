@@ -11,16 +11,20 @@
 //! Indexing is order-independent across feeds: everything an entry depends
 //! on comes from one feed (an event and its updates share the author's
 //! feed; an RSVP entry depends only on the RSVP author's feed), and each
-//! feed is always indexed in sequence order.
+//! feed is always indexed in sequence order. Comments are the exception:
+//! a comment's place in its thread depends on the comments it names, from
+//! other feeds, and `comments.rs` keeps it independent of arrival order by
+//! moving later comments when an earlier one arrives.
 //!
 //! **Files.** `state.rs` holds the states the indexes keep ([`EventState`],
 //! [`RsvpState`], [`Tally`] …); `keys.rs` the index [`prefix`]es and key
 //! builders; `codec.rs` how each state is stored (the layouts are in
 //! [`IndexValue`]'s docs); `kv.rs` the [`Kv`] view; `rules.rs` the
-//! indexing rules ([`apply`]). Each uses only its siblings; this file only
+//! indexing rules ([`apply`]), and `comments.rs` those of comments. Each uses only its siblings; this file only
 //! ties them together.
 
 mod codec;
+mod comments;
 mod keys;
 mod kv;
 mod rules;
@@ -29,11 +33,13 @@ mod state;
 pub use codec::{BadValue, IndexValue, MAX_NOTE_BYTES, decode_entry, read};
 pub(super) use keys::compose_key;
 pub use keys::{
-    about_key, admission_key, admission_prefix, contact_key, event_key, event_of_time_key,
-    instant_bytes, instant_of_bytes, prefix, rsvp_key, rsvp_prefix, tally_key, time_key,
+    about_key, admission_key, admission_prefix, comment_key, contact_key, event_key,
+    event_of_time_key, hidden_key, instant_bytes, instant_of_bytes, place_of_thread_key, prefix,
+    rsvp_key, rsvp_prefix, tally_key, thread_key, thread_prefix, time_key,
 };
 pub use kv::{CorruptEntry, Kv, MemKv};
 pub use rules::{Indexed, LONG_EVENT_MS, apply};
 pub use state::{
-    AboutState, AdmissionState, ContactState, EventState, EventStatus, RsvpState, Tally,
+    AboutState, AdmissionState, CommentState, ContactState, EventState, EventStatus, RsvpState,
+    Tally,
 };

@@ -6,6 +6,7 @@
 //! check for all three.
 
 use super::codec::{read, write};
+use super::comments;
 use super::keys::{
     about_key, admission_key, contact_key, event_key, instant_bytes, prefix, rsvp_key, tally_key,
     time_key,
@@ -38,8 +39,8 @@ pub enum Indexed {
 }
 
 impl Indexed {
-    /// Applied, changing `event`'s state, RSVPs or admissions.
-    fn for_event(event: MessageId) -> Indexed {
+    /// Applied, changing `event`'s state, RSVPs, admissions or thread.
+    pub(super) fn for_event(event: MessageId) -> Indexed {
         Indexed::Applied {
             event: Some(event),
             contact: None,
@@ -84,6 +85,10 @@ pub fn apply<K: Kv>(kv: &mut K, msg: &Message) -> Result<Indexed, K::Error> {
         Content::Rsvp(rsvp) => answer(kv, msg, rsvp),
         Content::About(about) => Ok(rename(kv, &author, about)),
         Content::Contact(contact) => Ok(set_contact(kv, &author, contact)),
+        Content::Comment(comment) => comments::comment(kv, msg, comment),
+        Content::CommentEdit(edit) => comments::edit(kv, msg, edit),
+        Content::CommentDelete(delete) => comments::delete(kv, msg, delete),
+        Content::CommentHide(hide) => comments::hide(kv, msg, hide),
         Content::Unknown { .. } => Ok(Indexed::Ignored("unknown content type")),
     }
 }
@@ -156,10 +161,11 @@ fn set_contact<K: Kv>(kv: &mut K, author: &FeedId, contact: Contact) -> Indexed 
 
 /// Which of an organizer's acts a message is, to say why one is ignored.
 #[derive(Clone, Copy)]
-enum OrganizerAct {
+pub(super) enum OrganizerAct {
     Update,
     Cancel,
     Admission,
+    Hide,
 }
 
 impl OrganizerAct {
@@ -169,6 +175,7 @@ impl OrganizerAct {
             OrganizerAct::Update => "update of an unknown event",
             OrganizerAct::Cancel => "cancel of an unknown event",
             OrganizerAct::Admission => "admission for an unknown event",
+            OrganizerAct::Hide => "hiding on an unknown event",
         }
     }
 
@@ -178,13 +185,14 @@ impl OrganizerAct {
             OrganizerAct::Update => "update by someone other than the organizer",
             OrganizerAct::Cancel => "cancel by someone other than the organizer",
             OrganizerAct::Admission => "admission by someone other than the organizer",
+            OrganizerAct::Hide => "hiding by someone other than the organizer",
         }
     }
 }
 
 /// The one organizer check: runs `then` on the state of `event` if
 /// `author` organizes it; otherwise `act` is ignored, saying why.
-fn by_organizer<K: Kv>(
+pub(super) fn by_organizer<K: Kv>(
     kv: &mut K,
     event: MessageId,
     author: &FeedId,

@@ -148,3 +148,30 @@ pub struct ContactState {
     /// Never store or forward this feed.
     pub blocking: bool,
 }
+
+/// A comment as its author last left it, and its place in the thread.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommentState {
+    /// The event talked about.
+    pub event: MessageId,
+    /// Who wrote it.
+    pub author: FeedId,
+    /// The comment it answers, as written (shown as a reply only if that
+    /// one is a comment on the same event).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply: Option<MessageId>,
+    /// The current text; empty once deleted.
+    pub text: String,
+    /// The author's claimed time of the comment.
+    pub timestamp: i64,
+    /// Its place in the thread, in milliseconds: its timestamp, or just
+    /// after the latest place of the comments it names if that is later
+    /// (see docs/content.md, "The order of a thread").
+    pub place: i64,
+    /// The claimed time of the latest edit, if edited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited: Option<i64>,
+    /// Removed by its author.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+}

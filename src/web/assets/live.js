@@ -16,6 +16,29 @@
     });
   });
 
+  // What is new in an event's thread since my last visit: the comments
+  // this browser has not shown before are marked (nothing on a first
+  // visit), and those shown are remembered when the page is left.
+  var threadKey = body.dataset.event && 'potluck-seen-' + body.dataset.event;
+  var seenBefore = null;
+  function markNew() {
+    if (!threadKey || !seenBefore) { return; }
+    document.querySelectorAll('li.comment').forEach(function (item) {
+      item.classList.toggle('new', seenBefore.indexOf(item.id) < 0);
+    });
+  }
+  if (threadKey && window.localStorage) {
+    try { seenBefore = JSON.parse(localStorage.getItem(threadKey) || 'null'); } catch (e) { seenBefore = null; }
+    markNew();
+    window.addEventListener('pagehide', function () {
+      var shown = (seenBefore || []).slice();
+      document.querySelectorAll('li.comment').forEach(function (item) {
+        if (shown.indexOf(item.id) < 0) { shown.push(item.id); }
+      });
+      try { localStorage.setItem(threadKey, JSON.stringify(shown.slice(-1000))); } catch (e) { /* full: forget */ }
+    });
+  }
+
   // Browser notifications, opt-in: the button asks for permission only
   // when pressed, and this browser's choice is kept (localStorage). The
   // node's reminders then come over /events while a page is open.
@@ -92,8 +115,17 @@
         var fresh = new DOMParser().parseFromString(html, 'text/html');
         document.querySelectorAll('[data-live]').forEach(function (part) {
           var next = part.id && fresh.getElementById(part.id);
+          // Never under the hands of someone typing (a reply, an edit):
+          // the part is refreshed once they leave it.
+          var typing = part.contains(document.activeElement) &&
+            /^(TEXTAREA|INPUT)$/.test(document.activeElement.tagName);
+          if (next && typing) {
+            part.addEventListener('focusout', schedule, { once: true });
+            return;
+          }
           if (next && next.innerHTML !== part.innerHTML) {
             part.innerHTML = next.innerHTML;
+            markNew();
             part.classList.add('changed');
             setTimeout(function () { part.classList.remove('changed'); }, 50);
           }

@@ -2,6 +2,7 @@
 //! organizer the waitlist, the edit form and the cancel form.
 
 use axum::extract::{Path, State};
+use axum::http::Uri;
 use maud::{Markup, html};
 
 use super::event_form::{edit_values, event_fields};
@@ -9,9 +10,14 @@ use super::form::field_error;
 use super::form::{FormState, Input, csrf, form_error};
 use super::layout::{Nav, PageError, blocking, layout};
 use super::lists::counts;
-use crate::app::{AdmissionStatus, EventDetail, EventSummary, RsvpView, person};
+use super::thread::{Reader, after_param, load_thread, thread_section};
+use crate::app::{
+    AdmissionStatus, EventDetail, EventSummary, RsvpView, SharedLink, ThreadView, person,
+};
+use crate::content::is_web_link;
 use crate::content::{MAX_GUESTS, MAX_NOTE_CHARS, MAX_REASON_CHARS, RsvpStatus};
-use crate::web::format::{Viewer, admission_words, answer_word, is_web_link, linkify, when};
+use crate::feed::message::{FeedId, MessageId};
+use crate::web::format::{Viewer, admission_words, answer_word, linkify, when};
 use crate::web::paths::{event_key, event_path, parse_event_key};
 use crate::web::state::Web;
 
@@ -25,37 +31,58 @@ pub(crate) struct EventForms {
     pub(crate) rsvp: FormState,
     pub(crate) edit: Option<FormState>,
     pub(crate) cancel: FormState,
+    pub(crate) comment: FormState,
 }
 
-/// `GET /e/{key}`.
+/// What an event's page shows: the event with every answer, whether we
+/// organize it, and a page of its thread with the links shared.
+pub(crate) struct LoadedEvent {
+    pub(crate) detail: EventDetail,
+    pub(crate) organizer: bool,
+    pub(crate) me: Option<FeedId>,
+    pub(crate) thread: ThreadView,
+    pub(crate) links: Vec<SharedLink>,
+}
+
+/// `GET /e/{key}[?after=COMMENT]`: `after` is the page key of the comment
+/// the thread's page starts after.
 pub(crate) async fn event(
     State(web): State<Web>,
     Path(key): Path<String>,
+    uri: Uri,
 ) -> Result<Markup, PageError> {
-    let detail = load_event(&web, &key).await?;
-    Ok(event_page(&web, &detail, EventForms::default()))
+    let loaded = load_event(&web, &key, after_param(&uri)).await?;
+    Ok(event_page(&web, &loaded, EventForms::default()))
 }
 
-/// Everything about the event with page key `key`, and whether we
-/// organize it.
-pub(crate) async fn load_event(web: &Web, key: &str) -> Result<(EventDetail, bool), PageError> {
+/// Everything about the event with page key `key`, with the page of its
+/// thread after comment `after` (or the first).
+pub(crate) async fn load_event(
+    web: &Web,
+    key: &str,
+    after: Option<MessageId>,
+) -> Result<LoadedEvent, PageError> {
     let id = parse_event_key(key)
         .ok_or_else(|| PageError::NotFound("There is no such event here.".into()))?;
     blocking(web, move |app| {
         let detail = app.event(&id)?;
-        let mine = app
-            .feed_id()
-            .is_ok_and(|me| me == detail.summary.state.author);
-        Ok((detail, mine))
+        let me = app.feed_id().ok();
+        let organizer = me == Some(detail.summary.state.author);
+        let (thread, links) = load_thread(app, &id, after)?;
+        Ok(LoadedEvent {
+            detail,
+            organizer,
+            me,
+            thread,
+            links,
+        })
     })
     .await
 }
 
-pub(crate) fn event_page(
-    web: &Web,
-    (detail, organizer): &(EventDetail, bool),
-    forms: EventForms,
-) -> Markup {
+pub(crate) fn event_page(web: &Web, loaded: &LoadedEvent, forms: EventForms) -> Markup {
+    let detail = &loaded.detail;
+    let organizer = &loaded.organizer;
     let s = &detail.summary;
     let e = &s.state.event;
     let key = event_key(&s.state.id);
@@ -124,6 +151,12 @@ pub(crate) fn event_page(
                 }
 
                 (people_section(detail))
+
+                (thread_section(web, &loaded.thread, &loaded.links, &Reader {
+                    me: loaded.me,
+                    organizer: loaded.organizer,
+                    may_comment: loaded.thread.may_comment,
+                }, &forms.comment))
 
                 @if *organizer {
                     section.organizer aria-labelledby="organizer-title" {

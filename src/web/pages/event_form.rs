@@ -8,7 +8,7 @@ use super::form::field_error;
 use super::form::{CHECKED, FormState, Input, csrf, form_error};
 use super::layout::{Nav, layout};
 use crate::app::EventDetail;
-use crate::content::MAX_TITLE_CHARS;
+use crate::content::{CommentPolicy, MAX_TITLE_CHARS};
 use crate::web::state::Web;
 
 /// The values of the edit form for an event as it is now: times in the
@@ -44,6 +44,7 @@ pub(crate) fn edit_values(web: &Web, detail: &EventDetail) -> FormState {
         "capacity",
         e.capacity.map(|c| c.to_string()).unwrap_or_default(),
     );
+    form.set("comments", e.comments.as_str());
     for (name, on) in [
         ("unlisted", e.unlisted),
         ("public", e.public),
@@ -85,6 +86,7 @@ pub(crate) fn event_fields(web: &Web, prefix: &str, form: &FormState) -> Markup 
         (Input::new(prefix, "url", "Link").kind("url").max(crate::content::MAX_URL_CHARS).draw(form))
         (Input::new(prefix, "description", "Description").kind("textarea").draw(form))
         (Input::new(prefix, "capacity", "Capacity").kind("number").hint("optional: how many people can come, guests included").draw(form))
+        (comments_field(prefix, form))
         fieldset.public-pages {
             legend { "On hubs' public web pages" }
             // Only a private network asks for consent first (docs/hub.md).
@@ -95,6 +97,33 @@ pub(crate) fn event_fields(web: &Web, prefix: &str, form: &FormState) -> Markup 
                 (Input::new(prefix, "unlisted", "Unlisted").kind("checkbox").hint("your hubs' public web pages show it only to people who have its link; otherwise they list it with your other upcoming events").draw(form))
             }
             (Input::new(prefix, "closed_to_web", "No answers from browsers").kind("checkbox").hint("people who open the hub's page cannot answer there; people with potluck still can").draw(form))
+        }
+    }
+}
+
+/// Whose comments the event's thread shows.
+fn comments_field(prefix: &str, form: &FormState) -> Markup {
+    let id = format!("{prefix}comments");
+    let chosen = match form.value("comments") {
+        "" => CommentPolicy::Everyone.as_str(),
+        other => other,
+    };
+    html! {
+        div.field {
+            label for=(id) { "Comments" }
+            select id=(id) name="comments"
+                aria-invalid=[form.error("comments").map(|_| "true")]
+                aria-describedby=[form.error("comments").map(|_| format!("{id}-error"))] {
+                @for (policy, words) in [
+                    (CommentPolicy::Everyone, "from everyone"),
+                    (CommentPolicy::Answered, "from people who answered"),
+                    (CommentPolicy::Nobody, "closed (only yours)"),
+                ] {
+                    option value=(policy.as_str()) selected[policy.as_str() == chosen] { (words) }
+                }
+            }
+            small.hint { "Whose comments every node shows under the event. Nothing signed is deleted: other people's nodes keep what was written, and just do not show it." }
+            (field_error(prefix, form, "comments"))
         }
     }
 }

@@ -29,10 +29,17 @@ impl From<AppError> for PageError {
             | AppError::PrefixTooShort(_) => {
                 PageError::NotFound("There is no such event here.".into())
             }
-            e @ (AppError::NotOrganizer { .. } | AppError::ReadOnly | AppError::OwnFeed) => {
-                PageError::Forbidden(e.to_string())
+            AppError::UnknownComment(_) => {
+                PageError::NotFound("There is no such comment on this event.".into())
             }
-            e @ AppError::Cancelled { .. } => PageError::Conflict(e.to_string()),
+            e @ (AppError::NotOrganizer { .. }
+            | AppError::NotCommentAuthor { .. }
+            | AppError::ReadOnly
+            | AppError::OwnFeed) => PageError::Forbidden(e.to_string()),
+            e @ (AppError::Cancelled { .. }
+            | AppError::CommentRemoved(_)
+            | AppError::CommentsClosed { .. }
+            | AppError::NothingToChange(_)) => PageError::Conflict(e.to_string()),
             e => {
                 tracing::error!(error = %e, "web page failed");
                 PageError::Internal(e.to_string())

@@ -13,6 +13,7 @@ mod lists;
 mod login;
 mod network;
 mod public;
+mod thread;
 
 pub(crate) use agenda::agenda;
 pub(crate) use event::{EventForms, event, event_page, load_event};
@@ -23,3 +24,4 @@ pub(crate) use lists::{ListPage, PAGE_SIZE, page_number, past, upcoming};
 pub(crate) use login::{login, login_page};
 pub(crate) use network::{NetworkForms, load_network, network, network_page};
 pub(crate) use public::{public_event_page, public_list_page};
+pub(crate) use thread::{after_param, comment_anchor, load_thread};

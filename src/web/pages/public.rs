@@ -10,7 +10,8 @@ use maud::{Markup, html};
 use super::event::{people_section, summary_block};
 use super::layout::{Site, frame};
 use super::lists::ListPage;
-use crate::app::{EventDetail, Reach, when};
+use super::thread::public_thread_section;
+use crate::app::{EventDetail, Reach, SharedLink, ThreadView, when};
 use crate::content::{MAX_GUESTS, MAX_NAME_CHARS};
 use crate::web::paths::event_path;
 
@@ -72,6 +73,7 @@ pub(crate) fn public_event_page(
     detail: &EventDetail,
     reach: Reach,
     closed: Option<&str>,
+    (thread, links): &(ThreadView, Vec<SharedLink>),
 ) -> Markup {
     let s = &detail.summary;
     let e = &s.state.event;
@@ -107,7 +109,8 @@ pub(crate) fn public_event_page(
                     p {
                         "Anyone with this link can read this page: the event as its organizer announced it, "
                         "and for each answer the answer itself, the name its author gives, the number of guests "
-                        "and any note. They are signed messages that every potluck node holding this event can read."
+                        "and any note, and the comments its organizer shows. They are signed messages that every "
+                        "potluck node holding this event can read."
                     }
                     p {
                         "An answer given below is public too: the answer, the name you give and the number "
@@ -116,6 +119,7 @@ pub(crate) fn public_event_page(
                 }
                 (answer_section(detail, closed))
                 (people_section(detail))
+                (public_thread_section(thread, links, &when::event_zone(e)))
             }
         },
     )
