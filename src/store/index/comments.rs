@@ -4,13 +4,17 @@
 //!
 //! **The place of a comment** (docs/content.md, "The order of a thread")
 //! is the latest of its claimed timestamp and one millisecond after the
-//! place of every comment it names (in `seen` or `reply`) that is a known
-//! comment on the same event. The thread is read in order of (place,
-//! comment id). Each place depends only on the set of comments held, not
-//! on the order they arrived in: when a comment arrives after comments
-//! that name it, those (and the ones after them) move later as needed, by
+//! claimed timestamp of every comment it names (in `seen` or `reply`)
+//! that is a known comment on the same event. The thread is read in
+//! order of (place, comment id). Each place depends only on the set of
+//! comments held, not on the order they arrived in: when a comment
+//! arrives after comments that name it, those move later as needed, by
 //! the [`prefix::NAMED_BY`] entries that every comment leaves for what it
-//! names.
+//! names. Only those: a place depends on the timestamps of what a comment
+//! names, not on their places, so a late comment moves only the comments
+//! that name it directly, at most once each. (With places chained, a
+//! hostile pair of feeds could make each of n late comments move a chain
+//! of n, n² writes in one ingest.)
 
 use super::codec::{read, write};
 use super::keys::{comment_key, hidden_key, named_by_key, named_by_prefix, prefix, thread_key};
@@ -39,7 +43,7 @@ pub(super) fn comment<K: Kv>(
         if let Some(state) = read::<K, CommentState>(kv, &comment_key(earlier))?
             && state.event == comment.event
         {
-            place = place.max(state.place.saturating_add(1));
+            place = place.max(state.timestamp.saturating_add(1));
         }
     }
     let state = CommentState {
@@ -52,34 +56,32 @@ pub(super) fn comment<K: Kv>(
         edited: None,
         deleted: false,
     };
-    put_comment(kv, &id, &state);
+    put_comment(kv, &id, &state)?;
     move_later_ones(kv, id, &state)?;
     Ok(Indexed::for_event(state.event))
 }
 
-/// Moves the comments after `first` (those naming it, and so on) to just
-/// after what they name, where they are not already later.
+/// Moves the comments that name `first` (and arrived before it) to just
+/// after its timestamp, where they are not already later. Not the ones
+/// after those: a place depends on the timestamps of what a comment
+/// names, which never change, so nothing else moves.
 fn move_later_ones<K: Kv>(
     kv: &mut K,
     first: MessageId,
     state: &CommentState,
 ) -> Result<(), K::Error> {
-    let mut moved = vec![(first, state.place)];
-    while let Some((id, place)) = moved.pop() {
-        let after = place.saturating_add(1);
-        for key in kv.keys_with_prefix(&named_by_prefix(&id))? {
-            let later = MessageId(key_tail(&key)?);
-            let Some(mut later_state) = read::<K, CommentState>(kv, &comment_key(&later))? else {
-                continue;
-            };
-            if later_state.event != state.event || later_state.place >= after {
-                continue;
-            }
-            delete_places(kv, &later, &later_state);
-            later_state.place = after;
-            put_comment(kv, &later, &later_state);
-            moved.push((later, after));
+    let after = state.timestamp.saturating_add(1);
+    for key in kv.keys_with_prefix(&named_by_prefix(&first))? {
+        let later = MessageId(key_tail(&key)?);
+        let Some(mut later_state) = read::<K, CommentState>(kv, &comment_key(&later))? else {
+            continue;
+        };
+        if later_state.event != state.event || later_state.place >= after {
+            continue;
         }
+        delete_places(kv, &later, &later_state);
+        later_state.place = after;
+        put_comment(kv, &later, &later_state)?;
     }
     Ok(())
 }
@@ -104,8 +106,8 @@ pub(super) fn edit<K: Kv>(
     by_comment_author(kv, &edit.comment, &msg.author(), |kv, mut state| {
         state.text = edit.text;
         state.edited = Some(msg.header().timestamp);
-        put_comment(kv, &edit.comment, &state);
-        Indexed::for_event(state.event)
+        put_comment(kv, &edit.comment, &state)?;
+        Ok(Indexed::for_event(state.event))
     })
 }
 
@@ -118,8 +120,8 @@ pub(super) fn delete<K: Kv>(
     by_comment_author(kv, &delete.comment, &msg.author(), |kv, mut state| {
         state.text.clear();
         state.deleted = true;
-        put_comment(kv, &delete.comment, &state);
-        Indexed::for_event(state.event)
+        put_comment(kv, &delete.comment, &state)?;
+        Ok(Indexed::for_event(state.event))
     })
 }
 
@@ -142,6 +144,14 @@ pub(super) fn hide<K: Kv>(
             } else {
                 kv.delete(key);
             }
+            // The links of a hidden comment leave the links index (a
+            // thread of hidden link spam would otherwise be read through
+            // for every page), and come back when it is shown again.
+            if let Some(comment) = read::<K, CommentState>(kv, &comment_key(&hide.comment))?
+                && comment.event == state.id
+            {
+                put_comment(kv, &hide.comment, &comment)?;
+            }
             Ok(Indexed::for_event(state.id))
         },
     )
@@ -153,31 +163,33 @@ fn by_comment_author<K: Kv>(
     kv: &mut K,
     comment: &MessageId,
     author: &FeedId,
-    then: impl FnOnce(&mut K, CommentState) -> Indexed,
+    then: impl FnOnce(&mut K, CommentState) -> Result<Indexed, K::Error>,
 ) -> Result<Indexed, K::Error> {
-    Ok(match read::<K, CommentState>(kv, &comment_key(comment))? {
-        None => Indexed::Ignored("change of an unknown comment"),
-        Some(state) if state.author != *author => {
-            Indexed::Ignored("change of a comment by someone other than its author")
-        }
-        Some(state) if state.deleted => Indexed::Ignored("change of a deleted comment"),
+    match read::<K, CommentState>(kv, &comment_key(comment))? {
+        None => Ok(Indexed::Ignored("change of an unknown comment")),
+        Some(state) if state.author != *author => Ok(Indexed::Ignored(
+            "change of a comment by someone other than its author",
+        )),
+        Some(state) if state.deleted => Ok(Indexed::Ignored("change of a deleted comment")),
         Some(state) => then(kv, state),
-    })
+    }
 }
 
-/// Writes a comment's state and its thread entries.
-fn put_comment<K: Kv>(kv: &mut K, id: &MessageId, state: &CommentState) {
+/// Writes a comment's state and its thread entries: the thread, and the
+/// links index when it has links and the organizer has not hidden it.
+fn put_comment<K: Kv>(kv: &mut K, id: &MessageId, state: &CommentState) -> Result<(), K::Error> {
     kv.put(
         thread_key(prefix::THREAD, &state.event, state.place, id),
         Vec::new(),
     );
     let links_key = thread_key(prefix::THREAD_LINKS, &state.event, state.place, id);
-    if links_in(&state.text).is_empty() {
+    if links_in(&state.text).is_empty() || kv.get(&hidden_key(&state.event, id))?.is_some() {
         kv.delete(links_key);
     } else {
         kv.put(links_key, Vec::new());
     }
     write(kv, comment_key(id), state);
+    Ok(())
 }
 
 /// Deletes a comment's thread entries at its current place.
@@ -382,6 +394,83 @@ mod tests {
         );
     }
 
+    /// A hidden comment's links leave the links index, whichever comes
+    /// first, and come back when the organizer shows it again.
+    #[test]
+    fn a_hidden_comment_leaves_the_links_index_until_shown_again() {
+        let mut feeds = Feeds::new(2);
+        let event = feeds.event(0);
+        let spam = feeds.comment(1, 10, event, None, vec![], "buy https://spam.test");
+        let hide = |hidden| CommentHide {
+            event,
+            comment: spam,
+            hidden,
+        };
+        feeds.add(0, 11, &hide(true).to_content_bytes());
+        let links = |kv: &MemKv| {
+            kv.keys_with_prefix(&thread_prefix(prefix::THREAD_LINKS, &event))
+                .unwrap()
+                .len()
+        };
+        // The comment first, then the hide; and the hide first.
+        let comment_first = feeds.index(&[1, 0]);
+        let hide_first = feeds.index(&[0]);
+        assert_eq!(links(&comment_first), 0);
+        assert_eq!(comment_first, hide_first);
+        assert_eq!(
+            thread(&comment_first, &event),
+            [spam],
+            "still in the thread"
+        );
+        feeds.add(0, 12, &hide(false).to_content_bytes());
+        assert_eq!(links(&feeds.index(&[0])), 1);
+    }
+
+    /// The n² a hostile pair of feeds could cause if places chained: a
+    /// chain of n comments (each naming the one before and one comment of
+    /// another feed, which that feed sends late, each with a later
+    /// clock). Each late comment moves only the one that names it.
+    #[test]
+    fn a_late_comment_moves_only_the_comments_that_name_it() {
+        const N: i64 = 50;
+        let mut feeds = Feeds::new(2);
+        let event = feeds.event(0);
+        let late: Vec<MessageId> = (1..=N)
+            .map(|i| feeds.comment(1, 1_000 * i, event, None, vec![], "late"))
+            .collect();
+        let mut chain: Vec<MessageId> = Vec::new();
+        for (i, named) in late.iter().enumerate() {
+            let mut seen = vec![*named];
+            seen.extend(chain.last().copied());
+            chain.push(feeds.comment(0, 10 + i as i64, event, None, seen, "chain"));
+        }
+        let mut kv = MemKv::default();
+        for msg in &feeds.feeds[0] {
+            apply(&mut kv, msg).unwrap();
+        }
+        let places = |kv: &MemKv| -> Vec<i64> {
+            chain
+                .iter()
+                .map(|id| {
+                    read::<MemKv, CommentState>(kv, &comment_key(id))
+                        .unwrap()
+                        .unwrap()
+                        .place
+                })
+                .collect()
+        };
+        let mut moves = 0;
+        for msg in &feeds.feeds[1] {
+            let before = places(&kv);
+            apply(&mut kv, msg).unwrap();
+            let after = places(&kv);
+            moves += before.iter().zip(&after).filter(|(b, a)| b != a).count();
+        }
+        assert_eq!(moves, N as usize, "one move per late comment");
+        // And the same index as when the late ones come first.
+        assert_eq!(kv, feeds.index(&[1]));
+    }
+
     /// Three people writing a thread while apart: each saw some of the
     /// comments before, with clocks that disagree.
     fn offline_thread(plan: &[(u8, u8, u8, i64)]) -> (Feeds, MessageId) {
@@ -424,12 +513,17 @@ mod tests {
             let other = feeds.index(&second);
             prop_assert_eq!(thread(&one, &event), thread(&other, &event));
             prop_assert_eq!(&one, &other);
-            // Every comment is after what it names on the same event.
+            // Every reply is after its parent's timestamp, and after the
+            // parent itself unless the parent was moved by what it named
+            // (two wrong clocks in a row: docs/content.md).
             for id in thread(&one, &event) {
                 let state: CommentState = read(&one, &comment_key(&id)).unwrap().unwrap();
                 if let Some(reply) = state.reply {
                     let parent: CommentState = read(&one, &comment_key(&reply)).unwrap().unwrap();
-                    prop_assert!(parent.place < state.place);
+                    prop_assert!(parent.timestamp < state.place);
+                    if parent.place == parent.timestamp {
+                        prop_assert!(parent.place < state.place);
+                    }
                 }
             }
         }
