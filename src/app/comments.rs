@@ -626,3 +626,86 @@ impl App {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod reply_tests {
+    use crate::app::{Access, App, Past, now_ms};
+    use crate::content::{Event, EventTime};
+    use crate::feed::message::Message;
+    use crate::home::Home;
+
+    use super::MyComments;
+
+    fn open() -> (tempfile::TempDir, App) {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let app = App::open(&Home::at(dir.path().join("home")), Access::Create).expect("opened");
+        (dir, app)
+    }
+
+    /// `from`'s feed, from `sequence` on, into `to`.
+    fn sync(from: &App, to: &App, sequence: u64) {
+        let feed = from.feed_id().expect("an identity");
+        let msgs: Vec<Message> = from
+            .store
+            .feed_messages(&feed, sequence)
+            .collect::<Result<_, _>>()
+            .expect("its feed");
+        to.ingest(msgs).expect("ingested");
+    }
+
+    #[test]
+    fn only_others_recent_shown_replies_to_my_comments_are_read() {
+        let (_d1, me) = open();
+        let (_d2, bea) = open();
+        let now = now_ms();
+        let day = 24 * 60 * 60 * 1000;
+        let start = EventTime::parse("start", "2099-01-26T18:00:00Z").expect("a time");
+        let event = me
+            .announce(&Event::new("Soup night", start), Past::Refuse, now)
+            .expect("announced")
+            .id();
+        let mine = me
+            .comment(&event, "Who brings bread?".into(), None, now)
+            .expect("commented")
+            .id();
+        sync(&me, &bea, 1);
+        let reply = |text: &str, at: i64| {
+            bea.comment(&event, text.into(), Some(mine), at)
+                .expect("replied")
+                .id()
+        };
+        let old = reply("two days ago", now - 2 * day);
+        let kept = reply("I do", now);
+        let removed = reply("removed", now);
+        let hidden = reply("hidden", now);
+        bea.comment(&event, "not a reply".into(), None, now)
+            .expect("commented");
+        bea.delete_comment(&removed, now).expect("deleted");
+        sync(&bea, &me, 1);
+        me.hide_comment(&event, &hidden, true, now).expect("hidden");
+        me.comment(&event, "my own reply".into(), Some(mine), now)
+            .expect("replied to myself");
+
+        let mut watched = MyComments::default();
+        let replies = me
+            .replies_to_me(&mut watched, now - day, now)
+            .expect("read");
+        let ids: Vec<_> = replies.iter().map(|r| r.id).collect();
+        assert_eq!(ids, [kept], "{replies:?}");
+        assert_ne!(old, kept);
+        assert_eq!(replies[0].title, "Soup night");
+        assert_eq!(replies[0].text, "I do");
+        assert_eq!(watched.events().collect::<Vec<_>>(), [&event]);
+        // Read again: my feed is not read back again, the reply still is.
+        let again = me
+            .replies_to_me(&mut watched, now - day, now)
+            .expect("read");
+        assert_eq!(again.len(), 1);
+        // Thirty days after my last comment, the event is not watched.
+        let later = now + super::REPLY_WATCH_MS + day;
+        let none = me
+            .replies_to_me(&mut watched, now - day, later)
+            .expect("read");
+        assert!(none.is_empty() && watched.events().next().is_none());
+    }
+}
