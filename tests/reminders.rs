@@ -174,6 +174,46 @@ fn wait_for_call(calls: &Mutex<Vec<Call>>, server: &Server) -> Vec<Call> {
     }
 }
 
+/// Waits until `calls` holds one whose summary contains `needle`;
+/// returns it.
+fn wait_for_summary(calls: &Mutex<Vec<Call>>, server: &Server, needle: &str) -> Call {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let found = calls
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|c| c.summary.contains(needle))
+            .cloned();
+        if let Some(call) = found {
+            return call;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no Notify call saying {needle:?} within {DEADLINE:?}: {:?} {}",
+            calls.lock().unwrap(),
+            server.stderr()
+        );
+        thread::sleep(POLL);
+    }
+}
+
+/// A restarted node (`again`) shows no reminder: `calls` still holds the
+/// one call of the first run.
+fn quiet_after_restart(mut again: Server, calls: &Mutex<Vec<Call>>) {
+    again.wait_for_log("listening");
+    thread::sleep(std::time::Duration::from_millis(1500));
+    again.assert_running();
+    assert_eq!(
+        calls.lock().unwrap().len(),
+        1,
+        "{:?}",
+        calls.lock().unwrap()
+    );
+    assert!(!again.stderr().contains("reminder: "), "{}", again.stderr());
+    assert_eq!(again.terminate().code(), Some(0));
+}
+
 /// An RFC 3339 time `minutes` from now, in UTC.
 fn in_minutes(minutes: i64) -> String {
     let now = jiff::Timestamp::now();
@@ -238,18 +278,7 @@ fn an_event_within_the_hour_is_notified_on_the_session_bus_once() {
     assert_eq!(server.terminate().code(), Some(0), "{}", server.stderr());
 
     // A restart does not notify again.
-    let mut again = serve(&node, &env);
-    again.wait_for_log("listening");
-    thread::sleep(std::time::Duration::from_millis(1500));
-    again.assert_running();
-    assert_eq!(
-        calls.lock().unwrap().len(),
-        1,
-        "{:?}",
-        calls.lock().unwrap()
-    );
-    assert!(!again.stderr().contains("reminder: "), "{}", again.stderr());
-    assert_eq!(again.terminate().code(), Some(0));
+    quiet_after_restart(serve(&node, &env), &calls);
 }
 
 /// Issue 22: `"reminders": {"desktop": false}` keeps the bus quiet.
@@ -458,26 +487,89 @@ fn a_waitlisted_answer_admitted_is_notified_on_the_session_bus() {
     );
 
     sandbox.json(&bea, &["rsvp", &id, "not-going"]);
-    let deadline = Instant::now() + DEADLINE;
-    let call = loop {
-        let found = calls
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|c| c.summary.starts_with("You have a place"))
-            .cloned();
-        if let Some(call) = found {
-            break call;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no admission notified: {:?} {}",
-            calls.lock().unwrap(),
-            mine.stderr()
-        );
-        thread::sleep(POLL);
-    };
+    let call = wait_for_summary(&calls, &mine, "You have a place");
     assert_eq!(call.summary, "You have a place: Waitlist soup");
     assert!(call.body.contains("waitlist"), "{call:?}");
     assert_eq!(call.app_name, "potluck");
+}
+
+/// Issue 22: a reply by someone else to my comment is notified on the
+/// session bus, once (also across a restart). Two running nodes on
+/// loopback: mine, which commented on its event, and Bea's, which
+/// replies.
+#[test]
+fn a_reply_to_my_comment_is_notified_on_the_session_bus_once() {
+    let bus = Bus::start();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let calls = fake_notifications(&runtime, &bus.address);
+    let sandbox = Sandbox::new();
+    let (me, bea) = (sandbox.home("me"), sandbox.home("bea"));
+    for (home, name) in [(&me, "Me"), (&bea, "Bea")] {
+        sandbox.json(home, &["init", "--name", name]);
+    }
+    let loopback = ["--listen", "127.0.0.1:0", "--no-web", "--no-discovery"];
+    let env = [("DBUS_SESSION_BUS_ADDRESS", bus.address.as_str())];
+    let mut mine = sandbox
+        .spawn_serve_with(&me, &loopback, &env)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let peer = mine.addr.to_string();
+    let with_peer: Vec<&str> = loopback.iter().copied().chain(["--peer", &peer]).collect();
+    let _bea_node = sandbox
+        .spawn_serve_with(&bea, &with_peer, &[])
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    // Not answered: no reminders of the event itself.
+    let doc = sandbox.json(
+        &me,
+        &[
+            "announce",
+            "--title",
+            "Soup talk",
+            "--start",
+            &in_minutes(600),
+        ],
+    );
+    let id = doc["id"].as_str().expect("an event id").to_owned();
+    let mine_doc = sandbox.json(&me, &["comment", &id, "Who brings bread?"]);
+    let comment = mine_doc["comment"]
+        .as_str()
+        .expect("a comment id")
+        .to_owned();
+    sandbox.json_until(&bea, &["comments", &id], "my comment at Bea's", |doc| {
+        doc["comments"][0]["id"] == comment.as_str()
+    });
+    // Bea's own comment that is no reply, and her reply.
+    sandbox.json(&bea, &["comment", &id, "Hello all"]);
+    sandbox.json(
+        &bea,
+        &[
+            "comment",
+            &id,
+            "I do: <b>rye</b> & spelt",
+            "--reply",
+            &comment,
+        ],
+    );
+    let call = wait_for_summary(&calls, &mine, "replied");
+    assert_eq!(call.summary, "Bea replied to your comment");
+    assert_eq!(call.app_name, "potluck");
+    assert_eq!(
+        call.body, "Soup talk: I do: &lt;b&gt;rye&lt;/b&gt; &amp; spelt",
+        "{call:?}"
+    );
+    // Only the reply: my own comment and Bea's other one are no news.
+    thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(
+        calls.lock().unwrap().len(),
+        1,
+        "{:?}",
+        calls.lock().unwrap()
+    );
+    assert_eq!(mine.terminate().code(), Some(0), "{}", mine.stderr());
+
+    // A restart does not notify again.
+    let again = sandbox
+        .spawn_serve_with(&me, &loopback, &env)
+        .unwrap_or_else(|e| panic!("{e}"));
+    quiet_after_restart(again, &calls);
 }

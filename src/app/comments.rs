@@ -454,3 +454,258 @@ impl App {
         Ok(links)
     }
 }
+
+/// How long my comments are watched for replies (docs/reminders.md):
+/// an event whose thread I last wrote in longer ago is not read for
+/// them.
+pub const REPLY_WATCH_MS: i64 = 30 * 24 * 60 * 60 * 1000;
+/// Most messages of my own feed read back, from its head, to find my
+/// comments (the first time; then only what I wrote since).
+pub const MAX_OWN_SCAN: u64 = 2_000;
+/// Most entries of one event's thread read for replies to me, the
+/// latest first.
+pub const MAX_REPLY_SCAN: usize = 500;
+
+/// The events I commented on lately, with the time of my latest comment
+/// on each, kept between reads so that my feed is read once and then
+/// only from where it was read up to.
+#[derive(Clone, Debug, Default)]
+pub struct MyComments {
+    /// My feed's sequence read up to.
+    read_to: u64,
+    /// Events I commented on, with my latest comment's claimed time.
+    events: HashMap<MessageId, i64>,
+}
+
+impl MyComments {
+    /// The events I commented on within [`REPLY_WATCH_MS`].
+    pub fn events(&self) -> impl Iterator<Item = &MessageId> + '_ {
+        self.events.keys()
+    }
+}
+
+/// A reply by someone else to one of my comments, as the thread shows it
+/// (not removed, not hidden, allowed by the event's setting).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplyToMe {
+    /// The reply's id.
+    pub id: MessageId,
+    /// The event.
+    pub event: MessageId,
+    /// The event's title.
+    pub title: String,
+    /// Who replied.
+    pub author: FeedId,
+    /// Their name for people (`views::person`).
+    pub name: String,
+    /// The reply's text, as last edited.
+    pub text: String,
+    /// Its claimed time of writing, in ms since the epoch.
+    pub timestamp: i64,
+}
+
+impl App {
+    /// Replies by others to my comments, written since `since_ms`, on the
+    /// events I commented on within [`REPLY_WATCH_MS`] of `now_ms`.
+    /// Bounded: my feed is read back from its head only as far as
+    /// `mine` had not read it (at most [`MAX_OWN_SCAN`] messages), and
+    /// each such event's thread only from `since_ms` on (a comment's
+    /// place is never before its claimed time), at most
+    /// [`MAX_REPLY_SCAN`] entries, the latest first.
+    pub fn replies_to_me(
+        &self,
+        mine: &mut MyComments,
+        since_ms: i64,
+        now_ms: i64,
+    ) -> Result<Vec<ReplyToMe>, AppError> {
+        let me = self.feed_id()?;
+        self.read_my_comments(&me, mine, now_ms)?;
+        let mut replies = Vec::new();
+        // Whether a comment replied to is mine (on the reply's event).
+        let mut is_mine: HashMap<MessageId, bool> = HashMap::new();
+        let mut names: HashMap<FeedId, String> = HashMap::new();
+        for event in mine.events.keys() {
+            let Some(state) = self.store.event(event)? else {
+                continue;
+            };
+            let mut shown = Shown::new(self, &state);
+            let from = (since_ms.saturating_sub(1), MessageId([0xFF; 32]));
+            let entries = self
+                .store
+                .thread(event, Some(from), false)
+                .rev()
+                .take(MAX_REPLY_SCAN);
+            for item in entries {
+                let (_, id) = item?;
+                let Some(comment) = self.store.comment(&id)? else {
+                    continue;
+                };
+                let Some(parent) = comment.reply else {
+                    continue;
+                };
+                if comment.author == me || comment.deleted || comment.timestamp < since_ms {
+                    continue;
+                }
+                let parent_mine = match is_mine.get(&parent) {
+                    Some(&known) => known,
+                    None => {
+                        let known = self
+                            .store
+                            .comment(&parent)?
+                            .is_some_and(|p| p.author == me && p.event == comment.event);
+                        is_mine.insert(parent, known);
+                        known
+                    }
+                };
+                if !parent_mine
+                    || self.store.is_hidden(event, &id)?
+                    || !shown.allows(&comment.author)?
+                {
+                    continue;
+                }
+                let name = match names.get(&comment.author) {
+                    Some(name) => name.clone(),
+                    None => {
+                        let name = super::views::person(
+                            self.name_of(&comment.author)?.as_deref(),
+                            &comment.author,
+                        );
+                        names.insert(comment.author, name.clone());
+                        name
+                    }
+                };
+                replies.push(ReplyToMe {
+                    id,
+                    event: *event,
+                    title: state.event.title.clone(),
+                    author: comment.author,
+                    name,
+                    text: comment.text,
+                    timestamp: comment.timestamp,
+                });
+            }
+        }
+        Ok(replies)
+    }
+
+    /// Adds to `mine` the comments I wrote since it last read my feed,
+    /// reading back from the head (not before [`REPLY_WATCH_MS`] ago, at
+    /// most [`MAX_OWN_SCAN`] messages), and forgets events I have not
+    /// commented on within that time.
+    fn read_my_comments(
+        &self,
+        me: &FeedId,
+        mine: &mut MyComments,
+        now_ms: i64,
+    ) -> Result<(), AppError> {
+        let horizon = now_ms.saturating_sub(REPLY_WATCH_MS);
+        let Some(head) = self.store.head(me)? else {
+            return Ok(());
+        };
+        let mut sequence = head.sequence;
+        let mut read = 0;
+        while sequence > mine.read_to && read < MAX_OWN_SCAN {
+            let Some(msg) = self.store.feed_message(me, sequence)? else {
+                break;
+            };
+            let at = msg.header().timestamp;
+            if at < horizon {
+                break;
+            }
+            if let Some(Ok(crate::content::Content::Comment(comment))) =
+                msg.content().map(crate::content::parse)
+            {
+                let latest = mine.events.entry(comment.event).or_insert(at);
+                *latest = (*latest).max(at);
+            }
+            sequence -= 1;
+            read += 1;
+        }
+        mine.read_to = head.sequence;
+        mine.events.retain(|_, at| *at >= horizon);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod reply_tests {
+    use crate::app::{Access, App, Past, now_ms};
+    use crate::content::{Event, EventTime};
+    use crate::feed::message::Message;
+    use crate::home::Home;
+
+    use super::MyComments;
+
+    fn open() -> (tempfile::TempDir, App) {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let app = App::open(&Home::at(dir.path().join("home")), Access::Create).expect("opened");
+        (dir, app)
+    }
+
+    /// `from`'s feed, from `sequence` on, into `to`.
+    fn sync(from: &App, to: &App, sequence: u64) {
+        let feed = from.feed_id().expect("an identity");
+        let msgs: Vec<Message> = from
+            .store
+            .feed_messages(&feed, sequence)
+            .collect::<Result<_, _>>()
+            .expect("its feed");
+        to.ingest(msgs).expect("ingested");
+    }
+
+    #[test]
+    fn only_others_recent_shown_replies_to_my_comments_are_read() {
+        let (_d1, me) = open();
+        let (_d2, bea) = open();
+        let now = now_ms();
+        let day = 24 * 60 * 60 * 1000;
+        let start = EventTime::parse("start", "2099-01-26T18:00:00Z").expect("a time");
+        let event = me
+            .announce(&Event::new("Soup night", start), Past::Refuse, now)
+            .expect("announced")
+            .id();
+        let mine = me
+            .comment(&event, "Who brings bread?".into(), None, now)
+            .expect("commented")
+            .id();
+        sync(&me, &bea, 1);
+        let reply = |text: &str, at: i64| {
+            bea.comment(&event, text.into(), Some(mine), at)
+                .expect("replied")
+                .id()
+        };
+        let old = reply("two days ago", now - 2 * day);
+        let kept = reply("I do", now);
+        let removed = reply("removed", now);
+        let hidden = reply("hidden", now);
+        bea.comment(&event, "not a reply".into(), None, now)
+            .expect("commented");
+        bea.delete_comment(&removed, now).expect("deleted");
+        sync(&bea, &me, 1);
+        me.hide_comment(&event, &hidden, true, now).expect("hidden");
+        me.comment(&event, "my own reply".into(), Some(mine), now)
+            .expect("replied to myself");
+
+        let mut watched = MyComments::default();
+        let replies = me
+            .replies_to_me(&mut watched, now - day, now)
+            .expect("read");
+        let ids: Vec<_> = replies.iter().map(|r| r.id).collect();
+        assert_eq!(ids, [kept], "{replies:?}");
+        assert_ne!(old, kept);
+        assert_eq!(replies[0].title, "Soup night");
+        assert_eq!(replies[0].text, "I do");
+        assert_eq!(watched.events().collect::<Vec<_>>(), [&event]);
+        // Read again: my feed is not read back again, the reply still is.
+        let again = me
+            .replies_to_me(&mut watched, now - day, now)
+            .expect("read");
+        assert_eq!(again.len(), 1);
+        // Thirty days after my last comment, the event is not watched.
+        let later = now + super::REPLY_WATCH_MS + day;
+        let none = me
+            .replies_to_me(&mut watched, now - day, later)
+            .expect("read");
+        assert!(none.is_empty() && watched.events().next().is_none());
+    }
+}

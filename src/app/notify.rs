@@ -26,7 +26,8 @@ use tokio::task::JoinHandle;
 use crate::home::config::ConfigFile;
 use crate::home::{Home, write_private};
 
-use super::reminders::{Memory, Reminder, Snapshot, concerns, plan};
+use super::comments::MyComments;
+use super::reminders::{Memory, NEWS_GRACE, News, Reminder, Snapshot, concerns, plan};
 use super::{App, AppError, Change, when};
 
 /// Longest the task sleeps without looking again (clock changes, a
@@ -198,9 +199,27 @@ impl App {
     }
 
     /// What the reminder planner looks at now: my upcoming events and my
-    /// answers. Blocking.
-    pub fn reminder_snapshot(&self, now_ms: i64) -> Result<Snapshot, AppError> {
-        Ok(Snapshot::of_agenda(&self.agenda(now_ms)?))
+    /// answers, and as news the replies by others to my comments written
+    /// within [`NEWS_GRACE`] (`App::replies_to_me`: `mine` keeps which
+    /// events I commented on, so that my feed is read once), those
+    /// events being watched for changes. Blocking.
+    pub fn reminder_snapshot(
+        &self,
+        now_ms: i64,
+        mine: &mut MyComments,
+    ) -> Result<Snapshot, AppError> {
+        let mut snapshot = Snapshot::of_agenda(&self.agenda(now_ms)?);
+        let since = now_ms.saturating_sub(NEWS_GRACE.as_millis() as i64);
+        let now = Timestamp::from_millisecond(now_ms).unwrap_or(Timestamp::UNIX_EPOCH);
+        // A failed read of replies does not stop the events' reminders.
+        match self.replies_to_me(mine, since, now_ms) {
+            Ok(replies) => {
+                snapshot.news = replies.iter().map(|r| News::reply(r, now)).collect();
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the replies to my comments"),
+        }
+        snapshot.watched = mine.events().copied().collect();
+        Ok(snapshot)
     }
 }
 
@@ -220,6 +239,8 @@ async fn run(app: App, home: Home, desktop_on: bool, page: broadcast::Sender<Rem
     };
     // The events of the last snapshot: changes to others are ignored.
     let mut known = HashSet::new();
+    // The events I commented on, for replies to me.
+    let mut mine = MyComments::default();
     let memory_home = home.clone();
     let mut memory = tokio::task::spawn_blocking(move || load_memory(&memory_home))
         .await
@@ -227,9 +248,22 @@ async fn run(app: App, home: Home, desktop_on: bool, page: broadcast::Sender<Rem
     loop {
         let now = Timestamp::now();
         let reader = app.clone();
-        let snapshot =
-            tokio::task::spawn_blocking(move || reader.reminder_snapshot(now.as_millisecond()))
-                .await;
+        let read = tokio::task::spawn_blocking(move || {
+            let snapshot = reader.reminder_snapshot(now.as_millisecond(), &mut mine);
+            (snapshot, mine)
+        })
+        .await;
+        let snapshot = match read {
+            Ok((snapshot, read_mine)) => {
+                mine = read_mine;
+                Ok(snapshot)
+            }
+            Err(e) => {
+                // Read anew next time.
+                mine = MyComments::default();
+                Err(e)
+            }
+        };
         let next_wake = match snapshot {
             Ok(Ok(snapshot)) => {
                 known = snapshot.event_ids();

@@ -15,8 +15,7 @@
 //! - **a waitlisted answer of mine that is admitted**: once, when an
 //!   event the memory saw me waitlisted on shows me admitted.
 //! - **news** ([`News`]): one-off happenings each notified once by its
-//!   key (replies to my comments will come this way: the comment type is
-//!   being built apart, and only needs to add them to the snapshot).
+//!   key: replies by others to my comments ([`News::reply`]).
 //!
 //! Never twice: each reminder has a key (kind, event, and the start or
 //! the answer it is about: a moved event is reminded again) kept in the
@@ -36,11 +35,12 @@ use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::content::RsvpStatus;
+use crate::content::{RsvpStatus, shorten_to};
 use crate::feed::message::{FeedId, MessageId};
 use crate::store::admission::AdmissionStatus;
 use crate::store::index::EventStatus;
 
+use super::comments::ReplyToMe;
 use super::views::AgendaItem;
 use super::{Change, when};
 
@@ -124,7 +124,10 @@ impl MyEvent {
     }
 }
 
-/// A one-off happening to notify once (a reply to my comment, later).
+/// Most characters of a reply's text in its notification.
+pub const REPLY_EXCERPT_CHARS: usize = 120;
+
+/// A one-off happening to notify once (a reply to my comment).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct News {
     /// What makes it the same news: notified once per key (e.g. `reply`
@@ -140,6 +143,31 @@ pub struct News {
     pub body: String,
 }
 
+impl News {
+    /// A reply by `name` to my comment: `Bea replied to your comment`,
+    /// with the event's title and the start of the reply's text (on one
+    /// line, at most [`REPLY_EXCERPT_CHARS`]). Notified once per reply
+    /// (its id), at its claimed time, or `now` when that is later (a
+    /// peer's clock ahead is not a reason to wait).
+    pub fn reply(reply: &ReplyToMe, now: Timestamp) -> News {
+        let at = Timestamp::from_millisecond(reply.timestamp)
+            .unwrap_or(Timestamp::MIN)
+            .min(now);
+        let text = reply.text.split_whitespace().collect::<Vec<_>>().join(" ");
+        News {
+            key: format!("reply {}", hex::encode(reply.id.0)),
+            at,
+            event: Some(reply.event),
+            summary: format!("{} replied to your comment", reply.name),
+            body: format!(
+                "{}: {}",
+                reply.title,
+                shorten_to(&text, REPLY_EXCERPT_CHARS)
+            ),
+        }
+    }
+}
+
 /// What the planner looks at: my upcoming events with my answers, and
 /// news.
 #[derive(Clone, Debug, Default)]
@@ -148,6 +176,9 @@ pub struct Snapshot {
     pub events: Vec<MyEvent>,
     /// One-off happenings.
     pub news: Vec<News>,
+    /// Other events whose changes may bring news (those I commented on:
+    /// a reply comes as a change of its event).
+    pub watched: Vec<MessageId>,
 }
 
 impl Snapshot {
@@ -156,6 +187,7 @@ impl Snapshot {
         Snapshot {
             events: items.iter().map(MyEvent::of).collect(),
             news: Vec::new(),
+            watched: Vec::new(),
         }
     }
 }
@@ -224,9 +256,13 @@ pub struct Plan {
 }
 
 impl Snapshot {
-    /// The events it holds, for [`concerns`].
+    /// The events it holds or watches, for [`concerns`].
     pub fn event_ids(&self) -> HashSet<MessageId> {
-        self.events.iter().map(|e| e.id).collect()
+        self.events
+            .iter()
+            .map(|e| e.id)
+            .chain(self.watched.iter().copied())
+            .collect()
     }
 }
 
@@ -479,7 +515,7 @@ mod tests {
     fn snapshot(events: Vec<MyEvent>) -> Snapshot {
         Snapshot {
             events,
-            news: vec![],
+            ..Snapshot::default()
         }
     }
 
@@ -689,6 +725,7 @@ mod tests {
                 news("old", "2027-01-28T10:00:00Z"),
                 news("later", "2027-01-30T13:00:00Z"),
             ],
+            ..Snapshot::default()
         };
         let mut memory = Memory::default();
         let due = run(
@@ -770,5 +807,84 @@ mod tests {
             morning_of(at("2027-01-30T22:30:00Z"), &zone()),
             Some(at("2027-01-30T07:00:00Z"))
         );
+    }
+
+    fn reply(id: u8, text: &str, written: &str) -> ReplyToMe {
+        ReplyToMe {
+            id: MessageId([id; 32]),
+            event: MessageId([1; 32]),
+            title: "Soup night".to_owned(),
+            author: FeedId([7; 32]),
+            name: "Bea".to_owned(),
+            text: text.to_owned(),
+            timestamp: at(written).as_millisecond(),
+        }
+    }
+
+    #[test]
+    fn a_reply_to_my_comment_is_news_once_with_its_start_and_not_when_old() {
+        let now = at("2027-01-30T12:00:00Z");
+        let long = format!("Yes!\n\nI bring {}", "bread ".repeat(40));
+        let replies = [
+            reply(2, &long, "2027-01-30T11:59:00Z"),
+            reply(3, "too late", "2027-01-29T11:00:00Z"),
+            // A clock ahead: notified now, not later.
+            reply(4, "from the future", "2027-01-30T12:30:00Z"),
+        ];
+        let snap = Snapshot {
+            news: replies.iter().map(|r| News::reply(r, now)).collect(),
+            watched: vec![MessageId([1; 32])],
+            ..Snapshot::default()
+        };
+        assert!(snap.event_ids().contains(&MessageId([1; 32])));
+        let mut memory = Memory::default();
+        let p = plan(&snap, &mut memory, now, &zone());
+        assert_eq!(p.due.len(), 2, "{p:?}");
+        let first = &p.due[0];
+        assert_eq!(first.kind, ReminderKind::News);
+        assert_eq!(first.event, Some(MessageId([1; 32])));
+        assert_eq!(first.summary, "Bea replied to your comment");
+        assert!(
+            first
+                .body
+                .starts_with("Soup night: Yes! I bring bread bread"),
+            "{first:?}"
+        );
+        assert!(first.body.ends_with('…'), "{first:?}");
+        assert!(
+            first.body.chars().count() <= "Soup night: ".len() + REPLY_EXCERPT_CHARS + 1,
+            "{first:?}"
+        );
+        assert_eq!(p.due[1].body, "Soup night: from the future");
+        assert!(
+            memory
+                .sent
+                .contains_key(&format!("news reply {}", hex::encode([2u8; 32])))
+        );
+        // Once: not again, nor after a restart with the saved memory.
+        assert!(plan(&snap, &mut memory, now, &zone()).due.is_empty());
+        let mut restarted: Memory =
+            serde_json::from_str(&serde_json::to_string(&memory).unwrap()).unwrap();
+        assert!(plan(&snap, &mut restarted, now, &zone()).due.is_empty());
+    }
+
+    #[test]
+    fn a_change_to_an_event_i_commented_on_is_worth_a_look() {
+        let me = FeedId([9; 32]);
+        let snap = Snapshot {
+            watched: vec![MessageId([5; 32])],
+            ..Snapshot::default()
+        };
+        let known = snap.event_ids();
+        assert!(concerns(
+            &Change::Events(vec![MessageId([5; 32])].into()),
+            &known,
+            &me
+        ));
+        assert!(!concerns(
+            &Change::Events(vec![MessageId([6; 32])].into()),
+            &known,
+            &me
+        ));
     }
 }
