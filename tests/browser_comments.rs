@@ -431,6 +431,20 @@ async fn a_comment_and_a_reply_show_live_on_the_other_nodes_open_page() {
         hrefs.contains(&&json!(ANA_LINK)) && hrefs.contains(&&json!(LINK)),
         "Links shared on Bea's page: {shared}"
     );
+    // What is new to Bea since she last looked: Ana's reply, not her own
+    // comment (the page she sent it from did not know it yet).
+    let new_mark = "return document.getElementById(arguments[0]).classList.contains('new');";
+    assert_eq!(
+        run(&bea, new_mark, vec![json!(bea_item)]).await,
+        json!(false),
+        "Bea's own comment is marked new to her"
+    );
+    let reply_item = reply["id"].as_str().expect("the reply's id").to_owned();
+    assert_eq!(
+        run(&bea, new_mark, vec![json!(reply_item)]).await,
+        json!(true),
+        "Ana's reply is not marked new on Bea's page"
+    );
     bea.execute(
         "document.getElementById(arguments[0]).scrollIntoView(); return true;",
         vec![json!(bea_item)],

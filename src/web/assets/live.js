@@ -18,13 +18,14 @@
 
   // What is new in an event's thread since my last visit: the comments
   // this browser has not shown before are marked (nothing on a first
-  // visit), and those shown are remembered when the page is left.
+  // visit; never my own, data-mine), and those shown are remembered when
+  // the page is left.
   var threadKey = body.dataset.event && 'potluck-seen-' + body.dataset.event;
   var seenBefore = null;
   function markNew() {
     if (!threadKey || !seenBefore) { return; }
     document.querySelectorAll('li.comment').forEach(function (item) {
-      item.classList.toggle('new', seenBefore.indexOf(item.id) < 0);
+      item.classList.toggle('new', seenBefore.indexOf(item.id) < 0 && !item.hasAttribute('data-mine'));
     });
   }
   if (threadKey && window.localStorage) {

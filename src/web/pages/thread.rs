@@ -147,8 +147,10 @@ fn comment_item(
     let at = jiff::Timestamp::from_millisecond(c.timestamp)
         .map(|t| when::format_instant(t, zone))
         .unwrap_or_default();
+    // My own comments are never "new" to me (live.js marks the rest).
+    let mine = forms.is_some_and(|(_, reader)| reader.me == Some(c.author));
     html! {
-        li.comment id=(comment_anchor(&c.id)) {
+        li.comment id=(comment_anchor(&c.id)) data-mine[mine] {
             p.meta {
                 strong { (person(c.name.as_deref(), &c.author)) }
                 " · " (at)
