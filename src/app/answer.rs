@@ -143,7 +143,7 @@ impl AnswerError {
 
 /// What a hub's public pages keep between submissions: the guests'
 /// counters, and the feeds whose submissions are being checked and
-/// stored ([`InFlight`]).
+/// stored (`InFlight`).
 #[derive(Debug)]
 pub struct WebAnswers {
     quota: Mutex<GuestQuota>,

@@ -300,7 +300,7 @@ impl App {
     /// A page of an event's thread, as the event's setting and the
     /// organizer's hiding let everyone see it. Reads the page's entries
     /// of the thread index, not the whole thread (more only when the
-    /// setting leaves comments out, and at most [`MAX_THREAD_SCAN`]: a
+    /// setting leaves comments out, and at most `MAX_THREAD_SCAN`: a
     /// page that reaches that bound ends early, and the next one goes on
     /// from where it stopped).
     pub fn thread(&self, event: &MessageId, page: ThreadPage) -> Result<ThreadView, AppError> {
@@ -416,7 +416,7 @@ impl App {
     /// The links shared in an event's thread, latest first: those in the
     /// comments the thread shows (not removed, not hidden), at most
     /// [`MAX_LINKS_SHARED`]. Reads only the comments that have links,
-    /// the latest first, at most [`MAX_THREAD_SCAN`] of them.
+    /// the latest first, at most `MAX_THREAD_SCAN` of them.
     pub fn links_shared(&self, event: &MessageId) -> Result<Vec<SharedLink>, AppError> {
         let state = self.event_state(event)?;
         let with_links = self
@@ -506,12 +506,12 @@ pub struct ReplyToMe {
 
 impl App {
     /// Replies by others to my comments, written since `since_ms`, on the
-    /// events I commented on within [`REPLY_WATCH_MS`] of `now_ms`.
+    /// events I commented on within `REPLY_WATCH_MS` of `now_ms`.
     /// Bounded: my feed is read back from its head only as far as
-    /// `mine` had not read it (at most [`MAX_OWN_SCAN`] messages), and
+    /// `mine` had not read it (at most `MAX_OWN_SCAN` messages), and
     /// each such event's thread only from `since_ms` on (a comment's
     /// place is never before its claimed time), at most
-    /// [`MAX_REPLY_SCAN`] entries, the latest first.
+    /// `MAX_REPLY_SCAN` entries, the latest first.
     pub fn replies_to_me(
         &self,
         mine: &mut MyComments,
