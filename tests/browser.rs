@@ -23,7 +23,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Instant;
 
 use common::chrome::{
@@ -95,17 +94,6 @@ async fn set_field(client: &Client, id: &str, value: &str) {
         .unwrap_or_else(|e| panic!("cannot set #{id}: {e}"));
 }
 
-fn serve(sandbox: &Sandbox, home: &Path, peer: Option<&Server>) -> Server {
-    let peer_addr = peer.map(|p| p.addr.to_string());
-    let mut args = vec!["--listen", "127.0.0.1:0", "--no-discovery"];
-    if let Some(addr) = &peer_addr {
-        args.extend(["--peer", addr.as_str()]);
-    }
-    sandbox
-        .spawn_serve(home, &args)
-        .unwrap_or_else(|e| panic!("{e}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_people_a_waitlist_and_a_live_admission_in_the_browser() {
     if !tools_present() {
@@ -118,9 +106,9 @@ async fn three_people_a_waitlist_and_a_live_admission_in_the_browser() {
     for (home, name) in [(&home_o, "Ana"), (&home_b, "Bea"), (&home_c, "Cy")] {
         sandbox.json(home, &["init", "--name", name]);
     }
-    let organizer = serve(&sandbox, &home_o, None);
-    let node_b = serve(&sandbox, &home_b, Some(&organizer));
-    let node_c = serve(&sandbox, &home_c, Some(&organizer));
+    let organizer = sandbox.serve_with_page(&home_o, None);
+    let node_b = sandbox.serve_with_page(&home_b, Some(&organizer));
+    let node_c = sandbox.serve_with_page(&home_c, Some(&organizer));
     let page = |s: &Server| s.page.clone().expect("a page address");
     // A path on a node's page.
     let at = |s: &Server, path: &str| format!("{}{path}", page(s).trim_end_matches('/'));
@@ -247,7 +235,7 @@ async fn a_member_code_pasted_on_the_page_joins_a_hub_that_then_holds_my_message
             &["--listen", "127.0.0.1:0", "--no-discovery", "--hub"],
         )
         .unwrap_or_else(|e| panic!("{e}"));
-    let node_d = serve(&sandbox, &home_d, None);
+    let node_d = sandbox.serve_with_page(&home_d, None);
     // Through the running hub: a member code naming its loopback address.
     let code = sandbox.json(&home_hub, &["invite"])["code"]
         .as_str()
@@ -304,7 +292,7 @@ async fn remind_me_in_this_browser_asks_when_pressed_and_shows_reminders() {
     let sandbox = Sandbox::new();
     let home = sandbox.home("ana");
     sandbox.json(&home, &["init", "--name", "Ana"]);
-    let node = serve(&sandbox, &home, None);
+    let node = sandbox.serve_with_page(&home, None);
     let driver = start_driver();
     let profiles = tempfile::tempdir().unwrap();
     let client = browser(&driver, &profiles.path().join("ana")).await;

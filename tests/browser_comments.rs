@@ -21,7 +21,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Instant;
 
 use common::chrome::{
@@ -75,17 +74,6 @@ return Array.from(list.querySelectorAll('li')).map(li => {
 /// The marker that proves a page was not reloaded.
 const SET_MARK: &str = "window.__noReload = 1; return true;";
 const GET_MARK: &str = "return window.__noReload === 1;";
-
-fn serve(sandbox: &Sandbox, home: &Path, peer: Option<&Server>) -> Server {
-    let peer_addr = peer.map(|p| p.addr.to_string());
-    let mut args = vec!["--listen", "127.0.0.1:0", "--no-discovery"];
-    if let Some(addr) = &peer_addr {
-        args.extend(["--peer", addr.as_str()]);
-    }
-    sandbox
-        .spawn_serve(home, &args)
-        .unwrap_or_else(|e| panic!("{e}"))
-}
 
 async fn run(client: &Client, script: &str, args: Vec<Value>) -> Value {
     client
@@ -232,8 +220,8 @@ async fn a_comment_and_a_reply_show_live_on_the_other_nodes_open_page() {
     let (home_a, home_b) = (sandbox.home("ana"), sandbox.home("bea"));
     sandbox.json(&home_a, &["init", "--name", "Ana"]);
     sandbox.json(&home_b, &["init", "--name", "Bea"]);
-    let node_a = serve(&sandbox, &home_a, None);
-    let node_b = serve(&sandbox, &home_b, Some(&node_a));
+    let node_a = sandbox.serve_with_page(&home_a, None);
+    let node_b = sandbox.serve_with_page(&home_b, Some(&node_a));
     let nodes = [&node_a, &node_b];
     let event = sandbox.json(
         &home_a,

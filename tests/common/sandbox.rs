@@ -462,6 +462,18 @@ impl Sandbox {
         self.spawn_serve(home, &args)
             .unwrap_or_else(|e| panic!("{e}"))
     }
+
+    /// `potluck serve` on 127.0.0.1 with its page and without discovery,
+    /// keeping `peer` connected if given (the browser tests' nodes).
+    pub fn serve_with_page(&self, home: &Path, peer: Option<&Server>) -> Server {
+        let peer_addr = peer.map(|p| p.addr.to_string());
+        let mut args = vec!["--listen", "127.0.0.1:0", "--no-discovery"];
+        if let Some(addr) = &peer_addr {
+            args.extend(["--peer", addr.as_str()]);
+        }
+        self.spawn_serve(home, &args)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
 }
 
 /// Whether `home`'s config.json asks for a hub's public pages.
