@@ -24,7 +24,7 @@
 //! same workloads and kill plans (where a kill lands inside a write also
 //! depends on the machine's speed).
 //!
-//! **Cost.** 114 kills in all. The tests run in debug builds, where
+//! **Cost.** 126 kills in all. The tests run in debug builds, where
 //! verifying one signature takes milliseconds, and fsck re-verifies the
 //! whole store after every kill (most of the tests' time); so the stores
 //! stay small (a new store every few kills, about a hundred messages for
@@ -87,7 +87,7 @@ enum Workload {
     Concurrent,
     /// Reindexes the store over and over (the parent filled it).
     Reindex,
-    /// Opens a format-2 store that the parent wrote (opening upgrades it),
+    /// Opens an old (format-2 or format-3) store that the parent wrote (opening upgrades it),
     /// then ingests batches as [`Workload::ManyFeeds`] does, to
     /// [`UPGRADE_NEW_FEEDS`] feeds after the [`UPGRADE_OLD_FEEDS`] it held.
     Upgrade,
@@ -100,7 +100,7 @@ const MANY_FEEDS: usize = 50;
 const CONCURRENT_WRITERS: usize = 4;
 /// Feeds of the store [`Workload::Reindex`] runs on.
 const REINDEX_FEEDS: usize = 8;
-/// Feeds of the format-2 store [`Workload::Upgrade`] opens.
+/// Feeds of the old store [`Workload::Upgrade`] opens.
 const UPGRADE_OLD_FEEDS: usize = 24;
 /// Feeds [`Workload::Upgrade`] writes once the store is upgraded.
 const UPGRADE_NEW_FEEDS: usize = 8;
@@ -1352,28 +1352,42 @@ fn killed_while_reindexing() {
 
 #[test]
 fn killed_while_upgrading_a_format_2_store() {
-    const TEST: &str = "killed_while_upgrading_a_format_2_store";
+    kill_upgrades("killed_while_upgrading_a_format_2_store", |path, messages| {
+        common::format2::write_store(path, messages, &[]);
+    });
+}
+
+#[test]
+fn killed_while_upgrading_a_format_3_store() {
+    kill_upgrades("killed_while_upgrading_a_format_3_store", |path, messages| {
+        common::format3::write_store(path, messages);
+    });
+}
+
+/// Kills a writer 12 times while it opens (and so upgrades) an old store
+/// that `write_old` writes, or once it writes to the upgraded store.
+fn kill_upgrades(test: &'static str, write_old: impl Fn(&Path, &[Message])) {
     const KILLS: usize = 12;
     let Begun {
         started,
         seed,
         mut rng,
         dir,
-    } = begin(TEST);
+    } = begin(test);
     let mut open_time = Estimate(Duration::from_millis(50));
     let mut step_time = Estimate(Duration::from_millis(50));
     let mut stats = KillStats::default();
     // A store upgrades once, and the check after a kill finishes the
-    // upgrade: a new format-2 store for every kill.
+    // upgrade: a new old store for every kill.
     for round in 0..KILLS {
         let ctx = Ctx {
-            test: TEST,
+            test: test,
             seed,
             round,
         };
         let path = dir.path().join(format!("store-{round}"));
         let (messages, heads) = community(Workload::Upgrade, UPGRADE_OLD_FEEDS, &mut rng);
-        common::format2::write_store(&path, &messages, &[]);
+        write_old(&path, &messages);
         let mut model = Model {
             heads,
             in_flight: BTreeMap::new(),
@@ -1400,5 +1414,5 @@ fn killed_while_upgrading_a_format_2_store() {
         stats.checking += checking.elapsed();
         stats.count(&killed, in_open, landed, (log_before, log_len(&path)));
     }
-    stats.print(TEST, started, "the open", &open_time);
+    stats.print(test, started, "the open", &open_time);
 }

@@ -1,13 +1,14 @@
-//! The store's files (format 3): the position index beside the message
+//! The store's files (format 4): the position index beside the message
 //! log, made again when it is lost, damaged or behind; checked by fsck and
-//! remade by reindex; and the upgrade of a format-2 store on open.
+//! remade by reindex; and the upgrades of format-2 and format-3 stores on
+//! open.
 
 mod common;
 
 use std::path::Path;
 
 use ed25519_dalek::SigningKey;
-use potluck::content::{Event, EventTime, KnownContent};
+use potluck::content::{Contact, Event, EventTime, KnownContent, Rsvp, RsvpStatus};
 use potluck::feed::message::{FeedId, Message, MessageId};
 use potluck::store::Store;
 
@@ -204,15 +205,86 @@ fn a_format_2_store_is_upgraded_on_open() {
         store.ingest(chain(&key(2), 2)).unwrap();
     }
     // Upgraded once: the old per-message keys are gone and it reopens as
-    // format 3.
+    // format 4.
     {
         let (_db, tree) = common::raw_tree(&path);
-        assert_eq!(tree.get(b"Mformat").unwrap().unwrap().as_ref(), &[3]);
+        assert_eq!(tree.get(b"Mformat").unwrap().unwrap().as_ref(), &[4]);
         assert!(tree.scan_prefix([b'L']).next().is_none());
         assert!(tree.scan_prefix([b'I']).next().is_none());
     }
     let store = Store::open(&path).unwrap();
     assert_eq!(store.head(&feed(2)).unwrap().unwrap().sequence, 2);
+    assert!(store.fsck().unwrap().problems.is_empty());
+}
+
+#[test]
+fn a_format_3_store_is_upgraded_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let organizer = key(9);
+    let event = Event::new(
+        "Soup night",
+        EventTime::parse("start", "2030-01-01T18:00:00Z").unwrap(),
+    );
+    let announce = Message::sign(
+        &organizer,
+        1,
+        MessageId::default(),
+        1,
+        &event.to_content_bytes(),
+    )
+    .unwrap();
+    let mut all = vec![announce.clone()];
+    // Ten guests (keys 11 to 20) answer; the first follows the organizer.
+    for n in 1..=10u8 {
+        let rsvp = Rsvp {
+            event: announce.id(),
+            status: if n % 3 == 0 {
+                RsvpStatus::Maybe
+            } else {
+                RsvpStatus::Going
+            },
+            guests: 0,
+            note: None,
+            revision: None,
+        };
+        all.push(
+            Message::sign(&key(10 + n), 1, MessageId::default(), 2, &rsvp.to_content_bytes())
+                .unwrap(),
+        );
+    }
+    let follow = Contact {
+        contact: feed(9),
+        following: true,
+        blocking: false,
+    };
+    let second = Message::sign(&key(11), 2, all[1].id(), 3, &follow.to_content_bytes()).unwrap();
+    all.push(second);
+    let in_sled = common::format3::write_store(&path, &all);
+    assert_eq!(in_sled, 11, "ten RSVPs and a contact, as format 3 kept them");
+    {
+        let store = Store::open(&path).unwrap();
+        let rsvps = store.rsvps(&announce.id()).unwrap();
+        assert_eq!(rsvps.len(), 10);
+        assert_eq!(store.tally(&announce.id()).unwrap().going, 7);
+        assert_eq!(store.contacts(&feed(11)).unwrap().len(), 1);
+        let report = store.fsck().unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+    }
+    // Upgraded once: sled holds no grouped entry any more, only a chain
+    // head per group, and the store reopens as format 4.
+    {
+        let (_db, tree) = common::raw_tree(&path);
+        assert_eq!(tree.get(b"Mformat").unwrap().unwrap().as_ref(), &[4]);
+        for p in [b'r', b'a', b'c'] {
+            assert!(tree.scan_prefix([p]).next().is_none(), "{}", p as char);
+        }
+        assert_eq!(tree.scan_prefix([b'J']).count(), 2, "the event's RSVPs, guest 1's contacts");
+        assert!(tree.get(b"Mreindexing").unwrap().is_none());
+    }
+    assert!(path.join("groups.log").metadata().unwrap().len() > 0);
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.rsvps(&announce.id()).unwrap().len(), 10);
     assert!(store.fsck().unwrap().problems.is_empty());
 }
 
@@ -361,7 +433,7 @@ fn the_command_line_says_when_it_upgrades_a_store() {
     assert!(
         first
             .stderr
-            .contains("upgrading the store from format 2 to 3"),
+            .contains("upgrading the store from format 2 to 4"),
         "{}",
         first.stderr
     );

@@ -6,8 +6,12 @@ use std::path::Path;
 
 use super::Store;
 use super::error::StoreError;
+use super::groups::{self, Groups};
 use super::index;
-use super::keys::{HEAD, REFETCH, REINDEXING_KEY, encode_head, feed_key, feed_of_key, u64_value};
+use super::keys::{
+    GROUP, GROUPS_END_KEY, HEAD, REFETCH, REINDEXING_KEY, encode_head, feed_key, feed_of_key,
+    u64_value,
+};
 use super::msglog::{self, LOG_FILE, LogError};
 use super::positions;
 use super::staged::Staged;
@@ -17,6 +21,25 @@ use crate::feed::validate::{self, FeedHead};
 /// The sled tree `fsck` rebuilds the indexes into, to compare them with
 /// the stored ones; dropped when done.
 const SCRATCH_TREE: &str = "fsck-scratch";
+
+/// The file, in the store directory, that `fsck` rebuilds the grouped
+/// entries into; removed when done.
+const SCRATCH_GROUPS: &str = "groups-scratch.log";
+
+/// One index's entries in key order, from sled or from `groups.log`.
+type IndexEntries<'a> = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + 'a>;
+
+/// The entries of index `prefix` held in `tree` and `groups`.
+fn index_entries<'a>(tree: &'a sled::Tree, groups: &'a Groups, prefix: u8) -> IndexEntries<'a> {
+    if groups::is_grouped(prefix) {
+        Box::new(groups.entries(tree, prefix))
+    } else {
+        Box::new(tree.scan_prefix([prefix]).map(|item| {
+            let (k, v) = item?;
+            Ok((k.to_vec(), v.to_vec()))
+        }))
+    }
+}
 
 /// Messages replayed (and signatures checked) per chunk when indexes are
 /// rebuilt: what bounds the memory of a rebuild.
@@ -73,12 +96,16 @@ impl Store {
     pub fn fsck(&self) -> Result<FsckReport, StoreError> {
         let mut report = FsckReport::default();
         self.check_positions(&mut report)?;
-        let scratch = self.scratch_tree()?;
+        let (scratch, scratch_groups) = self.scratch()?;
         let result = self
-            .rebuild_index(&scratch, Some(&mut report), &BTreeMap::new())
-            .and_then(|()| self.compare_indexes(&scratch, &mut report));
-        drop(scratch);
-        self.db.drop_tree(SCRATCH_TREE)?;
+            .rebuild_index(
+                &scratch,
+                &scratch_groups,
+                Some(&mut report),
+                &BTreeMap::new(),
+            )
+            .and_then(|()| self.compare_indexes(&scratch, &scratch_groups, &mut report));
+        self.drop_scratch(scratch, scratch_groups)?;
         result?;
         report.refetching = self
             .refetch_markers()?
@@ -88,12 +115,38 @@ impl Store {
         Ok(report)
     }
 
-    /// A new, empty scratch tree (left over from an interrupted check, it
-    /// is emptied).
-    fn scratch_tree(&self) -> Result<sled::Tree, StoreError> {
+    /// A new, empty scratch tree and grouped-entries file (left over from
+    /// an interrupted check, they are emptied).
+    fn scratch(&self) -> Result<(sled::Tree, Groups), StoreError> {
         let tree = self.db.open_tree(SCRATCH_TREE)?;
         tree.clear()?;
-        Ok(tree)
+        let groups = Groups::open_at(
+            &self.dir.join(SCRATCH_GROUPS),
+            &super::RealLogFile::open_boxed,
+            0,
+            true,
+        )?;
+        Ok((tree, groups))
+    }
+
+    /// Removes the scratch tree and file.
+    fn drop_scratch(&self, tree: sled::Tree, groups: Groups) -> Result<(), StoreError> {
+        drop(tree);
+        drop(groups);
+        self.db.drop_tree(SCRATCH_TREE)?;
+        let path = self.dir.join(SCRATCH_GROUPS);
+        for file in [path.clone(), super::msglog::durable_mark_path(&path)] {
+            match std::fs::remove_file(&file) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(StoreError::Log(super::msglog::LogError::Io {
+                        path: file,
+                        source: e,
+                    }));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// Notes every difference between the stored index entries and those
@@ -101,12 +154,13 @@ impl Store {
     fn compare_indexes(
         &self,
         rebuilt: &sled::Tree,
+        rebuilt_groups: &Groups,
         report: &mut FsckReport,
     ) -> Result<(), StoreError> {
         use std::cmp::Ordering;
         for p in index::prefix::ALL {
-            let mut stored = self.tree.scan_prefix([p]).peekable();
-            let mut fresh = rebuilt.scan_prefix([p]).peekable();
+            let mut stored = index_entries(&self.tree, &self.groups, p).peekable();
+            let mut fresh = index_entries(rebuilt, rebuilt_groups, p).peekable();
             loop {
                 let order = match (stored.peek(), fresh.peek()) {
                     (None, None) => break,
@@ -173,10 +227,14 @@ impl Store {
         // Damage is looked for through positions made from the log as it is.
         self.rebuild_positions()?;
         let mut found = FsckReport::default();
-        let scratch = self.scratch_tree()?;
-        let found_all = self.rebuild_index(&scratch, Some(&mut found), &BTreeMap::new());
-        drop(scratch);
-        self.db.drop_tree(SCRATCH_TREE)?;
+        let (scratch, scratch_groups) = self.scratch()?;
+        let found_all = self.rebuild_index(
+            &scratch,
+            &scratch_groups,
+            Some(&mut found),
+            &BTreeMap::new(),
+        );
+        self.drop_scratch(scratch, scratch_groups)?;
         found_all?;
         let mut batch = sled::Batch::default();
         // The indexes are rebuilt after this batch; until they are, the
@@ -376,9 +434,9 @@ impl Store {
     pub fn index_snapshot(&self) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, StoreError> {
         let mut stored = BTreeMap::new();
         for p in index::prefix::ALL {
-            for item in self.tree.scan_prefix([p]) {
+            for item in index_entries(&self.tree, &self.groups, p) {
                 let (k, v) = item?;
-                stored.insert(k.to_vec(), v.to_vec());
+                stored.insert(k, v);
             }
         }
         Ok(stored)
@@ -407,14 +465,20 @@ impl Store {
         &self,
         cuts: &BTreeMap<FeedId, u64>,
     ) -> Result<usize, StoreError> {
-        // Safe to repeat: the mark makes an interrupted rebuild start over.
+        // Safe to repeat: the mark makes an interrupted rebuild start over
+        // (and the next open empties `groups.log` whatever it holds).
         self.remove_prefixes(&index::prefix::ALL)?;
-        self.rebuild_index(&self.tree, None, cuts)?;
+        self.remove_prefixes(&[GROUP])?;
+        self.tree.insert(GROUPS_END_KEY, &0u64.to_be_bytes())?;
+        self.db.flush()?;
+        self.groups.clear()?;
+        self.rebuild_index(&self.tree, &self.groups, None, cuts)?;
         self.tree.remove(REINDEXING_KEY)?;
         self.db.flush()?;
+        self.groups.note_durable()?;
         let mut count = 0;
         for p in index::prefix::ALL {
-            count += self.tree.scan_prefix([p]).count();
+            count += index_entries(&self.tree, &self.groups, p).count();
         }
         Ok(count)
     }
@@ -428,10 +492,11 @@ impl Store {
     fn rebuild_index(
         &self,
         target: &sled::Tree,
+        target_groups: &Groups,
         mut report: Option<&mut FsckReport>,
         cuts: &BTreeMap<FeedId, u64>,
     ) -> Result<(), StoreError> {
-        let mut staged = Staged::over(target);
+        let mut staged = Staged::over(target, target_groups);
         let mut staged_messages = 0;
         for (author, head) in self.feeds()? {
             let cut = cuts.get(&author).copied().unwrap_or(u64::MAX);
@@ -481,7 +546,7 @@ impl Store {
                 index::apply(&mut staged, &msg)?;
                 staged_messages += 1;
                 if staged_messages >= REBUILD_CHUNK {
-                    target.apply_batch(staged.take_batch())?;
+                    staged.apply()?;
                     staged_messages = 0;
                 }
                 if report.is_some() {
@@ -512,7 +577,7 @@ impl Store {
                 }
             }
         }
-        target.apply_batch(staged.take_batch())?;
+        staged.apply()?;
         Ok(())
     }
 }

@@ -11,7 +11,8 @@
 //! | `R`    | author                | head before a repair cut the feed  |
 //! | `G`    | member feed           | a hub's member (JSON, [`super::hub`]) |
 //! | `C`    | member code id        | a hub's member code (JSON)         |
-//! | `M`    | `format`, `log_end`, `positions`, `reindexing` | store format, committed log length, entries the position file holds durably, an index rebuild under way |
+//! | `J`    | index prefix ‖ group  | the head of a group's chain in `groups.log` ([`super::groups`]) |
+//! | `M`    | `format`, `log_end`, `groups_end`, `positions`, `reindexing` | store format, committed log length, committed length of `groups.log`, entries the position file holds durably, an index rebuild under way |
 //! | lower  | see [`super::index`]  | index entries, rebuildable         |
 //!
 //! Format 2 also kept `L` (author ‖ sequence → location) and `I` (message
@@ -43,11 +44,21 @@ pub(super) const REFETCH: u8 = b'R';
 pub(super) const MEMBER: u8 = b'G';
 /// member code id → a hub's member code record (JSON)
 pub(super) const MEMBER_CODE: u8 = b'C';
+/// index prefix ‖ group → the head of the group's chain of records in
+/// `groups.log` (see [`super::groups`]); rebuildable, like the indexes
+pub(super) const GROUP: u8 = b'J';
 
-/// The store layout this code reads and writes (under [`FORMAT_KEY`]): 3
-/// keeps where each message is in the position index; 2 kept it in sled
+/// The key of a group's chain head.
+pub(super) fn group_key(prefix: u8, group: &[u8; 32]) -> Vec<u8> {
+    compose_key(GROUP, &[&[prefix], group])
+}
+
+/// The store layout this code reads and writes (under [`FORMAT_KEY`]): 4
+/// keeps the RSVP, admission and contact entries in `groups.log` instead
+/// of a sled key each (3 is upgraded on open by rebuilding the indexes);
+/// 3 keeps where each message is in the position index; 2 kept it in sled
 /// (and is upgraded on open); 1 kept the message bytes in sled too.
-pub(super) const STORE_FORMAT: u8 = 3;
+pub(super) const STORE_FORMAT: u8 = 4;
 
 /// Meta key of the store format.
 pub(super) const FORMAT_KEY: &[u8] = b"Mformat";
@@ -56,6 +67,8 @@ pub(super) const LOG_END_KEY: &[u8] = b"Mlog_end";
 /// Meta key present while the indexes are being rebuilt in place: a
 /// store opened with it set was interrupted, and rebuilds them again.
 pub(super) const REINDEXING_KEY: &[u8] = b"Mreindexing";
+/// Meta key of the committed length of `groups.log`.
+pub(super) const GROUPS_END_KEY: &[u8] = b"Mgroups_end";
 /// Meta key of the number of entries the position file holds durably.
 pub(super) const POSITIONS_KEY: &[u8] = b"Mpositions";
 /// Meta key of the indexes' revision within the format (see

@@ -47,6 +47,7 @@ use std::sync::{Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub mod admission;
 mod check;
 mod error;
+mod groups;
 pub mod hub;
 pub mod index;
 mod ingest;
@@ -66,9 +67,10 @@ pub use ingest::{ContactChange, ForkProof, IngestReport, Rejection};
 pub use log_file::{LogFile, LogFileOpener, RealLogFile};
 pub use sled_files::SLED_SEGMENT_SIZE;
 
+use self::groups::Groups;
 use self::keys::{
-    FORMAT_KEY, INDEX_REVISION, INDEX_REVISION_KEY, LOG_END_KEY, OLD_ID, OLD_LOG, POSITIONS_KEY,
-    REINDEXING_KEY, STORE_FORMAT, u64_value,
+    FORMAT_KEY, GROUPS_END_KEY, INDEX_REVISION, INDEX_REVISION_KEY, LOG_END_KEY, OLD_ID, OLD_LOG,
+    POSITIONS_KEY, REINDEXING_KEY, STORE_FORMAT, u64_value,
 };
 use self::msglog::{LOG_FILE, LogError, MessageLog};
 use self::positions::{PositionFile, Positions};
@@ -83,9 +85,13 @@ pub const UPGRADE_LOG: &str = "potluck::upgrade";
 
 /// The node's store.
 pub struct Store {
+    /// The store directory.
+    dir: std::path::PathBuf,
     db: sled::Db,
     tree: sled::Tree,
     log: MessageLog,
+    /// The grouped index entries (RSVPs, admissions, contacts).
+    groups: Groups,
     /// The position index's file.
     positions_file: PositionFile,
     /// The position index, read from its file on first use (opening a
@@ -136,9 +142,24 @@ impl Store {
         let db = sled_files::open(path)?;
         let tree = db.open_tree("potluck")?;
         let mut upgrade = false;
+        let mut upgrade_from_3 = false;
         match tree.get(FORMAT_KEY)? {
             Some(v) if v[..] == [STORE_FORMAT] => {}
             Some(v) if v[..] == [2] => upgrade = true,
+            Some(v) if v[..] == [3] => {
+                // Format 4 moves the RSVP, admission and contact entries
+                // out of sled: the indexes are rebuilt in place (below,
+                // under the reindexing mark, so that an interrupted
+                // upgrade starts over), which removes the old entries a
+                // chunk at a time.
+                tracing::warn!(target: UPGRADE_LOG, path = %path.display(), "upgrading the store from format 3 to 4: rebuilding its indexes from the message log (once; this can take a minute for a large store)");
+                let mut batch = sled::Batch::default();
+                batch.insert(FORMAT_KEY, &[STORE_FORMAT]);
+                batch.insert(REINDEXING_KEY, &[1]);
+                tree.apply_batch(batch)?;
+                db.flush()?;
+                upgrade_from_3 = true;
+            }
             Some(v) => {
                 return Err(StoreError::Format {
                     path: path.display().to_string(),
@@ -176,10 +197,20 @@ impl Store {
             source,
         })?;
         let log = MessageLog::open_file(&log_path, file, committed)?;
+        // During a rebuild the grouped entries are made again from
+        // nothing, whatever the file holds.
+        let rebuilding = tree.contains_key(REINDEXING_KEY)? || upgrade;
+        let groups_end = match tree.get(GROUPS_END_KEY)? {
+            Some(v) if !rebuilding => u64_value(GROUPS_END_KEY, &v)?,
+            _ => 0,
+        };
+        let groups = Groups::open(path, open_log, groups_end, rebuilding)?;
         let store = Store {
+            dir: path.to_path_buf(),
             db,
             tree,
             log,
+            groups,
             positions_file: PositionFile::open(path)?,
             positions: OnceLock::new(),
             positions_sync_every: positions::SYNC_EVERY.into(),
@@ -194,8 +225,13 @@ impl Store {
             store.upgrade_from_2(path)?;
             true
         } else if store.tree.contains_key(REINDEXING_KEY)? {
-            tracing::warn!(target: UPGRADE_LOG, path = %path.display(), "an index rebuild was interrupted; rebuilding the indexes from the message log (this can take a minute for a large store)");
+            if !upgrade_from_3 {
+                tracing::warn!(target: UPGRADE_LOG, path = %path.display(), "an index rebuild was interrupted; rebuilding the indexes from the message log (this can take a minute for a large store)");
+            }
             store.reindex()?;
+            if upgrade_from_3 {
+                tracing::info!(target: UPGRADE_LOG, "store upgraded to format 4");
+            }
             true
         } else {
             if store.tree.scan_prefix([OLD_LOG]).next().is_some()
@@ -222,7 +258,7 @@ impl Store {
     /// format, and then removes the per-message keys of format 2. Until
     /// the switch, a crash leaves a format-2 store that upgrades again.
     fn upgrade_from_2(&self, path: &Path) -> Result<(), StoreError> {
-        tracing::warn!(target: UPGRADE_LOG, path = %path.display(), "upgrading the store from format 2 to 3: making its position index and indexes again from the message log (once; this can take a minute for a large store)");
+        tracing::warn!(target: UPGRADE_LOG, path = %path.display(), "upgrading the store from format 2 to 4: making its position index and indexes again from the message log (once; this can take a minute for a large store)");
         let entries = self.reindex()?;
         let count = self.positions_read()?.entries();
         let mut batch = sled::Batch::default();
@@ -235,7 +271,7 @@ impl Store {
             target: UPGRADE_LOG,
             index_entries = entries,
             messages = count,
-            "store upgraded to format 3"
+            "store upgraded to format 4"
         );
         Ok(())
     }
@@ -364,7 +400,7 @@ impl Store {
     }
 
     fn reader(&self) -> Staged<'_> {
-        Staged::over(&self.tree)
+        Staged::over(&self.tree, &self.groups)
     }
 
     /// Flushes everything to disk.
@@ -373,10 +409,13 @@ impl Store {
         Ok(())
     }
 
-    /// Bytes the store occupies on disk: sled's files, the message log
-    /// and the position index.
+    /// Bytes the store occupies on disk: sled's files, the message log,
+    /// the position index and the grouped entries.
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
-        Ok(self.db.size_on_disk()? + self.log.size()? + self.positions_file.size()?)
+        Ok(self.db.size_on_disk()?
+            + self.log.size()?
+            + self.positions_file.size()?
+            + self.groups.size()?)
     }
 }
 

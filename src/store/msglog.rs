@@ -310,6 +310,16 @@ impl MessageLog {
         self.file.sync_data().map_err(|e| self.write_err(e))
     }
 
+    /// Empties the file (synced) and counts nothing in it, also in the
+    /// durable mark: for an index file that is about to be rebuilt whole.
+    /// The caller records the committed length 0 in sled first.
+    pub fn reset(&self) -> Result<(), LogError> {
+        self.file.set_len(0).map_err(|e| self.write_err(e))?;
+        self.file.sync_data().map_err(|e| self.write_err(e))?;
+        self.committed.store(0, Ordering::Release);
+        self.note_durable()
+    }
+
     /// Notes that the index has durably recorded the committed length (its
     /// flush returned), in a small file beside the log. Not synced: a lost
     /// note only makes the check in [`MessageLog::open`] weaker, never
@@ -404,7 +414,7 @@ impl MessageLog {
 
 /// The file beside the log at `log` holding the committed length last
 /// known durable in the index.
-fn durable_mark_path(log: &Path) -> PathBuf {
+pub(super) fn durable_mark_path(log: &Path) -> PathBuf {
     let mut name = log.as_os_str().to_owned();
     name.push(".committed");
     PathBuf::from(name)

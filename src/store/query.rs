@@ -189,7 +189,7 @@ impl Store {
 
     /// The current RSVPs of an event, one per person.
     pub fn rsvps(&self, event: &MessageId) -> Result<Vec<(FeedId, RsvpState)>, StoreError> {
-        self.entries_by_feed(&index::rsvp_prefix(event))
+        self.entries_by_feed(index::prefix::RSVP, &event.0)
     }
 
     /// One person's current answer to an event.
@@ -201,24 +201,18 @@ impl Store {
         index::read(&self.reader(), &index::rsvp_key(event, author))
     }
 
-    /// Index entries under `prefix` whose key ends in a feed id, decoded.
+    /// The grouped entries (RSVPs, admissions, contacts) of one group, by
+    /// member feed, decoded.
     fn entries_by_feed<T: index::IndexValue>(
         &self,
-        prefix: &[u8],
+        prefix: u8,
+        group: &[u8; 32],
     ) -> Result<Vec<(FeedId, T)>, StoreError> {
+        let group = (prefix, *group);
         let mut out = Vec::new();
-        for item in self.tree.scan_prefix(prefix) {
-            let (k, v) = item?;
-            let corrupt = |reason: String| CorruptEntry {
-                key: hex::encode(&k),
-                reason,
-            };
-            let feed: [u8; 32] = k
-                .get(prefix.len()..prefix.len() + 32)
-                .and_then(|s| s.try_into().ok())
-                .ok_or_else(|| corrupt("key does not end in a feed id".into()))?;
-            let state = index::decode_entry(&k, &v)?;
-            out.push((FeedId(feed), state));
+        for (member, value) in self.groups.members(&self.tree, &group)? {
+            let state = index::decode_entry(&super::groups::entry_key(&group, &member), &value)?;
+            out.push((FeedId(member), state));
         }
         Ok(out)
     }
@@ -228,7 +222,7 @@ impl Store {
         &self,
         event: &MessageId,
     ) -> Result<Vec<(FeedId, index::AdmissionState)>, StoreError> {
-        self.entries_by_feed(&index::admission_prefix(event))
+        self.entries_by_feed(index::prefix::ADMISSION, &event.0)
     }
 
     /// The tally of an event's current RSVPs.
@@ -427,8 +421,7 @@ impl Store {
 
     /// The feeds `author` follows or blocks, per its latest contact messages.
     pub fn contacts(&self, author: &FeedId) -> Result<Vec<(FeedId, ContactState)>, StoreError> {
-        let key = index::contact_key(author, &FeedId([0; 32]));
-        self.entries_by_feed(&key[..33])
+        self.entries_by_feed(index::prefix::CONTACT, &author.0)
     }
 }
 

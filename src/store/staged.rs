@@ -1,14 +1,19 @@
-//! [`Staged`]: sled writes gathered for one atomic batch, which the index
-//! rules read back before the batch is applied.
+//! [`Staged`]: index writes gathered for one atomic batch, which the index
+//! rules read back before the batch is applied. Grouped entries (RSVPs,
+//! admissions, contacts) are read from and, at commit, written to
+//! `groups.log` ([`super::groups`]); every other key to sled.
 
 use std::collections::BTreeMap;
 
 use super::error::StoreError;
+use super::groups::{self, GroupWrites, Groups, Prepared};
 use super::index::Kv;
+use super::keys::GROUPS_END_KEY;
 
 /// Writes staged for one atomic batch, readable before they are applied.
 pub(super) struct Staged<'a> {
     tree: &'a sled::Tree,
+    groups: &'a Groups,
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
@@ -17,6 +22,7 @@ impl Kv for Staged<'_> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         match self.writes.get(key) {
             Some(v) => Ok(v.clone()),
+            None if groups::split_key(key).is_some() => self.groups.get(self.tree, key),
             None => Ok(self.tree.get(key)?.map(|v| v.to_vec())),
         }
     }
@@ -28,8 +34,26 @@ impl Kv for Staged<'_> {
     }
     fn keys_with_prefix(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
         let mut keys = std::collections::BTreeSet::new();
-        for item in self.tree.scan_prefix(prefix) {
-            keys.insert(item?.0.to_vec());
+        match prefix.first() {
+            Some(&p) if groups::is_grouped(p) => {
+                let group: [u8; 32] = prefix
+                    .get(1..33)
+                    .and_then(|g| g.try_into().ok())
+                    .ok_or(StoreError::Bug(
+                        "grouped entries are listed one group at a time",
+                    ))?;
+                for member in self.groups.members(self.tree, &(p, group))?.into_keys() {
+                    let key = groups::entry_key(&(p, group), &member);
+                    if key.starts_with(prefix) {
+                        keys.insert(key);
+                    }
+                }
+            }
+            _ => {
+                for item in self.tree.scan_prefix(prefix) {
+                    keys.insert(item?.0.to_vec());
+                }
+            }
         }
         let staged = self
             .writes
@@ -46,10 +70,11 @@ impl Kv for Staged<'_> {
 }
 
 impl<'a> Staged<'a> {
-    /// Nothing staged yet over `tree`.
-    pub(super) fn over(tree: &'a sled::Tree) -> Staged<'a> {
+    /// Nothing staged yet over `tree` and its grouped entries in `groups`.
+    pub(super) fn over(tree: &'a sled::Tree, groups: &'a Groups) -> Staged<'a> {
         Staged {
             tree,
+            groups,
             writes: BTreeMap::new(),
         }
     }
@@ -59,12 +84,42 @@ impl<'a> Staged<'a> {
         self.writes.is_empty()
     }
 
-    /// The writes staged, as one batch.
+    /// Takes the staged writes to grouped entries out, as records to write
+    /// to `groups.log` ([`Groups::write`], before the batch), whose chain
+    /// heads and the file's new length are staged in their place.
+    pub(super) fn prepare_groups(&mut self) -> Result<Prepared, StoreError> {
+        let mut writes = GroupWrites::new();
+        let keys: Vec<Vec<u8>> = self
+            .writes
+            .keys()
+            .filter(|k| groups::split_key(k).is_some())
+            .cloned()
+            .collect();
+        for key in keys {
+            if let (Some((group, member)), Some(value)) =
+                (groups::split_key(&key), self.writes.remove(&key))
+            {
+                writes.entry(group).or_default().insert(member, value);
+            }
+        }
+        let prepared = self.groups.prepare(self.tree, writes)?;
+        for (k, v) in &prepared.sled {
+            self.writes.insert(k.clone(), Some(v.clone()));
+        }
+        if let Some(end) = prepared.end() {
+            self.writes
+                .insert(GROUPS_END_KEY.to_vec(), Some(end.to_be_bytes().to_vec()));
+        }
+        Ok(prepared)
+    }
+
+    /// The writes staged, as one batch (after [`Staged::prepare_groups`]).
     pub(super) fn into_batch(mut self) -> sled::Batch {
         self.take_batch()
     }
 
-    /// The writes staged so far as a batch, leaving none staged.
+    /// The writes staged so far as a batch, leaving none staged (after
+    /// [`Staged::prepare_groups`]).
     pub(super) fn take_batch(&mut self) -> sled::Batch {
         let mut batch = sled::Batch::default();
         for (k, v) in std::mem::take(&mut self.writes) {
@@ -74,5 +129,16 @@ impl<'a> Staged<'a> {
             }
         }
         batch
+    }
+
+    /// Prepares the grouped entries, writes their records, applies every
+    /// staged write to the tree as one batch, and counts the records: for
+    /// rebuilds, whose caller flushes and orders the rest.
+    pub(super) fn apply(&mut self) -> Result<(), StoreError> {
+        let prepared = self.prepare_groups()?;
+        self.groups.write(&prepared)?;
+        self.tree.apply_batch(self.take_batch())?;
+        self.groups.committed(prepared);
+        Ok(())
     }
 }

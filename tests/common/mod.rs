@@ -19,7 +19,9 @@
 //! - [`guest`]: a guest's key and feed, signed as a browser signs them,
 //!   for the tests (and the bench) of answers from a browser;
 //! - [`format2`]: a store of the format before the position index, written
-//!   directly, for tests of the upgrade.
+//!   directly, for tests of the upgrade;
+//! - [`format3`]: a store of the format before `groups.log`, for tests of
+//!   the upgrade to format 4.
 //!
 //! Not every test binary uses every helper, hence the `dead_code` allowance.
 
@@ -28,6 +30,7 @@
 pub mod chrome;
 pub mod flood;
 pub mod format2;
+pub mod format3;
 pub mod guest;
 pub mod http;
 pub mod nat;

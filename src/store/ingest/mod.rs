@@ -221,7 +221,7 @@ impl Store {
             )?);
         }
         // Stage the valid prefix of every batch and apply them atomically.
-        let mut staged = Staged::over(&self.tree);
+        let mut staged = Staged::over(&self.tree, &self.groups);
         let mut pending = self.log.begin();
         let mut entries = Vec::new();
         let mut reports = Vec::with_capacity(batches.len());
@@ -262,6 +262,9 @@ impl Store {
             self.log.write(&pending)?;
             staged.put(LOG_END_KEY.to_vec(), pending.end().to_be_bytes().to_vec());
         }
+        // The grouped entries' records too.
+        let grouped = staged.prepare_groups()?;
+        self.groups.write(&grouped)?;
         // Enough new position entries: write them, with those waiting,
         // before the batch that records them as durable.
         let positions_synced = {
@@ -294,6 +297,7 @@ impl Store {
                 // sled now points into the records, whether or not the
                 // flush below succeeds, so they must never be overwritten.
                 self.log.mark_committed(&pending);
+                self.groups.committed(grouped);
                 positions.commit(&entries, positions_synced);
             }
             let applied = |e: StoreError| GroupFailure {
@@ -302,6 +306,7 @@ impl Store {
             };
             self.db.flush().map_err(|e| applied(e.into()))?;
             self.log.note_durable().map_err(|e| applied(e.into()))?;
+            self.groups.note_durable().map_err(applied)?;
         }
         Ok(reports)
     }

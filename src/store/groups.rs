@@ -1,0 +1,835 @@
+//! The grouped index entries: every index entry whose key is
+//! `prefix ‖ group ‖ member` with a 32-byte group and member (an event's
+//! RSVPs and admissions, grouped by event; a person's contacts, grouped by
+//! author) lives in an append-only file beside the message log,
+//! `groups.log`, not in sled. sled keeps one key per *group* (its chain's
+//! head), so no sled key is written per message.
+//!
+//! **Why.** These entries are one per message: in a sled tree far larger
+//! than its cache, each was an insert at a random place, paging leaves in
+//! and rewriting them, and leaving garbage behind; the sync rate fell as
+//! the store grew. Here a batch appends one record per group it touched,
+//! written in order at the end of one file.
+//!
+//! **File format.** The file is a [`MessageLog`] (records of a 4-byte
+//! length and a body), so it shares the log's crash rules and storage
+//! fault seam. A record's body, integers big-endian:
+//!
+//! | bytes | field |
+//! |-------|-------|
+//! | 0 | format of the record, 1 |
+//! | 1 | flags: bit 0 set when the record starts its group's chain (a *base*) |
+//! | 2 | the index prefix (`r`, `a` or `c`) |
+//! | 3..35 | the group (event id or author) |
+//! | 35..47 | the previous record of the group (offset u64, length u32); zero in a base |
+//! | 47..49 | number of entries |
+//! | 49.. | entries: member (32 bytes), value length (u16; `0xFFFF`: the entry was removed), value |
+//!
+//! A group's entries are its chain read from the head back to a base, the
+//! newest record naming a member winning. sled holds, under
+//! `J ‖ prefix ‖ group` ([`super::keys::GROUP`]), the head record's
+//! location and the bytes of the chain.
+//!
+//! **Bounded reads and garbage.** A batch's writes to a group are a delta
+//! record, unless the chain would then be longer than twice the group's
+//! live entries (plus 4 KiB): then the whole live group is written again
+//! as a new base (split into records of at most [`RECORD_LIMIT`] bytes).
+//! So reading a group reads at most about twice its size, and the records
+//! no chain reaches any more (old deltas and bases) are never more than
+//! the records written since: the file stays within a small multiple of
+//! the deltas, themselves smaller than the messages. No compaction runs.
+//!
+//! **Crash consistency.** As for the message log: a commit writes and syncs
+//! its records before the sled batch that moves the heads and records the
+//! file's committed length (`Mgroups_end`); a tail no head points into is
+//! cut at the next open.
+//!
+//! **Memory.** Groups read are kept in a cache of at most
+//! [`CACHE_BUDGET`] bytes, least recently used first out; a cached group
+//! is brought up to date by reading only the records after the head it
+//! was read at.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Mutex;
+
+use super::error::StoreError;
+use super::index::{CorruptEntry, prefix};
+use super::keys::{GROUP, group_key};
+use super::log_file::LogFileOpener;
+use super::msglog::{Location, LogError, MessageLog, PendingAppend};
+
+/// The file, inside the store directory.
+pub(super) const GROUPS_FILE: &str = "groups.log";
+
+/// The index prefixes kept here.
+pub(super) const GROUPED: [u8; 3] = [prefix::RSVP, prefix::ADMISSION, prefix::CONTACT];
+
+/// Whether a key of this prefix is a grouped entry.
+pub(super) fn is_grouped(prefix: u8) -> bool {
+    GROUPED.contains(&prefix)
+}
+
+/// Bytes of a grouped entry's key: prefix, group, member.
+pub(super) const KEY_LEN: usize = 65;
+
+/// Largest record body written (a base of a large group is split): below
+/// the message log's own record limit.
+pub(super) const RECORD_LIMIT: usize = 16 * 1024;
+
+/// Bytes of groups kept in memory, at most.
+pub(super) const CACHE_BUDGET: usize = 32 << 20;
+
+const RECORD_FORMAT: u8 = 1;
+const BASE: u8 = 1;
+const HEADER_LEN: usize = 49;
+const REMOVED: u16 = u16::MAX;
+/// Slack over twice the live bytes before a chain is written again whole.
+const CHAIN_SLACK: u64 = 4096;
+/// Estimated bytes of memory per cached entry beyond its value.
+const ENTRY_OVERHEAD: usize = 32 + 48;
+
+/// A group: its index prefix and its 32-byte group id.
+pub(super) type GroupId = (u8, [u8; 32]);
+
+/// A group's live entries, member → value.
+pub(super) type Members = BTreeMap<[u8; 32], Vec<u8>>;
+
+/// Writes to grouped entries staged in one batch: per group, member →
+/// new value (`None`: removed).
+pub(super) type GroupWrites = BTreeMap<GroupId, BTreeMap<[u8; 32], Option<Vec<u8>>>>;
+
+/// Splits a grouped entry's key into its group and member.
+pub(super) fn split_key(key: &[u8]) -> Option<(GroupId, [u8; 32])> {
+    if key.len() != KEY_LEN || !is_grouped(key[0]) {
+        return None;
+    }
+    let group: [u8; 32] = key[1..33].try_into().ok()?;
+    let member: [u8; 32] = key[33..65].try_into().ok()?;
+    Some(((key[0], group), member))
+}
+
+/// The key `prefix ‖ group ‖ member`.
+pub(super) fn entry_key(group: &GroupId, member: &[u8; 32]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(KEY_LEN);
+    k.push(group.0);
+    k.extend_from_slice(&group.1);
+    k.extend_from_slice(member);
+    k
+}
+
+/// What sled holds for a group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ChainHead {
+    /// The newest record.
+    head: Location,
+    /// Bytes of the records from the head back to the base.
+    chain_bytes: u64,
+}
+
+impl ChainHead {
+    fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(20);
+        v.extend_from_slice(&self.head.encode());
+        v.extend_from_slice(&self.chain_bytes.to_be_bytes());
+        v
+    }
+
+    fn decode(key: &[u8], v: &[u8]) -> Result<ChainHead, CorruptEntry> {
+        let bad = || CorruptEntry {
+            key: hex::encode(key),
+            reason: "a group's chain head is not 20 bytes".into(),
+        };
+        if v.len() != 20 {
+            return Err(bad());
+        }
+        Ok(ChainHead {
+            head: Location::decode(&v[..12]).ok_or_else(bad)?,
+            chain_bytes: u64::from_be_bytes(v[12..20].try_into().map_err(|_| bad())?),
+        })
+    }
+}
+
+/// One decoded record.
+struct Record {
+    base: bool,
+    group: GroupId,
+    previous: Location,
+    entries: Vec<([u8; 32], Option<Vec<u8>>)>,
+}
+
+impl Record {
+    fn decode(bytes: &[u8]) -> Result<Record, String> {
+        if bytes.len() < HEADER_LEN {
+            return Err(format!("a record of {} bytes is too short", bytes.len()));
+        }
+        if bytes[0] != RECORD_FORMAT {
+            return Err(format!("unknown record format {}", bytes[0]));
+        }
+        let base = bytes[1] & BASE != 0;
+        let group: [u8; 32] = bytes[3..35].try_into().map_err(|_| "group")?;
+        let previous = Location::decode(&bytes[35..47]).ok_or("previous")?;
+        let count = u16::from_be_bytes([bytes[47], bytes[48]]);
+        let mut entries = Vec::with_capacity(usize::from(count));
+        let mut at = HEADER_LEN;
+        for _ in 0..count {
+            let head = bytes
+                .get(at..at + 34)
+                .ok_or("an entry runs past the record")?;
+            let member: [u8; 32] = head[..32].try_into().map_err(|_| "member")?;
+            let len = u16::from_be_bytes([head[32], head[33]]);
+            at += 34;
+            if len == REMOVED {
+                entries.push((member, None));
+                continue;
+            }
+            let value = bytes
+                .get(at..at + usize::from(len))
+                .ok_or("a value runs past the record")?;
+            at += usize::from(len);
+            entries.push((member, Some(value.to_vec())));
+        }
+        if at != bytes.len() {
+            return Err("bytes after the last entry".into());
+        }
+        Ok(Record {
+            base,
+            group: (bytes[2], group),
+            previous,
+            entries,
+        })
+    }
+}
+
+/// Encodes records of `group`, each at most [`RECORD_LIMIT`] bytes, into
+/// `pending`, chained after `previous` (a base when `None`); returns the
+/// last record's location and the bytes written.
+fn push_records<'a>(
+    pending: &mut PendingAppend,
+    group: &GroupId,
+    mut previous: Option<Location>,
+    entries: impl Iterator<Item = (&'a [u8; 32], Option<&'a [u8]>)>,
+) -> Result<(Option<Location>, u64), StoreError> {
+    let mut written = 0u64;
+    let mut body = Vec::new();
+    let mut count = 0u16;
+    let mut flush = |body: &mut Vec<u8>, count: &mut u16, previous: &mut Option<Location>| {
+        if *count == 0 {
+            return;
+        }
+        body[47..49].copy_from_slice(&count.to_be_bytes());
+        if let Some(p) = previous {
+            body[1] = 0;
+            body[35..47].copy_from_slice(&p.encode());
+        }
+        let at = pending.push(body);
+        written += 4 + body.len() as u64;
+        *previous = Some(at);
+        body.clear();
+        *count = 0;
+    };
+    for (member, value) in entries {
+        let len = value.map_or(0, <[u8]>::len);
+        if len >= usize::from(REMOVED) || HEADER_LEN + 34 + len > RECORD_LIMIT {
+            return Err(StoreError::Bug("a grouped index value is too long"));
+        }
+        if !body.is_empty() && body.len() + 34 + len > RECORD_LIMIT || count == u16::MAX {
+            flush(&mut body, &mut count, &mut previous);
+        }
+        if body.is_empty() {
+            body.push(RECORD_FORMAT);
+            body.push(BASE);
+            body.push(group.0);
+            body.extend_from_slice(&group.1);
+            body.extend_from_slice(&[0; 12]);
+            body.extend_from_slice(&[0; 2]);
+        }
+        body.extend_from_slice(member);
+        match value {
+            Some(v) => {
+                body.extend_from_slice(&(v.len() as u16).to_be_bytes());
+                body.extend_from_slice(v);
+            }
+            None => body.extend_from_slice(&REMOVED.to_be_bytes()),
+        }
+        count += 1;
+    }
+    flush(&mut body, &mut count, &mut previous);
+    Ok((previous, written))
+}
+
+/// A group held in memory.
+struct Cached {
+    /// The head record it was read at.
+    head: Location,
+    members: Members,
+    /// Memory it takes, estimated.
+    bytes: usize,
+    /// Recency, for eviction.
+    used: u64,
+}
+
+fn members_bytes(members: &Members) -> usize {
+    members.values().map(|v| v.len() + ENTRY_OVERHEAD).sum()
+}
+
+/// Live bytes of a group as a base would write them.
+fn encoded_bytes(members: &Members) -> u64 {
+    members.values().map(|v| 34 + v.len() as u64).sum()
+}
+
+#[derive(Default)]
+struct Cache {
+    groups: HashMap<GroupId, Cached>,
+    bytes: usize,
+    clock: u64,
+}
+
+impl Cache {
+    fn take(&mut self, group: &GroupId) -> Option<Cached> {
+        let c = self.groups.remove(group)?;
+        self.bytes -= c.bytes;
+        Some(c)
+    }
+
+    fn put(&mut self, group: GroupId, head: Location, members: Members) {
+        self.clock += 1;
+        let bytes = members_bytes(&members) + 64;
+        if let Some(old) = self.groups.insert(
+            group,
+            Cached {
+                head,
+                members,
+                bytes,
+                used: self.clock,
+            },
+        ) {
+            self.bytes -= old.bytes;
+        }
+        self.bytes += bytes;
+        if self.bytes > CACHE_BUDGET {
+            // Evict the least recently used down to half the budget, so
+            // that the sort is paid rarely.
+            let mut by_age: Vec<(u64, GroupId)> =
+                self.groups.iter().map(|(g, c)| (c.used, *g)).collect();
+            by_age.sort_unstable();
+            for (_, g) in by_age {
+                if self.bytes <= CACHE_BUDGET / 2 {
+                    break;
+                }
+                if let Some(c) = self.groups.remove(&g) {
+                    self.bytes -= c.bytes;
+                }
+            }
+        }
+    }
+}
+
+/// The grouped entries' file and cache.
+pub(super) struct Groups {
+    log: MessageLog,
+    cache: Mutex<Cache>,
+}
+
+/// Records of one commit, ready to be written, and what the commit then
+/// changes in sled and in the cache.
+#[derive(Default)]
+pub(super) struct Prepared {
+    pending: Option<PendingAppend>,
+    /// sled writes: the groups' chain heads.
+    pub sled: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Each changed group as it is after the commit.
+    fresh: Vec<(GroupId, Location, Members)>,
+}
+
+impl Prepared {
+    /// The file's committed length after the commit, if it writes any
+    /// record.
+    pub fn end(&self) -> Option<u64> {
+        self.pending
+            .as_ref()
+            .filter(|p| !p.is_empty())
+            .map(PendingAppend::end)
+    }
+}
+
+impl Groups {
+    /// Opens the file in store directory `dir`, of which `committed` bytes
+    /// count (the rest, left by an interrupted commit, is cut). With
+    /// `discard`, when every index is about to be rebuilt, it is emptied
+    /// first, whatever it holds.
+    pub fn open(
+        dir: &Path,
+        open: &LogFileOpener,
+        committed: u64,
+        discard: bool,
+    ) -> Result<Groups, StoreError> {
+        Groups::open_at(&dir.join(GROUPS_FILE), open, committed, discard)
+    }
+
+    /// [`Groups::open`] for the file at `path`.
+    pub fn open_at(
+        path: &Path,
+        open: &LogFileOpener,
+        committed: u64,
+        discard: bool,
+    ) -> Result<Groups, StoreError> {
+        let path = path.to_path_buf();
+        let io = |source| LogError::Io {
+            path: path.clone(),
+            source,
+        };
+        let file = open(&path).map_err(io)?;
+        if discard {
+            file.set_len(0).map_err(io)?;
+            file.sync_data().map_err(io)?;
+            // The mark of how far it was durable no longer applies.
+            match std::fs::remove_file(super::msglog::durable_mark_path(&path)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e).into()),
+                _ => {}
+            }
+        }
+        Ok(Groups {
+            log: MessageLog::open_file(&path, file, if discard { 0 } else { committed })?,
+            cache: Mutex::new(Cache::default()),
+        })
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        // Every change to the cache is whole under the lock.
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The group's chain head, as sled holds it.
+    fn chain(&self, tree: &sled::Tree, group: &GroupId) -> Result<Option<ChainHead>, StoreError> {
+        let key = group_key(group.0, &group.1);
+        match tree.get(&key)? {
+            Some(v) => Ok(Some(ChainHead::decode(&key, &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Reads the chain from `head` back to a base, or to `stop` (a record
+    /// already applied to `onto`), and returns the group's live entries.
+    fn walk(
+        &self,
+        group: &GroupId,
+        head: Location,
+        stop: Option<Location>,
+        onto: Option<Members>,
+    ) -> Result<Members, StoreError> {
+        let corrupt = |reason: String| CorruptEntry {
+            key: hex::encode(group_key(group.0, &group.1)),
+            reason,
+        };
+        let mut newer: BTreeMap<[u8; 32], Option<Vec<u8>>> = BTreeMap::new();
+        let mut at = head;
+        let mut base_reached = false;
+        loop {
+            if Some(at) == stop {
+                break;
+            }
+            let bytes = self.log.read(at)?;
+            let record = Record::decode(&bytes)
+                .map_err(|r| corrupt(format!("record at {}: {r}", at.offset)))?;
+            if record.group != *group {
+                return Err(corrupt(format!("record at {} is another group's", at.offset)).into());
+            }
+            for (member, value) in record.entries {
+                newer.entry(member).or_insert(value);
+            }
+            if record.base {
+                base_reached = true;
+                break;
+            }
+            // Chains only point back: a damaged pointer cannot loop.
+            if record.previous.offset >= at.offset {
+                return Err(corrupt(format!(
+                    "record at {} points forward to {}",
+                    at.offset, record.previous.offset
+                ))
+                .into());
+            }
+            at = record.previous;
+        }
+        let mut members = match onto {
+            Some(m) if !base_reached => m,
+            _ => Members::new(),
+        };
+        for (member, value) in newer {
+            match value {
+                Some(v) => members.insert(member, v),
+                None => members.remove(&member),
+            };
+        }
+        Ok(members)
+    }
+
+    /// Runs `read` on the group's committed live entries, read through
+    /// the cache.
+    fn with_members<T>(
+        &self,
+        tree: &sled::Tree,
+        group: &GroupId,
+        read: impl FnOnce(&Members) -> T,
+    ) -> Result<T, StoreError> {
+        let Some(chain) = self.chain(tree, group)? else {
+            return Ok(read(&Members::new()));
+        };
+        let cached = self.cache().take(group);
+        let members = match cached {
+            Some(c) if c.head == chain.head => c.members,
+            Some(c) => self.walk(group, chain.head, Some(c.head), Some(c.members))?,
+            None => self.walk(group, chain.head, None, None)?,
+        };
+        let out = read(&members);
+        self.cache().put(*group, chain.head, members);
+        Ok(out)
+    }
+
+    /// The committed value of one entry.
+    pub fn get(&self, tree: &sled::Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some((group, member)) = split_key(key) else {
+            return Err(StoreError::Bug("a grouped entry's key has the wrong shape"));
+        };
+        self.with_members(tree, &group, |m| m.get(&member).cloned())
+    }
+
+    /// The committed entries of a group, in member order.
+    pub fn members(&self, tree: &sled::Tree, group: &GroupId) -> Result<Members, StoreError> {
+        self.with_members(tree, group, Members::clone)
+    }
+
+    /// Every group of `prefix` with a chain, in order.
+    pub fn groups(
+        &self,
+        tree: &sled::Tree,
+        prefix: u8,
+    ) -> impl Iterator<Item = Result<GroupId, StoreError>> {
+        tree.scan_prefix([GROUP, prefix]).map(move |item| {
+            let (k, _) = item?;
+            let id: [u8; 32] = k.get(2..34).and_then(|s| s.try_into().ok()).ok_or_else(|| {
+                CorruptEntry {
+                    key: hex::encode(&k),
+                    reason: "a group key is not 34 bytes".into(),
+                }
+            })?;
+            Ok((prefix, id))
+        })
+    }
+
+    /// Every committed entry of `prefix` as `(key, value)`, in key order,
+    /// one group in memory at a time.
+    pub fn entries<'a>(
+        &'a self,
+        tree: &'a sled::Tree,
+        prefix: u8,
+    ) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + 'a {
+        self.groups(tree, prefix).flat_map(move |group| {
+            let listed: Vec<Result<(Vec<u8>, Vec<u8>), StoreError>> =
+                match group.and_then(|g| Ok((g, self.read_uncached(tree, &g)?))) {
+                    Ok((g, members)) => members
+                        .into_iter()
+                        .map(|(m, v)| Ok((entry_key(&g, &m), v)))
+                        .collect(),
+                    Err(e) => vec![Err(e)],
+                };
+            listed
+        })
+    }
+
+    /// A group's entries read from the file, leaving the cache alone (a
+    /// scan of every group would only churn it).
+    fn read_uncached(&self, tree: &sled::Tree, group: &GroupId) -> Result<Members, StoreError> {
+        match self.chain(tree, group)? {
+            Some(chain) => self.walk(group, chain.head, None, None),
+            None => Ok(Members::new()),
+        }
+    }
+
+    /// Makes the records of a batch's writes: per group a delta after its
+    /// head, or a new base when the chain would grow past twice the live
+    /// entries. Takes the groups out of the cache; [`Groups::committed`]
+    /// puts them back as they are after the commit.
+    pub fn prepare(&self, tree: &sled::Tree, writes: GroupWrites) -> Result<Prepared, StoreError> {
+        let mut prepared = Prepared::default();
+        if writes.is_empty() {
+            return Ok(prepared);
+        }
+        let mut pending = self.log.begin();
+        for (group, changes) in writes {
+            let chain = self.chain(tree, &group)?;
+            let cached = self.cache().take(&group);
+            let mut members = match (chain, cached) {
+                (None, _) => Members::new(),
+                (Some(c), Some(cached)) if cached.head == c.head => cached.members,
+                (Some(c), Some(cached)) => {
+                    self.walk(&group, c.head, Some(cached.head), Some(cached.members))?
+                }
+                (Some(c), None) => self.walk(&group, c.head, None, None)?,
+            };
+            for (member, value) in &changes {
+                match value {
+                    Some(v) => members.insert(*member, v.clone()),
+                    None => members.remove(member),
+                };
+            }
+            let delta: u64 = changes
+                .values()
+                .map(|v| 34 + v.as_ref().map_or(0, |v| v.len() as u64))
+                .sum();
+            let live = encoded_bytes(&members);
+            let rebase = chain.is_none_or(|c| {
+                c.chain_bytes + delta + HEADER_LEN as u64 > 2 * live + CHAIN_SLACK
+            });
+            let (head, written) = if rebase {
+                push_records(
+                    &mut pending,
+                    &group,
+                    None,
+                    members.iter().map(|(m, v)| (m, Some(v.as_slice()))),
+                )?
+            } else {
+                push_records(
+                    &mut pending,
+                    &group,
+                    chain.map(|c| c.head),
+                    changes.iter().map(|(m, v)| (m, v.as_deref())),
+                )?
+            };
+            let key = group_key(group.0, &group.1);
+            match head {
+                Some(head) => {
+                    let chain_bytes = if rebase {
+                        written
+                    } else {
+                        chain.map_or(0, |c| c.chain_bytes) + written
+                    };
+                    prepared
+                        .sled
+                        .push((key, ChainHead { head, chain_bytes }.encode()));
+                    prepared.fresh.push((group, head, members));
+                }
+                // A new group whose only writes removed entries: nothing.
+                None => {}
+            }
+        }
+        prepared.pending = Some(pending);
+        Ok(prepared)
+    }
+
+    /// Writes and syncs the prepared records (before the sled batch that
+    /// points at them).
+    pub fn write(&self, prepared: &Prepared) -> Result<(), StoreError> {
+        if let Some(p) = &prepared.pending {
+            self.log.write(p)?;
+        }
+        Ok(())
+    }
+
+    /// The sled batch pointing at the records was applied: they count,
+    /// and the groups are cached as they now are.
+    pub fn committed(&self, prepared: Prepared) {
+        if let Some(p) = &prepared.pending {
+            self.log.mark_committed(p);
+        }
+        let mut cache = self.cache();
+        for (group, head, members) in prepared.fresh {
+            cache.put(group, head, members);
+        }
+    }
+
+    /// Records, after a flush, how far the file is durable.
+    pub fn note_durable(&self) -> Result<(), StoreError> {
+        Ok(self.log.note_durable()?)
+    }
+
+    /// Empties the file and the cache, for a rebuild of every index (the
+    /// caller removes the chain heads from sled and records the length 0).
+    pub fn clear(&self) -> Result<(), StoreError> {
+        self.log.reset()?;
+        let mut cache = self.cache();
+        cache.groups.clear();
+        cache.bytes = 0;
+        Ok(())
+    }
+
+    /// Bytes the file occupies.
+    pub fn size(&self) -> Result<u64, StoreError> {
+        Ok(self.log.size()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::RealLogFile;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        db: sled::Db,
+        tree: sled::Tree,
+        groups: Groups,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let tree = db.open_tree("t").unwrap();
+        let groups = Groups::open(dir.path(), &RealLogFile::open_boxed, 0, false).unwrap();
+        Fixture {
+            _dir: dir,
+            db,
+            tree,
+            groups,
+        }
+    }
+
+    /// Commits `writes` as one batch, as the store does.
+    fn commit(f: &Fixture, writes: GroupWrites) {
+        let prepared = f.groups.prepare(&f.tree, writes).unwrap();
+        f.groups.write(&prepared).unwrap();
+        let mut batch = sled::Batch::default();
+        for (k, v) in &prepared.sled {
+            batch.insert(k.clone(), v.clone());
+        }
+        f.tree.apply_batch(batch).unwrap();
+        f.groups.committed(prepared);
+    }
+
+    fn writes(group: GroupId, members: &[(u8, Option<&[u8]>)]) -> GroupWrites {
+        let mut w = GroupWrites::new();
+        for (m, v) in members {
+            w.entry(group)
+                .or_default()
+                .insert([*m; 32], v.map(<[u8]>::to_vec));
+        }
+        w
+    }
+
+    fn chain(f: &Fixture, group: &GroupId) -> ChainHead {
+        let key = group_key(group.0, &group.1);
+        ChainHead::decode(&key, &f.tree.get(&key).unwrap().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_newest_record_wins_and_removals_hide_older_values() {
+        let f = fixture();
+        let g = (prefix::RSVP, [7; 32]);
+        commit(&f, writes(g, &[(1, Some(b"a1")), (2, Some(b"b1"))]));
+        commit(&f, writes(g, &[(1, Some(b"a2")), (3, Some(b"c1"))]));
+        commit(&f, writes(g, &[(2, None)]));
+        let expect: Members = [([1; 32], b"a2".to_vec()), ([3; 32], b"c1".to_vec())].into();
+        assert_eq!(f.groups.members(&f.tree, &g).unwrap(), expect);
+        // The same read from the file alone, without the cache.
+        assert_eq!(f.groups.read_uncached(&f.tree, &g).unwrap(), expect);
+        let key = entry_key(&g, &[1; 32]);
+        assert_eq!(f.groups.get(&f.tree, &key).unwrap(), Some(b"a2".to_vec()));
+        assert_eq!(f.groups.get(&f.tree, &entry_key(&g, &[2; 32])).unwrap(), None);
+        // Other groups are apart.
+        let other = (prefix::ADMISSION, [7; 32]);
+        assert!(f.groups.members(&f.tree, &other).unwrap().is_empty());
+        let listed: Vec<Vec<u8>> = f
+            .groups
+            .entries(&f.tree, prefix::RSVP)
+            .map(|e| e.unwrap().0)
+            .collect();
+        assert_eq!(listed, vec![key, entry_key(&g, &[3; 32])]);
+        drop(f.db);
+    }
+
+    #[test]
+    fn a_chain_never_reads_more_than_twice_its_group_and_a_rebase_splits_records() {
+        let f = fixture();
+        let g = (prefix::RSVP, [1; 32]);
+        // 400 members of 100 bytes: a base of about 53 KB, so several
+        // records.
+        let value = vec![9u8; 100];
+        let mut w = GroupWrites::new();
+        for i in 0..400u32 {
+            let mut m = [0u8; 32];
+            m[..4].copy_from_slice(&i.to_be_bytes());
+            w.entry(g).or_default().insert(m, Some(value.clone()));
+        }
+        commit(&f, w);
+        let first = chain(&f, &g);
+        assert!(first.chain_bytes > 3 * RECORD_LIMIT as u64);
+        let live = 400 * (34 + 100);
+        // Change one member again and again: deltas, until the chain
+        // would pass twice the live bytes and a new base is written.
+        let mut rebased = false;
+        for round in 0..1000u32 {
+            let mut m = [0u8; 32];
+            m[..4].copy_from_slice(&(round % 400).to_be_bytes());
+            let mut w = GroupWrites::new();
+            w.entry(g)
+                .or_default()
+                .insert(m, Some(vec![(round % 250) as u8; 100]));
+            commit(&f, w);
+            let c = chain(&f, &g);
+            assert!(c.chain_bytes <= 2 * live + CHAIN_SLACK + 200, "{c:?}");
+            if c.chain_bytes < first.chain_bytes + 200 && round > 0 {
+                rebased = true;
+            }
+        }
+        assert!(rebased, "the chain was never written again whole");
+        // Cached and uncached reads agree.
+        assert_eq!(
+            f.groups.members(&f.tree, &g).unwrap(),
+            f.groups.read_uncached(&f.tree, &g).unwrap()
+        );
+        assert_eq!(f.groups.members(&f.tree, &g).unwrap().len(), 400);
+    }
+
+    #[test]
+    fn a_stale_cache_is_brought_up_to_date_from_the_file() {
+        let f = fixture();
+        let g = (prefix::CONTACT, [3; 32]);
+        commit(&f, writes(g, &[(1, Some(b"x")), (3, Some(b"z"))]));
+        let first_head = chain(&f, &g).head;
+        let first = f.groups.members(&f.tree, &g).unwrap();
+        commit(&f, writes(g, &[(2, Some(b"y")), (3, None)]));
+        // As if a reader had cached the group at the first head.
+        f.groups.cache().put(g, first_head, first);
+        let m = f.groups.members(&f.tree, &g).unwrap();
+        let expect: Members = [([1; 32], b"x".to_vec()), ([2; 32], b"y".to_vec())].into();
+        assert_eq!(m, expect);
+        assert_eq!(f.groups.cache().groups[&g].head, chain(&f, &g).head);
+    }
+
+    #[test]
+    fn damaged_records_are_errors_not_panics() {
+        for bytes in [
+            &[][..],
+            &[1u8; 10][..],
+            &[2u8; HEADER_LEN][..],
+            &{
+                let mut b = vec![1u8, 1, b'r'];
+                b.extend_from_slice(&[0; 44]);
+                b.extend_from_slice(&5u16.to_be_bytes());
+                b
+            }[..],
+        ] {
+            assert!(Record::decode(bytes).is_err());
+        }
+        // A record whose pointer goes forward is refused.
+        let f = fixture();
+        let g = (prefix::RSVP, [4; 32]);
+        let mut pending = f.groups.log.begin();
+        let fake = Location {
+            offset: 1 << 40,
+            len: 10,
+        };
+        let (head, _) = push_records(
+            &mut pending,
+            &g,
+            Some(fake),
+            [(&[1u8; 32], Some(&b"v"[..]))].into_iter(),
+        )
+        .unwrap();
+        f.groups.log.write(&pending).unwrap();
+        f.groups.log.mark_committed(&pending);
+        let err = f.groups.walk(&g, head.unwrap(), None, None).unwrap_err();
+        assert!(err.to_string().contains("points forward"), "{err}");
+    }
+}
