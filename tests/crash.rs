@@ -1352,16 +1352,22 @@ fn killed_while_reindexing() {
 
 #[test]
 fn killed_while_upgrading_a_format_2_store() {
-    kill_upgrades("killed_while_upgrading_a_format_2_store", |path, messages| {
-        common::format2::write_store(path, messages, &[]);
-    });
+    kill_upgrades(
+        "killed_while_upgrading_a_format_2_store",
+        |path, messages| {
+            common::format2::write_store(path, messages, &[]);
+        },
+    );
 }
 
 #[test]
 fn killed_while_upgrading_a_format_3_store() {
-    kill_upgrades("killed_while_upgrading_a_format_3_store", |path, messages| {
-        common::format3::write_store(path, messages);
-    });
+    kill_upgrades(
+        "killed_while_upgrading_a_format_3_store",
+        |path, messages| {
+            common::format3::write_store(path, messages);
+        },
+    );
 }
 
 /// Kills a writer 12 times while it opens (and so upgrades) an old store
@@ -1380,11 +1386,7 @@ fn kill_upgrades(test: &'static str, write_old: impl Fn(&Path, &[Message])) {
     // A store upgrades once, and the check after a kill finishes the
     // upgrade: a new old store for every kill.
     for round in 0..KILLS {
-        let ctx = Ctx {
-            test: test,
-            seed,
-            round,
-        };
+        let ctx = Ctx { test, seed, round };
         let path = dir.path().join(format!("store-{round}"));
         let (messages, heads) = community(Workload::Upgrade, UPGRADE_OLD_FEEDS, &mut rng);
         write_old(&path, &messages);

@@ -24,8 +24,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use ed25519_dalek::SigningKey;
-use potluck::store::msglog::LogError;
 use potluck::content::{Contact, KnownContent};
+use potluck::store::msglog::LogError;
 use potluck::store::{LogFile, RealLogFile, Store, StoreError};
 use potluck::{FeedId, Message, MessageId};
 use rand::rngs::StdRng;

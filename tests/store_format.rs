@@ -249,8 +249,14 @@ fn a_format_3_store_is_upgraded_on_open() {
             revision: None,
         };
         all.push(
-            Message::sign(&key(10 + n), 1, MessageId::default(), 2, &rsvp.to_content_bytes())
-                .unwrap(),
+            Message::sign(
+                &key(10 + n),
+                1,
+                MessageId::default(),
+                2,
+                &rsvp.to_content_bytes(),
+            )
+            .unwrap(),
         );
     }
     let follow = Contact {
@@ -261,7 +267,10 @@ fn a_format_3_store_is_upgraded_on_open() {
     let second = Message::sign(&key(11), 2, all[1].id(), 3, &follow.to_content_bytes()).unwrap();
     all.push(second);
     let in_sled = common::format3::write_store(&path, &all);
-    assert_eq!(in_sled, 11, "ten RSVPs and a contact, as format 3 kept them");
+    assert_eq!(
+        in_sled, 11,
+        "ten RSVPs and a contact, as format 3 kept them"
+    );
     {
         let store = Store::open(&path).unwrap();
         let rsvps = store.rsvps(&announce.id()).unwrap();
@@ -279,7 +288,11 @@ fn a_format_3_store_is_upgraded_on_open() {
         for p in [b'r', b'a', b'c'] {
             assert!(tree.scan_prefix([p]).next().is_none(), "{}", p as char);
         }
-        assert_eq!(tree.scan_prefix([b'J']).count(), 2, "the event's RSVPs, guest 1's contacts");
+        assert_eq!(
+            tree.scan_prefix([b'J']).count(),
+            2,
+            "the event's RSVPs, guest 1's contacts"
+        );
         assert!(tree.get(b"Mreindexing").unwrap().is_none());
     }
     assert!(path.join("groups.log").metadata().unwrap().len() > 0);

@@ -92,6 +92,9 @@ const ENTRY_OVERHEAD: usize = 32 + 48;
 /// A group: its index prefix and its 32-byte group id.
 pub(super) type GroupId = (u8, [u8; 32]);
 
+/// An index entry: its key and value.
+pub(super) type Entry = (Vec<u8>, Vec<u8>);
+
 /// A group's live entries, member → value.
 pub(super) type Members = BTreeMap<[u8; 32], Vec<u8>>;
 
@@ -336,8 +339,9 @@ pub(super) struct Groups {
 #[derive(Default)]
 pub(super) struct Prepared {
     pending: Option<PendingAppend>,
-    /// sled writes: the groups' chain heads.
-    pub sled: Vec<(Vec<u8>, Vec<u8>)>,
+    /// sled writes: the groups' chain heads (`None`: the group is empty
+    /// and has none).
+    pub sled: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     /// Each changed group as it is after the commit.
     fresh: Vec<(GroupId, Location, Members)>,
 }
@@ -508,12 +512,13 @@ impl Groups {
     ) -> impl Iterator<Item = Result<GroupId, StoreError>> {
         tree.scan_prefix([GROUP, prefix]).map(move |item| {
             let (k, _) = item?;
-            let id: [u8; 32] = k.get(2..34).and_then(|s| s.try_into().ok()).ok_or_else(|| {
-                CorruptEntry {
+            let id: [u8; 32] = k
+                .get(2..34)
+                .and_then(|s| s.try_into().ok())
+                .ok_or_else(|| CorruptEntry {
                     key: hex::encode(&k),
                     reason: "a group key is not 34 bytes".into(),
-                }
-            })?;
+                })?;
             Ok((prefix, id))
         })
     }
@@ -524,9 +529,9 @@ impl Groups {
         &'a self,
         tree: &'a sled::Tree,
         prefix: u8,
-    ) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + 'a {
+    ) -> impl Iterator<Item = Result<Entry, StoreError>> + 'a {
         self.groups(tree, prefix).flat_map(move |group| {
-            let listed: Vec<Result<(Vec<u8>, Vec<u8>), StoreError>> =
+            let listed: Vec<Result<Entry, StoreError>> =
                 match group.and_then(|g| Ok((g, self.read_uncached(tree, &g)?))) {
                     Ok((g, members)) => members
                         .into_iter()
@@ -579,9 +584,10 @@ impl Groups {
                 .map(|v| 34 + v.as_ref().map_or(0, |v| v.len() as u64))
                 .sum();
             let live = encoded_bytes(&members);
-            let rebase = chain.is_none_or(|c| {
-                c.chain_bytes + delta + HEADER_LEN as u64 > 2 * live + CHAIN_SLACK
-            });
+            let rebase = members.is_empty()
+                || chain.is_none_or(|c| {
+                    c.chain_bytes + delta + HEADER_LEN as u64 > 2 * live + CHAIN_SLACK
+                });
             let (head, written) = if rebase {
                 push_records(
                     &mut pending,
@@ -607,11 +613,11 @@ impl Groups {
                     };
                     prepared
                         .sled
-                        .push((key, ChainHead { head, chain_bytes }.encode()));
+                        .push((key, Some(ChainHead { head, chain_bytes }.encode())));
                     prepared.fresh.push((group, head, members));
                 }
-                // A new group whose only writes removed entries: nothing.
-                None => {}
+                // Every entry removed (a base of nothing): no chain.
+                None => prepared.sled.push((key, None)),
             }
         }
         prepared.pending = Some(pending);
@@ -691,7 +697,10 @@ mod tests {
         f.groups.write(&prepared).unwrap();
         let mut batch = sled::Batch::default();
         for (k, v) in &prepared.sled {
-            batch.insert(k.clone(), v.clone());
+            match v {
+                Some(v) => batch.insert(k.clone(), v.clone()),
+                None => batch.remove(k.clone()),
+            }
         }
         f.tree.apply_batch(batch).unwrap();
         f.groups.committed(prepared);
@@ -725,7 +734,10 @@ mod tests {
         assert_eq!(f.groups.read_uncached(&f.tree, &g).unwrap(), expect);
         let key = entry_key(&g, &[1; 32]);
         assert_eq!(f.groups.get(&f.tree, &key).unwrap(), Some(b"a2".to_vec()));
-        assert_eq!(f.groups.get(&f.tree, &entry_key(&g, &[2; 32])).unwrap(), None);
+        assert_eq!(
+            f.groups.get(&f.tree, &entry_key(&g, &[2; 32])).unwrap(),
+            None
+        );
         // Other groups are apart.
         let other = (prefix::ADMISSION, [7; 32]);
         assert!(f.groups.members(&f.tree, &other).unwrap().is_empty());
@@ -795,6 +807,17 @@ mod tests {
         let expect: Members = [([1; 32], b"x".to_vec()), ([2; 32], b"y".to_vec())].into();
         assert_eq!(m, expect);
         assert_eq!(f.groups.cache().groups[&g].head, chain(&f, &g).head);
+    }
+
+    #[test]
+    fn a_group_whose_entries_are_all_removed_has_no_chain() {
+        let f = fixture();
+        let g = (prefix::ADMISSION, [5; 32]);
+        commit(&f, writes(g, &[(1, Some(b"x")), (2, Some(b"y"))]));
+        commit(&f, writes(g, &[(1, None), (2, None)]));
+        assert!(f.tree.get(group_key(g.0, &g.1)).unwrap().is_none());
+        assert!(f.groups.members(&f.tree, &g).unwrap().is_empty());
+        assert_eq!(f.groups.entries(&f.tree, g.0).count(), 0);
     }
 
     #[test]

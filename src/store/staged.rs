@@ -36,12 +36,13 @@ impl Kv for Staged<'_> {
         let mut keys = std::collections::BTreeSet::new();
         match prefix.first() {
             Some(&p) if groups::is_grouped(p) => {
-                let group: [u8; 32] = prefix
-                    .get(1..33)
-                    .and_then(|g| g.try_into().ok())
-                    .ok_or(StoreError::Bug(
-                        "grouped entries are listed one group at a time",
-                    ))?;
+                let group: [u8; 32] =
+                    prefix
+                        .get(1..33)
+                        .and_then(|g| g.try_into().ok())
+                        .ok_or(StoreError::Bug(
+                            "grouped entries are listed one group at a time",
+                        ))?;
                 for member in self.groups.members(self.tree, &(p, group))?.into_keys() {
                     let key = groups::entry_key(&(p, group), &member);
                     if key.starts_with(prefix) {
@@ -104,7 +105,7 @@ impl<'a> Staged<'a> {
         }
         let prepared = self.groups.prepare(self.tree, writes)?;
         for (k, v) in &prepared.sled {
-            self.writes.insert(k.clone(), Some(v.clone()));
+            self.writes.insert(k.clone(), v.clone());
         }
         if let Some(end) = prepared.end() {
             self.writes

@@ -31,7 +31,11 @@ pub fn write_store(path: &Path, messages: &[Message]) -> usize {
     for (k, v) in &grouped {
         tree.insert(k.as_slice(), v.as_slice()).unwrap();
     }
-    let heads: Vec<sled::IVec> = tree.scan_prefix([b'J']).keys().map(Result::unwrap).collect();
+    let heads: Vec<sled::IVec> = tree
+        .scan_prefix([b'J'])
+        .keys()
+        .map(Result::unwrap)
+        .collect();
     for k in heads {
         tree.remove(k).unwrap();
     }
