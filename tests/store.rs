@@ -386,7 +386,7 @@ fn indexes_of_an_older_revision_are_rebuilt_once_on_open() {
         let (db, tree) = common::raw_tree(&path);
         assert_eq!(
             tree.get(b"Mindex_revision").unwrap().as_deref(),
-            Some(&[2u8][..]),
+            Some(&[3u8][..]),
             "a new store starts at the current revision"
         );
         let (key, value) = tree.scan_prefix([b'e']).next().unwrap().unwrap();
@@ -409,7 +409,7 @@ fn indexes_of_an_older_revision_are_rebuilt_once_on_open() {
     let (_db, tree) = common::raw_tree(&path);
     assert_eq!(
         tree.get(b"Mindex_revision").unwrap().as_deref(),
-        Some(&[2u8][..]),
+        Some(&[3u8][..]),
         "rebuilt once: the revision is current"
     );
 }

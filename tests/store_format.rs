@@ -285,13 +285,13 @@ fn a_format_3_store_is_upgraded_on_open() {
     {
         let (_db, tree) = common::raw_tree(&path);
         assert_eq!(tree.get(b"Mformat").unwrap().unwrap().as_ref(), &[4]);
-        for p in [b'r', b'a', b'c'] {
+        for p in [b'r', b'q', b'a', b'c'] {
             assert!(tree.scan_prefix([p]).next().is_none(), "{}", p as char);
         }
         assert_eq!(
             tree.scan_prefix([b'J']).count(),
-            2,
-            "the event's RSVPs, guest 1's contacts"
+            12,
+            "the event's answers, each guest's answers, the first guest's contacts"
         );
         assert!(tree.get(b"Mreindexing").unwrap().is_none());
     }

@@ -80,8 +80,10 @@ pub(super) const INDEX_REVISION_KEY: &[u8] = b"Mindex_revision";
 /// indexed such an event without them: a hub's public pages would list
 /// it, and take answers its organizer closed). 2: comments, their threads
 /// and the organizer's hiding, and events' comment setting (an older
-/// potluck stored comments without indexing them).
-pub(super) const INDEX_REVISION: u8 = 2;
+/// potluck stored comments without indexing them). 3: what each person
+/// last answered to each event, by person (`q`), which indexing an RSVP
+/// reads instead of the event's answers.
+pub(super) const INDEX_REVISION: u8 = 3;
 
 /// The key of the fork proof at `sequence` of `author`'s feed.
 pub(super) fn fork_key(author: &FeedId, sequence: u64) -> Vec<u8> {

@@ -2,11 +2,14 @@
 //!
 //! The message bytes are in the message log file ([`msglog`],
 //! `messages.log`), where each message of each feed is in the position
-//! index ([`positions`], `messages.idx`, and in memory), and everything
-//! queries need (heads, fork proofs, peers, and the indexes of events,
-//! RSVPs, names and contacts) in one sled tree, split by a one-byte key
-//! prefix (the table is in `keys.rs`). sled holds no key per message, only
-//! what a message changes.
+//! index ([`positions`], `messages.idx`, and in memory), the index entries
+//! that come one per message (RSVPs, admissions, contacts) in the grouped
+//! entries (`groups.rs`, `groups.log`: append-only records chained per
+//! event or author), and everything else queries need (heads, fork
+//! proofs, peers, events, tallies, names, comments, and each group's
+//! chain head) in one sled tree, split by a one-byte key prefix (the
+//! table is in `keys.rs`). sled holds no key per message, only per-feed
+//! and per-event state (comments aside: each has its keys).
 //!
 //! **Files.** `mod.rs` opens the store (and upgrades an old one);
 //! [`StoreError`] (`error.rs`) is how it fails; `sled_files.rs` opens
@@ -31,8 +34,8 @@
 //! event's tally is written once per batch however many messages change
 //! it. One writer at a time (a mutex) keeps the staged reads true.
 //!
-//! The log file is written and synced before the batch that points into
-//! it, and the batch records the log's new committed length, so after a
+//! The log file (and `groups.log`) is written and synced before the batch
+//! that points into it, and the batch records its new committed length, so after a
 //! crash the index never points past what the file holds; an unreferenced
 //! tail is cut off at the next open. The position index is derived from
 //! the log and synced less often (see [`positions`]).

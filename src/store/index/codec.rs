@@ -8,7 +8,8 @@ use thiserror::Error;
 
 use super::kv::{CorruptEntry, Kv};
 use super::state::{
-    AboutState, AdmissionState, CommentState, ContactState, EventState, RsvpState, Tally,
+    AboutState, AdmissionState, AnsweredState, CommentState, ContactState, EventState, RsvpState,
+    Tally,
 };
 use crate::content::{Decision, MAX_NOTE_CHARS, RsvpStatus};
 use crate::feed::message::MessageId;
@@ -62,6 +63,9 @@ pub(super) fn write<K: Kv, T: IndexValue>(kv: &mut K, key: Vec<u8>, value: &T) {
 /// | 54 | 4 | `answered_revision`, u32; zero when absent |
 /// | 58 | 1 | `note` present: 0 no, 1 yes (an empty note is not no note) |
 /// | 59 | rest | `note`, UTF-8, at most [`MAX_NOTE_BYTES`]; nothing when absent |
+///
+/// [`AnsweredState`] (`q` entries), 5 bytes: `status` as in an RSVP
+/// entry (1 byte) and `guests` (u32).
 ///
 /// [`Tally`] (`t` entries), 32 bytes: `going`, `maybe`, `not_going` and
 /// `headcount`, each a u64, in that order.
@@ -311,6 +315,31 @@ impl IndexValue for RsvpState {
             answered_revision,
             timestamp,
         })
+    }
+}
+
+const ANSWERED_KIND: &str = "answered";
+const ANSWERED_LEN: usize = 5;
+
+impl IndexValue for AnsweredState {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(ANSWERED_LEN);
+        out.push(rsvp_status_code(self.status));
+        out.extend_from_slice(&self.guests.to_be_bytes());
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, BadValue> {
+        let mut f = Fields::new(ANSWERED_KIND, ANSWERED_LEN, bytes)?;
+        let status = match f.byte()? {
+            0 => RsvpStatus::Going,
+            1 => RsvpStatus::Maybe,
+            2 => RsvpStatus::NotGoing,
+            code => return Err(f.unknown("status", code)),
+        };
+        let guests = f.u32()?;
+        f.end()?;
+        Ok(AnsweredState { status, guests })
     }
 }
 

@@ -18,6 +18,11 @@ pub mod prefix {
     pub const EVENT_BY_FINISH: u8 = b'f';
     /// event id ‖ author → [`crate::store::index::RsvpState`]
     pub const RSVP: u8 = b'r';
+    /// author ‖ event id → [`crate::store::index::AnsweredState`]: what the
+    /// author last answered (status and guests), the one read an RSVP's
+    /// indexing makes, kept by author so that a feed's run of answers
+    /// reads one small group, not every event's answers
+    pub const ANSWERED: u8 = b'q';
     /// event id → [`crate::store::index::Tally`]
     pub const TALLY: u8 = b't';
     /// author → [`crate::store::index::AboutState`]
@@ -46,12 +51,13 @@ pub mod prefix {
     /// event id ‖ comment id → nothing: the organizer hid the comment
     pub const HIDDEN: u8 = b'h';
     /// All index prefixes, for reindex and fsck.
-    pub const ALL: [u8; 14] = [
+    pub const ALL: [u8; 15] = [
         EVENT,
         EVENT_BY_START,
         EVENT_BY_FINISH,
         LONG_EVENT,
         RSVP,
+        ANSWERED,
         TALLY,
         ABOUT,
         CONTACT,
@@ -72,6 +78,11 @@ pub fn event_key(id: &MessageId) -> Vec<u8> {
 /// Key of an RSVP entry; `rsvp_prefix(event)` is its prefix.
 pub fn rsvp_key(event: &MessageId, author: &FeedId) -> Vec<u8> {
     compose_key(prefix::RSVP, &[&event.0, &author.0])
+}
+
+/// Key of what `author` last answered to `event`.
+pub fn answered_key(author: &FeedId, event: &MessageId) -> Vec<u8> {
+    compose_key(prefix::ANSWERED, &[&author.0, &event.0])
 }
 
 /// Prefix of all RSVP entries of one event.

@@ -33,13 +33,13 @@ mod state;
 pub use codec::{BadValue, IndexValue, MAX_NOTE_BYTES, decode_entry, read};
 pub(super) use keys::compose_key;
 pub use keys::{
-    about_key, admission_key, admission_prefix, comment_key, contact_key, event_key,
+    about_key, admission_key, admission_prefix, answered_key, comment_key, contact_key, event_key,
     event_of_time_key, hidden_key, instant_bytes, instant_of_bytes, place_of_thread_key, prefix,
     rsvp_key, rsvp_prefix, tally_key, thread_key, thread_prefix, time_key,
 };
 pub use kv::{CorruptEntry, Kv, MemKv};
 pub use rules::{Indexed, LONG_EVENT_MS, apply};
 pub use state::{
-    AboutState, AdmissionState, CommentState, ContactState, EventState, EventStatus, RsvpState,
-    Tally,
+    AboutState, AdmissionState, AnsweredState, CommentState, ContactState, EventState, EventStatus,
+    RsvpState, Tally,
 };

@@ -8,12 +8,13 @@
 use super::codec::{read, write};
 use super::comments;
 use super::keys::{
-    about_key, admission_key, contact_key, event_key, instant_bytes, prefix, rsvp_key, tally_key,
-    time_key,
+    about_key, admission_key, answered_key, contact_key, event_key, instant_bytes, prefix,
+    rsvp_key, tally_key, time_key,
 };
 use super::kv::Kv;
 use super::state::{
-    AboutState, AdmissionState, ContactState, EventState, EventStatus, RsvpState, Tally,
+    AboutState, AdmissionState, AnsweredState, ContactState, EventState, EventStatus, RsvpState,
+    Tally,
 };
 use crate::content::{
     self, About, Admission, Contact, Content, Decision, Event, EventUpdate, Rsvp,
@@ -122,12 +123,16 @@ fn answer<K: Kv>(kv: &mut K, msg: &Message, rsvp: Rsvp) -> Result<Indexed, K::Er
         timestamp: msg.header().timestamp,
     };
     let rkey = rsvp_key(&rsvp.event, &msg.author());
+    // The earlier answer is read from the author's own answers (a group
+    // the author's run of messages shares), never from the event's.
+    let akey = answered_key(&msg.author(), &rsvp.event);
     let tkey = tally_key(&rsvp.event);
     let mut tally = read::<K, Tally>(kv, &tkey)?.unwrap_or_default();
-    if let Some(old) = read::<K, RsvpState>(kv, &rkey)? {
-        tally.add(&old, -1);
+    if let Some(old) = read::<K, AnsweredState>(kv, &akey)? {
+        tally.count(old, -1);
     }
     tally.add(&entry, 1);
+    write(kv, akey, &AnsweredState::from(&entry));
     write(kv, rkey, &entry);
     write(kv, tkey, &tally);
     Ok(Indexed::for_event(rsvp.event))

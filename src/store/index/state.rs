@@ -84,6 +84,26 @@ impl RsvpState {
     }
 }
 
+/// What a person last answered to an event, as far as its tally counts
+/// it: kept apart from [`RsvpState`] (and grouped by person) so that
+/// indexing an answer reads only this.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AnsweredState {
+    /// Going, maybe, or not going.
+    pub status: RsvpStatus,
+    /// Extra people coming along.
+    pub guests: u32,
+}
+
+impl From<&RsvpState> for AnsweredState {
+    fn from(rsvp: &RsvpState) -> AnsweredState {
+        AnsweredState {
+            status: rsvp.status,
+            guests: rsvp.guests,
+        }
+    }
+}
+
 /// The organizer's latest decision about one person's request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdmissionState {
@@ -113,6 +133,11 @@ pub struct Tally {
 impl Tally {
     /// Counts `rsvp` in (`sign` > 0) or out (otherwise).
     pub(super) fn add(&mut self, rsvp: &RsvpState, sign: i64) {
+        self.count(AnsweredState::from(rsvp), sign);
+    }
+
+    /// Counts an answer in (`sign` > 0) or out (otherwise).
+    pub(super) fn count(&mut self, rsvp: AnsweredState, sign: i64) {
         let apply = |n: &mut u64, by: u64| {
             *n = if sign > 0 {
                 n.saturating_add(by)
