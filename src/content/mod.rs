@@ -28,7 +28,7 @@
 //! - `json`: how fields are read from JSON and the exact bytes written.
 
 use crate::feed::message::MAX_CONTENT_LEN;
-use crate::feed::validate::{ValidationError, content_object};
+use crate::feed::validate::{DecodedContent, ValidationError, content_object};
 
 mod comment;
 mod error;
@@ -99,7 +99,7 @@ pub trait KnownContent: Sized {
     /// message.
     fn validate(&self) -> Result<(), ContentError> {
         self.check_fields()?;
-        check_size(&self.to_content_bytes())
+        check_size(self.to_content_bytes().len())
     }
 }
 
@@ -208,8 +208,24 @@ impl Content {
 /// (valid, just not indexed); a known type with invalid fields is an
 /// error. Unknown extra fields are ignored.
 pub fn parse(content: &[u8]) -> Result<Content, ContentError> {
-    check_size(content)?;
-    let (kind, map) = content_object(content).map_err(|e| ContentError::BadJson {
+    check_size(content.len())?;
+    from_object(content_object(content))
+}
+
+/// [`parse`] of content that validation already read
+/// ([`crate::feed::validate::check_standalone_decoded`]), without reading
+/// the text again: the same result as [`parse`] of the same bytes.
+pub fn parse_decoded(content: DecodedContent) -> Result<Content, ContentError> {
+    check_size(content.content_len())?;
+    from_object(content.into_object())
+}
+
+/// The typed content of a decoded content object, or the error of content
+/// that has none.
+fn from_object(
+    decoded: Result<(String, serde_json::Map<String, serde_json::Value>), ValidationError>,
+) -> Result<Content, ContentError> {
+    let (kind, map) = decoded.map_err(|e| ContentError::BadJson {
         reason: match e {
             ValidationError::BadContent { reason } => reason,
             other => other.to_string(),
@@ -243,10 +259,10 @@ fn read<T: KnownContent>(obj: &Object) -> Result<T, ContentError> {
 // Checks shared by the types
 // ---------------------------------------------------------------------------
 
-/// Content is at most [`MAX_CONTENT_LEN`] bytes.
-fn check_size(bytes: &[u8]) -> Result<(), ContentError> {
-    if bytes.len() > MAX_CONTENT_LEN {
-        return Err(ContentError::TooLarge { len: bytes.len() });
+/// Content of `len` bytes is at most [`MAX_CONTENT_LEN`] bytes.
+fn check_size(len: usize) -> Result<(), ContentError> {
+    if len > MAX_CONTENT_LEN {
+        return Err(ContentError::TooLarge { len });
     }
     Ok(())
 }

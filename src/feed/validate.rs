@@ -84,6 +84,22 @@ pub enum ValidationError {
 /// nor the signature: version, size, content hash, and content shape.
 /// A message whose content was dropped passes the content checks vacuously.
 pub fn check_standalone(msg: &Message) -> Result<(), ValidationError> {
+    check_standalone_with(msg, content_type).map(drop)
+}
+
+/// [`check_standalone`], also giving the content as decoded while checking
+/// it (`None` when the content was dropped), so that the store can index
+/// the message without reading its content again. The verdict is the same.
+pub fn check_standalone_decoded(msg: &Message) -> Result<Option<DecodedContent>, ValidationError> {
+    check_standalone_with(msg, content_decoded)
+}
+
+/// [`check_standalone`] with `check_content` as the content check; its
+/// result is kept.
+fn check_standalone_with<T>(
+    msg: &Message,
+    check_content: impl FnOnce(&[u8]) -> Result<T, ValidationError>,
+) -> Result<Option<T>, ValidationError> {
     let header = msg.header();
     if header.version != FORMAT_VERSION {
         return Err(ValidationError::UnknownVersion(header.version));
@@ -97,9 +113,9 @@ pub fn check_standalone(msg: &Message) -> Result<(), ValidationError> {
         if blake3::hash(content).as_bytes() != &header.content_hash {
             return Err(ValidationError::ContentHashMismatch);
         }
-        content_type(content)?;
+        return check_content(content).map(Some);
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Checks that `msg` is the next message of a feed whose head is `head`
@@ -361,8 +377,72 @@ pub const MAX_CONTENT_DEPTH: usize = 64;
 /// string. Numbers are checked as grammar only: `1e400` is valid.
 pub fn content_type(content: &[u8]) -> Result<String, ValidationError> {
     let text = content_text(content)?;
-    let shape: ContentShape<serde::de::IgnoredAny> = parse_content(text)?;
+    let shape: ContentShape<serde::de::IgnoredAny> = parse_content(text).map_err(bad_content)?;
     Ok(shape.kind)
+}
+
+/// Content that is valid (as [`content_type`] decides), decoded once: what
+/// [`content_decoded`] and [`check_standalone_decoded`] give, for the typed
+/// parse (`crate::content::parse_decoded`) to read without the text.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DecodedContent {
+    /// The length of the content in bytes.
+    len: usize,
+    /// The `type`.
+    kind: String,
+    /// The top-level object, or why this valid content has no decoded
+    /// form (as [`content_object`] would say it).
+    object: Result<serde_json::Map<String, serde_json::Value>, String>,
+}
+
+impl DecodedContent {
+    /// The length of the content in bytes.
+    pub fn content_len(&self) -> usize {
+        self.len
+    }
+
+    /// The `type`.
+    pub fn kind(&self) -> &str {
+        &self.kind
+    }
+
+    /// The `type` and the decoded top-level object, exactly as
+    /// [`content_object`] gives them for the same content.
+    pub fn into_object(
+        self,
+    ) -> Result<(String, serde_json::Map<String, serde_json::Value>), ValidationError> {
+        self.object
+            .map(|object| (self.kind, object))
+            .map_err(bad_content)
+    }
+}
+
+/// Checks content as [`content_type`] does (the same verdict and error)
+/// and decodes it as [`content_object`] does, reading it once when it
+/// decodes, as valid content nearly always does.
+pub fn content_decoded(content: &[u8]) -> Result<DecodedContent, ValidationError> {
+    let text = content_text(content)?;
+    match parse_content::<serde_json::Value>(text) {
+        // Decoding accepts less than the content rule's reading (it also
+        // refuses numbers beyond `f64`, and nothing the rule refuses), so
+        // content that decodes is valid.
+        Ok(shape) => Ok(DecodedContent {
+            len: content.len(),
+            kind: shape.kind,
+            object: Ok(shape.object),
+        }),
+        // Only the rule's own reading decides validity, and names the
+        // error: it may differ from the decoder's for the same text.
+        Err(reason) => {
+            let shape: ContentShape<serde::de::IgnoredAny> =
+                parse_content(text).map_err(bad_content)?;
+            Ok(DecodedContent {
+                len: content.len(),
+                kind: shape.kind,
+                object: Err(reason),
+            })
+        }
+    }
 }
 
 /// Like [`content_type`], and also returns the decoded top-level object for
@@ -373,7 +453,7 @@ pub fn content_object(
     content: &[u8],
 ) -> Result<(String, serde_json::Map<String, serde_json::Value>), ValidationError> {
     let text = content_text(content)?;
-    let shape: ContentShape<serde_json::Value> = parse_content(text)?;
+    let shape: ContentShape<serde_json::Value> = parse_content(text).map_err(bad_content)?;
     Ok((shape.kind, shape.object))
 }
 
@@ -387,11 +467,15 @@ fn content_text(content: &[u8]) -> Result<&str, ValidationError> {
     Ok(text)
 }
 
-/// Parses checked content text as [`ContentShape`].
-fn parse_content<V: MemberValue>(text: &str) -> Result<ContentShape<V>, ValidationError> {
-    serde_json::from_str(text).map_err(|e| ValidationError::BadContent {
-        reason: e.to_string(),
-    })
+/// Parses checked content text as [`ContentShape`]; the error is the
+/// parser's reason.
+fn parse_content<V: MemberValue>(text: &str) -> Result<ContentShape<V>, String> {
+    serde_json::from_str(text).map_err(|e| e.to_string())
+}
+
+/// The error of content that is not valid, for `reason`.
+fn bad_content(reason: String) -> ValidationError {
+    ValidationError::BadContent { reason }
 }
 
 /// Scans JSON text for nesting deeper than [`MAX_CONTENT_DEPTH`] and for
@@ -455,25 +539,27 @@ fn check_depth_and_escapes(text: &str) -> Result<(), String> {
 /// only ([`serde::de::IgnoredAny`]) to decide validity, or decoded.
 struct ContentShape<V> {
     kind: String,
+    /// Every member; one read as grammar only is kept as `null`, since the
+    /// object is also the set of keys seen, to find a duplicate.
     object: serde_json::Map<String, serde_json::Value>,
     _values: std::marker::PhantomData<V>,
 }
 
 /// A member value as [`ContentShape`] reads it.
 trait MemberValue: for<'de> Deserialize<'de> {
-    /// The decoded value, if this reading decodes.
-    fn decoded(self) -> Option<serde_json::Value>;
+    /// The decoded value, or `null` if this reading does not decode.
+    fn decoded(self) -> serde_json::Value;
 }
 
 impl MemberValue for serde::de::IgnoredAny {
-    fn decoded(self) -> Option<serde_json::Value> {
-        None
+    fn decoded(self) -> serde_json::Value {
+        serde_json::Value::Null
     }
 }
 
 impl MemberValue for serde_json::Value {
-    fn decoded(self) -> Option<serde_json::Value> {
-        Some(self)
+    fn decoded(self) -> serde_json::Value {
+        self
     }
 }
 
@@ -487,23 +573,23 @@ impl<'de, V: MemberValue> Deserialize<'de> for ContentShape<V> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut object = serde_json::Map::new();
-                let mut seen = std::collections::HashSet::new();
                 let mut kind = None;
                 while let Some(key) = map.next_key::<String>()? {
-                    if !seen.insert(key.clone()) {
+                    if object.contains_key(&key) {
                         return Err(serde::de::Error::custom(format!("duplicate key `{key}`")));
                     }
-                    if key == "type" {
+                    let value = if key == "type" {
                         match map.next_value::<serde_json::Value>()? {
                             serde_json::Value::String(s) => {
                                 kind = Some(s.clone());
-                                object.insert(key, serde_json::Value::String(s));
+                                serde_json::Value::String(s)
                             }
                             _ => return Err(serde::de::Error::custom("`type` is not a string")),
                         }
-                    } else if let Some(value) = map.next_value::<V>()?.decoded() {
-                        object.insert(key, value);
-                    }
+                    } else {
+                        map.next_value::<V>()?.decoded()
+                    };
+                    object.insert(key, value);
                 }
                 let kind = kind.ok_or_else(|| serde::de::Error::custom("no `type` field"))?;
                 Ok(ContentShape {
@@ -744,6 +830,70 @@ mod tests {
                 ),
                 "{bad}"
             );
+        }
+    }
+
+    /// Reading content once ([`content_decoded`]) gives the verdict and
+    /// error of [`content_type`] and the object of [`content_object`],
+    /// also where the decoder and the content rule disagree or fail at
+    /// different places.
+    #[test]
+    fn decoding_once_agrees_with_checking_then_decoding() {
+        for text in [
+            r#"{"type":"x","a":"b","c":[1,{"d":null}]}"#,
+            r#"{"type":"x","n":1e400}"#,
+            r#"{"type":"x","n":1e400,"type":"y"}"#,
+            r#"{"type":"x","n":1e400,"m":tru}"#,
+            r#"{"n":1e400}"#,
+            r#"{"n":1e400,"type":5}"#,
+            r#"{"type":"x","a":1,"a":2}"#,
+            r#"{"type":"x","a":[1,]}"#,
+            r#"{"type":"x","a":01}"#,
+            r#"{"type":"x","a":"\q"}"#,
+            r#"{"type":"x","a":"\t"}"#,
+            "{\"type\":\"x\",\"a\":\"tab\there\"}",
+            r#"{"type":"x"} x"#,
+            r#"{"type":"x","a":-}"#,
+            r#"[]"#,
+            "",
+        ] {
+            let once = content_decoded(text.as_bytes());
+            assert_eq!(
+                once.as_ref()
+                    .map(|d| d.kind().to_owned())
+                    .map_err(Clone::clone),
+                content_type(text.as_bytes()),
+                "{text}"
+            );
+            if let Ok(decoded) = once {
+                assert_eq!(decoded.content_len(), text.len());
+                assert_eq!(
+                    decoded.into_object(),
+                    content_object(text.as_bytes()),
+                    "{text}"
+                );
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// As above, over text made of JSON's tokens.
+        #[test]
+        fn decoding_once_agrees_on_any_tokens(
+            tokens in proptest::collection::vec(proptest::sample::select(vec![
+                "{", "}", "[", "]", ",", ":", "\"type\"", "\"x\"", "\"a\"", "1", "1e400",
+                "-0.5", "null", "true", " ", "\"\\u00e9\"", "\"\\n\"",
+            ]), 0..24)
+        ) {
+            let text = format!("{{\"type\":\"t\",{}", tokens.concat());
+            let once = content_decoded(text.as_bytes());
+            proptest::prop_assert_eq!(
+                once.as_ref().map(|d| d.kind().to_owned()).map_err(Clone::clone),
+                content_type(text.as_bytes())
+            );
+            if let Ok(decoded) = once {
+                proptest::prop_assert_eq!(decoded.into_object(), content_object(text.as_bytes()));
+            }
         }
     }
 

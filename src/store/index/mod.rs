@@ -38,7 +38,7 @@ pub use keys::{
     rsvp_key, rsvp_prefix, tally_key, thread_key, thread_prefix, time_key,
 };
 pub use kv::{CorruptEntry, Kv, MemKv};
-pub use rules::{Indexed, LONG_EVENT_MS, apply};
+pub use rules::{Indexed, LONG_EVENT_MS, apply, apply_parsed};
 pub use state::{
     AboutState, AdmissionState, AnsweredState, CommentState, ContactState, EventState, EventStatus,
     RsvpState, Tally,

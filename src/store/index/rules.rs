@@ -1,5 +1,5 @@
 //! The indexing rules: what each kind of message changes in the indexes
-//! ([`apply`]).
+//! ([`apply`], or [`apply_parsed`] when the content is already parsed).
 //!
 //! Only an event's organizer may change it (an update, a cancel) or decide
 //! on the requests to it (an admission); [`by_organizer`] is that one
@@ -52,12 +52,21 @@ impl Indexed {
 /// Indexes one message, which must be the next of its feed. Never fails
 /// on what the message says; only on a damaged index.
 pub fn apply<K: Kv>(kv: &mut K, msg: &Message) -> Result<Indexed, K::Error> {
-    let Some(bytes) = msg.content() else {
-        return Ok(Indexed::Ignored("content dropped"));
-    };
-    let parsed = match content::parse(bytes) {
-        Ok(c) => c,
-        Err(e) => return Ok(Indexed::Invalid(e)),
+    apply_parsed(kv, msg, msg.content().map(content::parse))
+}
+
+/// [`apply`] with the message's content already parsed: `parsed` is
+/// [`content::parse`] of its content (as the ingest path has it from
+/// validation), `None` when the content was dropped.
+pub fn apply_parsed<K: Kv>(
+    kv: &mut K,
+    msg: &Message,
+    parsed: Option<Result<Content, content::ContentError>>,
+) -> Result<Indexed, K::Error> {
+    let parsed = match parsed {
+        None => return Ok(Indexed::Ignored("content dropped")),
+        Some(Ok(c)) => c,
+        Some(Err(e)) => return Ok(Indexed::Invalid(e)),
     };
     let author = msg.author();
     match parsed {
@@ -316,6 +325,106 @@ mod tests {
     use crate::content::{KnownContent, RsvpStatus};
     use crate::store::index::codec::RSVP_FIXED_LEN;
     use crate::store::index::{IndexValue, MemKv};
+
+    /// The content of every message in the test vectors, valid or not,
+    /// as bytes (what follows the header and signature).
+    fn vector_contents() -> Vec<Vec<u8>> {
+        let mut contents = Vec::new();
+        for text in [
+            include_str!("../../../tests/vectors/messages.json"),
+            include_str!("../../../tests/vectors/invalid.json"),
+        ] {
+            let vectors: Vec<serde_json::Value> = serde_json::from_str(text).unwrap();
+            for v in vectors {
+                let bytes = hex::decode(v["message_hex"].as_str().unwrap()).unwrap();
+                if let Some(content) = bytes.get(crate::feed::message::SIGNED_LEN..) {
+                    contents.push(content.to_vec());
+                }
+                if let Some(content) = v["content"].as_str() {
+                    contents.push(content.as_bytes().to_vec());
+                }
+            }
+        }
+        contents
+    }
+
+    /// Content of every known type about `event` (by `organizer`), valid
+    /// and with invalid fields, as the vectors do not hold every type.
+    fn contents_about(event: MessageId, organizer: FeedId) -> Vec<Vec<u8>> {
+        [
+            format!(r#"{{"type":"rsvp","event":"{event}","status":"going","guests":2}}"#),
+            format!(r#"{{"type":"rsvp","event":"{event}","status":"perhaps"}}"#),
+            format!(r#"{{"type":"event-update","event":"{event}","title":"Stew","end":null}}"#),
+            format!(r#"{{"type":"event-update","event":"{event}","start":"soon"}}"#),
+            format!(
+                r#"{{"type":"admission","event":"{event}","author":"{organizer}","rsvp":"{event}","decision":"waitlisted"}}"#
+            ),
+            format!(r#"{{"type":"contact","contact":"{organizer}","following":true}}"#),
+            r#"{"type":"about","name":"Bo","n":1e400}"#.to_owned(),
+            format!(r#"{{"type":"comment","event":"{event}","text":"hi"}}"#),
+            format!(r#"{{"type":"comment-edit","comment":"{event}","text":"hello"}}"#),
+            format!(r#"{{"type":"comment-delete","comment":"{event}"}}"#),
+            format!(r#"{{"type":"comment-hide","event":"{event}","comment":"{event}"}}"#),
+            format!(r#"{{"type":"event-cancel","event":"{event}","reason":"rain"}}"#),
+        ]
+        .map(String::into_bytes)
+        .to_vec()
+    }
+
+    /// The ingest path (content checked and decoded once, then parsed
+    /// from the decoded object) gives what validating and then indexing
+    /// the bytes gave: the same verdict, the same [`Indexed`], the same
+    /// index entries. Two feeds, so that the organizer's acts are indexed
+    /// both by the organizer and by someone else.
+    #[test]
+    fn indexing_decoded_content_is_indexing_the_bytes() {
+        use crate::feed::validate::{check_standalone, check_standalone_decoded};
+        let keys = [1u8, 2].map(|n| SigningKey::from_bytes(&[n; 32]));
+        let mut heads = [(0u64, MessageId::default()); 2];
+        let (mut old_kv, mut new_kv) = (MemKv::default(), MemKv::default());
+        let mut indexed = 0;
+        let mut step = |who: usize, content: &[u8], dropped: bool| -> Option<MessageId> {
+            let (sequence, previous) = heads[who];
+            let msg = Message::sign(&keys[who], sequence + 1, previous, 1000, content).ok()?;
+            let msg = if dropped { msg.without_content() } else { msg };
+            let decoded = check_standalone_decoded(&msg);
+            assert_eq!(
+                decoded.as_ref().map(|_| ()).map_err(Clone::clone),
+                check_standalone(&msg),
+                "{}",
+                String::from_utf8_lossy(content)
+            );
+            let decoded = decoded.ok()?;
+            let old = apply(&mut old_kv, &msg).unwrap();
+            let new = apply_parsed(&mut new_kv, &msg, decoded.map(content::parse_decoded)).unwrap();
+            assert_eq!(old, new, "{}", String::from_utf8_lossy(content));
+            assert_eq!(old_kv, new_kv, "{}", String::from_utf8_lossy(content));
+            heads[who] = (sequence + 1, msg.id());
+            indexed += 1;
+            Some(msg.id())
+        };
+        for content in vector_contents() {
+            step(0, &content, false);
+            step(1, &content, true);
+        }
+        let event = br#"{"type":"event","title":"Soup","start":"2027-01-10T18:00:00+01:00"}"#;
+        let event = step(0, event, false).unwrap();
+        let organizer = FeedId(keys[0].verifying_key().to_bytes());
+        for content in contents_about(event, organizer) {
+            step(1, &content, false);
+            step(0, &content, false);
+        }
+        assert!(indexed > 60, "only {indexed} messages were indexed");
+        let kinds: std::collections::BTreeSet<String> = old_kv
+            .0
+            .keys()
+            .map(|k| k[..1].escape_ascii().to_string())
+            .collect();
+        assert!(
+            kinds.len() >= 5,
+            "too few kinds of index entries: {kinds:?}"
+        );
+    }
 
     #[test]
     fn indexing_rsvps_writes_binary_entries_that_read_back() {

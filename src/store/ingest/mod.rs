@@ -19,8 +19,9 @@ use super::index::{self, Kv};
 use super::keys::{HEAD, LOG_END_KEY, POSITIONS_KEY, encode_head, feed_key, fork_key};
 use super::positions::{ENTRY_LEN, Entry};
 use super::staged::Staged;
+use crate::content;
 use crate::feed::message::{FeedId, Message, MessageId};
-use crate::feed::validate::{Checked, FeedHead, ValidationError};
+use crate::feed::validate::{Checked, DecodedContent, FeedHead, ValidationError};
 
 /// A commit that failed, and whether its batch had reached sled (then
 /// its messages are in the index, but perhaps not on disk).
@@ -247,10 +248,10 @@ impl Store {
                         }
                         report.forks.push(proof);
                     }
-                    Position::Next => {
+                    Position::Next(content) => {
                         let location = pending.push(msg.bytes());
                         entries.push(Entry::of_message(msg, location));
-                        stage_append(&mut staged, msg, &mut report, &mut touched)?;
+                        stage_append(&mut staged, msg, content, &mut report, &mut touched)?;
                         report.accepted.push(msg.clone());
                     }
                 }
@@ -314,9 +315,11 @@ impl Store {
 
 /// Stages a validated next message's sled writes: its feed's head and its
 /// index entries (the log record and position entry are the caller's).
+/// `content` is the message's content as validation decoded it.
 fn stage_append(
     staged: &mut Staged<'_>,
     msg: &Message,
+    content: Option<DecodedContent>,
     report: &mut IngestReport,
     touched: &mut std::collections::HashSet<MessageId>,
 ) -> Result<(), StoreError> {
@@ -328,7 +331,7 @@ fn stage_append(
             id: msg.id(),
         }),
     );
-    match index::apply(staged, msg)? {
+    match index::apply_parsed(staged, msg, content.map(content::parse_decoded))? {
         index::Indexed::Applied { event, contact } => {
             if let Some(event) = event
                 && touched.insert(event)

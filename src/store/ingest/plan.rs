@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::report::{IngestReport, Rejection};
 use crate::feed::message::{FeedId, Message, SIGNED_LEN};
-use crate::feed::validate::{self, FeedHead, ValidationError};
+use crate::feed::validate::{self, DecodedContent, FeedHead, ValidationError};
 use crate::store::Store;
 use crate::store::error::StoreError;
 
@@ -15,8 +15,9 @@ pub(super) type Batch = (Vec<Message>, Option<(usize, ValidationError)>);
 
 /// Where a message stands relative to what the store holds of its feed.
 pub(super) enum Position {
-    /// The next message of the feed.
-    Next,
+    /// The next message of the feed, with its content as validation
+    /// decoded it (`None` when dropped), so that indexing reads it no more.
+    Next(Option<DecodedContent>),
     /// Already held.
     Duplicate,
     /// A different message at a held sequence, or the next sequence with
@@ -117,7 +118,7 @@ impl Store {
                 Position::Fork { .. } if !forked.insert(author) => Position::Rival,
                 other => other,
             };
-            if let Position::Next = position {
+            if let Position::Next(_) = position {
                 appending.insert((author, msg.sequence()), (b, i));
                 heads.insert(
                     author,
@@ -153,9 +154,18 @@ impl Store {
         earlier: Option<&[u8]>,
         msg: &Message,
     ) -> Result<Result<Position, ValidationError>, StoreError> {
-        if let Err(e) = validate::check_standalone(msg) {
-            return Ok(Err(e));
-        }
+        // Only a message that may be the next one is indexed: only its
+        // content is worth decoding (the verdict is the same either way).
+        let may_be_next = earlier.is_none() && head.is_none_or(|h| msg.sequence() > h.sequence);
+        let content = if may_be_next {
+            validate::check_standalone_decoded(msg)
+        } else {
+            validate::check_standalone(msg).map(|()| None)
+        };
+        let content = match content {
+            Ok(content) => content,
+            Err(e) => return Ok(Err(e)),
+        };
         if let Some(held_signed) = earlier {
             return Ok(Ok(Position::against(held_signed, msg)));
         }
@@ -180,7 +190,7 @@ impl Store {
             }
             return Ok(Ok(position));
         }
-        Ok(validate::check_chain(head, msg).map(|()| Position::Next))
+        Ok(validate::check_chain(head, msg).map(|()| Position::Next(content)))
     }
 
     /// Header and signature of message `sequence` of `author`, when it is
