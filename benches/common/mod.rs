@@ -351,6 +351,48 @@ pub fn vm_rss(pid: u32) -> u64 {
     vm_status(pid, "VmRSS").unwrap_or(0)
 }
 
+/// Bytes available to this user on the file system holding `path`
+/// (`statvfs`), or why they cannot be read.
+pub fn free_space(path: &Path) -> Result<u64, String> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| format!("{} holds a NUL byte", path.display()))?;
+    // SAFETY: plain FFI call with a NUL-terminated path and a pointer to
+    // a local.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) } != 0 {
+        return Err(format!(
+            "statvfs {}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        ));
+    }
+    // The fields' types vary between platforms.
+    #[allow(clippy::unnecessary_cast)]
+    let free = (stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64);
+    Ok(free)
+}
+
+/// About what a fixture home (or a receiver's) takes on disk per message,
+/// with room to spare: 1.5 KB (the 1M fixture takes 0.65 KB a message
+/// right after `potluck fixtures`, a receiver after its sync 1.1 KB).
+pub const FIXTURE_BYTES_PER_MESSAGE: u64 = 1_500;
+
+/// Panics with a clear message unless the file system holding `path` has
+/// at least `needed` bytes free for `what`.
+pub fn ensure_free_space(path: &Path, needed: u64, what: &str) {
+    let free = free_space(path).unwrap_or_else(|e| panic!("free disk space for {what}: {e}"));
+    assert!(
+        free >= needed,
+        "not enough free disk space for {what}: {:.1} GB free at {}, about {:.1} GB needed; \
+         free some (old fixtures are in {}) or run a smaller size",
+        free as f64 / 1e9,
+        path.display(),
+        needed as f64 / 1e9,
+        cache_root().display()
+    );
+}
+
 /// Blocks allocated under `path` (files and directories), bytes: what
 /// `du` reports.
 pub fn disk_usage(path: &Path) -> u64 {
@@ -536,8 +578,11 @@ pub struct Fixture {
     pub bytes: u64,
     /// `Store::size_on_disk` right after generation.
     pub size_on_disk: u64,
-    /// Seconds `potluck fixtures` took.
+    /// Seconds `potluck fixtures` took (as its marker recorded them, for
+    /// a cached home; 0 if unknown).
     pub seconds: f64,
+    /// Made in this run (false: reused from the cache).
+    pub generated: bool,
     /// What identifies a cached home's content (its marker); empty for
     /// an uncached one.
     pub key: String,
@@ -639,6 +684,7 @@ pub fn generate(home: &Path, feeds: u64, messages: u64, seed: u64, limit: Durati
         bytes: num("bytes"),
         size_on_disk: num("size_on_disk"),
         seconds: doc["seconds"].as_f64().unwrap_or(0.0),
+        generated: true,
         key: String::new(),
     }
 }
@@ -703,6 +749,12 @@ pub fn cached_fixture(feeds: u64, messages: u64, seed: u64) -> Fixture {
         std::fs::remove_dir_all(&dir).expect("remove stale fixture");
     }
     std::fs::create_dir_all(&dir).expect("create fixture directory");
+    // The fixture, then a receiver or a work copy of the same size.
+    ensure_free_space(
+        &dir,
+        2 * FIXTURE_BYTES_PER_MESSAGE * messages,
+        &format!("a fixture of {messages} messages and a copy of it"),
+    );
     let mut fixture = generate(&home, feeds, messages, seed, limit);
     let doc = json!({
         "feeds": feeds,
@@ -774,6 +826,7 @@ fn reuse(
         bytes: doc["bytes"].as_u64()?,
         size_on_disk: doc["size_on_disk"].as_u64()?,
         seconds: doc["seconds"].as_f64().unwrap_or(0.0),
+        generated: false,
         key: doc.to_string(),
     })
 }
