@@ -395,9 +395,14 @@ impl Positions {
     ) -> Result<Vec<(FeedId, u64)>, PositionsError> {
         if self.ids.is_none() {
             let mut ids = IdIndex::default();
-            let mut reader = Sequential::new(self, file);
+            let mut reader = Sequential::new(self, file)?;
             for number in 0..self.entries() {
-                let Some(entry) = reader.get(number)?.and_then(Entry::decode) else {
+                let entry = match reader.get(number) {
+                    Ok(bytes) => bytes.and_then(Entry::decode),
+                    Err(PositionsError::Damaged { .. }) => None,
+                    Err(e) => return Err(e),
+                };
+                let Some(entry) = entry else {
                     continue;
                 };
                 let (Some(&feed), Some(index)) = (
@@ -450,6 +455,9 @@ impl Positions {
 struct Sequential<'a> {
     positions: &'a Positions,
     file: &'a PositionFile,
+    /// Whole entries the file held when reading began: those the index
+    /// counts as written beyond them are damaged, without reading.
+    in_file: u64,
     /// The number of the first entry in `buf`.
     start: u64,
     /// At most [`CHUNK_ENTRIES`] entries.
@@ -457,13 +465,17 @@ struct Sequential<'a> {
 }
 
 impl<'a> Sequential<'a> {
-    fn new(positions: &'a Positions, file: &'a PositionFile) -> Sequential<'a> {
-        Sequential {
+    fn new(
+        positions: &'a Positions,
+        file: &'a PositionFile,
+    ) -> Result<Sequential<'a>, PositionsError> {
+        Ok(Sequential {
             positions,
             file,
+            in_file: file.size()? / ENTRY_LEN as u64,
             start: 0,
             buf: Vec::new(),
-        }
+        })
     }
 
     /// The bytes of entry `number`, or `None` past the last entry.
@@ -476,8 +488,13 @@ impl<'a> Sequential<'a> {
         if number < self.start || number >= self.start + held {
             // A chunk from `number` on, not crossing from file to memory.
             let synced = self.positions.synced;
+            if number < synced && number >= self.in_file {
+                return Err(self
+                    .file
+                    .damaged(number, "the file is shorter than the index says"));
+            }
             let end = if number < synced {
-                synced.min(number + CHUNK_ENTRIES as u64)
+                synced.min(self.in_file).min(number + CHUNK_ENTRIES as u64)
             } else {
                 total.min(number + CHUNK_ENTRIES as u64)
             };
@@ -485,7 +502,11 @@ impl<'a> Sequential<'a> {
             self.buf.clear();
             if number < synced {
                 self.buf.resize(len, 0);
-                self.file.read_at(number, &mut self.buf)?;
+                if let Err(e) = self.file.read_at(number, &mut self.buf) {
+                    // Never read back as if it held these entries.
+                    self.buf.clear();
+                    return Err(e);
+                }
             } else {
                 let at = (number - synced) as usize * ENTRY_LEN;
                 let waiting =
@@ -833,7 +854,7 @@ pub(super) fn compare_with_log(
     heads: &HashMap<FeedId, u64>,
 ) -> Result<Vec<(FeedId, Difference)>, StoreError> {
     let mut fresh = Positions::default();
-    let mut reader = Sequential::new(held, file);
+    let mut reader = Sequential::new(held, file)?;
     // Entries of `held` unlike the log's, a bit each, made when needed.
     let mut differs: Vec<u64> = Vec::new();
     let mut made = 0u64;
@@ -1090,10 +1111,14 @@ mod tests {
             Err(PositionsError::Damaged { entry: 2, .. })
         ));
         // Finding ids leaves damaged entries out; it does not fail.
-        file.file().set_len(2 * ENTRY_LEN as u64).unwrap();
-        p.synced = 2;
-        p.feeds[0].1.truncate(2);
-        assert!(p.find_id(&file, &MessageId([2; 32])).unwrap().is_empty());
+        for id in 1..=3 {
+            assert!(p.find_id(&file, &MessageId([id; 32])).unwrap().is_empty());
+        }
+        // Nor does comparing with a log: every feed using them differs.
+        let dir = tempfile::tempdir().unwrap();
+        let log = MessageLog::open(&dir.path().join("log"), 0).unwrap();
+        let found = compare_with_log(&p, &file, &log, &HashMap::new()).unwrap();
+        assert_eq!(found, vec![(a, Difference::Differs)]);
     }
 
     #[test]
@@ -1134,7 +1159,7 @@ mod tests {
         p.commit(&all, false);
         sync(&mut p, &file);
         p.commit(&[entry(2, 1, 1, 0)], false);
-        let mut reader = Sequential::new(&p, &file);
+        let mut reader = Sequential::new(&p, &file).unwrap();
         for number in 0..p.entries() {
             let bytes = reader.get(number).unwrap().unwrap();
             let e = Entry::decode(bytes).unwrap();
