@@ -285,26 +285,21 @@ impl Store {
         Ok(report)
     }
 
-    /// Compares the position index with one made again from the whole log.
+    /// Compares the position index with one made again from the whole
+    /// log, a chunk at a time (see [`positions::compare_with_log`]).
     fn check_positions(&self, report: &mut FsckReport) -> Result<(), StoreError> {
         let heads = self.head_sequences()?;
-        let fresh = positions::load(&self.positions_file, 0, &self.log, &heads)?;
         let held = self.positions_read()?;
-        let fresh_feeds: std::collections::HashMap<&FeedId, _> = fresh.feeds().collect();
-        for (feed, slots) in held.feeds() {
-            let from_log = fresh_feeds.get(feed).copied().unwrap_or(&[]);
-            if slots != from_log {
-                report.problems.push(format!(
+        let found = positions::compare_with_log(&held, &self.positions_file, &self.log, &heads)?;
+        for (feed, difference) in found {
+            report.problems.push(match difference {
+                positions::Difference::Differs => format!(
                     "{feed}: the position index differs from the message log (`potluck reindex` makes it again)"
-                ));
-            }
-        }
-        for (feed, slots) in fresh.feeds() {
-            if !slots.is_empty() && held.feed_len(feed) == 0 {
-                report.problems.push(format!(
+                ),
+                positions::Difference::Lacks => format!(
                     "{feed}: the message log holds messages the position index lacks (`potluck reindex` makes it again)"
-                ));
-            }
+                ),
+            });
         }
         Ok(())
     }

@@ -100,6 +100,8 @@ pub struct Store {
     /// The position index, read from its file on first use (opening a
     /// store to read its indexes never reads it).
     positions: OnceLock<RwLock<Positions>>,
+    /// Held while the position index is read on first use.
+    positions_loading: Mutex<()>,
     /// New position entries gathered before a commit writes them
     /// ([`positions::SYNC_EVERY`]; tests lower it).
     positions_sync_every: std::sync::atomic::AtomicUsize,
@@ -216,6 +218,7 @@ impl Store {
             groups,
             positions_file: PositionFile::open(path)?,
             positions: OnceLock::new(),
+            positions_loading: Mutex::new(()),
             positions_sync_every: positions::SYNC_EVERY.into(),
             writer: Mutex::new(()),
             queue: Mutex::new(Vec::new()),
@@ -313,6 +316,15 @@ impl Store {
         if let Some(p) = self.positions.get() {
             return Ok(p);
         }
+        // One load at a time: a load may make the file again (through
+        // `messages.idx.new`), which two at once would both write.
+        let _loading = self
+            .positions_loading
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = self.positions.get() {
+            return Ok(p);
+        }
         let synced = match self.tree.get(POSITIONS_KEY)? {
             Some(v) => u64_value(POSITIONS_KEY, &v)?,
             None => 0,
@@ -339,12 +351,10 @@ impl Store {
     }
 
     /// Makes the position index again from the whole log, replaces its
-    /// file (synced) and records it in sled.
+    /// file (written a chunk at a time, synced) and records it in sled.
     fn rebuild_positions(&self) -> Result<(), StoreError> {
-        let mut positions =
-            positions::load(&self.positions_file, 0, &self.log, &self.head_sequences()?)?;
-        self.positions_file.replace(positions.unsynced())?;
-        positions.note_synced();
+        let positions =
+            positions::rebuild(&self.positions_file, &self.log, &self.head_sequences()?)?;
         let count = positions.entries();
         // A reader may read the index in between; whichever is set, this
         // one replaces it.

@@ -1,10 +1,11 @@
 //! Where each message of each feed is in the message log: the position
-//! index, kept in a file beside the log (`messages.idx`) and in memory, so
-//! that sled holds no key per message.
+//! index, kept in a file beside the log (`messages.idx`), with only each
+//! feed's entry numbers in memory, so that sled holds no key per message
+//! and memory holds 4 bytes a message.
 //!
 //! **File format.** One 64-byte entry (`Entry`) per record of
-//! `messages.log`, in the log's order (entry *i* describes record *i*),
-//! all integers big-endian:
+//! `messages.log`, in the log's order (entry *i* describes record *i*
+//! and is at byte *i* × 64), all integers big-endian:
 //!
 //! | bytes  | field                                                    |
 //! |--------|----------------------------------------------------------|
@@ -16,14 +17,30 @@
 //! | 56..64 | the first 8 bytes of the message id                      |
 //!
 //! **In memory** (`Positions`), each feed's messages in sequence order
-//! are an array of slots (`Slot`, 24 bytes each), built from the file on
-//! first use. Reading entry after entry, an entry at sequence *s* sets the
-//! feed's slot *s* and cuts the feed's array after it; at the end each
-//! feed is cut to the head sled records. So a feed that a repair cut back
-//! (its later records stay in the log) and that peers then sent again
-//! reads back as the store holds it. Every message id's first 8 bytes
-//! are in its slot: a record whose header or signature changed on disk
-//! no longer matches (the check sled's id entries made before).
+//! are an array of entry numbers (`u32`, 4 bytes a message), built by
+//! streaming the file a chunk at a time on first use. Looking a message
+//! up (`Positions::slot`) reads its entry: from the entries not yet
+//! written (in memory) or with one 64-byte read of the file. An entry
+//! that does not decode, or that names another feed or sequence than the
+//! one looked up, is [`PositionsError::Damaged`], never used. Reading
+//! entry after entry, an entry at sequence *s* sets the feed's *s*-th
+//! number and cuts the feed's array after it; at the end each feed is
+//! cut to the head sled records. So a feed that a repair cut back (its
+//! later records stay in the log) and that peers then sent again reads
+//! back as the store holds it. Every message id's first 8 bytes are in
+//! its entry: a record whose header or signature changed on disk no
+//! longer matches (the check sled's id entries made before).
+//!
+//! Finding a message by id ([`Positions::find_id`], only for
+//! [`super::Store::message`], which the node never calls) makes a map of
+//! every id's first 8 bytes on first use by reading the whole file once
+//! (about 20 bytes a message, kept while the store is open).
+//!
+//! Making the index again from the log (a reindex, an upgrade, a repair,
+//! a damaged file at open) writes the new file a chunk at a time to
+//! `messages.idx.new` and renames it over the old one, so a crash leaves
+//! the old file or the new; `fsck` compares the index with the log a
+//! chunk at a time. Both hold only the entry numbers and one chunk.
 //!
 //! **Crash consistency.** The file is derived from the log, so it is not
 //! synced at every commit: new entries wait in memory and are written and
@@ -56,6 +73,16 @@ pub(super) const ENTRY_LEN: usize = 64;
 /// (1 MiB of file). After a crash at most this many (and one batch) are
 /// made again from the log, reading a few MB of it.
 pub(super) const SYNC_EVERY: usize = 16_384;
+
+/// Entries read or written at once when the file is streamed (1 MiB):
+/// what bounds the memory of loading, rebuilding and checking beyond the
+/// entry numbers.
+const CHUNK_ENTRIES: usize = 16_384;
+
+/// Entries made again from the log at open that are kept in memory; a
+/// longer tail (the file was lost or never synced) makes the whole file
+/// again instead, a chunk at a time.
+const MAX_TAIL: usize = 4 * SYNC_EVERY;
 
 /// The first 8 bytes of a message id.
 pub(super) fn id_prefix(id: &MessageId) -> [u8; 8] {
@@ -127,7 +154,7 @@ impl Entry {
     }
 }
 
-/// Where one message of a feed is.
+/// Where one message of a feed is, as its entry says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Slot {
     /// Its bytes in the log.
@@ -136,24 +163,25 @@ pub(super) struct Slot {
     pub id_prefix: [u8; 8],
 }
 
-/// The position index in memory.
+/// The position index in memory: entry numbers, not entries.
 #[derive(Default)]
 pub(super) struct Positions {
-    /// Feeds by number, each its slots in sequence order (slot *i* holds
-    /// sequence *i* + 1).
-    feeds: Vec<(FeedId, Vec<Slot>)>,
+    /// Feeds by number, each the entry numbers of its messages in
+    /// sequence order (the *i*-th holds sequence *i* + 1).
+    feeds: Vec<(FeedId, Vec<u32>)>,
     /// Feed numbers.
     numbers: HashMap<FeedId, u32>,
     /// Entries the file holds durably (as sled records).
     synced: u64,
     /// Encoded entries after those, not yet written.
     unsynced: Vec<u8>,
-    /// Message ids to slots, made on first use (only [`super::Store::message`]
-    /// needs it).
+    /// Message ids to feeds and sequences, made on first use (only
+    /// [`super::Store::message`] needs it).
     ids: Option<IdIndex>,
 }
 
-/// Message id (first 8 bytes, as a number) to feed number ‖ slot index.
+/// Message id (first 8 bytes, as a number) to feed number ‖ index in
+/// the feed's array.
 #[derive(Default)]
 struct IdIndex {
     first: HashMap<u64, u64>,
@@ -163,7 +191,7 @@ struct IdIndex {
 
 impl IdIndex {
     fn insert(&mut self, prefix: [u8; 8], feed: u32, index: usize) {
-        // Slot indexes beyond 2^32 cannot be in memory; never reached.
+        // Indexes beyond 2^32 cannot be in memory; never reached.
         let Ok(index) = u32::try_from(index) else {
             return;
         };
@@ -177,6 +205,16 @@ impl IdIndex {
             self.first.insert(key, value);
         }
     }
+}
+
+/// How a feed's messages in the index differ from the message log (see
+/// [`compare_with_log`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Difference {
+    /// The feed's entries are not those the log makes.
+    Differs,
+    /// The log holds messages of the feed that the index lacks.
+    Lacks,
 }
 
 impl Positions {
@@ -195,9 +233,10 @@ impl Positions {
         &self.unsynced
     }
 
-    /// Applies one entry read from the file or the log (see the module
-    /// docs); a sequence beyond the feed's next is ignored.
-    fn apply(&mut self, entry: &Entry) {
+    /// Applies entry `number`, read from the file or made from the log
+    /// (see the module docs); a sequence beyond the feed's next is
+    /// ignored.
+    fn apply(&mut self, number: u64, entry: &Entry) {
         let Some(index) = entry
             .sequence
             .checked_sub(1)
@@ -205,7 +244,15 @@ impl Positions {
         else {
             return;
         };
-        let number = match self.numbers.get(&entry.author) {
+        let Ok(number) = u32::try_from(number) else {
+            // 2^32 entries are a 256 GiB file; far beyond what a node holds.
+            tracing::warn!(
+                entry = number,
+                "the position index holds 2^32 entries; later messages are not indexed"
+            );
+            return;
+        };
+        let feed = match self.numbers.get(&entry.author) {
             Some(&n) => n,
             None => {
                 let Ok(n) = u32::try_from(self.feeds.len()) else {
@@ -216,19 +263,16 @@ impl Positions {
                 n
             }
         };
-        let slots = &mut self.feeds[number as usize].1;
-        if index > slots.len() {
+        let numbers = &mut self.feeds[feed as usize].1;
+        if index > numbers.len() {
             // After a damaged record, or records a repair cut off.
             tracing::debug!(feed = %entry.author, sequence = entry.sequence, "a log record skips sequences of its feed; not indexed");
             return;
         }
-        slots.truncate(index);
-        slots.push(Slot {
-            location: entry.location,
-            id_prefix: entry.id_prefix,
-        });
+        numbers.truncate(index);
+        numbers.push(number);
         if let Some(ids) = &mut self.ids {
-            ids.insert(entry.id_prefix, number, index);
+            ids.insert(entry.id_prefix, feed, index);
         }
     }
 
@@ -237,7 +281,7 @@ impl Positions {
     /// with everything before them, see [`PositionFile::write_and_sync`]).
     pub fn commit(&mut self, entries: &[Entry], synced: bool) {
         for entry in entries {
-            self.apply(entry);
+            self.apply(self.entries(), entry);
             self.unsynced.extend_from_slice(&entry.encode());
         }
         if synced {
@@ -251,50 +295,140 @@ impl Positions {
         self.unsynced.clear();
     }
 
-    /// The slot of message `sequence` of `author`.
-    pub fn slot(&self, author: &FeedId, sequence: u64) -> Option<Slot> {
-        let index = usize::try_from(sequence.checked_sub(1)?).ok()?;
-        let &number = self.numbers.get(author)?;
-        self.feeds.get(number as usize)?.1.get(index).copied()
+    /// The entry numbers of `author`'s messages.
+    fn numbers_of(&self, author: &FeedId) -> &[u32] {
+        self.numbers
+            .get(author)
+            .and_then(|&n| self.feeds.get(n as usize))
+            .map_or(&[], |(_, numbers)| numbers.as_slice())
+    }
+
+    /// The slot of message `sequence` of `author`, read from its entry in
+    /// `file` (or in memory, not yet written). An entry that cannot be
+    /// read, does not decode, or describes another message is an error.
+    pub fn slot(
+        &self,
+        file: &PositionFile,
+        author: &FeedId,
+        sequence: u64,
+    ) -> Result<Option<Slot>, PositionsError> {
+        let Some(&number) = sequence
+            .checked_sub(1)
+            .and_then(|i| usize::try_from(i).ok())
+            .and_then(|i| self.numbers_of(author).get(i))
+        else {
+            return Ok(None);
+        };
+        let number = u64::from(number);
+        let entry = self.entry(file, number)?;
+        if entry.author != *author || entry.sequence != sequence {
+            return Err(file.damaged(number, "it describes another message"));
+        }
+        Ok(Some(Slot {
+            location: entry.location,
+            id_prefix: entry.id_prefix,
+        }))
+    }
+
+    /// Entry `number`: from memory if it is not written yet, else read
+    /// from `file`.
+    fn entry(&self, file: &PositionFile, number: u64) -> Result<Entry, PositionsError> {
+        let mut bytes = [0u8; ENTRY_LEN];
+        match number.checked_sub(self.synced) {
+            Some(waiting) => {
+                let held = usize::try_from(waiting)
+                    .ok()
+                    .and_then(|i| i.checked_mul(ENTRY_LEN))
+                    .and_then(|at| self.unsynced.get(at..at + ENTRY_LEN))
+                    .ok_or_else(|| file.damaged(number, "the index holds no such entry"))?;
+                bytes.copy_from_slice(held);
+            }
+            None => file.read_at(number, &mut bytes)?,
+        }
+        Entry::decode(&bytes).ok_or_else(|| file.damaged(number, "its bytes are not an entry"))
     }
 
     /// How many messages of `author` are indexed.
     pub fn feed_len(&self, author: &FeedId) -> u64 {
-        self.numbers
-            .get(author)
-            .and_then(|&n| self.feeds.get(n as usize))
-            .map_or(0, |(_, slots)| slots.len() as u64)
+        self.numbers_of(author).len() as u64
     }
 
     /// Cuts `author`'s feed to its first `len` messages (a repair cut it,
     /// or its head says it holds no more).
     pub fn cut(&mut self, author: &FeedId, len: u64) {
         if let Some(&n) = self.numbers.get(author)
-            && let Some((_, slots)) = self.feeds.get_mut(n as usize)
+            && let Some((_, numbers)) = self.feeds.get_mut(n as usize)
             && let Ok(len) = usize::try_from(len)
-            && len < slots.len()
+            && len < numbers.len()
         {
-            slots.truncate(len);
+            numbers.truncate(len);
             // A cut id would still be found, then refused by the check of
             // its slot; simpler to make the map again when next needed.
             self.ids = None;
         }
     }
 
-    /// Feed number ‖ slot index of messages whose id starts like `id`.
-    pub fn find_id(&mut self, id: &MessageId) -> Vec<(FeedId, u64)> {
-        let ids = self.ids.get_or_insert_with(|| {
+    /// Cuts every feed to its head sequence in `heads` (a feed missing
+    /// from it holds nothing), and lets each array hold no more than its
+    /// numbers: grown one push at a time, it may hold twice as many.
+    fn cut_to_heads(&mut self, heads: &HashMap<FeedId, u64>) {
+        let feeds: Vec<FeedId> = self.feeds.iter().map(|(f, _)| *f).collect();
+        for feed in feeds {
+            self.cut(&feed, heads.get(&feed).copied().unwrap_or(0));
+        }
+        for (_, numbers) in &mut self.feeds {
+            numbers.shrink_to_fit();
+        }
+    }
+
+    /// Feeds and sequences of the messages whose id starts like `id`.
+    ///
+    /// The first call reads every entry of `file` once, a chunk at a
+    /// time, and keeps a map of every indexed id's first 8 bytes (about
+    /// 20 bytes a message, while the store is open; commits keep it up
+    /// to date). Only [`super::Store::message`] asks; syncing and serving
+    /// never do. A damaged entry is left out of the map (`fsck` shows it).
+    pub fn find_id(
+        &mut self,
+        file: &PositionFile,
+        id: &MessageId,
+    ) -> Result<Vec<(FeedId, u64)>, PositionsError> {
+        if self.ids.is_none() {
             let mut ids = IdIndex::default();
-            for (number, (_, slots)) in self.feeds.iter().enumerate() {
-                let Ok(number) = u32::try_from(number) else {
-                    break;
+            let mut reader = Sequential::new(self, file)?;
+            for number in 0..self.entries() {
+                let entry = match reader.get(number) {
+                    Ok(bytes) => bytes.and_then(Entry::decode),
+                    Err(PositionsError::Damaged { .. }) => None,
+                    Err(e) => return Err(e),
                 };
-                for (index, slot) in slots.iter().enumerate() {
-                    ids.insert(slot.id_prefix, number, index);
+                let Some(entry) = entry else {
+                    continue;
+                };
+                let (Some(&feed), Some(index)) = (
+                    self.numbers.get(&entry.author),
+                    entry
+                        .sequence
+                        .checked_sub(1)
+                        .and_then(|i| usize::try_from(i).ok()),
+                ) else {
+                    continue;
+                };
+                // Only the entry the feed uses at that sequence.
+                let used = self
+                    .feeds
+                    .get(feed as usize)
+                    .and_then(|(_, numbers)| numbers.get(index))
+                    .is_some_and(|&n| u64::from(n) == number);
+                if used {
+                    ids.insert(entry.id_prefix, feed, index);
                 }
             }
-            ids
-        });
+            self.ids = Some(ids);
+        }
+        let Some(ids) = &self.ids else {
+            return Ok(Vec::new());
+        };
         let key = u64::from_be_bytes(id_prefix(id));
         let mut out = Vec::new();
         let hits = ids
@@ -306,18 +440,85 @@ impl Positions {
         for value in hits {
             let number = (value >> 32) as usize;
             let sequence = (value & 0xffff_ffff) + 1;
-            if let Some((feed, slots)) = self.feeds.get(number)
-                && sequence <= slots.len() as u64
+            if let Some((feed, numbers)) = self.feeds.get(number)
+                && sequence <= numbers.len() as u64
             {
                 out.push((*feed, sequence));
             }
         }
-        out
+        Ok(out)
+    }
+}
+
+/// Reads the entries of a [`Positions`] in order, a chunk at a time: from
+/// its file up to what is durable, then from memory.
+struct Sequential<'a> {
+    positions: &'a Positions,
+    file: &'a PositionFile,
+    /// Whole entries the file held when reading began: those the index
+    /// counts as written beyond them are damaged, without reading.
+    in_file: u64,
+    /// The number of the first entry in `buf`.
+    start: u64,
+    /// At most [`CHUNK_ENTRIES`] entries.
+    buf: Vec<u8>,
+}
+
+impl<'a> Sequential<'a> {
+    fn new(
+        positions: &'a Positions,
+        file: &'a PositionFile,
+    ) -> Result<Sequential<'a>, PositionsError> {
+        Ok(Sequential {
+            positions,
+            file,
+            in_file: file.size()? / ENTRY_LEN as u64,
+            start: 0,
+            buf: Vec::new(),
+        })
     }
 
-    /// Every feed and its slots, for checks.
-    pub fn feeds(&self) -> impl Iterator<Item = (&FeedId, &[Slot])> {
-        self.feeds.iter().map(|(f, s)| (f, s.as_slice()))
+    /// The bytes of entry `number`, or `None` past the last entry.
+    fn get(&mut self, number: u64) -> Result<Option<&[u8]>, PositionsError> {
+        let total = self.positions.entries();
+        if number >= total {
+            return Ok(None);
+        }
+        let held = (self.buf.len() / ENTRY_LEN) as u64;
+        if number < self.start || number >= self.start + held {
+            // A chunk from `number` on, not crossing from file to memory.
+            let synced = self.positions.synced;
+            if number < synced && number >= self.in_file {
+                return Err(self
+                    .file
+                    .damaged(number, "the file is shorter than the index says"));
+            }
+            let end = if number < synced {
+                synced.min(self.in_file).min(number + CHUNK_ENTRIES as u64)
+            } else {
+                total.min(number + CHUNK_ENTRIES as u64)
+            };
+            let len = (end - number) as usize * ENTRY_LEN;
+            self.buf.clear();
+            if number < synced {
+                self.buf.resize(len, 0);
+                if let Err(e) = self.file.read_at(number, &mut self.buf) {
+                    // Never read back as if it held these entries.
+                    self.buf.clear();
+                    return Err(e);
+                }
+            } else {
+                let at = (number - synced) as usize * ENTRY_LEN;
+                let waiting =
+                    self.positions.unsynced.get(at..at + len).ok_or_else(|| {
+                        self.file.damaged(number, "the index holds no such entry")
+                    })?;
+                self.buf.extend_from_slice(waiting);
+            }
+            self.start = number;
+        }
+        let at = (number - self.start) as usize * ENTRY_LEN;
+        Ok(self.buf.get(at..at + ENTRY_LEN))
     }
 }
 
@@ -332,6 +533,19 @@ pub enum PositionsError {
         /// The I/O error.
         source: io::Error,
     },
+    /// An entry the index uses cannot be read back as it was written:
+    /// the file was cut or changed on disk.
+    #[error(
+        "position index {path}: entry {entry} is damaged ({reason}); `potluck reindex` makes the index again from the message log"
+    )]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// The entry's number (its byte offset over 64).
+        entry: u64,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
 }
 
 /// The position index's file.
@@ -339,6 +553,29 @@ pub(super) struct PositionFile {
     /// Replaced whole by [`PositionFile::replace`].
     file: std::sync::RwLock<File>,
     path: PathBuf,
+}
+
+/// A new position file being written beside the old one (see
+/// [`PositionFile::begin_replace`]).
+struct Replacement {
+    file: File,
+    path: PathBuf,
+}
+
+impl Replacement {
+    fn io_err(&self, source: io::Error) -> PositionsError {
+        PositionsError::Io {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Writes `bytes` (whole entries) from entry `first` on, unsynced.
+    fn write(&self, first: u64, bytes: &[u8]) -> Result<(), PositionsError> {
+        self.file
+            .write_all_at(bytes, first * ENTRY_LEN as u64)
+            .map_err(|e| self.io_err(e))
+    }
 }
 
 impl PositionFile {
@@ -373,6 +610,14 @@ impl PositionFile {
         }
     }
 
+    fn damaged(&self, entry: u64, reason: &'static str) -> PositionsError {
+        PositionsError::Damaged {
+            path: self.path.clone(),
+            entry,
+            reason,
+        }
+    }
+
     /// Writes `bytes` (whole entries) after the first `synced` entries,
     /// cuts whatever followed, and syncs the file.
     pub fn write_and_sync(&self, synced: u64, bytes: &[u8]) -> Result<(), PositionsError> {
@@ -384,51 +629,38 @@ impl PositionFile {
             .map_err(|e| self.io_err(e))
     }
 
-    /// Reads the first `count` entries; `None` when the file does not hold
-    /// that many whole entries (it was damaged, cut or replaced).
-    fn read_entries(&self, count: u64) -> Result<Option<Vec<Entry>>, PositionsError> {
-        let file = self.file();
-        let size = file.metadata().map_err(|e| self.io_err(e))?.len();
-        let Some(bytes) = count.checked_mul(ENTRY_LEN as u64) else {
-            return Ok(None);
-        };
-        if size < bytes {
-            return Ok(None);
+    /// Reads whole entries from entry `first` on into `out`; a file too
+    /// short to hold them is damaged (the index counts them as written).
+    fn read_at(&self, first: u64, out: &mut [u8]) -> Result<(), PositionsError> {
+        let at = first
+            .checked_mul(ENTRY_LEN as u64)
+            .ok_or_else(|| self.damaged(first, "beyond any file"))?;
+        match self.file().read_exact_at(out, at) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                Err(self.damaged(first, "the file is shorter than the index says"))
+            }
+            Err(e) => Err(self.io_err(e)),
         }
-        let mut out = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
-        let mut whole = true;
-        self.each_entry(&file, count, |bytes| match Entry::decode(bytes) {
-            Some(entry) => {
-                out.push(entry);
-                true
-            }
-            None => {
-                whole = false;
-                false
-            }
-        })?;
-        Ok(whole.then_some(out))
     }
 
-    /// Calls `visit` with each of the first `count` entries' bytes, read a
-    /// chunk at a time, until it returns false.
+    /// Calls `visit` with the number and bytes of each of the first
+    /// `count` entries, read a chunk at a time, until it returns false.
     fn each_entry(
         &self,
-        file: &File,
         count: u64,
-        mut visit: impl FnMut(&[u8]) -> bool,
+        mut visit: impl FnMut(u64, &[u8]) -> bool,
     ) -> Result<(), PositionsError> {
-        const CHUNK_ENTRIES: u64 = 16_384;
         let mut buf = Vec::new();
         let mut at = 0u64;
         while at < count {
-            let n = (count - at).min(CHUNK_ENTRIES);
-            // At most CHUNK_ENTRIES × 64 bytes.
+            let n = (count - at).min(CHUNK_ENTRIES as u64);
             buf.resize(n as usize * ENTRY_LEN, 0);
-            file.read_exact_at(&mut buf, at * ENTRY_LEN as u64)
+            self.file()
+                .read_exact_at(&mut buf, at * ENTRY_LEN as u64)
                 .map_err(|e| self.io_err(e))?;
-            for bytes in buf.chunks_exact(ENTRY_LEN) {
-                if !visit(bytes) {
+            for (i, bytes) in buf.chunks_exact(ENTRY_LEN).enumerate() {
+                if !visit(at + i as u64, bytes) {
                     return Ok(());
                 }
             }
@@ -437,18 +669,31 @@ impl PositionFile {
         Ok(())
     }
 
-    /// Offset → length of every well-formed entry the file holds, synced
-    /// or not (hints for stepping over a damaged log record).
-    fn all_locations(&self) -> Result<HashMap<u64, u32>, PositionsError> {
+    /// The length of the log record whose message bytes start at
+    /// `offset`, as a well-formed entry of the file says (synced or not):
+    /// a hint for stepping over a damaged record. Entry `number` should
+    /// be the one; otherwise the whole file is searched, a chunk at a
+    /// time (only for a damaged record, so rarely).
+    fn length_at(&self, number: u64, offset: u64) -> Result<Option<u32>, PositionsError> {
         let count = self.size()? / ENTRY_LEN as u64;
-        let mut out = HashMap::new();
-        self.each_entry(&self.file(), count, |bytes| {
-            if let Some(entry) = Entry::decode(bytes) {
-                out.insert(entry.location.offset, entry.location.len);
+        if number < count {
+            let mut bytes = [0u8; ENTRY_LEN];
+            self.read_at(number, &mut bytes)?;
+            if let Some(entry) = Entry::decode(&bytes)
+                && entry.location.offset == offset
+            {
+                return Ok(Some(entry.location.len));
             }
-            true
+        }
+        let mut found = None;
+        self.each_entry(count, |_, bytes| match Entry::decode(bytes) {
+            Some(entry) if entry.location.offset == offset => {
+                found = Some(entry.location.len);
+                false
+            }
+            _ => true,
         })?;
-        Ok(out)
+        Ok(found)
     }
 
     /// Bytes the file occupies.
@@ -456,21 +701,23 @@ impl PositionFile {
         Ok(self.file().metadata().map_err(|e| self.io_err(e))?.len())
     }
 
-    /// Replaces the whole file with `entries`, synced, through a new file
-    /// renamed over it: a crash leaves the old file or the new one.
-    pub fn replace(&self, entries: &[u8]) -> Result<(), PositionsError> {
-        let fresh = self.path.with_extension("idx.new");
-        let io_err = |source| PositionsError::Io {
-            path: fresh.clone(),
+    /// Starts a new file beside this one (`messages.idx.new`), to be
+    /// written a chunk at a time and then put in its place by
+    /// [`PositionFile::replace`].
+    fn begin_replace(&self) -> Result<Replacement, PositionsError> {
+        let path = self.path.with_extension("idx.new");
+        let file = File::create(&path).map_err(|source| PositionsError::Io {
+            path: path.clone(),
             source,
-        };
-        {
-            use io::Write as _;
-            let mut file = File::create(&fresh).map_err(io_err)?;
-            file.write_all(entries).map_err(io_err)?;
-            file.sync_all().map_err(io_err)?;
-        }
-        std::fs::rename(&fresh, &self.path).map_err(io_err)?;
+        })?;
+        Ok(Replacement { file, path })
+    }
+
+    /// Syncs `fresh` and renames it over this file: a crash leaves the
+    /// old file or the new one.
+    fn replace(&self, fresh: Replacement) -> Result<(), PositionsError> {
+        fresh.file.sync_all().map_err(|e| fresh.io_err(e))?;
+        std::fs::rename(&fresh.path, &self.path).map_err(|e| fresh.io_err(e))?;
         crate::home::sync_parent(&self.path).map_err(|e| self.io_err(e))?;
         // The handle still reads the old file; open the new one.
         let reopened = OpenOptions::new()
@@ -488,52 +735,189 @@ impl PositionFile {
 /// head sequence; a feed missing from it holds nothing). A head beyond
 /// what the log holds is left for `fsck` to find.
 ///
-/// The file's entries are used only if it holds that many well-formed
-/// ones and the last of them describes the record the log holds there
-/// (its length prefix, feed, sequence and id); otherwise every entry is
-/// made again from the whole log. A log record that cannot be read (a
-/// damaged length) is stepped over where the file's own entry for it
-/// says how long it is, as a placeholder; without one, the index stops
-/// there, and `fsck` reports the feeds whose heads it does not reach.
+/// The file is streamed a chunk at a time; only entry numbers are kept.
+/// Its entries are used only if it holds that many well-formed ones and
+/// the last of them describes the record the log holds there (its length
+/// prefix, feed, sequence and id); otherwise (or when more than
+/// `MAX_TAIL` records follow them) the whole file is made again from the
+/// log by [`rebuild`]. A log record that cannot be read (a damaged
+/// length) is stepped over where the file's own entry for it says how
+/// long it is, as a placeholder; without one, the index stops there, and
+/// `fsck` reports the feeds whose heads it does not reach.
 pub(super) fn load(
     file: &PositionFile,
     synced: u64,
     log: &MessageLog,
     heads: &HashMap<FeedId, u64>,
 ) -> Result<Positions, StoreError> {
-    let entries = match file.read_entries(synced)? {
-        Some(entries) if entries.last().is_none_or(|e| describes_its_record(e, log)) => entries,
-        _ => {
-            tracing::warn!(path = %file.path.display(), "the position index is damaged or missing; making it again from the message log");
-            Vec::new()
-        }
+    let Some((mut positions, next)) = from_file(file, synced, log)? else {
+        tracing::warn!(path = %file.path.display(), "the position index is damaged or missing; making it again from the message log");
+        return rebuild(file, log, heads);
     };
-    let mut positions = Positions::default();
-    for entry in &entries {
-        positions.apply(entry);
+    let first = positions.entries();
+    let whole = scan_log(log, file, next, first, |entry| {
+        positions.commit(&[entry], false);
+        Ok(positions.unsynced.len() < MAX_TAIL * ENTRY_LEN)
+    })?;
+    if !whole {
+        tracing::warn!(path = %file.path.display(), "the position index lacks many of the message log's records; making it again from the log");
+        return rebuild(file, log, heads);
     }
-    positions.synced = entries.len() as u64;
+    let made = positions.entries() - first;
+    if made > 0 {
+        tracing::info!(
+            entries = made,
+            "made the position index's latest entries again from the message log"
+        );
+    }
+    positions.cut_to_heads(heads);
+    Ok(positions)
+}
+
+/// The index of the first `synced` entries of `file`, and the log offset
+/// after the last one's record; `None` if the file does not hold that
+/// many well-formed entries or the last one does not describe its record
+/// (the file was damaged, cut or replaced).
+fn from_file(
+    file: &PositionFile,
+    synced: u64,
+    log: &MessageLog,
+) -> Result<Option<(Positions, u64)>, PositionsError> {
+    let Some(bytes) = synced.checked_mul(ENTRY_LEN as u64) else {
+        return Ok(None);
+    };
+    if file.size()? < bytes {
+        return Ok(None);
+    }
+    let mut positions = Positions::default();
+    let mut last = None;
+    let mut whole = true;
+    file.each_entry(synced, |number, bytes| match Entry::decode(bytes) {
+        Some(entry) => {
+            positions.apply(number, &entry);
+            last = Some(entry);
+            true
+        }
+        None => {
+            whole = false;
+            false
+        }
+    })?;
+    if !whole || last.is_some_and(|e| !describes_its_record(&e, log)) {
+        return Ok(None);
+    }
+    positions.synced = synced;
     // `describes_its_record` checked that this end is within the log.
-    let mut next = entries
-        .last()
-        .map_or(0, |e| e.location.offset + u64::from(e.location.len));
-    let mut made = Vec::new();
-    let mut hints: Option<HashMap<u64, u32>> = None;
+    let next = last.map_or(0, |e| e.location.offset + u64::from(e.location.len));
+    Ok(Some((positions, next)))
+}
+
+/// Makes the position index again from the whole log, cut to `heads`:
+/// writes the new file a chunk at a time beside `file` and renames it
+/// over it (a crash leaves the old file or the new one). Memory holds the
+/// entry numbers and one chunk. The old file's entries are only hints
+/// for stepping over a damaged record (see [`load`]).
+pub(super) fn rebuild(
+    file: &PositionFile,
+    log: &MessageLog,
+    heads: &HashMap<FeedId, u64>,
+) -> Result<Positions, StoreError> {
+    let fresh = file.begin_replace()?;
+    let mut positions = Positions::default();
+    let write_chunk = |positions: &mut Positions| -> Result<(), PositionsError> {
+        fresh.write(positions.synced, &positions.unsynced)?;
+        positions.note_synced();
+        Ok(())
+    };
+    scan_log(log, file, 0, 0, |entry| {
+        positions.commit(&[entry], false);
+        if positions.unsynced.len() >= CHUNK_ENTRIES * ENTRY_LEN {
+            write_chunk(&mut positions)?;
+        }
+        Ok(true)
+    })?;
+    write_chunk(&mut positions)?;
+    file.replace(fresh)?;
+    positions.cut_to_heads(heads);
+    Ok(positions)
+}
+
+/// Compares `held` (whose file is `file`) with the index the whole log
+/// makes, cut to `heads`, reading both a chunk at a time: each feed whose
+/// entry numbers differ or whose entries differ from what the log makes,
+/// and each feed the log holds messages of that `held` lacks. Memory
+/// holds the fresh entry numbers, one chunk and a bit per entry.
+pub(super) fn compare_with_log(
+    held: &Positions,
+    file: &PositionFile,
+    log: &MessageLog,
+    heads: &HashMap<FeedId, u64>,
+) -> Result<Vec<(FeedId, Difference)>, StoreError> {
+    let mut fresh = Positions::default();
+    let mut reader = Sequential::new(held, file)?;
+    // Entries of `held` unlike the log's, a bit each, made when needed.
+    let mut differs: Vec<u64> = Vec::new();
+    let mut made = 0u64;
+    scan_log(log, file, 0, 0, |entry| {
+        fresh.apply(made, &entry);
+        let same = match reader.get(made) {
+            Ok(bytes) => bytes.is_some_and(|b| b == entry.encode()),
+            // An entry that cannot be read differs; the feeds using it
+            // are reported.
+            Err(PositionsError::Damaged { .. }) => false,
+            Err(e) => return Err(e.into()),
+        };
+        if !same {
+            let word = (made / 64) as usize;
+            if differs.len() <= word {
+                differs.resize(word + 1, 0);
+            }
+            differs[word] |= 1 << (made % 64);
+        }
+        made += 1;
+        Ok(true)
+    })?;
+    fresh.cut_to_heads(heads);
+    let differing = |number: u32| {
+        let number = u64::from(number);
+        number >= made
+            || differs
+                .get((number / 64) as usize)
+                .is_some_and(|w| w & (1 << (number % 64)) != 0)
+    };
+    let mut out = Vec::new();
+    for (feed, numbers) in &held.feeds {
+        if numbers.as_slice() != fresh.numbers_of(feed) || numbers.iter().any(|&n| differing(n)) {
+            out.push((*feed, Difference::Differs));
+        }
+    }
+    for (feed, numbers) in &fresh.feeds {
+        if !numbers.is_empty() && held.feed_len(feed) == 0 {
+            out.push((*feed, Difference::Lacks));
+        }
+    }
+    Ok(out)
+}
+
+/// Makes the entry of each log record from byte `next` on (the first is
+/// entry `number`) and passes it to `made`, until that returns false.
+/// Returns whether every record was passed. A record that cannot be read
+/// is stepped over as `file`'s own entry for it says (see [`load`]).
+fn scan_log(
+    log: &MessageLog,
+    file: &PositionFile,
+    mut next: u64,
+    mut number: u64,
+    mut made: impl FnMut(Entry) -> Result<bool, StoreError>,
+) -> Result<bool, StoreError> {
     'scan: loop {
         for record in log.records(next) {
-            match record {
-                Ok((location, bytes)) => {
-                    next = location.offset + u64::from(location.len);
-                    made.push(Entry::of_record(bytes, location));
-                }
+            let entry = match record {
+                Ok((location, bytes)) => Entry::of_record(bytes, location),
                 Err(LogError::Unreadable { reason, .. }) => {
-                    let hints = match &mut hints {
-                        Some(h) => h,
-                        None => hints.insert(file.all_locations()?),
-                    };
                     let offset = next + LEN_PREFIX;
-                    match hints.get(&offset) {
-                        Some(&len)
+                    match file.length_at(number, offset)? {
+                        Some(len)
                             if len > 0
                                 && offset
                                     .checked_add(u64::from(len))
@@ -541,8 +925,11 @@ pub(super) fn load(
                         {
                             tracing::warn!(offset = next, %reason, "a record of the message log cannot be read; stepping over it as the position index says");
                             let location = Location { offset, len };
-                            made.push(Entry::of_record(Vec::new(), location));
                             next = offset + u64::from(len);
+                            number += 1;
+                            if !made(Entry::of_record(Vec::new(), location))? {
+                                return Ok(false);
+                            }
                             continue 'scan;
                         }
                         _ => {
@@ -552,22 +939,16 @@ pub(super) fn load(
                     }
                 }
                 Err(e) => return Err(e.into()),
+            };
+            next = entry.location.offset + u64::from(entry.location.len);
+            number += 1;
+            if !made(entry)? {
+                return Ok(false);
             }
         }
         break;
     }
-    positions.commit(&made, false);
-    if !made.is_empty() {
-        tracing::info!(
-            entries = made.len(),
-            "made the position index's latest entries again from the message log"
-        );
-    }
-    let feeds: Vec<FeedId> = positions.feeds.iter().map(|(f, _)| *f).collect();
-    for feed in feeds {
-        positions.cut(&feed, heads.get(&feed).copied().unwrap_or(0));
-    }
-    Ok(positions)
+    Ok(true)
 }
 
 /// Bytes of a log record's length prefix.
@@ -609,6 +990,32 @@ mod tests {
         }
     }
 
+    /// A position file in a new directory (kept alive by the guard).
+    fn file() -> (tempfile::TempDir, PositionFile) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = PositionFile::open(dir.path()).unwrap();
+        (dir, file)
+    }
+
+    /// An index of `entries`, all waiting for the file.
+    fn waiting(entries: &[Entry]) -> Positions {
+        let mut p = Positions::default();
+        p.commit(entries, false);
+        p
+    }
+
+    /// Writes every waiting entry to `file`, as a commit does.
+    fn sync(p: &mut Positions, file: &PositionFile) {
+        file.write_and_sync(p.synced(), p.unsynced()).unwrap();
+        p.note_synced();
+    }
+
+    fn offset(p: &Positions, file: &PositionFile, author: u8, sequence: u64) -> Option<u64> {
+        p.slot(file, &FeedId([author; 32]), sequence)
+            .unwrap()
+            .map(|s| s.location.offset)
+    }
+
     #[test]
     fn entries_round_trip_and_bad_ones_are_refused() {
         let e = entry(7, 42, 1234, 9);
@@ -622,6 +1029,7 @@ mod tests {
 
     #[test]
     fn a_cut_feed_sent_again_reads_back_as_held() {
+        let (_dir, file) = file();
         let mut p = Positions::default();
         let a = FeedId([1; 32]);
         // #1..#4, then a repair cut it to #2 and peers sent #3 and #4 anew
@@ -632,36 +1040,105 @@ mod tests {
             .collect();
         p.commit(&entries, false);
         assert_eq!(p.feed_len(&a), 4);
-        assert_eq!(p.slot(&a, 3).unwrap().location.offset, 1300);
-        assert_eq!(p.slot(&a, 2).unwrap().location.offset, 200);
+        assert_eq!(offset(&p, &file, 1, 3), Some(1300));
+        assert_eq!(offset(&p, &file, 1, 2), Some(200));
         // A sequence past the feed's next is not indexed.
         p.commit(&[entry(1, 9, 5000, 1)], false);
         assert_eq!(p.feed_len(&a), 4);
         assert_eq!(p.entries(), 7);
         p.cut(&a, 1);
         assert_eq!(p.feed_len(&a), 1);
-        assert_eq!(p.slot(&a, 2), None);
-        assert_eq!(p.slot(&a, 0), None);
+        assert_eq!(offset(&p, &file, 1, 2), None);
+        assert_eq!(offset(&p, &file, 1, 0), None);
+    }
+
+    #[test]
+    fn memory_holds_entry_numbers_and_slots_are_read_from_the_buffer_then_the_file() {
+        let (_dir, file) = file();
+        let mut p = waiting(&[entry(1, 1, 4, 1), entry(2, 1, 108, 2), entry(1, 2, 212, 3)]);
+        // 4 bytes a message: each feed holds u32 entry numbers, and only
+        // the entries not yet written are bytes in memory.
+        let numbers: &[u32] = p.numbers_of(&FeedId([1; 32]));
+        assert_eq!(numbers, &[0, 2]);
+        assert_eq!(p.numbers_of(&FeedId([2; 32])), &[1]);
+        assert_eq!(size_of::<u32>(), 4);
+        // Before the file holds them, from the buffer (the file is empty).
+        assert_eq!(file.size().unwrap(), 0);
+        assert_eq!(offset(&p, &file, 1, 2), Some(212));
+        sync(&mut p, &file);
+        assert!(p.unsynced().is_empty());
+        assert_eq!(file.size().unwrap(), 3 * ENTRY_LEN as u64);
+        // Now from the file: change entry 2 there and the slot follows.
+        let moved = entry(1, 2, 999, 3).encode();
+        file.file()
+            .write_all_at(&moved, 2 * ENTRY_LEN as u64)
+            .unwrap();
+        assert_eq!(offset(&p, &file, 1, 2), Some(999));
+        let slot = p.slot(&file, &FeedId([2; 32]), 1).unwrap().unwrap();
+        assert_eq!(slot.id_prefix, [2; 8]);
+        // A new entry waits in memory again while the others are read
+        // from the file.
+        p.commit(&[entry(2, 2, 316, 4)], false);
+        assert_eq!(offset(&p, &file, 2, 2), Some(316));
+        assert_eq!(offset(&p, &file, 2, 1), Some(108));
+    }
+
+    #[test]
+    fn a_damaged_entry_in_the_file_is_an_error_not_a_panic() {
+        let (_dir, file) = file();
+        let mut p = waiting(&[entry(1, 1, 4, 1), entry(1, 2, 108, 2), entry(1, 3, 212, 3)]);
+        sync(&mut p, &file);
+        let a = FeedId([1; 32]);
+        // Reserved bytes set: not an entry.
+        file.file().write_all_at(&[0xff], 13).unwrap();
+        let err = p.slot(&file, &a, 1).unwrap_err();
+        assert!(
+            matches!(err, PositionsError::Damaged { entry: 0, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("potluck reindex"), "{err}");
+        // Another feed's or sequence's entry where this one should be.
+        let other = entry(1, 7, 108, 2).encode();
+        file.file().write_all_at(&other, ENTRY_LEN as u64).unwrap();
+        assert!(matches!(
+            p.slot(&file, &a, 2),
+            Err(PositionsError::Damaged { entry: 1, .. })
+        ));
+        // The file cut short of an entry the index uses.
+        file.file().set_len(2 * ENTRY_LEN as u64 + 10).unwrap();
+        assert!(matches!(
+            p.slot(&file, &a, 3),
+            Err(PositionsError::Damaged { entry: 2, .. })
+        ));
+        // Finding ids leaves damaged entries out; it does not fail.
+        for id in 1..=3 {
+            assert!(p.find_id(&file, &MessageId([id; 32])).unwrap().is_empty());
+        }
+        // Nor does comparing with a log: every feed using them differs.
+        let dir = tempfile::tempdir().unwrap();
+        let log = MessageLog::open(&dir.path().join("log"), 0).unwrap();
+        let found = compare_with_log(&p, &file, &log, &HashMap::new()).unwrap();
+        assert_eq!(found, vec![(a, Difference::Differs)]);
     }
 
     #[test]
     fn ids_are_found_also_when_their_first_bytes_collide() {
+        let (_dir, file) = file();
         let mut p = Positions::default();
-        p.commit(
-            &[entry(1, 1, 4, 7), entry(2, 1, 108, 7), entry(2, 2, 212, 8)],
-            false,
-        );
+        p.commit(&[entry(1, 1, 4, 7), entry(2, 1, 108, 7)], false);
+        sync(&mut p, &file);
+        p.commit(&[entry(2, 2, 212, 8)], false);
         let mut id = MessageId([7; 32]);
-        let mut found = p.find_id(&id);
+        let mut found = p.find_id(&file, &id).unwrap();
         found.sort_by_key(|(f, _)| f.0);
         assert_eq!(found, vec![(FeedId([1; 32]), 1), (FeedId([2; 32]), 1)]);
         // Made once, then kept up to date.
         p.commit(&[entry(3, 1, 316, 7)], false);
-        assert_eq!(p.find_id(&id).len(), 3);
+        assert_eq!(p.find_id(&file, &id).unwrap().len(), 3);
         id = MessageId([8; 32]);
-        assert_eq!(p.find_id(&id), vec![(FeedId([2; 32]), 2)]);
+        assert_eq!(p.find_id(&file, &id).unwrap(), vec![(FeedId([2; 32]), 2)]);
         id.0[0] = 9;
-        assert!(p.find_id(&id).is_empty());
+        assert!(p.find_id(&file, &id).unwrap().is_empty());
     }
 
     #[test]
@@ -671,5 +1148,28 @@ mod tests {
         assert_eq!((p.synced(), p.entries(), p.unsynced().len()), (0, 2, 128));
         p.commit(&[entry(1, 3, 212, 3)], true);
         assert_eq!((p.synced(), p.entries(), p.unsynced().len()), (3, 3, 0));
+    }
+
+    #[test]
+    fn entries_are_read_in_chunks_across_the_file_and_memory() {
+        let (_dir, file) = file();
+        let mut p = Positions::default();
+        let count = CHUNK_ENTRIES as u64 + 10;
+        let all: Vec<Entry> = (1..=count).map(|s| entry(1, s, s * 100, 0)).collect();
+        p.commit(&all, false);
+        sync(&mut p, &file);
+        p.commit(&[entry(2, 1, 1, 0)], false);
+        let mut reader = Sequential::new(&p, &file).unwrap();
+        for number in 0..p.entries() {
+            let bytes = reader.get(number).unwrap().unwrap();
+            let e = Entry::decode(bytes).unwrap();
+            let want = all
+                .get(number as usize)
+                .copied()
+                .unwrap_or(entry(2, 1, 1, 0));
+            assert_eq!(e, want, "entry {number}");
+        }
+        assert!(reader.get(p.entries()).unwrap().is_none());
+        assert!(reader.buf.len() <= CHUNK_ENTRIES * ENTRY_LEN);
     }
 }

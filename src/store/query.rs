@@ -58,7 +58,9 @@ impl Store {
 
     /// Where message `sequence` of `author` is, if the store holds it.
     pub(super) fn slot(&self, author: &FeedId, sequence: u64) -> Result<Option<Slot>, StoreError> {
-        Ok(self.positions_read()?.slot(author, sequence))
+        Ok(self
+            .positions_read()?
+            .slot(&self.positions_file, author, sequence)?)
     }
 
     /// The head of a feed, if the store holds any of it.
@@ -99,11 +101,12 @@ impl Store {
         Ok(out)
     }
 
-    /// The message with this id. The first call makes a map of every
-    /// message id's first 8 bytes (about 20 bytes a message, kept while
-    /// the store is open); the node itself never asks.
+    /// The message with this id. The first call reads the whole position
+    /// file once and makes a map of every message id's first 8 bytes
+    /// (about 20 bytes a message, kept while the store is open); the node
+    /// itself never asks.
     pub fn message(&self, id: &MessageId) -> Result<Option<Message>, StoreError> {
-        let candidates = self.positions_write()?.find_id(id);
+        let candidates = self.positions_write()?.find_id(&self.positions_file, id)?;
         for (author, sequence) in candidates {
             let Some(slot) = self.slot(&author, sequence)? else {
                 continue;
