@@ -352,6 +352,28 @@ fn measure(size: Size, seed: u64, fsck: bool) -> Row {
         mb(log),
         loadavg()
     );
+    // What each file of the store takes, to see which one grows.
+    let store_dir = Home::at(&receiver).store_path();
+    let mut parts: Vec<(String, u64)> = std::fs::read_dir(&store_dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| {
+                    (
+                        e.file_name().to_string_lossy().into_owned(),
+                        common::disk_usage(&e.path()),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    parts.sort_by(|a, b| b.1.cmp(&a.1));
+    let parts: Vec<String> = parts
+        .iter()
+        .filter(|(_, bytes)| *bytes >= 1 << 20)
+        .map(|(name, bytes)| format!("{name} {:.1} MB", mb(*bytes)))
+        .collect();
+    println!("sync_1m: receiver store by file: {}", parts.join(", "));
 
     // Opening the store: `potluck whoami`, spawn to exit.
     let mut opens: Vec<Duration> = (0..5)
