@@ -367,7 +367,7 @@ fn measure(size: Size, seed: u64, fsck: bool) -> Row {
                 .collect()
         })
         .unwrap_or_default();
-    parts.sort_by(|a, b| b.1.cmp(&a.1));
+    parts.sort_by_key(|p| std::cmp::Reverse(p.1));
     let parts: Vec<String> = parts
         .iter()
         .filter(|(_, bytes)| *bytes >= 1 << 20)
