@@ -31,7 +31,7 @@
 //! its entry: a record whose header or signature changed on disk no
 //! longer matches (the check sled's id entries made before).
 //!
-//! Finding a message by id ([`Positions::find_id`], only for
+//! Finding a message by id (`Positions::find_id`, only for
 //! [`super::Store::message`], which the node never calls) makes a map of
 //! every id's first 8 bytes on first use by reading the whole file once
 //! (about 20 bytes a message, kept while the store is open).
