@@ -163,23 +163,27 @@ fn a_store_killed_between_position_writes_makes_the_rest_from_the_log() {
     assert_holds(&store, &all);
 }
 
-#[test]
-fn a_format_2_store_is_upgraded_on_open() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("store");
-    let organizer = key(9);
+/// Key 9's first message: an event, "Soup night".
+fn soup_night() -> Message {
     let event = Event::new(
         "Soup night",
         EventTime::parse("start", "2030-01-01T18:00:00Z").unwrap(),
     );
-    let announce = Message::sign(
-        &organizer,
+    Message::sign(
+        &key(9),
         1,
         MessageId::default(),
         1,
         &event.to_content_bytes(),
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn a_format_2_store_is_upgraded_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let announce = soup_night();
     let mut all = chain(&key(1), 4);
     all.push(announce.clone());
     // Format 2: messages in the log, and in sled `L` author ‖ sequence
@@ -221,19 +225,7 @@ fn a_format_2_store_is_upgraded_on_open() {
 fn a_format_3_store_is_upgraded_on_open() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store");
-    let organizer = key(9);
-    let event = Event::new(
-        "Soup night",
-        EventTime::parse("start", "2030-01-01T18:00:00Z").unwrap(),
-    );
-    let announce = Message::sign(
-        &organizer,
-        1,
-        MessageId::default(),
-        1,
-        &event.to_content_bytes(),
-    )
-    .unwrap();
+    let announce = soup_night();
     let mut all = vec![announce.clone()];
     // Ten guests (keys 11 to 20) answer; the first follows the organizer.
     for n in 1..=10u8 {

@@ -255,6 +255,16 @@ fn rsvp_status_code(status: RsvpStatus) -> u8 {
     }
 }
 
+/// The inverse of [`rsvp_status_code`], read as the next byte of `f`.
+fn rsvp_status_of(f: &mut Fields<'_>) -> Result<RsvpStatus, BadValue> {
+    match f.byte()? {
+        0 => Ok(RsvpStatus::Going),
+        1 => Ok(RsvpStatus::Maybe),
+        2 => Ok(RsvpStatus::NotGoing),
+        code => Err(f.unknown("status", code)),
+    }
+}
+
 impl IndexValue for RsvpState {
     fn encode(&self) -> Vec<u8> {
         let note = self.note.as_deref().map(str::as_bytes);
@@ -273,12 +283,7 @@ impl IndexValue for RsvpState {
 
     fn decode(bytes: &[u8]) -> Result<Self, BadValue> {
         let mut f = Fields::new(RSVP_KIND, RSVP_FIXED_LEN, bytes)?;
-        let status = match f.byte()? {
-            0 => RsvpStatus::Going,
-            1 => RsvpStatus::Maybe,
-            2 => RsvpStatus::NotGoing,
-            code => return Err(f.unknown("status", code)),
-        };
+        let status = rsvp_status_of(&mut f)?;
         let guests = f.u32()?;
         let sequence = f.u64()?;
         let message = MessageId(f.take()?);
@@ -331,12 +336,7 @@ impl IndexValue for AnsweredState {
 
     fn decode(bytes: &[u8]) -> Result<Self, BadValue> {
         let mut f = Fields::new(ANSWERED_KIND, ANSWERED_LEN, bytes)?;
-        let status = match f.byte()? {
-            0 => RsvpStatus::Going,
-            1 => RsvpStatus::Maybe,
-            2 => RsvpStatus::NotGoing,
-            code => return Err(f.unknown("status", code)),
-        };
+        let status = rsvp_status_of(&mut f)?;
         let guests = f.u32()?;
         f.end()?;
         Ok(AnsweredState { status, guests })
@@ -627,6 +627,41 @@ mod tests {
                 got: 0,
                 ..
             })
+        ));
+    }
+
+    #[test]
+    fn answered_values_round_trip_and_refuse_other_bytes() {
+        for (status, code) in [
+            (RsvpStatus::Going, 0u8),
+            (RsvpStatus::Maybe, 1),
+            (RsvpStatus::NotGoing, 2),
+        ] {
+            let value = AnsweredState {
+                status,
+                guests: u32::MAX,
+            };
+            let bytes = value.encode();
+            assert_eq!(bytes, [code, 0xFF, 0xFF, 0xFF, 0xFF]);
+            assert_eq!(AnsweredState::decode(&bytes), Ok(value));
+        }
+        assert_eq!(
+            AnsweredState::decode(&[3, 0, 0, 0, 0]),
+            Err(BadValue::UnknownCode {
+                kind: ANSWERED_KIND,
+                field: "status",
+                code: 3
+            })
+        );
+        for len in 0..ANSWERED_LEN {
+            assert!(matches!(
+                AnsweredState::decode(&[0; ANSWERED_LEN][..len]),
+                Err(BadValue::Truncated { got, .. }) if got == len
+            ));
+        }
+        assert!(matches!(
+            AnsweredState::decode(&[0; ANSWERED_LEN + 1]),
+            Err(BadValue::Trailing { extra: 1, .. })
         ));
     }
 
