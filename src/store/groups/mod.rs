@@ -55,6 +55,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Mutex;
 
+mod filter;
+
+use self::filter::{AnswerFilter, Pair};
 use super::error::StoreError;
 use super::index::{CorruptEntry, prefix};
 use super::keys::{GROUP, group_key};
@@ -122,6 +125,13 @@ pub(super) fn split_key(key: &[u8]) -> Option<(GroupId, [u8; 32])> {
     let group: [u8; 32] = key[1..33].try_into().ok()?;
     let member: [u8; 32] = key[33..65].try_into().ok()?;
     Some(((key[0], group), member))
+}
+
+/// The first 8 bytes of a group's id: what its records carry as a check.
+fn check(group: &GroupId) -> [u8; 8] {
+    let mut c = [0; 8];
+    c.copy_from_slice(&group.1[..8]);
+    c
 }
 
 /// The key `prefix ‖ group ‖ member`.
@@ -385,6 +395,9 @@ impl Cache {
 pub(super) struct Groups {
     log: MessageLog,
     cache: Mutex<Cache>,
+    /// Which answers (`q`) were ever written: most lookups of an answer
+    /// are of one never given, and need not read the author's group.
+    answered: Mutex<AnswerFilter>,
 }
 
 /// Records of one commit, ready to be written, and what the commit then
@@ -397,6 +410,8 @@ pub(super) struct Prepared {
     pub sled: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     /// Each changed group that was cached, as it is after the commit.
     fresh: Vec<(GroupId, Location, Held)>,
+    /// The answers (`q`) the records name, for the filter.
+    answered: Vec<Pair>,
 }
 
 impl Prepared {
@@ -449,6 +464,7 @@ impl Groups {
         Ok(Groups {
             log: MessageLog::open_file(&path, file, if discard { 0 } else { committed })?,
             cache: Mutex::new(Cache::default()),
+            answered: Mutex::new(AnswerFilter::new()),
         })
     }
 
@@ -546,11 +562,24 @@ impl Groups {
         Ok(out)
     }
 
-    /// The committed value of one entry.
+    fn answered(&self) -> std::sync::MutexGuard<'_, AnswerFilter> {
+        // The filter is whole under the lock.
+        self.answered.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The committed value of one entry. An answer (`q`) that the filter
+    /// knows was never given is not looked up.
     pub fn get(&self, tree: &sled::Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let Some((group, member)) = split_key(key) else {
             return Err(StoreError::Bug("a grouped entry's key has the wrong shape"));
         };
+        if group.0 == prefix::ANSWERED
+            && !self
+                .answered()
+                .may_hold(&self.log, &(check(&group), member))
+        {
+            return Ok(None);
+        }
         self.with_members(tree, &group, |m| m.get(&member).cloned())
     }
 
@@ -622,6 +651,12 @@ impl Groups {
         }
         let mut pending = self.log.begin();
         for (group, changes) in writes {
+            if group.0 == prefix::ANSWERED {
+                let author = check(&group);
+                prepared
+                    .answered
+                    .extend(changes.keys().map(|member| (author, *member)));
+            }
             let chain = self.chain(tree, &group)?;
             let cached = self.cache().take(&group);
             // The group's live entries, when known without reading it.
@@ -716,6 +751,8 @@ impl Groups {
         if let Some(p) = &prepared.pending {
             self.log.mark_committed(p);
         }
+        self.answered()
+            .committed(&prepared.answered, self.log.committed());
         let mut cache = self.cache();
         for (group, head, held) in prepared.fresh {
             cache.put(group, head, held);
@@ -731,6 +768,7 @@ impl Groups {
     /// caller removes the chain heads from sled and records the length 0).
     pub fn clear(&self) -> Result<(), StoreError> {
         self.log.reset()?;
+        self.answered().reset();
         let mut cache = self.cache();
         cache.groups.clear();
         cache.bytes = 0;
@@ -935,5 +973,75 @@ mod tests {
         f.groups.log.mark_committed(&pending);
         let err = f.groups.walk(&g, head.unwrap(), None, None).unwrap_err();
         assert!(err.to_string().contains("points forward"), "{err}");
+    }
+
+    /// The key of author `author`'s answer to event `event`.
+    fn answer_key(author: u8, event: u32) -> Vec<u8> {
+        let mut e = [0u8; 32];
+        e[..4].copy_from_slice(&event.to_be_bytes());
+        e[4..8].copy_from_slice(&event.wrapping_mul(2_654_435_761).to_le_bytes());
+        entry_key(&(prefix::ANSWERED, [author; 32]), &e)
+    }
+
+    #[test]
+    fn answers_never_given_are_known_without_reading_and_given_ones_always_read_back() {
+        let f = fixture();
+        // 200 commits of 10 answers from 20 authors: the filter is built
+        // (after 16 lookups, 512 bytes a step) and outgrows its smallest
+        // size (about 100 pairs) several times.
+        let mut given: Vec<(Vec<u8>, u8)> = Vec::new();
+        for batch in 0..200u32 {
+            let mut w = GroupWrites::new();
+            for i in 0..10u32 {
+                let k = answer_key(((batch * 7 + i) % 20) as u8, batch * 10 + i);
+                assert_eq!(f.groups.get(&f.tree, &k).unwrap(), None, "never answered");
+                let (g, m) = split_key(&k).unwrap();
+                let status = (batch % 3) as u8 + 1;
+                w.entry(g)
+                    .or_default()
+                    .insert(m, Some(vec![status, 0, 0, 0, 1]));
+                given.push((k, status));
+            }
+            commit(&f, w);
+            if batch % 25 == 24 {
+                for (k, status) in &given {
+                    let v = f.groups.get(&f.tree, k).unwrap().expect("answered");
+                    assert_eq!(v[0], *status);
+                }
+            }
+        }
+        assert!(f.groups.answered().is_built());
+
+        // With its group unreadable (its head points past the file), an
+        // answer never given is still known absent, without reading it;
+        // one given is read, and the damage reported.
+        let author = 3u8;
+        let head_key = group_key(prefix::ANSWERED, &[author; 32]);
+        let bogus = ChainHead {
+            head: Location {
+                offset: 1 << 40,
+                len: 40,
+            },
+            chain_bytes: 44,
+            base_bytes: 44,
+        };
+        f.tree.insert(&head_key, bogus.encode()).unwrap();
+        *f.groups.cache() = Cache::default();
+        let never: Vec<Vec<u8>> = (5_000..5_200).map(|e| answer_key(author, e)).collect();
+        let known_absent = never
+            .iter()
+            .filter(|k| matches!(f.groups.get(&f.tree, k), Ok(None)))
+            .count();
+        // About 1 % are a false "maybe" (and then fail on the damage).
+        assert!(known_absent >= 180, "{known_absent} of 200 known absent");
+        let (answered, _) = given
+            .iter()
+            .find(|(k, _)| k[1] == author)
+            .expect("author 3 answered");
+        assert!(f.groups.get(&f.tree, answered).is_err());
+
+        // Emptied, the file's filter starts over.
+        f.groups.clear().unwrap();
+        assert!(!f.groups.answered().is_built());
     }
 }
