@@ -282,9 +282,10 @@ pub struct Node {
     peers: Mutex<HashMap<FeedId, PeerEntry>>,
     /// Addresses with a running dial loop.
     dialing: Mutex<std::collections::HashSet<String>>,
-    /// One admission decision at a time: two connections deciding from
-    /// the same snapshot would contradict each other.
-    settling: Mutex<()>,
+    /// One admission decision at a time (two connections deciding from
+    /// the same snapshot would contradict each other), with the events
+    /// ours to decide.
+    settling: Mutex<admission::OwnEvents>,
     /// Inbound connections, handshaking and established: bounds what
     /// strangers can make us hold open.
     connections: Mutex<Connections>,
@@ -341,7 +342,7 @@ impl Node {
             refusal_log: Mutex::new(RateLimitedLog::new(REFUSAL_LOG_EVERY)),
             handshake_log: Mutex::new(RateLimitedLog::new(REFUSAL_LOG_EVERY)),
             dialing: Mutex::new(std::collections::HashSet::new()),
-            settling: Mutex::new(()),
+            settling: Mutex::new(admission::OwnEvents::default()),
             shutdown,
             counters: Arc::new(Counters::default()),
             sources: Mutex::new(Sources::new(SOURCE_GRACE)),
@@ -484,11 +485,15 @@ impl Node {
         events: &[MessageId],
         arrivals: &[MessageId],
     ) -> Result<IngestReport, StoreError> {
-        let _one_at_a_time = self.settling.lock().unwrap_or_else(|p| p.into_inner());
+        let mut own_events = self.settling.lock().unwrap_or_else(|p| p.into_inner());
+        let mine = own_events.mine(&self.store, &self.feed_id(), events)?;
+        if mine.is_empty() {
+            return Ok(IngestReport::default());
+        }
         let published = admission::settle(
             &self.store,
             &self.config.identity,
-            events,
+            &mine,
             arrivals,
             jiff::Timestamp::now().as_millisecond(),
         )?;
