@@ -4,7 +4,7 @@
 //! `messages.log`), where each message of each feed is in the position
 //! index ([`positions`], `messages.idx`, and in memory), the index entries
 //! that come one per message (RSVPs, admissions, contacts) in the grouped
-//! entries (`groups.rs`, `groups.log`: append-only records chained per
+//! entries (`groups/`, `groups.log`: append-only records chained per
 //! event or author), and everything else queries need (heads, fork
 //! proofs, peers, events, tallies, names, comments, and each group's
 //! chain head) in one sled tree, split by a one-byte key prefix (the
