@@ -101,15 +101,6 @@ const REMOVED: u16 = u16::MAX;
 const DELTAS_PER_BASE: u64 = 2;
 /// Bytes of deltas a chain may always have before it is written again.
 const CHAIN_SLACK: u64 = 4096;
-/// A lookup of one entry in a group that is not cached reads the group
-/// whole (and caches it) when its chain is at most this many bytes, and
-/// otherwise reads back only to the newest record naming the entry: a
-/// large group that many writers append to between reads (a busy author's
-/// answers, when thousands of authors write at once) is mostly evicted
-/// before it is read again, and reading its whole chain for one entry was
-/// what stalled such stores. (Smaller in unit tests, so that they take
-/// both paths.)
-const READ_WHOLE_UP_TO: u64 = if cfg!(test) { 256 } else { 16 << 10 };
 /// Estimated bytes of memory per cached entry beyond its value.
 const ENTRY_OVERHEAD: usize = 32 + 48;
 
@@ -491,51 +482,6 @@ impl Groups {
         }
     }
 
-    /// Visits the group's records from `head` back to its base, or to
-    /// `stop` (excluded), newest first, until `visit` says to stop; returns
-    /// whether a base was visited. Every record is checked to be this
-    /// group's, and every pointer to go back, so damage is an error and a
-    /// damaged chain cannot loop.
-    fn each_record(
-        &self,
-        group: &GroupId,
-        head: Location,
-        stop: Option<Location>,
-        mut visit: impl FnMut(Record) -> std::ops::ControlFlow<()>,
-    ) -> Result<bool, StoreError> {
-        let corrupt = |reason: String| CorruptEntry {
-            key: hex::encode(group_key(group.0, &group.1)),
-            reason,
-        };
-        let mut at = head;
-        loop {
-            if Some(at) == stop {
-                return Ok(false);
-            }
-            let bytes = self.log.read(at)?;
-            let record = Record::decode(&bytes)
-                .map_err(|r| corrupt(format!("record at {}: {r}", at.offset)))?;
-            if record.group.0 != group.0 || record.group.1[..] != group.1[..8] {
-                return Err(corrupt(format!("record at {} is another group's", at.offset)).into());
-            }
-            let (base, previous) = (record.base, record.previous);
-            if visit(record).is_break() {
-                return Ok(base);
-            }
-            if base {
-                return Ok(true);
-            }
-            if previous.offset >= at.offset {
-                return Err(corrupt(format!(
-                    "record at {} points forward to {}",
-                    at.offset, previous.offset
-                ))
-                .into());
-            }
-            at = previous;
-        }
-    }
-
     /// Reads the chain from `head` back to a base, or to `stop` (a record
     /// already applied to `onto`), and returns the group's live entries.
     fn walk(
@@ -545,13 +491,40 @@ impl Groups {
         stop: Option<Location>,
         onto: Option<Members>,
     ) -> Result<Members, StoreError> {
+        let corrupt = |reason: String| CorruptEntry {
+            key: hex::encode(group_key(group.0, &group.1)),
+            reason,
+        };
         let mut newer: BTreeMap<[u8; 32], Option<Vec<u8>>> = BTreeMap::new();
-        let base_reached = self.each_record(group, head, stop, |record| {
+        let mut at = head;
+        let mut base_reached = false;
+        loop {
+            if Some(at) == stop {
+                break;
+            }
+            let bytes = self.log.read(at)?;
+            let record = Record::decode(&bytes)
+                .map_err(|r| corrupt(format!("record at {}: {r}", at.offset)))?;
+            if record.group.0 != group.0 || record.group.1[..] != group.1[..8] {
+                return Err(corrupt(format!("record at {} is another group's", at.offset)).into());
+            }
             for (member, value) in record.entries {
                 newer.entry(member).or_insert(value);
             }
-            std::ops::ControlFlow::Continue(())
-        })?;
+            if record.base {
+                base_reached = true;
+                break;
+            }
+            // Chains only point back: a damaged pointer cannot loop.
+            if record.previous.offset >= at.offset {
+                return Err(corrupt(format!(
+                    "record at {} points forward to {}",
+                    at.offset, record.previous.offset
+                ))
+                .into());
+            }
+            at = record.previous;
+        }
         let mut members = match onto {
             Some(m) if !base_reached => m,
             _ => Members::new(),
@@ -565,29 +538,6 @@ impl Groups {
         Ok(members)
     }
 
-    /// One member's value, read back from `head` only as far as the
-    /// newest record that names it (or the base): for a large group that
-    /// is not cached, where reading it whole, to use one entry, would cost
-    /// its whole chain.
-    fn find(
-        &self,
-        group: &GroupId,
-        head: Location,
-        member: &[u8; 32],
-    ) -> Result<Option<Vec<u8>>, StoreError> {
-        let mut found = None;
-        self.each_record(group, head, None, |record| {
-            match record.entries.into_iter().find(|(m, _)| m == member) {
-                Some((_, value)) => {
-                    found = value;
-                    std::ops::ControlFlow::Break(())
-                }
-                None => std::ops::ControlFlow::Continue(()),
-            }
-        })?;
-        Ok(found)
-    }
-
     /// Runs `read` on the group's committed live entries, read through
     /// the cache.
     fn with_members<T>(
@@ -596,27 +546,19 @@ impl Groups {
         group: &GroupId,
         read: impl FnOnce(&Members) -> T,
     ) -> Result<T, StoreError> {
-        match self.chain(tree, group)? {
-            Some(chain) => self.with_chain_members(group, chain.head, read),
-            None => Ok(read(&Members::new())),
-        }
-    }
-
-    /// [`Groups::with_members`] for a group whose chain's head is `head`.
-    fn with_chain_members<T>(
-        &self,
-        group: &GroupId,
-        head: Location,
-        read: impl FnOnce(&Members) -> T,
-    ) -> Result<T, StoreError> {
+        let Some(chain) = self.chain(tree, group)? else {
+            return Ok(read(&Members::new()));
+        };
         let cached = self.cache().take(group);
         let held = match cached {
-            Some(c) if c.head == head => c.held,
-            Some(c) => Held::of(self.walk(group, head, Some(c.head), Some(c.held.members))?),
-            None => Held::of(self.walk(group, head, None, None)?),
+            Some(c) if c.head == chain.head => c.held,
+            Some(c) => {
+                Held::of(self.walk(group, chain.head, Some(c.head), Some(c.held.members))?)
+            }
+            None => Held::of(self.walk(group, chain.head, None, None)?),
         };
         let out = read(&held.members);
-        self.cache().put(*group, head, held);
+        self.cache().put(*group, chain.head, held);
         Ok(out)
     }
 
@@ -638,15 +580,7 @@ impl Groups {
         {
             return Ok(None);
         }
-        let Some(chain) = self.chain(tree, &group)? else {
-            return Ok(None);
-        };
-        let cached = self.cache().groups.contains_key(&group);
-        if cached || chain.chain_bytes <= READ_WHOLE_UP_TO {
-            self.with_chain_members(&group, chain.head, |m| m.get(&member).cloned())
-        } else {
-            self.find(&group, chain.head, &member)
-        }
+        self.with_members(tree, &group, |m| m.get(&member).cloned())
     }
 
     /// The committed entries of a group, in member order.
@@ -1109,53 +1043,5 @@ mod tests {
         // Emptied, the file's filter starts over.
         f.groups.clear().unwrap();
         assert!(!f.groups.answered().is_built());
-    }
-
-    #[test]
-    fn one_entry_of_a_large_group_is_read_back_only_to_its_newest_record() {
-        let f = fixture();
-        let g = (prefix::RSVP, [9; 32]);
-        // 40 commits: a base of 20 members, then deltas that change,
-        // remove and add members, so the chain is long and mixed.
-        let mut base: Vec<(u8, Option<&[u8]>)> = Vec::new();
-        for m in 0..20u8 {
-            base.push((m, Some(&b"first"[..])));
-        }
-        commit(&f, writes(g, &base));
-        for round in 0..40u8 {
-            let changed = round % 25;
-            let value: Option<&[u8]> = match round % 3 {
-                0 => None,
-                1 => Some(b"second"),
-                _ => Some(b"third, longer"),
-            };
-            commit(
-                &f,
-                writes(g, &[(changed, value), (100 + round, Some(b"new"))]),
-            );
-        }
-        assert!(chain(&f, &g).chain_bytes > READ_WHOLE_UP_TO);
-        *f.groups.cache() = Cache::default();
-        let whole = f.groups.members(&f.tree, &g).unwrap();
-        for m in 0..=255u8 {
-            *f.groups.cache() = Cache::default();
-            let k = entry_key(&g, &[m; 32]);
-            assert_eq!(
-                f.groups.get(&f.tree, &k).unwrap(),
-                whole.get(&[m; 32]).cloned(),
-                "member {m}"
-            );
-            assert!(
-                f.groups.cache().groups.is_empty(),
-                "a large group is not cached by a lookup"
-            );
-        }
-        // A small group is read whole and cached, as before.
-        let small = (prefix::RSVP, [10; 32]);
-        commit(&f, writes(small, &[(1, Some(b"v"))]));
-        *f.groups.cache() = Cache::default();
-        let k = entry_key(&small, &[1; 32]);
-        assert_eq!(f.groups.get(&f.tree, &k).unwrap(), Some(b"v".to_vec()));
-        assert!(f.groups.cache().groups.contains_key(&small));
     }
 }
