@@ -179,19 +179,20 @@ pub struct OwnEvents {
 impl OwnEvents {
     /// Of `events`, those `me` announced, after reading the messages of
     /// `me`'s feed stored since the last call (the whole feed again if it
-    /// was cut back or replaced since: a repair may do that).
-    pub fn mine(
-        &mut self,
-        store: &Store,
-        me: &FeedId,
-        events: &[MessageId],
-    ) -> Result<Vec<MessageId>, StoreError> {
-        self.catch_up(store, me)?;
-        Ok(events
+    /// was cut back or replaced since: a repair may do that). If our feed
+    /// cannot be read (a damaged message), all of `events` are returned,
+    /// for [`settle`] to check one by one as it did before this set: a
+    /// damaged message must not stop the node deciding, nor syncing.
+    pub fn mine(&mut self, store: &Store, me: &FeedId, events: &[MessageId]) -> Vec<MessageId> {
+        if let Err(error) = self.catch_up(store, me) {
+            tracing::warn!(%error, "cannot read our own feed to know our events; checking each touched event instead");
+            return events.to_vec();
+        }
+        events
             .iter()
             .filter(|e| self.ids.contains(e))
             .copied()
-            .collect())
+            .collect()
     }
 
     fn catch_up(&mut self, store: &Store, me: &FeedId) -> Result<(), StoreError> {
@@ -343,21 +344,18 @@ mod tests {
 
         let mut own = OwnEvents::default();
         let all = [theirs, mine_first, not_an_event];
-        assert_eq!(own.mine(&store, &my_id, &all).unwrap(), vec![mine_first]);
-        // Our feed grew since: the new event is found, nothing read twice.
+        assert_eq!(own.mine(&store, &my_id, &all), vec![mine_first]);
+        // Our feed grew since: the new event is found.
         let mine_later = announce(&me, "Bread swap");
         assert_eq!(
-            own.mine(&store, &my_id, &[mine_later, theirs, mine_first])
-                .unwrap(),
+            own.mine(&store, &my_id, &[mine_later, theirs, mine_first]),
             vec![mine_later, mine_first]
         );
         // Nobody else's events, whatever their feed holds.
         let mut theirs_seen_by_them = OwnEvents::default();
         let their_id = FeedId(other.verifying_key().to_bytes());
         assert_eq!(
-            theirs_seen_by_them
-                .mine(&store, &their_id, &[mine_first, theirs])
-                .unwrap(),
+            theirs_seen_by_them.mine(&store, &their_id, &[mine_first, theirs]),
             vec![theirs]
         );
     }

@@ -486,7 +486,7 @@ impl Node {
         arrivals: &[MessageId],
     ) -> Result<IngestReport, StoreError> {
         let mut own_events = self.settling.lock().unwrap_or_else(|p| p.into_inner());
-        let mine = own_events.mine(&self.store, &self.feed_id(), events)?;
+        let mine = own_events.mine(&self.store, &self.feed_id(), events);
         if mine.is_empty() {
             return Ok(IngestReport::default());
         }

@@ -43,6 +43,9 @@ const HASHES: u64 = 7;
 /// The smallest filter, in bits (128 KiB; 1 Kib in unit tests, so that
 /// they grow it).
 const MIN_BITS: u64 = if cfg!(test) { 1 << 10 } else { 1 << 20 };
+/// The largest filter, in bits (1 GiB): past it, more pairs only make
+/// "maybe" likelier.
+const MAX_BITS: u64 = 1 << 33;
 /// File bytes per answer pair, for sizing a first build before the pairs
 /// are counted: an RSVP adds its `r` and its `q` entry, each a delta
 /// record of about 70–110 bytes, and the bases rewritten after them.
@@ -62,14 +65,21 @@ struct Bloom {
 }
 
 impl Bloom {
-    fn with_pairs(pairs: u64) -> Bloom {
-        let bits = pairs.saturating_mul(BITS_PER_PAIR).max(MIN_BITS);
-        let words = usize::try_from(bits.div_ceil(64)).unwrap_or(usize::MAX);
-        Bloom {
-            words: vec![0; words],
+    /// A filter for `pairs` pairs (at most [`MAX_BITS`] bits), or `None`
+    /// if the memory cannot be had.
+    fn with_pairs(pairs: u64) -> Option<Bloom> {
+        let bits = pairs
+            .saturating_mul(BITS_PER_PAIR)
+            .clamp(MIN_BITS, MAX_BITS);
+        let words = usize::try_from(bits.div_ceil(64)).ok()?;
+        let mut v = Vec::new();
+        v.try_reserve_exact(words).ok()?;
+        v.resize(words, 0);
+        Some(Bloom {
+            words: v,
             bits: words as u64 * 64,
             distinct: 0,
-        }
+        })
     }
 
     /// The pairs it holds before its "maybe"s grow past about 1 %.
@@ -143,9 +153,14 @@ enum State {
     },
     /// Complete.
     Built(Bloom),
-    /// A record could not be read while building: no filter until the
-    /// file is emptied or the store reopened (every lookup reads the
-    /// group, which reports the damage where it matters).
+    /// Complete, but no larger one could be made (no memory, or a record
+    /// could not be read while making it): it answers and takes commits
+    /// as before, its "maybe"s growing likelier as pairs are added.
+    Kept(Bloom),
+    /// No memory for a first filter, or a record could not be read while
+    /// building it: no filter until the file is emptied or the store
+    /// reopened (every lookup reads the group, which reports the damage
+    /// where it matters).
     Off,
 }
 
@@ -169,14 +184,19 @@ impl AnswerFilter {
         let (state, answer) = match std::mem::replace(&mut self.state, State::Off) {
             State::Idle { lookups } if lookups + 1 >= BUILD_AFTER => {
                 let committed = log.committed();
-                let build = Build::new(committed / FILE_BYTES_PER_PAIR, committed);
-                (
-                    State::Building {
-                        build,
-                        current: None,
-                    },
-                    true,
-                )
+                match Build::new(committed / FILE_BYTES_PER_PAIR, committed) {
+                    Some(build) => (
+                        State::Building {
+                            build,
+                            current: None,
+                        },
+                        true,
+                    ),
+                    None => {
+                        tracing::warn!("no memory for the answers' filter; it stays off");
+                        (State::Off, true)
+                    }
+                }
             }
             State::Idle { lookups } => (
                 State::Idle {
@@ -194,13 +214,24 @@ impl AnswerFilter {
                     (State::Building { build, current }, answer)
                 }
                 Err(reason) => {
-                    tracing::warn!(%reason, "the answers' filter is off: groups.log unreadable");
-                    (State::Off, true)
+                    tracing::warn!(%reason, "groups.log unreadable: the answers' filter is not rebuilt");
+                    // A filter being replaced is still complete: keep it.
+                    match current {
+                        Some(c) => {
+                            let answer = c.may_hold(pair);
+                            (State::Kept(c), answer)
+                        }
+                        None => (State::Off, true),
+                    }
                 }
             },
             State::Built(bloom) => {
                 let answer = bloom.may_hold(pair);
                 (State::Built(bloom), answer)
+            }
+            State::Kept(bloom) => {
+                let answer = bloom.may_hold(pair);
+                (State::Kept(bloom), answer)
             }
             State::Off => (State::Off, true),
         };
@@ -228,16 +259,24 @@ impl AnswerFilter {
                 for p in pairs {
                     bloom.insert(p);
                 }
-                if bloom.distinct > bloom.capacity() {
+                match bloom.distinct > bloom.capacity() && bloom.bits < MAX_BITS {
                     // Grown past its size: a larger one is built while
                     // this one keeps answering.
-                    State::Building {
-                        build: Build::new(bloom.distinct.saturating_mul(2), end),
-                        current: Some(bloom),
-                    }
-                } else {
-                    State::Built(bloom)
+                    true => match Build::new(bloom.distinct.saturating_mul(2), end) {
+                        Some(build) => State::Building {
+                            build,
+                            current: Some(bloom),
+                        },
+                        None => State::Kept(bloom),
+                    },
+                    false => State::Built(bloom),
                 }
+            }
+            State::Kept(mut bloom) => {
+                for p in pairs {
+                    bloom.insert(p);
+                }
+                State::Kept(bloom)
             }
             other => other,
         };
@@ -251,17 +290,17 @@ impl AnswerFilter {
     /// Whether it is complete (for tests).
     #[cfg(test)]
     pub fn is_built(&self) -> bool {
-        matches!(self.state, State::Built(_))
+        matches!(self.state, State::Built(_) | State::Kept(_))
     }
 }
 
 impl Build {
-    fn new(pairs: u64, until: u64) -> Build {
-        Build {
-            next: Bloom::with_pairs(pairs),
+    fn new(pairs: u64, until: u64) -> Option<Build> {
+        Some(Build {
+            next: Bloom::with_pairs(pairs)?,
             scanned: 0,
             until,
-        }
+        })
     }
 
     /// Scans up to [`SCAN_STEP`] bytes more; `true` once complete.
@@ -309,7 +348,7 @@ mod tests {
 
     #[test]
     fn a_bloom_never_forgets_and_rarely_says_maybe() {
-        let mut b = Bloom::with_pairs(10_000);
+        let mut b = Bloom::with_pairs(10_000).unwrap();
         for i in 0..10_000 {
             b.insert(&pair((i % 7) as u8, i));
         }

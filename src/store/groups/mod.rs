@@ -19,7 +19,7 @@
 //! |-------|-------|
 //! | 0 | format of the record, 1 |
 //! | 1 | flags: bit 0 set when the record starts its group's chain (a *base*) |
-//! | 2 | the index prefix (`r`, `a` or `c`) |
+//! | 2 | the index prefix (`r`, `q`, `a` or `c`) |
 //! | 3..11 | the first 8 bytes of the group (event id or author): a check |
 //! | 11..23 | the previous record of the group (offset u64, length u32); zero in a base |
 //! | 23..25 | number of entries |
@@ -49,7 +49,8 @@
 //! **Memory.** Groups read are kept in a cache of at most
 //! [`CACHE_BUDGET`] bytes, least recently used first out; a cached group
 //! is brought up to date by reading only the records after the head it
-//! was read at.
+//! was read at. Beside it, a filter of the answers (`q`) ever given
+//! ([`filter`]) lets most lookups of an answer skip reading the group.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -1040,8 +1041,25 @@ mod tests {
             .expect("author 3 answered");
         assert!(f.groups.get(&f.tree, answered).is_err());
 
-        // Emptied, the file's filter starts over.
+        // Emptied, the file's filter starts over, and is built again from
+        // the new records alone: answers given since read back.
         f.groups.clear().unwrap();
         assert!(!f.groups.answered().is_built());
+        let mut again = Vec::new();
+        for batch in 0..10u32 {
+            let mut w = GroupWrites::new();
+            for i in 0..5u32 {
+                let k = answer_key(50 + (i as u8), 9_000 + batch * 5 + i);
+                assert_eq!(f.groups.get(&f.tree, &k).unwrap(), None);
+                let (g, m) = split_key(&k).unwrap();
+                w.entry(g).or_default().insert(m, Some(vec![1, 0, 0, 0, 2]));
+                again.push(k);
+            }
+            commit(&f, w);
+        }
+        for k in &again {
+            assert!(f.groups.get(&f.tree, k).unwrap().is_some());
+        }
+        assert!(f.groups.answered().is_built());
     }
 }
