@@ -242,7 +242,7 @@ pub(crate) fn reindex(ctx: &Ctx, out: &mut Output) -> Result<()> {
 }
 
 /// `potluck fixtures`: a new home at `root` holding the messages of
-/// `potluck::fixtures::generate`, ingested in order in batches.
+/// `potluck::fixtures::generate`, ingested in batches, 100,000 at a time ordered by feed.
 pub(crate) fn fixtures(out: &mut Output, root: &Path, spec: &FixtureSpec) -> Result<()> {
     let report = potluck::app::fixtures(root, spec)?;
     let (messages, bytes, size, seconds) = (
