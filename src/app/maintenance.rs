@@ -371,7 +371,8 @@ pub fn fixtures(root: &Path, spec: &FixtureSpec) -> Result<FixtureReport, AppErr
 mod tests {
     use super::*;
 
-    /// Every event's state, answers and tally, in event order.
+    /// Every event's state, answers and tally, as text, sorted (so that
+    /// two stores compare whatever order their events are listed in).
     fn indexed(store: &Store) -> Vec<String> {
         let mut out = Vec::new();
         for event in store.all_events().unwrap() {
