@@ -359,4 +359,67 @@ mod tests {
             vec![theirs]
         );
     }
+
+    /// Flips a bit near the end of the store's message log: in the last
+    /// message stored, as a damaged disk would.
+    fn damage_last_message(store_dir: &std::path::Path) {
+        let path = store_dir.join("messages.log");
+        let mut log = std::fs::read(&path).unwrap();
+        let at = log.len() - 8;
+        log[at] ^= 0x10;
+        std::fs::write(&path, log).unwrap();
+    }
+
+    #[test]
+    fn own_events_are_read_again_when_our_feed_is_cut_or_replaced_and_all_are_checked_when_it_is_damaged()
+     {
+        use crate::content::{Event, EventTime};
+        let dir = tempfile::tempdir().unwrap();
+        let store_dir = dir.path().join("store");
+        let store = Store::open(&store_dir).unwrap();
+        let me = SigningKey::from_bytes(&[1; 32]);
+        let my_id = FeedId(me.verifying_key().to_bytes());
+        let start = EventTime::parse("start", "2099-01-26T18:00:00Z").unwrap();
+        let announce = |title: &str| {
+            let bytes = Event::new(title, start.clone()).to_content_bytes();
+            store.publish(&me, &bytes, 1).unwrap().accepted[0].id()
+        };
+        let soup = announce("Soup night");
+        let bread = announce("Bread swap");
+        let mut own = OwnEvents::default();
+        assert_eq!(own.mine(&store, &my_id, &[soup, bread]), vec![soup, bread]);
+
+        // Our feed cannot be read: every event is handed on to be checked
+        // one by one, not none of them.
+        damage_last_message(&store_dir);
+        let someone_elses = MessageId([9; 32]);
+        assert_eq!(
+            OwnEvents::default().mine(&store, &my_id, &[someone_elses, soup]),
+            vec![someone_elses, soup]
+        );
+
+        // A repair cuts the damaged message, and another of ours comes in
+        // at its sequence (as from a peer: publishing refuses while the
+        // feed is behind what we published): same length of feed, another
+        // message. The set is read again from the start: the cut event is
+        // no longer ours, the new one is.
+        let repaired = store.repair().unwrap();
+        assert_eq!(repaired.cut.len(), 1, "{repaired:?}");
+        assert_eq!(store.head(&my_id).unwrap().unwrap().sequence, 1);
+        let pie_bytes = Event::new("Pie night", start.clone()).to_content_bytes();
+        let pie_message = crate::feed::message::Message::sign(&me, 2, soup, 5, &pie_bytes).unwrap();
+        let pie = pie_message.id();
+        let stored = store.ingest(vec![pie_message]).unwrap();
+        assert_eq!(stored.accepted.len(), 1, "{stored:?}");
+        assert_eq!(
+            own.mine(&store, &my_id, &[soup, bread, pie]),
+            vec![soup, pie]
+        );
+
+        // Cut back again, shorter than what the set last saw: read again.
+        damage_last_message(&store_dir);
+        store.repair().unwrap();
+        assert_eq!(store.head(&my_id).unwrap().unwrap().sequence, 1);
+        assert_eq!(own.mine(&store, &my_id, &[soup, bread, pie]), vec![soup]);
+    }
 }
