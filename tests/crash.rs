@@ -1372,6 +1372,19 @@ fn killed_while_upgrading_a_format_3_store() {
 
 /// Kills a writer 12 times while it opens (and so upgrades) an old store
 /// that `write_old` writes, or once it writes to the upgraded store.
+/// Index revision 4 moves each event's tally into the head of its
+/// answers on open, a chunk at a time (no rebuild): a kill leaves some
+/// moved and some not, and the next open moves the rest.
+#[test]
+fn killed_while_moving_the_tallies_of_index_revision_3() {
+    kill_upgrades(
+        "killed_while_moving_the_tallies_of_index_revision_3",
+        |path, messages| {
+            common::format3::write_revision3_store(path, messages);
+        },
+    );
+}
+
 fn kill_upgrades(test: &'static str, write_old: impl Fn(&Path, &[Message])) {
     const KILLS: usize = 12;
     let Begun {

@@ -340,7 +340,9 @@ fn fsck_finds_a_damaged_index_and_reindex_repairs_it() {
     // Damage the tally behind the store's back, through sled directly.
     {
         let (db, tree) = common::raw_tree(&path);
-        let tally_key = tree.scan_prefix([b't']).next().unwrap().unwrap().0;
+        // The tally is kept after the chain head of the event's answers
+        // (28 bytes), in sled under `J r event`.
+        let (head_key, head) = tree.scan_prefix([b'J', b'r']).next().unwrap().unwrap();
         // A plausible, well-formed tally that the logs do not support.
         use potluck::store::index::{IndexValue, Tally};
         let wrong = Tally {
@@ -349,7 +351,9 @@ fn fsck_finds_a_damaged_index_and_reindex_repairs_it() {
             not_going: 0,
             headcount: 9,
         };
-        tree.insert(tally_key, wrong.encode()).unwrap();
+        let mut damaged = head[..28].to_vec();
+        damaged.extend_from_slice(&wrong.encode());
+        tree.insert(head_key, damaged).unwrap();
         tree.insert(b"n-stray", b"{}".to_vec()).unwrap();
         db.flush().unwrap();
     }
@@ -386,7 +390,7 @@ fn indexes_of_an_older_revision_are_rebuilt_once_on_open() {
         let (db, tree) = common::raw_tree(&path);
         assert_eq!(
             tree.get(b"Mindex_revision").unwrap().as_deref(),
-            Some(&[3u8][..]),
+            Some(&[4u8][..]),
             "a new store starts at the current revision"
         );
         let (key, value) = tree.scan_prefix([b'e']).next().unwrap().unwrap();
@@ -409,7 +413,7 @@ fn indexes_of_an_older_revision_are_rebuilt_once_on_open() {
     let (_db, tree) = common::raw_tree(&path);
     assert_eq!(
         tree.get(b"Mindex_revision").unwrap().as_deref(),
-        Some(&[3u8][..]),
+        Some(&[4u8][..]),
         "rebuilt once: the revision is current"
     );
 }

@@ -293,6 +293,120 @@ fn a_format_3_store_is_upgraded_on_open() {
     assert!(store.fsck().unwrap().problems.is_empty());
 }
 
+/// Three events, each answered by eight guests (some bringing one, some
+/// changing their answer), in feed order.
+fn three_answered_events() -> (Vec<Message>, Vec<MessageId>) {
+    let start = EventTime::parse("start", "2030-01-01T18:00:00Z").unwrap();
+    let mut all = Vec::new();
+    let mut events = Vec::new();
+    for organizer in 1..=3u8 {
+        let event = Event::new(format!("Supper {organizer}"), start.clone());
+        let msg = Message::sign(
+            &key(organizer),
+            1,
+            MessageId::default(),
+            1,
+            &event.to_content_bytes(),
+        )
+        .unwrap();
+        events.push(msg.id());
+        all.push(msg);
+    }
+    for guest in 11..=18u8 {
+        let mut previous = MessageId::default();
+        let mut sequence = 0;
+        for (i, event) in events.iter().enumerate() {
+            // Guests 11 and 12 answer the first event twice: the tally
+            // counts their second answer only.
+            let answers = if i == 0 && guest <= 12 { 2 } else { 1 };
+            for again in 0..answers {
+                let rsvp = Rsvp {
+                    event: *event,
+                    status: if (usize::from(guest) + i + again) % 3 == 0 {
+                        RsvpStatus::Maybe
+                    } else {
+                        RsvpStatus::Going
+                    },
+                    guests: u32::from(guest % 2),
+                    note: None,
+                    revision: None,
+                };
+                sequence += 1;
+                let msg =
+                    Message::sign(&key(guest), sequence, previous, 2, &rsvp.to_content_bytes())
+                        .unwrap();
+                previous = msg.id();
+                all.push(msg);
+            }
+        }
+    }
+    (all, events)
+}
+
+#[test]
+fn a_store_of_index_revision_3_moves_its_tallies_into_the_heads_of_the_answers_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (all, events) = three_answered_events();
+    // What the current store indexes from the same messages.
+    let (expected, tallies) = {
+        let store = Store::open(&dir.path().join("current")).unwrap();
+        store.ingest(all.clone()).unwrap();
+        let tallies: Vec<_> = events.iter().map(|e| store.tally(e).unwrap()).collect();
+        (store.index_snapshot().unwrap(), tallies)
+    };
+    assert_eq!(tallies[0].going + tallies[0].maybe, 8, "{tallies:?}");
+
+    let path = dir.path().join("store");
+    assert_eq!(common::format3::write_revision3_store(&path, &all), 3);
+    let groups_written = std::fs::metadata(path.join("groups.log"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    {
+        // One tally already moved, as a move killed after its first
+        // batch leaves the store: the open moves the other two.
+        let (db, tree) = common::raw_tree(&path);
+        assert_eq!(tree.scan_prefix([b't']).count(), 3, "a key per tally");
+        let (tally_key, tally) = tree.scan_prefix([b't']).next().unwrap().unwrap();
+        let mut head_key = vec![b'J', b'r'];
+        head_key.extend_from_slice(&tally_key[1..]);
+        let mut head = tree.get(&head_key).unwrap().unwrap().to_vec();
+        head.extend_from_slice(&tally);
+        tree.insert(head_key, head).unwrap();
+        tree.remove(tally_key).unwrap();
+        db.flush().unwrap();
+    }
+    {
+        let store = Store::open(&path).unwrap();
+        let moved: Vec<_> = events.iter().map(|e| store.tally(e).unwrap()).collect();
+        assert_eq!(moved, tallies);
+        assert_eq!(store.index_snapshot().unwrap(), expected);
+        let report = store.fsck().unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+    }
+    // Moved once, without a rebuild: no tally key in sled any more, the
+    // revision is 4, and `groups.log` is the one the store wrote.
+    let groups_now = std::fs::metadata(path.join("groups.log"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(groups_now, groups_written, "groups.log was written again");
+    {
+        let (_db, tree) = common::raw_tree(&path);
+        assert!(tree.scan_prefix([b't']).next().is_none());
+        assert_eq!(
+            tree.get(b"Mindex_revision").unwrap().unwrap().as_ref(),
+            &[4]
+        );
+        for item in tree.scan_prefix([b'J', b'r']) {
+            let (_, head) = item.unwrap();
+            assert_eq!(head.len(), 28 + 32, "a chain head and a tally");
+        }
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.index_snapshot().unwrap(), expected);
+}
+
 #[test]
 fn an_interrupted_index_rebuild_is_finished_at_the_next_open() {
     let dir = tempfile::tempdir().unwrap();

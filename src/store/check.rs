@@ -29,10 +29,13 @@ const SCRATCH_GROUPS: &str = "groups-scratch.log";
 /// One index's entries in key order, from sled or from `groups.log`.
 type IndexEntries<'a> = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + 'a>;
 
-/// The entries of index `prefix` held in `tree` and `groups`.
+/// The entries of index `prefix` held in `tree` and `groups` (grouped
+/// entries in `groups.log`, groups' summaries in their chain heads).
 fn index_entries<'a>(tree: &'a sled::Tree, groups: &'a Groups, prefix: u8) -> IndexEntries<'a> {
     if groups::is_grouped(prefix) {
         Box::new(groups.entries(tree, prefix))
+    } else if groups::is_summary(prefix) {
+        Box::new(groups.summary_entries(tree, prefix))
     } else {
         Box::new(tree.scan_prefix([prefix]).map(|item| {
             let (k, v) = item?;

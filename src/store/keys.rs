@@ -11,7 +11,7 @@
 //! | `R`    | author                | head before a repair cut the feed  |
 //! | `G`    | member feed           | a hub's member (JSON, [`super::hub`]) |
 //! | `C`    | member code id        | a hub's member code (JSON)         |
-//! | `J`    | index prefix ‖ group  | the head of a group's chain in `groups.log` ([`super::groups`]) |
+//! | `J`    | index prefix ‖ group  | the head of a group's chain in `groups.log`, and the group's summary (an event's tally) ([`super::groups`]) |
 //! | `M`    | `format`, `log_end`, `groups_end`, `positions`, `reindexing` | store format, committed log length, committed length of `groups.log`, entries the position file holds durably, an index rebuild under way |
 //! | lower  | see [`super::index`]  | index entries, rebuildable         |
 //!
@@ -82,8 +82,11 @@ pub(super) const INDEX_REVISION_KEY: &[u8] = b"Mindex_revision";
 /// and the organizer's hiding, and events' comment setting (an older
 /// potluck stored comments without indexing them). 3: what each person
 /// last answered to each event, by person (`q`), which indexing an RSVP
-/// reads instead of the event's answers.
-pub(super) const INDEX_REVISION: u8 = 3;
+/// reads instead of the event's answers. 4: an event's tally is kept in
+/// the chain head of its answers (`J ‖ r ‖ event`), not under a key of its
+/// own (`t ‖ event`); a store of revision 3 moves its tallies there on
+/// open, without a rebuild.
+pub(super) const INDEX_REVISION: u8 = 4;
 
 /// The key of the fork proof at `sequence` of `author`'s feed.
 pub(super) fn fork_key(author: &FeedId, sequence: u64) -> Vec<u8> {

@@ -86,6 +86,10 @@ use crate::feed::message::FeedId;
 /// show no other log, so that a person knows why the command waits.
 pub const UPGRADE_LOG: &str = "potluck::upgrade";
 
+/// Tallies moved per atomic sled batch when a store of index revision 3
+/// opens: bounds the memory of the move.
+const SUMMARY_MOVE_CHUNK: usize = 10_000;
+
 /// The node's store.
 pub struct Store {
     /// The store directory.
@@ -249,7 +253,13 @@ impl Store {
             false
         };
         if revision < INDEX_REVISION {
-            if !rebuilt && committed > 0 {
+            if revision == 3 && !rebuilt && committed > 0 {
+                // Revision 4 only moves the tallies: no rebuild.
+                let moved = store
+                    .groups
+                    .move_summaries_into_heads(&store.tree, SUMMARY_MOVE_CHUNK)?;
+                tracing::info!(target: UPGRADE_LOG, path = %path.display(), moved, "moved the events' tallies into the heads of their answers (index revision 3 to 4)");
+            } else if !rebuilt && committed > 0 {
                 tracing::warn!(target: UPGRADE_LOG, path = %path.display(), from = revision, to = INDEX_REVISION, "the indexes lack what this potluck keeps (events' unlisted, public and closed-to-web marks, comments and their threads); rebuilding them from the message log once (this can take a minute for a large store)");
                 store.reindex()?;
             }

@@ -1,12 +1,13 @@
 //! [`Staged`]: index writes gathered for one atomic batch, which the index
 //! rules read back before the batch is applied. Grouped entries (RSVPs,
 //! admissions, contacts) are read from and, at commit, written to
-//! `groups.log` ([`super::groups`]); every other key to sled.
+//! `groups.log` ([`super::groups`]); a group's summary (an event's tally)
+//! from and to its chain head; every other key to sled.
 
 use std::collections::BTreeMap;
 
 use super::error::StoreError;
-use super::groups::{self, GroupWrites, Groups, Prepared};
+use super::groups::{self, GroupWrites, Groups, Prepared, Summaries};
 use super::index::Kv;
 use super::keys::GROUPS_END_KEY;
 
@@ -23,7 +24,10 @@ impl Kv for Staged<'_> {
         match self.writes.get(key) {
             Some(v) => Ok(v.clone()),
             None if groups::split_key(key).is_some() => self.groups.get(self.tree, key),
-            None => Ok(self.tree.get(key)?.map(|v| v.to_vec())),
+            None => match groups::summarized_group(key) {
+                Some(group) => self.groups.summary(self.tree, &group),
+                None => Ok(self.tree.get(key)?.map(|v| v.to_vec())),
+            },
         }
     }
     fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
@@ -45,6 +49,14 @@ impl Kv for Staged<'_> {
                         ))?;
                 for member in self.groups.members(self.tree, &(p, group))?.into_keys() {
                     let key = groups::entry_key(&(p, group), &member);
+                    if key.starts_with(prefix) {
+                        keys.insert(key);
+                    }
+                }
+            }
+            Some(&p) if groups::is_summary(p) => {
+                for item in self.groups.summary_entries(self.tree, p) {
+                    let (key, _) = item?;
                     if key.starts_with(prefix) {
                         keys.insert(key);
                     }
@@ -85,25 +97,31 @@ impl<'a> Staged<'a> {
         self.writes.is_empty()
     }
 
-    /// Takes the staged writes to grouped entries out, as records to write
-    /// to `groups.log` ([`Groups::write`], before the batch), whose chain
-    /// heads and the file's new length are staged in their place.
+    /// Takes the staged writes to grouped entries and groups' summaries
+    /// out, as records to write to `groups.log` ([`Groups::write`], before
+    /// the batch), whose chain heads and the file's new length are staged
+    /// in their place.
     pub(super) fn prepare_groups(&mut self) -> Result<Prepared, StoreError> {
         let mut writes = GroupWrites::new();
+        let mut summaries = Summaries::new();
         let keys: Vec<Vec<u8>> = self
             .writes
             .keys()
-            .filter(|k| groups::split_key(k).is_some())
+            .filter(|k| groups::split_key(k).is_some() || groups::summarized_group(k).is_some())
             .cloned()
             .collect();
         for key in keys {
-            if let (Some((group, member)), Some(value)) =
-                (groups::split_key(&key), self.writes.remove(&key))
-            {
+            let Some(value) = self.writes.remove(&key) else {
+                continue;
+            };
+            if let Some((group, member)) = groups::split_key(&key) {
                 writes.entry(group).or_default().insert(member, value);
+            } else if let Some(group) = groups::summarized_group(&key) {
+                // A summary removed is an empty one.
+                summaries.insert(group, value.unwrap_or_default());
             }
         }
-        let prepared = self.groups.prepare(self.tree, writes)?;
+        let prepared = self.groups.prepare(self.tree, writes, summaries)?;
         for (k, v) in &prepared.sled {
             self.writes.insert(k.clone(), v.clone());
         }

@@ -46,12 +46,28 @@ use potluck::store::Store;
 
 /// A closed store's sled database and tree, opened directly, for tests
 /// that damage or inspect what the store keeps there.
+/// sled's lock outlives a dropped database by a moment (its flusher
+/// thread lets go last), so the open waits up to 10 s for it, as the
+/// store's own open does.
 pub fn raw_tree(path: &std::path::Path) -> (sled::Db, sled::Tree) {
-    let db = sled::Config::new()
-        .path(path)
-        .segment_size(potluck::store::SLED_SEGMENT_SIZE)
-        .open()
-        .unwrap();
+    let started = std::time::Instant::now();
+    let db = loop {
+        match sled::Config::new()
+            .path(path)
+            .segment_size(potluck::store::SLED_SEGMENT_SIZE)
+            .open()
+        {
+            Ok(db) => break db,
+            Err(sled::Error::Io(e))
+                if started.elapsed() < Duration::from_secs(10)
+                    && (e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.to_string().contains("could not acquire lock")) =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("opening sled in {}: {e}", path.display()),
+        }
+    };
     let tree = db.open_tree("potluck").unwrap();
     (db, tree)
 }

@@ -28,7 +28,10 @@
 //! A group's entries are its chain read from the head back to a base, the
 //! newest record naming a member winning. sled holds, under
 //! `J ‖ prefix ‖ group` ([`super::keys::GROUP`]), the head record's
-//! location, the bytes of the chain and of its base.
+//! location, the bytes of the chain and of its base, and the group's
+//! *summary*: for an event's answers, the event's tally, which every
+//! answer changes with them (so a batch writes one sled key per event,
+//! not two).
 //!
 //! **Bounded reads and garbage.** A batch's writes to a group are a delta
 //! record after the group's head, unless the deltas since the group's
@@ -128,6 +131,29 @@ pub(super) fn split_key(key: &[u8]) -> Option<(GroupId, [u8; 32])> {
     Some(((key[0], group), member))
 }
 
+/// New summaries of groups staged in one batch (see [`summarized_group`]).
+pub(super) type Summaries = BTreeMap<GroupId, Vec<u8>>;
+
+/// Index prefixes whose entries are kept as the summary of a group, in
+/// its chain head, not as a sled key of their own: an event's tally
+/// (`t ‖ event`) in the head of the event's answers (`r ‖ event`). Both
+/// change together, at every answer; one sled key written and read per
+/// event instead of two halves what a batch of answers costs sled.
+const SUMMARIZED: [(u8, u8); 1] = [(prefix::TALLY, prefix::RSVP)];
+
+/// Whether a key of this prefix is kept as a group's summary.
+pub(super) fn is_summary(prefix: u8) -> bool {
+    SUMMARIZED.iter().any(|&(p, _)| p == prefix)
+}
+
+/// The group whose summary the entry at `key` is (`prefix ‖ group`), if
+/// its prefix is kept that way.
+pub(super) fn summarized_group(key: &[u8]) -> Option<GroupId> {
+    let (&p, id) = key.split_first()?;
+    let (_, group_prefix) = SUMMARIZED.iter().find(|&&(s, _)| s == p)?;
+    Some((*group_prefix, id.try_into().ok()?))
+}
+
 /// The first 8 bytes of a group's id: what its records carry as a check.
 fn check(group: &GroupId) -> [u8; 8] {
     let mut c = [0; 8];
@@ -145,7 +171,7 @@ pub(super) fn entry_key(group: &GroupId, member: &[u8; 32]) -> Vec<u8> {
 }
 
 /// What sled holds for a group.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct ChainHead {
     /// The newest record.
     head: Location,
@@ -153,26 +179,30 @@ struct ChainHead {
     chain_bytes: u64,
     /// Bytes of the base's records (the chain's oldest).
     base_bytes: u64,
+    /// The group's summary (an event's tally, for its answers), empty for
+    /// none: see [`summarized_group`].
+    summary: Vec<u8>,
 }
 
-/// Bytes of a [`ChainHead`] in sled.
+/// Bytes of a [`ChainHead`] in sled, without its summary.
 const CHAIN_HEAD_LEN: usize = 28;
 
 impl ChainHead {
     fn encode(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(CHAIN_HEAD_LEN);
+        let mut v = Vec::with_capacity(CHAIN_HEAD_LEN + self.summary.len());
         v.extend_from_slice(&self.head.encode());
         v.extend_from_slice(&self.chain_bytes.to_be_bytes());
         v.extend_from_slice(&self.base_bytes.to_be_bytes());
+        v.extend_from_slice(&self.summary);
         v
     }
 
     fn decode(key: &[u8], v: &[u8]) -> Result<ChainHead, CorruptEntry> {
         let bad = || CorruptEntry {
             key: hex::encode(key),
-            reason: format!("a group's chain head is not {CHAIN_HEAD_LEN} bytes"),
+            reason: format!("a group's chain head is shorter than {CHAIN_HEAD_LEN} bytes"),
         };
-        if v.len() != CHAIN_HEAD_LEN {
+        if v.len() < CHAIN_HEAD_LEN {
             return Err(bad());
         }
         let number = |at: usize| -> Result<u64, CorruptEntry> {
@@ -184,6 +214,7 @@ impl ChainHead {
             head: Location::decode(&v[..12]).ok_or_else(bad)?,
             chain_bytes: number(12)?,
             base_bytes: number(20)?,
+            summary: v[CHAIN_HEAD_LEN..].to_vec(),
         })
     }
 
@@ -589,6 +620,93 @@ impl Groups {
         self.with_members(tree, group, Members::clone)
     }
 
+    /// The committed summary of a group (see [`summarized_group`]), if it
+    /// has one.
+    pub fn summary(
+        &self,
+        tree: &sled::Tree,
+        group: &GroupId,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .chain(tree, group)?
+            .map(|c| c.summary)
+            .filter(|s| !s.is_empty()))
+    }
+
+    /// Every committed entry of summary prefix `prefix` as `(key, value)`,
+    /// in key order, from the chain heads of the groups it summarizes.
+    pub fn summary_entries<'a>(
+        &'a self,
+        tree: &'a sled::Tree,
+        prefix: u8,
+    ) -> impl Iterator<Item = Result<Entry, StoreError>> + 'a {
+        let groups_prefix = SUMMARIZED
+            .iter()
+            .find(|&&(s, _)| s == prefix)
+            .map(|&(_, g)| g);
+        let scan = groups_prefix.map(|g| tree.scan_prefix([GROUP, g]));
+        scan.into_iter().flatten().filter_map(move |item| {
+            let entry = item.map_err(StoreError::from).and_then(|(k, v)| {
+                let head = ChainHead::decode(&k, &v)?;
+                let group = k
+                    .get(2..)
+                    .filter(|g| g.len() == 32)
+                    .ok_or_else(|| CorruptEntry {
+                        key: hex::encode(&k),
+                        reason: "a group key is not 34 bytes".into(),
+                    })?;
+                let mut key = Vec::with_capacity(33);
+                key.push(prefix);
+                key.extend_from_slice(group);
+                Ok((key, head.summary))
+            });
+            match entry {
+                Ok((_, summary)) if summary.is_empty() => None,
+                other => Some(other),
+            }
+        })
+    }
+
+    /// Moves summaries kept as sled keys of their own (index revision 3
+    /// and before: `t ‖ event`) into their groups' chain heads, at most
+    /// `chunk` keys per atomic sled batch, so that memory stays bounded
+    /// and an interrupted move goes on where it stopped (a key still there
+    /// is one not yet moved). A key whose group has no chain (which the
+    /// index rules never write) is dropped. Returns the keys moved.
+    pub fn move_summaries_into_heads(
+        &self,
+        tree: &sled::Tree,
+        chunk: usize,
+    ) -> Result<u64, StoreError> {
+        let mut moved = 0;
+        for &(summary_prefix, _) in &SUMMARIZED {
+            loop {
+                let mut batch = sled::Batch::default();
+                let mut n = 0;
+                for item in tree.scan_prefix([summary_prefix]).take(chunk.max(1)) {
+                    let (key, value) = item?;
+                    if let Some(group) = summarized_group(&key)
+                        && let Some(chain) = self.chain(tree, &group)?
+                    {
+                        let head = ChainHead {
+                            summary: value.to_vec(),
+                            ..chain
+                        };
+                        batch.insert(group_key(group.0, &group.1), head.encode());
+                    }
+                    batch.remove(key);
+                    n += 1;
+                }
+                if n == 0 {
+                    break;
+                }
+                tree.apply_batch(batch)?;
+                moved += n;
+            }
+        }
+        Ok(moved)
+    }
+
     /// Every group of `prefix` with a chain, in order.
     pub fn groups(
         &self,
@@ -644,14 +762,35 @@ impl Groups {
     /// answers during a sync) is never read whole but at those moments,
     /// whose cost the deltas before them pay for. A cached group is kept
     /// up to date (taken out of the cache here; [`Groups::committed`] puts
-    /// it back).
-    pub fn prepare(&self, tree: &sled::Tree, writes: GroupWrites) -> Result<Prepared, StoreError> {
+    /// it back). `summaries` are new summaries of groups (see
+    /// [`summarized_group`]); a group written without one keeps its own.
+    pub fn prepare(
+        &self,
+        tree: &sled::Tree,
+        mut writes: GroupWrites,
+        mut summaries: Summaries,
+    ) -> Result<Prepared, StoreError> {
         let mut prepared = Prepared::default();
-        if writes.is_empty() {
+        if writes.is_empty() && summaries.is_empty() {
             return Ok(prepared);
         }
+        // A summary changes with its group's entries (an answer and the
+        // tally it changes); one alone rewrites only the chain head.
+        for (group, summary) in std::mem::take(&mut summaries) {
+            if writes.contains_key(&group) {
+                summaries.insert(group, summary);
+                continue;
+            }
+            let Some(chain) = self.chain(tree, &group)? else {
+                return Err(StoreError::Bug("a summary of a group without entries"));
+            };
+            let head = ChainHead { summary, ..chain };
+            prepared
+                .sled
+                .push((group_key(group.0, &group.1), Some(head.encode())));
+        }
         let mut pending = self.log.begin();
-        for (group, changes) in writes {
+        for (group, changes) in std::mem::take(&mut writes) {
             if group.0 == prefix::ANSWERED {
                 let author = check(&group);
                 prepared
@@ -659,9 +798,14 @@ impl Groups {
                     .extend(changes.keys().map(|member| (author, *member)));
             }
             let chain = self.chain(tree, &group)?;
+            let summary = match (summaries.remove(&group), &chain) {
+                (Some(new), _) => new,
+                (None, Some(c)) => c.summary.clone(),
+                (None, None) => Vec::new(),
+            };
             let cached = self.cache().take(&group);
             // The group's live entries, when known without reading it.
-            let known = match (chain, cached) {
+            let known = match (&chain, cached) {
                 (None, _) => Some(Held::of(Members::new())),
                 (Some(c), Some(k)) if k.head == c.head => Some(k.held),
                 (Some(c), Some(k)) => Some(Held::of(self.walk(
@@ -680,12 +824,12 @@ impl Groups {
                 + HEADER_LEN as u64
                 + 4;
             let key = group_key(group.0, &group.1);
-            let rebase = match chain {
+            let rebase = match &chain {
                 None => true,
                 Some(c) => c.delta_bytes() + delta > DELTAS_PER_BASE * c.base_bytes + CHAIN_SLACK,
             };
             if rebase {
-                let mut held = match (known, chain) {
+                let mut held = match (known, &chain) {
                     (Some(h), _) => h,
                     (None, Some(c)) => Held::of(self.walk(&group, c.head, None, None)?),
                     (None, None) => Held::of(Members::new()),
@@ -703,14 +847,17 @@ impl Groups {
                             head,
                             chain_bytes: written,
                             base_bytes: written,
+                            summary,
                         };
                         prepared.sled.push((key, Some(chain.encode())));
                         if was_cached {
                             prepared.fresh.push((group, head, held));
                         }
                     }
-                    // Every entry removed: no chain.
-                    None => prepared.sled.push((key, None)),
+                    // Every entry removed: no chain, and nothing to
+                    // summarize.
+                    None if summary.is_empty() => prepared.sled.push((key, None)),
+                    None => return Err(StoreError::Bug("a summary of a group without entries")),
                 }
             } else if let Some(c) = chain {
                 let (head, written) = push_records(
@@ -724,6 +871,7 @@ impl Groups {
                         head,
                         chain_bytes: c.chain_bytes + written,
                         base_bytes: c.base_bytes,
+                        summary,
                     };
                     prepared.sled.push((key, Some(next.encode())));
                     if let Some(mut held) = known {
@@ -809,7 +957,12 @@ mod tests {
 
     /// Commits `writes` as one batch, as the store does.
     fn commit(f: &Fixture, writes: GroupWrites) {
-        let prepared = f.groups.prepare(&f.tree, writes).unwrap();
+        commit_with(f, writes, Summaries::new());
+    }
+
+    /// Commits `writes` and `summaries` as one batch, as the store does.
+    fn commit_with(f: &Fixture, writes: GroupWrites, summaries: Summaries) {
+        let prepared = f.groups.prepare(&f.tree, writes, summaries).unwrap();
         f.groups.write(&prepared).unwrap();
         let mut batch = sled::Batch::default();
         for (k, v) in &prepared.sled {
@@ -835,6 +988,77 @@ mod tests {
     fn chain(f: &Fixture, group: &GroupId) -> ChainHead {
         let key = group_key(group.0, &group.1);
         ChainHead::decode(&key, &f.tree.get(&key).unwrap().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_summary_is_kept_through_deltas_and_new_bases_until_it_is_replaced() {
+        let f = fixture();
+        let event: GroupId = (prefix::RSVP, [7; 32]);
+        let other: GroupId = (prefix::RSVP, [8; 32]);
+        let mut expected: Option<Vec<u8>> = None;
+        let mut bases = 0;
+        for round in 0..300u32 {
+            // Answers from 40 people over and over (deltas, and a new base
+            // whenever they outweigh the last); the summary changes in two
+            // commits of three and is left alone in the third.
+            let member = (round % 40) as u8;
+            let value = round.to_be_bytes();
+            let mut summaries = Summaries::new();
+            if round % 3 != 2 {
+                let summary = format!("tally {round}").into_bytes();
+                summaries.insert(event, summary.clone());
+                expected = Some(summary);
+            }
+            let mut w = writes(event, &[(member, Some(&value))]);
+            w.extend(writes(other, &[(member, Some(&value))]));
+            let before = f.tree.get(group_key(event.0, &event.1)).unwrap();
+            commit_with(&f, w, summaries);
+            let head = chain(&f, &event);
+            if before.is_some() && head.chain_bytes == head.base_bytes {
+                bases += 1;
+            }
+            assert_eq!(
+                f.groups.summary(&f.tree, &event).unwrap(),
+                expected,
+                "{round}"
+            );
+            assert_eq!(f.groups.summary(&f.tree, &other).unwrap(), None, "{round}");
+        }
+        assert!(
+            bases >= 3,
+            "the group was written again whole {bases} times"
+        );
+
+        // A summary alone moves no record: only the chain head changes.
+        let head = chain(&f, &event);
+        let mut summaries = Summaries::new();
+        summaries.insert(event, b"alone".to_vec());
+        commit_with(&f, GroupWrites::new(), summaries);
+        let after = chain(&f, &event);
+        assert_eq!(
+            (after.head, after.chain_bytes),
+            (head.head, head.chain_bytes)
+        );
+        assert_eq!(
+            f.groups.summary(&f.tree, &event).unwrap().as_deref(),
+            Some(&b"alone"[..])
+        );
+        // Listed as entries of the summary's prefix, by group.
+        let listed: Vec<Entry> = f
+            .groups
+            .summary_entries(&f.tree, prefix::TALLY)
+            .map(Result::unwrap)
+            .collect();
+        let mut key = vec![prefix::TALLY];
+        key.extend_from_slice(&event.1);
+        assert_eq!(listed, vec![(key, b"alone".to_vec())]);
+        // A summary of a group that has no entries is a bug, not a write.
+        let mut summaries = Summaries::new();
+        summaries.insert((prefix::RSVP, [9; 32]), b"orphan".to_vec());
+        assert!(matches!(
+            f.groups.prepare(&f.tree, GroupWrites::new(), summaries),
+            Err(StoreError::Bug(_))
+        ));
     }
 
     #[test]
@@ -1025,6 +1249,7 @@ mod tests {
             },
             chain_bytes: 44,
             base_bytes: 44,
+            summary: Vec::new(),
         };
         f.tree.insert(&head_key, bogus.encode()).unwrap();
         *f.groups.cache() = Cache::default();
