@@ -63,7 +63,7 @@ mod filter;
 
 use self::filter::{AnswerFilter, Pair};
 use super::error::StoreError;
-use super::index::{CorruptEntry, prefix};
+use super::index::{CorruptEntry, compose_key, prefix};
 use super::keys::{GROUP, group_key};
 use super::log_file::LogFileOpener;
 use super::msglog::{Location, LogError, MessageLog, PendingAppend};
@@ -152,6 +152,16 @@ pub(super) fn summarized_group(key: &[u8]) -> Option<GroupId> {
     let (&p, id) = key.split_first()?;
     let (_, group_prefix) = SUMMARIZED.iter().find(|&&(s, _)| s == p)?;
     Some((*group_prefix, id.try_into().ok()?))
+}
+
+/// The group id of a chain head's key (`J ‖ prefix ‖ group`).
+fn group_of_head_key(key: &[u8]) -> Result<[u8; 32], CorruptEntry> {
+    key.get(2..)
+        .and_then(|s| s.try_into().ok())
+        .ok_or_else(|| CorruptEntry {
+            key: hex::encode(key),
+            reason: "a group key is not 34 bytes".into(),
+        })
 }
 
 /// The first 8 bytes of a group's id: what its records carry as a check.
@@ -648,17 +658,8 @@ impl Groups {
         scan.into_iter().flatten().filter_map(move |item| {
             let entry = item.map_err(StoreError::from).and_then(|(k, v)| {
                 let head = ChainHead::decode(&k, &v)?;
-                let group = k
-                    .get(2..)
-                    .filter(|g| g.len() == 32)
-                    .ok_or_else(|| CorruptEntry {
-                        key: hex::encode(&k),
-                        reason: "a group key is not 34 bytes".into(),
-                    })?;
-                let mut key = Vec::with_capacity(33);
-                key.push(prefix);
-                key.extend_from_slice(group);
-                Ok((key, head.summary))
+                let group = group_of_head_key(&k)?;
+                Ok((compose_key(prefix, &[&group]), head.summary))
             });
             match entry {
                 Ok((_, summary)) if summary.is_empty() => None,
@@ -672,27 +673,34 @@ impl Groups {
     /// `chunk` keys per atomic sled batch, so that memory stays bounded
     /// and an interrupted move goes on where it stopped (a key still there
     /// is one not yet moved). A key whose group has no chain (which the
-    /// index rules never write) is dropped. Returns the keys moved.
+    /// index rules never write: a tally with no answers) is dropped, with
+    /// a warning. Returns the keys moved.
     pub fn move_summaries_into_heads(
         &self,
         tree: &sled::Tree,
         chunk: usize,
     ) -> Result<u64, StoreError> {
         let mut moved = 0;
+        let mut dropped = 0u64;
         for &(summary_prefix, _) in &SUMMARIZED {
             loop {
                 let mut batch = sled::Batch::default();
                 let mut n = 0;
                 for item in tree.scan_prefix([summary_prefix]).take(chunk.max(1)) {
                     let (key, value) = item?;
-                    if let Some(group) = summarized_group(&key)
-                        && let Some(chain) = self.chain(tree, &group)?
-                    {
-                        let head = ChainHead {
-                            summary: value.to_vec(),
-                            ..chain
-                        };
-                        batch.insert(group_key(group.0, &group.1), head.encode());
+                    match summarized_group(&key) {
+                        Some(group) => match self.chain(tree, &group)? {
+                            Some(chain) => {
+                                let head = ChainHead {
+                                    summary: value.to_vec(),
+                                    ..chain
+                                };
+                                batch.insert(group_key(group.0, &group.1), head.encode());
+                                moved += 1;
+                            }
+                            None => dropped += 1,
+                        },
+                        None => dropped += 1,
                     }
                     batch.remove(key);
                     n += 1;
@@ -701,8 +709,13 @@ impl Groups {
                     break;
                 }
                 tree.apply_batch(batch)?;
-                moved += n;
             }
+        }
+        if dropped > 0 {
+            tracing::warn!(
+                dropped,
+                "dropped tallies of events without answers while moving tallies into their heads (`potluck fsck` checks the rest)"
+            );
         }
         Ok(moved)
     }
@@ -715,14 +728,7 @@ impl Groups {
     ) -> impl Iterator<Item = Result<GroupId, StoreError>> {
         tree.scan_prefix([GROUP, prefix]).map(move |item| {
             let (k, _) = item?;
-            let id: [u8; 32] = k
-                .get(2..34)
-                .and_then(|s| s.try_into().ok())
-                .ok_or_else(|| CorruptEntry {
-                    key: hex::encode(&k),
-                    reason: "a group key is not 34 bytes".into(),
-                })?;
-            Ok((prefix, id))
+            Ok((prefix, group_of_head_key(&k)?))
         })
     }
 
