@@ -468,6 +468,38 @@ fn a_shortened_message_log_is_refused_with_a_clear_error() {
     assert!(text.contains("damaged or replaced"), "{text}");
 }
 
+/// A store made before the segment size changed (its sled files with
+/// 8 MiB segments) opens with them, takes messages, reopens and checks
+/// clean, and keeps its segment size: sled cannot change it.
+#[test]
+fn a_store_with_the_earlier_sled_segment_size_works_and_keeps_it() {
+    use potluck::store::{EARLIER_SLED_SEGMENT_SIZE, segment_size_of};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    drop(
+        sled::Config::new()
+            .path(&path)
+            .segment_size(EARLIER_SLED_SEGMENT_SIZE)
+            .open()
+            .unwrap(),
+    );
+    let feed = chain(&key(4), 30, "e");
+    {
+        let store = Store::open(&path).unwrap();
+        let report = store.ingest(feed[..20].to_vec()).unwrap();
+        assert_eq!(report.accepted.len(), 20);
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.head(&feed[0].author()).unwrap().unwrap().sequence, 20);
+    assert_eq!(
+        store.ingest(feed[20..].to_vec()).unwrap().accepted.len(),
+        10
+    );
+    assert_eq!(store.fsck().unwrap().problems, Vec::<String>::new());
+    drop(store);
+    assert_eq!(segment_size_of(&path), EARLIER_SLED_SEGMENT_SIZE);
+}
+
 #[test]
 fn a_store_of_an_older_format_is_refused_not_misread() {
     let dir = tempfile::tempdir().unwrap();

@@ -68,7 +68,7 @@ pub use check::{FsckReport, RebuildReport, RepairReport};
 pub use error::StoreError;
 pub use ingest::{ContactChange, ForkProof, IngestReport, Rejection};
 pub use log_file::{LogFile, LogFileOpener, RealLogFile};
-pub use sled_files::SLED_SEGMENT_SIZE;
+pub use sled_files::{EARLIER_SLED_SEGMENT_SIZE, SLED_SEGMENT_SIZE, segment_size_of};
 
 use self::groups::Groups;
 use self::keys::{

@@ -34,13 +34,24 @@ use std::time::{Duration, Instant};
 
 use super::error::StoreError;
 
-/// sled's segment size (tools that open the sled files directly must use
-/// it too). sled reclaims a segment once half of it is stale,
-/// so bigger segments waste less: 100,000 fixture messages took 154 MB of
-/// sled files with the default 512 KiB, 105 MB with 8 MiB and 97 MB with
-/// 16 MiB (the largest sled allows). The price is that even an empty
-/// store occupies one segment.
-pub const SLED_SEGMENT_SIZE: usize = 8 * 1024 * 1024;
+/// sled's segment size for new stores (tools that open the sled files
+/// of a store directly must use the store's own: [`segment_size_of`]).
+///
+/// sled reclaims a segment once half of it is stale, so bigger segments
+/// wasted less while sled held a key per message (100,000 fixture
+/// messages took 154 MB of sled files with the default 512 KiB and 105 MB
+/// with 8 MiB). But sled 0.34 also overwrites every free segment of its
+/// file in full at every open, so the open's cost grows with the segment
+/// size: on a store synced with 1M messages, `potluck whoami` took 110 ms
+/// with 8 MiB segments, 60 ms with 4 MiB, 40 ms with 2 MiB and 30 ms with
+/// 1 MiB, while sled now holds only per-event and per-feed keys and its
+/// files stayed within the noise of each other (docs/performance.md).
+pub const SLED_SEGMENT_SIZE: usize = 2 * 1024 * 1024;
+
+/// The segment size of the stores made before [`SLED_SEGMENT_SIZE`]
+/// (store formats 2 to 4, until December 2026). sled cannot change the
+/// segment size of its files, so such a store keeps it.
+pub const EARLIER_SLED_SEGMENT_SIZE: usize = 8 * 1024 * 1024;
 
 /// sled's settings file, in the store directory.
 const CONF_FILE: &str = "conf";
@@ -151,10 +162,11 @@ pub(super) fn open(path: &Path) -> Result<sled::Db, StoreError> {
             });
         }
         // sled cannot open files written with another segment size, and
-        // says so in its own words; every store since format 2 uses ours.
+        // says so in its own words; every store since format 2 uses one
+        // of ours.
         Conf::Intact {
             segment_size: Some(size),
-        } if size != SLED_SEGMENT_SIZE => {
+        } if !is_ours(size) => {
             return Err(StoreError::Format {
                 path: path.display().to_string(),
                 found: 1,
@@ -163,7 +175,25 @@ pub(super) fn open(path: &Path) -> Result<sled::Db, StoreError> {
         Conf::Unread | Conf::Intact { .. } => {}
     }
     remove_unfinished_snapshots(path);
-    open_waiting_for_lock(path)
+    open_waiting_for_lock(path, segment_size_of(path))
+}
+
+/// Whether the store ever made sled files with this segment size.
+fn is_ours(segment_size: usize) -> bool {
+    segment_size == SLED_SEGMENT_SIZE || segment_size == EARLIER_SLED_SEGMENT_SIZE
+}
+
+/// The segment size to open the sled files in the store directory `dir`
+/// with: the one their settings file records, when it is intact and one
+/// of the store's; else [`SLED_SEGMENT_SIZE`], which sled writes into a
+/// new settings file.
+pub fn segment_size_of(dir: &Path) -> usize {
+    match read_conf(dir) {
+        Conf::Intact {
+            segment_size: Some(size),
+        } if is_ours(size) => size,
+        _ => SLED_SEGMENT_SIZE,
+    }
 }
 
 /// Whether sled's data file `db` is certainly not in `dir`.
@@ -215,14 +245,15 @@ fn remove_unfinished_snapshots(dir: &Path) {
     }
 }
 
-/// Opens sled in `path`, retrying a held lock for up to [`LOCK_WAIT`].
-fn open_waiting_for_lock(path: &Path) -> Result<sled::Db, StoreError> {
+/// Opens sled in `path` with `segment_size`, retrying a held lock for up
+/// to [`LOCK_WAIT`].
+fn open_waiting_for_lock(path: &Path, segment_size: usize) -> Result<sled::Db, StoreError> {
     let started = Instant::now();
     loop {
         let result = sled::Config::new()
             .path(path)
             .cache_capacity(64 * 1024 * 1024)
-            .segment_size(SLED_SEGMENT_SIZE)
+            .segment_size(segment_size)
             .open();
         match result {
             Ok(db) => return Ok(db),
@@ -370,6 +401,55 @@ mod tests {
         remove_unfinished_snapshots(dir.path());
         assert!(torn.exists(), "removed under a running sled");
         drop(db);
+    }
+
+    #[test]
+    fn files_made_with_the_earlier_segment_size_open_with_it_and_keep_it() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::Config::new()
+                .path(dir.path())
+                .segment_size(EARLIER_SLED_SEGMENT_SIZE)
+                .open()
+                .unwrap();
+            db.insert(b"kept", b"value").unwrap();
+            db.flush().unwrap();
+        }
+        let conf_before = std::fs::read(dir.path().join(CONF_FILE)).unwrap();
+        assert_eq!(segment_size_of(dir.path()), EARLIER_SLED_SEGMENT_SIZE);
+        let db = open(dir.path()).unwrap();
+        assert_eq!(db.get(b"kept").unwrap().unwrap(), b"value");
+        db.insert(b"more", b"written").unwrap();
+        db.flush().unwrap();
+        drop(db);
+        assert_eq!(
+            std::fs::read(dir.path().join(CONF_FILE)).unwrap(),
+            conf_before
+        );
+        // A new store gets the new size.
+        let new = tempfile::tempdir().unwrap();
+        assert_eq!(segment_size_of(new.path()), SLED_SEGMENT_SIZE);
+        drop(open(new.path()).unwrap());
+        assert_eq!(segment_size_of(new.path()), SLED_SEGMENT_SIZE);
+        assert_ne!(SLED_SEGMENT_SIZE, EARLIER_SLED_SEGMENT_SIZE);
+    }
+
+    #[test]
+    fn files_of_a_segment_size_the_store_never_used_are_another_format() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(
+            sled::Config::new()
+                .path(dir.path())
+                .segment_size(512 * 1024)
+                .open()
+                .unwrap(),
+        );
+        assert_eq!(segment_size_of(dir.path()), SLED_SEGMENT_SIZE);
+        let err = open(dir.path()).err().map(|e| e.to_string());
+        assert!(
+            err.as_deref().is_some_and(|e| e.contains("format 1")),
+            "{err:?}"
+        );
     }
 
     #[test]

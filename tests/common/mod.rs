@@ -54,7 +54,7 @@ pub fn raw_tree(path: &std::path::Path) -> (sled::Db, sled::Tree) {
     let db = loop {
         match sled::Config::new()
             .path(path)
-            .segment_size(potluck::store::SLED_SEGMENT_SIZE)
+            .segment_size(potluck::store::segment_size_of(path))
             .open()
         {
             Ok(db) => break db,
