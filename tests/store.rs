@@ -468,6 +468,80 @@ fn a_shortened_message_log_is_refused_with_a_clear_error() {
     assert!(text.contains("damaged or replaced"), "{text}");
 }
 
+/// A store of 40 feeds of 25 messages each, closed and opened again (an
+/// open may write sled's own upkeep), with its directory.
+fn a_closed_and_reopened_store() -> (tempfile::TempDir, std::path::PathBuf, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    {
+        let store = Store::open(&path).unwrap();
+        for k in 0..40u8 {
+            let feed = chain(&key(k.wrapping_add(100)), 25, "scratch");
+            assert_eq!(store.ingest(feed).unwrap().accepted.len(), 25);
+        }
+    }
+    let store = Store::open(&path).unwrap();
+    (dir, path, store)
+}
+
+/// `fsck` and `repair` rebuild the indexes into a sled database of their
+/// own: `fsck` does not write the store's sled file at all (a scratch tree
+/// in it left free segments that sled overwrites at every later open),
+/// and neither leaves a scratch behind.
+#[test]
+fn a_check_writes_nothing_into_the_stores_own_sled_and_leaves_no_scratch() {
+    let (_dir, path, store) = a_closed_and_reopened_store();
+    let sled_file = || std::fs::read(path.join("db")).unwrap();
+    let before = sled_file();
+    for _ in 0..2 {
+        let report = store.fsck().unwrap();
+        assert_eq!(report.problems, Vec::<String>::new());
+        assert_eq!(report.messages, 1_000);
+    }
+    assert!(sled_file() == before, "a check wrote into the store's sled");
+    // A repair rebuilds the indexes in place (so writes the store's sled),
+    // after looking for damage through the same scratch.
+    assert!(store.repair().unwrap().cut.is_empty());
+    for left in ["fsck-scratch", "groups-scratch.log"] {
+        assert!(!path.join(left).exists(), "{left} was left behind");
+    }
+}
+
+/// What a check killed midway leaves (its scratch database, and from
+/// earlier versions a scratch tree inside the store's sled) is removed by
+/// the next check, which is clean.
+#[test]
+fn the_scratch_of_a_killed_check_is_removed_by_the_next() {
+    let (_dir, path, store) = a_closed_and_reopened_store();
+    drop(store);
+    {
+        let (db, _tree) = common::raw_tree(&path);
+        let earlier = db.open_tree("fsck-scratch").unwrap();
+        earlier.insert(b"e-left-over", b"junk").unwrap();
+        db.flush().unwrap();
+    }
+    {
+        let scratch = sled::Config::new()
+            .path(path.join("fsck-scratch"))
+            .open()
+            .unwrap();
+        scratch.insert(b"e-left-over", b"junk").unwrap();
+        scratch.flush().unwrap();
+    }
+    std::fs::write(path.join("groups-scratch.log"), b"torn").unwrap();
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.fsck().unwrap().problems, Vec::<String>::new());
+    drop(store);
+    assert!(!path.join("fsck-scratch").exists());
+    assert!(!path.join("groups-scratch.log").exists());
+    let (db, _tree) = common::raw_tree(&path);
+    let names: Vec<Vec<u8>> = db.tree_names().iter().map(|n| n.to_vec()).collect();
+    assert!(
+        !names.contains(&b"fsck-scratch".to_vec()),
+        "the earlier scratch tree is still there"
+    );
+}
+
 /// A store made before the segment size changed (its sled files with
 /// 8 MiB segments) opens with them, takes messages, reopens and checks
 /// clean, and keeps its segment size: sled cannot change it.

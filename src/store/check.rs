@@ -18,9 +18,32 @@ use super::staged::Staged;
 use crate::feed::message::{FeedId, Message};
 use crate::feed::validate::{self, FeedHead};
 
-/// The sled tree `fsck` rebuilds the indexes into, to compare them with
-/// the stored ones; dropped when done.
-const SCRATCH_TREE: &str = "fsck-scratch";
+/// The directory, in the store directory, of the sled database that
+/// `fsck` and `repair` rebuild the indexes into, to compare them with the
+/// stored ones; removed when done.
+///
+/// A database of its own, not a tree in the store's: a scratch tree left
+/// the store's sled file with as many free segments as it had taken, and
+/// sled 0.34 overwrites every free segment at each open, so every open
+/// after a check was slower (docs/performance.md). Its own cache is
+/// smaller, too ([`SCRATCH_CACHE`]): it is written once, then read once in
+/// key order.
+const SCRATCH_DIR: &str = "fsck-scratch";
+
+/// The tree inside the store's own sled that checks used as their scratch
+/// before [`SCRATCH_DIR`] (the same name): one left by an interrupted
+/// check is dropped.
+const EARLIER_SCRATCH_TREE: &str = "fsck-scratch";
+
+/// Bytes of sled's cache for the scratch database.
+const SCRATCH_CACHE: u64 = 16 << 20;
+
+/// Where a check rebuilds the indexes: a sled database and a grouped
+/// entries file of its own.
+struct Scratch {
+    db: sled::Db,
+    groups: Groups,
+}
 
 /// The file, in the store directory, that `fsck` rebuilds the grouped
 /// entries into; removed when done.
@@ -41,6 +64,17 @@ fn index_entries<'a>(tree: &'a sled::Tree, groups: &'a Groups, prefix: u8) -> In
             let (k, v) = item?;
             Ok((k.to_vec(), v.to_vec()))
         }))
+    }
+}
+
+/// Removes the scratch database's directory, if there is one.
+fn remove_scratch_dir(dir: &Path) -> Result<(), StoreError> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StoreError::Scratch {
+            path: dir.to_path_buf(),
+            source: e,
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -99,16 +133,16 @@ impl Store {
     pub fn fsck(&self) -> Result<FsckReport, StoreError> {
         let mut report = FsckReport::default();
         self.check_positions(&mut report)?;
-        let (scratch, scratch_groups) = self.scratch()?;
+        let scratch = self.scratch()?;
         let result = self
             .rebuild_index(
-                &scratch,
-                &scratch_groups,
+                &scratch.db,
+                &scratch.groups,
                 Some(&mut report),
                 &BTreeMap::new(),
             )
-            .and_then(|()| self.compare_indexes(&scratch, &scratch_groups, &mut report));
-        self.drop_scratch(scratch, scratch_groups)?;
+            .and_then(|()| self.compare_indexes(&scratch.db, &scratch.groups, &mut report));
+        self.drop_scratch(scratch)?;
         result?;
         report.refetching = self
             .refetch_markers()?
@@ -118,25 +152,33 @@ impl Store {
         Ok(report)
     }
 
-    /// A new, empty scratch tree and grouped-entries file (left over from
-    /// an interrupted check, they are emptied).
-    fn scratch(&self) -> Result<(sled::Tree, Groups), StoreError> {
-        let tree = self.db.open_tree(SCRATCH_TREE)?;
-        tree.clear()?;
+    /// A new, empty scratch database and grouped-entries file (left over
+    /// from an interrupted check, they are removed first).
+    fn scratch(&self) -> Result<Scratch, StoreError> {
+        self.db.drop_tree(EARLIER_SCRATCH_TREE)?;
+        let dir = self.dir.join(SCRATCH_DIR);
+        remove_scratch_dir(&dir)?;
+        let db = sled::Config::new()
+            .path(&dir)
+            .cache_capacity(SCRATCH_CACHE)
+            .segment_size(super::SLED_SEGMENT_SIZE)
+            .open()?;
         let groups = Groups::open_at(
             &self.dir.join(SCRATCH_GROUPS),
             &super::RealLogFile::open_boxed,
             0,
             true,
         )?;
-        Ok((tree, groups))
+        Ok(Scratch { db, groups })
     }
 
-    /// Removes the scratch tree and file.
-    fn drop_scratch(&self, tree: sled::Tree, groups: Groups) -> Result<(), StoreError> {
-        drop(tree);
+    /// Removes the scratch database and file.
+    fn drop_scratch(&self, scratch: Scratch) -> Result<(), StoreError> {
+        let Scratch { db, groups } = scratch;
         drop(groups);
-        self.db.drop_tree(SCRATCH_TREE)?;
+        // sled joins its flusher thread and closes its files on drop.
+        drop(db);
+        remove_scratch_dir(&self.dir.join(SCRATCH_DIR))?;
         let path = self.dir.join(SCRATCH_GROUPS);
         for file in [path.clone(), super::msglog::durable_mark_path(&path)] {
             match std::fs::remove_file(&file) {
@@ -230,14 +272,14 @@ impl Store {
         // Damage is looked for through positions made from the log as it is.
         self.rebuild_positions()?;
         let mut found = FsckReport::default();
-        let (scratch, scratch_groups) = self.scratch()?;
+        let scratch = self.scratch()?;
         let found_all = self.rebuild_index(
-            &scratch,
-            &scratch_groups,
+            &scratch.db,
+            &scratch.groups,
             Some(&mut found),
             &BTreeMap::new(),
         );
-        self.drop_scratch(scratch, scratch_groups)?;
+        self.drop_scratch(scratch)?;
         found_all?;
         let mut batch = sled::Batch::default();
         // The indexes are rebuilt after this batch; until they are, the

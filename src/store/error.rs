@@ -26,6 +26,15 @@ pub enum StoreError {
         /// The store directory.
         path: String,
     },
+    /// The scratch database that `fsck` and `repair` rebuild the indexes
+    /// into, beside the store's own, could not be cleared or removed.
+    #[error("cannot clear the scratch database {path} of a store check: {source}")]
+    Scratch {
+        /// The scratch directory.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// The message log file failed or is damaged.
     #[error(transparent)]
     Log(#[from] LogError),
