@@ -200,6 +200,85 @@ async fn lists_and_agenda_carry_the_viewers_answer() {
     assert!(more);
 }
 
+/// The agenda, read from our own answers: our going and maybe answers to
+/// events not over yet (cancelled ones too), by start and then id, and
+/// the same list the whole upcoming list filtered by our answers gives.
+#[tokio::test]
+async fn the_agenda_is_our_upcoming_going_and_maybe_answers_by_start() {
+    use potluck::content::{Event, EventTime};
+    let (_dir, store) = open_store();
+    let store = Arc::new(store);
+    let (me, _) = app_for(store.clone());
+    let (other, _) = app_for(store.clone());
+    let at = |title: &str, start: &str| Event {
+        location: Some("the hall".into()),
+        ..Event::new(title, EventTime::parse("start", start).unwrap())
+    };
+    let announce = |app: &App, title: &str, start: &str| {
+        app.announce(&at(title, start), potluck::app::Past::Allow, now_ms())
+            .unwrap()
+            .id()
+    };
+    let answer = |event: &MessageId, status: RsvpStatus| {
+        me.rsvp(event, status, 0, None, now_ms()).unwrap();
+    };
+    let late = announce(&other, "late", "2031-03-09T18:00:00Z");
+    answer(&late, RsvpStatus::Going);
+    let early = announce(&me, "early", "2031-03-02T18:00:00Z");
+    answer(&early, RsvpStatus::Maybe);
+    let declined = announce(&other, "declined", "2031-03-05T18:00:00Z");
+    answer(&declined, RsvpStatus::NotGoing);
+    let then_declined = announce(&other, "then declined", "2031-03-04T18:00:00Z");
+    answer(&then_declined, RsvpStatus::Going);
+    answer(&then_declined, RsvpStatus::NotGoing);
+    let then_maybe = announce(&other, "then maybe", "2031-03-06T18:00:00Z");
+    answer(&then_maybe, RsvpStatus::NotGoing);
+    answer(&then_maybe, RsvpStatus::Maybe);
+    let cancelled = announce(&other, "cancelled", "2031-03-07T18:00:00Z");
+    answer(&cancelled, RsvpStatus::Going);
+    other.cancel(&cancelled, None, now_ms()).unwrap();
+    let over = announce(&other, "over", "2020-01-01T10:00:00Z");
+    answer(&over, RsvpStatus::Going);
+    let theirs_only = announce(&other, "theirs only", "2031-03-03T18:00:00Z");
+    other
+        .rsvp(&theirs_only, RsvpStatus::Going, 0, None, now_ms())
+        .unwrap();
+    let mut ties = [
+        announce(&other, "tie", "2031-03-08T18:00:00Z"),
+        announce(&other, "tie", "2031-03-08T18:00:00Z"),
+    ];
+    for tie in &ties {
+        answer(tie, RsvpStatus::Going);
+    }
+    ties.sort();
+
+    let agenda: Vec<MessageId> = me
+        .agenda(now_ms())
+        .unwrap()
+        .into_iter()
+        .map(|item| item.state.id)
+        .collect();
+    let expected = vec![early, then_maybe, cancelled, ties[0], ties[1], late];
+    assert_eq!(agenda, expected);
+    // What the agenda was before it read our answers: every upcoming
+    // event, kept where our answer is going or maybe.
+    let me_id = me.feed_id().unwrap();
+    let by_scan: Vec<MessageId> = store
+        .upcoming_events(now_ms(), None)
+        .unwrap()
+        .into_iter()
+        .filter(|state| {
+            store
+                .rsvp(&state.id, &me_id)
+                .unwrap()
+                .is_some_and(|r| r.status != RsvpStatus::NotGoing)
+        })
+        .map(|state| state.id)
+        .collect();
+    assert_eq!(agenda, by_scan);
+    assert_eq!(store.answered_by(&me_id).unwrap().len(), 9);
+}
+
 #[tokio::test]
 async fn the_apps_rules_refuse_clearly_and_publish_nothing() {
     let (_dir, store) = open_store();

@@ -155,12 +155,31 @@ impl App {
         })
     }
 
-    /// Our `going` and `maybe` answers to upcoming events, soonest first.
+    /// Our `going` and `maybe` answers to upcoming events (not finished
+    /// by `now_ms`, cancelled or not, as [`Store::upcoming_events`]
+    /// counts them), soonest first, in that list's order.
+    ///
+    /// Read from our own answers, not from every upcoming event: a hub's
+    /// store holds hundreds of thousands of events, and reading them all
+    /// (for each `sync`'s summary, each reminder check, each agenda page)
+    /// was the peak of a 3M-message sync's memory (docs/performance.md).
+    ///
+    /// [`Store::upcoming_events`]: crate::store::Store::upcoming_events
     pub fn agenda(&self, now_ms: i64) -> Result<Vec<AgendaItem>, AppError> {
         let me = self.feed_id()?;
         let mut items = Vec::new();
-        for state in self.store.upcoming_events(now_ms, None)? {
-            let Some(rsvp) = self.store.rsvp(&state.id, &me)? else {
+        for (event, answered) in self.store.answered_by(&me)? {
+            if answered.status == RsvpStatus::NotGoing {
+                continue;
+            }
+            // An answer can arrive before the event it answers.
+            let Some(state) = self.store.event(&event)? else {
+                continue;
+            };
+            if state.event.finish_ms() < now_ms {
+                continue;
+            }
+            let Some(rsvp) = self.store.rsvp(&event, &me)? else {
                 continue;
             };
             if rsvp.status == RsvpStatus::NotGoing {
@@ -169,6 +188,8 @@ impl App {
             let mine = self.my_answer(&state, &me, rsvp)?;
             items.push(AgendaItem { state, mine });
         }
+        // The order of the by-start index: start, then event id.
+        items.sort_by_key(|item| (item.state.event.start_ms(), item.state.id));
         Ok(items)
     }
 

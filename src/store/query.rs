@@ -204,6 +204,17 @@ impl Store {
         index::read(&self.reader(), &index::rsvp_key(event, author))
     }
 
+    /// The events `author` has answered (going, maybe or not going), each
+    /// with what the author last answered, in event id order. Read from
+    /// the author's own answers (`q`), so the work grows with how many
+    /// events the author answered, not with how many the store holds.
+    pub fn answered_by(
+        &self,
+        author: &FeedId,
+    ) -> Result<Vec<(MessageId, index::AnsweredState)>, StoreError> {
+        self.group_entries(index::prefix::ANSWERED, &author.0, MessageId)
+    }
+
     /// The grouped entries (RSVPs, admissions, contacts) of one group, by
     /// member feed, decoded.
     fn entries_by_feed<T: index::IndexValue>(
@@ -211,11 +222,21 @@ impl Store {
         prefix: u8,
         group: &[u8; 32],
     ) -> Result<Vec<(FeedId, T)>, StoreError> {
+        self.group_entries(prefix, group, FeedId)
+    }
+
+    /// The entries of one group, decoded, each member made a `M`.
+    fn group_entries<M, T: index::IndexValue>(
+        &self,
+        prefix: u8,
+        group: &[u8; 32],
+        member_as: impl Fn([u8; 32]) -> M,
+    ) -> Result<Vec<(M, T)>, StoreError> {
         let group = (prefix, *group);
         let mut out = Vec::new();
         for (member, value) in self.groups.members(&self.tree, &group)? {
             let state = index::decode_entry(&super::groups::entry_key(&group, &member), &value)?;
-            out.push((FeedId(member), state));
+            out.push((member_as(member), state));
         }
         Ok(out)
     }
