@@ -1015,7 +1015,8 @@ fn fsck_and_reindex_on_a_healthy_store() {
 /// --repair` rebuilds the store from the message log, after which every
 /// command answers as before. Random bytes, and one flipped bit each where
 /// sled would read text that is not UTF-8 (an "earlier sled version"),
-/// another segment size, another sled version, or a broken line.
+/// another segment size, another sled version, or a broken line; and an
+/// emptied file, which leaves the segment size of the data unknown.
 #[test]
 fn a_damaged_sled_settings_file_is_repaired_from_the_message_log() {
     use rand::{Rng, SeedableRng};
@@ -1049,6 +1050,8 @@ fn a_damaged_sled_settings_file_is_repaired_from_the_message_log() {
         ),
         ("another version", flipped(after("version: 0.") + 1, 0x01)),
         ("a broken line", flipped(after("false"), 0x01)),
+        // No settings at all beside the data: the segment size is unknown.
+        ("emptied", Vec::new()),
     ];
     for (what, damage) in damages {
         // Each repair makes a new store, with sled's own `conf` again.

@@ -28,7 +28,9 @@ pub enum StoreError {
     },
     /// The scratch database that `fsck` and `repair` rebuild the indexes
     /// into, beside the store's own, could not be cleared or removed.
-    #[error("cannot clear the scratch database {path} of a store check: {source}")]
+    #[error(
+        "cannot remove the scratch database {path} of a store check ({source}); remove that directory and run the check again"
+    )]
     Scratch {
         /// The scratch directory.
         path: std::path::PathBuf,

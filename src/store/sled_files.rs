@@ -17,6 +17,13 @@
 //! checksum and no `db`. Such a `conf` describes no files and is removed,
 //! as if the kill had come a moment earlier: sled writes it anew.
 //!
+//! `conf` also records the segment size, which sled cannot change and
+//! the store has used two of ([`SLED_SEGMENT_SIZE`] and, for stores made
+//! before it, [`EARLIER_SLED_SEGMENT_SIZE`]): sled is opened with the
+//! recorded one. A data file with data and no `conf` is damage, not a new
+//! store: opened with the wrong size, sled reads no data and overwrites
+//! the segments it takes for free.
+//!
 //! sled also writes a snapshot of where its pages are when it opens
 //! files that have grown: to `snap.<lsn>.generating`, which it syncs and
 //! then renames to `snap.<lsn>`. Recovery takes the newest `snap.*` file,
@@ -139,7 +146,9 @@ fn crc32(bytes: &[u8]) -> u32 {
 ///
 /// A `conf` that fails its checksum is [`StoreError::DatabaseDamaged`],
 /// unless sled never made its data file (then it is removed, see the
-/// module docs); sled files written with another segment size are
+/// module docs); so is a missing or empty `conf` beside a data file with
+/// data, whose segment size cannot be known; sled files written with a
+/// segment size the store never used are
 /// [`StoreError::Format`]. Snapshots sled never finished are removed
 /// first. A held lock is retried for up to [`LOCK_WAIT`] before it is
 /// reported as [`StoreError::Locked`].
@@ -172,6 +181,18 @@ pub(super) fn open(path: &Path) -> Result<sled::Db, StoreError> {
                 found: 1,
             });
         }
+        // Without a settings file sled would take the segment size it is
+        // given, and two are in use: opened with the wrong one, sled reads
+        // no data and overwrites the segments it thinks are free. Files
+        // with data and no settings were damaged on disk.
+        Conf::Unread if has_data(path) => {
+            return Err(StoreError::DatabaseDamaged {
+                path: path.display().to_string(),
+                reason: format!(
+                    "its settings file `{CONF_FILE}` is missing or empty, so the segment size of its data file is unknown"
+                ),
+            });
+        }
         Conf::Unread | Conf::Intact { .. } => {}
     }
     remove_unfinished_snapshots(path);
@@ -193,6 +214,15 @@ pub fn segment_size_of(dir: &Path) -> usize {
             segment_size: Some(size),
         } if is_ours(size) => size,
         _ => SLED_SEGMENT_SIZE,
+    }
+}
+
+/// Whether sled's data file `db` in `dir` may hold data: it is there and
+/// not empty, or it cannot be told.
+fn has_data(dir: &Path) -> bool {
+    match std::fs::symlink_metadata(dir.join(DATA_FILE)) {
+        Ok(meta) => meta.len() > 0,
+        Err(e) => e.kind() != std::io::ErrorKind::NotFound,
     }
 }
 
@@ -432,6 +462,57 @@ mod tests {
         drop(open(new.path()).unwrap());
         assert_eq!(segment_size_of(new.path()), SLED_SEGMENT_SIZE);
         assert_ne!(SLED_SEGMENT_SIZE, EARLIER_SLED_SEGMENT_SIZE);
+    }
+
+    /// A missing or emptied `conf` beside a data file with data is
+    /// damage: no segment size is guessed (the wrong one reads nothing and
+    /// overwrites the data), and the data file is left as it was. With the
+    /// settings back, every key is there.
+    #[test]
+    fn files_with_data_and_no_settings_are_damaged_and_left_as_they_are() {
+        for size in [EARLIER_SLED_SEGMENT_SIZE, SLED_SEGMENT_SIZE] {
+            for emptied in [None, Some(&b""[..]), Some(&b"12345678"[..])] {
+                let dir = tempfile::tempdir().unwrap();
+                {
+                    let db = sled::Config::new()
+                        .path(dir.path())
+                        .segment_size(size)
+                        .open()
+                        .unwrap();
+                    for i in 0..2_000u32 {
+                        db.insert(i.to_be_bytes(), vec![7; 300]).unwrap();
+                    }
+                    db.flush().unwrap();
+                }
+                let conf = dir.path().join(CONF_FILE);
+                let settings = std::fs::read(&conf).unwrap();
+                let data = std::fs::read(dir.path().join(DATA_FILE)).unwrap();
+                match emptied {
+                    None => std::fs::remove_file(&conf).unwrap(),
+                    Some(bytes) => std::fs::write(&conf, bytes).unwrap(),
+                }
+                let err = open(dir.path()).err().map(|e| e.to_string());
+                assert!(
+                    err.as_deref()
+                        .is_some_and(|e| e.contains("segment size of its data file is unknown")),
+                    "{size} {emptied:?}: {err:?}"
+                );
+                assert!(std::fs::read(dir.path().join(DATA_FILE)).unwrap() == data);
+                std::fs::write(&conf, &settings).unwrap();
+                let db = open(dir.path()).unwrap();
+                assert_eq!(db.len(), 2_000, "{size} {emptied:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_empty_data_file_without_settings_is_a_new_store() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(DATA_FILE), b"").unwrap();
+        let db = open(dir.path()).unwrap();
+        db.insert(b"k", b"v").unwrap();
+        drop(db);
+        assert_eq!(segment_size_of(dir.path()), SLED_SEGMENT_SIZE);
     }
 
     #[test]
