@@ -252,16 +252,8 @@ impl Positions {
             );
             return;
         };
-        let feed = match self.numbers.get(&entry.author) {
-            Some(&n) => n,
-            None => {
-                let Ok(n) = u32::try_from(self.feeds.len()) else {
-                    return;
-                };
-                self.feeds.push((entry.author, Vec::new()));
-                self.numbers.insert(entry.author, n);
-                n
-            }
+        let Some(feed) = self.feed_number(&entry.author) else {
+            return;
         };
         let numbers = &mut self.feeds[feed as usize].1;
         if index > numbers.len() {
@@ -279,14 +271,48 @@ impl Positions {
     /// Records entries of a commit that sled now points at: in memory,
     /// and waiting for the file unless `synced` (the commit wrote them
     /// with everything before them, see [`PositionFile::write_and_sync`]).
+    ///
+    /// Each feed's array grows by exactly what the commit adds to it: a
+    /// sync grows the arrays a batch at a time, and growing them by
+    /// doubling left up to half of each unused (about 9 MB of 21 in a
+    /// heap profile of a 3M sync).
     pub fn commit(&mut self, entries: &[Entry], synced: bool) {
+        let mut added: HashMap<FeedId, usize> = HashMap::new();
         for entry in entries {
-            self.apply(self.entries(), entry);
-            self.unsynced.extend_from_slice(&entry.encode());
+            *added.entry(entry.author).or_default() += 1;
+        }
+        for (author, count) in added {
+            if let Some(feed) = self.feed_number(&author) {
+                self.feeds[feed as usize].1.reserve_exact(count);
+            }
+        }
+        for entry in entries {
+            self.add(entry);
         }
         if synced {
             self.note_synced();
         }
+    }
+
+    /// Records one entry, in memory and waiting for the file. Loading and
+    /// rebuilding add entries one at a time through this, letting the
+    /// arrays grow by doubling (an exact reservation per entry would copy
+    /// each array at every push), and trim them at the end.
+    fn add(&mut self, entry: &Entry) {
+        self.apply(self.entries(), entry);
+        self.unsynced.extend_from_slice(&entry.encode());
+    }
+
+    /// The number of `author`'s feed, given one if it has none yet;
+    /// `None` once 2^32 feeds are numbered.
+    fn feed_number(&mut self, author: &FeedId) -> Option<u32> {
+        if let Some(&n) = self.numbers.get(author) {
+            return Some(n);
+        }
+        let n = u32::try_from(self.feeds.len()).ok()?;
+        self.feeds.push((*author, Vec::new()));
+        self.numbers.insert(*author, n);
+        Some(n)
     }
 
     /// Notes that every entry is now durable in the file.
@@ -756,7 +782,7 @@ pub(super) fn load(
     };
     let first = positions.entries();
     let whole = scan_log(log, file, next, first, |entry| {
-        positions.commit(&[entry], false);
+        positions.add(&entry);
         Ok(positions.unsynced.len() < MAX_TAIL * ENTRY_LEN)
     })?;
     if !whole {
@@ -830,7 +856,7 @@ pub(super) fn rebuild(
         Ok(())
     };
     scan_log(log, file, 0, 0, |entry| {
-        positions.commit(&[entry], false);
+        positions.add(&entry);
         if positions.unsynced.len() >= CHUNK_ENTRIES * ENTRY_LEN {
             write_chunk(&mut positions)?;
         }
@@ -1081,6 +1107,29 @@ mod tests {
         p.commit(&[entry(2, 2, 316, 4)], false);
         assert_eq!(offset(&p, &file, 2, 2), Some(316));
         assert_eq!(offset(&p, &file, 2, 1), Some(108));
+    }
+
+    #[test]
+    fn a_commit_grows_each_feeds_array_by_what_it_adds_and_no_more() {
+        let mut p = Positions::default();
+        // Feeds in runs, as a sync brings them, over several commits; each
+        // array holds exactly its numbers after each (growing by doubling
+        // would leave 5 + 3 of 8 and 300 + 211 of 512 unused).
+        for round in 0..3u64 {
+            let mut entries: Vec<Entry> = (1..=100)
+                .map(|i| entry(1, round * 100 + i, (round * 100 + i) * 100, 1))
+                .collect();
+            entries.extend((1..=3).map(|i| entry(2, round * 3 + i, 0, 2)));
+            p.commit(&entries, false);
+            for (_, numbers) in &p.feeds {
+                assert_eq!(numbers.capacity(), numbers.len());
+            }
+        }
+        assert_eq!(p.feed_len(&FeedId([1; 32])), 300);
+        assert_eq!(p.feed_len(&FeedId([2; 32])), 9);
+        assert_eq!(p.entries(), 309);
+        // The numbers are the entries' places in the commit order.
+        assert_eq!(p.numbers_of(&FeedId([2; 32]))[3], 103 + 100);
     }
 
     #[test]
