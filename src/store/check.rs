@@ -81,12 +81,20 @@ fn remove_scratch_dir(dir: &Path) -> Result<(), StoreError> {
 /// Messages whose signatures a check verifies at a time (in parallel).
 const VERIFY_CHUNK: usize = 20_000;
 
-/// Messages replayed per sled batch when indexes are rebuilt: what bounds
-/// the memory of a rebuild. sled holds each batch's pages and their
-/// changes until it writes them out, whatever its cache size: a `fsck`
-/// of a 1M store peaked at 212 MB with batches of 20,000 messages and at
-/// 149 MB with 5,000, in the same time (docs/performance.md).
-const REBUILD_CHUNK: usize = 5_000;
+/// Messages replayed per sled batch when a check rebuilds the indexes
+/// into its scratch: what bounds the memory of a check. sled holds each
+/// batch's pages and their changes until it writes them out, whatever its
+/// cache size: a `fsck` of a 1M store peaked at 212 MB with batches of
+/// 20,000 messages and at 149 MB with 5,000, in the same time
+/// (docs/performance.md).
+const SCRATCH_CHUNK: usize = 5_000;
+
+/// Messages replayed per sled batch when the store's own indexes are
+/// rebuilt in place (`reindex`, `repair`, upgrades). Larger than
+/// [`SCRATCH_CHUNK`]: each batch adds a record to `groups.log` for every
+/// group it touches, and those stay in the store (a 1M reindex left
+/// `groups.log` 9 % larger with batches of 5,000).
+const IN_PLACE_CHUNK: usize = 20_000;
 
 /// The result of [`Store::fsck`].
 #[derive(Debug, Default)]
@@ -146,6 +154,7 @@ impl Store {
                 &scratch.groups,
                 Some(&mut report),
                 &BTreeMap::new(),
+                SCRATCH_CHUNK,
             )
             .and_then(|()| self.compare_indexes(&scratch.db, &scratch.groups, &mut report));
         self.drop_scratch(scratch)?;
@@ -284,6 +293,7 @@ impl Store {
             &scratch.groups,
             Some(&mut found),
             &BTreeMap::new(),
+            SCRATCH_CHUNK,
         );
         self.drop_scratch(scratch)?;
         found_all?;
@@ -518,7 +528,7 @@ impl Store {
         self.tree.insert(GROUPS_END_KEY, &0u64.to_be_bytes())?;
         self.db.flush()?;
         self.groups.clear()?;
-        self.rebuild_index(&self.tree, &self.groups, None, cuts)?;
+        self.rebuild_index(&self.tree, &self.groups, None, cuts, IN_PLACE_CHUNK)?;
         self.tree.remove(REINDEXING_KEY)?;
         self.db.flush()?;
         self.groups.note_durable()?;
@@ -531,7 +541,7 @@ impl Store {
 
     /// Replays every feed through the index rules into `target`, each
     /// feed up to (not including) its sequence in `cuts`, if any, applying
-    /// the entries a chunk of messages at a time (the rules read what
+    /// the entries `chunk` messages at a time (the rules read what
     /// earlier chunks wrote). With a report, also re-verifies chains and
     /// signatures and the head entries, and notes in `report.damaged`
     /// where each damaged feed must be cut.
@@ -541,6 +551,7 @@ impl Store {
         target_groups: &Groups,
         mut report: Option<&mut FsckReport>,
         cuts: &BTreeMap<FeedId, u64>,
+        chunk: usize,
     ) -> Result<(), StoreError> {
         let mut staged = Staged::over(target, target_groups);
         let mut staged_messages = 0;
@@ -591,7 +602,7 @@ impl Store {
                 });
                 index::apply(&mut staged, &msg)?;
                 staged_messages += 1;
-                if staged_messages >= REBUILD_CHUNK {
+                if staged_messages >= chunk {
                     staged.apply()?;
                     staged_messages = 0;
                 }

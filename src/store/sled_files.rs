@@ -433,18 +433,24 @@ mod tests {
         drop(db);
     }
 
+    /// sled files in `dir` with `size` segments, written by `fill` and
+    /// flushed, made by sled directly (not through [`open`]).
+    fn sled_made_with(dir: &Path, size: usize, fill: impl FnOnce(&sled::Db)) {
+        let db = sled::Config::new()
+            .path(dir)
+            .segment_size(size)
+            .open()
+            .unwrap();
+        fill(&db);
+        db.flush().unwrap();
+    }
+
     #[test]
     fn files_made_with_the_earlier_segment_size_open_with_it_and_keep_it() {
         let dir = tempfile::tempdir().unwrap();
-        {
-            let db = sled::Config::new()
-                .path(dir.path())
-                .segment_size(EARLIER_SLED_SEGMENT_SIZE)
-                .open()
-                .unwrap();
+        sled_made_with(dir.path(), EARLIER_SLED_SEGMENT_SIZE, |db| {
             db.insert(b"kept", b"value").unwrap();
-            db.flush().unwrap();
-        }
+        });
         let conf_before = std::fs::read(dir.path().join(CONF_FILE)).unwrap();
         assert_eq!(segment_size_of(dir.path()), EARLIER_SLED_SEGMENT_SIZE);
         let db = open(dir.path()).unwrap();
@@ -473,17 +479,11 @@ mod tests {
         for size in [EARLIER_SLED_SEGMENT_SIZE, SLED_SEGMENT_SIZE] {
             for emptied in [None, Some(&b""[..]), Some(&b"12345678"[..])] {
                 let dir = tempfile::tempdir().unwrap();
-                {
-                    let db = sled::Config::new()
-                        .path(dir.path())
-                        .segment_size(size)
-                        .open()
-                        .unwrap();
+                sled_made_with(dir.path(), size, |db| {
                     for i in 0..2_000u32 {
                         db.insert(i.to_be_bytes(), vec![7; 300]).unwrap();
                     }
-                    db.flush().unwrap();
-                }
+                });
                 let conf = dir.path().join(CONF_FILE);
                 let settings = std::fs::read(&conf).unwrap();
                 let data = std::fs::read(dir.path().join(DATA_FILE)).unwrap();
