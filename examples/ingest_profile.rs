@@ -9,6 +9,10 @@
 //! callgrind_annotate --inclusive=yes callgrind.out.*
 //! ```
 //!
+//! `INGEST_PROFILE_BATCH` sets the messages per `Store::ingest` call
+//! (1,000 by default); 1 to 5 is the shape of live gossip, where a node
+//! commits a few messages at a time (see the mesh bench).
+//!
 //! With `--verify-batches` it instead times ed25519 batch verification of
 //! the same messages at several batch sizes, on one thread (the figures
 //! behind `validate::VERIFY_BATCH`). See `docs/performance.md`.
@@ -31,9 +35,14 @@ fn main() {
     }
     let dir = tempfile::tempdir().expect("a temporary directory");
     let store = Store::open(&dir.path().join("store")).expect("a new store");
+    let batch = std::env::var("INGEST_PROFILE_BATCH")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&b| b > 0)
+        .unwrap_or(BATCH);
     let started = Instant::now();
     let mut stored = 0;
-    for chunk in messages.chunks(BATCH) {
+    for chunk in messages.chunks(batch) {
         let report = store.ingest(chunk.to_vec()).expect("ingest");
         assert!(report.rejected.is_none(), "{:?}", report.rejected);
         stored += report.accepted.len();
