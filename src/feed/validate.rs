@@ -201,11 +201,10 @@ fn cores() -> usize {
 pub fn verify_signatures_parallel(msgs: &[Message]) -> Result<(), (usize, ValidationError)> {
     /// Below this, a thread costs more than it saves.
     const PER_THREAD_MIN: usize = 256;
-    // Small batches (all of live gossip) never ask for the cores.
-    if msgs.len() < 2 * PER_THREAD_MIN || cores() < 2 {
+    let threads = cores();
+    if threads < 2 || msgs.len() < 2 * PER_THREAD_MIN {
         return verify_signatures(msgs);
     }
-    let threads = cores();
     let chunk = msgs.len().div_ceil(threads);
     let results: Vec<Result<(), (usize, ValidationError)>> = std::thread::scope(|s| {
         let handles: Vec<_> = msgs

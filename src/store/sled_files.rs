@@ -552,16 +552,11 @@ mod tests {
         assert_eq!(conf_of(&[0xFF; 9]), Conf::Damaged);
         assert_eq!(conf_of(&vec![b'a'; CONF_MAX as usize + 1]), Conf::Damaged);
     }
-}
-
-#[cfg(test)]
-mod free_segment_tests {
-    use super::*;
-    use std::os::unix::fs::MetadataExt;
 
     /// The data file's length, and the bytes of it that hold blocks.
     fn sizes(dir: &Path) -> (u64, u64) {
-        let meta = std::fs::metadata(dir.join("db")).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(dir.join(DATA_FILE)).unwrap();
         (meta.len(), meta.blocks() * 512)
     }
 
