@@ -1010,6 +1010,31 @@ fn fsck_and_reindex_on_a_healthy_store() {
     assert_eq!(node.event(&ev), event_before, "reindex changed the view");
 }
 
+/// A command run here exits without tearing its store down (on a large
+/// store that teardown was a tenth of the command), after saving what the
+/// teardown saves: the next command finds every message, and the position
+/// index whole rather than made again from the log (which it would log).
+#[test]
+fn a_command_saves_its_store_before_it_exits() {
+    let node = Node::init("Ana");
+    let ev = node.announce(&["--title", "T", "--start", START]);
+    node.ok(&["rsvp", &ev, "maybe"]);
+    let run = node.run_with(&["log"], &[("POTLUCK_LOG", "potluck=info")]);
+    assert!(run.status.success(), "{run:?}");
+    assert_eq!(run.stderr, "", "the position index was not saved: {run:?}");
+    let messages: Vec<Value> = run
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let types: Vec<&str> = messages
+        .iter()
+        .map(|m| m["content"]["type"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(types, ["about", "event", "rsvp"], "{run:?}");
+    assert_eq!(node.ok(&["fsck"])["ok"], true);
+}
+
 /// Damage to sled's settings file (`conf`) is damage outside the message
 /// log: plain `fsck` names it in one line with the way out, and `fsck
 /// --repair` rebuilds the store from the message log, after which every

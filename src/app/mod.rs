@@ -231,6 +231,14 @@ impl App {
         self.store.flush()?;
         Ok(())
     }
+
+    /// Saves everything closing the app would save, for a front end that
+    /// exits right after without dropping it (see
+    /// [`Store::save_before_exit`]). The app stays usable.
+    pub fn save_before_exit(&self) -> Result<(), AppError> {
+        self.store.save_before_exit()?;
+        Ok(())
+    }
 }
 
 /// Now, in milliseconds since the Unix epoch: the one clock of front ends

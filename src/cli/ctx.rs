@@ -2,6 +2,8 @@
 //! inside a running node that was handed the command. Either way the
 //! command gets an [`App`]; a new identity gets a [`welcome`].
 
+use std::cell::RefCell;
+
 use anyhow::{Context, Result};
 
 use potluck::app::{Access, App, Home, now_ms};
@@ -14,9 +16,44 @@ pub struct Ctx {
     pub home: Home,
     /// The running node's app, when the command was handed to it.
     pub running: Option<App>,
+    /// The app this process opened last, kept until [`Ctx::finish`] so
+    /// that the process exits without tearing its store down.
+    opened: RefCell<Option<App>>,
 }
 
 impl Ctx {
+    /// A command run in this process over `home`.
+    pub fn here(home: Home) -> Ctx {
+        Ctx {
+            home,
+            running: None,
+            opened: RefCell::default(),
+        }
+    }
+
+    /// A command handed over to the node that runs `app`.
+    pub fn in_node(home: Home, app: App) -> Ctx {
+        Ctx {
+            home,
+            running: Some(app),
+            opened: RefCell::default(),
+        }
+    }
+
+    /// Ends a command run in this process: saves what closing its store
+    /// would save, then leaves the store open for the exit that follows
+    /// (see [`App::save_before_exit`]; on a 10M-message store the
+    /// teardown was a tenth of `potluck whoami`). Call it last: a store
+    /// left open keeps its home locked until the process ends.
+    pub fn finish(self) {
+        if let Some(app) = self.opened.into_inner() {
+            if let Err(e) = app.save_before_exit() {
+                tracing::warn!(error = %e, "could not save the store before exiting; the next open makes again what it lacks");
+            }
+            std::mem::forget(app);
+        }
+    }
+
     /// The app with our identity (which must exist): the running node's,
     /// or one opened here.
     pub fn open(&self) -> Result<App> {
@@ -42,10 +79,16 @@ impl Ctx {
     }
 
     fn open_for(&self, access: Access) -> Result<App> {
-        match &self.running {
-            Some(app) => Ok(app.clone()),
-            None => Ok(App::open(&self.home, access)?),
+        if let Some(app) = &self.running {
+            return Ok(app.clone());
         }
+        // The app opened before is closed first, if the command let go of
+        // it, as it was before apps were kept: a second open of a home
+        // waits for the first to close.
+        drop(self.opened.take());
+        let app = App::open(&self.home, access)?;
+        *self.opened.borrow_mut() = Some(app.clone());
+        Ok(app)
     }
 }
 

@@ -138,12 +138,10 @@ pub fn run(args: Args, raw: Vec<std::ffi::OsString>) -> Result<u8> {
     {
         return Ok(code);
     }
-    let ctx = Ctx {
-        home,
-        running: None,
-    };
+    let ctx = Ctx::here(home);
     let mut out = Output::new(args.json);
     let result = run_command(&ctx, args.command, &mut out);
+    ctx.finish();
     #[cfg(not(unix))]
     let _ = (raw, may_hand_over, keep_whole, json);
     match result {
@@ -185,10 +183,7 @@ pub fn run_in_node(home: &Home, app: &App, args: Vec<String>) -> ControlResponse
             };
         }
     };
-    let ctx = Ctx {
-        home: home.clone(),
-        running: Some(app.clone()),
-    };
+    let ctx = Ctx::in_node(home.clone(), app.clone());
     let mut out = Output::new(args.json);
     let result = match args.command {
         Command::Init { .. } => Err(KindedError {
