@@ -574,7 +574,7 @@ mod tests {
         assert_eq!(default, r#"default = ["no_metrics"]"#);
     }
 
-    /// The vendored sled's one change (vendor/sled/PATCHED.md): sled
+    /// The vendored sled's first change (vendor/sled/PATCHED.md): sled
     /// marks free segments at every open, and upstream writes each one
     /// full of zeros (40 MB and a sync at every open of the 10M
     /// benchmark's store). Punched holes read the same and hold no blocks.
