@@ -45,6 +45,23 @@ fn held(sandbox: &Sandbox, home: &Path, feed: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// `potluck join` with a member code, on a new home: the identity is made,
+/// and the home is opened a second time to join the hub, which works only
+/// if the command's first open was closed first (a command keeps its last
+/// open until it exits).
+#[test]
+fn join_with_a_member_code_makes_the_identity_and_joins_the_hub() {
+    let sandbox = Sandbox::new();
+    let (_hub_home, hub, code) = hub(&sandbox, "{}", "1");
+    let cai = sandbox.home("cai");
+    let joined = sandbox.json(&cai, &["join", &code]);
+    let at = format!("{}@{}", hub.feed, hub.addr);
+    assert_eq!(joined["hub"], at.as_str(), "{joined}");
+    let hubs = sandbox.json(&cai, &["hub", "list"]);
+    assert_eq!(hubs["hubs"], serde_json::json!([at]), "{hubs}");
+    assert!(!feed(&sandbox, &cai).is_empty());
+}
+
 #[test]
 fn a_used_up_code_and_a_code_for_no_hub_are_refused_clearly() {
     let sandbox = Sandbox::new();
