@@ -52,14 +52,22 @@ fn held(sandbox: &Sandbox, home: &Path, feed: &str) -> u64 {
 #[test]
 fn join_with_a_member_code_makes_the_identity_and_joins_the_hub() {
     let sandbox = Sandbox::new();
-    let (_hub_home, hub, code) = hub(&sandbox, "{}", "1");
+    let (hub_home, hub, code) = hub(&sandbox, "{}", "1");
     let cai = sandbox.home("cai");
     let joined = sandbox.json(&cai, &["join", &code]);
     let at = format!("{}@{}", hub.feed, hub.addr);
     assert_eq!(joined["hub"], at.as_str(), "{joined}");
     let hubs = sandbox.json(&cai, &["hub", "list"]);
     assert_eq!(hubs["hubs"], serde_json::json!([at]), "{hubs}");
-    assert!(!feed(&sandbox, &cai).is_empty());
+    // The hub took the new identity as its member.
+    let members = sandbox.json(&hub_home, &["hub", "members"]);
+    let feeds: Vec<&str> = members["members"]
+        .as_array()
+        .expect("a list of members")
+        .iter()
+        .filter_map(|m| m["feed"].as_str())
+        .collect();
+    assert_eq!(feeds, [feed(&sandbox, &cai)], "{members}");
 }
 
 #[test]
