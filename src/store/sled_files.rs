@@ -275,13 +275,23 @@ fn remove_unfinished_snapshots(dir: &Path) {
     }
 }
 
+/// Bytes of sled's page cache for the store (as sled counts them: the
+/// pages' size on disk; in memory a page takes about twice that).
+///
+/// 32 MiB, not more: the writes of a sync, a hub's traffic and a check
+/// read pages all over a tree far larger than any cache (sled holds
+/// 280-340 MB at 10M messages), so a larger cache mostly holds memory.
+/// 3M syncs with 64, 32 and 16 MiB peaked at 242-255, 198-208 and 177 MB
+/// with the same CPU a message (docs/performance.md).
+const SLED_CACHE: u64 = 32 << 20;
+
 /// Opens sled in `path` with `segment_size`, retrying a held lock for up
 /// to [`LOCK_WAIT`].
 fn open_waiting_for_lock(path: &Path, segment_size: usize) -> Result<sled::Db, StoreError> {
     let result = retrying_a_held_lock(|| {
         sled::Config::new()
             .path(path)
-            .cache_capacity(64 * 1024 * 1024)
+            .cache_capacity(SLED_CACHE)
             .segment_size(segment_size)
             .open()
     });

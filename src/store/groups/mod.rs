@@ -91,8 +91,13 @@ pub(super) const KEY_LEN: usize = 65;
 /// the message log's own record limit.
 pub(super) const RECORD_LIMIT: usize = 16 * 1024;
 
-/// Bytes of groups kept in memory, at most.
-pub(super) const CACHE_BUDGET: usize = 32 << 20;
+/// Bytes of groups kept in memory, at most (as counted by the cache: the
+/// process holds somewhat more).
+///
+/// 16 MiB: 3M syncs with 16 and 32 MiB (a sled cache of 32 MiB) peaked at
+/// 180 and 199 MB with no more CPU a message at 16 (docs/performance.md);
+/// what a lookup of a cold group costs, the answers' filter mostly saves.
+pub(super) const CACHE_BUDGET: usize = 16 << 20;
 
 const RECORD_FORMAT: u8 = 1;
 const BASE: u8 = 1;
