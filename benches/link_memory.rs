@@ -18,8 +18,6 @@
 //! Run: `cargo bench --bench link_memory`; `cargo test --benches` runs a
 //! small smoke version.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
 use potluck::feed::message::FeedId;
@@ -29,42 +27,12 @@ use potluck::proto::wire::{self, MAX_CLOCK_ENTRIES, PROTOCOL_VERSION, Packet};
 #[path = "common/mod.rs"]
 mod common;
 
-/// The system allocator, counting the bytes currently allocated.
-struct Counting;
-
-static HELD: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: every call is forwarded to the system allocator unchanged; the
-// counter only observes sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        HELD.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: same layout, as the caller promised.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        HELD.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: `ptr` came from `alloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        HELD.fetch_add(
-            new_size as isize - layout.size() as isize,
-            Ordering::Relaxed,
-        );
-        // SAFETY: forwarded unchanged.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
+use counting_alloc::{Counting, held};
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
-
-fn held() -> isize {
-    HELD.load(Ordering::Relaxed)
-}
 
 fn feed(i: u64) -> FeedId {
     // Spread over the key space as real feed ids are.
