@@ -276,7 +276,7 @@ fn remove_unfinished_snapshots(dir: &Path) {
 }
 
 /// Bytes of sled's page cache for the store (as sled counts them: the
-/// pages' size on disk; in memory a page takes about twice that).
+/// pages' size on disk; a page in memory takes more).
 ///
 /// 32 MiB, not more: the writes of a sync, a hub's traffic and a check
 /// read pages all over a tree far larger than any cache (sled holds

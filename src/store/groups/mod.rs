@@ -95,7 +95,7 @@ pub(super) const RECORD_LIMIT: usize = 16 * 1024;
 /// process holds somewhat more).
 ///
 /// 16 MiB: 3M syncs with 16 and 32 MiB (a sled cache of 32 MiB) peaked at
-/// 180 and 199 MB with no more CPU a message at 16 (docs/performance.md);
+/// 180 and 198-208 MB with no more CPU a message at 16 (docs/performance.md);
 /// what a lookup of a cold group costs, the answers' filter mostly saves.
 pub(super) const CACHE_BUDGET: usize = 16 << 20;
 
