@@ -1,7 +1,8 @@
 //! Where each message of each feed is in the message log: the position
 //! index, kept in a file beside the log (`messages.idx`), with only each
 //! feed's entry numbers in memory, so that sled holds no key per message
-//! and memory holds 4 bytes a message.
+//! and memory holds at most 4 bytes a message (much less for messages
+//! that came in runs, as a sync brings them).
 //!
 //! **File format.** One 64-byte entry (`Entry`) per record of
 //! `messages.log`, in the log's order (entry *i* describes record *i*
@@ -17,9 +18,11 @@
 //! | 56..64 | the first 8 bytes of the message id                      |
 //!
 //! **In memory** (`Positions`), each feed's messages in sequence order
-//! are an array of entry numbers (`u32`, 4 bytes a message), built by
-//! streaming the file a chunk at a time on first use. Looking a message
-//! up (`Positions::slot`) reads its entry: from the entries not yet
+//! have entry numbers (`u32`), held as runs of consecutive numbers or, for
+//! a feed whose messages came between other feeds' ones, as a list of 4
+//! bytes a message (the `numbers` module), built by streaming the file a
+//! chunk at a time on first use. Looking a message up
+//! (`Positions::slot`) reads its entry: from the entries not yet
 //! written (in memory) or with one 64-byte read of the file. An entry
 //! that does not decode, or that names another feed or sequence than the
 //! one looked up, is [`PositionsError::Damaged`], never used. Reading
@@ -62,6 +65,10 @@ use std::path::{Path, PathBuf};
 use super::error::StoreError;
 use super::msglog::{Location, LogError, MessageLog};
 use crate::feed::message::{FeedId, Message, MessageId};
+
+mod numbers;
+
+use numbers::EntryNumbers;
 
 /// The position index's file, inside the store directory.
 pub(super) const POSITIONS_FILE: &str = "messages.idx";
@@ -168,7 +175,7 @@ pub(super) struct Slot {
 pub(super) struct Positions {
     /// Feeds by number, each the entry numbers of its messages in
     /// sequence order (the *i*-th holds sequence *i* + 1).
-    feeds: Vec<(FeedId, Vec<u32>)>,
+    feeds: Vec<(FeedId, EntryNumbers)>,
     /// Feed numbers.
     numbers: HashMap<FeedId, u32>,
     /// Entries the file holds durably (as sled records).
@@ -310,7 +317,7 @@ impl Positions {
             return Some(n);
         }
         let n = u32::try_from(self.feeds.len()).ok()?;
-        self.feeds.push((*author, Vec::new()));
+        self.feeds.push((*author, EntryNumbers::default()));
         self.numbers.insert(*author, n);
         Some(n)
     }
@@ -322,11 +329,11 @@ impl Positions {
     }
 
     /// The entry numbers of `author`'s messages.
-    fn numbers_of(&self, author: &FeedId) -> &[u32] {
+    fn numbers_of(&self, author: &FeedId) -> &EntryNumbers {
         self.numbers
             .get(author)
             .and_then(|&n| self.feeds.get(n as usize))
-            .map_or(&[], |(_, numbers)| numbers.as_slice())
+            .map_or(&numbers::EMPTY, |(_, numbers)| numbers)
     }
 
     /// The slot of message `sequence` of `author`, read from its entry in
@@ -338,7 +345,7 @@ impl Positions {
         author: &FeedId,
         sequence: u64,
     ) -> Result<Option<Slot>, PositionsError> {
-        let Some(&number) = sequence
+        let Some(number) = sequence
             .checked_sub(1)
             .and_then(|i| usize::try_from(i).ok())
             .and_then(|i| self.numbers_of(author).get(i))
@@ -445,7 +452,7 @@ impl Positions {
                     .feeds
                     .get(feed as usize)
                     .and_then(|(_, numbers)| numbers.get(index))
-                    .is_some_and(|&n| u64::from(n) == number);
+                    .is_some_and(|n| u64::from(n) == number);
                 if used {
                     ids.insert(entry.id_prefix, feed, index);
                 }
@@ -913,7 +920,7 @@ pub(super) fn compare_with_log(
     };
     let mut out = Vec::new();
     for (feed, numbers) in &held.feeds {
-        if numbers.as_slice() != fresh.numbers_of(feed) || numbers.iter().any(|&n| differing(n)) {
+        if numbers != fresh.numbers_of(feed) || numbers.iter().any(differing) {
             out.push((*feed, Difference::Differs));
         }
     }
@@ -1082,12 +1089,14 @@ mod tests {
     fn memory_holds_entry_numbers_and_slots_are_read_from_the_buffer_then_the_file() {
         let (_dir, file) = file();
         let mut p = waiting(&[entry(1, 1, 4, 1), entry(2, 1, 108, 2), entry(1, 2, 212, 3)]);
-        // 4 bytes a message: each feed holds u32 entry numbers, and only
-        // the entries not yet written are bytes in memory.
-        let numbers: &[u32] = p.numbers_of(&FeedId([1; 32]));
-        assert_eq!(numbers, &[0, 2]);
-        assert_eq!(p.numbers_of(&FeedId([2; 32])), &[1]);
-        assert_eq!(size_of::<u32>(), 4);
+        // Each feed holds u32 entry numbers (see `numbers`), and only the
+        // entries not yet written are bytes in memory.
+        let numbers: Vec<u32> = p.numbers_of(&FeedId([1; 32])).iter().collect();
+        assert_eq!(numbers, [0, 2]);
+        assert_eq!(
+            p.numbers_of(&FeedId([2; 32])).iter().collect::<Vec<_>>(),
+            [1]
+        );
         // Before the file holds them, from the buffer (the file is empty).
         assert_eq!(file.size().unwrap(), 0);
         assert_eq!(offset(&p, &file, 1, 2), Some(212));
@@ -1110,27 +1119,42 @@ mod tests {
     }
 
     #[test]
-    fn a_commit_grows_each_feeds_array_by_what_it_adds_and_no_more() {
+    fn a_commit_grows_each_feeds_numbers_by_what_it_adds_and_no_more() {
         let mut p = Positions::default();
-        // Feeds in runs, as a sync brings them, over several commits; each
-        // array holds exactly its numbers after each (growing by doubling,
-        // the first commit would leave 28 of 128 unused, the last 212 of
-        // 512).
+        // Feeds in runs, as a sync brings them, over several commits: a
+        // run of 100 and one of 3 per feed and commit, 8 bytes a run.
+        // Feeds 3 and 4 take turns, 50 messages each a commit, so their
+        // numbers are listed (4 bytes a message), and each commit after
+        // the one that listed them makes room for exactly what it adds
+        // (growing by doubling, the last would leave 106 of 256 unused).
         for round in 0..3u64 {
             let mut entries: Vec<Entry> = (1..=100)
                 .map(|i| entry(1, round * 100 + i, (round * 100 + i) * 100, 1))
                 .collect();
+            for i in 1..=50 {
+                entries.push(entry(3, round * 50 + i, 0, 3));
+                entries.push(entry(4, round * 50 + i, 0, 4));
+            }
             entries.extend((1..=3).map(|i| entry(2, round * 3 + i, 0, 2)));
             p.commit(&entries, false);
-            for (_, numbers) in &p.feeds {
-                assert_eq!(numbers.capacity(), numbers.len());
+            let [one, two, three, four] = [1, 2, 3, 4].map(|f| p.numbers_of(&FeedId([f; 32])));
+            // Feeds 1 and 2: one run a commit; runs grow by doubling.
+            assert!(one.is_runs() && one.heap_bytes() <= 4 * 8, "{one:?}");
+            assert!(two.is_runs() && two.heap_bytes() <= 4 * 8, "{two:?}");
+            assert!(!three.is_runs() && !four.is_runs());
+            if round > 0 {
+                assert_eq!(three.heap_bytes(), (round as usize + 1) * 50 * 4);
             }
         }
         assert_eq!(p.feed_len(&FeedId([1; 32])), 300);
         assert_eq!(p.feed_len(&FeedId([2; 32])), 9);
-        assert_eq!(p.entries(), 309);
-        // The numbers are the entries' places in the commit order.
-        assert_eq!(p.numbers_of(&FeedId([2; 32]))[3], 103 + 100);
+        assert_eq!(p.feed_len(&FeedId([3; 32])), 150);
+        assert_eq!(p.entries(), 609);
+        // The numbers are the entries' places in the commit order: the
+        // second commit's first entry of feed 2 follows the 203 entries of
+        // the first commit and the 200 of feeds 1, 3 and 4 in the second.
+        assert_eq!(p.numbers_of(&FeedId([2; 32])).get(3), Some(203 + 200));
+        assert_eq!(p.numbers_of(&FeedId([4; 32])).get(50), Some(203 + 100 + 1));
     }
 
     #[test]
