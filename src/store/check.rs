@@ -35,8 +35,16 @@ const SCRATCH_DIR: &str = "fsck-scratch";
 /// check is dropped.
 const EARLIER_SCRATCH_TREE: &str = "fsck-scratch";
 
-/// Bytes of sled's cache for the scratch database.
+/// Bytes of sled's cache for the scratch database while the check
+/// rebuilds the indexes into it (inserts in log order, so at random
+/// places in its trees).
 const SCRATCH_CACHE: u64 = 16 << 20;
+
+/// Bytes of sled's cache for the scratch database while the check walks
+/// it, once, in key order: the database is opened again with this much,
+/// because a walk fills a cache whatever its reads' order, and a page in
+/// memory takes more than its size on disk.
+const SCRATCH_WALK_CACHE: u64 = 1 << 20;
 
 /// Where a check rebuilds the indexes: a sled database and a grouped
 /// entries file of its own.
@@ -65,6 +73,13 @@ fn index_entries<'a>(tree: &'a sled::Tree, groups: &'a Groups, prefix: u8) -> In
             Ok((k.to_vec(), v.to_vec()))
         }))
     }
+}
+
+/// Opens (or creates) the scratch database in `dir` with a cache of
+/// `cache` bytes; the threads of the one just closed may hold its lock
+/// for a moment.
+fn open_scratch_db(dir: &Path, cache: u64) -> Result<sled::Db, StoreError> {
+    super::sled_files::open_waiting_for_lock(dir, super::SLED_SEGMENT_SIZE, cache)
 }
 
 /// Removes the scratch database's directory, if there is one.
@@ -148,16 +163,8 @@ impl Store {
         let mut report = FsckReport::default();
         self.check_positions(&mut report)?;
         let scratch = self.scratch()?;
-        let result = self
-            .rebuild_index(
-                &scratch.db,
-                &scratch.groups,
-                Some(&mut report),
-                &BTreeMap::new(),
-                SCRATCH_CHUNK,
-            )
-            .and_then(|()| self.compare_indexes(&scratch.db, &scratch.groups, &mut report));
-        self.drop_scratch(scratch)?;
+        let result = self.check_against(scratch, &mut report);
+        self.remove_scratch()?;
         result?;
         report.refetching = self
             .refetch_markers()?
@@ -173,11 +180,7 @@ impl Store {
         self.db.drop_tree(EARLIER_SCRATCH_TREE)?;
         let dir = self.dir.join(SCRATCH_DIR);
         remove_scratch_dir(&dir)?;
-        let db = sled::Config::new()
-            .path(&dir)
-            .cache_capacity(SCRATCH_CACHE)
-            .segment_size(super::SLED_SEGMENT_SIZE)
-            .open()?;
+        let db = open_scratch_db(&dir, SCRATCH_CACHE)?;
         let groups = Groups::open_at(
             &self.dir.join(SCRATCH_GROUPS),
             &super::RealLogFile::open_boxed,
@@ -187,12 +190,43 @@ impl Store {
         Ok(Scratch { db, groups })
     }
 
-    /// Removes the scratch database and file.
+    /// Rebuilds the indexes into `scratch` and compares them with the
+    /// stored ones; `scratch` is closed when done.
+    fn check_against(
+        &self,
+        mut scratch: Scratch,
+        report: &mut FsckReport,
+    ) -> Result<(), StoreError> {
+        self.rebuild_index(
+            &scratch.db,
+            &scratch.groups,
+            Some(report),
+            &BTreeMap::new(),
+            SCRATCH_CHUNK,
+        )?;
+        // The walk reads the rebuilt groups uncached, and the scratch
+        // database through a small cache: what the rebuild held in memory
+        // for them is let go first (docs/performance.md).
+        scratch.groups.forget_cached();
+        scratch.db.flush()?;
+        // sled lets go of its files, and their lock, when the last handle
+        // is dropped.
+        drop(scratch.db);
+        scratch.db = open_scratch_db(&self.dir.join(SCRATCH_DIR), SCRATCH_WALK_CACHE)?;
+        self.compare_indexes(&scratch.db, &scratch.groups, report)
+    }
+
+    /// Closes the scratch database and file and removes them.
     fn drop_scratch(&self, scratch: Scratch) -> Result<(), StoreError> {
         let Scratch { db, groups } = scratch;
         drop(groups);
         // sled joins its flusher thread and closes its files on drop.
         drop(db);
+        self.remove_scratch()
+    }
+
+    /// Removes the scratch database and file, once closed.
+    fn remove_scratch(&self) -> Result<(), StoreError> {
         remove_scratch_dir(&self.dir.join(SCRATCH_DIR))?;
         let path = self.dir.join(SCRATCH_GROUPS);
         for file in [path.clone(), super::msglog::durable_mark_path(&path)] {

@@ -196,7 +196,7 @@ pub(super) fn open(path: &Path) -> Result<sled::Db, StoreError> {
         Conf::Unread | Conf::Intact { .. } => {}
     }
     remove_unfinished_snapshots(path);
-    open_waiting_for_lock(path, segment_size_of(path))
+    open_waiting_for_lock(path, segment_size_of(path), SLED_CACHE)
 }
 
 /// Whether the store ever made sled files with this segment size.
@@ -285,13 +285,17 @@ fn remove_unfinished_snapshots(dir: &Path) {
 /// with the same CPU a message (docs/performance.md).
 const SLED_CACHE: u64 = 32 << 20;
 
-/// Opens sled in `path` with `segment_size`, retrying a held lock for up
-/// to [`LOCK_WAIT`].
-fn open_waiting_for_lock(path: &Path, segment_size: usize) -> Result<sled::Db, StoreError> {
+/// Opens sled in `path` with `segment_size` and a cache of `cache`
+/// bytes, retrying a held lock for up to [`LOCK_WAIT`].
+pub(super) fn open_waiting_for_lock(
+    path: &Path,
+    segment_size: usize,
+    cache: u64,
+) -> Result<sled::Db, StoreError> {
     let result = retrying_a_held_lock(|| {
         sled::Config::new()
             .path(path)
-            .cache_capacity(SLED_CACHE)
+            .cache_capacity(cache)
             .segment_size(segment_size)
             .open()
     });

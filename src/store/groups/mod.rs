@@ -935,6 +935,13 @@ impl Groups {
         Ok(())
     }
 
+    /// Lets go of every cached group (the file is unchanged): for a
+    /// check whose rebuilt groups are next read only once, in order,
+    /// which does not use the cache.
+    pub fn forget_cached(&self) {
+        *self.cache() = Cache::default();
+    }
+
     /// Bytes the file occupies.
     pub fn size(&self) -> Result<u64, StoreError> {
         Ok(self.log.size()?)
