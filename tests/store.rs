@@ -357,6 +357,12 @@ fn fsck_finds_a_damaged_index_and_reindex_repairs_it() {
         tree.insert(b"n-stray", b"{}".to_vec()).unwrap();
         db.flush().unwrap();
     }
+    // Opened only to be checked (a small cache, as `potluck fsck` opens
+    // it), the store's damage is found all the same.
+    let checked = Store::open_to_check(&path).unwrap();
+    let report = checked.fsck().unwrap();
+    assert_eq!(report.problems.len(), 2, "{:?}", report.problems);
+    drop(checked);
     let store = Store::open(&path).unwrap();
     let report = store.fsck().unwrap();
     assert_eq!(report.problems.len(), 2, "{:?}", report.problems);

@@ -61,9 +61,12 @@ pub fn fsck(home: &Home, running: Option<&App>, repair: bool) -> Result<FsckOutc
         ));
     }
     let mut rebuilt = None;
+    // A repair rebuilds the indexes in place, which wants the store's
+    // whole cache; a check alone reads each page once.
+    let access = if repair { Access::Read } else { Access::Check };
     let app = match running {
         Some(app) => app.clone(),
-        None => match App::open(home, Access::Read) {
+        None => match App::open(home, access) {
             Err(AppError::Store(StoreError::DatabaseDamaged { .. })) if repair => {
                 let report = Store::rebuild_from_log(&home.store_path(), now_ms())?;
                 rebuilt = Some(Rebuilt {

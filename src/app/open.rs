@@ -28,6 +28,10 @@ use super::{App, AppError};
 pub enum Access {
     /// Reading only: no identity is needed (nor loaded).
     Read,
+    /// Reading only, to check every message and index once (`fsck`): as
+    /// [`Access::Read`], with a store whose page cache is small, since a
+    /// check reads each page once.
+    Check,
     /// Publishing: the home's identity must exist.
     Write,
     /// Publishing, creating the identity (and the home) when the home is
@@ -122,7 +126,11 @@ impl App {
             let at_least = imported_published.unwrap_or(1);
             Store::mark_published_before_open(&home.store_path(), feed, at_least)?;
         }
-        let store = Arc::new(Store::open(&home.store_path())?);
+        let store = Arc::new(if access == Access::Check {
+            Store::open_to_check(&home.store_path())?
+        } else {
+            Store::open(&home.store_path())?
+        });
         let mut app = match identity {
             Some(identity) => {
                 let node = Node::new(store, node_config(home, &identity)?);
@@ -153,9 +161,9 @@ impl App {
         access: Access,
     ) -> Result<Option<Identity>, AppError> {
         Ok(match (state, access) {
-            (HomeState::Identity, Access::Read) => None,
+            (HomeState::Identity, Access::Read | Access::Check) => None,
             (HomeState::Identity, _) => Some(Identity::load(home)?),
-            (HomeState::KeyLost, Access::Read) => None,
+            (HomeState::KeyLost, Access::Read | Access::Check) => None,
             (HomeState::KeyLost, Access::NewIdentity) => Some(Identity::create(home)?),
             (HomeState::KeyLost, _) => return Err(lost(home)),
             (HomeState::Empty, Access::Create | Access::NewIdentity) => {

@@ -129,7 +129,20 @@ impl Store {
     /// `open_log` opens (given the log's path) instead of the real one:
     /// how tests inject storage faults.
     pub fn open_with_log_file(path: &Path, open_log: &LogFileOpener) -> Result<Store, StoreError> {
-        Store::open_inner(path, open_log).map_err(|e| match e {
+        Store::open_with(path, open_log, sled_files::SLED_CACHE)
+    }
+
+    /// [`Store::open`] for a check of the whole store (`fsck`): with a
+    /// small page cache for sled, since the check reads each of its pages
+    /// once, in order, and a cache only fills up with them (a check of
+    /// the 10M fixture peaked higher by about what sled's cache held).
+    pub fn open_to_check(path: &Path) -> Result<Store, StoreError> {
+        Store::open_with(path, &RealLogFile::open_boxed, sled_files::SLED_CHECK_CACHE)
+    }
+
+    /// Opens the store with `open_log` and a sled cache of `cache` bytes.
+    fn open_with(path: &Path, open_log: &LogFileOpener, cache: u64) -> Result<Store, StoreError> {
+        Store::open_inner(path, open_log, cache).map_err(|e| match e {
             // sled's own words (file offsets, a backtrace) help nobody
             // reading the error; they are in the log for whoever asks.
             StoreError::Db(sled::Error::Corruption { .. }) => {
@@ -147,8 +160,8 @@ impl Store {
         })
     }
 
-    fn open_inner(path: &Path, open_log: &LogFileOpener) -> Result<Store, StoreError> {
-        let db = sled_files::open(path)?;
+    fn open_inner(path: &Path, open_log: &LogFileOpener, cache: u64) -> Result<Store, StoreError> {
+        let db = sled_files::open(path, cache)?;
         let tree = db.open_tree("potluck")?;
         let mut upgrade = false;
         let mut upgrade_from_3 = false;

@@ -152,7 +152,7 @@ fn crc32(bytes: &[u8]) -> u32 {
 /// [`StoreError::Format`]. Snapshots sled never finished are removed
 /// first. A held lock is retried for up to [`LOCK_WAIT`] before it is
 /// reported as [`StoreError::Locked`].
-pub(super) fn open(path: &Path) -> Result<sled::Db, StoreError> {
+pub(super) fn open(path: &Path, cache: u64) -> Result<sled::Db, StoreError> {
     match read_conf(path) {
         Conf::Damaged if no_data_file(path) => {
             // The creation of sled's files was cut short (module docs).
@@ -196,7 +196,7 @@ pub(super) fn open(path: &Path) -> Result<sled::Db, StoreError> {
         Conf::Unread | Conf::Intact { .. } => {}
     }
     remove_unfinished_snapshots(path);
-    open_waiting_for_lock(path, segment_size_of(path), SLED_CACHE)
+    open_waiting_for_lock(path, segment_size_of(path), cache)
 }
 
 /// Whether the store ever made sled files with this segment size.
@@ -283,7 +283,12 @@ fn remove_unfinished_snapshots(dir: &Path) {
 /// 280-340 MB at 10M messages), so a larger cache mostly holds memory.
 /// 3M syncs with 64, 32 and 16 MiB peaked at 242-255, 198-208 and 177 MB
 /// with the same CPU a message (docs/performance.md).
-const SLED_CACHE: u64 = 32 << 20;
+pub(super) const SLED_CACHE: u64 = 32 << 20;
+
+/// Bytes of sled's page cache for a store opened only to be checked
+/// ([`super::Store::open_to_check`]): the check reads heads and walks the
+/// indexes in key order, each page once, so a cache saves it little.
+pub(super) const SLED_CHECK_CACHE: u64 = 4 << 20;
 
 /// Opens sled in `path` with `segment_size` and a cache of `cache`
 /// bytes, retrying a held lock for up to [`LOCK_WAIT`].
@@ -337,7 +342,7 @@ mod tests {
     /// The settings file sled writes with the store's settings.
     fn good_conf() -> Vec<u8> {
         let dir = tempfile::tempdir().unwrap();
-        drop(open(dir.path()).unwrap());
+        drop(open(dir.path(), SLED_CACHE).unwrap());
         std::fs::read(dir.path().join(CONF_FILE)).unwrap()
     }
 
@@ -368,12 +373,12 @@ mod tests {
     #[test]
     fn a_damaged_conf_is_database_damage_and_is_left_as_it_is() {
         let dir = tempfile::tempdir().unwrap();
-        drop(open(dir.path()).unwrap());
+        drop(open(dir.path(), SLED_CACHE).unwrap());
         let conf = dir.path().join(CONF_FILE);
         let mut bytes = std::fs::read(&conf).unwrap();
         bytes[0] ^= 0x80;
         std::fs::write(&conf, &bytes).unwrap();
-        let err = open(dir.path()).err().map(|e| e.to_string());
+        let err = open(dir.path(), SLED_CACHE).err().map(|e| e.to_string());
         assert!(
             err.as_deref()
                 .is_some_and(|e| e.contains("`conf` fails its checksum")),
@@ -387,7 +392,7 @@ mod tests {
     fn sled_with_a_snapshot() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         for round in 0..2u8 {
-            let db = open(dir.path()).unwrap();
+            let db = open(dir.path(), SLED_CACHE).unwrap();
             db.insert([round], vec![round; 100]).unwrap();
             db.flush().unwrap();
         }
@@ -433,7 +438,7 @@ mod tests {
             "{:?}",
             sled_alone.err()
         );
-        let db = open(dir.path()).unwrap();
+        let db = open(dir.path(), SLED_CACHE).unwrap();
         assert!(!torn.exists());
         for round in 0..2u8 {
             assert_eq!(db.get([round]).unwrap().unwrap(), vec![round; 100]);
@@ -446,7 +451,7 @@ mod tests {
         let good = good_conf();
         // What sled leaves when killed between its two writes of `conf`.
         std::fs::write(dir.path().join(CONF_FILE), &good[..good.len() - 4]).unwrap();
-        let db = open(dir.path()).unwrap();
+        let db = open(dir.path(), SLED_CACHE).unwrap();
         drop(db);
         assert_eq!(std::fs::read(dir.path().join(CONF_FILE)).unwrap(), good);
     }
@@ -454,7 +459,7 @@ mod tests {
     #[test]
     fn an_unfinished_snapshot_of_an_open_store_is_left_alone() {
         let dir = sled_with_a_snapshot();
-        let db = open(dir.path()).unwrap();
+        let db = open(dir.path(), SLED_CACHE).unwrap();
         let torn = plant_a_torn_snapshot(dir.path());
         remove_unfinished_snapshots(dir.path());
         assert!(torn.exists(), "removed under a running sled");
@@ -478,7 +483,7 @@ mod tests {
         });
         let conf_before = std::fs::read(dir.path().join(CONF_FILE)).unwrap();
         assert_eq!(segment_size_of(dir.path()), EARLIER_SLED_SEGMENT_SIZE);
-        let db = open(dir.path()).unwrap();
+        let db = open(dir.path(), SLED_CACHE).unwrap();
         assert_eq!(db.get(b"kept").unwrap().unwrap(), b"value");
         db.insert(b"more", b"written").unwrap();
         db.flush().unwrap();
@@ -490,7 +495,7 @@ mod tests {
         // A new store gets the new size.
         let new = tempfile::tempdir().unwrap();
         assert_eq!(segment_size_of(new.path()), SLED_SEGMENT_SIZE);
-        drop(open(new.path()).unwrap());
+        drop(open(new.path(), SLED_CACHE).unwrap());
         assert_eq!(segment_size_of(new.path()), SLED_SEGMENT_SIZE);
         assert_ne!(SLED_SEGMENT_SIZE, EARLIER_SLED_SEGMENT_SIZE);
     }
@@ -516,7 +521,7 @@ mod tests {
                     None => std::fs::remove_file(&conf).unwrap(),
                     Some(bytes) => std::fs::write(&conf, bytes).unwrap(),
                 }
-                let err = open(dir.path()).err().map(|e| e.to_string());
+                let err = open(dir.path(), SLED_CACHE).err().map(|e| e.to_string());
                 assert!(
                     err.as_deref()
                         .is_some_and(|e| e.contains("segment size of its data file is unknown")),
@@ -524,7 +529,7 @@ mod tests {
                 );
                 assert!(std::fs::read(dir.path().join(DATA_FILE)).unwrap() == data);
                 std::fs::write(&conf, &settings).unwrap();
-                let db = open(dir.path()).unwrap();
+                let db = open(dir.path(), SLED_CACHE).unwrap();
                 assert_eq!(db.len(), 2_000, "{size} {emptied:?}");
             }
         }
@@ -534,7 +539,7 @@ mod tests {
     fn an_empty_data_file_without_settings_is_a_new_store() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(DATA_FILE), b"").unwrap();
-        let db = open(dir.path()).unwrap();
+        let db = open(dir.path(), SLED_CACHE).unwrap();
         db.insert(b"k", b"v").unwrap();
         drop(db);
         assert_eq!(segment_size_of(dir.path()), SLED_SEGMENT_SIZE);
@@ -551,7 +556,7 @@ mod tests {
                 .unwrap(),
         );
         assert_eq!(segment_size_of(dir.path()), SLED_SEGMENT_SIZE);
-        let err = open(dir.path()).err().map(|e| e.to_string());
+        let err = open(dir.path(), SLED_CACHE).err().map(|e| e.to_string());
         assert!(
             err.as_deref().is_some_and(|e| e.contains("format 1")),
             "{err:?}"
@@ -598,7 +603,7 @@ mod tests {
         {
             // A tree written and dropped leaves its segments free, as a
             // check's scratch tree once did.
-            let db = open(dir.path()).unwrap();
+            let db = open(dir.path(), SLED_CACHE).unwrap();
             let scratch = db.open_tree("scratch").unwrap();
             for i in 0u32..20_000 {
                 scratch.insert(i.to_be_bytes(), vec![7u8; 1000]).unwrap();
@@ -619,7 +624,7 @@ mod tests {
             "the churn filled segments: {before} bytes"
         );
         for _ in 0..2 {
-            let db = open(dir.path()).unwrap();
+            let db = open(dir.path(), SLED_CACHE).unwrap();
             assert_eq!(db.len(), 2_000);
             for i in 0u32..2_000 {
                 assert_eq!(
