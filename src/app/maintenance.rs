@@ -62,7 +62,9 @@ pub fn fsck(home: &Home, running: Option<&App>, repair: bool) -> Result<FsckOutc
     }
     let mut rebuilt = None;
     // A repair rebuilds the indexes in place, which wants the store's
-    // whole cache; a check alone reads each page once.
+    // whole cache; a check alone reads each page once. (An open that
+    // finds an upgrade or an interrupted rebuild to finish does it with
+    // the small cache: slower, and rare.)
     let access = if repair { Access::Read } else { Access::Check };
     let app = match running {
         Some(app) => app.clone(),

@@ -1,8 +1,9 @@
 //! Where each message of each feed is in the message log: the position
 //! index, kept in a file beside the log (`messages.idx`), with only each
 //! feed's entry numbers in memory, so that sled holds no key per message
-//! and memory holds at most 4 bytes a message (much less for messages
-//! that came in runs, as a sync brings them).
+//! and memory holds about 4 bytes a message at most (beyond a few runs
+//! per feed), and much less for messages that came in runs, as a sync
+//! brings them.
 //!
 //! **File format.** One 64-byte entry (`Entry`) per record of
 //! `messages.log`, in the log's order (entry *i* describes record *i*
@@ -279,10 +280,12 @@ impl Positions {
     /// and waiting for the file unless `synced` (the commit wrote them
     /// with everything before them, see [`PositionFile::write_and_sync`]).
     ///
-    /// Each feed's array grows by exactly what the commit adds to it: a
-    /// sync grows the arrays a batch at a time, and growing them by
-    /// doubling left up to half of each unused (the index took 21 MB for
-    /// 12 MB of entry numbers in a heap profile of a 3M sync).
+    /// Each listed feed's numbers grow by exactly what the commit adds to
+    /// them (one that turns into a list during the commit grows by
+    /// doubling until the next): a sync grows them a batch at a time, and
+    /// growing them by doubling left up to half of each unused (the index
+    /// took 21 MB for 12 MB of entry numbers in a heap profile of a 3M
+    /// sync).
     pub fn commit(&mut self, entries: &[Entry], synced: bool) {
         let mut added: HashMap<FeedId, usize> = HashMap::new();
         for entry in entries {

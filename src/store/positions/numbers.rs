@@ -7,8 +7,10 @@
 //! index and entry number: 8 bytes for the run, not 4 bytes a message.
 //! Messages that came one at a time between other feeds' (a hub's live
 //! gossip) make runs of one; such a feed is held as a plain list of
-//! numbers, 4 bytes a message, so the index never takes more than that
-//! (and a little slack) for any order of arrival.
+//! numbers, 4 bytes a message. So for any order of arrival a feed takes
+//! about 4 bytes a message at most, beyond a slack of a few runs: a feed
+//! of up to 10 messages that each came between other feeds' ones stays
+//! as runs, up to 128 bytes where a list would take 4 a message.
 
 /// Runs a feed may hold beyond what its list would cost before it turns
 /// to a list, so that a feed whose first messages came one at a time
@@ -64,9 +66,9 @@ fn run_starts(numbers: &[u32]) -> impl Iterator<Item = usize> + '_ {
 
 /// Whether `runs` runs would take more than half of what a list of `len`
 /// numbers takes, and the slack. Half, because the runs' array grows by
-/// doubling while a commit's numbers are listed exactly: so a feed's
-/// numbers never take much more than 4 bytes a message, however its
-/// messages came.
+/// doubling while a commit's numbers are listed exactly: so beyond the
+/// slack, a feed's numbers take about 4 bytes a message at most, however
+/// its messages came.
 fn runs_cost_more(runs: usize, len: usize) -> bool {
     runs > len / 4 + SLACK_RUNS
 }
@@ -176,7 +178,8 @@ impl EntryNumbers {
         }
     }
 
-    /// Holds the numbers in the cheaper form, with no room to spare.
+    /// Turns a list into runs where runs are cheaper (runs stay runs), and
+    /// leaves no room to spare.
     pub fn shrink_to_fit(&mut self) {
         match self {
             EntryNumbers::Runs { runs, .. } => runs.shrink_to_fit(),
