@@ -79,7 +79,16 @@ fn index_entries<'a>(tree: &'a sled::Tree, groups: &'a Groups, prefix: u8) -> In
 /// `cache` bytes; the threads of the one just closed may hold its lock
 /// for a moment.
 fn open_scratch_db(dir: &Path, cache: u64) -> Result<sled::Db, StoreError> {
-    super::sled_files::open_waiting_for_lock(dir, super::SLED_SEGMENT_SIZE, cache)
+    super::sled_files::open_waiting_for_lock(dir, super::SLED_SEGMENT_SIZE, cache).map_err(|e| {
+        match e {
+            // Not another potluck process, as for the store itself: the
+            // store's lock keeps a second check out.
+            StoreError::Locked { .. } => StoreError::ScratchLocked {
+                path: dir.to_path_buf(),
+            },
+            other => other,
+        }
+    })
 }
 
 /// Removes the scratch database's directory, if there is one.
@@ -696,4 +705,26 @@ fn first_bad_signature(msgs: &mut Vec<Message>, report: Option<&mut FsckReport>)
     });
     msgs.clear();
     bad
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scratch_database_still_locked_is_named_as_the_checks_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let scratch = dir.path().join(SCRATCH_DIR);
+        let held = open_scratch_db(&scratch, SCRATCH_WALK_CACHE).unwrap();
+        // Waits for the lock as long as a reopen would, then gives up.
+        let err = open_scratch_db(&scratch, SCRATCH_WALK_CACHE).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::ScratchLocked { path } if *path == scratch),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("run the check again"), "{err}");
+        drop(held);
+        // Once closed, it opens.
+        assert!(open_scratch_db(&scratch, SCRATCH_WALK_CACHE).is_ok());
+    }
 }

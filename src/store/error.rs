@@ -37,6 +37,16 @@ pub enum StoreError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The scratch database of a store check, closed a moment before to
+    /// be opened again, was still locked after the wait for its lock:
+    /// only this process uses it, so its own closing had not finished.
+    #[error(
+        "the scratch database {path} of a store check is still locked by the check itself; run the check again"
+    )]
+    ScratchLocked {
+        /// The scratch directory.
+        path: std::path::PathBuf,
+    },
     /// The message log file failed or is damaged.
     #[error(transparent)]
     Log(#[from] LogError),
