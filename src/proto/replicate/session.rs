@@ -111,6 +111,39 @@ pub(super) struct Session {
     ahead: Vec<(FeedId, u64, u64)>,
     /// Feeds we stopped sending in this session (see [`Session::handle_damaged`]).
     withheld: HashSet<FeedId>,
+    /// Where [`Session::is_caught_up`]'s last walk found a feed still
+    /// lagging: its next walk starts there.
+    lag_hints: LagHints,
+}
+
+/// The feeds [`Session::is_caught_up`] last found lagging, one per clock.
+#[derive(Debug, Default)]
+struct LagHints {
+    /// In our clock: a feed the peer wants that we have not given it all of.
+    to_give: Option<FeedId>,
+    /// In the peer's clock: a feed we want that we do not hold all of.
+    to_take: Option<FeedId>,
+}
+
+/// The first feed of `clock`, from `start` on and round to the start
+/// again, for which `lags` holds: the whole clock is walked, but a walk
+/// that starts where the last one found a lagging feed usually stops at
+/// once.
+fn first_lagging(
+    clock: &SharedClock,
+    start: Option<FeedId>,
+    mut lags: impl FnMut(&FeedId, u64) -> bool,
+) -> Option<FeedId> {
+    let mut found = |(feed, &value): (&FeedId, &u64)| lags(feed, value).then_some(*feed);
+    match start {
+        Some(start) => clock.iter_from(&start).find_map(&mut found).or_else(|| {
+            clock
+                .iter()
+                .take_while(|(feed, _)| **feed < start)
+                .find_map(&mut found)
+        }),
+        None => clock.iter().find_map(found),
+    }
 }
 
 impl Session {
@@ -156,6 +189,7 @@ impl Session {
             notes: BTreeSet::new(),
             ahead: Vec::new(),
             withheld: HashSet::new(),
+            lag_hints: LagHints::default(),
         };
         session.send_clock(false);
         if let Some((default_push, entries)) = modes {
@@ -476,7 +510,13 @@ impl Session {
 
     /// True when the peer has everything we can give it and we have
     /// everything it advertised that we want.
-    pub fn is_caught_up(&self) -> bool {
+    ///
+    /// A walk over both clocks, asked for after every step of a one-off
+    /// sync: with tens of thousands of feeds, walking from the start each
+    /// time cost more than storing the messages. So each walk starts at
+    /// the feed the last one found lagging (still lagging, or the next
+    /// lagging one is near) and goes round; the answer is the same.
+    pub fn is_caught_up(&mut self) -> bool {
         if self.phase != Phase::Live
             || !self.pending.is_empty()
             || !self.outbox.is_empty()
@@ -484,18 +524,47 @@ impl Session {
         {
             return false;
         }
-        // A feed the peer takes as notes only is not sent: wait until it
-        // asks for it pushed (or gets it elsewhere).
-        let given = self.mine.iter().all(|(feed, &v)| {
-            v > MAX_CLOCK_SEQUENCE
-                || !self.peer_wants(feed)
-                || self.peer_holds(feed) >= v
-                || self.withheld.contains(feed)
+        let to_take = first_lagging(&self.theirs, self.lag_hints.to_take, |feed, v| {
+            self.still_to_take(feed, v)
         });
-        given
-            && self.theirs.iter().all(|(feed, &v)| {
-                v > MAX_CLOCK_SEQUENCE || !self.accepts(feed) || self.my_head(feed) >= v
-            })
+        self.lag_hints.to_take = to_take;
+        if to_take.is_some() {
+            return false;
+        }
+        let to_give = first_lagging(&self.mine, self.lag_hints.to_give, |feed, v| {
+            self.still_to_give(feed, v)
+        });
+        self.lag_hints.to_give = to_give;
+        to_give.is_none()
+    }
+
+    /// [`Session::is_caught_up`] as one walk from the start of each clock:
+    /// what the tests compare it with.
+    #[cfg(test)]
+    pub fn is_caught_up_walking_from_the_start(&self) -> bool {
+        self.phase == Phase::Live
+            && self.pending.is_empty()
+            && self.outbox.is_empty()
+            && self.notes.is_empty()
+            && !self.theirs.iter().any(|(f, &v)| self.still_to_take(f, v))
+            && !self.mine.iter().any(|(f, &v)| self.still_to_give(f, v))
+    }
+
+    /// Our clock says we hold `feed` up to `v`: does the peer still wait
+    /// for some of it from us? A feed the peer takes as notes only is not
+    /// sent: it waits until the peer asks for it pushed (or gets it
+    /// elsewhere).
+    fn still_to_give(&self, feed: &FeedId, v: u64) -> bool {
+        v <= MAX_CLOCK_SEQUENCE
+            && self.peer_wants(feed)
+            && self.peer_holds(feed) < v
+            && !self.withheld.contains(feed)
+    }
+
+    /// The peer's clock says it holds `feed` up to `v`: do we still want
+    /// some of it?
+    fn still_to_take(&self, feed: &FeedId, v: u64) -> bool {
+        v <= MAX_CLOCK_SEQUENCE && self.accepts(feed) && self.my_head(feed) < v
     }
 
     /// What to remember about this peer for the next session.

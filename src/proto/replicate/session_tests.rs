@@ -164,7 +164,8 @@ fn an_in_sync_reconnect_sends_almost_nothing() {
     let big = big_clock(10_000);
     let (a, b, first) = run_pair(big.clone(), big.clone(), None, None);
     assert!(first > 10_000 * 40);
-    let (a2, b2, second) = run_pair(big.clone(), big.clone(), Some(a.memory()), Some(b.memory()));
+    let (mut a2, mut b2, second) =
+        run_pair(big.clone(), big.clone(), Some(a.memory()), Some(b.memory()));
     assert!(second < 200, "in-sync reconnect sent {second} bytes");
     assert!(a2.is_caught_up() && b2.is_caught_up());
 }
@@ -436,4 +437,102 @@ fn push_before_hello_is_a_violation() {
         }),
         Err(ProtocolError::Unexpected("push"))
     );
+}
+
+/// What a one-off sync does to its session between two checks of
+/// whether it is done.
+#[derive(Clone, Debug)]
+enum CatchUpOp {
+    Received(u8, u64),
+    LocalAppend(u8, u64),
+    Blocking(u8, bool, u64),
+    Damaged(u8, u64),
+    Modes(bool, Vec<(u8, bool)>),
+    SendRanges,
+    SendPackets,
+}
+
+fn catch_up_op() -> impl proptest::strategy::Strategy<Value = CatchUpOp> {
+    use proptest::prelude::*;
+    prop_oneof![
+        8 => (0u8..12, 0u64..6).prop_map(|(f, s)| CatchUpOp::Received(f, s)),
+        4 => (0u8..12, 0u64..6).prop_map(|(f, s)| CatchUpOp::LocalAppend(f, s)),
+        1 => (0u8..12, any::<bool>(), 0u64..6).prop_map(|(f, b, h)| CatchUpOp::Blocking(f, b, h)),
+        1 => (0u8..12, 0u64..6).prop_map(|(f, s)| CatchUpOp::Damaged(f, s)),
+        1 => (any::<bool>(), proptest::collection::vec((0u8..12, any::<bool>()), 0..4))
+            .prop_map(|(d, e)| CatchUpOp::Modes(d, e)),
+        3 => Just(CatchUpOp::SendRanges),
+        3 => Just(CatchUpOp::SendPackets),
+    ]
+}
+
+proptest::proptest! {
+    /// The check that starts where its last walk found a lagging feed
+    /// answers as a walk from the start does, whatever happens between
+    /// two checks.
+    #[test]
+    fn caught_up_from_the_last_lagging_feed_is_caught_up_from_the_start(
+        ours in proptest::collection::vec((0u8..12, 0u64..6), 0..12),
+        peers in proptest::collection::vec((0u8..12, 0u64..6), 0..12),
+        once in proptest::prelude::any::<bool>(),
+        ops in proptest::collection::vec(catch_up_op(), 0..60),
+    ) {
+        let mut a = Session::start(&Policy::Open, clock(&ours), None, once, None, Default::default());
+        let mut b = Session::new(&Policy::Open, clock(&peers), None);
+        pump(&mut a, &mut b);
+        pump(&mut b, &mut a);
+        for op in ops {
+            match op {
+                CatchUpOp::Received(n, s) => a.handle_received(f(n), s),
+                CatchUpOp::LocalAppend(n, s) => a.handle_local_append(f(n), s),
+                CatchUpOp::Blocking(n, blocked, head) => a.handle_blocking(f(n), blocked, head),
+                CatchUpOp::Damaged(n, s) => a.handle_damaged(f(n), s),
+                CatchUpOp::Modes(default_push, entries) => {
+                    let entries: Vec<(FeedId, bool)> =
+                        entries.into_iter().map(|(n, p)| (f(n), p)).collect();
+                    a.handle_modes(Some(default_push), &entries);
+                }
+                CatchUpOp::SendRanges => while a.poll_range().is_some() {},
+                CatchUpOp::SendPackets => while a.poll_packet().is_some() {},
+            }
+            let expected = a.is_caught_up_walking_from_the_start();
+            proptest::prop_assert_eq!(a.is_caught_up(), expected);
+        }
+    }
+}
+
+#[test]
+fn the_caught_up_check_finds_a_lagging_feed_anywhere_in_a_large_clock() {
+    // A sync of 2,000 feeds, received in feed order, then one feed held
+    // back: the walks that start at the last lagging feed must still find
+    // one behind it and one before it.
+    let theirs: Vec<(u8, u64)> = Vec::new();
+    let mut a = Session::new(&Policy::Open, clock(&theirs), None);
+    let peer: Clock = (0u16..2000)
+        .map(|n| {
+            let mut id = [0u8; 32];
+            id[..2].copy_from_slice(&n.to_be_bytes());
+            (FeedId(id), 3)
+        })
+        .collect();
+    let mut b = Session::new(&Policy::Open, peer.clone(), None);
+    pump(&mut a, &mut b);
+    pump(&mut b, &mut a);
+    assert!(!a.is_caught_up());
+    let feeds: Vec<FeedId> = peer.keys().copied().collect();
+    for (i, feed) in feeds.iter().enumerate() {
+        a.handle_received(*feed, 3);
+        let done = a.is_caught_up();
+        assert_eq!(done, i + 1 == feeds.len(), "after feed {i}");
+        assert_eq!(done, a.is_caught_up_walking_from_the_start());
+    }
+    // Then something of ours that the peer lacks, far before where the
+    // last walk ended: the walk of our own clock must find it.
+    a.handle_local_append(feeds[10], 4);
+    assert!(
+        !a.is_caught_up(),
+        "the peer lacks our fourth message of feed 10"
+    );
+    assert_eq!(a.poll_range(), Some((feeds[10], 4, 4)));
+    assert!(a.is_caught_up());
 }

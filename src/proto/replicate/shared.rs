@@ -135,8 +135,16 @@ impl SharedClock {
     /// The entries in feed order, as a [`Clock`]'s iterator gives them.
     pub fn iter(&self) -> Iter<'_> {
         Iter {
-            base: self.base.iter().peekable(),
-            diff: self.diff.iter().peekable(),
+            base: self.base.range(..).peekable(),
+            diff: self.diff.range(..).peekable(),
+        }
+    }
+
+    /// The entries from `feed` on (itself included), in feed order.
+    pub fn iter_from(&self, feed: &FeedId) -> Iter<'_> {
+        Iter {
+            base: self.base.range(*feed..).peekable(),
+            diff: self.diff.range(*feed..).peekable(),
         }
     }
 
@@ -161,8 +169,8 @@ impl PartialEq for SharedClock {
 /// differences, merged.
 #[derive(Debug)]
 pub struct Iter<'a> {
-    base: Peekable<btree_map::Iter<'a, FeedId, u64>>,
-    diff: Peekable<btree_map::Iter<'a, FeedId, Option<u64>>>,
+    base: Peekable<btree_map::Range<'a, FeedId, u64>>,
+    diff: Peekable<btree_map::Range<'a, FeedId, Option<u64>>>,
 }
 
 impl<'a> Iterator for Iter<'a> {
@@ -278,6 +286,11 @@ mod tests {
                 prop_assert_eq!(shared.to_clock(), model.clone());
                 for k in 0..24 {
                     prop_assert_eq!(shared.get(&f(k)), model.get(&f(k)).copied());
+                    let from: Vec<(FeedId, u64)> =
+                        shared.iter_from(&f(k)).map(|(f, v)| (*f, *v)).collect();
+                    let expected: Vec<(FeedId, u64)> =
+                        model.range(f(k)..).map(|(f, v)| (*f, *v)).collect();
+                    prop_assert_eq!(from, expected);
                 }
                 prop_assert!(shared.differences() <= model.len() + shared.base().len());
             }
