@@ -1156,3 +1156,32 @@ async fn a_strangers_one_off_sync_leaves_no_memory() {
     // The syncing side chose its peer, and remembers it.
     assert!(b.store().peer_memory(&a.feed()).unwrap().is_some());
 }
+
+/// A commit of thousands of messages (a sync's) is announced once per
+/// feed, with its new head: one notice per message overran the node's
+/// channel (4,096), and every connection that fell behind read every
+/// feed's head from the store again.
+#[test]
+fn a_large_append_is_announced_once_per_feed_with_its_new_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(&dir.path().join("store")).unwrap());
+    let node = unstarted_node(store, new_key(), DEFAULT_NETWORK_KEY);
+    let mut events = node.subscribe();
+    let (ana, ben) = (new_key(), new_key());
+    let mut msgs = chain(&ana, 3000, "ana");
+    msgs.extend(chain(&ben, 3000, "ben"));
+    let (report, dropped) = node.ingest_messages(msgs).unwrap();
+    assert_eq!((report.accepted.len(), dropped), (6000, 0));
+    let mut appended = Vec::new();
+    loop {
+        match events.try_recv() {
+            Ok(potluck::node::NodeEvent::Appended(feed, sequence)) => {
+                appended.push((feed, sequence))
+            }
+            Ok(_) => {}
+            Err(tokio::sync::broadcast::error::TryRecvError::Empty) => break,
+            Err(e) => panic!("the subscriber missed notices: {e:?}"),
+        }
+    }
+    assert_eq!(appended, vec![(feed_of(&ana), 3000), (feed_of(&ben), 3000)]);
+}

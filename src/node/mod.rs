@@ -312,6 +312,27 @@ pub struct Node {
     mapped: watch::Sender<Option<SocketAddr>>,
 }
 
+/// Each feed of `accepted` once, with the last of its messages there, in
+/// the order the feeds first appear: what an append announces. A commit
+/// of a sync holds thousands of messages of a few feeds; one notice per
+/// message overran the node's channel, and a connection that falls behind
+/// reads every feed's head again.
+fn latest_per_feed(accepted: &[Message]) -> Vec<(FeedId, u64)> {
+    let mut order: Vec<(FeedId, u64)> = Vec::new();
+    let mut at: HashMap<FeedId, usize> = HashMap::new();
+    for msg in accepted {
+        let author = msg.author();
+        match at.get(&author) {
+            Some(&i) => order[i].1 = order[i].1.max(msg.sequence()),
+            None => {
+                at.insert(author, order.len());
+                order.push((author, msg.sequence()));
+            }
+        }
+    }
+    order
+}
+
 /// Whether a rate-limited log line may be written now (see
 /// [`RateLimitedLog::allow`]).
 fn allow_line(log: &Mutex<RateLimitedLog>) -> Option<u64> {
@@ -458,10 +479,8 @@ impl Node {
 
     /// Announces an append on the node's channel (no decisions).
     fn announce(&self, report: &IngestReport) {
-        for msg in &report.accepted {
-            let _ = self
-                .events
-                .send(NodeEvent::Appended(msg.author(), msg.sequence()));
+        for (feed, sequence) in latest_per_feed(&report.accepted) {
+            let _ = self.events.send(NodeEvent::Appended(feed, sequence));
         }
         let me = self.feed_id();
         for change in report.contacts.iter().filter(|c| c.author == me) {
