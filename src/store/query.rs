@@ -7,6 +7,7 @@ use base64::Engine as _;
 
 use super::Store;
 use super::error::StoreError;
+use super::groups::HeadsRead;
 use super::index::{self, AboutState, ContactState, CorruptEntry, EventState, RsvpState, Tally};
 use super::ingest::ForkProof;
 use super::keys::{FORK, HEAD, decode_head, feed_key, feed_of_key, sequence_of_key};
@@ -234,7 +235,10 @@ impl Store {
     ) -> Result<Vec<(M, T)>, StoreError> {
         let group = (prefix, *group);
         let mut out = Vec::new();
-        for (member, value) in self.groups.members(&self.tree, &group)? {
+        for (member, value) in self
+            .groups
+            .members(&self.tree, &HeadsRead::default(), &group)?
+        {
             let state = index::decode_entry(&super::groups::entry_key(&group, &member), &value)?;
             out.push((member_as(member), state));
         }

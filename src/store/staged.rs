@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use super::error::StoreError;
-use super::groups::{self, GroupWrites, Groups, Prepared, Summaries};
+use super::groups::{self, GroupWrites, Groups, HeadsRead, Prepared, Summaries};
 use super::index::Kv;
 use super::keys::GROUPS_END_KEY;
 
@@ -16,6 +16,8 @@ pub(super) struct Staged<'a> {
     tree: &'a sled::Tree,
     groups: &'a Groups,
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// The chain heads read since the last batch was taken.
+    heads: HeadsRead,
 }
 
 impl Kv for Staged<'_> {
@@ -23,9 +25,11 @@ impl Kv for Staged<'_> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         match self.writes.get(key) {
             Some(v) => Ok(v.clone()),
-            None if groups::split_key(key).is_some() => self.groups.get(self.tree, key),
+            None if groups::split_key(key).is_some() => {
+                self.groups.get(self.tree, &self.heads, key)
+            }
             None => match groups::summarized_group(key) {
-                Some(group) => self.groups.summary(self.tree, &group),
+                Some(group) => self.groups.summary(self.tree, &self.heads, &group),
                 None => Ok(self.tree.get(key)?.map(|v| v.to_vec())),
             },
         }
@@ -47,7 +51,11 @@ impl Kv for Staged<'_> {
                         .ok_or(StoreError::Bug(
                             "grouped entries are listed one group at a time",
                         ))?;
-                for member in self.groups.members(self.tree, &(p, group))?.into_keys() {
+                for member in self
+                    .groups
+                    .members(self.tree, &self.heads, &(p, group))?
+                    .into_keys()
+                {
                     let key = groups::entry_key(&(p, group), &member);
                     if key.starts_with(prefix) {
                         keys.insert(key);
@@ -89,6 +97,7 @@ impl<'a> Staged<'a> {
             tree,
             groups,
             writes: BTreeMap::new(),
+            heads: HeadsRead::default(),
         }
     }
 
@@ -121,7 +130,9 @@ impl<'a> Staged<'a> {
                 summaries.insert(group, value.unwrap_or_default());
             }
         }
-        let prepared = self.groups.prepare(self.tree, writes, summaries)?;
+        let prepared = self
+            .groups
+            .prepare(self.tree, &self.heads, writes, summaries)?;
         for (k, v) in &prepared.sled {
             self.writes.insert(k.clone(), v.clone());
         }
@@ -140,6 +151,8 @@ impl<'a> Staged<'a> {
     /// The writes staged so far as a batch, leaving none staged (after
     /// [`Staged::prepare_groups`]).
     pub(super) fn take_batch(&mut self) -> sled::Batch {
+        // The batch is about to be applied: the heads read go stale.
+        self.heads.forget();
         let mut batch = sled::Batch::default();
         for (k, v) in std::mem::take(&mut self.writes) {
             match v {

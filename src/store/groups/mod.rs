@@ -55,6 +55,7 @@
 //! was read at. Beside it, a filter of the answers (`q`) ever given
 //! ([`filter`]) lets most lookups of an answer skip reading the group.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Mutex;
@@ -438,6 +439,24 @@ impl Cache {
     }
 }
 
+/// The chain heads one batch has read, so that it reads each group's head
+/// from sled once: a sync's batch reads an event's head for its tally,
+/// then again to write the answers' records, and at 10M messages most
+/// such reads miss sled's cache. Valid while the batch is staged: the
+/// heads change only when a batch is applied, and the batch's owner
+/// empties it then ([`HeadsRead::forget`]).
+#[derive(Default)]
+pub(super) struct HeadsRead {
+    read: RefCell<HashMap<GroupId, Option<ChainHead>>>,
+}
+
+impl HeadsRead {
+    /// Forgets every head read (the batch was applied).
+    pub fn forget(&self) {
+        self.read.borrow_mut().clear();
+    }
+}
+
 /// The grouped entries' file and cache.
 pub(super) struct Groups {
     log: MessageLog,
@@ -529,6 +548,21 @@ impl Groups {
         }
     }
 
+    /// [`Groups::chain`], read once per batch through `heads`.
+    fn chain_once(
+        &self,
+        tree: &sled::Tree,
+        heads: &HeadsRead,
+        group: &GroupId,
+    ) -> Result<Option<ChainHead>, StoreError> {
+        if let Some(known) = heads.read.borrow().get(group) {
+            return Ok(known.clone());
+        }
+        let chain = self.chain(tree, group)?;
+        heads.read.borrow_mut().insert(*group, chain.clone());
+        Ok(chain)
+    }
+
     /// Reads the chain from `head` back to a base, or to `stop` (a record
     /// already applied to `onto`), and returns the group's live entries.
     fn walk(
@@ -590,10 +624,11 @@ impl Groups {
     fn with_members<T>(
         &self,
         tree: &sled::Tree,
+        heads: &HeadsRead,
         group: &GroupId,
         read: impl FnOnce(&Members) -> T,
     ) -> Result<T, StoreError> {
-        let Some(chain) = self.chain(tree, group)? else {
+        let Some(chain) = self.chain_once(tree, heads, group)? else {
             return Ok(read(&Members::new()));
         };
         let cached = self.cache().take(group);
@@ -616,7 +651,12 @@ impl Groups {
 
     /// The committed value of one entry. An answer (`q`) that the filter
     /// knows was never given is not looked up.
-    pub fn get(&self, tree: &sled::Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+    pub fn get(
+        &self,
+        tree: &sled::Tree,
+        heads: &HeadsRead,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         let Some((group, member)) = split_key(key) else {
             return Err(StoreError::Bug("a grouped entry's key has the wrong shape"));
         };
@@ -627,12 +667,17 @@ impl Groups {
         {
             return Ok(None);
         }
-        self.with_members(tree, &group, |m| m.get(&member).cloned())
+        self.with_members(tree, heads, &group, |m| m.get(&member).cloned())
     }
 
     /// The committed entries of a group, in member order.
-    pub fn members(&self, tree: &sled::Tree, group: &GroupId) -> Result<Members, StoreError> {
-        self.with_members(tree, group, Members::clone)
+    pub fn members(
+        &self,
+        tree: &sled::Tree,
+        heads: &HeadsRead,
+        group: &GroupId,
+    ) -> Result<Members, StoreError> {
+        self.with_members(tree, heads, group, Members::clone)
     }
 
     /// The committed summary of a group (see [`summarized_group`]), if it
@@ -640,10 +685,11 @@ impl Groups {
     pub fn summary(
         &self,
         tree: &sled::Tree,
+        heads: &HeadsRead,
         group: &GroupId,
     ) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
-            .chain(tree, group)?
+            .chain_once(tree, heads, group)?
             .map(|c| c.summary)
             .filter(|s| !s.is_empty()))
     }
@@ -778,6 +824,7 @@ impl Groups {
     pub fn prepare(
         &self,
         tree: &sled::Tree,
+        heads: &HeadsRead,
         mut writes: GroupWrites,
         mut summaries: Summaries,
     ) -> Result<Prepared, StoreError> {
@@ -792,7 +839,7 @@ impl Groups {
                 summaries.insert(group, summary);
                 continue;
             }
-            let Some(chain) = self.chain(tree, &group)? else {
+            let Some(chain) = self.chain_once(tree, heads, &group)? else {
                 return Err(StoreError::Bug("a summary of a group without entries"));
             };
             let head = ChainHead { summary, ..chain };
@@ -808,7 +855,7 @@ impl Groups {
                     .answered
                     .extend(changes.keys().map(|member| (author, *member)));
             }
-            let chain = self.chain(tree, &group)?;
+            let chain = self.chain_once(tree, heads, &group)?;
             let summary = match (summaries.remove(&group), &chain) {
                 (Some(new), _) => new,
                 (None, Some(c)) => c.summary.clone(),
@@ -980,7 +1027,10 @@ mod tests {
 
     /// Commits `writes` and `summaries` as one batch, as the store does.
     fn commit_with(f: &Fixture, writes: GroupWrites, summaries: Summaries) {
-        let prepared = f.groups.prepare(&f.tree, writes, summaries).unwrap();
+        let prepared = f
+            .groups
+            .prepare(&f.tree, &HeadsRead::default(), writes, summaries)
+            .unwrap();
         f.groups.write(&prepared).unwrap();
         let mut batch = sled::Batch::default();
         for (k, v) in &prepared.sled {
@@ -1036,11 +1086,19 @@ mod tests {
                 bases += 1;
             }
             assert_eq!(
-                f.groups.summary(&f.tree, &event).unwrap(),
+                f.groups
+                    .summary(&f.tree, &HeadsRead::default(), &event)
+                    .unwrap(),
                 expected,
                 "{round}"
             );
-            assert_eq!(f.groups.summary(&f.tree, &other).unwrap(), None, "{round}");
+            assert_eq!(
+                f.groups
+                    .summary(&f.tree, &HeadsRead::default(), &other)
+                    .unwrap(),
+                None,
+                "{round}"
+            );
         }
         assert!(
             bases >= 3,
@@ -1058,7 +1116,10 @@ mod tests {
             (head.head, head.chain_bytes)
         );
         assert_eq!(
-            f.groups.summary(&f.tree, &event).unwrap().as_deref(),
+            f.groups
+                .summary(&f.tree, &HeadsRead::default(), &event)
+                .unwrap()
+                .as_deref(),
             Some(&b"alone"[..])
         );
         // Listed as entries of the summary's prefix, by group.
@@ -1074,7 +1135,12 @@ mod tests {
         let mut summaries = Summaries::new();
         summaries.insert((prefix::RSVP, [9; 32]), b"orphan".to_vec());
         assert!(matches!(
-            f.groups.prepare(&f.tree, GroupWrites::new(), summaries),
+            f.groups.prepare(
+                &f.tree,
+                &HeadsRead::default(),
+                GroupWrites::new(),
+                summaries
+            ),
             Err(StoreError::Bug(_))
         ));
     }
@@ -1087,18 +1153,33 @@ mod tests {
         commit(&f, writes(g, &[(1, Some(b"a2")), (3, Some(b"c1"))]));
         commit(&f, writes(g, &[(2, None)]));
         let expect: Members = [([1; 32], b"a2".to_vec()), ([3; 32], b"c1".to_vec())].into();
-        assert_eq!(f.groups.members(&f.tree, &g).unwrap(), expect);
+        assert_eq!(
+            f.groups
+                .members(&f.tree, &HeadsRead::default(), &g)
+                .unwrap(),
+            expect
+        );
         // The same read from the file alone, without the cache.
         assert_eq!(f.groups.read_uncached(&f.tree, &g).unwrap(), expect);
         let key = entry_key(&g, &[1; 32]);
-        assert_eq!(f.groups.get(&f.tree, &key).unwrap(), Some(b"a2".to_vec()));
         assert_eq!(
-            f.groups.get(&f.tree, &entry_key(&g, &[2; 32])).unwrap(),
+            f.groups.get(&f.tree, &HeadsRead::default(), &key).unwrap(),
+            Some(b"a2".to_vec())
+        );
+        assert_eq!(
+            f.groups
+                .get(&f.tree, &HeadsRead::default(), &entry_key(&g, &[2; 32]))
+                .unwrap(),
             None
         );
         // Other groups are apart.
         let other = (prefix::ADMISSION, [7; 32]);
-        assert!(f.groups.members(&f.tree, &other).unwrap().is_empty());
+        assert!(
+            f.groups
+                .members(&f.tree, &HeadsRead::default(), &other)
+                .unwrap()
+                .is_empty()
+        );
         let listed: Vec<Vec<u8>> = f
             .groups
             .entries(&f.tree, prefix::RSVP)
@@ -1149,10 +1230,18 @@ mod tests {
         assert!(rebased, "the chain was never written again whole");
         // Cached and uncached reads agree.
         assert_eq!(
-            f.groups.members(&f.tree, &g).unwrap(),
+            f.groups
+                .members(&f.tree, &HeadsRead::default(), &g)
+                .unwrap(),
             f.groups.read_uncached(&f.tree, &g).unwrap()
         );
-        assert_eq!(f.groups.members(&f.tree, &g).unwrap().len(), 400);
+        assert_eq!(
+            f.groups
+                .members(&f.tree, &HeadsRead::default(), &g)
+                .unwrap()
+                .len(),
+            400
+        );
     }
 
     #[test]
@@ -1161,11 +1250,17 @@ mod tests {
         let g = (prefix::CONTACT, [3; 32]);
         commit(&f, writes(g, &[(1, Some(b"x")), (3, Some(b"z"))]));
         let first_head = chain(&f, &g).head;
-        let first = f.groups.members(&f.tree, &g).unwrap();
+        let first = f
+            .groups
+            .members(&f.tree, &HeadsRead::default(), &g)
+            .unwrap();
         commit(&f, writes(g, &[(2, Some(b"y")), (3, None)]));
         // As if a reader had cached the group at the first head.
         f.groups.cache().put(g, first_head, Held::of(first));
-        let m = f.groups.members(&f.tree, &g).unwrap();
+        let m = f
+            .groups
+            .members(&f.tree, &HeadsRead::default(), &g)
+            .unwrap();
         let expect: Members = [([1; 32], b"x".to_vec()), ([2; 32], b"y".to_vec())].into();
         assert_eq!(m, expect);
         assert_eq!(f.groups.cache().groups[&g].head, chain(&f, &g).head);
@@ -1178,7 +1273,12 @@ mod tests {
         commit(&f, writes(g, &[(1, Some(b"x")), (2, Some(b"y"))]));
         commit(&f, writes(g, &[(1, None), (2, None)]));
         // (A delta of removals; the chain goes at the next base.)
-        assert!(f.groups.members(&f.tree, &g).unwrap().is_empty());
+        assert!(
+            f.groups
+                .members(&f.tree, &HeadsRead::default(), &g)
+                .unwrap()
+                .is_empty()
+        );
         assert_eq!(f.groups.entries(&f.tree, g.0).count(), 0);
     }
 
@@ -1237,7 +1337,11 @@ mod tests {
             let mut w = GroupWrites::new();
             for i in 0..10u32 {
                 let k = answer_key(((batch * 7 + i) % 20) as u8, batch * 10 + i);
-                assert_eq!(f.groups.get(&f.tree, &k).unwrap(), None, "never answered");
+                assert_eq!(
+                    f.groups.get(&f.tree, &HeadsRead::default(), &k).unwrap(),
+                    None,
+                    "never answered"
+                );
                 let (g, m) = split_key(&k).unwrap();
                 let status = (batch % 3) as u8 + 1;
                 w.entry(g)
@@ -1248,7 +1352,11 @@ mod tests {
             commit(&f, w);
             if batch % 25 == 24 {
                 for (k, status) in &given {
-                    let v = f.groups.get(&f.tree, k).unwrap().expect("answered");
+                    let v = f
+                        .groups
+                        .get(&f.tree, &HeadsRead::default(), k)
+                        .unwrap()
+                        .expect("answered");
                     assert_eq!(v[0], *status);
                 }
             }
@@ -1274,7 +1382,7 @@ mod tests {
         let never: Vec<Vec<u8>> = (5_000..5_200).map(|e| answer_key(author, e)).collect();
         let known_absent = never
             .iter()
-            .filter(|k| matches!(f.groups.get(&f.tree, k), Ok(None)))
+            .filter(|k| matches!(f.groups.get(&f.tree, &HeadsRead::default(), k), Ok(None)))
             .count();
         // About 1 % are a false "maybe" (and then fail on the damage).
         assert!(known_absent >= 180, "{known_absent} of 200 known absent");
@@ -1282,7 +1390,11 @@ mod tests {
             .iter()
             .find(|(k, _)| k[1] == author)
             .expect("author 3 answered");
-        assert!(f.groups.get(&f.tree, answered).is_err());
+        assert!(
+            f.groups
+                .get(&f.tree, &HeadsRead::default(), answered)
+                .is_err()
+        );
 
         // Emptied, the file's filter starts over, and is built again from
         // the new records alone: answers given since read back.
@@ -1293,7 +1405,10 @@ mod tests {
             let mut w = GroupWrites::new();
             for i in 0..5u32 {
                 let k = answer_key(50 + (i as u8), 9_000 + batch * 5 + i);
-                assert_eq!(f.groups.get(&f.tree, &k).unwrap(), None);
+                assert_eq!(
+                    f.groups.get(&f.tree, &HeadsRead::default(), &k).unwrap(),
+                    None
+                );
                 let (g, m) = split_key(&k).unwrap();
                 w.entry(g).or_default().insert(m, Some(vec![1, 0, 0, 0, 2]));
                 again.push(k);
@@ -1301,8 +1416,48 @@ mod tests {
             commit(&f, w);
         }
         for k in &again {
-            assert!(f.groups.get(&f.tree, k).unwrap().is_some());
+            assert!(
+                f.groups
+                    .get(&f.tree, &HeadsRead::default(), k)
+                    .unwrap()
+                    .is_some()
+            );
         }
         assert!(f.groups.answered().is_built());
+    }
+
+    #[test]
+    fn a_batch_reads_a_head_once_and_the_next_batch_reads_it_anew() {
+        use crate::store::index::Kv;
+        use crate::store::staged::Staged;
+        let f = fixture();
+        let group: GroupId = (prefix::RSVP, [5; 32]);
+        let tally = compose_key(prefix::TALLY, &[&group.1]);
+        let answer = |n: u8| entry_key(&group, &[n; 32]);
+        let mut staged = Staged::over(&f.tree, &f.groups);
+        // Read before the group has a chain (so the batch remembers "no
+        // head"), then written and applied.
+        assert_eq!(staged.get(&tally).unwrap(), None);
+        staged.put(answer(1), b"going".to_vec());
+        staged.put(tally.clone(), b"1 going".to_vec());
+        staged.apply().unwrap();
+        // The same staging goes on (a rebuild's next chunk): the applied
+        // head is read, not the one remembered before it.
+        assert_eq!(staged.get(&tally).unwrap(), Some(b"1 going".to_vec()));
+        assert_eq!(staged.get(&answer(1)).unwrap(), Some(b"going".to_vec()));
+        staged.put(answer(2), b"maybe".to_vec());
+        staged.put(tally.clone(), b"1 going 1 maybe".to_vec());
+        staged.apply().unwrap();
+        let members = f
+            .groups
+            .members(&f.tree, &HeadsRead::default(), &group)
+            .unwrap();
+        assert_eq!(members.len(), 2);
+        assert_eq!(
+            f.groups
+                .summary(&f.tree, &HeadsRead::default(), &group)
+                .unwrap(),
+            Some(b"1 going 1 maybe".to_vec())
+        );
     }
 }
