@@ -500,7 +500,34 @@ impl Session {
     /// How many messages the peer's clock promises that we want and do not
     /// hold yet: what a catch-up has left to receive. A walk over the
     /// peer's clock, like [`Session::is_caught_up`].
+    ///
+    /// Both clocks are walked side by side in feed order, not our clock
+    /// looked up for each of the peer's feeds: with 50,000 feeds the
+    /// lookups took a tenth of a sender's time (it runs once a second).
     pub fn wanted_from_peer(&self) -> u64 {
+        let mut mine = self.mine.iter().peekable();
+        let mut wanted = 0u64;
+        for (feed, &v) in self.theirs.iter() {
+            while mine.next_if(|(f, _)| *f < feed).is_some() {}
+            let ours = mine.next_if(|(f, _)| *f == feed).map(|(_, &v)| v);
+            let accepted = match ours {
+                Some(UNWANTED) => false,
+                Some(_) => true,
+                None => self.open,
+            };
+            if v > MAX_CLOCK_SEQUENCE || !accepted {
+                continue;
+            }
+            let head = ours.filter(|&h| h <= MAX_CLOCK_SEQUENCE).unwrap_or(0);
+            wanted = wanted.saturating_add(v.saturating_sub(head));
+        }
+        wanted
+    }
+
+    /// [`Session::wanted_from_peer`] by a lookup of each of the peer's
+    /// feeds in our clock: what the tests compare it with.
+    #[cfg(test)]
+    pub fn wanted_from_peer_by_lookups(&self) -> u64 {
         self.theirs
             .iter()
             .filter(|&(feed, &v)| v <= MAX_CLOCK_SEQUENCE && self.accepts(feed))
