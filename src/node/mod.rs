@@ -312,7 +312,7 @@ pub struct Node {
     mapped: watch::Sender<Option<SocketAddr>>,
 }
 
-/// Each feed of `accepted` once, with the last of its messages there, in
+/// Each feed of `accepted` once, with the highest sequence it has there, in
 /// the order the feeds first appear: what an append announces. A commit
 /// of a sync holds thousands of messages of a few feeds; one notice per
 /// message overran the node's channel, and a connection that falls behind

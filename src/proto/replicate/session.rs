@@ -502,8 +502,8 @@ impl Session {
     /// peer's clock, like [`Session::is_caught_up`].
     ///
     /// Both clocks are walked side by side in feed order, not our clock
-    /// looked up for each of the peer's feeds: with 50,000 feeds the
-    /// lookups took a tenth of a sender's time (it runs once a second).
+    /// looked up for each of the peer's feeds: with 50,000 feeds, run
+    /// once a second, the lookups took 30 % of a 10M sync's sender.
     pub fn wanted_from_peer(&self) -> u64 {
         let mut mine = self.mine.iter().peekable();
         let mut wanted = 0u64;
@@ -565,16 +565,28 @@ impl Session {
         to_give.is_none()
     }
 
-    /// [`Session::is_caught_up`] as one walk from the start of each clock:
-    /// what the tests compare it with.
+    /// [`Session::is_caught_up`] as it was before it kept hints: one walk
+    /// from the start of each clock, with the conditions spelled out
+    /// again. What the tests compare it with.
     #[cfg(test)]
     pub fn is_caught_up_walking_from_the_start(&self) -> bool {
-        self.phase == Phase::Live
-            && self.pending.is_empty()
-            && self.outbox.is_empty()
-            && self.notes.is_empty()
-            && !self.theirs.iter().any(|(f, &v)| self.still_to_take(f, v))
-            && !self.mine.iter().any(|(f, &v)| self.still_to_give(f, v))
+        if self.phase != Phase::Live
+            || !self.pending.is_empty()
+            || !self.outbox.is_empty()
+            || !self.notes.is_empty()
+        {
+            return false;
+        }
+        let given = self.mine.iter().all(|(feed, &v)| {
+            v > MAX_CLOCK_SEQUENCE
+                || !self.peer_wants(feed)
+                || self.peer_holds(feed) >= v
+                || self.withheld.contains(feed)
+        });
+        given
+            && self.theirs.iter().all(|(feed, &v)| {
+                v > MAX_CLOCK_SEQUENCE || !self.accepts(feed) || self.my_head(feed) >= v
+            })
     }
 
     /// Our clock says we hold `feed` up to `v`: does the peer still wait
