@@ -230,6 +230,10 @@ impl Mesh {
         let arrivals = self.arrivals.clone();
         let mut stop = node.subscribe_shutdown();
         tokio::spawn(async move {
+            // A notice says the node holds a feed up to a sequence (one
+            // per feed per commit): every sequence since the last notice
+            // arrived now.
+            let mut noticed: HashMap<FeedId, u64> = HashMap::new();
             loop {
                 let event = tokio::select! {
                     e = events.recv() => e,
@@ -237,8 +241,13 @@ impl Mesh {
                 };
                 match event {
                     Ok(NodeEvent::Appended(feed, seq)) => {
+                        let from = noticed.get(&feed).map_or(1, |last| last + 1);
+                        noticed.insert(feed, seq.max(from.saturating_sub(1)));
+                        let now = Instant::now();
                         let mut at = arrivals.at.lock().expect("lock");
-                        at.entry((i, feed, seq)).or_insert_with(Instant::now);
+                        for s in from..=seq {
+                            at.entry((i, feed, s)).or_insert(now);
+                        }
                     }
                     Ok(_) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
