@@ -241,11 +241,11 @@ impl Mesh {
                 };
                 match event {
                     Ok(NodeEvent::Appended(feed, seq)) => {
-                        let from = noticed.get(&feed).map_or(1, |last| last + 1);
-                        noticed.insert(feed, seq.max(from.saturating_sub(1)));
+                        let last = noticed.get(&feed).copied().unwrap_or(0);
+                        noticed.insert(feed, last.max(seq));
                         let now = Instant::now();
                         let mut at = arrivals.at.lock().expect("lock");
-                        for s in from..=seq {
+                        for s in last + 1..=seq {
                             at.entry((i, feed, s)).or_insert(now);
                         }
                     }
