@@ -1185,3 +1185,56 @@ fn a_large_append_is_announced_once_per_feed_with_its_new_head() {
     }
     assert_eq!(appended, vec![(feed_of(&ana), 3000), (feed_of(&ben), 3000)]);
 }
+
+/// Each notice of changed events names at most `MAX_NAMED_EVENTS`: a
+/// commit that touched more says only that many changed. The node's
+/// channel keeps a notice until every subscriber read it, so a named list
+/// of a bulk sync's thousands of events would stay in memory per notice.
+#[test]
+fn a_commit_that_changes_many_events_says_so_without_naming_them() {
+    use potluck::node::{MAX_NAMED_EVENTS, NodeEvent};
+    use tokio::sync::broadcast::error::TryRecvError;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(&dir.path().join("store")).unwrap());
+    let node = unstarted_node(store, new_key(), DEFAULT_NETWORK_KEY);
+    let mut events = node.subscribe();
+    let organizer = new_key();
+    let many = MAX_NAMED_EVENTS as u64 + 1;
+    let mut previous = MessageId::default();
+    let mut announcements = Vec::new();
+    for seq in 1..=many + 3 {
+        let content = event_content(&format!("event {seq}"), None);
+        let m = Message::sign(&organizer, seq, previous, now_ms(), &content).unwrap();
+        previous = m.id();
+        announcements.push(m);
+    }
+    let last_three = announcements.split_off(many as usize);
+    let mut named: Vec<MessageId> = last_three.iter().map(Message::id).collect();
+    let mut notices = |msgs: Vec<Message>| {
+        let (report, dropped) = node.ingest_messages(msgs).unwrap();
+        assert_eq!(dropped, 0);
+        assert!(report.rejected.is_none());
+        let mut changed = Vec::new();
+        loop {
+            match events.try_recv() {
+                Ok(NodeEvent::EventsChanged(ids)) => changed.push(Some(ids.to_vec())),
+                Ok(NodeEvent::ManyEventsChanged) => changed.push(None),
+                Ok(_) => {}
+                Err(TryRecvError::Empty) => break,
+                Err(e) => panic!("the subscriber missed notices: {e:?}"),
+            }
+        }
+        changed
+    };
+    assert_eq!(
+        notices(announcements),
+        vec![None],
+        "{many} events: not named"
+    );
+    let mut got = notices(last_three);
+    let mut got_ids = got.pop().flatten().expect("three events are named");
+    assert!(got.is_empty());
+    got_ids.sort();
+    named.sort();
+    assert_eq!(got_ids, named);
+}

@@ -103,7 +103,8 @@ pub enum Change {
     PeerLeft(FeedId),
     /// A connected peer's catch-up progress.
     Progress(CatchUp),
-    /// Changes were missed (the subscriber fell behind): show everything
+    /// Changes were missed (the subscriber fell behind), or more events
+    /// changed at once than a notice names (a bulk sync): show everything
     /// anew.
     Missed,
 }
@@ -120,6 +121,7 @@ impl Changes {
             let change = match self.events.recv().await {
                 Ok(NodeEvent::Appended(feed, sequence)) => Change::Appended { feed, sequence },
                 Ok(NodeEvent::EventsChanged(ids)) => Change::Events(ids),
+                Ok(NodeEvent::ManyEventsChanged) => Change::Missed,
                 Ok(NodeEvent::PeerConnected(peer)) => Change::PeerConnected(peer),
                 Ok(NodeEvent::PeerLeft(peer)) => Change::PeerLeft(peer),
                 Ok(NodeEvent::Progress(progress)) => Change::Progress(progress),

@@ -276,6 +276,7 @@ impl<'a> Driver<'a> {
             // For front ends.
             Ok(
                 NodeEvent::EventsChanged(_)
+                | NodeEvent::ManyEventsChanged
                 | NodeEvent::PeerConnected(_)
                 | NodeEvent::PeerLeft(_)
                 | NodeEvent::Progress(_),

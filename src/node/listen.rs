@@ -182,21 +182,10 @@ impl Node {
                     feed: Some(feed),
                     addr: addr.to_string(),
                 };
-                let mut events = node.subscribe();
+                let events = node.subscribe();
                 let session = node.clone().dial(&peer, false);
                 tokio::pin!(session);
-                // Until the session ends or the peer is connected (the
-                // session ends by the handshake deadline at the latest).
-                let ended = loop {
-                    tokio::select! {
-                        r = &mut session => break Some(r),
-                        event = events.recv() => match event {
-                            Ok(NodeEvent::PeerConnected(f)) if f == feed => break None,
-                            Err(broadcast::error::RecvError::Closed) => break None,
-                            _ => {}
-                        },
-                    }
-                };
+                let ended = until_connected(events, session.as_mut(), feed).await;
                 let reached = ended.as_ref().is_none_or(|r| match r {
                     Ok(_) => true,
                     Err(e) => e.reached_peer(),
@@ -389,6 +378,29 @@ async fn answer_busy(mut stream: TcpStream) {
     .await;
 }
 
+/// Runs a discovered peer's `session` until it ends (its result) or
+/// `peer` is connected (`None`; the session goes on). It takes `events`
+/// and drops it on return: a subscriber left unread for the rest of the
+/// session would keep every notice the node sends, up to the channel's
+/// 4,096, alive (a bulk sync's notices name thousands of events each).
+async fn until_connected<F: std::future::Future>(
+    mut events: broadcast::Receiver<NodeEvent>,
+    mut session: std::pin::Pin<&mut F>,
+    peer: FeedId,
+) -> Option<F::Output> {
+    // The session ends by the handshake deadline at the latest.
+    loop {
+        tokio::select! {
+            r = &mut session => return Some(r),
+            event = events.recv() => match event {
+                Ok(NodeEvent::PeerConnected(f)) if f == peer => return None,
+                Err(broadcast::error::RecvError::Closed) => return None,
+                _ => {}
+            },
+        }
+    }
+}
+
 /// Receives on `socket` if there is one; else never.
 async fn recv_maybe(
     socket: Option<&tokio::net::UdpSocket>,
@@ -412,4 +424,48 @@ fn discovery_socket(bind: SocketAddr) -> std::io::Result<tokio::net::UdpSocket> 
     socket.set_nonblocking(true)?;
     socket.bind(&bind.into())?;
     tokio::net::UdpSocket::from_std(socket.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn waiting_for_a_discovered_peer_keeps_no_notices_once_it_is_connected() {
+        let (events, _) = broadcast::channel(64);
+        let peer = FeedId([7; 32]);
+        let session = std::future::pending::<()>();
+        tokio::pin!(session);
+        let waiting = events.subscribe();
+        events
+            .send(NodeEvent::Appended(FeedId([1; 32]), 3))
+            .unwrap();
+        events.send(NodeEvent::PeerConnected(peer)).unwrap();
+        assert!(
+            until_connected(waiting, session.as_mut(), peer)
+                .await
+                .is_none()
+        );
+        // The session goes on; the node's later notices wait for no one.
+        let reader = events.subscribe();
+        for sequence in 1..=10 {
+            events.send(NodeEvent::Appended(peer, sequence)).unwrap();
+        }
+        assert_eq!(events.len(), 10, "the reader has read none yet");
+        drop(reader);
+        assert_eq!(events.len(), 0, "nothing else holds a notice");
+    }
+
+    #[tokio::test]
+    async fn a_session_that_ends_first_gives_its_result() {
+        let (events, _) = broadcast::channel::<NodeEvent>(4);
+        let session = std::future::ready(5);
+        tokio::pin!(session);
+        let waiting = events.subscribe();
+        assert_eq!(
+            until_connected(waiting, session.as_mut(), FeedId([7; 32])).await,
+            Some(5)
+        );
+        assert_eq!(events.receiver_count(), 0);
+    }
 }

@@ -81,6 +81,12 @@ impl Default for Timing {
     }
 }
 
+/// Most events one [`NodeEvent::EventsChanged`] names (the page names no
+/// more in one live update either). The channel keeps each notice until
+/// every subscriber has read it, up to its 4,096 slots, and one commit of
+/// a bulk sync touches thousands of events: named, a lagging subscriber
+/// would keep up to 64 KB a notice alive; this bounds it to 2 KB.
+pub const MAX_NAMED_EVENTS: usize = 64;
 /// Most messages ingested in one store batch.
 const INGEST_BATCH: usize = 2_000;
 /// Plaintext bytes gathered into one write batch (several frames).
@@ -194,8 +200,11 @@ pub enum NodeEvent {
     /// modes (which feeds it pushes live, which it only notes).
     Modes(Arc<ModeChange>),
     /// These events' state, RSVPs or admissions changed (for front ends:
-    /// a page shows them anew).
+    /// a page shows them anew). At most [`MAX_NAMED_EVENTS`].
     EventsChanged(Arc<[MessageId]>),
+    /// More than [`MAX_NAMED_EVENTS`] events changed in one commit (a
+    /// bulk sync): front ends show everything anew.
+    ManyEventsChanged,
     /// A peer connected (after the handshake).
     PeerConnected(FeedId),
     /// A peer's connection ended.
@@ -331,6 +340,16 @@ fn latest_per_feed(accepted: &[Message]) -> Vec<(FeedId, u64)> {
         }
     }
     order
+}
+
+/// The notice for the events a commit touched: none for none, their ids
+/// up to [`MAX_NAMED_EVENTS`], else [`NodeEvent::ManyEventsChanged`].
+fn events_notice(touched: &[MessageId]) -> Option<NodeEvent> {
+    match touched.len() {
+        0 => None,
+        n if n <= MAX_NAMED_EVENTS => Some(NodeEvent::EventsChanged(Arc::from(touched))),
+        _ => Some(NodeEvent::ManyEventsChanged),
+    }
 }
 
 /// Whether a rate-limited log line may be written now (see
@@ -489,10 +508,8 @@ impl Node {
                 blocked: change.state.blocking,
             });
         }
-        if !report.touched_events.is_empty() {
-            let _ = self.events.send(NodeEvent::EventsChanged(Arc::from(
-                report.touched_events.as_slice(),
-            )));
+        if let Some(notice) = events_notice(&report.touched_events) {
+            let _ = self.events.send(notice);
         }
     }
 
