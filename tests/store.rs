@@ -650,3 +650,127 @@ fn concurrent_ingests_store_every_message_once() {
     assert_eq!(held, shared);
     assert!(store.fsck().unwrap().problems.is_empty());
 }
+
+/// The records of the message log at `path`: (offset of the message
+/// bytes, their length), in order.
+fn log_records(path: &std::path::Path) -> Vec<(u64, usize)> {
+    let log = std::fs::read(path).unwrap();
+    let mut records = Vec::new();
+    let mut at = 0;
+    while at + 4 <= log.len() {
+        let len = u32::from_be_bytes(log[at..at + 4].try_into().unwrap()) as usize;
+        records.push((at as u64 + 4, len));
+        at += 4 + len;
+    }
+    assert_eq!(at, log.len(), "the log is whole records");
+    records
+}
+
+/// Reading a feed ahead (a run of position entries, then a run of
+/// records, each with one read) gives what reading each message alone
+/// gives, for any range: feeds whose records follow each other in the
+/// log and feeds whose records are spread between others', longer and
+/// shorter than one read ahead, ranges that start or end anywhere.
+#[test]
+fn a_feed_read_ahead_gives_what_each_message_read_alone_gives() {
+    let (_dir, store) = open_store();
+    let (a, b, c) = (key(1), key(2), key(3));
+    let a_all = chain(&a, 180, "a");
+    let (b_all, c_all) = (chain(&b, 70, "b"), chain(&c, 70, "c"));
+    // A's first 150 in one run; B and C one message each in turn; the
+    // rest of A after them.
+    store.ingest(a_all[..150].to_vec()).unwrap();
+    for (mb, mc) in b_all.iter().zip(&c_all) {
+        store.ingest(vec![mb.clone(), mc.clone()]).unwrap();
+    }
+    store.ingest(a_all[150..].to_vec()).unwrap();
+    let ranges = [
+        (1, u64::MAX),
+        (0, 3),
+        (1, 1),
+        (5, 70),
+        (63, 66),
+        (64, 65),
+        (100, 400),
+        (150, 151),
+        (181, 200),
+        (7, 6),
+    ];
+    for (feed, msgs) in [(&a, &a_all), (&b, &b_all), (&c, &c_all)] {
+        let author = msgs[0].author();
+        for (first, last) in ranges {
+            let ahead: Vec<Message> = store
+                .feed_range(&author, first, last)
+                .collect::<Result<_, _>>()
+                .unwrap();
+            let held = msgs.len() as u64;
+            let alone: Vec<Message> = (first.max(1)..=last.min(held))
+                .map(|s| store.feed_message(&author, s).unwrap().unwrap())
+                .collect();
+            assert_eq!(
+                ahead,
+                alone,
+                "{first}..={last} of {:?}",
+                feed.verifying_key()
+            );
+            let expected: Vec<Message> = msgs
+                .iter()
+                .filter(|m| (first..=last).contains(&m.sequence()))
+                .cloned()
+                .collect();
+            assert_eq!(ahead, expected);
+        }
+    }
+}
+
+/// A damaged record in the middle of a run read ahead is a `Damaged` item
+/// for its own sequence, with the reason reading it alone gives, and the
+/// messages around it are still read: a changed byte of its content, and
+/// a changed length prefix (the run can then not be read at once).
+#[test]
+fn a_damaged_record_read_ahead_is_named_and_the_rest_still_read() {
+    use std::os::unix::fs::FileExt;
+    for (what, reason) in [
+        ("content", "its content does not match its hash"),
+        ("length", "no whole record where the index points"),
+    ] {
+        let (dir, store) = open_store();
+        let msgs = chain(&key(1), 100, "a");
+        let author = msgs[0].author();
+        store.ingest(msgs.clone()).unwrap();
+        let path = dir.path().join("store").join("messages.log");
+        let (offset, len) = log_records(&path)[39];
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        let at = match what {
+            "content" => offset + len as u64 - 3,
+            _ => offset - 1,
+        };
+        let mut byte = [0u8];
+        file.read_exact_at(&mut byte, at).unwrap();
+        file.write_all_at(&[byte[0] ^ 0x01], at).unwrap();
+        let items: Vec<_> = store.feed_range(&author, 1, 100).collect();
+        assert_eq!(items.len(), 100, "{what}");
+        for (i, item) in items.iter().enumerate() {
+            match item {
+                Ok(m) => assert_eq!(m, &msgs[i], "{what}"),
+                Err(potluck::store::StoreError::Damaged {
+                    sequence,
+                    reason: why,
+                    ..
+                }) => {
+                    assert_eq!((*sequence, why.as_str()), (40, reason), "{what}");
+                    assert_eq!(i, 39);
+                }
+                Err(e) => panic!("{what}: {e}"),
+            }
+        }
+        assert!(items[39].is_err(), "{what}: the damage is found");
+        // Alone, the same answer.
+        let alone = store.feed_message(&author, 40).unwrap_err().to_string();
+        assert_eq!(alone, items[39].as_ref().unwrap_err().to_string(), "{what}");
+    }
+}

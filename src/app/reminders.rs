@@ -269,9 +269,10 @@ impl Snapshot {
 /// Whether `change` may change what to remind of, given the events of
 /// the last snapshot (`known`) and my feed (`me`): a change to one of
 /// those events (moved, cancelled, my admission), an append to my own
-/// feed (a new answer), or missed changes. Other events' changes (a
-/// busy sync of strangers' events) are not worth reading the agenda
-/// again.
+/// feed (a new answer), or missed changes (a commit that changed more
+/// events than a notice names is one: a bulk sync's, read again at most
+/// once a settle, a few small reads). Other events' changes (a busy sync
+/// of strangers' events) are not worth reading the agenda again.
 pub fn concerns(change: &Change, known: &HashSet<MessageId>, me: &FeedId) -> bool {
     match change {
         Change::Events(ids) => ids.iter().any(|id| known.contains(id)),

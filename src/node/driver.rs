@@ -485,12 +485,7 @@ impl<'a> Driver<'a> {
                 break;
             };
             let mut sent_until = first - 1;
-            for item in self
-                .node
-                .store
-                .feed_messages(&feed, first)
-                .take((last - first + 1) as usize)
-            {
+            for item in self.node.store.feed_range(&feed, first, last) {
                 match item {
                     Ok(msg) => {
                         sent_until = msg.sequence();

@@ -41,7 +41,21 @@ use crate::feed::message::MAX_MESSAGE_LEN;
 pub(super) const LOG_FILE: &str = "messages.log";
 
 /// Bytes of a record's length prefix.
-const LEN_PREFIX: u64 = 4;
+pub(super) const LEN_PREFIX: u64 = 4;
+
+/// Most bytes [`MessageLog::read_adjacent`] reads at once.
+pub const MAX_ADJACENT_BYTES: usize = 256 * 1024;
+
+/// Where the message at `loc` ends (saturating: an absurd location is
+/// refused by the committed length, not wrapped).
+fn record_end(loc: Location) -> u64 {
+    loc.offset.saturating_add(u64::from(loc.len))
+}
+
+/// Whether the record at `next` starts where the one at `loc` ends.
+pub fn follows(loc: Location, next: Location) -> bool {
+    next.offset == record_end(loc).saturating_add(LEN_PREFIX)
+}
 
 /// Where a message's bytes are in the log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -346,28 +360,74 @@ impl MessageLog {
 
     /// Reads the first `want` bytes (at most the whole message) at `loc`.
     pub fn read_prefix(&self, loc: Location, want: usize) -> Result<Vec<u8>, LogError> {
-        let bad = || LogError::BadLocation {
-            path: self.path.clone(),
-            offset: loc.offset,
-            len: loc.len,
-        };
-        let len = loc.len as usize;
-        if len > MAX_MESSAGE_LEN
-            || loc.offset < LEN_PREFIX
-            || loc.offset.saturating_add(u64::from(loc.len)) > self.committed()
-        {
-            return Err(bad());
-        }
-        let want = want.min(len);
+        self.check_location(loc)?;
+        let want = want.min(loc.len as usize);
         let mut buf = vec![0u8; LEN_PREFIX as usize + want];
         self.file
             .read_exact_at(&mut buf, loc.offset - LEN_PREFIX)
             .map_err(|e| self.io_err(e))?;
         if buf[..LEN_PREFIX as usize] != loc.len.to_be_bytes() {
-            return Err(bad());
+            return Err(self.bad_location(loc));
         }
         buf.drain(..LEN_PREFIX as usize);
         Ok(buf)
+    }
+
+    /// Reads the whole records at `locs` with one read, each checked as
+    /// [`MessageLog::read`] checks it. They must follow each other in the
+    /// file (each starting where the one before ends), and together take
+    /// at most [`MAX_ADJACENT_BYTES`]; else, or if one is not a whole
+    /// committed record where its location says, it is an error and the
+    /// caller reads them one by one to learn which.
+    pub fn read_adjacent(&self, locs: &[Location]) -> Result<Vec<Vec<u8>>, LogError> {
+        let (Some(first), Some(last)) = (locs.first(), locs.last()) else {
+            return Ok(Vec::new());
+        };
+        for (i, &loc) in locs.iter().enumerate() {
+            self.check_location(loc)?;
+            if i > 0 && !follows(locs[i - 1], loc) {
+                return Err(self.bad_location(loc));
+            }
+        }
+        let start = first.offset - LEN_PREFIX;
+        let span = usize::try_from(record_end(*last) - start)
+            .ok()
+            .filter(|&n| n <= MAX_ADJACENT_BYTES)
+            .ok_or_else(|| self.bad_location(*last))?;
+        let mut buf = vec![0u8; span];
+        self.file
+            .read_exact_at(&mut buf, start)
+            .map_err(|e| self.io_err(e))?;
+        let mut records = Vec::with_capacity(locs.len());
+        for &loc in locs {
+            let at = (loc.offset - LEN_PREFIX - start) as usize;
+            let body = at + LEN_PREFIX as usize;
+            if buf[at..body] != loc.len.to_be_bytes() {
+                return Err(self.bad_location(loc));
+            }
+            records.push(buf[body..body + loc.len as usize].to_vec());
+        }
+        Ok(records)
+    }
+
+    /// Whether `loc` can be a committed record: within the committed
+    /// log, after a length prefix, no longer than a message.
+    fn check_location(&self, loc: Location) -> Result<(), LogError> {
+        if loc.len as usize > MAX_MESSAGE_LEN
+            || loc.offset < LEN_PREFIX
+            || record_end(loc) > self.committed()
+        {
+            return Err(self.bad_location(loc));
+        }
+        Ok(())
+    }
+
+    fn bad_location(&self, loc: Location) -> LogError {
+        LogError::BadLocation {
+            path: self.path.clone(),
+            offset: loc.offset,
+            len: loc.len,
+        }
     }
 
     /// The committed records from offset `from` (the start of a record)

@@ -366,6 +366,69 @@ impl Positions {
         }))
     }
 
+    /// The slots of up to `max` of `author`'s messages from `sequence` on
+    /// (fewer where the feed ends), each checked as [`Positions::slot`]
+    /// checks it. A run of entries that follow each other is read with
+    /// one read of `file` (or copied from memory, not yet written).
+    pub fn slots(
+        &self,
+        file: &PositionFile,
+        author: &FeedId,
+        sequence: u64,
+        max: usize,
+    ) -> Result<Vec<Slot>, PositionsError> {
+        let numbers = self.numbers_of(author);
+        let first = sequence
+            .checked_sub(1)
+            .and_then(|i| usize::try_from(i).ok())
+            .unwrap_or(usize::MAX);
+        let wanted: Vec<u64> = (0..max)
+            .map_while(|k| numbers.get(first.checked_add(k)?))
+            .map(u64::from)
+            .collect();
+        let mut slots = Vec::with_capacity(wanted.len());
+        let mut bytes = Vec::new();
+        let mut at = 0;
+        while let Some(&start) = wanted.get(at) {
+            // A run: consecutive numbers, all in the file or all waiting.
+            let in_file = start < self.synced;
+            let len = wanted[at..]
+                .iter()
+                .enumerate()
+                .take_while(|&(k, &n)| n == start + k as u64 && (n < self.synced) == in_file)
+                .count();
+            let n_bytes = len * ENTRY_LEN;
+            bytes.clear();
+            if in_file {
+                bytes.resize(n_bytes, 0);
+                file.read_at(start, &mut bytes)?;
+            } else {
+                let from = usize::try_from(start - self.synced)
+                    .ok()
+                    .and_then(|i| i.checked_mul(ENTRY_LEN));
+                let held = from
+                    .and_then(|from| self.unsynced.get(from..from.checked_add(n_bytes)?))
+                    .ok_or_else(|| file.damaged(start, "the index holds no such entry"))?;
+                bytes.extend_from_slice(held);
+            }
+            for (k, raw) in bytes.chunks_exact(ENTRY_LEN).enumerate() {
+                let number = start + k as u64;
+                let entry = Entry::decode(raw)
+                    .ok_or_else(|| file.damaged(number, "its bytes are not an entry"))?;
+                let wanted_sequence = sequence + (at + k) as u64;
+                if entry.author != *author || entry.sequence != wanted_sequence {
+                    return Err(file.damaged(number, "it describes another message"));
+                }
+                slots.push(Slot {
+                    location: entry.location,
+                    id_prefix: entry.id_prefix,
+                });
+            }
+            at += len;
+        }
+        Ok(slots)
+    }
+
     /// Entry `number`: from memory if it is not written yet, else read
     /// from `file`.
     fn entry(&self, file: &PositionFile, number: u64) -> Result<Entry, PositionsError> {
@@ -1248,5 +1311,46 @@ mod tests {
         }
         assert!(reader.get(p.entries()).unwrap().is_none());
         assert!(reader.buf.len() <= CHUNK_ENTRIES * ENTRY_LEN);
+    }
+
+    #[test]
+    fn slots_read_ahead_are_the_slots_read_one_by_one_across_file_and_memory() {
+        let (_dir, file) = file();
+        let mut p = Positions::default();
+        // Feed 1: #1..#7 in the file, interleaved with feed 2 from #4 to
+        // #6; #8..#10 waiting in memory, so that a run of its numbers
+        // goes on from the file into memory; feed 2 ends in memory too.
+        let mut entries: Vec<Entry> = (1..=3).map(|s| entry(1, s, s * 100, s as u8)).collect();
+        for s in 4..=6 {
+            entries.push(entry(1, s, s * 100, s as u8));
+            entries.push(entry(2, s - 3, 5000 + s * 100, 0));
+        }
+        entries.push(entry(1, 7, 700, 7));
+        p.commit(&entries, false);
+        sync(&mut p, &file);
+        let waiting: Vec<Entry> = (8..=10)
+            .map(|s| entry(1, s, s * 100, s as u8))
+            .chain([entry(2, 4, 9000, 0)])
+            .collect();
+        p.commit(&waiting, false);
+        for author in [1u8, 2] {
+            let feed = FeedId([author; 32]);
+            let len = p.feed_len(&feed);
+            for first in 0..=len + 1 {
+                for max in [0, 1, 2, 5, 64] {
+                    let ahead = p.slots(&file, &feed, first, max).unwrap();
+                    let one_by_one: Vec<Slot> = (first.max(1)..)
+                        .take(if first == 0 { 0 } else { max })
+                        .map_while(|s| p.slot(&file, &feed, s).unwrap())
+                        .collect();
+                    assert_eq!(ahead, one_by_one, "feed {author}, {max} from #{first}");
+                }
+            }
+        }
+        // An entry changed on disk is an error, as one by one.
+        file.write_and_sync(1, &entry(9, 2, 200, 2).encode())
+            .unwrap();
+        assert!(p.slot(&file, &FeedId([1; 32]), 2).is_err());
+        assert!(p.slots(&file, &FeedId([1; 32]), 1, 4).is_err());
     }
 }

@@ -1,7 +1,7 @@
 //! Reads: feeds and their messages (each checked against the index as it
 //! is read), fork proofs, events, RSVPs, admissions, names and contacts.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 
 use base64::Engine as _;
 
@@ -11,7 +11,7 @@ use super::groups::HeadsRead;
 use super::index::{self, AboutState, ContactState, CorruptEntry, EventState, RsvpState, Tally};
 use super::ingest::ForkProof;
 use super::keys::{FORK, HEAD, decode_head, feed_key, feed_of_key, sequence_of_key};
-use super::msglog::LogError;
+use super::msglog::{LEN_PREFIX, LogError, MAX_ADJACENT_BYTES, follows};
 use super::positions::{Slot, id_prefix};
 use crate::feed::message::{FeedId, Message, MessageId, SIGNED_LEN};
 use crate::feed::validate::FeedHead;
@@ -19,42 +19,22 @@ use crate::feed::validate::FeedHead;
 impl Store {
     /// Reads message `sequence` of `author` from where its slot in the
     /// position index points, and checks that it is the message that was
-    /// stored: a whole record that decodes, naming this feed and sequence,
-    /// with content (if present) matching the content hash, and whose id
-    /// starts as the slot says (so a changed header or signature shows).
-    /// Anything else is [`StoreError::Damaged`]: what is read for sending
-    /// or export is never something a peer would refuse.
+    /// stored (see [`checked_record`]).
     pub(super) fn feed_record(
         &self,
         author: &FeedId,
         sequence: u64,
         slot: Slot,
     ) -> Result<Message, StoreError> {
-        let damaged = |reason: &str| StoreError::Damaged {
-            author: *author,
-            sequence,
-            reason: reason.to_owned(),
-        };
-        let bytes = match self.log.read(slot.location) {
-            Ok(bytes) => bytes,
-            Err(LogError::BadLocation { .. }) => {
-                return Err(damaged("no whole record where the index points"));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let msg = Message::decode(bytes).map_err(|_| damaged("the record is not a message"))?;
-        if msg.author() != *author || msg.sequence() != sequence {
-            return Err(damaged("the record holds another message"));
+        match self.log.read(slot.location) {
+            Ok(bytes) => checked_record(author, sequence, slot, bytes),
+            Err(LogError::BadLocation { .. }) => Err(damaged(
+                author,
+                sequence,
+                "no whole record where the index points",
+            )),
+            Err(e) => Err(e.into()),
         }
-        if let Some(content) = msg.content()
-            && blake3::hash(content).as_bytes() != &msg.header().content_hash
-        {
-            return Err(damaged("its content does not match its hash"));
-        }
-        if id_prefix(&msg.id()) != slot.id_prefix {
-            return Err(damaged("its header or signature changed"));
-        }
-        Ok(msg)
     }
 
     /// Where message `sequence` of `author` is, if the store holds it.
@@ -141,24 +121,30 @@ impl Store {
         author: &FeedId,
         from_sequence: u64,
     ) -> impl Iterator<Item = Result<Message, StoreError>> + '_ {
-        let author = *author;
-        let mut sequence = from_sequence.max(1);
-        let mut done = false;
-        std::iter::from_fn(move || {
-            if done {
-                return None;
-            }
-            let item = match self.slot(&author, sequence) {
-                Ok(Some(slot)) => self.feed_record(&author, sequence, slot),
-                Ok(None) => return None,
-                Err(e) => {
-                    done = true;
-                    Err(e)
-                }
-            };
-            sequence = sequence.saturating_add(1);
-            Some(item)
-        })
+        self.feed_range(author, from_sequence, u64::MAX)
+    }
+
+    /// The messages of a feed from `first` to `last` (both included, or
+    /// to where the feed ends), checked as [`Store::feed_messages`]
+    /// checks them. Read 64 at a time: each run of entries
+    /// that follow each other in the position file with one read, and
+    /// each run of records that follow each other in the log with one
+    /// more, as a sync sends a feed.
+    pub fn feed_range(
+        &self,
+        author: &FeedId,
+        first: u64,
+        last: u64,
+    ) -> impl Iterator<Item = Result<Message, StoreError>> + '_ {
+        FeedReader {
+            store: self,
+            author: *author,
+            next: first.max(1),
+            last,
+            ahead: VecDeque::new(),
+            one_by_one: false,
+            done: false,
+        }
     }
 
     /// Fork proofs recorded against a feed.
@@ -544,4 +530,175 @@ fn decode_thread_key(key: &[u8]) -> Result<(i64, MessageId), StoreError> {
         }
         .into()
     })
+}
+
+/// Most messages [`Store::feed_range`] reads at once.
+const READ_AHEAD: usize = 64;
+
+/// [`Store::feed_range`]'s iterator.
+struct FeedReader<'a> {
+    store: &'a Store,
+    author: FeedId,
+    /// The next sequence to read.
+    next: u64,
+    /// The last sequence wanted.
+    last: u64,
+    /// Read, not yet handed out.
+    ahead: VecDeque<Result<Message, StoreError>>,
+    /// Reading ahead failed: each message is read alone from then on,
+    /// which finds and tells which one is damaged.
+    one_by_one: bool,
+    done: bool,
+}
+
+impl Iterator for FeedReader<'_> {
+    type Item = Result<Message, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(item) = self.ahead.pop_front() {
+            return Some(item);
+        }
+        if self.done || self.next > self.last {
+            return None;
+        }
+        if !self.one_by_one {
+            self.read_ahead();
+            if let Some(item) = self.ahead.pop_front() {
+                return Some(item);
+            }
+            if self.done {
+                return None;
+            }
+        }
+        let item = match self.store.slot(&self.author, self.next) {
+            Ok(Some(slot)) => self.store.feed_record(&self.author, self.next, slot),
+            Ok(None) => return None,
+            Err(e) => {
+                self.done = true;
+                Err(e)
+            }
+        };
+        self.next = self.next.saturating_add(1);
+        Some(item)
+    }
+}
+
+impl FeedReader<'_> {
+    /// Reads up to [`READ_AHEAD`] messages into `ahead`; sets `done` at
+    /// the feed's end, and `one_by_one` if the position index could not
+    /// be read ahead.
+    fn read_ahead(&mut self) {
+        let want = usize::try_from(self.last.saturating_sub(self.next).saturating_add(1))
+            .unwrap_or(usize::MAX)
+            .min(READ_AHEAD);
+        let store = self.store;
+        let slots = store.positions_read().and_then(|positions| {
+            Ok(positions.slots(&store.positions_file, &self.author, self.next, want)?)
+        });
+        let slots = match slots {
+            Ok(slots) => slots,
+            Err(_) => {
+                self.one_by_one = true;
+                return;
+            }
+        };
+        if slots.is_empty() {
+            self.done = true;
+            return;
+        }
+        for run in adjacent_runs(&slots) {
+            let first = self.next;
+            let locations: Vec<_> = run.iter().map(|slot| slot.location).collect();
+            match store.log.read_adjacent(&locations) {
+                Ok(records) => {
+                    for ((k, slot), bytes) in run.iter().enumerate().zip(records) {
+                        let sequence = first + k as u64;
+                        self.ahead
+                            .push_back(checked_record(&self.author, sequence, *slot, bytes));
+                    }
+                }
+                // Each alone, so that each gets its own answer.
+                Err(_) => {
+                    for (k, slot) in run.iter().enumerate() {
+                        let sequence = first + k as u64;
+                        self.ahead
+                            .push_back(store.feed_record(&self.author, sequence, *slot));
+                    }
+                }
+            }
+            self.next = first + run.len() as u64;
+        }
+    }
+}
+
+/// `slots` cut into runs whose records follow each other in the log and
+/// take at most [`MAX_ADJACENT_BYTES`] together (a record beyond that
+/// alone is a run of one).
+fn adjacent_runs(slots: &[Slot]) -> impl Iterator<Item = &[Slot]> {
+    let mut rest = slots;
+    std::iter::from_fn(move || {
+        let first = rest.first()?;
+        let mut bytes = record_bytes(first);
+        let len = 1 + rest
+            .windows(2)
+            .take_while(|pair| {
+                bytes += record_bytes(&pair[1]);
+                follows(pair[0].location, pair[1].location) && bytes <= MAX_ADJACENT_BYTES
+            })
+            .count();
+        let (run, after) = rest.split_at(len);
+        rest = after;
+        Some(run)
+    })
+}
+
+/// A record's bytes in the log, with its length prefix.
+fn record_bytes(slot: &Slot) -> usize {
+    slot.location.len as usize + LEN_PREFIX as usize
+}
+
+/// The message in `bytes`, read for `sequence` of `author` where `slot`
+/// points, if it is the message that was stored: a record that decodes,
+/// naming this feed and sequence, with content (if present) matching the
+/// content hash, and whose id starts as the slot says (so a changed
+/// header or signature shows). Anything else is [`StoreError::Damaged`]:
+/// what is read for sending or export is never something a peer would
+/// refuse.
+fn checked_record(
+    author: &FeedId,
+    sequence: u64,
+    slot: Slot,
+    bytes: Vec<u8>,
+) -> Result<Message, StoreError> {
+    let msg = Message::decode(bytes)
+        .map_err(|_| damaged(author, sequence, "the record is not a message"))?;
+    if msg.author() != *author || msg.sequence() != sequence {
+        return Err(damaged(
+            author,
+            sequence,
+            "the record holds another message",
+        ));
+    }
+    if let Some(content) = msg.content()
+        && blake3::hash(content).as_bytes() != &msg.header().content_hash
+    {
+        return Err(damaged(
+            author,
+            sequence,
+            "its content does not match its hash",
+        ));
+    }
+    if id_prefix(&msg.id()) != slot.id_prefix {
+        return Err(damaged(author, sequence, "its header or signature changed"));
+    }
+    Ok(msg)
+}
+
+/// Message `sequence` of `author` is damaged on disk, for `reason`.
+fn damaged(author: &FeedId, sequence: u64, reason: &str) -> StoreError {
+    StoreError::Damaged {
+        author: *author,
+        sequence,
+        reason: reason.to_owned(),
+    }
 }
