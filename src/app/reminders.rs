@@ -269,10 +269,11 @@ impl Snapshot {
 /// Whether `change` may change what to remind of, given the events of
 /// the last snapshot (`known`) and my feed (`me`): a change to one of
 /// those events (moved, cancelled, my admission), an append to my own
-/// feed (a new answer), or missed changes (a commit that changed more
-/// events than a notice names is one: a bulk sync's, read again at most
-/// once a settle, a few small reads). Other events' changes (a busy sync
-/// of strangers' events) are not worth reading the agenda again.
+/// feed (a new answer), or missed changes (a bulk sync's commit that
+/// changed more events than a notice names counts as missed: the task
+/// then reads again, a few small reads, at most once per settling
+/// pause). Other events' changes (a busy sync of strangers' events) are
+/// not worth reading the agenda again.
 pub fn concerns(change: &Change, known: &HashSet<MessageId>, me: &FeedId) -> bool {
     match change {
         Change::Events(ids) => ids.iter().any(|id| known.contains(id)),
