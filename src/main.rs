@@ -11,7 +11,6 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    limit_malloc_arenas();
     let args = match cli::Args::try_parse() {
         Ok(args) => args,
         // Help and version go to stdout as usual.
@@ -60,22 +59,19 @@ fn main() -> ExitCode {
     }
 }
 
-/// glibc gives each thread that allocates an arena of its own (up to 8 per
-/// core), and each keeps what its thread freed. The node's threads take
-/// turns at ingest, so a 1M-message sync peaked at 441 MB with them and
-/// at 283 MB with two arenas, at the same speed (docs/performance.md).
-/// `MALLOC_ARENA_MAX` in the environment still wins.
+/// jemalloc, not glibc's allocator: a sync's ingest frees and allocates
+/// sled's pages and index entries of every size from several threads,
+/// and glibc's heap grew and slowed with the store. A 10M-message sync
+/// took 440 s and peaked at 248 MB with jemalloc, 813 s and 276 MB with
+/// glibc's limited to two arenas (docs/performance.md).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn limit_malloc_arenas() {
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // SAFETY: `mallopt` only sets a parameter of the allocator, and
-        // this runs first in `main`, before any other thread exists.
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 2);
-        }
-    }
-}
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// Other allocators are left as they are.
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn limit_malloc_arenas() {}
+/// jemalloc's settings, read at its first allocation (as measured): two
+/// arenas, as the node's threads take turns at ingest; pages freed give
+/// their memory back after a second, and none is kept half-returned.
+/// `_RJEM_MALLOC_CONF` in the environment adds to them.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[unsafe(export_name = "_rjem_malloc_conf")]
+pub static JEMALLOC_SETTINGS: &[u8; 47] = b"narenas:2,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
