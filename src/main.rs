@@ -69,8 +69,10 @@ fn main() -> ExitCode {
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// jemalloc's settings, read at its first allocation (as measured): two
-/// arenas, as the node's threads take turns at ingest; pages freed give
-/// their memory back after a second, and none is kept half-returned.
+/// arenas, as the node's threads take turns at ingest; freed pages are
+/// given back once a second has passed (jemalloc does so as it
+/// allocates: an idle process keeps them until its next work), and none
+/// is kept half-returned.
 /// `_RJEM_MALLOC_CONF` in the environment adds to them.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[unsafe(export_name = "_rjem_malloc_conf")]

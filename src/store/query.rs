@@ -128,8 +128,8 @@ impl Store {
     /// to where the feed ends), checked as [`Store::feed_messages`]
     /// checks them. Read 64 at a time: each run of entries
     /// that follow each other in the position file with one read, and
-    /// each run of records that follow each other in the log with one
-    /// more, as a sync sends a feed.
+    /// each run of records that follow each other in the log (up to
+    /// 256 KiB) with one more, as a sync sends a feed.
     pub fn feed_range(
         &self,
         author: &FeedId,
