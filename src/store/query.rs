@@ -642,7 +642,7 @@ fn adjacent_runs(slots: &[Slot]) -> impl Iterator<Item = &[Slot]> {
         let len = 1 + rest
             .windows(2)
             .take_while(|pair| {
-                bytes += record_bytes(&pair[1]);
+                bytes = bytes.saturating_add(record_bytes(&pair[1]));
                 follows(pair[0].location, pair[1].location) && bytes <= MAX_ADJACENT_BYTES
             })
             .count();
@@ -654,7 +654,7 @@ fn adjacent_runs(slots: &[Slot]) -> impl Iterator<Item = &[Slot]> {
 
 /// A record's bytes in the log, with its length prefix.
 fn record_bytes(slot: &Slot) -> usize {
-    slot.location.len as usize + LEN_PREFIX as usize
+    (slot.location.len as usize).saturating_add(LEN_PREFIX as usize)
 }
 
 /// The message in `bytes`, read for `sequence` of `author` where `slot`
